@@ -1,0 +1,168 @@
+/**
+ * One micro-batch of the drain: read up to N outbox rows past the cursor (below the safe
+ * horizon), turn them into feature updates, apply them to Redis, then move the cursor.
+ *
+ * Crash safety: the cursor moves in the same Postgres transaction that is committed only after
+ * Redis accepted the batch. A crash before that commit leaves the cursor where it was and the
+ * next attempt re-applies the same rows, which the store's version checks turn into no-ops.
+ * Rows that cannot be applied go to pipeline.dead_letters in that same transaction, so they are
+ * neither lost nor retried forever.
+ *
+ * When nothing is new the activity polls (every DRAIN_POLL_MS, one indexed query) for up to
+ * `waitMs` before returning, so a fresh change is picked up within tens of milliseconds without
+ * a Temporal round trip per poll.
+ */
+import { Context } from '@temporalio/activity';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { Config, names } from '../../config';
+import { FeatureUpdate } from '../../features/definitions';
+import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
+import { applyUpdates } from '../../store/apply';
+import { StoreKeys } from '../../store/keys';
+import { markCaughtUp, recordApplied } from '../../store/watermark';
+import { rethrowClassified } from '../errors';
+import { acquireLease } from './lease';
+import { Cursor, horizonStatus, HorizonStatus, readCursor, readOutbox } from './outbox-reader';
+
+export interface DrainDeps {
+  pool: pg.Pool;
+  redis: Redis;
+  keys: StoreKeys;
+  config: Config;
+  consumer?: string;
+  log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface DrainBatchInput {
+  /** The workflow id of the drain run; the lease names it. */
+  owner: string;
+  maxRows?: number;
+  /** How long to wait for new rows when there are none. */
+  waitMs?: number;
+}
+
+export interface DrainBatchResult {
+  outcome: 'applied' | 'idle' | 'lease-lost' | 'busy';
+  rows: number;
+  /** Store operations that changed something (newer than what Redis held). */
+  applied: number;
+  deadLetters: number;
+  cursor: Cursor;
+  /** Fewer rows than asked for: everything below the horizon has been applied. */
+  caughtUp: boolean;
+  /** Newest source change time in the batch (ms since epoch), for freshness. */
+  newestSourceMs: number | null;
+  holder?: string;
+  stalled?: HorizonStatus;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promise<DrainBatchResult> {
+  const maxRows = input.maxRows ?? deps.config.DRAIN_BATCH_SIZE;
+  const waitUntil = Date.now() + (input.waitMs ?? 0);
+  for (;;) {
+    const result = await tryOneBatch(deps, input.owner, maxRows);
+    if (result.outcome !== 'idle' || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil) return result;
+    heartbeat(result.cursor);
+    await sleep(deps.config.DRAIN_POLL_MS);
+  }
+}
+
+function heartbeat(details: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Called outside an activity (tests, tools): nothing to report to.
+  }
+}
+
+async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Promise<DrainBatchResult> {
+  const { pool, redis, keys, config } = deps;
+  const consumer = deps.consumer ?? names.drainConsumer;
+  const client = await pool.connect();
+  let open = false;
+  try {
+    await client.query('begin');
+    open = true;
+    // Hard mutual exclusion for the apply: held until commit/rollback, released by the server if
+    // this process dies. It assigns no transaction id, so it does not hold back the horizon.
+    const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [`fresh-badges:drain:${consumer}`]);
+    const cursor = await readCursor(client, consumer);
+    const empty = { rows: 0, applied: 0, deadLetters: 0, cursor, caughtUp: false, newestSourceMs: null };
+    if (!lock.rows[0].ok) {
+      await client.query('rollback');
+      open = false;
+      return { outcome: 'busy', ...empty };
+    }
+    const lease = await client.query(`select owner from pipeline.leases where name = $1 and expires_at >= clock_timestamp()`, [names.drainLease]);
+    if (lease.rowCount && lease.rows[0].owner !== owner) {
+      await client.query('rollback');
+      open = false;
+      return { outcome: 'lease-lost', ...empty, holder: lease.rows[0].owner };
+    }
+
+    const readAt = Date.now();
+    const rows = await readOutbox(client, cursor, maxRows);
+    if (rows.length === 0) {
+      await client.query('rollback');
+      open = false;
+      await markCaughtUp(redis, keys, readAt);
+      const status = await horizonStatus(client);
+      if (status.oldestBlockedMs >= config.STALL_WARN_MS) {
+        deps.log?.('warn', 'drain horizon held back by an open transaction; changes committed after it wait', { ...status });
+        return { outcome: 'idle', ...empty, caughtUp: true, stalled: status };
+      }
+      return { outcome: 'idle', ...empty, caughtUp: true };
+    }
+
+    const updates: { update: FeatureUpdate; source: number }[] = [];
+    const dead = new Map<number, string>();
+    let newestSourceMs = 0;
+    rows.forEach((row, source) => {
+      newestSourceMs = Math.max(newestSourceMs, row.created_at.getTime());
+      try {
+        for (const update of featureUpdatesFrom(row)) updates.push({ update, source });
+      } catch (err) {
+        dead.set(source, (err as Error).message);
+      }
+    });
+
+    const applied = await applyUpdates(redis, keys, updates, {
+      chunk: config.APPLY_CHUNK,
+      tombstoneTtlS: config.TOMBSTONE_TTL_S,
+      loadTtlS: config.LOAD_TTL_S,
+    });
+    for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
+
+    if (dead.size) await insertDeadLetters(client, consumer, [...dead].map(([i, error]) => ({ row: rows[i], error })));
+    const last = rows[rows.length - 1];
+    const next: Cursor = { txid: last.txid, id: last.id };
+    await client.query(`update pipeline.consumer_offsets set txid = $2::xid8, id = $3, updated_at = now() where consumer = $1`, [consumer, next.txid, next.id]);
+    await acquireLease(client, names.drainLease, owner, config.DRAIN_LEASE_TTL_MS);
+    await client.query('commit');
+    open = false;
+
+    const caughtUp = rows.length < maxRows;
+    await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt: caughtUp ? readAt : null });
+    if (dead.size) deps.log?.('warn', `drain sent ${dead.size} change(s) to dead letters`, { first: [...dead.values()][0] });
+    return { outcome: 'applied', rows: rows.length, applied: applied.applied, deadLetters: dead.size, cursor: next, caughtUp, newestSourceMs };
+  } catch (err) {
+    if (open) await client.query('rollback').catch(() => undefined);
+    rethrowClassified(err, 'drain batch');
+  } finally {
+    client.release();
+  }
+}
+
+async function insertDeadLetters(client: pg.ClientBase, consumer: string, items: { row: OutboxRow; error: string }[]): Promise<void> {
+  // One statement for all of them; re-processing the same rows after a crash adds nothing.
+  await client.query(
+    `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, old_image, error)
+     select $1, x.txid::xid8, x.id::bigint, x.tbl, x.op, x.key, x.image, x.old_image, x.error
+       from jsonb_to_recordset($2::jsonb) as x(txid text, id text, tbl text, op text, key text, image jsonb, old_image jsonb, error text)
+     on conflict (consumer, outbox_txid, outbox_id) do nothing`,
+    [consumer, JSON.stringify(items.map(({ row, error }) => ({ txid: row.txid, id: row.id, tbl: row.tbl, op: row.op, key: row.key, image: row.image, old_image: row.old_image, error })))],
+  );
+}

@@ -1,0 +1,43 @@
+/**
+ * The drain lease: one drain workflow run at a time. A schedule uses overlap policy "skip", but a
+ * manual trigger (Web UI, SDK) defaults to allow-all, so a second run must find out and step
+ * aside. The lease is a row with an owner (the workflow id) and an expiry; a crashed owner's
+ * lease lapses after DRAIN_LEASE_TTL_MS. Mutual exclusion of the apply itself does not rest on
+ * the lease but on a transaction-scoped advisory lock taken by every batch.
+ */
+import type pg from 'pg';
+
+export interface LeaseState {
+  acquired: boolean;
+  holder: string;
+  expiresInMs: number;
+}
+
+/** Takes the lease if free, expired or already ours; extends it either way when ours. */
+export async function acquireLease(db: pg.Pool | pg.ClientBase, name: string, owner: string, ttlMs: number): Promise<LeaseState> {
+  const r = await db.query(
+    `insert into pipeline.leases as l (name, owner, expires_at)
+     values ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
+     on conflict (name) do update set owner = excluded.owner, expires_at = excluded.expires_at
+       where l.owner = excluded.owner or l.expires_at < clock_timestamp()
+     returning owner`,
+    [name, owner, ttlMs],
+  );
+  if (r.rowCount) return { acquired: true, holder: owner, expiresInMs: ttlMs };
+  const held = await db.query(
+    `select owner, greatest(0, extract(epoch from expires_at - clock_timestamp()) * 1000) as ms from pipeline.leases where name = $1`,
+    [name],
+  );
+  return { acquired: false, holder: held.rows[0]?.owner ?? '?', expiresInMs: Math.round(Number(held.rows[0]?.ms ?? 0)) };
+}
+
+/** Who holds the lease right now (null when free or expired). */
+export async function leaseHolder(db: pg.Pool | pg.ClientBase, name: string): Promise<string | null> {
+  const r = await db.query(`select owner from pipeline.leases where name = $1 and expires_at >= clock_timestamp()`, [name]);
+  return r.rows[0]?.owner ?? null;
+}
+
+export async function releaseLease(db: pg.Pool | pg.ClientBase, name: string, owner: string): Promise<boolean> {
+  const r = await db.query(`delete from pipeline.leases where name = $1 and owner = $2`, [name, owner]);
+  return (r.rowCount ?? 0) > 0;
+}

@@ -1,0 +1,34 @@
+/**
+ * Every side effect of the pipeline, as Temporal activities built from their clients
+ * (`createActivities({ pool, redis, config })`), so tests hand in real clients and workflows
+ * import only the types.
+ */
+import { log } from '@temporalio/activity';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Config } from '../config';
+import { storeKeys } from '../store/keys';
+import { createDrainActivities } from './drain';
+
+export interface ActivityClients {
+  pool: pg.Pool;
+  redis: Redis;
+  config: Config;
+}
+
+function activityLog(level: 'info' | 'warn', message: string, fields?: Record<string, unknown>): void {
+  try {
+    log[level](message, fields);
+  } catch {
+    console[level](message, fields ?? '');
+  }
+}
+
+export function createActivities(clients: ActivityClients) {
+  const keys = storeKeys(clients.config.REDIS_PREFIX);
+  return {
+    ...createDrainActivities({ ...clients, keys, log: activityLog }),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,78 @@
+/**
+ * All configuration in one place: environment variables with local defaults, validated once at
+ * start so a typo fails with a message that names the variable, not with a stack trace later.
+ * Queue names, schedule ids and intervals live here too (one module, as in dust's connectors).
+ */
+import { z } from 'zod';
+
+const intFrom = (def: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+
+const url = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const EnvSchema = z.object({
+  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/fresh_badges'),
+  /** Optional read replica for backfill/verify/rebuild reads; the primary when empty. */
+  REPLICA_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
+  REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
+  /** Every key the pipeline writes starts with this, so one Redis can hold several stores. */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{0,32}$/, 'letters, digits and _:.- only, at most 32').default('fb:'),
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('fresh-badges'),
+  TEMPORAL_UI_PORT: intFrom(8233, 1, 65535),
+  API_PORT: intFrom(8080, 1, 65535),
+
+  /** How often the schedule fires a drain run; each run drains until its interval is up. */
+  DRAIN_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),
+  /** Outbox rows read, folded and applied per batch activity. */
+  DRAIN_BATCH_SIZE: intFrom(5_000, 1, 100_000),
+  /** When nothing is new, a batch waits at most this long for rows before returning. */
+  DRAIN_IDLE_WAIT_MS: intFrom(1_000, 0, 10_000),
+  /** While waiting, how often the outbox is polled (one indexed query). */
+  DRAIN_POLL_MS: intFrom(50, 5, 5_000),
+  /** Store operations per Lua call: small enough that a call never blocks readers for long. */
+  APPLY_CHUNK: intFrom(250, 1, 10_000),
+  /** How long a SKU tombstone (deleted SKU) stays to fence off late, older changes. */
+  TOMBSTONE_TTL_S: intFrom(7 * 24 * 3600, 1, 365 * 24 * 3600),
+  /** How long a per-FC, per-day load counter lives after its last change. */
+  LOAD_TTL_S: intFrom(3 * 24 * 3600, 60, 365 * 24 * 3600),
+  DRAIN_LEASE_TTL_MS: intFrom(30_000, 1_000, 600_000),
+  /** Warn when the safe horizon has been held back by one open transaction for this long. */
+  STALL_WARN_MS: intFrom(30_000, 1_000, 3_600_000),
+});
+
+export type Config = z.infer<typeof EnvSchema>;
+
+export class ConfigurationError extends Error {
+  override name = 'ConfigurationError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') picked[key] = value;
+  }
+  const parsed = EnvSchema.safeParse(picked);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(picked[String(i.path[0])])}: ${i.message}`);
+    throw new ConfigurationError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/** Fixed names: ids of schedules and workflows as they appear in the Temporal Web UI. */
+export const names = {
+  drainConsumer: 'redis-online-store',
+  drainLease: 'drain',
+  drainScheduleId: 'fresh-badges-drain',
+  drainWorkflowIdPrefix: 'drain',
+} as const;

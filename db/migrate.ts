@@ -1,0 +1,73 @@
+/**
+ * Versioned, idempotent SQL migrations: every file in migrations/ runs once, in name order, in
+ * its own transaction, under an advisory lock so two processes starting together cannot race.
+ * The files themselves are written to be re-runnable as well (`if not exists`, `or replace`).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+
+export const MIGRATIONS_DIR = path.resolve(__dirname, '..', 'migrations');
+const LOCK_KEY = 7_461_001; // arbitrary, constant: "fresh-badges migrations"
+
+export interface MigrationResult {
+  applied: string[];
+  alreadyApplied: string[];
+}
+
+export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR): Promise<MigrationResult> {
+  const files = fs.readdirSync(dir).filter((f) => /^\d{3}_.+\.sql$/.test(f)).sort();
+  const conn = client instanceof pg.Pool ? await client.connect() : client;
+  const result: MigrationResult = { applied: [], alreadyApplied: [] };
+  try {
+    await conn.query('select pg_advisory_lock($1)', [LOCK_KEY]);
+    await conn.query(`create schema if not exists pipeline;
+      create table if not exists pipeline.schema_migrations (
+        version text primary key, applied_at timestamptz not null default now())`);
+    const done = new Set((await conn.query('select version from pipeline.schema_migrations')).rows.map((r) => r.version));
+    for (const file of files) {
+      if (done.has(file)) {
+        result.alreadyApplied.push(file);
+        continue;
+      }
+      const sql = fs.readFileSync(path.join(dir, file), 'utf8');
+      try {
+        await conn.query('begin');
+        await conn.query(sql);
+        await conn.query('insert into pipeline.schema_migrations (version) values ($1)', [file]);
+        await conn.query('commit');
+      } catch (err) {
+        await conn.query('rollback');
+        throw new Error(`migration ${file} failed: ${(err as Error).message}`);
+      }
+      result.applied.push(file);
+    }
+  } finally {
+    await conn.query('select pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => undefined);
+    if (client instanceof pg.Pool) (conn as pg.PoolClient).release();
+  }
+  return result;
+}
+
+/** Creates the database named in the URL when it does not exist (connecting to `postgres`). */
+export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
+  const target = new URL(databaseUrl);
+  const dbName = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!dbName) throw new Error(`DATABASE_URL names no database: ${databaseUrl}`);
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const exists = await client.query('select 1 from pg_database where datname = $1', [dbName]);
+    if (exists.rowCount) return false;
+    await client.query(`create database ${pg.escapeIdentifier(dbName)}`);
+    return true;
+  } catch (err) {
+    // Two processes creating it at once: the loser sees duplicate_database, which is fine.
+    if ((err as { code?: string }).code === '42P04') return false;
+    throw err;
+  } finally {
+    await client.end();
+  }
+}

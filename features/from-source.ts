@@ -1,0 +1,127 @@
+/**
+ * Source change (one outbox row) -> feature updates. Pure: no I/O, so it is unit-tested with
+ * plain objects and shared by every path that reads change data.
+ *
+ * Anything that does not fit the source contract (unknown table or operation, missing or
+ * mistyped columns, impossible values) throws MalformedChange; the drain sends that row to the
+ * dead-letter table with the message and carries on.
+ */
+import { z } from 'zod';
+import { FeatureUpdate, LOAD_STATUSES, RANK_NULL, utcDay } from './definitions';
+
+export class MalformedChange extends Error {
+  override name = 'MalformedChange';
+}
+
+/** An outbox row as the drain reads it. */
+export interface OutboxRow {
+  id: string; // bigint as text
+  txid: string; // xid8 as text
+  tbl: string;
+  op: string;
+  key: string;
+  image: unknown;
+  old_image: unknown;
+  created_at: Date;
+}
+
+const id = z.string().min(1);
+const int = z.number().int();
+const SkuRow = z.object({ sku_id: id, lifecycle: z.enum(['active', 'paused', 'discontinued']) });
+const FcRow = z.object({ fc_id: id, daily_capacity: int.min(0) });
+const RegionFcRow = z.object({ region: id, fc_id: id, rank: int.nullable() });
+const InventoryRow = z.object({ sku_id: id, fc_id: id, on_hand: int.min(0), reserved: int.min(0) });
+const OrderRow = z.object({
+  fc_id: z.string().nullable(),
+  qty: int.min(1).nullable(),
+  status: z.string().nullable(),
+  placed_at: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a timestamp'),
+});
+const KeyOnly = {
+  skus: z.object({ sku_id: id }),
+  fulfillment_centers: z.object({ fc_id: id }),
+  region_fc: z.object({ region: id, fc_id: id }),
+  inventory: z.object({ sku_id: id, fc_id: id }),
+};
+
+function parse<T>(schema: z.ZodType<T>, image: unknown, what: string): T {
+  const r = schema.safeParse(image);
+  if (!r.success) {
+    const why = r.error.issues.map((i) => `${i.path.join('.') || '(row)'}: ${i.message}`).join('; ');
+    throw new MalformedChange(`${what}: ${why}`);
+  }
+  return r.data;
+}
+
+/** The (fc, day, qty) an order row adds to the load, or null when it adds nothing. */
+function orderContribution(row: z.infer<typeof OrderRow>): { fc: string; day: string; qty: number } | null {
+  if (row.fc_id === null || row.qty === null || row.status === null || !LOAD_STATUSES.has(row.status)) return null;
+  return { fc: row.fc_id, day: utcDay(new Date(row.placed_at)), qty: row.qty };
+}
+
+export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
+  const version = Number(row.id);
+  if (!Number.isSafeInteger(version) || version <= 0) throw new MalformedChange(`outbox id ${row.id} is not a positive safe integer`);
+  const where = `${row.tbl} ${row.op} ${row.key}`;
+  const deleted = row.op === 'D';
+  if (row.op === 'T') throw new MalformedChange(`TRUNCATE of shop.${row.tbl} was captured: rows vanished without change events; run a full backfill`);
+  if (row.op !== 'I' && row.op !== 'U' && row.op !== 'D') throw new MalformedChange(`${where}: unknown operation '${row.op}'`);
+
+  switch (row.tbl) {
+    case 'skus': {
+      if (deleted) {
+        const k = parse(KeyOnly.skus, row.image, where);
+        return [{ feature: 'sku.lifecycle', sku: k.sku_id, value: null, version }];
+      }
+      const r = parse(SkuRow, row.image, where);
+      return [{ feature: 'sku.lifecycle', sku: r.sku_id, value: r.lifecycle, version }];
+    }
+    case 'inventory': {
+      if (deleted) {
+        const k = parse(KeyOnly.inventory, row.image, where);
+        return [{ feature: 'sku.available', sku: k.sku_id, fc: k.fc_id, value: null, version }];
+      }
+      const r = parse(InventoryRow, row.image, where);
+      return [{ feature: 'sku.available', sku: r.sku_id, fc: r.fc_id, value: r.on_hand - r.reserved, version }];
+    }
+    case 'fulfillment_centers': {
+      if (deleted) {
+        const k = parse(KeyOnly.fulfillment_centers, row.image, where);
+        return [{ feature: 'fc.capacity', fc: k.fc_id, value: null, version }];
+      }
+      const r = parse(FcRow, row.image, where);
+      return [{ feature: 'fc.capacity', fc: r.fc_id, value: r.daily_capacity, version }];
+    }
+    case 'region_fc': {
+      if (deleted) {
+        const k = parse(KeyOnly.region_fc, row.image, where);
+        return [{ feature: 'region.rank', region: k.region, fc: k.fc_id, value: null, version }];
+      }
+      const r = parse(RegionFcRow, row.image, where);
+      return [{ feature: 'region.rank', region: r.region, fc: r.fc_id, value: r.rank ?? RANK_NULL, version }];
+    }
+    case 'orders': {
+      // The load changes by (new contribution - old contribution); an insert has no old row and
+      // a delete no new one. Updates need the before-image, which the trigger keeps for orders.
+      const before = row.op === 'I' ? null : orderContribution(parse(OrderRow, row.op === 'D' ? row.image : row.old_image, `${where} (before-image)`));
+      const after = row.op === 'D' ? null : orderContribution(parse(OrderRow, row.image, where));
+      const deltas = new Map<string, { fc: string; day: string; delta: number }>();
+      const add = (c: { fc: string; day: string; qty: number } | null, sign: number) => {
+        if (!c) return;
+        const k = `${c.fc}\u0000${c.day}`;
+        const d = deltas.get(k) ?? { fc: c.fc, day: c.day, delta: 0 };
+        d.delta += sign * c.qty;
+        deltas.set(k, d);
+      };
+      add(before, -1);
+      add(after, +1);
+      const out: FeatureUpdate[] = [];
+      for (const d of deltas.values()) {
+        if (d.delta !== 0) out.push({ feature: 'fc.load', fc: d.fc, day: d.day, delta: d.delta, txid: row.txid, id: version });
+      }
+      return out;
+    }
+    default:
+      throw new MalformedChange(`${where}: unknown source table '${row.tbl}'`);
+  }
+}

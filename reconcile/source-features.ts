@@ -1,0 +1,29 @@
+/**
+ * The feature values as the source says they are, computed by SQL straight from the shop tables.
+ * Used by the reconciliation check and the tests; never on the read path.
+ */
+import type pg from 'pg';
+import { RANK_NULL } from '../features/definitions';
+
+export interface FeatureSnapshot {
+  lifecycle: Map<string, string>; // sku -> lifecycle
+  available: Map<string, number>; // sku|fc -> available
+  capacity: Map<string, number>; // fc -> daily capacity
+  rank: Map<string, number>; // region|fc -> rank
+  load: Map<string, number>; // fc|yyyymmdd -> load (non-zero only)
+}
+
+export async function sourceFeatures(db: pg.Pool | pg.ClientBase): Promise<FeatureSnapshot> {
+  const snap: FeatureSnapshot = { lifecycle: new Map(), available: new Map(), capacity: new Map(), rank: new Map(), load: new Map() };
+  for (const r of (await db.query('select sku_id, lifecycle from shop.skus')).rows) snap.lifecycle.set(r.sku_id, r.lifecycle);
+  for (const r of (await db.query('select sku_id, fc_id, on_hand - reserved as a from shop.inventory')).rows) snap.available.set(`${r.sku_id}|${r.fc_id}`, r.a);
+  for (const r of (await db.query('select fc_id, daily_capacity from shop.fulfillment_centers')).rows) snap.capacity.set(r.fc_id, r.daily_capacity);
+  for (const r of (await db.query('select region, fc_id, rank from shop.region_fc')).rows) snap.rank.set(`${r.region}|${r.fc_id}`, r.rank ?? RANK_NULL);
+  const loads = await db.query(
+    `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::int as load
+       from shop.orders where status in ('placed', 'shipped') and fc_id is not null and qty is not null
+      group by 1, 2 having sum(qty) <> 0`,
+  );
+  for (const r of loads.rows) snap.load.set(`${r.fc_id}|${r.day}`, r.load);
+  return snap;
+}

@@ -1,0 +1,46 @@
+/**
+ * The pipeline's Temporal Schedules, created or updated idempotently at every start (the
+ * Schedules API, not the legacy cronSchedule option). Updating keeps the paused/unpaused state
+ * an operator chose.
+ */
+import { Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy, ScheduleOptions } from '@temporalio/client';
+import { Config, names } from '../../config';
+import type { DrainWorkflowInput } from '../../workflows';
+
+export function drainScheduleOptions(config: Config): ScheduleOptions {
+  const args: [DrainWorkflowInput] = [{ intervalMs: config.DRAIN_INTERVAL_MS, batchSize: config.DRAIN_BATCH_SIZE, idleWaitMs: config.DRAIN_IDLE_WAIT_MS }];
+  return {
+    scheduleId: names.drainScheduleId,
+    spec: { intervals: [{ every: config.DRAIN_INTERVAL_MS }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'drainWorkflow',
+      workflowId: names.drainWorkflowIdPrefix, // the schedule appends the fire time: drain-2026-…Z
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args,
+    },
+    policies: {
+      overlap: ScheduleOverlapPolicy.SKIP,
+      // After downtime, start one run right away rather than replaying every missed minute.
+      catchupWindow: '1 minute',
+    },
+    state: { note: 'drains the CDC outbox into the Redis online store' },
+  };
+}
+
+export async function ensureSchedules(client: Client, config: Config): Promise<'created' | 'updated'> {
+  const opts = drainScheduleOptions(config);
+  try {
+    await client.schedule.create(opts);
+    return 'created';
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(opts.scheduleId).update((prev) => ({
+      ...prev,
+      spec: opts.spec,
+      action: opts.action as typeof prev.action,
+      policies: { ...prev.policies, ...opts.policies },
+    }));
+    return 'updated';
+  }
+}

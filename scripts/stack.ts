@@ -1,0 +1,87 @@
+/**
+ * `npm run stack -- start|stop|status`: the local Temporal dev server (Web UI on
+ * TEMPORAL_UI_PORT, SQLite under .data/temporal), plus reachability of PostgreSQL and Redis.
+ */
+import { Redis } from 'ioredis';
+import { loadConfig } from '../config';
+import { createPool } from '../db/pool';
+import { localServerFiles, readPid, startDevServer, stopPid, temporalAnswers } from './lib/temporal-server';
+
+export async function ensureTemporal(): Promise<{ address: string; started: boolean; pid: number | null }> {
+  const config = loadConfig();
+  if (await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE)) return { address: config.TEMPORAL_ADDRESS, started: false, pid: null };
+  const [host, port] = config.TEMPORAL_ADDRESS.split(':');
+  if (!['127.0.0.1', 'localhost'].includes(host)) {
+    throw new Error(`Temporal does not answer at ${config.TEMPORAL_ADDRESS}, and only a local dev server can be started here`);
+  }
+  const files = localServerFiles();
+  const server = await startDevServer({ port: Number(port), uiPort: config.TEMPORAL_UI_PORT, namespace: config.TEMPORAL_NAMESPACE, ...files });
+  return { address: server.address, started: true, pid: server.pid };
+}
+
+async function status(): Promise<number> {
+  const config = loadConfig();
+  let bad = 0;
+  const temporal = await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const pid = readPid(localServerFiles().pidFile);
+  console.log(`temporal   ${temporal ? 'up' : 'DOWN'}  ${config.TEMPORAL_ADDRESS} namespace ${config.TEMPORAL_NAMESPACE}${pid ? ` (dev server pid ${pid}, UI http://localhost:${config.TEMPORAL_UI_PORT})` : ''}`);
+  if (!temporal) bad++;
+  const pool = createPool(config.DATABASE_URL, 1);
+  try {
+    await pool.query('select 1');
+    console.log(`postgres   up    ${new URL(config.DATABASE_URL).host}${new URL(config.DATABASE_URL).pathname}`);
+  } catch (err) {
+    console.log(`postgres   DOWN  ${(err as Error).message}`);
+    bad++;
+  } finally {
+    await pool.end();
+  }
+  const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    await redis.ping();
+    console.log(`redis      up    ${config.REDIS_URL}`);
+  } catch (err) {
+    console.log(`redis      DOWN  ${(err as Error).message}`);
+    bad++;
+  } finally {
+    redis.disconnect();
+  }
+  return bad ? 1 : 0;
+}
+
+async function main(): Promise<number> {
+  const cmd = process.argv[2];
+  switch (cmd) {
+    case 'start': {
+      const t = await ensureTemporal();
+      console.log(t.started ? `temporal dev server started (pid ${t.pid}) at ${t.address}; Web UI http://localhost:${loadConfig().TEMPORAL_UI_PORT}` : `temporal already answers at ${t.address}`);
+      return 0;
+    }
+    case 'stop': {
+      const pid = readPid(localServerFiles().pidFile);
+      if (!pid) {
+        console.log('no dev server started by this project is running');
+        return 0;
+      }
+      await stopPid(pid);
+      console.log(`temporal dev server (pid ${pid}) stopped`);
+      return 0;
+    }
+    case 'status':
+      return status();
+    default:
+      console.error('usage: npm run stack -- start|stop|status');
+      return 2;
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(`stack: ${err.message}`);
+      process.exit(1);
+    },
+  );
+}

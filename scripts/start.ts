@@ -1,0 +1,55 @@
+/**
+ * `npm start`: the whole pipeline locally on the embedded defaults.
+ *   1. validate configuration, check PostgreSQL and Redis
+ *   2. create the database if needed and apply migrations
+ *   3. start the Temporal dev server unless one answers already
+ *   4. create or update the schedules (idempotent)
+ *   5. run the worker (and, with --simulate, the workload simulator) until Ctrl-C
+ */
+import { Client, Connection } from '@temporalio/client';
+import { Command } from 'commander';
+import pg from 'pg';
+import { loadConfig } from '../config';
+import { ensureDatabase, migrate } from '../db/migrate';
+import { runWorker } from '../worker/main';
+import { ensureSchedules } from './lib/schedules';
+import { ensureTemporal } from './stack';
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .name('npm start --')
+    .description('run the fresh-badges pipeline locally')
+    .option('--simulate', 'also run the workload simulator (a demo catalogue and order traffic)')
+    .option('--rate <changes/s>', 'simulator target rate', '200')
+    .option('--skus <n>', 'simulator catalogue size', '10000')
+    .parse();
+  const opts = program.opts<{ simulate?: boolean; rate: string; skus: string }>();
+  const config = loadConfig();
+
+  await ensureDatabase(config.DATABASE_URL);
+  const client = new pg.Client({ connectionString: config.DATABASE_URL });
+  await client.connect();
+  const m = await migrate(client);
+  await client.end();
+  console.log(`migrations: ${m.applied.length} applied, ${m.alreadyApplied.length} already in place`);
+
+  const temporal = await ensureTemporal();
+  console.log(temporal.started ? `temporal dev server started at ${temporal.address}` : `temporal answers at ${temporal.address}`);
+  console.log(`Temporal Web UI: http://localhost:${config.TEMPORAL_UI_PORT}`);
+
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const schedules = await ensureSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), config);
+  await connection.close();
+  console.log(`drain schedule ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)`);
+
+  if (opts.simulate) {
+    const { runSimulatorCli } = await import('./simulate');
+    void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) => console.error(`simulator: ${err.message}`));
+  }
+  await runWorker();
+}
+
+main().catch((err) => {
+  console.error(`start: ${err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,171 @@
+/**
+ * Order-service traffic at a target rate of source changes per second: placing orders (insert +
+ * reserve in one transaction), shipping, cancelling, restocking, capacity and lifecycle changes.
+ * Several connections run at once, so transactions commit out of id order, as in production.
+ * The rules here mirror what the order service does; the pipeline never assumes them.
+ */
+import type pg from 'pg';
+import { CatalogueSize, fcId, skuFcIndexes, skuId } from './catalogue';
+
+export interface TrafficOptions {
+  /** Target source changes (outbox rows) per second; 0 = as fast as possible. */
+  rate: number;
+  /** Stop after this many changes (approximately: whole operations). */
+  changes?: number;
+  /** Stop after this long. */
+  durationMs?: number;
+  connections: number;
+  seed: number;
+  size: CatalogueSize;
+  /** Called about once a second. */
+  onProgress?: (s: TrafficStats) => void;
+  /** Stops early when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface TrafficStats {
+  operations: number;
+  changes: number;
+  failed: number;
+  elapsedMs: number;
+  byKind: Record<string, number>;
+}
+
+/** mulberry32: small, fast, seedable; plenty for workload generation. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface OpenOrder {
+  orderId: string;
+}
+
+type Op = { kind: string; changes: number; run: (c: pg.Pool) => Promise<boolean> };
+
+export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<TrafficStats> {
+  const random = rng(opts.seed);
+  const pick = (n: number) => Math.floor(random() * n);
+  const open: OpenOrder[] = [];
+  const stats: TrafficStats = { operations: 0, changes: 0, failed: 0, elapsedMs: 0, byKind: {} };
+  const started = Date.now();
+  const { size } = opts;
+  if (size.skus === 0 || size.fcs === 0) throw new Error('the catalogue is empty: seed it first (npm run simulate -- --seed)');
+
+  const randomStock = () => {
+    const i = pick(size.skus);
+    const fcs = skuFcIndexes(i, size);
+    return { sku: skuId(i), fc: fcId(fcs[pick(fcs.length)]) };
+  };
+
+  const nextOp = (): Op => {
+    const x = random();
+    if (x < 0.45 || (x < 0.73 && open.length === 0)) {
+      const { sku, fc } = randomStock();
+      const qty = 1 + pick(3);
+      return {
+        kind: 'place',
+        changes: 2,
+        run: async (c) => {
+          const r = await c.query(
+            `with inv as (update shop.inventory set reserved = reserved + $3, updated_at = now()
+                           where sku_id = $1 and fc_id = $2 and on_hand - reserved >= $3 returning 1)
+             insert into shop.orders (sku_id, fc_id, qty, status) select $1, $2, $3, 'placed' from inv returning order_id`,
+            [sku, fc, qty],
+          );
+          if (r.rowCount) open.push({ orderId: r.rows[0].order_id });
+          return (r.rowCount ?? 0) > 0;
+        },
+      };
+    }
+    if (x < 0.73) {
+      const [order] = open.splice(pick(open.length), 1);
+      const ship = x < 0.65;
+      return {
+        kind: ship ? 'ship' : 'cancel',
+        changes: 2,
+        run: async (c) => {
+          const r = await c.query(
+            ship
+              ? `with o as (update shop.orders set status = 'shipped' where order_id = $1 and status = 'placed' returning sku_id, fc_id, qty)
+                 update shop.inventory i set reserved = i.reserved - o.qty, on_hand = i.on_hand - o.qty, updated_at = now()
+                   from o where i.sku_id = o.sku_id and i.fc_id = o.fc_id`
+              : `with o as (update shop.orders set status = 'cancelled' where order_id = $1 and status = 'placed' returning sku_id, fc_id, qty)
+                 update shop.inventory i set reserved = i.reserved - o.qty, updated_at = now()
+                   from o where i.sku_id = o.sku_id and i.fc_id = o.fc_id`,
+            [order.orderId],
+          );
+          return (r.rowCount ?? 0) > 0;
+        },
+      };
+    }
+    if (x < 0.95) {
+      const { sku, fc } = randomStock();
+      const n = 1 + pick(20);
+      return {
+        kind: 'restock',
+        changes: 1,
+        run: async (c) => ((await c.query('update shop.inventory set on_hand = on_hand + $3, updated_at = now() where sku_id = $1 and fc_id = $2', [sku, fc, n])).rowCount ?? 0) > 0,
+      };
+    }
+    if (x < 0.975) {
+      const fc = fcId(pick(size.fcs));
+      const cap = pick(8000);
+      return {
+        kind: 'capacity',
+        changes: 1,
+        run: async (c) => ((await c.query('update shop.fulfillment_centers set daily_capacity = $2, updated_at = now() where fc_id = $1', [fc, cap])).rowCount ?? 0) > 0,
+      };
+    }
+    const sku = skuId(pick(size.skus));
+    const y = random();
+    const lifecycle = y < 0.8 ? 'active' : y < 0.9 ? 'paused' : 'discontinued';
+    return {
+      kind: 'lifecycle',
+      changes: 1,
+      run: async (c) => ((await c.query('update shop.skus set lifecycle = $2, updated_at = now() where sku_id = $1', [sku, lifecycle])).rowCount ?? 0) > 0,
+    };
+  };
+
+  const done = () =>
+    opts.signal?.aborted ||
+    (opts.changes !== undefined && stats.changes >= opts.changes) ||
+    (opts.durationMs !== undefined && Date.now() - started >= opts.durationMs);
+
+  let lastReport = Date.now();
+  const worker = async () => {
+    while (!done()) {
+      const op = nextOp();
+      // Pace: the op may start when the changes issued so far fit the target rate.
+      if (opts.rate > 0) {
+        const due = started + (stats.changes / opts.rate) * 1000;
+        const wait = due - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      stats.changes += op.changes;
+      try {
+        const ok = await op.run(pool);
+        if (!ok) stats.changes -= op.changes; // nothing changed (no stock, already shipped…)
+        else stats.byKind[op.kind] = (stats.byKind[op.kind] ?? 0) + 1;
+        stats.operations++;
+      } catch (err) {
+        stats.changes -= op.changes;
+        stats.failed++;
+        if (stats.failed <= 3) console.warn(`simulator: ${op.kind} failed: ${(err as Error).message}`);
+      }
+      if (opts.onProgress && Date.now() - lastReport >= 1000) {
+        lastReport = Date.now();
+        opts.onProgress({ ...stats, elapsedMs: Date.now() - started });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.connections }, worker));
+  stats.elapsedMs = Date.now() - started;
+  return stats;
+}

@@ -1,0 +1,171 @@
+/**
+ * Applies feature updates to Redis with an atomic version check per field (a Lua script), so
+ * at-least-once delivery gives exactly-once effect: a duplicate or older change changes nothing.
+ * (Feast's Redis store reads, then writes: two writers can interleave. Here the check and the
+ * write are one atomic step inside Redis.)
+ *
+ * Updates are folded first (per field only the highest version can matter), then sent in chunks
+ * of `chunk` operations per script call, all chunks in one pipeline: one network round trip per
+ * batch, while no single call holds Redis long enough to delay readers noticeably.
+ */
+import type { Redis } from 'ioredis';
+import type { FeatureUpdate } from '../features/definitions';
+import { intCode, lifecycleCode } from './field-codec';
+import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
+
+// KEYS[i] is the key of operation i; ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, then four
+// ARGV per operation:
+//   S field value version   set field to "value|version" if version > the stored version.
+//                           Setting the lifecycle field to the tombstone "x" starts the key's
+//                           TTL; any other lifecycle value clears it.
+//   L delta txid id         add delta to the counter if (txid, id) is past its stored position.
+// Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
+// cannot wedge the whole stream: the caller dead-letters that change.
+const APPLY_LUA = `
+local tombTtl = ARGV[1]
+local loadTtl = ARGV[2]
+local applied = 0
+local failed = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local a = 2 + (i - 1) * 4
+  local kind, x, y, z = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local ok, err = pcall(function()
+    if kind == 'S' then
+      local cur = redis.call('HGET', key, x)
+      if cur then
+        local bar = string.find(cur, '|', 1, true)
+        if bar and tonumber(string.sub(cur, bar + 1)) >= tonumber(z) then return end
+      end
+      redis.call('HSET', key, x, y .. '|' .. z)
+      if x == '_' then
+        if y == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
+      end
+      applied = applied + 1
+    elseif kind == 'L' then
+      local pos = redis.call('HMGET', key, 't', 'i')
+      local ct, ci = tonumber(pos[1]), tonumber(pos[2])
+      local t, id = tonumber(y), tonumber(z)
+      if ct and (t < ct or (t == ct and id <= ci)) then return end
+      redis.call('HINCRBY', key, 'n', x)
+      redis.call('HSET', key, 't', y, 'i', z)
+      redis.call('EXPIRE', key, loadTtl)
+      applied = applied + 1
+    else
+      error('unknown operation ' .. tostring(kind))
+    end
+  end)
+  if not ok then
+    failed[#failed + 1] = i
+    failed[#failed + 1] = type(err) == 'table' and (err.err or 'error') or tostring(err)
+  end
+end
+return { applied, failed }
+`;
+
+interface StoreOp {
+  key: string;
+  kind: 'S' | 'L';
+  a: string;
+  b: string;
+  c: string;
+  /** Index of the source change (in the caller's list) this op came from, for dead-lettering. */
+  source: number;
+}
+
+export interface ApplyOptions {
+  chunk: number;
+  tombstoneTtlS: number;
+  loadTtlS: number;
+}
+
+export interface ApplyResult {
+  /** Operations that changed the store (newer than what it held). */
+  applied: number;
+  /** Operations sent after folding. */
+  sent: number;
+  /** Changes Redis rejected, by the caller's source index. */
+  failures: { source: number; error: string }[];
+}
+
+type WithApply = Redis & { fbApply(...args: (string | number)[]): Promise<[number, (number | string)[]]> };
+
+function withScript(redis: Redis): WithApply {
+  const r = redis as WithApply;
+  if (typeof r.fbApply !== 'function') redis.defineCommand('fbApply', { lua: APPLY_LUA });
+  return r;
+}
+
+function toOp(keys: StoreKeys, u: FeatureUpdate, source: number): StoreOp {
+  switch (u.feature) {
+    case 'sku.lifecycle':
+      return { key: keys.sku(u.sku), kind: 'S', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), source };
+    case 'sku.available':
+      return { key: keys.sku(u.sku), kind: 'S', a: u.fc, b: intCode(u.value), c: String(u.version), source };
+    case 'fc.capacity':
+      return { key: keys.fc(u.fc), kind: 'S', a: CAPACITY_FIELD, b: intCode(u.value), c: String(u.version), source };
+    case 'region.rank':
+      return { key: keys.region(u.region), kind: 'S', a: u.fc, b: intCode(u.value), c: String(u.version), source };
+    case 'fc.load':
+      return { key: keys.load(u.fc, u.day), kind: 'L', a: String(u.delta), b: u.txid, c: String(u.id), source };
+  }
+}
+
+/**
+ * Folds a batch: for a versioned field only the highest version survives; load deltas are kept
+ * in stream order (each is applied at most once by its position, so none may be merged away).
+ */
+export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[]): StoreOp[] {
+  const latest = new Map<string, StoreOp>();
+  const deltas: StoreOp[] = [];
+  for (const { update, source } of updates) {
+    const op = toOp(keys, update, source);
+    if (op.kind === 'L') {
+      deltas.push(op);
+      continue;
+    }
+    const id = `${op.key}\u0000${op.a}`;
+    const prev = latest.get(id);
+    if (!prev || Number(prev.c) < Number(op.c)) latest.set(id, op);
+  }
+  return [...latest.values(), ...deltas];
+}
+
+export async function applyOps(redis: Redis, ops: StoreOp[], opts: ApplyOptions): Promise<ApplyResult> {
+  const result: ApplyResult = { applied: 0, sent: ops.length, failures: [] };
+  if (ops.length === 0) return result;
+  const r = withScript(redis);
+  const pipeline = r.pipeline() as unknown as WithApply & { exec(): Promise<[Error | null, unknown][] | null> };
+  const chunks: StoreOp[][] = [];
+  for (let i = 0; i < ops.length; i += opts.chunk) chunks.push(ops.slice(i, i + opts.chunk));
+  for (const chunk of chunks) {
+    const args: (string | number)[] = [chunk.length];
+    for (const op of chunk) args.push(op.key);
+    args.push(opts.tombstoneTtlS, opts.loadTtlS);
+    for (const op of chunk) args.push(op.kind, op.a, op.b, op.c);
+    void pipeline.fbApply(...args);
+  }
+  const replies = await pipeline.exec();
+  if (!replies) throw new Error('redis pipeline was discarded');
+  replies.forEach(([err, reply], n) => {
+    // A whole call failing (connection lost, script error) is not a data problem: raise it, the
+    // activity retries, and the version checks make the retry harmless.
+    if (err) throw err;
+    const [applied, failed] = reply as [number, (number | string)[]];
+    result.applied += applied;
+    for (let i = 0; i < failed.length; i += 2) {
+      const op = chunks[n][Number(failed[i]) - 1];
+      result.failures.push({ source: op.source, error: `redis rejected ${op.key}: ${failed[i + 1]}` });
+    }
+  });
+  return result;
+}
+
+export async function applyUpdates(
+  redis: Redis,
+  keys: StoreKeys,
+  updates: { update: FeatureUpdate; source: number }[],
+  opts: ApplyOptions,
+): Promise<ApplyResult> {
+  return applyOps(redis, foldOps(keys, updates), opts);
+}

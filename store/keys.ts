@@ -1,0 +1,34 @@
+/**
+ * The online store's Redis layout, in one place (the drain writes it, reads and verify read it).
+ *
+ *   {p}s:{sku}          hash  _ -> lifecycle   {fc} -> available at that FC
+ *   {p}f:{fc}           hash  c -> daily capacity
+ *   {p}l:{fc}:{yyyymmdd} hash n -> load that UTC day, t/i -> stream position of the last delta
+ *   {p}r:{region}       hash  {fc} -> rank
+ *   {p}meta             hash  freshness watermark and pipeline bookkeeping
+ *
+ * Row-derived fields are stored as "value|version" (see store/field-codec.ts). Small hashes
+ * stay in Redis's compact listpack encoding, which keeps a SKU·FC to a few dozen bytes.
+ */
+export interface StoreKeys {
+  prefix: string;
+  sku(sku: string): string;
+  fc(fc: string): string;
+  load(fc: string, day: string): string;
+  region(region: string): string;
+  meta: string;
+}
+
+export const LIFECYCLE_FIELD = '_';
+export const CAPACITY_FIELD = 'c';
+
+export function storeKeys(prefix: string): StoreKeys {
+  return {
+    prefix,
+    sku: (sku) => `${prefix}s:${sku}`,
+    fc: (fc) => `${prefix}f:${fc}`,
+    load: (fc, day) => `${prefix}l:${fc}:${day}`,
+    region: (region) => `${prefix}r:${region}`,
+    meta: `${prefix}meta`,
+  };
+}

@@ -1,0 +1,24 @@
+/** Builds a Temporal worker with the pipeline's activities bound to real clients. */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities, ActivityClients } from '../activities';
+import { workflowSource } from './workflow-bundle';
+
+export interface WorkerOptions extends ActivityClients {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  bundlePath?: string;
+}
+
+export async function createWorker(opts: WorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    activities: createActivities({ pool: opts.pool, redis: opts.redis, config: opts.config }),
+    ...workflowSource(opts.bundlePath),
+    // Activities are short and I/O-bound; a handful in flight is plenty on two cores.
+    maxConcurrentActivityTaskExecutions: 20,
+    shutdownGraceTime: '10 seconds',
+  });
+}

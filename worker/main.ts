@@ -1,0 +1,38 @@
+/**
+ * The worker process: `npm run worker` (or inside `npm start`). Connects to Postgres, Redis and
+ * Temporal, then runs workflows and activities on the task queue until SIGINT/SIGTERM.
+ */
+import { NativeConnection } from '@temporalio/worker';
+import { Redis } from 'ioredis';
+import { loadConfig } from '../config';
+import { checkPostgres, createPool } from '../db/pool';
+import { createWorker } from './create-worker';
+
+export async function runWorker(): Promise<void> {
+  const config = loadConfig();
+  const pool = createPool(config.DATABASE_URL);
+  await checkPostgres(pool);
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });
+  await redis.connect().catch((err) => {
+    throw new Error(`Redis is not reachable at ${config.REDIS_URL}: ${err.message}`);
+  });
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }).catch((err) => {
+    throw new Error(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${err.message}`);
+  });
+  const worker = await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, pool, redis, config });
+  console.log(`worker: polling task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`);
+  try {
+    await worker.run(); // resolves after SIGINT/SIGTERM (the SDK installs the handlers) and a graceful drain
+  } finally {
+    await connection.close();
+    redis.disconnect();
+    await pool.end();
+  }
+}
+
+if (require.main === module) {
+  runWorker().catch((err) => {
+    console.error(`worker: ${err.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,84 @@
+/**
+ * The drain: fired by a Temporal Schedule every DRAIN_INTERVAL_MS (overlap policy skip), it runs
+ * micro-batches back to back until just before the next scheduled fire, so the outbox is drained
+ * continuously and a change is in Redis within about a second.
+ *
+ * Timing: the schedule fires on interval boundaries (every minute on the minute). A run stops
+ * starting batches `marginMs` before the next boundary and exits, so that fire finds it closed
+ * and starts the next run. If a slow batch made this run overrun the boundary, the schedule has
+ * skipped that fire; the run then continues-as-new itself instead of leaving a minute undrained.
+ *
+ * Only one run drains at a time: the first activity takes a lease named after this workflow id;
+ * a second run (a manual trigger defaults to overlap allow-all) finds it held and exits cleanly.
+ */
+import { continueAsNew, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+
+export interface DrainWorkflowInput {
+  intervalMs: number;
+  /** Stop starting batches this long before the next scheduled fire. */
+  marginMs?: number;
+  batchSize?: number;
+  idleWaitMs?: number;
+  /** Carried across continue-as-new so the run summary covers the whole minute. */
+  carried?: DrainRunSummary;
+}
+
+export interface DrainRunSummary {
+  outcome: 'drained' | 'lease-held' | 'lease-lost';
+  batches: number;
+  rows: number;
+  applied: number;
+  deadLetters: number;
+  holder?: string;
+}
+
+const { acquireDrainLease, releaseDrainLease } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
+});
+
+const { drainBatch } = proxyActivities<Activities>({
+  // A batch is a few hundred milliseconds at most; the heartbeat timeout catches a dead worker
+  // quickly so the batch is retried elsewhere (it is idempotent).
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
+});
+
+export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRunSummary> {
+  const owner = workflowInfo().workflowId;
+  const margin = input.marginMs ?? 300;
+  const nextFire = (Math.floor((Date.now() + margin) / input.intervalMs) + 1) * input.intervalMs;
+  const stopAt = nextFire - margin;
+  const summary: DrainRunSummary = input.carried ?? { outcome: 'drained', batches: 0, rows: 0, applied: 0, deadLetters: 0 };
+
+  const lease = await acquireDrainLease({ owner });
+  if (!lease.acquired) {
+    log.info('another drain run holds the lease; exiting', { holder: lease.holder });
+    return { ...summary, outcome: 'lease-held', holder: lease.holder };
+  }
+
+  while (Date.now() < stopAt) {
+    const waitMs = Math.max(0, Math.min(input.idleWaitMs ?? 1000, stopAt - Date.now()));
+    const r = await drainBatch({ owner, maxRows: input.batchSize, waitMs });
+    if (r.outcome === 'lease-lost') {
+      log.warn('drain lease taken over; exiting', { holder: r.holder });
+      return { ...summary, outcome: 'lease-lost', holder: r.holder };
+    }
+    summary.batches += 1;
+    summary.rows += r.rows;
+    summary.applied += r.applied;
+    summary.deadLetters += r.deadLetters;
+    if (workflowInfo().continueAsNewSuggested) {
+      await continueAsNew<typeof drainWorkflow>({ ...input, carried: summary });
+    }
+  }
+
+  if (Date.now() >= nextFire) {
+    // Overran the boundary: the schedule skipped that fire because this run was still open.
+    await continueAsNew<typeof drainWorkflow>({ ...input, carried: undefined });
+  }
+  await releaseDrainLease({ owner });
+  return summary;
+}
