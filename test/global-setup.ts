@@ -1,0 +1,51 @@
+/**
+ * Once per test run: the test database (created and migrated), a pre-built workflow bundle, and
+ * one Temporal dev server (the real server, in memory, headless, on a free port) that every test
+ * file connects to. The binary is the one the set-up installed; nothing is downloaded.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { ensureDatabase, migrate } from '../db/migrate';
+import { DATA_DIR, startDevServer, DevServer } from '../scripts/lib/temporal-server';
+import { buildWorkflowBundle } from '../worker/workflow-bundle';
+import { TEST_DATABASE_URL } from './support/env';
+
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+let server: DevServer | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  await ensureDatabase(TEST_DATABASE_URL);
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  await migrate(client);
+  await client.end();
+
+  const bundlePath = path.join(DATA_DIR, 'test', 'workflow-bundle.js');
+  const port = await freePort();
+  const [, started] = await Promise.all([
+    buildWorkflowBundle(bundlePath),
+    startDevServer({ port, uiPort: null, namespace: 'default', dbFile: null, logFile: path.join(DATA_DIR, 'test', 'temporal.log') }),
+  ]);
+  server = started;
+  // Read by test/support/env.ts (sharedTestServer).
+  const provide = project.provide as (key: string, value: string) => void;
+  provide('temporalAddress', server.address);
+  provide('workflowBundlePath', bundlePath);
+}
+
+export async function teardown(): Promise<void> {
+  await server?.stop();
+}

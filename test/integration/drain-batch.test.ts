@@ -1,0 +1,171 @@
+/**
+ * The drain batch against real Postgres and Redis: commit order, crash windows, dead letters,
+ * mutual exclusion and stall reporting.
+ */
+import pg from 'pg';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { resetState, testClients, TEST_DATABASE_URL } from '../support/env';
+import { seedMinimal } from '../support/source';
+
+const c = testClients({ STALL_WARN_MS: '1000' });
+const acts = createActivities(c);
+const owner = 'test-drain';
+afterAll(() => c.close());
+beforeEach(async () => {
+  await resetState(c);
+  await acts.acquireDrainLease({ owner });
+});
+
+async function drainAll() {
+  let rows = 0;
+  for (;;) {
+    const r = await acts.drainBatch({ owner });
+    rows += r.rows;
+    if (r.outcome !== 'applied') return { ...r, rows };
+  }
+}
+
+async function session(): Promise<pg.Client> {
+  const s = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await s.connect();
+  return s;
+}
+
+const lifecycleOf = async (sku: string) => c.redis.hget(c.keys.sku(sku), '_');
+
+describe('drain batch', () => {
+  it('never skips a transaction that commits after a later id was drained (reverse commit order)', async () => {
+    const t1 = await session();
+    const t2 = await session();
+    try {
+      // t2 takes its transaction id first, t1 second; t1 then writes first (lower outbox id) and
+      // t2 second (higher id). t2 commits, the drain runs, then t1 commits: a cursor on the
+      // outbox id alone would now be past t1's row and lose it.
+      await t2.query('begin');
+      await t2.query('select pg_current_xact_id()');
+      await t1.query('begin');
+      await t1.query('select pg_current_xact_id()');
+      await t1.query(`insert into shop.skus (sku_id, title, lifecycle) values ('A', 'a', 'active')`);
+      await t2.query(`insert into shop.skus (sku_id, title, lifecycle) values ('B', 'b', 'paused')`);
+      const ids = (await c.pool.query(`select key, id from pipeline.outbox`)).rows; // nothing committed yet
+      expect(ids).toEqual([]);
+      await t2.query('commit');
+
+      const mid = await drainAll();
+      expect(mid.rows).toBe(1);
+      expect(await lifecycleOf('B')).toMatch(/^p\|/);
+      expect(await lifecycleOf('A')).toBeNull();
+
+      await t1.query('commit');
+      const order = (await c.pool.query(`select key, id::int from pipeline.outbox order by id`)).rows;
+      expect(order.map((r) => r.key)).toEqual(['A', 'B']); // A really has the lower id
+      const after = await drainAll();
+      expect(after.rows).toBe(1);
+      expect(await lifecycleOf('A')).toMatch(/^a\|/);
+    } finally {
+      await t1.end();
+      await t2.end();
+    }
+  });
+
+  it('waits behind an open transaction that started first, then takes both', async () => {
+    const t1 = await session();
+    try {
+      await t1.query('begin');
+      await t1.query(`insert into shop.skus (sku_id, title, lifecycle) values ('A', 'a', 'active')`);
+      await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('B', 'b', 'active')`);
+      const blocked = await drainAll();
+      expect(blocked.rows).toBe(0); // B committed but sits above the horizon held by t1
+      await t1.query('commit');
+      expect((await drainAll()).rows).toBe(2);
+    } finally {
+      await t1.end();
+    }
+  });
+
+  it('says so when one open transaction holds the horizon back for too long', async () => {
+    const t1 = await session();
+    try {
+      await t1.query('begin');
+      await t1.query(`insert into shop.skus (sku_id, title, lifecycle) values ('A', 'a', 'active')`);
+      await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('B', 'b', 'active')`);
+      await new Promise((r) => setTimeout(r, 1100)); // past STALL_WARN_MS = 1000 for this test
+      const r = await acts.drainBatch({ owner });
+      expect(r.outcome).toBe('idle');
+      expect(r.stalled?.oldestBlockedMs).toBeGreaterThanOrEqual(1000);
+      const { rows: [me] } = await t1.query('select pg_backend_pid() as pid');
+      expect(r.stalled?.holder?.pid).toBe(me.pid);
+      await t1.query('rollback');
+    } finally {
+      await t1.end();
+    }
+  });
+
+  it('re-applying after a crash between the Redis apply and the cursor commit changes nothing', async () => {
+    await seedMinimal(c.pool);
+    await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 3, 'placed')`);
+    const start = (await c.pool.query(`select txid::text, id::text from pipeline.consumer_offsets`)).rows[0];
+    await drainAll();
+    const snapshot = async () => Object.fromEntries(await Promise.all((await c.redis.keys('fbt:*')).filter((k) => !k.endsWith('meta')).sort().map(async (k) => [k, await c.redis.hgetall(k)])));
+    const before = await snapshot();
+    // The crash: Redis has the batch, the cursor never moved.
+    await c.pool.query(`update pipeline.consumer_offsets set txid = $1::xid8, id = $2`, [start.txid, start.id]);
+    const replayed = await drainAll();
+    expect(replayed.rows).toBeGreaterThan(0);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('sends malformed rows to dead letters and keeps applying the rows after them', async () => {
+    await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'I', 'S7', '{"sku_id": "S7", "lifecycle": "sideways"}')`);
+    await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('warehouses', 'I', 'W', '{}')`);
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('S8', 'ok', 'active')`);
+    const r = await acts.drainBatch({ owner });
+    expect(r).toMatchObject({ outcome: 'applied', rows: 3, deadLetters: 2 });
+    expect(await lifecycleOf('S8')).toMatch(/^a\|/);
+    const dead = (await c.pool.query(`select key, error from pipeline.dead_letters order by outbox_id`)).rows;
+    expect(dead).toEqual([
+      { key: 'S7', error: expect.stringMatching(/lifecycle/) },
+      { key: 'W', error: expect.stringMatching(/unknown source table 'warehouses'/) },
+    ]);
+    // Re-processing the same rows (after a crash) does not duplicate dead letters.
+    await c.pool.query(`update pipeline.consumer_offsets set txid = '0', id = 0`);
+    await drainAll();
+    expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(2);
+  });
+
+  it('never applies concurrently: a batch finds the advisory lock held and steps back', async () => {
+    await seedMinimal(c.pool);
+    const holder = await session();
+    try {
+      await holder.query('begin');
+      await holder.query(`select pg_advisory_xact_lock(hashtext('fresh-badges:drain:redis-online-store'))`);
+      const r = await acts.drainBatch({ owner });
+      expect(r.outcome).toBe('busy');
+      expect(r.rows).toBe(0);
+      await holder.query('commit');
+      expect((await acts.drainBatch({ owner })).outcome).toBe('applied');
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('a second owner cannot take a live lease and is told who holds it', async () => {
+    const other = await acts.acquireDrainLease({ owner: 'someone-else' });
+    expect(other).toMatchObject({ acquired: false, holder: owner });
+    await seedMinimal(c.pool);
+    const r = await acts.drainBatch({ owner: 'someone-else' });
+    expect(r).toMatchObject({ outcome: 'lease-lost', holder: owner, rows: 0 });
+    expect(await acts.releaseDrainLease({ owner })).toBe(true);
+    expect((await acts.acquireDrainLease({ owner: 'someone-else' })).acquired).toBe(true);
+  });
+
+  it('fails fast, not retryably, when the schema is missing', async () => {
+    const wrongDb = testClients({ DATABASE_URL: TEST_DATABASE_URL.replace(/\/[^/]+$/, '/postgres') });
+    try {
+      await expect(createActivities(wrongDb).drainBatch({ owner })).rejects.toMatchObject({ type: 'ConfigurationError', nonRetryable: true });
+    } finally {
+      await wrongDb.close();
+    }
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * Test wiring: a dedicated database, Redis db and key prefix, a config with short timings, and
+ * helpers to reset state and to run a real worker against the shared dev server.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { Config, loadConfig } from '../../config';
+import { createPool } from '../../db/pool';
+import { storeKeys } from '../../store/keys';
+import { createWorker } from '../../worker/create-worker';
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    DATABASE_URL: TEST_DATABASE_URL,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: 'fbt:',
+    DRAIN_POLL_MS: '20',
+    DRAIN_BATCH_SIZE: '500',
+    APPLY_CHUNK: '100',
+    ...overrides,
+  });
+}
+
+export interface TestClients {
+  config: Config;
+  pool: pg.Pool;
+  redis: Redis;
+  keys: ReturnType<typeof storeKeys>;
+  close(): Promise<void>;
+}
+
+export function testClients(overrides: Record<string, string> = {}): TestClients {
+  const config = testConfig(overrides);
+  const pool = createPool(config.DATABASE_URL, 20);
+  const redis = new Redis(config.REDIS_URL);
+  return {
+    config,
+    pool,
+    redis,
+    keys: storeKeys(config.REDIS_PREFIX),
+    async close() {
+      redis.disconnect();
+      await pool.end();
+    },
+  };
+}
+
+/** Empties the source, the pipeline's tables and the test Redis db. Triggers are bypassed
+ * (session_replication_role = replica) so the emptying itself is not captured. */
+export async function resetState(c: Pick<TestClients, 'pool' | 'redis'>): Promise<void> {
+  const client = await c.pool.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local session_replication_role = replica');
+    await client.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers,
+      pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters restart identity`);
+    await client.query('commit');
+  } finally {
+    client.release();
+  }
+  await c.redis.flushdb();
+}
+
+export async function temporalClient(address: string): Promise<{ client: Client; close(): Promise<void> }> {
+  const connection = await Connection.connect({ address });
+  return { client: new Client({ connection }), close: () => connection.close() };
+}
+
+/** A real worker on its own task queue, running in this process until stop(). */
+export async function startWorker(c: TestClients, address: string, bundlePath: string, taskQueue: string): Promise<{ worker: Worker; stop(): Promise<void> }> {
+  const connection = await NativeConnection.connect({ address });
+  const worker = await createWorker({ connection, namespace: 'default', taskQueue, pool: c.pool, redis: c.redis, config: c.config, bundlePath });
+  const running = worker.run();
+  return {
+    worker,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes (no fixed sleeps). */
+export async function eventually<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The dev server and workflow bundle the global set-up prepared for this run. */
+export function sharedTestServer(): { address: string; bundlePath: string } {
+  const get = inject as unknown as (key: string) => string;
+  return { address: get('temporalAddress'), bundlePath: get('workflowBundlePath') };
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import type { FeatureUpdate } from '../../features/definitions';
+import { foldOps } from '../../store/apply';
+import { storeKeys } from '../../store/keys';
+
+const keys = storeKeys('p:');
+const at = (update: FeatureUpdate, source: number) => ({ update, source });
+
+describe('foldOps', () => {
+  it('keeps only the highest version per field, whatever order the batch holds them in', () => {
+    const ops = foldOps(keys, [
+      at({ feature: 'sku.available', sku: 'S', fc: 'F', value: 9, version: 30 }, 0),
+      at({ feature: 'sku.available', sku: 'S', fc: 'F', value: 1, version: 10 }, 1),
+      at({ feature: 'sku.available', sku: 'S', fc: 'G', value: 4, version: 20 }, 2),
+      at({ feature: 'sku.lifecycle', sku: 'S', value: null, version: 40 }, 3),
+    ]);
+    expect(ops.map((o) => [o.key, o.a, o.b, o.c])).toEqual([
+      ['p:s:S', 'F', '9', '30'],
+      ['p:s:S', 'G', '4', '20'],
+      ['p:s:S', '_', 'x', '40'],
+    ]);
+  });
+
+  it('keeps every load delta, in stream order', () => {
+    const ops = foldOps(keys, [
+      at({ feature: 'fc.load', fc: 'F', day: '20260101', delta: 2, txid: '5', id: 9 }, 0),
+      at({ feature: 'fc.load', fc: 'F', day: '20260101', delta: -2, txid: '6', id: 3 }, 1),
+    ]);
+    expect(ops.map((o) => [o.key, o.kind, o.a, o.b, o.c])).toEqual([
+      ['p:l:F:20260101', 'L', '2', '5', '9'],
+      ['p:l:F:20260101', 'L', '-2', '6', '3'],
+    ]);
+  });
+});

@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // The Temporal SDK's native parts break in worker threads: use child processes. Integration
+    // files share one Postgres database, one Redis db and one Temporal dev server, so they run
+    // one at a time (two cores would not run them faster anyway).
+    pool: 'forks',
+    fileParallelism: false,
+    globalSetup: ['test/global-setup.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    reporters: ['default'],
+  },
+});
