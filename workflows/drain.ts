@@ -4,7 +4,7 @@
  * continuously and a change is in Redis within about a second.
  *
  * Timing: the schedule fires on interval boundaries (every minute on the minute). A run stops
- * starting batches `marginMs` before the next boundary and exits, so that fire finds it closed
+ * starting batches `marginMs` before the next boundary (at least half an interval away) and exits, so that fire finds it closed
  * and starts the next run. If a slow batch made this run overrun the boundary, the schedule has
  * skipped that fire; the run then continues-as-new itself instead of leaving a minute undrained.
  *
@@ -49,7 +49,9 @@ const { drainBatch } = proxyActivities<Activities>({
 export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRunSummary> {
   const owner = workflowInfo().workflowId;
   const margin = input.marginMs ?? 300;
-  const nextFire = (Math.floor((Date.now() + margin) / input.intervalMs) + 1) * input.intervalMs;
+  // The first boundary at least half an interval away: a scheduled run (started just after a
+  // boundary) runs to the next one; a manual run started mid-interval still drains a while.
+  const nextFire = Math.ceil((Date.now() + input.intervalMs / 2) / input.intervalMs) * input.intervalMs;
   const stopAt = nextFire - margin;
   const summary: DrainRunSummary = input.carried ?? { outcome: 'drained', batches: 0, rows: 0, applied: 0, deadLetters: 0 };
 

@@ -2,7 +2,7 @@
  * Test wiring: a dedicated database, Redis db and key prefix, a config with short timings, and
  * helpers to reset state and to run a real worker against the shared dev server.
  */
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -73,7 +73,14 @@ export async function temporalClient(address: string): Promise<{ client: Client;
 }
 
 /** A real worker on its own task queue, running in this process until stop(). */
+let runtimeInstalled = false;
+
 export async function startWorker(c: TestClients, address: string, bundlePath: string, taskQueue: string): Promise<{ worker: Worker; stop(): Promise<void> }> {
+  if (!runtimeInstalled) {
+    // Worker state changes at INFO drown test output; warnings and errors still show.
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
   const connection = await NativeConnection.connect({ address });
   const worker = await createWorker({ connection, namespace: 'default', taskQueue, pool: c.pool, redis: c.redis, config: c.config, bundlePath });
   const running = worker.run();

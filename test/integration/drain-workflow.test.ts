@@ -1,0 +1,99 @@
+/**
+ * The drain as Temporal runs it: a real worker, the real dev server, the real schedule.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { names } from '../../config';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { ensureSchedules } from '../../scripts/lib/schedules';
+import { drainWorkflow } from '../../workflows';
+import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import { seedMinimal } from '../support/source';
+
+const taskQueue = `drain-wf-${process.pid}`;
+const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, DRAIN_INTERVAL_MS: '5000' });
+const { address, bundlePath } = sharedTestServer();
+let worker: Awaited<ReturnType<typeof startWorker>>;
+let temporal: Awaited<ReturnType<typeof temporalClient>>;
+
+beforeAll(async () => {
+  worker = await startWorker(c, address, bundlePath, taskQueue);
+  temporal = await temporalClient(address);
+});
+afterAll(async () => {
+  await worker?.stop();
+  await temporal?.close();
+  await c.close();
+});
+beforeEach(() => resetState(c));
+
+const inSync = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0;
+
+describe('drain workflow', () => {
+  it('brings every kind of change on every table into Redis, and a second run steps aside', async () => {
+    const first = await temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-test-${Date.now()}`, args: [{ intervalMs: 10_000, idleWaitMs: 200 }] });
+    await seedMinimal(c.pool);
+    await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F2'))?.startsWith('3|'), 10_000, 'inserts');
+
+    // A second run started by hand (overlap allow-all) finds the lease held and exits cleanly.
+    const second = await temporal.client.workflow.execute(drainWorkflow, { taskQueue, workflowId: `drain-manual-${Date.now()}`, args: [{ intervalMs: 10_000 }] });
+    expect(second).toMatchObject({ outcome: 'lease-held', holder: first.workflowId });
+
+    await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S2'`);
+    await c.pool.query(`update shop.inventory set reserved = reserved + 4 where sku_id = 'S1' and fc_id = 'F1'`);
+    await c.pool.query(`update shop.fulfillment_centers set daily_capacity = 0 where fc_id = 'F2'`);
+    await c.pool.query(`update shop.region_fc set rank = 5 where fc_id = 'F1'`);
+    const { rows: [o] } = await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 3, 'placed') returning order_id`);
+    await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 2, 'placed')`);
+    await c.pool.query(`update shop.orders set status = 'cancelled' where order_id = $1`, [o.order_id]);
+    await c.pool.query(`delete from shop.inventory where sku_id = 'S2'`);
+    await c.pool.query(`delete from shop.region_fc where fc_id = 'F2'`);
+    await c.pool.query(`delete from shop.skus where sku_id = 'S2'`);
+    await eventually(inSync, 10_000, 'store to match the source');
+
+    const store = await storeFeatures(c.redis, c.keys);
+    expect(store.available.get('S1|F1')).toBe(6);
+    expect(store.capacity.get('F2')).toBe(0);
+    expect(store.rank.get('R1|F1')).toBe(5);
+    expect(store.rank.has('R1|F2')).toBe(false);
+    expect(store.lifecycle.has('S2')).toBe(false);
+    expect([...store.load.values()]).toEqual([2]);
+
+    const summary = await first.result();
+    expect(summary.outcome).toBe('drained');
+    expect(summary.rows).toBeGreaterThanOrEqual(19);
+
+    // The recorded history replays against the current workflow code (determinism).
+    const history = await first.fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: { codePath: bundlePath } }, history, first.workflowId);
+    if (process.env.RECORD_HISTORIES) {
+      fs.writeFileSync(path.join(__dirname, '..', 'histories', 'drain-workflow.json'), historyToJSON(history));
+    }
+  });
+
+  it('is fired by a Temporal Schedule (skip overlaps), created idempotently', async () => {
+    expect(await ensureSchedules(temporal.client, c.config)).toBe('created');
+    expect(await ensureSchedules(temporal.client, c.config)).toBe('updated');
+    const handle = temporal.client.schedule.getHandle(names.drainScheduleId);
+    try {
+      const d = await handle.describe();
+      expect(d.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
+      expect(d.spec.intervals?.[0].every).toBe(5000);
+      expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'drainWorkflow', taskQueue });
+
+      await c.pool.query(`insert into shop.fulfillment_centers values ('F5', 'R5', 55, now())`);
+      await eventually(async () => (await c.redis.hget(c.keys.fc('F5'), 'c'))?.startsWith('55|'), 15_000, 'the scheduled drain');
+      const runs = (await handle.describe()).info.recentActions;
+      expect(runs.length).toBeGreaterThan(0);
+      expect(runs[0].action.workflow.workflowId).toMatch(/^drain-/);
+    } finally {
+      await handle.delete();
+    }
+  });
+});
