@@ -45,6 +45,7 @@ const EnvSchema = z.object({
   /** How long a per-FC, per-day load counter lives after its last change. */
   LOAD_TTL_S: intFrom(3 * 24 * 3600, 60, 365 * 24 * 3600),
   DRAIN_LEASE_TTL_MS: intFrom(30_000, 1_000, 600_000),
+  LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Warn when the safe horizon has been held back by one open transaction for this long. */
   STALL_WARN_MS: intFrom(30_000, 1_000, 3_600_000),
 });

@@ -6,10 +6,10 @@
  *   4. create or update the schedules (idempotent)
  *   5. run the worker (and, with --simulate, the workload simulator) until Ctrl-C
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command } from 'commander';
 import pg from 'pg';
-import { loadConfig } from '../config';
+import { loadConfig, names } from '../config';
 import { ensureDatabase, migrate } from '../db/migrate';
 import { runWorker } from '../worker/main';
 import { ensureSchedules } from './lib/schedules';
@@ -38,9 +38,16 @@ async function main(): Promise<void> {
   console.log(`Temporal Web UI: http://localhost:${config.TEMPORAL_UI_PORT}`);
 
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const schedules = await ensureSchedules(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), config);
+  const temporalClient = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const schedules = await ensureSchedules(temporalClient, config);
+  // Drain now rather than at the next interval boundary; the schedule's skip policy makes this a
+  // no-op when a drain run is already going.
+  // An operator's pause is respected.
+  const drainSchedule = temporalClient.schedule.getHandle(names.drainScheduleId);
+  const paused = (await drainSchedule.describe()).state.paused;
+  if (!paused) await drainSchedule.trigger(ScheduleOverlapPolicy.SKIP);
   await connection.close();
-  console.log(`drain schedule ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)`);
+  console.log(`drain schedule ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)${paused ? ', PAUSED by an operator' : ', triggered once now'}`);
 
   if (opts.simulate) {
     const { runSimulatorCli } = await import('./simulate');

@@ -26,6 +26,20 @@ function freePort(): Promise<number> {
 
 let server: DevServer | undefined;
 
+// The dev server also binds a few internal ports of its own choosing; on a busy machine one of
+// them is occasionally taken at that instant and it exits at start. Try again on a new port.
+async function startServerWithRetries(): Promise<DevServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const port = await freePort();
+      return await startDevServer({ port, uiPort: null, namespace: 'default', dbFile: null, logFile: path.join(DATA_DIR, 'test', 'temporal.log') });
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      console.warn(`temporal dev server did not start (attempt ${attempt}): ${(err as Error).message}; retrying`);
+    }
+  }
+}
+
 export async function setup(project: TestProject): Promise<void> {
   await ensureDatabase(TEST_DATABASE_URL);
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
@@ -34,11 +48,7 @@ export async function setup(project: TestProject): Promise<void> {
   await client.end();
 
   const bundlePath = path.join(DATA_DIR, 'test', 'workflow-bundle.js');
-  const port = await freePort();
-  const [, started] = await Promise.all([
-    buildWorkflowBundle(bundlePath),
-    startDevServer({ port, uiPort: null, namespace: 'default', dbFile: null, logFile: path.join(DATA_DIR, 'test', 'temporal.log') }),
-  ]);
+  const [, started] = await Promise.all([buildWorkflowBundle(bundlePath), startServerWithRetries()]);
   server = started;
   // Read by test/support/env.ts (sharedTestServer).
   const provide = project.provide as (key: string, value: string) => void;

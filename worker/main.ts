@@ -2,7 +2,7 @@
  * The worker process: `npm run worker` (or inside `npm start`). Connects to Postgres, Redis and
  * Temporal, then runs workflows and activities on the task queue until SIGINT/SIGTERM.
  */
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../config';
 import { checkPostgres, createPool } from '../db/pool';
@@ -10,6 +10,7 @@ import { createWorker } from './create-worker';
 
 export async function runWorker(): Promise<void> {
   const config = loadConfig();
+  Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL) });
   const pool = createPool(config.DATABASE_URL);
   await checkPostgres(pool);
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });

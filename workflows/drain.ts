@@ -42,7 +42,7 @@ const { drainBatch } = proxyActivities<Activities>({
   // A batch is a few hundred milliseconds at most; the heartbeat timeout catches a dead worker
   // quickly so the batch is retried elsewhere (it is idempotent).
   startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '20 seconds',
+  heartbeatTimeout: '5 seconds',
   retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
 });
 

@@ -1,0 +1,33 @@
+/** Runs the real worker entry point (worker/main.ts) as a child process, so a test can kill -9 it. */
+import { ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import type { Config } from '../../config';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export function spawnWorker(config: Config, address: string, bundlePath: string): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL: config.DATABASE_URL,
+      REDIS_URL: config.REDIS_URL,
+      REDIS_PREFIX: config.REDIS_PREFIX,
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+      DRAIN_POLL_MS: String(config.DRAIN_POLL_MS),
+      DRAIN_BATCH_SIZE: String(config.DRAIN_BATCH_SIZE),
+      APPLY_CHUNK: String(config.APPLY_CHUNK),
+      WORKFLOW_BUNDLE: bundlePath,
+      LOG_LEVEL: 'WARN',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', () => undefined);
+  child.stderr?.on('data', (d) => process.stderr.write(`[worker ${child.pid}] ${d}`));
+  return child;
+}
+
+export function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
