@@ -28,7 +28,11 @@ const EnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('fresh-badges'),
   TEMPORAL_UI_PORT: intFrom(8233, 1, 65535),
-  API_PORT: intFrom(8080, 1, 65535),
+  API_PORT: intFrom(8080, 0, 65535),
+  /** Interface the read API listens on; 0.0.0.0 to serve other hosts. */
+  API_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Reads say stale: true when the drain has not confirmed being caught up for this long. */
+  STALE_AFTER_MS: intFrom(10_000, 100, 3_600_000),
 
   /** How often the schedule fires a drain run; each run drains until its interval is up. */
   DRAIN_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),

@@ -4,13 +4,14 @@
  *   2. create the database if needed and apply migrations
  *   3. start the Temporal dev server unless one answers already
  *   4. create or update the schedules (idempotent)
- *   5. run the worker (and, with --simulate, the workload simulator) until Ctrl-C
+ *   5. run the read API and the worker (and, with --simulate, the workload simulator) until Ctrl-C
  */
 import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command } from 'commander';
 import pg from 'pg';
 import { loadConfig, names } from '../config';
 import { ensureDatabase, migrate } from '../db/migrate';
+import { startApi } from '../serving/main';
 import { runWorker } from '../worker/main';
 import { ensureSchedules } from './lib/schedules';
 import { ensureTemporal } from './stack';
@@ -53,7 +54,13 @@ async function main(): Promise<void> {
     const { runSimulatorCli } = await import('./simulate');
     void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) => console.error(`simulator: ${err.message}`));
   }
-  await runWorker();
+  const api = await startApi(config);
+  console.log(`read API: http://${config.API_HOST}:${config.API_PORT}/v1/badges?region=R-00&skus=SKU-0000001`);
+  try {
+    await runWorker();
+  } finally {
+    await api.close();
+  }
 }
 
 main().catch((err) => {

@@ -108,8 +108,8 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     if (rows.length === 0) {
       await client.query('rollback');
       open = false;
-      await markCaughtUp(redis, keys, readAt);
-      const status = await horizonStatus(client);
+      const status = await horizonStatus(client, config.STALL_WARN_MS);
+      await markCaughtUp(redis, keys, completeAsOf(readAt, status));
       if (status.oldestBlockedMs >= config.STALL_WARN_MS) {
         deps.log?.('warn', 'drain horizon held back by an open transaction; changes committed after it wait', { ...status });
         return { outcome: 'idle', ...empty, caughtUp: true, stalled: status };
@@ -145,7 +145,8 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     open = false;
 
     const caughtUp = rows.length < maxRows;
-    await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt: caughtUp ? readAt : null });
+    const caughtUpAt = caughtUp ? completeAsOf(readAt, await horizonStatus(client, config.STALL_WARN_MS)) : null;
+    await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt });
     if (dead.size) deps.log?.('warn', `drain sent ${dead.size} change(s) to dead letters`, { first: [...dead.values()][0] });
     return { outcome: 'applied', rows: rows.length, applied: applied.applied, deadLetters: dead.size, cursor: next, caughtUp, newestSourceMs };
   } catch (err) {
@@ -154,6 +155,16 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
   } finally {
     client.release();
   }
+}
+
+/**
+ * Up to when the store is complete after reading everything below the horizon: the read time,
+ * unless rows wait above the horizon (an open transaction holds it back), in which case the
+ * oldest waiting row's age says how far back completeness really goes. A stuck transaction
+ * therefore makes reads go stale, as it should.
+ */
+function completeAsOf(readAt: number, status: HorizonStatus): number {
+  return status.oldestBlockedMs > 0 ? Math.min(readAt, Date.now() - status.oldestBlockedMs) : readAt;
 }
 
 async function insertDeadLetters(client: pg.ClientBase, consumer: string, items: { row: OutboxRow; error: string }[]): Promise<void> {

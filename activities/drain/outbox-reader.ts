@@ -50,7 +50,8 @@ export interface HorizonStatus {
   holder: { pid: number; xactAgeMs: number; state: string; query: string } | null;
 }
 
-export async function horizonStatus(client: pg.ClientBase): Promise<HorizonStatus> {
+/** `holderAfterMs`: look up the holding backend only when rows have waited at least this long. */
+export async function horizonStatus(client: pg.ClientBase, holderAfterMs = 0): Promise<HorizonStatus> {
   const r = await client.query(
     `with h as (select pg_snapshot_xmin(pg_current_snapshot()) as x)
      select h.x::text as horizon,
@@ -59,7 +60,7 @@ export async function horizonStatus(client: pg.ClientBase): Promise<HorizonStatu
        from h`,
   );
   const status: HorizonStatus = { horizon: r.rows[0].horizon, oldestBlockedMs: Math.round(Number(r.rows[0].oldest_blocked_ms)), holder: null };
-  if (status.oldestBlockedMs > 0) {
+  if (status.oldestBlockedMs > 0 && status.oldestBlockedMs >= holderAfterMs) {
     const h = await client.query(
       `select pid, extract(epoch from clock_timestamp() - xact_start) * 1000 as age_ms, state, left(query, 200) as query
          from pg_stat_activity where backend_xid is not null and pid <> pg_backend_pid()

@@ -1,0 +1,163 @@
+/**
+ * The badge read library: `getBadges(region, skus)` answers up to 200 SKUs for one region from
+ * Redis in one round trip, with the freshness of what it read. In-process badge engines call it
+ * directly; the HTTP API is a thin layer over it. It never touches PostgreSQL.
+ *
+ * One round trip: a read-only Lua script fetches the region's FCs, each FC's capacity and the
+ * day's load, every SKU's fields for those FCs, and the watermark. The rule itself runs here, in
+ * TypeScript (features/badge-rule.ts), so there is one definition of it. (A pipelined variant,
+ * two round trips, is kept for the benchmark that chose between them.)
+ *
+ * The script reads keys it derives from the region's FC list, so it assumes one Redis (not
+ * Redis Cluster), like the rest of the store.
+ */
+import type { Redis } from 'ioredis';
+import { Badge, decideBadge, rankRegionFcs, RegionFc } from '../features/badge-rule';
+import { utcDay } from '../features/definitions';
+import { storedInt, storedLifecycle } from '../store/field-codec';
+import { CAPACITY_FIELD, LIFECYCLE_FIELD, storeKeys, StoreKeys } from '../store/keys';
+
+export const MAX_SKUS_PER_CALL = 200;
+
+export interface Freshness {
+  /** The time up to which the store is known to hold every committed change (ISO), or null. */
+  asOf: string | null;
+  /** now - asOf in ms; null when the pipeline never confirmed. */
+  lagMs: number | null;
+  /** True when the pipeline has not confirmed being caught up within the stale bound. */
+  stale: boolean;
+}
+
+export interface BadgesAnswer extends Freshness {
+  region: string;
+  badges: Badge[];
+}
+
+export interface BadgeReaderOptions {
+  redis: Redis;
+  prefix: string;
+  /** Answers are stale when the last caught-up confirmation is older than this. */
+  staleAfterMs: number;
+  /** Injected clock (tests); Date.now by default. */
+  now?: () => number;
+  mode?: 'lua' | 'pipeline';
+}
+
+const READ_LUA = `
+local p, day = ARGV[1], ARGV[2]
+local region = redis.call('HGETALL', p .. 'r:' .. ARGV[3])
+local fcs = {}
+for i = 1, #region, 2 do fcs[#fcs + 1] = region[i] end
+local fcinfo = {}
+for _, fc in ipairs(fcs) do
+  fcinfo[#fcinfo + 1] = redis.call('HGET', p .. 'f:' .. fc, 'c') or ''
+  fcinfo[#fcinfo + 1] = redis.call('HGET', p .. 'l:' .. fc .. ':' .. day, 'n') or ''
+end
+local out = { region, fcinfo, redis.call('HMGET', p .. 'meta', 'caughtUpAt') }
+for i = 4, #ARGV do
+  out[#out + 1] = redis.call('HMGET', p .. 's:' .. ARGV[i], '_', unpack(fcs))
+end
+return out
+`;
+
+type ReadReply = [string[], string[], (string | null)[], ...(string | null)[][]];
+type WithRead = Redis & { fbReadBadges(numKeys: number, ...args: string[]): Promise<ReadReply> };
+
+export class RedisUnavailable extends Error {
+  override name = 'RedisUnavailable';
+}
+
+export function createBadgeReader(opts: BadgeReaderOptions) {
+  const keys: StoreKeys = storeKeys(opts.prefix);
+  const now = opts.now ?? Date.now;
+  const redis = opts.redis as WithRead;
+  if (typeof redis.fbReadBadges !== 'function') opts.redis.defineCommand('fbReadBadges', { lua: READ_LUA });
+
+  function freshness(caughtUpRaw: string | null | undefined, at: number): Freshness {
+    const caughtUpAt = caughtUpRaw ? Number(caughtUpRaw) : null;
+    if (caughtUpAt === null || !Number.isFinite(caughtUpAt)) return { asOf: null, lagMs: null, stale: true };
+    const lagMs = Math.max(0, at - caughtUpAt);
+    return { asOf: new Date(caughtUpAt).toISOString(), lagMs, stale: lagMs > opts.staleAfterMs };
+  }
+
+  function regionFcs(regionHash: Record<string, string>, info: (fc: string, i: number) => [string | null, string | null]): RegionFc[] {
+    const out: RegionFc[] = [];
+    Object.keys(regionHash).forEach((fc, i) => {
+      const rank = storedInt(regionHash[fc]);
+      if (rank === null) return; // tombstone: the FC no longer serves the region
+      const [capacity, load] = info(fc, i);
+      out.push({ fc, rank, capacity: storedInt(capacity), load: load ? Number(load) : 0 });
+    });
+    return rankRegionFcs(out);
+  }
+
+  async function readLua(region: string, skus: string[], at: number) {
+    const reply = await redis.fbReadBadges(0, opts.prefix, utcDay(new Date(at)), region, ...skus);
+    const [flatRegion, fcinfo, [caughtUp], ...skuFields] = reply;
+    const regionHash: Record<string, string> = {};
+    for (let i = 0; i < flatRegion.length; i += 2) regionHash[flatRegion[i]] = flatRegion[i + 1];
+    const order = Object.keys(regionHash);
+    const fcs = regionFcs(regionHash, (_fc, i) => [fcinfo[2 * i] || null, fcinfo[2 * i + 1] || null]);
+    const position = new Map(order.map((fc, i) => [fc, i + 1]));
+    const badges = skus.map((sku, n) => {
+      const fields = skuFields[n];
+      return decideBadge(sku, { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) }, fcs);
+    });
+    return { badges, caughtUp };
+  }
+
+  async function readPipeline(region: string, skus: string[], at: number) {
+    const regionHash = await opts.redis.hgetall(keys.region(region));
+    const order = Object.keys(regionHash);
+    const p = opts.redis.pipeline();
+    const day = utcDay(new Date(at));
+    for (const fc of order) {
+      p.hget(keys.fc(fc), CAPACITY_FIELD);
+      p.hget(keys.load(fc, day), 'n');
+    }
+    p.hget(keys.meta, 'caughtUpAt');
+    for (const sku of skus) p.hmget(keys.sku(sku), LIFECYCLE_FIELD, ...order);
+    const res = ((await p.exec()) ?? []).map(([err, v]) => {
+      if (err) throw err;
+      return v;
+    });
+    const fcs = regionFcs(regionHash, (_fc, i) => [res[2 * i] as string | null, res[2 * i + 1] as string | null]);
+    const caughtUp = res[2 * order.length] as string | null;
+    const position = new Map(order.map((fc, i) => [fc, i + 1]));
+    const badges = skus.map((sku, n) => {
+      const fields = res[2 * order.length + 1 + n] as (string | null)[];
+      return decideBadge(sku, { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) }, fcs);
+    });
+    return { badges, caughtUp };
+  }
+
+  const read = opts.mode === 'pipeline' ? readPipeline : readLua;
+
+  return {
+    /** Badges for up to 200 SKUs of one region, in the order asked. */
+    async getBadges(region: string, skus: string[]): Promise<BadgesAnswer> {
+      if (skus.length > MAX_SKUS_PER_CALL) throw new RangeError(`at most ${MAX_SKUS_PER_CALL} SKUs per call, got ${skus.length}`);
+      const at = now();
+      let r: { badges: Badge[]; caughtUp: string | null | undefined };
+      try {
+        r = await read(region, skus, at);
+      } catch (err) {
+        throw new RedisUnavailable(`online store unavailable: ${(err as Error).message}`);
+      }
+      return { region, ...freshness(r.caughtUp, at), badges: r.badges };
+    },
+    async getBadge(region: string, sku: string): Promise<Badge & Freshness> {
+      const a = await this.getBadges(region, [sku]);
+      return { ...a.badges[0], stale: a.stale, lagMs: a.lagMs, asOf: a.asOf };
+    },
+    async freshness(): Promise<Freshness> {
+      try {
+        return freshness(await opts.redis.hget(keys.meta, 'caughtUpAt'), now());
+      } catch (err) {
+        throw new RedisUnavailable(`online store unavailable: ${(err as Error).message}`);
+      }
+    },
+  };
+}
+
+export type BadgeReader = ReturnType<typeof createBadgeReader>;

@@ -1,0 +1,138 @@
+/**
+ * The read API of ../shared/DESIGN.md, on node:http (no framework: four routes, and every
+ * microsecond of a read shows in the p99):
+ *   GET /v1/badges?region=R&skus=A,B,C   GET /v1/badges/{sku}?region=R   GET /healthz   GET /metrics
+ * Bad input -> 4xx with {"error": "..."}; Redis down -> 503; nothing a client sends crashes it.
+ */
+import http from 'node:http';
+import { BadgeReader, RedisUnavailable } from './badge-reader';
+import { ApiMetrics, createApiMetrics } from './metrics';
+import { BadRequest, MAX_URL_LENGTH, parseRegion, parseSku, parseSkuList } from './request-validation';
+
+export interface ApiOptions {
+  reader: BadgeReader;
+  metrics?: ApiMetrics;
+}
+
+type Route = 'badges' | 'badge' | 'healthz' | 'metrics' | 'unknown';
+
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function createApiHandler(opts: ApiOptions) {
+  const metrics = opts.metrics ?? createApiMetrics();
+  const { reader } = opts;
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<[Route, number]> {
+    const rawUrl = req.url ?? '/';
+    if (rawUrl.length > MAX_URL_LENGTH) {
+      send(res, 414, { error: `request URL too long (${rawUrl.length} characters, at most ${MAX_URL_LENGTH})` });
+      return ['unknown', 414];
+    }
+    let url: URL;
+    try {
+      url = new URL(rawUrl, 'http://x');
+    } catch {
+      send(res, 400, { error: 'malformed request URL' });
+      return ['unknown', 400];
+    }
+    const path = url.pathname;
+    const route: Route =
+      path === '/v1/badges' ? 'badges' : path.startsWith('/v1/badges/') ? 'badge' : path === '/healthz' ? 'healthz' : path === '/metrics' ? 'metrics' : 'unknown';
+    if (route === 'unknown') {
+      send(res, 404, { error: `no such route: ${path.slice(0, 200)}` });
+      return [route, 404];
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, { error: `method ${req.method} not allowed; use GET` }, { allow: 'GET, HEAD' });
+      return [route, 405];
+    }
+    try {
+      switch (route) {
+        case 'badges': {
+          const region = parseRegion(url.searchParams);
+          const skus = parseSkuList(url.searchParams);
+          const answer = await reader.getBadges(region, skus);
+          observe(answer.badges, answer.stale, answer.lagMs);
+          send(res, 200, answer);
+          return [route, 200];
+        }
+        case 'badge': {
+          const rest = path.slice('/v1/badges/'.length);
+          let sku: string;
+          try {
+            sku = decodeURIComponent(rest);
+          } catch {
+            throw new BadRequest('malformed sku in the path');
+          }
+          parseSku(sku);
+          const region = parseRegion(url.searchParams);
+          const badge = await reader.getBadge(region, sku);
+          observe([badge], badge.stale, badge.lagMs);
+          send(res, 200, badge);
+          return [route, 200];
+        }
+        case 'healthz': {
+          const f = await reader.freshness();
+          send(res, 200, { status: 'ok', redis: 'up', ...f });
+          return [route, 200];
+        }
+        case 'metrics': {
+          const text = await metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+          return [route, 200];
+        }
+      }
+    } catch (err) {
+      if (err instanceof BadRequest) {
+        send(res, err.status, { error: err.message });
+        return [route, err.status];
+      }
+      if (err instanceof RedisUnavailable) {
+        send(res, 503, { error: err.message }, { 'retry-after': '1' });
+        return [route, 503];
+      }
+      throw err;
+    }
+  }
+
+  function observe(badges: { reason: string }[], stale: boolean, lagMs: number | null): void {
+    for (const b of badges) metrics.badgesServed.inc({ reason: b.reason });
+    if (stale) metrics.staleAnswers.inc();
+    if (lagMs !== null) metrics.lag.set(lagMs / 1000);
+  }
+
+  return async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const started = process.hrtime.bigint();
+    let route: Route = 'unknown';
+    let status = 500;
+    try {
+      [route, status] = await handle(req, res);
+    } catch (err) {
+      // A bug, never client input: answer 500 and keep serving.
+      console.error(`api: unexpected error on ${req.method} ${req.url?.slice(0, 200)}: ${(err as Error).stack}`);
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      else res.destroy();
+    }
+    metrics.requests.inc({ route, status: String(status) });
+    metrics.latency.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
+  };
+}
+
+export function createApiServer(opts: ApiOptions): http.Server {
+  const handler = createApiHandler(opts);
+  const server = http.createServer({ maxHeaderSize: 32 * 1024 }, (req, res) => void handler(req, res));
+  server.keepAliveTimeout = 65_000;
+  // A malformed request line or headers: answer 400 instead of letting the socket error out.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify({ error: status === 431 ? 'request headers too large' : 'malformed HTTP request' });
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  return server;
+}

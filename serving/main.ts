@@ -1,0 +1,62 @@
+/**
+ * The read API as a process: `npm run api` on its own (a read replica of the service needs no
+ * worker and no PostgreSQL), or started by `npm start` with the pipeline.
+ */
+import type http from 'node:http';
+import { Redis } from 'ioredis';
+import { Config, loadConfig } from '../config';
+import { createBadgeReader } from './badge-reader';
+import { createApiServer } from './http-api';
+
+/** A Redis client for the read path: fail fast while disconnected (503), reconnect by itself. */
+export function readPathRedis(url: string): Redis {
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+  });
+  let lastLog = 0;
+  redis.on('error', (err) => {
+    if (Date.now() - lastLog > 10_000) {
+      lastLog = Date.now();
+      console.warn(`api: redis: ${err.message} (reads answer 503 until it is back)`);
+    }
+  });
+  return redis;
+}
+
+export async function startApi(config: Config = loadConfig()): Promise<{ server: http.Server; redis: Redis; close(): Promise<void> }> {
+  const redis = readPathRedis(config.REDIS_URL);
+  const reader = createBadgeReader({ redis, prefix: config.REDIS_PREFIX, staleAfterMs: config.STALE_AFTER_MS });
+  const server = createApiServer({ reader });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`API_PORT ${config.API_PORT} is already taken on ${config.API_HOST}: choose another port`) : err),
+    );
+    server.listen(config.API_PORT, config.API_HOST, () => resolve());
+  });
+  return {
+    server,
+    redis,
+    async close() {
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      redis.disconnect();
+    },
+  };
+}
+
+if (require.main === module) {
+  startApi()
+    .then(({ server, close }) => {
+      const a = server.address();
+      console.log(`read API listening on http://${typeof a === 'object' && a ? `${a.address}:${a.port}` : a}`);
+      const stop = () => void close().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    })
+    .catch((err) => {
+      console.error(`api: ${err.message}`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,190 @@
+/**
+ * The read library and the HTTP API against real Redis, with features written by the same apply
+ * the drain uses.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { FeatureUpdate } from '../../features/definitions';
+import { createBadgeReader } from '../../serving/badge-reader';
+import { applyUpdates } from '../../store/apply';
+import { markCaughtUp } from '../../store/watermark';
+import { resetState, testClients } from '../support/env';
+import { get, rawRequest, startTestApi } from '../support/http';
+
+const c = testClients();
+afterAll(() => c.close());
+
+const NOW = Date.parse('2026-11-25T23:59:30Z');
+let version = 0;
+async function write(...updates: FeatureUpdate[]) {
+  await applyUpdates(c.redis, c.keys, updates.map((update, source) => ({ update, source })), { chunk: 50, tombstoneTtlS: 60, loadTtlS: 600 });
+}
+const lifecycle = (sku: string, value: 'active' | 'paused' | 'discontinued' | null): FeatureUpdate => ({ feature: 'sku.lifecycle', sku, value, version: ++version });
+const avail = (sku: string, fc: string, value: number | null): FeatureUpdate => ({ feature: 'sku.available', sku, fc, value, version: ++version });
+const cap = (fc: string, value: number | null): FeatureUpdate => ({ feature: 'fc.capacity', fc, value, version: ++version });
+const rank = (region: string, fc: string, value: number | null): FeatureUpdate => ({ feature: 'region.rank', region, fc, value, version: ++version });
+const load = (fc: string, day: string, delta: number): FeatureUpdate => ({ feature: 'fc.load', fc, day, delta, txid: String(++version), id: version });
+
+async function world() {
+  await resetState(c);
+  await write(
+    rank('R1', 'F1', 1), rank('R1', 'F2', 2), rank('R1', 'F3', 3), rank('R1', 'F9', null),
+    cap('F1', 10), cap('F2', 5), cap('F3', 100),
+    load('F1', '20261125', 10), // F1 full today
+    load('F2', '20261124', 50), // F2 was full yesterday only
+    lifecycle('ELIG', 'active'), avail('ELIG', 'F1', 3), avail('ELIG', 'F2', 2),
+    lifecycle('FULL', 'active'), avail('FULL', 'F1', 3),
+    lifecycle('NONE', 'active'), avail('NONE', 'F1', 0), avail('NONE', 'F7', 50),
+    lifecycle('DISC', 'discontinued'), avail('DISC', 'F3', 9),
+    lifecycle('PAUS', 'paused'), avail('PAUS', 'F3', 9),
+    lifecycle('GONE', null),
+  );
+  await markCaughtUp(c.redis, c.keys, NOW - 2000);
+}
+
+describe('badge reader (library)', () => {
+  beforeEach(world);
+
+  for (const mode of ['lua', 'pipeline'] as const) {
+    it(`answers every reason in the order asked, with freshness (${mode})`, async () => {
+      const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 10_000, now: () => NOW, mode });
+      const a = await reader.getBadges('R1', ['PAUS', 'ELIG', 'NOPE', 'FULL', 'NONE', 'DISC', 'GONE']);
+      expect(a).toEqual({
+        region: 'R1',
+        asOf: new Date(NOW - 2000).toISOString(),
+        lagMs: 2000,
+        stale: false,
+        badges: [
+          { sku: 'PAUS', eligible: false, fc: null, reason: 'paused' },
+          { sku: 'ELIG', eligible: true, fc: 'F2', reason: 'eligible' }, // F1 is at capacity today
+          { sku: 'NOPE', eligible: false, fc: null, reason: 'unknown' },
+          { sku: 'FULL', eligible: false, fc: null, reason: 'fc_at_capacity' },
+          { sku: 'NONE', eligible: false, fc: null, reason: 'out_of_stock' },
+          { sku: 'DISC', eligible: false, fc: null, reason: 'discontinued' },
+          { sku: 'GONE', eligible: false, fc: null, reason: 'unknown' }, // deleted SKU: tombstone
+        ],
+      });
+    });
+  }
+
+  it('a region with no FCs answers out_of_stock for every known SKU', async () => {
+    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 10_000, now: () => NOW });
+    const a = await reader.getBadges('NOWHERE', ['ELIG', 'FULL', 'NOPE']);
+    expect(a.badges.map((b) => b.reason)).toEqual(['out_of_stock', 'out_of_stock', 'unknown']);
+  });
+
+  it('FC load resets at midnight UTC without any event', async () => {
+    let now = NOW; // 23:59:30 on the 25th: F1 is full
+    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 10_000, now: () => now });
+    expect((await reader.getBadge('R1', 'FULL')).reason).toBe('fc_at_capacity');
+    now = Date.parse('2026-11-26T00:00:00.001Z');
+    expect(await reader.getBadge('R1', 'FULL')).toMatchObject({ eligible: true, fc: 'F1', reason: 'eligible' });
+    // The day before, F1 had no load (its 10 units count on the 25th) and F2 was the full one.
+    now = Date.parse('2026-11-24T12:00:00Z');
+    expect(await reader.getBadge('R1', 'FULL')).toMatchObject({ eligible: true, fc: 'F1' });
+    await write(avail('ELIG', 'F1', 0));
+    expect((await reader.getBadge('R1', 'ELIG')).reason).toBe('fc_at_capacity');
+  });
+
+  it('says stale when the drain has not confirmed recently, or never did', async () => {
+    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 1000, now: () => NOW });
+    expect((await reader.getBadges('R1', ['ELIG'])).stale).toBe(true); // 2 s old > 1 s bound
+    await c.redis.del(c.keys.meta);
+    expect(await reader.freshness()).toEqual({ asOf: null, lagMs: null, stale: true });
+    await markCaughtUp(c.redis, c.keys, NOW - 10);
+    expect(await reader.freshness()).toMatchObject({ stale: false, lagMs: 10 });
+  });
+
+  it('answers 200 SKUs in one call and refuses 201', async () => {
+    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 10_000 });
+    const skus = Array.from({ length: 200 }, (_, i) => (i === 199 ? 'ELIG' : `X${i}`));
+    const a = await reader.getBadges('R1', skus);
+    expect(a.badges).toHaveLength(200);
+    expect(a.badges[199].sku).toBe('ELIG');
+    await expect(reader.getBadges('R1', [...skus, 'ONE-MORE'])).rejects.toThrow(/at most 200/);
+  });
+});
+
+describe('HTTP API', () => {
+  let api: Awaited<ReturnType<typeof startTestApi>>;
+  beforeAll(async () => {
+    await world();
+    api = await startTestApi(c.redis, c.keys.prefix, 10_000, () => NOW);
+  });
+  afterAll(() => api.close());
+
+  it('GET /v1/badges answers the contract shape, in the order asked', async () => {
+    const r = await get(`${api.base}/v1/badges?region=R1&skus=FULL,ELIG`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/json');
+    expect(r.body).toEqual({
+      region: 'R1',
+      asOf: new Date(NOW - 2000).toISOString(),
+      stale: false,
+      lagMs: 2000,
+      badges: [
+        { sku: 'FULL', eligible: false, fc: null, reason: 'fc_at_capacity' },
+        { sku: 'ELIG', eligible: true, fc: 'F2', reason: 'eligible' },
+      ],
+    });
+  });
+
+  it('GET /v1/badges/{sku} answers one badge with stale and lagMs', async () => {
+    const r = await get(`${api.base}/v1/badges/ELIG?region=R1`);
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ sku: 'ELIG', eligible: true, fc: 'F2', reason: 'eligible', stale: false, lagMs: 2000, asOf: new Date(NOW - 2000).toISOString() });
+  });
+
+  it('GET /healthz and /metrics', async () => {
+    expect(await get(`${api.base}/healthz`)).toMatchObject({ status: 200, body: { status: 'ok', redis: 'up' } });
+    const m = await get(`${api.base}/metrics`);
+    expect(m.status).toBe(200);
+    expect(m.body).toMatch(/fresh_badges_api_requests_total\{route="badges",status="200"\} \d+/);
+    expect(m.body).toMatch(/fresh_badges_api_request_seconds_bucket/);
+  });
+
+  const many = (n: number) => Array.from({ length: n }, (_, i) => `S${i}`).join(',');
+  const bad: [string, string, number, RegExp][] = [
+    ['missing region', '/v1/badges?skus=A', 400, /missing query parameter: region/],
+    ['empty region', '/v1/badges?region=&skus=A', 400, /missing query parameter: region/],
+    ['malformed region', '/v1/badges?region=R%201&skus=A', 400, /malformed region/],
+    ['region twice', '/v1/badges?region=R1&region=R2&skus=A', 400, /more than once/],
+    ['missing skus', '/v1/badges?region=R1', 400, /missing query parameter: skus/],
+    ['empty skus', '/v1/badges?region=R1&skus=', 400, /missing query parameter: skus/],
+    ['empty sku in list', '/v1/badges?region=R1&skus=A,,B', 400, /empty sku/],
+    ['trailing comma', '/v1/badges?region=R1&skus=A,', 400, /empty sku/],
+    ['malformed sku', '/v1/badges?region=R1&skus=A,%3Cscript%3E', 400, /malformed sku/],
+    ['over-long sku', `/v1/badges?region=R1&skus=${'x'.repeat(129)}`, 400, /malformed sku/],
+    ['duplicate skus', '/v1/badges?region=R1&skus=A,B,A', 400, /duplicate sku in the list: A/],
+    ['201 skus', `/v1/badges?region=R1&skus=${many(201)}`, 400, /too many skus: 201/],
+    ['skus twice', '/v1/badges?region=R1&skus=A&skus=B', 400, /more than once/],
+    ['single: missing region', '/v1/badges/ELIG', 400, /missing query parameter: region/],
+    ['single: malformed sku', '/v1/badges/%3Cx%3E?region=R1', 400, /malformed sku/],
+    ['single: bad escape', '/v1/badges/%E0%A4%A?region=R1', 400, /malformed sku/],
+    ['single: nested path', '/v1/badges/A/B?region=R1', 400, /malformed sku/],
+    ['unknown route', '/v2/nothing', 404, /no such route/],
+    ['root', '/', 404, /no such route/],
+    ['over-long query string', `/v1/badges?region=R1&skus=${'A'.repeat(20_000)}`, 414, /too long/],
+  ];
+  it.each(bad)('%s -> %s with a JSON error', async (_name, path, status, message) => {
+    const r = await get(`${api.base}${path}`);
+    expect(r.status).toBe(status);
+    expect(r.headers.get('content-type')).toBe('application/json');
+    expect(r.body.error).toMatch(message);
+  });
+
+  it('wrong methods get 405 with Allow', async () => {
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const r = await get(`${api.base}/v1/badges?region=R1&skus=A`, method);
+      expect(r.status).toBe(405);
+      expect(r.headers.get('allow')).toBe('GET, HEAD');
+      expect(r.body.error).toMatch(/not allowed/);
+    }
+  });
+
+  it('a malformed HTTP request gets a 400, and the server keeps serving', async () => {
+    const port = Number(new URL(api.base).port);
+    expect(await rawRequest(port, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1.1 400/);
+    expect(await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`)).toMatch(/^HTTP\/1.1 431/);
+    expect((await get(`${api.base}/healthz`)).status).toBe(200);
+  });
+});
