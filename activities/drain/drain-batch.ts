@@ -64,9 +64,18 @@ export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promi
   const waitUntil = Date.now() + (input.waitMs ?? 0);
   for (;;) {
     const result = await tryOneBatch(deps, input.owner, maxRows);
-    if (result.outcome !== 'idle' || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil) return result;
+    if (result.outcome !== 'idle' || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancelled()) return result;
     heartbeat(result.cursor);
     await sleep(deps.config.DRAIN_POLL_MS);
+  }
+}
+
+/** The workflow was cancelled or terminated (learnt through a heartbeat): stop waiting. */
+function cancelled(): boolean {
+  try {
+    return Context.current().cancellationSignal.aborted;
+  } catch {
+    return false;
   }
 }
 

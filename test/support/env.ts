@@ -115,3 +115,21 @@ export function sharedTestServer(): { address: string; bundlePath: string } {
   const get = inject as unknown as (key: string) => string;
   return { address: get('temporalAddress'), bundlePath: get('workflowBundlePath') };
 }
+
+/**
+ * Waits until no drain batch is running any more: terminating a workflow does not interrupt the
+ * activity already in flight, which keeps polling until its wait is over. The watermark moves
+ * with every poll, so "it stopped moving" means the batch is done.
+ */
+export async function drainSettled(c: Pick<TestClients, 'redis' | 'keys'>, quietMs = 400): Promise<void> {
+  let last = await c.redis.hget(c.keys.meta, 'caughtUpAt');
+  let since = Date.now();
+  await eventually(async () => {
+    const now = await c.redis.hget(c.keys.meta, 'caughtUpAt');
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+    return Date.now() - since >= quietMs;
+  }, 15_000, 'running drain batches to finish');
+}
