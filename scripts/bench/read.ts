@@ -1,0 +1,202 @@
+/**
+ * `npm run bench:read`: badge read latency and throughput with N SKUs x 3 FCs loaded (default
+ * 1,000,000), side by side with the design this product replaces (the badge by a SQL query on
+ * PostgreSQL per request), and the online store's memory per SKU·FC.
+ *
+ *   library (in-process, one Lua round trip, and the pipelined variant): 1 and 50 SKUs per call
+ *   HTTP (the API in its own process, keep-alive clients in this one): 1 and 50 SKUs, concurrency 1 and 64
+ *   SQL per request on the OLTP: 1 SKU, concurrency 1 and 16, with the load it puts on PostgreSQL
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import http from 'node:http';
+import { Command } from 'commander';
+import { BADGES_SQL } from '../../reconcile/source-badges';
+import { createBadgeReader } from '../../serving/badge-reader';
+import { CatalogueSize, regionId, skuId } from '../../simulator/catalogue';
+import { rng } from '../../simulator/traffic';
+import { openBench, ensureCatalogue, Bench } from './bench-env';
+import { int, ms, percentiles, table } from './stats';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+async function main() {
+  const o = new Command()
+    .option('--skus <n>', 'SKUs in the catalogue', (v) => Number(v), 1_000_000)
+    .option('--seconds <s>', 'seconds per HTTP/SQL run', (v) => Number(v), 10)
+    .option('--calls <n>', 'library calls per case', (v) => Number(v), 20_000)
+    .parse()
+    .opts<{ skus: number; seconds: number; calls: number }>();
+  const size: CatalogueSize = { skus: o.skus, fcs: 30, regions: 10, fcsPerRegion: 3, fcsPerSku: 3 };
+  const b = await openBench();
+  const log = (s: string) => console.log(s);
+  try {
+    const load = await ensureCatalogue(b, size, log);
+    const random = rng(42);
+    const pickSkus = (n: number) => {
+      const set = new Set<string>();
+      while (set.size < n) set.add(skuId(Math.floor(random() * size.skus)));
+      return [...set];
+    };
+    const pickRegion = () => regionId(Math.floor(random() * size.regions));
+
+    // Memory: sampled MEMORY USAGE of SKU keys (the per-SKU·FC cost) and INFO's total.
+    const sample = pickSkus(2000);
+    let bytes = 0;
+    for (const sku of sample) bytes += Number(await b.redis.call('MEMORY', 'USAGE', b.keys.sku(sku), 'SAMPLES', '0'));
+    const perSkuFc = bytes / sample.length / size.fcsPerSku;
+    const info = await b.redis.info('memory');
+    const used = Number(/used_memory:(\d+)/.exec(info)?.[1]);
+    const keys = await b.redis.dbsize();
+    const encoding = await b.redis.call('OBJECT', 'ENCODING', b.keys.sku(sample[0]));
+
+    const rows: (string | number)[][] = [];
+    for (const mode of ['lua', 'pipeline'] as const) {
+      const reader = createBadgeReader({ redis: b.redis, prefix: b.keys.prefix, staleAfterMs: 10_000, mode });
+      for (const n of [1, 50]) {
+        const calls = n === 1 ? o.calls : Math.max(1000, Math.floor(o.calls / 4));
+        const samples: number[] = [];
+        for (let i = 0; i < 200; i++) await reader.getBadges(pickRegion(), pickSkus(n)); // warm-up
+        const t0 = performance.now();
+        for (let i = 0; i < calls; i++) {
+          const region = pickRegion();
+          const skus = pickSkus(n);
+          const s = performance.now();
+          await reader.getBadges(region, skus);
+          samples.push(performance.now() - s);
+        }
+        const secs = (performance.now() - t0) / 1000;
+        const p = percentiles(samples);
+        rows.push([`library (${mode})`, n, 1, ms(p.p50), ms(p.p99), ms(p.p999), int(calls / secs)]);
+      }
+    }
+
+    const api = await startApiProcess(b);
+    try {
+      for (const [n, conns] of [[1, 1], [1, 64], [50, 1], [50, 64]] as const) {
+        const r = await httpLoad(api.port, conns, o.seconds, () => `/v1/badges?region=${pickRegion()}&skus=${pickSkus(n).join(',')}`);
+        rows.push([`HTTP`, n, conns, ms(r.p50), ms(r.p99), ms(r.p999), int(r.rps)]);
+        if (r.errors) throw new Error(`${r.errors} failed or non-200 answers from the API`);
+      }
+    } finally {
+      api.stop();
+    }
+
+    const sqlRows: (string | number)[][] = [];
+    for (const conns of [1, 16]) {
+      const r = await sqlLoad(b, conns, o.seconds, () => [pickRegion(), pickSkus(1)]);
+      rows.push([`SQL on the OLTP (replaced design)`, 1, conns, ms(r.p50), ms(r.p99), ms(r.p999), int(r.rps)]);
+      sqlRows.push([conns, int(r.rps), int(r.blocksPerQuery), int(r.tuplesPerQuery), `${(r.cpuShare * 100).toFixed(0)}%`]);
+    }
+
+    console.log(`\n## Reads (${size.skus.toLocaleString('en-US')} SKUs x ${size.fcsPerSku} FCs loaded, ${size.regions} regions x ${size.fcsPerRegion} FCs)\n`);
+    console.log(table(['path', 'SKUs/call', 'concurrency', 'p50 ms', 'p99 ms', 'p99.9 ms', 'calls/s'], rows));
+    console.log(`\nLoad the SQL design puts on PostgreSQL (per second, and per badge query):\n`);
+    console.log(table(['concurrency', 'queries/s', 'buffer blocks/query', 'tuples read/query', 'postgres CPU (of 2 cores)'], sqlRows));
+    console.log(`\n## Online store memory\n`);
+    console.log(table(['measure', 'value'], [
+      ['bytes per SKU·FC (MEMORY USAGE of SKU hashes / FCs)', int(perSkuFc)],
+      ['Redis used_memory, total', `${(used / 2 ** 20).toFixed(0)} MiB for ${int(keys)} keys`],
+      ['bytes per SKU·FC, whole instance', int(used / (size.skus * size.fcsPerSku))],
+      ['SKU hash encoding', String(encoding)],
+    ]));
+    if (load.drain) console.log(`\nLoading drained ${int(load.drain.rows)} outbox rows in ${load.drain.seconds.toFixed(1)} s: ${int(load.drain.rows / load.drain.seconds)} rows/s.`);
+  } finally {
+    await b.close();
+  }
+}
+
+async function startApiProcess(b: Bench): Promise<{ port: number; stop(): void }> {
+  const port = 18_000 + Math.floor(Math.random() * 1000);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'serving/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, API_PORT: String(port), REDIS_URL: b.config.REDIS_URL, REDIS_PREFIX: b.config.REDIS_PREFIX },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d) => String(d).includes('listening') && resolve());
+    child.once('exit', (code) => reject(new Error(`API exited with ${code}`)));
+  });
+  return { port, stop: () => child.kill('SIGTERM') };
+}
+
+/** `conns` keep-alive connections, each sending its next request when the last answer is in. */
+async function httpLoad(port: number, conns: number, seconds: number, path: () => string) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const samples: number[] = [];
+  let errors = 0;
+  const once = (p: string) =>
+    new Promise<void>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => {
+        if (res.statusCode !== 200) errors++;
+        res.resume();
+        res.on('end', resolve);
+      });
+      req.on('error', () => {
+        errors++;
+        resolve();
+      });
+    });
+  for (let i = 0; i < 200; i++) await once(path()); // warm-up
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      while (performance.now() < end) {
+        const p = path();
+        const s = performance.now();
+        await once(p);
+        samples.push(performance.now() - s);
+      }
+    }),
+  );
+  agent.destroy();
+  return { ...percentiles(samples), rps: samples.length / ((performance.now() - t0) / 1000), errors };
+}
+
+async function sqlLoad(b: Bench, conns: number, seconds: number, pick: () => [string, string[]]) {
+  const stat = async () =>
+    (await b.pool.query(`select blks_hit + blks_read as blocks, tup_returned + tup_fetched as tuples from pg_stat_database where datname = current_database()`)).rows[0];
+  const before = await stat();
+  const pgCpu0 = await postgresCpuSeconds();
+  const samples: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      while (performance.now() < end) {
+        const [region, skus] = pick();
+        const s = performance.now();
+        await b.pool.query(BADGES_SQL, [region, skus, new Date().toISOString()]);
+        samples.push(performance.now() - s);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  const after = await stat();
+  const pgCpu = (await postgresCpuSeconds()) - pgCpu0;
+  const p = percentiles(samples);
+  return { ...p, rps: samples.length / secs, blocksPerQuery: (after.blocks - before.blocks) / samples.length, tuplesPerQuery: (after.tuples - before.tuples) / samples.length, cpuShare: pgCpu / secs / 2 };
+}
+
+/** CPU seconds used by all postgres processes (from /proc), to show the load on the OLTP. */
+async function postgresCpuSeconds(): Promise<number> {
+  const fs = await import('node:fs');
+  let ticks = 0;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      if (comm !== 'postgres') continue;
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // process went away
+    }
+  }
+  return ticks / 100;
+}
+
+main().catch((err) => {
+  console.error(`bench:read: ${err.stack}`);
+  process.exit(1);
+});
