@@ -8,7 +8,9 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../config';
 import { storeKeys } from '../store/keys';
+import { createCompactionActivities } from './compaction';
 import { createDrainActivities } from './drain';
+import { createLifecycleActivities } from './lifecycle';
 
 export interface ActivityClients {
   pool: pg.Pool;
@@ -28,6 +30,8 @@ export function createActivities(clients: ActivityClients) {
   const keys = storeKeys(clients.config.REDIS_PREFIX);
   return {
     ...createDrainActivities({ ...clients, keys, log: activityLog }),
+    ...createLifecycleActivities(clients),
+    ...createCompactionActivities({ ...clients, keys }),
   };
 }
 

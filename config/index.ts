@@ -49,6 +49,17 @@ const EnvSchema = z.object({
   /** How long a per-FC, per-day load counter lives after its last change. */
   LOAD_TTL_S: intFrom(3 * 24 * 3600, 60, 365 * 24 * 3600),
   DRAIN_LEASE_TTL_MS: intFrom(30_000, 1_000, 600_000),
+  /** Outbox rows every consumer has committed are kept this long (replays, the nightly export). */
+  OUTBOX_RETENTION_H: intFrom(48, 1, 24 * 365),
+  /** Retried dead letters are kept this long. */
+  DEAD_LETTER_RETENTION_D: intFrom(30, 1, 3650),
+  /** How often the compaction schedule fires. */
+  COMPACTION_INTERVAL_MS: intFrom(3_600_000, 60_000, 7 * 24 * 3_600_000),
+  /** Rows deleted per compaction transaction, and at most per run. */
+  COMPACTION_CHUNK: intFrom(10_000, 100, 1_000_000),
+  COMPACTION_MAX_ROWS: intFrom(2_000_000, 1_000, 1_000_000_000),
+  /** Store keys visited per compaction run when sweeping expired field tombstones. */
+  COMPACTION_SWEEP_KEYS: intFrom(200_000, 100, 100_000_000),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Warn when the safe horizon has been held back by one open transaction for this long. */
   STALL_WARN_MS: intFrom(30_000, 1_000, 3_600_000),
@@ -80,4 +91,6 @@ export const names = {
   drainLease: 'drain',
   drainScheduleId: 'fresh-badges-drain',
   drainWorkflowIdPrefix: 'drain',
+  compactionScheduleId: 'fresh-badges-compaction',
+  compactionWorkflowIdPrefix: 'compaction',
 } as const;

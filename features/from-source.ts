@@ -65,7 +65,10 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
   const where = `${row.tbl} ${row.op} ${row.key}`;
   const deleted = row.op === 'D';
   if (row.op === 'T') throw new MalformedChange(`TRUNCATE of shop.${row.tbl} was captured: rows vanished without change events; run a full backfill`);
-  if (row.op !== 'I' && row.op !== 'U' && row.op !== 'D') throw new MalformedChange(`${where}: unknown operation '${row.op}'`);
+  // R (refresh): the current row re-emitted by the pipeline itself (rebuild on reactivation,
+  // backfill); it carries the row as it is and is applied like an update.
+  if (row.op !== 'I' && row.op !== 'U' && row.op !== 'D' && row.op !== 'R') throw new MalformedChange(`${where}: unknown operation '${row.op}'`);
+  if (row.op === 'R' && row.tbl === 'orders') throw new MalformedChange(`${where}: orders cannot be refreshed row by row (the load is a sum of deltas)`);
 
   switch (row.tbl) {
     case 'skus': {

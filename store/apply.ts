@@ -14,11 +14,17 @@ import { intCode, lifecycleCode } from './field-codec';
 import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
 
 // KEYS[i] is the key of operation i; ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, then four
-// ARGV per operation:
-//   S field value version   set field to "value|version" if version > the stored version.
-//                           Setting the lifecycle field to the tombstone "x" starts the key's
-//                           TTL; any other lifecycle value clears it.
-//   L delta txid id         add delta to the counter if (txid, id) is past its stored position.
+// ARGV per operation. Versioned sets write "value|version" only if version > the stored one:
+//   S field value version   a plain versioned field (FC capacity, region rank)
+//   A fc value version      a SKU's available units at an FC. On a key that does not exist the
+//                           new key gets the tombstone TTL: stock of a SKU the store does not
+//                           know (its tombstone expired, or its lifecycle has not arrived yet)
+//                           must not live forever; the lifecycle's arrival makes the key persist.
+//   Y - code version        a SKU's lifecycle. d (discontinued) and x (deleted) start the key's
+//                           TTL (a tombstone that expires); a and p make it persist. Becoming a/p
+//                           on a key with no lifecycle (its tombstone expired) is reported: that
+//                           SKU's stock must be rebuilt.
+//   L delta txid id         add delta to a counter if (txid, id) is past its stored position.
 // Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
 // cannot wedge the whole stream: the caller dead-letters that change.
 const APPLY_LUA = `
@@ -26,22 +32,39 @@ local tombTtl = ARGV[1]
 local loadTtl = ARGV[2]
 local applied = 0
 local failed = {}
+local rebuild = {}
+-- true when version z is newer than what field holds; also returns what it holds
+local function newer(key, field, z)
+  local cur = redis.call('HGET', key, field)
+  if cur then
+    local bar = string.find(cur, '|', 1, true)
+    if bar and tonumber(string.sub(cur, bar + 1)) >= tonumber(z) then return false, cur end
+  end
+  return true, cur
+end
 for i = 1, #KEYS do
   local key = KEYS[i]
   local a = 2 + (i - 1) * 4
   local kind, x, y, z = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local ok, err = pcall(function()
     if kind == 'S' then
-      local cur = redis.call('HGET', key, x)
-      if cur then
-        local bar = string.find(cur, '|', 1, true)
-        if bar and tonumber(string.sub(cur, bar + 1)) >= tonumber(z) then return end
-      end
+      if not newer(key, x, z) then return end
       redis.call('HSET', key, x, y .. '|' .. z)
-      if x == '_' then
-        if y == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
+    elseif kind == 'A' then
+      if not newer(key, x, z) then return end
+      local existed = redis.call('EXISTS', key) == 1
+      redis.call('HSET', key, x, y .. '|' .. z)
+      if not existed then redis.call('EXPIRE', key, tombTtl) end
+    elseif kind == 'Y' then
+      local isNewer, cur = newer(key, '_', z)
+      if not isNewer then return end
+      redis.call('HSET', key, '_', y .. '|' .. z)
+      if y == 'd' or y == 'x' then
+        redis.call('EXPIRE', key, tombTtl)
+      else
+        redis.call('PERSIST', key)
+        if not cur then rebuild[#rebuild + 1] = i end
       end
-      applied = applied + 1
     elseif kind == 'L' then
       local pos = redis.call('HMGET', key, 't', 'i')
       local ct, ci = tonumber(pos[1]), tonumber(pos[2])
@@ -50,22 +73,22 @@ for i = 1, #KEYS do
       redis.call('HINCRBY', key, 'n', x)
       redis.call('HSET', key, 't', y, 'i', z)
       redis.call('EXPIRE', key, loadTtl)
-      applied = applied + 1
     else
       error('unknown operation ' .. tostring(kind))
     end
+    applied = applied + 1
   end)
   if not ok then
     failed[#failed + 1] = i
     failed[#failed + 1] = type(err) == 'table' and (err.err or 'error') or tostring(err)
   end
 end
-return { applied, failed }
+return { applied, failed, rebuild }
 `;
 
 interface StoreOp {
   key: string;
-  kind: 'S' | 'L';
+  kind: 'S' | 'A' | 'Y' | 'L';
   a: string;
   b: string;
   c: string;
@@ -86,9 +109,11 @@ export interface ApplyResult {
   sent: number;
   /** Changes Redis rejected, by the caller's source index. */
   failures: { source: number; error: string }[];
+  /** Source indexes of lifecycle changes that made a SKU the store had forgotten active again. */
+  rebuild: number[];
 }
 
-type WithApply = Redis & { fbApply(...args: (string | number)[]): Promise<[number, (number | string)[]]> };
+type WithApply = Redis & { fbApply(...args: (string | number)[]): Promise<[number, (number | string)[], number[]]> };
 
 function withScript(redis: Redis): WithApply {
   const r = redis as WithApply;
@@ -99,9 +124,9 @@ function withScript(redis: Redis): WithApply {
 function toOp(keys: StoreKeys, u: FeatureUpdate, source: number): StoreOp {
   switch (u.feature) {
     case 'sku.lifecycle':
-      return { key: keys.sku(u.sku), kind: 'S', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), source };
+      return { key: keys.sku(u.sku), kind: 'Y', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), source };
     case 'sku.available':
-      return { key: keys.sku(u.sku), kind: 'S', a: u.fc, b: intCode(u.value), c: String(u.version), source };
+      return { key: keys.sku(u.sku), kind: 'A', a: u.fc, b: intCode(u.value), c: String(u.version), source };
     case 'fc.capacity':
       return { key: keys.fc(u.fc), kind: 'S', a: CAPACITY_FIELD, b: intCode(u.value), c: String(u.version), source };
     case 'region.rank':
@@ -132,7 +157,7 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
 }
 
 export async function applyOps(redis: Redis, ops: StoreOp[], opts: ApplyOptions): Promise<ApplyResult> {
-  const result: ApplyResult = { applied: 0, sent: ops.length, failures: [] };
+  const result: ApplyResult = { applied: 0, sent: ops.length, failures: [], rebuild: [] };
   if (ops.length === 0) return result;
   const r = withScript(redis);
   const pipeline = r.pipeline() as unknown as WithApply & { exec(): Promise<[Error | null, unknown][] | null> };
@@ -151,8 +176,9 @@ export async function applyOps(redis: Redis, ops: StoreOp[], opts: ApplyOptions)
     // A whole call failing (connection lost, script error) is not a data problem: raise it, the
     // activity retries, and the version checks make the retry harmless.
     if (err) throw err;
-    const [applied, failed] = reply as [number, (number | string)[]];
+    const [applied, failed, rebuild] = reply as [number, (number | string)[], number[]];
     result.applied += applied;
+    for (const i of rebuild) result.rebuild.push(chunks[n][Number(i) - 1].source);
     for (let i = 0; i < failed.length; i += 2) {
       const op = chunks[n][Number(failed[i]) - 1];
       result.failures.push({ source: op.source, error: `redis rejected ${op.key}: ${failed[i + 1]}` });

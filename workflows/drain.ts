@@ -11,8 +11,9 @@
  * Only one run drains at a time: the first activity takes a lease named after this workflow id;
  * a second run (a manual trigger defaults to overlap allow-all) finds it held and exits cleanly.
  */
-import { continueAsNew, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, log, ParentClosePolicy, proxyActivities, startChild, workflowInfo, WorkflowIdReusePolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 
 export interface DrainWorkflowInput {
   intervalMs: number;
@@ -72,6 +73,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     summary.rows += r.rows;
     summary.applied += r.applied;
     summary.deadLetters += r.deadLetters;
+    if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof drainWorkflow>({ ...input, carried: summary });
     }
@@ -83,4 +85,25 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   }
   await releaseDrainLease({ owner });
   return summary;
+}
+
+/**
+ * One rebuild workflow per reactivated SKU, abandoned so it outlives this run. One already running
+ * for the SKU is fine: it re-reads the current rows anyway.
+ */
+async function startRebuilds(skus: string[]): Promise<void> {
+  await Promise.all(
+    skus.map(async (sku) => {
+      try {
+        await startChild(skuRebuildWorkflow, {
+          workflowId: skuRebuildWorkflowId(sku),
+          args: [{ sku }],
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        });
+      } catch (err) {
+        if ((err as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+      }
+    }),
+  );
 }

@@ -2,3 +2,6 @@
 // side effects live in activities/.
 export { drainWorkflow } from './drain';
 export type { DrainWorkflowInput, DrainRunSummary } from './drain';
+export { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
+export { compactionWorkflow } from './compaction';
+export type { CompactionInput } from './compaction';

@@ -55,6 +55,8 @@ export interface DrainBatchResult {
   newestSourceMs: number | null;
   holder?: string;
   stalled?: HorizonStatus;
+  /** SKUs made active/paused again after their tombstone expired: their stock needs a rebuild. */
+  rebuildSkus?: string[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -153,11 +155,15 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     await client.query('commit');
     open = false;
 
+    // A SKU updated back to active/paused whose key had no lifecycle any more (the tombstone
+    // expired, or the store lost it): its stock is not in the store. A brand-new SKU (insert)
+    // needs nothing: its inventory rows arrive as changes of their own.
+    const rebuildSkus = [...new Set(applied.rebuild.map((i) => rows[i]).filter((r) => r.op === 'U').map((r) => r.key))];
     const caughtUp = rows.length < maxRows;
     const caughtUpAt = caughtUp ? completeAsOf(readAt, await horizonStatus(client, config.STALL_WARN_MS)) : null;
     await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt });
     if (dead.size) deps.log?.('warn', `drain sent ${dead.size} change(s) to dead letters`, { first: [...dead.values()][0] });
-    return { outcome: 'applied', rows: rows.length, applied: applied.applied, deadLetters: dead.size, cursor: next, caughtUp, newestSourceMs };
+    return { outcome: 'applied', rows: rows.length, applied: applied.applied, deadLetters: dead.size, cursor: next, caughtUp, newestSourceMs, ...(rebuildSkus.length ? { rebuildSkus } : {}) };
   } catch (err) {
     if (open) await client.query('rollback').catch(() => undefined);
     rethrowClassified(err, 'drain batch');

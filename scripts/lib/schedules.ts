@@ -28,8 +28,24 @@ export function drainScheduleOptions(config: Config): ScheduleOptions {
   };
 }
 
+export function compactionScheduleOptions(config: Config): ScheduleOptions {
+  return {
+    scheduleId: names.compactionScheduleId,
+    spec: { intervals: [{ every: config.COMPACTION_INTERVAL_MS }] },
+    action: { type: 'startWorkflow', workflowType: 'compactionWorkflow', workflowId: names.compactionWorkflowIdPrefix, taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    state: { note: 'prunes the outbox, retried dead letters and stale field tombstones' },
+  };
+}
+
+/** Creates or updates every schedule; returns what happened to each. */
 export async function ensureSchedules(client: Client, config: Config): Promise<'created' | 'updated'> {
-  const opts = drainScheduleOptions(config);
+  const drain = await ensureSchedule(client, drainScheduleOptions(config));
+  await ensureSchedule(client, compactionScheduleOptions(config));
+  return drain;
+}
+
+async function ensureSchedule(client: Client, opts: ScheduleOptions): Promise<'created' | 'updated'> {
   try {
     await client.schedule.create(opts);
     return 'created';

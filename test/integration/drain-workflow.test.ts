@@ -92,8 +92,12 @@ describe('drain workflow', () => {
       const runs = (await handle.describe()).info.recentActions;
       expect(runs.length).toBeGreaterThan(0);
       expect(runs[0].action.workflow.workflowId).toMatch(/^drain-/);
+      // The compaction schedule comes with it.
+      const compaction = await temporal.client.schedule.getHandle(names.compactionScheduleId).describe();
+      expect(compaction.action).toMatchObject({ workflowType: 'compactionWorkflow', taskQueue });
     } finally {
       await handle.delete();
+      await temporal.client.schedule.getHandle(names.compactionScheduleId).delete().catch(() => undefined);
     }
   });
 });

@@ -22,6 +22,12 @@ describe('featureUpdatesFrom', () => {
     expect(featureUpdatesFrom(row({ tbl: 'region_fc', image: { region: 'R', fc_id: 'F1', rank: null } }))[0]).toMatchObject({ value: RANK_NULL });
   });
 
+  it('applies a refresh (R) like an update', () => {
+    expect(featureUpdatesFrom(row({ tbl: 'inventory', op: 'R', image: { sku_id: 'S1', fc_id: 'F1', on_hand: 4, reserved: 1 } }))).toEqual([
+      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 10 },
+    ]);
+  });
+
   it('turns deletes into tombstones (value null) that keep the version', () => {
     for (const [tbl, image, feature] of [
       ['skus', { sku_id: 'S1' }, 'sku.lifecycle'],
@@ -69,6 +75,7 @@ describe('featureUpdatesFrom', () => {
       [{ tbl: 'nope', image: {} }, /unknown source table/],
       [{ op: 'X', image: {} }, /unknown operation/],
       [{ op: 'T' }, /TRUNCATE.*backfill/],
+      [{ tbl: 'orders', op: 'R', image: order({}) }, /cannot be refreshed/],
       [{ id: 'abc', image: { sku_id: 'S1', lifecycle: 'active' } }, /outbox id/],
     ];
     for (const [over, message] of bad) {

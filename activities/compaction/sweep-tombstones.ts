@@ -1,0 +1,64 @@
+/**
+ * Sweeps field tombstones ("x|version": a deleted inventory or region row) out of live store
+ * keys once they can no longer fence anything.
+ *
+ * A tombstone with version v guards against an older change of the same row arriving after it.
+ * Such a change committed before the delete was made (it held the row lock first), so by now it
+ * is visible in the outbox; once no unapplied outbox row has an id below v, none can come and
+ * the tombstone may go. Whole-SKU tombstones are not swept: their key expires by TTL.
+ * Bounded: SCAN from a cursor kept in the store's meta hash, `maxKeys` keys per call.
+ */
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { storedVersion, TOMBSTONE } from '../../store/field-codec';
+import { LIFECYCLE_FIELD, StoreKeys } from '../../store/keys';
+
+export async function sweepFieldTombstones(
+  pool: pg.Pool,
+  redis: Redis,
+  keys: StoreKeys,
+  consumer: string,
+  maxKeys: number,
+): Promise<{ visited: number; removed: number; wrapped: boolean }> {
+  const r = await pool.query(
+    `select coalesce((select min(o.id) from pipeline.outbox o
+                       where (o.txid, o.id) > (c.txid, c.id)), 9223372036854775807)::text as bound
+       from pipeline.consumer_offsets c where c.consumer = $1`,
+    [consumer],
+  );
+  if (!r.rowCount) return { visited: 0, removed: 0, wrapped: false };
+  const bound = Number(r.rows[0].bound);
+  let cursor = (await redis.hget(keys.meta, 'sweepCursor')) ?? '0';
+  let visited = 0;
+  let removed = 0;
+  let wrapped = false;
+  const patterns = [`${keys.prefix}s:*`, `${keys.prefix}r:*`];
+  let which = Number((await redis.hget(keys.meta, 'sweepPattern')) ?? 0) % patterns.length;
+  while (visited < maxKeys) {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', patterns[which], 'COUNT', 1000);
+    const p = redis.pipeline();
+    for (const k of batch) p.hgetall(k);
+    const hashes = ((await p.exec()) ?? []).map(([, v]) => v as Record<string, string>);
+    const del = redis.pipeline();
+    batch.forEach((key, i) => {
+      for (const [field, raw] of Object.entries(hashes[i] ?? {})) {
+        if (field === LIFECYCLE_FIELD || !raw.startsWith(`${TOMBSTONE}|`)) continue;
+        const v = storedVersion(raw);
+        // HDEL only if the field still holds exactly this tombstone (a script: check and delete).
+        if (v !== null && v < bound) del.eval(`if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`, 1, key, field, raw);
+      }
+    });
+    for (const [err, n] of (await del.exec()) ?? []) if (!err) removed += Number(n);
+    visited += batch.length;
+    cursor = next;
+    if (cursor === '0') {
+      which = (which + 1) % patterns.length;
+      if (which === 0) {
+        wrapped = true;
+        break;
+      }
+    }
+  }
+  await redis.hset(keys.meta, 'sweepCursor', cursor, 'sweepPattern', which);
+  return { visited, removed, wrapped };
+}

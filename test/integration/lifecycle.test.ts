@@ -1,0 +1,128 @@
+/**
+ * SKU lifecycle through the real drain: discontinued tombstones with TTL, pausing, reactivation
+ * before and after the tombstone expired (the rebuild workflow), and resurrection attempts.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { applyUpdates } from '../../store/apply';
+import { drainWorkflow, skuRebuildWorkflowId } from '../../workflows';
+import { drainSettled, eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import { get, startTestApi } from '../support/http';
+
+const TTL_S = 3;
+const taskQueue = `lifecycle-${process.pid}`;
+const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, TOMBSTONE_TTL_S: String(TTL_S), DRAIN_LEASE_TTL_MS: '1000' });
+const { address, bundlePath } = sharedTestServer();
+let worker: Awaited<ReturnType<typeof startWorker>>;
+let temporal: Awaited<ReturnType<typeof temporalClient>>;
+let api: Awaited<ReturnType<typeof startTestApi>>;
+let drain: Awaited<ReturnType<typeof startDrain>> | undefined;
+const startDrain = () => temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-lifecycle-${Date.now()}`, args: [{ intervalMs: 600_000, idleWaitMs: 200 }] });
+
+beforeAll(async () => {
+  worker = await startWorker(c, address, bundlePath, taskQueue);
+  temporal = await temporalClient(address);
+  api = await startTestApi(c.redis, c.keys.prefix);
+});
+afterAll(async () => {
+  await api?.close();
+  await worker?.stop();
+  await temporal?.close();
+  await c.close();
+});
+beforeEach(async () => {
+  if (drain) {
+    await drain.terminate('next test').catch(() => undefined);
+    await drainSettled(c);
+  }
+  await resetState(c);
+  await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now()), ('F2', 'R1', 100, now())`);
+  await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1), ('R1', 'F2', 2)`);
+  await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('S1', 's', 'active')`);
+  await c.pool.query(`insert into shop.inventory values ('S1', 'F1', 5, 0, now()), ('S1', 'F2', 5, 0, now())`);
+  drain = await startDrain();
+  await until({ reason: 'eligible', fc: 'F1' }, 'initial state');
+});
+
+const q = (sql: string, params: unknown[] = []) => c.pool.query(sql, params);
+const badge = async () => (await get(`${api.base}/v1/badges/S1?region=R1`)).body;
+const until = (want: Record<string, unknown>, what: string, ms = 10_000) =>
+  eventually(async () => {
+    const b = await badge();
+    return Object.entries(want).every(([k, v]) => b[k] === v) ? b : null;
+  }, ms, what);
+const skuInSync = async () => {
+  const [src, store] = [await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)];
+  return compareSnapshots(src, store).filter((m) => m.key.startsWith('S1')).length === 0;
+};
+
+describe('SKU lifecycle', () => {
+  it('discontinued: tombstone within seconds, never badged again, expires to unknown and frees the key', async () => {
+    await q(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
+    await until({ reason: 'discontinued', eligible: false }, 'discontinued');
+    const ttl = await c.redis.ttl(c.keys.sku('S1'));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(TTL_S);
+
+    // Newer stock changes of a discontinued SKU never badge it.
+    await q(`update shop.inventory set on_hand = 50 where sku_id = 'S1'`);
+    await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F1'))?.startsWith('50|'), 10_000, 'stock applied to the tombstone');
+    expect((await badge()).reason).toBe('discontinued');
+
+    // A late change older than the tombstone (by source position) never resurrects it.
+    const tomb = await c.redis.hget(c.keys.sku('S1'), '_');
+    const version = Number(tomb!.split('|')[1]);
+    await applyUpdates(c.redis, c.keys, [{ update: { feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: version - 1 }, source: 0 }], { chunk: 10, tombstoneTtlS: TTL_S, loadTtlS: 60 });
+    expect(await c.redis.hget(c.keys.sku('S1'), '_')).toBe(tomb);
+    expect((await badge()).reason).toBe('discontinued');
+
+    // After the TTL: unknown, and the key is gone.
+    await until({ reason: 'unknown' }, 'tombstone expiry', (TTL_S + 5) * 1000);
+    expect(await c.redis.exists(c.keys.sku('S1'))).toBe(0);
+
+    // A later stock change for the forgotten SKU leaves only a self-expiring key: no leak.
+    await q(`update shop.inventory set on_hand = 7 where sku_id = 'S1' and fc_id = 'F1'`);
+    await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F1'))?.startsWith('7|'), 10_000, 'orphan stock change applied');
+    expect(await c.redis.ttl(c.keys.sku('S1'))).toBeGreaterThan(0);
+    expect((await badge()).reason).toBe('unknown');
+  });
+
+  it('paused answers paused; back to active answers from current stock', async () => {
+    await q(`update shop.skus set lifecycle = 'paused' where sku_id = 'S1'`);
+    await until({ reason: 'paused' }, 'paused');
+    expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1); // pausing is not a tombstone
+    await q(`update shop.inventory set on_hand = 0 where sku_id = 'S1' and fc_id = 'F1'`);
+    await q(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
+    await until({ reason: 'eligible', fc: 'F2' }, 'active from current stock');
+  });
+
+  it('reactivated before the tombstone expired: badges again with current stock, and persists', async () => {
+    await q(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
+    await until({ reason: 'discontinued' }, 'discontinued');
+    await q(`update shop.inventory set on_hand = 0 where sku_id = 'S1' and fc_id = 'F1'`);
+    await q(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
+    await until({ reason: 'eligible', fc: 'F2' }, 'reactivated');
+    expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1);
+    expect(await skuInSync()).toBe(true);
+  });
+
+  it('reactivated after the tombstone expired: a rebuild workflow restores current stock at every FC', async () => {
+    await q(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
+    await until({ reason: 'discontinued' }, 'discontinued');
+    await until({ reason: 'unknown' }, 'tombstone expiry', (TTL_S + 5) * 1000);
+    expect(await c.redis.exists(c.keys.sku('S1'))).toBe(0);
+    // Meanwhile F1 sells out while F2 is restocked, and neither change has a key to land in.
+    await q(`update shop.inventory set on_hand = 0 where sku_id = 'S1' and fc_id = 'F1'`);
+    await q(`update shop.inventory set on_hand = 9, reserved = 2 where sku_id = 'S1' and fc_id = 'F2'`);
+    await eventually(async () => (await c.redis.exists(c.keys.sku('S1'))) === 1, 10_000, 'orphan keys');
+    await c.redis.del(c.keys.sku('S1')); // as if they had expired too: only the rebuild can restore the stock
+    await q(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
+    await until({ reason: 'eligible', fc: 'F2' }, 'rebuilt and eligible');
+    expect(await eventually(skuInSync, 10_000, 'S1 to match the source')).toBe(true);
+    const rebuild = temporal.client.workflow.getHandle(skuRebuildWorkflowId('S1'));
+    expect(await rebuild.result()).toEqual({ rows: 3 }); // the skus row and two inventory rows
+    expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1);
+  });
+});
