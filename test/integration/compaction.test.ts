@@ -1,0 +1,127 @@
+/**
+ * Compaction against the real services: it removes only what every consumer has committed and
+ * what is past retention, never an uncommitted or unapplied change, and is safe while the drain runs.
+ */
+import pg from 'pg';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
+import { runTraffic } from '../../simulator/traffic';
+import { compactionWorkflow, drainWorkflow } from '../../workflows';
+import { drainSettled, eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients, TEST_DATABASE_URL } from '../support/env';
+
+const c = testClients({ COMPACTION_CHUNK: '100' });
+const acts = createActivities(c);
+const owner = 'compaction-test';
+afterAll(() => c.close());
+beforeEach(async () => {
+  await resetState(c);
+  await acts.acquireDrainLease({ owner });
+});
+
+const count = async (sql = 'select count(*)::int as n from pipeline.outbox') => (await c.pool.query(sql)).rows[0].n as number;
+async function drainAll() {
+  for (;;) if ((await acts.drainBatch({ owner })).outcome !== 'applied') return;
+}
+async function addSkus(from: number, n: number) {
+  for (let i = from; i < from + n; i++) await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ($1, 't', 'active')`, [`K${i}`]);
+}
+
+describe('outbox compaction', () => {
+  it('deletes only committed rows past the retention, in bounded chunks', async () => {
+    await addSkus(0, 250);
+    await drainAll();
+    await c.pool.query(`update pipeline.outbox set created_at = now() - interval '3 days' where id <= 200`); // old enough
+    await addSkus(250, 10); // not applied yet: must stay even though compaction runs
+    const r = await acts.compactOutbox({ retentionMs: 48 * 3_600_000 });
+    expect(r.deleted).toBe(200);
+    expect(await count()).toBe(60);
+    expect(await count('select min(id)::int as n from pipeline.outbox')).toBe(201);
+    // bounded: maxRows stops a run early and says there is more
+    await c.pool.query(`update pipeline.outbox set created_at = now() - interval '3 days'`);
+    await drainAll();
+    const bounded = await acts.compactOutbox({ retentionMs: 1000, maxRows: 30 });
+    expect(bounded).toMatchObject({ deleted: 30, more: true });
+  });
+
+  it('keeps everything a consumer behind the retention has not committed', async () => {
+    await addSkus(0, 50);
+    await drainAll();
+    await c.pool.query(`insert into pipeline.consumer_offsets (consumer, txid, id) select 'laggard', txid, id from pipeline.outbox where id = 10`);
+    await c.pool.query(`update pipeline.outbox set created_at = now() - interval '30 days'`);
+    const r = await acts.compactOutbox({ retentionMs: 1000 });
+    expect(r.deleted).toBe(10);
+    expect(await count('select min(id)::int as n from pipeline.outbox')).toBe(11);
+  });
+
+  it('never loses a change of a transaction still open while compaction runs', async () => {
+    const open = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await open.connect();
+    try {
+      await open.query('begin');
+      await open.query(`insert into shop.skus (sku_id, title, lifecycle) values ('LATE', 't', 'paused')`);
+      await addSkus(0, 20);
+      await drainAll();
+      await c.pool.query(`update pipeline.outbox set created_at = now() - interval '30 days'`); // cannot see LATE's row yet
+      await acts.compactOutbox({ retentionMs: 0 });
+      await open.query('commit');
+      await drainAll();
+      expect(await c.redis.hget(c.keys.sku('LATE'), '_')).toMatch(/^p\|/);
+      expect(await c.redis.hget(c.keys.sku('K19'), '_')).toMatch(/^a\|/);
+    } finally {
+      await open.end();
+    }
+  });
+
+  it('sweeps field tombstones only once no older change can still arrive', async () => {
+    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 1, now()), ('F2', 'R1', 1, now())`);
+    await addSkus(0, 1);
+    await c.pool.query(`insert into shop.inventory values ('K0', 'F1', 1, 0, now()), ('K0', 'F2', 1, 0, now())`);
+    await c.pool.query(`delete from shop.inventory where fc_id = 'F1'`);
+    await drainAll();
+    expect(await c.redis.hget(c.keys.sku('K0'), 'F1')).toMatch(/^x\|/);
+    // A consumer cursor back at the start: older changes are unapplied, the tombstone must stay.
+    const saved = (await c.pool.query(`select txid::text, id from pipeline.consumer_offsets where consumer = 'redis-online-store'`)).rows[0];
+    await c.pool.query(`update pipeline.consumer_offsets set txid = '0', id = 0`);
+    expect((await acts.sweepTombstones({})).removed).toBe(0);
+    await c.pool.query(`update pipeline.consumer_offsets set txid = $1::xid8, id = $2`, [saved.txid, saved.id]);
+    const swept = await acts.sweepTombstones({});
+    expect(swept.removed).toBe(1);
+    expect(await c.redis.hgetall(c.keys.sku('K0'))).toEqual({ _: expect.stringMatching(/^a\|/), F2: expect.stringMatching(/^1\|/) });
+  });
+});
+
+describe('compaction while the drain runs', () => {
+  it('under simulator load, with compaction runs in between, the store ends equal to the source', async () => {
+    const taskQueue = `compaction-${process.pid}`;
+    const w = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, COMPACTION_CHUNK: '200' });
+    const { address, bundlePath } = sharedTestServer();
+    const worker = await startWorker(w, address, bundlePath, taskQueue);
+    const temporal = await temporalClient(address);
+    await acts.releaseDrainLease({ owner });
+    const drain = await temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-compaction-${Date.now()}`, args: [{ intervalMs: 600_000, idleWaitMs: 200 }] });
+    try {
+      const size: CatalogueSize = { skus: 300, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 2 };
+      await seedCatalogue(c.pool, size);
+      const traffic = runTraffic(c.pool, { rate: 1500, durationMs: 4000, connections: 4, seed: 5, size });
+      let runs = 0;
+      let deleted = 0;
+      while (runs < 8) {
+        const r = await temporal.client.workflow.execute(compactionWorkflow, { taskQueue, workflowId: `compaction-test-${Date.now()}-${runs++}`, args: [{ retentionMs: 0 }] });
+        deleted += r.outbox.deleted;
+      }
+      await traffic;
+      await eventually(async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0, 30_000, 'store to match the source');
+      expect(deleted).toBeGreaterThan(0);
+    } finally {
+      await drain.terminate('test over').catch(() => undefined);
+      await drainSettled(c);
+      await worker.stop();
+      await temporal.close();
+      await w.close();
+    }
+  });
+});
