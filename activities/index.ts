@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../config';
 import { storeKeys } from '../store/keys';
+import { createBackfillActivities } from './backfill';
 import { createCompactionActivities } from './compaction';
 import { createDrainActivities } from './drain';
 import { createLifecycleActivities } from './lifecycle';
@@ -16,6 +17,8 @@ export interface ActivityClients {
   pool: pg.Pool;
   redis: Redis;
   config: Config;
+  /** Reads for backfill and verify: the replica when REPLICA_DATABASE_URL is set, else the primary. */
+  sourcePool?: pg.Pool;
 }
 
 function activityLog(level: 'info' | 'warn', message: string, fields?: Record<string, unknown>): void {
@@ -32,6 +35,7 @@ export function createActivities(clients: ActivityClients) {
     ...createDrainActivities({ ...clients, keys, log: activityLog }),
     ...createLifecycleActivities(clients),
     ...createCompactionActivities({ ...clients, keys }),
+    ...createBackfillActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),
   };
 }
 

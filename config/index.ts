@@ -38,6 +38,11 @@ const EnvSchema = z.object({
   DRAIN_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),
   /** Outbox rows read, folded and applied per batch activity. */
   DRAIN_BATCH_SIZE: intFrom(5_000, 1, 100_000),
+  /** While working off a backlog the batch size doubles up to this. */
+  DRAIN_MAX_BATCH_SIZE: intFrom(50_000, 1, 500_000),
+  /** Backfill: rows per chunk and the rate limit on source rows read per second (0: none). */
+  BACKFILL_CHUNK_ROWS: intFrom(5_000, 100, 100_000),
+  BACKFILL_ROWS_PER_S: intFrom(50_000, 0, 10_000_000),
   /** When nothing is new, a batch waits at most this long for rows before returning. */
   DRAIN_IDLE_WAIT_MS: intFrom(1_000, 0, 10_000),
   /** While waiting, how often the outbox is polled (one indexed query). */

@@ -33,14 +33,15 @@ export function utcDay(at: Date): string {
  *  - Row-derived features carry `version`: the outbox id of the change. For one source row, ids
  *    follow the true order of its changes, so "higher id wins" is last-writer-wins per row.
  *    `value: null` means the source row is gone (kept as a versioned tombstone in the store so
- *    an older, late change cannot bring it back).
+ *    an older, late change cannot bring it back). `txid` (the writing transaction) decides
+ *    against values a backfill wrote from a snapshot: newer iff that snapshot did not see it.
  *  - The load is a sum over many rows, so it changes by deltas. A delta is applied at most once
  *    per counter because the counter remembers the stream position (txid, id) of the last
  *    delta it took, and the drain always applies in that order.
  */
 export type FeatureUpdate =
-  | { feature: 'sku.lifecycle'; sku: string; value: Lifecycle | null; version: number }
-  | { feature: 'sku.available'; sku: string; fc: string; value: number | null; version: number }
-  | { feature: 'fc.capacity'; fc: string; value: number | null; version: number }
-  | { feature: 'region.rank'; region: string; fc: string; value: number | null; version: number }
+  | { feature: 'sku.lifecycle'; sku: string; value: Lifecycle | null; version: number; txid: string }
+  | { feature: 'sku.available'; sku: string; fc: string; value: number | null; version: number; txid: string }
+  | { feature: 'fc.capacity'; fc: string; value: number | null; version: number; txid: string }
+  | { feature: 'region.rank'; region: string; fc: string; value: number | null; version: number; txid: string }
   | { feature: 'fc.load'; fc: string; day: string; delta: number; txid: string; id: number };

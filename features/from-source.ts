@@ -74,34 +74,34 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
     case 'skus': {
       if (deleted) {
         const k = parse(KeyOnly.skus, row.image, where);
-        return [{ feature: 'sku.lifecycle', sku: k.sku_id, value: null, version }];
+        return [{ feature: 'sku.lifecycle', sku: k.sku_id, value: null, version, txid: row.txid }];
       }
       const r = parse(SkuRow, row.image, where);
-      return [{ feature: 'sku.lifecycle', sku: r.sku_id, value: r.lifecycle, version }];
+      return [{ feature: 'sku.lifecycle', sku: r.sku_id, value: r.lifecycle, version, txid: row.txid }];
     }
     case 'inventory': {
       if (deleted) {
         const k = parse(KeyOnly.inventory, row.image, where);
-        return [{ feature: 'sku.available', sku: k.sku_id, fc: k.fc_id, value: null, version }];
+        return [{ feature: 'sku.available', sku: k.sku_id, fc: k.fc_id, value: null, version, txid: row.txid }];
       }
       const r = parse(InventoryRow, row.image, where);
-      return [{ feature: 'sku.available', sku: r.sku_id, fc: r.fc_id, value: r.on_hand - r.reserved, version }];
+      return [{ feature: 'sku.available', sku: r.sku_id, fc: r.fc_id, value: r.on_hand - r.reserved, version, txid: row.txid }];
     }
     case 'fulfillment_centers': {
       if (deleted) {
         const k = parse(KeyOnly.fulfillment_centers, row.image, where);
-        return [{ feature: 'fc.capacity', fc: k.fc_id, value: null, version }];
+        return [{ feature: 'fc.capacity', fc: k.fc_id, value: null, version, txid: row.txid }];
       }
       const r = parse(FcRow, row.image, where);
-      return [{ feature: 'fc.capacity', fc: r.fc_id, value: r.daily_capacity, version }];
+      return [{ feature: 'fc.capacity', fc: r.fc_id, value: r.daily_capacity, version, txid: row.txid }];
     }
     case 'region_fc': {
       if (deleted) {
         const k = parse(KeyOnly.region_fc, row.image, where);
-        return [{ feature: 'region.rank', region: k.region, fc: k.fc_id, value: null, version }];
+        return [{ feature: 'region.rank', region: k.region, fc: k.fc_id, value: null, version, txid: row.txid }];
       }
       const r = parse(RegionFcRow, row.image, where);
-      return [{ feature: 'region.rank', region: r.region, fc: r.fc_id, value: r.rank ?? RANK_NULL, version }];
+      return [{ feature: 'region.rank', region: r.region, fc: r.fc_id, value: r.rank ?? RANK_NULL, version, txid: row.txid }];
     }
     case 'orders': {
       // The load changes by (new contribution - old contribution); an insert has no old row and

@@ -13,65 +13,100 @@ import type { FeatureUpdate } from '../features/definitions';
 import { intCode, lifecycleCode } from './field-codec';
 import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
 
-// KEYS[i] is the key of operation i; ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, then four
-// ARGV per operation. Versioned sets write "value|version" only if version > the stored one:
-//   S field value version   a plain versioned field (FC capacity, region rank)
-//   A fc value version      a SKU's available units at an FC. On a key that does not exist the
-//                           new key gets the tombstone TTL: stock of a SKU the store does not
-//                           know (its tombstone expired, or its lifecycle has not arrived yet)
-//                           must not live forever; the lifecycle's arrival makes the key persist.
-//   Y - code version        a SKU's lifecycle. d (discontinued) and x (deleted) start the key's
-//                           TTL (a tombstone that expires); a and p make it persist. Becoming a/p
-//                           on a key with no lifecycle (its tombstone expired) is reported: that
-//                           SKU's stock must be rebuilt.
-//   L delta txid id         add delta to a counter if (txid, id) is past its stored position.
+// KEYS[i] is the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, ARGV[3]
+// mode ("drain" or "replay"), ARGV[4] the key prefix, then five ARGV per operation.
+//
+// Versions. A field holds "value|version": the outbox id of the change that wrote it, or
+// "s<k>" when a backfill wrote it from snapshot k (descriptor "xmin:xmax:xip,…" in {p}snaps).
+// An incoming change (id, txid) is newer than an id if its id is higher (in replay mode: not
+// lower, so a replay re-writes values with fixed logic), and newer than a snapshot value if that
+// snapshot did not see its transaction. A pruned snapshot counts as older than everything.
+//
+//   S field value id txid     a plain versioned field (FC capacity, region rank)
+//   A fc value id txid        a SKU's available units at an FC. On a key that does not exist the
+//                             new key gets the tombstone TTL: stock of a SKU the store does not
+//                             know (tombstone expired, lifecycle not arrived yet) must not live
+//                             forever; the lifecycle's arrival makes the key persist.
+//   Y _ code id txid          a SKU's lifecycle. d (discontinued) and x (deleted) start the key's
+//                             TTL (an expiring tombstone); a and p make it persist. Becoming a/p on
+//                             a key with no lifecycle (tombstone expired) is reported: that SKU's
+//                             stock must be rebuilt.
+//   L delta txid id -         add delta to a load counter if (txid, id) is past its position and
+//                             the counter's snapshot (if a backfill set it) did not see txid.
+//   B field value s<k> kind   backfill: fill the field from snapshot k only if it is absent
+//                             (kind y lifecycle, a SKU stock, s plain), same TTL rules as Y/A.
+//   C n txid id k             backfill: set a load counter to n as of stream position (txid, id)
+//                             and snapshot k (taken under the drain lock; see activities/backfill).
+//   R delta dlid - -          dead-letter retry of a load delta: applied once per dead letter id.
 // Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
 // cannot wedge the whole stream: the caller dead-letters that change.
 const APPLY_LUA = `
-local tombTtl = ARGV[1]
-local loadTtl = ARGV[2]
-local applied = 0
-local failed = {}
-local rebuild = {}
--- true when version z is newer than what field holds; also returns what it holds
-local function newer(key, field, z)
+local tombTtl, loadTtl, replay, prefix = ARGV[1], ARGV[2], ARGV[3] == 'replay', ARGV[4]
+local snapsKey = prefix .. 'snaps'
+local applied, failed, rebuild = 0, {}, {}
+local function visibleIn(k, t)
+  local d = redis.call('HGET', snapsKey, k)
+  if not d then return false end
+  local xmin, xmax, xip = string.match(d, '^(%d+):(%d+):(.*)$')
+  t = tonumber(t)
+  if t < tonumber(xmin) then return true end
+  if t >= tonumber(xmax) then return false end
+  for x in string.gmatch(xip, '%d+') do if tonumber(x) == t then return false end end
+  return true
+end
+-- is the change (z = id, t = txid) newer than what field holds? also returns what it holds
+local function newer(key, field, z, t)
   local cur = redis.call('HGET', key, field)
-  if cur then
-    local bar = string.find(cur, '|', 1, true)
-    if bar and tonumber(string.sub(cur, bar + 1)) >= tonumber(z) then return false, cur end
-  end
-  return true, cur
+  if not cur then return true, cur end
+  local bar = string.find(cur, '|', 1, true)
+  if not bar then return true, cur end
+  local v = string.sub(cur, bar + 1)
+  if string.sub(v, 1, 1) == 's' then return not visibleIn(string.sub(v, 2), t), cur end
+  if replay then return tonumber(v) <= tonumber(z), cur end
+  return tonumber(v) < tonumber(z), cur
+end
+local function lifecycleTtl(key, code)
+  if code == 'd' or code == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
 end
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local a = 2 + (i - 1) * 4
-  local kind, x, y, z = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local a = 4 + (i - 1) * 5
+  local kind, x, y, z, w = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local ok, err = pcall(function()
     if kind == 'S' then
-      if not newer(key, x, z) then return end
+      if not newer(key, x, z, w) then return end
       redis.call('HSET', key, x, y .. '|' .. z)
     elseif kind == 'A' then
-      if not newer(key, x, z) then return end
+      if not newer(key, x, z, w) then return end
       local existed = redis.call('EXISTS', key) == 1
       redis.call('HSET', key, x, y .. '|' .. z)
       if not existed then redis.call('EXPIRE', key, tombTtl) end
     elseif kind == 'Y' then
-      local isNewer, cur = newer(key, '_', z)
+      local isNewer, cur = newer(key, '_', z, w)
       if not isNewer then return end
       redis.call('HSET', key, '_', y .. '|' .. z)
-      if y == 'd' or y == 'x' then
-        redis.call('EXPIRE', key, tombTtl)
-      else
-        redis.call('PERSIST', key)
-        if not cur then rebuild[#rebuild + 1] = i end
-      end
+      lifecycleTtl(key, y)
+      if not cur and y ~= 'd' and y ~= 'x' then rebuild[#rebuild + 1] = i end
     elseif kind == 'L' then
-      local pos = redis.call('HMGET', key, 't', 'i')
+      local pos = redis.call('HMGET', key, 't', 'i', 'sk')
       local ct, ci = tonumber(pos[1]), tonumber(pos[2])
       local t, id = tonumber(y), tonumber(z)
       if ct and (t < ct or (t == ct and id <= ci)) then return end
+      if pos[3] and visibleIn(pos[3], y) then return end
       redis.call('HINCRBY', key, 'n', x)
       redis.call('HSET', key, 't', y, 'i', z)
+      redis.call('EXPIRE', key, loadTtl)
+    elseif kind == 'B' then
+      if redis.call('HEXISTS', key, x) == 1 then return end
+      local existed = redis.call('EXISTS', key) == 1
+      redis.call('HSET', key, x, y .. '|' .. z)
+      if w == 'y' then lifecycleTtl(key, y) elseif w == 'a' and not existed then redis.call('EXPIRE', key, tombTtl) end
+    elseif kind == 'C' then
+      redis.call('HSET', key, 'n', x, 't', y, 'i', z, 'sk', w)
+      redis.call('EXPIRE', key, loadTtl)
+    elseif kind == 'R' then
+      if not redis.call('SET', prefix .. 'dlr:' .. y, '1', 'NX', 'EX', 604800) then return end
+      redis.call('HINCRBY', key, 'n', x)
       redis.call('EXPIRE', key, loadTtl)
     else
       error('unknown operation ' .. tostring(kind))
@@ -86,12 +121,13 @@ end
 return { applied, failed, rebuild }
 `;
 
-interface StoreOp {
+export interface StoreOp {
   key: string;
-  kind: 'S' | 'A' | 'Y' | 'L';
+  kind: 'S' | 'A' | 'Y' | 'L' | 'B' | 'C' | 'R';
   a: string;
   b: string;
   c: string;
+  d: string;
   /** Index of the source change (in the caller's list) this op came from, for dead-lettering. */
   source: number;
 }
@@ -100,6 +136,8 @@ export interface ApplyOptions {
   chunk: number;
   tombstoneTtlS: number;
   loadTtlS: number;
+  /** replay: re-write values whose version equals the stored one (fixed feature logic). */
+  mode?: 'drain' | 'replay';
 }
 
 export interface ApplyResult {
@@ -124,16 +162,23 @@ function withScript(redis: Redis): WithApply {
 function toOp(keys: StoreKeys, u: FeatureUpdate, source: number): StoreOp {
   switch (u.feature) {
     case 'sku.lifecycle':
-      return { key: keys.sku(u.sku), kind: 'Y', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), source };
+      return { key: keys.sku(u.sku), kind: 'Y', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), d: u.txid, source };
     case 'sku.available':
-      return { key: keys.sku(u.sku), kind: 'A', a: u.fc, b: intCode(u.value), c: String(u.version), source };
+      return { key: keys.sku(u.sku), kind: 'A', a: u.fc, b: intCode(u.value), c: String(u.version), d: u.txid, source };
     case 'fc.capacity':
-      return { key: keys.fc(u.fc), kind: 'S', a: CAPACITY_FIELD, b: intCode(u.value), c: String(u.version), source };
+      return { key: keys.fc(u.fc), kind: 'S', a: CAPACITY_FIELD, b: intCode(u.value), c: String(u.version), d: u.txid, source };
     case 'region.rank':
-      return { key: keys.region(u.region), kind: 'S', a: u.fc, b: intCode(u.value), c: String(u.version), source };
+      return { key: keys.region(u.region), kind: 'S', a: u.fc, b: intCode(u.value), c: String(u.version), d: u.txid, source };
     case 'fc.load':
-      return { key: keys.load(u.fc, u.day), kind: 'L', a: String(u.delta), b: u.txid, c: String(u.id), source };
+      return { key: keys.load(u.fc, u.day), kind: 'L', a: String(u.delta), b: u.txid, c: String(u.id), d: '', source };
   }
+}
+
+/** A backfill fill of one feature value from snapshot version `snapshot` ("s<k>"). */
+export function toBackfillOp(keys: StoreKeys, u: FeatureUpdate, snapshot: string, source: number): StoreOp | null {
+  if (u.feature === 'fc.load') return null; // counters are set whole, under the drain lock
+  const op = toOp(keys, u, source);
+  return { ...op, kind: 'B', c: snapshot, d: u.feature === 'sku.lifecycle' ? 'y' : u.feature === 'sku.available' ? 'a' : 's' };
 }
 
 /**
@@ -156,7 +201,7 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
   return [...latest.values(), ...deltas];
 }
 
-export async function applyOps(redis: Redis, ops: StoreOp[], opts: ApplyOptions): Promise<ApplyResult> {
+export async function applyOps(redis: Redis, prefix: string, ops: StoreOp[], opts: ApplyOptions): Promise<ApplyResult> {
   const result: ApplyResult = { applied: 0, sent: ops.length, failures: [], rebuild: [] };
   if (ops.length === 0) return result;
   const r = withScript(redis);
@@ -166,8 +211,8 @@ export async function applyOps(redis: Redis, ops: StoreOp[], opts: ApplyOptions)
   for (const chunk of chunks) {
     const args: (string | number)[] = [chunk.length];
     for (const op of chunk) args.push(op.key);
-    args.push(opts.tombstoneTtlS, opts.loadTtlS);
-    for (const op of chunk) args.push(op.kind, op.a, op.b, op.c);
+    args.push(opts.tombstoneTtlS, opts.loadTtlS, opts.mode ?? 'drain', prefix);
+    for (const op of chunk) args.push(op.kind, op.a, op.b, op.c, op.d);
     void pipeline.fbApply(...args);
   }
   const replies = await pipeline.exec();
@@ -193,5 +238,5 @@ export async function applyUpdates(
   updates: { update: FeatureUpdate; source: number }[],
   opts: ApplyOptions,
 ): Promise<ApplyResult> {
-  return applyOps(redis, foldOps(keys, updates), opts);
+  return applyOps(redis, keys.prefix, foldOps(keys, updates), opts);
 }

@@ -6,6 +6,10 @@
  *   {p}l:{fc}:{yyyymmdd} hash n -> load that UTC day, t/i -> stream position of the last delta
  *   {p}r:{region}       hash  {fc} -> rank
  *   {p}meta             hash  freshness watermark and pipeline bookkeeping
+ *   {p}epoch            string  present while the store is complete (set by a backfill; gone
+ *                              after FLUSHALL or a restart of an empty Redis: that is how data
+ *                              loss is noticed)
+ *   {p}snaps            hash  k -> "xmin:xmax:xip" of the snapshots backfills read from
  *
  * Row-derived fields are stored as "value|version" (see store/field-codec.ts). Small hashes
  * stay in Redis's compact listpack encoding, which keeps a SKU·FC to a few dozen bytes.
@@ -17,6 +21,9 @@ export interface StoreKeys {
   load(fc: string, day: string): string;
   region(region: string): string;
   meta: string;
+  epoch: string;
+  snaps: string;
+  snapSeq: string;
 }
 
 export const LIFECYCLE_FIELD = '_';
@@ -30,5 +37,8 @@ export function storeKeys(prefix: string): StoreKeys {
     load: (fc, day) => `${prefix}l:${fc}:${day}`,
     region: (region) => `${prefix}r:${region}`,
     meta: `${prefix}meta`,
+    epoch: `${prefix}epoch`,
+    snaps: `${prefix}snaps`,
+    snapSeq: `${prefix}snapseq`,
   };
 }

@@ -13,6 +13,9 @@ export async function runWorker(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL) });
   const pool = createPool(config.DATABASE_URL);
   await checkPostgres(pool);
+  // Backfill and verify read from the replica when one is configured.
+  const sourcePool = config.REPLICA_DATABASE_URL ? createPool(config.REPLICA_DATABASE_URL) : pool;
+  if (sourcePool !== pool) await checkPostgres(sourcePool, 'the read replica (REPLICA_DATABASE_URL)');
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });
   await redis.connect().catch((err) => {
     throw new Error(`Redis is not reachable at ${config.REDIS_URL}: ${err.message}`);
@@ -20,13 +23,14 @@ export async function runWorker(): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }).catch((err) => {
     throw new Error(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${err.message}`);
   });
-  const worker = await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, pool, redis, config });
+  const worker = await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, pool, sourcePool, redis, config });
   console.log(`worker: polling task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`);
   try {
     await worker.run(); // resolves after SIGINT/SIGTERM (the SDK installs the handlers) and a graceful drain
   } finally {
     await connection.close();
     redis.disconnect();
+    if (sourcePool !== pool) await sourcePool.end();
     await pool.end();
   }
 }

@@ -11,8 +11,20 @@
  * Only one run drains at a time: the first activity takes a lease named after this workflow id;
  * a second run (a manual trigger defaults to overlap allow-all) finds it held and exits cleanly.
  */
-import { continueAsNew, log, ParentClosePolicy, proxyActivities, startChild, workflowInfo, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import {
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  log,
+  ParentClosePolicy,
+  proxyActivities,
+  setHandler,
+  startChild,
+  workflowInfo,
+  WorkflowIdReusePolicy,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { backfillWorkflow } from './backfill';
 import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 
 export interface DrainWorkflowInput {
@@ -20,19 +32,29 @@ export interface DrainWorkflowInput {
   /** Stop starting batches this long before the next scheduled fire. */
   marginMs?: number;
   batchSize?: number;
+  /** While batches come back full (a backlog), the batch size doubles up to this. */
+  maxBatchSize?: number;
   idleWaitMs?: number;
   /** Carried across continue-as-new so the run summary covers the whole minute. */
   carried?: DrainRunSummary;
 }
 
 export interface DrainRunSummary {
-  outcome: 'drained' | 'lease-held' | 'lease-lost';
+  outcome: 'drained' | 'lease-held' | 'lease-lost' | 'stopped';
   batches: number;
   rows: number;
   applied: number;
   deadLetters: number;
   holder?: string;
 }
+
+/** Finish the current batch, release the lease and end (the CLI's `pause`). */
+export const stopDrainSignal = defineSignal('stop');
+/** What the run has done so far, and whether it is catching up. */
+export const drainStatusQuery = defineQuery<DrainRunSummary & { batchSize: number; caughtUp: boolean }>('status');
+
+/** Id of the backfill the drain starts by itself when the store lost its data. */
+export const AUTO_BACKFILL_ID = 'backfill-auto';
 
 const { acquireDrainLease, releaseDrainLease } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -56,15 +78,24 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   const stopAt = nextFire - margin;
   const summary: DrainRunSummary = input.carried ?? { outcome: 'drained', batches: 0, rows: 0, applied: 0, deadLetters: 0 };
 
+  const base = input.batchSize ?? 5_000;
+  const max = Math.max(base, input.maxBatchSize ?? 50_000);
+  let batchSize = base;
+  let caughtUp = false;
+  let stop = false;
+  let backfillRequested = false;
+  setHandler(stopDrainSignal, () => void (stop = true));
+  setHandler(drainStatusQuery, () => ({ ...summary, batchSize, caughtUp }));
+
   const lease = await acquireDrainLease({ owner });
   if (!lease.acquired) {
     log.info('another drain run holds the lease; exiting', { holder: lease.holder });
     return { ...summary, outcome: 'lease-held', holder: lease.holder };
   }
 
-  while (Date.now() < stopAt) {
+  while (Date.now() < stopAt && !stop) {
     const waitMs = Math.max(0, Math.min(input.idleWaitMs ?? 1000, stopAt - Date.now()));
-    const r = await drainBatch({ owner, maxRows: input.batchSize, waitMs });
+    const r = await drainBatch({ owner, maxRows: batchSize, waitMs });
     if (r.outcome === 'lease-lost') {
       log.warn('drain lease taken over; exiting', { holder: r.holder });
       return { ...summary, outcome: 'lease-lost', holder: r.holder };
@@ -74,9 +105,21 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     summary.applied += r.applied;
     summary.deadLetters += r.deadLetters;
     if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
+    if (r.storeIncomplete && !backfillRequested) {
+      backfillRequested = true;
+      await startAutoBackfill();
+    }
+    // Catch-up: a full batch means a backlog; bigger batches cost fewer round trips per change.
+    caughtUp = r.caughtUp;
+    batchSize = r.rows >= batchSize ? Math.min(max, batchSize * 2) : base;
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof drainWorkflow>({ ...input, carried: summary });
     }
+  }
+
+  if (stop) {
+    await releaseDrainLease({ owner });
+    return { ...summary, outcome: 'stopped' };
   }
 
   if (Date.now() >= nextFire) {
@@ -106,4 +149,23 @@ async function startRebuilds(skus: string[]): Promise<void> {
       }
     }),
   );
+}
+
+/**
+ * The store has no epoch: it lost its data (or was never filled). Reads already say stale; a
+ * backfill restores it while this drain keeps applying changes. One at a time: if it is already
+ * running, that is the one.
+ */
+async function startAutoBackfill(): Promise<void> {
+  log.warn('online store has no epoch (data lost or never filled): starting a backfill');
+  try {
+    await startChild(backfillWorkflow, {
+      workflowId: AUTO_BACKFILL_ID,
+      args: [{ reason: 'online store lost its data' }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    });
+  } catch (err) {
+    if ((err as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+  }
 }

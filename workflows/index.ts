@@ -1,7 +1,9 @@
 // Every workflow the worker runs; one per file. Deterministic code only (Temporal sandbox):
 // side effects live in activities/.
-export { drainWorkflow } from './drain';
+export { drainWorkflow, stopDrainSignal, drainStatusQuery, AUTO_BACKFILL_ID } from './drain';
 export type { DrainWorkflowInput, DrainRunSummary } from './drain';
 export { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 export { compactionWorkflow } from './compaction';
 export type { CompactionInput } from './compaction';
+export { backfillWorkflow, backfillProgressQuery } from './backfill';
+export type { BackfillInput, BackfillProgress } from './backfill';

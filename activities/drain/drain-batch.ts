@@ -57,6 +57,8 @@ export interface DrainBatchResult {
   stalled?: HorizonStatus;
   /** SKUs made active/paused again after their tombstone expired: their stock needs a rebuild. */
   rebuildSkus?: string[];
+  /** The store has no epoch (lost its data, or never backfilled): a backfill must restore it. */
+  storeIncomplete?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -66,7 +68,9 @@ export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promi
   const waitUntil = Date.now() + (input.waitMs ?? 0);
   for (;;) {
     const result = await tryOneBatch(deps, input.owner, maxRows);
-    if (result.outcome !== 'idle' || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancelled()) return result;
+    // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
+    const waiting = result.outcome === 'idle' || result.outcome === 'busy';
+    if (!waiting || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancelled()) return result;
     heartbeat(result.cursor);
     await sleep(deps.config.DRAIN_POLL_MS);
   }
@@ -120,12 +124,13 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       await client.query('rollback');
       open = false;
       const status = await horizonStatus(client, config.STALL_WARN_MS);
-      await markCaughtUp(redis, keys, completeAsOf(readAt, status));
+      const complete = await markCaughtUp(redis, keys, completeAsOf(readAt, status));
+      const flags = complete ? {} : { storeIncomplete: true };
       if (status.oldestBlockedMs >= config.STALL_WARN_MS) {
         deps.log?.('warn', 'drain horizon held back by an open transaction; changes committed after it wait', { ...status });
-        return { outcome: 'idle', ...empty, caughtUp: true, stalled: status };
+        return { outcome: 'idle', ...empty, caughtUp: true, stalled: status, ...flags };
       }
-      return { outcome: 'idle', ...empty, caughtUp: true };
+      return { outcome: 'idle', ...empty, caughtUp: true, ...flags };
     }
 
     const updates: { update: FeatureUpdate; source: number }[] = [];
@@ -161,9 +166,9 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     const rebuildSkus = [...new Set(applied.rebuild.map((i) => rows[i]).filter((r) => r.op === 'U').map((r) => r.key))];
     const caughtUp = rows.length < maxRows;
     const caughtUpAt = caughtUp ? completeAsOf(readAt, await horizonStatus(client, config.STALL_WARN_MS)) : null;
-    await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt });
+    const complete = await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt });
     if (dead.size) deps.log?.('warn', `drain sent ${dead.size} change(s) to dead letters`, { first: [...dead.values()][0] });
-    return { outcome: 'applied', rows: rows.length, applied: applied.applied, deadLetters: dead.size, cursor: next, caughtUp, newestSourceMs, ...(rebuildSkus.length ? { rebuildSkus } : {}) };
+    return { outcome: 'applied', rows: rows.length, applied: applied.applied, deadLetters: dead.size, cursor: next, caughtUp, newestSourceMs, ...(rebuildSkus.length ? { rebuildSkus } : {}), ...(complete ? {} : { storeIncomplete: true }) };
   } catch (err) {
     if (open) await client.query('rollback').catch(() => undefined);
     rethrowClassified(err, 'drain batch');

@@ -8,7 +8,9 @@ import { Config, names } from '../../config';
 import type { DrainWorkflowInput } from '../../workflows';
 
 export function drainScheduleOptions(config: Config): ScheduleOptions {
-  const args: [DrainWorkflowInput] = [{ intervalMs: config.DRAIN_INTERVAL_MS, batchSize: config.DRAIN_BATCH_SIZE, idleWaitMs: config.DRAIN_IDLE_WAIT_MS }];
+  const args: [DrainWorkflowInput] = [
+    { intervalMs: config.DRAIN_INTERVAL_MS, batchSize: config.DRAIN_BATCH_SIZE, maxBatchSize: config.DRAIN_MAX_BATCH_SIZE, idleWaitMs: config.DRAIN_IDLE_WAIT_MS },
+  ];
   return {
     scheduleId: names.drainScheduleId,
     spec: { intervals: [{ every: config.DRAIN_INTERVAL_MS }] },

@@ -1,7 +1,7 @@
 /** The versioned apply against real Redis: duplicates and older changes have no effect. */
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FeatureUpdate } from '../../features/definitions';
-import { applyUpdates } from '../../store/apply';
+import { applyOps, applyUpdates } from '../../store/apply';
 import { resetState, testClients } from '../support/env';
 
 const c = testClients();
@@ -12,15 +12,15 @@ const opts = { chunk: 2, tombstoneTtlS: 3600, loadTtlS: 7200 };
 const batch = (updates: FeatureUpdate[]) => updates.map((update, source) => ({ update, source }));
 async function dump(): Promise<Record<string, Record<string, string>>> {
   const out: Record<string, Record<string, string>> = {};
-  for (const k of (await c.redis.keys(`${c.keys.prefix}*`)).sort()) out[k] = await c.redis.hgetall(k);
+  for (const k of (await c.redis.keys(`${c.keys.prefix}*`)).sort()) if ((await c.redis.type(k)) === 'hash') out[k] = await c.redis.hgetall(k);
   return out;
 }
 
 const sample: FeatureUpdate[] = [
-  { feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: 5 },
-  { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 7, version: 6 },
-  { feature: 'fc.capacity', fc: 'F1', value: 100, version: 7 },
-  { feature: 'region.rank', region: 'R1', fc: 'F1', value: 1, version: 8 },
+  { feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: 5, txid: '1' },
+  { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 7, version: 6, txid: '1' },
+  { feature: 'fc.capacity', fc: 'F1', value: 100, version: 7, txid: '1' },
+  { feature: 'region.rank', region: 'R1', fc: 'F1', value: 1, version: 8, txid: '1' },
   { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 3, txid: '100', id: 9 },
   { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 2, txid: '101', id: 4 },
 ];
@@ -39,12 +39,12 @@ describe('applyUpdates', () => {
 
   it('ignores an older change that arrives after a newer one', async () => {
     await applyUpdates(c.redis, c.keys, batch([
-      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 20 },
+      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 20, txid: '1' },
       { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 4, txid: '200', id: 50 },
     ]), opts);
     const before = await dump();
     const r = await applyUpdates(c.redis, c.keys, batch([
-      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 99, version: 19 },
+      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 99, version: 19, txid: '1' },
       { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 10, txid: '199', id: 60 },
       { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 10, txid: '200', id: 49 },
     ]), opts);
@@ -53,27 +53,78 @@ describe('applyUpdates', () => {
   });
 
   it('a delete leaves a versioned tombstone that fences off an older late change', async () => {
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: null, version: 30 }]), opts);
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 8, version: 29 }]), opts);
+    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: null, version: 30, txid: '1' }]), opts);
+    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 8, version: 29, txid: '1' }]), opts);
     expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe('x|30');
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 8, version: 31 }]), opts);
+    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 8, version: 31, txid: '1' }]), opts);
     expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe('8|31');
   });
 
   it('a deleted SKU expires after the tombstone TTL; re-creating it clears the TTL', async () => {
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.lifecycle', sku: 'S1', value: null, version: 40 }]), opts);
+    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.lifecycle', sku: 'S1', value: null, version: 40, txid: '1' }]), opts);
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBeGreaterThan(3000);
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: 41 }]), opts);
+    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: 41, txid: '1' }]), opts);
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1);
   });
 
   it('reports a key Redis rejects without failing the rest of the batch', async () => {
     await c.redis.set(c.keys.sku('BAD'), 'not a hash');
     const r = await applyUpdates(c.redis, c.keys, batch([
-      { feature: 'sku.lifecycle', sku: 'BAD', value: 'active', version: 1 },
-      { feature: 'sku.lifecycle', sku: 'OK', value: 'active', version: 2 },
+      { feature: 'sku.lifecycle', sku: 'BAD', value: 'active', version: 1, txid: '1' },
+      { feature: 'sku.lifecycle', sku: 'OK', value: 'active', version: 2, txid: '1' },
     ]), opts);
     expect(r.failures).toEqual([{ source: 0, error: expect.stringMatching(/WRONGTYPE/) }]);
     expect(await c.redis.hget(c.keys.sku('OK'), '_')).toBe('a|2');
+  });
+});
+
+describe('backfill values and snapshots', () => {
+  beforeEach(() => resetState(c));
+  const snap = async (text: string) => {
+    const k = await c.redis.incr(c.keys.snapSeq);
+    await c.redis.hset(c.keys.snaps, String(k), text);
+    return String(k);
+  };
+  const apply = (ops: Parameters<typeof applyOps>[2], mode: 'drain' | 'replay' = 'drain') => applyOps(c.redis, c.keys.prefix, ops, { ...opts, mode });
+
+  it('a backfill fills only absent fields; a change the snapshot saw loses, one it did not see wins', async () => {
+    const k = await snap('100:110:105,107'); // saw txids < 100 and 100..109 except 105, 107
+    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F2', value: 9, version: 50, txid: '90' }]), opts);
+    const fill = (fc: string, value: string) => ({ key: c.keys.sku('S1'), kind: 'B' as const, a: fc, b: value, c: `s${k}`, d: 'a', source: 0 });
+    const r = await apply([fill('F1', '4'), fill('F2', '1')]);
+    expect(r.applied).toBe(1);
+    expect(await c.redis.hgetall(c.keys.sku('S1'))).toEqual({ F1: `4|s${k}`, F2: '9|50' }); // F2 kept: the drain wrote it
+    const change = (txid: string, value: number, version: number) => batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value, version, txid }]);
+    await applyUpdates(c.redis, c.keys, change('103', 7, 60), opts); // seen by the snapshot: older than the filled value
+    expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe(`4|s${k}`);
+    await applyUpdates(c.redis, c.keys, change('105', 8, 61), opts); // in progress at the snapshot: newer
+    expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe('8|61');
+  });
+
+  it('a counter set from a snapshot skips deltas it already counted and takes the rest', async () => {
+    const k = await snap('200:210:204');
+    const key = c.keys.load('F1', '20261125');
+    await apply([{ key, kind: 'C', a: '10', b: '150', c: '7', d: k, source: 0 }]);
+    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261125', delta: d, txid, id });
+    await applyUpdates(c.redis, c.keys, batch([delta('150', 7, 100), delta('201', 90, 100), delta('204', 91, 1), delta('230', 92, 2)]), opts);
+    expect(await c.redis.hget(key, 'n')).toBe('13'); // 10 + 1 (txid 204 not seen) + 2 (txid 230 after it)
+  });
+
+  it('replay mode re-writes a value of the same version; drain mode does not', async () => {
+    await applyUpdates(c.redis, c.keys, batch([{ feature: 'fc.capacity', fc: 'F1', value: 1, version: 5, txid: '1' }]), opts);
+    await c.redis.hset(c.keys.fc('F1'), 'c', '999|5'); // as if written by faulty logic
+    const same = batch([{ feature: 'fc.capacity', fc: 'F1', value: 1, version: 5, txid: '1' }]);
+    await applyUpdates(c.redis, c.keys, same, opts);
+    expect(await c.redis.hget(c.keys.fc('F1'), 'c')).toBe('999|5');
+    await applyUpdates(c.redis, c.keys, same, { ...opts, mode: 'replay' });
+    expect(await c.redis.hget(c.keys.fc('F1'), 'c')).toBe('1|5');
+  });
+
+  it('a dead-letter retry of a load delta applies once per dead letter', async () => {
+    const key = c.keys.load('F1', '20261125');
+    const op = { key, kind: 'R' as const, a: '3', b: '42', c: '', d: '', source: 0 };
+    await apply([op]);
+    await apply([op]);
+    expect(await c.redis.hget(key, 'n')).toBe('3');
   });
 });

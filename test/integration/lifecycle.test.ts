@@ -74,7 +74,7 @@ describe('SKU lifecycle', () => {
     // A late change older than the tombstone (by source position) never resurrects it.
     const tomb = await c.redis.hget(c.keys.sku('S1'), '_');
     const version = Number(tomb!.split('|')[1]);
-    await applyUpdates(c.redis, c.keys, [{ update: { feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: version - 1 }, source: 0 }], { chunk: 10, tombstoneTtlS: TTL_S, loadTtlS: 60 });
+    await applyUpdates(c.redis, c.keys, [{ update: { feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: version - 1, txid: '1' }, source: 0 }], { chunk: 10, tombstoneTtlS: TTL_S, loadTtlS: 60 });
     expect(await c.redis.hget(c.keys.sku('S1'), '_')).toBe(tomb);
     expect((await badge()).reason).toBe('discontinued');
 

@@ -18,10 +18,10 @@ let version = 0;
 async function write(...updates: FeatureUpdate[]) {
   await applyUpdates(c.redis, c.keys, updates.map((update, source) => ({ update, source })), { chunk: 50, tombstoneTtlS: 60, loadTtlS: 600 });
 }
-const lifecycle = (sku: string, value: 'active' | 'paused' | 'discontinued' | null): FeatureUpdate => ({ feature: 'sku.lifecycle', sku, value, version: ++version });
-const avail = (sku: string, fc: string, value: number | null): FeatureUpdate => ({ feature: 'sku.available', sku, fc, value, version: ++version });
-const cap = (fc: string, value: number | null): FeatureUpdate => ({ feature: 'fc.capacity', fc, value, version: ++version });
-const rank = (region: string, fc: string, value: number | null): FeatureUpdate => ({ feature: 'region.rank', region, fc, value, version: ++version });
+const lifecycle = (sku: string, value: 'active' | 'paused' | 'discontinued' | null): FeatureUpdate => ({ feature: 'sku.lifecycle', sku, value, version: ++version, txid: '1' });
+const avail = (sku: string, fc: string, value: number | null): FeatureUpdate => ({ feature: 'sku.available', sku, fc, value, version: ++version, txid: '1' });
+const cap = (fc: string, value: number | null): FeatureUpdate => ({ feature: 'fc.capacity', fc, value, version: ++version, txid: '1' });
+const rank = (region: string, fc: string, value: number | null): FeatureUpdate => ({ feature: 'region.rank', region, fc, value, version: ++version, txid: '1' });
 const load = (fc: string, day: string, delta: number): FeatureUpdate => ({ feature: 'fc.load', fc, day, delta, txid: String(++version), id: version });
 
 async function world() {

@@ -53,7 +53,7 @@ export function testClients(overrides: Record<string, string> = {}): TestClients
 
 /** Empties the source, the pipeline's tables and the test Redis db. Triggers are bypassed
  * (session_replication_role = replica) so the emptying itself is not captured. */
-export async function resetState(c: Pick<TestClients, 'pool' | 'redis'>): Promise<void> {
+export async function resetState(c: Pick<TestClients, 'pool' | 'redis' | 'config'>): Promise<void> {
   const client = await c.pool.connect();
   try {
     await client.query('begin');
@@ -65,6 +65,8 @@ export async function resetState(c: Pick<TestClients, 'pool' | 'redis'>): Promis
     client.release();
   }
   await c.redis.flushdb();
+  // An empty store of an empty source is complete: mark it so, as a finished backfill would.
+  await c.redis.set(`${c.config.REDIS_PREFIX}epoch`, 'test-reset');
 }
 
 export async function temporalClient(address: string): Promise<{ client: Client; close(): Promise<void> }> {

@@ -9,10 +9,10 @@ const at = (update: FeatureUpdate, source: number) => ({ update, source });
 describe('foldOps', () => {
   it('keeps only the highest version per field, whatever order the batch holds them in', () => {
     const ops = foldOps(keys, [
-      at({ feature: 'sku.available', sku: 'S', fc: 'F', value: 9, version: 30 }, 0),
-      at({ feature: 'sku.available', sku: 'S', fc: 'F', value: 1, version: 10 }, 1),
-      at({ feature: 'sku.available', sku: 'S', fc: 'G', value: 4, version: 20 }, 2),
-      at({ feature: 'sku.lifecycle', sku: 'S', value: null, version: 40 }, 3),
+      at({ feature: 'sku.available', sku: 'S', fc: 'F', value: 9, version: 30, txid: '1' }, 0),
+      at({ feature: 'sku.available', sku: 'S', fc: 'F', value: 1, version: 10, txid: '1' }, 1),
+      at({ feature: 'sku.available', sku: 'S', fc: 'G', value: 4, version: 20, txid: '1' }, 2),
+      at({ feature: 'sku.lifecycle', sku: 'S', value: null, version: 40, txid: '1' }, 3),
     ]);
     expect(ops.map((o) => [o.key, o.a, o.b, o.c])).toEqual([
       ['p:s:S', 'F', '9', '30'],

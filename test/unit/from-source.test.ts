@@ -8,23 +8,23 @@ const order = (o: Record<string, unknown>) => ({ order_id: 1, sku_id: 'S1', fc_i
 describe('featureUpdatesFrom', () => {
   it('maps each table to its feature, versioned by the outbox id', () => {
     expect(featureUpdatesFrom(row({ tbl: 'skus', image: { sku_id: 'S1', title: 't', lifecycle: 'paused' } }))).toEqual([
-      { feature: 'sku.lifecycle', sku: 'S1', value: 'paused', version: 10 },
+      { feature: 'sku.lifecycle', sku: 'S1', value: 'paused', version: 10, txid: '700' },
     ]);
     expect(featureUpdatesFrom(row({ tbl: 'inventory', op: 'U', image: { sku_id: 'S1', fc_id: 'F1', on_hand: 5, reserved: 7 } }))).toEqual([
-      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: -2, version: 10 },
+      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: -2, version: 10, txid: '700' },
     ]);
     expect(featureUpdatesFrom(row({ tbl: 'fulfillment_centers', image: { fc_id: 'F1', region: 'R', daily_capacity: 0 } }))).toEqual([
-      { feature: 'fc.capacity', fc: 'F1', value: 0, version: 10 },
+      { feature: 'fc.capacity', fc: 'F1', value: 0, version: 10, txid: '700' },
     ]);
     expect(featureUpdatesFrom(row({ tbl: 'region_fc', image: { region: 'R', fc_id: 'F1', rank: 2 } }))).toEqual([
-      { feature: 'region.rank', region: 'R', fc: 'F1', value: 2, version: 10 },
+      { feature: 'region.rank', region: 'R', fc: 'F1', value: 2, version: 10, txid: '700' },
     ]);
     expect(featureUpdatesFrom(row({ tbl: 'region_fc', image: { region: 'R', fc_id: 'F1', rank: null } }))[0]).toMatchObject({ value: RANK_NULL });
   });
 
   it('applies a refresh (R) like an update', () => {
     expect(featureUpdatesFrom(row({ tbl: 'inventory', op: 'R', image: { sku_id: 'S1', fc_id: 'F1', on_hand: 4, reserved: 1 } }))).toEqual([
-      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 10 },
+      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 10, txid: '700' },
     ]);
   });
 

@@ -1,0 +1,145 @@
+/**
+ * Full backfill: rebuilds the online store from the source (a new store, a new feature, disaster
+ * recovery), chunked by key range, reading from REPLICA_DATABASE_URL when set so the primary sees
+ * no load.
+ *
+ * Why changes committed meanwhile are neither lost nor overwritten: each chunk is read in one
+ * snapshot, registered in the store, and its values are written only into fields that are
+ * absent, tagged with that snapshot. A change the drain applies later wins over such a value
+ * exactly when the snapshot did not see the change's transaction (store/apply.ts); a value the
+ * drain already wrote is never touched by the backfill.
+ *
+ * The per-FC daily load is a sum of deltas, so it cannot be filled field by field: it is
+ * recomputed whole while holding the drain's lock, from a snapshot that has seen every change up
+ * to the drain cursor (checked: its xmin is past the cursor's transaction). The counter records
+ * the cursor as its position and the snapshot, so deltas the snapshot already counted are skipped.
+ */
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { names } from '../../config';
+import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
+import { applyOps, StoreOp, toBackfillOp, ApplyOptions } from '../../store/apply';
+import { StoreKeys } from '../../store/keys';
+import { setEpoch } from '../../store/watermark';
+import { readCursor } from '../drain/outbox-reader';
+import { registerSnapshot, withSnapshot } from './snapshot';
+
+export const BACKFILL_TABLES = ['fulfillment_centers', 'region_fc', 'skus', 'inventory'] as const;
+export type BackfillTable = (typeof BACKFILL_TABLES)[number];
+
+const KEY_COLUMNS: Record<BackfillTable, string[]> = {
+  fulfillment_centers: ['fc_id'],
+  region_fc: ['region', 'fc_id'],
+  skus: ['sku_id'],
+  inventory: ['sku_id', 'fc_id'],
+};
+
+export interface ChunkResult {
+  rows: number;
+  /** Key of the last row read; the next chunk starts after it. null when the table is done. */
+  last: string[] | null;
+  filled: number;
+}
+
+export async function backfillChunk(
+  source: pg.Pool,
+  redis: Redis,
+  keys: StoreKeys,
+  opts: ApplyOptions,
+  input: { table: BackfillTable; after: string[] | null; limit: number },
+): Promise<ChunkResult> {
+  const cols = KEY_COLUMNS[input.table];
+  const keyList = cols.join(', ');
+  const where = input.after ? `where (${keyList}) > (${cols.map((_, i) => `$${i + 2}`).join(', ')})` : '';
+  const { rows, snapshot } = await withSnapshot(source, async (client, snap) => {
+    const r = await client.query(`select to_jsonb(t) as image from shop.${input.table} t ${where} order by ${keyList} limit $1`, [
+      input.limit,
+      ...(input.after ?? []),
+    ]);
+    return { rows: r.rows.map((x) => x.image as Record<string, unknown>), snapshot: snap };
+  });
+  if (rows.length === 0) return { rows: 0, last: null, filled: 0 };
+  const tag = await registerSnapshot(redis, keys, snapshot);
+  const ops: StoreOp[] = [];
+  rows.forEach((image, i) => {
+    try {
+      for (const u of featureUpdatesFrom({ id: '1', txid: '0', tbl: input.table, op: 'R', key: '', image, old_image: null, created_at: new Date() })) {
+        const op = toBackfillOp(keys, u, tag, i);
+        if (op) ops.push(op);
+      }
+    } catch (err) {
+      if (!(err instanceof MalformedChange)) throw err; // a source row the contract forbids: skip it
+    }
+  });
+  const applied = await applyOps(redis, keys.prefix, ops, opts);
+  if (applied.failures.length) throw new Error(`backfill: Redis rejected ${applied.failures.length} value(s), first: ${applied.failures[0].error}`);
+  const lastRow = rows[rows.length - 1];
+  return { rows: rows.length, last: rows.length < input.limit ? null : cols.map((c) => String(lastRow[c])), filled: applied.applied };
+}
+
+/** Recomputes every FC's daily load inside the load TTL window, under the drain lock. */
+export async function backfillLoads(
+  primary: pg.Pool,
+  source: pg.Pool,
+  redis: Redis,
+  keys: StoreKeys,
+  opts: ApplyOptions,
+): Promise<{ counters: number; cursor: { txid: string; id: string } }> {
+  const lock = await primary.connect();
+  try {
+    await lock.query('begin');
+    await lock.query(`set local lock_timeout = '30s'`);
+    await lock.query('select pg_advisory_xact_lock(hashtext($1))', [`fresh-badges:drain:${names.drainConsumer}`]);
+    const cursor = await readCursor(lock, names.drainConsumer);
+    const result = await withSnapshot(source, async (client, snap) => {
+      if (snap.xmin <= BigInt(cursor.txid)) {
+        throw new Error(`the source snapshot (xmin ${snap.xmin}) has not yet seen every change the drain applied (cursor txid ${cursor.txid}); a replica is behind — retrying`);
+      }
+      const r = await client.query(
+        `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::bigint::text as n
+           from shop.orders
+          where status in ('placed', 'shipped') and fc_id is not null and qty is not null
+            -- whole UTC days, so no counter in the window is a partial sum
+            and placed_at >= (date_trunc('day', now() at time zone 'UTC') at time zone 'UTC') - ceil($1 / 86400.0) * interval '1 day'
+          group by 1, 2`,
+        [opts.loadTtlS],
+      );
+      return { rows: r.rows as { fc_id: string; day: string; n: string }[], snap };
+    });
+    const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
+    const ops: StoreOp[] = result.rows.map((r, i) => ({ key: keys.load(r.fc_id, r.day), kind: 'C', a: r.n, b: cursor.txid, c: cursor.id, d: tag, source: i }));
+    // Counters the store has but the source sums to nothing (every order cancelled): zero them.
+    const wanted = new Set(ops.map((o) => o.key));
+    let scan = '0';
+    do {
+      const [next, found] = await redis.scan(scan, 'MATCH', `${keys.prefix}l:*`, 'COUNT', 1000);
+      scan = next;
+      for (const k of found) if (!wanted.has(k)) ops.push({ key: k, kind: 'C', a: '0', b: cursor.txid, c: cursor.id, d: tag, source: -1 });
+    } while (scan !== '0');
+    const applied = await applyOps(redis, keys.prefix, ops, opts);
+    if (applied.failures.length) throw new Error(`backfill: Redis rejected a load counter: ${applied.failures[0].error}`);
+    await lock.query('commit');
+    return { counters: ops.length, cursor };
+  } catch (err) {
+    await lock.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    lock.release();
+  }
+}
+
+/** Rough row counts per table, for progress (planner statistics: no scan). */
+export async function backfillPlan(source: pg.Pool): Promise<Record<BackfillTable, number>> {
+  const r = await source.query(
+    `select c.relname, greatest(c.reltuples, 0)::bigint::text as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'shop' and c.relname = any($1)`,
+    [BACKFILL_TABLES],
+  );
+  const out = Object.fromEntries(BACKFILL_TABLES.map((t) => [t, 0])) as Record<BackfillTable, number>;
+  for (const row of r.rows) out[row.relname as BackfillTable] = Number(row.n);
+  return out;
+}
+
+export async function finishBackfill(redis: Redis, keys: StoreKeys, epoch: string): Promise<void> {
+  await setEpoch(redis, keys, epoch);
+}

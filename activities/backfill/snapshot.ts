@@ -1,0 +1,37 @@
+/**
+ * Reading the source at a snapshot, and remembering that snapshot in the store so that changes
+ * can be compared against values read from it (see store/apply.ts, "s<k>" versions).
+ */
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { StoreKeys } from '../../store/keys';
+
+export interface Snapshot {
+  /** pg_current_snapshot() as text: xmin:xmax:xip,… */
+  text: string;
+  xmin: bigint;
+}
+
+/** Runs `fn` inside a REPEATABLE READ, READ ONLY transaction (one snapshot for all its reads). */
+export async function withSnapshot<T>(pool: pg.Pool, fn: (client: pg.PoolClient, snap: Snapshot) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin isolation level repeatable read read only');
+    const r = await client.query(`select pg_current_snapshot()::text as s, pg_snapshot_xmin(pg_current_snapshot())::text as xmin`);
+    const out = await fn(client, { text: r.rows[0].s, xmin: BigInt(r.rows[0].xmin) });
+    await client.query('commit');
+    return out;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Stores the snapshot's descriptor and returns its version tag "s<k>". */
+export async function registerSnapshot(redis: Redis, keys: StoreKeys, snap: Snapshot): Promise<string> {
+  const k = await redis.incr(keys.snapSeq);
+  await redis.hset(keys.snaps, String(k), snap.text);
+  return `s${k}`;
+}
