@@ -8,10 +8,14 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../config';
 import { storeKeys } from '../store/keys';
+import type { DrainMetrics } from '../worker/metrics';
 import { createBackfillActivities } from './backfill';
 import { createCompactionActivities } from './compaction';
 import { createDrainActivities } from './drain';
 import { createLifecycleActivities } from './lifecycle';
+import { createReplayActivities } from './replay';
+import { createVerifyActivities } from './verify';
+import { createDeadLetterActivities } from './dead-letters';
 
 export interface ActivityClients {
   pool: pg.Pool;
@@ -19,6 +23,7 @@ export interface ActivityClients {
   config: Config;
   /** Reads for backfill and verify: the replica when REPLICA_DATABASE_URL is set, else the primary. */
   sourcePool?: pg.Pool;
+  metrics?: DrainMetrics;
 }
 
 function activityLog(level: 'info' | 'warn', message: string, fields?: Record<string, unknown>): void {
@@ -32,9 +37,12 @@ function activityLog(level: 'info' | 'warn', message: string, fields?: Record<st
 export function createActivities(clients: ActivityClients) {
   const keys = storeKeys(clients.config.REDIS_PREFIX);
   return {
-    ...createDrainActivities({ ...clients, keys, log: activityLog }),
+    ...createDrainActivities({ ...clients, keys, log: activityLog, metrics: clients.metrics }),
     ...createLifecycleActivities(clients),
     ...createCompactionActivities({ ...clients, keys }),
+    ...createReplayActivities({ ...clients, keys }),
+    ...createVerifyActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),
+    ...createDeadLetterActivities({ ...clients, keys }),
     ...createBackfillActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),
   };
 }

@@ -29,6 +29,8 @@ const EnvSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('fresh-badges'),
   TEMPORAL_UI_PORT: intFrom(8233, 1, 65535),
   API_PORT: intFrom(8080, 0, 65535),
+  /** Prometheus metrics of the worker (0: off). */
+  WORKER_METRICS_PORT: intFrom(9464, 0, 65535),
   /** Interface the read API listens on; 0.0.0.0 to serve other hosts. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   /** Reads say stale: true when the drain has not confirmed being caught up for this long. */

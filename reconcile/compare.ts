@@ -2,7 +2,7 @@
 import type { FeatureSnapshot } from './source-features';
 
 export interface Mismatch {
-  feature: keyof FeatureSnapshot;
+  feature: keyof FeatureSnapshot | 'badge';
   key: string;
   source: string | number | undefined;
   store: string | number | undefined;

@@ -31,10 +31,11 @@ async function hashes(redis: Redis, keys: string[]): Promise<Record<string, stri
   return out;
 }
 
-export async function storeFeatures(redis: Redis, keys: StoreKeys): Promise<FeatureSnapshot> {
+/** `skus: false` leaves the per-SKU features out (verify compares those in chunks). */
+export async function storeFeatures(redis: Redis, keys: StoreKeys, opts: { skus?: boolean } = {}): Promise<FeatureSnapshot> {
   const snap: FeatureSnapshot = { lifecycle: new Map(), available: new Map(), capacity: new Map(), rank: new Map(), load: new Map() };
   const p = keys.prefix;
-  const skuKeys = await scanKeys(redis, `${p}s:*`);
+  const skuKeys = opts.skus === false ? [] : await scanKeys(redis, `${p}s:*`);
   (await hashes(redis, skuKeys)).forEach((h, i) => {
     const sku = skuKeys[i].slice(`${p}s:`.length);
     for (const [field, raw] of Object.entries(h)) {

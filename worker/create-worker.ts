@@ -15,7 +15,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    activities: createActivities({ pool: opts.pool, sourcePool: opts.sourcePool, redis: opts.redis, config: opts.config }),
+    activities: createActivities({ pool: opts.pool, sourcePool: opts.sourcePool, redis: opts.redis, config: opts.config, metrics: opts.metrics }),
     ...workflowSource(opts.bundlePath),
     // Activities are short and I/O-bound; a handful in flight is plenty on two cores.
     maxConcurrentActivityTaskExecutions: 20,

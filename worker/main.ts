@@ -6,7 +6,9 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../config';
 import { checkPostgres, createPool } from '../db/pool';
+import { storeKeys } from '../store/keys';
 import { createWorker } from './create-worker';
+import { createWorkerMetrics } from './metrics';
 
 export async function runWorker(): Promise<void> {
   const config = loadConfig();
@@ -23,11 +25,17 @@ export async function runWorker(): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }).catch((err) => {
     throw new Error(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${err.message}`);
   });
-  const worker = await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, pool, sourcePool, redis, config });
+  const metrics = createWorkerMetrics();
+  const stopLag = metrics.watchLag(pool, redis, storeKeys(config.REDIS_PREFIX));
+  const metricsServer = config.WORKER_METRICS_PORT ? await metrics.serve(config.WORKER_METRICS_PORT) : null;
+  if (metricsServer) console.log(`worker: metrics on http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics`);
+  const worker = await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, pool, sourcePool, redis, config, metrics: metrics.drain });
   console.log(`worker: polling task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`);
   try {
     await worker.run(); // resolves after SIGINT/SIGTERM (the SDK installs the handlers) and a graceful drain
   } finally {
+    stopLag();
+    metricsServer?.close();
     await connection.close();
     redis.disconnect();
     if (sourcePool !== pool) await sourcePool.end();

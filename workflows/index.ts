@@ -7,3 +7,6 @@ export { compactionWorkflow } from './compaction';
 export type { CompactionInput } from './compaction';
 export { backfillWorkflow, backfillProgressQuery } from './backfill';
 export type { BackfillInput, BackfillProgress } from './backfill';
+export { replayWorkflow, replayProgressQuery } from './replay';
+export type { ReplayInput, ReplayProgress } from './replay';
+export { verifyWorkflow, retryDeadLettersWorkflow } from './operations';

@@ -22,6 +22,7 @@ import { applyUpdates } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
 import { rethrowClassified } from '../errors';
+import type { DrainMetrics } from '../../worker/metrics';
 import { acquireLease } from './lease';
 import { Cursor, horizonStatus, HorizonStatus, readCursor, readOutbox } from './outbox-reader';
 
@@ -32,6 +33,7 @@ export interface DrainDeps {
   config: Config;
   consumer?: string;
   log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
+  metrics?: DrainMetrics;
 }
 
 export interface DrainBatchInput {
@@ -119,6 +121,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     }
 
     const readAt = Date.now();
+    const t0 = performance.now();
     const rows = await readOutbox(client, cursor, maxRows);
     if (rows.length === 0) {
       await client.query('rollback');
@@ -126,6 +129,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       const status = await horizonStatus(client, config.STALL_WARN_MS);
       const complete = await markCaughtUp(redis, keys, completeAsOf(readAt, status));
       const flags = complete ? {} : { storeIncomplete: true };
+      deps.metrics?.stalled(status.oldestBlockedMs);
       if (status.oldestBlockedMs >= config.STALL_WARN_MS) {
         deps.log?.('warn', 'drain horizon held back by an open transaction; changes committed after it wait', { ...status });
         return { outcome: 'idle', ...empty, caughtUp: true, stalled: status, ...flags };
@@ -145,11 +149,14 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       }
     });
 
+    const tApply = performance.now();
     const applied = await applyUpdates(redis, keys, updates, {
       chunk: config.APPLY_CHUNK,
       tombstoneTtlS: config.TOMBSTONE_TTL_S,
       loadTtlS: config.LOAD_TTL_S,
     });
+    const applySeconds = (performance.now() - tApply) / 1000;
+    const visibleAt = Date.now();
     for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
 
     if (dead.size) await insertDeadLetters(client, consumer, [...dead].map(([i, error]) => ({ row: rows[i], error })));
@@ -166,6 +173,9 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     const rebuildSkus = [...new Set(applied.rebuild.map((i) => rows[i]).filter((r) => r.op === 'U').map((r) => r.key))];
     const caughtUp = rows.length < maxRows;
     const caughtUpAt = caughtUp ? completeAsOf(readAt, await horizonStatus(client, config.STALL_WARN_MS)) : null;
+    deps.metrics?.batch(rows.length, (performance.now() - t0) / 1000, applySeconds);
+    deps.metrics?.freshness(rows.map((r) => r.created_at.getTime()), visibleAt);
+    if (dead.size) deps.metrics?.deadLetters(dead.size);
     const complete = await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt });
     if (dead.size) deps.log?.('warn', `drain sent ${dead.size} change(s) to dead letters`, { first: [...dead.values()][0] });
     return { outcome: 'applied', rows: rows.length, applied: applied.applied, deadLetters: dead.size, cursor: next, caughtUp, newestSourceMs, ...(rebuildSkus.length ? { rebuildSkus } : {}), ...(complete ? {} : { storeIncomplete: true }) };

@@ -21,7 +21,7 @@ export interface Cursor {
   id: string;
 }
 
-export async function readCursor(client: pg.ClientBase, consumer: string): Promise<Cursor> {
+export async function readCursor(client: pg.Pool | pg.ClientBase, consumer: string): Promise<Cursor> {
   const r = await client.query<Cursor>('select txid::text as txid, id::text as id from pipeline.consumer_offsets where consumer = $1', [consumer]);
   if (r.rowCount === 0) return { txid: '0', id: '0' };
   return r.rows[0];

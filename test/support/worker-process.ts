@@ -20,6 +20,7 @@ export function spawnWorker(config: Config, address: string, bundlePath: string)
       APPLY_CHUNK: String(config.APPLY_CHUNK),
       WORKFLOW_BUNDLE: bundlePath,
       LOG_LEVEL: 'WARN',
+      WORKER_METRICS_PORT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

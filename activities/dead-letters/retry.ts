@@ -1,0 +1,80 @@
+/**
+ * Retrying dead letters (after the cause was fixed: a code fix for the feature logic, a Redis key
+ * of the wrong type removed, …). Each is applied with its original version, so it cannot
+ * overwrite anything newer; a load delta is applied at most once per dead letter (a marker key in
+ * Redis), since its stream position is long behind the counter's. Success stamps retried_at;
+ * failure records the new error and leaves it for later.
+ */
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { FeatureUpdate } from '../../features/definitions';
+import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
+import { applyOps, ApplyOptions, foldOps, StoreOp } from '../../store/apply';
+import { StoreKeys } from '../../store/keys';
+
+export interface DeadLetter {
+  id: string;
+  consumer: string;
+  outbox_txid: string;
+  outbox_id: string;
+  tbl: string | null;
+  op: string | null;
+  key: string | null;
+  error: string;
+  created_at: Date;
+  retried_at: Date | null;
+}
+
+export async function listDeadLetters(db: pg.Pool, opts: { limit: number; includeRetried?: boolean }): Promise<{ total: number; rows: DeadLetter[] }> {
+  const where = opts.includeRetried ? '' : 'where retried_at is null';
+  const total = (await db.query(`select count(*)::int as n from pipeline.dead_letters ${where}`)).rows[0].n;
+  const rows = (
+    await db.query(
+      `select id::text, consumer, outbox_txid::text, outbox_id::text, tbl, op, key, error, created_at, retried_at
+         from pipeline.dead_letters ${where} order by id limit $1`,
+      [opts.limit],
+    )
+  ).rows;
+  return { total, rows };
+}
+
+export async function retryDeadLetters(
+  db: pg.Pool,
+  redis: Redis,
+  keys: StoreKeys,
+  opts: ApplyOptions,
+  input: { ids?: string[] },
+): Promise<{ retried: number; failed: number; errors: { id: string; error: string }[] }> {
+  const r = await db.query(
+    `select id::text, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image
+       from pipeline.dead_letters where retried_at is null ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by id`,
+    input.ids?.length ? [input.ids] : [],
+  );
+  const result = { retried: 0, failed: 0, errors: [] as { id: string; error: string }[] };
+  for (const dl of r.rows) {
+    let error: string | null = null;
+    try {
+      const row: OutboxRow = { id: dl.oid, txid: dl.txid, tbl: dl.tbl, op: dl.op, key: dl.key, image: dl.image, old_image: dl.old_image, created_at: new Date() };
+      const updates = featureUpdatesFrom(row);
+      const ops: StoreOp[] = foldOps(keys, updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })));
+      for (const u of updates) if (u.feature === 'fc.load') ops.push(deltaOnce(keys, u, dl.id));
+      const applied = await applyOps(redis, keys.prefix, ops, opts);
+      if (applied.failures.length) error = applied.failures[0].error;
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    if (error === null) {
+      await db.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
+      result.retried++;
+    } else {
+      await db.query('update pipeline.dead_letters set error = $2 where id = $1', [dl.id, error]);
+      result.failed++;
+      result.errors.push({ id: dl.id, error });
+    }
+  }
+  return result;
+}
+
+function deltaOnce(keys: StoreKeys, u: Extract<FeatureUpdate, { feature: 'fc.load' }>, deadLetterId: string): StoreOp {
+  return { key: keys.load(u.fc, u.day), kind: 'R', a: String(u.delta), b: deadLetterId, c: '', d: '', source: 0 };
+}

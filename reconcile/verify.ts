@@ -1,0 +1,174 @@
+/**
+ * Verify: reconciles the online store against the source. Features: what SQL computes from the
+ * shop tables against what Redis holds, per SKU (complete, in key order, or a random sample),
+ * plus every FC, region and daily load; complete runs also look for SKUs the store has and the
+ * source does not. Badges: the one rule over the store (the read library) against the rule
+ * computed by SQL, for a sample of (SKU, region) pairs.
+ *
+ * Changes in flight are not mismatches: whatever differs in a first pass is checked again after
+ * the drain has confirmed being caught up past the start of the run; only what still differs is
+ * reported.
+ */
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { createBadgeReader } from '../serving/badge-reader';
+import { storedInt, storedLifecycle } from '../store/field-codec';
+import { LIFECYCLE_FIELD, StoreKeys } from '../store/keys';
+import { readWatermark } from '../store/watermark';
+import { sourceBadges } from './source-badges';
+import { sourceFeatures } from './source-features';
+import { storeFeatures } from './store-features';
+import { compareSnapshots, Mismatch } from './compare';
+
+export interface VerifyOptions {
+  /** Check this many random SKUs instead of all of them. */
+  sample?: number;
+  /** SKUs whose badges are compared in every region. */
+  badgeSkus?: number;
+  chunk?: number;
+  /** How long to wait for the drain to catch up before the second pass. */
+  settleMs?: number;
+}
+
+export interface VerifyMismatch extends Mismatch {
+  sku?: string;
+}
+
+export interface VerifyReport {
+  mode: 'complete' | 'sample';
+  checkedSkus: number;
+  checkedBadges: number;
+  mismatches: VerifyMismatch[];
+  /** Mismatches of the first pass that disappeared once the drain caught up (in flight). */
+  settled: number;
+}
+
+type Db = pg.Pool;
+
+async function skuMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: string[]): Promise<VerifyMismatch[]> {
+  if (skus.length === 0) return [];
+  const [l, inv] = await Promise.all([
+    source.query('select sku_id, lifecycle from shop.skus where sku_id = any($1)', [skus]),
+    source.query('select sku_id, fc_id, on_hand - reserved as a from shop.inventory where sku_id = any($1)', [skus]),
+  ]);
+  const lifecycle = new Map<string, string>(l.rows.map((r) => [r.sku_id, r.lifecycle]));
+  const avail = new Map<string, Map<string, number>>();
+  for (const r of inv.rows) (avail.get(r.sku_id) ?? avail.set(r.sku_id, new Map()).get(r.sku_id)!).set(r.fc_id, r.a);
+  const p = redis.pipeline();
+  for (const sku of skus) p.hgetall(keys.sku(sku));
+  const hashes = ((await p.exec()) ?? []).map(([err, v]) => {
+    if (err) throw err;
+    return v as Record<string, string>;
+  });
+  const out: VerifyMismatch[] = [];
+  skus.forEach((sku, i) => {
+    const h = hashes[i];
+    const storeLifecycle = storedLifecycle(h[LIFECYCLE_FIELD]) ?? undefined;
+    if (storeLifecycle !== lifecycle.get(sku)) out.push({ sku, feature: 'lifecycle', key: sku, source: lifecycle.get(sku), store: storeLifecycle });
+    const src = avail.get(sku) ?? new Map<string, number>();
+    const fcs = new Set([...src.keys(), ...Object.keys(h).filter((f) => f !== LIFECYCLE_FIELD && storedInt(h[f]) !== null)]);
+    for (const fc of fcs) {
+      const a = src.get(fc);
+      const b = storedInt(h[fc]) ?? undefined;
+      if (a !== b) out.push({ sku, feature: 'available', key: `${sku}|${fc}`, source: a, store: b });
+    }
+  });
+  return out;
+}
+
+/** FCs, regions and loads are small: compared whole (the SKU features are left empty). */
+async function smallMismatches(source: Db, redis: Redis, keys: StoreKeys): Promise<VerifyMismatch[]> {
+  const [src, store] = await Promise.all([sourceFeatures(source, { skus: false }), storeFeatures(redis, keys, { skus: false })]);
+  return compareSnapshots(src, store);
+}
+
+/** SKUs the store holds as live (with a lifecycle) that the source does not have. */
+async function extraSkus(source: Db, redis: Redis, keys: StoreKeys): Promise<VerifyMismatch[]> {
+  const out: VerifyMismatch[] = [];
+  let cursor = '0';
+  const prefix = `${keys.prefix}s:`;
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 2000);
+    cursor = next;
+    if (!found.length) continue;
+    const p = redis.pipeline();
+    for (const k of found) p.hget(k, LIFECYCLE_FIELD);
+    const live = ((await p.exec()) ?? []).map(([, v], i) => [found[i].slice(prefix.length), storedLifecycle(v as string | null)] as const).filter(([, l]) => l);
+    if (!live.length) continue;
+    const known = new Set((await source.query('select sku_id from shop.skus where sku_id = any($1)', [live.map(([s]) => s)])).rows.map((r) => r.sku_id));
+    for (const [sku, l] of live) if (!known.has(sku)) out.push({ sku, feature: 'lifecycle', key: sku, source: undefined, store: l ?? undefined });
+  } while (cursor !== '0');
+  return out;
+}
+
+async function badgeMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: string[]): Promise<{ checked: number; mismatches: VerifyMismatch[] }> {
+  if (!skus.length) return { checked: 0, mismatches: [] };
+  const regions = (await source.query('select distinct region from shop.region_fc order by 1 limit 50')).rows.map((r) => r.region as string);
+  const reader = createBadgeReader({ redis, prefix: keys.prefix, staleAfterMs: Number.MAX_SAFE_INTEGER });
+  const out: VerifyMismatch[] = [];
+  let checked = 0;
+  for (const region of regions) {
+    for (let i = 0; i < skus.length; i += 200) {
+      const part = skus.slice(i, i + 200);
+      const [store, sql] = await Promise.all([reader.getBadges(region, part), sourceBadges(source, region, part)]);
+      part.forEach((sku, n) => {
+        checked++;
+        const a = sql[n];
+        const b = store.badges[n];
+        if (a.reason !== b.reason || a.fc !== b.fc) out.push({ sku, feature: 'badge', key: `${sku}@${region}`, source: `${a.reason}${a.fc ? `@${a.fc}` : ''}`, store: `${b.reason}${b.fc ? `@${b.fc}` : ''}` });
+      });
+    }
+  }
+  return { checked, mismatches: out };
+}
+
+export async function verifyStore(source: Db, redis: Redis, keys: StoreKeys, opts: VerifyOptions = {}, onProgress?: (checked: number) => void): Promise<VerifyReport> {
+  const started = Date.now();
+  const chunk = opts.chunk ?? 5_000;
+  const mode = opts.sample ? 'sample' : 'complete';
+  let checkedSkus = 0;
+  const first: VerifyMismatch[] = [];
+  const badgeSample: string[] = [];
+  const takeForBadges = (skus: string[]) => {
+    for (const s of skus) if (badgeSample.length < (opts.badgeSkus ?? 200) && Math.random() < 0.5) badgeSample.push(s);
+  };
+  if (opts.sample) {
+    const skus = (await source.query('select sku_id from shop.skus order by random() limit $1', [opts.sample])).rows.map((r) => r.sku_id as string);
+    for (let i = 0; i < skus.length; i += chunk) {
+      const part = skus.slice(i, i + chunk);
+      first.push(...(await skuMismatches(source, redis, keys, part)));
+      takeForBadges(part);
+      checkedSkus += part.length;
+      onProgress?.(checkedSkus);
+    }
+  } else {
+    let after = '';
+    for (;;) {
+      const part = (await source.query('select sku_id from shop.skus where sku_id > $1 order by sku_id limit $2', [after, chunk])).rows.map((r) => r.sku_id as string);
+      if (!part.length) break;
+      first.push(...(await skuMismatches(source, redis, keys, part)));
+      takeForBadges(part);
+      checkedSkus += part.length;
+      after = part[part.length - 1];
+      onProgress?.(checkedSkus);
+    }
+    first.push(...(await extraSkus(source, redis, keys)));
+  }
+  first.push(...(await smallMismatches(source, redis, keys)));
+  const badges = await badgeMismatches(source, redis, keys, badgeSample);
+  first.push(...badges.mismatches);
+  if (first.length === 0) return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: [], settled: 0 };
+
+  // Second pass: let the drain catch up past the start of this run, then re-check what differed.
+  const deadline = Date.now() + (opts.settleMs ?? 30_000);
+  while (Date.now() < deadline && ((await readWatermark(redis, keys)).caughtUpAt ?? 0) < started) await new Promise((r) => setTimeout(r, 200));
+  const skus = [...new Set(first.map((m) => m.sku).filter((s): s is string => !!s))];
+  const again: VerifyMismatch[] = [];
+  for (let i = 0; i < skus.length; i += chunk) again.push(...(await skuMismatches(source, redis, keys, skus.slice(i, i + chunk))));
+  // (SKUs only the store has are among `skus`: re-checking them tells whether they still are.)
+  again.push(...(await smallMismatches(source, redis, keys)));
+  const badgeSkus = [...new Set(badges.mismatches.map((m) => m.sku!))];
+  again.push(...(await badgeMismatches(source, redis, keys, badgeSkus)).mismatches);
+  return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: again, settled: first.length - again.length };
+}
+

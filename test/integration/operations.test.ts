@@ -1,0 +1,176 @@
+/**
+ * Operating the pipeline through the operator CLI (a real child process) against the real
+ * services: pause and catch-up, replay, backfill while the simulator writes, self-healing after
+ * Redis loses its data, dead letters, verify, and the CLI's errors and exit codes.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { names } from '../../config';
+import { ensureSchedules } from '../../scripts/lib/schedules';
+import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
+import { runTraffic } from '../../simulator/traffic';
+import { AUTO_BACKFILL_ID } from '../../workflows';
+import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import { get, startTestApi } from '../support/http';
+import { runOps } from '../support/ops-cli';
+
+const taskQueue = `ops-${process.pid}`;
+const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, STALE_AFTER_MS: '1000', DRAIN_LEASE_TTL_MS: '2000', DRAIN_INTERVAL_MS: '60000', BACKFILL_CHUNK_ROWS: '300' });
+const { address, bundlePath } = sharedTestServer();
+const size: CatalogueSize = { skus: 400, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 2 };
+let worker: Awaited<ReturnType<typeof startWorker>>;
+let temporal: Awaited<ReturnType<typeof temporalClient>>;
+let api: Awaited<ReturnType<typeof startTestApi>>;
+const ops = (...args: string[]) => runOps(c.config, address, args);
+
+async function backlog(): Promise<number> {
+  const r = await c.pool.query(`select count(*)::int as n from pipeline.outbox o, pipeline.consumer_offsets c where c.consumer = 'redis-online-store' and (o.txid, o.id) > (c.txid, c.id)`);
+  return r.rows[0]?.n ?? 0;
+}
+const stale = async () => (await get(`${api.base}/v1/badges?region=R-00&skus=SKU-0000001`)).body.stale as boolean;
+async function verifyClean(): Promise<void> {
+  const v = await ops('verify', '--json');
+  expect(v.stderr).toBe('');
+  const report = JSON.parse(v.stdout.slice(v.stdout.indexOf('{')));
+  expect(report.mismatches).toEqual([]);
+  expect(report.checkedSkus).toBe(size.skus);
+  expect(v.code).toBe(0);
+}
+async function drainRunning(): Promise<boolean> {
+  for await (const _ of temporal.client.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'` })) return true;
+  return false;
+}
+
+beforeAll(async () => {
+  await resetState(c);
+  worker = await startWorker(c, address, bundlePath, taskQueue);
+  temporal = await temporalClient(address);
+  api = await startTestApi(c.redis, c.keys.prefix, 1000);
+  await ensureSchedules(temporal.client, c.config);
+  await seedCatalogue(c.pool, size);
+  expect((await ops('resume')).code).toBe(0);
+  await eventually(async () => (await backlog()) === 0 && !(await stale()), 30_000, 'initial drain');
+});
+afterAll(async () => {
+  await ops('pause');
+  for (const id of [names.drainScheduleId, names.compactionScheduleId]) await temporal?.client.schedule.getHandle(id).delete().catch(() => undefined);
+  await api?.close();
+  await worker?.stop();
+  await temporal?.close();
+  await c.close();
+});
+
+describe('operator CLI', () => {
+  it('pause while changes flow: reads stay answering but stale; resume catches up with nothing lost', async () => {
+    const traffic = runTraffic(c.pool, { rate: 800, durationMs: 5000, connections: 4, seed: 21, size });
+    const paused = await ops('pause');
+    expect(paused.code).toBe(0);
+    expect(paused.stdout).toMatch(/drain paused/);
+    expect(await drainRunning()).toBe(false);
+    await eventually(stale, 10_000, 'reads to say stale');
+    const st = JSON.parse((await ops('status', '--json')).stdout);
+    expect(st.drain.schedule).toBe('paused');
+    expect(st.lag.stale).toBe(true);
+    await traffic;
+    expect(await backlog()).toBeGreaterThan(1000);
+    expect((await get(`${api.base}/v1/badges?region=R-00&skus=SKU-0000001`)).status).toBe(200); // still answering
+    expect((await ops('resume')).code).toBe(0);
+    await eventually(async () => (await backlog()) === 0, 30_000, 'catch-up');
+    await eventually(async () => !(await stale()), 10_000, 'fresh again');
+    await verifyClean();
+    const human = await ops('status');
+    expect(human.stdout).toMatch(/drain schedule\s+active/);
+    expect(human.stdout).toMatch(/freshness\s+fresh/);
+  });
+
+  it('replay from a position re-writes values that faulty logic got wrong', async () => {
+    const key = c.keys.sku('SKU-0000003');
+    const fields = await c.redis.hgetall(key);
+    const [fc, raw] = Object.entries(fields).find(([f]) => f !== '_')!;
+    const [, version] = raw.split('|');
+    await c.redis.hset(key, fc, `12345|${version}`); // same version, wrong value
+    expect((await ops('verify')).code).toBe(1);
+    const r = await ops('replay', '--from', 'start');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/replay started: workflow replay-0-0-/);
+    expect(r.stdout).toMatch(/replayed \d+ changes/);
+    expect(await c.redis.hget(key, fc)).toBe(raw);
+    await verifyClean();
+  });
+
+  it('a backfill while the simulator writes loses nothing and overwrites nothing newer', async () => {
+    // As for a new store: the SKU features are gone (the epoch stays: the drain goes on as usual).
+    const skuKeys = await c.redis.keys(`${c.keys.prefix}s:*`);
+    await c.redis.del(...skuKeys);
+    const traffic = runTraffic(c.pool, { rate: 600, durationMs: 4000, connections: 4, seed: 22, size });
+    const r = await ops('backfill', '--chunk', '100');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/backfill done: \d+ source rows/);
+    await traffic;
+    await eventually(async () => (await backlog()) === 0, 30_000, 'drain to catch up');
+    await verifyClean();
+  });
+
+  it('FLUSHALL: noticed by itself, reads stale, rebuilt by backfill-auto, then fresh and equal to the source', async () => {
+    await c.redis.flushdb();
+    await eventually(stale, 5_000, 'stale after the flush');
+    const traffic = runTraffic(c.pool, { rate: 300, durationMs: 2000, connections: 2, seed: 23, size });
+    const auto = await eventually(async () => {
+      try {
+        return await temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).describe();
+      } catch {
+        return null;
+      }
+    }, 15_000, 'the drain to start backfill-auto');
+    expect(auto.type).toBe('backfillWorkflow');
+    await temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).result();
+    await traffic;
+    await eventually(async () => (await backlog()) === 0 && !(await stale()), 30_000, 'fresh again');
+    expect(await c.redis.exists(c.keys.epoch)).toBe(1);
+    await verifyClean();
+  });
+
+  it('dead letters: listed, retried after the cause is fixed, counted; the drain never stopped', async () => {
+    await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'SKU-0000009', '{"sku_id": "SKU-0000009", "lifecycle": "on-holiday"}')`);
+    await c.pool.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'SKU-0000010'`);
+    await eventually(async () => (await c.redis.hget(c.keys.sku('SKU-0000010'), '_'))?.startsWith('p|'), 10_000, 'later change applied');
+    const list = await ops('dead-letters', 'list', '--json');
+    expect(list.code).toBe(0);
+    const dl = JSON.parse(list.stdout);
+    expect(dl.total).toBe(1);
+    expect(dl.rows[0]).toMatchObject({ key: 'SKU-0000009', error: expect.stringMatching(/lifecycle/) });
+    expect((await ops('dead-letters', 'retry')).code).toBe(1); // still malformed
+    await c.pool.query(`update pipeline.dead_letters set image = jsonb_set(image, '{lifecycle}', '"paused"')`); // the fix
+    const retry = await ops('dead-letters', 'retry');
+    expect(retry.stdout).toMatch(/1 applied, 0 still failing/);
+    expect(retry.code).toBe(0);
+    expect(await c.redis.hget(c.keys.sku('SKU-0000009'), '_')).toMatch(/^p\|/);
+    expect(JSON.parse((await ops('dead-letters', 'list', '--json')).stdout).total).toBe(0);
+    const metrics = await get(`${api.base}/metrics`);
+    expect(metrics.status).toBe(200);
+  });
+
+  it('inspect shows store, source and badges agreeing', async () => {
+    const r = await ops('inspect', 'SKU-0000001');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.source.sku.sku_id).toBe('SKU-0000001');
+    expect(out.badges.length).toBe(size.regions);
+    expect(out.badges.every((b: { agree: boolean }) => b.agree)).toBe(true);
+  });
+
+  it('bad flags and unreachable services: clear errors and exit codes', async () => {
+    const bad = await ops('replay', '--from', 'yesterday');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/not a position/);
+    expect((await ops('verify', '--sample', '-3')).code).toBe(2);
+    expect((await ops('frobnicate')).code).toBe(2);
+    expect((await ops('dead-letters', 'retry', '--id', 'x1')).code).toBe(2);
+    const down = await runOps(c.config, '127.0.0.1:1', ['pause']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/Temporal is not reachable at 127\.0\.0\.1:1/);
+    const badEnv = await runOps(c.config, address, ['status'], { DRAIN_BATCH_SIZE: 'many' });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toMatch(/DRAIN_BATCH_SIZE/);
+  });
+});
+

@@ -1,0 +1,30 @@
+/** Runs the operator CLI (scripts/ops.ts) as a child process against the test services. */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { Config } from '../../config';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export function runOps(config: Config, address: string, args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/ops.ts', ...args], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        DATABASE_URL: config.DATABASE_URL,
+        REDIS_URL: config.REDIS_URL,
+        REDIS_PREFIX: config.REDIS_PREFIX,
+        TEMPORAL_ADDRESS: address,
+        TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+        STALE_AFTER_MS: String(config.STALE_AFTER_MS),
+        ...extraEnv,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}

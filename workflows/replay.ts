@@ -1,0 +1,51 @@
+/**
+ * Replay from a position (`replay-<position>-<time>`): re-applies every retained change from
+ * `from` up to where the drain was when the replay started, in chunks, with progress in the
+ * `progress` query (the CLI draws it as a bar with rate and ETA) and in each chunk's result.
+ */
+import { continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { Cursor } from '../activities/drain/outbox-reader';
+
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
+});
+
+export interface ReplayProgress {
+  from: Cursor;
+  to: Cursor | null;
+  position: Cursor;
+  rows: number;
+  totalRows: number;
+  applied: number;
+  done: boolean;
+}
+
+export interface ReplayInput {
+  from: Cursor;
+  chunkRows?: number;
+  state?: ReplayProgress;
+}
+
+export const replayProgressQuery = defineQuery<ReplayProgress>('progress');
+
+export async function replayWorkflow(input: ReplayInput): Promise<ReplayProgress> {
+  const progress: ReplayProgress = input.state ?? { from: input.from, to: null, position: input.from, rows: 0, totalRows: 0, applied: 0, done: false };
+  setHandler(replayProgressQuery, () => progress);
+  if (!progress.to) {
+    const bounds = await acts.replayBounds({ from: input.from });
+    progress.to = bounds.to;
+    progress.totalRows = bounds.rows;
+  }
+  while (!progress.done) {
+    const r = await acts.replayChunk({ from: progress.position, to: progress.to, limit: input.chunkRows ?? 20_000 });
+    progress.rows += r.rows;
+    progress.applied += r.applied;
+    progress.position = r.position;
+    progress.done = r.done;
+    if (!progress.done && workflowInfo().continueAsNewSuggested) await continueAsNew<typeof replayWorkflow>({ ...input, state: progress });
+  }
+  return progress;
+}
