@@ -16,6 +16,7 @@ import { createLifecycleActivities } from './lifecycle';
 import { createReplayActivities } from './replay';
 import { createVerifyActivities } from './verify';
 import { createDeadLetterActivities } from './dead-letters';
+import { createExportActivities } from './export';
 
 export interface ActivityClients {
   pool: pg.Pool;
@@ -43,6 +44,7 @@ export function createActivities(clients: ActivityClients) {
     ...createReplayActivities({ ...clients, keys }),
     ...createVerifyActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),
     ...createDeadLetterActivities({ ...clients, keys }),
+    ...createExportActivities(clients),
     ...createBackfillActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),
   };
 }

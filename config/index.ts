@@ -67,6 +67,17 @@ const EnvSchema = z.object({
   COMPACTION_MAX_ROWS: intFrom(2_000_000, 1_000, 1_000_000_000),
   /** Store keys visited per compaction run when sweeping expired field tombstones. */
   COMPACTION_SWEEP_KEYS: intFrom(200_000, 100, 100_000_000),
+  /** Landing area and nightly Parquet exports live under this directory. */
+  EXPORT_DIR: z.string().min(1).default('.data/export'),
+  /** How often applied changes are landed as Parquet (one file per interval and day). */
+  LANDING_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),
+  LANDING_MAX_ROWS: intFrom(500_000, 1_000, 10_000_000),
+  /** Landing files are kept this many days (the export of a day needs that day's files). */
+  LANDING_RETENTION_D: intFrom(14, 2, 3650),
+  /** The nightly export runs at this UTC hour for the previous UTC day. */
+  EXPORT_HOUR_UTC: intFrom(2, 0, 23),
+  /** DuckDB memory limit for the export (it spills to disk beyond it). */
+  EXPORT_MEMORY_LIMIT: z.string().regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB)$/i, 'like 512MB or 2GB').default('1GB'),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Warn when the safe horizon has been held back by one open transaction for this long. */
   STALL_WARN_MS: intFrom(30_000, 1_000, 3_600_000),
@@ -99,5 +110,8 @@ export const names = {
   drainScheduleId: 'fresh-badges-drain',
   drainWorkflowIdPrefix: 'drain',
   compactionScheduleId: 'fresh-badges-compaction',
+  landingConsumer: 'landing',
+  landingScheduleId: 'fresh-badges-landing',
+  exportScheduleId: 'fresh-badges-export',
   compactionWorkflowIdPrefix: 'compaction',
 } as const;

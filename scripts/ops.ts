@@ -10,7 +10,8 @@ import { ConfigurationError, names } from '../config';
 import { listDeadLetters } from '../activities/dead-letters/retry';
 import { formatPosition, parsePosition } from '../activities/replay/replay-range';
 import type { VerifyReport } from '../reconcile/verify';
-import { backfillWorkflow, BackfillProgress, replayWorkflow, ReplayProgress, retryDeadLettersWorkflow, stopDrainSignal, verifyWorkflow } from '../workflows';
+import { validateDate } from '../activities/export/export-day';
+import { backfillWorkflow, BackfillProgress, exportWorkflow, replayWorkflow, ReplayProgress, retryDeadLettersWorkflow, stopDrainSignal, verifyWorkflow } from '../workflows';
 import { createOpsContext, OpsContext, OpsError, stamp } from './ops/context';
 import { inspectSku } from './ops/inspect';
 import { followProgress } from './ops/progress';
@@ -153,6 +154,27 @@ export function buildProgram(ctx: () => OpsContext): Command {
         if (r.mismatches.length > 50) console.log(`  … and ${r.mismatches.length - 50} more (--json for all)`);
       });
       if (r.mismatches.length) process.exitCode = 1;
+    });
+
+  program
+    .command('export')
+    .description('export one UTC day as Parquet (changes, feature history, end-of-day badges) from the landing area')
+    .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', (v) => {
+      try {
+        return validateDate(v);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+    })
+    .action(async (o) => {
+      const c = ctx();
+      const temporal = await c.temporal();
+      const r = (await startAndMaybeWait(c, 'export', () => temporal.workflow.start(exportWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `export-${o.date}-${stamp()}`, args: [{ date: o.date }] }), true)) as {
+        changes: number;
+        badges: number;
+        dir: string;
+      };
+      console.log(`exported ${o.date}: ${r.changes} changes, ${r.badges} end-of-day badges -> ${r.dir}`);
     });
 
   program

@@ -10,3 +10,4 @@ export type { BackfillInput, BackfillProgress } from './backfill';
 export { replayWorkflow, replayProgressQuery } from './replay';
 export type { ReplayInput, ReplayProgress } from './replay';
 export { verifyWorkflow, retryDeadLettersWorkflow } from './operations';
+export { landingWorkflow, exportWorkflow } from './export';

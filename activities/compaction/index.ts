@@ -4,7 +4,9 @@ import type pg from 'pg';
 import { Config, names } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import { rethrowClassified } from '../errors';
-import { pruneDeadLetters, pruneOutbox, PruneResult } from './prune-outbox';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult } from './prune-outbox';
 import { sweepFieldTombstones } from './sweep-tombstones';
 
 function heartbeat(details: unknown): void {
@@ -18,7 +20,7 @@ function heartbeat(details: unknown): void {
 export function createCompactionActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config }) {
   const { config } = deps;
   return {
-    async compactOutbox(input: { retentionMs?: number; maxRows?: number } = {}): Promise<PruneResult & { deadLetters: number }> {
+    async compactOutbox(input: { retentionMs?: number; maxRows?: number } = {}): Promise<PruneResult & { deadLetters: number; batchLog: number; landingDays: string[] }> {
       try {
         const r = await pruneOutbox(deps.pool, {
           retentionMs: input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000,
@@ -26,7 +28,12 @@ export function createCompactionActivities(deps: { pool: pg.Pool; redis: Redis; 
           maxRows: input.maxRows ?? config.COMPACTION_MAX_ROWS,
           onProgress: (deleted) => heartbeat({ deleted }),
         });
-        return { ...r, deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D) };
+        return {
+          ...r,
+          deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),
+          batchLog: await pruneBatchLog(deps.pool, input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000),
+          landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
+        };
       } catch (err) {
         rethrowClassified(err, 'outbox compaction');
       }
@@ -39,4 +46,20 @@ export function createCompactionActivities(deps: { pool: pg.Pool; redis: Redis; 
       }
     },
   };
+}
+
+/** Landing folders (day=YYYY-MM-DD) older than the retention: their day has been exported. */
+function pruneLanding(exportDir: string, retentionDays: number): string[] {
+  const dir = path.join(exportDir, 'landing');
+  if (!fs.existsSync(dir)) return [];
+  const cutoff = new Date(Date.now() - retentionDays * 86_400_000).toISOString().slice(0, 10);
+  const removed: string[] = [];
+  for (const d of fs.readdirSync(dir)) {
+    const m = /^day=(\d{4}-\d{2}-\d{2})$/.exec(d);
+    if (m && m[1] < cutoff) {
+      fs.rmSync(path.join(dir, d), { recursive: true, force: true });
+      removed.push(m[1]);
+    }
+  }
+  return removed;
 }

@@ -53,3 +53,9 @@ export async function pruneDeadLetters(pool: pg.Pool, retentionDays: number): Pr
   );
   return r.rowCount ?? 0;
 }
+
+/** The drain's batch log, past the outbox retention (nothing needs it once its rows are gone). */
+export async function pruneBatchLog(pool: pg.Pool, retentionMs: number): Promise<number> {
+  const r = await pool.query(`delete from pipeline.drain_batches where applied_at < now() - $1 * interval '1 millisecond'`, [retentionMs]);
+  return r.rowCount ?? 0;
+}

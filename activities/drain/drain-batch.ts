@@ -163,6 +163,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     const last = rows[rows.length - 1];
     const next: Cursor = { txid: last.txid, id: last.id };
     await client.query(`update pipeline.consumer_offsets set txid = $2::xid8, id = $3, updated_at = now() where consumer = $1`, [consumer, next.txid, next.id]);
+    await client.query(`insert into pipeline.drain_batches (to_txid, to_id, applied_at) values ($1::xid8, $2, to_timestamp($3 / 1000.0)) on conflict do nothing`, [next.txid, next.id, visibleAt]);
     await acquireLease(client, names.drainLease, owner, config.DRAIN_LEASE_TTL_MS);
     await client.query('commit');
     open = false;

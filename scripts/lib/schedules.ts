@@ -40,10 +40,34 @@ export function compactionScheduleOptions(config: Config): ScheduleOptions {
   };
 }
 
-/** Creates or updates every schedule; returns what happened to each. */
+export function landingScheduleOptions(config: Config): ScheduleOptions {
+  return {
+    scheduleId: names.landingScheduleId,
+    spec: { intervals: [{ every: config.LANDING_INTERVAL_MS }] },
+    action: { type: 'startWorkflow', workflowType: 'landingWorkflow', workflowId: 'landing', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    state: { note: 'lands applied changes as Parquet for the nightly export' },
+  };
+}
+
+export function exportScheduleOptions(config: Config): ScheduleOptions {
+  return {
+    scheduleId: names.exportScheduleId,
+    spec: { calendars: [{ hour: config.EXPORT_HOUR_UTC, minute: 0 }] },
+    action: { type: 'startWorkflow', workflowType: 'exportWorkflow', workflowId: 'export-nightly', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6 hours' },
+    state: { note: 'exports the previous UTC day as Parquet (training data)' },
+  };
+}
+
+export const ALL_SCHEDULE_IDS = [names.drainScheduleId, names.compactionScheduleId, names.landingScheduleId, names.exportScheduleId];
+
+/** Creates or updates every schedule; returns what happened to the drain's. */
 export async function ensureSchedules(client: Client, config: Config): Promise<'created' | 'updated'> {
   const drain = await ensureSchedule(client, drainScheduleOptions(config));
   await ensureSchedule(client, compactionScheduleOptions(config));
+  await ensureSchedule(client, landingScheduleOptions(config));
+  await ensureSchedule(client, exportScheduleOptions(config));
   return drain;
 }
 

@@ -11,7 +11,7 @@ import { names } from '../../config';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { ensureSchedules } from '../../scripts/lib/schedules';
+import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
 import { drainWorkflow } from '../../workflows';
 import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
 import { seedMinimal } from '../support/source';
@@ -97,7 +97,7 @@ describe('drain workflow', () => {
       expect(compaction.action).toMatchObject({ workflowType: 'compactionWorkflow', taskQueue });
     } finally {
       await handle.delete();
-      await temporal.client.schedule.getHandle(names.compactionScheduleId).delete().catch(() => undefined);
+      for (const id of ALL_SCHEDULE_IDS) await temporal.client.schedule.getHandle(id).delete().catch(() => undefined);
     }
   });
 });

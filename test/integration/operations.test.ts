@@ -4,8 +4,7 @@
  * Redis loses its data, dead letters, verify, and the CLI's errors and exit codes.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { names } from '../../config';
-import { ensureSchedules } from '../../scripts/lib/schedules';
+import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { AUTO_BACKFILL_ID } from '../../workflows';
@@ -52,7 +51,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await ops('pause');
-  for (const id of [names.drainScheduleId, names.compactionScheduleId]) await temporal?.client.schedule.getHandle(id).delete().catch(() => undefined);
+  for (const id of ALL_SCHEDULE_IDS) await temporal?.client.schedule.getHandle(id).delete().catch(() => undefined);
   await api?.close();
   await worker?.stop();
   await temporal?.close();

@@ -23,6 +23,7 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     DRAIN_POLL_MS: '20',
     DRAIN_BATCH_SIZE: '500',
     APPLY_CHUNK: '100',
+    EXPORT_DIR: `.data/test/export-${process.pid}`,
     ...overrides,
   });
 }

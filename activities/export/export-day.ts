@@ -1,0 +1,254 @@
+/**
+ * The nightly export of one UTC day, from the landing area (never the OLTP), through the same
+ * feature definitions as the online path (features/from-source.ts, features/badge-rule.ts).
+ * Writes, Hive-partitioned by date, {EXPORT_DIR}/date=YYYY-MM-DD/:
+ *   changes.parquet                 every change of the day once: position, table, op, key, images,
+ *                                   source_ts (written at the source), applied_ts (in Redis), freshness_ms
+ *   sku_lifecycle_history.parquet   validity intervals [valid_from, valid_to) per SKU
+ *   sku_fc_history.parquet          … of available units per (SKU, FC)
+ *   fc_capacity_history.parquet     … of daily capacity per FC
+ *   fc_load_history.parquet         … of the day's load per FC (running sum of the day's orders)
+ *   region_fc_history.parquet       … of rank per (region, FC)
+ *   badges.parquet                  the end-of-day badge per (SKU, region), by the one badge rule
+ *   state.parquet                   every feature's value at the end of the day (the next day starts from it)
+ * Intervals are clipped to the day, contiguous and non-overlapping per key; a NULL value means
+ * the source row did not exist in that interval. All times are UTC.
+ *
+ * Atomic: everything is written into a staging folder first, then the partition folder is swapped
+ * in by rename; a crash leaves the previous good partition (or none), never a partial one. Memory
+ * is bounded: DuckDB works under EXPORT_MEMORY_LIMIT (spilling to disk) and TypeScript only ever
+ * holds one chunk of changes or one SKU at a time.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { decideBadge, rankRegionFcs, RegionFc } from '../../features/badge-rule';
+import { Lifecycle } from '../../features/definitions';
+import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
+import { copyToParquet, landingDir, LANDING_COLUMNS, openDuck, sqlString } from './landing';
+
+export const partitionDir = (exportDir: string, date: string) => path.join(exportDir, `date=${date}`);
+
+export interface ExportResult {
+  date: string;
+  changes: number;
+  skuRows: number;
+  badges: number;
+  dir: string;
+}
+
+const dayStart = (date: string) => Date.parse(`${date}T00:00:00Z`);
+const shiftDay = (date: string, days: number) => new Date(dayStart(date) + days * 86_400_000).toISOString().slice(0, 10);
+
+export function validateDate(date: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(dayStart(date)) || new Date(dayStart(date)).toISOString().slice(0, 10) !== date) {
+    throw new Error(`not a date: ${JSON.stringify(date)} (expected YYYY-MM-DD)`);
+  }
+  return date;
+}
+
+async function count(conn: DuckDBConnection, sql: string): Promise<number> {
+  const r = await conn.runAndReadAll(sql);
+  return Number(r.getRows()[0][0]);
+}
+
+export async function exportDay(exportDir: string, date: string, opts: { memoryLimit?: string; onProgress?: (what: string) => void } = {}): Promise<ExportResult> {
+  validateDate(date);
+  const d0 = dayStart(date);
+  const d1 = d0 + 86_400_000;
+  const yyyymmdd = date.replace(/-/g, '');
+  const staging = path.join(exportDir, '.staging', `date=${date}.${process.pid}.${Date.now()}`);
+  fs.mkdirSync(path.join(staging, 'tmp'), { recursive: true });
+  const duck = await openDuck(opts.memoryLimit ?? '1GB');
+  const { conn } = duck;
+  let changes = 0;
+  let skuRows = 0;
+  let badges = 0;
+  try {
+    await conn.run(`set temp_directory = ${sqlString(path.join(staging, 'tmp'))}; set preserve_insertion_order = true`);
+
+    // 1. The day's changes, each once (a crash can land a range twice).
+    const landing = landingDir(exportDir, date);
+    const hasLanding = fs.existsSync(landing) && fs.readdirSync(landing).some((f) => f.endsWith('.parquet'));
+    if (hasLanding) {
+      await conn.run(`create table changes as
+        select * from read_parquet(${sqlString(path.join(landing, '*.parquet'))}) qualify row_number() over (partition by txid, id order by applied_ms nulls last) = 1`);
+    } else {
+      await conn.run(`create table changes (${LANDING_COLUMNS})`);
+    }
+    changes = await count(conn, 'select count(*) from changes');
+    opts.onProgress?.(`${changes} changes`);
+    await copyToParquet(
+      conn,
+      `select txid, id, tbl, op, key, image, old_image, epoch_ms(source_ms) as source_ts, epoch_ms(applied_ms) as applied_ts,
+              applied_ms - source_ms as freshness_ms from changes order by txid, id`,
+      path.join(staging, 'changes.parquet'),
+    );
+
+    // 2. Feature updates, by the same definitions as the online path, streamed chunk by chunk.
+    await conn.run(`create table updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`);
+    const ap = await conn.createAppender('updates');
+    const stream = await conn.stream(`select id, txid, tbl, op, key, image::varchar, old_image::varchar, source_ms from changes order by txid, id`);
+    let malformed = 0;
+    for (;;) {
+      const chunk = await stream.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      for (const [id, txid, tbl, op, key, image, oldImage, sourceMs] of chunk.getRows()) {
+        let updates;
+        try {
+          updates = featureUpdatesFrom({
+            id: String(id),
+            txid: String(txid),
+            tbl: String(tbl),
+            op: String(op),
+            key: String(key),
+            image: image === null ? null : JSON.parse(String(image)),
+            old_image: oldImage === null ? null : JSON.parse(String(oldImage)),
+            created_at: new Date(Number(sourceMs)),
+          });
+        } catch (err) {
+          if (err instanceof MalformedChange) {
+            malformed++;
+            continue;
+          }
+          throw err;
+        }
+        for (const u of updates) {
+          const row: [string, string, string | null, number | null, string | null, bigint, bigint, bigint] =
+            u.feature === 'sku.lifecycle'
+              ? [u.feature, u.sku, null, null, u.value, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
+              : u.feature === 'sku.available'
+                ? [u.feature, u.sku, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
+                : u.feature === 'fc.capacity'
+                  ? [u.feature, u.fc, null, u.value, null, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
+                  : u.feature === 'region.rank'
+                    ? [u.feature, u.region, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
+                    : [u.feature, u.fc, u.day, u.delta, null, BigInt(u.id), BigInt(u.txid), BigInt(Number(sourceMs))];
+          ap.appendVarchar(row[0]);
+          ap.appendVarchar(row[1]);
+          if (row[2] === null) ap.appendNull();
+          else ap.appendVarchar(row[2]);
+          if (row[3] === null) ap.appendNull();
+          else ap.appendBigInt(BigInt(row[3]));
+          if (row[4] === null) ap.appendNull();
+          else ap.appendVarchar(row[4]);
+          ap.appendBigInt(row[5]);
+          ap.appendUBigInt(row[6]);
+          ap.appendBigInt(row[7]);
+          ap.endRow();
+        }
+      }
+    }
+    ap.flushSync();
+    ap.closeSync();
+    opts.onProgress?.(`feature updates derived${malformed ? ` (${malformed} malformed changes skipped)` : ''}`);
+
+    // 3. Validity intervals: the previous day's end state opens the day, each change starts a new
+    //    interval, the end of the day closes the last.
+    const prevState = path.join(partitionDir(exportDir, shiftDay(date, -1)), 'state.parquet');
+    if (fs.existsSync(prevState)) await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
+    else await conn.run(`create table prev_state (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint)`);
+    await conn.run(`create table ev as
+      select feature, k1, k2, num, code, version, ${d0}::bigint as ts_ms from prev_state
+      union all
+      select feature, k1, k2, num, code, version, greatest(ts_ms, ${d0}) from updates where feature <> 'fc.load'`);
+    await conn.run(`create table iv as
+      select feature, k1, k2, num, code, version, ts_ms as from_ms,
+             coalesce(lead(ts_ms) over (partition by feature, k1, k2 order by version), ${d1}) as to_ms
+        from ev`);
+    const history = (feature: string, cols: string, order: string) =>
+      `select ${cols}, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to, version
+         from iv where feature = '${feature}' and to_ms > from_ms order by ${order}, from_ms`;
+    await copyToParquet(conn, history('sku.lifecycle', 'k1 as sku, code as lifecycle', 'k1'), path.join(staging, 'sku_lifecycle_history.parquet'));
+    await copyToParquet(conn, history('sku.available', 'k1 as sku, k2 as fc, num as available', 'k1, k2'), path.join(staging, 'sku_fc_history.parquet'));
+    await copyToParquet(conn, history('fc.capacity', 'k1 as fc, num as daily_capacity', 'k1'), path.join(staging, 'fc_capacity_history.parquet'));
+    await copyToParquet(conn, history('region.rank', 'k1 as region, k2 as fc, num as rank', 'k1, k2'), path.join(staging, 'region_fc_history.parquet'));
+
+    // The day's load per FC: 0 at midnight, then a running sum of the day's deltas in time order.
+    await conn.run(`create table ld as
+      select fc, ts_ms, ptxid, id, delta from (
+        select k1 as fc, ${d0}::bigint as ts_ms, 0::ubigint as ptxid, 0::bigint as id, 0::bigint as delta
+          from (select k1 from ev where feature = 'fc.capacity' union select k1 from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')
+        union all
+        select k1, greatest(ts_ms, ${d0}), ptxid, version, num from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')`);
+    await conn.run(`create table load_iv as
+      select fc, sum(delta) over w as load, ts_ms as from_ms, coalesce(lead(ts_ms) over w2, ${d1}) as to_ms
+        from ld window w as (partition by fc order by ts_ms, ptxid, id rows unbounded preceding),
+                       w2 as (partition by fc order by ts_ms, ptxid, id)`);
+    await copyToParquet(
+      conn,
+      `select fc, load, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to from load_iv where to_ms > from_ms order by fc, from_ms`,
+      path.join(staging, 'fc_load_history.parquet'),
+    );
+
+    // 4. End-of-day state (what the next day starts from).
+    await conn.run(`create table state as
+      select feature, k1, k2, num, code, version from ev
+       qualify row_number() over (partition by feature, k1, k2 order by version desc) = 1`);
+    await copyToParquet(
+      conn,
+      `select * from state where num is not null or code is not null order by feature, k1, k2`,
+      path.join(staging, 'state.parquet'),
+    );
+    skuRows = await count(conn, `select count(*) from state where feature = 'sku.available' and num is not null`);
+
+    // 5. End-of-day badges by the one rule, one SKU at a time.
+    const capacity = new Map<string, number>();
+    for (const [fc, num] of (await conn.runAndReadAll(`select k1, num from state where feature = 'fc.capacity' and num is not null`)).getRows()) capacity.set(String(fc), Number(num));
+    const load = new Map<string, number>();
+    for (const [fc, l] of (await conn.runAndReadAll(`select fc, last(load order by from_ms) from load_iv group by fc`)).getRows()) load.set(String(fc), Number(l));
+    const regions = new Map<string, RegionFc[]>();
+    for (const [region, fc, rank] of (await conn.runAndReadAll(`select k1, k2, num from state where feature = 'region.rank' and num is not null order by k1, k2`)).getRows()) {
+      const list = regions.get(String(region)) ?? regions.set(String(region), []).get(String(region))!;
+      list.push({ fc: String(fc), rank: Number(rank), capacity: capacity.get(String(fc)) ?? null, load: load.get(String(fc)) ?? 0 });
+    }
+    const ranked = [...regions.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([r, fcs]) => [r, rankRegionFcs(fcs)] as const);
+    await conn.run(`create table badges (region varchar, sku varchar, eligible boolean, fc varchar, reason varchar)`);
+    const bap = await conn.createAppender('badges');
+    const skus = await conn.stream(`
+      select k1 as sku, max(code) filter (where feature = 'sku.lifecycle') as lifecycle,
+             list(k2 order by k2) filter (where feature = 'sku.available' and num is not null) as fcs,
+             list(num order by k2) filter (where feature = 'sku.available' and num is not null) as avail
+        from state where feature in ('sku.lifecycle', 'sku.available') group by k1
+      having max(code) filter (where feature = 'sku.lifecycle') is not null order by k1`);
+    for (;;) {
+      const chunk = await skus.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      for (const [sku, lifecycle, fcs, avail] of chunk.getRows()) {
+        const stock = new Map<string, number>();
+        const fcList = (fcs as { items?: unknown[] } | null)?.items ?? [];
+        const availList = (avail as { items?: unknown[] } | null)?.items ?? [];
+        fcList.forEach((fc, i) => stock.set(String(fc), Number(availList[i])));
+        for (const [region, fcsOfRegion] of ranked) {
+          const b = decideBadge(String(sku), { lifecycle: lifecycle as Lifecycle, available: (fc) => stock.get(fc) }, fcsOfRegion);
+          bap.appendVarchar(region);
+          bap.appendVarchar(b.sku);
+          bap.appendBoolean(b.eligible);
+          if (b.fc === null) bap.appendNull();
+          else bap.appendVarchar(b.fc);
+          bap.appendVarchar(b.reason);
+          bap.endRow();
+          badges++;
+        }
+      }
+    }
+    bap.flushSync();
+    bap.closeSync();
+    await copyToParquet(conn, `select region, sku, eligible, fc, reason from badges order by region, sku`, path.join(staging, 'badges.parquet'));
+    opts.onProgress?.(`${badges} end-of-day badges`);
+  } catch (err) {
+    duck.close();
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
+  duck.close();
+  fs.rmSync(path.join(staging, 'tmp'), { recursive: true, force: true });
+
+  // 6. Swap the partition in: at every instant there is the old complete partition, or none, or the new one.
+  const target = partitionDir(exportDir, date);
+  const trash = path.join(exportDir, '.staging', `old-date=${date}.${process.pid}.${Date.now()}`);
+  if (fs.existsSync(target)) fs.renameSync(target, trash);
+  fs.renameSync(staging, target);
+  fs.rmSync(trash, { recursive: true, force: true });
+  return { date, changes, skuRows, badges, dir: target };
+}

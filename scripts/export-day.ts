@@ -1,0 +1,32 @@
+/**
+ * `npm run export-day -- --date YYYY-MM-DD`: the export of one day without Temporal (offline
+ * tooling, and what the kill test interrupts). Normally the schedule or `ops export` runs it.
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfig } from '../config';
+import { exportDay, validateDate } from '../activities/export/export-day';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const o = new Command()
+    .name('npm run export-day --')
+    .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', (v) => {
+      try {
+        return validateDate(v);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+    })
+    .option('--dir <path>', 'export directory', config.EXPORT_DIR)
+    .parse()
+    .opts<{ date: string; dir: string }>();
+  const t0 = Date.now();
+  const r = await exportDay(path.resolve(o.dir), o.date, { memoryLimit: config.EXPORT_MEMORY_LIMIT, onProgress: (s) => console.log(`export ${o.date}: ${s}`) });
+  console.log(`exported ${r.date}: ${r.changes} changes, ${r.badges} badges in ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${r.dir}`);
+}
+
+main().catch((err) => {
+  console.error(`export-day: ${err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,38 @@
+/**
+ * Landing (schedule `fresh-badges-landing`, every minute): lands the changes the drain applied
+ * as Parquet, catching up in several calls when behind.
+ * Export (schedule `fresh-badges-export`, 02:00 UTC): exports the previous UTC day (or `date`),
+ * after landing everything applied so far, replacing that date's partition atomically.
+ * Runs `landing-<time>` and `export-<date>` in the Web UI; the CLI runs `ops export --date`.
+ */
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '5 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['ConfigurationError'] },
+});
+
+export async function landingWorkflow(input: { maxCalls?: number } = {}): Promise<{ rows: number; files: number }> {
+  let rows = 0;
+  let files = 0;
+  for (let i = 0; i < (input.maxCalls ?? 20); i++) {
+    const r = await acts.landChanges();
+    rows += r.rows;
+    files += r.files.length;
+    if (!r.more) break;
+  }
+  return { rows, files };
+}
+
+export async function exportWorkflow(input: { date?: string } = {}) {
+  const date = input.date ?? new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw ApplicationFailure.nonRetryable(`not a date: ${date} (YYYY-MM-DD)`, 'ConfigurationError');
+  await landingWorkflowSteps();
+  return acts.exportDay({ date });
+}
+
+async function landingWorkflowSteps(): Promise<void> {
+  for (let i = 0; i < 1000; i++) if (!(await acts.landChanges()).more) return;
+}
