@@ -172,7 +172,7 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
         union all
         select k1, greatest(ts_ms, ${d0}), ptxid, version, num from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')`);
     await conn.run(`create table load_iv as
-      select fc, sum(delta) over w as load, ts_ms as from_ms, coalesce(lead(ts_ms) over w2, ${d1}) as to_ms
+      select fc, (sum(delta) over w)::bigint as load, ts_ms as from_ms, coalesce(lead(ts_ms) over w2, ${d1}) as to_ms
         from ld window w as (partition by fc order by ts_ms, ptxid, id rows unbounded preceding),
                        w2 as (partition by fc order by ts_ms, ptxid, id)`);
     await copyToParquet(
