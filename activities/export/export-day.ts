@@ -65,7 +65,7 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
   let skuRows = 0;
   let badges = 0;
   try {
-    await conn.run(`set temp_directory = ${sqlString(path.join(staging, 'tmp'))}; set preserve_insertion_order = true`);
+    await conn.run(`set temp_directory = ${sqlString(path.join(staging, 'tmp'))}; set preserve_insertion_order = false`);
 
     // 1. The day's changes, each once (a crash can land a range twice).
     const landing = landingDir(exportDir, date);

@@ -23,12 +23,12 @@ export async function refreshSkuFromSource(pool: pg.Pool, sku: string): Promise<
     await client.query('begin');
     const skus = await client.query(
       `insert into pipeline.outbox (tbl, op, key, image)
-       select 'skus', 'R', s.sku_id, to_jsonb(s) from (select * from shop.skus where sku_id = $1 for share) s`,
+       select 'skus', 'R', s.sku_id, to_json(s) from (select * from shop.skus where sku_id = $1 for share) s`,
       [sku],
     );
     const inventory = await client.query(
       `insert into pipeline.outbox (tbl, op, key, image)
-       select 'inventory', 'R', i.sku_id || '|' || i.fc_id, to_jsonb(i)
+       select 'inventory', 'R', i.sku_id || '|' || i.fc_id, to_json(i)
          from (select * from shop.inventory where sku_id = $1 order by fc_id for share) i`,
       [sku],
     );

@@ -1,0 +1,278 @@
+/**
+ * `npm run bench`: end-to-end performance on this machine, everything co-located, in one run:
+ *   1. freshness: source commit -> visible through the read API, at sustained rates (default 500,
+ *      2,000 and 5,000 changes/s for 60 s each), and the highest rate with p99 under 1 s
+ *   2. catch-up: a backlog of 1,000,000 changes built while the drain is paused, then resumed:
+ *      changes/s until caught up, and the time until reads are fresh again
+ *   3. OLTP overhead: order-service transactions/s with the capture triggers and without
+ *   4. online store memory per SKU·FC, and 5. reads (library and HTTP), on the same catalogue
+ * The real parts run as in production: a Temporal dev server, the worker process (drain workflow
+ * started by the schedule), the read API process; the simulator and probes run here.
+ * Uses its own database (fresh_badges_bench), Redis db 14 and Temporal server; loads the catalogue
+ * (default 1,000,000 SKUs x 3 FCs) through the pipeline if it is not there yet.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import path from 'node:path';
+import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
+import { Command } from 'commander';
+import { names } from '../../config';
+import { createBadgeReader } from '../../serving/badge-reader';
+import { CatalogueSize, readCatalogueSize, regionId, skuId } from '../../simulator/catalogue';
+import { rng, runTraffic } from '../../simulator/traffic';
+import { stopDrainSignal } from '../../workflows';
+import { ensureSchedules } from '../lib/schedules';
+import { DATA_DIR, startDevServer } from '../lib/temporal-server';
+import { benchConfig, ensureCatalogue, openBench, Bench } from './bench-env';
+import { int, ms, percentiles, table } from './stats';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function spawnNode(script: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer) => ready.test(String(d)) && resolve(child);
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d) => process.stderr.write(`[${path.basename(script)}] ${d}`));
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+}
+
+function httpGetJson(port: number, p: string, agent: http.Agent): Promise<any> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: p, agent }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(JSON.parse(body)));
+      })
+      .on('error', reject);
+  });
+}
+
+async function backlog(b: Bench): Promise<number> {
+  const r = await b.pool.query(`select count(*)::int as n from pipeline.outbox o, pipeline.consumer_offsets c where c.consumer = $1 and (o.txid, o.id) > (c.txid, c.id)`, [names.drainConsumer]);
+  return r.rows[0].n;
+}
+
+/**
+ * Freshness probes: each flips one probe SKU's lifecycle (active <-> paused), notes when the commit
+ * returned, and polls the API until the badge shows it. Several probes run at once.
+ */
+async function probeFreshness(b: Bench, apiPort: number, durationMs: number, probes: string[], region: string): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: probes.length });
+  const samples: number[] = [];
+  const end = Date.now() + durationMs;
+  await Promise.all(
+    probes.map(async (sku, n) => {
+      let active = true;
+      await sleep(n * 37);
+      while (Date.now() < end) {
+        active = !active;
+        await b.pool.query(`update shop.skus set lifecycle = $2 where sku_id = $1`, [sku, active ? 'active' : 'paused']);
+        const committed = performance.now();
+        const want = active ? 'eligible' : 'paused';
+        for (;;) {
+          const r = await httpGetJson(apiPort, `/v1/badges/${sku}?region=${region}`, agent);
+          if (r.reason === want) break;
+          if (performance.now() - committed > 30_000) throw new Error(`probe ${sku}: not visible after 30 s`);
+          await sleep(2);
+        }
+        samples.push(performance.now() - committed);
+        await sleep(50);
+      }
+    }),
+  );
+  agent.destroy();
+  return samples;
+}
+
+async function main() {
+  const o = new Command()
+    .option('--skus <n>', 'catalogue size', (v) => Number(v), 1_000_000)
+    .option('--rates <list>', 'sustained change rates to probe (changes/s)', '500,2000,5000')
+    .option('--seconds <s>', 'seconds per rate', (v) => Number(v), 60)
+    .option('--backlog <n>', 'changes in the catch-up backlog', (v) => Number(v), 1_000_000)
+    .option('--oltp-seconds <s>', 'seconds per OLTP overhead run', (v) => Number(v), 30)
+    .parse()
+    .opts<{ skus: number; rates: string; seconds: number; backlog: number; oltpSeconds: number }>();
+  const size: CatalogueSize = { skus: o.skus, fcs: 30, regions: 10, fcsPerRegion: 3, fcsPerSku: 3 };
+  const config = benchConfig({ DRAIN_BATCH_SIZE: '5000' });
+  const b = await openBench(config);
+  const children: ChildProcess[] = [];
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  let server: Awaited<ReturnType<typeof startDevServer>> | undefined;
+  try {
+    await ensureCatalogue(b, size, log);
+    const actual = await readCatalogueSize(b.pool);
+    await b.redis.set(b.keys.epoch, 'bench'); // loaded through the pipeline: complete
+
+    // The real parts: Temporal, worker, API.
+    const port = 17_233 + Math.floor(Math.random() * 500);
+    server = await startDevServer({ port, uiPort: null, namespace: 'default', dbFile: null, logFile: path.join(DATA_DIR, 'bench', 'temporal.log') });
+    const apiPort = 18_800 + Math.floor(Math.random() * 500);
+    const env = {
+      DATABASE_URL: config.DATABASE_URL,
+      REDIS_URL: config.REDIS_URL,
+      REDIS_PREFIX: config.REDIS_PREFIX,
+      TEMPORAL_ADDRESS: server.address,
+      TEMPORAL_TASK_QUEUE: 'bench',
+      API_PORT: String(apiPort),
+      WORKER_METRICS_PORT: '0',
+      LOG_LEVEL: 'WARN',
+      EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
+    };
+    children.push(await spawnNode('worker/main.ts', env, /polling task queue/));
+    children.push(await spawnNode('serving/main.ts', env, /listening/));
+    const connection = await Connection.connect({ address: server.address });
+    const temporal = new Client({ connection });
+    const cfg = benchConfig({ TEMPORAL_TASK_QUEUE: 'bench' });
+    await ensureSchedules(temporal, cfg);
+    const schedule = temporal.schedule.getHandle(names.drainScheduleId);
+    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
+    await sleep(1000);
+    while ((await backlog(b)) > 0) await sleep(500);
+
+    const probes = Array.from({ length: 4 }, (_, i) => skuId(i * 10)); // region R-00 holds their FCs
+    await b.pool.query(`update shop.skus set lifecycle = 'active' where sku_id = any($1)`, [probes]);
+    await b.pool.query(`update shop.inventory set on_hand = 1000000, reserved = 0 where sku_id = any($1)`, [probes]);
+    await b.pool.query(`update shop.fulfillment_centers set daily_capacity = 100000000`);
+
+    // 1. Freshness under sustained load.
+    const freshness: (string | number)[][] = [];
+    let best = 0;
+    for (const rate of o.rates.split(',').map(Number)) {
+      log(`freshness at ${rate} changes/s for ${o.seconds} s ...`);
+      const traffic = runTraffic(b.pool, { rate, durationMs: o.seconds * 1000, connections: 8, seed: rate, size: actual });
+      const samples = await probeFreshness(b, apiPort, o.seconds * 1000, probes, regionId(0));
+      const stats = await traffic;
+      const achieved = stats.changes / (stats.elapsedMs / 1000);
+      const p = percentiles(samples);
+      freshness.push([int(rate), int(achieved), samples.length, ms(p.p50), ms(p.p99), ms(p.max)]);
+      if (p.p99 < 1000) best = Math.max(best, achieved);
+      while ((await backlog(b)) > 0) await sleep(200);
+    }
+
+    // 2. Catch-up: pause, build a backlog, resume.
+    log(`catch-up: pausing the drain and writing ${int(o.backlog)} changes ...`);
+    const pauseDrain = async (why: string) => {
+      await schedule.pause(why);
+      for await (const wf of temporal.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'` })) {
+        const h = temporal.workflow.getHandle(wf.workflowId);
+        await h.signal(stopDrainSignal);
+        await h.result().catch(() => undefined);
+      }
+    };
+    await pauseDrain('benchmark: catch-up');
+    // Restocking in transactions of 1,000 SKUs (every FC of each), from 4 connections.
+    const skusPerTx = 1000;
+    const writers = 4;
+    let written = 0;
+    let next = 0;
+    const tWrite = performance.now();
+    await Promise.all(
+      Array.from({ length: writers }, async () => {
+        while (written < o.backlog) {
+          const from = next % actual.skus;
+          next += skusPerTx;
+          const r = await b.pool.query(
+            `update shop.inventory set on_hand = on_hand + 1, updated_at = now() where sku_id >= 'SKU-' || lpad($1::text, 7, '0') and sku_id <= 'SKU-' || lpad($2::text, 7, '0')`,
+            [from, Math.min(actual.skus - 1, from + skusPerTx - 1)],
+          );
+          written += r.rowCount ?? 0;
+        }
+      }),
+    );
+    const writeSeconds = (performance.now() - tWrite) / 1000;
+    const before = await backlog(b);
+    log(`  backlog of ${int(before)} changes written in ${writeSeconds.toFixed(1)} s; resuming ...`);
+    const tResume = performance.now();
+    await schedule.unpause('benchmark');
+    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
+    let caughtUp = 0;
+    for (;;) {
+      if ((await backlog(b)) === 0) {
+        caughtUp = (performance.now() - tResume) / 1000;
+        break;
+      }
+      await sleep(100);
+    }
+    const agent = new http.Agent({ keepAlive: true });
+    let fresh = 0;
+    for (;;) {
+      const r = await httpGetJson(apiPort, `/v1/badges/${probes[0]}?region=${regionId(0)}`, agent);
+      if (!r.stale) {
+        fresh = (performance.now() - tResume) / 1000;
+        break;
+      }
+      await sleep(50);
+    }
+    agent.destroy();
+
+    // 3. OLTP overhead: the order service with and without the capture triggers.
+    // The drain is stopped for both runs, so only the triggers differ.
+    const oltp: (string | number)[][] = [];
+    await pauseDrain('benchmark: OLTP overhead');
+    const tps: Record<string, number> = {};
+    for (const mode of ['with capture triggers', 'without triggers'] as const) {
+      const on = mode === 'with capture triggers';
+      for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders']) await b.pool.query(`alter table shop.${t} ${on ? 'enable' : 'disable'} trigger capture_change`);
+      log(`OLTP ${mode} for ${o.oltpSeconds} s ...`);
+      const s = await runTraffic(b.pool, { rate: 0, durationMs: o.oltpSeconds * 1000, connections: 8, seed: 7, size: actual });
+      tps[mode] = s.operations / (s.elapsedMs / 1000);
+      oltp.push([mode, int(tps[mode]), int(s.changes / (s.elapsedMs / 1000))]);
+    }
+    for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders']) await b.pool.query(`alter table shop.${t} enable trigger capture_change`);
+    const overhead = (1 - tps['with capture triggers'] / tps['without triggers']) * 100;
+    await schedule.unpause('benchmark done');
+    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
+    while ((await backlog(b)) > 0) await sleep(500);
+
+    // 4. Memory per SKU·FC.
+    const random = rng(5);
+    let bytes = 0;
+    const sampleN = 2000;
+    for (let i = 0; i < sampleN; i++) bytes += Number(await b.redis.call('MEMORY', 'USAGE', b.keys.sku(skuId(Math.floor(random() * actual.skus))), 'SAMPLES', '0'));
+    const used = Number(/used_memory:(\d+)/.exec(await b.redis.info('memory'))?.[1]);
+
+    // 5. Reads: the library in this process (1 and 50 SKUs), one Redis round trip each.
+    const reader = createBadgeReader({ redis: b.redis, prefix: b.keys.prefix, staleAfterMs: 10_000 });
+    const reads: (string | number)[][] = [];
+    for (const n of [1, 50]) {
+      const samples: number[] = [];
+      for (let i = 0; i < (n === 1 ? 20_000 : 5_000); i++) {
+        const skus = Array.from(new Set(Array.from({ length: n }, () => skuId(Math.floor(random() * actual.skus)))));
+        const t = performance.now();
+        await reader.getBadges(regionId(Math.floor(random() * 10)), skus);
+        samples.push(performance.now() - t);
+      }
+      const p = percentiles(samples);
+      reads.push([`library`, n, ms(p.p50), ms(p.p99), ms(p.p999)]);
+    }
+    await connection.close();
+
+    console.log(`\n## End to end (${int(actual.skus)} SKUs x ${actual.fcsPerSku} FCs; Temporal dev server, worker, API, PostgreSQL, Redis and load generator on this 2-core machine)\n`);
+    console.log('### 1. Freshness: source commit -> visible through the read API\n');
+    console.log(table(['target changes/s', 'achieved changes/s', 'probes', 'p50 ms', 'p99 ms', 'max ms'], freshness));
+    console.log(`\nHighest sustained rate with p99 under 1 s: ${int(best)} changes/s (of the rates run).`);
+    console.log('\n### 2. Catch-up\n');
+    console.log(table(['backlog', 'written in', 'caught up in', 'drain changes/s', 'fresh again after'], [[int(before), `${writeSeconds.toFixed(1)} s`, `${caughtUp.toFixed(1)} s`, int(before / caughtUp), `${fresh.toFixed(1)} s`]]));
+    console.log('\n### 3. OLTP overhead of the capture triggers (order-service workload, 8 connections, max speed)\n');
+    console.log(table(['mode', 'transactions/s', 'row changes/s'], oltp));
+    console.log(`\nOverhead: ${overhead.toFixed(1)}% of order-service throughput.`);
+    console.log('\n### 4. Online store memory\n');
+    console.log(table(['measure', 'value'], [['bytes per SKU·FC (SKU hashes)', int(bytes / sampleN / actual.fcsPerSku)], ['bytes per SKU·FC (whole Redis)', int(used / (actual.skus * actual.fcsPerSku))]]));
+    console.log('\n### 5. Reads (library, one Redis round trip; HTTP: npm run bench:read)\n');
+    console.log(table(['path', 'SKUs/call', 'p50 ms', 'p99 ms', 'p99.9 ms'], reads));
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await server?.stop();
+    await b.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err.stack}`);
+  process.exit(1);
+});
