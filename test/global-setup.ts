@@ -3,7 +3,6 @@
  * one Temporal dev server (the real server, in memory, headless, on a free port) that every test
  * file connects to. The binary is the one the set-up installed; nothing is downloaded.
  */
-import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
@@ -11,18 +10,8 @@ import { ensureDatabase, migrate } from '../db/migrate';
 import { DATA_DIR, startDevServer, DevServer } from '../scripts/lib/temporal-server';
 import { buildWorkflowBundle } from '../worker/workflow-bundle';
 import { TEST_DATABASE_URL } from './support/env';
+import { freePort } from './support/redis-process';
 
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 let server: DevServer | undefined;
 

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { Config, loadConfig } from '../../config';
 import { ensureDatabase, migrate } from '../../db/migrate';
 import { createPool } from '../../db/pool';
+import { truncateEverything } from '../../db/truncate';
 import { createActivities } from '../../activities';
 import { CatalogueSize, readCatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { storeKeys } from '../../store/keys';
@@ -33,16 +34,7 @@ export async function openBench(config = benchConfig()) {
 export type Bench = Awaited<ReturnType<typeof openBench>>;
 
 export async function resetBench(b: Bench): Promise<void> {
-  const c = await b.pool.connect();
-  try {
-    await c.query('begin');
-    await c.query('set local session_replication_role = replica');
-    await c.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers,
-      pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters restart identity`);
-    await c.query('commit');
-  } finally {
-    c.release();
-  }
+  await truncateEverything(b.pool);
   await b.redis.flushdb();
 }
 

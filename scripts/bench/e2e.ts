@@ -21,6 +21,7 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, readCatalogueSize, regionId, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
 import { stopDrainSignal } from '../../workflows';
+import { buildWorkflowBundle } from '../../worker/workflow-bundle';
 import { ensureSchedules } from '../lib/schedules';
 import { DATA_DIR, startDevServer } from '../lib/temporal-server';
 import { benchConfig, ensureCatalogue, openBench, Bench } from './bench-env';
@@ -108,7 +109,9 @@ async function main() {
     const actual = await readCatalogueSize(b.pool);
     await b.redis.set(b.keys.epoch, 'bench'); // loaded through the pipeline: complete
 
-    // The real parts: Temporal, worker, API.
+    // The real parts: Temporal, worker (with a bundle of the current workflow code), API.
+    const bundle = path.join(DATA_DIR, 'bench', 'workflow-bundle.js');
+    await buildWorkflowBundle(bundle);
     const port = 17_233 + Math.floor(Math.random() * 500);
     server = await startDevServer({ port, uiPort: null, namespace: 'default', dbFile: null, logFile: path.join(DATA_DIR, 'bench', 'temporal.log') });
     const apiPort = 18_800 + Math.floor(Math.random() * 500);
@@ -122,6 +125,7 @@ async function main() {
       WORKER_METRICS_PORT: '0',
       LOG_LEVEL: 'WARN',
       EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
+      WORKFLOW_BUNDLE: bundle,
     };
     children.push(await spawnNode('worker/main.ts', env, /polling task queue/));
     children.push(await spawnNode('serving/main.ts', env, /listening/));

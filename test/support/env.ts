@@ -9,6 +9,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
+import { truncateEverything } from '../../db/truncate';
 import { storeKeys } from '../../store/keys';
 import { createWorker } from '../../worker/create-worker';
 
@@ -52,19 +53,9 @@ export function testClients(overrides: Record<string, string> = {}): TestClients
   };
 }
 
-/** Empties the source, the pipeline's tables and the test Redis db. Triggers are bypassed
- * (session_replication_role = replica) so the emptying itself is not captured. */
+/** Empties the source, the pipeline's tables and the test Redis db. */
 export async function resetState(c: Pick<TestClients, 'pool' | 'redis' | 'config'>): Promise<void> {
-  const client = await c.pool.connect();
-  try {
-    await client.query('begin');
-    await client.query('set local session_replication_role = replica');
-    await client.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers,
-      pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters restart identity`);
-    await client.query('commit');
-  } finally {
-    client.release();
-  }
+  await truncateEverything(c.pool);
   await c.redis.flushdb();
   // An empty store of an empty source is complete: mark it so, as a finished backfill would.
   await c.redis.set(`${c.config.REDIS_PREFIX}epoch`, 'test-reset');

@@ -1,0 +1,21 @@
+import type pg from 'pg';
+
+/**
+ * Empties the source and the pipeline's tables (tests and benchmarks only). The capture triggers
+ * are bypassed (session_replication_role = replica) so the emptying itself is not captured.
+ */
+export async function truncateEverything(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local session_replication_role = replica');
+    await client.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers,
+      pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters, pipeline.drain_batches restart identity`);
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
