@@ -59,7 +59,8 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
   const yyyymmdd = date.replace(/-/g, '');
   const staging = path.join(exportDir, '.staging', `date=${date}.${process.pid}.${Date.now()}`);
   fs.mkdirSync(path.join(staging, 'tmp'), { recursive: true });
-  const duck = await openDuck(opts.memoryLimit ?? '1GB');
+  // A database file in the staging folder: the day's tables can outgrow the memory limit.
+  const duck = await openDuck(opts.memoryLimit ?? '1GB', path.join(staging, 'tmp', 'export.duckdb'));
   const { conn } = duck;
   let changes = 0;
   let skuRows = 0;
@@ -70,11 +71,12 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
     // 1. The day's changes, each once (a crash can land a range twice).
     const landing = landingDir(exportDir, date);
     const hasLanding = fs.existsSync(landing) && fs.readdirSync(landing).some((f) => f.endsWith('.parquet'));
+    await conn.run(`create table changes (${LANDING_COLUMNS})`);
     if (hasLanding) {
-      await conn.run(`create table changes as
-        select * from read_parquet(${sqlString(path.join(landing, '*.parquet'))}) qualify row_number() over (partition by txid, id order by applied_ms nulls last) = 1`);
-    } else {
-      await conn.run(`create table changes (${LANDING_COLUMNS})`);
+      await conn.run(`insert into changes select * from read_parquet(${sqlString(path.join(landing, '*.parquet'))}, hive_partitioning = false)`);
+      // Keep each change once; the window runs over narrow columns only (not the images).
+      await conn.run(`delete from changes where rowid in (
+        select rowid from (select rowid, row_number() over (partition by txid, id order by applied_ms nulls last, rowid) as n from changes) where n > 1)`);
     }
     changes = await count(conn, 'select count(*) from changes');
     opts.onProgress?.(`${changes} changes`);
@@ -87,12 +89,14 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
 
     // 2. Feature updates, by the same definitions as the online path, streamed chunk by chunk.
     await conn.run(`create table updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`);
-    const ap = await conn.createAppender('updates');
+    const ap = await duck.writer.createAppender('updates');
     const stream = await conn.stream(`select id, txid, tbl, op, key, image::varchar, old_image::varchar, source_ms from changes order by txid, id`);
     let malformed = 0;
+    let streamed = 0;
     for (;;) {
       const chunk = await stream.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;
+      streamed += chunk.rowCount;
       for (const [id, txid, tbl, op, key, image, oldImage, sourceMs] of chunk.getRows()) {
         let updates;
         try {
@@ -141,6 +145,7 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
     }
     ap.flushSync();
     ap.closeSync();
+    if (streamed !== changes) throw new Error(`export: read ${streamed} of ${changes} changes (stream ended early)`);
     opts.onProgress?.(`feature updates derived${malformed ? ` (${malformed} malformed changes skipped)` : ''}`);
 
     // 3. Validity intervals: the previous day's end state opens the day, each change starts a new
@@ -204,7 +209,7 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
     }
     const ranked = [...regions.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([r, fcs]) => [r, rankRegionFcs(fcs)] as const);
     await conn.run(`create table badges (region varchar, sku varchar, eligible boolean, fc varchar, reason varchar)`);
-    const bap = await conn.createAppender('badges');
+    const bap = await duck.writer.createAppender('badges');
     const skus = await conn.stream(`
       select k1 as sku, max(code) filter (where feature = 'sku.lifecycle') as lifecycle,
              list(k2 order by k2) filter (where feature = 'sku.available' and num is not null) as fcs,
@@ -234,6 +239,8 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
     }
     bap.flushSync();
     bap.closeSync();
+    const catalogue = await count(conn, `select count(distinct k1) from state where feature = 'sku.lifecycle' and code is not null`);
+    if (badges !== catalogue * ranked.length) throw new Error(`export: ${badges} badges for ${catalogue} SKUs x ${ranked.length} regions (stream ended early)`);
     await copyToParquet(conn, `select region, sku, eligible, fc, reason from badges order by region, sku`, path.join(staging, 'badges.parquet'));
     opts.onProgress?.(`${badges} end-of-day badges`);
   } catch (err) {

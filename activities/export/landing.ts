@@ -19,12 +19,18 @@ export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar
 
 export const landingDir = (exportDir: string, day: string) => path.join(exportDir, 'landing', `day=${day}`);
 
-export async function openDuck(memoryLimit = '512MB'): Promise<{ conn: DuckDBConnection; close(): void }> {
-  const instance = await DuckDBInstance.create(':memory:', { memory_limit: memoryLimit, threads: '2' });
+/** An embedded DuckDB; `file` (a database file) lets big tables live on disk beyond the memory limit. */
+export async function openDuck(memoryLimit = '512MB', file = ':memory:'): Promise<{ conn: DuckDBConnection; writer: DuckDBConnection; close(): void }> {
+  const instance = await DuckDBInstance.create(file, { memory_limit: memoryLimit, threads: '2' });
   const conn = await instance.connect();
+  // Appenders get their own connection: an appender flushing on the connection that is streaming
+  // a query result would end that stream early, silently.
+  const writer = await instance.connect();
   return {
     conn,
+    writer,
     close: () => {
+      writer.closeSync();
       conn.closeSync();
       instance.closeSync();
     },

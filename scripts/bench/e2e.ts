@@ -58,8 +58,10 @@ async function backlog(b: Bench): Promise<number> {
 }
 
 /**
- * Freshness probes: each flips one probe SKU's lifecycle (active <-> paused), notes when the commit
- * returned, and polls the API until the badge shows it. Several probes run at once.
+ * Freshness probes: each flips one probe SKU's lifecycle (paused <-> discontinued: answers that do
+ * not depend on stock or capacity, which the traffic keeps changing), notes when the commit
+ * returned, and polls the API until the badge shows it. Several probes run at once; the probe SKUs
+ * are outside the simulator's id range, so its traffic never touches them.
  */
 async function probeFreshness(b: Bench, apiPort: number, durationMs: number, probes: string[], region: string): Promise<number[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: probes.length });
@@ -67,13 +69,13 @@ async function probeFreshness(b: Bench, apiPort: number, durationMs: number, pro
   const end = Date.now() + durationMs;
   await Promise.all(
     probes.map(async (sku, n) => {
-      let active = true;
+      let paused = true;
       await sleep(n * 37);
       while (Date.now() < end) {
-        active = !active;
-        await b.pool.query(`update shop.skus set lifecycle = $2 where sku_id = $1`, [sku, active ? 'active' : 'paused']);
+        paused = !paused;
+        await b.pool.query(`update shop.skus set lifecycle = $2 where sku_id = $1`, [sku, paused ? 'paused' : 'discontinued']);
         const committed = performance.now();
-        const want = active ? 'eligible' : 'paused';
+        const want = paused ? 'paused' : 'discontinued';
         for (;;) {
           const r = await httpGetJson(apiPort, `/v1/badges/${sku}?region=${region}`, agent);
           if (r.reason === want) break;
@@ -138,10 +140,8 @@ async function main() {
     await sleep(1000);
     while ((await backlog(b)) > 0) await sleep(500);
 
-    const probes = Array.from({ length: 4 }, (_, i) => skuId(i * 10)); // region R-00 holds their FCs
-    await b.pool.query(`update shop.skus set lifecycle = 'active' where sku_id = any($1)`, [probes]);
-    await b.pool.query(`update shop.inventory set on_hand = 1000000, reserved = 0 where sku_id = any($1)`, [probes]);
-    await b.pool.query(`update shop.fulfillment_centers set daily_capacity = 100000000`);
+    const probes = ['PROBE-1', 'PROBE-2', 'PROBE-3', 'PROBE-4'];
+    await b.pool.query(`insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 'freshness probe', 'paused' on conflict (sku_id) do update set lifecycle = 'paused'`, [probes]);
 
     // 1. Freshness under sustained load.
     const freshness: (string | number)[][] = [];
@@ -255,6 +255,7 @@ async function main() {
       reads.push([`library`, n, ms(p.p50), ms(p.p99), ms(p.p999)]);
     }
     await connection.close();
+    await b.pool.query(`delete from shop.skus where sku_id = any($1)`, [probes]); // keep the catalogue as it was
 
     console.log(`\n## End to end (${int(actual.skus)} SKUs x ${actual.fcsPerSku} FCs; Temporal dev server, worker, API, PostgreSQL, Redis and load generator on this 2-core machine)\n`);
     console.log('### 1. Freshness: source commit -> visible through the read API\n');
