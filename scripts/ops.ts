@@ -88,6 +88,13 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const temporal = await ctx().temporal();
       const h = temporal.schedule.getHandle(names.drainScheduleId);
       await h.unpause('resumed by an operator (ops resume)');
+      // Let the scheduler apply the unpause before the trigger: two patches sent back to back
+      // were seen to lose the unpause (the schedule stayed paused).
+      const deadline = Date.now() + 10_000;
+      while ((await h.describe()).state.paused) {
+        if (Date.now() > deadline) throw new OpsError('the schedule did not unpause within 10 s; check it in the Web UI');
+        await new Promise((r) => setTimeout(r, 100));
+      }
       await h.trigger(ScheduleOverlapPolicy.SKIP);
       console.log('drain resumed and triggered');
     });
