@@ -3,21 +3,16 @@
  * tooling, and what the kill test interrupts). Normally the schedule or `ops export` runs it.
  */
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { loadConfig } from '../config';
-import { exportDay, validateDate } from '../activities/export/export-day';
+import { exportDay } from '../activities/export/export-day';
+import { dateArg } from './lib/cli-args';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const o = new Command()
     .name('npm run export-day --')
-    .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', (v) => {
-      try {
-        return validateDate(v);
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message);
-      }
-    })
+    .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', dateArg)
     .option('--dir <path>', 'export directory', config.EXPORT_DIR)
     .parse()
     .opts<{ date: string; dir: string }>();

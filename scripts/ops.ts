@@ -10,18 +10,13 @@ import { ConfigurationError, names } from '../config';
 import { listDeadLetters } from '../activities/dead-letters/retry';
 import { formatPosition, parsePosition } from '../activities/replay/replay-range';
 import type { VerifyReport } from '../reconcile/verify';
-import { validateDate } from '../activities/export/export-day';
 import { backfillWorkflow, BackfillProgress, exportWorkflow, replayWorkflow, ReplayProgress, retryDeadLettersWorkflow, stopDrainSignal, verifyWorkflow } from '../workflows';
+import { dateArg, positiveInt } from './lib/cli-args';
 import { createOpsContext, OpsContext, OpsError, stamp } from './ops/context';
 import { inspectSku } from './ops/inspect';
 import { followProgress } from './ops/progress';
 import { printStatus, readStatus } from './ops/status';
 
-const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a whole number of at least 1`);
-  return n;
-};
 const positionArg = (v: string) => {
   try {
     return parsePosition(v);
@@ -166,13 +161,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
   program
     .command('export')
     .description('export one UTC day as Parquet (changes, feature history, end-of-day badges) from the landing area')
-    .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', (v) => {
-      try {
-        return validateDate(v);
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message);
-      }
-    })
+    .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', dateArg)
     .action(async (o) => {
       const c = ctx();
       const temporal = await c.temporal();

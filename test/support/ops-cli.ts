@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Config } from '../../config';
+import { childEnv } from './worker-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -9,16 +10,7 @@ export function runOps(config: Config, address: string, args: string[], extraEnv
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/ops.ts', ...args], {
       cwd: ROOT,
-      env: {
-        ...process.env,
-        DATABASE_URL: config.DATABASE_URL,
-        REDIS_URL: config.REDIS_URL,
-        REDIS_PREFIX: config.REDIS_PREFIX,
-        TEMPORAL_ADDRESS: address,
-        TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
-        STALE_AFTER_MS: String(config.STALE_AFTER_MS),
-        ...extraEnv,
-      },
+      env: { ...childEnv(config, address), ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

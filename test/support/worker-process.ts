@@ -5,16 +5,25 @@ import type { Config } from '../../config';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
+/** The environment that points a child process at the test services. */
+export function childEnv(config: Config, address: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: config.DATABASE_URL,
+    REDIS_URL: config.REDIS_URL,
+    REDIS_PREFIX: config.REDIS_PREFIX,
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+    STALE_AFTER_MS: String(config.STALE_AFTER_MS),
+    EXPORT_DIR: config.EXPORT_DIR,
+  };
+}
+
 export function spawnWorker(config: Config, address: string, bundlePath: string): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: ROOT,
     env: {
-      ...process.env,
-      DATABASE_URL: config.DATABASE_URL,
-      REDIS_URL: config.REDIS_URL,
-      REDIS_PREFIX: config.REDIS_PREFIX,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+      ...childEnv(config, address),
       DRAIN_POLL_MS: String(config.DRAIN_POLL_MS),
       DRAIN_BATCH_SIZE: String(config.DRAIN_BATCH_SIZE),
       APPLY_CHUNK: String(config.APPLY_CHUNK),
