@@ -14,10 +14,11 @@ const acts = proxyActivities<Activities>({
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['ConfigurationError'] },
 });
 
-export async function landingWorkflow(input: { maxCalls?: number } = {}): Promise<{ rows: number; files: number }> {
+/** Lands in calls of LANDING_MAX_ROWS until caught up (or maxCalls). */
+async function landUntilCaughtUp(maxCalls: number): Promise<{ rows: number; files: number }> {
   let rows = 0;
   let files = 0;
-  for (let i = 0; i < (input.maxCalls ?? 20); i++) {
+  for (let i = 0; i < maxCalls; i++) {
     const r = await acts.landChanges();
     rows += r.rows;
     files += r.files.length;
@@ -26,13 +27,14 @@ export async function landingWorkflow(input: { maxCalls?: number } = {}): Promis
   return { rows, files };
 }
 
+export async function landingWorkflow(input: { maxCalls?: number } = {}): Promise<{ rows: number; files: number }> {
+  return landUntilCaughtUp(input.maxCalls ?? 20);
+}
+
 export async function exportWorkflow(input: { date?: string } = {}) {
   const date = input.date ?? new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw ApplicationFailure.nonRetryable(`not a date: ${date} (YYYY-MM-DD)`, 'ConfigurationError');
-  await landingWorkflowSteps();
+  // Everything the drain applied so far is landed first, so the day is complete.
+  await landUntilCaughtUp(1000);
   return acts.exportDay({ date });
-}
-
-async function landingWorkflowSteps(): Promise<void> {
-  for (let i = 0; i < 1000; i++) if (!(await acts.landChanges()).more) return;
 }

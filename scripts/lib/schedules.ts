@@ -1,6 +1,6 @@
 /**
  * The pipeline's Temporal Schedules, created or updated idempotently at every start (the
- * Schedules API, not the legacy cronSchedule option). Updating keeps the paused/unpaused state
+ * Schedules API, not the legacy cron option of a workflow start). Updating keeps the paused/unpaused state
  * an operator chose.
  */
 import { Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy, ScheduleOptions } from '@temporalio/client';
