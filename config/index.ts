@@ -79,7 +79,7 @@ const EnvSchema = z.object({
   /** DuckDB memory limit for the export (it spills to disk beyond it). */
   EXPORT_MEMORY_LIMIT: z.string().regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB)$/i, 'like 512MB or 2GB').default('1GB'),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
-  /** Warn when the safe horizon has been held back by one open transaction for this long. */
+  /** Warn when one write transaction has been open this long (it holds back compaction and vacuum, not freshness). */
   STALL_WARN_MS: intFrom(30_000, 1_000, 3_600_000),
 });
 

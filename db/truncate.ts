@@ -10,7 +10,7 @@ export async function truncateEverything(pool: pg.Pool): Promise<void> {
     await client.query('begin');
     await client.query('set local session_replication_role = replica');
     await client.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers,
-      pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters, pipeline.drain_batches restart identity`);
+      pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters, pipeline.drain_snapshots restart identity`);
     await client.query('commit');
   } catch (err) {
     await client.query('rollback').catch(() => undefined);

@@ -31,12 +31,15 @@ import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
 //                             TTL (an expiring tombstone); a and p make it persist. Becoming a/p on
 //                             a key with no lifecycle (tombstone expired) is reported: that SKU's
 //                             stock must be rebuilt.
-//   L delta txid id -         add delta to a load counter if (txid, id) is past its position and
-//                             the counter's snapshot (if a backfill set it) did not see txid.
+//   L delta txid id batch     add delta to a load counter if its delivery position (batch, txid,
+//                             id) is past the counter's and the counter's snapshot (if a backfill
+//                             set it) did not see txid. Positions are monotone: the drain delivers
+//                             snapshot deltas in batch order, each in (txid, id) order.
 //   B field value s<k> kind   backfill: fill the field from snapshot k only if it is absent
 //                             (kind y lifecycle, a SKU stock, s plain), same TTL rules as Y/A.
-//   C n txid id k             backfill: set a load counter to n as of stream position (txid, id)
-//                             and snapshot k (taken under the drain lock; see activities/backfill).
+//   C n b:txid:id - k         backfill: set a load counter to n as of delivery position
+//                             (b, txid, id) and snapshot k (taken under the drain lock; see
+//                             activities/backfill).
 //   R delta dlid - -          dead-letter retry of a load delta: applied once per dead letter id.
 // Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
 // cannot wedge the whole stream: the caller dead-letters that change.
@@ -88,13 +91,19 @@ for i = 1, #KEYS do
       lifecycleTtl(key, y)
       if not cur and y ~= 'd' and y ~= 'x' then rebuild[#rebuild + 1] = i end
     elseif kind == 'L' then
-      local pos = redis.call('HMGET', key, 't', 'i', 'sk')
-      local ct, ci = tonumber(pos[1]), tonumber(pos[2])
-      local t, id = tonumber(y), tonumber(z)
-      if ct and (t < ct or (t == ct and id <= ci)) then return end
-      if pos[3] and visibleIn(pos[3], y) then return end
+      local pos = redis.call('HMGET', key, 'b', 't', 'i', 'sk')
+      local cb, ct, ci = tonumber(pos[1]), tonumber(pos[2]), tonumber(pos[3])
+      local b, t, id = tonumber(w), tonumber(y), tonumber(z)
+      if ct then
+        -- a counter last written before the snapshot-delta upgrade has no batch: (txid, id) alone
+        -- still orders it (every later batch's txids are above the old horizon)
+        local notAfter = t < ct or (t == ct and id <= ci)
+        if cb then notAfter = b < cb or (b == cb and notAfter) end
+        if notAfter then return end
+      end
+      if pos[4] and visibleIn(pos[4], y) then return end
       redis.call('HINCRBY', key, 'n', x)
-      redis.call('HSET', key, 't', y, 'i', z)
+      redis.call('HSET', key, 'b', w, 't', y, 'i', z)
       redis.call('EXPIRE', key, loadTtl)
     elseif kind == 'B' then
       if redis.call('HEXISTS', key, x) == 1 then return end
@@ -102,7 +111,8 @@ for i = 1, #KEYS do
       redis.call('HSET', key, x, y .. '|' .. z)
       if w == 'y' then lifecycleTtl(key, y) elseif w == 'a' and not existed then redis.call('EXPIRE', key, tombTtl) end
     elseif kind == 'C' then
-      redis.call('HSET', key, 'n', x, 't', y, 'i', z, 'sk', w)
+      local b, t, i = string.match(y, '^(%d+):(%d+):(%d+)$')
+      redis.call('HSET', key, 'n', x, 'b', b, 't', t, 'i', i, 'sk', w)
       redis.call('EXPIRE', key, loadTtl)
     elseif kind == 'R' then
       if not redis.call('SET', prefix .. 'dlr:' .. y, '1', 'NX', 'EX', 604800) then return end
@@ -138,6 +148,8 @@ export interface ApplyOptions {
   loadTtlS: number;
   /** replay: re-write values whose version equals the stored one (fixed feature logic). */
   mode?: 'drain' | 'replay';
+  /** The drain batch the changes belong to: load deltas are ordered by (batch, txid, id). */
+  batch?: string;
 }
 
 export interface ApplyResult {
@@ -159,7 +171,7 @@ function withScript(redis: Redis): WithApply {
   return r;
 }
 
-function toOp(keys: StoreKeys, u: FeatureUpdate, source: number): StoreOp {
+function toOp(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): StoreOp {
   switch (u.feature) {
     case 'sku.lifecycle':
       return { key: keys.sku(u.sku), kind: 'Y', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), d: u.txid, source };
@@ -170,7 +182,7 @@ function toOp(keys: StoreKeys, u: FeatureUpdate, source: number): StoreOp {
     case 'region.rank':
       return { key: keys.region(u.region), kind: 'S', a: u.fc, b: intCode(u.value), c: String(u.version), d: u.txid, source };
     case 'fc.load':
-      return { key: keys.load(u.fc, u.day), kind: 'L', a: String(u.delta), b: u.txid, c: String(u.id), d: '', source };
+      return { key: keys.load(u.fc, u.day), kind: 'L', a: String(u.delta), b: u.txid, c: String(u.id), d: batch, source };
   }
 }
 
@@ -185,11 +197,11 @@ export function toBackfillOp(keys: StoreKeys, u: FeatureUpdate, snapshot: string
  * Folds a batch: for a versioned field only the highest version survives; load deltas are kept
  * in stream order (each is applied at most once by its position, so none may be merged away).
  */
-export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[]): StoreOp[] {
+export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[], batch = '0'): StoreOp[] {
   const latest = new Map<string, StoreOp>();
   const deltas: StoreOp[] = [];
   for (const { update, source } of updates) {
-    const op = toOp(keys, update, source);
+    const op = toOp(keys, update, source, batch);
     if (op.kind === 'L') {
       deltas.push(op);
       continue;
@@ -238,5 +250,5 @@ export async function applyUpdates(
   updates: { update: FeatureUpdate; source: number }[],
   opts: ApplyOptions,
 ): Promise<ApplyResult> {
-  return applyOps(redis, keys.prefix, foldOps(keys, updates), opts);
+  return applyOps(redis, keys.prefix, foldOps(keys, updates, opts.batch), opts);
 }

@@ -10,6 +10,8 @@
  *                              after FLUSHALL or a restart of an empty Redis: that is how data
  *                              loss is noticed)
  *   {p}snaps            hash  k -> "xmin:xmax:xip" of the snapshots backfills read from
+ *   {p}pos              hash  the drain batch claimed last: batch, target snapshot, its time
+ *                             (see store/batch-claim.ts)
  *
  * Row-derived fields are stored as "value|version" (see store/field-codec.ts). Small hashes
  * stay in Redis's compact listpack encoding, which keeps a SKU·FC to a few dozen bytes.
@@ -24,6 +26,7 @@ export interface StoreKeys {
   epoch: string;
   snaps: string;
   snapSeq: string;
+  pos: string;
 }
 
 export const LIFECYCLE_FIELD = '_';
@@ -40,5 +43,6 @@ export function storeKeys(prefix: string): StoreKeys {
     epoch: `${prefix}epoch`,
     snaps: `${prefix}snaps`,
     snapSeq: `${prefix}snapseq`,
+    pos: `${prefix}pos`,
   };
 }

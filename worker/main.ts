@@ -26,7 +26,7 @@ export async function runWorker(): Promise<void> {
     throw new Error(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${err.message}`);
   });
   const metrics = createWorkerMetrics();
-  const stopLag = metrics.watchLag(pool, redis, storeKeys(config.REDIS_PREFIX));
+  const stopLag = metrics.watchLag(pool, redis, storeKeys(config.REDIS_PREFIX), { warnOpenAfterMs: config.STALL_WARN_MS });
   const metricsServer = config.WORKER_METRICS_PORT ? await metrics.serve(config.WORKER_METRICS_PORT) : null;
   if (metricsServer) console.log(`worker: metrics on http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics`);
   const worker = await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, pool, sourcePool, redis, config, metrics: metrics.drain });

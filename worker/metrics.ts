@@ -1,14 +1,15 @@
 /**
  * Prometheus metrics of the worker (prom-client), served at http://127.0.0.1:WORKER_METRICS_PORT/metrics:
  * drain lag in rows and seconds, batch size and duration, apply latency, end-to-end freshness
- * (source change -> visible in Redis), dead letters, horizon stalls.
+ * (source change -> visible in Redis), dead letters, open write transactions (information: they
+ * hold back compaction and vacuum, not freshness).
  */
 import http from 'node:http';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import client from 'prom-client';
 import { names } from '../config';
-import { readCursor } from '../activities/drain/outbox-reader';
+import { openTransactions, pendingRows } from '../activities/drain/outbox-reader';
 import type { StoreKeys } from '../store/keys';
 import { readWatermark } from '../store/watermark';
 
@@ -16,7 +17,6 @@ export interface DrainMetrics {
   batch(rows: number, seconds: number, applySeconds: number): void;
   freshness(sourceTimesMs: number[], visibleAtMs: number): void;
   deadLetters(n: number): void;
-  stalled(ms: number): void;
 }
 
 export function createWorkerMetrics() {
@@ -32,8 +32,9 @@ export function createWorkerMetrics() {
     registers: [registry],
   });
   const deadLetters = new client.Counter({ name: 'fresh_badges_dead_letters_total', help: 'changes sent to the dead-letter table', registers: [registry] });
-  const stall = new client.Gauge({ name: 'fresh_badges_horizon_stall_seconds', help: 'how long the oldest change has waited behind an open transaction (0: none)', registers: [registry] });
-  const lagRows = new client.Gauge({ name: 'fresh_badges_drain_lag_rows', help: 'outbox rows not yet applied (approximate: by id)', registers: [registry] });
+  const openXacts = new client.Gauge({ name: 'fresh_badges_open_transactions', help: 'write transactions open in the PostgreSQL cluster (they delay compaction and vacuum, not freshness)', registers: [registry] });
+  const oldestXact = new client.Gauge({ name: 'fresh_badges_oldest_open_transaction_seconds', help: 'age of the oldest open write transaction (0: none)', registers: [registry] });
+  const lagRows = new client.Gauge({ name: 'fresh_badges_drain_lag_rows', help: 'outbox rows not yet applied (capped at 1,000,000)', registers: [registry] });
   const lagSeconds = new client.Gauge({ name: 'fresh_badges_drain_lag_seconds', help: 'now - the drain\'s last caught-up confirmation', registers: [registry] });
   const waitingDead = new client.Gauge({ name: 'fresh_badges_dead_letters_waiting', help: 'dead letters not yet retried', registers: [registry] });
 
@@ -47,17 +48,26 @@ export function createWorkerMetrics() {
       for (const t of sourceTimesMs) freshness.observe(Math.max(0, visibleAtMs - t) / 1000);
     },
     deadLetters: (n) => deadLetters.inc(n),
-    stalled: (ms) => stall.set(ms / 1000),
   };
 
   /** Refreshes the lag gauges every few seconds (two cheap queries). */
-  function watchLag(pool: pg.Pool, redis: Redis, keys: StoreKeys, everyMs = 5_000): () => void {
+  function watchLag(pool: pg.Pool, redis: Redis, keys: StoreKeys, opts: { everyMs?: number; warnOpenAfterMs?: number } = {}): () => void {
+    const everyMs = opts.everyMs ?? 5_000;
+    let warnedPid: number | null = null;
     const tick = async () => {
       try {
-        const cursor = await readCursor(pool, names.drainConsumer);
-        const r = await pool.query(`select coalesce(max(id), 0)::text as max, (select count(*) from pipeline.dead_letters where retried_at is null)::int as dead from pipeline.outbox`);
-        lagRows.set(Math.max(0, Number(r.rows[0].max) - Number(cursor.id)));
+        lagRows.set((await pendingRows(pool, names.drainConsumer, 1_000_000)).rows);
+        const r = await pool.query(`select count(*)::int as dead from pipeline.dead_letters where retried_at is null`);
         waitingDead.set(r.rows[0].dead);
+        const open = await openTransactions(pool);
+        openXacts.set(open.count);
+        oldestXact.set(open.oldest ? open.oldest.ageMs / 1000 : 0);
+        // Once per offending backend: it no longer delays freshness, but outbox compaction and
+        // vacuum cannot pass it.
+        if (open.oldest && opts.warnOpenAfterMs !== undefined && open.oldest.ageMs >= opts.warnOpenAfterMs && warnedPid !== open.oldest.pid) {
+          warnedPid = open.oldest.pid;
+          console.warn(`[worker] a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`);
+        }
         const w = await readWatermark(redis, keys);
         if (w.caughtUpAt !== null) lagSeconds.set((Date.now() - w.caughtUpAt) / 1000);
       } catch {

@@ -5,7 +5,7 @@
  */
 import { continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { Cursor } from '../activities/drain/outbox-reader';
+import type { Position } from '../activities/drain/outbox-reader';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -14,9 +14,11 @@ const acts = proxyActivities<Activities>({
 });
 
 export interface ReplayProgress {
-  from: Cursor;
-  to: Cursor | null;
-  position: Cursor;
+  from: Position;
+  to: Position | null;
+  /** The drain's applied snapshot when the replay started: only changes visible in it are replayed. */
+  toSnapshot?: string;
+  position: Position;
   rows: number;
   totalRows: number;
   applied: number;
@@ -24,7 +26,7 @@ export interface ReplayProgress {
 }
 
 export interface ReplayInput {
-  from: Cursor;
+  from: Position;
   chunkRows?: number;
   state?: ReplayProgress;
 }
@@ -37,10 +39,11 @@ export async function replayWorkflow(input: ReplayInput): Promise<ReplayProgress
   if (!progress.to) {
     const bounds = await acts.replayBounds({ from: input.from });
     progress.to = bounds.to;
+    progress.toSnapshot = bounds.toSnapshot;
     progress.totalRows = bounds.rows;
   }
   while (!progress.done) {
-    const r = await acts.replayChunk({ from: progress.position, to: progress.to, limit: input.chunkRows ?? 20_000 });
+    const r = await acts.replayChunk({ from: progress.position, to: progress.to, toSnapshot: progress.toSnapshot, limit: input.chunkRows ?? 20_000 });
     progress.rows += r.rows;
     progress.applied += r.applied;
     progress.position = r.position;

@@ -11,8 +11,9 @@
  *
  * The per-FC daily load is a sum of deltas, so it cannot be filled field by field: it is
  * recomputed whole while holding the drain's lock, from a snapshot that has seen every change up
- * to the drain cursor (checked: its xmin is past the cursor's transaction). The counter records
- * the cursor as its position and the snapshot, so deltas the snapshot already counted are skipped.
+ * to the drain cursor (checked: it sees every transaction the drain's snapshot saw). The counter
+ * records the drain's next delivery position and the snapshot, so deltas already counted (by
+ * position, or because the snapshot saw their transaction) are skipped.
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -21,7 +22,9 @@ import { featureUpdatesFrom, MalformedChange } from '../../features/from-source'
 import { applyOps, StoreOp, toBackfillOp, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
-import { readCursor } from '../drain/outbox-reader';
+import { readBatchClaim } from '../../store/batch-claim';
+import { formatSnapshot, parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
+import { ConsumerCursor, readCursor } from '../drain/outbox-reader';
 import { registerSnapshot, withSnapshot } from './snapshot';
 
 export const BACKFILL_TABLES = ['fulfillment_centers', 'region_fc', 'skus', 'inventory'] as const;
@@ -84,16 +87,21 @@ export async function backfillLoads(
   redis: Redis,
   keys: StoreKeys,
   opts: ApplyOptions,
-): Promise<{ counters: number; cursor: { txid: string; id: string } }> {
+): Promise<{ counters: number; cursor: ConsumerCursor }> {
   const lock = await primary.connect();
   try {
     await lock.query('begin');
     await lock.query(`set local lock_timeout = '30s'`);
     await lock.query('select pg_advisory_xact_lock(hashtext($1))', [`fresh-badges:drain:${names.drainConsumer}`]);
     const cursor = await readCursor(lock, names.drainConsumer);
+    // Everything the drain has applied: its last complete snapshot, plus the rows of the batch in
+    // progress up to its position (all visible in that batch's target).
+    // A batch claimed in the store but not committed (a crash) may have applied more: its target.
+    const claim = await readBatchClaim(redis, keys);
+    const applied = parseSnapshot(claim && claim.batch === cursor.batch ? claim.snap : (cursor.to ?? cursor.from));
     const result = await withSnapshot(source, async (client, snap) => {
-      if (snap.xmin <= BigInt(cursor.txid)) {
-        throw new Error(`the source snapshot (xmin ${snap.xmin}) has not yet seen every change the drain applied (cursor txid ${cursor.txid}); a replica is behind — retrying`);
+      if (!snapshotCovers(parseSnapshot(snap.text), applied)) {
+        throw new Error(`the source snapshot (${snap.text}) has not yet seen every change the drain applied (${formatSnapshot(applied)}); a replica is behind — retrying`);
       }
       const r = await client.query(
         `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::bigint::text as n
@@ -107,17 +115,19 @@ export async function backfillLoads(
       return { rows: r.rows as { fc_id: string; day: string; n: string }[], snap };
     });
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
-    const ops: StoreOp[] = result.rows.map((r, i) => ({ key: keys.load(r.fc_id, r.day), kind: 'C', a: r.n, b: cursor.txid, c: cursor.id, d: tag, source: i }));
+    // The counter's position: the drain's next delivery (batch in progress, position inside it).
+    const position = `${cursor.batch}:${cursor.position.txid}:${cursor.position.id}`;
+    const ops: StoreOp[] = result.rows.map((r, i) => ({ key: keys.load(r.fc_id, r.day), kind: 'C', a: r.n, b: position, c: '', d: tag, source: i }));
     // Counters the store has but the source sums to nothing (every order cancelled): zero them.
     const wanted = new Set(ops.map((o) => o.key));
     let scan = '0';
     do {
       const [next, found] = await redis.scan(scan, 'MATCH', `${keys.prefix}l:*`, 'COUNT', 1000);
       scan = next;
-      for (const k of found) if (!wanted.has(k)) ops.push({ key: k, kind: 'C', a: '0', b: cursor.txid, c: cursor.id, d: tag, source: -1 });
+      for (const k of found) if (!wanted.has(k)) ops.push({ key: k, kind: 'C', a: '0', b: position, c: '', d: tag, source: -1 });
     } while (scan !== '0');
-    const applied = await applyOps(redis, keys.prefix, ops, opts);
-    if (applied.failures.length) throw new Error(`backfill: Redis rejected a load counter: ${applied.failures[0].error}`);
+    const written = await applyOps(redis, keys.prefix, ops, opts);
+    if (written.failures.length) throw new Error(`backfill: Redis rejected a load counter: ${written.failures[0].error}`);
     await lock.query('commit');
     return { counters: ops.length, cursor };
   } catch (err) {

@@ -6,7 +6,7 @@ import { StoreKeys } from '../../store/keys';
 import { rethrowClassified } from '../errors';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult } from './prune-outbox';
+import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult, vacuumOutbox } from './prune-outbox';
 import { sweepFieldTombstones } from './sweep-tombstones';
 
 function heartbeat(details: unknown): void {
@@ -28,6 +28,9 @@ export function createCompactionActivities(deps: { pool: pg.Pool; redis: Redis; 
           maxRows: input.maxRows ?? config.COMPACTION_MAX_ROWS,
           onProgress: (deleted) => heartbeat({ deleted }),
         });
+        // Without autovacuum (as here, and on some production clusters) nothing else would reclaim
+        // the pruned rows or refresh the statistics the drain's plans rest on.
+        if (r.deleted > 0) await vacuumOutbox(deps.pool);
         return {
           ...r,
           deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),

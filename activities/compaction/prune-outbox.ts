@@ -1,24 +1,33 @@
 /**
- * Outbox compaction: deletes rows that every consumer has committed (at or below the lowest
- * cursor in pipeline.consumer_offsets) and that are older than the retention. A consumer that is
- * behind keeps its rows however old they are; rows the drain has not read are never touched, so
- * compaction is safe while the drain runs. Bounded: `chunk` rows per short transaction, at most
- * `maxRows` per call, progress in heartbeats.
+ * Outbox compaction: deletes rows that every consumer has applied and that are older than the
+ * retention. A consumer has applied every row of a transaction below the xmin of its cursor's
+ * snapshot (such a transaction had finished when the snapshot was taken: committed and visible,
+ * or aborted), so rows with txid below the lowest such xmin over all consumers may go. A consumer
+ * that is behind keeps its rows however old they are; rows a consumer has not seen are never
+ * touched, so compaction is safe while the drain runs. (A transaction left open holds that xmin
+ * back: it delays compaction, as it delays vacuum, but no longer freshness.) Bounded: `chunk` rows
+ * per short transaction, at most `maxRows` per call, progress in heartbeats. The outbox is then
+ * vacuumed and analysed by compaction itself: the pipeline never relies on autovacuum.
  */
 import type pg from 'pg';
-import type { Cursor } from '../drain/outbox-reader';
 
 export interface PruneResult {
   deleted: number;
-  /** The lowest consumer cursor: nothing above it was eligible. null when there is no consumer. */
-  floor: Cursor | null;
+  /** Rows with a txid below this were eligible. null when there is no consumer. */
+  floor: string | null;
   /** True when the call stopped at maxRows with eligible rows possibly left. */
   more: boolean;
 }
 
-export async function lowestCursor(db: pg.Pool | pg.ClientBase): Promise<Cursor | null> {
-  const r = await db.query(`select txid::text as txid, id::text as id from pipeline.consumer_offsets order by txid, id limit 1`);
-  return r.rows[0] ?? null;
+/** The lowest xmin over every consumer's applied snapshot. */
+export async function lowestCursor(db: pg.Pool | pg.ClientBase): Promise<string | null> {
+  const r = await db.query(`select min(pg_snapshot_xmin(snap_from))::text as floor from pipeline.consumer_offsets`);
+  return r.rows[0]?.floor ?? null;
+}
+
+/** VACUUM (ANALYZE) of the outbox after pruning: dead rows reclaimed, planner statistics fresh. */
+export async function vacuumOutbox(pool: pg.Pool): Promise<void> {
+  await pool.query('vacuum (analyze) pipeline.outbox');
 }
 
 export async function pruneOutbox(
@@ -33,10 +42,10 @@ export async function pruneOutbox(
     const r = await pool.query(
       `delete from pipeline.outbox o using (
          select txid, id from pipeline.outbox
-          where (txid, id) <= ($1::xid8, $2::bigint) and created_at < clock_timestamp() - $3 * interval '1 millisecond'
-          order by txid, id limit $4) d
+          where txid < $1::xid8 and created_at < clock_timestamp() - $2 * interval '1 millisecond'
+          order by txid, id limit $3) d
         where o.txid = d.txid and o.id = d.id`,
-      [floor.txid, floor.id, opts.retentionMs, limit],
+      [floor, opts.retentionMs, limit],
     );
     deleted += r.rowCount ?? 0;
     opts.onProgress?.(deleted);
@@ -54,8 +63,8 @@ export async function pruneDeadLetters(pool: pg.Pool, retentionDays: number): Pr
   return r.rowCount ?? 0;
 }
 
-/** The drain's batch log, past the outbox retention (nothing needs it once its rows are gone). */
+/** The drain's log of applied snapshots, past the outbox retention (nothing needs it once its rows are gone). */
 export async function pruneBatchLog(pool: pg.Pool, retentionMs: number): Promise<number> {
-  const r = await pool.query(`delete from pipeline.drain_batches where applied_at < now() - $1 * interval '1 millisecond'`, [retentionMs]);
+  const r = await pool.query(`delete from pipeline.drain_snapshots where applied_at < now() - $1 * interval '1 millisecond'`, [retentionMs]);
   return r.rowCount ?? 0;
 }

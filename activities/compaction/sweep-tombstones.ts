@@ -21,8 +21,11 @@ export async function sweepFieldTombstones(
   maxKeys: number,
 ): Promise<{ visited: number; removed: number; wrapped: boolean }> {
   const r = await pool.query(
+    // Rows the drain has not applied: not visible in its cursor's snapshot (in progress then, or
+    // newer). Uncommitted ones count too: they may still commit.
     `select coalesce((select min(o.id) from pipeline.outbox o
-                       where (o.txid, o.id) > (c.txid, c.id)), 9223372036854775807)::text as bound
+                       where o.txid = any(array(select pg_snapshot_xip(c.snap_from)))
+                          or o.txid >= pg_snapshot_xmax(c.snap_from)), 9223372036854775807)::text as bound
        from pipeline.consumer_offsets c where c.consumer = $1`,
     [consumer],
   );

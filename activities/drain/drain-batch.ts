@@ -1,6 +1,8 @@
 /**
- * One micro-batch of the drain: read up to N outbox rows past the cursor (below the safe
- * horizon), turn them into feature updates, apply them to Redis, then move the cursor.
+ * One micro-batch of the drain: read up to N outbox rows of the next snapshot delta (the rows
+ * that became visible since the cursor's snapshot; see outbox-reader.ts), turn them into feature
+ * updates, apply them to Redis, then move the cursor. When the delta is done the store holds every
+ * change committed before the delta's snapshot was taken, and that time becomes `asOf`.
  *
  * Crash safety: the cursor moves in the same Postgres transaction that is committed only after
  * Redis accepted the batch. A crash before that commit leaves the cursor where it was and the
@@ -19,12 +21,13 @@ import { Config, names } from '../../config';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyUpdates } from '../../store/apply';
+import { claimBatchTarget } from '../../store/batch-claim';
 import { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
 import { rethrowClassified } from '../errors';
 import type { DrainMetrics } from '../../worker/metrics';
 import { acquireLease } from './lease';
-import { Cursor, horizonStatus, HorizonStatus, readCursor, readOutbox } from './outbox-reader';
+import { BATCH_START, ConsumerCursor, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from './outbox-reader';
 
 export interface DrainDeps {
   pool: pg.Pool;
@@ -50,13 +53,12 @@ export interface DrainBatchResult {
   /** Store operations that changed something (newer than what Redis held). */
   applied: number;
   deadLetters: number;
-  cursor: Cursor;
-  /** Fewer rows than asked for: everything below the horizon has been applied. */
+  cursor: ConsumerCursor;
+  /** The batch is complete: every change committed before its snapshot was taken is applied. */
   caughtUp: boolean;
   /** Newest source change time in the batch (ms since epoch), for freshness. */
   newestSourceMs: number | null;
   holder?: string;
-  stalled?: HorizonStatus;
   /** SKUs made active/paused again after their tombstone expired: their stock needs a rebuild. */
   rebuildSkus?: string[];
   /** The store has no epoch (lost its data, or never backfilled): a backfill must restore it. */
@@ -104,37 +106,44 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     await client.query('begin');
     open = true;
     // Hard mutual exclusion for the apply: held until commit/rollback, released by the server if
-    // this process dies. It assigns no transaction id, so it does not hold back the horizon.
+    // this process dies. It assigns no transaction id.
     const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [`fresh-badges:drain:${consumer}`]);
-    const cursor = await readCursor(client, consumer);
-    const empty = { rows: 0, applied: 0, deadLetters: 0, cursor, caughtUp: false, newestSourceMs: null };
     if (!lock.rows[0].ok) {
       await client.query('rollback');
       open = false;
-      return { outcome: 'busy', ...empty };
+      return { outcome: 'busy', ...emptyResult(await readCursor(pool, consumer)) };
     }
     const lease = await client.query(`select owner from pipeline.leases where name = $1 and expires_at >= clock_timestamp()`, [names.drainLease]);
     if (lease.rowCount && lease.rows[0].owner !== owner) {
       await client.query('rollback');
       open = false;
-      return { outcome: 'lease-lost', ...empty, holder: lease.rows[0].owner };
+      return { outcome: 'lease-lost', ...emptyResult(await readCursor(pool, consumer)), holder: lease.rows[0].owner };
     }
 
-    const readAt = Date.now();
+    // The batch: rows visible in the target snapshot and not in the cursor's. A batch already in
+    // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now.
     const t0 = performance.now();
-    const rows = await readOutbox(client, cursor, maxRows);
+    const { cursor, now } = await readCursorAndSnapshot(client, consumer);
+    // A new batch claims its target in the store first, so a retry after a crash re-reads
+    // exactly the rows an earlier attempt may have applied (store/batch-claim.ts).
+    const target: { snap: string; at: number | null } = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : await claimBatchTarget(redis, keys, cursor.batch, now);
+    const rows = await readDelta(client, { from: cursor.from, to: target.snap, after: cursor.position, limit: maxRows });
+    const complete = rows.length < maxRows;
+    const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
+    const next: ConsumerCursor = complete
+      ? // every batch gets its own number, even an empty one: a number names one claimed target
+        { batch: String(BigInt(cursor.batch) + 1n), from: target.snap, fromAt: target.at, to: null, toAt: null, position: BATCH_START }
+      : { ...cursor, to: target.snap, toAt: target.at, position: { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id } };
+
     if (rows.length === 0) {
-      await client.query('rollback');
+      // Nothing new: the snapshot still moves on (so the next delta starts from it), and every
+      // change committed before it was taken is known to be in the store.
+      await saveCursor(client, consumer, next);
+      if (startedBatch) await logAppliedSnapshot(client, cursor.batch, target, Date.now());
+      await client.query('commit');
       open = false;
-      const status = await horizonStatus(client, config.STALL_WARN_MS);
-      const complete = await markCaughtUp(redis, keys, completeAsOf(readAt, status));
-      const flags = complete ? {} : { storeIncomplete: true };
-      deps.metrics?.stalled(status.oldestBlockedMs);
-      if (status.oldestBlockedMs >= config.STALL_WARN_MS) {
-        deps.log?.('warn', 'drain horizon held back by an open transaction; changes committed after it wait', { ...status });
-        return { outcome: 'idle', ...empty, caughtUp: true, stalled: status, ...flags };
-      }
-      return { outcome: 'idle', ...empty, caughtUp: true, ...flags };
+      const storeComplete = target.at === null ? true : await markCaughtUp(redis, keys, target.at);
+      return { outcome: 'idle', ...emptyResult(next), caughtUp: true, ...(storeComplete ? {} : { storeIncomplete: true }) };
     }
 
     const updates: { update: FeatureUpdate; source: number }[] = [];
@@ -154,16 +163,15 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       chunk: config.APPLY_CHUNK,
       tombstoneTtlS: config.TOMBSTONE_TTL_S,
       loadTtlS: config.LOAD_TTL_S,
+      batch: cursor.batch,
     });
     const applySeconds = (performance.now() - tApply) / 1000;
     const visibleAt = Date.now();
     for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
 
     if (dead.size) await insertDeadLetters(client, consumer, [...dead].map(([i, error]) => ({ row: rows[i], error })));
-    const last = rows[rows.length - 1];
-    const next: Cursor = { txid: last.txid, id: last.id };
-    await client.query(`update pipeline.consumer_offsets set txid = $2::xid8, id = $3, updated_at = now() where consumer = $1`, [consumer, next.txid, next.id]);
-    await client.query(`insert into pipeline.drain_batches (to_txid, to_id, applied_at) values ($1::xid8, $2, to_timestamp($3 / 1000.0)) on conflict do nothing`, [next.txid, next.id, visibleAt]);
+    await saveCursor(client, consumer, next);
+    if (complete) await logAppliedSnapshot(client, cursor.batch, target, visibleAt);
     await acquireLease(client, names.drainLease, owner, config.DRAIN_LEASE_TTL_MS);
     await client.query('commit');
     open = false;
@@ -172,14 +180,22 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     // expired, or the store lost it): its stock is not in the store. A brand-new SKU (insert)
     // needs nothing: its inventory rows arrive as changes of their own.
     const rebuildSkus = [...new Set(applied.rebuild.map((i) => rows[i]).filter((r) => r.op === 'U').map((r) => r.key))];
-    const caughtUp = rows.length < maxRows;
-    const caughtUpAt = caughtUp ? completeAsOf(readAt, await horizonStatus(client, config.STALL_WARN_MS)) : null;
     deps.metrics?.batch(rows.length, (performance.now() - t0) / 1000, applySeconds);
     deps.metrics?.freshness(rows.map((r) => r.created_at.getTime()), visibleAt);
     if (dead.size) deps.metrics?.deadLetters(dead.size);
-    const complete = await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt });
+    const storeComplete = await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt: complete ? target.at : null });
     if (dead.size) deps.log?.('warn', `drain sent ${dead.size} change(s) to dead letters`, { first: [...dead.values()][0] });
-    return { outcome: 'applied', rows: rows.length, applied: applied.applied, deadLetters: dead.size, cursor: next, caughtUp, newestSourceMs, ...(rebuildSkus.length ? { rebuildSkus } : {}), ...(complete ? {} : { storeIncomplete: true }) };
+    return {
+      outcome: 'applied',
+      rows: rows.length,
+      applied: applied.applied,
+      deadLetters: dead.size,
+      cursor: next,
+      caughtUp: complete,
+      newestSourceMs,
+      ...(rebuildSkus.length ? { rebuildSkus } : {}),
+      ...(storeComplete ? {} : { storeIncomplete: true }),
+    };
   } catch (err) {
     if (open) await client.query('rollback').catch(() => undefined);
     rethrowClassified(err, 'drain batch');
@@ -188,14 +204,18 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
   }
 }
 
-/**
- * Up to when the store is complete after reading everything below the horizon: the read time,
- * unless rows wait above the horizon (an open transaction holds it back), in which case the
- * oldest waiting row's age says how far back completeness really goes. A stuck transaction
- * therefore makes reads go stale, as it should.
- */
-function completeAsOf(readAt: number, status: HorizonStatus): number {
-  return status.oldestBlockedMs > 0 ? Math.min(readAt, Date.now() - status.oldestBlockedMs) : readAt;
+function emptyResult(cursor: ConsumerCursor) {
+  return { rows: 0, applied: 0, deadLetters: 0, cursor, caughtUp: false, newestSourceMs: null };
+}
+
+/** The drain's log of applied snapshots: the landing consumer learns from it when a change reached Redis. */
+async function logAppliedSnapshot(client: pg.ClientBase, batch: string, target: { snap: string; at: number | null }, appliedAt: number): Promise<void> {
+  await client.query(
+    `insert into pipeline.drain_snapshots (batch, snap, taken_at, applied_at)
+     values ($1, $2::pg_snapshot, to_timestamp(coalesce($3::float8, $4::float8) / 1000), to_timestamp($4::float8 / 1000))
+     on conflict (batch) do nothing`,
+    [batch, target.snap, target.at, appliedAt],
+  );
 }
 
 async function insertDeadLetters(client: pg.ClientBase, consumer: string, items: { row: OutboxRow; error: string }[]): Promise<void> {

@@ -1,72 +1,193 @@
 /**
- * Reads the outbox past a cursor, only below the safe horizon.
+ * Reads the outbox by snapshot deltas: what became visible between two snapshots.
  *
- * Why this never skips a change: a transaction's xid8 is assigned before it writes its outbox
- * rows and every transaction that has not finished yet has an xid8 >= the xmin of the current
- * snapshot. So below `pg_snapshot_xmin(pg_current_snapshot())` the set of rows is final (each
- * transaction there has committed, and its rows are visible to this statement, or aborted, and
- * its rows will never exist). Reading that final set in (txid, id) order and moving the cursor
- * only through it means no row can later appear behind the cursor, whatever order transactions
- * commit in. A cursor on id alone would be wrong: a transaction that took id 10 and commits after
- * one that took id 11 would land behind a cursor already at 11.
+ * Why this never skips a change and never waits for an open transaction. A consumer's cursor is
+ * the last snapshot S(k-1) whose every visible outbox row it has applied. The next batch takes a
+ * new snapshot S(k) and reads the rows visible in S(k) but not in S(k-1): rows of transactions
+ * that were still in progress in S(k-1) (its xip list) or had not started (txid >= its xmax). A
+ * transaction that is still open in S(k) is simply not visible yet; it holds back nothing else and
+ * is picked up by the first batch whose snapshot sees its commit, whatever order transactions
+ * commit in. An aborted transaction is never visible. Outbox rows are never updated, so a batch
+ * re-read after a crash (same S(k-1), same S(k)) yields exactly the same rows.
  *
- * The cost: one long-open transaction holds the horizon back and the drain waits for it (it
- * cannot know what that transaction will write). `horizonStatus` reports it so it is never silent.
+ * A big batch (a backlog) is delivered in chunks of at most `limit` rows, in (txid, id) order:
+ * the cursor then keeps S(k) as the batch's target and the (txid, id) position reached.
+ *
+ * Cost: both parts of the delta are index lookups on the outbox key (txid, id): one probe per
+ * transaction that finished since S(k-1) and one range scan from S(k-1)'s xmax to S(k)'s. Rows
+ * written by transactions still open are not read at all, however long they stay open.
  */
 import type pg from 'pg';
 import type { OutboxRow } from '../../features/from-source';
 
-export interface Cursor {
+/** A place in the outbox order (txid, id). */
+export interface Position {
   txid: string;
   id: string;
 }
 
-export async function readCursor(client: pg.Pool | pg.ClientBase, consumer: string): Promise<Cursor> {
-  const r = await client.query<Cursor>('select txid::text as txid, id::text as id from pipeline.consumer_offsets where consumer = $1', [consumer]);
-  if (r.rowCount === 0) return { txid: '0', id: '0' };
-  return r.rows[0];
+/** A consumer's cursor (pipeline.consumer_offsets). */
+export interface ConsumerCursor {
+  /** Number of the batch in progress (or the next): load deltas are ordered by (batch, txid, id). */
+  batch: string;
+  /** pg_snapshot text: every outbox row visible in it is applied. */
+  from: string;
+  /** When `from` was taken (ms since epoch, the database's clock): the store's asOf. */
+  fromAt: number | null;
+  /** Target snapshot of a batch delivered in chunks; null between batches. */
+  to: string | null;
+  toAt: number | null;
+  /** Inside the batch in progress, the last row delivered; 0:0 at a batch's start. */
+  position: Position;
 }
 
-export async function readOutbox(client: pg.ClientBase, cursor: Cursor, limit: number): Promise<OutboxRow[]> {
-  // The horizon is computed once per statement (an init plan), from this statement's snapshot.
-  const r = await client.query<OutboxRow>(
-    // Note the qualified names in ORDER BY: the output columns are text and would sort as text.
-    `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, o.created_at
-       from pipeline.outbox o
-      where (o.txid, o.id) > ($1::xid8, $2::bigint)
-        and o.txid < (select pg_snapshot_xmin(pg_current_snapshot()))
-      order by o.txid, o.id
-      limit $3`,
-    [cursor.txid, cursor.id, limit],
+export const BATCH_START: Position = { txid: '0', id: '0' };
+
+export const FRESH_CURSOR: ConsumerCursor = { batch: '1', from: '1:1:', fromAt: null, to: null, toAt: null, position: BATCH_START };
+
+const CURSOR_COLUMNS = `batch::text as batch, snap_from::text as "from",
+  (extract(epoch from snap_from_at) * 1000)::float8 as "fromAt", snap_to::text as "to",
+  (extract(epoch from snap_to_at) * 1000)::float8 as "toAt", txid::text as txid, id::text as id`;
+
+interface CursorRow {
+  batch: string;
+  from: string;
+  fromAt: number | null;
+  to: string | null;
+  toAt: number | null;
+  txid: string;
+  id: string;
+}
+
+const toCursor = (r: CursorRow): ConsumerCursor => ({
+  batch: r.batch,
+  from: r.from,
+  fromAt: r.fromAt,
+  to: r.to,
+  toAt: r.toAt,
+  position: { txid: r.txid, id: r.id },
+});
+
+export async function ensureConsumer(db: pg.Pool | pg.ClientBase, consumer: string): Promise<void> {
+  await db.query('insert into pipeline.consumer_offsets (consumer) values ($1) on conflict do nothing', [consumer]);
+}
+
+export async function readCursor(db: pg.Pool | pg.ClientBase, consumer: string): Promise<ConsumerCursor> {
+  const r = await db.query<CursorRow>(`select ${CURSOR_COLUMNS} from pipeline.consumer_offsets where consumer = $1`, [consumer]);
+  return r.rowCount ? toCursor(r.rows[0]) : FRESH_CURSOR;
+}
+
+/**
+ * The cursor and, from the same statement, a new snapshot and the time just before it was taken
+ * (statement_timestamp: a commit acknowledged before that time is visible in the snapshot).
+ */
+export async function readCursorAndSnapshot(
+  db: pg.ClientBase,
+  consumer: string,
+): Promise<{ cursor: ConsumerCursor; now: { snap: string; at: number } }> {
+  const r = await db.query<CursorRow & { now_snap: string; now_at: number }>(
+    `select ${CURSOR_COLUMNS}, pg_current_snapshot()::text as now_snap,
+            (extract(epoch from statement_timestamp()) * 1000)::float8 as now_at
+       from pipeline.consumer_offsets where consumer = $1`,
+    [consumer],
   );
+  if (!r.rowCount) {
+    const s = await db.query(`select pg_current_snapshot()::text as snap, (extract(epoch from statement_timestamp()) * 1000)::float8 as at`);
+    return { cursor: FRESH_CURSOR, now: { snap: s.rows[0].snap, at: s.rows[0].at } };
+  }
+  return { cursor: toCursor(r.rows[0]), now: { snap: r.rows[0].now_snap, at: r.rows[0].now_at } };
+}
+
+export async function saveCursor(db: pg.ClientBase | pg.Pool, consumer: string, c: ConsumerCursor): Promise<void> {
+  await db.query(
+    `update pipeline.consumer_offsets
+        set batch = $2, snap_from = $3::pg_snapshot, snap_from_at = to_timestamp($4::float8 / 1000),
+            snap_to = $5::pg_snapshot, snap_to_at = to_timestamp($6::float8 / 1000),
+            txid = $7::xid8, id = $8, updated_at = now()
+      where consumer = $1`,
+    [consumer, c.batch, c.from, c.fromAt, c.to, c.toAt, c.position.txid, c.position.id],
+  );
+}
+
+const ROW_COLUMNS = `o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, o.created_at`;
+
+/**
+ * Rows visible in `to` and not in `from`, after `after` in (txid, id) order, at most `limit`.
+ * Part one probes the transactions in `from`'s in-progress list that `to` sees finished; part two
+ * scans the txid range [xmax(from), xmax(to)). Every part-one txid is below every part-two txid.
+ */
+export async function readDelta(
+  db: pg.ClientBase | pg.Pool,
+  input: { from: string; to: string; after: Position; limit: number },
+): Promise<OutboxRow[]> {
+  const r = await db.query<OutboxRow>(DELTA_SQL, [input.from, input.to, input.after.txid, input.after.id, input.limit]);
   return r.rows;
 }
 
-export interface HorizonStatus {
-  horizon: string;
-  /** Commit-pending rows waiting behind the horizon: how long the oldest has waited. */
-  oldestBlockedMs: number;
-  /** The oldest open transaction holding an xid (usually what holds the horizon). */
-  holder: { pid: number; xactAgeMs: number; state: string; query: string } | null;
+/** The delta query; parameters: from, to, after.txid, after.id, limit. */
+export const DELTA_SQL = `
+  with finished as (
+    select x as t from pg_snapshot_xip($1::pg_snapshot) x
+     where pg_visible_in_snapshot(x, $2::pg_snapshot) and x >= $3::xid8
+  )
+  select * from (
+    (select ${ROW_COLUMNS}
+       from finished cross join lateral (
+         select * from pipeline.outbox o
+          where o.txid = finished.t and (o.txid, o.id) > ($3::xid8, $4::bigint)
+          order by o.id limit $5) o
+      order by o.txid, o.id limit $5)
+    union all
+    (select ${ROW_COLUMNS}
+       from pipeline.outbox o
+      where o.txid >= pg_snapshot_xmax($1::pg_snapshot) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
+        and (o.txid, o.id) > ($3::xid8, $4::bigint)
+        and pg_visible_in_snapshot(o.txid, $2::pg_snapshot)
+      order by o.txid, o.id limit $5)
+  ) d
+  -- the output columns are text: order by the numbers
+  order by d.txid::xid8, d.id::bigint
+  limit $5`;
+
+/**
+ * How many outbox rows are not yet applied by a consumer (visible now, not in its `from`), capped,
+ * and the age of the oldest. For status and metrics.
+ */
+export async function pendingRows(db: pg.Pool | pg.ClientBase, consumer: string, cap: number): Promise<{ rows: number; oldestAgeMs: number | null }> {
+  const r = await db.query(
+    `select count(*)::int as n, (extract(epoch from clock_timestamp() - min(x.created_at)) * 1000)::float8 as age
+       from pipeline.consumer_offsets c
+       cross join lateral (
+         select o.created_at from pipeline.outbox o
+          where (o.txid = any(array(select pg_snapshot_xip(c.snap_from))) or o.txid >= pg_snapshot_xmax(c.snap_from))
+          limit $2) x
+      where c.consumer = $1`,
+    [consumer, cap],
+  );
+  const row = r.rows[0];
+  return { rows: row?.n ?? 0, oldestAgeMs: row?.age === null || row?.age === undefined ? null : Math.round(row.age) };
 }
 
-/** `holderAfterMs`: look up the holding backend only when rows have waited at least this long. */
-export async function horizonStatus(client: pg.ClientBase, holderAfterMs = 0): Promise<HorizonStatus> {
-  const r = await client.query(
-    `with h as (select pg_snapshot_xmin(pg_current_snapshot()) as x)
-     select h.x::text as horizon,
-            coalesce((select extract(epoch from clock_timestamp() - o.created_at) * 1000
-                        from pipeline.outbox o where o.txid >= h.x order by o.txid, o.id limit 1), 0) as oldest_blocked_ms
-       from h`,
+export interface OpenTransactions {
+  /** Transactions holding a transaction id anywhere in the cluster (they hold back vacuum). */
+  count: number;
+  oldest: { pid: number; application: string; state: string; ageMs: number } | null;
+}
+
+/**
+ * Open write transactions, for information: they no longer delay freshness, but they still hold
+ * back vacuum and outbox compaction (rows at or above the oldest one's txid are kept). Never
+ * reports other sessions' SQL text: pid, application name, state and age say enough.
+ */
+export async function openTransactions(db: pg.Pool | pg.ClientBase): Promise<OpenTransactions> {
+  const r = await db.query(
+    `select count(*) over () as n, pid, coalesce(application_name, '') as app, coalesce(state, '') as state,
+            (extract(epoch from clock_timestamp() - xact_start) * 1000)::float8 as age_ms
+       from pg_stat_activity
+      where backend_xid is not null and pid <> pg_backend_pid()
+      order by age(backend_xid) desc limit 1`,
   );
-  const status: HorizonStatus = { horizon: r.rows[0].horizon, oldestBlockedMs: Math.round(Number(r.rows[0].oldest_blocked_ms)), holder: null };
-  if (status.oldestBlockedMs > 0 && status.oldestBlockedMs >= holderAfterMs) {
-    const h = await client.query(
-      `select pid, extract(epoch from clock_timestamp() - xact_start) * 1000 as age_ms, state, left(query, 200) as query
-         from pg_stat_activity where backend_xid is not null and pid <> pg_backend_pid()
-        order by age(backend_xid) desc limit 1`,
-    );
-    if (h.rowCount) status.holder = { pid: h.rows[0].pid, xactAgeMs: Math.round(Number(h.rows[0].age_ms)), state: h.rows[0].state, query: h.rows[0].query };
-  }
-  return status;
+  if (!r.rowCount) return { count: 0, oldest: null };
+  const row = r.rows[0];
+  return { count: Number(row.n), oldest: { pid: row.pid, application: row.app, state: row.state, ageMs: Math.round(Number(row.age_ms)) } };
 }

@@ -1,9 +1,10 @@
 /**
  * The landing area: every change the drain has applied, kept as Parquet files of the pipeline's
  * own, so the nightly export reads files and never scans the OLTP. A consumer of its own
- * ("landing") follows the drain's cursor (it lands only what the drain applied), reads the outbox
- * range in order, and writes one file per UTC day of the changes in it:
- *   {EXPORT_DIR}/landing/day=YYYY-MM-DD/<from txid>_<from id>-<to txid>_<to id>.parquet
+ * ("landing") follows the drain (it lands only what the drain applied: its deltas end at the
+ * drain's last complete snapshot), reads each snapshot delta in order, and writes one file per UTC
+ * day of the changes in it:
+ *   {EXPORT_DIR}/landing/day=YYYY-MM-DD/b<landing batch>-<first txid>_<id>-<last txid>_<id>.parquet
  * Files are written under a temporary name and renamed, so none is ever seen half-written. The
  * cursor moves after the files exist; a crash in between lands the range again, and the export
  * keeps each change once (by its position).
@@ -13,7 +14,8 @@ import path from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type pg from 'pg';
 import { names } from '../../config';
-import { Cursor, readCursor } from '../drain/outbox-reader';
+import { parseSnapshot, visibleIn } from '../../db/pg-snapshot';
+import { BATCH_START, ConsumerCursor, DELTA_SQL, ensureConsumer, Position, readCursor, saveCursor } from '../drain/outbox-reader';
 
 export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar, key varchar, image json, old_image json, source_ms bigint, applied_ms bigint`;
 
@@ -47,41 +49,35 @@ export async function copyToParquet(conn: DuckDBConnection, query: string, file:
   fs.renameSync(tmp, file);
 }
 
-export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: number): Promise<{ rows: number; files: string[]; position: Cursor; more: boolean }> {
-  await pool.query('insert into pipeline.consumer_offsets (consumer) values ($1) on conflict do nothing', [names.landingConsumer]);
-  const from = await readCursor(pool, names.landingConsumer);
-  const to = await readCursor(pool, names.drainConsumer);
+export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: number): Promise<{ rows: number; files: string[]; position: Position; more: boolean }> {
+  await ensureConsumer(pool, names.landingConsumer);
+  const cursor = await readCursor(pool, names.landingConsumer);
+  // Land only what the drain has applied: the drain's last complete snapshot is the target.
+  const target = cursor.to ?? (await readCursor(pool, names.drainConsumer)).from;
+  if (cursor.to === null && target === cursor.from) return { rows: 0, files: [], position: cursor.position, more: false };
   const rows = (
     await pool.query(
-      `select o.txid::text as txid, o.id::text as id, o.tbl, o.op, o.key, o.image::text as image, o.old_image::text as old_image,
-              (extract(epoch from o.created_at) * 1000)::bigint::text as source_ms,
-              to_char(o.created_at at time zone 'UTC', 'YYYY-MM-DD') as day
-         from pipeline.outbox o
-        where (o.txid, o.id) > ($1::xid8, $2::bigint) and (o.txid, o.id) <= ($3::xid8, $4::bigint)
-        order by o.txid, o.id limit $5`,
-      [from.txid, from.id, to.txid, to.id, maxRows],
+      `select d.txid, d.id, d.tbl, d.op, d.key, d.image::text as image, d.old_image::text as old_image,
+              (extract(epoch from d.created_at) * 1000)::bigint::text as source_ms,
+              to_char(d.created_at at time zone 'UTC', 'YYYY-MM-DD') as day
+         from (${DELTA_SQL}) d`,
+      [cursor.from, target, cursor.position.txid, cursor.position.id, maxRows],
     )
   ).rows;
-  if (rows.length === 0) return { rows: 0, files: [], position: from, more: false };
-  const last = rows[rows.length - 1];
-  // When each change was applied: the first drain batch whose end is at or after it (both lists
-  // are in stream order, so one merge pass).
-  const batches = (
-    await pool.query(
-      `select to_txid::text as txid, to_id::text as id, (extract(epoch from applied_at) * 1000)::bigint::text as ms
-         from pipeline.drain_batches where (to_txid, to_id) >= ($1::xid8, $2::bigint) order by to_txid, to_id limit $3`,
-      [rows[0].txid, rows[0].id, rows.length + 1],
-    )
-  ).rows;
-  const before = (a: { txid: string; id: string }, b: { txid: string; id: string }) =>
-    BigInt(a.txid) < BigInt(b.txid) || (a.txid === b.txid && BigInt(a.id) <= BigInt(b.id));
-  let b = 0;
-  const byDay = new Map<string, typeof rows>();
-  for (const r of rows) {
-    while (b < batches.length && !before(r, batches[b])) b++;
-    r.applied_ms = b < batches.length ? batches[b].ms : null;
-    (byDay.get(r.day) ?? byDay.set(r.day, []).get(r.day)!).push(r);
+  const complete = rows.length < maxRows;
+  const next: ConsumerCursor = complete
+    ? { batch: String(BigInt(cursor.batch) + 1n), from: target, fromAt: null, to: null, toAt: null, position: BATCH_START }
+    : { ...cursor, to: target, position: { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id } };
+  if (rows.length === 0) {
+    await saveCursor(pool, names.landingConsumer, next);
+    return { rows: 0, files: [], position: next.position, more: false };
   }
+  const appliedAt = await appliedTimes(pool, rows);
+  const byDay = new Map<string, typeof rows>();
+  rows.forEach((r, i) => {
+    r.applied_ms = appliedAt[i];
+    (byDay.get(r.day) ?? byDay.set(r.day, []).get(r.day)!).push(r);
+  });
   const duck = await openDuck();
   const files: string[] = [];
   try {
@@ -107,13 +103,43 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
       ap.closeSync();
       const first = dayRows[0];
       const end = dayRows[dayRows.length - 1];
-      const file = path.join(landingDir(exportDir, day), `${first.txid}_${first.id}-${end.txid}_${end.id}.parquet`);
+      // Named by landing batch and range: a range landed again after a crash overwrites its file.
+      const file = path.join(landingDir(exportDir, day), `b${cursor.batch}-${first.txid}_${first.id}-${end.txid}_${end.id}.parquet`);
       await copyToParquet(duck.conn, 'select * from land order by txid, id', file);
       files.push(file);
     }
   } finally {
     duck.close();
   }
-  await pool.query(`update pipeline.consumer_offsets set txid = $2::xid8, id = $3, updated_at = now() where consumer = $1`, [names.landingConsumer, last.txid, last.id]);
-  return { rows: rows.length, files, position: { txid: last.txid, id: last.id }, more: rows.length === maxRows };
+  await saveCursor(pool, names.landingConsumer, next);
+  const last = rows[rows.length - 1];
+  return { rows: rows.length, files, position: { txid: last.txid, id: last.id }, more: !complete };
+}
+
+/**
+ * When each change reached Redis: the applied time of the first drain snapshot that saw its
+ * transaction (the drain's snapshots only grow, so a binary search over them in batch order).
+ * null for changes applied before the snapshot log existed.
+ */
+async function appliedTimes(pool: pg.Pool, rows: { txid: string; created_at_ms?: string; source_ms: string }[]): Promise<(string | null)[]> {
+  const oldest = rows.reduce((m, r) => Math.min(m, Number(r.source_ms)), Infinity);
+  // A snapshot that saw a change was taken after the change was written.
+  const snaps = (
+    await pool.query(
+      `select snap::text as snap, (extract(epoch from applied_at) * 1000)::bigint::text as ms
+         from pipeline.drain_snapshots where taken_at >= to_timestamp($1::float8 / 1000) order by batch`,
+      [oldest],
+    )
+  ).rows.map((r) => ({ snap: parseSnapshot(r.snap), ms: r.ms as string }));
+  return rows.map((r) => {
+    const txid = BigInt(r.txid);
+    let lo = 0;
+    let hi = snaps.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (visibleIn(snaps[mid].snap, txid)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < snaps.length ? snaps[lo].ms : null;
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * Replay: re-applies outbox changes from a position up to the drain's cursor, in order, with the
+ * Replay: re-applies outbox changes from a position up to what the drain has applied, with the
  * store's replay mode (a value of the same version is written again), so state features computed
  * by faulty logic are corrected by re-running the fixed logic over the retained changes. Safe
  * beside the running drain: every write is still version-checked, and it never moves the cursor.
@@ -12,24 +12,29 @@ import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { FeatureUpdate } from '../../features/definitions';
 import { applyUpdates, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
-import { Cursor, readCursor } from '../drain/outbox-reader';
+import { Position, readCursor } from '../drain/outbox-reader';
 
-export function parsePosition(text: string): Cursor {
+export function parsePosition(text: string): Position {
   if (text === 'start') return { txid: '0', id: '0' };
   const m = /^(\d{1,20}):(\d{1,20})$/.exec(text);
   if (!m) throw new Error(`not a position: ${JSON.stringify(text)} (expected TXID:ID, as status prints it, or "start")`);
   return { txid: m[1], id: m[2] };
 }
 
-export const formatPosition = (c: Cursor) => `${c.txid}:${c.id}`;
+export const formatPosition = (c: Position) => `${c.txid}:${c.id}`;
 
-export async function replayBounds(pool: pg.Pool, from: Cursor): Promise<{ to: Cursor; rows: number }> {
-  const to = await readCursor(pool, names.drainConsumer);
+/**
+ * The replay covers what the drain had applied when it started: rows after `from` that are
+ * visible in the drain's last complete snapshot.
+ */
+export async function replayBounds(pool: pg.Pool, from: Position): Promise<{ to: Position; toSnapshot: string; rows: number }> {
+  const toSnapshot = (await readCursor(pool, names.drainConsumer)).from;
   const r = await pool.query(
-    `select count(*)::int as n from pipeline.outbox where (txid, id) > ($1::xid8, $2::bigint) and (txid, id) <= ($3::xid8, $4::bigint)`,
-    [from.txid, from.id, to.txid, to.id],
+    `select count(*)::int as n from pipeline.outbox
+      where (txid, id) > ($1::xid8, $2::bigint) and txid < pg_snapshot_xmax($3::pg_snapshot) and pg_visible_in_snapshot(txid, $3::pg_snapshot)`,
+    [from.txid, from.id, toSnapshot],
   );
-  return { to, rows: r.rows[0].n };
+  return { to: { txid: (BigInt(toSnapshot.split(':')[1]) - 1n).toString(), id: '9223372036854775807' }, toSnapshot, rows: r.rows[0].n };
 }
 
 export async function replayRange(
@@ -37,14 +42,15 @@ export async function replayRange(
   redis: Redis,
   keys: StoreKeys,
   opts: ApplyOptions,
-  input: { from: Cursor; to: Cursor; limit: number },
-): Promise<{ rows: number; applied: number; skipped: number; position: Cursor; done: boolean }> {
+  input: { from: Position; to: Position; toSnapshot?: string; limit: number },
+): Promise<{ rows: number; applied: number; skipped: number; position: Position; done: boolean }> {
   const r = await pool.query<OutboxRow>(
     `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, o.created_at
        from pipeline.outbox o
       where (o.txid, o.id) > ($1::xid8, $2::bigint) and (o.txid, o.id) <= ($3::xid8, $4::bigint)
+        and ($6::pg_snapshot is null or pg_visible_in_snapshot(o.txid, $6::pg_snapshot))
       order by o.txid, o.id limit $5`,
-    [input.from.txid, input.from.id, input.to.txid, input.to.id, input.limit],
+    [input.from.txid, input.from.id, input.to.txid, input.to.id, input.limit, input.toSnapshot ?? null],
   );
   const updates: { update: FeatureUpdate; source: number }[] = [];
   let skipped = 0;

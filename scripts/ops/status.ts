@@ -1,14 +1,14 @@
 /** `ops status`: drain state, lag, last run, dead letters, schedules, running operations. */
 import { names } from '../../config';
 import { leaseHolder } from '../../activities/drain/lease';
-import { readCursor } from '../../activities/drain/outbox-reader';
-import { formatPosition } from '../../activities/replay/replay-range';
+import { openTransactions, OpenTransactions, pendingRows, readCursor } from '../../activities/drain/outbox-reader';
 import { readWatermark } from '../../store/watermark';
 import { OpsContext } from './context';
 
 export interface Status {
   drain: { schedule: 'active' | 'paused' | 'missing'; note?: string; lastRun?: string; lastRunAt?: string; running: string[]; leaseHolder: string | null };
   position: string;
+  openTransactions: OpenTransactions;
   lag: { rows: number; rowsCapped: boolean; oldestUnappliedAgeS: number | null; seconds: number | null; stale: boolean };
   store: { complete: boolean; caughtUpAt: string | null };
   deadLetters: number;
@@ -21,13 +21,8 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
   const temporal = await ctx.temporal();
   const cursor = await readCursor(pool, names.drainConsumer);
   const cap = 10_000_000;
-  const lagRows = (
-    await pool.query(
-      `select count(*)::int as n, extract(epoch from clock_timestamp() - min(created_at))::float as age
-         from (select created_at from pipeline.outbox where (txid, id) > ($1::xid8, $2::bigint) limit $3) x`,
-      [cursor.txid, cursor.id, cap],
-    )
-  ).rows[0];
+  const pending = await pendingRows(pool, names.drainConsumer, cap);
+  const lagRows = { n: pending.rows, age: pending.oldestAgeMs === null ? null : pending.oldestAgeMs / 1000 };
   const w = await readWatermark(redis, ctx.keys);
   const lagMs = w.caughtUpAt === null ? null : Date.now() - w.caughtUpAt;
   const dead = (await pool.query(`select count(*)::int as n from pipeline.dead_letters where retried_at is null`)).rows[0].n;
@@ -58,7 +53,8 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
 
   return {
     drain: { schedule, note, lastRun, lastRunAt, running, leaseHolder: await leaseHolder(pool, names.drainLease) },
-    position: formatPosition(cursor),
+    position: `batch ${cursor.batch}, applied through snapshot ${cursor.from}${cursor.to ? ` (in progress towards ${cursor.to}, at ${cursor.position.txid}:${cursor.position.id})` : ''}`,
+    openTransactions: await openTransactions(pool),
     lag: {
       rows: lagRows.n,
       rowsCapped: lagRows.n >= cap,
@@ -79,6 +75,13 @@ export function printStatus(s: Status): void {
   line('last run', s.drain.lastRun ? `${s.drain.lastRun} at ${s.drain.lastRunAt}` : '-');
   line('lease', s.drain.leaseHolder ?? 'free');
   line('position', s.position);
+  const ot = s.openTransactions;
+  line(
+    'open xacts',
+    ot.oldest
+      ? `${ot.count} open write transaction(s); oldest ${Math.round(ot.oldest.ageMs / 1000)} s (pid ${ot.oldest.pid}, ${ot.oldest.application || 'no application name'}, ${ot.oldest.state}): delays compaction and vacuum, not freshness`
+      : 'none',
+  );
   line('lag', `${s.lag.rows}${s.lag.rowsCapped ? '+' : ''} rows unapplied${s.lag.oldestUnappliedAgeS !== null ? `, oldest ${s.lag.oldestUnappliedAgeS} s old` : ''}; store caught up ${s.lag.seconds === null ? 'never' : `${s.lag.seconds} s ago`}`);
   line('freshness', s.lag.stale ? 'STALE (reads say stale: true)' : 'fresh');
   line('store', s.store.complete ? 'complete (epoch present)' : 'INCOMPLETE: no epoch (data lost or never backfilled); a backfill restores it');

@@ -104,10 +104,33 @@ describe('backfill values and snapshots', () => {
   it('a counter set from a snapshot skips deltas it already counted and takes the rest', async () => {
     const k = await snap('200:210:204');
     const key = c.keys.load('F1', '20261125');
-    await apply([{ key, kind: 'C', a: '10', b: '150', c: '7', d: k, source: 0 }]);
+    await apply([{ key, kind: 'C', a: '10', b: '1:150:7', c: '', d: k, source: 0 }]);
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261125', delta: d, txid, id });
-    await applyUpdates(c.redis, c.keys, batch([delta('150', 7, 100), delta('201', 90, 100), delta('204', 91, 1), delta('230', 92, 2)]), opts);
+    await applyUpdates(c.redis, c.keys, batch([delta('150', 7, 100), delta('201', 90, 100), delta('204', 91, 1), delta('230', 92, 2)]), { ...opts, batch: '1' });
     expect(await c.redis.hget(key, 'n')).toBe('13'); // 10 + 1 (txid 204 not seen) + 2 (txid 230 after it)
+  });
+
+  it('load deltas are ordered by (batch, txid, id): a later batch may carry a lower txid', async () => {
+    const key = c.keys.load('F1', '20261126');
+    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261126', delta: d, txid, id });
+    await applyUpdates(c.redis, c.keys, batch([delta('500', 10, 1), delta('520', 11, 2)]), { ...opts, batch: '7' });
+    // Batch 8 holds a transaction that was open during batch 7 (lower txid, committed later).
+    await applyUpdates(c.redis, c.keys, batch([delta('480', 9, 4)]), { ...opts, batch: '8' });
+    expect(await c.redis.hget(key, 'n')).toBe('7');
+    // Batch 7 delivered again (a crash before its cursor commit was seen): nothing counted twice.
+    await applyUpdates(c.redis, c.keys, batch([delta('500', 10, 1), delta('520', 11, 2)]), { ...opts, batch: '7' });
+    await applyUpdates(c.redis, c.keys, batch([delta('480', 9, 4)]), { ...opts, batch: '8' });
+    expect(await c.redis.hget(key, 'n')).toBe('7');
+    expect(await c.redis.hmget(key, 'b', 't', 'i')).toEqual(['8', '480', '9']);
+  });
+
+  it('a counter written before the upgrade (no batch) is still guarded by (txid, id)', async () => {
+    const key = c.keys.load('F1', '20261127');
+    await c.redis.hset(key, 'n', '5', 't', '300', 'i', '40'); // what the horizon drain left
+    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261127', delta: d, txid, id });
+    await applyUpdates(c.redis, c.keys, batch([delta('300', 40, 5), delta('300', 41, 1), delta('310', 42, 2)]), { ...opts, batch: '1' });
+    expect(await c.redis.hget(key, 'n')).toBe('8');
+    expect(await c.redis.hmget(key, 'b', 't', 'i')).toEqual(['1', '310', '42']);
   });
 
   it('replay mode re-writes a value of the same version; drain mode does not', async () => {

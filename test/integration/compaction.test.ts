@@ -2,6 +2,7 @@
  * Compaction against the real services: it removes only what every consumer has committed and
  * what is past retention, never an uncommitted or unapplied change, and is safe while the drain runs.
  */
+import { restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
@@ -50,7 +51,8 @@ describe('outbox compaction', () => {
   it('keeps everything a consumer behind the retention has not committed', async () => {
     await addSkus(0, 50);
     await drainAll();
-    await c.pool.query(`insert into pipeline.consumer_offsets (consumer, txid, id) select 'laggard', txid, id from pipeline.outbox where id = 10`);
+    // A consumer that has applied the first 10 rows (their transactions are below its snapshot's xmin).
+    await c.pool.query(`insert into pipeline.consumer_offsets (consumer, snap_from) select 'laggard', (t || ':' || t || ':')::pg_snapshot from (select txid::text as t from pipeline.outbox where id = 11) x`);
     await c.pool.query(`update pipeline.outbox set created_at = now() - interval '30 days'`);
     const r = await acts.compactOutbox({ retentionMs: 1000 });
     expect(r.deleted).toBe(10);
@@ -84,10 +86,10 @@ describe('outbox compaction', () => {
     await drainAll();
     expect(await c.redis.hget(c.keys.sku('K0'), 'F1')).toMatch(/^x\|/);
     // A consumer cursor back at the start: older changes are unapplied, the tombstone must stay.
-    const saved = (await c.pool.query(`select txid::text, id from pipeline.consumer_offsets where consumer = 'redis-online-store'`)).rows[0];
-    await c.pool.query(`update pipeline.consumer_offsets set txid = '0', id = 0`);
+    const saved = await saveCursorRow(c.pool);
+    await rewindCursor(c.pool);
     expect((await acts.sweepTombstones({})).removed).toBe(0);
-    await c.pool.query(`update pipeline.consumer_offsets set txid = $1::xid8, id = $2`, [saved.txid, saved.id]);
+    await restoreCursorRow(c.pool, saved);
     const swept = await acts.sweepTombstones({});
     expect(swept.removed).toBe(1);
     expect(await c.redis.hgetall(c.keys.sku('K0'))).toEqual({ _: expect.stringMatching(/^a\|/), F2: expect.stringMatching(/^1\|/) });

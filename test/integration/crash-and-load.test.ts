@@ -4,6 +4,7 @@
  * graceful shutdown) and restarted mid-run. Afterwards the whole store must equal the source,
  * computed by SQL: a lost change or a load delta applied twice would show as a mismatch.
  */
+import { appliedRows } from '../support/cursor';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
@@ -27,10 +28,7 @@ async function mismatches(c: ReturnType<typeof testClients>) {
   return compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
 }
 
-async function cursorId(c: ReturnType<typeof testClients>): Promise<number> {
-  const r = await c.pool.query(`select id from pipeline.consumer_offsets`);
-  return Number(r.rows[0]?.id ?? 0);
-}
+const cursorId = (c: ReturnType<typeof testClients>) => appliedRows(c.pool);
 
 describe('under load', () => {
   const c = testClients({ TEMPORAL_TASK_QUEUE: `load-${process.pid}` });

@@ -1,14 +1,16 @@
 /**
- * The drain batch against real Postgres and Redis: commit order, crash windows, dead letters,
- * mutual exclusion and stall reporting.
+ * The drain batch against real Postgres and Redis: commit order, open and rolled-back
+ * transactions, crash windows, dead letters, mutual exclusion.
  */
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import { resetState, testClients, TEST_DATABASE_URL } from '../support/env';
 import { seedMinimal } from '../support/source';
+import { backlog, restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
+import { openTransactions } from '../../activities/drain/outbox-reader';
 
-const c = testClients({ STALL_WARN_MS: '1000' });
+const c = testClients();
 const acts = createActivities(c);
 const owner = 'test-drain';
 afterAll(() => c.close());
@@ -69,34 +71,41 @@ describe('drain batch', () => {
     }
   });
 
-  it('waits behind an open transaction that started first, then takes both', async () => {
+  it('an open transaction that started first holds nothing back; its change comes when it commits', async () => {
     const t1 = await session();
     try {
       await t1.query('begin');
       await t1.query(`insert into shop.skus (sku_id, title, lifecycle) values ('A', 'a', 'active')`);
       await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('B', 'b', 'active')`);
-      const blocked = await drainAll();
-      expect(blocked.rows).toBe(0); // B committed but sits above the horizon held by t1
+      const first = await drainAll();
+      expect(first.rows).toBe(1); // B, although t1 (older) is still open
+      expect(await lifecycleOf('B')).toMatch(/^a\|/);
+      expect(await lifecycleOf('A')).toBeNull();
       await t1.query('commit');
-      expect((await drainAll()).rows).toBe(2);
+      expect((await drainAll()).rows).toBe(1);
+      expect(await lifecycleOf('A')).toMatch(/^a\|/);
     } finally {
       await t1.end();
     }
   });
 
-  it('says so when one open transaction holds the horizon back for too long', async () => {
+  it('a rolled-back transaction is never applied, and reports open transactions as information only', async () => {
     const t1 = await session();
     try {
       await t1.query('begin');
       await t1.query(`insert into shop.skus (sku_id, title, lifecycle) values ('A', 'a', 'active')`);
       await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('B', 'b', 'active')`);
-      await new Promise((r) => setTimeout(r, 1100)); // past STALL_WARN_MS = 1000 for this test
-      const r = await acts.drainBatch({ owner });
-      expect(r.outcome).toBe('idle');
-      expect(r.stalled?.oldestBlockedMs).toBeGreaterThanOrEqual(1000);
+      const r = await drainAll();
+      expect(r.caughtUp).toBe(true);
+      const open = await openTransactions(c.pool);
       const { rows: [me] } = await t1.query('select pg_backend_pid() as pid');
-      expect(r.stalled?.holder?.pid).toBe(me.pid);
+      expect(open.count).toBeGreaterThanOrEqual(1);
+      expect(open.oldest?.pid).toBe(me.pid);
+      expect(JSON.stringify(open)).not.toMatch(/insert into/i); // never another session's SQL
       await t1.query('rollback');
+      expect((await drainAll()).rows).toBe(0);
+      expect(await lifecycleOf('A')).toBeNull();
+      expect(await backlog(c.pool)).toBe(0);
     } finally {
       await t1.end();
     }
@@ -105,12 +114,12 @@ describe('drain batch', () => {
   it('re-applying after a crash between the Redis apply and the cursor commit changes nothing', async () => {
     await seedMinimal(c.pool);
     await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 3, 'placed')`);
-    const start = (await c.pool.query(`select txid::text, id::text from pipeline.consumer_offsets`)).rows[0];
+    const start = await saveCursorRow(c.pool);
     await drainAll();
     const snapshot = async () => Object.fromEntries(await Promise.all((await c.redis.keys('fbt:*')).filter((k) => /:(s|f|l|r):/.test(k)).sort().map(async (k) => [k, await c.redis.hgetall(k)])));
     const before = await snapshot();
     // The crash: Redis has the batch, the cursor never moved.
-    await c.pool.query(`update pipeline.consumer_offsets set txid = $1::xid8, id = $2`, [start.txid, start.id]);
+    await restoreCursorRow(c.pool, start);
     const replayed = await drainAll();
     expect(replayed.rows).toBeGreaterThan(0);
     expect(await snapshot()).toEqual(before);
@@ -129,7 +138,7 @@ describe('drain batch', () => {
       { key: 'W', error: expect.stringMatching(/unknown source table 'warehouses'/) },
     ]);
     // Re-processing the same rows (after a crash) does not duplicate dead letters.
-    await c.pool.query(`update pipeline.consumer_offsets set txid = '0', id = 0`);
+    await rewindCursor(c.pool);
     await drainAll();
     expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(2);
   });

@@ -3,6 +3,7 @@
  * non-overlapping intervals, end-of-day badges equal to the online answers, identical re-runs,
  * and a killed export leaving no partial partition.
  */
+import { rewindCursor } from '../support/cursor';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -48,7 +49,7 @@ beforeAll(async () => {
   for (;;) if (!(await acts.landChanges()).more) break;
   // A crash after landing but before the landing cursor moved lands the range again (here in
   // other chunk sizes, so the files differ and the changes are in the landing twice).
-  await c.pool.query(`update pipeline.consumer_offsets set txid = '0', id = 0 where consumer = 'landing'`);
+  await rewindCursor(c.pool, 'landing');
   for (;;) if (!(await landChanges(c.pool, dir, 1500)).more) break;
   duck = await openDuck('256MB');
 }, 120_000);

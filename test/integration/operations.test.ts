@@ -3,6 +3,7 @@
  * services: pause and catch-up, replay, backfill while the simulator writes, self-healing after
  * Redis loses its data, dead letters, verify, and the CLI's errors and exit codes.
  */
+import { backlog as drainBacklog } from '../support/cursor';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
@@ -21,10 +22,7 @@ let temporal: Awaited<ReturnType<typeof temporalClient>>;
 let api: Awaited<ReturnType<typeof startTestApi>>;
 const ops = (...args: string[]) => runOps(c.config, address, args);
 
-async function backlog(): Promise<number> {
-  const r = await c.pool.query(`select count(*)::int as n from pipeline.outbox o, pipeline.consumer_offsets c where c.consumer = 'redis-online-store' and (o.txid, o.id) > (c.txid, c.id)`);
-  return r.rows[0]?.n ?? 0;
-}
+const backlog = () => drainBacklog(c.pool);
 const stale = async () => (await get(`${api.base}/v1/badges?region=R-00&skus=SKU-0000001`)).body.stale as boolean;
 async function verifyClean(): Promise<void> {
   const v = await ops('verify', '--json');

@@ -3,6 +3,7 @@
  * a paused drain makes answers stale (still answering); after a simulator run the API agrees
  * with the rule computed by SQL; Redis down -> 503, back -> 200.
  */
+import { backlog } from '../support/cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPathRedis } from '../../serving/main';
 import { sourceBadges } from '../../reconcile/source-badges';
@@ -99,12 +100,7 @@ describe('through the drain', () => {
     await runTraffic(c.pool, { rate: 0, changes: 4000, connections: 6, seed: 3, size });
     // Tight capacities (after the traffic, which changes them too) so that every reason shows up.
     await c.pool.query(`update shop.fulfillment_centers set daily_capacity = case when substr(fc_id, 4)::int % 3 = 0 then 0 else 1000000 end`);
-    await eventually(async () => {
-      const { rows: [{ backlog }] } = await c.pool.query(
-        `select count(*)::int as backlog from pipeline.outbox o, pipeline.consumer_offsets c where (o.txid, o.id) > (c.txid, c.id)`,
-      );
-      return backlog === 0;
-    }, 20_000, 'the drain to apply every change');
+    await eventually(async () => (await backlog(c.pool)) === 0, 20_000, 'the drain to apply every change');
 
     const random = rng(99);
     const seen = new Set<string>();
