@@ -26,6 +26,7 @@ import { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
 import { rethrowClassified } from '../errors';
 import type { DrainMetrics } from '../../worker/metrics';
+import { faultPoint } from './fault-injection';
 import { acquireLease } from './lease';
 import { BATCH_START, ConsumerCursor, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from './outbox-reader';
 
@@ -166,6 +167,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       batch: cursor.batch,
     });
     const applySeconds = (performance.now() - tApply) / 1000;
+    faultPoint('after-apply');
     const visibleAt = Date.now();
     for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
 

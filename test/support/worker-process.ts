@@ -19,7 +19,7 @@ export function childEnv(config: Config, address: string): NodeJS.ProcessEnv {
   };
 }
 
-export function spawnWorker(config: Config, address: string, bundlePath: string): ChildProcess {
+export function spawnWorker(config: Config, address: string, bundlePath: string, extraEnv: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: ROOT,
     env: {
@@ -30,6 +30,7 @@ export function spawnWorker(config: Config, address: string, bundlePath: string)
       WORKFLOW_BUNDLE: bundlePath,
       LOG_LEVEL: 'WARN',
       WORKER_METRICS_PORT: '0',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,15 @@
+/**
+ * Fault injection for the crash tests, off unless FRESH_BADGES_FAULT is set:
+ *   FRESH_BADGES_FAULT=kill-after-apply:N  SIGKILL this process right after the N-th batch with
+ *                                          rows reached Redis, before its cursor commit: the
+ *                                          window the batch claim and the version checks cover.
+ * A real kill at a chosen instant, which no external timing can hit reliably.
+ */
+const spec = /^kill-(after-apply):(\d+)$/.exec(process.env.FRESH_BADGES_FAULT ?? '');
+let reached = 0;
+
+export function faultPoint(point: 'after-apply'): void {
+  if (!spec || spec[1] !== point) return;
+  reached += 1;
+  if (reached >= Number(spec[2])) process.kill(process.pid, 'SIGKILL');
+}
