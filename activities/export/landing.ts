@@ -53,7 +53,8 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
   await ensureConsumer(pool, names.landingConsumer);
   const cursor = await readCursor(pool, names.landingConsumer);
   // Land only what the drain has applied: the drain's last complete snapshot is the target.
-  const target = cursor.to ?? (await readCursor(pool, names.drainConsumer)).from;
+  const drainFrom = (await readCursor(pool, names.drainConsumer)).from;
+  const target = cursor.to ?? drainFrom;
   if (cursor.to === null && target === cursor.from) return { rows: 0, files: [], position: cursor.position, more: false };
   const rows = (
     await pool.query(
@@ -68,9 +69,11 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
   const next: ConsumerCursor = complete
     ? { batch: String(BigInt(cursor.batch) + 1n), from: target, fromAt: null, to: null, toAt: null, position: BATCH_START }
     : { ...cursor, to: target, position: { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id } };
+  // More to land: this batch is not done, or it was an older target than the drain's now.
+  const more = !complete || next.from !== drainFrom;
   if (rows.length === 0) {
     await saveCursor(pool, names.landingConsumer, next);
-    return { rows: 0, files: [], position: next.position, more: false };
+    return { rows: 0, files: [], position: next.position, more };
   }
   const appliedAt = await appliedTimes(pool, rows);
   const byDay = new Map<string, typeof rows>();
@@ -113,7 +116,7 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
   }
   await saveCursor(pool, names.landingConsumer, next);
   const last = rows[rows.length - 1];
-  return { rows: rows.length, files, position: { txid: last.txid, id: last.id }, more: !complete };
+  return { rows: rows.length, files, position: { txid: last.txid, id: last.id }, more };
 }
 
 /**
