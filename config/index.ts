@@ -22,6 +22,8 @@ const EnvSchema = z.object({
   /** Optional read replica for backfill/verify/rebuild reads; the primary when empty. */
   REPLICA_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
+  /** refuse: the worker will not start on a Redis whose maxmemory-policy can evict keys; warn: start anyway, logging why not. */
+  REDIS_EVICTION_CHECK: z.enum(['refuse', 'warn']).default('refuse'),
   /** Every key the pipeline writes starts with this, so one Redis can hold several stores. */
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{0,32}$/, 'letters, digits and _:.- only, at most 32').default('fb:'),
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:7233'),

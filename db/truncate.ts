@@ -9,6 +9,8 @@ export async function truncateEverything(pool: pg.Pool): Promise<void> {
   try {
     await client.query('begin');
     await client.query('set local session_replication_role = replica');
+    // Say who is in the way instead of waiting forever behind an open transaction.
+    await client.query(`set local lock_timeout = '10s'`);
     await client.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers,
       pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters, pipeline.drain_snapshots restart identity`);
     await client.query('commit');

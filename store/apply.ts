@@ -80,8 +80,9 @@ for i = 1, #KEYS do
       if not newer(key, x, z, w) then return end
       redis.call('HSET', key, x, y .. '|' .. z)
     elseif kind == 'A' then
-      if not newer(key, x, z, w) then return end
-      local existed = redis.call('EXISTS', key) == 1
+      local isNewer, cur = newer(key, x, z, w)
+      if not isNewer then return end
+      local existed = cur or redis.call('EXISTS', key) == 1
       redis.call('HSET', key, x, y .. '|' .. z)
       if not existed then redis.call('EXPIRE', key, tombTtl) end
     elseif kind == 'Y' then

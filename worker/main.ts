@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { loadConfig } from '../config';
 import { checkPostgres, createPool } from '../db/pool';
 import { storeKeys } from '../store/keys';
+import { checkEvictionPolicy } from '../store/redis-checks';
 import { createWorker } from './create-worker';
 import { createWorkerMetrics } from './metrics';
 
@@ -22,6 +23,7 @@ export async function runWorker(): Promise<void> {
   await redis.connect().catch((err) => {
     throw new Error(`Redis is not reachable at ${config.REDIS_URL}: ${err.message}`);
   });
+  await checkEvictionPolicy(redis, config.REDIS_EVICTION_CHECK);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }).catch((err) => {
     throw new Error(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${err.message}`);
   });

@@ -28,7 +28,7 @@ import { rethrowClassified } from '../errors';
 import type { DrainMetrics } from '../../worker/metrics';
 import { faultPoint } from './fault-injection';
 import { acquireLease } from './lease';
-import { BATCH_START, ConsumerCursor, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from './outbox-reader';
+import { BATCH_START, ConsumerCursor, Position, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from './outbox-reader';
 
 export interface DrainDeps {
   pool: pg.Pool;
@@ -128,8 +128,9 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     // A new batch claims its target in the store first, so a retry after a crash re-reads
     // exactly the rows an earlier attempt may have applied (store/batch-claim.ts).
     const target: { snap: string; at: number | null } = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : await claimBatchTarget(redis, keys, cursor.batch, now);
-    const rows = await readDelta(client, { from: cursor.from, to: target.snap, after: cursor.position, limit: maxRows });
-    const complete = rows.length < maxRows;
+    const chunk = await takePrefetched(pool, consumer, cursor.from, target.snap, cursor.position) ?? { rows: await readDelta(client, { from: cursor.from, to: target.snap, after: cursor.position, limit: maxRows }), limit: maxRows };
+    const rows = chunk.rows;
+    const complete = rows.length < chunk.limit;
     const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
     const next: ConsumerCursor = complete
       ? // every batch gets its own number, even an empty one: a number names one claimed target
@@ -146,6 +147,12 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       const storeComplete = target.at === null ? true : await markCaughtUp(redis, keys, target.at);
       return { outcome: 'idle', ...emptyResult(next), caughtUp: true, ...(storeComplete ? {} : { storeIncomplete: true }) };
     }
+
+    // Working off a backlog: read the next chunk on another connection while this one is applied
+    // to Redis (PostgreSQL and Redis then use both cores). The rows of a chunk are fixed by
+    // (cursor snapshot, target, position), so the prefetched rows are the ones the next call would
+    // read; it uses them only if its cursor is exactly that.
+    if (!complete) prefetch(pool, consumer, { from: cursor.from, to: target.snap, after: next.position, limit: maxRows });
 
     const updates: { update: FeatureUpdate; source: number }[] = [];
     const dead = new Map<number, string>();
@@ -203,6 +210,33 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     rethrowClassified(err, 'drain batch');
   } finally {
     client.release();
+  }
+}
+
+interface Prefetch {
+  key: string;
+  limit: number;
+  rows: Promise<OutboxRow[]>;
+}
+/** One prefetched chunk per database (pool): snapshot texts are cluster-wide, databases are not. */
+const prefetched = new WeakMap<pg.Pool, Prefetch>();
+
+const prefetchKey = (consumer: string, from: string, to: string, after: Position) => `${consumer} ${from} ${to} ${after.txid}:${after.id}`;
+
+function prefetch(pool: pg.Pool, consumer: string, input: { from: string; to: string; after: Position; limit: number }): void {
+  const rows = readDelta(pool, input);
+  rows.catch(() => undefined); // a failed prefetch is just not used
+  prefetched.set(pool, { key: prefetchKey(consumer, input.from, input.to, input.after), limit: input.limit, rows });
+}
+
+async function takePrefetched(pool: pg.Pool, consumer: string, from: string, to: string, after: Position): Promise<{ rows: OutboxRow[]; limit: number } | null> {
+  const p = prefetched.get(pool);
+  prefetched.delete(pool);
+  if (!p || p.key !== prefetchKey(consumer, from, to, after)) return null;
+  try {
+    return { rows: await p.rows, limit: p.limit };
+  } catch {
+    return null;
   }
 }
 

@@ -109,8 +109,6 @@ export async function saveCursor(db: pg.ClientBase | pg.Pool, consumer: string, 
   );
 }
 
-const ROW_COLUMNS = `o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, o.created_at`;
-
 /**
  * Rows visible in `to` and not in `from`, after `after` in (txid, id) order, at most `limit`.
  * Part one probes the transactions in `from`'s in-progress list that `to` sees finished; part two
@@ -130,24 +128,24 @@ export const DELTA_SQL = `
     select x as t from pg_snapshot_xip($1::pg_snapshot) x
      where pg_visible_in_snapshot(x, $2::pg_snapshot) and x >= $3::xid8
   )
-  select * from (
-    (select ${ROW_COLUMNS}
-       from finished cross join lateral (
-         select * from pipeline.outbox o
-          where o.txid = finished.t and (o.txid, o.id) > ($3::xid8, $4::bigint)
-          order by o.id limit $5) o
-      order by o.txid, o.id limit $5)
-    union all
-    (select ${ROW_COLUMNS}
-       from pipeline.outbox o
-      where o.txid >= pg_snapshot_xmax($1::pg_snapshot) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
-        and (o.txid, o.id) > ($3::xid8, $4::bigint)
-        and pg_visible_in_snapshot(o.txid, $2::pg_snapshot)
-      order by o.txid, o.id limit $5)
-  ) d
-  -- the output columns are text: order by the numbers
-  order by d.txid::xid8, d.id::bigint
-  limit $5`;
+  select d.id::text as id, d.txid::text as txid, d.tbl, d.op, d.key, d.image, d.old_image, d.created_at
+    from (
+      (select o.*
+         from finished cross join lateral (
+           select * from pipeline.outbox o
+            where o.txid = finished.t and (o.txid, o.id) > ($3::xid8, $4::bigint)
+            order by o.id limit $5) o
+        order by o.txid, o.id limit $5)
+      union all
+      (select o.*
+         from pipeline.outbox o
+        where o.txid >= pg_snapshot_xmax($1::pg_snapshot) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
+          and (o.txid, o.id) > ($3::xid8, $4::bigint)
+          and pg_visible_in_snapshot(o.txid, $2::pg_snapshot)
+        order by o.txid, o.id limit $5)
+    ) d
+   order by d.txid, d.id
+   limit $5`;
 
 /**
  * How many outbox rows are not yet applied by a consumer (visible now, not in its `from`), capped,

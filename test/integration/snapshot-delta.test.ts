@@ -235,6 +235,9 @@ describe('randomized model: concurrent transactions commit or roll back in any o
 
   it('after every drain the store equals the SQL rule over committed data', async () => {
     const tx = [await session(), await session(), await session()];
+    // A write that would wait on another session's lock fails instead of hanging the test
+    // (the test itself would be the one to release it).
+    for (const t of tx) await t.query(`set lock_timeout = '5s'`);
     try {
       await fc.assert(
         fc.asyncProperty(fc.array(step, { minLength: 10, maxLength: 60 }), fc.integer({ min: 1, max: 8 }), async (steps, chunk) => {
@@ -271,7 +274,8 @@ describe('randomized model: concurrent transactions commit or roll back in any o
         }).afterEach(async () => {
           for (const t of tx) await t.query('rollback'); // a failed run may leave one open
         }),
-        { numRuns: Number(process.env.MODEL_RUNS ?? 40) },
+        // Bounded: a failure shrinks for at most a minute, then reports what it has.
+        { numRuns: Number(process.env.MODEL_RUNS ?? 40), interruptAfterTimeLimit: 60_000, markInterruptAsFailure: true },
       );
     } finally {
       for (const t of tx) await t.end();

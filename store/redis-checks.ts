@@ -1,0 +1,39 @@
+/**
+ * Start-up checks of the Redis that holds the online store.
+ *
+ * Eviction: the store keeps keys with TTLs (load counters, tombstoned SKUs) and keys without. A
+ * `volatile-*` policy evicts the former under memory pressure, an `allkeys-*` policy any key; an
+ * evicted load counter reads as 0 (a full FC looks free), an evicted tombstone lets a late older
+ * change bring a deleted SKU back, an evicted field version lets an older value win. None of that
+ * is noticed. Only `noeviction` (writes fail loudly when memory runs out, the drain retries) is
+ * safe, so anything else is refused unless REDIS_EVICTION_CHECK=warn says the operator knows.
+ */
+import type { Redis } from 'ioredis';
+import { ConfigurationError } from '../config';
+
+export async function evictionPolicy(redis: Redis): Promise<string> {
+  try {
+    const r = (await redis.call('CONFIG', 'GET', 'maxmemory-policy')) as string[];
+    if (r.length >= 2) return r[1];
+  } catch {
+    // CONFIG may be disabled (managed Redis, ACL): INFO says it too
+  }
+  const info = await redis.info('memory');
+  const m = /maxmemory_policy:(\S+)/.exec(info);
+  if (!m) throw new Error('cannot read Redis maxmemory-policy (neither CONFIG GET nor INFO memory answered it)');
+  return m[1];
+}
+
+/** Refuses (or, with mode 'warn', warns about) a policy that can evict pipeline keys. */
+export async function checkEvictionPolicy(redis: Redis, mode: 'refuse' | 'warn', log: (m: string) => void = console.warn): Promise<string> {
+  const policy = await evictionPolicy(redis);
+  if (policy === 'noeviction') return policy;
+  const why =
+    `Redis maxmemory-policy is '${policy}': it can evict online-store keys silently (an evicted load counter reads as 0, ` +
+    `an evicted tombstone or version lets an old value back), so reads could claim fresh while wrong. ` +
+    `Set 'maxmemory-policy noeviction' (redis.conf or CONFIG SET) and size maxmemory for the catalogue, ` +
+    `or set REDIS_EVICTION_CHECK=warn to run anyway.`;
+  if (mode === 'refuse') throw new ConfigurationError(why);
+  log(`warning: ${why}`);
+  return policy;
+}
