@@ -12,9 +12,12 @@ import type { Redis } from 'ioredis';
 import type { FeatureUpdate } from '../features/definitions';
 import { intCode, lifecycleCode } from './field-codec';
 import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
+import { DeliveryPosition, positionArgs } from './store-position';
 
 // KEYS[i] is the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, ARGV[3]
-// mode ("drain" or "replay"), ARGV[4] the key prefix, then five ARGV per operation.
+// mode ("drain" or "replay"), ARGV[4] the key prefix, ARGV[5..7] the delivery position to record
+// as the store's applied position once the operations are done ('' for none: see
+// store/store-position.ts), then five ARGV per operation.
 //
 // Versions. A field holds "value|version": the outbox id of the change that wrote it, or
 // "s<k>" when a backfill wrote it from snapshot k (descriptor "xmin:xmax:xip,…" in {p}snaps).
@@ -73,7 +76,7 @@ local function lifecycleTtl(key, code)
 end
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local a = 4 + (i - 1) * 5
+  local a = 7 + (i - 1) * 5
   local kind, x, y, z, w = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local ok, err = pcall(function()
     if kind == 'S' then
@@ -129,6 +132,7 @@ for i = 1, #KEYS do
     failed[#failed + 1] = type(err) == 'table' and (err.err or 'error') or tostring(err)
   end
 end
+if ARGV[5] ~= '' then redis.call('HSET', prefix .. 'pos', 'lb', ARGV[5], 'lt', ARGV[6], 'li', ARGV[7]) end
 return { applied, failed, rebuild }
 `;
 
@@ -151,6 +155,8 @@ export interface ApplyOptions {
   mode?: 'drain' | 'replay';
   /** The drain batch the changes belong to: load deltas are ordered by (batch, txid, id). */
   batch?: string;
+  /** Recorded as the store's applied position by the last call, atomically with the changes. */
+  position?: DeliveryPosition;
 }
 
 export interface ApplyResult {
@@ -216,15 +222,16 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
 
 export async function applyOps(redis: Redis, prefix: string, ops: StoreOp[], opts: ApplyOptions): Promise<ApplyResult> {
   const result: ApplyResult = { applied: 0, sent: ops.length, failures: [], rebuild: [] };
-  if (ops.length === 0) return result;
+  if (ops.length === 0 && !opts.position) return result;
   const r = withScript(redis);
   const pipeline = r.pipeline() as unknown as WithApply & { exec(): Promise<[Error | null, unknown][] | null> };
   const chunks: StoreOp[][] = [];
   for (let i = 0; i < ops.length; i += opts.chunk) chunks.push(ops.slice(i, i + opts.chunk));
-  for (const chunk of chunks) {
+  if (chunks.length === 0) chunks.push([]); // a position to record and no changes (all dead-lettered, say)
+  for (const [n, chunk] of chunks.entries()) {
     const args: (string | number)[] = [chunk.length];
     for (const op of chunk) args.push(op.key);
-    args.push(opts.tombstoneTtlS, opts.loadTtlS, opts.mode ?? 'drain', prefix);
+    args.push(opts.tombstoneTtlS, opts.loadTtlS, opts.mode ?? 'drain', prefix, ...positionArgs(n === chunks.length - 1 ? (opts.position ?? null) : null));
     for (const op of chunk) args.push(op.kind, op.a, op.b, op.c, op.d);
     void pipeline.fbApply(...args);
   }

@@ -10,8 +10,8 @@
  *                              after FLUSHALL or a restart of an empty Redis: that is how data
  *                              loss is noticed)
  *   {p}snaps            hash  k -> "xmin:xmax:xip" of the snapshots backfills read from
- *   {p}pos              hash  the drain batch claimed last: batch, target snapshot, its time
- *                             (see store/batch-claim.ts)
+ *   {p}pos              hash  the store's own position: the batch claimed last (its snapshots)
+ *                             and the last row applied (see store/store-position.ts)
  *
  * Row-derived fields are stored as "value|version" (see store/field-codec.ts). Small hashes
  * stay in Redis's compact listpack encoding, which keeps a SKU·FC to a few dozen bytes.

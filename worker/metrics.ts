@@ -17,6 +17,8 @@ export interface DrainMetrics {
   batch(rows: number, seconds: number, applySeconds: number): void;
   freshness(sourceTimesMs: number[], visibleAtMs: number): void;
   deadLetters(n: number): void;
+  /** The store was found behind (re-delivered or rebuilt) or ahead (rebuilt) of the cursor. */
+  divergence(kind: 'behind' | 'behind-rebuild' | 'ahead'): void;
 }
 
 export function createWorkerMetrics() {
@@ -32,6 +34,7 @@ export function createWorkerMetrics() {
     registers: [registry],
   });
   const deadLetters = new client.Counter({ name: 'fresh_badges_dead_letters_total', help: 'changes sent to the dead-letter table', registers: [registry] });
+  const divergences = new client.Counter({ name: 'fresh_badges_store_divergence_total', help: 'times the online store was found behind or ahead of the drain cursor and re-aligned (kind: behind = re-delivered, behind-rebuild, ahead = rebuilt)', labelNames: ['kind'], registers: [registry] });
   const openXacts = new client.Gauge({ name: 'fresh_badges_open_transactions', help: 'write transactions open in the PostgreSQL cluster (they delay compaction and vacuum, not freshness)', registers: [registry] });
   const oldestXact = new client.Gauge({ name: 'fresh_badges_oldest_open_transaction_seconds', help: 'age of the oldest open write transaction (0: none)', registers: [registry] });
   const lagRows = new client.Gauge({ name: 'fresh_badges_drain_lag_rows', help: 'outbox rows not yet applied (capped at 1,000,000)', registers: [registry] });
@@ -48,6 +51,7 @@ export function createWorkerMetrics() {
       for (const t of sourceTimesMs) freshness.observe(Math.max(0, visibleAtMs - t) / 1000);
     },
     deadLetters: (n) => deadLetters.inc(n),
+    divergence: (kind) => divergences.inc({ kind }),
   };
 
   /** Refreshes the lag gauges every few seconds (two cheap queries). */

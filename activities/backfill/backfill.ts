@@ -22,7 +22,7 @@ import { featureUpdatesFrom, MalformedChange } from '../../features/from-source'
 import { applyOps, StoreOp, toBackfillOp, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
-import { readBatchClaim } from '../../store/batch-claim';
+import { readStorePosition } from '../../store/store-position';
 import { formatSnapshot, parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { ConsumerCursor, readCursor } from '../drain/outbox-reader';
 import { registerSnapshot, withSnapshot } from './snapshot';
@@ -97,8 +97,8 @@ export async function backfillLoads(
     // Everything the drain has applied: its last complete snapshot, plus the rows of the batch in
     // progress up to its position (all visible in that batch's target).
     // A batch claimed in the store but not committed (a crash) may have applied more: its target.
-    const claim = await readBatchClaim(redis, keys);
-    const applied = parseSnapshot(claim && claim.batch === cursor.batch ? claim.snap : (cursor.to ?? cursor.from));
+    const claim = (await readStorePosition(redis, keys)).claimed;
+    const applied = parseSnapshot(claim && claim.batch === cursor.batch ? claim.target : (cursor.to ?? cursor.from));
     const result = await withSnapshot(source, async (client, snap) => {
       if (!snapshotCovers(parseSnapshot(snap.text), applied)) {
         throw new Error(`the source snapshot (${snap.text}) has not yet seen every change the drain applied (${formatSnapshot(applied)}); a replica is behind — retrying`);

@@ -36,6 +36,9 @@ export async function pruneOutbox(
 ): Promise<PruneResult> {
   const floor = await lowestCursor(pool);
   if (!floor) return { deleted: 0, floor: null, more: false };
+  // Recorded before anything is deleted: a store found behind the cursor can be re-delivered
+  // from its own position only while the outbox still holds it (store/store-position.ts).
+  await pool.query(`update pipeline.outbox_floor set below = greatest(below, $1::xid8)`, [floor]);
   let deleted = 0;
   while (deleted < opts.maxRows) {
     const limit = Math.min(opts.chunk, opts.maxRows - deleted);

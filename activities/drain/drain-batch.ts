@@ -21,7 +21,9 @@ import { Config, names } from '../../config';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyUpdates } from '../../store/apply';
-import { claimBatchTarget } from '../../store/batch-claim';
+import { parseSnapshot } from '../../db/pg-snapshot';
+import { checkStorePosition, readStorePosition, StorePosition } from '../../store/store-position';
+import { rebuildStore } from '../../store/rebuild';
 import { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
 import { rethrowClassified } from '../errors';
@@ -49,7 +51,8 @@ export interface DrainBatchInput {
 }
 
 export interface DrainBatchResult {
-  outcome: 'applied' | 'idle' | 'lease-lost' | 'busy';
+  /** repaired: the store was found behind or ahead of the cursor and was re-aligned (see store/store-position.ts). */
+  outcome: 'applied' | 'idle' | 'lease-lost' | 'busy' | 'repaired';
   rows: number;
   /** Store operations that changed something (newer than what Redis held). */
   applied: number;
@@ -125,17 +128,32 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now.
     const t0 = performance.now();
     const { cursor, now } = await readCursorAndSnapshot(client, consumer);
-    // A new batch claims its target in the store first, so a retry after a crash re-reads
-    // exactly the rows an earlier attempt may have applied (store/batch-claim.ts).
-    const target: { snap: string; at: number | null } = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : await claimBatchTarget(redis, keys, cursor.batch, now);
+    // The store proves what it holds: its own applied position is compared with the cursor's,
+    // and a new batch claims its target there first, so a retry after a crash re-reads exactly
+    // the rows an earlier attempt may have applied (store/store-position.ts).
+    const check = await checkStorePosition(redis, keys, { batch: cursor.batch, from: cursor.from, proposed: cursor.to === null ? now : null, last: cursor.last });
+    const divergence =
+      check.status !== 'ok'
+        ? check
+        : cursor.to === null && parseSnapshot(check.target.snap).xmax > parseSnapshot(now.snap).xmax
+          ? ({ status: 'ahead', store: await readStorePosition(redis, keys) } as const) // transaction ids went back: PostgreSQL was restored
+          : null;
+    if (divergence) {
+      const resolved = await resolveDivergence(deps, client, consumer, cursor, divergence.status, divergence.store);
+      await client.query('commit');
+      open = false;
+      return { outcome: 'repaired', ...emptyResult(resolved.cursor), ...(resolved.rebuilt ? { storeIncomplete: true } : {}) };
+    }
+    const target: { snap: string; at: number | null } = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : (check as { target: { snap: string; at: number } }).target;
     const chunk = await takePrefetched(pool, consumer, cursor.from, target.snap, cursor.position) ?? { rows: await readDelta(client, { from: cursor.from, to: target.snap, after: cursor.position, limit: maxRows }), limit: maxRows };
     const rows = chunk.rows;
     const complete = rows.length < chunk.limit;
     const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
     const next: ConsumerCursor = complete
       ? // every batch gets its own number, even an empty one: a number names one claimed target
-        { batch: String(BigInt(cursor.batch) + 1n), from: target.snap, fromAt: target.at, to: null, toAt: null, position: BATCH_START }
+        { batch: String(BigInt(cursor.batch) + 1n), from: target.snap, fromAt: target.at, to: null, toAt: null, position: BATCH_START, last: cursor.last }
       : { ...cursor, to: target.snap, toAt: target.at, position: { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id } };
+    if (rows.length > 0) next.last = { batch: cursor.batch, txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id };
 
     if (rows.length === 0) {
       // Nothing new: the snapshot still moves on (so the next delta starts from it), and every
@@ -172,6 +190,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       tombstoneTtlS: config.TOMBSTONE_TTL_S,
       loadTtlS: config.LOAD_TTL_S,
       batch: cursor.batch,
+      position: next.last, // the store's applied position moves in the same call as the changes
     });
     const applySeconds = (performance.now() - tApply) / 1000;
     faultPoint('after-apply');
@@ -238,6 +257,48 @@ async function takePrefetched(pool: pg.Pool, consumer: string, from: string, to:
   } catch {
     return null;
   }
+}
+
+/**
+ * The store and the cursor disagree about what the store holds.
+ *   behind: re-deliver from the store's own position, when the outbox still holds it (compaction
+ *           has not pruned past it): the cursor goes back to the store's claimed batch, at the
+ *           position the store reached in it. Reads stay stale meanwhile: the watermark came back
+ *           old together with the data.
+ *   ahead, or behind past what the outbox holds: rebuild (empty the store, backfill). Loud.
+ */
+async function resolveDivergence(
+  deps: DrainDeps,
+  client: pg.PoolClient,
+  consumer: string,
+  cursor: ConsumerCursor,
+  kind: 'behind' | 'ahead',
+  store: StorePosition,
+): Promise<{ cursor: ConsumerCursor; rebuilt: boolean }> {
+  const describe = `store applied ${JSON.stringify(store.applied)}, claimed ${JSON.stringify(store.claimed && { batch: store.claimed.batch })}; cursor last ${JSON.stringify(cursor.last)}, batch ${cursor.batch}`;
+  if (kind === 'behind' && store.claimed && store.applied) {
+    const floor = (await client.query(`select below::text as below from pipeline.outbox_floor`)).rows[0]?.below ?? '0';
+    if (parseSnapshot(store.claimed.from).xmin >= BigInt(floor)) {
+      const sameBatch = store.applied.batch === store.claimed.batch;
+      const rewound: ConsumerCursor = {
+        batch: store.claimed.batch,
+        from: store.claimed.from,
+        fromAt: null,
+        to: store.claimed.target,
+        toAt: store.claimed.at,
+        position: sameBatch ? { txid: store.applied.txid, id: store.applied.id } : BATCH_START,
+        last: store.applied,
+      };
+      await saveCursor(client, consumer, rewound);
+      deps.log?.('warn', `online store is BEHIND the drain cursor (Redis lost writes: restarted from an older file, or failed over); re-delivering from the store's own position`, { detail: describe });
+      deps.metrics?.divergence('behind');
+      return { cursor: rewound, rebuilt: false };
+    }
+  }
+  deps.log?.('warn', `online store is ${kind === 'ahead' ? 'AHEAD of the source (PostgreSQL restored or failed over to a standby that was behind)' : 'BEHIND past what the outbox still holds'}: REBUILDING it (emptied, then backfilled; reads are stale until done)`, { detail: describe });
+  deps.metrics?.divergence(kind === 'ahead' ? 'ahead' : 'behind-rebuild');
+  await rebuildStore(deps.redis, deps.keys, cursor.last);
+  return { cursor, rebuilt: true };
 }
 
 function emptyResult(cursor: ConsumerCursor) {

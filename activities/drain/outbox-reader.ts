@@ -19,6 +19,7 @@
  */
 import type pg from 'pg';
 import type { OutboxRow } from '../../features/from-source';
+import { DeliveryPosition, NO_POSITION } from '../../store/store-position';
 
 /** A place in the outbox order (txid, id). */
 export interface Position {
@@ -39,15 +40,18 @@ export interface ConsumerCursor {
   toAt: number | null;
   /** Inside the batch in progress, the last row delivered; 0:0 at a batch's start. */
   position: Position;
+  /** The delivery position of the last row ever delivered (compared with the store's own). */
+  last: DeliveryPosition;
 }
 
 export const BATCH_START: Position = { txid: '0', id: '0' };
 
-export const FRESH_CURSOR: ConsumerCursor = { batch: '1', from: '1:1:', fromAt: null, to: null, toAt: null, position: BATCH_START };
+export const FRESH_CURSOR: ConsumerCursor = { batch: '1', from: '1:1:', fromAt: null, to: null, toAt: null, position: BATCH_START, last: NO_POSITION };
 
 const CURSOR_COLUMNS = `batch::text as batch, snap_from::text as "from",
   (extract(epoch from snap_from_at) * 1000)::float8 as "fromAt", snap_to::text as "to",
-  (extract(epoch from snap_to_at) * 1000)::float8 as "toAt", txid::text as txid, id::text as id`;
+  (extract(epoch from snap_to_at) * 1000)::float8 as "toAt", txid::text as txid, id::text as id,
+  last_batch::text as last_batch, last_txid::text as last_txid, last_id::text as last_id`;
 
 interface CursorRow {
   batch: string;
@@ -57,6 +61,9 @@ interface CursorRow {
   toAt: number | null;
   txid: string;
   id: string;
+  last_batch: string;
+  last_txid: string;
+  last_id: string;
 }
 
 const toCursor = (r: CursorRow): ConsumerCursor => ({
@@ -66,6 +73,7 @@ const toCursor = (r: CursorRow): ConsumerCursor => ({
   to: r.to,
   toAt: r.toAt,
   position: { txid: r.txid, id: r.id },
+  last: { batch: r.last_batch, txid: r.last_txid, id: r.last_id },
 });
 
 export async function ensureConsumer(db: pg.Pool | pg.ClientBase, consumer: string): Promise<void> {
@@ -103,9 +111,9 @@ export async function saveCursor(db: pg.ClientBase | pg.Pool, consumer: string, 
     `update pipeline.consumer_offsets
         set batch = $2, snap_from = $3::pg_snapshot, snap_from_at = to_timestamp($4::float8 / 1000),
             snap_to = $5::pg_snapshot, snap_to_at = to_timestamp($6::float8 / 1000),
-            txid = $7::xid8, id = $8, updated_at = now()
+            txid = $7::xid8, id = $8, last_batch = $9, last_txid = $10::xid8, last_id = $11, updated_at = now()
       where consumer = $1`,
-    [consumer, c.batch, c.from, c.fromAt, c.to, c.toAt, c.position.txid, c.position.id],
+    [consumer, c.batch, c.from, c.fromAt, c.to, c.toAt, c.position.txid, c.position.id, c.last.batch, c.last.txid, c.last.id],
   );
 }
 

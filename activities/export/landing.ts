@@ -14,7 +14,7 @@ import path from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type pg from 'pg';
 import { names } from '../../config';
-import { parseSnapshot, visibleIn } from '../../db/pg-snapshot';
+import { parseSnapshot, snapshotCovers, visibleIn } from '../../db/pg-snapshot';
 import { BATCH_START, ConsumerCursor, DELTA_SQL, ensureConsumer, Position, readCursor, saveCursor } from '../drain/outbox-reader';
 
 export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar, key varchar, image json, old_image json, source_ms bigint, applied_ms bigint`;
@@ -55,7 +55,10 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
   // Land only what the drain has applied: the drain's last complete snapshot is the target.
   const drainFrom = (await readCursor(pool, names.drainConsumer)).from;
   const target = cursor.to ?? drainFrom;
-  if (cursor.to === null && target === cursor.from) return { rows: 0, files: [], position: cursor.position, more: false };
+  // Nothing new, or the drain went back (it re-delivers to a store that lost writes): wait.
+  if (cursor.to === null && (target === cursor.from || !snapshotCovers(parseSnapshot(target), parseSnapshot(cursor.from)))) {
+    return { rows: 0, files: [], position: cursor.position, more: false };
+  }
   const rows = (
     await pool.query(
       `select d.txid, d.id, d.tbl, d.op, d.key, d.image::text as image, d.old_image::text as old_image,
@@ -67,7 +70,7 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
   ).rows;
   const complete = rows.length < maxRows;
   const next: ConsumerCursor = complete
-    ? { batch: String(BigInt(cursor.batch) + 1n), from: target, fromAt: null, to: null, toAt: null, position: BATCH_START }
+    ? { ...cursor, batch: String(BigInt(cursor.batch) + 1n), from: target, fromAt: null, to: null, toAt: null, position: BATCH_START }
     : { ...cursor, to: target, position: { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id } };
   // More to land: this batch is not done, or it was an older target than the drain's now.
   const more = !complete || next.from !== drainFrom;

@@ -115,10 +115,12 @@ describe('drain batch', () => {
     await seedMinimal(c.pool);
     await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 3, 'placed')`);
     const start = await saveCursorRow(c.pool);
-    await drainAll();
+    // One batch (it holds every row): Redis gets it and the cursor commits ...
+    expect((await acts.drainBatch({ owner })).caughtUp).toBe(true);
     const snapshot = async () => Object.fromEntries(await Promise.all((await c.redis.keys('fbt:*')).filter((k) => /:(s|f|l|r):/.test(k)).sort().map(async (k) => [k, await c.redis.hgetall(k)])));
     const before = await snapshot();
-    // The crash: Redis has the batch, the cursor never moved.
+    // ... or, had the worker died just before that commit, the cursor would still be here, with
+    // Redis holding the batch and its claim: exactly this state.
     await restoreCursorRow(c.pool, start);
     const replayed = await drainAll();
     expect(replayed.rows).toBeGreaterThan(0);

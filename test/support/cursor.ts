@@ -27,7 +27,8 @@ export type SavedCursor = Record<string, unknown>;
 
 export async function saveCursorRow(pool: pg.Pool, consumer = DRAIN): Promise<SavedCursor> {
   const r = await pool.query(
-    `select batch, snap_from::text as snap_from, snap_from_at, snap_to::text as snap_to, snap_to_at, txid::text as txid, id
+    `select batch, snap_from::text as snap_from, snap_from_at, snap_to::text as snap_to, snap_to_at, txid::text as txid, id,
+            last_batch, last_txid::text as last_txid, last_id
        from pipeline.consumer_offsets where consumer = $1`,
     [consumer],
   );
@@ -37,8 +38,8 @@ export async function saveCursorRow(pool: pg.Pool, consumer = DRAIN): Promise<Sa
 export async function restoreCursorRow(pool: pg.Pool, saved: SavedCursor, consumer = DRAIN): Promise<void> {
   await pool.query(
     `update pipeline.consumer_offsets set batch = $2, snap_from = $3::pg_snapshot, snap_from_at = $4, snap_to = $5::pg_snapshot,
-            snap_to_at = $6, txid = $7::xid8, id = $8 where consumer = $1`,
-    [consumer, saved.batch, saved.snap_from, saved.snap_from_at, saved.snap_to, saved.snap_to_at, saved.txid, saved.id],
+            snap_to_at = $6, txid = $7::xid8, id = $8, last_batch = $9, last_txid = $10::xid8, last_id = $11 where consumer = $1`,
+    [consumer, saved.batch, saved.snap_from, saved.snap_from_at, saved.snap_to, saved.snap_to_at, saved.txid, saved.id, saved.last_batch, saved.last_txid, saved.last_id],
   );
 }
 

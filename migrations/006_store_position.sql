@@ -1,0 +1,15 @@
+-- The store checks its own position against the cursor's (issue 11, store/store-position.ts):
+-- the cursor keeps the delivery position (batch, txid, id) of the last row it delivered, and
+-- compaction records how far it has pruned, so a store found behind knows whether the outbox
+-- still holds what it lacks (then the drain re-delivers it) or not (then the store is rebuilt).
+alter table pipeline.consumer_offsets
+  add column if not exists last_batch bigint not null default 0,
+  add column if not exists last_txid  xid8 not null default '0',
+  add column if not exists last_id    bigint not null default 0;
+
+-- Outbox rows with a txid below `below` may have been deleted by compaction.
+create table if not exists pipeline.outbox_floor (
+  one   boolean primary key default true check (one),
+  below xid8 not null default '0'
+);
+insert into pipeline.outbox_floor default values on conflict do nothing;

@@ -1,0 +1,176 @@
+/**
+ * The store proves what it holds (issue 11): a Redis restarted from a real RDB dump older than
+ * the drain cursor is noticed, reads say stale, and the drain re-delivers from the store's own
+ * position; a store ahead of the source (PostgreSQL restored from a backup) is rebuilt loudly.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ChildProcess, spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { BACKFILL_TABLES } from '../../activities/backfill/backfill';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { createBadgeReader } from '../../serving/badge-reader';
+import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
+import { runTraffic } from '../../simulator/traffic';
+import { restoreCursorRow, saveCursorRow } from '../support/cursor';
+import { resetState, testClients } from '../support/env';
+import { freePort, stopProcess } from '../support/redis-process';
+import { exited } from '../support/worker-process';
+
+const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fb-redis-'));
+let port: number;
+let server: ChildProcess;
+
+/** A redis-server that keeps an RDB file in `dir`, like a production one with persistence. */
+async function startPersistentRedis(): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await probe.connect().catch(() => undefined);
+      if ((await probe.ping()) === 'PONG') break;
+    } catch {
+      // loading
+    }
+    if (Date.now() > deadline) throw new Error('redis-server did not come up');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  probe.disconnect();
+  return child;
+}
+
+let c: ReturnType<typeof testClients>;
+beforeAll(async () => {
+  port = await freePort();
+  server = await startPersistentRedis();
+  c = testClients({ REDIS_URL: `redis://127.0.0.1:${port}/0`, STALE_AFTER_MS: '500' });
+  c.redis.on('error', () => undefined); // refused while the test restarts it: ioredis reconnects
+});
+afterAll(async () => {
+  await c.close();
+  await stopProcess(server);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const owner = 'divergence-test';
+const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
+
+async function drainAll(acts: ReturnType<typeof createActivities>): Promise<string[]> {
+  const outcomes: string[] = [];
+  for (;;) {
+    const r = await acts.drainBatch({ owner });
+    outcomes.push(r.outcome);
+    if (r.outcome === 'idle') return outcomes;
+  }
+}
+
+describe('store position', () => {
+  it('Redis restarted from an RDB dump older than the cursor, under traffic: stale until whole, then equal to the source', async () => {
+    const acts = createActivities(c);
+    await resetState(c);
+    await acts.acquireDrainLease({ owner });
+    await seedCatalogue(c.pool, size);
+    await drainAll(acts);
+    await runTraffic(c.pool, { rate: 0, changes: 500, connections: 4, seed: 1, size });
+    await drainAll(acts);
+    await c.redis.save(); // the file Redis will come back from
+    await new Promise((r) => setTimeout(r, 700)); // older than STALE_AFTER_MS by the time it is back
+    await runTraffic(c.pool, { rate: 0, changes: 1500, connections: 4, seed: 2, size });
+    await drainAll(acts);
+    expect(await mismatches()).toEqual([]);
+
+    // Redis dies without saving and comes back from the older file: the epoch and the watermark
+    // are there (from the file), the last 1,500 changes are not.
+    // (A client of its own that never reconnects: ioredis would resend SHUTDOWN to the new server.)
+    const gone = exited(server);
+    const killer = new Redis({ port, retryStrategy: () => null, autoResendUnfulfilledCommands: false });
+    await killer.call('SHUTDOWN', 'NOSAVE').catch(() => undefined);
+    killer.disconnect();
+    await gone;
+    server = await startPersistentRedis();
+    await c.redis.ping();
+    expect(await c.redis.exists(c.keys.epoch)).toBe(1);
+    expect((await mismatches()).length).toBeGreaterThan(0);
+    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 500 });
+    expect((await reader.freshness()).stale).toBe(true);
+
+    // The drain notices, re-delivers from the store's own position, while traffic goes on.
+    let trafficDone = false;
+    const traffic = runTraffic(c.pool, { rate: 800, durationMs: 1500, connections: 2, seed: 3, size }).then(() => (trafficDone = true));
+    const outcomes: string[] = [];
+    while (!trafficDone) {
+      const r = await acts.drainBatch({ owner });
+      outcomes.push(r.outcome);
+      // Re-aligned but not yet re-delivered: still stale (the watermark came back old with the data).
+      if (r.outcome === 'repaired') expect((await reader.freshness()).stale).toBe(true);
+    }
+    await traffic;
+    outcomes.push(...(await drainAll(acts)));
+    expect(outcomes[0]).toBe('repaired');
+    expect(outcomes.filter((o) => o === 'repaired')).toHaveLength(1);
+    expect(await mismatches()).toEqual([]);
+    expect((await reader.freshness()).stale).toBe(false);
+  });
+
+  it('a store ahead of the source (PostgreSQL restored from a backup) is rebuilt, loudly, and reads are stale until it is whole', async () => {
+    const divergences: string[] = [];
+    const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
+    const acts = createActivities({ ...c, metrics });
+    await resetState(c);
+    await acts.acquireDrainLease({ owner });
+    await seedCatalogue(c.pool, size);
+    await drainAll(acts);
+    const backup = await saveCursorRow(c.pool);
+    // Two batches the store sees and the restored database will not know about.
+    await runTraffic(c.pool, { rate: 0, changes: 300, connections: 4, seed: 4, size });
+    await drainAll(acts);
+    await runTraffic(c.pool, { rate: 0, changes: 300, connections: 4, seed: 5, size });
+    await drainAll(acts);
+    // The restore: the cursor goes back, the store keeps what it had seen.
+    await restoreCursorRow(c.pool, backup);
+    const r = await acts.drainBatch({ owner });
+    expect(r).toMatchObject({ outcome: 'repaired', storeIncomplete: true });
+    expect(divergences).toEqual(['ahead']);
+    expect(await c.redis.exists(c.keys.epoch)).toBe(0);
+    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 500 });
+    expect((await reader.freshness()).stale).toBe(true);
+
+    // What backfill-auto does: fill every table from a snapshot, recompute loads, set the epoch.
+    await drainAll(acts);
+    for (const table of BACKFILL_TABLES) {
+      let after: string[] | null = null;
+      do after = (await acts.backfillChunk({ table, after, limit: 100 })).last;
+      while (after);
+    }
+    await acts.backfillLoads();
+    await acts.finishBackfill({ epoch: 'test-rebuild' });
+    await drainAll(acts);
+    expect(await mismatches()).toEqual([]);
+    expect((await reader.freshness()).stale).toBe(false);
+    expect(divergences).toEqual(['ahead']); // once
+  });
+
+  it('a claimed target newer than any snapshot PostgreSQL hands out (transaction ids went back) means ahead', async () => {
+    const divergences: string[] = [];
+    const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
+    const acts = createActivities({ ...c, metrics });
+    await resetState(c);
+    await acts.acquireDrainLease({ owner });
+    await seedCatalogue(c.pool, size);
+    await drainAll(acts);
+    const cursor = await saveCursorRow(c.pool);
+    // The store claimed the cursor's next batch at a snapshot from "the future" of this database:
+    // what it looks like after PostgreSQL is restored to a point before that claim.
+    await c.redis.hset(c.keys.pos, 'cb', String(cursor.batch), 'cf', String(cursor.snap_from), 'ct', '4000000000:4000000000:', 'cat', String(Date.now()));
+    const r = await acts.drainBatch({ owner });
+    expect(r).toMatchObject({ outcome: 'repaired', storeIncomplete: true });
+    expect(divergences).toEqual(['ahead']);
+  });
+});
