@@ -39,7 +39,7 @@ export function createActivities(clients: ActivityClients) {
   const keys = storeKeys(clients.config.REDIS_PREFIX);
   return {
     ...createDrainActivities({ ...clients, keys, log: activityLog, metrics: clients.metrics }),
-    ...createLifecycleActivities(clients),
+    ...createLifecycleActivities({ ...clients, keys }),
     ...createCompactionActivities({ ...clients, keys }),
     ...createReplayActivities({ ...clients, keys }),
     ...createVerifyActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),

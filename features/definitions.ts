@@ -40,7 +40,15 @@ export function utcDay(at: Date): string {
  *    delta it took, and the drain always applies in that order.
  */
 export type FeatureUpdate =
-  | { feature: 'sku.lifecycle'; sku: string; value: Lifecycle | null; version: number; txid: string }
+  | {
+      feature: 'sku.lifecycle';
+      sku: string;
+      value: Lifecycle | null;
+      version: number;
+      txid: string;
+      /** An update of an existing SKU: if the store no longer knows the SKU, its stock must be rebuilt. */
+      update?: boolean;
+    }
   | { feature: 'sku.available'; sku: string; fc: string; value: number | null; version: number; txid: string }
   | { feature: 'fc.capacity'; fc: string; value: number | null; version: number; txid: string }
   | { feature: 'region.rank'; region: string; fc: string; value: number | null; version: number; txid: string }

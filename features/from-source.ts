@@ -77,7 +77,7 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
         return [{ feature: 'sku.lifecycle', sku: k.sku_id, value: null, version, txid: row.txid }];
       }
       const r = parse(SkuRow, row.image, where);
-      return [{ feature: 'sku.lifecycle', sku: r.sku_id, value: r.lifecycle, version, txid: row.txid }];
+      return [{ feature: 'sku.lifecycle', sku: r.sku_id, value: r.lifecycle, version, txid: row.txid, ...(row.op === 'U' ? { update: true } : {}) }];
     }
     case 'inventory': {
       if (deleted) {

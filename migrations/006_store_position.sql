@@ -13,3 +13,8 @@ create table if not exists pipeline.outbox_floor (
   below xid8 not null default '0'
 );
 insert into pipeline.outbox_floor default values on conflict do nothing;
+
+-- A change dead-lettered because Redis rejected some of its store operations had the others
+-- applied: the load counters still owed are listed here, so a retry adds exactly those deltas
+-- (null: none was applied, e.g. a malformed row).
+alter table pipeline.dead_letters add column if not exists pending_loads jsonb;

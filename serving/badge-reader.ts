@@ -55,7 +55,7 @@ for _, fc in ipairs(fcs) do
 end
 local out = { region, fcinfo, redis.call('HMGET', p .. 'meta', 'caughtUpAt') }
 for i = 4, #ARGV do
-  out[#out + 1] = redis.call('HMGET', p .. 's:' .. ARGV[i], '_', unpack(fcs))
+  out[#out + 1] = redis.call('HMGET', p .. 's:' .. ARGV[i], '${LIFECYCLE_FIELD}', unpack(fcs))
 end
 return out
 `;
@@ -80,35 +80,45 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
     return { asOf: new Date(caughtUpAt).toISOString(), lagMs, stale: lagMs > opts.staleAfterMs };
   }
 
-  function regionFcs(regionHash: Record<string, string>, info: (fc: string, i: number) => [string | null, string | null]): RegionFc[] {
+  /**
+   * The region's FCs from its hash as Redis returned it (a flat [fc, value, ...] list), with each
+   * FC's capacity and load at the same index. Kept as arrays in Redis's order: a JavaScript object
+   * would reorder integer-like ids ("2" before "10") and give `__proto__` special meaning.
+   */
+  function regionFcs(flatRegion: string[], info: (i: number) => [string | null, string | null]): { ranked: RegionFc[]; order: string[] } {
+    const order: string[] = [];
     const out: RegionFc[] = [];
-    Object.keys(regionHash).forEach((fc, i) => {
-      const rank = storedInt(regionHash[fc]);
-      if (rank === null) return; // tombstone: the FC no longer serves the region
-      const [capacity, load] = info(fc, i);
+    for (let i = 0; i < flatRegion.length; i += 2) {
+      const fc = flatRegion[i];
+      order.push(fc);
+      const rank = storedInt(flatRegion[i + 1]);
+      if (rank === null) continue; // tombstone: the FC no longer serves the region
+      const [capacity, load] = info(i / 2);
       out.push({ fc, rank, capacity: storedInt(capacity), load: load ? Number(load) : 0 });
+    }
+    return { ranked: rankRegionFcs(out), order };
+  }
+
+  function badgesFrom(skus: string[], order: string[], ranked: RegionFc[], skuFields: (string | null)[][]): Badge[] {
+    // Field 0 is the lifecycle, field i + 1 the stock at order[i].
+    const position = new Map(order.map((fc, i) => [fc, i + 1]));
+    return skus.map((sku, n) => {
+      const fields = skuFields[n];
+      return decideBadge(sku, { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) }, ranked);
     });
-    return rankRegionFcs(out);
   }
 
   async function readLua(region: string, skus: string[], at: number) {
     const reply = await redis.fbReadBadges(0, opts.prefix, utcDay(new Date(at)), region, ...skus);
     const [flatRegion, fcinfo, [caughtUp], ...skuFields] = reply;
-    const regionHash: Record<string, string> = {};
-    for (let i = 0; i < flatRegion.length; i += 2) regionHash[flatRegion[i]] = flatRegion[i + 1];
-    const order = Object.keys(regionHash);
-    const fcs = regionFcs(regionHash, (_fc, i) => [fcinfo[2 * i] || null, fcinfo[2 * i + 1] || null]);
-    const position = new Map(order.map((fc, i) => [fc, i + 1]));
-    const badges = skus.map((sku, n) => {
-      const fields = skuFields[n];
-      return decideBadge(sku, { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) }, fcs);
-    });
-    return { badges, caughtUp };
+    const { ranked, order } = regionFcs(flatRegion, (i) => [fcinfo[2 * i] || null, fcinfo[2 * i + 1] || null]);
+    return { badges: badgesFrom(skus, order, ranked, skuFields), caughtUp };
   }
 
   async function readPipeline(region: string, skus: string[], at: number) {
-    const regionHash = await opts.redis.hgetall(keys.region(region));
-    const order = Object.keys(regionHash);
+    // HGETALL through `call`: the flat reply, in Redis's order (hgetall() would build an object).
+    const flatRegion = (await opts.redis.call('HGETALL', keys.region(region))) as string[];
+    const order = flatRegion.filter((_, i) => i % 2 === 0);
     const p = opts.redis.pipeline();
     const day = utcDay(new Date(at));
     for (const fc of order) {
@@ -121,14 +131,10 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
       if (err) throw err;
       return v;
     });
-    const fcs = regionFcs(regionHash, (_fc, i) => [res[2 * i] as string | null, res[2 * i + 1] as string | null]);
+    const { ranked } = regionFcs(flatRegion, (i) => [res[2 * i] as string | null, res[2 * i + 1] as string | null]);
     const caughtUp = res[2 * order.length] as string | null;
-    const position = new Map(order.map((fc, i) => [fc, i + 1]));
-    const badges = skus.map((sku, n) => {
-      const fields = res[2 * order.length + 1 + n] as (string | null)[];
-      return decideBadge(sku, { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) }, fcs);
-    });
-    return { badges, caughtUp };
+    const skuFields = skus.map((_, n) => res[2 * order.length + 1 + n] as (string | null)[]);
+    return { badges: badgesFrom(skus, order, ranked, skuFields), caughtUp };
   }
 
   const read = opts.mode === 'pipeline' ? readPipeline : readLua;

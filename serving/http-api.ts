@@ -39,7 +39,9 @@ export function createApiHandler(opts: ApiOptions) {
       send(res, 400, { error: 'malformed request URL' });
       return ['unknown', 400];
     }
-    const path = url.pathname;
+    // The path as sent: URL parsing would resolve "." and ".." segments (even percent-encoded),
+    // and "." and ".." are valid SKU ids, addressable as /v1/badges/%2E.
+    const path = rawUrl.split('?')[0].split('#')[0];
     const route: Route =
       path === '/v1/badges' ? 'badges' : path.startsWith('/v1/badges/') ? 'badge' : path === '/healthz' ? 'healthz' : path === '/metrics' ? 'metrics' : 'unknown';
     if (route === 'unknown') {

@@ -30,7 +30,8 @@ import { DeliveryPosition, positionArgs } from './store-position';
 //                             new key gets the tombstone TTL: stock of a SKU the store does not
 //                             know (tombstone expired, lifecycle not arrived yet) must not live
 //                             forever; the lifecycle's arrival makes the key persist.
-//   Y _ code id txid          a SKU's lifecycle. d (discontinued) and x (deleted) start the key's
+//   Y # code id txid          a SKU's lifecycle (field LIFECYCLE_FIELD); U the same for an update of
+//                             an existing SKU, which raises a rebuild (below). d (discontinued) and x (deleted) start the key's
 //                             TTL (an expiring tombstone); a and p make it persist. Becoming a/p on
 //                             a key with no lifecycle (tombstone expired) is reported: that SKU's
 //                             stock must be rebuilt.
@@ -43,7 +44,12 @@ import { DeliveryPosition, positionArgs } from './store-position';
 //   C n b:txid:id - k         backfill: set a load counter to n as of delivery position
 //                             (b, txid, id) and snapshot k (taken under the drain lock; see
 //                             activities/backfill).
-//   R delta dlid - -          dead-letter retry of a load delta: applied once per dead letter id.
+//   R delta mark txid -       dead-letter retry of a load delta: applied once per marker (dead letter
+//                             id and effect number: an order that moved FC or day has two), and not
+//                             at all when a backfill recomputed the counter from a snapshot that saw
+//                             the change's transaction.
+// Rebuild requests (U on a key with no lifecycle: its tombstone expired) are returned and kept in
+// the set {p}rebuilds until the rebuild has re-emitted the SKU's rows (store/rebuild-requests.ts).
 // Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
 // cannot wedge the whole stream: the caller dead-letters that change.
 const APPLY_LUA = `
@@ -88,12 +94,16 @@ for i = 1, #KEYS do
       local existed = cur or redis.call('EXISTS', key) == 1
       redis.call('HSET', key, x, y .. '|' .. z)
       if not existed then redis.call('EXPIRE', key, tombTtl) end
-    elseif kind == 'Y' then
-      local isNewer, cur = newer(key, '_', z, w)
+    elseif kind == 'Y' or kind == 'U' then
+      local isNewer, cur = newer(key, x, z, w)
       if not isNewer then return end
-      redis.call('HSET', key, '_', y .. '|' .. z)
+      redis.call('HSET', key, x, y .. '|' .. z)
       lifecycleTtl(key, y)
-      if not cur and y ~= 'd' and y ~= 'x' then rebuild[#rebuild + 1] = i end
+      if kind == 'U' and not cur and y ~= 'd' and y ~= 'x' then
+        -- recorded with the lifecycle, in this same call: a crash after it cannot lose the request
+        redis.call('SADD', prefix .. 'rebuilds', string.sub(key, #prefix + 3))
+        rebuild[#rebuild + 1] = i
+      end
     elseif kind == 'L' then
       local pos = redis.call('HMGET', key, 'b', 't', 'i', 'sk')
       local cb, ct, ci = tonumber(pos[1]), tonumber(pos[2]), tonumber(pos[3])
@@ -119,6 +129,9 @@ for i = 1, #KEYS do
       redis.call('HSET', key, 'n', x, 'b', b, 't', t, 'i', i, 'sk', w)
       redis.call('EXPIRE', key, loadTtl)
     elseif kind == 'R' then
+      -- a backfill recomputed the counter from a snapshot that saw this change: it is counted
+      local sk = redis.call('HGET', key, 'sk')
+      if sk and visibleIn(sk, z) then return end
       if not redis.call('SET', prefix .. 'dlr:' .. y, '1', 'NX', 'EX', 604800) then return end
       redis.call('HINCRBY', key, 'n', x)
       redis.call('EXPIRE', key, loadTtl)
@@ -138,7 +151,7 @@ return { applied, failed, rebuild }
 
 export interface StoreOp {
   key: string;
-  kind: 'S' | 'A' | 'Y' | 'L' | 'B' | 'C' | 'R';
+  kind: 'S' | 'A' | 'Y' | 'U' | 'L' | 'B' | 'C' | 'R';
   a: string;
   b: string;
   c: string;
@@ -165,7 +178,7 @@ export interface ApplyResult {
   /** Operations sent after folding. */
   sent: number;
   /** Changes Redis rejected, by the caller's source index. */
-  failures: { source: number; error: string }[];
+  failures: { source: number; error: string; key: string; kind: StoreOp['kind'] }[];
   /** Source indexes of lifecycle changes that made a SKU the store had forgotten active again. */
   rebuild: number[];
 }
@@ -181,7 +194,7 @@ function withScript(redis: Redis): WithApply {
 function toOp(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): StoreOp {
   switch (u.feature) {
     case 'sku.lifecycle':
-      return { key: keys.sku(u.sku), kind: 'Y', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), d: u.txid, source };
+      return { key: keys.sku(u.sku), kind: u.update ? 'U' : 'Y', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), d: u.txid, source };
     case 'sku.available':
       return { key: keys.sku(u.sku), kind: 'A', a: u.fc, b: intCode(u.value), c: String(u.version), d: u.txid, source };
     case 'fc.capacity':
@@ -246,7 +259,7 @@ export async function applyOps(redis: Redis, prefix: string, ops: StoreOp[], opt
     for (const i of rebuild) result.rebuild.push(chunks[n][Number(i) - 1].source);
     for (let i = 0; i < failed.length; i += 2) {
       const op = chunks[n][Number(failed[i]) - 1];
-      result.failures.push({ source: op.source, error: `redis rejected ${op.key}: ${failed[i + 1]}` });
+      result.failures.push({ source: op.source, error: `redis rejected ${op.key}: ${failed[i + 1]}`, key: op.key, kind: op.kind });
     }
   });
   return result;

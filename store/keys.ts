@@ -1,12 +1,12 @@
 /**
  * The online store's Redis layout, in one place (the drain writes it, reads and verify read it).
  *
- *   {p}s:{sku}          hash  _ -> lifecycle   {fc} -> available at that FC
+ *   {p}s:{sku}          hash  # -> lifecycle   {fc} -> available at that FC
  *   {p}f:{fc}           hash  c -> daily capacity
  *   {p}l:{fc}:{yyyymmdd} hash n -> load that UTC day, t/i -> stream position of the last delta
  *   {p}r:{region}       hash  {fc} -> rank
  *   {p}meta             hash  freshness watermark and pipeline bookkeeping
- *   {p}epoch            string  present while the store is complete (set by a backfill; gone
+ *   {p}epoch:2          string  present while the store is complete (set by a backfill; gone
  *                              after FLUSHALL or a restart of an empty Redis: that is how data
  *                              loss is noticed)
  *   {p}snaps            hash  k -> "xmin:xmax:xip" of the snapshots backfills read from
@@ -24,12 +24,20 @@ export interface StoreKeys {
   region(region: string): string;
   meta: string;
   epoch: string;
+  /** The epoch key of layout 1 (lifecycle in field "_"). */
+  legacyEpoch: string;
   snaps: string;
   snapSeq: string;
   pos: string;
 }
 
-export const LIFECYCLE_FIELD = '_';
+/**
+ * The SKU hash's lifecycle field: a name no id can take (ids are letters, digits and . _ : -),
+ * so an FC called "_" or "__proto__" has a stock field of its own. (Layout 2; layout 1 used "_".)
+ */
+export const LIFECYCLE_FIELD = '#';
+/** Bumped when the layout changes: a store of another layout is rebuilt (store/layout.ts). */
+export const STORE_LAYOUT = 2;
 export const CAPACITY_FIELD = 'c';
 
 export function storeKeys(prefix: string): StoreKeys {
@@ -40,7 +48,8 @@ export function storeKeys(prefix: string): StoreKeys {
     load: (fc, day) => `${prefix}l:${fc}:${day}`,
     region: (region) => `${prefix}r:${region}`,
     meta: `${prefix}meta`,
-    epoch: `${prefix}epoch`,
+    epoch: `${prefix}epoch:${STORE_LAYOUT}`,
+    legacyEpoch: `${prefix}epoch`,
     snaps: `${prefix}snaps`,
     snapSeq: `${prefix}snapseq`,
     pos: `${prefix}pos`,

@@ -7,13 +7,14 @@ import type { Redis } from 'ioredis';
 import type { StoreKeys } from './keys';
 import { DeliveryPosition, resetStorePosition } from './store-position';
 
-export async function rebuildStore(redis: Redis, keys: StoreKeys, cursorLast: DeliveryPosition): Promise<number> {
-  await redis.del(keys.epoch);
+/** `cursorLast`: the drain cursor's last delivered position (null: the next batch supplies it). */
+export async function rebuildStore(redis: Redis, keys: StoreKeys, cursorLast: DeliveryPosition | null): Promise<number> {
+  await redis.del(keys.epoch, keys.legacyEpoch);
   let removed = 0;
   const stream = redis.scanStream({ match: `${keys.prefix}*`, count: 1000 });
   for await (const batch of stream as AsyncIterable<string[]>) {
     if (batch.length) removed += await redis.unlink(...batch);
   }
-  await resetStorePosition(redis, keys, cursorLast);
+  if (cursorLast) await resetStorePosition(redis, keys, cursorLast);
   return removed;
 }

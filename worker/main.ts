@@ -8,6 +8,7 @@ import { loadConfig } from '../config';
 import { checkPostgres, createPool } from '../db/pool';
 import { storeKeys } from '../store/keys';
 import { checkEvictionPolicy } from '../store/redis-checks';
+import { upgradeStoreLayout } from '../store/layout';
 import { createWorker } from './create-worker';
 import { createWorkerMetrics } from './metrics';
 
@@ -24,6 +25,7 @@ export async function runWorker(): Promise<void> {
     throw new Error(`Redis is not reachable at ${config.REDIS_URL}: ${err.message}`);
   });
   await checkEvictionPolicy(redis, config.REDIS_EVICTION_CHECK);
+  await upgradeStoreLayout(redis, storeKeys(config.REDIS_PREFIX));
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }).catch((err) => {
     throw new Error(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${err.message}`);
   });

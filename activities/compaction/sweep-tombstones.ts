@@ -23,9 +23,13 @@ export async function sweepFieldTombstones(
   const r = await pool.query(
     // Rows the drain has not applied: not visible in its cursor's snapshot (in progress then, or
     // newer). Uncommitted ones count too: they may still commit.
-    `select coalesce((select min(o.id) from pipeline.outbox o
-                       where o.txid = any(array(select pg_snapshot_xip(c.snap_from)))
-                          or o.txid >= pg_snapshot_xmax(c.snap_from)), 9223372036854775807)::text as bound
+    // (Two index scans with bounds as scalar subqueries; an OR of both would scan the table.)
+    `select least(
+              (select min(o.id) from pipeline.outbox o
+                where o.txid = any(array(select pg_snapshot_xip(snap_from) from pipeline.consumer_offsets where consumer = $1))),
+              (select min(o.id) from pipeline.outbox o
+                where o.txid >= (select pg_snapshot_xmax(snap_from) from pipeline.consumer_offsets where consumer = $1)),
+              9223372036854775807)::text as bound
        from pipeline.consumer_offsets c where c.consumer = $1`,
     [consumer],
   );

@@ -1,8 +1,9 @@
 /**
  * Retrying dead letters (after the cause was fixed: a code fix for the feature logic, a Redis key
  * of the wrong type removed, …). Each is applied with its original version, so it cannot
- * overwrite anything newer; a load delta is applied at most once per dead letter (a marker key in
- * Redis), since its stream position is long behind the counter's. Success stamps retried_at;
+ * overwrite anything newer; each load delta is applied at most once (a marker key in Redis per
+ * dead letter and effect), since its stream position is long behind the counter's, and not at all
+ * when a backfill has recomputed the counter from a snapshot that saw the change. Success stamps retried_at;
  * failure records the new error and leaves it for later.
  */
 import type { Redis } from 'ioredis';
@@ -46,7 +47,7 @@ export async function retryDeadLetters(
   input: { ids?: string[] },
 ): Promise<{ retried: number; failed: number; errors: { id: string; error: string }[] }> {
   const r = await db.query(
-    `select id::text, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image
+    `select id::text, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
        from pipeline.dead_letters where retried_at is null ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by id`,
     input.ids?.length ? [input.ids] : [],
   );
@@ -57,7 +58,11 @@ export async function retryDeadLetters(
       const row: OutboxRow = { id: dl.oid, txid: dl.txid, tbl: dl.tbl, op: dl.op, key: dl.key, image: dl.image, old_image: dl.old_image, created_at: new Date() };
       const updates = featureUpdatesFrom(row);
       const ops: StoreOp[] = foldOps(keys, updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })));
-      for (const u of updates) if (u.feature === 'fc.load') ops.push(deltaOnce(keys, u, dl.id));
+      // Only the load deltas still owed: Redis may have taken some of the change's operations.
+      const owed: string[] | null = dl.pending_loads;
+      (updates.filter((u) => u.feature === 'fc.load') as LoadUpdate[]).forEach((u, n) => {
+        if (owed === null || owed.includes(keys.load(u.fc, u.day))) ops.push(deltaOnce(keys, u, dl.id, n));
+      });
       const applied = await applyOps(redis, keys.prefix, ops, opts);
       if (applied.failures.length) error = applied.failures[0].error;
     } catch (err) {
@@ -75,6 +80,9 @@ export async function retryDeadLetters(
   return result;
 }
 
-function deltaOnce(keys: StoreKeys, u: Extract<FeatureUpdate, { feature: 'fc.load' }>, deadLetterId: string): StoreOp {
-  return { key: keys.load(u.fc, u.day), kind: 'R', a: String(u.delta), b: deadLetterId, c: '', d: '', source: 0 };
+type LoadUpdate = Extract<FeatureUpdate, { feature: 'fc.load' }>;
+
+/** Each load effect of a dead letter has its own once-marker (an order moved to another FC or day has two). */
+function deltaOnce(keys: StoreKeys, u: LoadUpdate, deadLetterId: string, effect: number): StoreOp {
+  return { key: keys.load(u.fc, u.day), kind: 'R', a: String(u.delta), b: `${deadLetterId}:${effect}`, c: u.txid, d: '', source: 0 };
 }

@@ -24,6 +24,7 @@ import { applyUpdates } from '../../store/apply';
 import { parseSnapshot } from '../../db/pg-snapshot';
 import { checkStorePosition, readStorePosition, StorePosition } from '../../store/store-position';
 import { rebuildStore } from '../../store/rebuild';
+import { pendingRebuilds } from '../../store/rebuild-requests';
 import { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
 import { rethrowClassified } from '../errors';
@@ -63,7 +64,7 @@ export interface DrainBatchResult {
   /** Newest source change time in the batch (ms since epoch), for freshness. */
   newestSourceMs: number | null;
   holder?: string;
-  /** SKUs made active/paused again after their tombstone expired: their stock needs a rebuild. */
+  /** SKUs made active/paused again after their tombstone expired, and requests still pending: their stock needs a rebuild. */
   rebuildSkus?: string[];
   /** The store has no epoch (lost its data, or never backfilled): a backfill must restore it. */
   storeIncomplete?: boolean;
@@ -74,11 +75,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promise<DrainBatchResult> {
   const maxRows = input.maxRows ?? deps.config.DRAIN_BATCH_SIZE;
   const waitUntil = Date.now() + (input.waitMs ?? 0);
+  const rebuilds = new Set<string>(); // raised by any poll of this call, reported at its end
   for (;;) {
     const result = await tryOneBatch(deps, input.owner, maxRows);
+    for (const sku of result.rebuildSkus ?? []) rebuilds.add(sku);
     // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
     const waiting = result.outcome === 'idle' || result.outcome === 'busy';
-    if (!waiting || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancelled()) return result;
+    if (!waiting || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancelled()) return rebuilds.size ? { ...result, rebuildSkus: [...rebuilds] } : result;
     heartbeat(result.cursor);
     await sleep(deps.config.DRAIN_POLL_MS);
   }
@@ -163,7 +166,8 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       await client.query('commit');
       open = false;
       const storeComplete = target.at === null ? true : await markCaughtUp(redis, keys, target.at);
-      return { outcome: 'idle', ...emptyResult(next), caughtUp: true, ...(storeComplete ? {} : { storeIncomplete: true }) };
+      const rebuildSkus = await rebuildRequests(deps, []);
+      return { outcome: 'idle', ...emptyResult(next), caughtUp: true, ...(rebuildSkus.length ? { rebuildSkus } : {}), ...(storeComplete ? {} : { storeIncomplete: true }) };
     }
 
     // Working off a backlog: read the next chunk on another connection while this one is applied
@@ -196,18 +200,27 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     faultPoint('after-apply');
     const visibleAt = Date.now();
     for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
+    // Of a change whose operations Redis partly rejected, the rest was applied: the dead letter
+    // lists the load counters still owed, so a retry adds exactly those deltas.
+    const pendingLoads = new Map<number, string[]>();
+    for (const f of applied.failures) if (f.kind === 'L') pendingLoads.set(f.source, [...(pendingLoads.get(f.source) ?? []), f.key]);
+    const partlyApplied = new Set(applied.failures.map((f) => f.source));
 
-    if (dead.size) await insertDeadLetters(client, consumer, [...dead].map(([i, error]) => ({ row: rows[i], error })));
+    if (dead.size) {
+      const items = [...dead].map(([i, error]) => ({ row: rows[i], error, pendingLoads: partlyApplied.has(i) ? (pendingLoads.get(i) ?? []) : null }));
+      await insertDeadLetters(client, consumer, items);
+    }
     await saveCursor(client, consumer, next);
     if (complete) await logAppliedSnapshot(client, cursor.batch, target, visibleAt);
     await acquireLease(client, names.drainLease, owner, config.DRAIN_LEASE_TTL_MS);
     await client.query('commit');
     open = false;
+    faultPoint('after-commit');
 
     // A SKU updated back to active/paused whose key had no lifecycle any more (the tombstone
     // expired, or the store lost it): its stock is not in the store. A brand-new SKU (insert)
     // needs nothing: its inventory rows arrive as changes of their own.
-    const rebuildSkus = [...new Set(applied.rebuild.map((i) => rows[i]).filter((r) => r.op === 'U').map((r) => r.key))];
+    const rebuildSkus = await rebuildRequests(deps, applied.rebuild.map((i) => rows[i].key));
     deps.metrics?.batch(rows.length, (performance.now() - t0) / 1000, applySeconds);
     deps.metrics?.freshness(rows.map((r) => r.created_at.getTime()), visibleAt);
     if (dead.size) deps.metrics?.deadLetters(dead.size);
@@ -305,6 +318,19 @@ function emptyResult(cursor: ConsumerCursor) {
   return { rows: 0, applied: 0, deadLetters: 0, cursor, caughtUp: false, newestSourceMs: null };
 }
 
+/**
+ * SKUs whose stock needs a rebuild: the ones this batch reactivated, and every request still
+ * pending in the store (a worker that died after its commit, before starting the rebuild), looked
+ * up at most every few seconds per worker.
+ */
+const lastPendingLookup = new WeakMap<Redis, number>();
+async function rebuildRequests(deps: DrainDeps, raised: string[]): Promise<string[]> {
+  const now = Date.now();
+  if (raised.length === 0 && now - (lastPendingLookup.get(deps.redis) ?? 0) < 5_000) return [];
+  lastPendingLookup.set(deps.redis, now);
+  return [...new Set([...raised, ...(await pendingRebuilds(deps.redis, deps.keys))])];
+}
+
 /** The drain's log of applied snapshots: the landing consumer learns from it when a change reached Redis. */
 async function logAppliedSnapshot(client: pg.ClientBase, batch: string, target: { snap: string; at: number | null }, appliedAt: number): Promise<void> {
   await client.query(
@@ -315,13 +341,18 @@ async function logAppliedSnapshot(client: pg.ClientBase, batch: string, target: 
   );
 }
 
-async function insertDeadLetters(client: pg.ClientBase, consumer: string, items: { row: OutboxRow; error: string }[]): Promise<void> {
+async function insertDeadLetters(client: pg.ClientBase, consumer: string, items: { row: OutboxRow; error: string; pendingLoads: string[] | null }[]): Promise<void> {
   // One statement for all of them; re-processing the same rows after a crash adds nothing.
   await client.query(
-    `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, old_image, error)
-     select $1, x.txid::xid8, x.id::bigint, x.tbl, x.op, x.key, x.image, x.old_image, x.error
-       from jsonb_to_recordset($2::jsonb) as x(txid text, id text, tbl text, op text, key text, image jsonb, old_image jsonb, error text)
+    `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, old_image, error, pending_loads)
+     select $1, x.txid::xid8, x.id::bigint, x.tbl, x.op, x.key, x.image, x.old_image, x.error, x.pending_loads
+       from jsonb_to_recordset($2::jsonb) as x(txid text, id text, tbl text, op text, key text, image jsonb, old_image jsonb, error text, pending_loads jsonb)
      on conflict (consumer, outbox_txid, outbox_id) do nothing`,
-    [consumer, JSON.stringify(items.map(({ row, error }) => ({ txid: row.txid, id: row.id, tbl: row.tbl, op: row.op, key: row.key, image: row.image, old_image: row.old_image, error })))],
+    [
+      consumer,
+      JSON.stringify(
+        items.map(({ row, error, pendingLoads }) => ({ txid: row.txid, id: row.id, tbl: row.tbl, op: row.op, key: row.key, image: row.image, old_image: row.old_image, error, pending_loads: pendingLoads })),
+      ),
+    ],
   );
 }

@@ -160,14 +160,17 @@ export const DELTA_SQL = `
  * and the age of the oldest. For status and metrics.
  */
 export async function pendingRows(db: pg.Pool | pg.ClientBase, consumer: string, cap: number): Promise<{ rows: number; oldestAgeMs: number | null }> {
+  // Two index scans, as the delta reads them (an OR of both conditions would scan the table).
   const r = await db.query(
-    `select count(*)::int as n, (extract(epoch from clock_timestamp() - min(x.created_at)) * 1000)::float8 as age
-       from pipeline.consumer_offsets c
-       cross join lateral (
-         select o.created_at from pipeline.outbox o
-          where (o.txid = any(array(select pg_snapshot_xip(c.snap_from))) or o.txid >= pg_snapshot_xmax(c.snap_from))
-          limit $2) x
-      where c.consumer = $1`,
+    // (Bounds as scalar subqueries: evaluated once, so both become index conditions.)
+    `with pending as (
+       (select o.created_at from pipeline.outbox o
+         where o.txid = any(array(select pg_snapshot_xip(snap_from) from pipeline.consumer_offsets where consumer = $1)) limit $2)
+       union all
+       (select o.created_at from pipeline.outbox o
+         where o.txid >= (select pg_snapshot_xmax(snap_from) from pipeline.consumer_offsets where consumer = $1)
+         order by o.txid, o.id limit $2))
+     select least(count(*), $2)::int as n, (extract(epoch from clock_timestamp() - min(created_at)) * 1000)::float8 as age from pending`,
     [consumer, cap],
   );
   const row = r.rows[0];

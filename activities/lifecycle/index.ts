@@ -1,13 +1,21 @@
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import type { StoreKeys } from '../../store/keys';
+import { rebuildDone } from '../../store/rebuild-requests';
 import { rethrowClassified } from '../errors';
 import { refreshSkuFromSource } from './refresh-sku';
 
-export function createLifecycleActivities(deps: { pool: pg.Pool }) {
+export function createLifecycleActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys }) {
   return {
-    /** Re-emits one SKU's current source rows through the outbox (idempotent; safe to repeat). */
+    /**
+     * Re-emits one SKU's current source rows through the outbox (idempotent; safe to repeat), then
+     * clears its rebuild request: the drain applies the re-emitted rows in order from here.
+     */
     async refreshSku(input: { sku: string }): Promise<{ rows: number }> {
       try {
-        return await refreshSkuFromSource(deps.pool, input.sku);
+        const r = await refreshSkuFromSource(deps.pool, input.sku);
+        await rebuildDone(deps.redis, deps.keys, input.sku);
+        return r;
       } catch (err) {
         rethrowClassified(err, `refresh of SKU ${input.sku}`);
       }

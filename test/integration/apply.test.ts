@@ -1,4 +1,5 @@
 /** The versioned apply against real Redis: duplicates and older changes have no effect. */
+import { LIFECYCLE_FIELD } from '../../store/keys';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FeatureUpdate } from '../../features/definitions';
 import { applyOps, applyUpdates } from '../../store/apply';
@@ -30,7 +31,7 @@ describe('applyUpdates', () => {
     const first = await applyUpdates(c.redis, c.keys, batch(sample), opts);
     expect(first.applied).toBe(6);
     const after = await dump();
-    expect(after[c.keys.sku('S1')]).toEqual({ _: 'a|5', F1: '7|6' });
+    expect(after[c.keys.sku('S1')]).toEqual({ [LIFECYCLE_FIELD]: 'a|5', F1: '7|6' });
     expect(after[c.keys.load('F1', '20261125')].n).toBe('5');
     const again = await applyUpdates(c.redis, c.keys, batch(sample), opts);
     expect(again.applied).toBe(0);
@@ -73,8 +74,8 @@ describe('applyUpdates', () => {
       { feature: 'sku.lifecycle', sku: 'BAD', value: 'active', version: 1, txid: '1' },
       { feature: 'sku.lifecycle', sku: 'OK', value: 'active', version: 2, txid: '1' },
     ]), opts);
-    expect(r.failures).toEqual([{ source: 0, error: expect.stringMatching(/WRONGTYPE/) }]);
-    expect(await c.redis.hget(c.keys.sku('OK'), '_')).toBe('a|2');
+    expect(r.failures).toEqual([{ source: 0, error: expect.stringMatching(/WRONGTYPE/), key: c.keys.sku('BAD'), kind: 'Y' }]);
+    expect(await c.redis.hget(c.keys.sku('OK'), LIFECYCLE_FIELD)).toBe('a|2');
   });
 });
 

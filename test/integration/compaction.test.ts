@@ -2,6 +2,7 @@
  * Compaction against the real services: it removes only what every consumer has committed and
  * what is past retention, never an uncommitted or unapplied change, and is safe while the drain runs.
  */
+import { LIFECYCLE_FIELD } from '../../store/keys';
 import { restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -71,8 +72,8 @@ describe('outbox compaction', () => {
       await acts.compactOutbox({ retentionMs: 0 });
       await open.query('commit');
       await drainAll();
-      expect(await c.redis.hget(c.keys.sku('LATE'), '_')).toMatch(/^p\|/);
-      expect(await c.redis.hget(c.keys.sku('K19'), '_')).toMatch(/^a\|/);
+      expect(await c.redis.hget(c.keys.sku('LATE'), LIFECYCLE_FIELD)).toMatch(/^p\|/);
+      expect(await c.redis.hget(c.keys.sku('K19'), LIFECYCLE_FIELD)).toMatch(/^a\|/);
     } finally {
       await open.end();
     }
@@ -92,7 +93,7 @@ describe('outbox compaction', () => {
     await restoreCursorRow(c.pool, saved);
     const swept = await acts.sweepTombstones({});
     expect(swept.removed).toBe(1);
-    expect(await c.redis.hgetall(c.keys.sku('K0'))).toEqual({ _: expect.stringMatching(/^a\|/), F2: expect.stringMatching(/^1\|/) });
+    expect(await c.redis.hgetall(c.keys.sku('K0'))).toEqual({ [LIFECYCLE_FIELD]: expect.stringMatching(/^a\|/), F2: expect.stringMatching(/^1\|/) });
   });
 });
 

@@ -2,6 +2,7 @@
  * The drain batch against real Postgres and Redis: commit order, open and rolled-back
  * transactions, crash windows, dead letters, mutual exclusion.
  */
+import { LIFECYCLE_FIELD } from '../../store/keys';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
@@ -34,7 +35,7 @@ async function session(): Promise<pg.Client> {
   return s;
 }
 
-const lifecycleOf = async (sku: string) => c.redis.hget(c.keys.sku(sku), '_');
+const lifecycleOf = async (sku: string) => c.redis.hget(c.keys.sku(sku), LIFECYCLE_FIELD);
 
 describe('drain batch', () => {
   it('never skips a transaction that commits after a later id was drained (reverse commit order)', async () => {

@@ -2,6 +2,7 @@
  * SKU lifecycle through the real drain: discontinued tombstones with TTL, pausing, reactivation
  * before and after the tombstone expired (the rebuild workflow), and resurrection attempts.
  */
+import { LIFECYCLE_FIELD } from '../../store/keys';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
@@ -72,10 +73,10 @@ describe('SKU lifecycle', () => {
     expect((await badge()).reason).toBe('discontinued');
 
     // A late change older than the tombstone (by source position) never resurrects it.
-    const tomb = await c.redis.hget(c.keys.sku('S1'), '_');
+    const tomb = await c.redis.hget(c.keys.sku('S1'), LIFECYCLE_FIELD);
     const version = Number(tomb!.split('|')[1]);
     await applyUpdates(c.redis, c.keys, [{ update: { feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: version - 1, txid: '1' }, source: 0 }], { chunk: 10, tombstoneTtlS: TTL_S, loadTtlS: 60 });
-    expect(await c.redis.hget(c.keys.sku('S1'), '_')).toBe(tomb);
+    expect(await c.redis.hget(c.keys.sku('S1'), LIFECYCLE_FIELD)).toBe(tomb);
     expect((await badge()).reason).toBe('discontinued');
 
     // After the TTL: unknown, and the key is gone.

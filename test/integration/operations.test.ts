@@ -3,6 +3,7 @@
  * services: pause and catch-up, replay, backfill while the simulator writes, self-healing after
  * Redis loses its data, dead letters, verify, and the CLI's errors and exit codes.
  */
+import { LIFECYCLE_FIELD } from '../../store/keys';
 import { backlog as drainBacklog } from '../support/cursor';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
@@ -82,7 +83,7 @@ describe('operator CLI', () => {
   it('replay from a position re-writes values that faulty logic got wrong', async () => {
     const key = c.keys.sku('SKU-0000003');
     const fields = await c.redis.hgetall(key);
-    const [fc, raw] = Object.entries(fields).find(([f]) => f !== '_')!;
+    const [fc, raw] = Object.entries(fields).find(([f]) => f !== LIFECYCLE_FIELD)!;
     const [, version] = raw.split('|');
     await c.redis.hset(key, fc, `12345|${version}`); // same version, wrong value
     expect((await ops('verify')).code).toBe(1);
@@ -129,7 +130,7 @@ describe('operator CLI', () => {
   it('dead letters: listed, retried after the cause is fixed, counted; the drain never stopped', async () => {
     await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'SKU-0000009', '{"sku_id": "SKU-0000009", "lifecycle": "on-holiday"}')`);
     await c.pool.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'SKU-0000010'`);
-    await eventually(async () => (await c.redis.hget(c.keys.sku('SKU-0000010'), '_'))?.startsWith('p|'), 10_000, 'later change applied');
+    await eventually(async () => (await c.redis.hget(c.keys.sku('SKU-0000010'), LIFECYCLE_FIELD))?.startsWith('p|'), 10_000, 'later change applied');
     const list = await ops('dead-letters', 'list', '--json');
     expect(list.code).toBe(0);
     const dl = JSON.parse(list.stdout);
@@ -140,7 +141,7 @@ describe('operator CLI', () => {
     const retry = await ops('dead-letters', 'retry');
     expect(retry.stdout).toMatch(/1 applied, 0 still failing/);
     expect(retry.code).toBe(0);
-    expect(await c.redis.hget(c.keys.sku('SKU-0000009'), '_')).toMatch(/^p\|/);
+    expect(await c.redis.hget(c.keys.sku('SKU-0000009'), LIFECYCLE_FIELD)).toMatch(/^p\|/);
     expect(JSON.parse((await ops('dead-letters', 'list', '--json')).stdout).total).toBe(0);
     const metrics = await get(`${api.base}/metrics`);
     expect(metrics.status).toBe(200);

@@ -38,7 +38,7 @@ beforeAll(async () => {
   for (const f of fs.readdirSync(MIGRATIONS_DIR).filter((f) => f < '005')) fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(oldDir, f));
   await migrate(c.pool, oldDir);
   for (const k of await c.redis.keys('fbu:*')) await c.redis.del(k);
-  await c.redis.set('fbu:epoch', 'upgrade-test');
+  await c.redis.set(c.keys.epoch, 'upgrade-test');
   fs.rmSync(c.config.EXPORT_DIR, { recursive: true, force: true });
 });
 afterAll(() => c.close());

@@ -58,7 +58,7 @@ export async function resetState(c: Pick<TestClients, 'pool' | 'redis' | 'config
   await truncateEverything(c.pool);
   await c.redis.flushdb();
   // An empty store of an empty source is complete: mark it so, as a finished backfill would.
-  await c.redis.set(`${c.config.REDIS_PREFIX}epoch`, 'test-reset');
+  await c.redis.set(storeKeys(c.config.REDIS_PREFIX).epoch, 'test-reset');
 }
 
 export async function temporalClient(address: string): Promise<{ client: Client; close(): Promise<void> }> {

@@ -17,7 +17,7 @@ describe('foldOps', () => {
     expect(ops.map((o) => [o.key, o.a, o.b, o.c])).toEqual([
       ['p:s:S', 'F', '9', '30'],
       ['p:s:S', 'G', '4', '20'],
-      ['p:s:S', '_', 'x', '40'],
+      ['p:s:S', '#', 'x', '40'],
     ]);
   });
 

@@ -1,0 +1,64 @@
+/**
+ * A rebuild request survives the worker dying right after the cursor commit of the batch that
+ * reactivated a SKU whose tombstone had expired (issue 11): the request was recorded in the store
+ * with the lifecycle, so the next worker's drain starts the rebuild and the stock comes back.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { rebuildsKey } from '../../store/rebuild-requests';
+import { drainWorkflow } from '../../workflows';
+import { eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
+import { exited, spawnWorker } from '../support/worker-process';
+
+const c = testClients({ TEMPORAL_TASK_QUEUE: `rebuild-req-${process.pid}`, TOMBSTONE_TTL_S: '1' });
+const acts = createActivities(c);
+const { address, bundlePath } = sharedTestServer();
+afterAll(() => c.close());
+
+async function drainAll() {
+  for (;;) if ((await acts.drainBatch({ owner: 'rebuild-test' })).outcome === 'idle') return;
+}
+
+describe('rebuild requests', () => {
+  it('the worker killed after committing the reactivation: the next worker still rebuilds the SKU', async () => {
+    await resetState(c);
+    await acts.acquireDrainLease({ owner: 'rebuild-test' });
+    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
+    await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('S1', 't', 'active')`);
+    await c.pool.query(`insert into shop.inventory values ('S1', 'F1', 5, 0, now())`);
+    await drainAll();
+    await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
+    await drainAll();
+    await eventually(async () => (await c.redis.exists(c.keys.sku('S1'))) === 0, 10_000, 'the tombstone to expire');
+    await acts.releaseDrainLease({ owner: 'rebuild-test' });
+
+    const temporal = await temporalClient(address);
+    let worker = spawnWorker(c.config, address, bundlePath, { FRESH_BADGES_FAULT: 'kill-after-commit:1' });
+    const run = await temporal.client.workflow.start(drainWorkflow, {
+      taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+      workflowId: `drain-rebuild-req-${Date.now()}`,
+      args: [{ intervalMs: 3_600_000, idleWaitMs: 200 }],
+    });
+    try {
+      await c.pool.query(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
+      await exited(worker); // died right after committing the reactivation
+      expect(worker.signalCode).toBe('SIGKILL');
+      expect(await c.redis.smembers(rebuildsKey(c.keys))).toEqual(['S1']);
+      expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBeNull(); // stock not rebuilt yet
+
+      worker = spawnWorker(c.config, address, bundlePath);
+      await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F1'))?.startsWith('5|'), 30_000, 'the stock to be rebuilt');
+      await eventually(async () => (await c.redis.scard(rebuildsKey(c.keys))) === 0, 10_000, 'the request to be cleared');
+      expect(compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys))).toEqual([]);
+    } finally {
+      await run.terminate('test over').catch(() => undefined);
+      worker.kill('SIGTERM');
+      await exited(worker);
+      await temporal.close();
+    }
+  });
+});
