@@ -10,6 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import { parseSnapshot } from '../../db/pg-snapshot';
 import { storedVersion, TOMBSTONE } from '../../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys } from '../../store/keys';
 
@@ -20,20 +21,18 @@ export async function sweepFieldTombstones(
   consumer: string,
   maxKeys: number,
 ): Promise<{ visited: number; removed: number; wrapped: boolean }> {
+  const drain = await pool.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [consumer]);
+  if (!drain.rowCount) return { visited: 0, removed: 0, wrapped: false };
+  const from = parseSnapshot(drain.rows[0].s);
+  // Rows the drain has not applied: not visible in its cursor's snapshot (in progress then, or
+  // newer). Uncommitted ones count too: they may still commit. Two index scans, with the bounds
+  // as parameters (an OR, or bounds from a subquery, would scan the whole outbox).
   const r = await pool.query(
-    // Rows the drain has not applied: not visible in its cursor's snapshot (in progress then, or
-    // newer). Uncommitted ones count too: they may still commit.
-    // (Two index scans with bounds as scalar subqueries; an OR of both would scan the table.)
-    `select least(
-              (select min(o.id) from pipeline.outbox o
-                where o.txid = any(array(select pg_snapshot_xip(snap_from) from pipeline.consumer_offsets where consumer = $1))),
-              (select min(o.id) from pipeline.outbox o
-                where o.txid >= (select pg_snapshot_xmax(snap_from) from pipeline.consumer_offsets where consumer = $1)),
-              9223372036854775807)::text as bound
-       from pipeline.consumer_offsets c where c.consumer = $1`,
-    [consumer],
+    `select least((select min(o.id) from pipeline.outbox o where o.txid = any($1::xid8[])),
+                  (select min(o.id) from pipeline.outbox o where o.txid >= $2::xid8),
+                  9223372036854775807)::text as bound`,
+    [from.xip.map(String), String(from.xmax)],
   );
-  if (!r.rowCount) return { visited: 0, removed: 0, wrapped: false };
   const bound = Number(r.rows[0].bound);
   let cursor = (await redis.hget(keys.meta, 'sweepCursor')) ?? '0';
   let visited = 0;

@@ -19,6 +19,7 @@
  */
 import type pg from 'pg';
 import type { OutboxRow } from '../../features/from-source';
+import { parseSnapshot } from '../../db/pg-snapshot';
 import { DeliveryPosition, NO_POSITION } from '../../store/store-position';
 
 /** A place in the outbox order (txid, id). */
@@ -160,18 +161,16 @@ export const DELTA_SQL = `
  * and the age of the oldest. For status and metrics.
  */
 export async function pendingRows(db: pg.Pool | pg.ClientBase, consumer: string, cap: number): Promise<{ rows: number; oldestAgeMs: number | null }> {
-  // Two index scans, as the delta reads them (an OR of both conditions would scan the table).
+  // Two index scans, as the delta reads them (an OR of both conditions would scan the table), with
+  // the snapshot's bounds as parameters, so the planner sees how few rows lie past them.
+  const from = parseSnapshot((await readCursor(db, consumer)).from);
   const r = await db.query(
-    // (Bounds as scalar subqueries: evaluated once, so both become index conditions.)
     `with pending as (
-       (select o.created_at from pipeline.outbox o
-         where o.txid = any(array(select pg_snapshot_xip(snap_from) from pipeline.consumer_offsets where consumer = $1)) limit $2)
+       (select o.created_at from pipeline.outbox o where o.txid = any($1::xid8[]) limit $3)
        union all
-       (select o.created_at from pipeline.outbox o
-         where o.txid >= (select pg_snapshot_xmax(snap_from) from pipeline.consumer_offsets where consumer = $1)
-         order by o.txid, o.id limit $2))
-     select least(count(*), $2)::int as n, (extract(epoch from clock_timestamp() - min(created_at)) * 1000)::float8 as age from pending`,
-    [consumer, cap],
+       (select o.created_at from pipeline.outbox o where o.txid >= $2::xid8 limit $3))
+     select least(count(*), $3)::int as n, (extract(epoch from clock_timestamp() - min(created_at)) * 1000)::float8 as age from pending`,
+    [from.xip.map(String), String(from.xmax), cap],
   );
   const row = r.rows[0];
   return { rows: row?.n ?? 0, oldestAgeMs: row?.age === null || row?.age === undefined ? null : Math.round(row.age) };
