@@ -127,11 +127,24 @@ export async function readDelta(
   db: pg.ClientBase | pg.Pool,
   input: { from: string; to: string; after: Position; limit: number },
 ): Promise<OutboxRow[]> {
-  const r = await db.query<OutboxRow>(DELTA_SQL, [input.from, input.to, input.after.txid, input.after.id, input.limit]);
+  const r = await db.query<OutboxRow>(DELTA_SQL, deltaParams(input));
   return r.rows;
 }
 
-/** The delta query; parameters: from, to, after.txid, after.id, limit. */
+/**
+ * Parameters of DELTA_SQL: from, to, after.txid, after.id, limit, and where the range scan of part
+ * two starts: after the position, but never below from's xmax. (One lower bound, as a row
+ * comparison: given both a txid bound and a row comparison, the btree scan may start at the
+ * lower of them, and a position at the start of a batch would make it walk the whole outbox.)
+ */
+export function deltaParams(input: { from: string; to: string; after: Position; limit: number }): (string | number)[] {
+  const xmax = parseSnapshot(input.from).xmax;
+  const afterTxid = BigInt(input.after.txid);
+  const [startTxid, startId] = afterTxid >= xmax ? [input.after.txid, input.after.id] : [String(xmax), '-1'];
+  return [input.from, input.to, input.after.txid, input.after.id, input.limit, startTxid, startId];
+}
+
+/** The delta query; parameters from deltaParams. */
 export const DELTA_SQL = `
   with finished as (
     select x as t from pg_snapshot_xip($1::pg_snapshot) x
@@ -148,8 +161,7 @@ export const DELTA_SQL = `
       union all
       (select o.*
          from pipeline.outbox o
-        where o.txid >= pg_snapshot_xmax($1::pg_snapshot) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
-          and (o.txid, o.id) > ($3::xid8, $4::bigint)
+        where (o.txid, o.id) > ($6::xid8, $7::bigint) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
           and pg_visible_in_snapshot(o.txid, $2::pg_snapshot)
         order by o.txid, o.id limit $5)
     ) d

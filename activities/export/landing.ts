@@ -15,7 +15,7 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type pg from 'pg';
 import { names } from '../../config';
 import { parseSnapshot, snapshotCovers, visibleIn } from '../../db/pg-snapshot';
-import { BATCH_START, ConsumerCursor, DELTA_SQL, ensureConsumer, Position, readCursor, saveCursor } from '../drain/outbox-reader';
+import { BATCH_START, ConsumerCursor, DELTA_SQL, deltaParams, ensureConsumer, Position, readCursor, saveCursor } from '../drain/outbox-reader';
 
 export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar, key varchar, image json, old_image json, source_ms bigint, applied_ms bigint`;
 
@@ -65,7 +65,7 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
               (extract(epoch from d.created_at) * 1000)::bigint::text as source_ms,
               to_char(d.created_at at time zone 'UTC', 'YYYY-MM-DD') as day
          from (${DELTA_SQL}) d`,
-      [cursor.from, target, cursor.position.txid, cursor.position.id, maxRows],
+      deltaParams({ from: cursor.from, to: target, after: cursor.position, limit: maxRows }),
     )
   ).rows;
   const complete = rows.length < maxRows;
