@@ -11,6 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type pg from 'pg';
 import { names } from '../../config';
@@ -90,7 +91,11 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
     for (const [day, dayRows] of byDay) {
       await duck.conn.run(`create or replace table land (${LANDING_COLUMNS})`);
       const ap = await duck.conn.createAppender('land');
+      let appended = 0;
       for (const r of dayRows) {
+        // The appender is synchronous: hand the event loop back now and then, so the drain's
+        // activities in this worker keep their latency while a minute of changes is landed.
+        if (++appended % 2_000 === 0) await setImmediate();
         ap.appendUBigInt(BigInt(r.txid));
         ap.appendBigInt(BigInt(r.id));
         ap.appendVarchar(r.tbl);
