@@ -23,8 +23,8 @@ export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar
 export const landingDir = (exportDir: string, day: string) => path.join(exportDir, 'landing', `day=${day}`);
 
 /** An embedded DuckDB; `file` (a database file) lets big tables live on disk beyond the memory limit. */
-export async function openDuck(memoryLimit = '512MB', file = ':memory:'): Promise<{ conn: DuckDBConnection; writer: DuckDBConnection; close(): void }> {
-  const instance = await DuckDBInstance.create(file, { memory_limit: memoryLimit, threads: '2' });
+export async function openDuck(memoryLimit = '512MB', file = ':memory:', threads = 2): Promise<{ conn: DuckDBConnection; writer: DuckDBConnection; close(): void }> {
+  const instance = await DuckDBInstance.create(file, { memory_limit: memoryLimit, threads: String(threads) });
   const conn = await instance.connect();
   // Appenders get their own connection: an appender flushing on the connection that is streaming
   // a query result would end that stream early, silently.
@@ -85,7 +85,9 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
     r.applied_ms = appliedAt[i];
     (byDay.get(r.day) ?? byDay.set(r.day, []).get(r.day)!).push(r);
   });
-  const duck = await openDuck();
+  // One thread: the landing runs every minute beside the drain; compressing a minute of changes
+  // on both cores would stall the drain (and PostgreSQL and Redis) for that second.
+  const duck = await openDuck('512MB', ':memory:', 1);
   const files: string[] = [];
   try {
     for (const [day, dayRows] of byDay) {
