@@ -28,12 +28,12 @@ describe('rebuild requests', () => {
     await acts.acquireDrainLease({ owner: 'rebuild-test' });
     await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
     await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
-    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('S1', 't', 'active')`);
-    await c.pool.query(`insert into shop.inventory values ('S1', 'F1', 5, 0, now())`);
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('RQ1', 't', 'active')`);
+    await c.pool.query(`insert into shop.inventory values ('RQ1', 'F1', 5, 0, now())`);
     await drainAll();
-    await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
+    await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'RQ1'`);
     await drainAll();
-    await eventually(async () => (await c.redis.exists(c.keys.sku('S1'))) === 0, 10_000, 'the tombstone to expire');
+    await eventually(async () => (await c.redis.exists(c.keys.sku('RQ1'))) === 0, 10_000, 'the tombstone to expire');
     await acts.releaseDrainLease({ owner: 'rebuild-test' });
 
     const temporal = await temporalClient(address);
@@ -44,18 +44,21 @@ describe('rebuild requests', () => {
       args: [{ intervalMs: 3_600_000, idleWaitMs: 200 }],
     });
     try {
-      await c.pool.query(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
+      await c.pool.query(`update shop.skus set lifecycle = 'active' where sku_id = 'RQ1'`);
       await exited(worker); // died right after committing the reactivation
       expect(worker.signalCode).toBe('SIGKILL');
-      expect(await c.redis.smembers(rebuildsKey(c.keys))).toEqual(['S1']);
-      expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBeNull(); // stock not rebuilt yet
+      expect(await c.redis.smembers(rebuildsKey(c.keys))).toEqual(['RQ1']);
+      expect(await c.redis.hget(c.keys.sku('RQ1'), 'F1')).toBeNull(); // stock not rebuilt yet
 
       worker = spawnWorker(c.config, address, bundlePath);
-      await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F1'))?.startsWith('5|'), 30_000, 'the stock to be rebuilt');
+      await eventually(async () => (await c.redis.hget(c.keys.sku('RQ1'), 'F1'))?.startsWith('5|'), 30_000, 'the stock to be rebuilt');
       await eventually(async () => (await c.redis.scard(rebuildsKey(c.keys))) === 0, 10_000, 'the request to be cleared');
       expect(compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys))).toEqual([]);
     } finally {
       await run.terminate('test over').catch(() => undefined);
+      // A rebuild the drain started once more before its request was cleared must not outlive
+      // this test's workers (workflow ids are shared across the test run).
+      await temporal.client.workflow.getHandle('sku-rebuild-RQ1').terminate('test over').catch(() => undefined);
       worker.kill('SIGTERM');
       await exited(worker);
       await temporal.close();
