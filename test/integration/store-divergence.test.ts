@@ -71,6 +71,18 @@ async function drainAll(acts: ReturnType<typeof createActivities>): Promise<stri
   }
 }
 
+/** A seeded, drained store, with activities whose metrics record every divergence found. */
+async function seededStoreCountingDivergences() {
+  const divergences: string[] = [];
+  const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
+  const acts = createActivities({ ...c, metrics });
+  await resetState(c);
+  await acts.acquireDrainLease({ owner });
+  await seedCatalogue(c.pool, size);
+  await drainAll(acts);
+  return { acts, divergences };
+}
+
 describe('store position', () => {
   it('Redis restarted from an RDB dump older than the cursor, under traffic: stale until whole, then equal to the source', async () => {
     const acts = createActivities(c);
@@ -120,13 +132,7 @@ describe('store position', () => {
   });
 
   it('a store ahead of the source (PostgreSQL restored from a backup) is rebuilt, loudly, and reads are stale until it is whole', async () => {
-    const divergences: string[] = [];
-    const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
-    const acts = createActivities({ ...c, metrics });
-    await resetState(c);
-    await acts.acquireDrainLease({ owner });
-    await seedCatalogue(c.pool, size);
-    await drainAll(acts);
+    const { acts, divergences } = await seededStoreCountingDivergences();
     const backup = await saveCursorRow(c.pool);
     // Two batches the store sees and the restored database will not know about.
     await runTraffic(c.pool, { rate: 0, changes: 300, connections: 4, seed: 4, size });
@@ -158,13 +164,7 @@ describe('store position', () => {
   });
 
   it('a claimed target newer than any snapshot PostgreSQL hands out (transaction ids went back) means ahead', async () => {
-    const divergences: string[] = [];
-    const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
-    const acts = createActivities({ ...c, metrics });
-    await resetState(c);
-    await acts.acquireDrainLease({ owner });
-    await seedCatalogue(c.pool, size);
-    await drainAll(acts);
+    const { acts, divergences } = await seededStoreCountingDivergences();
     const cursor = await saveCursorRow(c.pool);
     // The store claimed the cursor's next batch at a snapshot from "the future" of this database:
     // what it looks like after PostgreSQL is restored to a point before that claim.
