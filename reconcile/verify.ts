@@ -63,6 +63,9 @@ async function skuMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: st
   const out: VerifyMismatch[] = [];
   skus.forEach((sku, i) => {
     const h = hashes[i];
+    // A discontinued SKU whose tombstone expired is gone from the store by design (it answers
+    // `unknown`, never a promise): not a mismatch.
+    if (lifecycle.get(sku) === 'discontinued' && Object.keys(h).length === 0) return;
     const storeLifecycle = storedLifecycle(h[LIFECYCLE_FIELD]) ?? undefined;
     if (storeLifecycle !== lifecycle.get(sku)) out.push({ sku, feature: 'lifecycle', key: sku, source: lifecycle.get(sku), store: storeLifecycle });
     const src = avail.get(sku) ?? new Map<string, number>();
@@ -115,7 +118,9 @@ async function badgeMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: 
         checked++;
         const a = sql[n];
         const b = store.badges[n];
-        if (a.reason !== b.reason || a.fc !== b.fc) out.push({ sku, feature: 'badge', key: `${sku}@${region}`, source: `${a.reason}${a.fc ? `@${a.fc}` : ''}`, store: `${b.reason}${b.fc ? `@${b.fc}` : ''}` });
+        // An expired tombstone answers unknown for a discontinued SKU: no promise either way.
+        const expiredTombstone = a.reason === 'discontinued' && b.reason === 'unknown';
+        if (!expiredTombstone && (a.reason !== b.reason || a.fc !== b.fc)) out.push({ sku, feature: 'badge', key: `${sku}@${region}`, source: `${a.reason}${a.fc ? `@${a.fc}` : ''}`, store: `${b.reason}${b.fc ? `@${b.fc}` : ''}` });
       });
     }
   }

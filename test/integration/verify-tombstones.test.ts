@@ -1,0 +1,28 @@
+/** Verify does not report a discontinued SKU whose tombstone expired (issue 11): gone by design. */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { verifyStore } from '../../reconcile/verify';
+import { eventually, resetState, testClients } from '../support/env';
+
+const c = testClients({ TOMBSTONE_TTL_S: '1' });
+const acts = createActivities(c);
+afterAll(() => c.close());
+
+describe('verify and expired tombstones', () => {
+  it('a discontinued SKU gone from the store is not a mismatch; one whose lifecycle is wrong still is', async () => {
+    await resetState(c);
+    await acts.acquireDrainLease({ owner: 'verify-test' });
+    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
+    await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('GONE', 't', 'active'), ('LIVE', 't', 'active')`);
+    await c.pool.query(`insert into shop.inventory values ('GONE', 'F1', 5, 0, now()), ('LIVE', 'F1', 5, 0, now())`);
+    await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'GONE'`);
+    for (;;) if ((await acts.drainBatch({ owner: 'verify-test' })).outcome === 'idle') break;
+    await eventually(async () => (await c.redis.exists(c.keys.sku('GONE'))) === 0, 10_000, 'the tombstone to expire');
+    const clean = await verifyStore(c.pool, c.redis, c.keys, { badgeSkus: 10, settleMs: 1000 });
+    expect(clean.mismatches).toEqual([]);
+    await c.redis.hset(c.keys.sku('LIVE'), '#', 'p|999999'); // a wrong value is still found
+    const wrong = await verifyStore(c.pool, c.redis, c.keys, { badgeSkus: 10, settleMs: 1000 });
+    expect(wrong.mismatches.map((m) => `${m.feature}:${m.key}`)).toContain('lifecycle:LIVE');
+  });
+});
