@@ -31,7 +31,7 @@ import { rethrowClassified } from '../errors';
 import type { DrainMetrics } from '../../worker/metrics';
 import { faultPoint } from './fault-injection';
 import { acquireLease } from './lease';
-import { BATCH_START, ConsumerCursor, Position, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from './outbox-reader';
+import { advanceCursor, BATCH_START, ConsumerCursor, Position, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from './outbox-reader';
 
 export interface DrainDeps {
   pool: pg.Pool;
@@ -150,13 +150,8 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     const target: { snap: string; at: number | null } = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : (check as { target: { snap: string; at: number } }).target;
     const chunk = await takePrefetched(pool, consumer, cursor.from, target.snap, cursor.position) ?? { rows: await readDelta(client, { from: cursor.from, to: target.snap, after: cursor.position, limit: maxRows }), limit: maxRows };
     const rows = chunk.rows;
-    const complete = rows.length < chunk.limit;
+    const { next, complete } = advanceCursor(cursor, target, rows, chunk.limit);
     const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
-    const next: ConsumerCursor = complete
-      ? // every batch gets its own number, even an empty one: a number names one claimed target
-        { batch: String(BigInt(cursor.batch) + 1n), from: target.snap, fromAt: target.at, to: null, toAt: null, position: BATCH_START, last: cursor.last }
-      : { ...cursor, to: target.snap, toAt: target.at, position: { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id } };
-    if (rows.length > 0) next.last = { batch: cursor.batch, txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id };
 
     if (rows.length === 0) {
       // Nothing new: the snapshot still moves on (so the next delta starts from it), and every

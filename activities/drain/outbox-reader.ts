@@ -107,6 +107,27 @@ export async function readCursorAndSnapshot(
   return { cursor: toCursor(r.rows[0]), now: { snap: r.rows[0].now_snap, at: r.rows[0].now_at } };
 }
 
+/**
+ * The cursor after delivering `rows` (in (txid, id) order) of the batch towards `target`, of at
+ * most `limit` asked for. Fewer than asked: the batch is complete, the target becomes the cursor's
+ * snapshot and the next batch gets its own number (even after an empty one: a number names one
+ * claimed target). Otherwise the batch goes on from the last row.
+ */
+export function advanceCursor(
+  cursor: ConsumerCursor,
+  target: { snap: string; at: number | null },
+  rows: Position[],
+  limit: number,
+): { next: ConsumerCursor; complete: boolean } {
+  const complete = rows.length < limit;
+  const lastRow = rows[rows.length - 1];
+  const last = lastRow ? { batch: cursor.batch, txid: lastRow.txid, id: lastRow.id } : cursor.last;
+  const next: ConsumerCursor = complete
+    ? { batch: String(BigInt(cursor.batch) + 1n), from: target.snap, fromAt: target.at, to: null, toAt: null, position: BATCH_START, last }
+    : { ...cursor, to: target.snap, toAt: target.at, position: { txid: lastRow.txid, id: lastRow.id }, last };
+  return { next, complete };
+}
+
 export async function saveCursor(db: pg.ClientBase | pg.Pool, consumer: string, c: ConsumerCursor): Promise<void> {
   await db.query(
     `update pipeline.consumer_offsets

@@ -16,7 +16,7 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type pg from 'pg';
 import { names } from '../../config';
 import { parseSnapshot, snapshotCovers, visibleIn } from '../../db/pg-snapshot';
-import { BATCH_START, ConsumerCursor, DELTA_SQL, deltaParams, ensureConsumer, Position, readCursor, saveCursor } from '../drain/outbox-reader';
+import { advanceCursor, DELTA_SQL, deltaParams, ensureConsumer, Position, readCursor, saveCursor } from '../drain/outbox-reader';
 
 export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar, key varchar, image json, old_image json, source_ms bigint, applied_ms bigint`;
 
@@ -69,10 +69,7 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
       deltaParams({ from: cursor.from, to: target, after: cursor.position, limit: maxRows }),
     )
   ).rows;
-  const complete = rows.length < maxRows;
-  const next: ConsumerCursor = complete
-    ? { ...cursor, batch: String(BigInt(cursor.batch) + 1n), from: target, fromAt: null, to: null, toAt: null, position: BATCH_START }
-    : { ...cursor, to: target, position: { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id } };
+  const { next, complete } = advanceCursor(cursor, { snap: target, at: null }, rows, maxRows);
   // More to land: this batch is not done, or it was an older target than the drain's now.
   const more = !complete || next.from !== drainFrom;
   if (rows.length === 0) {
