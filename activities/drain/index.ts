@@ -1,6 +1,7 @@
 import { names } from '../../config';
 import { drainBatch, DrainBatchInput, DrainDeps } from './drain-batch';
 import { acquireLease, LeaseState, releaseLease } from './lease';
+import { ensureConsumer } from './outbox-reader';
 
 /** The drain's activities, bound to their clients. */
 export function createDrainActivities(deps: DrainDeps) {
@@ -8,7 +9,7 @@ export function createDrainActivities(deps: DrainDeps) {
   return {
     /** Takes the drain lease for this run (the workflow id) and makes sure the cursor row exists. */
     async acquireDrainLease(input: { owner: string }): Promise<LeaseState> {
-      await deps.pool.query('insert into pipeline.consumer_offsets (consumer) values ($1) on conflict do nothing', [consumer]);
+      await ensureConsumer(deps.pool, consumer);
       return acquireLease(deps.pool, names.drainLease, input.owner, deps.config.DRAIN_LEASE_TTL_MS);
     },
     async releaseDrainLease(input: { owner: string }): Promise<boolean> {
