@@ -283,6 +283,8 @@ describe('randomized model: concurrent transactions commit or roll back in any o
   });
 
   // SKIP LOCKED: a row another open transaction holds is left alone instead of blocking the test.
+  // FOR NO KEY UPDATE, the lock an UPDATE of a non-key column takes: FOR UPDATE would also block
+  // another session's foreign-key check (an order insert takes KEY SHARE on its FC).
   async function randomWrite(t: pg.Client, s: Step): Promise<void> {
     const sku = `S${s.pick % 6}`;
     switch (s.pick % 5) {
@@ -291,25 +293,25 @@ describe('randomized model: concurrent transactions commit or roll back in any o
         break;
       case 1:
         await t.query(
-          `update shop.orders set status = $1 where order_id = (select order_id from shop.orders where status = 'placed' order by order_id for update skip locked limit 1)`,
+          `update shop.orders set status = $1 where order_id = (select order_id from shop.orders where status = 'placed' order by order_id for no key update skip locked limit 1)`,
           [s.value % 2 ? 'cancelled' : 'shipped'],
         );
         break;
       case 2:
         await t.query(
-          `update shop.inventory set on_hand = $2 where (sku_id, fc_id) = (select sku_id, fc_id from shop.inventory where sku_id = $1 for update skip locked limit 1)`,
+          `update shop.inventory set on_hand = $2 where (sku_id, fc_id) = (select sku_id, fc_id from shop.inventory where sku_id = $1 for no key update skip locked limit 1)`,
           [sku, s.value],
         );
         break;
       case 3:
         await t.query(
-          `update shop.skus set lifecycle = $2 where sku_id = (select sku_id from shop.skus where sku_id = $1 for update skip locked)`,
+          `update shop.skus set lifecycle = $2 where sku_id = (select sku_id from shop.skus where sku_id = $1 for no key update skip locked)`,
           [sku, s.value % 3 === 0 ? 'paused' : 'active'],
         );
         break;
       default:
         await t.query(
-          `update shop.fulfillment_centers set daily_capacity = $2 where fc_id = (select fc_id from shop.fulfillment_centers where fc_id = $1 for update skip locked)`,
+          `update shop.fulfillment_centers set daily_capacity = $2 where fc_id = (select fc_id from shop.fulfillment_centers where fc_id = $1 for no key update skip locked)`,
           [s.value % 2 ? 'F1' : 'F2', 100 + s.value],
         );
     }
