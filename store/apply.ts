@@ -15,7 +15,7 @@ import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
 import { DeliveryPosition, positionArgs } from './store-position';
 
 // KEYS[i] is the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, ARGV[3]
-// mode ("drain" or "replay"), ARGV[4] the key prefix, ARGV[5..7] the delivery position to record
+// mode ("drain", "replay" or "retry": see the deletion fence below), ARGV[4] the key prefix, ARGV[5..7] the delivery position to record
 // as the store's applied position once the operations are done ('' for none: see
 // store/store-position.ts), then five ARGV per operation.
 //
@@ -48,23 +48,66 @@ import { DeliveryPosition, positionArgs } from './store-position';
 //                             id and effect number: an order that moved FC or day has two), and not
 //                             at all when a backfill recomputed the counter from a snapshot that saw
 //                             the change's transaction.
+// The deletion fence ({p}fence, store/fence.ts): a snapshot in which every deletion the store may
+// have forgotten (swept tombstone, expired key, rebuild) is visible. A write into an ABSENT field
+// is refused ("fenced", returned by op index, nothing written) when it could be an older value of
+// a row deleted since: a B fill from a snapshot that does not cover the fence, or, in replay and
+// retry modes, a change whose transaction the fence saw. The drain's own deliveries are never
+// older than the fence (it moves only to snapshots the drain had applied), so it is not checked.
 // Rebuild requests (U on a key with no lifecycle: its tombstone expired) are returned and kept in
 // the set {p}rebuilds until the rebuild has re-emitted the SKU's rows (store/rebuild-requests.ts).
 // Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
 // cannot wedge the whole stream: the caller dead-letters that change.
 const APPLY_LUA = `
-local tombTtl, loadTtl, replay, prefix = ARGV[1], ARGV[2], ARGV[3] == 'replay', ARGV[4]
+local tombTtl, loadTtl, prefix = ARGV[1], ARGV[2], ARGV[4]
+local replay, fencedMode = ARGV[3] == 'replay', ARGV[3] == 'replay' or ARGV[3] == 'retry'
 local snapsKey = prefix .. 'snaps'
-local applied, failed, rebuild = 0, {}, {}
-local function visibleIn(k, t)
-  local d = redis.call('HGET', snapsKey, k)
-  if not d then return false end
+local applied, failed, rebuild, fenced = 0, {}, {}, {}
+local function visibleInDesc(d, t)
   local xmin, xmax, xip = string.match(d, '^(%d+):(%d+):(.*)$')
   t = tonumber(t)
   if t < tonumber(xmin) then return true end
   if t >= tonumber(xmax) then return false end
   for x in string.gmatch(xip, '%d+') do if tonumber(x) == t then return false end end
   return true
+end
+local function visibleIn(k, t)
+  local d = redis.call('HGET', snapsKey, k)
+  if not d then return false end
+  return visibleInDesc(d, t)
+end
+local fence, fenceRead, covering = nil, false, {}
+local function getFence()
+  if not fenceRead then fence = redis.call('GET', prefix .. 'fence'); fenceRead = true end
+  return fence
+end
+-- does snapshot tag k see every transaction the fence saw? (false when unknown: refuse)
+local function coversFence(k)
+  local f = getFence()
+  if not f then return true end
+  if covering[k] ~= nil then return covering[k] end
+  local d = redis.call('HGET', snapsKey, k)
+  local ok = false
+  if d then
+    local nmax, nxip = string.match(d, '^%d+:(%d+):(.*)$')
+    local fmax, fxip = string.match(f, '^%d+:(%d+):(.*)$')
+    ok = tonumber(nmax) >= tonumber(fmax)
+    if ok then
+      local inF = {}
+      for x in string.gmatch(fxip, '%d+') do inF[x] = true end
+      for x in string.gmatch(nxip, '%d+') do
+        if tonumber(x) < tonumber(fmax) and not inF[x] then ok = false break end
+      end
+    end
+  end
+  covering[k] = ok
+  return ok
+end
+-- a replayed or retried change (txid t) into an absent field, older than the fence
+local function olderThanFence(cur, t)
+  if cur or not fencedMode then return false end
+  local f = getFence()
+  return f ~= nil and f ~= false and visibleInDesc(f, t)
 end
 -- is the change (z = id, t = txid) newer than what field holds? also returns what it holds
 local function newer(key, field, z, t)
@@ -86,17 +129,21 @@ for i = 1, #KEYS do
   local kind, x, y, z, w = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local ok, err = pcall(function()
     if kind == 'S' then
-      if not newer(key, x, z, w) then return end
+      local isNewer, cur = newer(key, x, z, w)
+      if not isNewer then return end
+      if olderThanFence(cur, w) then fenced[#fenced + 1] = i return end
       redis.call('HSET', key, x, y .. '|' .. z)
     elseif kind == 'A' then
       local isNewer, cur = newer(key, x, z, w)
       if not isNewer then return end
+      if olderThanFence(cur, w) then fenced[#fenced + 1] = i return end
       local existed = cur or redis.call('EXISTS', key) == 1
       redis.call('HSET', key, x, y .. '|' .. z)
       if not existed then redis.call('EXPIRE', key, tombTtl) end
     elseif kind == 'Y' or kind == 'U' then
       local isNewer, cur = newer(key, x, z, w)
       if not isNewer then return end
+      if olderThanFence(cur, w) then fenced[#fenced + 1] = i return end
       redis.call('HSET', key, x, y .. '|' .. z)
       lifecycleTtl(key, y)
       if kind == 'U' and not cur and y ~= 'd' and y ~= 'x' then
@@ -121,6 +168,7 @@ for i = 1, #KEYS do
       redis.call('EXPIRE', key, loadTtl)
     elseif kind == 'B' then
       if redis.call('HEXISTS', key, x) == 1 then return end
+      if not coversFence(string.sub(z, 2)) then fenced[#fenced + 1] = i return end
       local existed = redis.call('EXISTS', key) == 1
       redis.call('HSET', key, x, y .. '|' .. z)
       if w == 'y' then lifecycleTtl(key, y) elseif w == 'a' and not existed then redis.call('EXPIRE', key, tombTtl) end
@@ -146,7 +194,7 @@ for i = 1, #KEYS do
   end
 end
 if ARGV[5] ~= '' then redis.call('HSET', prefix .. 'pos', 'lb', ARGV[5], 'lt', ARGV[6], 'li', ARGV[7]) end
-return { applied, failed, rebuild }
+return { applied, failed, rebuild, fenced }
 `;
 
 export interface StoreOp {
@@ -164,8 +212,11 @@ export interface ApplyOptions {
   chunk: number;
   tombstoneTtlS: number;
   loadTtlS: number;
-  /** replay: re-write values whose version equals the stored one (fixed feature logic). */
-  mode?: 'drain' | 'replay';
+  /**
+   * replay: re-write values whose version equals the stored one (fixed feature logic); replay and
+   * retry: changes older than the deletion fence are not written into absent fields (fenced).
+   */
+  mode?: 'drain' | 'replay' | 'retry';
   /** The drain batch the changes belong to: load deltas are ordered by (batch, txid, id). */
   batch?: string;
   /** Recorded as the store's applied position by the last call, atomically with the changes. */
@@ -181,9 +232,11 @@ export interface ApplyResult {
   failures: { source: number; error: string; key: string; kind: StoreOp['kind'] }[];
   /** Source indexes of lifecycle changes that made a SKU the store had forgotten active again. */
   rebuild: number[];
+  /** Operations refused by the deletion fence (nothing written): re-read or re-emit their rows. */
+  fenced: { source: number; key: string; kind: StoreOp['kind'] }[];
 }
 
-type WithApply = Redis & { fbApply(...args: (string | number)[]): Promise<[number, (number | string)[], number[]]> };
+type WithApply = Redis & { fbApply(...args: (string | number)[]): Promise<[number, (number | string)[], number[], number[]]> };
 
 function withScript(redis: Redis): WithApply {
   const r = redis as WithApply;
@@ -234,7 +287,7 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
 }
 
 export async function applyOps(redis: Redis, prefix: string, ops: StoreOp[], opts: ApplyOptions): Promise<ApplyResult> {
-  const result: ApplyResult = { applied: 0, sent: ops.length, failures: [], rebuild: [] };
+  const result: ApplyResult = { applied: 0, sent: ops.length, failures: [], rebuild: [], fenced: [] };
   if (ops.length === 0 && !opts.position) return result;
   const r = withScript(redis);
   const pipeline = r.pipeline() as unknown as WithApply & { exec(): Promise<[Error | null, unknown][] | null> };
@@ -254,9 +307,13 @@ export async function applyOps(redis: Redis, prefix: string, ops: StoreOp[], opt
     // A whole call failing (connection lost, script error) is not a data problem: raise it, the
     // activity retries, and the version checks make the retry harmless.
     if (err) throw err;
-    const [applied, failed, rebuild] = reply as [number, (number | string)[], number[]];
+    const [applied, failed, rebuild, fenced] = reply as [number, (number | string)[], number[], number[]];
     result.applied += applied;
     for (const i of rebuild) result.rebuild.push(chunks[n][Number(i) - 1].source);
+    for (const i of fenced) {
+      const op = chunks[n][Number(i) - 1];
+      result.fenced.push({ source: op.source, key: op.key, kind: op.kind });
+    }
     for (let i = 0; i < failed.length; i += 2) {
       const op = chunks[n][Number(failed[i]) - 1];
       result.failures.push({ source: op.source, error: `redis rejected ${op.key}: ${failed[i + 1]}`, key: op.key, kind: op.kind });

@@ -12,6 +12,9 @@
  *   {p}snaps            hash  k -> "xmin:xmax:xip" of the snapshots backfills read from
  *   {p}pos              hash  the store's own position: the batch claimed last (its snapshots)
  *                             and the last row applied (see store/store-position.ts)
+ *   {p}fence            string  "xmin:xmax:xip" of the deletion fence: every deletion the store
+ *                              may have forgotten (swept tombstones, expired keys, a rebuild) is
+ *                              visible in it (see store/fence.ts)
  *
  * Row-derived fields are stored as "value|version" (see store/field-codec.ts). Small hashes
  * stay in Redis's compact listpack encoding, which keeps a SKU·FC to a few dozen bytes.
@@ -29,6 +32,7 @@ export interface StoreKeys {
   snaps: string;
   snapSeq: string;
   pos: string;
+  fence: string;
 }
 
 /**
@@ -53,5 +57,6 @@ export function storeKeys(prefix: string): StoreKeys {
     snaps: `${prefix}snaps`,
     snapSeq: `${prefix}snapseq`,
     pos: `${prefix}pos`,
+    fence: `${prefix}fence`,
   };
 }

@@ -5,16 +5,24 @@
  */
 import type { Redis } from 'ioredis';
 import type { StoreKeys } from './keys';
+import { advanceFence } from './fence';
 import { DeliveryPosition, resetStorePosition } from './store-position';
 
-/** `cursorLast`: the drain cursor's last delivered position (null: the next batch supplies it). */
-export async function rebuildStore(redis: Redis, keys: StoreKeys, cursorLast: DeliveryPosition | null): Promise<number> {
+/**
+ * `cursor`: the drain cursor's last delivered position and its snapshot (null: the next batch
+ * supplies the position). The snapshot becomes the deletion fence: a backfill chunk read from a
+ * replica still behind it could otherwise fill in rows deleted before the rebuild.
+ */
+export async function rebuildStore(redis: Redis, keys: StoreKeys, cursor: { last: DeliveryPosition; from: string } | null): Promise<number> {
   await redis.del(keys.epoch, keys.legacyEpoch);
   let removed = 0;
   const stream = redis.scanStream({ match: `${keys.prefix}*`, count: 1000 });
   for await (const batch of stream as AsyncIterable<string[]>) {
     if (batch.length) removed += await redis.unlink(...batch);
   }
-  if (cursorLast) await resetStorePosition(redis, keys, cursorLast);
+  if (cursor) {
+    await advanceFence(redis, keys, cursor.from);
+    await resetStorePosition(redis, keys, cursor.last);
+  }
   return removed;
 }

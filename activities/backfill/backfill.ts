@@ -25,7 +25,12 @@ import { setEpoch } from '../../store/watermark';
 import { readStorePosition } from '../../store/store-position';
 import { formatSnapshot, parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { ConsumerCursor, readCursor } from '../drain/outbox-reader';
-import { registerSnapshot, withSnapshot } from './snapshot';
+import { registerSnapshot, Snapshot, withSnapshot } from './snapshot';
+
+/** A chunk read from a snapshot older than the deletion fence (store/fence.ts): retry it. */
+export class StaleSnapshotError extends Error {
+  override name = 'StaleSnapshotError';
+}
 
 export const BACKFILL_TABLES = ['fulfillment_centers', 'region_fc', 'skus', 'inventory'] as const;
 export type BackfillTable = (typeof BACKFILL_TABLES)[number];
@@ -62,11 +67,28 @@ export async function backfillChunk(
     return { rows: r.rows.map((x) => x.image as Record<string, unknown>), snapshot: snap };
   });
   if (rows.length === 0) return { rows: 0, last: null, filled: 0 };
+  const filled = await fillFromSnapshot(redis, keys, opts, input.table, rows, snapshot);
+  const lastRow = rows[rows.length - 1];
+  return { rows: rows.length, last: rows.length < input.limit ? null : cols.map((c) => String(lastRow[c])), filled };
+}
+
+/**
+ * Writes source rows read at `snapshot` into the fields the store does not hold, tagged with the
+ * snapshot. Returns how many fields it filled.
+ */
+export async function fillFromSnapshot(
+  redis: Redis,
+  keys: StoreKeys,
+  opts: ApplyOptions,
+  table: BackfillTable,
+  rows: Record<string, unknown>[],
+  snapshot: Snapshot,
+): Promise<number> {
   const tag = await registerSnapshot(redis, keys, snapshot);
   const ops: StoreOp[] = [];
   rows.forEach((image, i) => {
     try {
-      for (const u of featureUpdatesFrom({ id: '1', txid: '0', tbl: input.table, op: 'R', key: '', image, old_image: null, created_at: new Date() })) {
+      for (const u of featureUpdatesFrom({ id: '1', txid: '0', tbl: table, op: 'R', key: '', image, old_image: null, created_at: new Date() })) {
         const op = toBackfillOp(keys, u, tag, i);
         if (op) ops.push(op);
       }
@@ -76,8 +98,14 @@ export async function backfillChunk(
   });
   const applied = await applyOps(redis, keys.prefix, ops, opts);
   if (applied.failures.length) throw new Error(`backfill: Redis rejected ${applied.failures.length} value(s), first: ${applied.failures[0].error}`);
-  const lastRow = rows[rows.length - 1];
-  return { rows: rows.length, last: rows.length < input.limit ? null : cols.map((c) => String(lastRow[c])), filled: applied.applied };
+  // The chunk's snapshot does not see every deletion the store has forgotten (read from a replica
+  // that is behind, or before a tombstone sweep): its fills of absent fields were refused, the
+  // rest is harmless. Raised as retryable: the retry reads the chunk again, at a newer snapshot.
+  if (applied.fenced.length)
+    throw new StaleSnapshotError(
+      `backfill: chunk of ${table} read at snapshot ${snapshot.text} is older than the store's deletion fence (a replica behind the primary?); ${applied.fenced.length} fill(s) refused, the chunk will be read again`,
+    );
+  return applied.applied;
 }
 
 /** Recomputes every FC's daily load inside the load TTL window, under the drain lock. */

@@ -6,11 +6,14 @@
  * Such a change committed before the delete was made (it held the row lock first), so by now it
  * is visible in the outbox; once no unapplied outbox row has an id below v, none can come and
  * the tombstone may go. Whole-SKU tombstones are not swept: their key expires by TTL.
- * Bounded: SCAN from a cursor kept in the store's meta hash, `maxKeys` keys per call.
+ * Bounded: SCAN from a cursor kept in the store's meta hash, `maxKeys` keys per call. A swept
+ * tombstone no longer stops a backfill chunk or a retried dead letter older than the delete: the
+ * deletion fence does (store/fence.ts), moved here before the first HDEL.
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { parseSnapshot } from '../../db/pg-snapshot';
+import { advanceFence } from '../../store/fence';
 import { storedVersion, TOMBSTONE } from '../../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys } from '../../store/keys';
 
@@ -24,6 +27,10 @@ export async function sweepFieldTombstones(
   const drain = await pool.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [consumer]);
   if (!drain.rowCount) return { visited: 0, removed: 0, wrapped: false };
   const from = parseSnapshot(drain.rows[0].s);
+  // Before anything is forgotten: every deletion this sweep may remove is visible in the drain
+  // cursor's snapshot, which becomes the deletion fence (store/fence.ts). Also keeps the fence
+  // recent for discontinued SKUs whose keys expire by TTL.
+  await advanceFence(redis, keys, drain.rows[0].s);
   // Rows the drain has not applied: not visible in its cursor's snapshot (in progress then, or
   // newer). Uncommitted ones count too: they may still commit. Two index scans, with the bounds
   // as parameters (an OR, or bounds from a subquery, would scan the whole outbox).

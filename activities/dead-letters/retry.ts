@@ -3,7 +3,9 @@
  * of the wrong type removed, …). Each is applied with its original version, so it cannot
  * overwrite anything newer; each load delta is applied at most once (a marker key in Redis per
  * dead letter and effect), since its stream position is long behind the counter's, and not at all
- * when a backfill has recomputed the counter from a snapshot that saw the change. Success stamps retried_at;
+ * when a backfill has recomputed the counter from a snapshot that saw the change. A change older
+ * than the deletion fence whose field the store no longer holds is not written: its source row is
+ * re-emitted through the outbox instead (store/fence.ts). Success stamps retried_at;
  * failure records the new error and leaves it for later.
  */
 import type { Redis } from 'ioredis';
@@ -12,6 +14,7 @@ import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyOps, ApplyOptions, foldOps, StoreOp } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
+import { isReemitTable, reemitSourceRows, REEMIT_TABLES } from '../repair/reemit-rows';
 
 export interface DeadLetter {
   id: string;
@@ -45,13 +48,13 @@ export async function retryDeadLetters(
   keys: StoreKeys,
   opts: ApplyOptions,
   input: { ids?: string[] },
-): Promise<{ retried: number; failed: number; errors: { id: string; error: string }[] }> {
+): Promise<{ retried: number; failed: number; reemitted: number; errors: { id: string; error: string }[] }> {
   const r = await db.query(
     `select id::text, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
        from pipeline.dead_letters where retried_at is null ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by id`,
     input.ids?.length ? [input.ids] : [],
   );
-  const result = { retried: 0, failed: 0, errors: [] as { id: string; error: string }[] };
+  const result = { retried: 0, failed: 0, reemitted: 0, errors: [] as { id: string; error: string }[] };
   for (const dl of r.rows) {
     let error: string | null = null;
     try {
@@ -63,8 +66,16 @@ export async function retryDeadLetters(
       (updates.filter((u) => u.feature === 'fc.load') as LoadUpdate[]).forEach((u, n) => {
         if (owed === null || owed.includes(keys.load(u.fc, u.day))) ops.push(deltaOnce(keys, u, dl.id, n));
       });
-      const applied = await applyOps(redis, keys.prefix, ops, opts);
+      const applied = await applyOps(redis, keys.prefix, ops, { ...opts, mode: 'retry' });
       if (applied.failures.length) error = applied.failures[0].error;
+      // Older than the deletion fence and aimed at a field the store no longer has: the row may
+      // have been deleted since (its tombstone swept, its key expired), so its old image must not
+      // be written. Its current state is re-emitted through the outbox instead (nothing, if gone).
+      else if (applied.fenced.length) {
+        if (!isReemitTable(dl.tbl)) throw new Error(`a change of ${dl.tbl} was fenced, and only ${REEMIT_TABLES.join(', ')} rows can be re-emitted`);
+        await reemitSourceRows(db, [{ tbl: dl.tbl, key: dl.key }]);
+        result.reemitted++;
+      }
     } catch (err) {
       error = (err as Error).message;
     }

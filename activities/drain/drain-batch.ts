@@ -305,7 +305,7 @@ async function resolveDivergence(
   }
   deps.log?.('warn', `online store is ${kind === 'ahead' ? 'AHEAD of the source (PostgreSQL restored or failed over to a standby that was behind)' : 'BEHIND past what the outbox still holds'}: REBUILDING it (emptied, then backfilled; reads are stale until done)`, { detail: describe });
   deps.metrics?.divergence(kind === 'ahead' ? 'ahead' : 'behind-rebuild');
-  await rebuildStore(deps.redis, deps.keys, cursor.last);
+  await rebuildStore(deps.redis, deps.keys, cursor);
   return { cursor, rebuilt: true };
 }
 

@@ -13,6 +13,7 @@ import { FeatureUpdate } from '../../features/definitions';
 import { applyUpdates, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
 import { Position, readCursor } from '../drain/outbox-reader';
+import { isReemitTable, reemitSourceRows, SourceRowRef } from '../repair/reemit-rows';
 
 export function parsePosition(text: string): Position {
   if (text === 'start') return { txid: '0', id: '0' };
@@ -43,7 +44,7 @@ export async function replayRange(
   keys: StoreKeys,
   opts: ApplyOptions,
   input: { from: Position; to: Position; toSnapshot?: string; limit: number },
-): Promise<{ rows: number; applied: number; skipped: number; position: Position; done: boolean }> {
+): Promise<{ rows: number; applied: number; skipped: number; reemitted: number; position: Position; done: boolean }> {
   const r = await pool.query<OutboxRow>(
     `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, o.created_at
        from pipeline.outbox o
@@ -62,11 +63,21 @@ export async function replayRange(
     }
   });
   const applied = await applyUpdates(redis, keys, updates, { ...opts, mode: 'replay' });
+  // Changes older than the deletion fence aimed at fields the store no longer holds: the row may
+  // have been deleted after the replayed range (its tombstone swept), so its current state is
+  // re-emitted through the outbox instead of the old image (store/fence.ts).
+  const fencedRows = new Map<string, SourceRowRef>();
+  for (const f of applied.fenced) {
+    const row = r.rows[f.source];
+    if (isReemitTable(row.tbl)) fencedRows.set(`${row.tbl} ${row.key}`, { tbl: row.tbl, key: row.key });
+  }
+  if (fencedRows.size) await reemitSourceRows(pool, [...fencedRows.values()]);
   const last = r.rows[r.rows.length - 1];
   return {
     rows: r.rows.length,
     applied: applied.applied,
     skipped: skipped + applied.failures.length,
+    reemitted: fencedRows.size,
     position: last ? { txid: last.txid, id: last.id } : input.to,
     done: r.rows.length < input.limit,
   };

@@ -1,0 +1,46 @@
+/**
+ * The deletion fence ({p}fence): a PostgreSQL snapshot in which every deletion the store may have
+ * forgotten is visible. A deleted row is kept as a versioned tombstone ("x|version") so an older
+ * write cannot bring it back; but tombstones are swept once the drain can no longer deliver an
+ * older change, a discontinued SKU's key expires, and a rebuild empties everything. After that,
+ * only writers that the drain's ordering does not cover could bring a deleted row back:
+ *
+ *   - a backfill chunk read from a snapshot older than the deletion (a lagging replica, or a
+ *     chunk read before a sweep and applied after it): its fill of an absent field is refused
+ *     unless its snapshot covers the fence, and the chunk is read again;
+ *   - a retried dead letter or a replayed change older than the fence, aimed at an absent field:
+ *     refused, and the source row is re-emitted through the outbox instead (its current state,
+ *     ordered after every change of that row: activities/lifecycle/reemit-rows.ts).
+ * The checks run inside the apply script (store/apply.ts), atomically with the write.
+ *
+ * Who moves it: the tombstone sweep before it deletes anything (the drain cursor's snapshot, which
+ * sees every change the sweep may forget), so also every compaction run, which keeps it recent
+ * enough for expiring keys (TOMBSTONE_TTL_S is much longer than the compaction interval); and a
+ * rebuild. It only moves forward (by xmax): a late writer with an older snapshot changes nothing.
+ */
+import type { Redis } from 'ioredis';
+import type { StoreKeys } from './keys';
+
+const ADVANCE_LUA = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local curMax = tonumber(string.match(cur, '^%d+:(%d+):'))
+  local newMax = tonumber(string.match(ARGV[1], '^%d+:(%d+):'))
+  if curMax and newMax and newMax < curMax then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+`;
+
+type WithFence = Redis & { fbAdvanceFence(numKeys: number, ...args: string[]): Promise<number> };
+
+/** Moves the fence to `snapshot` (text form) unless it is already further. */
+export async function advanceFence(redis: Redis, keys: StoreKeys, snapshot: string): Promise<boolean> {
+  const r = redis as WithFence;
+  if (typeof r.fbAdvanceFence !== 'function') redis.defineCommand('fbAdvanceFence', { lua: ADVANCE_LUA });
+  return (await r.fbAdvanceFence(1, keys.fence, snapshot)) === 1;
+}
+
+export async function readFence(redis: Redis, keys: StoreKeys): Promise<string | null> {
+  return redis.get(keys.fence);
+}

@@ -1,0 +1,128 @@
+/**
+ * No deleted row comes back (issue 11, point 7): once a field tombstone is swept or a discontinued
+ * SKU's key has expired, neither a backfill chunk read at an older snapshot (a lagging replica)
+ * nor a retried old dead letter may write the deleted row back. The "replica" here is a real
+ * REPEATABLE READ transaction opened before the delete: its rows and snapshot are exactly what a
+ * replica that had not replayed the delete would hand the backfill.
+ */
+import type pg from 'pg';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { fillFromSnapshot, StaleSnapshotError } from '../../activities/backfill/backfill';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { resetState, testClients } from '../support/env';
+import { seedMinimal } from '../support/source';
+
+const c = testClients();
+const acts = createActivities(c);
+const owner = 'deletion-fence-test';
+const opts = { chunk: 100, tombstoneTtlS: c.config.TOMBSTONE_TTL_S, loadTtlS: c.config.LOAD_TTL_S };
+afterAll(() => c.close());
+beforeEach(async () => {
+  await resetState(c);
+  await acts.acquireDrainLease({ owner });
+  await seedMinimal(c.pool);
+  await drainAll();
+});
+
+async function drainAll() {
+  for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') return;
+}
+const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
+
+/** A lagging replica's view: a snapshot taken now, kept open while the primary moves on. */
+async function laggingReplica(): Promise<{ read(table: 'inventory' | 'skus'): Promise<{ rows: Record<string, unknown>[]; snapshot: { text: string; xmin: bigint } }>; close(): Promise<void> }> {
+  const client: pg.PoolClient = await c.pool.connect();
+  await client.query('begin isolation level repeatable read read only');
+  const s = (await client.query(`select pg_current_snapshot()::text as s, pg_snapshot_xmin(pg_current_snapshot())::text as xmin`)).rows[0];
+  return {
+    async read(table) {
+      const rows = (await client.query(`select to_jsonb(t) as image from shop.${table} t order by 1`)).rows.map((r) => r.image);
+      return { rows, snapshot: { text: s.s, xmin: BigInt(s.xmin) } };
+    },
+    async close() {
+      await client.query('rollback');
+      client.release();
+    },
+  };
+}
+
+describe('the deletion fence', () => {
+  it('a backfill chunk from a replica behind a swept delete is refused, and a current one is not', async () => {
+    const replica = await laggingReplica();
+    const old = await replica.read('inventory');
+    await replica.close();
+    await c.pool.query(`delete from shop.inventory where sku_id = 'S1' and fc_id = 'F1'`);
+    await drainAll();
+    expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toMatch(/^x\|/); // the tombstone
+    expect((await acts.sweepTombstones({})).removed).toBe(1);
+    expect(await c.redis.hexists(c.keys.sku('S1'), 'F1')).toBe(0);
+
+    // The stale chunk would fill the swept field back in with stock 10: refused, loudly.
+    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'inventory', old.rows, old.snapshot)).rejects.toBeInstanceOf(StaleSnapshotError);
+    expect(await c.redis.hexists(c.keys.sku('S1'), 'F1')).toBe(0);
+    expect(await mismatches()).toEqual([]);
+
+    // The retry reads again at a current snapshot: accepted (nothing absent to fill, no refusal).
+    const fresh = await laggingReplica();
+    const now = await fresh.read('inventory');
+    await fresh.close();
+    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'inventory', now.rows, now.snapshot)).resolves.toBe(0);
+    expect(await mismatches()).toEqual([]);
+  });
+
+  it('a discontinued SKU whose key expired is not brought back by a chunk read before the discontinuation', async () => {
+    const replica = await laggingReplica();
+    const old = await replica.read('skus');
+    await replica.close();
+    await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S2'`);
+    await drainAll();
+    await acts.sweepTombstones({}); // compaction keeps the fence recent
+    await c.redis.del(c.keys.sku('S2')); // the tombstone's TTL ran out
+    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'skus', old.rows, old.snapshot)).rejects.toBeInstanceOf(StaleSnapshotError);
+    expect(await c.redis.exists(c.keys.sku('S2'))).toBe(0); // still unknown: no promise
+  });
+
+  it('an old dead letter retried after its row was deleted and swept does not bring the row back', async () => {
+    // An inventory change Redis rejects (the SKU key has the wrong type): dead-lettered.
+    await c.redis.del(c.keys.sku('S2'));
+    await c.redis.rpush(c.keys.sku('S2'), 'not a hash');
+    await c.pool.query(`update shop.inventory set on_hand = 7 where sku_id = 'S2' and fc_id = 'F2'`);
+    await drainAll();
+    expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(1);
+    await c.redis.del(c.keys.sku('S2')); // the operator's fix (the lifecycle comes back with the next change)
+    // Then the row is deleted, drained as a tombstone, and the tombstone swept.
+    await c.pool.query(`delete from shop.inventory where sku_id = 'S2' and fc_id = 'F2'`);
+    await c.pool.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'S2'`);
+    await drainAll();
+    expect((await acts.sweepTombstones({})).removed).toBe(1);
+
+    const retried = await acts.retryDeadLetters({});
+    expect(retried).toMatchObject({ retried: 1, failed: 0 });
+    expect(await c.redis.hexists(c.keys.sku('S2'), 'F2')).toBe(0); // not 7 again
+    await drainAll();
+    expect(await mismatches()).toEqual([]);
+  });
+
+  it('an old dead letter whose row still exists is repaired by re-emitting the current row', async () => {
+    await c.redis.del(c.keys.sku('S2'));
+    await c.redis.rpush(c.keys.sku('S2'), 'not a hash');
+    await c.pool.query(`update shop.inventory set on_hand = 7 where sku_id = 'S2' and fc_id = 'F2'`);
+    await drainAll();
+    await c.redis.del(c.keys.sku('S2'));
+    await c.pool.query(`update shop.inventory set on_hand = 9 where sku_id = 'S2' and fc_id = 'F2'`); // the same row, later: not dead-lettered
+    await c.pool.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'S2'`);
+    await drainAll();
+    await acts.sweepTombstones({}); // moves the fence past the dead letter
+    await c.redis.hdel(c.keys.sku('S2'), 'F2'); // (the field is absent, as after a swept delete and re-insert)
+
+    const retried = await acts.retryDeadLetters({});
+    expect(retried).toMatchObject({ retried: 1, reemitted: 1 });
+    expect(await c.redis.hexists(c.keys.sku('S2'), 'F2')).toBe(0); // the old image (7) was not written
+    await drainAll(); // the re-emitted row: the current value, 9
+    expect(await mismatches()).toEqual([]);
+    expect(await c.redis.hget(c.keys.sku('S2'), 'F2')).toMatch(/^9\|/);
+  });
+});
