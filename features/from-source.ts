@@ -64,7 +64,9 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
   if (!Number.isSafeInteger(version) || version <= 0) throw new MalformedChange(`outbox id ${row.id} is not a positive safe integer`);
   const where = `${row.tbl} ${row.op} ${row.key}`;
   const deleted = row.op === 'D';
-  if (row.op === 'T') throw new MalformedChange(`TRUNCATE of shop.${row.tbl} was captured: rows vanished without change events; run a full backfill`);
+  // The drain applies a TRUNCATE itself (it empties and refills the store: activities/drain); a
+  // TRUNCATE has no rows to turn into feature updates.
+  if (row.op === 'T') throw new MalformedChange(`TRUNCATE of shop.${row.tbl}: not a row change (the drain empties and refills the store for it)`);
   // R (refresh): the current row re-emitted by the pipeline itself (rebuild on reactivation,
   // backfill); it carries the row as it is and is applied like an update.
   if (row.op !== 'I' && row.op !== 'U' && row.op !== 'D' && row.op !== 'R') throw new MalformedChange(`${where}: unknown operation '${row.op}'`);

@@ -118,9 +118,14 @@ export async function readStorePosition(redis: Redis, keys: StoreKeys): Promise<
   return parseState(['', ...f.map((v) => v ?? '')]);
 }
 
-/** After a rebuild: the store starts again from PostgreSQL's position, with no claim. */
-export async function resetStorePosition(redis: Redis, keys: StoreKeys, last: DeliveryPosition): Promise<void> {
-  await redis.multi().del(keys.pos).hset(keys.pos, 'lb', last.batch, 'lt', last.txid, 'li', last.id).exec();
+/**
+ * After a rebuild: the store starts again from PostgreSQL's position, with no claim, or with the
+ * claim of the batch in progress kept (a rebuild in the middle of a batch: TRUNCATE).
+ */
+export async function resetStorePosition(redis: Redis, keys: StoreKeys, last: DeliveryPosition, claim: StorePosition['claimed'] = null): Promise<void> {
+  const fields = ['lb', last.batch, 'lt', last.txid, 'li', last.id];
+  if (claim) fields.push('cb', claim.batch, 'cf', claim.from, 'ct', claim.target, 'cat', String(claim.at));
+  await redis.multi().del(keys.pos).hset(keys.pos, ...fields).exec();
 }
 
 /** ARGV the apply script takes to record the applied position in the same call as the changes. */

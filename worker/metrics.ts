@@ -18,7 +18,7 @@ export interface DrainMetrics {
   freshness(sourceTimesMs: number[], visibleAtMs: number): void;
   deadLetters(n: number): void;
   /** The store was found behind (re-delivered or rebuilt) or ahead (rebuilt) of the cursor. */
-  divergence(kind: 'behind' | 'behind-rebuild' | 'ahead'): void;
+  divergence(kind: 'behind' | 'behind-rebuild' | 'ahead' | 'truncate'): void;
 }
 
 export function createWorkerMetrics() {
@@ -34,7 +34,7 @@ export function createWorkerMetrics() {
     registers: [registry],
   });
   const deadLetters = new client.Counter({ name: 'fresh_badges_dead_letters_total', help: 'changes sent to the dead-letter table', registers: [registry] });
-  const divergences = new client.Counter({ name: 'fresh_badges_store_divergence_total', help: 'times the online store was found behind or ahead of the drain cursor and re-aligned (kind: behind = re-delivered, behind-rebuild, ahead = rebuilt)', labelNames: ['kind'], registers: [registry] });
+  const divergences = new client.Counter({ name: 'fresh_badges_store_divergence_total', help: 'times the online store was found behind or ahead of the drain cursor and re-aligned (kind: behind = re-delivered, behind-rebuild, ahead = rebuilt; truncate = emptied and refilled after a captured TRUNCATE)', labelNames: ['kind'], registers: [registry] });
   const openXacts = new client.Gauge({ name: 'fresh_badges_open_transactions', help: 'write transactions open in the PostgreSQL cluster (they delay compaction and vacuum, not freshness)', registers: [registry] });
   const oldestXact = new client.Gauge({ name: 'fresh_badges_oldest_open_transaction_seconds', help: 'age of the oldest open write transaction (0: none)', registers: [registry] });
   const lagRows = new client.Gauge({ name: 'fresh_badges_drain_lag_rows', help: 'outbox rows not yet applied (capped at 1,000,000)', registers: [registry] });

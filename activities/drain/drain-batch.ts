@@ -156,6 +156,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     if (rows.length === 0) {
       // Nothing new: the snapshot still moves on (so the next delta starts from it), and every
       // change committed before it was taken is known to be in the store.
+      if (startedBatch) await applyTruncates(deps, client, cursor, target.snap, next);
       await saveCursor(client, consumer, next);
       if (startedBatch) await logAppliedSnapshot(client, cursor.batch, target, Date.now());
       await client.query('commit');
@@ -176,6 +177,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     let newestSourceMs = 0;
     rows.forEach((row, source) => {
       newestSourceMs = Math.max(newestSourceMs, row.created_at.getTime());
+      if (row.op === 'T') return;
       try {
         for (const update of featureUpdatesFrom(row)) updates.push({ update, source });
       } catch (err) {
@@ -205,6 +207,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       const items = [...dead].map(([i, error]) => ({ row: rows[i], error, pendingLoads: partlyApplied.has(i) ? (pendingLoads.get(i) ?? []) : null }));
       await insertDeadLetters(client, consumer, items);
     }
+    if (complete) await applyTruncates(deps, client, cursor, target.snap, next);
     await saveCursor(client, consumer, next);
     if (complete) await logAppliedSnapshot(client, cursor.batch, target, visibleAt);
     await acquireLease(client, names.drainLease, owner, config.DRAIN_LEASE_TTL_MS);
@@ -307,6 +310,39 @@ async function resolveDivergence(
   deps.metrics?.divergence(kind === 'ahead' ? 'ahead' : 'behind-rebuild');
   await rebuildStore(deps.redis, deps.keys, cursor);
   return { cursor, rebuilt: true };
+}
+
+/**
+ * A TRUNCATE removed rows without a change event each, so the store cannot tell which of its
+ * values are gone. When a batch that holds a captured TRUNCATE has been applied completely (and
+ * before its cursor commit), the store is emptied and refilled from the source:
+ *  - at the end of the batch, not at the TRUNCATE row: a transaction that wrote the table before
+ *    the TRUNCATE took its lock can have a higher txid and come later in the same batch, but never
+ *    in a later one (it committed before the TRUNCATE did, so every snapshot that sees the
+ *    TRUNCATE sees it);
+ *  - the store's position becomes the batch's end, with the batch's claim kept: a crash before
+ *    the cursor commit re-applies the last chunk and empties the store again (idempotent);
+ *  - the deletion fence becomes the batch's target snapshot, in which the TRUNCATE is visible, so
+ *    no backfill chunk read before it (a replica behind) fills truncated rows back in;
+ *  - the epoch goes: reads say stale and the drain starts `backfill-auto`, which refills every
+ *    feature from the source; changes after the batch are applied by the drain meanwhile and win
+ *    over the backfill's values exactly when newer (store/apply.ts).
+ * The whole store, not only the table's features: an FC's load counts orders, a SKU hash holds
+ * lifecycle and stock, and a refill of everything is the path the store already takes after any
+ * data loss. TRUNCATE rows are few and indexed on their own (migration 007): one probe per batch.
+ */
+async function applyTruncates(deps: DrainDeps, client: pg.PoolClient, cursor: ConsumerCursor, target: string, next: ConsumerCursor): Promise<void> {
+  const r = await client.query(
+    `select distinct tbl from pipeline.outbox
+      where op = 'T' and pg_visible_in_snapshot(txid, $2::pg_snapshot) and not pg_visible_in_snapshot(txid, $1::pg_snapshot)`,
+    [cursor.from, target],
+  );
+  if (!r.rowCount) return;
+  const tables = r.rows.map((x) => `shop.${x.tbl}`).join(', ');
+  deps.log?.('warn', `TRUNCATE of ${tables} captured: emptying the online store and refilling it from the source (reads are stale until the backfill is done)`, { batch: cursor.batch });
+  deps.metrics?.divergence('truncate');
+  const claim = (await readStorePosition(deps.redis, deps.keys)).claimed;
+  await rebuildStore(deps.redis, deps.keys, { last: next.last, from: target }, claim);
 }
 
 function emptyResult(cursor: ConsumerCursor) {

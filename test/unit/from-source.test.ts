@@ -74,7 +74,7 @@ describe('featureUpdatesFrom', () => {
       [{ tbl: 'orders', image: order({ placed_at: 'yesterday' }) }, /placed_at/],
       [{ tbl: 'nope', image: {} }, /unknown source table/],
       [{ op: 'X', image: {} }, /unknown operation/],
-      [{ op: 'T' }, /TRUNCATE.*backfill/],
+      [{ op: 'T' }, /TRUNCATE.*not a row change/],
       [{ tbl: 'orders', op: 'R', image: order({}) }, /cannot be refreshed/],
       [{ id: 'abc', image: { sku_id: 'S1', lifecycle: 'active' } }, /outbox id/],
     ];
