@@ -42,7 +42,7 @@ export function createActivities(clients: ActivityClients) {
     ...createLifecycleActivities({ ...clients, keys }),
     ...createCompactionActivities({ ...clients, keys }),
     ...createReplayActivities({ ...clients, keys }),
-    ...createVerifyActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),
+    ...createVerifyActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys, log: activityLog }),
     ...createDeadLetterActivities({ ...clients, keys }),
     ...createExportActivities(clients),
     ...createBackfillActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),

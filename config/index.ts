@@ -69,6 +69,12 @@ const EnvSchema = z.object({
   COMPACTION_MAX_ROWS: intFrom(2_000_000, 1_000, 1_000_000_000),
   /** Store keys visited per compaction run when sweeping expired field tombstones. */
   COMPACTION_SWEEP_KEYS: intFrom(200_000, 100, 100_000_000),
+  /**
+   * Continuous verification: every VERIFY_INTERVAL_MS a sample of VERIFY_SAMPLE_SKUS SKUs (and
+   * every FC, region and daily load) is compared with the source and what differs is repaired.
+   */
+  VERIFY_INTERVAL_MS: intFrom(300_000, 10_000, 24 * 3_600_000),
+  VERIFY_SAMPLE_SKUS: intFrom(500, 1, 1_000_000),
   /** Landing area and nightly Parquet exports live under this directory. */
   EXPORT_DIR: z.string().min(1).default('.data/export'),
   /** How often applied changes are landed as Parquet (one file per interval and day). */
@@ -116,4 +122,6 @@ export const names = {
   landingScheduleId: 'fresh-badges-landing',
   exportScheduleId: 'fresh-badges-export',
   compactionWorkflowIdPrefix: 'compaction',
+  verifyScheduleId: 'fresh-badges-verify',
+  verifyWorkflowIdPrefix: 'verify-sampled',
 } as const;

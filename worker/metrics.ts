@@ -19,6 +19,8 @@ export interface DrainMetrics {
   deadLetters(n: number): void;
   /** The store was found behind (re-delivered or rebuilt) or ahead (rebuilt) of the cursor. */
   divergence(kind: 'behind' | 'behind-rebuild' | 'ahead' | 'truncate'): void;
+  /** A sampled verify run: what it found (by feature) and how many repairs it made. */
+  verified?(mismatchesByFeature: Record<string, number>, repairs: number): void;
 }
 
 export function createWorkerMetrics() {
@@ -35,6 +37,9 @@ export function createWorkerMetrics() {
   });
   const deadLetters = new client.Counter({ name: 'fresh_badges_dead_letters_total', help: 'changes sent to the dead-letter table', registers: [registry] });
   const divergences = new client.Counter({ name: 'fresh_badges_store_divergence_total', help: 'times the online store was found behind or ahead of the drain cursor and re-aligned (kind: behind = re-delivered, behind-rebuild, ahead = rebuilt; truncate = emptied and refilled after a captured TRUNCATE)', labelNames: ['kind'], registers: [registry] });
+  const verifyRuns = new client.Counter({ name: 'fresh_badges_verify_runs_total', help: 'scheduled sampled verify runs completed', registers: [registry] });
+  const verifyMismatches = new client.Counter({ name: 'fresh_badges_verify_mismatches_total', help: 'differences between the store and the source that a scheduled sampled verify found after the drain caught up (feature: lifecycle, available, capacity, rank, load, badge)', labelNames: ['feature'], registers: [registry] });
+  const verifyRepairs = new client.Counter({ name: 'fresh_badges_verify_repairs_total', help: 'source rows re-emitted through the outbox (and load recomputations) by the scheduled verify to repair what it found', registers: [registry] });
   const openXacts = new client.Gauge({ name: 'fresh_badges_open_transactions', help: 'write transactions open in the PostgreSQL cluster (they delay compaction and vacuum, not freshness)', registers: [registry] });
   const oldestXact = new client.Gauge({ name: 'fresh_badges_oldest_open_transaction_seconds', help: 'age of the oldest open write transaction (0: none)', registers: [registry] });
   const lagRows = new client.Gauge({ name: 'fresh_badges_drain_lag_rows', help: 'outbox rows not yet applied (capped at 1,000,000)', registers: [registry] });
@@ -52,6 +57,12 @@ export function createWorkerMetrics() {
     },
     deadLetters: (n) => deadLetters.inc(n),
     divergence: (kind) => divergences.inc({ kind }),
+    verified(byFeature, repairs) {
+      verifyRuns.inc();
+      // every label appears (at 0) from the first run on, so a rate() over it is defined
+      for (const feature of ['lifecycle', 'available', 'capacity', 'rank', 'load', 'badge']) verifyMismatches.inc({ feature }, byFeature[feature] ?? 0);
+      verifyRepairs.inc(repairs);
+    },
   };
 
   /** Refreshes the lag gauges every few seconds (two cheap queries). */

@@ -5,7 +5,7 @@
  */
 import { Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy, ScheduleOptions } from '@temporalio/client';
 import { Config, names } from '../../config';
-import type { DrainWorkflowInput } from '../../workflows';
+import type { DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
 
 export function drainScheduleOptions(config: Config): ScheduleOptions {
   const args: [DrainWorkflowInput] = [
@@ -60,7 +60,18 @@ export function exportScheduleOptions(config: Config): ScheduleOptions {
   };
 }
 
-export const ALL_SCHEDULE_IDS = [names.drainScheduleId, names.compactionScheduleId, names.landingScheduleId, names.exportScheduleId];
+export function verifyScheduleOptions(config: Config): ScheduleOptions {
+  const args: [SampledVerifyInput] = [{ sample: config.VERIFY_SAMPLE_SKUS }];
+  return {
+    scheduleId: names.verifyScheduleId,
+    spec: { intervals: [{ every: config.VERIFY_INTERVAL_MS }] },
+    action: { type: 'startWorkflow', workflowType: 'sampledVerifyWorkflow', workflowId: names.verifyWorkflowIdPrefix, taskQueue: config.TEMPORAL_TASK_QUEUE, args },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    state: { note: 'verifies a sample of the store against the source and repairs differences through the outbox' },
+  };
+}
+
+export const ALL_SCHEDULE_IDS = [names.drainScheduleId, names.compactionScheduleId, names.landingScheduleId, names.exportScheduleId, names.verifyScheduleId];
 
 /** Creates or updates every schedule; returns what happened to the drain's. */
 export async function ensureSchedules(client: Client, config: Config): Promise<'created' | 'updated'> {
@@ -68,6 +79,7 @@ export async function ensureSchedules(client: Client, config: Config): Promise<'
   await ensureSchedule(client, compactionScheduleOptions(config));
   await ensureSchedule(client, landingScheduleOptions(config));
   await ensureSchedule(client, exportScheduleOptions(config));
+  await ensureSchedule(client, verifyScheduleOptions(config));
   return drain;
 }
 

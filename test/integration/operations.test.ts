@@ -9,13 +9,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
+import { names } from '../../config';
 import { AUTO_BACKFILL_ID } from '../../workflows';
 import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
 import { get, startTestApi } from '../support/http';
 import { runOps } from '../support/ops-cli';
 
 const taskQueue = `ops-${process.pid}`;
-const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, STALE_AFTER_MS: '1000', DRAIN_LEASE_TTL_MS: '2000', DRAIN_INTERVAL_MS: '60000', BACKFILL_CHUNK_ROWS: '300' });
+const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, STALE_AFTER_MS: '1000', DRAIN_LEASE_TTL_MS: '2000', DRAIN_INTERVAL_MS: '60000', BACKFILL_CHUNK_ROWS: '300', VERIFY_INTERVAL_MS: '86400000' });
 const { address, bundlePath } = sharedTestServer();
 const size: CatalogueSize = { skus: 400, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 2 };
 let worker: Awaited<ReturnType<typeof startWorker>>;
@@ -145,6 +146,37 @@ describe('operator CLI', () => {
     expect(JSON.parse((await ops('dead-letters', 'list', '--json')).stdout).total).toBe(0);
     const metrics = await get(`${api.base}/metrics`);
     expect(metrics.status).toBe(200);
+  });
+
+  it('the scheduled sampled verify finds what differs and repairs it through the outbox', async () => {
+    // Damage of every kind verify looks at, none of it newer than the source's versions.
+    const sku5 = c.keys.sku('SKU-0000005');
+    const [fc5, raw5] = Object.entries(await c.redis.hgetall(sku5)).find(([f]) => f !== LIFECYCLE_FIELD)!;
+    await c.redis.hset(sku5, fc5, `4242|${raw5.split('|')[1]}`); // wrong stock, same version
+    await c.redis.hdel(c.keys.sku('SKU-0000006'), LIFECYCLE_FIELD); // lifecycle lost
+    const sku7 = await c.redis.hgetall(c.keys.sku('SKU-0000007'));
+    const extraFc = ['FC-000', 'FC-001', 'FC-002', 'FC-003', 'FC-004', 'FC-005'].find((f) => !(f in sku7))!;
+    await c.redis.hset(c.keys.sku('SKU-0000007'), extraFc, '9|1'); // stock the source does not have
+    const cap = await c.redis.hget(c.keys.fc('FC-001'), 'c');
+    await c.redis.hset(c.keys.fc('FC-001'), 'c', `0|${cap!.split('|')[1]}`); // capacity 0
+    const [loadKey] = await c.redis.keys(`${c.keys.prefix}l:*`);
+    await c.redis.hincrby(loadKey, 'n', 5); // a load counted twice
+
+    const started = Date.now();
+    await temporal.client.schedule.getHandle(names.verifyScheduleId).trigger();
+    const run = await eventually(async () => {
+      for await (const w of temporal.client.workflow.list({ query: `WorkflowType = 'sampledVerifyWorkflow' AND TaskQueue = '${taskQueue}'` })) if (w.startTime.getTime() >= started - 1000) return w;
+      return null;
+    }, 15_000, 'the scheduled verify to start');
+    const result = await temporal.client.workflow.getHandle(run.workflowId).result();
+    expect(result.mismatchCount).toBeGreaterThanOrEqual(5);
+    expect([...new Set(result.mismatches.map((m: { feature: string }) => m.feature))]).toEqual(expect.arrayContaining(['available', 'lifecycle', 'capacity', 'load']));
+    expect(result.reemitted.deleted).toBe(1);
+    expect(result.reemitted.refreshed).toBeGreaterThanOrEqual(3);
+    expect(result.loadCounters).toBeGreaterThan(0);
+    // The repairs went through the outbox: the drain applies them, and the store equals the source.
+    await eventually(async () => (await backlog()) === 0, 30_000, 'the drain to apply the repairs');
+    await verifyClean();
   });
 
   it('inspect shows store, source and badges agreeing', async () => {

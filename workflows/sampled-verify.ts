@@ -1,0 +1,25 @@
+/**
+ * Continuous verification, fired by the schedule `fresh-badges-verify` (every 5 minutes by
+ * default): one activity that checks a random sample of SKUs plus every FC, region and daily load
+ * against the source, and repairs what differs through the outbox (activities/verify). The full
+ * check stays an operator command (`ops verify`, workflows/operations.ts).
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+
+const { verifyAndRepair } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['ConfigurationError'] },
+});
+
+export interface SampledVerifyInput {
+  /** SKUs checked per run (VERIFY_SAMPLE_SKUS). */
+  sample: number;
+  /** Of those, SKUs whose badge is compared in every region. */
+  badgeSkus?: number;
+}
+
+export async function sampledVerifyWorkflow(input: SampledVerifyInput) {
+  return verifyAndRepair({ sample: input.sample, badgeSkus: input.badgeSkus });
+}
