@@ -13,7 +13,11 @@ import type pg from 'pg';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyOps, ApplyOptions, foldOps, StoreOp } from '../../store/apply';
+import { names } from '../../config';
 import { StoreKeys } from '../../store/keys';
+import { rebuildStore } from '../../store/rebuild';
+import { readStorePosition } from '../../store/store-position';
+import { readCursor } from '../drain/outbox-reader';
 import { isReemitTable, reemitSourceRows, REEMIT_TABLES } from '../repair/reemit-rows';
 
 export interface DeadLetter {
@@ -58,6 +62,13 @@ export async function retryDeadLetters(
   for (const dl of r.rows) {
     let error: string | null = null;
     try {
+      if (dl.op === 'T') {
+        // Dead-lettered by a version of the pipeline that did not apply TRUNCATE yet: apply it now.
+        await rebuildForOldTruncate(db, redis, keys);
+        await db.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
+        result.retried++;
+        continue;
+      }
       const row: OutboxRow = { id: dl.oid, txid: dl.txid, tbl: dl.tbl, op: dl.op, key: dl.key, image: dl.image, old_image: dl.old_image, created_at: new Date() };
       const updates = featureUpdatesFrom(row);
       const ops: StoreOp[] = foldOps(keys, updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })));
@@ -96,4 +107,27 @@ type LoadUpdate = Extract<FeatureUpdate, { feature: 'fc.load' }>;
 /** Each load effect of a dead letter has its own once-marker (an order moved to another FC or day has two). */
 function deltaOnce(keys: StoreKeys, u: LoadUpdate, deadLetterId: string, effect: number): StoreOp {
   return { key: keys.load(u.fc, u.day), kind: 'R', a: String(u.delta), b: `${deadLetterId}:${effect}`, c: u.txid, d: '', source: 0 };
+}
+
+/**
+ * A TRUNCATE dead letter: the store is emptied and refilled by backfill-auto, as the drain does for
+ * a TRUNCATE it meets (activities/drain/drain-batch.ts, applyTruncates), under the drain's lock so
+ * no batch is between its apply and its commit, from the cursor's position and snapshot.
+ */
+async function rebuildForOldTruncate(db: pg.Pool, redis: Redis, keys: StoreKeys): Promise<void> {
+  const client = await db.connect();
+  try {
+    await client.query('begin');
+    await client.query(`set local lock_timeout = '30s'`);
+    await client.query('select pg_advisory_xact_lock(hashtext($1))', [`fresh-badges:drain:${names.drainConsumer}`]);
+    const cursor = await readCursor(client, names.drainConsumer);
+    const claim = (await readStorePosition(redis, keys)).claimed;
+    await rebuildStore(redis, keys, { last: cursor.last, from: cursor.from }, claim && claim.batch === cursor.batch ? claim : null);
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
 }

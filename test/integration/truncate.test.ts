@@ -76,4 +76,26 @@ describe('TRUNCATE', () => {
       expect(badge.eligible).toBe(false); // its stock was truncated: no promise
     }
   });
+
+  it('a TRUNCATE dead-lettered by an older version is applied by dead-letters retry', async () => {
+    const acts = createActivities(c);
+    await resetState(c);
+    await acts.acquireDrainLease({ owner });
+    await seedCatalogue(c.pool, size);
+    for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+    // What an older drain left: the TRUNCATE as a dead letter, its rows still in the store.
+    await c.pool.query(`alter table shop.inventory disable trigger capture_truncate`);
+    await c.pool.query(`truncate shop.inventory`);
+    await c.pool.query(`alter table shop.inventory enable trigger capture_truncate`);
+    await c.pool.query(
+      `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, error)
+       values ('redis-online-store', pg_current_xact_id(), 999999, 'inventory', 'T', '', null, 'TRUNCATE of shop.inventory was captured')`,
+    );
+    expect((await mismatches()).length).toBeGreaterThan(0);
+    expect(await acts.retryDeadLetters({})).toMatchObject({ retried: 1, failed: 0 });
+    expect(await c.redis.exists(c.keys.epoch)).toBe(0); // emptied: stale until refilled
+    await refill(acts);
+    for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+    expect(await mismatches()).toEqual([]);
+  });
 });
