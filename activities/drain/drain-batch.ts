@@ -156,7 +156,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     if (rows.length === 0) {
       // Nothing new: the snapshot still moves on (so the next delta starts from it), and every
       // change committed before it was taken is known to be in the store.
-      if (startedBatch) await applyTruncates(deps, client, cursor, target.snap, next);
+      if (startedBatch) await applyTruncates(deps, cursor, target.snap, next, []);
       await saveCursor(client, consumer, next);
       if (startedBatch) await logAppliedSnapshot(client, cursor.batch, target, Date.now());
       await client.query('commit');
@@ -171,6 +171,12 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     // (cursor snapshot, target, position), so the prefetched rows are the ones the next call would
     // read; it uses them only if its cursor is exactly that.
     if (!complete) prefetch(pool, consumer, { from: cursor.from, to: target.snap, after: next.position, limit: maxRows });
+
+    // A TRUNCATE in this chunk is applied when the batch is complete (applyTruncates); until then
+    // the store remembers it beside its position, so a crash between chunks cannot forget it (and
+    // a store that loses it loses the position too, and is re-delivered the row).
+    const truncatedHere = [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
+    if (truncatedHere.length && !complete) await deps.redis.hset(deps.keys.pos, 'tb', cursor.batch, 'tt', truncatedHere.join(','));
 
     const updates: { update: FeatureUpdate; source: number }[] = [];
     const dead = new Map<number, string>();
@@ -207,7 +213,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
       const items = [...dead].map(([i, error]) => ({ row: rows[i], error, pendingLoads: partlyApplied.has(i) ? (pendingLoads.get(i) ?? []) : null }));
       await insertDeadLetters(client, consumer, items);
     }
-    if (complete) await applyTruncates(deps, client, cursor, target.snap, next);
+    if (complete) await applyTruncates(deps, cursor, target.snap, next, truncatedHere, startedBatch);
     await saveCursor(client, consumer, next);
     if (complete) await logAppliedSnapshot(client, cursor.batch, target, visibleAt);
     await acquireLease(client, names.drainLease, owner, config.DRAIN_LEASE_TTL_MS);
@@ -329,16 +335,17 @@ async function resolveDivergence(
  *    over the backfill's values exactly when newer (store/apply.ts).
  * The whole store, not only the table's features: an FC's load counts orders, a SKU hash holds
  * lifecycle and stock, and a refill of everything is the path the store already takes after any
- * data loss. TRUNCATE rows are few and indexed on their own (migration 007): one probe per batch.
+ * data loss. A TRUNCATE met in an earlier chunk of the batch is remembered in the store's
+ * position hash (fields tb, tt) until the batch completes; the rebuild clears it.
  */
-async function applyTruncates(deps: DrainDeps, client: pg.PoolClient, cursor: ConsumerCursor, target: string, next: ConsumerCursor): Promise<void> {
-  const r = await client.query(
-    `select distinct tbl from pipeline.outbox
-      where op = 'T' and pg_visible_in_snapshot(txid, $2::pg_snapshot) and not pg_visible_in_snapshot(txid, $1::pg_snapshot)`,
-    [cursor.from, target],
-  );
-  if (!r.rowCount) return;
-  const tables = r.rows.map((x) => `shop.${x.tbl}`).join(', ');
+async function applyTruncates(deps: DrainDeps, cursor: ConsumerCursor, target: string, next: ConsumerCursor, truncatedHere: string[], earlierChunks = true): Promise<void> {
+  const truncated = new Set(truncatedHere);
+  if (earlierChunks) {
+    const [tb, tt] = await deps.redis.hmget(deps.keys.pos, 'tb', 'tt');
+    if (tb === cursor.batch && tt) for (const t of tt.split(',')) truncated.add(t);
+  }
+  if (truncated.size === 0) return;
+  const tables = [...truncated].map((t) => `shop.${t}`).join(', ');
   deps.log?.('warn', `TRUNCATE of ${tables} captured: emptying the online store and refilling it from the source (reads are stale until the backfill is done)`, { batch: cursor.batch });
   deps.metrics?.divergence('truncate');
   const claim = (await readStorePosition(deps.redis, deps.keys)).claimed;

@@ -98,4 +98,25 @@ describe('TRUNCATE', () => {
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     expect(await mismatches()).toEqual([]);
   });
+
+  it('a TRUNCATE in the first chunk of a batch is applied when a later chunk completes it', async () => {
+    const divergences: string[] = [];
+    const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
+    const acts = createActivities({ ...c, metrics });
+    await resetState(c);
+    await acts.acquireDrainLease({ owner });
+    await seedCatalogue(c.pool, size);
+    for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+    await c.pool.query(`truncate shop.inventory`);
+    for (let i = 0; i < 5; i++) await c.pool.query(`insert into shop.inventory values ($1, 'FC-000', 3, 0, now())`, [skuId(i)]);
+    // One row per chunk: the TRUNCATE (lowest txid) is the first chunk, the batch ends five later.
+    const first = await acts.drainBatch({ owner, maxRows: 1 });
+    expect(first.caughtUp).toBe(false);
+    expect(divergences).toEqual([]);
+    for (;;) if ((await acts.drainBatch({ owner, maxRows: 1 })).outcome === 'idle') break;
+    expect(divergences).toEqual(['truncate']);
+    await refill(acts);
+    for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+    expect(await mismatches()).toEqual([]);
+  });
 });

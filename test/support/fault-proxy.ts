@@ -1,0 +1,79 @@
+/**
+ * A small TCP fault proxy for the fault tests (toxiproxy is not packaged here): clients connect to
+ * the proxy's port, it forwards to the real service. Faults:
+ *   cut()      every open connection is destroyed and new ones are refused (closed at once), like a
+ *              server restart or a network partition with resets;
+ *   blackhole()  connections stay open but nothing is forwarded (a partition without resets);
+ *   latency(ms)  every chunk is delayed by ms in both directions;
+ *   heal()     back to normal.
+ */
+import net from 'node:net';
+
+export interface FaultProxy {
+  port: number;
+  cut(): void;
+  blackhole(): void;
+  latency(ms: number): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
+  let mode: 'ok' | 'cut' | 'blackhole' = 'ok';
+  let delayMs = 0;
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const pipe = (from: net.Socket, to: net.Socket) =>
+    from.on('data', (chunk) => {
+      if (mode === 'blackhole') return;
+      if (delayMs > 0) setTimeout(() => to.writable && to.write(chunk), delayMs);
+      else if (to.writable) to.write(chunk);
+    });
+  const server = net.createServer((client) => {
+    if (mode === 'cut') {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(target.port, target.host);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    pipe(client, upstream);
+    pipe(upstream, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  const destroyAll = () => {
+    for (const [a, b] of pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    pairs.clear();
+  };
+  return {
+    port,
+    cut() {
+      mode = 'cut';
+      destroyAll();
+    },
+    blackhole() {
+      mode = 'blackhole';
+    },
+    latency(ms) {
+      delayMs = ms;
+    },
+    heal() {
+      mode = 'ok';
+      delayMs = 0;
+    },
+    async close() {
+      destroyAll();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
