@@ -3,6 +3,7 @@
  * start so a typo fails with a message that names the variable, not with a stack trace later.
  * Queue names, schedule ids and intervals live here too (one module, as in dust's connectors).
  */
+import { SECRET_KEYS } from './redact';
 import { z } from 'zod';
 
 const intFrom = (def: number, min: number, max: number) =>
@@ -105,7 +106,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const parsed = EnvSchema.safeParse(picked);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(picked[String(i.path[0])])}: ${i.message}`);
+    // A value that may hold a secret is never echoed, even when it is invalid.
+    const shown = (key: string) => (SECRET_KEYS.has(key) ? '(value not shown)' : JSON.stringify(picked[key]));
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${shown(String(i.path[0]))}: ${i.message}`);
     throw new ConfigurationError(`invalid configuration:\n${lines.join('\n')}`);
   }
   return parsed.data;

@@ -3,6 +3,7 @@
  * its own transaction, under an advisory lock so two processes starting together cannot race.
  * The files themselves are written to be re-runnable as well (`if not exists`, `or replace`).
  */
+import { redactUrl } from '../config/redact';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -53,7 +54,7 @@ export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR)
 export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   const target = new URL(databaseUrl);
   const dbName = decodeURIComponent(target.pathname.replace(/^\//, ''));
-  if (!dbName) throw new Error(`DATABASE_URL names no database: ${databaseUrl}`);
+  if (!dbName) throw new Error(`DATABASE_URL names no database: ${redactUrl(databaseUrl)}`);
   const admin = new URL(databaseUrl);
   admin.pathname = '/postgres';
   const client = new pg.Client({ connectionString: admin.toString() });

@@ -1,13 +1,27 @@
 import pg from 'pg';
+import { redactText } from '../config/redact';
 
 // Postgres returns bigint and xid8 as strings; keep them strings (exact) and convert where a
 // number is known to be safe.
 export function createPool(connectionString: string, max = 10): pg.Pool {
   // JIT off: the pipeline's queries are short index scans, where compiling costs more (tens of
   // milliseconds on a poll that otherwise takes one) than it could ever save.
-  const pool = new pg.Pool({ connectionString, max, application_name: 'fresh-badges', options: '-c jit=off' });
-  // An idle client losing its connection must not crash the process; the next query reconnects.
-  pool.on('error', (err) => console.warn(`[pg] idle client error: ${err.message}`));
+  // keepAlive + connectionTimeoutMillis: a dead server or a cut network is noticed in seconds
+  // instead of a query or a connect hanging until the OS gives up (minutes).
+  const pool = new pg.Pool({ connectionString, max, application_name: 'fresh-badges', options: '-c jit=off', keepAlive: true, keepAliveInitialDelayMillis: 5_000, connectionTimeoutMillis: 5_000 });
+  // A connection lost while idle in the pool, or while checked out between queries (the server
+  // restarted: "terminating connection due to administrator command"), emits 'error' on the
+  // client; with no listener Node kills the process. The pool listens only to idle clients, so
+  // every client gets its own listener for its whole life. The failed query, if any, still rejects
+  // and the activity retries; the broken client is discarded on release.
+  let lastWarn = 0;
+  const warn = (err: Error) => {
+    if (Date.now() - lastWarn < 5_000) return;
+    lastWarn = Date.now();
+    console.warn(`[pg] connection lost: ${redactText(err.message)} (queries fail and are retried until it is back)`);
+  };
+  pool.on('error', warn);
+  pool.on('connect', (client) => client.on('error', warn));
   return pool;
 }
 
@@ -16,6 +30,6 @@ export async function checkPostgres(pool: pg.Pool, what = 'PostgreSQL'): Promise
   try {
     await pool.query('select 1');
   } catch (err) {
-    throw new Error(`${what} is not reachable: ${(err as Error).message}`);
+    throw new Error(`${what} is not reachable: ${redactText((err as Error).message)}`);
   }
 }

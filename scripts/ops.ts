@@ -4,6 +4,7 @@
  * be started from there or with the `temporal` CLI. Exit codes: 0 done, 1 failed (or verify found
  * mismatches), 2 bad usage.
  */
+import os from 'node:os';
 import { ScheduleOverlapPolicy, WorkflowHandle } from '@temporalio/client';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigurationError, names } from '../config';
@@ -16,6 +17,16 @@ import { createOpsContext, OpsContext, OpsError, stamp } from './ops/context';
 import { inspectSku } from './ops/inspect';
 import { followProgress } from './ops/progress';
 import { printStatus, readStatus } from './ops/status';
+
+/**
+ * What the Temporal Web UI shows on an operator-started workflow without a query (user metadata):
+ * what it does, who asked, from which command. The command line holds no secrets (they come from
+ * the environment only).
+ */
+function operatorMetadata(summary: string): { staticSummary: string; staticDetails: string } {
+  const who = `${os.userInfo().username}@${os.hostname()}`;
+  return { staticSummary: summary, staticDetails: `Started by ${who} with \`npm run ops -- ${process.argv.slice(2).join(' ')}\` at ${new Date().toISOString()}.` };
+}
 
 const positionArg = (v: string) => {
   try {
@@ -105,7 +116,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const r = (await startAndMaybeWait<ReplayProgress>(
         c,
         'replay',
-        () => temporal.workflow.start(replayWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `replay-${o.from.txid}-${o.from.id}-${stamp()}`, args: [{ from: o.from }] }),
+        () => temporal.workflow.start(replayWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `replay-${o.from.txid}-${o.from.id}-${stamp()}`, args: [{ from: o.from }], ...operatorMetadata(`Replay of retained changes after ${formatPosition(o.from)}`) }),
         o.wait,
         (p) => ({ value: p.rows, total: p.totalRows, label: 'replay' }),
       )) as ReplayProgress | undefined;
@@ -129,6 +140,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
             taskQueue: c.config.TEMPORAL_TASK_QUEUE,
             workflowId: `backfill-${stamp()}`,
             args: [{ reason: 'ops backfill', rowsPerSecond: o.rate ?? c.config.BACKFILL_ROWS_PER_S, chunkRows: o.chunk ?? c.config.BACKFILL_CHUNK_ROWS }],
+            ...operatorMetadata(`Backfill of the whole store from a source snapshot, ${o.rate ?? c.config.BACKFILL_ROWS_PER_S} rows/s, chunks of ${o.chunk ?? c.config.BACKFILL_CHUNK_ROWS}`),
           }),
         o.wait,
         (p) => ({ value: p.rows, total: p.estimatedRows, label: `backfill ${p.table}` }),
@@ -147,7 +159,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const r = (await startAndMaybeWait(
         c,
         'verify',
-        () => temporal.workflow.start(verifyWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `verify-${stamp()}`, args: [{ sample: o.sample }] }),
+        () => temporal.workflow.start(verifyWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `verify-${stamp()}`, args: [{ sample: o.sample }], ...operatorMetadata(o.sample ? `Verify of ${o.sample} random SKUs, every FC, region and load` : 'Verify of every SKU, FC, region and load') }),
         true,
       )) as VerifyReport;
       print(o.json, r, () => {
@@ -165,7 +177,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
     .action(async (o) => {
       const c = ctx();
       const temporal = await c.temporal();
-      const r = (await startAndMaybeWait(c, 'export', () => temporal.workflow.start(exportWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `export-${o.date}-${stamp()}`, args: [{ date: o.date }] }), true)) as {
+      const r = (await startAndMaybeWait(c, 'export', () => temporal.workflow.start(exportWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `export-${o.date}-${stamp()}`, args: [{ date: o.date }], ...operatorMetadata(`Parquet export of UTC day ${o.date}`) }), true)) as {
         changes: number;
         badges: number;
         dir: string;
@@ -203,7 +215,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const ids: string[] | undefined = o.id;
       for (const id of ids ?? []) if (!/^\d+$/.test(id)) throw new OpsError(`--id takes dead letter numbers, got ${JSON.stringify(id)}`, 2);
       const temporal = await c.temporal();
-      const r = (await startAndMaybeWait(c, 'dead-letter retry', () => temporal.workflow.start(retryDeadLettersWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `dead-letters-retry-${stamp()}`, args: [{ ids }] }), true)) as {
+      const r = (await startAndMaybeWait(c, 'dead-letter retry', () => temporal.workflow.start(retryDeadLettersWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `dead-letters-retry-${stamp()}`, args: [{ ids }], ...operatorMetadata(ids?.length ? `Retry of dead letters ${ids.join(', ')}` : 'Retry of every dead letter not yet retried') }), true)) as {
         retried: number;
         failed: number;
         errors: { id: string; error: string }[];

@@ -2,6 +2,7 @@
  * `npm run stack -- start|stop|status`: the local Temporal dev server (Web UI on
  * TEMPORAL_UI_PORT, SQLite under .data/temporal), plus reachability of PostgreSQL and Redis.
  */
+import { redactUrl } from '../config/redact';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../config';
 import { createPool } from '../db/pool';
@@ -40,7 +41,7 @@ async function status(): Promise<number> {
   try {
     await redis.connect();
     await redis.ping();
-    console.log(`redis      up    ${config.REDIS_URL}`);
+    console.log(`redis      up    ${redactUrl(config.REDIS_URL)}`);
   } catch (err) {
     console.log(`redis      DOWN  ${(err as Error).message}`);
     bad++;

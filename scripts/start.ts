@@ -10,9 +10,13 @@ import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command } from 'commander';
 import pg from 'pg';
 import { loadConfig, names } from '../config';
+import { redactText } from '../config/redact';
 import { ensureDatabase, migrate } from '../db/migrate';
 import { startApi } from '../serving/main';
+import { createPool } from '../db/pool';
+import { dependencyHealth } from '../worker/dependency-health';
 import { runWorker } from '../worker/main';
+import { temporalAnswers } from './lib/temporal-server';
 import { ensureSchedules } from './lib/schedules';
 import { ensureTemporal } from './stack';
 
@@ -54,16 +58,53 @@ async function main(): Promise<void> {
     const { runSimulatorCli } = await import('./simulate');
     void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) => console.error(`simulator: ${err.message}`));
   }
-  const api = await startApi(config);
+  // /healthz of this process reports the pipeline's dependencies one by one (reads need only Redis).
+  const healthPool = createPool(config.DATABASE_URL, 1);
+  const api = await startApi(config, {
+    dependencies: dependencyHealth({
+      pool: healthPool,
+      temporalCheck: async () => {
+        if (!(await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE))) throw new Error(`no answer at ${config.TEMPORAL_ADDRESS}`);
+      },
+    }),
+  });
   console.log(`read API: http://${config.API_HOST}:${config.API_PORT}/v1/badges?region=R-00&skus=SKU-0000001`);
+  // SIGINT/SIGTERM: the worker finishes its in-flight activities (grace time 10 s) and returns,
+  // then the API finishes the requests in flight; whatever still hangs after 25 s is cut short.
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      stopping = true;
+      console.log(`start: ${signal}: finishing the current batch and in-flight requests`);
+      setTimeout(() => {
+        console.error('start: graceful stop took longer than 25 s; exiting');
+        process.exit(1);
+      }, 25_000).unref();
+    });
+  }
   try {
-    await runWorker();
+    // The read API needs only Redis: a worker that fails (PostgreSQL or Temporal gone at the
+    // wrong moment) is started again after a pause, while the API keeps answering.
+    for (;;) {
+      try {
+        await runWorker();
+        break; // stopped by a signal
+      } catch (err) {
+        if (stopping) break;
+        console.error(`start: worker stopped: ${redactText((err as Error).message)}; starting it again in 2 s (the read API keeps answering)`);
+        await new Promise((r) => setTimeout(r, 2_000));
+        if (stopping) break;
+      }
+    }
   } finally {
     await api.close();
+    await healthPool.end().catch(() => undefined);
   }
 }
 
-main().catch((err) => {
-  console.error(`start: ${err.message}`);
-  process.exit(1);
-});
+main()
+  .then(() => process.exit(0))
+  .catch((err) => {
+    console.error(`start: ${redactText(err.message)}`);
+    process.exit(1);
+  });

@@ -12,6 +12,8 @@ import { BadRequest, MAX_URL_LENGTH, parseRegion, parseSku, parseSkuList } from 
 export interface ApiOptions {
   reader: BadgeReader;
   metrics?: ApiMetrics;
+  /** Other dependencies of this process to report in /healthz (npm start: PostgreSQL, Temporal). */
+  dependencies?: () => Promise<Record<string, { status: 'up' | 'down'; error?: string }>>;
 }
 
 type Route = 'badges' | 'badge' | 'healthz' | 'metrics' | 'unknown';
@@ -78,8 +80,12 @@ export function createApiHandler(opts: ApiOptions) {
           return [route, 200];
         }
         case 'healthz': {
-          const f = await reader.freshness();
-          send(res, 200, { status: 'ok', redis: 'up', ...f });
+          // Reads need Redis only: the API is healthy (200) while Redis answers, whatever the
+          // pipeline's other dependencies do; each is reported on its own.
+          const [f, others] = await Promise.all([reader.freshness(), opts.dependencies?.() ?? Promise.resolve({})]);
+          const dependencies = { redis: { status: 'up' as const }, ...others };
+          const degraded = Object.values(dependencies).some((d) => d.status !== 'up');
+          send(res, 200, { status: degraded ? 'degraded' : 'ok', redis: 'up', dependencies, ...f });
           return [route, 200];
         }
         case 'metrics': {

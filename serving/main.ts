@@ -6,7 +6,7 @@ import type http from 'node:http';
 import { Redis } from 'ioredis';
 import { Config, loadConfig } from '../config';
 import { createBadgeReader } from './badge-reader';
-import { createApiServer } from './http-api';
+import { ApiOptions, createApiServer } from './http-api';
 
 /** A Redis client for the read path: fail fast while disconnected (503), reconnect by itself. */
 export function readPathRedis(url: string): Redis {
@@ -25,10 +25,10 @@ export function readPathRedis(url: string): Redis {
   return redis;
 }
 
-export async function startApi(config: Config = loadConfig()): Promise<{ server: http.Server; redis: Redis; close(): Promise<void> }> {
+export async function startApi(config: Config = loadConfig(), opts: Pick<ApiOptions, 'dependencies'> = {}): Promise<{ server: http.Server; redis: Redis; close(): Promise<void> }> {
   const redis = readPathRedis(config.REDIS_URL);
   const reader = createBadgeReader({ redis, prefix: config.REDIS_PREFIX, staleAfterMs: config.STALE_AFTER_MS });
-  const server = createApiServer({ reader });
+  const server = createApiServer({ reader, ...opts });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`API_PORT ${config.API_PORT} is already taken on ${config.API_HOST}: choose another port`) : err),
@@ -51,7 +51,11 @@ if (require.main === module) {
     .then(({ server, close }) => {
       const a = server.address();
       console.log(`read API listening on http://${typeof a === 'object' && a ? `${a.address}:${a.port}` : a}`);
-      const stop = () => void close().then(() => process.exit(0));
+      // In-flight requests finish (server.close waits for them); bounded at 10 s.
+      const stop = () => {
+        setTimeout(() => process.exit(1), 10_000).unref();
+        void close().then(() => process.exit(0));
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     })

@@ -11,6 +11,7 @@ import client from 'prom-client';
 import { names } from '../config';
 import { openTransactions, pendingRows } from '../activities/drain/outbox-reader';
 import type { StoreKeys } from '../store/keys';
+import type { DependencyHealth } from './dependency-health';
 import { readWatermark } from '../store/watermark';
 
 export interface DrainMetrics {
@@ -95,9 +96,15 @@ export function createWorkerMetrics() {
     return () => clearInterval(timer);
   }
 
-  function serve(port: number, host = '127.0.0.1'): Promise<http.Server> {
+  /** `/metrics`, and `/healthz` with each dependency's state (200 all up, 503 otherwise). */
+  function serve(port: number, host = '127.0.0.1', health?: () => Promise<DependencyHealth>): Promise<http.Server> {
     const server = http.createServer(async (req, res) => {
-      if (req.url === '/metrics') {
+      if (req.url === '/healthz' && health) {
+        const dependencies = await health();
+        const up = Object.values(dependencies).every((d) => d.status === 'up');
+        res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: up ? 'ok' : 'degraded', dependencies }));
+      } else if (req.url === '/metrics') {
         res.writeHead(200, { 'content-type': registry.contentType });
         res.end(await registry.metrics());
       } else {

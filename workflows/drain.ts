@@ -25,6 +25,7 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   startChild,
   workflowInfo,
@@ -63,9 +64,11 @@ export const drainStatusQuery = defineQuery<DrainRunSummary & { batchSize: numbe
 /** Id of the backfill the drain starts by itself when the store lost its data. */
 export const AUTO_BACKFILL_ID = 'backfill-auto';
 
+// Retries back off to at most 2 s: after PostgreSQL, Redis or the network comes back the drain is
+// draining again within seconds, by itself; the schedule is only a watchdog.
 const { acquireDrainLease, releaseDrainLease } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
 });
 
 const { drainBatch } = proxyActivities<Activities>({
@@ -73,7 +76,7 @@ const { drainBatch } = proxyActivities<Activities>({
   // quickly so the batch is retried elsewhere (it is idempotent).
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '5 seconds',
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
 });
 
 export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRunSummary> {
@@ -119,6 +122,11 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     // Catch-up: a full batch means a backlog; bigger batches cost fewer round trips per change.
     caughtUp = r.caughtUp;
     batchSize = r.rows >= batchSize ? Math.min(max, batchSize * 2) : base;
+    // What the Web UI shows for this run without a query (Temporal user metadata).
+    const lag = r.newestSourceMs ? `, newest change applied ${Math.max(0, Date.now() - r.newestSourceMs)} ms after it was written` : '';
+    setCurrentDetails(
+      `${caughtUp ? 'caught up' : 'CATCHING UP'} · this interval: ${summary.rows} rows in ${summary.batches} batches, ${summary.deadLetters} dead letters · batch size ${batchSize}${lag} · cursor batch ${r.cursor.batch}`,
+    );
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof drainWorkflow>({ ...input, carried: summary });
     }

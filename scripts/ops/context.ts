@@ -1,4 +1,5 @@
 /** What every operator command needs, connected lazily with clear errors when a part is down. */
+import { redactText, redactUrl } from '../../config/redact';
 import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -41,7 +42,7 @@ export function createOpsContext(): OpsContext {
       if (!redis) {
         redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
         await redis.connect().catch((err) => {
-          throw new OpsError(`Redis is not reachable at ${config.REDIS_URL}: ${err.message}`);
+          throw new OpsError(`Redis is not reachable at ${redactUrl(config.REDIS_URL)}: ${redactText(err.message)}`);
         });
       }
       return redis;

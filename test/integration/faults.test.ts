@@ -1,0 +1,251 @@
+/**
+ * Dependency faults under traffic (issue 12): the real pipeline process (`scripts/start.ts`, what
+ * `npm start` runs: read API + worker) talks to PostgreSQL and Redis through a TCP fault proxy and
+ * to a Temporal dev server of this file's own (with a database file, so it can be killed and
+ * restarted). Order-service traffic writes straight to PostgreSQL. Each fault is injected a third
+ * of the way into the traffic and repaired; then the store must equal the SQL rule and reads be
+ * fresh again, the process must still be alive, and the read API must not have failed one request
+ * while Redis was reachable. Recovery times (last commit -> store equal to the rule) are printed;
+ * `npm run chaos` runs this file with the slow faults too (CHAOS=1: a real PostgreSQL restart,
+ * Temporal killed and restarted) and prints the table the README reports.
+ *
+ * Times are reported, not asserted (benchmarks measure speed); the bound below only stops a test
+ * that would otherwise wait forever.
+ */
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { ALL_SCHEDULE_IDS } from '../../scripts/lib/schedules';
+import { DATA_DIR, DevServer, startDevServer, temporalAnswers } from '../../scripts/lib/temporal-server';
+import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
+import { runTraffic } from '../../simulator/traffic';
+import { eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
+import { FaultProxy, startFaultProxy } from '../support/fault-proxy';
+import { freePort } from '../support/redis-process';
+import { childEnv, exited } from '../support/worker-process';
+
+const CHAOS = process.env.CHAOS === '1';
+const RECOVERY_BOUND_MS = 90_000;
+const ROOT = path.resolve(__dirname, '..', '..');
+const size: CatalogueSize = { skus: 300, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
+const taskQueue = `faults-${process.pid}`;
+const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, STALE_AFTER_MS: '2000' });
+const { bundlePath } = sharedTestServer();
+const results: { fault: string; recoveryMs: number; apiFailures: number; apiRequests: number }[] = [];
+
+let pgProxy: FaultProxy;
+let redisProxy: FaultProxy;
+let temporal: DevServer;
+let temporalPort: number;
+let temporalDb: string;
+let pipeline: ChildProcess;
+let apiPort: number;
+let metricsPort: number;
+
+function viaProxy(url: string, port: number): string {
+  const u = new URL(url);
+  u.hostname = '127.0.0.1';
+  u.port = String(port);
+  return u.toString();
+}
+
+async function startTemporal(): Promise<DevServer> {
+  return startDevServer({ port: temporalPort, uiPort: null, namespace: 'default', dbFile: temporalDb, logFile: path.join(DATA_DIR, 'test', 'temporal-faults.log') });
+}
+
+/** `npm start`'s entry point, pointed at the proxies and this file's Temporal. */
+function startPipeline(): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+    cwd: ROOT,
+    env: {
+      ...childEnv(c.config, temporal.address),
+      DATABASE_URL: viaProxy(c.config.DATABASE_URL, pgProxy.port),
+      REDIS_URL: viaProxy(c.config.REDIS_URL, redisProxy.port),
+      API_HOST: '127.0.0.1',
+      API_PORT: String(apiPort),
+      WORKER_METRICS_PORT: String(metricsPort),
+      WORKFLOW_BUNDLE: bundlePath,
+      DRAIN_INTERVAL_MS: '60000',
+      VERIFY_INTERVAL_MS: '86400000',
+      LOG_LEVEL: 'ERROR',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', () => undefined);
+  child.stderr?.on('data', (d) => process.stderr.write(`[pipeline ${child.pid}] ${d}`));
+  return child;
+}
+
+async function apiAnswers(): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${apiPort}/healthz`)).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+const storeEqualsRule = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0;
+const fresh = async () => {
+  const r = await fetch(`http://127.0.0.1:${apiPort}/v1/badges?region=R-00&skus=SKU-0000001`).catch(() => null);
+  return r?.status === 200 && ((await r.json()) as { stale: boolean }).stale === false;
+};
+
+/** Reads the API every 25 ms while `during` runs; counts failed answers (not 200). */
+async function watchReads<T>(during: () => Promise<T>): Promise<{ value: T; failures: number; requests: number }> {
+  let stop = false;
+  let failures = 0;
+  let requests = 0;
+  const loop = (async () => {
+    while (!stop) {
+      requests++;
+      const r = await fetch(`http://127.0.0.1:${apiPort}/v1/badges?region=R-00&skus=SKU-0000001,SKU-0000002`).catch(() => null);
+      if (r?.status !== 200) failures++;
+      await r?.arrayBuffer().catch(() => undefined);
+      await new Promise((res) => setTimeout(res, 25));
+    }
+  })();
+  try {
+    const value = await during();
+    return { value, failures, requests };
+  } finally {
+    stop = true;
+    await loop;
+  }
+}
+
+/**
+ * Traffic for 4.5 s; the fault at 1.5 s, repaired `faultMs` later; then waits for the store to
+ * equal the rule and reads to be fresh, and records how long that took after the last commit.
+ */
+async function underTraffic(fault: string, seed: number, inject: () => Promise<void>, repair: () => Promise<void>, opts: { faultMs?: number; readsMustSucceed?: boolean } = {}): Promise<void> {
+  const watched = await watchReads(async () => {
+    const traffic = runTraffic(c.pool, { rate: 400, durationMs: 4500, connections: 4, seed, size });
+    await new Promise((r) => setTimeout(r, 1500));
+    await inject();
+    await new Promise((r) => setTimeout(r, opts.faultMs ?? 2000));
+    await repair();
+    const stats = await traffic;
+    expect(stats.changes).toBeGreaterThan(500);
+    return Date.now();
+  });
+  const lastCommit = watched.value;
+  await eventually(async () => (await storeEqualsRule()) && (await fresh()), RECOVERY_BOUND_MS, `the store to equal the rule after: ${fault}`);
+  const recoveryMs = Date.now() - lastCommit;
+  results.push({ fault, recoveryMs, apiFailures: watched.failures, apiRequests: watched.requests });
+  console.log(`[faults] ${fault}: store equal to the rule and reads fresh ${recoveryMs} ms after the last commit; reads: ${watched.failures} failed of ${watched.requests}`);
+  expect(pipeline.exitCode).toBeNull(); // no fault kills the process
+  expect(pipeline.signalCode).toBeNull();
+  if (opts.readsMustSucceed !== false) expect(watched.failures).toBe(0);
+}
+
+beforeAll(async () => {
+  await resetState(c);
+  pgProxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(c.config.DATABASE_URL).port || 5432) });
+  redisProxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(c.config.REDIS_URL).port || 6379) });
+  temporalPort = await freePort();
+  temporalDb = path.join(DATA_DIR, 'test', `temporal-faults-${process.pid}.db`);
+  fs.rmSync(temporalDb, { force: true });
+  temporal = await startTemporal();
+  apiPort = await freePort();
+  metricsPort = await freePort();
+  await seedCatalogue(c.pool, size);
+  pipeline = startPipeline();
+  await eventually(apiAnswers, 60_000, 'the pipeline to start');
+  await eventually(async () => (await storeEqualsRule()) && (await fresh()), 60_000, 'the initial drain');
+});
+
+afterAll(async () => {
+  if (results.length) console.log(`[faults] summary\n${results.map((r) => `  ${r.fault.padEnd(60)} ${String(r.recoveryMs).padStart(6)} ms   reads failed ${r.apiFailures}/${r.apiRequests}`).join('\n')}`);
+  if (pipeline && pipeline.exitCode === null) {
+    pipeline.kill('SIGTERM');
+    await exited(pipeline);
+  }
+  if (temporal && (await temporalAnswers(temporal.address).catch(() => false))) {
+    const t = await temporalClient(temporal.address);
+    for (const id of ALL_SCHEDULE_IDS) await t.client.schedule.getHandle(id).delete().catch(() => undefined);
+    await t.close();
+  }
+  await temporal?.stop().catch(() => undefined);
+  fs.rmSync(temporalDb, { force: true });
+  await pgProxy?.close();
+  await redisProxy?.close();
+  await c.close();
+});
+
+describe('dependency faults under traffic', () => {
+  it('PostgreSQL connections cut for 2 s (a restart, seen from the worker)', async () => {
+    const health: { api?: { status: number; body: any }; worker?: { status: number; body: any } } = {};
+    await underTraffic('PostgreSQL cut 2 s', 31, async () => {
+      pgProxy.cut();
+      await new Promise((r) => setTimeout(r, 300));
+      // Each dependency on its own: the API stays healthy (reads need Redis only), the worker not.
+      const api = await fetch(`http://127.0.0.1:${apiPort}/healthz`);
+      health.api = { status: api.status, body: await api.json() };
+      const worker = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+      health.worker = { status: worker.status, body: await worker.json() };
+    }, async () => pgProxy.heal());
+    expect(health.api).toMatchObject({ status: 200, body: { status: 'degraded', dependencies: { redis: { status: 'up' }, postgres: { status: 'down' }, temporal: { status: 'up' } } } });
+    expect(health.worker).toMatchObject({ status: 503, body: { dependencies: { redis: { status: 'up' }, postgres: { status: 'down' }, temporal: { status: 'up' } } } });
+    const healthy = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+    expect(healthy.status).toBe(200);
+  });
+
+  it('PostgreSQL 200 ms slower for 2 s', async () => {
+    await underTraffic('PostgreSQL +200 ms latency 2 s', 32, async () => pgProxy.latency(200), async () => pgProxy.heal());
+  });
+
+  it('Redis connections cut for 2 s (reads answer 503 meanwhile, then recover)', async () => {
+    await underTraffic('Redis cut 2 s', 33, async () => redisProxy.cut(), async () => redisProxy.heal(), { readsMustSucceed: false });
+  });
+
+  it('Redis restarted empty: stale, rebuilt by backfill-auto, equal again', async () => {
+    await underTraffic('Redis restarted empty', 34, async () => {
+      redisProxy.cut();
+      await c.redis.flushdb();
+    }, async () => redisProxy.heal(), { faultMs: 500, readsMustSucceed: false });
+  });
+
+  it('the pipeline process SIGKILLed mid-batch and started again', async () => {
+    await underTraffic('worker + API SIGKILL, started again', 35, async () => {
+      pipeline.kill('SIGKILL');
+      await exited(pipeline);
+    }, async () => {
+      pipeline = startPipeline();
+      await eventually(apiAnswers, 30_000, 'the pipeline to come back');
+    }, { faultMs: 200, readsMustSucceed: false });
+  });
+
+  it('SIGTERM: finishes the batch in flight and in-flight requests, exits 0', async () => {
+    const traffic = runTraffic(c.pool, { rate: 400, durationMs: 1500, connections: 2, seed: 36, size });
+    await new Promise((r) => setTimeout(r, 700));
+    const t0 = Date.now();
+    pipeline.kill('SIGTERM');
+    await exited(pipeline);
+    const stopMs = Date.now() - t0;
+    console.log(`[faults] SIGTERM: exited with ${pipeline.exitCode} after ${stopMs} ms`);
+    expect(pipeline.exitCode).toBe(0);
+    await traffic;
+    pipeline = startPipeline();
+    await eventually(apiAnswers, 30_000, 'the pipeline to come back');
+    await eventually(async () => (await storeEqualsRule()) && (await fresh()), RECOVERY_BOUND_MS, 'the store to equal the rule after SIGTERM');
+  });
+
+  it.runIf(CHAOS)('Temporal dev server SIGKILLed and restarted (chaos)', async () => {
+    await underTraffic('Temporal SIGKILL, restarted', 37, async () => {
+      process.kill(temporal.pid, 'SIGKILL');
+    }, async () => {
+      temporal = await startTemporal();
+    }, { faultMs: 1000 });
+  });
+
+  it.runIf(CHAOS && process.getuid?.() === 0)('PostgreSQL restarted for real (chaos: pg_ctlcluster)', async () => {
+    const cluster = execFileSync('pg_lsclusters', ['-h']).toString().trim().split('\n')[0].split(/\s+/);
+    await underTraffic('PostgreSQL restart (pg_ctlcluster)', 38, async () => {
+      execFileSync('pg_ctlcluster', [cluster[0], cluster[1], 'restart', '-m', 'fast']);
+    }, async () => undefined, { faultMs: 0 });
+  });
+});
