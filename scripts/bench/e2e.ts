@@ -16,7 +16,7 @@
  * Uses its own database (fresh_badges_bench), Redis db 14 and Temporal server; loads the catalogue
  * (default 1,000,000 SKUs x 3 FCs) through the pipeline if it is not there yet.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
@@ -33,20 +33,11 @@ import { benchConfig, ensureCatalogue, openBench, Bench } from './bench-env';
 import { pendingRows, readCursor } from '../../activities/drain/outbox-reader';
 import { bareHttp, outboxScanRowsPerS, redisLuaOpsPerS, redisRoundTripMs } from './machine-limits';
 import { runPgbench } from './pgbench-load';
+import { spawnNode } from './processes';
 import { int, ms, percentiles, table } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function spawnNode(script: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    const onData = (d: Buffer) => ready.test(String(d)) && resolve(child);
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d) => process.stderr.write(`[${path.basename(script)}] ${d}`));
-    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
-  });
-}
 
 function httpGetJson(port: number, p: string, agent: http.Agent): Promise<any> {
   return new Promise((resolve, reject) => {
