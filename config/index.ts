@@ -31,6 +31,16 @@ const EnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('fresh-badges'),
   TEMPORAL_UI_PORT: intFrom(8233, 1, 65535),
+  /**
+   * A real Temporal cluster (Temporal Cloud or self-hosted with mTLS): TEMPORAL_TLS=true turns TLS
+   * on (the system's CAs, or TEMPORAL_TLS_CA); TEMPORAL_TLS_CERT/KEY are the client certificate
+   * files for mTLS; TEMPORAL_API_KEY authenticates with an API key (implies TLS). Local dev: none.
+   */
+  TEMPORAL_TLS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  TEMPORAL_TLS_CA: z.string().min(1).optional(),
+  TEMPORAL_TLS_CERT: z.string().min(1).optional(),
+  TEMPORAL_TLS_KEY: z.string().min(1).optional(),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
   API_PORT: intFrom(8080, 0, 65535),
   /** Prometheus metrics of the worker (0: off). */
   WORKER_METRICS_PORT: intFrom(9464, 0, 65535),

@@ -3,6 +3,7 @@
  * TEMPORAL_UI_PORT, SQLite under .data/temporal), plus reachability of PostgreSQL and Redis.
  */
 import { redactUrl } from '../config/redact';
+import { temporalConnectionOptions } from '../config/temporal-connection';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../config';
 import { createPool } from '../db/pool';
@@ -10,7 +11,7 @@ import { localServerFiles, readPid, startDevServer, stopPid, temporalAnswers } f
 
 export async function ensureTemporal(): Promise<{ address: string; started: boolean; pid: number | null }> {
   const config = loadConfig();
-  if (await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE)) return { address: config.TEMPORAL_ADDRESS, started: false, pid: null };
+  if (await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config))) return { address: config.TEMPORAL_ADDRESS, started: false, pid: null };
   const [host, port] = config.TEMPORAL_ADDRESS.split(':');
   if (!['127.0.0.1', 'localhost'].includes(host)) {
     throw new Error(`Temporal does not answer at ${config.TEMPORAL_ADDRESS}, and only a local dev server can be started here`);

@@ -11,6 +11,7 @@ import { Command } from 'commander';
 import pg from 'pg';
 import { loadConfig, names } from '../config';
 import { redactText } from '../config/redact';
+import { temporalConnectionOptions } from '../config/temporal-connection';
 import { ensureDatabase, migrate } from '../db/migrate';
 import { startApi } from '../serving/main';
 import { createPool } from '../db/pool';
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
   console.log(temporal.started ? `temporal dev server started at ${temporal.address}` : `temporal answers at ${temporal.address}`);
   console.log(`Temporal Web UI: http://localhost:${config.TEMPORAL_UI_PORT}`);
 
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await Connection.connect(temporalConnectionOptions(config));
   const temporalClient = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const schedules = await ensureSchedules(temporalClient, config);
   // Drain now rather than at the next interval boundary; the schedule's skip policy makes this a
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
     dependencies: dependencyHealth({
       pool: healthPool,
       temporalCheck: async () => {
-        if (!(await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE))) throw new Error(`no answer at ${config.TEMPORAL_ADDRESS}`);
+        if (!(await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config)))) throw new Error(`no answer at ${config.TEMPORAL_ADDRESS}`);
       },
     }),
   });

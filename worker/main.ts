@@ -6,6 +6,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../config';
 import { redactText, redactUrl } from '../config/redact';
+import { temporalConnectionOptions } from '../config/temporal-connection';
 import { checkPostgres, createPool } from '../db/pool';
 import { storeKeys } from '../store/keys';
 import { checkEvictionPolicy } from '../store/redis-checks';
@@ -55,7 +56,7 @@ export async function runWorker(): Promise<void> {
     });
     await checkEvictionPolicy(redis, config.REDIS_EVICTION_CHECK);
     await upgradeStoreLayout(redis, storeKeys(config.REDIS_PREFIX));
-    const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }).catch((err) => {
+    const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err) => {
       throw new Error(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${redactText(err.message)}`);
     });
     cleanup.unshift(() => connection.close());

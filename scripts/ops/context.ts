@@ -1,5 +1,6 @@
 /** What every operator command needs, connected lazily with clear errors when a part is down. */
 import { redactText, redactUrl } from '../../config/redact';
+import { temporalConnectionOptions } from '../../config/temporal-connection';
 import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -49,7 +50,7 @@ export function createOpsContext(): OpsContext {
     },
     async temporal() {
       if (!client) {
-        connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: 3_000 }).catch((err) => {
+        connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: 3_000 }).catch((err) => {
           throw new OpsError(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\` or \`npm start\`): ${err.message}`);
         });
         client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
