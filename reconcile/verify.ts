@@ -5,16 +5,21 @@
  * source does not. Badges: the one rule over the store (the read library) against the rule
  * computed by SQL, for a sample of (SKU, region) pairs.
  *
- * Changes in flight are not mismatches: whatever differs in a first pass is checked again after
- * the drain has confirmed being caught up past the start of the run; only what still differs is
- * reported.
+ * Changes in flight are not mismatches. The source is read in one snapshot S (a REPEATABLE READ
+ * transaction held for the run); whatever differs in a first pass is read again from the store
+ * once the drain has applied everything S saw (its cursor snapshot covers S), against the same S.
+ * What still differs is a mismatch unless the source row changed after S (an outbox row S did not
+ * see): then the store may rightly be newer than S, and it is left to the next run. Under steady
+ * traffic a comparison with the *current* source would report hot keys (an FC's capacity, a load)
+ * as different on every run.
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys } from '../store/keys';
-import { readWatermark } from '../store/watermark';
+import { names } from '../config';
+import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
 import { sourceBadges } from './source-badges';
 import { sourceFeatures } from './source-features';
 import { storeFeatures } from './store-features';
@@ -43,7 +48,7 @@ export interface VerifyReport {
   settled: number;
 }
 
-type Db = pg.Pool;
+type Db = pg.Pool | pg.ClientBase;
 
 async function skuMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: string[]): Promise<VerifyMismatch[]> {
   if (skus.length === 0) return [];
@@ -104,7 +109,7 @@ async function extraSkus(source: Db, redis: Redis, keys: StoreKeys): Promise<Ver
   return out;
 }
 
-async function badgeMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: string[]): Promise<{ checked: number; mismatches: VerifyMismatch[] }> {
+async function badgeMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: string[], at: Date): Promise<{ checked: number; mismatches: VerifyMismatch[] }> {
   if (!skus.length) return { checked: 0, mismatches: [] };
   const regions = (await source.query('select distinct region from shop.region_fc order by 1 limit 50')).rows.map((r) => r.region as string);
   const reader = createBadgeReader({ redis, prefix: keys.prefix, staleAfterMs: Number.MAX_SAFE_INTEGER });
@@ -113,7 +118,7 @@ async function badgeMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: 
   for (const region of regions) {
     for (let i = 0; i < skus.length; i += 200) {
       const part = skus.slice(i, i + 200);
-      const [store, sql] = await Promise.all([reader.getBadges(region, part), sourceBadges(source, region, part)]);
+      const [store, sql] = await Promise.all([reader.getBadges(region, part), sourceBadges(source, region, part, at)]);
       part.forEach((sku, n) => {
         checked++;
         const a = sql[n];
@@ -127,10 +132,43 @@ async function badgeMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: 
   return { checked, mismatches: out };
 }
 
-export async function verifyStore(source: Db, redis: Redis, keys: StoreKeys, opts: VerifyOptions = {}, onProgress?: (checked: number) => void): Promise<VerifyReport> {
-  const started = Date.now();
+export async function verifyStore(
+  source: pg.Pool,
+  redis: Redis,
+  keys: StoreKeys,
+  opts: VerifyOptions = {},
+  onProgress?: (checked: number) => void,
+  /** Where the drain cursor is read (the primary); `source` may be a replica. */
+  cursorDb: pg.Pool = source,
+): Promise<VerifyReport> {
+  const client = await source.connect();
+  try {
+    await client.query('begin isolation level repeatable read read only');
+    const snapshot = (await client.query(`select pg_current_snapshot()::text as s`)).rows[0].s as string;
+    const report = await verifyAt(client, snapshot, source, cursorDb, redis, keys, opts, onProgress);
+    await client.query('commit');
+    return report;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function verifyAt(
+  db: pg.ClientBase,
+  snapshot: string,
+  source: pg.Pool,
+  cursorDb: pg.Pool,
+  redis: Redis,
+  keys: StoreKeys,
+  opts: VerifyOptions,
+  onProgress?: (checked: number) => void,
+): Promise<VerifyReport> {
   const chunk = opts.chunk ?? 5_000;
   const mode = opts.sample ? 'sample' : 'complete';
+  const at = new Date(); // the UTC day the badges' loads are counted for, the same in both passes
   let checkedSkus = 0;
   const first: VerifyMismatch[] = [];
   const badgeSample: string[] = [];
@@ -138,10 +176,10 @@ export async function verifyStore(source: Db, redis: Redis, keys: StoreKeys, opt
     for (const s of skus) if (badgeSample.length < (opts.badgeSkus ?? 200) && Math.random() < 0.5) badgeSample.push(s);
   };
   if (opts.sample) {
-    const skus = (await source.query('select sku_id from shop.skus order by random() limit $1', [opts.sample])).rows.map((r) => r.sku_id as string);
+    const skus = (await db.query('select sku_id from shop.skus order by random() limit $1', [opts.sample])).rows.map((r) => r.sku_id as string);
     for (let i = 0; i < skus.length; i += chunk) {
       const part = skus.slice(i, i + chunk);
-      first.push(...(await skuMismatches(source, redis, keys, part)));
+      first.push(...(await skuMismatches(db, redis, keys, part)));
       takeForBadges(part);
       checkedSkus += part.length;
       onProgress?.(checkedSkus);
@@ -149,31 +187,81 @@ export async function verifyStore(source: Db, redis: Redis, keys: StoreKeys, opt
   } else {
     let after = '';
     for (;;) {
-      const part = (await source.query('select sku_id from shop.skus where sku_id > $1 order by sku_id limit $2', [after, chunk])).rows.map((r) => r.sku_id as string);
+      const part = (await db.query('select sku_id from shop.skus where sku_id > $1 order by sku_id limit $2', [after, chunk])).rows.map((r) => r.sku_id as string);
       if (!part.length) break;
-      first.push(...(await skuMismatches(source, redis, keys, part)));
+      first.push(...(await skuMismatches(db, redis, keys, part)));
       takeForBadges(part);
       checkedSkus += part.length;
       after = part[part.length - 1];
       onProgress?.(checkedSkus);
     }
-    first.push(...(await extraSkus(source, redis, keys)));
+    first.push(...(await extraSkus(db, redis, keys)));
   }
-  first.push(...(await smallMismatches(source, redis, keys)));
-  const badges = await badgeMismatches(source, redis, keys, badgeSample);
+  first.push(...(await smallMismatches(db, redis, keys)));
+  const badges = await badgeMismatches(db, redis, keys, badgeSample, at);
   first.push(...badges.mismatches);
   if (first.length === 0) return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: [], settled: 0 };
 
-  // Second pass: let the drain catch up past the start of this run, then re-check what differed.
+  // Second pass: once the drain has applied everything the snapshot saw, against the same snapshot.
   const deadline = Date.now() + (opts.settleMs ?? 30_000);
-  while (Date.now() < deadline && ((await readWatermark(redis, keys)).caughtUpAt ?? 0) < started) await new Promise((r) => setTimeout(r, 200));
+  while (Date.now() < deadline && !(await drainCovers(cursorDb, snapshot))) await new Promise((r) => setTimeout(r, 200));
   const skus = [...new Set(first.map((m) => m.sku).filter((s): s is string => !!s))];
   const again: VerifyMismatch[] = [];
-  for (let i = 0; i < skus.length; i += chunk) again.push(...(await skuMismatches(source, redis, keys, skus.slice(i, i + chunk))));
+  for (let i = 0; i < skus.length; i += chunk) again.push(...(await skuMismatches(db, redis, keys, skus.slice(i, i + chunk))));
   // (SKUs only the store has are among `skus`: re-checking them tells whether they still are.)
-  again.push(...(await smallMismatches(source, redis, keys)));
+  again.push(...(await smallMismatches(db, redis, keys)));
   const badgeSkus = [...new Set(badges.mismatches.map((m) => m.sku!))];
-  again.push(...(await badgeMismatches(source, redis, keys, badgeSkus)).mismatches);
-  return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: again, settled: first.length - again.length };
+  again.push(...(await badgeMismatches(db, redis, keys, badgeSkus, at)).mismatches);
+  const changed = await changedAfter(source, snapshot);
+  const mismatches = again.filter((m) => !changed(m));
+  return { mode, checkedSkus, checkedBadges: badges.checked, mismatches, settled: first.length - mismatches.length };
 }
 
+/** Has the drain applied every change the snapshot saw (its cursor's snapshot covers it)? */
+async function drainCovers(cursorDb: pg.Pool, snapshot: string): Promise<boolean> {
+  const r = await cursorDb.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [names.drainConsumer]);
+  return r.rowCount === 1 && snapshotCovers(parseSnapshot(r.rows[0].s), parseSnapshot(snapshot));
+}
+
+/**
+ * Which mismatches a change committed after the snapshot can explain: the source rows written
+ * since (outbox rows the snapshot did not see; a short, recent txid range of the outbox index).
+ */
+async function changedAfter(source: pg.Pool, snapshot: string): Promise<(m: VerifyMismatch) => boolean> {
+  const r = await source.query(
+    `select tbl, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc from pipeline.outbox
+      where txid >= pg_snapshot_xmin($1::pg_snapshot) and not pg_visible_in_snapshot(txid, $1::pg_snapshot)`,
+    [snapshot],
+  );
+  const rows = new Set<string>();
+  const loadFcs = new Set<string>();
+  const tables = new Set<string>();
+  const inventoryOf = new Set<string>();
+  for (const x of r.rows) {
+    rows.add(`${x.tbl} ${x.key}`);
+    tables.add(x.tbl);
+    if (x.tbl === 'orders') for (const fc of [x.fc, x.old_fc]) if (fc) loadFcs.add(fc);
+    if (x.tbl === 'inventory') inventoryOf.add(String(x.key).split('|')[0]);
+  }
+  return (m) => {
+    switch (m.feature) {
+      case 'lifecycle':
+        return rows.has(`skus ${m.key}`);
+      case 'available':
+        return rows.has(`inventory ${m.key}`);
+      case 'capacity':
+        return rows.has(`fulfillment_centers ${m.key}`);
+      case 'rank':
+        return rows.has(`region_fc ${m.key}`);
+      case 'load':
+        return loadFcs.has(m.key.split('|')[0]);
+      case 'badge': {
+        // derived from the SKU's rows and every FC of the region: any of them moving explains it
+        const sku = m.sku ?? '';
+        return rows.has(`skus ${sku}`) || inventoryOf.has(sku) || tables.has('fulfillment_centers') || tables.has('region_fc') || tables.has('orders');
+      }
+      default:
+        return false;
+    }
+  };
+}

@@ -24,7 +24,7 @@ export function createVerifyActivities(deps: { pool: pg.Pool; sourcePool: pg.Poo
     /** Reconciles the store against the source (replica when configured); see reconcile/verify.ts. */
     async verifyStore(input: VerifyOptions) {
       try {
-        return await verifyStore(deps.sourcePool, deps.redis, deps.keys, input, (checked) => heartbeat({ checkedSkus: checked }));
+        return await verifyStore(deps.sourcePool, deps.redis, deps.keys, input, (checked) => heartbeat({ checkedSkus: checked }), deps.pool);
       } catch (err) {
         rethrowClassified(err, 'verify');
       }
@@ -38,8 +38,13 @@ export function createVerifyActivities(deps: { pool: pg.Pool; sourcePool: pg.Poo
      */
     async verifyAndRepair(input: { sample: number; badgeSkus?: number; settleMs?: number }) {
       try {
-        const report = await verifyStore(deps.sourcePool, deps.redis, deps.keys, { sample: input.sample, badgeSkus: input.badgeSkus ?? 50, settleMs: input.settleMs ?? 30_000 }, (checked) =>
-          heartbeat({ checkedSkus: checked }),
+        const report = await verifyStore(
+          deps.sourcePool,
+          deps.redis,
+          deps.keys,
+          { sample: input.sample, badgeSkus: input.badgeSkus ?? 50, settleMs: input.settleMs ?? 30_000 },
+          (checked) => heartbeat({ checkedSkus: checked }),
+          deps.pool,
         );
         const byFeature: Record<string, number> = {};
         for (const m of report.mismatches) {
