@@ -22,7 +22,8 @@ export interface OutboxRow {
   key: string;
   image: unknown;
   old_image: unknown;
-  created_at: Date;
+  /** When the change was written (ms since epoch); a number, not a Date: parsed for every row. */
+  created_ms: number;
 }
 
 const id = z.string().min(1);
@@ -35,7 +36,7 @@ const OrderRow = z.object({
   fc_id: z.string().nullable(),
   qty: int.min(1).nullable(),
   status: z.string().nullable(),
-  placed_at: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a timestamp'),
+  placed_at: z.string(), // parsed once, in orderContribution (a second parse per row showed in profiles)
 });
 const KeyOnly = {
   skus: z.object({ sku_id: id }),
@@ -54,9 +55,11 @@ function parse<T>(schema: z.ZodType<T>, image: unknown, what: string): T {
 }
 
 /** The (fc, day, qty) an order row adds to the load, or null when it adds nothing. */
-function orderContribution(row: z.infer<typeof OrderRow>): { fc: string; day: string; qty: number } | null {
+function orderContribution(row: z.infer<typeof OrderRow>, what: string): { fc: string; day: string; qty: number } | null {
+  const placedMs = Date.parse(row.placed_at);
+  if (Number.isNaN(placedMs)) throw new MalformedChange(`${what}: placed_at: not a timestamp`);
   if (row.fc_id === null || row.qty === null || row.status === null || !LOAD_STATUSES.has(row.status)) return null;
-  return { fc: row.fc_id, day: utcDay(new Date(row.placed_at)), qty: row.qty };
+  return { fc: row.fc_id, day: utcDay(new Date(placedMs)), qty: row.qty };
 }
 
 export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
@@ -108,22 +111,16 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
     case 'orders': {
       // The load changes by (new contribution - old contribution); an insert has no old row and
       // a delete no new one. Updates need the before-image, which the trigger keeps for orders.
-      const before = row.op === 'I' ? null : orderContribution(parse(OrderRow, row.op === 'D' ? row.image : row.old_image, `${where} (before-image)`));
-      const after = row.op === 'D' ? null : orderContribution(parse(OrderRow, row.image, where));
-      const deltas = new Map<string, { fc: string; day: string; delta: number }>();
-      const add = (c: { fc: string; day: string; qty: number } | null, sign: number) => {
-        if (!c) return;
-        const k = `${c.fc}\u0000${c.day}`;
-        const d = deltas.get(k) ?? { fc: c.fc, day: c.day, delta: 0 };
-        d.delta += sign * c.qty;
-        deltas.set(k, d);
-      };
-      add(before, -1);
-      add(after, +1);
+      const before = row.op === 'I' ? null : orderContribution(parse(OrderRow, row.op === 'D' ? row.image : row.old_image, `${where} (before-image)`), `${where} (before-image)`);
+      const after = row.op === 'D' ? null : orderContribution(parse(OrderRow, row.image, where), where);
+      // (Written without a Map or a closure per row: this runs for every order change.)
       const out: FeatureUpdate[] = [];
-      for (const d of deltas.values()) {
-        if (d.delta !== 0) out.push({ feature: 'fc.load', fc: d.fc, day: d.day, delta: d.delta, txid: row.txid, id: version });
+      if (before && after && before.fc === after.fc && before.day === after.day) {
+        if (after.qty !== before.qty) out.push({ feature: 'fc.load', fc: after.fc, day: after.day, delta: after.qty - before.qty, txid: row.txid, id: version });
+        return out;
       }
+      if (before) out.push({ feature: 'fc.load', fc: before.fc, day: before.day, delta: -before.qty, txid: row.txid, id: version });
+      if (after) out.push({ feature: 'fc.load', fc: after.fc, day: after.day, delta: after.qty, txid: row.txid, id: version });
       return out;
     }
     default:

@@ -88,7 +88,7 @@ export async function fillFromSnapshot(
   const ops: StoreOp[] = [];
   rows.forEach((image, i) => {
     try {
-      for (const u of featureUpdatesFrom({ id: '1', txid: '0', tbl: table, op: 'R', key: '', image, old_image: null, created_at: new Date() })) {
+      for (const u of featureUpdatesFrom({ id: '1', txid: '0', tbl: table, op: 'R', key: '', image, old_image: null, created_ms: Date.now() })) {
         const op = toBackfillOp(keys, u, tag, i);
         if (op) ops.push(op);
       }

@@ -69,7 +69,7 @@ export async function retryDeadLetters(
         result.retried++;
         continue;
       }
-      const row: OutboxRow = { id: dl.oid, txid: dl.txid, tbl: dl.tbl, op: dl.op, key: dl.key, image: dl.image, old_image: dl.old_image, created_at: new Date() };
+      const row: OutboxRow = { id: dl.oid, txid: dl.txid, tbl: dl.tbl, op: dl.op, key: dl.key, image: dl.image, old_image: dl.old_image, created_ms: Date.now() };
       const updates = featureUpdatesFrom(row);
       const ops: StoreOp[] = foldOps(keys, updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })));
       // Only the load deltas still owed: Redis may have taken some of the change's operations.

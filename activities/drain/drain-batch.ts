@@ -182,7 +182,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     const dead = new Map<number, string>();
     let newestSourceMs = 0;
     rows.forEach((row, source) => {
-      newestSourceMs = Math.max(newestSourceMs, row.created_at.getTime());
+      newestSourceMs = Math.max(newestSourceMs, row.created_ms);
       if (row.op === 'T') return;
       try {
         for (const update of featureUpdatesFrom(row)) updates.push({ update, source });
@@ -226,7 +226,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     // needs nothing: its inventory rows arrive as changes of their own.
     const rebuildSkus = await rebuildRequests(deps, applied.rebuild.map((i) => rows[i].key));
     deps.metrics?.batch(rows.length, (performance.now() - t0) / 1000, applySeconds);
-    deps.metrics?.freshness(rows.map((r) => r.created_at.getTime()), visibleAt);
+    deps.metrics?.freshness(rows.map((r) => r.created_ms), visibleAt);
     if (dead.size) deps.metrics?.deadLetters(dead.size);
     const storeComplete = await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt: complete ? target.at : null });
     if (dead.size) deps.log?.('warn', `drain sent ${dead.size} change(s) to dead letters`, { first: [...dead.values()][0] });

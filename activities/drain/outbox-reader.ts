@@ -171,7 +171,8 @@ export const DELTA_SQL = `
     select x as t from pg_snapshot_xip($1::pg_snapshot) x
      where pg_visible_in_snapshot(x, $2::pg_snapshot) and x >= $3::xid8
   )
-  select d.id::text as id, d.txid::text as txid, d.tbl, d.op, d.key, d.image, d.old_image, d.created_at
+  select d.id::text as id, d.txid::text as txid, d.tbl, d.op, d.key, d.image, d.old_image,
+         (extract(epoch from d.created_at) * 1000)::float8 as created_ms
     from (
       (select o.*
          from finished cross join lateral (

@@ -108,7 +108,7 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
             key: String(key),
             image: image === null ? null : JSON.parse(String(image)),
             old_image: oldImage === null ? null : JSON.parse(String(oldImage)),
-            created_at: new Date(Number(sourceMs)),
+            created_ms: Number(sourceMs),
           });
         } catch (err) {
           if (err instanceof MalformedChange) {

@@ -63,8 +63,8 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
   const rows = (
     await pool.query(
       `select d.txid, d.id, d.tbl, d.op, d.key, d.image::text as image, d.old_image::text as old_image,
-              (extract(epoch from d.created_at) * 1000)::bigint::text as source_ms,
-              to_char(d.created_at at time zone 'UTC', 'YYYY-MM-DD') as day
+              d.created_ms::bigint::text as source_ms,
+              to_char(to_timestamp(d.created_ms / 1000) at time zone 'UTC', 'YYYY-MM-DD') as day
          from (${DELTA_SQL}) d`,
       deltaParams({ from: cursor.from, to: target, after: cursor.position, limit: maxRows }),
     )

@@ -46,7 +46,7 @@ export async function replayRange(
   input: { from: Position; to: Position; toSnapshot?: string; limit: number },
 ): Promise<{ rows: number; applied: number; skipped: number; reemitted: number; position: Position; done: boolean }> {
   const r = await pool.query<OutboxRow>(
-    `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, o.created_at
+    `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, (extract(epoch from o.created_at) * 1000)::float8 as created_ms
        from pipeline.outbox o
       where (o.txid, o.id) > ($1::xid8, $2::bigint) and (o.txid, o.id) <= ($3::xid8, $4::bigint)
         and ($6::pg_snapshot is null or pg_visible_in_snapshot(o.txid, $6::pg_snapshot))

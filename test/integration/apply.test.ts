@@ -125,6 +125,29 @@ describe('backfill values and snapshots', () => {
     expect(await c.redis.hmget(key, 'b', 't', 'i')).toEqual(['8', '480', '9']);
   });
 
+  it('the deltas of one counter go in one operation, each still checked: a retry after a partial apply counts only the rest', async () => {
+    const key = c.keys.load('F1', '20261128');
+    await c.redis.hset(key, 'n', '5', 'b', '1', 't', '500', 'i', '11'); // an earlier attempt got this far
+    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261128', delta: d, txid, id });
+    const r = await applyUpdates(c.redis, c.keys, batch([delta('500', 10, 1), delta('500', 11, 2), delta('510', 12, 4), delta('511', 13, -1)]), { ...opts, batch: '1' });
+    expect(await c.redis.hget(key, 'n')).toBe('8'); // 5 + 4 - 1
+    expect(await c.redis.hmget(key, 'b', 't', 'i')).toEqual(['1', '511', '13']);
+    expect(r).toMatchObject({ applied: 2, sent: 4 });
+    // A key of the wrong type: every delta of the merged operation is reported, by its source.
+    const broken = c.keys.load('F2', '20261128');
+    await c.redis.rpush(broken, 'x');
+    const failed = await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'fc.load', fc: 'F2', day: '20261128', delta: 1, txid: '600', id: 20 }, { feature: 'fc.load', fc: 'F2', day: '20261128', delta: 2, txid: '601', id: 21 }]),
+      { ...opts, batch: '2' },
+    );
+    expect(failed.failures.map((f) => [f.source, f.kind, f.key])).toEqual([
+      [0, 'L', broken],
+      [1, 'L', broken],
+    ]);
+  });
+
   it('a counter written before the upgrade (no batch) is still guarded by (txid, id)', async () => {
     const key = c.keys.load('F1', '20261127');
     await c.redis.hset(key, 'n', '5', 't', '300', 'i', '40'); // what the horizon drain left

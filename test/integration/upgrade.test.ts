@@ -47,7 +47,7 @@ afterAll(() => c.close());
 async function oldDrainBatch(pool: pg.Pool, redis: Redis, keys: StoreKeys, cursor: { txid: string; id: string }, limit: number) {
   const rows = (
     await pool.query<OutboxRow>(
-      `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, o.created_at
+      `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, (extract(epoch from o.created_at) * 1000)::float8 as created_ms
          from pipeline.outbox o
         where (o.txid, o.id) > ($1::xid8, $2::bigint) and o.txid < (select pg_snapshot_xmin(pg_current_snapshot()))
         order by o.txid, o.id limit $3`,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RANK_NULL, utcDay } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange, OutboxRow } from '../../features/from-source';
 
-const row = (over: Partial<OutboxRow>): OutboxRow => ({ id: '10', txid: '700', tbl: 'skus', op: 'I', key: 'k', image: null, old_image: null, created_at: new Date(), ...over });
+const row = (over: Partial<OutboxRow>): OutboxRow => ({ id: '10', txid: '700', tbl: 'skus', op: 'I', key: 'k', image: null, old_image: null, created_ms: Date.now(), ...over });
 const order = (o: Record<string, unknown>) => ({ order_id: 1, sku_id: 'S1', fc_id: 'F1', qty: 2, status: 'placed', placed_at: '2026-11-25T15:19:15.339058+00:00', ...o });
 
 describe('featureUpdatesFrom', () => {
