@@ -22,6 +22,15 @@ export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR)
   const result: MigrationResult = { applied: [], alreadyApplied: [] };
   try {
     await conn.query('select pg_advisory_lock($1)', [LOCK_KEY]);
+    // Nothing pending: no DDL at all, so a role without CREATE rights (the worker's, under
+    // sql/least-privilege.sql) can start `npm start` on a database its owner has migrated.
+    if ((await conn.query(`select to_regclass('pipeline.schema_migrations') is not null as ok`)).rows[0].ok) {
+      const applied = new Set((await conn.query('select version from pipeline.schema_migrations')).rows.map((r) => r.version));
+      if (files.every((f) => applied.has(f))) {
+        result.alreadyApplied.push(...files);
+        return result;
+      }
+    }
     await conn.query(`create schema if not exists pipeline;
       create table if not exists pipeline.schema_migrations (
         version text primary key, applied_at timestamptz not null default now())`);
@@ -39,7 +48,8 @@ export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR)
         await conn.query('commit');
       } catch (err) {
         await conn.query('rollback');
-        throw new Error(`migration ${file} failed: ${(err as Error).message}`);
+        const hint = (err as { code?: string }).code === '42501' ? ' (the role lacks the rights: migrations run as the database owner; see sql/least-privilege.sql)' : '';
+        throw new Error(`migration ${file} failed: ${(err as Error).message}${hint}`);
       }
       result.applied.push(file);
     }
@@ -71,4 +81,11 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   } finally {
     await client.end();
   }
+}
+
+export const LEAST_PRIVILEGE_SQL = path.resolve(__dirname, '..', 'sql', 'least-privilege.sql');
+
+/** Applies sql/least-privilege.sql (roles and grants; idempotent). Needs a superuser or CREATEROLE. */
+export async function applyLeastPrivilege(client: pg.Pool | pg.Client): Promise<void> {
+  await client.query(fs.readFileSync(LEAST_PRIVILEGE_SQL, 'utf8'));
 }

@@ -66,7 +66,7 @@ fi
 echo "redis: $(redis-cli -h 127.0.0.1 -p 6379 ping)"
 
 say "Databases and migrations"
-npx tsx scripts/migrate.ts \
+npx tsx scripts/migrate.ts --roles \
   "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/fresh_badges}" \
   "${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/fresh_badges_test}"
 

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { ensureDatabase, migrate } from '../db/migrate';
+import { applyLeastPrivilege, ensureDatabase, migrate } from '../db/migrate';
 import { DATA_DIR, startDevServer, DevServer } from '../scripts/lib/temporal-server';
 import { buildWorkflowBundle } from '../worker/workflow-bundle';
 import { TEST_DATABASE_URL } from './support/env';
@@ -34,6 +34,7 @@ export async function setup(project: TestProject): Promise<void> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
   await migrate(client);
+  await applyLeastPrivilege(client); // the pipeline's child processes run as fresh_badges_worker
   await client.end();
 
   const bundlePath = path.join(DATA_DIR, 'test', 'workflow-bundle.js');

@@ -18,26 +18,8 @@
 import type pg from 'pg';
 
 export async function refreshSkuFromSource(pool: pg.Pool, sku: string): Promise<{ rows: number }> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    const skus = await client.query(
-      `insert into pipeline.outbox (tbl, op, key, image)
-       select 'skus', 'R', s.sku_id, to_json(s) from (select * from shop.skus where sku_id = $1 for share) s`,
-      [sku],
-    );
-    const inventory = await client.query(
-      `insert into pipeline.outbox (tbl, op, key, image)
-       select 'inventory', 'R', i.sku_id || '|' || i.fc_id, to_json(i)
-         from (select * from shop.inventory where sku_id = $1 order by fc_id for share) i`,
-      [sku],
-    );
-    await client.query('commit');
-    return { rows: (skus.rowCount ?? 0) + (inventory.rowCount ?? 0) };
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  // pipeline.refresh_sku (migration 007): the two FOR SHARE reads and outbox inserts, as a SECURITY
+  // DEFINER function, since FOR SHARE needs UPDATE on the table and the worker's role has none.
+  const r = await pool.query('select pipeline.refresh_sku($1)::int as n', [sku]);
+  return { rows: r.rows[0].n };
 }

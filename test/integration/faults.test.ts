@@ -26,7 +26,7 @@ import { runTraffic } from '../../simulator/traffic';
 import { eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
 import { FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { freePort } from '../support/redis-process';
-import { childEnv, exited } from '../support/worker-process';
+import { childEnv, exited, workerRoleUrl } from '../support/worker-process';
 
 const CHAOS = process.env.CHAOS === '1';
 const RECOVERY_BOUND_MS = 90_000;
@@ -63,7 +63,7 @@ function startPipeline(): ChildProcess {
     cwd: ROOT,
     env: {
       ...childEnv(c.config, temporal.address),
-      DATABASE_URL: viaProxy(c.config.DATABASE_URL, pgProxy.port),
+      DATABASE_URL: viaProxy(workerRoleUrl(c.config.DATABASE_URL), pgProxy.port), // the least-privilege role
       REDIS_URL: viaProxy(c.config.REDIS_URL, redisProxy.port),
       API_HOST: '127.0.0.1',
       API_PORT: String(apiPort),
