@@ -11,6 +11,7 @@
  * The script reads keys it derives from the region's FC list, so it assumes one Redis (not
  * Redis Cluster), like the rest of the store.
  */
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { Badge, decideBadge, rankRegionFcs, RegionFc } from '../features/badge-rule';
 import { utcDay } from '../features/definitions';
@@ -62,6 +63,7 @@ return out
 
 type ReadReply = [string[], string[], (string | null)[], ...(string | null)[][]];
 type WithRead = Redis & { fbReadBadges(numKeys: number, ...args: string[]): Promise<ReadReply> };
+const READ_SHA = createHash('sha1').update(READ_LUA).digest('hex');
 
 export class RedisUnavailable extends Error {
   override name = 'RedisUnavailable';
@@ -72,6 +74,26 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
   const now = opts.now ?? Date.now;
   const redis = opts.redis as WithRead;
   if (typeof redis.fbReadBadges !== 'function') opts.redis.defineCommand('fbReadBadges', { lua: READ_LUA });
+
+  /**
+   * The read script runs as EVALSHA_RO (EVAL_RO when the server does not have it cached yet), so
+   * a Redis ACL user that may only read (README, Redis users) serves the API; a server older than
+   * Redis 7 (no _RO variants) gets plain EVALSHA.
+   */
+  let readOnlyScripts = true;
+  async function runRead(args: string[]): Promise<ReadReply> {
+    if (readOnlyScripts) {
+      try {
+        return (await opts.redis.evalsha_ro(READ_SHA, 0, ...args)) as ReadReply;
+      } catch (err) {
+        const message = (err as Error).message ?? '';
+        if (message.startsWith('NOSCRIPT')) return (await opts.redis.eval_ro(READ_LUA, 0, ...args)) as ReadReply;
+        if (!/unknown command/i.test(message)) throw err;
+        readOnlyScripts = false;
+      }
+    }
+    return redis.fbReadBadges(0, ...args);
+  }
 
   function freshness(caughtUpRaw: string | null | undefined, at: number): Freshness {
     const caughtUpAt = caughtUpRaw ? Number(caughtUpRaw) : null;
@@ -109,7 +131,7 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
   }
 
   async function readLua(region: string, skus: string[], at: number) {
-    const reply = await redis.fbReadBadges(0, opts.prefix, utcDay(new Date(at)), region, ...skus);
+    const reply = await runRead([opts.prefix, utcDay(new Date(at)), region, ...skus]);
     const [flatRegion, fcinfo, [caughtUp], ...skuFields] = reply;
     const { ranked, order } = regionFcs(flatRegion, (i) => [fcinfo[2 * i] || null, fcinfo[2 * i + 1] || null]);
     return { badges: badgesFrom(skus, order, ranked, skuFields), caughtUp };
