@@ -13,10 +13,10 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { compactionWorkflow, drainWorkflow } from '../../workflows';
-import { drainSettled, eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients, TEST_DATABASE_URL } from '../support/env';
+import { drainSettled, eventually, pipelineClients, resetState, sharedTestServer, startWorker, temporalClient, TEST_DATABASE_URL, testClients } from '../support/env';
 
 const c = testClients({ COMPACTION_CHUNK: '100' });
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const owner = 'compaction-test';
 afterAll(() => c.close());
 beforeEach(async () => {

@@ -9,11 +9,11 @@ import { utcDay } from '../../features/definitions';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { resetState, testClients } from '../support/env';
+import { pipelineClients, resetState, testClients } from '../support/env';
 import { seedMinimal } from '../support/source';
 
 const c = testClients();
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const owner = 'dead-letter-loads-test';
 afterAll(() => c.close());
 beforeEach(async () => {

@@ -12,11 +12,11 @@ import { fillFromSnapshot, StaleSnapshotError } from '../../activities/backfill/
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { resetState, testClients } from '../support/env';
+import { pipelineClients, resetState, testClients } from '../support/env';
 import { seedMinimal } from '../support/source';
 
 const c = testClients();
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const owner = 'deletion-fence-test';
 const opts = { chunk: 100, tombstoneTtlS: c.config.TOMBSTONE_TTL_S, loadTtlS: c.config.LOAD_TTL_S };
 afterAll(() => c.close());

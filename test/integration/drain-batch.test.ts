@@ -6,13 +6,13 @@ import { LIFECYCLE_FIELD } from '../../store/keys';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
-import { resetState, testClients, TEST_DATABASE_URL } from '../support/env';
+import { pipelineClients, resetState, TEST_DATABASE_URL, testClients } from '../support/env';
 import { seedMinimal } from '../support/source';
 import { backlog, restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
 import { openTransactions } from '../../activities/drain/outbox-reader';
 
 const c = testClients();
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const owner = 'test-drain';
 afterAll(() => c.close());
 beforeEach(async () => {

@@ -16,12 +16,12 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, regionId, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { exportWorkflow } from '../../workflows';
-import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import { eventually, pipelineClients, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
 
 const taskQueue = `export-${process.pid}`;
 const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, LANDING_MAX_ROWS: '2000' });
 const dir = path.resolve(c.config.EXPORT_DIR);
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const size: CatalogueSize = { skus: 300, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 2 };
 const today = new Date().toISOString().slice(0, 10);
 const { address, bundlePath } = sharedTestServer();

@@ -202,6 +202,10 @@ describe('dependency faults under traffic', () => {
     await underTraffic('Redis cut 2 s', 33, async () => redisProxy.cut(), async () => redisProxy.heal(), { readsMustSucceed: false });
   });
 
+  it('Redis 50 ms slower for 2 s (reads slower, none failed)', async () => {
+    await underTraffic('Redis +50 ms latency 2 s', 39, async () => redisProxy.latency(50), async () => redisProxy.heal());
+  });
+
   it('Redis restarted empty: stale, rebuilt by backfill-auto, equal again', async () => {
     await underTraffic('Redis restarted empty', 34, async () => {
       redisProxy.cut();

@@ -9,11 +9,11 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import { sourceBadges } from '../../reconcile/source-badges';
-import { resetState, testClients } from '../support/env';
+import { pipelineClients, resetState, testClients } from '../support/env';
 import { get, rawRequest, startTestApi } from '../support/http';
 
 const c = testClients();
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const owner = 'ids-test';
 let api: Awaited<ReturnType<typeof startTestApi>>;
 beforeAll(async () => {

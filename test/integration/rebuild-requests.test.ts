@@ -10,11 +10,11 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { rebuildsKey } from '../../store/rebuild-requests';
 import { drainWorkflow } from '../../workflows';
-import { eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
+import { eventually, pipelineClients, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
 
 const c = testClients({ TEMPORAL_TASK_QUEUE: `rebuild-req-${process.pid}`, TOMBSTONE_TTL_S: '1' });
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const { address, bundlePath } = sharedTestServer();
 afterAll(() => c.close());
 

@@ -14,7 +14,7 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { checkEvictionPolicy } from '../../store/redis-checks';
-import { resetState, testClients } from '../support/env';
+import { pipelineClients, resetState, testClients } from '../support/env';
 import { freePort, startRedisServer, stopProcess } from '../support/redis-process';
 import { seedMinimal } from '../support/source';
 
@@ -51,7 +51,7 @@ const noperm = (p: Promise<unknown>) => expect(p).rejects.toThrow(/NOPERM/);
 describe('Redis ACL users', () => {
   it('the worker drains with only its prefix; the reader reads badges and can write nothing', async () => {
     expect(await checkEvictionPolicy(worker, 'refuse')).toBe('noeviction');
-    const acts = createActivities({ ...c, redis: worker });
+    const acts = createActivities({ ...pipelineClients(c), redis: worker });
     await worker.set(c.keys.epoch, 'acl-test');
     await acts.acquireDrainLease({ owner: 'acl-test' });
     await seedMinimal(c.pool);

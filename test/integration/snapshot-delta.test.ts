@@ -15,11 +15,11 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { drainWorkflow } from '../../workflows';
 import { appliedRows } from '../support/cursor';
-import { drainSettled, eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients, TEST_DATABASE_URL } from '../support/env';
+import { drainSettled, eventually, pipelineClients, resetState, sharedTestServer, startWorker, temporalClient, TEST_DATABASE_URL, testClients } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
 
 const c = testClients({ STALE_AFTER_MS: '1000', TEMPORAL_TASK_QUEUE: `snapdelta-${process.pid}` });
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const owner = 'snapshot-delta-test';
 const { address, bundlePath } = sharedTestServer();
 afterAll(() => c.close());

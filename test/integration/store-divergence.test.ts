@@ -18,7 +18,7 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { restoreCursorRow, saveCursorRow } from '../support/cursor';
-import { resetState, testClients } from '../support/env';
+import { pipelineClients, resetState, testClients } from '../support/env';
 import { freePort, stopProcess } from '../support/redis-process';
 import { exited } from '../support/worker-process';
 
@@ -75,7 +75,7 @@ async function drainAll(acts: ReturnType<typeof createActivities>): Promise<stri
 async function seededStoreCountingDivergences() {
   const divergences: string[] = [];
   const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
-  const acts = createActivities({ ...c, metrics });
+  const acts = createActivities({ ...pipelineClients(c), metrics });
   await resetState(c);
   await acts.acquireDrainLease({ owner });
   await seedCatalogue(c.pool, size);
@@ -85,7 +85,7 @@ async function seededStoreCountingDivergences() {
 
 describe('store position', () => {
   it('Redis restarted from an RDB dump older than the cursor, under traffic: stale until whole, then equal to the source', async () => {
-    const acts = createActivities(c);
+    const acts = createActivities(pipelineClients(c));
     await resetState(c);
     await acts.acquireDrainLease({ owner });
     await seedCatalogue(c.pool, size);

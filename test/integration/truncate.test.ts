@@ -12,7 +12,7 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
-import { resetState, testClients } from '../support/env';
+import { pipelineClients, resetState, testClients } from '../support/env';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const c = testClients({ STALE_AFTER_MS: '60000' });
@@ -34,7 +34,7 @@ describe('TRUNCATE', () => {
   it.each([['inventory'], ['orders']])('of shop.%s under traffic: the store is emptied, stale, then refilled equal to the source', async (table) => {
     const divergences: string[] = [];
     const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
-    const acts = createActivities({ ...c, metrics });
+    const acts = createActivities({ ...pipelineClients(c), metrics });
     await resetState(c);
     await acts.acquireDrainLease({ owner });
     await seedCatalogue(c.pool, size);
@@ -78,7 +78,7 @@ describe('TRUNCATE', () => {
   });
 
   it('a TRUNCATE dead-lettered by an older version is applied by dead-letters retry', async () => {
-    const acts = createActivities(c);
+    const acts = createActivities(pipelineClients(c));
     await resetState(c);
     await acts.acquireDrainLease({ owner });
     await seedCatalogue(c.pool, size);
@@ -102,7 +102,7 @@ describe('TRUNCATE', () => {
   it('a TRUNCATE in the first chunk of a batch is applied when a later chunk completes it', async () => {
     const divergences: string[] = [];
     const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
-    const acts = createActivities({ ...c, metrics });
+    const acts = createActivities({ ...pipelineClients(c), metrics });
     await resetState(c);
     await acts.acquireDrainLease({ owner });
     await seedCatalogue(c.pool, size);

@@ -21,7 +21,7 @@ import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { applyUpdates } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
-import { testClients, TEST_DATABASE_URL } from '../support/env';
+import { pipelineClients, TEST_DATABASE_URL, testClients } from '../support/env';
 
 const UPGRADE_URL = TEST_DATABASE_URL.replace(/\/[^/]+$/, '/fresh_badges_upgrade_test');
 const c = testClients({ DATABASE_URL: UPGRADE_URL, REDIS_PREFIX: 'fbu:', EXPORT_DIR: `.data/test/upgrade-${process.pid}` });
@@ -107,7 +107,7 @@ describe('upgrade from the (txid, id) cursor', () => {
       // The upgrade, then the new drain.
       const migrated = await migrate(c.pool);
       expect(migrated.applied).toContain('005_snapshot_delta_cursor.sql');
-      const acts = createActivities(c);
+      const acts = createActivities(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
       const drainAll = async () => {
         for (;;) if ((await acts.drainBatch({ owner: 'upgrade-test', maxRows: 250 })).outcome !== 'applied') return;

@@ -2,10 +2,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import { verifyStore } from '../../reconcile/verify';
-import { eventually, resetState, testClients } from '../support/env';
+import { eventually, pipelineClients, resetState, testClients } from '../support/env';
 
 const c = testClients({ TOMBSTONE_TTL_S: '1' });
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 afterAll(() => c.close());
 
 describe('verify and expired tombstones', () => {

@@ -11,11 +11,11 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
-import { resetState, testClients } from '../support/env';
+import { pipelineClients, resetState, testClients } from '../support/env';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const c = testClients();
-const acts = createActivities(c);
+const acts = createActivities(pipelineClients(c));
 const owner = 'verify-traffic-test';
 afterAll(() => c.close());
 

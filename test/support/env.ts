@@ -29,9 +29,25 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   });
 }
 
+/**
+ * The pipeline's code in the tests (activities, workers, child processes) connects to the test
+ * database as the least-privilege worker role (sql/least-privilege.sql, applied by the global
+ * set-up); the tests themselves write and inspect the shop tables as the owner, as the services
+ * and an operator would.
+ */
+export function workerRoleUrl(url: string): string {
+  if (url !== TEST_DATABASE_URL) return url; // other databases (the upgrade test's) have no roles
+  const u = new URL(url);
+  u.username = 'fresh_badges_worker';
+  return u.toString();
+}
+
 export interface TestClients {
   config: Config;
+  /** The owner: what the test itself writes and reads. */
   pool: pg.Pool;
+  /** The worker's role: what the pipeline's code gets (pipelineClients). */
+  workerPool: pg.Pool;
   redis: Redis;
   keys: ReturnType<typeof storeKeys>;
   close(): Promise<void>;
@@ -40,17 +56,26 @@ export interface TestClients {
 export function testClients(overrides: Record<string, string> = {}): TestClients {
   const config = testConfig(overrides);
   const pool = createPool(config.DATABASE_URL, 20);
+  const workerUrl = workerRoleUrl(config.DATABASE_URL);
+  const workerPool = workerUrl === config.DATABASE_URL ? pool : createPool(workerUrl, 20);
   const redis = new Redis(config.REDIS_URL);
   return {
     config,
     pool,
+    workerPool,
     redis,
     keys: storeKeys(config.REDIS_PREFIX),
     async close() {
       redis.disconnect();
       await pool.end();
+      if (workerPool !== pool) await workerPool.end();
     },
   };
+}
+
+/** The clients the pipeline's code gets: the database as the worker's role. */
+export function pipelineClients(c: TestClients): TestClients & { sourcePool: pg.Pool } {
+  return { ...c, pool: c.workerPool, sourcePool: c.workerPool };
 }
 
 /** Empties the source, the pipeline's tables and the test Redis db. */
@@ -76,7 +101,7 @@ export async function startWorker(c: TestClients, address: string, bundlePath: s
     runtimeInstalled = true;
   }
   const connection = await NativeConnection.connect({ address });
-  const worker = await createWorker({ connection, namespace: 'default', taskQueue, pool: c.pool, redis: c.redis, config: c.config, bundlePath });
+  const worker = await createWorker({ connection, namespace: 'default', taskQueue, pool: c.workerPool, redis: c.redis, config: c.config, bundlePath });
   const running = worker.run();
   return {
     worker,

@@ -2,23 +2,13 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Config } from '../../config';
-import { TEST_DATABASE_URL } from './env';
+import { workerRoleUrl } from './env';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-/**
- * The pipeline's child processes (worker, `npm start`, the ops CLI) connect to the test database
- * as the least-privilege worker role (sql/least-privilege.sql, applied by the global set-up); the
- * tests themselves write the shop tables as the owner, as the services would.
- */
-export function workerRoleUrl(url: string): string {
-  if (url !== TEST_DATABASE_URL) return url; // other databases (upgrade test) have no roles
-  const u = new URL(url);
-  u.username = 'fresh_badges_worker';
-  return u.toString();
-}
-
 /** The environment that points a child process at the test services. */
+export { workerRoleUrl };
+
 export function childEnv(config: Config, address: string): NodeJS.ProcessEnv {
   return {
     ...process.env,
