@@ -179,6 +179,22 @@ describe('operator CLI', () => {
     await verifyClean();
   });
 
+  it('the Web UI needs no query: the drain shows its current details, operator workflows a summary and who asked', async () => {
+    await ops('verify', '--sample', '5', '--json');
+    let verify: string | undefined;
+    for await (const w of temporal.client.workflow.list({ query: `WorkflowType = 'verifyWorkflow' AND TaskQueue = '${taskQueue}'` })) verify ??= w.workflowId;
+    const d = await temporal.client.workflow.getHandle(verify!).describe();
+    expect(await d.staticSummary()).toBe('Verify of 5 random SKUs, every FC, region and load');
+    expect(await d.staticDetails()).toMatch(/^Started by .+@.+ with `npm run ops -- verify --sample 5 --json` at \d{4}-/);
+    let drain: string | undefined;
+    for await (const w of temporal.client.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'` })) drain ??= w.workflowId;
+    const metadata = await eventually(async () => {
+      const m = (await temporal.client.workflow.getHandle(drain!).query('__temporal_workflow_metadata')) as { currentDetails?: string };
+      return m.currentDetails ? m : null;
+    }, 10_000, 'the drain to report its details');
+    expect(metadata.currentDetails).toMatch(/^(caught up|CATCHING UP) · this interval: \d+ rows in \d+ batches, \d+ dead letters · batch size \d+/);
+  });
+
   it('inspect shows store, source and badges agreeing', async () => {
     const r = await ops('inspect', 'SKU-0000001');
     expect(r.code).toBe(0);
