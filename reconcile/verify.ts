@@ -18,6 +18,7 @@ import type pg from 'pg';
 import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys } from '../store/keys';
+import { withSnapshot } from '../activities/backfill/snapshot';
 import { names } from '../config';
 import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
 import { sourceBadges } from './source-badges';
@@ -141,19 +142,7 @@ export async function verifyStore(
   /** Where the drain cursor is read (the primary); `source` may be a replica. */
   cursorDb: pg.Pool = source,
 ): Promise<VerifyReport> {
-  const client = await source.connect();
-  try {
-    await client.query('begin isolation level repeatable read read only');
-    const snapshot = (await client.query(`select pg_current_snapshot()::text as s`)).rows[0].s as string;
-    const report = await verifyAt(client, snapshot, source, cursorDb, redis, keys, opts, onProgress);
-    await client.query('commit');
-    return report;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  return withSnapshot(source, (client, snapshot) => verifyAt(client, snapshot.text, source, cursorDb, redis, keys, opts, onProgress));
 }
 
 async function verifyAt(

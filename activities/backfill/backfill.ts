@@ -24,6 +24,7 @@ import { StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
 import { readStorePosition } from '../../store/store-position';
 import { formatSnapshot, parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
+import { waitForDrainLock } from '../drain/lease';
 import { ConsumerCursor, readCursor } from '../drain/outbox-reader';
 import { registerSnapshot, Snapshot, withSnapshot } from './snapshot';
 
@@ -119,8 +120,7 @@ export async function backfillLoads(
   const lock = await primary.connect();
   try {
     await lock.query('begin');
-    await lock.query(`set local lock_timeout = '30s'`);
-    await lock.query('select pg_advisory_xact_lock(hashtext($1))', [`fresh-badges:drain:${names.drainConsumer}`]);
+    await waitForDrainLock(lock, names.drainConsumer);
     const cursor = await readCursor(lock, names.drainConsumer);
     // Everything the drain has applied: its last complete snapshot, plus the rows of the batch in
     // progress up to its position (all visible in that batch's target).

@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import { withTransaction } from '../../db/transaction';
 import type { StoreKeys } from '../../store/keys';
 
 export interface Snapshot {
@@ -14,19 +15,14 @@ export interface Snapshot {
 
 /** Runs `fn` inside a REPEATABLE READ, READ ONLY transaction (one snapshot for all its reads). */
 export async function withSnapshot<T>(pool: pg.Pool, fn: (client: pg.PoolClient, snap: Snapshot) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin isolation level repeatable read read only');
-    const r = await client.query(`select pg_current_snapshot()::text as s, pg_snapshot_xmin(pg_current_snapshot())::text as xmin`);
-    const out = await fn(client, { text: r.rows[0].s, xmin: BigInt(r.rows[0].xmin) });
-    await client.query('commit');
-    return out;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  return withTransaction(
+    pool,
+    async (client) => {
+      const r = await client.query(`select pg_current_snapshot()::text as s, pg_snapshot_xmin(pg_current_snapshot())::text as xmin`);
+      return fn(client, { text: r.rows[0].s, xmin: BigInt(r.rows[0].xmin) });
+    },
+    'begin isolation level repeatable read read only',
+  );
 }
 
 /** Stores the snapshot's descriptor and returns its version tag "s<k>". */

@@ -17,6 +17,8 @@ import { names } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import { rebuildStore } from '../../store/rebuild';
 import { readStorePosition } from '../../store/store-position';
+import { withTransaction } from '../../db/transaction';
+import { waitForDrainLock } from '../drain/lease';
 import { readCursor } from '../drain/outbox-reader';
 import { isReemitTable, reemitSourceRows, REEMIT_TABLES } from '../repair/reemit-rows';
 
@@ -115,19 +117,10 @@ function deltaOnce(keys: StoreKeys, u: LoadUpdate, deadLetterId: string, effect:
  * no batch is between its apply and its commit, from the cursor's position and snapshot.
  */
 async function rebuildForOldTruncate(db: pg.Pool, redis: Redis, keys: StoreKeys): Promise<void> {
-  const client = await db.connect();
-  try {
-    await client.query('begin');
-    await client.query(`set local lock_timeout = '30s'`);
-    await client.query('select pg_advisory_xact_lock(hashtext($1))', [`fresh-badges:drain:${names.drainConsumer}`]);
+  await withTransaction(db, async (client) => {
+    await waitForDrainLock(client, names.drainConsumer);
     const cursor = await readCursor(client, names.drainConsumer);
     const claim = (await readStorePosition(redis, keys)).claimed;
     await rebuildStore(redis, keys, { last: cursor.last, from: cursor.from }, claim && claim.batch === cursor.batch ? claim : null);
-    await client.query('commit');
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -30,7 +30,7 @@ import { markCaughtUp, recordApplied } from '../../store/watermark';
 import { rethrowClassified } from '../errors';
 import type { DrainMetrics } from '../../worker/metrics';
 import { faultPoint } from './fault-injection';
-import { acquireLease } from './lease';
+import { acquireLease, drainLockName } from './lease';
 import { advanceCursor, BATCH_START, ConsumerCursor, Position, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from './outbox-reader';
 
 export interface DrainDeps {
@@ -114,7 +114,7 @@ async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Pro
     open = true;
     // Hard mutual exclusion for the apply: held until commit/rollback, released by the server if
     // this process dies. It assigns no transaction id.
-    const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [`fresh-badges:drain:${consumer}`]);
+    const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [drainLockName(consumer)]);
     if (!lock.rows[0].ok) {
       await client.query('rollback');
       open = false;

@@ -13,6 +13,19 @@ export interface LeaseState {
   expiresInMs: number;
 }
 
+/** The transaction-scoped advisory lock every batch holds while it applies (and commits). */
+export const drainLockName = (consumer: string) => `fresh-badges:drain:${consumer}`;
+
+/**
+ * Waits for the drain's lock inside the caller's transaction (at most `timeout`), so no batch is
+ * between its Redis apply and its cursor commit while the caller works (backfill of loads, the
+ * rebuild for an old TRUNCATE dead letter).
+ */
+export async function waitForDrainLock(client: pg.ClientBase, consumer: string, timeout = '30s'): Promise<void> {
+  await client.query(`select set_config('lock_timeout', $1, true)`, [timeout]);
+  await client.query('select pg_advisory_xact_lock(hashtext($1))', [drainLockName(consumer)]);
+}
+
 /** Takes the lease if free, expired or already ours; extends it either way when ours. */
 export async function acquireLease(db: pg.Pool | pg.ClientBase, name: string, owner: string, ttlMs: number): Promise<LeaseState> {
   const r = await db.query(

@@ -16,6 +16,7 @@
  * with no writer in flight, "absent now" is exact and the delete's id follows every earlier change.
  */
 import type pg from 'pg';
+import { withTransaction } from '../../db/transaction';
 
 export const REEMIT_TABLES = ['skus', 'inventory', 'fulfillment_centers', 'region_fc'] as const;
 export type ReemitTable = (typeof REEMIT_TABLES)[number];
@@ -43,21 +44,13 @@ export async function reemitSourceRows(
     byTable.set(ref.tbl, [...(byTable.get(ref.tbl) ?? []), ref.key]);
   }
   if (byTable.size === 0) return out;
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
+  return withTransaction(pool, async (client) => {
     await client.query(`select set_config('lock_timeout', $1, true)`, [`${opts.lockTimeoutMs ?? 2_000}ms`]);
     for (const [tbl, keys] of byTable) {
       const r = await client.query(`select refreshed::int, deleted::int from pipeline.reemit_source_rows($1, $2::text[], $3)`, [tbl, keys, !!opts.deleteAbsent]);
       out.refreshed += r.rows[0].refreshed;
       out.deleted += r.rows[0].deleted;
     }
-    await client.query('commit');
     return out;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }

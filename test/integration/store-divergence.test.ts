@@ -10,13 +10,13 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
-import { BACKFILL_TABLES } from '../../activities/backfill/backfill';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
+import { backfillEverything } from '../support/backfill';
 import { restoreCursorRow, saveCursorRow } from '../support/cursor';
 import { pipelineClients, resetState, testClients } from '../support/env';
 import { freePort, stopProcess } from '../support/redis-process';
@@ -150,13 +150,7 @@ describe('store position', () => {
 
     // What backfill-auto does: fill every table from a snapshot, recompute loads, set the epoch.
     await drainAll(acts);
-    for (const table of BACKFILL_TABLES) {
-      let after: string[] | null = null;
-      do after = (await acts.backfillChunk({ table, after, limit: 100 })).last;
-      while (after);
-    }
-    await acts.backfillLoads();
-    await acts.finishBackfill({ epoch: 'test-rebuild' });
+    await backfillEverything(acts, 'test-rebuild');
     await drainAll(acts);
     expect(await mismatches()).toEqual([]);
     expect((await reader.freshness()).stale).toBe(false);

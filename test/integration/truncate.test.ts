@@ -5,13 +5,13 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
-import { BACKFILL_TABLES } from '../../activities/backfill/backfill';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
+import { backfillEverything } from '../support/backfill';
 import { pipelineClients, resetState, testClients } from '../support/env';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
@@ -20,24 +20,21 @@ afterAll(() => c.close());
 const owner = 'truncate-test';
 const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
 
-async function refill(acts: ReturnType<typeof createActivities>) {
-  for (const table of BACKFILL_TABLES) {
-    let after: string[] | null = null;
-    do after = (await acts.backfillChunk({ table, after, limit: 100 })).last;
-    while (after);
-  }
-  await acts.backfillLoads();
-  await acts.finishBackfill({ epoch: 'test-truncate' });
+/** Activities that record every divergence they report, on a seeded and drained catalogue. */
+async function seededAndDrained(): Promise<{ acts: ReturnType<typeof createActivities>; divergences: string[] }> {
+  const divergences: string[] = [];
+  const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
+  const acts = createActivities({ ...pipelineClients(c), metrics });
+  await resetState(c);
+  await acts.acquireDrainLease({ owner });
+  await seedCatalogue(c.pool, size);
+  return { acts, divergences };
 }
+const refill = (acts: ReturnType<typeof createActivities>) => backfillEverything(acts, 'test-truncate');
 
 describe('TRUNCATE', () => {
   it.each([['inventory'], ['orders']])('of shop.%s under traffic: the store is emptied, stale, then refilled equal to the source', async (table) => {
-    const divergences: string[] = [];
-    const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
-    const acts = createActivities({ ...pipelineClients(c), metrics });
-    await resetState(c);
-    await acts.acquireDrainLease({ owner });
-    await seedCatalogue(c.pool, size);
+    const { acts, divergences } = await seededAndDrained();
     await runTraffic(c.pool, { rate: 0, changes: 400, connections: 4, seed: 7, size });
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     expect(await mismatches()).toEqual([]);
@@ -78,10 +75,7 @@ describe('TRUNCATE', () => {
   });
 
   it('a TRUNCATE dead-lettered by an older version is applied by dead-letters retry', async () => {
-    const acts = createActivities(pipelineClients(c));
-    await resetState(c);
-    await acts.acquireDrainLease({ owner });
-    await seedCatalogue(c.pool, size);
+    const { acts } = await seededAndDrained();
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     // What an older drain left: the TRUNCATE as a dead letter, its rows still in the store.
     await c.pool.query(`alter table shop.inventory disable trigger capture_truncate`);
@@ -100,12 +94,7 @@ describe('TRUNCATE', () => {
   });
 
   it('a TRUNCATE in the first chunk of a batch is applied when a later chunk completes it', async () => {
-    const divergences: string[] = [];
-    const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
-    const acts = createActivities({ ...pipelineClients(c), metrics });
-    await resetState(c);
-    await acts.acquireDrainLease({ owner });
-    await seedCatalogue(c.pool, size);
+    const { acts, divergences } = await seededAndDrained();
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     await c.pool.query(`truncate shop.inventory`);
     for (let i = 0; i < 5; i++) await c.pool.query(`insert into shop.inventory values ($1, 'FC-000', 3, 0, now())`, [skuId(i)]);
