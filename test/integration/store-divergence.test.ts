@@ -17,6 +17,7 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { backfillEverything } from '../support/backfill';
+import { recordingDivergences } from '../support/metrics';
 import { restoreCursorRow, saveCursorRow } from '../support/cursor';
 import { pipelineClients, resetState, testClients } from '../support/env';
 import { freePort, stopProcess } from '../support/redis-process';
@@ -73,8 +74,7 @@ async function drainAll(acts: ReturnType<typeof createActivities>): Promise<stri
 
 /** A seeded, drained store, with activities whose metrics record every divergence found. */
 async function seededStoreCountingDivergences() {
-  const divergences: string[] = [];
-  const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
+  const { metrics, divergences } = recordingDivergences();
   const acts = createActivities({ ...pipelineClients(c), metrics });
   await resetState(c);
   await acts.acquireDrainLease({ owner });

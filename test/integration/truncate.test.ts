@@ -12,6 +12,7 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { backfillEverything } from '../support/backfill';
+import { recordingDivergences } from '../support/metrics';
 import { pipelineClients, resetState, testClients } from '../support/env';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
@@ -22,8 +23,7 @@ const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), aw
 
 /** Activities that record every divergence they report, on a seeded and drained catalogue. */
 async function seededAndDrained(): Promise<{ acts: ReturnType<typeof createActivities>; divergences: string[] }> {
-  const divergences: string[] = [];
-  const metrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k: string) => divergences.push(k) };
+  const { metrics, divergences } = recordingDivergences();
   const acts = createActivities({ ...pipelineClients(c), metrics });
   await resetState(c);
   await acts.acquireDrainLease({ owner });
