@@ -30,6 +30,15 @@ const EnvSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('fresh-badges'),
+  /**
+   * Which task queues this worker process polls: `all` (both), `pipeline` (drain, compaction,
+   * verify, backfill, replays, operator workflows: TEMPORAL_TASK_QUEUE) or `batch` (landing and
+   * the nightly export: TEMPORAL_TASK_QUEUE + "-batch"). `npm start` runs the two in separate
+   * processes, so the minute's Parquet landing never shares an event loop with the drain.
+   */
+  WORKER_TASK_QUEUES: z.enum(['all', 'pipeline', 'batch']).default('all'),
+  /** Scheduling priority (nice) a `batch` worker process lowers itself to: the drain goes first. */
+  BATCH_WORKER_NICE: intFrom(10, 0, 19),
   TEMPORAL_UI_PORT: intFrom(8233, 1, 65535),
   /**
    * A real Temporal cluster (Temporal Cloud or self-hosted with mTLS): TEMPORAL_TLS=true turns TLS
@@ -44,6 +53,8 @@ const EnvSchema = z.object({
   API_PORT: intFrom(8080, 0, 65535),
   /** Prometheus metrics of the worker (0: off). */
   WORKER_METRICS_PORT: intFrom(9464, 0, 65535),
+  /** `npm start`'s batch worker process (landing, export) serves its metrics here (0: off). */
+  BATCH_WORKER_METRICS_PORT: intFrom(9465, 0, 65535),
   /** Interface the read API listens on; 0.0.0.0 to serve other hosts. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   /** Reads say stale: true when the drain has not confirmed being caught up for this long. */
@@ -123,6 +134,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return parsed.data;
 }
+
+/**
+ * The task queue of landing and the nightly export (heavy, not latency-sensitive): the pipeline's
+ * queue + "-batch", so a test's own queue name gives it its own batch queue too.
+ */
+export const batchTaskQueue = (config: Pick<Config, 'TEMPORAL_TASK_QUEUE'>): string => `${config.TEMPORAL_TASK_QUEUE}-batch`;
 
 /** Fixed names: ids of schedules and workflows as they appear in the Temporal Web UI. */
 export const names = {

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { ScheduleOverlapPolicy, WorkflowHandle } from '@temporalio/client';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { ConfigurationError, names } from '../config';
+import { batchTaskQueue, ConfigurationError, names } from '../config';
 import { listDeadLetters } from '../activities/dead-letters/retry';
 import { formatPosition, parsePosition } from '../activities/replay/replay-range';
 import type { VerifyReport } from '../reconcile/verify';
@@ -177,7 +177,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
     .action(async (o) => {
       const c = ctx();
       const temporal = await c.temporal();
-      const r = (await startAndMaybeWait(c, 'export', () => temporal.workflow.start(exportWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `export-${o.date}-${stamp()}`, args: [{ date: o.date }], ...operatorMetadata(`Parquet export of UTC day ${o.date}`) }), true)) as {
+      const r = (await startAndMaybeWait(c, 'export', () => temporal.workflow.start(exportWorkflow, { taskQueue: batchTaskQueue(c.config), workflowId: `export-${o.date}-${stamp()}`, args: [{ date: o.date }], ...operatorMetadata(`Parquet export of UTC day ${o.date}`) }), true)) as {
         changes: number;
         badges: number;
         dir: string;

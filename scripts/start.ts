@@ -4,7 +4,8 @@
  *   2. create the database if needed and apply migrations
  *   3. start the Temporal dev server unless one answers already
  *   4. create or update the schedules (idempotent)
- *   5. run the read API and the worker (and, with --simulate, the workload simulator) until Ctrl-C
+ *   5. run the read API and the worker (and, with --simulate, the workload simulator) until Ctrl-C;
+ *      landing and the export run in a second worker process (scripts/lib/batch-worker.ts)
  */
 import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command } from 'commander';
@@ -20,6 +21,8 @@ import { runWorker } from '../worker/main';
 import { temporalAnswers } from './lib/temporal-server';
 import { ensureSchedules } from './lib/schedules';
 import { ensureTemporal } from './stack';
+import { superviseBatchWorker } from './lib/batch-worker';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 async function main(): Promise<void> {
   const program = new Command()
@@ -28,8 +31,9 @@ async function main(): Promise<void> {
     .option('--simulate', 'also run the workload simulator (a demo catalogue and order traffic)')
     .option('--rate <changes/s>', 'simulator target rate', '200')
     .option('--skus <n>', 'simulator catalogue size', '10000')
+    .option('--single-process', 'run landing and the export in the same worker process as the drain')
     .parse();
-  const opts = program.opts<{ simulate?: boolean; rate: string; skus: string }>();
+  const opts = program.opts<{ simulate?: boolean; rate: string; skus: string; singleProcess?: boolean }>();
   const config = loadConfig();
 
   await ensureDatabase(config.DATABASE_URL);
@@ -83,21 +87,27 @@ async function main(): Promise<void> {
       }, 25_000).unref();
     });
   }
+  // Landing and the export run in a worker process of their own (WORKER_TASK_QUEUES), unless one
+  // process was asked for or the operator chose this process's queues explicitly.
+  const split = config.WORKER_TASK_QUEUES === 'all' && !opts.singleProcess;
+  const batchWorker = split ? superviseBatchWorker(config.BATCH_WORKER_METRICS_PORT) : null;
+  const workerEnv = split ? { ...process.env, WORKER_TASK_QUEUES: 'pipeline' } : process.env;
   try {
     // The read API needs only Redis: a worker that fails (PostgreSQL or Temporal gone at the
     // wrong moment) is started again after a pause, while the API keeps answering.
     for (;;) {
       try {
-        await runWorker();
+        await runWorker(workerEnv);
         break; // stopped by a signal
       } catch (err) {
         if (stopping) break;
         console.error(`start: worker stopped: ${redactText((err as Error).message)}; starting it again in 2 s (the read API keeps answering)`);
-        await new Promise((r) => setTimeout(r, 2_000));
+        await sleep(2_000);
         if (stopping) break;
       }
     }
   } finally {
+    await batchWorker?.stop();
     await api.close();
     await healthPool.end().catch(() => undefined);
   }

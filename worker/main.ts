@@ -1,10 +1,17 @@
 /**
  * The worker process: `npm run worker` (or inside `npm start`). Connects to Postgres, Redis and
- * Temporal, then runs workflows and activities on the task queue until SIGINT/SIGTERM.
+ * Temporal, then runs workflows and activities on its task queues until SIGINT/SIGTERM.
+ *
+ * WORKER_TASK_QUEUES picks the queues: `pipeline` (the drain and everything latency-sensitive),
+ * `batch` (landing and the nightly export) or `all`. The two kinds of work are split because on a
+ * small machine the minute's Parquet landing (hundreds of thousands of rows read, converted and
+ * written) held the drain's event loop for seconds; in a process of its own, at a lower priority,
+ * it only takes CPU the drain does not need.
  */
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import os from 'node:os';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Redis } from 'ioredis';
-import { loadConfig } from '../config';
+import { batchTaskQueue, Config, loadConfig } from '../config';
 import { redactText, redactUrl } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { checkPostgres, createPool } from '../db/pool';
@@ -22,8 +29,10 @@ let runtimeInstalled = false;
  * time, and resolves) or until a dependency fault it cannot ride out (then it rejects: the caller
  * decides whether to start it again; `npm start` does, after a short pause).
  */
-export async function runWorker(): Promise<void> {
-  const config = loadConfig();
+export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const config = loadConfig(env);
+  const queues = taskQueues(config);
+  if (config.WORKER_TASK_QUEUES === 'batch' && config.BATCH_WORKER_NICE > 0) lowerPriority(config.BATCH_WORKER_NICE);
   if (!runtimeInstalled) {
     // The SDK's runtime installs the SIGINT/SIGTERM handlers that shut workers down gracefully.
     Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL) });
@@ -61,22 +70,62 @@ export async function runWorker(): Promise<void> {
     });
     cleanup.unshift(() => connection.close());
     const metrics = createWorkerMetrics();
-    cleanup.unshift(metrics.watchLag(pool, redis, storeKeys(config.REDIS_PREFIX), { warnOpenAfterMs: config.STALL_WARN_MS }));
+    // The lag gauges watch the drain: the worker that runs it reports them.
+    if (config.WORKER_TASK_QUEUES !== 'batch') cleanup.unshift(metrics.watchLag(pool, redis, storeKeys(config.REDIS_PREFIX), { warnOpenAfterMs: config.STALL_WARN_MS }));
     const health = dependencyHealth({ pool, redis, temporal: connection });
-    const metricsServer = config.WORKER_METRICS_PORT ? await metrics.serve(config.WORKER_METRICS_PORT, '127.0.0.1', health) : null;
+    const metricsPort = config.WORKER_METRICS_PORT;
+    const metricsServer = metricsPort ? await metrics.serve(metricsPort, '127.0.0.1', health) : null;
     if (metricsServer) {
       cleanup.unshift(() => metricsServer.close());
-      console.log(`worker: metrics on http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics, health on /healthz`);
+      console.log(`worker: metrics on http://127.0.0.1:${metricsPort}/metrics, health on /healthz`);
     }
-    const worker = await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, pool, sourcePool, redis, config, metrics: metrics.drain });
-    console.log(`worker: polling task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`);
-    await worker.run(); // resolves after SIGINT/SIGTERM (the SDK installs the handlers) and a graceful drain
+    const workers: Worker[] = [];
+    for (const taskQueue of queues) {
+      workers.push(await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, pool, sourcePool, redis, config, metrics: metrics.drain }));
+    }
+    console.log(`worker: polling task queue${queues.length > 1 ? 's' : ''} ${queues.map((q) => `'${q}'`).join(' and ')} on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`);
+    // Resolves after SIGINT/SIGTERM (the SDK installs the handlers) and a graceful drain of every
+    // worker; if one fails, the others are shut down and the failure is reported.
+    await runAll(workers);
   } finally {
     for (const close of cleanup) await Promise.resolve().then(close).catch(() => undefined);
   }
 }
 
+/** The task queues this process polls (WORKER_TASK_QUEUES). */
+export function taskQueues(config: Config): string[] {
+  const pipeline = config.TEMPORAL_TASK_QUEUE;
+  const batch = batchTaskQueue(config);
+  return config.WORKER_TASK_QUEUES === 'all' ? [pipeline, batch] : config.WORKER_TASK_QUEUES === 'batch' ? [batch] : [pipeline];
+}
+
+async function runAll(workers: Worker[]): Promise<void> {
+  const runs = workers.map((w) => w.run());
+  try {
+    await Promise.all(runs);
+  } catch (err) {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.allSettled(runs);
+    throw err;
+  }
+}
+
+/** Landing and export yield to the drain: this process asks the OS for a lower priority. */
+function lowerPriority(nice: number): void {
+  try {
+    os.setPriority(Math.max(os.getPriority(), nice));
+  } catch (err) {
+    console.warn(`worker: could not lower the batch worker's priority to nice ${nice}: ${(err as Error).message}`);
+  }
+}
+
 if (require.main === module) {
+  // Started by `npm start` as its batch worker: when the parent goes (even by SIGKILL) stdin
+  // closes, and this worker stops gracefully too.
+  if (process.env.WORKER_EXIT_WITH_PARENT === '1') {
+    process.stdin.on('close', () => process.kill(process.pid, 'SIGTERM'));
+    process.stdin.resume();
+  }
   runWorker()
     .then(() => process.exit(0)) // a graceful stop (SIGTERM): nothing left to wait for
     .catch((err) => {

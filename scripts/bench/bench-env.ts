@@ -3,6 +3,7 @@
  * pipeline's data: fresh_badges_bench, Redis db 14, prefix fbb:. Loading goes through the real
  * path (capture triggers -> outbox -> drain batches -> Redis), which doubles as a catch-up run.
  */
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Config, loadConfig } from '../../config';
@@ -12,12 +13,13 @@ import { truncateEverything } from '../../db/truncate';
 import { createActivities } from '../../activities';
 import { CatalogueSize, readCatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { storeKeys } from '../../store/keys';
+import { DATA_DIR } from '../lib/temporal-server';
 
 export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_bench';
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14';
 
 export function benchConfig(over: Record<string, string> = {}): Config {
-  return loadConfig({ DATABASE_URL: BENCH_DATABASE_URL, REDIS_URL: BENCH_REDIS_URL, REDIS_PREFIX: 'fbb:', DRAIN_BATCH_SIZE: '20000', APPLY_CHUNK: '500', ...over });
+  return loadConfig({ DATABASE_URL: BENCH_DATABASE_URL, REDIS_URL: BENCH_REDIS_URL, REDIS_PREFIX: 'fbb:', DRAIN_BATCH_SIZE: '20000', APPLY_CHUNK: '500', EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'), ...over });
 }
 
 export async function openBench(config = benchConfig()) {

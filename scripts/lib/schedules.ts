@@ -4,7 +4,7 @@
  * an operator chose.
  */
 import { Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy, ScheduleOptions } from '@temporalio/client';
-import { Config, names } from '../../config';
+import { batchTaskQueue, Config, names } from '../../config';
 import type { DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
 
 export function drainScheduleOptions(config: Config): ScheduleOptions {
@@ -44,7 +44,7 @@ export function landingScheduleOptions(config: Config): ScheduleOptions {
   return {
     scheduleId: names.landingScheduleId,
     spec: { intervals: [{ every: config.LANDING_INTERVAL_MS }] },
-    action: { type: 'startWorkflow', workflowType: 'landingWorkflow', workflowId: 'landing', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
+    action: { type: 'startWorkflow', workflowType: 'landingWorkflow', workflowId: 'landing', taskQueue: batchTaskQueue(config), args: [{}] },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
     state: { note: 'lands applied changes as Parquet for the nightly export' },
   };
@@ -54,7 +54,7 @@ export function exportScheduleOptions(config: Config): ScheduleOptions {
   return {
     scheduleId: names.exportScheduleId,
     spec: { calendars: [{ hour: config.EXPORT_HOUR_UTC, minute: 0 }] },
-    action: { type: 'startWorkflow', workflowType: 'exportWorkflow', workflowId: 'export-nightly', taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
+    action: { type: 'startWorkflow', workflowType: 'exportWorkflow', workflowId: 'export-nightly', taskQueue: batchTaskQueue(config), args: [{}] },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6 hours' },
     state: { note: 'exports the previous UTC day as Parquet (training data)' },
   };

@@ -16,6 +16,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchTaskQueue, names } from '../../config';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
@@ -68,6 +69,7 @@ function startPipeline(): ChildProcess {
       API_HOST: '127.0.0.1',
       API_PORT: String(apiPort),
       WORKER_METRICS_PORT: String(metricsPort),
+      BATCH_WORKER_METRICS_PORT: '0',
       WORKFLOW_BUNDLE: bundlePath,
       DRAIN_INTERVAL_MS: '60000',
       VERIFY_INTERVAL_MS: '86400000',
@@ -83,6 +85,27 @@ function startPipeline(): ChildProcess {
 async function apiAnswers(): Promise<boolean> {
   try {
     return (await fetch(`http://127.0.0.1:${apiPort}/healthz`)).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of the live processes polling a task queue for activities (worker identity is pid@host). */
+async function pollerPids(queue: string): Promise<number[]> {
+  const t = await temporalClient(temporal.address);
+  try {
+    const r = await t.client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: queue }, taskQueueType: 2 /* TASK_QUEUE_TYPE_ACTIVITY */ });
+    const pids = (r.pollers ?? []).map((p) => Number(String(p.identity).split('@')[0]));
+    return [...new Set(pids)].filter(alive);
+  } finally {
+    await t.close();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
   } catch {
     return false;
   }
@@ -213,10 +236,34 @@ describe('dependency faults under traffic', () => {
     }, async () => redisProxy.heal(), { faultMs: 500, readsMustSucceed: false });
   });
 
+  it('landing and the export run in a second worker process (batch task queue), not beside the drain', async () => {
+    const pipelinePids = await eventually(async () => (await pollerPids(taskQueue)).filter((pid) => pid === pipeline.pid), 30_000, 'the drain worker to poll');
+    const batchPids = await eventually(async () => (await pollerPids(batchTaskQueue(c.config))).filter((pid) => pid !== pipeline.pid), 30_000, 'the batch worker to poll');
+    expect(pipelinePids).toEqual([pipeline.pid]);
+    expect(await pollerPids(batchTaskQueue(c.config))).not.toContain(pipeline.pid);
+    expect(batchPids.length).toBe(1);
+    // A landing run (the schedule, triggered now) completes there.
+    const t = await temporalClient(temporal.address);
+    try {
+      const since = new Date().toISOString();
+      await t.client.schedule.getHandle(names.landingScheduleId).trigger();
+      await eventually(async () => {
+        for await (const w of t.client.workflow.list({ query: `WorkflowType = 'landingWorkflow' AND ExecutionStatus = 'Completed' AND StartTime > '${since}'` })) return w.taskQueue === batchTaskQueue(c.config);
+        return false;
+      }, 60_000, 'a landing run on the batch task queue');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('the pipeline process SIGKILLed mid-batch and started again', async () => {
+    let batchPids: number[] = [];
     await underTraffic('worker + API SIGKILL, started again', 35, async () => {
+      batchPids = (await pollerPids(batchTaskQueue(c.config))).filter((pid) => pid !== pipeline.pid);
       pipeline.kill('SIGKILL');
       await exited(pipeline);
+      // The batch worker goes with it (its stdin closes): no orphan keeps polling.
+      await eventually(async () => batchPids.every((pid) => !alive(pid)), 20_000, 'the batch worker to exit with its parent');
     }, async () => {
       pipeline = startPipeline();
       await eventually(apiAnswers, 30_000, 'the pipeline to come back');
