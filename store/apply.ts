@@ -13,11 +13,16 @@ import type { FeatureUpdate } from '../features/definitions';
 import { intCode, lifecycleCode } from './field-codec';
 import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
 import { DeliveryPosition, positionArgs } from './store-position';
+import { FillOp, LifecycleOp, LoadDeltaOp, LoadDeltasOp, pushOpArgs, ReportedKind, StockOp, StoreOp, VersionedOp } from './store-ops';
+
+export type { StoreOp } from './store-ops';
 
 // KEYS[i] is the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, ARGV[3]
 // mode ("drain", "replay" or "retry": see the deletion fence below), ARGV[4] the key prefix, ARGV[5..7] the delivery position to record
 // as the store's applied position once the operations are done ('' for none: see
-// store/store-position.ts), then five ARGV per operation.
+// store/store-position.ts), then five ARGV per operation: its code and four values, encoded from a
+// StoreOp by pushOpArgs (store/store-ops.ts). Codes and op kinds: S versioned, A stock, Y/U
+// lifecycle, L loadDelta, M loadDeltas, B fill, C loadSet, R loadRetry.
 //
 // Versions. A field holds "value|version": the outbox id of the change that wrote it, or
 // "s<k>" when a backfill wrote it from snapshot k (descriptor "xmin:xmax:xip,…" in {p}snaps).
@@ -228,19 +233,6 @@ if ARGV[5] ~= '' then redis.call('HSET', prefix .. 'pos', 'lb', ARGV[5], 'lt', A
 return { applied, failed, rebuild, fenced }
 `;
 
-export interface StoreOp {
-  key: string;
-  kind: 'S' | 'A' | 'Y' | 'U' | 'L' | 'M' | 'B' | 'C' | 'R';
-  a: string;
-  b: string;
-  c: string;
-  d: string;
-  /** Index of the source change (in the caller's list) this op came from, for dead-lettering. */
-  source: number;
-  /** M: the source of every delta merged into it. */
-  sources?: number[];
-}
-
 export interface ApplyOptions {
   chunk: number;
   tombstoneTtlS: number;
@@ -262,11 +254,11 @@ export interface ApplyResult {
   /** Operations sent after folding. */
   sent: number;
   /** Changes Redis rejected, by the caller's source index. */
-  failures: { source: number; error: string; key: string; kind: StoreOp['kind'] }[];
+  failures: { source: number; error: string; key: string; kind: ReportedKind }[];
   /** Source indexes of lifecycle changes that made a SKU the store had forgotten active again. */
   rebuild: number[];
   /** Operations refused by the deletion fence (nothing written): re-read or re-emit their rows. */
-  fenced: { source: number; key: string; kind: StoreOp['kind'] }[];
+  fenced: { source: number; key: string; kind: ReportedKind }[];
 }
 
 type WithApply = Redis & { fbApply(...args: (string | number)[]): Promise<[number, (number | string)[], number[], number[]]> };
@@ -277,26 +269,41 @@ function withScript(redis: Redis): WithApply {
   return r;
 }
 
-function toOp(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): StoreOp {
+type ChangeOp = VersionedOp | StockOp | LifecycleOp | LoadDeltaOp;
+
+function toOp(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): ChangeOp {
   switch (u.feature) {
     case 'sku.lifecycle':
-      return { key: keys.sku(u.sku), kind: u.update ? 'U' : 'Y', a: LIFECYCLE_FIELD, b: lifecycleCode(u.value), c: String(u.version), d: u.txid, source };
+      return { kind: 'lifecycle', key: keys.sku(u.sku), code: lifecycleCode(u.value), version: u.version, txid: u.txid, update: u.update === true, source };
     case 'sku.available':
-      return { key: keys.sku(u.sku), kind: 'A', a: u.fc, b: intCode(u.value), c: String(u.version), d: u.txid, source };
+      return { kind: 'stock', key: keys.sku(u.sku), fc: u.fc, value: intCode(u.value), version: u.version, txid: u.txid, source };
     case 'fc.capacity':
-      return { key: keys.fc(u.fc), kind: 'S', a: CAPACITY_FIELD, b: intCode(u.value), c: String(u.version), d: u.txid, source };
+      return { kind: 'versioned', key: keys.fc(u.fc), field: CAPACITY_FIELD, value: intCode(u.value), version: u.version, txid: u.txid, source };
     case 'region.rank':
-      return { key: keys.region(u.region), kind: 'S', a: u.fc, b: intCode(u.value), c: String(u.version), d: u.txid, source };
+      return { kind: 'versioned', key: keys.region(u.region), field: u.fc, value: intCode(u.value), version: u.version, txid: u.txid, source };
     case 'fc.load':
-      return { key: keys.load(u.fc, u.day), kind: 'L', a: String(u.delta), b: u.txid, c: String(u.id), d: batch, source };
+      return { kind: 'loadDelta', key: keys.load(u.fc, u.day), delta: u.delta, txid: u.txid, id: u.id, batch, source };
   }
 }
 
+/** The hash field a versioned change writes. */
+function fieldOf(op: VersionedOp | StockOp | LifecycleOp): string {
+  return op.kind === 'versioned' ? op.field : op.kind === 'stock' ? op.fc : LIFECYCLE_FIELD;
+}
+
 /** A backfill fill of one feature value from snapshot version `snapshot` ("s<k>"). */
-export function toBackfillOp(keys: StoreKeys, u: FeatureUpdate, snapshot: string, source: number): StoreOp | null {
-  if (u.feature === 'fc.load') return null; // counters are set whole, under the drain lock
+export function toBackfillOp(keys: StoreKeys, u: FeatureUpdate, snapshot: string, source: number): FillOp | null {
   const op = toOp(keys, u, source);
-  return { ...op, kind: 'B', c: snapshot, d: u.feature === 'sku.lifecycle' ? 'y' : u.feature === 'sku.available' ? 'a' : 's' };
+  switch (op.kind) {
+    case 'loadDelta':
+      return null; // counters are set whole, under the drain lock
+    case 'lifecycle':
+      return { kind: 'fill', key: op.key, field: LIFECYCLE_FIELD, value: op.code, snapshot, rule: 'lifecycle', source };
+    case 'stock':
+      return { kind: 'fill', key: op.key, field: op.fc, value: op.value, snapshot, rule: 'stock', source };
+    case 'versioned':
+      return { kind: 'fill', key: op.key, field: op.field, value: op.value, snapshot, rule: 'plain', source };
+  }
 }
 
 /**
@@ -304,17 +311,17 @@ export function toBackfillOp(keys: StoreKeys, u: FeatureUpdate, snapshot: string
  * in stream order (each is applied at most once by its position, so none may be merged away).
  */
 export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[], batch = '0'): StoreOp[] {
-  const latest = new Map<string, StoreOp>();
-  const deltas: StoreOp[] = [];
+  const latest = new Map<string, VersionedOp | StockOp | LifecycleOp>();
+  const deltas: LoadDeltaOp[] = [];
   for (const { update, source } of updates) {
     const op = toOp(keys, update, source, batch);
-    if (op.kind === 'L') {
+    if (op.kind === 'loadDelta') {
       deltas.push(op);
       continue;
     }
-    const id = `${op.key}\u0000${op.a}`;
+    const id = `${op.key}\u0000${fieldOf(op)}`;
     const prev = latest.get(id);
-    if (!prev || Number(prev.c) < Number(op.c)) latest.set(id, op);
+    if (!prev || prev.version < op.version) latest.set(id, op);
   }
   return [...latest.values(), ...deltas];
 }
@@ -325,20 +332,20 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
  */
 export function mergeLoadDeltas(ops: StoreOp[]): StoreOp[] {
   const out: StoreOp[] = [];
-  const merged = new Map<string, StoreOp & { sources: number[] }>();
+  const merged = new Map<string, LoadDeltasOp>();
   for (const op of ops) {
-    if (op.kind !== 'L') {
+    if (op.kind !== 'loadDelta') {
       out.push(op);
       continue;
     }
-    const part = `${op.a}:${op.b}:${op.c}`;
+    const part = `${op.delta}:${op.txid}:${op.id}`;
     const m = merged.get(op.key);
-    if (m && m.d === op.d) {
-      m.a += `,${part}`;
+    if (m && m.batch === op.batch) {
+      m.deltas += `,${part}`;
       m.sources.push(op.source);
       continue;
     }
-    const mop = { key: op.key, kind: 'M' as const, a: part, b: '-', c: '-', d: op.d, source: op.source, sources: [op.source] };
+    const mop: LoadDeltasOp = { kind: 'loadDeltas', key: op.key, deltas: part, batch: op.batch, source: op.source, sources: [op.source] };
     merged.set(op.key, mop);
     out.push(mop);
   }
@@ -358,7 +365,7 @@ export async function applyOps(redis: Redis, prefix: string, unmerged: StoreOp[]
     const args: (string | number)[] = [chunk.length];
     for (const op of chunk) args.push(op.key);
     args.push(opts.tombstoneTtlS, opts.loadTtlS, opts.mode ?? 'drain', prefix, ...positionArgs(n === chunks.length - 1 ? (opts.position ?? null) : null));
-    for (const op of chunk) args.push(op.kind, op.a, op.b, op.c, op.d);
+    for (const op of chunk) pushOpArgs(args, op);
     void pipeline.fbApply(...args);
   }
   const replies = await pipeline.exec();
@@ -372,13 +379,14 @@ export async function applyOps(redis: Redis, prefix: string, unmerged: StoreOp[]
     for (const i of rebuild) result.rebuild.push(chunks[n][Number(i) - 1].source);
     for (const i of fenced) {
       const op = chunks[n][Number(i) - 1];
-      result.fenced.push({ source: op.source, key: op.key, kind: op.kind });
+      // only versioned writes and fills are fenced, never an M op
+      result.fenced.push({ source: op.source, key: op.key, kind: op.kind === 'loadDeltas' ? 'loadDelta' : op.kind });
     }
     for (let i = 0; i < failed.length; i += 2) {
       const op = chunks[n][Number(failed[i]) - 1];
       const error = `redis rejected ${op.key}: ${failed[i + 1]}`;
       // a merged op failed as a whole: every delta in it is owed (reported as the L op it was)
-      if (op.kind === 'M') for (const source of op.sources ?? [op.source]) result.failures.push({ source, error, key: op.key, kind: 'L' });
+      if (op.kind === 'loadDeltas') for (const source of op.sources) result.failures.push({ source, error, key: op.key, kind: 'loadDelta' });
       else result.failures.push({ source: op.source, error, key: op.key, kind: op.kind });
     }
   });

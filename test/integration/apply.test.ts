@@ -2,7 +2,7 @@
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FeatureUpdate } from '../../features/definitions';
-import { applyOps, applyUpdates } from '../../store/apply';
+import { applyOps, applyUpdates, StoreOp } from '../../store/apply';
 import { resetState, testClients } from '../support/env';
 
 const c = testClients();
@@ -74,7 +74,7 @@ describe('applyUpdates', () => {
       { feature: 'sku.lifecycle', sku: 'BAD', value: 'active', version: 1, txid: '1' },
       { feature: 'sku.lifecycle', sku: 'OK', value: 'active', version: 2, txid: '1' },
     ]), opts);
-    expect(r.failures).toEqual([{ source: 0, error: expect.stringMatching(/WRONGTYPE/), key: c.keys.sku('BAD'), kind: 'Y' }]);
+    expect(r.failures).toEqual([{ source: 0, error: expect.stringMatching(/WRONGTYPE/), key: c.keys.sku('BAD'), kind: 'lifecycle' }]);
     expect(await c.redis.hget(c.keys.sku('OK'), LIFECYCLE_FIELD)).toBe('a|2');
   });
 });
@@ -91,7 +91,7 @@ describe('backfill values and snapshots', () => {
   it('a backfill fills only absent fields; a change the snapshot saw loses, one it did not see wins', async () => {
     const k = await snap('100:110:105,107'); // saw txids < 100 and 100..109 except 105, 107
     await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F2', value: 9, version: 50, txid: '90' }]), opts);
-    const fill = (fc: string, value: string) => ({ key: c.keys.sku('S1'), kind: 'B' as const, a: fc, b: value, c: `s${k}`, d: 'a', source: 0 });
+    const fill = (fc: string, value: string): StoreOp => ({ kind: 'fill', key: c.keys.sku('S1'), field: fc, value, snapshot: `s${k}`, rule: 'stock', source: 0 });
     const r = await apply([fill('F1', '4'), fill('F2', '1')]);
     expect(r.applied).toBe(1);
     expect(await c.redis.hgetall(c.keys.sku('S1'))).toEqual({ F1: `4|s${k}`, F2: '9|50' }); // F2 kept: the drain wrote it
@@ -105,7 +105,7 @@ describe('backfill values and snapshots', () => {
   it('a counter set from a snapshot skips deltas it already counted and takes the rest', async () => {
     const k = await snap('200:210:204');
     const key = c.keys.load('F1', '20261125');
-    await apply([{ key, kind: 'C', a: '10', b: '1:150:7', c: '', d: k, source: 0 }]);
+    await apply([{ kind: 'loadSet', key, count: '10', position: '1:150:7', snapshot: k, source: 0 }]);
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261125', delta: d, txid, id });
     await applyUpdates(c.redis, c.keys, batch([delta('150', 7, 100), delta('201', 90, 100), delta('204', 91, 1), delta('230', 92, 2)]), { ...opts, batch: '1' });
     expect(await c.redis.hget(key, 'n')).toBe('13'); // 10 + 1 (txid 204 not seen) + 2 (txid 230 after it)
@@ -143,8 +143,8 @@ describe('backfill values and snapshots', () => {
       { ...opts, batch: '2' },
     );
     expect(failed.failures.map((f) => [f.source, f.kind, f.key])).toEqual([
-      [0, 'L', broken],
-      [1, 'L', broken],
+      [0, 'loadDelta', broken],
+      [1, 'loadDelta', broken],
     ]);
   });
 
@@ -169,7 +169,7 @@ describe('backfill values and snapshots', () => {
 
   it('a dead-letter retry of a load delta applies once per dead letter', async () => {
     const key = c.keys.load('F1', '20261125');
-    const op = { key, kind: 'R' as const, a: '3', b: '42', c: '', d: '', source: 0 };
+    const op: StoreOp = { kind: 'loadRetry', key, delta: 3, mark: '42', txid: '', source: 0 };
     await apply([op]);
     await apply([op]);
     expect(await c.redis.hget(key, 'n')).toBe('3');

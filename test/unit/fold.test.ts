@@ -14,10 +14,10 @@ describe('foldOps', () => {
       at({ feature: 'sku.available', sku: 'S', fc: 'G', value: 4, version: 20, txid: '1' }, 2),
       at({ feature: 'sku.lifecycle', sku: 'S', value: null, version: 40, txid: '1' }, 3),
     ]);
-    expect(ops.map((o) => [o.key, o.a, o.b, o.c])).toEqual([
-      ['p:s:S', 'F', '9', '30'],
-      ['p:s:S', 'G', '4', '20'],
-      ['p:s:S', '#', 'x', '40'],
+    expect(ops).toEqual([
+      { kind: 'stock', key: 'p:s:S', fc: 'F', value: '9', version: 30, txid: '1', source: 0 },
+      { kind: 'stock', key: 'p:s:S', fc: 'G', value: '4', version: 20, txid: '1', source: 2 },
+      { kind: 'lifecycle', key: 'p:s:S', code: 'x', version: 40, txid: '1', update: false, source: 3 },
     ]);
   });
 
@@ -26,9 +26,9 @@ describe('foldOps', () => {
       at({ feature: 'fc.load', fc: 'F', day: '20260101', delta: 2, txid: '5', id: 9 }, 0),
       at({ feature: 'fc.load', fc: 'F', day: '20260101', delta: -2, txid: '6', id: 3 }, 1),
     ]);
-    expect(ops.map((o) => [o.key, o.kind, o.a, o.b, o.c])).toEqual([
-      ['p:l:F:20260101', 'L', '2', '5', '9'],
-      ['p:l:F:20260101', 'L', '-2', '6', '3'],
+    expect(ops).toEqual([
+      { kind: 'loadDelta', key: 'p:l:F:20260101', delta: 2, txid: '5', id: 9, batch: '0', source: 0 },
+      { kind: 'loadDelta', key: 'p:l:F:20260101', delta: -2, txid: '6', id: 3, batch: '0', source: 1 },
     ]);
   });
 });
