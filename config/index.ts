@@ -3,7 +3,9 @@
  * start so a typo fails with a message that names the variable, not with a stack trace later.
  * Queue names, schedule ids and intervals live here too (one module, as in dust's connectors).
  */
+import { CONFIG_DEFAULTS } from './defaults';
 import { SECRET_KEYS } from './redact';
+import { CONFIGURATION_ERROR_TYPE } from './error-types';
 import { z } from 'zod';
 
 const intFrom = (def: number, min: number, max: number) =>
@@ -63,14 +65,14 @@ const EnvSchema = z.object({
   /** How often the schedule fires a drain run; each run drains until its interval is up. */
   DRAIN_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),
   /** Outbox rows read, folded and applied per batch activity. */
-  DRAIN_BATCH_SIZE: intFrom(5_000, 1, 100_000),
+  DRAIN_BATCH_SIZE: intFrom(CONFIG_DEFAULTS.DRAIN_BATCH_SIZE, 1, 100_000),
   /** While working off a backlog the batch size doubles up to this. */
-  DRAIN_MAX_BATCH_SIZE: intFrom(50_000, 1, 500_000),
+  DRAIN_MAX_BATCH_SIZE: intFrom(CONFIG_DEFAULTS.DRAIN_MAX_BATCH_SIZE, 1, 500_000),
   /** Backfill: rows per chunk and the rate limit on source rows read per second (0: none). */
-  BACKFILL_CHUNK_ROWS: intFrom(5_000, 100, 100_000),
-  BACKFILL_ROWS_PER_S: intFrom(50_000, 0, 10_000_000),
+  BACKFILL_CHUNK_ROWS: intFrom(CONFIG_DEFAULTS.BACKFILL_CHUNK_ROWS, 100, 100_000),
+  BACKFILL_ROWS_PER_S: intFrom(CONFIG_DEFAULTS.BACKFILL_ROWS_PER_S, 0, 10_000_000),
   /** When nothing is new, a batch waits at most this long for rows before returning. */
-  DRAIN_IDLE_WAIT_MS: intFrom(1_000, 0, 10_000),
+  DRAIN_IDLE_WAIT_MS: intFrom(CONFIG_DEFAULTS.DRAIN_IDLE_WAIT_MS, 0, 10_000),
   /** While waiting, how often the outbox is polled (one indexed query). */
   DRAIN_POLL_MS: intFrom(50, 5, 5_000),
   /** Store operations per Lua call: small enough that a call never blocks readers for long. */
@@ -116,7 +118,7 @@ const EnvSchema = z.object({
 export type Config = z.infer<typeof EnvSchema>;
 
 export class ConfigurationError extends Error {
-  override name = 'ConfigurationError';
+  override name = CONFIGURATION_ERROR_TYPE;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -7,11 +7,10 @@
  */
 import { continueAsNew, defineQuery, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { CONFIG_DEFAULTS } from '../config/defaults';
+import { backfillActivity } from './activity-options';
 
-const { backfillPlan, backfillChunk, backfillLoads, finishBackfill } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
-});
+const { backfillPlan, backfillChunk, backfillLoads, finishBackfill } = proxyActivities<Activities>(backfillActivity);
 
 const TABLES = ['fulfillment_centers', 'region_fc', 'skus', 'inventory'] as const;
 
@@ -35,8 +34,8 @@ export interface BackfillInput {
 export const backfillProgressQuery = defineQuery<BackfillProgress>('progress');
 
 export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ rows: number; counters: number }> {
-  const chunkRows = input.chunkRows ?? 5_000;
-  const rate = input.rowsPerSecond ?? 50_000;
+  const chunkRows = input.chunkRows ?? CONFIG_DEFAULTS.BACKFILL_CHUNK_ROWS;
+  const rate = input.rowsPerSecond ?? CONFIG_DEFAULTS.BACKFILL_ROWS_PER_S;
   const state = input.state ?? { tableIndex: 0, after: null, rows: 0, estimatedRows: 0 };
   if (!input.state) {
     const plan = await backfillPlan();

@@ -6,12 +6,9 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { compactionActivity } from './activity-options';
 
-const { compactOutbox, sweepTombstones } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['ConfigurationError'] },
-});
+const { compactOutbox, sweepTombstones } = proxyActivities<Activities>(compactionActivity);
 
 export interface CompactionInput {
   /** Override the configured retention (tests, operators). */

@@ -30,8 +30,15 @@ import {
   startChild,
   workflowInfo,
   WorkflowIdReusePolicy,
+  type ChildWorkflowOptions,
+  type Workflow,
+  type WithWorkflowArgs,
 } from '@temporalio/workflow';
+// @temporalio/workflow 1.24 does not re-export this failure; the workflow runtime throws this class.
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
+import { CONFIG_DEFAULTS, WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
+import { drainBatchActivity, drainLeaseActivity } from './activity-options';
 import { backfillWorkflow } from './backfill';
 import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 
@@ -43,6 +50,9 @@ export interface DrainWorkflowInput {
   /** While batches come back full (a backlog), the batch size doubles up to this. */
   maxBatchSize?: number;
   idleWaitMs?: number;
+  /** The automatic backfill's chunk size and rate limit (BACKFILL_CHUNK_ROWS, BACKFILL_ROWS_PER_S). */
+  backfillChunkRows?: number;
+  backfillRowsPerSecond?: number;
   /** Carried across continue-as-new so the run summary covers the whole minute. */
   carried?: DrainRunSummary;
 }
@@ -64,32 +74,20 @@ export const drainStatusQuery = defineQuery<DrainRunSummary & { batchSize: numbe
 /** Id of the backfill the drain starts by itself when the store lost its data. */
 export const AUTO_BACKFILL_ID = 'backfill-auto';
 
-// Retries back off to at most 2 s: after PostgreSQL, Redis or the network comes back the drain is
-// draining again within seconds, by itself; the schedule is only a watchdog.
-const { acquireDrainLease, releaseDrainLease } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
-});
-
-const { drainBatch } = proxyActivities<Activities>({
-  // A batch is a few hundred milliseconds at most; the heartbeat timeout catches a dead worker
-  // quickly so the batch is retried elsewhere (it is idempotent).
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '5 seconds',
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
-});
+const { acquireDrainLease, releaseDrainLease } = proxyActivities<Activities>(drainLeaseActivity);
+const { drainBatch } = proxyActivities<Activities>(drainBatchActivity);
 
 export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRunSummary> {
   const owner = workflowInfo().workflowId;
-  const margin = input.marginMs ?? 300;
+  const margin = input.marginMs ?? WORKFLOW_INPUT_DEFAULTS.drainMarginMs;
   // The first boundary at least half an interval away: a scheduled run (started just after a
   // boundary) runs to the next one; a manual run started mid-interval still drains a while.
   const nextFire = Math.ceil((Date.now() + input.intervalMs / 2) / input.intervalMs) * input.intervalMs;
   const stopAt = nextFire - margin;
   const summary: DrainRunSummary = input.carried ?? { outcome: 'drained', batches: 0, rows: 0, applied: 0, deadLetters: 0 };
 
-  const base = input.batchSize ?? 5_000;
-  const max = Math.max(base, input.maxBatchSize ?? 50_000);
+  const base = input.batchSize ?? CONFIG_DEFAULTS.DRAIN_BATCH_SIZE;
+  const max = Math.max(base, input.maxBatchSize ?? CONFIG_DEFAULTS.DRAIN_MAX_BATCH_SIZE);
   let batchSize = base;
   let caughtUp = false;
   let stop = false;
@@ -104,7 +102,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   }
 
   while (Date.now() < stopAt && !stop) {
-    const waitMs = Math.max(0, Math.min(input.idleWaitMs ?? 1000, stopAt - Date.now()));
+    const waitMs = Math.max(0, Math.min(input.idleWaitMs ?? CONFIG_DEFAULTS.DRAIN_IDLE_WAIT_MS, stopAt - Date.now()));
     const r = await drainBatch({ owner, maxRows: batchSize, waitMs });
     if (r.outcome === 'lease-lost') {
       log.warn('drain lease taken over; exiting', { holder: r.holder });
@@ -117,7 +115,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
     if (r.storeIncomplete && !backfillRequested) {
       backfillRequested = true;
-      await startAutoBackfill();
+      await startAutoBackfill(input);
     }
     // Catch-up: a full batch means a backlog; bigger batches cost fewer round trips per change.
     caughtUp = r.caughtUp;
@@ -150,20 +148,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
  * for the SKU is fine: it re-reads the current rows anyway.
  */
 async function startRebuilds(skus: string[]): Promise<void> {
-  await Promise.all(
-    skus.map(async (sku) => {
-      try {
-        await startChild(skuRebuildWorkflow, {
-          workflowId: skuRebuildWorkflowId(sku),
-          args: [{ sku }],
-          parentClosePolicy: ParentClosePolicy.ABANDON,
-          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        });
-      } catch (err) {
-        if ((err as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw err;
-      }
-    }),
-  );
+  await Promise.all(skus.map((sku) => startUnlessRunning(skuRebuildWorkflow, { workflowId: skuRebuildWorkflowId(sku), args: [{ sku }] })));
 }
 
 /**
@@ -171,16 +156,31 @@ async function startRebuilds(skus: string[]): Promise<void> {
  * backfill restores it while this drain keeps applying changes. One at a time: if it is already
  * running, that is the one.
  */
-async function startAutoBackfill(): Promise<void> {
+async function startAutoBackfill(input: DrainWorkflowInput): Promise<void> {
   log.warn('online store has no epoch (data lost or never filled): starting a backfill');
+  await startUnlessRunning(backfillWorkflow, {
+    workflowId: AUTO_BACKFILL_ID,
+    args: [
+      {
+        reason: 'online store lost its data',
+        chunkRows: input.backfillChunkRows ?? CONFIG_DEFAULTS.BACKFILL_CHUNK_ROWS,
+        rowsPerSecond: input.backfillRowsPerSecond ?? CONFIG_DEFAULTS.BACKFILL_ROWS_PER_S,
+      },
+    ],
+  });
+}
+
+/** startChild's options when given the workflow function (the types come from the function). */
+type ChildOptions = Omit<ChildWorkflowOptions, 'typeInfo'> & { typeInfo?: never };
+
+/**
+ * Starts a child that outlives this run (abandoned). A run of it already going under the same id
+ * is not an error: that run does the work; a finished one may be started again.
+ */
+async function startUnlessRunning<W extends Workflow>(workflow: W, options: WithWorkflowArgs<W, ChildOptions>): Promise<void> {
   try {
-    await startChild(backfillWorkflow, {
-      workflowId: AUTO_BACKFILL_ID,
-      args: [{ reason: 'online store lost its data' }],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-    });
+    await startChild(workflow, { ...options, parentClosePolicy: ParentClosePolicy.ABANDON, workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE });
   } catch (err) {
-    if ((err as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
 }

@@ -7,12 +7,10 @@
  */
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
+import { CONFIGURATION_ERROR_TYPE, landingAndExportActivity } from './activity-options';
 
-const acts = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '5 minutes',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['ConfigurationError'] },
-});
+const acts = proxyActivities<Activities>(landingAndExportActivity);
 
 /** Lands in calls of LANDING_MAX_ROWS until caught up (or maxCalls). */
 async function landUntilCaughtUp(maxCalls: number): Promise<{ rows: number; files: number }> {
@@ -28,12 +26,12 @@ async function landUntilCaughtUp(maxCalls: number): Promise<{ rows: number; file
 }
 
 export async function landingWorkflow(input: { maxCalls?: number } = {}): Promise<{ rows: number; files: number }> {
-  return landUntilCaughtUp(input.maxCalls ?? 20);
+  return landUntilCaughtUp(input.maxCalls ?? WORKFLOW_INPUT_DEFAULTS.landingMaxCalls);
 }
 
 export async function exportWorkflow(input: { date?: string } = {}) {
   const date = input.date ?? new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw ApplicationFailure.nonRetryable(`not a date: ${date} (YYYY-MM-DD)`, 'ConfigurationError');
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw ApplicationFailure.nonRetryable(`not a date: ${date} (YYYY-MM-DD)`, CONFIGURATION_ERROR_TYPE);
   // Everything the drain applied so far is landed first, so the day is complete.
   await landUntilCaughtUp(1000);
   return acts.exportDay({ date });

@@ -5,12 +5,9 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { VerifyOptions } from '../reconcile/verify';
+import { operatorActivity } from './activity-options';
 
-const acts = proxyActivities<Activities>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['ConfigurationError'] },
-});
+const acts = proxyActivities<Activities>(operatorActivity);
 
 export async function verifyWorkflow(input: VerifyOptions = {}) {
   return acts.verifyStore(input);

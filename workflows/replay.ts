@@ -5,13 +5,11 @@
  */
 import { continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { Position } from '../activities/drain/outbox-reader';
+import type { Position } from '../outbox';
+import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
+import { replayActivity } from './activity-options';
 
-const acts = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
-});
+const acts = proxyActivities<Activities>(replayActivity);
 
 export interface ReplayProgress {
   from: Position;
@@ -43,7 +41,7 @@ export async function replayWorkflow(input: ReplayInput): Promise<ReplayProgress
     progress.totalRows = bounds.rows;
   }
   while (!progress.done) {
-    const r = await acts.replayChunk({ from: progress.position, to: progress.to, toSnapshot: progress.toSnapshot, limit: input.chunkRows ?? 20_000 });
+    const r = await acts.replayChunk({ from: progress.position, to: progress.to, toSnapshot: progress.toSnapshot, limit: input.chunkRows ?? WORKFLOW_INPUT_DEFAULTS.replayChunkRows });
     progress.rows += r.rows;
     progress.applied += r.applied;
     progress.position = r.position;

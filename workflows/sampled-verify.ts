@@ -6,12 +6,9 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { sampledVerifyActivity } from './activity-options';
 
-const { verifyAndRepair } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['ConfigurationError'] },
-});
+const { verifyAndRepair } = proxyActivities<Activities>(sampledVerifyActivity);
 
 export interface SampledVerifyInput {
   /** SKUs checked per run (VERIFY_SAMPLE_SKUS). */

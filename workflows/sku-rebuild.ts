@@ -5,11 +5,9 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { skuRebuildActivity } from './activity-options';
 
-const { refreshSku } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ConfigurationError'] },
-});
+const { refreshSku } = proxyActivities<Activities>(skuRebuildActivity);
 
 export const skuRebuildWorkflowId = (sku: string) => `sku-rebuild-${sku}`;
 

@@ -9,7 +9,15 @@ import type { DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
 
 export function drainScheduleOptions(config: Config): ScheduleOptions {
   const args: [DrainWorkflowInput] = [
-    { intervalMs: config.DRAIN_INTERVAL_MS, batchSize: config.DRAIN_BATCH_SIZE, maxBatchSize: config.DRAIN_MAX_BATCH_SIZE, idleWaitMs: config.DRAIN_IDLE_WAIT_MS },
+    {
+      intervalMs: config.DRAIN_INTERVAL_MS,
+      batchSize: config.DRAIN_BATCH_SIZE,
+      maxBatchSize: config.DRAIN_MAX_BATCH_SIZE,
+      idleWaitMs: config.DRAIN_IDLE_WAIT_MS,
+      // The backfill the drain starts by itself when the store lost its data.
+      backfillChunkRows: config.BACKFILL_CHUNK_ROWS,
+      backfillRowsPerSecond: config.BACKFILL_ROWS_PER_S,
+    },
   ];
   return {
     scheduleId: names.drainScheduleId,

@@ -1,0 +1,23 @@
+/**
+ * Default values shared by the configuration and the workflows' inputs, so a setting's default is
+ * written once. Plain numbers only (no zod, no process.env): workflow code imports this module and
+ * it is bundled into Temporal's workflow sandbox.
+ */
+
+/** Defaults of environment variables (config/index.ts) that workflow inputs fall back to as well. */
+export const CONFIG_DEFAULTS = {
+  DRAIN_BATCH_SIZE: 5_000,
+  DRAIN_MAX_BATCH_SIZE: 50_000,
+  DRAIN_IDLE_WAIT_MS: 1_000,
+  BACKFILL_CHUNK_ROWS: 5_000,
+  BACKFILL_ROWS_PER_S: 50_000,
+} as const;
+
+/** Defaults of workflow inputs that no environment variable sets (operators and tests pass them). */
+export const WORKFLOW_INPUT_DEFAULTS = {
+  /** The drain stops starting batches this long before the next scheduled fire. */
+  drainMarginMs: 300,
+  replayChunkRows: 20_000,
+  /** Landing calls per scheduled run; what is left is taken by the next run. */
+  landingMaxCalls: 20,
+} as const;

@@ -1,0 +1,307 @@
+/**
+ * The drain workflow on its own: the real workflow code on a real Temporal server with its
+ * activities mocked, so every branch of the loop is driven by what the mocked batches return.
+ * The server is TestWorkflowEnvironment's local dev server run from the installed Temporal CLI
+ * (nothing is downloaded), with a low continue-as-new suggestion threshold so that a run is told
+ * to continue-as-new after a few batches instead of thousands of events.
+ */
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { History } from '@temporalio/common/lib/proto-utils';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Activities } from '../../activities';
+import { loadConfig } from '../../config';
+import { findTemporalCli } from '../../scripts/lib/temporal-server';
+import { drainScheduleOptions } from '../../scripts/lib/schedules';
+import { AUTO_BACKFILL_ID, backfillWorkflow, drainWorkflow, skuRebuildWorkflowId, stopDrainSignal, type DrainWorkflowInput } from '../../workflows';
+import { sharedTestServer } from '../support/env';
+
+type DrainBatchInput = Parameters<Activities['drainBatch']>[0];
+type DrainBatchResult = Awaited<ReturnType<Activities['drainBatch']>>;
+type LeaseState = Awaited<ReturnType<Activities['acquireDrainLease']>>;
+
+/** Events after which the server suggests continue-as-new (default 4096): a run of ~15 batches. */
+const SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 100;
+/** No interval ends during a test that is not about it. */
+const HOUR_MS = 3_600_000;
+
+const CURSOR: DrainBatchResult['cursor'] = {
+  batch: '1',
+  from: '1:1:',
+  fromAt: null,
+  to: null,
+  toAt: null,
+  position: { txid: '0', id: '0' },
+  last: { batch: '0', txid: '0', id: '0' },
+};
+
+let env: TestWorkflowEnvironment;
+let taskQueues = 0;
+
+beforeAll(async () => {
+  // The scenarios provoke the drain's warnings on purpose (lease lost, store without an epoch).
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: findTemporalCli() },
+      log: { format: 'pretty', level: 'error' },
+      extraArgs: ['--dynamic-config-value', `limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}`],
+    },
+  });
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+/** What a mocked batch returns when a scenario says nothing else: an idle, caught-up batch. */
+function batchResult(overrides: Partial<DrainBatchResult>): DrainBatchResult {
+  return { outcome: 'applied', rows: 0, applied: 0, deadLetters: 0, cursor: CURSOR, caughtUp: true, newestSourceMs: null, ...overrides };
+}
+
+interface DrainScenario {
+  /** The lease answer of the n-th acquireDrainLease call (1-based); acquired by default. */
+  lease?: (n: number, owner: string) => LeaseState | Promise<LeaseState>;
+  /** What the n-th batch (1-based) returns. */
+  batch?: (n: number, input: DrainBatchInput) => Partial<DrainBatchResult> | Promise<Partial<DrainBatchResult>>;
+}
+
+/** The drain's three activities as plain functions that record every call in order. */
+function drainActivities(scenario: DrainScenario) {
+  const calls = { leases: 0, released: [] as string[], batches: [] as DrainBatchInput[], order: [] as Array<'lease' | 'batch'> };
+  const activities: Pick<Activities, 'acquireDrainLease' | 'releaseDrainLease' | 'drainBatch'> = {
+    async acquireDrainLease({ owner }) {
+      calls.leases += 1;
+      calls.order.push('lease');
+      return (await scenario.lease?.(calls.leases, owner)) ?? { acquired: true, holder: owner, expiresInMs: 30_000 };
+    },
+    async releaseDrainLease({ owner }) {
+      calls.released.push(owner);
+      return true;
+    },
+    async drainBatch(input) {
+      calls.batches.push(input);
+      calls.order.push('batch');
+      return batchResult((await scenario.batch?.(calls.batches.length, input)) ?? {});
+    },
+  };
+  return { activities, calls };
+}
+
+/** Runs `fn` while a worker with these activities polls a task queue of its own. */
+async function withWorker<T>(activities: object, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = `drain-unit-${process.pid}-${++taskQueues}`;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: sharedTestServer().bundlePath },
+    activities,
+  });
+  return worker.runUntil(fn(taskQueue));
+}
+
+/** `ops pause`: sent from inside a mocked activity, so it arrives while that activity runs. */
+const stopDrain = (workflowId: string) => env.client.workflow.getHandle(workflowId).signal(stopDrainSignal);
+
+function startDrain(taskQueue: string, input: Partial<DrainWorkflowInput> = {}) {
+  return env.client.workflow.start(drainWorkflow, {
+    taskQueue,
+    workflowId: `drain-unit-${Date.now()}-${taskQueues}`,
+    args: [{ intervalMs: HOUR_MS, idleWaitMs: 0, ...input }],
+  });
+}
+
+/** The child workflows a run started (or tried to), by outcome, from its history. */
+function childStarts(history: History) {
+  const events = history.events ?? [];
+  const ids = (pick: (e: (typeof events)[number]) => { workflowId?: string | null } | null | undefined) =>
+    events.map(pick).flatMap((a) => (a?.workflowId ? [a.workflowId] : []));
+  return {
+    initiated: ids((e) => e.startChildWorkflowExecutionInitiatedEventAttributes),
+    started: ids((e) => e.childWorkflowExecutionStartedEventAttributes?.workflowExecution),
+    alreadyRunning: ids((e) => e.startChildWorkflowExecutionFailedEventAttributes),
+  };
+}
+
+describe('drain workflow (mocked activities)', () => {
+  it('doubles the batch size while batches come back full, up to the maximum, and falls back to the base when one is not', async () => {
+    const { activities, calls } = drainActivities({
+      async batch(n, input) {
+        if (n === 7) await stopDrain(input.owner);
+        return { rows: n <= 5 ? input.maxRows : 10, caughtUp: n > 5 };
+      },
+    });
+    const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue, { batchSize: 100, maxBatchSize: 800 })).result());
+
+    expect(calls.batches.map((b) => b.maxRows)).toEqual([100, 200, 400, 800, 800, 800, 100]);
+    expect(summary).toMatchObject({ outcome: 'stopped', batches: 7, rows: 100 + 200 + 400 + 800 + 800 + 10 + 10 });
+  });
+
+  it('on `stop` finishes the batch in flight, starts no other, releases the lease and ends stopped', async () => {
+    const { activities, calls } = drainActivities({
+      async batch(n, input) {
+        if (n === 2) await stopDrain(input.owner);
+        return { rows: 3, applied: 2, deadLetters: n === 2 ? 1 : 0 };
+      },
+    });
+    const { workflowId, summary } = await withWorker(activities, async (taskQueue) => {
+      const run = await startDrain(taskQueue);
+      return { workflowId: run.workflowId, summary: await run.result() };
+    });
+
+    expect(summary).toEqual({ outcome: 'stopped', batches: 2, rows: 6, applied: 4, deadLetters: 1 });
+    expect(calls.batches).toHaveLength(2);
+    expect(calls.batches[0].owner).toBe(workflowId);
+    expect(calls.released).toEqual([workflowId]);
+  });
+
+  it('exits without a batch when another run holds the lease', async () => {
+    const { activities, calls } = drainActivities({ lease: () => ({ acquired: false, holder: 'drain-other', expiresInMs: 20_000 }) });
+    const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue)).result());
+
+    expect(summary).toEqual({ outcome: 'lease-held', holder: 'drain-other', batches: 0, rows: 0, applied: 0, deadLetters: 0 });
+    expect(calls.batches).toHaveLength(0);
+    expect(calls.released).toEqual([]);
+  });
+
+  it('exits when a batch finds the lease taken over, without releasing the new holder’s lease', async () => {
+    const { activities, calls } = drainActivities({
+      batch: (n) => (n === 3 ? { outcome: 'lease-lost', holder: 'drain-other' } : { rows: 5, applied: 5 }),
+    });
+    const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue)).result());
+
+    expect(summary).toEqual({ outcome: 'lease-lost', holder: 'drain-other', batches: 2, rows: 10, applied: 10, deadLetters: 0 });
+    expect(calls.batches).toHaveLength(3);
+    expect(calls.released).toEqual([]);
+  });
+
+  it('continues-as-new when the server suggests it, carrying the summary into the next run', async () => {
+    let signalled = false;
+    const { activities, calls } = drainActivities({
+      async batch(_n, input) {
+        // Two continue-as-new done (the third run holds the lease): enough to see the carry.
+        if (calls.leases >= 3 && !signalled) {
+          signalled = true;
+          await stopDrain(input.owner);
+        }
+        return { rows: 2, applied: 1 };
+      },
+    });
+    const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue)).result());
+
+    expect(calls.leases).toBeGreaterThanOrEqual(3);
+    // Every run's batches, not only the last run's.
+    expect(summary).toEqual({ outcome: 'stopped', batches: calls.batches.length, rows: 2 * calls.batches.length, applied: calls.batches.length, deadLetters: 0 });
+  });
+
+  it('continues-as-new at the end of its interval with a fresh summary for the next interval', async () => {
+    const { activities, calls } = drainActivities({
+      // The third run (two interval ends later) is stopped before its first batch.
+      lease: async (n, owner) => {
+        if (n === 3) await stopDrain(owner);
+        return { acquired: true, holder: owner, expiresInMs: 30_000 };
+      },
+      // Like a real idle batch: waits as long as it is told to (so a run of about a second stays
+      // far below the continue-as-new suggestion threshold).
+      batch: async (_n, input) => {
+        await new Promise((resolve) => setTimeout(resolve, input.waitMs));
+        return { rows: 1 };
+      },
+    });
+    const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue, { intervalMs: 1_000, marginMs: 0, idleWaitMs: 250 })).result());
+
+    const batchesPerRun = calls.order.join(' ').split('lease').slice(1).map((run) => run.split('batch').length - 1);
+    expect(batchesPerRun).toHaveLength(3);
+    expect(batchesPerRun[0]).toBeGreaterThan(0);
+    expect(batchesPerRun[1]).toBeGreaterThan(0);
+    // Waits never run past the interval's end (stopAt), whatever idleWaitMs says.
+    expect(calls.batches.every((b) => (b.waitMs ?? 0) <= 250)).toBe(true);
+    expect(summary).toEqual({ outcome: 'stopped', batches: 0, rows: 0, applied: 0, deadLetters: 0 });
+  });
+
+  it('starts the automatic backfill once, with the configured chunk size and rate', async () => {
+    // The configuration reaches the drain through its schedule's arguments.
+    const config = loadConfig({ BACKFILL_CHUNK_ROWS: '1234', BACKFILL_ROWS_PER_S: '4321' });
+    const scheduled = drainScheduleOptions(config).action.args![0] as DrainWorkflowInput;
+    expect(scheduled).toMatchObject({ backfillChunkRows: 1234, backfillRowsPerSecond: 4321 });
+
+    const drain = drainActivities({
+      async batch(n, input) {
+        if (n === 3) await stopDrain(input.owner);
+        return { storeIncomplete: true };
+      },
+    });
+    const backfill = { plans: 0, chunkLimits: [] as number[], epochs: [] as string[] };
+    const backfillActivities: Pick<Activities, 'backfillPlan' | 'backfillChunk' | 'backfillLoads' | 'finishBackfill'> = {
+      async backfillPlan() {
+        backfill.plans += 1;
+        return { fulfillment_centers: 0, region_fc: 0, skus: 0, inventory: 0 };
+      },
+      async backfillChunk(input) {
+        backfill.chunkLimits.push(input.limit);
+        return { rows: 0, last: null, filled: 0 };
+      },
+      async backfillLoads() {
+        return { counters: 0, cursor: CURSOR };
+      },
+      async finishBackfill(input) {
+        backfill.epochs.push(input.epoch);
+      },
+    };
+
+    const { drainHistory, backfillHistory } = await withWorker({ ...drain.activities, ...backfillActivities }, async (taskQueue) => {
+      const run = await startDrain(taskQueue, { ...scheduled, intervalMs: HOUR_MS, idleWaitMs: 0 });
+      expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 3 });
+      const child = env.client.workflow.getHandle<typeof backfillWorkflow>(AUTO_BACKFILL_ID);
+      await child.result();
+      return { drainHistory: await run.fetchHistory(), backfillHistory: await child.fetchHistory() };
+    });
+
+    // Three batches said the store is incomplete; one backfill was started.
+    expect(childStarts(drainHistory).initiated).toEqual([AUTO_BACKFILL_ID]);
+    expect(backfill.plans).toBe(1);
+    const [payload] = backfillHistory.events?.[0].workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
+    expect(defaultPayloadConverter.fromPayload(payload)).toMatchObject({ chunkRows: 1234, rowsPerSecond: 4321 });
+    expect(backfill.chunkLimits).toEqual([1234, 1234, 1234, 1234]); // one chunk per table, each empty
+    expect(backfill.epochs).toHaveLength(1);
+  });
+
+  it('starts one rebuild per SKU when two batches report the same SKUs, the second start finding it running', async () => {
+    const drain = drainActivities({
+      async batch(n, input) {
+        if (n === 2) await stopDrain(input.owner);
+        return { rebuildSkus: ['S1', 'S2'] };
+      },
+    });
+    // The rebuilds stay running until the drain is done, so the second batch's starts find them.
+    let releaseRebuilds!: () => void;
+    const rebuildsMayFinish = new Promise<void>((resolve) => (releaseRebuilds = resolve));
+    const refreshed: string[] = [];
+    const rebuildActivities: Pick<Activities, 'refreshSku'> = {
+      async refreshSku({ sku }) {
+        refreshed.push(sku);
+        await rebuildsMayFinish;
+        return { rows: 1 };
+      },
+    };
+
+    const history = await withWorker({ ...drain.activities, ...rebuildActivities }, async (taskQueue) => {
+      try {
+        const run = await startDrain(taskQueue);
+        expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 2 });
+        releaseRebuilds();
+        for (const sku of ['S1', 'S2']) expect(await env.client.workflow.getHandle(skuRebuildWorkflowId(sku)).result()).toEqual({ rows: 1 });
+        return run.fetchHistory();
+      } finally {
+        releaseRebuilds(); // a failed drain must not leave the worker's shutdown waiting on a rebuild
+      }
+    });
+
+    const ids = ['sku-rebuild-S1', 'sku-rebuild-S2'];
+    const children = childStarts(history);
+    expect(children.initiated.sort()).toEqual([...ids, ...ids].sort());
+    expect(children.started.sort()).toEqual(ids);
+    expect(children.alreadyRunning.sort()).toEqual(ids);
+    expect(refreshed.sort()).toEqual(['S1', 'S2']);
+  });
+});

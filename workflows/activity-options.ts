@@ -1,0 +1,77 @@
+/**
+ * Activity options of every workflow, one named profile per kind of work, so timeouts and retry
+ * policies are chosen by what an activity does and a failure no retry can fix is listed once.
+ */
+import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
+
+import { CONFIGURATION_ERROR_TYPE } from '../config/error-types';
+
+export { CONFIGURATION_ERROR_TYPE };
+
+/** Failure types no activity retries. */
+export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = [CONFIGURATION_ERROR_TYPE];
+
+/** Exponential backoff (doubling) that never retries NON_RETRYABLE_ERROR_TYPES. */
+function backoff(policy: Pick<RetryPolicy, 'initialInterval' | 'maximumInterval' | 'maximumAttempts'>): RetryPolicy {
+  return { ...policy, backoffCoefficient: 2, nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES] };
+}
+
+// Back off to at most 2 s: after PostgreSQL, Redis or the network comes back the drain is
+// draining again within seconds, by itself; the schedule is only a watchdog.
+const drainRetry = backoff({ initialInterval: '200 milliseconds', maximumInterval: '2 seconds' });
+
+/** The drain's lease: one short query. */
+export const drainLeaseActivity: ActivityOptions = { startToCloseTimeout: '30 seconds', retry: drainRetry };
+
+/**
+ * One drain batch: a few hundred milliseconds at most. The heartbeat timeout catches a dead worker
+ * quickly so the batch is retried elsewhere (it is idempotent).
+ */
+export const drainBatchActivity: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '5 seconds', retry: drainRetry };
+
+/** Re-emitting one SKU's rows (sku-rebuild). */
+export const skuRebuildActivity: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: backoff({ initialInterval: '500 milliseconds', maximumInterval: '30 seconds' }),
+};
+
+/** A backfill step (plan, chunk, loads, finish): bounded by the chunk size, retried until it succeeds. */
+export const backfillActivity: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds' }),
+};
+
+/** A replay step (bounds, chunk): bounded by the chunk size, heartbeating while it applies. */
+export const replayActivity: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds' }),
+};
+
+/** A compaction step: long (bounded per run), heartbeating per deleted chunk. */
+export const compactionActivity: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: backoff({ initialInterval: '1 second', maximumInterval: '1 minute' }),
+};
+
+/** Landing and the nightly export: long DuckDB work; a bounded number of attempts, then the run fails visibly. */
+export const landingAndExportActivity: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '5 minutes',
+  retry: backoff({ initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 }),
+};
+
+/** What an operator starts (full verify, dead-letter retry): up to an hour, a few attempts. */
+export const operatorActivity: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '2 minutes',
+  retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 }),
+};
+
+/** The scheduled sample verify: few attempts, since the next fire checks a fresh sample anyway. */
+export const sampledVerifyActivity: ActivityOptions = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 3 }),
+};
