@@ -16,7 +16,7 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type pg from 'pg';
 import { names } from '../../config';
 import { parseSnapshot, snapshotCovers, visibleIn } from '../../db/pg-snapshot';
-import { advanceCursor, DELTA_SQL, deltaParams, ensureConsumer, Position, readCursor, saveCursor } from '../drain/outbox-reader';
+import { advanceCursor, DELTA_SQL, deltaParams, ensureConsumer, Position, readCursor, saveCursor } from '../../outbox';
 
 export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar, key varchar, image json, old_image json, source_ms bigint, applied_ms bigint`;
 
@@ -50,7 +50,20 @@ export async function copyToParquet(conn: DuckDBConnection, query: string, file:
   fs.renameSync(tmp, file);
 }
 
-export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: number): Promise<{ rows: number; files: string[]; position: Position; more: boolean }> {
+/** Outbox rows read per query of a landing call: small reads, so PostgreSQL never serves one long query beside the drain. */
+export const LANDING_READ_CHUNK = 10_000;
+
+/**
+ * Lands up to `maxRows` changes of the landing's batch in progress. The delta is read in chunks of
+ * `readChunk` rows, each appended to DuckDB as it arrives (memory: one chunk plus DuckDB's), with
+ * the event loop handed back between chunks; then one file per UTC day and the cursor saved once.
+ */
+export async function landChanges(
+  pool: pg.Pool,
+  exportDir: string,
+  maxRows: number,
+  readChunk = LANDING_READ_CHUNK,
+): Promise<{ rows: number; files: string[]; position: Position; more: boolean }> {
   await ensureConsumer(pool, names.landingConsumer);
   const cursor = await readCursor(pool, names.landingConsumer);
   // Land only what the drain has applied: the drain's last complete snapshot is the target.
@@ -60,96 +73,148 @@ export async function landChanges(pool: pg.Pool, exportDir: string, maxRows: num
   if (cursor.to === null && (target === cursor.from || !snapshotCovers(parseSnapshot(target), parseSnapshot(cursor.from)))) {
     return { rows: 0, files: [], position: cursor.position, more: false };
   }
-  const rows = (
-    await pool.query(
-      `select d.txid, d.id, d.tbl, d.op, d.key, d.image::text as image, d.old_image::text as old_image,
-              d.created_ms::bigint::text as source_ms,
-              to_char(to_timestamp(d.created_ms / 1000) at time zone 'UTC', 'YYYY-MM-DD') as day
-         from (${DELTA_SQL}) d`,
-      deltaParams({ from: cursor.from, to: target, after: cursor.position, limit: maxRows }),
-    )
-  ).rows;
-  const { next, complete } = advanceCursor(cursor, { snap: target, at: null }, rows, maxRows);
-  // More to land: this batch is not done, or it was an older target than the drain's now.
-  const more = !complete || next.from !== drainFrom;
-  if (rows.length === 0) {
-    await saveCursor(pool, names.landingConsumer, next);
-    return { rows: 0, files: [], position: next.position, more };
-  }
-  const appliedAt = await appliedTimes(pool, rows);
-  const byDay = new Map<string, typeof rows>();
-  rows.forEach((r, i) => {
-    r.applied_ms = appliedAt[i];
-    (byDay.get(r.day) ?? byDay.set(r.day, []).get(r.day)!).push(r);
-  });
-  // One thread: the landing runs every minute beside the drain; compressing a minute of changes
-  // on both cores would stall the drain (and PostgreSQL and Redis) for that second.
-  const duck = await openDuck('512MB', ':memory:', 1);
+  const chunkSize = Math.max(1, Math.floor(readChunk));
+  const appliedTimes = appliedClock(pool);
+  // Per UTC day, in order of first appearance: its first and last row of this call (the file's name).
+  const days = new Map<string, { first: Position; last: Position }>();
+  let duck: Awaited<ReturnType<typeof openDuck>> | null = null;
+  let total = 0;
+  let last: Position | null = null;
+  let exhausted = false;
   const files: string[] = [];
   try {
-    for (const [day, dayRows] of byDay) {
-      await duck.conn.run(`create or replace table land (${LANDING_COLUMNS})`);
-      const ap = await duck.conn.createAppender('land');
-      let appended = 0;
-      for (const r of dayRows) {
-        // The appender is synchronous: hand the event loop back now and then, so the drain's
-        // activities in this worker keep their latency while a minute of changes is landed.
-        if (++appended % 2_000 === 0) await setImmediate();
-        ap.appendUBigInt(BigInt(r.txid));
-        ap.appendBigInt(BigInt(r.id));
-        ap.appendVarchar(r.tbl);
-        ap.appendVarchar(r.op);
-        ap.appendVarchar(r.key);
-        if (r.image === null) ap.appendNull();
-        else ap.appendVarchar(r.image);
-        if (r.old_image === null) ap.appendNull();
-        else ap.appendVarchar(r.old_image);
-        ap.appendBigInt(BigInt(r.source_ms));
-        if (r.applied_ms === null) ap.appendNull();
-        else ap.appendBigInt(BigInt(r.applied_ms));
-        ap.endRow();
+    // Chunk after chunk from the last row read, exactly as the cursor would resume: the rows of
+    // all chunks are the rows one read of `maxRows` would return, in the same (txid, id) order.
+    for (let after = cursor.position; ; ) {
+      const limit = Math.min(chunkSize, maxRows - total);
+      const rows = (
+        await pool.query(
+          `select d.txid, d.id, d.tbl, d.op, d.key, d.image::text as image, d.old_image::text as old_image,
+                  d.created_ms::bigint::text as source_ms,
+                  to_char(to_timestamp(d.created_ms / 1000) at time zone 'UTC', 'YYYY-MM-DD') as day
+             from (${DELTA_SQL}) d`,
+          deltaParams({ from: cursor.from, to: target, after, limit }),
+        )
+      ).rows;
+      if (rows.length > 0) {
+        if (!duck) {
+          // One thread: the landing runs every minute beside the drain; compressing a minute of
+          // changes on both cores would stall the drain (and PostgreSQL and Redis) for that second.
+          duck = await openDuck('512MB', ':memory:', 1);
+          await duck.conn.run(`create or replace table land (${LANDING_COLUMNS}, day varchar)`);
+        }
+        await appendChunk(duck.conn, rows, await appliedTimes(rows));
+        for (const r of rows) {
+          const at = { txid: r.txid as string, id: r.id as string };
+          const d = days.get(r.day);
+          if (d) d.last = at;
+          else days.set(r.day, { first: at, last: at });
+        }
+        total += rows.length;
+        last = { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id };
+        after = last;
       }
-      ap.flushSync();
-      ap.closeSync();
-      const first = dayRows[0];
-      const end = dayRows[dayRows.length - 1];
+      // Fewer than asked: the batch has no more rows. Otherwise stop once maxRows are read.
+      if (rows.length < limit) {
+        exhausted = true;
+        break;
+      }
+      if (total >= maxRows) break;
+      // Hand the event loop back between chunks: the drain's activities keep their latency.
+      await setImmediate();
+    }
+    for (const [day, range] of days) {
+      const { first, last: end } = range;
       // Named by landing batch and range: a range landed again after a crash overwrites its file.
       const file = path.join(landingDir(exportDir, day), `b${cursor.batch}-${first.txid}_${first.id}-${end.txid}_${end.id}.parquet`);
-      await copyToParquet(duck.conn, 'select * from land order by txid, id', file);
+      await copyToParquet(duck!.conn, `select * exclude (day) from land where day = ${sqlString(day)} order by txid, id`, file);
       files.push(file);
     }
   } finally {
-    duck.close();
+    duck?.close();
   }
+  // The cursor one read of all these rows (limit maxRows) would give. advanceCursor decides on the
+  // count against the limit (fewer: the batch is complete) and takes the last row, nothing else.
+  // The loop stopped either on a short chunk (the batch has no more rows; total < maxRows, so one
+  // read would have come back short too: complete) or with exactly maxRows read (one read would
+  // have come back full: not complete). The last row with an effective limit of one more than the
+  // rows passed (exhausted) or equal to them (maxRows reached) is the same decision and position.
+  const tail = last ? [last] : [];
+  const { next, complete } = advanceCursor(cursor, { snap: target, at: null }, tail, exhausted ? tail.length + 1 : tail.length);
+  // More to land: this batch is not done, or it was an older target than the drain's now.
+  const more = !complete || next.from !== drainFrom;
   await saveCursor(pool, names.landingConsumer, next);
-  const last = rows[rows.length - 1];
-  return { rows: rows.length, files, position: { txid: last.txid, id: last.id }, more };
+  return { rows: total, files, position: last ?? next.position, more };
+}
+
+/** Appends one chunk of delta rows (with their applied times) to the `land` table. */
+async function appendChunk(conn: DuckDBConnection, rows: Record<string, string | null>[], appliedAt: (string | null)[]): Promise<void> {
+  const ap = await conn.createAppender('land');
+  try {
+    for (let i = 0; i < rows.length; i++) {
+      // The appender is synchronous: hand the event loop back now and then, so the drain's
+      // activities in this worker keep their latency while a minute of changes is landed.
+      if (i > 0 && i % 2_000 === 0) await setImmediate();
+      const r = rows[i];
+      ap.appendUBigInt(BigInt(r.txid!));
+      ap.appendBigInt(BigInt(r.id!));
+      ap.appendVarchar(r.tbl!);
+      ap.appendVarchar(r.op!);
+      ap.appendVarchar(r.key!);
+      if (r.image === null) ap.appendNull();
+      else ap.appendVarchar(r.image);
+      if (r.old_image === null) ap.appendNull();
+      else ap.appendVarchar(r.old_image);
+      ap.appendBigInt(BigInt(r.source_ms!));
+      if (appliedAt[i] === null) ap.appendNull();
+      else ap.appendBigInt(BigInt(appliedAt[i]!));
+      ap.appendVarchar(r.day!);
+      ap.endRow();
+    }
+    ap.flushSync();
+  } finally {
+    ap.closeSync();
+  }
 }
 
 /**
  * When each change reached Redis: the applied time of the first drain snapshot that saw its
  * transaction (the drain's snapshots only grow, so a binary search over them in batch order).
  * null for changes applied before the snapshot log existed.
+ *
+ * One per landing call: the log is read once, from the oldest change's time, and read further back
+ * only when a later chunk holds an older change (a snapshot taken before a change was written
+ * cannot see it, so each change gets the answer a single read for the whole call would give).
  */
-async function appliedTimes(pool: pg.Pool, rows: { txid: string; created_at_ms?: string; source_ms: string }[]): Promise<(string | null)[]> {
-  const oldest = rows.reduce((m, r) => Math.min(m, Number(r.source_ms)), Infinity);
-  // A snapshot that saw a change was taken after the change was written.
-  const snaps = (
-    await pool.query(
-      `select snap::text as snap, (extract(epoch from applied_at) * 1000)::bigint::text as ms
-         from pipeline.drain_snapshots where taken_at >= to_timestamp($1::float8 / 1000) order by batch`,
-      [oldest],
-    )
-  ).rows.map((r) => ({ snap: parseSnapshot(r.snap), ms: r.ms as string }));
-  return rows.map((r) => {
-    const txid = BigInt(r.txid);
-    let lo = 0;
-    let hi = snaps.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (visibleIn(snaps[mid].snap, txid)) hi = mid;
-      else lo = mid + 1;
+function appliedClock(pool: pg.Pool): (rows: { txid: string | null; source_ms: string | null }[]) => Promise<(string | null)[]> {
+  let snaps: { batch: bigint; snap: ReturnType<typeof parseSnapshot>; ms: string }[] = [];
+  let loadedFrom: number | null = null;
+  return async (rows) => {
+    const oldest = rows.reduce((m, r) => Math.min(m, Number(r.source_ms)), Infinity);
+    if (loadedFrom === null || oldest < loadedFrom) {
+      // A snapshot that saw a change was taken after the change was written.
+      const older = (
+        await pool.query(
+          `select batch::text as batch, snap::text as snap, (extract(epoch from applied_at) * 1000)::bigint::text as ms
+             from pipeline.drain_snapshots
+            where taken_at >= to_timestamp($1::float8 / 1000) and ($2::float8 is null or taken_at < to_timestamp($2::float8 / 1000))
+            order by batch`,
+          [oldest, loadedFrom],
+        )
+      ).rows.map((r) => ({ batch: BigInt(r.batch), snap: parseSnapshot(r.snap), ms: r.ms as string }));
+      snaps = [...older, ...snaps].sort((a, b) => (a.batch < b.batch ? -1 : a.batch > b.batch ? 1 : 0));
+      loadedFrom = oldest;
     }
-    return lo < snaps.length ? snaps[lo].ms : null;
-  });
+    return rows.map((r) => {
+      const txid = BigInt(r.txid!);
+      let lo = 0;
+      let hi = snaps.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (visibleIn(snaps[mid].snap, txid)) hi = mid;
+        else lo = mid + 1;
+      }
+      return lo < snaps.length ? snaps[lo].ms : null;
+    });
+  };
 }

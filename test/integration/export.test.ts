@@ -7,10 +7,13 @@ import { rewindCursor } from '../support/cursor';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
-import { landChanges, openDuck, sqlString } from '../../activities/export/landing';
+import { activitiesFor } from '../support/activities';
+import { landChanges, LANDING_COLUMNS, openDuck, sqlString } from '../../activities/export/landing';
+import { names } from '../../config';
+import { advanceCursor, readCursor, readDelta } from '../../outbox';
 import { partitionDir } from '../../activities/export/export-day';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, regionId, seedCatalogue } from '../../simulator/catalogue';
@@ -21,7 +24,7 @@ import { eventually, pipelineClients, resetState, sharedTestServer, startWorker,
 const taskQueue = `export-${process.pid}`;
 const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, LANDING_MAX_ROWS: '2000' });
 const dir = path.resolve(c.config.EXPORT_DIR);
-const acts = createActivities(pipelineClients(c));
+const acts = activitiesFor(pipelineClients(c));
 const size: CatalogueSize = { skus: 300, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 2 };
 const today = new Date().toISOString().slice(0, 10);
 const { address, bundlePath } = sharedTestServer();
@@ -138,5 +141,65 @@ describe('nightly export', () => {
     expect(digest(partitionDir(dir, today))).toEqual(before);
     const visible = fs.readdirSync(dir).filter((d) => d.startsWith('date='));
     expect(visible).toEqual([`date=${today}`]); // leftovers sit in .staging, outside the date=* glob
+  });
+
+  it('a landing call reads its delta in chunks: the same cursor as one read, every change landed once', async () => {
+    await drainAll();
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'landing-chunks-'));
+    const maxRows = c.config.LANDING_MAX_ROWS;
+    try {
+      // Everything again from the start, in one batch bigger than LANDING_MAX_ROWS.
+      await rewindCursor(c.pool, names.landingConsumer);
+      const calls: { rows: number; chunk: number; complete: boolean }[] = [];
+      for (;;) {
+        // What one read of maxRows rows would give: the rows, and the cursor after them.
+        const cursor = await readCursor(c.pool, names.landingConsumer);
+        const drainFrom = (await readCursor(c.pool, names.drainConsumer)).from;
+        const target = cursor.to ?? drainFrom;
+        const single = await readDelta(c.pool, { from: cursor.from, to: target, after: cursor.position, limit: maxRows });
+        const expected = advanceCursor(cursor, { snap: target, at: null }, single, maxRows);
+        // A few hundred rows per read, so a call spans several chunks; on the call that ends the
+        // batch, a chunk size dividing what is left, so its last read comes back empty.
+        let chunk = 300;
+        if (expected.complete && single.length > 1) {
+          const d = [2, 3, 4, 5, 6, 7].find((k) => single.length % k === 0);
+          chunk = d ? single.length / d : single.length;
+        }
+        const r = await landChanges(c.pool, out, maxRows, chunk);
+        calls.push({ rows: r.rows, chunk, complete: expected.complete });
+        expect(r.rows).toBe(single.length);
+        expect(await readCursor(c.pool, names.landingConsumer)).toEqual(expected.next);
+        if (single.length > 0) expect(r.position).toEqual({ txid: single[single.length - 1].txid, id: single[single.length - 1].id });
+        if (!r.more) break;
+      }
+      // The first call was cut by LANDING_MAX_ROWS, in several chunks.
+      expect(calls[0]).toMatchObject({ rows: maxRows, complete: false });
+      expect(calls[0].rows / calls[0].chunk).toBeGreaterThan(2);
+      expect(calls[calls.length - 1].complete).toBe(true);
+
+      const glob = sqlString(path.join(out, 'landing', 'day=*', '*.parquet'));
+      const landed = await rows(`select txid::varchar as txid, id::varchar as id from read_parquet(${glob}) order by txid::ubigint, id::bigint`);
+      const { rows: outbox } = await c.pool.query(
+        `select o.txid::text as txid, o.id::text as id from pipeline.outbox o, pipeline.consumer_offsets c
+          where c.consumer = $1 and pg_visible_in_snapshot(o.txid, c.snap_from) order by o.txid, o.id`,
+        [names.drainConsumer],
+      );
+      expect(outbox.length).toBeGreaterThan(maxRows);
+      // Every applied change exactly once across the files: none lost, none twice.
+      expect(landed).toEqual(outbox);
+      // Each file is named by its first and last row, and has the landing schema.
+      const perFile = await rows(`
+        select filename, count(*) as n, count(applied_ms) as applied,
+               arg_min(txid::varchar || '_' || id::varchar, (txid, id)) as first, arg_max(txid::varchar || '_' || id::varchar, (txid, id)) as last
+          from read_parquet(${glob}, filename = true) group by filename`);
+      for (const f of perFile) {
+        expect(path.basename(String(f.filename))).toMatch(new RegExp(`^b\\d+-${f.first}-${f.last}\\.parquet$`));
+        expect(f.applied).toBe(f.n);
+      }
+      const schema = await rows(`describe select * from read_parquet(${sqlString(String(perFile[0].filename))}, hive_partitioning = false)`);
+      expect(schema.map((s) => `${s.column_name} ${String(s.column_type).toLowerCase()}`).join(', ')).toBe(LANDING_COLUMNS);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
   });
 });
