@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../config';
 import { storeKeys } from '../store/keys';
-import type { DrainMetrics } from '../worker/metrics';
+import type { DrainMetrics } from './metrics';
 import { createBackfillActivities } from './backfill';
 import { createCompactionActivities } from './compaction';
 import { createDrainActivities } from './drain';
@@ -27,12 +27,9 @@ export interface ActivityClients {
   metrics?: DrainMetrics;
 }
 
+/** The activity logger (the worker's, with the activity's context attached by the SDK). */
 function activityLog(level: 'info' | 'warn', message: string, fields?: Record<string, unknown>): void {
-  try {
-    log[level](message, fields);
-  } catch {
-    console[level](message, fields ?? '');
-  }
+  log[level](message, fields);
 }
 
 export function createActivities(clients: ActivityClients) {

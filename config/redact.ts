@@ -17,7 +17,7 @@ export function redactUrl(url: string): string {
 
 /** Replaces every URL with credentials inside free text (error messages from drivers). */
 export function redactText(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^:@\/\s]*):([^@\/\s]*)@/gi, '$1$2:***@');
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^:@/\s]*):([^@/\s]*)@/gi, '$1$2:***@');
 }
 
 /** Configuration keys whose values may carry credentials: never echoed, even when invalid. */

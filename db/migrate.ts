@@ -7,6 +7,7 @@ import { redactUrl } from '../config/redact';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { withTransaction } from './transaction';
 
 export const MIGRATIONS_DIR = path.resolve(__dirname, '..', 'migrations');
 const LOCK_KEY = 7_461_001; // arbitrary, constant: "fresh-badges migrations"
@@ -42,14 +43,13 @@ export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR)
       }
       const sql = fs.readFileSync(path.join(dir, file), 'utf8');
       try {
-        await conn.query('begin');
-        await conn.query(sql);
-        await conn.query('insert into pipeline.schema_migrations (version) values ($1)', [file]);
-        await conn.query('commit');
+        await withTransaction(conn, async (tx) => {
+          await tx.query(sql);
+          await tx.query('insert into pipeline.schema_migrations (version) values ($1)', [file]);
+        });
       } catch (err) {
-        await conn.query('rollback');
         const hint = (err as { code?: string }).code === '42501' ? ' (the role lacks the rights: migrations run as the database owner; see sql/least-privilege.sql)' : '';
-        throw new Error(`migration ${file} failed: ${(err as Error).message}${hint}`);
+        throw new Error(`migration ${file} failed: ${(err as Error).message}${hint}`, { cause: err });
       }
       result.applied.push(file);
     }

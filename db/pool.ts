@@ -30,6 +30,7 @@ export async function checkPostgres(pool: pg.Pool, what = 'PostgreSQL'): Promise
   try {
     await pool.query('select 1');
   } catch (err) {
+    // eslint-disable-next-line preserve-caught-error -- the driver's error can hold the URL and its password: only the redacted message goes on
     throw new Error(`${what} is not reachable: ${redactText((err as Error).message)}`);
   }
 }

@@ -1,23 +1,16 @@
 import type pg from 'pg';
+import { withTransaction } from './transaction';
 
 /**
  * Empties the source and the pipeline's tables (tests and benchmarks only). The capture triggers
  * are bypassed (session_replication_role = replica) so the emptying itself is not captured.
  */
 export async function truncateEverything(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
+  await withTransaction(pool, async (client) => {
     await client.query('set local session_replication_role = replica');
     // Say who is in the way instead of waiting forever behind an open transaction.
     await client.query(`set local lock_timeout = '10s'`);
     await client.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers,
       pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters, pipeline.drain_snapshots restart identity`);
-    await client.query('commit');
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -13,6 +13,7 @@
  * traffic a comparison with the *current* source would report hot keys (an FC's capacity, a load)
  * as different on every run.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { createBadgeReader } from '../serving/badge-reader';
@@ -193,7 +194,7 @@ async function verifyAt(
 
   // Second pass: once the drain has applied everything the snapshot saw, against the same snapshot.
   const deadline = Date.now() + (opts.settleMs ?? 30_000);
-  while (Date.now() < deadline && !(await drainCovers(cursorDb, snapshot))) await new Promise((r) => setTimeout(r, 200));
+  while (Date.now() < deadline && !(await drainCovers(cursorDb, snapshot))) await sleep(200);
   const skus = [...new Set(first.map((m) => m.sku).filter((s): s is string => !!s))];
   const again: VerifyMismatch[] = [];
   for (let i = 0; i < skus.length; i += chunk) again.push(...(await skuMismatches(db, redis, keys, skus.slice(i, i + chunk))));

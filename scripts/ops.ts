@@ -4,6 +4,7 @@
  * be started from there or with the `temporal` CLI. Exit codes: 0 done, 1 failed (or verify found
  * mismatches), 2 bad usage.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import { ScheduleOverlapPolicy, WorkflowHandle } from '@temporalio/client';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -81,7 +82,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
       for await (const wf of temporal.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'` })) {
         const h = temporal.workflow.getHandle(wf.workflowId);
         await h.signal(stopDrainSignal);
-        await Promise.race([h.result().catch(() => undefined), new Promise((r) => setTimeout(r, 30_000))]);
+        await Promise.race([h.result().catch(() => undefined), sleep(30_000)]);
         stopped.push(wf.workflowId);
       }
       console.log(`drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. Changes accumulate in the outbox; reads answer stale: true. Resume with: npm run ops -- resume`);
@@ -99,7 +100,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const deadline = Date.now() + 10_000;
       while ((await h.describe()).state.paused) {
         if (Date.now() > deadline) throw new OpsError('the schedule did not unpause within 10 s; check it in the Web UI');
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
       await h.trigger(ScheduleOverlapPolicy.SKIP);
       console.log('drain resumed and triggered');

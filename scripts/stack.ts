@@ -2,6 +2,7 @@
  * `npm run stack -- start|stop|status`: the local Temporal dev server (Web UI on
  * TEMPORAL_UI_PORT, SQLite under .data/temporal), plus reachability of PostgreSQL and Redis.
  */
+import { Command, CommanderError } from 'commander';
 import { redactUrl } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { Redis } from 'ioredis';
@@ -52,30 +53,36 @@ async function status(): Promise<number> {
   return bad ? 1 : 0;
 }
 
-async function main(): Promise<number> {
-  const cmd = process.argv[2];
-  switch (cmd) {
-    case 'start': {
-      const t = await ensureTemporal();
-      console.log(t.started ? `temporal dev server started (pid ${t.pid}) at ${t.address}; Web UI http://localhost:${loadConfig().TEMPORAL_UI_PORT}` : `temporal already answers at ${t.address}`);
-      return 0;
-    }
-    case 'stop': {
-      const pid = readPid(localServerFiles().pidFile);
-      if (!pid) {
-        console.log('no dev server started by this project is running');
-        return 0;
-      }
-      await stopPid(pid);
-      console.log(`temporal dev server (pid ${pid}) stopped`);
-      return 0;
-    }
-    case 'status':
-      return status();
-    default:
-      console.error('usage: npm run stack -- start|stop|status');
-      return 2;
+async function start(): Promise<number> {
+  const t = await ensureTemporal();
+  console.log(t.started ? `temporal dev server started (pid ${t.pid}) at ${t.address}; Web UI http://localhost:${loadConfig().TEMPORAL_UI_PORT}` : `temporal already answers at ${t.address}`);
+  return 0;
+}
+
+async function stop(): Promise<number> {
+  const pid = readPid(localServerFiles().pidFile);
+  if (!pid) {
+    console.log('no dev server started by this project is running');
+    return 0;
   }
+  await stopPid(pid);
+  console.log(`temporal dev server (pid ${pid}) stopped`);
+  return 0;
+}
+
+async function main(argv = process.argv): Promise<number> {
+  let code = 0;
+  const program = new Command().name('npm run stack --').description('the local Temporal dev server, and whether PostgreSQL and Redis answer').exitOverride();
+  program.command('start').description('start the Temporal dev server unless one answers').action(async () => void (code = await start()));
+  program.command('stop').description('stop the dev server this project started').action(async () => void (code = await stop()));
+  program.command('status').description('is each dependency up? (exit 1 if one is down)').action(async () => void (code = await status()));
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // help shown, or a usage error already printed
+    throw err;
+  }
+  return code;
 }
 
 if (require.main === module) {

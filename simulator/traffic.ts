@@ -4,6 +4,7 @@
  * Several connections run at once, so transactions commit out of id order, as in production.
  * The rules here mirror what the order service does; the pipeline never assumes them.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { CatalogueSize, fcId, skuFcIndexes, skuId } from './catalogue';
 
@@ -146,7 +147,7 @@ export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<T
       if (opts.rate > 0) {
         const due = started + (stats.changes / opts.rate) * 1000;
         const wait = due - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (wait > 0) await sleep(wait);
       }
       stats.changes += op.changes;
       try {

@@ -1,6 +1,7 @@
 /** Builds a Temporal worker with the pipeline's activities bound to real clients. */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, ActivityClients } from '../activities';
+import { activityInterceptors } from '../activities/errors';
 import { workflowSource } from './workflow-bundle';
 
 export interface WorkerOptions extends ActivityClients {
@@ -17,6 +18,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     taskQueue: opts.taskQueue,
     activities: createActivities({ pool: opts.pool, sourcePool: opts.sourcePool, redis: opts.redis, config: opts.config, metrics: opts.metrics }),
     ...workflowSource(opts.bundlePath),
+    // Classifies every activity's failures (retryable or not) in one place: activities/errors.ts.
+    interceptors: { activity: [activityInterceptors] },
     // Activities are short and I/O-bound; a handful in flight is plenty on two cores.
     maxConcurrentActivityTaskExecutions: 20,
     shutdownGraceTime: '10 seconds',

@@ -9,20 +9,13 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import client from 'prom-client';
 import { names } from '../config';
-import { openTransactions, pendingRows } from '../activities/drain/outbox-reader';
+import { openTransactions, pendingRows } from '../outbox';
 import type { StoreKeys } from '../store/keys';
 import type { DependencyHealth } from './dependency-health';
 import { readWatermark } from '../store/watermark';
+import type { DrainMetrics } from '../activities/metrics';
 
-export interface DrainMetrics {
-  batch(rows: number, seconds: number, applySeconds: number): void;
-  freshness(sourceTimesMs: number[], visibleAtMs: number): void;
-  deadLetters(n: number): void;
-  /** The store was found behind (re-delivered or rebuilt) or ahead (rebuilt) of the cursor. */
-  divergence(kind: 'behind' | 'behind-rebuild' | 'ahead' | 'truncate'): void;
-  /** A sampled verify run: what it found (by feature) and how many repairs it made. */
-  verified?(mismatchesByFeature: Record<string, number>, repairs: number): void;
-}
+export type { DrainMetrics };
 
 export function createWorkerMetrics() {
   const registry = new client.Registry();

@@ -24,8 +24,8 @@ import { StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
 import { readStorePosition } from '../../store/store-position';
 import { formatSnapshot, parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
-import { waitForDrainLock } from '../drain/lease';
-import { ConsumerCursor, readCursor } from '../drain/outbox-reader';
+import { withTransaction } from '../../db/transaction';
+import { ConsumerCursor, readCursor, waitForDrainLock } from '../../outbox';
 import { registerSnapshot, Snapshot, withSnapshot } from './snapshot';
 
 /** A chunk read from a snapshot older than the deletion fence (store/fence.ts): retry it. */
@@ -117,9 +117,7 @@ export async function backfillLoads(
   keys: StoreKeys,
   opts: ApplyOptions,
 ): Promise<{ counters: number; cursor: ConsumerCursor }> {
-  const lock = await primary.connect();
-  try {
-    await lock.query('begin');
+  return withTransaction(primary, async (lock) => {
     await waitForDrainLock(lock, names.drainConsumer);
     const cursor = await readCursor(lock, names.drainConsumer);
     // Everything the drain has applied: its last complete snapshot, plus the rows of the batch in
@@ -145,25 +143,16 @@ export async function backfillLoads(
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
     // The counter's position: the drain's next delivery (batch in progress, position inside it).
     const position = `${cursor.batch}:${cursor.position.txid}:${cursor.position.id}`;
-    const ops: StoreOp[] = result.rows.map((r, i) => ({ key: keys.load(r.fc_id, r.day), kind: 'C', a: r.n, b: position, c: '', d: tag, source: i }));
+    const ops: StoreOp[] = result.rows.map((r, i) => ({ kind: 'loadSet', key: keys.load(r.fc_id, r.day), count: r.n, position, snapshot: tag, source: i }));
     // Counters the store has but the source sums to nothing (every order cancelled): zero them.
     const wanted = new Set(ops.map((o) => o.key));
-    let scan = '0';
-    do {
-      const [next, found] = await redis.scan(scan, 'MATCH', `${keys.prefix}l:*`, 'COUNT', 1000);
-      scan = next;
-      for (const k of found) if (!wanted.has(k)) ops.push({ key: k, kind: 'C', a: '0', b: position, c: '', d: tag, source: -1 });
-    } while (scan !== '0');
+    for await (const found of redis.scanStream({ match: `${keys.prefix}l:*`, count: 1000 }) as AsyncIterable<string[]>) {
+      for (const k of found) if (!wanted.has(k)) ops.push({ kind: 'loadSet', key: k, count: '0', position, snapshot: tag, source: -1 });
+    }
     const written = await applyOps(redis, keys.prefix, ops, opts);
     if (written.failures.length) throw new Error(`backfill: Redis rejected a load counter: ${written.failures[0].error}`);
-    await lock.query('commit');
     return { counters: ops.length, cursor };
-  } catch (err) {
-    await lock.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    lock.release();
-  }
+  });
 }
 
 /** Rough row counts per table, for progress (planner statistics: no scan). */

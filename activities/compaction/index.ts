@@ -1,52 +1,35 @@
-import { Context } from '@temporalio/activity';
+import { heartbeat } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { Config, names } from '../../config';
 import { StoreKeys } from '../../store/keys';
-import { rethrowClassified } from '../errors';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult, vacuumOutbox } from './prune-outbox';
 import { sweepFieldTombstones } from './sweep-tombstones';
 
-function heartbeat(details: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // outside an activity
-  }
-}
-
 export function createCompactionActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config }) {
   const { config } = deps;
   return {
     async compactOutbox(input: { retentionMs?: number; maxRows?: number } = {}): Promise<PruneResult & { deadLetters: number; batchLog: number; landingDays: string[] }> {
-      try {
-        const r = await pruneOutbox(deps.pool, {
+      const r = await pruneOutbox(deps.pool, {
           retentionMs: input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000,
           chunk: config.COMPACTION_CHUNK,
           maxRows: input.maxRows ?? config.COMPACTION_MAX_ROWS,
-          onProgress: (deleted) => heartbeat({ deleted }),
-        });
-        // Without autovacuum (as here, and on some production clusters) nothing else would reclaim
-        // the pruned rows or refresh the statistics the drain's plans rest on.
-        if (r.deleted > 0) await vacuumOutbox(deps.pool);
-        return {
-          ...r,
-          deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),
-          batchLog: await pruneBatchLog(deps.pool, input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000),
-          landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
-        };
-      } catch (err) {
-        rethrowClassified(err, 'outbox compaction');
-      }
+        onProgress: (deleted) => heartbeat({ deleted }),
+      });
+      // Without autovacuum (as here, and on some production clusters) nothing else would reclaim
+      // the pruned rows or refresh the statistics the drain's plans rest on.
+      if (r.deleted > 0) await vacuumOutbox(deps.pool);
+      return {
+        ...r,
+        deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),
+        batchLog: await pruneBatchLog(deps.pool, input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000),
+        landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
+      };
     },
     async sweepTombstones(input: { maxKeys?: number } = {}) {
-      try {
-        return await sweepFieldTombstones(deps.pool, deps.redis, deps.keys, names.drainConsumer, input.maxKeys ?? config.COMPACTION_SWEEP_KEYS);
-      } catch (err) {
-        rethrowClassified(err, 'tombstone sweep');
-      }
+      return sweepFieldTombstones(deps.pool, deps.redis, deps.keys, names.drainConsumer, input.maxKeys ?? config.COMPACTION_SWEEP_KEYS);
     },
   };
 }

@@ -18,8 +18,7 @@ import { StoreKeys } from '../../store/keys';
 import { rebuildStore } from '../../store/rebuild';
 import { readStorePosition } from '../../store/store-position';
 import { withTransaction } from '../../db/transaction';
-import { waitForDrainLock } from '../drain/lease';
-import { readCursor } from '../drain/outbox-reader';
+import { readCursor, waitForDrainLock } from '../../outbox';
 import { isReemitTable, reemitSourceRows, REEMIT_TABLES } from '../repair/reemit-rows';
 
 export interface DeadLetter {
@@ -108,7 +107,7 @@ type LoadUpdate = Extract<FeatureUpdate, { feature: 'fc.load' }>;
 
 /** Each load effect of a dead letter has its own once-marker (an order moved to another FC or day has two). */
 function deltaOnce(keys: StoreKeys, u: LoadUpdate, deadLetterId: string, effect: number): StoreOp {
-  return { key: keys.load(u.fc, u.day), kind: 'R', a: String(u.delta), b: `${deadLetterId}:${effect}`, c: u.txid, d: '', source: 0 };
+  return { kind: 'loadRetry', key: keys.load(u.fc, u.day), delta: u.delta, mark: `${deadLetterId}:${effect}`, txid: u.txid, source: 0 };
 }
 
 /**

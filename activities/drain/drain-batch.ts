@@ -1,6 +1,6 @@
 /**
  * One micro-batch of the drain: read up to N outbox rows of the next snapshot delta (the rows
- * that became visible since the cursor's snapshot; see outbox-reader.ts), turn them into feature
+ * that became visible since the cursor's snapshot; see outbox/delta.ts), turn them into feature
  * updates, apply them to Redis, then move the cursor. When the delta is done the store holds every
  * change committed before the delta's snapshot was taken, and that time becomes `asOf`.
  *
@@ -14,24 +14,25 @@
  * `waitMs` before returning, so a fresh change is picked up within tens of milliseconds without
  * a Temporal round trip per poll.
  */
-import { Context } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cancellationSignal, heartbeat } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { Config, names } from '../../config';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
-import { applyUpdates } from '../../store/apply';
+import { applyUpdates, ApplyResult } from '../../store/apply';
+import { withTransaction } from '../../db/transaction';
+import { applyOptions } from '../apply-options';
 import { parseSnapshot } from '../../db/pg-snapshot';
 import { checkStorePosition, readStorePosition, StorePosition } from '../../store/store-position';
 import { rebuildStore } from '../../store/rebuild';
 import { pendingRebuilds } from '../../store/rebuild-requests';
 import { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
-import { rethrowClassified } from '../errors';
-import type { DrainMetrics } from '../../worker/metrics';
+import type { DrainMetrics } from '../metrics';
 import { faultPoint } from './fault-injection';
-import { acquireLease, drainLockName } from './lease';
-import { advanceCursor, BATCH_START, ConsumerCursor, Position, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from './outbox-reader';
+import { acquireLease, advanceCursor, BATCH_START, ConsumerCursor, drainLockName, leaseHolder, Position, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from '../../outbox';
 
 export interface DrainDeps {
   pool: pg.Pool;
@@ -70,8 +71,6 @@ export interface DrainBatchResult {
   storeIncomplete?: boolean;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promise<DrainBatchResult> {
   const maxRows = input.maxRows ?? deps.config.DRAIN_BATCH_SIZE;
   const waitUntil = Date.now() + (input.waitMs ?? 0);
@@ -81,172 +80,196 @@ export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promi
     for (const sku of result.rebuildSkus ?? []) rebuilds.add(sku);
     // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
     const waiting = result.outcome === 'idle' || result.outcome === 'busy';
-    if (!waiting || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancelled()) return rebuilds.size ? { ...result, rebuildSkus: [...rebuilds] } : result;
+    // cancelled: the workflow was cancelled or terminated (learnt through a heartbeat): stop waiting
+    if (!waiting || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancellationSignal().aborted) return rebuilds.size ? { ...result, rebuildSkus: [...rebuilds] } : result;
     heartbeat(result.cursor);
     await sleep(deps.config.DRAIN_POLL_MS);
   }
 }
 
-/** The workflow was cancelled or terminated (learnt through a heartbeat): stop waiting. */
-function cancelled(): boolean {
-  try {
-    return Context.current().cancellationSignal.aborted;
-  } catch {
-    return false;
-  }
-}
-
-function heartbeat(details: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Called outside an activity (tests, tools): nothing to report to.
-  }
-}
-
+/**
+ * One pass: inside one transaction (which holds the drain's lock, and whose commit moves the
+ * cursor) the next chunk is read and applied; after the commit, what the store and the workflow
+ * learn from it. Each step is a function below.
+ */
 async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Promise<DrainBatchResult> {
-  const { pool, redis, keys, config } = deps;
+  const t0 = performance.now();
+  const step = await withTransaction(deps.pool, (client) => applyNextChunk(deps, client, owner, maxRows));
+  if ('result' in step) return step.result;
+  faultPoint('after-commit');
+  return 'idle' in step ? afterIdle(deps, step.idle) : afterApplied(deps, step.applied, t0);
+}
+
+/** A chunk applied and committed: what the post-commit steps need. */
+interface AppliedChunk {
+  rows: OutboxRow[];
+  next: ConsumerCursor;
+  complete: boolean;
+  target: Target;
+  applied: ApplyResult;
+  dead: Map<number, string>;
+  applySeconds: number;
+  visibleAt: number;
+  newestSourceMs: number;
+}
+
+type Target = { snap: string; at: number | null };
+
+type ChunkStep = { result: DrainBatchResult } | { idle: { next: ConsumerCursor; target: Target } } | { applied: AppliedChunk };
+
+async function applyNextChunk(deps: DrainDeps, client: pg.PoolClient, owner: string, maxRows: number): Promise<ChunkStep> {
   const consumer = deps.consumer ?? names.drainConsumer;
-  const client = await pool.connect();
-  let open = false;
-  try {
-    await client.query('begin');
-    open = true;
-    // Hard mutual exclusion for the apply: held until commit/rollback, released by the server if
-    // this process dies. It assigns no transaction id.
-    const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [drainLockName(consumer)]);
-    if (!lock.rows[0].ok) {
-      await client.query('rollback');
-      open = false;
-      return { outcome: 'busy', ...emptyResult(await readCursor(pool, consumer)) };
-    }
-    const lease = await client.query(`select owner from pipeline.leases where name = $1 and expires_at >= clock_timestamp()`, [names.drainLease]);
-    if (lease.rowCount && lease.rows[0].owner !== owner) {
-      await client.query('rollback');
-      open = false;
-      return { outcome: 'lease-lost', ...emptyResult(await readCursor(pool, consumer)), holder: lease.rows[0].owner };
-    }
+  const refused = await claimDrain(client, consumer, owner);
+  if (refused) return { result: refused };
 
-    // The batch: rows visible in the target snapshot and not in the cursor's. A batch already in
-    // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now.
-    const t0 = performance.now();
-    const { cursor, now } = await readCursorAndSnapshot(client, consumer);
-    // The store proves what it holds: its own applied position is compared with the cursor's,
-    // and a new batch claims its target there first, so a retry after a crash re-reads exactly
-    // the rows an earlier attempt may have applied (store/store-position.ts).
-    const check = await checkStorePosition(redis, keys, { batch: cursor.batch, from: cursor.from, proposed: cursor.to === null ? now : null, last: cursor.last });
-    const divergence =
-      check.status !== 'ok'
-        ? check
-        : cursor.to === null && parseSnapshot(check.target.snap).xmax > parseSnapshot(now.snap).xmax
-          ? ({ status: 'ahead', store: await readStorePosition(redis, keys) } as const) // transaction ids went back: PostgreSQL was restored
-          : null;
-    if (divergence) {
-      const resolved = await resolveDivergence(deps, client, consumer, cursor, divergence.status, divergence.store);
-      await client.query('commit');
-      open = false;
-      return { outcome: 'repaired', ...emptyResult(resolved.cursor), ...(resolved.rebuilt ? { storeIncomplete: true } : {}) };
-    }
-    const target: { snap: string; at: number | null } = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : (check as { target: { snap: string; at: number } }).target;
-    const chunk = await takePrefetched(pool, consumer, cursor.from, target.snap, cursor.position) ?? { rows: await readDelta(client, { from: cursor.from, to: target.snap, after: cursor.position, limit: maxRows }), limit: maxRows };
-    const rows = chunk.rows;
-    const { next, complete } = advanceCursor(cursor, target, rows, chunk.limit);
-    const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
-
-    if (rows.length === 0) {
-      // Nothing new: the snapshot still moves on (so the next delta starts from it), and every
-      // change committed before it was taken is known to be in the store.
-      if (startedBatch) await applyTruncates(deps, cursor, target.snap, next, []);
-      await saveCursor(client, consumer, next);
-      if (startedBatch) await logAppliedSnapshot(client, cursor.batch, target, Date.now());
-      await client.query('commit');
-      open = false;
-      const storeComplete = target.at === null ? true : await markCaughtUp(redis, keys, target.at);
-      const rebuildSkus = await rebuildRequests(deps, []);
-      return { outcome: 'idle', ...emptyResult(next), caughtUp: true, ...(rebuildSkus.length ? { rebuildSkus } : {}), ...(storeComplete ? {} : { storeIncomplete: true }) };
-    }
-
-    // Working off a backlog: read the next chunk on another connection while this one is applied
-    // to Redis (PostgreSQL and Redis then use both cores). The rows of a chunk are fixed by
-    // (cursor snapshot, target, position), so the prefetched rows are the ones the next call would
-    // read; it uses them only if its cursor is exactly that.
-    if (!complete) prefetch(pool, consumer, { from: cursor.from, to: target.snap, after: next.position, limit: maxRows });
-
-    // A TRUNCATE in this chunk is applied when the batch is complete (applyTruncates); until then
-    // the store remembers it beside its position, so a crash between chunks cannot forget it (and
-    // a store that loses it loses the position too, and is re-delivered the row).
-    const truncatedHere = [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
-    if (truncatedHere.length && !complete) await deps.redis.hset(deps.keys.pos, 'tb', cursor.batch, 'tt', truncatedHere.join(','));
-
-    const updates: { update: FeatureUpdate; source: number }[] = [];
-    const dead = new Map<number, string>();
-    let newestSourceMs = 0;
-    rows.forEach((row, source) => {
-      newestSourceMs = Math.max(newestSourceMs, row.created_ms);
-      if (row.op === 'T') return;
-      try {
-        for (const update of featureUpdatesFrom(row)) updates.push({ update, source });
-      } catch (err) {
-        dead.set(source, (err as Error).message);
-      }
-    });
-
-    const tApply = performance.now();
-    const applied = await applyUpdates(redis, keys, updates, {
-      chunk: config.APPLY_CHUNK,
-      tombstoneTtlS: config.TOMBSTONE_TTL_S,
-      loadTtlS: config.LOAD_TTL_S,
-      batch: cursor.batch,
-      position: next.last, // the store's applied position moves in the same call as the changes
-    });
-    const applySeconds = (performance.now() - tApply) / 1000;
-    faultPoint('after-apply');
-    const visibleAt = Date.now();
-    for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
-    // Of a change whose operations Redis partly rejected, the rest was applied: the dead letter
-    // lists the load counters still owed, so a retry adds exactly those deltas.
-    const pendingLoads = new Map<number, string[]>();
-    for (const f of applied.failures) if (f.kind === 'L') pendingLoads.set(f.source, [...(pendingLoads.get(f.source) ?? []), f.key]);
-    const partlyApplied = new Set(applied.failures.map((f) => f.source));
-
-    if (dead.size) {
-      const items = [...dead].map(([i, error]) => ({ row: rows[i], error, pendingLoads: partlyApplied.has(i) ? (pendingLoads.get(i) ?? []) : null }));
-      await insertDeadLetters(client, consumer, items);
-    }
-    if (complete) await applyTruncates(deps, cursor, target.snap, next, truncatedHere, startedBatch);
-    await saveCursor(client, consumer, next);
-    if (complete) await logAppliedSnapshot(client, cursor.batch, target, visibleAt);
-    await acquireLease(client, names.drainLease, owner, config.DRAIN_LEASE_TTL_MS);
-    await client.query('commit');
-    open = false;
-    faultPoint('after-commit');
-
-    // A SKU updated back to active/paused whose key had no lifecycle any more (the tombstone
-    // expired, or the store lost it): its stock is not in the store. A brand-new SKU (insert)
-    // needs nothing: its inventory rows arrive as changes of their own.
-    const rebuildSkus = await rebuildRequests(deps, applied.rebuild.map((i) => rows[i].key));
-    deps.metrics?.batch(rows.length, (performance.now() - t0) / 1000, applySeconds);
-    deps.metrics?.freshness(rows.map((r) => r.created_ms), visibleAt);
-    if (dead.size) deps.metrics?.deadLetters(dead.size);
-    const storeComplete = await recordApplied(redis, keys, { newestSourceMs, appliedAt: Date.now(), caughtUpAt: complete ? target.at : null });
-    if (dead.size) deps.log?.('warn', `drain sent ${dead.size} change(s) to dead letters`, { first: [...dead.values()][0] });
-    return {
-      outcome: 'applied',
-      rows: rows.length,
-      applied: applied.applied,
-      deadLetters: dead.size,
-      cursor: next,
-      caughtUp: complete,
-      newestSourceMs,
-      ...(rebuildSkus.length ? { rebuildSkus } : {}),
-      ...(storeComplete ? {} : { storeIncomplete: true }),
-    };
-  } catch (err) {
-    if (open) await client.query('rollback').catch(() => undefined);
-    rethrowClassified(err, 'drain batch');
-  } finally {
-    client.release();
+  // The batch: rows visible in the target snapshot and not in the cursor's. A batch already in
+  // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now.
+  const { cursor, now } = await readCursorAndSnapshot(client, consumer);
+  const checked = await checkPosition(deps, cursor, now);
+  if ('divergence' in checked) {
+    const resolved = await resolveDivergence(deps, client, consumer, cursor, checked.divergence.status, checked.divergence.store);
+    return { result: { outcome: 'repaired', ...emptyResult(resolved.cursor), ...(resolved.rebuilt ? { storeIncomplete: true } : {}) } };
   }
+  const target = checked.target;
+  const chunk = (await takePrefetched(deps.pool, consumer, cursor.from, target.snap, cursor.position)) ?? {
+    rows: await readDelta(client, { from: cursor.from, to: target.snap, after: cursor.position, limit: maxRows }),
+    limit: maxRows,
+  };
+  const rows = chunk.rows;
+  const { next, complete } = advanceCursor(cursor, target, rows, chunk.limit);
+  const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
+
+  if (rows.length === 0) {
+    // Nothing new: the snapshot still moves on (so the next delta starts from it), and every
+    // change committed before it was taken is known to be in the store.
+    if (startedBatch) await applyTruncates(deps, cursor, target.snap, next, []);
+    await saveCursor(client, consumer, next);
+    if (startedBatch) await logAppliedSnapshot(client, cursor.batch, target, Date.now());
+    return { idle: { next, target } };
+  }
+
+  // Working off a backlog: read the next chunk on another connection while this one is applied
+  // to Redis (PostgreSQL and Redis then use both cores). The rows of a chunk are fixed by
+  // (cursor snapshot, target, position), so the prefetched rows are the ones the next call would
+  // read; it uses them only if its cursor is exactly that.
+  if (!complete) prefetch(deps.pool, consumer, { from: cursor.from, to: target.snap, after: next.position, limit: maxRows });
+
+  // A TRUNCATE in this chunk is applied when the batch is complete (applyTruncates); until then
+  // the store remembers it beside its position, so a crash between chunks cannot forget it (and
+  // a store that loses it loses the position too, and is re-delivered the row).
+  const truncatedHere = [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
+  if (truncatedHere.length && !complete) await deps.redis.hset(deps.keys.pos, 'tb', cursor.batch, 'tt', truncatedHere.join(','));
+
+  const { updates, dead, newestSourceMs } = featureUpdatesOf(rows);
+  const tApply = performance.now();
+  const applied = await applyUpdates(deps.redis, deps.keys, updates, {
+    ...applyOptions(deps.config),
+    batch: cursor.batch,
+    position: next.last, // the store's applied position moves in the same call as the changes
+  });
+  const applySeconds = (performance.now() - tApply) / 1000;
+  faultPoint('after-apply');
+  const visibleAt = Date.now();
+  await deadLetterFailures(client, consumer, rows, dead, applied);
+  if (complete) await applyTruncates(deps, cursor, target.snap, next, truncatedHere, startedBatch);
+  await saveCursor(client, consumer, next);
+  if (complete) await logAppliedSnapshot(client, cursor.batch, target, visibleAt);
+  await acquireLease(client, names.drainLease, owner, deps.config.DRAIN_LEASE_TTL_MS);
+  return { applied: { rows, next, complete, target, applied, dead, applySeconds, visibleAt, newestSourceMs } };
+}
+
+/**
+ * The drain's lock (hard mutual exclusion for the apply: held until commit or rollback, released
+ * by the server if this process dies; it assigns no transaction id) and the lease. Null when this
+ * run may go on; otherwise why not.
+ */
+async function claimDrain(client: pg.PoolClient, consumer: string, owner: string): Promise<DrainBatchResult | null> {
+  const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [drainLockName(consumer)]);
+  if (!lock.rows[0].ok) return { outcome: 'busy', ...emptyResult(await readCursor(client, consumer)) };
+  const holder = await leaseHolder(client, names.drainLease);
+  if (holder !== null && holder !== owner) return { outcome: 'lease-lost', ...emptyResult(await readCursor(client, consumer)), holder };
+  return null;
+}
+
+/**
+ * The store proves what it holds: its own applied position is compared with the cursor's, and a
+ * new batch claims its target there first, so a retry after a crash re-reads exactly the rows an
+ * earlier attempt may have applied (store/store-position.ts). Returns the batch's target, or how
+ * the store diverged.
+ */
+async function checkPosition(
+  deps: DrainDeps,
+  cursor: ConsumerCursor,
+  now: { snap: string; at: number },
+): Promise<{ target: Target } | { divergence: { status: 'behind' | 'ahead'; store: StorePosition } }> {
+  const check = await checkStorePosition(deps.redis, deps.keys, { batch: cursor.batch, from: cursor.from, proposed: cursor.to === null ? now : null, last: cursor.last });
+  if (check.status !== 'ok') return { divergence: check };
+  // Transaction ids went back below the claimed target: PostgreSQL was restored.
+  if (cursor.to === null && parseSnapshot(check.target.snap).xmax > parseSnapshot(now.snap).xmax) {
+    return { divergence: { status: 'ahead', store: await readStorePosition(deps.redis, deps.keys) } };
+  }
+  return { target: cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : check.target };
+}
+
+/** The feature updates of a chunk's rows; a row that cannot be turned into updates is a dead letter. */
+function featureUpdatesOf(rows: OutboxRow[]): { updates: { update: FeatureUpdate; source: number }[]; dead: Map<number, string>; newestSourceMs: number } {
+  const updates: { update: FeatureUpdate; source: number }[] = [];
+  const dead = new Map<number, string>();
+  let newestSourceMs = 0;
+  rows.forEach((row, source) => {
+    newestSourceMs = Math.max(newestSourceMs, row.created_ms);
+    if (row.op === 'T') return;
+    try {
+      for (const update of featureUpdatesFrom(row)) updates.push({ update, source });
+    } catch (err) {
+      dead.set(source, (err as Error).message);
+    }
+  });
+  return { updates, dead, newestSourceMs };
+}
+
+/**
+ * Rows that could not be turned into updates, and changes Redis rejected, go to the dead letters
+ * in the cursor's transaction. Of a change whose operations Redis partly rejected, the rest was
+ * applied: the dead letter lists the load counters still owed, so a retry adds exactly those.
+ */
+async function deadLetterFailures(client: pg.PoolClient, consumer: string, rows: OutboxRow[], dead: Map<number, string>, applied: ApplyResult): Promise<void> {
+  for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
+  if (dead.size === 0) return;
+  const pendingLoads = new Map<number, string[]>();
+  for (const f of applied.failures) if (f.kind === 'loadDelta') pendingLoads.set(f.source, [...(pendingLoads.get(f.source) ?? []), f.key]);
+  const partlyApplied = new Set(applied.failures.map((f) => f.source));
+  const items = [...dead].map(([i, error]) => ({ row: rows[i], error, pendingLoads: partlyApplied.has(i) ? (pendingLoads.get(i) ?? []) : null }));
+  await insertDeadLetters(client, consumer, items);
+}
+
+async function afterIdle(deps: DrainDeps, idle: { next: ConsumerCursor; target: Target }): Promise<DrainBatchResult> {
+  const storeComplete = idle.target.at === null ? true : await markCaughtUp(deps.redis, deps.keys, idle.target.at);
+  const rebuildSkus = await rebuildRequests(deps, []);
+  return { outcome: 'idle', ...emptyResult(idle.next), caughtUp: true, ...(rebuildSkus.length ? { rebuildSkus } : {}), ...(storeComplete ? {} : { storeIncomplete: true }) };
+}
+
+async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number): Promise<DrainBatchResult> {
+  // A SKU updated back to active/paused whose key had no lifecycle any more (the tombstone
+  // expired, or the store lost it): its stock is not in the store. A brand-new SKU (insert)
+  // needs nothing: its inventory rows arrive as changes of their own.
+  const rebuildSkus = await rebuildRequests(deps, c.applied.rebuild.map((i) => c.rows[i].key));
+  deps.metrics?.batch(c.rows.length, (performance.now() - t0) / 1000, c.applySeconds);
+  deps.metrics?.freshness(c.rows.map((r) => r.created_ms), c.visibleAt);
+  if (c.dead.size) deps.metrics?.deadLetters(c.dead.size);
+  const storeComplete = await recordApplied(deps.redis, deps.keys, { newestSourceMs: c.newestSourceMs, appliedAt: Date.now(), caughtUpAt: c.complete ? c.target.at : null });
+  if (c.dead.size) deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });
+  return {
+    outcome: 'applied',
+    rows: c.rows.length,
+    applied: c.applied.applied,
+    deadLetters: c.dead.size,
+    cursor: c.next,
+    caughtUp: c.complete,
+    newestSourceMs: c.newestSourceMs,
+    ...(rebuildSkus.length ? { rebuildSkus } : {}),
+    ...(storeComplete ? {} : { storeIncomplete: true }),
+  };
 }
 
 interface Prefetch {

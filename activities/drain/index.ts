@@ -1,7 +1,7 @@
 import { names } from '../../config';
 import { drainBatch, DrainBatchInput, DrainDeps } from './drain-batch';
-import { acquireLease, LeaseState, releaseLease } from './lease';
-import { ensureConsumer } from './outbox-reader';
+import { acquireLease, LeaseState, releaseLease } from '../../outbox';
+import { ensureConsumer } from '../../outbox';
 
 /** The drain's activities, bound to their clients. */
 export function createDrainActivities(deps: DrainDeps) {

@@ -62,8 +62,8 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
   // A database file in the staging folder: the day's tables can outgrow the memory limit.
   const duck = await openDuck(opts.memoryLimit ?? '1GB', path.join(staging, 'tmp', 'export.duckdb'));
   const { conn } = duck;
-  let changes = 0;
-  let skuRows = 0;
+  let changes: number;
+  let skuRows: number;
   let badges = 0;
   try {
     await conn.run(`set temp_directory = ${sqlString(path.join(staging, 'tmp'))}; set preserve_insertion_order = false`);

@@ -1,29 +1,16 @@
-import { Context } from '@temporalio/activity';
+import { heartbeat } from '@temporalio/activity';
 import path from 'node:path';
 import type pg from 'pg';
 import { Config } from '../../config';
-import { rethrowClassified } from '../errors';
 import { exportDay } from './export-day';
 import { landChanges } from './landing';
-
-function heartbeat(details: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // outside an activity
-  }
-}
 
 export function createExportActivities(deps: { pool: pg.Pool; config: Config }) {
   const dir = path.resolve(deps.config.EXPORT_DIR);
   return {
     /** Lands applied changes as Parquet (see activities/export/landing.ts). */
     async landChanges() {
-      try {
-        return await landChanges(deps.pool, dir, deps.config.LANDING_MAX_ROWS);
-      } catch (err) {
-        rethrowClassified(err, 'landing');
-      }
+      return landChanges(deps.pool, dir, deps.config.LANDING_MAX_ROWS);
     },
     /** Exports one UTC day from the landing area (see activities/export/export-day.ts). */
     async exportDay(input: { date: string }) {

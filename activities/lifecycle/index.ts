@@ -2,7 +2,6 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { StoreKeys } from '../../store/keys';
 import { rebuildDone } from '../../store/rebuild-requests';
-import { rethrowClassified } from '../errors';
 import { refreshSkuFromSource } from './refresh-sku';
 
 export function createLifecycleActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys }) {
@@ -12,13 +11,9 @@ export function createLifecycleActivities(deps: { pool: pg.Pool; redis: Redis; k
      * clears its rebuild request: the drain applies the re-emitted rows in order from here.
      */
     async refreshSku(input: { sku: string }): Promise<{ rows: number }> {
-      try {
-        const r = await refreshSkuFromSource(deps.pool, input.sku);
-        await rebuildDone(deps.redis, deps.keys, input.sku);
-        return r;
-      } catch (err) {
-        rethrowClassified(err, `refresh of SKU ${input.sku}`);
-      }
+      const r = await refreshSkuFromSource(deps.pool, input.sku);
+      await rebuildDone(deps.redis, deps.keys, input.sku);
+      return r;
     },
   };
 }

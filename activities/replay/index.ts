@@ -1,34 +1,22 @@
-import { Context } from '@temporalio/activity';
+import { heartbeat } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
-import type { Position } from '../drain/outbox-reader';
-import { rethrowClassified } from '../errors';
+import type { Position } from '../../outbox';
 import { replayBounds, replayRange } from './replay-range';
+import { applyOptions } from '../apply-options';
 
 export function createReplayActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config }) {
-  const opts = { chunk: deps.config.APPLY_CHUNK, tombstoneTtlS: deps.config.TOMBSTONE_TTL_S, loadTtlS: deps.config.LOAD_TTL_S };
+  const opts = applyOptions(deps.config);
   return {
     async replayBounds(input: { from: Position }) {
-      try {
-        return await replayBounds(deps.pool, input.from);
-      } catch (err) {
-        rethrowClassified(err, 'replay bounds');
-      }
+      return replayBounds(deps.pool, input.from);
     },
     async replayChunk(input: { from: Position; to: Position; toSnapshot?: string; limit: number }) {
-      try {
-        const r = await replayRange(deps.pool, deps.redis, deps.keys, opts, input);
-        try {
-          Context.current().heartbeat(r.position);
-        } catch {
-          // outside an activity
-        }
-        return r;
-      } catch (err) {
-        rethrowClassified(err, 'replay');
-      }
+      const r = await replayRange(deps.pool, deps.redis, deps.keys, opts, input);
+      heartbeat(r.position);
+      return r;
     },
   };
 }

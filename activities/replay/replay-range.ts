@@ -12,7 +12,7 @@ import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { FeatureUpdate } from '../../features/definitions';
 import { applyUpdates, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
-import { Position, readCursor } from '../drain/outbox-reader';
+import { Position, readCursor } from '../../outbox';
 import { isReemitTable, reemitSourceRows, SourceRowRef } from '../repair/reemit-rows';
 
 export function parsePosition(text: string): Position {

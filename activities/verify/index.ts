@@ -1,33 +1,21 @@
-import { Context } from '@temporalio/activity';
+import { heartbeat } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import { verifyStore, VerifyOptions } from '../../reconcile/verify';
 import { planRepairs, reemitPlanned } from '../../reconcile/repair';
-import type { DrainMetrics } from '../../worker/metrics';
+import type { DrainMetrics } from '../metrics';
 import { backfillLoads } from '../backfill/backfill';
-import { rethrowClassified } from '../errors';
+import { applyOptions } from '../apply-options';
 
 type Log = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
-
-function heartbeat(details: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // outside an activity
-  }
-}
 
 export function createVerifyActivities(deps: { pool: pg.Pool; sourcePool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config; metrics?: DrainMetrics; log?: Log }) {
   return {
     /** Reconciles the store against the source (replica when configured); see reconcile/verify.ts. */
     async verifyStore(input: VerifyOptions) {
-      try {
-        return await verifyStore(deps.sourcePool, deps.redis, deps.keys, input, (checked) => heartbeat({ checkedSkus: checked }), deps.pool);
-      } catch (err) {
-        rethrowClassified(err, 'verify');
-      }
+      return verifyStore(deps.sourcePool, deps.redis, deps.keys, input, (checked) => heartbeat({ checkedSkus: checked }), deps.pool);
     },
 
     /**
@@ -37,30 +25,26 @@ export function createVerifyActivities(deps: { pool: pg.Pool; sourcePool: pg.Poo
      * the outbox (reconcile/repair.ts). Cheap enough to leave on: a few hundred keyed reads.
      */
     async verifyAndRepair(input: { sample: number; badgeSkus?: number; settleMs?: number }) {
-      try {
-        const report = await verifyStore(
-          deps.sourcePool,
-          deps.redis,
-          deps.keys,
-          { sample: input.sample, badgeSkus: input.badgeSkus ?? 50, settleMs: input.settleMs ?? 30_000 },
-          (checked) => heartbeat({ checkedSkus: checked }),
-          deps.pool,
-        );
-        const byFeature: Record<string, number> = {};
-        for (const m of report.mismatches) {
-          byFeature[m.feature] = (byFeature[m.feature] ?? 0) + 1;
-          deps.log?.('warn', `verify: the store differs from the source: ${m.feature} ${m.key}`, { feature: m.feature, key: m.key, source: m.source, store: m.store });
-        }
-        const plan = planRepairs(report.mismatches);
-        const reemitted = await reemitPlanned(deps.pool, plan);
-        const counters = plan.loads ? (await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, { chunk: deps.config.APPLY_CHUNK, tombstoneTtlS: deps.config.TOMBSTONE_TTL_S, loadTtlS: deps.config.LOAD_TTL_S })).counters : 0;
-        const repairs = reemitted.refreshed + reemitted.deleted + (plan.loads ? 1 : 0);
-        if (repairs) deps.log?.('warn', `verify: repaired through the outbox: ${reemitted.refreshed} row(s) re-emitted, ${reemitted.deleted} delete(s)${plan.loads ? `, ${counters} load counter(s) recomputed` : ''}`);
-        deps.metrics?.verified?.(byFeature, repairs);
-        return { checkedSkus: report.checkedSkus, checkedBadges: report.checkedBadges, settled: report.settled, mismatches: report.mismatches.slice(0, 50), mismatchCount: report.mismatches.length, reemitted, loadCounters: counters };
-      } catch (err) {
-        rethrowClassified(err, 'sampled verify');
+      const report = await verifyStore(
+        deps.sourcePool,
+        deps.redis,
+        deps.keys,
+        { sample: input.sample, badgeSkus: input.badgeSkus ?? 50, settleMs: input.settleMs ?? 30_000 },
+        (checked) => heartbeat({ checkedSkus: checked }),
+        deps.pool,
+      );
+      const byFeature: Record<string, number> = {};
+      for (const m of report.mismatches) {
+        byFeature[m.feature] = (byFeature[m.feature] ?? 0) + 1;
+        deps.log?.('warn', `verify: the store differs from the source: ${m.feature} ${m.key}`, { feature: m.feature, key: m.key, source: m.source, store: m.store });
       }
+      const plan = planRepairs(report.mismatches);
+      const reemitted = await reemitPlanned(deps.pool, plan);
+      const counters = plan.loads ? (await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, applyOptions(deps.config))).counters : 0;
+      const repairs = reemitted.refreshed + reemitted.deleted + (plan.loads ? 1 : 0);
+      if (repairs) deps.log?.('warn', `verify: repaired through the outbox: ${reemitted.refreshed} row(s) re-emitted, ${reemitted.deleted} delete(s)${plan.loads ? `, ${counters} load counter(s) recomputed` : ''}`);
+      deps.metrics?.verified?.(byFeature, repairs);
+      return { checkedSkus: report.checkedSkus, checkedBadges: report.checkedBadges, settled: report.settled, mismatches: report.mismatches.slice(0, 50), mismatchCount: report.mismatches.length, reemitted, loadCounters: counters };
     },
   };
 }

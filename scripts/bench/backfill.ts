@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { createActivities } from '../../activities';
+import { localActivities } from '../lib/local-activities';
 import { BACKFILL_TABLES } from '../../activities/backfill/backfill';
 import { CatalogueSize } from '../../simulator/catalogue';
 import { positiveInt } from '../lib/cli-args';
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
   try {
     await ensureCatalogue(b, size, console.log);
     await b.pool.query('analyze');
-    const acts = createActivities(b);
+    const acts = localActivities(createActivities(b));
     await b.redis.flushdb(); // Redis "restarted empty"
     const t0 = performance.now();
     let rows = 0;

@@ -11,6 +11,7 @@ import { ensureDatabase, migrate } from '../../db/migrate';
 import { createPool } from '../../db/pool';
 import { truncateEverything } from '../../db/truncate';
 import { createActivities } from '../../activities';
+import { localActivities } from '../lib/local-activities';
 import { CatalogueSize, readCatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { storeKeys } from '../../store/keys';
 import { DATA_DIR } from '../lib/temporal-server';
@@ -42,7 +43,7 @@ export async function resetBench(b: Bench): Promise<void> {
 
 /** Drains the whole outbox with back-to-back batches; returns rows and seconds. */
 export async function drainAll(b: Bench, onProgress?: (rows: number, s: number) => void): Promise<{ rows: number; seconds: number }> {
-  const acts = createActivities(b);
+  const acts = localActivities(createActivities(b));
   const owner = 'benchmark';
   await acts.acquireDrainLease({ owner });
   const t0 = performance.now();

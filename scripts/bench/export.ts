@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { copyToParquet, landingDir, openDuck, sqlString } from '../../activities/export/landing';
+import { copyToParquet, landingDir, openDuck } from '../../activities/export/landing';
 import { table, int } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');

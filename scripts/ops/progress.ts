@@ -1,4 +1,5 @@
 /** Follows a running workflow's `progress` query with a progress bar (rate and ETA), until it ends. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import cliProgress from 'cli-progress';
 
@@ -31,7 +32,7 @@ export async function followProgress<P>(
     } catch {
       // not started yet, or between runs (continue-as-new): try again
     }
-    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
+    await Promise.race([result.catch(() => undefined), sleep(500)]);
   }
   if (started) bar.stop();
   return result;

@@ -1,7 +1,7 @@
 /** `ops status`: drain state, lag, last run, dead letters, schedules, running operations. */
 import { names } from '../../config';
-import { leaseHolder } from '../../activities/drain/lease';
-import { openTransactions, OpenTransactions, pendingRows, readCursor } from '../../activities/drain/outbox-reader';
+import { leaseHolder } from '../../outbox';
+import { openTransactions, OpenTransactions, pendingRows, readCursor } from '../../outbox';
 import { readWatermark } from '../../store/watermark';
 import { OpsContext } from './context';
 

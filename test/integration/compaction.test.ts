@@ -5,24 +5,18 @@
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import { restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
 import pg from 'pg';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { compactionWorkflow, drainWorkflow } from '../../workflows';
-import { drainSettled, eventually, pipelineClients, resetState, sharedTestServer, startWorker, temporalClient, TEST_DATABASE_URL, testClients } from '../support/env';
+import { drainSettled, eventually, sharedTestServer, startWorker, temporalClient, TEST_DATABASE_URL, testClients } from '../support/env';
 
-const c = testClients({ COMPACTION_CHUNK: '100' });
-const acts = createActivities(pipelineClients(c));
 const owner = 'compaction-test';
-afterAll(() => c.close());
-beforeEach(async () => {
-  await resetState(c);
-  await acts.acquireDrainLease({ owner });
-});
+const { c, acts } = usePipeline('compaction', { config: { COMPACTION_CHUNK: '100' }, lease: owner });
 
 const count = async (sql = 'select count(*)::int as n from pipeline.outbox') => (await c.pool.query(sql)).rows[0].n as number;
 async function drainAll() {

@@ -3,22 +3,17 @@
  * FC) applies each owed delta exactly once, never one Redis already took, and never undoes a
  * backfill's recomputation of the counter.
  */
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
 import { utcDay } from '../../features/definitions';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { pipelineClients, resetState, testClients } from '../support/env';
 import { seedMinimal } from '../support/source';
 
-const c = testClients();
-const acts = createActivities(pipelineClients(c));
 const owner = 'dead-letter-loads-test';
-afterAll(() => c.close());
+const { c, acts } = usePipeline('dead-letter-loads', { lease: owner });
 beforeEach(async () => {
-  await resetState(c);
-  await acts.acquireDrainLease({ owner });
   await seedMinimal(c.pool);
 });
 

@@ -6,23 +6,18 @@
  * replica that had not replayed the delete would hand the backfill.
  */
 import type pg from 'pg';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
 import { fillFromSnapshot, StaleSnapshotError } from '../../activities/backfill/backfill';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { pipelineClients, resetState, testClients } from '../support/env';
 import { seedMinimal } from '../support/source';
 
-const c = testClients();
-const acts = createActivities(pipelineClients(c));
 const owner = 'deletion-fence-test';
+const { c, acts } = usePipeline('deletion-fence', { lease: owner });
 const opts = { chunk: 100, tombstoneTtlS: c.config.TOMBSTONE_TTL_S, loadTtlS: c.config.LOAD_TTL_S };
-afterAll(() => c.close());
 beforeEach(async () => {
-  await resetState(c);
-  await acts.acquireDrainLease({ owner });
   await seedMinimal(c.pool);
   await drainAll();
 });

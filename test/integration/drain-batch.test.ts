@@ -4,21 +4,16 @@
  */
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import pg from 'pg';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
-import { pipelineClients, resetState, TEST_DATABASE_URL, testClients } from '../support/env';
+import { describe, expect, it } from 'vitest';
+import { activitiesFor } from '../support/activities';
+import { usePipeline } from '../support/pipeline-fixture';
+import { TEST_DATABASE_URL, testClients } from '../support/env';
 import { seedMinimal } from '../support/source';
 import { backlog, restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
-import { openTransactions } from '../../activities/drain/outbox-reader';
+import { openTransactions } from '../../outbox';
 
-const c = testClients();
-const acts = createActivities(pipelineClients(c));
 const owner = 'test-drain';
-afterAll(() => c.close());
-beforeEach(async () => {
-  await resetState(c);
-  await acts.acquireDrainLease({ owner });
-});
+const { c, acts } = usePipeline('drain-batch', { lease: owner });
 
 async function drainAll() {
   let rows = 0;
@@ -175,7 +170,7 @@ describe('drain batch', () => {
   it('fails fast, not retryably, when the schema is missing', async () => {
     const wrongDb = testClients({ DATABASE_URL: TEST_DATABASE_URL.replace(/\/[^/]+$/, '/postgres') });
     try {
-      await expect(createActivities(wrongDb).drainBatch({ owner })).rejects.toMatchObject({ type: 'ConfigurationError', nonRetryable: true });
+      await expect(activitiesFor(wrongDb).drainBatch({ owner })).rejects.toMatchObject({ type: 'ConfigurationError', nonRetryable: true });
     } finally {
       await wrongDb.close();
     }

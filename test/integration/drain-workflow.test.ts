@@ -6,43 +6,30 @@ import path from 'node:path';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { names } from '../../config';
+import { describe, expect, it } from 'vitest';
+import { batchTaskQueue, names } from '../../config';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
 import { drainWorkflow, stopDrainSignal } from '../../workflows';
-import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import { eventually } from '../support/env';
 import { seedMinimal } from '../support/source';
+import { usePipeline } from '../support/pipeline-fixture';
 
-const taskQueue = `drain-wf-${process.pid}`;
-const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, DRAIN_INTERVAL_MS: '5000' });
-const { address, bundlePath } = sharedTestServer();
-let worker: Awaited<ReturnType<typeof startWorker>>;
-let temporal: Awaited<ReturnType<typeof temporalClient>>;
-
-beforeAll(async () => {
-  worker = await startWorker(c, address, bundlePath, taskQueue);
-  temporal = await temporalClient(address);
-});
-afterAll(async () => {
-  await worker?.stop();
-  await temporal?.close();
-  await c.close();
-});
-beforeEach(() => resetState(c));
+const pipeline = usePipeline('drain-wf', { config: { DRAIN_INTERVAL_MS: '5000' }, worker: true, reset: true });
+const { c, taskQueue, bundlePath } = pipeline;
 
 const inSync = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0;
 
 describe('drain workflow', () => {
   it('brings every kind of change on every table into Redis, and a second run steps aside', async () => {
-    const first = await temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-test-${Date.now()}`, args: [{ intervalMs: 10_000, idleWaitMs: 200 }] });
+    const first = await pipeline.temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-test-${Date.now()}`, args: [{ intervalMs: 10_000, idleWaitMs: 200 }] });
     await seedMinimal(c.pool);
     await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F2'))?.startsWith('3|'), 10_000, 'inserts');
 
     // A second run started by hand (overlap allow-all) finds the lease held and exits cleanly.
-    const second = await temporal.client.workflow.execute(drainWorkflow, { taskQueue, workflowId: `drain-manual-${Date.now()}`, args: [{ intervalMs: 10_000 }] });
+    const second = await pipeline.temporal.client.workflow.execute(drainWorkflow, { taskQueue, workflowId: `drain-manual-${Date.now()}`, args: [{ intervalMs: 10_000 }] });
     expect(second).toMatchObject({ outcome: 'lease-held', holder: first.workflowId });
 
     await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S2'`);
@@ -83,9 +70,9 @@ describe('drain workflow', () => {
   });
 
   it('is fired by a Temporal Schedule (skip overlaps), created idempotently', async () => {
-    expect(await ensureSchedules(temporal.client, c.config)).toBe('created');
-    expect(await ensureSchedules(temporal.client, c.config)).toBe('updated');
-    const handle = temporal.client.schedule.getHandle(names.drainScheduleId);
+    expect(await ensureSchedules(pipeline.temporal.client, c.config)).toBe('created');
+    expect(await ensureSchedules(pipeline.temporal.client, c.config)).toBe('updated');
+    const handle = pipeline.temporal.client.schedule.getHandle(names.drainScheduleId);
     try {
       const d = await handle.describe();
       expect(d.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
@@ -98,11 +85,15 @@ describe('drain workflow', () => {
       expect(runs.length).toBeGreaterThan(0);
       expect(runs[0].action.workflow.workflowId).toMatch(/^drain-/);
       // The compaction schedule comes with it.
-      const compaction = await temporal.client.schedule.getHandle(names.compactionScheduleId).describe();
+      const compaction = await pipeline.temporal.client.schedule.getHandle(names.compactionScheduleId).describe();
       expect(compaction.action).toMatchObject({ workflowType: 'compactionWorkflow', taskQueue });
+      // Landing and the export run on the batch task queue (a worker process of their own).
+      for (const [id, workflowType] of [[names.landingScheduleId, 'landingWorkflow'], [names.exportScheduleId, 'exportWorkflow']] as const) {
+        expect((await pipeline.temporal.client.schedule.getHandle(id).describe()).action).toMatchObject({ workflowType, taskQueue: batchTaskQueue(c.config) });
+      }
     } finally {
       await handle.delete();
-      for (const id of ALL_SCHEDULE_IDS) await temporal.client.schedule.getHandle(id).delete().catch(() => undefined);
+      for (const id of ALL_SCHEDULE_IDS) await pipeline.temporal.client.schedule.getHandle(id).delete().catch(() => undefined);
     }
   });
 });

@@ -12,6 +12,7 @@
  * Times are reported, not asserted (benchmarks measure speed); the bound below only stops a test
  * that would otherwise wait forever.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -128,7 +129,7 @@ async function watchReads<T>(during: () => Promise<T>): Promise<{ value: T; fail
       const r = await fetch(`http://127.0.0.1:${apiPort}/v1/badges?region=R-00&skus=SKU-0000001,SKU-0000002`).catch(() => null);
       if (r?.status !== 200) failures++;
       await r?.arrayBuffer().catch(() => undefined);
-      await new Promise((res) => setTimeout(res, 25));
+      await sleep(25);
     }
   })();
   try {
@@ -147,9 +148,9 @@ async function watchReads<T>(during: () => Promise<T>): Promise<{ value: T; fail
 async function underTraffic(fault: string, seed: number, inject: () => Promise<void>, repair: () => Promise<void>, opts: { faultMs?: number; readsMustSucceed?: boolean } = {}): Promise<void> {
   const watched = await watchReads(async () => {
     const traffic = runTraffic(c.pool, { rate: 400, durationMs: 4500, connections: 4, seed, size });
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     await inject();
-    await new Promise((r) => setTimeout(r, opts.faultMs ?? 2000));
+    await sleep(opts.faultMs ?? 2000);
     await repair();
     const stats = await traffic;
     expect(stats.changes).toBeGreaterThan(500);
@@ -204,7 +205,7 @@ describe('dependency faults under traffic', () => {
     const health: { api?: { status: number; body: any }; worker?: { status: number; body: any } } = {};
     await underTraffic('PostgreSQL cut 2 s', 31, async () => {
       pgProxy.cut();
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       // Each dependency on its own: the API stays healthy (reads need Redis only), the worker not.
       const api = await fetch(`http://127.0.0.1:${apiPort}/healthz`);
       health.api = { status: api.status, body: await api.json() };
@@ -237,8 +238,9 @@ describe('dependency faults under traffic', () => {
   });
 
   it('landing and the export run in a second worker process (batch task queue), not beside the drain', async () => {
-    const pipelinePids = await eventually(async () => (await pollerPids(taskQueue)).filter((pid) => pid === pipeline.pid), 30_000, 'the drain worker to poll');
-    const batchPids = await eventually(async () => (await pollerPids(batchTaskQueue(c.config))).filter((pid) => pid !== pipeline.pid), 30_000, 'the batch worker to poll');
+    const found = (pids: number[]) => (pids.length ? pids : null);
+    const pipelinePids = await eventually(async () => found((await pollerPids(taskQueue)).filter((pid) => pid === pipeline.pid)), 30_000, 'the drain worker to poll');
+    const batchPids = await eventually(async () => found((await pollerPids(batchTaskQueue(c.config))).filter((pid) => pid !== pipeline.pid)), 30_000, 'the batch worker to poll');
     expect(pipelinePids).toEqual([pipeline.pid]);
     expect(await pollerPids(batchTaskQueue(c.config))).not.toContain(pipeline.pid);
     expect(batchPids.length).toBe(1);
@@ -248,9 +250,11 @@ describe('dependency faults under traffic', () => {
       const since = new Date().toISOString();
       await t.client.schedule.getHandle(names.landingScheduleId).trigger();
       await eventually(async () => {
-        for await (const w of t.client.workflow.list({ query: `WorkflowType = 'landingWorkflow' AND ExecutionStatus = 'Completed' AND StartTime > '${since}'` })) return w.taskQueue === batchTaskQueue(c.config);
+        // Closed after the trigger: a run already going (the schedule skips overlaps; after the
+        // faults above it may be in a retry's backoff) counts once it completes.
+        for await (const w of t.client.workflow.list({ query: `WorkflowType = 'landingWorkflow' AND ExecutionStatus = 'Completed' AND CloseTime > '${since}'` })) return w.taskQueue === batchTaskQueue(c.config);
         return false;
-      }, 60_000, 'a landing run on the batch task queue');
+      }, 120_000, 'a landing run on the batch task queue');
     } finally {
       await t.close();
     }
@@ -272,7 +276,7 @@ describe('dependency faults under traffic', () => {
 
   it('SIGTERM: finishes the batch in flight and in-flight requests, exits 0', async () => {
     const traffic = runTraffic(c.pool, { rate: 400, durationMs: 1500, connections: 2, seed: 36, size });
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(700);
     const t0 = Date.now();
     pipeline.kill('SIGTERM');
     await exited(pipeline);

@@ -7,13 +7,13 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { sourceBadges } from '../../reconcile/source-badges';
 import { pipelineClients, resetState, testClients } from '../support/env';
 import { get, rawRequest, startTestApi } from '../support/http';
 
 const c = testClients();
-const acts = createActivities(pipelineClients(c));
+const acts = activitiesFor(pipelineClients(c));
 const owner = 'ids-test';
 let api: Awaited<ReturnType<typeof startTestApi>>;
 beforeAll(async () => {

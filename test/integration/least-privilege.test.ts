@@ -4,9 +4,10 @@
  * pipeline (drain, compaction with VACUUM, backfill, verify and its repairs, SKU rebuild) and
  * cannot write a shop table.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { BACKFILL_TABLES } from '../../activities/backfill/backfill';
 import { createPool } from '../../db/pool';
 import { compareSnapshots } from '../../reconcile/compare';
@@ -24,7 +25,7 @@ const asRole = (role: string) => {
 };
 const oltp = asRole('fresh_badges_oltp');
 const worker = createPool(workerRoleUrl(TEST_DATABASE_URL), 10);
-const acts = createActivities({ ...c, pool: worker, sourcePool: worker });
+const acts = activitiesFor({ ...c, pool: worker, sourcePool: worker });
 const owner = 'least-privilege-test';
 afterAll(async () => {
   await oltp.end();
@@ -75,7 +76,7 @@ describe('least privilege', () => {
     const before = (await c.pool.query(`select coalesce(vacuum_count, 0) as n from pg_stat_user_tables where schemaname = 'pipeline' and relname = 'outbox'`)).rows[0].n;
     const pruned = await acts.compactOutbox({ retentionMs: 1000 });
     expect(pruned.deleted).toBeGreaterThan(0);
-    await new Promise((r) => setTimeout(r, 700)); // statistics are reported asynchronously
+    await sleep(700); // statistics are reported asynchronously
     expect(Number((await c.pool.query(`select vacuum_count as n from pg_stat_user_tables where schemaname = 'pipeline' and relname = 'outbox'`)).rows[0].n)).toBeGreaterThan(Number(before));
   });
 

@@ -3,36 +3,21 @@
  * before and after the tombstone expired (the rebuild workflow), and resurrection attempts.
  */
 import { LIFECYCLE_FIELD } from '../../store/keys';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { applyUpdates } from '../../store/apply';
 import { drainWorkflow, skuRebuildWorkflowId } from '../../workflows';
-import { drainSettled, eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
-import { get, startTestApi } from '../support/http';
+import { usePipeline } from '../support/pipeline-fixture';
+import { drainSettled, eventually, resetState } from '../support/env';
+import { get } from '../support/http';
 
 const TTL_S = 3;
-const taskQueue = `lifecycle-${process.pid}`;
-const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, TOMBSTONE_TTL_S: String(TTL_S), DRAIN_LEASE_TTL_MS: '1000' });
-const { address, bundlePath } = sharedTestServer();
-let worker: Awaited<ReturnType<typeof startWorker>>;
-let temporal: Awaited<ReturnType<typeof temporalClient>>;
-let api: Awaited<ReturnType<typeof startTestApi>>;
+const pipeline = usePipeline('lifecycle', { config: { TOMBSTONE_TTL_S: String(TTL_S), DRAIN_LEASE_TTL_MS: '1000' }, worker: true, api: {} });
+const { c, taskQueue } = pipeline;
 let drain: Awaited<ReturnType<typeof startDrain>> | undefined;
-const startDrain = () => temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-lifecycle-${Date.now()}`, args: [{ intervalMs: 600_000, idleWaitMs: 200 }] });
-
-beforeAll(async () => {
-  worker = await startWorker(c, address, bundlePath, taskQueue);
-  temporal = await temporalClient(address);
-  api = await startTestApi(c.redis, c.keys.prefix);
-});
-afterAll(async () => {
-  await api?.close();
-  await worker?.stop();
-  await temporal?.close();
-  await c.close();
-});
+const startDrain = () => pipeline.temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-lifecycle-${Date.now()}`, args: [{ intervalMs: 600_000, idleWaitMs: 200 }] });
 beforeEach(async () => {
   if (drain) {
     await drain.terminate('next test').catch(() => undefined);
@@ -48,7 +33,7 @@ beforeEach(async () => {
 });
 
 const q = (sql: string, params: unknown[] = []) => c.pool.query(sql, params);
-const badge = async () => (await get(`${api.base}/v1/badges/S1?region=R1`)).body;
+const badge = async () => (await get(`${pipeline.api.base}/v1/badges/S1?region=R1`)).body;
 const until = (want: Record<string, unknown>, what: string, ms = 10_000) =>
   eventually(async () => {
     const b = await badge();
@@ -122,7 +107,7 @@ describe('SKU lifecycle', () => {
     await q(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
     await until({ reason: 'eligible', fc: 'F2' }, 'rebuilt and eligible');
     expect(await eventually(skuInSync, 10_000, 'S1 to match the source')).toBe(true);
-    const rebuild = temporal.client.workflow.getHandle(skuRebuildWorkflowId('S1'));
+    const rebuild = pipeline.temporal.client.workflow.getHandle(skuRebuildWorkflowId('S1'));
     expect(await rebuild.result()).toEqual({ rows: 3 }); // the skus row and two inventory rows
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1);
   });

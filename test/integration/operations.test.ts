@@ -5,7 +5,7 @@
  */
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import { backlog as drainBacklog } from '../support/cursor';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';

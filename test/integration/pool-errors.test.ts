@@ -4,6 +4,7 @@
  * with no 'error' listener on that client, Node throws the event as an uncaught exception (issue 12,
  * where it took `npm start` and its read API down).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../db/pool';
 import { TEST_DATABASE_URL } from '../support/env';
@@ -22,7 +23,7 @@ describe('pg pool error paths', () => {
       const killer = createPool(TEST_DATABASE_URL, 1);
       await killer.query('select pg_terminate_backend($1)', [pid]);
       await killer.end();
-      await new Promise((r) => setTimeout(r, 300)); // the 'error' event arrives on the idle client
+      await sleep(300); // the 'error' event arrives on the idle client
       await expect(client.query('select 1')).rejects.toThrow();
       client.release(true);
       expect(uncaught).toEqual([]);

@@ -4,7 +4,7 @@
  * with the lifecycle, so the next worker's drain starts the rebuild and the stock comes back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
@@ -14,7 +14,7 @@ import { eventually, pipelineClients, resetState, sharedTestServer, temporalClie
 import { exited, spawnWorker } from '../support/worker-process';
 
 const c = testClients({ TEMPORAL_TASK_QUEUE: `rebuild-req-${process.pid}`, TOMBSTONE_TTL_S: '1' });
-const acts = createActivities(pipelineClients(c));
+const acts = activitiesFor(pipelineClients(c));
 const { address, bundlePath } = sharedTestServer();
 afterAll(() => c.close());
 

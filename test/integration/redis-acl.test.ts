@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceBadges } from '../../reconcile/source-badges';
 import { sourceFeatures } from '../../reconcile/source-features';
@@ -51,7 +51,7 @@ const noperm = (p: Promise<unknown>) => expect(p).rejects.toThrow(/NOPERM/);
 describe('Redis ACL users', () => {
   it('the worker drains with only its prefix; the reader reads badges and can write nothing', async () => {
     expect(await checkEvictionPolicy(worker, 'refuse')).toBe('noeviction');
-    const acts = createActivities({ ...pipelineClients(c), redis: worker });
+    const acts = activitiesFor({ ...pipelineClients(c), redis: worker });
     await worker.set(c.keys.epoch, 'acl-test');
     await acts.acquireDrainLease({ owner: 'acl-test' });
     await seedMinimal(c.pool);

@@ -4,10 +4,11 @@
  * apply and the cursor commit of a batch that straddles an open transaction loses and doubles
  * nothing, and a randomized model of concurrent transactions keeps the store equal to the SQL rule.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { utcDay } from '../../features/definitions';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
@@ -19,7 +20,7 @@ import { drainSettled, eventually, pipelineClients, resetState, sharedTestServer
 import { exited, spawnWorker } from '../support/worker-process';
 
 const c = testClients({ STALE_AFTER_MS: '1000', TEMPORAL_TASK_QUEUE: `snapdelta-${process.pid}` });
-const acts = createActivities(pipelineClients(c));
+const acts = activitiesFor(pipelineClients(c));
 const owner = 'snapshot-delta-test';
 const { address, bundlePath } = sharedTestServer();
 afterAll(() => c.close());
@@ -107,12 +108,12 @@ describe('open transactions hold nothing back', () => {
             if (b.reason === want && !seen.has(b.sku)) seen.set(b.sku, at - committed[i]);
           });
           if (at - started > 5000) throw new Error(`round ${round}: changes not visible after 5 s (${[...seen.keys()].join(',')} seen)`);
-          if (seen.size < skus.length) await new Promise((r) => setTimeout(r, 5));
+          if (seen.size < skus.length) await sleep(5);
         }
         latencies.push(...seen.values());
         round++;
         const pace = 200 - (Date.now() - started); // about 25 changes/s
-        if (pace > 0) await new Promise((r) => setTimeout(r, pace));
+        if (pace > 0) await sleep(pace);
       }
       // The three transactions were open the whole time.
       for (const s of [sameTable, idle, otherDb]) expect((await s.query('select pg_current_xact_id_if_assigned() is not null as held')).rows[0].held).toBe(true);

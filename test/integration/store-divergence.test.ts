@@ -3,13 +3,15 @@
  * the drain cursor is noticed, reads say stale, and the drain re-delivers from the store's own
  * position; a store ahead of the source (PostgreSQL restored from a backup) is rebuilt loudly.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Activities } from '../../activities';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
@@ -41,7 +43,7 @@ async function startPersistentRedis(): Promise<ChildProcess> {
       // loading
     }
     if (Date.now() > deadline) throw new Error('redis-server did not come up');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   probe.disconnect();
   return child;
@@ -63,7 +65,7 @@ afterAll(async () => {
 const owner = 'divergence-test';
 const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
 
-async function drainAll(acts: ReturnType<typeof createActivities>): Promise<string[]> {
+async function drainAll(acts: Activities): Promise<string[]> {
   const outcomes: string[] = [];
   for (;;) {
     const r = await acts.drainBatch({ owner });
@@ -75,7 +77,7 @@ async function drainAll(acts: ReturnType<typeof createActivities>): Promise<stri
 /** A seeded, drained store, with activities whose metrics record every divergence found. */
 async function seededStoreCountingDivergences() {
   const { metrics, divergences } = recordingDivergences();
-  const acts = createActivities({ ...pipelineClients(c), metrics });
+  const acts = activitiesFor({ ...pipelineClients(c), metrics });
   await resetState(c);
   await acts.acquireDrainLease({ owner });
   await seedCatalogue(c.pool, size);
@@ -85,7 +87,7 @@ async function seededStoreCountingDivergences() {
 
 describe('store position', () => {
   it('Redis restarted from an RDB dump older than the cursor, under traffic: stale until whole, then equal to the source', async () => {
-    const acts = createActivities(pipelineClients(c));
+    const acts = activitiesFor(pipelineClients(c));
     await resetState(c);
     await acts.acquireDrainLease({ owner });
     await seedCatalogue(c.pool, size);
@@ -93,7 +95,7 @@ describe('store position', () => {
     await runTraffic(c.pool, { rate: 0, changes: 500, connections: 4, seed: 1, size });
     await drainAll(acts);
     await c.redis.save(); // the file Redis will come back from
-    await new Promise((r) => setTimeout(r, 700)); // older than STALE_AFTER_MS by the time it is back
+    await sleep(700); // older than STALE_AFTER_MS by the time it is back
     await runTraffic(c.pool, { rate: 0, changes: 1500, connections: 4, seed: 2, size });
     await drainAll(acts);
     expect(await mismatches()).toEqual([]);

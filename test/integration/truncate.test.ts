@@ -3,8 +3,10 @@
  * that holds it, reads say stale, and the refill (what backfill-auto runs) leaves the store equal
  * to the source, under traffic, with rows written back after the TRUNCATE included.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Activities } from '../../activities';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
@@ -22,15 +24,15 @@ const owner = 'truncate-test';
 const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
 
 /** Activities that record every divergence they report, on a seeded and drained catalogue. */
-async function seededAndDrained(): Promise<{ acts: ReturnType<typeof createActivities>; divergences: string[] }> {
+async function seededAndDrained(): Promise<{ acts: Activities; divergences: string[] }> {
   const { metrics, divergences } = recordingDivergences();
-  const acts = createActivities({ ...pipelineClients(c), metrics });
+  const acts = activitiesFor({ ...pipelineClients(c), metrics });
   await resetState(c);
   await acts.acquireDrainLease({ owner });
   await seedCatalogue(c.pool, size);
   return { acts, divergences };
 }
-const refill = (acts: ReturnType<typeof createActivities>) => backfillEverything(acts, 'test-truncate');
+const refill = (acts: Activities) => backfillEverything(acts, 'test-truncate');
 
 describe('TRUNCATE', () => {
   it.each([['inventory'], ['orders']])('of shop.%s under traffic: the store is emptied, stale, then refilled equal to the source', async (table) => {
@@ -44,7 +46,7 @@ describe('TRUNCATE', () => {
     // Traffic on four connections; a TRUNCATE in the middle, and rows written back after it.
     let trafficDone = false;
     const traffic = runTraffic(c.pool, { rate: 600, durationMs: 2000, connections: 4, seed: 8, size }).then(() => (trafficDone = true));
-    await new Promise((r) => setTimeout(r, 600));
+    await sleep(600);
     await c.pool.query(`truncate shop.${table}`);
     if (table === 'inventory') await c.pool.query(`insert into shop.inventory values ($1, 'FC-000', 3, 0, now())`, [skuId(0)]);
     let sawTruncate = false;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { landingDir, openDuck } from '../../activities/export/landing';
 import { ensureDatabase, migrate, MIGRATIONS_DIR } from '../../db/migrate';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
@@ -107,7 +107,7 @@ describe('upgrade from the (txid, id) cursor', () => {
       // The upgrade, then the new drain.
       const migrated = await migrate(c.pool);
       expect(migrated.applied).toContain('005_snapshot_delta_cursor.sql');
-      const acts = createActivities(pipelineClients(c));
+      const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
       const drainAll = async () => {
         for (;;) if ((await acts.drainBatch({ owner: 'upgrade-test', maxRows: 250 })).outcome !== 'applied') return;

@@ -1,11 +1,11 @@
 /** Verify does not report a discontinued SKU whose tombstone expired (issue 11): gone by design. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { verifyStore } from '../../reconcile/verify';
 import { eventually, pipelineClients, resetState, testClients } from '../support/env';
 
 const c = testClients({ TOMBSTONE_TTL_S: '1' });
-const acts = createActivities(pipelineClients(c));
+const acts = activitiesFor(pipelineClients(c));
 afterAll(() => c.close());
 
 describe('verify and expired tombstones', () => {

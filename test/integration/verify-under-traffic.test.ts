@@ -4,8 +4,9 @@
  * is still found and repaired through the outbox. (Comparing the store with the *current* source
  * reported hot keys on every run: found in a 30-minute soak.)
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { activitiesFor } from '../support/activities';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
@@ -15,7 +16,7 @@ import { pipelineClients, resetState, testClients } from '../support/env';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const c = testClients();
-const acts = createActivities(pipelineClients(c));
+const acts = activitiesFor(pipelineClients(c));
 const owner = 'verify-traffic-test';
 afterAll(() => c.close());
 
@@ -34,7 +35,7 @@ describe('scheduled verify under traffic', () => {
     })();
     const traffic = runTraffic(c.pool, { rate: 800, durationMs: 9000, connections: 4, seed: 41, size }).finally(() => (trafficDone = true));
 
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     for (let run = 0; run < 3; run++) {
       const clean = await acts.verifyAndRepair({ sample: 1000, badgeSkus: 20, settleMs: 10_000 });
       expect(clean.mismatches).toEqual([]);

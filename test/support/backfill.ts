@@ -1,8 +1,8 @@
 /** What `backfill-auto` does, step by step through the activities: every table, the loads, the epoch. */
-import { createActivities } from '../../activities';
+import type { Activities } from '../../activities';
 import { BACKFILL_TABLES } from '../../activities/backfill/backfill';
 
-export async function backfillEverything(acts: ReturnType<typeof createActivities>, epoch: string, limit = 100): Promise<void> {
+export async function backfillEverything(acts: Activities, epoch: string, limit = 100): Promise<void> {
   for (const table of BACKFILL_TABLES) {
     let after: string[] | null = null;
     do after = (await acts.backfillChunk({ table, after, limit })).last;

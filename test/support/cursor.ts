@@ -4,7 +4,7 @@
  * never moved".
  */
 import type pg from 'pg';
-import { pendingRows } from '../../activities/drain/outbox-reader';
+import { pendingRows } from '../../outbox';
 
 export const DRAIN = 'redis-online-store';
 

@@ -6,7 +6,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { inject, vi } from 'vitest';
 import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
 import { truncateEverything } from '../../db/truncate';
@@ -113,19 +113,29 @@ export async function startWorker(c: TestClients, address: string, bundlePath: s
   };
 }
 
-/** Polls `check` until it returns a truthy value or the deadline passes (no fixed sleeps). */
+/**
+ * Polls `check` (vitest's vi.waitFor, every 50 ms) until it returns a truthy value, and returns
+ * it; past the deadline, fails naming what it waited for and the last error seen.
+ */
 export async function eventually<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    return await vi.waitFor(
+      async () => {
+        let v: T | undefined | null | false;
+        try {
+          v = await check();
+        } catch (err) {
+          last = err;
+          throw err;
+        }
+        if (!v) throw new Error(`still waiting for ${what}`);
+        return v;
+      },
+      { timeout: timeoutMs, interval: 50 },
+    );
+  } catch {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
   }
 }
 

@@ -1,4 +1,5 @@
 /** A read API on an ephemeral port for tests, and a tiny GET helper. */
+import net from 'node:net';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
@@ -35,7 +36,7 @@ export async function get(url: string, method = 'GET'): Promise<{ status: number
 /** Sends raw bytes (for requests fetch refuses to build) and returns the status line. */
 export function rawRequest(port: number, payload: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = require('node:net').connect(port, '127.0.0.1', () => socket.write(payload));
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
     let data = '';
     socket.on('data', (d: Buffer) => (data += d.toString()));
     socket.on('end', () => resolve(data));

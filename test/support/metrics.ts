@@ -1,5 +1,5 @@
 /** Drain metrics for tests that only want to know which divergences the drain reported. */
-import type { DrainMetrics } from '../../worker/metrics';
+import type { DrainMetrics } from '../../activities/metrics';
 
 export function recordingDivergences(): { metrics: DrainMetrics; divergences: string[] } {
   const divergences: string[] = [];

@@ -1,4 +1,5 @@
 /** A private redis-server on a free port, so a test can stop and restart "the" Redis. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 
@@ -26,7 +27,7 @@ export async function startRedisServer(port: number): Promise<ChildProcess> {
     });
     if (up) return child;
     if (Date.now() > deadline) throw new Error(`redis-server did not start on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
