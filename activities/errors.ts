@@ -7,11 +7,15 @@
  * the local runner benchmarks and tests use), so activities just throw.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, ActivityInterceptors, Next } from '@temporalio/worker';
+import type {
+  ActivityExecuteInput,
+  ActivityInboundCallsInterceptor,
+  ActivityInterceptors,
+  Next,
+} from '@temporalio/worker';
 import type { Context } from '@temporalio/activity';
 import { ConfigurationError } from '../config';
 import { CONFIGURATION_ERROR_TYPE } from '../config/error-types';
-
 
 // SQLSTATE classes: 42 syntax error or access rule violation (undefined table/column, no
 // privilege), 28 invalid authorization, 3D invalid catalog (no such database), 3F invalid schema.
@@ -26,7 +30,10 @@ export function isPermanent(err: unknown): boolean {
 /** `err` as it should leave an activity: permanent failures become non-retryable, named after the activity. */
 export function classified(err: unknown, activityType: string): unknown {
   if (err instanceof ApplicationFailure || !isPermanent(err)) return err;
-  return ApplicationFailure.nonRetryable(`${activityType}: ${(err as Error)?.message ?? String(err)}`, CONFIGURATION_ERROR_TYPE);
+  return ApplicationFailure.nonRetryable(
+    `${activityType}: ${(err as Error)?.message ?? String(err)}`,
+    CONFIGURATION_ERROR_TYPE,
+  );
 }
 
 class ClassifyErrors implements ActivityInboundCallsInterceptor {

@@ -8,17 +8,19 @@ import { SECRET_KEYS } from './redact';
 import { CONFIGURATION_ERROR_TYPE } from './error-types';
 import { z } from 'zod';
 
-const intFrom = (def: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(def);
+const intFrom = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
 
 const url = (protocols: string[]) =>
-  z.string().refine((v) => {
-    try {
-      return protocols.includes(new URL(v).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+  );
 
 const EnvSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/fresh_badges'),
@@ -28,8 +30,14 @@ const EnvSchema = z.object({
   /** refuse: the worker will not start on a Redis whose maxmemory-policy can evict keys; warn: start anyway, logging why not. */
   REDIS_EVICTION_CHECK: z.enum(['refuse', 'warn']).default('refuse'),
   /** Every key the pipeline writes starts with this, so one Redis can hold several stores. */
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{0,32}$/, 'letters, digits and _:.- only, at most 32').default('fb:'),
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:7233'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_:.-]{0,32}$/, 'letters, digits and _:.- only, at most 32')
+    .default('fb:'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')
+    .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('fresh-badges'),
   /**
@@ -47,7 +55,10 @@ const EnvSchema = z.object({
    * on (the system's CAs, or TEMPORAL_TLS_CA); TEMPORAL_TLS_CERT/KEY are the client certificate
    * files for mTLS; TEMPORAL_API_KEY authenticates with an API key (implies TLS). Local dev: none.
    */
-  TEMPORAL_TLS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  TEMPORAL_TLS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   TEMPORAL_TLS_CA: z.string().min(1).optional(),
   TEMPORAL_TLS_CERT: z.string().min(1).optional(),
   TEMPORAL_TLS_KEY: z.string().min(1).optional(),
@@ -109,7 +120,10 @@ const EnvSchema = z.object({
   /** The nightly export runs at this UTC hour for the previous UTC day. */
   EXPORT_HOUR_UTC: intFrom(2, 0, 23),
   /** DuckDB memory limit for the export (it spills to disk beyond it). */
-  EXPORT_MEMORY_LIMIT: z.string().regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB)$/i, 'like 512MB or 2GB').default('1GB'),
+  EXPORT_MEMORY_LIMIT: z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB)$/i, 'like 512MB or 2GB')
+    .default('1GB'),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Warn when one write transaction has been open this long (it holds back compaction and vacuum, not freshness). */
   STALL_WARN_MS: intFrom(30_000, 1_000, 3_600_000),
@@ -141,7 +155,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
  * The task queue of landing and the nightly export (heavy, not latency-sensitive): the pipeline's
  * queue + "-batch", so a test's own queue name gives it its own batch queue too.
  */
-export const batchTaskQueue = (config: Pick<Config, 'TEMPORAL_TASK_QUEUE'>): string => `${config.TEMPORAL_TASK_QUEUE}-batch`;
+export const batchTaskQueue = (config: Pick<Config, 'TEMPORAL_TASK_QUEUE'>): string =>
+  `${config.TEMPORAL_TASK_QUEUE}-batch`;
 
 /** Fixed names: ids of schedules and workflows as they appear in the Temporal Web UI. */
 export const names = {

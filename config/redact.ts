@@ -8,7 +8,8 @@ export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
-    for (const key of [...u.searchParams.keys()]) if (/pass|secret|token|key/i.test(key)) u.searchParams.set(key, '***');
+    for (const key of [...u.searchParams.keys()])
+      if (/pass|secret|token|key/i.test(key)) u.searchParams.set(key, '***');
     return u.toString();
   } catch {
     return '(unparsable URL, not shown)';
@@ -21,4 +22,9 @@ export function redactText(text: string): string {
 }
 
 /** Configuration keys whose values may carry credentials: never echoed, even when invalid. */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['DATABASE_URL', 'REPLICA_DATABASE_URL', 'REDIS_URL', 'TEMPORAL_API_KEY']);
+export const SECRET_KEYS: ReadonlySet<string> = new Set([
+  'DATABASE_URL',
+  'REPLICA_DATABASE_URL',
+  'REDIS_URL',
+  'TEMPORAL_API_KEY',
+]);

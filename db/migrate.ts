@@ -18,7 +18,10 @@ export interface MigrationResult {
 }
 
 export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR): Promise<MigrationResult> {
-  const files = fs.readdirSync(dir).filter((f) => /^\d{3}_.+\.sql$/.test(f)).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /^\d{3}_.+\.sql$/.test(f))
+    .sort();
   const conn = client instanceof pg.Pool ? await client.connect() : client;
   const result: MigrationResult = { applied: [], alreadyApplied: [] };
   try {
@@ -26,7 +29,9 @@ export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR)
     // Nothing pending: no DDL at all, so a role without CREATE rights (the worker's, under
     // sql/least-privilege.sql) can start `npm start` on a database its owner has migrated.
     if ((await conn.query(`select to_regclass('pipeline.schema_migrations') is not null as ok`)).rows[0].ok) {
-      const applied = new Set((await conn.query('select version from pipeline.schema_migrations')).rows.map((r) => r.version));
+      const applied = new Set(
+        (await conn.query('select version from pipeline.schema_migrations')).rows.map((r) => r.version),
+      );
       if (files.every((f) => applied.has(f))) {
         result.alreadyApplied.push(...files);
         return result;
@@ -35,7 +40,9 @@ export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR)
     await conn.query(`create schema if not exists pipeline;
       create table if not exists pipeline.schema_migrations (
         version text primary key, applied_at timestamptz not null default now())`);
-    const done = new Set((await conn.query('select version from pipeline.schema_migrations')).rows.map((r) => r.version));
+    const done = new Set(
+      (await conn.query('select version from pipeline.schema_migrations')).rows.map((r) => r.version),
+    );
     for (const file of files) {
       if (done.has(file)) {
         result.alreadyApplied.push(file);
@@ -48,7 +55,10 @@ export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR)
           await tx.query('insert into pipeline.schema_migrations (version) values ($1)', [file]);
         });
       } catch (err) {
-        const hint = (err as { code?: string }).code === '42501' ? ' (the role lacks the rights: migrations run as the database owner; see sql/least-privilege.sql)' : '';
+        const hint =
+          (err as { code?: string }).code === '42501'
+            ? ' (the role lacks the rights: migrations run as the database owner; see sql/least-privilege.sql)'
+            : '';
         throw new Error(`migration ${file} failed: ${(err as Error).message}${hint}`, { cause: err });
       }
       result.applied.push(file);

@@ -18,7 +18,12 @@ export function parseSnapshot(text: string): PgSnapshot {
   if (!m) throw new Error(`not a pg_snapshot: ${JSON.stringify(text)} (expected xmin:xmax:xip,…)`);
   const xmin = BigInt(m[1]);
   const xmax = BigInt(m[2]);
-  const xip = m[3] ? m[3].split(',').map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : [];
+  const xip = m[3]
+    ? m[3]
+        .split(',')
+        .map(BigInt)
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    : [];
   if (xmin > xmax || xip.some((x) => x < xmin || x >= xmax)) throw new Error(`inconsistent pg_snapshot: ${text}`);
   return { xmin, xmax, xip };
 }

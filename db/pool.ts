@@ -8,7 +8,15 @@ export function createPool(connectionString: string, max = 10): pg.Pool {
   // milliseconds on a poll that otherwise takes one) than it could ever save.
   // keepAlive + connectionTimeoutMillis: a dead server or a cut network is noticed in seconds
   // instead of a query or a connect hanging until the OS gives up (minutes).
-  const pool = new pg.Pool({ connectionString, max, application_name: 'fresh-badges', options: '-c jit=off', keepAlive: true, keepAliveInitialDelayMillis: 5_000, connectionTimeoutMillis: 5_000 });
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    application_name: 'fresh-badges',
+    options: '-c jit=off',
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 5_000,
+    connectionTimeoutMillis: 5_000,
+  });
   // A connection lost while idle in the pool, or while checked out between queries (the server
   // restarted: "terminating connection due to administrator command"), emits 'error' on the
   // client; with no listener Node kills the process. The pool listens only to idle clients, so

@@ -4,9 +4,21 @@
  */
 import pg from 'pg';
 
-export async function withTransaction<T>(db: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, begin?: string): Promise<T>;
-export async function withTransaction<T, C extends pg.ClientBase>(db: C, fn: (client: C) => Promise<T>, begin?: string): Promise<T>;
-export async function withTransaction<T>(db: pg.Pool | pg.ClientBase, fn: (client: never) => Promise<T>, begin = 'begin'): Promise<T> {
+export async function withTransaction<T>(
+  db: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  begin?: string,
+): Promise<T>;
+export async function withTransaction<T, C extends pg.ClientBase>(
+  db: C,
+  fn: (client: C) => Promise<T>,
+  begin?: string,
+): Promise<T>;
+export async function withTransaction<T>(
+  db: pg.Pool | pg.ClientBase,
+  fn: (client: never) => Promise<T>,
+  begin = 'begin',
+): Promise<T> {
   const client = db instanceof pg.Pool ? await db.connect() : db;
   try {
     await client.query(begin);

@@ -55,7 +55,10 @@ function parse<T>(schema: z.ZodType<T>, image: unknown, what: string): T {
 }
 
 /** The (fc, day, qty) an order row adds to the load, or null when it adds nothing. */
-function orderContribution(row: z.infer<typeof OrderRow>, what: string): { fc: string; day: string; qty: number } | null {
+function orderContribution(
+  row: z.infer<typeof OrderRow>,
+  what: string,
+): { fc: string; day: string; qty: number } | null {
   const placedMs = Date.parse(row.placed_at);
   if (Number.isNaN(placedMs)) throw new MalformedChange(`${what}: placed_at: not a timestamp`);
   if (row.fc_id === null || row.qty === null || row.status === null || !LOAD_STATUSES.has(row.status)) return null;
@@ -64,16 +67,22 @@ function orderContribution(row: z.infer<typeof OrderRow>, what: string): { fc: s
 
 export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
   const version = Number(row.id);
-  if (!Number.isSafeInteger(version) || version <= 0) throw new MalformedChange(`outbox id ${row.id} is not a positive safe integer`);
+  if (!Number.isSafeInteger(version) || version <= 0)
+    throw new MalformedChange(`outbox id ${row.id} is not a positive safe integer`);
   const where = `${row.tbl} ${row.op} ${row.key}`;
   const deleted = row.op === 'D';
   // The drain applies a TRUNCATE itself (it empties and refills the store: activities/drain); a
   // TRUNCATE has no rows to turn into feature updates.
-  if (row.op === 'T') throw new MalformedChange(`TRUNCATE of shop.${row.tbl}: not a row change (the drain empties and refills the store for it)`);
+  if (row.op === 'T')
+    throw new MalformedChange(
+      `TRUNCATE of shop.${row.tbl}: not a row change (the drain empties and refills the store for it)`,
+    );
   // R (refresh): the current row re-emitted by the pipeline itself (rebuild on reactivation,
   // backfill); it carries the row as it is and is applied like an update.
-  if (row.op !== 'I' && row.op !== 'U' && row.op !== 'D' && row.op !== 'R') throw new MalformedChange(`${where}: unknown operation '${row.op}'`);
-  if (row.op === 'R' && row.tbl === 'orders') throw new MalformedChange(`${where}: orders cannot be refreshed row by row (the load is a sum of deltas)`);
+  if (row.op !== 'I' && row.op !== 'U' && row.op !== 'D' && row.op !== 'R')
+    throw new MalformedChange(`${where}: unknown operation '${row.op}'`);
+  if (row.op === 'R' && row.tbl === 'orders')
+    throw new MalformedChange(`${where}: orders cannot be refreshed row by row (the load is a sum of deltas)`);
 
   switch (row.tbl) {
     case 'skus': {
@@ -82,7 +91,16 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
         return [{ feature: 'sku.lifecycle', sku: k.sku_id, value: null, version, txid: row.txid }];
       }
       const r = parse(SkuRow, row.image, where);
-      return [{ feature: 'sku.lifecycle', sku: r.sku_id, value: r.lifecycle, version, txid: row.txid, ...(row.op === 'U' ? { update: true } : {}) }];
+      return [
+        {
+          feature: 'sku.lifecycle',
+          sku: r.sku_id,
+          value: r.lifecycle,
+          version,
+          txid: row.txid,
+          ...(row.op === 'U' ? { update: true } : {}),
+        },
+      ];
     }
     case 'inventory': {
       if (deleted) {
@@ -90,7 +108,16 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
         return [{ feature: 'sku.available', sku: k.sku_id, fc: k.fc_id, value: null, version, txid: row.txid }];
       }
       const r = parse(InventoryRow, row.image, where);
-      return [{ feature: 'sku.available', sku: r.sku_id, fc: r.fc_id, value: r.on_hand - r.reserved, version, txid: row.txid }];
+      return [
+        {
+          feature: 'sku.available',
+          sku: r.sku_id,
+          fc: r.fc_id,
+          value: r.on_hand - r.reserved,
+          version,
+          txid: row.txid,
+        },
+      ];
     }
     case 'fulfillment_centers': {
       if (deleted) {
@@ -106,21 +133,46 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
         return [{ feature: 'region.rank', region: k.region, fc: k.fc_id, value: null, version, txid: row.txid }];
       }
       const r = parse(RegionFcRow, row.image, where);
-      return [{ feature: 'region.rank', region: r.region, fc: r.fc_id, value: r.rank ?? RANK_NULL, version, txid: row.txid }];
+      return [
+        { feature: 'region.rank', region: r.region, fc: r.fc_id, value: r.rank ?? RANK_NULL, version, txid: row.txid },
+      ];
     }
     case 'orders': {
       // The load changes by (new contribution - old contribution); an insert has no old row and
       // a delete no new one. Updates need the before-image, which the trigger keeps for orders.
-      const before = row.op === 'I' ? null : orderContribution(parse(OrderRow, row.op === 'D' ? row.image : row.old_image, `${where} (before-image)`), `${where} (before-image)`);
+      const before =
+        row.op === 'I'
+          ? null
+          : orderContribution(
+              parse(OrderRow, row.op === 'D' ? row.image : row.old_image, `${where} (before-image)`),
+              `${where} (before-image)`,
+            );
       const after = row.op === 'D' ? null : orderContribution(parse(OrderRow, row.image, where), where);
       // (Written without a Map or a closure per row: this runs for every order change.)
       const out: FeatureUpdate[] = [];
       if (before && after && before.fc === after.fc && before.day === after.day) {
-        if (after.qty !== before.qty) out.push({ feature: 'fc.load', fc: after.fc, day: after.day, delta: after.qty - before.qty, txid: row.txid, id: version });
+        if (after.qty !== before.qty)
+          out.push({
+            feature: 'fc.load',
+            fc: after.fc,
+            day: after.day,
+            delta: after.qty - before.qty,
+            txid: row.txid,
+            id: version,
+          });
         return out;
       }
-      if (before) out.push({ feature: 'fc.load', fc: before.fc, day: before.day, delta: -before.qty, txid: row.txid, id: version });
-      if (after) out.push({ feature: 'fc.load', fc: after.fc, day: after.day, delta: after.qty, txid: row.txid, id: version });
+      if (before)
+        out.push({
+          feature: 'fc.load',
+          fc: before.fc,
+          day: before.day,
+          delta: -before.qty,
+          txid: row.txid,
+          id: version,
+        });
+      if (after)
+        out.push({ feature: 'fc.load', fc: after.fc, day: after.day, delta: after.qty, txid: row.txid, id: version });
       return out;
     }
     default:

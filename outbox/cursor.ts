@@ -31,7 +31,15 @@ export interface ConsumerCursor {
 
 export const BATCH_START: Position = { txid: '0', id: '0' };
 
-export const FRESH_CURSOR: ConsumerCursor = { batch: '1', from: '1:1:', fromAt: null, to: null, toAt: null, position: BATCH_START, last: NO_POSITION };
+export const FRESH_CURSOR: ConsumerCursor = {
+  batch: '1',
+  from: '1:1:',
+  fromAt: null,
+  to: null,
+  toAt: null,
+  position: BATCH_START,
+  last: NO_POSITION,
+};
 
 const CURSOR_COLUMNS = `batch::text as batch, snap_from::text as "from",
   (extract(epoch from snap_from_at) * 1000)::float8 as "fromAt", snap_to::text as "to",
@@ -66,7 +74,9 @@ export async function ensureConsumer(db: pg.Pool | pg.ClientBase, consumer: stri
 }
 
 export async function readCursor(db: pg.Pool | pg.ClientBase, consumer: string): Promise<ConsumerCursor> {
-  const r = await db.query<CursorRow>(`select ${CURSOR_COLUMNS} from pipeline.consumer_offsets where consumer = $1`, [consumer]);
+  const r = await db.query<CursorRow>(`select ${CURSOR_COLUMNS} from pipeline.consumer_offsets where consumer = $1`, [
+    consumer,
+  ]);
   return r.rowCount ? toCursor(r.rows[0]) : FRESH_CURSOR;
 }
 
@@ -85,7 +95,9 @@ export async function readCursorAndSnapshot(
     [consumer],
   );
   if (!r.rowCount) {
-    const s = await db.query(`select pg_current_snapshot()::text as snap, (extract(epoch from statement_timestamp()) * 1000)::float8 as at`);
+    const s = await db.query(
+      `select pg_current_snapshot()::text as snap, (extract(epoch from statement_timestamp()) * 1000)::float8 as at`,
+    );
     return { cursor: FRESH_CURSOR, now: { snap: s.rows[0].snap, at: s.rows[0].at } };
   }
   return { cursor: toCursor(r.rows[0]), now: { snap: r.rows[0].now_snap, at: r.rows[0].now_at } };
@@ -107,7 +119,15 @@ export function advanceCursor(
   const lastRow = rows[rows.length - 1];
   const last = lastRow ? { batch: cursor.batch, txid: lastRow.txid, id: lastRow.id } : cursor.last;
   const next: ConsumerCursor = complete
-    ? { batch: String(BigInt(cursor.batch) + 1n), from: target.snap, fromAt: target.at, to: null, toAt: null, position: BATCH_START, last }
+    ? {
+        batch: String(BigInt(cursor.batch) + 1n),
+        from: target.snap,
+        fromAt: target.at,
+        to: null,
+        toAt: null,
+        position: BATCH_START,
+        last,
+      }
     : { ...cursor, to: target.snap, toAt: target.at, position: { txid: lastRow.txid, id: lastRow.id }, last };
   return { next, complete };
 }
@@ -119,6 +139,18 @@ export async function saveCursor(db: pg.ClientBase | pg.Pool, consumer: string, 
             snap_to = $5::pg_snapshot, snap_to_at = to_timestamp($6::float8 / 1000),
             txid = $7::xid8, id = $8, last_batch = $9, last_txid = $10::xid8, last_id = $11, updated_at = now()
       where consumer = $1`,
-    [consumer, c.batch, c.from, c.fromAt, c.to, c.toAt, c.position.txid, c.position.id, c.last.batch, c.last.txid, c.last.id],
+    [
+      consumer,
+      c.batch,
+      c.from,
+      c.fromAt,
+      c.to,
+      c.toAt,
+      c.position.txid,
+      c.position.id,
+      c.last.batch,
+      c.last.txid,
+      c.last.id,
+    ],
   );
 }

@@ -27,7 +27,12 @@ export async function waitForDrainLock(client: pg.ClientBase, consumer: string, 
 }
 
 /** Takes the lease if free, expired or already ours; extends it either way when ours. */
-export async function acquireLease(db: pg.Pool | pg.ClientBase, name: string, owner: string, ttlMs: number): Promise<LeaseState> {
+export async function acquireLease(
+  db: pg.Pool | pg.ClientBase,
+  name: string,
+  owner: string,
+  ttlMs: number,
+): Promise<LeaseState> {
   const r = await db.query(
     `insert into pipeline.leases as l (name, owner, expires_at)
      values ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
@@ -41,12 +46,18 @@ export async function acquireLease(db: pg.Pool | pg.ClientBase, name: string, ow
     `select owner, greatest(0, extract(epoch from expires_at - clock_timestamp()) * 1000) as ms from pipeline.leases where name = $1`,
     [name],
   );
-  return { acquired: false, holder: held.rows[0]?.owner ?? '?', expiresInMs: Math.round(Number(held.rows[0]?.ms ?? 0)) };
+  return {
+    acquired: false,
+    holder: held.rows[0]?.owner ?? '?',
+    expiresInMs: Math.round(Number(held.rows[0]?.ms ?? 0)),
+  };
 }
 
 /** Who holds the lease right now (null when free or expired). */
 export async function leaseHolder(db: pg.Pool | pg.ClientBase, name: string): Promise<string | null> {
-  const r = await db.query(`select owner from pipeline.leases where name = $1 and expires_at >= clock_timestamp()`, [name]);
+  const r = await db.query(`select owner from pipeline.leases where name = $1 and expires_at >= clock_timestamp()`, [
+    name,
+  ]);
   return r.rows[0]?.owner ?? null;
 }
 

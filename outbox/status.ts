@@ -7,7 +7,11 @@ import { readCursor } from './cursor';
  * How many outbox rows are not yet applied by a consumer (visible now, not in its `from`), capped,
  * and the age of the oldest. For status and metrics.
  */
-export async function pendingRows(db: pg.Pool | pg.ClientBase, consumer: string, cap: number): Promise<{ rows: number; oldestAgeMs: number | null }> {
+export async function pendingRows(
+  db: pg.Pool | pg.ClientBase,
+  consumer: string,
+  cap: number,
+): Promise<{ rows: number; oldestAgeMs: number | null }> {
   // Two index scans, as the delta reads them (an OR of both conditions would scan the table), with
   // the snapshot's bounds as parameters, so the planner sees how few rows lie past them.
   const from = parseSnapshot((await readCursor(db, consumer)).from);
@@ -44,5 +48,8 @@ export async function openTransactions(db: pg.Pool | pg.ClientBase): Promise<Ope
   );
   if (!r.rowCount) return { count: 0, oldest: null };
   const row = r.rows[0];
-  return { count: Number(row.n), oldest: { pid: row.pid, application: row.app, state: row.state, ageMs: Math.round(Number(row.age_ms)) } };
+  return {
+    count: Number(row.n),
+    oldest: { pid: row.pid, application: row.app, state: row.state, ageMs: Math.round(Number(row.age_ms)) },
+  };
 }

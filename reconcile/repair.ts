@@ -36,7 +36,10 @@ export function planRepairs(mismatches: VerifyMismatch[]): RepairPlan {
 }
 
 /** Re-emits the planned rows (deletes for rows the source no longer has); returns how many. */
-export async function reemitPlanned(primary: pg.Pool, plan: RepairPlan): Promise<{ refreshed: number; deleted: number }> {
+export async function reemitPlanned(
+  primary: pg.Pool,
+  plan: RepairPlan,
+): Promise<{ refreshed: number; deleted: number }> {
   if (plan.rows.length === 0) return { refreshed: 0, deleted: 0 };
   return reemitSourceRows(primary, plan.rows, { deleteAbsent: true });
 }

@@ -25,7 +25,12 @@ select q.sku, s.lifecycle,
   left join shop.skus s on s.sku_id = q.sku
  order by q.n`;
 
-export async function sourceBadges(db: pg.Pool | pg.ClientBase, region: string, skus: string[], at: Date = new Date()): Promise<Badge[]> {
+export async function sourceBadges(
+  db: pg.Pool | pg.ClientBase,
+  region: string,
+  skus: string[],
+  at: Date = new Date(),
+): Promise<Badge[]> {
   const r = await db.query(BADGES_SQL, [region, skus, at.toISOString()]);
   return r.rows.map((row): Badge => {
     let reason: Reason;

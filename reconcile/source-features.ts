@@ -14,14 +14,27 @@ export interface FeatureSnapshot {
 }
 
 /** `skus: false` leaves the per-SKU features out (verify compares those in chunks). */
-export async function sourceFeatures(db: pg.Pool | pg.ClientBase, opts: { skus?: boolean } = {}): Promise<FeatureSnapshot> {
-  const snap: FeatureSnapshot = { lifecycle: new Map(), available: new Map(), capacity: new Map(), rank: new Map(), load: new Map() };
+export async function sourceFeatures(
+  db: pg.Pool | pg.ClientBase,
+  opts: { skus?: boolean } = {},
+): Promise<FeatureSnapshot> {
+  const snap: FeatureSnapshot = {
+    lifecycle: new Map(),
+    available: new Map(),
+    capacity: new Map(),
+    rank: new Map(),
+    load: new Map(),
+  };
   if (opts.skus !== false) {
-    for (const r of (await db.query('select sku_id, lifecycle from shop.skus')).rows) snap.lifecycle.set(r.sku_id, r.lifecycle);
-    for (const r of (await db.query('select sku_id, fc_id, on_hand - reserved as a from shop.inventory')).rows) snap.available.set(`${r.sku_id}|${r.fc_id}`, r.a);
+    for (const r of (await db.query('select sku_id, lifecycle from shop.skus')).rows)
+      snap.lifecycle.set(r.sku_id, r.lifecycle);
+    for (const r of (await db.query('select sku_id, fc_id, on_hand - reserved as a from shop.inventory')).rows)
+      snap.available.set(`${r.sku_id}|${r.fc_id}`, r.a);
   }
-  for (const r of (await db.query('select fc_id, daily_capacity from shop.fulfillment_centers')).rows) snap.capacity.set(r.fc_id, r.daily_capacity);
-  for (const r of (await db.query('select region, fc_id, rank from shop.region_fc')).rows) snap.rank.set(`${r.region}|${r.fc_id}`, r.rank ?? RANK_NULL);
+  for (const r of (await db.query('select fc_id, daily_capacity from shop.fulfillment_centers')).rows)
+    snap.capacity.set(r.fc_id, r.daily_capacity);
+  for (const r of (await db.query('select region, fc_id, rank from shop.region_fc')).rows)
+    snap.rank.set(`${r.region}|${r.fc_id}`, r.rank ?? RANK_NULL);
   const loads = await db.query(
     `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::int as load
        from shop.orders where status in ('placed', 'shipped') and fc_id is not null and qty is not null

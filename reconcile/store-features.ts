@@ -32,8 +32,18 @@ async function hashes(redis: Redis, keys: string[]): Promise<Record<string, stri
 }
 
 /** `skus: false` leaves the per-SKU features out (verify compares those in chunks). */
-export async function storeFeatures(redis: Redis, keys: StoreKeys, opts: { skus?: boolean } = {}): Promise<FeatureSnapshot> {
-  const snap: FeatureSnapshot = { lifecycle: new Map(), available: new Map(), capacity: new Map(), rank: new Map(), load: new Map() };
+export async function storeFeatures(
+  redis: Redis,
+  keys: StoreKeys,
+  opts: { skus?: boolean } = {},
+): Promise<FeatureSnapshot> {
+  const snap: FeatureSnapshot = {
+    lifecycle: new Map(),
+    available: new Map(),
+    capacity: new Map(),
+    rank: new Map(),
+    load: new Map(),
+  };
   const p = keys.prefix;
   const skuKeys = opts.skus === false ? [] : await scanKeys(redis, `${p}s:*`);
   (await hashes(redis, skuKeys)).forEach((h, i) => {

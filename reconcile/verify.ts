@@ -74,9 +74,13 @@ async function skuMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: st
     // `unknown`, never a promise): not a mismatch.
     if (lifecycle.get(sku) === 'discontinued' && Object.keys(h).length === 0) return;
     const storeLifecycle = storedLifecycle(h[LIFECYCLE_FIELD]) ?? undefined;
-    if (storeLifecycle !== lifecycle.get(sku)) out.push({ sku, feature: 'lifecycle', key: sku, source: lifecycle.get(sku), store: storeLifecycle });
+    if (storeLifecycle !== lifecycle.get(sku))
+      out.push({ sku, feature: 'lifecycle', key: sku, source: lifecycle.get(sku), store: storeLifecycle });
     const src = avail.get(sku) ?? new Map<string, number>();
-    const fcs = new Set([...src.keys(), ...Object.keys(h).filter((f) => f !== LIFECYCLE_FIELD && storedInt(h[f]) !== null)]);
+    const fcs = new Set([
+      ...src.keys(),
+      ...Object.keys(h).filter((f) => f !== LIFECYCLE_FIELD && storedInt(h[f]) !== null),
+    ]);
     for (const fc of fcs) {
       const a = src.get(fc);
       const b = storedInt(h[fc]) ?? undefined;
@@ -88,7 +92,10 @@ async function skuMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: st
 
 /** FCs, regions and loads are small: compared whole (the SKU features are left empty). */
 async function smallMismatches(source: Db, redis: Redis, keys: StoreKeys): Promise<VerifyMismatch[]> {
-  const [src, store] = await Promise.all([sourceFeatures(source, { skus: false }), storeFeatures(redis, keys, { skus: false })]);
+  const [src, store] = await Promise.all([
+    sourceFeatures(source, { skus: false }),
+    storeFeatures(redis, keys, { skus: false }),
+  ]);
   return compareSnapshots(src, store);
 }
 
@@ -103,17 +110,32 @@ async function extraSkus(source: Db, redis: Redis, keys: StoreKeys): Promise<Ver
     if (!found.length) continue;
     const p = redis.pipeline();
     for (const k of found) p.hget(k, LIFECYCLE_FIELD);
-    const live = ((await p.exec()) ?? []).map(([, v], i) => [found[i].slice(prefix.length), storedLifecycle(v as string | null)] as const).filter(([, l]) => l);
+    const live = ((await p.exec()) ?? [])
+      .map(([, v], i) => [found[i].slice(prefix.length), storedLifecycle(v as string | null)] as const)
+      .filter(([, l]) => l);
     if (!live.length) continue;
-    const known = new Set((await source.query('select sku_id from shop.skus where sku_id = any($1)', [live.map(([s]) => s)])).rows.map((r) => r.sku_id));
-    for (const [sku, l] of live) if (!known.has(sku)) out.push({ sku, feature: 'lifecycle', key: sku, source: undefined, store: l ?? undefined });
+    const known = new Set(
+      (await source.query('select sku_id from shop.skus where sku_id = any($1)', [live.map(([s]) => s)])).rows.map(
+        (r) => r.sku_id,
+      ),
+    );
+    for (const [sku, l] of live)
+      if (!known.has(sku)) out.push({ sku, feature: 'lifecycle', key: sku, source: undefined, store: l ?? undefined });
   } while (cursor !== '0');
   return out;
 }
 
-async function badgeMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: string[], at: Date): Promise<{ checked: number; mismatches: VerifyMismatch[] }> {
+async function badgeMismatches(
+  source: Db,
+  redis: Redis,
+  keys: StoreKeys,
+  skus: string[],
+  at: Date,
+): Promise<{ checked: number; mismatches: VerifyMismatch[] }> {
   if (!skus.length) return { checked: 0, mismatches: [] };
-  const regions = (await source.query('select distinct region from shop.region_fc order by 1 limit 50')).rows.map((r) => r.region as string);
+  const regions = (await source.query('select distinct region from shop.region_fc order by 1 limit 50')).rows.map(
+    (r) => r.region as string,
+  );
   const reader = createBadgeReader({ redis, prefix: keys.prefix, staleAfterMs: Number.MAX_SAFE_INTEGER });
   const out: VerifyMismatch[] = [];
   let checked = 0;
@@ -127,7 +149,14 @@ async function badgeMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: 
         const b = store.badges[n];
         // An expired tombstone answers unknown for a discontinued SKU: no promise either way.
         const expiredTombstone = a.reason === 'discontinued' && b.reason === 'unknown';
-        if (!expiredTombstone && (a.reason !== b.reason || a.fc !== b.fc)) out.push({ sku, feature: 'badge', key: `${sku}@${region}`, source: `${a.reason}${a.fc ? `@${a.fc}` : ''}`, store: `${b.reason}${b.fc ? `@${b.fc}` : ''}` });
+        if (!expiredTombstone && (a.reason !== b.reason || a.fc !== b.fc))
+          out.push({
+            sku,
+            feature: 'badge',
+            key: `${sku}@${region}`,
+            source: `${a.reason}${a.fc ? `@${a.fc}` : ''}`,
+            store: `${b.reason}${b.fc ? `@${b.fc}` : ''}`,
+          });
       });
     }
   }
@@ -143,7 +172,9 @@ export async function verifyStore(
   /** Where the drain cursor is read (the primary); `source` may be a replica. */
   cursorDb: pg.Pool = source,
 ): Promise<VerifyReport> {
-  return withSnapshot(source, (client, snapshot) => verifyAt(client, snapshot.text, source, cursorDb, redis, keys, opts, onProgress));
+  return withSnapshot(source, (client, snapshot) =>
+    verifyAt(client, snapshot.text, source, cursorDb, redis, keys, opts, onProgress),
+  );
 }
 
 async function verifyAt(
@@ -166,7 +197,9 @@ async function verifyAt(
     for (const s of skus) if (badgeSample.length < (opts.badgeSkus ?? 200) && Math.random() < 0.5) badgeSample.push(s);
   };
   if (opts.sample) {
-    const skus = (await db.query('select sku_id from shop.skus order by random() limit $1', [opts.sample])).rows.map((r) => r.sku_id as string);
+    const skus = (await db.query('select sku_id from shop.skus order by random() limit $1', [opts.sample])).rows.map(
+      (r) => r.sku_id as string,
+    );
     for (let i = 0; i < skus.length; i += chunk) {
       const part = skus.slice(i, i + chunk);
       first.push(...(await skuMismatches(db, redis, keys, part)));
@@ -177,7 +210,9 @@ async function verifyAt(
   } else {
     let after = '';
     for (;;) {
-      const part = (await db.query('select sku_id from shop.skus where sku_id > $1 order by sku_id limit $2', [after, chunk])).rows.map((r) => r.sku_id as string);
+      const part = (
+        await db.query('select sku_id from shop.skus where sku_id > $1 order by sku_id limit $2', [after, chunk])
+      ).rows.map((r) => r.sku_id as string);
       if (!part.length) break;
       first.push(...(await skuMismatches(db, redis, keys, part)));
       takeForBadges(part);
@@ -197,7 +232,8 @@ async function verifyAt(
   while (Date.now() < deadline && !(await drainCovers(cursorDb, snapshot))) await sleep(200);
   const skus = [...new Set(first.map((m) => m.sku).filter((s): s is string => !!s))];
   const again: VerifyMismatch[] = [];
-  for (let i = 0; i < skus.length; i += chunk) again.push(...(await skuMismatches(db, redis, keys, skus.slice(i, i + chunk))));
+  for (let i = 0; i < skus.length; i += chunk)
+    again.push(...(await skuMismatches(db, redis, keys, skus.slice(i, i + chunk))));
   // (SKUs only the store has are among `skus`: re-checking them tells whether they still are.)
   again.push(...(await smallMismatches(db, redis, keys)));
   const badgeSkus = [...new Set(badges.mismatches.map((m) => m.sku!))];
@@ -209,7 +245,9 @@ async function verifyAt(
 
 /** Has the drain applied every change the snapshot saw (its cursor's snapshot covers it)? */
 async function drainCovers(cursorDb: pg.Pool, snapshot: string): Promise<boolean> {
-  const r = await cursorDb.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [names.drainConsumer]);
+  const r = await cursorDb.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [
+    names.drainConsumer,
+  ]);
   return r.rowCount === 1 && snapshotCovers(parseSnapshot(r.rows[0].s), parseSnapshot(snapshot));
 }
 
@@ -248,7 +286,13 @@ async function changedAfter(source: pg.Pool, snapshot: string): Promise<(m: Veri
       case 'badge': {
         // derived from the SKU's rows and every FC of the region: any of them moving explains it
         const sku = m.sku ?? '';
-        return rows.has(`skus ${sku}`) || inventoryOf.has(sku) || tables.has('fulfillment_centers') || tables.has('region_fc') || tables.has('orders');
+        return (
+          rows.has(`skus ${sku}`) ||
+          inventoryOf.has(sku) ||
+          tables.has('fulfillment_centers') ||
+          tables.has('region_fc') ||
+          tables.has('orders')
+        );
       }
       default:
         return false;

@@ -17,8 +17,13 @@ async function main(): Promise<void> {
     .parse()
     .opts<{ date: string; dir: string }>();
   const t0 = Date.now();
-  const r = await exportDay(path.resolve(o.dir), o.date, { memoryLimit: config.EXPORT_MEMORY_LIMIT, onProgress: (s) => console.log(`export ${o.date}: ${s}`) });
-  console.log(`exported ${r.date}: ${r.changes} changes, ${r.badges} badges in ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${r.dir}`);
+  const r = await exportDay(path.resolve(o.dir), o.date, {
+    memoryLimit: config.EXPORT_MEMORY_LIMIT,
+    onProgress: (s) => console.log(`export ${o.date}: ${s}`),
+  });
+  console.log(
+    `exported ${r.date}: ${r.changes} changes, ${r.badges} badges in ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${r.dir}`,
+  );
 }
 
 main().catch((err) => {

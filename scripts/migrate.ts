@@ -23,7 +23,9 @@ async function main(): Promise<void> {
       const r = await migrate(client);
       if (roles) await applyLeastPrivilege(client);
       const where = new URL(url).pathname.slice(1);
-      console.log(`${where}: ${created ? 'created, ' : ''}${r.applied.length} applied (${r.applied.join(', ') || 'none'}), ${r.alreadyApplied.length} already applied${roles ? '; least-privilege roles and grants applied' : ''}`);
+      console.log(
+        `${where}: ${created ? 'created, ' : ''}${r.applied.length} applied (${r.applied.join(', ') || 'none'}), ${r.alreadyApplied.length} already applied${roles ? '; least-privilege roles and grants applied' : ''}`,
+      );
     } finally {
       await client.end();
     }

@@ -12,7 +12,16 @@ import { batchTaskQueue, ConfigurationError, names } from '../config';
 import { listDeadLetters } from '../activities/dead-letters/retry';
 import { formatPosition, parsePosition } from '../activities/replay/replay-range';
 import type { VerifyReport } from '../reconcile/verify';
-import { backfillWorkflow, BackfillProgress, exportWorkflow, replayWorkflow, ReplayProgress, retryDeadLettersWorkflow, stopDrainSignal, verifyWorkflow } from '../workflows';
+import {
+  backfillWorkflow,
+  BackfillProgress,
+  exportWorkflow,
+  replayWorkflow,
+  ReplayProgress,
+  retryDeadLettersWorkflow,
+  stopDrainSignal,
+  verifyWorkflow,
+} from '../workflows';
 import { dateArg, positiveInt } from './lib/cli-args';
 import { createOpsContext, OpsContext, OpsError, stamp } from './ops/context';
 import { inspectSku } from './ops/inspect';
@@ -26,7 +35,10 @@ import { printStatus, readStatus } from './ops/status';
  */
 function operatorMetadata(summary: string): { staticSummary: string; staticDetails: string } {
   const who = `${os.userInfo().username}@${os.hostname()}`;
-  return { staticSummary: summary, staticDetails: `Started by ${who} with \`npm run ops -- ${process.argv.slice(2).join(' ')}\` at ${new Date().toISOString()}.` };
+  return {
+    staticSummary: summary,
+    staticDetails: `Started by ${who} with \`npm run ops -- ${process.argv.slice(2).join(' ')}\` at ${new Date().toISOString()}.`,
+  };
 }
 
 const positionArg = (v: string) => {
@@ -50,7 +62,9 @@ async function startAndMaybeWait<P>(
   progress?: (p: P) => { value: number; total: number; label: string },
 ) {
   const handle = await start();
-  console.log(`${what} started: workflow ${handle.workflowId} (Web UI: http://localhost:${ctx.config.TEMPORAL_UI_PORT}/namespaces/${ctx.config.TEMPORAL_NAMESPACE}/workflows/${handle.workflowId})`);
+  console.log(
+    `${what} started: workflow ${handle.workflowId} (Web UI: http://localhost:${ctx.config.TEMPORAL_UI_PORT}/namespaces/${ctx.config.TEMPORAL_NAMESPACE}/workflows/${handle.workflowId})`,
+  );
   if (!wait) return undefined;
   return progress && process.stdout.isTTY ? followProgress<P>(handle, progress) : handle.result();
 }
@@ -79,18 +93,24 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const temporal = await c.temporal();
       await temporal.schedule.getHandle(names.drainScheduleId).pause('paused by an operator (ops pause)');
       const stopped: string[] = [];
-      for await (const wf of temporal.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'` })) {
+      for await (const wf of temporal.workflow.list({
+        query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
+      })) {
         const h = temporal.workflow.getHandle(wf.workflowId);
         await h.signal(stopDrainSignal);
         await Promise.race([h.result().catch(() => undefined), sleep(30_000)]);
         stopped.push(wf.workflowId);
       }
-      console.log(`drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. Changes accumulate in the outbox; reads answer stale: true. Resume with: npm run ops -- resume`);
+      console.log(
+        `drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. Changes accumulate in the outbox; reads answer stale: true. Resume with: npm run ops -- resume`,
+      );
     });
 
   program
     .command('resume')
-    .description('resume the drain schedule and start a drain now (it works off the backlog, then returns to micro-batches)')
+    .description(
+      'resume the drain schedule and start a drain now (it works off the backlog, then returns to micro-batches)',
+    )
     .action(async () => {
       const temporal = await ctx().temporal();
       const h = temporal.schedule.getHandle(names.drainScheduleId);
@@ -99,7 +119,8 @@ export function buildProgram(ctx: () => OpsContext): Command {
       // were seen to lose the unpause (the schedule stayed paused).
       const deadline = Date.now() + 10_000;
       while ((await h.describe()).state.paused) {
-        if (Date.now() > deadline) throw new OpsError('the schedule did not unpause within 10 s; check it in the Web UI');
+        if (Date.now() > deadline)
+          throw new OpsError('the schedule did not unpause within 10 s; check it in the Web UI');
         await sleep(100);
       }
       await h.trigger(ScheduleOverlapPolicy.SKIP);
@@ -117,16 +138,27 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const r = (await startAndMaybeWait<ReplayProgress>(
         c,
         'replay',
-        () => temporal.workflow.start(replayWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `replay-${o.from.txid}-${o.from.id}-${stamp()}`, args: [{ from: o.from }], ...operatorMetadata(`Replay of retained changes after ${formatPosition(o.from)}`) }),
+        () =>
+          temporal.workflow.start(replayWorkflow, {
+            taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+            workflowId: `replay-${o.from.txid}-${o.from.id}-${stamp()}`,
+            args: [{ from: o.from }],
+            ...operatorMetadata(`Replay of retained changes after ${formatPosition(o.from)}`),
+          }),
         o.wait,
         (p) => ({ value: p.rows, total: p.totalRows, label: 'replay' }),
       )) as ReplayProgress | undefined;
-      if (r) console.log(`replayed ${r.rows} changes up to ${formatPosition(r.position)}; ${r.applied} store values re-written`);
+      if (r)
+        console.log(
+          `replayed ${r.rows} changes up to ${formatPosition(r.position)}; ${r.applied} store values re-written`,
+        );
     });
 
   program
     .command('backfill')
-    .description('rebuild the online store from a snapshot of the source (the replica when REPLICA_DATABASE_URL is set)')
+    .description(
+      'rebuild the online store from a snapshot of the source (the replica when REPLICA_DATABASE_URL is set)',
+    )
     .option('--rate <rows/s>', 'rate limit on source rows read per second', positiveInt('--rate'))
     .option('--chunk <rows>', 'rows per chunk', positiveInt('--chunk'))
     .option('--no-wait', 'start it and return')
@@ -140,8 +172,16 @@ export function buildProgram(ctx: () => OpsContext): Command {
           temporal.workflow.start(backfillWorkflow, {
             taskQueue: c.config.TEMPORAL_TASK_QUEUE,
             workflowId: `backfill-${stamp()}`,
-            args: [{ reason: 'ops backfill', rowsPerSecond: o.rate ?? c.config.BACKFILL_ROWS_PER_S, chunkRows: o.chunk ?? c.config.BACKFILL_CHUNK_ROWS }],
-            ...operatorMetadata(`Backfill of the whole store from a source snapshot, ${o.rate ?? c.config.BACKFILL_ROWS_PER_S} rows/s, chunks of ${o.chunk ?? c.config.BACKFILL_CHUNK_ROWS}`),
+            args: [
+              {
+                reason: 'ops backfill',
+                rowsPerSecond: o.rate ?? c.config.BACKFILL_ROWS_PER_S,
+                chunkRows: o.chunk ?? c.config.BACKFILL_CHUNK_ROWS,
+              },
+            ],
+            ...operatorMetadata(
+              `Backfill of the whole store from a source snapshot, ${o.rate ?? c.config.BACKFILL_ROWS_PER_S} rows/s, chunks of ${o.chunk ?? c.config.BACKFILL_CHUNK_ROWS}`,
+            ),
           }),
         o.wait,
         (p) => ({ value: p.rows, total: p.estimatedRows, label: `backfill ${p.table}` }),
@@ -160,12 +200,27 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const r = (await startAndMaybeWait(
         c,
         'verify',
-        () => temporal.workflow.start(verifyWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `verify-${stamp()}`, args: [{ sample: o.sample }], ...operatorMetadata(o.sample ? `Verify of ${o.sample} random SKUs, every FC, region and load` : 'Verify of every SKU, FC, region and load') }),
+        () =>
+          temporal.workflow.start(verifyWorkflow, {
+            taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+            workflowId: `verify-${stamp()}`,
+            args: [{ sample: o.sample }],
+            ...operatorMetadata(
+              o.sample
+                ? `Verify of ${o.sample} random SKUs, every FC, region and load`
+                : 'Verify of every SKU, FC, region and load',
+            ),
+          }),
         true,
       )) as VerifyReport;
       print(o.json, r, () => {
-        console.log(`${r.mode}: ${r.checkedSkus} SKUs and ${r.checkedBadges} (SKU, region) badges checked; ${r.mismatches.length} mismatch(es)${r.settled ? ` (${r.settled} more were changes in flight)` : ''}`);
-        for (const m of r.mismatches.slice(0, 50)) console.log(`  ${m.sku ?? '-'}  ${m.feature} ${m.key}: source=${m.source ?? '(none)'} store=${m.store ?? '(none)'}`);
+        console.log(
+          `${r.mode}: ${r.checkedSkus} SKUs and ${r.checkedBadges} (SKU, region) badges checked; ${r.mismatches.length} mismatch(es)${r.settled ? ` (${r.settled} more were changes in flight)` : ''}`,
+        );
+        for (const m of r.mismatches.slice(0, 50))
+          console.log(
+            `  ${m.sku ?? '-'}  ${m.feature} ${m.key}: source=${m.source ?? '(none)'} store=${m.store ?? '(none)'}`,
+          );
         if (r.mismatches.length > 50) console.log(`  … and ${r.mismatches.length - 50} more (--json for all)`);
       });
       if (r.mismatches.length) process.exitCode = 1;
@@ -178,7 +233,18 @@ export function buildProgram(ctx: () => OpsContext): Command {
     .action(async (o) => {
       const c = ctx();
       const temporal = await c.temporal();
-      const r = (await startAndMaybeWait(c, 'export', () => temporal.workflow.start(exportWorkflow, { taskQueue: batchTaskQueue(c.config), workflowId: `export-${o.date}-${stamp()}`, args: [{ date: o.date }], ...operatorMetadata(`Parquet export of UTC day ${o.date}`) }), true)) as {
+      const r = (await startAndMaybeWait(
+        c,
+        'export',
+        () =>
+          temporal.workflow.start(exportWorkflow, {
+            taskQueue: batchTaskQueue(c.config),
+            workflowId: `export-${o.date}-${stamp()}`,
+            args: [{ date: o.date }],
+            ...operatorMetadata(`Parquet export of UTC day ${o.date}`),
+          }),
+        true,
+      )) as {
         changes: number;
         badges: number;
         dir: string;
@@ -205,7 +271,10 @@ export function buildProgram(ctx: () => OpsContext): Command {
       const r = await listDeadLetters(ctx().pool(), { limit: o.limit, includeRetried: o.all });
       print(o.json, r, () => {
         console.log(`${r.total} dead letter(s)${o.all ? '' : ' waiting'}`);
-        for (const d of r.rows) console.log(`  #${d.id} at ${d.outbox_txid}:${d.outbox_id} ${d.tbl ?? '?'} ${d.op ?? '?'} ${d.key ?? '?'}${d.retried_at ? ' (retried)' : ''}: ${d.error}`);
+        for (const d of r.rows)
+          console.log(
+            `  #${d.id} at ${d.outbox_txid}:${d.outbox_id} ${d.tbl ?? '?'} ${d.op ?? '?'} ${d.key ?? '?'}${d.retried_at ? ' (retried)' : ''}: ${d.error}`,
+          );
       });
     });
   dl.command('retry')
@@ -214,9 +283,23 @@ export function buildProgram(ctx: () => OpsContext): Command {
     .action(async (o) => {
       const c = ctx();
       const ids: string[] | undefined = o.id;
-      for (const id of ids ?? []) if (!/^\d+$/.test(id)) throw new OpsError(`--id takes dead letter numbers, got ${JSON.stringify(id)}`, 2);
+      for (const id of ids ?? [])
+        if (!/^\d+$/.test(id)) throw new OpsError(`--id takes dead letter numbers, got ${JSON.stringify(id)}`, 2);
       const temporal = await c.temporal();
-      const r = (await startAndMaybeWait(c, 'dead-letter retry', () => temporal.workflow.start(retryDeadLettersWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `dead-letters-retry-${stamp()}`, args: [{ ids }], ...operatorMetadata(ids?.length ? `Retry of dead letters ${ids.join(', ')}` : 'Retry of every dead letter not yet retried') }), true)) as {
+      const r = (await startAndMaybeWait(
+        c,
+        'dead-letter retry',
+        () =>
+          temporal.workflow.start(retryDeadLettersWorkflow, {
+            taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+            workflowId: `dead-letters-retry-${stamp()}`,
+            args: [{ ids }],
+            ...operatorMetadata(
+              ids?.length ? `Retry of dead letters ${ids.join(', ')}` : 'Retry of every dead letter not yet retried',
+            ),
+          }),
+        true,
+      )) as {
         retried: number;
         failed: number;
         errors: { id: string; error: string }[];

@@ -12,7 +12,8 @@ import { runTraffic } from '../simulator/traffic';
 function intArg(min: number, max: number) {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
     return n;
   };
 }
@@ -40,10 +41,18 @@ export async function runSimulatorCli(argv: string[]): Promise<void> {
   const pool = createPool(config.DATABASE_URL, o.connections + 1);
   try {
     await checkPostgres(pool);
-    const size: CatalogueSize = { skus: o.skus, fcs: o.fcs, regions: o.regions, fcsPerRegion: o.fcsPerRegion, fcsPerSku: o.fcsPerSku };
+    const size: CatalogueSize = {
+      skus: o.skus,
+      fcs: o.fcs,
+      regions: o.regions,
+      fcsPerRegion: o.fcsPerRegion,
+      fcsPerSku: o.fcsPerSku,
+    };
     if (o.seed || (o.seedIfEmpty && !(await catalogueExists(pool)))) {
       const t0 = Date.now();
-      await seedCatalogue(pool, size, (done, total) => process.stdout.write(`\rseeding catalogue: ${done}/${total} SKUs`));
+      await seedCatalogue(pool, size, (done, total) =>
+        process.stdout.write(`\rseeding catalogue: ${done}/${total} SKUs`),
+      );
       console.log(`\nseeded ${size.skus} SKUs x ${size.fcsPerSku} FCs in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     }
     if (o.changes === undefined && o.duration === undefined && (o.seed || o.seedIfEmpty) && !o.rate) return;
@@ -58,9 +67,14 @@ export async function runSimulatorCli(argv: string[]): Promise<void> {
       seed: o.randomSeed,
       size: actual,
       signal: abort.signal,
-      onProgress: (s) => console.log(`simulator: ${s.changes} changes in ${(s.elapsedMs / 1000).toFixed(0)} s (${Math.round((s.changes * 1000) / s.elapsedMs)}/s)`),
+      onProgress: (s) =>
+        console.log(
+          `simulator: ${s.changes} changes in ${(s.elapsedMs / 1000).toFixed(0)} s (${Math.round((s.changes * 1000) / s.elapsedMs)}/s)`,
+        ),
     });
-    console.log(`simulator: done, ${stats.changes} changes, ${stats.operations} operations (${JSON.stringify(stats.byKind)}), ${stats.failed} failed, ${Math.round((stats.changes * 1000) / stats.elapsedMs)} changes/s`);
+    console.log(
+      `simulator: done, ${stats.changes} changes, ${stats.operations} operations (${JSON.stringify(stats.byKind)}), ${stats.failed} failed, ${Math.round((stats.changes * 1000) / stats.elapsedMs)} changes/s`,
+    );
   } finally {
     await pool.end();
   }

@@ -12,13 +12,21 @@ import { localServerFiles, readPid, startDevServer, stopPid, temporalAnswers } f
 
 export async function ensureTemporal(): Promise<{ address: string; started: boolean; pid: number | null }> {
   const config = loadConfig();
-  if (await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config))) return { address: config.TEMPORAL_ADDRESS, started: false, pid: null };
+  if (await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config)))
+    return { address: config.TEMPORAL_ADDRESS, started: false, pid: null };
   const [host, port] = config.TEMPORAL_ADDRESS.split(':');
   if (!['127.0.0.1', 'localhost'].includes(host)) {
-    throw new Error(`Temporal does not answer at ${config.TEMPORAL_ADDRESS}, and only a local dev server can be started here`);
+    throw new Error(
+      `Temporal does not answer at ${config.TEMPORAL_ADDRESS}, and only a local dev server can be started here`,
+    );
   }
   const files = localServerFiles();
-  const server = await startDevServer({ port: Number(port), uiPort: config.TEMPORAL_UI_PORT, namespace: config.TEMPORAL_NAMESPACE, ...files });
+  const server = await startDevServer({
+    port: Number(port),
+    uiPort: config.TEMPORAL_UI_PORT,
+    namespace: config.TEMPORAL_NAMESPACE,
+    ...files,
+  });
   return { address: server.address, started: true, pid: server.pid };
 }
 
@@ -27,7 +35,9 @@ async function status(): Promise<number> {
   let bad = 0;
   const temporal = await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const pid = readPid(localServerFiles().pidFile);
-  console.log(`temporal   ${temporal ? 'up' : 'DOWN'}  ${config.TEMPORAL_ADDRESS} namespace ${config.TEMPORAL_NAMESPACE}${pid ? ` (dev server pid ${pid}, UI http://localhost:${config.TEMPORAL_UI_PORT})` : ''}`);
+  console.log(
+    `temporal   ${temporal ? 'up' : 'DOWN'}  ${config.TEMPORAL_ADDRESS} namespace ${config.TEMPORAL_NAMESPACE}${pid ? ` (dev server pid ${pid}, UI http://localhost:${config.TEMPORAL_UI_PORT})` : ''}`,
+  );
   if (!temporal) bad++;
   const pool = createPool(config.DATABASE_URL, 1);
   try {
@@ -55,7 +65,11 @@ async function status(): Promise<number> {
 
 async function start(): Promise<number> {
   const t = await ensureTemporal();
-  console.log(t.started ? `temporal dev server started (pid ${t.pid}) at ${t.address}; Web UI http://localhost:${loadConfig().TEMPORAL_UI_PORT}` : `temporal already answers at ${t.address}`);
+  console.log(
+    t.started
+      ? `temporal dev server started (pid ${t.pid}) at ${t.address}; Web UI http://localhost:${loadConfig().TEMPORAL_UI_PORT}`
+      : `temporal already answers at ${t.address}`,
+  );
   return 0;
 }
 
@@ -72,10 +86,22 @@ async function stop(): Promise<number> {
 
 async function main(argv = process.argv): Promise<number> {
   let code = 0;
-  const program = new Command().name('npm run stack --').description('the local Temporal dev server, and whether PostgreSQL and Redis answer').exitOverride();
-  program.command('start').description('start the Temporal dev server unless one answers').action(async () => void (code = await start()));
-  program.command('stop').description('stop the dev server this project started').action(async () => void (code = await stop()));
-  program.command('status').description('is each dependency up? (exit 1 if one is down)').action(async () => void (code = await status()));
+  const program = new Command()
+    .name('npm run stack --')
+    .description('the local Temporal dev server, and whether PostgreSQL and Redis answer')
+    .exitOverride();
+  program
+    .command('start')
+    .description('start the Temporal dev server unless one answers')
+    .action(async () => void (code = await start()));
+  program
+    .command('stop')
+    .description('stop the dev server this project started')
+    .action(async () => void (code = await stop()));
+  program
+    .command('status')
+    .description('is each dependency up? (exit 1 if one is down)')
+    .action(async () => void (code = await status()));
   try {
     await program.parseAsync(argv);
   } catch (err) {

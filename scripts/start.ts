@@ -44,7 +44,9 @@ async function main(): Promise<void> {
   console.log(`migrations: ${m.applied.length} applied, ${m.alreadyApplied.length} already in place`);
 
   const temporal = await ensureTemporal();
-  console.log(temporal.started ? `temporal dev server started at ${temporal.address}` : `temporal answers at ${temporal.address}`);
+  console.log(
+    temporal.started ? `temporal dev server started at ${temporal.address}` : `temporal answers at ${temporal.address}`,
+  );
   console.log(`Temporal Web UI: http://localhost:${config.TEMPORAL_UI_PORT}`);
 
   const connection = await Connection.connect(temporalConnectionOptions(config));
@@ -57,11 +59,15 @@ async function main(): Promise<void> {
   const paused = (await drainSchedule.describe()).state.paused;
   if (!paused) await drainSchedule.trigger(ScheduleOverlapPolicy.SKIP);
   await connection.close();
-  console.log(`drain schedule ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)${paused ? ', PAUSED by an operator' : ', triggered once now'}`);
+  console.log(
+    `drain schedule ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)${paused ? ', PAUSED by an operator' : ', triggered once now'}`,
+  );
 
   if (opts.simulate) {
     const { runSimulatorCli } = await import('./simulate');
-    void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) => console.error(`simulator: ${err.message}`));
+    void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) =>
+      console.error(`simulator: ${err.message}`),
+    );
   }
   // /healthz of this process reports the pipeline's dependencies one by one (reads need only Redis).
   const healthPool = createPool(config.DATABASE_URL, 1);
@@ -69,7 +75,14 @@ async function main(): Promise<void> {
     dependencies: dependencyHealth({
       pool: healthPool,
       temporalCheck: async () => {
-        if (!(await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config)))) throw new Error(`no answer at ${config.TEMPORAL_ADDRESS}`);
+        if (
+          !(await temporalAnswers(
+            config.TEMPORAL_ADDRESS,
+            config.TEMPORAL_NAMESPACE,
+            temporalConnectionOptions(config),
+          ))
+        )
+          throw new Error(`no answer at ${config.TEMPORAL_ADDRESS}`);
       },
     }),
   });
@@ -101,7 +114,9 @@ async function main(): Promise<void> {
         break; // stopped by a signal
       } catch (err) {
         if (stopping) break;
-        console.error(`start: worker stopped: ${redactText((err as Error).message)}; starting it again in 2 s (the read API keeps answering)`);
+        console.error(
+          `start: worker stopped: ${redactText((err as Error).message)}; starting it again in 2 s (the read API keeps answering)`,
+        );
         await sleep(2_000);
         if (stopping) break;
       }

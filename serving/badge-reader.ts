@@ -107,7 +107,10 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
    * FC's capacity and load at the same index. Kept as arrays in Redis's order: a JavaScript object
    * would reorder integer-like ids ("2" before "10") and give `__proto__` special meaning.
    */
-  function regionFcs(flatRegion: string[], info: (i: number) => [string | null, string | null]): { ranked: RegionFc[]; order: string[] } {
+  function regionFcs(
+    flatRegion: string[],
+    info: (i: number) => [string | null, string | null],
+  ): { ranked: RegionFc[]; order: string[] } {
     const order: string[] = [];
     const out: RegionFc[] = [];
     for (let i = 0; i < flatRegion.length; i += 2) {
@@ -126,7 +129,11 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
     const position = new Map(order.map((fc, i) => [fc, i + 1]));
     return skus.map((sku, n) => {
       const fields = skuFields[n];
-      return decideBadge(sku, { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) }, ranked);
+      return decideBadge(
+        sku,
+        { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) },
+        ranked,
+      );
     });
   }
 
@@ -164,7 +171,8 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
   return {
     /** Badges for up to 200 SKUs of one region, in the order asked. */
     async getBadges(region: string, skus: string[]): Promise<BadgesAnswer> {
-      if (skus.length > MAX_SKUS_PER_CALL) throw new RangeError(`at most ${MAX_SKUS_PER_CALL} SKUs per call, got ${skus.length}`);
+      if (skus.length > MAX_SKUS_PER_CALL)
+        throw new RangeError(`at most ${MAX_SKUS_PER_CALL} SKUs per call, got ${skus.length}`);
       const at = now();
       let r: { badges: Badge[]; caughtUp: string | null | undefined };
       try {

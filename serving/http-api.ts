@@ -45,7 +45,15 @@ export function createApiHandler(opts: ApiOptions) {
     // and "." and ".." are valid SKU ids, addressable as /v1/badges/%2E.
     const path = rawUrl.split('?')[0].split('#')[0];
     const route: Route =
-      path === '/v1/badges' ? 'badges' : path.startsWith('/v1/badges/') ? 'badge' : path === '/healthz' ? 'healthz' : path === '/metrics' ? 'metrics' : 'unknown';
+      path === '/v1/badges'
+        ? 'badges'
+        : path.startsWith('/v1/badges/')
+          ? 'badge'
+          : path === '/healthz'
+            ? 'healthz'
+            : path === '/metrics'
+              ? 'metrics'
+              : 'unknown';
     if (route === 'unknown') {
       send(res, 404, { error: `no such route: ${path.slice(0, 200)}` });
       return [route, 404];
@@ -140,7 +148,9 @@ export function createApiServer(opts: ApiOptions): http.Server {
     if (!socket.writable) return socket.destroy();
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
     const body = JSON.stringify({ error: status === 431 ? 'request headers too large' : 'malformed HTTP request' });
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
   return server;
 }

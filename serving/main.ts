@@ -25,13 +25,20 @@ export function readPathRedis(url: string): Redis {
   return redis;
 }
 
-export async function startApi(config: Config = loadConfig(), opts: Pick<ApiOptions, 'dependencies'> = {}): Promise<{ server: http.Server; redis: Redis; close(): Promise<void> }> {
+export async function startApi(
+  config: Config = loadConfig(),
+  opts: Pick<ApiOptions, 'dependencies'> = {},
+): Promise<{ server: http.Server; redis: Redis; close(): Promise<void> }> {
   const redis = readPathRedis(config.REDIS_URL);
   const reader = createBadgeReader({ redis, prefix: config.REDIS_PREFIX, staleAfterMs: config.STALE_AFTER_MS });
   const server = createApiServer({ reader, ...opts });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new Error(`API_PORT ${config.API_PORT} is already taken on ${config.API_HOST}: choose another port`) : err),
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(`API_PORT ${config.API_PORT} is already taken on ${config.API_HOST}: choose another port`)
+          : err,
+      ),
     );
     server.listen(config.API_PORT, config.API_HOST, () => resolve());
   });

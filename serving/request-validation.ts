@@ -21,21 +21,29 @@ export function parseRegion(params: URLSearchParams): string {
   const all = params.getAll('region');
   if (all.length === 0 || all[0] === '') throw new BadRequest('missing query parameter: region');
   if (all.length > 1) throw new BadRequest('region given more than once');
-  if (!ID.test(all[0])) throw new BadRequest(`malformed region: ${JSON.stringify(all[0].slice(0, 140))} (letters, digits and . _ : -, at most 128)`);
+  if (!ID.test(all[0]))
+    throw new BadRequest(
+      `malformed region: ${JSON.stringify(all[0].slice(0, 140))} (letters, digits and . _ : -, at most 128)`,
+    );
   return all[0];
 }
 
 export function parseSku(raw: string): string {
-  if (!ID.test(raw)) throw new BadRequest(`malformed sku: ${JSON.stringify(raw.slice(0, 140))} (letters, digits and . _ : -, at most 128)`);
+  if (!ID.test(raw))
+    throw new BadRequest(
+      `malformed sku: ${JSON.stringify(raw.slice(0, 140))} (letters, digits and . _ : -, at most 128)`,
+    );
   return raw;
 }
 
 export function parseSkuList(params: URLSearchParams): string[] {
   const all = params.getAll('skus');
-  if (all.length === 0 || all.join('') === '') throw new BadRequest('missing query parameter: skus (1 to 200 comma-separated SKU ids)');
+  if (all.length === 0 || all.join('') === '')
+    throw new BadRequest('missing query parameter: skus (1 to 200 comma-separated SKU ids)');
   if (all.length > 1) throw new BadRequest('skus given more than once; send one comma-separated list');
   const skus = all[0].split(',');
-  if (skus.length > MAX_SKUS_PER_CALL) throw new BadRequest(`too many skus: ${skus.length}, at most ${MAX_SKUS_PER_CALL} per request`);
+  if (skus.length > MAX_SKUS_PER_CALL)
+    throw new BadRequest(`too many skus: ${skus.length}, at most ${MAX_SKUS_PER_CALL} per request`);
   const seen = new Set<string>();
   for (const raw of skus) {
     if (raw === '') throw new BadRequest('empty sku in the list (two commas in a row, or a trailing comma)');

@@ -34,9 +34,14 @@ export async function catalogueExists(pool: pg.Pool): Promise<boolean> {
   return r.rows[0].e;
 }
 
-export async function seedCatalogue(pool: pg.Pool, size: CatalogueSize, onProgress?: (done: number, total: number) => void): Promise<void> {
+export async function seedCatalogue(
+  pool: pg.Pool,
+  size: CatalogueSize,
+  onProgress?: (done: number, total: number) => void,
+): Promise<void> {
   if (size.fcsPerSku > size.fcs) throw new Error(`--fcs-per-sku (${size.fcsPerSku}) cannot exceed --fcs (${size.fcs})`);
-  if (size.fcsPerRegion > size.fcs) throw new Error(`--fcs-per-region (${size.fcsPerRegion}) cannot exceed --fcs (${size.fcs})`);
+  if (size.fcsPerRegion > size.fcs)
+    throw new Error(`--fcs-per-region (${size.fcsPerRegion}) cannot exceed --fcs (${size.fcs})`);
   await pool.query(
     `insert into shop.fulfillment_centers (fc_id, region, daily_capacity, updated_at)
      select 'FC-' || lpad(f::text, 3, '0'), 'R-' || lpad((f % $2)::text, 2, '0'), 2000 + (f * 7919) % 6000, now()

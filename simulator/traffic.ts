@@ -57,7 +57,8 @@ export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<T
   const stats: TrafficStats = { operations: 0, changes: 0, failed: 0, elapsedMs: 0, byKind: {} };
   const started = Date.now();
   const { size } = opts;
-  if (size.skus === 0 || size.fcs === 0) throw new Error('the catalogue is empty: seed it first (npm run simulate -- --seed)');
+  if (size.skus === 0 || size.fcs === 0)
+    throw new Error('the catalogue is empty: seed it first (npm run simulate -- --seed)');
 
   const randomStock = () => {
     const i = pick(size.skus);
@@ -112,7 +113,13 @@ export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<T
       return {
         kind: 'restock',
         changes: 1,
-        run: async (c) => ((await c.query('update shop.inventory set on_hand = on_hand + $3, updated_at = now() where sku_id = $1 and fc_id = $2', [sku, fc, n])).rowCount ?? 0) > 0,
+        run: async (c) =>
+          ((
+            await c.query(
+              'update shop.inventory set on_hand = on_hand + $3, updated_at = now() where sku_id = $1 and fc_id = $2',
+              [sku, fc, n],
+            )
+          ).rowCount ?? 0) > 0,
       };
     }
     if (x < 0.975) {
@@ -121,7 +128,13 @@ export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<T
       return {
         kind: 'capacity',
         changes: 1,
-        run: async (c) => ((await c.query('update shop.fulfillment_centers set daily_capacity = $2, updated_at = now() where fc_id = $1', [fc, cap])).rowCount ?? 0) > 0,
+        run: async (c) =>
+          ((
+            await c.query(
+              'update shop.fulfillment_centers set daily_capacity = $2, updated_at = now() where fc_id = $1',
+              [fc, cap],
+            )
+          ).rowCount ?? 0) > 0,
       };
     }
     const sku = skuId(pick(size.skus));
@@ -130,7 +143,9 @@ export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<T
     return {
       kind: 'lifecycle',
       changes: 1,
-      run: async (c) => ((await c.query('update shop.skus set lifecycle = $2, updated_at = now() where sku_id = $1', [sku, lifecycle])).rowCount ?? 0) > 0,
+      run: async (c) =>
+        ((await c.query('update shop.skus set lifecycle = $2, updated_at = now() where sku_id = $1', [sku, lifecycle]))
+          .rowCount ?? 0) > 0,
     };
   };
 
@@ -152,7 +167,8 @@ export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<T
       stats.changes += op.changes;
       try {
         const ok = await op.run(pool);
-        if (!ok) stats.changes -= op.changes; // nothing changed (no stock, already shipped…)
+        if (!ok)
+          stats.changes -= op.changes; // nothing changed (no stock, already shipped…)
         else stats.byKind[op.kind] = (stats.byKind[op.kind] ?? 0) + 1;
         stats.operations++;
       } catch (err) {

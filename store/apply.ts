@@ -13,7 +13,17 @@ import type { FeatureUpdate } from '../features/definitions';
 import { intCode, lifecycleCode } from './field-codec';
 import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
 import { DeliveryPosition, positionArgs } from './store-position';
-import { FillOp, LifecycleOp, LoadDeltaOp, LoadDeltasOp, pushOpArgs, ReportedKind, StockOp, StoreOp, VersionedOp } from './store-ops';
+import {
+  FillOp,
+  LifecycleOp,
+  LoadDeltaOp,
+  LoadDeltasOp,
+  pushOpArgs,
+  ReportedKind,
+  StockOp,
+  StoreOp,
+  VersionedOp,
+} from './store-ops';
 
 export type { StoreOp } from './store-ops';
 
@@ -261,7 +271,9 @@ export interface ApplyResult {
   fenced: { source: number; key: string; kind: ReportedKind }[];
 }
 
-type WithApply = Redis & { fbApply(...args: (string | number)[]): Promise<[number, (number | string)[], number[], number[]]> };
+type WithApply = Redis & {
+  fbApply(...args: (string | number)[]): Promise<[number, (number | string)[], number[], number[]]>;
+};
 
 function withScript(redis: Redis): WithApply {
   const r = redis as WithApply;
@@ -274,13 +286,45 @@ type ChangeOp = VersionedOp | StockOp | LifecycleOp | LoadDeltaOp;
 function toOp(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): ChangeOp {
   switch (u.feature) {
     case 'sku.lifecycle':
-      return { kind: 'lifecycle', key: keys.sku(u.sku), code: lifecycleCode(u.value), version: u.version, txid: u.txid, update: u.update === true, source };
+      return {
+        kind: 'lifecycle',
+        key: keys.sku(u.sku),
+        code: lifecycleCode(u.value),
+        version: u.version,
+        txid: u.txid,
+        update: u.update === true,
+        source,
+      };
     case 'sku.available':
-      return { kind: 'stock', key: keys.sku(u.sku), fc: u.fc, value: intCode(u.value), version: u.version, txid: u.txid, source };
+      return {
+        kind: 'stock',
+        key: keys.sku(u.sku),
+        fc: u.fc,
+        value: intCode(u.value),
+        version: u.version,
+        txid: u.txid,
+        source,
+      };
     case 'fc.capacity':
-      return { kind: 'versioned', key: keys.fc(u.fc), field: CAPACITY_FIELD, value: intCode(u.value), version: u.version, txid: u.txid, source };
+      return {
+        kind: 'versioned',
+        key: keys.fc(u.fc),
+        field: CAPACITY_FIELD,
+        value: intCode(u.value),
+        version: u.version,
+        txid: u.txid,
+        source,
+      };
     case 'region.rank':
-      return { kind: 'versioned', key: keys.region(u.region), field: u.fc, value: intCode(u.value), version: u.version, txid: u.txid, source };
+      return {
+        kind: 'versioned',
+        key: keys.region(u.region),
+        field: u.fc,
+        value: intCode(u.value),
+        version: u.version,
+        txid: u.txid,
+        source,
+      };
     case 'fc.load':
       return { kind: 'loadDelta', key: keys.load(u.fc, u.day), delta: u.delta, txid: u.txid, id: u.id, batch, source };
   }
@@ -345,14 +389,26 @@ export function mergeLoadDeltas(ops: StoreOp[]): StoreOp[] {
       m.sources.push(op.source);
       continue;
     }
-    const mop: LoadDeltasOp = { kind: 'loadDeltas', key: op.key, deltas: part, batch: op.batch, source: op.source, sources: [op.source] };
+    const mop: LoadDeltasOp = {
+      kind: 'loadDeltas',
+      key: op.key,
+      deltas: part,
+      batch: op.batch,
+      source: op.source,
+      sources: [op.source],
+    };
     merged.set(op.key, mop);
     out.push(mop);
   }
   return out;
 }
 
-export async function applyOps(redis: Redis, prefix: string, unmerged: StoreOp[], opts: ApplyOptions): Promise<ApplyResult> {
+export async function applyOps(
+  redis: Redis,
+  prefix: string,
+  unmerged: StoreOp[],
+  opts: ApplyOptions,
+): Promise<ApplyResult> {
   const ops = mergeLoadDeltas(unmerged);
   const result: ApplyResult = { applied: 0, sent: unmerged.length, failures: [], rebuild: [], fenced: [] };
   if (ops.length === 0 && !opts.position) return result;
@@ -364,7 +420,13 @@ export async function applyOps(redis: Redis, prefix: string, unmerged: StoreOp[]
   for (const [n, chunk] of chunks.entries()) {
     const args: (string | number)[] = [chunk.length];
     for (const op of chunk) args.push(op.key);
-    args.push(opts.tombstoneTtlS, opts.loadTtlS, opts.mode ?? 'drain', prefix, ...positionArgs(n === chunks.length - 1 ? (opts.position ?? null) : null));
+    args.push(
+      opts.tombstoneTtlS,
+      opts.loadTtlS,
+      opts.mode ?? 'drain',
+      prefix,
+      ...positionArgs(n === chunks.length - 1 ? (opts.position ?? null) : null),
+    );
     for (const op of chunk) pushOpArgs(args, op);
     void pipeline.fbApply(...args);
   }
@@ -386,7 +448,8 @@ export async function applyOps(redis: Redis, prefix: string, unmerged: StoreOp[]
       const op = chunks[n][Number(failed[i]) - 1];
       const error = `redis rejected ${op.key}: ${failed[i + 1]}`;
       // a merged op failed as a whole: every delta in it is owed (reported as the L op it was)
-      if (op.kind === 'loadDeltas') for (const source of op.sources) result.failures.push({ source, error, key: op.key, kind: 'loadDelta' });
+      if (op.kind === 'loadDeltas')
+        for (const source of op.sources) result.failures.push({ source, error, key: op.key, kind: 'loadDelta' });
       else result.failures.push({ source: op.source, error, key: op.key, kind: op.kind });
     }
   });

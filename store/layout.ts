@@ -7,9 +7,15 @@ import type { Redis } from 'ioredis';
 import { StoreKeys, STORE_LAYOUT } from './keys';
 import { rebuildStore } from './rebuild';
 
-export async function upgradeStoreLayout(redis: Redis, keys: StoreKeys, log: (m: string) => void = console.warn): Promise<boolean> {
+export async function upgradeStoreLayout(
+  redis: Redis,
+  keys: StoreKeys,
+  log: (m: string) => void = console.warn,
+): Promise<boolean> {
   if ((await redis.exists(keys.legacyEpoch)) === 0) return false;
-  log(`online store under '${keys.prefix}' has an older layout: emptying it; backfill-auto rebuilds it as layout ${STORE_LAYOUT} (reads are stale meanwhile)`);
+  log(
+    `online store under '${keys.prefix}' has an older layout: emptying it; backfill-auto rebuilds it as layout ${STORE_LAYOUT} (reads are stale meanwhile)`,
+  );
   await rebuildStore(redis, keys, null);
   return true;
 }

@@ -25,7 +25,11 @@ export async function evictionPolicy(redis: Redis): Promise<string> {
 }
 
 /** Refuses (or, with mode 'warn', warns about) a policy that can evict pipeline keys. */
-export async function checkEvictionPolicy(redis: Redis, mode: 'refuse' | 'warn', log: (m: string) => void = console.warn): Promise<string> {
+export async function checkEvictionPolicy(
+  redis: Redis,
+  mode: 'refuse' | 'warn',
+  log: (m: string) => void = console.warn,
+): Promise<string> {
   const policy = await evictionPolicy(redis);
   if (policy === 'noeviction') return policy;
   const why =

@@ -96,7 +96,8 @@ export interface LoadRetryOp extends OpBase {
   txid: string;
 }
 
-export type StoreOp = VersionedOp | StockOp | LifecycleOp | LoadDeltaOp | LoadDeltasOp | FillOp | LoadSetOp | LoadRetryOp;
+export type StoreOp =
+  VersionedOp | StockOp | LifecycleOp | LoadDeltaOp | LoadDeltasOp | FillOp | LoadSetOp | LoadRetryOp;
 
 /** What failures and fenced operations report: a merged M op is reported as the L ops it holds. */
 export type ReportedKind = Exclude<StoreOp['kind'], 'loadDeltas'>;

@@ -42,8 +42,7 @@ export interface StorePosition {
 }
 
 export type PositionCheck =
-  | { status: 'ok'; target: { snap: string; at: number } }
-  | { status: 'behind' | 'ahead'; store: StorePosition };
+  { status: 'ok'; target: { snap: string; at: number } } | { status: 'behind' | 'ahead'; store: StorePosition };
 
 // KEYS[1] pos. ARGV: 1 cursor batch, 2 cursor from, 3 proposed target ('' mid-batch), 4 its time,
 // 5-7 PostgreSQL's last delivered position (batch, txid, id).
@@ -122,10 +121,19 @@ export async function readStorePosition(redis: Redis, keys: StoreKeys): Promise<
  * After a rebuild: the store starts again from PostgreSQL's position, with no claim, or with the
  * claim of the batch in progress kept (a rebuild in the middle of a batch: TRUNCATE).
  */
-export async function resetStorePosition(redis: Redis, keys: StoreKeys, last: DeliveryPosition, claim: StorePosition['claimed'] = null): Promise<void> {
+export async function resetStorePosition(
+  redis: Redis,
+  keys: StoreKeys,
+  last: DeliveryPosition,
+  claim: StorePosition['claimed'] = null,
+): Promise<void> {
   const fields = ['lb', last.batch, 'lt', last.txid, 'li', last.id];
   if (claim) fields.push('cb', claim.batch, 'cf', claim.from, 'ct', claim.target, 'cat', String(claim.at));
-  await redis.multi().del(keys.pos).hset(keys.pos, ...fields).exec();
+  await redis
+    .multi()
+    .del(keys.pos)
+    .hset(keys.pos, ...fields)
+    .exec();
 }
 
 /** ARGV the apply script takes to record the applied position in the same call as the changes. */

@@ -12,7 +12,6 @@ import { buildWorkflowBundle } from '../worker/workflow-bundle';
 import { TEST_DATABASE_URL } from './support/env';
 import { freePort } from './support/redis-process';
 
-
 let server: DevServer | undefined;
 
 // The dev server also binds a few internal ports of its own choosing; on a busy machine one of
@@ -21,7 +20,13 @@ async function startServerWithRetries(): Promise<DevServer> {
   for (let attempt = 1; ; attempt++) {
     try {
       const port = await freePort();
-      return await startDevServer({ port, uiPort: null, namespace: 'default', dbFile: null, logFile: path.join(DATA_DIR, 'test', 'temporal.log') });
+      return await startDevServer({
+        port,
+        uiPort: null,
+        namespace: 'default',
+        dbFile: null,
+        logFile: path.join(DATA_DIR, 'test', 'temporal.log'),
+      });
     } catch (err) {
       if (attempt >= 3) throw err;
       console.warn(`temporal dev server did not start (attempt ${attempt}): ${(err as Error).message}; retrying`);

@@ -16,7 +16,13 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    activities: createActivities({ pool: opts.pool, sourcePool: opts.sourcePool, redis: opts.redis, config: opts.config, metrics: opts.metrics }),
+    activities: createActivities({
+      pool: opts.pool,
+      sourcePool: opts.sourcePool,
+      redis: opts.redis,
+      config: opts.config,
+      metrics: opts.metrics,
+    }),
     ...workflowSource(opts.bundlePath),
     // Classifies every activity's failures (retryable or not) in one place: activities/errors.ts.
     interceptors: { activity: [activityInterceptors] },

@@ -14,7 +14,12 @@ export type DependencyHealth = Record<string, DependencyState>;
 async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<DependencyState> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([check(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)))]);
+    await Promise.race([
+      check(),
+      new Promise(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)),
+      ),
+    ]);
     return { status: 'up' };
   } catch (err) {
     return { status: 'down', error: redactText((err as Error)?.message ?? String(err)) };

@@ -51,7 +51,11 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
       cleanup.unshift(() => sourcePool.end());
       await checkPostgres(sourcePool, 'the read replica (REPLICA_DATABASE_URL)');
     }
-    const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true, retryStrategy: (attempt) => Math.min(attempt * 100, 1_000) });
+    const redis = new Redis(config.REDIS_URL, {
+      maxRetriesPerRequest: 3,
+      lazyConnect: true,
+      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+    });
     cleanup.unshift(() => redis.disconnect());
     let lastRedisWarn = 0;
     redis.on('error', (err) => {
@@ -66,12 +70,17 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     await checkEvictionPolicy(redis, config.REDIS_EVICTION_CHECK);
     await upgradeStoreLayout(redis, storeKeys(config.REDIS_PREFIX));
     const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err) => {
-      throw new Error(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${redactText(err.message)}`);
+      throw new Error(
+        `Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${redactText(err.message)}`,
+      );
     });
     cleanup.unshift(() => connection.close());
     const metrics = createWorkerMetrics();
     // The lag gauges watch the drain: the worker that runs it reports them.
-    if (config.WORKER_TASK_QUEUES !== 'batch') cleanup.unshift(metrics.watchLag(pool, redis, storeKeys(config.REDIS_PREFIX), { warnOpenAfterMs: config.STALL_WARN_MS }));
+    if (config.WORKER_TASK_QUEUES !== 'batch')
+      cleanup.unshift(
+        metrics.watchLag(pool, redis, storeKeys(config.REDIS_PREFIX), { warnOpenAfterMs: config.STALL_WARN_MS }),
+      );
     const health = dependencyHealth({ pool, redis, temporal: connection });
     const metricsPort = config.WORKER_METRICS_PORT;
     const metricsServer = metricsPort ? await metrics.serve(metricsPort, '127.0.0.1', health) : null;
@@ -81,14 +90,30 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     }
     const workers: Worker[] = [];
     for (const taskQueue of queues) {
-      workers.push(await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, pool, sourcePool, redis, config, metrics: metrics.drain }));
+      workers.push(
+        await createWorker({
+          connection,
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue,
+          pool,
+          sourcePool,
+          redis,
+          config,
+          metrics: metrics.drain,
+        }),
+      );
     }
-    console.log(`worker: polling task queue${queues.length > 1 ? 's' : ''} ${queues.map((q) => `'${q}'`).join(' and ')} on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`);
+    console.log(
+      `worker: polling task queue${queues.length > 1 ? 's' : ''} ${queues.map((q) => `'${q}'`).join(' and ')} on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`,
+    );
     // Resolves after SIGINT/SIGTERM (the SDK installs the handlers) and a graceful drain of every
     // worker; if one fails, the others are shut down and the failure is reported.
     await runAll(workers);
   } finally {
-    for (const close of cleanup) await Promise.resolve().then(close).catch(() => undefined);
+    for (const close of cleanup)
+      await Promise.resolve()
+        .then(close)
+        .catch(() => undefined);
   }
 }
 
@@ -96,7 +121,11 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
 export function taskQueues(config: Config): string[] {
   const pipeline = config.TEMPORAL_TASK_QUEUE;
   const batch = batchTaskQueue(config);
-  return config.WORKER_TASK_QUEUES === 'all' ? [pipeline, batch] : config.WORKER_TASK_QUEUES === 'batch' ? [batch] : [pipeline];
+  return config.WORKER_TASK_QUEUES === 'all'
+    ? [pipeline, batch]
+    : config.WORKER_TASK_QUEUES === 'batch'
+      ? [batch]
+      : [pipeline];
 }
 
 async function runAll(workers: Worker[]): Promise<void> {

@@ -20,25 +20,82 @@ export type { DrainMetrics };
 export function createWorkerMetrics() {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'fresh_badges_worker_' });
-  const batchRows = new client.Histogram({ name: 'fresh_badges_drain_batch_rows', help: 'outbox rows per applied batch', buckets: [1, 10, 100, 500, 1000, 5000, 20000, 50000], registers: [registry] });
-  const batchSeconds = new client.Histogram({ name: 'fresh_badges_drain_batch_seconds', help: 'duration of an applied batch (read, apply, commit)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
-  const applySeconds = new client.Histogram({ name: 'fresh_badges_drain_apply_seconds', help: 'Redis apply latency per batch', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
+  const batchRows = new client.Histogram({
+    name: 'fresh_badges_drain_batch_rows',
+    help: 'outbox rows per applied batch',
+    buckets: [1, 10, 100, 500, 1000, 5000, 20000, 50000],
+    registers: [registry],
+  });
+  const batchSeconds = new client.Histogram({
+    name: 'fresh_badges_drain_batch_seconds',
+    help: 'duration of an applied batch (read, apply, commit)',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const applySeconds = new client.Histogram({
+    name: 'fresh_badges_drain_apply_seconds',
+    help: 'Redis apply latency per batch',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
   const freshness = new client.Histogram({
     name: 'fresh_badges_freshness_seconds',
     help: 'end-to-end freshness: source change written -> visible in Redis',
     buckets: [0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300],
     registers: [registry],
   });
-  const deadLetters = new client.Counter({ name: 'fresh_badges_dead_letters_total', help: 'changes sent to the dead-letter table', registers: [registry] });
-  const divergences = new client.Counter({ name: 'fresh_badges_store_divergence_total', help: 'times the online store was found behind or ahead of the drain cursor and re-aligned (kind: behind = re-delivered, behind-rebuild, ahead = rebuilt; truncate = emptied and refilled after a captured TRUNCATE)', labelNames: ['kind'], registers: [registry] });
-  const verifyRuns = new client.Counter({ name: 'fresh_badges_verify_runs_total', help: 'scheduled sampled verify runs completed', registers: [registry] });
-  const verifyMismatches = new client.Counter({ name: 'fresh_badges_verify_mismatches_total', help: 'differences between the store and the source that a scheduled sampled verify found after the drain caught up (feature: lifecycle, available, capacity, rank, load, badge)', labelNames: ['feature'], registers: [registry] });
-  const verifyRepairs = new client.Counter({ name: 'fresh_badges_verify_repairs_total', help: 'source rows re-emitted through the outbox (and load recomputations) by the scheduled verify to repair what it found', registers: [registry] });
-  const openXacts = new client.Gauge({ name: 'fresh_badges_open_transactions', help: 'write transactions open in the PostgreSQL cluster (they delay compaction and vacuum, not freshness)', registers: [registry] });
-  const oldestXact = new client.Gauge({ name: 'fresh_badges_oldest_open_transaction_seconds', help: 'age of the oldest open write transaction (0: none)', registers: [registry] });
-  const lagRows = new client.Gauge({ name: 'fresh_badges_drain_lag_rows', help: 'outbox rows not yet applied (capped at 1,000,000)', registers: [registry] });
-  const lagSeconds = new client.Gauge({ name: 'fresh_badges_drain_lag_seconds', help: 'now - the drain\'s last caught-up confirmation', registers: [registry] });
-  const waitingDead = new client.Gauge({ name: 'fresh_badges_dead_letters_waiting', help: 'dead letters not yet retried', registers: [registry] });
+  const deadLetters = new client.Counter({
+    name: 'fresh_badges_dead_letters_total',
+    help: 'changes sent to the dead-letter table',
+    registers: [registry],
+  });
+  const divergences = new client.Counter({
+    name: 'fresh_badges_store_divergence_total',
+    help: 'times the online store was found behind or ahead of the drain cursor and re-aligned (kind: behind = re-delivered, behind-rebuild, ahead = rebuilt; truncate = emptied and refilled after a captured TRUNCATE)',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  const verifyRuns = new client.Counter({
+    name: 'fresh_badges_verify_runs_total',
+    help: 'scheduled sampled verify runs completed',
+    registers: [registry],
+  });
+  const verifyMismatches = new client.Counter({
+    name: 'fresh_badges_verify_mismatches_total',
+    help: 'differences between the store and the source that a scheduled sampled verify found after the drain caught up (feature: lifecycle, available, capacity, rank, load, badge)',
+    labelNames: ['feature'],
+    registers: [registry],
+  });
+  const verifyRepairs = new client.Counter({
+    name: 'fresh_badges_verify_repairs_total',
+    help: 'source rows re-emitted through the outbox (and load recomputations) by the scheduled verify to repair what it found',
+    registers: [registry],
+  });
+  const openXacts = new client.Gauge({
+    name: 'fresh_badges_open_transactions',
+    help: 'write transactions open in the PostgreSQL cluster (they delay compaction and vacuum, not freshness)',
+    registers: [registry],
+  });
+  const oldestXact = new client.Gauge({
+    name: 'fresh_badges_oldest_open_transaction_seconds',
+    help: 'age of the oldest open write transaction (0: none)',
+    registers: [registry],
+  });
+  const lagRows = new client.Gauge({
+    name: 'fresh_badges_drain_lag_rows',
+    help: 'outbox rows not yet applied (capped at 1,000,000)',
+    registers: [registry],
+  });
+  const lagSeconds = new client.Gauge({
+    name: 'fresh_badges_drain_lag_seconds',
+    help: "now - the drain's last caught-up confirmation",
+    registers: [registry],
+  });
+  const waitingDead = new client.Gauge({
+    name: 'fresh_badges_dead_letters_waiting',
+    help: 'dead letters not yet retried',
+    registers: [registry],
+  });
 
   const drain: DrainMetrics = {
     batch(rows, seconds, apply) {
@@ -54,13 +111,19 @@ export function createWorkerMetrics() {
     verified(byFeature, repairs) {
       verifyRuns.inc();
       // every label appears (at 0) from the first run on, so a rate() over it is defined
-      for (const feature of ['lifecycle', 'available', 'capacity', 'rank', 'load', 'badge']) verifyMismatches.inc({ feature }, byFeature[feature] ?? 0);
+      for (const feature of ['lifecycle', 'available', 'capacity', 'rank', 'load', 'badge'])
+        verifyMismatches.inc({ feature }, byFeature[feature] ?? 0);
       verifyRepairs.inc(repairs);
     },
   };
 
   /** Refreshes the lag gauges every few seconds (two cheap queries). */
-  function watchLag(pool: pg.Pool, redis: Redis, keys: StoreKeys, opts: { everyMs?: number; warnOpenAfterMs?: number } = {}): () => void {
+  function watchLag(
+    pool: pg.Pool,
+    redis: Redis,
+    keys: StoreKeys,
+    opts: { everyMs?: number; warnOpenAfterMs?: number } = {},
+  ): () => void {
     const everyMs = opts.everyMs ?? 5_000;
     let warnedPid: number | null = null;
     const tick = async () => {
@@ -73,9 +136,16 @@ export function createWorkerMetrics() {
         oldestXact.set(open.oldest ? open.oldest.ageMs / 1000 : 0);
         // Once per offending backend: it no longer delays freshness, but outbox compaction and
         // vacuum cannot pass it.
-        if (open.oldest && opts.warnOpenAfterMs !== undefined && open.oldest.ageMs >= opts.warnOpenAfterMs && warnedPid !== open.oldest.pid) {
+        if (
+          open.oldest &&
+          opts.warnOpenAfterMs !== undefined &&
+          open.oldest.ageMs >= opts.warnOpenAfterMs &&
+          warnedPid !== open.oldest.pid
+        ) {
           warnedPid = open.oldest.pid;
-          console.warn(`[worker] a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`);
+          console.warn(
+            `[worker] a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`,
+          );
         }
         const w = await readWatermark(redis, keys);
         if (w.caughtUpAt !== null) lagSeconds.set((Date.now() - w.caughtUpAt) / 1000);
@@ -106,7 +176,9 @@ export function createWorkerMetrics() {
       }
     });
     return new Promise((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new Error(`WORKER_METRICS_PORT ${port} is already taken`) : err));
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' ? new Error(`WORKER_METRICS_PORT ${port} is already taken`) : err),
+      );
       server.listen(port, host, () => resolve(server));
     });
   }

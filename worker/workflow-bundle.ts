@@ -19,10 +19,19 @@ export async function buildWorkflowBundle(outFile: string): Promise<void> {
   fs.renameSync(`${outFile}.tmp`, outFile);
 }
 
-export function workflowSource(bundlePath = process.env.WORKFLOW_BUNDLE ?? DEFAULT_BUNDLE_PATH): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
+export function workflowSource(
+  bundlePath = process.env.WORKFLOW_BUNDLE ?? DEFAULT_BUNDLE_PATH,
+): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
   if (fs.existsSync(bundlePath)) return { workflowBundle: { codePath: bundlePath } };
   return { workflowsPath: WORKFLOWS_PATH };
 }
 
 const noop = () => undefined;
-const quietLogger = { trace: noop, debug: noop, info: noop, warn: (m: string) => console.warn(m), error: (m: string) => console.error(m), log: noop };
+const quietLogger = {
+  trace: noop,
+  debug: noop,
+  info: noop,
+  warn: (m: string) => console.warn(m),
+  error: (m: string) => console.error(m),
+  log: noop,
+};

@@ -27,7 +27,11 @@ export const drainLeaseActivity: ActivityOptions = { startToCloseTimeout: '30 se
  * One drain batch: a few hundred milliseconds at most. The heartbeat timeout catches a dead worker
  * quickly so the batch is retried elsewhere (it is idempotent).
  */
-export const drainBatchActivity: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '5 seconds', retry: drainRetry };
+export const drainBatchActivity: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '5 seconds',
+  retry: drainRetry,
+};
 
 /** Re-emitting one SKU's rows (sku-rebuild). */
 export const skuRebuildActivity: ActivityOptions = {

@@ -42,7 +42,13 @@ export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ row
     state.estimatedRows = Object.values(plan).reduce((a, b) => a + b, 0);
   }
   let done = false;
-  setHandler(backfillProgressQuery, () => ({ table: TABLES[Math.min(state.tableIndex, TABLES.length - 1)], tableIndex: state.tableIndex, rows: state.rows, estimatedRows: state.estimatedRows, done }));
+  setHandler(backfillProgressQuery, () => ({
+    table: TABLES[Math.min(state.tableIndex, TABLES.length - 1)],
+    tableIndex: state.tableIndex,
+    rows: state.rows,
+    estimatedRows: state.estimatedRows,
+    done,
+  }));
 
   while (state.tableIndex < TABLES.length) {
     const started = Date.now();

@@ -84,7 +84,13 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   // boundary) runs to the next one; a manual run started mid-interval still drains a while.
   const nextFire = Math.ceil((Date.now() + input.intervalMs / 2) / input.intervalMs) * input.intervalMs;
   const stopAt = nextFire - margin;
-  const summary: DrainRunSummary = input.carried ?? { outcome: 'drained', batches: 0, rows: 0, applied: 0, deadLetters: 0 };
+  const summary: DrainRunSummary = input.carried ?? {
+    outcome: 'drained',
+    batches: 0,
+    rows: 0,
+    applied: 0,
+    deadLetters: 0,
+  };
 
   const base = input.batchSize ?? CONFIG_DEFAULTS.DRAIN_BATCH_SIZE;
   const max = Math.max(base, input.maxBatchSize ?? CONFIG_DEFAULTS.DRAIN_MAX_BATCH_SIZE);
@@ -121,7 +127,9 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     caughtUp = r.caughtUp;
     batchSize = r.rows >= batchSize ? Math.min(max, batchSize * 2) : base;
     // What the Web UI shows for this run without a query (Temporal user metadata).
-    const lag = r.newestSourceMs ? `, newest change applied ${Math.max(0, Date.now() - r.newestSourceMs)} ms after it was written` : '';
+    const lag = r.newestSourceMs
+      ? `, newest change applied ${Math.max(0, Date.now() - r.newestSourceMs)} ms after it was written`
+      : '';
     setCurrentDetails(
       `${caughtUp ? 'caught up' : 'CATCHING UP'} · this interval: ${summary.rows} rows in ${summary.batches} batches, ${summary.deadLetters} dead letters · batch size ${batchSize}${lag} · cursor batch ${r.cursor.batch}`,
     );
@@ -148,7 +156,11 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
  * for the SKU is fine: it re-reads the current rows anyway.
  */
 async function startRebuilds(skus: string[]): Promise<void> {
-  await Promise.all(skus.map((sku) => startUnlessRunning(skuRebuildWorkflow, { workflowId: skuRebuildWorkflowId(sku), args: [{ sku }] })));
+  await Promise.all(
+    skus.map((sku) =>
+      startUnlessRunning(skuRebuildWorkflow, { workflowId: skuRebuildWorkflowId(sku), args: [{ sku }] }),
+    ),
+  );
 }
 
 /**
@@ -177,9 +189,16 @@ type ChildOptions = Omit<ChildWorkflowOptions, 'typeInfo'> & { typeInfo?: never 
  * Starts a child that outlives this run (abandoned). A run of it already going under the same id
  * is not an error: that run does the work; a finished one may be started again.
  */
-async function startUnlessRunning<W extends Workflow>(workflow: W, options: WithWorkflowArgs<W, ChildOptions>): Promise<void> {
+async function startUnlessRunning<W extends Workflow>(
+  workflow: W,
+  options: WithWorkflowArgs<W, ChildOptions>,
+): Promise<void> {
   try {
-    await startChild(workflow, { ...options, parentClosePolicy: ParentClosePolicy.ABANDON, workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE });
+    await startChild(workflow, {
+      ...options,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }

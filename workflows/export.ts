@@ -31,7 +31,8 @@ export async function landingWorkflow(input: { maxCalls?: number } = {}): Promis
 
 export async function exportWorkflow(input: { date?: string } = {}) {
   const date = input.date ?? new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw ApplicationFailure.nonRetryable(`not a date: ${date} (YYYY-MM-DD)`, CONFIGURATION_ERROR_TYPE);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date))
+    throw ApplicationFailure.nonRetryable(`not a date: ${date} (YYYY-MM-DD)`, CONFIGURATION_ERROR_TYPE);
   // Everything the drain applied so far is landed first, so the day is complete.
   await landUntilCaughtUp(1000);
   return acts.exportDay({ date });

@@ -32,7 +32,15 @@ export interface ReplayInput {
 export const replayProgressQuery = defineQuery<ReplayProgress>('progress');
 
 export async function replayWorkflow(input: ReplayInput): Promise<ReplayProgress> {
-  const progress: ReplayProgress = input.state ?? { from: input.from, to: null, position: input.from, rows: 0, totalRows: 0, applied: 0, done: false };
+  const progress: ReplayProgress = input.state ?? {
+    from: input.from,
+    to: null,
+    position: input.from,
+    rows: 0,
+    totalRows: 0,
+    applied: 0,
+    done: false,
+  };
   setHandler(replayProgressQuery, () => progress);
   if (!progress.to) {
     const bounds = await acts.replayBounds({ from: input.from });
@@ -41,12 +49,18 @@ export async function replayWorkflow(input: ReplayInput): Promise<ReplayProgress
     progress.totalRows = bounds.rows;
   }
   while (!progress.done) {
-    const r = await acts.replayChunk({ from: progress.position, to: progress.to, toSnapshot: progress.toSnapshot, limit: input.chunkRows ?? WORKFLOW_INPUT_DEFAULTS.replayChunkRows });
+    const r = await acts.replayChunk({
+      from: progress.position,
+      to: progress.to,
+      toSnapshot: progress.toSnapshot,
+      limit: input.chunkRows ?? WORKFLOW_INPUT_DEFAULTS.replayChunkRows,
+    });
     progress.rows += r.rows;
     progress.applied += r.applied;
     progress.position = r.position;
     progress.done = r.done;
-    if (!progress.done && workflowInfo().continueAsNewSuggested) await continueAsNew<typeof replayWorkflow>({ ...input, state: progress });
+    if (!progress.done && workflowInfo().continueAsNewSuggested)
+      await continueAsNew<typeof replayWorkflow>({ ...input, state: progress });
   }
   return progress;
 }

@@ -61,10 +61,10 @@ export async function backfillChunk(
   const keyList = cols.join(', ');
   const where = input.after ? `where (${keyList}) > (${cols.map((_, i) => `$${i + 2}`).join(', ')})` : '';
   const { rows, snapshot } = await withSnapshot(source, async (client, snap) => {
-    const r = await client.query(`select to_jsonb(t) as image from shop.${input.table} t ${where} order by ${keyList} limit $1`, [
-      input.limit,
-      ...(input.after ?? []),
-    ]);
+    const r = await client.query(
+      `select to_jsonb(t) as image from shop.${input.table} t ${where} order by ${keyList} limit $1`,
+      [input.limit, ...(input.after ?? [])],
+    );
     return { rows: r.rows.map((x) => x.image as Record<string, unknown>), snapshot: snap };
   });
   if (rows.length === 0) return { rows: 0, last: null, filled: 0 };
@@ -89,7 +89,16 @@ export async function fillFromSnapshot(
   const ops: StoreOp[] = [];
   rows.forEach((image, i) => {
     try {
-      for (const u of featureUpdatesFrom({ id: '1', txid: '0', tbl: table, op: 'R', key: '', image, old_image: null, created_ms: Date.now() })) {
+      for (const u of featureUpdatesFrom({
+        id: '1',
+        txid: '0',
+        tbl: table,
+        op: 'R',
+        key: '',
+        image,
+        old_image: null,
+        created_ms: Date.now(),
+      })) {
         const op = toBackfillOp(keys, u, tag, i);
         if (op) ops.push(op);
       }
@@ -98,7 +107,10 @@ export async function fillFromSnapshot(
     }
   });
   const applied = await applyOps(redis, keys.prefix, ops, opts);
-  if (applied.failures.length) throw new Error(`backfill: Redis rejected ${applied.failures.length} value(s), first: ${applied.failures[0].error}`);
+  if (applied.failures.length)
+    throw new Error(
+      `backfill: Redis rejected ${applied.failures.length} value(s), first: ${applied.failures[0].error}`,
+    );
   // The chunk's snapshot does not see every deletion the store has forgotten (read from a replica
   // that is behind, or before a tombstone sweep): its fills of absent fields were refused, the
   // rest is harmless. Raised as retryable: the retry reads the chunk again, at a newer snapshot.
@@ -127,7 +139,9 @@ export async function backfillLoads(
     const applied = parseSnapshot(claim && claim.batch === cursor.batch ? claim.target : (cursor.to ?? cursor.from));
     const result = await withSnapshot(source, async (client, snap) => {
       if (!snapshotCovers(parseSnapshot(snap.text), applied)) {
-        throw new Error(`the source snapshot (${snap.text}) has not yet seen every change the drain applied (${formatSnapshot(applied)}); a replica is behind — retrying`);
+        throw new Error(
+          `the source snapshot (${snap.text}) has not yet seen every change the drain applied (${formatSnapshot(applied)}); a replica is behind — retrying`,
+        );
       }
       const r = await client.query(
         `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::bigint::text as n
@@ -143,14 +157,25 @@ export async function backfillLoads(
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
     // The counter's position: the drain's next delivery (batch in progress, position inside it).
     const position = `${cursor.batch}:${cursor.position.txid}:${cursor.position.id}`;
-    const ops: StoreOp[] = result.rows.map((r, i) => ({ kind: 'loadSet', key: keys.load(r.fc_id, r.day), count: r.n, position, snapshot: tag, source: i }));
+    const ops: StoreOp[] = result.rows.map((r, i) => ({
+      kind: 'loadSet',
+      key: keys.load(r.fc_id, r.day),
+      count: r.n,
+      position,
+      snapshot: tag,
+      source: i,
+    }));
     // Counters the store has but the source sums to nothing (every order cancelled): zero them.
     const wanted = new Set(ops.map((o) => o.key));
-    for await (const found of redis.scanStream({ match: `${keys.prefix}l:*`, count: 1000 }) as AsyncIterable<string[]>) {
-      for (const k of found) if (!wanted.has(k)) ops.push({ kind: 'loadSet', key: k, count: '0', position, snapshot: tag, source: -1 });
+    for await (const found of redis.scanStream({ match: `${keys.prefix}l:*`, count: 1000 }) as AsyncIterable<
+      string[]
+    >) {
+      for (const k of found)
+        if (!wanted.has(k)) ops.push({ kind: 'loadSet', key: k, count: '0', position, snapshot: tag, source: -1 });
     }
     const written = await applyOps(redis, keys.prefix, ops, opts);
-    if (written.failures.length) throw new Error(`backfill: Redis rejected a load counter: ${written.failures[0].error}`);
+    if (written.failures.length)
+      throw new Error(`backfill: Redis rejected a load counter: ${written.failures[0].error}`);
     return { counters: ops.length, cursor };
   });
 }

@@ -5,7 +5,13 @@ import { StoreKeys } from '../../store/keys';
 import { backfillChunk, BackfillTable, backfillLoads, backfillPlan, finishBackfill } from './backfill';
 import { applyOptions } from '../apply-options';
 
-export function createBackfillActivities(deps: { pool: pg.Pool; sourcePool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config }) {
+export function createBackfillActivities(deps: {
+  pool: pg.Pool;
+  sourcePool: pg.Pool;
+  redis: Redis;
+  keys: StoreKeys;
+  config: Config;
+}) {
   const opts = applyOptions(deps.config);
   return {
     async backfillPlan() {

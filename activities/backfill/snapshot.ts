@@ -14,11 +14,16 @@ export interface Snapshot {
 }
 
 /** Runs `fn` inside a REPEATABLE READ, READ ONLY transaction (one snapshot for all its reads). */
-export async function withSnapshot<T>(pool: pg.Pool, fn: (client: pg.PoolClient, snap: Snapshot) => Promise<T>): Promise<T> {
+export async function withSnapshot<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient, snap: Snapshot) => Promise<T>,
+): Promise<T> {
   return withTransaction(
     pool,
     async (client) => {
-      const r = await client.query(`select pg_current_snapshot()::text as s, pg_snapshot_xmin(pg_current_snapshot())::text as xmin`);
+      const r = await client.query(
+        `select pg_current_snapshot()::text as s, pg_snapshot_xmin(pg_current_snapshot())::text as xmin`,
+      );
       return fn(client, { text: r.rows[0].s, xmin: BigInt(r.rows[0].xmin) });
     },
     'begin isolation level repeatable read read only',

@@ -11,11 +11,13 @@ import { sweepFieldTombstones } from './sweep-tombstones';
 export function createCompactionActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config }) {
   const { config } = deps;
   return {
-    async compactOutbox(input: { retentionMs?: number; maxRows?: number } = {}): Promise<PruneResult & { deadLetters: number; batchLog: number; landingDays: string[] }> {
+    async compactOutbox(
+      input: { retentionMs?: number; maxRows?: number } = {},
+    ): Promise<PruneResult & { deadLetters: number; batchLog: number; landingDays: string[] }> {
       const r = await pruneOutbox(deps.pool, {
-          retentionMs: input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000,
-          chunk: config.COMPACTION_CHUNK,
-          maxRows: input.maxRows ?? config.COMPACTION_MAX_ROWS,
+        retentionMs: input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000,
+        chunk: config.COMPACTION_CHUNK,
+        maxRows: input.maxRows ?? config.COMPACTION_MAX_ROWS,
         onProgress: (deleted) => heartbeat({ deleted }),
       });
       // Without autovacuum (as here, and on some production clusters) nothing else would reclaim
@@ -29,7 +31,13 @@ export function createCompactionActivities(deps: { pool: pg.Pool; redis: Redis; 
       };
     },
     async sweepTombstones(input: { maxKeys?: number } = {}) {
-      return sweepFieldTombstones(deps.pool, deps.redis, deps.keys, names.drainConsumer, input.maxKeys ?? config.COMPACTION_SWEEP_KEYS);
+      return sweepFieldTombstones(
+        deps.pool,
+        deps.redis,
+        deps.keys,
+        names.drainConsumer,
+        input.maxKeys ?? config.COMPACTION_SWEEP_KEYS,
+      );
     },
   };
 }

@@ -68,6 +68,9 @@ export async function pruneDeadLetters(pool: pg.Pool, retentionDays: number): Pr
 
 /** The drain's log of applied snapshots, past the outbox retention (nothing needs it once its rows are gone). */
 export async function pruneBatchLog(pool: pg.Pool, retentionMs: number): Promise<number> {
-  const r = await pool.query(`delete from pipeline.drain_snapshots where applied_at < now() - $1 * interval '1 millisecond'`, [retentionMs]);
+  const r = await pool.query(
+    `delete from pipeline.drain_snapshots where applied_at < now() - $1 * interval '1 millisecond'`,
+    [retentionMs],
+  );
   return r.rowCount ?? 0;
 }

@@ -24,7 +24,9 @@ export async function sweepFieldTombstones(
   consumer: string,
   maxKeys: number,
 ): Promise<{ visited: number; removed: number; wrapped: boolean }> {
-  const drain = await pool.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [consumer]);
+  const drain = await pool.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [
+    consumer,
+  ]);
   if (!drain.rowCount) return { visited: 0, removed: 0, wrapped: false };
   const from = parseSnapshot(drain.rows[0].s);
   // Before anything is forgotten: every deletion this sweep may remove is visible in the drain
@@ -58,7 +60,14 @@ export async function sweepFieldTombstones(
         if (field === LIFECYCLE_FIELD || !raw.startsWith(`${TOMBSTONE}|`)) continue;
         const v = storedVersion(raw);
         // HDEL only if the field still holds exactly this tombstone (a script: check and delete).
-        if (v !== null && v < bound) del.eval(`if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`, 1, key, field, raw);
+        if (v !== null && v < bound)
+          del.eval(
+            `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`,
+            1,
+            key,
+            field,
+            raw,
+          );
       }
     });
     for (const [err, n] of (await del.exec()) ?? []) if (!err) removed += Number(n);

@@ -34,7 +34,10 @@ export interface DeadLetter {
   retried_at: Date | null;
 }
 
-export async function listDeadLetters(db: pg.Pool, opts: { limit: number; includeRetried?: boolean }): Promise<{ total: number; rows: DeadLetter[] }> {
+export async function listDeadLetters(
+  db: pg.Pool,
+  opts: { limit: number; includeRetried?: boolean },
+): Promise<{ total: number; rows: DeadLetter[] }> {
   const where = opts.includeRetried ? '' : 'where retried_at is null';
   const total = (await db.query(`select count(*)::int as n from pipeline.dead_letters ${where}`)).rows[0].n;
   const rows = (
@@ -70,9 +73,21 @@ export async function retryDeadLetters(
         result.retried++;
         continue;
       }
-      const row: OutboxRow = { id: dl.oid, txid: dl.txid, tbl: dl.tbl, op: dl.op, key: dl.key, image: dl.image, old_image: dl.old_image, created_ms: Date.now() };
+      const row: OutboxRow = {
+        id: dl.oid,
+        txid: dl.txid,
+        tbl: dl.tbl,
+        op: dl.op,
+        key: dl.key,
+        image: dl.image,
+        old_image: dl.old_image,
+        created_ms: Date.now(),
+      };
       const updates = featureUpdatesFrom(row);
-      const ops: StoreOp[] = foldOps(keys, updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })));
+      const ops: StoreOp[] = foldOps(
+        keys,
+        updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })),
+      );
       // Only the load deltas still owed: Redis may have taken some of the change's operations.
       const owed: string[] | null = dl.pending_loads;
       (updates.filter((u) => u.feature === 'fc.load') as LoadUpdate[]).forEach((u, n) => {
@@ -84,7 +99,10 @@ export async function retryDeadLetters(
       // have been deleted since (its tombstone swept, its key expired), so its old image must not
       // be written. Its current state is re-emitted through the outbox instead (nothing, if gone).
       else if (applied.fenced.length) {
-        if (!isReemitTable(dl.tbl)) throw new Error(`a change of ${dl.tbl} was fenced, and only ${REEMIT_TABLES.join(', ')} rows can be re-emitted`);
+        if (!isReemitTable(dl.tbl))
+          throw new Error(
+            `a change of ${dl.tbl} was fenced, and only ${REEMIT_TABLES.join(', ')} rows can be re-emitted`,
+          );
         await reemitSourceRows(db, [{ tbl: dl.tbl, key: dl.key }]);
         result.reemitted++;
       }
@@ -107,7 +125,14 @@ type LoadUpdate = Extract<FeatureUpdate, { feature: 'fc.load' }>;
 
 /** Each load effect of a dead letter has its own once-marker (an order moved to another FC or day has two). */
 function deltaOnce(keys: StoreKeys, u: LoadUpdate, deadLetterId: string, effect: number): StoreOp {
-  return { kind: 'loadRetry', key: keys.load(u.fc, u.day), delta: u.delta, mark: `${deadLetterId}:${effect}`, txid: u.txid, source: 0 };
+  return {
+    kind: 'loadRetry',
+    key: keys.load(u.fc, u.day),
+    delta: u.delta,
+    mark: `${deadLetterId}:${effect}`,
+    txid: u.txid,
+    source: 0,
+  };
 }
 
 /**
@@ -120,6 +145,11 @@ async function rebuildForOldTruncate(db: pg.Pool, redis: Redis, keys: StoreKeys)
     await waitForDrainLock(client, names.drainConsumer);
     const cursor = await readCursor(client, names.drainConsumer);
     const claim = (await readStorePosition(redis, keys)).claimed;
-    await rebuildStore(redis, keys, { last: cursor.last, from: cursor.from }, claim && claim.batch === cursor.batch ? claim : null);
+    await rebuildStore(
+      redis,
+      keys,
+      { last: cursor.last, from: cursor.from },
+      claim && claim.batch === cursor.batch ? claim : null,
+    );
   });
 }

@@ -32,7 +32,19 @@ import { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
 import type { DrainMetrics } from '../metrics';
 import { faultPoint } from './fault-injection';
-import { acquireLease, advanceCursor, BATCH_START, ConsumerCursor, drainLockName, leaseHolder, Position, readCursor, readCursorAndSnapshot, readDelta, saveCursor } from '../../outbox';
+import {
+  acquireLease,
+  advanceCursor,
+  BATCH_START,
+  ConsumerCursor,
+  drainLockName,
+  leaseHolder,
+  Position,
+  readCursor,
+  readCursorAndSnapshot,
+  readDelta,
+  saveCursor,
+} from '../../outbox';
 
 export interface DrainDeps {
   pool: pg.Pool;
@@ -81,7 +93,8 @@ export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promi
     // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
     const waiting = result.outcome === 'idle' || result.outcome === 'busy';
     // cancelled: the workflow was cancelled or terminated (learnt through a heartbeat): stop waiting
-    if (!waiting || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancellationSignal().aborted) return rebuilds.size ? { ...result, rebuildSkus: [...rebuilds] } : result;
+    if (!waiting || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancellationSignal().aborted)
+      return rebuilds.size ? { ...result, rebuildSkus: [...rebuilds] } : result;
     heartbeat(result.cursor);
     await sleep(deps.config.DRAIN_POLL_MS);
   }
@@ -115,9 +128,15 @@ interface AppliedChunk {
 
 type Target = { snap: string; at: number | null };
 
-type ChunkStep = { result: DrainBatchResult } | { idle: { next: ConsumerCursor; target: Target } } | { applied: AppliedChunk };
+type ChunkStep =
+  { result: DrainBatchResult } | { idle: { next: ConsumerCursor; target: Target } } | { applied: AppliedChunk };
 
-async function applyNextChunk(deps: DrainDeps, client: pg.PoolClient, owner: string, maxRows: number): Promise<ChunkStep> {
+async function applyNextChunk(
+  deps: DrainDeps,
+  client: pg.PoolClient,
+  owner: string,
+  maxRows: number,
+): Promise<ChunkStep> {
   const consumer = deps.consumer ?? names.drainConsumer;
   const refused = await claimDrain(client, consumer, owner);
   if (refused) return { result: refused };
@@ -127,8 +146,21 @@ async function applyNextChunk(deps: DrainDeps, client: pg.PoolClient, owner: str
   const { cursor, now } = await readCursorAndSnapshot(client, consumer);
   const checked = await checkPosition(deps, cursor, now);
   if ('divergence' in checked) {
-    const resolved = await resolveDivergence(deps, client, consumer, cursor, checked.divergence.status, checked.divergence.store);
-    return { result: { outcome: 'repaired', ...emptyResult(resolved.cursor), ...(resolved.rebuilt ? { storeIncomplete: true } : {}) } };
+    const resolved = await resolveDivergence(
+      deps,
+      client,
+      consumer,
+      cursor,
+      checked.divergence.status,
+      checked.divergence.store,
+    );
+    return {
+      result: {
+        outcome: 'repaired',
+        ...emptyResult(resolved.cursor),
+        ...(resolved.rebuilt ? { storeIncomplete: true } : {}),
+      },
+    };
   }
   const target = checked.target;
   const chunk = (await takePrefetched(deps.pool, consumer, cursor.from, target.snap, cursor.position)) ?? {
@@ -152,13 +184,15 @@ async function applyNextChunk(deps: DrainDeps, client: pg.PoolClient, owner: str
   // to Redis (PostgreSQL and Redis then use both cores). The rows of a chunk are fixed by
   // (cursor snapshot, target, position), so the prefetched rows are the ones the next call would
   // read; it uses them only if its cursor is exactly that.
-  if (!complete) prefetch(deps.pool, consumer, { from: cursor.from, to: target.snap, after: next.position, limit: maxRows });
+  if (!complete)
+    prefetch(deps.pool, consumer, { from: cursor.from, to: target.snap, after: next.position, limit: maxRows });
 
   // A TRUNCATE in this chunk is applied when the batch is complete (applyTruncates); until then
   // the store remembers it beside its position, so a crash between chunks cannot forget it (and
   // a store that loses it loses the position too, and is re-delivered the row).
   const truncatedHere = [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
-  if (truncatedHere.length && !complete) await deps.redis.hset(deps.keys.pos, 'tb', cursor.batch, 'tt', truncatedHere.join(','));
+  if (truncatedHere.length && !complete)
+    await deps.redis.hset(deps.keys.pos, 'tb', cursor.batch, 'tt', truncatedHere.join(','));
 
   const { updates, dead, newestSourceMs } = featureUpdatesOf(rows);
   const tApply = performance.now();
@@ -187,7 +221,8 @@ async function claimDrain(client: pg.PoolClient, consumer: string, owner: string
   const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [drainLockName(consumer)]);
   if (!lock.rows[0].ok) return { outcome: 'busy', ...emptyResult(await readCursor(client, consumer)) };
   const holder = await leaseHolder(client, names.drainLease);
-  if (holder !== null && holder !== owner) return { outcome: 'lease-lost', ...emptyResult(await readCursor(client, consumer)), holder };
+  if (holder !== null && holder !== owner)
+    return { outcome: 'lease-lost', ...emptyResult(await readCursor(client, consumer)), holder };
   return null;
 }
 
@@ -202,7 +237,12 @@ async function checkPosition(
   cursor: ConsumerCursor,
   now: { snap: string; at: number },
 ): Promise<{ target: Target } | { divergence: { status: 'behind' | 'ahead'; store: StorePosition } }> {
-  const check = await checkStorePosition(deps.redis, deps.keys, { batch: cursor.batch, from: cursor.from, proposed: cursor.to === null ? now : null, last: cursor.last });
+  const check = await checkStorePosition(deps.redis, deps.keys, {
+    batch: cursor.batch,
+    from: cursor.from,
+    proposed: cursor.to === null ? now : null,
+    last: cursor.last,
+  });
   if (check.status !== 'ok') return { divergence: check };
   // Transaction ids went back below the claimed target: PostgreSQL was restored.
   if (cursor.to === null && parseSnapshot(check.target.snap).xmax > parseSnapshot(now.snap).xmax) {
@@ -212,7 +252,11 @@ async function checkPosition(
 }
 
 /** The feature updates of a chunk's rows; a row that cannot be turned into updates is a dead letter. */
-function featureUpdatesOf(rows: OutboxRow[]): { updates: { update: FeatureUpdate; source: number }[]; dead: Map<number, string>; newestSourceMs: number } {
+function featureUpdatesOf(rows: OutboxRow[]): {
+  updates: { update: FeatureUpdate; source: number }[];
+  dead: Map<number, string>;
+  newestSourceMs: number;
+} {
   const updates: { update: FeatureUpdate; source: number }[] = [];
   const dead = new Map<number, string>();
   let newestSourceMs = 0;
@@ -233,32 +277,60 @@ function featureUpdatesOf(rows: OutboxRow[]): { updates: { update: FeatureUpdate
  * in the cursor's transaction. Of a change whose operations Redis partly rejected, the rest was
  * applied: the dead letter lists the load counters still owed, so a retry adds exactly those.
  */
-async function deadLetterFailures(client: pg.PoolClient, consumer: string, rows: OutboxRow[], dead: Map<number, string>, applied: ApplyResult): Promise<void> {
+async function deadLetterFailures(
+  client: pg.PoolClient,
+  consumer: string,
+  rows: OutboxRow[],
+  dead: Map<number, string>,
+  applied: ApplyResult,
+): Promise<void> {
   for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
   if (dead.size === 0) return;
   const pendingLoads = new Map<number, string[]>();
-  for (const f of applied.failures) if (f.kind === 'loadDelta') pendingLoads.set(f.source, [...(pendingLoads.get(f.source) ?? []), f.key]);
+  for (const f of applied.failures)
+    if (f.kind === 'loadDelta') pendingLoads.set(f.source, [...(pendingLoads.get(f.source) ?? []), f.key]);
   const partlyApplied = new Set(applied.failures.map((f) => f.source));
-  const items = [...dead].map(([i, error]) => ({ row: rows[i], error, pendingLoads: partlyApplied.has(i) ? (pendingLoads.get(i) ?? []) : null }));
+  const items = [...dead].map(([i, error]) => ({
+    row: rows[i],
+    error,
+    pendingLoads: partlyApplied.has(i) ? (pendingLoads.get(i) ?? []) : null,
+  }));
   await insertDeadLetters(client, consumer, items);
 }
 
 async function afterIdle(deps: DrainDeps, idle: { next: ConsumerCursor; target: Target }): Promise<DrainBatchResult> {
   const storeComplete = idle.target.at === null ? true : await markCaughtUp(deps.redis, deps.keys, idle.target.at);
   const rebuildSkus = await rebuildRequests(deps, []);
-  return { outcome: 'idle', ...emptyResult(idle.next), caughtUp: true, ...(rebuildSkus.length ? { rebuildSkus } : {}), ...(storeComplete ? {} : { storeIncomplete: true }) };
+  return {
+    outcome: 'idle',
+    ...emptyResult(idle.next),
+    caughtUp: true,
+    ...(rebuildSkus.length ? { rebuildSkus } : {}),
+    ...(storeComplete ? {} : { storeIncomplete: true }),
+  };
 }
 
 async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number): Promise<DrainBatchResult> {
   // A SKU updated back to active/paused whose key had no lifecycle any more (the tombstone
   // expired, or the store lost it): its stock is not in the store. A brand-new SKU (insert)
   // needs nothing: its inventory rows arrive as changes of their own.
-  const rebuildSkus = await rebuildRequests(deps, c.applied.rebuild.map((i) => c.rows[i].key));
+  const rebuildSkus = await rebuildRequests(
+    deps,
+    c.applied.rebuild.map((i) => c.rows[i].key),
+  );
   deps.metrics?.batch(c.rows.length, (performance.now() - t0) / 1000, c.applySeconds);
-  deps.metrics?.freshness(c.rows.map((r) => r.created_ms), c.visibleAt);
+  deps.metrics?.freshness(
+    c.rows.map((r) => r.created_ms),
+    c.visibleAt,
+  );
   if (c.dead.size) deps.metrics?.deadLetters(c.dead.size);
-  const storeComplete = await recordApplied(deps.redis, deps.keys, { newestSourceMs: c.newestSourceMs, appliedAt: Date.now(), caughtUpAt: c.complete ? c.target.at : null });
-  if (c.dead.size) deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });
+  const storeComplete = await recordApplied(deps.redis, deps.keys, {
+    newestSourceMs: c.newestSourceMs,
+    appliedAt: Date.now(),
+    caughtUpAt: c.complete ? c.target.at : null,
+  });
+  if (c.dead.size)
+    deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });
   return {
     outcome: 'applied',
     rows: c.rows.length,
@@ -280,15 +352,26 @@ interface Prefetch {
 /** One prefetched chunk per database (pool): snapshot texts are cluster-wide, databases are not. */
 const prefetched = new WeakMap<pg.Pool, Prefetch>();
 
-const prefetchKey = (consumer: string, from: string, to: string, after: Position) => `${consumer} ${from} ${to} ${after.txid}:${after.id}`;
+const prefetchKey = (consumer: string, from: string, to: string, after: Position) =>
+  `${consumer} ${from} ${to} ${after.txid}:${after.id}`;
 
-function prefetch(pool: pg.Pool, consumer: string, input: { from: string; to: string; after: Position; limit: number }): void {
+function prefetch(
+  pool: pg.Pool,
+  consumer: string,
+  input: { from: string; to: string; after: Position; limit: number },
+): void {
   const rows = readDelta(pool, input);
   rows.catch(() => undefined); // a failed prefetch is just not used
   prefetched.set(pool, { key: prefetchKey(consumer, input.from, input.to, input.after), limit: input.limit, rows });
 }
 
-async function takePrefetched(pool: pg.Pool, consumer: string, from: string, to: string, after: Position): Promise<{ rows: OutboxRow[]; limit: number } | null> {
+async function takePrefetched(
+  pool: pg.Pool,
+  consumer: string,
+  from: string,
+  to: string,
+  after: Position,
+): Promise<{ rows: OutboxRow[]; limit: number } | null> {
   const p = prefetched.get(pool);
   prefetched.delete(pool);
   if (!p || p.key !== prefetchKey(consumer, from, to, after)) return null;
@@ -330,12 +413,20 @@ async function resolveDivergence(
         last: store.applied,
       };
       await saveCursor(client, consumer, rewound);
-      deps.log?.('warn', `online store is BEHIND the drain cursor (Redis lost writes: restarted from an older file, or failed over); re-delivering from the store's own position`, { detail: describe });
+      deps.log?.(
+        'warn',
+        `online store is BEHIND the drain cursor (Redis lost writes: restarted from an older file, or failed over); re-delivering from the store's own position`,
+        { detail: describe },
+      );
       deps.metrics?.divergence('behind');
       return { cursor: rewound, rebuilt: false };
     }
   }
-  deps.log?.('warn', `online store is ${kind === 'ahead' ? 'AHEAD of the source (PostgreSQL restored or failed over to a standby that was behind)' : 'BEHIND past what the outbox still holds'}: REBUILDING it (emptied, then backfilled; reads are stale until done)`, { detail: describe });
+  deps.log?.(
+    'warn',
+    `online store is ${kind === 'ahead' ? 'AHEAD of the source (PostgreSQL restored or failed over to a standby that was behind)' : 'BEHIND past what the outbox still holds'}: REBUILDING it (emptied, then backfilled; reads are stale until done)`,
+    { detail: describe },
+  );
   deps.metrics?.divergence(kind === 'ahead' ? 'ahead' : 'behind-rebuild');
   await rebuildStore(deps.redis, deps.keys, cursor);
   return { cursor, rebuilt: true };
@@ -361,7 +452,14 @@ async function resolveDivergence(
  * data loss. A TRUNCATE met in an earlier chunk of the batch is remembered in the store's
  * position hash (fields tb, tt) until the batch completes; the rebuild clears it.
  */
-async function applyTruncates(deps: DrainDeps, cursor: ConsumerCursor, target: string, next: ConsumerCursor, truncatedHere: string[], earlierChunks = true): Promise<void> {
+async function applyTruncates(
+  deps: DrainDeps,
+  cursor: ConsumerCursor,
+  target: string,
+  next: ConsumerCursor,
+  truncatedHere: string[],
+  earlierChunks = true,
+): Promise<void> {
   const truncated = new Set(truncatedHere);
   if (earlierChunks) {
     const [tb, tt] = await deps.redis.hmget(deps.keys.pos, 'tb', 'tt');
@@ -369,7 +467,11 @@ async function applyTruncates(deps: DrainDeps, cursor: ConsumerCursor, target: s
   }
   if (truncated.size === 0) return;
   const tables = [...truncated].map((t) => `shop.${t}`).join(', ');
-  deps.log?.('warn', `TRUNCATE of ${tables} captured: emptying the online store and refilling it from the source (reads are stale until the backfill is done)`, { batch: cursor.batch });
+  deps.log?.(
+    'warn',
+    `TRUNCATE of ${tables} captured: emptying the online store and refilling it from the source (reads are stale until the backfill is done)`,
+    { batch: cursor.batch },
+  );
   deps.metrics?.divergence('truncate');
   const claim = (await readStorePosition(deps.redis, deps.keys)).claimed;
   await rebuildStore(deps.redis, deps.keys, { last: next.last, from: target }, claim);
@@ -393,7 +495,12 @@ async function rebuildRequests(deps: DrainDeps, raised: string[]): Promise<strin
 }
 
 /** The drain's log of applied snapshots: the landing consumer learns from it when a change reached Redis. */
-async function logAppliedSnapshot(client: pg.ClientBase, batch: string, target: { snap: string; at: number | null }, appliedAt: number): Promise<void> {
+async function logAppliedSnapshot(
+  client: pg.ClientBase,
+  batch: string,
+  target: { snap: string; at: number | null },
+  appliedAt: number,
+): Promise<void> {
   await client.query(
     `insert into pipeline.drain_snapshots (batch, snap, taken_at, applied_at)
      values ($1, $2::pg_snapshot, to_timestamp(coalesce($3::float8, $4::float8) / 1000), to_timestamp($4::float8 / 1000))
@@ -402,7 +509,11 @@ async function logAppliedSnapshot(client: pg.ClientBase, batch: string, target: 
   );
 }
 
-async function insertDeadLetters(client: pg.ClientBase, consumer: string, items: { row: OutboxRow; error: string; pendingLoads: string[] | null }[]): Promise<void> {
+async function insertDeadLetters(
+  client: pg.ClientBase,
+  consumer: string,
+  items: { row: OutboxRow; error: string; pendingLoads: string[] | null }[],
+): Promise<void> {
   // One statement for all of them; re-processing the same rows after a crash adds nothing.
   await client.query(
     `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, old_image, error, pending_loads)
@@ -412,7 +523,17 @@ async function insertDeadLetters(client: pg.ClientBase, consumer: string, items:
     [
       consumer,
       JSON.stringify(
-        items.map(({ row, error, pendingLoads }) => ({ txid: row.txid, id: row.id, tbl: row.tbl, op: row.op, key: row.key, image: row.image, old_image: row.old_image, error, pending_loads: pendingLoads })),
+        items.map(({ row, error, pendingLoads }) => ({
+          txid: row.txid,
+          id: row.id,
+          tbl: row.tbl,
+          op: row.op,
+          key: row.key,
+          image: row.image,
+          old_image: row.old_image,
+          error,
+          pending_loads: pendingLoads,
+        })),
       ),
     ],
   );

@@ -38,10 +38,15 @@ export interface ExportResult {
 }
 
 const dayStart = (date: string) => Date.parse(`${date}T00:00:00Z`);
-const shiftDay = (date: string, days: number) => new Date(dayStart(date) + days * 86_400_000).toISOString().slice(0, 10);
+const shiftDay = (date: string, days: number) =>
+  new Date(dayStart(date) + days * 86_400_000).toISOString().slice(0, 10);
 
 export function validateDate(date: string): string {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(dayStart(date)) || new Date(dayStart(date)).toISOString().slice(0, 10) !== date) {
+  if (
+    !/^\d{4}-\d{2}-\d{2}$/.test(date) ||
+    Number.isNaN(dayStart(date)) ||
+    new Date(dayStart(date)).toISOString().slice(0, 10) !== date
+  ) {
     throw new Error(`not a date: ${JSON.stringify(date)} (expected YYYY-MM-DD)`);
   }
   return date;
@@ -52,7 +57,11 @@ async function count(conn: DuckDBConnection, sql: string): Promise<number> {
   return Number(r.getRows()[0][0]);
 }
 
-export async function exportDay(exportDir: string, date: string, opts: { memoryLimit?: string; onProgress?: (what: string) => void } = {}): Promise<ExportResult> {
+export async function exportDay(
+  exportDir: string,
+  date: string,
+  opts: { memoryLimit?: string; onProgress?: (what: string) => void } = {},
+): Promise<ExportResult> {
   validateDate(date);
   const d0 = dayStart(date);
   const d1 = d0 + 86_400_000;
@@ -66,14 +75,18 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
   let skuRows: number;
   let badges = 0;
   try {
-    await conn.run(`set temp_directory = ${sqlString(path.join(staging, 'tmp'))}; set preserve_insertion_order = false`);
+    await conn.run(
+      `set temp_directory = ${sqlString(path.join(staging, 'tmp'))}; set preserve_insertion_order = false`,
+    );
 
     // 1. The day's changes, each once (a crash can land a range twice).
     const landing = landingDir(exportDir, date);
     const hasLanding = fs.existsSync(landing) && fs.readdirSync(landing).some((f) => f.endsWith('.parquet'));
     await conn.run(`create table changes (${LANDING_COLUMNS})`);
     if (hasLanding) {
-      await conn.run(`insert into changes select * from read_parquet(${sqlString(path.join(landing, '*.parquet'))}, hive_partitioning = false)`);
+      await conn.run(
+        `insert into changes select * from read_parquet(${sqlString(path.join(landing, '*.parquet'))}, hive_partitioning = false)`,
+      );
       // Keep each change once; the window runs over narrow columns only (not the images).
       await conn.run(`delete from changes where rowid in (
         select rowid from (select rowid, row_number() over (partition by txid, id order by applied_ms nulls last, rowid) as n from changes) where n > 1)`);
@@ -88,9 +101,13 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
     );
 
     // 2. Feature updates, by the same definitions as the online path, streamed chunk by chunk.
-    await conn.run(`create table updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`);
+    await conn.run(
+      `create table updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`,
+    );
     const ap = await duck.writer.createAppender('updates');
-    const stream = await conn.stream(`select id, txid, tbl, op, key, image::varchar, old_image::varchar, source_ms from changes order by txid, id`);
+    const stream = await conn.stream(
+      `select id, txid, tbl, op, key, image::varchar, old_image::varchar, source_ms from changes order by txid, id`,
+    );
     let malformed = 0;
     let streamed = 0;
     for (;;) {
@@ -126,7 +143,16 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
                 : u.feature === 'fc.capacity'
                   ? [u.feature, u.fc, null, u.value, null, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
                   : u.feature === 'region.rank'
-                    ? [u.feature, u.region, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
+                    ? [
+                        u.feature,
+                        u.region,
+                        u.fc,
+                        u.value,
+                        null,
+                        BigInt(u.version),
+                        BigInt(u.txid),
+                        BigInt(Number(sourceMs)),
+                      ]
                     : [u.feature, u.fc, u.day, u.delta, null, BigInt(u.id), BigInt(u.txid), BigInt(Number(sourceMs))];
           ap.appendVarchar(row[0]);
           ap.appendVarchar(row[1]);
@@ -151,8 +177,12 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
     // 3. Validity intervals: the previous day's end state opens the day, each change starts a new
     //    interval, the end of the day closes the last.
     const prevState = path.join(partitionDir(exportDir, shiftDay(date, -1)), 'state.parquet');
-    if (fs.existsSync(prevState)) await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
-    else await conn.run(`create table prev_state (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint)`);
+    if (fs.existsSync(prevState))
+      await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
+    else
+      await conn.run(
+        `create table prev_state (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint)`,
+      );
     await conn.run(`create table ev as
       select feature, k1, k2, num, code, version, ${d0}::bigint as ts_ms from prev_state
       union all
@@ -164,10 +194,26 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
     const history = (feature: string, cols: string, order: string) =>
       `select ${cols}, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to, version
          from iv where feature = '${feature}' and to_ms > from_ms order by ${order}, from_ms`;
-    await copyToParquet(conn, history('sku.lifecycle', 'k1 as sku, code as lifecycle', 'k1'), path.join(staging, 'sku_lifecycle_history.parquet'));
-    await copyToParquet(conn, history('sku.available', 'k1 as sku, k2 as fc, num as available', 'k1, k2'), path.join(staging, 'sku_fc_history.parquet'));
-    await copyToParquet(conn, history('fc.capacity', 'k1 as fc, num as daily_capacity', 'k1'), path.join(staging, 'fc_capacity_history.parquet'));
-    await copyToParquet(conn, history('region.rank', 'k1 as region, k2 as fc, num as rank', 'k1, k2'), path.join(staging, 'region_fc_history.parquet'));
+    await copyToParquet(
+      conn,
+      history('sku.lifecycle', 'k1 as sku, code as lifecycle', 'k1'),
+      path.join(staging, 'sku_lifecycle_history.parquet'),
+    );
+    await copyToParquet(
+      conn,
+      history('sku.available', 'k1 as sku, k2 as fc, num as available', 'k1, k2'),
+      path.join(staging, 'sku_fc_history.parquet'),
+    );
+    await copyToParquet(
+      conn,
+      history('fc.capacity', 'k1 as fc, num as daily_capacity', 'k1'),
+      path.join(staging, 'fc_capacity_history.parquet'),
+    );
+    await copyToParquet(
+      conn,
+      history('region.rank', 'k1 as region, k2 as fc, num as rank', 'k1, k2'),
+      path.join(staging, 'region_fc_history.parquet'),
+    );
 
     // The day's load per FC: 0 at midnight, then a running sum of the day's deltas in time order.
     await conn.run(`create table ld as
@@ -199,15 +245,32 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
 
     // 5. End-of-day badges by the one rule, one SKU at a time.
     const capacity = new Map<string, number>();
-    for (const [fc, num] of (await conn.runAndReadAll(`select k1, num from state where feature = 'fc.capacity' and num is not null`)).getRows()) capacity.set(String(fc), Number(num));
+    for (const [fc, num] of (
+      await conn.runAndReadAll(`select k1, num from state where feature = 'fc.capacity' and num is not null`)
+    ).getRows())
+      capacity.set(String(fc), Number(num));
     const load = new Map<string, number>();
-    for (const [fc, l] of (await conn.runAndReadAll(`select fc, last(load order by from_ms) from load_iv group by fc`)).getRows()) load.set(String(fc), Number(l));
+    for (const [fc, l] of (
+      await conn.runAndReadAll(`select fc, last(load order by from_ms) from load_iv group by fc`)
+    ).getRows())
+      load.set(String(fc), Number(l));
     const regions = new Map<string, RegionFc[]>();
-    for (const [region, fc, rank] of (await conn.runAndReadAll(`select k1, k2, num from state where feature = 'region.rank' and num is not null order by k1, k2`)).getRows()) {
+    for (const [region, fc, rank] of (
+      await conn.runAndReadAll(
+        `select k1, k2, num from state where feature = 'region.rank' and num is not null order by k1, k2`,
+      )
+    ).getRows()) {
       const list = regions.get(String(region)) ?? regions.set(String(region), []).get(String(region))!;
-      list.push({ fc: String(fc), rank: Number(rank), capacity: capacity.get(String(fc)) ?? null, load: load.get(String(fc)) ?? 0 });
+      list.push({
+        fc: String(fc),
+        rank: Number(rank),
+        capacity: capacity.get(String(fc)) ?? null,
+        load: load.get(String(fc)) ?? 0,
+      });
     }
-    const ranked = [...regions.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([r, fcs]) => [r, rankRegionFcs(fcs)] as const);
+    const ranked = [...regions.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([r, fcs]) => [r, rankRegionFcs(fcs)] as const);
     await conn.run(`create table badges (region varchar, sku varchar, eligible boolean, fc varchar, reason varchar)`);
     const bap = await duck.writer.createAppender('badges');
     const skus = await conn.stream(`
@@ -225,7 +288,11 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
         const availList = (avail as { items?: unknown[] } | null)?.items ?? [];
         fcList.forEach((fc, i) => stock.set(String(fc), Number(availList[i])));
         for (const [region, fcsOfRegion] of ranked) {
-          const b = decideBadge(String(sku), { lifecycle: lifecycle as Lifecycle, available: (fc) => stock.get(fc) }, fcsOfRegion);
+          const b = decideBadge(
+            String(sku),
+            { lifecycle: lifecycle as Lifecycle, available: (fc) => stock.get(fc) },
+            fcsOfRegion,
+          );
           bap.appendVarchar(region);
           bap.appendVarchar(b.sku);
           bap.appendBoolean(b.eligible);
@@ -239,9 +306,17 @@ export async function exportDay(exportDir: string, date: string, opts: { memoryL
     }
     bap.flushSync();
     bap.closeSync();
-    const catalogue = await count(conn, `select count(distinct k1) from state where feature = 'sku.lifecycle' and code is not null`);
-    if (badges !== catalogue * ranked.length) throw new Error(`export: ${badges} badges for ${catalogue} SKUs x ${ranked.length} regions (stream ended early)`);
-    await copyToParquet(conn, `select region, sku, eligible, fc, reason from badges order by region, sku`, path.join(staging, 'badges.parquet'));
+    const catalogue = await count(
+      conn,
+      `select count(distinct k1) from state where feature = 'sku.lifecycle' and code is not null`,
+    );
+    if (badges !== catalogue * ranked.length)
+      throw new Error(`export: ${badges} badges for ${catalogue} SKUs x ${ranked.length} regions (stream ended early)`);
+    await copyToParquet(
+      conn,
+      `select region, sku, eligible, fc, reason from badges order by region, sku`,
+      path.join(staging, 'badges.parquet'),
+    );
     opts.onProgress?.(`${badges} end-of-day badges`);
   } catch (err) {
     duck.close();

@@ -14,7 +14,10 @@ export function createExportActivities(deps: { pool: pg.Pool; config: Config }) 
     },
     /** Exports one UTC day from the landing area (see activities/export/export-day.ts). */
     async exportDay(input: { date: string }) {
-      return exportDay(dir, input.date, { memoryLimit: deps.config.EXPORT_MEMORY_LIMIT, onProgress: (what) => heartbeat({ date: input.date, step: what }) });
+      return exportDay(dir, input.date, {
+        memoryLimit: deps.config.EXPORT_MEMORY_LIMIT,
+        onProgress: (what) => heartbeat({ date: input.date, step: what }),
+      });
     },
   };
 }

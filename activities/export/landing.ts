@@ -23,7 +23,11 @@ export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar
 export const landingDir = (exportDir: string, day: string) => path.join(exportDir, 'landing', `day=${day}`);
 
 /** An embedded DuckDB; `file` (a database file) lets big tables live on disk beyond the memory limit. */
-export async function openDuck(memoryLimit = '512MB', file = ':memory:', threads = 2): Promise<{ conn: DuckDBConnection; writer: DuckDBConnection; close(): void }> {
+export async function openDuck(
+  memoryLimit = '512MB',
+  file = ':memory:',
+  threads = 2,
+): Promise<{ conn: DuckDBConnection; writer: DuckDBConnection; close(): void }> {
   const instance = await DuckDBInstance.create(file, { memory_limit: memoryLimit, threads: String(threads) });
   const conn = await instance.connect();
   // Appenders get their own connection: an appender flushing on the connection that is streaming
@@ -70,7 +74,10 @@ export async function landChanges(
   const drainFrom = (await readCursor(pool, names.drainConsumer)).from;
   const target = cursor.to ?? drainFrom;
   // Nothing new, or the drain went back (it re-delivers to a store that lost writes): wait.
-  if (cursor.to === null && (target === cursor.from || !snapshotCovers(parseSnapshot(target), parseSnapshot(cursor.from)))) {
+  if (
+    cursor.to === null &&
+    (target === cursor.from || !snapshotCovers(parseSnapshot(target), parseSnapshot(cursor.from)))
+  ) {
     return { rows: 0, files: [], position: cursor.position, more: false };
   }
   const chunkSize = Math.max(1, Math.floor(readChunk));
@@ -85,7 +92,7 @@ export async function landChanges(
   try {
     // Chunk after chunk from the last row read, exactly as the cursor would resume: the rows of
     // all chunks are the rows one read of `maxRows` would return, in the same (txid, id) order.
-    for (let after = cursor.position; ; ) {
+    for (let after = cursor.position; ;) {
       const limit = Math.min(chunkSize, maxRows - total);
       const rows = (
         await pool.query(
@@ -126,8 +133,15 @@ export async function landChanges(
     for (const [day, range] of days) {
       const { first, last: end } = range;
       // Named by landing batch and range: a range landed again after a crash overwrites its file.
-      const file = path.join(landingDir(exportDir, day), `b${cursor.batch}-${first.txid}_${first.id}-${end.txid}_${end.id}.parquet`);
-      await copyToParquet(duck!.conn, `select * exclude (day) from land where day = ${sqlString(day)} order by txid, id`, file);
+      const file = path.join(
+        landingDir(exportDir, day),
+        `b${cursor.batch}-${first.txid}_${first.id}-${end.txid}_${end.id}.parquet`,
+      );
+      await copyToParquet(
+        duck!.conn,
+        `select * exclude (day) from land where day = ${sqlString(day)} order by txid, id`,
+        file,
+      );
       files.push(file);
     }
   } finally {
@@ -140,7 +154,12 @@ export async function landChanges(
   // have come back full: not complete). The last row with an effective limit of one more than the
   // rows passed (exhausted) or equal to them (maxRows reached) is the same decision and position.
   const tail = last ? [last] : [];
-  const { next, complete } = advanceCursor(cursor, { snap: target, at: null }, tail, exhausted ? tail.length + 1 : tail.length);
+  const { next, complete } = advanceCursor(
+    cursor,
+    { snap: target, at: null },
+    tail,
+    exhausted ? tail.length + 1 : tail.length,
+  );
   // More to land: this batch is not done, or it was an older target than the drain's now.
   const more = !complete || next.from !== drainFrom;
   await saveCursor(pool, names.landingConsumer, next);
@@ -148,7 +167,11 @@ export async function landChanges(
 }
 
 /** Appends one chunk of delta rows (with their applied times) to the `land` table. */
-async function appendChunk(conn: DuckDBConnection, rows: Record<string, string | null>[], appliedAt: (string | null)[]): Promise<void> {
+async function appendChunk(
+  conn: DuckDBConnection,
+  rows: Record<string, string | null>[],
+  appliedAt: (string | null)[],
+): Promise<void> {
   const ap = await conn.createAppender('land');
   try {
     for (let i = 0; i < rows.length; i++) {
@@ -186,7 +209,9 @@ async function appendChunk(conn: DuckDBConnection, rows: Record<string, string |
  * only when a later chunk holds an older change (a snapshot taken before a change was written
  * cannot see it, so each change gets the answer a single read for the whole call would give).
  */
-function appliedClock(pool: pg.Pool): (rows: { txid: string | null; source_ms: string | null }[]) => Promise<(string | null)[]> {
+function appliedClock(
+  pool: pg.Pool,
+): (rows: { txid: string | null; source_ms: string | null }[]) => Promise<(string | null)[]> {
   let snaps: { batch: bigint; snap: ReturnType<typeof parseSnapshot>; ms: string }[] = [];
   let loadedFrom: number | null = null;
   return async (rows) => {

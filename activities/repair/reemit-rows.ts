@@ -29,7 +29,8 @@ export interface SourceRowRef {
 
 const KEY_PARTS: Record<ReemitTable, number> = { skus: 1, inventory: 2, fulfillment_centers: 1, region_fc: 2 };
 
-export const isReemitTable = (tbl: string | null): tbl is ReemitTable => (REEMIT_TABLES as readonly string[]).includes(tbl ?? '');
+export const isReemitTable = (tbl: string | null): tbl is ReemitTable =>
+  (REEMIT_TABLES as readonly string[]).includes(tbl ?? '');
 
 /** The work is done by pipeline.reemit_source_rows (migration 007), one call per table. */
 export async function reemitSourceRows(
@@ -40,14 +41,18 @@ export async function reemitSourceRows(
   const out = { refreshed: 0, deleted: 0 };
   const byTable = new Map<ReemitTable, string[]>();
   for (const ref of refs) {
-    if (ref.key.split('|').length !== KEY_PARTS[ref.tbl]) throw new Error(`re-emit: key ${JSON.stringify(ref.key)} does not fit shop.${ref.tbl}`);
+    if (ref.key.split('|').length !== KEY_PARTS[ref.tbl])
+      throw new Error(`re-emit: key ${JSON.stringify(ref.key)} does not fit shop.${ref.tbl}`);
     byTable.set(ref.tbl, [...(byTable.get(ref.tbl) ?? []), ref.key]);
   }
   if (byTable.size === 0) return out;
   return withTransaction(pool, async (client) => {
     await client.query(`select set_config('lock_timeout', $1, true)`, [`${opts.lockTimeoutMs ?? 2_000}ms`]);
     for (const [tbl, keys] of byTable) {
-      const r = await client.query(`select refreshed::int, deleted::int from pipeline.reemit_source_rows($1, $2::text[], $3)`, [tbl, keys, !!opts.deleteAbsent]);
+      const r = await client.query(
+        `select refreshed::int, deleted::int from pipeline.reemit_source_rows($1, $2::text[], $3)`,
+        [tbl, keys, !!opts.deleteAbsent],
+      );
       out.refreshed += r.rows[0].refreshed;
       out.deleted += r.rows[0].deleted;
     }

@@ -18,7 +18,8 @@ import { isReemitTable, reemitSourceRows, SourceRowRef } from '../repair/reemit-
 export function parsePosition(text: string): Position {
   if (text === 'start') return { txid: '0', id: '0' };
   const m = /^(\d{1,20}):(\d{1,20})$/.exec(text);
-  if (!m) throw new Error(`not a position: ${JSON.stringify(text)} (expected TXID:ID, as status prints it, or "start")`);
+  if (!m)
+    throw new Error(`not a position: ${JSON.stringify(text)} (expected TXID:ID, as status prints it, or "start")`);
   return { txid: m[1], id: m[2] };
 }
 
@@ -28,14 +29,21 @@ export const formatPosition = (c: Position) => `${c.txid}:${c.id}`;
  * The replay covers what the drain had applied when it started: rows after `from` that are
  * visible in the drain's last complete snapshot.
  */
-export async function replayBounds(pool: pg.Pool, from: Position): Promise<{ to: Position; toSnapshot: string; rows: number }> {
+export async function replayBounds(
+  pool: pg.Pool,
+  from: Position,
+): Promise<{ to: Position; toSnapshot: string; rows: number }> {
   const toSnapshot = (await readCursor(pool, names.drainConsumer)).from;
   const r = await pool.query(
     `select count(*)::int as n from pipeline.outbox
       where (txid, id) > ($1::xid8, $2::bigint) and txid < pg_snapshot_xmax($3::pg_snapshot) and pg_visible_in_snapshot(txid, $3::pg_snapshot)`,
     [from.txid, from.id, toSnapshot],
   );
-  return { to: { txid: (BigInt(toSnapshot.split(':')[1]) - 1n).toString(), id: '9223372036854775807' }, toSnapshot, rows: r.rows[0].n };
+  return {
+    to: { txid: (BigInt(toSnapshot.split(':')[1]) - 1n).toString(), id: '9223372036854775807' },
+    toSnapshot,
+    rows: r.rows[0].n,
+  };
 }
 
 export async function replayRange(

@@ -11,11 +11,26 @@ import { applyOptions } from '../apply-options';
 
 type Log = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 
-export function createVerifyActivities(deps: { pool: pg.Pool; sourcePool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config; metrics?: DrainMetrics; log?: Log }) {
+export function createVerifyActivities(deps: {
+  pool: pg.Pool;
+  sourcePool: pg.Pool;
+  redis: Redis;
+  keys: StoreKeys;
+  config: Config;
+  metrics?: DrainMetrics;
+  log?: Log;
+}) {
   return {
     /** Reconciles the store against the source (replica when configured); see reconcile/verify.ts. */
     async verifyStore(input: VerifyOptions) {
-      return verifyStore(deps.sourcePool, deps.redis, deps.keys, input, (checked) => heartbeat({ checkedSkus: checked }), deps.pool);
+      return verifyStore(
+        deps.sourcePool,
+        deps.redis,
+        deps.keys,
+        input,
+        (checked) => heartbeat({ checkedSkus: checked }),
+        deps.pool,
+      );
     },
 
     /**
@@ -36,15 +51,34 @@ export function createVerifyActivities(deps: { pool: pg.Pool; sourcePool: pg.Poo
       const byFeature: Record<string, number> = {};
       for (const m of report.mismatches) {
         byFeature[m.feature] = (byFeature[m.feature] ?? 0) + 1;
-        deps.log?.('warn', `verify: the store differs from the source: ${m.feature} ${m.key}`, { feature: m.feature, key: m.key, source: m.source, store: m.store });
+        deps.log?.('warn', `verify: the store differs from the source: ${m.feature} ${m.key}`, {
+          feature: m.feature,
+          key: m.key,
+          source: m.source,
+          store: m.store,
+        });
       }
       const plan = planRepairs(report.mismatches);
       const reemitted = await reemitPlanned(deps.pool, plan);
-      const counters = plan.loads ? (await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, applyOptions(deps.config))).counters : 0;
+      const counters = plan.loads
+        ? (await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, applyOptions(deps.config))).counters
+        : 0;
       const repairs = reemitted.refreshed + reemitted.deleted + (plan.loads ? 1 : 0);
-      if (repairs) deps.log?.('warn', `verify: repaired through the outbox: ${reemitted.refreshed} row(s) re-emitted, ${reemitted.deleted} delete(s)${plan.loads ? `, ${counters} load counter(s) recomputed` : ''}`);
+      if (repairs)
+        deps.log?.(
+          'warn',
+          `verify: repaired through the outbox: ${reemitted.refreshed} row(s) re-emitted, ${reemitted.deleted} delete(s)${plan.loads ? `, ${counters} load counter(s) recomputed` : ''}`,
+        );
       deps.metrics?.verified?.(byFeature, repairs);
-      return { checkedSkus: report.checkedSkus, checkedBadges: report.checkedBadges, settled: report.settled, mismatches: report.mismatches.slice(0, 50), mismatchCount: report.mismatches.length, reemitted, loadCounters: counters };
+      return {
+        checkedSkus: report.checkedSkus,
+        checkedBadges: report.checkedBadges,
+        settled: report.settled,
+        mismatches: report.mismatches.slice(0, 50),
+        mismatchCount: report.mismatches.length,
+        reemitted,
+        loadCounters: counters,
+      };
     },
   };
 }

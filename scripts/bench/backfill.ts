@@ -39,7 +39,9 @@ async function main(): Promise<void> {
     const loads = await acts.backfillLoads();
     await acts.finishBackfill({ epoch: `bench-${Date.now()}` });
     const s = (performance.now() - t0) / 1000;
-    console.log(`backfill of an empty store: ${int(rows)} source rows and ${int(loads.counters)} load counters in ${s.toFixed(1)} s = ${int(rows / s)} rows/s (${int(o.skus)} SKUs, chunks of ${int(o.chunk)})`);
+    console.log(
+      `backfill of an empty store: ${int(rows)} source rows and ${int(loads.counters)} load counters in ${s.toFixed(1)} s = ${int(rows / s)} rows/s (${int(o.skus)} SKUs, chunks of ${int(o.chunk)})`,
+    );
   } finally {
     await b.close();
   }

@@ -16,11 +16,20 @@ import { CatalogueSize, readCatalogueSize, seedCatalogue } from '../../simulator
 import { storeKeys } from '../../store/keys';
 import { DATA_DIR } from '../lib/temporal-server';
 
-export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_bench';
+export const BENCH_DATABASE_URL =
+  process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_bench';
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/14';
 
 export function benchConfig(over: Record<string, string> = {}): Config {
-  return loadConfig({ DATABASE_URL: BENCH_DATABASE_URL, REDIS_URL: BENCH_REDIS_URL, REDIS_PREFIX: 'fbb:', DRAIN_BATCH_SIZE: '20000', APPLY_CHUNK: '500', EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'), ...over });
+  return loadConfig({
+    DATABASE_URL: BENCH_DATABASE_URL,
+    REDIS_URL: BENCH_REDIS_URL,
+    REDIS_PREFIX: 'fbb:',
+    DRAIN_BATCH_SIZE: '20000',
+    APPLY_CHUNK: '500',
+    EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
+    ...over,
+  });
 }
 
 export async function openBench(config = benchConfig()) {
@@ -31,7 +40,13 @@ export async function openBench(config = benchConfig()) {
   await client.end();
   const pool = createPool(config.DATABASE_URL, 40);
   const redis = new Redis(config.REDIS_URL);
-  return { config, pool, redis, keys: storeKeys(config.REDIS_PREFIX), close: async () => (redis.disconnect(), await pool.end()) };
+  return {
+    config,
+    pool,
+    redis,
+    keys: storeKeys(config.REDIS_PREFIX),
+    close: async () => (redis.disconnect(), await pool.end()),
+  };
 }
 
 export type Bench = Awaited<ReturnType<typeof openBench>>;
@@ -42,7 +57,10 @@ export async function resetBench(b: Bench): Promise<void> {
 }
 
 /** Drains the whole outbox with back-to-back batches; returns rows and seconds. */
-export async function drainAll(b: Bench, onProgress?: (rows: number, s: number) => void): Promise<{ rows: number; seconds: number }> {
+export async function drainAll(
+  b: Bench,
+  onProgress?: (rows: number, s: number) => void,
+): Promise<{ rows: number; seconds: number }> {
   const acts = localActivities(createActivities(b));
   const owner = 'benchmark';
   await acts.acquireDrainLease({ owner });
@@ -63,11 +81,17 @@ export async function drainAll(b: Bench, onProgress?: (rows: number, s: number) 
 }
 
 /** Makes sure the bench database holds a catalogue of this size, loaded into Redis. */
-export async function ensureCatalogue(b: Bench, size: CatalogueSize, log: (s: string) => void): Promise<{ loaded: boolean; drain?: { rows: number; seconds: number } }> {
+export async function ensureCatalogue(
+  b: Bench,
+  size: CatalogueSize,
+  log: (s: string) => void,
+): Promise<{ loaded: boolean; drain?: { rows: number; seconds: number } }> {
   const have = await readCatalogueSize(b.pool);
   const storeHasIt = (await b.redis.exists(b.keys.meta)) === 1;
   if (have.skus === size.skus && have.fcs === size.fcs && storeHasIt) return { loaded: false };
-  log(`loading ${size.skus.toLocaleString('en-US')} SKUs x ${size.fcsPerSku} FCs (seed through the capture triggers, then drain) ...`);
+  log(
+    `loading ${size.skus.toLocaleString('en-US')} SKUs x ${size.fcsPerSku} FCs (seed through the capture triggers, then drain) ...`,
+  );
   await resetBench(b);
   const t0 = performance.now();
   await seedCatalogue(b.pool, size, (done, total) => process.stderr.write(`\r  seeded ${done}/${total} SKUs`));
@@ -76,8 +100,12 @@ export async function ensureCatalogue(b: Bench, size: CatalogueSize, log: (s: st
   // No autovacuum here: without statistics the planner reads a 4M-row outbox with sequential
   // scans and the load drains at a few thousand rows/s instead of tens of thousands.
   await b.pool.query('analyze');
-  const drain = await drainAll(b, (rows, s) => process.stderr.write(`\r  drained ${rows.toLocaleString('en-US')} rows in ${s.toFixed(0)} s`));
+  const drain = await drainAll(b, (rows, s) =>
+    process.stderr.write(`\r  drained ${rows.toLocaleString('en-US')} rows in ${s.toFixed(0)} s`),
+  );
   process.stderr.write('\n');
-  log(`  drained ${drain.rows.toLocaleString('en-US')} outbox rows in ${drain.seconds.toFixed(1)} s (${Math.round(drain.rows / drain.seconds).toLocaleString('en-US')} rows/s)`);
+  log(
+    `  drained ${drain.rows.toLocaleString('en-US')} outbox rows in ${drain.seconds.toFixed(1)} s (${Math.round(drain.rows / drain.seconds).toLocaleString('en-US')} rows/s)`,
+  );
   return { loaded: true, drain };
 }

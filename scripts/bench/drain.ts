@@ -33,7 +33,9 @@ async function main(): Promise<void> {
     }
     console.log(`backlog written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const r = await drainAll(b);
-    console.log(`drained ${int(r.rows)} changes in ${r.seconds.toFixed(2)} s = ${int(r.rows / r.seconds)} changes/s (batch ${int(o.batch)}, ${o.applyChunk} ops per Lua call)`);
+    console.log(
+      `drained ${int(r.rows)} changes in ${r.seconds.toFixed(2)} s = ${int(r.rows / r.seconds)} changes/s (batch ${int(o.batch)}, ${o.applyChunk} ops per Lua call)`,
+    );
   } finally {
     await b.close();
   }

@@ -76,7 +76,13 @@ async function holdOpenTransaction(b: Bench, sku: string): Promise<{ release(): 
  * returned, and polls the API until the badge shows it. Several probes run at once; the probe SKUs
  * are outside the simulator's id range, so its traffic never touches them.
  */
-async function probeFreshness(b: Bench, apiPort: number, durationMs: number, probes: string[], region: string): Promise<number[]> {
+async function probeFreshness(
+  b: Bench,
+  apiPort: number,
+  durationMs: number,
+  probes: string[],
+  region: string,
+): Promise<number[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: probes.length });
   const samples: number[] = [];
   const end = Date.now() + durationMs;
@@ -86,7 +92,10 @@ async function probeFreshness(b: Bench, apiPort: number, durationMs: number, pro
       await sleep(n * 37);
       while (Date.now() < end) {
         paused = !paused;
-        await b.pool.query(`update shop.skus set lifecycle = $2 where sku_id = $1`, [sku, paused ? 'paused' : 'discontinued']);
+        await b.pool.query(`update shop.skus set lifecycle = $2 where sku_id = $1`, [
+          sku,
+          paused ? 'paused' : 'discontinued',
+        ]);
         const committed = performance.now();
         const want = paused ? 'paused' : 'discontinued';
         for (;;) {
@@ -98,7 +107,10 @@ async function probeFreshness(b: Bench, apiPort: number, durationMs: number, pro
         const took = performance.now() - committed;
         samples.push(took);
         // Outliers with their time, so a stall can be matched with what ran then (logs, metrics).
-        if (took > 500) process.stderr.write(`  slow probe: ${sku} ${took.toFixed(0)} ms, committed at ${new Date(Date.now() - took).toISOString()}\n`);
+        if (took > 500)
+          process.stderr.write(
+            `  slow probe: ${sku} ${took.toFixed(0)} ms, committed at ${new Date(Date.now() - took).toISOString()}\n`,
+          );
         await sleep(50);
       }
     }),
@@ -112,12 +124,24 @@ async function main() {
     .option('--skus <n>', 'catalogue size', (v) => Number(v), 1_000_000)
     .option('--rates <list>', 'simulator change rates to probe (changes/s)', '500,2000')
     .option('--open-rate <n>', 'simulator rate of the row with a write transaction held open', (v) => Number(v), 2000)
-    .option('--pgbench-rates <list>', 'pgbench change rates to probe, each with a transaction held open (changes/s)', '2000,5000,10000,15000')
+    .option(
+      '--pgbench-rates <list>',
+      'pgbench change rates to probe, each with a transaction held open (changes/s)',
+      '2000,5000,10000,15000',
+    )
     .option('--seconds <s>', 'seconds per rate', (v) => Number(v), 30)
     .option('--backlog <n>', 'changes in the catch-up backlog', (v) => Number(v), 1_000_000)
     .option('--oltp-seconds <s>', 'seconds per OLTP overhead run', (v) => Number(v), 30)
     .parse()
-    .opts<{ skus: number; rates: string; openRate: number; pgbenchRates: string; seconds: number; backlog: number; oltpSeconds: number }>();
+    .opts<{
+      skus: number;
+      rates: string;
+      openRate: number;
+      pgbenchRates: string;
+      seconds: number;
+      backlog: number;
+      oltpSeconds: number;
+    }>();
   const size: CatalogueSize = { skus: o.skus, fcs: 30, regions: 10, fcsPerRegion: 3, fcsPerSku: 3 };
   const config = benchConfig({ DRAIN_BATCH_SIZE: '5000' });
   const b = await openBench(config);
@@ -141,7 +165,13 @@ async function main() {
     const bundle = path.join(DATA_DIR, 'bench', 'workflow-bundle.js');
     await buildWorkflowBundle(bundle);
     const port = 17_233 + Math.floor(Math.random() * 500);
-    server = await startDevServer({ port, uiPort: null, namespace: 'default', dbFile: null, logFile: path.join(DATA_DIR, 'bench', 'temporal.log') });
+    server = await startDevServer({
+      port,
+      uiPort: null,
+      namespace: 'default',
+      dbFile: null,
+      logFile: path.join(DATA_DIR, 'bench', 'temporal.log'),
+    });
     const apiPort = 18_800 + Math.floor(Math.random() * 500);
     const env = {
       DATABASE_URL: config.DATABASE_URL,
@@ -190,21 +220,45 @@ async function main() {
 
     // Four freshness probes and one SKU row the open transaction holds (nobody else writes it).
     const probes = ['PROBE-1', 'PROBE-2', 'PROBE-3', 'PROBE-4', 'PROBE-HOLD'];
-    await b.pool.query(`insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 'freshness probe', 'paused' on conflict (sku_id) do update set lifecycle = 'paused'`, [probes]);
+    await b.pool.query(
+      `insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 'freshness probe', 'paused' on conflict (sku_id) do update set lifecycle = 'paused'`,
+      [probes],
+    );
 
     // 1. Freshness under sustained load.
     const freshness: (string | number)[][] = [];
     let best = 0;
     const freshnessRow = (source: string, rate: number, achieved: number, samples: number[], open: boolean) => {
       const p = percentiles(samples);
-      freshness.push([source, int(rate), int(achieved), open ? 'yes' : 'no', samples.length, ms(p.p50), ms(p.p99), ms(p.max), `${(p.p99 / bare.p99).toFixed(0)}x`]);
+      freshness.push([
+        source,
+        int(rate),
+        int(achieved),
+        open ? 'yes' : 'no',
+        samples.length,
+        ms(p.p50),
+        ms(p.p99),
+        ms(p.max),
+        `${(p.p99 / bare.p99).toFixed(0)}x`,
+      ]);
       if (p.p99 < 250) best = Math.max(best, achieved);
     };
-    const simulatorRuns = [...o.rates.split(',').map((r) => ({ rate: Number(r), open: false })), { rate: o.openRate, open: true }];
+    const simulatorRuns = [
+      ...o.rates.split(',').map((r) => ({ rate: Number(r), open: false })),
+      { rate: o.openRate, open: true },
+    ];
     for (const { rate, open } of simulatorRuns) {
-      log(`freshness at ${rate} changes/s (simulator${open ? ', a write transaction held open' : ''}) for ${o.seconds} s ...`);
+      log(
+        `freshness at ${rate} changes/s (simulator${open ? ', a write transaction held open' : ''}) for ${o.seconds} s ...`,
+      );
       const held = open ? await holdOpenTransaction(b, probes[probes.length - 1]) : null;
-      const traffic = runTraffic(b.pool, { rate, durationMs: o.seconds * 1000, connections: 8, seed: rate, size: actual });
+      const traffic = runTraffic(b.pool, {
+        rate,
+        durationMs: o.seconds * 1000,
+        connections: 8,
+        seed: rate,
+        size: actual,
+      });
       const samples = await probeFreshness(b, apiPort, o.seconds * 1000, probes.slice(0, 4), regionId(0));
       const stats = await traffic;
       await held?.release();
@@ -214,7 +268,13 @@ async function main() {
     for (const rate of o.pgbenchRates.split(',').filter(Boolean).map(Number)) {
       log(`freshness at ${rate} changes/s (pgbench, a write transaction held open) for ${o.seconds} s ...`);
       const held = await holdOpenTransaction(b, probes[probes.length - 1]);
-      const traffic = runPgbench({ databaseUrl: config.DATABASE_URL, changesPerS: rate, seconds: o.seconds, skus: actual.skus, fcs: actual.fcs });
+      const traffic = runPgbench({
+        databaseUrl: config.DATABASE_URL,
+        changesPerS: rate,
+        seconds: o.seconds,
+        skus: actual.skus,
+        fcs: actual.fcs,
+      });
       const samples = await probeFreshness(b, apiPort, o.seconds * 1000, probes.slice(0, 4), regionId(0));
       const stats = await traffic;
       await held.release();
@@ -226,7 +286,9 @@ async function main() {
     log(`catch-up: pausing the drain and writing ${int(o.backlog)} changes ...`);
     const pauseDrain = async (why: string) => {
       await schedule.pause(why);
-      for await (const wf of temporal.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'` })) {
+      for await (const wf of temporal.workflow.list({
+        query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
+      })) {
         const h = temporal.workflow.getHandle(wf.workflowId);
         await h.signal(stopDrainSignal);
         await h.result().catch(() => undefined);
@@ -300,18 +362,27 @@ async function main() {
     for (const mode of ['with capture triggers', 'without triggers'] as const) {
       const on = mode === 'with capture triggers';
       if (!on) untriggeredFrom = new Date((await b.pool.query('select now() as t')).rows[0].t);
-      for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders']) await b.pool.query(`alter table shop.${t} ${on ? 'enable' : 'disable'} trigger capture_change`);
+      for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders'])
+        await b.pool.query(`alter table shop.${t} ${on ? 'enable' : 'disable'} trigger capture_change`);
       log(`OLTP ${mode} for ${o.oltpSeconds} s ...`);
-      const s = await runTraffic(b.pool, { rate: 0, durationMs: o.oltpSeconds * 1000, connections: 8, seed: 7, size: actual });
+      const s = await runTraffic(b.pool, {
+        rate: 0,
+        durationMs: o.oltpSeconds * 1000,
+        connections: 8,
+        seed: 7,
+        size: actual,
+      });
       tps[mode] = s.operations / (s.elapsedMs / 1000);
       oltp.push([mode, int(tps[mode]), int(s.changes / (s.elapsedMs / 1000))]);
     }
-    for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders']) await b.pool.query(`alter table shop.${t} enable trigger capture_change`);
+    for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders'])
+      await b.pool.query(`alter table shop.${t} enable trigger capture_change`);
     // The run without triggers changed rows the outbox never saw, so the store no longer equals
     // the rule (the sampled verify finds and repairs them, loudly). Emit them now: an update that
     // changes nothing still fires the capture trigger with the row as it is; the FC load counters
     // (sums over orders) are recomputed whole, as a backfill does.
-    for (const t of ['skus', 'fulfillment_centers', 'inventory']) await b.pool.query(`update shop.${t} set updated_at = updated_at where updated_at >= $1`, [untriggeredFrom]);
+    for (const t of ['skus', 'fulfillment_centers', 'inventory'])
+      await b.pool.query(`update shop.${t} set updated_at = updated_at where updated_at >= $1`, [untriggeredFrom]);
     const overhead = (1 - tps['with capture triggers'] / tps['without triggers']) * 100;
     await schedule.unpause('benchmark done');
     await landing.unpause('benchmark done');
@@ -323,7 +394,10 @@ async function main() {
     const random = rng(5);
     let bytes = 0;
     const sampleN = 2000;
-    for (let i = 0; i < sampleN; i++) bytes += Number(await b.redis.call('MEMORY', 'USAGE', b.keys.sku(skuId(Math.floor(random() * actual.skus))), 'SAMPLES', '0'));
+    for (let i = 0; i < sampleN; i++)
+      bytes += Number(
+        await b.redis.call('MEMORY', 'USAGE', b.keys.sku(skuId(Math.floor(random() * actual.skus))), 'SAMPLES', '0'),
+      );
     const used = Number(/used_memory:(\d+)/.exec(await b.redis.info('memory'))?.[1]);
 
     // 5. Reads: the library in this process (1 and 50 SKUs), one Redis round trip each.
@@ -343,28 +417,79 @@ async function main() {
     await connection.close();
     await b.pool.query(`delete from shop.skus where sku_id = any($1)`, [probes]); // keep the catalogue as it was
 
-    console.log(`\n## End to end (${int(actual.skus)} SKUs x ${actual.fcsPerSku} FCs; Temporal dev server, worker, API, PostgreSQL, Redis and load generator on this 2-core machine)\n`);
-    console.log('### 0. This machine\'s limits, measured in this run\n');
-    console.log(table(['limit', 'value'], [
-      ['Redis round trip (PING) p50 / p99', `${ms(rtt.p50)} / ${ms(rtt.p99)} ms`],
-      ['Redis pipelined Lua apply, one HSET per op, 500 ops per call', `${int(luaOps)} ops/s`],
-      ['bare node:http server (own process): requests/s at concurrency 64', int(bare.rps)],
-      ['bare node:http round trip p50 / p99 at concurrency 1', `${ms(bare.p50)} / ${ms(bare.p99)} ms`],
-      ['outbox (txid, id) index range scan, every column, to this process', `${int(scan.rowsPerS)} rows/s`],
-    ]));
+    console.log(
+      `\n## End to end (${int(actual.skus)} SKUs x ${actual.fcsPerSku} FCs; Temporal dev server, worker, API, PostgreSQL, Redis and load generator on this 2-core machine)\n`,
+    );
+    console.log("### 0. This machine's limits, measured in this run\n");
+    console.log(
+      table(
+        ['limit', 'value'],
+        [
+          ['Redis round trip (PING) p50 / p99', `${ms(rtt.p50)} / ${ms(rtt.p99)} ms`],
+          ['Redis pipelined Lua apply, one HSET per op, 500 ops per call', `${int(luaOps)} ops/s`],
+          ['bare node:http server (own process): requests/s at concurrency 64', int(bare.rps)],
+          ['bare node:http round trip p50 / p99 at concurrency 1', `${ms(bare.p50)} / ${ms(bare.p99)} ms`],
+          ['outbox (txid, id) index range scan, every column, to this process', `${int(scan.rowsPerS)} rows/s`],
+        ],
+      ),
+    );
     console.log('\n### 1. Freshness: source commit -> visible through the read API (HTTP probes)\n');
-    console.log(table(['load source', 'target changes/s', 'achieved changes/s', 'write transaction held open', 'probes', 'p50 ms', 'p99 ms', 'max ms', 'p99 / bare HTTP p99'], freshness));
+    console.log(
+      table(
+        [
+          'load source',
+          'target changes/s',
+          'achieved changes/s',
+          'write transaction held open',
+          'probes',
+          'p50 ms',
+          'p99 ms',
+          'max ms',
+          'p99 / bare HTTP p99',
+        ],
+        freshness,
+      ),
+    );
     console.log(`\nHighest sustained rate with p99 under 250 ms: ${int(best)} changes/s (of the rates run).`);
     console.log('\n### 2. Catch-up\n');
     const drainRate = before / caughtUp;
-    console.log(table(['backlog', 'written in', 'caught up in', 'drain changes/s', 'of outbox scan limit', 'of Redis Lua limit', 'fresh again after'], [
-      [int(before), `${writeSeconds.toFixed(1)} s`, `${caughtUp.toFixed(1)} s`, int(drainRate), ratio(drainRate, scan.rowsPerS), ratio(drainRate, luaOps), `${fresh.toFixed(1)} s`],
-    ]));
+    console.log(
+      table(
+        [
+          'backlog',
+          'written in',
+          'caught up in',
+          'drain changes/s',
+          'of outbox scan limit',
+          'of Redis Lua limit',
+          'fresh again after',
+        ],
+        [
+          [
+            int(before),
+            `${writeSeconds.toFixed(1)} s`,
+            `${caughtUp.toFixed(1)} s`,
+            int(drainRate),
+            ratio(drainRate, scan.rowsPerS),
+            ratio(drainRate, luaOps),
+            `${fresh.toFixed(1)} s`,
+          ],
+        ],
+      ),
+    );
     console.log('\n### 3. OLTP overhead of the capture triggers (order-service workload, 8 connections, max speed)\n');
     console.log(table(['mode', 'transactions/s', 'row changes/s'], oltp));
     console.log(`\nOverhead: ${overhead.toFixed(1)}% of order-service throughput.`);
     console.log('\n### 4. Online store memory\n');
-    console.log(table(['measure', 'value'], [['bytes per SKU·FC (SKU hashes)', int(bytes / sampleN / actual.fcsPerSku)], ['bytes per SKU·FC (whole Redis)', int(used / (actual.skus * actual.fcsPerSku))]]));
+    console.log(
+      table(
+        ['measure', 'value'],
+        [
+          ['bytes per SKU·FC (SKU hashes)', int(bytes / sampleN / actual.fcsPerSku)],
+          ['bytes per SKU·FC (whole Redis)', int(used / (actual.skus * actual.fcsPerSku))],
+        ],
+      ),
+    );
     console.log('\n### 5. Reads (library, one Redis round trip; HTTP: npm run bench:read)\n');
     console.log(table(['path', 'SKUs/call', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 / Redis round trip p99'], reads));
   } finally {

@@ -96,11 +96,26 @@ async function main() {
     await synthesize(dir, n, o.skus);
     process.stderr.write(`exporting ...\n`);
     const r = await runExport(dir, o.memoryLimit);
-    const size = fs.readdirSync(path.join(dir, `date=${DATE}`)).reduce((a, f) => a + fs.statSync(path.join(dir, `date=${DATE}`, f)).size, 0);
-    rows.push([int(n), int(o.skus), r.seconds.toFixed(1), int(n / r.seconds), int(r.peakRssMb), o.memoryLimit, `${(size / 2 ** 20).toFixed(0)} MiB`]);
+    const size = fs
+      .readdirSync(path.join(dir, `date=${DATE}`))
+      .reduce((a, f) => a + fs.statSync(path.join(dir, `date=${DATE}`, f)).size, 0);
+    rows.push([
+      int(n),
+      int(o.skus),
+      r.seconds.toFixed(1),
+      int(n / r.seconds),
+      int(r.peakRssMb),
+      o.memoryLimit,
+      `${(size / 2 ** 20).toFixed(0)} MiB`,
+    ]);
   }
   console.log(`\n## Nightly export (one UTC day, ${o.skus.toLocaleString('en-US')} SKUs x 3 FCs, 10 regions)\n`);
-  console.log(table(['changes in the day', 'SKUs', 'seconds', 'changes/s', 'peak RSS MiB', 'DuckDB memory_limit', 'partition size'], rows));
+  console.log(
+    table(
+      ['changes in the day', 'SKUs', 'seconds', 'changes/s', 'peak RSS MiB', 'DuckDB memory_limit', 'partition size'],
+      rows,
+    ),
+  );
 }
 
 main().catch((err) => {

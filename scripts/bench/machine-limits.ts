@@ -16,7 +16,11 @@ import type pg from 'pg';
 import { httpLoad } from './http-load';
 import { percentiles } from './stats';
 
-export async function outboxScanRowsPerS(pool: pg.Pool, maxRows = 500_000, chunk = 20_000): Promise<{ rowsPerS: number; rows: number }> {
+export async function outboxScanRowsPerS(
+  pool: pg.Pool,
+  maxRows = 500_000,
+  chunk = 20_000,
+): Promise<{ rowsPerS: number; rows: number }> {
   const client = await pool.connect();
   try {
     let after = { txid: '0', id: '0' };
@@ -76,7 +80,10 @@ export async function redisRoundTripMs(redis: Redis, n = 20_000): Promise<{ p50:
 export async function bareHttp(seconds: number): Promise<{ rps: number; p50: number; p99: number }> {
   const child = spawn(
     process.execPath,
-    ['-e', `const s=require('http').createServer((q,r)=>{r.writeHead(200,{'content-type':'application/json'});r.end('{}')});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`],
+    [
+      '-e',
+      `const s=require('http').createServer((q,r)=>{r.writeHead(200,{'content-type':'application/json'});r.end('{}')});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   try {

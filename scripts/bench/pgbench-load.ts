@@ -27,9 +27,11 @@ insert into shop.orders (sku_id, fc_id, qty, status) select sku_id, fc_id, 1, 'p
 export const CHANGES_PER_TRANSACTION = 4;
 
 function pgbenchBinary(): string {
-  for (const dir of (process.env.PATH ?? '').split(':')) if (fs.existsSync(path.join(dir, 'pgbench'))) return path.join(dir, 'pgbench');
+  for (const dir of (process.env.PATH ?? '').split(':'))
+    if (fs.existsSync(path.join(dir, 'pgbench'))) return path.join(dir, 'pgbench');
   const versions = fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').sort() : [];
-  for (const v of versions.reverse()) if (fs.existsSync(`/usr/lib/postgresql/${v}/bin/pgbench`)) return `/usr/lib/postgresql/${v}/bin/pgbench`;
+  for (const v of versions.reverse())
+    if (fs.existsSync(`/usr/lib/postgresql/${v}/bin/pgbench`)) return `/usr/lib/postgresql/${v}/bin/pgbench`;
   throw new Error('pgbench not found (it ships with the PostgreSQL server package: apt-get install postgresql)');
 }
 
@@ -40,31 +42,56 @@ export interface PgbenchResult {
 }
 
 /** Runs pgbench for `seconds` at `changesPerS` (0: as fast as it goes) against the catalogue. */
-export async function runPgbench(opts: { databaseUrl: string; changesPerS: number; seconds: number; clients?: number; skus: number; fcs: number }): Promise<PgbenchResult> {
+export async function runPgbench(opts: {
+  databaseUrl: string;
+  changesPerS: number;
+  seconds: number;
+  clients?: number;
+  skus: number;
+  fcs: number;
+}): Promise<PgbenchResult> {
   const file = path.join(DATA_DIR, 'bench', 'pgbench-order.sql');
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, SCRIPT);
   const u = new URL(opts.databaseUrl);
   const args = [
     '-n', // no vacuum of pgbench's own tables (there are none)
-    '-M', 'prepared',
-    '-c', String(opts.clients ?? 8),
-    '-j', '2',
-    '-T', String(opts.seconds),
-    '-f', file,
-    '-D', `skus=${opts.skus}`,
-    '-D', `fcs=${opts.fcs}`,
-    '-h', u.hostname,
-    '-p', u.port || '5432',
-    '-U', decodeURIComponent(u.username || 'postgres'),
-    ...(opts.changesPerS > 0 ? ['-R', String(Math.max(1, Math.round(opts.changesPerS / CHANGES_PER_TRANSACTION)))] : []),
+    '-M',
+    'prepared',
+    '-c',
+    String(opts.clients ?? 8),
+    '-j',
+    '2',
+    '-T',
+    String(opts.seconds),
+    '-f',
+    file,
+    '-D',
+    `skus=${opts.skus}`,
+    '-D',
+    `fcs=${opts.fcs}`,
+    '-h',
+    u.hostname,
+    '-p',
+    u.port || '5432',
+    '-U',
+    decodeURIComponent(u.username || 'postgres'),
+    ...(opts.changesPerS > 0
+      ? ['-R', String(Math.max(1, Math.round(opts.changesPerS / CHANGES_PER_TRANSACTION)))]
+      : []),
     decodeURIComponent(u.pathname.slice(1)),
   ];
   const env = { ...process.env, ...(u.password ? { PGPASSWORD: decodeURIComponent(u.password) } : {}) };
   const out = await new Promise<string>((resolve, reject) =>
-    execFile(pgbenchBinary(), args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`pgbench failed: ${stderr || err.message}`)) : resolve(stdout))),
+    execFile(pgbenchBinary(), args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`pgbench failed: ${stderr || err.message}`)) : resolve(stdout),
+    ),
   );
   const processed = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
   if (!Number.isFinite(processed)) throw new Error(`pgbench: unexpected output:\n${out}`);
-  return { transactions: processed, changes: processed * CHANGES_PER_TRANSACTION, changesPerS: (processed * CHANGES_PER_TRANSACTION) / opts.seconds };
+  return {
+    transactions: processed,
+    changes: processed * CHANGES_PER_TRANSACTION,
+    changesPerS: (processed * CHANGES_PER_TRANSACTION) / opts.seconds,
+  };
 }

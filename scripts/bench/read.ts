@@ -73,10 +73,21 @@ async function main() {
 
     const api = await startApiProcess(b);
     try {
-      for (const [n, conns] of [[1, 1], [1, 64], [50, 1], [50, 64]] as const) {
-        const r = await httpLoad(api.port, conns, o.seconds, () => `/v1/badges?region=${pickRegion()}&skus=${pickSkus(n).join(',')}`);
+      for (const [n, conns] of [
+        [1, 1],
+        [1, 64],
+        [50, 1],
+        [50, 64],
+      ] as const) {
+        const r = await httpLoad(
+          api.port,
+          conns,
+          o.seconds,
+          () => `/v1/badges?region=${pickRegion()}&skus=${pickSkus(n).join(',')}`,
+        );
         rows.push([`HTTP`, n, conns, ms(r.p50), ms(r.p99), ms(r.p999), int(r.rps)]);
-        if (r.errors.size) console.warn(`HTTP ${n} SKUs x ${conns}: failed answers ${JSON.stringify(Object.fromEntries(r.errors))}`);
+        if (r.errors.size)
+          console.warn(`HTTP ${n} SKUs x ${conns}: failed answers ${JSON.stringify(Object.fromEntries(r.errors))}`);
       }
     } finally {
       api.stop();
@@ -90,21 +101,44 @@ async function main() {
     for (const conns of [1, 16]) {
       const r = await sqlLoad(b, conns, o.seconds, () => [pickRegion(), pickSkus(1)]);
       rows.push([`SQL on the OLTP (replaced design)`, 1, conns, ms(r.p50), ms(r.p99), ms(r.p999), int(r.rps)]);
-      sqlRows.push([conns, int(r.rps), int(r.blocksPerQuery), int(r.tuplesPerQuery), `${(r.cpuShare * 100).toFixed(0)}%`]);
+      sqlRows.push([
+        conns,
+        int(r.rps),
+        int(r.blocksPerQuery),
+        int(r.tuplesPerQuery),
+        `${(r.cpuShare * 100).toFixed(0)}%`,
+      ]);
     }
 
-    console.log(`\n## Reads (${size.skus.toLocaleString('en-US')} SKUs x ${size.fcsPerSku} FCs loaded, ${size.regions} regions x ${size.fcsPerRegion} FCs)\n`);
+    console.log(
+      `\n## Reads (${size.skus.toLocaleString('en-US')} SKUs x ${size.fcsPerSku} FCs loaded, ${size.regions} regions x ${size.fcsPerRegion} FCs)\n`,
+    );
     console.log(table(['path', 'SKUs/call', 'concurrency', 'p50 ms', 'p99 ms', 'p99.9 ms', 'calls/s'], rows));
-    console.log(`\nLoad the SQL design puts on PostgreSQL (per second, and per badge query; ${orders.toLocaleString('en-US')} orders in shop.orders, indexed by (fc_id, placed_at)):\n`);
-    console.log(table(['concurrency', 'queries/s', 'buffer blocks/query', 'tuples read/query', 'postgres CPU (of 2 cores)'], sqlRows));
+    console.log(
+      `\nLoad the SQL design puts on PostgreSQL (per second, and per badge query; ${orders.toLocaleString('en-US')} orders in shop.orders, indexed by (fc_id, placed_at)):\n`,
+    );
+    console.log(
+      table(
+        ['concurrency', 'queries/s', 'buffer blocks/query', 'tuples read/query', 'postgres CPU (of 2 cores)'],
+        sqlRows,
+      ),
+    );
     console.log(`\n## Online store memory\n`);
-    console.log(table(['measure', 'value'], [
-      ['bytes per SKU·FC (MEMORY USAGE of SKU hashes / FCs)', int(perSkuFc)],
-      ['Redis used_memory, total', `${(used / 2 ** 20).toFixed(0)} MiB for ${int(keys)} keys`],
-      ['bytes per SKU·FC, whole instance', int(used / (size.skus * size.fcsPerSku))],
-      ['SKU hash encoding', String(encoding)],
-    ]));
-    if (load.drain) console.log(`\nLoading drained ${int(load.drain.rows)} outbox rows in ${load.drain.seconds.toFixed(1)} s: ${int(load.drain.rows / load.drain.seconds)} rows/s.`);
+    console.log(
+      table(
+        ['measure', 'value'],
+        [
+          ['bytes per SKU·FC (MEMORY USAGE of SKU hashes / FCs)', int(perSkuFc)],
+          ['Redis used_memory, total', `${(used / 2 ** 20).toFixed(0)} MiB for ${int(keys)} keys`],
+          ['bytes per SKU·FC, whole instance', int(used / (size.skus * size.fcsPerSku))],
+          ['SKU hash encoding', String(encoding)],
+        ],
+      ),
+    );
+    if (load.drain)
+      console.log(
+        `\nLoading drained ${int(load.drain.rows)} outbox rows in ${load.drain.seconds.toFixed(1)} s: ${int(load.drain.rows / load.drain.seconds)} rows/s.`,
+      );
   } finally {
     await b.close();
   }
@@ -126,7 +160,11 @@ async function startApiProcess(b: Bench): Promise<{ port: number; stop(): void }
 
 async function sqlLoad(b: Bench, conns: number, seconds: number, pick: () => [string, string[]]) {
   const stat = async () =>
-    (await b.pool.query(`select blks_hit + blks_read as blocks, tup_returned + tup_fetched as tuples from pg_stat_database where datname = current_database()`)).rows[0];
+    (
+      await b.pool.query(
+        `select blks_hit + blks_read as blocks, tup_returned + tup_fetched as tuples from pg_stat_database where datname = current_database()`,
+      )
+    ).rows[0];
   const before = await stat();
   const pgCpu0 = await postgresCpuSeconds();
   const samples: number[] = [];
@@ -146,7 +184,13 @@ async function sqlLoad(b: Bench, conns: number, seconds: number, pick: () => [st
   const after = await stat();
   const pgCpu = (await postgresCpuSeconds()) - pgCpu0;
   const p = percentiles(samples);
-  return { ...p, rps: samples.length / secs, blocksPerQuery: (after.blocks - before.blocks) / samples.length, tuplesPerQuery: (after.tuples - before.tuples) / samples.length, cpuShare: pgCpu / secs / 2 };
+  return {
+    ...p,
+    rps: samples.length / secs,
+    blocksPerQuery: (after.blocks - before.blocks) / samples.length,
+    tuplesPerQuery: (after.tuples - before.tuples) / samples.length,
+    cpuShare: pgCpu / secs / 2,
+  };
 }
 
 /** CPU seconds used by all postgres processes (from /proc), to show the load on the OLTP. */

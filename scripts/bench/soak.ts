@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     .option('--minutes <n>', 'how long traffic flows', positiveInt('--minutes'), 30)
     .option('--rate <changes/s>', 'traffic rate', positiveInt('--rate'), 1000)
     .option('--skus <n>', 'catalogue size', positiveInt('--skus'), 100_000)
-    .option('--retention-min <n>', 'outbox retention for the soak\'s compaction runs', positiveInt('--retention-min'), 5)
+    .option('--retention-min <n>', "outbox retention for the soak's compaction runs", positiveInt('--retention-min'), 5)
     .parse()
     .opts<{ minutes: number; rate: number; skus: number; retentionMin: number }>();
   const size: CatalogueSize = { skus: o.skus, fcs: 12, regions: 6, fcsPerRegion: 3, fcsPerSku: 3 };
@@ -51,7 +51,13 @@ async function main(): Promise<void> {
     const bundle = path.join(DATA_DIR, 'bench', 'workflow-bundle.js');
     await buildWorkflowBundle(bundle);
     const port = 17_800 + Math.floor(Math.random() * 400);
-    server = await startDevServer({ port, uiPort: null, namespace: 'default', dbFile: null, logFile: path.join(DATA_DIR, 'bench', 'temporal-soak.log') });
+    server = await startDevServer({
+      port,
+      uiPort: null,
+      namespace: 'default',
+      dbFile: null,
+      logFile: path.join(DATA_DIR, 'bench', 'temporal-soak.log'),
+    });
     const env = {
       DATABASE_URL: b.config.DATABASE_URL,
       REDIS_URL: b.config.REDIS_URL,
@@ -72,7 +78,10 @@ async function main(): Promise<void> {
     await temporal.schedule.getHandle(names.drainScheduleId).trigger(ScheduleOverlapPolicy.SKIP);
 
     const drainHistory = async (): Promise<number> => {
-      for await (const w of temporal.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'` })) return (await temporal.workflow.getHandle(w.workflowId, w.runId).describe()).historyLength;
+      for await (const w of temporal.workflow.list({
+        query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
+      }))
+        return (await temporal.workflow.getHandle(w.workflowId, w.runId).describe()).historyLength;
       return 0;
     };
     const sample = async (minute: number) => {
@@ -83,30 +92,60 @@ async function main(): Promise<void> {
         b.redis.hget(b.keys.meta, 'caughtUpAt'),
       ]);
       const usedMb = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0) / 1024 / 1024;
-      return { minute, rssMb: rssMb(worker.pid!), redisMb: usedMb, outbox: outbox.rows[0].n as number, history, lagMs: meta ? Date.now() - Number(meta) : NaN };
+      return {
+        minute,
+        rssMb: rssMb(worker.pid!),
+        redisMb: usedMb,
+        outbox: outbox.rows[0].n as number,
+        history,
+        lagMs: meta ? Date.now() - Number(meta) : NaN,
+      };
     };
 
-    log(`traffic: ${o.rate} changes/s for ${o.minutes} min; compaction every minute with ${o.retentionMin} min retention`);
+    log(
+      `traffic: ${o.rate} changes/s for ${o.minutes} min; compaction every minute with ${o.retentionMin} min retention`,
+    );
     const samples = [await sample(0)];
-    const traffic = runTraffic(b.pool, { rate: o.rate, durationMs: o.minutes * 60_000, connections: 4, seed: 99, size });
+    const traffic = runTraffic(b.pool, {
+      rate: o.rate,
+      durationMs: o.minutes * 60_000,
+      connections: 4,
+      seed: 99,
+      size,
+    });
     let changes = 0;
     void traffic.then((s) => (changes = s.changes));
     for (let minute = 1; minute <= o.minutes; minute++) {
       await sleep(60_000);
       await temporal.workflow
-        .execute(compactionWorkflow, { taskQueue: 'soak', workflowId: `soak-compaction-${minute}`, args: [{ retentionMs: o.retentionMin * 60_000 }] })
+        .execute(compactionWorkflow, {
+          taskQueue: 'soak',
+          workflowId: `soak-compaction-${minute}`,
+          args: [{ retentionMs: o.retentionMin * 60_000 }],
+        })
         .catch((err) => log(`compaction failed: ${err.message}`));
       const s = await sample(minute);
       samples.push(s);
-      log(`minute ${minute}: worker RSS ${s.rssMb.toFixed(0)} MB, Redis ${s.redisMb.toFixed(1)} MB, outbox ${int(s.outbox)} rows, drain history ${s.history} events, lag ${int(s.lagMs)} ms`);
+      log(
+        `minute ${minute}: worker RSS ${s.rssMb.toFixed(0)} MB, Redis ${s.redisMb.toFixed(1)} MB, outbox ${int(s.outbox)} rows, drain history ${s.history} events, lag ${int(s.lagMs)} ms`,
+      );
     }
     await traffic;
-    const rows = samples.filter((s) => s.minute % 5 === 0 || s.minute === o.minutes).map((s) => [s.minute, s.rssMb.toFixed(0), s.redisMb.toFixed(1), int(s.outbox), s.history, int(s.lagMs)]);
-    console.log(`\nSoak: ${o.minutes} min at ${o.rate} changes/s (${int(changes)} changes), ${int(o.skus)} SKUs, compaction every minute (retention ${o.retentionMin} min)\n`);
-    console.log(table(['minute', 'worker RSS MB', 'Redis used MB', 'outbox rows', 'drain history events', 'lag ms'], rows));
+    const rows = samples
+      .filter((s) => s.minute % 5 === 0 || s.minute === o.minutes)
+      .map((s) => [s.minute, s.rssMb.toFixed(0), s.redisMb.toFixed(1), int(s.outbox), s.history, int(s.lagMs)]);
+    console.log(
+      `\nSoak: ${o.minutes} min at ${o.rate} changes/s (${int(changes)} changes), ${int(o.skus)} SKUs, compaction every minute (retention ${o.retentionMin} min)\n`,
+    );
+    console.log(
+      table(['minute', 'worker RSS MB', 'Redis used MB', 'outbox rows', 'drain history events', 'lag ms'], rows),
+    );
     const after = samples.filter((s) => s.minute >= Math.min(10, o.minutes));
-    const range = (f: (s: (typeof samples)[number]) => number) => `${Math.min(...after.map(f)).toFixed(1)}–${Math.max(...after.map(f)).toFixed(1)}`;
-    console.log(`\nfrom minute ${after[0].minute} on: worker RSS ${range((s) => s.rssMb)} MB, Redis ${range((s) => s.redisMb)} MB, outbox ${range((s) => s.outbox)} rows, history ≤ ${Math.max(...samples.map((s) => s.history))} events`);
+    const range = (f: (s: (typeof samples)[number]) => number) =>
+      `${Math.min(...after.map(f)).toFixed(1)}–${Math.max(...after.map(f)).toFixed(1)}`;
+    console.log(
+      `\nfrom minute ${after[0].minute} on: worker RSS ${range((s) => s.rssMb)} MB, Redis ${range((s) => s.redisMb)} MB, outbox ${range((s) => s.outbox)} rows, history ≤ ${Math.max(...samples.map((s) => s.history))} events`,
+    );
     await connection.close();
   } finally {
     for (const c of children) c.kill('SIGTERM');

@@ -21,7 +21,12 @@ export function superviseBatchWorker(metricsPort: number, env: NodeJS.ProcessEnv
   const start = (): void => {
     const c = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
       cwd: ROOT,
-      env: { ...env, WORKER_TASK_QUEUES: 'batch', WORKER_EXIT_WITH_PARENT: '1', WORKER_METRICS_PORT: String(metricsPort) },
+      env: {
+        ...env,
+        WORKER_TASK_QUEUES: 'batch',
+        WORKER_EXIT_WITH_PARENT: '1',
+        WORKER_METRICS_PORT: String(metricsPort),
+      },
       // stdin is a pipe the child watches: it closes when this process dies, however it dies.
       stdio: ['pipe', 'inherit', 'inherit'],
     });
@@ -30,7 +35,9 @@ export function superviseBatchWorker(metricsPort: number, env: NodeJS.ProcessEnv
       child = null;
       // Exit code 0 is a graceful stop (Ctrl-C reaches the whole process group): not a failure.
       if (stopping || code === 0) return;
-      console.error(`start: batch worker (landing, export) exited (${signal ?? `code ${code}`}); starting it again in 2 s`);
+      console.error(
+        `start: batch worker (landing, export) exited (${signal ?? `code ${code}`}); starting it again in 2 s`,
+      );
       void sleep(2_000).then(() => stopping || start());
     });
   };

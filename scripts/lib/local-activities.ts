@@ -16,7 +16,11 @@ const quiet = new DefaultLogger('WARN');
 export function localActivities<T extends Record<string, AnyActivity>>(activities: T): T {
   const wrapped: Record<string, AnyActivity> = {};
   for (const [name, fn] of Object.entries(activities)) {
-    wrapped[name] = (...args) => new MockActivityEnvironment({ activityType: name }, { interceptors: [activityInterceptors], logger: quiet }).run(fn, ...args);
+    wrapped[name] = (...args) =>
+      new MockActivityEnvironment({ activityType: name }, { interceptors: [activityInterceptors], logger: quiet }).run(
+        fn,
+        ...args,
+      );
   }
   return wrapped as T;
 }

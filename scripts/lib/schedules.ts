@@ -42,7 +42,13 @@ export function compactionScheduleOptions(config: Config): ScheduleOptions {
   return {
     scheduleId: names.compactionScheduleId,
     spec: { intervals: [{ every: config.COMPACTION_INTERVAL_MS }] },
-    action: { type: 'startWorkflow', workflowType: 'compactionWorkflow', workflowId: names.compactionWorkflowIdPrefix, taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{}] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'compactionWorkflow',
+      workflowId: names.compactionWorkflowIdPrefix,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args: [{}],
+    },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
     state: { note: 'prunes the outbox, retried dead letters and stale field tombstones' },
   };
@@ -52,7 +58,13 @@ export function landingScheduleOptions(config: Config): ScheduleOptions {
   return {
     scheduleId: names.landingScheduleId,
     spec: { intervals: [{ every: config.LANDING_INTERVAL_MS }] },
-    action: { type: 'startWorkflow', workflowType: 'landingWorkflow', workflowId: 'landing', taskQueue: batchTaskQueue(config), args: [{}] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'landingWorkflow',
+      workflowId: 'landing',
+      taskQueue: batchTaskQueue(config),
+      args: [{}],
+    },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
     state: { note: 'lands applied changes as Parquet for the nightly export' },
   };
@@ -62,7 +74,13 @@ export function exportScheduleOptions(config: Config): ScheduleOptions {
   return {
     scheduleId: names.exportScheduleId,
     spec: { calendars: [{ hour: config.EXPORT_HOUR_UTC, minute: 0 }] },
-    action: { type: 'startWorkflow', workflowType: 'exportWorkflow', workflowId: 'export-nightly', taskQueue: batchTaskQueue(config), args: [{}] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'exportWorkflow',
+      workflowId: 'export-nightly',
+      taskQueue: batchTaskQueue(config),
+      args: [{}],
+    },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6 hours' },
     state: { note: 'exports the previous UTC day as Parquet (training data)' },
   };
@@ -73,13 +91,25 @@ export function verifyScheduleOptions(config: Config): ScheduleOptions {
   return {
     scheduleId: names.verifyScheduleId,
     spec: { intervals: [{ every: config.VERIFY_INTERVAL_MS }] },
-    action: { type: 'startWorkflow', workflowType: 'sampledVerifyWorkflow', workflowId: names.verifyWorkflowIdPrefix, taskQueue: config.TEMPORAL_TASK_QUEUE, args },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'sampledVerifyWorkflow',
+      workflowId: names.verifyWorkflowIdPrefix,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args,
+    },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
     state: { note: 'verifies a sample of the store against the source and repairs differences through the outbox' },
   };
 }
 
-export const ALL_SCHEDULE_IDS = [names.drainScheduleId, names.compactionScheduleId, names.landingScheduleId, names.exportScheduleId, names.verifyScheduleId];
+export const ALL_SCHEDULE_IDS = [
+  names.drainScheduleId,
+  names.compactionScheduleId,
+  names.landingScheduleId,
+  names.exportScheduleId,
+  names.verifyScheduleId,
+];
 
 /** Creates or updates every schedule; returns what happened to the drain's. */
 export async function ensureSchedules(client: Client, config: Config): Promise<'created' | 'updated'> {

@@ -21,7 +21,9 @@ export function findTemporalCli(): string {
   try {
     return execFileSync('sh', ['-c', 'command -v temporal'], { encoding: 'utf8' }).trim();
   } catch {
-    throw new Error('the Temporal CLI was not found: run `npm run setup` (installs it into .tools/) or put `temporal` on PATH');
+    throw new Error(
+      'the Temporal CLI was not found: run `npm run setup` (installs it into .tools/) or put `temporal` on PATH',
+    );
   }
 }
 
@@ -39,7 +41,11 @@ export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Pro
 }
 
 /** True when a Temporal frontend answers at the address (not just "something listens"). */
-export async function temporalAnswers(address: string, namespace = 'default', connection: Omit<TemporalConnectionOptions, 'address'> = {}): Promise<boolean> {
+export async function temporalAnswers(
+  address: string,
+  namespace = 'default',
+  connection: Omit<TemporalConnectionOptions, 'address'> = {},
+): Promise<boolean> {
   let conn: Connection | undefined;
   try {
     conn = await Connection.connect({ ...connection, address, connectTimeout: 2_000 });
@@ -71,10 +77,24 @@ export interface DevServer {
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const address = `127.0.0.1:${opts.port}`;
   for (const p of [opts.port, opts.uiPort].filter((p): p is number => p !== null)) {
-    if (await portOpen(p)) throw new Error(`port ${p} is already taken: stop what listens there or choose another (TEMPORAL_ADDRESS / TEMPORAL_UI_PORT)`);
+    if (await portOpen(p))
+      throw new Error(
+        `port ${p} is already taken: stop what listens there or choose another (TEMPORAL_ADDRESS / TEMPORAL_UI_PORT)`,
+      );
   }
   const cli = findTemporalCli();
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--namespace', opts.namespace, '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--namespace',
+    opts.namespace,
+    '--log-level',
+    'warn',
+  ];
   if (opts.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort));
   if (opts.dbFile) {
@@ -89,8 +109,10 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, String(pid));
   const deadline = Date.now() + 60_000;
   while (!(await temporalAnswers(address, opts.namespace))) {
-    if (child.exitCode !== null || !alive(pid)) throw new Error(`the Temporal dev server exited at start; see ${opts.logFile}`);
-    if (Date.now() > deadline) throw new Error(`the Temporal dev server did not answer within 60 s; see ${opts.logFile}`);
+    if (child.exitCode !== null || !alive(pid))
+      throw new Error(`the Temporal dev server exited at start; see ${opts.logFile}`);
+    if (Date.now() > deadline)
+      throw new Error(`the Temporal dev server did not answer within 60 s; see ${opts.logFile}`);
     await sleep(250);
   }
   return { address, pid, stop: () => stopPid(pid) };
@@ -116,7 +138,11 @@ export async function stopPid(pid: number, timeoutMs = 15_000): Promise<void> {
 /** The local stack's dev server: SQLite under .data/ so workflows survive a restart. */
 export function localServerFiles() {
   const dir = path.join(DATA_DIR, 'temporal');
-  return { dbFile: path.join(dir, 'dev.sqlite'), logFile: path.join(dir, 'server.log'), pidFile: path.join(dir, 'server.pid') };
+  return {
+    dbFile: path.join(dir, 'dev.sqlite'),
+    logFile: path.join(dir, 'server.log'),
+    pidFile: path.join(dir, 'server.pid'),
+  };
 }
 
 export function readPid(pidFile: string): number | null {

@@ -38,7 +38,10 @@ export function createOpsContext(): OpsContext {
     config,
     keys: storeKeys(config.REDIS_PREFIX),
     pool: () => (pool ??= createPool(config.DATABASE_URL, 4)),
-    source: () => (source ??= config.REPLICA_DATABASE_URL ? createPool(config.REPLICA_DATABASE_URL, 4) : (pool ??= createPool(config.DATABASE_URL, 4))),
+    source: () =>
+      (source ??= config.REPLICA_DATABASE_URL
+        ? createPool(config.REPLICA_DATABASE_URL, 4)
+        : (pool ??= createPool(config.DATABASE_URL, 4))),
     async redis() {
       if (!redis) {
         redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
@@ -50,9 +53,13 @@ export function createOpsContext(): OpsContext {
     },
     async temporal() {
       if (!client) {
-        connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: 3_000 }).catch((err) => {
-          throw new OpsError(`Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\` or \`npm start\`): ${err.message}`);
-        });
+        connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: 3_000 }).catch(
+          (err) => {
+            throw new OpsError(
+              `Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\` or \`npm start\`): ${err.message}`,
+            );
+          },
+        );
         client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
       }
       return client;
@@ -68,5 +75,8 @@ export function createOpsContext(): OpsContext {
 
 /** Workflow ids with the time, readable in the Web UI: replay-…-20261125T160102Z. */
 export function stamp(now = new Date()): string {
-  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }

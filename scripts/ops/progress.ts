@@ -8,7 +8,11 @@ export async function followProgress<P>(
   read: (p: P) => { value: number; total: number; label: string },
 ): Promise<unknown> {
   const bar = new cliProgress.SingleBar(
-    { format: '{label} |{bar}| {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 20 },
+    {
+      format: '{label} |{bar}| {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted}',
+      hideCursor: true,
+      etaBuffer: 20,
+    },
     cliProgress.Presets.shades_classic,
   );
   let started = false;

@@ -6,10 +6,23 @@ import { readWatermark } from '../../store/watermark';
 import { OpsContext } from './context';
 
 export interface Status {
-  drain: { schedule: 'active' | 'paused' | 'missing'; note?: string; lastRun?: string; lastRunAt?: string; running: string[]; leaseHolder: string | null };
+  drain: {
+    schedule: 'active' | 'paused' | 'missing';
+    note?: string;
+    lastRun?: string;
+    lastRunAt?: string;
+    running: string[];
+    leaseHolder: string | null;
+  };
   position: string;
   openTransactions: OpenTransactions;
-  lag: { rows: number; rowsCapped: boolean; oldestUnappliedAgeS: number | null; seconds: number | null; stale: boolean };
+  lag: {
+    rows: number;
+    rowsCapped: boolean;
+    oldestUnappliedAgeS: number | null;
+    seconds: number | null;
+    stale: boolean;
+  };
   store: { complete: boolean; caughtUpAt: string | null };
   deadLetters: number;
   operations: string[];
@@ -25,7 +38,8 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
   const lagRows = { n: pending.rows, age: pending.oldestAgeMs === null ? null : pending.oldestAgeMs / 1000 };
   const w = await readWatermark(redis, ctx.keys);
   const lagMs = w.caughtUpAt === null ? null : Date.now() - w.caughtUpAt;
-  const dead = (await pool.query(`select count(*)::int as n from pipeline.dead_letters where retried_at is null`)).rows[0].n;
+  const dead = (await pool.query(`select count(*)::int as n from pipeline.dead_letters where retried_at is null`))
+    .rows[0].n;
 
   let schedule: Status['drain']['schedule'] = 'missing';
   let note: string | undefined;
@@ -44,7 +58,10 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
     // no schedule yet (npm start creates it)
   }
   const running: string[] = [];
-  for await (const wf of temporal.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'` })) running.push(wf.workflowId);
+  for await (const wf of temporal.workflow.list({
+    query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
+  }))
+    running.push(wf.workflowId);
   const operations: string[] = [];
   for await (const wf of temporal.workflow.list({
     query: `WorkflowType IN ('backfillWorkflow', 'replayWorkflow', 'verifyWorkflow', 'retryDeadLettersWorkflow', 'compactionWorkflow', 'skuRebuildWorkflow') AND ExecutionStatus = 'Running'`,
@@ -62,7 +79,10 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
       seconds: lagMs === null ? null : Math.round(lagMs / 100) / 10,
       stale: lagMs === null || lagMs > ctx.config.STALE_AFTER_MS,
     },
-    store: { complete: (await redis.exists(ctx.keys.epoch)) === 1, caughtUpAt: w.caughtUpAt === null ? null : new Date(w.caughtUpAt).toISOString() },
+    store: {
+      complete: (await redis.exists(ctx.keys.epoch)) === 1,
+      caughtUpAt: w.caughtUpAt === null ? null : new Date(w.caughtUpAt).toISOString(),
+    },
     deadLetters: dead,
     operations,
   };
@@ -82,9 +102,17 @@ export function printStatus(s: Status): void {
       ? `${ot.count} open write transaction(s); oldest ${Math.round(ot.oldest.ageMs / 1000)} s (pid ${ot.oldest.pid}, ${ot.oldest.application || 'no application name'}, ${ot.oldest.state}): delays compaction and vacuum, not freshness`
       : 'none',
   );
-  line('lag', `${s.lag.rows}${s.lag.rowsCapped ? '+' : ''} rows unapplied${s.lag.oldestUnappliedAgeS !== null ? `, oldest ${s.lag.oldestUnappliedAgeS} s old` : ''}; store caught up ${s.lag.seconds === null ? 'never' : `${s.lag.seconds} s ago`}`);
+  line(
+    'lag',
+    `${s.lag.rows}${s.lag.rowsCapped ? '+' : ''} rows unapplied${s.lag.oldestUnappliedAgeS !== null ? `, oldest ${s.lag.oldestUnappliedAgeS} s old` : ''}; store caught up ${s.lag.seconds === null ? 'never' : `${s.lag.seconds} s ago`}`,
+  );
   line('freshness', s.lag.stale ? 'STALE (reads say stale: true)' : 'fresh');
-  line('store', s.store.complete ? 'complete (epoch present)' : 'INCOMPLETE: no epoch (data lost or never backfilled); a backfill restores it');
+  line(
+    'store',
+    s.store.complete
+      ? 'complete (epoch present)'
+      : 'INCOMPLETE: no epoch (data lost or never backfilled); a backfill restores it',
+  );
   line('dead letters', String(s.deadLetters));
   line('operations', s.operations.length ? s.operations.join('; ') : 'none running');
 }

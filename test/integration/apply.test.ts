@@ -13,7 +13,8 @@ const opts = { chunk: 2, tombstoneTtlS: 3600, loadTtlS: 7200 };
 const batch = (updates: FeatureUpdate[]) => updates.map((update, source) => ({ update, source }));
 async function dump(): Promise<Record<string, Record<string, string>>> {
   const out: Record<string, Record<string, string>> = {};
-  for (const k of (await c.redis.keys(`${c.keys.prefix}*`)).sort()) if ((await c.redis.type(k)) === 'hash') out[k] = await c.redis.hgetall(k);
+  for (const k of (await c.redis.keys(`${c.keys.prefix}*`)).sort())
+    if ((await c.redis.type(k)) === 'hash') out[k] = await c.redis.hgetall(k);
   return out;
 }
 
@@ -39,42 +40,84 @@ describe('applyUpdates', () => {
   });
 
   it('ignores an older change that arrives after a newer one', async () => {
-    await applyUpdates(c.redis, c.keys, batch([
-      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 20, txid: '1' },
-      { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 4, txid: '200', id: 50 },
-    ]), opts);
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([
+        { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 20, txid: '1' },
+        { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 4, txid: '200', id: 50 },
+      ]),
+      opts,
+    );
     const before = await dump();
-    const r = await applyUpdates(c.redis, c.keys, batch([
-      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 99, version: 19, txid: '1' },
-      { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 10, txid: '199', id: 60 },
-      { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 10, txid: '200', id: 49 },
-    ]), opts);
+    const r = await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([
+        { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 99, version: 19, txid: '1' },
+        { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 10, txid: '199', id: 60 },
+        { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 10, txid: '200', id: 49 },
+      ]),
+      opts,
+    );
     expect(r.applied).toBe(0);
     expect(await dump()).toEqual(before);
   });
 
   it('a delete leaves a versioned tombstone that fences off an older late change', async () => {
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: null, version: 30, txid: '1' }]), opts);
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 8, version: 29, txid: '1' }]), opts);
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: null, version: 30, txid: '1' }]),
+      opts,
+    );
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 8, version: 29, txid: '1' }]),
+      opts,
+    );
     expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe('x|30');
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 8, version: 31, txid: '1' }]), opts);
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 8, version: 31, txid: '1' }]),
+      opts,
+    );
     expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe('8|31');
   });
 
   it('a deleted SKU expires after the tombstone TTL; re-creating it clears the TTL', async () => {
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.lifecycle', sku: 'S1', value: null, version: 40, txid: '1' }]), opts);
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'sku.lifecycle', sku: 'S1', value: null, version: 40, txid: '1' }]),
+      opts,
+    );
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBeGreaterThan(3000);
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: 41, txid: '1' }]), opts);
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: 41, txid: '1' }]),
+      opts,
+    );
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1);
   });
 
   it('reports a key Redis rejects without failing the rest of the batch', async () => {
     await c.redis.set(c.keys.sku('BAD'), 'not a hash');
-    const r = await applyUpdates(c.redis, c.keys, batch([
-      { feature: 'sku.lifecycle', sku: 'BAD', value: 'active', version: 1, txid: '1' },
-      { feature: 'sku.lifecycle', sku: 'OK', value: 'active', version: 2, txid: '1' },
-    ]), opts);
-    expect(r.failures).toEqual([{ source: 0, error: expect.stringMatching(/WRONGTYPE/), key: c.keys.sku('BAD'), kind: 'lifecycle' }]);
+    const r = await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([
+        { feature: 'sku.lifecycle', sku: 'BAD', value: 'active', version: 1, txid: '1' },
+        { feature: 'sku.lifecycle', sku: 'OK', value: 'active', version: 2, txid: '1' },
+      ]),
+      opts,
+    );
+    expect(r.failures).toEqual([
+      { source: 0, error: expect.stringMatching(/WRONGTYPE/), key: c.keys.sku('BAD'), kind: 'lifecycle' },
+    ]);
     expect(await c.redis.hget(c.keys.sku('OK'), LIFECYCLE_FIELD)).toBe('a|2');
   });
 });
@@ -86,16 +129,31 @@ describe('backfill values and snapshots', () => {
     await c.redis.hset(c.keys.snaps, String(k), text);
     return String(k);
   };
-  const apply = (ops: Parameters<typeof applyOps>[2], mode: 'drain' | 'replay' = 'drain') => applyOps(c.redis, c.keys.prefix, ops, { ...opts, mode });
+  const apply = (ops: Parameters<typeof applyOps>[2], mode: 'drain' | 'replay' = 'drain') =>
+    applyOps(c.redis, c.keys.prefix, ops, { ...opts, mode });
 
   it('a backfill fills only absent fields; a change the snapshot saw loses, one it did not see wins', async () => {
     const k = await snap('100:110:105,107'); // saw txids < 100 and 100..109 except 105, 107
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'sku.available', sku: 'S1', fc: 'F2', value: 9, version: 50, txid: '90' }]), opts);
-    const fill = (fc: string, value: string): StoreOp => ({ kind: 'fill', key: c.keys.sku('S1'), field: fc, value, snapshot: `s${k}`, rule: 'stock', source: 0 });
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'sku.available', sku: 'S1', fc: 'F2', value: 9, version: 50, txid: '90' }]),
+      opts,
+    );
+    const fill = (fc: string, value: string): StoreOp => ({
+      kind: 'fill',
+      key: c.keys.sku('S1'),
+      field: fc,
+      value,
+      snapshot: `s${k}`,
+      rule: 'stock',
+      source: 0,
+    });
     const r = await apply([fill('F1', '4'), fill('F2', '1')]);
     expect(r.applied).toBe(1);
     expect(await c.redis.hgetall(c.keys.sku('S1'))).toEqual({ F1: `4|s${k}`, F2: '9|50' }); // F2 kept: the drain wrote it
-    const change = (txid: string, value: number, version: number) => batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value, version, txid }]);
+    const change = (txid: string, value: number, version: number) =>
+      batch([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value, version, txid }]);
     await applyUpdates(c.redis, c.keys, change('103', 7, 60), opts); // seen by the snapshot: older than the filled value
     expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe(`4|s${k}`);
     await applyUpdates(c.redis, c.keys, change('105', 8, 61), opts); // in progress at the snapshot: newer
@@ -106,14 +164,33 @@ describe('backfill values and snapshots', () => {
     const k = await snap('200:210:204');
     const key = c.keys.load('F1', '20261125');
     await apply([{ kind: 'loadSet', key, count: '10', position: '1:150:7', snapshot: k, source: 0 }]);
-    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261125', delta: d, txid, id });
-    await applyUpdates(c.redis, c.keys, batch([delta('150', 7, 100), delta('201', 90, 100), delta('204', 91, 1), delta('230', 92, 2)]), { ...opts, batch: '1' });
+    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
+      feature: 'fc.load',
+      fc: 'F1',
+      day: '20261125',
+      delta: d,
+      txid,
+      id,
+    });
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([delta('150', 7, 100), delta('201', 90, 100), delta('204', 91, 1), delta('230', 92, 2)]),
+      { ...opts, batch: '1' },
+    );
     expect(await c.redis.hget(key, 'n')).toBe('13'); // 10 + 1 (txid 204 not seen) + 2 (txid 230 after it)
   });
 
   it('load deltas are ordered by (batch, txid, id): a later batch may carry a lower txid', async () => {
     const key = c.keys.load('F1', '20261126');
-    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261126', delta: d, txid, id });
+    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
+      feature: 'fc.load',
+      fc: 'F1',
+      day: '20261126',
+      delta: d,
+      txid,
+      id,
+    });
     await applyUpdates(c.redis, c.keys, batch([delta('500', 10, 1), delta('520', 11, 2)]), { ...opts, batch: '7' });
     // Batch 8 holds a transaction that was open during batch 7 (lower txid, committed later).
     await applyUpdates(c.redis, c.keys, batch([delta('480', 9, 4)]), { ...opts, batch: '8' });
@@ -128,8 +205,20 @@ describe('backfill values and snapshots', () => {
   it('the deltas of one counter go in one operation, each still checked: a retry after a partial apply counts only the rest', async () => {
     const key = c.keys.load('F1', '20261128');
     await c.redis.hset(key, 'n', '5', 'b', '1', 't', '500', 'i', '11'); // an earlier attempt got this far
-    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261128', delta: d, txid, id });
-    const r = await applyUpdates(c.redis, c.keys, batch([delta('500', 10, 1), delta('500', 11, 2), delta('510', 12, 4), delta('511', 13, -1)]), { ...opts, batch: '1' });
+    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
+      feature: 'fc.load',
+      fc: 'F1',
+      day: '20261128',
+      delta: d,
+      txid,
+      id,
+    });
+    const r = await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([delta('500', 10, 1), delta('500', 11, 2), delta('510', 12, 4), delta('511', 13, -1)]),
+      { ...opts, batch: '1' },
+    );
     expect(await c.redis.hget(key, 'n')).toBe('8'); // 5 + 4 - 1
     expect(await c.redis.hmget(key, 'b', 't', 'i')).toEqual(['1', '511', '13']);
     expect(r).toMatchObject({ applied: 2, sent: 4 });
@@ -139,7 +228,10 @@ describe('backfill values and snapshots', () => {
     const failed = await applyUpdates(
       c.redis,
       c.keys,
-      batch([{ feature: 'fc.load', fc: 'F2', day: '20261128', delta: 1, txid: '600', id: 20 }, { feature: 'fc.load', fc: 'F2', day: '20261128', delta: 2, txid: '601', id: 21 }]),
+      batch([
+        { feature: 'fc.load', fc: 'F2', day: '20261128', delta: 1, txid: '600', id: 20 },
+        { feature: 'fc.load', fc: 'F2', day: '20261128', delta: 2, txid: '601', id: 21 },
+      ]),
       { ...opts, batch: '2' },
     );
     expect(failed.failures.map((f) => [f.source, f.kind, f.key])).toEqual([
@@ -151,14 +243,29 @@ describe('backfill values and snapshots', () => {
   it('a counter written before the upgrade (no batch) is still guarded by (txid, id)', async () => {
     const key = c.keys.load('F1', '20261127');
     await c.redis.hset(key, 'n', '5', 't', '300', 'i', '40'); // what the horizon drain left
-    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({ feature: 'fc.load', fc: 'F1', day: '20261127', delta: d, txid, id });
-    await applyUpdates(c.redis, c.keys, batch([delta('300', 40, 5), delta('300', 41, 1), delta('310', 42, 2)]), { ...opts, batch: '1' });
+    const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
+      feature: 'fc.load',
+      fc: 'F1',
+      day: '20261127',
+      delta: d,
+      txid,
+      id,
+    });
+    await applyUpdates(c.redis, c.keys, batch([delta('300', 40, 5), delta('300', 41, 1), delta('310', 42, 2)]), {
+      ...opts,
+      batch: '1',
+    });
     expect(await c.redis.hget(key, 'n')).toBe('8');
     expect(await c.redis.hmget(key, 'b', 't', 'i')).toEqual(['1', '310', '42']);
   });
 
   it('replay mode re-writes a value of the same version; drain mode does not', async () => {
-    await applyUpdates(c.redis, c.keys, batch([{ feature: 'fc.capacity', fc: 'F1', value: 1, version: 5, txid: '1' }]), opts);
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'fc.capacity', fc: 'F1', value: 1, version: 5, txid: '1' }]),
+      opts,
+    );
     await c.redis.hset(c.keys.fc('F1'), 'c', '999|5'); // as if written by faulty logic
     const same = batch([{ feature: 'fc.capacity', fc: 'F1', value: 1, version: 5, txid: '1' }]);
     await applyUpdates(c.redis, c.keys, same, opts);

@@ -14,7 +14,11 @@ describe('capture triggers', () => {
     await c.pool.query(`update shop.fulfillment_centers set daily_capacity = 7 where fc_id = 'F2'`);
     await c.pool.query(`update shop.region_fc set rank = 3 where fc_id = 'F2'`);
     await c.pool.query(`update shop.inventory set on_hand = 11 where sku_id = 'S1' and fc_id = 'F1'`);
-    const { rows: [o] } = await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 2, 'placed') returning order_id`);
+    const {
+      rows: [o],
+    } = await c.pool.query(
+      `insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 2, 'placed') returning order_id`,
+    );
     await c.pool.query(`update shop.orders set status = 'shipped' where order_id = $1`, [o.order_id]);
     await c.pool.query(`delete from shop.orders`);
     await c.pool.query(`delete from shop.inventory where sku_id = 'S2'`);
@@ -24,13 +28,32 @@ describe('capture triggers', () => {
     const rows = await outboxRows(c.pool);
     const summary = rows.map((r) => `${r.tbl} ${r.op} ${r.key}`);
     expect(summary).toEqual([
-      'fulfillment_centers I F1', 'fulfillment_centers I F2', 'region_fc I R1|F1', 'region_fc I R1|F2',
-      'skus I S1', 'skus I S2', 'inventory I S1|F1', 'inventory I S1|F2', 'inventory I S2|F2',
-      'skus U S1', 'fulfillment_centers U F2', 'region_fc U R1|F2', 'inventory U S1|F1',
-      `orders I ${o.order_id}`, `orders U ${o.order_id}`, `orders D ${o.order_id}`,
-      'inventory D S2|F2', 'region_fc D R1|F2', 'skus D S2',
+      'fulfillment_centers I F1',
+      'fulfillment_centers I F2',
+      'region_fc I R1|F1',
+      'region_fc I R1|F2',
+      'skus I S1',
+      'skus I S2',
+      'inventory I S1|F1',
+      'inventory I S1|F2',
+      'inventory I S2|F2',
+      'skus U S1',
+      'fulfillment_centers U F2',
+      'region_fc U R1|F2',
+      'inventory U S1|F1',
+      `orders I ${o.order_id}`,
+      `orders U ${o.order_id}`,
+      `orders D ${o.order_id}`,
+      'inventory D S2|F2',
+      'region_fc D R1|F2',
+      'skus D S2',
     ]);
-    expect(rows.find((r) => r.tbl === 'inventory' && r.op === 'U')!.image).toMatchObject({ sku_id: 'S1', fc_id: 'F1', on_hand: 11, reserved: 0 });
+    expect(rows.find((r) => r.tbl === 'inventory' && r.op === 'U')!.image).toMatchObject({
+      sku_id: 'S1',
+      fc_id: 'F1',
+      on_hand: 11,
+      reserved: 0,
+    });
     const orderUpdate = rows.find((r) => r.tbl === 'orders' && r.op === 'U')!;
     expect(orderUpdate.image.status).toBe('shipped');
     expect(orderUpdate.old_image.status).toBe('placed'); // orders keep the before-image

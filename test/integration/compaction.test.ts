@@ -13,17 +13,27 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { compactionWorkflow, drainWorkflow } from '../../workflows';
-import { drainSettled, eventually, sharedTestServer, startWorker, temporalClient, TEST_DATABASE_URL, testClients } from '../support/env';
+import {
+  drainSettled,
+  eventually,
+  sharedTestServer,
+  startWorker,
+  temporalClient,
+  TEST_DATABASE_URL,
+  testClients,
+} from '../support/env';
 
 const owner = 'compaction-test';
 const { c, acts } = usePipeline('compaction', { config: { COMPACTION_CHUNK: '100' }, lease: owner });
 
-const count = async (sql = 'select count(*)::int as n from pipeline.outbox') => (await c.pool.query(sql)).rows[0].n as number;
+const count = async (sql = 'select count(*)::int as n from pipeline.outbox') =>
+  (await c.pool.query(sql)).rows[0].n as number;
 async function drainAll() {
   for (;;) if ((await acts.drainBatch({ owner })).outcome !== 'applied') return;
 }
 async function addSkus(from: number, n: number) {
-  for (let i = from; i < from + n; i++) await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ($1, 't', 'active')`, [`K${i}`]);
+  for (let i = from; i < from + n; i++)
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ($1, 't', 'active')`, [`K${i}`]);
 }
 
 describe('outbox compaction', () => {
@@ -47,7 +57,9 @@ describe('outbox compaction', () => {
     await addSkus(0, 50);
     await drainAll();
     // A consumer that has applied the first 10 rows (their transactions are below its snapshot's xmin).
-    await c.pool.query(`insert into pipeline.consumer_offsets (consumer, snap_from) select 'laggard', (t || ':' || t || ':')::pg_snapshot from (select txid::text as t from pipeline.outbox where id = 11) x`);
+    await c.pool.query(
+      `insert into pipeline.consumer_offsets (consumer, snap_from) select 'laggard', (t || ':' || t || ':')::pg_snapshot from (select txid::text as t from pipeline.outbox where id = 11) x`,
+    );
     await c.pool.query(`update pipeline.outbox set created_at = now() - interval '30 days'`);
     const r = await acts.compactOutbox({ retentionMs: 1000 });
     expect(r.deleted).toBe(10);
@@ -87,7 +99,10 @@ describe('outbox compaction', () => {
     await restoreCursorRow(c.pool, saved);
     const swept = await acts.sweepTombstones({});
     expect(swept.removed).toBe(1);
-    expect(await c.redis.hgetall(c.keys.sku('K0'))).toEqual({ [LIFECYCLE_FIELD]: expect.stringMatching(/^a\|/), F2: expect.stringMatching(/^1\|/) });
+    expect(await c.redis.hgetall(c.keys.sku('K0'))).toEqual({
+      [LIFECYCLE_FIELD]: expect.stringMatching(/^a\|/),
+      F2: expect.stringMatching(/^1\|/),
+    });
   });
 });
 
@@ -99,7 +114,11 @@ describe('compaction while the drain runs', () => {
     const worker = await startWorker(w, address, bundlePath, taskQueue);
     const temporal = await temporalClient(address);
     await acts.releaseDrainLease({ owner });
-    const drain = await temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-compaction-${Date.now()}`, args: [{ intervalMs: 600_000, idleWaitMs: 200 }] });
+    const drain = await temporal.client.workflow.start(drainWorkflow, {
+      taskQueue,
+      workflowId: `drain-compaction-${Date.now()}`,
+      args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
+    });
     try {
       const size: CatalogueSize = { skus: 300, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 2 };
       await seedCatalogue(c.pool, size);
@@ -107,11 +126,19 @@ describe('compaction while the drain runs', () => {
       let runs = 0;
       let deleted = 0;
       while (runs < 8) {
-        const r = await temporal.client.workflow.execute(compactionWorkflow, { taskQueue, workflowId: `compaction-test-${Date.now()}-${runs++}`, args: [{ retentionMs: 0 }] });
+        const r = await temporal.client.workflow.execute(compactionWorkflow, {
+          taskQueue,
+          workflowId: `compaction-test-${Date.now()}-${runs++}`,
+          args: [{ retentionMs: 0 }],
+        });
         deleted += r.outbox.deleted;
       }
       await traffic;
-      await eventually(async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0, 30_000, 'store to match the source');
+      await eventually(
+        async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0,
+        30_000,
+        'store to match the source',
+      );
       expect(deleted).toBeGreaterThan(0);
     } finally {
       await drain.terminate('test over').catch(() => undefined);

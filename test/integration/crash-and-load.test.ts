@@ -37,12 +37,20 @@ describe('under load', () => {
 
   it('a simulator run of thousands of changes ends with Redis exactly matching the source', async () => {
     const worker = await startWorker(c, address, bundlePath, c.config.TEMPORAL_TASK_QUEUE);
-    const run = await temporal.client.workflow.start(drainWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `drain-load-${Date.now()}`, args: [{ intervalMs: 60_000, idleWaitMs: 200 }] });
+    const run = await temporal.client.workflow.start(drainWorkflow, {
+      taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+      workflowId: `drain-load-${Date.now()}`,
+      args: [{ intervalMs: 60_000, idleWaitMs: 200 }],
+    });
     try {
       await seedCatalogue(c.pool, size);
       const stats = await runTraffic(c.pool, { rate: 0, changes: 6000, connections: 8, seed: 7, size });
       expect(stats.changes).toBeGreaterThanOrEqual(6000);
-      const left = await eventually(async () => ((await mismatches(c)).length === 0 ? 'synced' : null), 30_000, 'store to match the source');
+      const left = await eventually(
+        async () => ((await mismatches(c)).length === 0 ? 'synced' : null),
+        30_000,
+        'store to match the source',
+      );
       expect(left).toBe('synced');
       expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(0);
     } finally {
@@ -60,14 +68,22 @@ describe('worker killed mid-run', () => {
   it('loses nothing and applies nothing twice after a SIGKILL and a restart', async () => {
     await seedCatalogue(c.pool, size);
     let worker = spawnWorker(c.config, address, bundlePath);
-    const run = await temporal.client.workflow.start(drainWorkflow, { taskQueue: c.config.TEMPORAL_TASK_QUEUE, workflowId: `drain-crash-${Date.now()}`, args: [{ intervalMs: 60_000, idleWaitMs: 200, batchSize: 200 }] });
+    const run = await temporal.client.workflow.start(drainWorkflow, {
+      taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+      workflowId: `drain-crash-${Date.now()}`,
+      args: [{ intervalMs: 60_000, idleWaitMs: 200, batchSize: 200 }],
+    });
     try {
       const traffic = runTraffic(c.pool, { rate: 1500, durationMs: 8000, connections: 6, seed: 11, size });
       // Kill it while it is busy: once it has applied something and work keeps arriving.
-      const before = await eventually(async () => {
-        const id = await cursorId(c);
-        return id > 2000 ? id : null;
-      }, 30_000, 'the first worker to apply batches');
+      const before = await eventually(
+        async () => {
+          const id = await cursorId(c);
+          return id > 2000 ? id : null;
+        },
+        30_000,
+        'the first worker to apply batches',
+      );
       worker.kill('SIGKILL');
       await exited(worker);
       const atKill = await cursorId(c);
@@ -76,7 +92,11 @@ describe('worker killed mid-run', () => {
       worker = spawnWorker(c.config, address, bundlePath);
       await traffic;
       await eventually(async () => (await cursorId(c)) > atKill, 60_000, 'the restarted worker to continue');
-      const synced = await eventually(async () => ((await mismatches(c)).length === 0 ? 'synced' : null), 60_000, 'store to match the source');
+      const synced = await eventually(
+        async () => ((await mismatches(c)).length === 0 ? 'synced' : null),
+        60_000,
+        'store to match the source',
+      );
       expect(synced).toBe('synced');
       expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(0);
       // The same workflow run carried on: the kill did not need a new run or an operator.

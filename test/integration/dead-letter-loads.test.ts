@@ -26,7 +26,9 @@ const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), aw
 
 /** An order placed at F1 (load 3), then moved to F2 while Redis rejects the counters in `broken`. */
 async function moveOrderWhileBroken(broken: string[]): Promise<void> {
-  await c.pool.query(`insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (1, 'S1', 'F1', 3, 'placed')`);
+  await c.pool.query(
+    `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (1, 'S1', 'F1', 3, 'placed')`,
+  );
   await drainAll();
   expect(await load('F1')).toBe('3');
   for (const fc of broken) {
@@ -35,7 +37,9 @@ async function moveOrderWhileBroken(broken: string[]): Promise<void> {
   }
   await c.pool.query(`update shop.orders set fc_id = 'F2' where order_id = 1`); // -3 at F1, +3 at F2
   await drainAll();
-  expect((await c.pool.query(`select pending_loads from pipeline.dead_letters`)).rows).toEqual([{ pending_loads: broken.map((fc) => c.keys.load(fc, today())) }]);
+  expect((await c.pool.query(`select pending_loads from pipeline.dead_letters`)).rows).toEqual([
+    { pending_loads: broken.map((fc) => c.keys.load(fc, today())) },
+  ]);
   for (const fc of broken) await c.redis.del(c.keys.load(fc, today())); // the operator's fix
 }
 

@@ -28,13 +28,22 @@ async function drainAll() {
 const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
 
 /** A lagging replica's view: a snapshot taken now, kept open while the primary moves on. */
-async function laggingReplica(): Promise<{ read(table: 'inventory' | 'skus'): Promise<{ rows: Record<string, unknown>[]; snapshot: { text: string; xmin: bigint } }>; close(): Promise<void> }> {
+async function laggingReplica(): Promise<{
+  read(
+    table: 'inventory' | 'skus',
+  ): Promise<{ rows: Record<string, unknown>[]; snapshot: { text: string; xmin: bigint } }>;
+  close(): Promise<void>;
+}> {
   const client: pg.PoolClient = await c.pool.connect();
   await client.query('begin isolation level repeatable read read only');
-  const s = (await client.query(`select pg_current_snapshot()::text as s, pg_snapshot_xmin(pg_current_snapshot())::text as xmin`)).rows[0];
+  const s = (
+    await client.query(`select pg_current_snapshot()::text as s, pg_snapshot_xmin(pg_current_snapshot())::text as xmin`)
+  ).rows[0];
   return {
     async read(table) {
-      const rows = (await client.query(`select to_jsonb(t) as image from shop.${table} t order by 1`)).rows.map((r) => r.image);
+      const rows = (await client.query(`select to_jsonb(t) as image from shop.${table} t order by 1`)).rows.map(
+        (r) => r.image,
+      );
       return { rows, snapshot: { text: s.s, xmin: BigInt(s.xmin) } };
     },
     async close() {
@@ -56,7 +65,9 @@ describe('the deletion fence', () => {
     expect(await c.redis.hexists(c.keys.sku('S1'), 'F1')).toBe(0);
 
     // The stale chunk would fill the swept field back in with stock 10: refused, loudly.
-    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'inventory', old.rows, old.snapshot)).rejects.toBeInstanceOf(StaleSnapshotError);
+    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'inventory', old.rows, old.snapshot)).rejects.toBeInstanceOf(
+      StaleSnapshotError,
+    );
     expect(await c.redis.hexists(c.keys.sku('S1'), 'F1')).toBe(0);
     expect(await mismatches()).toEqual([]);
 
@@ -76,7 +87,9 @@ describe('the deletion fence', () => {
     await drainAll();
     await acts.sweepTombstones({}); // compaction keeps the fence recent
     await c.redis.del(c.keys.sku('S2')); // the tombstone's TTL ran out
-    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'skus', old.rows, old.snapshot)).rejects.toBeInstanceOf(StaleSnapshotError);
+    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'skus', old.rows, old.snapshot)).rejects.toBeInstanceOf(
+      StaleSnapshotError,
+    );
     expect(await c.redis.exists(c.keys.sku('S2'))).toBe(0); // still unknown: no promise
   });
 

@@ -94,7 +94,9 @@ describe('drain batch', () => {
       const r = await drainAll();
       expect(r.caughtUp).toBe(true);
       const open = await openTransactions(c.pool);
-      const { rows: [me] } = await t1.query('select pg_backend_pid() as pid');
+      const {
+        rows: [me],
+      } = await t1.query('select pg_backend_pid() as pid');
       expect(open.count).toBeGreaterThanOrEqual(1);
       expect(open.oldest?.pid).toBe(me.pid);
       expect(JSON.stringify(open)).not.toMatch(/insert into/i); // never another session's SQL
@@ -113,7 +115,15 @@ describe('drain batch', () => {
     const start = await saveCursorRow(c.pool);
     // One batch (it holds every row): Redis gets it and the cursor commits ...
     expect((await acts.drainBatch({ owner })).caughtUp).toBe(true);
-    const snapshot = async () => Object.fromEntries(await Promise.all((await c.redis.keys('fbt:*')).filter((k) => /:(s|f|l|r):/.test(k)).sort().map(async (k) => [k, await c.redis.hgetall(k)])));
+    const snapshot = async () =>
+      Object.fromEntries(
+        await Promise.all(
+          (await c.redis.keys('fbt:*'))
+            .filter((k) => /:(s|f|l|r):/.test(k))
+            .sort()
+            .map(async (k) => [k, await c.redis.hgetall(k)]),
+        ),
+      );
     const before = await snapshot();
     // ... or, had the worker died just before that commit, the cursor would still be here, with
     // Redis holding the batch and its claim: exactly this state.
@@ -124,7 +134,9 @@ describe('drain batch', () => {
   });
 
   it('sends malformed rows to dead letters and keeps applying the rows after them', async () => {
-    await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'I', 'S7', '{"sku_id": "S7", "lifecycle": "sideways"}')`);
+    await c.pool.query(
+      `insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'I', 'S7', '{"sku_id": "S7", "lifecycle": "sideways"}')`,
+    );
     await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('warehouses', 'I', 'W', '{}')`);
     await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('S8', 'ok', 'active')`);
     const r = await acts.drainBatch({ owner });
@@ -170,7 +182,10 @@ describe('drain batch', () => {
   it('fails fast, not retryably, when the schema is missing', async () => {
     const wrongDb = testClients({ DATABASE_URL: TEST_DATABASE_URL.replace(/\/[^/]+$/, '/postgres') });
     try {
-      await expect(activitiesFor(wrongDb).drainBatch({ owner })).rejects.toMatchObject({ type: 'ConfigurationError', nonRetryable: true });
+      await expect(activitiesFor(wrongDb).drainBatch({ owner })).rejects.toMatchObject({
+        type: 'ConfigurationError',
+        nonRetryable: true,
+      });
     } finally {
       await wrongDb.close();
     }

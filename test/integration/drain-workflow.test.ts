@@ -20,23 +20,36 @@ import { usePipeline } from '../support/pipeline-fixture';
 const pipeline = usePipeline('drain-wf', { config: { DRAIN_INTERVAL_MS: '5000' }, worker: true, reset: true });
 const { c, taskQueue, bundlePath } = pipeline;
 
-const inSync = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0;
+const inSync = async () =>
+  compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0;
 
 describe('drain workflow', () => {
   it('brings every kind of change on every table into Redis, and a second run steps aside', async () => {
-    const first = await pipeline.temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-test-${Date.now()}`, args: [{ intervalMs: 10_000, idleWaitMs: 200 }] });
+    const first = await pipeline.temporal.client.workflow.start(drainWorkflow, {
+      taskQueue,
+      workflowId: `drain-test-${Date.now()}`,
+      args: [{ intervalMs: 10_000, idleWaitMs: 200 }],
+    });
     await seedMinimal(c.pool);
     await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F2'))?.startsWith('3|'), 10_000, 'inserts');
 
     // A second run started by hand (overlap allow-all) finds the lease held and exits cleanly.
-    const second = await pipeline.temporal.client.workflow.execute(drainWorkflow, { taskQueue, workflowId: `drain-manual-${Date.now()}`, args: [{ intervalMs: 10_000 }] });
+    const second = await pipeline.temporal.client.workflow.execute(drainWorkflow, {
+      taskQueue,
+      workflowId: `drain-manual-${Date.now()}`,
+      args: [{ intervalMs: 10_000 }],
+    });
     expect(second).toMatchObject({ outcome: 'lease-held', holder: first.workflowId });
 
     await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S2'`);
     await c.pool.query(`update shop.inventory set reserved = reserved + 4 where sku_id = 'S1' and fc_id = 'F1'`);
     await c.pool.query(`update shop.fulfillment_centers set daily_capacity = 0 where fc_id = 'F2'`);
     await c.pool.query(`update shop.region_fc set rank = 5 where fc_id = 'F1'`);
-    const { rows: [o] } = await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 3, 'placed') returning order_id`);
+    const {
+      rows: [o],
+    } = await c.pool.query(
+      `insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 3, 'placed') returning order_id`,
+    );
     await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 2, 'placed')`);
     await c.pool.query(`update shop.orders set status = 'cancelled' where order_id = $1`, [o.order_id]);
     await c.pool.query(`delete from shop.inventory where sku_id = 'S2'`);
@@ -65,7 +78,10 @@ describe('drain workflow', () => {
     if (process.env.RECORD_HISTORIES) {
       // RECORD_HISTORIES=<name>: test/histories/drain-workflow-<name>.json (keep the old ones: they
       // prove that workflows started by older code still replay).
-      fs.writeFileSync(path.join(__dirname, '..', 'histories', `drain-workflow-${process.env.RECORD_HISTORIES}.json`), historyToJSON(history));
+      fs.writeFileSync(
+        path.join(__dirname, '..', 'histories', `drain-workflow-${process.env.RECORD_HISTORIES}.json`),
+        historyToJSON(history),
+      );
     }
   });
 
@@ -80,7 +96,11 @@ describe('drain workflow', () => {
       expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'drainWorkflow', taskQueue });
 
       await c.pool.query(`insert into shop.fulfillment_centers values ('F5', 'R5', 55, now())`);
-      await eventually(async () => (await c.redis.hget(c.keys.fc('F5'), 'c'))?.startsWith('55|'), 15_000, 'the scheduled drain');
+      await eventually(
+        async () => (await c.redis.hget(c.keys.fc('F5'), 'c'))?.startsWith('55|'),
+        15_000,
+        'the scheduled drain',
+      );
       const runs = (await handle.describe()).info.recentActions;
       expect(runs.length).toBeGreaterThan(0);
       expect(runs[0].action.workflow.workflowId).toMatch(/^drain-/);
@@ -88,12 +108,22 @@ describe('drain workflow', () => {
       const compaction = await pipeline.temporal.client.schedule.getHandle(names.compactionScheduleId).describe();
       expect(compaction.action).toMatchObject({ workflowType: 'compactionWorkflow', taskQueue });
       // Landing and the export run on the batch task queue (a worker process of their own).
-      for (const [id, workflowType] of [[names.landingScheduleId, 'landingWorkflow'], [names.exportScheduleId, 'exportWorkflow']] as const) {
-        expect((await pipeline.temporal.client.schedule.getHandle(id).describe()).action).toMatchObject({ workflowType, taskQueue: batchTaskQueue(c.config) });
+      for (const [id, workflowType] of [
+        [names.landingScheduleId, 'landingWorkflow'],
+        [names.exportScheduleId, 'exportWorkflow'],
+      ] as const) {
+        expect((await pipeline.temporal.client.schedule.getHandle(id).describe()).action).toMatchObject({
+          workflowType,
+          taskQueue: batchTaskQueue(c.config),
+        });
       }
     } finally {
       await handle.delete();
-      for (const id of ALL_SCHEDULE_IDS) await pipeline.temporal.client.schedule.getHandle(id).delete().catch(() => undefined);
+      for (const id of ALL_SCHEDULE_IDS)
+        await pipeline.temporal.client.schedule
+          .getHandle(id)
+          .delete()
+          .catch(() => undefined);
     }
   });
 });

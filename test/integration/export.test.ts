@@ -19,7 +19,15 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, regionId, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { exportWorkflow } from '../../workflows';
-import { eventually, pipelineClients, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import {
+  eventually,
+  pipelineClients,
+  resetState,
+  sharedTestServer,
+  startWorker,
+  temporalClient,
+  testClients,
+} from '../support/env';
 
 const taskQueue = `export-${process.pid}`;
 const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, LANDING_MAX_ROWS: '2000' });
@@ -38,7 +46,18 @@ async function rows(sql: string): Promise<Record<string, unknown>[]> {
 }
 const file = (name: string) => sqlString(path.join(partitionDir(dir, today), name));
 function digest(folder: string): Record<string, string> {
-  return Object.fromEntries(fs.readdirSync(folder).sort().map((f) => [f, crypto.createHash('sha256').update(fs.readFileSync(path.join(folder, f))).digest('hex')]));
+  return Object.fromEntries(
+    fs
+      .readdirSync(folder)
+      .sort()
+      .map((f) => [
+        f,
+        crypto
+          .createHash('sha256')
+          .update(fs.readFileSync(path.join(folder, f)))
+          .digest('hex'),
+      ]),
+  );
 }
 
 beforeAll(async () => {
@@ -66,21 +85,36 @@ describe('nightly export', () => {
     const worker = await startWorker(c, address, bundlePath, taskQueue);
     const temporal = await temporalClient(address);
     try {
-      const r = await temporal.client.workflow.execute(exportWorkflow, { taskQueue, workflowId: `export-${today}-test`, args: [{ date: today }] });
-      const { rows: [{ n }] } = await c.pool.query(`select count(*)::int as n from pipeline.outbox where to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') = $1`, [today]);
+      const r = await temporal.client.workflow.execute(exportWorkflow, {
+        taskQueue,
+        workflowId: `export-${today}-test`,
+        args: [{ date: today }],
+      });
+      const {
+        rows: [{ n }],
+      } = await c.pool.query(
+        `select count(*)::int as n from pipeline.outbox where to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') = $1`,
+        [today],
+      );
       expect(r.changes).toBe(n);
     } finally {
       await worker.stop();
       await temporal.close();
     }
-    const landed = await rows(`select count(*) as n from read_parquet(${sqlString(path.join(dir, 'landing', `day=${today}`, '*.parquet'))})`);
-    const exported = await rows(`select count(*) as n, count(distinct (txid, id)) as d, count(applied_ts) as applied, min(freshness_ms) as f from read_parquet(${file('changes.parquet')})`);
+    const landed = await rows(
+      `select count(*) as n from read_parquet(${sqlString(path.join(dir, 'landing', `day=${today}`, '*.parquet'))})`,
+    );
+    const exported = await rows(
+      `select count(*) as n, count(distinct (txid, id)) as d, count(applied_ts) as applied, min(freshness_ms) as f from read_parquet(${file('changes.parquet')})`,
+    );
     expect(Number(landed[0].n)).toBeGreaterThan(Number(exported[0].n)); // the landing holds duplicates…
     expect(exported[0].n).toBe(exported[0].d); // …the export each change once
     expect(exported[0].applied).toBe(exported[0].n); // and when it reached Redis
     expect(Number(exported[0].f)).toBeGreaterThanOrEqual(0);
     // Hive partitioning: readable by date across partitions
-    const hive = await rows(`select distinct date::varchar as date from read_parquet(${sqlString(path.join(dir, 'date=*', 'changes.parquet'))}, hive_partitioning = true)`);
+    const hive = await rows(
+      `select distinct date::varchar as date from read_parquet(${sqlString(path.join(dir, 'date=*', 'changes.parquet'))}, hive_partitioning = true)`,
+    );
     expect(hive).toEqual([{ date: today }]);
   });
 
@@ -103,21 +137,30 @@ describe('nightly export', () => {
     }
     // The last interval of each (SKU, FC) holds the value the source has now.
     const { rows: inv } = await c.pool.query(`select sku_id, fc_id, on_hand - reserved as a from shop.inventory`);
-    const last = await rows(`select sku, fc, available from read_parquet(${file('sku_fc_history.parquet')}) qualify row_number() over (partition by sku, fc order by valid_from desc) = 1`);
+    const last = await rows(
+      `select sku, fc, available from read_parquet(${file('sku_fc_history.parquet')}) qualify row_number() over (partition by sku, fc order by valid_from desc) = 1`,
+    );
     const lastMap = new Map(last.map((r) => [`${r.sku}|${r.fc}`, Number(r.available)]));
     for (const r of inv) expect(lastMap.get(`${r.sku_id}|${r.fc_id}`)).toBe(r.a);
   });
 
   it('the end-of-day badge snapshot equals the online answers', async () => {
     const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 60_000 });
-    const exported = await rows(`select region, sku, eligible, fc, reason from read_parquet(${file('badges.parquet')}) order by region, sku`);
+    const exported = await rows(
+      `select region, sku, eligible, fc, reason from read_parquet(${file('badges.parquet')}) order by region, sku`,
+    );
     expect(exported.length).toBe(size.skus * size.regions);
     for (let r = 0; r < size.regions; r++) {
       const mine = exported.filter((b) => b.region === regionId(r));
       for (let i = 0; i < mine.length; i += 200) {
         const part = mine.slice(i, i + 200);
-        const online = await reader.getBadges(regionId(r), part.map((b) => String(b.sku)));
-        expect(part.map((b) => ({ sku: b.sku, eligible: b.eligible, fc: b.fc, reason: b.reason }))).toEqual(online.badges);
+        const online = await reader.getBadges(
+          regionId(r),
+          part.map((b) => String(b.sku)),
+        );
+        expect(part.map((b) => ({ sku: b.sku, eligible: b.eligible, fc: b.fc, reason: b.reason }))).toEqual(
+          online.badges,
+        );
       }
     }
   });
@@ -131,8 +174,23 @@ describe('nightly export', () => {
   it('a killed export leaves the previous good partition, never a partial one', async () => {
     const before = digest(partitionDir(dir, today));
     const staging = path.join(dir, '.staging');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/export-day.ts', '--date', today, '--dir', dir], { cwd: path.resolve(__dirname, '..', '..'), stdio: 'ignore' });
-    await eventually(async () => fs.existsSync(staging) && fs.readdirSync(staging).some((d) => d.startsWith(`date=${today}.`) && fs.readdirSync(path.join(staging, d)).some((f) => f.endsWith('.parquet'))), 30_000, 'the export to be writing');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/export-day.ts', '--date', today, '--dir', dir], {
+      cwd: path.resolve(__dirname, '..', '..'),
+      stdio: 'ignore',
+    });
+    await eventually(
+      async () =>
+        fs.existsSync(staging) &&
+        fs
+          .readdirSync(staging)
+          .some(
+            (d) =>
+              d.startsWith(`date=${today}.`) &&
+              fs.readdirSync(path.join(staging, d)).some((f) => f.endsWith('.parquet')),
+          ),
+      30_000,
+      'the export to be writing',
+    );
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     // It died mid-way: its staging folder is still there…
@@ -156,7 +214,12 @@ describe('nightly export', () => {
         const cursor = await readCursor(c.pool, names.landingConsumer);
         const drainFrom = (await readCursor(c.pool, names.drainConsumer)).from;
         const target = cursor.to ?? drainFrom;
-        const single = await readDelta(c.pool, { from: cursor.from, to: target, after: cursor.position, limit: maxRows });
+        const single = await readDelta(c.pool, {
+          from: cursor.from,
+          to: target,
+          after: cursor.position,
+          limit: maxRows,
+        });
         const expected = advanceCursor(cursor, { snap: target, at: null }, single, maxRows);
         // A few hundred rows per read, so a call spans several chunks; on the call that ends the
         // batch, a chunk size dividing what is left, so its last read comes back empty.
@@ -169,7 +232,8 @@ describe('nightly export', () => {
         calls.push({ rows: r.rows, chunk, complete: expected.complete });
         expect(r.rows).toBe(single.length);
         expect(await readCursor(c.pool, names.landingConsumer)).toEqual(expected.next);
-        if (single.length > 0) expect(r.position).toEqual({ txid: single[single.length - 1].txid, id: single[single.length - 1].id });
+        if (single.length > 0)
+          expect(r.position).toEqual({ txid: single[single.length - 1].txid, id: single[single.length - 1].id });
         if (!r.more) break;
       }
       // The first call was cut by LANDING_MAX_ROWS, in several chunks.
@@ -178,7 +242,9 @@ describe('nightly export', () => {
       expect(calls[calls.length - 1].complete).toBe(true);
 
       const glob = sqlString(path.join(out, 'landing', 'day=*', '*.parquet'));
-      const landed = await rows(`select txid::varchar as txid, id::varchar as id from read_parquet(${glob}) order by txid::ubigint, id::bigint`);
+      const landed = await rows(
+        `select txid::varchar as txid, id::varchar as id from read_parquet(${glob}) order by txid::ubigint, id::bigint`,
+      );
       const { rows: outbox } = await c.pool.query(
         `select o.txid::text as txid, o.id::text as id from pipeline.outbox o, pipeline.consumer_offsets c
           where c.consumer = $1 and pg_visible_in_snapshot(o.txid, c.snap_from) order by o.txid, o.id`,
@@ -196,8 +262,12 @@ describe('nightly export', () => {
         expect(path.basename(String(f.filename))).toMatch(new RegExp(`^b\\d+-${f.first}-${f.last}\\.parquet$`));
         expect(f.applied).toBe(f.n);
       }
-      const schema = await rows(`describe select * from read_parquet(${sqlString(String(perFile[0].filename))}, hive_partitioning = false)`);
-      expect(schema.map((s) => `${s.column_name} ${String(s.column_type).toLowerCase()}`).join(', ')).toBe(LANDING_COLUMNS);
+      const schema = await rows(
+        `describe select * from read_parquet(${sqlString(String(perFile[0].filename))}, hive_partitioning = false)`,
+      );
+      expect(schema.map((s) => `${s.column_name} ${String(s.column_type).toLowerCase()}`).join(', ')).toBe(
+        LANDING_COLUMNS,
+      );
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }

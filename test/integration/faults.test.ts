@@ -56,7 +56,13 @@ function viaProxy(url: string, port: number): string {
 }
 
 async function startTemporal(): Promise<DevServer> {
-  return startDevServer({ port: temporalPort, uiPort: null, namespace: 'default', dbFile: temporalDb, logFile: path.join(DATA_DIR, 'test', 'temporal-faults.log') });
+  return startDevServer({
+    port: temporalPort,
+    uiPort: null,
+    namespace: 'default',
+    dbFile: temporalDb,
+    logFile: path.join(DATA_DIR, 'test', 'temporal-faults.log'),
+  });
 }
 
 /** `npm start`'s entry point, pointed at the proxies and this file's Temporal. */
@@ -95,7 +101,11 @@ async function apiAnswers(): Promise<boolean> {
 async function pollerPids(queue: string): Promise<number[]> {
   const t = await temporalClient(temporal.address);
   try {
-    const r = await t.client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: queue }, taskQueueType: 2 /* TASK_QUEUE_TYPE_ACTIVITY */ });
+    const r = await t.client.workflowService.describeTaskQueue({
+      namespace: 'default',
+      taskQueue: { name: queue },
+      taskQueueType: 2 /* TASK_QUEUE_TYPE_ACTIVITY */,
+    });
     const pids = (r.pollers ?? []).map((p) => Number(String(p.identity).split('@')[0]));
     return [...new Set(pids)].filter(alive);
   } finally {
@@ -112,7 +122,8 @@ function alive(pid: number): boolean {
   }
 }
 
-const storeEqualsRule = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0;
+const storeEqualsRule = async () =>
+  compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0;
 const fresh = async () => {
   const r = await fetch(`http://127.0.0.1:${apiPort}/v1/badges?region=R-00&skus=SKU-0000001`).catch(() => null);
   return r?.status === 200 && ((await r.json()) as { stale: boolean }).stale === false;
@@ -126,7 +137,9 @@ async function watchReads<T>(during: () => Promise<T>): Promise<{ value: T; fail
   const loop = (async () => {
     while (!stop) {
       requests++;
-      const r = await fetch(`http://127.0.0.1:${apiPort}/v1/badges?region=R-00&skus=SKU-0000001,SKU-0000002`).catch(() => null);
+      const r = await fetch(`http://127.0.0.1:${apiPort}/v1/badges?region=R-00&skus=SKU-0000001,SKU-0000002`).catch(
+        () => null,
+      );
       if (r?.status !== 200) failures++;
       await r?.arrayBuffer().catch(() => undefined);
       await sleep(25);
@@ -145,7 +158,13 @@ async function watchReads<T>(during: () => Promise<T>): Promise<{ value: T; fail
  * Traffic for 4.5 s; the fault at 1.5 s, repaired `faultMs` later; then waits for the store to
  * equal the rule and reads to be fresh, and records how long that took after the last commit.
  */
-async function underTraffic(fault: string, seed: number, inject: () => Promise<void>, repair: () => Promise<void>, opts: { faultMs?: number; readsMustSucceed?: boolean } = {}): Promise<void> {
+async function underTraffic(
+  fault: string,
+  seed: number,
+  inject: () => Promise<void>,
+  repair: () => Promise<void>,
+  opts: { faultMs?: number; readsMustSucceed?: boolean } = {},
+): Promise<void> {
   const watched = await watchReads(async () => {
     const traffic = runTraffic(c.pool, { rate: 400, durationMs: 4500, connections: 4, seed, size });
     await sleep(1500);
@@ -157,10 +176,16 @@ async function underTraffic(fault: string, seed: number, inject: () => Promise<v
     return Date.now();
   });
   const lastCommit = watched.value;
-  await eventually(async () => (await storeEqualsRule()) && (await fresh()), RECOVERY_BOUND_MS, `the store to equal the rule after: ${fault}`);
+  await eventually(
+    async () => (await storeEqualsRule()) && (await fresh()),
+    RECOVERY_BOUND_MS,
+    `the store to equal the rule after: ${fault}`,
+  );
   const recoveryMs = Date.now() - lastCommit;
   results.push({ fault, recoveryMs, apiFailures: watched.failures, apiRequests: watched.requests });
-  console.log(`[faults] ${fault}: store equal to the rule and reads fresh ${recoveryMs} ms after the last commit; reads: ${watched.failures} failed of ${watched.requests}`);
+  console.log(
+    `[faults] ${fault}: store equal to the rule and reads fresh ${recoveryMs} ms after the last commit; reads: ${watched.failures} failed of ${watched.requests}`,
+  );
   expect(pipeline.exitCode).toBeNull(); // no fault kills the process
   expect(pipeline.signalCode).toBeNull();
   if (opts.readsMustSucceed !== false) expect(watched.failures).toBe(0);
@@ -183,14 +208,21 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (results.length) console.log(`[faults] summary\n${results.map((r) => `  ${r.fault.padEnd(60)} ${String(r.recoveryMs).padStart(6)} ms   reads failed ${r.apiFailures}/${r.apiRequests}`).join('\n')}`);
+  if (results.length)
+    console.log(
+      `[faults] summary\n${results.map((r) => `  ${r.fault.padEnd(60)} ${String(r.recoveryMs).padStart(6)} ms   reads failed ${r.apiFailures}/${r.apiRequests}`).join('\n')}`,
+    );
   if (pipeline && pipeline.exitCode === null) {
     pipeline.kill('SIGTERM');
     await exited(pipeline);
   }
   if (temporal && (await temporalAnswers(temporal.address).catch(() => false))) {
     const t = await temporalClient(temporal.address);
-    for (const id of ALL_SCHEDULE_IDS) await t.client.schedule.getHandle(id).delete().catch(() => undefined);
+    for (const id of ALL_SCHEDULE_IDS)
+      await t.client.schedule
+        .getHandle(id)
+        .delete()
+        .catch(() => undefined);
     await t.close();
   }
   await temporal?.stop().catch(() => undefined);
@@ -203,44 +235,88 @@ afterAll(async () => {
 describe('dependency faults under traffic', () => {
   it('PostgreSQL connections cut for 2 s (a restart, seen from the worker)', async () => {
     const health: { api?: { status: number; body: any }; worker?: { status: number; body: any } } = {};
-    await underTraffic('PostgreSQL cut 2 s', 31, async () => {
-      pgProxy.cut();
-      await sleep(300);
-      // Each dependency on its own: the API stays healthy (reads need Redis only), the worker not.
-      const api = await fetch(`http://127.0.0.1:${apiPort}/healthz`);
-      health.api = { status: api.status, body: await api.json() };
-      const worker = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
-      health.worker = { status: worker.status, body: await worker.json() };
-    }, async () => pgProxy.heal());
-    expect(health.api).toMatchObject({ status: 200, body: { status: 'degraded', dependencies: { redis: { status: 'up' }, postgres: { status: 'down' }, temporal: { status: 'up' } } } });
-    expect(health.worker).toMatchObject({ status: 503, body: { dependencies: { redis: { status: 'up' }, postgres: { status: 'down' }, temporal: { status: 'up' } } } });
+    await underTraffic(
+      'PostgreSQL cut 2 s',
+      31,
+      async () => {
+        pgProxy.cut();
+        await sleep(300);
+        // Each dependency on its own: the API stays healthy (reads need Redis only), the worker not.
+        const api = await fetch(`http://127.0.0.1:${apiPort}/healthz`);
+        health.api = { status: api.status, body: await api.json() };
+        const worker = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+        health.worker = { status: worker.status, body: await worker.json() };
+      },
+      async () => pgProxy.heal(),
+    );
+    expect(health.api).toMatchObject({
+      status: 200,
+      body: {
+        status: 'degraded',
+        dependencies: { redis: { status: 'up' }, postgres: { status: 'down' }, temporal: { status: 'up' } },
+      },
+    });
+    expect(health.worker).toMatchObject({
+      status: 503,
+      body: { dependencies: { redis: { status: 'up' }, postgres: { status: 'down' }, temporal: { status: 'up' } } },
+    });
     const healthy = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
     expect(healthy.status).toBe(200);
   });
 
   it('PostgreSQL 200 ms slower for 2 s', async () => {
-    await underTraffic('PostgreSQL +200 ms latency 2 s', 32, async () => pgProxy.latency(200), async () => pgProxy.heal());
+    await underTraffic(
+      'PostgreSQL +200 ms latency 2 s',
+      32,
+      async () => pgProxy.latency(200),
+      async () => pgProxy.heal(),
+    );
   });
 
   it('Redis connections cut for 2 s (reads answer 503 meanwhile, then recover)', async () => {
-    await underTraffic('Redis cut 2 s', 33, async () => redisProxy.cut(), async () => redisProxy.heal(), { readsMustSucceed: false });
+    await underTraffic(
+      'Redis cut 2 s',
+      33,
+      async () => redisProxy.cut(),
+      async () => redisProxy.heal(),
+      { readsMustSucceed: false },
+    );
   });
 
   it('Redis 50 ms slower for 2 s (reads slower, none failed)', async () => {
-    await underTraffic('Redis +50 ms latency 2 s', 39, async () => redisProxy.latency(50), async () => redisProxy.heal());
+    await underTraffic(
+      'Redis +50 ms latency 2 s',
+      39,
+      async () => redisProxy.latency(50),
+      async () => redisProxy.heal(),
+    );
   });
 
   it('Redis restarted empty: stale, rebuilt by backfill-auto, equal again', async () => {
-    await underTraffic('Redis restarted empty', 34, async () => {
-      redisProxy.cut();
-      await c.redis.flushdb();
-    }, async () => redisProxy.heal(), { faultMs: 500, readsMustSucceed: false });
+    await underTraffic(
+      'Redis restarted empty',
+      34,
+      async () => {
+        redisProxy.cut();
+        await c.redis.flushdb();
+      },
+      async () => redisProxy.heal(),
+      { faultMs: 500, readsMustSucceed: false },
+    );
   });
 
   it('landing and the export run in a second worker process (batch task queue), not beside the drain', async () => {
     const found = (pids: number[]) => (pids.length ? pids : null);
-    const pipelinePids = await eventually(async () => found((await pollerPids(taskQueue)).filter((pid) => pid === pipeline.pid)), 30_000, 'the drain worker to poll');
-    const batchPids = await eventually(async () => found((await pollerPids(batchTaskQueue(c.config))).filter((pid) => pid !== pipeline.pid)), 30_000, 'the batch worker to poll');
+    const pipelinePids = await eventually(
+      async () => found((await pollerPids(taskQueue)).filter((pid) => pid === pipeline.pid)),
+      30_000,
+      'the drain worker to poll',
+    );
+    const batchPids = await eventually(
+      async () => found((await pollerPids(batchTaskQueue(c.config))).filter((pid) => pid !== pipeline.pid)),
+      30_000,
+      'the batch worker to poll',
+    );
     expect(pipelinePids).toEqual([pipeline.pid]);
     expect(await pollerPids(batchTaskQueue(c.config))).not.toContain(pipeline.pid);
     expect(batchPids.length).toBe(1);
@@ -249,12 +325,19 @@ describe('dependency faults under traffic', () => {
     try {
       const since = new Date().toISOString();
       await t.client.schedule.getHandle(names.landingScheduleId).trigger();
-      await eventually(async () => {
-        // Closed after the trigger: a run already going (the schedule skips overlaps; after the
-        // faults above it may be in a retry's backoff) counts once it completes.
-        for await (const w of t.client.workflow.list({ query: `WorkflowType = 'landingWorkflow' AND ExecutionStatus = 'Completed' AND CloseTime > '${since}'` })) return w.taskQueue === batchTaskQueue(c.config);
-        return false;
-      }, 120_000, 'a landing run on the batch task queue');
+      await eventually(
+        async () => {
+          // Closed after the trigger: a run already going (the schedule skips overlaps; after the
+          // faults above it may be in a retry's backoff) counts once it completes.
+          for await (const w of t.client.workflow.list({
+            query: `WorkflowType = 'landingWorkflow' AND ExecutionStatus = 'Completed' AND CloseTime > '${since}'`,
+          }))
+            return w.taskQueue === batchTaskQueue(c.config);
+          return false;
+        },
+        120_000,
+        'a landing run on the batch task queue',
+      );
     } finally {
       await t.close();
     }
@@ -262,16 +345,26 @@ describe('dependency faults under traffic', () => {
 
   it('the pipeline process SIGKILLed mid-batch and started again', async () => {
     let batchPids: number[] = [];
-    await underTraffic('worker + API SIGKILL, started again', 35, async () => {
-      batchPids = (await pollerPids(batchTaskQueue(c.config))).filter((pid) => pid !== pipeline.pid);
-      pipeline.kill('SIGKILL');
-      await exited(pipeline);
-      // The batch worker goes with it (its stdin closes): no orphan keeps polling.
-      await eventually(async () => batchPids.every((pid) => !alive(pid)), 20_000, 'the batch worker to exit with its parent');
-    }, async () => {
-      pipeline = startPipeline();
-      await eventually(apiAnswers, 30_000, 'the pipeline to come back');
-    }, { faultMs: 200, readsMustSucceed: false });
+    await underTraffic(
+      'worker + API SIGKILL, started again',
+      35,
+      async () => {
+        batchPids = (await pollerPids(batchTaskQueue(c.config))).filter((pid) => pid !== pipeline.pid);
+        pipeline.kill('SIGKILL');
+        await exited(pipeline);
+        // The batch worker goes with it (its stdin closes): no orphan keeps polling.
+        await eventually(
+          async () => batchPids.every((pid) => !alive(pid)),
+          20_000,
+          'the batch worker to exit with its parent',
+        );
+      },
+      async () => {
+        pipeline = startPipeline();
+        await eventually(apiAnswers, 30_000, 'the pipeline to come back');
+      },
+      { faultMs: 200, readsMustSucceed: false },
+    );
   });
 
   it('SIGTERM: finishes the batch in flight and in-flight requests, exits 0', async () => {
@@ -286,21 +379,37 @@ describe('dependency faults under traffic', () => {
     await traffic;
     pipeline = startPipeline();
     await eventually(apiAnswers, 30_000, 'the pipeline to come back');
-    await eventually(async () => (await storeEqualsRule()) && (await fresh()), RECOVERY_BOUND_MS, 'the store to equal the rule after SIGTERM');
+    await eventually(
+      async () => (await storeEqualsRule()) && (await fresh()),
+      RECOVERY_BOUND_MS,
+      'the store to equal the rule after SIGTERM',
+    );
   });
 
   it.runIf(CHAOS)('Temporal dev server SIGKILLed and restarted (chaos)', async () => {
-    await underTraffic('Temporal SIGKILL, restarted', 37, async () => {
-      process.kill(temporal.pid, 'SIGKILL');
-    }, async () => {
-      temporal = await startTemporal();
-    }, { faultMs: 1000 });
+    await underTraffic(
+      'Temporal SIGKILL, restarted',
+      37,
+      async () => {
+        process.kill(temporal.pid, 'SIGKILL');
+      },
+      async () => {
+        temporal = await startTemporal();
+      },
+      { faultMs: 1000 },
+    );
   });
 
   it.runIf(CHAOS && process.getuid?.() === 0)('PostgreSQL restarted for real (chaos: pg_ctlcluster)', async () => {
     const cluster = execFileSync('pg_lsclusters', ['-h']).toString().trim().split('\n')[0].split(/\s+/);
-    await underTraffic('PostgreSQL restart (pg_ctlcluster)', 38, async () => {
-      execFileSync('pg_ctlcluster', [cluster[0], cluster[1], 'restart', '-m', 'fast']);
-    }, async () => undefined, { faultMs: 0 });
+    await underTraffic(
+      'PostgreSQL restart (pg_ctlcluster)',
+      38,
+      async () => {
+        execFileSync('pg_ctlcluster', [cluster[0], cluster[1], 'restart', '-m', 'fast']);
+      },
+      async () => undefined,
+      { faultMs: 0 },
+    );
   });
 });

@@ -24,7 +24,25 @@ afterAll(async () => {
   await c.close();
 });
 
-const TRICKY = ['2', '10', '0', '.', '..', '_', '__proto__', 'constructor', 'hasOwnProperty', 'toString', 'valueOf', 'x'.repeat(128), '.', ':', '-', 'a:b', 'l:x:20260101'];
+const TRICKY = [
+  '2',
+  '10',
+  '0',
+  '.',
+  '..',
+  '_',
+  '__proto__',
+  'constructor',
+  'hasOwnProperty',
+  'toString',
+  'valueOf',
+  'x'.repeat(128),
+  '.',
+  ':',
+  '-',
+  'a:b',
+  'l:x:20260101',
+];
 const id = fc.oneof(fc.constantFrom(...TRICKY), fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/));
 
 async function drainAll(): Promise<void> {
@@ -35,21 +53,28 @@ async function compare(region: string, skus: string[]): Promise<void> {
   const sql = await sourceBadges(c.pool, region, skus);
   const lib = await api.reader.getBadges(region, skus);
   expect(lib.badges).toEqual(sql);
-  const http = await get(`${api.base}/v1/badges?region=${encodeURIComponent(region)}&skus=${skus.map(encodeURIComponent).join(',')}`);
+  const http = await get(
+    `${api.base}/v1/badges?region=${encodeURIComponent(region)}&skus=${skus.map(encodeURIComponent).join(',')}`,
+  );
   expect(http.status).toBe(200);
   expect(http.body.badges).toEqual(sql);
   for (const sku of skus.slice(0, 2)) {
     // "." and ".." are dot segments to every URL parser (even percent-encoded), so a standard
     // client cannot put them in the path; they work in the query form above, and raw below.
     if (sku === '.' || sku === '..') {
-      const raw = await rawRequest(Number(new URL(api.base).port), `GET /v1/badges/${sku === '.' ? '%2E' : '%2E%2E'}?region=${encodeURIComponent(region)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      const raw = await rawRequest(
+        Number(new URL(api.base).port),
+        `GET /v1/badges/${sku === '.' ? '%2E' : '%2E%2E'}?region=${encodeURIComponent(region)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+      );
       expect(raw).toMatch(/^HTTP\/1.1 200/);
       expect(raw).toContain(`"sku":${JSON.stringify(sku)}`);
       continue;
     }
     const one = await get(`${api.base}/v1/badges/${encodeURIComponent(sku)}?region=${encodeURIComponent(region)}`);
     expect(one.status).toBe(200);
-    expect({ sku: one.body.sku, eligible: one.body.eligible, fc: one.body.fc, reason: one.body.reason }).toEqual(sql[skus.indexOf(sku)]);
+    expect({ sku: one.body.sku, eligible: one.body.eligible, fc: one.body.fc, reason: one.body.reason }).toEqual(
+      sql[skus.indexOf(sku)],
+    );
   }
 }
 
@@ -57,10 +82,18 @@ describe('ids', () => {
   it('FCs "2" and "10" in one region (10 inserted first), "_" and "__proto__": the right FC, and out_of_stock once 10 leaves', async () => {
     await resetState(c);
     await acts.acquireDrainLease({ owner });
-    await c.pool.query(`insert into shop.fulfillment_centers values ('10', 'R', 100, now()), ('2', 'R', 100, now()), ('_', 'R', 100, now()), ('__proto__', 'R', 100, now())`);
-    await c.pool.query(`insert into shop.region_fc values ('R', '10', 1), ('R', '2', 2), ('R', '_', 3), ('R', '__proto__', 4)`);
-    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('S', 't', 'active'), ('_', 't', 'active'), ('constructor', 't', 'active')`);
-    await c.pool.query(`insert into shop.inventory values ('S', '10', 5, 0, now()), ('S', '2', 0, 0, now()), ('_', '_', 3, 0, now()), ('constructor', '__proto__', 1, 0, now())`);
+    await c.pool.query(
+      `insert into shop.fulfillment_centers values ('10', 'R', 100, now()), ('2', 'R', 100, now()), ('_', 'R', 100, now()), ('__proto__', 'R', 100, now())`,
+    );
+    await c.pool.query(
+      `insert into shop.region_fc values ('R', '10', 1), ('R', '2', 2), ('R', '_', 3), ('R', '__proto__', 4)`,
+    );
+    await c.pool.query(
+      `insert into shop.skus (sku_id, title, lifecycle) values ('S', 't', 'active'), ('_', 't', 'active'), ('constructor', 't', 'active')`,
+    );
+    await c.pool.query(
+      `insert into shop.inventory values ('S', '10', 5, 0, now()), ('S', '2', 0, 0, now()), ('_', '_', 3, 0, now()), ('constructor', '__proto__', 1, 0, now())`,
+    );
     await drainAll();
     await compare('R', ['S', '_', 'constructor', '__proto__']);
     expect((await api.reader.getBadge('R', 'S')).fc).toBe('10');
@@ -76,19 +109,45 @@ describe('ids', () => {
     await fc.assert(
       fc.asyncProperty(
         id,
-        fc.uniqueArray(fc.record({ id, rank: fc.integer({ min: 1, max: 3 }), capacity: fc.integer({ min: 0, max: 3 }), load: fc.integer({ min: 0, max: 3 }) }), { minLength: 1, maxLength: 4, selector: (f) => f.id }),
-        fc.uniqueArray(fc.record({ id, lifecycle: fc.constantFrom('active', 'active', 'paused', 'discontinued'), stock: fc.array(fc.integer({ min: -1, max: 2 }), { minLength: 4, maxLength: 4 }) }), { minLength: 1, maxLength: 5, selector: (s) => s.id }),
+        fc.uniqueArray(
+          fc.record({
+            id,
+            rank: fc.integer({ min: 1, max: 3 }),
+            capacity: fc.integer({ min: 0, max: 3 }),
+            load: fc.integer({ min: 0, max: 3 }),
+          }),
+          { minLength: 1, maxLength: 4, selector: (f) => f.id },
+        ),
+        fc.uniqueArray(
+          fc.record({
+            id,
+            lifecycle: fc.constantFrom('active', 'active', 'paused', 'discontinued'),
+            stock: fc.array(fc.integer({ min: -1, max: 2 }), { minLength: 4, maxLength: 4 }),
+          }),
+          { minLength: 1, maxLength: 5, selector: (s) => s.id },
+        ),
         fc.nat(3),
         async (region, fcs, skus, leaving) => {
           await resetState(c);
           await acts.acquireDrainLease({ owner });
           for (const f of fcs) {
-            await c.pool.query(`insert into shop.fulfillment_centers values ($1, $2, $3, now())`, [f.id, region, f.capacity]);
+            await c.pool.query(`insert into shop.fulfillment_centers values ($1, $2, $3, now())`, [
+              f.id,
+              region,
+              f.capacity,
+            ]);
             await c.pool.query(`insert into shop.region_fc values ($1, $2, $3)`, [region, f.id, f.rank]);
-            for (let n = 0; n < f.load; n++) await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('any', $1, 1, 'placed')`, [f.id]);
+            for (let n = 0; n < f.load; n++)
+              await c.pool.query(
+                `insert into shop.orders (sku_id, fc_id, qty, status) values ('any', $1, 1, 'placed')`,
+                [f.id],
+              );
           }
           for (const s of skus) {
-            await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ($1, 't', $2)`, [s.id, s.lifecycle]);
+            await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ($1, 't', $2)`, [
+              s.id,
+              s.lifecycle,
+            ]);
             for (const [i, f] of fcs.entries()) {
               if (s.stock[i] < 0) continue; // no inventory row there
               await c.pool.query(`insert into shop.inventory values ($1, $2, $3, 0, now())`, [s.id, f.id, s.stock[i]]);
@@ -99,7 +158,10 @@ describe('ids', () => {
           if (!asked.includes('never-seen-sku')) asked.push('never-seen-sku'); // one the store does not know
           await compare(region, asked);
           // An FC leaves the region.
-          await c.pool.query(`delete from shop.region_fc where region = $1 and fc_id = $2`, [region, fcs[leaving % fcs.length].id]);
+          await c.pool.query(`delete from shop.region_fc where region = $1 and fc_id = $2`, [
+            region,
+            fcs[leaving % fcs.length].id,
+          ]);
           await drainAll();
           await compare(region, asked);
         },

@@ -48,7 +48,11 @@ describe('least privilege', () => {
     await seedMinimal(oltp);
     await oltp.query(`update shop.inventory set on_hand = 3 where sku_id = 'S1' and fc_id = 'F1'`);
     expect((await c.pool.query(`select count(*)::int as n from pipeline.outbox`)).rows[0].n).toBeGreaterThan(5);
-    await denied(oltp.query(`insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'I', 'FORGED', '{"sku_id":"FORGED","lifecycle":"active"}')`));
+    await denied(
+      oltp.query(
+        `insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'I', 'FORGED', '{"sku_id":"FORGED","lifecycle":"active"}')`,
+      ),
+    );
     await denied(oltp.query(`select * from pipeline.outbox`));
     await denied(oltp.query(`delete from pipeline.outbox`));
     await denied(oltp.query(`update pipeline.consumer_offsets set last_id = 0`));
@@ -73,11 +77,23 @@ describe('least privilege', () => {
     expect(await mismatches()).toEqual([]);
     // Compaction prunes the outbox and VACUUMs it (the worker owns it).
     await c.pool.query(`update pipeline.outbox set created_at = now() - interval '30 days'`);
-    const before = (await c.pool.query(`select coalesce(vacuum_count, 0) as n from pg_stat_user_tables where schemaname = 'pipeline' and relname = 'outbox'`)).rows[0].n;
+    const before = (
+      await c.pool.query(
+        `select coalesce(vacuum_count, 0) as n from pg_stat_user_tables where schemaname = 'pipeline' and relname = 'outbox'`,
+      )
+    ).rows[0].n;
     const pruned = await acts.compactOutbox({ retentionMs: 1000 });
     expect(pruned.deleted).toBeGreaterThan(0);
     await sleep(700); // statistics are reported asynchronously
-    expect(Number((await c.pool.query(`select vacuum_count as n from pg_stat_user_tables where schemaname = 'pipeline' and relname = 'outbox'`)).rows[0].n)).toBeGreaterThan(Number(before));
+    expect(
+      Number(
+        (
+          await c.pool.query(
+            `select vacuum_count as n from pg_stat_user_tables where schemaname = 'pipeline' and relname = 'outbox'`,
+          )
+        ).rows[0].n,
+      ),
+    ).toBeGreaterThan(Number(before));
   });
 
   it('the worker cannot write, lock or lock-read a shop table', async () => {

@@ -14,10 +14,19 @@ import { drainSettled, eventually, resetState } from '../support/env';
 import { get } from '../support/http';
 
 const TTL_S = 3;
-const pipeline = usePipeline('lifecycle', { config: { TOMBSTONE_TTL_S: String(TTL_S), DRAIN_LEASE_TTL_MS: '1000' }, worker: true, api: {} });
+const pipeline = usePipeline('lifecycle', {
+  config: { TOMBSTONE_TTL_S: String(TTL_S), DRAIN_LEASE_TTL_MS: '1000' },
+  worker: true,
+  api: {},
+});
 const { c, taskQueue } = pipeline;
 let drain: Awaited<ReturnType<typeof startDrain>> | undefined;
-const startDrain = () => pipeline.temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-lifecycle-${Date.now()}`, args: [{ intervalMs: 600_000, idleWaitMs: 200 }] });
+const startDrain = () =>
+  pipeline.temporal.client.workflow.start(drainWorkflow, {
+    taskQueue,
+    workflowId: `drain-lifecycle-${Date.now()}`,
+    args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
+  });
 beforeEach(async () => {
   if (drain) {
     await drain.terminate('next test').catch(() => undefined);
@@ -35,10 +44,14 @@ beforeEach(async () => {
 const q = (sql: string, params: unknown[] = []) => c.pool.query(sql, params);
 const badge = async () => (await get(`${pipeline.api.base}/v1/badges/S1?region=R1`)).body;
 const until = (want: Record<string, unknown>, what: string, ms = 10_000) =>
-  eventually(async () => {
-    const b = await badge();
-    return Object.entries(want).every(([k, v]) => b[k] === v) ? b : null;
-  }, ms, what);
+  eventually(
+    async () => {
+      const b = await badge();
+      return Object.entries(want).every(([k, v]) => b[k] === v) ? b : null;
+    },
+    ms,
+    what,
+  );
 const skuInSync = async () => {
   const [src, store] = [await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)];
   return compareSnapshots(src, store).filter((m) => m.key.startsWith('S1')).length === 0;
@@ -54,13 +67,27 @@ describe('SKU lifecycle', () => {
 
     // Newer stock changes of a discontinued SKU never badge it.
     await q(`update shop.inventory set on_hand = 50 where sku_id = 'S1'`);
-    await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F1'))?.startsWith('50|'), 10_000, 'stock applied to the tombstone');
+    await eventually(
+      async () => (await c.redis.hget(c.keys.sku('S1'), 'F1'))?.startsWith('50|'),
+      10_000,
+      'stock applied to the tombstone',
+    );
     expect((await badge()).reason).toBe('discontinued');
 
     // A late change older than the tombstone (by source position) never resurrects it.
     const tomb = await c.redis.hget(c.keys.sku('S1'), LIFECYCLE_FIELD);
     const version = Number(tomb!.split('|')[1]);
-    await applyUpdates(c.redis, c.keys, [{ update: { feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: version - 1, txid: '1' }, source: 0 }], { chunk: 10, tombstoneTtlS: TTL_S, loadTtlS: 60 });
+    await applyUpdates(
+      c.redis,
+      c.keys,
+      [
+        {
+          update: { feature: 'sku.lifecycle', sku: 'S1', value: 'active', version: version - 1, txid: '1' },
+          source: 0,
+        },
+      ],
+      { chunk: 10, tombstoneTtlS: TTL_S, loadTtlS: 60 },
+    );
     expect(await c.redis.hget(c.keys.sku('S1'), LIFECYCLE_FIELD)).toBe(tomb);
     expect((await badge()).reason).toBe('discontinued');
 
@@ -70,7 +97,11 @@ describe('SKU lifecycle', () => {
 
     // A later stock change for the forgotten SKU leaves only a self-expiring key: no leak.
     await q(`update shop.inventory set on_hand = 7 where sku_id = 'S1' and fc_id = 'F1'`);
-    await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F1'))?.startsWith('7|'), 10_000, 'orphan stock change applied');
+    await eventually(
+      async () => (await c.redis.hget(c.keys.sku('S1'), 'F1'))?.startsWith('7|'),
+      10_000,
+      'orphan stock change applied',
+    );
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBeGreaterThan(0);
     expect((await badge()).reason).toBe('unknown');
   });

@@ -16,7 +16,14 @@ import { get, startTestApi } from '../support/http';
 import { runOps } from '../support/ops-cli';
 
 const taskQueue = `ops-${process.pid}`;
-const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, STALE_AFTER_MS: '1000', DRAIN_LEASE_TTL_MS: '2000', DRAIN_INTERVAL_MS: '60000', BACKFILL_CHUNK_ROWS: '300', VERIFY_INTERVAL_MS: '86400000' });
+const c = testClients({
+  TEMPORAL_TASK_QUEUE: taskQueue,
+  STALE_AFTER_MS: '1000',
+  DRAIN_LEASE_TTL_MS: '2000',
+  DRAIN_INTERVAL_MS: '60000',
+  BACKFILL_CHUNK_ROWS: '300',
+  VERIFY_INTERVAL_MS: '86400000',
+});
 const { address, bundlePath } = sharedTestServer();
 const size: CatalogueSize = { skus: 400, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 2 };
 let worker: Awaited<ReturnType<typeof startWorker>>;
@@ -35,7 +42,10 @@ async function verifyClean(): Promise<void> {
   expect(v.code).toBe(0);
 }
 async function drainRunning(): Promise<boolean> {
-  for await (const _ of temporal.client.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'` })) return true;
+  for await (const _ of temporal.client.workflow.list({
+    query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`,
+  }))
+    return true;
   return false;
 }
 
@@ -51,7 +61,11 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await ops('pause');
-  for (const id of ALL_SCHEDULE_IDS) await temporal?.client.schedule.getHandle(id).delete().catch(() => undefined);
+  for (const id of ALL_SCHEDULE_IDS)
+    await temporal?.client.schedule
+      .getHandle(id)
+      .delete()
+      .catch(() => undefined);
   await api?.close();
   await worker?.stop();
   await temporal?.close();
@@ -113,13 +127,17 @@ describe('operator CLI', () => {
     await c.redis.flushdb();
     await eventually(stale, 5_000, 'stale after the flush');
     const traffic = runTraffic(c.pool, { rate: 300, durationMs: 2000, connections: 2, seed: 23, size });
-    const auto = await eventually(async () => {
-      try {
-        return await temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).describe();
-      } catch {
-        return null;
-      }
-    }, 15_000, 'the drain to start backfill-auto');
+    const auto = await eventually(
+      async () => {
+        try {
+          return await temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).describe();
+        } catch {
+          return null;
+        }
+      },
+      15_000,
+      'the drain to start backfill-auto',
+    );
     expect(auto.type).toBe('backfillWorkflow');
     await temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).result();
     await traffic;
@@ -129,9 +147,15 @@ describe('operator CLI', () => {
   });
 
   it('dead letters: listed, retried after the cause is fixed, counted; the drain never stopped', async () => {
-    await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'SKU-0000009', '{"sku_id": "SKU-0000009", "lifecycle": "on-holiday"}')`);
+    await c.pool.query(
+      `insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'SKU-0000009', '{"sku_id": "SKU-0000009", "lifecycle": "on-holiday"}')`,
+    );
     await c.pool.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'SKU-0000010'`);
-    await eventually(async () => (await c.redis.hget(c.keys.sku('SKU-0000010'), LIFECYCLE_FIELD))?.startsWith('p|'), 10_000, 'later change applied');
+    await eventually(
+      async () => (await c.redis.hget(c.keys.sku('SKU-0000010'), LIFECYCLE_FIELD))?.startsWith('p|'),
+      10_000,
+      'later change applied',
+    );
     const list = await ops('dead-letters', 'list', '--json');
     expect(list.code).toBe(0);
     const dl = JSON.parse(list.stdout);
@@ -164,13 +188,22 @@ describe('operator CLI', () => {
 
     const started = Date.now();
     await temporal.client.schedule.getHandle(names.verifyScheduleId).trigger();
-    const run = await eventually(async () => {
-      for await (const w of temporal.client.workflow.list({ query: `WorkflowType = 'sampledVerifyWorkflow' AND TaskQueue = '${taskQueue}'` })) if (w.startTime.getTime() >= started - 1000) return w;
-      return null;
-    }, 15_000, 'the scheduled verify to start');
+    const run = await eventually(
+      async () => {
+        for await (const w of temporal.client.workflow.list({
+          query: `WorkflowType = 'sampledVerifyWorkflow' AND TaskQueue = '${taskQueue}'`,
+        }))
+          if (w.startTime.getTime() >= started - 1000) return w;
+        return null;
+      },
+      15_000,
+      'the scheduled verify to start',
+    );
     const result = await temporal.client.workflow.getHandle(run.workflowId).result();
     expect(result.mismatchCount).toBeGreaterThanOrEqual(5);
-    expect([...new Set(result.mismatches.map((m: { feature: string }) => m.feature))]).toEqual(expect.arrayContaining(['available', 'lifecycle', 'capacity', 'load']));
+    expect([...new Set(result.mismatches.map((m: { feature: string }) => m.feature))]).toEqual(
+      expect.arrayContaining(['available', 'lifecycle', 'capacity', 'load']),
+    );
     expect(result.reemitted.deleted).toBe(1);
     expect(result.reemitted.refreshed).toBeGreaterThanOrEqual(3);
     expect(result.loadCounters).toBeGreaterThan(0);
@@ -182,17 +215,33 @@ describe('operator CLI', () => {
   it('the Web UI needs no query: the drain shows its current details, operator workflows a summary and who asked', async () => {
     await ops('verify', '--sample', '5', '--json');
     let verify: string | undefined;
-    for await (const w of temporal.client.workflow.list({ query: `WorkflowType = 'verifyWorkflow' AND TaskQueue = '${taskQueue}'` })) verify ??= w.workflowId;
+    for await (const w of temporal.client.workflow.list({
+      query: `WorkflowType = 'verifyWorkflow' AND TaskQueue = '${taskQueue}'`,
+    }))
+      verify ??= w.workflowId;
     const d = await temporal.client.workflow.getHandle(verify!).describe();
     expect(await d.staticSummary()).toBe('Verify of 5 random SKUs, every FC, region and load');
-    expect(await d.staticDetails()).toMatch(/^Started by .+@.+ with `npm run ops -- verify --sample 5 --json` at \d{4}-/);
+    expect(await d.staticDetails()).toMatch(
+      /^Started by .+@.+ with `npm run ops -- verify --sample 5 --json` at \d{4}-/,
+    );
     let drain: string | undefined;
-    for await (const w of temporal.client.workflow.list({ query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'` })) drain ??= w.workflowId;
-    const metadata = await eventually(async () => {
-      const m = (await temporal.client.workflow.getHandle(drain!).query('__temporal_workflow_metadata')) as { currentDetails?: string };
-      return m.currentDetails ? m : null;
-    }, 10_000, 'the drain to report its details');
-    expect(metadata.currentDetails).toMatch(/^(caught up|CATCHING UP) · this interval: \d+ rows in \d+ batches, \d+ dead letters · batch size \d+/);
+    for await (const w of temporal.client.workflow.list({
+      query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`,
+    }))
+      drain ??= w.workflowId;
+    const metadata = await eventually(
+      async () => {
+        const m = (await temporal.client.workflow.getHandle(drain!).query('__temporal_workflow_metadata')) as {
+          currentDetails?: string;
+        };
+        return m.currentDetails ? m : null;
+      },
+      10_000,
+      'the drain to report its details',
+    );
+    expect(metadata.currentDetails).toMatch(
+      /^(caught up|CATCHING UP) · this interval: \d+ rows in \d+ batches, \d+ dead letters · batch size \d+/,
+    );
   });
 
   it('inspect shows store, source and badges agreeing', async () => {
@@ -219,4 +268,3 @@ describe('operator CLI', () => {
     expect(badEnv.stderr).toMatch(/DRAIN_BATCH_SIZE/);
   });
 });
-

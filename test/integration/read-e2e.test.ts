@@ -10,7 +10,15 @@ import { sourceBadges } from '../../reconcile/source-badges';
 import { CatalogueSize, regionId, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
 import { drainWorkflow } from '../../workflows';
-import { drainSettled, eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import {
+  drainSettled,
+  eventually,
+  resetState,
+  sharedTestServer,
+  startWorker,
+  temporalClient,
+  testClients,
+} from '../support/env';
 import { get, startTestApi } from '../support/http';
 import { freePort, startRedisServer, stopProcess } from '../support/redis-process';
 
@@ -25,7 +33,11 @@ describe('through the drain', () => {
   let api: Awaited<ReturnType<typeof startTestApi>>;
   let runId = 0;
   const startDrain = () =>
-    temporal.client.workflow.start(drainWorkflow, { taskQueue, workflowId: `drain-read-${Date.now()}-${runId++}`, args: [{ intervalMs: 600_000, idleWaitMs: 200 }] });
+    temporal.client.workflow.start(drainWorkflow, {
+      taskQueue,
+      workflowId: `drain-read-${Date.now()}-${runId++}`,
+      args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
+    });
 
   beforeAll(async () => {
     await resetState(c);
@@ -42,10 +54,14 @@ describe('through the drain', () => {
 
   const badge = async (sku: string, region = 'R1') => (await get(`${api.base}/v1/badges/${sku}?region=${region}`)).body;
   const until = (sku: string, want: Record<string, unknown>, what: string) =>
-    eventually(async () => {
-      const b = await badge(sku);
-      return Object.entries(want).every(([k, v]) => b[k] === v) ? b : null;
-    }, 10_000, what);
+    eventually(
+      async () => {
+        const b = await badge(sku);
+        return Object.entries(want).every(([k, v]) => b[k] === v) ? b : null;
+      },
+      10_000,
+      what,
+    );
 
   it('a committed change flips the answer within seconds, for each reason; pause -> stale, resume -> fresh', async () => {
     let drain = await startDrain();
@@ -78,10 +94,14 @@ describe('through the drain', () => {
     // before writing the change the paused drain must not see.
     await drainSettled(c);
     await q(`update shop.inventory set on_hand = 0 where sku_id = 'S1'`);
-    const paused = await eventually(async () => {
-      const b = await badge('S1');
-      return b.stale ? b : null;
-    }, 10_000, 'stale while paused');
+    const paused = await eventually(
+      async () => {
+        const b = await badge('S1');
+        return b.stale ? b : null;
+      },
+      10_000,
+      'stale while paused',
+    );
     expect(paused).toMatchObject({ reason: 'eligible', stale: true });
     expect(paused.lagMs).toBeGreaterThan(1000);
 
@@ -99,19 +119,30 @@ describe('through the drain', () => {
     await seedCatalogue(c.pool, size);
     await runTraffic(c.pool, { rate: 0, changes: 4000, connections: 6, seed: 3, size });
     // Tight capacities (after the traffic, which changes them too) so that every reason shows up.
-    await c.pool.query(`update shop.fulfillment_centers set daily_capacity = case when substr(fc_id, 4)::int % 3 = 0 then 0 else 1000000 end`);
+    await c.pool.query(
+      `update shop.fulfillment_centers set daily_capacity = case when substr(fc_id, 4)::int % 3 = 0 then 0 else 1000000 end`,
+    );
     await eventually(async () => (await backlog(c.pool)) === 0, 20_000, 'the drain to apply every change');
 
     const random = rng(99);
     const seen = new Set<string>();
     for (let region = 0; region < size.regions; region++) {
-      const skus = Array.from(new Set(Array.from({ length: 60 }, () => skuId(Math.floor(random() * (size.skus + 20)))))); // some unknown
+      const skus = Array.from(
+        new Set(Array.from({ length: 60 }, () => skuId(Math.floor(random() * (size.skus + 20))))),
+      ); // some unknown
       const api = (await get(`${api_base()}/v1/badges?region=${regionId(region)}&skus=${skus.join(',')}`)).body;
       const sql = await sourceBadges(c.pool, regionId(region), skus);
       expect(api.badges).toEqual(sql);
       for (const b of sql) seen.add(b.reason);
     }
-    expect([...seen].sort()).toEqual(['discontinued', 'eligible', 'fc_at_capacity', 'out_of_stock', 'paused', 'unknown']);
+    expect([...seen].sort()).toEqual([
+      'discontinued',
+      'eligible',
+      'fc_at_capacity',
+      'out_of_stock',
+      'paused',
+      'unknown',
+    ]);
     await drain.terminate('test over');
   });
   const api_base = () => api.base;
@@ -128,17 +159,25 @@ describe('Redis outage', () => {
       expect((await get(`${api.base}/v1/badges?region=R1&skus=A`)).status).toBe(200);
       await stopProcess(server);
       for (const path of ['/v1/badges?region=R1&skus=A', '/v1/badges/A?region=R1', '/healthz']) {
-        const r = await eventually(async () => {
-          const x = await get(`${api.base}${path}`);
-          return x.status === 503 ? x : null;
-        }, 5_000, `503 on ${path}`);
+        const r = await eventually(
+          async () => {
+            const x = await get(`${api.base}${path}`);
+            return x.status === 503 ? x : null;
+          },
+          5_000,
+          `503 on ${path}`,
+        );
         expect(r.body.error).toMatch(/online store unavailable/);
       }
       server = await startRedisServer(port);
-      const back = await eventually(async () => {
-        const x = await get(`${api.base}/v1/badges?region=R1&skus=A`);
-        return x.status === 200 ? x : null;
-      }, 10_000, 'recovery after Redis is back');
+      const back = await eventually(
+        async () => {
+          const x = await get(`${api.base}/v1/badges?region=R1&skus=A`);
+          return x.status === 200 ? x : null;
+        },
+        10_000,
+        'recovery after Redis is back',
+      );
       expect(back.body.badges).toEqual([{ sku: 'A', eligible: false, fc: null, reason: 'unknown' }]);
     } finally {
       await api.close();

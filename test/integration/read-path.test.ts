@@ -16,26 +16,76 @@ afterAll(() => c.close());
 const NOW = Date.parse('2026-11-25T23:59:30Z');
 let version = 0;
 async function write(...updates: FeatureUpdate[]) {
-  await applyUpdates(c.redis, c.keys, updates.map((update, source) => ({ update, source })), { chunk: 50, tombstoneTtlS: 60, loadTtlS: 600 });
+  await applyUpdates(
+    c.redis,
+    c.keys,
+    updates.map((update, source) => ({ update, source })),
+    { chunk: 50, tombstoneTtlS: 60, loadTtlS: 600 },
+  );
 }
-const lifecycle = (sku: string, value: 'active' | 'paused' | 'discontinued' | null): FeatureUpdate => ({ feature: 'sku.lifecycle', sku, value, version: ++version, txid: '1' });
-const avail = (sku: string, fc: string, value: number | null): FeatureUpdate => ({ feature: 'sku.available', sku, fc, value, version: ++version, txid: '1' });
-const cap = (fc: string, value: number | null): FeatureUpdate => ({ feature: 'fc.capacity', fc, value, version: ++version, txid: '1' });
-const rank = (region: string, fc: string, value: number | null): FeatureUpdate => ({ feature: 'region.rank', region, fc, value, version: ++version, txid: '1' });
-const load = (fc: string, day: string, delta: number): FeatureUpdate => ({ feature: 'fc.load', fc, day, delta, txid: String(++version), id: version });
+const lifecycle = (sku: string, value: 'active' | 'paused' | 'discontinued' | null): FeatureUpdate => ({
+  feature: 'sku.lifecycle',
+  sku,
+  value,
+  version: ++version,
+  txid: '1',
+});
+const avail = (sku: string, fc: string, value: number | null): FeatureUpdate => ({
+  feature: 'sku.available',
+  sku,
+  fc,
+  value,
+  version: ++version,
+  txid: '1',
+});
+const cap = (fc: string, value: number | null): FeatureUpdate => ({
+  feature: 'fc.capacity',
+  fc,
+  value,
+  version: ++version,
+  txid: '1',
+});
+const rank = (region: string, fc: string, value: number | null): FeatureUpdate => ({
+  feature: 'region.rank',
+  region,
+  fc,
+  value,
+  version: ++version,
+  txid: '1',
+});
+const load = (fc: string, day: string, delta: number): FeatureUpdate => ({
+  feature: 'fc.load',
+  fc,
+  day,
+  delta,
+  txid: String(++version),
+  id: version,
+});
 
 async function world() {
   await resetState(c);
   await write(
-    rank('R1', 'F1', 1), rank('R1', 'F2', 2), rank('R1', 'F3', 3), rank('R1', 'F9', null),
-    cap('F1', 10), cap('F2', 5), cap('F3', 100),
+    rank('R1', 'F1', 1),
+    rank('R1', 'F2', 2),
+    rank('R1', 'F3', 3),
+    rank('R1', 'F9', null),
+    cap('F1', 10),
+    cap('F2', 5),
+    cap('F3', 100),
     load('F1', '20261125', 10), // F1 full today
     load('F2', '20261124', 50), // F2 was full yesterday only
-    lifecycle('ELIG', 'active'), avail('ELIG', 'F1', 3), avail('ELIG', 'F2', 2),
-    lifecycle('FULL', 'active'), avail('FULL', 'F1', 3),
-    lifecycle('NONE', 'active'), avail('NONE', 'F1', 0), avail('NONE', 'F7', 50),
-    lifecycle('DISC', 'discontinued'), avail('DISC', 'F3', 9),
-    lifecycle('PAUS', 'paused'), avail('PAUS', 'F3', 9),
+    lifecycle('ELIG', 'active'),
+    avail('ELIG', 'F1', 3),
+    avail('ELIG', 'F2', 2),
+    lifecycle('FULL', 'active'),
+    avail('FULL', 'F1', 3),
+    lifecycle('NONE', 'active'),
+    avail('NONE', 'F1', 0),
+    avail('NONE', 'F7', 50),
+    lifecycle('DISC', 'discontinued'),
+    avail('DISC', 'F3', 9),
+    lifecycle('PAUS', 'paused'),
+    avail('PAUS', 'F3', 9),
     lifecycle('GONE', null),
   );
   await markCaughtUp(c.redis, c.keys, NOW - 2000);
@@ -46,7 +96,13 @@ describe('badge reader (library)', () => {
 
   for (const mode of ['lua', 'pipeline'] as const) {
     it(`answers every reason in the order asked, with freshness (${mode})`, async () => {
-      const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 10_000, now: () => NOW, mode });
+      const reader = createBadgeReader({
+        redis: c.redis,
+        prefix: c.keys.prefix,
+        staleAfterMs: 10_000,
+        now: () => NOW,
+        mode,
+      });
       const a = await reader.getBadges('R1', ['PAUS', 'ELIG', 'NOPE', 'FULL', 'NONE', 'DISC', 'GONE']);
       expect(a).toEqual({
         region: 'R1',
@@ -131,7 +187,15 @@ describe('HTTP API', () => {
   it('GET /v1/badges/{sku} answers one badge with stale and lagMs', async () => {
     const r = await get(`${api.base}/v1/badges/ELIG?region=R1`);
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ sku: 'ELIG', eligible: true, fc: 'F2', reason: 'eligible', stale: false, lagMs: 2000, asOf: new Date(NOW - 2000).toISOString() });
+    expect(r.body).toEqual({
+      sku: 'ELIG',
+      eligible: true,
+      fc: 'F2',
+      reason: 'eligible',
+      stale: false,
+      lagMs: 2000,
+      asOf: new Date(NOW - 2000).toISOString(),
+    });
   });
 
   it('GET /healthz and /metrics', async () => {
@@ -184,7 +248,9 @@ describe('HTTP API', () => {
   it('a malformed HTTP request gets a 400, and the server keeps serving', async () => {
     const port = Number(new URL(api.base).port);
     expect(await rawRequest(port, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1.1 400/);
-    expect(await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`)).toMatch(/^HTTP\/1.1 431/);
+    expect(await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1.1 431/,
+    );
     expect((await get(`${api.base}/healthz`)).status).toBe(200);
   });
 });

@@ -51,14 +51,25 @@ describe('rebuild requests', () => {
       expect(await c.redis.hget(c.keys.sku('RQ1'), 'F1')).toBeNull(); // stock not rebuilt yet
 
       worker = spawnWorker(c.config, address, bundlePath);
-      await eventually(async () => (await c.redis.hget(c.keys.sku('RQ1'), 'F1'))?.startsWith('5|'), 30_000, 'the stock to be rebuilt');
-      await eventually(async () => (await c.redis.scard(rebuildsKey(c.keys))) === 0, 10_000, 'the request to be cleared');
+      await eventually(
+        async () => (await c.redis.hget(c.keys.sku('RQ1'), 'F1'))?.startsWith('5|'),
+        30_000,
+        'the stock to be rebuilt',
+      );
+      await eventually(
+        async () => (await c.redis.scard(rebuildsKey(c.keys))) === 0,
+        10_000,
+        'the request to be cleared',
+      );
       expect(compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys))).toEqual([]);
     } finally {
       await run.terminate('test over').catch(() => undefined);
       // A rebuild the drain started once more before its request was cleared must not outlive
       // this test's workers (workflow ids are shared across the test run).
-      await temporal.client.workflow.getHandle('sku-rebuild-RQ1').terminate('test over').catch(() => undefined);
+      await temporal.client.workflow
+        .getHandle('sku-rebuild-RQ1')
+        .terminate('test over')
+        .catch(() => undefined);
       worker.kill('SIGTERM');
       await exited(worker);
       await temporal.close();

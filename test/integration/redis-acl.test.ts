@@ -25,8 +25,33 @@ let worker: Redis;
 let reader: Redis;
 
 // The README's ACL set-up, for the test prefix.
-const ACL_WORKER = ['fb_worker', 'on', '>worker-secret', 'resetkeys', '~fbt:*', 'resetchannels', '+@all', '-@dangerous', '+config|get', '+info'];
-const ACL_READER = ['fb_reader', 'on', '>reader-secret', 'resetkeys', '~fbt:*', 'resetchannels', '-@all', '+evalsha_ro', '+eval_ro', '+hget', '+hmget', '+hgetall', '+ping'];
+const ACL_WORKER = [
+  'fb_worker',
+  'on',
+  '>worker-secret',
+  'resetkeys',
+  '~fbt:*',
+  'resetchannels',
+  '+@all',
+  '-@dangerous',
+  '+config|get',
+  '+info',
+];
+const ACL_READER = [
+  'fb_reader',
+  'on',
+  '>reader-secret',
+  'resetkeys',
+  '~fbt:*',
+  'resetchannels',
+  '-@all',
+  '+evalsha_ro',
+  '+eval_ro',
+  '+hget',
+  '+hmget',
+  '+hgetall',
+  '+ping',
+];
 
 beforeAll(async () => {
   const port = await freePort();
@@ -65,7 +90,9 @@ describe('Redis ACL users', () => {
 
     await noperm(reader.hset(c.keys.sku('S1'), 'F1', '999|1'));
     await noperm(reader.eval(`return redis.call('HSET', KEYS[1], 'F1', '999|1')`, 1, c.keys.sku('S1')));
-    await expect(reader.eval_ro(`return redis.call('HSET', KEYS[1], 'F1', '999|1')`, 1, c.keys.sku('S1'))).rejects.toThrow();
+    await expect(
+      reader.eval_ro(`return redis.call('HSET', KEYS[1], 'F1', '999|1')`, 1, c.keys.sku('S1')),
+    ).rejects.toThrow();
     await noperm(worker.set('someone-else:key', '1'));
     await noperm(worker.flushall());
     await noperm(worker.call('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru'));

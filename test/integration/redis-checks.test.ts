@@ -25,7 +25,10 @@ describe('Redis eviction policy', () => {
     expect(await checkEvictionPolicy(redis, 'refuse')).toBe('noeviction');
     for (const policy of ['volatile-lru', 'volatile-ttl', 'allkeys-lru', 'allkeys-random']) {
       await redis.call('CONFIG', 'SET', 'maxmemory-policy', policy);
-      await expect(checkEvictionPolicy(redis, 'refuse')).rejects.toMatchObject({ name: 'ConfigurationError', message: expect.stringContaining(`'${policy}'`) });
+      await expect(checkEvictionPolicy(redis, 'refuse')).rejects.toMatchObject({
+        name: 'ConfigurationError',
+        message: expect.stringContaining(`'${policy}'`),
+      });
       const warnings: string[] = [];
       expect(await checkEvictionPolicy(redis, 'warn', (m) => warnings.push(m))).toBe(policy);
       expect(warnings[0]).toMatch(/noeviction/);

@@ -17,9 +17,18 @@ describe('workflow replay', () => {
   it('replays every recorded history against the current workflow bundle', async () => {
     const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
     expect(files.length).toBeGreaterThan(0);
-    const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))) }));
+    const histories = files.map((f) => ({
+      workflowId: f.replace(/\.json$/, ''),
+      history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))),
+    }));
     const results = [];
-    for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: sharedTestServer().bundlePath } }, histories)) results.push(r);
-    expect(results.map((r) => [r.workflowId, r.error?.message ?? null])).toEqual(histories.map((h) => [h.workflowId, null]));
+    for await (const r of Worker.runReplayHistories(
+      { workflowBundle: { codePath: sharedTestServer().bundlePath } },
+      histories,
+    ))
+      results.push(r);
+    expect(results.map((r) => [r.workflowId, r.error?.message ?? null])).toEqual(
+      histories.map((h) => [h.workflowId, null]),
+    );
   });
 });

@@ -16,7 +16,17 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { drainWorkflow } from '../../workflows';
 import { appliedRows } from '../support/cursor';
-import { drainSettled, eventually, pipelineClients, resetState, sharedTestServer, startWorker, temporalClient, TEST_DATABASE_URL, testClients } from '../support/env';
+import {
+  drainSettled,
+  eventually,
+  pipelineClients,
+  resetState,
+  sharedTestServer,
+  startWorker,
+  temporalClient,
+  TEST_DATABASE_URL,
+  testClients,
+} from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
 
 const c = testClients({ STALE_AFTER_MS: '1000', TEMPORAL_TASK_QUEUE: `snapdelta-${process.pid}` });
@@ -47,10 +57,18 @@ async function mismatches() {
 }
 
 async function seed(skus: number): Promise<void> {
-  await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 1000000, now()), ('F2', 'R1', 1000000, now())`);
+  await c.pool.query(
+    `insert into shop.fulfillment_centers values ('F1', 'R1', 1000000, now()), ('F2', 'R1', 1000000, now())`,
+  );
   await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1), ('R1', 'F2', 2)`);
-  await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) select 'S' || i, 't', 'active' from generate_series(0, $1 - 1) i`, [skus]);
-  await c.pool.query(`insert into shop.inventory select 'S' || i, 'F1', 5, 0, now() from generate_series(0, $1 - 1) i`, [skus]);
+  await c.pool.query(
+    `insert into shop.skus (sku_id, title, lifecycle) select 'S' || i, 't', 'active' from generate_series(0, $1 - 1) i`,
+    [skus],
+  );
+  await c.pool.query(
+    `insert into shop.inventory select 'S' || i, 'F1', 5, 0, now() from generate_series(0, $1 - 1) i`,
+    [skus],
+  );
 }
 
 describe('open transactions hold nothing back', () => {
@@ -93,7 +111,10 @@ describe('open transactions hold nothing back', () => {
         const stock = round % 2 === 0 ? 0 : 5; // flips the badge every round
         const committed = await Promise.all(
           skus.map(async (sku) => {
-            await c.pool.query(`update shop.inventory set on_hand = $2 where sku_id = $1 and fc_id = 'F1'`, [sku, stock]);
+            await c.pool.query(`update shop.inventory set on_hand = $2 where sku_id = $1 and fc_id = 'F1'`, [
+              sku,
+              stock,
+            ]);
             return Date.now();
           }),
         );
@@ -107,7 +128,8 @@ describe('open transactions hold nothing back', () => {
           a.badges.forEach((b, i) => {
             if (b.reason === want && !seen.has(b.sku)) seen.set(b.sku, at - committed[i]);
           });
-          if (at - started > 5000) throw new Error(`round ${round}: changes not visible after 5 s (${[...seen.keys()].join(',')} seen)`);
+          if (at - started > 5000)
+            throw new Error(`round ${round}: changes not visible after 5 s (${[...seen.keys()].join(',')} seen)`);
           if (seen.size < skus.length) await sleep(5);
         }
         latencies.push(...seen.values());
@@ -116,7 +138,8 @@ describe('open transactions hold nothing back', () => {
         if (pace > 0) await sleep(pace);
       }
       // The three transactions were open the whole time.
-      for (const s of [sameTable, idle, otherDb]) expect((await s.query('select pg_current_xact_id_if_assigned() is not null as held')).rows[0].held).toBe(true);
+      for (const s of [sameTable, idle, otherDb])
+        expect((await s.query('select pg_current_xact_id_if_assigned() is not null as held')).rows[0].held).toBe(true);
       expect(latencies.length).toBeGreaterThanOrEqual(Math.min(1000, Math.floor(holdMs / 60)));
       expect(staleReads).toBe(0);
       expect(reads).toBeGreaterThan(0);
@@ -124,7 +147,11 @@ describe('open transactions hold nothing back', () => {
 
       // The held change arrives once its transaction commits.
       await sameTable.query('commit');
-      await eventually(async () => (await reader.getBadge('R1', 'OPEN')).reason === 'eligible', 5000, 'the held change to arrive');
+      await eventually(
+        async () => (await reader.getBadge('R1', 'OPEN')).reason === 'eligible',
+        5000,
+        'the held change to arrive',
+      );
     } finally {
       await sameTable.end().catch(() => undefined);
       await idle.end().catch(() => undefined);
@@ -150,7 +177,9 @@ describe('commit order', () => {
   it('any xid order x write (outbox id) order x commit order: each commit is applied at once, loads exact', async () => {
     await seed(3);
     // Orders to cancel later: each combination's transactions cancel one each.
-    await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) select 'S0', 'F' || (1 + i % 2), 1 + i % 4, 'placed' from generate_series(0, 700) i`);
+    await c.pool.query(
+      `insert into shop.orders (sku_id, fc_id, qty, status) select 'S0', 'F' || (1 + i % 2), 1 + i % 4, 'placed' from generate_series(0, 700) i`,
+    );
     await drainAll();
     const tx = [await session(), await session(), await session()];
     let nextCancel = 1;
@@ -161,7 +190,10 @@ describe('commit order', () => {
             for (const t of tx) await t.query('begin');
             for (const i of xidOrder) await tx[i].query('select pg_current_xact_id()');
             for (const i of writeOrder) {
-              await tx[i].query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S0', $1, $2, 'placed')`, [i === 1 ? 'F2' : 'F1', i + 1]);
+              await tx[i].query(
+                `insert into shop.orders (sku_id, fc_id, qty, status) values ('S0', $1, $2, 'placed')`,
+                [i === 1 ? 'F2' : 'F1', i + 1],
+              );
               await tx[i].query(`update shop.orders set status = 'cancelled' where order_id = $1`, [nextCancel++]);
               await tx[i].query(`update shop.inventory set on_hand = on_hand % 7 + 1 where sku_id = $1`, [`S${i}`]);
             }
@@ -169,7 +201,9 @@ describe('commit order', () => {
               await tx[i].query('commit');
               await drainAll();
               const diff = await mismatches();
-              expect(diff, `xid ${xidOrder} write ${writeOrder} commit ${commitOrder}, after committing ${i}`).toEqual([]);
+              expect(diff, `xid ${xidOrder} write ${writeOrder} commit ${commitOrder}, after committing ${i}`).toEqual(
+                [],
+              );
             }
           }
         }
@@ -201,17 +235,22 @@ describe('crash inside a batch that straddles an open transaction', () => {
       await open.query(`update shop.inventory set on_hand = 42 where sku_id = 'S9'`);
       // Committed after it: the batch that applies these has the open transaction in its xip.
       // (One transaction, so the first batch with rows holds all five.)
-      await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) select 'S1', 'F1', i, 'placed' from generate_series(1, 5) i`);
+      await c.pool.query(
+        `insert into shop.orders (sku_id, fc_id, qty, status) select 'S1', 'F1', i, 'placed' from generate_series(1, 5) i`,
+      );
       await exited(worker);
       expect(worker.signalCode).toBe('SIGKILL');
       const load = await c.redis.hget(c.keys.load('F1', utcDay(new Date())), 'n');
       expect(load).toBe('15'); // in Redis ...
-      expect(await appliedRows(c.pool)).toBeLessThan((await c.pool.query('select count(*)::int as n from pipeline.outbox')).rows[0].n); // ... cursor not moved
+      expect(await appliedRows(c.pool)).toBeLessThan(
+        (await c.pool.query('select count(*)::int as n from pipeline.outbox')).rows[0].n,
+      ); // ... cursor not moved
 
       // The open transaction commits before the retry: it must come in a later batch, not join
       // the retried one ahead of the deltas already counted.
       await open.query('commit');
-      for (let i = 0; i < 3; i++) await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S2', 'F1', 1000, 'placed')`);
+      for (let i = 0; i < 3; i++)
+        await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S2', 'F1', 1000, 'placed')`);
       worker = spawnWorker(c.config, address, bundlePath);
       await eventually(async () => (await mismatches()).length === 0, 60_000, 'store to equal the source');
       expect(await c.redis.hget(c.keys.load('F1', utcDay(new Date())), 'n')).toBe('3115');
@@ -228,7 +267,17 @@ describe('crash inside a batch that straddles an open transaction', () => {
 describe('randomized model: concurrent transactions commit or roll back in any order', () => {
   type Step = { kind: 'begin' | 'write' | 'commit' | 'rollback' | 'drain'; tx: number; pick: number; value: number };
   const step = fc.record({
-    kind: fc.constantFrom<Step['kind']>('begin', 'write', 'write', 'write', 'commit', 'commit', 'rollback', 'drain', 'drain'),
+    kind: fc.constantFrom<Step['kind']>(
+      'begin',
+      'write',
+      'write',
+      'write',
+      'commit',
+      'commit',
+      'rollback',
+      'drain',
+      'drain',
+    ),
     tx: fc.nat(2),
     pick: fc.nat(1000),
     value: fc.nat(6),
@@ -241,42 +290,54 @@ describe('randomized model: concurrent transactions commit or roll back in any o
     for (const t of tx) await t.query(`set lock_timeout = '5s'`);
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(step, { minLength: 10, maxLength: 60 }), fc.integer({ min: 1, max: 8 }), async (steps, chunk) => {
-          // Every run (and every shrink) starts from the same state.
-          await resetState(c);
-          await acts.acquireDrainLease({ owner });
-          await seed(6);
-          await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) select 'S0', 'F' || (1 + i % 2), 2, 'placed' from generate_series(0, 40) i`);
-          await drainAll();
-          const open = [false, false, false];
-          for (const s of steps) {
-            const t = tx[s.tx];
-            if (s.kind === 'begin' && !open[s.tx]) {
-              await t.query('begin');
-              if (s.value % 2) await t.query('select pg_current_xact_id()'); // take an xid now, write later
-              open[s.tx] = true;
-            } else if (s.kind === 'write') {
-              if (!open[s.tx]) {
-                await t.query('begin');
-                open[s.tx] = true;
+        fc
+          .asyncProperty(
+            fc.array(step, { minLength: 10, maxLength: 60 }),
+            fc.integer({ min: 1, max: 8 }),
+            async (steps, chunk) => {
+              // Every run (and every shrink) starts from the same state.
+              await resetState(c);
+              await acts.acquireDrainLease({ owner });
+              await seed(6);
+              await c.pool.query(
+                `insert into shop.orders (sku_id, fc_id, qty, status) select 'S0', 'F' || (1 + i % 2), 2, 'placed' from generate_series(0, 40) i`,
+              );
+              await drainAll();
+              const open = [false, false, false];
+              for (const s of steps) {
+                const t = tx[s.tx];
+                if (s.kind === 'begin' && !open[s.tx]) {
+                  await t.query('begin');
+                  if (s.value % 2) await t.query('select pg_current_xact_id()'); // take an xid now, write later
+                  open[s.tx] = true;
+                } else if (s.kind === 'write') {
+                  if (!open[s.tx]) {
+                    await t.query('begin');
+                    open[s.tx] = true;
+                  }
+                  await randomWrite(t, s);
+                } else if ((s.kind === 'commit' || s.kind === 'rollback') && open[s.tx]) {
+                  await t.query(s.kind);
+                  open[s.tx] = false;
+                } else if (s.kind === 'drain') {
+                  await drainAll(chunk); // small chunks: batches delivered in several parts
+                  expect(await mismatches()).toEqual([]);
+                }
               }
-              await randomWrite(t, s);
-            } else if ((s.kind === 'commit' || s.kind === 'rollback') && open[s.tx]) {
-              await t.query(s.kind);
-              open[s.tx] = false;
-            } else if (s.kind === 'drain') {
-              await drainAll(chunk); // small chunks: batches delivered in several parts
+              for (let i = 0; i < 3; i++) if (open[i]) await tx[i].query('rollback');
+              await drainAll(chunk);
               expect(await mismatches()).toEqual([]);
-            }
-          }
-          for (let i = 0; i < 3; i++) if (open[i]) await tx[i].query('rollback');
-          await drainAll(chunk);
-          expect(await mismatches()).toEqual([]);
-        }).afterEach(async () => {
-          for (const t of tx) await t.query('rollback'); // a failed run may leave one open
-        }),
+            },
+          )
+          .afterEach(async () => {
+            for (const t of tx) await t.query('rollback'); // a failed run may leave one open
+          }),
         // Bounded: a failure shrinks for at most a minute, then reports what it has.
-        { numRuns: Number(process.env.MODEL_RUNS ?? 40), interruptAfterTimeLimit: 60_000, markInterruptAsFailure: true },
+        {
+          numRuns: Number(process.env.MODEL_RUNS ?? 40),
+          interruptAfterTimeLimit: 60_000,
+          markInterruptAsFailure: true,
+        },
       );
     } finally {
       for (const t of tx) await t.end();
@@ -290,7 +351,11 @@ describe('randomized model: concurrent transactions commit or roll back in any o
     const sku = `S${s.pick % 6}`;
     switch (s.pick % 5) {
       case 0:
-        await t.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, $3, 'placed')`, [sku, s.value % 2 ? 'F1' : 'F2', s.value + 1]);
+        await t.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, $3, 'placed')`, [
+          sku,
+          s.value % 2 ? 'F1' : 'F2',
+          s.value + 1,
+        ]);
         break;
       case 1:
         await t.query(

@@ -32,7 +32,24 @@ let server: ChildProcess;
 
 /** A redis-server that keeps an RDB file in `dir`, like a production one with persistence. */
 async function startPersistentRedis(): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--dbfilename',
+      'dump.rdb',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ],
+    { stdio: 'ignore' },
+  );
   const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -117,7 +134,9 @@ describe('store position', () => {
 
     // The drain notices, re-delivers from the store's own position, while traffic goes on.
     let trafficDone = false;
-    const traffic = runTraffic(c.pool, { rate: 800, durationMs: 1500, connections: 2, seed: 3, size }).then(() => (trafficDone = true));
+    const traffic = runTraffic(c.pool, { rate: 800, durationMs: 1500, connections: 2, seed: 3, size }).then(
+      () => (trafficDone = true),
+    );
     const outcomes: string[] = [];
     while (!trafficDone) {
       const r = await acts.drainBatch({ owner });
@@ -164,7 +183,17 @@ describe('store position', () => {
     const cursor = await saveCursorRow(c.pool);
     // The store claimed the cursor's next batch at a snapshot from "the future" of this database:
     // what it looks like after PostgreSQL is restored to a point before that claim.
-    await c.redis.hset(c.keys.pos, 'cb', String(cursor.batch), 'cf', String(cursor.snap_from), 'ct', '4000000000:4000000000:', 'cat', String(Date.now()));
+    await c.redis.hset(
+      c.keys.pos,
+      'cb',
+      String(cursor.batch),
+      'cf',
+      String(cursor.snap_from),
+      'ct',
+      '4000000000:4000000000:',
+      'cat',
+      String(Date.now()),
+    );
     const r = await acts.drainBatch({ owner });
     expect(r).toMatchObject({ outcome: 'repaired', storeIncomplete: true });
     expect(divergences).toEqual(['ahead']);

@@ -35,46 +35,52 @@ async function seededAndDrained(): Promise<{ acts: Activities; divergences: stri
 const refill = (acts: Activities) => backfillEverything(acts, 'test-truncate');
 
 describe('TRUNCATE', () => {
-  it.each([['inventory'], ['orders']])('of shop.%s under traffic: the store is emptied, stale, then refilled equal to the source', async (table) => {
-    const { acts, divergences } = await seededAndDrained();
-    await runTraffic(c.pool, { rate: 0, changes: 400, connections: 4, seed: 7, size });
-    for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
-    expect(await mismatches()).toEqual([]);
-    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 60_000 });
-    expect((await reader.freshness()).stale).toBe(false);
+  it.each([['inventory'], ['orders']])(
+    'of shop.%s under traffic: the store is emptied, stale, then refilled equal to the source',
+    async (table) => {
+      const { acts, divergences } = await seededAndDrained();
+      await runTraffic(c.pool, { rate: 0, changes: 400, connections: 4, seed: 7, size });
+      for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+      expect(await mismatches()).toEqual([]);
+      const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 60_000 });
+      expect((await reader.freshness()).stale).toBe(false);
 
-    // Traffic on four connections; a TRUNCATE in the middle, and rows written back after it.
-    let trafficDone = false;
-    const traffic = runTraffic(c.pool, { rate: 600, durationMs: 2000, connections: 4, seed: 8, size }).then(() => (trafficDone = true));
-    await sleep(600);
-    await c.pool.query(`truncate shop.${table}`);
-    if (table === 'inventory') await c.pool.query(`insert into shop.inventory values ($1, 'FC-000', 3, 0, now())`, [skuId(0)]);
-    let sawTruncate = false;
-    while (!trafficDone) {
-      // Small chunks: the batch that holds the TRUNCATE is delivered in several, and a transaction
-      // that wrote the table before the TRUNCATE can come after it in the batch.
-      await acts.drainBatch({ owner, maxRows: 7 });
-      if (divergences.includes('truncate') && !sawTruncate) {
-        sawTruncate = true;
-        expect(await c.redis.exists(c.keys.epoch)).toBe(0); // emptied: reads are stale
-        expect((await reader.freshness()).stale).toBe(true);
+      // Traffic on four connections; a TRUNCATE in the middle, and rows written back after it.
+      let trafficDone = false;
+      const traffic = runTraffic(c.pool, { rate: 600, durationMs: 2000, connections: 4, seed: 8, size }).then(
+        () => (trafficDone = true),
+      );
+      await sleep(600);
+      await c.pool.query(`truncate shop.${table}`);
+      if (table === 'inventory')
+        await c.pool.query(`insert into shop.inventory values ($1, 'FC-000', 3, 0, now())`, [skuId(0)]);
+      let sawTruncate = false;
+      while (!trafficDone) {
+        // Small chunks: the batch that holds the TRUNCATE is delivered in several, and a transaction
+        // that wrote the table before the TRUNCATE can come after it in the batch.
+        await acts.drainBatch({ owner, maxRows: 7 });
+        if (divergences.includes('truncate') && !sawTruncate) {
+          sawTruncate = true;
+          expect(await c.redis.exists(c.keys.epoch)).toBe(0); // emptied: reads are stale
+          expect((await reader.freshness()).stale).toBe(true);
+        }
       }
-    }
-    await traffic;
-    for (;;) if ((await acts.drainBatch({ owner, maxRows: 7 })).outcome === 'idle') break;
-    expect(divergences).toEqual(['truncate']);
-    expect((await reader.freshness()).stale).toBe(true); // until the refill is done
-    expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(0);
+      await traffic;
+      for (;;) if ((await acts.drainBatch({ owner, maxRows: 7 })).outcome === 'idle') break;
+      expect(divergences).toEqual(['truncate']);
+      expect((await reader.freshness()).stale).toBe(true); // until the refill is done
+      expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(0);
 
-    await refill(acts);
-    for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
-    expect(await mismatches()).toEqual([]);
-    expect((await reader.freshness()).stale).toBe(false);
-    if (table === 'inventory') {
-      const badge = (await reader.getBadges('R-00', [skuId(1)])).badges[0];
-      expect(badge.eligible).toBe(false); // its stock was truncated: no promise
-    }
-  });
+      await refill(acts);
+      for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+      expect(await mismatches()).toEqual([]);
+      expect((await reader.freshness()).stale).toBe(false);
+      if (table === 'inventory') {
+        const badge = (await reader.getBadges('R-00', [skuId(1)])).badges[0];
+        expect(badge.eligible).toBe(false); // its stock was truncated: no promise
+      }
+    },
+  );
 
   it('a TRUNCATE dead-lettered by an older version is applied by dead-letters retry', async () => {
     const { acts } = await seededAndDrained();
@@ -99,7 +105,8 @@ describe('TRUNCATE', () => {
     const { acts, divergences } = await seededAndDrained();
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     await c.pool.query(`truncate shop.inventory`);
-    for (let i = 0; i < 5; i++) await c.pool.query(`insert into shop.inventory values ($1, 'FC-000', 3, 0, now())`, [skuId(i)]);
+    for (let i = 0; i < 5; i++)
+      await c.pool.query(`insert into shop.inventory values ($1, 'FC-000', 3, 0, now())`, [skuId(i)]);
     // One row per chunk: the TRUNCATE (lowest txid) is the first chunk, the batch ends five later.
     const first = await acts.drainBatch({ owner, maxRows: 1 });
     expect(first.caughtUp).toBe(false);

@@ -24,7 +24,11 @@ import { StoreKeys } from '../../store/keys';
 import { pipelineClients, TEST_DATABASE_URL, testClients } from '../support/env';
 
 const UPGRADE_URL = TEST_DATABASE_URL.replace(/\/[^/]+$/, '/fresh_badges_upgrade_test');
-const c = testClients({ DATABASE_URL: UPGRADE_URL, REDIS_PREFIX: 'fbu:', EXPORT_DIR: `.data/test/upgrade-${process.pid}` });
+const c = testClients({
+  DATABASE_URL: UPGRADE_URL,
+  REDIS_PREFIX: 'fbu:',
+  EXPORT_DIR: `.data/test/upgrade-${process.pid}`,
+});
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 
 beforeAll(async () => {
@@ -35,7 +39,8 @@ beforeAll(async () => {
   await ensureDatabase(UPGRADE_URL);
   // The schema as the horizon drain knew it: migrations up to 004.
   const oldDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fb-migrations-'));
-  for (const f of fs.readdirSync(MIGRATIONS_DIR).filter((f) => f < '005')) fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(oldDir, f));
+  for (const f of fs.readdirSync(MIGRATIONS_DIR).filter((f) => f < '005'))
+    fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(oldDir, f));
   await migrate(c.pool, oldDir);
   for (const k of await c.redis.keys('fbu:*')) await c.redis.del(k);
   await c.redis.set(c.keys.epoch, 'upgrade-test');
@@ -44,7 +49,13 @@ beforeAll(async () => {
 afterAll(() => c.close());
 
 /** What the horizon drain did per batch: read below the horizon in (txid, id) order and apply. */
-async function oldDrainBatch(pool: pg.Pool, redis: Redis, keys: StoreKeys, cursor: { txid: string; id: string }, limit: number) {
+async function oldDrainBatch(
+  pool: pg.Pool,
+  redis: Redis,
+  keys: StoreKeys,
+  cursor: { txid: string; id: string },
+  limit: number,
+) {
   const rows = (
     await pool.query<OutboxRow>(
       `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, (extract(epoch from o.created_at) * 1000)::float8 as created_ms
@@ -88,20 +99,35 @@ describe('upgrade from the (txid, id) cursor', () => {
     await open.connect();
     try {
       await open.query('begin');
-      await open.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('SKU-0000001', 'FC-000', 7, 'placed')`);
+      await open.query(
+        `insert into shop.orders (sku_id, fc_id, qty, status) values ('SKU-0000001', 'FC-000', 7, 'placed')`,
+      );
       await runTraffic(c.pool, { rate: 0, changes: 1500, connections: 4, seed: 42, size });
 
       // The old drain works off part of the backlog ...
       let cursor = { txid: '0', id: '0' };
       await c.pool.query(`insert into pipeline.consumer_offsets (consumer) values ('redis-online-store'), ('landing')`);
       for (let i = 0; i < 4; i++) cursor = await oldDrainBatch(c.pool, c.redis, c.keys, cursor, 300);
-      await c.pool.query(`update pipeline.consumer_offsets set txid = $1::xid8, id = $2 where consumer = 'redis-online-store'`, [cursor.txid, cursor.id]);
+      await c.pool.query(
+        `update pipeline.consumer_offsets set txid = $1::xid8, id = $2 where consumer = 'redis-online-store'`,
+        [cursor.txid, cursor.id],
+      );
       // ... and dies after applying one more batch to Redis, before moving its cursor.
       await oldDrainBatch(c.pool, c.redis, c.keys, cursor, 300);
       // The landing consumer had landed a little less.
-      const landed = (await c.pool.query(`select txid::text, id::text from pipeline.outbox order by txid, id offset 500 limit 1`)).rows[0];
-      await c.pool.query(`update pipeline.consumer_offsets set txid = $1::xid8, id = $2 where consumer = 'landing'`, [landed.txid, landed.id]);
-      const backlogBefore = (await c.pool.query(`select count(*)::int as n from pipeline.outbox where (txid, id) > ($1::xid8, $2::bigint)`, [cursor.txid, cursor.id])).rows[0].n;
+      const landed = (
+        await c.pool.query(`select txid::text, id::text from pipeline.outbox order by txid, id offset 500 limit 1`)
+      ).rows[0];
+      await c.pool.query(`update pipeline.consumer_offsets set txid = $1::xid8, id = $2 where consumer = 'landing'`, [
+        landed.txid,
+        landed.id,
+      ]);
+      const backlogBefore = (
+        await c.pool.query(`select count(*)::int as n from pipeline.outbox where (txid, id) > ($1::xid8, $2::bigint)`, [
+          cursor.txid,
+          cursor.id,
+        ])
+      ).rows[0].n;
       expect(backlogBefore).toBeGreaterThan(1000);
 
       // The upgrade, then the new drain.
@@ -123,9 +149,16 @@ describe('upgrade from the (txid, id) cursor', () => {
       const duck = await openDuck('256MB');
       try {
         const glob = path.join(landingDir(c.config.EXPORT_DIR, '*'), '*.parquet');
-        const r = await duck.conn.runAndReadAll(`select count(*)::int as n, count(distinct (txid, id))::int as d from read_parquet('${glob}')`);
+        const r = await duck.conn.runAndReadAll(
+          `select count(*)::int as n, count(distinct (txid, id))::int as d from read_parquet('${glob}')`,
+        );
         const [[n, d]] = r.getRows() as number[][];
-        const expected = (await c.pool.query(`select count(*)::int as n from pipeline.outbox where (txid, id) > ($1::xid8, $2::bigint)`, [landed.txid, landed.id])).rows[0].n;
+        const expected = (
+          await c.pool.query(
+            `select count(*)::int as n from pipeline.outbox where (txid, id) > ($1::xid8, $2::bigint)`,
+            [landed.txid, landed.id],
+          )
+        ).rows[0].n;
         expect(d).toBe(expected);
         expect(n).toBe(d);
       } finally {

@@ -14,7 +14,9 @@ describe('verify and expired tombstones', () => {
     await acts.acquireDrainLease({ owner: 'verify-test' });
     await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
     await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
-    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('GONE', 't', 'active'), ('LIVE', 't', 'active')`);
+    await c.pool.query(
+      `insert into shop.skus (sku_id, title, lifecycle) values ('GONE', 't', 'active'), ('LIVE', 't', 'active')`,
+    );
     await c.pool.query(`insert into shop.inventory values ('GONE', 'F1', 5, 0, now()), ('LIVE', 'F1', 5, 0, now())`);
     await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'GONE'`);
     for (;;) if ((await acts.drainBatch({ owner: 'verify-test' })).outcome === 'idle') break;

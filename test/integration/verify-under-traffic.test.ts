@@ -33,7 +33,9 @@ describe('scheduled verify under traffic', () => {
       while (!trafficDone) await acts.drainBatch({ owner, waitMs: 50 });
       for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') return;
     })();
-    const traffic = runTraffic(c.pool, { rate: 800, durationMs: 9000, connections: 4, seed: 41, size }).finally(() => (trafficDone = true));
+    const traffic = runTraffic(c.pool, { rate: 800, durationMs: 9000, connections: 4, seed: 41, size }).finally(
+      () => (trafficDone = true),
+    );
 
     await sleep(1000);
     for (let run = 0; run < 3; run++) {

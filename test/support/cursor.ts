@@ -39,7 +39,19 @@ export async function restoreCursorRow(pool: pg.Pool, saved: SavedCursor, consum
   await pool.query(
     `update pipeline.consumer_offsets set batch = $2, snap_from = $3::pg_snapshot, snap_from_at = $4, snap_to = $5::pg_snapshot,
             snap_to_at = $6, txid = $7::xid8, id = $8, last_batch = $9, last_txid = $10::xid8, last_id = $11 where consumer = $1`,
-    [consumer, saved.batch, saved.snap_from, saved.snap_from_at, saved.snap_to, saved.snap_to_at, saved.txid, saved.id, saved.last_batch, saved.last_txid, saved.last_id],
+    [
+      consumer,
+      saved.batch,
+      saved.snap_from,
+      saved.snap_from_at,
+      saved.snap_to,
+      saved.snap_to_at,
+      saved.txid,
+      saved.id,
+      saved.last_batch,
+      saved.last_txid,
+      saved.last_id,
+    ],
   );
 }
 

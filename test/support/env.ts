@@ -13,7 +13,8 @@ import { truncateEverything } from '../../db/truncate';
 import { storeKeys } from '../../store/keys';
 import { createWorker } from '../../worker/create-worker';
 
-export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test';
+export const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
@@ -94,14 +95,27 @@ export async function temporalClient(address: string): Promise<{ client: Client;
 /** A real worker on its own task queue, running in this process until stop(). */
 let runtimeInstalled = false;
 
-export async function startWorker(c: TestClients, address: string, bundlePath: string, taskQueue: string): Promise<{ worker: Worker; stop(): Promise<void> }> {
+export async function startWorker(
+  c: TestClients,
+  address: string,
+  bundlePath: string,
+  taskQueue: string,
+): Promise<{ worker: Worker; stop(): Promise<void> }> {
   if (!runtimeInstalled) {
     // Worker state changes at INFO drown test output; warnings and errors still show.
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
   const connection = await NativeConnection.connect({ address });
-  const worker = await createWorker({ connection, namespace: 'default', taskQueue, pool: c.workerPool, redis: c.redis, config: c.config, bundlePath });
+  const worker = await createWorker({
+    connection,
+    namespace: 'default',
+    taskQueue,
+    pool: c.workerPool,
+    redis: c.redis,
+    config: c.config,
+    bundlePath,
+  });
   const running = worker.run();
   return {
     worker,
@@ -117,7 +131,11 @@ export async function startWorker(c: TestClients, address: string, bundlePath: s
  * Polls `check` (vitest's vi.waitFor, every 50 ms) until it returns a truthy value, and returns
  * it; past the deadline, fails naming what it waited for and the last error seen.
  */
-export async function eventually<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | null | false>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
   let last: unknown;
   try {
     return await vi.waitFor(
@@ -153,12 +171,16 @@ export function sharedTestServer(): { address: string; bundlePath: string } {
 export async function drainSettled(c: Pick<TestClients, 'redis' | 'keys'>, quietMs = 400): Promise<void> {
   let last = await c.redis.hget(c.keys.meta, 'caughtUpAt');
   let since = Date.now();
-  await eventually(async () => {
-    const now = await c.redis.hget(c.keys.meta, 'caughtUpAt');
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    }
-    return Date.now() - since >= quietMs;
-  }, 15_000, 'running drain batches to finish');
+  await eventually(
+    async () => {
+      const now = await c.redis.hget(c.keys.meta, 'caughtUpAt');
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      }
+      return Date.now() - since >= quietMs;
+    },
+    15_000,
+    'running drain batches to finish',
+  );
 }

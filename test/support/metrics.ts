@@ -3,6 +3,11 @@ import type { DrainMetrics } from '../../activities/metrics';
 
 export function recordingDivergences(): { metrics: DrainMetrics; divergences: string[] } {
   const divergences: string[] = [];
-  const metrics: DrainMetrics = { batch: () => undefined, freshness: () => undefined, deadLetters: () => undefined, divergence: (k) => void divergences.push(k) };
+  const metrics: DrainMetrics = {
+    batch: () => undefined,
+    freshness: () => undefined,
+    deadLetters: () => undefined,
+    divergence: (k) => void divergences.push(k),
+  };
   return { metrics, divergences };
 }

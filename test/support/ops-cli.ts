@@ -6,7 +6,12 @@ import { childEnv } from './worker-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-export function runOps(config: Config, address: string, args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runOps(
+  config: Config,
+  address: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/ops.ts', ...args], {
       cwd: ROOT,

@@ -7,7 +7,15 @@
  */
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { activitiesFor } from './activities';
-import { pipelineClients, resetState, sharedTestServer, startWorker, temporalClient, testClients, TestClients } from './env';
+import {
+  pipelineClients,
+  resetState,
+  sharedTestServer,
+  startWorker,
+  temporalClient,
+  testClients,
+  TestClients,
+} from './env';
 import { startTestApi } from './http';
 
 export interface PipelineFixtureOptions {

@@ -22,7 +22,12 @@ export function childEnv(config: Config, address: string): NodeJS.ProcessEnv {
   };
 }
 
-export function spawnWorker(config: Config, address: string, bundlePath: string, extraEnv: Record<string, string> = {}): ChildProcess {
+export function spawnWorker(
+  config: Config,
+  address: string,
+  bundlePath: string,
+  extraEnv: Record<string, string> = {},
+): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: ROOT,
     env: {
@@ -43,5 +48,7 @@ export function spawnWorker(config: Config, address: string, bundlePath: string,
 }
 
 export function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  return new Promise((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve()),
+  );
 }

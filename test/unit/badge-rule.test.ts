@@ -2,8 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { Lifecycle } from '../../features/definitions';
 import { decideBadge, rankRegionFcs, Reason, RegionFc } from '../../features/badge-rule';
 
-const fc = (id: string, rank: number, capacity: number | null, load = 0): RegionFc => ({ fc: id, rank, capacity, load });
-const sku = (lifecycle: Lifecycle | null, avail: Record<string, number>) => ({ lifecycle, available: (f: string) => avail[f] });
+const fc = (id: string, rank: number, capacity: number | null, load = 0): RegionFc => ({
+  fc: id,
+  rank,
+  capacity,
+  load,
+});
+const sku = (lifecycle: Lifecycle | null, avail: Record<string, number>) => ({
+  lifecycle,
+  available: (f: string) => avail[f],
+});
 
 // [case, lifecycle, available per FC, region FCs, expected reason, expected fc]
 const cases: [string, Lifecycle | null, Record<string, number>, RegionFc[], Reason, string | null][] = [
@@ -12,11 +20,25 @@ const cases: [string, Lifecycle | null, Record<string, number>, RegionFc[], Reas
   ['paused wins over stock', 'paused', { A: 5 }, [fc('A', 1, 10)], 'paused', null],
   ['stock at the nearest FC', 'active', { A: 5, B: 5 }, [fc('A', 1, 10), fc('B', 2, 10)], 'eligible', 'A'],
   ['nearest has none, second has', 'active', { A: 0, B: 3 }, [fc('A', 1, 10), fc('B', 2, 10)], 'eligible', 'B'],
-  ['nearest at capacity, second free', 'active', { A: 5, B: 1 }, [fc('A', 1, 10, 10), fc('B', 2, 10, 9)], 'eligible', 'B'],
+  [
+    'nearest at capacity, second free',
+    'active',
+    { A: 5, B: 1 },
+    [fc('A', 1, 10, 10), fc('B', 2, 10, 9)],
+    'eligible',
+    'B',
+  ],
   ['load above capacity counts as at capacity', 'active', { A: 5 }, [fc('A', 1, 10, 12)], 'fc_at_capacity', null],
   ['zero capacity is always at capacity', 'active', { A: 5 }, [fc('A', 1, 0)], 'fc_at_capacity', null],
   ['stock only at full FCs', 'active', { A: 5, B: 0 }, [fc('A', 1, 10, 10), fc('B', 2, 10)], 'fc_at_capacity', null],
-  ['no stock anywhere, some FC full', 'active', { A: 0, B: 0 }, [fc('A', 1, 10, 10), fc('B', 2, 10)], 'out_of_stock', null],
+  [
+    'no stock anywhere, some FC full',
+    'active',
+    { A: 0, B: 0 },
+    [fc('A', 1, 10, 10), fc('B', 2, 10)],
+    'out_of_stock',
+    null,
+  ],
   ['oversold (negative available) is no stock', 'active', { A: -2 }, [fc('A', 1, 10)], 'out_of_stock', null],
   ['no inventory row is no stock', 'active', {}, [fc('A', 1, 10)], 'out_of_stock', null],
   ['stock only outside the region', 'active', { Z: 9 }, [fc('A', 1, 10)], 'out_of_stock', null],

@@ -12,12 +12,18 @@ describe('loadConfig', () => {
   it('names every bad variable and why', () => {
     let err: unknown;
     try {
-      loadConfig({ DATABASE_URL: 'mysql://x', DRAIN_BATCH_SIZE: 'lots', TEMPORAL_ADDRESS: 'nohost', API_PORT: '70000' });
+      loadConfig({
+        DATABASE_URL: 'mysql://x',
+        DRAIN_BATCH_SIZE: 'lots',
+        TEMPORAL_ADDRESS: 'nohost',
+        API_PORT: '70000',
+      });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(ConfigurationError);
     const message = (err as Error).message;
-    for (const name of ['DATABASE_URL', 'DRAIN_BATCH_SIZE', 'TEMPORAL_ADDRESS', 'API_PORT']) expect(message).toContain(name);
+    for (const name of ['DATABASE_URL', 'DRAIN_BATCH_SIZE', 'TEMPORAL_ADDRESS', 'API_PORT'])
+      expect(message).toContain(name);
   });
 });

@@ -2,30 +2,54 @@ import { describe, expect, it } from 'vitest';
 import { RANK_NULL, utcDay } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange, OutboxRow } from '../../features/from-source';
 
-const row = (over: Partial<OutboxRow>): OutboxRow => ({ id: '10', txid: '700', tbl: 'skus', op: 'I', key: 'k', image: null, old_image: null, created_ms: Date.now(), ...over });
-const order = (o: Record<string, unknown>) => ({ order_id: 1, sku_id: 'S1', fc_id: 'F1', qty: 2, status: 'placed', placed_at: '2026-11-25T15:19:15.339058+00:00', ...o });
+const row = (over: Partial<OutboxRow>): OutboxRow => ({
+  id: '10',
+  txid: '700',
+  tbl: 'skus',
+  op: 'I',
+  key: 'k',
+  image: null,
+  old_image: null,
+  created_ms: Date.now(),
+  ...over,
+});
+const order = (o: Record<string, unknown>) => ({
+  order_id: 1,
+  sku_id: 'S1',
+  fc_id: 'F1',
+  qty: 2,
+  status: 'placed',
+  placed_at: '2026-11-25T15:19:15.339058+00:00',
+  ...o,
+});
 
 describe('featureUpdatesFrom', () => {
   it('maps each table to its feature, versioned by the outbox id', () => {
     expect(featureUpdatesFrom(row({ tbl: 'skus', image: { sku_id: 'S1', title: 't', lifecycle: 'paused' } }))).toEqual([
       { feature: 'sku.lifecycle', sku: 'S1', value: 'paused', version: 10, txid: '700' },
     ]);
-    expect(featureUpdatesFrom(row({ tbl: 'inventory', op: 'U', image: { sku_id: 'S1', fc_id: 'F1', on_hand: 5, reserved: 7 } }))).toEqual([
-      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: -2, version: 10, txid: '700' },
-    ]);
-    expect(featureUpdatesFrom(row({ tbl: 'fulfillment_centers', image: { fc_id: 'F1', region: 'R', daily_capacity: 0 } }))).toEqual([
-      { feature: 'fc.capacity', fc: 'F1', value: 0, version: 10, txid: '700' },
-    ]);
+    expect(
+      featureUpdatesFrom(
+        row({ tbl: 'inventory', op: 'U', image: { sku_id: 'S1', fc_id: 'F1', on_hand: 5, reserved: 7 } }),
+      ),
+    ).toEqual([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: -2, version: 10, txid: '700' }]);
+    expect(
+      featureUpdatesFrom(row({ tbl: 'fulfillment_centers', image: { fc_id: 'F1', region: 'R', daily_capacity: 0 } })),
+    ).toEqual([{ feature: 'fc.capacity', fc: 'F1', value: 0, version: 10, txid: '700' }]);
     expect(featureUpdatesFrom(row({ tbl: 'region_fc', image: { region: 'R', fc_id: 'F1', rank: 2 } }))).toEqual([
       { feature: 'region.rank', region: 'R', fc: 'F1', value: 2, version: 10, txid: '700' },
     ]);
-    expect(featureUpdatesFrom(row({ tbl: 'region_fc', image: { region: 'R', fc_id: 'F1', rank: null } }))[0]).toMatchObject({ value: RANK_NULL });
+    expect(
+      featureUpdatesFrom(row({ tbl: 'region_fc', image: { region: 'R', fc_id: 'F1', rank: null } }))[0],
+    ).toMatchObject({ value: RANK_NULL });
   });
 
   it('applies a refresh (R) like an update', () => {
-    expect(featureUpdatesFrom(row({ tbl: 'inventory', op: 'R', image: { sku_id: 'S1', fc_id: 'F1', on_hand: 4, reserved: 1 } }))).toEqual([
-      { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 10, txid: '700' },
-    ]);
+    expect(
+      featureUpdatesFrom(
+        row({ tbl: 'inventory', op: 'R', image: { sku_id: 'S1', fc_id: 'F1', on_hand: 4, reserved: 1 } }),
+      ),
+    ).toEqual([{ feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 10, txid: '700' }]);
   });
 
   it('turns deletes into tombstones (value null) that keep the version', () => {
@@ -35,28 +59,40 @@ describe('featureUpdatesFrom', () => {
       ['fulfillment_centers', { fc_id: 'F1' }, 'fc.capacity'],
       ['region_fc', { region: 'R', fc_id: 'F1' }, 'region.rank'],
     ] as const) {
-      expect(featureUpdatesFrom(row({ tbl, op: 'D', image }))).toEqual([expect.objectContaining({ feature, value: null, version: 10 })]);
+      expect(featureUpdatesFrom(row({ tbl, op: 'D', image }))).toEqual([
+        expect.objectContaining({ feature, value: null, version: 10 }),
+      ]);
     }
   });
 
   it('turns order changes into load deltas on the UTC day the order was placed', () => {
     const pos = { txid: '700', id: 10 };
-    expect(featureUpdatesFrom(row({ tbl: 'orders', image: order({}) }))).toEqual([{ feature: 'fc.load', fc: 'F1', day: '20261125', delta: 2, ...pos }]);
-    // placed -> shipped: still counted, no change
-    expect(featureUpdatesFrom(row({ tbl: 'orders', op: 'U', image: order({ status: 'shipped' }), old_image: order({}) }))).toEqual([]);
-    // placed -> cancelled: released
-    expect(featureUpdatesFrom(row({ tbl: 'orders', op: 'U', image: order({ status: 'cancelled' }), old_image: order({}) }))).toEqual([
-      { feature: 'fc.load', fc: 'F1', day: '20261125', delta: -2, ...pos },
+    expect(featureUpdatesFrom(row({ tbl: 'orders', image: order({}) }))).toEqual([
+      { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 2, ...pos },
     ]);
+    // placed -> shipped: still counted, no change
+    expect(
+      featureUpdatesFrom(row({ tbl: 'orders', op: 'U', image: order({ status: 'shipped' }), old_image: order({}) })),
+    ).toEqual([]);
+    // placed -> cancelled: released
+    expect(
+      featureUpdatesFrom(row({ tbl: 'orders', op: 'U', image: order({ status: 'cancelled' }), old_image: order({}) })),
+    ).toEqual([{ feature: 'fc.load', fc: 'F1', day: '20261125', delta: -2, ...pos }]);
     // moved to another FC and quantity changed
-    expect(featureUpdatesFrom(row({ tbl: 'orders', op: 'U', image: order({ fc_id: 'F2', qty: 5 }), old_image: order({}) }))).toEqual([
+    expect(
+      featureUpdatesFrom(row({ tbl: 'orders', op: 'U', image: order({ fc_id: 'F2', qty: 5 }), old_image: order({}) })),
+    ).toEqual([
       { feature: 'fc.load', fc: 'F1', day: '20261125', delta: -2, ...pos },
       { feature: 'fc.load', fc: 'F2', day: '20261125', delta: 5, ...pos },
     ]);
     // deleted shipped order
-    expect(featureUpdatesFrom(row({ tbl: 'orders', op: 'D', image: order({ status: 'shipped' }) }))).toEqual([{ feature: 'fc.load', fc: 'F1', day: '20261125', delta: -2, ...pos }]);
+    expect(featureUpdatesFrom(row({ tbl: 'orders', op: 'D', image: order({ status: 'shipped' }) }))).toEqual([
+      { feature: 'fc.load', fc: 'F1', day: '20261125', delta: -2, ...pos },
+    ]);
     // the day is the UTC day, whatever the offset the timestamp was written with
-    expect(featureUpdatesFrom(row({ tbl: 'orders', image: order({ placed_at: '2026-11-25T23:30:00-02:00' }) }))[0]).toMatchObject({ day: '20261126' });
+    expect(
+      featureUpdatesFrom(row({ tbl: 'orders', image: order({ placed_at: '2026-11-25T23:30:00-02:00' }) }))[0],
+    ).toMatchObject({ day: '20261126' });
     // nothing counted: cancelled insert, null FC, null qty
     expect(featureUpdatesFrom(row({ tbl: 'orders', image: order({ status: 'cancelled' }) }))).toEqual([]);
     expect(featureUpdatesFrom(row({ tbl: 'orders', image: order({ fc_id: null }) }))).toEqual([]);

@@ -38,7 +38,15 @@ describe('pushOpArgs', () => {
   });
 
   it('merges the deltas of one counter and batch into an M operation', () => {
-    const load = (delta: number, txid: string, id: number, batch: string, source: number): StoreOp => ({ kind: 'loadDelta', key: 'p:l:F:1', delta, txid, id, batch, source });
+    const load = (delta: number, txid: string, id: number, batch: string, source: number): StoreOp => ({
+      kind: 'loadDelta',
+      key: 'p:l:F:1',
+      delta,
+      txid,
+      id,
+      batch,
+      source,
+    });
     const merged = mergeLoadDeltas([load(2, '5', 9, '1', 0), load(-1, '6', 10, '1', 1), load(4, '7', 11, '2', 2)]);
     expect(encode(merged)).toEqual([
       ['M', '2:5:9,-1:6:10', '-', '-', '1'],

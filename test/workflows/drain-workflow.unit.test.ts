@@ -14,7 +14,14 @@ import type { Activities } from '../../activities';
 import { loadConfig } from '../../config';
 import { findTemporalCli } from '../../scripts/lib/temporal-server';
 import { drainScheduleOptions } from '../../scripts/lib/schedules';
-import { AUTO_BACKFILL_ID, backfillWorkflow, drainWorkflow, skuRebuildWorkflowId, stopDrainSignal, type DrainWorkflowInput } from '../../workflows';
+import {
+  AUTO_BACKFILL_ID,
+  backfillWorkflow,
+  drainWorkflow,
+  skuRebuildWorkflowId,
+  stopDrainSignal,
+  type DrainWorkflowInput,
+} from '../../workflows';
 import { sharedTestServer } from '../support/env';
 
 type DrainBatchInput = Parameters<Activities['drainBatch']>[0];
@@ -46,7 +53,10 @@ beforeAll(async () => {
     server: {
       executable: { type: 'existing-path', path: findTemporalCli() },
       log: { format: 'pretty', level: 'error' },
-      extraArgs: ['--dynamic-config-value', `limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}`],
+      extraArgs: [
+        '--dynamic-config-value',
+        `limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}`,
+      ],
     },
   });
 });
@@ -56,7 +66,16 @@ afterAll(async () => {
 
 /** What a mocked batch returns when a scenario says nothing else: an idle, caught-up batch. */
 function batchResult(overrides: Partial<DrainBatchResult>): DrainBatchResult {
-  return { outcome: 'applied', rows: 0, applied: 0, deadLetters: 0, cursor: CURSOR, caughtUp: true, newestSourceMs: null, ...overrides };
+  return {
+    outcome: 'applied',
+    rows: 0,
+    applied: 0,
+    deadLetters: 0,
+    cursor: CURSOR,
+    caughtUp: true,
+    newestSourceMs: null,
+    ...overrides,
+  };
 }
 
 interface DrainScenario {
@@ -68,7 +87,12 @@ interface DrainScenario {
 
 /** The drain's three activities as plain functions that record every call in order. */
 function drainActivities(scenario: DrainScenario) {
-  const calls = { leases: 0, released: [] as string[], batches: [] as DrainBatchInput[], order: [] as Array<'lease' | 'batch'> };
+  const calls = {
+    leases: 0,
+    released: [] as string[],
+    batches: [] as DrainBatchInput[],
+    order: [] as Array<'lease' | 'batch'>,
+  };
   const activities: Pick<Activities, 'acquireDrainLease' | 'releaseDrainLease' | 'drainBatch'> = {
     async acquireDrainLease({ owner }) {
       calls.leases += 1;
@@ -131,7 +155,9 @@ describe('drain workflow (mocked activities)', () => {
         return { rows: n <= 5 ? input.maxRows : 10, caughtUp: n > 5 };
       },
     });
-    const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue, { batchSize: 100, maxBatchSize: 800 })).result());
+    const summary = await withWorker(activities, async (taskQueue) =>
+      (await startDrain(taskQueue, { batchSize: 100, maxBatchSize: 800 })).result(),
+    );
 
     expect(calls.batches.map((b) => b.maxRows)).toEqual([100, 200, 400, 800, 800, 800, 100]);
     expect(summary).toMatchObject({ outcome: 'stopped', batches: 7, rows: 100 + 200 + 400 + 800 + 800 + 10 + 10 });
@@ -156,10 +182,19 @@ describe('drain workflow (mocked activities)', () => {
   });
 
   it('exits without a batch when another run holds the lease', async () => {
-    const { activities, calls } = drainActivities({ lease: () => ({ acquired: false, holder: 'drain-other', expiresInMs: 20_000 }) });
+    const { activities, calls } = drainActivities({
+      lease: () => ({ acquired: false, holder: 'drain-other', expiresInMs: 20_000 }),
+    });
     const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue)).result());
 
-    expect(summary).toEqual({ outcome: 'lease-held', holder: 'drain-other', batches: 0, rows: 0, applied: 0, deadLetters: 0 });
+    expect(summary).toEqual({
+      outcome: 'lease-held',
+      holder: 'drain-other',
+      batches: 0,
+      rows: 0,
+      applied: 0,
+      deadLetters: 0,
+    });
     expect(calls.batches).toHaveLength(0);
     expect(calls.released).toEqual([]);
   });
@@ -170,7 +205,14 @@ describe('drain workflow (mocked activities)', () => {
     });
     const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue)).result());
 
-    expect(summary).toEqual({ outcome: 'lease-lost', holder: 'drain-other', batches: 2, rows: 10, applied: 10, deadLetters: 0 });
+    expect(summary).toEqual({
+      outcome: 'lease-lost',
+      holder: 'drain-other',
+      batches: 2,
+      rows: 10,
+      applied: 10,
+      deadLetters: 0,
+    });
     expect(calls.batches).toHaveLength(3);
     expect(calls.released).toEqual([]);
   });
@@ -191,7 +233,13 @@ describe('drain workflow (mocked activities)', () => {
 
     expect(calls.leases).toBeGreaterThanOrEqual(3);
     // Every run's batches, not only the last run's.
-    expect(summary).toEqual({ outcome: 'stopped', batches: calls.batches.length, rows: 2 * calls.batches.length, applied: calls.batches.length, deadLetters: 0 });
+    expect(summary).toEqual({
+      outcome: 'stopped',
+      batches: calls.batches.length,
+      rows: 2 * calls.batches.length,
+      applied: calls.batches.length,
+      deadLetters: 0,
+    });
   });
 
   it('continues-as-new at the end of its interval with a fresh summary for the next interval', async () => {
@@ -208,9 +256,15 @@ describe('drain workflow (mocked activities)', () => {
         return { rows: 1 };
       },
     });
-    const summary = await withWorker(activities, async (taskQueue) => (await startDrain(taskQueue, { intervalMs: 1_000, marginMs: 0, idleWaitMs: 250 })).result());
+    const summary = await withWorker(activities, async (taskQueue) =>
+      (await startDrain(taskQueue, { intervalMs: 1_000, marginMs: 0, idleWaitMs: 250 })).result(),
+    );
 
-    const batchesPerRun = calls.order.join(' ').split('lease').slice(1).map((run) => run.split('batch').length - 1);
+    const batchesPerRun = calls.order
+      .join(' ')
+      .split('lease')
+      .slice(1)
+      .map((run) => run.split('batch').length - 1);
     expect(batchesPerRun).toHaveLength(3);
     expect(batchesPerRun[0]).toBeGreaterThan(0);
     expect(batchesPerRun[1]).toBeGreaterThan(0);
@@ -232,30 +286,34 @@ describe('drain workflow (mocked activities)', () => {
       },
     });
     const backfill = { plans: 0, chunkLimits: [] as number[], epochs: [] as string[] };
-    const backfillActivities: Pick<Activities, 'backfillPlan' | 'backfillChunk' | 'backfillLoads' | 'finishBackfill'> = {
-      async backfillPlan() {
-        backfill.plans += 1;
-        return { fulfillment_centers: 0, region_fc: 0, skus: 0, inventory: 0 };
-      },
-      async backfillChunk(input) {
-        backfill.chunkLimits.push(input.limit);
-        return { rows: 0, last: null, filled: 0 };
-      },
-      async backfillLoads() {
-        return { counters: 0, cursor: CURSOR };
-      },
-      async finishBackfill(input) {
-        backfill.epochs.push(input.epoch);
-      },
-    };
+    const backfillActivities: Pick<Activities, 'backfillPlan' | 'backfillChunk' | 'backfillLoads' | 'finishBackfill'> =
+      {
+        async backfillPlan() {
+          backfill.plans += 1;
+          return { fulfillment_centers: 0, region_fc: 0, skus: 0, inventory: 0 };
+        },
+        async backfillChunk(input) {
+          backfill.chunkLimits.push(input.limit);
+          return { rows: 0, last: null, filled: 0 };
+        },
+        async backfillLoads() {
+          return { counters: 0, cursor: CURSOR };
+        },
+        async finishBackfill(input) {
+          backfill.epochs.push(input.epoch);
+        },
+      };
 
-    const { drainHistory, backfillHistory } = await withWorker({ ...drain.activities, ...backfillActivities }, async (taskQueue) => {
-      const run = await startDrain(taskQueue, { ...scheduled, intervalMs: HOUR_MS, idleWaitMs: 0 });
-      expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 3 });
-      const child = env.client.workflow.getHandle<typeof backfillWorkflow>(AUTO_BACKFILL_ID);
-      await child.result();
-      return { drainHistory: await run.fetchHistory(), backfillHistory: await child.fetchHistory() };
-    });
+    const { drainHistory, backfillHistory } = await withWorker(
+      { ...drain.activities, ...backfillActivities },
+      async (taskQueue) => {
+        const run = await startDrain(taskQueue, { ...scheduled, intervalMs: HOUR_MS, idleWaitMs: 0 });
+        expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 3 });
+        const child = env.client.workflow.getHandle<typeof backfillWorkflow>(AUTO_BACKFILL_ID);
+        await child.result();
+        return { drainHistory: await run.fetchHistory(), backfillHistory: await child.fetchHistory() };
+      },
+    );
 
     // Three batches said the store is incomplete; one backfill was started.
     expect(childStarts(drainHistory).initiated).toEqual([AUTO_BACKFILL_ID]);
@@ -290,7 +348,8 @@ describe('drain workflow (mocked activities)', () => {
         const run = await startDrain(taskQueue);
         expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 2 });
         releaseRebuilds();
-        for (const sku of ['S1', 'S2']) expect(await env.client.workflow.getHandle(skuRebuildWorkflowId(sku)).result()).toEqual({ rows: 1 });
+        for (const sku of ['S1', 'S2'])
+          expect(await env.client.workflow.getHandle(skuRebuildWorkflowId(sku)).result()).toEqual({ rows: 1 });
         return run.fetchHistory();
       } finally {
         releaseRebuilds(); // a failed drain must not leave the worker's shutdown waiting on a rebuild
