@@ -13,18 +13,16 @@ export interface FeatureSnapshot {
   load: Map<string, number>; // fc|yyyymmdd -> load (non-zero only)
 }
 
+export function emptySnapshot(): FeatureSnapshot {
+  return { lifecycle: new Map(), available: new Map(), capacity: new Map(), rank: new Map(), load: new Map() };
+}
+
 /** `skus: false` leaves the per-SKU features out (verify compares those in chunks). */
 export async function sourceFeatures(
   db: pg.Pool | pg.ClientBase,
   opts: { skus?: boolean } = {},
 ): Promise<FeatureSnapshot> {
-  const snap: FeatureSnapshot = {
-    lifecycle: new Map(),
-    available: new Map(),
-    capacity: new Map(),
-    rank: new Map(),
-    load: new Map(),
-  };
+  const snap = emptySnapshot();
   if (opts.skus !== false) {
     for (const r of (await db.query('select sku_id, lifecycle from shop.skus')).rows)
       snap.lifecycle.set(r.sku_id, r.lifecycle);

@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from '../store/keys';
-import type { FeatureSnapshot } from './source-features';
+import { emptySnapshot, type FeatureSnapshot } from './source-features';
 
 async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
   const out: string[] = [];
@@ -37,13 +37,7 @@ export async function storeFeatures(
   keys: StoreKeys,
   opts: { skus?: boolean } = {},
 ): Promise<FeatureSnapshot> {
-  const snap: FeatureSnapshot = {
-    lifecycle: new Map(),
-    available: new Map(),
-    capacity: new Map(),
-    rank: new Map(),
-    load: new Map(),
-  };
+  const snap = emptySnapshot();
   const p = keys.prefix;
   const skuKeys = opts.skus === false ? [] : await scanKeys(redis, `${p}s:*`);
   (await hashes(redis, skuKeys)).forEach((h, i) => {

@@ -50,6 +50,13 @@ interface OpenOrder {
 
 type Op = { kind: string; changes: number; run: (c: pg.Pool) => Promise<boolean> };
 
+/** An operation that updates one row: it happened when the row was there. */
+const oneRowUpdate = (kind: string, sql: string, params: unknown[]): Op => ({
+  kind,
+  changes: 1,
+  run: async (c) => ((await c.query(sql, params)).rowCount ?? 0) > 0,
+});
+
 export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<TrafficStats> {
   const random = rng(opts.seed);
   const pick = (n: number) => Math.floor(random() * n);
@@ -110,43 +117,28 @@ export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<T
     if (x < 0.95) {
       const { sku, fc } = randomStock();
       const n = 1 + pick(20);
-      return {
-        kind: 'restock',
-        changes: 1,
-        run: async (c) =>
-          ((
-            await c.query(
-              'update shop.inventory set on_hand = on_hand + $3, updated_at = now() where sku_id = $1 and fc_id = $2',
-              [sku, fc, n],
-            )
-          ).rowCount ?? 0) > 0,
-      };
+      return oneRowUpdate(
+        'restock',
+        'update shop.inventory set on_hand = on_hand + $3, updated_at = now() where sku_id = $1 and fc_id = $2',
+        [sku, fc, n],
+      );
     }
     if (x < 0.975) {
       const fc = fcId(pick(size.fcs));
       const cap = pick(8000);
-      return {
-        kind: 'capacity',
-        changes: 1,
-        run: async (c) =>
-          ((
-            await c.query(
-              'update shop.fulfillment_centers set daily_capacity = $2, updated_at = now() where fc_id = $1',
-              [fc, cap],
-            )
-          ).rowCount ?? 0) > 0,
-      };
+      return oneRowUpdate(
+        'capacity',
+        'update shop.fulfillment_centers set daily_capacity = $2, updated_at = now() where fc_id = $1',
+        [fc, cap],
+      );
     }
     const sku = skuId(pick(size.skus));
     const y = random();
     const lifecycle = y < 0.8 ? 'active' : y < 0.9 ? 'paused' : 'discontinued';
-    return {
-      kind: 'lifecycle',
-      changes: 1,
-      run: async (c) =>
-        ((await c.query('update shop.skus set lifecycle = $2, updated_at = now() where sku_id = $1', [sku, lifecycle]))
-          .rowCount ?? 0) > 0,
-    };
+    return oneRowUpdate('lifecycle', 'update shop.skus set lifecycle = $2, updated_at = now() where sku_id = $1', [
+      sku,
+      lifecycle,
+    ]);
   };
 
   const done = () =>

@@ -194,26 +194,15 @@ export async function exportDay(
     const history = (feature: string, cols: string, order: string) =>
       `select ${cols}, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to, version
          from iv where feature = '${feature}' and to_ms > from_ms order by ${order}, from_ms`;
-    await copyToParquet(
-      conn,
-      history('sku.lifecycle', 'k1 as sku, code as lifecycle', 'k1'),
-      path.join(staging, 'sku_lifecycle_history.parquet'),
-    );
-    await copyToParquet(
-      conn,
-      history('sku.available', 'k1 as sku, k2 as fc, num as available', 'k1, k2'),
-      path.join(staging, 'sku_fc_history.parquet'),
-    );
-    await copyToParquet(
-      conn,
-      history('fc.capacity', 'k1 as fc, num as daily_capacity', 'k1'),
-      path.join(staging, 'fc_capacity_history.parquet'),
-    );
-    await copyToParquet(
-      conn,
-      history('region.rank', 'k1 as region, k2 as fc, num as rank', 'k1, k2'),
-      path.join(staging, 'region_fc_history.parquet'),
-    );
+    const histories: [feature: string, columns: string, order: string, file: string][] = [
+      ['sku.lifecycle', 'k1 as sku, code as lifecycle', 'k1', 'sku_lifecycle_history.parquet'],
+      ['sku.available', 'k1 as sku, k2 as fc, num as available', 'k1, k2', 'sku_fc_history.parquet'],
+      ['fc.capacity', 'k1 as fc, num as daily_capacity', 'k1', 'fc_capacity_history.parquet'],
+      ['region.rank', 'k1 as region, k2 as fc, num as rank', 'k1, k2', 'region_fc_history.parquet'],
+    ];
+    for (const [feature, columns, order, file] of histories) {
+      await copyToParquet(conn, history(feature, columns, order), path.join(staging, file));
+    }
 
     // The day's load per FC: 0 at midnight, then a running sum of the day's deltas in time order.
     await conn.run(`create table ld as

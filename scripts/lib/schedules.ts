@@ -7,100 +7,106 @@ import { Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy, ScheduleOptions 
 import { batchTaskQueue, Config, names } from '../../config';
 import type { DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
 
-export function drainScheduleOptions(config: Config): ScheduleOptions {
-  const args: [DrainWorkflowInput] = [
-    {
-      intervalMs: config.DRAIN_INTERVAL_MS,
-      batchSize: config.DRAIN_BATCH_SIZE,
-      maxBatchSize: config.DRAIN_MAX_BATCH_SIZE,
-      idleWaitMs: config.DRAIN_IDLE_WAIT_MS,
-      // The backfill the drain starts by itself when the store lost its data.
-      backfillChunkRows: config.BACKFILL_CHUNK_ROWS,
-      backfillRowsPerSecond: config.BACKFILL_ROWS_PER_S,
-    },
-  ];
+/**
+ * One schedule: fires `workflowType` on `taskQueue` (skipping a fire while the previous run is
+ * still going); after downtime, one run starts right away rather than every missed one
+ * (`catchupWindow`).
+ */
+function scheduleOptions(o: {
+  scheduleId: string;
+  spec: ScheduleOptions['spec'];
+  workflowType: string;
+  /** The schedule appends the fire time: drain-2026-…Z */
+  workflowId: string;
+  taskQueue: string;
+  args: unknown[];
+  catchupWindow?: string;
+  note: string;
+}): ScheduleOptions {
   return {
-    scheduleId: names.drainScheduleId,
-    spec: { intervals: [{ every: config.DRAIN_INTERVAL_MS }] },
+    scheduleId: o.scheduleId,
+    spec: o.spec,
     action: {
       type: 'startWorkflow',
-      workflowType: 'drainWorkflow',
-      workflowId: names.drainWorkflowIdPrefix, // the schedule appends the fire time: drain-2026-…Z
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      args,
+      workflowType: o.workflowType,
+      workflowId: o.workflowId,
+      taskQueue: o.taskQueue,
+      args: o.args,
     },
-    policies: {
-      overlap: ScheduleOverlapPolicy.SKIP,
-      // After downtime, start one run right away rather than replaying every missed minute.
-      catchupWindow: '1 minute',
-    },
-    state: { note: 'drains the CDC outbox into the Redis online store' },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: o.catchupWindow ?? '1 minute' },
+    state: { note: o.note },
   };
+}
+
+export function drainScheduleOptions(config: Config): ScheduleOptions {
+  const input: DrainWorkflowInput = {
+    intervalMs: config.DRAIN_INTERVAL_MS,
+    batchSize: config.DRAIN_BATCH_SIZE,
+    maxBatchSize: config.DRAIN_MAX_BATCH_SIZE,
+    idleWaitMs: config.DRAIN_IDLE_WAIT_MS,
+    // The backfill the drain starts by itself when the store lost its data.
+    backfillChunkRows: config.BACKFILL_CHUNK_ROWS,
+    backfillRowsPerSecond: config.BACKFILL_ROWS_PER_S,
+  };
+  return scheduleOptions({
+    scheduleId: names.drainScheduleId,
+    spec: { intervals: [{ every: config.DRAIN_INTERVAL_MS }] },
+    workflowType: 'drainWorkflow',
+    workflowId: names.drainWorkflowIdPrefix,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    args: [input],
+    note: 'drains the CDC outbox into the Redis online store',
+  });
 }
 
 export function compactionScheduleOptions(config: Config): ScheduleOptions {
-  return {
+  return scheduleOptions({
     scheduleId: names.compactionScheduleId,
     spec: { intervals: [{ every: config.COMPACTION_INTERVAL_MS }] },
-    action: {
-      type: 'startWorkflow',
-      workflowType: 'compactionWorkflow',
-      workflowId: names.compactionWorkflowIdPrefix,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      args: [{}],
-    },
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    state: { note: 'prunes the outbox, retried dead letters and stale field tombstones' },
-  };
+    workflowType: 'compactionWorkflow',
+    workflowId: names.compactionWorkflowIdPrefix,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    args: [{}],
+    note: 'prunes the outbox, retried dead letters and stale field tombstones',
+  });
 }
 
 export function landingScheduleOptions(config: Config): ScheduleOptions {
-  return {
+  return scheduleOptions({
     scheduleId: names.landingScheduleId,
     spec: { intervals: [{ every: config.LANDING_INTERVAL_MS }] },
-    action: {
-      type: 'startWorkflow',
-      workflowType: 'landingWorkflow',
-      workflowId: 'landing',
-      taskQueue: batchTaskQueue(config),
-      args: [{}],
-    },
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    state: { note: 'lands applied changes as Parquet for the nightly export' },
-  };
+    workflowType: 'landingWorkflow',
+    workflowId: 'landing',
+    taskQueue: batchTaskQueue(config),
+    args: [{}],
+    note: 'lands applied changes as Parquet for the nightly export',
+  });
 }
 
 export function exportScheduleOptions(config: Config): ScheduleOptions {
-  return {
+  return scheduleOptions({
     scheduleId: names.exportScheduleId,
     spec: { calendars: [{ hour: config.EXPORT_HOUR_UTC, minute: 0 }] },
-    action: {
-      type: 'startWorkflow',
-      workflowType: 'exportWorkflow',
-      workflowId: 'export-nightly',
-      taskQueue: batchTaskQueue(config),
-      args: [{}],
-    },
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6 hours' },
-    state: { note: 'exports the previous UTC day as Parquet (training data)' },
-  };
+    workflowType: 'exportWorkflow',
+    workflowId: 'export-nightly',
+    taskQueue: batchTaskQueue(config),
+    args: [{}],
+    catchupWindow: '6 hours',
+    note: 'exports the previous UTC day as Parquet (training data)',
+  });
 }
 
 export function verifyScheduleOptions(config: Config): ScheduleOptions {
-  const args: [SampledVerifyInput] = [{ sample: config.VERIFY_SAMPLE_SKUS }];
-  return {
+  const input: SampledVerifyInput = { sample: config.VERIFY_SAMPLE_SKUS };
+  return scheduleOptions({
     scheduleId: names.verifyScheduleId,
     spec: { intervals: [{ every: config.VERIFY_INTERVAL_MS }] },
-    action: {
-      type: 'startWorkflow',
-      workflowType: 'sampledVerifyWorkflow',
-      workflowId: names.verifyWorkflowIdPrefix,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      args,
-    },
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    state: { note: 'verifies a sample of the store against the source and repairs differences through the outbox' },
-  };
+    workflowType: 'sampledVerifyWorkflow',
+    workflowId: names.verifyWorkflowIdPrefix,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    args: [input],
+    note: 'verifies a sample of the store against the source and repairs differences through the outbox',
+  });
 }
 
 export const ALL_SCHEDULE_IDS = [

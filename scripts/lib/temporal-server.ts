@@ -109,7 +109,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, String(pid));
   const deadline = Date.now() + 60_000;
   while (!(await temporalAnswers(address, opts.namespace))) {
-    if (child.exitCode !== null || !alive(pid))
+    if (child.exitCode !== null || !processAlive(pid))
       throw new Error(`the Temporal dev server exited at start; see ${opts.logFile}`);
     if (Date.now() > deadline)
       throw new Error(`the Temporal dev server did not answer within 60 s; see ${opts.logFile}`);
@@ -118,7 +118,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   return { address, pid, stop: () => stopPid(pid) };
 }
 
-function alive(pid: number): boolean {
+/** The process exists (signal 0 checks without sending anything). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -128,11 +129,11 @@ function alive(pid: number): boolean {
 }
 
 export async function stopPid(pid: number, timeoutMs = 15_000): Promise<void> {
-  if (!alive(pid)) return;
+  if (!processAlive(pid)) return;
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
-  while (alive(pid) && Date.now() < deadline) await sleep(100);
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  while (processAlive(pid) && Date.now() < deadline) await sleep(100);
+  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
 }
 
 /** The local stack's dev server: SQLite under .data/ so workflows survive a restart. */
@@ -148,7 +149,7 @@ export function localServerFiles() {
 export function readPid(pidFile: string): number | null {
   try {
     const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-    return Number.isInteger(pid) && alive(pid) ? pid : null;
+    return Number.isInteger(pid) && processAlive(pid) ? pid : null;
   } catch {
     return null;
   }

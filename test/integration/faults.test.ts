@@ -22,7 +22,7 @@ import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { ALL_SCHEDULE_IDS } from '../../scripts/lib/schedules';
-import { DATA_DIR, DevServer, startDevServer, temporalAnswers } from '../../scripts/lib/temporal-server';
+import { DATA_DIR, DevServer, processAlive, startDevServer, temporalAnswers } from '../../scripts/lib/temporal-server';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
@@ -107,18 +107,9 @@ async function pollerPids(queue: string): Promise<number[]> {
       taskQueueType: 2 /* TASK_QUEUE_TYPE_ACTIVITY */,
     });
     const pids = (r.pollers ?? []).map((p) => Number(String(p.identity).split('@')[0]));
-    return [...new Set(pids)].filter(alive);
+    return [...new Set(pids)].filter(processAlive);
   } finally {
     await t.close();
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -354,7 +345,7 @@ describe('dependency faults under traffic', () => {
         await exited(pipeline);
         // The batch worker goes with it (its stdin closes): no orphan keeps polling.
         await eventually(
-          async () => batchPids.every((pid) => !alive(pid)),
+          async () => batchPids.every((pid) => !processAlive(pid)),
           20_000,
           'the batch worker to exit with its parent',
         );
