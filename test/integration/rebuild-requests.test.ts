@@ -3,20 +3,20 @@
  * reactivated a SKU whose tombstone had expired (issue 11): the request was recorded in the store
  * with the lifecycle, so the next worker's drain starts the rebuild and the stock comes back.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { activitiesFor } from '../support/activities';
+import { describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { rebuildsKey } from '../../store/rebuild-requests';
 import { drainWorkflow } from '../../workflows';
-import { eventually, pipelineClients, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
+import { eventually, resetState, sharedTestServer, temporalClient } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
 
-const c = testClients({ TEMPORAL_TASK_QUEUE: `rebuild-req-${process.pid}`, TOMBSTONE_TTL_S: '1' });
-const acts = activitiesFor(pipelineClients(c));
+const { c, acts } = usePipeline('rebuild-req', {
+  config: { TEMPORAL_TASK_QUEUE: `rebuild-req-${process.pid}`, TOMBSTONE_TTL_S: '1' },
+});
 const { address, bundlePath } = sharedTestServer();
-afterAll(() => c.close());
 
 async function drainAll() {
   for (;;) if ((await acts.drainBatch({ owner: 'rebuild-test' })).outcome === 'idle') return;

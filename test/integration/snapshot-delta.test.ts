@@ -7,8 +7,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import pg from 'pg';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { activitiesFor } from '../support/activities';
+import { describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
 import { utcDay } from '../../features/definitions';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
@@ -16,28 +16,11 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { drainWorkflow } from '../../workflows';
 import { appliedRows } from '../support/cursor';
-import {
-  drainSettled,
-  eventually,
-  pipelineClients,
-  resetState,
-  sharedTestServer,
-  startWorker,
-  temporalClient,
-  TEST_DATABASE_URL,
-  testClients,
-} from '../support/env';
+import { drainSettled, eventually, resetState, startWorker, temporalClient, TEST_DATABASE_URL } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
 
-const c = testClients({ STALE_AFTER_MS: '1000', TEMPORAL_TASK_QUEUE: `snapdelta-${process.pid}` });
-const acts = activitiesFor(pipelineClients(c));
 const owner = 'snapshot-delta-test';
-const { address, bundlePath } = sharedTestServer();
-afterAll(() => c.close());
-beforeEach(async () => {
-  await resetState(c);
-  await acts.acquireDrainLease({ owner });
-});
+const { c, acts, address, bundlePath } = usePipeline('snapdelta', { config: { STALE_AFTER_MS: '1000' }, lease: owner });
 
 async function session(url = TEST_DATABASE_URL): Promise<pg.Client> {
   const s = new pg.Client({ connectionString: url, application_name: 'snapshot-delta-test' });

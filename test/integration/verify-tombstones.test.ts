@@ -1,12 +1,10 @@
 /** Verify does not report a discontinued SKU whose tombstone expired (issue 11): gone by design. */
-import { afterAll, describe, expect, it } from 'vitest';
-import { activitiesFor } from '../support/activities';
+import { describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
 import { verifyStore } from '../../reconcile/verify';
-import { eventually, pipelineClients, resetState, testClients } from '../support/env';
+import { eventually, resetState } from '../support/env';
 
-const c = testClients({ TOMBSTONE_TTL_S: '1' });
-const acts = activitiesFor(pipelineClients(c));
-afterAll(() => c.close());
+const { c, acts } = usePipeline('verify-tombstones', { config: { TOMBSTONE_TTL_S: '1' } });
 
 describe('verify and expired tombstones', () => {
   it('a discontinued SKU gone from the store is not a mismatch; one whose lifecycle is wrong still is', async () => {

@@ -5,20 +5,18 @@
  * reported hot keys on every run: found in a 30-minute soak.)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, describe, expect, it } from 'vitest';
-import { activitiesFor } from '../support/activities';
+import { describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
-import { pipelineClients, resetState, testClients } from '../support/env';
+import { resetState } from '../support/env';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
-const c = testClients();
-const acts = activitiesFor(pipelineClients(c));
+const { c, acts } = usePipeline('verify-traffic');
 const owner = 'verify-traffic-test';
-afterAll(() => c.close());
 
 describe('scheduled verify under traffic', () => {
   it('reports no mismatch in a correct store while traffic flows, and still finds and repairs real damage', async () => {
