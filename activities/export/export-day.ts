@@ -23,9 +23,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { decideBadge, rankRegionFcs, RegionFc } from '../../features/badge-rule';
-import { Lifecycle } from '../../features/definitions';
+import { FeatureUpdate, Lifecycle } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
-import { copyToParquet, landingDir, LANDING_COLUMNS, openDuck, sqlString } from './landing';
+import { landingDir, LANDING_COLUMNS } from './landing';
+import { copyToParquet, openDuck, sqlString } from './duckdb';
 
 export const partitionDir = (exportDir: string, date: string) => path.join(exportDir, `date=${date}`);
 
@@ -63,250 +64,33 @@ export async function exportDay(
   opts: { memoryLimit?: string; onProgress?: (what: string) => void } = {},
 ): Promise<ExportResult> {
   validateDate(date);
-  const d0 = dayStart(date);
-  const d1 = d0 + 86_400_000;
-  const yyyymmdd = date.replace(/-/g, '');
   const staging = path.join(exportDir, '.staging', `date=${date}.${process.pid}.${Date.now()}`);
   fs.mkdirSync(path.join(staging, 'tmp'), { recursive: true });
   // A database file in the staging folder: the day's tables can outgrow the memory limit.
   const duck = await openDuck(opts.memoryLimit ?? '1GB', path.join(staging, 'tmp', 'export.duckdb'));
-  const { conn } = duck;
-  let changes: number;
-  let skuRows: number;
-  let badges = 0;
+  const d0 = dayStart(date);
+  const run: ExportRun = {
+    ...duck,
+    exportDir,
+    date,
+    staging,
+    d0,
+    d1: d0 + 86_400_000,
+    yyyymmdd: date.replace(/-/g, ''),
+    progress: opts.onProgress ?? (() => undefined),
+  };
+  let result: Omit<ExportResult, 'dir'>;
   try {
-    await conn.run(
+    await run.conn.run(
       `set temp_directory = ${sqlString(path.join(staging, 'tmp'))}; set preserve_insertion_order = false`,
     );
-
-    // 1. The day's changes, each once (a crash can land a range twice).
-    const landing = landingDir(exportDir, date);
-    const hasLanding = fs.existsSync(landing) && fs.readdirSync(landing).some((f) => f.endsWith('.parquet'));
-    await conn.run(`create table changes (${LANDING_COLUMNS})`);
-    if (hasLanding) {
-      await conn.run(
-        `insert into changes select * from read_parquet(${sqlString(path.join(landing, '*.parquet'))}, hive_partitioning = false)`,
-      );
-      // Keep each change once; the window runs over narrow columns only (not the images).
-      await conn.run(`delete from changes where rowid in (
-        select rowid from (select rowid, row_number() over (partition by txid, id order by applied_ms nulls last, rowid) as n from changes) where n > 1)`);
-    }
-    changes = await count(conn, 'select count(*) from changes');
-    opts.onProgress?.(`${changes} changes`);
-    await copyToParquet(
-      conn,
-      `select txid, id, tbl, op, key, image, old_image, epoch_ms(source_ms) as source_ts, epoch_ms(applied_ms) as applied_ts,
-              applied_ms - source_ms as freshness_ms from changes order by txid, id`,
-      path.join(staging, 'changes.parquet'),
-    );
-
-    // 2. Feature updates, by the same definitions as the online path, streamed chunk by chunk.
-    await conn.run(
-      `create table updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`,
-    );
-    const ap = await duck.writer.createAppender('updates');
-    const stream = await conn.stream(
-      `select id, txid, tbl, op, key, image::varchar, old_image::varchar, source_ms from changes order by txid, id`,
-    );
-    let malformed = 0;
-    let streamed = 0;
-    for (;;) {
-      const chunk = await stream.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      streamed += chunk.rowCount;
-      for (const [id, txid, tbl, op, key, image, oldImage, sourceMs] of chunk.getRows()) {
-        let updates;
-        try {
-          updates = featureUpdatesFrom({
-            id: String(id),
-            txid: String(txid),
-            tbl: String(tbl),
-            op: String(op),
-            key: String(key),
-            image: image === null ? null : JSON.parse(String(image)),
-            old_image: oldImage === null ? null : JSON.parse(String(oldImage)),
-            created_ms: Number(sourceMs),
-          });
-        } catch (err) {
-          if (err instanceof MalformedChange) {
-            malformed++;
-            continue;
-          }
-          throw err;
-        }
-        for (const u of updates) {
-          const row: [string, string, string | null, number | null, string | null, bigint, bigint, bigint] =
-            u.feature === 'sku.lifecycle'
-              ? [u.feature, u.sku, null, null, u.value, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
-              : u.feature === 'sku.available'
-                ? [u.feature, u.sku, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
-                : u.feature === 'fc.capacity'
-                  ? [u.feature, u.fc, null, u.value, null, BigInt(u.version), BigInt(u.txid), BigInt(Number(sourceMs))]
-                  : u.feature === 'region.rank'
-                    ? [
-                        u.feature,
-                        u.region,
-                        u.fc,
-                        u.value,
-                        null,
-                        BigInt(u.version),
-                        BigInt(u.txid),
-                        BigInt(Number(sourceMs)),
-                      ]
-                    : [u.feature, u.fc, u.day, u.delta, null, BigInt(u.id), BigInt(u.txid), BigInt(Number(sourceMs))];
-          ap.appendVarchar(row[0]);
-          ap.appendVarchar(row[1]);
-          if (row[2] === null) ap.appendNull();
-          else ap.appendVarchar(row[2]);
-          if (row[3] === null) ap.appendNull();
-          else ap.appendBigInt(BigInt(row[3]));
-          if (row[4] === null) ap.appendNull();
-          else ap.appendVarchar(row[4]);
-          ap.appendBigInt(row[5]);
-          ap.appendUBigInt(row[6]);
-          ap.appendBigInt(row[7]);
-          ap.endRow();
-        }
-      }
-    }
-    ap.flushSync();
-    ap.closeSync();
-    if (streamed !== changes) throw new Error(`export: read ${streamed} of ${changes} changes (stream ended early)`);
-    opts.onProgress?.(`feature updates derived${malformed ? ` (${malformed} malformed changes skipped)` : ''}`);
-
-    // 3. Validity intervals: the previous day's end state opens the day, each change starts a new
-    //    interval, the end of the day closes the last.
-    const prevState = path.join(partitionDir(exportDir, shiftDay(date, -1)), 'state.parquet');
-    if (fs.existsSync(prevState))
-      await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
-    else
-      await conn.run(
-        `create table prev_state (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint)`,
-      );
-    await conn.run(`create table ev as
-      select feature, k1, k2, num, code, version, ${d0}::bigint as ts_ms from prev_state
-      union all
-      select feature, k1, k2, num, code, version, greatest(ts_ms, ${d0}) from updates where feature <> 'fc.load'`);
-    await conn.run(`create table iv as
-      select feature, k1, k2, num, code, version, ts_ms as from_ms,
-             coalesce(lead(ts_ms) over (partition by feature, k1, k2 order by version), ${d1}) as to_ms
-        from ev`);
-    const history = (feature: string, cols: string, order: string) =>
-      `select ${cols}, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to, version
-         from iv where feature = '${feature}' and to_ms > from_ms order by ${order}, from_ms`;
-    const histories: [feature: string, columns: string, order: string, file: string][] = [
-      ['sku.lifecycle', 'k1 as sku, code as lifecycle', 'k1', 'sku_lifecycle_history.parquet'],
-      ['sku.available', 'k1 as sku, k2 as fc, num as available', 'k1, k2', 'sku_fc_history.parquet'],
-      ['fc.capacity', 'k1 as fc, num as daily_capacity', 'k1', 'fc_capacity_history.parquet'],
-      ['region.rank', 'k1 as region, k2 as fc, num as rank', 'k1, k2', 'region_fc_history.parquet'],
-    ];
-    for (const [feature, columns, order, file] of histories) {
-      await copyToParquet(conn, history(feature, columns, order), path.join(staging, file));
-    }
-
-    // The day's load per FC: 0 at midnight, then a running sum of the day's deltas in time order.
-    await conn.run(`create table ld as
-      select fc, ts_ms, ptxid, id, delta from (
-        select k1 as fc, ${d0}::bigint as ts_ms, 0::ubigint as ptxid, 0::bigint as id, 0::bigint as delta
-          from (select k1 from ev where feature = 'fc.capacity' union select k1 from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')
-        union all
-        select k1, greatest(ts_ms, ${d0}), ptxid, version, num from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')`);
-    await conn.run(`create table load_iv as
-      select fc, (sum(delta) over w)::bigint as load, ts_ms as from_ms, coalesce(lead(ts_ms) over w2, ${d1}) as to_ms
-        from ld window w as (partition by fc order by ts_ms, ptxid, id rows unbounded preceding),
-                       w2 as (partition by fc order by ts_ms, ptxid, id)`);
-    await copyToParquet(
-      conn,
-      `select fc, load, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to from load_iv where to_ms > from_ms order by fc, from_ms`,
-      path.join(staging, 'fc_load_history.parquet'),
-    );
-
-    // 4. End-of-day state (what the next day starts from).
-    await conn.run(`create table state as
-      select feature, k1, k2, num, code, version from ev
-       qualify row_number() over (partition by feature, k1, k2 order by version desc) = 1`);
-    await copyToParquet(
-      conn,
-      `select * from state where num is not null or code is not null order by feature, k1, k2`,
-      path.join(staging, 'state.parquet'),
-    );
-    skuRows = await count(conn, `select count(*) from state where feature = 'sku.available' and num is not null`);
-
-    // 5. End-of-day badges by the one rule, one SKU at a time.
-    const capacity = new Map<string, number>();
-    for (const [fc, num] of (
-      await conn.runAndReadAll(`select k1, num from state where feature = 'fc.capacity' and num is not null`)
-    ).getRows())
-      capacity.set(String(fc), Number(num));
-    const load = new Map<string, number>();
-    for (const [fc, l] of (
-      await conn.runAndReadAll(`select fc, last(load order by from_ms) from load_iv group by fc`)
-    ).getRows())
-      load.set(String(fc), Number(l));
-    const regions = new Map<string, RegionFc[]>();
-    for (const [region, fc, rank] of (
-      await conn.runAndReadAll(
-        `select k1, k2, num from state where feature = 'region.rank' and num is not null order by k1, k2`,
-      )
-    ).getRows()) {
-      const list = regions.get(String(region)) ?? regions.set(String(region), []).get(String(region))!;
-      list.push({
-        fc: String(fc),
-        rank: Number(rank),
-        capacity: capacity.get(String(fc)) ?? null,
-        load: load.get(String(fc)) ?? 0,
-      });
-    }
-    const ranked = [...regions.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([r, fcs]) => [r, rankRegionFcs(fcs)] as const);
-    await conn.run(`create table badges (region varchar, sku varchar, eligible boolean, fc varchar, reason varchar)`);
-    const bap = await duck.writer.createAppender('badges');
-    const skus = await conn.stream(`
-      select k1 as sku, max(code) filter (where feature = 'sku.lifecycle') as lifecycle,
-             list(k2 order by k2) filter (where feature = 'sku.available' and num is not null) as fcs,
-             list(num order by k2) filter (where feature = 'sku.available' and num is not null) as avail
-        from state where feature in ('sku.lifecycle', 'sku.available') group by k1
-      having max(code) filter (where feature = 'sku.lifecycle') is not null order by k1`);
-    for (;;) {
-      const chunk = await skus.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      for (const [sku, lifecycle, fcs, avail] of chunk.getRows()) {
-        const stock = new Map<string, number>();
-        const fcList = (fcs as { items?: unknown[] } | null)?.items ?? [];
-        const availList = (avail as { items?: unknown[] } | null)?.items ?? [];
-        fcList.forEach((fc, i) => stock.set(String(fc), Number(availList[i])));
-        for (const [region, fcsOfRegion] of ranked) {
-          const b = decideBadge(
-            String(sku),
-            { lifecycle: lifecycle as Lifecycle, available: (fc) => stock.get(fc) },
-            fcsOfRegion,
-          );
-          bap.appendVarchar(region);
-          bap.appendVarchar(b.sku);
-          bap.appendBoolean(b.eligible);
-          if (b.fc === null) bap.appendNull();
-          else bap.appendVarchar(b.fc);
-          bap.appendVarchar(b.reason);
-          bap.endRow();
-          badges++;
-        }
-      }
-    }
-    bap.flushSync();
-    bap.closeSync();
-    const catalogue = await count(
-      conn,
-      `select count(distinct k1) from state where feature = 'sku.lifecycle' and code is not null`,
-    );
-    if (badges !== catalogue * ranked.length)
-      throw new Error(`export: ${badges} badges for ${catalogue} SKUs x ${ranked.length} regions (stream ended early)`);
-    await copyToParquet(
-      conn,
-      `select region, sku, eligible, fc, reason from badges order by region, sku`,
-      path.join(staging, 'badges.parquet'),
-    );
-    opts.onProgress?.(`${badges} end-of-day badges`);
+    const changes = await loadChanges(run);
+    await deriveFeatureUpdates(run, changes);
+    await writeHistories(run);
+    await writeLoadHistory(run);
+    const skuRows = await writeEndState(run);
+    const badges = await writeBadges(run);
+    result = { date, changes, skuRows, badges };
   } catch (err) {
     duck.close();
     fs.rmSync(staging, { recursive: true, force: true });
@@ -314,12 +98,283 @@ export async function exportDay(
   }
   duck.close();
   fs.rmSync(path.join(staging, 'tmp'), { recursive: true, force: true });
+  return { ...result, dir: publishPartition(exportDir, date, staging) };
+}
 
-  // 6. Swap the partition in: at every instant there is the old complete partition, or none, or the new one.
+/** One export's DuckDB connections, folders and day bounds (ms since epoch, UTC). */
+interface ExportRun {
+  conn: DuckDBConnection;
+  writer: DuckDBConnection;
+  exportDir: string;
+  date: string;
+  staging: string;
+  d0: number;
+  d1: number;
+  yyyymmdd: string;
+  progress: (what: string) => void;
+}
+
+/** 1. The day's changes, each once (a crash can land a range twice); written as changes.parquet. */
+async function loadChanges({ conn, exportDir, date, staging, progress }: ExportRun): Promise<number> {
+  const landing = landingDir(exportDir, date);
+  const hasLanding = fs.existsSync(landing) && fs.readdirSync(landing).some((f) => f.endsWith('.parquet'));
+  await conn.run(`create table changes (${LANDING_COLUMNS})`);
+  if (hasLanding) {
+    await conn.run(
+      `insert into changes select * from read_parquet(${sqlString(path.join(landing, '*.parquet'))}, hive_partitioning = false)`,
+    );
+    // Keep each change once; the window runs over narrow columns only (not the images).
+    await conn.run(`delete from changes where rowid in (
+      select rowid from (select rowid, row_number() over (partition by txid, id order by applied_ms nulls last, rowid) as n from changes) where n > 1)`);
+  }
+  const changes = await count(conn, 'select count(*) from changes');
+  progress(`${changes} changes`);
+  await copyToParquet(
+    conn,
+    `select txid, id, tbl, op, key, image, old_image, epoch_ms(source_ms) as source_ts, epoch_ms(applied_ms) as applied_ts,
+            applied_ms - source_ms as freshness_ms from changes order by txid, id`,
+    path.join(staging, 'changes.parquet'),
+  );
+  return changes;
+}
+
+/** 2. Feature updates, by the same definitions as the online path, streamed chunk by chunk. */
+async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, changes: number): Promise<void> {
+  await conn.run(
+    `create table updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`,
+  );
+  const ap = await writer.createAppender('updates');
+  const stream = await conn.stream(
+    `select id, txid, tbl, op, key, image::varchar, old_image::varchar, source_ms from changes order by txid, id`,
+  );
+  let malformed = 0;
+  let streamed = 0;
+  for (;;) {
+    const chunk = await stream.fetchChunk();
+    if (!chunk || chunk.rowCount === 0) break;
+    streamed += chunk.rowCount;
+    for (const [id, txid, tbl, op, key, image, oldImage, sourceMs] of chunk.getRows()) {
+      let updates;
+      try {
+        updates = featureUpdatesFrom({
+          id: String(id),
+          txid: String(txid),
+          tbl: String(tbl),
+          op: String(op),
+          key: String(key),
+          image: image === null ? null : JSON.parse(String(image)),
+          old_image: oldImage === null ? null : JSON.parse(String(oldImage)),
+          created_ms: Number(sourceMs),
+        });
+      } catch (err) {
+        if (err instanceof MalformedChange) {
+          malformed++;
+          continue;
+        }
+        throw err;
+      }
+      for (const u of updates) {
+        const row = updateRow(u, BigInt(Number(sourceMs)));
+        ap.appendVarchar(row[0]);
+        ap.appendVarchar(row[1]);
+        if (row[2] === null) ap.appendNull();
+        else ap.appendVarchar(row[2]);
+        if (row[3] === null) ap.appendNull();
+        else ap.appendBigInt(BigInt(row[3]));
+        if (row[4] === null) ap.appendNull();
+        else ap.appendVarchar(row[4]);
+        ap.appendBigInt(row[5]);
+        ap.appendUBigInt(row[6]);
+        ap.appendBigInt(row[7]);
+        ap.endRow();
+      }
+    }
+  }
+  ap.flushSync();
+  ap.closeSync();
+  if (streamed !== changes) throw new Error(`export: read ${streamed} of ${changes} changes (stream ended early)`);
+  progress(`feature updates derived${malformed ? ` (${malformed} malformed changes skipped)` : ''}`);
+}
+
+/**
+ * 3. Validity intervals: the previous day's end state opens the day, each change starts a new
+ * interval, the end of the day closes the last.
+ */
+async function writeHistories({ conn, exportDir, date, staging, d0, d1 }: ExportRun): Promise<void> {
+  const prevState = path.join(partitionDir(exportDir, shiftDay(date, -1)), 'state.parquet');
+  if (fs.existsSync(prevState))
+    await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
+  else
+    await conn.run(
+      `create table prev_state (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint)`,
+    );
+  await conn.run(`create table ev as
+    select feature, k1, k2, num, code, version, ${d0}::bigint as ts_ms from prev_state
+    union all
+    select feature, k1, k2, num, code, version, greatest(ts_ms, ${d0}) from updates where feature <> 'fc.load'`);
+  await conn.run(`create table iv as
+    select feature, k1, k2, num, code, version, ts_ms as from_ms,
+           coalesce(lead(ts_ms) over (partition by feature, k1, k2 order by version), ${d1}) as to_ms
+      from ev`);
+  const history = (feature: string, cols: string, order: string) =>
+    `select ${cols}, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to, version
+       from iv where feature = '${feature}' and to_ms > from_ms order by ${order}, from_ms`;
+  const histories: [feature: string, columns: string, order: string, file: string][] = [
+    ['sku.lifecycle', 'k1 as sku, code as lifecycle', 'k1', 'sku_lifecycle_history.parquet'],
+    ['sku.available', 'k1 as sku, k2 as fc, num as available', 'k1, k2', 'sku_fc_history.parquet'],
+    ['fc.capacity', 'k1 as fc, num as daily_capacity', 'k1', 'fc_capacity_history.parquet'],
+    ['region.rank', 'k1 as region, k2 as fc, num as rank', 'k1, k2', 'region_fc_history.parquet'],
+  ];
+  for (const [feature, columns, order, file] of histories) {
+    await copyToParquet(conn, history(feature, columns, order), path.join(staging, file));
+  }
+}
+
+/** The day's load per FC: 0 at midnight, then a running sum of the day's deltas in time order. */
+async function writeLoadHistory({ conn, staging, d0, d1, yyyymmdd }: ExportRun): Promise<void> {
+  await conn.run(`create table ld as
+    select fc, ts_ms, ptxid, id, delta from (
+      select k1 as fc, ${d0}::bigint as ts_ms, 0::ubigint as ptxid, 0::bigint as id, 0::bigint as delta
+        from (select k1 from ev where feature = 'fc.capacity' union select k1 from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')
+      union all
+      select k1, greatest(ts_ms, ${d0}), ptxid, version, num from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')`);
+  await conn.run(`create table load_iv as
+    select fc, (sum(delta) over w)::bigint as load, ts_ms as from_ms, coalesce(lead(ts_ms) over w2, ${d1}) as to_ms
+      from ld window w as (partition by fc order by ts_ms, ptxid, id rows unbounded preceding),
+                     w2 as (partition by fc order by ts_ms, ptxid, id)`);
+  await copyToParquet(
+    conn,
+    `select fc, load, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to from load_iv where to_ms > from_ms order by fc, from_ms`,
+    path.join(staging, 'fc_load_history.parquet'),
+  );
+}
+
+/** 4. End-of-day state (what the next day starts from); returns the SKU·FC rows in it. */
+async function writeEndState({ conn, staging }: ExportRun): Promise<number> {
+  await conn.run(`create table state as
+    select feature, k1, k2, num, code, version from ev
+     qualify row_number() over (partition by feature, k1, k2 order by version desc) = 1`);
+  await copyToParquet(
+    conn,
+    `select * from state where num is not null or code is not null order by feature, k1, k2`,
+    path.join(staging, 'state.parquet'),
+  );
+  return count(conn, `select count(*) from state where feature = 'sku.available' and num is not null`);
+}
+
+/** 5. End-of-day badges by the one rule, one SKU at a time; returns how many. */
+async function writeBadges({ conn, writer, staging, progress }: ExportRun): Promise<number> {
+  let badges = 0;
+  const capacity = new Map<string, number>();
+  for (const [fc, num] of (
+    await conn.runAndReadAll(`select k1, num from state where feature = 'fc.capacity' and num is not null`)
+  ).getRows())
+    capacity.set(String(fc), Number(num));
+  const load = new Map<string, number>();
+  for (const [fc, l] of (
+    await conn.runAndReadAll(`select fc, last(load order by from_ms) from load_iv group by fc`)
+  ).getRows())
+    load.set(String(fc), Number(l));
+  const regions = new Map<string, RegionFc[]>();
+  for (const [region, fc, rank] of (
+    await conn.runAndReadAll(
+      `select k1, k2, num from state where feature = 'region.rank' and num is not null order by k1, k2`,
+    )
+  ).getRows()) {
+    const list = regions.get(String(region)) ?? regions.set(String(region), []).get(String(region))!;
+    list.push({
+      fc: String(fc),
+      rank: Number(rank),
+      capacity: capacity.get(String(fc)) ?? null,
+      load: load.get(String(fc)) ?? 0,
+    });
+  }
+  const ranked = [...regions.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([r, fcs]) => [r, rankRegionFcs(fcs)] as const);
+  await conn.run(`create table badges (region varchar, sku varchar, eligible boolean, fc varchar, reason varchar)`);
+  const bap = await writer.createAppender('badges');
+  const skus = await conn.stream(`
+    select k1 as sku, max(code) filter (where feature = 'sku.lifecycle') as lifecycle,
+           list(k2 order by k2) filter (where feature = 'sku.available' and num is not null) as fcs,
+           list(num order by k2) filter (where feature = 'sku.available' and num is not null) as avail
+      from state where feature in ('sku.lifecycle', 'sku.available') group by k1
+    having max(code) filter (where feature = 'sku.lifecycle') is not null order by k1`);
+  for (;;) {
+    const chunk = await skus.fetchChunk();
+    if (!chunk || chunk.rowCount === 0) break;
+    for (const [sku, lifecycle, fcs, avail] of chunk.getRows()) {
+      const stock = new Map<string, number>();
+      const fcList = (fcs as { items?: unknown[] } | null)?.items ?? [];
+      const availList = (avail as { items?: unknown[] } | null)?.items ?? [];
+      fcList.forEach((fc, i) => stock.set(String(fc), Number(availList[i])));
+      for (const [region, fcsOfRegion] of ranked) {
+        const b = decideBadge(
+          String(sku),
+          { lifecycle: lifecycle as Lifecycle, available: (fc) => stock.get(fc) },
+          fcsOfRegion,
+        );
+        bap.appendVarchar(region);
+        bap.appendVarchar(b.sku);
+        bap.appendBoolean(b.eligible);
+        if (b.fc === null) bap.appendNull();
+        else bap.appendVarchar(b.fc);
+        bap.appendVarchar(b.reason);
+        bap.endRow();
+        badges++;
+      }
+    }
+  }
+  bap.flushSync();
+  bap.closeSync();
+  const catalogue = await count(
+    conn,
+    `select count(distinct k1) from state where feature = 'sku.lifecycle' and code is not null`,
+  );
+  if (badges !== catalogue * ranked.length)
+    throw new Error(`export: ${badges} badges for ${catalogue} SKUs x ${ranked.length} regions (stream ended early)`);
+  await copyToParquet(
+    conn,
+    `select region, sku, eligible, fc, reason from badges order by region, sku`,
+    path.join(staging, 'badges.parquet'),
+  );
+  progress(`${badges} end-of-day badges`);
+  return badges;
+}
+
+/** 6. Swap the partition in: at every instant there is the old complete partition, or none, or the new one. */
+function publishPartition(exportDir: string, date: string, staging: string): string {
   const target = partitionDir(exportDir, date);
   const trash = path.join(exportDir, '.staging', `old-date=${date}.${process.pid}.${Date.now()}`);
   if (fs.existsSync(target)) fs.renameSync(target, trash);
   fs.renameSync(staging, target);
   fs.rmSync(trash, { recursive: true, force: true });
-  return { date, changes, skuRows, badges, dir: target };
+  return target;
+}
+
+type UpdateRow = [
+  feature: string,
+  k1: string,
+  k2: string | null,
+  num: number | null,
+  code: string | null,
+  version: bigint,
+  txid: bigint,
+  tsMs: bigint,
+];
+
+/** A feature update as a row of the `updates` table: keys, numeric or coded value, version. */
+function updateRow(u: FeatureUpdate, tsMs: bigint): UpdateRow {
+  switch (u.feature) {
+    case 'sku.lifecycle':
+      return [u.feature, u.sku, null, null, u.value, BigInt(u.version), BigInt(u.txid), tsMs];
+    case 'sku.available':
+      return [u.feature, u.sku, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs];
+    case 'fc.capacity':
+      return [u.feature, u.fc, null, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs];
+    case 'region.rank':
+      return [u.feature, u.region, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs];
+    case 'fc.load':
+      return [u.feature, u.fc, u.day, u.delta, null, BigInt(u.id), BigInt(u.txid), tsMs];
+  }
 }

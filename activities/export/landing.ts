@@ -9,50 +9,18 @@
  * cursor moves after the files exist; a crash in between lands the range again, and the export
  * keeps each change once (by its position).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { setImmediate } from 'node:timers/promises';
-import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type pg from 'pg';
 import { names } from '../../config';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { copyToParquet, openDuck, sqlString } from './duckdb';
 import { parseSnapshot, snapshotCovers, visibleIn } from '../../db/pg-snapshot';
 import { advanceCursor, DELTA_SQL, deltaParams, ensureConsumer, Position, readCursor, saveCursor } from '../../outbox';
 
 export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar, key varchar, image json, old_image json, source_ms bigint, applied_ms bigint`;
 
 export const landingDir = (exportDir: string, day: string) => path.join(exportDir, 'landing', `day=${day}`);
-
-/** An embedded DuckDB; `file` (a database file) lets big tables live on disk beyond the memory limit. */
-export async function openDuck(
-  memoryLimit = '512MB',
-  file = ':memory:',
-  threads = 2,
-): Promise<{ conn: DuckDBConnection; writer: DuckDBConnection; close(): void }> {
-  const instance = await DuckDBInstance.create(file, { memory_limit: memoryLimit, threads: String(threads) });
-  const conn = await instance.connect();
-  // Appenders get their own connection: an appender flushing on the connection that is streaming
-  // a query result would end that stream early, silently.
-  const writer = await instance.connect();
-  return {
-    conn,
-    writer,
-    close: () => {
-      writer.closeSync();
-      conn.closeSync();
-      instance.closeSync();
-    },
-  };
-}
-
-export const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
-
-/** Write-then-rename COPY of a query to a Parquet file. */
-export async function copyToParquet(conn: DuckDBConnection, query: string, file: string): Promise<void> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  await conn.run(`copy (${query}) to ${sqlString(tmp)} (format parquet, compression zstd)`);
-  fs.renameSync(tmp, file);
-}
 
 /** Outbox rows read per query of a landing call: small reads, so PostgreSQL never serves one long query beside the drain. */
 export const LANDING_READ_CHUNK = 10_000;

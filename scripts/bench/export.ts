@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { copyToParquet, landingDir, openDuck } from '../../activities/export/landing';
+import { landingDir } from '../../activities/export/landing';
+import { copyToParquet, openDuck } from '../../activities/export/duckdb';
 import { table, int } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
