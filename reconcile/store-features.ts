@@ -9,12 +9,8 @@ import { emptySnapshot, type FeatureSnapshot } from './source-features';
 
 async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
   const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
+  for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>)
     out.push(...keys);
-  } while (cursor !== '0');
   return out;
 }
 

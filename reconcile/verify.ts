@@ -102,11 +102,8 @@ async function smallMismatches(source: Db, redis: Redis, keys: StoreKeys): Promi
 /** SKUs the store holds as live (with a lifecycle) that the source does not have. */
 async function extraSkus(source: Db, redis: Redis, keys: StoreKeys): Promise<VerifyMismatch[]> {
   const out: VerifyMismatch[] = [];
-  let cursor = '0';
   const prefix = `${keys.prefix}s:`;
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 2000);
-    cursor = next;
+  for await (const found of redis.scanStream({ match: `${prefix}*`, count: 2000 }) as AsyncIterable<string[]>) {
     if (!found.length) continue;
     const p = redis.pipeline();
     for (const k of found) p.hget(k, LIFECYCLE_FIELD);
@@ -121,7 +118,7 @@ async function extraSkus(source: Db, redis: Redis, keys: StoreKeys): Promise<Ver
     );
     for (const [sku, l] of live)
       if (!known.has(sku)) out.push({ sku, feature: 'lifecycle', key: sku, source: undefined, store: l ?? undefined });
-  } while (cursor !== '0');
+  }
   return out;
 }
 

@@ -6,23 +6,15 @@
  * before and after an FC leaves the region.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { activitiesFor } from '../support/activities';
+import { describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
 import { sourceBadges } from '../../reconcile/source-badges';
-import { pipelineClients, resetState, testClients } from '../support/env';
-import { get, rawRequest, startTestApi } from '../support/http';
+import { resetState } from '../support/env';
+import { get, rawRequest } from '../support/http';
 
-const c = testClients();
-const acts = activitiesFor(pipelineClients(c));
+const pipeline = usePipeline('ids', { api: {} });
+const { c, acts } = pipeline;
 const owner = 'ids-test';
-let api: Awaited<ReturnType<typeof startTestApi>>;
-beforeAll(async () => {
-  api = await startTestApi(c.redis, c.keys.prefix);
-});
-afterAll(async () => {
-  await api.close();
-  await c.close();
-});
 
 const TRICKY = [
   '2',
@@ -51,10 +43,10 @@ async function drainAll(): Promise<void> {
 
 async function compare(region: string, skus: string[]): Promise<void> {
   const sql = await sourceBadges(c.pool, region, skus);
-  const lib = await api.reader.getBadges(region, skus);
+  const lib = await pipeline.api.reader.getBadges(region, skus);
   expect(lib.badges).toEqual(sql);
   const http = await get(
-    `${api.base}/v1/badges?region=${encodeURIComponent(region)}&skus=${skus.map(encodeURIComponent).join(',')}`,
+    `${pipeline.api.base}/v1/badges?region=${encodeURIComponent(region)}&skus=${skus.map(encodeURIComponent).join(',')}`,
   );
   expect(http.status).toBe(200);
   expect(http.body.badges).toEqual(sql);
@@ -63,14 +55,16 @@ async function compare(region: string, skus: string[]): Promise<void> {
     // client cannot put them in the path; they work in the query form above, and raw below.
     if (sku === '.' || sku === '..') {
       const raw = await rawRequest(
-        Number(new URL(api.base).port),
+        Number(new URL(pipeline.api.base).port),
         `GET /v1/badges/${sku === '.' ? '%2E' : '%2E%2E'}?region=${encodeURIComponent(region)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
       );
       expect(raw).toMatch(/^HTTP\/1.1 200/);
       expect(raw).toContain(`"sku":${JSON.stringify(sku)}`);
       continue;
     }
-    const one = await get(`${api.base}/v1/badges/${encodeURIComponent(sku)}?region=${encodeURIComponent(region)}`);
+    const one = await get(
+      `${pipeline.api.base}/v1/badges/${encodeURIComponent(sku)}?region=${encodeURIComponent(region)}`,
+    );
     expect(one.status).toBe(200);
     expect({ sku: one.body.sku, eligible: one.body.eligible, fc: one.body.fc, reason: one.body.reason }).toEqual(
       sql[skus.indexOf(sku)],
@@ -96,13 +90,13 @@ describe('ids', () => {
     );
     await drainAll();
     await compare('R', ['S', '_', 'constructor', '__proto__']);
-    expect((await api.reader.getBadge('R', 'S')).fc).toBe('10');
-    expect((await api.reader.getBadge('R', '_')).fc).toBe('_');
-    expect((await api.reader.getBadge('R', 'constructor')).fc).toBe('__proto__');
+    expect((await pipeline.api.reader.getBadge('R', 'S')).fc).toBe('10');
+    expect((await pipeline.api.reader.getBadge('R', '_')).fc).toBe('_');
+    expect((await pipeline.api.reader.getBadge('R', 'constructor')).fc).toBe('__proto__');
     await c.pool.query(`delete from shop.region_fc where fc_id = '10'`);
     await drainAll();
     await compare('R', ['S', '_', 'constructor']);
-    expect((await api.reader.getBadge('R', 'S')).reason).toBe('out_of_stock');
+    expect((await pipeline.api.reader.getBadge('R', 'S')).reason).toBe('out_of_stock');
   });
 
   it('generated ids: library and API equal the SQL rule', async () => {

@@ -4,55 +4,37 @@
  * with the rule computed by SQL; Redis down -> 503, back -> 200.
  */
 import { backlog } from '../support/cursor';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readPathRedis } from '../../serving/main';
 import { sourceBadges } from '../../reconcile/source-badges';
 import { CatalogueSize, regionId, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
 import { drainWorkflow } from '../../workflows';
-import {
-  drainSettled,
-  eventually,
-  resetState,
-  sharedTestServer,
-  startWorker,
-  temporalClient,
-  testClients,
-} from '../support/env';
+import { drainSettled, eventually, resetState } from '../support/env';
 import { get, startTestApi } from '../support/http';
+import { usePipeline } from '../support/pipeline-fixture';
 import { freePort, startRedisServer, stopProcess } from '../support/redis-process';
 
-const { address, bundlePath } = sharedTestServer();
-
 describe('through the drain', () => {
-  const taskQueue = `read-e2e-${process.pid}`;
   // A short lease so a new run can take over quickly from a terminated one.
-  const c = testClients({ TEMPORAL_TASK_QUEUE: taskQueue, DRAIN_LEASE_TTL_MS: '1000' });
-  let worker: Awaited<ReturnType<typeof startWorker>>;
-  let temporal: Awaited<ReturnType<typeof temporalClient>>;
-  let api: Awaited<ReturnType<typeof startTestApi>>;
+  const pipeline = usePipeline('read-e2e', {
+    config: { DRAIN_LEASE_TTL_MS: '1000' },
+    worker: true,
+    api: { staleAfterMs: 1_000 },
+  });
+  const { c, taskQueue } = pipeline;
   let runId = 0;
   const startDrain = () =>
-    temporal.client.workflow.start(drainWorkflow, {
+    pipeline.temporal.client.workflow.start(drainWorkflow, {
       taskQueue,
       workflowId: `drain-read-${Date.now()}-${runId++}`,
       args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
     });
 
-  beforeAll(async () => {
-    await resetState(c);
-    worker = await startWorker(c, address, bundlePath, taskQueue);
-    temporal = await temporalClient(address);
-    api = await startTestApi(c.redis, c.keys.prefix, 1_000);
-  });
-  afterAll(async () => {
-    await api?.close();
-    await worker?.stop();
-    await temporal?.close();
-    await c.close();
-  });
+  beforeAll(() => resetState(c));
 
-  const badge = async (sku: string, region = 'R1') => (await get(`${api.base}/v1/badges/${sku}?region=${region}`)).body;
+  const badge = async (sku: string, region = 'R1') =>
+    (await get(`${pipeline.api.base}/v1/badges/${sku}?region=${region}`)).body;
   const until = (sku: string, want: Record<string, unknown>, what: string) =>
     eventually(
       async () => {
@@ -130,9 +112,10 @@ describe('through the drain', () => {
       const skus = Array.from(
         new Set(Array.from({ length: 60 }, () => skuId(Math.floor(random() * (size.skus + 20))))),
       ); // some unknown
-      const api = (await get(`${api_base()}/v1/badges?region=${regionId(region)}&skus=${skus.join(',')}`)).body;
+      const answer = (await get(`${pipeline.api.base}/v1/badges?region=${regionId(region)}&skus=${skus.join(',')}`))
+        .body;
       const sql = await sourceBadges(c.pool, regionId(region), skus);
-      expect(api.badges).toEqual(sql);
+      expect(answer.badges).toEqual(sql);
       for (const b of sql) seen.add(b.reason);
     }
     expect([...seen].sort()).toEqual([
@@ -145,7 +128,6 @@ describe('through the drain', () => {
     ]);
     await drain.terminate('test over');
   });
-  const api_base = () => api.base;
 });
 
 describe('Redis outage', () => {
