@@ -1,0 +1,129 @@
+/** `ops replay`, `ops backfill`, `ops verify`, `ops inspect`, `ops export`: work on the store and the export. */
+import { type Command, InvalidArgumentError } from 'commander';
+import { batchTaskQueue } from '../../config';
+import { formatPosition, parsePosition } from '../../activities/replay/replay-range';
+import type { VerifyReport } from '../../reconcile/verify';
+import {
+  backfillWorkflow,
+  BackfillProgress,
+  exportWorkflow,
+  replayWorkflow,
+  ReplayProgress,
+  verifyWorkflow,
+} from '../../workflows';
+import { dateArg, positiveInt } from '../lib/cli-args';
+import { OpsContext, stamp } from './context';
+import { inspectSku } from './inspect';
+import { runOperatorWorkflow } from './operator-workflow';
+import { printJsonOr } from './output';
+
+const positionArg = (v: string) => {
+  try {
+    return parsePosition(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+
+export function storeCommands(program: Command, ctx: () => OpsContext): void {
+  program
+    .command('replay')
+    .description('re-apply every retained change from a position up to the drain cursor (after a fix of feature logic)')
+    .requiredOption('--from <position>', 'TXID:ID as `status` prints it, or "start"', positionArg)
+    .option('--no-wait', 'start it and return')
+    .action(async (o) => {
+      const r = await runOperatorWorkflow<typeof replayWorkflow, ReplayProgress>(ctx(), {
+        what: 'replay',
+        workflow: replayWorkflow,
+        workflowId: `replay-${o.from.txid}-${o.from.id}-${stamp()}`,
+        args: [{ from: o.from }],
+        summary: `Replay of retained changes after ${formatPosition(o.from)}`,
+        wait: o.wait,
+        progress: (p) => ({ value: p.rows, total: p.totalRows, label: 'replay' }),
+      });
+      if (r)
+        console.log(
+          `replayed ${r.rows} changes up to ${formatPosition(r.position)}; ${r.applied} store values re-written`,
+        );
+    });
+
+  program
+    .command('backfill')
+    .description(
+      'rebuild the online store from a snapshot of the source (the replica when REPLICA_DATABASE_URL is set)',
+    )
+    .option('--rate <rows/s>', 'rate limit on source rows read per second', positiveInt('--rate'))
+    .option('--chunk <rows>', 'rows per chunk', positiveInt('--chunk'))
+    .option('--no-wait', 'start it and return')
+    .action(async (o) => {
+      const c = ctx();
+      const rowsPerSecond: number = o.rate ?? c.config.BACKFILL_ROWS_PER_S;
+      const chunkRows: number = o.chunk ?? c.config.BACKFILL_CHUNK_ROWS;
+      const r = await runOperatorWorkflow<typeof backfillWorkflow, BackfillProgress>(c, {
+        what: 'backfill',
+        workflow: backfillWorkflow,
+        workflowId: `backfill-${stamp()}`,
+        args: [{ reason: 'ops backfill', rowsPerSecond, chunkRows }],
+        summary: `Backfill of the whole store from a source snapshot, ${rowsPerSecond} rows/s, chunks of ${chunkRows}`,
+        wait: o.wait,
+        progress: (p) => ({ value: p.rows, total: p.estimatedRows, label: `backfill ${p.table}` }),
+      });
+      if (r) console.log(`backfill done: ${r.rows} source rows, ${r.counters} load counters`);
+    });
+
+  program
+    .command('verify')
+    .description('reconcile the online store against the source; exit code 1 when anything differs')
+    .option('--sample <n>', 'check n random SKUs instead of all', positiveInt('--sample'))
+    .option('--json', 'machine-readable output')
+    .action(async (o) => {
+      const r = (await runOperatorWorkflow(ctx(), {
+        what: 'verify',
+        workflow: verifyWorkflow,
+        workflowId: `verify-${stamp()}`,
+        args: [{ sample: o.sample }],
+        summary: o.sample
+          ? `Verify of ${o.sample} random SKUs, every FC, region and load`
+          : 'Verify of every SKU, FC, region and load',
+        wait: true,
+      })) as VerifyReport;
+      printJsonOr(o.json, r, () => {
+        console.log(
+          `${r.mode}: ${r.checkedSkus} SKUs and ${r.checkedBadges} (SKU, region) badges checked; ${r.mismatches.length} mismatch(es)${r.settled ? ` (${r.settled} more were changes in flight)` : ''}`,
+        );
+        for (const m of r.mismatches.slice(0, 50))
+          console.log(
+            `  ${m.sku ?? '-'}  ${m.feature} ${m.key}: source=${m.source ?? '(none)'} store=${m.store ?? '(none)'}`,
+          );
+        if (r.mismatches.length > 50) console.log(`  … and ${r.mismatches.length - 50} more (--json for all)`);
+      });
+      if (r.mismatches.length) process.exitCode = 1;
+    });
+
+  program
+    .command('export')
+    .description('export one UTC day as Parquet (changes, feature history, end-of-day badges) from the landing area')
+    .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', dateArg)
+    .action(async (o) => {
+      const c = ctx();
+      const r = (await runOperatorWorkflow(c, {
+        what: 'export',
+        workflow: exportWorkflow,
+        workflowId: `export-${o.date}-${stamp()}`,
+        args: [{ date: o.date }],
+        summary: `Parquet export of UTC day ${o.date}`,
+        taskQueue: batchTaskQueue(c.config),
+        wait: true,
+      }))!;
+      console.log(`exported ${o.date}: ${r.changes} changes, ${r.badges} end-of-day badges -> ${r.dir}`);
+    });
+
+  program
+    .command('inspect')
+    .description('one SKU: what the store holds, what the source says, and its badge per region')
+    .argument('<sku>', 'SKU id')
+    .option('--region <region>', 'only this region')
+    .action(async (sku, o) => {
+      console.log(JSON.stringify(await inspectSku(ctx(), sku, o.region), null, 2));
+    });
+}
