@@ -20,82 +20,59 @@ export type { DrainMetrics };
 export function createWorkerMetrics() {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'fresh_badges_worker_' });
-  const batchRows = new client.Histogram({
-    name: 'fresh_badges_drain_batch_rows',
-    help: 'outbox rows per applied batch',
-    buckets: [1, 10, 100, 500, 1000, 5000, 20000, 50000],
-    registers: [registry],
-  });
-  const batchSeconds = new client.Histogram({
-    name: 'fresh_badges_drain_batch_seconds',
-    help: 'duration of an applied batch (read, apply, commit)',
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
-  const applySeconds = new client.Histogram({
-    name: 'fresh_badges_drain_apply_seconds',
-    help: 'Redis apply latency per batch',
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    registers: [registry],
-  });
-  const freshness = new client.Histogram({
-    name: 'fresh_badges_freshness_seconds',
-    help: 'end-to-end freshness: source change written -> visible in Redis',
-    buckets: [0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300],
-    registers: [registry],
-  });
-  const deadLetters = new client.Counter({
-    name: 'fresh_badges_dead_letters_total',
-    help: 'changes sent to the dead-letter table',
-    registers: [registry],
-  });
-  const divergences = new client.Counter({
-    name: 'fresh_badges_store_divergence_total',
-    help: 'times the online store was found behind or ahead of the drain cursor and re-aligned (kind: behind = re-delivered, behind-rebuild, ahead = rebuilt; truncate = emptied and refilled after a captured TRUNCATE)',
-    labelNames: ['kind'],
-    registers: [registry],
-  });
-  const verifyRuns = new client.Counter({
-    name: 'fresh_badges_verify_runs_total',
-    help: 'scheduled sampled verify runs completed',
-    registers: [registry],
-  });
-  const verifyMismatches = new client.Counter({
-    name: 'fresh_badges_verify_mismatches_total',
-    help: 'differences between the store and the source that a scheduled sampled verify found after the drain caught up (feature: lifecycle, available, capacity, rank, load, badge)',
-    labelNames: ['feature'],
-    registers: [registry],
-  });
-  const verifyRepairs = new client.Counter({
-    name: 'fresh_badges_verify_repairs_total',
-    help: 'source rows re-emitted through the outbox (and load recomputations) by the scheduled verify to repair what it found',
-    registers: [registry],
-  });
-  const openXacts = new client.Gauge({
-    name: 'fresh_badges_open_transactions',
-    help: 'write transactions open in the PostgreSQL cluster (they delay compaction and vacuum, not freshness)',
-    registers: [registry],
-  });
-  const oldestXact = new client.Gauge({
-    name: 'fresh_badges_oldest_open_transaction_seconds',
-    help: 'age of the oldest open write transaction (0: none)',
-    registers: [registry],
-  });
-  const lagRows = new client.Gauge({
-    name: 'fresh_badges_drain_lag_rows',
-    help: 'outbox rows not yet applied (capped at 1,000,000)',
-    registers: [registry],
-  });
-  const lagSeconds = new client.Gauge({
-    name: 'fresh_badges_drain_lag_seconds',
-    help: "now - the drain's last caught-up confirmation",
-    registers: [registry],
-  });
-  const waitingDead = new client.Gauge({
-    name: 'fresh_badges_dead_letters_waiting',
-    help: 'dead letters not yet retried',
-    registers: [registry],
-  });
+  // One line per metric: name, help and (histograms) buckets or (labelled counters) label names.
+  const histogram = (name: string, help: string, buckets: number[]) =>
+    new client.Histogram({ name, help, buckets, registers: [registry] });
+  const counter = (name: string, help: string, labelNames: string[] = []) =>
+    new client.Counter({ name, help, labelNames, registers: [registry] });
+  const gauge = (name: string, help: string) => new client.Gauge({ name, help, registers: [registry] });
+  const batchRows = histogram(
+    'fresh_badges_drain_batch_rows',
+    'outbox rows per applied batch',
+    [1, 10, 100, 500, 1000, 5000, 20000, 50000],
+  );
+  const batchSeconds = histogram(
+    'fresh_badges_drain_batch_seconds',
+    'duration of an applied batch (read, apply, commit)',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+  const applySeconds = histogram(
+    'fresh_badges_drain_apply_seconds',
+    'Redis apply latency per batch',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+  );
+  const freshness = histogram(
+    'fresh_badges_freshness_seconds',
+    'end-to-end freshness: source change written -> visible in Redis',
+    [0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300],
+  );
+  const deadLetters = counter('fresh_badges_dead_letters_total', 'changes sent to the dead-letter table');
+  const divergences = counter(
+    'fresh_badges_store_divergence_total',
+    'times the online store was found behind or ahead of the drain cursor and re-aligned (kind: behind = re-delivered, behind-rebuild, ahead = rebuilt; truncate = emptied and refilled after a captured TRUNCATE)',
+    ['kind'],
+  );
+  const verifyRuns = counter('fresh_badges_verify_runs_total', 'scheduled sampled verify runs completed');
+  const verifyMismatches = counter(
+    'fresh_badges_verify_mismatches_total',
+    'differences between the store and the source that a scheduled sampled verify found after the drain caught up (feature: lifecycle, available, capacity, rank, load, badge)',
+    ['feature'],
+  );
+  const verifyRepairs = counter(
+    'fresh_badges_verify_repairs_total',
+    'source rows re-emitted through the outbox (and load recomputations) by the scheduled verify to repair what it found',
+  );
+  const openXacts = gauge(
+    'fresh_badges_open_transactions',
+    'write transactions open in the PostgreSQL cluster (they delay compaction and vacuum, not freshness)',
+  );
+  const oldestXact = gauge(
+    'fresh_badges_oldest_open_transaction_seconds',
+    'age of the oldest open write transaction (0: none)',
+  );
+  const lagRows = gauge('fresh_badges_drain_lag_rows', 'outbox rows not yet applied (capped at 1,000,000)');
+  const lagSeconds = gauge('fresh_badges_drain_lag_seconds', "now - the drain's last caught-up confirmation");
+  const waitingDead = gauge('fresh_badges_dead_letters_waiting', 'dead letters not yet retried');
 
   const drain: DrainMetrics = {
     batch(rows, seconds, apply) {
