@@ -115,6 +115,12 @@ const EnvSchema = z.object({
   /** How often applied changes are landed as Parquet (one file per interval and day). */
   LANDING_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),
   LANDING_MAX_ROWS: intFrom(500_000, 1_000, 10_000_000),
+  /**
+   * Landing reads at most this many outbox rows per second (0: no limit): a minute of changes is
+   * spread over the minute instead of read in one burst beside the drain. Keep it well above the
+   * change rate (the default is 2.5 times 10,000 changes/s).
+   */
+  LANDING_ROWS_PER_S: intFrom(25_000, 0, 10_000_000),
   /** Landing files are kept this many days (the export of a day needs that day's files). */
   LANDING_RETENTION_D: intFrom(14, 2, 3650),
   /** The nightly export runs at this UTC hour for the previous UTC day. */

@@ -10,7 +10,7 @@
  * keeps each change once (by its position).
  */
 import path from 'node:path';
-import { setImmediate } from 'node:timers/promises';
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { names } from '../../config';
 import type { DuckDBConnection } from '@duckdb/node-api';
@@ -35,6 +35,7 @@ export async function landChanges(
   exportDir: string,
   maxRows: number,
   readChunk = LANDING_READ_CHUNK,
+  rowsPerSecond = 0,
 ): Promise<{ rows: number; files: string[]; position: Position; more: boolean }> {
   await ensureConsumer(pool, names.landingConsumer);
   const cursor = await readCursor(pool, names.landingConsumer);
@@ -56,6 +57,7 @@ export async function landChanges(
   let total = 0;
   let last: Position | null = null;
   let exhausted = false;
+  const startedAt = Date.now();
   const files: string[] = [];
   try {
     // Chunk after chunk from the last row read, exactly as the cursor would resume: the rows of
@@ -95,8 +97,10 @@ export async function landChanges(
         break;
       }
       if (total >= maxRows) break;
-      // Hand the event loop back between chunks: the drain's activities keep their latency.
+      // Hand the event loop back between chunks (the drain's activities keep their latency), and
+      // hold the read rate to `rowsPerSecond`: PostgreSQL serves these reads at the drain's priority.
       await setImmediate();
+      if (rowsPerSecond > 0) await sleep(Math.max(0, startedAt + (total / rowsPerSecond) * 1000 - Date.now()));
     }
     for (const [day, range] of days) {
       const { first, last: end } = range;

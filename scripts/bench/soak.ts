@@ -70,8 +70,14 @@ async function main(): Promise<void> {
       EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
       WORKFLOW_BUNDLE: bundle,
     };
-    const worker = await spawnNode('worker/main.ts', env, /polling task queue/);
-    children.push(worker);
+    // Two worker processes, as `npm start` runs them: the drain's, and landing/export's.
+    const worker = await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'pipeline' }, /polling task queue/);
+    const batchWorker = await spawnNode(
+      'worker/main.ts',
+      { ...env, WORKER_TASK_QUEUES: 'batch' },
+      /polling task queue/,
+    );
+    children.push(worker, batchWorker);
     const connection = await Connection.connect({ address: server.address });
     const temporal = new Client({ connection });
     await ensureSchedules(temporal, b.config);
@@ -95,6 +101,7 @@ async function main(): Promise<void> {
       return {
         minute,
         rssMb: rssMb(worker.pid!),
+        batchRssMb: rssMb(batchWorker.pid!),
         redisMb: usedMb,
         outbox: outbox.rows[0].n as number,
         history,
@@ -127,24 +134,43 @@ async function main(): Promise<void> {
       const s = await sample(minute);
       samples.push(s);
       log(
-        `minute ${minute}: worker RSS ${s.rssMb.toFixed(0)} MB, Redis ${s.redisMb.toFixed(1)} MB, outbox ${int(s.outbox)} rows, drain history ${s.history} events, lag ${int(s.lagMs)} ms`,
+        `minute ${minute}: worker RSS ${s.rssMb.toFixed(0)} MB (batch worker ${s.batchRssMb.toFixed(0)} MB), Redis ${s.redisMb.toFixed(1)} MB, outbox ${int(s.outbox)} rows, drain history ${s.history} events, lag ${int(s.lagMs)} ms`,
       );
     }
     await traffic;
     const rows = samples
       .filter((s) => s.minute % 5 === 0 || s.minute === o.minutes)
-      .map((s) => [s.minute, s.rssMb.toFixed(0), s.redisMb.toFixed(1), int(s.outbox), s.history, int(s.lagMs)]);
+      .map((s) => [
+        s.minute,
+        s.rssMb.toFixed(0),
+        s.batchRssMb.toFixed(0),
+        s.redisMb.toFixed(1),
+        int(s.outbox),
+        s.history,
+        int(s.lagMs),
+      ]);
     console.log(
       `\nSoak: ${o.minutes} min at ${o.rate} changes/s (${int(changes)} changes), ${int(o.skus)} SKUs, compaction every minute (retention ${o.retentionMin} min)\n`,
     );
     console.log(
-      table(['minute', 'worker RSS MB', 'Redis used MB', 'outbox rows', 'drain history events', 'lag ms'], rows),
+      table(
+        [
+          'minute',
+          'worker RSS MB',
+          'batch worker RSS MB',
+          'Redis used MB',
+          'outbox rows',
+          'drain history events',
+          'lag ms',
+        ],
+        rows,
+      ),
     );
     const after = samples.filter((s) => s.minute >= Math.min(10, o.minutes));
     const range = (f: (s: (typeof samples)[number]) => number) =>
       `${Math.min(...after.map(f)).toFixed(1)}–${Math.max(...after.map(f)).toFixed(1)}`;
     console.log(
-      `\nfrom minute ${after[0].minute} on: worker RSS ${range((s) => s.rssMb)} MB, Redis ${range((s) => s.redisMb)} MB, outbox ${range((s) => s.outbox)} rows, history ≤ ${Math.max(...samples.map((s) => s.history))} events`,
+      `\nfrom minute ${after[0].minute} on: worker RSS ${range((s) => s.rssMb)} MB, batch worker ${range((s) => s.batchRssMb)} MB, Redis ${range((s) => s.redisMb)} MB, outbox ${range((s) => s.outbox)} rows, history ≤ ${Math.max(...samples.map((s) => s.history))} events`,
     );
     await connection.close();
   } finally {
