@@ -6,8 +6,6 @@ import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 
 import { CONFIGURATION_ERROR_TYPE } from '../config/error-types';
 
-export { CONFIGURATION_ERROR_TYPE };
-
 /** Failure types no activity retries. */
 export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = [CONFIGURATION_ERROR_TYPE];
 

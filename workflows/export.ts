@@ -8,7 +8,8 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
-import { CONFIGURATION_ERROR_TYPE, landingAndExportActivity } from './activity-options';
+import { CONFIGURATION_ERROR_TYPE } from '../config/error-types';
+import { landingAndExportActivity } from './activity-options';
 
 const acts = proxyActivities<Activities>(landingAndExportActivity);
 

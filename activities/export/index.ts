@@ -10,7 +10,9 @@ export function createExportActivities(deps: { pool: pg.Pool; config: Config }) 
   return {
     /** Lands applied changes as Parquet (see activities/export/landing.ts). */
     async landChanges() {
-      return landChanges(deps.pool, dir, deps.config.LANDING_MAX_ROWS, undefined, deps.config.LANDING_ROWS_PER_S);
+      return landChanges(deps.pool, dir, deps.config.LANDING_MAX_ROWS, {
+        rowsPerSecond: deps.config.LANDING_ROWS_PER_S,
+      });
     },
     /** Exports one UTC day from the landing area (see activities/export/export-day.ts). */
     async exportDay(input: { date: string }) {

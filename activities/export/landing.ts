@@ -28,14 +28,14 @@ export const LANDING_READ_CHUNK = 10_000;
 /**
  * Lands up to `maxRows` changes of the landing's batch in progress. The delta is read in chunks of
  * `readChunk` rows, each appended to DuckDB as it arrives (memory: one chunk plus DuckDB's), with
- * the event loop handed back between chunks; then one file per UTC day and the cursor saved once.
+ * the event loop handed back between chunks, at most `rowsPerSecond` rows a second (0: no limit);
+ * then one file per UTC day and the cursor saved once.
  */
 export async function landChanges(
   pool: pg.Pool,
   exportDir: string,
   maxRows: number,
-  readChunk = LANDING_READ_CHUNK,
-  rowsPerSecond = 0,
+  { readChunk = LANDING_READ_CHUNK, rowsPerSecond = 0 }: { readChunk?: number; rowsPerSecond?: number } = {},
 ): Promise<{ rows: number; files: string[]; position: Position; more: boolean }> {
   await ensureConsumer(pool, names.landingConsumer);
   const cursor = await readCursor(pool, names.landingConsumer);

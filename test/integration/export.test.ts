@@ -233,7 +233,7 @@ describe('nightly export', () => {
         // in chunks of 300 cannot take less than the 1,800 rows before the last chunk allow.
         const rate = calls.length === 0 ? 4_000 : 0;
         const t0 = Date.now();
-        const r = await landChanges(c.pool, out, maxRows, chunk, rate);
+        const r = await landChanges(c.pool, out, maxRows, { readChunk: chunk, rowsPerSecond: rate });
         if (rate) expect(Date.now() - t0).toBeGreaterThanOrEqual(((maxRows - chunk) / rate) * 1000 - 5);
         calls.push({ rows: r.rows, chunk, complete: expected.complete });
         expect(r.rows).toBe(single.length);
