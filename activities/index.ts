@@ -4,10 +4,10 @@
  * import only the types.
  */
 import { log } from '@temporalio/activity';
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
 import type { Config } from '../config';
-import { storeKeys } from '../store/keys';
+import { storeKeysFor } from '../store/keys';
 import type { DrainMetrics } from './metrics';
 import { createBackfillActivities } from './backfill';
 import { createCompactionActivities } from './compaction';
@@ -20,7 +20,7 @@ import { createExportActivities } from './export';
 
 export interface ActivityClients {
   pool: pg.Pool;
-  redis: Redis;
+  redis: StoreRedis;
   config: Config;
   /** Reads for backfill and verify: the replica when REPLICA_DATABASE_URL is set, else the primary. */
   sourcePool?: pg.Pool;
@@ -33,7 +33,7 @@ function activityLog(level: 'info' | 'warn', message: string, fields?: Record<st
 }
 
 export function createActivities(clients: ActivityClients) {
-  const keys = storeKeys(clients.config.REDIS_PREFIX);
+  const keys = storeKeysFor(clients.config);
   return {
     ...createDrainActivities({ ...clients, keys, log: activityLog, metrics: clients.metrics }),
     ...createLifecycleActivities({ ...clients, keys }),

@@ -27,6 +27,20 @@ const EnvSchema = z.object({
   /** Optional read replica for backfill/verify/rebuild reads; the primary when empty. */
   REPLICA_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
+  /**
+   * A Redis Cluster as the online store: its seed nodes, comma-separated `host:port` or
+   * `redis://[user:password@]host:port` (the first credentials given are used for every node).
+   * Empty: the one Redis at REDIS_URL.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^\s]*$/, 'comma-separated host:port or redis:// URLs, no spaces')
+    .default(''),
+  /**
+   * How many partitions (hash slots) the store is split into (store/keys.ts): 0 picks 1 on a single
+   * Redis and 16 on a cluster. Changing it on a live install rebuilds the store (README).
+   */
+  STORE_PARTITIONS: intFrom(0, 0, 1024),
   /** refuse: the worker will not start on a Redis whose maxmemory-policy can evict keys; warn: start anyway, logging why not. */
   REDIS_EVICTION_CHECK: z.enum(['refuse', 'warn']).default('refuse'),
   /** Every key the pipeline writes starts with this, so one Redis can hold several stores. */
@@ -154,7 +168,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${shown(String(i.path[0]))}: ${i.message}`);
     throw new ConfigurationError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  return parsed.data;
+  const config = parsed.data;
+  if (config.REDIS_CLUSTER_NODES) {
+    const bad = config.REDIS_CLUSTER_NODES.split(',').filter((seed) => !validSeed(seed));
+    if (bad.length)
+      throw new ConfigurationError(
+        `invalid configuration:\n  REDIS_CLUSTER_NODES: (value not shown): ${bad.length} seed(s) are not host:port or redis://host:port`,
+      );
+  }
+  if (config.STORE_PARTITIONS === 0) config.STORE_PARTITIONS = config.REDIS_CLUSTER_NODES ? 16 : 1;
+  return config;
+}
+
+function validSeed(seed: string): boolean {
+  try {
+    const u = new URL(seed.includes('://') ? seed : `redis://${seed}`);
+    return ['redis:', 'rediss:'].includes(u.protocol) && u.hostname !== '' && u.pathname.replace('/', '') === '';
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -26,5 +26,6 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
   'DATABASE_URL',
   'REPLICA_DATABASE_URL',
   'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
   'TEMPORAL_API_KEY',
 ]);

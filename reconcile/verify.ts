@@ -14,11 +14,11 @@
  * as different on every run.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import { pipelineByNode, scanKeys, StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
 import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
-import { LIFECYCLE_FIELD, StoreKeys } from '../store/keys';
+import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
 import { withSnapshot } from '../activities/backfill/snapshot';
 import { names } from '../config';
 import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
@@ -52,7 +52,12 @@ export interface VerifyReport {
 
 type Db = pg.Pool | pg.ClientBase;
 
-async function skuMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: string[]): Promise<VerifyMismatch[]> {
+async function skuMismatches(
+  source: Db,
+  redis: StoreRedis,
+  keys: StoreKeys,
+  skus: string[],
+): Promise<VerifyMismatch[]> {
   if (skus.length === 0) return [];
   const [l, inv] = await Promise.all([
     source.query('select sku_id, lifecycle from shop.skus where sku_id = any($1)', [skus]),
@@ -61,9 +66,13 @@ async function skuMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: st
   const lifecycle = new Map<string, string>(l.rows.map((r) => [r.sku_id, r.lifecycle]));
   const avail = new Map<string, Map<string, number>>();
   for (const r of inv.rows) (avail.get(r.sku_id) ?? avail.set(r.sku_id, new Map()).get(r.sku_id)!).set(r.fc_id, r.a);
-  const p = redis.pipeline();
-  for (const sku of skus) p.hgetall(keys.sku(sku));
-  const hashes = ((await p.exec()) ?? []).map(([err, v]) => {
+  const replies = await pipelineByNode(
+    redis,
+    skus,
+    (sku) => keys.sku(sku),
+    (p, sku) => void p.hgetall(keys.sku(sku)),
+  );
+  const hashes = replies.map(([err, v]) => {
     if (err) throw err;
     return v as Record<string, string>;
   });
@@ -90,25 +99,33 @@ async function skuMismatches(source: Db, redis: Redis, keys: StoreKeys, skus: st
   return out;
 }
 
-/** FCs, regions and loads are small: compared whole (the SKU features are left empty). */
-async function smallMismatches(source: Db, redis: Redis, keys: StoreKeys): Promise<VerifyMismatch[]> {
-  const [src, store] = await Promise.all([
-    sourceFeatures(source, { skus: false }),
-    storeFeatures(redis, keys, { skus: false }),
-  ]);
-  return compareSnapshots(src, store);
+/**
+ * FCs, regions and loads are small: compared whole (the SKU features are left empty), in every
+ * partition's copy (store/keys.ts). A key wrong in several copies is reported once.
+ */
+async function smallMismatches(source: Db, redis: StoreRedis, keys: StoreKeys): Promise<VerifyMismatch[]> {
+  const src = await sourceFeatures(source, { skus: false });
+  const found = new Map<string, VerifyMismatch>();
+  for (const part of keys.partitions) {
+    const store = await storeFeatures(redis, keys, { skus: false, partition: part.index });
+    for (const m of compareSnapshots(src, store))
+      if (!found.has(`${m.feature} ${m.key}`)) found.set(`${m.feature} ${m.key}`, m);
+  }
+  return [...found.values()];
 }
 
 /** SKUs the store holds as live (with a lifecycle) that the source does not have. */
-async function extraSkus(source: Db, redis: Redis, keys: StoreKeys): Promise<VerifyMismatch[]> {
+async function extraSkus(source: Db, redis: StoreRedis, keys: StoreKeys): Promise<VerifyMismatch[]> {
   const out: VerifyMismatch[] = [];
-  const prefix = `${keys.prefix}s:`;
-  for await (const found of redis.scanStream({ match: `${prefix}*`, count: 2000 }) as AsyncIterable<string[]>) {
-    if (!found.length) continue;
-    const p = redis.pipeline();
-    for (const k of found) p.hget(k, LIFECYCLE_FIELD);
-    const live = ((await p.exec()) ?? [])
-      .map(([, v], i) => [found[i].slice(prefix.length), storedLifecycle(v as string | null)] as const)
+  for await (const found of scanKeys(redis, keys.pattern('s'), 2000)) {
+    const replies = await pipelineByNode(
+      redis,
+      found,
+      (k) => k,
+      (p, k) => void p.hget(k, LIFECYCLE_FIELD),
+    );
+    const live = replies
+      .map(([, v], i) => [skuOfKey(keys, found[i]), storedLifecycle(v as string | null)] as const)
       .filter(([, l]) => l);
     if (!live.length) continue;
     const known = new Set(
@@ -124,7 +141,7 @@ async function extraSkus(source: Db, redis: Redis, keys: StoreKeys): Promise<Ver
 
 async function badgeMismatches(
   source: Db,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   skus: string[],
   at: Date,
@@ -133,7 +150,12 @@ async function badgeMismatches(
   const regions = (await source.query('select distinct region from shop.region_fc order by 1 limit 50')).rows.map(
     (r) => r.region as string,
   );
-  const reader = createBadgeReader({ redis, prefix: keys.prefix, staleAfterMs: Number.MAX_SAFE_INTEGER });
+  const reader = createBadgeReader({
+    redis,
+    prefix: keys.prefix,
+    partitions: keys.partitions.length,
+    staleAfterMs: Number.MAX_SAFE_INTEGER,
+  });
   const out: VerifyMismatch[] = [];
   let checked = 0;
   for (const region of regions) {
@@ -162,7 +184,7 @@ async function badgeMismatches(
 
 export async function verifyStore(
   source: pg.Pool,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   opts: VerifyOptions = {},
   onProgress?: (checked: number) => void,
@@ -179,7 +201,7 @@ async function verifyAt(
   snapshot: string,
   source: pg.Pool,
   cursorDb: pg.Pool,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   opts: VerifyOptions,
   onProgress?: (checked: number) => void,

@@ -1,22 +1,24 @@
 /**
  * The badge read library: `getBadges(region, skus)` answers up to 200 SKUs for one region from
- * Redis in one round trip, with the freshness of what it read. In-process badge engines call it
- * directly; the HTTP API is a thin layer over it. It never touches PostgreSQL.
+ * Redis in one round trip per node, with the freshness of what it read. In-process badge engines
+ * call it directly; the HTTP API is a thin layer over it. It never touches PostgreSQL.
  *
- * One round trip: a read-only Lua script fetches the region's FCs, each FC's capacity and the
- * day's load, every SKU's fields for those FCs, and the watermark. The rule itself runs here, in
- * TypeScript (features/badge-rule.ts), so there is one definition of it. (A pipelined variant,
- * two round trips, is kept for the benchmark that chose between them.)
- *
- * The script reads keys it derives from the region's FC list, so it assumes one Redis (not
- * Redis Cluster), like the rest of the store.
+ * One script call per store partition that holds some of the SKUs (store/keys.ts), the calls of
+ * one node in one pipeline, all nodes in parallel: a read-only Lua script fetches the region's FCs,
+ * each FC's capacity and the day's load, every SKU's fields for those FCs, and the watermark, all
+ * from the partition's own slot. FC capacity, region ranks and loads come from the partition's
+ * copy, written and replicated with its SKU data, so they are never staler than the SKU data they
+ * are read with, and the answer is as fresh as the least fresh partition it read. The rule itself
+ * runs here, in TypeScript (features/badge-rule.ts), so there is one definition of it. (A
+ * pipelined variant, two round trips on a single Redis, is kept for the benchmark that chose
+ * between them.)
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { Badge, decideBadge, rankRegionFcs, RegionFc } from '../features/badge-rule';
 import { utcDay } from '../features/definitions';
 import { storedInt, storedLifecycle } from '../store/field-codec';
-import { CAPACITY_FIELD, LIFECYCLE_FIELD, storeKeys, StoreKeys } from '../store/keys';
+import { CAPACITY_FIELD, LIFECYCLE_FIELD, PartitionKeys, storeKeys, StoreKeys } from '../store/keys';
+import { pipelineByNode, StoreRedis } from '../store/redis-client';
 
 export const MAX_SKUS_PER_CALL = 200;
 
@@ -35,8 +37,10 @@ export interface BadgesAnswer extends Freshness {
 }
 
 export interface BadgeReaderOptions {
-  redis: Redis;
+  redis: StoreRedis;
   prefix: string;
+  /** STORE_PARTITIONS: how the store is split (store/keys.ts). */
+  partitions: number;
   /** Answers are stale when the last caught-up confirmation is older than this. */
   staleAfterMs: number;
   /** Injected clock (tests); Date.now by default. */
@@ -62,18 +66,26 @@ return out
 `;
 
 type ReadReply = [string[], string[], (string | null)[], ...(string | null)[][]];
-type WithRead = Redis & { fbReadBadges(numKeys: number, ...args: string[]): Promise<ReadReply> };
+type WithRead = { fbReadBadges(numKeys: number, ...args: string[]): unknown };
 const READ_SHA = createHash('sha1').update(READ_LUA).digest('hex');
+
+/** The oldest caught-up time of the partitions read; unknown when any partition never confirmed. */
+function leastFresh(confirmed: (string | null)[]): string | null {
+  if (confirmed.length === 0 || confirmed.some((v) => !v)) return null;
+  return confirmed.reduce((a, b) => (Number(b) < Number(a!) ? b : a));
+}
 
 export class RedisUnavailable extends Error {
   override name = 'RedisUnavailable';
 }
 
 export function createBadgeReader(opts: BadgeReaderOptions) {
-  const keys: StoreKeys = storeKeys(opts.prefix);
+  const keys: StoreKeys = storeKeys(opts.prefix, opts.partitions);
   const now = opts.now ?? Date.now;
-  const redis = opts.redis as WithRead;
-  if (typeof redis.fbReadBadges !== 'function') opts.redis.defineCommand('fbReadBadges', { lua: READ_LUA });
+  if (typeof (opts.redis as unknown as Partial<WithRead>).fbReadBadges !== 'function')
+    opts.redis.defineCommand('fbReadBadges', { lua: READ_LUA });
+  if (opts.mode === 'pipeline' && keys.partitions.length > 1)
+    throw new RangeError('the pipelined read mode reads a store of one partition only');
 
   /**
    * The read script runs as EVALSHA_RO (EVAL_RO when the server does not have it cached yet), so
@@ -81,18 +93,45 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
    * Redis 7 (no _RO variants) gets plain EVALSHA.
    */
   let readOnlyScripts = true;
-  async function runRead(args: string[]): Promise<ReadReply> {
-    if (readOnlyScripts) {
-      try {
-        return (await opts.redis.evalsha_ro(READ_SHA, 0, ...args)) as ReadReply;
-      } catch (err) {
-        const message = (err as Error).message ?? '';
-        if (message.startsWith('NOSCRIPT')) return (await opts.redis.eval_ro(READ_LUA, 0, ...args)) as ReadReply;
-        if (!/unknown command/i.test(message)) throw err;
-        readOnlyScripts = false;
+  type ReadCall = { partition: PartitionKeys; args: string[] };
+  async function runReads(calls: ReadCall[]): Promise<ReadReply[]> {
+    const out: ReadReply[] = new Array(calls.length);
+    let todo = calls.map((_, i) => i);
+    for (let attempt = 0; todo.length > 0; attempt++) {
+      const mode: 'evalsha_ro' | 'eval_ro' | 'evalsha' = !readOnlyScripts
+        ? 'evalsha'
+        : attempt === 0
+          ? 'evalsha_ro'
+          : 'eval_ro';
+      const batch = todo.map((i) => calls[i]);
+      const replies = await pipelineByNode(
+        opts.redis,
+        batch,
+        (c) => c.partition.meta,
+        (pipeline, c) => {
+          // KEYS[1] (the partition's meta) routes the call to the partition's node on a cluster
+          if (mode === 'evalsha_ro') void pipeline.evalsha_ro(READ_SHA, 1, c.partition.meta, ...c.args);
+          else if (mode === 'eval_ro') void pipeline.eval_ro(READ_LUA, 1, c.partition.meta, ...c.args);
+          else void (pipeline as unknown as WithRead).fbReadBadges(1, c.partition.meta, ...c.args);
+        },
+      );
+      const again: number[] = [];
+      for (const [n, [err, reply]] of replies.entries()) {
+        if (!err) {
+          out[todo[n]] = reply as ReadReply;
+          continue;
+        }
+        const message = err.message ?? '';
+        if (mode === 'evalsha_ro' && message.startsWith('NOSCRIPT')) again.push(todo[n]);
+        else if (mode !== 'evalsha' && /unknown command/i.test(message)) {
+          readOnlyScripts = false; // a server older than Redis 7
+          again.push(todo[n]);
+        } else throw err;
       }
+      if (attempt > 2 && again.length) throw new Error('badge read script could not be run');
+      todo = again;
     }
-    return redis.fbReadBadges(0, ...args);
+    return out;
   }
 
   function freshness(caughtUpRaw: string | null | undefined, at: number): Freshness {
@@ -138,23 +177,52 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
   }
 
   async function readLua(region: string, skus: string[], at: number) {
-    const reply = await runRead([opts.prefix, utcDay(new Date(at)), region, ...skus]);
-    const [flatRegion, fcinfo, [caughtUp], ...skuFields] = reply;
-    const { ranked, order } = regionFcs(flatRegion, (i) => [fcinfo[2 * i] || null, fcinfo[2 * i + 1] || null]);
-    return { badges: badgesFrom(skus, order, ranked, skuFields), caughtUp };
+    const day = utcDay(new Date(at));
+    const byPartition = new Map<PartitionKeys, number[]>();
+    skus.forEach((sku, i) => {
+      const p = keys.ofSku(sku);
+      const list = byPartition.get(p);
+      if (list) list.push(i);
+      else byPartition.set(p, [i]);
+    });
+    if (byPartition.size === 0) byPartition.set(keys.partitions[0], []); // no SKUs: still the freshness
+    const groups = [...byPartition];
+    const replies = await runReads(
+      groups.map(([partition, idx]) => ({
+        partition,
+        args: [partition.prefix, day, region, ...idx.map((i) => skus[i])],
+      })),
+    );
+    const badges: Badge[] = new Array(skus.length);
+    const confirmed: (string | null)[] = [];
+    replies.forEach((reply, g) => {
+      const [flatRegion, fcinfo, [partitionCaughtUp], ...skuFields] = reply;
+      const { ranked, order } = regionFcs(flatRegion, (i) => [fcinfo[2 * i] || null, fcinfo[2 * i + 1] || null]);
+      const idx = groups[g][1];
+      const answered = badgesFrom(
+        idx.map((i) => skus[i]),
+        order,
+        ranked,
+        skuFields,
+      );
+      answered.forEach((b, n) => (badges[idx[n]] = b));
+      confirmed.push(partitionCaughtUp ?? null);
+    });
+    return { badges, caughtUp: leastFresh(confirmed) };
   }
 
   async function readPipeline(region: string, skus: string[], at: number) {
     // HGETALL through `call`: the flat reply, in Redis's order (hgetall() would build an object).
-    const flatRegion = (await opts.redis.call('HGETALL', keys.region(region))) as string[];
+    const single = keys.partitions[0];
+    const flatRegion = (await opts.redis.call('HGETALL', single.region(region))) as string[];
     const order = flatRegion.filter((_, i) => i % 2 === 0);
     const p = opts.redis.pipeline();
     const day = utcDay(new Date(at));
     for (const fc of order) {
-      p.hget(keys.fc(fc), CAPACITY_FIELD);
-      p.hget(keys.load(fc, day), 'n');
+      p.hget(single.fc(fc), CAPACITY_FIELD);
+      p.hget(single.load(fc, day), 'n');
     }
-    p.hget(keys.meta, 'caughtUpAt');
+    p.hget(single.meta, 'caughtUpAt');
     for (const sku of skus) p.hmget(keys.sku(sku), LIFECYCLE_FIELD, ...order);
     const res = ((await p.exec()) ?? []).map(([err, v]) => {
       if (err) throw err;
@@ -188,7 +256,17 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
     },
     async freshness(): Promise<Freshness> {
       try {
-        return freshness(await opts.redis.hget(keys.meta, 'caughtUpAt'), now());
+        const replies = await pipelineByNode(
+          opts.redis,
+          keys.partitions,
+          (p) => p.meta,
+          (pipeline, p) => void pipeline.hget(p.meta, 'caughtUpAt'),
+        );
+        const values = replies.map(([err, v]) => {
+          if (err) throw err;
+          return v as string | null;
+        });
+        return freshness(leastFresh(values), now());
       } catch (err) {
         throw new RedisUnavailable(`online store unavailable: ${(err as Error).message}`);
       }

@@ -3,14 +3,14 @@
  * worker and no PostgreSQL), or started by `npm start` with the pipeline.
  */
 import type http from 'node:http';
-import { Redis } from 'ioredis';
 import { Config, loadConfig } from '../config';
+import { createStoreRedis, StoreRedis } from '../store/redis-client';
 import { createBadgeReader } from './badge-reader';
 import { ApiOptions, createApiServer } from './http-api';
 
 /** A Redis client for the read path: fail fast while disconnected (503), reconnect by itself. */
-export function readPathRedis(url: string): Redis {
-  const redis = new Redis(url, {
+export function readPathRedis(config: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): StoreRedis {
+  const redis = createStoreRedis(config, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
@@ -28,9 +28,14 @@ export function readPathRedis(url: string): Redis {
 export async function startApi(
   config: Config = loadConfig(),
   opts: Pick<ApiOptions, 'dependencies'> = {},
-): Promise<{ server: http.Server; redis: Redis; close(): Promise<void> }> {
-  const redis = readPathRedis(config.REDIS_URL);
-  const reader = createBadgeReader({ redis, prefix: config.REDIS_PREFIX, staleAfterMs: config.STALE_AFTER_MS });
+): Promise<{ server: http.Server; redis: StoreRedis; close(): Promise<void> }> {
+  const redis = readPathRedis(config);
+  const reader = createBadgeReader({
+    redis,
+    prefix: config.REDIS_PREFIX,
+    partitions: config.STORE_PARTITIONS,
+    staleAfterMs: config.STALE_AFTER_MS,
+  });
   const server = createApiServer({ reader, ...opts });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>

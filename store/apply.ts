@@ -8,10 +8,10 @@
  * of `chunk` operations per script call, all chunks in one pipeline: one network round trip per
  * batch, while no single call holds Redis long enough to delay readers noticeably.
  */
-import type { Redis } from 'ioredis';
 import type { FeatureUpdate } from '../features/definitions';
 import { intCode, lifecycleCode } from './field-codec';
-import { CAPACITY_FIELD, LIFECYCLE_FIELD, StoreKeys } from './keys';
+import { CAPACITY_FIELD, LIFECYCLE_FIELD, PartitionKeys, StoreKeys } from './keys';
+import { pipelineByNode, StoreRedis } from './redis-client';
 import { DeliveryPosition, positionArgs } from './store-position';
 import {
   FillOp,
@@ -27,8 +27,10 @@ import {
 
 export type { StoreOp } from './store-ops';
 
-// KEYS[i] is the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, ARGV[3]
-// mode ("drain", "replay" or "retry": see the deletion fence below), ARGV[4] the key prefix, ARGV[5..7] the delivery position to record
+// One call works in one partition (one hash slot: store/keys.ts). KEYS[1] is the partition's
+// position key (it routes the call on a cluster, and is declared even when no operation is sent),
+// KEYS[i + 1] the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, ARGV[3]
+// mode ("drain", "replay" or "retry": see the deletion fence below), ARGV[4] the partition's key prefix, ARGV[5..7] the delivery position to record
 // as the store's applied position once the operations are done ('' for none: see
 // store/store-position.ts), then five ARGV per operation: its code and four values, encoded from a
 // StoreOp by pushOpArgs (store/store-ops.ts). Codes and op kinds: S versioned, A stock, Y/U
@@ -144,8 +146,8 @@ end
 local function lifecycleTtl(key, code)
   if code == 'd' or code == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
 end
-for i = 1, #KEYS do
-  local key = KEYS[i]
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i + 1]
   local a = 7 + (i - 1) * 5
   local kind, x, y, z, w = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local ok, err = pcall(function()
@@ -239,7 +241,7 @@ for i = 1, #KEYS do
     failed[#failed + 1] = type(err) == 'table' and (err.err or 'error') or tostring(err)
   end
 end
-if ARGV[5] ~= '' then redis.call('HSET', prefix .. 'pos', 'lb', ARGV[5], 'lt', ARGV[6], 'li', ARGV[7]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'lb', ARGV[5], 'lt', ARGV[6], 'li', ARGV[7]) end
 return { applied, failed, rebuild, fenced }
 `;
 
@@ -271,62 +273,76 @@ export interface ApplyResult {
   fenced: { source: number; key: string; kind: ReportedKind }[];
 }
 
-type WithApply = Redis & {
-  fbApply(...args: (string | number)[]): Promise<[number, (number | string)[], number[], number[]]>;
-};
+type ApplyReply = [number, (number | string)[], number[], number[]];
+type WithApply = { fbApply(...args: (string | number)[]): unknown };
 
-function withScript(redis: Redis): WithApply {
-  const r = redis as WithApply;
-  if (typeof r.fbApply !== 'function') redis.defineCommand('fbApply', { lua: APPLY_LUA });
-  return r;
+function defineApply(redis: StoreRedis): void {
+  if (typeof (redis as unknown as Partial<WithApply>).fbApply !== 'function')
+    redis.defineCommand('fbApply', { lua: APPLY_LUA });
 }
 
 type ChangeOp = VersionedOp | StockOp | LifecycleOp | LoadDeltaOp;
 
-function toOp(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): ChangeOp {
+/**
+ * The operations of one change: one in the SKU's partition for a SKU feature; one per partition
+ * for FC capacity, region ranks and loads, which every partition keeps a copy of (store/keys.ts).
+ */
+function toOps(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): ChangeOp[] {
   switch (u.feature) {
     case 'sku.lifecycle':
-      return {
-        kind: 'lifecycle',
-        key: keys.sku(u.sku),
-        code: lifecycleCode(u.value),
-        version: u.version,
-        txid: u.txid,
-        update: u.update === true,
-        source,
-      };
+      return [
+        {
+          kind: 'lifecycle',
+          key: keys.sku(u.sku),
+          code: lifecycleCode(u.value),
+          version: u.version,
+          txid: u.txid,
+          update: u.update === true,
+          source,
+        },
+      ];
     case 'sku.available':
-      return {
-        kind: 'stock',
-        key: keys.sku(u.sku),
-        fc: u.fc,
-        value: intCode(u.value),
-        version: u.version,
-        txid: u.txid,
-        source,
-      };
+      return [
+        {
+          kind: 'stock',
+          key: keys.sku(u.sku),
+          fc: u.fc,
+          value: intCode(u.value),
+          version: u.version,
+          txid: u.txid,
+          source,
+        },
+      ];
     case 'fc.capacity':
-      return {
+      return keys.partitions.map((p) => ({
         kind: 'versioned',
-        key: keys.fc(u.fc),
+        key: p.fc(u.fc),
         field: CAPACITY_FIELD,
         value: intCode(u.value),
         version: u.version,
         txid: u.txid,
         source,
-      };
+      }));
     case 'region.rank':
-      return {
+      return keys.partitions.map((p) => ({
         kind: 'versioned',
-        key: keys.region(u.region),
+        key: p.region(u.region),
         field: u.fc,
         value: intCode(u.value),
         version: u.version,
         txid: u.txid,
         source,
-      };
+      }));
     case 'fc.load':
-      return { kind: 'loadDelta', key: keys.load(u.fc, u.day), delta: u.delta, txid: u.txid, id: u.id, batch, source };
+      return keys.partitions.map((p) => ({
+        kind: 'loadDelta',
+        key: p.load(u.fc, u.day),
+        delta: u.delta,
+        txid: u.txid,
+        id: u.id,
+        batch,
+        source,
+      }));
   }
 }
 
@@ -335,19 +351,22 @@ function fieldOf(op: VersionedOp | StockOp | LifecycleOp): string {
   return op.kind === 'versioned' ? op.field : op.kind === 'stock' ? op.fc : LIFECYCLE_FIELD;
 }
 
-/** A backfill fill of one feature value from snapshot version `snapshot` ("s<k>"). */
-export function toBackfillOp(keys: StoreKeys, u: FeatureUpdate, snapshot: string, source: number): FillOp | null {
-  const op = toOp(keys, u, source);
-  switch (op.kind) {
-    case 'loadDelta':
-      return null; // counters are set whole, under the drain lock
-    case 'lifecycle':
-      return { kind: 'fill', key: op.key, field: LIFECYCLE_FIELD, value: op.code, snapshot, rule: 'lifecycle', source };
-    case 'stock':
-      return { kind: 'fill', key: op.key, field: op.fc, value: op.value, snapshot, rule: 'stock', source };
-    case 'versioned':
-      return { kind: 'fill', key: op.key, field: op.field, value: op.value, snapshot, rule: 'plain', source };
-  }
+/** A backfill fill of one feature value from snapshot version `snapshot` ("s<k>"), in every partition it lives in. */
+export function toBackfillOps(keys: StoreKeys, u: FeatureUpdate, snapshot: string, source: number): FillOp[] {
+  return toOps(keys, u, source).flatMap((op): FillOp[] => {
+    switch (op.kind) {
+      case 'loadDelta':
+        return []; // counters are set whole, under the drain lock
+      case 'lifecycle':
+        return [
+          { kind: 'fill', key: op.key, field: LIFECYCLE_FIELD, value: op.code, snapshot, rule: 'lifecycle', source },
+        ];
+      case 'stock':
+        return [{ kind: 'fill', key: op.key, field: op.fc, value: op.value, snapshot, rule: 'stock', source }];
+      case 'versioned':
+        return [{ kind: 'fill', key: op.key, field: op.field, value: op.value, snapshot, rule: 'plain', source }];
+    }
+  });
 }
 
 /**
@@ -358,14 +377,15 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
   const latest = new Map<string, VersionedOp | StockOp | LifecycleOp>();
   const deltas: LoadDeltaOp[] = [];
   for (const { update, source } of updates) {
-    const op = toOp(keys, update, source, batch);
-    if (op.kind === 'loadDelta') {
-      deltas.push(op);
-      continue;
+    for (const op of toOps(keys, update, source, batch)) {
+      if (op.kind === 'loadDelta') {
+        deltas.push(op);
+        continue;
+      }
+      const id = `${op.key}\u0000${fieldOf(op)}`;
+      const prev = latest.get(id);
+      if (!prev || prev.version < op.version) latest.set(id, op);
     }
-    const id = `${op.key}\u0000${fieldOf(op)}`;
-    const prev = latest.get(id);
-    if (!prev || prev.version < op.version) latest.set(id, op);
   }
   return [...latest.values(), ...deltas];
 }
@@ -403,49 +423,77 @@ export function mergeLoadDeltas(ops: StoreOp[]): StoreOp[] {
   return out;
 }
 
+/** One script call: up to `chunk` operations of one partition, and maybe the position to record. */
+interface ApplyCall {
+  partition: PartitionKeys;
+  ops: StoreOp[];
+  position: DeliveryPosition | null;
+}
+
+/**
+ * Cuts the operations into script calls, per partition. With a position, every partition records
+ * it (in its last call, or in a call of its own when the batch wrote nothing there): each
+ * partition's position says how far that partition got, and rewind detection compares them all.
+ */
+function planCalls(keys: StoreKeys, ops: StoreOp[], opts: ApplyOptions): ApplyCall[] {
+  const byPartition = new Map<PartitionKeys, StoreOp[]>();
+  for (const op of ops) {
+    const p = keys.ofKey(op.key);
+    const list = byPartition.get(p);
+    if (list) list.push(op);
+    else byPartition.set(p, [op]);
+  }
+  const calls: ApplyCall[] = [];
+  for (const partition of keys.partitions) {
+    const list = byPartition.get(partition) ?? [];
+    if (list.length === 0 && !opts.position) continue;
+    const first = calls.length;
+    for (let i = 0; i < list.length; i += opts.chunk)
+      calls.push({ partition, ops: list.slice(i, i + opts.chunk), position: null });
+    if (calls.length === first) calls.push({ partition, ops: [], position: null }); // a position and no changes
+    calls[calls.length - 1].position = opts.position ?? null;
+  }
+  return calls;
+}
+
 export async function applyOps(
-  redis: Redis,
-  prefix: string,
+  redis: StoreRedis,
+  keys: StoreKeys,
   unmerged: StoreOp[],
   opts: ApplyOptions,
 ): Promise<ApplyResult> {
-  const ops = mergeLoadDeltas(unmerged);
   const result: ApplyResult = { applied: 0, sent: unmerged.length, failures: [], rebuild: [], fenced: [] };
-  if (ops.length === 0 && !opts.position) return result;
-  const r = withScript(redis);
-  const pipeline = r.pipeline() as unknown as WithApply & { exec(): Promise<[Error | null, unknown][] | null> };
-  const chunks: StoreOp[][] = [];
-  for (let i = 0; i < ops.length; i += opts.chunk) chunks.push(ops.slice(i, i + opts.chunk));
-  if (chunks.length === 0) chunks.push([]); // a position to record and no changes (all dead-lettered, say)
-  for (const [n, chunk] of chunks.entries()) {
-    const args: (string | number)[] = [chunk.length];
-    for (const op of chunk) args.push(op.key);
-    args.push(
-      opts.tombstoneTtlS,
-      opts.loadTtlS,
-      opts.mode ?? 'drain',
-      prefix,
-      ...positionArgs(n === chunks.length - 1 ? (opts.position ?? null) : null),
-    );
-    for (const op of chunk) pushOpArgs(args, op);
-    void pipeline.fbApply(...args);
-  }
-  const replies = await pipeline.exec();
-  if (!replies) throw new Error('redis pipeline was discarded');
+  const calls = planCalls(keys, mergeLoadDeltas(unmerged), opts);
+  if (calls.length === 0) return result;
+  defineApply(redis);
+  const replies = await pipelineByNode(
+    redis,
+    calls,
+    (call) => call.partition.pos,
+    (pipeline, call) => {
+      const args: (string | number)[] = [call.ops.length + 1, call.partition.pos];
+      for (const op of call.ops) args.push(op.key);
+      args.push(opts.tombstoneTtlS, opts.loadTtlS, opts.mode ?? 'drain', call.partition.prefix);
+      args.push(...positionArgs(call.position));
+      for (const op of call.ops) pushOpArgs(args, op);
+      void (pipeline as unknown as WithApply).fbApply(...args);
+    },
+  );
   replies.forEach(([err, reply], n) => {
     // A whole call failing (connection lost, script error) is not a data problem: raise it, the
     // activity retries, and the version checks make the retry harmless.
     if (err) throw err;
-    const [applied, failed, rebuild, fenced] = reply as [number, (number | string)[], number[], number[]];
+    const ops = calls[n].ops;
+    const [applied, failed, rebuild, fenced] = reply as ApplyReply;
     result.applied += applied;
-    for (const i of rebuild) result.rebuild.push(chunks[n][Number(i) - 1].source);
+    for (const i of rebuild) result.rebuild.push(ops[Number(i) - 1].source);
     for (const i of fenced) {
-      const op = chunks[n][Number(i) - 1];
+      const op = ops[Number(i) - 1];
       // only versioned writes and fills are fenced, never an M op
       result.fenced.push({ source: op.source, key: op.key, kind: op.kind === 'loadDeltas' ? 'loadDelta' : op.kind });
     }
     for (let i = 0; i < failed.length; i += 2) {
-      const op = chunks[n][Number(failed[i]) - 1];
+      const op = ops[Number(failed[i]) - 1];
       const error = `redis rejected ${op.key}: ${failed[i + 1]}`;
       // a merged op failed as a whole: every delta in it is owed (reported as the L op it was)
       if (op.kind === 'loadDeltas')
@@ -457,10 +505,10 @@ export async function applyOps(
 }
 
 export async function applyUpdates(
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   updates: { update: FeatureUpdate; source: number }[],
   opts: ApplyOptions,
 ): Promise<ApplyResult> {
-  return applyOps(redis, keys.prefix, foldOps(keys, updates, opts.batch), opts);
+  return applyOps(redis, keys, foldOps(keys, updates, opts.batch), opts);
 }

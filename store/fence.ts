@@ -18,8 +18,8 @@
  * enough for expiring keys (TOMBSTONE_TTL_S is much longer than the compaction interval); and a
  * rebuild. It only moves forward (by xmax): a late writer with an older snapshot changes nothing.
  */
-import type { Redis } from 'ioredis';
-import type { StoreKeys } from './keys';
+import type { PartitionKeys, StoreKeys } from './keys';
+import { pipelineByNode, StoreRedis } from './redis-client';
 
 const ADVANCE_LUA = `
 local cur = redis.call('GET', KEYS[1])
@@ -32,15 +32,33 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 `;
 
-type WithFence = Redis & { fbAdvanceFence(numKeys: number, ...args: string[]): Promise<number> };
+type WithFence = { fbAdvanceFence(numKeys: number, ...args: string[]): unknown };
 
-/** Moves the fence to `snapshot` (text form) unless it is already further. */
-export async function advanceFence(redis: Redis, keys: StoreKeys, snapshot: string): Promise<boolean> {
-  const r = redis as WithFence;
-  if (typeof r.fbAdvanceFence !== 'function') redis.defineCommand('fbAdvanceFence', { lua: ADVANCE_LUA });
-  return (await r.fbAdvanceFence(1, keys.fence, snapshot)) === 1;
+/**
+ * Moves the fence of every partition (or of `only`) to `snapshot` (text form) unless it is
+ * already further there. Returns whether it moved anywhere.
+ */
+export async function advanceFence(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  snapshot: string,
+  only: readonly PartitionKeys[] = keys.partitions,
+): Promise<boolean> {
+  if (typeof (redis as unknown as Partial<WithFence>).fbAdvanceFence !== 'function')
+    redis.defineCommand('fbAdvanceFence', { lua: ADVANCE_LUA });
+  const replies = await pipelineByNode(
+    redis,
+    only,
+    (p) => p.fence,
+    (pipeline, p) => void (pipeline as unknown as WithFence).fbAdvanceFence(1, p.fence, snapshot),
+  );
+  return replies.some(([err, moved]) => {
+    if (err) throw err;
+    return moved === 1;
+  });
 }
 
-export async function readFence(redis: Redis, keys: StoreKeys): Promise<string | null> {
-  return redis.get(keys.fence);
+/** The fence of one partition (every partition's moves together; a rebuilt one may be further). */
+export async function readFence(redis: StoreRedis, partition: PartitionKeys): Promise<string | null> {
+  return redis.get(partition.fence);
 }

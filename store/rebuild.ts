@@ -1,33 +1,53 @@
 /**
- * Empties the online store so a backfill can rebuild it: the epoch goes first (reads say stale
- * from that moment, and the drain starts `backfill-auto` on its next batch), then every key under
- * the prefix, then the store's position starts again from the cursor's.
+ * Empties the online store, or some of its partitions, so a backfill can rebuild it: the epoch
+ * goes first (reads say stale from that moment, and the drain starts `backfill-auto` on its next
+ * batch), then every key of those partitions, then their position starts again from the cursor's.
+ * A backfill refills every partition; it writes only fields that are absent, so the partitions
+ * that kept their data are not changed by it.
  */
-import type { Redis } from 'ioredis';
-import type { StoreKeys } from './keys';
+import type { PartitionKeys, StoreKeys } from './keys';
 import { advanceFence } from './fence';
+import { pipelineByNode, scanKeys, StoreRedis } from './redis-client';
 import { DeliveryPosition, resetStorePosition, StorePosition } from './store-position';
 
 /**
  * `cursor`: the drain cursor's last delivered position and its snapshot (null: the next batch
  * supplies the position). The snapshot becomes the deletion fence: a backfill chunk read from a
  * replica still behind it could otherwise fill in rows deleted before the rebuild.
+ * `only`: the partitions to rebuild (default: the whole store, every key under the prefix).
  */
 export async function rebuildStore(
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   cursor: { last: DeliveryPosition; from: string } | null,
   claim: StorePosition['claimed'] = null,
+  only?: readonly PartitionKeys[],
 ): Promise<number> {
-  await redis.del(keys.epoch, keys.legacyEpoch);
+  const partitions = only ?? keys.partitions;
+  for (const p of partitions) await redis.del(p.epoch);
+  if (!only) await redis.del(keys.legacyEpoch);
   let removed = 0;
-  const stream = redis.scanStream({ match: `${keys.prefix}*`, count: 1000 });
-  for await (const batch of stream as AsyncIterable<string[]>) {
-    if (batch.length) removed += await redis.unlink(...batch);
+  // A store of one partition has no hash tag: its keys are every key under the prefix.
+  const patterns = only && keys.partitions.length > 1 ? partitions.map((p) => `${p.prefix}*`) : [`${keys.prefix}*`];
+  for (const pattern of patterns) {
+    for await (const page of scanKeys(redis, pattern)) {
+      // the partition count describes the layout, not the data: it stays
+      const doomed = page.filter((k) => k !== keys.partitionCount);
+      const replies = await pipelineByNode(
+        redis,
+        doomed,
+        (k) => k,
+        (pipeline, k) => void pipeline.unlink(k),
+      );
+      for (const [err, n] of replies) {
+        if (err) throw err;
+        removed += n as number;
+      }
+    }
   }
   if (cursor) {
-    await advanceFence(redis, keys, cursor.from);
-    await resetStorePosition(redis, keys, cursor.last, claim);
+    await advanceFence(redis, keys, cursor.from, partitions);
+    await resetStorePosition(redis, partitions, cursor.last, claim);
   }
   return removed;
 }

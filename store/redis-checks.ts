@@ -10,6 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import { ConfigurationError } from '../config';
+import { masterNodes, StoreRedis } from './redis-client';
 
 export async function evictionPolicy(redis: Redis): Promise<string> {
   try {
@@ -20,20 +21,27 @@ export async function evictionPolicy(redis: Redis): Promise<string> {
   }
   const info = await redis.info('memory');
   const m = /maxmemory_policy:(\S+)/.exec(info);
-  if (!m) throw new Error('cannot read Redis maxmemory-policy (neither CONFIG GET nor INFO memory answered it)');
+  if (!m) throw new Error('cannot read StoreRedis maxmemory-policy (neither CONFIG GET nor INFO memory answered it)');
   return m[1];
 }
 
-/** Refuses (or, with mode 'warn', warns about) a policy that can evict pipeline keys. */
+/**
+ * Refuses (or, with mode 'warn', warns about) a policy that can evict pipeline keys, on every
+ * master of a cluster.
+ */
 export async function checkEvictionPolicy(
-  redis: Redis,
+  redis: StoreRedis,
   mode: 'refuse' | 'warn',
   log: (m: string) => void = console.warn,
 ): Promise<string> {
-  const policy = await evictionPolicy(redis);
-  if (policy === 'noeviction') return policy;
+  const nodes = masterNodes(redis);
+  const policies = await Promise.all(nodes.map((node) => evictionPolicy(node)));
+  const bad = policies.findIndex((p) => p !== 'noeviction');
+  if (bad < 0) return 'noeviction';
+  const policy = policies[bad];
+  const where = nodes.length > 1 ? ` on ${nodes[bad].options.host}:${nodes[bad].options.port}` : '';
   const why =
-    `Redis maxmemory-policy is '${policy}': it can evict online-store keys silently (an evicted load counter reads as 0, ` +
+    `StoreRedis maxmemory-policy is '${policy}'${where}: it can evict online-store keys silently (an evicted load counter reads as 0, ` +
     `an evicted tombstone or version lets an old value back), so reads could claim fresh while wrong. ` +
     `Set 'maxmemory-policy noeviction' (redis.conf or CONFIG SET) and size maxmemory for the catalogue, ` +
     `or set REDIS_EVICTION_CHECK=warn to run anyway.`;

@@ -24,9 +24,25 @@
  *           has not reached, or the claimed target is newer than any snapshot PostgreSQL now
  *           hands out. The store is rebuilt.
  * A store with no position (new, emptied) takes PostgreSQL's; the epoch check then backfills it.
+ *
+ * A store of several partitions (store/keys.ts) keeps one position per partition, each written in
+ * the same calls as that partition's changes, so each survives or is lost with its own data (on a
+ * cluster, partitions live on different nodes and fail over separately). The check runs in every
+ * partition and combines them:
+ *   any ahead: ahead (PostgreSQL lost commits);
+ *   behind, and every partition holds the same claim: the whole store went back together (one
+ *           Redis restored from a file): rewind to the lowest applied position, which re-delivers
+ *           the claimed batch with the same batch number and target, so every counter's position
+ *           guard and every field's version skip exactly what each partition already holds;
+ *   behind in some partitions only (a cluster node failed over to a lagging replica): those
+ *           partitions are rebuilt, alone. A rewind would not do: later batches would be
+ *           re-delivered under new numbers, which the partitions that kept them cannot tell apart
+ *           from new changes (their load counters would count twice or skip).
+ * A new batch is claimed only once every partition checked ok, with one target for all: an
+ * earlier attempt's claim, if any partition holds one.
  */
-import type { Redis } from 'ioredis';
-import type { StoreKeys } from './keys';
+import type { PartitionKeys, StoreKeys } from './keys';
+import { pipelineByNode, StoreRedis } from './redis-client';
 
 export interface DeliveryPosition {
   batch: string;
@@ -42,10 +58,14 @@ export interface StorePosition {
 }
 
 export type PositionCheck =
-  { status: 'ok'; target: { snap: string; at: number } } | { status: 'behind' | 'ahead'; store: StorePosition };
+  | { status: 'ok'; target: { snap: string; at: number } }
+  | { status: 'behind' | 'ahead'; store: StorePosition }
+  /** Some partitions lost writes the others kept: rebuild those partitions. */
+  | { status: 'partitions-behind'; partitions: number[]; store: StorePosition };
 
-// KEYS[1] pos. ARGV: 1 cursor batch, 2 cursor from, 3 proposed target ('' mid-batch), 4 its time,
-// 5-7 PostgreSQL's last delivered position (batch, txid, id).
+// KEYS[1] a partition's pos. ARGV: 1 cursor batch, 2 cursor from, 3 the target to claim ('' to
+// check only), 4 its time, 5-7 PostgreSQL's last delivered position (batch, txid, id).
+// Returns the status and the partition's state (before any claim written here).
 const CHECK_LUA = `
 local f = redis.call('HMGET', KEYS[1], 'cb', 'cf', 'ct', 'cat', 'lb', 'lt', 'li')
 local function state(s) return { s, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '' } end
@@ -67,16 +87,14 @@ if c < 0 then return state('behind') end
 local cb = tonumber(f[1] or '0')
 if c > 0 and (f[5] ~= ARGV[1] or f[1] ~= ARGV[1]) then return state('ahead') end
 if cb > tonumber(ARGV[1]) then return state('ahead') end
-if ARGV[3] == '' then return { 'ok', '', '' } end
-if f[1] == ARGV[1] and f[3] then
-  if f[2] ~= ARGV[2] then return state('ahead') end
-  return { 'ok', f[3], f[4] }
+if f[1] == ARGV[1] and f[3] and f[2] ~= ARGV[2] then return state('ahead') end
+if ARGV[3] ~= '' and not (f[1] == ARGV[1] and f[3]) then
+  redis.call('HSET', KEYS[1], 'cb', ARGV[1], 'cf', ARGV[2], 'ct', ARGV[3], 'cat', ARGV[4])
 end
-redis.call('HSET', KEYS[1], 'cb', ARGV[1], 'cf', ARGV[2], 'ct', ARGV[3], 'cat', ARGV[4])
-return { 'ok', ARGV[3], ARGV[4] }
+return state('ok')
 `;
 
-type WithCheck = Redis & { fbCheckPosition(numKeys: number, ...args: string[]): Promise<string[]> };
+type WithCheck = { fbCheckPosition(numKeys: number, ...args: string[]): unknown };
 
 function parseState(r: string[]): StorePosition {
   const [, cb, cf, ct, cat, lb, lt, li] = r;
@@ -86,55 +104,169 @@ function parseState(r: string[]): StorePosition {
   };
 }
 
+function comparePositions(a: DeliveryPosition, b: DeliveryPosition): number {
+  for (const k of ['batch', 'txid', 'id'] as const) {
+    const d = BigInt(a[k]) - BigInt(b[k]);
+    if (d !== 0n) return d < 0n ? -1 : 1;
+  }
+  return 0;
+}
+
+const sameClaim = (a: StorePosition['claimed'], b: StorePosition['claimed']) =>
+  a === b || (!!a && !!b && a.batch === b.batch && a.from === b.from && a.target === b.target);
+
+interface CheckInput {
+  batch: string;
+  from: string;
+  proposed: { snap: string; at: number } | null;
+  last: DeliveryPosition;
+}
+
+async function runChecks(
+  redis: StoreRedis,
+  partitions: readonly PartitionKeys[],
+  input: CheckInput,
+  claim: { snap: string; at: number } | null,
+): Promise<{ status: string; store: StorePosition }[]> {
+  if (typeof (redis as unknown as Partial<WithCheck>).fbCheckPosition !== 'function')
+    redis.defineCommand('fbCheckPosition', { lua: CHECK_LUA });
+  const replies = await pipelineByNode(
+    redis,
+    partitions,
+    (p) => p.pos,
+    (pipeline, p) =>
+      void (pipeline as unknown as WithCheck).fbCheckPosition(
+        1,
+        p.pos,
+        input.batch,
+        input.from,
+        claim?.snap ?? '',
+        String(claim?.at ?? ''),
+        input.last.batch,
+        input.last.txid,
+        input.last.id,
+      ),
+  );
+  return replies.map(([err, reply]) => {
+    if (err) throw err;
+    return { status: (reply as string[])[0], store: parseState(reply as string[]) };
+  });
+}
+
+/** The lowest applied position of some partitions' states (with the claim of that partition). */
+function lowest(states: StorePosition[]): StorePosition {
+  return states.reduce((min, s) =>
+    min.applied && s.applied && comparePositions(s.applied, min.applied) < 0 ? s : min,
+  );
+}
+
 /**
- * Compares the store's applied position with PostgreSQL's `last` and, for a new batch (`proposed`
- * given), claims it, or returns the target an earlier attempt of the same batch claimed.
+ * Compares every partition's applied position with PostgreSQL's `last` and, for a new batch
+ * (`proposed` given), claims it in every partition, or returns the target an earlier attempt of
+ * the same batch claimed.
  */
 export async function checkStorePosition(
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
-  input: { batch: string; from: string; proposed: { snap: string; at: number } | null; last: DeliveryPosition },
+  input: CheckInput,
 ): Promise<PositionCheck> {
-  const r = redis as WithCheck;
-  if (typeof r.fbCheckPosition !== 'function') redis.defineCommand('fbCheckPosition', { lua: CHECK_LUA });
-  const reply = await r.fbCheckPosition(
-    1,
-    keys.pos,
-    input.batch,
-    input.from,
-    input.proposed?.snap ?? '',
-    String(input.proposed?.at ?? ''),
-    input.last.batch,
-    input.last.txid,
-    input.last.id,
-  );
-  if (reply[0] === 'ok') return { status: 'ok', target: { snap: reply[1], at: Number(reply[2]) } };
-  return { status: reply[0] as 'behind' | 'ahead', store: parseState(reply) };
+  const checked = await runChecks(redis, keys.partitions, input, null);
+  const ahead = checked.find((c) => c.status === 'ahead');
+  if (ahead) return { status: 'ahead', store: ahead.store };
+  const behind = checked.flatMap((c, i) => (c.status === 'behind' ? [i] : []));
+  if (behind.length > 0) {
+    const store = lowest(behind.map((i) => checked[i].store));
+    const together = checked.every((c) => sameClaim(c.store.claimed, checked[0].store.claimed));
+    if (together) return { status: 'behind', store };
+    return { status: 'partitions-behind', partitions: behind, store };
+  }
+  if (!input.proposed) return { status: 'ok', target: { snap: '', at: 0 } };
+  // One target for the batch in every partition: an earlier attempt's, if any partition claimed it.
+  const earlier = checked.map((c) => c.store.claimed).filter((c) => c?.batch === input.batch && c.target);
+  if (earlier.some((c) => !sameClaim(c, earlier[0])))
+    return { status: 'ahead', store: checked.find((c) => c.store.claimed?.batch === input.batch)!.store };
+  const target = earlier[0] ? { snap: earlier[0].target, at: earlier[0].at } : input.proposed;
+  if (earlier.length < checked.length) {
+    const claimed = await runChecks(redis, keys.partitions, input, target);
+    const moved = claimed.find((c) => c.status !== 'ok');
+    // only another drain could move a partition between the two calls: the lease forbids it
+    if (moved) throw new Error(`store position moved while batch ${input.batch} was being claimed (${moved.status})`);
+  }
+  return { status: 'ok', target };
 }
 
-export async function readStorePosition(redis: Redis, keys: StoreKeys): Promise<StorePosition> {
-  const f = await redis.hmget(keys.pos, 'cb', 'cf', 'ct', 'cat', 'lb', 'lt', 'li');
-  return parseState(['', ...f.map((v) => v ?? '')]);
+/** The store's position: the lowest applied position over its partitions, and that partition's claim. */
+export async function readStorePosition(redis: StoreRedis, keys: StoreKeys): Promise<StorePosition> {
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.pos,
+    (pipeline, p) => void pipeline.hmget(p.pos, 'cb', 'cf', 'ct', 'cat', 'lb', 'lt', 'li'),
+  );
+  const states = replies.map(([err, f]) => {
+    if (err) throw err;
+    return parseState(['', ...(f as (string | null)[]).map((v) => v ?? '')]);
+  });
+  return lowest(states);
 }
 
 /**
- * After a rebuild: the store starts again from PostgreSQL's position, with no claim, or with the
- * claim of the batch in progress kept (a rebuild in the middle of a batch: TRUNCATE).
+ * After a rebuild: the partitions start again from PostgreSQL's position, with no claim, or with
+ * the claim of the batch in progress kept (a rebuild in the middle of a batch: TRUNCATE).
  */
 export async function resetStorePosition(
-  redis: Redis,
-  keys: StoreKeys,
+  redis: StoreRedis,
+  partitions: readonly PartitionKeys[],
   last: DeliveryPosition,
   claim: StorePosition['claimed'] = null,
 ): Promise<void> {
   const fields = ['lb', last.batch, 'lt', last.txid, 'li', last.id];
   if (claim) fields.push('cb', claim.batch, 'cf', claim.from, 'ct', claim.target, 'cat', String(claim.at));
-  await redis
-    .multi()
-    .del(keys.pos)
-    .hset(keys.pos, ...fields)
-    .exec();
+  for (const p of partitions) {
+    await redis
+      .multi()
+      .del(p.pos)
+      .hset(p.pos, ...fields)
+      .exec();
+  }
 }
 
 /** ARGV the apply script takes to record the applied position in the same call as the changes. */
 export const positionArgs = (p: DeliveryPosition | null): string[] => (p ? [p.batch, p.txid, p.id] : ['', '', '']);
+
+/**
+ * A TRUNCATE met in a chunk of a batch not yet complete, remembered beside every partition's
+ * position (fields tb, tt) until the batch completes: a store that loses it loses the position
+ * too, and is re-delivered the row.
+ */
+export async function rememberTruncates(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  batch: string,
+  tables: string[],
+): Promise<void> {
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.pos,
+    (pipeline, p) => void pipeline.hset(p.pos, 'tb', batch, 'tt', tables.join(',')),
+  );
+  for (const [err] of replies) if (err) throw err;
+}
+
+/** The tables whose TRUNCATE an earlier chunk of `batch` met (any partition that remembers it). */
+export async function truncatesRemembered(redis: StoreRedis, keys: StoreKeys, batch: string): Promise<string[]> {
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.pos,
+    (pipeline, p) => void pipeline.hmget(p.pos, 'tb', 'tt'),
+  );
+  const tables = new Set<string>();
+  for (const [err, reply] of replies) {
+    if (err) throw err;
+    const [tb, tt] = reply as (string | null)[];
+    if (tb === batch && tt) for (const t of tt.split(',')) tables.add(t);
+  }
+  return [...tables];
+}

@@ -5,12 +5,17 @@
  *   appliedAt   when the drain last applied a batch
  *   caughtUpAt  when the drain last confirmed that nothing committed was left unapplied
  *
- * The watermark is only written while the store is complete ({p}epoch exists): after data loss
- * the meta hash is gone too, reads say stale, and they stay stale until the backfill that
- * restores the store sets the epoch again. Both writers return whether the epoch was there.
+ * Every partition (store/keys.ts) has its own watermark, written in its own slot after the
+ * partition's changes, so it is lost or kept with them; a read of SKUs of several partitions is
+ * as fresh as the least fresh of them.
+ *
+ * A partition's watermark is only written while the partition is complete (its epoch exists):
+ * after data loss its meta hash is gone too, reads say stale, and they stay stale until the
+ * backfill that restores the store sets the epoch again. Both writers return whether the epoch
+ * was there in every partition.
  */
-import type { Redis } from 'ioredis';
 import type { StoreKeys } from './keys';
+import { pipelineByNode, StoreRedis } from './redis-client';
 
 export interface Watermark {
   sourceMs: number | null;
@@ -24,17 +29,26 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 `;
 
-type WithGate = Redis & { fbGatedHset(numKeys: number, ...args: (string | number)[]): Promise<number> };
+type WithGate = { fbGatedHset(numKeys: number, ...args: (string | number)[]): unknown };
 
-async function gatedHset(redis: Redis, keys: StoreKeys, fields: (string | number)[]): Promise<boolean> {
-  const r = redis as WithGate;
-  if (typeof r.fbGatedHset !== 'function') redis.defineCommand('fbGatedHset', { lua: GATED_HSET });
-  return (await r.fbGatedHset(2, keys.meta, keys.epoch, ...fields)) === 1;
+async function gatedHset(redis: StoreRedis, keys: StoreKeys, fields: (string | number)[]): Promise<boolean> {
+  if (typeof (redis as unknown as Partial<WithGate>).fbGatedHset !== 'function')
+    redis.defineCommand('fbGatedHset', { lua: GATED_HSET });
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.meta,
+    (pipeline, p) => void (pipeline as unknown as WithGate).fbGatedHset(2, p.meta, p.epoch, ...fields),
+  );
+  return replies.reduce((all, [err, wrote]) => {
+    if (err) throw err;
+    return all && wrote === 1;
+  }, true);
 }
 
-/** Returns false when the store is not complete (no epoch): the watermark was not moved. */
+/** Returns false when the store is not complete (a partition has no epoch): that one did not move. */
 export async function recordApplied(
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   w: { newestSourceMs: number; appliedAt: number; caughtUpAt: number | null },
 ): Promise<boolean> {
@@ -43,18 +57,54 @@ export async function recordApplied(
   return gatedHset(redis, keys, fields);
 }
 
-/** Returns false when the store is not complete (no epoch): the watermark was not moved. */
-export async function markCaughtUp(redis: Redis, keys: StoreKeys, at: number): Promise<boolean> {
+/** Returns false when the store is not complete (a partition has no epoch): that one did not move. */
+export async function markCaughtUp(redis: StoreRedis, keys: StoreKeys, at: number): Promise<boolean> {
   return gatedHset(redis, keys, ['caughtUpAt', at]);
 }
 
 /** Marks the store complete (end of a backfill). */
-export async function setEpoch(redis: Redis, keys: StoreKeys, epoch: string): Promise<void> {
-  await redis.set(keys.epoch, epoch);
+export async function setEpoch(redis: StoreRedis, keys: StoreKeys, epoch: string): Promise<void> {
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.epoch,
+    (pipeline, p) => void pipeline.set(p.epoch, epoch),
+  );
+  for (const [err] of replies) if (err) throw err;
 }
 
-export async function readWatermark(redis: Redis, keys: StoreKeys): Promise<Watermark> {
-  const [sourceMs, appliedAt, caughtUpAt] = await redis.hmget(keys.meta, 'sourceMs', 'appliedAt', 'caughtUpAt');
+/** Whether every partition is complete (has its epoch). */
+export async function storeComplete(redis: StoreRedis, keys: StoreKeys): Promise<boolean> {
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.epoch,
+    (pipeline, p) => void pipeline.exists(p.epoch),
+  );
+  return replies.every(([err, n]) => {
+    if (err) throw err;
+    return n === 1;
+  });
+}
+
+/** The store's watermark: the least fresh partition's (a field missing in any partition is missing). */
+export async function readWatermark(redis: StoreRedis, keys: StoreKeys): Promise<Watermark> {
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.meta,
+    (pipeline, p) => void pipeline.hmget(p.meta, 'sourceMs', 'appliedAt', 'caughtUpAt'),
+  );
   const n = (v: string | null) => (v === null ? null : Number(v));
-  return { sourceMs: n(sourceMs), appliedAt: n(appliedAt), caughtUpAt: n(caughtUpAt) };
+  const min = (a: number | null | undefined, b: number | null) =>
+    a === undefined ? b : a === null || b === null ? null : Math.min(a, b);
+  let sourceMs: number | null | undefined, appliedAt: number | null | undefined, caughtUpAt: number | null | undefined;
+  for (const [err, f] of replies) {
+    if (err) throw err;
+    const [s, a, c] = f as (string | null)[];
+    sourceMs = min(sourceMs, n(s));
+    appliedAt = min(appliedAt, n(a));
+    caughtUpAt = min(caughtUpAt, n(c));
+  }
+  return { sourceMs: sourceMs ?? null, appliedAt: appliedAt ?? null, caughtUpAt: caughtUpAt ?? null };
 }

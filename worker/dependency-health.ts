@@ -4,7 +4,7 @@
  * never hides the others' state, and nothing here throws.
  */
 import type { NativeConnection } from '@temporalio/worker';
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
 import { redactText } from '../config/redact';
 
@@ -29,7 +29,7 @@ async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<
 }
 
 export function dependencyHealth(
-  deps: { pool?: pg.Pool; redis?: Redis; temporal?: NativeConnection; temporalCheck?: () => Promise<unknown> },
+  deps: { pool?: pg.Pool; redis?: StoreRedis; temporal?: NativeConnection; temporalCheck?: () => Promise<unknown> },
   timeoutMs = 1_000,
 ): () => Promise<DependencyHealth> {
   return async () => {

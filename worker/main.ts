@@ -10,12 +10,12 @@
  */
 import os from 'node:os';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { Redis } from 'ioredis';
 import { batchTaskQueue, Config, loadConfig } from '../config';
-import { redactText, redactUrl } from '../config/redact';
+import { redactText } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { checkPostgres, createPool } from '../db/pool';
-import { storeKeys } from '../store/keys';
+import { storeKeysFor } from '../store/keys';
+import { createStoreRedis, describeStoreRedis } from '../store/redis-client';
 import { checkEvictionPolicy } from '../store/redis-checks';
 import { upgradeStoreLayout } from '../store/layout';
 import { createWorker } from './create-worker';
@@ -51,7 +51,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
       cleanup.unshift(() => sourcePool.end());
       await checkPostgres(sourcePool, 'the read replica (REPLICA_DATABASE_URL)');
     }
-    const redis = new Redis(config.REDIS_URL, {
+    const redis = createStoreRedis(config, {
       maxRetriesPerRequest: 3,
       lazyConnect: true,
       retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
@@ -65,10 +65,10 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
       console.warn(`worker: redis: ${redactText(err.message)} (reconnecting)`);
     });
     await redis.connect().catch((err) => {
-      throw new Error(`Redis is not reachable at ${redactUrl(config.REDIS_URL)}: ${redactText(err.message)}`);
+      throw new Error(`Redis is not reachable at ${describeStoreRedis(config)}: ${redactText(err.message)}`);
     });
     await checkEvictionPolicy(redis, config.REDIS_EVICTION_CHECK);
-    await upgradeStoreLayout(redis, storeKeys(config.REDIS_PREFIX));
+    await upgradeStoreLayout(redis, storeKeysFor(config));
     const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err) => {
       throw new Error(
         `Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${redactText(err.message)}`,
@@ -78,9 +78,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     const metrics = createWorkerMetrics();
     // The lag gauges watch the drain: the worker that runs it reports them.
     if (config.WORKER_TASK_QUEUES !== 'batch')
-      cleanup.unshift(
-        metrics.watchLag(pool, redis, storeKeys(config.REDIS_PREFIX), { warnOpenAfterMs: config.STALL_WARN_MS }),
-      );
+      cleanup.unshift(metrics.watchLag(pool, redis, storeKeysFor(config), { warnOpenAfterMs: config.STALL_WARN_MS }));
     const health = dependencyHealth({ pool, redis, temporal: connection });
     const metricsPort = config.WORKER_METRICS_PORT;
     const metricsServer = metricsPort ? await metrics.serve(metricsPort, '127.0.0.1', health) : null;

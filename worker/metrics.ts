@@ -5,7 +5,7 @@
  * hold back compaction and vacuum, not freshness).
  */
 import http from 'node:http';
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
 import client from 'prom-client';
 import { names } from '../config';
@@ -38,12 +38,12 @@ export function createWorkerMetrics() {
   );
   const applySeconds = histogram(
     'fresh_badges_drain_apply_seconds',
-    'Redis apply latency per batch',
+    'StoreRedis apply latency per batch',
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
   );
   const freshness = histogram(
     'fresh_badges_freshness_seconds',
-    'end-to-end freshness: source change written -> visible in Redis',
+    'end-to-end freshness: source change written -> visible in StoreRedis',
     [0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300],
   );
   const deadLetters = counter('fresh_badges_dead_letters_total', 'changes sent to the dead-letter table');
@@ -97,7 +97,7 @@ export function createWorkerMetrics() {
   /** Refreshes the lag gauges every few seconds (two cheap queries). */
   function watchLag(
     pool: pg.Pool,
-    redis: Redis,
+    redis: StoreRedis,
     keys: StoreKeys,
     opts: { everyMs?: number; warnOpenAfterMs?: number } = {},
   ): () => void {

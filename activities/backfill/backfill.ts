@@ -15,11 +15,11 @@
  * records the drain's next delivery position and the snapshot, so deltas already counted (by
  * position, or because the snapshot saw their transaction) are skipped.
  */
-import type { Redis } from 'ioredis';
+import { scanKeys, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { names } from '../../config';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
-import { applyOps, StoreOp, toBackfillOp, ApplyOptions } from '../../store/apply';
+import { applyOps, StoreOp, toBackfillOps, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
 import { readStorePosition } from '../../store/store-position';
@@ -52,7 +52,7 @@ export interface ChunkResult {
 
 export async function backfillChunk(
   source: pg.Pool,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   opts: ApplyOptions,
   input: { table: BackfillTable; after: string[] | null; limit: number },
@@ -78,7 +78,7 @@ export async function backfillChunk(
  * snapshot. Returns how many fields it filled.
  */
 export async function fillFromSnapshot(
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   opts: ApplyOptions,
   table: BackfillTable,
@@ -99,17 +99,16 @@ export async function fillFromSnapshot(
         old_image: null,
         created_ms: Date.now(),
       })) {
-        const op = toBackfillOp(keys, u, tag, i);
-        if (op) ops.push(op);
+        ops.push(...toBackfillOps(keys, u, tag, i));
       }
     } catch (err) {
       if (!(err instanceof MalformedChange)) throw err; // a source row the contract forbids: skip it
     }
   });
-  const applied = await applyOps(redis, keys.prefix, ops, opts);
+  const applied = await applyOps(redis, keys, ops, opts);
   if (applied.failures.length)
     throw new Error(
-      `backfill: Redis rejected ${applied.failures.length} value(s), first: ${applied.failures[0].error}`,
+      `backfill: StoreRedis rejected ${applied.failures.length} value(s), first: ${applied.failures[0].error}`,
     );
   // The chunk's snapshot does not see every deletion the store has forgotten (read from a replica
   // that is behind, or before a tombstone sweep): its fills of absent fields were refused, the
@@ -125,7 +124,7 @@ export async function fillFromSnapshot(
 export async function backfillLoads(
   primary: pg.Pool,
   source: pg.Pool,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   opts: ApplyOptions,
 ): Promise<{ counters: number; cursor: ConsumerCursor }> {
@@ -157,25 +156,30 @@ export async function backfillLoads(
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
     // The counter's position: the drain's next delivery (batch in progress, position inside it).
     const position = `${cursor.batch}:${cursor.position.txid}:${cursor.position.id}`;
-    const ops: StoreOp[] = result.rows.map((r, i) => ({
-      kind: 'loadSet',
-      key: keys.load(r.fc_id, r.day),
-      count: r.n,
-      position,
-      snapshot: tag,
-      source: i,
-    }));
+    // every partition's copy of the counter (store/keys.ts)
+    const ops: StoreOp[] = result.rows.flatMap((r, i) =>
+      keys.partitions.map((p): StoreOp => ({
+        kind: 'loadSet',
+        key: p.load(r.fc_id, r.day),
+        count: r.n,
+        position,
+        snapshot: tag,
+        source: i,
+      })),
+    );
     // Counters the store has but the source sums to nothing (every order cancelled): zero them.
     const wanted = new Set(ops.map((o) => o.key));
-    for await (const found of redis.scanStream({ match: `${keys.prefix}l:*`, count: 1000 }) as AsyncIterable<
-      string[]
-    >) {
-      for (const k of found)
-        if (!wanted.has(k)) ops.push({ kind: 'loadSet', key: k, count: '0', position, snapshot: tag, source: -1 });
+    for (const p of keys.partitions) {
+      for await (const found of scanKeys(redis, `${p.prefix}l:*`)) {
+        for (const k of found)
+          // a one-partition store has no tag: its pattern also matches other stores' prefixes
+          if (!wanted.has(k) && keys.ofKey(k) === p)
+            ops.push({ kind: 'loadSet', key: k, count: '0', position, snapshot: tag, source: -1 });
+      }
     }
-    const written = await applyOps(redis, keys.prefix, ops, opts);
+    const written = await applyOps(redis, keys, ops, opts);
     if (written.failures.length)
-      throw new Error(`backfill: Redis rejected a load counter: ${written.failures[0].error}`);
+      throw new Error(`backfill: StoreRedis rejected a load counter: ${written.failures[0].error}`);
     return { counters: ops.length, cursor };
   });
 }
@@ -192,6 +196,6 @@ export async function backfillPlan(source: pg.Pool): Promise<Record<BackfillTabl
   return out;
 }
 
-export async function finishBackfill(redis: Redis, keys: StoreKeys, epoch: string): Promise<void> {
+export async function finishBackfill(redis: StoreRedis, keys: StoreKeys, epoch: string): Promise<void> {
   await setEpoch(redis, keys, epoch);
 }

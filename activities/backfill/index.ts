@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
@@ -8,7 +8,7 @@ import { applyOptions } from '../apply-options';
 export function createBackfillActivities(deps: {
   pool: pg.Pool;
   sourcePool: pg.Pool;
-  redis: Redis;
+  redis: StoreRedis;
   keys: StoreKeys;
   config: Config;
 }) {

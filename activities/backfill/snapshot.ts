@@ -2,7 +2,7 @@
  * Reading the source at a snapshot, and remembering that snapshot in the store so that changes
  * can be compared against values read from it (see store/apply.ts, "s<k>" versions).
  */
-import type { Redis } from 'ioredis';
+import { pipelineByNode, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
 import type { StoreKeys } from '../../store/keys';
@@ -31,8 +31,15 @@ export async function withSnapshot<T>(
 }
 
 /** Stores the snapshot's descriptor and returns its version tag "s<k>". */
-export async function registerSnapshot(redis: Redis, keys: StoreKeys, snap: Snapshot): Promise<string> {
+export async function registerSnapshot(redis: StoreRedis, keys: StoreKeys, snap: Snapshot): Promise<string> {
   const k = await redis.incr(keys.snapSeq);
-  await redis.hset(keys.snaps, String(k), snap.text);
+  // every partition: a value is compared with the snapshot of its own partition's descriptor
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.snaps,
+    (pipeline, p) => void pipeline.hset(p.snaps, String(k), snap.text),
+  );
+  for (const [err] of replies) if (err) throw err;
   return `s${k}`;
 }

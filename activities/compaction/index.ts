@@ -1,5 +1,5 @@
 import { heartbeat } from '@temporalio/activity';
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { Config, names } from '../../config';
 import { StoreKeys } from '../../store/keys';
@@ -8,7 +8,12 @@ import path from 'node:path';
 import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult, vacuumOutbox } from './prune-outbox';
 import { sweepFieldTombstones } from './sweep-tombstones';
 
-export function createCompactionActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config }) {
+export function createCompactionActivities(deps: {
+  pool: pg.Pool;
+  redis: StoreRedis;
+  keys: StoreKeys;
+  config: Config;
+}) {
   const { config } = deps;
   return {
     async compactOutbox(

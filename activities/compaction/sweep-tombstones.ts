@@ -11,6 +11,9 @@
  * deletion fence does (store/fence.ts), moved here before the first HDEL.
  */
 import type { Redis } from 'ioredis';
+import { masterNodes, StoreRedis } from '../../store/redis-client';
+
+const nodeName = (node: Redis) => `${node.options.host}:${node.options.port}`;
 import type pg from 'pg';
 import { parseSnapshot } from '../../db/pg-snapshot';
 import { advanceFence } from '../../store/fence';
@@ -19,7 +22,7 @@ import { LIFECYCLE_FIELD, StoreKeys } from '../../store/keys';
 
 export async function sweepFieldTombstones(
   pool: pg.Pool,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   consumer: string,
   maxKeys: number,
@@ -43,13 +46,20 @@ export async function sweepFieldTombstones(
     [from.xip.map(String), String(from.xmax)],
   );
   const bound = Number(r.rows[0].bound);
-  let cursor = (await redis.hget(keys.meta, 'sweepCursor')) ?? '0';
+  // Where the last call stopped: which master (of a cluster, by address), which pattern, which
+  // SCAN cursor. Kept in the first partition's meta; lost with it, the sweep starts over.
+  const meta = keys.partitions[0].meta;
+  const nodes = masterNodes(redis).sort((a, b) => nodeName(a).localeCompare(nodeName(b)));
+  const [savedCursor, savedPattern, savedNode] = await redis.hmget(meta, 'sweepCursor', 'sweepPattern', 'sweepNode');
+  let cursor = savedCursor ?? '0';
   let visited = 0;
   let removed = 0;
   let wrapped = false;
-  const patterns = [`${keys.prefix}s:*`, `${keys.prefix}r:*`];
-  let which = Number((await redis.hget(keys.meta, 'sweepPattern')) ?? 0) % patterns.length;
+  const patterns = [keys.pattern('s'), keys.pattern('r')];
+  let which = Number(savedPattern ?? 0) % patterns.length;
+  let node = Number(savedNode ?? 0) % nodes.length;
   while (visited < maxKeys) {
+    const redis = nodes[node];
     const [next, batch] = await redis.scan(cursor, 'MATCH', patterns[which], 'COUNT', 1000);
     const p = redis.pipeline();
     for (const k of batch) p.hgetall(k);
@@ -75,12 +85,13 @@ export async function sweepFieldTombstones(
     cursor = next;
     if (cursor === '0') {
       which = (which + 1) % patterns.length;
-      if (which === 0) {
+      if (which === 0) node = (node + 1) % nodes.length;
+      if (which === 0 && node === 0) {
         wrapped = true;
         break;
       }
     }
   }
-  await redis.hset(keys.meta, 'sweepCursor', cursor, 'sweepPattern', which);
+  await redis.hset(meta, 'sweepCursor', cursor, 'sweepPattern', which, 'sweepNode', node);
   return { visited, removed, wrapped };
 }

@@ -8,7 +8,7 @@
  * re-emitted through the outbox instead (store/fence.ts). Success stamps retried_at;
  * failure records the new error and leaves it for later.
  */
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
@@ -52,7 +52,7 @@ export async function listDeadLetters(
 
 export async function retryDeadLetters(
   db: pg.Pool,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   opts: ApplyOptions,
   input: { ids?: string[] },
@@ -88,12 +88,16 @@ export async function retryDeadLetters(
         keys,
         updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })),
       );
-      // Only the load deltas still owed: Redis may have taken some of the change's operations.
+      // Only the load deltas still owed: Redis may have taken some of the change's operations (in
+      // some partitions' copies of a counter and not in others).
       const owed: string[] | null = dl.pending_loads;
       (updates.filter((u) => u.feature === 'fc.load') as LoadUpdate[]).forEach((u, n) => {
-        if (owed === null || owed.includes(keys.load(u.fc, u.day))) ops.push(deltaOnce(keys, u, dl.id, n));
+        for (const p of keys.partitions) {
+          const key = p.load(u.fc, u.day);
+          if (owed === null || owed.includes(key)) ops.push(deltaOnce(key, u, dl.id, n));
+        }
       });
-      const applied = await applyOps(redis, keys.prefix, ops, { ...opts, mode: 'retry' });
+      const applied = await applyOps(redis, keys, ops, { ...opts, mode: 'retry' });
       if (applied.failures.length) error = applied.failures[0].error;
       // Older than the deletion fence and aimed at a field the store no longer has: the row may
       // have been deleted since (its tombstone swept, its key expired), so its old image must not
@@ -124,10 +128,10 @@ export async function retryDeadLetters(
 type LoadUpdate = Extract<FeatureUpdate, { feature: 'fc.load' }>;
 
 /** Each load effect of a dead letter has its own once-marker (an order moved to another FC or day has two). */
-function deltaOnce(keys: StoreKeys, u: LoadUpdate, deadLetterId: string, effect: number): StoreOp {
+function deltaOnce(key: string, u: LoadUpdate, deadLetterId: string, effect: number): StoreOp {
   return {
     kind: 'loadRetry',
-    key: keys.load(u.fc, u.day),
+    key,
     delta: u.delta,
     mark: `${deadLetterId}:${effect}`,
     txid: u.txid,
@@ -140,7 +144,7 @@ function deltaOnce(keys: StoreKeys, u: LoadUpdate, deadLetterId: string, effect:
  * a TRUNCATE it meets (activities/drain/drain-batch.ts, applyTruncates), under the drain's lock so
  * no batch is between its apply and its commit, from the cursor's position and snapshot.
  */
-async function rebuildForOldTruncate(db: pg.Pool, redis: Redis, keys: StoreKeys): Promise<void> {
+async function rebuildForOldTruncate(db: pg.Pool, redis: StoreRedis, keys: StoreKeys): Promise<void> {
   await withTransaction(db, async (client) => {
     await waitForDrainLock(client, names.drainConsumer);
     const cursor = await readCursor(client, names.drainConsumer);

@@ -16,7 +16,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellationSignal, heartbeat } from '@temporalio/activity';
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { Config, names } from '../../config';
 import { FeatureUpdate } from '../../features/definitions';
@@ -25,7 +25,15 @@ import { applyUpdates, ApplyResult } from '../../store/apply';
 import { withTransaction } from '../../db/transaction';
 import { applyOptions } from '../apply-options';
 import { parseSnapshot } from '../../db/pg-snapshot';
-import { checkStorePosition, readStorePosition, StorePosition } from '../../store/store-position';
+import {
+  checkStorePosition,
+  PositionCheck,
+  readStorePosition,
+  rememberTruncates,
+  truncatesRemembered,
+} from '../../store/store-position';
+
+type Divergence = Exclude<PositionCheck, { status: 'ok' }>;
 import { rebuildStore } from '../../store/rebuild';
 import { pendingRebuilds } from '../../store/rebuild-requests';
 import { StoreKeys } from '../../store/keys';
@@ -48,7 +56,7 @@ import {
 
 export interface DrainDeps {
   pool: pg.Pool;
-  redis: Redis;
+  redis: StoreRedis;
   keys: StoreKeys;
   config: Config;
   consumer?: string;
@@ -146,14 +154,7 @@ async function applyNextChunk(
   const { cursor, now } = await readCursorAndSnapshot(client, consumer);
   const checked = await checkPosition(deps, cursor, now);
   if ('divergence' in checked) {
-    const resolved = await resolveDivergence(
-      deps,
-      client,
-      consumer,
-      cursor,
-      checked.divergence.status,
-      checked.divergence.store,
-    );
+    const resolved = await resolveDivergence(deps, client, consumer, cursor, checked.divergence);
     return {
       result: {
         outcome: 'repaired',
@@ -191,8 +192,7 @@ async function applyNextChunk(
   // the store remembers it beside its position, so a crash between chunks cannot forget it (and
   // a store that loses it loses the position too, and is re-delivered the row).
   const truncatedHere = [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
-  if (truncatedHere.length && !complete)
-    await deps.redis.hset(deps.keys.pos, 'tb', cursor.batch, 'tt', truncatedHere.join(','));
+  if (truncatedHere.length && !complete) await rememberTruncates(deps.redis, deps.keys, cursor.batch, truncatedHere);
 
   const { updates, dead, newestSourceMs } = featureUpdatesOf(rows);
   const tApply = performance.now();
@@ -236,7 +236,7 @@ async function checkPosition(
   deps: DrainDeps,
   cursor: ConsumerCursor,
   now: { snap: string; at: number },
-): Promise<{ target: Target } | { divergence: { status: 'behind' | 'ahead'; store: StorePosition } }> {
+): Promise<{ target: Target } | { divergence: Divergence }> {
   const check = await checkStorePosition(deps.redis, deps.keys, {
     batch: cursor.batch,
     from: cursor.from,
@@ -395,9 +395,11 @@ async function resolveDivergence(
   client: pg.PoolClient,
   consumer: string,
   cursor: ConsumerCursor,
-  kind: 'behind' | 'ahead',
-  store: StorePosition,
+  divergence: Divergence,
 ): Promise<{ cursor: ConsumerCursor; rebuilt: boolean }> {
+  const { store } = divergence;
+  if (divergence.status === 'partitions-behind') return rebuildLostPartitions(deps, cursor, divergence);
+  const kind = divergence.status;
   const describe = `store applied ${JSON.stringify(store.applied)}, claimed ${JSON.stringify(store.claimed && { batch: store.claimed.batch })}; cursor last ${JSON.stringify(cursor.last)}, batch ${cursor.batch}`;
   if (kind === 'behind' && store.claimed && store.applied) {
     const floor = (await client.query(`select below::text as below from pipeline.outbox_floor`)).rows[0]?.below ?? '0';
@@ -433,6 +435,32 @@ async function resolveDivergence(
 }
 
 /**
+ * Some partitions of the store lost writes that the others kept (a cluster node failed over to a
+ * replica that had not received them): those partitions alone are emptied and refilled by
+ * `backfill-auto`, from the cursor's position and snapshot, keeping the claim of the batch in
+ * progress. Reads of their SKUs say stale until then; the other partitions keep serving fresh.
+ * (A rewind would re-deliver later batches under new numbers, which the partitions that kept them
+ * could not tell apart from new changes: store/store-position.ts.)
+ */
+async function rebuildLostPartitions(
+  deps: DrainDeps,
+  cursor: ConsumerCursor,
+  divergence: Extract<Divergence, { status: 'partitions-behind' }>,
+): Promise<{ cursor: ConsumerCursor; rebuilt: boolean }> {
+  const lost = divergence.partitions.map((i) => deps.keys.partitions[i]);
+  deps.log?.(
+    'warn',
+    `online store partitions ${divergence.partitions.join(', ')} of ${deps.keys.partitions.length} are BEHIND the others (a Redis node lost writes: failed over to a lagging replica, or restarted from an older file): REBUILDING those partitions (reads of their SKUs are stale until done)`,
+    { lowest: divergence.store.applied, cursor: cursor.last },
+  );
+  deps.metrics?.divergence('behind-rebuild');
+  const claim =
+    cursor.to !== null ? { batch: cursor.batch, from: cursor.from, target: cursor.to, at: cursor.toAt ?? 0 } : null;
+  await rebuildStore(deps.redis, deps.keys, cursor, claim, lost);
+  return { cursor, rebuilt: true };
+}
+
+/**
  * A TRUNCATE removed rows without a change event each, so the store cannot tell which of its
  * values are gone. When a batch that holds a captured TRUNCATE has been applied completely (and
  * before its cursor commit), the store is emptied and refilled from the source:
@@ -462,8 +490,7 @@ async function applyTruncates(
 ): Promise<void> {
   const truncated = new Set(truncatedHere);
   if (earlierChunks) {
-    const [tb, tt] = await deps.redis.hmget(deps.keys.pos, 'tb', 'tt');
-    if (tb === cursor.batch && tt) for (const t of tt.split(',')) truncated.add(t);
+    for (const t of await truncatesRemembered(deps.redis, deps.keys, cursor.batch)) truncated.add(t);
   }
   if (truncated.size === 0) return;
   const tables = [...truncated].map((t) => `shop.${t}`).join(', ');
@@ -486,7 +513,7 @@ function emptyResult(cursor: ConsumerCursor) {
  * pending in the store (a worker that died after its commit, before starting the rebuild), looked
  * up at most every few seconds per worker.
  */
-const lastPendingLookup = new WeakMap<Redis, number>();
+const lastPendingLookup = new WeakMap<StoreRedis, number>();
 async function rebuildRequests(deps: DrainDeps, raised: string[]): Promise<string[]> {
   const now = Date.now();
   if (raised.length === 0 && now - (lastPendingLookup.get(deps.redis) ?? 0) < 5_000) return [];

@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import type { StoreKeys } from '../../store/keys';
 import { rebuildDone } from '../../store/rebuild-requests';
 import { refreshSkuFromSource } from './refresh-sku';
 
-export function createLifecycleActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys }) {
+export function createLifecycleActivities(deps: { pool: pg.Pool; redis: StoreRedis; keys: StoreKeys }) {
   return {
     /**
      * Re-emits one SKU's current source rows through the outbox (idempotent; safe to repeat), then

@@ -1,5 +1,5 @@
 import { heartbeat } from '@temporalio/activity';
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
@@ -7,7 +7,7 @@ import type { Position } from '../../outbox';
 import { replayBounds, replayRange } from './replay-range';
 import { applyOptions } from '../apply-options';
 
-export function createReplayActivities(deps: { pool: pg.Pool; redis: Redis; keys: StoreKeys; config: Config }) {
+export function createReplayActivities(deps: { pool: pg.Pool; redis: StoreRedis; keys: StoreKeys; config: Config }) {
   const opts = applyOptions(deps.config);
   return {
     async replayBounds(input: { from: Position }) {

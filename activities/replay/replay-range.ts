@@ -5,7 +5,7 @@
  * beside the running drain: every write is still version-checked, and it never moves the cursor.
  * FC load deltas are skipped: a sum cannot be replayed piecewise; a backfill recomputes loads.
  */
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { names } from '../../config';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
@@ -48,7 +48,7 @@ export async function replayBounds(
 
 export async function replayRange(
   pool: pg.Pool,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   opts: ApplyOptions,
   input: { from: Position; to: Position; toSnapshot?: string; limit: number },

@@ -1,5 +1,5 @@
 import { heartbeat } from '@temporalio/activity';
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import type { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
@@ -14,7 +14,7 @@ type Log = (level: 'info' | 'warn', message: string, fields?: Record<string, unk
 export function createVerifyActivities(deps: {
   pool: pg.Pool;
   sourcePool: pg.Pool;
-  redis: Redis;
+  redis: StoreRedis;
   keys: StoreKeys;
   config: Config;
   metrics?: DrainMetrics;

@@ -4,7 +4,7 @@
  * path (capture triggers -> outbox -> drain batches -> Redis), which doubles as a catch-up run.
  */
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { createStoreRedis } from '../../store/redis-client';
 import pg from 'pg';
 import { Config, loadConfig } from '../../config';
 import { ensureDatabase, migrate } from '../../db/migrate';
@@ -13,7 +13,7 @@ import { truncateEverything } from '../../db/truncate';
 import { createActivities } from '../../activities';
 import { localActivities } from '../lib/local-activities';
 import { CatalogueSize, readCatalogueSize, seedCatalogue } from '../../simulator/catalogue';
-import { storeKeys } from '../../store/keys';
+import { storeKeysFor } from '../../store/keys';
 import { DATA_DIR } from '../lib/temporal-server';
 
 export const BENCH_DATABASE_URL =
@@ -39,12 +39,12 @@ export async function openBench(config = benchConfig()) {
   await migrate(client);
   await client.end();
   const pool = createPool(config.DATABASE_URL, 40);
-  const redis = new Redis(config.REDIS_URL);
+  const redis = createStoreRedis(config);
   return {
     config,
     pool,
     redis,
-    keys: storeKeys(config.REDIS_PREFIX),
+    keys: storeKeysFor(config),
     close: async () => (redis.disconnect(), await pool.end()),
   };
 }
@@ -87,7 +87,7 @@ export async function ensureCatalogue(
   log: (s: string) => void,
 ): Promise<{ loaded: boolean; drain?: { rows: number; seconds: number } }> {
   const have = await readCatalogueSize(b.pool);
-  const storeHasIt = (await b.redis.exists(b.keys.meta)) === 1;
+  const storeHasIt = (await b.redis.exists(b.keys.partitions[0].meta)) === 1;
   if (have.skus === size.skus && have.fcs === size.fcs && storeHasIt) return { loaded: false };
   log(
     `loading ${size.skus.toLocaleString('en-US')} SKUs x ${size.fcsPerSku} FCs (seed through the capture triggers, then drain) ...`,

@@ -16,6 +16,8 @@
  * Uses its own database (fresh_badges_bench), Redis db 14 and Temporal server; loads the catalogue
  * (default 1,000,000 SKUs x 3 FCs) through the pipeline if it is not there yet.
  */
+import { masterNodes } from '../../store/redis-client';
+import { setEpoch } from '../../store/watermark';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -151,14 +153,15 @@ async function main() {
   try {
     await ensureCatalogue(b, size, log);
     const actual = await readCatalogueSize(b.pool);
-    await b.redis.set(b.keys.epoch, 'bench'); // loaded through the pipeline: complete
+    await setEpoch(b.redis, b.keys, 'bench'); // loaded through the pipeline: complete
     log('ANALYZE of the bench database (no autovacuum here) ...');
     await b.pool.query('analyze');
 
     // 0. The machine's own limits, this run.
     log('machine limits: Redis round trip, Redis Lua apply, bare HTTP ...');
-    const rtt = await redisRoundTripMs(b.redis);
-    const luaOps = await redisLuaOpsPerS(b.redis, b.keys.prefix);
+    // (one node's: on a cluster, the first master's)
+    const rtt = await redisRoundTripMs(masterNodes(b.redis)[0]);
+    const luaOps = await redisLuaOpsPerS(masterNodes(b.redis)[0], b.keys.prefix);
     const bare = await bareHttp(5);
 
     // The real parts: Temporal, worker (with a bundle of the current workflow code), API.
@@ -401,7 +404,12 @@ async function main() {
     const used = Number(/used_memory:(\d+)/.exec(await b.redis.info('memory'))?.[1]);
 
     // 5. Reads: the library in this process (1 and 50 SKUs), one Redis round trip each.
-    const reader = createBadgeReader({ redis: b.redis, prefix: b.keys.prefix, staleAfterMs: 10_000 });
+    const reader = createBadgeReader({
+      redis: b.redis,
+      prefix: b.keys.prefix,
+      partitions: b.keys.partitions.length,
+      staleAfterMs: 10_000,
+    });
     const reads: (string | number)[][] = [];
     for (const n of [1, 50]) {
       const samples: number[] = [];

@@ -52,7 +52,13 @@ async function main() {
 
     const rows: (string | number)[][] = [];
     for (const mode of ['lua', 'pipeline'] as const) {
-      const reader = createBadgeReader({ redis: b.redis, prefix: b.keys.prefix, staleAfterMs: 10_000, mode });
+      const reader = createBadgeReader({
+        redis: b.redis,
+        prefix: b.keys.prefix,
+        partitions: b.keys.partitions.length,
+        staleAfterMs: 10_000,
+        mode,
+      });
       for (const n of [1, 50]) {
         const calls = n === 1 ? o.calls : Math.max(1000, Math.floor(o.calls / 4));
         const samples: number[] = [];

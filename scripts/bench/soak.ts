@@ -95,7 +95,7 @@ async function main(): Promise<void> {
         b.pool.query(`select count(*)::int as n from pipeline.outbox`),
         b.redis.info('memory'),
         drainHistory(),
-        b.redis.hget(b.keys.meta, 'caughtUpAt'),
+        b.redis.hget(b.keys.partitions[0].meta, 'caughtUpAt'),
       ]);
       const usedMb = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0) / 1024 / 1024;
       return {

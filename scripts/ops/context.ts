@@ -1,12 +1,12 @@
 /** What every operator command needs, connected lazily with clear errors when a part is down. */
-import { redactText, redactUrl } from '../../config/redact';
+import { redactText } from '../../config/redact';
 import { temporalConnectionOptions } from '../../config/temporal-connection';
 import { Client, Connection } from '@temporalio/client';
-import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
-import { storeKeys, StoreKeys } from '../../store/keys';
+import { storeKeysFor, StoreKeys } from '../../store/keys';
+import { createStoreRedis, describeStoreRedis, StoreRedis } from '../../store/redis-client';
 
 export class OpsError extends Error {
   constructor(
@@ -22,7 +22,7 @@ export interface OpsContext {
   keys: StoreKeys;
   pool(): pg.Pool;
   source(): pg.Pool;
-  redis(): Promise<Redis>;
+  redis(): Promise<StoreRedis>;
   temporal(): Promise<Client>;
   close(): Promise<void>;
 }
@@ -31,12 +31,12 @@ export function createOpsContext(): OpsContext {
   const config = loadConfig();
   let pool: pg.Pool | undefined;
   let source: pg.Pool | undefined;
-  let redis: Redis | undefined;
+  let redis: StoreRedis | undefined;
   let connection: Connection | undefined;
   let client: Client | undefined;
   return {
     config,
-    keys: storeKeys(config.REDIS_PREFIX),
+    keys: storeKeysFor(config),
     pool: () => (pool ??= createPool(config.DATABASE_URL, 4)),
     source: () =>
       (source ??= config.REPLICA_DATABASE_URL
@@ -44,9 +44,9 @@ export function createOpsContext(): OpsContext {
         : (pool ??= createPool(config.DATABASE_URL, 4))),
     async redis() {
       if (!redis) {
-        redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+        redis = createStoreRedis(config, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
         await redis.connect().catch((err) => {
-          throw new OpsError(`Redis is not reachable at ${redactUrl(config.REDIS_URL)}: ${redactText(err.message)}`);
+          throw new OpsError(`Redis is not reachable at ${describeStoreRedis(config)}: ${redactText(err.message)}`);
         });
       }
       return redis;

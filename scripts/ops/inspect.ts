@@ -20,7 +20,12 @@ export async function inspectSku(ctx: OpsContext, sku: string, region?: string) 
   const regions = region
     ? [region]
     : (await source.query('select distinct region from shop.region_fc order by 1')).rows.map((r) => r.region as string);
-  const reader = createBadgeReader({ redis, prefix: ctx.keys.prefix, staleAfterMs: ctx.config.STALE_AFTER_MS });
+  const reader = createBadgeReader({
+    redis,
+    prefix: ctx.keys.prefix,
+    partitions: ctx.keys.partitions.length,
+    staleAfterMs: ctx.config.STALE_AFTER_MS,
+  });
   const badges = [];
   for (const r of regions) {
     const [online] = (await reader.getBadges(r, [sku])).badges;

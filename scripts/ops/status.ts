@@ -2,7 +2,7 @@
 import { names } from '../../config';
 import { leaseHolder } from '../../outbox';
 import { openTransactions, OpenTransactions, pendingRows, readCursor } from '../../outbox';
-import { readWatermark } from '../../store/watermark';
+import { readWatermark, storeComplete } from '../../store/watermark';
 import { OpsContext } from './context';
 
 export interface Status {
@@ -80,7 +80,7 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
       stale: lagMs === null || lagMs > ctx.config.STALE_AFTER_MS,
     },
     store: {
-      complete: (await redis.exists(ctx.keys.epoch)) === 1,
+      complete: await storeComplete(redis, ctx.keys),
       caughtUpAt: w.caughtUpAt === null ? null : new Date(w.caughtUpAt).toISOString(),
     },
     deadLetters: dead,

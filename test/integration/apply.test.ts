@@ -33,7 +33,7 @@ describe('applyUpdates', () => {
     expect(first.applied).toBe(6);
     const after = await dump();
     expect(after[c.keys.sku('S1')]).toEqual({ [LIFECYCLE_FIELD]: 'a|5', F1: '7|6' });
-    expect(after[c.keys.load('F1', '20261125')].n).toBe('5');
+    expect(after[c.keys.partitions[0].load('F1', '20261125')].n).toBe('5');
     const again = await applyUpdates(c.redis, c.keys, batch(sample), opts);
     expect(again.applied).toBe(0);
     expect(await dump()).toEqual(after);
@@ -126,11 +126,11 @@ describe('backfill values and snapshots', () => {
   beforeEach(() => resetState(c));
   const snap = async (text: string) => {
     const k = await c.redis.incr(c.keys.snapSeq);
-    await c.redis.hset(c.keys.snaps, String(k), text);
+    await c.redis.hset(c.keys.partitions[0].snaps, String(k), text);
     return String(k);
   };
   const apply = (ops: Parameters<typeof applyOps>[2], mode: 'drain' | 'replay' = 'drain') =>
-    applyOps(c.redis, c.keys.prefix, ops, { ...opts, mode });
+    applyOps(c.redis, c.keys, ops, { ...opts, mode });
 
   it('a backfill fills only absent fields; a change the snapshot saw loses, one it did not see wins', async () => {
     const k = await snap('100:110:105,107'); // saw txids < 100 and 100..109 except 105, 107
@@ -162,7 +162,7 @@ describe('backfill values and snapshots', () => {
 
   it('a counter set from a snapshot skips deltas it already counted and takes the rest', async () => {
     const k = await snap('200:210:204');
-    const key = c.keys.load('F1', '20261125');
+    const key = c.keys.partitions[0].load('F1', '20261125');
     await apply([{ kind: 'loadSet', key, count: '10', position: '1:150:7', snapshot: k, source: 0 }]);
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
       feature: 'fc.load',
@@ -182,7 +182,7 @@ describe('backfill values and snapshots', () => {
   });
 
   it('load deltas are ordered by (batch, txid, id): a later batch may carry a lower txid', async () => {
-    const key = c.keys.load('F1', '20261126');
+    const key = c.keys.partitions[0].load('F1', '20261126');
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
       feature: 'fc.load',
       fc: 'F1',
@@ -203,7 +203,7 @@ describe('backfill values and snapshots', () => {
   });
 
   it('the deltas of one counter go in one operation, each still checked: a retry after a partial apply counts only the rest', async () => {
-    const key = c.keys.load('F1', '20261128');
+    const key = c.keys.partitions[0].load('F1', '20261128');
     await c.redis.hset(key, 'n', '5', 'b', '1', 't', '500', 'i', '11'); // an earlier attempt got this far
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
       feature: 'fc.load',
@@ -223,7 +223,7 @@ describe('backfill values and snapshots', () => {
     expect(await c.redis.hmget(key, 'b', 't', 'i')).toEqual(['1', '511', '13']);
     expect(r).toMatchObject({ applied: 2, sent: 4 });
     // A key of the wrong type: every delta of the merged operation is reported, by its source.
-    const broken = c.keys.load('F2', '20261128');
+    const broken = c.keys.partitions[0].load('F2', '20261128');
     await c.redis.rpush(broken, 'x');
     const failed = await applyUpdates(
       c.redis,
@@ -241,7 +241,7 @@ describe('backfill values and snapshots', () => {
   });
 
   it('a counter written before the upgrade (no batch) is still guarded by (txid, id)', async () => {
-    const key = c.keys.load('F1', '20261127');
+    const key = c.keys.partitions[0].load('F1', '20261127');
     await c.redis.hset(key, 'n', '5', 't', '300', 'i', '40'); // what the horizon drain left
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
       feature: 'fc.load',
@@ -266,16 +266,16 @@ describe('backfill values and snapshots', () => {
       batch([{ feature: 'fc.capacity', fc: 'F1', value: 1, version: 5, txid: '1' }]),
       opts,
     );
-    await c.redis.hset(c.keys.fc('F1'), 'c', '999|5'); // as if written by faulty logic
+    await c.redis.hset(c.keys.partitions[0].fc('F1'), 'c', '999|5'); // as if written by faulty logic
     const same = batch([{ feature: 'fc.capacity', fc: 'F1', value: 1, version: 5, txid: '1' }]);
     await applyUpdates(c.redis, c.keys, same, opts);
-    expect(await c.redis.hget(c.keys.fc('F1'), 'c')).toBe('999|5');
+    expect(await c.redis.hget(c.keys.partitions[0].fc('F1'), 'c')).toBe('999|5');
     await applyUpdates(c.redis, c.keys, same, { ...opts, mode: 'replay' });
-    expect(await c.redis.hget(c.keys.fc('F1'), 'c')).toBe('1|5');
+    expect(await c.redis.hget(c.keys.partitions[0].fc('F1'), 'c')).toBe('1|5');
   });
 
   it('a dead-letter retry of a load delta applies once per dead letter', async () => {
-    const key = c.keys.load('F1', '20261125');
+    const key = c.keys.partitions[0].load('F1', '20261125');
     const op: StoreOp = { kind: 'loadRetry', key, delta: 3, mark: '42', txid: '', source: 0 };
     await apply([op]);
     await apply([op]);

@@ -18,7 +18,7 @@ beforeEach(async () => {
 });
 
 const today = () => utcDay(new Date());
-const load = (fc: string) => c.redis.hget(c.keys.load(fc, today()), 'n');
+const load = (fc: string) => c.redis.hget(c.keys.partitions[0].load(fc, today()), 'n');
 async function drainAll() {
   for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') return;
 }
@@ -32,15 +32,15 @@ async function moveOrderWhileBroken(broken: string[]): Promise<void> {
   await drainAll();
   expect(await load('F1')).toBe('3');
   for (const fc of broken) {
-    await c.redis.del(c.keys.load(fc, today()));
-    await c.redis.rpush(c.keys.load(fc, today()), 'not a hash'); // a key of the wrong type
+    await c.redis.del(c.keys.partitions[0].load(fc, today()));
+    await c.redis.rpush(c.keys.partitions[0].load(fc, today()), 'not a hash'); // a key of the wrong type
   }
   await c.pool.query(`update shop.orders set fc_id = 'F2' where order_id = 1`); // -3 at F1, +3 at F2
   await drainAll();
   expect((await c.pool.query(`select pending_loads from pipeline.dead_letters`)).rows).toEqual([
-    { pending_loads: broken.map((fc) => c.keys.load(fc, today())) },
+    { pending_loads: broken.map((fc) => c.keys.partitions[0].load(fc, today())) },
   ]);
-  for (const fc of broken) await c.redis.del(c.keys.load(fc, today())); // the operator's fix
+  for (const fc of broken) await c.redis.del(c.keys.partitions[0].load(fc, today())); // the operator's fix
 }
 
 describe('dead-letter retry and loads', () => {

@@ -97,7 +97,7 @@ describe('drain workflow', () => {
 
       await c.pool.query(`insert into shop.fulfillment_centers values ('F5', 'R5', 55, now())`);
       await eventually(
-        async () => (await c.redis.hget(c.keys.fc('F5'), 'c'))?.startsWith('55|'),
+        async () => (await c.redis.hget(c.keys.partitions[0].fc('F5'), 'c'))?.startsWith('55|'),
         15_000,
         'the scheduled drain',
       );

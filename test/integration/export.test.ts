@@ -146,7 +146,12 @@ describe('nightly export', () => {
   });
 
   it('the end-of-day badge snapshot equals the online answers', async () => {
-    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 60_000 });
+    const reader = createBadgeReader({
+      redis: c.redis,
+      prefix: c.keys.prefix,
+      partitions: c.keys.partitions.length,
+      staleAfterMs: 60_000,
+    });
     const exported = await rows(
       `select region, sku, eligible, fc, reason from read_parquet(${file('badges.parquet')}) order by region, sku`,
     );

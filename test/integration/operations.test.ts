@@ -11,7 +11,16 @@ import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { names } from '../../config';
 import { AUTO_BACKFILL_ID } from '../../workflows';
-import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import {
+  deleteKeys,
+  eventually,
+  resetState,
+  sharedTestServer,
+  startWorker,
+  storeKeysOfKind,
+  temporalClient,
+  testClients,
+} from '../support/env';
 import { get, startTestApi } from '../support/http';
 import { runOps } from '../support/ops-cli';
 
@@ -53,7 +62,7 @@ beforeAll(async () => {
   await resetState(c);
   worker = await startWorker(c, address, bundlePath, taskQueue);
   temporal = await temporalClient(address);
-  api = await startTestApi(c.redis, c.keys.prefix, 1000);
+  api = await startTestApi(c.redis, c.keys.prefix, 1000, undefined, c.keys.partitions.length);
   await ensureSchedules(temporal.client, c.config);
   await seedCatalogue(c.pool, size);
   expect((await ops('resume')).code).toBe(0);
@@ -112,8 +121,7 @@ describe('operator CLI', () => {
 
   it('a backfill while the simulator writes loses nothing and overwrites nothing newer', async () => {
     // As for a new store: the SKU features are gone (the epoch stays: the drain goes on as usual).
-    const skuKeys = await c.redis.keys(`${c.keys.prefix}s:*`);
-    await c.redis.del(...skuKeys);
+    await deleteKeys(c.redis, await storeKeysOfKind(c, 's'));
     const traffic = runTraffic(c.pool, { rate: 600, durationMs: 4000, connections: 4, seed: 22, size });
     const r = await ops('backfill', '--chunk', '100');
     expect(r.code).toBe(0);
@@ -142,7 +150,7 @@ describe('operator CLI', () => {
     await temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).result();
     await traffic;
     await eventually(async () => (await backlog()) === 0 && !(await stale()), 30_000, 'fresh again');
-    expect(await c.redis.exists(c.keys.epoch)).toBe(1);
+    expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(1);
     await verifyClean();
   });
 
@@ -181,9 +189,9 @@ describe('operator CLI', () => {
     const sku7 = await c.redis.hgetall(c.keys.sku('SKU-0000007'));
     const extraFc = ['FC-000', 'FC-001', 'FC-002', 'FC-003', 'FC-004', 'FC-005'].find((f) => !(f in sku7))!;
     await c.redis.hset(c.keys.sku('SKU-0000007'), extraFc, '9|1'); // stock the source does not have
-    const cap = await c.redis.hget(c.keys.fc('FC-001'), 'c');
-    await c.redis.hset(c.keys.fc('FC-001'), 'c', `0|${cap!.split('|')[1]}`); // capacity 0
-    const [loadKey] = await c.redis.keys(`${c.keys.prefix}l:*`);
+    const cap = await c.redis.hget(c.keys.partitions[0].fc('FC-001'), 'c');
+    await c.redis.hset(c.keys.partitions[0].fc('FC-001'), 'c', `0|${cap!.split('|')[1]}`); // capacity 0
+    const [loadKey] = await storeKeysOfKind(c, 'l');
     await c.redis.hincrby(loadKey, 'n', 5); // a load counted twice
 
     const started = Date.now();

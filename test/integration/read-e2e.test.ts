@@ -134,7 +134,7 @@ describe('Redis outage', () => {
   it('answers 503 with a JSON error while Redis is down and recovers by itself', async () => {
     const port = await freePort();
     let server = await startRedisServer(port);
-    const redis = readPathRedis(`redis://127.0.0.1:${port}/0`);
+    const redis = readPathRedis({ REDIS_URL: `redis://127.0.0.1:${port}/0`, REDIS_CLUSTER_NODES: '' });
     const api = await startTestApi(redis, 'fbt:');
     try {
       await eventually(async () => (await get(`${api.base}/healthz`)).status === 200, 5_000, 'redis up');

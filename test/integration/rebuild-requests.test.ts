@@ -8,7 +8,6 @@ import { usePipeline } from '../support/pipeline-fixture';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { rebuildsKey } from '../../store/rebuild-requests';
 import { drainWorkflow } from '../../workflows';
 import { eventually, resetState, sharedTestServer, temporalClient } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
@@ -47,7 +46,7 @@ describe('rebuild requests', () => {
       await c.pool.query(`update shop.skus set lifecycle = 'active' where sku_id = 'RQ1'`);
       await exited(worker); // died right after committing the reactivation
       expect(worker.signalCode).toBe('SIGKILL');
-      expect(await c.redis.smembers(rebuildsKey(c.keys))).toEqual(['RQ1']);
+      expect(await c.redis.smembers(c.keys.ofSku('RQ1').rebuilds)).toEqual(['RQ1']);
       expect(await c.redis.hget(c.keys.sku('RQ1'), 'F1')).toBeNull(); // stock not rebuilt yet
 
       worker = spawnWorker(c.config, address, bundlePath);
@@ -57,7 +56,7 @@ describe('rebuild requests', () => {
         'the stock to be rebuilt',
       );
       await eventually(
-        async () => (await c.redis.scard(rebuildsKey(c.keys))) === 0,
+        async () => (await c.redis.scard(c.keys.ofSku('RQ1').rebuilds)) === 0,
         10_000,
         'the request to be cleared',
       );

@@ -14,6 +14,7 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { checkEvictionPolicy } from '../../store/redis-checks';
+import { setEpoch } from '../../store/watermark';
 import { pipelineClients, resetState, testClients } from '../support/env';
 import { freePort, startRedisServer, stopProcess } from '../support/redis-process';
 import { seedMinimal } from '../support/source';
@@ -77,13 +78,18 @@ describe('Redis ACL users', () => {
   it('the worker drains with only its prefix; the reader reads badges and can write nothing', async () => {
     expect(await checkEvictionPolicy(worker, 'refuse')).toBe('noeviction');
     const acts = activitiesFor({ ...pipelineClients(c), redis: worker });
-    await worker.set(c.keys.epoch, 'acl-test');
+    await setEpoch(worker, c.keys, 'acl-test');
     await acts.acquireDrainLease({ owner: 'acl-test' });
     await seedMinimal(c.pool);
     for (;;) if ((await acts.drainBatch({ owner: 'acl-test' })).outcome === 'idle') break;
     expect(compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(worker, c.keys))).toEqual([]);
 
-    const badges = createBadgeReader({ redis: reader, prefix: c.keys.prefix, staleAfterMs: 60_000 });
+    const badges = createBadgeReader({
+      redis: reader,
+      prefix: c.keys.prefix,
+      partitions: c.keys.partitions.length,
+      staleAfterMs: 60_000,
+    });
     const answer = await badges.getBadges('R1', ['S1', 'S2']);
     expect(answer.badges).toEqual(await sourceBadges(c.pool, 'R1', ['S1', 'S2']));
     expect(answer.stale).toBe(false);

@@ -73,7 +73,12 @@ describe('open transactions hold nothing back', () => {
     const sameTable = await session();
     const idle = await session();
     const otherDb = await session(TEST_DATABASE_URL.replace(/\/[^/]+$/, '/postgres'));
-    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 1000 });
+    const reader = createBadgeReader({
+      redis: c.redis,
+      prefix: c.keys.prefix,
+      partitions: c.keys.partitions.length,
+      staleAfterMs: 1000,
+    });
     try {
       // Each holds a transaction id, so each would have held the old horizon back.
       await sameTable.query('begin');
@@ -223,7 +228,7 @@ describe('crash inside a batch that straddles an open transaction', () => {
       );
       await exited(worker);
       expect(worker.signalCode).toBe('SIGKILL');
-      const load = await c.redis.hget(c.keys.load('F1', utcDay(new Date())), 'n');
+      const load = await c.redis.hget(c.keys.partitions[0].load('F1', utcDay(new Date())), 'n');
       expect(load).toBe('15'); // in Redis ...
       expect(await appliedRows(c.pool)).toBeLessThan(
         (await c.pool.query('select count(*)::int as n from pipeline.outbox')).rows[0].n,
@@ -236,7 +241,7 @@ describe('crash inside a batch that straddles an open transaction', () => {
         await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S2', 'F1', 1000, 'placed')`);
       worker = spawnWorker(c.config, address, bundlePath);
       await eventually(async () => (await mismatches()).length === 0, 60_000, 'store to equal the source');
-      expect(await c.redis.hget(c.keys.load('F1', utcDay(new Date())), 'n')).toBe('3115');
+      expect(await c.redis.hget(c.keys.partitions[0].load('F1', utcDay(new Date())), 'n')).toBe('3115');
     } finally {
       await open.end().catch(() => undefined);
       await run.terminate('test over').catch(() => undefined);

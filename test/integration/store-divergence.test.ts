@@ -127,9 +127,14 @@ describe('store position', () => {
     await gone;
     server = await startPersistentRedis();
     await c.redis.ping();
-    expect(await c.redis.exists(c.keys.epoch)).toBe(1);
+    expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(1);
     expect((await mismatches()).length).toBeGreaterThan(0);
-    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 500 });
+    const reader = createBadgeReader({
+      redis: c.redis,
+      prefix: c.keys.prefix,
+      partitions: c.keys.partitions.length,
+      staleAfterMs: 500,
+    });
     expect((await reader.freshness()).stale).toBe(true);
 
     // The drain notices, re-delivers from the store's own position, while traffic goes on.
@@ -165,8 +170,13 @@ describe('store position', () => {
     const r = await acts.drainBatch({ owner });
     expect(r).toMatchObject({ outcome: 'repaired', storeIncomplete: true });
     expect(divergences).toEqual(['ahead']);
-    expect(await c.redis.exists(c.keys.epoch)).toBe(0);
-    const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 500 });
+    expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(0);
+    const reader = createBadgeReader({
+      redis: c.redis,
+      prefix: c.keys.prefix,
+      partitions: c.keys.partitions.length,
+      staleAfterMs: 500,
+    });
     expect((await reader.freshness()).stale).toBe(true);
 
     // What backfill-auto does: fill every table from a snapshot, recompute loads, set the epoch.
@@ -184,7 +194,7 @@ describe('store position', () => {
     // The store claimed the cursor's next batch at a snapshot from "the future" of this database:
     // what it looks like after PostgreSQL is restored to a point before that claim.
     await c.redis.hset(
-      c.keys.pos,
+      c.keys.partitions[0].pos,
       'cb',
       String(cursor.batch),
       'cf',

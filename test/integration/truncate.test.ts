@@ -42,7 +42,12 @@ describe('TRUNCATE', () => {
       await runTraffic(c.pool, { rate: 0, changes: 400, connections: 4, seed: 7, size });
       for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
       expect(await mismatches()).toEqual([]);
-      const reader = createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, staleAfterMs: 60_000 });
+      const reader = createBadgeReader({
+        redis: c.redis,
+        prefix: c.keys.prefix,
+        partitions: c.keys.partitions.length,
+        staleAfterMs: 60_000,
+      });
       expect((await reader.freshness()).stale).toBe(false);
 
       // Traffic on four connections; a TRUNCATE in the middle, and rows written back after it.
@@ -61,7 +66,7 @@ describe('TRUNCATE', () => {
         await acts.drainBatch({ owner, maxRows: 7 });
         if (divergences.includes('truncate') && !sawTruncate) {
           sawTruncate = true;
-          expect(await c.redis.exists(c.keys.epoch)).toBe(0); // emptied: reads are stale
+          expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(0); // emptied: reads are stale
           expect((await reader.freshness()).stale).toBe(true);
         }
       }
@@ -95,7 +100,7 @@ describe('TRUNCATE', () => {
     );
     expect((await mismatches()).length).toBeGreaterThan(0);
     expect(await acts.retryDeadLetters({})).toMatchObject({ retried: 1, failed: 0 });
-    expect(await c.redis.exists(c.keys.epoch)).toBe(0); // emptied: stale until refilled
+    expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(0); // emptied: stale until refilled
     await refill(acts);
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     expect(await mismatches()).toEqual([]);

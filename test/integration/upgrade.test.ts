@@ -3,10 +3,10 @@
  * middle of a backlog, with a transaction open across the upgrade and the old drain's crash window
  * (Redis ahead of its cursor) left behind: nothing lost, nothing applied twice, landing included.
  */
+import type { StoreRedis } from '../../store/redis-client';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activitiesFor } from '../support/activities';
@@ -44,7 +44,7 @@ beforeAll(async () => {
     fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(oldDir, f));
   await migrate(c.pool, oldDir);
   for (const k of await c.redis.keys('fbu:*')) await c.redis.del(k);
-  await c.redis.set(c.keys.epoch, 'upgrade-test');
+  await c.redis.set(c.keys.partitions[0].epoch, 'upgrade-test');
   fs.rmSync(c.config.EXPORT_DIR, { recursive: true, force: true });
 });
 afterAll(() => c.close());
@@ -52,7 +52,7 @@ afterAll(() => c.close());
 /** What the horizon drain did per batch: read below the horizon in (txid, id) order and apply. */
 async function oldDrainBatch(
   pool: pg.Pool,
-  redis: Redis,
+  redis: StoreRedis,
   keys: StoreKeys,
   cursor: { txid: string; id: string },
   limit: number,
@@ -80,7 +80,7 @@ async function oldDrainBatch(
            redis.call('HSET', KEYS[1], 't', ARGV[2], 'i', ARGV[3])
            return 1`,
           1,
-          keys.load(u.fc, u.day),
+          keys.partitions[0].load(u.fc, u.day),
           u.delta,
           u.txid,
           u.id,

@@ -4,23 +4,41 @@
  */
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject, vi } from 'vitest';
 import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
 import { truncateEverything } from '../../db/truncate';
-import { storeKeys } from '../../store/keys';
+import { storeKeysFor } from '../../store/keys';
+import { createStoreRedis, masterNodes, pipelineByNode, scanKeys, StoreRedis } from '../../store/redis-client';
+import { setEpoch } from '../../store/watermark';
 import { createWorker } from '../../worker/create-worker';
 
 export const TEST_DATABASE_URL =
   process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
 
+/**
+ * The Redis Cluster the test run started (vitest.cluster.config.mts), if any: then every test
+ * client, worker and child process of the file uses it as the online store.
+ */
+export function testClusterNodes(): string {
+  try {
+    return (inject as unknown as (key: string) => string | undefined)('redisClusterNodes') ?? '';
+  } catch {
+    return ''; // not inside a test file (a child process): its environment says
+  }
+}
+
 export function testConfig(overrides: Record<string, string> = {}): Config {
+  const cluster = testClusterNodes();
   return loadConfig({
     DATABASE_URL: TEST_DATABASE_URL,
     REDIS_URL: TEST_REDIS_URL,
+    // TEST_STORE_PARTITIONS splits the store on a single Redis too (the partitioned code path
+    // without a cluster); on the test cluster the default is the cluster's (16)
+    ...(cluster ? { REDIS_CLUSTER_NODES: cluster } : {}),
+    ...(process.env.TEST_STORE_PARTITIONS ? { STORE_PARTITIONS: process.env.TEST_STORE_PARTITIONS } : {}),
     REDIS_PREFIX: 'fbt:',
     DRAIN_POLL_MS: '20',
     DRAIN_BATCH_SIZE: '500',
@@ -49,8 +67,8 @@ export interface TestClients {
   pool: pg.Pool;
   /** The worker's role: what the pipeline's code gets (pipelineClients). */
   workerPool: pg.Pool;
-  redis: Redis;
-  keys: ReturnType<typeof storeKeys>;
+  redis: StoreRedis;
+  keys: ReturnType<typeof storeKeysFor>;
   close(): Promise<void>;
 }
 
@@ -59,13 +77,13 @@ export function testClients(overrides: Record<string, string> = {}): TestClients
   const pool = createPool(config.DATABASE_URL, 20);
   const workerUrl = workerRoleUrl(config.DATABASE_URL);
   const workerPool = workerUrl === config.DATABASE_URL ? pool : createPool(workerUrl, 20);
-  const redis = new Redis(config.REDIS_URL);
+  const redis = createStoreRedis(config);
   return {
     config,
     pool,
     workerPool,
     redis,
-    keys: storeKeys(config.REDIS_PREFIX),
+    keys: storeKeysFor(config),
     async close() {
       redis.disconnect();
       await pool.end();
@@ -82,9 +100,11 @@ export function pipelineClients(c: TestClients): TestClients & { sourcePool: pg.
 /** Empties the source, the pipeline's tables and the test Redis db. */
 export async function resetState(c: Pick<TestClients, 'pool' | 'redis' | 'config'>): Promise<void> {
   await truncateEverything(c.pool);
-  await c.redis.flushdb();
+  await Promise.all(masterNodes(c.redis).map((node) => node.flushdb()));
   // An empty store of an empty source is complete: mark it so, as a finished backfill would.
-  await c.redis.set(storeKeys(c.config.REDIS_PREFIX).epoch, 'test-reset');
+  const keys = storeKeysFor(c.config);
+  await setEpoch(c.redis, keys, 'test-reset');
+  await c.redis.set(keys.partitionCount, String(keys.partitions.length));
 }
 
 export async function temporalClient(address: string): Promise<{ client: Client; close(): Promise<void> }> {
@@ -169,11 +189,11 @@ export function sharedTestServer(): { address: string; bundlePath: string } {
  * with every poll, so "it stopped moving" means the batch is done.
  */
 export async function drainSettled(c: Pick<TestClients, 'redis' | 'keys'>, quietMs = 400): Promise<void> {
-  let last = await c.redis.hget(c.keys.meta, 'caughtUpAt');
+  let last = await c.redis.hget(c.keys.partitions[0].meta, 'caughtUpAt');
   let since = Date.now();
   await eventually(
     async () => {
-      const now = await c.redis.hget(c.keys.meta, 'caughtUpAt');
+      const now = await c.redis.hget(c.keys.partitions[0].meta, 'caughtUpAt');
       if (now !== last) {
         last = now;
         since = Date.now();
@@ -183,4 +203,25 @@ export async function drainSettled(c: Pick<TestClients, 'redis' | 'keys'>, quiet
     15_000,
     'running drain batches to finish',
   );
+}
+
+/** Every key of one kind in the test store (on a cluster: from every master). */
+export async function storeKeysOfKind(
+  c: Pick<TestClients, 'redis' | 'keys'>,
+  kind: 's' | 'f' | 'l' | 'r',
+): Promise<string[]> {
+  const out: string[] = [];
+  for await (const page of scanKeys(c.redis, c.keys.pattern(kind))) out.push(...page);
+  return out.sort();
+}
+
+/** Deletes keys one by one, each on its own node (a multi-key DEL would cross slots on a cluster). */
+export async function deleteKeys(redis: StoreRedis, keys: string[]): Promise<void> {
+  const replies = await pipelineByNode(
+    redis,
+    keys,
+    (k) => k,
+    (p, k) => void p.del(k),
+  );
+  for (const [err] of replies) if (err) throw err;
 }

@@ -2,12 +2,18 @@
 import net from 'node:net';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { StoreRedis } from '../../store/redis-client';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { createApiServer } from '../../serving/http-api';
 
-export async function startTestApi(redis: Redis, prefix: string, staleAfterMs = 10_000, now?: () => number) {
-  const reader = createBadgeReader({ redis, prefix, staleAfterMs, now });
+export async function startTestApi(
+  redis: StoreRedis,
+  prefix: string,
+  staleAfterMs = 10_000,
+  now?: () => number,
+  partitions = 1,
+) {
+  const reader = createBadgeReader({ redis, prefix, partitions, staleAfterMs, now });
   const server = createApiServer({ reader });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

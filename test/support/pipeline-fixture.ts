@@ -54,7 +54,8 @@ export function usePipeline(name: string, opts: PipelineFixtureOptions = {}): Pi
       worker = await startWorker(c, address, bundlePath, taskQueue);
       f.temporal = await temporalClient(address);
     }
-    if (opts.api) f.api = await startTestApi(c.redis, c.keys.prefix, opts.api.staleAfterMs);
+    if (opts.api)
+      f.api = await startTestApi(c.redis, c.keys.prefix, opts.api.staleAfterMs, undefined, c.keys.partitions.length);
   });
   afterAll(async () => {
     await f.api?.close();

@@ -14,6 +14,8 @@ export function childEnv(config: Config, address: string): NodeJS.ProcessEnv {
     ...process.env,
     DATABASE_URL: workerRoleUrl(config.DATABASE_URL),
     REDIS_URL: config.REDIS_URL,
+    REDIS_CLUSTER_NODES: config.REDIS_CLUSTER_NODES,
+    STORE_PARTITIONS: String(config.STORE_PARTITIONS),
     REDIS_PREFIX: config.REDIS_PREFIX,
     TEMPORAL_ADDRESS: address,
     TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
