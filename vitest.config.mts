@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // on a Redis Cluster of their own: the cluster run (vitest.cluster.config.mts, `npm test`)
+    exclude: [...configDefaults.exclude, 'test/integration/*cluster*.test.ts'],
     // The Temporal SDK's native parts break in worker threads: use child processes. Integration
     // files share one Postgres database, one Redis db and one Temporal dev server, so they run
     // one at a time (two cores would not run them faster anyway).

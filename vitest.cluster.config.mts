@@ -1,0 +1,39 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The integration suite's correctness cases again, on a real 3-master Redis Cluster started by the
+ * global set-up (test/cluster-setup.ts), with the store in 16 partitions: every reason, ids,
+ * lifecycle, out-of-order commits and open transactions, crashes, self-heal, verify, compaction,
+ * TRUNCATE and the operator CLI. Plus the failover test, on a cluster of its own. Files that test
+ * one Redis on purpose (RDB restore, ACL users, layout upgrade, counts of script calls) are not here.
+ */
+export default defineConfig({
+  test: {
+    // as vitest.config.mts: child processes, one file at a time
+    pool: 'forks',
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    reporters: ['default'],
+    include: [
+      'test/integration/read-path.test.ts',
+      'test/integration/ids.test.ts',
+      'test/integration/lifecycle.test.ts',
+      'test/integration/snapshot-delta.test.ts',
+      'test/integration/drain-batch.test.ts',
+      'test/integration/drain-workflow.test.ts',
+      'test/integration/crash-and-load.test.ts',
+      'test/integration/verify-tombstones.test.ts',
+      'test/integration/verify-under-traffic.test.ts',
+      'test/integration/compaction.test.ts',
+      'test/integration/deletion-fence.test.ts',
+      'test/integration/truncate.test.ts',
+      'test/integration/rebuild-requests.test.ts',
+      'test/integration/dead-letter-loads.test.ts',
+      'test/integration/operations.test.ts',
+      'test/integration/redis-cluster-harness.test.ts',
+      'test/integration/cluster-failover.test.ts',
+    ],
+    globalSetup: ['test/global-setup.ts', 'test/cluster-setup.ts'],
+  },
+});
