@@ -4,7 +4,7 @@
  * path (capture triggers -> outbox -> drain batches -> Redis), which doubles as a catch-up run.
  */
 import path from 'node:path';
-import { createStoreRedis } from '../../store/redis-client';
+import { createStoreRedis, masterNodes } from '../../store/redis-client';
 import pg from 'pg';
 import { Config, loadConfig } from '../../config';
 import { ensureDatabase, migrate } from '../../db/migrate';
@@ -53,7 +53,7 @@ export type Bench = Awaited<ReturnType<typeof openBench>>;
 
 export async function resetBench(b: Bench): Promise<void> {
   await truncateEverything(b.pool);
-  await b.redis.flushdb();
+  await Promise.all(masterNodes(b.redis).map((node) => node.flushdb()));
 }
 
 /** Drains the whole outbox with back-to-back batches; returns rows and seconds. */

@@ -19,10 +19,8 @@
 import { masterNodes } from '../../store/redis-client';
 import { setEpoch } from '../../store/watermark';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import path from 'node:path';
-import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command } from 'commander';
 import { names } from '../../config';
 import { createActivities } from '../../activities';
@@ -31,95 +29,19 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, readCatalogueSize, regionId, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
 import { stopDrainSignal } from '../../workflows';
-import { buildWorkflowBundle } from '../../worker/workflow-bundle';
-import { ensureSchedules } from '../lib/schedules';
-import { DATA_DIR, startDevServer } from '../lib/temporal-server';
 import { benchConfig, ensureCatalogue, openBench, Bench } from './bench-env';
 import { pendingRows, readCursor } from '../../outbox';
 import { bareHttp, outboxScanRowsPerS, redisLuaOpsPerS, redisRoundTripMs } from './machine-limits';
 import { runPgbench } from './pgbench-load';
-import { spawnNode } from './processes';
+import { BenchPipeline, startBenchPipeline } from './processes';
+import { holdOpenTransaction, httpGetJson, probeFreshness } from './freshness-probes';
 import { int, ms, percentiles, table } from './stats';
-
-function httpGetJson(port: number, p: string, agent: http.Agent): Promise<any> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: p, agent }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(JSON.parse(body)));
-      })
-      .on('error', reject);
-  });
-}
 
 async function backlog(b: Bench): Promise<number> {
   return (await pendingRows(b.pool, names.drainConsumer, 100_000_000)).rows;
 }
 
 const ratio = (v: number, limit: number) => `${((v / limit) * 100).toFixed(0)}%`;
-
-/** A write transaction held open (it holds an xid and a row lock) until release(). */
-async function holdOpenTransaction(b: Bench, sku: string): Promise<{ release(): Promise<void> }> {
-  const client = await b.pool.connect();
-  await client.query('begin');
-  await client.query(`update shop.skus set title = 'held open by the benchmark' where sku_id = $1`, [sku]);
-  return {
-    async release() {
-      await client.query('rollback');
-      client.release();
-    },
-  };
-}
-
-/**
- * Freshness probes: each flips one probe SKU's lifecycle (paused <-> discontinued: answers that do
- * not depend on stock or capacity, which the traffic keeps changing), notes when the commit
- * returned, and polls the API until the badge shows it. Several probes run at once; the probe SKUs
- * are outside the simulator's id range, so its traffic never touches them.
- */
-async function probeFreshness(
-  b: Bench,
-  apiPort: number,
-  durationMs: number,
-  probes: string[],
-  region: string,
-): Promise<number[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: probes.length });
-  const samples: number[] = [];
-  const end = Date.now() + durationMs;
-  await Promise.all(
-    probes.map(async (sku, n) => {
-      let paused = true;
-      await sleep(n * 37);
-      while (Date.now() < end) {
-        paused = !paused;
-        await b.pool.query(`update shop.skus set lifecycle = $2 where sku_id = $1`, [
-          sku,
-          paused ? 'paused' : 'discontinued',
-        ]);
-        const committed = performance.now();
-        const want = paused ? 'paused' : 'discontinued';
-        for (;;) {
-          const r = await httpGetJson(apiPort, `/v1/badges/${sku}?region=${region}`, agent);
-          if (r.reason === want) break;
-          if (performance.now() - committed > 30_000) throw new Error(`probe ${sku}: not visible after 30 s`);
-          await sleep(2);
-        }
-        const took = performance.now() - committed;
-        samples.push(took);
-        // Outliers with their time, so a stall can be matched with what ran then (logs, metrics).
-        if (took > 500)
-          process.stderr.write(
-            `  slow probe: ${sku} ${took.toFixed(0)} ms, committed at ${new Date(Date.now() - took).toISOString()}\n`,
-          );
-        await sleep(50);
-      }
-    }),
-  );
-  agent.destroy();
-  return samples;
-}
 
 async function main() {
   const o = new Command()
@@ -147,9 +69,8 @@ async function main() {
   const size: CatalogueSize = { skus: o.skus, fcs: 30, regions: 10, fcsPerRegion: 3, fcsPerSku: 3 };
   const config = benchConfig({ DRAIN_BATCH_SIZE: '5000' });
   const b = await openBench(config);
-  const children: ChildProcess[] = [];
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  let server: Awaited<ReturnType<typeof startDevServer>> | undefined;
+  let pipeline: BenchPipeline | undefined;
   try {
     await ensureCatalogue(b, size, log);
     const actual = await readCatalogueSize(b.pool);
@@ -165,39 +86,8 @@ async function main() {
     const bare = await bareHttp(5);
 
     // The real parts: Temporal, worker (with a bundle of the current workflow code), API.
-    const bundle = path.join(DATA_DIR, 'bench', 'workflow-bundle.js');
-    await buildWorkflowBundle(bundle);
-    const port = 17_233 + Math.floor(Math.random() * 500);
-    server = await startDevServer({
-      port,
-      uiPort: null,
-      namespace: 'default',
-      dbFile: null,
-      logFile: path.join(DATA_DIR, 'bench', 'temporal.log'),
-    });
-    const apiPort = 18_800 + Math.floor(Math.random() * 500);
-    const env = {
-      DATABASE_URL: config.DATABASE_URL,
-      REDIS_URL: config.REDIS_URL,
-      REDIS_PREFIX: config.REDIS_PREFIX,
-      TEMPORAL_ADDRESS: server.address,
-      TEMPORAL_TASK_QUEUE: 'bench',
-      API_PORT: String(apiPort),
-      WORKER_METRICS_PORT: '0',
-      LOG_LEVEL: 'WARN',
-      EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
-      WORKFLOW_BUNDLE: bundle,
-    };
-    // Two worker processes, as `npm start` runs them: the drain's, and landing/export's.
-    children.push(await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'pipeline' }, /polling task queue/));
-    children.push(await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'batch' }, /polling task queue/));
-    children.push(await spawnNode('serving/main.ts', env, /listening/));
-    const connection = await Connection.connect({ address: server.address });
-    const temporal = new Client({ connection });
-    const cfg = benchConfig({ TEMPORAL_TASK_QUEUE: 'bench' });
-    await ensureSchedules(temporal, cfg);
-    const schedule = temporal.schedule.getHandle(names.drainScheduleId);
-    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
+    pipeline = await startBenchPipeline(config);
+    const { apiPort, temporal, schedule } = pipeline;
     await sleep(1000);
     while ((await backlog(b)) > 0) await sleep(500);
     // The landing consumer (Parquet for the nightly export) has the whole catalogue load to land
@@ -422,7 +312,7 @@ async function main() {
       const p = percentiles(samples);
       reads.push([`library`, n, ms(p.p50), ms(p.p99), ms(p.p999), `${(p.p99 / rtt.p99).toFixed(1)}x`]);
     }
-    await connection.close();
+    await temporal.connection.close();
     await b.pool.query(`delete from shop.skus where sku_id = any($1)`, [probes]); // keep the catalogue as it was
 
     console.log(
@@ -501,8 +391,7 @@ async function main() {
     console.log('\n### 5. Reads (library, one Redis round trip; HTTP: npm run bench:read)\n');
     console.log(table(['path', 'SKUs/call', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 / Redis round trip p99'], reads));
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    await server?.stop();
+    await pipeline?.stop();
     await b.close();
   }
 }

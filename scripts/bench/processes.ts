@@ -1,6 +1,11 @@
 /** Starting the pipeline's real processes for a benchmark: a Node entry point, ready when its log says so. */
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { Client, Connection, ScheduleHandle, ScheduleOverlapPolicy } from '@temporalio/client';
+import { Config, names } from '../../config';
+import { buildWorkflowBundle } from '../../worker/workflow-bundle';
+import { ensureSchedules } from '../lib/schedules';
+import { DATA_DIR, startDevServer } from '../lib/temporal-server';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -16,4 +21,76 @@ export function spawnNode(script: string, env: Record<string, string>, ready: Re
     child.stderr!.on('data', (d) => process.stderr.write(`[${path.basename(script)}] ${d}`));
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
   });
+}
+
+/** The pipeline as `npm start` runs it, for a benchmark: Temporal dev server, the two workers, the API. */
+export interface BenchPipeline {
+  apiPort: number;
+  temporal: Client;
+  /** The drain's schedule (triggered once at start). */
+  schedule: ScheduleHandle;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the real parts on the benchmark's configuration (its database, its Redis or Redis
+ * Cluster): a Temporal dev server, a worker process for the drain and one for landing/export (as
+ * `npm start`), the read API process; creates the schedules and triggers the drain.
+ */
+export async function startBenchPipeline(config: Config): Promise<BenchPipeline> {
+  const bundle = path.join(DATA_DIR, 'bench', 'workflow-bundle.js');
+  await buildWorkflowBundle(bundle);
+  const server = await startDevServer({
+    port: 17_233 + Math.floor(Math.random() * 500),
+    uiPort: null,
+    namespace: 'default',
+    dbFile: null,
+    logFile: path.join(DATA_DIR, 'bench', 'temporal.log'),
+  });
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    // each child finishes its running activities (a worker's graceful shutdown); SIGKILL after 10 s
+    await Promise.all(
+      children.map(async (c) => {
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        const exited = new Promise((resolve) => c.once('exit', resolve));
+        c.kill('SIGTERM');
+        const late = setTimeout(() => c.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(late);
+      }),
+    );
+    await server.stop();
+  };
+  try {
+    const apiPort = 18_800 + Math.floor(Math.random() * 500);
+    const env = {
+      DATABASE_URL: config.DATABASE_URL,
+      REDIS_URL: config.REDIS_URL,
+      REDIS_CLUSTER_NODES: config.REDIS_CLUSTER_NODES,
+      STORE_PARTITIONS: String(config.STORE_PARTITIONS),
+      REDIS_PREFIX: config.REDIS_PREFIX,
+      TEMPORAL_ADDRESS: server.address,
+      TEMPORAL_TASK_QUEUE: 'bench',
+      API_PORT: String(apiPort),
+      WORKER_METRICS_PORT: '0',
+      LOG_LEVEL: 'WARN',
+      EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
+      WORKFLOW_BUNDLE: bundle,
+    };
+    // Two worker processes, as `npm start` runs them: the drain's, and landing/export's.
+    children.push(await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'pipeline' }, /polling task queue/));
+    children.push(await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'batch' }, /polling task queue/));
+    children.push(await spawnNode('serving/main.ts', env, /listening/));
+    const connection = await Connection.connect({ address: server.address });
+    const temporal = new Client({ connection });
+    await ensureSchedules(temporal, { ...config, TEMPORAL_TASK_QUEUE: 'bench' });
+    const schedule = temporal.schedule.getHandle(names.drainScheduleId);
+    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
+    return { apiPort, temporal, schedule, stop };
+  } catch (err) {
+    console.error(`bench: the pipeline did not start: ${(err as Error).stack}`);
+    await stop();
+    throw err;
+  }
 }

@@ -1,0 +1,233 @@
+/**
+ * `npm run bench:cluster`: the online store on one Redis and on a local Redis Cluster (3 masters
+ * with a replica each, started here from the installed redis-server), in one run, same catalogue:
+ *   1. catch-up: a backlog of inventory restocks drained by one drain (no Temporal: the activities
+ *      back to back, as `npm run bench:drain`), changes/s, with the Redis work each change costs
+ *      (script calls and Redis CPU per change, summed over the masters);
+ *   2. reads: the library, 1 and 50 SKUs per call, p50/p99;
+ *   3. freshness on the cluster: the real pipeline (Temporal dev server, worker processes, read
+ *      API) at a sustained simulator rate with a write transaction held open, commit -> visible
+ *      through the API, p50/p99, and the drain batches (Temporal activities) per second it took.
+ * Each store has its own benchmark database, so the two never share a cursor.
+ * These are the per-unit costs the README's sizing for a larger install rests on.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Command } from 'commander';
+import { names } from '../../config';
+import { pendingRows } from '../../outbox';
+import { createBadgeReader } from '../../serving/badge-reader';
+import { CatalogueSize, regionId, skuId } from '../../simulator/catalogue';
+import { rng, runTraffic } from '../../simulator/traffic';
+import { masterNodes } from '../../store/redis-client';
+import { setEpoch } from '../../store/watermark';
+import { positiveInt } from '../lib/cli-args';
+import { startLocalRedisCluster } from '../lib/redis-cluster';
+import { DATA_DIR } from '../lib/temporal-server';
+import { Bench, BENCH_DATABASE_URL, benchConfig, drainAll, ensureCatalogue, openBench } from './bench-env';
+import { holdOpenTransaction, probeFreshness } from './freshness-probes';
+import { startBenchPipeline } from './processes';
+import { int, ms, percentiles, table } from './stats';
+
+const log = (s: string) => console.log(s);
+
+/** Script calls and CPU seconds of every master, from INFO (commandstats, cpu). */
+async function redisWork(b: Bench): Promise<{ calls: number; cpuS: number }> {
+  let calls = 0;
+  let cpuS = 0;
+  for (const node of masterNodes(b.redis)) {
+    const stats = await node.info('commandstats');
+    for (const m of stats.matchAll(/cmdstat_(evalsha|eval|evalsha_ro|eval_ro|fcall):calls=(\d+)/g))
+      calls += Number(m[2]);
+    const cpu = await node.info('cpu');
+    cpuS += Number(/used_cpu_sys:([\d.]+)/.exec(cpu)?.[1] ?? 0) + Number(/used_cpu_user:([\d.]+)/.exec(cpu)?.[1] ?? 0);
+  }
+  return { calls, cpuS };
+}
+
+/** Restocks in transactions of 1,000 SKUs (every FC of each): a backlog of about `changes` rows. */
+async function writeBacklog(b: Bench, skus: number, changes: number): Promise<void> {
+  let written = 0;
+  for (let from = 0; written < changes; from += 1000) {
+    const r = await b.pool.query(
+      `update shop.inventory set on_hand = on_hand + 1, updated_at = now()
+        where sku_id >= 'SKU-' || lpad($1::text, 7, '0') and sku_id < 'SKU-' || lpad($2::text, 7, '0')`,
+      [from % skus, Math.min((from % skus) + 1000, skus)],
+    );
+    written += r.rowCount ?? 0;
+  }
+  await b.pool.query('analyze pipeline.outbox');
+}
+
+async function catchUp(b: Bench, skus: number, backlog: number) {
+  await writeBacklog(b, skus, backlog);
+  const before = await redisWork(b);
+  const r = await drainAll(b);
+  const after = await redisWork(b);
+  return {
+    rows: r.rows,
+    perS: r.rows / r.seconds,
+    callsPerChange: (after.calls - before.calls) / r.rows,
+    redisCpuUsPerChange: ((after.cpuS - before.cpuS) / r.rows) * 1e6,
+  };
+}
+
+async function reads(b: Bench, skus: number, calls: number) {
+  const random = rng(11);
+  const reader = createBadgeReader({
+    redis: b.redis,
+    prefix: b.keys.prefix,
+    partitions: b.keys.partitions.length,
+    staleAfterMs: 60_000,
+  });
+  const out: Record<number, { p50: number; p99: number }> = {};
+  for (const n of [1, 50]) {
+    const samples: number[] = [];
+    const total = n === 1 ? calls : Math.max(1000, Math.floor(calls / 4));
+    for (let i = 0; i < total + 200; i++) {
+      const pick = Array.from(new Set(Array.from({ length: n }, () => skuId(Math.floor(random() * skus)))));
+      const t = performance.now();
+      await reader.getBadges(regionId(Math.floor(random() * 6)), pick);
+      if (i >= 200) samples.push(performance.now() - t); // the first 200 warm up
+    }
+    const p = percentiles(samples);
+    out[n] = { p50: p.p50, p99: p.p99 };
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const o = new Command()
+    .name('npm run bench:cluster --')
+    .option('--skus <n>', 'catalogue size (loaded into each store if missing)', positiveInt('--skus'), 200_000)
+    .option('--backlog <changes>', 'changes in each catch-up backlog', positiveInt('--backlog'), 300_000)
+    .option('--calls <n>', 'library read calls for 1 SKU (a quarter of it for 50)', positiveInt('--calls'), 20_000)
+    .option('--rate <changes/s>', 'simulator rate of the cluster freshness run', positiveInt('--rate'), 2000)
+    .option('--seconds <s>', 'seconds of the freshness run', positiveInt('--seconds'), 30)
+    .option('--replicas <n>', 'replicas per master of the local cluster', (v) => Number(v), 1)
+    .parse()
+    .opts<{ skus: number; backlog: number; calls: number; rate: number; seconds: number; replicas: number }>();
+  const size: CatalogueSize = { skus: o.skus, fcs: 18, regions: 6, fcsPerRegion: 3, fcsPerSku: 3 };
+  const dir = path.join(DATA_DIR, 'bench', 'redis-cluster');
+  await fs.mkdir(dir, { recursive: true });
+  log(`starting a local Redis Cluster: 3 masters, ${o.replicas} replica(s) each ...`);
+  const cluster = await startLocalRedisCluster({ dir, masters: 3, replicasPerMaster: o.replicas });
+  const clusterUrl = new URL(BENCH_DATABASE_URL);
+  clusterUrl.pathname = `${clusterUrl.pathname}_cluster`;
+  const stores = {
+    'one Redis': await openBench(benchConfig({ DRAIN_BATCH_SIZE: '20000' })),
+    'Redis Cluster': await openBench(
+      benchConfig({
+        DATABASE_URL: clusterUrl.toString(),
+        REDIS_CLUSTER_NODES: cluster.seeds.join(','),
+        REDIS_PREFIX: 'fbc:',
+        DRAIN_BATCH_SIZE: '20000',
+      }),
+    ),
+  };
+  try {
+    const rows: (string | number)[][] = [];
+    const readRows: (string | number)[][] = [];
+    for (const [name, b] of Object.entries(stores)) {
+      log(`${name} (${b.keys.partitions.length} partition(s)): catalogue ...`);
+      await ensureCatalogue(b, size, log);
+      await setEpoch(b.redis, b.keys, 'bench');
+      await b.redis.set(b.keys.partitionCount, String(b.keys.partitions.length));
+      log(`${name}: catch-up of ${int(o.backlog)} changes ...`);
+      const c = await catchUp(b, size.skus, o.backlog);
+      rows.push([
+        name,
+        b.keys.partitions.length,
+        int(c.rows),
+        int(c.perS),
+        c.callsPerChange.toFixed(3),
+        int(c.redisCpuUsPerChange),
+      ]);
+      log(`${name}: reads ...`);
+      const r = await reads(b, size.skus, o.calls);
+      readRows.push([name, ms(r[1].p50), ms(r[1].p99), ms(r[50].p50), ms(r[50].p99)]);
+    }
+
+    // Freshness on the cluster, end to end.
+    const b = stores['Redis Cluster'];
+    log(`Redis Cluster: freshness at ${int(o.rate)} changes/s with a write transaction open, ${o.seconds} s ...`);
+    const pipeline = await startBenchPipeline(b.config);
+    log('  pipeline started; waiting for the drain to catch up ...');
+    let fresh: (string | number)[];
+    try {
+      while ((await pendingRows(b.pool, names.drainConsumer, 1_000_000)).rows > 0) await sleep(500);
+      log('  caught up; probing ...');
+      const probes = ['PROBE-1', 'PROBE-2', 'PROBE-3', 'PROBE-4', 'PROBE-HOLD'];
+      await b.pool.query(
+        `insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 'freshness probe', 'paused' on conflict (sku_id) do update set lifecycle = 'paused'`,
+        [probes],
+      );
+      const batchesBefore = Number(
+        (await b.pool.query(`select count(*)::int as n from pipeline.drain_snapshots`)).rows[0].n,
+      );
+      const held = await holdOpenTransaction(b, probes[4]);
+      let samples: number[];
+      let stats: Awaited<ReturnType<typeof runTraffic>>;
+      try {
+        const traffic = runTraffic(b.pool, {
+          rate: o.rate,
+          durationMs: o.seconds * 1000,
+          connections: 8,
+          seed: 3,
+          size,
+        });
+        samples = await probeFreshness(b, pipeline.apiPort, o.seconds * 1000, probes.slice(0, 4), regionId(0));
+        stats = await traffic;
+      } finally {
+        await held.release();
+      }
+      const batches = Number((await b.pool.query(`select count(*)::int as n from pipeline.drain_snapshots`)).rows[0].n);
+      const p = percentiles(samples);
+      fresh = [
+        int(stats.changes / (stats.elapsedMs / 1000)),
+        samples.length,
+        ms(p.p50),
+        ms(p.p99),
+        ms(p.max),
+        ((batches - batchesBefore) / o.seconds).toFixed(1),
+      ];
+      await b.pool.query(`delete from shop.skus where sku_id = any($1)`, [probes]);
+    } catch (err) {
+      console.error(`bench:cluster: the freshness run failed: ${(err as Error).stack}`);
+      throw err;
+    } finally {
+      await pipeline.stop();
+    }
+
+    console.log(
+      `\n## One Redis and a Redis Cluster (3 masters x ${o.replicas} replica), ${int(size.skus)} SKUs x 3 FCs, one run\n`,
+    );
+    console.log('### Catch-up (one drain, activities back to back)\n');
+    console.log(
+      table(
+        [
+          'store',
+          'partitions',
+          'changes',
+          'changes/s',
+          'script calls per change',
+          'Redis CPU µs per change (all masters)',
+        ],
+        rows,
+      ),
+    );
+    console.log('\n### Reads (library, in this process)\n');
+    console.log(table(['store', '1 SKU p50 ms', '1 SKU p99 ms', '50 SKUs p50 ms', '50 SKUs p99 ms'], readRows));
+    console.log('\n### Freshness on the cluster (Temporal, worker processes, API; a write transaction held open)\n');
+    console.log(table(['changes/s', 'probes', 'p50 ms', 'p99 ms', 'max ms', 'completed drain batches per s'], [fresh]));
+  } finally {
+    for (const b of Object.values(stores)) await b.close();
+    await cluster.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench:cluster: ${err.stack ?? err.message}`);
+  process.exit(1);
+});
