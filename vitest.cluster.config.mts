@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
  * The integration suite's correctness cases again, on a real 3-master Redis Cluster started by the
  * global set-up (test/cluster-setup.ts), with the store in 16 partitions: every reason, ids,
  * lifecycle, out-of-order commits and open transactions, crashes, self-heal, verify, compaction,
- * TRUNCATE and the operator CLI. Plus the failover test, on a cluster of its own. Files that test
+ * TRUNCATE, the operator CLI, the export's badge snapshot and reads through the drain. Plus the failover test, on a cluster of its own. Files that test
  * one Redis on purpose (RDB restore, ACL users, layout upgrade, counts of script calls) are not here.
  */
 export default defineConfig({
@@ -31,6 +31,8 @@ export default defineConfig({
       'test/integration/rebuild-requests.test.ts',
       'test/integration/dead-letter-loads.test.ts',
       'test/integration/operations.test.ts',
+      'test/integration/export.test.ts',
+      'test/integration/read-e2e.test.ts',
       'test/integration/redis-cluster-harness.test.ts',
       'test/integration/cluster-failover.test.ts',
     ],
