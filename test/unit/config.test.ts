@@ -26,4 +26,21 @@ describe('loadConfig', () => {
     for (const name of ['DATABASE_URL', 'DRAIN_BATCH_SIZE', 'TEMPORAL_ADDRESS', 'API_PORT'])
       expect(message).toContain(name);
   });
+
+  it('a Redis Cluster: seed nodes checked without echoing them, 16 partitions by default', () => {
+    expect(loadConfig({}).STORE_PARTITIONS).toBe(1);
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis://u:secret@10.0.0.2:7001' });
+    expect(cluster.STORE_PARTITIONS).toBe(16);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000', STORE_PARTITIONS: '64' }).STORE_PARTITIONS).toBe(64);
+    expect(() => loadConfig({ STORE_PARTITIONS: '2000' })).toThrow(/STORE_PARTITIONS/);
+    let err: Error | undefined;
+    try {
+      loadConfig({ REDIS_CLUSTER_NODES: 'redis://u:secret@10.0.0.2:7001/3,ftp://x' });
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect(err!.message).toMatch(/REDIS_CLUSTER_NODES.*2 seed\(s\)/);
+    expect(err!.message).not.toContain('secret');
+  });
 });
