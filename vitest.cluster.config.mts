@@ -33,6 +33,7 @@ export default defineConfig({
       'test/integration/operations.test.ts',
       'test/integration/export.test.ts',
       'test/integration/read-e2e.test.ts',
+      'test/integration/store-partitions.test.ts',
       'test/integration/redis-cluster-harness.test.ts',
       'test/integration/cluster-failover.test.ts',
     ],

@@ -177,6 +177,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       );
   }
   if (config.STORE_PARTITIONS === 0) config.STORE_PARTITIONS = config.REDIS_CLUSTER_NODES ? 16 : 1;
+  if (config.REDIS_CLUSTER_NODES && config.STORE_PARTITIONS === 1)
+    // one partition has no hash tag: its Lua calls would span slots (CROSSSLOT)
+    throw new ConfigurationError(
+      'invalid configuration:\n  STORE_PARTITIONS=1: a Redis Cluster needs at least 2 partitions (REDIS_CLUSTER_NODES is set)',
+    );
   return config;
 }
 

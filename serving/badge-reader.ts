@@ -58,7 +58,7 @@ for _, fc in ipairs(fcs) do
   fcinfo[#fcinfo + 1] = redis.call('HGET', p .. 'f:' .. fc, 'c') or ''
   fcinfo[#fcinfo + 1] = redis.call('HGET', p .. 'l:' .. fc .. ':' .. day, 'n') or ''
 end
-local out = { region, fcinfo, redis.call('HMGET', p .. 'meta', 'caughtUpAt') }
+local out = { region, fcinfo, redis.call('HMGET', p .. 'meta', 'caughtUpAt', 'parts') }
 for i = 4, #ARGV do
   out[#out + 1] = redis.call('HMGET', p .. 's:' .. ARGV[i], '${LIFECYCLE_FIELD}', unpack(fcs))
 end
@@ -134,6 +134,15 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
     return out;
   }
 
+  /**
+   * The drain records in every partition how many partitions it writes (store/watermark.ts). A
+   * reader configured with another STORE_PARTITIONS hashes SKUs elsewhere: its answers are not
+   * the drain's, so they never claim to be fresh. (A store from before partitions has one.)
+   */
+  function sameLayout(parts: string | null | undefined): boolean {
+    return (parts ?? '1') === String(keys.partitions.length);
+  }
+
   function freshness(caughtUpRaw: string | null | undefined, at: number): Freshness {
     const caughtUpAt = caughtUpRaw ? Number(caughtUpRaw) : null;
     if (caughtUpAt === null || !Number.isFinite(caughtUpAt)) return { asOf: null, lagMs: null, stale: true };
@@ -196,7 +205,7 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
     const badges: Badge[] = new Array(skus.length);
     const confirmed: (string | null)[] = [];
     replies.forEach((reply, g) => {
-      const [flatRegion, fcinfo, [partitionCaughtUp], ...skuFields] = reply;
+      const [flatRegion, fcinfo, [partitionCaughtUp, parts], ...skuFields] = reply;
       const { ranked, order } = regionFcs(flatRegion, (i) => [fcinfo[2 * i] || null, fcinfo[2 * i + 1] || null]);
       const idx = groups[g][1];
       const answered = badgesFrom(
@@ -206,7 +215,7 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
         skuFields,
       );
       answered.forEach((b, n) => (badges[idx[n]] = b));
-      confirmed.push(partitionCaughtUp ?? null);
+      confirmed.push(sameLayout(parts) ? (partitionCaughtUp ?? null) : null);
     });
     return { badges, caughtUp: leastFresh(confirmed) };
   }
@@ -222,14 +231,15 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
       p.hget(single.fc(fc), CAPACITY_FIELD);
       p.hget(single.load(fc, day), 'n');
     }
-    p.hget(single.meta, 'caughtUpAt');
+    p.hmget(single.meta, 'caughtUpAt', 'parts');
     for (const sku of skus) p.hmget(keys.sku(sku), LIFECYCLE_FIELD, ...order);
     const res = ((await p.exec()) ?? []).map(([err, v]) => {
       if (err) throw err;
       return v;
     });
     const { ranked } = regionFcs(flatRegion, (i) => [res[2 * i] as string | null, res[2 * i + 1] as string | null]);
-    const caughtUp = res[2 * order.length] as string | null;
+    const [confirmed, parts] = res[2 * order.length] as (string | null)[];
+    const caughtUp = sameLayout(parts) ? confirmed : null;
     const skuFields = skus.map((_, n) => res[2 * order.length + 1 + n] as (string | null)[]);
     return { badges: badgesFrom(skus, order, ranked, skuFields), caughtUp };
   }
@@ -260,11 +270,12 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
           opts.redis,
           keys.partitions,
           (p) => p.meta,
-          (pipeline, p) => void pipeline.hget(p.meta, 'caughtUpAt'),
+          (pipeline, p) => void pipeline.hmget(p.meta, 'caughtUpAt', 'parts'),
         );
         const values = replies.map(([err, v]) => {
           if (err) throw err;
-          return v as string | null;
+          const [caughtUpAt, parts] = v as (string | null)[];
+          return sameLayout(parts) ? caughtUpAt : null;
         });
         return freshness(leastFresh(values), now());
       } catch (err) {

@@ -32,7 +32,10 @@ export type { StoreOp } from './store-ops';
 // KEYS[i + 1] the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, ARGV[3]
 // mode ("drain", "replay" or "retry": see the deletion fence below), ARGV[4] the partition's key prefix, ARGV[5..7] the delivery position to record
 // as the store's applied position once the operations are done ('' for none: see
-// store/store-position.ts), then five ARGV per operation: its code and four values, encoded from a
+// store/store-position.ts), ARGV[8..10] the position the drain checked before this chunk ('' for
+// none): a partition whose own position is now below it lost writes since the check (its node
+// failed over, or restarted from an old file, in between), so the call refuses with FBBEHIND and
+// writes nothing; the retry's check then finds the partition behind. Then five ARGV per operation: its code and four values, encoded from a
 // StoreOp by pushOpArgs (store/store-ops.ts). Codes and op kinds: S versioned, A stock, Y/U
 // lifecycle, L loadDelta, M loadDeltas, B fill, C loadSet, R loadRetry.
 //
@@ -86,6 +89,16 @@ local tombTtl, loadTtl, prefix = ARGV[1], ARGV[2], ARGV[4]
 local replay, fencedMode = ARGV[3] == 'replay', ARGV[3] == 'replay' or ARGV[3] == 'retry'
 local snapsKey = prefix .. 'snaps'
 local applied, failed, rebuild, fenced = 0, {}, {}, {}
+if ARGV[8] ~= '' then
+  local s = redis.call('HMGET', KEYS[1], 'lb', 'lt', 'li')
+  local behind = not s[1]
+  if not behind then
+    local sb, st, si = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
+    local eb, et, ei = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+    behind = sb < eb or (sb == eb and (st < et or (st == et and si < ei)))
+  end
+  if behind then return redis.error_reply('FBBEHIND this store partition lost writes since its position was checked') end
+end
 local function visibleInDesc(d, t)
   local xmin, xmax, xip = string.match(d, '^(%d+):(%d+):(.*)$')
   t = tonumber(t)
@@ -148,7 +161,7 @@ local function lifecycleTtl(key, code)
 end
 for i = 1, #KEYS - 1 do
   local key = KEYS[i + 1]
-  local a = 7 + (i - 1) * 5
+  local a = 10 + (i - 1) * 5
   local kind, x, y, z, w = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local ok, err = pcall(function()
     if kind == 'S' then
@@ -258,6 +271,11 @@ export interface ApplyOptions {
   batch?: string;
   /** Recorded as the store's applied position by the last call, atomically with the changes. */
   position?: DeliveryPosition;
+  /**
+   * The position the drain checked every partition against before this chunk: a partition now
+   * below it (it lost writes in between) refuses the call, atomically, before writing anything.
+   */
+  checked?: DeliveryPosition;
 }
 
 export interface ApplyResult {
@@ -474,7 +492,7 @@ export async function applyOps(
       const args: (string | number)[] = [call.ops.length + 1, call.partition.pos];
       for (const op of call.ops) args.push(op.key);
       args.push(opts.tombstoneTtlS, opts.loadTtlS, opts.mode ?? 'drain', call.partition.prefix);
-      args.push(...positionArgs(call.position));
+      args.push(...positionArgs(call.position), ...positionArgs(opts.checked ?? null));
       for (const op of call.ops) pushOpArgs(args, op);
       void (pipeline as unknown as WithApply).fbApply(...args);
     },

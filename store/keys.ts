@@ -51,6 +51,8 @@ export interface PartitionKeys {
   pos: string;
   fence: string;
   rebuilds: string;
+  /** The id of the backfill filling this partition: gone with the partition if it is rebuilt meanwhile. */
+  backfill: string;
 }
 
 /** The whole store: its partitions and how a SKU finds its own. */
@@ -134,6 +136,7 @@ function partitionKeys(index: number, prefix: string): PartitionKeys {
     pos: `${prefix}pos`,
     fence: `${prefix}fence`,
     rebuilds: `${prefix}rebuilds`,
+    backfill: `${prefix}backfill`,
   };
 }
 

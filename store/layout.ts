@@ -12,9 +12,8 @@ import { STORE_LAYOUT } from './keys';
 import { rebuildStore } from './rebuild';
 import { scanKeys, StoreRedis } from './redis-client';
 
-async function storeHasKeys(redis: StoreRedis, keys: StoreKeys): Promise<boolean> {
-  for await (const page of scanKeys(redis, `${keys.prefix}*`))
-    if (page.some((k) => k !== keys.partitionCount)) return true;
+async function storeHasKeys(redis: StoreRedis, keys: StoreKeys, pattern: string): Promise<boolean> {
+  for await (const page of scanKeys(redis, pattern)) if (page.some((k) => k !== keys.partitionCount)) return true;
   return false;
 }
 
@@ -33,7 +32,16 @@ export async function upgradeStoreLayout(
     await rebuildStore(redis, keys, null);
     rebuilt = true;
   } else {
-    const had = recorded !== null ? Number(recorded) : (await storeHasKeys(redis, keys)) ? 1 : want;
+    // No record: a store from before partitions (one, untagged), or the record alone was lost (its
+    // node failed over): a store with tagged keys is never taken for a one-partition store.
+    const had =
+      recorded !== null
+        ? Number(recorded)
+        : (await storeHasKeys(redis, keys, `${keys.prefix}{*`))
+          ? want
+          : (await storeHasKeys(redis, keys, `${keys.prefix}*`))
+            ? 1
+            : want;
     if (had !== want) {
       log(
         `online store under '${keys.prefix}' was built with ${had} partition(s), STORE_PARTITIONS is now ${want}: emptying it; backfill-auto rebuilds it (reads are stale meanwhile)`,

@@ -15,6 +15,7 @@
  * was there in every partition.
  */
 import type { StoreKeys } from './keys';
+import type { DeliveryPosition } from './store-position';
 import { pipelineByNode, StoreRedis } from './redis-client';
 
 export interface Watermark {
@@ -23,43 +24,91 @@ export interface Watermark {
   caughtUpAt: number | null;
 }
 
+// KEYS: meta, epoch, pos. ARGV[1..3]: the position the partition must hold at least (the drain's
+// delivery position the watermark speaks for), then the fields. 0: no epoch (incomplete); -1: the
+// partition is below that position (it lost writes: the watermark must not claim them).
 const GATED_HSET = `
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+if ARGV[1] ~= '' then
+  local s = redis.call('HMGET', KEYS[3], 'lb', 'lt', 'li')
+  if not s[1] then return -1 end
+  local sb, st, si = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
+  local eb, et, ei = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+  if sb < eb or (sb == eb and (st < et or (st == et and si < ei))) then return -1 end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 return 1
 `;
 
 type WithGate = { fbGatedHset(numKeys: number, ...args: (string | number)[]): unknown };
 
-async function gatedHset(redis: StoreRedis, keys: StoreKeys, fields: (string | number)[]): Promise<boolean> {
+/** Thrown when a partition no longer holds what the watermark would claim: the drain retries and its check finds it. */
+export class PartitionBehindError extends Error {
+  override name = 'PartitionBehindError';
+}
+
+async function gatedHset(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  atLeast: DeliveryPosition | null,
+  fields: (string | number)[],
+): Promise<boolean> {
   if (typeof (redis as unknown as Partial<WithGate>).fbGatedHset !== 'function')
     redis.defineCommand('fbGatedHset', { lua: GATED_HSET });
+  // every partition also records how many partitions the store has: a reader configured with
+  // another count (store/keys.ts hashes SKUs by it) must not take this watermark for its own
+  const withCount = [...fields, 'parts', keys.partitions.length];
   const replies = await pipelineByNode(
     redis,
     keys.partitions,
     (p) => p.meta,
-    (pipeline, p) => void (pipeline as unknown as WithGate).fbGatedHset(2, p.meta, p.epoch, ...fields),
+    (pipeline, p) =>
+      void (pipeline as unknown as WithGate).fbGatedHset(
+        3,
+        p.meta,
+        p.epoch,
+        p.pos,
+        atLeast?.batch ?? '',
+        atLeast?.txid ?? '',
+        atLeast?.id ?? '',
+        ...withCount,
+      ),
   );
-  return replies.reduce((all, [err, wrote]) => {
+  let complete = true;
+  replies.forEach(([err, wrote], i) => {
     if (err) throw err;
-    return all && wrote === 1;
-  }, true);
+    if (wrote === -1)
+      throw new PartitionBehindError(
+        `store partition ${i} is below the drain's position ${atLeast?.batch}/${atLeast?.txid}/${atLeast?.id}: it lost writes (failover or restart); the next check rebuilds it`,
+      );
+    if (wrote !== 1) complete = false;
+  });
+  return complete;
 }
 
-/** Returns false when the store is not complete (a partition has no epoch): that one did not move. */
+/**
+ * Returns false when the store is not complete (a partition has no epoch): that one did not move.
+ * `applied`: the delivery position this watermark speaks for; a partition below it lost writes.
+ */
 export async function recordApplied(
   redis: StoreRedis,
   keys: StoreKeys,
-  w: { newestSourceMs: number; appliedAt: number; caughtUpAt: number | null },
+  w: { newestSourceMs: number; appliedAt: number; caughtUpAt: number | null; applied: DeliveryPosition },
 ): Promise<boolean> {
   const fields: (string | number)[] = ['sourceMs', w.newestSourceMs, 'appliedAt', w.appliedAt];
   if (w.caughtUpAt !== null) fields.push('caughtUpAt', w.caughtUpAt);
-  return gatedHset(redis, keys, fields);
+  return gatedHset(redis, keys, w.applied, fields);
 }
 
 /** Returns false when the store is not complete (a partition has no epoch): that one did not move. */
-export async function markCaughtUp(redis: StoreRedis, keys: StoreKeys, at: number): Promise<boolean> {
-  return gatedHset(redis, keys, ['caughtUpAt', at]);
+export async function markCaughtUp(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  at: number,
+  /** The delivery position it speaks for (null: none to check, for tests that write the store directly). */
+  applied: DeliveryPosition | null,
+): Promise<boolean> {
+  return gatedHset(redis, keys, applied, ['caughtUpAt', at]);
 }
 
 /** Marks the store complete (end of a backfill). */

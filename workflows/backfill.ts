@@ -28,7 +28,7 @@ export interface BackfillInput {
   /** Rate limit on source rows read per second (0: unlimited). */
   rowsPerSecond?: number;
   /** Carried across continue-as-new. */
-  state?: { tableIndex: number; after: string[] | null; rows: number; estimatedRows: number };
+  state?: { tableIndex: number; after: string[] | null; rows: number; estimatedRows: number; marker?: string };
 }
 
 export const backfillProgressQuery = defineQuery<BackfillProgress>('progress');
@@ -36,9 +36,12 @@ export const backfillProgressQuery = defineQuery<BackfillProgress>('progress');
 export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ rows: number; counters: number }> {
   const chunkRows = input.chunkRows ?? CONFIG_DEFAULTS.BACKFILL_CHUNK_ROWS;
   const rate = input.rowsPerSecond ?? CONFIG_DEFAULTS.BACKFILL_ROWS_PER_S;
-  const state = input.state ?? { tableIndex: 0, after: null, rows: 0, estimatedRows: 0 };
+  // This backfill's id in every store partition: a partition rebuilt meanwhile loses it, and is
+  // not marked complete at the end (activities/backfill/backfill.ts, finishBackfill).
+  const marker = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
+  const state = input.state ?? { tableIndex: 0, after: null, rows: 0, estimatedRows: 0, marker };
   if (!input.state) {
-    const plan = await backfillPlan();
+    const plan = await backfillPlan({ marker });
     state.estimatedRows = Object.values(plan).reduce((a, b) => a + b, 0);
   }
   let done = false;
@@ -67,7 +70,10 @@ export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ row
     if (workflowInfo().continueAsNewSuggested) await continueAsNew<typeof backfillWorkflow>({ ...input, state });
   }
   const loads = await backfillLoads();
-  await finishBackfill({ epoch: `${workflowInfo().workflowId}@${new Date(Date.now()).toISOString()}` });
+  await finishBackfill({
+    epoch: `${workflowInfo().workflowId}@${new Date(Date.now()).toISOString()}`,
+    marker: state.marker,
+  });
   done = true;
   return { rows: state.rows, counters: loads.counters };
 }

@@ -15,7 +15,7 @@
  * records the drain's next delivery position and the snapshot, so deltas already counted (by
  * position, or because the snapshot saw their transaction) are skipped.
  */
-import { scanKeys, StoreRedis } from '../../store/redis-client';
+import { pipelineByNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { names } from '../../config';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
@@ -169,14 +169,9 @@ export async function backfillLoads(
     );
     // Counters the store has but the source sums to nothing (every order cancelled): zero them.
     const wanted = new Set(ops.map((o) => o.key));
-    for (const p of keys.partitions) {
-      for await (const found of scanKeys(redis, `${p.prefix}l:*`)) {
-        for (const k of found)
-          // a one-partition store has no tag: its pattern also matches other stores' prefixes
-          if (!wanted.has(k) && keys.ofKey(k) === p)
-            ops.push({ kind: 'loadSet', key: k, count: '0', position, snapshot: tag, source: -1 });
-      }
-    }
+    for await (const found of scanKeys(redis, keys.pattern('l')))
+      for (const k of found)
+        if (!wanted.has(k)) ops.push({ kind: 'loadSet', key: k, count: '0', position, snapshot: tag, source: -1 });
     const written = await applyOps(redis, keys, ops, opts);
     if (written.failures.length)
       throw new Error(`backfill: StoreRedis rejected a load counter: ${written.failures[0].error}`);
@@ -196,6 +191,53 @@ export async function backfillPlan(source: pg.Pool): Promise<Record<BackfillTabl
   return out;
 }
 
-export async function finishBackfill(redis: StoreRedis, keys: StoreKeys, epoch: string): Promise<void> {
-  await setEpoch(redis, keys, epoch);
+/**
+ * At the start of a backfill: its id goes into every partition. A partition rebuilt while the
+ * backfill runs (emptied after a failover, say) loses it, and with it the rows already filled.
+ */
+export async function markBackfillStart(redis: StoreRedis, keys: StoreKeys, marker: string): Promise<void> {
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.backfill,
+    (pipeline, p) => void pipeline.set(p.backfill, marker),
+  );
+  for (const [err] of replies) if (err) throw err;
+}
+
+// KEYS: epoch, backfill marker. ARGV: epoch value, marker ('' : a backfill started without one).
+const FINISH_LUA = `
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1
+`;
+
+/**
+ * Marks the store complete: the epoch of every partition that still holds this backfill's marker.
+ * A partition rebuilt meanwhile stays incomplete (reads of its SKUs stale): the drain sees it and
+ * starts another backfill. Returns the partitions left incomplete.
+ */
+export async function finishBackfill(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  epoch: string,
+  marker = '',
+): Promise<{ incomplete: number[] }> {
+  if (!marker) {
+    await setEpoch(redis, keys, epoch);
+    return { incomplete: [] };
+  }
+  const replies = await pipelineByNode(
+    redis,
+    keys.partitions,
+    (p) => p.epoch,
+    (pipeline, p) => void pipeline.eval(FINISH_LUA, 2, p.epoch, p.backfill, epoch, marker),
+  );
+  const incomplete: number[] = [];
+  replies.forEach(([err, set], i) => {
+    if (err) throw err;
+    if (set !== 1) incomplete.push(i);
+  });
+  return { incomplete };
 }

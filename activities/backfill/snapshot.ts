@@ -30,16 +30,41 @@ export async function withSnapshot<T>(
   );
 }
 
-/** Stores the snapshot's descriptor and returns its version tag "s<k>". */
+/**
+ * Stores the snapshot's descriptor in every partition and returns its version tag "s<k>". The
+ * number comes from one counter ({p}snapseq) on one node; if that node failed over and the counter
+ * went back, a number may already name another snapshot in some partition: that must never be
+ * overwritten (values tagged with it would be compared against the wrong snapshot), so each
+ * partition takes the descriptor only if it has none under that number, and on a clash the counter
+ * jumps past every number in use and the next one is taken.
+ */
 export async function registerSnapshot(redis: StoreRedis, keys: StoreKeys, snap: Snapshot): Promise<string> {
-  const k = await redis.incr(keys.snapSeq);
-  // every partition: a value is compared with the snapshot of its own partition's descriptor
-  const replies = await pipelineByNode(
-    redis,
-    keys.partitions,
-    (p) => p.snaps,
-    (pipeline, p) => void pipeline.hset(p.snaps, String(k), snap.text),
-  );
-  for (const [err] of replies) if (err) throw err;
-  return `s${k}`;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const k = String(await redis.incr(keys.snapSeq));
+    const replies = await pipelineByNode(
+      redis,
+      keys.partitions,
+      (p) => p.snaps,
+      (pipeline, p) => void pipeline.hsetnx(p.snaps, k, snap.text),
+    );
+    const clash = replies.some(([err, set]) => {
+      if (err) throw err;
+      return set !== 1;
+    });
+    if (!clash) return `s${k}`;
+    const used = await pipelineByNode(
+      redis,
+      keys.partitions,
+      (p) => p.snaps,
+      (pipeline, p) => void pipeline.hkeys(p.snaps),
+    );
+    const highest = Math.max(0, ...used.flatMap(([err, ks]) => (err ? [] : (ks as string[]).map(Number))));
+    await redis.eval(
+      `if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end`,
+      1,
+      keys.snapSeq,
+      String(highest),
+    );
+  }
+  throw new Error('could not register a backfill snapshot: the snapshot counter keeps clashing with numbers in use');
 }

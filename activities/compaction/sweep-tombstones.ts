@@ -50,6 +50,7 @@ export async function sweepFieldTombstones(
   // SCAN cursor. Kept in the first partition's meta; lost with it, the sweep starts over.
   const meta = keys.partitions[0].meta;
   const nodes = masterNodes(redis).sort((a, b) => nodeName(a).localeCompare(nodeName(b)));
+  if (nodes.length === 0) throw new Error('no Redis master is known yet (cluster still connecting)');
   const [savedCursor, savedPattern, savedNode] = await redis.hmget(meta, 'sweepCursor', 'sweepPattern', 'sweepNode');
   let cursor = savedCursor ?? '0';
   let visited = 0;

@@ -200,6 +200,7 @@ async function applyNextChunk(
     ...applyOptions(deps.config),
     batch: cursor.batch,
     position: next.last, // the store's applied position moves in the same call as the changes
+    checked: cursor.last, // and only in a partition that still holds what the check saw
   });
   const applySeconds = (performance.now() - tApply) / 1000;
   faultPoint('after-apply');
@@ -299,7 +300,8 @@ async function deadLetterFailures(
 }
 
 async function afterIdle(deps: DrainDeps, idle: { next: ConsumerCursor; target: Target }): Promise<DrainBatchResult> {
-  const storeComplete = idle.target.at === null ? true : await markCaughtUp(deps.redis, deps.keys, idle.target.at);
+  const storeComplete =
+    idle.target.at === null ? true : await markCaughtUp(deps.redis, deps.keys, idle.target.at, idle.next.last);
   const rebuildSkus = await rebuildRequests(deps, []);
   return {
     outcome: 'idle',
@@ -328,6 +330,7 @@ async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number): Promi
     newestSourceMs: c.newestSourceMs,
     appliedAt: Date.now(),
     caughtUpAt: c.complete ? c.target.at : null,
+    applied: c.next.last,
   });
   if (c.dead.size)
     deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });

@@ -88,7 +88,7 @@ async function world() {
     avail('PAUS', 'F3', 9),
     lifecycle('GONE', null),
   );
-  await markCaughtUp(c.redis, c.keys, NOW - 2000);
+  await markCaughtUp(c.redis, c.keys, NOW - 2000, null);
 }
 
 describe('badge reader (library)', () => {
@@ -166,7 +166,7 @@ describe('badge reader (library)', () => {
     expect((await reader.getBadges('R1', ['ELIG'])).stale).toBe(true); // 2 s old > 1 s bound
     await c.redis.del(c.keys.partitions[0].meta);
     expect(await reader.freshness()).toEqual({ asOf: null, lagMs: null, stale: true });
-    await markCaughtUp(c.redis, c.keys, NOW - 10);
+    await markCaughtUp(c.redis, c.keys, NOW - 10, null);
     expect(await reader.freshness()).toMatchObject({ stale: false, lagMs: 10 });
   });
 

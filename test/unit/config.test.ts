@@ -33,6 +33,10 @@ describe('loadConfig', () => {
     expect(cluster.STORE_PARTITIONS).toBe(16);
     expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000', STORE_PARTITIONS: '64' }).STORE_PARTITIONS).toBe(64);
     expect(() => loadConfig({ STORE_PARTITIONS: '2000' })).toThrow(/STORE_PARTITIONS/);
+    // one partition has no hash tag: on a cluster its calls would cross slots
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000', STORE_PARTITIONS: '1' })).toThrow(
+      /at least 2 partitions/,
+    );
     let err: Error | undefined;
     try {
       loadConfig({ REDIS_CLUSTER_NODES: 'redis://u:secret@10.0.0.2:7001/3,ftp://x' });

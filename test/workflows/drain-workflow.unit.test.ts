@@ -301,6 +301,7 @@ describe('drain workflow (mocked activities)', () => {
         },
         async finishBackfill(input) {
           backfill.epochs.push(input.epoch);
+          return { incomplete: [] };
         },
       };
 
