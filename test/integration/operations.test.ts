@@ -4,6 +4,7 @@
  * Redis loses its data, dead letters, verify, and the CLI's errors and exit codes.
  */
 import { LIFECYCLE_FIELD } from '../../store/keys';
+import { masterNodes } from '../../store/redis-client';
 import { backlog as drainBacklog } from '../support/cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
@@ -132,7 +133,8 @@ describe('operator CLI', () => {
   });
 
   it('FLUSHALL: noticed by itself, reads stale, rebuilt by backfill-auto, then fresh and equal to the source', async () => {
-    await c.redis.flushdb();
+    // every master of a cluster (one Redis: the one)
+    await Promise.all(masterNodes(c.redis).map((node) => node.flushall()));
     await eventually(stale, 5_000, 'stale after the flush');
     const traffic = runTraffic(c.pool, { rate: 300, durationMs: 2000, connections: 2, seed: 23, size });
     const auto = await eventually(
