@@ -4,7 +4,8 @@
  * `REDIS_CLUSTER_NODES=127.0.0.1:7000,...` once it is healthy, and stops the nodes on SIGINT/SIGTERM.
  * The folder is wiped at start: every run is a fresh cluster.
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
+import { runMain, runProgram } from './lib/cli-args';
 import { startLocalRedisCluster } from './lib/redis-cluster';
 
 const wholeNumber =
@@ -68,21 +69,7 @@ async function main(argv = process.argv): Promise<number> {
     )
     .exitOverride()
     .action(async (o: Options) => void (code = await run(o)));
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // help shown, or a usage error already printed
-    throw err;
-  }
-  return code;
+  return runProgram(program, argv, () => code);
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(`redis:cluster: ${err.message}`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runMain('redis:cluster', main);

@@ -2,7 +2,8 @@
  * `npm run stack -- start|stop|status`: the local Temporal dev server (Web UI on
  * TEMPORAL_UI_PORT, SQLite under .data/temporal), plus reachability of PostgreSQL and Redis.
  */
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
+import { runMain, runProgram } from './lib/cli-args';
 import { redactUrl } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { Redis } from 'ioredis';
@@ -102,21 +103,7 @@ async function main(argv = process.argv): Promise<number> {
     .command('status')
     .description('is each dependency up? (exit 1 if one is down)')
     .action(async () => void (code = await status()));
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // help shown, or a usage error already printed
-    throw err;
-  }
-  return code;
+  return runProgram(program, argv, () => code);
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(`stack: ${err.message}`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runMain('stack', main);

@@ -19,7 +19,7 @@
  * rebuild. It only moves forward (by xmax): a late writer with an older snapshot changes nothing.
  */
 import type { PartitionKeys, StoreKeys } from './keys';
-import { pipelineByNode, StoreRedis } from './redis-client';
+import { defineScript, onEachNode, StoreRedis } from './redis-client';
 
 const ADVANCE_LUA = `
 local cur = redis.call('GET', KEYS[1])
@@ -44,18 +44,14 @@ export async function advanceFence(
   snapshot: string,
   only: readonly PartitionKeys[] = keys.partitions,
 ): Promise<boolean> {
-  if (typeof (redis as unknown as Partial<WithFence>).fbAdvanceFence !== 'function')
-    redis.defineCommand('fbAdvanceFence', { lua: ADVANCE_LUA });
-  const replies = await pipelineByNode(
+  defineScript(redis, 'fbAdvanceFence', ADVANCE_LUA);
+  const replies = await onEachNode(
     redis,
     only,
     (p) => p.fence,
     (pipeline, p) => void (pipeline as unknown as WithFence).fbAdvanceFence(1, p.fence, snapshot),
   );
-  return replies.some(([err, moved]) => {
-    if (err) throw err;
-    return moved === 1;
-  });
+  return replies.some((moved) => moved === 1);
 }
 
 /** The fence of one partition (every partition's moves together; a rebuilt one may be further). */

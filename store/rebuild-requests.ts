@@ -6,18 +6,17 @@
  * SKU's rows are re-emitted through the outbox.
  */
 import type { StoreKeys } from './keys';
-import { pipelineByNode, StoreRedis } from './redis-client';
+import { onEachNode, StoreRedis } from './redis-client';
 
 export async function pendingRebuilds(redis: StoreRedis, keys: StoreKeys, max = 50): Promise<string[]> {
-  const replies = await pipelineByNode(
+  const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.rebuilds,
     (pipeline, p) => void pipeline.srandmember(p.rebuilds, max),
   );
   const skus: string[] = [];
-  for (const [err, found] of replies) {
-    if (err) throw err;
+  for (const found of replies) {
     skus.push(...((found as string[] | null) ?? []));
   }
   return skus.slice(0, max);

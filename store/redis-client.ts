@@ -156,3 +156,25 @@ async function pipelinesOnce<T>(
   );
   return out;
 }
+
+/**
+ * One command per partition (or any list of items), each on its node: the replies, in order;
+ * the first error is raised (the caller's activity retries, and every store write is idempotent).
+ */
+export async function onEachNode<T>(
+  redis: StoreRedis,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  add: (pipeline: Pipeline, item: T) => void,
+): Promise<unknown[]> {
+  const replies = await pipelineByNode(redis, items, keyOf, add);
+  return replies.map(([err, reply]) => {
+    if (err) throw err;
+    return reply;
+  });
+}
+
+/** Defines a Lua script as a command of this client and its pipelines (once per client). */
+export function defineScript(redis: StoreRedis, name: string, lua: string): void {
+  if (typeof (redis as unknown as Record<string, unknown>)[name] !== 'function') redis.defineCommand(name, { lua });
+}

@@ -42,7 +42,7 @@
  * earlier attempt's claim, if any partition holds one.
  */
 import type { PartitionKeys, StoreKeys } from './keys';
-import { pipelineByNode, StoreRedis } from './redis-client';
+import { defineScript, onEachNode, StoreRedis } from './redis-client';
 
 export interface DeliveryPosition {
   batch: string;
@@ -128,9 +128,8 @@ async function runChecks(
   input: CheckInput,
   claim: { snap: string; at: number } | null,
 ): Promise<{ status: string; store: StorePosition }[]> {
-  if (typeof (redis as unknown as Partial<WithCheck>).fbCheckPosition !== 'function')
-    redis.defineCommand('fbCheckPosition', { lua: CHECK_LUA });
-  const replies = await pipelineByNode(
+  defineScript(redis, 'fbCheckPosition', CHECK_LUA);
+  const replies = await onEachNode(
     redis,
     partitions,
     (p) => p.pos,
@@ -147,10 +146,7 @@ async function runChecks(
         input.last.id,
       ),
   );
-  return replies.map(([err, reply]) => {
-    if (err) throw err;
-    return { status: (reply as string[])[0], store: parseState(reply as string[]) };
-  });
+  return replies.map((reply) => ({ status: (reply as string[])[0], store: parseState(reply as string[]) }));
 }
 
 /** The lowest applied position of some partitions' states (with the claim of that partition). */
@@ -197,16 +193,13 @@ export async function checkStorePosition(
 
 /** The store's position: the lowest applied position over its partitions, and that partition's claim. */
 export async function readStorePosition(redis: StoreRedis, keys: StoreKeys): Promise<StorePosition> {
-  const replies = await pipelineByNode(
+  const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.pos,
     (pipeline, p) => void pipeline.hmget(p.pos, 'cb', 'cf', 'ct', 'cat', 'lb', 'lt', 'li'),
   );
-  const states = replies.map(([err, f]) => {
-    if (err) throw err;
-    return parseState(['', ...(f as (string | null)[]).map((v) => v ?? '')]);
-  });
+  const states = replies.map((f) => parseState(['', ...(f as (string | null)[]).map((v) => v ?? '')]));
   return lowest(states);
 }
 
@@ -245,26 +238,24 @@ export async function rememberTruncates(
   batch: string,
   tables: string[],
 ): Promise<void> {
-  const replies = await pipelineByNode(
+  await onEachNode(
     redis,
     keys.partitions,
     (p) => p.pos,
     (pipeline, p) => void pipeline.hset(p.pos, 'tb', batch, 'tt', tables.join(',')),
   );
-  for (const [err] of replies) if (err) throw err;
 }
 
 /** The tables whose TRUNCATE an earlier chunk of `batch` met (any partition that remembers it). */
 export async function truncatesRemembered(redis: StoreRedis, keys: StoreKeys, batch: string): Promise<string[]> {
-  const replies = await pipelineByNode(
+  const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.pos,
     (pipeline, p) => void pipeline.hmget(p.pos, 'tb', 'tt'),
   );
   const tables = new Set<string>();
-  for (const [err, reply] of replies) {
-    if (err) throw err;
+  for (const reply of replies) {
     const [tb, tt] = reply as (string | null)[];
     if (tb === batch && tt) for (const t of tt.split(',')) tables.add(t);
   }

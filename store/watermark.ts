@@ -16,7 +16,7 @@
  */
 import type { StoreKeys } from './keys';
 import type { DeliveryPosition } from './store-position';
-import { pipelineByNode, StoreRedis } from './redis-client';
+import { defineScript, onEachNode, StoreRedis } from './redis-client';
 
 export interface Watermark {
   sourceMs: number | null;
@@ -53,12 +53,11 @@ async function gatedHset(
   atLeast: DeliveryPosition | null,
   fields: (string | number)[],
 ): Promise<boolean> {
-  if (typeof (redis as unknown as Partial<WithGate>).fbGatedHset !== 'function')
-    redis.defineCommand('fbGatedHset', { lua: GATED_HSET });
+  defineScript(redis, 'fbGatedHset', GATED_HSET);
   // every partition also records how many partitions the store has: a reader configured with
   // another count (store/keys.ts hashes SKUs by it) must not take this watermark for its own
   const withCount = [...fields, 'parts', keys.partitions.length];
-  const replies = await pipelineByNode(
+  const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.meta,
@@ -75,8 +74,7 @@ async function gatedHset(
       ),
   );
   let complete = true;
-  replies.forEach(([err, wrote], i) => {
-    if (err) throw err;
+  replies.forEach((wrote, i) => {
     if (wrote === -1)
       throw new PartitionBehindError(
         `store partition ${i} is below the drain's position ${atLeast?.batch}/${atLeast?.txid}/${atLeast?.id}: it lost writes (failover or restart); the next check rebuilds it`,
@@ -113,32 +111,28 @@ export async function markCaughtUp(
 
 /** Marks the store complete (end of a backfill). */
 export async function setEpoch(redis: StoreRedis, keys: StoreKeys, epoch: string): Promise<void> {
-  const replies = await pipelineByNode(
+  await onEachNode(
     redis,
     keys.partitions,
     (p) => p.epoch,
     (pipeline, p) => void pipeline.set(p.epoch, epoch),
   );
-  for (const [err] of replies) if (err) throw err;
 }
 
 /** Whether every partition is complete (has its epoch). */
 export async function storeComplete(redis: StoreRedis, keys: StoreKeys): Promise<boolean> {
-  const replies = await pipelineByNode(
+  const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.epoch,
     (pipeline, p) => void pipeline.exists(p.epoch),
   );
-  return replies.every(([err, n]) => {
-    if (err) throw err;
-    return n === 1;
-  });
+  return replies.every((n) => n === 1);
 }
 
 /** The store's watermark: the least fresh partition's (a field missing in any partition is missing). */
 export async function readWatermark(redis: StoreRedis, keys: StoreKeys): Promise<Watermark> {
-  const replies = await pipelineByNode(
+  const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.meta,
@@ -148,8 +142,7 @@ export async function readWatermark(redis: StoreRedis, keys: StoreKeys): Promise
   const min = (a: number | null | undefined, b: number | null) =>
     a === undefined ? b : a === null || b === null ? null : Math.min(a, b);
   let sourceMs: number | null | undefined, appliedAt: number | null | undefined, caughtUpAt: number | null | undefined;
-  for (const [err, f] of replies) {
-    if (err) throw err;
+  for (const f of replies) {
     const [s, a, c] = f as (string | null)[];
     sourceMs = min(sourceMs, n(s));
     appliedAt = min(appliedAt, n(a));

@@ -15,7 +15,7 @@
  * records the drain's next delivery position and the snapshot, so deltas already counted (by
  * position, or because the snapshot saw their transaction) are skipped.
  */
-import { pipelineByNode, scanKeys, StoreRedis } from '../../store/redis-client';
+import { onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { names } from '../../config';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
@@ -196,13 +196,12 @@ export async function backfillPlan(source: pg.Pool): Promise<Record<BackfillTabl
  * backfill runs (emptied after a failover, say) loses it, and with it the rows already filled.
  */
 export async function markBackfillStart(redis: StoreRedis, keys: StoreKeys, marker: string): Promise<void> {
-  const replies = await pipelineByNode(
+  await onEachNode(
     redis,
     keys.partitions,
     (p) => p.backfill,
     (pipeline, p) => void pipeline.set(p.backfill, marker),
   );
-  for (const [err] of replies) if (err) throw err;
 }
 
 // KEYS: epoch, backfill marker. ARGV: epoch value, marker ('' : a backfill started without one).
@@ -228,16 +227,13 @@ export async function finishBackfill(
     await setEpoch(redis, keys, epoch);
     return { incomplete: [] };
   }
-  const replies = await pipelineByNode(
+  const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.epoch,
     (pipeline, p) => void pipeline.eval(FINISH_LUA, 2, p.epoch, p.backfill, epoch, marker),
   );
   const incomplete: number[] = [];
-  replies.forEach(([err, set], i) => {
-    if (err) throw err;
-    if (set !== 1) incomplete.push(i);
-  });
+  replies.forEach((set, i) => set !== 1 && incomplete.push(i));
   return { incomplete };
 }

@@ -2,7 +2,7 @@
  * Reading the source at a snapshot, and remembering that snapshot in the store so that changes
  * can be compared against values read from it (see store/apply.ts, "s<k>" versions).
  */
-import { pipelineByNode, StoreRedis } from '../../store/redis-client';
+import { onEachNode, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
 import type { StoreKeys } from '../../store/keys';
@@ -41,24 +41,21 @@ export async function withSnapshot<T>(
 export async function registerSnapshot(redis: StoreRedis, keys: StoreKeys, snap: Snapshot): Promise<string> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const k = String(await redis.incr(keys.snapSeq));
-    const replies = await pipelineByNode(
+    const replies = await onEachNode(
       redis,
       keys.partitions,
       (p) => p.snaps,
       (pipeline, p) => void pipeline.hsetnx(p.snaps, k, snap.text),
     );
-    const clash = replies.some(([err, set]) => {
-      if (err) throw err;
-      return set !== 1;
-    });
+    const clash = replies.some((set) => set !== 1);
     if (!clash) return `s${k}`;
-    const used = await pipelineByNode(
+    const used = await onEachNode(
       redis,
       keys.partitions,
       (p) => p.snaps,
       (pipeline, p) => void pipeline.hkeys(p.snaps),
     );
-    const highest = Math.max(0, ...used.flatMap(([err, ks]) => (err ? [] : (ks as string[]).map(Number))));
+    const highest = Math.max(0, ...used.flatMap((ks) => (ks as string[]).map(Number)));
     await redis.eval(
       `if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end`,
       1,

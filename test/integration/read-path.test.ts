@@ -93,14 +93,14 @@ async function world() {
 
 describe('badge reader (library)', () => {
   beforeEach(world);
+  /** The test store, as a reader is configured for it. */
+  const store = { redis: c.redis, prefix: c.keys.prefix, partitions: c.keys.partitions.length };
 
   // the pipelined variant reads a store of one partition only
   for (const mode of c.keys.partitions.length === 1 ? (['lua', 'pipeline'] as const) : (['lua'] as const)) {
     it(`answers every reason in the order asked, with freshness (${mode})`, async () => {
       const reader = createBadgeReader({
-        redis: c.redis,
-        prefix: c.keys.prefix,
-        partitions: c.keys.partitions.length,
+        ...store,
         staleAfterMs: 10_000,
         now: () => NOW,
         mode,
@@ -126,9 +126,7 @@ describe('badge reader (library)', () => {
 
   it('a region with no FCs answers out_of_stock for every known SKU', async () => {
     const reader = createBadgeReader({
-      redis: c.redis,
-      prefix: c.keys.prefix,
-      partitions: c.keys.partitions.length,
+      ...store,
       staleAfterMs: 10_000,
       now: () => NOW,
     });
@@ -139,9 +137,7 @@ describe('badge reader (library)', () => {
   it('FC load resets at midnight UTC without any event', async () => {
     let now = NOW; // 23:59:30 on the 25th: F1 is full
     const reader = createBadgeReader({
-      redis: c.redis,
-      prefix: c.keys.prefix,
-      partitions: c.keys.partitions.length,
+      ...store,
       staleAfterMs: 10_000,
       now: () => now,
     });
@@ -157,9 +153,7 @@ describe('badge reader (library)', () => {
 
   it('says stale when the drain has not confirmed recently, or never did', async () => {
     const reader = createBadgeReader({
-      redis: c.redis,
-      prefix: c.keys.prefix,
-      partitions: c.keys.partitions.length,
+      ...store,
       staleAfterMs: 1000,
       now: () => NOW,
     });
@@ -172,9 +166,7 @@ describe('badge reader (library)', () => {
 
   it('answers 200 SKUs in one call and refuses 201', async () => {
     const reader = createBadgeReader({
-      redis: c.redis,
-      prefix: c.keys.prefix,
-      partitions: c.keys.partitions.length,
+      ...store,
       staleAfterMs: 10_000,
     });
     const skus = Array.from({ length: 200 }, (_, i) => (i === 199 ? 'ELIG' : `X${i}`));

@@ -10,7 +10,7 @@ import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
 import { truncateEverything } from '../../db/truncate';
 import { storeKeysFor } from '../../store/keys';
-import { createStoreRedis, masterNodes, pipelineByNode, scanKeys, StoreRedis } from '../../store/redis-client';
+import { createStoreRedis, masterNodes, onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import { setEpoch } from '../../store/watermark';
 import { createWorker } from '../../worker/create-worker';
 
@@ -217,11 +217,10 @@ export async function storeKeysOfKind(
 
 /** Deletes keys one by one, each on its own node (a multi-key DEL would cross slots on a cluster). */
 export async function deleteKeys(redis: StoreRedis, keys: string[]): Promise<void> {
-  const replies = await pipelineByNode(
+  await onEachNode(
     redis,
     keys,
     (k) => k,
     (p, k) => void p.del(k),
   );
-  for (const [err] of replies) if (err) throw err;
 }
