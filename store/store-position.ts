@@ -166,6 +166,7 @@ export async function checkStorePosition(
   keys: StoreKeys,
   input: CheckInput,
 ): Promise<PositionCheck> {
+  if (keys.partitions.length === 1 && input.proposed) return checkAndClaimOne(redis, keys.partitions[0], input);
   const checked = await runChecks(redis, keys.partitions, input, null);
   const ahead = checked.find((c) => c.status === 'ahead');
   if (ahead) return { status: 'ahead', store: ahead.store };
@@ -189,6 +190,22 @@ export async function checkStorePosition(
     if (moved) throw new Error(`store position moved while batch ${input.batch} was being claimed (${moved.status})`);
   }
   return { status: 'ok', target };
+}
+
+/**
+ * One partition (a single Redis): check and claim in one call, as nothing else needs to agree;
+ * the claim is written only when the check is ok, and an earlier attempt's claim is kept.
+ */
+async function checkAndClaimOne(
+  redis: StoreRedis,
+  partition: PartitionKeys,
+  input: CheckInput,
+): Promise<PositionCheck> {
+  const proposed = input.proposed!;
+  const [c] = await runChecks(redis, [partition], input, proposed);
+  if (c.status === 'ahead' || c.status === 'behind') return { status: c.status, store: c.store };
+  const earlier = c.store.claimed?.batch === input.batch ? c.store.claimed : null;
+  return { status: 'ok', target: earlier ? { snap: earlier.target, at: earlier.at } : proposed };
 }
 
 /** The store's position: the lowest applied position over its partitions, and that partition's claim. */
