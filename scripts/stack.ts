@@ -4,9 +4,8 @@
  */
 import { Command } from 'commander';
 import { runMain, runProgram } from './lib/cli-args';
-import { redactUrl } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
-import { Redis } from 'ioredis';
+import { createStoreRedis, describeStoreRedis, masterNodes } from '../store/redis-client';
 import { loadConfig } from '../config';
 import { createPool } from '../db/pool';
 import { localServerFiles, readPid, startDevServer, stopPid, temporalAnswers } from './lib/temporal-server';
@@ -50,11 +49,12 @@ async function status(): Promise<number> {
   } finally {
     await pool.end();
   }
-  const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  // the online store: one Redis, or every master of the Redis Cluster
+  const redis = createStoreRedis(config, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   try {
     await redis.connect();
-    await redis.ping();
-    console.log(`redis      up    ${redactUrl(config.REDIS_URL)}`);
+    await Promise.all(masterNodes(redis).map((node) => node.ping()));
+    console.log(`redis      up    ${describeStoreRedis(config)}`);
   } catch (err) {
     console.log(`redis      DOWN  ${(err as Error).message}`);
     bad++;
