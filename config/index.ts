@@ -87,6 +87,12 @@ const EnvSchema = z.object({
   /** Reads say stale: true when the drain has not confirmed being caught up for this long. */
   STALE_AFTER_MS: intFrom(10_000, 100, 3_600_000),
 
+  /**
+   * How many drain shards apply changes in parallel (outbox/shards.ts), each its own workflow chain,
+   * lease and cursor over a disjoint set of store partitions: at most STORE_PARTITIONS. Changing it
+   * on a live install is `npm run ops -- reshard --shards N` (README).
+   */
+  DRAIN_SHARDS: intFrom(1, 1, 64),
   /** How often the schedule fires a drain run; each run drains until its interval is up. */
   DRAIN_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),
   /** Outbox rows read, folded and applied per batch activity. */
@@ -181,6 +187,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // one partition has no hash tag: its Lua calls would span slots (CROSSSLOT)
     throw new ConfigurationError(
       'invalid configuration:\n  STORE_PARTITIONS=1: a Redis Cluster needs at least 2 partitions (REDIS_CLUSTER_NODES is set)',
+    );
+  if (config.DRAIN_SHARDS > config.STORE_PARTITIONS)
+    // a shard drains whole partitions
+    throw new ConfigurationError(
+      `invalid configuration:\n  DRAIN_SHARDS=${config.DRAIN_SHARDS}: each drain shard owns whole store partitions, and STORE_PARTITIONS is ${config.STORE_PARTITIONS}; set STORE_PARTITIONS to at least ${config.DRAIN_SHARDS} (16 is a good choice on one Redis too)`,
     );
   return config;
 }

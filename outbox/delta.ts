@@ -17,7 +17,8 @@
  * transaction that finished since S(k-1) and one range scan from S(k-1)'s xmax to S(k)'s. Rows
  * written by transactions still open are not read at all, however long they stay open.
  */
-import type pg from 'pg';
+import pg from 'pg';
+import { withTransaction } from '../db/transaction';
 import type { OutboxRow } from '../features/from-source';
 import { parseSnapshot } from '../db/pg-snapshot';
 import type { Position } from './cursor';
@@ -29,10 +30,18 @@ import type { Position } from './cursor';
  */
 export async function readDelta(
   db: pg.ClientBase | pg.Pool,
-  input: { from: string; to: string; after: Position; limit: number },
+  input: { from: string; to: string; after: Position; limit: number; routes?: number[] | null },
 ): Promise<OutboxRow[]> {
-  const r = await db.query<OutboxRow>(DELTA_SQL, deltaParams(input));
-  return r.rows;
+  if (!input.routes) return (await db.query<OutboxRow>(DELTA_SQL, deltaParams(input))).rows;
+  const sql = shardDeltaSql(input.routes);
+  const read = async (client: pg.ClientBase) => {
+    // The route index is read in (txid, id) order, a random walk over the heap; at the default
+    // random_page_cost the planner prefers the primary key and filters out the other shards' rows,
+    // reading every row of the range once per route. SSD-like costs (transaction-local) fix that.
+    await client.query(`select set_config('random_page_cost', '1.1', true)`);
+    return (await client.query<OutboxRow>(sql, deltaParams(input))).rows;
+  };
+  return db instanceof pg.Pool ? withTransaction(db, read) : read(db);
 }
 
 /**
@@ -72,3 +81,45 @@ export const DELTA_SQL = `
     ) d
    order by d.txid, d.id
    limit $5`;
+
+/**
+ * The delta of one drain shard (outbox/shards.ts): only rows of its routes (its partitions and -1,
+ * the rows every shard reads), through the index (route, txid, id). Part two is one ordered index
+ * range per route, merged (Merge Append) under the outer ORDER BY ... LIMIT, so a chunk reads about
+ * `limit` rows whatever the number of routes, and none of the other shards'. Same parameters as
+ * DELTA_SQL; the routes are integers written into the text (one plan per shard).
+ */
+export function shardDeltaSql(routes: number[]): string {
+  if (routes.length === 0 || !routes.every((r) => Number.isInteger(r)))
+    throw new Error('shard routes must be integers');
+  const list = routes.join(', ');
+  const ranges = routes
+    .map(
+      (r) => `(select o.* from pipeline.outbox o
+        where o.route = ${r} and (o.txid, o.id) > ($6::xid8, $7::bigint) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
+          and pg_visible_in_snapshot(o.txid, $2::pg_snapshot)
+        order by o.txid, o.id limit $5)`,
+    )
+    .join('\n      union all\n      ');
+  return `
+  with finished as (
+    select x as t from pg_snapshot_xip($1::pg_snapshot) x
+     where pg_visible_in_snapshot(x, $2::pg_snapshot) and x >= $3::xid8
+  )
+  select d.id::text as id, d.txid::text as txid, d.tbl, d.op, d.key, d.image, d.old_image,
+         (extract(epoch from d.created_at) * 1000)::float8 as created_ms
+    from (
+      (select o.*
+         from finished cross join lateral (
+           select * from pipeline.outbox o
+            where o.route in (${list}) and o.txid = finished.t and (o.txid, o.id) > ($3::xid8, $4::bigint)
+            order by o.id limit $5) o
+        order by o.txid, o.id limit $5)
+      union all
+      (select * from (
+      ${ranges}) r
+        order by r.txid, r.id limit $5)
+    ) d
+   order by d.txid, d.id
+   limit $5`;
+}

@@ -7,3 +7,4 @@ export * from './cursor';
 export * from './delta';
 export * from './lease';
 export * from './status';
+export * from './shards';

@@ -20,7 +20,7 @@ import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
 import { withSnapshot } from '../activities/backfill/snapshot';
-import { names } from '../config';
+import { shardCursors } from '../outbox/shards';
 import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
 import { sourceBadges } from './source-badges';
 import { sourceFeatures } from './source-features';
@@ -262,12 +262,10 @@ async function verifyAt(
   return { mode, checkedSkus, checkedBadges: badges.checked, mismatches, settled: first.length - mismatches.length };
 }
 
-/** Has the drain applied every change the snapshot saw (its cursor's snapshot covers it)? */
+/** Has the drain applied every change the snapshot saw (every shard's cursor snapshot covers it)? */
 async function drainCovers(cursorDb: pg.Pool, snapshot: string): Promise<boolean> {
-  const r = await cursorDb.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [
-    names.drainConsumer,
-  ]);
-  return r.rowCount === 1 && snapshotCovers(parseSnapshot(r.rows[0].s), parseSnapshot(snapshot));
+  const { shards } = await shardCursors(cursorDb);
+  return shards.every(({ cursor }) => snapshotCovers(parseSnapshot(cursor.from), parseSnapshot(snapshot)));
 }
 
 /**

@@ -3,14 +3,15 @@
  *   1. validate configuration, check PostgreSQL and Redis
  *   2. create the database if needed and apply migrations
  *   3. start the Temporal dev server unless one answers already
- *   4. create or update the schedules (idempotent)
+ *   4. bring the drain shards in line with DRAIN_SHARDS (scripts/lib/drain-layout.ts), create or
+ *      update the schedules (idempotent)
  *   5. run the read API and the worker (and, with --simulate, the workload simulator) until Ctrl-C;
  *      landing and the export run in a second worker process (scripts/lib/batch-worker.ts)
  */
-import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
 import pg from 'pg';
-import { loadConfig, names } from '../config';
+import { loadConfig } from '../config';
 import { redactText } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { ensureDatabase, migrate } from '../db/migrate';
@@ -19,7 +20,8 @@ import { createPool } from '../db/pool';
 import { dependencyHealth } from '../worker/dependency-health';
 import { runWorker } from '../worker/main';
 import { temporalAnswers } from './lib/temporal-server';
-import { ensureSchedules } from './lib/schedules';
+import { ensureSchedules, triggerDrains } from './lib/schedules';
+import { syncDrainLayout } from './lib/drain-layout';
 import { ensureTemporal } from './stack';
 import { superviseBatchWorker } from './lib/batch-worker';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -51,16 +53,14 @@ async function main(): Promise<void> {
 
   const connection = await Connection.connect(temporalConnectionOptions(config));
   const temporalClient = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const schedules = await ensureSchedules(temporalClient, config);
+  const shards = await syncDrainLayout(config);
+  const schedules = await ensureSchedules(temporalClient, config, shards);
   // Drain now rather than at the next interval boundary; the schedule's skip policy makes this a
-  // no-op when a drain run is already going.
-  // An operator's pause is respected.
-  const drainSchedule = temporalClient.schedule.getHandle(names.drainScheduleId);
-  const paused = (await drainSchedule.describe()).state.paused;
-  if (!paused) await drainSchedule.trigger(ScheduleOverlapPolicy.SKIP);
+  // no-op when a drain run is already going. An operator's pause is respected.
+  const triggered = await triggerDrains(temporalClient, shards);
   await connection.close();
   console.log(
-    `drain schedule ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)${paused ? ', PAUSED by an operator' : ', triggered once now'}`,
+    `drain schedule${shards > 1 ? `s (${shards} shards)` : ''} ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)${triggered.length === 0 ? ', PAUSED by an operator' : ', triggered once now'}`,
   );
 
   if (opts.simulate) {

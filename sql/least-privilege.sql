@@ -65,3 +65,9 @@ grant select, insert, update, delete on pipeline.consumer_offsets, pipeline.leas
 grant select on pipeline.schema_migrations to fresh_badges_worker;
 grant usage on all sequences in schema pipeline to fresh_badges_worker;
 grant pg_read_all_stats to fresh_badges_worker;
+
+-- Drain shards (migration 008): every writer of outbox rows routes them (a trigger on the outbox
+-- reads the partition count); the worker reads and changes the shard layout.
+grant execute on function pipeline.sku_route(text), pipeline.route_outbox_row() to fresh_badges_capture, fresh_badges_worker;
+grant select on pipeline.drain_layout to fresh_badges_capture;
+grant select, update on pipeline.drain_layout to fresh_badges_worker;

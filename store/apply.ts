@@ -461,6 +461,12 @@ function planCalls(keys: StoreKeys, ops: StoreOp[], opts: ApplyOptions): ApplyCa
     if (list) list.push(op);
     else byPartition.set(p, [op]);
   }
+  // A drain shard's view of the store (outbox/shards.ts) holds its own partitions: an operation
+  // for another one would be silently dropped below, so it is a bug worth stopping for.
+  if (keys.partial)
+    for (const p of byPartition.keys())
+      if (!keys.partitions.includes(p))
+        throw new Error(`a store operation for partition ${p.index} reached a drain shard that does not own it`);
   const calls: ApplyCall[] = [];
   for (const partition of keys.partitions) {
     const list = byPartition.get(partition) ?? [];

@@ -60,6 +60,8 @@ export interface StoreKeys {
   /** REDIS_PREFIX: every key of the store starts with it. */
   prefix: string;
   partitions: readonly PartitionKeys[];
+  /** How many partitions the whole store has (a drain shard's view holds some of them). */
+  count: number;
   /** The partition that holds a SKU's hash. */
   ofSku(sku: string): PartitionKeys;
   /** The SKU's hash key (in its partition). */
@@ -77,6 +79,11 @@ export interface StoreKeys {
   legacyEpoch: string;
   /** A SCAN pattern for one kind of key (s SKU, f FC, l load, r region) in every partition. */
   pattern(kind: 's' | 'f' | 'l' | 'r'): string;
+  /**
+   * Set on a drain shard's view of the store (outbox/shards.ts): `partitions` are the shard's own,
+   * a subset; whole-store work (a rebuild) then touches those alone.
+   */
+  partial?: boolean;
 }
 
 /**
@@ -158,6 +165,7 @@ export function storeKeys(prefix: string, partitions = 1): StoreKeys {
   const keys: StoreKeys = {
     prefix,
     partitions: parts,
+    count: partitions,
     ofSku,
     sku: (sku) => ofSku(sku).sku(sku),
     ofKey(key) {

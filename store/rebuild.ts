@@ -23,12 +23,14 @@ export async function rebuildStore(
   claim: StorePosition['claimed'] = null,
   only?: readonly PartitionKeys[],
 ): Promise<number> {
+  // a drain shard's view of the store rebuilds its own partitions, never the others'
+  only ??= keys.partial ? keys.partitions : undefined;
   const partitions = only ?? keys.partitions;
   for (const p of partitions) await redis.del(p.epoch);
   if (!only) await redis.del(keys.legacyEpoch);
   let removed = 0;
-  // A store of one partition has no hash tag: its keys are every key under the prefix.
-  const patterns = only && keys.partitions.length > 1 ? partitions.map((p) => `${p.prefix}*`) : [`${keys.prefix}*`];
+  // (A store of one partition has no hash tag: its partition's prefix is the store's.)
+  const patterns = only ? partitions.map((p) => `${p.prefix}*`) : [`${keys.prefix}*`];
   for (const pattern of patterns) {
     for await (const page of scanKeys(redis, pattern)) {
       // the partition count describes the layout, not the data: it stays

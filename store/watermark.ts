@@ -56,7 +56,7 @@ async function gatedHset(
   defineScript(redis, 'fbGatedHset', GATED_HSET);
   // every partition also records how many partitions the store has: a reader configured with
   // another count (store/keys.ts hashes SKUs by it) must not take this watermark for its own
-  const withCount = [...fields, 'parts', keys.partitions.length];
+  const withCount = [...fields, 'parts', keys.count];
   const replies = await onEachNode(
     redis,
     keys.partitions,

@@ -18,11 +18,27 @@ import { storeKeysFor } from '../store/keys';
 import { createStoreRedis, describeStoreRedis } from '../store/redis-client';
 import { checkEvictionPolicy } from '../store/redis-checks';
 import { upgradeStoreLayout } from '../store/layout';
+import { readDrainLayout, setRoutePartitions } from '../outbox';
+import type pg from 'pg';
 import { createWorker } from './create-worker';
 import { dependencyHealth } from './dependency-health';
 import { createWorkerMetrics } from './metrics';
 
 let runtimeInstalled = false;
+
+/**
+ * The outbox routes rows by this worker's STORE_PARTITIONS (outbox/shards.ts). With several drain
+ * shards the partition count cannot change (rows routed by the old count would reach the wrong
+ * shard): a worker configured with another one refuses to start rather than drain wrongly.
+ */
+async function checkDrainLayout(pool: pg.Pool, config: Config): Promise<void> {
+  const layout = await readDrainLayout(pool);
+  await setRoutePartitions(pool, config.STORE_PARTITIONS);
+  if (layout.shards !== config.DRAIN_SHARDS)
+    console.warn(
+      `worker: DRAIN_SHARDS=${config.DRAIN_SHARDS}, but the install drains with ${layout.shards} shard(s) (pipeline.drain_layout); this worker drains whichever shards are scheduled. To change it: npm run ops -- reshard --shards ${config.DRAIN_SHARDS}`,
+    );
+}
 
 /**
  * Runs the worker until SIGINT/SIGTERM (then it finishes in-flight activities, up to the grace
@@ -68,6 +84,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
       throw new Error(`Redis is not reachable at ${describeStoreRedis(config)}: ${redactText(err.message)}`);
     });
     await checkEvictionPolicy(redis, config.REDIS_EVICTION_CHECK);
+    await checkDrainLayout(pool, config);
     await upgradeStoreLayout(redis, storeKeysFor(config));
     const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err) => {
       throw new Error(

@@ -8,8 +8,7 @@ import http from 'node:http';
 import type { StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
 import client from 'prom-client';
-import { names } from '../config';
-import { openTransactions, pendingRows } from '../outbox';
+import { drainPendingRows, openTransactions } from '../outbox';
 import type { StoreKeys } from '../store/keys';
 import type { DependencyHealth } from './dependency-health';
 import { readWatermark } from '../store/watermark';
@@ -105,7 +104,7 @@ export function createWorkerMetrics() {
     let warnedPid: number | null = null;
     const tick = async () => {
       try {
-        lagRows.set((await pendingRows(pool, names.drainConsumer, 1_000_000)).rows);
+        lagRows.set((await drainPendingRows(pool, keys, 1_000_000)).rows);
         const r = await pool.query(`select count(*)::int as dead from pipeline.dead_letters where retried_at is null`);
         waitingDead.set(r.rows[0].dead);
         const open = await openTransactions(pool);

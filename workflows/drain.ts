@@ -16,6 +16,11 @@
  *
  * Only one run drains at a time: the first activity takes a lease named after this workflow id;
  * a second run (a manual trigger defaults to overlap allow-all) finds it held and exits cleanly.
+ *
+ * With DRAIN_SHARDS > 1 each shard is a chain of its own (schedule and workflow id per shard,
+ * `drain-1of4`), with its own lease and cursor (outbox/shards.ts); the input names the shard.
+ * When the number of shards changes, a run of a shard that no longer exists is told `retired` by
+ * its next batch and ends.
  */
 import {
   continueAsNew,
@@ -37,6 +42,7 @@ import {
 // @temporalio/workflow 1.24 does not re-export this failure; the workflow runtime throws this class.
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
+import type { ShardRef } from '../activities/drain';
 import { CONFIG_DEFAULTS, WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { drainBatchActivity, drainLeaseActivity } from './activity-options';
 import { backfillWorkflow } from './backfill';
@@ -44,6 +50,8 @@ import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 
 export interface DrainWorkflowInput {
   intervalMs: number;
+  /** The shard this chain drains (absent: the single drain of DRAIN_SHARDS=1). */
+  shard?: ShardRef;
   /** Stop starting batches this long before the next scheduled fire. */
   marginMs?: number;
   batchSize?: number;
@@ -58,7 +66,7 @@ export interface DrainWorkflowInput {
 }
 
 export interface DrainRunSummary {
-  outcome: 'drained' | 'lease-held' | 'lease-lost' | 'stopped';
+  outcome: 'drained' | 'lease-held' | 'lease-lost' | 'stopped' | 'retired';
   batches: number;
   rows: number;
   applied: number;
@@ -101,7 +109,8 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   setHandler(stopDrainSignal, () => void (stop = true));
   setHandler(drainStatusQuery, () => ({ ...summary, batchSize, caughtUp }));
 
-  const lease = await acquireDrainLease({ owner });
+  const shard = input.shard;
+  const lease = await acquireDrainLease({ owner, shard });
   if (!lease.acquired) {
     log.info('another drain run holds the lease; exiting', { holder: lease.holder });
     return { ...summary, outcome: 'lease-held', holder: lease.holder };
@@ -109,10 +118,15 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
 
   while (Date.now() < stopAt && !stop) {
     const waitMs = Math.max(0, Math.min(input.idleWaitMs ?? CONFIG_DEFAULTS.DRAIN_IDLE_WAIT_MS, stopAt - Date.now()));
-    const r = await drainBatch({ owner, maxRows: batchSize, waitMs });
+    const r = await drainBatch({ owner, maxRows: batchSize, waitMs, shard });
     if (r.outcome === 'lease-lost') {
       log.warn('drain lease taken over; exiting', { holder: r.holder });
       return { ...summary, outcome: 'lease-lost', holder: r.holder };
+    }
+    if (r.outcome === 'retired') {
+      log.info('the number of drain shards changed and this shard no longer exists; exiting', { shard });
+      await releaseDrainLease({ owner, shard });
+      return { ...summary, outcome: 'retired' };
     }
     summary.batches += 1;
     summary.rows += r.rows;
@@ -131,7 +145,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
       ? `, newest change applied ${Math.max(0, Date.now() - r.newestSourceMs)} ms after it was written`
       : '';
     setCurrentDetails(
-      `${caughtUp ? 'caught up' : 'CATCHING UP'} · this interval: ${summary.rows} rows in ${summary.batches} batches, ${summary.deadLetters} dead letters · batch size ${batchSize}${lag} · cursor batch ${r.cursor.batch}`,
+      `${shard ? `shard ${shard.index} of ${shard.count} · ` : ''}${r.frozen ? 'FROZEN for a change of DRAIN_SHARDS' : caughtUp ? 'caught up' : 'CATCHING UP'} · this interval: ${summary.rows} rows in ${summary.batches} batches, ${summary.deadLetters} dead letters · batch size ${batchSize}${lag} · cursor batch ${r.cursor.batch}`,
     );
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof drainWorkflow>({ ...input, carried: summary });
@@ -139,7 +153,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   }
 
   if (stop) {
-    await releaseDrainLease({ owner });
+    await releaseDrainLease({ owner, shard });
     return { ...summary, outcome: 'stopped' };
   }
 
@@ -147,7 +161,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   if (patched('drain-continues-as-new-each-interval') || Date.now() >= nextFire) {
     await continueAsNew<typeof drainWorkflow>({ ...input, carried: undefined });
   }
-  await releaseDrainLease({ owner });
+  await releaseDrainLease({ owner, shard });
   return summary;
 }
 

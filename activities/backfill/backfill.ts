@@ -17,15 +17,14 @@
  */
 import { onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
-import { names } from '../../config';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
 import { applyOps, StoreOp, toBackfillOps, ApplyOptions } from '../../store/apply';
-import { StoreKeys } from '../../store/keys';
+import { PartitionKeys, StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
 import { readStorePosition } from '../../store/store-position';
-import { formatSnapshot, parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
+import { formatSnapshot, parseSnapshot, PgSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { withTransaction } from '../../db/transaction';
-import { ConsumerCursor, readCursor, waitForDrainLock } from '../../outbox';
+import { ConsumerCursor, lockAllShards, shardKeys } from '../../outbox';
 import { registerSnapshot, Snapshot, withSnapshot } from './snapshot';
 
 /** A chunk read from a snapshot older than the deletion fence (store/fence.ts): retry it. */
@@ -120,7 +119,10 @@ export async function fillFromSnapshot(
   return applied.applied;
 }
 
-/** Recomputes every FC's daily load inside the load TTL window, under the drain lock. */
+/**
+ * Recomputes every FC's daily load inside the load TTL window, under every drain shard's lock:
+ * each partition's copy of a counter gets the position of its own shard's next delivery.
+ */
 export async function backfillLoads(
   primary: pg.Pool,
   source: pg.Pool,
@@ -129,17 +131,25 @@ export async function backfillLoads(
   opts: ApplyOptions,
 ): Promise<{ counters: number; cursor: ConsumerCursor }> {
   return withTransaction(primary, async (lock) => {
-    await waitForDrainLock(lock, names.drainConsumer);
-    const cursor = await readCursor(lock, names.drainConsumer);
-    // Everything the drain has applied: its last complete snapshot, plus the rows of the batch in
-    // progress up to its position (all visible in that batch's target).
-    // A batch claimed in the store but not committed (a crash) may have applied more: its target.
-    const claim = (await readStorePosition(redis, keys)).claimed;
-    const applied = parseSnapshot(claim && claim.batch === cursor.batch ? claim.target : (cursor.to ?? cursor.from));
+    const { shards } = await lockAllShards(lock);
+    // Per shard, everything it has applied: its last complete snapshot, plus the rows of the batch
+    // in progress up to its position (all visible in that batch's target). A batch claimed in the
+    // store but not committed (a crash) may have applied more: its target.
+    const applied: PgSnapshot[] = [];
+    const positions = new Map<PartitionKeys, string>();
+    for (const { shard, cursor } of shards) {
+      const view = shardKeys(keys, shard);
+      const claim = (await readStorePosition(redis, view)).claimed;
+      applied.push(parseSnapshot(claim && claim.batch === cursor.batch ? claim.target : (cursor.to ?? cursor.from)));
+      // The counter's position: the shard's next delivery (batch in progress, position inside it).
+      for (const p of view.partitions)
+        positions.set(p, `${cursor.batch}:${cursor.position.txid}:${cursor.position.id}`);
+    }
     const result = await withSnapshot(source, async (client, snap) => {
-      if (!snapshotCovers(parseSnapshot(snap.text), applied)) {
+      const behind = applied.find((a) => !snapshotCovers(parseSnapshot(snap.text), a));
+      if (behind) {
         throw new Error(
-          `the source snapshot (${snap.text}) has not yet seen every change the drain applied (${formatSnapshot(applied)}); a replica is behind — retrying`,
+          `the source snapshot (${snap.text}) has not yet seen every change the drain applied (${formatSnapshot(behind)}); a replica is behind — retrying`,
         );
       }
       const r = await client.query(
@@ -154,15 +164,14 @@ export async function backfillLoads(
       return { rows: r.rows as { fc_id: string; day: string; n: string }[], snap };
     });
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
-    // The counter's position: the drain's next delivery (batch in progress, position inside it).
-    const position = `${cursor.batch}:${cursor.position.txid}:${cursor.position.id}`;
+    const positionOf = (p: PartitionKeys) => positions.get(p)!;
     // every partition's copy of the counter (store/keys.ts)
     const ops: StoreOp[] = result.rows.flatMap((r, i) =>
       keys.partitions.map((p): StoreOp => ({
         kind: 'loadSet',
         key: p.load(r.fc_id, r.day),
         count: r.n,
-        position,
+        position: positionOf(p),
         snapshot: tag,
         source: i,
       })),
@@ -171,11 +180,19 @@ export async function backfillLoads(
     const wanted = new Set(ops.map((o) => o.key));
     for await (const found of scanKeys(redis, keys.pattern('l')))
       for (const k of found)
-        if (!wanted.has(k)) ops.push({ kind: 'loadSet', key: k, count: '0', position, snapshot: tag, source: -1 });
+        if (!wanted.has(k))
+          ops.push({
+            kind: 'loadSet',
+            key: k,
+            count: '0',
+            position: positionOf(keys.ofKey(k)),
+            snapshot: tag,
+            source: -1,
+          });
     const written = await applyOps(redis, keys, ops, opts);
     if (written.failures.length)
       throw new Error(`backfill: StoreRedis rejected a load counter: ${written.failures[0].error}`);
-    return { counters: ops.length, cursor };
+    return { counters: ops.length, cursor: shards[0].cursor };
   });
 }
 

@@ -1,7 +1,7 @@
 import { heartbeat } from '@temporalio/activity';
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
-import { Config, names } from '../../config';
+import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,13 +36,7 @@ export function createCompactionActivities(deps: {
       };
     },
     async sweepTombstones(input: { maxKeys?: number } = {}) {
-      return sweepFieldTombstones(
-        deps.pool,
-        deps.redis,
-        deps.keys,
-        names.drainConsumer,
-        input.maxKeys ?? config.COMPACTION_SWEEP_KEYS,
-      );
+      return sweepFieldTombstones(deps.pool, deps.redis, deps.keys, input.maxKeys ?? config.COMPACTION_SWEEP_KEYS);
     },
   };
 }

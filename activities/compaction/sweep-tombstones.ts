@@ -16,6 +16,7 @@ import { masterNodes, StoreRedis } from '../../store/redis-client';
 const nodeName = (node: Redis) => `${node.options.host}:${node.options.port}`;
 import type pg from 'pg';
 import { parseSnapshot } from '../../db/pg-snapshot';
+import { drainAppliedSnapshot } from '../../outbox';
 import { advanceFence } from '../../store/fence';
 import { storedVersion, TOMBSTONE } from '../../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys } from '../../store/keys';
@@ -24,18 +25,15 @@ export async function sweepFieldTombstones(
   pool: pg.Pool,
   redis: StoreRedis,
   keys: StoreKeys,
-  consumer: string,
   maxKeys: number,
 ): Promise<{ visited: number; removed: number; wrapped: boolean }> {
-  const drain = await pool.query(`select snap_from::text as s from pipeline.consumer_offsets where consumer = $1`, [
-    consumer,
-  ]);
-  if (!drain.rowCount) return { visited: 0, removed: 0, wrapped: false };
-  const from = parseSnapshot(drain.rows[0].s);
+  // What every drain shard has applied: the earliest of their cursors' snapshots.
+  const applied = (await drainAppliedSnapshot(pool)).snap;
+  const from = parseSnapshot(applied);
   // Before anything is forgotten: every deletion this sweep may remove is visible in the drain
   // cursor's snapshot, which becomes the deletion fence (store/fence.ts). Also keeps the fence
   // recent for discontinued SKUs whose keys expire by TTL.
-  await advanceFence(redis, keys, drain.rows[0].s);
+  await advanceFence(redis, keys, applied);
   // Rows the drain has not applied: not visible in its cursor's snapshot (in progress then, or
   // newer). Uncommitted ones count too: they may still commit. Two index scans, with the bounds
   // as parameters (an OR, or bounds from a subquery, would scan the whole outbox).

@@ -13,12 +13,11 @@ import type pg from 'pg';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyOps, ApplyOptions, foldOps, StoreOp } from '../../store/apply';
-import { names } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import { rebuildStore } from '../../store/rebuild';
 import { readStorePosition } from '../../store/store-position';
 import { withTransaction } from '../../db/transaction';
-import { readCursor, waitForDrainLock } from '../../outbox';
+import { lockAllShards, shardKeys, shardOfConsumer } from '../../outbox';
 import { isReemitTable, reemitSourceRows, REEMIT_TABLES } from '../repair/reemit-rows';
 
 export interface DeadLetter {
@@ -53,22 +52,27 @@ export async function listDeadLetters(
 export async function retryDeadLetters(
   db: pg.Pool,
   redis: StoreRedis,
-  keys: StoreKeys,
+  allKeys: StoreKeys,
   opts: ApplyOptions,
   input: { ids?: string[] },
 ): Promise<{ retried: number; failed: number; reemitted: number; errors: { id: string; error: string }[] }> {
   const r = await db.query(
-    `select id::text, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
+    `select id::text, consumer, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
        from pipeline.dead_letters where retried_at is null ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by id`,
     input.ids?.length ? [input.ids] : [],
   );
   const result = { retried: 0, failed: 0, reemitted: 0, errors: [] as { id: string; error: string }[] };
   for (const dl of r.rows) {
     let error: string | null = null;
+    // A drain shard dead-lettered the change for its own partitions (a change every shard reads,
+    // an order's load, may be dead-lettered by each of them): the retry writes those alone.
+    const shard = shardOfConsumer(dl.consumer);
+    const keys =
+      shard && shard.count > 1 && shard.count <= allKeys.partitions.length ? shardKeys(allKeys, shard) : allKeys;
     try {
       if (dl.op === 'T') {
         // Dead-lettered by a version of the pipeline that did not apply TRUNCATE yet: apply it now.
-        await rebuildForOldTruncate(db, redis, keys);
+        await rebuildForOldTruncate(db, redis, allKeys);
         await db.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
         result.retried++;
         continue;
@@ -146,14 +150,16 @@ function deltaOnce(key: string, u: LoadUpdate, deadLetterId: string, effect: num
  */
 async function rebuildForOldTruncate(db: pg.Pool, redis: StoreRedis, keys: StoreKeys): Promise<void> {
   await withTransaction(db, async (client) => {
-    await waitForDrainLock(client, names.drainConsumer);
-    const cursor = await readCursor(client, names.drainConsumer);
-    const claim = (await readStorePosition(redis, keys)).claimed;
-    await rebuildStore(
-      redis,
-      keys,
-      { last: cursor.last, from: cursor.from },
-      claim && claim.batch === cursor.batch ? claim : null,
-    );
+    // every shard's partitions from that shard's own cursor
+    for (const { shard, cursor } of (await lockAllShards(client)).shards) {
+      const view = shardKeys(keys, shard);
+      const claim = (await readStorePosition(redis, view)).claimed;
+      await rebuildStore(
+        redis,
+        view,
+        { last: cursor.last, from: cursor.from },
+        claim && claim.batch === cursor.batch ? claim : null,
+      );
+    }
   });
 }

@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellationSignal, heartbeat } from '@temporalio/activity';
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
-import { Config, names } from '../../config';
+import { Config } from '../../config';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyUpdates, ApplyResult } from '../../store/apply';
@@ -52,6 +52,10 @@ import {
   readCursorAndSnapshot,
   readDelta,
   saveCursor,
+  shardKeys,
+  shardRoutes,
+  SINGLE_DRAIN,
+  type DrainShard,
 } from '../../outbox';
 
 export interface DrainDeps {
@@ -59,6 +63,9 @@ export interface DrainDeps {
   redis: StoreRedis;
   keys: StoreKeys;
   config: Config;
+  /** Which drain shard this is (outbox/shards.ts); the single drain by default. */
+  shard?: DrainShard;
+  /** The cursor row, when not the shard's own (tests). */
   consumer?: string;
   log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
   metrics?: DrainMetrics;
@@ -73,8 +80,11 @@ export interface DrainBatchInput {
 }
 
 export interface DrainBatchResult {
-  /** repaired: the store was found behind or ahead of the cursor and was re-aligned (see store/store-position.ts). */
-  outcome: 'applied' | 'idle' | 'lease-lost' | 'busy' | 'repaired';
+  /**
+   * repaired: the store was found behind or ahead of the cursor and was re-aligned (see
+   * store/store-position.ts). retired: DRAIN_SHARDS changed and this shard no longer exists.
+   */
+  outcome: 'applied' | 'idle' | 'lease-lost' | 'busy' | 'repaired' | 'retired';
   rows: number;
   /** Store operations that changed something (newer than what Redis held). */
   applied: number;
@@ -89,9 +99,14 @@ export interface DrainBatchResult {
   rebuildSkus?: string[];
   /** The store has no epoch (lost its data, or never backfilled): a backfill must restore it. */
   storeIncomplete?: boolean;
+  /** DRAIN_SHARDS is changing: this shard has drained up to the freeze snapshot and waits there. */
+  frozen?: boolean;
 }
 
-export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promise<DrainBatchResult> {
+export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Promise<DrainBatchResult> {
+  // A shard sees the store as its own partitions (outbox/shards.ts); `allKeys` is the whole store.
+  const shard = given.shard ?? SINGLE_DRAIN;
+  const deps: ShardDeps = { ...given, shard, allKeys: given.keys, keys: shardKeys(given.keys, shard) };
   const maxRows = input.maxRows ?? deps.config.DRAIN_BATCH_SIZE;
   const waitUntil = Date.now() + (input.waitMs ?? 0);
   const rebuilds = new Set<string>(); // raised by any poll of this call, reported at its end
@@ -113,7 +128,10 @@ export async function drainBatch(deps: DrainDeps, input: DrainBatchInput): Promi
  * cursor) the next chunk is read and applied; after the commit, what the store and the workflow
  * learn from it. Each step is a function below.
  */
-async function tryOneBatch(deps: DrainDeps, owner: string, maxRows: number): Promise<DrainBatchResult> {
+/** The drain's clients, as one shard sees them. */
+type ShardDeps = DrainDeps & { shard: DrainShard; allKeys: StoreKeys };
+
+async function tryOneBatch(deps: ShardDeps, owner: string, maxRows: number): Promise<DrainBatchResult> {
   const t0 = performance.now();
   const step = await withTransaction(deps.pool, (client) => applyNextChunk(deps, client, owner, maxRows));
   if ('result' in step) return step.result;
@@ -140,19 +158,23 @@ type ChunkStep =
   { result: DrainBatchResult } | { idle: { next: ConsumerCursor; target: Target } } | { applied: AppliedChunk };
 
 async function applyNextChunk(
-  deps: DrainDeps,
+  deps: ShardDeps,
   client: pg.PoolClient,
   owner: string,
   maxRows: number,
 ): Promise<ChunkStep> {
-  const consumer = deps.consumer ?? names.drainConsumer;
-  const refused = await claimDrain(client, consumer, owner);
-  if (refused) return { result: refused };
+  const consumer = deps.consumer ?? deps.shard.consumer;
+  const claimed = await claimDrain(deps, client, consumer, owner);
+  if ('refused' in claimed) return { result: claimed.refused };
 
   // The batch: rows visible in the target snapshot and not in the cursor's. A batch already in
-  // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now.
+  // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now,
+  // or, while DRAIN_SHARDS changes, the freeze snapshot every shard meets at (outbox/shards.ts).
   const { cursor, now } = await readCursorAndSnapshot(client, consumer);
-  const checked = await checkPosition(deps, cursor, now);
+  const frozen = claimed.frozen;
+  if (frozen && cursor.to === null && cursor.from === frozen.snap)
+    return { result: { outcome: 'idle', ...emptyResult(cursor), caughtUp: true, frozen: true } };
+  const checked = await checkPosition(deps, cursor, frozen ?? now);
   if ('divergence' in checked) {
     const resolved = await resolveDivergence(deps, client, consumer, cursor, checked.divergence);
     return {
@@ -165,7 +187,13 @@ async function applyNextChunk(
   }
   const target = checked.target;
   const chunk = (await takePrefetched(deps.pool, consumer, cursor.from, target.snap, cursor.position)) ?? {
-    rows: await readDelta(client, { from: cursor.from, to: target.snap, after: cursor.position, limit: maxRows }),
+    rows: await readDelta(client, {
+      from: cursor.from,
+      to: target.snap,
+      after: cursor.position,
+      limit: maxRows,
+      routes: shardRoutes(deps.allKeys, deps.shard),
+    }),
     limit: maxRows,
   };
   const rows = chunk.rows;
@@ -177,7 +205,7 @@ async function applyNextChunk(
     // change committed before it was taken is known to be in the store.
     if (startedBatch) await applyTruncates(deps, cursor, target.snap, next, []);
     await saveCursor(client, consumer, next);
-    if (startedBatch) await logAppliedSnapshot(client, cursor.batch, target, Date.now());
+    if (startedBatch) await logAppliedSnapshot(client, deps.shard, cursor.batch, target, Date.now());
     return { idle: { next, target } };
   }
 
@@ -186,7 +214,13 @@ async function applyNextChunk(
   // (cursor snapshot, target, position), so the prefetched rows are the ones the next call would
   // read; it uses them only if its cursor is exactly that.
   if (!complete)
-    prefetch(deps.pool, consumer, { from: cursor.from, to: target.snap, after: next.position, limit: maxRows });
+    prefetch(deps.pool, consumer, {
+      from: cursor.from,
+      to: target.snap,
+      after: next.position,
+      limit: maxRows,
+      routes: shardRoutes(deps.allKeys, deps.shard),
+    });
 
   // A TRUNCATE in this chunk is applied when the batch is complete (applyTruncates); until then
   // the store remembers it beside its position, so a crash between chunks cannot forget it (and
@@ -208,23 +242,42 @@ async function applyNextChunk(
   await deadLetterFailures(client, consumer, rows, dead, applied);
   if (complete) await applyTruncates(deps, cursor, target.snap, next, truncatedHere, startedBatch);
   await saveCursor(client, consumer, next);
-  if (complete) await logAppliedSnapshot(client, cursor.batch, target, visibleAt);
-  await acquireLease(client, names.drainLease, owner, deps.config.DRAIN_LEASE_TTL_MS);
+  if (complete) await logAppliedSnapshot(client, deps.shard, cursor.batch, target, visibleAt);
+  await acquireLease(client, deps.shard.lease, owner, deps.config.DRAIN_LEASE_TTL_MS);
   return { applied: { rows, next, complete, target, applied, dead, applySeconds, visibleAt, newestSourceMs } };
 }
 
 /**
- * The drain's lock (hard mutual exclusion for the apply: held until commit or rollback, released
- * by the server if this process dies; it assigns no transaction id) and the lease. Null when this
- * run may go on; otherwise why not.
+ * The shard's lock (hard mutual exclusion for the apply: held until commit or rollback, released
+ * by the server if this process dies; it assigns no transaction id), the shard layout (in the same
+ * statement) and the lease. Says whether this run may go on, and the freeze snapshot if DRAIN_SHARDS
+ * is changing.
  */
-async function claimDrain(client: pg.PoolClient, consumer: string, owner: string): Promise<DrainBatchResult | null> {
-  const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [drainLockName(consumer)]);
-  if (!lock.rows[0].ok) return { outcome: 'busy', ...emptyResult(await readCursor(client, consumer)) };
-  const holder = await leaseHolder(client, names.drainLease);
+async function claimDrain(
+  deps: ShardDeps,
+  client: pg.PoolClient,
+  consumer: string,
+  owner: string,
+): Promise<{ refused: DrainBatchResult } | { frozen: Target | null }> {
+  const lock = await client.query(
+    `select pg_try_advisory_xact_lock(hashtext($1)) as ok, l.shards, l.partitions, l.frozen::text as frozen,
+            (extract(epoch from l.frozen_at) * 1000)::float8 as frozen_at
+       from (select 1) one left join pipeline.drain_layout l on true`,
+    [drainLockName(consumer)],
+  );
+  const row = lock.rows[0];
+  if (!row.ok) return { refused: { outcome: 'busy', ...emptyResult(await readCursor(client, consumer)) } };
+  const shards = row.shards ?? 1;
+  if (shards !== deps.shard.count)
+    return { refused: { outcome: 'retired', ...emptyResult(await readCursor(client, consumer)) } };
+  if (deps.shard.count > 1 && row.partitions !== deps.allKeys.partitions.length)
+    throw new Error(
+      `the outbox routes rows by ${row.partitions} store partition(s) but this worker's STORE_PARTITIONS is ${deps.allKeys.partitions.length}: with ${shards} drain shards, every worker must use the same STORE_PARTITIONS (README, "Drain shards")`,
+    );
+  const holder = await leaseHolder(client, deps.shard.lease);
   if (holder !== null && holder !== owner)
-    return { outcome: 'lease-lost', ...emptyResult(await readCursor(client, consumer)), holder };
-  return null;
+    return { refused: { outcome: 'lease-lost', ...emptyResult(await readCursor(client, consumer)), holder } };
+  return { frozen: row.frozen ? { snap: row.frozen, at: row.frozen_at } : null };
 }
 
 /**
@@ -236,12 +289,12 @@ async function claimDrain(client: pg.PoolClient, consumer: string, owner: string
 async function checkPosition(
   deps: DrainDeps,
   cursor: ConsumerCursor,
-  now: { snap: string; at: number },
+  now: { snap: string; at: number | null },
 ): Promise<{ target: Target } | { divergence: Divergence }> {
   const check = await checkStorePosition(deps.redis, deps.keys, {
     batch: cursor.batch,
     from: cursor.from,
-    proposed: cursor.to === null ? now : null,
+    proposed: cursor.to === null ? { snap: now.snap, at: now.at ?? Date.now() } : null,
     last: cursor.last,
   });
   if (check.status !== 'ok') return { divergence: check };
@@ -361,7 +414,7 @@ const prefetchKey = (consumer: string, from: string, to: string, after: Position
 function prefetch(
   pool: pg.Pool,
   consumer: string,
-  input: { from: string; to: string; after: Position; limit: number },
+  input: { from: string; to: string; after: Position; limit: number; routes: number[] | null },
 ): void {
   const rows = readDelta(pool, input);
   rows.catch(() => undefined); // a failed prefetch is just not used
@@ -453,7 +506,7 @@ async function rebuildLostPartitions(
   const lost = divergence.partitions.map((i) => deps.keys.partitions[i]);
   deps.log?.(
     'warn',
-    `online store partitions ${divergence.partitions.join(', ')} of ${deps.keys.partitions.length} are BEHIND the others (a Redis node lost writes: failed over to a lagging replica, or restarted from an older file): REBUILDING those partitions (reads of their SKUs are stale until done)`,
+    `online store partitions ${lost.map((p) => p.index).join(', ')} of ${deps.keys.count} are BEHIND the others (a Redis node lost writes: failed over to a lagging replica, or restarted from an older file): REBUILDING those partitions (reads of their SKUs are stale until done)`,
     { lowest: divergence.store.applied, cursor: cursor.last },
   );
   deps.metrics?.divergence('behind-rebuild');
@@ -516,26 +569,28 @@ function emptyResult(cursor: ConsumerCursor) {
  * pending in the store (a worker that died after its commit, before starting the rebuild), looked
  * up at most every few seconds per worker.
  */
-const lastPendingLookup = new WeakMap<StoreRedis, number>();
+// per shard's view of the store (views are cached: one object per shard)
+const lastPendingLookup = new WeakMap<StoreKeys, number>();
 async function rebuildRequests(deps: DrainDeps, raised: string[]): Promise<string[]> {
   const now = Date.now();
-  if (raised.length === 0 && now - (lastPendingLookup.get(deps.redis) ?? 0) < 5_000) return [];
-  lastPendingLookup.set(deps.redis, now);
+  if (raised.length === 0 && now - (lastPendingLookup.get(deps.keys) ?? 0) < 5_000) return [];
+  lastPendingLookup.set(deps.keys, now);
   return [...new Set([...raised, ...(await pendingRebuilds(deps.redis, deps.keys))])];
 }
 
 /** The drain's log of applied snapshots: the landing consumer learns from it when a change reached Redis. */
 async function logAppliedSnapshot(
   client: pg.ClientBase,
+  shard: DrainShard,
   batch: string,
   target: { snap: string; at: number | null },
   appliedAt: number,
 ): Promise<void> {
   await client.query(
-    `insert into pipeline.drain_snapshots (batch, snap, taken_at, applied_at)
-     values ($1, $2::pg_snapshot, to_timestamp(coalesce($3::float8, $4::float8) / 1000), to_timestamp($4::float8 / 1000))
-     on conflict (batch) do nothing`,
-    [batch, target.snap, target.at, appliedAt],
+    `insert into pipeline.drain_snapshots (shard, batch, snap, taken_at, applied_at)
+     values ($5, $1, $2::pg_snapshot, to_timestamp(coalesce($3::float8, $4::float8) / 1000), to_timestamp($4::float8 / 1000))
+     on conflict (shard, batch) do nothing`,
+    [batch, target.snap, target.at, appliedAt, shard.index],
   );
 }
 

@@ -1,22 +1,31 @@
-import { names } from '../../config';
 import { drainBatch, DrainBatchInput, DrainDeps } from './drain-batch';
-import { acquireLease, LeaseState, releaseLease } from '../../outbox';
+import { acquireLease, drainShard, LeaseState, releaseLease, SINGLE_DRAIN, type DrainShard } from '../../outbox';
 import { ensureConsumer } from '../../outbox';
+
+/** Which drain shard a workflow run drains (outbox/shards.ts); absent: the single drain. */
+export interface ShardRef {
+  index: number;
+  count: number;
+}
+
+const shardOf = (ref: ShardRef | undefined, fallback: DrainShard): DrainShard =>
+  ref ? drainShard(ref.index, ref.count) : fallback;
 
 /** The drain's activities, bound to their clients. */
 export function createDrainActivities(deps: DrainDeps) {
-  const consumer = deps.consumer ?? names.drainConsumer;
+  const fallback = deps.shard ?? SINGLE_DRAIN;
   return {
-    /** Takes the drain lease for this run (the workflow id) and makes sure the cursor row exists. */
-    async acquireDrainLease(input: { owner: string }): Promise<LeaseState> {
-      await ensureConsumer(deps.pool, consumer);
-      return acquireLease(deps.pool, names.drainLease, input.owner, deps.config.DRAIN_LEASE_TTL_MS);
+    /** Takes the shard's lease for this run (the workflow id) and makes sure its cursor row exists. */
+    async acquireDrainLease(input: { owner: string; shard?: ShardRef }): Promise<LeaseState> {
+      const shard = shardOf(input.shard, fallback);
+      await ensureConsumer(deps.pool, deps.consumer ?? shard.consumer);
+      return acquireLease(deps.pool, shard.lease, input.owner, deps.config.DRAIN_LEASE_TTL_MS);
     },
-    async releaseDrainLease(input: { owner: string }): Promise<boolean> {
-      return releaseLease(deps.pool, names.drainLease, input.owner);
+    async releaseDrainLease(input: { owner: string; shard?: ShardRef }): Promise<boolean> {
+      return releaseLease(deps.pool, shardOf(input.shard, fallback).lease, input.owner);
     },
-    async drainBatch(input: DrainBatchInput) {
-      return drainBatch(deps, input);
+    async drainBatch(input: DrainBatchInput & { shard?: ShardRef }) {
+      return drainBatch({ ...deps, shard: shardOf(input.shard, fallback) }, input);
     },
   };
 }

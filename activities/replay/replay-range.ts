@@ -7,12 +7,11 @@
  */
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
-import { names } from '../../config';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { FeatureUpdate } from '../../features/definitions';
 import { applyUpdates, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
-import { Position, readCursor } from '../../outbox';
+import { drainAppliedSnapshot, Position } from '../../outbox';
 import { isReemitTable, reemitSourceRows, SourceRowRef } from '../repair/reemit-rows';
 
 export function parsePosition(text: string): Position {
@@ -33,7 +32,7 @@ export async function replayBounds(
   pool: pg.Pool,
   from: Position,
 ): Promise<{ to: Position; toSnapshot: string; rows: number }> {
-  const toSnapshot = (await readCursor(pool, names.drainConsumer)).from;
+  const toSnapshot = (await drainAppliedSnapshot(pool)).snap;
   const r = await pool.query(
     `select count(*)::int as n from pipeline.outbox
       where (txid, id) > ($1::xid8, $2::bigint) and txid < pg_snapshot_xmax($3::pg_snapshot) and pg_visible_in_snapshot(txid, $3::pg_snapshot)`,

@@ -6,6 +6,7 @@
 import { Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy, ScheduleOptions } from '@temporalio/client';
 import { batchTaskQueue, Config, names } from '../../config';
 import type { DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
+import { drainScheduleIdOf, drainShard, drainShards, drainWorkflowIdOf, type DrainShard } from '../../outbox/shards';
 
 /**
  * What differs between the schedules. Each fires `workflowType` on its task queue, skipping a fire
@@ -27,25 +28,31 @@ interface ScheduleDefinition {
 
 const every = (ms: number): ScheduleOptions['spec'] => ({ intervals: [{ every: ms }] });
 
+/** One drain schedule per drain shard (outbox/shards.ts); one shard keeps the single drain's names. */
+const drainSchedule = (shard: DrainShard): ScheduleDefinition => ({
+  scheduleId: drainScheduleIdOf(shard),
+  spec: (config) => every(config.DRAIN_INTERVAL_MS),
+  workflowType: 'drainWorkflow',
+  workflowId: drainWorkflowIdOf(shard),
+  args: (config): [DrainWorkflowInput] => [
+    {
+      intervalMs: config.DRAIN_INTERVAL_MS,
+      ...(shard.count > 1 ? { shard: { index: shard.index, count: shard.count } } : {}),
+      batchSize: config.DRAIN_BATCH_SIZE,
+      maxBatchSize: config.DRAIN_MAX_BATCH_SIZE,
+      idleWaitMs: config.DRAIN_IDLE_WAIT_MS,
+      // The backfill the drain starts by itself when the store lost its data.
+      backfillChunkRows: config.BACKFILL_CHUNK_ROWS,
+      backfillRowsPerSecond: config.BACKFILL_ROWS_PER_S,
+    },
+  ],
+  note:
+    shard.count === 1
+      ? 'drains the CDC outbox into the Redis online store'
+      : `drains shard ${shard.index} of ${shard.count} of the CDC outbox into the Redis online store`,
+});
+
 const SCHEDULES: ScheduleDefinition[] = [
-  {
-    scheduleId: names.drainScheduleId,
-    spec: (config) => every(config.DRAIN_INTERVAL_MS),
-    workflowType: 'drainWorkflow',
-    workflowId: names.drainWorkflowIdPrefix,
-    args: (config): [DrainWorkflowInput] => [
-      {
-        intervalMs: config.DRAIN_INTERVAL_MS,
-        batchSize: config.DRAIN_BATCH_SIZE,
-        maxBatchSize: config.DRAIN_MAX_BATCH_SIZE,
-        idleWaitMs: config.DRAIN_IDLE_WAIT_MS,
-        // The backfill the drain starts by itself when the store lost its data.
-        backfillChunkRows: config.BACKFILL_CHUNK_ROWS,
-        backfillRowsPerSecond: config.BACKFILL_ROWS_PER_S,
-      },
-    ],
-    note: 'drains the CDC outbox into the Redis online store',
-  },
   {
     scheduleId: names.compactionScheduleId,
     spec: (config) => every(config.COMPACTION_INTERVAL_MS),
@@ -99,16 +106,41 @@ function scheduleOptions(d: ScheduleDefinition, config: Config): ScheduleOptions
   };
 }
 
-/** The drain schedule's options (its workflow input is what a fire starts the drain with). */
-export const drainScheduleOptions = (config: Config): ScheduleOptions => scheduleOptions(SCHEDULES[0], config);
+/** A drain shard's schedule options (its workflow input is what a fire starts the drain with). */
+export const drainScheduleOptions = (config: Config, shard: DrainShard = drainShard(0, 1)): ScheduleOptions =>
+  scheduleOptions(drainSchedule(shard), config);
 
-export const ALL_SCHEDULE_IDS = SCHEDULES.map((d) => d.scheduleId);
+/** Every schedule but the drain shards' (drainScheduleIds lists those). */
+export const ALL_SCHEDULE_IDS = [names.drainScheduleId, ...SCHEDULES.map((d) => d.scheduleId)];
 
-/** Creates or updates every schedule; returns what happened to the drain's. */
-export async function ensureSchedules(client: Client, config: Config): Promise<'created' | 'updated'> {
+/** The drain schedules of `shards` shards. */
+export const drainScheduleIds = (shards: number) => drainShards(shards).map(drainScheduleIdOf);
+
+/**
+ * Creates or updates every schedule, with one drain schedule per shard of `shards` (the drain
+ * layout's count: outbox/shards.ts), and deletes drain schedules of another count (a change of
+ * DRAIN_SHARDS); returns what happened to the first drain schedule.
+ */
+export async function ensureSchedules(client: Client, config: Config, shards = 1): Promise<'created' | 'updated'> {
   const outcomes: ('created' | 'updated')[] = [];
-  for (const d of SCHEDULES) outcomes.push(await ensureSchedule(client, scheduleOptions(d, config)));
-  return outcomes[0]; // the drain's
+  for (const shard of drainShards(shards))
+    outcomes.push(await ensureSchedule(client, scheduleOptions(drainSchedule(shard), config)));
+  for (const d of SCHEDULES) await ensureSchedule(client, scheduleOptions(d, config));
+  await deleteOtherDrainSchedules(client, shards);
+  return outcomes[0];
+}
+
+const isDrainSchedule = (id: string) =>
+  id === names.drainScheduleId || (id.startsWith(`${names.drainScheduleId}-`) && /-\d+of\d+$/.test(id));
+
+/** Drain schedules of another shard count: their shards no longer exist. */
+async function deleteOtherDrainSchedules(client: Client, shards: number): Promise<string[]> {
+  const wanted = new Set(drainScheduleIds(shards));
+  const doomed: string[] = [];
+  for await (const s of client.schedule.list())
+    if (isDrainSchedule(s.scheduleId) && !wanted.has(s.scheduleId)) doomed.push(s.scheduleId);
+  for (const id of doomed) await client.schedule.getHandle(id).delete();
+  return doomed;
 }
 
 async function ensureSchedule(client: Client, opts: ScheduleOptions): Promise<'created' | 'updated'> {
@@ -125,4 +157,16 @@ async function ensureSchedule(client: Client, opts: ScheduleOptions): Promise<'c
     }));
     return 'updated';
   }
+}
+
+/** Triggers each shard's schedule unless an operator paused it. */
+export async function triggerDrains(temporal: Client, shards: number): Promise<string[]> {
+  const triggered: string[] = [];
+  for (const id of drainScheduleIds(shards)) {
+    const h = temporal.schedule.getHandle(id);
+    if ((await h.describe()).state.paused) continue;
+    await h.trigger(ScheduleOverlapPolicy.SKIP);
+    triggered.push(id);
+  }
+  return triggered;
 }

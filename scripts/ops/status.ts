@@ -1,7 +1,13 @@
 /** `ops status`: drain state, lag, last run, dead letters, schedules, running operations. */
-import { names } from '../../config';
-import { leaseHolder } from '../../outbox';
-import { openTransactions, OpenTransactions, pendingRows, readCursor } from '../../outbox';
+import {
+  drainPendingRows,
+  drainScheduleIdOf,
+  leaseHolder,
+  openTransactions,
+  OpenTransactions,
+  shardCursors,
+  type ConsumerCursor,
+} from '../../outbox';
 import { readWatermark, storeComplete } from '../../store/watermark';
 import { OpsContext } from './context';
 
@@ -13,6 +19,16 @@ export interface Status {
     lastRunAt?: string;
     running: string[];
     leaseHolder: string | null;
+    /** DRAIN_SHARDS in force (pipeline.drain_layout), and the snapshot they are frozen at while it changes. */
+    shards: number;
+    frozen: string | null;
+    /** Per shard: its schedule, lease and cursor. */
+    perShard: {
+      shard: number;
+      schedule: 'active' | 'paused' | 'missing';
+      leaseHolder: string | null;
+      position: string;
+    }[];
   };
   position: string;
   openTransactions: OpenTransactions;
@@ -32,31 +48,46 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
   const pool = ctx.pool();
   const redis = await ctx.redis();
   const temporal = await ctx.temporal();
-  const cursor = await readCursor(pool, names.drainConsumer);
+  const { layout, shards } = await shardCursors(pool);
   const cap = 10_000_000;
-  const pending = await pendingRows(pool, names.drainConsumer, cap);
+  const pending = await drainPendingRows(pool, ctx.keys, cap);
   const lagRows = { n: pending.rows, age: pending.oldestAgeMs === null ? null : pending.oldestAgeMs / 1000 };
   const w = await readWatermark(redis, ctx.keys);
   const lagMs = w.caughtUpAt === null ? null : Date.now() - w.caughtUpAt;
   const dead = (await pool.query(`select count(*)::int as n from pipeline.dead_letters where retried_at is null`))
     .rows[0].n;
 
-  let schedule: Status['drain']['schedule'] = 'missing';
   let note: string | undefined;
   let lastRun: string | undefined;
   let lastRunAt: string | undefined;
-  try {
-    const d = await temporal.schedule.getHandle(names.drainScheduleId).describe();
-    schedule = d.state.paused ? 'paused' : 'active';
-    note = d.state.note;
-    const last = d.info.recentActions[d.info.recentActions.length - 1];
-    if (last) {
-      lastRun = last.action.workflow.workflowId;
-      lastRunAt = last.takenAt.toISOString();
+  const perShard: Status['drain']['perShard'] = [];
+  for (const { shard, cursor } of shards) {
+    let state: Status['drain']['schedule'] = 'missing';
+    try {
+      const d = await temporal.schedule.getHandle(drainScheduleIdOf(shard)).describe();
+      state = d.state.paused ? 'paused' : 'active';
+      note ??= d.state.note;
+      const last = d.info.recentActions[d.info.recentActions.length - 1];
+      if (last && (!lastRunAt || last.takenAt.toISOString() > lastRunAt)) {
+        lastRun = last.action.workflow.workflowId;
+        lastRunAt = last.takenAt.toISOString();
+      }
+    } catch {
+      // no schedule yet (npm start creates it)
     }
-  } catch {
-    // no schedule yet (npm start creates it)
+    perShard.push({
+      shard: shard.index,
+      schedule: state,
+      leaseHolder: await leaseHolder(pool, shard.lease),
+      position: describePosition(cursor),
+    });
   }
+  // the worst of the shards' schedules
+  const schedule: Status['drain']['schedule'] = perShard.some((s) => s.schedule === 'missing')
+    ? 'missing'
+    : perShard.some((s) => s.schedule === 'paused')
+      ? 'paused'
+      : 'active';
   const running: string[] = [];
   for await (const wf of temporal.workflow.list({
     query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
@@ -69,8 +100,19 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
     operations.push(`${wf.type} ${wf.workflowId}`);
 
   return {
-    drain: { schedule, note, lastRun, lastRunAt, running, leaseHolder: await leaseHolder(pool, names.drainLease) },
-    position: `batch ${cursor.batch}, applied through snapshot ${cursor.from}${cursor.to ? ` (in progress towards ${cursor.to}, at ${cursor.position.txid}:${cursor.position.id})` : ''}`,
+    drain: {
+      schedule,
+      note,
+      lastRun,
+      lastRunAt,
+      running,
+      leaseHolder: perShard[0].leaseHolder,
+      shards: layout.shards,
+      frozen: layout.frozen?.snap ?? null,
+      perShard,
+    },
+    position:
+      perShard.length === 1 ? perShard[0].position : perShard.map((s) => `shard ${s.shard}: ${s.position}`).join('; '),
     openTransactions: await openTransactions(pool),
     lag: {
       rows: lagRows.n,
@@ -88,13 +130,26 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
   };
 }
 
+const describePosition = (cursor: ConsumerCursor) =>
+  `batch ${cursor.batch}, applied through snapshot ${cursor.from}${cursor.to ? ` (in progress towards ${cursor.to}, at ${cursor.position.txid}:${cursor.position.id})` : ''}`;
+
 export function printStatus(s: Status): void {
   const line = (k: string, v: string) => console.log(`${k.padEnd(16)} ${v}`);
   line('drain schedule', `${s.drain.schedule}${s.drain.note ? ` (${s.drain.note})` : ''}`);
   line('drain running', s.drain.running.length ? s.drain.running.join(', ') : 'no run right now');
   line('last run', s.drain.lastRun ? `${s.drain.lastRun} at ${s.drain.lastRunAt}` : '-');
-  line('lease', s.drain.leaseHolder ?? 'free');
-  line('position', s.position);
+  if (s.drain.shards === 1) {
+    line('lease', s.drain.leaseHolder ?? 'free');
+    line('position', s.position);
+    if (s.drain.frozen) line('drain shards', `1, FROZEN at ${s.drain.frozen}: DRAIN_SHARDS is changing`);
+  } else {
+    line(
+      'drain shards',
+      `${s.drain.shards}${s.drain.frozen ? ` (FROZEN at ${s.drain.frozen}: DRAIN_SHARDS is changing)` : ''}`,
+    );
+    for (const p of s.drain.perShard)
+      line(`  shard ${p.shard}`, `schedule ${p.schedule}, lease ${p.leaseHolder ?? 'free'}, ${p.position}`);
+  }
   const ot = s.openTransactions;
   line(
     'open xacts',

@@ -1,0 +1,226 @@
+/**
+ * Changing DRAIN_SHARDS on a live install (`npm run ops -- reshard --shards N`, or `npm start` when
+ * DRAIN_SHARDS differs from the layout in the database). Nothing is lost and nothing is applied
+ * twice, because the shards are re-split at one snapshot that every shard has applied exactly:
+ *
+ *  1. freeze: under every shard's lock, a snapshot S is taken and written into the layout
+ *     (pipeline.drain_layout.frozen). From then on each shard's next batch targets S instead of a
+ *     new snapshot, so every shard drains up to S and stops there (its batch in progress, if any,
+ *     targets an older snapshot, which S covers). Writers go on; changes after S wait in the outbox.
+ *  2. catch up: the running drain workflows do that by themselves; a shard with no running drain
+ *     (paused, no worker) is driven here, in this process, through the same batch code.
+ *  3. split: under every old and new shard's lock, with every old cursor exactly at S: the new
+ *     shards' cursors start at S, with a batch number above every number any old shard used, every
+ *     partition's own position is set to match (store/store-position.ts), the old cursors and
+ *     leases go, the layout says N and the freeze is lifted, all in one transaction whose commit
+ *     is the switch. Runs of old shards are told `retired` by their next batch and end.
+ *
+ * Then the caller puts one drain schedule per new shard in place (scripts/lib/schedules.ts).
+ * Reads stay correct throughout: every partition's watermark stays where its shard left it, so a
+ * read during the freeze answers stale if the freeze outlasts STALE_AFTER_MS.
+ *
+ * Every step can be run again after a crash: a freeze already in place is kept, and the split
+ * writes the same positions from the same cursors.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import type { Config } from '../../config';
+import { withTransaction } from '../../db/transaction';
+import type { StoreKeys } from '../../store/keys';
+import type { StoreRedis } from '../../store/redis-client';
+import { resetStorePosition } from '../../store/store-position';
+import {
+  drainLockName,
+  drainShards,
+  lockAllShards,
+  MAX_DRAIN_SHARDS,
+  readCursor,
+  readDrainLayout,
+  setRoutePartitions,
+  type DrainLayout,
+  type DrainShard,
+} from '../../outbox';
+import { drainBatch } from './drain-batch';
+
+export interface ReshardDeps {
+  pool: pg.Pool;
+  redis: StoreRedis;
+  /** The whole store. */
+  keys: StoreKeys;
+  config: Config;
+  /** Progress lines (one per step, and the catch-up's state every few seconds). */
+  progress?: (line: string) => void;
+}
+
+export interface ReshardResult {
+  from: number;
+  to: number;
+  /** The snapshot the shards met at; null when nothing changed. */
+  frozenAt: string | null;
+  /** Batches this process drove for shards no drain was running for. */
+  drivenBatches: number;
+  /** The first batch number of the new shards. */
+  firstBatch: string | null;
+  ms: number;
+}
+
+export class ReshardError extends Error {}
+
+export async function reshardDrain(
+  deps: ReshardDeps,
+  shards: number,
+  opts: { timeoutMs?: number } = {},
+): Promise<ReshardResult> {
+  const t0 = Date.now();
+  const say = deps.progress ?? (() => undefined);
+  const partitions = deps.keys.partitions.length;
+  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_DRAIN_SHARDS)
+    throw new ReshardError(`--shards must be an integer from 1 to ${MAX_DRAIN_SHARDS}, got ${shards}`);
+  if (shards > partitions)
+    throw new ReshardError(
+      `${shards} drain shards need at least ${shards} store partitions (STORE_PARTITIONS is ${partitions}): each shard owns whole partitions`,
+    );
+  const before = await readDrainLayout(deps.pool);
+  if (before.shards === shards && !before.frozen)
+    return { from: shards, to: shards, frozenAt: null, drivenBatches: 0, firstBatch: null, ms: Date.now() - t0 };
+
+  const frozen = await freeze(deps, shards);
+  say(`froze the ${frozen.shards} drain shard(s) at snapshot ${frozen.frozen!.snap}`);
+  let drivenBatches: number;
+  try {
+    drivenBatches = await catchUp(deps, frozen, opts.timeoutMs ?? 600_000, say);
+  } catch (err) {
+    // Never leave the drain frozen: freshness stops while it is.
+    await deps.pool.query(`update pipeline.drain_layout set frozen = null, frozen_at = null`);
+    say('freeze lifted: the drain goes on with the old number of shards');
+    throw err;
+  }
+  const firstBatch = await split(deps, frozen, shards);
+  say(`re-split: ${frozen.shards} -> ${shards} drain shard(s), first batch ${firstBatch}`);
+  return {
+    from: frozen.shards,
+    to: shards,
+    frozenAt: frozen.frozen!.snap,
+    drivenBatches,
+    firstBatch,
+    ms: Date.now() - t0,
+  };
+}
+
+/** Step 1: the freeze snapshot, taken under every shard's lock (kept if already in place). */
+async function freeze(deps: ReshardDeps, shards: number): Promise<DrainLayout> {
+  return withTransaction(deps.pool, async (client) => {
+    const { layout } = await lockAllShards(client);
+    if (layout.frozen) return layout;
+    if (shards > 1) await routeNewRowsFor(client, deps.keys.partitions.length, layout);
+    await client.query(
+      `update pipeline.drain_layout set frozen = pg_current_snapshot(), frozen_at = statement_timestamp()`,
+    );
+    return readDrainLayout(client);
+  });
+}
+
+/**
+ * Several shards read only the rows routed to them, so every row they will read must carry a
+ * route of this partition count: the count is set now if it differs, and no write transaction may
+ * be open that started before it was set (its rows, routed with the old count, could commit after
+ * the freeze). That one is waited for by trying again.
+ */
+async function routeNewRowsFor(client: pg.ClientBase, partitions: number, layout: DrainLayout): Promise<void> {
+  if (layout.partitions !== partitions) await setRoutePartitions(client, partitions);
+  const r = await client.query(
+    `select count(*)::int as n from pg_stat_activity
+      where backend_xid is not null and pid <> pg_backend_pid()
+        and xact_start < (select partitions_set_at from pipeline.drain_layout)`,
+  );
+  if (r.rows[0].n > 0)
+    throw new ReshardError(
+      `${r.rows[0].n} write transaction(s) began before the outbox started routing rows by ${partitions} partitions; they may still write rows with the old routes. Run the command again when they have ended.`,
+    );
+}
+
+/** Step 2: every old shard drains up to the freeze; shards no workflow drains are driven here. */
+async function catchUp(
+  deps: ReshardDeps,
+  layout: DrainLayout,
+  timeoutMs: number,
+  say: (line: string) => void,
+): Promise<number> {
+  const target = layout.frozen!.snap;
+  const owner = `reshard-${process.pid}-${Date.now()}`;
+  const deadline = Date.now() + timeoutMs;
+  let driven = 0;
+  let lastSay = 0;
+  try {
+    for (;;) {
+      const waiting: DrainShard[] = [];
+      for (const shard of drainShards(layout.shards)) {
+        const c = await readCursor(deps.pool, shard.consumer);
+        if (c.to === null && c.from === target) continue;
+        // A running drain of this shard holds its lease and does the work itself (lease-lost,
+        // busy); otherwise this process takes the lease and applies the shard's next chunk.
+        const r = await drainBatch({ ...deps, shard }, { owner, maxRows: deps.config.DRAIN_MAX_BATCH_SIZE, waitMs: 0 });
+        if (r.outcome === 'applied' || r.outcome === 'repaired') driven++;
+        if (!(r.frozen || (r.cursor.to === null && r.cursor.from === target))) waiting.push(shard);
+      }
+      if (waiting.length === 0) return driven;
+      if (Date.now() > deadline)
+        throw new ReshardError(
+          `drain shard(s) ${waiting.map((s) => s.index).join(', ')} did not reach the freeze snapshot within ${Math.round(timeoutMs / 1000)} s`,
+        );
+      if (Date.now() - lastSay > 2_000) {
+        lastSay = Date.now();
+        say(`waiting for ${waiting.length} shard(s) to reach the freeze snapshot (${driven} batch(es) applied here)`);
+      }
+      await sleep(deps.config.DRAIN_POLL_MS);
+    }
+  } finally {
+    await deps.pool.query(`delete from pipeline.leases where owner = $1`, [owner]);
+  }
+}
+
+/** Step 3: the switch, in one transaction under every old and new shard's lock. */
+async function split(deps: ReshardDeps, layout: DrainLayout, shards: number): Promise<string> {
+  return withTransaction(deps.pool, async (client) => {
+    const held = await lockAllShards(client);
+    if (held.layout.shards !== layout.shards || held.layout.frozen?.snap !== layout.frozen?.snap)
+      throw new ReshardError('the drain layout changed while re-splitting (another reshard?); run the command again');
+    const fresh = drainShards(shards);
+    for (const shard of fresh)
+      await client.query('select pg_advisory_xact_lock(hashtext($1))', [drainLockName(shard.consumer)]);
+    const target = layout.frozen!;
+    let next = 1n;
+    for (const { shard, cursor } of held.shards) {
+      if (cursor.to !== null || cursor.from !== target.snap)
+        throw new ReshardError(`drain shard ${shard.index} is not at the freeze snapshot; run the command again`);
+      if (BigInt(cursor.batch) + 1n > next) next = BigInt(cursor.batch) + 1n;
+    }
+    // Above every batch number an old shard used (its cursor's is the next it would have used), so
+    // every load counter's position guard lets the new shards' deltas through, and none of their
+    // batches can be mistaken for an old one.
+    const batch = String(next);
+    const last = { batch: String(next - 1n), txid: '0', id: '0' };
+    for (const shard of fresh)
+      await client.query(
+        `insert into pipeline.consumer_offsets as c
+           (consumer, batch, snap_from, snap_from_at, snap_to, snap_to_at, txid, id, last_batch, last_txid, last_id)
+         values ($1, $2, $3::pg_snapshot, to_timestamp($4::float8 / 1000), null, null, '0', 0, $5, '0', 0)
+         on conflict (consumer) do update set batch = excluded.batch, snap_from = excluded.snap_from,
+           snap_from_at = excluded.snap_from_at, snap_to = null, snap_to_at = null, txid = '0', id = 0,
+           last_batch = excluded.last_batch, last_txid = '0', last_id = 0, updated_at = now()`,
+        [shard.consumer, batch, target.snap, target.at, last.batch],
+      );
+    const keep = new Set(fresh.map((s) => s.consumer));
+    for (const { shard } of held.shards) {
+      if (!keep.has(shard.consumer))
+        await client.query(`delete from pipeline.consumer_offsets where consumer = $1`, [shard.consumer]);
+      await client.query(`delete from pipeline.leases where name = $1`, [shard.lease]);
+    }
+    // Every partition: the new shard's position, no claim. A crash before the commit below leaves
+    // the old layout frozen at S, whose shards never check positions while frozen; the next run of
+    // the command writes the same positions again.
+    await resetStorePosition(deps.redis, deps.keys.partitions, last, null);
+    await client.query(`update pipeline.drain_layout set shards = $1, frozen = null, frozen_at = null`, [shards]);
+    return batch;
+  });
+}
