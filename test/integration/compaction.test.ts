@@ -12,11 +12,12 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
-import { compactionWorkflow, drainWorkflow } from '../../workflows';
+import { compactionWorkflow } from '../../workflows';
 import {
   drainSettled,
   eventually,
   sharedTestServer,
+  startDrain,
   startWorker,
   temporalClient,
   TEST_DATABASE_URL,
@@ -114,7 +115,7 @@ describe('compaction while the drain runs', () => {
     const worker = await startWorker(w, address, bundlePath, taskQueue);
     const temporal = await temporalClient(address);
     await acts.releaseDrainLease({ owner });
-    const drain = await temporal.client.workflow.start(drainWorkflow, {
+    const drain = await startDrain(temporal.client, c.config, {
       taskQueue,
       workflowId: `drain-compaction-${Date.now()}`,
       args: [{ intervalMs: 600_000, idleWaitMs: 200 }],

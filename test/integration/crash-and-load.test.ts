@@ -11,8 +11,15 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
-import { drainWorkflow } from '../../workflows';
-import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import {
+  eventually,
+  resetState,
+  sharedTestServer,
+  startDrain,
+  startWorker,
+  temporalClient,
+  testClients,
+} from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
 
 const size: CatalogueSize = { skus: 400, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 3 };
@@ -37,7 +44,7 @@ describe('under load', () => {
 
   it('a simulator run of thousands of changes ends with Redis exactly matching the source', async () => {
     const worker = await startWorker(c, address, bundlePath, c.config.TEMPORAL_TASK_QUEUE);
-    const run = await temporal.client.workflow.start(drainWorkflow, {
+    const run = await startDrain(temporal.client, c.config, {
       taskQueue: c.config.TEMPORAL_TASK_QUEUE,
       workflowId: `drain-load-${Date.now()}`,
       args: [{ intervalMs: 60_000, idleWaitMs: 200 }],
@@ -68,7 +75,7 @@ describe('worker killed mid-run', () => {
   it('loses nothing and applies nothing twice after a SIGKILL and a restart', async () => {
     await seedCatalogue(c.pool, size);
     let worker = spawnWorker(c.config, address, bundlePath);
-    const run = await temporal.client.workflow.start(drainWorkflow, {
+    const run = await startDrain(temporal.client, c.config, {
       taskQueue: c.config.TEMPORAL_TASK_QUEUE,
       workflowId: `drain-crash-${Date.now()}`,
       args: [{ intervalMs: 60_000, idleWaitMs: 200, batchSize: 200 }],

@@ -8,9 +8,9 @@ import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { applyUpdates } from '../../store/apply';
-import { drainWorkflow, skuRebuildWorkflowId } from '../../workflows';
+import { skuRebuildWorkflowId } from '../../workflows';
 import { usePipeline } from '../support/pipeline-fixture';
-import { drainSettled, eventually, resetState } from '../support/env';
+import { drainSettled, eventually, resetState, startDrain } from '../support/env';
 import { get } from '../support/http';
 
 const TTL_S = 3;
@@ -20,9 +20,9 @@ const pipeline = usePipeline('lifecycle', {
   api: {},
 });
 const { c, taskQueue } = pipeline;
-let drain: Awaited<ReturnType<typeof startDrain>> | undefined;
-const startDrain = () =>
-  pipeline.temporal.client.workflow.start(drainWorkflow, {
+let drain: Awaited<ReturnType<typeof startTheDrain>> | undefined;
+const startTheDrain = () =>
+  startDrain(pipeline.temporal.client, c.config, {
     taskQueue,
     workflowId: `drain-lifecycle-${Date.now()}`,
     args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
@@ -37,7 +37,7 @@ beforeEach(async () => {
   await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1), ('R1', 'F2', 2)`);
   await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('S1', 's', 'active')`);
   await c.pool.query(`insert into shop.inventory values ('S1', 'F1', 5, 0, now()), ('S1', 'F2', 5, 0, now())`);
-  drain = await startDrain();
+  drain = await startTheDrain();
   await until({ reason: 'eligible', fc: 'F1' }, 'initial state');
 });
 

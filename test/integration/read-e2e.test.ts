@@ -9,8 +9,7 @@ import { readPathRedis } from '../../serving/main';
 import { sourceBadges } from '../../reconcile/source-badges';
 import { CatalogueSize, regionId, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
-import { drainWorkflow } from '../../workflows';
-import { drainSettled, eventually, resetState } from '../support/env';
+import { drainSettled, eventually, resetState, startDrain } from '../support/env';
 import { get, startTestApi } from '../support/http';
 import { usePipeline } from '../support/pipeline-fixture';
 import { freePort, startRedisServer, stopProcess } from '../support/redis-process';
@@ -24,8 +23,8 @@ describe('through the drain', () => {
   });
   const { c, taskQueue } = pipeline;
   let runId = 0;
-  const startDrain = () =>
-    pipeline.temporal.client.workflow.start(drainWorkflow, {
+  const startTheDrain = () =>
+    startDrain(pipeline.temporal.client, c.config, {
       taskQueue,
       workflowId: `drain-read-${Date.now()}-${runId++}`,
       args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
@@ -46,7 +45,7 @@ describe('through the drain', () => {
     );
 
   it('a committed change flips the answer within seconds, for each reason; pause -> stale, resume -> fresh', async () => {
-    let drain = await startDrain();
+    let drain = await startTheDrain();
     const q = (sql: string, params: unknown[] = []) => c.pool.query(sql, params);
     await q(`insert into shop.fulfillment_centers values ('F1', 'R1', 5, now()), ('F2', 'R1', 100, now())`);
     await q(`insert into shop.region_fc values ('R1', 'F1', 1), ('R1', 'F2', 2)`);
@@ -88,7 +87,7 @@ describe('through the drain', () => {
     expect(paused.lagMs).toBeGreaterThan(1000);
 
     // Resume: caught up, the change shows and stale clears by itself.
-    drain = await startDrain();
+    drain = await startTheDrain();
     await until('S1', { reason: 'out_of_stock', stale: false }, 'caught up after resume');
     await drain.terminate('test over');
     await drainSettled(c);
@@ -96,7 +95,7 @@ describe('through the drain', () => {
 
   it('after a simulator run the API equals the rule computed by SQL for sampled (SKU, region) pairs', async () => {
     await resetState(c);
-    const drain = await startDrain();
+    const drain = await startTheDrain();
     const size: CatalogueSize = { skus: 500, fcs: 6, regions: 3, fcsPerRegion: 3, fcsPerSku: 2 };
     await seedCatalogue(c.pool, size);
     await runTraffic(c.pool, { rate: 0, changes: 4000, connections: 6, seed: 3, size });

@@ -8,8 +8,7 @@ import { usePipeline } from '../support/pipeline-fixture';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { drainWorkflow } from '../../workflows';
-import { eventually, resetState, sharedTestServer, temporalClient } from '../support/env';
+import { eventually, resetState, sharedTestServer, startDrain, temporalClient } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
 
 const { c, acts } = usePipeline('rebuild-req', {
@@ -37,7 +36,7 @@ describe('rebuild requests', () => {
 
     const temporal = await temporalClient(address);
     let worker = spawnWorker(c.config, address, bundlePath, { FRESH_BADGES_FAULT: 'kill-after-commit:1' });
-    const run = await temporal.client.workflow.start(drainWorkflow, {
+    const run = await startDrain(temporal.client, c.config, {
       taskQueue: c.config.TEMPORAL_TASK_QUEUE,
       workflowId: `drain-rebuild-req-${Date.now()}`,
       args: [{ intervalMs: 3_600_000, idleWaitMs: 200 }],

@@ -13,6 +13,7 @@ import { storeKeysFor } from '../../store/keys';
 import { createStoreRedis, masterNodes, onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import { setEpoch } from '../../store/watermark';
 import { createWorker } from '../../worker/create-worker';
+import { drainWorkflow, type DrainWorkflowInput } from '../../workflows';
 
 export const TEST_DATABASE_URL =
   process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test';
@@ -39,6 +40,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     // without a cluster); on the test cluster the default is the cluster's (16)
     ...(cluster ? { REDIS_CLUSTER_NODES: cluster } : {}),
     ...(process.env.TEST_STORE_PARTITIONS ? { STORE_PARTITIONS: process.env.TEST_STORE_PARTITIONS } : {}),
+    // TEST_DRAIN_SHARDS: the drain in that many shards (the cluster run uses 4)
+    ...(process.env.TEST_DRAIN_SHARDS ? { DRAIN_SHARDS: process.env.TEST_DRAIN_SHARDS } : {}),
     REDIS_PREFIX: 'fbt:',
     DRAIN_POLL_MS: '20',
     DRAIN_BATCH_SIZE: '500',
@@ -100,6 +103,11 @@ export function pipelineClients(c: TestClients): TestClients & { sourcePool: pg.
 /** Empties the source, the pipeline's tables and the test Redis db. */
 export async function resetState(c: Pick<TestClients, 'pool' | 'redis' | 'config'>): Promise<void> {
   await truncateEverything(c.pool);
+  // as many drain shards as the test's configuration (DRAIN_SHARDS), routing by its partitions
+  await c.pool.query(`update pipeline.drain_layout set shards = $1, partitions = $2`, [
+    c.config.DRAIN_SHARDS,
+    c.config.STORE_PARTITIONS,
+  ]);
   await Promise.all(masterNodes(c.redis).map((node) => node.flushdb()));
   // An empty store of an empty source is complete: mark it so, as a finished backfill would.
   const keys = storeKeysFor(c.config);
@@ -223,4 +231,41 @@ export async function deleteKeys(redis: StoreRedis, keys: string[]): Promise<voi
     (k) => k,
     (p, k) => void p.del(k),
   );
+}
+
+/**
+ * Starts "the drain" as the test's configuration has it: one workflow, or one per shard
+ * (DRAIN_SHARDS > 1: ids `<workflowId>-<k>of<N>`, each input naming its shard). The handle
+ * terminates, signals and describes them all (describe: the first shard's).
+ */
+export async function startDrain(
+  client: Client,
+  config: Config,
+  opts: { taskQueue: string; workflowId: string; args: [DrainWorkflowInput] },
+) {
+  const shards = config.DRAIN_SHARDS;
+  if (shards === 1) return client.workflow.start(drainWorkflow, opts);
+  const handles = await Promise.all(
+    Array.from({ length: shards }, (_, index) =>
+      client.workflow.start(drainWorkflow, {
+        ...opts,
+        workflowId: `${opts.workflowId}-${index}of${shards}`,
+        args: [{ ...opts.args[0], shard: { index, count: shards } }],
+      }),
+    ),
+  );
+  return {
+    ...handles[0],
+    workflowId: handles[0].workflowId,
+    terminate: async (reason?: string) => {
+      const [first] = await Promise.allSettled(handles.map((h) => h.terminate(reason)));
+      if (first.status === 'rejected') throw first.reason;
+      return first.value;
+    },
+    signal: async (...args: Parameters<(typeof handles)[0]['signal']>) => {
+      await Promise.all(handles.map((h) => h.signal(...args)));
+    },
+    describe: () => handles[0].describe(),
+    result: async () => (await Promise.all(handles.map((h) => h.result())))[0],
+  } as unknown as (typeof handles)[0];
 }
