@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The integration suite's correctness cases again, on a real 3-master Redis Cluster started by the
- * global set-up (test/cluster-setup.ts), with the store in 16 partitions: every reason, ids,
+ * global set-up (test/cluster-setup.ts), with the store in 16 partitions drained by 4 drain shards: every reason, ids,
  * lifecycle, out-of-order commits and open transactions, crashes, self-heal, verify, compaction,
  * TRUNCATE, the operator CLI, the export's badge snapshot and reads through the drain. Plus the failover test, on a cluster of its own. Files that test
  * one Redis on purpose (RDB restore, ACL users, layout upgrade, counts of script calls) are not here.
@@ -34,11 +34,16 @@ export default defineConfig({
       'test/integration/export.test.ts',
       'test/integration/read-e2e.test.ts',
       'test/integration/store-partitions.test.ts',
+      'test/integration/drain-shards.test.ts',
       'test/integration/redis-cluster-harness.test.ts',
       'test/integration/cluster-failover.test.ts',
     ],
     globalSetup: ['test/global-setup.ts', 'test/cluster-setup.ts'],
     // the minute-long open transactions are held in the single-Redis run; here a few seconds do
-    env: { OPEN_TX_TEST_MS: process.env.OPEN_TX_TEST_MS ?? '5000' },
+    // and the drain runs as 4 shards (DRAIN_SHARDS), each its own workflow chain over 4 of the 16 partitions
+    env: {
+      OPEN_TX_TEST_MS: process.env.OPEN_TX_TEST_MS ?? '5000',
+      TEST_DRAIN_SHARDS: process.env.TEST_DRAIN_SHARDS ?? '4',
+    },
   },
 });

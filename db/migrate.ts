@@ -2,6 +2,8 @@
  * Versioned, idempotent SQL migrations: every file in migrations/ runs once, in name order, in
  * its own transaction, under an advisory lock so two processes starting together cannot race.
  * The files themselves are written to be re-runnable as well (`if not exists`, `or replace`).
+ * A file named `*.notx.sql` (CREATE INDEX CONCURRENTLY cannot run in a transaction) runs statement
+ * by statement (one per `;` at a line's end) outside one, and is recorded once all succeeded.
  */
 import { redactUrl } from '../config/redact';
 import fs from 'node:fs';
@@ -50,15 +52,23 @@ export async function migrate(client: pg.Pool | pg.Client, dir = MIGRATIONS_DIR)
       }
       const sql = fs.readFileSync(path.join(dir, file), 'utf8');
       try {
-        await withTransaction(conn, async (tx) => {
-          await tx.query(sql);
-          await tx.query('insert into pipeline.schema_migrations (version) values ($1)', [file]);
-        });
+        if (file.endsWith('.notx.sql')) {
+          for (const statement of sql.split(/;\s*$/m).filter((s) => s.replace(/--.*$/gm, '').trim()))
+            await conn.query(statement);
+          await conn.query('insert into pipeline.schema_migrations (version) values ($1)', [file]);
+        } else
+          await withTransaction(conn, async (tx) => {
+            await tx.query(sql);
+            await tx.query('insert into pipeline.schema_migrations (version) values ($1)', [file]);
+          });
       } catch (err) {
+        const code = (err as { code?: string }).code;
         const hint =
-          (err as { code?: string }).code === '42501'
+          code === '42501'
             ? ' (the role lacks the rights: migrations run as the database owner; see sql/least-privilege.sql)'
-            : '';
+            : code === '55P03'
+              ? ' (a transaction that wrote the table it changes is still open; when it has ended, run the migrations again: npm run migrate)'
+              : '';
         throw new Error(`migration ${file} failed: ${(err as Error).message}${hint}`, { cause: err });
       }
       result.applied.push(file);

@@ -4,12 +4,18 @@
 --   outbox.route  the store partition of the SKU a skus/inventory row writes (FNV-1a of the SKU id
 --                 mod the partition count, exactly as store/keys.ts hashes it), or -1 for a row whose
 --                 copies live in every partition (FCs, regions, orders' loads, TRUNCATEs): every
---                 shard reads those. Set by a trigger on the outbox as each row is inserted; the index (route, txid, id) lets
---                 a shard read its own rows in delivery order without touching the others'.
+--                 shard reads those. Set by a trigger on the outbox as each row is inserted; the
+--                 index (route, txid, id) (009) lets a shard read its own rows in delivery order
+--                 without touching the others'.
 --   drain_layout  how many shards drain now, the partition count routes are computed with, and a
 --                 freeze snapshot while the number of shards changes (outbox/shards.ts).
+--
+-- Adding the column needs pipeline.outbox to itself for an instant, so no transaction that wrote it
+-- may be open (every OLTP write queues behind the wait): at most 3 s, then the migration fails
+-- with a hint and is run again. The index is built in 009, without blocking writes.
+set local lock_timeout = '3s';
 alter table pipeline.outbox add column if not exists route int not null default -1;
-create index if not exists outbox_route on pipeline.outbox (route, txid, id);
+set local lock_timeout = 0;
 
 create table if not exists pipeline.drain_layout (
   one                boolean primary key default true check (one),
@@ -41,14 +47,20 @@ begin
   return (h % n)::int;
 end $$;
 
--- Every outbox row of skus or inventory is routed as it is inserted, whoever inserts it (the capture
--- triggers, the re-emit functions of 007): the SKU id is the key's first part (ids hold no '|').
--- One BEFORE trigger instead of a change to each writer, so no path can forget the route.
+-- Every outbox row of skus or inventory (but a TRUNCATE, which every shard must meet) is routed as it is inserted, whoever inserts it (the capture
+-- triggers, the re-emit functions of 007). The SKU id is the whole key of a skus row, and the
+-- image's sku_id for inventory (the key "sku|fc" cannot be split when an id holds '|'); the drain
+-- reads the SKU from the same places. One BEFORE trigger instead of a change to each writer, so no
+-- path can forget the route.
 create or replace function pipeline.route_outbox_row() returns trigger
 language plpgsql as $$
 begin
-  if NEW.tbl = 'skus' or NEW.tbl = 'inventory' then
-    NEW.route := pipeline.sku_route(split_part(NEW.key, '|', 1));
+  if NEW.op = 'T' then
+    return NEW;
+  elsif NEW.tbl = 'skus' then
+    NEW.route := pipeline.sku_route(NEW.key);
+  elsif NEW.tbl = 'inventory' then
+    NEW.route := pipeline.sku_route(coalesce(NEW.image ->> 'sku_id', split_part(NEW.key, '|', 1)));
   end if;
   return NEW;
 end $$;

@@ -97,11 +97,26 @@ export const CAPACITY_FIELD = 'c';
 export const MAX_STORE_PARTITIONS = 1024;
 const SLOTS = 16384;
 
-/** FNV-1a (32 bit): a stable, fast hash of a SKU id (ASCII), the same in every process. */
+/**
+ * FNV-1a (32 bit) of the id's UTF-8 bytes: a stable, fast hash of a SKU id, the same in every
+ * process and in PostgreSQL (pipeline.sku_route, migration 008, routes outbox rows to drain shards
+ * by it). Ids are ASCII by contract; any other id hashes its UTF-8 bytes too, as PostgreSQL does.
+ */
 export function skuHash(sku: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < sku.length; i++) {
-    h ^= sku.charCodeAt(i);
+    const c = sku.charCodeAt(i);
+    if (c > 0x7f) return utf8Hash(sku);
+    h ^= c;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function utf8Hash(sku: string): number {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(sku, 'utf8')) {
+    h ^= b;
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;

@@ -135,8 +135,9 @@ async function tryOneBatch(deps: ShardDeps, owner: string, maxRows: number): Pro
   const t0 = performance.now();
   const step = await withTransaction(deps.pool, (client) => applyNextChunk(deps, client, owner, maxRows));
   if ('result' in step) return step.result;
+  if ('idle' in step) return afterIdle(deps, step.idle);
   faultPoint('after-commit');
-  return 'idle' in step ? afterIdle(deps, step.idle) : afterApplied(deps, step.applied, t0);
+  return afterApplied(deps, step.applied, t0);
 }
 
 /** A chunk applied and committed: what the post-commit steps need. */
@@ -228,7 +229,7 @@ async function applyNextChunk(
   const truncatedHere = [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
   if (truncatedHere.length && !complete) await rememberTruncates(deps.redis, deps.keys, cursor.batch, truncatedHere);
 
-  const { updates, dead, newestSourceMs } = featureUpdatesOf(rows);
+  const { updates, dead, newestSourceMs } = featureUpdatesOf(deps.keys, rows);
   const tApply = performance.now();
   const applied = await applyUpdates(deps.redis, deps.keys, updates, {
     ...applyOptions(deps.config),
@@ -306,7 +307,10 @@ async function checkPosition(
 }
 
 /** The feature updates of a chunk's rows; a row that cannot be turned into updates is a dead letter. */
-function featureUpdatesOf(rows: OutboxRow[]): {
+function featureUpdatesOf(
+  keys: StoreKeys,
+  rows: OutboxRow[],
+): {
   updates: { update: FeatureUpdate; source: number }[];
   dead: Map<number, string>;
   newestSourceMs: number;
@@ -318,7 +322,17 @@ function featureUpdatesOf(rows: OutboxRow[]): {
     newestSourceMs = Math.max(newestSourceMs, row.created_ms);
     if (row.op === 'T') return;
     try {
-      for (const update of featureUpdatesFrom(row)) updates.push({ update, source });
+      const mine = featureUpdatesFrom(row);
+      // A drain shard applies only its own partitions' SKUs. The outbox routes rows by the same
+      // SKU id, so another SKU here is a row written by hand with a key that disagrees with its
+      // image: a dead letter, rather than a batch that can never be applied.
+      if (keys.partial)
+        for (const u of mine)
+          if ('sku' in u && !keys.partitions.includes(keys.ofSku(u.sku)))
+            throw new Error(
+              `row of SKU ${JSON.stringify(u.sku)} (store partition ${keys.ofSku(u.sku).index}) reached a drain shard that does not own it: its key and image disagree`,
+            );
+      for (const update of mine) updates.push({ update, source });
     } catch (err) {
       dead.set(source, (err as Error).message);
     }

@@ -3,8 +3,9 @@
  *   FRESH_BADGES_FAULT=kill-after-apply:N  SIGKILL this process right after the N-th batch with
  *                                          rows reached Redis, before its cursor commit: the
  *                                          window the batch claim and the version checks cover.
- *   FRESH_BADGES_FAULT=kill-after-commit:N the same right after the cursor commit: what the batch
- *                                          raised (rebuild requests) must not be lost with it.
+ *   FRESH_BADGES_FAULT=kill-after-commit:N the same right after the N-th such batch's cursor
+ *                                          commit: what the batch raised (rebuild requests) must
+ *                                          not be lost with it.
  * A real kill at a chosen instant, which no external timing can hit reliably.
  */
 const spec = /^kill-(after-apply|after-commit):(\d+)$/.exec(process.env.FRESH_BADGES_FAULT ?? '');

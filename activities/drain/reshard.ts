@@ -32,6 +32,7 @@ import { resetStorePosition } from '../../store/store-position';
 import {
   drainLockName,
   drainShards,
+  ensureConsumer,
   lockAllShards,
   MAX_DRAIN_SHARDS,
   readCursor,
@@ -151,6 +152,8 @@ async function catchUp(
   const deadline = Date.now() + timeoutMs;
   let driven = 0;
   let lastSay = 0;
+  // a shard that never drained has no cursor row yet: it starts from nothing, as its drain would
+  for (const shard of drainShards(layout.shards)) await ensureConsumer(deps.pool, shard.consumer);
   try {
     for (;;) {
       const waiting: DrainShard[] = [];

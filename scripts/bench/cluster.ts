@@ -2,8 +2,9 @@
  * `npm run bench:cluster`: the online store on one Redis and on a local Redis Cluster (3 masters
  * with a replica each, started here from the installed redis-server), in one run, same catalogue:
  *   1. catch-up: a backlog of inventory restocks drained by one drain (no Temporal: the activities
- *      back to back, as `npm run bench:drain`), changes/s, with the Redis work each change costs
- *      (script calls and Redis CPU per change, summed over the masters);
+ *      back to back, as `npm run bench:drain`), and on the cluster by 1, 2 and 4 drain shards (each
+ *      shard's activities back to back, the shards side by side in this process), changes/s, with
+ *      the Redis work each change costs (script calls and Redis CPU per change, over the masters);
  *   2. reads: the library, 1 and 50 SKUs per call, p50/p99;
  *   3. freshness on the cluster: the real pipeline (Temporal dev server, worker processes, read
  *      API) at a sustained simulator rate with a write transaction held open, commit -> visible
@@ -14,9 +15,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Command } from 'commander';
-import { names } from '../../config';
-import { pendingRows } from '../../outbox';
+import { Command, InvalidArgumentError } from 'commander';
+import { reshardDrain } from '../../activities/drain/reshard';
+import { drainPendingRows } from '../../outbox';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, regionId, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
@@ -31,6 +32,13 @@ import { startBenchPipeline } from './processes';
 import { int, ms, percentiles, table } from './stats';
 
 const log = (s: string) => console.log(s);
+
+function shardList(v: string): number[] {
+  const list = v.split(',').map((x) => Number(x.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1 || n > 16))
+    throw new InvalidArgumentError('--shards takes a comma-separated list of whole numbers from 1 to 16, e.g. 1,2,4');
+  return list;
+}
 
 /** Script calls and CPU seconds of every master, from INFO (commandstats, cpu). */
 async function redisWork(b: Bench): Promise<{ calls: number; cpuS: number }> {
@@ -106,8 +114,19 @@ async function main(): Promise<void> {
     .option('--rate <changes/s>', 'simulator rate of the cluster freshness run', positiveInt('--rate'), 2000)
     .option('--seconds <s>', 'seconds of the freshness run', positiveInt('--seconds'), 30)
     .option('--replicas <n>', 'replicas per master of the local cluster', (v) => Number(v), 1)
+    .option('--shards <list>', 'drain shard counts of the cluster catch-up', shardList, [1, 2, 4])
+    .option('--freshness-shards <n>', 'drain shards of the cluster freshness run', positiveInt('--freshness-shards'), 1)
     .parse()
-    .opts<{ skus: number; backlog: number; calls: number; rate: number; seconds: number; replicas: number }>();
+    .opts<{
+      skus: number;
+      backlog: number;
+      calls: number;
+      rate: number;
+      seconds: number;
+      replicas: number;
+      shards: number[];
+      freshnessShards: number;
+    }>();
   const size: CatalogueSize = { skus: o.skus, fcs: 18, regions: 6, fcsPerRegion: 3, fcsPerSku: 3 };
   const dir = path.join(DATA_DIR, 'bench', 'redis-cluster');
   await fs.mkdir(dir, { recursive: true });
@@ -134,16 +153,21 @@ async function main(): Promise<void> {
       await ensureCatalogue(b, size, log);
       await setEpoch(b.redis, b.keys, 'bench');
       await b.redis.set(b.keys.partitionCount, String(b.keys.partitions.length));
-      log(`${name}: catch-up of ${int(o.backlog)} changes ...`);
-      const c = await catchUp(b, size.skus, o.backlog);
-      rows.push([
-        name,
-        b.keys.partitions.length,
-        int(c.rows),
-        int(c.perS),
-        c.callsPerChange.toFixed(3),
-        int(c.redisCpuUsPerChange),
-      ]);
+      // one Redis has one partition, so one drain; the cluster's 16 partitions split into shards
+      for (const shards of b.keys.partitions.length === 1 ? [1] : o.shards) {
+        await reshardDrain({ pool: b.pool, redis: b.redis, keys: b.keys, config: b.config }, shards);
+        log(`${name}: catch-up of ${int(o.backlog)} changes, ${shards} drain shard(s) ...`);
+        const c = await catchUp(b, size.skus, o.backlog);
+        rows.push([
+          name,
+          b.keys.partitions.length,
+          shards,
+          int(c.rows),
+          int(c.perS),
+          c.callsPerChange.toFixed(3),
+          int(c.redisCpuUsPerChange),
+        ]);
+      }
       log(`${name}: reads ...`);
       const r = await reads(b, size.skus, o.calls);
       readRows.push([name, ms(r[1].p50), ms(r[1].p99), ms(r[50].p50), ms(r[50].p99)]);
@@ -151,12 +175,15 @@ async function main(): Promise<void> {
 
     // Freshness on the cluster, end to end.
     const b = stores['Redis Cluster'];
-    log(`Redis Cluster: freshness at ${int(o.rate)} changes/s with a write transaction open, ${o.seconds} s ...`);
-    const pipeline = await startBenchPipeline(b.config);
+    await reshardDrain({ pool: b.pool, redis: b.redis, keys: b.keys, config: b.config }, o.freshnessShards);
+    log(
+      `Redis Cluster: freshness at ${int(o.rate)} changes/s with a write transaction open, ${o.freshnessShards} drain shard(s), ${o.seconds} s ...`,
+    );
+    const pipeline = await startBenchPipeline(b.config, o.freshnessShards);
     log('  pipeline started; waiting for the drain to catch up ...');
     let fresh: (string | number)[];
     try {
-      while ((await pendingRows(b.pool, names.drainConsumer, 1_000_000)).rows > 0) await sleep(500);
+      while ((await drainPendingRows(b.pool, b.keys, 1_000_000)).rows > 0) await sleep(500);
       log('  caught up; probing ...');
       const probes = ['PROBE-1', 'PROBE-2', 'PROBE-3', 'PROBE-4', 'PROBE-HOLD'];
       await b.pool.query(
@@ -203,12 +230,13 @@ async function main(): Promise<void> {
     console.log(
       `\n## One Redis and a Redis Cluster (3 masters x ${o.replicas} replica), ${int(size.skus)} SKUs x 3 FCs, one run\n`,
     );
-    console.log('### Catch-up (one drain, activities back to back)\n');
+    console.log('### Catch-up (each drain shard: activities back to back; shards side by side)\n');
     console.log(
       table(
         [
           'store',
           'partitions',
+          'drain shards',
           'changes',
           'changes/s',
           'script calls per change',
@@ -219,7 +247,9 @@ async function main(): Promise<void> {
     );
     console.log('\n### Reads (library, in this process)\n');
     console.log(table(['store', '1 SKU p50 ms', '1 SKU p99 ms', '50 SKUs p50 ms', '50 SKUs p99 ms'], readRows));
-    console.log('\n### Freshness on the cluster (Temporal, worker processes, API; a write transaction held open)\n');
+    console.log(
+      `\n### Freshness on the cluster (Temporal, worker processes, API; a write transaction held open; ${o.freshnessShards} drain shard(s))\n`,
+    );
     console.log(table(['changes/s', 'probes', 'p50 ms', 'p99 ms', 'max ms', 'completed drain batches per s'], [fresh]));
   } finally {
     for (const b of Object.values(stores)) await b.close();

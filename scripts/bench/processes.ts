@@ -2,9 +2,10 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { Client, Connection, ScheduleHandle, ScheduleOverlapPolicy } from '@temporalio/client';
-import { Config, names } from '../../config';
+import { Config } from '../../config';
 import { buildWorkflowBundle } from '../../worker/workflow-bundle';
 import { ensureSchedules } from '../lib/schedules';
+import { drainScheduleIdOf, drainShard, drainShards } from '../../outbox';
 import { DATA_DIR, startDevServer } from '../lib/temporal-server';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -37,7 +38,7 @@ export interface BenchPipeline {
  * Cluster): a Temporal dev server, a worker process for the drain and one for landing/export (as
  * `npm start`), the read API process; creates the schedules and triggers the drain.
  */
-export async function startBenchPipeline(config: Config): Promise<BenchPipeline> {
+export async function startBenchPipeline(config: Config, shards = 1): Promise<BenchPipeline> {
   const bundle = path.join(DATA_DIR, 'bench', 'workflow-bundle.js');
   await buildWorkflowBundle(bundle);
   const server = await startDevServer({
@@ -84,9 +85,11 @@ export async function startBenchPipeline(config: Config): Promise<BenchPipeline>
     children.push(await spawnNode('serving/main.ts', env, /listening/));
     const connection = await Connection.connect({ address: server.address });
     const temporal = new Client({ connection });
-    await ensureSchedules(temporal, { ...config, TEMPORAL_TASK_QUEUE: 'bench' });
-    const schedule = temporal.schedule.getHandle(names.drainScheduleId);
-    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
+    // one drain schedule per shard of the layout in force (`shards`), each triggered now
+    await ensureSchedules(temporal, { ...config, TEMPORAL_TASK_QUEUE: 'bench' }, shards);
+    const schedule = temporal.schedule.getHandle(drainScheduleIdOf(drainShard(0, shards)));
+    for (const s of drainShards(shards))
+      await temporal.schedule.getHandle(drainScheduleIdOf(s)).trigger(ScheduleOverlapPolicy.SKIP);
     return { apiPort, temporal, schedule, stop };
   } catch (err) {
     console.error(`bench: the pipeline did not start: ${(err as Error).stack}`);

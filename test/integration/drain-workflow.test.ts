@@ -11,9 +11,10 @@ import { batchTaskQueue, names } from '../../config';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
+import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
+import { drainScheduleIdOf, drainShard } from '../../outbox';
 import { drainWorkflow, stopDrainSignal } from '../../workflows';
-import { eventually } from '../support/env';
+import { eventually, startDrain } from '../support/env';
 import { seedMinimal } from '../support/source';
 import { usePipeline } from '../support/pipeline-fixture';
 
@@ -25,19 +26,21 @@ const inSync = async () =>
 
 describe('drain workflow', () => {
   it('brings every kind of change on every table into Redis, and a second run steps aside', async () => {
-    const first = await pipeline.temporal.client.workflow.start(drainWorkflow, {
+    const first = await startDrain(pipeline.temporal.client, c.config, {
       taskQueue,
       workflowId: `drain-test-${Date.now()}`,
       args: [{ intervalMs: 10_000, idleWaitMs: 200 }],
     });
+    const shards = c.config.DRAIN_SHARDS;
     await seedMinimal(c.pool);
     await eventually(async () => (await c.redis.hget(c.keys.sku('S1'), 'F2'))?.startsWith('3|'), 10_000, 'inserts');
 
     // A second run started by hand (overlap allow-all) finds the lease held and exits cleanly.
+    // (Of the first shard, with several.)
     const second = await pipeline.temporal.client.workflow.execute(drainWorkflow, {
       taskQueue,
       workflowId: `drain-manual-${Date.now()}`,
-      args: [{ intervalMs: 10_000 }],
+      args: [{ intervalMs: 10_000, ...(shards > 1 ? { shard: { index: 0, count: shards } } : {}) }],
     });
     expect(second).toMatchObject({ outcome: 'lease-held', holder: first.workflowId });
 
@@ -86,9 +89,11 @@ describe('drain workflow', () => {
   });
 
   it('is fired by a Temporal Schedule (skip overlaps), created idempotently', async () => {
-    expect(await ensureSchedules(pipeline.temporal.client, c.config)).toBe('created');
-    expect(await ensureSchedules(pipeline.temporal.client, c.config)).toBe('updated');
-    const handle = pipeline.temporal.client.schedule.getHandle(names.drainScheduleId);
+    const shards = c.config.DRAIN_SHARDS;
+    expect(await ensureSchedules(pipeline.temporal.client, c.config, shards)).toBe('created');
+    expect(await ensureSchedules(pipeline.temporal.client, c.config, shards)).toBe('updated');
+    // one per drain shard; the first shard's owns partition 0
+    const handle = pipeline.temporal.client.schedule.getHandle(drainScheduleIdOf(drainShard(0, shards)));
     try {
       const d = await handle.describe();
       expect(d.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
@@ -119,7 +124,7 @@ describe('drain workflow', () => {
       }
     } finally {
       await handle.delete();
-      for (const id of ALL_SCHEDULE_IDS)
+      for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(shards)])
         await pipeline.temporal.client.schedule
           .getHandle(id)
           .delete()

@@ -14,7 +14,7 @@ import { activitiesFor } from '../support/activities';
 import { landChanges, LANDING_COLUMNS } from '../../activities/export/landing';
 import { openDuck, sqlString } from '../../activities/export/duckdb';
 import { names } from '../../config';
-import { advanceCursor, readCursor, readDelta } from '../../outbox';
+import { advanceCursor, drainAppliedSnapshot, readCursor, readDelta } from '../../outbox';
 import { partitionDir } from '../../activities/export/export-day';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, regionId, seedCatalogue } from '../../simulator/catalogue';
@@ -218,7 +218,7 @@ describe('nightly export', () => {
       for (;;) {
         // What one read of maxRows rows would give: the rows, and the cursor after them.
         const cursor = await readCursor(c.pool, names.landingConsumer);
-        const drainFrom = (await readCursor(c.pool, names.drainConsumer)).from;
+        const drainFrom = (await drainAppliedSnapshot(c.pool)).snap;
         const target = cursor.to ?? drainFrom;
         const single = await readDelta(c.pool, {
           from: cursor.from,
@@ -256,10 +256,11 @@ describe('nightly export', () => {
       const landed = await rows(
         `select txid::varchar as txid, id::varchar as id from read_parquet(${glob}) order by txid::ubigint, id::bigint`,
       );
+      // (what every drain shard has applied)
       const { rows: outbox } = await c.pool.query(
-        `select o.txid::text as txid, o.id::text as id from pipeline.outbox o, pipeline.consumer_offsets c
-          where c.consumer = $1 and pg_visible_in_snapshot(o.txid, c.snap_from) order by o.txid, o.id`,
-        [names.drainConsumer],
+        `select o.txid::text as txid, o.id::text as id from pipeline.outbox o
+          where pg_visible_in_snapshot(o.txid, $1::pg_snapshot) order by o.txid, o.id`,
+        [(await drainAppliedSnapshot(c.pool)).snap],
       );
       expect(outbox.length).toBeGreaterThan(maxRows);
       // Every applied change exactly once across the files: none lost, none twice.

@@ -3,11 +3,12 @@
  * services: pause and catch-up, replay, backfill while the simulator writes, self-healing after
  * Redis loses its data, dead letters, verify, and the CLI's errors and exit codes.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import { masterNodes } from '../../store/redis-client';
 import { backlog as drainBacklog } from '../support/cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_SCHEDULE_IDS, ensureSchedules } from '../../scripts/lib/schedules';
+import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { names } from '../../config';
@@ -64,14 +65,14 @@ beforeAll(async () => {
   worker = await startWorker(c, address, bundlePath, taskQueue);
   temporal = await temporalClient(address);
   api = await startTestApi(c.redis, c.keys.prefix, 1000, undefined, c.keys.partitions.length);
-  await ensureSchedules(temporal.client, c.config);
+  await ensureSchedules(temporal.client, c.config, c.config.DRAIN_SHARDS);
   await seedCatalogue(c.pool, size);
   expect((await ops('resume')).code).toBe(0);
   await eventually(async () => (await backlog()) === 0 && !(await stale()), 30_000, 'initial drain');
 });
 afterAll(async () => {
   await ops('pause');
-  for (const id of ALL_SCHEDULE_IDS)
+  for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(c.config.DRAIN_SHARDS)])
     await temporal?.client.schedule
       .getHandle(id)
       .delete()
@@ -261,6 +262,38 @@ describe('operator CLI', () => {
     expect(out.source.sku.sku_id).toBe('SKU-0000001');
     expect(out.badges.length).toBe(size.regions);
     expect(out.badges.every((b: { agree: boolean }) => b.agree)).toBe(true);
+  });
+
+  it('reshard: the number of drain shards changes under traffic, status shows each shard, nothing lost', async () => {
+    expect((await ops('reshard', '--shards', '0')).code).toBe(2);
+    const start = c.config.DRAIN_SHARDS;
+    const partitions = c.keys.partitions.length;
+    if (partitions === 1) {
+      // one Redis with one partition: a shard owns whole partitions
+      const refused = await ops('reshard', '--shards', '2');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/2 drain shards need at least 2 store partitions/);
+      return;
+    }
+    const other = start === 2 ? 4 : 2;
+    for (const [from, to] of [
+      [start, other],
+      [other, start],
+    ]) {
+      const traffic = runTraffic(c.pool, { rate: 500, durationMs: 3000, connections: 4, seed: 30 + to, size });
+      await sleep(500);
+      const r = await ops('reshard', '--shards', String(to), '--json');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ from, to, triggered: drainScheduleIds(to) });
+      const st = JSON.parse((await ops('status', '--json')).stdout);
+      expect(st.drain.shards).toBe(to);
+      expect(st.drain.perShard).toHaveLength(to);
+      await traffic;
+      await eventually(async () => (await backlog()) === 0, 30_000, 'catch-up after the re-split');
+    }
+    expect((await ops('status')).stdout).toMatch(start === 1 ? /lease/ : /drain shards\s+\d/);
+    await eventually(async () => !(await stale()), 10_000, 'fresh again');
+    await verifyClean();
   });
 
   it('bad flags and unreachable services: clear errors and exit codes', async () => {

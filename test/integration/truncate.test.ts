@@ -33,6 +33,12 @@ async function seededAndDrained(): Promise<{ acts: Activities; divergences: stri
   return { acts, divergences };
 }
 const refill = (acts: Activities) => backfillEverything(acts, 'test-truncate');
+/** How many partitions still have their epoch (are complete). */
+const epochs = async () => {
+  let n = 0;
+  for (const p of c.keys.partitions) n += await c.redis.exists(p.epoch);
+  return n;
+};
 
 describe('TRUNCATE', () => {
   it.each([['inventory'], ['orders']])(
@@ -66,13 +72,14 @@ describe('TRUNCATE', () => {
         await acts.drainBatch({ owner, maxRows: 7 });
         if (divergences.includes('truncate') && !sawTruncate) {
           sawTruncate = true;
-          expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(0); // emptied: reads are stale
+          // emptied (with several drain shards: the partitions of the shard that met it first): reads are stale
+          expect(await epochs()).toBeLessThan(c.keys.partitions.length);
           expect((await reader.freshness()).stale).toBe(true);
         }
       }
       await traffic;
       for (;;) if ((await acts.drainBatch({ owner, maxRows: 7 })).outcome === 'idle') break;
-      expect(divergences).toEqual(['truncate']);
+      expect(new Set(divergences)).toEqual(new Set(['truncate'])); // (once per drain shard)
       expect((await reader.freshness()).stale).toBe(true); // until the refill is done
       expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(0);
 
@@ -100,7 +107,7 @@ describe('TRUNCATE', () => {
     );
     expect((await mismatches()).length).toBeGreaterThan(0);
     expect(await acts.retryDeadLetters({})).toMatchObject({ retried: 1, failed: 0 });
-    expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(0); // emptied: stale until refilled
+    expect(await epochs()).toBe(0); // emptied: stale until refilled
     await refill(acts);
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     expect(await mismatches()).toEqual([]);
@@ -117,7 +124,7 @@ describe('TRUNCATE', () => {
     expect(first.caughtUp).toBe(false);
     expect(divergences).toEqual([]);
     for (;;) if ((await acts.drainBatch({ owner, maxRows: 1 })).outcome === 'idle') break;
-    expect(divergences).toEqual(['truncate']);
+    expect(new Set(divergences)).toEqual(new Set(['truncate'])); // (once per drain shard)
     await refill(acts);
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     expect(await mismatches()).toEqual([]);

@@ -131,9 +131,17 @@ describe('upgrade from the (txid, id) cursor', () => {
       ).rows[0].n;
       expect(backlogBefore).toBeGreaterThan(1000);
 
-      // The upgrade, then the new drain.
-      const migrated = await migrate(c.pool);
+      // The upgrade of the cursor (005 to 007) with the transaction still open ...
+      const upTo007 = fs.mkdtempSync(path.join(os.tmpdir(), 'fb-migrations-'));
+      for (const f of fs.readdirSync(MIGRATIONS_DIR).filter((f) => f < '008'))
+        fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(upTo007, f));
+      const migrated = await migrate(c.pool, upTo007);
       expect(migrated.applied).toContain('005_snapshot_delta_cursor.sql');
+      // ... 008 adds a column to the outbox, which waits for no transaction that wrote it: it
+      // fails after its lock timeout, with a hint, and succeeds once the transaction is over.
+      await expect(migrate(c.pool)).rejects.toThrow(/transaction that wrote the table it changes is still open/);
+      await open.query('commit');
+      expect((await migrate(c.pool)).applied).toEqual(['008_drain_shards.sql', '009_outbox_route_index.notx.sql']);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
       const drainAll = async () => {
@@ -141,7 +149,6 @@ describe('upgrade from the (txid, id) cursor', () => {
       };
       await drainAll();
       await runTraffic(c.pool, { rate: 0, changes: 500, connections: 4, seed: 43, size });
-      await open.query('commit');
       await drainAll();
       expect(compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys))).toEqual([]);
 

@@ -16,6 +16,7 @@ export function childEnv(config: Config, address: string): NodeJS.ProcessEnv {
     REDIS_URL: config.REDIS_URL,
     REDIS_CLUSTER_NODES: config.REDIS_CLUSTER_NODES,
     STORE_PARTITIONS: String(config.STORE_PARTITIONS),
+    DRAIN_SHARDS: String(config.DRAIN_SHARDS),
     REDIS_PREFIX: config.REDIS_PREFIX,
     TEMPORAL_ADDRESS: address,
     TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,

@@ -1,0 +1,207 @@
+/**
+ * Drain shards (outbox/shards.ts) and changing their number on a live install
+ * (activities/drain/reshard.ts): rows are routed as the store hashes SKUs, two workers share the
+ * shards and one killed leaves its shards' work to the other, a re-split under traffic with the
+ * drains running loses nothing and applies nothing twice, a re-split with no drain running drives
+ * the shards itself, runs of retired shards step aside, and what cannot work is refused.
+ *
+ * The store has 16 partitions here also on one Redis. The starting number of shards is the run's
+ * (1 on one Redis, 4 on the cluster run), and the test re-splits to two other numbers.
+ */
+import fc from 'fast-check';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { reshardDrain, ReshardError } from '../../activities/drain/reshard';
+import { loadConfig } from '../../config';
+import { drainShards, readDrainLayout, setRoutePartitions } from '../../outbox';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
+import { runTraffic } from '../../simulator/traffic';
+import { storeKeys } from '../../store/keys';
+import { activitiesFor } from '../support/activities';
+import {
+  eventually,
+  pipelineClients,
+  resetState,
+  sharedTestServer,
+  startDrain,
+  startWorker,
+  temporalClient,
+  testClients,
+} from '../support/env';
+import { seedMinimal } from '../support/source';
+import { appliedRows } from '../support/cursor';
+import { exited, spawnWorker } from '../support/worker-process';
+
+const c = testClients({ TEMPORAL_TASK_QUEUE: `reshard-${process.pid}`, STORE_PARTITIONS: '16' });
+const start = c.config.DRAIN_SHARDS;
+// two other numbers of shards: 1 -> 4 -> 2, or 4 -> 2 -> 1
+const [first, second] = [4, 2, 1].filter((n) => n !== start);
+const size: CatalogueSize = { skus: 300, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 3 };
+const { address, bundlePath } = sharedTestServer();
+let temporal: Awaited<ReturnType<typeof temporalClient>>;
+
+beforeAll(async () => {
+  temporal = await temporalClient(address);
+});
+afterAll(async () => {
+  await temporal?.close();
+  await c.close();
+});
+beforeEach(() => resetState(c));
+
+const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
+const reshardDeps = () => ({ pool: c.workerPool, redis: c.redis, keys: c.keys, config: c.config });
+const withShards = (shards: number) => ({ ...c.config, DRAIN_SHARDS: shards });
+const drainConsumers = async () =>
+  (
+    await c.pool.query(
+      `select consumer from pipeline.consumer_offsets where consumer like 'redis-online-store%' order by 1`,
+    )
+  ).rows.map((r) => r.consumer);
+
+describe('routing', () => {
+  it('every outbox row of a SKU carries the partition the store hashes that SKU to (any id, any partition count)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.string({ minLength: 1, maxLength: 24, unit: 'binary' }), { minLength: 1, maxLength: 20 }),
+        fc.constantFrom(2, 3, 16, 1024),
+        async (ids, partitions) => {
+          // PostgreSQL text holds no NUL; an id is anything else
+          const skus = ids.map((s) => s.replaceAll('\u0000', '')).filter((s) => s.length > 0);
+          await c.pool.query(`update pipeline.drain_layout set partitions = $1`, [partitions]);
+          const r = await c.pool.query(`select s.id, pipeline.sku_route(s.id) as route from unnest($1::text[]) s(id)`, [
+            skus,
+          ]);
+          const keys = storeKeys('x:', partitions);
+          for (const row of r.rows) expect(row.route, JSON.stringify(row.id)).toBe(keys.ofSku(row.id).index);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('skus and inventory rows are routed by their SKU, TRUNCATE and the other tables reach every shard', async () => {
+    await seedMinimal(c.pool);
+    await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 2, 'placed')`);
+    await c.pool.query(`truncate shop.orders`);
+    const rows = (await c.pool.query(`select tbl, op, key, image->>'sku_id' as sku, route from pipeline.outbox`)).rows;
+    expect(rows.length).toBeGreaterThan(5);
+    for (const r of rows) {
+      if ((r.tbl === 'skus' || r.tbl === 'inventory') && r.op !== 'T') expect(r.route).toBe(c.keys.ofSku(r.sku).index);
+      else expect(r.route).toBe(-1);
+    }
+  });
+});
+
+describe('workers on several machines', () => {
+  it('share the shards through the task queue: one SIGKILLed mid-traffic, the other drains every shard to the rule', async () => {
+    const shards = Math.max(start, 4);
+    if (shards !== start) await reshardDrain(reshardDeps(), shards);
+    const config = withShards(shards);
+    const workers = [spawnWorker(config, address, bundlePath), spawnWorker(config, address, bundlePath)];
+    const run = await startDrain(temporal.client, config, {
+      taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+      workflowId: `drain-two-workers-${Date.now()}`,
+      args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
+    });
+    try {
+      await seedCatalogue(c.pool, size);
+      const traffic = runTraffic(c.pool, { rate: 800, durationMs: 7_000, connections: 4, seed: 33, size });
+      // both have been draining for a while
+      await eventually(async () => (await appliedRows(c.pool)) > 500, 30_000, 'the drain to apply changes');
+      workers[0].kill('SIGKILL');
+      await exited(workers[0]);
+      await traffic;
+      // its activities time out (heartbeat) and are retried by the other worker, its workflow
+      // tasks move there too
+      await eventually(async () => (await mismatches()).length === 0, 60_000, 'the store to equal the rule');
+      expect(workers[1].exitCode).toBeNull();
+      expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(0);
+    } finally {
+      await run.terminate('test over').catch(() => undefined);
+      for (const w of workers) {
+        w.kill('SIGTERM');
+        await exited(w);
+      }
+    }
+  });
+});
+
+describe('changing DRAIN_SHARDS', () => {
+  it(`under traffic, with the drains running: ${start} -> ${first} -> ${second} shards, the store ends equal to the rule, nothing applied twice`, async () => {
+    const worker = await startWorker(c, address, bundlePath, c.config.TEMPORAL_TASK_QUEUE);
+    const runs: { shards: number; run: Awaited<ReturnType<typeof startDrain>> }[] = [];
+    const drains = async (shards: number) =>
+      runs.push({
+        shards,
+        run: await startDrain(temporal.client, withShards(shards), {
+          taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+          workflowId: `drain-reshard-${shards}-${Date.now()}`,
+          args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
+        }),
+      });
+    try {
+      await seedCatalogue(c.pool, size);
+      await drains(start);
+      const traffic = runTraffic(c.pool, { rate: 800, durationMs: 9_000, connections: 4, seed: 21, size });
+      for (const next of [first, second]) {
+        await sleep(2_000);
+        const before = runs[runs.length - 1];
+        const r = await reshardDrain(reshardDeps(), next, { timeoutMs: 60_000 });
+        expect(r).toMatchObject({ from: before.shards, to: next });
+        expect(r.frozenAt).not.toBeNull();
+        // the old shards' runs are told by their next batch and end
+        expect((await before.run.result()).outcome).toBe('retired');
+        expect(await drainConsumers()).toEqual(
+          drainShards(next)
+            .map((s) => s.consumer)
+            .sort(),
+        );
+        await drains(next);
+      }
+      const stats = await traffic;
+      expect(stats.changes).toBeGreaterThan(3_000);
+      await eventually(async () => (await mismatches()).length === 0, 60_000, 'the store to equal the rule');
+      expect(await readDrainLayout(c.pool)).toMatchObject({ shards: second, frozen: null });
+      expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(0);
+    } finally {
+      for (const { run } of runs) await run.terminate('test over').catch(() => undefined);
+      await worker.stop();
+    }
+  });
+
+  it('with no drain running, the re-split drives every shard to the freeze itself; a run of the old layout steps aside', async () => {
+    await seedMinimal(c.pool);
+    const old = activitiesFor(pipelineClients(c));
+    await old.acquireDrainLease({ owner: 'old' });
+    expect((await old.drainBatch({ owner: 'old' })).rows).toBeGreaterThan(0);
+    await old.releaseDrainLease({ owner: 'old' });
+    // more changes no drain has applied
+    await c.pool.query(`update shop.inventory set on_hand = on_hand + 7`);
+    await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 4, 'placed')`);
+
+    const r = await reshardDrain(reshardDeps(), first);
+    expect(r.drivenBatches).toBeGreaterThan(0);
+    expect(await mismatches()).toEqual([]); // the old shards applied everything up to the freeze
+    expect((await old.drainBatch({ owner: 'old' })).outcome).toBe('retired');
+
+    await c.pool.query(`update shop.inventory set reserved = reserved + 1`);
+    const now = activitiesFor(pipelineClients({ ...c, config: withShards(first) }));
+    await now.acquireDrainLease({ owner: 'new' });
+    for (;;) if ((await now.drainBatch({ owner: 'new' })).outcome === 'idle') break;
+    expect(await mismatches()).toEqual([]);
+  });
+
+  it('refuses what cannot work: more shards than partitions, another partition count while several shards drain', async () => {
+    await expect(reshardDrain(reshardDeps(), 17)).rejects.toThrow(ReshardError);
+    await expect(reshardDrain(reshardDeps(), 17)).rejects.toThrow(/need at least 17 store partitions/);
+    await reshardDrain(reshardDeps(), 4);
+    await expect(setRoutePartitions(c.pool, 32)).rejects.toThrow(/change DRAIN_SHARDS to 1 first/);
+    expect(() =>
+      loadConfig({ ...process.env, DATABASE_URL: c.config.DATABASE_URL, DRAIN_SHARDS: '4', STORE_PARTITIONS: '2' }),
+    ).toThrow(/DRAIN_SHARDS=4: each drain shard owns whole store partitions/);
+  });
+});
