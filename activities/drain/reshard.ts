@@ -28,7 +28,8 @@ import type { Config } from '../../config';
 import { withTransaction } from '../../db/transaction';
 import type { StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
-import { resetStorePosition } from '../../store/store-position';
+import { resetStorePosition, type DeliveryPosition } from '../../store/store-position';
+import { onEachNode } from '../../store/redis-client';
 import {
   drainLockName,
   drainShards,
@@ -38,6 +39,7 @@ import {
   readCursor,
   readDrainLayout,
   setRoutePartitions,
+  shardKeys,
   type DrainLayout,
   type DrainShard,
 } from '../../outbox';
@@ -96,7 +98,14 @@ export async function reshardDrain(
     say('freeze lifted: the drain goes on with the old number of shards');
     throw err;
   }
-  const firstBatch = await split(deps, frozen, shards);
+  let firstBatch: string;
+  try {
+    firstBatch = await split(deps, frozen, shards);
+  } catch (err) {
+    await deps.pool.query(`update pipeline.drain_layout set frozen = null, frozen_at = null`);
+    say('freeze lifted: the drain goes on with the old number of shards');
+    throw err;
+  }
   say(`re-split: ${frozen.shards} -> ${shards} drain shard(s), first batch ${firstBatch}`);
   return {
     from: frozen.shards,
@@ -182,6 +191,23 @@ async function catchUp(
   }
 }
 
+/** The shard's partitions whose applied position is not the cursor's last delivered row. */
+async function partitionsOffCursor(deps: ReshardDeps, shard: DrainShard, last: DeliveryPosition): Promise<number[]> {
+  const partitions = shardKeys(deps.keys, shard).partitions;
+  const replies = await onEachNode(
+    deps.redis,
+    partitions,
+    (p) => p.pos,
+    (pipeline, p) => void pipeline.hmget(p.pos, 'lb', 'lt', 'li'),
+  );
+  return partitions
+    .filter((_, i) => {
+      const [lb, lt, li] = replies[i] as (string | null)[];
+      return lb !== last.batch || lt !== last.txid || li !== last.id;
+    })
+    .map((p) => p.index);
+}
+
 /** Step 3: the switch, in one transaction under every old and new shard's lock. */
 async function split(deps: ReshardDeps, layout: DrainLayout, shards: number): Promise<string> {
   return withTransaction(deps.pool, async (client) => {
@@ -197,6 +223,14 @@ async function split(deps: ReshardDeps, layout: DrainLayout, shards: number): Pr
       if (cursor.to !== null || cursor.from !== target.snap)
         throw new ReshardError(`drain shard ${shard.index} is not at the freeze snapshot; run the command again`);
       if (BigInt(cursor.batch) + 1n > next) next = BigInt(cursor.batch) + 1n;
+      // Every partition must hold exactly what its shard's cursor says: the positions are about
+      // to be overwritten, so a partition that lost writes (Redis restored from an older file
+      // during the freeze, when frozen shards check nothing) would never be found out.
+      const lost = await partitionsOffCursor(deps, shard, cursor.last);
+      if (lost.length)
+        throw new ReshardError(
+          `store partition(s) ${lost.join(', ')} do not hold what drain shard ${shard.index} applied (Redis lost writes?); the drain repairs that once the freeze is lifted: run the command again when \`ops status\` shows the store complete`,
+        );
     }
     // Above every batch number an old shard used (its cursor's is the next it would have used), so
     // every load counter's position guard lets the new shards' deltas through, and none of their

@@ -251,7 +251,7 @@ describe('operator CLI', () => {
       'the drain to report its details',
     );
     expect(metadata.currentDetails).toMatch(
-      /^(caught up|CATCHING UP) · this interval: \d+ rows in \d+ batches, \d+ dead letters · batch size \d+/,
+      /^(shard \d+ of \d+ · )?(caught up|CATCHING UP) · this interval: \d+ rows in \d+ batches, \d+ dead letters · batch size \d+/,
     );
   });
 
