@@ -72,7 +72,11 @@ export class ReshardError extends Error {}
 export async function reshardDrain(
   deps: ReshardDeps,
   shards: number,
-  opts: { timeoutMs?: number } = {},
+  opts: {
+    timeoutMs?: number;
+    /** Tests: a fault between the catch-up and the split (a Redis restored meanwhile). */
+    beforeSplit?: () => Promise<void>;
+  } = {},
 ): Promise<ReshardResult> {
   const t0 = Date.now();
   const say = deps.progress ?? (() => undefined);
@@ -100,6 +104,7 @@ export async function reshardDrain(
   }
   let firstBatch: string;
   try {
+    await opts.beforeSplit?.();
     firstBatch = await split(deps, frozen, shards);
   } catch (err) {
     await deps.pool.query(`update pipeline.drain_layout set frozen = null, frozen_at = null`);

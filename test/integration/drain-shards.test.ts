@@ -195,6 +195,25 @@ describe('changing DRAIN_SHARDS', () => {
     expect(await mismatches()).toEqual([]);
   });
 
+  it('a partition that lost writes while the shards were frozen: the re-split refuses, lifts the freeze, and the drain repairs it', async () => {
+    await seedMinimal(c.pool);
+    const r = reshardDrain(reshardDeps(), first, {
+      // Redis "restored" one partition to an older position after its shard reached the freeze
+      beforeSplit: async () => {
+        await c.redis.hset(c.keys.partitions[1].pos, 'lb', '0', 'lt', '0', 'li', '0');
+      },
+    });
+    await expect(r).rejects.toThrow(/store partition\(s\) 1 do not hold what drain shard \d+ applied/);
+    expect(await readDrainLayout(c.pool)).toMatchObject({ shards: start, frozen: null });
+    // the drain of the old layout finds the partition behind and repairs it
+    const old = activitiesFor(pipelineClients(c));
+    await old.acquireDrainLease({ owner: 'old' });
+    expect((await old.drainBatch({ owner: 'old' })).outcome).toBe('repaired');
+    for (;;) if ((await old.drainBatch({ owner: 'old' })).outcome === 'idle') break;
+    await old.releaseDrainLease({ owner: 'old' });
+    await expect(reshardDrain(reshardDeps(), first)).resolves.toMatchObject({ to: first });
+  });
+
   it('refuses what cannot work: more shards than partitions, another partition count while several shards drain', async () => {
     await expect(reshardDrain(reshardDeps(), 17)).rejects.toThrow(ReshardError);
     await expect(reshardDrain(reshardDeps(), 17)).rejects.toThrow(/need at least 17 store partitions/);
