@@ -419,8 +419,11 @@ interface Prefetch {
   limit: number;
   rows: Promise<OutboxRow[]>;
 }
-/** One prefetched chunk per database (pool): snapshot texts are cluster-wide, databases are not. */
-const prefetched = new WeakMap<pg.Pool, Prefetch>();
+/**
+ * One prefetched chunk per database (pool: snapshot texts are cluster-wide, databases are not) and
+ * consumer (drain shards in one worker share the pool; each keeps its own).
+ */
+const prefetched = new WeakMap<pg.Pool, Map<string, Prefetch>>();
 
 const prefetchKey = (consumer: string, from: string, to: string, after: Position) =>
   `${consumer} ${from} ${to} ${after.txid}:${after.id}`;
@@ -432,7 +435,9 @@ function prefetch(
 ): void {
   const rows = readDelta(pool, input);
   rows.catch(() => undefined); // a failed prefetch is just not used
-  prefetched.set(pool, { key: prefetchKey(consumer, input.from, input.to, input.after), limit: input.limit, rows });
+  let byConsumer = prefetched.get(pool);
+  if (!byConsumer) prefetched.set(pool, (byConsumer = new Map()));
+  byConsumer.set(consumer, { key: prefetchKey(consumer, input.from, input.to, input.after), limit: input.limit, rows });
 }
 
 async function takePrefetched(
@@ -442,8 +447,8 @@ async function takePrefetched(
   to: string,
   after: Position,
 ): Promise<{ rows: OutboxRow[]; limit: number } | null> {
-  const p = prefetched.get(pool);
-  prefetched.delete(pool);
+  const p = prefetched.get(pool)?.get(consumer);
+  prefetched.get(pool)?.delete(consumer);
   if (!p || p.key !== prefetchKey(consumer, from, to, after)) return null;
   try {
     return { rows: await p.rows, limit: p.limit };

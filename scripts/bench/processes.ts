@@ -70,6 +70,7 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
       REDIS_URL: config.REDIS_URL,
       REDIS_CLUSTER_NODES: config.REDIS_CLUSTER_NODES,
       STORE_PARTITIONS: String(config.STORE_PARTITIONS),
+      DRAIN_SHARDS: String(shards),
       REDIS_PREFIX: config.REDIS_PREFIX,
       TEMPORAL_ADDRESS: server.address,
       TEMPORAL_TASK_QUEUE: 'bench',

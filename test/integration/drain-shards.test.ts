@@ -32,6 +32,7 @@ import {
   testClients,
 } from '../support/env';
 import { seedMinimal } from '../support/source';
+import { syncDrainLayout } from '../../scripts/lib/drain-layout';
 import { appliedRows } from '../support/cursor';
 import { exited, spawnWorker } from '../support/worker-process';
 
@@ -212,6 +213,18 @@ describe('changing DRAIN_SHARDS', () => {
     for (;;) if ((await old.drainBatch({ owner: 'old' })).outcome === 'idle') break;
     await old.releaseDrainLease({ owner: 'old' });
     await expect(reshardDrain(reshardDeps(), first)).resolves.toMatchObject({ to: first });
+  });
+
+  it('npm start brings the shards in line with DRAIN_SHARDS (re-splitting as ops reshard does)', async () => {
+    await seedMinimal(c.pool);
+    expect(await syncDrainLayout(withShards(first), () => undefined)).toBe(first);
+    expect(await readDrainLayout(c.pool)).toMatchObject({ shards: first, partitions: 16, frozen: null });
+    expect(await drainConsumers()).toEqual(
+      drainShards(first)
+        .map((s) => s.consumer)
+        .sort(),
+    );
+    expect(await syncDrainLayout(withShards(first), () => undefined)).toBe(first); // nothing to do
   });
 
   it('refuses what cannot work: more shards than partitions, another partition count while several shards drain', async () => {
