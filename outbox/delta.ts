@@ -58,29 +58,7 @@ export function deltaParams(input: { from: string; to: string; after: Position; 
 }
 
 /** The delta query; parameters from deltaParams. */
-export const DELTA_SQL = `
-  with finished as (
-    select x as t from pg_snapshot_xip($1::pg_snapshot) x
-     where pg_visible_in_snapshot(x, $2::pg_snapshot) and x >= $3::xid8
-  )
-  select d.id::text as id, d.txid::text as txid, d.tbl, d.op, d.key, d.image, d.old_image,
-         (extract(epoch from d.created_at) * 1000)::float8 as created_ms
-    from (
-      (select o.*
-         from finished cross join lateral (
-           select * from pipeline.outbox o
-            where o.txid = finished.t and (o.txid, o.id) > ($3::xid8, $4::bigint)
-            order by o.id limit $5) o
-        order by o.txid, o.id limit $5)
-      union all
-      (select o.*
-         from pipeline.outbox o
-        where (o.txid, o.id) > ($6::xid8, $7::bigint) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
-          and pg_visible_in_snapshot(o.txid, $2::pg_snapshot)
-        order by o.txid, o.id limit $5)
-    ) d
-   order by d.txid, d.id
-   limit $5`;
+export const DELTA_SQL = deltaSql(null);
 
 /**
  * The delta of one drain shard (outbox/shards.ts): only rows of its routes (its partitions and -1,
@@ -92,15 +70,23 @@ export const DELTA_SQL = `
 export function shardDeltaSql(routes: number[]): string {
   if (routes.length === 0 || !routes.every((r) => Number.isInteger(r)))
     throw new Error('shard routes must be integers');
-  const list = routes.join(', ');
-  const ranges = routes
-    .map(
-      (r) => `(select o.* from pipeline.outbox o
-        where o.route = ${r} and (o.txid, o.id) > ($6::xid8, $7::bigint) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
+  return deltaSql(routes);
+}
+
+/**
+ * Part one: the rows of transactions in `from`'s in-progress list that `to` sees finished; part
+ * two: the txid range [xmax(from), xmax(to)) after the start position. Every row or only `routes`.
+ */
+function deltaSql(routes: number[] | null): string {
+  const range = (route: number | null) => `(select o.* from pipeline.outbox o
+        where ${route === null ? '' : `o.route = ${route} and `}(o.txid, o.id) > ($6::xid8, $7::bigint) and o.txid < pg_snapshot_xmax($2::pg_snapshot)
           and pg_visible_in_snapshot(o.txid, $2::pg_snapshot)
-        order by o.txid, o.id limit $5)`,
-    )
-    .join('\n      union all\n      ');
+        order by o.txid, o.id limit $5)`;
+  const partTwo = routes
+    ? `(select * from (
+      ${routes.map(range).join('\n      union all\n      ')}) r
+        order by r.txid, r.id limit $5)`
+    : range(null);
   return `
   with finished as (
     select x as t from pg_snapshot_xip($1::pg_snapshot) x
@@ -112,13 +98,11 @@ export function shardDeltaSql(routes: number[]): string {
       (select o.*
          from finished cross join lateral (
            select * from pipeline.outbox o
-            where o.route in (${list}) and o.txid = finished.t and (o.txid, o.id) > ($3::xid8, $4::bigint)
+            where ${routes ? `o.route in (${routes.join(', ')}) and ` : ''}o.txid = finished.t and (o.txid, o.id) > ($3::xid8, $4::bigint)
             order by o.id limit $5) o
         order by o.txid, o.id limit $5)
       union all
-      (select * from (
-      ${ranges}) r
-        order by r.txid, r.id limit $5)
+      ${partTwo}
     ) d
    order by d.txid, d.id
    limit $5`;

@@ -137,16 +137,20 @@ export async function readDrainLayout(db: pg.Pool | pg.ClientBase): Promise<Drai
  */
 export async function setRoutePartitions(db: pg.Pool | pg.ClientBase, partitions: number): Promise<void> {
   const r = await db.query(
-    `update pipeline.drain_layout set partitions = $1, partitions_set_at = now()
-      where partitions <> $1 and shards = 1 returning 1`,
+    `update pipeline.drain_layout set partitions = $1, partitions_set_at = clock_timestamp()
+      where partitions <> $1 and shards = 1 and frozen is null returning 1`,
     [partitions],
   );
   if (r.rowCount) return;
   const layout = await readDrainLayout(db);
-  if (layout.partitions !== partitions)
+  if (layout.partitions === partitions) return;
+  if (layout.frozen)
     throw new Error(
-      `STORE_PARTITIONS is ${partitions} but ${layout.shards} drain shards route rows by ${layout.partitions} partitions: change DRAIN_SHARDS to 1 first (npm run ops -- reshard --shards 1), then STORE_PARTITIONS`,
+      `STORE_PARTITIONS is ${partitions} but the outbox routes rows by ${layout.partitions} partitions, and the number of drain shards is being changed: wait for it to finish, then change DRAIN_SHARDS to 1 before STORE_PARTITIONS`,
     );
+  throw new Error(
+    `STORE_PARTITIONS is ${partitions} but ${layout.shards} drain shards route rows by ${layout.partitions} partitions: change DRAIN_SHARDS to 1 first (npm run ops -- reshard --shards 1), then STORE_PARTITIONS`,
+  );
 }
 
 /**

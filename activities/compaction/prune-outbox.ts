@@ -9,6 +9,8 @@
  * per short transaction, at most `maxRows` per call, progress in heartbeats. The outbox is then
  * vacuumed and analysed by compaction itself: the pipeline never relies on autovacuum.
  */
+import { names } from '../../config';
+import { drainShards, readDrainLayout } from '../../outbox';
 import type pg from 'pg';
 
 export interface PruneResult {
@@ -19,9 +21,18 @@ export interface PruneResult {
   more: boolean;
 }
 
-/** The lowest xmin over every consumer's applied snapshot. */
+/**
+ * The lowest xmin over every consumer's applied snapshot. Of the drain's cursor rows, those of the
+ * shards in force (outbox/shards.ts): a cursor row a retired shard left behind never moves again
+ * and would hold every row back for good.
+ */
 export async function lowestCursor(db: pg.Pool | pg.ClientBase): Promise<string | null> {
-  const r = await db.query(`select min(pg_snapshot_xmin(snap_from))::text as floor from pipeline.consumer_offsets`);
+  const current = drainShards((await readDrainLayout(db)).shards).map((s) => s.consumer);
+  const r = await db.query(
+    `select min(pg_snapshot_xmin(snap_from))::text as floor from pipeline.consumer_offsets
+      where consumer = any($1) or not (consumer = $2 or consumer like $2 || '/%')`,
+    [current, names.drainConsumer],
+  );
   return r.rows[0]?.floor ?? null;
 }
 

@@ -101,7 +101,9 @@ export async function retryDeadLetters(
           if (owed === null || owed.includes(key)) ops.push(deltaOnce(key, u, dl.id, n));
         }
       });
-      const applied = await applyOps(redis, keys, ops, { ...opts, mode: 'retry' });
+      // Through the whole store: a SKU row whose key and image disagreed reached a shard that does
+      // not own its SKU (drain-batch.ts); its retry writes the SKU's own partition.
+      const applied = await applyOps(redis, allKeys, ops, { ...opts, mode: 'retry' });
       if (applied.failures.length) error = applied.failures[0].error;
       // Older than the deletion fence and aimed at a field the store no longer has: the row may
       // have been deleted since (its tombstone swept, its key expired), so its old image must not

@@ -24,7 +24,7 @@ import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyUpdates, ApplyResult } from '../../store/apply';
 import { withTransaction } from '../../db/transaction';
 import { applyOptions } from '../apply-options';
-import { parseSnapshot } from '../../db/pg-snapshot';
+import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import {
   checkStorePosition,
   PositionCheck,
@@ -173,7 +173,14 @@ async function applyNextChunk(
   // or, while DRAIN_SHARDS changes, the freeze snapshot every shard meets at (outbox/shards.ts).
   const { cursor, now } = await readCursorAndSnapshot(client, consumer);
   const frozen = claimed.frozen;
-  if (frozen && cursor.to === null && cursor.from === frozen.snap)
+  // At the freeze: wait there. Past it (it cannot happen: the freeze is taken under this shard's
+  // lock, and the layout is read under it): never move back, which would deliver rows again; the
+  // re-split finds this shard not at the freeze and gives up, lifting it.
+  if (
+    frozen &&
+    cursor.to === null &&
+    (cursor.from === frozen.snap || !snapshotCovers(parseSnapshot(frozen.snap), parseSnapshot(cursor.from)))
+  )
     return { result: { outcome: 'idle', ...emptyResult(cursor), caughtUp: true, frozen: true } };
   const checked = await checkPosition(deps, cursor, frozen ?? now);
   if ('divergence' in checked) {
@@ -260,15 +267,17 @@ async function claimDrain(
   consumer: string,
   owner: string,
 ): Promise<{ refused: DrainBatchResult } | { frozen: Target | null }> {
-  const lock = await client.query(
-    `select pg_try_advisory_xact_lock(hashtext($1)) as ok, l.shards, l.partitions, l.frozen::text as frozen,
-            (extract(epoch from l.frozen_at) * 1000)::float8 as frozen_at
-       from (select 1) one left join pipeline.drain_layout l on true`,
-    [drainLockName(consumer)],
+  const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [drainLockName(consumer)]);
+  if (!lock.rows[0].ok) return { refused: { outcome: 'busy', ...emptyResult(await readCursor(client, consumer)) } };
+  // The layout is read once the lock is held, by a statement of its own: its snapshot then sees a
+  // freeze or a re-split that committed before the lock was free (a statement's snapshot is taken
+  // before the statement runs, and a commit is visible before its locks are released).
+  const layout = await client.query(
+    `select shards, partitions, frozen::text as frozen, (extract(epoch from frozen_at) * 1000)::float8 as frozen_at
+       from pipeline.drain_layout`,
   );
-  const row = lock.rows[0];
-  if (!row.ok) return { refused: { outcome: 'busy', ...emptyResult(await readCursor(client, consumer)) } };
-  const shards = row.shards ?? 1;
+  const row = layout.rows[0] ?? { shards: 1, partitions: 1, frozen: null, frozen_at: null };
+  const shards = row.shards;
   if (shards !== deps.shard.count)
     return { refused: { outcome: 'retired', ...emptyResult(await readCursor(client, consumer)) } };
   if (deps.shard.count > 1 && row.partitions !== deps.allKeys.partitions.length)

@@ -1,5 +1,13 @@
 import { drainBatch, DrainBatchInput, DrainDeps } from './drain-batch';
-import { acquireLease, drainShard, LeaseState, releaseLease, SINGLE_DRAIN, type DrainShard } from '../../outbox';
+import {
+  acquireLease,
+  drainShard,
+  LeaseState,
+  readDrainLayout,
+  releaseLease,
+  SINGLE_DRAIN,
+  type DrainShard,
+} from '../../outbox';
 import { ensureConsumer } from '../../outbox';
 
 /** Which drain shard a workflow run drains (outbox/shards.ts); absent: the single drain. */
@@ -18,6 +26,11 @@ export function createDrainActivities(deps: DrainDeps) {
     /** Takes the shard's lease for this run (the workflow id) and makes sure its cursor row exists. */
     async acquireDrainLease(input: { owner: string; shard?: ShardRef }): Promise<LeaseState> {
       const shard = shardOf(input.shard, fallback);
+      // A run of a shard the install no longer has (DRAIN_SHARDS changed) steps aside, and leaves
+      // no cursor row behind (one that never moved would hold back outbox compaction).
+      const layout = await readDrainLayout(deps.pool);
+      if (layout.shards !== shard.count)
+        return { acquired: false, holder: `(none: the install drains with ${layout.shards} shard(s))`, expiresInMs: 0 };
       await ensureConsumer(deps.pool, deps.consumer ?? shard.consumer);
       return acquireLease(deps.pool, shard.lease, input.owner, deps.config.DRAIN_LEASE_TTL_MS);
     },

@@ -24,7 +24,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import type { Config } from '../../config';
+import { names, type Config } from '../../config';
 import { withTransaction } from '../../db/transaction';
 import type { StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
@@ -69,6 +69,12 @@ export interface ReshardResult {
 
 export class ReshardError extends Error {}
 
+/** Transactions that may still write rows routed by an older partition count are open. */
+class OlderTransactionsOpen extends ReshardError {}
+
+/** The split failed after it had rewritten the store's positions: the drain stays frozen until it is run again. */
+export class SplitInterrupted extends ReshardError {}
+
 export async function reshardDrain(
   deps: ReshardDeps,
   shards: number,
@@ -91,7 +97,18 @@ export async function reshardDrain(
   if (before.shards === shards && !before.frozen)
     return { from: shards, to: shards, frozenAt: null, drivenBatches: 0, firstBatch: null, ms: Date.now() - t0 };
 
-  const frozen = await freeze(deps, shards);
+  // Transactions older than a change of the routes' partition count end by themselves: wait a few
+  // seconds for them before giving up.
+  let frozen: DrainLayout;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      frozen = await freeze(deps, shards);
+      break;
+    } catch (err) {
+      if (!(err instanceof OlderTransactionsOpen) || attempt >= 20) throw err;
+      await sleep(250);
+    }
+  }
   say(`froze the ${frozen.shards} drain shard(s) at snapshot ${frozen.frozen!.snap}`);
   let drivenBatches: number;
   try {
@@ -107,6 +124,9 @@ export async function reshardDrain(
     await opts.beforeSplit?.();
     firstBatch = await split(deps, frozen, shards);
   } catch (err) {
+    // Once the store's positions were rewritten, only finishing the split is safe: the old shards
+    // would take the new positions for a store ahead of them.
+    if (err instanceof SplitInterrupted) throw err;
     await deps.pool.query(`update pipeline.drain_layout set frozen = null, frozen_at = null`);
     say('freeze lifted: the drain goes on with the old number of shards');
     throw err;
@@ -124,10 +144,19 @@ export async function reshardDrain(
 
 /** Step 1: the freeze snapshot, taken under every shard's lock (kept if already in place). */
 async function freeze(deps: ReshardDeps, shards: number): Promise<DrainLayout> {
+  const partitions = deps.keys.partitions.length;
+  const before = await readDrainLayout(deps.pool);
+  if (shards > 1 && !before.frozen && before.partitions !== partitions) {
+    // Committed on its own, then stamped again: a transaction that starts after the stamp sees
+    // the new count in every statement (one that started between the update and its commit
+    // would not, and a stamp taken inside the update would let it pass the check below).
+    await setRoutePartitions(deps.pool, partitions);
+    await deps.pool.query(`update pipeline.drain_layout set partitions_set_at = clock_timestamp()`);
+  }
   return withTransaction(deps.pool, async (client) => {
     const { layout } = await lockAllShards(client);
     if (layout.frozen) return layout;
-    if (shards > 1) await routeNewRowsFor(client, deps.keys.partitions.length, layout);
+    if (shards > 1) await routeNewRowsFor(client, partitions, layout);
     await client.query(
       `update pipeline.drain_layout set frozen = pg_current_snapshot(), frozen_at = statement_timestamp()`,
     );
@@ -137,20 +166,25 @@ async function freeze(deps: ReshardDeps, shards: number): Promise<DrainLayout> {
 
 /**
  * Several shards read only the rows routed to them, so every row they will read must carry a
- * route of this partition count: the count is set now if it differs, and no write transaction may
- * be open that started before it was set (its rows, routed with the old count, could commit after
- * the freeze). That one is waited for by trying again.
+ * route of this partition count (set by freeze() if it differed): no transaction of this database
+ * may be open that began before the count was set, with a transaction id or a snapshot (a
+ * REPEATABLE READ one may not have written yet): its rows, routed with the old count, could commit
+ * after the freeze. That one is waited for by trying again.
  */
 async function routeNewRowsFor(client: pg.ClientBase, partitions: number, layout: DrainLayout): Promise<void> {
-  if (layout.partitions !== partitions) await setRoutePartitions(client, partitions);
+  if (layout.partitions !== partitions)
+    throw new ReshardError(
+      `the outbox routes rows by ${layout.partitions} partition(s), the store has ${partitions}: a worker with another STORE_PARTITIONS changed it; run the command again`,
+    );
   const r = await client.query(
     `select count(*)::int as n from pg_stat_activity
-      where backend_xid is not null and pid <> pg_backend_pid()
+      where (backend_xid is not null or backend_xmin is not null) and pid <> pg_backend_pid()
+        and datname = current_database()
         and xact_start < (select partitions_set_at from pipeline.drain_layout)`,
   );
   if (r.rows[0].n > 0)
-    throw new ReshardError(
-      `${r.rows[0].n} write transaction(s) began before the outbox started routing rows by ${partitions} partitions; they may still write rows with the old routes. Run the command again when they have ended.`,
+    throw new OlderTransactionsOpen(
+      `${r.rows[0].n} transaction(s) began before the outbox started routing rows by ${partitions} partitions; they may still write rows with the old routes. Run the command again when they have ended.`,
     );
 }
 
@@ -196,8 +230,16 @@ async function catchUp(
   }
 }
 
-/** The shard's partitions whose applied position is not the cursor's last delivered row. */
-async function partitionsOffCursor(deps: ReshardDeps, shard: DrainShard, last: DeliveryPosition): Promise<number[]> {
+/**
+ * The shard's partitions whose applied position is neither the cursor's last delivered row nor the
+ * position an interrupted earlier split wrote (the same one this split writes).
+ */
+async function partitionsOffCursor(
+  deps: ReshardDeps,
+  shard: DrainShard,
+  last: DeliveryPosition,
+  planned: DeliveryPosition,
+): Promise<number[]> {
   const partitions = shardKeys(deps.keys, shard).partitions;
   const replies = await onEachNode(
     deps.redis,
@@ -208,13 +250,32 @@ async function partitionsOffCursor(deps: ReshardDeps, shard: DrainShard, last: D
   return partitions
     .filter((_, i) => {
       const [lb, lt, li] = replies[i] as (string | null)[];
-      return lb !== last.batch || lt !== last.txid || li !== last.id;
+      const at = (p: DeliveryPosition) => lb === p.batch && lt === p.txid && li === p.id;
+      return !at(last) && !at(planned);
     })
     .map((p) => p.index);
 }
 
 /** Step 3: the switch, in one transaction under every old and new shard's lock. */
 async function split(deps: ReshardDeps, layout: DrainLayout, shards: number): Promise<string> {
+  let positionsWritten = false;
+  try {
+    return await switchLayout(deps, layout, shards, () => (positionsWritten = true));
+  } catch (err) {
+    if (!positionsWritten) throw err;
+    throw new SplitInterrupted(
+      `the re-split stopped after rewriting the store's positions (${(err as Error).message}): the drain stays frozen; run the command again to finish it (it writes the same positions)`,
+      { cause: err },
+    );
+  }
+}
+
+async function switchLayout(
+  deps: ReshardDeps,
+  layout: DrainLayout,
+  shards: number,
+  writingPositions: () => void,
+): Promise<string> {
   return withTransaction(deps.pool, async (client) => {
     const held = await lockAllShards(client);
     if (held.layout.shards !== layout.shards || held.layout.frozen?.snap !== layout.frozen?.snap)
@@ -223,25 +284,31 @@ async function split(deps: ReshardDeps, layout: DrainLayout, shards: number): Pr
     for (const shard of fresh)
       await client.query('select pg_advisory_xact_lock(hashtext($1))', [drainLockName(shard.consumer)]);
     const target = layout.frozen!;
+    if (held.layout.partitions !== deps.keys.partitions.length && shards > 1)
+      throw new ReshardError(
+        `the outbox routes rows by ${held.layout.partitions} partition(s), the store has ${deps.keys.partitions.length}: a worker with another STORE_PARTITIONS changed it; run the command again`,
+      );
     let next = 1n;
     for (const { shard, cursor } of held.shards) {
       if (cursor.to !== null || cursor.from !== target.snap)
         throw new ReshardError(`drain shard ${shard.index} is not at the freeze snapshot; run the command again`);
       if (BigInt(cursor.batch) + 1n > next) next = BigInt(cursor.batch) + 1n;
-      // Every partition must hold exactly what its shard's cursor says: the positions are about
-      // to be overwritten, so a partition that lost writes (Redis restored from an older file
-      // during the freeze, when frozen shards check nothing) would never be found out.
-      const lost = await partitionsOffCursor(deps, shard, cursor.last);
-      if (lost.length)
-        throw new ReshardError(
-          `store partition(s) ${lost.join(', ')} do not hold what drain shard ${shard.index} applied (Redis lost writes?); the drain repairs that once the freeze is lifted: run the command again when \`ops status\` shows the store complete`,
-        );
     }
     // Above every batch number an old shard used (its cursor's is the next it would have used), so
     // every load counter's position guard lets the new shards' deltas through, and none of their
     // batches can be mistaken for an old one.
     const batch = String(next);
     const last = { batch: String(next - 1n), txid: '0', id: '0' };
+    // Every partition must hold exactly what its shard's cursor says: the positions are about to
+    // be overwritten, so a partition that lost writes (Redis restored from an older file during
+    // the freeze, when frozen shards check nothing) would never be found out.
+    for (const { shard, cursor } of held.shards) {
+      const lost = await partitionsOffCursor(deps, shard, cursor.last, last);
+      if (lost.length)
+        throw new ReshardError(
+          `store partition(s) ${lost.join(', ')} do not hold what drain shard ${shard.index} applied (Redis lost writes?); the drain repairs that once the freeze is lifted: run the command again when \`ops status\` shows the store complete`,
+        );
+    }
     for (const shard of fresh)
       await client.query(
         `insert into pipeline.consumer_offsets as c
@@ -252,15 +319,18 @@ async function split(deps: ReshardDeps, layout: DrainLayout, shards: number): Pr
            last_batch = excluded.last_batch, last_txid = '0', last_id = 0, updated_at = now()`,
         [shard.consumer, batch, target.snap, target.at, last.batch],
       );
-    const keep = new Set(fresh.map((s) => s.consumer));
-    for (const { shard } of held.shards) {
-      if (!keep.has(shard.consumer))
-        await client.query(`delete from pipeline.consumer_offsets where consumer = $1`, [shard.consumer]);
+    // The old shards' cursors and leases, and any cursor row a retired shard's run left behind.
+    await client.query(
+      `delete from pipeline.consumer_offsets
+        where (consumer = $1 or consumer like $1 || '/%') and consumer <> all($2)`,
+      [names.drainConsumer, fresh.map((s) => s.consumer)],
+    );
+    for (const { shard } of held.shards)
       await client.query(`delete from pipeline.leases where name = $1`, [shard.lease]);
-    }
-    // Every partition: the new shard's position, no claim. A crash before the commit below leaves
-    // the old layout frozen at S, whose shards never check positions while frozen; the next run of
-    // the command writes the same positions again.
+    // Every partition: the new shard's position, no claim. A crash (or a failed commit) after this
+    // leaves the old layout frozen at S, whose shards never check positions while frozen; the
+    // next run of the command accepts these positions and writes the same again.
+    writingPositions();
     await resetStorePosition(deps.redis, deps.keys.partitions, last, null);
     await client.query(`update pipeline.drain_layout set shards = $1, frozen = null, frozen_at = null`, [shards]);
     return batch;

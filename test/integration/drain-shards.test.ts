@@ -32,6 +32,7 @@ import {
   testClients,
 } from '../support/env';
 import { seedMinimal } from '../support/source';
+import { lowestCursor } from '../../activities/compaction/prune-outbox';
 import { syncDrainLayout } from '../../scripts/lib/drain-layout';
 import { appliedRows } from '../support/cursor';
 import { exited, spawnWorker } from '../support/worker-process';
@@ -188,6 +189,18 @@ describe('changing DRAIN_SHARDS', () => {
     expect(r.drivenBatches).toBeGreaterThan(0);
     expect(await mismatches()).toEqual([]); // the old shards applied everything up to the freeze
     expect((await old.drainBatch({ owner: 'old' })).outcome).toBe('retired');
+    // a run of the old layout starting now steps aside without leaving a cursor row behind, and a
+    // stray row of a retired shard never holds back outbox compaction
+    expect((await old.acquireDrainLease({ owner: 'old' })).acquired).toBe(false);
+    expect(await drainConsumers()).toEqual(
+      drainShards(first)
+        .map((s) => s.consumer)
+        .sort(),
+    );
+    const floor = await lowestCursor(c.pool);
+    await c.pool.query(`insert into pipeline.consumer_offsets (consumer) values ('redis-online-store/0of7')`);
+    expect(await lowestCursor(c.pool)).toBe(floor);
+    await c.pool.query(`delete from pipeline.consumer_offsets where consumer = 'redis-online-store/0of7'`);
 
     await c.pool.query(`update shop.inventory set reserved = reserved + 1`);
     const now = activitiesFor(pipelineClients({ ...c, config: withShards(first) }));
