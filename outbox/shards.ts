@@ -11,7 +11,7 @@
  * copies. The index (route, txid, id) serves a shard's delta read (outbox/delta.ts).
  *
  * The layout (pipeline.drain_layout) says how many shards drain now, the partition count routes are
- * computed with, and a freeze snapshot while DRAIN_SHARDS changes (scripts/ops/reshard.ts): a shard
+ * computed with, and a freeze snapshot while DRAIN_SHARDS changes (activities/drain/reshard.ts): a shard
  * of another count steps aside (outcome `retired`), and a frozen shard drains up to the freeze and
  * no further, so all of them can meet at one snapshot and be re-split there.
  *
@@ -171,10 +171,17 @@ export async function lockAllShards(
       await client.query('select pg_advisory_xact_lock(hashtext($1))', [drainLockName(shard.consumer)]);
     const now = await readDrainLayout(client);
     if (now.shards !== layout.shards) continue; // re-split meanwhile: lock the new shards too
-    const out = [];
-    for (const shard of shards) out.push({ shard, cursor: await readCursor(client, shard.consumer) });
-    return { layout: now, shards: out };
+    return { layout: now, shards: await cursorsOf(client, now) };
   }
+}
+
+async function cursorsOf(
+  db: pg.Pool | pg.ClientBase,
+  layout: DrainLayout,
+): Promise<{ shard: DrainShard; cursor: ConsumerCursor }[]> {
+  const out = [];
+  for (const shard of drainShards(layout.shards)) out.push({ shard, cursor: await readCursor(db, shard.consumer) });
+  return out;
 }
 
 /**
@@ -191,9 +198,7 @@ export async function shardCursors(
   db: pg.Pool | pg.ClientBase,
 ): Promise<{ layout: DrainLayout; shards: { shard: DrainShard; cursor: ConsumerCursor }[] }> {
   const layout = await readDrainLayout(db);
-  const shards = [];
-  for (const shard of drainShards(layout.shards)) shards.push({ shard, cursor: await readCursor(db, shard.consumer) });
-  return { layout, shards };
+  return { layout, shards: await cursorsOf(db, layout) };
 }
 
 /**

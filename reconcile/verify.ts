@@ -20,7 +20,7 @@ import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
 import { withSnapshot } from '../activities/backfill/snapshot';
-import { shardCursors } from '../outbox/shards';
+import { drainAppliedSnapshot } from '../outbox/shards';
 import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
 import { sourceBadges } from './source-badges';
 import { sourceFeatures } from './source-features';
@@ -264,8 +264,7 @@ async function verifyAt(
 
 /** Has the drain applied every change the snapshot saw (every shard's cursor snapshot covers it)? */
 async function drainCovers(cursorDb: pg.Pool, snapshot: string): Promise<boolean> {
-  const { shards } = await shardCursors(cursorDb);
-  return shards.every(({ cursor }) => snapshotCovers(parseSnapshot(cursor.from), parseSnapshot(snapshot)));
+  return snapshotCovers(parseSnapshot((await drainAppliedSnapshot(cursorDb)).snap), parseSnapshot(snapshot));
 }
 
 /**

@@ -67,8 +67,7 @@ export async function retryDeadLetters(
     // A drain shard dead-lettered the change for its own partitions (a change every shard reads,
     // an order's load, may be dead-lettered by each of them): the retry writes those alone.
     const shard = shardOfConsumer(dl.consumer);
-    const keys =
-      shard && shard.count > 1 && shard.count <= allKeys.partitions.length ? shardKeys(allKeys, shard) : allKeys;
+    const keys = shard && shard.count <= allKeys.partitions.length ? shardKeys(allKeys, shard) : allKeys;
     try {
       if (dl.op === 'T') {
         // Dead-lettered by a version of the pipeline that did not apply TRUNCATE yet: apply it now.

@@ -51,6 +51,7 @@ import {
   readCursor,
   readCursorAndSnapshot,
   readDelta,
+  readDrainLayout,
   saveCursor,
   shardKeys,
   shardRoutes,
@@ -106,7 +107,13 @@ export interface DrainBatchResult {
 export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Promise<DrainBatchResult> {
   // A shard sees the store as its own partitions (outbox/shards.ts); `allKeys` is the whole store.
   const shard = given.shard ?? SINGLE_DRAIN;
-  const deps: ShardDeps = { ...given, shard, allKeys: given.keys, keys: shardKeys(given.keys, shard) };
+  const deps: ShardDeps = {
+    ...given,
+    shard,
+    allKeys: given.keys,
+    keys: shardKeys(given.keys, shard),
+    routes: shardRoutes(given.keys, shard),
+  };
   const maxRows = input.maxRows ?? deps.config.DRAIN_BATCH_SIZE;
   const waitUntil = Date.now() + (input.waitMs ?? 0);
   const rebuilds = new Set<string>(); // raised by any poll of this call, reported at its end
@@ -129,7 +136,12 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
  * learn from it. Each step is a function below.
  */
 /** The drain's clients, as one shard sees them. */
-type ShardDeps = DrainDeps & { shard: DrainShard; allKeys: StoreKeys };
+type ShardDeps = DrainDeps & {
+  shard: DrainShard;
+  allKeys: StoreKeys;
+  /** The outbox routes the shard reads (null: every row). */
+  routes: number[] | null;
+};
 
 async function tryOneBatch(deps: ShardDeps, owner: string, maxRows: number): Promise<DrainBatchResult> {
   const t0 = performance.now();
@@ -200,7 +212,7 @@ async function applyNextChunk(
       to: target.snap,
       after: cursor.position,
       limit: maxRows,
-      routes: shardRoutes(deps.allKeys, deps.shard),
+      routes: deps.routes,
     }),
     limit: maxRows,
   };
@@ -227,7 +239,7 @@ async function applyNextChunk(
       to: target.snap,
       after: next.position,
       limit: maxRows,
-      routes: shardRoutes(deps.allKeys, deps.shard),
+      routes: deps.routes,
     });
 
   // A TRUNCATE in this chunk is applied when the batch is complete (applyTruncates); until then
@@ -272,22 +284,17 @@ async function claimDrain(
   // The layout is read once the lock is held, by a statement of its own: its snapshot then sees a
   // freeze or a re-split that committed before the lock was free (a statement's snapshot is taken
   // before the statement runs, and a commit is visible before its locks are released).
-  const layout = await client.query(
-    `select shards, partitions, frozen::text as frozen, (extract(epoch from frozen_at) * 1000)::float8 as frozen_at
-       from pipeline.drain_layout`,
-  );
-  const row = layout.rows[0] ?? { shards: 1, partitions: 1, frozen: null, frozen_at: null };
-  const shards = row.shards;
-  if (shards !== deps.shard.count)
+  const layout = await readDrainLayout(client);
+  if (layout.shards !== deps.shard.count)
     return { refused: { outcome: 'retired', ...emptyResult(await readCursor(client, consumer)) } };
-  if (deps.shard.count > 1 && row.partitions !== deps.allKeys.partitions.length)
+  if (deps.shard.count > 1 && layout.partitions !== deps.allKeys.partitions.length)
     throw new Error(
-      `the outbox routes rows by ${row.partitions} store partition(s) but this worker's STORE_PARTITIONS is ${deps.allKeys.partitions.length}: with ${shards} drain shards, every worker must use the same STORE_PARTITIONS (README, "Drain shards")`,
+      `the outbox routes rows by ${layout.partitions} store partition(s) but this worker's STORE_PARTITIONS is ${deps.allKeys.partitions.length}: with ${layout.shards} drain shards, every worker must use the same STORE_PARTITIONS (README, "Drain shards")`,
     );
   const holder = await leaseHolder(client, deps.shard.lease);
   if (holder !== null && holder !== owner)
     return { refused: { outcome: 'lease-lost', ...emptyResult(await readCursor(client, consumer)), holder } };
-  return { frozen: row.frozen ? { snap: row.frozen, at: row.frozen_at } : null };
+  return { frozen: layout.frozen };
 }
 
 /**

@@ -115,8 +115,7 @@ export async function reshardDrain(
     drivenBatches = await catchUp(deps, frozen, opts.timeoutMs ?? 600_000, say);
   } catch (err) {
     // Never leave the drain frozen: freshness stops while it is.
-    await deps.pool.query(`update pipeline.drain_layout set frozen = null, frozen_at = null`);
-    say('freeze lifted: the drain goes on with the old number of shards');
+    await liftFreeze(deps, say);
     throw err;
   }
   let firstBatch: string;
@@ -127,8 +126,7 @@ export async function reshardDrain(
     // Once the store's positions were rewritten, only finishing the split is safe: the old shards
     // would take the new positions for a store ahead of them.
     if (err instanceof SplitInterrupted) throw err;
-    await deps.pool.query(`update pipeline.drain_layout set frozen = null, frozen_at = null`);
-    say('freeze lifted: the drain goes on with the old number of shards');
+    await liftFreeze(deps, say);
     throw err;
   }
   say(`re-split: ${frozen.shards} -> ${shards} drain shard(s), first batch ${firstBatch}`);
@@ -140,6 +138,11 @@ export async function reshardDrain(
     firstBatch,
     ms: Date.now() - t0,
   };
+}
+
+async function liftFreeze(deps: ReshardDeps, say: (line: string) => void): Promise<void> {
+  await deps.pool.query(`update pipeline.drain_layout set frozen = null, frozen_at = null`);
+  say('freeze lifted: the drain goes on with the old number of shards');
 }
 
 /** Step 1: the freeze snapshot, taken under every shard's lock (kept if already in place). */
