@@ -28,6 +28,7 @@ export default defineConfig({
       'test/integration/compaction.test.ts',
       'test/integration/deletion-fence.test.ts',
       'test/integration/truncate.test.ts',
+      'test/integration/rebuild-window.test.ts',
       'test/integration/rebuild-requests.test.ts',
       'test/integration/dead-letter-loads.test.ts',
       'test/integration/operations.test.ts',

@@ -9,15 +9,18 @@
  * from the partition's own slot. FC capacity, region ranks and loads come from the partition's
  * copy, written and replicated with its SKU data, so they are never staler than the SKU data they
  * are read with, and the answer is as fresh as the least fresh partition it read. The rule itself
- * runs here, in TypeScript (features/badge-rule.ts), so there is one definition of it. (A
- * pipelined variant, two round trips on a single Redis, is kept for the benchmark that chose
- * between them.)
+ * runs here, in TypeScript (features/badge-rule.ts), so there is one definition of it.
+ *
+ * The same script call that reads the data also checks the partition's epoch: a rebuild deletes
+ * the epoch before any other key (store/rebuild.ts) and a backfill sets it only when the partition
+ * is whole again, so a read can never take a half-emptied or half-refilled partition for fresh,
+ * whatever order its keys disappear in.
  */
 import { createHash } from 'node:crypto';
 import { Badge, decideBadge, rankRegionFcs, RegionFc } from '../features/badge-rule';
 import { utcDay } from '../features/definitions';
 import { storedInt, storedLifecycle } from '../store/field-codec';
-import { CAPACITY_FIELD, LIFECYCLE_FIELD, PartitionKeys, storeKeys, StoreKeys } from '../store/keys';
+import { EPOCH_SUFFIX, LIFECYCLE_FIELD, PartitionKeys, storeKeys, StoreKeys } from '../store/keys';
 import { pipelineByNode, StoreRedis } from '../store/redis-client';
 
 export const MAX_SKUS_PER_CALL = 200;
@@ -45,7 +48,6 @@ export interface BadgeReaderOptions {
   staleAfterMs: number;
   /** Injected clock (tests); Date.now by default. */
   now?: () => number;
-  mode?: 'lua' | 'pipeline';
 }
 
 const READ_LUA = `
@@ -58,7 +60,10 @@ for _, fc in ipairs(fcs) do
   fcinfo[#fcinfo + 1] = redis.call('HGET', p .. 'f:' .. fc, 'c') or ''
   fcinfo[#fcinfo + 1] = redis.call('HGET', p .. 'l:' .. fc .. ':' .. day, 'n') or ''
 end
-local out = { region, fcinfo, redis.call('HMGET', p .. 'meta', 'caughtUpAt', 'parts') }
+local meta = redis.call('HMGET', p .. 'meta', 'caughtUpAt', 'parts')
+-- no epoch: the partition is being emptied or refilled; its watermark, if any is left, says nothing
+if redis.call('EXISTS', p .. '${EPOCH_SUFFIX}') == 0 then meta[1] = false end
+local out = { region, fcinfo, meta }
 for i = 4, #ARGV do
   out[#out + 1] = redis.call('HMGET', p .. 's:' .. ARGV[i], '${LIFECYCLE_FIELD}', unpack(fcs))
 end
@@ -84,8 +89,6 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
   const now = opts.now ?? Date.now;
   if (typeof (opts.redis as unknown as Partial<WithRead>).fbReadBadges !== 'function')
     opts.redis.defineCommand('fbReadBadges', { lua: READ_LUA });
-  if (opts.mode === 'pipeline' && keys.partitions.length > 1)
-    throw new RangeError('the pipelined read mode reads a store of one partition only');
 
   /**
    * The read script runs as EVALSHA_RO (EVAL_RO when the server does not have it cached yet), so
@@ -220,31 +223,7 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
     return { badges, caughtUp: leastFresh(confirmed) };
   }
 
-  async function readPipeline(region: string, skus: string[], at: number) {
-    // HGETALL through `call`: the flat reply, in Redis's order (hgetall() would build an object).
-    const single = keys.partitions[0];
-    const flatRegion = (await opts.redis.call('HGETALL', single.region(region))) as string[];
-    const order = flatRegion.filter((_, i) => i % 2 === 0);
-    const p = opts.redis.pipeline();
-    const day = utcDay(new Date(at));
-    for (const fc of order) {
-      p.hget(single.fc(fc), CAPACITY_FIELD);
-      p.hget(single.load(fc, day), 'n');
-    }
-    p.hmget(single.meta, 'caughtUpAt', 'parts');
-    for (const sku of skus) p.hmget(keys.sku(sku), LIFECYCLE_FIELD, ...order);
-    const res = ((await p.exec()) ?? []).map(([err, v]) => {
-      if (err) throw err;
-      return v;
-    });
-    const { ranked } = regionFcs(flatRegion, (i) => [res[2 * i] as string | null, res[2 * i + 1] as string | null]);
-    const [confirmed, parts] = res[2 * order.length] as (string | null)[];
-    const caughtUp = sameLayout(parts) ? confirmed : null;
-    const skuFields = skus.map((_, n) => res[2 * order.length + 1 + n] as (string | null)[]);
-    return { badges: badgesFrom(skus, order, ranked, skuFields), caughtUp };
-  }
-
-  const read = opts.mode === 'pipeline' ? readPipeline : readLua;
+  const read = readLua;
 
   return {
     /** Badges for up to 200 SKUs of one region, in the order asked. */
@@ -266,17 +245,11 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
     },
     async freshness(): Promise<Freshness> {
       try {
-        const replies = await pipelineByNode(
-          opts.redis,
-          keys.partitions,
-          (p) => p.meta,
-          (pipeline, p) => void pipeline.hmget(p.meta, 'caughtUpAt', 'parts'),
+        // the freshness part of the read script: watermark and epoch in one atomic call per partition
+        const replies = await runReads(
+          keys.partitions.map((partition) => ({ partition, args: [partition.prefix, '', ''] })),
         );
-        const values = replies.map(([err, v]) => {
-          if (err) throw err;
-          const [caughtUpAt, parts] = v as (string | null)[];
-          return sameLayout(parts) ? caughtUpAt : null;
-        });
+        const values = replies.map(([, , [caughtUpAt, parts]]) => (sameLayout(parts) ? caughtUpAt : null));
         return freshness(leastFresh(values), now());
       } catch (err) {
         throw new RedisUnavailable(`online store unavailable: ${(err as Error).message}`);

@@ -94,6 +94,8 @@ export const LIFECYCLE_FIELD = '#';
 /** Bumped when the layout changes: a store of another layout is rebuilt (store/layout.ts). */
 export const STORE_LAYOUT = 2;
 export const CAPACITY_FIELD = 'c';
+/** A partition's epoch key, after its prefix (the read script checks it: serving/badge-reader.ts). */
+export const EPOCH_SUFFIX = `epoch:${STORE_LAYOUT}`;
 export const MAX_STORE_PARTITIONS = 1024;
 const SLOTS = 16384;
 
@@ -153,7 +155,7 @@ function partitionKeys(index: number, prefix: string): PartitionKeys {
     load: (fc, day) => `${prefix}l:${fc}:${day}`,
     region: (region) => `${prefix}r:${region}`,
     meta: `${prefix}meta`,
-    epoch: `${prefix}epoch:${STORE_LAYOUT}`,
+    epoch: `${prefix}${EPOCH_SUFFIX}`,
     snaps: `${prefix}snaps`,
     pos: `${prefix}pos`,
     fence: `${prefix}fence`,

@@ -1,6 +1,6 @@
 /**
- * Empties the online store, or some of its partitions, so a backfill can rebuild it: the epoch
- * goes first (reads say stale from that moment, and the drain starts `backfill-auto` on its next
+ * Empties the online store, or some of its partitions, so a backfill can rebuild it: the epochs
+ * go first (reads say stale from that moment, and the drain starts `backfill-auto` on its next
  * batch), then every key of those partitions, then their position starts again from the cursor's.
  * A backfill refills every partition; it writes only fields that are absent, so the partitions
  * that kept their data are not changed by it.
@@ -26,14 +26,30 @@ export async function rebuildStore(
   // a drain shard's view of the store rebuilds its own partitions, never the others'
   only ??= keys.partial ? keys.partitions : undefined;
   const partitions = only ?? keys.partitions;
+  // The first writes: the epochs. A read checks its partition's epoch in the same script call that
+  // reads the data (serving/badge-reader.ts), so from here on no read of these partitions says
+  // fresh, whatever order the other keys disappear in.
   for (const p of partitions) await redis.del(p.epoch);
-  if (!only) await redis.del(keys.legacyEpoch);
-  let removed = 0;
+  if (!only) {
+    await redis.del(keys.legacyEpoch);
+    // ...and the epochs of any other partition count (a STORE_PARTITIONS change): a reader still
+    // configured with the old count reads those
+    await unlinkAll(redis, keys, [`${keys.prefix}epoch*`, `${keys.prefix}{*}epoch*`]);
+  }
   // (A store of one partition has no hash tag: its partition's prefix is the store's.)
-  const patterns = only ? partitions.map((p) => `${p.prefix}*`) : [`${keys.prefix}*`];
+  const removed = await unlinkAll(redis, keys, only ? partitions.map((p) => `${p.prefix}*`) : [`${keys.prefix}*`]);
+  if (cursor) {
+    await advanceFence(redis, keys, cursor.from, partitions);
+    await resetStorePosition(redis, partitions, cursor.last, claim);
+  }
+  return removed;
+}
+
+/** Unlinks every key matching the patterns but the partition count (it describes the layout, not the data). */
+async function unlinkAll(redis: StoreRedis, keys: StoreKeys, patterns: string[]): Promise<number> {
+  let removed = 0;
   for (const pattern of patterns) {
     for await (const page of scanKeys(redis, pattern)) {
-      // the partition count describes the layout, not the data: it stays
       const doomed = page.filter((k) => k !== keys.partitionCount);
       const replies = await pipelineByNode(
         redis,
@@ -46,10 +62,6 @@ export async function rebuildStore(
         removed += n as number;
       }
     }
-  }
-  if (cursor) {
-    await advanceFence(redis, keys, cursor.from, partitions);
-    await resetStorePosition(redis, partitions, cursor.last, claim);
   }
   return removed;
 }

@@ -3,7 +3,7 @@
  * 1,000,000), side by side with the design this product replaces (the badge by a SQL query on
  * PostgreSQL per request), and the online store's memory per SKU·FC.
  *
- *   library (in-process, one Lua round trip, and the pipelined variant): 1 and 50 SKUs per call
+ *   library (in-process, one Lua round trip): 1 and 50 SKUs per call
  *   HTTP (the API in its own process, keep-alive clients in this one): 1 and 50 SKUs, concurrency 1 and 64
  *   SQL per request on the OLTP: 1 SKU, concurrency 1 and 16, with the load it puts on PostgreSQL
  */
@@ -51,13 +51,12 @@ async function main() {
     const encoding = await b.redis.call('OBJECT', 'ENCODING', b.keys.sku(sample[0]));
 
     const rows: (string | number)[][] = [];
-    for (const mode of ['lua', 'pipeline'] as const) {
+    {
       const reader = createBadgeReader({
         redis: b.redis,
         prefix: b.keys.prefix,
         partitions: b.keys.partitions.length,
         staleAfterMs: 10_000,
-        mode,
       });
       for (const n of [1, 50]) {
         const calls = n === 1 ? o.calls : Math.max(1000, Math.floor(o.calls / 4));
@@ -73,7 +72,7 @@ async function main() {
         }
         const secs = (performance.now() - t0) / 1000;
         const p = percentiles(samples);
-        rows.push([`library (${mode})`, n, 1, ms(p.p50), ms(p.p99), ms(p.p999), int(calls / secs)]);
+        rows.push([`library`, n, 1, ms(p.p50), ms(p.p99), ms(p.p999), int(calls / secs)]);
       }
     }
 
