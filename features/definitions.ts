@@ -20,12 +20,79 @@ export const LOAD_STATUSES: ReadonlySet<string> = new Set(['placed', 'shipped'])
 /** A null rank sorts after every real rank (SQL: order by rank nulls last). */
 export const RANK_NULL = 2_147_483_648;
 
-/** The UTC day of a timestamp as yyyymmdd: FC load is counted per UTC day. */
+/**
+ * The UTC day of a timestamp as yyyymmdd: FC load is counted per UTC day. The year has at least
+ * four digits, as PostgreSQL's to_char(…, 'YYYYMMDD') writes it (year 44 is "0044").
+ */
 export function utcDay(at: Date): string {
   const y = at.getUTCFullYear();
   const m = at.getUTCMonth() + 1;
   const d = at.getUTCDate();
-  return `${y}${m < 10 ? '0' : ''}${m}${d < 10 ? '0' : ''}${d}`;
+  return `${y < 1000 ? String(y).padStart(4, '0') : y}${m < 10 ? '0' : ''}${m}${d < 10 ? '0' : ''}${d}`;
+}
+
+/**
+ * The days of FC load the online store keeps: a counter lives until the end of its UTC day plus
+ * LOAD_TTL_S (store/apply.ts sets that expiry), so at `nowMs` it holds every day from this one on.
+ * The backfill recomputes exactly these days and verify compares exactly these.
+ */
+export function loadWindowStart(nowMs: number, loadTtlS: number): string {
+  return utcDay(new Date(nowMs - loadTtlS * 1000));
+}
+
+/** The first instant of a yyyymmdd UTC day, as an ISO string (for SQL). */
+export function dayStartIso(day: string): string {
+  const at = new Date(0);
+  at.setUTCFullYear(Number(day.slice(0, -4)), Number(day.slice(-4, -2)) - 1, Number(day.slice(-2)));
+  return at.toISOString();
+}
+
+/**
+ * SQL: placed_at is on a day the rule counts (placedDay below is not null): finite, AD in UTC and
+ * within JavaScript's dates.
+ */
+export const PLACED_ON_A_DAY_SQL = `isfinite(placed_at) and placed_at >= '0001-01-01 00:00+00' and placed_at < '275760-09-13 00:00+00'`;
+
+/** A timestamptz as PostgreSQL writes it in JSON: 2026-12-03T16:00:00.123456+00:00, offsets to the second, BC, 5+ digit years. */
+const PG_TIMESTAMPTZ =
+  /^(\d{4,})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d(?::?\d\d(?::?\d\d)?)?)?( BC)?$/;
+
+/** Thrown for a value that is not a timestamp at all (a malformed change). */
+export class NotATimestamp extends Error {
+  override name = 'NotATimestamp';
+}
+
+/**
+ * The UTC day (yyyymmdd) an order placed at `placedAt` counts on, or null when it counts on no
+ * day: `infinity`, `-infinity`, an instant before AD 1 in UTC, or one past JavaScript's range
+ * (year 275760). All of those are valid timestamptz values; the badge rule counts an order on the UTC
+ * day of placed_at, and these are on no day the rule can ever ask about, so they add to no load.
+ */
+export function placedDay(placedAt: string): string | null {
+  if (placedAt === 'infinity' || placedAt === '-infinity') return null;
+  // The common case (a four-digit year AD) in one call: V8 parses ISO 8601 with any fraction.
+  if (placedAt.length >= 20 && placedAt.charCodeAt(4) === 45 /* - */ && !placedAt.endsWith(' BC')) {
+    const ms = Date.parse(placedAt);
+    if (!Number.isNaN(ms)) return utcDay(new Date(ms));
+  }
+  const m = PG_TIMESTAMPTZ.exec(placedAt);
+  if (!m) throw new NotATimestamp(`not a timestamp: ${JSON.stringify(placedAt.slice(0, 60))}`);
+  const [, y, mo, d, h, mi, s, frac, zone, bc] = m;
+  const at = new Date(0);
+  // 1 BC is year 0 (a local time late on 31 December 1 BC can be 1 January AD 1 in UTC); Date.UTC
+  // would take years 0–99 as 1900–1999
+  at.setUTCFullYear(bc ? 1 - Number(y) : Number(y), Number(mo) - 1, Number(d));
+  at.setUTCHours(Number(h), Number(mi), Number(s), frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0);
+  let ms = at.getTime();
+  if (Number.isNaN(ms)) return null; // past JavaScript's range: on no day the rule can be asked about
+  if (zone && zone !== 'Z') {
+    const [oh, om = '0', os = '0'] = zone.slice(1).match(/\d\d/g)!;
+    const offset = ((Number(oh) * 60 + Number(om)) * 60 + Number(os)) * 1000;
+    ms += zone[0] === '+' ? -offset : offset;
+  }
+  const utc = new Date(ms);
+  // before AD 1 in UTC (the rule's days are AD), or past JavaScript's range: on no day
+  return Number.isNaN(utc.getTime()) || utc.getUTCFullYear() < 1 ? null : utcDay(utc);
 }
 
 /**

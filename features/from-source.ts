@@ -7,7 +7,7 @@
  * dead-letter table with the message and carries on.
  */
 import { z } from 'zod';
-import { FeatureUpdate, LOAD_STATUSES, RANK_NULL, utcDay } from './definitions';
+import { FeatureUpdate, LOAD_STATUSES, NotATimestamp, placedDay, RANK_NULL } from './definitions';
 
 export class MalformedChange extends Error {
   override name = 'MalformedChange';
@@ -54,15 +54,24 @@ function parse<T>(schema: z.ZodType<T>, image: unknown, what: string): T {
   return r.data;
 }
 
-/** The (fc, day, qty) an order row adds to the load, or null when it adds nothing. */
+/**
+ * The (fc, day, qty) an order row adds to the load, or null when it adds nothing: not a counted
+ * status, or placed on no day (placed_at infinity, BC, past year 275760: features/definitions.ts).
+ */
 function orderContribution(
   row: z.infer<typeof OrderRow>,
   what: string,
 ): { fc: string; day: string; qty: number } | null {
-  const placedMs = Date.parse(row.placed_at);
-  if (Number.isNaN(placedMs)) throw new MalformedChange(`${what}: placed_at: not a timestamp`);
-  if (row.fc_id === null || row.qty === null || row.status === null || !LOAD_STATUSES.has(row.status)) return null;
-  return { fc: row.fc_id, day: utcDay(new Date(placedMs)), qty: row.qty };
+  let day: string | null;
+  try {
+    day = placedDay(row.placed_at);
+  } catch (err) {
+    if (err instanceof NotATimestamp) throw new MalformedChange(`${what}: placed_at: ${err.message}`);
+    throw err;
+  }
+  if (day === null || row.fc_id === null || row.qty === null || row.status === null || !LOAD_STATUSES.has(row.status))
+    return null;
+  return { fc: row.fc_id, day, qty: row.qty };
 }
 
 export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {

@@ -3,7 +3,7 @@
  * Used by the reconciliation check and the tests; never on the read path.
  */
 import type pg from 'pg';
-import { RANK_NULL } from '../features/definitions';
+import { dayStartIso, PLACED_ON_A_DAY_SQL, RANK_NULL } from '../features/definitions';
 
 export interface FeatureSnapshot {
   lifecycle: Map<string, string>; // sku -> lifecycle
@@ -17,10 +17,14 @@ export function emptySnapshot(): FeatureSnapshot {
   return { lifecycle: new Map(), available: new Map(), capacity: new Map(), rank: new Map(), load: new Map() };
 }
 
-/** `skus: false` leaves the per-SKU features out (verify compares those in chunks). */
+/**
+ * `skus: false` leaves the per-SKU features out (verify compares those in chunks). `loadsFrom`
+ * (yyyymmdd): loads of that day and later only (the days the store keeps: loadWindowStart).
+ * Orders placed on no countable day (infinity, before AD 1) count nowhere, as in the drain.
+ */
 export async function sourceFeatures(
   db: pg.Pool | pg.ClientBase,
-  opts: { skus?: boolean } = {},
+  opts: { skus?: boolean; loadsFrom?: string } = {},
 ): Promise<FeatureSnapshot> {
   const snap = emptySnapshot();
   if (opts.skus !== false) {
@@ -36,7 +40,9 @@ export async function sourceFeatures(
   const loads = await db.query(
     `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::int as load
        from shop.orders where status in ('placed', 'shipped') and fc_id is not null and qty is not null
+        and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz
       group by 1, 2 having sum(qty) <> 0`,
+    [opts.loadsFrom ? dayStartIso(opts.loadsFrom) : '0001-01-01T00:00:00Z'],
   );
   for (const r of loads.rows) snap.load.set(`${r.fc_id}|${r.day}`, r.load);
   return snap;

@@ -20,6 +20,7 @@ import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
 import { withSnapshot } from '../activities/backfill/snapshot';
+import { loadWindowStart } from '../features/definitions';
 import { drainAppliedSnapshot } from '../outbox/shards';
 import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
 import { sourceBadges } from './source-badges';
@@ -35,6 +36,11 @@ export interface VerifyOptions {
   chunk?: number;
   /** How long to wait for the drain to catch up before the second pass. */
   settleMs?: number;
+  /**
+   * LOAD_TTL_S: loads are compared for the days the store keeps (features/definitions.ts,
+   * loadWindowStart), less the day about to leave the window. Unset: every countable day.
+   */
+  loadTtlS?: number;
 }
 
 export interface VerifyMismatch extends Mismatch {
@@ -101,13 +107,22 @@ async function skuMismatches(
 
 /**
  * FCs, regions and loads are small: compared whole (the SKU features are left empty), in every
- * partition's copy (store/keys.ts). A key wrong in several copies is reported once.
+ * partition's copy (store/keys.ts). A key wrong in several copies is reported once. Loads: the
+ * days from `loadsFrom` on (the window the store keeps), on both sides.
  */
-async function smallMismatches(source: Db, redis: StoreRedis, keys: StoreKeys): Promise<VerifyMismatch[]> {
-  const src = await sourceFeatures(source, { skus: false });
+async function smallMismatches(
+  source: Db,
+  redis: StoreRedis,
+  keys: StoreKeys,
+  loadsFrom: string | undefined,
+): Promise<VerifyMismatch[]> {
+  const src = await sourceFeatures(source, { skus: false, loadsFrom });
   const found = new Map<string, VerifyMismatch>();
   for (const part of keys.partitions) {
     const store = await storeFeatures(redis, keys, { skus: false, partition: part.index });
+    if (loadsFrom)
+      for (const k of [...store.load.keys()])
+        if (Number(k.slice(k.lastIndexOf('|') + 1)) < Number(loadsFrom)) store.load.delete(k);
     for (const m of compareSnapshots(src, store))
       if (!found.has(`${m.feature} ${m.key}`)) found.set(`${m.feature} ${m.key}`, m);
   }
@@ -209,6 +224,9 @@ async function verifyAt(
   const chunk = opts.chunk ?? 5_000;
   const mode = opts.sample ? 'sample' : 'complete';
   const at = new Date(); // the UTC day the badges' loads are counted for, the same in both passes
+  // The load days compared: the store's window, less the day that leaves it within the minute (its
+  // counters may expire between the two passes).
+  const loadsFrom = opts.loadTtlS === undefined ? undefined : loadWindowStart(at.getTime() + 60_000, opts.loadTtlS);
   let checkedSkus = 0;
   const first: VerifyMismatch[] = [];
   const badgeSample: string[] = [];
@@ -241,7 +259,7 @@ async function verifyAt(
     }
     first.push(...(await extraSkus(db, redis, keys)));
   }
-  first.push(...(await smallMismatches(db, redis, keys)));
+  first.push(...(await smallMismatches(db, redis, keys, loadsFrom)));
   const badges = await badgeMismatches(db, redis, keys, badgeSample, at);
   first.push(...badges.mismatches);
   if (first.length === 0) return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: [], settled: 0 };
@@ -254,7 +272,7 @@ async function verifyAt(
   for (let i = 0; i < skus.length; i += chunk)
     again.push(...(await skuMismatches(db, redis, keys, skus.slice(i, i + chunk))));
   // (SKUs only the store has are among `skus`: re-checking them tells whether they still are.)
-  again.push(...(await smallMismatches(db, redis, keys)));
+  again.push(...(await smallMismatches(db, redis, keys, loadsFrom)));
   const badgeSkus = [...new Set(badges.mismatches.map((m) => m.sku!))];
   again.push(...(await badgeMismatches(db, redis, keys, badgeSkus, at)).mismatches);
   const changed = await changedAfter(source, snapshot);

@@ -29,7 +29,7 @@ export type { StoreOp } from './store-ops';
 
 // One call works in one partition (one hash slot: store/keys.ts). KEYS[1] is the partition's
 // position key (it routes the call on a cluster, and is declared even when no operation is sent),
-// KEYS[i + 1] the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL, ARGV[3]
+// KEYS[i + 1] the key of operation i. ARGV[1] tombstone TTL, ARGV[2] load-counter TTL past its day's end, ARGV[3]
 // mode ("drain", "replay" or "retry": see the deletion fence below), ARGV[4] the partition's key prefix, ARGV[5..7] the delivery position to record
 // as the store's applied position once the operations are done ('' for none: see
 // store/store-position.ts), ARGV[8..10] the position the drain checked before this chunk ('' for
@@ -156,6 +156,21 @@ local function newer(key, field, z, t)
   if replay then return tonumber(v) <= tonumber(z), cur end
   return tonumber(v) < tonumber(z), cur
 end
+-- A load counter lives until the end of its UTC day plus the load TTL (features/definitions.ts,
+-- loadWindowStart): an absolute time, so which days the store holds does not depend on when a
+-- counter was last written. A delta to a day already past that is gone at once (EXPIREAT in the
+-- past deletes the key): the store keeps exactly the days of the window.
+local function expireLoad(key)
+  local y, m, d = string.match(key, ':(%d+)(%d%d)(%d%d)$')
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  -- days from 1970-01-01 to the civil date (H. Hinnant's days_from_civil), plus one: the day's end
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  redis.call('EXPIREAT', key, string.format('%d', (era * 146097 + doe - 719468 + 1) * 86400 + loadTtl))
+end
 local function lifecycleTtl(key, code)
   if code == 'd' or code == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
 end
@@ -201,7 +216,7 @@ for i = 1, #KEYS - 1 do
       if pos[4] and visibleIn(pos[4], y) then return end
       redis.call('HINCRBY', key, 'n', x)
       redis.call('HSET', key, 'b', w, 't', y, 'i', z)
-      redis.call('EXPIRE', key, loadTtl)
+      expireLoad(key)
     elseif kind == 'M' then
       local pos = redis.call('HMGET', key, 'b', 't', 'i', 'sk')
       local cb, ct, ci = tonumber(pos[1]), tonumber(pos[2]), tonumber(pos[3])
@@ -225,7 +240,7 @@ for i = 1, #KEYS - 1 do
       if taken == 0 then return end
       redis.call('HINCRBY', key, 'n', sum)
       redis.call('HSET', key, 'b', w, 't', lastT, 'i', lastI)
-      redis.call('EXPIRE', key, loadTtl)
+      expireLoad(key)
       applied = applied + taken - 1
     elseif kind == 'B' then
       if redis.call('HEXISTS', key, x) == 1 then return end
@@ -236,14 +251,14 @@ for i = 1, #KEYS - 1 do
     elseif kind == 'C' then
       local b, t, i = string.match(y, '^(%d+):(%d+):(%d+)$')
       redis.call('HSET', key, 'n', x, 'b', b, 't', t, 'i', i, 'sk', w)
-      redis.call('EXPIRE', key, loadTtl)
+      expireLoad(key)
     elseif kind == 'R' then
       -- a backfill recomputed the counter from a snapshot that saw this change: it is counted
       local sk = redis.call('HGET', key, 'sk')
       if sk and visibleIn(sk, z) then return end
       if not redis.call('SET', prefix .. 'dlr:' .. y, '1', 'NX', 'EX', 604800) then return end
       redis.call('HINCRBY', key, 'n', x)
-      redis.call('EXPIRE', key, loadTtl)
+      expireLoad(key)
     else
       error('unknown operation ' .. tostring(kind))
     end

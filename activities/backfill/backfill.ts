@@ -17,6 +17,7 @@
  */
 import { onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
+import { dayStartIso, loadWindowStart, PLACED_ON_A_DAY_SQL } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
 import { applyOps, StoreOp, toBackfillOps, ApplyOptions } from '../../store/apply';
 import { PartitionKeys, StoreKeys } from '../../store/keys';
@@ -120,7 +121,8 @@ export async function fillFromSnapshot(
 }
 
 /**
- * Recomputes every FC's daily load inside the load TTL window, under every drain shard's lock:
+ * Recomputes every FC's daily load inside the window the store keeps (features/definitions.ts,
+ * loadWindowStart), under every drain shard's lock:
  * each partition's copy of a counter gets the position of its own shard's next delivery.
  */
 export async function backfillLoads(
@@ -152,14 +154,15 @@ export async function backfillLoads(
           `the source snapshot (${snap.text}) has not yet seen every change the drain applied (${formatSnapshot(behind)}); a replica is behind — retrying`,
         );
       }
+      // the days the store keeps (whole UTC days, so no counter in the window is a partial sum)
+      const from = dayStartIso(loadWindowStart(Date.now(), opts.loadTtlS));
       const r = await client.query(
         `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::bigint::text as n
            from shop.orders
           where status in ('placed', 'shipped') and fc_id is not null and qty is not null
-            -- whole UTC days, so no counter in the window is a partial sum
-            and placed_at >= (date_trunc('day', now() at time zone 'UTC') at time zone 'UTC') - ceil($1 / 86400.0) * interval '1 day'
+            and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz
           group by 1, 2`,
-        [opts.loadTtlS],
+        [from],
       );
       return { rows: r.rows as { fc_id: string; day: string; n: string }[], snap };
     });

@@ -27,7 +27,7 @@ export function createVerifyActivities(deps: {
         deps.sourcePool,
         deps.redis,
         deps.keys,
-        input,
+        { loadTtlS: deps.config.LOAD_TTL_S, ...input },
         (checked) => heartbeat({ checkedSkus: checked }),
         deps.pool,
       );
@@ -44,7 +44,12 @@ export function createVerifyActivities(deps: {
         deps.sourcePool,
         deps.redis,
         deps.keys,
-        { sample: input.sample, badgeSkus: input.badgeSkus ?? 50, settleMs: input.settleMs ?? 30_000 },
+        {
+          sample: input.sample,
+          badgeSkus: input.badgeSkus ?? 50,
+          settleMs: input.settleMs ?? 30_000,
+          loadTtlS: deps.config.LOAD_TTL_S,
+        },
         (checked) => heartbeat({ checkedSkus: checked }),
         deps.pool,
       );

@@ -1,9 +1,12 @@
 /** The versioned apply against real Redis: duplicates and older changes have no effect. */
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import type { FeatureUpdate } from '../../features/definitions';
+import { utcDay, type FeatureUpdate } from '../../features/definitions';
 import { applyOps, applyUpdates, StoreOp } from '../../store/apply';
 import { resetState, testClients } from '../support/env';
+
+// Days inside the window the store keeps (a counter lives until its day's end plus LOAD_TTL_S)
+const [DAY0, DAY1, DAY2, DAY3] = [0, 1, 2, 3].map((n) => utcDay(new Date(Date.now() + n * 86_400_000)));
 
 const c = testClients();
 afterAll(() => c.close());
@@ -23,8 +26,8 @@ const sample: FeatureUpdate[] = [
   { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 7, version: 6, txid: '1' },
   { feature: 'fc.capacity', fc: 'F1', value: 100, version: 7, txid: '1' },
   { feature: 'region.rank', region: 'R1', fc: 'F1', value: 1, version: 8, txid: '1' },
-  { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 3, txid: '100', id: 9 },
-  { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 2, txid: '101', id: 4 },
+  { feature: 'fc.load', fc: 'F1', day: DAY0, delta: 3, txid: '100', id: 9 },
+  { feature: 'fc.load', fc: 'F1', day: DAY0, delta: 2, txid: '101', id: 4 },
 ];
 
 describe('applyUpdates', () => {
@@ -33,7 +36,7 @@ describe('applyUpdates', () => {
     expect(first.applied).toBe(6);
     const after = await dump();
     expect(after[c.keys.sku('S1')]).toEqual({ [LIFECYCLE_FIELD]: 'a|5', F1: '7|6' });
-    expect(after[c.keys.partitions[0].load('F1', '20261125')].n).toBe('5');
+    expect(after[c.keys.partitions[0].load('F1', DAY0)].n).toBe('5');
     const again = await applyUpdates(c.redis, c.keys, batch(sample), opts);
     expect(again.applied).toBe(0);
     expect(await dump()).toEqual(after);
@@ -45,7 +48,7 @@ describe('applyUpdates', () => {
       c.keys,
       batch([
         { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 3, version: 20, txid: '1' },
-        { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 4, txid: '200', id: 50 },
+        { feature: 'fc.load', fc: 'F1', day: DAY0, delta: 4, txid: '200', id: 50 },
       ]),
       opts,
     );
@@ -55,8 +58,8 @@ describe('applyUpdates', () => {
       c.keys,
       batch([
         { feature: 'sku.available', sku: 'S1', fc: 'F1', value: 99, version: 19, txid: '1' },
-        { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 10, txid: '199', id: 60 },
-        { feature: 'fc.load', fc: 'F1', day: '20261125', delta: 10, txid: '200', id: 49 },
+        { feature: 'fc.load', fc: 'F1', day: DAY0, delta: 10, txid: '199', id: 60 },
+        { feature: 'fc.load', fc: 'F1', day: DAY0, delta: 10, txid: '200', id: 49 },
       ]),
       opts,
     );
@@ -162,12 +165,12 @@ describe('backfill values and snapshots', () => {
 
   it('a counter set from a snapshot skips deltas it already counted and takes the rest', async () => {
     const k = await snap('200:210:204');
-    const key = c.keys.partitions[0].load('F1', '20261125');
+    const key = c.keys.partitions[0].load('F1', DAY0);
     await apply([{ kind: 'loadSet', key, count: '10', position: '1:150:7', snapshot: k, source: 0 }]);
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
       feature: 'fc.load',
       fc: 'F1',
-      day: '20261125',
+      day: DAY0,
       delta: d,
       txid,
       id,
@@ -182,11 +185,11 @@ describe('backfill values and snapshots', () => {
   });
 
   it('load deltas are ordered by (batch, txid, id): a later batch may carry a lower txid', async () => {
-    const key = c.keys.partitions[0].load('F1', '20261126');
+    const key = c.keys.partitions[0].load('F1', DAY1);
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
       feature: 'fc.load',
       fc: 'F1',
-      day: '20261126',
+      day: DAY1,
       delta: d,
       txid,
       id,
@@ -203,12 +206,12 @@ describe('backfill values and snapshots', () => {
   });
 
   it('the deltas of one counter go in one operation, each still checked: a retry after a partial apply counts only the rest', async () => {
-    const key = c.keys.partitions[0].load('F1', '20261128');
+    const key = c.keys.partitions[0].load('F1', DAY3);
     await c.redis.hset(key, 'n', '5', 'b', '1', 't', '500', 'i', '11'); // an earlier attempt got this far
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
       feature: 'fc.load',
       fc: 'F1',
-      day: '20261128',
+      day: DAY3,
       delta: d,
       txid,
       id,
@@ -223,14 +226,14 @@ describe('backfill values and snapshots', () => {
     expect(await c.redis.hmget(key, 'b', 't', 'i')).toEqual(['1', '511', '13']);
     expect(r).toMatchObject({ applied: 2, sent: 4 });
     // A key of the wrong type: every delta of the merged operation is reported, by its source.
-    const broken = c.keys.partitions[0].load('F2', '20261128');
+    const broken = c.keys.partitions[0].load('F2', DAY3);
     await c.redis.rpush(broken, 'x');
     const failed = await applyUpdates(
       c.redis,
       c.keys,
       batch([
-        { feature: 'fc.load', fc: 'F2', day: '20261128', delta: 1, txid: '600', id: 20 },
-        { feature: 'fc.load', fc: 'F2', day: '20261128', delta: 2, txid: '601', id: 21 },
+        { feature: 'fc.load', fc: 'F2', day: DAY3, delta: 1, txid: '600', id: 20 },
+        { feature: 'fc.load', fc: 'F2', day: DAY3, delta: 2, txid: '601', id: 21 },
       ]),
       { ...opts, batch: '2' },
     );
@@ -241,12 +244,12 @@ describe('backfill values and snapshots', () => {
   });
 
   it('a counter written before the upgrade (no batch) is still guarded by (txid, id)', async () => {
-    const key = c.keys.partitions[0].load('F1', '20261127');
+    const key = c.keys.partitions[0].load('F1', DAY2);
     await c.redis.hset(key, 'n', '5', 't', '300', 'i', '40'); // what the horizon drain left
     const delta = (txid: string, id: number, d: number): FeatureUpdate => ({
       feature: 'fc.load',
       fc: 'F1',
-      day: '20261127',
+      day: DAY2,
       delta: d,
       txid,
       id,
@@ -275,7 +278,7 @@ describe('backfill values and snapshots', () => {
   });
 
   it('a dead-letter retry of a load delta applies once per dead letter', async () => {
-    const key = c.keys.partitions[0].load('F1', '20261125');
+    const key = c.keys.partitions[0].load('F1', DAY0);
     const op: StoreOp = { kind: 'loadRetry', key, delta: 3, mark: '42', txid: '', source: 0 };
     await apply([op]);
     await apply([op]);

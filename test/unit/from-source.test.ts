@@ -120,7 +120,29 @@ describe('featureUpdatesFrom', () => {
     }
   });
 
+  it('an order image on no countable day adds nothing, and the other image still applies (issue 21.3)', () => {
+    // a draft placed at 'infinity', then placed now: today's +qty counts
+    for (const never of ['infinity', '-infinity', '0044-03-15T12:00:00+00:00 BC', '294276-01-01T00:00:00+00:00'])
+      expect(
+        featureUpdatesFrom(row({ tbl: 'orders', op: 'U', image: order({}), old_image: order({ placed_at: never }) })),
+      ).toEqual([{ feature: 'fc.load', fc: 'F1', day: '20261125', delta: 2, txid: '700', id: 10 }]);
+    // and deleted from there: nothing
+    expect(featureUpdatesFrom(row({ tbl: 'orders', op: 'D', image: order({ placed_at: 'infinity' }) }))).toEqual([]);
+    // dates JavaScript's ISO parser does not take, but PostgreSQL writes
+    const day = (placed_at: string) => {
+      const [u] = featureUpdatesFrom(row({ tbl: 'orders', image: order({ placed_at }) }));
+      return u?.feature === 'fc.load' ? u.day : null;
+    };
+    expect(day('0044-03-15T12:00:00+00:00')).toBe('00440315');
+    expect(day('0001-01-01T00:00:00+00:00')).toBe('00010101');
+    expect(day('12345-06-07T23:30:00-01:00')).toBe('123450608');
+    expect(day('1890-01-01T00:10:00+00:53:28')).toBe('18891231');
+    expect(day('275760-09-13T00:00:00+00:00')).toBe('2757600913');
+    expect(day('275760-09-14T00:00:00+00:00')).toBe(null);
+  });
+
   it('formats the UTC day as yyyymmdd', () => {
+    expect(utcDay(new Date('0044-03-15T00:00:00Z'))).toBe('00440315');
     expect(utcDay(new Date('2026-01-05T00:00:00Z'))).toBe('20260105');
     expect(utcDay(new Date('2026-12-31T23:59:59.999Z'))).toBe('20261231');
   });
