@@ -36,6 +36,7 @@ export default defineConfig({
       'test/integration/read-e2e.test.ts',
       'test/integration/store-partitions.test.ts',
       'test/integration/drain-shards.test.ts',
+      'test/integration/reshard-workflow.test.ts',
       'test/integration/redis-cluster-harness.test.ts',
       'test/integration/cluster-failover.test.ts',
     ],

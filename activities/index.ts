@@ -4,6 +4,7 @@
  * import only the types.
  */
 import { log } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import type { StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
 import type { Config } from '../config';
@@ -17,6 +18,7 @@ import { createReplayActivities } from './replay';
 import { createVerifyActivities } from './verify';
 import { createDeadLetterActivities } from './dead-letters';
 import { createExportActivities } from './export';
+import { createReshardActivities } from './drain/reshard-activities';
 
 export interface ActivityClients {
   pool: pg.Pool;
@@ -25,6 +27,8 @@ export interface ActivityClients {
   /** Reads for backfill and verify: the replica when REPLICA_DATABASE_URL is set, else the primary. */
   sourcePool?: pg.Pool;
   metrics?: DrainMetrics;
+  /** A Temporal client (opened on first use), for activities that manage schedules (a re-split). */
+  temporal?: () => Promise<Client>;
 }
 
 /** The activity logger (the worker's, with the activity's context attached by the SDK). */
@@ -36,6 +40,7 @@ export function createActivities(clients: ActivityClients) {
   const keys = storeKeysFor(clients.config);
   return {
     ...createDrainActivities({ ...clients, keys, log: activityLog, metrics: clients.metrics }),
+    ...createReshardActivities({ ...clients, keys }),
     ...createLifecycleActivities({ ...clients, keys }),
     ...createCompactionActivities({ ...clients, keys }),
     ...createReplayActivities({ ...clients, keys }),

@@ -110,9 +110,15 @@ const EnvSchema = z.object({
   APPLY_CHUNK: intFrom(250, 1, 10_000),
   /** How long a SKU tombstone (deleted SKU) stays to fence off late, older changes. */
   TOMBSTONE_TTL_S: intFrom(7 * 24 * 3600, 1, 365 * 24 * 3600),
-  /** How long a per-FC, per-day load counter lives after its last change. */
+  /** How long a per-FC, per-day load counter lives after the end of its UTC day (the days the store keeps). */
   LOAD_TTL_S: intFrom(3 * 24 * 3600, 60, 365 * 24 * 3600),
   DRAIN_LEASE_TTL_MS: intFrom(30_000, 1_000, 600_000),
+  /**
+   * A change of DRAIN_SHARDS freezes the drain; the re-split run renews this lease on the freeze
+   * while it works. A run that is gone for longer (terminated, its worker dead) loses it, and the
+   * drains lift the freeze themselves.
+   */
+  RESHARD_FREEZE_LEASE_MS: intFrom(30_000, 1_000, 600_000),
   /** Outbox rows every consumer has committed are kept this long (replays, the nightly export). */
   OUTBOX_RETENTION_H: intFrom(48, 1, 24 * 365),
   /** Retried dead letters are kept this long. */

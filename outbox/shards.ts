@@ -109,17 +109,30 @@ export function shardRoutes(keys: StoreKeys, shard: DrainShard): number[] | null
   return [-1, ...ownedPartitions(keys, shard).map((p) => p.index)];
 }
 
+/** While DRAIN_SHARDS changes: the snapshot every shard drains up to, and who holds it. */
+export interface DrainFreeze {
+  snap: string;
+  /** When it was taken (ms). */
+  at: number;
+  /** The re-split run that holds it (workflows/reshard.ts), or null (left by an older version). */
+  owner: string | null;
+  /** Its lease ran out (by the database's clock): the run is gone, the drains may lift it. */
+  expired: boolean;
+  /** The split has begun rewriting the store's positions: only finishing it is safe. */
+  splitting: boolean;
+}
+
 export interface DrainLayout {
   shards: number;
   /** The partition count the outbox routes rows with. */
   partitions: number;
-  /** While DRAIN_SHARDS changes: the snapshot every shard drains up to, and when it was taken. */
-  frozen: { snap: string; at: number } | null;
+  frozen: DrainFreeze | null;
 }
 
 export async function readDrainLayout(db: pg.Pool | pg.ClientBase): Promise<DrainLayout> {
   const r = await db.query(
-    `select shards, partitions, frozen::text as frozen, (extract(epoch from frozen_at) * 1000)::float8 as frozen_at
+    `select shards, partitions, frozen::text as frozen, (extract(epoch from frozen_at) * 1000)::float8 as frozen_at,
+            frozen_by, coalesce(frozen_until < clock_timestamp(), true) as expired, splitting
        from pipeline.drain_layout`,
   );
   const row = r.rows[0];
@@ -127,8 +140,24 @@ export async function readDrainLayout(db: pg.Pool | pg.ClientBase): Promise<Drai
   return {
     shards: row.shards,
     partitions: row.partitions,
-    frozen: row.frozen ? { snap: row.frozen, at: row.frozen_at } : null,
+    frozen: row.frozen
+      ? { snap: row.frozen, at: row.frozen_at, owner: row.frozen_by, expired: row.expired, splitting: row.splitting }
+      : null,
   };
+}
+
+/**
+ * Lifts a freeze whose lease ran out (its re-split run was terminated or died) unless its split
+ * has begun: the drains call it, so an abandoned freeze never stops freshness for longer than the
+ * lease. Returns whether it lifted one. The split checks the freeze again under every shard's
+ * lock, so a run that comes back late fails instead of splitting.
+ */
+export async function liftExpiredFreeze(db: pg.Pool | pg.ClientBase): Promise<boolean> {
+  const r = await db.query(
+    `update pipeline.drain_layout set frozen = null, frozen_at = null, frozen_by = null, frozen_until = null
+      where frozen is not null and not splitting and coalesce(frozen_until < clock_timestamp(), true) returning 1`,
+  );
+  return (r.rowCount ?? 0) > 0;
 }
 
 /**

@@ -3,8 +3,9 @@
  *   1. validate configuration, check PostgreSQL and Redis
  *   2. create the database if needed and apply migrations
  *   3. start the Temporal dev server unless one answers already
- *   4. bring the drain shards in line with DRAIN_SHARDS (scripts/lib/drain-layout.ts), create or
- *      update the schedules (idempotent)
+ *   4. create or update the schedules (idempotent); when DRAIN_SHARDS differs from the shards in
+ *      the database, start the re-split workflow, which the worker below runs
+ *      (scripts/lib/drain-layout.ts)
  *   5. run the read API and the worker (and, with --simulate, the workload simulator) until Ctrl-C;
  *      landing and the export run in a second worker process (scripts/lib/batch-worker.ts)
  */
@@ -53,11 +54,17 @@ async function main(): Promise<void> {
 
   const connection = await Connection.connect(temporalConnectionOptions(config));
   const temporalClient = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const shards = await syncDrainLayout(config);
-  const schedules = await ensureSchedules(temporalClient, config, shards);
-  // Drain now rather than at the next interval boundary; the schedule's skip policy makes this a
-  // no-op when a drain run is already going. An operator's pause is respected.
-  const triggered = await triggerDrains(temporalClient, shards);
+  let schedules: 'created' | 'updated' = 'updated';
+  let triggered: string[] = [];
+  const { shards } = await syncDrainLayout(config, temporalClient, {
+    // the schedules of the shards in force, before a re-split (if one starts) replaces them
+    beforeReshard: async (current) => {
+      schedules = await ensureSchedules(temporalClient, config, current);
+      // Drain now rather than at the next interval boundary; the schedule's skip policy makes this
+      // a no-op when a drain run is already going. An operator's pause is respected.
+      triggered = await triggerDrains(temporalClient, current);
+    },
+  });
   await connection.close();
   console.log(
     `drain schedule${shards > 1 ? `s (${shards} shards)` : ''} ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)${triggered.length === 0 ? ', PAUSED by an operator' : ', triggered once now'}`,

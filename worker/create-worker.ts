@@ -22,6 +22,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       redis: opts.redis,
       config: opts.config,
       metrics: opts.metrics,
+      temporal: opts.temporal,
     }),
     ...workflowSource(opts.bundlePath),
     // Classifies every activity's failures (retryable or not) in one place: activities/errors.ts.

@@ -21,6 +21,7 @@ import { upgradeStoreLayout } from '../store/layout';
 import { readDrainLayout, setRoutePartitions } from '../outbox';
 import type pg from 'pg';
 import { createWorker } from './create-worker';
+import { lazyTemporalClient } from './temporal-client';
 import { dependencyHealth } from './dependency-health';
 import { createWorkerMetrics } from './metrics';
 
@@ -92,6 +93,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
       );
     });
     cleanup.unshift(() => connection.close());
+    const temporalClient = lazyTemporalClient(temporalConnectionOptions(config), config.TEMPORAL_NAMESPACE);
+    cleanup.unshift(() => temporalClient.close());
     const metrics = createWorkerMetrics();
     // The lag gauges watch the drain: the worker that runs it reports them.
     if (config.WORKER_TASK_QUEUES !== 'batch')
@@ -115,6 +118,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
           redis,
           config,
           metrics: metrics.drain,
+          temporal: temporalClient.get,
         }),
       );
     }

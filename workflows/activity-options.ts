@@ -77,3 +77,19 @@ export const sampledVerifyActivity: ActivityOptions = {
   heartbeatTimeout: '2 minutes',
   retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 3 }),
 };
+
+/** A re-split step (freeze, split, lift, schedules): short; a refusal is final, the rest is retried. */
+export const reshardActivity: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: backoff({ initialInterval: '500 milliseconds', maximumInterval: '10 seconds' }),
+};
+
+/**
+ * The re-split's catch-up: as long as the shards take to reach the freeze (bounded by the run's
+ * own timeout), heartbeating every round, so a dead worker is noticed and a cancellation arrives.
+ */
+export const reshardCatchUpActivity: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '10 seconds',
+  retry: backoff({ initialInterval: '500 milliseconds', maximumInterval: '10 seconds' }),
+};

@@ -13,3 +13,5 @@ export { verifyWorkflow, retryDeadLettersWorkflow } from './operations';
 export { sampledVerifyWorkflow } from './sampled-verify';
 export type { SampledVerifyInput } from './sampled-verify';
 export { landingWorkflow, exportWorkflow } from './export';
+export { reshardWorkflow, reshardProgressQuery, RESHARD_WORKFLOW_ID } from './reshard';
+export type { ReshardInput, ReshardProgress } from './reshard';

@@ -52,6 +52,7 @@ import {
   readCursorAndSnapshot,
   readDelta,
   readDrainLayout,
+  liftExpiredFreeze,
   saveCursor,
   shardKeys,
   shardRoutes,
@@ -294,6 +295,14 @@ async function claimDrain(
   const holder = await leaseHolder(client, deps.shard.lease);
   if (holder !== null && holder !== owner)
     return { refused: { outcome: 'lease-lost', ...emptyResult(await readCursor(client, consumer)), holder } };
+  // A freeze whose re-split run is gone (its lease ran out) would stop every shard for good.
+  if (layout.frozen?.expired && !layout.frozen.splitting && (await liftExpiredFreeze(client))) {
+    deps.log?.(
+      'warn',
+      `lifted the drain freeze of a re-split that is gone (${layout.frozen.owner ?? 'no owner recorded'}; its lease ran out): the drain goes on with ${layout.shards} shard(s)`,
+    );
+    return { frozen: null };
+  }
   return { frozen: layout.frozen };
 }
 

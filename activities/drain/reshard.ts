@@ -1,7 +1,8 @@
 /**
- * Changing DRAIN_SHARDS on a live install (`npm run ops -- reshard --shards N`, or `npm start` when
- * DRAIN_SHARDS differs from the layout in the database). Nothing is lost and nothing is applied
- * twice, because the shards are re-split at one snapshot that every shard has applied exactly:
+ * Changing DRAIN_SHARDS on a live install: the steps of the re-split workflow (workflows/reshard.ts,
+ * started by `npm run ops -- reshard --shards N` or by `npm start` when DRAIN_SHARDS differs from the
+ * layout in the database). Nothing is lost and nothing is applied twice, because the shards are
+ * re-split at one snapshot that every shard has applied exactly:
  *
  *  1. freeze: under every shard's lock, a snapshot S is taken and written into the layout
  *     (pipeline.drain_layout.frozen). From then on each shard's next batch targets S instead of a
@@ -15,12 +16,19 @@
  *     leases go, the layout says N and the freeze is lifted, all in one transaction whose commit
  *     is the switch. Runs of old shards are told `retired` by their next batch and end.
  *
- * Then the caller puts one drain schedule per new shard in place (scripts/lib/schedules.ts).
+ * Then the drain schedules of the new layout are put in place (an operator's pause kept).
  * Reads stay correct throughout: every partition's watermark stays where its shard left it, so a
  * read during the freeze answers stale if the freeze outlasts STALE_AFTER_MS.
  *
- * Every step can be run again after a crash: a freeze already in place is kept, and the split
- * writes the same positions from the same cursors.
+ * The freeze belongs to the run that took it (`owner`) and has a lease (RESHARD_FREEZE_LEASE_MS)
+ * the run renews while it works. A run that fails or is cancelled lifts it; one that is gone
+ * (terminated, its worker dead for longer than the lease) leaves it to expire, and the drains lift
+ * it themselves (outbox/shards.ts, liftExpiredFreeze). Once the split has begun rewriting the
+ * store's positions (`splitting`, committed first) only finishing it is safe: nothing lifts that
+ * freeze, and the next run (any owner) finishes the split, writing the same positions again.
+ *
+ * Every step can be run again after a crash: a freeze already in place is kept (or adopted from a
+ * run that is gone), and the split writes the same positions from the same cursors.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
@@ -53,6 +61,14 @@ export interface ReshardDeps {
   config: Config;
   /** Progress lines (one per step, and the catch-up's state every few seconds). */
   progress?: (line: string) => void;
+  /** Called after every round of the catch-up (the activity heartbeats with it; a cancellation throws from it). */
+  heartbeat?: (details: CatchUpProgress) => void;
+}
+
+export interface CatchUpProgress {
+  /** Old shards not yet at the freeze snapshot. */
+  waiting: number[];
+  drivenBatches: number;
 }
 
 export interface ReshardResult {
@@ -67,14 +83,57 @@ export interface ReshardResult {
   ms: number;
 }
 
-export class ReshardError extends Error {}
+/** A re-split that cannot go on (refused, or the freeze changed hands): no retry helps. */
+export class ReshardError extends Error {
+  override name = 'ReshardError';
+}
 
 /** Transactions that may still write rows routed by an older partition count are open. */
 class OlderTransactionsOpen extends ReshardError {}
 
-/** The split failed after it had rewritten the store's positions: the drain stays frozen until it is run again. */
-export class SplitInterrupted extends ReshardError {}
+/** The split failed after it had rewritten the store's positions: the drain stays frozen until it is run again (retryable). */
+export class SplitInterrupted extends Error {
+  override name = 'SplitInterrupted';
+}
 
+/** Checks the target count against the limits and the store; throws ReshardError. */
+export function checkShardCount(shards: number, partitions: number): void {
+  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_DRAIN_SHARDS)
+    throw new ReshardError(`--shards must be an integer from 1 to ${MAX_DRAIN_SHARDS}, got ${shards}`);
+  if (shards > partitions)
+    throw new ReshardError(
+      `${shards} drain shards need at least ${shards} store partitions (STORE_PARTITIONS is ${partitions}): each shard owns whole partitions`,
+    );
+}
+
+export type FreezeOutcome =
+  { kind: 'unchanged'; shards: number } | { kind: 'frozen'; from: number; snap: string; at: number };
+
+/**
+ * Step 1, taken by `owner`: the freeze (kept if `owner` holds it already, adopted if its holder is
+ * gone), or `unchanged` when the install already drains with `shards` shards and nothing is frozen.
+ */
+export async function freezeForReshard(deps: ReshardDeps, shards: number, owner: string): Promise<FreezeOutcome> {
+  checkShardCount(shards, deps.keys.partitions.length);
+  const before = await readDrainLayout(deps.pool);
+  if (before.shards === shards && !before.frozen) return { kind: 'unchanged', shards };
+  // Transactions older than a change of the routes' partition count end by themselves: wait a few
+  // seconds for them before giving up.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const frozen = (await freeze(deps, shards, owner)).frozen!;
+      return { kind: 'frozen', from: (await readDrainLayout(deps.pool)).shards, snap: frozen.snap, at: frozen.at };
+    } catch (err) {
+      if (!(err instanceof OlderTransactionsOpen) || attempt >= 20) throw err;
+      await sleep(250);
+    }
+  }
+}
+
+/**
+ * The whole re-split in this process, through the same steps the workflow runs (the benchmark and
+ * tests use it; operators start the workflow). An error lifts the freeze unless the split began.
+ */
 export async function reshardDrain(
   deps: ReshardDeps,
   shards: number,
@@ -82,71 +141,63 @@ export async function reshardDrain(
     timeoutMs?: number;
     /** Tests: a fault between the catch-up and the split (a Redis restored meanwhile). */
     beforeSplit?: () => Promise<void>;
+    owner?: string;
   } = {},
 ): Promise<ReshardResult> {
   const t0 = Date.now();
   const say = deps.progress ?? (() => undefined);
-  const partitions = deps.keys.partitions.length;
-  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_DRAIN_SHARDS)
-    throw new ReshardError(`--shards must be an integer from 1 to ${MAX_DRAIN_SHARDS}, got ${shards}`);
-  if (shards > partitions)
-    throw new ReshardError(
-      `${shards} drain shards need at least ${shards} store partitions (STORE_PARTITIONS is ${partitions}): each shard owns whole partitions`,
-    );
-  const before = await readDrainLayout(deps.pool);
-  if (before.shards === shards && !before.frozen)
+  const owner = opts.owner ?? `in-process/${process.pid}/${t0}`;
+  const frozen = await freezeForReshard(deps, shards, owner);
+  if (frozen.kind === 'unchanged')
     return { from: shards, to: shards, frozenAt: null, drivenBatches: 0, firstBatch: null, ms: Date.now() - t0 };
-
-  // Transactions older than a change of the routes' partition count end by themselves: wait a few
-  // seconds for them before giving up.
-  let frozen: DrainLayout;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      frozen = await freeze(deps, shards);
-      break;
-    } catch (err) {
-      if (!(err instanceof OlderTransactionsOpen) || attempt >= 20) throw err;
-      await sleep(250);
-    }
-  }
-  say(`froze the ${frozen.shards} drain shard(s) at snapshot ${frozen.frozen!.snap}`);
-  let drivenBatches: number;
+  say(`froze the ${frozen.from} drain shard(s) at snapshot ${frozen.snap}`);
   try {
-    drivenBatches = await catchUp(deps, frozen, opts.timeoutMs ?? 600_000, say);
-  } catch (err) {
-    // Never leave the drain frozen: freshness stops while it is.
-    await liftFreeze(deps, say);
-    throw err;
-  }
-  let firstBatch: string;
-  try {
+    const drivenBatches = await catchUpToFreeze(deps, frozen.snap, owner, opts.timeoutMs ?? 600_000);
     await opts.beforeSplit?.();
-    firstBatch = await split(deps, frozen, shards);
+    const firstBatch = await splitAtFreeze(deps, frozen.snap, shards, owner);
+    say(`re-split: ${frozen.from} -> ${shards} drain shard(s), first batch ${firstBatch}`);
+    return { from: frozen.from, to: shards, frozenAt: frozen.snap, drivenBatches, firstBatch, ms: Date.now() - t0 };
   } catch (err) {
-    // Once the store's positions were rewritten, only finishing the split is safe: the old shards
-    // would take the new positions for a store ahead of them.
-    if (err instanceof SplitInterrupted) throw err;
-    await liftFreeze(deps, say);
+    // Never leave the drain frozen (freshness stops while it is), unless the split began.
+    if (await liftFreeze(deps, owner)) say('freeze lifted: the drain goes on with the old number of shards');
     throw err;
   }
-  say(`re-split: ${frozen.shards} -> ${shards} drain shard(s), first batch ${firstBatch}`);
-  return {
-    from: frozen.shards,
-    to: shards,
-    frozenAt: frozen.frozen!.snap,
-    drivenBatches,
-    firstBatch,
-    ms: Date.now() - t0,
-  };
 }
 
-async function liftFreeze(deps: ReshardDeps, say: (line: string) => void): Promise<void> {
-  await deps.pool.query(`update pipeline.drain_layout set frozen = null, frozen_at = null`);
-  say('freeze lifted: the drain goes on with the old number of shards');
+/**
+ * Lifts the freeze `owner` holds, unless its split has begun rewriting the store's positions (the
+ * old shards would then take the new positions for a store ahead of them: only finishing the
+ * split is safe). Returns whether it lifted it.
+ */
+export async function liftFreeze(deps: Pick<ReshardDeps, 'pool'>, owner: string): Promise<boolean> {
+  const r = await deps.pool.query(
+    `update pipeline.drain_layout set frozen = null, frozen_at = null, frozen_by = null, frozen_until = null
+      where frozen_by = $1 and not splitting returning 1`,
+    [owner],
+  );
+  return (r.rowCount ?? 0) > 0;
 }
 
-/** Step 1: the freeze snapshot, taken under every shard's lock (kept if already in place). */
-async function freeze(deps: ReshardDeps, shards: number): Promise<DrainLayout> {
+/** Renews the freeze's lease; throws ReshardError when `owner` no longer holds that freeze. */
+async function renewFreeze(
+  deps: ReshardDeps,
+  owner: string,
+  snap: string,
+  client: pg.ClientBase | pg.Pool = deps.pool,
+) {
+  const r = await client.query(
+    `update pipeline.drain_layout set frozen_until = clock_timestamp() + make_interval(secs => $3::float8 / 1000)
+      where frozen_by = $1 and frozen::text = $2 returning 1`,
+    [owner, snap, deps.config.RESHARD_FREEZE_LEASE_MS],
+  );
+  if (!r.rowCount)
+    throw new ReshardError(
+      `the drain is no longer frozen at ${snap} by this re-split (${owner}): its lease ran out and the drains lifted it, or another re-split took over; run the command again`,
+    );
+}
+
+/** Step 1: the freeze snapshot, taken under every shard's lock (kept if `owner` holds it, adopted if its holder is gone). */
+async function freeze(deps: ReshardDeps, shards: number, owner: string): Promise<DrainLayout> {
   const partitions = deps.keys.partitions.length;
   const before = await readDrainLayout(deps.pool);
   if (shards > 1 && !before.frozen && before.partitions !== partitions) {
@@ -158,10 +209,25 @@ async function freeze(deps: ReshardDeps, shards: number): Promise<DrainLayout> {
   }
   return withTransaction(deps.pool, async (client) => {
     const { layout } = await lockAllShards(client);
-    if (layout.frozen) return layout;
+    if (layout.frozen) {
+      const { owner: holder, expired, splitting } = layout.frozen;
+      // An interrupted split is finished by whoever comes next: it writes the same positions.
+      if (holder !== owner && !expired && !splitting)
+        throw new ReshardError(
+          `another re-split (${holder}) holds the drain frozen at ${layout.frozen.snap} (${layout.shards} shard(s) now); wait for it, or for its lease to run out`,
+        );
+      await client.query(
+        `update pipeline.drain_layout set frozen_by = $1,
+                frozen_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)`,
+        [owner, deps.config.RESHARD_FREEZE_LEASE_MS],
+      );
+      return readDrainLayout(client);
+    }
     if (shards > 1) await routeNewRowsFor(client, partitions, layout);
     await client.query(
-      `update pipeline.drain_layout set frozen = pg_current_snapshot(), frozen_at = statement_timestamp()`,
+      `update pipeline.drain_layout set frozen = pg_current_snapshot(), frozen_at = statement_timestamp(), frozen_by = $1,
+              frozen_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000), splitting = false`,
+      [owner, deps.config.RESHARD_FREEZE_LEASE_MS],
     );
     return readDrainLayout(client);
   });
@@ -191,14 +257,18 @@ async function routeNewRowsFor(client: pg.ClientBase, partitions: number, layout
     );
 }
 
-/** Step 2: every old shard drains up to the freeze; shards no workflow drains are driven here. */
-async function catchUp(
+/**
+ * Step 2: every old shard drains up to the freeze; shards no workflow drains are driven here. The
+ * freeze's lease is renewed every round; returns the batches driven here.
+ */
+export async function catchUpToFreeze(
   deps: ReshardDeps,
-  layout: DrainLayout,
+  target: string,
+  freezeOwner: string,
   timeoutMs: number,
-  say: (line: string) => void,
 ): Promise<number> {
-  const target = layout.frozen!.snap;
+  const say = deps.progress ?? (() => undefined);
+  const layout = await readDrainLayout(deps.pool);
   const owner = `reshard-${process.pid}-${Date.now()}`;
   const deadline = Date.now() + timeoutMs;
   let driven = 0;
@@ -207,6 +277,7 @@ async function catchUp(
   for (const shard of drainShards(layout.shards)) await ensureConsumer(deps.pool, shard.consumer);
   try {
     for (;;) {
+      await renewFreeze(deps, freezeOwner, target);
       const waiting: DrainShard[] = [];
       for (const shard of drainShards(layout.shards)) {
         const c = await readCursor(deps.pool, shard.consumer);
@@ -217,6 +288,7 @@ async function catchUp(
         if (r.outcome === 'applied' || r.outcome === 'repaired') driven++;
         if (!(r.frozen || (r.cursor.to === null && r.cursor.from === target))) waiting.push(shard);
       }
+      deps.heartbeat?.({ waiting: waiting.map((w) => w.index), drivenBatches: driven });
       if (waiting.length === 0) return driven;
       if (Date.now() > deadline)
         throw new ReshardError(
@@ -259,18 +331,108 @@ async function partitionsOffCursor(
     .map((p) => p.index);
 }
 
-/** Step 3: the switch, in one transaction under every old and new shard's lock. */
-async function split(deps: ReshardDeps, layout: DrainLayout, shards: number): Promise<string> {
+/**
+ * Step 3: the switch, in one transaction under every old and new shard's lock, after a transaction
+ * of its own has marked the freeze `splitting` (so nothing lifts it once positions are rewritten).
+ * Returns the new shards' first batch number.
+ */
+export async function splitAtFreeze(deps: ReshardDeps, snap: string, shards: number, owner: string): Promise<string> {
+  checkShardCount(shards, deps.keys.partitions.length);
+  const layout = await withTransaction(deps.pool, async (client) => {
+    const held = await lockAllShards(client);
+    if (held.layout.frozen?.snap !== snap || held.layout.frozen.owner !== owner)
+      throw new ReshardError(
+        `the drain is no longer frozen at ${snap} by this re-split (${owner}): its lease ran out, or another re-split took over; run the command again`,
+      );
+    if (!held.layout.frozen.splitting) {
+      const { refused } = await splitPlan(deps, held, snap);
+      if (refused) throw refused;
+    }
+    await renewFreeze(deps, owner, snap, client);
+    await client.query(`update pipeline.drain_layout set splitting = true`);
+    return held.layout;
+  });
   let positionsWritten = false;
   try {
     return await switchLayout(deps, layout, shards, () => (positionsWritten = true));
   } catch (err) {
-    if (!positionsWritten) throw err;
+    if (!positionsWritten) {
+      // nothing rewritten by this attempt: unless an earlier one did, the freeze may be lifted again
+      await clearSplittingIfUntouched(deps, snap, owner).catch(() => undefined);
+      throw err;
+    }
     throw new SplitInterrupted(
       `the re-split stopped after rewriting the store's positions (${(err as Error).message}): the drain stays frozen; run the command again to finish it (it writes the same positions)`,
       { cause: err },
     );
   }
+}
+
+/**
+ * The split's plan from the held cursors: the new shards' first batch number (above every number an
+ * old shard used, so every load counter's position guard lets the new shards' deltas through and
+ * none of their batches can be mistaken for an old one), the position every partition gets, and
+ * why the split cannot go on, if it cannot: a shard not at the freeze, or a partition that does not
+ * hold what its shard applied (the positions are about to be overwritten, so a partition that lost
+ * writes, a Redis restored from an older file during the freeze, when frozen shards check nothing,
+ * would never be found out).
+ */
+async function splitPlan(
+  deps: ReshardDeps,
+  held: Awaited<ReturnType<typeof lockAllShards>>,
+  snap: string,
+): Promise<{ batch: string; last: DeliveryPosition; refused: ReshardError | null }> {
+  let next = 1n;
+  for (const { shard, cursor } of held.shards) {
+    if (cursor.to !== null || cursor.from !== snap) {
+      const refused = new ReshardError(
+        `drain shard ${shard.index} is not at the freeze snapshot; run the command again`,
+      );
+      return { batch: '', last: { batch: '', txid: '0', id: '0' }, refused };
+    }
+    if (BigInt(cursor.batch) + 1n > next) next = BigInt(cursor.batch) + 1n;
+  }
+  const last = { batch: String(next - 1n), txid: '0', id: '0' };
+  for (const { shard, cursor } of held.shards) {
+    const lost = await partitionsOffCursor(deps, shard, cursor.last, last);
+    if (lost.length)
+      return {
+        batch: String(next),
+        last,
+        refused: new ReshardError(
+          `store partition(s) ${lost.join(', ')} do not hold what drain shard ${shard.index} applied (Redis lost writes?); the drain repairs that once the freeze is lifted: run the command again when \`ops status\` shows the store complete`,
+        ),
+      };
+  }
+  return { batch: String(next), last, refused: null };
+}
+
+/**
+ * After a split that failed before rewriting positions: if no partition holds the split's position
+ * (no earlier attempt wrote it either), the freeze can be lifted again.
+ */
+async function clearSplittingIfUntouched(deps: ReshardDeps, snap: string, owner: string): Promise<void> {
+  await withTransaction(deps.pool, async (client) => {
+    const held = await lockAllShards(client);
+    if (held.layout.frozen?.snap !== snap || held.layout.frozen.owner !== owner) return;
+    const plan = await splitPlan(deps, held, snap);
+    if (!plan.batch) return;
+    for (const { shard } of held.shards) {
+      const partitions = shardKeys(deps.keys, shard).partitions;
+      const replies = await onEachNode(
+        deps.redis,
+        partitions,
+        (p) => p.pos,
+        (pipeline, p) => void pipeline.hmget(p.pos, 'lb', 'lt', 'li'),
+      );
+      const atPlan = replies.some((r) => {
+        const [lb, lt, li] = r as (string | null)[];
+        return lb === plan.last.batch && lt === plan.last.txid && li === plan.last.id;
+      });
+      if (atPlan) return;
+    }
+    await client.query(`update pipeline.drain_layout set splitting = false`);
+  });
 }
 
 async function switchLayout(
@@ -281,7 +443,11 @@ async function switchLayout(
 ): Promise<string> {
   return withTransaction(deps.pool, async (client) => {
     const held = await lockAllShards(client);
-    if (held.layout.shards !== layout.shards || held.layout.frozen?.snap !== layout.frozen?.snap)
+    if (
+      held.layout.shards !== layout.shards ||
+      held.layout.frozen?.snap !== layout.frozen?.snap ||
+      !held.layout.frozen?.splitting
+    )
       throw new ReshardError('the drain layout changed while re-splitting (another reshard?); run the command again');
     const fresh = drainShards(shards);
     for (const shard of fresh)
@@ -291,27 +457,8 @@ async function switchLayout(
       throw new ReshardError(
         `the outbox routes rows by ${held.layout.partitions} partition(s), the store has ${deps.keys.partitions.length}: a worker with another STORE_PARTITIONS changed it; run the command again`,
       );
-    let next = 1n;
-    for (const { shard, cursor } of held.shards) {
-      if (cursor.to !== null || cursor.from !== target.snap)
-        throw new ReshardError(`drain shard ${shard.index} is not at the freeze snapshot; run the command again`);
-      if (BigInt(cursor.batch) + 1n > next) next = BigInt(cursor.batch) + 1n;
-    }
-    // Above every batch number an old shard used (its cursor's is the next it would have used), so
-    // every load counter's position guard lets the new shards' deltas through, and none of their
-    // batches can be mistaken for an old one.
-    const batch = String(next);
-    const last = { batch: String(next - 1n), txid: '0', id: '0' };
-    // Every partition must hold exactly what its shard's cursor says: the positions are about to
-    // be overwritten, so a partition that lost writes (Redis restored from an older file during
-    // the freeze, when frozen shards check nothing) would never be found out.
-    for (const { shard, cursor } of held.shards) {
-      const lost = await partitionsOffCursor(deps, shard, cursor.last, last);
-      if (lost.length)
-        throw new ReshardError(
-          `store partition(s) ${lost.join(', ')} do not hold what drain shard ${shard.index} applied (Redis lost writes?); the drain repairs that once the freeze is lifted: run the command again when \`ops status\` shows the store complete`,
-        );
-    }
+    const { batch, last, refused } = await splitPlan(deps, held, target.snap);
+    if (refused) throw refused;
     for (const shard of fresh)
       await client.query(
         `insert into pipeline.consumer_offsets as c
@@ -335,7 +482,11 @@ async function switchLayout(
     // next run of the command accepts these positions and writes the same again.
     writingPositions();
     await resetStorePosition(deps.redis, deps.keys.partitions, last, null);
-    await client.query(`update pipeline.drain_layout set shards = $1, frozen = null, frozen_at = null`, [shards]);
+    await client.query(
+      `update pipeline.drain_layout set shards = $1, frozen = null, frozen_at = null, frozen_by = null,
+              frozen_until = null, splitting = false`,
+      [shards],
+    );
     return batch;
   });
 }

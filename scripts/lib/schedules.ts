@@ -90,7 +90,7 @@ const SCHEDULES: ScheduleDefinition[] = [
   },
 ];
 
-function scheduleOptions(d: ScheduleDefinition, config: Config): ScheduleOptions {
+function scheduleOptions(d: ScheduleDefinition, config: Config, paused = false): ScheduleOptions {
   return {
     scheduleId: d.scheduleId,
     spec: d.spec(config),
@@ -102,7 +102,7 @@ function scheduleOptions(d: ScheduleDefinition, config: Config): ScheduleOptions
       args: d.args(config),
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: d.catchupWindow ?? '1 minute' },
-    state: { note: d.note },
+    state: { note: d.note, paused },
   };
 }
 
@@ -121,10 +121,16 @@ export const drainScheduleIds = (shards: number) => drainShards(shards).map(drai
  * layout's count: outbox/shards.ts), and deletes drain schedules of another count (a change of
  * DRAIN_SHARDS); returns what happened to the first drain schedule.
  */
-export async function ensureSchedules(client: Client, config: Config, shards = 1): Promise<'created' | 'updated'> {
+export async function ensureSchedules(
+  client: Client,
+  config: Config,
+  shards = 1,
+  /** Drain schedules created now start paused (a re-split keeps an operator's pause). */
+  opts: { pausedDrains?: boolean } = {},
+): Promise<'created' | 'updated'> {
   const outcomes: ('created' | 'updated')[] = [];
   for (const shard of drainShards(shards))
-    outcomes.push(await ensureSchedule(client, scheduleOptions(drainSchedule(shard), config)));
+    outcomes.push(await ensureSchedule(client, scheduleOptions(drainSchedule(shard), config, opts.pausedDrains)));
   for (const d of SCHEDULES) await ensureSchedule(client, scheduleOptions(d, config));
   await deleteOtherDrainSchedules(client, shards);
   return outcomes[0];
@@ -157,6 +163,14 @@ async function ensureSchedule(client: Client, opts: ScheduleOptions): Promise<'c
     }));
     return 'updated';
   }
+}
+
+/** Whether an operator paused the drain: any drain schedule (of any shard count) is paused. */
+export async function anyDrainSchedulePaused(client: Client): Promise<boolean> {
+  for await (const s of client.schedule.list())
+    if (isDrainSchedule(s.scheduleId) && (await client.schedule.getHandle(s.scheduleId).describe()).state.paused)
+      return true;
+  return false;
 }
 
 /** Triggers each shard's schedule unless an operator paused it. */

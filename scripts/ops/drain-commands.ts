@@ -1,12 +1,14 @@
-/** `ops status`, `ops pause`, `ops resume`: the drain's state and its schedule. */
+/** `ops status`, `ops pause`, `ops resume`, `ops reshard`: the drain's state, its schedule and its shards. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
-import { reshardDrain, ReshardError } from '../../activities/drain/reshard';
+import type { WorkflowHandle } from '@temporalio/client';
+import { checkShardCount } from '../../activities/drain/reshard';
 import { MAX_DRAIN_SHARDS, readDrainLayout } from '../../outbox';
 import { positiveInt } from '../lib/cli-args';
-import { drainScheduleIds, ensureSchedules, triggerDrains } from '../lib/schedules';
-import { stopDrainSignal } from '../../workflows';
+import { drainScheduleIds } from '../lib/schedules';
+import { ReshardBusy, startOrAttachReshard } from '../lib/reshard';
+import { reshardProgressQuery, stopDrainSignal, type ReshardProgress } from '../../workflows';
 import { OpsContext, OpsError } from './context';
 import { printJsonOr } from './output';
 import { printStatus, readStatus } from './status';
@@ -69,7 +71,7 @@ export function drainCommands(program: Command, ctx: () => OpsContext): void {
   program
     .command('reshard')
     .description(
-      'change the number of drain shards (DRAIN_SHARDS) on a live install: every shard drains up to one snapshot, then they are re-split there; nothing is lost',
+      'change the number of drain shards (DRAIN_SHARDS) on a live install, as a Temporal workflow (drain-reshard): every shard drains up to one snapshot, then they are re-split there; nothing is lost. Interrupting this command does not stop the workflow',
     )
     .requiredOption(
       '--shards <n>',
@@ -78,41 +80,76 @@ export function drainCommands(program: Command, ctx: () => OpsContext): void {
     )
     .option(
       '--timeout <seconds>',
-      'give up (and lift the freeze) if the shards have not met by then',
+      'the workflow gives up (and lifts the freeze) if the shards have not met by then',
       positiveInt('--timeout'),
       600,
     )
+    .option('--no-wait', 'start it (or find it running) and return')
     .option('--json', 'machine-readable output')
     .action(async (o) => {
       const shards: number = o.shards;
-      const timeoutS: number = o.timeout;
       const c = ctx();
-      const result = await reshardDrain(
-        {
-          pool: c.pool(),
-          redis: await c.redis(),
-          keys: c.keys,
-          config: c.config,
-          progress: o.json ? undefined : (l) => console.log(l),
-        },
-        shards,
-        { timeoutMs: timeoutS * 1000 },
-      ).catch((err) => {
-        if (err instanceof ReshardError) throw new OpsError(err.message);
+      try {
+        checkShardCount(shards, c.keys.partitions.length);
+      } catch (err) {
+        throw new OpsError((err as Error).message);
+      }
+      const temporal = await c.temporal();
+      const { handle, attached } = await startOrAttachReshard(temporal, c.config, c.pool(), shards, {
+        timeoutMs: o.timeout * 1000,
+        startedBy: `npm run ops -- ${process.argv.slice(2).join(' ')}`,
+      }).catch((err) => {
+        if (err instanceof ReshardBusy) throw new OpsError(err.message);
         throw err;
       });
-      // One drain schedule per shard of the new layout, started now (an operator's pause is kept).
-      const temporal = await c.temporal();
-      await ensureSchedules(temporal, c.config, result.to);
-      const triggered = await triggerDrains(temporal, result.to);
-      printJsonOr(o.json, { ...result, triggered }, () =>
+      const link = `http://localhost:${c.config.TEMPORAL_UI_PORT}/namespaces/${c.config.TEMPORAL_NAMESPACE}/workflows/${handle.workflowId}`;
+      if (!o.json)
         console.log(
-          result.frozenAt === null
+          `${attached ? 'following the re-split already running' : 're-split started'}: workflow ${handle.workflowId} (Web UI: ${link}); Ctrl-C stops following, not the re-split`,
+        );
+      if (!o.wait) {
+        if (o.json) console.log(JSON.stringify({ workflowId: handle.workflowId, attached }));
+        return;
+      }
+      let result: ReshardProgress;
+      try {
+        result = await followReshard(handle, o.json);
+      } catch (err) {
+        throw new OpsError(`the re-split failed: ${failureMessage(err)}`);
+      }
+      printJsonOr(o.json, result, () =>
+        console.log(
+          result.phase === 'unchanged'
             ? `already ${result.to} drain shard(s); schedules checked`
-            : `drain shards: ${result.from} -> ${result.to} at snapshot ${result.frozenAt} in ${(result.ms / 1000).toFixed(1)} s; schedules ${triggered.join(', ')} triggered${result.to !== c.config.DRAIN_SHARDS ? `. Set DRAIN_SHARDS=${result.to} in the workers' configuration too` : ''}`,
+            : `drain shards: ${result.from} -> ${result.to} at snapshot ${result.frozenAt}, first batch ${result.firstBatch}${result.paused ? '; the drain stays PAUSED as an operator left it (npm run ops -- resume)' : '; schedules triggered'}${result.to !== c.config.DRAIN_SHARDS ? `. Set DRAIN_SHARDS=${result.to} in the workers' configuration too` : ''}`,
         ),
       );
     });
+}
+
+/** Prints the run's phase as it changes, until it ends; returns its result. */
+async function followReshard(handle: WorkflowHandle, quiet: boolean): Promise<ReshardProgress> {
+  const result = handle.result() as Promise<ReshardProgress>;
+  let done = false;
+  void result.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  let last = '';
+  while (!done) {
+    const p = await handle.query(reshardProgressQuery).catch(() => null);
+    const line = p ? `${p.phase}${p.frozenAt ? ` (frozen at ${p.frozenAt})` : ''}` : '';
+    if (line && line !== last && !quiet) console.log(`  ${line}`);
+    last = line || last;
+    await Promise.race([result.catch(() => undefined), sleep(1_000)]);
+  }
+  return result;
+}
+
+function failureMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(err);
 }
 
 /** The drain schedules of the shard count in force. */

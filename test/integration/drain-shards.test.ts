@@ -34,6 +34,8 @@ import {
 import { seedMinimal } from '../support/source';
 import { lowestCursor } from '../../activities/compaction/prune-outbox';
 import { syncDrainLayout } from '../../scripts/lib/drain-layout';
+import { RESHARD_WORKFLOW_ID } from '../../workflows';
+import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
 import { appliedRows } from '../support/cursor';
 import { exited, spawnWorker } from '../support/worker-process';
 
@@ -228,16 +230,40 @@ describe('changing DRAIN_SHARDS', () => {
     await expect(reshardDrain(reshardDeps(), first)).resolves.toMatchObject({ to: first });
   });
 
-  it('npm start brings the shards in line with DRAIN_SHARDS (re-splitting as ops reshard does)', async () => {
+  it('npm start brings the shards in line with DRAIN_SHARDS through the re-split workflow, without waiting for it', async () => {
     await seedMinimal(c.pool);
-    expect(await syncDrainLayout(withShards(first), () => undefined)).toBe(first);
-    expect(await readDrainLayout(c.pool)).toMatchObject({ shards: first, partitions: 16, frozen: null });
-    expect(await drainConsumers()).toEqual(
-      drainShards(first)
-        .map((s) => s.consumer)
-        .sort(),
-    );
-    expect(await syncDrainLayout(withShards(first), () => undefined)).toBe(first); // nothing to do
+    // paused, as an operator may have left them: the re-split's new schedules start nothing here
+    await ensureSchedules(temporal.client, c.config, start);
+    for (const id of drainScheduleIds(start)) await temporal.client.schedule.getHandle(id).pause('test');
+    const worker = await startWorker(c, address, bundlePath, c.config.TEMPORAL_TASK_QUEUE);
+    try {
+      const before: number[] = [];
+      const r = await syncDrainLayout(withShards(first), temporal.client, {
+        log: () => undefined,
+        beforeReshard: async (n) => void before.push(n),
+      });
+      expect(r).toMatchObject({ shards: start, reshard: RESHARD_WORKFLOW_ID });
+      expect(before).toEqual([start]);
+      await temporal.client.workflow.getHandle(RESHARD_WORKFLOW_ID).result();
+      expect(await readDrainLayout(c.pool)).toMatchObject({ shards: first, partitions: 16, frozen: null });
+      expect(await drainConsumers()).toEqual(
+        drainShards(first)
+          .map((s) => s.consumer)
+          .sort(),
+      );
+      // nothing to do
+      expect(await syncDrainLayout(withShards(first), temporal.client, { log: () => undefined })).toEqual({
+        shards: first,
+        reshard: null,
+      });
+    } finally {
+      await worker.stop();
+      for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(start), ...drainScheduleIds(first)])
+        await temporal.client.schedule
+          .getHandle(id)
+          .delete()
+          .catch(() => undefined);
+    }
   });
 
   it('refuses what cannot work: more shards than partitions, another partition count while several shards drain', async () => {

@@ -13,6 +13,7 @@ import { storeKeysFor } from '../../store/keys';
 import { createStoreRedis, masterNodes, onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import { setEpoch } from '../../store/watermark';
 import { createWorker } from '../../worker/create-worker';
+import { lazyTemporalClient } from '../../worker/temporal-client';
 import { drainWorkflow, type DrainWorkflowInput } from '../../workflows';
 
 export const TEST_DATABASE_URL =
@@ -135,6 +136,7 @@ export async function startWorker(
     runtimeInstalled = true;
   }
   const connection = await NativeConnection.connect({ address });
+  const temporal = lazyTemporalClient({ address }, 'default');
   const worker = await createWorker({
     connection,
     namespace: 'default',
@@ -143,6 +145,7 @@ export async function startWorker(
     redis: c.redis,
     config: c.config,
     bundlePath,
+    temporal: temporal.get,
   });
   const running = worker.run();
   return {
@@ -151,6 +154,7 @@ export async function startWorker(
       worker.shutdown();
       await running;
       await connection.close();
+      await temporal.close();
     },
   };
 }
