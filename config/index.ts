@@ -163,6 +163,9 @@ const EnvSchema = z.object({
 
 export type Config = z.infer<typeof EnvSchema>;
 
+/** Every environment variable the configuration reads (docs/configuration.md has a row for each). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);
+
 export class ConfigurationError extends Error {
   override name = CONFIGURATION_ERROR_TYPE;
 }

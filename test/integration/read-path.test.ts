@@ -3,7 +3,7 @@
  * the drain uses.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { FeatureUpdate } from '../../features/definitions';
+import { utcDay, type FeatureUpdate } from '../../features/definitions';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { applyUpdates } from '../../store/apply';
 import { markCaughtUp } from '../../store/watermark';
@@ -13,14 +13,19 @@ import { get, rawRequest, startTestApi } from '../support/http';
 const c = testClients();
 afterAll(() => c.close());
 
-const NOW = Date.parse('2026-11-25T23:59:30Z');
+// 23:59:30 UTC of today (the store keeps a load counter until its day's end plus LOAD_TTL_S: a day long past would not be kept)
+const NOW = Date.parse(`${new Date().toISOString().slice(0, 10)}T23:59:30Z`);
+const DAY_MS = 86_400_000;
+const TODAY = utcDay(new Date(NOW));
+const YESTERDAY = utcDay(new Date(NOW - DAY_MS));
 let version = 0;
 async function write(...updates: FeatureUpdate[]) {
   await applyUpdates(
     c.redis,
     c.keys,
     updates.map((update, source) => ({ update, source })),
-    { chunk: 50, tombstoneTtlS: 60, loadTtlS: 600 },
+    // loads kept until their day's end plus 2 days: yesterday's too
+    { chunk: 50, tombstoneTtlS: 60, loadTtlS: 2 * 86_400 },
   );
 }
 const lifecycle = (sku: string, value: 'active' | 'paused' | 'discontinued' | null): FeatureUpdate => ({
@@ -72,8 +77,8 @@ async function world() {
     cap('F1', 10),
     cap('F2', 5),
     cap('F3', 100),
-    load('F1', '20261125', 10), // F1 full today
-    load('F2', '20261124', 50), // F2 was full yesterday only
+    load('F1', TODAY, 10), // F1 full today
+    load('F2', YESTERDAY, 50), // F2 was full yesterday only
     lifecycle('ELIG', 'active'),
     avail('ELIG', 'F1', 3),
     avail('ELIG', 'F2', 2),
@@ -133,17 +138,17 @@ describe('badge reader (library)', () => {
   });
 
   it('FC load resets at midnight UTC without any event', async () => {
-    let now = NOW; // 23:59:30 on the 25th: F1 is full
+    let now = NOW; // 23:59:30 today: F1 is full
     const reader = createBadgeReader({
       ...store,
       staleAfterMs: 10_000,
       now: () => now,
     });
     expect((await reader.getBadge('R1', 'FULL')).reason).toBe('fc_at_capacity');
-    now = Date.parse('2026-11-26T00:00:00.001Z');
+    now = NOW + 30_001; // 00:00:00.001 the next day
     expect(await reader.getBadge('R1', 'FULL')).toMatchObject({ eligible: true, fc: 'F1', reason: 'eligible' });
-    // The day before, F1 had no load (its 10 units count on the 25th) and F2 was the full one.
-    now = Date.parse('2026-11-24T12:00:00Z');
+    // The day before, F1 had no load (its 10 units count today) and F2 was the full one.
+    now = NOW - DAY_MS - 12 * 3_600_000 + 30_000; // 12:00 yesterday
     expect(await reader.getBadge('R1', 'FULL')).toMatchObject({ eligible: true, fc: 'F1' });
     await write(avail('ELIG', 'F1', 0));
     expect((await reader.getBadge('R1', 'ELIG')).reason).toBe('fc_at_capacity');

@@ -1,5 +1,5 @@
 /**
- * Redis users (issue 12): on a redis-server of this test's own with ACL users as the README sets
+ * Redis users (issue 12): on a redis-server of this test's own with ACL users as docs/operations.md sets
  * them up, the worker (only its key prefix, no dangerous commands) runs the drain and its start-up
  * checks, and the read API's user (read commands and read-only scripts only) serves badges equal
  * to the SQL rule, and can write nothing.
@@ -25,7 +25,7 @@ let admin: Redis;
 let worker: Redis;
 let reader: Redis;
 
-// The README's ACL set-up, for the test prefix.
+// The ACL set-up of docs/operations.md, for the test prefix.
 const ACL_WORKER = [
   'fb_worker',
   'on',
@@ -51,6 +51,7 @@ const ACL_READER = [
   '+hget',
   '+hmget',
   '+hgetall',
+  '+exists',
   '+ping',
 ];
 

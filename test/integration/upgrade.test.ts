@@ -141,7 +141,11 @@ describe('upgrade from the (txid, id) cursor', () => {
       // fails after its lock timeout, with a hint, and succeeds once the transaction is over.
       await expect(migrate(c.pool)).rejects.toThrow(/transaction that wrote the table it changes is still open/);
       await open.query('commit');
-      expect((await migrate(c.pool)).applied).toEqual(['008_drain_shards.sql', '009_outbox_route_index.notx.sql']);
+      expect((await migrate(c.pool)).applied).toEqual([
+        '008_drain_shards.sql',
+        '009_outbox_route_index.notx.sql',
+        '010_reshard_freeze_owner.sql',
+      ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
       const drainAll = async () => {
