@@ -2,6 +2,7 @@
  * The feature values as the online store holds them, read by scanning Redis (tombstones and zero
  * loads count as absent). For reconciliation and tests; the read path never scans.
  */
+import { FIELD } from '../store/names';
 import { pipelineByNode, scanKeys as scanPages, StoreRedis } from '../store/redis-client';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { CAPACITY_FIELD, LIFECYCLE_FIELD, PartitionKeys, StoreKeys } from '../store/keys';
@@ -52,7 +53,7 @@ async function smallFeatures(redis: StoreRedis, keys: StoreKeys, part: Partition
   (await hashes(redis, loadKeys)).forEach((h, i) => {
     const rest = loadKeys[i].slice(`${p}l:`.length);
     const cut = rest.lastIndexOf(':');
-    const n = Number(h.n ?? 0);
+    const n = Number(h[FIELD.loadCount] ?? 0);
     if (n !== 0) snap.load.set(`${rest.slice(0, cut)}|${rest.slice(cut + 1)}`, n);
   });
   return snap;

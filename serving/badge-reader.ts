@@ -4,7 +4,8 @@
  * call it directly; the HTTP API is a thin layer over it. It never touches PostgreSQL.
  *
  * One script call per store partition that holds some of the SKUs (store/keys.ts), the calls of
- * one node in one pipeline, all nodes in parallel: a read-only Lua script fetches the region's FCs,
+ * one node in one pipeline, all nodes in parallel: a read-only Lua script
+ * (store/lua/read-badges.lua) fetches the region's FCs,
  * each FC's capacity and the day's load, every SKU's fields for those FCs, and the watermark, all
  * from the partition's own slot. FC capacity, region ranks and loads come from the partition's
  * copy, written and replicated with its SKU data, so they are never staler than the SKU data they
@@ -16,11 +17,11 @@
  * is whole again, so a read can never take a half-emptied or half-refilled partition for fresh,
  * whatever order its keys disappear in.
  */
-import { createHash } from 'node:crypto';
 import { Badge, decideBadge, rankRegionFcs, RegionFc } from '../features/badge-rule';
 import { utcDay } from '../features/definitions';
 import { storedInt, storedLifecycle } from '../store/field-codec';
-import { EPOCH_SUFFIX, LIFECYCLE_FIELD, PartitionKeys, storeKeys, StoreKeys } from '../store/keys';
+import { PartitionKeys, storeKeys, StoreKeys } from '../store/keys';
+import { defineScripts, runScript, SCRIPTS } from '../store/scripts';
 import { pipelineByNode, StoreRedis } from '../store/redis-client';
 
 export const MAX_SKUS_PER_CALL = 200;
@@ -50,29 +51,8 @@ export interface BadgeReaderOptions {
   now?: () => number;
 }
 
-const READ_LUA = `
-local p, day = ARGV[1], ARGV[2]
-local region = redis.call('HGETALL', p .. 'r:' .. ARGV[3])
-local fcs = {}
-for i = 1, #region, 2 do fcs[#fcs + 1] = region[i] end
-local fcinfo = {}
-for _, fc in ipairs(fcs) do
-  fcinfo[#fcinfo + 1] = redis.call('HGET', p .. 'f:' .. fc, 'c') or ''
-  fcinfo[#fcinfo + 1] = redis.call('HGET', p .. 'l:' .. fc .. ':' .. day, 'n') or ''
-end
-local meta = redis.call('HMGET', p .. 'meta', 'caughtUpAt', 'parts')
--- no epoch: the partition is being emptied or refilled; its watermark, if any is left, says nothing
-if redis.call('EXISTS', p .. '${EPOCH_SUFFIX}') == 0 then meta[1] = false end
-local out = { region, fcinfo, meta }
-for i = 4, #ARGV do
-  out[#out + 1] = redis.call('HMGET', p .. 's:' .. ARGV[i], '${LIFECYCLE_FIELD}', unpack(fcs))
-end
-return out
-`;
-
 type ReadReply = [string[], string[], (string | null)[], ...(string | null)[][]];
-type WithRead = { fbReadBadges(numKeys: number, ...args: string[]): unknown };
-const READ_SHA = createHash('sha1').update(READ_LUA).digest('hex');
+const READ = SCRIPTS.readBadges;
 
 /** The oldest caught-up time of the partitions read; unknown when any partition never confirmed. */
 function leastFresh(confirmed: (string | null)[]): string | null {
@@ -87,8 +67,7 @@ export class RedisUnavailable extends Error {
 export function createBadgeReader(opts: BadgeReaderOptions) {
   const keys: StoreKeys = storeKeys(opts.prefix, opts.partitions);
   const now = opts.now ?? Date.now;
-  if (typeof (opts.redis as unknown as Partial<WithRead>).fbReadBadges !== 'function')
-    opts.redis.defineCommand('fbReadBadges', { lua: READ_LUA });
+  defineScripts(opts.redis);
 
   /**
    * The read script runs as EVALSHA_RO (EVAL_RO when the server does not have it cached yet), so
@@ -113,9 +92,9 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
         (c) => c.partition.meta,
         (pipeline, c) => {
           // KEYS[1] (the partition's meta) routes the call to the partition's node on a cluster
-          if (mode === 'evalsha_ro') void pipeline.evalsha_ro(READ_SHA, 1, c.partition.meta, ...c.args);
-          else if (mode === 'eval_ro') void pipeline.eval_ro(READ_LUA, 1, c.partition.meta, ...c.args);
-          else void (pipeline as unknown as WithRead).fbReadBadges(1, c.partition.meta, ...c.args);
+          if (mode === 'evalsha_ro') void pipeline.evalsha_ro(READ.sha, 1, c.partition.meta, ...c.args);
+          else if (mode === 'eval_ro') void pipeline.eval_ro(READ.lua, 1, c.partition.meta, ...c.args);
+          else void runScript(pipeline, READ, 1, c.partition.meta, ...c.args);
         },
       );
       const again: number[] = [];

@@ -19,20 +19,8 @@
  * rebuild. It only moves forward (by xmax): a late writer with an older snapshot changes nothing.
  */
 import type { PartitionKeys, StoreKeys } from './keys';
-import { defineScript, onEachNode, StoreRedis } from './redis-client';
-
-const ADVANCE_LUA = `
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local curMax = tonumber(string.match(cur, '^%d+:(%d+):'))
-  local newMax = tonumber(string.match(ARGV[1], '^%d+:(%d+):'))
-  if curMax and newMax and newMax < curMax then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
-`;
-
-type WithFence = { fbAdvanceFence(numKeys: number, ...args: string[]): unknown };
+import { onEachNode, StoreRedis } from './redis-client';
+import { defineScripts, runScript, SCRIPTS } from './scripts';
 
 /**
  * Moves the fence of every partition (or of `only`) to `snapshot` (text form) unless it is
@@ -44,12 +32,12 @@ export async function advanceFence(
   snapshot: string,
   only: readonly PartitionKeys[] = keys.partitions,
 ): Promise<boolean> {
-  defineScript(redis, 'fbAdvanceFence', ADVANCE_LUA);
+  defineScripts(redis);
   const replies = await onEachNode(
     redis,
     only,
     (p) => p.fence,
-    (pipeline, p) => void (pipeline as unknown as WithFence).fbAdvanceFence(1, p.fence, snapshot),
+    (pipeline, p) => void runScript(pipeline, SCRIPTS.advanceFence, 1, p.fence, snapshot),
   );
   return replies.some((moved) => moved === 1);
 }

@@ -35,6 +35,7 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import type { Config } from '../config';
+import { FIELD, KEY, STORE_LAYOUT } from './names';
 
 /** The keys of one partition (one hash slot). */
 export interface PartitionKeys {
@@ -90,12 +91,9 @@ export interface StoreKeys {
  * The SKU hash's lifecycle field: a name no id can take (ids are letters, digits and . _ : -),
  * so an FC called "_" or "__proto__" has a stock field of its own. (Layout 2; layout 1 used "_".)
  */
-export const LIFECYCLE_FIELD = '#';
-/** Bumped when the layout changes: a store of another layout is rebuilt (store/layout.ts). */
-export const STORE_LAYOUT = 2;
-export const CAPACITY_FIELD = 'c';
-/** A partition's epoch key, after its prefix (the read script checks it: serving/badge-reader.ts). */
-export const EPOCH_SUFFIX = `epoch:${STORE_LAYOUT}`;
+export const LIFECYCLE_FIELD = FIELD.lifecycle;
+export const CAPACITY_FIELD = FIELD.capacity;
+export { STORE_LAYOUT };
 export const MAX_STORE_PARTITIONS = 1024;
 const SLOTS = 16384;
 
@@ -150,17 +148,17 @@ function partitionKeys(index: number, prefix: string): PartitionKeys {
   return {
     index,
     prefix,
-    sku: (sku) => `${prefix}s:${sku}`,
-    fc: (fc) => `${prefix}f:${fc}`,
-    load: (fc, day) => `${prefix}l:${fc}:${day}`,
-    region: (region) => `${prefix}r:${region}`,
-    meta: `${prefix}meta`,
-    epoch: `${prefix}${EPOCH_SUFFIX}`,
-    snaps: `${prefix}snaps`,
-    pos: `${prefix}pos`,
-    fence: `${prefix}fence`,
-    rebuilds: `${prefix}rebuilds`,
-    backfill: `${prefix}backfill`,
+    sku: (sku) => `${prefix}${KEY.sku}${sku}`,
+    fc: (fc) => `${prefix}${KEY.fc}${fc}`,
+    load: (fc, day) => `${prefix}${KEY.load}${fc}:${day}`,
+    region: (region) => `${prefix}${KEY.region}${region}`,
+    meta: `${prefix}${KEY.meta}`,
+    epoch: `${prefix}${KEY.epoch}`,
+    snaps: `${prefix}${KEY.snaps}`,
+    pos: `${prefix}${KEY.pos}`,
+    fence: `${prefix}${KEY.fence}`,
+    rebuilds: `${prefix}${KEY.rebuilds}`,
+    backfill: `${prefix}${KEY.backfill}`,
   };
 }
 
@@ -204,7 +202,7 @@ export function storeKeys(prefix: string, partitions = 1): StoreKeys {
 
 /** The SKU id of a SKU hash key of this store. */
 export function skuOfKey(keys: StoreKeys, key: string): string {
-  return key.slice(keys.ofKey(key).prefix.length + 2);
+  return key.slice(keys.ofKey(key).prefix.length + KEY.sku.length);
 }
 
 /** The store as the configuration describes it (REDIS_PREFIX, STORE_PARTITIONS). */

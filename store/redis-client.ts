@@ -173,8 +173,3 @@ export async function onEachNode<T>(
     return reply;
   });
 }
-
-/** Defines a Lua script as a command of this client and its pipelines (once per client). */
-export function defineScript(redis: StoreRedis, name: string, lua: string): void {
-  if (typeof (redis as unknown as Record<string, unknown>)[name] !== 'function') redis.defineCommand(name, { lua });
-}

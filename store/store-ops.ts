@@ -1,10 +1,11 @@
 /**
  * The operations the apply script (store/apply.ts) performs, one variant per operation, with
  * fields named for what they mean. `pushOpArgs` is the only place that knows the script's wire
- * format: five ARGV per operation, a one-letter code and four positional values (see the table
- * above APPLY_LUA). Every op also carries the Redis key it works on and `source`, the index of the
+ * format: five ARGV per operation, a one-letter code (OP, store/names.ts) and four positional
+ * values (store/lua/apply.lua runs them, one function per code). Every op also carries the Redis key it works on and `source`, the index of the
  * change (in the caller's list) it came from, for dead-lettering.
  */
+import { OP } from './names';
 import { LIFECYCLE_FIELD } from './keys';
 
 interface OpBase {
@@ -106,28 +107,34 @@ export type ReportedKind = Exclude<StoreOp['kind'], 'loadDeltas'>;
 export function pushOpArgs(args: (string | number)[], op: StoreOp): void {
   switch (op.kind) {
     case 'versioned':
-      args.push('S', op.field, op.value, String(op.version), op.txid);
+      args.push(OP.versioned, op.field, op.value, String(op.version), op.txid);
       return;
     case 'stock':
-      args.push('A', op.fc, op.value, String(op.version), op.txid);
+      args.push(OP.stock, op.fc, op.value, String(op.version), op.txid);
       return;
     case 'lifecycle':
-      args.push(op.update ? 'U' : 'Y', LIFECYCLE_FIELD, op.code, String(op.version), op.txid);
+      args.push(op.update ? OP.lifecycleUpdate : OP.lifecycle, LIFECYCLE_FIELD, op.code, String(op.version), op.txid);
       return;
     case 'loadDelta':
-      args.push('L', String(op.delta), op.txid, String(op.id), op.batch);
+      args.push(OP.loadDelta, String(op.delta), op.txid, String(op.id), op.batch);
       return;
     case 'loadDeltas':
-      args.push('M', op.deltas, '-', '-', op.batch);
+      args.push(OP.loadDeltas, op.deltas, '-', '-', op.batch);
       return;
     case 'fill':
-      args.push('B', op.field, op.value, op.snapshot, op.rule === 'lifecycle' ? 'y' : op.rule === 'stock' ? 'a' : 's');
+      args.push(
+        OP.fill,
+        op.field,
+        op.value,
+        op.snapshot,
+        op.rule === 'lifecycle' ? 'y' : op.rule === 'stock' ? 'a' : 's',
+      );
       return;
     case 'loadSet':
-      args.push('C', op.count, op.position, '', op.snapshot);
+      args.push(OP.loadSet, op.count, op.position, '', op.snapshot);
       return;
     case 'loadRetry':
-      args.push('R', String(op.delta), op.mark, op.txid, '');
+      args.push(OP.loadRetry, String(op.delta), op.mark, op.txid, '');
       return;
     default: {
       const unknown: never = op;

@@ -42,7 +42,9 @@
  * earlier attempt's claim, if any partition holds one.
  */
 import type { PartitionKeys, StoreKeys } from './keys';
-import { defineScript, onEachNode, StoreRedis } from './redis-client';
+import { onEachNode, StoreRedis } from './redis-client';
+import { FIELD } from './names';
+import { defineScripts, runScript, SCRIPTS } from './scripts';
 
 export interface DeliveryPosition {
   batch: string;
@@ -62,39 +64,6 @@ export type PositionCheck =
   | { status: 'behind' | 'ahead'; store: StorePosition }
   /** Some partitions lost writes the others kept: rebuild those partitions. */
   | { status: 'partitions-behind'; partitions: number[]; store: StorePosition };
-
-// KEYS[1] a partition's pos. ARGV: 1 cursor batch, 2 cursor from, 3 the target to claim ('' to
-// check only), 4 its time, 5-7 PostgreSQL's last delivered position (batch, txid, id).
-// Returns the status and the partition's state (before any claim written here).
-const CHECK_LUA = `
-local f = redis.call('HMGET', KEYS[1], 'cb', 'cf', 'ct', 'cat', 'lb', 'lt', 'li')
-local function state(s) return { s, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '' } end
-local pb, pt, pi = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-if not f[5] then
-  -- a store with no position (new, or emptied): it starts from PostgreSQL's
-  redis.call('HSET', KEYS[1], 'lb', ARGV[5], 'lt', ARGV[6], 'li', ARGV[7])
-  f[5], f[6], f[7] = ARGV[5], ARGV[6], ARGV[7]
-end
-local sb, st, si = tonumber(f[5]), tonumber(f[6]), tonumber(f[7])
-local c = 0
-if sb ~= pb then c = sb < pb and -1 or 1
-elseif st ~= pt then c = st < pt and -1 or 1
-elseif si ~= pi then c = si < pi and -1 or 1 end
-if c < 0 then return state('behind') end
--- The store may be ahead only inside the batch in progress, which it must have claimed (a crash
--- between its Redis apply and its cursor commit). A claim of a batch the cursor has not reached
--- means PostgreSQL lost commits the store had seen.
-local cb = tonumber(f[1] or '0')
-if c > 0 and (f[5] ~= ARGV[1] or f[1] ~= ARGV[1]) then return state('ahead') end
-if cb > tonumber(ARGV[1]) then return state('ahead') end
-if f[1] == ARGV[1] and f[3] and f[2] ~= ARGV[2] then return state('ahead') end
-if ARGV[3] ~= '' and not (f[1] == ARGV[1] and f[3]) then
-  redis.call('HSET', KEYS[1], 'cb', ARGV[1], 'cf', ARGV[2], 'ct', ARGV[3], 'cat', ARGV[4])
-end
-return state('ok')
-`;
-
-type WithCheck = { fbCheckPosition(numKeys: number, ...args: string[]): unknown };
 
 function parseState(r: string[]): StorePosition {
   const [, cb, cf, ct, cat, lb, lt, li] = r;
@@ -128,13 +97,15 @@ async function runChecks(
   input: CheckInput,
   claim: { snap: string; at: number } | null,
 ): Promise<{ status: string; store: StorePosition }[]> {
-  defineScript(redis, 'fbCheckPosition', CHECK_LUA);
+  defineScripts(redis);
   const replies = await onEachNode(
     redis,
     partitions,
     (p) => p.pos,
     (pipeline, p) =>
-      void (pipeline as unknown as WithCheck).fbCheckPosition(
+      void runScript(
+        pipeline,
+        SCRIPTS.checkPosition,
         1,
         p.pos,
         input.batch,
@@ -214,7 +185,17 @@ export async function readStorePosition(redis: StoreRedis, keys: StoreKeys): Pro
     redis,
     keys.partitions,
     (p) => p.pos,
-    (pipeline, p) => void pipeline.hmget(p.pos, 'cb', 'cf', 'ct', 'cat', 'lb', 'lt', 'li'),
+    (pipeline, p) =>
+      void pipeline.hmget(
+        p.pos,
+        FIELD.claimedBatch,
+        FIELD.claimedFrom,
+        FIELD.claimedTarget,
+        FIELD.claimedAt,
+        FIELD.appliedBatch,
+        FIELD.appliedTxid,
+        FIELD.appliedId,
+      ),
   );
   const states = replies.map((f) => parseState(['', ...(f as (string | null)[]).map((v) => v ?? '')]));
   return lowest(states);
@@ -230,8 +211,18 @@ export async function resetStorePosition(
   last: DeliveryPosition,
   claim: StorePosition['claimed'] = null,
 ): Promise<void> {
-  const fields = ['lb', last.batch, 'lt', last.txid, 'li', last.id];
-  if (claim) fields.push('cb', claim.batch, 'cf', claim.from, 'ct', claim.target, 'cat', String(claim.at));
+  const fields = [FIELD.appliedBatch, last.batch, FIELD.appliedTxid, last.txid, FIELD.appliedId, last.id];
+  if (claim)
+    fields.push(
+      FIELD.claimedBatch,
+      claim.batch,
+      FIELD.claimedFrom,
+      claim.from,
+      FIELD.claimedTarget,
+      claim.target,
+      FIELD.claimedAt,
+      String(claim.at),
+    );
   for (const p of partitions) {
     await redis
       .multi()
@@ -259,7 +250,7 @@ export async function rememberTruncates(
     redis,
     keys.partitions,
     (p) => p.pos,
-    (pipeline, p) => void pipeline.hset(p.pos, 'tb', batch, 'tt', tables.join(',')),
+    (pipeline, p) => void pipeline.hset(p.pos, FIELD.truncateBatch, batch, FIELD.truncateTables, tables.join(',')),
   );
 }
 
@@ -269,7 +260,7 @@ export async function truncatesRemembered(redis: StoreRedis, keys: StoreKeys, ba
     redis,
     keys.partitions,
     (p) => p.pos,
-    (pipeline, p) => void pipeline.hmget(p.pos, 'tb', 'tt'),
+    (pipeline, p) => void pipeline.hmget(p.pos, FIELD.truncateBatch, FIELD.truncateTables),
   );
   const tables = new Set<string>();
   for (const reply of replies) {

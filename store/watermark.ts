@@ -16,31 +16,15 @@
  */
 import type { StoreKeys } from './keys';
 import type { DeliveryPosition } from './store-position';
-import { defineScript, onEachNode, StoreRedis } from './redis-client';
+import { onEachNode, StoreRedis } from './redis-client';
+import { FIELD } from './names';
+import { defineScripts, runScript, SCRIPTS } from './scripts';
 
 export interface Watermark {
   sourceMs: number | null;
   appliedAt: number | null;
   caughtUpAt: number | null;
 }
-
-// KEYS: meta, epoch, pos. ARGV[1..3]: the position the partition must hold at least (the drain's
-// delivery position the watermark speaks for), then the fields. 0: no epoch (incomplete); -1: the
-// partition is below that position (it lost writes: the watermark must not claim them).
-const GATED_HSET = `
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-if ARGV[1] ~= '' then
-  local s = redis.call('HMGET', KEYS[3], 'lb', 'lt', 'li')
-  if not s[1] then return -1 end
-  local sb, st, si = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
-  local eb, et, ei = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-  if sb < eb or (sb == eb and (st < et or (st == et and si < ei))) then return -1 end
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-return 1
-`;
-
-type WithGate = { fbGatedHset(numKeys: number, ...args: (string | number)[]): unknown };
 
 /** Thrown when a partition no longer holds what the watermark would claim: the drain retries and its check finds it. */
 export class PartitionBehindError extends Error {
@@ -53,16 +37,18 @@ async function gatedHset(
   atLeast: DeliveryPosition | null,
   fields: (string | number)[],
 ): Promise<boolean> {
-  defineScript(redis, 'fbGatedHset', GATED_HSET);
+  defineScripts(redis);
   // every partition also records how many partitions the store has: a reader configured with
   // another count (store/keys.ts hashes SKUs by it) must not take this watermark for its own
-  const withCount = [...fields, 'parts', keys.count];
+  const withCount = [...fields, FIELD.partitions, keys.count];
   const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.meta,
     (pipeline, p) =>
-      void (pipeline as unknown as WithGate).fbGatedHset(
+      void runScript(
+        pipeline,
+        SCRIPTS.gatedHset,
         3,
         p.meta,
         p.epoch,
@@ -93,8 +79,8 @@ export async function recordApplied(
   keys: StoreKeys,
   w: { newestSourceMs: number; appliedAt: number; caughtUpAt: number | null; applied: DeliveryPosition },
 ): Promise<boolean> {
-  const fields: (string | number)[] = ['sourceMs', w.newestSourceMs, 'appliedAt', w.appliedAt];
-  if (w.caughtUpAt !== null) fields.push('caughtUpAt', w.caughtUpAt);
+  const fields: (string | number)[] = [FIELD.sourceMs, w.newestSourceMs, FIELD.appliedAt, w.appliedAt];
+  if (w.caughtUpAt !== null) fields.push(FIELD.caughtUpAt, w.caughtUpAt);
   return gatedHset(redis, keys, w.applied, fields);
 }
 
@@ -106,7 +92,7 @@ export async function markCaughtUp(
   /** The delivery position it speaks for (null: none to check, for tests that write the store directly). */
   applied: DeliveryPosition | null,
 ): Promise<boolean> {
-  return gatedHset(redis, keys, applied, ['caughtUpAt', at]);
+  return gatedHset(redis, keys, applied, [FIELD.caughtUpAt, at]);
 }
 
 /** Marks the store complete (end of a backfill). */
@@ -136,7 +122,7 @@ export async function readWatermark(redis: StoreRedis, keys: StoreKeys): Promise
     redis,
     keys.partitions,
     (p) => p.meta,
-    (pipeline, p) => void pipeline.hmget(p.meta, 'sourceMs', 'appliedAt', 'caughtUpAt'),
+    (pipeline, p) => void pipeline.hmget(p.meta, FIELD.sourceMs, FIELD.appliedAt, FIELD.caughtUpAt),
   );
   const n = (v: string | null) => (v === null ? null : Number(v));
   const min = (a: number | null | undefined, b: number | null) =>

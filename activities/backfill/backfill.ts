@@ -22,6 +22,7 @@ import { featureUpdatesFrom, MalformedChange } from '../../features/from-source'
 import { applyOps, StoreOp, toBackfillOps, ApplyOptions } from '../../store/apply';
 import { PartitionKeys, StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
+import { defineScripts, runScript, SCRIPTS } from '../../store/scripts';
 import { readStorePosition } from '../../store/store-position';
 import { formatSnapshot, parseSnapshot, PgSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { withTransaction } from '../../db/transaction';
@@ -224,14 +225,6 @@ export async function markBackfillStart(redis: StoreRedis, keys: StoreKeys, mark
   );
 }
 
-// KEYS: epoch, backfill marker. ARGV: epoch value, marker ('' : a backfill started without one).
-const FINISH_LUA = `
-if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-return 1
-`;
-
 /**
  * Marks the store complete: the epoch of every partition that still holds this backfill's marker.
  * A partition rebuilt meanwhile stays incomplete (reads of its SKUs stale): the drain sees it and
@@ -247,11 +240,12 @@ export async function finishBackfill(
     await setEpoch(redis, keys, epoch);
     return { incomplete: [] };
   }
+  defineScripts(redis);
   const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.epoch,
-    (pipeline, p) => void pipeline.eval(FINISH_LUA, 2, p.epoch, p.backfill, epoch, marker),
+    (pipeline, p) => void runScript(pipeline, SCRIPTS.finishBackfill, 2, p.epoch, p.backfill, epoch, marker),
   );
   const incomplete: number[] = [];
   replies.forEach((set, i) => set !== 1 && incomplete.push(i));

@@ -2,6 +2,7 @@
  * Reading the source at a snapshot, and remembering that snapshot in the store so that changes
  * can be compared against values read from it (see store/apply.ts, "s<k>" versions).
  */
+import { SCRIPTS } from '../../store/scripts';
 import { onEachNode, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
@@ -56,12 +57,7 @@ export async function registerSnapshot(redis: StoreRedis, keys: StoreKeys, snap:
       (pipeline, p) => void pipeline.hkeys(p.snaps),
     );
     const highest = Math.max(0, ...used.flatMap((ks) => (ks as string[]).map(Number)));
-    await redis.eval(
-      `if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end`,
-      1,
-      keys.snapSeq,
-      String(highest),
-    );
+    await redis.eval(SCRIPTS.raiseCounter.lua, 1, keys.snapSeq, String(highest));
   }
   throw new Error('could not register a backfill snapshot: the snapshot counter keeps clashing with numbers in use');
 }

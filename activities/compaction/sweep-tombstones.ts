@@ -10,6 +10,8 @@
  * tombstone no longer stops a backfill chunk or a retried dead letter older than the delete: the
  * deletion fence does (store/fence.ts), moved here before the first HDEL.
  */
+import { FIELD } from '../../store/names';
+import { SCRIPTS } from '../../store/scripts';
 import type { Redis } from 'ioredis';
 import { masterNodes, StoreRedis } from '../../store/redis-client';
 
@@ -49,7 +51,12 @@ export async function sweepFieldTombstones(
   const meta = keys.partitions[0].meta;
   const nodes = masterNodes(redis).sort((a, b) => nodeName(a).localeCompare(nodeName(b)));
   if (nodes.length === 0) throw new Error('no Redis master is known yet (cluster still connecting)');
-  const [savedCursor, savedPattern, savedNode] = await redis.hmget(meta, 'sweepCursor', 'sweepPattern', 'sweepNode');
+  const [savedCursor, savedPattern, savedNode] = await redis.hmget(
+    meta,
+    FIELD.sweepCursor,
+    FIELD.sweepPattern,
+    FIELD.sweepNode,
+  );
   let cursor = savedCursor ?? '0';
   let visited = 0;
   let removed = 0;
@@ -71,7 +78,7 @@ export async function sweepFieldTombstones(
         // HDEL only if the field still holds exactly this tombstone (a script: check and delete).
         if (v !== null && v < bound)
           del.eval(
-            `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`,
+            SCRIPTS.deleteTombstone.lua, // EVAL on this node's own client (scripts are defined on the cluster client)
             1,
             key,
             field,
@@ -91,6 +98,6 @@ export async function sweepFieldTombstones(
       }
     }
   }
-  await redis.hset(meta, 'sweepCursor', cursor, 'sweepPattern', which, 'sweepNode', node);
+  await redis.hset(meta, FIELD.sweepCursor, cursor, FIELD.sweepPattern, which, FIELD.sweepNode, node);
   return { visited, removed, wrapped };
 }

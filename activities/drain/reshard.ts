@@ -34,10 +34,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { names, type Config } from '../../config';
 import { withTransaction } from '../../db/transaction';
-import type { StoreKeys } from '../../store/keys';
+import type { PartitionKeys, StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
 import { resetStorePosition, type DeliveryPosition } from '../../store/store-position';
 import { onEachNode } from '../../store/redis-client';
+import { FIELD } from '../../store/names';
 import {
   drainLockName,
   drainShards,
@@ -316,19 +317,25 @@ async function partitionsOffCursor(
   planned: DeliveryPosition,
 ): Promise<number[]> {
   const partitions = shardKeys(deps.keys, shard).partitions;
+  const at = await appliedPositions(deps, partitions);
+  return partitions.filter((_, i) => !at[i](last) && !at[i](planned)).map((p) => p.index);
+}
+
+/** For each partition, whether its applied position is exactly a given one. */
+async function appliedPositions(
+  deps: ReshardDeps,
+  partitions: readonly PartitionKeys[],
+): Promise<((p: DeliveryPosition) => boolean)[]> {
   const replies = await onEachNode(
     deps.redis,
     partitions,
     (p) => p.pos,
-    (pipeline, p) => void pipeline.hmget(p.pos, 'lb', 'lt', 'li'),
+    (pipeline, p) => void pipeline.hmget(p.pos, FIELD.appliedBatch, FIELD.appliedTxid, FIELD.appliedId),
   );
-  return partitions
-    .filter((_, i) => {
-      const [lb, lt, li] = replies[i] as (string | null)[];
-      const at = (p: DeliveryPosition) => lb === p.batch && lt === p.txid && li === p.id;
-      return !at(last) && !at(planned);
-    })
-    .map((p) => p.index);
+  return replies.map((r) => {
+    const [lb, lt, li] = r as (string | null)[];
+    return (p: DeliveryPosition) => lb === p.batch && lt === p.txid && li === p.id;
+  });
 }
 
 /**
@@ -417,20 +424,7 @@ async function clearSplittingIfUntouched(deps: ReshardDeps, snap: string, owner:
     if (held.layout.frozen?.snap !== snap || held.layout.frozen.owner !== owner) return;
     const plan = await splitPlan(deps, held, snap);
     if (!plan.batch) return;
-    for (const { shard } of held.shards) {
-      const partitions = shardKeys(deps.keys, shard).partitions;
-      const replies = await onEachNode(
-        deps.redis,
-        partitions,
-        (p) => p.pos,
-        (pipeline, p) => void pipeline.hmget(p.pos, 'lb', 'lt', 'li'),
-      );
-      const atPlan = replies.some((r) => {
-        const [lb, lt, li] = r as (string | null)[];
-        return lb === plan.last.batch && lt === plan.last.txid && li === plan.last.id;
-      });
-      if (atPlan) return;
-    }
+    if ((await appliedPositions(deps, deps.keys.partitions)).some((at) => at(plan.last))) return;
     await client.query(`update pipeline.drain_layout set splitting = false`);
   });
 }

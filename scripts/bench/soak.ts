@@ -7,6 +7,7 @@
  * drain's continue-as-new each interval.
  * Uses the benchmark's database (fresh_badges_bench), Redis db 14 and its own Temporal server.
  */
+import { FIELD } from '../../store/names';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
         b.pool.query(`select count(*)::int as n from pipeline.outbox`),
         b.redis.info('memory'),
         drainHistory(),
-        b.redis.hget(b.keys.partitions[0].meta, 'caughtUpAt'),
+        b.redis.hget(b.keys.partitions[0].meta, FIELD.caughtUpAt),
       ]);
       const usedMb = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0) / 1024 / 1024;
       return {

@@ -12,7 +12,7 @@ const encode = (ops: StoreOp[]) =>
     return args;
   });
 
-// The script's wire format (store/apply.ts, above APPLY_LUA) is fixed: these tuples must not change.
+// The script's wire format (store/lua/apply.lua, encoded by store/store-ops.ts) is fixed: these tuples must not change.
 describe('pushOpArgs', () => {
   it('encodes the drain’s operations as code and four values', () => {
     const ops = foldOps(

@@ -1,0 +1,258 @@
+-- The versioned apply (store/apply.ts): up to APPLY_CHUNK operations in one partition, each checked
+-- against the version of what it would overwrite and written in the same atomic call.
+-- KEYS[1] the partition's pos (routes the call on a cluster; declared even with no operation),
+-- KEYS[i + 1] the key of operation i
+-- ARGV[1] tombstone TTL (s), ARGV[2] load-counter TTL past the end of its day (s),
+-- ARGV[3] mode: "drain", "replay" or "retry" (see the deletion fence below),
+-- ARGV[4] the partition's key prefix,
+-- ARGV[5..7] the delivery position to record as applied once the operations are done ('' : none),
+-- ARGV[8..10] the position the drain checked before this chunk ('' : none): a partition now below
+--   it lost writes since the check (its node failed over, or restarted from an old file), so the
+--   call refuses with FBBEHIND and writes nothing; the retry's check then finds it behind,
+-- then five ARGV per operation: its code (OP) and four values, encoded by store/store-ops.ts.
+-- Returns { applied, failed = { op index, message, … }, rebuild = { op index, … },
+--   fenced = { op index, … } }
+--
+-- Versions. A field holds "value|version": the outbox id of the change that wrote it, or "s<k>"
+-- when a backfill wrote it from snapshot k (its "xmin:xmax:xip" in {pp}snaps). A change (id,
+-- txid) is newer than an id if its id is higher (in replay mode: not lower, so a replay re-writes
+-- values with fixed logic), and newer than a snapshot value if that snapshot did not see its
+-- transaction. A pruned snapshot counts as older than everything.
+--
+-- The deletion fence ({pp}fence, store/fence.ts): a snapshot in which every deletion the store may
+-- have forgotten (swept tombstone, expired key, rebuild) is visible. A write into an ABSENT field
+-- is refused ("fenced", nothing written) when it could be an older value of a row deleted since:
+-- a fill from a snapshot that does not cover the fence, or, in replay and retry modes, a change
+-- whose transaction the fence saw. The drain's own deliveries are never older than the fence.
+--
+-- Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
+-- cannot wedge the whole stream: the caller dead-letters that change.
+--- @include "includes/position"
+--- @include "includes/snapshot"
+
+local tombTtl, loadTtl, prefix = ARGV[1], ARGV[2], ARGV[4]
+local replay, fencedMode = ARGV[3] == 'replay', ARGV[3] == 'replay' or ARGV[3] == 'retry'
+local snapsKey = prefix .. KEY.snaps
+local rebuild, fenced = {}, {}
+
+if ARGV[8] ~= '' and partitionBelow(KEYS[1], ARGV[8], ARGV[9], ARGV[10]) then
+  return redis.error_reply('FBBEHIND this store partition lost writes since its position was checked')
+end
+
+-- Did backfill snapshot k see transaction t? (A pruned snapshot saw nothing.)
+local function visibleIn(k, t)
+  local d = redis.call('HGET', snapsKey, k)
+  if not d then return false end
+  return visibleInDesc(d, t)
+end
+
+local fence, fenceRead, covering = nil, false, {}
+local function getFence()
+  if not fenceRead then fence = redis.call('GET', prefix .. KEY.fence); fenceRead = true end
+  return fence
+end
+
+-- Does snapshot tag k see every transaction the fence saw? (false when unknown: refuse)
+local function coversFence(k)
+  local f = getFence()
+  if not f then return true end
+  if covering[k] ~= nil then return covering[k] end
+  local d = redis.call('HGET', snapsKey, k)
+  local ok = false
+  if d then
+    local nmax, nxip = string.match(d, '^%d+:(%d+):(.*)$')
+    local fmax, fxip = string.match(f, '^%d+:(%d+):(.*)$')
+    ok = tonumber(nmax) >= tonumber(fmax)
+    if ok then
+      local inF = {}
+      for x in string.gmatch(fxip, '%d+') do inF[x] = true end
+      for x in string.gmatch(nxip, '%d+') do
+        if tonumber(x) < tonumber(fmax) and not inF[x] then ok = false break end
+      end
+    end
+  end
+  covering[k] = ok
+  return ok
+end
+
+-- A replayed or retried change (txid t) into an absent field, older than the fence.
+local function olderThanFence(cur, t)
+  if cur or not fencedMode then return false end
+  local f = getFence()
+  return f ~= nil and f ~= false and visibleInDesc(f, t)
+end
+
+-- Is the change (id z, txid t) newer than what the field holds? Also returns what it holds.
+local function newer(key, field, z, t)
+  local cur = redis.call('HGET', key, field)
+  if not cur then return true, cur end
+  local bar = string.find(cur, '|', 1, true)
+  if not bar then return true, cur end
+  local v = string.sub(cur, bar + 1)
+  if string.sub(v, 1, 1) == 's' then return not visibleIn(string.sub(v, 2), t), cur end
+  if replay then return tonumber(v) <= tonumber(z), cur end
+  return tonumber(v) < tonumber(z), cur
+end
+
+-- A load counter lives until the end of its UTC day plus the load TTL (features/definitions.ts,
+-- loadWindowStart): an absolute time, so which days the store holds does not depend on when a
+-- counter was last written. A delta to a day already past that is gone at once (EXPIREAT in the
+-- past deletes the key): the store keeps exactly the days of the window.
+local function expireLoad(key)
+  local y, m, d = string.match(key, ':(%d+)(%d%d)(%d%d)$')
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  -- days from 1970-01-01 to the civil date (H. Hinnant's days_from_civil), plus one: the day's end
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  redis.call('EXPIREAT', key, string.format('%d', (era * 146097 + doe - 719468 + 1) * 86400 + loadTtl))
+end
+
+-- d (discontinued) and x (deleted) start the key's TTL, an expiring tombstone; a and p persist.
+local function lifecycleTtl(key, code)
+  if code == 'd' or code == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
+end
+
+-- Has the counter (its position fields pos) already taken the delta at (b, t, id)? Positions
+-- are monotone: the drain delivers snapshot deltas in batch order, each in (txid, id) order. A
+-- counter last written before the snapshot-delta upgrade has no batch: (txid, id) alone still
+-- orders it (every later batch's txids are above the old horizon).
+local function alreadyCounted(pos, b, t, id)
+  if not pos[2] then return false end
+  if pos[1] then return comparePositions(b, t, id, pos[1], pos[2], pos[3]) <= 0 end
+  return comparePositions(0, t, id, 0, pos[2], pos[3]) <= 0
+end
+
+-- One function per operation: (op index, key, four values) -> how many changes it applied.
+local OPS = {}
+
+-- S field value id txid: a plain versioned field (FC capacity, region rank).
+OPS[OP.versioned] = function(i, key, field, value, id, txid)
+  local isNewer, cur = newer(key, field, id, txid)
+  if not isNewer then return 0 end
+  if olderThanFence(cur, txid) then fenced[#fenced + 1] = i return 0 end
+  redis.call('HSET', key, field, value .. '|' .. id)
+  return 1
+end
+
+-- A fc value id txid: a SKU's available units at an FC. A key that did not exist gets the
+-- tombstone TTL: stock of a SKU the store does not know (tombstone expired, lifecycle not arrived
+-- yet) must not live forever; the lifecycle's arrival makes the key persist.
+OPS[OP.stock] = function(i, key, fc, value, id, txid)
+  local isNewer, cur = newer(key, fc, id, txid)
+  if not isNewer then return 0 end
+  if olderThanFence(cur, txid) then fenced[#fenced + 1] = i return 0 end
+  local existed = cur or redis.call('EXISTS', key) == 1
+  redis.call('HSET', key, fc, value .. '|' .. id)
+  if not existed then redis.call('EXPIRE', key, tombTtl) end
+  return 1
+end
+
+-- Y # code id txid: a SKU's lifecycle. U is the same for an update of an existing SKU: becoming
+-- active or paused on a key with no lifecycle (its tombstone expired) means that SKU's stock must
+-- be rebuilt, which is recorded in {pp}rebuilds in this same call (a crash after it cannot lose
+-- the request) and returned.
+local function lifecycle(i, key, field, code, id, txid, isUpdate)
+  local isNewer, cur = newer(key, field, id, txid)
+  if not isNewer then return 0 end
+  if olderThanFence(cur, txid) then fenced[#fenced + 1] = i return 0 end
+  redis.call('HSET', key, field, code .. '|' .. id)
+  lifecycleTtl(key, code)
+  if isUpdate and not cur and code ~= 'd' and code ~= 'x' then
+    redis.call('SADD', prefix .. KEY.rebuilds, string.sub(key, #prefix + #KEY.sku + 1))
+    rebuild[#rebuild + 1] = i
+  end
+  return 1
+end
+OPS[OP.lifecycle] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, false) end
+OPS[OP.lifecycleUpdate] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, true) end
+
+-- L delta txid id batch: add delta to a load counter if its delivery position is past the
+-- counter's and the counter's snapshot (if a backfill set it) did not see txid.
+OPS[OP.loadDelta] = function(i, key, delta, txid, id, batch)
+  local pos = redis.call('HMGET', key, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot)
+  if alreadyCounted(pos, batch, txid, id) then return 0 end
+  if pos[4] and visibleIn(pos[4], txid) then return 0 end
+  redis.call('HINCRBY', key, FIELD.loadCount, delta)
+  redis.call('HSET', key, FIELD.loadBatch, batch, FIELD.loadTxid, txid, FIELD.loadId, id)
+  expireLoad(key)
+  return 1
+end
+
+-- M deltas - - batch: the L deltas of one counter in this call, "delta:txid:id,…" in stream
+-- order, each checked exactly as an L op would be (against the counter's running position and
+-- snapshot), then one HINCRBY of the sum and one position write: a backlog's orders hit a few
+-- FC-day counters thousands of times.
+OPS[OP.loadDeltas] = function(i, key, deltas, _, _, batch)
+  local pos = redis.call('HMGET', key, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot)
+  local sk = pos[4] and redis.call('HGET', snapsKey, pos[4])
+  local sum, taken, lastT, lastI = 0, 0, nil, nil
+  for dl, ts, is in string.gmatch(deltas, '(-?%d+):(%d+):(%d+)') do
+    if not alreadyCounted(pos, batch, ts, is) and not (sk and visibleInDesc(sk, ts)) then
+      sum, taken, lastT, lastI = sum + tonumber(dl), taken + 1, ts, is
+      pos[1], pos[2], pos[3] = batch, ts, is
+    end
+  end
+  if taken == 0 then return 0 end
+  redis.call('HINCRBY', key, FIELD.loadCount, sum)
+  redis.call('HSET', key, FIELD.loadBatch, batch, FIELD.loadTxid, lastT, FIELD.loadId, lastI)
+  expireLoad(key)
+  return taken
+end
+
+-- B field value s<k> rule: a backfill fill of the field from snapshot k, only if it is absent
+-- (rule y lifecycle, a SKU stock, s plain), with the same TTL rules as Y and A.
+OPS[OP.fill] = function(i, key, field, value, snapshot, rule)
+  if redis.call('HEXISTS', key, field) == 1 then return 0 end
+  if not coversFence(string.sub(snapshot, 2)) then fenced[#fenced + 1] = i return 0 end
+  local existed = redis.call('EXISTS', key) == 1
+  redis.call('HSET', key, field, value .. '|' .. snapshot)
+  if rule == 'y' then lifecycleTtl(key, value) elseif rule == 'a' and not existed then redis.call('EXPIRE', key, tombTtl) end
+  return 1
+end
+
+-- C n b:txid:id - k: a backfill sets a load counter to n as of delivery position (b, txid, id) and
+-- snapshot k (taken under the drain lock: activities/backfill).
+OPS[OP.loadSet] = function(i, key, count, position, _, snapshot)
+  local b, t, id = string.match(position, '^(%d+):(%d+):(%d+)$')
+  redis.call('HSET', key, FIELD.loadCount, count, FIELD.loadBatch, b, FIELD.loadTxid, t, FIELD.loadId, id,
+    FIELD.loadSnapshot, snapshot)
+  expireLoad(key)
+  return 1
+end
+
+-- R delta mark txid -: a dead-letter retry of a load delta, applied once per marker (dead letter
+-- id and effect number: an order that moved FC or day has two), and not at all when a backfill
+-- recomputed the counter from a snapshot that saw the change's transaction.
+OPS[OP.loadRetry] = function(i, key, delta, mark, txid)
+  local sk = redis.call('HGET', key, FIELD.loadSnapshot)
+  if sk and visibleIn(sk, txid) then return 0 end
+  if not redis.call('SET', prefix .. KEY.deadLetterRetry .. mark, '1', 'NX', 'EX', 604800) then return 0 end
+  redis.call('HINCRBY', key, FIELD.loadCount, delta)
+  expireLoad(key)
+  return 1
+end
+
+local function run(code, i, key, x, y, z, w)
+  local op = OPS[code]
+  if not op then error('unknown operation ' .. tostring(code)) end
+  return op(i, key, x, y, z, w)
+end
+
+local applied, failed = 0, {}
+for i = 1, #KEYS - 1 do
+  local a = 10 + (i - 1) * 5
+  local ok, res = pcall(run, ARGV[a + 1], i, KEYS[i + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  if ok then
+    applied = applied + res
+  else
+    failed[#failed + 1] = i
+    failed[#failed + 1] = type(res) == 'table' and (res.err or 'error') or tostring(res)
+  end
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], FIELD.appliedBatch, ARGV[5], FIELD.appliedTxid, ARGV[6], FIELD.appliedId, ARGV[7])
+end
+return { applied, failed, rebuild, fenced }

@@ -1,0 +1,32 @@
+-- Checks a partition's position against the drain cursor's and claims the batch about to be
+-- applied (store/store-position.ts).
+-- KEYS[1] the partition's pos
+-- ARGV[1] the cursor's batch, ARGV[2] its from snapshot, ARGV[3] the target snapshot to claim
+--         ('' : check only), ARGV[4] the target's time, ARGV[5..7] PostgreSQL's last delivered
+--         position (batch, txid, id)
+-- Returns { status ('ok', 'behind' or 'ahead'), then the partition's claim and position as they
+--   were before this call: claimed batch, from, target, at, applied batch, txid, id ('' : none) }
+--- @include "includes/position"
+local f = redis.call('HMGET', KEYS[1], FIELD.claimedBatch, FIELD.claimedFrom, FIELD.claimedTarget, FIELD.claimedAt,
+  FIELD.appliedBatch, FIELD.appliedTxid, FIELD.appliedId)
+local function state(s)
+  return { s, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '' }
+end
+if not f[5] then
+  -- a store with no position (new, or emptied): it starts from PostgreSQL's
+  redis.call('HSET', KEYS[1], FIELD.appliedBatch, ARGV[5], FIELD.appliedTxid, ARGV[6], FIELD.appliedId, ARGV[7])
+  f[5], f[6], f[7] = ARGV[5], ARGV[6], ARGV[7]
+end
+local c = comparePositions(f[5], f[6], f[7], ARGV[5], ARGV[6], ARGV[7])
+if c < 0 then return state('behind') end
+-- The store may be ahead only inside the batch in progress, which it must have claimed (a crash
+-- between its Redis apply and its cursor commit). A claim of a batch the cursor has not reached
+-- means PostgreSQL lost commits the store had seen.
+if c > 0 and (f[5] ~= ARGV[1] or f[1] ~= ARGV[1]) then return state('ahead') end
+if tonumber(f[1] or '0') > tonumber(ARGV[1]) then return state('ahead') end
+if f[1] == ARGV[1] and f[3] and f[2] ~= ARGV[2] then return state('ahead') end
+if ARGV[3] ~= '' and not (f[1] == ARGV[1] and f[3]) then
+  redis.call('HSET', KEYS[1], FIELD.claimedBatch, ARGV[1], FIELD.claimedFrom, ARGV[2], FIELD.claimedTarget, ARGV[3],
+    FIELD.claimedAt, ARGV[4])
+end
+return state('ok')

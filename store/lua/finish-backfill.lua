@@ -1,0 +1,9 @@
+-- Marks a partition complete at the end of a backfill, unless it was rebuilt meanwhile (its
+-- backfill marker is gone or another's): activities/backfill/backfill.ts.
+-- KEYS[1] epoch, KEYS[2] backfill marker
+-- ARGV[1] the epoch value, ARGV[2] this backfill's marker ('' : a backfill started without one)
+-- Returns 1 marked complete, 0 left incomplete.
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1

@@ -1,0 +1,12 @@
+-- Writes the partition's watermark fields only while it is complete and holds what the
+-- watermark speaks for (store/watermark.ts).
+-- KEYS[1] meta, KEYS[2] epoch, KEYS[3] pos
+-- ARGV[1], ARGV[2], ARGV[3] the delivery position the partition must hold at least ('' : no check), then
+--            field, value, … to write into meta
+-- Returns 1 written, 0 no epoch (the partition is incomplete), -1 the partition is below the
+-- position (it lost writes: the watermark must not claim them).
+--- @include "includes/position"
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if ARGV[1] ~= '' and partitionBelow(KEYS[3], ARGV[1], ARGV[2], ARGV[3]) then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+return 1

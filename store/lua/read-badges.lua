@@ -1,0 +1,26 @@
+-- The badge read of one partition, read-only (serving/badge-reader.ts): everything a badge needs
+-- from the partition's own slot, and its freshness, in one atomic call.
+-- KEYS[1] the partition's meta (routes the call on a cluster)
+-- ARGV[1] the partition's prefix, ARGV[2] the UTC day (yyyymmdd) loads count on, ARGV[3] the
+--         region, ARGV[4..] the SKUs
+-- Returns { the region's hash as a flat list [fc, rank, …] in Redis's order,
+--   [capacity, load, …] of each of those FCs ('' : none),
+--   { caughtUpAt or false, partition count } (false also while the partition has no epoch: it is
+--   being emptied or refilled, and its watermark, if any is left, says nothing),
+--   then per SKU [lifecycle, stock at each FC in the region's order] }
+local p, day = ARGV[1], ARGV[2]
+local region = redis.call('HGETALL', p .. KEY.region .. ARGV[3])
+local fcs = {}
+for i = 1, #region, 2 do fcs[#fcs + 1] = region[i] end
+local fcinfo = {}
+for _, fc in ipairs(fcs) do
+  fcinfo[#fcinfo + 1] = redis.call('HGET', p .. KEY.fc .. fc, FIELD.capacity) or ''
+  fcinfo[#fcinfo + 1] = redis.call('HGET', p .. KEY.load .. fc .. ':' .. day, FIELD.loadCount) or ''
+end
+local meta = redis.call('HMGET', p .. KEY.meta, FIELD.caughtUpAt, FIELD.partitions)
+if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false end
+local out = { region, fcinfo, meta }
+for i = 4, #ARGV do
+  out[#out + 1] = redis.call('HMGET', p .. KEY.sku .. ARGV[i], FIELD.lifecycle, unpack(fcs))
+end
+return out

@@ -1,0 +1,76 @@
+/**
+ * The names the online store is written with, in one place: key suffixes (after a partition's
+ * prefix: store/keys.ts), hash fields, and the codes of the apply script's operations. TypeScript
+ * imports them; the Lua scripts get them as the tables KEY, FIELD and OP, which the script loader
+ * (store/scripts.ts) puts at the top of every script. Changing a value changes the stored layout:
+ * bump STORE_LAYOUT (store/keys.ts) with it.
+ */
+
+/** Bumped when the layout changes: a store of another layout is rebuilt (store/layout.ts). */
+export const STORE_LAYOUT = 2;
+
+/** Key suffixes after a partition's prefix (store/keys.ts shows the whole layout). */
+export const KEY = {
+  sku: 's:',
+  fc: 'f:',
+  load: 'l:',
+  region: 'r:',
+  meta: 'meta',
+  /** Present while the partition is complete. */
+  epoch: `epoch:${STORE_LAYOUT}`,
+  snaps: 'snaps',
+  pos: 'pos',
+  fence: 'fence',
+  rebuilds: 'rebuilds',
+  backfill: 'backfill',
+  /** A dead-letter retry's marker: each load delta of a dead letter is retried once. */
+  deadLetterRetry: 'dlr:',
+} as const;
+
+/** Hash fields. */
+export const FIELD = {
+  /** SKU hash: the lifecycle (a name no id can take; FC ids are the stock fields). */
+  lifecycle: '#',
+  /** FC hash: daily capacity (region hashes use FC ids as fields). */
+  capacity: 'c',
+  /** Load counter: the count, and the delivery position and backfill snapshot it was last written at. */
+  loadCount: 'n',
+  loadBatch: 'b',
+  loadTxid: 't',
+  loadId: 'i',
+  loadSnapshot: 'sk',
+  /** Partition position ({pp}pos): the last row applied. */
+  appliedBatch: 'lb',
+  appliedTxid: 'lt',
+  appliedId: 'li',
+  /** Partition position: the batch claimed last (its start and target snapshots, the target's time). */
+  claimedBatch: 'cb',
+  claimedFrom: 'cf',
+  claimedTarget: 'ct',
+  claimedAt: 'cat',
+  /** Partition position: TRUNCATEs met in earlier chunks of the batch in progress. */
+  truncateBatch: 'tb',
+  truncateTables: 'tt',
+  /** Meta hash: the freshness watermark (store/watermark.ts) and the partition count it speaks for. */
+  sourceMs: 'sourceMs',
+  appliedAt: 'appliedAt',
+  caughtUpAt: 'caughtUpAt',
+  partitions: 'parts',
+  /** Meta hash: where the tombstone sweep goes on. */
+  sweepCursor: 'sweepCursor',
+  sweepPattern: 'sweepPattern',
+  sweepNode: 'sweepNode',
+} as const;
+
+/** The apply script's operation codes (store/store-ops.ts encodes them, store/lua/apply.lua runs them). */
+export const OP = {
+  versioned: 'S',
+  stock: 'A',
+  lifecycle: 'Y',
+  lifecycleUpdate: 'U',
+  loadDelta: 'L',
+  loadDeltas: 'M',
+  fill: 'B',
+  loadSet: 'C',
+  loadRetry: 'R',
+} as const;
