@@ -1,10 +1,12 @@
 /**
  * The outbox and its consumers: cursors (cursor.ts), reads of the rows between two snapshots
- * (delta.ts), the drain's lease and lock (lease.ts), and what status and metrics report
- * (status.ts). Every module that reads the outbox goes through here.
+ * (delta.ts), the drain's lease and lock (lease.ts), drain shards and their layout (shards.ts),
+ * what the drain records beside its cursor (drain-log.ts), and what status and metrics report
+ * (status.ts). Every module that reads or writes the pipeline's tables goes through here.
  */
 export * from './cursor';
 export * from './delta';
 export * from './lease';
 export * from './status';
 export * from './shards';
+export * from './drain-log';

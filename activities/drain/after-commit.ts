@@ -1,0 +1,75 @@
+/**
+ * After a chunk's commit: what the store (its watermark) and the workflow (the result) learn from
+ * it, and the SKUs whose stock needs a rebuild.
+ */
+import { pendingRebuilds } from '../../store/rebuild-requests';
+import type { StoreKeys } from '../../store/keys';
+import { markCaughtUp, recordApplied } from '../../store/watermark';
+import type { ConsumerCursor } from '../../outbox';
+import { emptyResult, type AppliedChunk, type DrainBatchResult, type DrainDeps, type Target } from './types';
+
+export async function afterIdle(
+  deps: DrainDeps,
+  idle: { next: ConsumerCursor; target: Target },
+): Promise<DrainBatchResult> {
+  const storeComplete =
+    idle.target.at === null ? true : await markCaughtUp(deps.redis, deps.keys, idle.target.at, idle.next.last);
+  const rebuildSkus = await rebuildRequests(deps, []);
+  return {
+    outcome: 'idle',
+    ...emptyResult(idle.next),
+    caughtUp: true,
+    ...(rebuildSkus.length ? { rebuildSkus } : {}),
+    ...(storeComplete ? {} : { storeIncomplete: true }),
+  };
+}
+
+export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number): Promise<DrainBatchResult> {
+  // A SKU updated back to active/paused whose key had no lifecycle any more (the tombstone
+  // expired, or the store lost it): its stock is not in the store. A brand-new SKU (insert)
+  // needs nothing: its inventory rows arrive as changes of their own.
+  const rebuildSkus = await rebuildRequests(
+    deps,
+    c.applied.rebuild.map((i) => c.rows[i].key),
+  );
+  deps.metrics?.batch(c.rows.length, (performance.now() - t0) / 1000, c.applySeconds);
+  deps.metrics?.freshness(
+    c.rows.map((r) => r.created_ms),
+    c.visibleAt,
+  );
+  if (c.dead.size) deps.metrics?.deadLetters(c.dead.size);
+  const storeComplete = await recordApplied(deps.redis, deps.keys, {
+    newestSourceMs: c.newestSourceMs,
+    appliedAt: Date.now(),
+    caughtUpAt: c.complete ? c.target.at : null,
+    applied: c.next.last,
+  });
+  if (c.dead.size)
+    deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });
+  return {
+    outcome: 'applied',
+    rows: c.rows.length,
+    applied: c.applied.applied,
+    deadLetters: c.dead.size,
+    cursor: c.next,
+    caughtUp: c.complete,
+    newestSourceMs: c.newestSourceMs,
+    ...(rebuildSkus.length ? { rebuildSkus } : {}),
+    ...(storeComplete ? {} : { storeIncomplete: true }),
+  };
+}
+
+/**
+ * SKUs whose stock needs a rebuild: the ones this batch reactivated, and every request still
+ * pending in the store (a worker that died after its commit, before starting the rebuild), looked
+ * up at most every few seconds per worker.
+ */
+// per shard's view of the store (views are cached: one object per shard)
+const lastPendingLookup = new WeakMap<StoreKeys, number>();
+
+async function rebuildRequests(deps: DrainDeps, raised: string[]): Promise<string[]> {
+  const now = Date.now();
+  if (raised.length === 0 && now - (lastPendingLookup.get(deps.keys) ?? 0) < 5_000) return [];
+  lastPendingLookup.set(deps.keys, now);
+  return [...new Set([...raised, ...(await pendingRebuilds(deps.redis, deps.keys))])];
+}

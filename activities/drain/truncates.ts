@@ -1,0 +1,49 @@
+/** A captured TRUNCATE, applied by emptying and refilling the store. */
+import type { ConsumerCursor } from '../../outbox';
+import { rebuildStore } from '../../store/rebuild';
+import { readStorePosition, truncatesRemembered } from '../../store/store-position';
+import type { DrainDeps } from './types';
+
+/**
+ * A TRUNCATE removed rows without a change event each, so the store cannot tell which of its
+ * values are gone. When a batch that holds a captured TRUNCATE has been applied completely (and
+ * before its cursor commit), the store is emptied and refilled from the source:
+ *  - at the end of the batch, not at the TRUNCATE row: a transaction that wrote the table before
+ *    the TRUNCATE took its lock can have a higher txid and come later in the same batch, but never
+ *    in a later one (it committed before the TRUNCATE did, so every snapshot that sees the
+ *    TRUNCATE sees it);
+ *  - the store's position becomes the batch's end, with the batch's claim kept: a crash before
+ *    the cursor commit re-applies the last chunk and empties the store again (idempotent);
+ *  - the deletion fence becomes the batch's target snapshot, in which the TRUNCATE is visible, so
+ *    no backfill chunk read before it (a replica behind) fills truncated rows back in;
+ *  - the epoch goes: reads say stale and the drain starts `backfill-auto`, which refills every
+ *    feature from the source; changes after the batch are applied by the drain meanwhile and win
+ *    over the backfill's values exactly when newer (store/apply.ts).
+ * The whole store, not only the table's features: an FC's load counts orders, a SKU hash holds
+ * lifecycle and stock, and a refill of everything is the path the store already takes after any
+ * data loss. A TRUNCATE met in an earlier chunk of the batch is remembered in the store's
+ * position hash (fields tb, tt) until the batch completes; the rebuild clears it.
+ */
+export async function applyTruncates(
+  deps: DrainDeps,
+  cursor: ConsumerCursor,
+  target: string,
+  next: ConsumerCursor,
+  truncatedHere: string[],
+  earlierChunks = true,
+): Promise<void> {
+  const truncated = new Set(truncatedHere);
+  if (earlierChunks) {
+    for (const t of await truncatesRemembered(deps.redis, deps.keys, cursor.batch)) truncated.add(t);
+  }
+  if (truncated.size === 0) return;
+  const tables = [...truncated].map((t) => `shop.${t}`).join(', ');
+  deps.log?.(
+    'warn',
+    `TRUNCATE of ${tables} captured: emptying the online store and refilling it from the source (reads are stale until the backfill is done)`,
+    { batch: cursor.batch },
+  );
+  deps.metrics?.divergence('truncate');
+  const claim = (await readStorePosition(deps.redis, deps.keys)).claimed;
+  await rebuildStore(deps.redis, deps.keys, { last: next.last, from: target }, claim);
+}
