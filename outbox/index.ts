@@ -10,3 +10,4 @@ export * from './lease';
 export * from './status';
 export * from './shards';
 export * from './drain-log';
+export * from './freeze';

@@ -65,3 +65,8 @@ export async function releaseLease(db: pg.Pool | pg.ClientBase, name: string, ow
   const r = await db.query(`delete from pipeline.leases where name = $1 and owner = $2`, [name, owner]);
   return (r.rowCount ?? 0) > 0;
 }
+
+/** Deletes every lease `owner` holds (a process done with the shards it drove). */
+export async function releaseLeasesOf(db: pg.Pool | pg.ClientBase, owner: string): Promise<void> {
+  await db.query(`delete from pipeline.leases where owner = $1`, [owner]);
+}

@@ -147,20 +147,6 @@ export async function readDrainLayout(db: pg.Pool | pg.ClientBase): Promise<Drai
 }
 
 /**
- * Lifts a freeze whose lease ran out (its re-split run was terminated or died) unless its split
- * has begun: the drains call it, so an abandoned freeze never stops freshness for longer than the
- * lease. Returns whether it lifted one. The split checks the freeze again under every shard's
- * lock, so a run that comes back late fails instead of splitting.
- */
-export async function liftExpiredFreeze(db: pg.Pool | pg.ClientBase): Promise<boolean> {
-  const r = await db.query(
-    `update pipeline.drain_layout set frozen = null, frozen_at = null, frozen_by = null, frozen_until = null
-      where frozen is not null and not splitting and coalesce(frozen_until < clock_timestamp(), true) returning 1`,
-  );
-  return (r.rowCount ?? 0) > 0;
-}
-
-/**
  * Routes new outbox rows with this partition count (the store's STORE_PARTITIONS). Refused while
  * several shards drain: rows already routed with the old count would reach the wrong shard.
  */

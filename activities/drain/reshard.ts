@@ -32,7 +32,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { names, type Config } from '../../config';
+import type { Config } from '../../config';
 import { withTransaction } from '../../db/transaction';
 import type { PartitionKeys, StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
@@ -40,10 +40,19 @@ import { resetStorePosition, type DeliveryPosition } from '../../store/store-pos
 import { onEachNode } from '../../store/redis-client';
 import { FIELD } from '../../store/names';
 import {
-  drainLockName,
+  adoptFreeze,
   drainShards,
   ensureConsumer,
+  liftOwnFreeze,
   lockAllShards,
+  markSplitting,
+  releaseLeasesOf,
+  renewFreeze,
+  stampRoutePartitions,
+  switchDrainLayout,
+  takeFreeze,
+  transactionsOlderThanRoutes,
+  waitForDrainLock,
   MAX_DRAIN_SHARDS,
   readCursor,
   readDrainLayout,
@@ -171,27 +180,12 @@ export async function reshardDrain(
  * split is safe). Returns whether it lifted it.
  */
 export async function liftFreeze(deps: Pick<ReshardDeps, 'pool'>, owner: string): Promise<boolean> {
-  const r = await deps.pool.query(
-    `update pipeline.drain_layout set frozen = null, frozen_at = null, frozen_by = null, frozen_until = null
-      where frozen_by = $1 and not splitting returning 1`,
-    [owner],
-  );
-  return (r.rowCount ?? 0) > 0;
+  return liftOwnFreeze(deps.pool, owner);
 }
 
 /** Renews the freeze's lease; throws ReshardError when `owner` no longer holds that freeze. */
-async function renewFreeze(
-  deps: ReshardDeps,
-  owner: string,
-  snap: string,
-  client: pg.ClientBase | pg.Pool = deps.pool,
-) {
-  const r = await client.query(
-    `update pipeline.drain_layout set frozen_until = clock_timestamp() + make_interval(secs => $3::float8 / 1000)
-      where frozen_by = $1 and frozen::text = $2 returning 1`,
-    [owner, snap, deps.config.RESHARD_FREEZE_LEASE_MS],
-  );
-  if (!r.rowCount)
+async function keepFreeze(deps: ReshardDeps, owner: string, snap: string, client: pg.ClientBase | pg.Pool = deps.pool) {
+  if (!(await renewFreeze(client, owner, snap, deps.config.RESHARD_FREEZE_LEASE_MS)))
     throw new ReshardError(
       `the drain is no longer frozen at ${snap} by this re-split (${owner}): its lease ran out and the drains lifted it, or another re-split took over; run the command again`,
     );
@@ -206,7 +200,7 @@ async function freeze(deps: ReshardDeps, shards: number, owner: string): Promise
     // the new count in every statement (one that started between the update and its commit
     // would not, and a stamp taken inside the update would let it pass the check below).
     await setRoutePartitions(deps.pool, partitions);
-    await deps.pool.query(`update pipeline.drain_layout set partitions_set_at = clock_timestamp()`);
+    await stampRoutePartitions(deps.pool);
   }
   return withTransaction(deps.pool, async (client) => {
     const { layout } = await lockAllShards(client);
@@ -217,19 +211,11 @@ async function freeze(deps: ReshardDeps, shards: number, owner: string): Promise
         throw new ReshardError(
           `another re-split (${holder}) holds the drain frozen at ${layout.frozen.snap} (${layout.shards} shard(s) now); wait for it, or for its lease to run out`,
         );
-      await client.query(
-        `update pipeline.drain_layout set frozen_by = $1,
-                frozen_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)`,
-        [owner, deps.config.RESHARD_FREEZE_LEASE_MS],
-      );
+      await adoptFreeze(client, owner, deps.config.RESHARD_FREEZE_LEASE_MS);
       return readDrainLayout(client);
     }
     if (shards > 1) await routeNewRowsFor(client, partitions, layout);
-    await client.query(
-      `update pipeline.drain_layout set frozen = pg_current_snapshot(), frozen_at = statement_timestamp(), frozen_by = $1,
-              frozen_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000), splitting = false`,
-      [owner, deps.config.RESHARD_FREEZE_LEASE_MS],
-    );
+    await takeFreeze(client, owner, deps.config.RESHARD_FREEZE_LEASE_MS);
     return readDrainLayout(client);
   });
 }
@@ -246,15 +232,10 @@ async function routeNewRowsFor(client: pg.ClientBase, partitions: number, layout
     throw new ReshardError(
       `the outbox routes rows by ${layout.partitions} partition(s), the store has ${partitions}: a worker with another STORE_PARTITIONS changed it; run the command again`,
     );
-  const r = await client.query(
-    `select count(*)::int as n from pg_stat_activity
-      where (backend_xid is not null or backend_xmin is not null) and pid <> pg_backend_pid()
-        and datname = current_database()
-        and xact_start < (select partitions_set_at from pipeline.drain_layout)`,
-  );
-  if (r.rows[0].n > 0)
+  const older = await transactionsOlderThanRoutes(client);
+  if (older > 0)
     throw new OlderTransactionsOpen(
-      `${r.rows[0].n} transaction(s) began before the outbox started routing rows by ${partitions} partitions; they may still write rows with the old routes. Run the command again when they have ended.`,
+      `${older} transaction(s) began before the outbox started routing rows by ${partitions} partitions; they may still write rows with the old routes. Run the command again when they have ended.`,
     );
 }
 
@@ -278,7 +259,7 @@ export async function catchUpToFreeze(
   for (const shard of drainShards(layout.shards)) await ensureConsumer(deps.pool, shard.consumer);
   try {
     for (;;) {
-      await renewFreeze(deps, freezeOwner, target);
+      await keepFreeze(deps, freezeOwner, target);
       const waiting: DrainShard[] = [];
       for (const shard of drainShards(layout.shards)) {
         const c = await readCursor(deps.pool, shard.consumer);
@@ -302,7 +283,7 @@ export async function catchUpToFreeze(
       await sleep(deps.config.DRAIN_POLL_MS);
     }
   } finally {
-    await deps.pool.query(`delete from pipeline.leases where owner = $1`, [owner]);
+    await releaseLeasesOf(deps.pool, owner);
   }
 }
 
@@ -355,8 +336,8 @@ export async function splitAtFreeze(deps: ReshardDeps, snap: string, shards: num
       const { refused } = await splitPlan(deps, held, snap);
       if (refused) throw refused;
     }
-    await renewFreeze(deps, owner, snap, client);
-    await client.query(`update pipeline.drain_layout set splitting = true`);
+    await keepFreeze(deps, owner, snap, client);
+    await markSplitting(client, true);
     return held.layout;
   });
   let positionsWritten = false;
@@ -425,7 +406,7 @@ async function clearSplittingIfUntouched(deps: ReshardDeps, snap: string, owner:
     const plan = await splitPlan(deps, held, snap);
     if (!plan.batch) return;
     if ((await appliedPositions(deps, deps.keys.partitions)).some((at) => at(plan.last))) return;
-    await client.query(`update pipeline.drain_layout set splitting = false`);
+    await markSplitting(client, false);
   });
 }
 
@@ -444,8 +425,7 @@ async function switchLayout(
     )
       throw new ReshardError('the drain layout changed while re-splitting (another reshard?); run the command again');
     const fresh = drainShards(shards);
-    for (const shard of fresh)
-      await client.query('select pg_advisory_xact_lock(hashtext($1))', [drainLockName(shard.consumer)]);
+    for (const shard of fresh) await waitForDrainLock(client, shard.consumer);
     const target = layout.frozen!;
     if (held.layout.partitions !== deps.keys.partitions.length && shards > 1)
       throw new ReshardError(
@@ -453,34 +433,13 @@ async function switchLayout(
       );
     const { batch, last, refused } = await splitPlan(deps, held, target.snap);
     if (refused) throw refused;
-    for (const shard of fresh)
-      await client.query(
-        `insert into pipeline.consumer_offsets as c
-           (consumer, batch, snap_from, snap_from_at, snap_to, snap_to_at, txid, id, last_batch, last_txid, last_id)
-         values ($1, $2, $3::pg_snapshot, to_timestamp($4::float8 / 1000), null, null, '0', 0, $5, '0', 0)
-         on conflict (consumer) do update set batch = excluded.batch, snap_from = excluded.snap_from,
-           snap_from_at = excluded.snap_from_at, snap_to = null, snap_to_at = null, txid = '0', id = 0,
-           last_batch = excluded.last_batch, last_txid = '0', last_id = 0, updated_at = now()`,
-        [shard.consumer, batch, target.snap, target.at, last.batch],
-      );
-    // The old shards' cursors and leases, and any cursor row a retired shard's run left behind.
-    await client.query(
-      `delete from pipeline.consumer_offsets
-        where (consumer = $1 or consumer like $1 || '/%') and consumer <> all($2)`,
-      [names.drainConsumer, fresh.map((s) => s.consumer)],
-    );
-    for (const { shard } of held.shards)
-      await client.query(`delete from pipeline.leases where name = $1`, [shard.lease]);
     // Every partition: the new shard's position, no claim. A crash (or a failed commit) after this
     // leaves the old layout frozen at S, whose shards never check positions while frozen; the
     // next run of the command accepts these positions and writes the same again.
     writingPositions();
     await resetStorePosition(deps.redis, deps.keys.partitions, last, null);
-    await client.query(
-      `update pipeline.drain_layout set shards = $1, frozen = null, frozen_at = null, frozen_by = null,
-              frozen_until = null, splitting = false`,
-      [shards],
-    );
+    const old = held.shards.map((h) => h.shard);
+    await switchDrainLayout(client, { fresh, old, batch, lastBatch: last.batch, snap: target.snap, at: target.at });
     return batch;
   });
 }
