@@ -90,6 +90,8 @@ export const reshardActivity: ActivityOptions = {
  */
 export const reshardCatchUpActivity: ActivityOptions = {
   startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '10 seconds',
+  // (heartbeats go out at most every 80 % of this: a cancelled or terminated run's catch-up
+  // learns it, and stops renewing the freeze, within about 4 s)
+  heartbeatTimeout: '5 seconds',
   retry: backoff({ initialInterval: '500 milliseconds', maximumInterval: '10 seconds' }),
 };
