@@ -26,6 +26,7 @@ import { backfillEverything } from '../support/backfill';
 import { pipelineClients, resetState, testClients } from '../support/env';
 import { recordingDivergences } from '../support/metrics';
 import { withSmallScanPages } from '../support/small-scan-pages';
+import { FIELD } from '../../store/names';
 
 const size: CatalogueSize = { skus: 300, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const owner = 'cluster-failover-test';
@@ -133,7 +134,7 @@ describe('Redis Cluster failover to a lagging replica', () => {
     // fresh `unknown` is a half-emptied partition read as fresh (issue 21, point 2).
     // Before the drain finds them out, the lost partitions answer from what the replica kept, with
     // its watermark (asynchronous replication: what it has is a prefix of what the master had).
-    for (const p of lost) expect(await c.redis.hget(c.keys.partitions[p].meta, 'caughtUpAt')).not.toBeNull();
+    for (const p of lost) expect(await c.redis.hget(c.keys.partitions[p].meta, FIELD.caughtUpAt)).not.toBeNull();
     const lostSkus = [...lost].map((p) => skus.filter((s) => c.keys.ofSku(s).index === p)).filter((l) => l.length > 0);
     let rebuilding = true;
     const freshUnknown: string[] = [];

@@ -38,6 +38,7 @@ import { RESHARD_WORKFLOW_ID } from '../../workflows';
 import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
 import { appliedRows } from '../support/cursor';
 import { exited, spawnWorker } from '../support/worker-process';
+import { FIELD } from '../../store/names';
 
 const c = testClients({ TEMPORAL_TASK_QUEUE: `reshard-${process.pid}`, STORE_PARTITIONS: '16' });
 const start = c.config.DRAIN_SHARDS;
@@ -216,7 +217,15 @@ describe('changing DRAIN_SHARDS', () => {
     const r = reshardDrain(reshardDeps(), first, {
       // Redis "restored" one partition to an older position after its shard reached the freeze
       beforeSplit: async () => {
-        await c.redis.hset(c.keys.partitions[1].pos, 'lb', '0', 'lt', '0', 'li', '0');
+        await c.redis.hset(
+          c.keys.partitions[1].pos,
+          FIELD.appliedBatch,
+          '0',
+          FIELD.appliedTxid,
+          '0',
+          FIELD.appliedId,
+          '0',
+        );
       },
     });
     await expect(r).rejects.toThrow(/store partition\(s\) 1 do not hold what drain shard \d+ applied/);

@@ -24,6 +24,7 @@ import { restoreCursorRow, saveCursorRow } from '../support/cursor';
 import { pipelineClients, resetState, testClients } from '../support/env';
 import { freePort, stopProcess } from '../support/redis-process';
 import { exited } from '../support/worker-process';
+import { FIELD } from '../../store/names';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fb-redis-'));
@@ -195,13 +196,13 @@ describe('store position', () => {
     // what it looks like after PostgreSQL is restored to a point before that claim.
     await c.redis.hset(
       c.keys.partitions[0].pos,
-      'cb',
+      FIELD.claimedBatch,
       String(cursor.batch),
-      'cf',
+      FIELD.claimedFrom,
       String(cursor.snap_from),
-      'ct',
+      FIELD.claimedTarget,
       '4000000000:4000000000:',
-      'cat',
+      FIELD.claimedAt,
       String(Date.now()),
     );
     const r = await acts.drainBatch({ owner });

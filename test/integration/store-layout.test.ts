@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { upgradeStoreLayout } from '../../store/layout';
 import { LIFECYCLE_FIELD, storeKeys } from '../../store/keys';
 import { testClients } from '../support/env';
+import { FIELD } from '../../store/names';
 
 const c = testClients();
 afterAll(() => c.close());
@@ -12,7 +13,7 @@ describe('store layout', () => {
     await c.redis.flushdb();
     await c.redis.set(c.keys.legacyEpoch, 'old');
     await c.redis.hset(c.keys.sku('S1'), '_', 'a|1', 'F1', '3|2');
-    await c.redis.hset(c.keys.partitions[0].meta, 'caughtUpAt', String(Date.now()));
+    await c.redis.hset(c.keys.partitions[0].meta, FIELD.caughtUpAt, String(Date.now()));
     const logs: string[] = [];
     expect(await upgradeStoreLayout(c.redis, c.keys, (m) => logs.push(m))).toBe(true);
     expect(logs[0]).toMatch(/older layout/);

@@ -15,6 +15,7 @@ import { rebuildStore } from '../../store/rebuild';
 import { DeliveryPosition, resetStorePosition } from '../../store/store-position';
 import { markCaughtUp, PartitionBehindError, storeComplete } from '../../store/watermark';
 import { resetState, testClients } from '../support/env';
+import { FIELD } from '../../store/names';
 
 const c = testClients({ STORE_PARTITIONS: process.env.TEST_STORE_PARTITIONS ?? '4' });
 afterAll(() => c.close());
@@ -51,7 +52,7 @@ describe('store partitions', () => {
       }),
     ).rejects.toThrow(/FBBEHIND/);
     expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBeNull();
-    expect(await c.redis.hget(lost.pos, 'lb')).toBe('4');
+    expect(await c.redis.hget(lost.pos, FIELD.appliedBatch)).toBe('4');
     // where the position holds, the same apply goes through
     await resetStorePosition(c.redis, [lost], at(5, 100, 10));
     await applyUpdates(c.redis, c.keys, updates, {
@@ -61,14 +62,14 @@ describe('store partitions', () => {
       checked: at(5, 100, 10),
     });
     expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe('3|11');
-    for (const p of c.keys.partitions) expect(await c.redis.hget(p.pos, 'lb')).toBe('6');
+    for (const p of c.keys.partitions) expect(await c.redis.hget(p.pos, FIELD.appliedBatch)).toBe('6');
   });
 
   it('the watermark is not moved where a partition is below the position it speaks for', async () => {
     await resetStorePosition(c.redis, c.keys.partitions, at(5, 100, 10));
     await resetStorePosition(c.redis, [c.keys.partitions[2]], at(3, 80, 1));
     await expect(markCaughtUp(c.redis, c.keys, Date.now(), at(5, 100, 10))).rejects.toThrow(PartitionBehindError);
-    expect(await c.redis.hget(c.keys.partitions[2].meta, 'caughtUpAt')).toBeNull();
+    expect(await c.redis.hget(c.keys.partitions[2].meta, FIELD.caughtUpAt)).toBeNull();
     await resetStorePosition(c.redis, [c.keys.partitions[2]], at(5, 100, 10));
     expect(await markCaughtUp(c.redis, c.keys, Date.now(), at(5, 100, 10))).toBe(true);
   });

@@ -15,6 +15,7 @@ import { setEpoch } from '../../store/watermark';
 import { createWorker } from '../../worker/create-worker';
 import { lazyTemporalClient } from '../../worker/temporal-client';
 import { drainWorkflow, type DrainWorkflowInput } from '../../workflows';
+import { FIELD } from '../../store/names';
 
 export const TEST_DATABASE_URL =
   process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test';
@@ -201,11 +202,11 @@ export function sharedTestServer(): { address: string; bundlePath: string } {
  * with every poll, so "it stopped moving" means the batch is done.
  */
 export async function drainSettled(c: Pick<TestClients, 'redis' | 'keys'>, quietMs = 400): Promise<void> {
-  let last = await c.redis.hget(c.keys.partitions[0].meta, 'caughtUpAt');
+  let last = await c.redis.hget(c.keys.partitions[0].meta, FIELD.caughtUpAt);
   let since = Date.now();
   await eventually(
     async () => {
-      const now = await c.redis.hget(c.keys.partitions[0].meta, 'caughtUpAt');
+      const now = await c.redis.hget(c.keys.partitions[0].meta, FIELD.caughtUpAt);
       if (now !== last) {
         last = now;
         since = Date.now();
