@@ -21,8 +21,8 @@ import { Badge, decideBadge, rankRegionFcs, RegionFc } from '../features/badge-r
 import { utcDay } from '../features/definitions';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { PartitionKeys, storeKeys, StoreKeys } from '../store/keys';
-import { defineScripts, runScript, SCRIPTS } from '../store/scripts';
-import { pipelineByNode, StoreRedis } from '../store/redis-client';
+import type { StoreRedis } from '../store/redis-client';
+import { ReadScript } from './read-script';
 
 export const MAX_SKUS_PER_CALL = 200;
 
@@ -51,9 +51,6 @@ export interface BadgeReaderOptions {
   now?: () => number;
 }
 
-type ReadReply = [string[], string[], (string | null)[], ...(string | null)[][]];
-const READ = SCRIPTS.readBadges;
-
 /** The oldest caught-up time of the partitions read; unknown when any partition never confirmed. */
 function leastFresh(confirmed: (string | null)[]): string | null {
   if (confirmed.length === 0 || confirmed.some((v) => !v)) return null;
@@ -64,175 +61,126 @@ export class RedisUnavailable extends Error {
   override name = 'RedisUnavailable';
 }
 
+/**
+ * The drain records in every partition how many partitions it writes (store/watermark.ts). A
+ * reader configured with another STORE_PARTITIONS hashes SKUs elsewhere: its answers are not the
+ * drain's, so they never claim to be fresh. (A store from before partitions has one.)
+ */
+const sameLayout = (keys: StoreKeys, parts: string | null | undefined) =>
+  (parts ?? '1') === String(keys.partitions.length);
+
+function freshnessAt(caughtUpRaw: string | null | undefined, at: number, staleAfterMs: number): Freshness {
+  const caughtUpAt = caughtUpRaw ? Number(caughtUpRaw) : null;
+  if (caughtUpAt === null || !Number.isFinite(caughtUpAt)) return { asOf: null, lagMs: null, stale: true };
+  const lagMs = Math.max(0, at - caughtUpAt);
+  return { asOf: new Date(caughtUpAt).toISOString(), lagMs, stale: lagMs > staleAfterMs };
+}
+
+/**
+ * The region's FCs from its hash as Redis returned it (a flat [fc, value, ...] list), with each
+ * FC's capacity and load at the same index. Kept as arrays in Redis's order: a JavaScript object
+ * would reorder integer-like ids ("2" before "10") and give `__proto__` special meaning.
+ */
+function regionFcs(flatRegion: string[], fcinfo: string[]): { ranked: RegionFc[]; order: string[] } {
+  const order: string[] = [];
+  const out: RegionFc[] = [];
+  for (let i = 0; i < flatRegion.length; i += 2) {
+    const fc = flatRegion[i];
+    order.push(fc);
+    const rank = storedInt(flatRegion[i + 1]);
+    if (rank === null) continue; // tombstone: the FC no longer serves the region
+    const capacity = fcinfo[i] || null;
+    const load = fcinfo[i + 1] || null;
+    out.push({ fc, rank, capacity: storedInt(capacity), load: load ? Number(load) : 0 });
+  }
+  return { ranked: rankRegionFcs(out), order };
+}
+
+/** The rule over each SKU's fields: field 0 is the lifecycle, field i + 1 the stock at order[i]. */
+function badgesFrom(skus: string[], order: string[], ranked: RegionFc[], skuFields: (string | null)[][]): Badge[] {
+  const position = new Map(order.map((fc, i) => [fc, i + 1]));
+  return skus.map((sku, n) => {
+    const fields = skuFields[n];
+    return decideBadge(
+      sku,
+      { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) },
+      ranked,
+    );
+  });
+}
+
+/** The asked SKUs' indexes by the partition that holds them (one partition when none is asked: the freshness). */
+function byPartition(keys: StoreKeys, skus: string[]): [PartitionKeys, number[]][] {
+  const groups = new Map<PartitionKeys, number[]>();
+  skus.forEach((sku, i) => {
+    const p = keys.ofSku(sku);
+    const list = groups.get(p);
+    if (list) list.push(i);
+    else groups.set(p, [i]);
+  });
+  if (groups.size === 0) groups.set(keys.partitions[0], []);
+  return [...groups];
+}
+
+/** One read: every partition that holds some of the SKUs, one script call each; badges in the order asked. */
+async function readBadges(script: ReadScript, keys: StoreKeys, region: string, skus: string[], at: number) {
+  const day = utcDay(new Date(at));
+  const groups = byPartition(keys, skus);
+  const replies = await script.run(
+    groups.map(([partition, idx]) => ({
+      partition,
+      args: [partition.prefix, day, region, ...idx.map((i) => skus[i])],
+    })),
+  );
+  const badges: Badge[] = new Array(skus.length);
+  const confirmed: (string | null)[] = [];
+  replies.forEach(([flatRegion, fcinfo, [partitionCaughtUp, parts], ...skuFields], g) => {
+    const { ranked, order } = regionFcs(flatRegion, fcinfo);
+    const idx = groups[g][1];
+    const answered = badgesFrom(
+      idx.map((i) => skus[i]),
+      order,
+      ranked,
+      skuFields,
+    );
+    answered.forEach((b, n) => (badges[idx[n]] = b));
+    confirmed.push(sameLayout(keys, parts) ? (partitionCaughtUp ?? null) : null);
+  });
+  return { badges, caughtUp: leastFresh(confirmed) };
+}
+
+async function orUnavailable<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    throw new RedisUnavailable(`online store unavailable: ${(err as Error).message}`);
+  }
+}
+
 export function createBadgeReader(opts: BadgeReaderOptions) {
   const keys: StoreKeys = storeKeys(opts.prefix, opts.partitions);
   const now = opts.now ?? Date.now;
-  defineScripts(opts.redis);
-
-  /**
-   * The read script runs as EVALSHA_RO (EVAL_RO when the server does not have it cached yet), so
-   * a Redis ACL user that may only read (README, Redis users) serves the API; a server older than
-   * Redis 7 (no _RO variants) gets plain EVALSHA.
-   */
-  let readOnlyScripts = true;
-  type ReadCall = { partition: PartitionKeys; args: string[] };
-  async function runReads(calls: ReadCall[]): Promise<ReadReply[]> {
-    const out: ReadReply[] = new Array(calls.length);
-    let todo = calls.map((_, i) => i);
-    for (let attempt = 0; todo.length > 0; attempt++) {
-      const mode: 'evalsha_ro' | 'eval_ro' | 'evalsha' = !readOnlyScripts
-        ? 'evalsha'
-        : attempt === 0
-          ? 'evalsha_ro'
-          : 'eval_ro';
-      const batch = todo.map((i) => calls[i]);
-      const replies = await pipelineByNode(
-        opts.redis,
-        batch,
-        (c) => c.partition.meta,
-        (pipeline, c) => {
-          // KEYS[1] (the partition's meta) routes the call to the partition's node on a cluster
-          if (mode === 'evalsha_ro') void pipeline.evalsha_ro(READ.sha, 1, c.partition.meta, ...c.args);
-          else if (mode === 'eval_ro') void pipeline.eval_ro(READ.lua, 1, c.partition.meta, ...c.args);
-          else void runScript(pipeline, READ, 1, c.partition.meta, ...c.args);
-        },
-      );
-      const again: number[] = [];
-      for (const [n, [err, reply]] of replies.entries()) {
-        if (!err) {
-          out[todo[n]] = reply as ReadReply;
-          continue;
-        }
-        const message = err.message ?? '';
-        if (mode === 'evalsha_ro' && message.startsWith('NOSCRIPT')) again.push(todo[n]);
-        else if (mode !== 'evalsha' && /unknown command/i.test(message)) {
-          readOnlyScripts = false; // a server older than Redis 7
-          again.push(todo[n]);
-        } else throw err;
-      }
-      if (attempt > 2 && again.length) throw new Error('badge read script could not be run');
-      todo = again;
-    }
-    return out;
-  }
-
-  /**
-   * The drain records in every partition how many partitions it writes (store/watermark.ts). A
-   * reader configured with another STORE_PARTITIONS hashes SKUs elsewhere: its answers are not
-   * the drain's, so they never claim to be fresh. (A store from before partitions has one.)
-   */
-  function sameLayout(parts: string | null | undefined): boolean {
-    return (parts ?? '1') === String(keys.partitions.length);
-  }
-
-  function freshness(caughtUpRaw: string | null | undefined, at: number): Freshness {
-    const caughtUpAt = caughtUpRaw ? Number(caughtUpRaw) : null;
-    if (caughtUpAt === null || !Number.isFinite(caughtUpAt)) return { asOf: null, lagMs: null, stale: true };
-    const lagMs = Math.max(0, at - caughtUpAt);
-    return { asOf: new Date(caughtUpAt).toISOString(), lagMs, stale: lagMs > opts.staleAfterMs };
-  }
-
-  /**
-   * The region's FCs from its hash as Redis returned it (a flat [fc, value, ...] list), with each
-   * FC's capacity and load at the same index. Kept as arrays in Redis's order: a JavaScript object
-   * would reorder integer-like ids ("2" before "10") and give `__proto__` special meaning.
-   */
-  function regionFcs(
-    flatRegion: string[],
-    info: (i: number) => [string | null, string | null],
-  ): { ranked: RegionFc[]; order: string[] } {
-    const order: string[] = [];
-    const out: RegionFc[] = [];
-    for (let i = 0; i < flatRegion.length; i += 2) {
-      const fc = flatRegion[i];
-      order.push(fc);
-      const rank = storedInt(flatRegion[i + 1]);
-      if (rank === null) continue; // tombstone: the FC no longer serves the region
-      const [capacity, load] = info(i / 2);
-      out.push({ fc, rank, capacity: storedInt(capacity), load: load ? Number(load) : 0 });
-    }
-    return { ranked: rankRegionFcs(out), order };
-  }
-
-  function badgesFrom(skus: string[], order: string[], ranked: RegionFc[], skuFields: (string | null)[][]): Badge[] {
-    // Field 0 is the lifecycle, field i + 1 the stock at order[i].
-    const position = new Map(order.map((fc, i) => [fc, i + 1]));
-    return skus.map((sku, n) => {
-      const fields = skuFields[n];
-      return decideBadge(
-        sku,
-        { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) },
-        ranked,
-      );
-    });
-  }
-
-  async function readLua(region: string, skus: string[], at: number) {
-    const day = utcDay(new Date(at));
-    const byPartition = new Map<PartitionKeys, number[]>();
-    skus.forEach((sku, i) => {
-      const p = keys.ofSku(sku);
-      const list = byPartition.get(p);
-      if (list) list.push(i);
-      else byPartition.set(p, [i]);
-    });
-    if (byPartition.size === 0) byPartition.set(keys.partitions[0], []); // no SKUs: still the freshness
-    const groups = [...byPartition];
-    const replies = await runReads(
-      groups.map(([partition, idx]) => ({
-        partition,
-        args: [partition.prefix, day, region, ...idx.map((i) => skus[i])],
-      })),
-    );
-    const badges: Badge[] = new Array(skus.length);
-    const confirmed: (string | null)[] = [];
-    replies.forEach((reply, g) => {
-      const [flatRegion, fcinfo, [partitionCaughtUp, parts], ...skuFields] = reply;
-      const { ranked, order } = regionFcs(flatRegion, (i) => [fcinfo[2 * i] || null, fcinfo[2 * i + 1] || null]);
-      const idx = groups[g][1];
-      const answered = badgesFrom(
-        idx.map((i) => skus[i]),
-        order,
-        ranked,
-        skuFields,
-      );
-      answered.forEach((b, n) => (badges[idx[n]] = b));
-      confirmed.push(sameLayout(parts) ? (partitionCaughtUp ?? null) : null);
-    });
-    return { badges, caughtUp: leastFresh(confirmed) };
-  }
-
-  const read = readLua;
-
+  const script = new ReadScript(opts.redis);
   return {
     /** Badges for up to 200 SKUs of one region, in the order asked. */
     async getBadges(region: string, skus: string[]): Promise<BadgesAnswer> {
       if (skus.length > MAX_SKUS_PER_CALL)
         throw new RangeError(`at most ${MAX_SKUS_PER_CALL} SKUs per call, got ${skus.length}`);
       const at = now();
-      let r: { badges: Badge[]; caughtUp: string | null | undefined };
-      try {
-        r = await read(region, skus, at);
-      } catch (err) {
-        throw new RedisUnavailable(`online store unavailable: ${(err as Error).message}`);
-      }
-      return { region, ...freshness(r.caughtUp, at), badges: r.badges };
+      const r = await orUnavailable(() => readBadges(script, keys, region, skus, at));
+      return { region, ...freshnessAt(r.caughtUp, at, opts.staleAfterMs), badges: r.badges };
     },
     async getBadge(region: string, sku: string): Promise<Badge & Freshness> {
       const a = await this.getBadges(region, [sku]);
       return { ...a.badges[0], stale: a.stale, lagMs: a.lagMs, asOf: a.asOf };
     },
+    /** The whole store's freshness: the read script's watermark and epoch check in every partition. */
     async freshness(): Promise<Freshness> {
-      try {
-        // the freshness part of the read script: watermark and epoch in one atomic call per partition
-        const replies = await runReads(
-          keys.partitions.map((partition) => ({ partition, args: [partition.prefix, '', ''] })),
-        );
-        const values = replies.map(([, , [caughtUpAt, parts]]) => (sameLayout(parts) ? caughtUpAt : null));
-        return freshness(leastFresh(values), now());
-      } catch (err) {
-        throw new RedisUnavailable(`online store unavailable: ${(err as Error).message}`);
-      }
+      const replies = await orUnavailable(() =>
+        script.run(keys.partitions.map((partition) => ({ partition, args: [partition.prefix, '', ''] }))),
+      );
+      const values = replies.map(([, , [caughtUpAt, parts]]) => (sameLayout(keys, parts) ? caughtUpAt : null));
+      return freshnessAt(leastFresh(values), now(), opts.staleAfterMs);
     },
   };
 }
