@@ -74,12 +74,19 @@ function orderContribution(
   return { fc: row.fc_id, day, qty: row.qty };
 }
 
+/** What every table's mapping gets: the row, its version (the outbox id) and a name for errors. */
+interface Change {
+  row: OutboxRow;
+  version: number;
+  where: string;
+  deleted: boolean;
+}
+
 export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
   const version = Number(row.id);
   if (!Number.isSafeInteger(version) || version <= 0)
     throw new MalformedChange(`outbox id ${row.id} is not a positive safe integer`);
   const where = `${row.tbl} ${row.op} ${row.key}`;
-  const deleted = row.op === 'D';
   // The drain applies a TRUNCATE itself (it empties and refills the store: activities/drain); a
   // TRUNCATE has no rows to turn into feature updates.
   if (row.op === 'T')
@@ -92,99 +99,75 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
     throw new MalformedChange(`${where}: unknown operation '${row.op}'`);
   if (row.op === 'R' && row.tbl === 'orders')
     throw new MalformedChange(`${where}: orders cannot be refreshed row by row (the load is a sum of deltas)`);
+  const fromTable = Object.hasOwn(FROM_TABLE, row.tbl) ? FROM_TABLE[row.tbl as SourceTable] : undefined;
+  if (!fromTable) throw new MalformedChange(`${where}: unknown source table '${row.tbl}'`);
+  return fromTable({ row, version, where, deleted: row.op === 'D' });
+}
 
-  switch (row.tbl) {
-    case 'skus': {
-      if (deleted) {
-        const k = parse(KeyOnly.skus, row.image, where);
-        return [{ feature: 'sku.lifecycle', sku: k.sku_id, value: null, version, txid: row.txid }];
-      }
-      const r = parse(SkuRow, row.image, where);
-      return [
-        {
-          feature: 'sku.lifecycle',
-          sku: r.sku_id,
-          value: r.lifecycle,
-          version,
-          txid: row.txid,
-          ...(row.op === 'U' ? { update: true } : {}),
-        },
-      ];
+type SourceTable = 'skus' | 'inventory' | 'fulfillment_centers' | 'region_fc' | 'orders';
+
+/** One mapping per source table. */
+const FROM_TABLE: Record<SourceTable, (c: Change) => FeatureUpdate[]> = {
+  skus({ row, version, where, deleted }) {
+    if (deleted) {
+      const k = parse(KeyOnly.skus, row.image, where);
+      return [{ feature: 'sku.lifecycle', sku: k.sku_id, value: null, version, txid: row.txid }];
     }
-    case 'inventory': {
-      if (deleted) {
-        const k = parse(KeyOnly.inventory, row.image, where);
-        return [{ feature: 'sku.available', sku: k.sku_id, fc: k.fc_id, value: null, version, txid: row.txid }];
-      }
-      const r = parse(InventoryRow, row.image, where);
-      return [
-        {
-          feature: 'sku.available',
-          sku: r.sku_id,
-          fc: r.fc_id,
-          value: r.on_hand - r.reserved,
-          version,
-          txid: row.txid,
-        },
-      ];
+    const r = parse(SkuRow, row.image, where);
+    const update = row.op === 'U' ? { update: true } : {};
+    return [{ feature: 'sku.lifecycle', sku: r.sku_id, value: r.lifecycle, version, txid: row.txid, ...update }];
+  },
+  inventory({ row, version, where, deleted }) {
+    if (deleted) {
+      const k = parse(KeyOnly.inventory, row.image, where);
+      return [{ feature: 'sku.available', sku: k.sku_id, fc: k.fc_id, value: null, version, txid: row.txid }];
     }
-    case 'fulfillment_centers': {
-      if (deleted) {
-        const k = parse(KeyOnly.fulfillment_centers, row.image, where);
-        return [{ feature: 'fc.capacity', fc: k.fc_id, value: null, version, txid: row.txid }];
-      }
-      const r = parse(FcRow, row.image, where);
-      return [{ feature: 'fc.capacity', fc: r.fc_id, value: r.daily_capacity, version, txid: row.txid }];
+    const r = parse(InventoryRow, row.image, where);
+    const value = r.on_hand - r.reserved;
+    return [{ feature: 'sku.available', sku: r.sku_id, fc: r.fc_id, value, version, txid: row.txid }];
+  },
+  fulfillment_centers({ row, version, where, deleted }) {
+    if (deleted) {
+      const k = parse(KeyOnly.fulfillment_centers, row.image, where);
+      return [{ feature: 'fc.capacity', fc: k.fc_id, value: null, version, txid: row.txid }];
     }
-    case 'region_fc': {
-      if (deleted) {
-        const k = parse(KeyOnly.region_fc, row.image, where);
-        return [{ feature: 'region.rank', region: k.region, fc: k.fc_id, value: null, version, txid: row.txid }];
-      }
-      const r = parse(RegionFcRow, row.image, where);
-      return [
-        { feature: 'region.rank', region: r.region, fc: r.fc_id, value: r.rank ?? RANK_NULL, version, txid: row.txid },
-      ];
+    const r = parse(FcRow, row.image, where);
+    return [{ feature: 'fc.capacity', fc: r.fc_id, value: r.daily_capacity, version, txid: row.txid }];
+  },
+  region_fc({ row, version, where, deleted }) {
+    if (deleted) {
+      const k = parse(KeyOnly.region_fc, row.image, where);
+      return [{ feature: 'region.rank', region: k.region, fc: k.fc_id, value: null, version, txid: row.txid }];
     }
-    case 'orders': {
-      // The load changes by (new contribution - old contribution); an insert has no old row and
-      // a delete no new one. Updates need the before-image, which the trigger keeps for orders.
-      const before =
-        row.op === 'I'
-          ? null
-          : orderContribution(
-              parse(OrderRow, row.op === 'D' ? row.image : row.old_image, `${where} (before-image)`),
-              `${where} (before-image)`,
-            );
-      const after = row.op === 'D' ? null : orderContribution(parse(OrderRow, row.image, where), where);
-      // (Written without a Map or a closure per row: this runs for every order change.)
-      const out: FeatureUpdate[] = [];
-      if (before && after && before.fc === after.fc && before.day === after.day) {
-        if (after.qty !== before.qty)
-          out.push({
-            feature: 'fc.load',
-            fc: after.fc,
-            day: after.day,
-            delta: after.qty - before.qty,
-            txid: row.txid,
-            id: version,
-          });
-        return out;
-      }
-      if (before)
-        out.push({
-          feature: 'fc.load',
-          fc: before.fc,
-          day: before.day,
-          delta: -before.qty,
-          txid: row.txid,
-          id: version,
-        });
-      if (after)
-        out.push({ feature: 'fc.load', fc: after.fc, day: after.day, delta: after.qty, txid: row.txid, id: version });
-      return out;
-    }
-    default:
-      throw new MalformedChange(`${where}: unknown source table '${row.tbl}'`);
-  }
+    const r = parse(RegionFcRow, row.image, where);
+    const value = r.rank ?? RANK_NULL;
+    return [{ feature: 'region.rank', region: r.region, fc: r.fc_id, value, version, txid: row.txid }];
+  },
+  orders: orderLoadDeltas,
+};
+
+/**
+ * The load changes by (new contribution - old contribution); an insert has no old row and a
+ * delete no new one. Updates need the before-image, which the capture keeps for orders.
+ * (Written without a Map or a closure per row: this runs for every order change.)
+ */
+function orderLoadDeltas({ row, version, where }: Change): FeatureUpdate[] {
+  const before =
+    row.op === 'I'
+      ? null
+      : orderContribution(
+          parse(OrderRow, row.op === 'D' ? row.image : row.old_image, `${where} (before-image)`),
+          `${where} (before-image)`,
+        );
+  const after = row.op === 'D' ? null : orderContribution(parse(OrderRow, row.image, where), where);
+  if (before && after && before.fc === after.fc && before.day === after.day)
+    return after.qty !== before.qty ? [loadDelta(row, version, after, after.qty - before.qty)] : [];
+  const out: FeatureUpdate[] = [];
+  if (before) out.push(loadDelta(row, version, before, -before.qty));
+  if (after) out.push(loadDelta(row, version, after, after.qty));
+  return out;
+}
+
+function loadDelta(row: OutboxRow, id: number, at: { fc: string; day: string }, delta: number): FeatureUpdate {
+  return { feature: 'fc.load', fc: at.fc, day: at.day, delta, txid: row.txid, id };
 }
