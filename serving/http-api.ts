@@ -1,5 +1,5 @@
 /**
- * The read API of ../shared/DESIGN.md, on node:http (no framework: four routes, and every
+ * The read API (docs/contracts.md), on node:http (no framework: four routes, and every
  * microsecond of a read shows in the p99):
  *   GET /v1/badges?region=R&skus=A,B,C   GET /v1/badges/{sku}?region=R   GET /healthz   GET /metrics
  * Bad input -> 4xx with {"error": "..."}; Redis down -> 503; nothing a client sends crashes it.
@@ -24,85 +24,113 @@ function send(res: http.ServerResponse, status: number, body: unknown, headers: 
   res.end(text);
 }
 
+/** A request that reached a route: its URL, and its path as sent. */
+interface Request {
+  url: URL;
+  path: string;
+}
+
+/** A refusal before any route runs (URL too long or malformed, unknown route, wrong method). */
+type Refusal = { status: number; error: string; headers?: Record<string, string> };
+
+function routeOf(req: http.IncomingMessage): { route: Route; request: Request } | { route: Route; refusal: Refusal } {
+  const rawUrl = req.url ?? '/';
+  if (rawUrl.length > MAX_URL_LENGTH)
+    return {
+      route: 'unknown',
+      refusal: { status: 414, error: `request URL too long (${rawUrl.length} characters, at most ${MAX_URL_LENGTH})` },
+    };
+  let url: URL;
+  try {
+    url = new URL(rawUrl, 'http://x');
+  } catch {
+    return { route: 'unknown', refusal: { status: 400, error: 'malformed request URL' } };
+  }
+  // The path as sent: URL parsing would resolve "." and ".." segments (even percent-encoded),
+  // and "." and ".." are valid SKU ids, addressable as /v1/badges/%2E.
+  const path = rawUrl.split('?')[0].split('#')[0];
+  const route: Route =
+    path === '/v1/badges'
+      ? 'badges'
+      : path.startsWith('/v1/badges/')
+        ? 'badge'
+        : path === '/healthz'
+          ? 'healthz'
+          : path === '/metrics'
+            ? 'metrics'
+            : 'unknown';
+  if (route === 'unknown') return { route, refusal: { status: 404, error: `no such route: ${path.slice(0, 200)}` } };
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    return {
+      route,
+      refusal: { status: 405, error: `method ${req.method} not allowed; use GET`, headers: { allow: 'GET, HEAD' } },
+    };
+  return { route, request: { url, path } };
+}
+
+/** The SKU of /v1/badges/{sku}, percent-decoded and validated. */
+function skuOfPath(path: string): string {
+  let sku: string;
+  try {
+    sku = decodeURIComponent(path.slice('/v1/badges/'.length));
+  } catch {
+    throw new BadRequest('malformed sku in the path');
+  }
+  parseSku(sku);
+  return sku;
+}
+
 export function createApiHandler(opts: ApiOptions) {
   const metrics = opts.metrics ?? createApiMetrics();
   const { reader } = opts;
 
+  function observe(badges: { reason: string }[], stale: boolean, lagMs: number | null): void {
+    for (const b of badges) metrics.badgesServed.inc({ reason: b.reason });
+    if (stale) metrics.staleAnswers.inc();
+    if (lagMs !== null) metrics.lag.set(lagMs / 1000);
+  }
+
+  /** One function per route; each answers and returns its status. */
+  const routes: Record<Exclude<Route, 'unknown'>, (r: Request, res: http.ServerResponse) => Promise<number>> = {
+    async badges({ url }, res) {
+      const answer = await reader.getBadges(parseRegion(url.searchParams), parseSkuList(url.searchParams));
+      observe(answer.badges, answer.stale, answer.lagMs);
+      send(res, 200, answer);
+      return 200;
+    },
+    async badge({ url, path }, res) {
+      const sku = skuOfPath(path);
+      const badge = await reader.getBadge(parseRegion(url.searchParams), sku);
+      observe([badge], badge.stale, badge.lagMs);
+      send(res, 200, badge);
+      return 200;
+    },
+    async healthz(_, res) {
+      // Reads need Redis only: the API is healthy (200) while Redis answers, whatever the
+      // pipeline's other dependencies do; each is reported on its own.
+      const [f, others] = await Promise.all([reader.freshness(), opts.dependencies?.() ?? Promise.resolve({})]);
+      const dependencies = { redis: { status: 'up' as const }, ...others };
+      const degraded = Object.values(dependencies).some((d) => d.status !== 'up');
+      send(res, 200, { status: degraded ? 'degraded' : 'ok', redis: 'up', dependencies, ...f });
+      return 200;
+    },
+    async metrics(_, res) {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.end(text);
+      return 200;
+    },
+  };
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<[Route, number]> {
-    const rawUrl = req.url ?? '/';
-    if (rawUrl.length > MAX_URL_LENGTH) {
-      send(res, 414, { error: `request URL too long (${rawUrl.length} characters, at most ${MAX_URL_LENGTH})` });
-      return ['unknown', 414];
+    const found = routeOf(req);
+    if ('refusal' in found) {
+      send(res, found.refusal.status, { error: found.refusal.error }, found.refusal.headers);
+      return [found.route, found.refusal.status];
     }
-    let url: URL;
+    const route = found.route as Exclude<Route, 'unknown'>;
     try {
-      url = new URL(rawUrl, 'http://x');
-    } catch {
-      send(res, 400, { error: 'malformed request URL' });
-      return ['unknown', 400];
-    }
-    // The path as sent: URL parsing would resolve "." and ".." segments (even percent-encoded),
-    // and "." and ".." are valid SKU ids, addressable as /v1/badges/%2E.
-    const path = rawUrl.split('?')[0].split('#')[0];
-    const route: Route =
-      path === '/v1/badges'
-        ? 'badges'
-        : path.startsWith('/v1/badges/')
-          ? 'badge'
-          : path === '/healthz'
-            ? 'healthz'
-            : path === '/metrics'
-              ? 'metrics'
-              : 'unknown';
-    if (route === 'unknown') {
-      send(res, 404, { error: `no such route: ${path.slice(0, 200)}` });
-      return [route, 404];
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, { error: `method ${req.method} not allowed; use GET` }, { allow: 'GET, HEAD' });
-      return [route, 405];
-    }
-    try {
-      switch (route) {
-        case 'badges': {
-          const region = parseRegion(url.searchParams);
-          const skus = parseSkuList(url.searchParams);
-          const answer = await reader.getBadges(region, skus);
-          observe(answer.badges, answer.stale, answer.lagMs);
-          send(res, 200, answer);
-          return [route, 200];
-        }
-        case 'badge': {
-          const rest = path.slice('/v1/badges/'.length);
-          let sku: string;
-          try {
-            sku = decodeURIComponent(rest);
-          } catch {
-            throw new BadRequest('malformed sku in the path');
-          }
-          parseSku(sku);
-          const region = parseRegion(url.searchParams);
-          const badge = await reader.getBadge(region, sku);
-          observe([badge], badge.stale, badge.lagMs);
-          send(res, 200, badge);
-          return [route, 200];
-        }
-        case 'healthz': {
-          // Reads need Redis only: the API is healthy (200) while Redis answers, whatever the
-          // pipeline's other dependencies do; each is reported on its own.
-          const [f, others] = await Promise.all([reader.freshness(), opts.dependencies?.() ?? Promise.resolve({})]);
-          const dependencies = { redis: { status: 'up' as const }, ...others };
-          const degraded = Object.values(dependencies).some((d) => d.status !== 'up');
-          send(res, 200, { status: degraded ? 'degraded' : 'ok', redis: 'up', dependencies, ...f });
-          return [route, 200];
-        }
-        case 'metrics': {
-          const text = await metrics.registry.metrics();
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
-          res.end(text);
-          return [route, 200];
-        }
-      }
+      return [route, await routes[route](found.request, res)];
     } catch (err) {
       if (err instanceof BadRequest) {
         send(res, err.status, { error: err.message });
@@ -114,12 +142,6 @@ export function createApiHandler(opts: ApiOptions) {
       }
       throw err;
     }
-  }
-
-  function observe(badges: { reason: string }[], stale: boolean, lagMs: number | null): void {
-    for (const b of badges) metrics.badgesServed.inc({ reason: b.reason });
-    if (stale) metrics.staleAnswers.inc();
-    if (lagMs !== null) metrics.lag.set(lagMs / 1000);
   }
 
   return async (req: http.IncomingMessage, res: http.ServerResponse) => {
