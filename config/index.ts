@@ -38,7 +38,7 @@ const EnvSchema = z.object({
     .default(''),
   /**
    * How many partitions (hash slots) the store is split into (store/keys.ts): 0 picks 1 on a single
-   * Redis and 16 on a cluster. Changing it on a live install rebuilds the store (README).
+   * Redis and 16 on a cluster. Changing it on a live install rebuilds the store (docs/operations.md).
    */
   STORE_PARTITIONS: intFrom(0, 0, 1024),
   /** refuse: the worker will not start on a Redis whose maxmemory-policy can evict keys; warn: start anyway, logging why not. */
@@ -90,7 +90,7 @@ const EnvSchema = z.object({
   /**
    * How many drain shards apply changes in parallel (outbox/shards.ts), each its own workflow chain,
    * lease and cursor over a disjoint set of store partitions: at most STORE_PARTITIONS. Changing it
-   * on a live install is `npm run ops -- reshard --shards N` (README).
+   * on a live install is `npm run ops -- reshard --shards N` (docs/operations.md).
    */
   DRAIN_SHARDS: intFrom(1, 1, 64),
   /** How often the schedule fires a drain run; each run drains until its interval is up. */

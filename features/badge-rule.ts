@@ -1,5 +1,5 @@
 /**
- * The badge rule (../shared/DESIGN.md), the one definition: the online read path, the offline
+ * The badge rule (docs/contracts.md), the one definition: the online read path, the offline
  * export and the reconciliation check all call `decideBadge`. Plain TypeScript, no I/O.
  *
  * For SKU s, region r, at time t (FC load counts the UTC day of t):

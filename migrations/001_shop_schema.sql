@@ -1,4 +1,4 @@
--- The OLTP source schema, exactly as ../shared/DESIGN.md gives it. In production these tables
+-- The OLTP source schema, exactly as the contract gives it (docs/contracts.md). In production these tables
 -- belong to the inventory and order services and already exist; `if not exists` makes this a
 -- no-op there. The demo, the simulator and the tests use it to create the source.
 create schema if not exists shop;

@@ -26,7 +26,7 @@ export async function claimDrain(
     return { kind: 'refused', result: { outcome: 'retired', ...emptyResult(await readCursor(client, consumer)) } };
   if (deps.shard.count > 1 && layout.partitions !== deps.allKeys.partitions.length)
     throw new Error(
-      `the outbox routes rows by ${layout.partitions} store partition(s) but this worker's STORE_PARTITIONS is ${deps.allKeys.partitions.length}: with ${layout.shards} drain shards, every worker must use the same STORE_PARTITIONS (README, "Drain shards")`,
+      `the outbox routes rows by ${layout.partitions} store partition(s) but this worker's STORE_PARTITIONS is ${deps.allKeys.partitions.length}: with ${layout.shards} drain shards, every worker must use the same STORE_PARTITIONS (docs/operations.md, "Drain shards")`,
     );
   const holder = await leaseHolder(client, deps.shard.lease);
   if (holder !== null && holder !== owner)

@@ -10,7 +10,7 @@
  *      API) at a sustained simulator rate with a write transaction held open, commit -> visible
  *      through the API, p50/p99, and the drain batches (Temporal activities) per second it took.
  * Each store has its own benchmark database, so the two never share a cursor.
- * These are the per-unit costs the README's sizing for a larger install rests on.
+ * These are the per-unit costs the sizing in docs/benchmarks.md rests on.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -7,7 +7,7 @@
  * fresh again, the process must still be alive, and the read API must not have failed one request
  * while Redis was reachable. Recovery times (last commit -> store equal to the rule) are printed;
  * `npm run chaos` runs this file with the slow faults too (CHAOS=1: a real PostgreSQL restart,
- * Temporal killed and restarted) and prints the table the README reports.
+ * Temporal killed and restarted) and prints the table docs/operations.md reports.
  *
  * Times are reported, not asserted (benchmarks measure speed); the bound below only stops a test
  * that would otherwise wait forever.
