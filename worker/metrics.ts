@@ -16,9 +16,8 @@ import type { DrainMetrics } from '../activities/metrics';
 
 export type { DrainMetrics };
 
-export function createWorkerMetrics() {
-  const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'fresh_badges_worker_' });
+/** Every metric of the worker, registered in `registry`: one line each. */
+function defineMetrics(registry: client.Registry) {
   // One line per metric: name, help and (histograms) buckets or (labelled counters) label names.
   const histogram = (name: string, help: string, buckets: number[]) =>
     new client.Histogram({ name, help, buckets, registers: [registry] });
@@ -73,91 +72,131 @@ export function createWorkerMetrics() {
   const lagSeconds = gauge('fresh_badges_drain_lag_seconds', "now - the drain's last caught-up confirmation");
   const waitingDead = gauge('fresh_badges_dead_letters_waiting', 'dead letters not yet retried');
 
-  const drain: DrainMetrics = {
+  return {
+    batchRows,
+    batchSeconds,
+    applySeconds,
+    freshness,
+    deadLetters,
+    divergences,
+    verifyRuns,
+    verifyMismatches,
+    verifyRepairs,
+    openXacts,
+    oldestXact,
+    lagRows,
+    lagSeconds,
+    waitingDead,
+  };
+}
+
+type WorkerMetricSet = ReturnType<typeof defineMetrics>;
+
+/** What the drain's activities report (activities/metrics.ts), onto the metrics. */
+function drainMetricsOf(m: WorkerMetricSet): DrainMetrics {
+  return {
     batch(rows, seconds, apply) {
-      batchRows.observe(rows);
-      batchSeconds.observe(seconds);
-      applySeconds.observe(apply);
+      m.batchRows.observe(rows);
+      m.batchSeconds.observe(seconds);
+      m.applySeconds.observe(apply);
     },
     freshness(sourceTimesMs, visibleAtMs) {
-      for (const t of sourceTimesMs) freshness.observe(Math.max(0, visibleAtMs - t) / 1000);
+      for (const t of sourceTimesMs) m.freshness.observe(Math.max(0, visibleAtMs - t) / 1000);
     },
-    deadLetters: (n) => deadLetters.inc(n),
-    divergence: (kind) => divergences.inc({ kind }),
+    deadLetters: (n) => m.deadLetters.inc(n),
+    divergence: (kind) => m.divergences.inc({ kind }),
     verified(byFeature, repairs) {
-      verifyRuns.inc();
+      m.verifyRuns.inc();
       // every label appears (at 0) from the first run on, so a rate() over it is defined
       for (const feature of ['lifecycle', 'available', 'capacity', 'rank', 'load', 'badge'])
-        verifyMismatches.inc({ feature }, byFeature[feature] ?? 0);
-      verifyRepairs.inc(repairs);
+        m.verifyMismatches.inc({ feature }, byFeature[feature] ?? 0);
+      m.verifyRepairs.inc(repairs);
     },
   };
+}
 
-  /** Refreshes the lag gauges every few seconds (two cheap queries). */
-  function watchLag(
-    pool: pg.Pool,
-    redis: StoreRedis,
-    keys: StoreKeys,
-    opts: { everyMs?: number; warnOpenAfterMs?: number } = {},
-  ): () => void {
-    const everyMs = opts.everyMs ?? 5_000;
-    let warnedPid: number | null = null;
-    const tick = async () => {
-      try {
-        lagRows.set((await drainPendingRows(pool, keys, 1_000_000)).rows);
-        const r = await pool.query(`select count(*)::int as dead from pipeline.dead_letters where retried_at is null`);
-        waitingDead.set(r.rows[0].dead);
-        const open = await openTransactions(pool);
-        openXacts.set(open.count);
-        oldestXact.set(open.oldest ? open.oldest.ageMs / 1000 : 0);
-        // Once per offending backend: it no longer delays freshness, but outbox compaction and
-        // vacuum cannot pass it.
-        if (
-          open.oldest &&
-          opts.warnOpenAfterMs !== undefined &&
-          open.oldest.ageMs >= opts.warnOpenAfterMs &&
-          warnedPid !== open.oldest.pid
-        ) {
-          warnedPid = open.oldest.pid;
-          console.warn(
-            `[worker] a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`,
-          );
-        }
-        const w = await readWatermark(redis, keys);
-        if (w.caughtUpAt !== null) lagSeconds.set((Date.now() - w.caughtUpAt) / 1000);
-      } catch {
-        // a database hiccup: the next tick tries again
+/** Refreshes the lag gauges every few seconds (two cheap queries). */
+function watchLag(
+  m: WorkerMetricSet,
+  pool: pg.Pool,
+  redis: StoreRedis,
+  keys: StoreKeys,
+  opts: { everyMs?: number; warnOpenAfterMs?: number } = {},
+): () => void {
+  const everyMs = opts.everyMs ?? 5_000;
+  let warnedPid: number | null = null;
+  const tick = async () => {
+    try {
+      m.lagRows.set((await drainPendingRows(pool, keys, 1_000_000)).rows);
+      const r = await pool.query(`select count(*)::int as dead from pipeline.dead_letters where retried_at is null`);
+      m.waitingDead.set(r.rows[0].dead);
+      const open = await openTransactions(pool);
+      m.openXacts.set(open.count);
+      m.oldestXact.set(open.oldest ? open.oldest.ageMs / 1000 : 0);
+      // Once per offending backend: it no longer delays freshness, but outbox compaction and
+      // vacuum cannot pass it.
+      if (
+        open.oldest &&
+        opts.warnOpenAfterMs !== undefined &&
+        open.oldest.ageMs >= opts.warnOpenAfterMs &&
+        warnedPid !== open.oldest.pid
+      ) {
+        warnedPid = open.oldest.pid;
+        console.warn(
+          `[worker] a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`,
+        );
       }
-    };
-    const timer = setInterval(() => void tick(), everyMs);
-    timer.unref();
-    void tick();
-    return () => clearInterval(timer);
-  }
+      const w = await readWatermark(redis, keys);
+      if (w.caughtUpAt !== null) m.lagSeconds.set((Date.now() - w.caughtUpAt) / 1000);
+    } catch {
+      // a database hiccup: the next tick tries again
+    }
+  };
+  const timer = setInterval(() => void tick(), everyMs);
+  timer.unref();
+  void tick();
+  return () => clearInterval(timer);
+}
 
-  /** `/metrics`, and `/healthz` with each dependency's state (200 all up, 503 otherwise). */
-  function serve(port: number, host = '127.0.0.1', health?: () => Promise<DependencyHealth>): Promise<http.Server> {
-    const server = http.createServer(async (req, res) => {
-      if (req.url === '/healthz' && health) {
-        const dependencies = await health();
-        const up = Object.values(dependencies).every((d) => d.status === 'up');
-        res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ status: up ? 'ok' : 'degraded', dependencies }));
-      } else if (req.url === '/metrics') {
-        res.writeHead(200, { 'content-type': registry.contentType });
-        res.end(await registry.metrics());
-      } else {
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: 'no such route; metrics are at /metrics' }));
-      }
-    });
-    return new Promise((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(err.code === 'EADDRINUSE' ? new Error(`WORKER_METRICS_PORT ${port} is already taken`) : err),
-      );
-      server.listen(port, host, () => resolve(server));
-    });
-  }
+/** `/metrics`, and `/healthz` with each dependency's state (200 all up, 503 otherwise). */
+function serveMetrics(
+  registry: client.Registry,
+  port: number,
+  host = '127.0.0.1',
+  health?: () => Promise<DependencyHealth>,
+): Promise<http.Server> {
+  const server = http.createServer(async (req, res) => {
+    if (req.url === '/healthz' && health) {
+      const dependencies = await health();
+      const up = Object.values(dependencies).every((d) => d.status === 'up');
+      res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: up ? 'ok' : 'degraded', dependencies }));
+    } else if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(await registry.metrics());
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'no such route; metrics are at /metrics' }));
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`WORKER_METRICS_PORT ${port} is already taken`) : err),
+    );
+    server.listen(port, host, () => resolve(server));
+  });
+}
 
-  return { registry, drain, watchLag, serve };
+export function createWorkerMetrics() {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'fresh_badges_worker_' });
+  const m = defineMetrics(registry);
+  return {
+    registry,
+    drain: drainMetricsOf(m),
+    watchLag: (pool: pg.Pool, redis: StoreRedis, keys: StoreKeys, opts?: Parameters<typeof watchLag>[4]) =>
+      watchLag(m, pool, redis, keys, opts),
+    serve: (port: number, host?: string, health?: () => Promise<DependencyHealth>) =>
+      serveMetrics(registry, port, host, health),
+  };
 }
