@@ -78,11 +78,10 @@ export const sampledVerifyActivity: ActivityOptions = {
   retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 3 }),
 };
 
+const reshardRetry = backoff({ initialInterval: '500 milliseconds', maximumInterval: '10 seconds' });
+
 /** A re-split step (freeze, split, lift, schedules): short; a refusal is final, the rest is retried. */
-export const reshardActivity: ActivityOptions = {
-  startToCloseTimeout: '2 minutes',
-  retry: backoff({ initialInterval: '500 milliseconds', maximumInterval: '10 seconds' }),
-};
+export const reshardActivity: ActivityOptions = { startToCloseTimeout: '2 minutes', retry: reshardRetry };
 
 /**
  * The re-split's catch-up: as long as the shards take to reach the freeze (bounded by the run's
@@ -93,5 +92,5 @@ export const reshardCatchUpActivity: ActivityOptions = {
   // (heartbeats go out at most every 80 % of this: a cancelled or terminated run's catch-up
   // learns it, and stops renewing the freeze, within about 4 s)
   heartbeatTimeout: '5 seconds',
-  retry: backoff({ initialInterval: '500 milliseconds', maximumInterval: '10 seconds' }),
+  retry: reshardRetry,
 };

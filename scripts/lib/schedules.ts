@@ -3,7 +3,13 @@
  * Schedules API, not the legacy cron option of a workflow start). Updating keeps the paused/unpaused state
  * an operator chose.
  */
-import { Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy, ScheduleOptions } from '@temporalio/client';
+import {
+  Client,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  ScheduleOptions,
+} from '@temporalio/client';
 import { batchTaskQueue, Config, names } from '../../config';
 import type { DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
 import { drainScheduleIdOf, drainShard, drainShards, drainWorkflowIdOf, type DrainShard } from '../../outbox/shards';
@@ -145,7 +151,8 @@ async function deleteOtherDrainSchedules(client: Client, shards: number): Promis
   const doomed: string[] = [];
   for await (const s of client.schedule.list())
     if (isDrainSchedule(s.scheduleId) && !wanted.has(s.scheduleId)) doomed.push(s.scheduleId);
-  for (const id of doomed) await client.schedule.getHandle(id).delete();
+  // (the list is eventually consistent: a schedule deleted a moment ago may still be listed)
+  for (const id of doomed) await client.schedule.getHandle(id).delete().catch(unlessNotFound);
   return doomed;
 }
 
@@ -167,10 +174,18 @@ async function ensureSchedule(client: Client, opts: ScheduleOptions): Promise<'c
 
 /** Whether an operator paused the drain: any drain schedule (of any shard count) is paused. */
 export async function anyDrainSchedulePaused(client: Client): Promise<boolean> {
-  for await (const s of client.schedule.list())
-    if (isDrainSchedule(s.scheduleId) && (await client.schedule.getHandle(s.scheduleId).describe()).state.paused)
-      return true;
+  for await (const s of client.schedule.list()) {
+    if (!isDrainSchedule(s.scheduleId)) continue;
+    const described = await client.schedule.getHandle(s.scheduleId).describe().catch(unlessNotFound);
+    if (described?.state.paused) return true;
+  }
   return false;
+}
+
+/** Swallows "no such schedule" (listed a moment after it was deleted); rethrows anything else. */
+function unlessNotFound(err: unknown): undefined {
+  if (err instanceof ScheduleNotFoundError) return undefined;
+  throw err;
 }
 
 /** Triggers each shard's schedule unless an operator paused it. */

@@ -21,6 +21,7 @@ import { upgradeStoreLayout } from '../../store/layout';
 import { activitiesFor } from '../support/activities';
 import { backfillEverything } from '../support/backfill';
 import { restoreCursorRow, saveCursorRow } from '../support/cursor';
+import { leaveTruncateDeadLetter } from '../support/source';
 import { pipelineClients, resetState, testClients } from '../support/env';
 import { withSmallScanPages } from '../support/small-scan-pages';
 
@@ -191,14 +192,7 @@ describe('reads during a store rebuild', () => {
   it('a retried TRUNCATE dead letter: no fresh answer while the store is emptied and refilled', async () => {
     const acts = await seeded();
     const before = await sourceRule();
-    // What an older drain left: the TRUNCATE as a dead letter, the truncated stock still in the store.
-    await c.pool.query(`alter table shop.inventory disable trigger capture_truncate`);
-    await c.pool.query(`truncate shop.inventory`);
-    await c.pool.query(`alter table shop.inventory enable trigger capture_truncate`);
-    await c.pool.query(
-      `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, error)
-       values ('redis-online-store', pg_current_xact_id(), 999999, 'inventory', 'T', '', null, 'TRUNCATE of shop.inventory was captured')`,
-    );
+    await leaveTruncateDeadLetter(c.pool);
     // Until the retry the store answers from before the TRUNCATE, with the asOf it had then; from
     // the retry's first write on, every fresh answer must be the source's as it is now.
     const w: Window = { changedFrom: Date.now(), changedBy: Date.now(), before, after: await sourceRule() };

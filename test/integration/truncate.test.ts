@@ -15,6 +15,7 @@ import { CatalogueSize, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { backfillEverything } from '../support/backfill';
 import { recordingDivergences } from '../support/metrics';
+import { leaveTruncateDeadLetter } from '../support/source';
 import { pipelineClients, resetState, testClients } from '../support/env';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
@@ -97,14 +98,7 @@ describe('TRUNCATE', () => {
   it('a TRUNCATE dead-lettered by an older version is applied by dead-letters retry', async () => {
     const { acts } = await seededAndDrained();
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
-    // What an older drain left: the TRUNCATE as a dead letter, its rows still in the store.
-    await c.pool.query(`alter table shop.inventory disable trigger capture_truncate`);
-    await c.pool.query(`truncate shop.inventory`);
-    await c.pool.query(`alter table shop.inventory enable trigger capture_truncate`);
-    await c.pool.query(
-      `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, error)
-       values ('redis-online-store', pg_current_xact_id(), 999999, 'inventory', 'T', '', null, 'TRUNCATE of shop.inventory was captured')`,
-    );
+    await leaveTruncateDeadLetter(c.pool);
     expect((await mismatches()).length).toBeGreaterThan(0);
     expect(await acts.retryDeadLetters({})).toMatchObject({ retried: 1, failed: 0 });
     expect(await epochs()).toBe(0); // emptied: stale until refilled

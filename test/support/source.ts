@@ -21,3 +21,17 @@ export async function outboxRows(
     )
   ).rows;
 }
+
+/**
+ * What a drain of an older version left after a TRUNCATE of shop.inventory: the TRUNCATE as a
+ * dead letter (not applied), the truncated stock still in the store.
+ */
+export async function leaveTruncateDeadLetter(pool: pg.Pool): Promise<void> {
+  await pool.query(`alter table shop.inventory disable trigger capture_truncate`);
+  await pool.query(`truncate shop.inventory`);
+  await pool.query(`alter table shop.inventory enable trigger capture_truncate`);
+  await pool.query(
+    `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, error)
+     values ('redis-online-store', pg_current_xact_id(), 999999, 'inventory', 'T', '', null, 'TRUNCATE of shop.inventory was captured')`,
+  );
+}
