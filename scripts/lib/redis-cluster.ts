@@ -189,6 +189,7 @@ const isFailing = (n: NodeEntry) =>
   n.flags.has('fail') || n.flags.has('fail?') || n.flags.has('handshake') || n.flags.has('noaddr');
 const isMaster = (n: NodeEntry) => n.flags.has('master');
 const isReplica = (n: NodeEntry) => n.flags.has('slave') || n.flags.has('replica');
+const isReplicaView = (v: { role: string | undefined }) => v.role === 'slave' || v.role === 'replica';
 
 interface NodeView {
   port: number;
@@ -278,57 +279,97 @@ function execRedisCli(args: string[], timeoutMs: number): Promise<{ ok: boolean;
 
 // ---------------------------------------------------------------------------------------------
 
-export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions): Promise<LocalRedisCluster> {
-  const masterCount = opts.masters ?? 3;
-  const replicasPerMaster = opts.replicasPerMaster ?? 1;
-  const nodeTimeoutMs = opts.nodeTimeoutMs ?? 1000;
-  const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
-  if (!Number.isInteger(masterCount) || masterCount < 3)
-    throw new Error(`a Redis Cluster needs at least 3 masters (asked for ${masterCount})`);
-  if (!Number.isInteger(replicasPerMaster) || replicasPerMaster < 0)
-    throw new Error(`replicasPerMaster must be a whole number of at least 0 (got ${replicasPerMaster})`);
-  const total = masterCount * (1 + replicasPerMaster);
+/** A running local Redis Cluster: one redis-server child process per node (see the top of the file). */
+class LocalRedisClusterProcesses implements LocalRedisCluster {
+  private readonly byPort: Map<number, NodeState>;
+  private stopped = false;
+  /** Masters first, once the cluster is created. */
+  private ordered: number[] = [];
 
-  let ports: number[];
-  if (opts.ports) {
-    if (opts.ports.length !== total)
-      throw new Error(
-        `${masterCount} masters with ${replicasPerMaster} replica(s) each need ${total} ports, got ${opts.ports.length}`,
-      );
-    ports = [...opts.ports];
-    await checkPortsUsable(ports);
-  } else {
-    ports = [];
-    for (let i = 0; i < total; i++) ports.push(await freeClusterPort(ports));
+  constructor(
+    /** In the order given (or found free): the order redis-cli is handed them. */
+    readonly created: number[],
+    readonly dir: string,
+    private readonly nodeTimeoutMs: number,
+  ) {
+    this.byPort = new Map(created.map((port) => [port, { port, child: undefined, role: 'unknown' }]));
   }
 
-  const dir = path.resolve(opts.dir);
-  await fs.rm(dir, { recursive: true, force: true });
-  await fs.mkdir(dir, { recursive: true });
-  installExitHandler();
+  get seeds(): string[] {
+    return this.ordered.map((p) => `${HOST}:${p}`);
+  }
 
-  const nodes = new Map<number, NodeState>(ports.map((port) => [port, { port, child: undefined, role: 'unknown' }]));
-  let stopped = false;
+  get ports(): number[] {
+    return this.ordered;
+  }
 
-  const nodeOf = (port: number): NodeState => {
-    const n = nodes.get(port);
-    if (!n) throw new Error(`${HOST}:${port} is not a node of this cluster (nodes: ${ports.join(', ')})`);
+  nodes(): ClusterNodeProcess[] {
+    return this.ordered.map((p) => {
+      const n = this.nodeOf(p);
+      return { host: HOST, port: p, role: n.role, alive: running(n.child), pid: n.child?.pid };
+    });
+  }
+
+  /** Launches every node and joins them with `redis-cli --cluster create`; stops them all if that fails. */
+  async create(replicasPerMaster: number, startTimeoutMs: number): Promise<void> {
+    try {
+      const launched = await Promise.allSettled(this.created.map((p) => this.launch(p)));
+      const failed = launched.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const created = await execRedisCli(
+        [
+          '--cluster',
+          'create',
+          ...this.created.map((p) => `${HOST}:${p}`),
+          '--cluster-replicas',
+          String(replicasPerMaster),
+          '--cluster-yes',
+        ],
+        startTimeoutMs,
+      );
+      if (!created.ok) throw new Error(`redis-cli --cluster create failed:\n${created.output}`);
+      await this.waitHealthy({ timeoutMs: startTimeoutMs, replicasConnected: replicasPerMaster > 0 });
+      // Masters first, in the order redis-cli made them so.
+      const masterSet = new Set(await this.masters());
+      this.ordered = [
+        ...this.created.filter((p) => masterSet.has(p)),
+        ...this.created.filter((p) => !masterSet.has(p)),
+      ];
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private nodeOf(port: number): NodeState {
+    const n = this.byPort.get(port);
+    if (!n) throw new Error(`${HOST}:${port} is not a node of this cluster (nodes: ${this.created.join(', ')})`);
     return n;
-  };
-  const livePorts = () => ports.filter((p) => running(nodes.get(p)?.child));
-  const logFile = (port: number) => path.join(dir, String(port), 'redis.log');
+  }
 
-  async function launch(port: number): Promise<void> {
-    const node = nodeOf(port);
+  private livePorts(): number[] {
+    return this.created.filter((p) => running(this.byPort.get(p)?.child));
+  }
+
+  private logFile(port: number): string {
+    return path.join(this.dir, String(port), 'redis.log');
+  }
+
+  private inPortOrder(set: Set<number>): number[] {
+    return this.created.filter((p) => set.has(p));
+  }
+
+  private async launch(port: number): Promise<void> {
+    const node = this.nodeOf(port);
     if (running(node.child)) throw new Error(`node ${HOST}:${port} is already running (pid ${node.child?.pid})`);
-    await fs.mkdir(path.join(dir, String(port)), { recursive: true });
+    await fs.mkdir(path.join(this.dir, String(port)), { recursive: true });
     // prettier-ignore
     const args = [
       '--port', String(port),
       '--bind', HOST,
       '--cluster-enabled', 'yes',
-      '--cluster-config-file', path.join(dir, `nodes-${port}.conf`),
-      '--cluster-node-timeout', String(nodeTimeoutMs),
+      '--cluster-config-file', path.join(this.dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout', String(this.nodeTimeoutMs),
       '--cluster-require-full-coverage', 'no',
       '--cluster-replica-validity-factor', '0',
       '--save', '',
@@ -336,8 +377,8 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
       // Redis 7.0 waits 5 s (repl-diskless-sync-delay) before a full sync to a replica, in case
       // more replicas ask: that would delay every (re)joining replica by 5 s here.
       '--repl-diskless-sync-delay', '0',
-      '--dir', path.join(dir, String(port)),
-      '--logfile', logFile(port),
+      '--dir', path.join(this.dir, String(port)),
+      '--logfile', this.logFile(port),
       '--daemonize', 'no',
     ];
     const child = spawn('redis-server', args, { stdio: 'ignore' });
@@ -357,7 +398,7 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
       if (!running(child))
         throw new Error(
           `redis-server on ${HOST}:${port} exited at start (code ${child.exitCode}, signal ${child.signalCode}); ` +
-            `last lines of ${logFile(port)}:\n${await tail(logFile(port))}`,
+            `last lines of ${this.logFile(port)}:\n${await tail(this.logFile(port))}`,
         );
       try {
         if ((await withNode(port, (r) => r.ping(), 500)) === 'PONG') return;
@@ -367,15 +408,15 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
         throw new Error(
-          `redis-server on ${HOST}:${port} did not answer PING within 10 s; last lines of ${logFile(port)}:\n${await tail(logFile(port))}`,
+          `redis-server on ${HOST}:${port} did not answer PING within 10 s; last lines of ${this.logFile(port)}:\n${await tail(this.logFile(port))}`,
         );
       }
       await sleep(50);
     }
   }
 
-  async function kill(port: number, signal: NodeJS.Signals = 'SIGKILL', graceMs = 15_000): Promise<void> {
-    const node = nodeOf(port);
+  async kill(port: number, signal: NodeJS.Signals = 'SIGKILL', graceMs = 15_000): Promise<void> {
+    const node = this.nodeOf(port);
     const child = node.child;
     if (!child || !running(child)) return;
     const exited = exitOf(child);
@@ -388,14 +429,14 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
   }
 
   /** The views of every live node (a node that does not answer is reported, not skipped). */
-  async function liveViews(): Promise<{ views: NodeView[]; errors: string[] }> {
-    const asked = livePorts();
+  private async liveViews(): Promise<{ views: NodeView[]; errors: string[] }> {
+    const asked = this.livePorts();
     const results = await Promise.allSettled(asked.map((p) => viewOf(p)));
     const views: NodeView[] = [];
     const errors: string[] = [];
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') views.push(r.value);
-      else if (running(nodes.get(asked[i])?.child))
+      else if (running(this.byPort.get(asked[i])?.child))
         // (one that died meanwhile is simply not live)
         errors.push(`${HOST}:${asked[i]} does not answer: ${(r.reason as Error).message}`);
     });
@@ -403,14 +444,14 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
   }
 
   /** CLUSTER NODES of the first live node that answers. */
-  async function clusterNodes(): Promise<NodeEntry[]> {
+  private async clusterNodes(): Promise<NodeEntry[]> {
     const errors: string[] = [];
-    for (const port of livePorts()) {
+    for (const port of this.livePorts()) {
       try {
         const entries = await withNode(port, async (r) =>
           parseClusterNodes((await r.call('CLUSTER', 'NODES')) as string),
         );
-        observeRoles(entries);
+        this.observeRoles(entries);
         return entries;
       } catch (err) {
         errors.push(`${port}: ${(err as Error).message}`);
@@ -421,30 +462,28 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
     );
   }
 
-  function observeRoles(entries: NodeEntry[]): void {
+  private observeRoles(entries: NodeEntry[]): void {
     for (const e of entries) {
-      const n = nodes.get(e.port);
+      const n = this.byPort.get(e.port);
       if (n) n.role = isMaster(e) ? 'master' : isReplica(e) ? 'replica' : 'unknown';
     }
   }
 
-  const inPortOrder = (set: Set<number>) => ports.filter((p) => set.has(p));
-
-  async function masters(): Promise<number[]> {
-    const entries = await clusterNodes();
-    return inPortOrder(new Set(entries.filter((e) => isMaster(e) && !isFailing(e)).map((e) => e.port)));
+  async masters(): Promise<number[]> {
+    const entries = await this.clusterNodes();
+    return this.inPortOrder(new Set(entries.filter((e) => isMaster(e) && !isFailing(e)).map((e) => e.port)));
   }
 
-  async function replicas(): Promise<number[]> {
-    const entries = await clusterNodes();
-    return inPortOrder(new Set(entries.filter((e) => isReplica(e) && !isFailing(e)).map((e) => e.port)));
+  async replicas(): Promise<number[]> {
+    const entries = await this.clusterNodes();
+    return this.inPortOrder(new Set(entries.filter((e) => isReplica(e) && !isFailing(e)).map((e) => e.port)));
   }
 
   /** Why the cluster is not healthy yet, or undefined when it is. */
-  async function unhealthyBecause(replicasConnected: boolean): Promise<string | undefined> {
-    const live = new Set(livePorts());
+  private async unhealthyBecause(replicasConnected: boolean): Promise<string | undefined> {
+    const live = new Set(this.livePorts());
     if (live.size === 0) return 'no node is running';
-    const { views, errors } = await liveViews();
+    const { views, errors } = await this.liveViews();
     if (errors.length) return errors.join('; ');
     const problems: string[] = [];
     // What each live node says of itself (its `myself` line) is the truth the others must agree on.
@@ -518,46 +557,47 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
         if (!ok) problems.push(`master ${HOST}:${m} has no live replica with master_link_status:up`);
       }
     }
-    if (views[0]) observeRoles(views[0].nodes);
+    if (views[0]) this.observeRoles(views[0].nodes);
     return problems.length ? problems.join('; ') : undefined;
   }
 
-  const isReplicaView = (v: NodeView) => v.role === 'slave' || v.role === 'replica';
-
-  async function waitHealthy(o: { timeoutMs?: number; replicasConnected?: boolean } = {}): Promise<void> {
+  async waitHealthy(o: { timeoutMs?: number; replicasConnected?: boolean } = {}): Promise<void> {
     const timeoutMs = o.timeoutMs ?? 30_000;
     const deadline = Date.now() + timeoutMs;
     let last: string | undefined;
     for (;;) {
-      if (stopped) throw new Error('the cluster was stopped');
+      if (this.stopped) throw new Error('the cluster was stopped');
       try {
-        last = await unhealthyBecause(o.replicasConnected ?? false);
+        last = await this.unhealthyBecause(o.replicasConnected ?? false);
       } catch (err) {
         last = (err as Error).message;
       }
       if (last === undefined) return;
-      if (Date.now() > deadline) throw new Error(`Redis Cluster in ${dir} not healthy after ${timeoutMs} ms: ${last}`);
+      if (Date.now() > deadline)
+        throw new Error(`Redis Cluster in ${this.dir} not healthy after ${timeoutMs} ms: ${last}`);
       await sleep(100);
     }
   }
 
-  async function failOver(masterPort: number, o: { timeoutMs?: number } = {}): Promise<number> {
+  async failOver(masterPort: number, o: { timeoutMs?: number } = {}): Promise<number> {
     const timeoutMs = o.timeoutMs ?? 30_000;
     const started = Date.now();
     const deadline = started + timeoutMs;
-    nodeOf(masterPort);
-    const before = await clusterNodes();
+    this.nodeOf(masterPort);
+    const before = await this.clusterNodes();
     const master = before.find((e) => e.port === masterPort);
     if (!master || !isMaster(master) || isFailing(master))
       throw new Error(
         `${HOST}:${masterPort} is not a live master (it is ${master ? [...master.flags].join(',') : 'unknown to the cluster'})`,
       );
-    const candidates = before.filter((e) => isReplica(e) && e.masterId === master.id && livePorts().includes(e.port));
+    const candidates = before.filter(
+      (e) => isReplica(e) && e.masterId === master.id && this.livePorts().includes(e.port),
+    );
     if (candidates.length === 0)
       throw new Error(`master ${HOST}:${masterPort} has no live replica that could take over`);
     const candidatePorts = new Set(candidates.map((e) => e.port));
 
-    await kill(masterPort, 'SIGKILL');
+    await this.kill(masterPort, 'SIGKILL');
 
     let promoted: number | undefined;
     let last = '';
@@ -565,7 +605,7 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
       try {
         // A candidate that says role:master of itself; waitHealthy then checks that every node agrees.
         for (const port of candidatePorts) {
-          if (!running(nodes.get(port)?.child)) continue;
+          if (!running(this.byPort.get(port)?.child)) continue;
           const v = await viewOf(port);
           if (v.role === 'master') {
             promoted = port;
@@ -583,62 +623,51 @@ export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions
         );
       await sleep(50);
     }
-    await waitHealthy({ timeoutMs: Math.max(deadline - Date.now(), 1) });
+    await this.waitHealthy({ timeoutMs: Math.max(deadline - Date.now(), 1) });
     return promoted;
   }
 
-  async function restart(port: number): Promise<void> {
-    if (stopped) throw new Error('the cluster was stopped');
-    await launch(port);
+  async restart(port: number): Promise<void> {
+    if (this.stopped) throw new Error('the cluster was stopped');
+    await this.launch(port);
   }
 
-  async function stop(): Promise<void> {
-    stopped = true;
-    await Promise.all(ports.map((p) => kill(p, 'SIGTERM', 5_000)));
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.created.map((p) => this.kill(p, 'SIGTERM', 5_000)));
+  }
+}
+
+export async function startLocalRedisCluster(opts: StartLocalRedisClusterOptions): Promise<LocalRedisCluster> {
+  const masterCount = opts.masters ?? 3;
+  const replicasPerMaster = opts.replicasPerMaster ?? 1;
+  const nodeTimeoutMs = opts.nodeTimeoutMs ?? 1000;
+  const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
+  if (!Number.isInteger(masterCount) || masterCount < 3)
+    throw new Error(`a Redis Cluster needs at least 3 masters (asked for ${masterCount})`);
+  if (!Number.isInteger(replicasPerMaster) || replicasPerMaster < 0)
+    throw new Error(`replicasPerMaster must be a whole number of at least 0 (got ${replicasPerMaster})`);
+  const total = masterCount * (1 + replicasPerMaster);
+
+  let ports: number[];
+  if (opts.ports) {
+    if (opts.ports.length !== total)
+      throw new Error(
+        `${masterCount} masters with ${replicasPerMaster} replica(s) each need ${total} ports, got ${opts.ports.length}`,
+      );
+    ports = [...opts.ports];
+    await checkPortsUsable(ports);
+  } else {
+    ports = [];
+    for (let i = 0; i < total; i++) ports.push(await freeClusterPort(ports));
   }
 
-  // -------------------------------------------------------------------------------------------
-  let ordered: number[];
-  try {
-    const launched = await Promise.allSettled(ports.map((p) => launch(p)));
-    const failed = launched.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    const created = await execRedisCli(
-      [
-        '--cluster',
-        'create',
-        ...ports.map((p) => `${HOST}:${p}`),
-        '--cluster-replicas',
-        String(replicasPerMaster),
-        '--cluster-yes',
-      ],
-      startTimeoutMs,
-    );
-    if (!created.ok) throw new Error(`redis-cli --cluster create failed:\n${created.output}`);
-    await waitHealthy({ timeoutMs: startTimeoutMs, replicasConnected: replicasPerMaster > 0 });
-    // Masters first, in the order redis-cli made them so.
-    const masterSet = new Set(await masters());
-    ordered = [...ports.filter((p) => masterSet.has(p)), ...ports.filter((p) => !masterSet.has(p))];
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const dir = path.resolve(opts.dir);
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.mkdir(dir, { recursive: true });
+  installExitHandler();
 
-  return {
-    seeds: ordered.map((p) => `${HOST}:${p}`),
-    ports: ordered,
-    dir,
-    nodes: () =>
-      ordered.map((p) => {
-        const n = nodeOf(p);
-        return { host: HOST, port: p, role: n.role, alive: running(n.child), pid: n.child?.pid };
-      }),
-    kill: (port, signal) => kill(port, signal),
-    restart,
-    masters,
-    replicas,
-    waitHealthy,
-    failOver,
-    stop,
-  };
+  const cluster = new LocalRedisClusterProcesses(ports, dir, nodeTimeoutMs);
+  await cluster.create(replicasPerMaster, startTimeoutMs);
+  return cluster;
 }
