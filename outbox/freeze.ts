@@ -11,6 +11,9 @@ import type { DrainShard } from './shards';
 
 type Db = pg.Pool | pg.ClientBase;
 
+/** The SET clause that lifts a freeze (whoever lifts it, and the split's switch). */
+const UNFROZEN = 'frozen = null, frozen_at = null, frozen_by = null, frozen_until = null';
+
 const leaseUntil = (param: string) => `clock_timestamp() + make_interval(secs => ${param}::float8 / 1000)`;
 
 /** Freezes the drain at a snapshot taken now, held by `owner` for `leaseMs`. */
@@ -43,8 +46,7 @@ export async function renewFreeze(db: Db, owner: string, snap: string, leaseMs: 
 /** Lifts the freeze `owner` holds unless its split has begun; returns whether it lifted it. */
 export async function liftOwnFreeze(db: Db, owner: string): Promise<boolean> {
   const r = await db.query(
-    `update pipeline.drain_layout set frozen = null, frozen_at = null, frozen_by = null, frozen_until = null
-      where frozen_by = $1 and not splitting returning 1`,
+    `update pipeline.drain_layout set ${UNFROZEN} where frozen_by = $1 and not splitting returning 1`,
     [owner],
   );
   return (r.rowCount ?? 0) > 0;
@@ -58,7 +60,7 @@ export async function liftOwnFreeze(db: Db, owner: string): Promise<boolean> {
  */
 export async function liftExpiredFreeze(db: Db): Promise<boolean> {
   const r = await db.query(
-    `update pipeline.drain_layout set frozen = null, frozen_at = null, frozen_by = null, frozen_until = null
+    `update pipeline.drain_layout set ${UNFROZEN}
       where frozen is not null and not splitting and coalesce(frozen_until < clock_timestamp(), true) returning 1`,
   );
   return (r.rowCount ?? 0) > 0;
@@ -111,9 +113,7 @@ export async function switchDrainLayout(
     [names.drainConsumer, input.fresh.map((s) => s.consumer)],
   );
   await client.query(`delete from pipeline.leases where name = any($1)`, [input.old.map((s) => s.lease)]);
-  await client.query(
-    `update pipeline.drain_layout set shards = $1, frozen = null, frozen_at = null, frozen_by = null,
-            frozen_until = null, splitting = false`,
-    [input.fresh.length],
-  );
+  await client.query(`update pipeline.drain_layout set shards = $1, ${UNFROZEN}, splitting = false`, [
+    input.fresh.length,
+  ]);
 }

@@ -227,11 +227,16 @@ async function freeze(deps: ReshardDeps, shards: number, owner: string): Promise
  * REPEATABLE READ one may not have written yet): its rows, routed with the old count, could commit
  * after the freeze. That one is waited for by trying again.
  */
-async function routeNewRowsFor(client: pg.ClientBase, partitions: number, layout: DrainLayout): Promise<void> {
-  if (layout.partitions !== partitions)
+/** Several shards need the outbox to route rows by the store's partition count. */
+function checkRoutesMatchStore(routed: number, partitions: number): void {
+  if (routed !== partitions)
     throw new ReshardError(
-      `the outbox routes rows by ${layout.partitions} partition(s), the store has ${partitions}: a worker with another STORE_PARTITIONS changed it; run the command again`,
+      `the outbox routes rows by ${routed} partition(s), the store has ${partitions}: a worker with another STORE_PARTITIONS changed it; run the command again`,
     );
+}
+
+async function routeNewRowsFor(client: pg.ClientBase, partitions: number, layout: DrainLayout): Promise<void> {
+  checkRoutesMatchStore(layout.partitions, partitions);
   const older = await transactionsOlderThanRoutes(client);
   if (older > 0)
     throw new OlderTransactionsOpen(
@@ -427,10 +432,7 @@ async function switchLayout(
     const fresh = drainShards(shards);
     for (const shard of fresh) await waitForDrainLock(client, shard.consumer);
     const target = layout.frozen!;
-    if (held.layout.partitions !== deps.keys.partitions.length && shards > 1)
-      throw new ReshardError(
-        `the outbox routes rows by ${held.layout.partitions} partition(s), the store has ${deps.keys.partitions.length}: a worker with another STORE_PARTITIONS changed it; run the command again`,
-      );
+    if (shards > 1) checkRoutesMatchStore(held.layout.partitions, deps.keys.partitions.length);
     const { batch, last, refused } = await splitPlan(deps, held, target.snap);
     if (refused) throw refused;
     // Every partition: the new shard's position, no claim. A crash (or a failed commit) after this
