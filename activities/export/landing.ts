@@ -18,6 +18,7 @@ import { copyToParquet, openDuck, sqlString } from './duckdb';
 import { parseSnapshot, snapshotCovers, visibleIn } from '../../db/pg-snapshot';
 import {
   advanceCursor,
+  type ConsumerCursor,
   DELTA_SQL,
   deltaParams,
   drainAppliedSnapshot,
@@ -59,75 +60,160 @@ export async function landChanges(
     return { rows: 0, files: [], position: cursor.position, more: false };
   }
   const chunkSize = Math.max(1, Math.floor(readChunk));
-  const appliedTimes = appliedClock(pool);
-  // Per UTC day, in order of first appearance: its first and last row of this call (the file's name).
-  const days = new Map<string, { first: Position; last: Position }>();
-  let duck: Awaited<ReturnType<typeof openDuck>> | null = null;
-  let total = 0;
-  let last: Position | null = null;
-  let exhausted = false;
-  const startedAt = Date.now();
-  const files: string[] = [];
+  const land: LandTable = { duck: null };
+  let read: LandingRead;
+  let files: string[];
   try {
-    // Chunk after chunk from the last row read, exactly as the cursor would resume: the rows of
-    // all chunks are the rows one read of `maxRows` would return, in the same (txid, id) order.
-    for (let after = cursor.position; ;) {
-      const limit = Math.min(chunkSize, maxRows - total);
-      const rows = (
-        await pool.query(
-          `select d.txid, d.id, d.tbl, d.op, d.key, d.image::text as image, d.old_image::text as old_image,
-                  d.created_ms::bigint::text as source_ms,
-                  to_char(to_timestamp(d.created_ms / 1000) at time zone 'UTC', 'YYYY-MM-DD') as day
-             from (${DELTA_SQL}) d`,
-          deltaParams({ from: cursor.from, to: target, after, limit }),
-        )
-      ).rows;
-      if (rows.length > 0) {
-        if (!duck) {
-          // One thread: the landing runs every minute beside the drain; compressing a minute of
-          // changes on both cores would stall the drain (and PostgreSQL and Redis) for that second.
-          duck = await openDuck('512MB', ':memory:', 1);
-          await duck.conn.run(`create or replace table land (${LANDING_COLUMNS}, day varchar)`);
-        }
-        await appendChunk(duck.conn, rows, await appliedTimes(rows));
-        for (const r of rows) {
-          const at = { txid: r.txid as string, id: r.id as string };
-          const d = days.get(r.day);
-          if (d) d.last = at;
-          else days.set(r.day, { first: at, last: at });
-        }
-        total += rows.length;
-        last = { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id };
-        after = last;
-      }
-      // Fewer than asked: the batch has no more rows. Otherwise stop once maxRows are read.
-      if (rows.length < limit) {
-        exhausted = true;
-        break;
-      }
-      if (total >= maxRows) break;
-      // Hand the event loop back between chunks (the drain's activities keep their latency), and
-      // hold the read rate to `rowsPerSecond`: PostgreSQL serves these reads at the drain's priority.
-      await setImmediate();
-      if (rowsPerSecond > 0) await sleep(Math.max(0, startedAt + (total / rowsPerSecond) * 1000 - Date.now()));
-    }
-    for (const [day, range] of days) {
-      const { first, last: end } = range;
-      // Named by landing batch and range: a range landed again after a crash overwrites its file.
-      const file = path.join(
-        landingDir(exportDir, day),
-        `b${cursor.batch}-${first.txid}_${first.id}-${end.txid}_${end.id}.parquet`,
-      );
-      await copyToParquet(
-        duck!.conn,
-        `select * exclude (day) from land where day = ${sqlString(day)} order by txid, id`,
-        file,
-      );
-      files.push(file);
-    }
+    read = await readIntoLandTable(pool, land, cursor, target, { maxRows, chunkSize, rowsPerSecond });
+    files = await writeDayFiles(land.duck?.conn, exportDir, cursor.batch, read.days);
   } finally {
-    duck?.close();
+    land.duck?.close();
   }
+  const { next, complete } = landingCursorAfter(cursor, target, read.last, read.exhausted);
+  // More to land: this batch is not done, or it was an older target than the drain's now.
+  const more = !complete || next.from !== drainFrom;
+  await saveCursor(pool, names.landingConsumer, next);
+  return { rows: read.total, files, position: read.last ?? next.position, more };
+}
+
+/** The in-memory DuckDB table `land` of one landing call, opened at its first row. */
+interface LandTable {
+  duck: Awaited<ReturnType<typeof openDuck>> | null;
+}
+
+/** What one landing call read into `land`. */
+interface LandingRead {
+  /** Per UTC day, in order of first appearance: its first and last row of this call (the file's name). */
+  days: Map<string, { first: Position; last: Position }>;
+  total: number;
+  last: Position | null;
+  /** The batch has no more rows (a chunk came back short). */
+  exhausted: boolean;
+}
+
+/** Reads the delta from the cursor to `target` in chunks, appending each to `land`, until the batch ends or maxRows are read. */
+async function readIntoLandTable(
+  pool: pg.Pool,
+  land: LandTable,
+  cursor: ConsumerCursor,
+  target: string,
+  { maxRows, chunkSize, rowsPerSecond }: { maxRows: number; chunkSize: number; rowsPerSecond: number },
+): Promise<LandingRead> {
+  const appliedTimes = appliedClock(pool);
+  const read: LandingRead = { days: new Map(), total: 0, last: null, exhausted: false };
+  const startedAt = Date.now();
+  // Chunk after chunk from the last row read, exactly as the cursor would resume: the rows of
+  // all chunks are the rows one read of `maxRows` would return, in the same (txid, id) order.
+  for (let after = cursor.position; ;) {
+    const limit = Math.min(chunkSize, maxRows - read.total);
+    const rows = await readDeltaChunk(pool, cursor.from, target, after, limit);
+    if (rows.length > 0) {
+      const conn = await openLandTable(land);
+      await appendChunk(conn, rows, await appliedTimes(rows));
+      noteDays(read.days, rows);
+      read.total += rows.length;
+      read.last = { txid: rows[rows.length - 1].txid, id: rows[rows.length - 1].id };
+      after = read.last;
+    }
+    // Fewer than asked: the batch has no more rows. Otherwise stop once maxRows are read.
+    if (rows.length < limit) {
+      read.exhausted = true;
+      break;
+    }
+    if (read.total >= maxRows) break;
+    // Hand the event loop back between chunks (the drain's activities keep their latency), and
+    // hold the read rate to `rowsPerSecond`: PostgreSQL serves these reads at the drain's priority.
+    await setImmediate();
+    if (rowsPerSecond > 0) await sleep(Math.max(0, startedAt + (read.total / rowsPerSecond) * 1000 - Date.now()));
+  }
+  return read;
+}
+
+/** A delta row as read for landing: columns as text (the images as JSON text), with its UTC day. */
+type LandingRow = {
+  txid: string;
+  id: string;
+  tbl: string;
+  op: string;
+  key: string;
+  image: string | null;
+  old_image: string | null;
+  source_ms: string;
+  day: string;
+};
+
+/** One chunk of the delta after `after`, with each change's source time and UTC day. */
+async function readDeltaChunk(
+  pool: pg.Pool,
+  from: string,
+  to: string,
+  after: Position,
+  limit: number,
+): Promise<LandingRow[]> {
+  return (
+    await pool.query<LandingRow>(
+      `select d.txid, d.id, d.tbl, d.op, d.key, d.image::text as image, d.old_image::text as old_image,
+              d.created_ms::bigint::text as source_ms,
+              to_char(to_timestamp(d.created_ms / 1000) at time zone 'UTC', 'YYYY-MM-DD') as day
+         from (${DELTA_SQL}) d`,
+      deltaParams({ from, to, after, limit }),
+    )
+  ).rows;
+}
+
+/** The connection to `land`, opening DuckDB and creating the table the first time. */
+async function openLandTable(land: LandTable): Promise<DuckDBConnection> {
+  if (!land.duck) {
+    // One thread: the landing runs every minute beside the drain; compressing a minute of
+    // changes on both cores would stall the drain (and PostgreSQL and Redis) for that second.
+    land.duck = await openDuck('512MB', ':memory:', 1);
+    await land.duck.conn.run(`create or replace table land (${LANDING_COLUMNS}, day varchar)`);
+  }
+  return land.duck.conn;
+}
+
+/** Extends each row's UTC day range to the row. */
+function noteDays(days: LandingRead['days'], rows: LandingRow[]): void {
+  for (const r of rows) {
+    const at = { txid: r.txid, id: r.id };
+    const d = days.get(r.day);
+    if (d) d.last = at;
+    else days.set(r.day, { first: at, last: at });
+  }
+}
+
+/** Writes one Parquet file per UTC day from `land`; returns their paths. */
+async function writeDayFiles(
+  conn: DuckDBConnection | undefined,
+  exportDir: string,
+  batch: string,
+  days: LandingRead['days'],
+): Promise<string[]> {
+  const files: string[] = [];
+  for (const [day, range] of days) {
+    const { first, last: end } = range;
+    // Named by landing batch and range: a range landed again after a crash overwrites its file.
+    const file = path.join(
+      landingDir(exportDir, day),
+      `b${batch}-${first.txid}_${first.id}-${end.txid}_${end.id}.parquet`,
+    );
+    await copyToParquet(
+      conn!,
+      `select * exclude (day) from land where day = ${sqlString(day)} order by txid, id`,
+      file,
+    );
+    files.push(file);
+  }
+  return files;
+}
+
+/** The landing cursor after this call's rows (see the comment inside on why it is the one-read cursor). */
+function landingCursorAfter(
+  cursor: ConsumerCursor,
+  target: string,
+  last: Position | null,
+  exhausted: boolean,
+): { next: ConsumerCursor; complete: boolean } {
   // The cursor one read of all these rows (limit maxRows) would give. advanceCursor decides on the
   // count against the limit (fewer: the batch is complete) and takes the last row, nothing else.
   // The loop stopped either on a short chunk (the batch has no more rows; total < maxRows, so one
@@ -135,16 +221,7 @@ export async function landChanges(
   // have come back full: not complete). The last row with an effective limit of one more than the
   // rows passed (exhausted) or equal to them (maxRows reached) is the same decision and position.
   const tail = last ? [last] : [];
-  const { next, complete } = advanceCursor(
-    cursor,
-    { snap: target, at: null },
-    tail,
-    exhausted ? tail.length + 1 : tail.length,
-  );
-  // More to land: this batch is not done, or it was an older target than the drain's now.
-  const more = !complete || next.from !== drainFrom;
-  await saveCursor(pool, names.landingConsumer, next);
-  return { rows: total, files, position: last ?? next.position, more };
+  return advanceCursor(cursor, { snap: target, at: null }, tail, exhausted ? tail.length + 1 : tail.length);
 }
 
 /** Appends one chunk of delta rows (with their applied times) to the `land` table. */
