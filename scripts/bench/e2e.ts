@@ -20,9 +20,9 @@ import { masterNodes } from '../../store/redis-client';
 import { setEpoch } from '../../store/watermark';
 import { setTimeout as sleep } from 'node:timers/promises';
 import http from 'node:http';
-import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { ScheduleHandle, ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command } from 'commander';
-import { names } from '../../config';
+import { Config, names } from '../../config';
 import { createActivities } from '../../activities';
 import { localActivities } from '../lib/local-activities';
 import { createBadgeReader } from '../../serving/badge-reader';
@@ -34,17 +34,53 @@ import { pendingRows, readCursor } from '../../outbox';
 import { bareHttp, outboxScanRowsPerS, redisLuaOpsPerS, redisRoundTripMs } from './machine-limits';
 import { runPgbench } from './pgbench-load';
 import { BenchPipeline, startBenchPipeline } from './processes';
-import { holdOpenTransaction, httpGetJson, probeFreshness } from './freshness-probes';
+import {
+  deleteProbeSkus,
+  HELD_PROBE,
+  holdOpenTransaction,
+  httpGetJson,
+  insertProbeSkus,
+  PROBES,
+  probeFreshness,
+} from './freshness-probes';
 import { int, ms, percentiles, table } from './stats';
+
+interface Options {
+  skus: number;
+  rates: string;
+  openRate: number;
+  pgbenchRates: string;
+  seconds: number;
+  backlog: number;
+  oltpSeconds: number;
+}
+
+/** What the phases share: the bench database and store, the catalogue as loaded, the running pipeline. */
+interface Run {
+  b: Bench;
+  config: Config;
+  actual: CatalogueSize;
+  pipeline: BenchPipeline;
+  /** The landing consumer's schedule (it lands the drain's changes as Parquet for the nightly export). */
+  landing: ScheduleHandle;
+}
+
+type Row = (string | number)[];
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
 
 async function backlog(b: Bench): Promise<number> {
   return (await pendingRows(b.pool, names.drainConsumer, 100_000_000)).rows;
 }
 
+async function waitForDrain(b: Bench, pollMs: number): Promise<void> {
+  while ((await backlog(b)) > 0) await sleep(pollMs);
+}
+
 const ratio = (v: number, limit: number) => `${((v / limit) * 100).toFixed(0)}%`;
 
-async function main() {
-  const o = new Command()
+function parseOptions(): Options {
+  return new Command()
     .option('--skus <n>', 'catalogue size', (v) => Number(v), 1_000_000)
     .option('--rates <list>', 'simulator change rates to probe (changes/s)', '500,2000')
     .option('--open-rate <n>', 'simulator rate of the row with a write transaction held open', (v) => Number(v), 2000)
@@ -57,339 +93,475 @@ async function main() {
     .option('--backlog <n>', 'changes in the catch-up backlog', (v) => Number(v), 1_000_000)
     .option('--oltp-seconds <s>', 'seconds per OLTP overhead run', (v) => Number(v), 30)
     .parse()
-    .opts<{
-      skus: number;
-      rates: string;
-      openRate: number;
-      pgbenchRates: string;
-      seconds: number;
-      backlog: number;
-      oltpSeconds: number;
-    }>();
-  const size: CatalogueSize = { skus: o.skus, fcs: 30, regions: 10, fcsPerRegion: 3, fcsPerSku: 3 };
-  const config = benchConfig({ DRAIN_BATCH_SIZE: '5000' });
-  const b = await openBench(config);
-  const log = (s: string) => process.stderr.write(`${s}\n`);
-  let pipeline: BenchPipeline | undefined;
-  try {
-    await ensureCatalogue(b, size, log);
-    const actual = await readCatalogueSize(b.pool);
-    await setEpoch(b.redis, b.keys, 'bench'); // loaded through the pipeline: complete
-    log('ANALYZE of the bench database (no autovacuum here) ...');
-    await b.pool.query('analyze');
+    .opts<Options>();
+}
 
-    // 0. The machine's own limits, this run.
-    log('machine limits: Redis round trip, Redis Lua apply, bare HTTP ...');
-    // (one node's: on a cluster, the first master's)
-    const rtt = await redisRoundTripMs(masterNodes(b.redis)[0]);
-    const luaOps = await redisLuaOpsPerS(masterNodes(b.redis)[0], b.keys.prefix);
-    const bare = await bareHttp(5);
+/** The catalogue loaded (through the pipeline, if it is not there yet) and ANALYZEd; returns its actual size. */
+async function prepareCatalogue(b: Bench, size: CatalogueSize): Promise<CatalogueSize> {
+  await ensureCatalogue(b, size, log);
+  const actual = await readCatalogueSize(b.pool);
+  await setEpoch(b.redis, b.keys, 'bench'); // loaded through the pipeline: complete
+  log('ANALYZE of the bench database (no autovacuum here) ...');
+  await b.pool.query('analyze');
+  return actual;
+}
 
-    // The real parts: Temporal, worker (with a bundle of the current workflow code), API.
-    pipeline = await startBenchPipeline(config);
-    const { apiPort, temporal, schedule } = pipeline;
-    await sleep(1000);
-    while ((await backlog(b)) > 0) await sleep(500);
-    // The landing consumer (Parquet for the nightly export) has the whole catalogue load to land
-    // once; measuring freshness while it works that off would measure the one-off, not the steady
-    // state (where it lands one minute of changes per minute).
-    const landing = temporal.schedule.getHandle(names.landingScheduleId);
-    const waitForLanding = async () => {
-      for (;;) {
-        const left = (await pendingRows(b.pool, names.landingConsumer, 1_000_000)).rows;
-        if (left < 20_000) return;
-        log(`  waiting for the landing consumer: ${int(left)} changes to land ...`);
-        await landing.trigger(ScheduleOverlapPolicy.SKIP).catch(() => undefined);
-        await sleep(5000);
-      }
-    };
-    await waitForLanding();
-    // What earlier runs left: applied outbox rows (compaction, as the hourly schedule would) and
-    // the dead row versions of the restocks (no autovacuum on this machine). Without this each run
-    // on the same database measured a little slower than the one before.
-    log('pruning the applied outbox and vacuuming the bench tables ...');
-    await localActivities(createActivities(b)).compactOutbox({ retentionMs: 0, maxRows: 1_000_000_000 });
-    await b.pool.query('vacuum (analyze) shop.inventory, shop.orders, shop.skus');
+interface MachineLimits {
+  rtt: { p50: number; p99: number };
+  luaOps: number;
+  bare: { rps: number; p50: number; p99: number };
+}
 
-    // Four freshness probes and one SKU row the open transaction holds (nobody else writes it).
-    const probes = ['PROBE-1', 'PROBE-2', 'PROBE-3', 'PROBE-4', 'PROBE-HOLD'];
-    await b.pool.query(
-      `insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 'freshness probe', 'paused' on conflict (sku_id) do update set lifecycle = 'paused'`,
-      [probes],
-    );
+/** 0. The machine's own limits, this run (the outbox scan limit is measured over the catch-up's backlog). */
+async function measureMachineLimits(b: Bench): Promise<MachineLimits> {
+  log('machine limits: Redis round trip, Redis Lua apply, bare HTTP ...');
+  // (one node's: on a cluster, the first master's)
+  const rtt = await redisRoundTripMs(masterNodes(b.redis)[0]);
+  const luaOps = await redisLuaOpsPerS(masterNodes(b.redis)[0], b.keys.prefix);
+  const bare = await bareHttp(5);
+  return { rtt, luaOps, bare };
+}
 
-    // 1. Freshness under sustained load.
-    const freshness: (string | number)[][] = [];
-    let best = 0;
-    const freshnessRow = (source: string, rate: number, achieved: number, samples: number[], open: boolean) => {
-      const p = percentiles(samples);
-      freshness.push([
-        source,
-        int(rate),
-        int(achieved),
-        open ? 'yes' : 'no',
-        samples.length,
-        ms(p.p50),
-        ms(p.p99),
-        ms(p.max),
-        `${(p.p99 / bare.p99).toFixed(0)}x`,
-      ]);
-      if (p.p99 < 250) best = Math.max(best, achieved);
-    };
-    const simulatorRuns = [
-      ...o.rates.split(',').map((r) => ({ rate: Number(r), open: false })),
-      { rate: o.openRate, open: true },
-    ];
-    for (const { rate, open } of simulatorRuns) {
-      log(
-        `freshness at ${rate} changes/s (simulator${open ? ', a write transaction held open' : ''}) for ${o.seconds} s ...`,
+/** Until the landing consumer has (almost) nothing left to land, triggering its schedule meanwhile. */
+async function waitForLanding(run: Run): Promise<void> {
+  for (;;) {
+    const left = (await pendingRows(run.b.pool, names.landingConsumer, 1_000_000)).rows;
+    if (left < 20_000) return;
+    log(`  waiting for the landing consumer: ${int(left)} changes to land ...`);
+    await run.landing.trigger(ScheduleOverlapPolicy.SKIP).catch(() => undefined);
+    await sleep(5000);
+  }
+}
+
+/** The freshly started pipeline in its steady state: the load drained and landed, earlier runs' leftovers gone. */
+async function settlePipeline(run: Run): Promise<void> {
+  const { b } = run;
+  await sleep(1000);
+  await waitForDrain(b, 500);
+  // The landing consumer (Parquet for the nightly export) has the whole catalogue load to land
+  // once; measuring freshness while it works that off would measure the one-off, not the steady
+  // state (where it lands one minute of changes per minute).
+  await waitForLanding(run);
+  // What earlier runs left: applied outbox rows (compaction, as the hourly schedule would) and
+  // the dead row versions of the restocks (no autovacuum on this machine). Without this each run
+  // on the same database measured a little slower than the one before.
+  log('pruning the applied outbox and vacuuming the bench tables ...');
+  await localActivities(createActivities(b)).compactOutbox({ retentionMs: 0, maxRows: 1_000_000_000 });
+  await b.pool.query('vacuum (analyze) shop.inventory, shop.orders, shop.skus');
+}
+
+/** One freshness run: its load source and rates, and the probes' samples (ms). */
+interface FreshnessRun {
+  source: 'simulator' | 'pgbench';
+  rate: number;
+  open: boolean;
+  achieved: number;
+  samples: number[];
+}
+
+/**
+ * Probes freshness for `seconds` while `startLoad` runs (its promise: the achieved changes/s),
+ * with a write transaction held open if `spec.open`; then waits for the drain to catch up.
+ */
+async function probeUnderLoad(
+  run: Run,
+  seconds: number,
+  spec: Pick<FreshnessRun, 'source' | 'rate' | 'open'>,
+  startLoad: () => Promise<number>,
+): Promise<FreshnessRun> {
+  const { b, pipeline } = run;
+  log(
+    `freshness at ${spec.rate} changes/s (${spec.source}${spec.open ? ', a write transaction held open' : ''}) for ${seconds} s ...`,
+  );
+  const held = spec.open ? await holdOpenTransaction(b, HELD_PROBE) : null;
+  const load = startLoad();
+  const samples = await probeFreshness(b, pipeline.apiPort, seconds * 1000, PROBES, regionId(0));
+  const achieved = await load;
+  await held?.release();
+  await waitForDrain(b, 200);
+  return { ...spec, achieved, samples };
+}
+
+/** 1. Freshness under sustained load: the simulator's rates, then pgbench's (each with a transaction held open). */
+async function measureFreshness(run: Run, o: Options): Promise<FreshnessRun[]> {
+  const { b, config, actual } = run;
+  const runs: FreshnessRun[] = [];
+  const simulatorRuns = [
+    ...o.rates.split(',').map((r) => ({ rate: Number(r), open: false })),
+    { rate: o.openRate, open: true },
+  ];
+  for (const { rate, open } of simulatorRuns) {
+    const simulator = () =>
+      runTraffic(b.pool, { rate, durationMs: o.seconds * 1000, connections: 8, seed: rate, size: actual }).then(
+        (stats) => stats.changes / (stats.elapsedMs / 1000),
       );
-      const held = open ? await holdOpenTransaction(b, probes[probes.length - 1]) : null;
-      const traffic = runTraffic(b.pool, {
-        rate,
-        durationMs: o.seconds * 1000,
-        connections: 8,
-        seed: rate,
-        size: actual,
-      });
-      const samples = await probeFreshness(b, apiPort, o.seconds * 1000, probes.slice(0, 4), regionId(0));
-      const stats = await traffic;
-      await held?.release();
-      freshnessRow('simulator', rate, stats.changes / (stats.elapsedMs / 1000), samples, open);
-      while ((await backlog(b)) > 0) await sleep(200);
-    }
-    for (const rate of o.pgbenchRates.split(',').filter(Boolean).map(Number)) {
-      log(`freshness at ${rate} changes/s (pgbench, a write transaction held open) for ${o.seconds} s ...`);
-      const held = await holdOpenTransaction(b, probes[probes.length - 1]);
-      const traffic = runPgbench({
+    runs.push(await probeUnderLoad(run, o.seconds, { source: 'simulator', rate, open }, simulator));
+  }
+  for (const rate of o.pgbenchRates.split(',').filter(Boolean).map(Number)) {
+    const pgbench = () =>
+      runPgbench({
         databaseUrl: config.DATABASE_URL,
         changesPerS: rate,
         seconds: o.seconds,
         skus: actual.skus,
         fcs: actual.fcs,
-      });
-      const samples = await probeFreshness(b, apiPort, o.seconds * 1000, probes.slice(0, 4), regionId(0));
-      const stats = await traffic;
-      await held.release();
-      freshnessRow('pgbench', rate, stats.changesPerS, samples, true);
-      while ((await backlog(b)) > 0) await sleep(200);
-    }
+      }).then((stats) => stats.changesPerS);
+    runs.push(await probeUnderLoad(run, o.seconds, { source: 'pgbench', rate, open: true }, pgbench));
+  }
+  return runs;
+}
 
-    // 2. Catch-up: pause, build a backlog, resume.
-    log(`catch-up: pausing the drain and writing ${int(o.backlog)} changes ...`);
-    const pauseDrain = async (why: string) => {
-      await schedule.pause(why);
-      for await (const wf of temporal.workflow.list({
-        query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
-      })) {
-        const h = temporal.workflow.getHandle(wf.workflowId);
-        await h.signal(stopDrainSignal);
-        await h.result().catch(() => undefined);
+/** The drain stopped: its schedule paused, and every running drain workflow signalled to stop and finished. */
+async function pauseDrain(run: Run, why: string): Promise<void> {
+  const { temporal, schedule } = run.pipeline;
+  await schedule.pause(why);
+  for await (const wf of temporal.workflow.list({
+    query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
+  })) {
+    const h = temporal.workflow.getHandle(wf.workflowId);
+    await h.signal(stopDrainSignal);
+    await h.result().catch(() => undefined);
+  }
+}
+
+/** Restocking in transactions of 1,000 SKUs (every FC of each), from 4 connections; returns the seconds it took. */
+async function writeRestocks(b: Bench, actual: CatalogueSize, changes: number): Promise<number> {
+  const skusPerTx = 1000;
+  const writers = 4;
+  let written = 0;
+  let next = 0;
+  const tWrite = performance.now();
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (written < changes) {
+        const from = next % actual.skus;
+        next += skusPerTx;
+        const r = await b.pool.query(
+          `update shop.inventory set on_hand = on_hand + 1, updated_at = now() where sku_id >= 'SKU-' || lpad($1::text, 7, '0') and sku_id <= 'SKU-' || lpad($2::text, 7, '0')`,
+          [from, Math.min(actual.skus - 1, from + skusPerTx - 1)],
+        );
+        written += r.rowCount ?? 0;
       }
-    };
-    await pauseDrain('benchmark: catch-up');
-    // The drain's own speed: the landing consumer (which lands what the drain applied, once a
-    // minute) waits until the catch-up is measured, then works it off before the OLTP runs.
-    await landing.pause('benchmark: catch-up');
-    // Restocking in transactions of 1,000 SKUs (every FC of each), from 4 connections.
-    const skusPerTx = 1000;
-    const writers = 4;
-    let written = 0;
-    let next = 0;
-    const tWrite = performance.now();
-    await Promise.all(
-      Array.from({ length: writers }, async () => {
-        while (written < o.backlog) {
-          const from = next % actual.skus;
-          next += skusPerTx;
-          const r = await b.pool.query(
-            `update shop.inventory set on_hand = on_hand + 1, updated_at = now() where sku_id >= 'SKU-' || lpad($1::text, 7, '0') and sku_id <= 'SKU-' || lpad($2::text, 7, '0')`,
-            [from, Math.min(actual.skus - 1, from + skusPerTx - 1)],
-          );
-          written += r.rowCount ?? 0;
-        }
-      }),
-    );
-    const writeSeconds = (performance.now() - tWrite) / 1000;
-    await b.pool.query('analyze pipeline.outbox');
-    const before = await backlog(b);
-    log('  outbox scan limit over the backlog ...');
-    const scan = await outboxScanRowsPerS(b.pool);
-    log(`  backlog of ${int(before)} changes written in ${writeSeconds.toFixed(1)} s; resuming ...`);
-    const tResume = performance.now();
-    await schedule.unpause('benchmark');
-    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
-    // Caught up: the drain's applied snapshot was taken after the resume (a cheap poll of the
-    // cursor; counting the backlog every 100 ms would itself load PostgreSQL).
-    const resumedAt = Date.now();
-    let caughtUp = 0;
-    for (;;) {
-      const cursor = await readCursor(b.pool, names.drainConsumer);
-      if (cursor.to === null && (cursor.fromAt ?? 0) >= resumedAt) {
-        caughtUp = (performance.now() - tResume) / 1000;
-        break;
-      }
-      await sleep(20);
-    }
-    const agent = new http.Agent({ keepAlive: true });
-    let fresh = 0;
-    for (;;) {
-      const r = await httpGetJson(apiPort, `/v1/badges/${probes[0]}?region=${regionId(0)}`, agent);
-      if (!r.stale) {
-        fresh = (performance.now() - tResume) / 1000;
-        break;
-      }
-      await sleep(50);
-    }
-    agent.destroy();
+    }),
+  );
+  return (performance.now() - tWrite) / 1000;
+}
 
-    // 3. OLTP overhead: the order service with and without the capture triggers.
-    // The drain is stopped for both runs, so only the triggers differ.
-    const oltp: (string | number)[][] = [];
-    await landing.unpause('benchmark: catch-up measured');
-    await waitForLanding();
-    await pauseDrain('benchmark: OLTP overhead');
-    await landing.pause('benchmark: OLTP overhead');
-    const tps: Record<string, number> = {};
-    let untriggeredFrom = new Date();
-    for (const mode of ['with capture triggers', 'without triggers'] as const) {
-      const on = mode === 'with capture triggers';
-      if (!on) untriggeredFrom = new Date((await b.pool.query('select now() as t')).rows[0].t);
-      for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders'])
-        await b.pool.query(`alter table shop.${t} ${on ? 'enable' : 'disable'} trigger capture_change`);
-      log(`OLTP ${mode} for ${o.oltpSeconds} s ...`);
-      const s = await runTraffic(b.pool, {
-        rate: 0,
-        durationMs: o.oltpSeconds * 1000,
-        connections: 8,
-        seed: 7,
-        size: actual,
-      });
-      tps[mode] = s.operations / (s.elapsedMs / 1000);
-      oltp.push([mode, int(tps[mode]), int(s.changes / (s.elapsedMs / 1000))]);
+/** Seconds from `tResume` until the drain has caught up with the backlog. */
+async function secondsUntilCaughtUp(b: Bench, tResume: number): Promise<number> {
+  // Caught up: the drain's applied snapshot was taken after the resume (a cheap poll of the
+  // cursor; counting the backlog every 100 ms would itself load PostgreSQL).
+  const resumedAt = Date.now();
+  for (;;) {
+    const cursor = await readCursor(b.pool, names.drainConsumer);
+    if (cursor.to === null && (cursor.fromAt ?? 0) >= resumedAt) return (performance.now() - tResume) / 1000;
+    await sleep(20);
+  }
+}
+
+/** Seconds from `tResume` until the read API no longer answers stale. */
+async function secondsUntilFresh(apiPort: number, tResume: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true });
+  for (;;) {
+    const r = await httpGetJson(apiPort, `/v1/badges/${PROBES[0]}?region=${regionId(0)}`, agent);
+    if (!r.stale) {
+      const fresh = (performance.now() - tResume) / 1000;
+      agent.destroy();
+      return fresh;
     }
-    for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders'])
-      await b.pool.query(`alter table shop.${t} enable trigger capture_change`);
-    // The run without triggers changed rows the outbox never saw, so the store no longer equals
-    // the rule (the sampled verify finds and repairs them, loudly). Emit them now: an update that
-    // changes nothing still fires the capture trigger with the row as it is; the FC load counters
-    // (sums over orders) are recomputed whole, as a backfill does.
-    for (const t of ['skus', 'fulfillment_centers', 'inventory'])
-      await b.pool.query(`update shop.${t} set updated_at = updated_at where updated_at >= $1`, [untriggeredFrom]);
-    const overhead = (1 - tps['with capture triggers'] / tps['without triggers']) * 100;
-    await schedule.unpause('benchmark done');
-    await landing.unpause('benchmark done');
-    await schedule.trigger(ScheduleOverlapPolicy.SKIP);
-    while ((await backlog(b)) > 0) await sleep(500);
-    await localActivities(createActivities(b)).backfillLoads();
+    await sleep(50);
+  }
+}
 
-    // 4. Memory per SKU·FC.
-    const random = rng(5);
-    let bytes = 0;
-    const sampleN = 2000;
-    for (let i = 0; i < sampleN; i++)
-      bytes += Number(
-        await b.redis.call('MEMORY', 'USAGE', b.keys.sku(skuId(Math.floor(random() * actual.skus))), 'SAMPLES', '0'),
-      );
-    const used = Number(/used_memory:(\d+)/.exec(await b.redis.info('memory'))?.[1]);
+interface CatchUp {
+  /** Changes in the backlog. */
+  before: number;
+  writeSeconds: number;
+  caughtUp: number;
+  fresh: number;
+  scanRowsPerS: number;
+}
 
-    // 5. Reads: the library in this process (1 and 50 SKUs), one Redis round trip each.
-    const reader = createBadgeReader({
-      redis: b.redis,
-      prefix: b.keys.prefix,
-      partitions: b.keys.partitions.length,
-      staleAfterMs: 10_000,
+/** 2. Catch-up: pause, build a backlog, resume. */
+async function measureCatchUp(run: Run, changes: number): Promise<CatchUp> {
+  const { b, pipeline } = run;
+  log(`catch-up: pausing the drain and writing ${int(changes)} changes ...`);
+  await pauseDrain(run, 'benchmark: catch-up');
+  // The drain's own speed: the landing consumer (which lands what the drain applied, once a
+  // minute) waits until the catch-up is measured, then works it off before the OLTP runs.
+  await run.landing.pause('benchmark: catch-up');
+  const writeSeconds = await writeRestocks(b, run.actual, changes);
+  await b.pool.query('analyze pipeline.outbox');
+  const before = await backlog(b);
+  log('  outbox scan limit over the backlog ...');
+  const scan = await outboxScanRowsPerS(b.pool);
+  log(`  backlog of ${int(before)} changes written in ${writeSeconds.toFixed(1)} s; resuming ...`);
+  const tResume = performance.now();
+  await pipeline.schedule.unpause('benchmark');
+  await pipeline.schedule.trigger(ScheduleOverlapPolicy.SKIP);
+  const caughtUp = await secondsUntilCaughtUp(b, tResume);
+  const fresh = await secondsUntilFresh(pipeline.apiPort, tResume);
+  return { before, writeSeconds, caughtUp, fresh, scanRowsPerS: scan.rowsPerS };
+}
+
+const CAPTURED_TABLES = ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders'];
+
+async function setCaptureTriggers(b: Bench, on: boolean): Promise<void> {
+  for (const t of CAPTURED_TABLES)
+    await b.pool.query(`alter table shop.${t} ${on ? 'enable' : 'disable'} trigger capture_change`);
+}
+
+/**
+ * The run without triggers changed rows the outbox never saw, so the store no longer equals
+ * the rule (the sampled verify finds and repairs them, loudly). Emit them now: an update that
+ * changes nothing still fires the capture trigger with the row as it is; the FC load counters
+ * (sums over orders) are recomputed whole, as a backfill does (resumePipeline).
+ */
+async function reemitUntriggered(b: Bench, since: Date): Promise<void> {
+  for (const t of ['skus', 'fulfillment_centers', 'inventory'])
+    await b.pool.query(`update shop.${t} set updated_at = updated_at where updated_at >= $1`, [since]);
+}
+
+interface Oltp {
+  rows: Row[];
+  /** Percent of order-service throughput the capture triggers cost. */
+  overhead: number;
+}
+
+/**
+ * 3. OLTP overhead: the order service with and without the capture triggers.
+ * The drain is stopped for both runs, so only the triggers differ.
+ */
+async function measureOltpOverhead(run: Run, seconds: number): Promise<Oltp> {
+  const { b, landing } = run;
+  const rows: Row[] = [];
+  await landing.unpause('benchmark: catch-up measured');
+  await waitForLanding(run);
+  await pauseDrain(run, 'benchmark: OLTP overhead');
+  await landing.pause('benchmark: OLTP overhead');
+  const tps: Record<string, number> = {};
+  let untriggeredFrom = new Date();
+  for (const mode of ['with capture triggers', 'without triggers'] as const) {
+    const on = mode === 'with capture triggers';
+    if (!on) untriggeredFrom = new Date((await b.pool.query('select now() as t')).rows[0].t);
+    await setCaptureTriggers(b, on);
+    log(`OLTP ${mode} for ${seconds} s ...`);
+    const s = await runTraffic(b.pool, {
+      rate: 0,
+      durationMs: seconds * 1000,
+      connections: 8,
+      seed: 7,
+      size: run.actual,
     });
-    const reads: (string | number)[][] = [];
-    for (const n of [1, 50]) {
-      const samples: number[] = [];
-      for (let i = 0; i < (n === 1 ? 20_000 : 5_000); i++) {
-        const skus = Array.from(new Set(Array.from({ length: n }, () => skuId(Math.floor(random() * actual.skus)))));
-        const t = performance.now();
-        await reader.getBadges(regionId(Math.floor(random() * 10)), skus);
-        samples.push(performance.now() - t);
-      }
-      const p = percentiles(samples);
-      reads.push([`library`, n, ms(p.p50), ms(p.p99), ms(p.p999), `${(p.p99 / rtt.p99).toFixed(1)}x`]);
-    }
-    await temporal.connection.close();
-    await b.pool.query(`delete from shop.skus where sku_id = any($1)`, [probes]); // keep the catalogue as it was
+    tps[mode] = s.operations / (s.elapsedMs / 1000);
+    rows.push([mode, int(tps[mode]), int(s.changes / (s.elapsedMs / 1000))]);
+  }
+  await setCaptureTriggers(b, true);
+  await reemitUntriggered(b, untriggeredFrom);
+  return { rows, overhead: (1 - tps['with capture triggers'] / tps['without triggers']) * 100 };
+}
 
-    console.log(
-      `\n## End to end (${int(actual.skus)} SKUs x ${actual.fcsPerSku} FCs; Temporal dev server, worker, API, PostgreSQL, Redis and load generator on this 2-core machine)\n`,
+/** The pipeline running as usual again: both schedules unpaused, all drained, the FC load counters recomputed. */
+async function resumePipeline(run: Run): Promise<void> {
+  await run.pipeline.schedule.unpause('benchmark done');
+  await run.landing.unpause('benchmark done');
+  await run.pipeline.schedule.trigger(ScheduleOverlapPolicy.SKIP);
+  await waitForDrain(run.b, 500);
+  await localActivities(createActivities(run.b)).backfillLoads();
+}
+
+interface Memory {
+  /** Bytes per SKU·FC from sampled MEMORY USAGE of SKU hashes. */
+  sampled: number;
+  /** Bytes per SKU·FC from the whole of Redis's used_memory. */
+  whole: number;
+}
+
+/** 4. Memory per SKU·FC. */
+async function measureMemory(b: Bench, actual: CatalogueSize, random: () => number): Promise<Memory> {
+  let bytes = 0;
+  const sampleN = 2000;
+  for (let i = 0; i < sampleN; i++)
+    bytes += Number(
+      await b.redis.call('MEMORY', 'USAGE', b.keys.sku(skuId(Math.floor(random() * actual.skus))), 'SAMPLES', '0'),
     );
-    console.log("### 0. This machine's limits, measured in this run\n");
-    console.log(
-      table(
-        ['limit', 'value'],
+  const used = Number(/used_memory:(\d+)/.exec(await b.redis.info('memory'))?.[1]);
+  return { sampled: bytes / sampleN / actual.fcsPerSku, whole: used / (actual.skus * actual.fcsPerSku) };
+}
+
+/** 5. Reads: the library in this process (1 and 50 SKUs), one Redis round trip each. */
+async function measureReads(
+  b: Bench,
+  actual: CatalogueSize,
+  random: () => number,
+  rtt: MachineLimits['rtt'],
+): Promise<Row[]> {
+  const reader = createBadgeReader({
+    redis: b.redis,
+    prefix: b.keys.prefix,
+    partitions: b.keys.partitions.length,
+    staleAfterMs: 10_000,
+  });
+  const reads: Row[] = [];
+  for (const n of [1, 50]) {
+    const samples: number[] = [];
+    for (let i = 0; i < (n === 1 ? 20_000 : 5_000); i++) {
+      const skus = Array.from(new Set(Array.from({ length: n }, () => skuId(Math.floor(random() * actual.skus)))));
+      const t = performance.now();
+      await reader.getBadges(regionId(Math.floor(random() * 10)), skus);
+      samples.push(performance.now() - t);
+    }
+    const p = percentiles(samples);
+    reads.push([`library`, n, ms(p.p50), ms(p.p99), ms(p.p999), `${(p.p99 / rtt.p99).toFixed(1)}x`]);
+  }
+  return reads;
+}
+
+interface Report {
+  actual: CatalogueSize;
+  limits: MachineLimits;
+  freshness: FreshnessRun[];
+  catchUp: CatchUp;
+  oltp: Oltp;
+  memory: Memory;
+  reads: Row[];
+}
+
+function printLimits({ actual, limits: { rtt, luaOps, bare }, catchUp }: Report): void {
+  console.log(
+    `\n## End to end (${int(actual.skus)} SKUs x ${actual.fcsPerSku} FCs; Temporal dev server, worker, API, PostgreSQL, Redis and load generator on this 2-core machine)\n`,
+  );
+  console.log("### 0. This machine's limits, measured in this run\n");
+  console.log(
+    table(
+      ['limit', 'value'],
+      [
+        ['Redis round trip (PING) p50 / p99', `${ms(rtt.p50)} / ${ms(rtt.p99)} ms`],
+        ['Redis pipelined Lua apply, one HSET per op, 500 ops per call', `${int(luaOps)} ops/s`],
+        ['bare node:http server (own process): requests/s at concurrency 64', int(bare.rps)],
+        ['bare node:http round trip p50 / p99 at concurrency 1', `${ms(bare.p50)} / ${ms(bare.p99)} ms`],
+        ['outbox (txid, id) index range scan, every column, to this process', `${int(catchUp.scanRowsPerS)} rows/s`],
+      ],
+    ),
+  );
+}
+
+function printFreshness({ freshness, limits: { bare } }: Report): void {
+  let best = 0;
+  const rows = freshness.map(({ source, rate, achieved, samples, open }) => {
+    const p = percentiles(samples);
+    if (p.p99 < 250) best = Math.max(best, achieved);
+    return [
+      source,
+      int(rate),
+      int(achieved),
+      open ? 'yes' : 'no',
+      samples.length,
+      ms(p.p50),
+      ms(p.p99),
+      ms(p.max),
+      `${(p.p99 / bare.p99).toFixed(0)}x`,
+    ];
+  });
+  console.log('\n### 1. Freshness: source commit -> visible through the read API (HTTP probes)\n');
+  console.log(
+    table(
+      [
+        'load source',
+        'target changes/s',
+        'achieved changes/s',
+        'write transaction held open',
+        'probes',
+        'p50 ms',
+        'p99 ms',
+        'max ms',
+        'p99 / bare HTTP p99',
+      ],
+      rows,
+    ),
+  );
+  console.log(`\nHighest sustained rate with p99 under 250 ms: ${int(best)} changes/s (of the rates run).`);
+}
+
+function printCatchUp({ catchUp: c, limits: { luaOps } }: Report): void {
+  console.log('\n### 2. Catch-up\n');
+  const drainRate = c.before / c.caughtUp;
+  console.log(
+    table(
+      [
+        'backlog',
+        'written in',
+        'caught up in',
+        'drain changes/s',
+        'of outbox scan limit',
+        'of Redis Lua limit',
+        'fresh again after',
+      ],
+      [
         [
-          ['Redis round trip (PING) p50 / p99', `${ms(rtt.p50)} / ${ms(rtt.p99)} ms`],
-          ['Redis pipelined Lua apply, one HSET per op, 500 ops per call', `${int(luaOps)} ops/s`],
-          ['bare node:http server (own process): requests/s at concurrency 64', int(bare.rps)],
-          ['bare node:http round trip p50 / p99 at concurrency 1', `${ms(bare.p50)} / ${ms(bare.p99)} ms`],
-          ['outbox (txid, id) index range scan, every column, to this process', `${int(scan.rowsPerS)} rows/s`],
+          int(c.before),
+          `${c.writeSeconds.toFixed(1)} s`,
+          `${c.caughtUp.toFixed(1)} s`,
+          int(drainRate),
+          ratio(drainRate, c.scanRowsPerS),
+          ratio(drainRate, luaOps),
+          `${c.fresh.toFixed(1)} s`,
         ],
-      ),
-    );
-    console.log('\n### 1. Freshness: source commit -> visible through the read API (HTTP probes)\n');
-    console.log(
-      table(
-        [
-          'load source',
-          'target changes/s',
-          'achieved changes/s',
-          'write transaction held open',
-          'probes',
-          'p50 ms',
-          'p99 ms',
-          'max ms',
-          'p99 / bare HTTP p99',
-        ],
-        freshness,
-      ),
-    );
-    console.log(`\nHighest sustained rate with p99 under 250 ms: ${int(best)} changes/s (of the rates run).`);
-    console.log('\n### 2. Catch-up\n');
-    const drainRate = before / caughtUp;
-    console.log(
-      table(
-        [
-          'backlog',
-          'written in',
-          'caught up in',
-          'drain changes/s',
-          'of outbox scan limit',
-          'of Redis Lua limit',
-          'fresh again after',
-        ],
-        [
-          [
-            int(before),
-            `${writeSeconds.toFixed(1)} s`,
-            `${caughtUp.toFixed(1)} s`,
-            int(drainRate),
-            ratio(drainRate, scan.rowsPerS),
-            ratio(drainRate, luaOps),
-            `${fresh.toFixed(1)} s`,
-          ],
-        ],
-      ),
-    );
-    console.log('\n### 3. OLTP overhead of the capture triggers (order-service workload, 8 connections, max speed)\n');
-    console.log(table(['mode', 'transactions/s', 'row changes/s'], oltp));
-    console.log(`\nOverhead: ${overhead.toFixed(1)}% of order-service throughput.`);
-    console.log('\n### 4. Online store memory\n');
-    console.log(
-      table(
-        ['measure', 'value'],
-        [
-          ['bytes per SKU·FC (SKU hashes)', int(bytes / sampleN / actual.fcsPerSku)],
-          ['bytes per SKU·FC (whole Redis)', int(used / (actual.skus * actual.fcsPerSku))],
-        ],
-      ),
-    );
-    console.log('\n### 5. Reads (library, one Redis round trip; HTTP: npm run bench:read)\n');
-    console.log(table(['path', 'SKUs/call', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 / Redis round trip p99'], reads));
+      ],
+    ),
+  );
+}
+
+function printOltpMemoryAndReads({ oltp, memory, reads }: Report): void {
+  console.log('\n### 3. OLTP overhead of the capture triggers (order-service workload, 8 connections, max speed)\n');
+  console.log(table(['mode', 'transactions/s', 'row changes/s'], oltp.rows));
+  console.log(`\nOverhead: ${oltp.overhead.toFixed(1)}% of order-service throughput.`);
+  console.log('\n### 4. Online store memory\n');
+  console.log(
+    table(
+      ['measure', 'value'],
+      [
+        ['bytes per SKU·FC (SKU hashes)', int(memory.sampled)],
+        ['bytes per SKU·FC (whole Redis)', int(memory.whole)],
+      ],
+    ),
+  );
+  console.log('\n### 5. Reads (library, one Redis round trip; HTTP: npm run bench:read)\n');
+  console.log(table(['path', 'SKUs/call', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 / Redis round trip p99'], reads));
+}
+
+function printReport(report: Report): void {
+  printLimits(report);
+  printFreshness(report);
+  printCatchUp(report);
+  printOltpMemoryAndReads(report);
+}
+
+async function main() {
+  const o = parseOptions();
+  const size: CatalogueSize = { skus: o.skus, fcs: 30, regions: 10, fcsPerRegion: 3, fcsPerSku: 3 };
+  const config = benchConfig({ DRAIN_BATCH_SIZE: '5000' });
+  const b = await openBench(config);
+  let pipeline: BenchPipeline | undefined;
+  try {
+    const actual = await prepareCatalogue(b, size);
+    const limits = await measureMachineLimits(b);
+    // The real parts: Temporal, worker (with a bundle of the current workflow code), API.
+    pipeline = await startBenchPipeline(config);
+    const landing = pipeline.temporal.schedule.getHandle(names.landingScheduleId);
+    const run: Run = { b, config, actual, pipeline, landing };
+    await settlePipeline(run);
+    await insertProbeSkus(b);
+    const freshness = await measureFreshness(run, o);
+    const catchUp = await measureCatchUp(run, o.backlog);
+    const oltp = await measureOltpOverhead(run, o.oltpSeconds);
+    await resumePipeline(run);
+    const random = rng(5); // one sequence: the memory sample's SKUs, then the reads'
+    const memory = await measureMemory(b, actual, random);
+    const reads = await measureReads(b, actual, random, limits.rtt);
+    await pipeline.temporal.connection.close();
+    await deleteProbeSkus(b); // keep the catalogue as it was
+    printReport({ actual, limits, freshness, catchUp, oltp, memory, reads });
   } finally {
     await pipeline?.stop();
     await b.close();

@@ -18,6 +18,24 @@ export function httpGetJson(port: number, p: string, agent: http.Agent): Promise
   });
 }
 
+/** Four freshness probe SKUs, and one SKU row a held-open transaction holds (nobody else writes it). */
+export const PROBES = ['PROBE-1', 'PROBE-2', 'PROBE-3', 'PROBE-4'];
+export const HELD_PROBE = 'PROBE-HOLD';
+const PROBE_ROWS = [...PROBES, HELD_PROBE];
+
+/** Creates the probe SKU rows (paused), or sets them back to paused if an earlier run left them. */
+export async function insertProbeSkus(b: Bench): Promise<void> {
+  await b.pool.query(
+    `insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 'freshness probe', 'paused' on conflict (sku_id) do update set lifecycle = 'paused'`,
+    [PROBE_ROWS],
+  );
+}
+
+/** Deletes the probe SKU rows: the catalogue as it was. */
+export async function deleteProbeSkus(b: Bench): Promise<void> {
+  await b.pool.query(`delete from shop.skus where sku_id = any($1)`, [PROBE_ROWS]);
+}
+
 /** A write transaction held open (it holds an xid and a row lock) until release(). */
 export async function holdOpenTransaction(b: Bench, sku: string): Promise<{ release(): Promise<void> }> {
   const client = await b.pool.connect();
