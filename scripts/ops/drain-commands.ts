@@ -1,6 +1,6 @@
 /** `ops status`, `ops pause`, `ops resume`, `ops reshard`: the drain's state, its schedule and its shards. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { type Client, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { checkShardCount } from '../../activities/drain/reshard';
@@ -14,6 +14,13 @@ import { printJsonOr } from './output';
 import { printStatus, readStatus } from './status';
 
 export function drainCommands(program: Command, ctx: () => OpsContext): void {
+  registerStatus(program, ctx);
+  registerPause(program, ctx);
+  registerResume(program, ctx);
+  registerReshard(program, ctx);
+}
+
+function registerStatus(program: Command, ctx: () => OpsContext): void {
   program
     .command('status')
     .description('drain state, lag (rows and seconds), last run, dead letters, schedule state')
@@ -22,7 +29,9 @@ export function drainCommands(program: Command, ctx: () => OpsContext): void {
       const s = await readStatus(ctx());
       printJsonOr(o.json, s, () => printStatus(s));
     });
+}
 
+function registerPause(program: Command, ctx: () => OpsContext): void {
   program
     .command('pause')
     .description('pause the drain schedule and stop the running drain after its current batch')
@@ -30,20 +39,28 @@ export function drainCommands(program: Command, ctx: () => OpsContext): void {
       const temporal = await ctx().temporal();
       for (const id of await drainScheduleIdsNow(ctx()))
         await temporal.schedule.getHandle(id).pause('paused by an operator (ops pause)');
-      const stopped: string[] = [];
-      for await (const wf of temporal.workflow.list({
-        query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
-      })) {
-        const h = temporal.workflow.getHandle(wf.workflowId);
-        await h.signal(stopDrainSignal);
-        await Promise.race([h.result().catch(() => undefined), sleep(30_000)]);
-        stopped.push(wf.workflowId);
-      }
+      const stopped = await stopRunningDrains(temporal);
       console.log(
         `drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. Changes accumulate in the outbox; reads answer stale: true. Resume with: npm run ops -- resume`,
       );
     });
+}
 
+/** Signals every running drain to stop after its batch, waiting up to 30 s for each; returns their ids. */
+async function stopRunningDrains(temporal: Client): Promise<string[]> {
+  const stopped: string[] = [];
+  for await (const wf of temporal.workflow.list({
+    query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
+  })) {
+    const h = temporal.workflow.getHandle(wf.workflowId);
+    await h.signal(stopDrainSignal);
+    await Promise.race([h.result().catch(() => undefined), sleep(30_000)]);
+    stopped.push(wf.workflowId);
+  }
+  return stopped;
+}
+
+function registerResume(program: Command, ctx: () => OpsContext): void {
   program
     .command('resume')
     .description(
@@ -52,22 +69,27 @@ export function drainCommands(program: Command, ctx: () => OpsContext): void {
     .action(async () => {
       const temporal = await ctx().temporal();
       const ids = await drainScheduleIdsNow(ctx());
-      for (const id of ids) {
-        const h = temporal.schedule.getHandle(id);
-        await h.unpause('resumed by an operator (ops resume)');
-        // Let the scheduler apply the unpause before the trigger: two patches sent back to back
-        // were seen to lose the unpause (the schedule stayed paused).
-        const deadline = Date.now() + 10_000;
-        while ((await h.describe()).state.paused) {
-          if (Date.now() > deadline)
-            throw new OpsError(`the schedule ${id} did not unpause within 10 s; check it in the Web UI`);
-          await sleep(100);
-        }
-        await h.trigger(ScheduleOverlapPolicy.SKIP);
-      }
+      for (const id of ids) await unpauseAndTrigger(temporal, id);
       console.log(`drain resumed and triggered${ids.length > 1 ? ` (${ids.length} shards)` : ''}`);
     });
+}
 
+/** Unpauses one schedule, waits until the scheduler shows it unpaused, then triggers it. */
+async function unpauseAndTrigger(temporal: Client, id: string): Promise<void> {
+  const h = temporal.schedule.getHandle(id);
+  await h.unpause('resumed by an operator (ops resume)');
+  // Let the scheduler apply the unpause before the trigger: two patches sent back to back
+  // were seen to lose the unpause (the schedule stayed paused).
+  const deadline = Date.now() + 10_000;
+  while ((await h.describe()).state.paused) {
+    if (Date.now() > deadline)
+      throw new OpsError(`the schedule ${id} did not unpause within 10 s; check it in the Web UI`);
+    await sleep(100);
+  }
+  await h.trigger(ScheduleOverlapPolicy.SKIP);
+}
+
+function registerReshard(program: Command, ctx: () => OpsContext): void {
   program
     .command('reshard')
     .description(
@@ -86,45 +108,51 @@ export function drainCommands(program: Command, ctx: () => OpsContext): void {
     )
     .option('--no-wait', 'start it (or find it running) and return')
     .option('--json', 'machine-readable output')
-    .action(async (o) => {
-      const shards: number = o.shards;
-      const c = ctx();
-      try {
-        checkShardCount(shards, c.keys.partitions.length);
-      } catch (err) {
-        throw new OpsError((err as Error).message);
-      }
-      const temporal = await c.temporal();
-      const { handle, attached } = await startOrAttachReshard(temporal, c.config, c.pool(), shards, {
-        timeoutMs: o.timeout * 1000,
-        startedBy: `npm run ops -- ${process.argv.slice(2).join(' ')}`,
-      }).catch((err) => {
-        if (err instanceof ReshardBusy) throw new OpsError(err.message);
-        throw err;
-      });
-      const link = `http://localhost:${c.config.TEMPORAL_UI_PORT}/namespaces/${c.config.TEMPORAL_NAMESPACE}/workflows/${handle.workflowId}`;
-      if (!o.json)
-        console.log(
-          `${attached ? 'following the re-split already running' : 're-split started'}: workflow ${handle.workflowId} (Web UI: ${link}); Ctrl-C stops following, not the re-split`,
-        );
-      if (!o.wait) {
-        if (o.json) console.log(JSON.stringify({ workflowId: handle.workflowId, attached }));
-        return;
-      }
-      let result: ReshardProgress;
-      try {
-        result = await followReshard(handle, o.json);
-      } catch (err) {
-        throw new OpsError(`the re-split failed: ${failureMessage(err)}`);
-      }
-      printJsonOr(o.json, result, () =>
-        console.log(
-          result.phase === 'unchanged'
-            ? `already ${result.to} drain shard(s); schedules checked`
-            : `drain shards: ${result.from} -> ${result.to} at snapshot ${result.frozenAt}, first batch ${result.firstBatch}${result.paused ? '; the drain stays PAUSED as an operator left it (npm run ops -- resume)' : '; schedules triggered'}${result.to !== c.config.DRAIN_SHARDS ? `. Set DRAIN_SHARDS=${result.to} in the workers' configuration too` : ''}`,
-        ),
-      );
-    });
+    .action((o) => reshard(ctx(), o));
+}
+
+/** `ops reshard`: starts the re-split (or attaches to the one running) and, unless --no-wait, follows it to its end. */
+async function reshard(
+  c: OpsContext,
+  o: { shards: number; timeout: number; wait: boolean; json?: boolean },
+): Promise<void> {
+  const shards: number = o.shards;
+  try {
+    checkShardCount(shards, c.keys.partitions.length);
+  } catch (err) {
+    throw new OpsError((err as Error).message);
+  }
+  const temporal = await c.temporal();
+  const { handle, attached } = await startOrAttachReshard(temporal, c.config, c.pool(), shards, {
+    timeoutMs: o.timeout * 1000,
+    startedBy: `npm run ops -- ${process.argv.slice(2).join(' ')}`,
+  }).catch((err) => {
+    if (err instanceof ReshardBusy) throw new OpsError(err.message);
+    throw err;
+  });
+  const link = `http://localhost:${c.config.TEMPORAL_UI_PORT}/namespaces/${c.config.TEMPORAL_NAMESPACE}/workflows/${handle.workflowId}`;
+  if (!o.json)
+    console.log(
+      `${attached ? 'following the re-split already running' : 're-split started'}: workflow ${handle.workflowId} (Web UI: ${link}); Ctrl-C stops following, not the re-split`,
+    );
+  if (!o.wait) {
+    if (o.json) console.log(JSON.stringify({ workflowId: handle.workflowId, attached }));
+    return;
+  }
+  let result: ReshardProgress;
+  try {
+    result = await followReshard(handle, !!o.json);
+  } catch (err) {
+    throw new OpsError(`the re-split failed: ${failureMessage(err)}`);
+  }
+  printJsonOr(!!o.json, result, () => console.log(reshardSummary(result, c.config.DRAIN_SHARDS)));
+}
+
+/** The human-readable line for a finished re-split. */
+function reshardSummary(result: ReshardProgress, configuredShards: number): string {
+  return result.phase === 'unchanged'
+    ? `already ${result.to} drain shard(s); schedules checked`
+    : `drain shards: ${result.from} -> ${result.to} at snapshot ${result.frozenAt}, first batch ${result.firstBatch}${result.paused ? '; the drain stays PAUSED as an operator left it (npm run ops -- resume)' : '; schedules triggered'}${result.to !== configuredShards ? `. Set DRAIN_SHARDS=${result.to} in the workers' configuration too` : ''}`;
 }
 
 /** Prints the run's phase as it changes, until it ends; returns its result. */
