@@ -26,6 +26,14 @@ const positionArg = (v: string) => {
 };
 
 export function storeCommands(program: Command, ctx: () => OpsContext): void {
+  registerReplay(program, ctx);
+  registerBackfill(program, ctx);
+  registerVerify(program, ctx);
+  registerExport(program, ctx);
+  registerInspect(program, ctx);
+}
+
+function registerReplay(program: Command, ctx: () => OpsContext): void {
   program
     .command('replay')
     .description('re-apply every retained change from a position up to the drain cursor (after a fix of feature logic)')
@@ -46,7 +54,9 @@ export function storeCommands(program: Command, ctx: () => OpsContext): void {
           `replayed ${r.rows} changes up to ${formatPosition(r.position)}; ${r.applied} store values re-written`,
         );
     });
+}
 
+function registerBackfill(program: Command, ctx: () => OpsContext): void {
   program
     .command('backfill')
     .description(
@@ -70,7 +80,9 @@ export function storeCommands(program: Command, ctx: () => OpsContext): void {
       });
       if (r) console.log(`backfill done: ${r.rows} source rows, ${r.counters} load counters`);
     });
+}
 
+function registerVerify(program: Command, ctx: () => OpsContext): void {
   program
     .command('verify')
     .description('reconcile the online store against the source; exit code 1 when anything differs')
@@ -87,19 +99,24 @@ export function storeCommands(program: Command, ctx: () => OpsContext): void {
           : 'Verify of every SKU, FC, region and load',
         wait: true,
       })) as VerifyReport;
-      printJsonOr(o.json, r, () => {
-        console.log(
-          `${r.mode}: ${r.checkedSkus} SKUs and ${r.checkedBadges} (SKU, region) badges checked; ${r.mismatches.length} mismatch(es)${r.settled ? ` (${r.settled} more were changes in flight)` : ''}`,
-        );
-        for (const m of r.mismatches.slice(0, 50))
-          console.log(
-            `  ${m.sku ?? '-'}  ${m.feature} ${m.key}: source=${m.source ?? '(none)'} store=${m.store ?? '(none)'}`,
-          );
-        if (r.mismatches.length > 50) console.log(`  … and ${r.mismatches.length - 50} more (--json for all)`);
-      });
+      printJsonOr(o.json, r, () => printVerifyReport(r));
       if (r.mismatches.length) process.exitCode = 1;
     });
+}
 
+/** The verify report for a person: the counts, then the first 50 mismatches. */
+function printVerifyReport(r: VerifyReport): void {
+  console.log(
+    `${r.mode}: ${r.checkedSkus} SKUs and ${r.checkedBadges} (SKU, region) badges checked; ${r.mismatches.length} mismatch(es)${r.settled ? ` (${r.settled} more were changes in flight)` : ''}`,
+  );
+  for (const m of r.mismatches.slice(0, 50))
+    console.log(
+      `  ${m.sku ?? '-'}  ${m.feature} ${m.key}: source=${m.source ?? '(none)'} store=${m.store ?? '(none)'}`,
+    );
+  if (r.mismatches.length > 50) console.log(`  … and ${r.mismatches.length - 50} more (--json for all)`);
+}
+
+function registerExport(program: Command, ctx: () => OpsContext): void {
   program
     .command('export')
     .description('export one UTC day as Parquet (changes, feature history, end-of-day badges) from the landing area')
@@ -117,7 +134,9 @@ export function storeCommands(program: Command, ctx: () => OpsContext): void {
       }))!;
       console.log(`exported ${o.date}: ${r.changes} changes, ${r.badges} end-of-day badges -> ${r.dir}`);
     });
+}
 
+function registerInspect(program: Command, ctx: () => OpsContext): void {
   program
     .command('inspect')
     .description('one SKU: what the store holds, what the source says, and its badge per region')
