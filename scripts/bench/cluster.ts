@@ -24,10 +24,17 @@ import { rng, runTraffic } from '../../simulator/traffic';
 import { masterNodes } from '../../store/redis-client';
 import { setEpoch } from '../../store/watermark';
 import { positiveInt } from '../lib/cli-args';
-import { startLocalRedisCluster } from '../lib/redis-cluster';
+import { LocalRedisCluster, startLocalRedisCluster } from '../lib/redis-cluster';
 import { DATA_DIR } from '../lib/temporal-server';
 import { Bench, BENCH_DATABASE_URL, benchConfig, drainAll, ensureCatalogue, openBench } from './bench-env';
-import { holdOpenTransaction, probeFreshness } from './freshness-probes';
+import {
+  deleteProbeSkus,
+  HELD_PROBE,
+  holdOpenTransaction,
+  insertProbeSkus,
+  PROBES,
+  probeFreshness,
+} from './freshness-probes';
 import { startBenchPipeline } from './processes';
 import { int, ms, percentiles, table } from './stats';
 
@@ -109,8 +116,21 @@ async function reads(b: Bench, skus: number, calls: number) {
   return out;
 }
 
-async function main(): Promise<void> {
-  const o = new Command()
+interface Options {
+  skus: number;
+  backlog: number;
+  calls: number;
+  rate: number;
+  seconds: number;
+  replicas: number;
+  shards: number[];
+  freshnessShards: number;
+}
+
+type Row = (string | number)[];
+
+function parseOptions(): Options {
+  return new Command()
     .name('npm run bench:cluster --')
     .option('--skus <n>', 'catalogue size (loaded into each store if missing)', positiveInt('--skus'), 200_000)
     .option('--backlog <changes>', 'changes in each catch-up backlog', positiveInt('--backlog'), 300_000)
@@ -121,24 +141,14 @@ async function main(): Promise<void> {
     .option('--shards <list>', 'drain shard counts of the cluster catch-up', shardList, [1, 2, 4])
     .option('--freshness-shards <n>', 'drain shards of the cluster freshness run', positiveInt('--freshness-shards'), 1)
     .parse()
-    .opts<{
-      skus: number;
-      backlog: number;
-      calls: number;
-      rate: number;
-      seconds: number;
-      replicas: number;
-      shards: number[];
-      freshnessShards: number;
-    }>();
-  const size: CatalogueSize = { skus: o.skus, fcs: 18, regions: 6, fcsPerRegion: 3, fcsPerSku: 3 };
-  const dir = path.join(DATA_DIR, 'bench', 'redis-cluster');
-  await fs.mkdir(dir, { recursive: true });
-  log(`starting a local Redis Cluster: 3 masters, ${o.replicas} replica(s) each ...`);
-  const cluster = await startLocalRedisCluster({ dir, masters: 3, replicasPerMaster: o.replicas });
+    .opts<Options>();
+}
+
+/** The two stores compared, each with its own benchmark database: one Redis, and the local cluster. */
+async function openStores(cluster: LocalRedisCluster): Promise<Record<string, Bench>> {
   const clusterUrl = new URL(BENCH_DATABASE_URL);
   clusterUrl.pathname = `${clusterUrl.pathname}_cluster`;
-  const stores = {
+  return {
     'one Redis': await openBench(benchConfig({ DRAIN_BATCH_SIZE: '20000' })),
     'Redis Cluster': await openBench(
       benchConfig({
@@ -149,114 +159,145 @@ async function main(): Promise<void> {
       }),
     ),
   };
+}
+
+const reshard = (b: Bench, shards: number) =>
+  reshardDrain({ pool: b.pool, redis: b.redis, keys: b.keys, config: b.config }, shards);
+
+/** One store's figures: a catch-up row per drain shard count, and its reads row. */
+async function benchStore(name: string, b: Bench, size: CatalogueSize, o: Options) {
+  log(`${name} (${b.keys.partitions.length} partition(s)): catalogue ...`);
+  await ensureCatalogue(b, size, log);
+  await setEpoch(b.redis, b.keys, 'bench');
+  await b.redis.set(b.keys.partitionCount, String(b.keys.partitions.length));
+  const catchUpRows: Row[] = [];
+  // one Redis has one partition, so one drain; the cluster's 16 partitions split into shards
+  for (const shards of b.keys.partitions.length === 1 ? [1] : o.shards) {
+    await reshard(b, shards);
+    log(`${name}: catch-up of ${int(o.backlog)} changes, ${shards} drain shard(s) ...`);
+    const c = await catchUp(b, size.skus, o.backlog);
+    catchUpRows.push([
+      name,
+      b.keys.partitions.length,
+      shards,
+      int(c.rows),
+      int(c.perS),
+      c.callsPerChange.toFixed(3),
+      int(c.redisCpuUsPerChange),
+      c.drainCpuUsPerChange.toFixed(1),
+    ]);
+  }
+  log(`${name}: reads ...`);
+  const r = await reads(b, size.skus, o.calls);
+  return { catchUpRows, readRow: [name, ms(r[1].p50), ms(r[1].p99), ms(r[50].p50), ms(r[50].p99)] };
+}
+
+const drainBatches = async (b: Bench) =>
+  Number((await b.pool.query(`select count(*)::int as n from pipeline.drain_snapshots`)).rows[0].n);
+
+/**
+ * The probes while the simulator runs at --rate for --seconds with a write transaction held open:
+ * the freshness row (with the drain batches per second the pipeline completed meanwhile).
+ */
+async function probeUnderLoad(b: Bench, apiPort: number, size: CatalogueSize, o: Options): Promise<Row> {
+  const batchesBefore = await drainBatches(b);
+  const held = await holdOpenTransaction(b, HELD_PROBE);
+  let samples: number[];
+  let stats: Awaited<ReturnType<typeof runTraffic>>;
   try {
-    const rows: (string | number)[][] = [];
-    const readRows: (string | number)[][] = [];
+    const traffic = runTraffic(b.pool, {
+      rate: o.rate,
+      durationMs: o.seconds * 1000,
+      connections: 8,
+      seed: 3,
+      size,
+    });
+    samples = await probeFreshness(b, apiPort, o.seconds * 1000, PROBES, regionId(0));
+    stats = await traffic;
+  } finally {
+    await held.release();
+  }
+  const batches = await drainBatches(b);
+  const p = percentiles(samples);
+  return [
+    int(stats.changes / (stats.elapsedMs / 1000)),
+    samples.length,
+    ms(p.p50),
+    ms(p.p99),
+    ms(p.max),
+    ((batches - batchesBefore) / o.seconds).toFixed(1),
+  ];
+}
+
+/** Freshness on the cluster, end to end: the real pipeline started, caught up, then probed under load. */
+async function clusterFreshness(b: Bench, size: CatalogueSize, o: Options): Promise<Row> {
+  await reshard(b, o.freshnessShards);
+  log(
+    `Redis Cluster: freshness at ${int(o.rate)} changes/s with a write transaction open, ${o.freshnessShards} drain shard(s), ${o.seconds} s ...`,
+  );
+  const pipeline = await startBenchPipeline(b.config, o.freshnessShards);
+  log('  pipeline started; waiting for the drain to catch up ...');
+  try {
+    while ((await drainPendingRows(b.pool, b.keys, 1_000_000)).rows > 0) await sleep(500);
+    log('  caught up; probing ...');
+    await insertProbeSkus(b);
+    const fresh = await probeUnderLoad(b, pipeline.apiPort, size, o);
+    await deleteProbeSkus(b);
+    return fresh;
+  } catch (err) {
+    console.error(`bench:cluster: the freshness run failed: ${(err as Error).stack}`);
+    throw err;
+  } finally {
+    await pipeline.stop();
+  }
+}
+
+function printReport(o: Options, size: CatalogueSize, catchUpRows: Row[], readRows: Row[], fresh: Row): void {
+  console.log(
+    `\n## One Redis and a Redis Cluster (3 masters x ${o.replicas} replica), ${int(size.skus)} SKUs x 3 FCs, one run\n`,
+  );
+  console.log('### Catch-up (each drain shard: activities back to back; shards side by side)\n');
+  console.log(
+    table(
+      [
+        'store',
+        'partitions',
+        'drain shards',
+        'changes',
+        'changes/s',
+        'script calls per change',
+        'Redis CPU µs per change (all masters)',
+        'drain CPU µs per change (Node)',
+      ],
+      catchUpRows,
+    ),
+  );
+  console.log('\n### Reads (library, in this process)\n');
+  console.log(table(['store', '1 SKU p50 ms', '1 SKU p99 ms', '50 SKUs p50 ms', '50 SKUs p99 ms'], readRows));
+  console.log(
+    `\n### Freshness on the cluster (Temporal, worker processes, API; a write transaction held open; ${o.freshnessShards} drain shard(s))\n`,
+  );
+  console.log(table(['changes/s', 'probes', 'p50 ms', 'p99 ms', 'max ms', 'completed drain batches per s'], [fresh]));
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions();
+  const size: CatalogueSize = { skus: o.skus, fcs: 18, regions: 6, fcsPerRegion: 3, fcsPerSku: 3 };
+  const dir = path.join(DATA_DIR, 'bench', 'redis-cluster');
+  await fs.mkdir(dir, { recursive: true });
+  log(`starting a local Redis Cluster: 3 masters, ${o.replicas} replica(s) each ...`);
+  const cluster = await startLocalRedisCluster({ dir, masters: 3, replicasPerMaster: o.replicas });
+  const stores = await openStores(cluster);
+  try {
+    const catchUpRows: Row[] = [];
+    const readRows: Row[] = [];
     for (const [name, b] of Object.entries(stores)) {
-      log(`${name} (${b.keys.partitions.length} partition(s)): catalogue ...`);
-      await ensureCatalogue(b, size, log);
-      await setEpoch(b.redis, b.keys, 'bench');
-      await b.redis.set(b.keys.partitionCount, String(b.keys.partitions.length));
-      // one Redis has one partition, so one drain; the cluster's 16 partitions split into shards
-      for (const shards of b.keys.partitions.length === 1 ? [1] : o.shards) {
-        await reshardDrain({ pool: b.pool, redis: b.redis, keys: b.keys, config: b.config }, shards);
-        log(`${name}: catch-up of ${int(o.backlog)} changes, ${shards} drain shard(s) ...`);
-        const c = await catchUp(b, size.skus, o.backlog);
-        rows.push([
-          name,
-          b.keys.partitions.length,
-          shards,
-          int(c.rows),
-          int(c.perS),
-          c.callsPerChange.toFixed(3),
-          int(c.redisCpuUsPerChange),
-          c.drainCpuUsPerChange.toFixed(1),
-        ]);
-      }
-      log(`${name}: reads ...`);
-      const r = await reads(b, size.skus, o.calls);
-      readRows.push([name, ms(r[1].p50), ms(r[1].p99), ms(r[50].p50), ms(r[50].p99)]);
+      const r = await benchStore(name, b, size, o);
+      catchUpRows.push(...r.catchUpRows);
+      readRows.push(r.readRow);
     }
-
-    // Freshness on the cluster, end to end.
-    const b = stores['Redis Cluster'];
-    await reshardDrain({ pool: b.pool, redis: b.redis, keys: b.keys, config: b.config }, o.freshnessShards);
-    log(
-      `Redis Cluster: freshness at ${int(o.rate)} changes/s with a write transaction open, ${o.freshnessShards} drain shard(s), ${o.seconds} s ...`,
-    );
-    const pipeline = await startBenchPipeline(b.config, o.freshnessShards);
-    log('  pipeline started; waiting for the drain to catch up ...');
-    let fresh: (string | number)[];
-    try {
-      while ((await drainPendingRows(b.pool, b.keys, 1_000_000)).rows > 0) await sleep(500);
-      log('  caught up; probing ...');
-      const probes = ['PROBE-1', 'PROBE-2', 'PROBE-3', 'PROBE-4', 'PROBE-HOLD'];
-      await b.pool.query(
-        `insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 'freshness probe', 'paused' on conflict (sku_id) do update set lifecycle = 'paused'`,
-        [probes],
-      );
-      const batchesBefore = Number(
-        (await b.pool.query(`select count(*)::int as n from pipeline.drain_snapshots`)).rows[0].n,
-      );
-      const held = await holdOpenTransaction(b, probes[4]);
-      let samples: number[];
-      let stats: Awaited<ReturnType<typeof runTraffic>>;
-      try {
-        const traffic = runTraffic(b.pool, {
-          rate: o.rate,
-          durationMs: o.seconds * 1000,
-          connections: 8,
-          seed: 3,
-          size,
-        });
-        samples = await probeFreshness(b, pipeline.apiPort, o.seconds * 1000, probes.slice(0, 4), regionId(0));
-        stats = await traffic;
-      } finally {
-        await held.release();
-      }
-      const batches = Number((await b.pool.query(`select count(*)::int as n from pipeline.drain_snapshots`)).rows[0].n);
-      const p = percentiles(samples);
-      fresh = [
-        int(stats.changes / (stats.elapsedMs / 1000)),
-        samples.length,
-        ms(p.p50),
-        ms(p.p99),
-        ms(p.max),
-        ((batches - batchesBefore) / o.seconds).toFixed(1),
-      ];
-      await b.pool.query(`delete from shop.skus where sku_id = any($1)`, [probes]);
-    } catch (err) {
-      console.error(`bench:cluster: the freshness run failed: ${(err as Error).stack}`);
-      throw err;
-    } finally {
-      await pipeline.stop();
-    }
-
-    console.log(
-      `\n## One Redis and a Redis Cluster (3 masters x ${o.replicas} replica), ${int(size.skus)} SKUs x 3 FCs, one run\n`,
-    );
-    console.log('### Catch-up (each drain shard: activities back to back; shards side by side)\n');
-    console.log(
-      table(
-        [
-          'store',
-          'partitions',
-          'drain shards',
-          'changes',
-          'changes/s',
-          'script calls per change',
-          'Redis CPU µs per change (all masters)',
-          'drain CPU µs per change (Node)',
-        ],
-        rows,
-      ),
-    );
-    console.log('\n### Reads (library, in this process)\n');
-    console.log(table(['store', '1 SKU p50 ms', '1 SKU p99 ms', '50 SKUs p50 ms', '50 SKUs p99 ms'], readRows));
-    console.log(
-      `\n### Freshness on the cluster (Temporal, worker processes, API; a write transaction held open; ${o.freshnessShards} drain shard(s))\n`,
-    );
-    console.log(table(['changes/s', 'probes', 'p50 ms', 'p99 ms', 'max ms', 'completed drain batches per s'], [fresh]));
+    const fresh = await clusterFreshness(stores['Redis Cluster'], size, o);
+    printReport(o, size, catchUpRows, readRows, fresh);
   } finally {
     for (const b of Object.values(stores)) await b.close();
     await cluster.stop();
