@@ -11,7 +11,7 @@ import { ReshardBusy, startOrAttachReshard } from '../lib/reshard';
 import { reshardProgressQuery, stopDrainSignal, type ReshardProgress } from '../../workflows';
 import { OpsContext, OpsError } from './context';
 import { printJsonOr } from './output';
-import { printStatus, readStatus } from './status';
+import { printStatus, readStatus, RUNNING_DRAINS_QUERY } from './status';
 
 export function drainCommands(program: Command, ctx: () => OpsContext): void {
   registerStatus(program, ctx);
@@ -49,9 +49,7 @@ function registerPause(program: Command, ctx: () => OpsContext): void {
 /** Signals every running drain to stop after its batch, waiting up to 30 s for each; returns their ids. */
 async function stopRunningDrains(temporal: Client): Promise<string[]> {
   const stopped: string[] = [];
-  for await (const wf of temporal.workflow.list({
-    query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
-  })) {
+  for await (const wf of temporal.workflow.list({ query: RUNNING_DRAINS_QUERY })) {
     const h = temporal.workflow.getHandle(wf.workflowId);
     await h.signal(stopDrainSignal);
     await Promise.race([h.result().catch(() => undefined), sleep(30_000)]);

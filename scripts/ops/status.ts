@@ -1,4 +1,6 @@
 /** `ops status`: drain state, lag, last run, dead letters, schedules, running operations. */
+import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import type pg from 'pg';
 import {
   drainPendingRows,
   drainScheduleIdOf,
@@ -7,6 +9,7 @@ import {
   OpenTransactions,
   shardCursors,
   type ConsumerCursor,
+  type DrainShard,
 } from '../../outbox';
 import { readWatermark, storeComplete } from '../../store/watermark';
 import { OpsContext } from './context';
@@ -44,6 +47,9 @@ export interface Status {
   operations: string[];
 }
 
+/** The visibility query for the drain runs going now (any shard). */
+export const RUNNING_DRAINS_QUERY = `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`;
+
 export async function readStatus(ctx: OpsContext): Promise<Status> {
   const pool = ctx.pool();
   const redis = await ctx.redis();
@@ -51,18 +57,60 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
   const { layout, shards } = await shardCursors(pool);
   const cap = 10_000_000;
   const pending = await drainPendingRows(pool, ctx.keys, cap);
-  const lagRows = { n: pending.rows, age: pending.oldestAgeMs === null ? null : pending.oldestAgeMs / 1000 };
   const w = await readWatermark(redis, ctx.keys);
   const lagMs = w.caughtUpAt === null ? null : Date.now() - w.caughtUpAt;
   const dead = (await pool.query(`select count(*)::int as n from pipeline.dead_letters where retried_at is null`))
     .rows[0].n;
+  const { perShard, note, lastRun, lastRunAt } = await readShardSchedules(temporal, pool, shards);
+  const running = await listRunning(temporal, RUNNING_DRAINS_QUERY, (wf) => wf.workflowId);
+  const operations = await listRunning(
+    temporal,
+    `WorkflowType IN ('backfillWorkflow', 'replayWorkflow', 'verifyWorkflow', 'retryDeadLettersWorkflow', 'compactionWorkflow', 'skuRebuildWorkflow') AND ExecutionStatus = 'Running'`,
+    (wf) => `${wf.type} ${wf.workflowId}`,
+  );
 
+  return {
+    drain: {
+      schedule: worstSchedule(perShard),
+      note,
+      lastRun,
+      lastRunAt,
+      running,
+      leaseHolder: perShard[0].leaseHolder,
+      shards: layout.shards,
+      frozen: layout.frozen?.snap ?? null,
+      perShard,
+    },
+    position:
+      perShard.length === 1 ? perShard[0].position : perShard.map((s) => `shard ${s.shard}: ${s.position}`).join('; '),
+    openTransactions: await openTransactions(pool),
+    lag: lagOf(pending, lagMs, cap, ctx.config.STALE_AFTER_MS),
+    store: {
+      complete: await storeComplete(redis, ctx.keys),
+      caughtUpAt: w.caughtUpAt === null ? null : new Date(w.caughtUpAt).toISOString(),
+    },
+    deadLetters: dead,
+    operations,
+  };
+}
+
+type ScheduleState = Status['drain']['schedule'];
+
+/**
+ * Each shard's schedule state, lease holder and position; the first schedule note found, and the
+ * most recent run of any shard's schedule.
+ */
+async function readShardSchedules(
+  temporal: Client,
+  pool: pg.Pool,
+  shards: { shard: DrainShard; cursor: ConsumerCursor }[],
+): Promise<Pick<Status['drain'], 'perShard' | 'note' | 'lastRun' | 'lastRunAt'>> {
   let note: string | undefined;
   let lastRun: string | undefined;
   let lastRunAt: string | undefined;
   const perShard: Status['drain']['perShard'] = [];
   for (const { shard, cursor } of shards) {
-    let state: Status['drain']['schedule'] = 'missing';
+    let state: ScheduleState = 'missing';
     try {
       const d = await temporal.schedule.getHandle(drainScheduleIdOf(shard)).describe();
       state = d.state.paused ? 'paused' : 'active';
@@ -82,51 +130,42 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
       position: describePosition(cursor),
     });
   }
-  // the worst of the shards' schedules
-  const schedule: Status['drain']['schedule'] = perShard.some((s) => s.schedule === 'missing')
+  return { perShard, note, lastRun, lastRunAt };
+}
+
+/** The worst of the shards' schedules. */
+const worstSchedule = (perShard: { schedule: ScheduleState }[]): ScheduleState =>
+  perShard.some((s) => s.schedule === 'missing')
     ? 'missing'
     : perShard.some((s) => s.schedule === 'paused')
       ? 'paused'
       : 'active';
-  const running: string[] = [];
-  for await (const wf of temporal.workflow.list({
-    query: `WorkflowType = 'drainWorkflow' AND ExecutionStatus = 'Running'`,
-  }))
-    running.push(wf.workflowId);
-  const operations: string[] = [];
-  for await (const wf of temporal.workflow.list({
-    query: `WorkflowType IN ('backfillWorkflow', 'replayWorkflow', 'verifyWorkflow', 'retryDeadLettersWorkflow', 'compactionWorkflow', 'skuRebuildWorkflow') AND ExecutionStatus = 'Running'`,
-  }))
-    operations.push(`${wf.type} ${wf.workflowId}`);
 
+/** The running workflows the visibility query finds, each as `describe` puts it. */
+async function listRunning(
+  temporal: Client,
+  query: string,
+  describe: (wf: WorkflowExecutionInfo) => string,
+): Promise<string[]> {
+  const out: string[] = [];
+  for await (const wf of temporal.workflow.list({ query })) out.push(describe(wf));
+  return out;
+}
+
+/** Lag in rows (capped at `cap`) and in seconds since the store last caught up; stale past STALE_AFTER_MS. */
+function lagOf(
+  pending: { rows: number; oldestAgeMs: number | null },
+  lagMs: number | null,
+  cap: number,
+  staleAfterMs: number,
+): Status['lag'] {
+  const lagRows = { n: pending.rows, age: pending.oldestAgeMs === null ? null : pending.oldestAgeMs / 1000 };
   return {
-    drain: {
-      schedule,
-      note,
-      lastRun,
-      lastRunAt,
-      running,
-      leaseHolder: perShard[0].leaseHolder,
-      shards: layout.shards,
-      frozen: layout.frozen?.snap ?? null,
-      perShard,
-    },
-    position:
-      perShard.length === 1 ? perShard[0].position : perShard.map((s) => `shard ${s.shard}: ${s.position}`).join('; '),
-    openTransactions: await openTransactions(pool),
-    lag: {
-      rows: lagRows.n,
-      rowsCapped: lagRows.n >= cap,
-      oldestUnappliedAgeS: lagRows.age === null ? null : Math.round(lagRows.age * 10) / 10,
-      seconds: lagMs === null ? null : Math.round(lagMs / 100) / 10,
-      stale: lagMs === null || lagMs > ctx.config.STALE_AFTER_MS,
-    },
-    store: {
-      complete: await storeComplete(redis, ctx.keys),
-      caughtUpAt: w.caughtUpAt === null ? null : new Date(w.caughtUpAt).toISOString(),
-    },
-    deadLetters: dead,
-    operations,
+    rows: lagRows.n,
+    rowsCapped: lagRows.n >= cap,
+    oldestUnappliedAgeS: lagRows.age === null ? null : Math.round(lagRows.age * 10) / 10,
+    seconds: lagMs === null ? null : Math.round(lagMs / 100) / 10,
+    stale: lagMs === null || lagMs > staleAfterMs,
   };
 }
 
