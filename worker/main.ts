@@ -15,11 +15,12 @@ import { redactText } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { checkPostgres, createPool } from '../db/pool';
 import { storeKeysFor } from '../store/keys';
-import { createStoreRedis, describeStoreRedis } from '../store/redis-client';
+import { createStoreRedis, describeStoreRedis, type StoreRedis } from '../store/redis-client';
 import { checkEvictionPolicy } from '../store/redis-checks';
 import { upgradeStoreLayout } from '../store/layout';
 import { readDrainLayout, setRoutePartitions } from '../outbox';
 import type pg from 'pg';
+import type { ActivityClients } from '../activities';
 import { createWorker } from './create-worker';
 import { lazyTemporalClient } from './temporal-client';
 import { dependencyHealth } from './dependency-health';
@@ -50,78 +51,31 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
   const config = loadConfig(env);
   const queues = taskQueues(config);
   if (config.WORKER_TASK_QUEUES === 'batch' && config.BATCH_WORKER_NICE > 0) lowerPriority(config.BATCH_WORKER_NICE);
-  if (!runtimeInstalled) {
-    // The SDK's runtime installs the SIGINT/SIGTERM handlers that shut workers down gracefully.
-    Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL) });
-    runtimeInstalled = true;
-  }
+  installRuntime(config);
   // Everything opened is closed again on the way out, also when start-up fails half way (the
   // caller may start the worker again).
-  const cleanup: (() => unknown)[] = [];
+  const cleanup: Cleanup = [];
   try {
-    const pool = createPool(config.DATABASE_URL);
-    cleanup.unshift(() => pool.end());
-    await checkPostgres(pool);
-    // Backfill and verify read from the replica when one is configured.
-    const sourcePool = config.REPLICA_DATABASE_URL ? createPool(config.REPLICA_DATABASE_URL) : pool;
-    if (sourcePool !== pool) {
-      cleanup.unshift(() => sourcePool.end());
-      await checkPostgres(sourcePool, 'the read replica (REPLICA_DATABASE_URL)');
-    }
-    const redis = createStoreRedis(config, {
-      maxRetriesPerRequest: 3,
-      lazyConnect: true,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
-    });
-    cleanup.unshift(() => redis.disconnect());
-    let lastRedisWarn = 0;
-    redis.on('error', (err) => {
-      // reconnects by itself (retryStrategy); commands meanwhile fail and the activity retries
-      if (Date.now() - lastRedisWarn < 5_000) return;
-      lastRedisWarn = Date.now();
-      console.warn(`worker: redis: ${redactText(err.message)} (reconnecting)`);
-    });
-    await redis.connect().catch((err) => {
-      throw new Error(`Redis is not reachable at ${describeStoreRedis(config)}: ${redactText(err.message)}`);
-    });
+    const { pool, sourcePool } = await openPostgres(config, cleanup);
+    const redis = await connectRedis(config, cleanup);
     await checkEvictionPolicy(redis, config.REDIS_EVICTION_CHECK);
     await checkDrainLayout(pool, config);
     await upgradeStoreLayout(redis, storeKeysFor(config));
-    const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err) => {
-      throw new Error(
-        `Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${redactText(err.message)}`,
-      );
-    });
-    cleanup.unshift(() => connection.close());
+    const connection = await connectTemporal(config, cleanup);
     const temporalClient = lazyTemporalClient(temporalConnectionOptions(config), config.TEMPORAL_NAMESPACE);
     cleanup.unshift(() => temporalClient.close());
-    const metrics = createWorkerMetrics();
-    // The lag gauges watch the drain: the worker that runs it reports them.
-    if (config.WORKER_TASK_QUEUES !== 'batch')
-      cleanup.unshift(metrics.watchLag(pool, redis, storeKeysFor(config), { warnOpenAfterMs: config.STALL_WARN_MS }));
-    const health = dependencyHealth({ pool, redis, temporal: connection });
-    const metricsPort = config.WORKER_METRICS_PORT;
-    const metricsServer = metricsPort ? await metrics.serve(metricsPort, '127.0.0.1', health) : null;
-    if (metricsServer) {
-      cleanup.unshift(() => metricsServer.close());
-      console.log(`worker: metrics on http://127.0.0.1:${metricsPort}/metrics, health on /healthz`);
-    }
+    const metrics = await startMetrics(config, { pool, redis, connection }, cleanup);
+    const clients: ActivityClients = {
+      pool,
+      sourcePool,
+      redis,
+      config,
+      metrics: metrics.drain,
+      temporal: temporalClient.get,
+    };
     const workers: Worker[] = [];
-    for (const taskQueue of queues) {
-      workers.push(
-        await createWorker({
-          connection,
-          namespace: config.TEMPORAL_NAMESPACE,
-          taskQueue,
-          pool,
-          sourcePool,
-          redis,
-          config,
-          metrics: metrics.drain,
-          temporal: temporalClient.get,
-        }),
-      );
-    }
+    for (const taskQueue of queues)
+      workers.push(await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, ...clients }));
     console.log(
       `worker: polling task queue${queues.length > 1 ? 's' : ''} ${queues.map((q) => `'${q}'`).join(' and ')} on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`,
     );
@@ -134,6 +88,84 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
         .then(close)
         .catch(() => undefined);
   }
+}
+
+/** What to close on the way out, most recently opened first (each step unshifts its own). */
+type Cleanup = (() => unknown)[];
+
+/** The SDK's runtime, once per process. */
+function installRuntime(config: Config): void {
+  if (!runtimeInstalled) {
+    // The SDK's runtime installs the SIGINT/SIGTERM handlers that shut workers down gracefully.
+    Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL) });
+    runtimeInstalled = true;
+  }
+}
+
+/** The primary's pool and the source pool (the replica's, or the primary's again), both checked. */
+async function openPostgres(config: Config, cleanup: Cleanup): Promise<{ pool: pg.Pool; sourcePool: pg.Pool }> {
+  const pool = createPool(config.DATABASE_URL);
+  cleanup.unshift(() => pool.end());
+  await checkPostgres(pool);
+  // Backfill and verify read from the replica when one is configured.
+  const sourcePool = config.REPLICA_DATABASE_URL ? createPool(config.REPLICA_DATABASE_URL) : pool;
+  if (sourcePool !== pool) {
+    cleanup.unshift(() => sourcePool.end());
+    await checkPostgres(sourcePool, 'the read replica (REPLICA_DATABASE_URL)');
+  }
+  return { pool, sourcePool };
+}
+
+/** The store's Redis, connected; it reconnects by itself, warning at most every 5 s. */
+async function connectRedis(config: Config, cleanup: Cleanup): Promise<StoreRedis> {
+  const redis = createStoreRedis(config, {
+    maxRetriesPerRequest: 3,
+    lazyConnect: true,
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+  });
+  cleanup.unshift(() => redis.disconnect());
+  let lastRedisWarn = 0;
+  redis.on('error', (err) => {
+    // reconnects by itself (retryStrategy); commands meanwhile fail and the activity retries
+    if (Date.now() - lastRedisWarn < 5_000) return;
+    lastRedisWarn = Date.now();
+    console.warn(`worker: redis: ${redactText(err.message)} (reconnecting)`);
+  });
+  await redis.connect().catch((err) => {
+    throw new Error(`Redis is not reachable at ${describeStoreRedis(config)}: ${redactText(err.message)}`);
+  });
+  return redis;
+}
+
+/** The workers' connection to Temporal. */
+async function connectTemporal(config: Config, cleanup: Cleanup): Promise<NativeConnection> {
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err) => {
+    throw new Error(
+      `Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (start it with \`npm run stack -- start\`): ${redactText(err.message)}`,
+    );
+  });
+  cleanup.unshift(() => connection.close());
+  return connection;
+}
+
+/** The worker's metrics: the lag gauges (where the drain runs) and, with WORKER_METRICS_PORT, /metrics and /healthz. */
+async function startMetrics(
+  config: Config,
+  { pool, redis, connection }: { pool: pg.Pool; redis: StoreRedis; connection: NativeConnection },
+  cleanup: Cleanup,
+): Promise<ReturnType<typeof createWorkerMetrics>> {
+  const metrics = createWorkerMetrics();
+  // The lag gauges watch the drain: the worker that runs it reports them.
+  if (config.WORKER_TASK_QUEUES !== 'batch')
+    cleanup.unshift(metrics.watchLag(pool, redis, storeKeysFor(config), { warnOpenAfterMs: config.STALL_WARN_MS }));
+  const health = dependencyHealth({ pool, redis, temporal: connection });
+  const metricsPort = config.WORKER_METRICS_PORT;
+  const metricsServer = metricsPort ? await metrics.serve(metricsPort, '127.0.0.1', health) : null;
+  if (metricsServer) {
+    cleanup.unshift(() => metricsServer.close());
+    console.log(`worker: metrics on http://127.0.0.1:${metricsPort}/metrics, health on /healthz`);
+  }
+  return metrics;
 }
 
 /** The task queues this process polls (WORKER_TASK_QUEUES). */
