@@ -12,7 +12,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
 import pg from 'pg';
-import { loadConfig } from '../config';
+import { Config, loadConfig } from '../config';
 import { redactText } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { ensureDatabase, migrate } from '../db/migrate';
@@ -27,7 +27,37 @@ import { ensureTemporal } from './stack';
 import { superviseBatchWorker } from './lib/batch-worker';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+interface StartOptions {
+  simulate?: boolean;
+  rate: string;
+  skus: string;
+  singleProcess?: boolean;
+}
+
 async function main(): Promise<void> {
+  const opts = parseOptions();
+  const config = loadConfig();
+  await migrateDatabase(config);
+  await startTemporal(config);
+  await syncSchedules(config);
+  if (opts.simulate) await startSimulator(opts);
+  const { api, healthPool } = await startReadApi(config);
+  const stopping = onStopSignals();
+  // Landing and the export run in a worker process of their own (WORKER_TASK_QUEUES), unless one
+  // process was asked for or the operator chose this process's queues explicitly.
+  const split = config.WORKER_TASK_QUEUES === 'all' && !opts.singleProcess;
+  const batchWorker = split ? superviseBatchWorker(config.BATCH_WORKER_METRICS_PORT) : null;
+  const workerEnv = split ? { ...process.env, WORKER_TASK_QUEUES: 'pipeline' } : process.env;
+  try {
+    await runWorkerUntilStopped(workerEnv, stopping);
+  } finally {
+    await batchWorker?.stop();
+    await api.close();
+    await healthPool.end().catch(() => undefined);
+  }
+}
+
+function parseOptions(): StartOptions {
   const program = new Command()
     .name('npm start --')
     .description('run the fresh-badges pipeline locally')
@@ -36,22 +66,33 @@ async function main(): Promise<void> {
     .option('--skus <n>', 'simulator catalogue size', '10000')
     .option('--single-process', 'run landing and the export in the same worker process as the drain')
     .parse();
-  const opts = program.opts<{ simulate?: boolean; rate: string; skus: string; singleProcess?: boolean }>();
-  const config = loadConfig();
+  return program.opts<StartOptions>();
+}
 
+/** Creates the database if needed and applies the pending migrations. */
+async function migrateDatabase(config: Config): Promise<void> {
   await ensureDatabase(config.DATABASE_URL);
   const client = new pg.Client({ connectionString: config.DATABASE_URL });
   await client.connect();
   const m = await migrate(client);
   await client.end();
   console.log(`migrations: ${m.applied.length} applied, ${m.alreadyApplied.length} already in place`);
+}
 
+/** Starts the Temporal dev server unless one answers already. */
+async function startTemporal(config: Config): Promise<void> {
   const temporal = await ensureTemporal();
   console.log(
     temporal.started ? `temporal dev server started at ${temporal.address}` : `temporal answers at ${temporal.address}`,
   );
   console.log(`Temporal Web UI: http://localhost:${config.TEMPORAL_UI_PORT}`);
+}
 
+/**
+ * Creates or updates the schedules and triggers a drain now; starts the re-split when DRAIN_SHARDS
+ * differs from the shards in the database.
+ */
+async function syncSchedules(config: Config): Promise<void> {
   const connection = await Connection.connect(temporalConnectionOptions(config));
   const temporalClient = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   let schedules: 'created' | 'updated' = 'updated';
@@ -69,13 +110,20 @@ async function main(): Promise<void> {
   console.log(
     `drain schedule${shards > 1 ? `s (${shards} shards)` : ''} ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)${triggered.length === 0 ? ', PAUSED by an operator' : ', triggered once now'}`,
   );
+}
 
-  if (opts.simulate) {
-    const { runSimulatorCli } = await import('./simulate');
-    void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) =>
-      console.error(`simulator: ${err.message}`),
-    );
-  }
+/** The workload simulator, in the background: its failure is reported, not fatal. */
+async function startSimulator(opts: StartOptions): Promise<void> {
+  const { runSimulatorCli } = await import('./simulate');
+  void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) =>
+    console.error(`simulator: ${err.message}`),
+  );
+}
+
+/** The read API, with the pool its /healthz uses. */
+async function startReadApi(
+  config: Config,
+): Promise<{ api: Awaited<ReturnType<typeof startApi>>; healthPool: pg.Pool }> {
   // /healthz of this process reports the pipeline's dependencies one by one (reads need only Redis).
   const healthPool = createPool(config.DATABASE_URL, 1);
   const api = await startApi(config, {
@@ -94,6 +142,11 @@ async function main(): Promise<void> {
     }),
   });
   console.log(`read API: http://${config.API_HOST}:${config.API_PORT}/v1/badges?region=R-00&skus=SKU-0000001`);
+  return { api, healthPool };
+}
+
+/** Notes SIGINT/SIGTERM and arms the 25 s deadline; returns whether a stop was asked for. */
+function onStopSignals(): () => boolean {
   // SIGINT/SIGTERM: the worker finishes its in-flight activities (grace time 10 s) and returns,
   // then the API finishes the requests in flight; whatever still hangs after 25 s is cut short.
   let stopping = false;
@@ -107,31 +160,25 @@ async function main(): Promise<void> {
       }, 25_000).unref();
     });
   }
-  // Landing and the export run in a worker process of their own (WORKER_TASK_QUEUES), unless one
-  // process was asked for or the operator chose this process's queues explicitly.
-  const split = config.WORKER_TASK_QUEUES === 'all' && !opts.singleProcess;
-  const batchWorker = split ? superviseBatchWorker(config.BATCH_WORKER_METRICS_PORT) : null;
-  const workerEnv = split ? { ...process.env, WORKER_TASK_QUEUES: 'pipeline' } : process.env;
-  try {
-    // The read API needs only Redis: a worker that fails (PostgreSQL or Temporal gone at the
-    // wrong moment) is started again after a pause, while the API keeps answering.
-    for (;;) {
-      try {
-        await runWorker(workerEnv);
-        break; // stopped by a signal
-      } catch (err) {
-        if (stopping) break;
-        console.error(
-          `start: worker stopped: ${redactText((err as Error).message)}; starting it again in 2 s (the read API keeps answering)`,
-        );
-        await sleep(2_000);
-        if (stopping) break;
-      }
+  return () => stopping;
+}
+
+/** Runs the worker until a signal stops it, starting it again 2 s after it fails. */
+async function runWorkerUntilStopped(workerEnv: NodeJS.ProcessEnv, stopping: () => boolean): Promise<void> {
+  // The read API needs only Redis: a worker that fails (PostgreSQL or Temporal gone at the
+  // wrong moment) is started again after a pause, while the API keeps answering.
+  for (;;) {
+    try {
+      await runWorker(workerEnv);
+      break; // stopped by a signal
+    } catch (err) {
+      if (stopping()) break;
+      console.error(
+        `start: worker stopped: ${redactText((err as Error).message)}; starting it again in 2 s (the read API keeps answering)`,
+      );
+      await sleep(2_000);
+      if (stopping()) break;
     }
-  } finally {
-    await batchWorker?.stop();
-    await api.close();
-    await healthPool.end().catch(() => undefined);
   }
 }
 
