@@ -56,6 +56,17 @@ if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
 fi
 pg_isready -h "$PG_HOST" -p "$PG_PORT"
 
+# Capture reads the sources' write-ahead log through a logical replication slot (docs/capture.md):
+# the local server needs wal_level = logical, which takes a restart. Idempotent.
+if [ "$(psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -XAtc 'show wal_level')" != logical ]; then
+  say "PostgreSQL: wal_level = logical (restart)"
+  psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -Xqc 'alter system set wal_level = logical'
+  ver=$(ls /etc/postgresql | sort -V | tail -n1)
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main restart
+  for _ in $(seq 1 30); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 1; done
+fi
+echo "wal_level: $(psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -XAtc 'show wal_level')"
+
 say "Redis"
 if ! command -v redis-server >/dev/null; then apt_install redis-server; fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

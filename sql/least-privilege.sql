@@ -71,3 +71,6 @@ grant pg_read_all_stats to fresh_badges_worker;
 grant execute on function pipeline.sku_route(text), pipeline.route_outbox_row() to fresh_badges_capture, fresh_badges_worker;
 grant select on pipeline.drain_layout to fresh_badges_capture;
 grant select, update on pipeline.drain_layout to fresh_badges_worker;
+
+-- Capture from the WAL (migration 011): the worker writes outbox rows and its capture progress.
+grant select, insert, update, delete on pipeline.capture_progress to fresh_badges_worker;

@@ -1,0 +1,178 @@
+/**
+ * A logical replication connection to one source database: START_REPLICATION on the pipeline's
+ * slot with the built-in pgoutput plugin, decoded frames handed out in order, and the slot's
+ * position confirmed only when the caller says so (after the outbox transaction that holds the
+ * changes has committed: capture/capture-loop.ts).
+ *
+ * Backpressure: frames queue in memory up to HIGH_WATER; past it the socket is paused, so a backlog
+ * in the slot is read as fast as the outbox takes it and never piles up in the process.
+ *
+ * The connection uses node-postgres in replication mode; its CopyBoth frames arrive as `copyData`
+ * events of the connection (node-postgres has no stream API for them).
+ */
+import pg from 'pg';
+import { redactText } from '../config/redact';
+import { decodeFrame, formatLsn, standbyStatusUpdate, type ReplicationFrame } from './pgoutput';
+
+const HIGH_WATER = 20_000;
+const LOW_WATER = 5_000;
+/** Under wal_sender_timeout (60 s by default), so an idle stream is never cut. */
+const STATUS_EVERY_MS = 10_000;
+
+export interface ReplicationStreamOptions {
+  connectionString: string;
+  slot: string;
+  publication: string;
+}
+
+/** The slot is gone, or can no longer serve changes (invalidated): capture must re-create it and refill. */
+export class SlotLostError extends Error {
+  override name = 'SlotLostError';
+}
+
+type PgConnection = {
+  on(event: 'copyData', fn: (msg: { chunk: Buffer }) => void): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+  stream: { pause(): void; resume(): void };
+};
+
+export class ReplicationStream {
+  private readonly queue: ReplicationFrame[] = [];
+  private head = 0;
+  private wake: (() => void) | null = null;
+  private failure: Error | null = null;
+  private ended = false;
+  private paused = false;
+  private confirmed = 0n;
+  private statusTimer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly connection: PgConnection,
+  ) {}
+
+  /** Connects and starts streaming from the slot's confirmed position. */
+  static async start(opts: ReplicationStreamOptions): Promise<ReplicationStream> {
+    const client = new pg.Client({
+      connectionString: opts.connectionString,
+      replication: 'database',
+      application_name: 'fresh-badges-capture',
+      // Text output as capture/row-image.ts converts it: ISO dates, UTC offsets.
+      options: '-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3',
+      keepAlive: true,
+      connectionTimeoutMillis: 5_000,
+    } as pg.ClientConfig);
+    client.on('error', () => {}); // the failed query below reports it
+    await client.connect();
+    const connection = (client as unknown as { connection: PgConnection }).connection;
+    const stream = new ReplicationStream(client, connection);
+    connection.on('copyData', ({ chunk }) => stream.receive(chunk));
+    const sql = `START_REPLICATION SLOT ${opts.slot} LOGICAL 0/0 (proto_version '1', publication_names '${opts.publication}', messages 'true')`;
+    client.query(sql).then(
+      () => stream.finish(null),
+      (err: Error) => stream.finish(err),
+    );
+    stream.statusTimer = setInterval(() => stream.sendStatus(false), STATUS_EVERY_MS);
+    return stream;
+  }
+
+  /** Up to `max` frames, waiting at most `waitMs` for the first. Throws once the stream failed. */
+  async take(max: number, waitMs: number): Promise<ReplicationFrame[]> {
+    if (this.available() === 0 && !this.failure && !this.ended && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.wake = null;
+          resolve();
+        }, waitMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          this.wake = null;
+          resolve();
+        };
+      });
+    }
+    const n = Math.min(max, this.available());
+    if (n === 0) {
+      if (this.failure) throw this.failure;
+      if (this.ended) throw new Error('the replication stream ended');
+      return [];
+    }
+    const out = this.queue.slice(this.head, this.head + n);
+    this.head += n;
+    if (this.head > 10_000 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.paused && this.available() < LOW_WATER) {
+      this.paused = false;
+      this.connection.stream.resume();
+    }
+    return out;
+  }
+
+  /** Tells the server every change up to `lsn` is safely written: the slot may move there. */
+  confirm(lsn: bigint): void {
+    if (lsn <= this.confirmed) return;
+    this.confirmed = lsn;
+    this.sendStatus(false);
+  }
+
+  get confirmedLsn(): bigint {
+    return this.confirmed;
+  }
+
+  async close(): Promise<void> {
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.ended = true;
+    this.wake?.();
+    await this.client.end().catch(() => {});
+  }
+
+  private available(): number {
+    return this.queue.length - this.head;
+  }
+
+  private receive(chunk: Buffer): void {
+    try {
+      const frame = decodeFrame(chunk);
+      if (frame.kind === 'keepalive' && frame.replyRequested) this.sendStatus(false);
+      this.queue.push(frame);
+    } catch (err) {
+      this.finish(err as Error);
+      return;
+    }
+    if (!this.paused && this.available() >= HIGH_WATER) {
+      this.paused = true;
+      this.connection.stream.pause();
+    }
+    this.wake?.();
+  }
+
+  private sendStatus(replyRequested: boolean): void {
+    if (this.ended || this.failure) return;
+    try {
+      this.connection.sendCopyFromChunk(standbyStatusUpdate(this.confirmed, Date.now(), replyRequested));
+    } catch {
+      // the connection is gone: the stream's query fails and take() reports it
+    }
+  }
+
+  private finish(err: Error | null): void {
+    if (err && !this.ended) this.failure = classify(err);
+    this.ended = true;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.wake?.();
+  }
+}
+
+function classify(err: Error): Error {
+  const code = (err as { code?: string }).code;
+  const message = redactText(err.message);
+  // 42704: the slot does not exist; 55000: it was invalidated (max_slot_wal_keep_size) or cannot
+  // be used ("can no longer get changes from replication slot").
+  if (code === '42704' || (code === '55000' && /no longer|invalidated/.test(message)))
+    return new SlotLostError(`replication slot lost: ${message}`);
+  return new Error(`replication stream failed: ${message}`);
+}
+
+export { formatLsn };

@@ -1,0 +1,154 @@
+/**
+ * pgoutput row messages → outbox rows, written exactly as the trigger capture wrote them: op I, U,
+ * D or T; the key as the primary-key values joined with '|'; the row image as the JSON that
+ * PostgreSQL's to_json gives (numbers as numbers, timestamptz as 2026-12-03T16:00:00.5+00:00), so
+ * the drain and every consumer downstream cannot tell the two captures apart.
+ *
+ * An update that moves the primary key becomes a delete of the old key and an insert of the new
+ * one, as before: consumers never need to know that keys can move.
+ */
+import { UNCHANGED_TOAST, type PgoutputMessage, type RelationColumn, type TupleValue } from './pgoutput';
+import { isSourceTable, SOURCE_SCHEMA, SOURCE_TABLES, type SourceTable } from './source-tables';
+
+/** One outbox row to write; image and oldImage are JSON text. */
+export interface CapturedRow {
+  tbl: SourceTable;
+  op: 'I' | 'U' | 'D' | 'T';
+  key: string;
+  image: string | null;
+  oldImage: string | null;
+}
+
+/** A relation announced by the stream, with what turning its tuples into images needs. */
+export interface KnownRelation {
+  table: SourceTable | null; // null: not a table of the contract (skipped)
+  qualifiedName: string;
+  columns: RelationColumn[];
+  /** JSON encoders per column, from its type. */
+  encoders: ((text: string) => string)[];
+  /** Positions of the primary-key columns in the tuple. */
+  keyPositions: number[];
+  replicaIdentity: string;
+}
+
+export class SourceSetupError extends Error {
+  override name = 'SourceSetupError';
+}
+
+// Type OIDs (pg_type.oid, fixed for built-in types).
+const BOOL = 16;
+const NUMERIC_TYPES = new Set([20, 21, 23, 26, 700, 701, 1700]); // int8 int2 int4 oid float4 float8 numeric
+const JSON_TYPES = new Set([114, 3802]); // json jsonb
+const TIMESTAMPTZ = 1184;
+const TIMESTAMP = 1114;
+
+const quote = (text: string) => JSON.stringify(text);
+
+/** A number's text as a JSON number; NaN and the infinities as strings, as to_json writes them. */
+const numberJson = (text: string) => (/^[-+]?(?:\d|\.\d)/.test(text) ? text : quote(text));
+
+/**
+ * A timestamp's text output (DateStyle ISO, TimeZone UTC: 2026-12-03 16:00:00.5+00, maybe " BC")
+ * as to_json writes it: 2026-12-03T16:00:00.5+00:00.
+ */
+export function timestampJson(text: string): string {
+  if (text === 'infinity' || text === '-infinity') return quote(text);
+  const bc = text.endsWith(' BC');
+  let s = (bc ? text.slice(0, -3) : text).replace(' ', 'T');
+  if (/[+-]\d\d$/.test(s)) s += ':00';
+  return quote(bc ? `${s} BC` : s);
+}
+
+function encoderFor(typeOid: number): (text: string) => string {
+  if (NUMERIC_TYPES.has(typeOid)) return numberJson;
+  if (typeOid === BOOL) return (t) => (t === 't' ? 'true' : 'false');
+  if (JSON_TYPES.has(typeOid)) return (t) => t;
+  if (typeOid === TIMESTAMPTZ || typeOid === TIMESTAMP) return timestampJson;
+  return quote;
+}
+
+/** Learns a Relation message. Throws SourceSetupError when a contract table lacks what the drain needs. */
+export function knowRelation(msg: Extract<PgoutputMessage, { kind: 'relation' }>): KnownRelation {
+  const qualifiedName = `${msg.schema}.${msg.table}`;
+  const table = msg.schema === SOURCE_SCHEMA && isSourceTable(msg.table) ? msg.table : null;
+  const keyPositions: number[] = [];
+  if (table) {
+    const spec = SOURCE_TABLES[table];
+    for (const k of spec.keyColumns) {
+      const at = msg.columns.findIndex((c) => c.name === k);
+      if (at < 0) throw new SourceSetupError(`${qualifiedName} has no column ${k} (the source contract's key)`);
+      keyPositions.push(at);
+    }
+    if (spec.needsOldImage && msg.replicaIdentity !== 'f')
+      throw new SourceSetupError(
+        `${qualifiedName} must have REPLICA IDENTITY FULL (the drain subtracts an order's old contribution to the FC load): run sql/source-setup.sql on that database`,
+      );
+  }
+  return {
+    table,
+    qualifiedName,
+    columns: msg.columns,
+    encoders: msg.columns.map((c) => encoderFor(c.typeOid)),
+    keyPositions,
+    replicaIdentity: msg.replicaIdentity,
+  };
+}
+
+function keyOf(rel: KnownRelation, tuple: TupleValue[]): string {
+  return rel.keyPositions.map((i) => String(tuple[i])).join('|');
+}
+
+/**
+ * The JSON image of a tuple. `only` limits it to the key columns (an old key tuple, whose other
+ * columns the server does not send); `fill` supplies columns the server left out as unchanged
+ * TOAST (from the old row, under REPLICA IDENTITY FULL). A column still unknown is left out.
+ */
+function imageOf(rel: KnownRelation, tuple: TupleValue[], only?: number[], fill?: TupleValue[] | null): string {
+  let json = '{';
+  const positions = only ?? rel.columns.keys();
+  for (const i of positions) {
+    let v = tuple[i];
+    if (v === UNCHANGED_TOAST && fill) v = fill[i];
+    if (v === UNCHANGED_TOAST || v === undefined) continue;
+    if (json.length > 1) json += ',';
+    json += quote(rel.columns[i]!.name) + ':' + (v === null ? 'null' : rel.encoders[i]!(v));
+  }
+  return json + '}';
+}
+
+/** The outbox rows of one row message (none for a table outside the contract). */
+export function rowsOfChange(
+  rel: KnownRelation,
+  msg: Extract<PgoutputMessage, { kind: 'insert' | 'update' | 'delete' }>,
+): CapturedRow[] {
+  const tbl = rel.table;
+  if (!tbl) return [];
+  if (msg.kind === 'insert')
+    return [{ tbl, op: 'I', key: keyOf(rel, msg.newTuple), image: imageOf(rel, msg.newTuple), oldImage: null }];
+  if (msg.kind === 'delete') {
+    const only = msg.oldKind === 'K' ? rel.keyPositions : undefined;
+    return [{ tbl, op: 'D', key: keyOf(rel, msg.oldTuple), image: imageOf(rel, msg.oldTuple, only), oldImage: null }];
+  }
+  const newKey = keyOf(rel, msg.newTuple);
+  const old = msg.oldTuple;
+  const newImage = imageOf(rel, msg.newTuple, undefined, msg.oldKind === 'O' ? old : null);
+  if (old) {
+    const oldKey = keyOf(rel, old);
+    if (oldKey !== newKey) {
+      const only = msg.oldKind === 'K' ? rel.keyPositions : undefined;
+      return [
+        { tbl, op: 'D', key: oldKey, image: imageOf(rel, old, only), oldImage: null },
+        { tbl, op: 'I', key: newKey, image: newImage, oldImage: null },
+      ];
+    }
+  }
+  const oldImage = SOURCE_TABLES[tbl].needsOldImage && old && msg.oldKind === 'O' ? imageOf(rel, old) : null;
+  return [{ tbl, op: 'U', key: newKey, image: newImage, oldImage }];
+}
+
+/** The outbox rows of a TRUNCATE: one 'T' row per contract table it emptied (cascades included). */
+export function rowsOfTruncate(relations: (KnownRelation | undefined)[]): CapturedRow[] {
+  return relations.flatMap((rel) =>
+    rel?.table ? [{ tbl: rel.table, op: 'T' as const, key: '', image: null, oldImage: null }] : [],
+  );
+}

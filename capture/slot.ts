@@ -1,0 +1,75 @@
+/**
+ * The replication slot on a source database: created by capture itself (the login role has
+ * REPLICATION), inspected for `ops status` and the retained-WAL metric, and dropped by `ops`.
+ * A slot keeps the WAL its consumer has not confirmed: docs/operations.md says how to cap it.
+ */
+import type pg from 'pg';
+import { parseLsn } from './pgoutput';
+
+export interface SlotState {
+  exists: boolean;
+  active: boolean;
+  /** The position the server resumes the stream from. */
+  confirmedFlushLsn: bigint | null;
+  /** Bytes of WAL the slot keeps on the source (current WAL position − restart_lsn). */
+  retainedBytes: number;
+  /** `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL ≥ 13). */
+  walStatus: string | null;
+}
+
+export async function readSlot(source: pg.ClientBase | pg.Pool, slot: string): Promise<SlotState> {
+  const r = await source.query<{
+    active: boolean;
+    confirmed: string | null;
+    retained: string | null;
+    wal_status: string | null;
+  }>(
+    `select active, confirmed_flush_lsn::text as confirmed,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status
+       from pg_replication_slots where slot_name = $1`,
+    [slot],
+  );
+  const row = r.rows[0];
+  if (!row) return { exists: false, active: false, confirmedFlushLsn: null, retainedBytes: 0, walStatus: null };
+  return {
+    exists: true,
+    active: row.active,
+    confirmedFlushLsn: row.confirmed ? parseLsn(row.confirmed) : null,
+    retainedBytes: Number(row.retained ?? 0),
+    walStatus: row.wal_status,
+  };
+}
+
+/**
+ * Creates the slot unless it exists. Returns true when it was created now: changes before this
+ * moment are not in it, so the store needs a fill from a snapshot of that source.
+ */
+export async function ensureSlot(source: pg.ClientBase | pg.Pool, slot: string): Promise<boolean> {
+  const existing = await readSlot(source, slot);
+  if (existing.exists && existing.walStatus !== 'lost') return false;
+  if (existing.exists) await dropSlot(source, slot);
+  try {
+    await source.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    return true;
+  } catch (err) {
+    // 42710: created meanwhile by another capture run of the same source
+    if ((err as { code?: string }).code === '42710') return false;
+    throw err;
+  }
+}
+
+export async function dropSlot(source: pg.ClientBase | pg.Pool, slot: string): Promise<boolean> {
+  const r = await source.query(
+    `select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1`,
+    [slot],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Whether the publication exists on the source (sql/source-setup.sql creates it). */
+export async function publicationExists(source: pg.ClientBase | pg.Pool, publication: string): Promise<boolean> {
+  const r = await source.query(`select 1 from pg_publication where pubname = $1`, [publication]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+export { parseLsn };

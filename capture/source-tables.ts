@@ -1,0 +1,40 @@
+/**
+ * The source contract's tables as capture sees them (docs/contracts.md): which service's database
+ * holds each, its primary key, and whether the drain needs the row before an update.
+ */
+
+/** The two source databases of the contract. */
+export type SourceName = 'inventory' | 'orders';
+export const SOURCE_NAMES: readonly SourceName[] = ['inventory', 'orders'];
+
+export type SourceTable = 'skus' | 'fulfillment_centers' | 'region_fc' | 'inventory' | 'orders';
+
+export interface SourceTableSpec {
+  source: SourceName;
+  /** Primary-key columns, in the order the outbox key joins them with '|'. */
+  keyColumns: readonly string[];
+  /**
+   * The drain needs the whole row before an update (orders: the FC load is a sum, so an update
+   * subtracts the old contribution). Logical replication sends it only under REPLICA IDENTITY FULL.
+   */
+  needsOldImage: boolean;
+}
+
+export const SOURCE_TABLES: Readonly<Record<SourceTable, SourceTableSpec>> = {
+  skus: { source: 'inventory', keyColumns: ['sku_id'], needsOldImage: false },
+  fulfillment_centers: { source: 'inventory', keyColumns: ['fc_id'], needsOldImage: false },
+  region_fc: { source: 'inventory', keyColumns: ['region', 'fc_id'], needsOldImage: false },
+  inventory: { source: 'inventory', keyColumns: ['sku_id', 'fc_id'], needsOldImage: false },
+  orders: { source: 'orders', keyColumns: ['order_id'], needsOldImage: true },
+};
+
+export const SOURCE_SCHEMA = 'shop';
+
+export function isSourceTable(name: string): name is SourceTable {
+  return Object.hasOwn(SOURCE_TABLES, name);
+}
+
+/** The tables of one source. */
+export function tablesOf(source: SourceName): SourceTable[] {
+  return (Object.keys(SOURCE_TABLES) as SourceTable[]).filter((t) => SOURCE_TABLES[t].source === source);
+}

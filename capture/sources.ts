@@ -1,0 +1,63 @@
+/**
+ * The source databases capture reads, from the configuration: the inventory service's and the
+ * order service's, or one database holding both (then one source, `shop`, one slot).
+ */
+import { SOURCE_TABLES, type SourceTable } from './source-tables';
+
+export interface CaptureSource {
+  /** 'inventory', 'orders', or 'shop' when one database holds every table. */
+  name: string;
+  url: string;
+  tables: SourceTable[];
+  /** The logical replication slot on that database (slot names are server-wide: see slotName). */
+  slot: string;
+  publication: string;
+}
+
+/** Created by sql/source-setup.sql on every source database. */
+export const PUBLICATION = 'fresh_badges';
+
+/** The pipeline's database and the two source databases (empty: the pipeline's). */
+export interface SourceConfig {
+  DATABASE_URL: string;
+  INVENTORY_DATABASE_URL?: string;
+  ORDERS_DATABASE_URL?: string;
+}
+
+export function captureSources(config: SourceConfig): CaptureSource[] {
+  const inventoryUrl = config.INVENTORY_DATABASE_URL || config.DATABASE_URL;
+  const ordersUrl = config.ORDERS_DATABASE_URL || config.DATABASE_URL;
+  const pipelineDb = databaseName(config.DATABASE_URL);
+  const make = (name: string, url: string, tables: SourceTable[]): CaptureSource => ({
+    name,
+    url,
+    tables,
+    slot: slotName(pipelineDb, name),
+    publication: PUBLICATION,
+  });
+  const all = Object.keys(SOURCE_TABLES) as SourceTable[];
+  if (inventoryUrl === ordersUrl) return [make('shop', inventoryUrl, all)];
+  return [
+    make('inventory', inventoryUrl, ['skus', 'fulfillment_centers', 'region_fc', 'inventory']),
+    make('orders', ordersUrl, ['orders']),
+  ];
+}
+
+/** The database a URL names (its path). */
+export function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
+}
+
+/**
+ * A slot name unique per pipeline database and source: slot names are shared by every database of
+ * a server, so two pipelines (say, a test database beside the dev one) reading one source server
+ * need different ones. Lower-case letters, digits and _, at most 63 characters.
+ */
+export function slotName(pipelineDb: string, source: string): string {
+  const clean = (s: string) => s.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  const name = `fb_${clean(pipelineDb)}_${clean(source)}`;
+  if (name.length <= 63) return name;
+  let h = 2166136261;
+  for (const ch of name) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return `${name.slice(0, 54)}_${h.toString(16).padStart(8, '0')}`;
+}

@@ -1,0 +1,45 @@
+/**
+ * Ticks: how capture knows up to when a source is in the outbox, whether the source is busy or idle.
+ *
+ * Every CAPTURE_TICK_MS the capture writes a transactional logical message into the source's WAL
+ * (`pg_logical_emit_message`: no table, no row; a few dozen bytes of WAL) holding the time t just
+ * before it asked. The message commits in a transaction of its own, so it reaches the stream in
+ * commit order. A source transaction whose commit was visible before t committed before the tick's
+ * transaction began, so its commit record precedes the tick's: by the time the tick's transaction
+ * is written into the outbox, every source change committed before t is there too. The outbox
+ * transaction that writes the tick records t as the source's `covered_at`, and the drain's `asOf`
+ * never passes it (outbox/capture-progress.ts). A source that is down, or whose capture is paused,
+ * stops producing ticks that arrive, so reads go stale by themselves; an open transaction on the
+ * source delays nothing, because it is not in the stream until it commits.
+ *
+ * (The same works for ticks written by anyone: any tick proves coverage up to its own time.)
+ */
+import type pg from 'pg';
+
+export const TICK_PREFIX = 'fresh-badges';
+
+export interface Tick {
+  /** Milliseconds since the epoch, taken before the tick was written. */
+  at: number;
+}
+
+export function encodeTick(tick: Tick): string {
+  return JSON.stringify({ tick: tick.at });
+}
+
+/** The tick in a message of our prefix, or null for another message of it (ignored). */
+export function decodeTick(content: Buffer): Tick | null {
+  try {
+    const v = JSON.parse(content.toString('utf8')) as { tick?: unknown };
+    return typeof v.tick === 'number' && Number.isFinite(v.tick) ? { at: v.tick } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes one tick into the source's WAL, stamped with the time just before the call. */
+export async function emitTick(source: pg.ClientBase | pg.Pool, now: () => number = Date.now): Promise<Tick> {
+  const tick = { at: now() };
+  await source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeTick(tick)]);
+  return tick;
+}

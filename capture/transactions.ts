@@ -1,0 +1,79 @@
+/**
+ * Assembles the pgoutput stream into committed source transactions, in commit order (the order
+ * the walsender sends them: pgoutput without `streaming` sends a transaction whole, at its commit,
+ * so an open transaction on the source holds nothing back here).
+ *
+ * Each transaction becomes its outbox rows plus the pipeline's own messages it carried (ticks:
+ * see capture/ticks.ts).
+ */
+import { decodeTick, TICK_PREFIX, type Tick } from './ticks';
+import type { PgoutputMessage } from './pgoutput';
+import { knowRelation, rowsOfChange, rowsOfTruncate, type CapturedRow, type KnownRelation } from './row-image';
+
+export interface CapturedTransaction {
+  /** End of the commit record: the slot position that confirms this transaction. */
+  endLsn: bigint;
+  commitMs: number;
+  rows: CapturedRow[];
+  ticks: Tick[];
+}
+
+export class TransactionAssembler {
+  private readonly relations = new Map<number, KnownRelation>();
+  private open: { rows: CapturedRow[]; ticks: Tick[]; commitMs: number } | null = null;
+  /** Messages of tables outside the contract (a publication wider than ours), skipped. */
+  skippedRows = 0;
+
+  /** True between a transaction's Begin and its Commit: a position inside it is not yet safe to confirm. */
+  get inTransaction(): boolean {
+    return this.open !== null;
+  }
+
+  /** Feeds one message; returns the transaction it completed, if it was a Commit. */
+  push(msg: PgoutputMessage): CapturedTransaction | null {
+    switch (msg.kind) {
+      case 'begin':
+        this.open = { rows: [], ticks: [], commitMs: 0 };
+        return null;
+      case 'relation':
+        this.relations.set(msg.relationId, knowRelation(msg));
+        return null;
+      case 'insert':
+      case 'update':
+      case 'delete': {
+        const rel = this.relations.get(msg.relationId);
+        if (!rel) throw new Error(`pgoutput: a row of relation ${msg.relationId} before its Relation message`);
+        const rows = rowsOfChange(rel, msg);
+        if (!rel.table) this.skippedRows++;
+        this.current(msg.kind).rows.push(...rows);
+        return null;
+      }
+      case 'truncate':
+        this.current('truncate').rows.push(...rowsOfTruncate(msg.relationIds.map((id) => this.relations.get(id))));
+        return null;
+      case 'message': {
+        if (msg.prefix !== TICK_PREFIX) return null;
+        const tick = decodeTick(msg.content);
+        if (tick && msg.transactional && this.open) this.open.ticks.push(tick);
+        return null;
+      }
+      case 'commit': {
+        const done = this.current('commit');
+        this.open = null;
+        return { endLsn: msg.endLsn, commitMs: done.commitMs, rows: done.rows, ticks: done.ticks };
+      }
+      default:
+        return null; // origin, type: nothing to capture
+    }
+  }
+
+  /** Begin carries the commit time; kept for the transaction's rows. */
+  noteCommitTime(ms: number): void {
+    if (this.open) this.open.commitMs = ms;
+  }
+
+  private current(what: string): { rows: CapturedRow[]; ticks: Tick[]; commitMs: number } {
+    if (!this.open) throw new Error(`pgoutput: ${what} outside a transaction`);
+    return this.open;
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * Capture from the WAL (capture/): two source databases (inventory, orders) beside the pipeline's,
+ * read through logical replication slots.
+ *  - The outbox rows are the ones the trigger capture writes for the same statements (inserts,
+ *    updates, primary-key moves, deletes, TRUNCATE, transactions over several tables, orders' old
+ *    images, timestamps at the edges), in the same order.
+ *  - A capture SIGKILLed before its outbox write, or after it and before the slot is told, loses
+ *    nothing and writes nothing twice.
+ *  - An open transaction on a source holds back neither the changes committed after it nor the
+ *    source's coverage time (the tick).
+ *  - Nothing is written into a source: no table, function, trigger or sequence of the pipeline's.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCapture, type CaptureProgress } from '../../capture/capture-loop';
+import type { CaptureSource } from '../../capture/sources';
+import { readCaptureProgress } from '../../outbox/capture-progress';
+import { createPool } from '../../db/pool';
+import { TEST_DATABASE_URL } from '../support/env';
+import {
+  createSplitSources,
+  dropSplitSourceSlots,
+  resetCaptureProgress,
+  splitSources,
+  TEST_INVENTORY_URL,
+  TEST_ORDERS_URL,
+  withClient,
+} from '../support/split-sources';
+
+type Tx = { on: 'inventory' | 'orders'; sql: string[] };
+
+/** Every kind of change the contract's tables see, with timestamps given (the images hold them). */
+const SCRIPT: Tx[] = [
+  {
+    on: 'inventory',
+    sql: [
+      `insert into shop.fulfillment_centers values ('FC-1', 'R1', 100, '2026-01-01 00:00+00'), ('FC-2', 'R1', 5, null)`,
+      `insert into shop.region_fc values ('R1', 'FC-1', 1), ('R1', 'FC-2', 2)`,
+      `insert into shop.skus values ('A', 'a title', 'active', '2026-01-01 10:00:00.123456+05:30'), ('10', 'digits', 'paused', '2026-01-02 00:00+00')`,
+      `insert into shop.inventory values ('A', 'FC-1', 10, 2, '2026-01-01 00:00+00'), ('10', 'FC-2', 3, 0, null)`,
+    ],
+  },
+  { on: 'orders', sql: [`insert into shop.orders values (1, 'A', 'FC-1', 2, 'placed', '2026-12-03 10:00+00')`] },
+  {
+    on: 'orders',
+    sql: [
+      `insert into shop.orders values (2, 'A', 'FC-1', 1, 'placed', 'infinity'), (3, '10', 'FC-2', 4, 'placed', '0044-03-15 12:00+00 BC')`,
+      `update shop.orders set status = 'shipped' where order_id = 1`,
+    ],
+  },
+  {
+    on: 'inventory',
+    sql: [
+      `update shop.inventory set reserved = reserved + 2, updated_at = '2026-12-03 10:00:01+00' where sku_id = 'A' and fc_id = 'FC-1'`,
+      `update shop.skus set lifecycle = 'discontinued' where sku_id = '10'`,
+    ],
+  },
+  { on: 'inventory', sql: [`update shop.region_fc set rank = 3 where region = 'R1' and fc_id = 'FC-2'`] },
+  { on: 'inventory', sql: [`update shop.region_fc set region = 'R2' where region = 'R1' and fc_id = 'FC-1'`] },
+  {
+    on: 'orders',
+    sql: [`update shop.orders set order_id = 4 where order_id = 2`, `delete from shop.orders where order_id = 3`],
+  },
+  {
+    on: 'inventory',
+    sql: [`delete from shop.inventory where sku_id = '10'`, `delete from shop.skus where sku_id = '10'`],
+  },
+  { on: 'inventory', sql: [`truncate shop.inventory`] },
+  { on: 'orders', sql: [`truncate shop.orders`] },
+];
+
+interface OutRow {
+  tbl: string;
+  op: string;
+  key: string;
+  image: Record<string, unknown> | null;
+  old_image: Record<string, unknown> | null;
+}
+
+const KEYS: Record<string, string[]> = {
+  skus: ['sku_id'],
+  fulfillment_centers: ['fc_id'],
+  region_fc: ['region', 'fc_id'],
+  inventory: ['sku_id', 'fc_id'],
+};
+
+/** A delete's image holds the key (logical replication sends the old key; orders send the whole old row). */
+function comparable(r: OutRow): OutRow {
+  if (r.op !== 'D' || r.tbl === 'orders' || !r.image) return r;
+  return { ...r, image: Object.fromEntries(KEYS[r.tbl]!.map((k) => [k, r.image![k]])) };
+}
+
+const ORDERS_TABLES = ['orders'];
+
+async function outboxAfter(pipeline: pg.Pool, id: number): Promise<OutRow[]> {
+  const r = await pipeline.query<OutRow>(
+    `select tbl, op, key, image, old_image from pipeline.outbox where id > $1 order by id`,
+    [id],
+  );
+  return r.rows.map(comparable);
+}
+
+const maxOutboxId = async (pipeline: pg.Pool) =>
+  Number((await pipeline.query(`select coalesce(max(id), 0) as m from pipeline.outbox`)).rows[0].m);
+
+async function runScript(urls: { inventory: string; orders: string }, script: Tx[]): Promise<void> {
+  for (const tx of script)
+    await withClient(urls[tx.on], async (c) => {
+      await c.query('begin');
+      for (const s of tx.sql) await c.query(s);
+      await c.query('commit');
+    });
+}
+
+/** Captures every source until each has written a tick taken after `since` (all committed before it is in). */
+async function captureUntilCovered(
+  pipeline: pg.Pool,
+  sources: CaptureSource[],
+  since = Date.now(),
+): Promise<CaptureProgress[]> {
+  return Promise.all(
+    sources.map(async (source) => {
+      const abort = new AbortController();
+      const timeout = setTimeout(() => abort.abort(), 20_000);
+      try {
+        const p = await runCapture({
+          source,
+          pipeline,
+          tickMs: 20,
+          signal: abort.signal,
+          onProgress: (p) => {
+            if (p.coveredAtMs !== null && p.coveredAtMs > since) abort.abort();
+          },
+        });
+        expect(p.coveredAtMs, `${source.name} covered`).toBeGreaterThan(since);
+        return p;
+      } finally {
+        clearTimeout(timeout);
+      }
+    }),
+  );
+}
+
+describe('capture from the WAL of two source databases', () => {
+  let pipeline: pg.Pool;
+  const sources = splitSources();
+
+  beforeAll(async () => {
+    pipeline = createPool(TEST_DATABASE_URL);
+    await createSplitSources();
+    await resetCaptureProgress(pipeline);
+    // Slots first (their position is "now"): then everything the script does is in them.
+    await captureUntilCovered(pipeline, sources);
+  }, 60_000);
+
+  afterAll(async () => {
+    await dropSplitSourceSlots();
+    await resetCaptureProgress(pipeline);
+    await pipeline.end();
+  });
+
+  it('writes the outbox rows the trigger capture writes, in the same order', async () => {
+    // The trigger capture: the same statements on the pipeline database's own shop tables.
+    const triggerOn = new URL(TEST_DATABASE_URL);
+    triggerOn.searchParams.set('options', '-c TimeZone=UTC');
+    await withClient(TEST_DATABASE_URL, (c) =>
+      c.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers`),
+    );
+    const beforeTrigger = await maxOutboxId(pipeline);
+    await runScript({ inventory: TEST_DATABASE_URL, orders: TEST_DATABASE_URL }, SCRIPT);
+    const byTrigger = await outboxAfter(pipeline, beforeTrigger);
+    const beforeLogical = await maxOutboxId(pipeline);
+
+    await runScript({ inventory: TEST_INVENTORY_URL, orders: TEST_ORDERS_URL }, SCRIPT);
+    await captureUntilCovered(pipeline, sources);
+    const byLogical = await outboxAfter(pipeline, beforeLogical);
+
+    // Each source's rows in order (the two sources' rows interleave as their captures write them).
+    const part = (rows: OutRow[], orders: boolean) => rows.filter((r) => ORDERS_TABLES.includes(r.tbl) === orders);
+    expect(byTrigger.length).toBeGreaterThan(20);
+    expect(part(byLogical, false)).toEqual(part(byTrigger, false));
+    expect(part(byLogical, true)).toEqual(part(byTrigger, true));
+  }, 60_000);
+
+  it.each(['capture-before-write', 'capture-after-write'])(
+    'a capture SIGKILLed at %s loses nothing and writes nothing twice',
+    async (point) => {
+      const before = await maxOutboxId(pipeline);
+      const skus = Array.from({ length: 50 }, (_, i) => `K-${point}-${i}`);
+      await withClient(TEST_INVENTORY_URL, async (c) => {
+        for (const sku of skus) await c.query(`insert into shop.skus values ($1, 't', 'active', now())`, [sku]);
+      });
+      const inventory = sources.find((s) => s.name === 'inventory')!;
+      const exit = await runCaptureProcess(inventory, `kill-${point}:1`);
+      expect(exit.signal).toBe('SIGKILL');
+      const afterKill = (await outboxAfter(pipeline, before)).length;
+      expect(afterKill).toBe(point === 'capture-before-write' ? 0 : skus.length);
+
+      await captureUntilCovered(pipeline, [inventory]);
+      const rows = await outboxAfter(pipeline, before);
+      expect(rows.map((r) => r.key)).toEqual(skus);
+      expect((await readCaptureProgress(pipeline, 'inventory'))!.lsn).toBeGreaterThan(0n);
+    },
+    60_000,
+  );
+
+  it('an open transaction on a source holds back neither later commits nor the coverage time', async () => {
+    const held = new pg.Client({ connectionString: TEST_INVENTORY_URL });
+    await held.connect();
+    try {
+      await held.query('begin');
+      await held.query(`insert into shop.skus values ('HELD', 't', 'active', now())`);
+      const before = await maxOutboxId(pipeline);
+      await withClient(TEST_INVENTORY_URL, (c) =>
+        c.query(`insert into shop.skus values ('AFTER', 't', 'active', now())`),
+      );
+      const since = Date.now();
+      await captureUntilCovered(pipeline, sources, since);
+      expect((await outboxAfter(pipeline, before)).map((r) => r.key)).toEqual(['AFTER']);
+      await held.query('commit');
+      await captureUntilCovered(pipeline, sources);
+      expect((await outboxAfter(pipeline, before)).map((r) => r.key)).toEqual(['AFTER', 'HELD']);
+    } finally {
+      await held.end();
+    }
+  }, 60_000);
+
+  it('writes nothing into a source: no table, function, trigger or sequence of its own', async () => {
+    for (const url of [TEST_INVENTORY_URL, TEST_ORDERS_URL]) {
+      const objects = await withClient(url, async (c) =>
+        (
+          await c.query<{ what: string }>(
+            `select n.nspname || '.' || c.relname as what from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'shop')
+             union all
+             select 'function ' || p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+              where n.nspname not in ('pg_catalog', 'information_schema')
+             union all
+             select 'trigger ' || tgname from pg_trigger where not tgisinternal`,
+          )
+        ).rows.map((r) => r.what),
+      );
+      expect(objects, url).toEqual([]);
+    }
+  });
+});
+
+/** Runs one capture of `source` in a child process with a fault point armed; resolves when it exits. */
+function runCaptureProcess(
+  source: CaptureSource,
+  fault: string,
+): Promise<{ code: number | null; signal: string | null }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(__dirname, '..', 'support', 'capture-process.ts')],
+    {
+      env: {
+        ...process.env,
+        FRESH_BADGES_FAULT: fault,
+        CAPTURE_SOURCE: JSON.stringify(source),
+        DATABASE_URL: TEST_DATABASE_URL,
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGTERM'), 30_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal });
+    });
+  });
+}

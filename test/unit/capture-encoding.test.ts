@@ -1,0 +1,35 @@
+/**
+ * The pure parts of capture: LSN text, timestamp text → to_json form, slot names. (The decoder
+ * and the images as a whole are checked against the real server in logical-capture.test.ts.)
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { formatLsn, parseLsn } from '../../capture/pgoutput';
+import { timestampJson } from '../../capture/row-image';
+import { slotName } from '../../capture/sources';
+
+describe('capture encodings', () => {
+  it('LSNs round-trip between pg_lsn text and bigint', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (lsn) => parseLsn(formatLsn(lsn)) === lsn),
+    );
+    expect(parseLsn('16/B374D848')).toBe(0x16b374d848n);
+    expect(() => parseLsn('16-B3')).toThrow(/not an LSN/);
+  });
+
+  it('timestamps are written as to_json writes them', () => {
+    expect(timestampJson('2026-12-03 19:35:17.123456+00')).toBe('"2026-12-03T19:35:17.123456+00:00"');
+    expect(timestampJson('0044-03-15 12:00:00.5+00 BC')).toBe('"0044-03-15T12:00:00.5+00:00 BC"');
+    expect(timestampJson('12345-01-01 00:00:00+00')).toBe('"12345-01-01T00:00:00+00:00"');
+    expect(timestampJson('infinity')).toBe('"infinity"');
+    expect(timestampJson('2026-12-03 19:35:17')).toBe('"2026-12-03T19:35:17"');
+  });
+
+  it('slot names are valid, distinct per pipeline database and source, and at most 63 characters', () => {
+    expect(slotName('fresh_badges', 'inventory')).toBe('fb_fresh_badges_inventory');
+    const long = slotName('x'.repeat(80), 'orders');
+    expect(long).toMatch(/^[a-z0-9_]{1,63}$/);
+    expect(long).not.toBe(slotName('x'.repeat(81), 'orders'));
+    expect(slotName('Fresh-Badges', 'shop')).toBe('fb_fresh_badges_shop');
+  });
+});
