@@ -19,6 +19,7 @@ import { createVerifyActivities } from './verify';
 import { createDeadLetterActivities } from './dead-letters';
 import { createExportActivities } from './export';
 import { createReshardActivities } from './drain/reshard-activities';
+import { createCaptureActivities } from './capture';
 
 export interface ActivityClients {
   pool: pg.Pool;
@@ -39,6 +40,7 @@ function activityLog(level: 'info' | 'warn', message: string, fields?: Record<st
 export function createActivities(clients: ActivityClients) {
   const keys = storeKeysFor(clients.config);
   return {
+    ...createCaptureActivities(clients),
     ...createDrainActivities({ ...clients, keys, log: activityLog, metrics: clients.metrics }),
     ...createReshardActivities({ ...clients, keys }),
     ...createLifecycleActivities({ ...clients, keys }),

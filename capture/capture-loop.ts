@@ -19,7 +19,7 @@
  */
 import pg from 'pg';
 import { readCaptureProgress, registerCaptureSource, writeCapturedTransactions } from '../outbox/capture-progress';
-import { formatLsn, pgTimeToMs } from './pgoutput';
+import { formatLsn, pgTimeToMs, type ReplicationFrame } from './pgoutput';
 import { ReplicationStream } from './replication-stream';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
@@ -52,29 +52,79 @@ export interface CaptureProgress {
   coveredAtMs: number | null;
   /** Whether the slot was created by this run (changes before it are not in the stream). */
   slotCreated: boolean;
+  /** The source handed back to the trigger capture: this capture is done. */
+  handedBack: boolean;
 }
 
+/**
+ * A capture session: the replication stream, the tick connection and what has been read but not yet
+ * written, kept across runs (activities) so a new run continues where the last stopped instead of
+ * having the server decode the slot again from its restart point (with a transaction held open on
+ * the source, that is everything since it began). Nothing durable lives here: a lost session is
+ * re-opened from the slot and the recorded position.
+ */
+export class CaptureSession {
+  private constructor(
+    readonly source: CaptureSource,
+    private readonly pipeline: pg.Pool,
+    private readonly stream: ReplicationStream,
+    private readonly admin: pg.Client,
+    private readonly state: CaptureState,
+  ) {}
+
+  static async open(source: CaptureSource, pipeline: pg.Pool): Promise<CaptureSession> {
+    const admin = new pg.Client({ connectionString: source.url, application_name: 'fresh-badges-capture-ticks' });
+    admin.on('error', () => {}); // a failed tick query reports it
+    await admin.connect();
+    try {
+      const slotCreated = await ensureSlot(admin, source.slot);
+      await registerCaptureSource(pipeline, source.name, source.slot);
+      const stream = await ReplicationStream.start({
+        connectionString: source.url,
+        slot: source.slot,
+        publication: source.publication,
+      });
+      const recorded = await readCaptureProgress(pipeline, source.name);
+      const state = new CaptureState(source, recorded?.lsn ?? 0n, slotCreated, recorded?.coveredAtMs ?? null);
+      state.switchId = recorded?.switchId ?? null;
+      return new CaptureSession(source, pipeline, stream, admin, state);
+    } catch (err) {
+      await admin.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Streams until the budget is spent or the signal aborts; writes what it read before returning. */
+  async run(opts: Omit<CaptureRunOptions, 'source' | 'pipeline'>): Promise<CaptureProgress> {
+    this.state.transactions = 0;
+    this.state.rows = 0;
+    await captureUntilDone(
+      { ...opts, source: this.source, pipeline: this.pipeline },
+      this.stream,
+      this.admin,
+      this.state,
+    );
+    return this.state.progress();
+  }
+
+  /** False once the stream failed: the session must be closed and a new one opened. */
+  get healthy(): boolean {
+    return this.stream.healthy;
+  }
+
+  async close(): Promise<void> {
+    await this.stream.close();
+    await this.admin.end().catch(() => {});
+  }
+}
+
+/** One capture run with a session of its own (tests, benchmarks, a process of its own). */
 export async function runCapture(opts: CaptureRunOptions): Promise<CaptureProgress> {
-  const { source, pipeline } = opts;
-  const admin = new pg.Client({ connectionString: source.url, application_name: 'fresh-badges-capture-ticks' });
-  admin.on('error', () => {}); // a failed tick query reports it
-  await admin.connect();
-  let stream: ReplicationStream | null = null;
+  const session = await CaptureSession.open(opts.source, opts.pipeline);
   try {
-    const slotCreated = await ensureSlot(admin, source.slot);
-    await registerCaptureSource(pipeline, source.name, source.slot);
-    stream = await ReplicationStream.start({
-      connectionString: source.url,
-      slot: source.slot,
-      publication: source.publication,
-    });
-    const recorded = await readCaptureProgress(pipeline, source.name);
-    const state = new CaptureState(source, recorded?.lsn ?? 0n, slotCreated, recorded?.coveredAtMs ?? null);
-    await captureUntilDone(opts, stream, admin, state);
-    return state.progress();
+    return await session.run(opts);
   } finally {
-    await stream?.close();
-    await admin.end().catch(() => {});
+    await session.close();
   }
 }
 
@@ -84,6 +134,13 @@ class CaptureState {
   pendingRows = 0;
   /** The last keepalive's position: everything the server sent before it has been read. */
   keepaliveLsn = 0n;
+  /** Handing over from the trigger capture: rows before this marker were written by the triggers. */
+  switchId: string | null = null;
+  /** The pending batch holds that marker. */
+  switchInBatch = false;
+  /** A hand-back marker was met: the trigger capture writes what follows; this capture is done. */
+  handedBack = false;
+  /** This run's counts. */
   transactions = 0;
   rows = 0;
   constructor(
@@ -96,16 +153,15 @@ class CaptureState {
   progress(): CaptureProgress {
     return {
       source: this.source.name,
-      lsn: lsnText(this.writtenLsn),
+      lsn: formatLsn(this.writtenLsn),
       transactions: this.transactions,
       rows: this.rows,
       coveredAtMs: this.coveredAtMs,
       slotCreated: this.slotCreated,
+      handedBack: this.handedBack,
     };
   }
 }
-
-const lsnText = formatLsn;
 
 async function captureUntilDone(
   opts: CaptureRunOptions,
@@ -118,22 +174,10 @@ async function captureUntilDone(
   const ticker = startTicker(admin, opts.tickMs, opts.log);
   let lastReport = 0;
   try {
-    while (Date.now() < stopAt && !opts.signal?.aborted) {
+    while (Date.now() < stopAt && !opts.signal?.aborted && !state.handedBack) {
       ticker.check();
       const frames = await stream.take(5_000, state.pending.length ? 0 : Math.min(opts.tickMs, 50));
-      for (const frame of frames) {
-        if (frame.kind === 'keepalive') {
-          state.keepaliveLsn = frame.walEnd;
-          continue;
-        }
-        const msg = frame.message;
-        const done = state.assembler.push(msg);
-        if (msg.kind === 'begin') state.assembler.noteCommitTime(pgTimeToMs(msg.commitTimeUs));
-        if (done && done.endLsn > state.writtenLsn) {
-          state.pending.push(onlySourceTables(done, state.source));
-          state.pendingRows += done.rows.length;
-        }
-      }
+      readFrames(frames, state);
       // Write when the stream has nothing more ready (low latency) or the batch is big.
       if (state.pending.length && (frames.length < 5_000 || state.pendingRows >= maxRows)) {
         await flush(opts, stream, state);
@@ -155,10 +199,30 @@ async function captureUntilDone(
   }
 }
 
+/** Feeds frames to the assembler; completed transactions not yet written join the pending batch. */
+function readFrames(frames: ReplicationFrame[], state: CaptureState): void {
+  for (const frame of frames) {
+    if (frame.kind === 'keepalive') {
+      state.keepaliveLsn = frame.walEnd;
+      continue;
+    }
+    const msg = frame.message;
+    const done = state.assembler.push(msg);
+    if (msg.kind === 'begin') state.assembler.noteCommitTime(pgTimeToMs(msg.commitTimeUs));
+    if (!done || done.endLsn <= state.writtenLsn || state.handedBack) continue;
+    const kept = handOver(done, state);
+    state.pending.push(onlySourceTables(kept, state.source));
+    state.pendingRows += kept.rows.length;
+  }
+}
+
 async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: CaptureState): Promise<void> {
   const batch = state.pending;
   faultPoint('capture-before-write');
-  const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch);
+  const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch, {
+    switchDone: state.switchInBatch,
+  });
+  state.switchInBatch = false;
   faultPoint('capture-after-write');
   for (const t of batch)
     for (const tick of t.ticks) state.coveredAtMs = Math.max(state.coveredAtMs ?? tick.at, tick.at);
@@ -168,6 +232,25 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
   state.rows += result.rows;
   state.writtenLsn = result.lsn;
   stream.confirm(result.lsn);
+}
+
+/**
+ * The hand-over between the trigger capture and this one (capture/mode-switch.ts). Until the
+ * marker of a switch to logical, the triggers wrote every change: such a transaction's rows are
+ * dropped (its ticks still count). At a marker of a switch back to the triggers, this capture
+ * writes up to it and stops.
+ */
+function handOver(t: CapturedTransaction, state: CaptureState): CapturedTransaction {
+  const marker = t.switchMarker;
+  if (state.switchId) {
+    if (marker?.to === 'logical' && marker.id === state.switchId) {
+      state.switchId = null;
+      state.switchInBatch = true;
+    }
+    return t.rows.length ? { ...t, rows: [] } : t;
+  }
+  if (marker?.to === 'trigger') state.handedBack = true;
+  return t;
 }
 
 /** A source's publication may hold more tables than this source owns (two settings naming one database): keep its own. */

@@ -30,6 +30,11 @@ export class SlotLostError extends Error {
   override name = 'SlotLostError';
 }
 
+/** The slot is streaming to another capture (another run of the same source): this one leaves it. */
+export class SlotBusyError extends Error {
+  override name = 'SlotBusyError';
+}
+
 type PgConnection = {
   on(event: 'copyData', fn: (msg: { chunk: Buffer }) => void): void;
   sendCopyFromChunk(chunk: Buffer): void;
@@ -117,6 +122,11 @@ export class ReplicationStream {
     this.sendStatus(false);
   }
 
+  /** False once the stream failed or ended. */
+  get healthy(): boolean {
+    return !this.failure && !this.ended;
+  }
+
   get confirmedLsn(): bigint {
     return this.confirmed;
   }
@@ -172,6 +182,7 @@ function classify(err: Error): Error {
   // be used ("can no longer get changes from replication slot").
   if (code === '42704' || (code === '55000' && /no longer|invalidated/.test(message)))
     return new SlotLostError(`replication slot lost: ${message}`);
+  if (code === '55006') return new SlotBusyError(message);
   return new Error(`replication stream failed: ${message}`);
 }
 

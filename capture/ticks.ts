@@ -23,15 +23,29 @@ export interface Tick {
   at: number;
 }
 
+/**
+ * The pipeline's messages in a source's WAL: ticks, and the marker of a hand-over between the
+ * trigger capture and capture from the WAL (capture/mode-switch.ts), written in the transaction
+ * that drops or creates the triggers.
+ */
+export type PipelineMessage = ({ kind: 'tick' } & Tick) | { kind: 'switch'; id: string; to: 'logical' | 'trigger' };
+
 export function encodeTick(tick: Tick): string {
   return JSON.stringify({ tick: tick.at });
 }
 
-/** The tick in a message of our prefix, or null for another message of it (ignored). */
-export function decodeTick(content: Buffer): Tick | null {
+export function encodeSwitch(id: string, to: 'logical' | 'trigger'): string {
+  return JSON.stringify({ switch: id, to });
+}
+
+/** The pipeline message in a message of our prefix, or null for anything else (ignored). */
+export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
   try {
-    const v = JSON.parse(content.toString('utf8')) as { tick?: unknown };
-    return typeof v.tick === 'number' && Number.isFinite(v.tick) ? { at: v.tick } : null;
+    const v = JSON.parse(content.toString('utf8')) as { tick?: unknown; switch?: unknown; to?: unknown };
+    if (typeof v.tick === 'number' && Number.isFinite(v.tick)) return { kind: 'tick', at: v.tick };
+    if (typeof v.switch === 'string' && (v.to === 'logical' || v.to === 'trigger'))
+      return { kind: 'switch', id: v.switch, to: v.to };
+    return null;
   } catch {
     return null;
   }

@@ -6,7 +6,7 @@
  * Each transaction becomes its outbox rows plus the pipeline's own messages it carried (ticks:
  * see capture/ticks.ts).
  */
-import { decodeTick, TICK_PREFIX, type Tick } from './ticks';
+import { decodePipelineMessage, TICK_PREFIX, type Tick } from './ticks';
 import type { PgoutputMessage } from './pgoutput';
 import { knowRelation, rowsOfChange, rowsOfTruncate, type CapturedRow, type KnownRelation } from './row-image';
 
@@ -16,11 +16,20 @@ export interface CapturedTransaction {
   commitMs: number;
   rows: CapturedRow[];
   ticks: Tick[];
+  /** A hand-over marker this transaction carried (capture/mode-switch.ts). */
+  switchMarker?: { id: string; to: 'logical' | 'trigger' };
+}
+
+interface OpenTransaction {
+  rows: CapturedRow[];
+  ticks: Tick[];
+  commitMs: number;
+  switchMarker?: { id: string; to: 'logical' | 'trigger' };
 }
 
 export class TransactionAssembler {
   private readonly relations = new Map<number, KnownRelation>();
-  private open: { rows: CapturedRow[]; ticks: Tick[]; commitMs: number } | null = null;
+  private open: OpenTransaction | null = null;
   /** Messages of tables outside the contract (a publication wider than ours), skipped. */
   skippedRows = 0;
 
@@ -52,15 +61,22 @@ export class TransactionAssembler {
         this.current('truncate').rows.push(...rowsOfTruncate(msg.relationIds.map((id) => this.relations.get(id))));
         return null;
       case 'message': {
-        if (msg.prefix !== TICK_PREFIX) return null;
-        const tick = decodeTick(msg.content);
-        if (tick && msg.transactional && this.open) this.open.ticks.push(tick);
+        if (msg.prefix !== TICK_PREFIX || !msg.transactional || !this.open) return null;
+        const m = decodePipelineMessage(msg.content);
+        if (m?.kind === 'tick') this.open.ticks.push({ at: m.at });
+        if (m?.kind === 'switch') this.open.switchMarker = { id: m.id, to: m.to };
         return null;
       }
       case 'commit': {
         const done = this.current('commit');
         this.open = null;
-        return { endLsn: msg.endLsn, commitMs: done.commitMs, rows: done.rows, ticks: done.ticks };
+        return {
+          endLsn: msg.endLsn,
+          commitMs: done.commitMs,
+          rows: done.rows,
+          ticks: done.ticks,
+          ...(done.switchMarker ? { switchMarker: done.switchMarker } : {}),
+        };
       }
       default:
         return null; // origin, type: nothing to capture
@@ -72,7 +88,7 @@ export class TransactionAssembler {
     if (this.open) this.open.commitMs = ms;
   }
 
-  private current(what: string): { rows: CapturedRow[]; ticks: Tick[]; commitMs: number } {
+  private current(what: string): OpenTransaction {
     if (!this.open) throw new Error(`pgoutput: ${what} outside a transaction`);
     return this.open;
   }

@@ -26,6 +26,22 @@ const EnvSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/fresh_badges'),
   /** Optional read replica for backfill/verify/rebuild reads; the primary when empty. */
   REPLICA_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
+  /**
+   * The source databases (docs/capture.md): the inventory service's (skus, fulfillment_centers,
+   * region_fc, inventory) and the order service's (orders). Empty: DATABASE_URL.
+   */
+  INVENTORY_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
+  ORDERS_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
+  /**
+   * How changes reach the outbox: `trigger` (capture triggers on the shop tables, which then live
+   * in DATABASE_URL) or `logical` (a logical replication slot per source database, streamed by
+   * the capture workflows; nothing is written into a source).
+   */
+  CAPTURE_MODE: z.enum(['trigger', 'logical']).default('trigger'),
+  /** Logical capture: how often a tick goes into each source's WAL (how fresh `asOf` can be). */
+  CAPTURE_TICK_MS: intFrom(100, 10, 10_000),
+  /** Logical capture: how often the schedule fires a capture run per source (a watchdog; each run streams until its interval is up). */
+  CAPTURE_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
   /**
    * A Redis Cluster as the online store: its seed nodes, comma-separated `host:port` or
@@ -191,6 +207,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         `invalid configuration:\n  REDIS_CLUSTER_NODES: (value not shown): ${bad.length} seed(s) are not host:port or redis://host:port`,
       );
   }
+  const splitSources = [config.INVENTORY_DATABASE_URL, config.ORDERS_DATABASE_URL].some(
+    (u) => u !== '' && u !== config.DATABASE_URL,
+  );
+  if (config.CAPTURE_MODE === 'trigger' && splitSources)
+    // the triggers write the outbox in the source's own transaction: the outbox must be there
+    throw new ConfigurationError(
+      'invalid configuration:\n  CAPTURE_MODE=trigger: the trigger capture needs the shop tables in DATABASE_URL; with INVENTORY_DATABASE_URL or ORDERS_DATABASE_URL set to another database use CAPTURE_MODE=logical',
+    );
   if (config.STORE_PARTITIONS === 0) config.STORE_PARTITIONS = config.REDIS_CLUSTER_NODES ? 16 : 1;
   if (config.REDIS_CLUSTER_NODES && config.STORE_PARTITIONS === 1)
     // one partition has no hash tag: its Lua calls would span slots (CROSSSLOT)
@@ -234,4 +258,7 @@ export const names = {
   compactionWorkflowIdPrefix: 'compaction',
   verifyScheduleId: 'fresh-badges-verify',
   verifyWorkflowIdPrefix: 'verify-sampled',
+  /** Per source: fresh-badges-capture-inventory, capture-inventory. */
+  captureScheduleIdPrefix: 'fresh-badges-capture-',
+  captureWorkflowIdPrefix: 'capture-',
 } as const;

@@ -25,6 +25,8 @@ export function redactText(text: string): string {
 export const SECRET_KEYS: ReadonlySet<string> = new Set([
   'DATABASE_URL',
   'REPLICA_DATABASE_URL',
+  'INVENTORY_DATABASE_URL',
+  'ORDERS_DATABASE_URL',
   'REDIS_URL',
   'REDIS_CLUSTER_NODES',
   'TEMPORAL_API_KEY',

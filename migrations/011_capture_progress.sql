@@ -9,11 +9,15 @@
 --               below it and is skipped
 --   covered_at  every change committed on the source before this time is in the outbox (the
 --               newest tick written: capture/ticks.ts); null until the first
+--   switch_id   set while the source hands over from the trigger capture (capture/mode-switch.ts):
+--               the triggers wrote every change committed before the switch transaction, whose
+--               marker carries this id, so capture writes nothing before that marker
 create table if not exists pipeline.capture_progress (
   source      text primary key,
   slot        text not null,
   lsn         pg_lsn not null default '0/0',
   covered_at  timestamptz,
+  switch_id   text,
   rows        bigint not null default 0,
   updated_at  timestamptz not null default now()
 );

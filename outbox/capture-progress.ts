@@ -14,6 +14,8 @@ export interface CaptureProgressRow {
   lsn: bigint;
   coveredAtMs: number | null;
   rows: number;
+  /** Set while the source hands over from the trigger capture (capture/mode-switch.ts). */
+  switchId: string | null;
 }
 
 /** Registers a source (idempotent); its slot name is updated when it changed. */
@@ -29,8 +31,15 @@ export async function readCaptureProgress(
   db: pg.Pool | pg.ClientBase,
   source: string,
 ): Promise<CaptureProgressRow | null> {
-  const r = await db.query<{ source: string; slot: string; lsn: string; covered_ms: number | null; rows: string }>(
-    `select source, slot, lsn::text as lsn, (extract(epoch from covered_at) * 1000)::float8 as covered_ms, rows
+  const r = await db.query<{
+    source: string;
+    slot: string;
+    lsn: string;
+    covered_ms: number | null;
+    rows: string;
+    switch_id: string | null;
+  }>(
+    `select source, slot, lsn::text as lsn, (extract(epoch from covered_at) * 1000)::float8 as covered_ms, rows, switch_id
        from pipeline.capture_progress where source = $1`,
     [source],
   );
@@ -42,6 +51,7 @@ export async function readCaptureProgress(
         lsn: parseLsn(row.lsn),
         coveredAtMs: row.covered_ms,
         rows: Number(row.rows),
+        switchId: row.switch_id,
       }
     : null;
 }
@@ -65,6 +75,8 @@ export async function writeCapturedTransactions(
   pipeline: pg.Pool,
   source: string,
   transactions: CapturedTransaction[],
+  /** The batch holds the hand-over marker: from now on the triggers write nothing. */
+  opts: { switchDone?: boolean } = {},
 ): Promise<WriteResult> {
   return withTransaction(pipeline, async (client) => {
     const at = await client.query<{ lsn: string }>(
@@ -110,9 +122,10 @@ export async function writeCapturedTransactions(
     await client.query(
       `update pipeline.capture_progress
           set lsn = $2::pg_lsn, rows = rows + $3,
-              covered_at = greatest(covered_at, to_timestamp($4::float8 / 1000)), updated_at = now()
+              covered_at = greatest(covered_at, to_timestamp($4::float8 / 1000)), updated_at = now(),
+              switch_id = case when $5 then null else switch_id end
         where source = $1`,
-      [source, formatLsn(lsn), cols.tbl.length, covered],
+      [source, formatLsn(lsn), cols.tbl.length, covered, !!opts.switchDone],
     );
     return { transactions: fresh.length, rows: cols.tbl.length, lsn };
   });
@@ -124,3 +137,13 @@ export async function writeCapturedTransactions(
  * transaction). A source with no tick yet counts as the epoch: reads stay stale until it has one.
  */
 export const CAPTURED_THROUGH_SQL = `(select min(coalesce(covered_at, 'epoch'::timestamptz)) from pipeline.capture_progress)`;
+
+/** Marks the source as handing over from the trigger capture at the marker `id` (capture/mode-switch.ts). */
+export async function setCaptureSwitch(db: pg.Pool | pg.ClientBase, source: string, id: string | null): Promise<void> {
+  await db.query(`update pipeline.capture_progress set switch_id = $2 where source = $1`, [source, id]);
+}
+
+/** Forgets a source (its capture ended: the trigger capture took over, or the source left the configuration). */
+export async function forgetCaptureSource(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
+  await db.query(`delete from pipeline.capture_progress where source = $1`, [source]);
+}

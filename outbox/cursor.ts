@@ -3,6 +3,7 @@
  * visible row it has applied, and inside a batch delivered in chunks the (txid, id) reached.
  * How the rows between two snapshots are read: outbox/delta.ts.
  */
+import { CAPTURED_THROUGH_SQL } from './capture-progress';
 import type pg from 'pg';
 import { DeliveryPosition, NO_POSITION } from '../store/store-position';
 
@@ -81,23 +82,25 @@ export async function readCursor(db: pg.Pool | pg.ClientBase, consumer: string):
 }
 
 /**
- * The cursor and, from the same statement, a new snapshot and the time just before it was taken
- * (statement_timestamp: a commit acknowledged before that time is visible in the snapshot).
+ * The cursor and, from the same statement, a new snapshot and the time up to which it holds every
+ * committed source change: statement_timestamp (a commit acknowledged before it is visible in the
+ * snapshot), or earlier when a source is captured from the WAL and its capture is behind: the
+ * coverage time its capture recorded in the outbox transactions this snapshot sees
+ * (CAPTURED_THROUGH_SQL, docs/capture.md). That time becomes the store's `asOf`.
  */
+const SNAPSHOT_AT = `(extract(epoch from least(statement_timestamp(), ${CAPTURED_THROUGH_SQL})) * 1000)::float8`;
+
 export async function readCursorAndSnapshot(
   db: pg.ClientBase,
   consumer: string,
 ): Promise<{ cursor: ConsumerCursor; now: { snap: string; at: number } }> {
   const r = await db.query<CursorRow & { now_snap: string; now_at: number }>(
-    `select ${CURSOR_COLUMNS}, pg_current_snapshot()::text as now_snap,
-            (extract(epoch from statement_timestamp()) * 1000)::float8 as now_at
+    `select ${CURSOR_COLUMNS}, pg_current_snapshot()::text as now_snap, ${SNAPSHOT_AT} as now_at
        from pipeline.consumer_offsets where consumer = $1`,
     [consumer],
   );
   if (!r.rowCount) {
-    const s = await db.query(
-      `select pg_current_snapshot()::text as snap, (extract(epoch from statement_timestamp()) * 1000)::float8 as at`,
-    );
+    const s = await db.query(`select pg_current_snapshot()::text as snap, ${SNAPSHOT_AT} as at`);
     return { cursor: FRESH_CURSOR, now: { snap: s.rows[0].snap, at: s.rows[0].at } };
   }
   return { cursor: toCursor(r.rows[0]), now: { snap: r.rows[0].now_snap, at: r.rows[0].now_at } };

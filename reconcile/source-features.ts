@@ -5,6 +5,14 @@
 import type pg from 'pg';
 import { dayStartIso, PLACED_ON_A_DAY_SQL, RANK_NULL } from '../features/definitions';
 
+type Queryable = pg.Pool | pg.ClientBase;
+
+/** The two source databases (the inventory service's and the order service's), when they differ. */
+export interface SourceDatabases {
+  inventory: Queryable;
+  orders: Queryable;
+}
+
 export interface FeatureSnapshot {
   lifecycle: Map<string, string>; // sku -> lifecycle
   available: Map<string, number>; // sku|fc -> available
@@ -23,9 +31,10 @@ export function emptySnapshot(): FeatureSnapshot {
  * Orders placed on no countable day (infinity, before AD 1) count nowhere, as in the drain.
  */
 export async function sourceFeatures(
-  db: pg.Pool | pg.ClientBase,
+  source: Queryable | SourceDatabases,
   opts: { skus?: boolean; loadsFrom?: string } = {},
 ): Promise<FeatureSnapshot> {
+  const { inventory: db, orders } = 'inventory' in source ? source : { inventory: source, orders: source };
   const snap = emptySnapshot();
   if (opts.skus !== false) {
     for (const r of (await db.query('select sku_id, lifecycle from shop.skus')).rows)
@@ -37,7 +46,7 @@ export async function sourceFeatures(
     snap.capacity.set(r.fc_id, r.daily_capacity);
   for (const r of (await db.query('select region, fc_id, rank from shop.region_fc')).rows)
     snap.rank.set(`${r.region}|${r.fc_id}`, r.rank ?? RANK_NULL);
-  const loads = await db.query(
+  const loads = await orders.query(
     `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::int as load
        from shop.orders where status in ('placed', 'shipped') and fc_id is not null and qty is not null
         and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz

@@ -21,7 +21,8 @@ import { createPool } from '../db/pool';
 import { dependencyHealth } from '../worker/dependency-health';
 import { runWorker } from '../worker/main';
 import { temporalAnswers } from './lib/temporal-server';
-import { ensureSchedules, triggerDrains } from './lib/schedules';
+import { ensureSchedules, triggerCaptures, triggerDrains } from './lib/schedules';
+import { prepareCapture } from './lib/capture-mode';
 import { syncDrainLayout } from './lib/drain-layout';
 import { ensureTemporal } from './stack';
 import { superviseBatchWorker } from './lib/batch-worker';
@@ -97,6 +98,8 @@ async function syncSchedules(config: Config): Promise<void> {
   const temporalClient = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   let schedules: 'created' | 'updated' = 'updated';
   let triggered: string[] = [];
+  // The capture mode's hand-over first: capture schedules must not start on triggers still in place.
+  await prepareCapture(config, temporalClient);
   const { shards } = await syncDrainLayout(config, temporalClient, {
     // the schedules of the shards in force, before a re-split (if one starts) replaces them
     beforeReshard: async (current) => {
@@ -104,6 +107,7 @@ async function syncSchedules(config: Config): Promise<void> {
       // Drain now rather than at the next interval boundary; the schedule's skip policy makes this
       // a no-op when a drain run is already going. An operator's pause is respected.
       triggered = await triggerDrains(temporalClient, current);
+      await triggerCaptures(temporalClient, config);
     },
   });
   await connection.close();

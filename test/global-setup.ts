@@ -40,6 +40,9 @@ export async function setup(project: TestProject): Promise<void> {
   await client.connect();
   await migrate(client);
   await applyLeastPrivilege(client); // the pipeline's child processes run as fresh_badges_worker
+  // A file that captured from the WAL and died before its clean-up must not leave a source behind
+  // (its coverage time would hold every later file's reads stale).
+  await client.query('delete from pipeline.capture_progress');
   await client.end();
 
   const bundlePath = path.join(DATA_DIR, 'test', 'workflow-bundle.js');

@@ -22,6 +22,7 @@ import { readDrainLayout, setRoutePartitions } from '../outbox';
 import type pg from 'pg';
 import type { ActivityClients } from '../activities';
 import { createWorker } from './create-worker';
+import { closeCaptureSessions } from '../capture/session-registry';
 import { lazyTemporalClient } from './temporal-client';
 import { dependencyHealth } from './dependency-health';
 import { createWorkerMetrics } from './metrics';
@@ -73,6 +74,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
       metrics: metrics.drain,
       temporal: temporalClient.get,
     };
+    // Capture sessions kept open between capture activities (capture/session-registry.ts) end with the worker.
+    cleanup.unshift(() => closeCaptureSessions());
     const workers: Worker[] = [];
     for (const taskQueue of queues)
       workers.push(await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, ...clients }));

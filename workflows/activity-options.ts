@@ -2,7 +2,7 @@
  * Activity options of every workflow, one named profile per kind of work, so timeouts and retry
  * policies are chosen by what an activity does and a failure no retry can fix is listed once.
  */
-import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 
 import { CONFIGURATION_ERROR_TYPE } from '../config/error-types';
 
@@ -93,4 +93,18 @@ export const reshardCatchUpActivity: ActivityOptions = {
   // learns it, and stops renewing the freeze, within about 4 s)
   heartbeatTimeout: '5 seconds',
   retry: reshardRetry,
+};
+
+/**
+ * A capture run's activity: streams for its budget (about 10 s), heartbeating at least every
+ * second. The SDK sends heartbeats at most every 80 % of the timeout, and a cancellation (`ops
+ * pause`) reaches the activity with the next one: 3 s keeps that, and noticing a dead worker,
+ * within a few seconds. The run waits for a cancelled activity to finish, so a stopped run has
+ * stopped writing.
+ */
+export const captureActivity: ActivityOptions = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '3 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: drainRetry,
 };

@@ -15,3 +15,5 @@ export type { SampledVerifyInput } from './sampled-verify';
 export { landingWorkflow, exportWorkflow } from './export';
 export { reshardWorkflow, reshardProgressQuery, RESHARD_WORKFLOW_ID } from './reshard';
 export type { ReshardInput, ReshardProgress } from './reshard';
+export { captureWorkflow, stopCaptureSignal, captureStatusQuery } from './capture';
+export type { CaptureWorkflowInput, CaptureRunSummary } from './capture';

@@ -11,7 +11,8 @@ import {
   ScheduleOptions,
 } from '@temporalio/client';
 import { batchTaskQueue, Config, names } from '../../config';
-import type { DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
+import type { CaptureWorkflowInput, DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
+import { captureSources } from '../../capture/sources';
 import { drainScheduleIdOf, drainShard, drainShards, drainWorkflowIdOf, type DrainShard } from '../../outbox/shards';
 
 /**
@@ -57,6 +58,22 @@ const drainSchedule = (shard: DrainShard): ScheduleDefinition => ({
       ? 'drains the CDC outbox into the Redis online store'
       : `drains shard ${shard.index} of ${shard.count} of the CDC outbox into the Redis online store`,
 });
+
+/** One capture schedule per source database (CAPTURE_MODE=logical): docs/capture.md. */
+const captureSchedule = (source: string): ScheduleDefinition => ({
+  scheduleId: `${names.captureScheduleIdPrefix}${source}`,
+  spec: (config) => every(config.CAPTURE_INTERVAL_MS),
+  workflowType: 'captureWorkflow',
+  workflowId: `${names.captureWorkflowIdPrefix}${source}`,
+  args: (config): [CaptureWorkflowInput] => [{ source, intervalMs: config.CAPTURE_INTERVAL_MS }],
+  note: `captures the ${source} database's changes from its replication slot into the outbox`,
+});
+
+/** The capture schedules this configuration has (none with the trigger capture). */
+export const captureScheduleIds = (config: Config): string[] =>
+  config.CAPTURE_MODE === 'logical'
+    ? captureSources(config).map((s) => `${names.captureScheduleIdPrefix}${s.name}`)
+    : [];
 
 const SCHEDULES: ScheduleDefinition[] = [
   {
@@ -137,9 +154,34 @@ export async function ensureSchedules(
   const outcomes: ('created' | 'updated')[] = [];
   for (const shard of drainShards(shards))
     outcomes.push(await ensureSchedule(client, scheduleOptions(drainSchedule(shard), config, opts.pausedDrains)));
+  if (config.CAPTURE_MODE === 'logical')
+    for (const source of captureSources(config))
+      await ensureSchedule(client, scheduleOptions(captureSchedule(source.name), config, opts.pausedDrains));
   for (const d of SCHEDULES) await ensureSchedule(client, scheduleOptions(d, config));
   await deleteOtherDrainSchedules(client, shards);
+  await deleteOtherCaptureSchedules(client, config);
   return outcomes[0];
+}
+
+/** Capture schedules of sources this configuration does not have (another layout, or the trigger capture). */
+async function deleteOtherCaptureSchedules(client: Client, config: Config): Promise<void> {
+  const wanted = new Set(captureScheduleIds(config));
+  const doomed: string[] = [];
+  for await (const s of client.schedule.list())
+    if (s.scheduleId.startsWith(names.captureScheduleIdPrefix) && !wanted.has(s.scheduleId)) doomed.push(s.scheduleId);
+  for (const id of doomed) await client.schedule.getHandle(id).delete().catch(unlessNotFound);
+}
+
+/** Triggers each capture schedule unless an operator paused it. */
+export async function triggerCaptures(temporal: Client, config: Config): Promise<string[]> {
+  const triggered: string[] = [];
+  for (const id of captureScheduleIds(config)) {
+    const h = temporal.schedule.getHandle(id);
+    if ((await h.describe()).state.paused) continue;
+    await h.trigger(ScheduleOverlapPolicy.SKIP);
+    triggered.push(id);
+  }
+  return triggered;
 }
 
 const isDrainSchedule = (id: string) =>

@@ -6,7 +6,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { checkShardCount } from '../../activities/drain/reshard';
 import { MAX_DRAIN_SHARDS, readDrainLayout } from '../../outbox';
 import { positiveInt } from '../lib/cli-args';
-import { drainScheduleIds } from '../lib/schedules';
+import { captureScheduleIds, drainScheduleIds } from '../lib/schedules';
+import { stopCaptureRuns } from '../lib/capture-mode';
 import { ReshardBusy, startOrAttachReshard } from '../lib/reshard';
 import { reshardProgressQuery, stopDrainSignal, type ReshardProgress } from '../../workflows';
 import { OpsContext, OpsError } from './context';
@@ -34,14 +35,17 @@ function registerStatus(program: Command, ctx: () => OpsContext): void {
 function registerPause(program: Command, ctx: () => OpsContext): void {
   program
     .command('pause')
-    .description('pause the drain schedule and stop the running drain after its current batch')
+    .description(
+      'pause the drain schedule (and, with CAPTURE_MODE=logical, the capture schedules) and stop the running runs after their current batch',
+    )
     .action(async () => {
       const temporal = await ctx().temporal();
-      for (const id of await drainScheduleIdsNow(ctx()))
+      const captures = captureScheduleIds(ctx().config);
+      for (const id of [...captures, ...(await drainScheduleIdsNow(ctx()))])
         await temporal.schedule.getHandle(id).pause('paused by an operator (ops pause)');
-      const stopped = await stopRunningDrains(temporal);
+      const stopped = [...(await stopCaptureRuns(temporal)), ...(await stopRunningDrains(temporal))];
       console.log(
-        `drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. Changes accumulate in the outbox; reads answer stale: true. Resume with: npm run ops -- resume`,
+        `${captures.length ? 'capture and ' : ''}drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. ${captures.length ? 'Changes wait in the replication slots' : 'Changes accumulate in the outbox'}; reads answer stale: true. Resume with: npm run ops -- resume`,
       );
     });
 }
@@ -66,9 +70,12 @@ function registerResume(program: Command, ctx: () => OpsContext): void {
     )
     .action(async () => {
       const temporal = await ctx().temporal();
+      const captures = captureScheduleIds(ctx().config);
       const ids = await drainScheduleIdsNow(ctx());
-      for (const id of ids) await unpauseAndTrigger(temporal, id);
-      console.log(`drain resumed and triggered${ids.length > 1 ? ` (${ids.length} shards)` : ''}`);
+      for (const id of [...captures, ...ids]) await unpauseAndTrigger(temporal, id);
+      console.log(
+        `${captures.length ? 'capture (from the last confirmed position of each slot) and ' : ''}drain resumed and triggered${ids.length > 1 ? ` (${ids.length} shards)` : ''}`,
+      );
     });
 }
 

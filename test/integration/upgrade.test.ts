@@ -145,6 +145,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '008_drain_shards.sql',
         '009_outbox_route_index.notx.sql',
         '010_reshard_freeze_owner.sql',
+        '011_capture_progress.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });

@@ -10,9 +10,7 @@ import { slotName } from '../../capture/sources';
 
 describe('capture encodings', () => {
   it('LSNs round-trip between pg_lsn text and bigint', () => {
-    fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (lsn) => parseLsn(formatLsn(lsn)) === lsn),
-    );
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (lsn) => parseLsn(formatLsn(lsn)) === lsn));
     expect(parseLsn('16/B374D848')).toBe(0x16b374d848n);
     expect(() => parseLsn('16-B3')).toThrow(/not an LSN/);
   });

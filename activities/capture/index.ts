@@ -1,0 +1,78 @@
+/**
+ * Capture activities (docs/capture.md): one activity per source database streams its slot into the
+ * outbox for a time budget, heartbeating its progress (what the Web UI shows of the running
+ * activity) and stopping promptly when cancelled (`ops pause`). The session behind it stays open
+ * for the next activity of the chain (capture/session-registry.ts).
+ *
+ * One chain per source: the lease `capture:<source>` (a manual second run steps aside). The slot
+ * itself admits one stream: a run that finds it busy (the session of a run on another worker not
+ * yet closed, or a walsender not yet gone) fails and is retried a moment later.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type pg from 'pg';
+import type { CaptureProgress } from '../../capture/capture-loop';
+import { SlotBusyError } from '../../capture/replication-stream';
+import { withCaptureSession } from '../../capture/session-registry';
+import { captureSources, type CaptureSource } from '../../capture/sources';
+import { ConfigurationError, type Config } from '../../config';
+import { acquireLease, releaseLease, type LeaseState } from '../../outbox/lease';
+
+export interface CaptureActivityInput {
+  /** The source's name ('inventory', 'orders', or 'shop'). */
+  source: string;
+  /** The workflow id of the chain: the lease's owner. */
+  owner: string;
+  /** Stream for this long. */
+  budgetMs: number;
+}
+
+export type CaptureActivityResult =
+  ({ outcome: 'captured'; elapsedMs: number } & CaptureProgress) | { outcome: 'lease-lost'; holder: string };
+
+export const captureLeaseName = (source: string) => `capture:${source}`;
+
+export function createCaptureActivities(deps: { pool: pg.Pool; config: Config }) {
+  const sourceNamed = (name: string): CaptureSource => {
+    const source = captureSources(deps.config).find((s) => s.name === name);
+    if (!source)
+      throw new ConfigurationError(
+        `no capture source named ${JSON.stringify(name)} in this configuration (INVENTORY_DATABASE_URL, ORDERS_DATABASE_URL)`,
+      );
+    return source;
+  };
+  const lease = (source: string, owner: string) =>
+    acquireLease(deps.pool, captureLeaseName(source), owner, deps.config.DRAIN_LEASE_TTL_MS);
+
+  return {
+    async acquireCaptureLease(input: { source: string; owner: string }): Promise<LeaseState> {
+      sourceNamed(input.source);
+      return lease(input.source, input.owner);
+    },
+    async releaseCaptureLease(input: { source: string; owner: string }): Promise<boolean> {
+      return releaseLease(deps.pool, captureLeaseName(input.source), input.owner);
+    },
+    async captureSource(input: CaptureActivityInput): Promise<CaptureActivityResult> {
+      const ctx = Context.current();
+      const source = sourceNamed(input.source);
+      const held = await lease(input.source, input.owner);
+      if (!held.acquired) return { outcome: 'lease-lost', holder: held.holder };
+      const started = Date.now();
+      try {
+        const progress = await withCaptureSession(source, deps.pool, (session) =>
+          session.run({
+            budgetMs: input.budgetMs,
+            tickMs: deps.config.CAPTURE_TICK_MS,
+            signal: ctx.cancellationSignal,
+            onProgress: (p) => ctx.heartbeat(p),
+            log: (m) => ctx.log.warn(m),
+          }),
+        );
+        return { outcome: 'captured', elapsedMs: Date.now() - started, ...progress };
+      } catch (err) {
+        if (err instanceof SlotBusyError)
+          throw ApplicationFailure.retryable(`the slot of ${source.name} is busy: ${err.message}`, 'SlotBusy');
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * `npm start`'s part in CAPTURE_MODE (docs/capture.md): with `logical`, each source database is
+ * checked for its publication (created by sql/source-setup.sql; on a local database this runs it)
+ * and handed over from the trigger capture if its tables still carry the triggers; with `trigger`,
+ * a source captured from the WAL until now is handed back (its capture runs are stopped first).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import pg from 'pg';
+import { switchToLogical, switchToTrigger } from '../../capture/mode-switch';
+import { publicationExists } from '../../capture/slot';
+import { captureSources, type CaptureSource } from '../../capture/sources';
+import type { Config } from '../../config';
+import { redactText } from '../../config/redact';
+import { createPool } from '../../db/pool';
+import { stopCaptureSignal } from '../../workflows';
+
+const SOURCE_SETUP_SQL = path.resolve(__dirname, '..', '..', 'sql', 'source-setup.sql');
+export const RUNNING_CAPTURES_QUERY = `WorkflowType = 'captureWorkflow' AND ExecutionStatus = 'Running'`;
+
+export async function prepareCapture(config: Config, temporal: Client, log = console.log): Promise<void> {
+  const pipeline = createPool(config.DATABASE_URL, 2);
+  try {
+    if (config.CAPTURE_MODE === 'logical') {
+      for (const source of captureSources(config)) {
+        await ensurePublication(source, log);
+        if (await switchToLogical(source, pipeline))
+          log(`capture: ${source.name} handed over from the capture triggers to its replication slot ${source.slot}`);
+      }
+      return;
+    }
+    const captured = (
+      await pipeline.query<{ source: string; slot: string }>(`select source, slot from pipeline.capture_progress`)
+    ).rows;
+    if (!captured.length) return;
+    await stopCaptureRuns(temporal);
+    for (const row of captured) {
+      const source = captureSources(config).find((s) => s.name === row.source);
+      if (!source)
+        throw new Error(
+          `capture: source ${row.source} is captured from the WAL but not part of this configuration; set CAPTURE_MODE=logical, or drop its slot ${row.slot} and delete it from pipeline.capture_progress`,
+        );
+      await switchToTrigger(source, pipeline);
+      log(`capture: ${source.name} handed back to the capture triggers; slot ${source.slot} dropped`);
+    }
+  } finally {
+    await pipeline.end();
+  }
+}
+
+/** The source's publication; created from sql/source-setup.sql where this role may (a local database). */
+async function ensurePublication(source: CaptureSource, log: (m: string) => void): Promise<void> {
+  const c = new pg.Client({ connectionString: source.url });
+  await c.connect();
+  try {
+    if (await publicationExists(c, source.publication)) return;
+    try {
+      await c.query(fs.readFileSync(SOURCE_SETUP_SQL, 'utf8'));
+      log(`capture: ${source.name}: publication ${source.publication} created (sql/source-setup.sql)`);
+    } catch (err) {
+      throw new Error(
+        `capture: the ${source.name} database has no publication ${source.publication}, and this role cannot create it (${redactText((err as Error).message)}): run sql/source-setup.sql on it as its owner (docs/capture.md)`,
+        { cause: err },
+      );
+    }
+  } finally {
+    await c.end();
+  }
+}
+
+/** Signals every running capture to stop and waits (up to 30 s each) until it has. */
+export async function stopCaptureRuns(temporal: Client): Promise<string[]> {
+  const stopped: string[] = [];
+  for await (const wf of temporal.workflow.list({ query: RUNNING_CAPTURES_QUERY })) {
+    const h = temporal.workflow.getHandle(wf.workflowId);
+    await h.signal(stopCaptureSignal);
+    await Promise.race([h.result().catch(() => undefined), new Promise((r) => setTimeout(r, 30_000))]);
+    stopped.push(wf.workflowId);
+  }
+  return stopped;
+}
