@@ -20,6 +20,7 @@ import { createDeadLetterActivities } from './dead-letters';
 import { createExportActivities } from './export';
 import { createReshardActivities } from './drain/reshard-activities';
 import { createCaptureActivities } from './capture';
+import { sourceRowsFor, type SourceRows } from '../capture/source-rows';
 
 export interface ActivityClients {
   pool: pg.Pool;
@@ -28,6 +29,8 @@ export interface ActivityClients {
   /** Reads for backfill and verify: the replica when REPLICA_DATABASE_URL is set, else the primary. */
   sourcePool?: pg.Pool;
   metrics?: DrainMetrics;
+  /** How source rows are re-read into the outbox (capture/source-rows.ts); from the configuration when absent. */
+  sourceRows?: SourceRows;
   /** A Temporal client (opened on first use), for activities that manage schedules (a re-split). */
   temporal?: () => Promise<Client>;
 }
@@ -39,15 +42,16 @@ function activityLog(level: 'info' | 'warn', message: string, fields?: Record<st
 
 export function createActivities(clients: ActivityClients) {
   const keys = storeKeysFor(clients.config);
+  const sourceRows = clients.sourceRows ?? sourceRowsFor(clients.config, clients.pool);
   return {
     ...createCaptureActivities(clients),
     ...createDrainActivities({ ...clients, keys, log: activityLog, metrics: clients.metrics }),
     ...createReshardActivities({ ...clients, keys }),
-    ...createLifecycleActivities({ ...clients, keys }),
+    ...createLifecycleActivities({ ...clients, keys, sourceRows }),
     ...createCompactionActivities({ ...clients, keys }),
-    ...createReplayActivities({ ...clients, keys }),
+    ...createReplayActivities({ ...clients, keys, sourceRows }),
     ...createVerifyActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys, log: activityLog }),
-    ...createDeadLetterActivities({ ...clients, keys }),
+    ...createDeadLetterActivities({ ...clients, keys, sourceRows }),
     ...createExportActivities(clients),
     ...createBackfillActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys }),
   };

@@ -26,6 +26,11 @@ import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
 import { ensureSlot } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
+import { loadReadChunks } from '../outbox/capture-chunks';
+import type { ChunkOutcome } from '../outbox/capture-progress';
+import { rowsOfChunk } from './chunk-rows';
+import type { CapturedRow } from './row-image';
+import { rowKey, truncateKey, WatermarkWindows, type ClosedWindow } from './watermark-windows';
 
 export interface CaptureRunOptions {
   source: CaptureSource;
@@ -128,9 +133,15 @@ export async function runCapture(opts: CaptureRunOptions): Promise<CaptureProgre
   }
 }
 
+/** A transaction read and not yet written, with the chunk windows it closed (high watermarks). */
+interface PendingTransaction extends CapturedTransaction {
+  highs?: { chunk: string; window: ClosedWindow | null }[];
+}
+
 class CaptureState {
   readonly assembler = new TransactionAssembler();
-  pending: CapturedTransaction[] = [];
+  readonly windows = new WatermarkWindows();
+  pending: PendingTransaction[] = [];
   pendingRows = 0;
   /** The last keepalive's position: everything the server sent before it has been read. */
   keepaliveLsn = 0n;
@@ -209,18 +220,69 @@ function readFrames(frames: ReplicationFrame[], state: CaptureState): void {
     const msg = frame.message;
     const done = state.assembler.push(msg);
     if (msg.kind === 'begin') state.assembler.noteCommitTime(pgTimeToMs(msg.commitTimeUs));
-    if (!done || done.endLsn <= state.writtenLsn || state.handedBack) continue;
-    const kept = handOver(done, state);
-    state.pending.push(onlySourceTables(kept, state.source));
+    if (!done) continue;
+    const highs = watermarks(done, state);
+    if (done.endLsn <= state.writtenLsn || state.handedBack) continue;
+    const kept: PendingTransaction = onlySourceTables(handOver(done, state), state.source);
+    if (highs.length) kept.highs = highs;
+    state.pending.push(kept);
     state.pendingRows += kept.rows.length;
   }
 }
 
+/**
+ * Every transaction of the stream goes through the chunk windows (capture/watermark-windows.ts), in
+ * commit order, rows the triggers wrote included (they changed the source all the same); returns
+ * the windows its high watermarks closed.
+ */
+function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: string; window: ClosedWindow | null }[] {
+  state.windows.see(
+    t.xid,
+    t.rows.map((r) => (r.op === 'T' ? truncateKey(r.tbl) : rowKey(r.tbl, r.key))),
+    Date.now(),
+  );
+  const highs: { chunk: string; window: ClosedWindow | null }[] = [];
+  for (const w of t.watermarks ?? []) {
+    if (w.edge === 'low') state.windows.low(w.chunk);
+    else highs.push({ chunk: w.chunk, window: state.windows.close(w.chunk) });
+  }
+  return highs;
+}
+
+/** The rows of the chunks whose high watermarks the batch holds, placed at those watermarks. */
+async function withChunkRows(
+  pipeline: pg.Pool,
+  batch: PendingTransaction[],
+  state: CaptureState,
+): Promise<{ batch: CapturedTransaction[]; chunks: ChunkOutcome }> {
+  const outcome: ChunkOutcome = { written: [], abandoned: [] };
+  const ids = batch.flatMap((t) => (t.highs ?? []).map((h) => h.chunk));
+  if (!ids.length) return { batch, chunks: outcome };
+  const stored = await loadReadChunks(pipeline, ids);
+  const out = batch.map((t) => {
+    if (!t.highs) return t;
+    const extra: CapturedRow[] = [];
+    for (const h of t.highs) {
+      const chunk = stored.get(h.chunk);
+      if (!h.window || !chunk) {
+        outcome.abandoned.push(h.chunk);
+        continue;
+      }
+      const rows = rowsOfChunk(chunk, state.windows.excluded(h.window, chunk.snapshot));
+      extra.push(...rows);
+      outcome.written.push({ id: h.chunk, rows: rows.length });
+    }
+    return { ...t, rows: [...t.rows, ...extra] };
+  });
+  return { batch: out, chunks: outcome };
+}
+
 async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: CaptureState): Promise<void> {
-  const batch = state.pending;
+  const { batch, chunks } = await withChunkRows(opts.pipeline, state.pending, state);
   faultPoint('capture-before-write');
   const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch, {
     switchDone: state.switchInBatch,
+    chunks,
   });
   state.switchInBatch = false;
   faultPoint('capture-after-write');

@@ -13,7 +13,8 @@ import { isSourceTable, SOURCE_SCHEMA, SOURCE_TABLES, type SourceTable } from '.
 /** One outbox row to write; image and oldImage are JSON text. */
 export interface CapturedRow {
   tbl: SourceTable;
-  op: 'I' | 'U' | 'D' | 'T';
+  /** R: a row re-read from the source (capture/chunk-rows.ts), applied like an update. */
+  op: 'I' | 'U' | 'D' | 'T' | 'R';
   key: string;
   image: string | null;
   oldImage: string | null;

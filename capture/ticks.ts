@@ -28,10 +28,18 @@ export interface Tick {
  * trigger capture and capture from the WAL (capture/mode-switch.ts), written in the transaction
  * that drops or creates the triggers.
  */
-export type PipelineMessage = ({ kind: 'tick' } & Tick) | { kind: 'switch'; id: string; to: 'logical' | 'trigger' };
+export type PipelineMessage =
+  | ({ kind: 'tick' } & Tick)
+  | { kind: 'switch'; id: string; to: 'logical' | 'trigger' }
+  /** The low or high watermark of a chunk read from the source (capture/watermark-read.ts). */
+  | { kind: 'watermark'; chunk: string; edge: 'low' | 'high' };
 
 export function encodeTick(tick: Tick): string {
   return JSON.stringify({ tick: tick.at });
+}
+
+export function encodeWatermark(edge: 'low' | 'high', chunk: string): string {
+  return JSON.stringify(edge === 'low' ? { lw: chunk } : { hw: chunk });
 }
 
 export function encodeSwitch(id: string, to: 'logical' | 'trigger'): string {
@@ -41,8 +49,16 @@ export function encodeSwitch(id: string, to: 'logical' | 'trigger'): string {
 /** The pipeline message in a message of our prefix, or null for anything else (ignored). */
 export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
   try {
-    const v = JSON.parse(content.toString('utf8')) as { tick?: unknown; switch?: unknown; to?: unknown };
+    const v = JSON.parse(content.toString('utf8')) as {
+      tick?: unknown;
+      switch?: unknown;
+      to?: unknown;
+      lw?: unknown;
+      hw?: unknown;
+    };
     if (typeof v.tick === 'number' && Number.isFinite(v.tick)) return { kind: 'tick', at: v.tick };
+    if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low' };
+    if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high' };
     if (typeof v.switch === 'string' && (v.to === 'logical' || v.to === 'trigger'))
       return { kind: 'switch', id: v.switch, to: v.to };
     return null;

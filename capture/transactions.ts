@@ -13,6 +13,10 @@ import { knowRelation, rowsOfChange, rowsOfTruncate, type CapturedRow, type Know
 export interface CapturedTransaction {
   /** End of the commit record: the slot position that confirms this transaction. */
   endLsn: bigint;
+  /** The source transaction's id (32 bits, as pgoutput sends it). */
+  xid: number;
+  /** Watermarks of chunks read from the source (capture/watermark-read.ts), in message order. */
+  watermarks?: { chunk: string; edge: 'low' | 'high' }[];
   commitMs: number;
   rows: CapturedRow[];
   ticks: Tick[];
@@ -21,6 +25,8 @@ export interface CapturedTransaction {
 }
 
 interface OpenTransaction {
+  xid: number;
+  watermarks?: { chunk: string; edge: 'low' | 'high' }[];
   rows: CapturedRow[];
   ticks: Tick[];
   commitMs: number;
@@ -42,7 +48,7 @@ export class TransactionAssembler {
   push(msg: PgoutputMessage): CapturedTransaction | null {
     switch (msg.kind) {
       case 'begin':
-        this.open = { rows: [], ticks: [], commitMs: 0 };
+        this.open = { xid: msg.xid, rows: [], ticks: [], commitMs: 0 };
         return null;
       case 'relation':
         this.relations.set(msg.relationId, knowRelation(msg));
@@ -65,6 +71,7 @@ export class TransactionAssembler {
         const m = decodePipelineMessage(msg.content);
         if (m?.kind === 'tick') this.open.ticks.push({ at: m.at });
         if (m?.kind === 'switch') this.open.switchMarker = { id: m.id, to: m.to };
+        if (m?.kind === 'watermark') (this.open.watermarks ??= []).push({ chunk: m.chunk, edge: m.edge });
         return null;
       }
       case 'commit': {
@@ -72,6 +79,8 @@ export class TransactionAssembler {
         this.open = null;
         return {
           endLsn: msg.endLsn,
+          xid: done.xid,
+          ...(done.watermarks ? { watermarks: done.watermarks } : {}),
           commitMs: done.commitMs,
           rows: done.rows,
           ticks: done.ticks,

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { CapturedTransaction } from '../capture/transactions';
 import { formatLsn, parseLsn } from '../capture/pgoutput';
 import { withTransaction } from '../db/transaction';
+import { finishChunks } from './capture-chunks';
 
 export interface CaptureProgressRow {
   source: string;
@@ -56,6 +57,12 @@ export async function readCaptureProgress(
     : null;
 }
 
+/** What became of the chunks whose high watermarks a batch met (capture/watermark-read.ts). */
+export interface ChunkOutcome {
+  written: { id: string; rows: number }[];
+  abandoned: string[];
+}
+
 export interface WriteResult {
   /** Source transactions written now (those at or below the recorded position were written before). */
   transactions: number;
@@ -75,8 +82,12 @@ export async function writeCapturedTransactions(
   pipeline: pg.Pool,
   source: string,
   transactions: CapturedTransaction[],
-  /** The batch holds the hand-over marker: from now on the triggers write nothing. */
-  opts: { switchDone?: boolean } = {},
+  opts: {
+    /** The batch holds the hand-over marker: from now on the triggers write nothing. */
+    switchDone?: boolean;
+    /** Chunks read between watermarks whose rows the batch holds, or that were abandoned. */
+    chunks?: ChunkOutcome;
+  } = {},
 ): Promise<WriteResult> {
   return withTransaction(pipeline, async (client) => {
     const at = await client.query<{ lsn: string }>(
@@ -118,6 +129,7 @@ export async function writeCapturedTransactions(
         [cols.tbl, cols.op, cols.key, cols.image, cols.old],
       );
     }
+    if (opts.chunks) await finishChunks(client, opts.chunks);
     const lsn = fresh[fresh.length - 1]!.endLsn;
     await client.query(
       `update pipeline.capture_progress

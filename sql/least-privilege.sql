@@ -74,3 +74,4 @@ grant select, update on pipeline.drain_layout to fresh_badges_worker;
 
 -- Capture from the WAL (migration 011): the worker writes outbox rows and its capture progress.
 grant select, insert, update, delete on pipeline.capture_progress to fresh_badges_worker;
+grant select, insert, update, delete on pipeline.capture_chunks to fresh_badges_worker;

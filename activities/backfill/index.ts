@@ -12,6 +12,7 @@ import {
   markBackfillStart,
 } from './backfill';
 import { applyOptions } from '../apply-options';
+import { refuseUnderLogicalCapture } from '../../capture/logical-limits';
 
 export function createBackfillActivities(deps: {
   pool: pg.Pool;
@@ -24,13 +25,16 @@ export function createBackfillActivities(deps: {
   return {
     /** The plan (row estimates), and the backfill's marker in every store partition. */
     async backfillPlan(input: { marker?: string } = {}) {
+      refuseUnderLogicalCapture(deps.config, 'a backfill');
       if (input.marker) await markBackfillStart(deps.redis, deps.keys, input.marker);
       return backfillPlan(deps.sourcePool);
     },
     async backfillChunk(input: { table: BackfillTable; after: string[] | null; limit: number }) {
+      refuseUnderLogicalCapture(deps.config, 'a backfill');
       return backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input);
     },
     async backfillLoads() {
+      refuseUnderLogicalCapture(deps.config, 'a backfill');
       return backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts);
     },
     async finishBackfill(input: { epoch: string; marker?: string }) {

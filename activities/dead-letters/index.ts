@@ -4,17 +4,19 @@ import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import { retryDeadLetters } from './retry';
 import { applyOptions } from '../apply-options';
+import type { SourceRows } from '../../capture/source-rows';
 
 export function createDeadLetterActivities(deps: {
   pool: pg.Pool;
   redis: StoreRedis;
   keys: StoreKeys;
   config: Config;
+  sourceRows: SourceRows;
 }) {
   const opts = applyOptions(deps.config);
   return {
     async retryDeadLetters(input: { ids?: string[] }) {
-      return retryDeadLetters(deps.pool, deps.redis, deps.keys, opts, input);
+      return retryDeadLetters(deps.pool, deps.redis, deps.keys, opts, input, deps.sourceRows);
     },
   };
 }

@@ -18,7 +18,8 @@ import { rebuildStore } from '../../store/rebuild';
 import { readStorePosition } from '../../store/store-position';
 import { withTransaction } from '../../db/transaction';
 import { lockAllShards, shardKeys, shardOfConsumer } from '../../outbox';
-import { isReemitTable, reemitSourceRows, REEMIT_TABLES } from '../repair/reemit-rows';
+import { isReemitTable, REEMIT_TABLES } from '../repair/reemit-rows';
+import { triggerSourceRows, type SourceRows } from '../../capture/source-rows';
 
 export interface DeadLetter {
   id: string;
@@ -55,6 +56,8 @@ export async function retryDeadLetters(
   allKeys: StoreKeys,
   opts: ApplyOptions,
   input: { ids?: string[] },
+  /** How a fenced change's row is re-read from the source (capture/source-rows.ts). */
+  sourceRows: SourceRows = triggerSourceRows(db),
 ): Promise<{ retried: number; failed: number; reemitted: number; errors: { id: string; error: string }[] }> {
   const r = await db.query(
     `select id::text, consumer, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
@@ -112,7 +115,7 @@ export async function retryDeadLetters(
           throw new Error(
             `a change of ${dl.tbl} was fenced, and only ${REEMIT_TABLES.join(', ')} rows can be re-emitted`,
           );
-        await reemitSourceRows(db, [{ tbl: dl.tbl, key: dl.key }]);
+        await sourceRows.refresh([{ tbl: dl.tbl, key: dl.key }]);
         result.reemitted++;
       }
     } catch (err) {

@@ -1,7 +1,7 @@
 /**
  * Repairs through the outbox: re-emits source rows as refresh (R) changes, so the drain applies
  * their current state like any other change, ordered after every earlier change of the same row
- * (the argument is the one in activities/lifecycle/refresh-sku.ts: the row is read FOR SHARE in
+ * (the argument is the one of a SKU's rebuild in capture/source-rows.ts: the row is read FOR SHARE in
  * the statement that inserts its outbox row, so a writer before us has a lower outbox id and a
  * writer after us a higher one). The SQL is pipeline.reemit_source_rows (migration 007): a
  * SECURITY DEFINER function, because FOR SHARE and LOCK TABLE need UPDATE on the shop tables,

@@ -12,7 +12,8 @@ import { FeatureUpdate } from '../../features/definitions';
 import { applyUpdates, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
 import { drainAppliedSnapshot, Position } from '../../outbox';
-import { isReemitTable, reemitSourceRows, SourceRowRef } from '../repair/reemit-rows';
+import { isReemitTable, SourceRowRef } from '../repair/reemit-rows';
+import { triggerSourceRows, type SourceRows } from '../../capture/source-rows';
 
 export function parsePosition(text: string): Position {
   if (text === 'start') return { txid: '0', id: '0' };
@@ -51,6 +52,8 @@ export async function replayRange(
   keys: StoreKeys,
   opts: ApplyOptions,
   input: { from: Position; to: Position; toSnapshot?: string; limit: number },
+  /** How fenced rows are re-read from the source (capture/source-rows.ts). */
+  sourceRows: SourceRows = triggerSourceRows(pool),
 ): Promise<{ rows: number; applied: number; skipped: number; reemitted: number; position: Position; done: boolean }> {
   const r = await pool.query<OutboxRow>(
     `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, (extract(epoch from o.created_at) * 1000)::float8 as created_ms
@@ -78,7 +81,7 @@ export async function replayRange(
     const row = r.rows[f.source];
     if (isReemitTable(row.tbl)) fencedRows.set(`${row.tbl} ${row.key}`, { tbl: row.tbl, key: row.key });
   }
-  if (fencedRows.size) await reemitSourceRows(pool, [...fencedRows.values()]);
+  if (fencedRows.size) await sourceRows.refresh([...fencedRows.values()]);
   const last = r.rows[r.rows.length - 1];
   return {
     rows: r.rows.length,

@@ -8,6 +8,7 @@ import { planRepairs, reemitPlanned } from '../../reconcile/repair';
 import type { DrainMetrics } from '../metrics';
 import { backfillLoads } from '../backfill/backfill';
 import { applyOptions } from '../apply-options';
+import { refuseUnderLogicalCapture } from '../../capture/logical-limits';
 
 type Log = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 
@@ -23,6 +24,7 @@ export function createVerifyActivities(deps: {
   return {
     /** Reconciles the store against the source (replica when configured); see reconcile/verify.ts. */
     async verifyStore(input: VerifyOptions) {
+      refuseUnderLogicalCapture(deps.config, 'verify');
       return verifyStore(
         deps.sourcePool,
         deps.redis,
@@ -40,6 +42,7 @@ export function createVerifyActivities(deps: {
      * the outbox (reconcile/repair.ts). Cheap enough to leave on: a few hundred keyed reads.
      */
     async verifyAndRepair(input: { sample: number; badgeSkus?: number; settleMs?: number }) {
+      refuseUnderLogicalCapture(deps.config, 'verify');
       const report = await verifyStore(
         deps.sourcePool,
         deps.redis,

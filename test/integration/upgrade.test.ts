@@ -146,6 +146,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '009_outbox_route_index.notx.sql',
         '010_reshard_freeze_owner.sql',
         '011_capture_progress.sql',
+        '012_capture_chunks.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });

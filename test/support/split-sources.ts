@@ -5,11 +5,13 @@
  * fresh per test file (scripts/lib/source-databases.ts). The pipeline reads them as the
  * least-privilege role that script creates (REPLICATION and SELECT only).
  */
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
+import { captureWorkflow, stopCaptureSignal, type CaptureWorkflowInput } from '../../workflows';
 import { dropSlot } from '../../capture/slot';
 import { captureSources, type CaptureSource } from '../../capture/sources';
 import { createSourceDatabase, withClient, withDatabase } from '../../scripts/lib/source-databases';
-import { TEST_DATABASE_URL } from './env';
+import { eventually, TEST_DATABASE_URL } from './env';
 
 export const TEST_INVENTORY_URL = withDatabase(TEST_DATABASE_URL, 'fresh_badges_test_inventory');
 export const TEST_ORDERS_URL = withDatabase(TEST_DATABASE_URL, 'fresh_badges_test_orders');
@@ -55,3 +57,40 @@ export async function resetCaptureProgress(pipeline: pg.Pool): Promise<void> {
 }
 
 export { withClient };
+
+/** A capture workflow per split source on the file's task queue; resolves once both stream. */
+export async function startCaptureWorkflows(
+  client: Client,
+  taskQueue: string,
+  pipeline: pg.Pool,
+): Promise<{ stop(): Promise<void> }> {
+  const handles: WorkflowHandle<typeof captureWorkflow>[] = [];
+  for (const s of splitSources()) {
+    const input: CaptureWorkflowInput = { source: s.name, intervalMs: 60_000, activityBudgetMs: 2_000 };
+    handles.push(
+      await client.workflow.start(captureWorkflow, {
+        taskQueue,
+        workflowId: `capture-${s.name}-${Date.now()}`,
+        args: [input],
+      }),
+    );
+  }
+  // Changes before a slot exists are not in it: a test writes once both captures stream.
+  await eventually(
+    async () =>
+      (await pipeline.query(`select count(*)::int as n from pipeline.capture_progress where covered_at is not null`))
+        .rows[0].n === handles.length,
+    20_000,
+    'both captures streaming',
+  );
+  return {
+    async stop() {
+      for (const h of handles) await h.signal(stopCaptureSignal);
+      // ended: each activity was cancelled and wrote what it had read
+      for (const h of handles) {
+        const r = await h.result();
+        if (r.outcome !== 'stopped') throw new Error(`capture ${h.workflowId} ended ${r.outcome}, not stopped`);
+      }
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * Re-reading source rows into the outbox (verify's repairs, a fenced dead letter or replayed change,
+ * a SKU's rebuild), by whichever capture the install runs:
+ *  - trigger: the SECURITY DEFINER functions of migration 007 read the rows FOR SHARE and insert
+ *    their outbox rows in one statement (activities/repair/reemit-rows.ts);
+ *  - logical: a chunk read between watermarks in the source's WAL (capture/watermark-read.ts),
+ *    from the source's replica when one is set; nothing is written into the source.
+ * Either way the drain applies them in order with every other change, and an older image never wins.
+ */
+import type pg from 'pg';
+import { reemitSourceRows, type ReemitTable, type SourceRowRef } from '../activities/repair/reemit-rows';
+import type { Config } from '../config';
+import { captureSources, type CaptureSource } from './sources';
+import { readThroughWatermarks } from './watermark-read';
+
+export interface SourceRows {
+  /** Re-reads the rows (a key the source lacks becomes a delete with `deleteAbsent`). */
+  refresh(refs: SourceRowRef[], opts?: { deleteAbsent?: boolean }): Promise<{ refreshed: number; deleted: number }>;
+  /** Re-reads one SKU's skus row and all its inventory rows. */
+  refreshSku(sku: string): Promise<{ rows: number }>;
+}
+
+export function sourceRowsFor(config: Config, pipeline: pg.Pool): SourceRows {
+  return config.CAPTURE_MODE === 'logical' ? logicalSourceRows(config, pipeline) : triggerSourceRows(pipeline);
+}
+
+export function triggerSourceRows(pipeline: pg.Pool): SourceRows {
+  return {
+    refresh: (refs, opts) => reemitSourceRows(pipeline, refs, opts),
+    async refreshSku(sku) {
+      // pipeline.refresh_sku (migration 007): the skus row and every inventory row of the SKU read
+      // FOR SHARE in the statements that insert their outbox rows. A writer that changed a row
+      // before has committed, so its value is read and its outbox id is lower; one after waits for
+      // this commit, so its id is higher: per row the versions stay in true change order.
+      const r = await pipeline.query('select pipeline.refresh_sku($1)::int as n', [sku]);
+      return { rows: r.rows[0].n };
+    },
+  };
+}
+
+function logicalSourceRows(config: Config, pipeline: pg.Pool): SourceRows {
+  const sources = captureSources(config);
+  const sourceOf = (tbl: string): CaptureSource => {
+    const s = sources.find((x) => (x.tables as string[]).includes(tbl));
+    if (!s) throw new Error(`no capture source holds shop.${tbl}`);
+    return s;
+  };
+  const opts = (tbl: string) => ({ source: sourceOf(tbl), pipeline });
+  return {
+    async refresh(refs, o = {}) {
+      const byTable = new Map<ReemitTable, string[]>();
+      for (const r of refs) byTable.set(r.tbl, [...(byTable.get(r.tbl) ?? []), r.key]);
+      let refreshed = 0;
+      let deleted = 0;
+      for (const [tbl, keys] of byTable) {
+        const w = await readThroughWatermarks(opts(tbl), { tbl, keys, deleteAbsent: o.deleteAbsent });
+        refreshed += w.read;
+        if (o.deleteAbsent) deleted += new Set(keys).size - w.read;
+      }
+      return { refreshed, deleted };
+    },
+    async refreshSku(sku) {
+      const a = await readThroughWatermarks(opts('skus'), { tbl: 'skus', keys: [sku] });
+      const b = await readThroughWatermarks(opts('inventory'), { tbl: 'inventory', ofSku: sku });
+      return { rows: a.written + b.written };
+    },
+  };
+}

@@ -1,0 +1,154 @@
+/**
+ * Reading source rows into the outbox without writing into the source (repairs, a SKU's rebuild,
+ * backfill, verify: docs/capture.md). The rows are read between a low and a high watermark written
+ * into the source's WAL (`pg_logical_emit_message`: no table, no row), and the source's capture
+ * writes them into the outbox at the high watermark, minus the keys the stream changed meanwhile
+ * (capture/watermark-windows.ts says why that never lets an older image win). The rows are read
+ * from the replica when there is one, once it has replayed past the low watermark.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { chunkState, createChunk, storeChunkRead, type ReadRow } from '../outbox/capture-chunks';
+import type { CaptureSource } from './sources';
+import { SOURCE_TABLES, type SourceTable } from './source-tables';
+import { encodeWatermark, TICK_PREFIX } from './ticks';
+
+export interface WatermarkReadOptions {
+  source: CaptureSource;
+  pipeline: pg.Pool;
+  /** Where the rows are read: the source's replica; absent: the source itself. */
+  replicaUrl?: string;
+  /** How long to wait for the capture to write a chunk (it must be running). */
+  timeoutMs?: number;
+}
+
+export interface ChunkRead {
+  tbl: SourceTable;
+  /** Outbox keys ('sku', 'sku|fc', 'fc', 'region|fc'); or a range of the table in key order. */
+  keys?: string[];
+  range?: { afterKey: string | null; limit: number };
+  /** Inventory only: every row of this SKU. */
+  ofSku?: string;
+  /** A key asked for that the source does not have becomes a delete. */
+  deleteAbsent?: boolean;
+}
+
+export interface ChunkWritten {
+  /** Rows read from the source. */
+  read: number;
+  /** Outbox rows written for them (refreshes and deletes; fewer when the stream changed some meanwhile). */
+  written: number;
+  /** The last key read (a range's next `afterKey`), null when none. */
+  lastKey: string | null;
+}
+
+export class CaptureNotRunningError extends Error {
+  override name = 'CaptureNotRunningError';
+}
+
+const ATTEMPTS = 3;
+
+/** Reads the rows and has the capture write them; retried when the capture restarted in between. */
+export async function readThroughWatermarks(opts: WatermarkReadOptions, req: ChunkRead): Promise<ChunkWritten> {
+  if (req.tbl === 'orders') throw new Error('orders cannot be re-read row by row (the FC load is a sum of deltas)');
+  const primary = new pg.Client({ connectionString: opts.source.url, application_name: 'fresh-badges-watermark' });
+  await primary.connect();
+  const replica = opts.replicaUrl ? new pg.Client({ connectionString: opts.replicaUrl }) : null;
+  await replica?.connect();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await oneChunk(opts, req, primary, replica);
+      if (outcome) return outcome;
+      if (attempt >= ATTEMPTS)
+        throw new Error(`capture of ${opts.source.name} abandoned the chunk ${ATTEMPTS} times (it keeps restarting)`);
+    }
+  } finally {
+    await primary.end().catch(() => {});
+    await replica?.end().catch(() => {});
+  }
+}
+
+/** One try: null when the capture abandoned the chunk. */
+async function oneChunk(
+  opts: WatermarkReadOptions,
+  req: ChunkRead,
+  primary: pg.Client,
+  replica: pg.Client | null,
+): Promise<ChunkWritten | null> {
+  const id = await createChunk(opts.pipeline, {
+    source: opts.source.name,
+    tbl: req.tbl,
+    keys: req.keys,
+    range: req.range,
+    deleteAbsent: req.deleteAbsent,
+  });
+  await emit(primary, encodeWatermark('low', id));
+  if (replica) await waitForReplay(primary, replica);
+  const { snapshot, rows } = await readRows(replica ?? primary, req);
+  await storeChunkRead(opts.pipeline, id, snapshot, rows);
+  await emit(primary, encodeWatermark('high', id));
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    const s = await chunkState(opts.pipeline, id);
+    if (s.state === 'written')
+      return { read: rows.length, written: s.written ?? 0, lastKey: rows.length ? rows[rows.length - 1]!.key : null };
+    if (s.state === 'abandoned') return null;
+    if (Date.now() > deadline)
+      throw new CaptureNotRunningError(
+        `the capture of ${opts.source.name} did not write chunk ${id} within ${(opts.timeoutMs ?? 60_000) / 1000} s: is it running? (npm run ops -- status)`,
+      );
+    await sleep(20);
+  }
+}
+
+async function emit(primary: pg.Client, content: string): Promise<void> {
+  await primary.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, content]);
+}
+
+/** Waits until the replica has replayed everything the primary has now (the low watermark included). */
+async function waitForReplay(primary: pg.Client, replica: pg.Client): Promise<void> {
+  const lsn = (await primary.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn;
+  for (let i = 0; i < 3_000; i++) {
+    const r = await replica.query<{ ok: boolean }>(`select pg_last_wal_replay_lsn() >= $1::pg_lsn as ok`, [lsn]);
+    if (r.rows[0]?.ok) return;
+    await sleep(10);
+  }
+  throw new Error('the replica did not replay the low watermark within 30 s');
+}
+
+/** The rows asked for, in one snapshot, with the snapshot's text. */
+async function readRows(db: pg.Client, req: ChunkRead): Promise<{ snapshot: string; rows: ReadRow[] }> {
+  const cols = SOURCE_TABLES[req.tbl].keyColumns;
+  const keyExpr = cols.map((c) => `t.${pg.escapeIdentifier(c)}`).join(` || '|' || `);
+  const colList = cols.map((c) => `t.${pg.escapeIdentifier(c)}`).join(', ');
+  const parts = (param: string) => cols.map((_, i) => `split_part(${param}, '|', ${i + 1})`).join(', ');
+  let where: string;
+  let params: unknown[];
+  if (req.keys) {
+    where = `where (${colList}) in (select ${parts('k')} from unnest($1::text[]) k)`;
+    params = [req.keys];
+  } else if (req.ofSku !== undefined) {
+    if (req.tbl !== 'inventory') throw new Error('ofSku reads inventory rows');
+    where = `where t.sku_id = $1`;
+    params = [req.ofSku];
+  } else {
+    const range = req.range ?? { afterKey: null, limit: 1_000 };
+    where = range.afterKey === null ? '' : `where (${colList}) > (${parts('$2::text')})`;
+    params = range.afterKey === null ? [range.limit] : [range.limit, range.afterKey];
+  }
+  const limit = req.keys || req.ofSku !== undefined ? `order by ${colList}` : `order by ${colList} limit $1`;
+  await db.query(`begin isolation level repeatable read read only`);
+  try {
+    await db.query(`set local timezone = 'UTC'`);
+    const snap = await db.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
+    const r = await db.query<ReadRow>(
+      `select ${keyExpr} as key, to_json(t) as image from shop.${pg.escapeIdentifier(req.tbl)} t ${where} ${limit}`,
+      params,
+    );
+    await db.query('commit');
+    return { snapshot: snap.rows[0]!.s, rows: r.rows };
+  } catch (err) {
+    await db.query('rollback').catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * Reading source rows into the outbox between watermarks (capture/watermark-read.ts), raced against
+ * concurrent writers of the same keys, on a real source database and a real capture:
+ *  - property (fast-check: random writes, deletes and re-inserts of a few inventory rows, random
+ *    chunk reads with deleteAbsent, all at once): every refresh (R) the capture writes equals the
+ *    row as the stream had it at that point, and every delete it writes from a chunk is of a row
+ *    the stream had deleted; so a chunk never lets an older image win;
+ *  - a SKU's rebuild (refreshSku) re-reads its skus row and all its inventory rows;
+ *  - a chunk whose low watermark the capture did not see (it started in between) is abandoned and
+ *    read again;
+ *  - with no capture running, a read fails with a message that says so.
+ */
+import fc from 'fast-check';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCapture } from '../../capture/capture-loop';
+import { sourceRowsFor } from '../../capture/source-rows';
+import { readThroughWatermarks } from '../../capture/watermark-read';
+import { encodeWatermark, TICK_PREFIX } from '../../capture/ticks';
+import { chunkState, createChunk, storeChunkRead } from '../../outbox/capture-chunks';
+import { createPool } from '../../db/pool';
+import { testConfig, TEST_DATABASE_URL } from '../support/env';
+import {
+  createSplitSources,
+  dropSplitSourceSlots,
+  resetCaptureProgress,
+  SPLIT_SOURCE_CONFIG,
+  splitSources,
+  TEST_INVENTORY_URL,
+} from '../support/split-sources';
+
+const SKUS = ['A', 'B', 'C', 'D'];
+const FCS = ['F1', 'F2'];
+const KEYS = SKUS.flatMap((s) => FCS.map((f) => `${s}|${f}`));
+
+type Write = { key: string; kind: 'set' | 'delete'; value: number; pauseMs: number };
+
+const writeArb: fc.Arbitrary<Write> = fc.record({
+  key: fc.constantFrom(...KEYS),
+  kind: fc.constantFrom('set', 'set', 'set', 'delete'),
+  value: fc.integer({ min: 0, max: 1000 }),
+  pauseMs: fc.constantFrom(0, 0, 0, 1, 2),
+});
+
+describe('reading source rows between watermarks', () => {
+  const pipeline = createPool(TEST_DATABASE_URL, 10);
+  const source = createPool(TEST_INVENTORY_URL, 10);
+  const inventory = splitSources().find((s) => s.name === 'inventory')!;
+  let stopCapture: (() => Promise<void>) | null = null;
+
+  /** A capture of the inventory source in the background (as the capture workflow runs it). */
+  const startCapture = async () => {
+    const abort = new AbortController();
+    const done = runCapture({ source: inventory, pipeline, tickMs: 20, signal: abort.signal });
+    stopCapture = async () => {
+      abort.abort();
+      await done;
+      stopCapture = null;
+    };
+    await coveredAfter(Date.now());
+  };
+  const coveredAfter = async (at: number) => {
+    for (let i = 0; i < 500; i++) {
+      const r = await pipeline.query(
+        `select (extract(epoch from covered_at) * 1000)::float8 as c from pipeline.capture_progress where source = 'inventory'`,
+      );
+      if (r.rows[0]?.c > at) return;
+      await sleep(20);
+    }
+    throw new Error('capture did not cover the source in 10 s');
+  };
+  const maxId = async () =>
+    Number((await pipeline.query(`select coalesce(max(id), 0) as m from pipeline.outbox`)).rows[0].m);
+
+  beforeAll(async () => {
+    await createSplitSources();
+    await resetCaptureProgress(pipeline);
+    await source.query(`insert into shop.fulfillment_centers select unnest($1::text[]), 'R1', 100, now()`, [FCS]);
+    await source.query(`insert into shop.skus select unnest($1::text[]), 't', 'active', now()`, [SKUS]);
+    await startCapture();
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopCapture?.();
+    await dropSplitSourceSlots();
+    await resetCaptureProgress(pipeline);
+    await pipeline.end();
+    await source.end();
+  });
+
+  async function write(w: Write): Promise<void> {
+    const [sku, fcId] = w.key.split('|');
+    if (w.kind === 'delete')
+      await source.query(`delete from shop.inventory where sku_id = $1 and fc_id = $2`, [sku, fcId]);
+    else
+      await source.query(
+        `insert into shop.inventory values ($1, $2, $3, 0, now())
+         on conflict (sku_id, fc_id) do update set on_hand = excluded.on_hand`,
+        [sku, fcId, w.value],
+      );
+    if (w.pauseMs) await sleep(w.pauseMs);
+  }
+
+  /**
+   * Walks the outbox rows after `from` in order, keeping each key's state as the stream's own
+   * changes leave it, and checks every row a chunk wrote against it.
+   */
+  async function checkChunkRows(from: number, initial: Map<string, number | null>): Promise<number> {
+    const rows = (
+      await pipeline.query<{ op: string; key: string; image: { on_hand?: number } }>(
+        `select op, key, image from pipeline.outbox where id > $1 and tbl = 'inventory' order by id`,
+        [from],
+      )
+    ).rows;
+    const state = new Map(initial);
+    let checked = 0;
+    for (const r of rows) {
+      if (r.op === 'R') {
+        expect(r.image.on_hand, `refresh of ${r.key}: the row as the stream had it`).toBe(state.get(r.key));
+        checked++;
+      } else if (r.op === 'D' && state.get(r.key) === null) checked++;
+      else if (r.op === 'D') state.set(r.key, null);
+      else state.set(r.key, r.image.on_hand ?? null);
+    }
+    return checked;
+  }
+
+  it('a chunk never lets an older image win over a concurrent change (property)', async () => {
+    let totalChecked = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(writeArb, { minLength: 50, maxLength: 150 }),
+        fc.array(fc.subarray(KEYS, { minLength: 1 }), { minLength: 3, maxLength: 8 }),
+        async (writes, chunks) => {
+          const initial = new Map<string, number | null>(KEYS.map((k) => [k, null]));
+          for (const r of (await source.query(`select sku_id || '|' || fc_id as k, on_hand from shop.inventory`)).rows)
+            initial.set(r.k, r.on_hand);
+          await coveredAfter(Date.now()); // the outbox holds everything before `from`
+          const from = await maxId();
+          let writing = true;
+          const writers = (async () => {
+            for (const w of writes) await write(w);
+            writing = false;
+          })();
+          // Readers keep reading chunks (the subsets in turn, two at a time) for as long as the
+          // writers write, so watermarks and writes interleave at every point.
+          const reader = async (offset: number) => {
+            for (let i = offset; writing || i < chunks.length; i += 2)
+              await readThroughWatermarks(
+                { source: inventory, pipeline, timeoutMs: 20_000 },
+                { tbl: 'inventory', keys: chunks[i % chunks.length]!, deleteAbsent: true },
+              );
+          };
+          const readers = Promise.all([reader(0), reader(1)]);
+          await Promise.all([writers, readers]);
+          await coveredAfter(Date.now());
+          totalChecked += await checkChunkRows(from, initial);
+        },
+      ),
+      { numRuns: 8 },
+    );
+    expect(totalChecked).toBeGreaterThan(20); // the chunks did write rows to check
+  }, 120_000);
+
+  it("re-reads a SKU's skus row and all its inventory rows (a rebuild)", async () => {
+    await source.query(
+      `insert into shop.inventory values ('A', 'F1', 7, 1, now()) on conflict (sku_id, fc_id) do update set on_hand = 7, reserved = 1`,
+    );
+    await source.query(
+      `insert into shop.inventory values ('A', 'F2', 9, 0, now()) on conflict (sku_id, fc_id) do update set on_hand = 9`,
+    );
+    await coveredAfter(Date.now());
+    const from = await maxId();
+    const rows = sourceRowsFor(testConfig(SPLIT_SOURCE_CONFIG), pipeline);
+    const r = await rows.refreshSku('A');
+    expect(r.rows).toBe(3);
+    const written = (
+      await pipeline.query(`select tbl, op, key from pipeline.outbox where id > $1 and op = 'R' order by id`, [from])
+    ).rows;
+    expect(written).toEqual([
+      { tbl: 'skus', op: 'R', key: 'A' },
+      { tbl: 'inventory', op: 'R', key: 'A|F1' },
+      { tbl: 'inventory', op: 'R', key: 'A|F2' },
+    ]);
+  }, 30_000);
+
+  it('abandons a chunk when the capture restarted between its watermarks (it knows nothing of the window)', async () => {
+    const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
+    await source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeWatermark('low', id)]);
+    await coveredAfter(Date.now()); // the low watermark is written and confirmed...
+    await stopCapture!();
+    await startCapture(); // ...and the new capture session never saw it
+    const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
+    await storeChunkRead(pipeline, id, snap, [
+      { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
+    ]);
+    await source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeWatermark('high', id)]);
+    await coveredAfter(Date.now());
+    expect((await chunkState(pipeline, id)).state).toBe('abandoned');
+  }, 60_000);
+
+  it('fails with a clear message when no capture is running', async () => {
+    await stopCapture!();
+    await expect(
+      readThroughWatermarks({ source: inventory, pipeline, timeoutMs: 500 }, { tbl: 'inventory', keys: ['A|F1'] }),
+    ).rejects.toThrow(/did not write chunk .* is it running\?/);
+    await startCapture();
+  }, 30_000);
+});

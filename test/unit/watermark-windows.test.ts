@@ -1,0 +1,63 @@
+/**
+ * The watermark windows (capture/watermark-windows.ts) and a chunk's outbox rows
+ * (capture/chunk-rows.ts), as pure logic: which keys a chunk read in a snapshot must leave out.
+ */
+import { describe, expect, it } from 'vitest';
+import { rowsOfChunk } from '../../capture/chunk-rows';
+import { rowKey, truncateKey, WatermarkWindows, widenXid } from '../../capture/watermark-windows';
+import type { StoredChunk } from '../../outbox/capture-chunks';
+
+describe('watermark windows', () => {
+  it('leaves out keys changed between the watermarks, and before them by a transaction the snapshot did not see', () => {
+    const w = new WatermarkWindows();
+    w.see(100, [rowKey('inventory', 'A|F1')], 0); // visible in the snapshot below: kept
+    w.see(105, [rowKey('inventory', 'B|F1')], 1); // committed before LW, still in progress in the snapshot
+    w.low('7');
+    w.see(110, [rowKey('inventory', 'C|F1')], 2); // in the window
+    const closed = w.close('7')!;
+    w.see(120, [rowKey('inventory', 'D|F1')], 3); // after the high watermark: not this chunk's business
+    const out = w.excluded(closed, '101:121:105,110');
+    expect([...out].sort()).toEqual([rowKey('inventory', 'B|F1'), rowKey('inventory', 'C|F1')]);
+  });
+
+  it('a high watermark whose low one this capture never saw closes nothing (the chunk is abandoned)', () => {
+    const w = new WatermarkWindows();
+    expect(w.close('8')).toBeNull();
+  });
+
+  it('widens a 32-bit xid to the 64-bit one nearest the snapshot, across an epoch boundary', () => {
+    expect(widenXid(5, 4_294_967_300n)).toBe(4_294_967_301n); // epoch 1
+    expect(widenXid(4_294_967_290, 4_294_967_300n)).toBe(4_294_967_290n); // still epoch 0
+    expect(widenXid(1234, 2000n)).toBe(1234n);
+  });
+});
+
+describe('a chunk as outbox rows', () => {
+  const chunk: StoredChunk = {
+    id: '1',
+    tbl: 'inventory',
+    keys: ['A|F1', 'B|F1', 'C|F1', 'C|F1'],
+    deleteAbsent: true,
+    snapshot: '1:1:',
+    rows: [
+      { key: 'A|F1', image: { sku_id: 'A', fc_id: 'F1', on_hand: 3, reserved: 0 } },
+      { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 4, reserved: 1 } },
+    ],
+  };
+
+  it('refreshes what was read, deletes what is absent, and leaves out what the stream changed', () => {
+    const rows = rowsOfChunk(chunk, new Set([rowKey('inventory', 'B|F1')]));
+    expect(rows.map((r) => [r.op, r.key, r.image && JSON.parse(r.image)])).toEqual([
+      ['R', 'A|F1', { sku_id: 'A', fc_id: 'F1', on_hand: 3, reserved: 0 }],
+      ['D', 'C|F1', { sku_id: 'C', fc_id: 'F1' }],
+    ]);
+  });
+
+  it('writes nothing when the table was truncated meanwhile', () => {
+    expect(rowsOfChunk(chunk, new Set([truncateKey('inventory')]))).toEqual([]);
+  });
+
+  it('refuses orders (a sum of deltas cannot be refreshed row by row)', () => {
+    expect(() => rowsOfChunk({ ...chunk, tbl: 'orders' }, new Set())).toThrow(/cannot be re-read/);
+  });
+});
