@@ -184,17 +184,42 @@ async function captureUntilDone(
   const maxRows = opts.maxBatchRows ?? 20_000;
   const ticker = startTicker(admin, opts.tickMs, opts.log);
   let lastReport = 0;
+  // One outbox write in flight while the next batch is read (writes stay in order: the next
+  // starts when this one has committed and the slot was told).
+  let writing: Promise<void> | null = null;
+  // A failed write fails the run: nothing after it may be written (that would leave a gap).
+  let failed: Error | null = null;
+  const startWrite = () => {
+    writing = flush(opts, stream, state)
+      .catch((err: Error) => void (failed = err))
+      .finally(() => (writing = null));
+  };
+  const check = () => {
+    if (failed) throw failed;
+  };
   try {
     while (Date.now() < stopAt && !opts.signal?.aborted && !state.handedBack) {
+      check();
       ticker.check();
-      const frames = await stream.take(5_000, state.pending.length ? 0 : Math.min(opts.tickMs, 50));
+      const frames = await stream.take(5_000, state.pending.length || writing ? 0 : Math.min(opts.tickMs, 50));
       readFrames(frames, state);
-      // Write when the stream has nothing more ready (low latency) or the batch is big.
-      if (state.pending.length && (frames.length < 5_000 || state.pendingRows >= maxRows)) {
-        await flush(opts, stream, state);
-        opts.onProgress?.(state.progress());
-        lastReport = Date.now();
-      } else if (!state.pending.length && !state.assembler.inTransaction && state.keepaliveLsn > stream.confirmedLsn) {
+      const ready = state.pending.length > 0 && (frames.length < 5_000 || state.pendingRows >= maxRows);
+      if (writing && (ready || frames.length === 0)) await writing; // the next batch waits its turn
+      check();
+      if (ready) {
+        startWrite();
+        if (Date.now() - lastReport >= 1_000 || frames.length < 5_000) {
+          await writing;
+          check();
+          opts.onProgress?.(state.progress());
+          lastReport = Date.now();
+        }
+      } else if (
+        !writing &&
+        !state.pending.length &&
+        !state.assembler.inTransaction &&
+        state.keepaliveLsn > stream.confirmedLsn
+      ) {
         // Idle: every transaction the server sent before its keepalive is written; the slot may
         // move up to it (so it does not keep WAL of other databases' or unpublished tables' work).
         stream.confirm(state.keepaliveLsn);
@@ -204,8 +229,11 @@ async function captureUntilDone(
         lastReport = Date.now();
       }
     }
+    if (writing) await writing;
+    check();
     if (state.pending.length) await flush(opts, stream, state);
   } finally {
+    await (writing as Promise<void> | null);
     await ticker.stop();
   }
 }
@@ -278,18 +306,17 @@ async function withChunkRows(
 }
 
 async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: CaptureState): Promise<void> {
-  const { batch, chunks } = await withChunkRows(opts.pipeline, state.pending, state);
-  faultPoint('capture-before-write');
-  const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch, {
-    switchDone: state.switchInBatch,
-    chunks,
-  });
+  const taken = state.pending;
+  state.pending = [];
+  state.pendingRows = 0;
+  const switchDone = state.switchInBatch;
   state.switchInBatch = false;
+  const { batch, chunks } = await withChunkRows(opts.pipeline, taken, state);
+  faultPoint('capture-before-write');
+  const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch, { switchDone, chunks });
   faultPoint('capture-after-write');
   for (const t of batch)
     for (const tick of t.ticks) state.coveredAtMs = Math.max(state.coveredAtMs ?? tick.at, tick.at);
-  state.pending = [];
-  state.pendingRows = 0;
   state.transactions += result.transactions;
   state.rows += result.rows;
   state.writtenLsn = result.lsn;

@@ -15,7 +15,9 @@
  * forgotten.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { SlotBusyError } from './replication-stream';
 import { withTransaction } from '../db/transaction';
 import { forgetCaptureSource, registerCaptureSource, setCaptureSwitch } from '../outbox/capture-progress';
 import { runCapture } from './capture-loop';
@@ -84,29 +86,66 @@ export async function switchToLogical(source: CaptureSource, pipeline: pg.Pool):
  * up to the marker, then drops the slot.
  */
 export async function switchToTrigger(source: CaptureSource, pipeline: pg.Pool): Promise<void> {
+  // Caught up first, so the tables stay locked below only for the last moment's changes.
+  await captureUntilMarker(source, pipeline, null);
   const id = randomUUID();
+  // The writers wait (the tables are locked) from before the marker until the triggers exist and
+  // the capture has written everything up to the marker: a trigger's outbox id is handed out at
+  // its source transaction's time, so no trigger may write before the capture has written every
+  // earlier change (an earlier change with a later id would win over the newer one).
   await withSource(source, (c) =>
     withTransaction(c, async (tx) => {
       await lockTables(tx, source.tables);
-      for (const t of source.tables) {
-        const table = `shop.${pg.escapeIdentifier(t)}`;
-        await tx.query(
-          `drop trigger if exists capture_change on ${table};
-           drop trigger if exists capture_truncate on ${table};
-           create trigger capture_change after insert or update or delete on ${table}
-             for each row execute function pipeline.${pg.escapeIdentifier(`capture_${t}`)}();
-           create trigger capture_truncate after truncate on ${table}
-             for each statement execute function pipeline.capture_truncate()`,
-        );
-      }
-      await tx.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeSwitch(id, 'trigger')]);
+      await withSource(source, (m) =>
+        m.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeSwitch(id, 'trigger')]),
+      );
+      await captureUntilMarker(source, pipeline, id);
+      await tx.query(captureTriggersSql(source.tables));
     }),
   );
-  for (let attempt = 0; ; attempt++) {
-    const p = await runCapture({ source, pipeline, tickMs: 100, budgetMs: 30_000 });
-    if (p.handedBack) break;
-    if (attempt >= 10) throw new Error(`capture of ${source.name} did not reach its hand-back marker`);
-  }
   await withSource(source, (c) => dropSlot(c, source.slot));
   await forgetCaptureSource(pipeline, source.name);
+}
+
+/**
+ * Runs a capture of the source until it has written the hand-back marker `id` (null: until it has
+ * caught up with now). The last capture run's session may hold the slot a moment longer
+ * (capture/session-registry.ts): a busy slot is tried again.
+ */
+async function captureUntilMarker(source: CaptureSource, pipeline: pg.Pool, id: string | null): Promise<void> {
+  const since = Date.now();
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const abort = new AbortController();
+    const p = await runCapture({
+      source,
+      pipeline,
+      tickMs: 20,
+      budgetMs: 30_000,
+      signal: abort.signal,
+      onProgress: (x) => {
+        if (id === null && x.coveredAtMs !== null && x.coveredAtMs > since) abort.abort();
+      },
+    }).catch((err: Error) => {
+      if (err instanceof SlotBusyError) return null;
+      throw err;
+    });
+    if (p && (id === null ? (p.coveredAtMs ?? 0) > since : p.handedBack)) return;
+    if (!p) await sleep(500);
+  }
+  throw new Error(`capture of ${source.name} did not reach its hand-back marker`);
+}
+
+/** (Re)creates the trigger capture on the tables (the functions are migration 004's). */
+export function captureTriggersSql(tables: string[]): string {
+  return tables
+    .map((t) => {
+      const table = `shop.${pg.escapeIdentifier(t)}`;
+      return `drop trigger if exists capture_change on ${table};
+        drop trigger if exists capture_truncate on ${table};
+        create trigger capture_change after insert or update or delete on ${table}
+          for each row execute function pipeline.${pg.escapeIdentifier(`capture_${t}`)}();
+        create trigger capture_truncate after truncate on ${table}
+          for each statement execute function pipeline.capture_truncate();`;
+    })
+    .join('\n');
 }

@@ -13,6 +13,7 @@
 import pg from 'pg';
 import { redactText } from '../config/redact';
 import { decodeFrame, formatLsn, standbyStatusUpdate, type ReplicationFrame } from './pgoutput';
+import { SourceSetupError } from './row-image';
 
 const HIGH_WATER = 20_000;
 const LOW_WATER = 5_000;
@@ -178,12 +179,15 @@ export class ReplicationStream {
 function classify(err: Error): Error {
   const code = (err as { code?: string }).code;
   const message = redactText(err.message);
+  if (/publication .* does not exist/.test(message))
+    return new SourceSetupError(`${message}: run sql/source-setup.sql on the source database (docs/capture.md)`);
   // 42704: the slot does not exist; 55000: it was invalidated (max_slot_wal_keep_size) or cannot
   // be used ("can no longer get changes from replication slot").
-  if (code === '42704' || (code === '55000' && /no longer|invalidated/.test(message)))
+  if (
+    (code === '42704' && /replication slot/.test(message)) ||
+    (code === '55000' && /no longer|invalidated/.test(message))
+  )
     return new SlotLostError(`replication slot lost: ${message}`);
   if (code === '55006') return new SlotBusyError(message);
   return new Error(`replication stream failed: ${message}`);
 }
-
-export { formatLsn };

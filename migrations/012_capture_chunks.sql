@@ -25,3 +25,11 @@ create table if not exists pipeline.capture_chunks (
   done_at       timestamptz
 );
 create index if not exists capture_chunks_open on pipeline.capture_chunks (source) where state in ('open', 'read');
+
+-- Capture from the WAL writes the route of each row itself (the same FNV-1a as pipeline.sku_route,
+-- with the partition count read in its transaction): the routing trigger runs only for rows that
+-- come without one (the trigger capture's, the re-emit functions'). A route a writer gives is >= 0.
+drop trigger if exists route_outbox_row on pipeline.outbox;
+create trigger route_outbox_row before insert on pipeline.outbox
+  for each row when (NEW.route = -1 and NEW.op <> 'T' and NEW.tbl in ('skus', 'inventory'))
+  execute function pipeline.route_outbox_row();

@@ -50,7 +50,7 @@ export async function prepareCapture(config: Config, temporal: Client, log = con
 }
 
 /** The source's publication; created from sql/source-setup.sql where this role may (a local database). */
-async function ensurePublication(source: CaptureSource, log: (m: string) => void): Promise<void> {
+export async function ensurePublication(source: CaptureSource, log: (m: string) => void = () => {}): Promise<void> {
   const c = new pg.Client({ connectionString: source.url });
   await c.connect();
   try {

@@ -72,6 +72,7 @@ const SCRIPT: Tx[] = [
 ];
 
 interface OutRow {
+  route: number;
   tbl: string;
   op: string;
   key: string;
@@ -96,7 +97,7 @@ const ORDERS_TABLES = ['orders'];
 
 async function outboxAfter(pipeline: pg.Pool, id: number): Promise<OutRow[]> {
   const r = await pipeline.query<OutRow>(
-    `select tbl, op, key, image, old_image from pipeline.outbox where id > $1 order by id`,
+    `select route, tbl, op, key, image, old_image from pipeline.outbox where id > $1 order by id`,
     [id],
   );
   return r.rows.map(comparable);
@@ -168,6 +169,8 @@ describe('capture from the WAL of two source databases', () => {
     await withClient(TEST_DATABASE_URL, (c) =>
       c.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers`),
     );
+    // Routes by 7 partitions: capture computes them itself, the trigger capture in SQL (pipeline.sku_route).
+    await pipeline.query(`update pipeline.drain_layout set partitions = 7`);
     const beforeTrigger = await maxOutboxId(pipeline);
     await runScript({ inventory: TEST_DATABASE_URL, orders: TEST_DATABASE_URL }, SCRIPT);
     const byTrigger = await outboxAfter(pipeline, beforeTrigger);
@@ -177,6 +180,8 @@ describe('capture from the WAL of two source databases', () => {
     await captureUntilCovered(pipeline, sources);
     const byLogical = await outboxAfter(pipeline, beforeLogical);
 
+    await pipeline.query(`update pipeline.drain_layout set partitions = 1`);
+    expect(new Set(byLogical.map((r) => r.route)).size).toBeGreaterThan(2);
     // Each source's rows in order (the two sources' rows interleave as their captures write them).
     const part = (rows: OutRow[], orders: boolean) => rows.filter((r) => ORDERS_TABLES.includes(r.tbl) === orders);
     expect(byTrigger.length).toBeGreaterThan(20);
