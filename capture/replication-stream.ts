@@ -12,7 +12,7 @@
  */
 import pg from 'pg';
 import { redactText } from '../config/redact';
-import { decodeFrame, formatLsn, standbyStatusUpdate, type ReplicationFrame } from './pgoutput';
+import { decodeFrame, standbyStatusUpdate, type ReplicationFrame } from './pgoutput';
 import { SourceSetupError } from './row-image';
 
 const HIGH_WATER = 20_000;
