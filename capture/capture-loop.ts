@@ -18,7 +18,12 @@
  * it), so their outbox ids follow the true order of the changes, as the versioned apply needs.
  */
 import pg from 'pg';
-import { readCaptureProgress, registerCaptureSource, writeCapturedTransactions } from '../outbox/capture-progress';
+import {
+  markSourceLost,
+  readCaptureProgress,
+  registerCaptureSource,
+  writeCapturedTransactions,
+} from '../outbox/capture-progress';
 import { formatLsn, pgTimeToMs, type ReplicationFrame } from './pgoutput';
 import { ReplicationStream } from './replication-stream';
 import { emitTick } from './ticks';
@@ -82,8 +87,17 @@ export class CaptureSession {
     admin.on('error', () => {}); // a failed tick query reports it
     await admin.connect();
     try {
+      const before = await readCaptureProgress(pipeline, source.name);
       const slotCreated = await ensureSlot(admin, source.slot);
       await registerCaptureSource(pipeline, source.name, source.slot);
+      // A new slot for a source captured before: the old one was dropped, invalidated or lost in a
+      // failover, and the changes in between are not in the outbox.
+      if (slotCreated && before && (before.lsn > 0n || before.coveredAtMs !== null)) {
+        await markSourceLost(pipeline, source.name);
+        console.warn(
+          `capture: the replication slot of ${source.name} was lost and is created again; changes between are missing, so its reads stay stale until the store is refilled (docs/capture.md)`,
+        );
+      }
       const stream = await ReplicationStream.start({
         connectionString: source.url,
         slot: source.slot,

@@ -26,6 +26,12 @@ create table if not exists pipeline.capture_chunks (
 );
 create index if not exists capture_chunks_open on pipeline.capture_chunks (source) where state in ('open', 'read');
 
+-- A source whose slot was lost (dropped, invalidated past max_slot_wal_keep_size, gone after a
+-- failover): changes between the old slot's position and the new one's are missing from the
+-- outbox. Its reads stay stale (outbox/capture-progress.ts, CAPTURED_THROUGH_SQL) until the store
+-- is refilled from that source.
+alter table pipeline.capture_progress add column if not exists lost_at timestamptz;
+
 -- Capture from the WAL writes the route of each row itself (the same FNV-1a as pipeline.sku_route,
 -- with the partition count read in its transaction): the routing trigger runs only for rows that
 -- come without one (the trigger capture's, the re-emit functions'). A route a writer gives is >= 0.

@@ -21,6 +21,8 @@ export interface CaptureProgressRow {
   rows: number;
   /** Set while the source hands over from the trigger capture (capture/mode-switch.ts). */
   switchId: string | null;
+  /** When its slot was lost: reads stay stale until the store is refilled from it. */
+  lostAtMs: number | null;
 }
 
 /** Registers a source (idempotent); its slot name is updated when it changed. */
@@ -43,8 +45,10 @@ export async function readCaptureProgress(
     covered_ms: number | null;
     rows: string;
     switch_id: string | null;
+    lost_ms: number | null;
   }>(
-    `select source, slot, lsn::text as lsn, (extract(epoch from covered_at) * 1000)::float8 as covered_ms, rows, switch_id
+    `select source, slot, lsn::text as lsn, (extract(epoch from covered_at) * 1000)::float8 as covered_ms, rows, switch_id,
+            (extract(epoch from lost_at) * 1000)::float8 as lost_ms
        from pipeline.capture_progress where source = $1`,
     [source],
   );
@@ -57,6 +61,7 @@ export async function readCaptureProgress(
         coveredAtMs: row.covered_ms,
         rows: Number(row.rows),
         switchId: row.switch_id,
+        lostAtMs: row.lost_ms,
       }
     : null;
 }
@@ -129,11 +134,22 @@ export async function writeCapturedTransactions(
  * source captures from the WAL (the trigger capture writes the outbox in the source's own
  * transaction). A source with no tick yet counts as the epoch: reads stay stale until it has one.
  */
-export const CAPTURED_THROUGH_SQL = `(select min(coalesce(covered_at, 'epoch'::timestamptz)) from pipeline.capture_progress)`;
+export const CAPTURED_THROUGH_SQL = `(select min(case when lost_at is null then coalesce(covered_at, 'epoch'::timestamptz) else 'epoch'::timestamptz end) from pipeline.capture_progress)`;
 
 /** Marks the source as handing over from the trigger capture at the marker `id` (capture/mode-switch.ts). */
 export async function setCaptureSwitch(db: pg.Pool | pg.ClientBase, source: string, id: string | null): Promise<void> {
   await db.query(`update pipeline.capture_progress set switch_id = $2 where source = $1`, [source, id]);
+}
+
+/**
+ * The source's slot was lost and a new one created (changes in between are missing): its reads
+ * stay stale until a refill clears this. The recorded position belongs to the old slot (after a
+ * failover, to another server's WAL): it starts again from the new slot's.
+ */
+export async function markSourceLost(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
+  await db.query(`update pipeline.capture_progress set lost_at = coalesce(lost_at, now()), lsn = '0/0' where source = $1`, [
+    source,
+  ]);
 }
 
 /** Forgets a source (its capture ended: the trigger capture took over, or the source left the configuration). */

@@ -22,6 +22,7 @@ import {
   dropSplitSourceSlots,
   resetCaptureProgress,
   SPLIT_SOURCE_CONFIG,
+  splitSources,
   startCaptureWorkflows,
   TEST_INVENTORY_URL,
   TEST_ORDERS_URL,
@@ -182,5 +183,43 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
       'reads fresh again',
     );
     expect(fresh.reason).toBe('discontinued');
+  }, 60_000);
+
+  it('a dropped slot is created again, and reads stay stale: the changes in between are missing', async () => {
+    await stopCaptures();
+    const slot = splitSources().find((s) => s.name === 'inventory')!.slot;
+    // as a database team would: end the walsender (the session lingers a moment), drop the slot
+    await eventually(
+      () =>
+        withClient(TEST_INVENTORY_URL, async (c) => {
+          await c.query(
+            `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
+            [slot],
+          );
+          await c.query(`select pg_drop_replication_slot($1)`, [slot]);
+          return true;
+        }),
+      10_000,
+      'the slot dropped',
+    );
+    await inventory.query(`update shop.skus set lifecycle = 'active' where sku_id = 'PROBE'`); // lost with the slot
+    const lostChangeAt = Date.now();
+    await startCaptures();
+    await eventually(
+      async () =>
+        (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = 'inventory'`)).rows[0]
+          ?.lost_at,
+      15_000,
+      'the lost slot noticed',
+    );
+    // Capture streams again (ticks arrive), yet no answer claims to be fresh as of after the lost
+    // change, and once the stale bound has passed every answer says stale.
+    const deadline = Date.now() + STALE_AFTER_MS + 2_000;
+    while (Date.now() < deadline) {
+      const b = await badge('PROBE');
+      if (!b.stale) expect(Date.parse(b.asOf)).toBeLessThan(lostChangeAt);
+      await sleep(100);
+    }
+    expect((await badge('PROBE')).stale).toBe(true);
   }, 60_000);
 });
