@@ -147,9 +147,10 @@ export async function setCaptureSwitch(db: pg.Pool | pg.ClientBase, source: stri
  * failover, to another server's WAL): it starts again from the new slot's.
  */
 export async function markSourceLost(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
-  await db.query(`update pipeline.capture_progress set lost_at = coalesce(lost_at, now()), lsn = '0/0' where source = $1`, [
-    source,
-  ]);
+  await db.query(
+    `update pipeline.capture_progress set lost_at = coalesce(lost_at, now()), lsn = '0/0' where source = $1`,
+    [source],
+  );
 }
 
 /** Forgets a source (its capture ended: the trigger capture took over, or the source left the configuration). */
