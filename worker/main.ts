@@ -23,6 +23,7 @@ import type pg from 'pg';
 import type { ActivityClients } from '../activities';
 import { createWorker } from './create-worker';
 import { closeCaptureSessions } from '../capture/session-registry';
+import { readCaptureStatus, type SourcePools } from '../capture/capture-status';
 import { lazyTemporalClient } from './temporal-client';
 import { dependencyHealth } from './dependency-health';
 import { createWorkerMetrics } from './metrics';
@@ -159,8 +160,17 @@ async function startMetrics(
 ): Promise<ReturnType<typeof createWorkerMetrics>> {
   const metrics = createWorkerMetrics();
   // The lag gauges watch the drain: the worker that runs it reports them.
-  if (config.WORKER_TASK_QUEUES !== 'batch')
-    cleanup.unshift(metrics.watchLag(pool, redis, storeKeysFor(config), { warnOpenAfterMs: config.STALL_WARN_MS }));
+  if (config.WORKER_TASK_QUEUES !== 'batch') {
+    // capture from the WAL: each source's slot and coverage (small pools of one connection each)
+    const sourcePools: SourcePools = new Map();
+    cleanup.unshift(() => Promise.all([...sourcePools.values()].map((p) => p.end())));
+    cleanup.unshift(
+      metrics.watchLag(pool, redis, storeKeysFor(config), {
+        warnOpenAfterMs: config.STALL_WARN_MS,
+        capture: () => readCaptureStatus(config, pool, sourcePools),
+      }),
+    );
+  }
   const health = dependencyHealth({ pool, redis, temporal: connection });
   const metricsPort = config.WORKER_METRICS_PORT;
   const metricsServer = metricsPort ? await metrics.serve(metricsPort, '127.0.0.1', health) : null;

@@ -4,6 +4,7 @@
  * (source change -> visible in Redis), dead letters, open write transactions (information: they
  * hold back compaction and vacuum, not freshness).
  */
+import type { CaptureSourceStatus } from '../capture/capture-status';
 import http from 'node:http';
 import type { StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
@@ -71,6 +72,20 @@ function defineMetrics(registry: client.Registry) {
   const lagRows = gauge('fresh_badges_drain_lag_rows', 'outbox rows not yet applied (capped at 1,000,000)');
   const lagSeconds = gauge('fresh_badges_drain_lag_seconds', "now - the drain's last caught-up confirmation");
   const waitingDead = gauge('fresh_badges_dead_letters_waiting', 'dead letters not yet retried');
+  const sourceGauge = (name: string, help: string) =>
+    new client.Gauge({ name, help, labelNames: ['source'], registers: [registry] });
+  const slotRetained = sourceGauge(
+    'fresh_badges_capture_slot_retained_bytes',
+    'WAL the source keeps for the capture slot (current WAL position - restart_lsn); CAPTURE_MODE=logical',
+  );
+  const captureLag = sourceGauge(
+    'fresh_badges_capture_lag_seconds',
+    'now - the time up to which every change committed on the source is in the outbox; CAPTURE_MODE=logical',
+  );
+  const slotLost = sourceGauge(
+    'fresh_badges_capture_slot_lost',
+    '1 when the source slot was lost and created again: its reads stay stale until the store is refilled',
+  );
 
   return {
     batchRows,
@@ -87,6 +102,9 @@ function defineMetrics(registry: client.Registry) {
     lagRows,
     lagSeconds,
     waitingDead,
+    slotRetained,
+    captureLag,
+    slotLost,
   };
 }
 
@@ -121,7 +139,7 @@ function watchLag(
   pool: pg.Pool,
   redis: StoreRedis,
   keys: StoreKeys,
-  opts: { everyMs?: number; warnOpenAfterMs?: number } = {},
+  opts: { everyMs?: number; warnOpenAfterMs?: number; capture?: () => Promise<CaptureSourceStatus[]> } = {},
 ): () => void {
   const everyMs = opts.everyMs ?? 5_000;
   let warnedPid: number | null = null;
@@ -148,6 +166,11 @@ function watchLag(
       }
       const w = await readWatermark(redis, keys);
       if (w.caughtUpAt !== null) m.lagSeconds.set((Date.now() - w.caughtUpAt) / 1000);
+      for (const c of (await opts.capture?.()) ?? []) {
+        if (c.slotState) m.slotRetained.set({ source: c.source }, c.slotState.retainedBytes);
+        if (c.coveredAtMs !== null) m.captureLag.set({ source: c.source }, (Date.now() - c.coveredAtMs) / 1000);
+        m.slotLost.set({ source: c.source }, c.lostAtMs === null ? 0 : 1);
+      }
     } catch {
       // a database hiccup: the next tick tries again
     }

@@ -13,6 +13,7 @@ import {
 } from '../../outbox';
 import { readWatermark, storeComplete } from '../../store/watermark';
 import { OpsContext } from './context';
+import { readCaptureStatus, type CaptureSourceStatus, type SourcePools } from '../../capture/capture-status';
 
 export interface Status {
   drain: {
@@ -45,6 +46,8 @@ export interface Status {
   store: { complete: boolean; caughtUpAt: string | null };
   deadLetters: number;
   operations: string[];
+  /** CAPTURE_MODE=logical: each source's slot and coverage (empty with the trigger capture). */
+  capture: CaptureSourceStatus[];
 }
 
 /** The visibility query for the drain runs going now (any shard). */
@@ -91,7 +94,18 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
     },
     deadLetters: dead,
     operations,
+    capture: await captureStatus(ctx),
   };
+}
+
+/** Each source's capture (CAPTURE_MODE=logical), through pools closed again right after. */
+async function captureStatus(ctx: OpsContext): Promise<CaptureSourceStatus[]> {
+  const pools: SourcePools = new Map();
+  try {
+    return await readCaptureStatus(ctx.config, ctx.pool(), pools);
+  } finally {
+    await Promise.all([...pools.values()].map((p) => p.end()));
+  }
 }
 
 type ScheduleState = Status['drain']['schedule'];
@@ -207,6 +221,25 @@ export function printStatus(s: Status): void {
       ? 'complete (epoch present)'
       : 'INCOMPLETE: no epoch (data lost or never backfilled); a backfill restores it',
   );
+  for (const c of s.capture) line(`capture ${c.source}`, describeCapture(c));
   line('dead letters', String(s.deadLetters));
   line('operations', s.operations.length ? s.operations.join('; ') : 'none running');
+}
+
+/** One source's capture for a person: the slot, the WAL it keeps, how far behind the outbox is. */
+function describeCapture(c: CaptureSourceStatus): string {
+  const slot = c.slotState
+    ? c.slotState.exists
+      ? `slot ${c.slot} ${c.slotState.active ? 'streaming' : 'idle'}, keeps ${(c.slotState.retainedBytes / 1048576).toFixed(1)} MiB of WAL${c.slotState.walStatus && c.slotState.walStatus !== 'reserved' ? ` (${c.slotState.walStatus})` : ''}`
+      : `slot ${c.slot} MISSING (capture creates it; changes meanwhile are lost)`
+    : `source unreachable: ${c.error}`;
+  const covered =
+    c.coveredAtMs === null
+      ? 'nothing covered yet'
+      : `covered until ${Math.round((Date.now() - c.coveredAtMs) / 100) / 10} s ago`;
+  const lost =
+    c.lostAtMs === null
+      ? ''
+      : `; SLOT LOST at ${new Date(c.lostAtMs).toISOString()}: reads stay stale until the store is refilled`;
+  return `${slot}; at LSN ${c.lsn ?? '-'}, ${covered}${lost}`;
 }

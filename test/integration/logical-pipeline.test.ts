@@ -29,6 +29,7 @@ import {
   withClient,
 } from '../support/split-sources';
 import { createPool } from '../../db/pool';
+import { readCaptureStatus } from '../../capture/capture-status';
 import type pg from 'pg';
 
 const STALE_AFTER_MS = 1_500;
@@ -183,6 +184,15 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
       'reads fresh again',
     );
     expect(fresh.reason).toBe('discontinued');
+    // what ops status and the metrics report for each source
+    const status = await readCaptureStatus(f.c.config, f.c.pool);
+    expect(status.map((s) => s.source).sort()).toEqual(['inventory', 'orders']);
+    for (const s of status) {
+      expect(s.slotState).toMatchObject({ exists: true, active: true, walStatus: 'reserved' });
+      expect(s.slotState!.retainedBytes).toBeGreaterThanOrEqual(0);
+      expect(Date.now() - s.coveredAtMs!).toBeLessThan(STALE_AFTER_MS);
+      expect(s.lostAtMs).toBeNull();
+    }
   }, 60_000);
 
   it('a dropped slot is created again, and reads stay stale: the changes in between are missing', async () => {
@@ -212,6 +222,8 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
       15_000,
       'the lost slot noticed',
     );
+    const lost = (await readCaptureStatus(f.c.config, f.c.pool)).find((s) => s.source === 'inventory')!;
+    expect(lost.lostAtMs).not.toBeNull();
     // Capture streams again (ticks arrive), yet no answer claims to be fresh as of after the lost
     // change, and once the stale bound has passed every answer says stale.
     const deadline = Date.now() + STALE_AFTER_MS + 2_000;
