@@ -3,10 +3,12 @@
  * outbox, measured in one run on this machine (docs/benchmarks.md).
  *
  *  1. WAL per order transaction (2 inventory updates + 2 order inserts, the order service's
- *     transaction), from EXPLAIN (ANALYZE, WAL) of each statement, so other work on the server
- *     does not count: a database set up for logical capture (publication, orders REPLICA IDENTITY
- *     FULL, a slot), one with no capture at all, and one with the trigger capture. The three take
- *     turns, transaction by transaction, so checkpoints' full-page images fall on all alike.
+ *     transaction): the server's WAL position before and after each transaction, on a server
+ *     where nothing else writes (no capture runs meanwhile; run it on a quiet machine): a database
+ *     set up for logical capture (publication, orders REPLICA IDENTITY FULL, a slot), one with no
+ *     capture at all, and one with the trigger capture. The three take turns, transaction by
+ *     transaction, so checkpoints' full-page images fall on all alike. A tick's WAL (capture
+ *     writes one every CAPTURE_TICK_MS) is measured the same way and printed per second.
  *  2. A backlog of --changes source changes written while no capture runs, then captured into
  *     the outbox of a pipeline database of its own: changes/s from the start of capture until a
  *     tick written after the backlog is in the outbox.
@@ -15,6 +17,7 @@ import { Command } from 'commander';
 import pg from 'pg';
 import { runCapture } from '../../capture/capture-loop';
 import { ensureSlot } from '../../capture/slot';
+import { emitTick } from '../../capture/ticks';
 import { captureSources } from '../../capture/sources';
 import { ensureDatabase, migrate } from '../../db/migrate';
 import { createPool } from '../../db/pool';
@@ -69,28 +72,31 @@ async function createTriggerDatabase(skus: number): Promise<void> {
   await seed(TRIGGER, skus);
 }
 
-const walBytes = async (c: pg.Client, sql: string, params: unknown[]): Promise<number> => {
-  const r = await c.query(`explain (analyze, wal, format json) ${sql}`, params);
-  const plan = r.rows[0]['QUERY PLAN'][0] as { Plan: { 'WAL Bytes'?: number } };
-  return plan.Plan['WAL Bytes'] ?? 0;
-};
+const walLsn = async (c: pg.Client): Promise<bigint> =>
+  BigInt((await c.query(`select pg_current_wal_insert_lsn() - '0/0'::pg_lsn as b`)).rows[0].b);
 
-/** One order transaction; returns the WAL its statements wrote. */
+/** One order transaction; returns the WAL the server wrote meanwhile (commit record included). */
 async function orderTransaction(c: pg.Client, sku: number, orderId: number): Promise<number> {
+  const before = await walLsn(c);
   await c.query('begin');
-  let bytes = 0;
   for (const fc of ['FC-1', 'FC-2'])
-    bytes += await walBytes(c, `update shop.inventory set reserved = reserved + 1 where sku_id = $1 and fc_id = $2`, [
+    await c.query(`update shop.inventory set reserved = reserved + 1 where sku_id = $1 and fc_id = $2`, [
       `S${sku}`,
       fc,
     ]);
-  bytes += await walBytes(
-    c,
+  await c.query(
     `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values ($1, $2, 'FC-1', 1, 'placed'), ($1 + 1, $2, 'FC-2', 1, 'placed')`,
     [orderId, `S${sku}`],
   );
   await c.query('commit');
-  return bytes;
+  return Number((await walLsn(c)) - before);
+}
+
+/** The WAL of one tick (capture/ticks.ts), averaged over `n`. */
+async function tickWal(c: pg.Client, n = 200): Promise<number> {
+  const before = await walLsn(c);
+  for (let i = 0; i < n; i++) await emitTick(c);
+  return Number((await walLsn(c)) - before) / n;
 }
 
 async function measureWal(o: Options): Promise<Record<string, number>> {
@@ -188,9 +194,13 @@ async function main(): Promise<void> {
 
   console.log(`WAL per order transaction (${o.orders} each, taking turns):`);
   const wal = await measureWal(o);
+  const tick = await withClient(LOGICAL, (c) => tickWal(c));
   await withClient(LOGICAL, (c) => c.query(`select pg_drop_replication_slot($1)`, [source!.slot]));
   for (const [k, v] of Object.entries(wal))
     console.log(`  ${k.padEnd(8)} ${v.toFixed(0).padStart(6)} bytes  ${(v / wal.none!).toFixed(3)}× no capture`);
+  console.log(
+    `  a tick: ${tick.toFixed(0)} bytes of WAL; at CAPTURE_TICK_MS=100 that is ${((tick * 10) / 1024).toFixed(1)} KiB/s per source, whatever the change rate`,
+  );
 
   console.log(
     `Capture of a ${o.changes.toLocaleString()}-change backlog (${o.txRows} changes per source transaction):`,
