@@ -33,7 +33,7 @@ import { ensureSlot } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
 import { loadReadChunks } from '../outbox/capture-chunks';
 import type { ChunkOutcome } from '../outbox/capture-progress';
-import { rowsOfChunk } from './chunk-rows';
+import { orderLoadKeys, rowsOfChunk } from './chunk-rows';
 import type { CapturedRow } from './row-image';
 import { rowKey, truncateKey, WatermarkWindows, type ClosedWindow } from './watermark-windows';
 
@@ -64,6 +64,8 @@ export interface CaptureProgress {
   slotCreated: boolean;
   /** The source handed back to the trigger capture: this capture is done. */
   handedBack: boolean;
+  /** The slot was found lost and created again: the store needs a refill from this source. */
+  slotLost: boolean;
 }
 
 /**
@@ -92,7 +94,8 @@ export class CaptureSession {
       await registerCaptureSource(pipeline, source.name, source.slot);
       // A new slot for a source captured before: the old one was dropped, invalidated or lost in a
       // failover, and the changes in between are not in the outbox.
-      if (slotCreated && before && (before.lsn > 0n || before.coveredAtMs !== null)) {
+      const lost = !!(slotCreated && before && (before.lsn > 0n || before.coveredAtMs !== null));
+      if (lost) {
         await markSourceLost(pipeline, source.name);
         console.warn(
           `capture: the replication slot of ${source.name} was lost and is created again; changes between are missing, so its reads stay stale until the store is refilled (docs/capture.md)`,
@@ -106,6 +109,7 @@ export class CaptureSession {
       const recorded = await readCaptureProgress(pipeline, source.name);
       const state = new CaptureState(source, recorded?.lsn ?? 0n, slotCreated, recorded?.coveredAtMs ?? null);
       state.switchId = recorded?.switchId ?? null;
+      state.slotLost = lost;
       return new CaptureSession(source, pipeline, stream, admin, state);
     } catch (err) {
       await admin.end().catch(() => {});
@@ -123,7 +127,9 @@ export class CaptureSession {
       this.admin,
       this.state,
     );
-    return this.state.progress();
+    const progress = this.state.progress();
+    this.state.slotLost = false; // reported once
+    return progress;
   }
 
   /** False once the stream failed: the session must be closed and a new one opened. */
@@ -165,6 +171,8 @@ class CaptureState {
   switchInBatch = false;
   /** A hand-back marker was met: the trigger capture writes what follows; this capture is done. */
   handedBack = false;
+  /** This session found the slot lost (reported once: the run starts the refill). */
+  slotLost = false;
   /** This run's counts. */
   transactions = 0;
   rows = 0;
@@ -184,6 +192,7 @@ class CaptureState {
       coveredAtMs: this.coveredAtMs,
       slotCreated: this.slotCreated,
       handedBack: this.handedBack,
+      slotLost: this.slotLost,
     };
   }
 }
@@ -280,8 +289,11 @@ function readFrames(frames: ReplicationFrame[], state: CaptureState): void {
 function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: string; window: ClosedWindow | null }[] {
   state.windows.see(
     t.xid,
-    t.rows.map((r) => (r.op === 'T' ? truncateKey(r.tbl) : rowKey(r.tbl, r.key))),
+    t.rows.flatMap((r) =>
+      r.op === 'T' ? [truncateKey(r.tbl)] : r.tbl === 'orders' ? orderLoadKeys(r) : [rowKey(r.tbl, r.key)],
+    ),
     Date.now(),
+    t.rows.filter((r) => r.tbl === 'orders'),
   );
   const highs: { chunk: string; window: ClosedWindow | null }[] = [];
   for (const w of t.watermarks ?? []) {
@@ -310,7 +322,14 @@ async function withChunkRows(
         outcome.abandoned.push(h.chunk);
         continue;
       }
-      const rows = rowsOfChunk(chunk, state.windows.excluded(h.window, chunk.snapshot));
+      const rows = rowsOfChunk(chunk, {
+        excluded: state.windows.excluded(h.window, chunk.snapshot),
+        unseenOrders: chunk.tbl === 'orders' ? state.windows.unseenOrders(h.window, chunk.snapshot) : [],
+      });
+      if (!rows) {
+        outcome.abandoned.push(h.chunk);
+        continue;
+      }
       extra.push(...rows);
       outcome.written.push({ id: h.chunk, rows: rows.length });
     }

@@ -7,11 +7,22 @@
 import type { StoredChunk } from '../outbox/capture-chunks';
 import type { CapturedRow } from './row-image';
 import { isSourceTable, SOURCE_TABLES } from './source-tables';
-import { rowKey, truncateKey } from './watermark-windows';
+import { loadKey, rowKey, truncateKey } from './watermark-windows';
+import { placedDay } from '../features/definitions';
+import { featureUpdatesFrom } from '../features/from-source';
 
-export function rowsOfChunk(chunk: StoredChunk, excluded: Set<string>): CapturedRow[] {
+/**
+ * The rows a chunk becomes at its high watermark, or null when it must be read again (orders were
+ * truncated by a transaction its snapshot did not see: no sum can be corrected for that).
+ */
+export function rowsOfChunk(
+  chunk: StoredChunk,
+  at: { excluded: Set<string>; unseenOrders: CapturedRow[] },
+): CapturedRow[] | null {
   const tbl = chunk.tbl;
-  if (!isSourceTable(tbl) || tbl === 'orders') throw new Error(`chunk ${chunk.id}: table ${tbl} cannot be re-read`);
+  const excluded = at.excluded;
+  if (tbl === 'orders') return loadSetsOfChunk(chunk, at.unseenOrders);
+  if (!isSourceTable(tbl)) throw new Error(`chunk ${chunk.id}: table ${tbl} cannot be re-read`);
   if (excluded.has(truncateKey(tbl))) return [];
   const out: CapturedRow[] = [];
   const present = new Set<string>();
@@ -30,4 +41,68 @@ export function rowsOfChunk(chunk: StoredChunk, excluded: Set<string>): Captured
     }
   }
   return out;
+}
+
+/**
+ * A chunk of load sums (orders, keys "fc|yyyymmdd", from the chunk's first day on) as load sets
+ * (S) at the high watermark. A sum read in the chunk's snapshot lacks exactly the order changes of
+ * the transactions before the high watermark that the snapshot did not see; their deltas are added
+ * (an FC's day they alone touched is set too), so each set is the sum as of the high watermark
+ * even while orders keep coming (a hot FC is never left out, as excluding its key would).
+ */
+function loadSetsOfChunk(chunk: StoredChunk, unseenOrders: CapturedRow[]): CapturedRow[] | null {
+  const fromDay = chunk.afterKey ?? '';
+  const sums = new Map<string, number>();
+  for (const r of chunk.rows) sums.set(r.key, Number((r.image as { load?: unknown }).load ?? 0));
+  for (const r of unseenOrders) {
+    if (r.op === 'T') return null;
+    for (const u of deltasOf(r)) {
+      if (u.day < fromDay) continue;
+      const key = `${u.fc}|${u.day}`;
+      sums.set(key, (sums.get(key) ?? 0) + u.delta);
+    }
+  }
+  return [...sums].map(([key, load]) => {
+    const cut = key.lastIndexOf('|');
+    const image = JSON.stringify({ fc_id: key.slice(0, cut), day: key.slice(cut + 1), load: Math.max(0, load) });
+    return { tbl: 'orders' as const, op: 'S' as const, key, image, oldImage: null };
+  });
+}
+
+/** The load deltas of one order change, as the drain computes them (features/from-source.ts). */
+function deltasOf(r: CapturedRow): { fc: string; day: string; delta: number }[] {
+  try {
+    return featureUpdatesFrom({
+      id: '1',
+      txid: '0',
+      tbl: r.tbl,
+      op: r.op,
+      key: r.key,
+      image: r.image === null ? null : JSON.parse(r.image),
+      old_image: r.oldImage === null ? null : JSON.parse(r.oldImage),
+      created_ms: 0,
+    }).flatMap((u) => (u.feature === 'fc.load' ? [{ fc: u.fc, day: u.day, delta: u.delta }] : []));
+  } catch {
+    return []; // malformed: the drain dead-letters it and counts nothing either
+  }
+}
+
+/**
+ * The FC days an order change touches ("fc|yyyymmdd"): its old and new row's, whatever their
+ * status (a change of status moves the load too). Rows placed on no countable day touch none.
+ */
+export function orderLoadKeys(r: CapturedRow): string[] {
+  const keys: string[] = [];
+  for (const image of [r.image, r.oldImage]) {
+    if (!image) continue;
+    try {
+      const o = JSON.parse(image) as { fc_id?: unknown; placed_at?: unknown };
+      if (typeof o.fc_id !== 'string' || typeof o.placed_at !== 'string') continue;
+      const day = placedDay(o.placed_at);
+      if (day) keys.push(loadKey(`${o.fc_id}|${day}`));
+    } catch {
+      // not a timestamp: the drain dead-letters the change; it sums to nothing here
+    }
+  }
+  return keys;
 }

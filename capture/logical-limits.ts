@@ -1,9 +1,8 @@
 /**
- * What does not work yet under CAPTURE_MODE=logical (docs/capture.md, "Not done yet"): a backfill
- * and verify read the shop tables through the pipeline's own database and compare against its
- * snapshots, which says nothing about a source captured from the WAL. They refuse, with this error,
- * instead of filling or repairing the store from the wrong database: the store then stays
- * incomplete and its reads say stale, never a false fresh answer.
+ * What does not work yet under CAPTURE_MODE=logical (docs/capture.md, "Not done yet"): verify
+ * reads the shop tables through the pipeline's own database and compares against its snapshots,
+ * which says nothing about a source captured from the WAL. It refuses, with this error, instead of
+ * comparing against (and repairing from) the wrong database.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Config } from '../config';

@@ -13,8 +13,8 @@ import { isSourceTable, SOURCE_SCHEMA, SOURCE_TABLES, type SourceTable } from '.
 /** One outbox row to write; image and oldImage are JSON text. */
 export interface CapturedRow {
   tbl: SourceTable;
-  /** R: a row re-read from the source (capture/chunk-rows.ts), applied like an update. */
-  op: 'I' | 'U' | 'D' | 'T' | 'R';
+  /** R: a row re-read from the source (capture/chunk-rows.ts), applied like an update; S: a load sum re-read. */
+  op: 'I' | 'U' | 'D' | 'T' | 'R' | 'S';
   key: string;
   image: string | null;
   oldImage: string | null;

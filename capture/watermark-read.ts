@@ -12,6 +12,7 @@ import { chunkState, createChunk, storeChunkRead, type ReadRow } from '../outbox
 import type { CaptureSource } from './sources';
 import { SOURCE_TABLES, type SourceTable } from './source-tables';
 import { encodeWatermark, TICK_PREFIX } from './ticks';
+import { dayStartIso, PLACED_ON_A_DAY_SQL } from '../features/definitions';
 
 export interface WatermarkReadOptions {
   source: CaptureSource;
@@ -29,6 +30,11 @@ export interface ChunkRead {
   range?: { afterKey: string | null; limit: number };
   /** Inventory only: every row of this SKU. */
   ofSku?: string;
+  /**
+   * Orders only: every FC's load of each day from `fromDay` (yyyymmdd) on, as the rule counts it;
+   * `alsoZero` ("fc|yyyymmdd") are loads the store holds, set to 0 when the source has none.
+   */
+  loads?: { fromDay: string; alsoZero?: string[] };
   /** A key asked for that the source does not have becomes a delete. */
   deleteAbsent?: boolean;
 }
@@ -50,7 +56,8 @@ const ATTEMPTS = 3;
 
 /** Reads the rows and has the capture write them; retried when the capture restarted in between. */
 export async function readThroughWatermarks(opts: WatermarkReadOptions, req: ChunkRead): Promise<ChunkWritten> {
-  if (req.tbl === 'orders') throw new Error('orders cannot be re-read row by row (the FC load is a sum of deltas)');
+  if (req.tbl === 'orders' && !req.loads)
+    throw new Error('orders cannot be re-read row by row (the FC load is a sum of deltas): read their loads');
   const primary = new pg.Client({ connectionString: opts.source.url, application_name: 'fresh-badges-watermark' });
   await primary.connect();
   const replica = opts.replicaUrl ? new pg.Client({ connectionString: opts.replicaUrl }) : null;
@@ -80,6 +87,7 @@ async function oneChunk(
     tbl: req.tbl,
     keys: req.keys,
     range: req.range,
+    fromDay: req.loads?.fromDay,
     deleteAbsent: req.deleteAbsent,
   });
   await emit(primary, encodeWatermark('low', id));
@@ -118,6 +126,7 @@ async function waitForReplay(primary: pg.Client, replica: pg.Client): Promise<vo
 
 /** The rows asked for, in one snapshot, with the snapshot's text. */
 async function readRows(db: pg.Client, req: ChunkRead): Promise<{ snapshot: string; rows: ReadRow[] }> {
+  if (req.loads) return readLoads(db, req.loads);
   const cols = SOURCE_TABLES[req.tbl].keyColumns;
   const keyExpr = cols.map((c) => `t.${pg.escapeIdentifier(c)}`).join(` || '|' || `);
   const colList = cols.map((c) => `t.${pg.escapeIdentifier(c)}`).join(', ');
@@ -147,6 +156,38 @@ async function readRows(db: pg.Client, req: ChunkRead): Promise<{ snapshot: stri
     );
     await db.query('commit');
     return { snapshot: snap.rows[0]!.s, rows: r.rows };
+  } catch (err) {
+    await db.query('rollback').catch(() => {});
+    throw err;
+  }
+}
+
+/** Each FC's load of each day from `fromDay` on, in one snapshot: the badge rule's sum (features/definitions.ts). */
+async function readLoads(
+  db: pg.Client,
+  loads: { fromDay: string; alsoZero?: string[] },
+): Promise<{ snapshot: string; rows: ReadRow[] }> {
+  await db.query(`begin isolation level repeatable read read only`);
+  try {
+    await db.query(`set local timezone = 'UTC'`);
+    const snap = await db.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
+    const r = await db.query<{ fc_id: string; day: string; load: number }>(
+      `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::int as load
+         from shop.orders
+        where status in ('placed', 'shipped') and fc_id is not null and qty is not null
+          and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz
+        group by 1, 2`,
+      [dayStartIso(loads.fromDay)],
+    );
+    await db.query('commit');
+    const rows: ReadRow[] = r.rows.map((x) => ({ key: `${x.fc_id}|${x.day}`, image: x }));
+    const have = new Set(rows.map((x) => x.key));
+    for (const key of new Set(loads.alsoZero ?? []))
+      if (!have.has(key)) {
+        const [fc_id, day] = key.split('|');
+        rows.push({ key, image: { fc_id, day, load: 0 } });
+      }
+    return { snapshot: snap.rows[0]!.s, rows };
   } catch (err) {
     await db.query('rollback').catch(() => {});
     throw err;

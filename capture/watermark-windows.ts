@@ -17,6 +17,7 @@
  * written at HW's place in the stream, so changes after it apply on top, in order.
  */
 import { parseSnapshot, visibleIn } from '../db/pg-snapshot';
+import type { CapturedRow } from './row-image';
 
 /** How far back the history reaches: far beyond the moment between a commit record and its visibility. */
 export const HISTORY_MS = 10_000;
@@ -28,10 +29,14 @@ interface Seen {
   /** "tbl\u0000key" of every row the transaction changed (a TRUNCATE: "tbl\u0000*"). */
   keys: string[];
   atMs: number;
+  /** Its order changes: what a chunk of load sums adds for a transaction its snapshot did not see. */
+  orders?: CapturedRow[];
 }
 
 export const rowKey = (tbl: string, key: string) => `${tbl}\u0000${key}`;
 export const truncateKey = (tbl: string) => `${tbl}\u0000*`;
+/** An FC's load of a day ("fc|yyyymmdd"): what an order change touches, for a chunk of load sums. */
+export const loadKey = (fcDay: string) => `load\u0000${fcDay}`;
 
 /** A chunk's window, closed at its high watermark. */
 export interface ClosedWindow {
@@ -47,9 +52,9 @@ export class WatermarkWindows {
   private seq = 0;
 
   /** A transaction of the stream, in commit order. */
-  see(xid: number, keys: string[], atMs: number): void {
+  see(xid: number, keys: string[], atMs: number, orders?: CapturedRow[]): void {
     for (const touched of this.open.values()) for (const k of keys) touched.add(k);
-    if (keys.length) this.history.push({ seq: this.seq++, xid, keys, atMs });
+    if (keys.length) this.history.push({ seq: this.seq++, xid, keys, atMs, ...(orders?.length ? { orders } : {}) });
     if (this.history.length > 1_000 && this.history[0]!.atMs < atMs - HISTORY_MS) {
       const keep = this.history.findIndex((s) => s.atMs >= atMs - HISTORY_MS);
       this.history = keep < 0 ? [] : this.history.slice(keep);
@@ -78,10 +83,25 @@ export class WatermarkWindows {
    */
   excluded(w: ClosedWindow, snapshot: string): Set<string> {
     const out = new Set(w.touched);
+    for (const seen of this.unseen(w, snapshot)) for (const k of seen.keys) out.add(k);
+    return out;
+  }
+
+  /**
+   * The order changes of every transaction before the HW that the snapshot did not see, in commit
+   * order. A sum read in the snapshot plus their deltas is the sum as of the HW, exactly: a
+   * transaction the snapshot saw committed before it was taken, so before the HW.
+   */
+  unseenOrders(w: ClosedWindow, snapshot: string): CapturedRow[] {
+    return this.unseen(w, snapshot).flatMap((seen) => seen.orders ?? []);
+  }
+
+  private unseen(w: ClosedWindow, snapshot: string): Seen[] {
     const s = parseSnapshot(snapshot);
+    const out: Seen[] = [];
     for (const seen of this.history) {
       if (seen.seq >= w.beforeSeq) break;
-      if (!visibleIn(s, widenXid(seen.xid, s.xmax))) for (const k of seen.keys) out.add(k);
+      if (!visibleIn(s, widenXid(seen.xid, s.xmax))) out.push(seen);
     }
     return out;
   }

@@ -119,4 +119,9 @@ export type FeatureUpdate =
   | { feature: 'sku.available'; sku: string; fc: string; value: number | null; version: number; txid: string }
   | { feature: 'fc.capacity'; fc: string; value: number | null; version: number; txid: string }
   | { feature: 'region.rank'; region: string; fc: string; value: number | null; version: number; txid: string }
-  | { feature: 'fc.load'; fc: string; day: string; delta: number; txid: string; id: number };
+  | { feature: 'fc.load'; fc: string; day: string; delta: number; txid: string; id: number }
+  /**
+   * The whole load of an FC's day as of this change's place in the stream: a sum re-read from the
+   * source between watermarks (capture/watermark-read.ts). Deltas after it add to it.
+   */
+  | { feature: 'fc.loadSet'; fc: string; day: string; value: number; txid: string; id: number };

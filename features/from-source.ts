@@ -95,6 +95,8 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
     );
   // R (refresh): the current row re-emitted by the pipeline itself (rebuild on reactivation,
   // backfill); it carries the row as it is and is applied like an update.
+  // S (load set): an FC's whole load of a day, re-read from a source captured from the WAL.
+  if (row.op === 'S') return loadSet(row, version, where);
   if (row.op !== 'I' && row.op !== 'U' && row.op !== 'D' && row.op !== 'R')
     throw new MalformedChange(`${where}: unknown operation '${row.op}'`);
   if (row.op === 'R' && row.tbl === 'orders')
@@ -105,6 +107,14 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
 }
 
 type SourceTable = 'skus' | 'inventory' | 'fulfillment_centers' | 'region_fc' | 'orders';
+
+const LoadSetRow = z.object({ fc_id: id, day: z.string().regex(/^\d{8,}$/), load: int.min(0) });
+
+function loadSet(row: OutboxRow, version: number, where: string): FeatureUpdate[] {
+  if (row.tbl !== 'orders') throw new MalformedChange(`${where}: a load set is a change of orders`);
+  const r = parse(LoadSetRow, row.image, where);
+  return [{ feature: 'fc.loadSet', fc: r.fc_id, day: r.day, value: r.load, txid: row.txid, id: version }];
+}
 
 /** One mapping per source table. */
 const FROM_TABLE: Record<SourceTable, (c: Change) => FeatureUpdate[]> = {

@@ -31,6 +31,8 @@ create index if not exists capture_chunks_open on pipeline.capture_chunks (sourc
 -- outbox. Its reads stay stale (outbox/capture-progress.ts, CAPTURED_THROUGH_SQL) until the store
 -- is refilled from that source.
 alter table pipeline.capture_progress add column if not exists lost_at timestamptz;
+-- when a backfill began that refills a lost source: its end clears lost_at (if the loss came before)
+alter table pipeline.capture_progress add column if not exists refill_from timestamptz;
 
 -- Capture from the WAL writes the route of each row itself (the same FNV-1a as pipeline.sku_route,
 -- with the partition count read in its transaction): the routing trigger runs only for rows that

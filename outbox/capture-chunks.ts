@@ -15,6 +15,8 @@ export interface ChunkRequest {
   /** Outbox keys to read; or a range: the rows after `afterKey` (null: from the start), at most `limit`. */
   keys?: string[];
   range?: { afterKey: string | null; limit: number };
+  /** Load sums (orders) from this day (yyyymmdd) on: kept in after_key. */
+  fromDay?: string;
   deleteAbsent?: boolean;
 }
 
@@ -28,6 +30,8 @@ export interface StoredChunk {
   tbl: string;
   keys: string[] | null;
   deleteAbsent: boolean;
+  /** A range's start key, or the first day of a chunk of load sums. */
+  afterKey: string | null;
   snapshot: string;
   rows: ReadRow[];
 }
@@ -36,7 +40,7 @@ export async function createChunk(db: Db, r: ChunkRequest): Promise<string> {
   const res = await db.query<{ id: string }>(
     `insert into pipeline.capture_chunks (source, tbl, keys, after_key, row_limit, delete_absent)
      values ($1, $2, $3, $4, $5, $6) returning id::text as id`,
-    [r.source, r.tbl, r.keys ?? null, r.range?.afterKey ?? null, r.range?.limit ?? null, !!r.deleteAbsent],
+    [r.source, r.tbl, r.keys ?? null, r.range?.afterKey ?? r.fromDay ?? null, r.range?.limit ?? null, !!r.deleteAbsent],
   );
   return res.rows[0]!.id;
 }
@@ -65,10 +69,11 @@ export async function loadReadChunks(db: Db, ids: string[]): Promise<Map<string,
     tbl: string;
     keys: string[] | null;
     delete_absent: boolean;
+    after_key: string | null;
     snapshot: string;
     rows: ReadRow[];
   }>(
-    `select id::text as id, tbl, keys, delete_absent, snapshot::text as snapshot, rows
+    `select id::text as id, tbl, keys, delete_absent, after_key, snapshot::text as snapshot, rows
        from pipeline.capture_chunks where id = any($1::bigint[]) and state = 'read'`,
     [ids],
   );
@@ -80,6 +85,7 @@ export async function loadReadChunks(db: Db, ids: string[]): Promise<Map<string,
         tbl: row.tbl,
         keys: row.keys,
         deleteAbsent: row.delete_absent,
+        afterKey: row.after_key,
         snapshot: row.snapshot,
         rows: row.rows,
       },

@@ -19,6 +19,7 @@ import {
   LifecycleOp,
   LoadDeltaOp,
   LoadDeltasOp,
+  LoadSetOp,
   pushOpArgs,
   ReportedKind,
   StockOp,
@@ -67,7 +68,7 @@ export interface ApplyResult {
 
 type ApplyReply = [number, (number | string)[], number[], number[]];
 
-type ChangeOp = VersionedOp | StockOp | LifecycleOp | LoadDeltaOp;
+type ChangeOp = VersionedOp | StockOp | LifecycleOp | LoadDeltaOp | LoadSetOp;
 
 /**
  * The operations of one change: one in the SKU's partition for a SKU feature; one per partition
@@ -119,6 +120,16 @@ function toOps(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): 
         txid: u.txid,
         source,
       }));
+    case 'fc.loadSet':
+      // at this change's delivery position: deltas before it are in the sum, deltas after add to it
+      return keys.partitions.map((p) => ({
+        kind: 'loadSet',
+        key: p.load(u.fc, u.day),
+        count: String(u.value),
+        position: `${batch}:${u.txid}:${u.id}`,
+        snapshot: '',
+        source,
+      }));
     case 'fc.load':
       return keys.partitions.map((p) => ({
         kind: 'loadDelta',
@@ -142,6 +153,7 @@ export function toBackfillOps(keys: StoreKeys, u: FeatureUpdate, snapshot: strin
   return toOps(keys, u, source).flatMap((op): FillOp[] => {
     switch (op.kind) {
       case 'loadDelta':
+      case 'loadSet':
         return []; // counters are set whole, under the drain lock
       case 'lifecycle':
         return [
@@ -161,10 +173,10 @@ export function toBackfillOps(keys: StoreKeys, u: FeatureUpdate, snapshot: strin
  */
 export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[], batch = '0'): StoreOp[] {
   const latest = new Map<string, VersionedOp | StockOp | LifecycleOp>();
-  const deltas: LoadDeltaOp[] = [];
+  const deltas: (LoadDeltaOp | LoadSetOp)[] = [];
   for (const { update, source } of updates) {
     for (const op of toOps(keys, update, source, batch)) {
-      if (op.kind === 'loadDelta') {
+      if (op.kind === 'loadDelta' || op.kind === 'loadSet') {
         deltas.push(op);
         continue;
       }
@@ -185,6 +197,8 @@ export function mergeLoadDeltas(ops: StoreOp[]): StoreOp[] {
   const merged = new Map<string, LoadDeltasOp>();
   for (const op of ops) {
     if (op.kind !== 'loadDelta') {
+      // a load set ends its counter's run of deltas: the deltas after it are merged after it
+      if (op.kind === 'loadSet') merged.delete(op.key);
       out.push(op);
       continue;
     }

@@ -26,6 +26,7 @@ import type { Activities } from '../activities';
 import type { CaptureActivityResult } from '../activities/capture';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { captureActivity, drainLeaseActivity } from './activity-options';
+import { startBackfillUnlessRunning } from './children';
 
 export interface CaptureWorkflowInput {
   /** The source's name: 'inventory', 'orders', or 'shop'. */
@@ -86,6 +87,10 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
     if (r.outcome === 'lease-lost') {
       log.warn('capture lease taken over; exiting', { holder: r.holder });
       return { ...summary, outcome: 'lease-lost', holder: r.holder };
+    }
+    if (r.slotLost) {
+      log.warn(`the replication slot of ${input.source} was lost: starting a backfill to refill the store`);
+      await startBackfillUnlessRunning(`the replication slot of ${input.source} was lost`, {});
     }
     summary.transactions += r.transactions;
     summary.rows += r.rows;

@@ -27,26 +27,18 @@ import {
   defineQuery,
   defineSignal,
   log,
-  ParentClosePolicy,
   patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  startChild,
   workflowInfo,
-  WorkflowIdReusePolicy,
-  type ChildWorkflowOptions,
-  type Workflow,
-  type WithWorkflowArgs,
 } from '@temporalio/workflow';
-// @temporalio/workflow 1.24 does not re-export this failure; the workflow runtime throws this class.
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { ShardRef } from '../activities/drain';
 import { CONFIG_DEFAULTS, WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { drainBatchActivity, drainLeaseActivity } from './activity-options';
-import { backfillWorkflow } from './backfill';
 import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
+import { startBackfillUnlessRunning, startUnlessRunning } from './children';
 
 export interface DrainWorkflowInput {
   intervalMs: number;
@@ -79,8 +71,7 @@ export const stopDrainSignal = defineSignal('stop');
 /** What the run has done so far, and whether it is catching up. */
 export const drainStatusQuery = defineQuery<DrainRunSummary & { batchSize: number; caughtUp: boolean }>('status');
 
-/** Id of the backfill the drain starts by itself when the store lost its data. */
-export const AUTO_BACKFILL_ID = 'backfill-auto';
+export { AUTO_BACKFILL_ID } from './children';
 
 const { acquireDrainLease, releaseDrainLease } = proxyActivities<Activities>(drainLeaseActivity);
 const { drainBatch } = proxyActivities<Activities>(drainBatchActivity);
@@ -179,41 +170,12 @@ async function startRebuilds(skus: string[]): Promise<void> {
 
 /**
  * The store has no epoch: it lost its data (or was never filled). Reads already say stale; a
- * backfill restores it while this drain keeps applying changes. One at a time: if it is already
- * running, that is the one.
+ * backfill restores it while this drain keeps applying changes (workflows/children.ts).
  */
 async function startAutoBackfill(input: DrainWorkflowInput): Promise<void> {
   log.warn('online store has no epoch (data lost or never filled): starting a backfill');
-  await startUnlessRunning(backfillWorkflow, {
-    workflowId: AUTO_BACKFILL_ID,
-    args: [
-      {
-        reason: 'online store lost its data',
-        chunkRows: input.backfillChunkRows ?? CONFIG_DEFAULTS.BACKFILL_CHUNK_ROWS,
-        rowsPerSecond: input.backfillRowsPerSecond ?? CONFIG_DEFAULTS.BACKFILL_ROWS_PER_S,
-      },
-    ],
+  await startBackfillUnlessRunning('online store lost its data', {
+    chunkRows: input.backfillChunkRows,
+    rowsPerSecond: input.backfillRowsPerSecond,
   });
-}
-
-/** startChild's options when given the workflow function (the types come from the function). */
-type ChildOptions = Omit<ChildWorkflowOptions, 'typeInfo'> & { typeInfo?: never };
-
-/**
- * Starts a child that outlives this run (abandoned). A run of it already going under the same id
- * is not an error: that run does the work; a finished one may be started again.
- */
-async function startUnlessRunning<W extends Workflow>(
-  workflow: W,
-  options: WithWorkflowArgs<W, ChildOptions>,
-): Promise<void> {
-  try {
-    await startChild(workflow, {
-      ...options,
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-    });
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-  }
 }

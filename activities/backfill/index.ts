@@ -12,7 +12,7 @@ import {
   markBackfillStart,
 } from './backfill';
 import { applyOptions } from '../apply-options';
-import { refuseUnderLogicalCapture } from '../../capture/logical-limits';
+import { createWatermarkBackfill } from './through-watermarks';
 
 export function createBackfillActivities(deps: {
   pool: pg.Pool;
@@ -22,23 +22,27 @@ export function createBackfillActivities(deps: {
   config: Config;
 }) {
   const opts = applyOptions(deps.config);
+  // Under capture from the WAL the source is read between watermarks (through-watermarks.ts).
+  const logical = deps.config.CAPTURE_MODE === 'logical' ? createWatermarkBackfill(deps) : null;
   return {
     /** The plan (row estimates), and the backfill's marker in every store partition. */
     async backfillPlan(input: { marker?: string } = {}) {
-      refuseUnderLogicalCapture(deps.config, 'a backfill');
+      if (logical) return logical.plan(input.marker);
       if (input.marker) await markBackfillStart(deps.redis, deps.keys, input.marker);
       return backfillPlan(deps.sourcePool);
     },
     async backfillChunk(input: { table: BackfillTable; after: string[] | null; limit: number }) {
-      refuseUnderLogicalCapture(deps.config, 'a backfill');
+      if (logical) return logical.chunk(input);
       return backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input);
     },
     async backfillLoads() {
-      refuseUnderLogicalCapture(deps.config, 'a backfill');
+      if (logical) return logical.loads();
       return backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts);
     },
     async finishBackfill(input: { epoch: string; marker?: string }) {
-      const r = await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker);
+      const r = logical
+        ? await logical.finish(input)
+        : await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker);
       if (r.incomplete.length)
         log.warn(
           `backfill done, but store partitions ${r.incomplete.join(', ')} were rebuilt while it ran: they stay incomplete (reads of their SKUs stale) until the next backfill, which the drain starts`,

@@ -90,6 +90,9 @@ export async function retryDeadLetters(
         created_ms: Date.now(),
       };
       const updates = featureUpdatesFrom(row);
+      if (updates.some((u) => u.feature === 'fc.loadSet'))
+        // set late, it would overwrite every delta applied since: run the backfill again instead
+        throw new Error('a load set cannot be retried late: run `npm run ops -- backfill` to refill the loads');
       const ops: StoreOp[] = foldOps(
         keys,
         updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })),

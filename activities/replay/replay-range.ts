@@ -67,7 +67,8 @@ export async function replayRange(
   let skipped = 0;
   r.rows.forEach((row, source) => {
     try {
-      for (const update of featureUpdatesFrom(row)) if (update.feature !== 'fc.load') updates.push({ update, source });
+      for (const update of featureUpdatesFrom(row))
+        if (update.feature !== 'fc.load' && update.feature !== 'fc.loadSet') updates.push({ update, source });
     } catch {
       skipped++; // malformed: the drain has dead-lettered it already
     }

@@ -213,12 +213,14 @@ OPS[OP.fill] = function(i, key, field, value, snapshot, rule)
   return 1
 end
 
--- C n b:txid:id - k: a backfill sets a load counter to n as of delivery position (b, txid, id) and
--- snapshot k (taken under the drain lock: activities/backfill).
+-- C n b:txid:id - k: a load counter set to n as of delivery position (b, txid, id): by a backfill,
+-- with snapshot k (taken under the drain lock: activities/backfill); or by the drain applying a
+-- load set re-read from a source captured from the WAL, with no snapshot (k empty).
 OPS[OP.loadSet] = function(i, key, count, position, _, snapshot)
   local b, t, id = string.match(position, '^(%d+):(%d+):(%d+)$')
-  redis.call('HSET', key, FIELD.loadCount, count, FIELD.loadBatch, b, FIELD.loadTxid, t, FIELD.loadId, id,
-    FIELD.loadSnapshot, snapshot)
+  redis.call('HSET', key, FIELD.loadCount, count, FIELD.loadBatch, b, FIELD.loadTxid, t, FIELD.loadId, id)
+  if snapshot == '' then redis.call('HDEL', key, FIELD.loadSnapshot)
+  else redis.call('HSET', key, FIELD.loadSnapshot, snapshot) end
   expireLoad(key)
   return 1
 end

@@ -38,6 +38,7 @@ describe('a chunk as outbox rows', () => {
     tbl: 'inventory',
     keys: ['A|F1', 'B|F1', 'C|F1', 'C|F1'],
     deleteAbsent: true,
+    afterKey: null,
     snapshot: '1:1:',
     rows: [
       { key: 'A|F1', image: { sku_id: 'A', fc_id: 'F1', on_hand: 3, reserved: 0 } },
@@ -46,18 +47,69 @@ describe('a chunk as outbox rows', () => {
   };
 
   it('refreshes what was read, deletes what is absent, and leaves out what the stream changed', () => {
-    const rows = rowsOfChunk(chunk, new Set([rowKey('inventory', 'B|F1')]));
-    expect(rows.map((r) => [r.op, r.key, r.image && JSON.parse(r.image)])).toEqual([
+    const rows = rowsOfChunk(chunk, { excluded: new Set([rowKey('inventory', 'B|F1')]), unseenOrders: [] });
+    expect(rows!.map((r) => [r.op, r.key, r.image && JSON.parse(r.image)])).toEqual([
       ['R', 'A|F1', { sku_id: 'A', fc_id: 'F1', on_hand: 3, reserved: 0 }],
       ['D', 'C|F1', { sku_id: 'C', fc_id: 'F1' }],
     ]);
   });
 
   it('writes nothing when the table was truncated meanwhile', () => {
-    expect(rowsOfChunk(chunk, new Set([truncateKey('inventory')]))).toEqual([]);
+    expect(rowsOfChunk(chunk, { excluded: new Set([truncateKey('inventory')]), unseenOrders: [] })).toEqual([]);
   });
 
-  it('refuses orders (a sum of deltas cannot be refreshed row by row)', () => {
-    expect(() => rowsOfChunk({ ...chunk, tbl: 'orders' }, new Set())).toThrow(/cannot be re-read/);
+  it('a chunk of load sums adds the order changes its snapshot did not see, as of the high watermark', () => {
+    const loads: StoredChunk = {
+      id: '2',
+      tbl: 'orders',
+      keys: null,
+      deleteAbsent: false,
+      afterKey: '20261203',
+      snapshot: '1:1:',
+      rows: [
+        { key: 'F1|20261203', image: { fc_id: 'F1', day: '20261203', load: 10 } },
+        { key: 'F2|20261203', image: { fc_id: 'F2', day: '20261203', load: 4 } },
+      ],
+    };
+    const order = (qty: number, fc: string, placed: string, status = 'placed') =>
+      JSON.stringify({ order_id: 1, sku_id: 'A', fc_id: fc, qty, status, placed_at: placed });
+    const unseenOrders = [
+      {
+        tbl: 'orders' as const,
+        op: 'I' as const,
+        key: '7',
+        image: order(3, 'F1', '2026-12-03T10:00:00+00:00'),
+        oldImage: null,
+      },
+      // moved from F2 to F3: F2 loses 2, F3 (in no sum read) gains 2
+      {
+        tbl: 'orders' as const,
+        op: 'U' as const,
+        key: '8',
+        image: order(2, 'F3', '2026-12-03T11:00:00+00:00'),
+        oldImage: order(2, 'F2', '2026-12-03T11:00:00+00:00'),
+      },
+      // a day before the chunk's first: not its business
+      {
+        tbl: 'orders' as const,
+        op: 'I' as const,
+        key: '9',
+        image: order(5, 'F1', '2026-12-01T10:00:00+00:00'),
+        oldImage: null,
+      },
+    ];
+    const rows = rowsOfChunk(loads, { excluded: new Set(), unseenOrders })!;
+    expect(rows.map((r) => [r.op, r.key, JSON.parse(r.image!).load])).toEqual([
+      ['S', 'F1|20261203', 13],
+      ['S', 'F2|20261203', 2],
+      ['S', 'F3|20261203', 2],
+    ]);
+    // a TRUNCATE it did not see: no sum can be corrected, the chunk is read again
+    expect(
+      rowsOfChunk(loads, {
+        excluded: new Set(),
+        unseenOrders: [{ tbl: 'orders', op: 'T', key: '', image: null, oldImage: null }],
+      }),
+    ).toBeNull();
   });
 });

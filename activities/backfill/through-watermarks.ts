@@ -1,0 +1,98 @@
+/**
+ * The backfill under CAPTURE_MODE=logical (docs/capture.md): every row of every table, and every
+ * FC's load of each day the store keeps, re-read from its source between watermarks in that
+ * source's WAL, written into the outbox by the source's capture, applied by the drain like any
+ * other change (rows as refreshes, loads as load sets at their place in the stream). Nothing is
+ * written into a source, and an older image never wins over a concurrent change.
+ *
+ * The store is marked complete (its epoch) only once the drain has applied everything the chunks
+ * wrote. A source whose slot was lost is counted as covered again only by a backfill that began
+ * after the loss.
+ */
+import { heartbeat } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { captureSources, type CaptureSource } from '../../capture/sources';
+import { readThroughWatermarks } from '../../capture/watermark-read';
+import type { Config } from '../../config';
+import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
+import { loadWindowStart } from '../../features/definitions';
+import { drainAppliedSnapshot } from '../../outbox';
+import { storeFeatures } from '../../reconcile/store-features';
+import type { StoreKeys } from '../../store/keys';
+import type { StoreRedis } from '../../store/redis-client';
+import { BACKFILL_TABLES, type BackfillTable, type ChunkResult, finishBackfill, markBackfillStart } from './backfill';
+
+/** Waiting for the capture to write a chunk: a backlog in the slot comes first. */
+const CHUNK_TIMEOUT_MS = 10 * 60_000;
+
+export function createWatermarkBackfill(deps: { pool: pg.Pool; redis: StoreRedis; keys: StoreKeys; config: Config }) {
+  const sources = captureSources(deps.config);
+  const sourceOf = (tbl: string): CaptureSource => sources.find((s) => (s.tables as string[]).includes(tbl))!;
+  const read = (tbl: string) => ({ source: sourceOf(tbl), pipeline: deps.pool, timeoutMs: CHUNK_TIMEOUT_MS });
+
+  return {
+    async plan(marker?: string): Promise<Record<BackfillTable, number>> {
+      if (marker) await markBackfillStart(deps.redis, deps.keys, marker);
+      // a source lost before now is refilled by this backfill
+      await deps.pool.query(`update pipeline.capture_progress set refill_from = now() where lost_at is not null`);
+      const plan = {} as Record<BackfillTable, number>;
+      for (const tbl of BACKFILL_TABLES) plan[tbl] = await estimateRows(sourceOf(tbl).url, tbl);
+      return plan;
+    },
+
+    async chunk(input: { table: BackfillTable; after: string[] | null; limit: number }): Promise<ChunkResult> {
+      const w = await readThroughWatermarks(read(input.table), {
+        tbl: input.table,
+        range: { afterKey: input.after ? input.after.join('|') : null, limit: input.limit },
+      });
+      const last = w.read < input.limit || w.lastKey === null ? null : w.lastKey.split('|');
+      return { rows: w.read, last, filled: w.written };
+    },
+
+    async loads(): Promise<{ counters: number }> {
+      const fromDay = loadWindowStart(Date.now(), deps.config.LOAD_TTL_S);
+      // counters the store holds and the source has no orders for any more are set to 0
+      const held = [...(await storeFeatures(deps.redis, deps.keys, { skus: false })).load.keys()].filter(
+        (k) => k.slice(k.lastIndexOf('|') + 1) >= fromDay,
+      );
+      const w = await readThroughWatermarks(read('orders'), { tbl: 'orders', loads: { fromDay, alsoZero: held } });
+      return { counters: w.written };
+    },
+
+    async finish(input: { epoch: string; marker?: string }) {
+      // Every chunk was written (committed) before this snapshot: once the drain has applied a
+      // snapshot that covers it, the store holds them all.
+      const now = (await deps.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`)).rows[0]!.s;
+      for (let waited = 0; ; waited += 200) {
+        const applied = await drainAppliedSnapshot(deps.pool);
+        if (snapshotCovers(parseSnapshot(applied.snap), parseSnapshot(now))) break;
+        if (waited > CHUNK_TIMEOUT_MS) throw new Error('the drain did not apply the backfill within 10 minutes');
+        heartbeat({ waitingForDrain: waited });
+        await sleep(200);
+      }
+      const r = await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker);
+      await deps.pool.query(
+        `update pipeline.capture_progress set lost_at = null, refill_from = null
+          where lost_at is not null and refill_from is not null and lost_at <= refill_from`,
+      );
+      return r;
+    },
+  };
+}
+
+/** The planner's row estimate of a source table (0 for a table never analysed). */
+async function estimateRows(url: string, tbl: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = await c.query<{ n: string }>(
+      `select greatest(c.reltuples, 0)::bigint::text as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'shop' and c.relname = $1`,
+      [tbl],
+    );
+    return Number(r.rows[0]?.n ?? 0);
+  } finally {
+    await c.end();
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Filling and refilling the store from sources captured from the WAL (CAPTURE_MODE=logical), with
+ * nothing written into them: every row and every FC's daily load re-read between watermarks
+ * (activities/backfill/through-watermarks.ts), applied by the drain in order with the changes
+ * flowing meanwhile.
+ *  - Sources that already hold data when capture starts: the drain finds the store without an
+ *    epoch and starts the backfill; with order traffic running throughout, the store ends equal to
+ *    the rule over both sources (a load set in the wrong place, or a delta counted twice, would
+ *    show) and reads go fresh.
+ *  - A slot lost under traffic: its source is marked lost, reads go stale, the capture starts a
+ *    backfill by itself, and once it is done the store equals the rule, with the changes made
+ *    while the slot was gone, and reads go fresh again.
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool } from '../../db/pool';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { AUTO_BACKFILL_ID } from '../../workflows';
+import { eventually, resetState, startDrain } from '../support/env';
+import { get } from '../support/http';
+import { usePipeline } from '../support/pipeline-fixture';
+import {
+  createSplitSources,
+  dropSplitSourceSlots,
+  resetCaptureProgress,
+  SPLIT_SOURCE_CONFIG,
+  splitSources,
+  startCaptureWorkflows,
+  TEST_INVENTORY_URL,
+  TEST_ORDERS_URL,
+  withClient,
+} from '../support/split-sources';
+
+const SKUS = Array.from({ length: 60 }, (_, i) => `S-${i}`);
+
+describe('backfill from sources captured from the WAL', () => {
+  const f = usePipeline('logical-backfill', {
+    worker: true,
+    api: { staleAfterMs: 1_500 },
+    config: { ...SPLIT_SOURCE_CONFIG, CAPTURE_TICK_MS: '20', BACKFILL_CHUNK_ROWS: '100' },
+  });
+  let inventory: pg.Pool;
+  let orders: pg.Pool;
+  let captures: { stop(): Promise<void> } | null = null;
+
+  /** Orders placed, shipped and cancelled, and stock moving, until stop() (one writer per source). */
+  const traffic = () => {
+    let running = true;
+    let n = 0;
+    const done = (async () => {
+      while (running) {
+        const sku = SKUS[n % SKUS.length]!;
+        const fc = n % 3 === 0 ? 'FC-2' : 'FC-1';
+        await orders.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, $3, 'placed')`, [
+          sku,
+          fc,
+          1 + (n % 3),
+        ]);
+        if (n % 4 === 0)
+          await orders.query(
+            `update shop.orders set status = 'cancelled' where order_id = (select min(order_id) from shop.orders where status = 'placed')`,
+          );
+        await inventory.query(`update shop.inventory set on_hand = on_hand + 1 where sku_id = $1 and fc_id = $2`, [
+          sku,
+          fc,
+        ]);
+        n++;
+      }
+    })();
+    return {
+      async stop() {
+        running = false;
+        await done;
+        return n;
+      },
+    };
+  };
+  const storeEqualsRule = async () => {
+    const diff = compareSnapshots(
+      await sourceFeatures({ inventory, orders }),
+      await storeFeatures(f.c.redis, f.c.keys),
+    );
+    if (diff.length) throw new Error(`${diff.length} differences, e.g. ${JSON.stringify(diff.slice(0, 3))}`);
+    return true;
+  };
+  const fresh = async () => !(await get(`${f.api.base}/v1/badges/S-1?region=R1`)).body.stale;
+
+  beforeAll(async () => {
+    await createSplitSources();
+    await resetCaptureProgress(f.c.pool);
+    await resetState(f.c);
+    for (const p of f.c.keys.partitions) await f.c.redis.del(p.epoch); // no epoch: the store was never filled
+    inventory = createPool(TEST_INVENTORY_URL, 4);
+    orders = createPool(TEST_ORDERS_URL, 4);
+    // The sources hold data before any slot exists: only a backfill can bring it in.
+    await inventory.query(
+      `insert into shop.fulfillment_centers values ('FC-1', 'R1', 40, now()), ('FC-2', 'R1', 1000, now())`,
+    );
+    await inventory.query(`insert into shop.region_fc values ('R1', 'FC-1', 1), ('R1', 'FC-2', 2)`);
+    await inventory.query(`insert into shop.skus select unnest($1::text[]), 't', 'active', now()`, [SKUS]);
+    await inventory.query(
+      `insert into shop.inventory select s, fc, 10, 0, now() from unnest($1::text[]) s, (values ('FC-1'), ('FC-2')) v(fc)`,
+      [SKUS],
+    );
+    await orders.query(
+      `insert into shop.orders (sku_id, fc_id, qty, status) select s, 'FC-1', 1, 'placed' from unnest($1::text[]) s`,
+      [SKUS],
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await captures?.stop();
+    await inventory?.end();
+    await orders?.end();
+    await dropSplitSourceSlots();
+    await resetCaptureProgress(f.c.pool);
+  });
+
+  it('fills the store from sources that held data before capture began, under traffic', async () => {
+    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
+    const load = traffic();
+    await startDrain(f.temporal.client, f.c.config, {
+      taskQueue: f.taskQueue,
+      workflowId: `drain-logical-backfill-${Date.now()}`,
+      args: [{ intervalMs: 60_000, idleWaitMs: 200, backfillChunkRows: 100, backfillRowsPerSecond: 0 }],
+    });
+    const backfill = await eventually(
+      async () =>
+        f.temporal.client.workflow
+          .getHandle(AUTO_BACKFILL_ID)
+          .describe()
+          .catch(() => null),
+      20_000,
+      'the drain to start the backfill',
+    );
+    expect(backfill.status.name).toBeTruthy();
+    await f.temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).result();
+    expect(await load.stop()).toBeGreaterThan(20);
+    await eventually(storeEqualsRule, 30_000, 'the store to equal the rule over both sources');
+    await eventually(fresh, 10_000, 'reads fresh');
+  }, 120_000);
+
+  it('refills by itself after a slot is lost, with the changes made while it was gone', async () => {
+    const load = traffic();
+    await captures!.stop();
+    const slot = splitSources().find((s) => s.name === 'orders')!.slot;
+    await eventually(
+      () =>
+        withClient(TEST_ORDERS_URL, async (c) => {
+          await c.query(
+            `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
+            [slot],
+          );
+          await c.query(`select pg_drop_replication_slot($1)`, [slot]);
+          return true;
+        }),
+      10_000,
+      'the slot dropped',
+    );
+    await orders.query(
+      `update shop.orders set qty = qty + 5 where order_id = (select min(order_id) from shop.orders where status = 'placed')`,
+    ); // lost with the slot
+    const startedBackfills = await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`);
+    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
+    // the capture marks the source lost and starts a backfill, which clears it when done
+    await eventually(
+      async () =>
+        (await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`)).count > startedBackfills.count,
+      20_000,
+      'a backfill started by the capture',
+    );
+    await f.temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).result();
+    expect(await load.stop()).toBeGreaterThan(10);
+    await eventually(storeEqualsRule, 30_000, 'the store to equal the rule, lost changes included');
+    expect(
+      (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = 'orders'`)).rows[0].lost_at,
+    ).toBeNull();
+    await eventually(fresh, 10_000, 'reads fresh again');
+  }, 120_000);
+});
