@@ -38,6 +38,7 @@ export default defineConfig({
       'test/integration/drain-shards.test.ts',
       'test/integration/reshard-workflow.test.ts',
       'test/integration/logical-pipeline.test.ts',
+      'test/integration/logical-backfill.test.ts',
       'test/integration/redis-cluster-harness.test.ts',
       'test/integration/cluster-failover.test.ts',
     ],

@@ -179,16 +179,8 @@ async function deleteOtherCaptureSchedules(client: Client, config: Config): Prom
 }
 
 /** Triggers each capture schedule unless an operator paused it. */
-export async function triggerCaptures(temporal: Client, config: Config): Promise<string[]> {
-  const triggered: string[] = [];
-  for (const id of captureScheduleIds(config)) {
-    const h = temporal.schedule.getHandle(id);
-    if ((await h.describe()).state.paused) continue;
-    await h.trigger(ScheduleOverlapPolicy.SKIP);
-    triggered.push(id);
-  }
-  return triggered;
-}
+export const triggerCaptures = (temporal: Client, config: Config): Promise<string[]> =>
+  triggerUnlessPaused(temporal, captureScheduleIds(config));
 
 const isDrainSchedule = (id: string) =>
   id === names.drainScheduleId || (id.startsWith(`${names.drainScheduleId}-`) && /-\d+of\d+$/.test(id));
@@ -237,9 +229,13 @@ function unlessNotFound(err: unknown): undefined {
 }
 
 /** Triggers each shard's schedule unless an operator paused it. */
-export async function triggerDrains(temporal: Client, shards: number): Promise<string[]> {
+export const triggerDrains = (temporal: Client, shards: number): Promise<string[]> =>
+  triggerUnlessPaused(temporal, drainScheduleIds(shards));
+
+/** Triggers each schedule now (a run already going makes it a no-op) unless an operator paused it; returns those triggered. */
+async function triggerUnlessPaused(temporal: Client, ids: string[]): Promise<string[]> {
   const triggered: string[] = [];
-  for (const id of drainScheduleIds(shards)) {
+  for (const id of ids) {
     const h = temporal.schedule.getHandle(id);
     if ((await h.describe()).state.paused) continue;
     await h.trigger(ScheduleOverlapPolicy.SKIP);

@@ -19,6 +19,7 @@ import { get } from '../support/http';
 import { usePipeline } from '../support/pipeline-fixture';
 import {
   createSplitSources,
+  dropSlotUnderCapture,
   dropSplitSourceSlots,
   resetCaptureProgress,
   SPLIT_SOURCE_CONFIG,
@@ -201,19 +202,7 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
     await stopCaptures();
     const slot = splitSources().find((s) => s.name === 'inventory')!.slot;
     // as a database team would: end the walsender (the session lingers a moment), drop the slot
-    await eventually(
-      () =>
-        withClient(TEST_INVENTORY_URL, async (c) => {
-          await c.query(
-            `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
-            [slot],
-          );
-          await c.query(`select pg_drop_replication_slot($1)`, [slot]);
-          return true;
-        }),
-      10_000,
-      'the slot dropped',
-    );
+    await dropSlotUnderCapture(TEST_INVENTORY_URL, slot);
     await inventory.query(`update shop.skus set lifecycle = 'active' where sku_id = 'PROBE'`); // lost with the slot
     const lostChangeAt = Date.now();
     await startCaptures();

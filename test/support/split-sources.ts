@@ -94,3 +94,20 @@ export async function startCaptureWorkflows(
     },
   };
 }
+
+/** Drops a source's slot while its capture may hold it, as a database team would: end the walsender, drop. */
+export async function dropSlotUnderCapture(url: string, slot: string): Promise<void> {
+  await eventually(
+    () =>
+      withClient(url, async (c) => {
+        await c.query(
+          `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
+          [slot],
+        );
+        await c.query(`select pg_drop_replication_slot($1)`, [slot]);
+        return true;
+      }),
+    10_000,
+    'the slot dropped',
+  );
+}
