@@ -42,10 +42,27 @@ export async function createSplitSources(): Promise<void> {
   await createSourceDatabase({ url: TEST_ORDERS_URL, tables: 'orders', forCapture: true });
 }
 
-/** Drops every slot of the split sources (end of a test file: a slot left behind keeps WAL forever). */
+/**
+ * Drops every slot of the split sources (end of a test file: a slot left behind keeps WAL forever).
+ * A capture session may still hold one for a moment after its run ended: its walsender is ended.
+ */
 export async function dropSplitSourceSlots(): Promise<void> {
   await withClient(withDatabase(TEST_DATABASE_URL, 'postgres'), async (admin) => {
-    for (const s of splitSources()) await dropSlot(admin, s.slot).catch(() => {});
+    for (const s of splitSources()) {
+      await admin.query(
+        `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
+        [s.slot],
+      );
+      for (let i = 0; i < 50; i++) {
+        const r = await admin.query(`select active from pg_replication_slots where slot_name = $1`, [s.slot]);
+        if (!r.rowCount) break;
+        if (!r.rows[0].active) {
+          await dropSlot(admin, s.slot).catch(() => {});
+          break;
+        }
+        await new Promise((done) => setTimeout(done, 100));
+      }
+    }
   });
 }
 
