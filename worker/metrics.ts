@@ -72,21 +72,6 @@ function defineMetrics(registry: client.Registry) {
   const lagRows = gauge('fresh_badges_drain_lag_rows', 'outbox rows not yet applied (capped at 1,000,000)');
   const lagSeconds = gauge('fresh_badges_drain_lag_seconds', "now - the drain's last caught-up confirmation");
   const waitingDead = gauge('fresh_badges_dead_letters_waiting', 'dead letters not yet retried');
-  const sourceGauge = (name: string, help: string) =>
-    new client.Gauge({ name, help, labelNames: ['source'], registers: [registry] });
-  const slotRetained = sourceGauge(
-    'fresh_badges_capture_slot_retained_bytes',
-    'WAL the source keeps for the capture slot (current WAL position - restart_lsn); CAPTURE_MODE=logical',
-  );
-  const captureLag = sourceGauge(
-    'fresh_badges_capture_lag_seconds',
-    'now - the time up to which every change committed on the source is in the outbox; CAPTURE_MODE=logical',
-  );
-  const slotLost = sourceGauge(
-    'fresh_badges_capture_slot_lost',
-    '1 when the source slot was lost and created again: its reads stay stale until the store is refilled',
-  );
-
   return {
     batchRows,
     batchSeconds,
@@ -102,10 +87,28 @@ function defineMetrics(registry: client.Registry) {
     lagRows,
     lagSeconds,
     waitingDead,
-    slotRetained,
-    captureLag,
-    slotLost,
+    ...defineCaptureMetrics(registry),
   };
+}
+
+/** Capture from the WAL (CAPTURE_MODE=logical): each source's slot and coverage, labelled by source. */
+function defineCaptureMetrics(registry: client.Registry) {
+  const sourceGauge = (name: string, help: string) =>
+    new client.Gauge({ name, help, labelNames: ['source'], registers: [registry] });
+  const slotRetained = sourceGauge(
+    'fresh_badges_capture_slot_retained_bytes',
+    'WAL the source keeps for the capture slot (current WAL position - restart_lsn); CAPTURE_MODE=logical',
+  );
+  const captureLag = sourceGauge(
+    'fresh_badges_capture_lag_seconds',
+    'now - the time up to which every change committed on the source is in the outbox; CAPTURE_MODE=logical',
+  );
+  const slotLost = sourceGauge(
+    'fresh_badges_capture_slot_lost',
+    '1 when the source slot was lost and created again: its reads stay stale until the store is refilled',
+  );
+
+  return { slotRetained, captureLag, slotLost };
 }
 
 type WorkerMetricSet = ReturnType<typeof defineMetrics>;

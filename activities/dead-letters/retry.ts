@@ -79,20 +79,7 @@ export async function retryDeadLetters(
         result.retried++;
         continue;
       }
-      const row: OutboxRow = {
-        id: dl.oid,
-        txid: dl.txid,
-        tbl: dl.tbl,
-        op: dl.op,
-        key: dl.key,
-        image: dl.image,
-        old_image: dl.old_image,
-        created_ms: Date.now(),
-      };
-      const updates = featureUpdatesFrom(row);
-      if (updates.some((u) => u.feature === 'fc.loadSet'))
-        // set late, it would overwrite every delta applied since: run the backfill again instead
-        throw new Error('a load set cannot be retried late: run `npm run ops -- backfill` to refill the loads');
+      const updates = updatesOf(dl);
       const ops: StoreOp[] = foldOps(
         keys,
         updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })),
@@ -137,6 +124,33 @@ export async function retryDeadLetters(
 }
 
 type LoadUpdate = Extract<FeatureUpdate, { feature: 'fc.load' }>;
+
+/** The dead letter's change as feature updates (a malformed one throws, and stays a dead letter). */
+function updatesOf(dl: {
+  oid: string;
+  txid: string;
+  tbl: string;
+  op: string;
+  key: string;
+  image: unknown;
+  old_image: unknown;
+}): FeatureUpdate[] {
+  const row: OutboxRow = {
+    id: dl.oid,
+    txid: dl.txid,
+    tbl: dl.tbl,
+    op: dl.op,
+    key: dl.key,
+    image: dl.image,
+    old_image: dl.old_image,
+    created_ms: Date.now(),
+  };
+  const updates = featureUpdatesFrom(row);
+  if (updates.some((u) => u.feature === 'fc.loadSet'))
+    // set late, it would overwrite every delta applied since: run the backfill again instead
+    throw new Error('a load set cannot be retried late: run `npm run ops -- backfill` to refill the loads');
+  return updates;
+}
 
 /** Each load effect of a dead letter has its own once-marker (an order moved to another FC or day has two). */
 function deltaOnce(key: string, u: LoadUpdate, deadLetterId: string, effect: number): StoreOp {
