@@ -2,17 +2,29 @@
  * The badge rule computed by SQL straight from the shop tables: the design this product
  * replaces (a query per page view) and the reference the tests and `verify` compare against.
  * Same tie-breaks as features/badge-rule.ts: rank (nulls last), then fc id.
+ *
+ * With the orders in a database of their own (INVENTORY_DATABASE_URL / ORDERS_DATABASE_URL), the
+ * day's load per FC is summed in the orders database first and handed to the same query, run in
+ * the inventory database, as a parameter: the rule itself is the same SQL either way.
  */
 import type pg from 'pg';
 import type { Badge, Reason } from '../features/badge-rule';
+import type { SourceDatabases } from './source-features';
 
-export const BADGES_SQL = `
-with day as (select date_trunc('day', $3::timestamptz at time zone 'UTC') at time zone 'UTC' as d0),
-fcs as (
-  select rf.fc_id, rf.rank, f.daily_capacity,
-         coalesce((select sum(o.qty) from shop.orders o, day
+type Db = pg.Pool | pg.ClientBase;
+
+/** The day's load of one FC ($3: an instant of that UTC day), as the rule counts it, from shop.orders. */
+const DAY = `date_trunc('day', $3::timestamptz at time zone 'UTC') at time zone 'UTC'`;
+const LOAD_FROM_ORDERS = `coalesce((select sum(o.qty) from shop.orders o
                     where o.fc_id = rf.fc_id and o.status in ('placed', 'shipped')
-                      and o.placed_at >= day.d0 and o.placed_at < day.d0 + interval '1 day'), 0) as load
+                      and o.placed_at >= ${DAY} and o.placed_at < ${DAY} + interval '1 day'), 0)`;
+/** … from the loads summed in the orders database ($3 FC ids, $4 their loads). */
+const LOAD_FROM_PARAMS = `coalesce((select l.load from unnest($3::text[], $4::bigint[]) as l(fc_id, load)
+                    where l.fc_id = rf.fc_id), 0)`;
+
+const badgesSql = (loadExpr: string) => `
+with fcs as (
+  select rf.fc_id, rf.rank, f.daily_capacity, ${loadExpr} as load
     from shop.region_fc rf join shop.fulfillment_centers f on f.fc_id = rf.fc_id
    where rf.region = $1)
 select q.sku, s.lifecycle,
@@ -25,14 +37,33 @@ select q.sku, s.lifecycle,
   left join shop.skus s on s.sku_id = q.sku
  order by q.n`;
 
+export const BADGES_SQL = badgesSql(LOAD_FROM_ORDERS);
+const BADGES_WITH_LOADS_SQL = badgesSql(LOAD_FROM_PARAMS);
+
+/** Every FC's load of the UTC day of `at` (non-zero only), summed in the orders database. */
+const DAY_LOADS_SQL = `
+select fc_id, sum(qty)::bigint::text as load from shop.orders
+ where status in ('placed', 'shipped') and fc_id is not null
+   and placed_at >= ${DAY.replaceAll('$3', '$1')} and placed_at < ${DAY.replaceAll('$3', '$1')} + interval '1 day'
+ group by fc_id having sum(qty) <> 0`;
+
 export async function sourceBadges(
-  db: pg.Pool | pg.ClientBase,
+  source: Db | SourceDatabases,
   region: string,
   skus: string[],
   at: Date = new Date(),
 ): Promise<Badge[]> {
-  const r = await db.query(BADGES_SQL, [region, skus, at.toISOString()]);
-  return r.rows.map((row): Badge => {
+  const { inventory, orders } = 'inventory' in source ? source : { inventory: source, orders: source };
+  let rows: { sku: string; lifecycle: string | null; fc: string | null; stock_in_region: boolean }[];
+  if (inventory === orders) {
+    rows = (await inventory.query(BADGES_SQL, [region, skus, at.toISOString()])).rows;
+  } else {
+    const loads = (await orders.query<{ fc_id: string; load: string }>(DAY_LOADS_SQL, [at.toISOString()])).rows;
+    rows = (
+      await inventory.query(BADGES_WITH_LOADS_SQL, [region, skus, loads.map((l) => l.fc_id), loads.map((l) => l.load)])
+    ).rows;
+  }
+  return rows.map((row): Badge => {
     let reason: Reason;
     if (row.lifecycle === null) reason = 'unknown';
     else if (row.lifecycle === 'discontinued') reason = 'discontinued';

@@ -6,25 +6,23 @@
  * computed by SQL, for a sample of (SKU, region) pairs.
  *
  * Changes in flight are not mismatches. The source is read in one snapshot S (a REPEATABLE READ
- * transaction held for the run); whatever differs in a first pass is read again from the store
- * once the drain has applied everything S saw (its cursor snapshot covers S), against the same S.
+ * transaction held for the run; one per source database under capture from the WAL:
+ * reconcile/source-view.ts); whatever differs in a first pass is read again from the store
+ * once the store has applied everything S saw, against the same S.
  * What still differs is a mismatch unless the source row changed after S (an outbox row S did not
  * see): then the store may rightly be newer than S, and it is left to the next run. Under steady
  * traffic a comparison with the *current* source would report hot keys (an FC's capacity, a load)
  * as different on every run.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pipelineByNode, scanKeys, StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
 import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
-import { withSnapshot } from '../activities/backfill/snapshot';
 import { loadWindowStart } from '../features/definitions';
-import { drainAppliedSnapshot } from '../outbox/shards';
-import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
 import { sourceBadges } from './source-badges';
-import { sourceFeatures } from './source-features';
+import { sourceFeatures, type SourceDatabases } from './source-features';
+import { type ChangedRow, type SourceView, withTriggerView } from './source-view';
 import { storeFeatures } from './store-features';
 import { compareSnapshots, Mismatch } from './compare';
 
@@ -111,7 +109,7 @@ async function skuMismatches(
  * days from `loadsFrom` on (the window the store keeps), on both sides.
  */
 async function smallMismatches(
-  source: Db,
+  source: SourceDatabases,
   redis: StoreRedis,
   keys: StoreKeys,
   loadsFrom: string | undefined,
@@ -155,16 +153,16 @@ async function extraSkus(source: Db, redis: StoreRedis, keys: StoreKeys): Promis
 }
 
 async function badgeMismatches(
-  source: Db,
+  source: SourceDatabases,
   redis: StoreRedis,
   keys: StoreKeys,
   skus: string[],
   at: Date,
 ): Promise<{ checked: number; mismatches: VerifyMismatch[] }> {
   if (!skus.length) return { checked: 0, mismatches: [] };
-  const regions = (await source.query('select distinct region from shop.region_fc order by 1 limit 50')).rows.map(
-    (r) => r.region as string,
-  );
+  const regions = (
+    await source.inventory.query('select distinct region from shop.region_fc order by 1 limit 50')
+  ).rows.map((r) => r.region as string);
   const reader = createBadgeReader({
     redis,
     prefix: keys.prefix,
@@ -197,30 +195,30 @@ async function badgeMismatches(
   return { checked, mismatches: out };
 }
 
+/**
+ * Verify under the trigger capture: `source` (the replica when configured) holds the shop tables
+ * and the outbox, `cursorDb` (the primary) the drain's cursor.
+ */
 export async function verifyStore(
   source: pg.Pool,
   redis: StoreRedis,
   keys: StoreKeys,
   opts: VerifyOptions = {},
   onProgress?: (checked: number) => void,
-  /** Where the drain cursor is read (the primary); `source` may be a replica. */
   cursorDb: pg.Pool = source,
 ): Promise<VerifyReport> {
-  return withSnapshot(source, (client, snapshot) =>
-    verifyAt(client, snapshot.text, source, cursorDb, redis, keys, opts, onProgress),
-  );
+  return withTriggerView(source, cursorDb, (view) => verifyView(view, redis, keys, opts, onProgress));
 }
 
-async function verifyAt(
-  db: pg.ClientBase,
-  snapshot: string,
-  source: pg.Pool,
-  cursorDb: pg.Pool,
+/** Verify against a view of the sources (reconcile/source-view.ts: one per capture mode). */
+export async function verifyView(
+  view: SourceView,
   redis: StoreRedis,
   keys: StoreKeys,
-  opts: VerifyOptions,
+  opts: VerifyOptions = {},
   onProgress?: (checked: number) => void,
 ): Promise<VerifyReport> {
+  const db = view.db.inventory;
   const chunk = opts.chunk ?? 5_000;
   const mode = opts.sample ? 'sample' : 'complete';
   const at = new Date(); // the UTC day the badges' loads are counted for, the same in both passes
@@ -233,73 +231,80 @@ async function verifyAt(
   const takeForBadges = (skus: string[]) => {
     for (const s of skus) if (badgeSample.length < (opts.badgeSkus ?? 200) && Math.random() < 0.5) badgeSample.push(s);
   };
+  const checkSkus = async (part: string[]) => {
+    first.push(...(await skuMismatches(db, redis, keys, part)));
+    takeForBadges(part);
+    checkedSkus += part.length;
+    onProgress?.(checkedSkus);
+  };
   if (opts.sample) {
     const skus = (await db.query('select sku_id from shop.skus order by random() limit $1', [opts.sample])).rows.map(
       (r) => r.sku_id as string,
     );
-    for (let i = 0; i < skus.length; i += chunk) {
-      const part = skus.slice(i, i + chunk);
-      first.push(...(await skuMismatches(db, redis, keys, part)));
-      takeForBadges(part);
-      checkedSkus += part.length;
-      onProgress?.(checkedSkus);
-    }
+    for (let i = 0; i < skus.length; i += chunk) await checkSkus(skus.slice(i, i + chunk));
   } else {
-    let after = '';
-    for (;;) {
+    for (let after = ''; ;) {
       const part = (
         await db.query('select sku_id from shop.skus where sku_id > $1 order by sku_id limit $2', [after, chunk])
       ).rows.map((r) => r.sku_id as string);
       if (!part.length) break;
-      first.push(...(await skuMismatches(db, redis, keys, part)));
-      takeForBadges(part);
-      checkedSkus += part.length;
+      await checkSkus(part);
       after = part[part.length - 1];
-      onProgress?.(checkedSkus);
     }
     first.push(...(await extraSkus(db, redis, keys)));
   }
-  first.push(...(await smallMismatches(db, redis, keys, loadsFrom)));
-  const badges = await badgeMismatches(db, redis, keys, badgeSample, at);
+  first.push(...(await smallMismatches(view.db, redis, keys, loadsFrom)));
+  const badges = await badgeMismatches(view.db, redis, keys, badgeSample, at);
   first.push(...badges.mismatches);
   if (first.length === 0) return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: [], settled: 0 };
-
-  // Second pass: once the drain has applied everything the snapshot saw, against the same snapshot.
-  const deadline = Date.now() + (opts.settleMs ?? 30_000);
-  while (Date.now() < deadline && !(await drainCovers(cursorDb, snapshot))) await sleep(200);
-  const skus = [...new Set(first.map((m) => m.sku).filter((s): s is string => !!s))];
-  const again: VerifyMismatch[] = [];
-  for (let i = 0; i < skus.length; i += chunk)
-    again.push(...(await skuMismatches(db, redis, keys, skus.slice(i, i + chunk))));
-  // (SKUs only the store has are among `skus`: re-checking them tells whether they still are.)
-  again.push(...(await smallMismatches(db, redis, keys, loadsFrom)));
-  const badgeSkus = [...new Set(badges.mismatches.map((m) => m.sku!))];
-  again.push(...(await badgeMismatches(db, redis, keys, badgeSkus, at)).mismatches);
-  const changed = await changedAfter(source, snapshot);
-  const mismatches = again.filter((m) => !changed(m));
+  const mismatches = await secondPass(view, redis, keys, {
+    first,
+    badges: badges.mismatches,
+    at,
+    loadsFrom,
+    chunk,
+    opts,
+  });
   return { mode, checkedSkus, checkedBadges: badges.checked, mismatches, settled: first.length - mismatches.length };
 }
 
-/** Has the drain applied every change the snapshot saw (every shard's cursor snapshot covers it)? */
-async function drainCovers(cursorDb: pg.Pool, snapshot: string): Promise<boolean> {
-  return snapshotCovers(parseSnapshot((await drainAppliedSnapshot(cursorDb)).snap), parseSnapshot(snapshot));
+/**
+ * Once the store has applied everything the view saw, what differed is compared again against the
+ * same view; what still differs and no later change explains is a mismatch.
+ */
+async function secondPass(
+  view: SourceView,
+  redis: StoreRedis,
+  keys: StoreKeys,
+  p: {
+    first: VerifyMismatch[];
+    badges: VerifyMismatch[];
+    at: Date;
+    loadsFrom: string | undefined;
+    chunk: number;
+    opts: VerifyOptions;
+  },
+): Promise<VerifyMismatch[]> {
+  await view.waitApplied(Date.now() + (p.opts.settleMs ?? 30_000));
+  const skus = [...new Set(p.first.map((m) => m.sku).filter((s): s is string => !!s))];
+  const again: VerifyMismatch[] = [];
+  for (let i = 0; i < skus.length; i += p.chunk)
+    again.push(...(await skuMismatches(view.db.inventory, redis, keys, skus.slice(i, i + p.chunk))));
+  // (SKUs only the store has are among `skus`: re-checking them tells whether they still are.)
+  again.push(...(await smallMismatches(view.db, redis, keys, p.loadsFrom)));
+  const badgeSkus = [...new Set(p.badges.map((m) => m.sku!))];
+  again.push(...(await badgeMismatches(view.db, redis, keys, badgeSkus, p.at)).mismatches);
+  const changed = explainedBy(await view.changedRows());
+  return again.filter((m) => !changed(m));
 }
 
-/**
- * Which mismatches a change committed after the snapshot can explain: the source rows written
- * since (outbox rows the snapshot did not see; a short, recent txid range of the outbox index).
- */
-async function changedAfter(source: pg.Pool, snapshot: string): Promise<(m: VerifyMismatch) => boolean> {
-  const r = await source.query(
-    `select tbl, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc from pipeline.outbox
-      where txid >= pg_snapshot_xmin($1::pg_snapshot) and not pg_visible_in_snapshot(txid, $1::pg_snapshot)`,
-    [snapshot],
-  );
+/** Which mismatches the source rows changed after the view can explain. */
+function explainedBy(changed: ChangedRow[]): (m: VerifyMismatch) => boolean {
   const rows = new Set<string>();
   const loadFcs = new Set<string>();
   const tables = new Set<string>();
   const inventoryOf = new Set<string>();
-  for (const x of r.rows) {
+  for (const x of changed) {
     rows.add(`${x.tbl} ${x.key}`);
     tables.add(x.tbl);
     if (x.tbl === 'orders') for (const fc of [x.fc, x.old_fc]) if (fc) loadFcs.add(fc);

@@ -3,12 +3,15 @@ import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import type { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
-import { verifyStore, VerifyOptions } from '../../reconcile/verify';
-import { planRepairs, reemitPlanned } from '../../reconcile/repair';
+import { verifyView, VerifyOptions, VerifyReport } from '../../reconcile/verify';
+import { planRepairs } from '../../reconcile/repair';
 import type { DrainMetrics } from '../metrics';
 import { backfillLoads } from '../backfill/backfill';
 import { applyOptions } from '../apply-options';
-import { refuseUnderLogicalCapture } from '../../capture/logical-limits';
+import { withLogicalView, withTriggerView } from '../../reconcile/source-view';
+import { captureSources } from '../../capture/sources';
+import { sourceRowsFor } from '../../capture/source-rows';
+import { createWatermarkBackfill } from '../backfill/through-watermarks';
 
 type Log = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 
@@ -21,18 +24,41 @@ export function createVerifyActivities(deps: {
   metrics?: DrainMetrics;
   log?: Log;
 }) {
+  /**
+   * The store against the sources, by the capture mode's view of them (reconcile/source-view.ts):
+   * under the trigger capture one snapshot of the source (its replica when configured), under
+   * capture from the WAL one per source database.
+   */
+  const verify = (opts: VerifyOptions): Promise<VerifyReport> => {
+    const onProgress = (checked: number) => heartbeat({ checkedSkus: checked });
+    const run = (view: Parameters<typeof verifyView>[0]) => verifyView(view, deps.redis, deps.keys, opts, onProgress);
+    return deps.config.CAPTURE_MODE === 'logical'
+      ? withLogicalView(captureSources(deps.config), deps.pool, run)
+      : withTriggerView(deps.sourcePool, deps.pool, run);
+  };
+
+  /**
+   * Repairs through the pipeline's own paths (reconcile/repair.ts): rows re-read into the outbox by
+   * the capture mode's source reader, loads recomputed whole (as a backfill does).
+   */
+  const repair = async (plan: ReturnType<typeof planRepairs>) => {
+    const reemitted = plan.rows.length
+      ? await sourceRowsFor(deps.config, deps.pool).refresh(plan.rows, { deleteAbsent: true })
+      : { refreshed: 0, deleted: 0 };
+    let counters = 0;
+    if (plan.loads)
+      counters =
+        deps.config.CAPTURE_MODE === 'logical'
+          ? (await createWatermarkBackfill(deps).loads()).counters
+          : (await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, applyOptions(deps.config)))
+              .counters;
+    return { reemitted, counters };
+  };
+
   return {
-    /** Reconciles the store against the source (replica when configured); see reconcile/verify.ts. */
+    /** Reconciles the store against the sources; see reconcile/verify.ts. */
     async verifyStore(input: VerifyOptions) {
-      refuseUnderLogicalCapture(deps.config, 'verify');
-      return verifyStore(
-        deps.sourcePool,
-        deps.redis,
-        deps.keys,
-        { loadTtlS: deps.config.LOAD_TTL_S, ...input },
-        (checked) => heartbeat({ checkedSkus: checked }),
-        deps.pool,
-      );
+      return verify({ loadTtlS: deps.config.LOAD_TTL_S, ...input });
     },
 
     /**
@@ -42,20 +68,12 @@ export function createVerifyActivities(deps: {
      * the outbox (reconcile/repair.ts). Cheap enough to leave on: a few hundred keyed reads.
      */
     async verifyAndRepair(input: { sample: number; badgeSkus?: number; settleMs?: number }) {
-      refuseUnderLogicalCapture(deps.config, 'verify');
-      const report = await verifyStore(
-        deps.sourcePool,
-        deps.redis,
-        deps.keys,
-        {
-          sample: input.sample,
-          badgeSkus: input.badgeSkus ?? 50,
-          settleMs: input.settleMs ?? 30_000,
-          loadTtlS: deps.config.LOAD_TTL_S,
-        },
-        (checked) => heartbeat({ checkedSkus: checked }),
-        deps.pool,
-      );
+      const report = await verify({
+        sample: input.sample,
+        badgeSkus: input.badgeSkus ?? 50,
+        settleMs: input.settleMs ?? 30_000,
+        loadTtlS: deps.config.LOAD_TTL_S,
+      });
       const byFeature: Record<string, number> = {};
       for (const m of report.mismatches) {
         byFeature[m.feature] = (byFeature[m.feature] ?? 0) + 1;
@@ -67,10 +85,7 @@ export function createVerifyActivities(deps: {
         });
       }
       const plan = planRepairs(report.mismatches);
-      const reemitted = await reemitPlanned(deps.pool, plan);
-      const counters = plan.loads
-        ? (await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, applyOptions(deps.config))).counters
-        : 0;
+      const { reemitted, counters } = await repair(plan);
       const repairs = reemitted.refreshed + reemitted.deleted + (plan.loads ? 1 : 0);
       if (repairs)
         deps.log?.(

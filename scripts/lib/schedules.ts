@@ -31,8 +31,6 @@ interface ScheduleDefinition {
   args: (config: Config) => unknown[];
   catchupWindow?: string;
   note: string;
-  /** Not with CAPTURE_MODE=logical yet (capture/logical-limits.ts). */
-  triggerCaptureOnly?: boolean;
 }
 
 const every = (ms: number): ScheduleOptions['spec'] => ({ intervals: [{ every: ms }] });
@@ -111,7 +109,6 @@ const SCHEDULES: ScheduleDefinition[] = [
     workflowType: 'sampledVerifyWorkflow',
     workflowId: names.verifyWorkflowIdPrefix,
     args: (config): [SampledVerifyInput] => [{ sample: config.VERIFY_SAMPLE_SKUS }],
-    triggerCaptureOnly: true,
     note: 'verifies a sample of the store against the source and repairs differences through the outbox',
   },
 ];
@@ -160,10 +157,7 @@ export async function ensureSchedules(
   if (config.CAPTURE_MODE === 'logical')
     for (const source of captureSources(config))
       await ensureSchedule(client, scheduleOptions(captureSchedule(source.name), config, opts.pausedDrains));
-  for (const d of SCHEDULES)
-    if (!(d.triggerCaptureOnly && config.CAPTURE_MODE === 'logical'))
-      await ensureSchedule(client, scheduleOptions(d, config));
-    else await client.schedule.getHandle(d.scheduleId).delete().catch(unlessNotFound);
+  for (const d of SCHEDULES) await ensureSchedule(client, scheduleOptions(d, config));
   await deleteOtherDrainSchedules(client, shards);
   await deleteOtherCaptureSchedules(client, config);
   return outcomes[0];

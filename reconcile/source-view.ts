@@ -1,0 +1,146 @@
+/**
+ * What verify compares the store against: the source tables as one moment saw them, and how to
+ * tell when the store has caught up with that moment. Two shapes, one per capture mode:
+ *
+ *  - trigger: one snapshot S of the database holding the shop tables and the outbox. The store
+ *    covers S once the drain's applied snapshot covers S (the outbox rows share the source's
+ *    transactions); a change after S is an outbox row S does not see.
+ *  - logical: one snapshot per source database (inventory, orders; one when they are the same),
+ *    each with the WAL position L its snapshot had reached (the insert position read in the same
+ *    statement: every transaction the snapshot sees has its commit record before L). The store
+ *    covers the view once each source's capture has written past its L into the outbox and the
+ *    drain has applied a snapshot of the pipeline's database taken after that. A change after the
+ *    view is an outbox row the pipeline snapshot P0, taken before any source snapshot, does not
+ *    see (a superset: a change committed before the view but captured after P0 counts too, so
+ *    such a key is left to the next run rather than called a mismatch).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { withSnapshot } from '../activities/backfill/snapshot';
+import type { CaptureSource } from '../capture/sources';
+import { parseLsn } from '../capture/pgoutput';
+import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
+import { drainAppliedSnapshot } from '../outbox/shards';
+import { readCaptureProgress } from '../outbox/capture-progress';
+import type { SourceDatabases } from './source-features';
+
+/** A source row changed after the view (an outbox row): table, key, and an order's FCs. */
+export interface ChangedRow {
+  tbl: string;
+  key: string;
+  fc: string | null;
+  old_fc: string | null;
+}
+
+export interface SourceView {
+  /** Where the shop tables are read, each at the view's moment. */
+  db: SourceDatabases;
+  /** Waits until the store has applied every change the view saw; false when the deadline came first. */
+  waitApplied(deadlineMs: number): Promise<boolean>;
+  /** The source rows changed after the view. */
+  changedRows(): Promise<ChangedRow[]>;
+}
+
+/** Outbox rows a pipeline snapshot does not see (a short, recent txid range of its index). */
+async function outboxRowsAfter(db: pg.Pool | pg.ClientBase, snapshot: string): Promise<ChangedRow[]> {
+  const r = await db.query<ChangedRow>(
+    `select tbl, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc from pipeline.outbox
+      where txid >= pg_snapshot_xmin($1::pg_snapshot) and not pg_visible_in_snapshot(txid, $1::pg_snapshot)`,
+    [snapshot],
+  );
+  return r.rows;
+}
+
+/** Has the drain applied everything the pipeline snapshot saw (every shard's cursor snapshot covers it)? */
+async function drainCovers(pipeline: pg.Pool, snapshot: string): Promise<boolean> {
+  return snapshotCovers(parseSnapshot((await drainAppliedSnapshot(pipeline)).snap), parseSnapshot(snapshot));
+}
+
+async function pipelineSnapshot(pipeline: pg.Pool): Promise<string> {
+  return (await pipeline.query<{ s: string }>(`select pg_current_snapshot()::text as s`)).rows[0]!.s;
+}
+
+/**
+ * The trigger capture's view: `source` (the replica when configured) holds the shop tables and the
+ * outbox; `cursorDb` (the primary) the drain's cursor.
+ */
+export function withTriggerView<T>(
+  source: pg.Pool,
+  cursorDb: pg.Pool,
+  fn: (view: SourceView) => Promise<T>,
+): Promise<T> {
+  return withSnapshot(source, (client, snapshot) =>
+    fn({
+      db: { inventory: client, orders: client },
+      async waitApplied(deadlineMs) {
+        for (;;) {
+          if (await drainCovers(cursorDb, snapshot.text)) return true;
+          if (Date.now() >= deadlineMs) return false;
+          await sleep(200);
+        }
+      },
+      changedRows: () => outboxRowsAfter(source, snapshot.text),
+    }),
+  );
+}
+
+interface OpenSource {
+  source: CaptureSource;
+  client: pg.Client;
+  lsn: bigint;
+}
+
+/** A REPEATABLE READ snapshot of one source database, and the WAL position it had reached. */
+async function openSourceSnapshot(source: CaptureSource): Promise<OpenSource> {
+  const client = new pg.Client({ connectionString: source.url, application_name: 'fresh-badges-verify' });
+  await client.connect();
+  try {
+    await client.query(`begin isolation level repeatable read read only`);
+    // The snapshot is taken as this statement starts; the insert position is read after it.
+    const r = await client.query<{ lsn: string }>(`select pg_current_wal_insert_lsn()::text as lsn`);
+    return { source, client, lsn: parseLsn(r.rows[0]!.lsn) };
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw err;
+  }
+}
+
+/** Has the source's capture written into the outbox everything up to `lsn`? */
+async function capturedThrough(pipeline: pg.Pool, s: OpenSource): Promise<boolean> {
+  const p = await readCaptureProgress(pipeline, s.source.name);
+  return !!p && p.lostAtMs === null && p.lsn >= s.lsn;
+}
+
+/** The logical capture's view over the sources captureSources() names (capture/sources.ts). */
+export async function withLogicalView<T>(
+  sources: CaptureSource[],
+  pipeline: pg.Pool,
+  fn: (view: SourceView) => Promise<T>,
+): Promise<T> {
+  const p0 = await pipelineSnapshot(pipeline);
+  const open: OpenSource[] = [];
+  try {
+    for (const s of sources) open.push(await openSourceSnapshot(s));
+    const of = (tbl: string) => open.find((o) => (o.source.tables as string[]).includes(tbl))!.client;
+    return await fn({
+      db: { inventory: of('inventory'), orders: of('orders') },
+      async waitApplied(deadlineMs) {
+        // p1: taken once everything the view saw is in the outbox; the drain must apply that much
+        let p1: string | null = null;
+        for (;;) {
+          if (p1 === null && (await Promise.all(open.map((o) => capturedThrough(pipeline, o)))).every(Boolean))
+            p1 = await pipelineSnapshot(pipeline);
+          if (p1 !== null && (await drainCovers(pipeline, p1))) return true;
+          if (Date.now() >= deadlineMs) return false;
+          await sleep(200);
+        }
+      },
+      changedRows: () => outboxRowsAfter(pipeline, p0),
+    });
+  } finally {
+    for (const o of open) {
+      await o.client.query('rollback').catch(() => {});
+      await o.client.end().catch(() => {});
+    }
+  }
+}
