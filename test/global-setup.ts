@@ -11,6 +11,7 @@ import { DATA_DIR, startDevServer, DevServer } from '../scripts/lib/temporal-ser
 import { buildWorkflowBundle } from '../worker/workflow-bundle';
 import { TEST_DATABASE_URL } from './support/env';
 import { freePort } from './support/redis-process';
+import { createSplitSources } from './support/split-sources';
 
 let server: DevServer | undefined;
 
@@ -43,7 +44,14 @@ export async function setup(project: TestProject): Promise<void> {
   // A file that captured from the WAL and died before its clean-up must not leave a source behind
   // (its coverage time would hold every later file's reads stale).
   await client.query('delete from pipeline.capture_progress');
+  // The logical run (test/support/logical-run.ts) has two source databases of its own. The test
+  // database's shop tables are then not a source: their capture triggers are off, so a write that
+  // reached them by mistake would put nothing in the outbox and the test would fail.
+  const logical = process.env.TEST_CAPTURE_MODE === 'logical';
+  for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders'])
+    await client.query(`alter table shop.${t} ${logical ? 'disable' : 'enable'} trigger user`);
   await client.end();
+  if (logical) await createSplitSources();
 
   const bundlePath = path.join(DATA_DIR, 'test', 'workflow-bundle.js');
   const [, started] = await Promise.all([buildWorkflowBundle(bundlePath), startServerWithRetries()]);

@@ -25,11 +25,14 @@ import {
   TEST_DATABASE_URL,
 } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
+import { shopSession } from '../support/logical-run';
 
 const owner = 'snapshot-delta-test';
 const { c, acts, address, bundlePath } = usePipeline('snapdelta', { config: { STALE_AFTER_MS: '1000' }, lease: owner });
 
-async function session(url = TEST_DATABASE_URL): Promise<pg.Client> {
+/** A session on the shop (on the sources in the logical run), or on another database of the server. */
+async function session(url?: string): Promise<pg.Client> {
+  if (!url) return shopSession(c.pool);
   const s = new pg.Client({ connectionString: url, application_name: 'snapshot-delta-test' });
   await s.connect();
   return s;

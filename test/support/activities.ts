@@ -10,9 +10,28 @@
 import { ActivityClients, createActivities } from '../../activities';
 import type { DrainBatchResult } from '../../activities/drain';
 import { localActivities } from '../../scripts/lib/local-activities';
+import { fileCapture, LOGICAL_RUN } from './logical-run';
+
+/**
+ * The logical run: every call first waits until the changes committed on the sources so far are
+ * in the outbox (test/support/logical-run.ts), as the trigger capture's own write guarantees.
+ */
+function afterCapture<T extends Record<string, unknown>>(acts: T): T {
+  if (!LOGICAL_RUN) return acts;
+  const out = {} as Record<string, unknown>;
+  for (const [name, fn] of Object.entries(acts))
+    out[name] =
+      typeof fn === 'function'
+        ? async (...args: unknown[]) => {
+            await fileCapture.caughtUp();
+            return (fn as (...a: unknown[]) => unknown)(...args);
+          }
+        : fn;
+  return out as T;
+}
 
 export const activitiesFor = (clients: ActivityClients) => {
-  const acts = localActivities(createActivities(clients));
+  const acts = afterCapture(localActivities(createActivities(clients)));
   const shards = clients.config.DRAIN_SHARDS;
   if (shards === 1) return acts;
   const each = Array.from({ length: shards }, (_, index) => ({ index, count: shards }));

@@ -17,9 +17,12 @@ import { lazyTemporalClient } from '../../worker/temporal-client';
 import { drainWorkflow, type DrainWorkflowInput } from '../../workflows';
 import { FIELD } from '../../store/names';
 
-export const TEST_DATABASE_URL =
-  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test';
-export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from './test-urls';
+import { fileCapture, LOGICAL_RUN, LOGICAL_RUN_CONFIG, resetSources } from './logical-run';
+import { RoutedPool } from './routed-pool';
+import { TEST_INVENTORY_URL, TEST_ORDERS_URL } from './split-sources';
+
+export { TEST_DATABASE_URL, TEST_REDIS_URL };
 
 /**
  * The Redis Cluster the test run started (vitest.cluster.config.mts), if any: then every test
@@ -49,6 +52,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     DRAIN_BATCH_SIZE: '500',
     APPLY_CHUNK: '100',
     EXPORT_DIR: `.data/test/export-${process.pid}`,
+    // the logical run (test/support/logical-run.ts): two source databases, capture from the WAL
+    ...LOGICAL_RUN_CONFIG,
     ...overrides,
   });
 }
@@ -79,7 +84,15 @@ export interface TestClients {
 
 export function testClients(overrides: Record<string, string> = {}): TestClients {
   const config = testConfig(overrides);
-  const pool = createPool(config.DATABASE_URL, 20);
+  // the logical run: the test's SQL goes to the database holding the tables it names
+  const pool =
+    LOGICAL_RUN && config.DATABASE_URL === TEST_DATABASE_URL
+      ? (new RoutedPool({
+          pipeline: config.DATABASE_URL,
+          inventory: TEST_INVENTORY_URL,
+          orders: TEST_ORDERS_URL,
+        }) as unknown as pg.Pool)
+      : createPool(config.DATABASE_URL, 20);
   const workerUrl = workerRoleUrl(config.DATABASE_URL);
   const workerPool = workerUrl === config.DATABASE_URL ? pool : createPool(workerUrl, 20);
   const redis = createStoreRedis(config);
@@ -90,6 +103,7 @@ export function testClients(overrides: Record<string, string> = {}): TestClients
     redis,
     keys: storeKeysFor(config),
     async close() {
+      await fileCapture.stopIfWriting(workerPool);
       redis.disconnect();
       await pool.end();
       if (workerPool !== pool) await workerPool.end();
@@ -102,9 +116,16 @@ export function pipelineClients(c: TestClients): TestClients & { sourcePool: pg.
   return { ...c, pool: c.workerPool, sourcePool: c.workerPool };
 }
 
-/** Empties the source, the pipeline's tables and the test Redis db. */
-export async function resetState(c: Pick<TestClients, 'pool' | 'redis' | 'config'>): Promise<void> {
-  await truncateEverything(c.pool);
+/**
+ * Empties the source, the pipeline's tables and the test Redis db. In the logical run, the sources
+ * are emptied apart (the slots moved past it) and the file's capture (re)started once all is empty.
+ */
+export async function resetState(
+  c: Pick<TestClients, 'pool' | 'redis' | 'config'> & { workerPool?: pg.Pool },
+): Promise<void> {
+  const logical = c.pool instanceof RoutedPool;
+  if (logical) await resetSources(c.pool);
+  await truncateEverything(logical ? (c.pool as unknown as RoutedPool).pipeline : c.pool);
   // as many drain shards as the test's configuration (DRAIN_SHARDS), routing by its partitions
   await c.pool.query(`update pipeline.drain_layout set shards = $1, partitions = $2`, [
     c.config.DRAIN_SHARDS,
@@ -115,6 +136,7 @@ export async function resetState(c: Pick<TestClients, 'pool' | 'redis' | 'config
   const keys = storeKeysFor(c.config);
   await setEpoch(c.redis, keys, 'test-reset');
   await c.redis.set(keys.partitionCount, String(keys.partitions.length));
+  if (logical) await fileCapture.start(c.workerPool ?? (c.pool as unknown as RoutedPool).pipeline);
 }
 
 export async function temporalClient(address: string): Promise<{ client: Client; close(): Promise<void> }> {

@@ -11,7 +11,8 @@ import { captureWorkflow, stopCaptureSignal, type CaptureWorkflowInput } from '.
 import { dropSlot } from '../../capture/slot';
 import { captureSources, type CaptureSource } from '../../capture/sources';
 import { createSourceDatabase, withClient, withDatabase } from '../../scripts/lib/source-databases';
-import { eventually, TEST_DATABASE_URL } from './env';
+import { eventually } from './env';
+import { TEST_DATABASE_URL } from './test-urls';
 
 export const TEST_INVENTORY_URL = withDatabase(TEST_DATABASE_URL, 'fresh_badges_test_inventory');
 export const TEST_ORDERS_URL = withDatabase(TEST_DATABASE_URL, 'fresh_badges_test_orders');

@@ -1,0 +1,29 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The correctness cases again with capture from the WAL (CAPTURE_MODE=logical) of two source
+ * databases, inventory and orders, beside the pipeline's own (test/support/logical-run.ts): the
+ * test files write "the shop" as always and a routed pool sends each statement to the database
+ * holding its tables; each file's process captures both sources into the outbox.
+ */
+// read by the global set-up (which creates the source databases) and every test file's process
+process.env.TEST_CAPTURE_MODE = 'logical';
+
+export default defineConfig({
+  test: {
+    // as vitest.config.mts: child processes, one file at a time
+    pool: 'forks',
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    reporters: ['default'],
+    include: [
+      'test/integration/read-path.test.ts',
+      'test/integration/ids.test.ts',
+      'test/integration/lifecycle.test.ts',
+      'test/integration/snapshot-delta.test.ts',
+      'test/integration/drain-batch.test.ts',
+    ],
+    globalSetup: ['test/global-setup.ts'],
+  },
+});
