@@ -130,7 +130,12 @@ export async function resetSources(pipelineOwner: pg.Pool): Promise<void> {
     await withClient(OWNER_URL[source.name]!, async (c) => {
       const slot = await c.query(`select active from pg_replication_slots where slot_name = $1`, [source.slot]);
       if (!slot.rowCount) return; // created by the capture's first start
-      for (let i = 0; i < 100 && (await c.query(`select active from pg_replication_slots where slot_name = $1`, [source.slot])).rows[0]?.active; i++)
+      for (
+        let i = 0;
+        i < 100 &&
+        (await c.query(`select active from pg_replication_slots where slot_name = $1`, [source.slot])).rows[0]?.active;
+        i++
+      )
         await new Promise((done) => setTimeout(done, 50));
       await c.query(`select pg_replication_slot_advance($1, pg_current_wal_insert_lsn())`, [source.slot]);
     });

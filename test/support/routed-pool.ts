@@ -41,7 +41,9 @@ export function routeStatement(sql: string, home: Target = 'pipeline'): { target
   if (PIPELINE_OBJECT.test(sql))
     throw new Error(`routed test pool: a statement names both shop and pipeline objects: ${sql.slice(0, 200)}`);
   if (inventory && orders) {
-    const truncate = /^\s*truncate\s+(table\s+)?(.*?)(\s+(restart|continue)\s+identity.*|\s+cascade.*)?;?\s*$/is.exec(sql);
+    const truncate = /^\s*truncate\s+(table\s+)?(.*?)(\s+(restart|continue)\s+identity.*|\s+cascade.*)?;?\s*$/is.exec(
+      sql,
+    );
     if (!truncate)
       throw new Error(`routed test pool: a statement names tables of both source databases: ${sql.slice(0, 200)}`);
     const tables = truncate[2]!.split(',').map((t) => t.trim());
@@ -143,7 +145,9 @@ class RoutedClient {
       let last: pg.QueryResult | undefined;
       // in the order the databases joined the transaction
       for (const c of this.clients.values()) last = await c.query(sql);
-      return last ?? { rows: [], rowCount: null, command: sql.trim().split(/\s/)[0]!.toUpperCase(), oid: 0, fields: [] };
+      return (
+        last ?? { rows: [], rowCount: null, command: sql.trim().split(/\s/)[0]!.toUpperCase(), oid: 0, fields: [] }
+      );
     }
     let last: pg.QueryResult | undefined;
     for (const r of routeStatement(sql, this.home))
