@@ -8,6 +8,8 @@ export interface CaptureSource {
   /** 'inventory', 'orders', or 'shop' when one database holds every table. */
   name: string;
   url: string;
+  /** Its read replica, where rows are re-read (capture/watermark-read.ts, reconcile/source-view.ts); absent: the source itself. */
+  replicaUrl?: string;
   tables: SourceTable[];
   /** The logical replication slot on that database (slot names are server-wide: see slotName). */
   slot: string;
@@ -20,26 +22,41 @@ export const PUBLICATION = 'fresh_badges';
 /** The pipeline's database and the two source databases (empty: the pipeline's). */
 export interface SourceConfig {
   DATABASE_URL: string;
+  REPLICA_DATABASE_URL?: string;
   INVENTORY_DATABASE_URL?: string;
   ORDERS_DATABASE_URL?: string;
+  INVENTORY_REPLICA_DATABASE_URL?: string;
+  ORDERS_REPLICA_DATABASE_URL?: string;
 }
 
 export function captureSources(config: SourceConfig): CaptureSource[] {
   const inventoryUrl = config.INVENTORY_DATABASE_URL || config.DATABASE_URL;
   const ordersUrl = config.ORDERS_DATABASE_URL || config.DATABASE_URL;
+  // A source's replica: its own setting, else the pipeline database's replica when the source is that database.
+  const replicaOf = (url: string, own: string | undefined) =>
+    own || (url === config.DATABASE_URL ? config.REPLICA_DATABASE_URL : '') || undefined;
   const pipelineDb = databaseName(config.DATABASE_URL);
-  const make = (name: string, url: string, tables: SourceTable[]): CaptureSource => ({
+  const make = (name: string, url: string, replicaUrl: string | undefined, tables: SourceTable[]): CaptureSource => ({
     name,
     url,
+    ...(replicaUrl ? { replicaUrl } : {}),
     tables,
     slot: slotName(pipelineDb, name),
     publication: PUBLICATION,
   });
   const all = Object.keys(SOURCE_TABLES) as SourceTable[];
-  if (inventoryUrl === ordersUrl) return [make('shop', inventoryUrl, all)];
+  const inventoryReplica = replicaOf(inventoryUrl, config.INVENTORY_REPLICA_DATABASE_URL);
+  const ordersReplica = replicaOf(ordersUrl, config.ORDERS_REPLICA_DATABASE_URL);
+  if (inventoryUrl === ordersUrl) {
+    if (inventoryReplica && ordersReplica && inventoryReplica !== ordersReplica)
+      throw new Error(
+        'INVENTORY_REPLICA_DATABASE_URL and ORDERS_REPLICA_DATABASE_URL differ, but one database holds both sources: set one replica',
+      );
+    return [make('shop', inventoryUrl, inventoryReplica ?? ordersReplica, all)];
+  }
   return [
-    make('inventory', inventoryUrl, ['skus', 'fulfillment_centers', 'region_fc', 'inventory']),
-    make('orders', ordersUrl, ['orders']),
+    make('inventory', inventoryUrl, inventoryReplica, ['skus', 'fulfillment_centers', 'region_fc', 'inventory']),
+    make('orders', ordersUrl, ordersReplica, ['orders']),
   ];
 }
 

@@ -9,16 +9,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { chunkState, createChunk, storeChunkRead, type ReadRow } from '../outbox/capture-chunks';
+import { primaryWalLsn, waitForReplay } from './replica';
 import type { CaptureSource } from './sources';
 import { SOURCE_TABLES, type SourceTable } from './source-tables';
 import { encodeWatermark, TICK_PREFIX } from './ticks';
 import { dayStartIso, PLACED_ON_A_DAY_SQL } from '../features/definitions';
 
 export interface WatermarkReadOptions {
+  /** Rows are read from its replica when it has one (after the replica has replayed the low watermark), else from it. */
   source: CaptureSource;
   pipeline: pg.Pool;
-  /** Where the rows are read: the source's replica; absent: the source itself. */
-  replicaUrl?: string;
   /** How long to wait for the capture to write a chunk (it must be running). */
   timeoutMs?: number;
 }
@@ -60,7 +60,10 @@ export async function readThroughWatermarks(opts: WatermarkReadOptions, req: Chu
     throw new Error('orders cannot be re-read row by row (the FC load is a sum of deltas): read their loads');
   const primary = new pg.Client({ connectionString: opts.source.url, application_name: 'fresh-badges-watermark' });
   await primary.connect();
-  const replica = opts.replicaUrl ? new pg.Client({ connectionString: opts.replicaUrl }) : null;
+  const replicaUrl = opts.source.replicaUrl;
+  const replica = replicaUrl
+    ? new pg.Client({ connectionString: replicaUrl, application_name: 'fresh-badges-watermark' })
+    : null;
   await replica?.connect();
   try {
     for (let attempt = 1; ; attempt++) {
@@ -91,7 +94,8 @@ async function oneChunk(
     deleteAbsent: req.deleteAbsent,
   });
   await emit(primary, encodeWatermark('low', id));
-  if (replica) await waitForReplay(primary, replica);
+  // the replica must have replayed the low watermark (and every change before it)
+  if (replica) await waitForReplay(replica, await primaryWalLsn(primary), opts.source.name);
   const { snapshot, rows } = await readRows(replica ?? primary, req);
   await storeChunkRead(opts.pipeline, id, snapshot, rows);
   await emit(primary, encodeWatermark('high', id));
@@ -111,17 +115,6 @@ async function oneChunk(
 
 async function emit(primary: pg.Client, content: string): Promise<void> {
   await primary.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, content]);
-}
-
-/** Waits until the replica has replayed everything the primary has now (the low watermark included). */
-async function waitForReplay(primary: pg.Client, replica: pg.Client): Promise<void> {
-  const lsn = (await primary.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn;
-  for (let i = 0; i < 3_000; i++) {
-    const r = await replica.query<{ ok: boolean }>(`select pg_last_wal_replay_lsn() >= $1::pg_lsn as ok`, [lsn]);
-    if (r.rows[0]?.ok) return;
-    await sleep(10);
-  }
-  throw new Error('the replica did not replay the low watermark within 30 s');
 }
 
 /** The rows asked for, in one snapshot, with the snapshot's text. */

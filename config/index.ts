@@ -24,7 +24,10 @@ const url = (protocols: string[]) =>
 
 const EnvSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/fresh_badges'),
-  /** Optional read replica for backfill/verify/rebuild reads; the primary when empty. */
+  /**
+   * Optional read replica of DATABASE_URL for backfill/verify/rebuild reads (and of a source that
+   * is DATABASE_URL); the primary when empty.
+   */
   REPLICA_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
   /**
    * The source databases (docs/capture.md): the inventory service's (skus, fulfillment_centers,
@@ -32,6 +35,13 @@ const EnvSchema = z.object({
    */
   INVENTORY_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
   ORDERS_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
+  /**
+   * Logical capture: a read replica (streaming standby) of each source database, where backfill,
+   * verify and repairs read rows (capture/sources.ts). Empty: REPLICA_DATABASE_URL when the
+   * source is DATABASE_URL, else the source itself.
+   */
+  INVENTORY_REPLICA_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
+  ORDERS_REPLICA_DATABASE_URL: z.union([z.literal(''), url(['postgres:', 'postgresql:'])]).default(''),
   /**
    * How changes reach the outbox: `trigger` (capture triggers on the shop tables, which then live
    * in DATABASE_URL) or `logical` (a logical replication slot per source database, streamed by

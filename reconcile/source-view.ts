@@ -17,6 +17,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { withSnapshot } from '../activities/backfill/snapshot';
+import { primaryWalLsn, waitForReplay } from '../capture/replica';
 import type { CaptureSource } from '../capture/sources';
 import { parseLsn } from '../capture/pgoutput';
 import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
@@ -90,18 +91,40 @@ interface OpenSource {
   lsn: bigint;
 }
 
-/** A REPEATABLE READ snapshot of one source database, and the WAL position it had reached. */
+/**
+ * A REPEATABLE READ snapshot of one source database, and the WAL position it had reached. From the
+ * source's replica when it has one: once the replica has replayed everything the primary had
+ * written when this was called (so the snapshot sees every change the pipeline's snapshot taken
+ * before holds), and the position is the replica's replay position.
+ */
 async function openSourceSnapshot(source: CaptureSource): Promise<OpenSource> {
-  const client = new pg.Client({ connectionString: source.url, application_name: 'fresh-badges-verify' });
+  const replayedFrom = source.replicaUrl ? await currentWalLsn(source.url) : null;
+  const client = new pg.Client({
+    connectionString: source.replicaUrl ?? source.url,
+    application_name: 'fresh-badges-verify',
+  });
   await client.connect();
   try {
+    if (replayedFrom !== null) await waitForReplay(client, replayedFrom, source.name);
     await client.query(`begin isolation level repeatable read read only`);
-    // The snapshot is taken as this statement starts; the insert position is read after it.
-    const r = await client.query<{ lsn: string }>(`select pg_current_wal_insert_lsn()::text as lsn`);
+    // The snapshot is taken as this statement starts; the position is read after it (a commit
+    // the snapshot sees is at or before it).
+    const position = replayedFrom !== null ? 'pg_last_wal_replay_lsn()' : 'pg_current_wal_insert_lsn()';
+    const r = await client.query<{ lsn: string }>(`select ${position}::text as lsn`);
     return { source, client, lsn: parseLsn(r.rows[0]!.lsn) };
   } catch (err) {
     await client.end().catch(() => {});
     throw err;
+  }
+}
+
+async function currentWalLsn(url: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url, application_name: 'fresh-badges-verify' });
+  await c.connect();
+  try {
+    return await primaryWalLsn(c);
+  } finally {
+    await c.end().catch(() => {});
   }
 }
 

@@ -76,14 +76,15 @@ export async function resetCaptureProgress(pipeline: pg.Pool): Promise<void> {
 
 export { withClient };
 
-/** A capture workflow per split source on the file's task queue; resolves once both stream. */
+/** A capture workflow per source (the split sources by default) on the file's task queue; resolves once all stream. */
 export async function startCaptureWorkflows(
   client: Client,
   taskQueue: string,
   pipeline: pg.Pool,
+  sources: CaptureSource[] = splitSources(),
 ): Promise<{ stop(): Promise<void> }> {
   const handles: WorkflowHandle<typeof captureWorkflow>[] = [];
-  for (const s of splitSources()) {
+  for (const s of sources) {
     const input: CaptureWorkflowInput = { source: s.name, intervalMs: 60_000, activityBudgetMs: 2_000 };
     handles.push(
       await client.workflow.start(captureWorkflow, {
@@ -99,7 +100,7 @@ export async function startCaptureWorkflows(
       (await pipeline.query(`select count(*)::int as n from pipeline.capture_progress where covered_at is not null`))
         .rows[0].n === handles.length,
     20_000,
-    'both captures streaming',
+    'every capture streaming',
   );
   return {
     async stop() {

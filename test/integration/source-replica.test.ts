@@ -1,0 +1,148 @@
+/**
+ * A source's read replica (INVENTORY_REPLICA_DATABASE_URL) under capture from the WAL: the
+ * inventory database on a server of the test's own with a streaming standby
+ * (test/support/private-postgres.ts), the orders database on the shared server. Repairs and verify
+ * read rows on the standby, never on the primary, and only once it has replayed far enough: with its
+ * replay paused they wait (a read of the lagging standby would bring back an image older than one
+ * the store already has, or report a difference that is not there), and once it resumes they
+ * finish with the store equal to the rule.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sourceRowsFor } from '../../capture/source-rows';
+import { captureSources } from '../../capture/sources';
+import { createPool } from '../../db/pool';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { createSourceDatabase } from '../../scripts/lib/source-databases';
+import { eventually, resetState, startDrain } from '../support/env';
+import { usePipeline } from '../support/pipeline-fixture';
+import { PrivatePostgres } from '../support/private-postgres';
+import { dropSlotUnderCapture, readerUrl, startCaptureWorkflows, TEST_ORDERS_URL } from '../support/split-sources';
+import { TEST_DATABASE_URL } from '../support/test-urls';
+
+const SKUS = Array.from({ length: 20 }, (_, i) => `S-${i}`);
+const DB = 'fresh_badges_inventory';
+
+// Created before the worker starts: its configuration names the servers' ports.
+const primary = await PrivatePostgres.create('replica-primary');
+await createSourceDatabase({ url: primary.url(DB), tables: 'inventory', forCapture: true });
+const standby = await primary.standby();
+const config = {
+  CAPTURE_MODE: 'logical',
+  CAPTURE_TICK_MS: '20',
+  INVENTORY_DATABASE_URL: readerUrl(primary.url(DB)),
+  INVENTORY_REPLICA_DATABASE_URL: readerUrl(standby.url(DB)),
+  ORDERS_DATABASE_URL: readerUrl(TEST_ORDERS_URL),
+};
+
+describe('reads on a source replica', () => {
+  const f = usePipeline('source-replica', { worker: true, config });
+  let inventory: pg.Pool;
+  let orders: pg.Pool;
+  let standbyAdmin: pg.Pool;
+  let captures: { stop(): Promise<void> } | null = null;
+  const sources = () => captureSources({ DATABASE_URL: TEST_DATABASE_URL, ...config });
+
+  beforeAll(async () => {
+    await createSourceDatabase({ url: TEST_ORDERS_URL, tables: 'orders', forCapture: true });
+    await f.c.pool.query(`delete from pipeline.capture_progress`);
+    await resetState(f.c);
+    inventory = createPool(primary.url(DB), 4);
+    orders = createPool(TEST_ORDERS_URL, 4);
+    standbyAdmin = createPool(standby.url(DB), 2);
+    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool, sources());
+    await startDrain(f.temporal.client, f.c.config, {
+      taskQueue: f.taskQueue,
+      workflowId: `drain-source-replica-${Date.now()}`,
+      args: [{ intervalMs: 60_000, idleWaitMs: 200 }],
+    });
+    await inventory.query(
+      `insert into shop.fulfillment_centers values ('FC-1', 'R1', 80, now()), ('FC-2', 'R1', 1000, now())`,
+    );
+    await inventory.query(`insert into shop.region_fc values ('R1', 'FC-1', 1), ('R1', 'FC-2', 2)`);
+    await inventory.query(`insert into shop.skus select unnest($1::text[]), 't', 'active', now()`, [SKUS]);
+    await inventory.query(
+      `insert into shop.inventory select s, fc, 20, 0, now() from unnest($1::text[]) s, (values ('FC-1'), ('FC-2')) f(fc)`,
+      [SKUS],
+    );
+    await orders.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S-1', 'FC-1', 2, 'placed')`);
+    await storeEqualsRule();
+  }, 120_000);
+
+  afterAll(async () => {
+    await standbyAdmin?.query(`select pg_wal_replay_resume()`).catch(() => {});
+    await captures?.stop().catch(() => {});
+    await inventory?.end();
+    await orders?.end();
+    await standbyAdmin?.end();
+    await standby.destroy();
+    await primary.destroy(); // its slot goes with it
+    const ordersSlot = sources().find((s) => s.name === 'orders')!.slot;
+    await dropSlotUnderCapture(TEST_ORDERS_URL, ordersSlot).catch(() => {}); // a slot left behind keeps WAL
+    await f.c.pool.query(`delete from pipeline.capture_progress`);
+  });
+
+  const storeEqualsRule = () =>
+    eventually(
+      async () => {
+        const diff = compareSnapshots(
+          await sourceFeatures({ inventory, orders }),
+          await storeFeatures(f.c.redis, f.c.keys),
+        );
+        if (diff.length) throw new Error(`${diff.length} differences, e.g. ${JSON.stringify(diff.slice(0, 3))}`);
+        return true;
+      },
+      30_000,
+      'the store to equal the rule over both sources',
+    );
+  /** Connections of the pipeline's readers on the standby. */
+  const readersOnStandby = async (name: string) =>
+    (
+      await standbyAdmin.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity where application_name = $1`,
+        [name],
+      )
+    ).rows[0]!.n;
+  /** Pauses the standby's replay, runs `change` on the primary, and starts `read`: it must wait for the replay. */
+  async function readWhileReplayPaused<T>(change: () => Promise<unknown>, read: () => Promise<T>, reader: string) {
+    await standbyAdmin.query(`select pg_wal_replay_pause()`);
+    await change();
+    let finished = false;
+    const pending = read().finally(() => (finished = true));
+    await eventually(async () => (await readersOnStandby(reader)) > 0, 10_000, `${reader} connected to the standby`);
+    await sleep(1_500);
+    expect(finished).toBe(false); // waiting for the replay, not reading an old image
+    await standbyAdmin.query(`select pg_wal_replay_resume()`);
+    return pending;
+  }
+
+  it('a repair reads its rows on the standby once it has replayed the change', async () => {
+    const result = await readWhileReplayPaused(
+      async () => {
+        await inventory.query(`update shop.inventory set on_hand = 99 where sku_id = 'S-3' and fc_id = 'FC-1'`);
+        await storeEqualsRule(); // the store has 99 from the stream: the standby's 20 is older
+      },
+      () => sourceRowsFor(f.c.config, f.c.pool).refresh([{ tbl: 'inventory', key: 'S-3|FC-1' }]),
+      'fresh-badges-watermark',
+    );
+    expect(result.refreshed).toBe(1);
+    await storeEqualsRule(); // on_hand 99, not the standby's older 20
+  }, 60_000);
+
+  it('verify takes its snapshot on the standby once it has replayed what the store holds', async () => {
+    const report = await readWhileReplayPaused(
+      async () => {
+        await inventory.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'S-4'`);
+        await storeEqualsRule(); // in the store before verify starts: not a change made during it
+      },
+      () => f.acts.verifyStore({ badgeSkus: 10, settleMs: 5_000 }),
+      'fresh-badges-verify',
+    );
+    expect(report.mismatches).toEqual([]); // the standby's older lifecycle is not reported as a difference
+    expect(report.checkedSkus).toBeGreaterThanOrEqual(SKUS.length);
+    await storeEqualsRule();
+  }, 60_000);
+});
