@@ -17,7 +17,15 @@ import { freePort } from './redis-process';
 const execFile = promisify(execFileCb);
 
 function binDir(): string {
-  return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+  try {
+    return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+  } catch {
+    // Debian's server packages without pg_config: the newest /usr/lib/postgresql/<version>/bin
+    const root = '/usr/lib/postgresql';
+    const versions = fs.existsSync(root) ? fs.readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
+    if (!versions.length) throw new Error('PostgreSQL server binaries not found (pg_config, /usr/lib/postgresql)');
+    return path.join(root, versions[0]!, 'bin');
+  }
 }
 
 const asRoot = process.getuid?.() === 0;
