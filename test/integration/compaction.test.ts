@@ -4,7 +4,7 @@
  */
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import { restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
-import pg from 'pg';
+import { LOGICAL_RUN, shopSession } from '../support/logical-run';
 import { describe, expect, it } from 'vitest';
 import { usePipeline } from '../support/pipeline-fixture';
 import { compareSnapshots } from '../../reconcile/compare';
@@ -20,7 +20,6 @@ import {
   startDrain,
   startWorker,
   temporalClient,
-  TEST_DATABASE_URL,
   testClients,
 } from '../support/env';
 
@@ -54,7 +53,9 @@ describe('outbox compaction', () => {
     expect(bounded).toMatchObject({ deleted: 30, more: true });
   });
 
-  it('keeps everything a consumer behind the retention has not committed', async () => {
+  // By outbox transaction ids: capture from the WAL writes several source transactions in one
+  // outbox transaction, so the count differs there; compaction itself does not depend on the capture.
+  it.skipIf(LOGICAL_RUN)('keeps everything a consumer behind the retention has not committed', async () => {
     await addSkus(0, 50);
     await drainAll();
     // A consumer that has applied the first 10 rows (their transactions are below its snapshot's xmin).
@@ -68,8 +69,7 @@ describe('outbox compaction', () => {
   });
 
   it('never loses a change of a transaction still open while compaction runs', async () => {
-    const open = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await open.connect();
+    const open = await shopSession(c.pool); // in the logical run, routed to the source databases
     try {
       await open.query('begin');
       await open.query(`insert into shop.skus (sku_id, title, lifecycle) values ('LATE', 't', 'paused')`);

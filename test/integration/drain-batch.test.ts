@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { activitiesFor } from '../support/activities';
 import { usePipeline } from '../support/pipeline-fixture';
 import { TEST_DATABASE_URL, testClients } from '../support/env';
+import { captured, LOGICAL_RUN, shopSession } from '../support/logical-run';
 import { seedMinimal } from '../support/source';
 import { backlog, restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
 import { drainLockName, drainShards, openTransactions } from '../../outbox';
@@ -24,11 +25,8 @@ async function drainAll() {
   }
 }
 
-async function session(): Promise<pg.Client> {
-  const s = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await s.connect();
-  return s;
-}
+/** A session of its own on the shop (in the logical run, routed to the source databases). */
+const session = () => shopSession(c.pool);
 
 const lifecycleOf = async (sku: string) => c.redis.hget(c.keys.sku(sku), LIFECYCLE_FIELD);
 
@@ -56,8 +54,11 @@ describe('drain batch', () => {
       expect(await lifecycleOf('A')).toBeNull();
 
       await t1.query('commit');
+      await captured();
       const order = (await c.pool.query(`select key, id::int from pipeline.outbox order by id`)).rows;
-      expect(order.map((r) => r.key)).toEqual(['A', 'B']); // A really has the lower id
+      // With the trigger capture A really has the lower id. Capture from the WAL writes in commit
+      // order (B first): the case cannot arise there, and A must still come.
+      expect(order.map((r) => r.key)).toEqual(LOGICAL_RUN ? ['B', 'A'] : ['A', 'B']);
       const after = await drainAll();
       expect(after.rows).toBe(1);
       expect(await lifecycleOf('A')).toMatch(/^a\|/);
@@ -158,7 +159,8 @@ describe('drain batch', () => {
 
   it('never applies concurrently: a batch finds the advisory lock held and steps back', async () => {
     await seedMinimal(c.pool);
-    const holder = await session();
+    const holder = new pg.Client({ connectionString: TEST_DATABASE_URL }); // the pipeline's database
+    await holder.connect();
     try {
       await holder.query('begin');
       for (const shard of drainShards(c.config.DRAIN_SHARDS))

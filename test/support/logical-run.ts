@@ -116,6 +116,9 @@ export async function shopSession(pool: pg.Pool, home: 'inventory' | 'orders' = 
 /** This test file's capture (one per process: vitest runs each file in a process of its own). */
 export const fileCapture = new FileCapture();
 
+/** Resolves once every change committed so far is in the outbox (at once with the trigger capture). */
+export const captured = (): Promise<void> => fileCapture.caughtUp();
+
 /**
  * Empties both sources and moves each slot past the emptying, with the capture stopped; forgets
  * the capture's progress and chunks. The caller empties the pipeline's tables and starts it again.
