@@ -7,10 +7,12 @@
  *   sku_lifecycle_history.parquet   validity intervals [valid_from, valid_to) per SKU
  *   sku_fc_history.parquet          … of available units per (SKU, FC)
  *   fc_capacity_history.parquet     … of daily capacity per FC
- *   fc_load_history.parquet         … of the day's load per FC (running sum of the day's orders)
+ *   fc_load_history.parquet         … of the day's load per FC (the day's order deltas in stream
+ *                                   order, restarted by a load set: activities/export/load-history.ts)
  *   region_fc_history.parquet       … of rank per (region, FC)
  *   badges.parquet                  the end-of-day badge per (SKU, region), by the one badge rule
- *   state.parquet                   every feature's value at the end of the day (the next day starts from it)
+ *   state.parquet                   every feature's value at the end of the day (the next day starts
+ *                                   from it), the day's load per FC included
  * Intervals are clipped to the day, contiguous and non-overlapping per key; a NULL value means
  * the source row did not exist in that interval. All times are UTC.
  *
@@ -27,6 +29,7 @@ import { FeatureUpdate, Lifecycle } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
 import { landingDir, LANDING_COLUMNS } from './landing';
 import { copyToParquet, openDuck, sqlString } from './duckdb';
+import { writeLoadHistory } from './load-history';
 
 export const partitionDir = (exportDir: string, date: string) => path.join(exportDir, `date=${date}`);
 
@@ -87,7 +90,7 @@ export async function exportDay(
     const changes = await loadChanges(run);
     await deriveFeatureUpdates(run, changes);
     await writeHistories(run);
-    await writeLoadHistory(run);
+    await writeLoadHistory(run.conn, run.staging, run);
     const skuRows = await writeEndState(run);
     const badges = await writeBadges(run);
     result = { date, changes, skuRows, badges };
@@ -174,9 +177,6 @@ async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, chang
         throw err;
       }
       for (const u of updates) {
-        // A load set (a refill under capture from the WAL) is not a change of the day's orders:
-        // the export sums the day's deltas (docs/capture.md, "Not done yet").
-        if (u.feature === 'fc.loadSet') continue;
         const row = updateRow(u, BigInt(Number(sourceMs)));
         ap.appendVarchar(row[0]);
         ap.appendVarchar(row[1]);
@@ -211,10 +211,11 @@ async function writeHistories({ conn, exportDir, date, staging, d0, d1 }: Export
     await conn.run(
       `create table prev_state (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint)`,
     );
+  // The load is not carried over: a day's load counts that day's orders only (load-history.ts).
   await conn.run(`create table ev as
-    select feature, k1, k2, num, code, version, ${d0}::bigint as ts_ms from prev_state
+    select feature, k1, k2, num, code, version, ${d0}::bigint as ts_ms from prev_state where feature <> 'fc.load'
     union all
-    select feature, k1, k2, num, code, version, greatest(ts_ms, ${d0}) from updates where feature <> 'fc.load'`);
+    select feature, k1, k2, num, code, version, greatest(ts_ms, ${d0}) from updates where feature not in ('fc.load', 'fc.loadSet')`);
   await conn.run(`create table iv as
     select feature, k1, k2, num, code, version, ts_ms as from_ms,
            coalesce(lead(ts_ms) over (partition by feature, k1, k2 order by version), ${d1}) as to_ms
@@ -233,30 +234,13 @@ async function writeHistories({ conn, exportDir, date, staging, d0, d1 }: Export
   }
 }
 
-/** The day's load per FC: 0 at midnight, then a running sum of the day's deltas in time order. */
-async function writeLoadHistory({ conn, staging, d0, d1, yyyymmdd }: ExportRun): Promise<void> {
-  await conn.run(`create table ld as
-    select fc, ts_ms, ptxid, id, delta from (
-      select k1 as fc, ${d0}::bigint as ts_ms, 0::ubigint as ptxid, 0::bigint as id, 0::bigint as delta
-        from (select k1 from ev where feature = 'fc.capacity' union select k1 from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')
-      union all
-      select k1, greatest(ts_ms, ${d0}), ptxid, version, num from updates where feature = 'fc.load' and k2 = '${yyyymmdd}')`);
-  await conn.run(`create table load_iv as
-    select fc, (sum(delta) over w)::bigint as load, ts_ms as from_ms, coalesce(lead(ts_ms) over w2, ${d1}) as to_ms
-      from ld window w as (partition by fc order by ts_ms, ptxid, id rows unbounded preceding),
-                     w2 as (partition by fc order by ts_ms, ptxid, id)`);
-  await copyToParquet(
-    conn,
-    `select fc, load, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to from load_iv where to_ms > from_ms order by fc, from_ms`,
-    path.join(staging, 'fc_load_history.parquet'),
-  );
-}
-
 /** 4. End-of-day state (what the next day starts from); returns the SKU·FC rows in it. */
-async function writeEndState({ conn, staging }: ExportRun): Promise<number> {
+async function writeEndState({ conn, staging, yyyymmdd }: ExportRun): Promise<number> {
   await conn.run(`create table state as
     select feature, k1, k2, num, code, version from ev
      qualify row_number() over (partition by feature, k1, k2 order by version desc) = 1`);
+  // The day's load at its end, as the badges take it: the last step of the fold in stream order.
+  await conn.run(`insert into state select 'fc.load', fc, ${sqlString(yyyymmdd)}, load, null, version from load_end`);
   await copyToParquet(
     conn,
     `select * from state where num is not null or code is not null order by feature, k1, k2`,
@@ -274,9 +258,7 @@ async function writeBadges({ conn, writer, staging, progress }: ExportRun): Prom
   ).getRows())
     capacity.set(String(fc), Number(num));
   const load = new Map<string, number>();
-  for (const [fc, l] of (
-    await conn.runAndReadAll(`select fc, last(load order by from_ms) from load_iv group by fc`)
-  ).getRows())
+  for (const [fc, l] of (await conn.runAndReadAll(`select k1, num from state where feature = 'fc.load'`)).getRows())
     load.set(String(fc), Number(l));
   const regions = new Map<string, RegionFc[]>();
   for (const [region, fc, rank] of (
@@ -367,7 +349,7 @@ type UpdateRow = [
 ];
 
 /** A feature update as a row of the `updates` table: keys, numeric or coded value, version. */
-function updateRow(u: Exclude<FeatureUpdate, { feature: 'fc.loadSet' }>, tsMs: bigint): UpdateRow {
+function updateRow(u: FeatureUpdate, tsMs: bigint): UpdateRow {
   switch (u.feature) {
     case 'sku.lifecycle':
       return [u.feature, u.sku, null, null, u.value, BigInt(u.version), BigInt(u.txid), tsMs];
@@ -379,5 +361,7 @@ function updateRow(u: Exclude<FeatureUpdate, { feature: 'fc.loadSet' }>, tsMs: b
       return [u.feature, u.region, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs];
     case 'fc.load':
       return [u.feature, u.fc, u.day, u.delta, null, BigInt(u.id), BigInt(u.txid), tsMs];
+    case 'fc.loadSet':
+      return [u.feature, u.fc, u.day, u.value, null, BigInt(u.id), BigInt(u.txid), tsMs];
   }
 }

@@ -1,10 +1,11 @@
 /**
  * The landing area and the nightly export, read back with DuckDB: every change once, contiguous
- * non-overlapping intervals, end-of-day badges equal to the online answers, identical re-runs,
- * and a killed export leaving no partial partition.
+ * non-overlapping intervals, end-of-day badges equal to the online answers, a load set honoured at
+ * its place in the stream, identical re-runs, and a killed export leaving no partial partition.
  */
 import { rewindCursor } from '../support/cursor';
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,7 +18,11 @@ import { names } from '../../config';
 import { advanceCursor, drainAppliedSnapshot, readCursor, readDelta } from '../../outbox';
 import { partitionDir } from '../../activities/export/export-day';
 import { createBadgeReader } from '../../serving/badge-reader';
-import { CatalogueSize, regionId, seedCatalogue } from '../../simulator/catalogue';
+import { rowsOfChunk } from '../../capture/chunk-rows';
+import { withTransaction } from '../../db/transaction';
+import { sourceBadges } from '../../reconcile/source-badges';
+import { FIELD } from '../../store/names';
+import { CatalogueSize, fcId, regionId, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { exportWorkflow } from '../../workflows';
 import {
@@ -61,6 +66,71 @@ function digest(folder: string): Record<string, string> {
   );
 }
 
+/** The day's load of `fc` as the badge rule counts it, from shop.orders. */
+async function sourceLoad(fc: string): Promise<number> {
+  const { rows } = await c.pool.query(
+    `select coalesce(sum(qty), 0)::int as n from shop.orders
+      where fc_id = $1 and status in ('placed', 'shipped')
+        and placed_at >= $2::timestamp at time zone 'UTC' and placed_at < ($2::timestamp + interval '1 day') at time zone 'UTC'`,
+    [fc, today],
+  );
+  return rows[0].n;
+}
+
+/**
+ * One FC's day as a refill under capture from the WAL leaves it (docs/capture.md): order deltas,
+ * an order the stream never carried (written with the capture triggers off, as changes lost with
+ * a slot are), the load set the refill then writes (the day's sum re-read from the source, made
+ * by capture/chunk-rows.ts), a load set of yesterday, and more deltas. The lost order brings the
+ * FC exactly to its capacity: only the set honoured at its place gives the day's load and badges.
+ */
+const refill = { fc: fcId(0), region: regionId(0), set: 0, yesterday: '' };
+async function refillOneFcDay(): Promise<void> {
+  const { fc } = refill;
+  // each step a few ms apart, so that each starts an interval of its own
+  const order = async (qty: number) => {
+    await sleep(5);
+    await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, $3, 'placed')`, [
+      skuId(0),
+      fc,
+      qty,
+    ]);
+  };
+  const loadSet = async (day: string, load: number) => {
+    await sleep(5);
+    const chunk = { id: '0', tbl: 'orders', keys: null, deleteAbsent: false, afterKey: day, snapshot: '' };
+    const [row] = rowsOfChunk(
+      { ...chunk, rows: [{ key: `${fc}|${day}`, image: { fc_id: fc, day, load } }] },
+      { excluded: new Set(), unseenOrders: [] },
+    )!;
+    await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ($1, $2, $3, $4::jsonb)`, [
+      row.tbl,
+      row.op,
+      row.key,
+      row.image,
+    ]);
+  };
+  const { rows } = await c.pool.query(`select daily_capacity from shop.fulfillment_centers where fc_id = $1`, [fc]);
+  await order(2);
+  await order(1);
+  const lost = rows[0].daily_capacity - (await sourceLoad(fc)) - 3; // 3: the deltas after the set
+  expect(lost).toBeGreaterThan(0);
+  await withTransaction(c.pool, async (client) => {
+    await client.query(`set local session_replication_role = replica`);
+    await client.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, $3, 'placed')`, [
+      skuId(0),
+      fc,
+      lost,
+    ]);
+  });
+  refill.set = await sourceLoad(fc);
+  await loadSet(today.replace(/-/g, ''), refill.set);
+  refill.yesterday = new Date(Date.parse(today) - 86_400_000).toISOString().slice(0, 10).replace(/-/g, '');
+  await loadSet(refill.yesterday, 99_999);
+  await order(1);
+  await order(2);
+}
+
 beforeAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
   await resetState(c);
@@ -68,6 +138,8 @@ beforeAll(async () => {
   await seedCatalogue(c.pool, size);
   await drainAll();
   await runTraffic(c.pool, { rate: 0, changes: 3000, connections: 4, seed: 31, size });
+  await drainAll();
+  await refillOneFcDay();
   await drainAll();
   for (;;) if (!(await acts.landChanges()).more) break;
   // A crash after landing but before the landing cursor moved lands the range again (here in
@@ -169,6 +241,51 @@ describe('nightly export', () => {
         );
       }
     }
+  });
+
+  it('honours a load set: the load restarts at it, later deltas add, and load and badges equal the store and the rule', async () => {
+    const { fc, region, set } = refill;
+    const day = today.replace(/-/g, '');
+    const truth = await sourceLoad(fc);
+    expect(Number(await c.redis.hget(c.keys.partitions[0].load(fc, day), FIELD.loadCount))).toBe(truth);
+    // the FC's day: the running load, then the set replacing it, then the two deltas after it
+    const history = await rows(
+      `select load from read_parquet(${file('fc_load_history.parquet')}) where fc = ${sqlString(fc)} order by valid_from`,
+    );
+    expect(history.slice(-3).map((h) => Number(h.load))).toEqual([set, set + 1, set + 3]);
+    expect(Number(history[history.length - 4].load)).toBeLessThan(set); // (the lost order is only in the set)
+    expect(set + 3).toBe(truth);
+    // the end of the day in state.parquet; no load set in it as a feature of its own
+    const state = await rows(
+      `select feature, k2, num from read_parquet(${file('state.parquet')}) where feature like 'fc.load%' and k1 = ${sqlString(fc)}`,
+    );
+    expect(state).toEqual([{ feature: 'fc.load', k2: day, num: BigInt(truth) }]);
+    // both sets are changes of the day, as written: op S on orders, the key (FC, day), the load
+    const sets = await rows(
+      `select tbl, op, key, image->>'load' as load from read_parquet(${file('changes.parquet')}) where op = 'S' order by txid, id`,
+    );
+    expect(sets).toEqual([
+      { tbl: 'orders', op: 'S', key: `${fc}|${day}`, load: String(set) },
+      { tbl: 'orders', op: 'S', key: `${fc}|${refill.yesterday}`, load: '99999' },
+    ]);
+    // The FC is its region's first and at capacity: no badge names it, though some SKU has stock
+    // there (by the deltas alone it would be below capacity and named), and the rule by SQL agrees.
+    const stocked = await rows(
+      `select count(*) as n from read_parquet(${file('state.parquet')}) a join read_parquet(${file('state.parquet')}) l
+          on l.feature = 'sku.lifecycle' and l.k1 = a.k1 and l.code = 'active'
+       where a.feature = 'sku.available' and a.k2 = ${sqlString(fc)} and a.num > 0`,
+    );
+    expect(Number(stocked[0].n)).toBeGreaterThan(0);
+    const exported = await rows(
+      `select sku, eligible, fc, reason from read_parquet(${file('badges.parquet')}) where region = ${sqlString(region)} order by sku`,
+    );
+    expect(exported.some((b) => b.fc === fc)).toBe(false);
+    const bySql = await sourceBadges(
+      c.pool,
+      region,
+      exported.map((b) => String(b.sku)),
+    );
+    expect(exported).toEqual(bySql);
   });
 
   it('a re-run replaces the partition with identical files', async () => {
