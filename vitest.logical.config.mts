@@ -23,13 +23,13 @@ export default defineConfig({
       'test/integration/lifecycle.test.ts',
       'test/integration/snapshot-delta.test.ts',
       'test/integration/drain-batch.test.ts',
-      'test/integration/truncate.test.ts',
       'test/integration/crash-and-load.test.ts',
       'test/integration/deletion-fence.test.ts',
       'test/integration/compaction.test.ts',
-      'test/integration/verify-tombstones.test.ts',
-      'test/integration/dead-letter-loads.test.ts',
       'test/integration/verify-under-traffic.test.ts',
+      // Not yet here (docs/capture.md, "Not done yet"): truncate, dead-letter-loads and
+      // verify-tombstones drive the trigger capture's own paths (its re-emit functions, a
+      // dead-lettered TRUNCATE, the trigger-mode verify) and need versions of their own.
     ],
     globalSetup: ['test/global-setup.ts'],
   },

@@ -4,7 +4,7 @@
  */
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import { restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
-import { LOGICAL_RUN, shopSession } from '../support/logical-run';
+import { LOGICAL_RUN, shopSession, trafficTarget } from '../support/logical-run';
 import { describe, expect, it } from 'vitest';
 import { usePipeline } from '../support/pipeline-fixture';
 import { compareSnapshots } from '../../reconcile/compare';
@@ -123,7 +123,13 @@ describe('compaction while the drain runs', () => {
     try {
       const size: CatalogueSize = { skus: 300, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 2 };
       await seedCatalogue(c.pool, size);
-      const traffic = runTraffic(c.pool, { rate: 1500, durationMs: 4000, connections: 4, seed: 5, size });
+      const traffic = runTraffic(trafficTarget(c.pool), {
+        rate: 1500,
+        durationMs: 4000,
+        connections: 4,
+        seed: 5,
+        size,
+      });
       let runs = 0;
       let deleted = 0;
       while (runs < 8) {

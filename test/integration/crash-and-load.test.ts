@@ -21,6 +21,7 @@ import {
   testClients,
 } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
+import { trafficTarget } from '../support/logical-run';
 
 const size: CatalogueSize = { skus: 400, fcs: 6, regions: 3, fcsPerRegion: 2, fcsPerSku: 3 };
 const { address, bundlePath } = sharedTestServer();
@@ -51,7 +52,7 @@ describe('under load', () => {
     });
     try {
       await seedCatalogue(c.pool, size);
-      const stats = await runTraffic(c.pool, { rate: 0, changes: 6000, connections: 8, seed: 7, size });
+      const stats = await runTraffic(trafficTarget(c.pool), { rate: 0, changes: 6000, connections: 8, seed: 7, size });
       expect(stats.changes).toBeGreaterThanOrEqual(6000);
       const left = await eventually(
         async () => ((await mismatches(c)).length === 0 ? 'synced' : null),
@@ -81,7 +82,13 @@ describe('worker killed mid-run', () => {
       args: [{ intervalMs: 60_000, idleWaitMs: 200, batchSize: 200 }],
     });
     try {
-      const traffic = runTraffic(c.pool, { rate: 1500, durationMs: 8000, connections: 6, seed: 11, size });
+      const traffic = runTraffic(trafficTarget(c.pool), {
+        rate: 1500,
+        durationMs: 8000,
+        connections: 6,
+        seed: 11,
+        size,
+      });
       // Kill it while it is busy: once it has applied something and work keeps arriving.
       const before = await eventually(
         async () => {

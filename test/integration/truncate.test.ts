@@ -17,6 +17,7 @@ import { backfillEverything } from '../support/backfill';
 import { recordingDivergences } from '../support/metrics';
 import { leaveTruncateDeadLetter } from '../support/source';
 import { pipelineClients, resetState, testClients } from '../support/env';
+import { trafficTarget } from '../support/logical-run';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const c = testClients({ STALE_AFTER_MS: '60000' });
@@ -46,7 +47,7 @@ describe('TRUNCATE', () => {
     'of shop.%s under traffic: the store is emptied, stale, then refilled equal to the source',
     async (table) => {
       const { acts, divergences } = await seededAndDrained();
-      await runTraffic(c.pool, { rate: 0, changes: 400, connections: 4, seed: 7, size });
+      await runTraffic(trafficTarget(c.pool), { rate: 0, changes: 400, connections: 4, seed: 7, size });
       for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
       expect(await mismatches()).toEqual([]);
       const reader = createBadgeReader({
@@ -59,9 +60,13 @@ describe('TRUNCATE', () => {
 
       // Traffic on four connections; a TRUNCATE in the middle, and rows written back after it.
       let trafficDone = false;
-      const traffic = runTraffic(c.pool, { rate: 600, durationMs: 2000, connections: 4, seed: 8, size }).then(
-        () => (trafficDone = true),
-      );
+      const traffic = runTraffic(trafficTarget(c.pool), {
+        rate: 600,
+        durationMs: 2000,
+        connections: 4,
+        seed: 8,
+        size,
+      }).then(() => (trafficDone = true));
       await sleep(600);
       await c.pool.query(`truncate shop.${table}`);
       if (table === 'inventory')

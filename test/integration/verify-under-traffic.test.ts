@@ -13,6 +13,7 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { resetState } from '../support/env';
+import { trafficTarget } from '../support/logical-run';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const { c, acts } = usePipeline('verify-traffic');
@@ -31,9 +32,13 @@ describe('scheduled verify under traffic', () => {
       while (!trafficDone) await acts.drainBatch({ owner, waitMs: 50 });
       for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') return;
     })();
-    const traffic = runTraffic(c.pool, { rate: 800, durationMs: 9000, connections: 4, seed: 41, size }).finally(
-      () => (trafficDone = true),
-    );
+    const traffic = runTraffic(trafficTarget(c.pool), {
+      rate: 800,
+      durationMs: 9000,
+      connections: 4,
+      seed: 41,
+      size,
+    }).finally(() => (trafficDone = true));
 
     await sleep(1000);
     for (let run = 0; run < 3; run++) {

@@ -18,6 +18,7 @@ import { CaptureSession } from '../../capture/capture-loop';
 import { parseLsn } from '../../capture/pgoutput';
 import { readCaptureProgress } from '../../outbox/capture-progress';
 import { withClient } from '../../scripts/lib/source-databases';
+import type { ShopDatabases } from '../../simulator/traffic';
 import { RoutedPool } from './routed-pool';
 import { TEST_DATABASE_URL } from './test-urls';
 import { SPLIT_SOURCE_CONFIG, splitSources, TEST_INVENTORY_URL, TEST_ORDERS_URL } from './split-sources';
@@ -111,6 +112,11 @@ export async function shopSession(pool: pg.Pool, home: 'inventory' | 'orders' = 
   const s = new pg.Client({ connectionString: TEST_DATABASE_URL, application_name: 'fresh-badges-test' });
   await s.connect();
   return s;
+}
+
+/** Where the simulator writes: in the logical run each service's tables into its own source database. */
+export function trafficTarget(pool: pg.Pool): ShopDatabases {
+  return pool instanceof RoutedPool ? { inventory: pool.inventory, orders: pool.orders } : pool;
 }
 
 /** This test file's capture (one per process: vitest runs each file in a process of its own). */
