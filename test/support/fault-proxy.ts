@@ -5,7 +5,9 @@
  *              server restart or a network partition with resets;
  *   blackhole()  connections stay open but nothing is forwarded (a partition without resets);
  *   latency(ms)  every chunk is delayed by ms in both directions;
- *   heal()     back to normal.
+ *   heal()     back to normal;
+ *   retarget(t)  every open connection is destroyed and new ones go to t (a failover behind a
+ *              stable address, as DNS or a virtual IP gives).
  */
 import net from 'node:net';
 
@@ -15,10 +17,12 @@ export interface FaultProxy {
   blackhole(): void;
   latency(ms: number): void;
   heal(): void;
+  retarget(target: { host: string; port: number }): void;
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
+export async function startFaultProxy(initial: { host: string; port: number }): Promise<FaultProxy> {
+  let target = initial;
   let mode: 'ok' | 'cut' | 'blackhole' = 'ok';
   let delayMs = 0;
   const pairs = new Set<[net.Socket, net.Socket]>();
@@ -70,6 +74,10 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     heal() {
       mode = 'ok';
       delayMs = 0;
+    },
+    retarget(to) {
+      target = to;
+      destroyAll();
     },
     async close() {
       destroyAll();

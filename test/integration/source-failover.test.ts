@@ -1,0 +1,137 @@
+/**
+ * A source database failing over to its standby (issue 23, point 6): the inventory database on a
+ * server of the test's own with a streaming standby (test/support/private-postgres.ts), reached
+ * through a stable address (a TCP proxy, as DNS or a virtual IP gives). The primary is shut down,
+ * the standby promoted and the address moved to it. PostgreSQL 15 does not carry logical slots to
+ * a standby: the capture finds its slot gone, creates one, marks the source lost and starts the
+ * refill (backfill-auto) by itself.
+ *  - A probe committed on the new primary before its slot existed is in no stream: no answer is
+ *    fresh as of after it without it, until the refill brings it.
+ *  - The store ends equal to the rule over both sources, and the lost mark is cleared.
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCaptureStatus } from '../../capture/capture-status';
+import { captureSources } from '../../capture/sources';
+import { createPool } from '../../db/pool';
+import { compareSnapshots } from '../../reconcile/compare';
+import { sourceFeatures } from '../../reconcile/source-features';
+import { storeFeatures } from '../../reconcile/store-features';
+import { createSourceDatabase } from '../../scripts/lib/source-databases';
+import { eventually, resetState, startDrain } from '../support/env';
+import { startFaultProxy } from '../support/fault-proxy';
+import { get } from '../support/http';
+import { usePipeline } from '../support/pipeline-fixture';
+import { PrivatePostgres } from '../support/private-postgres';
+import { dropSlotUnderCapture, readerUrl, startCaptureWorkflows, TEST_ORDERS_URL } from '../support/split-sources';
+import { TEST_DATABASE_URL } from '../support/test-urls';
+
+const STALE_AFTER_MS = 1_500;
+const SKUS = Array.from({ length: 30 }, (_, i) => `S-${i}`);
+const DB = 'fresh_badges_inventory';
+
+// Created before the worker starts: its configuration names the address.
+const primary = await PrivatePostgres.create('failover-primary');
+await createSourceDatabase({ url: primary.url(DB), tables: 'inventory', forCapture: true });
+const standby = await primary.standby();
+const address = await startFaultProxy({ host: '127.0.0.1', port: primary.port });
+const inventoryUrl = `postgres://postgres@127.0.0.1:${address.port}/${DB}`;
+const config = {
+  CAPTURE_MODE: 'logical',
+  CAPTURE_TICK_MS: '20',
+  INVENTORY_DATABASE_URL: readerUrl(inventoryUrl),
+  ORDERS_DATABASE_URL: readerUrl(TEST_ORDERS_URL),
+};
+
+describe('a source failing over to its standby', () => {
+  const f = usePipeline('source-failover', { worker: true, api: { staleAfterMs: STALE_AFTER_MS }, config });
+  let inventory: pg.Pool;
+  let orders: pg.Pool;
+  let captures: { stop(): Promise<void> } | null = null;
+  const sources = () => captureSources({ DATABASE_URL: TEST_DATABASE_URL, ...config });
+
+  beforeAll(async () => {
+    await createSourceDatabase({ url: TEST_ORDERS_URL, tables: 'orders', forCapture: true });
+    await f.c.pool.query(`delete from pipeline.capture_progress`);
+    await resetState(f.c);
+    inventory = createPool(inventoryUrl, 4);
+    orders = createPool(TEST_ORDERS_URL, 4);
+    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool, sources());
+    await startDrain(f.temporal.client, f.c.config, {
+      taskQueue: f.taskQueue,
+      workflowId: `drain-source-failover-${Date.now()}`,
+      args: [{ intervalMs: 60_000, idleWaitMs: 200 }],
+    });
+    await inventory.query(
+      `insert into shop.fulfillment_centers values ('FC-1', 'R1', 80, now()), ('FC-2', 'R1', 1000, now())`,
+    );
+    await inventory.query(`insert into shop.region_fc values ('R1', 'FC-1', 1), ('R1', 'FC-2', 2)`);
+    await inventory.query(`insert into shop.skus select unnest($1::text[]), 't', 'active', now()`, [SKUS]);
+    await inventory.query(`insert into shop.skus values ('PROBE', 't', 'paused', now())`);
+    await inventory.query(
+      `insert into shop.inventory select s, fc, 20, 0, now() from unnest($1::text[] || '{PROBE}') s, (values ('FC-1'), ('FC-2')) f(fc)`,
+      [SKUS],
+    );
+    await orders.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S-1', 'FC-1', 2, 'placed')`);
+    await storeEqualsRule();
+  }, 120_000);
+
+  afterAll(async () => {
+    await captures?.stop().catch(() => {});
+    await inventory?.end();
+    await orders?.end();
+    await address.close();
+    await standby.destroy();
+    await primary.destroy();
+    const ordersSlot = sources().find((s) => s.name === 'orders')!.slot;
+    await dropSlotUnderCapture(TEST_ORDERS_URL, ordersSlot).catch(() => {});
+    await f.c.pool.query(`delete from pipeline.capture_progress`);
+  });
+
+  const storeEqualsRule = () =>
+    eventually(
+      async () => {
+        const diff = compareSnapshots(
+          await sourceFeatures({ inventory, orders }),
+          await storeFeatures(f.c.redis, f.c.keys),
+        );
+        if (diff.length) throw new Error(`${diff.length} differences, e.g. ${JSON.stringify(diff.slice(0, 3))}`);
+        return true;
+      },
+      60_000,
+      'the store to equal the rule over both sources',
+    );
+  const badge = async (sku: string) => (await get(`${f.api.base}/v1/badges/${sku}?region=R1`)).body;
+
+  it('the slot gone with the old primary is created again, reads stay honest, the refill brings the store back', async () => {
+    // A planned failover: a clean shutdown sends the standby everything, then it is promoted.
+    address.cut();
+    await primary.stop('fast');
+    await standby.promote();
+    address.retarget({ host: '127.0.0.1', port: standby.port });
+    // Before the capture can reach the new primary (and create its slot there), a probe commits
+    // on it: the probe is in no slot's stream.
+    const direct = createPool(standby.url(DB), 1);
+    await direct.query(`update shop.skus set lifecycle = 'active' where sku_id = 'PROBE'`);
+    await direct.end();
+    const probeAt = Date.now();
+    address.heal();
+
+    const falseFresh: unknown[] = [];
+    await eventually(
+      async () => {
+        const b = await badge('PROBE');
+        if (b.stale || Date.parse(b.asOf) < probeAt) return null;
+        if (b.reason === 'paused') falseFresh.push(b); // fresh as of after the probe, without it
+        return b.reason !== 'paused';
+      },
+      60_000,
+      'a fresh answer with the probe',
+    );
+    expect(falseFresh).toEqual([]);
+    await storeEqualsRule();
+    const status = (await readCaptureStatus(f.c.config, f.c.pool)).find((s) => s.source === 'inventory')!;
+    expect(status.lostAtMs).toBeNull(); // cleared by the refill
+    expect(status.slotState).toMatchObject({ exists: true, active: true });
+  }, 120_000);
+});
