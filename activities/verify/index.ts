@@ -15,7 +15,7 @@ import { createWatermarkBackfill } from '../backfill/through-watermarks';
 
 type Log = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 
-export function createVerifyActivities(deps: {
+interface VerifyDeps {
   pool: pg.Pool;
   sourcePool: pg.Pool;
   redis: StoreRedis;
@@ -23,42 +23,43 @@ export function createVerifyActivities(deps: {
   config: Config;
   metrics?: DrainMetrics;
   log?: Log;
-}) {
-  /**
-   * The store against the sources, by the capture mode's view of them (reconcile/source-view.ts):
-   * under the trigger capture one snapshot of the source (its replica when configured), under
-   * capture from the WAL one per source database.
-   */
-  const verify = (opts: VerifyOptions): Promise<VerifyReport> => {
-    const onProgress = (checked: number) => heartbeat({ checkedSkus: checked });
-    const run = (view: Parameters<typeof verifyView>[0]) => verifyView(view, deps.redis, deps.keys, opts, onProgress);
-    return deps.config.CAPTURE_MODE === 'logical'
-      ? withLogicalView(captureSources(deps.config), deps.pool, run)
-      : withTriggerView(deps.sourcePool, deps.pool, run);
-  };
+}
 
-  /**
-   * Repairs through the pipeline's own paths (reconcile/repair.ts): rows re-read into the outbox by
-   * the capture mode's source reader, loads recomputed whole (as a backfill does).
-   */
-  const repair = async (plan: ReturnType<typeof planRepairs>) => {
-    const reemitted = plan.rows.length
-      ? await sourceRowsFor(deps.config, deps.pool).refresh(plan.rows, { deleteAbsent: true })
-      : { refreshed: 0, deleted: 0 };
-    let counters = 0;
-    if (plan.loads)
-      counters =
-        deps.config.CAPTURE_MODE === 'logical'
-          ? (await createWatermarkBackfill(deps).loads()).counters
-          : (await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, applyOptions(deps.config)))
-              .counters;
-    return { reemitted, counters };
-  };
+/**
+ * The store against the sources, by the capture mode's view of them (reconcile/source-view.ts):
+ * under the trigger capture one snapshot of the source (its replica when configured), under
+ * capture from the WAL one per source database.
+ */
+function verifyAgainstSources(deps: VerifyDeps, opts: VerifyOptions): Promise<VerifyReport> {
+  const onProgress = (checked: number) => heartbeat({ checkedSkus: checked });
+  const run = (view: Parameters<typeof verifyView>[0]) => verifyView(view, deps.redis, deps.keys, opts, onProgress);
+  return deps.config.CAPTURE_MODE === 'logical'
+    ? withLogicalView(captureSources(deps.config), deps.pool, run)
+    : withTriggerView(deps.sourcePool, deps.pool, run);
+}
 
+/**
+ * Repairs through the pipeline's own paths (reconcile/repair.ts): rows re-read into the outbox by
+ * the capture mode's source reader, loads recomputed whole (as a backfill does).
+ */
+async function repairThroughOutbox(deps: VerifyDeps, plan: ReturnType<typeof planRepairs>) {
+  const reemitted = plan.rows.length
+    ? await sourceRowsFor(deps.config, deps.pool).refresh(plan.rows, { deleteAbsent: true })
+    : { refreshed: 0, deleted: 0 };
+  let counters = 0;
+  if (plan.loads)
+    counters =
+      deps.config.CAPTURE_MODE === 'logical'
+        ? (await createWatermarkBackfill(deps).loads()).counters
+        : (await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, applyOptions(deps.config))).counters;
+  return { reemitted, counters };
+}
+
+export function createVerifyActivities(deps: VerifyDeps) {
   return {
     /** Reconciles the store against the sources; see reconcile/verify.ts. */
     async verifyStore(input: VerifyOptions) {
-      return verify({ loadTtlS: deps.config.LOAD_TTL_S, ...input });
+      return verifyAgainstSources(deps, { loadTtlS: deps.config.LOAD_TTL_S, ...input });
     },
 
     /**
@@ -68,7 +69,7 @@ export function createVerifyActivities(deps: {
      * the outbox (reconcile/repair.ts). Cheap enough to leave on: a few hundred keyed reads.
      */
     async verifyAndRepair(input: { sample: number; badgeSkus?: number; settleMs?: number }) {
-      const report = await verify({
+      const report = await verifyAgainstSources(deps, {
         sample: input.sample,
         badgeSkus: input.badgeSkus ?? 50,
         settleMs: input.settleMs ?? 30_000,
@@ -85,7 +86,7 @@ export function createVerifyActivities(deps: {
         });
       }
       const plan = planRepairs(report.mismatches);
-      const { reemitted, counters } = await repair(plan);
+      const { reemitted, counters } = await repairThroughOutbox(deps, plan);
       const repairs = reemitted.refreshed + reemitted.deleted + (plan.loads ? 1 : 0);
       if (repairs)
         deps.log?.(
