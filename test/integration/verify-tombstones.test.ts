@@ -1,7 +1,9 @@
-/** Verify does not report a discontinued SKU whose tombstone expired (issue 11): gone by design. */
+/**
+ * Verify does not report a discontinued SKU whose tombstone expired (issue 11): gone by design.
+ * Through the activity, so the logical run compares against the source databases' own view.
+ */
 import { describe, expect, it } from 'vitest';
 import { usePipeline } from '../support/pipeline-fixture';
-import { verifyStore } from '../../reconcile/verify';
 import { eventually, resetState } from '../support/env';
 
 const { c, acts } = usePipeline('verify-tombstones', { config: { TOMBSTONE_TTL_S: '1' } });
@@ -19,10 +21,10 @@ describe('verify and expired tombstones', () => {
     await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'GONE'`);
     for (;;) if ((await acts.drainBatch({ owner: 'verify-test' })).outcome === 'idle') break;
     await eventually(async () => (await c.redis.exists(c.keys.sku('GONE'))) === 0, 10_000, 'the tombstone to expire');
-    const clean = await verifyStore(c.pool, c.redis, c.keys, { badgeSkus: 10, settleMs: 1000 });
+    const clean = await acts.verifyStore({ badgeSkus: 10, settleMs: 1000 });
     expect(clean.mismatches).toEqual([]);
     await c.redis.hset(c.keys.sku('LIVE'), '#', 'p|999999'); // a wrong value is still found
-    const wrong = await verifyStore(c.pool, c.redis, c.keys, { badgeSkus: 10, settleMs: 1000 });
+    const wrong = await acts.verifyStore({ badgeSkus: 10, settleMs: 1000 });
     expect(wrong.mismatches.map((m) => `${m.feature}:${m.key}`)).toContain('lifecycle:LIVE');
   });
 });
