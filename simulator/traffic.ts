@@ -3,9 +3,15 @@
  * reserve in one transaction), shipping, cancelling, restocking, capacity and lifecycle changes.
  * Several connections run at once, so transactions commit out of id order, as in production.
  * The rules here mirror what the order service does; the pipeline never assumes them.
+ *
+ * It writes into one database holding every shop table (a pool), or, given two pools, into the
+ * inventory service's database (skus, fulfillment_centers, region_fc, inventory) and the order
+ * service's (orders) as those two services would: placing an order reserves the stock in one and
+ * inserts the order in the other, two transactions; shipping or cancelling updates the order, then
+ * releases the stock.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type pg from 'pg';
+import pg from 'pg';
 import { CatalogueSize, fcId, skuFcIndexes, skuId } from './catalogue';
 
 export interface TrafficOptions {
@@ -48,13 +54,29 @@ interface OpenOrder {
   orderId: string;
 }
 
-type Op = { kind: string; changes: number; run: (c: pg.Pool) => Promise<boolean> };
+/** Where the traffic writes: one database with every shop table, or the inventory service's and the order service's. */
+export type ShopDatabases = pg.Pool | { inventory: pg.Pool; orders: pg.Pool };
 
-/** An operation that updates one row: it happened when the row was there. */
+/** The pools behind ShopDatabases: `split` when the orders live in a database of their own. */
+interface Shop {
+  inventory: pg.Pool;
+  orders: pg.Pool;
+  split: boolean;
+}
+
+function shopOf(db: ShopDatabases): Shop {
+  // (any pg.Pool is one database to the traffic, whatever else it carries)
+  if (db instanceof pg.Pool) return { inventory: db, orders: db, split: false };
+  return { inventory: db.inventory, orders: db.orders, split: true };
+}
+
+type Op = { kind: string; changes: number; run: (shop: Shop) => Promise<boolean> };
+
+/** An operation that updates one row of the inventory service's tables: it happened when the row was there. */
 const oneRowUpdate = (kind: string, sql: string, params: unknown[]): Op => ({
   kind,
   changes: 1,
-  run: async (c) => ((await c.query(sql, params)).rowCount ?? 0) > 0,
+  run: async (shop) => ((await shop.inventory.query(sql, params)).rowCount ?? 0) > 0,
 });
 
 /** What choosing the next operation draws on: the seeded generator, the catalogue, the orders still open. */
@@ -72,24 +94,52 @@ function randomStock(w: Workload): { sku: string; fc: string } {
   return { sku: skuId(i), fc: fcId(fcs[w.pick(fcs.length)]) };
 }
 
-/** Places an order: insert + reserve in one statement, only when the stock is there. */
+const RESERVE = `update shop.inventory set reserved = reserved + $3, updated_at = now()
+                  where sku_id = $1 and fc_id = $2 and on_hand - reserved >= $3`;
+
+/**
+ * Places an order, only when the stock is there: insert + reserve in one statement, or with the
+ * orders apart, the reservation and then the order in its own database.
+ */
 function placeOp(w: Workload): Op {
   const { sku, fc } = randomStock(w);
   const qty = 1 + w.pick(3);
   return {
     kind: 'place',
     changes: 2,
-    run: async (c) => {
-      const r = await c.query(
-        `with inv as (update shop.inventory set reserved = reserved + $3, updated_at = now()
-                       where sku_id = $1 and fc_id = $2 and on_hand - reserved >= $3 returning 1)
+    run: async (shop) => {
+      const params = [sku, fc, qty];
+      if (shop.split && !(await shop.inventory.query(RESERVE, params)).rowCount) return false;
+      const r = await shop.orders.query(
+        shop.split
+          ? `insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, $3, 'placed') returning order_id`
+          : `with inv as (${RESERVE} returning 1)
          insert into shop.orders (sku_id, fc_id, qty, status) select $1, $2, $3, 'placed' from inv returning order_id`,
-        [sku, fc, qty],
+        params,
       );
       if (r.rowCount) w.open.push({ orderId: r.rows[0].order_id });
       return (r.rowCount ?? 0) > 0;
     },
   };
+}
+
+/** The stock an order held: released, and on shipping taken from on hand. */
+const RELEASE = {
+  ship: `update shop.inventory set reserved = reserved - $3, on_hand = on_hand - $3, updated_at = now()
+          where sku_id = $1 and fc_id = $2`,
+  cancel: `update shop.inventory set reserved = reserved - $3, updated_at = now() where sku_id = $1 and fc_id = $2`,
+};
+
+/** With the orders apart: the order's status in its database, then its stock in the inventory's. */
+async function settleSplit(shop: Shop, orderId: string, ship: boolean): Promise<boolean> {
+  const o = await shop.orders.query(
+    `update shop.orders set status = $2 where order_id = $1 and status = 'placed' returning sku_id, fc_id, qty`,
+    [orderId, ship ? 'shipped' : 'cancelled'],
+  );
+  if (!o.rowCount) return false;
+  const { sku_id, fc_id, qty } = o.rows[0];
+  const r = await shop.inventory.query(ship ? RELEASE.ship : RELEASE.cancel, [sku_id, fc_id, qty]);
+  return (r.rowCount ?? 0) > 0;
 }
 
 /** Ships or cancels one open order, releasing its reservation (and, shipped, its stock). */
@@ -98,8 +148,9 @@ function settleOp(w: Workload, ship: boolean): Op {
   return {
     kind: ship ? 'ship' : 'cancel',
     changes: 2,
-    run: async (c) => {
-      const r = await c.query(
+    run: async (shop) => {
+      if (shop.split) return settleSplit(shop, order.orderId, ship);
+      const r = await shop.orders.query(
         ship
           ? `with o as (update shop.orders set status = 'shipped' where order_id = $1 and status = 'placed' returning sku_id, fc_id, qty)
              update shop.inventory i set reserved = i.reserved - o.qty, on_hand = i.on_hand - o.qty, updated_at = now()
@@ -189,7 +240,8 @@ function progressReporter(opts: TrafficOptions, stats: TrafficStats, started: nu
   };
 }
 
-export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<TrafficStats> {
+export async function runTraffic(databases: ShopDatabases, opts: TrafficOptions): Promise<TrafficStats> {
+  const shop = shopOf(databases);
   const random = rng(opts.seed);
   const workload: Workload = { random, pick: (n) => Math.floor(random() * n), size: opts.size, open: [] };
   const stats: TrafficStats = { operations: 0, changes: 0, failed: 0, elapsedMs: 0, byKind: {} };
@@ -210,7 +262,7 @@ export async function runTraffic(pool: pg.Pool, opts: TrafficOptions): Promise<T
       if (wait > 0) await sleep(wait);
       stats.changes += op.changes;
       try {
-        countRun(stats, op, await op.run(pool));
+        countRun(stats, op, await op.run(shop));
       } catch (err) {
         countFailure(stats, op, err);
       }
