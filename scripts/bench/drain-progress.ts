@@ -62,12 +62,16 @@ export async function settlePipeline(b: Bench, landing: ScheduleHandle, vacuum: 
  * every source change committed before this call: a completed batch whose snapshot time (`asOf`;
  * under capture from the WAL bounded by every source's coverage) is at or after it.
  */
-export async function secondsUntilCaughtUp(b: Bench, tResume: number): Promise<number> {
+export async function secondsUntilCaughtUp(b: Bench, tResume: number, timeoutS = Infinity): Promise<number> {
   // (a cheap poll of the cursor; counting the backlog every 100 ms would itself load PostgreSQL)
   const resumedAt = Date.now();
   for (;;) {
     const cursor = await readCursor(b.pool, names.drainConsumer);
     if (cursor.to === null && (cursor.fromAt ?? 0) >= resumedAt) return (performance.now() - tResume) / 1000;
+    if (Date.now() - resumedAt > timeoutS * 1000)
+      throw new Error(
+        `the pipeline did not catch up within ${timeoutS} s (is capture or the drain failing? see the worker's log)`,
+      );
     await sleep(20);
   }
 }

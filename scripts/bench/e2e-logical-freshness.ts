@@ -1,0 +1,111 @@
+/**
+ * Section 1 of `npm run bench:e2e-logical`: freshness through the slots under sustained load from
+ * the split simulator and from pgbench per source, with a write transaction held open on each
+ * source for the whole section.
+ */
+import { readSlot } from '../../capture/slot';
+import { regionId } from '../../simulator/catalogue';
+import { runTraffic } from '../../simulator/traffic';
+import { masterNodes } from '../../store/redis-client';
+import { withClient } from '../lib/source-databases';
+import { cpuBetween, sampleCpu } from './cpu';
+import { secondsUntilCaughtUp } from './drain-progress';
+import type { Freshness, LogicalFreshnessRun, LogicalRun, Options } from './e2e-logical-types';
+import { HELD_PROBE, HeldTransaction, holdOpenTransaction, holdOpenWrite, probeUnderLoad } from './freshness-probes';
+import { LOGICAL_INVENTORY_URL, LOGICAL_ORDERS_URL, LogicalBench } from './logical-env';
+import { runPgbench } from './pgbench-load';
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** A write transaction held open on each source: a SKU row updated, an order inserted. */
+async function holdOpenOnEachSource(lb: LogicalBench): Promise<HeldTransaction> {
+  const inventory = await holdOpenTransaction({ pool: lb.inventory }, HELD_PROBE);
+  const orders = await holdOpenWrite(
+    lb.orders,
+    `insert into shop.orders (sku_id, fc_id, qty, status) values ($1, 'FC-000', 1, 'placed')`,
+    [HELD_PROBE],
+  );
+  return {
+    async release() {
+      await inventory.release();
+      await orders.release();
+    },
+  };
+}
+
+/** pgbench against each source, half the rate each (inventory reservations; order inserts); the achieved changes/s. */
+async function pgbenchOnBoth(run: LogicalRun, rate: number, seconds: number): Promise<number> {
+  const common = { seconds, skus: run.actual.skus, fcs: run.actual.fcs, clients: 8 };
+  const [inventory, orders] = await Promise.all([
+    runPgbench({ ...common, databaseUrl: LOGICAL_INVENTORY_URL, workload: 'inventory-reserve', changesPerS: rate / 2 }),
+    runPgbench({ ...common, databaseUrl: LOGICAL_ORDERS_URL, workload: 'order-insert', changesPerS: rate / 2 }),
+  ]);
+  return inventory.changesPerS + orders.changesPerS;
+}
+
+/** One rate: probes while the load runs, the CPU it took, and how long the pipeline needed to catch up after it. */
+async function probeRun(
+  run: LogicalRun,
+  seconds: number,
+  spec: { source: string; rate: number },
+  startLoad: () => Promise<number>,
+): Promise<LogicalFreshnessRun> {
+  const { lb, pipeline } = run;
+  log(
+    `freshness at ${spec.rate} changes/s (${spec.source}, a write transaction held open on each source) for ${seconds} s ...`,
+  );
+  const vouched: number[] = [];
+  const redis = masterNodes(lb.redis);
+  const cpu0 = await sampleCpu(pipeline.pids, redis);
+  const r = await probeUnderLoad(
+    { pool: lb.inventory },
+    pipeline.apiPort,
+    seconds,
+    { ...spec, open: true },
+    startLoad,
+    {
+      vouched,
+      region: regionId(0),
+    },
+  );
+  const cpu1 = await sampleCpu(pipeline.pids, redis);
+  const tEnd = performance.now();
+  const caughtUpAfter = await secondsUntilCaughtUp(lb, tEnd, 300);
+  return { ...r, vouched, caughtUpAfter, cpu: cpuBetween(cpu0, cpu1) };
+}
+
+/** WAL each source's slot keeps now (bytes). */
+async function retainedWal(lb: LogicalBench): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const s of lb.sources)
+    out[s.name] = await withClient(lb.ownerUrl[s.name]!, async (c) => (await readSlot(c, s.slot)).retainedBytes);
+  return out;
+}
+
+/** 1. Freshness at each simulator rate, then each pgbench rate, with a transaction held open on each source throughout. */
+export async function measureFreshness(run: LogicalRun, o: Options): Promise<Freshness> {
+  const { lb, actual } = run;
+  const runs: LogicalFreshnessRun[] = [];
+  const held = await holdOpenOnEachSource(lb);
+  let retained: Record<string, number>;
+  try {
+    for (const rate of o.rates) {
+      const simulator = () =>
+        runTraffic(
+          { inventory: lb.inventory, orders: lb.orders },
+          { rate, durationMs: o.seconds * 1000, connections: 8, seed: rate, size: actual },
+        ).then((stats) => stats.changes / (stats.elapsedMs / 1000));
+      runs.push(await probeRun(run, o.seconds, { source: 'simulator (split)', rate }, simulator));
+    }
+    for (const rate of o.pgbenchRates)
+      runs.push(
+        await probeRun(run, o.seconds, { source: 'pgbench per source', rate }, () =>
+          pgbenchOnBoth(run, rate, o.seconds),
+        ),
+      );
+    retained = await retainedWal(lb);
+  } finally {
+    await held.release();
+  }
+  return { runs, retained };
+}
