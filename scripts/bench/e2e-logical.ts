@@ -19,12 +19,17 @@
  * scripts/bench/logical-env.ts), Redis db 14 (prefix fbl:) and its own Temporal server, and drops
  * its replication slots at the end, on an error and on Ctrl-C.
  */
+import path from 'node:path';
 import { ScheduleHandle } from '@temporalio/client';
 import { Command } from 'commander';
 import { Config, names } from '../../config';
 import { CatalogueSize, readCatalogueSize } from '../../simulator/catalogue';
 import { captureScheduleIds } from '../lib/schedules';
 import { positiveInt } from '../lib/cli-args';
+import { withDatabase } from '../lib/source-databases';
+import { DATA_DIR } from '../lib/temporal-server';
+import { BENCH_DATABASE_URL } from './bench-env';
+import { recordPipelinePids, startSlotGuard } from './slot-guard';
 import { settlePipeline, secondsUntilCaughtUp } from './drain-progress';
 import { measureFreshness } from './e2e-logical-freshness';
 import { measureCatchUp } from './e2e-logical-catch-up';
@@ -43,6 +48,8 @@ import { BenchPipeline, startBenchPipeline } from './processes';
 import type { LogicalLimits, LogicalRun, Options } from './e2e-logical-types';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
+const ADMIN_URL = withDatabase(BENCH_DATABASE_URL, 'postgres');
+const PIDS_FILE = path.join(DATA_DIR, 'bench', 'e2e-logical.pids');
 
 function parseOptions(): Options {
   const list = (v: string) => v.split(',').filter(Boolean).map(Number);
@@ -130,16 +137,31 @@ async function main(): Promise<void> {
   const o = parseOptions();
   const config = logicalBenchConfig({ DRAIN_BATCH_SIZE: '5000', CAPTURE_TICK_MS: String(o.tickMs) });
   const lb = await openLogicalBench(config);
+  // if this process is killed outright, the guard stops the pipeline and drops the slots
+  startSlotGuard(
+    ADMIN_URL,
+    PIDS_FILE,
+    lb.sources.map((s) => s.slot),
+  );
   let pipeline: BenchPipeline | undefined;
   const cleanup = cleanupOnce(lb, () => pipeline);
+  // (`on`, not `once`: a second Ctrl-C while cleaning up must not end the process halfway)
   for (const signal of ['SIGINT', 'SIGTERM'] as const)
-    process.once(signal, () => {
+    process.on(signal, () => {
       log(`bench: ${signal}: stopping the pipeline and dropping the replication slots ...`);
       void cleanup(false).finally(() => process.exit(130));
     });
+  // whatever else fails, the slots go too
+  process.on('unhandledRejection', (err) => {
+    log(`bench: ${(err as Error)?.stack ?? err}`);
+    void cleanup(false).finally(() => process.exit(1));
+  });
   let report: Awaited<ReturnType<typeof runPhases>> | undefined;
   try {
-    report = await runPhases(lb, config, o, (p) => (pipeline = p));
+    report = await runPhases(lb, config, o, (p) => {
+      pipeline = p;
+      recordPipelinePids(PIDS_FILE, Object.values(p.pids));
+    });
   } finally {
     await cleanup(report !== undefined);
   }

@@ -157,10 +157,15 @@ export async function probeUnderLoad(
 ): Promise<FreshnessRun> {
   const held = opts.hold ? await opts.hold() : null;
   const load = startLoad();
-  const samples = await probeFreshness(shop, apiPort, seconds * 1000, PROBES, opts.region, opts.vouched);
-  const achieved = await load;
-  await held?.release();
-  return { ...spec, achieved, samples };
+  // A load that fails while the probes run is reported by the `await load` below, not as an
+  // unhandled rejection that ends the process before it can clean up.
+  load.catch(() => undefined);
+  try {
+    const samples = await probeFreshness(shop, apiPort, seconds * 1000, PROBES, opts.region, opts.vouched);
+    return { ...spec, achieved: await load, samples };
+  } finally {
+    await held?.release();
+  }
 }
 
 export const FRESHNESS_HEADERS = [

@@ -30,8 +30,8 @@ export interface BenchPipeline {
   temporal: Client;
   /** The drain's schedule (triggered once at start). */
   schedule: ScheduleHandle;
-  /** The process ids of the worker (drain, and capture from the WAL), the batch worker and the read API. */
-  pids: { worker: number; batchWorker: number; api: number };
+  /** The process ids of the worker (drain, and capture from the WAL), the batch worker, the read API and Temporal. */
+  pids: { worker: number; batchWorker: number; api: number; temporal: number };
   stop(): Promise<void>;
 }
 
@@ -100,7 +100,13 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
       await temporal.schedule.getHandle(drainScheduleIdOf(s)).trigger(ScheduleOverlapPolicy.SKIP);
     await triggerCaptures(temporal, config);
     const [worker, batchWorker, api] = children.map((c) => c.pid!);
-    return { apiPort, temporal, schedule, pids: { worker: worker!, batchWorker: batchWorker!, api: api! }, stop };
+    return {
+      apiPort,
+      temporal,
+      schedule,
+      pids: { worker: worker!, batchWorker: batchWorker!, api: api!, temporal: server.pid },
+      stop,
+    };
   } catch (err) {
     console.error(`bench: the pipeline did not start: ${(err as Error).stack}`);
     await stop();
