@@ -21,16 +21,25 @@ export function processCpuSeconds(pid: number): number {
 
 /** CPU seconds used by all postgres processes (from /proc), to show the load on the database server. */
 export function postgresCpuSeconds(): number {
-  let seconds = 0;
+  let all = 0;
+  for (const p of postgresProcesses().values()) all += p.seconds;
+  return all;
+}
+
+/** Each postgres process running now: its CPU seconds and whether it is a walsender (logical decoding). */
+export function postgresProcesses(): Map<number, { seconds: number; walsender: boolean }> {
+  const out = new Map<number, { seconds: number; walsender: boolean }>();
   for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue;
-      seconds += processCpuSeconds(Number(pid));
+      // the process title: "postgres: [cluster: ]walsender <user> <host> <command>"
+      const walsender = /^postgres: (\S+: )?walsender /.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+      out.set(Number(pid), { seconds: processCpuSeconds(Number(pid)), walsender });
     } catch {
       // process went away
     }
   }
-  return seconds;
+  return out;
 }
 
 /** The whole machine's busy CPU seconds (every core, everything but idle and iowait) and its cores. */
@@ -54,11 +63,11 @@ export async function redisCpuSeconds(nodes: Redis[]): Promise<number> {
   return seconds;
 }
 
-/** One reading of every part's CPU seconds: the named processes, PostgreSQL, Redis, the machine. */
+/** One reading of every part's CPU seconds: the named processes, PostgreSQL's, Redis, the machine. */
 export interface CpuSample {
   at: number;
   processes: Record<string, number>;
-  postgres: number;
+  postgres: ReturnType<typeof postgresProcesses>;
   redis: number;
   machine: number;
   cores: number;
@@ -70,7 +79,7 @@ export async function sampleCpu(pids: Record<string, number>, redis: Redis[]): P
   return {
     at: performance.now(),
     processes,
-    postgres: postgresCpuSeconds(),
+    postgres: postgresProcesses(),
     redis: await redisCpuSeconds(redis),
     machine: busy,
     cores,
@@ -78,11 +87,34 @@ export async function sampleCpu(pids: Record<string, number>, redis: Redis[]): P
 }
 
 /** CPU seconds each part used between two samples, and the wall-clock seconds between them. */
-export function cpuBetween(a: CpuSample, b: CpuSample): Omit<CpuSample, 'at'> & { seconds: number } {
+export interface CpuUse {
+  seconds: number;
+  processes: Record<string, number>;
+  /**
+   * PostgreSQL's processes alive at the second sample (a backend that ended before it, such as
+   * pgbench's when its run is over, is missing: the machine's figure has it).
+   */
+  postgres: number;
+  /** The walsenders among them: logical decoding for capture. */
+  walsenders: number;
+  redis: number;
+  machine: number;
+  cores: number;
+}
+
+export function cpuBetween(a: CpuSample, b: CpuSample): CpuUse {
+  let postgres = 0;
+  let walsenders = 0;
+  for (const [pid, p] of b.postgres) {
+    const used = p.seconds - (a.postgres.get(pid)?.seconds ?? 0);
+    postgres += used;
+    if (p.walsender) walsenders += used;
+  }
   return {
     seconds: (b.at - a.at) / 1000,
     processes: Object.fromEntries(Object.keys(b.processes).map((k) => [k, b.processes[k]! - (a.processes[k] ?? 0)])),
-    postgres: b.postgres - a.postgres,
+    postgres,
+    walsenders,
     redis: b.redis - a.redis,
     machine: b.machine - a.machine,
     cores: b.cores,

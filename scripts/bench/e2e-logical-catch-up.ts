@@ -7,6 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { readSlot } from '../../capture/slot';
 import { masterNodes } from '../../store/redis-client';
 import { stopCaptureRuns } from '../lib/capture-mode';
 import { withClient } from '../lib/source-databases';
@@ -18,6 +19,26 @@ import { outboxScanRowsPerS, slotDecodeChangesPerS } from './machine-limits';
 import { int } from './stats';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/**
+ * Until each slot's restart point is near its end again (under 64 MiB of WAL kept, 60 s at most).
+ * The section before held a transaction open on each source, which holds a slot's restart point
+ * where it began; a capture that starts again decodes from there. Without this the resumed capture
+ * would decode that section's WAL again before reaching the backlog. A CHECKPOINT logs the running
+ * transactions, which lets the restart point move once capture confirms past it.
+ */
+async function untilSlotsRestartNearEnd(lb: LogicalBench): Promise<Record<string, number>> {
+  await lb.pool.query('checkpoint');
+  const kept: Record<string, number> = {};
+  for (let i = 0; i < 600; i++) {
+    for (const s of lb.sources)
+      kept[s.name] = await withClient(lb.ownerUrl[s.name]!, async (c) => (await readSlot(c, s.slot)).retainedBytes);
+    if (Object.values(kept).every((b) => b < 64 * 1024 * 1024)) break;
+    if (i % 100 === 99) await lb.pool.query('checkpoint');
+    await sleep(100);
+  }
+  return kept;
+}
 
 /** Capture stopped: its schedules paused, its runs signalled to stop and finished, each slot idle. */
 async function pauseCapture(run: LogicalRun): Promise<void> {
@@ -129,7 +150,7 @@ async function resumeAndTime(run: LogicalRun) {
   const { lb, pipeline } = run;
   const before = await capturedRows(lb);
   const redis = masterNodes(lb.redis);
-  const cpu0 = await sampleCpu(pipeline.pids, redis);
+  const cpu0 = await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis);
   const tResume = performance.now();
   for (const h of run.captures) {
     await h.unpause('benchmark: catch-up');
@@ -139,7 +160,7 @@ async function resumeAndTime(run: LogicalRun) {
     secondsUntilCovered(lb, tResume),
     secondsUntilCaughtUp(lb, tResume, 900),
   ]);
-  const cpu = cpuBetween(cpu0, await sampleCpu(pipeline.pids, redis));
+  const cpu = cpuBetween(cpu0, await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis));
   const after = await capturedRows(lb);
   const fresh = await secondsUntilFresh(pipeline.apiPort, tResume);
   const captured = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
@@ -149,6 +170,8 @@ async function resumeAndTime(run: LogicalRun) {
 /** 2. Catch-up of a slot backlog written while capture is paused. */
 export async function measureCatchUp(run: LogicalRun, o: Options): Promise<CatchUp> {
   const { lb } = run;
+  log('catch-up: waiting for the slots to let go of the WAL of the section before ...');
+  const keptAtPause = await untilSlotsRestartNearEnd(lb);
   log(`catch-up: pausing capture and writing ${int(o.backlog)} changes into the two sources ...`);
   await pauseCapture(run);
   // The pipeline's own speed: the landing consumer waits until the catch-up is measured.
@@ -164,5 +187,5 @@ export async function measureCatchUp(run: LogicalRun, o: Options): Promise<Catch
   log('  outbox scan limit over the backlog ...');
   await lb.pool.query('analyze pipeline.outbox');
   const scan = await outboxScanRowsPerS(lb.pool);
-  return { written, writeSeconds, decode, ...timed, scanRowsPerS: scan.rowsPerS };
+  return { written, writeSeconds, keptAtPause, decode, ...timed, scanRowsPerS: scan.rowsPerS };
 }

@@ -3,6 +3,7 @@
  * the split simulator and from pgbench per source, with a write transaction held open on each
  * source for the whole section.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readSlot } from '../../capture/slot';
 import { regionId } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
@@ -56,7 +57,7 @@ async function probeRun(
   );
   const vouched: number[] = [];
   const redis = masterNodes(lb.redis);
-  const cpu0 = await sampleCpu(pipeline.pids, redis);
+  const cpu0 = await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis);
   const r = await probeUnderLoad(
     { pool: lb.inventory },
     pipeline.apiPort,
@@ -68,11 +69,14 @@ async function probeRun(
       region: regionId(0),
     },
   );
-  const cpu1 = await sampleCpu(pipeline.pids, redis);
+  const cpu1 = await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis);
   const tEnd = performance.now();
   const caughtUpAfter = await secondsUntilCaughtUp(lb, tEnd, 300);
   return { ...r, vouched, caughtUpAfter, cpu: cpuBetween(cpu0, cpu1) };
 }
+
+/** No load for `seconds`: the probes alone (what freshness through the slots is without load, and the rig's own CPU). */
+const idle = (seconds: number) => () => sleep(seconds * 1000).then(() => 0);
 
 /** WAL each source's slot keeps now (bytes). */
 async function retainedWal(lb: LogicalBench): Promise<Record<string, number>> {
@@ -89,11 +93,14 @@ export async function measureFreshness(run: LogicalRun, o: Options): Promise<Fre
   const held = await holdOpenOnEachSource(lb);
   let retained: Record<string, number>;
   try {
+    if (o.idleSeconds > 0)
+      runs.push(await probeRun(run, o.idleSeconds, { source: 'none (probes only)', rate: 0 }, idle(o.idleSeconds)));
     for (const rate of o.rates) {
       const simulator = () =>
         runTraffic(
           { inventory: lb.inventory, orders: lb.orders },
-          { rate, durationMs: o.seconds * 1000, connections: 8, seed: rate, size: actual },
+          // (16 connections: an order is two transactions here, one per database)
+          { rate, durationMs: o.seconds * 1000, connections: 16, seed: rate, size: actual },
         ).then((stats) => stats.changes / (stats.elapsedMs / 1000));
       runs.push(await probeRun(run, o.seconds, { source: 'simulator (split)', rate }, simulator));
     }

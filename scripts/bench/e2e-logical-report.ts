@@ -35,6 +35,20 @@ function printLimits({ actual, limits, catchUp }: Report): void {
 
 const cpuShare = (cpu: CpuUse) => `${((cpu.machine / (cpu.seconds * cpu.cores)) * 100).toFixed(0)}%`;
 
+/** Each part's CPU as a percentage of one core over the stretch: where the machine's time went. */
+function cpuByPart(cpu: CpuUse): string {
+  const parts: [string, number][] = [
+    ['worker', cpu.processes.worker ?? 0],
+    ['walsenders', cpu.walsenders],
+    ['other PG', cpu.postgres - cpu.walsenders],
+    ['Redis', cpu.redis],
+    ['API', cpu.processes.api ?? 0],
+    ['Temporal', cpu.processes.temporal ?? 0],
+    ['bench', cpu.processes.bench ?? 0],
+  ];
+  return parts.map(([name, s]) => `${name} ${((s / cpu.seconds) * 100).toFixed(0)}`).join(' · ');
+}
+
 function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
   const { rows } = freshnessRows(freshness.runs, bare.p99);
   const extra = freshness.runs.map((r) => {
@@ -44,8 +58,8 @@ function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
       `${ms(v.p50)} / ${ms(v.p99)}`,
       `${r.caughtUpAfter.toFixed(2)} s`,
       cpuShare(r.cpu),
-      int((r.cpu.machine / changes) * 1e6),
-      `${(((r.cpu.processes.worker ?? 0) / r.cpu.seconds) * 100).toFixed(0)}%`,
+      changes > 0 ? int((r.cpu.machine / changes) * 1e6) : '-',
+      cpuByPart(r.cpu),
     ];
   });
   console.log(
@@ -59,7 +73,7 @@ function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
         'caught up after the load',
         'machine CPU busy',
         'machine CPU µs per change',
-        'worker CPU (of one core)',
+        'CPU by part, % of one core',
       ],
       rows.map((row, i) => [...row, ...extra[i]!]),
     ),
@@ -68,15 +82,19 @@ function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
 }
 
 function printFreshnessVerdicts({ freshness }: Pick<Report, 'freshness'>): void {
-  const sustained = freshness.runs.filter((r) => r.achieved >= 0.95 * r.rate && r.caughtUpAfter < 1);
-  const best = sustained.reduce<(typeof sustained)[number] | null>(
-    (a, r) => (!a || r.achieved > a.achieved ? r : a),
-    null,
+  const loaded = freshness.runs.filter((r) => r.rate > 0);
+  const keptUp = loaded.filter((r) => r.achieved >= 0.95 * r.rate && r.caughtUpAfter < 1);
+  const highest = (runs: typeof loaded) =>
+    runs.reduce<(typeof runs)[number] | null>((a, r) => (!a || r.achieved > a.achieved ? r : a), null);
+  const describe = (r: (typeof loaded)[number] | null) =>
+    r
+      ? `${int(r.achieved)} changes/s (${r.source}), p99 ${ms(percentiles(r.samples).p99)} ms`
+      : 'none of the rates run';
+  console.log(
+    `\nHighest rate the pipeline kept up with (achieved >= 95% of the target, caught up within 1 s of the load's end): ${describe(highest(keptUp))}.`,
   );
   console.log(
-    `\nHighest sustained rate (achieved >= 95% of the target, the pipeline caught up within 1 s of the load's end): ${
-      best ? `${int(best.achieved)} changes/s, p99 ${ms(percentiles(best.samples).p99)} ms` : 'none of the rates run'
-    }.`,
+    `Highest of those with p99 under 250 ms (as npm run bench counts it): ${describe(highest(keptUp.filter((r) => percentiles(r.samples).p99 < 250)))}.`,
   );
   const at = freshness.runs.find((r) => r.rate === TARGET.atRate && r.source.startsWith('pgbench'));
   if (at) {
@@ -148,7 +166,12 @@ function printCatchUp({ catchUp: c, limits }: Report): void {
     ),
   );
   console.log(
-    `\nTarget catch-up >= ${int(TARGET.catchUp)} changes/s end to end: ${e2eRate >= TARGET.catchUp ? 'met' : 'MISSED'} (${int(e2eRate)}).`,
+    `\nWAL each slot kept when capture was paused, before the backlog: ${Object.entries(c.keptAtPause)
+      .map(([s, b]) => `${s} ${mib(b)}`)
+      .join(', ')}.`,
+  );
+  console.log(
+    `Target catch-up >= ${int(TARGET.catchUp)} changes/s end to end: ${e2eRate >= TARGET.catchUp ? 'met' : 'MISSED'} (${int(e2eRate)}).`,
   );
   printCatchUpCpu(c, captured);
 }
@@ -167,9 +190,14 @@ function printCatchUpCpu(c: CatchUp, changes: number): void {
       ['part', 'CPU', 'µs per change', 'busy'],
       [
         row('worker process (capture of both sources and the drain: one event loop)', cpu.processes.worker ?? 0),
-        row('PostgreSQL (walsenders, outbox writes and reads, every backend)', cpu.postgres),
+        row('PostgreSQL walsenders (decoding both slots)', cpu.walsenders),
+        row(
+          'PostgreSQL, the other backends (outbox writes and reads, ticks, the pipeline)',
+          cpu.postgres - cpu.walsenders,
+        ),
         row('Redis', cpu.redis),
-        row('the whole machine (also Temporal, the API, this process)', cpu.machine),
+        row('Temporal dev server', cpu.processes.temporal ?? 0),
+        row('the whole machine (also the API and this process)', cpu.machine),
       ],
     ),
   );

@@ -2,7 +2,7 @@
 import type { ScheduleHandle } from '@temporalio/client';
 import type { Config } from '../../config';
 import type { CatalogueSize } from '../../simulator/catalogue';
-import type { cpuBetween } from './cpu';
+import type { CpuUse } from './cpu';
 import type { FreshnessRun } from './freshness-probes';
 import type { LogicalBench } from './logical-env';
 import type { MachineLimits } from './machine-limits';
@@ -10,6 +10,7 @@ import type { BenchPipeline } from './processes';
 
 export interface Options {
   skus: number;
+  idleSeconds: number;
   rates: number[];
   pgbenchRates: number[];
   seconds: number;
@@ -34,7 +35,7 @@ export interface LogicalLimits extends MachineLimits {
   copyRowsPerS: number;
 }
 
-export type CpuUse = ReturnType<typeof cpuBetween>;
+export type { CpuUse };
 
 export interface LogicalFreshnessRun extends FreshnessRun {
   /** Commit -> the API's asOf at or after the commit (ms), one per probe. */
@@ -54,6 +55,8 @@ export interface CatchUp {
   /** Changes written per source (counted by the writers). */
   written: Record<string, number>;
   writeSeconds: number;
+  /** WAL each slot kept (bytes) when capture was paused, before the backlog. */
+  keptAtPause: Record<string, number>;
   /** The server decoding each slot's backlog by itself, nothing consumed. */
   decode: Record<string, { changes: number; perS: number }>;
   /** Changes the captures wrote into the outbox from the resume until caught up, per source. */

@@ -56,6 +56,7 @@ function parseOptions(): Options {
   return new Command()
     .name('npm run bench:e2e-logical --')
     .option('--skus <n>', 'catalogue size (3 FCs each)', positiveInt('--skus'), 1_000_000)
+    .option('--idle-seconds <s>', 'seconds of probes with no load first (0: none)', (v) => Number(v), 10)
     .option('--rates <list>', 'split simulator change rates to probe (changes/s; empty: none)', list, [2000])
     .option(
       '--pgbench-rates <list>',
