@@ -5,6 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readSlot } from '../../capture/slot';
+import { names } from '../../config';
+import { readCursor } from '../../outbox';
 import { regionId } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { masterNodes } from '../../store/redis-client';
@@ -57,6 +59,7 @@ async function probeRun(
   );
   const vouched: number[] = [];
   const redis = masterNodes(lb.redis);
+  const count0 = await pipelineCounts(lb);
   const cpu0 = await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis);
   const r = await probeUnderLoad(
     { pool: lb.inventory },
@@ -70,9 +73,20 @@ async function probeRun(
     },
   );
   const cpu1 = await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis);
+  const count1 = await pipelineCounts(lb);
   const tEnd = performance.now();
   const caughtUpAfter = await secondsUntilCaughtUp(lb, tEnd, 300);
-  return { ...r, vouched, caughtUpAfter, cpu: cpuBetween(cpu0, cpu1) };
+  const cpu = cpuBetween(cpu0, cpu1);
+  const perS = (k: keyof typeof count0) => (count1[k] - count0[k]) / cpu.seconds;
+  return { ...r, vouched, caughtUpAfter, cpu, drainBatchesPerS: perS('batches'), commitsPerS: perS('commits') };
+}
+
+/** The drain's completed batches so far, and the pipeline database's commits (capture's outbox writes, the drain, leases …). */
+async function pipelineCounts(lb: LogicalBench): Promise<{ batches: number; commits: number }> {
+  const r = await lb.pool.query(
+    `select (select xact_commit from pg_stat_database where datname = current_database())::float8 as commits`,
+  );
+  return { batches: Number((await readCursor(lb.pool, names.drainConsumer)).batch), commits: r.rows[0].commits };
 }
 
 /** No load for `seconds`: the probes alone (what freshness through the slots is without load, and the rig's own CPU). */

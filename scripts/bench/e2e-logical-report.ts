@@ -60,6 +60,7 @@ function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
       cpuShare(r.cpu),
       changes > 0 ? int((r.cpu.machine / changes) * 1e6) : '-',
       cpuByPart(r.cpu),
+      `${r.drainBatchesPerS.toFixed(1)} / ${int(r.commitsPerS)}`,
     ];
   });
   console.log(
@@ -74,6 +75,7 @@ function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
         'machine CPU busy',
         'machine CPU µs per change',
         'CPU by part, % of one core',
+        'drain batches / pipeline commits per s',
       ],
       rows.map((row, i) => [...row, ...extra[i]!]),
     ),

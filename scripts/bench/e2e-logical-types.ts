@@ -43,6 +43,9 @@ export interface LogicalFreshnessRun extends FreshnessRun {
   /** Seconds from the end of the load until the drain had applied everything committed by then. */
   caughtUpAfter: number;
   cpu: CpuUse;
+  drainBatchesPerS: number;
+  /** Commits per second in the pipeline's database: capture's outbox writes (ticks included), the drain, leases. */
+  commitsPerS: number;
 }
 
 export interface Freshness {
