@@ -26,6 +26,7 @@ import { setEpoch } from '../../store/watermark';
 import { positiveInt } from '../lib/cli-args';
 import { LocalRedisCluster, startLocalRedisCluster } from '../lib/redis-cluster';
 import { DATA_DIR } from '../lib/temporal-server';
+import { redisCpuSeconds } from './cpu';
 import { Bench, BENCH_DATABASE_URL, benchConfig, drainAll, ensureCatalogue, openBench } from './bench-env';
 import {
   deleteProbeSkus,
@@ -50,15 +51,12 @@ function shardList(v: string): number[] {
 /** Script calls and CPU seconds of every master, from INFO (commandstats, cpu). */
 async function redisWork(b: Bench): Promise<{ calls: number; cpuS: number }> {
   let calls = 0;
-  let cpuS = 0;
   for (const node of masterNodes(b.redis)) {
     const stats = await node.info('commandstats');
     for (const m of stats.matchAll(/cmdstat_(evalsha|eval|evalsha_ro|eval_ro|fcall):calls=(\d+)/g))
       calls += Number(m[2]);
-    const cpu = await node.info('cpu');
-    cpuS += Number(/used_cpu_sys:([\d.]+)/.exec(cpu)?.[1] ?? 0) + Number(/used_cpu_user:([\d.]+)/.exec(cpu)?.[1] ?? 0);
   }
-  return { calls, cpuS };
+  return { calls, cpuS: await redisCpuSeconds(masterNodes(b.redis)) };
 }
 
 /** Restocks in transactions of 1,000 SKUs (every FC of each): a backlog of about `changes` rows. */

@@ -16,10 +16,7 @@
  * Uses its own database (fresh_badges_bench), Redis db 14 and Temporal server; loads the catalogue
  * (default 1,000,000 SKUs x 3 FCs) through the pipeline if it is not there yet.
  */
-import { masterNodes } from '../../store/redis-client';
 import { setEpoch } from '../../store/watermark';
-import { setTimeout as sleep } from 'node:timers/promises';
-import http from 'node:http';
 import { ScheduleHandle, ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command } from 'commander';
 import { Config, names } from '../../config';
@@ -30,19 +27,27 @@ import { CatalogueSize, readCatalogueSize, regionId, skuId } from '../../simulat
 import { rng, runTraffic } from '../../simulator/traffic';
 import { stopDrainSignal } from '../../workflows';
 import { benchConfig, ensureCatalogue, openBench, Bench } from './bench-env';
-import { pendingRows, readCursor } from '../../outbox';
-import { bareHttp, outboxScanRowsPerS, redisLuaOpsPerS, redisRoundTripMs } from './machine-limits';
+import { MachineLimits, machineLimitRows, measureMachineLimits, outboxScanRowsPerS } from './machine-limits';
 import { runPgbench } from './pgbench-load';
 import { BenchPipeline, startBenchPipeline } from './processes';
 import {
   deleteProbeSkus,
+  FRESHNESS_HEADERS,
+  FreshnessRun,
+  freshnessRows,
   HELD_PROBE,
   holdOpenTransaction,
-  httpGetJson,
   insertProbeSkus,
-  PROBES,
-  probeFreshness,
+  probeUnderLoad as probeLoad,
 } from './freshness-probes';
+import {
+  backlog,
+  settlePipeline,
+  secondsUntilCaughtUp,
+  secondsUntilFresh,
+  waitForDrain,
+  waitForLanding,
+} from './drain-progress';
 import { int, ms, percentiles, table } from './stats';
 
 interface Options {
@@ -68,14 +73,6 @@ interface Run {
 type Row = (string | number)[];
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-async function backlog(b: Bench): Promise<number> {
-  return (await pendingRows(b.pool, names.drainConsumer, 100_000_000)).rows;
-}
-
-async function waitForDrain(b: Bench, pollMs: number): Promise<void> {
-  while ((await backlog(b)) > 0) await sleep(pollMs);
-}
 
 const ratio = (v: number, limit: number) => `${((v / limit) * 100).toFixed(0)}%`;
 
@@ -106,59 +103,6 @@ async function prepareCatalogue(b: Bench, size: CatalogueSize): Promise<Catalogu
   return actual;
 }
 
-interface MachineLimits {
-  rtt: { p50: number; p99: number };
-  luaOps: number;
-  bare: { rps: number; p50: number; p99: number };
-}
-
-/** 0. The machine's own limits, this run (the outbox scan limit is measured over the catch-up's backlog). */
-async function measureMachineLimits(b: Bench): Promise<MachineLimits> {
-  log('machine limits: Redis round trip, Redis Lua apply, bare HTTP ...');
-  // (one node's: on a cluster, the first master's)
-  const rtt = await redisRoundTripMs(masterNodes(b.redis)[0]);
-  const luaOps = await redisLuaOpsPerS(masterNodes(b.redis)[0], b.keys.prefix);
-  const bare = await bareHttp(5);
-  return { rtt, luaOps, bare };
-}
-
-/** Until the landing consumer has (almost) nothing left to land, triggering its schedule meanwhile. */
-async function waitForLanding(run: Run): Promise<void> {
-  for (;;) {
-    const left = (await pendingRows(run.b.pool, names.landingConsumer, 1_000_000)).rows;
-    if (left < 20_000) return;
-    log(`  waiting for the landing consumer: ${int(left)} changes to land ...`);
-    await run.landing.trigger(ScheduleOverlapPolicy.SKIP).catch(() => undefined);
-    await sleep(5000);
-  }
-}
-
-/** The freshly started pipeline in its steady state: the load drained and landed, earlier runs' leftovers gone. */
-async function settlePipeline(run: Run): Promise<void> {
-  const { b } = run;
-  await sleep(1000);
-  await waitForDrain(b, 500);
-  // The landing consumer (Parquet for the nightly export) has the whole catalogue load to land
-  // once; measuring freshness while it works that off would measure the one-off, not the steady
-  // state (where it lands one minute of changes per minute).
-  await waitForLanding(run);
-  // What earlier runs left: applied outbox rows (compaction, as the hourly schedule would) and
-  // the dead row versions of the restocks (no autovacuum on this machine). Without this each run
-  // on the same database measured a little slower than the one before.
-  log('pruning the applied outbox and vacuuming the bench tables ...');
-  await localActivities(createActivities(b)).compactOutbox({ retentionMs: 0, maxRows: 1_000_000_000 });
-  await b.pool.query('vacuum (analyze) shop.inventory, shop.orders, shop.skus');
-}
-
-/** One freshness run: its load source and rates, and the probes' samples (ms). */
-interface FreshnessRun {
-  source: 'simulator' | 'pgbench';
-  rate: number;
-  open: boolean;
-  achieved: number;
-  samples: number[];
-}
-
 /**
  * Probes freshness for `seconds` while `startLoad` runs (its promise: the achieved changes/s),
  * with a write transaction held open if `spec.open`; then waits for the drain to catch up.
@@ -173,13 +117,10 @@ async function probeUnderLoad(
   log(
     `freshness at ${spec.rate} changes/s (${spec.source}${spec.open ? ', a write transaction held open' : ''}) for ${seconds} s ...`,
   );
-  const held = spec.open ? await holdOpenTransaction(b, HELD_PROBE) : null;
-  const load = startLoad();
-  const samples = await probeFreshness(b, pipeline.apiPort, seconds * 1000, PROBES, regionId(0));
-  const achieved = await load;
-  await held?.release();
+  const hold = spec.open ? () => holdOpenTransaction(b, HELD_PROBE) : undefined;
+  const r = await probeLoad(b, pipeline.apiPort, seconds, spec, startLoad, { hold, region: regionId(0) });
   await waitForDrain(b, 200);
-  return { ...spec, achieved, samples };
+  return r;
 }
 
 /** 1. Freshness under sustained load: the simulator's rates, then pgbench's (each with a transaction held open). */
@@ -247,32 +188,6 @@ async function writeRestocks(b: Bench, actual: CatalogueSize, changes: number): 
   return (performance.now() - tWrite) / 1000;
 }
 
-/** Seconds from `tResume` until the drain has caught up with the backlog. */
-async function secondsUntilCaughtUp(b: Bench, tResume: number): Promise<number> {
-  // Caught up: the drain's applied snapshot was taken after the resume (a cheap poll of the
-  // cursor; counting the backlog every 100 ms would itself load PostgreSQL).
-  const resumedAt = Date.now();
-  for (;;) {
-    const cursor = await readCursor(b.pool, names.drainConsumer);
-    if (cursor.to === null && (cursor.fromAt ?? 0) >= resumedAt) return (performance.now() - tResume) / 1000;
-    await sleep(20);
-  }
-}
-
-/** Seconds from `tResume` until the read API no longer answers stale. */
-async function secondsUntilFresh(apiPort: number, tResume: number): Promise<number> {
-  const agent = new http.Agent({ keepAlive: true });
-  for (;;) {
-    const r = await httpGetJson(apiPort, `/v1/badges/${PROBES[0]}?region=${regionId(0)}`, agent);
-    if (!r.stale) {
-      const fresh = (performance.now() - tResume) / 1000;
-      agent.destroy();
-      return fresh;
-    }
-    await sleep(50);
-  }
-}
-
 interface CatchUp {
   /** Changes in the backlog. */
   before: number;
@@ -336,7 +251,7 @@ async function measureOltpOverhead(run: Run, seconds: number): Promise<Oltp> {
   const { b, landing } = run;
   const rows: Row[] = [];
   await landing.unpause('benchmark: catch-up measured');
-  await waitForLanding(run);
+  await waitForLanding(run.b, run.landing);
   await pauseDrain(run, 'benchmark: OLTP overhead');
   await landing.pause('benchmark: OLTP overhead');
   const tps: Record<string, number> = {};
@@ -427,7 +342,7 @@ interface Report {
   reads: Row[];
 }
 
-function printLimits({ actual, limits: { rtt, luaOps, bare }, catchUp }: Report): void {
+function printLimits({ actual, limits, catchUp }: Report): void {
   console.log(
     `\n## End to end (${int(actual.skus)} SKUs x ${actual.fcsPerSku} FCs; Temporal dev server, worker, API, PostgreSQL, Redis and load generator on this 2-core machine)\n`,
   );
@@ -436,10 +351,7 @@ function printLimits({ actual, limits: { rtt, luaOps, bare }, catchUp }: Report)
     table(
       ['limit', 'value'],
       [
-        ['Redis round trip (PING) p50 / p99', `${ms(rtt.p50)} / ${ms(rtt.p99)} ms`],
-        ['Redis pipelined Lua apply, one HSET per op, 500 ops per call', `${int(luaOps)} ops/s`],
-        ['bare node:http server (own process): requests/s at concurrency 64', int(bare.rps)],
-        ['bare node:http round trip p50 / p99 at concurrency 1', `${ms(bare.p50)} / ${ms(bare.p99)} ms`],
+        ...machineLimitRows(limits),
         ['outbox (txid, id) index range scan, every column, to this process', `${int(catchUp.scanRowsPerS)} rows/s`],
       ],
     ),
@@ -447,39 +359,9 @@ function printLimits({ actual, limits: { rtt, luaOps, bare }, catchUp }: Report)
 }
 
 function printFreshness({ freshness, limits: { bare } }: Report): void {
-  let best = 0;
-  const rows = freshness.map(({ source, rate, achieved, samples, open }) => {
-    const p = percentiles(samples);
-    if (p.p99 < 250) best = Math.max(best, achieved);
-    return [
-      source,
-      int(rate),
-      int(achieved),
-      open ? 'yes' : 'no',
-      samples.length,
-      ms(p.p50),
-      ms(p.p99),
-      ms(p.max),
-      `${(p.p99 / bare.p99).toFixed(0)}x`,
-    ];
-  });
+  const { rows, best } = freshnessRows(freshness, bare.p99);
   console.log('\n### 1. Freshness: source commit -> visible through the read API (HTTP probes)\n');
-  console.log(
-    table(
-      [
-        'load source',
-        'target changes/s',
-        'achieved changes/s',
-        'write transaction held open',
-        'probes',
-        'p50 ms',
-        'p99 ms',
-        'max ms',
-        'p99 / bare HTTP p99',
-      ],
-      rows,
-    ),
-  );
+  console.log(table(FRESHNESS_HEADERS, rows));
   console.log(`\nHighest sustained rate with p99 under 250 ms: ${int(best)} changes/s (of the rates run).`);
 }
 
@@ -545,12 +427,14 @@ async function main() {
   let pipeline: BenchPipeline | undefined;
   try {
     const actual = await prepareCatalogue(b, size);
-    const limits = await measureMachineLimits(b);
+    const limits = await measureMachineLimits(b, log);
     // The real parts: Temporal, worker (with a bundle of the current workflow code), API.
     pipeline = await startBenchPipeline(config);
     const landing = pipeline.temporal.schedule.getHandle(names.landingScheduleId);
     const run: Run = { b, config, actual, pipeline, landing };
-    await settlePipeline(run);
+    await settlePipeline(b, landing, () =>
+      b.pool.query('vacuum (analyze) shop.inventory, shop.orders, shop.skus').then(() => undefined),
+    );
     await insertProbeSkus(b);
     const freshness = await measureFreshness(run, o);
     const catchUp = await measureCatchUp(run, o.backlog);

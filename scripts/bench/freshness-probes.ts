@@ -1,10 +1,16 @@
 /**
- * Freshness probes shared by the benchmarks (`npm run bench`, `npm run bench:cluster`): a source
- * commit timed until the read API shows it, and a write transaction held open meanwhile.
+ * Freshness probes shared by the benchmarks (`npm run bench`, `npm run bench:cluster`,
+ * `npm run bench:e2e-logical`): a source commit timed until the read API shows it, and a write
+ * transaction held open meanwhile. `shop` is what holds shop.skus: the bench database, or under
+ * capture from the WAL the inventory source.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import http from 'node:http';
+import type pg from 'pg';
 import type { Bench } from './bench-env';
+import { int, ms, percentiles } from './stats';
+
+type Shop = Pick<Bench, 'pool'>;
 
 export function httpGetJson(port: number, p: string, agent: http.Agent): Promise<any> {
   return new Promise((resolve, reject) => {
@@ -24,7 +30,7 @@ export const HELD_PROBE = 'PROBE-HOLD';
 const PROBE_ROWS = [...PROBES, HELD_PROBE];
 
 /** Creates the probe SKU rows (paused), or sets them back to paused if an earlier run left them. */
-export async function insertProbeSkus(b: Bench): Promise<void> {
+export async function insertProbeSkus(b: Shop): Promise<void> {
   await b.pool.query(
     `insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 'freshness probe', 'paused' on conflict (sku_id) do update set lifecycle = 'paused'`,
     [PROBE_ROWS],
@@ -32,15 +38,24 @@ export async function insertProbeSkus(b: Bench): Promise<void> {
 }
 
 /** Deletes the probe SKU rows: the catalogue as it was. */
-export async function deleteProbeSkus(b: Bench): Promise<void> {
+export async function deleteProbeSkus(b: Shop): Promise<void> {
   await b.pool.query(`delete from shop.skus where sku_id = any($1)`, [PROBE_ROWS]);
 }
 
+export interface HeldTransaction {
+  release(): Promise<void>;
+}
+
 /** A write transaction held open (it holds an xid and a row lock) until release(). */
-export async function holdOpenTransaction(b: Bench, sku: string): Promise<{ release(): Promise<void> }> {
-  const client = await b.pool.connect();
+export async function holdOpenTransaction(b: Shop, sku: string): Promise<HeldTransaction> {
+  return holdOpenWrite(b.pool, `update shop.skus set title = 'held open by the benchmark' where sku_id = $1`, [sku]);
+}
+
+/** A transaction that ran the write `sql` and stays open (it holds an xid) until release(), which rolls it back. */
+export async function holdOpenWrite(pool: pg.Pool, sql: string, params: unknown[] = []): Promise<HeldTransaction> {
+  const client = await pool.connect();
   await client.query('begin');
-  await client.query(`update shop.skus set title = 'held open by the benchmark' where sku_id = $1`, [sku]);
+  await client.query(sql, params);
   return {
     async release() {
       await client.query('rollback');
@@ -56,11 +71,13 @@ export async function holdOpenTransaction(b: Bench, sku: string): Promise<{ rele
  * are outside the simulator's id range, so its traffic never touches them.
  */
 export async function probeFreshness(
-  b: Bench,
+  b: Shop,
   apiPort: number,
   durationMs: number,
   probes: string[],
   region: string,
+  /** If given: each probe goes on until the answer's asOf is at or after the commit, and that time goes here. */
+  vouched?: number[],
 ): Promise<number[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: probes.length });
   const samples: number[] = [];
@@ -76,6 +93,7 @@ export async function probeFreshness(
           paused ? 'paused' : 'discontinued',
         ]);
         const committed = performance.now();
+        const committedAt = Date.now();
         const want = paused ? 'paused' : 'discontinued';
         for (;;) {
           const r = await httpGetJson(apiPort, `/v1/badges/${sku}?region=${region}`, agent);
@@ -85,6 +103,8 @@ export async function probeFreshness(
         }
         const took = performance.now() - committed;
         samples.push(took);
+        if (vouched)
+          vouched.push(await untilAsOf(apiPort, `/v1/badges/${sku}?region=${region}`, agent, committedAt, committed));
         // Outliers with their time, so a stall can be matched with what ran then (logs, metrics).
         if (took > 500)
           process.stderr.write(
@@ -96,4 +116,91 @@ export async function probeFreshness(
   );
   agent.destroy();
   return samples;
+}
+
+/** Milliseconds from `committed` (performance.now()) until the API's asOf is at or after `committedAt` (wall clock). */
+async function untilAsOf(
+  apiPort: number,
+  path: string,
+  agent: http.Agent,
+  committedAt: number,
+  committed: number,
+): Promise<number> {
+  for (;;) {
+    const r = await httpGetJson(apiPort, path, agent);
+    if (r.asOf && Date.parse(r.asOf) >= committedAt) return performance.now() - committed;
+    if (performance.now() - committed > 30_000) throw new Error(`probe: asOf not past the commit after 30 s`);
+    await sleep(10); // (asOf moves in steps of CAPTURE_TICK_MS or a drain batch: no need to ask more often)
+  }
+}
+
+/** One freshness run: its load source and rates, and the probes' samples (ms). */
+export interface FreshnessRun {
+  source: string;
+  rate: number;
+  open: boolean;
+  achieved: number;
+  samples: number[];
+}
+
+/**
+ * Probes freshness for `seconds` while `startLoad` runs (its promise: the achieved changes/s),
+ * with the write transactions `hold` opens held open meanwhile.
+ */
+export async function probeUnderLoad(
+  shop: Shop,
+  apiPort: number,
+  seconds: number,
+  spec: Pick<FreshnessRun, 'source' | 'rate' | 'open'>,
+  startLoad: () => Promise<number>,
+  opts: { hold?: () => Promise<HeldTransaction>; vouched?: number[]; region: string },
+): Promise<FreshnessRun> {
+  const held = opts.hold ? await opts.hold() : null;
+  const load = startLoad();
+  // A load that fails while the probes run is reported by the `await load` below, not as an
+  // unhandled rejection that ends the process before it can clean up.
+  load.catch(() => undefined);
+  try {
+    const samples = await probeFreshness(shop, apiPort, seconds * 1000, PROBES, opts.region, opts.vouched);
+    return { ...spec, achieved: await load, samples };
+  } finally {
+    await held?.release();
+  }
+}
+
+export const FRESHNESS_HEADERS = [
+  'load source',
+  'target changes/s',
+  'achieved changes/s',
+  'write transaction held open',
+  'probes',
+  'p50 ms',
+  'p99 ms',
+  'max ms',
+  'p99 / bare HTTP p99',
+];
+
+/** The table rows of freshness runs (FRESHNESS_HEADERS), and the highest achieved rate with p99 under `p99Under` ms. */
+export function freshnessRows(
+  runs: FreshnessRun[],
+  bareP99: number,
+  p99Under = 250,
+): { rows: (string | number)[][]; best: number } {
+  let best = 0;
+  const rows = runs.map(({ source, rate, achieved, samples, open }) => {
+    const p = percentiles(samples);
+    if (p.p99 < p99Under) best = Math.max(best, achieved);
+    return [
+      source,
+      int(rate),
+      int(achieved),
+      open ? 'yes' : 'no',
+      samples.length,
+      ms(p.p50),
+      ms(p.p99),
+      ms(p.max),
+      `${(p.p99 / bareP99).toFixed(0)}x`,
+    ];
+  });
+  return { rows, best };
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Client, Connection, ScheduleHandle, ScheduleOverlapPolicy } from '@temporalio/client';
 import { Config } from '../../config';
 import { buildWorkflowBundle } from '../../worker/workflow-bundle';
-import { ensureSchedules } from '../lib/schedules';
+import { ensureSchedules, triggerCaptures } from '../lib/schedules';
 import { drainScheduleIdOf, drainShard, drainShards } from '../../outbox';
 import { DATA_DIR, startDevServer } from '../lib/temporal-server';
 
@@ -30,13 +30,16 @@ export interface BenchPipeline {
   temporal: Client;
   /** The drain's schedule (triggered once at start). */
   schedule: ScheduleHandle;
+  /** The process ids of the worker (drain, and capture from the WAL), the batch worker, the read API and Temporal. */
+  pids: { worker: number; batchWorker: number; api: number; temporal: number };
   stop(): Promise<void>;
 }
 
 /**
  * Starts the real parts on the benchmark's configuration (its database, its Redis or Redis
  * Cluster): a Temporal dev server, a worker process for the drain and one for landing/export (as
- * `npm start`), the read API process; creates the schedules and triggers the drain.
+ * `npm start`), the read API process; creates the schedules and triggers the drain (and, with
+ * CAPTURE_MODE=logical, the capture of each source).
  */
 export async function startBenchPipeline(config: Config, shards = 1): Promise<BenchPipeline> {
   const bundle = path.join(DATA_DIR, 'bench', 'workflow-bundle.js');
@@ -72,6 +75,10 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
       STORE_PARTITIONS: String(config.STORE_PARTITIONS),
       DRAIN_SHARDS: String(shards),
       REDIS_PREFIX: config.REDIS_PREFIX,
+      CAPTURE_MODE: config.CAPTURE_MODE,
+      INVENTORY_DATABASE_URL: config.INVENTORY_DATABASE_URL,
+      ORDERS_DATABASE_URL: config.ORDERS_DATABASE_URL,
+      CAPTURE_TICK_MS: String(config.CAPTURE_TICK_MS),
       TEMPORAL_ADDRESS: server.address,
       TEMPORAL_TASK_QUEUE: 'bench',
       API_PORT: String(apiPort),
@@ -91,7 +98,15 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
     const schedule = temporal.schedule.getHandle(drainScheduleIdOf(drainShard(0, shards)));
     for (const s of drainShards(shards))
       await temporal.schedule.getHandle(drainScheduleIdOf(s)).trigger(ScheduleOverlapPolicy.SKIP);
-    return { apiPort, temporal, schedule, stop };
+    await triggerCaptures(temporal, config);
+    const [worker, batchWorker, api] = children.map((c) => c.pid!);
+    return {
+      apiPort,
+      temporal,
+      schedule,
+      pids: { worker: worker!, batchWorker: batchWorker!, api: api!, temporal: server.pid },
+      stop,
+    };
   } catch (err) {
     console.error(`bench: the pipeline did not start: ${(err as Error).stack}`);
     await stop();

@@ -15,6 +15,7 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, regionId, skuId } from '../../simulator/catalogue';
 import { rng } from '../../simulator/traffic';
 import { openBench, ensureCatalogue, Bench } from './bench-env';
+import { postgresCpuSeconds } from './cpu';
 import { httpLoad } from './http-load';
 import { int, ms, percentiles, table } from './stats';
 
@@ -238,7 +239,7 @@ async function sqlLoad(b: Bench, conns: number, seconds: number, pick: () => [st
       )
     ).rows[0];
   const before = await stat();
-  const pgCpu0 = await postgresCpuSeconds();
+  const pgCpu0 = postgresCpuSeconds();
   const samples: number[] = [];
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
@@ -254,7 +255,7 @@ async function sqlLoad(b: Bench, conns: number, seconds: number, pick: () => [st
   );
   const secs = (performance.now() - t0) / 1000;
   const after = await stat();
-  const pgCpu = (await postgresCpuSeconds()) - pgCpu0;
+  const pgCpu = postgresCpuSeconds() - pgCpu0;
   const p = percentiles(samples);
   return {
     ...p,
@@ -263,23 +264,6 @@ async function sqlLoad(b: Bench, conns: number, seconds: number, pick: () => [st
     tuplesPerQuery: (after.tuples - before.tuples) / samples.length,
     cpuShare: pgCpu / secs / 2,
   };
-}
-
-/** CPU seconds used by all postgres processes (from /proc), to show the load on the OLTP. */
-async function postgresCpuSeconds(): Promise<number> {
-  const fs = await import('node:fs');
-  let ticks = 0;
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      if (comm !== 'postgres') continue;
-      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // process went away
-    }
-  }
-  return ticks / 100;
 }
 
 main().catch((err) => {

@@ -3,9 +3,11 @@
  * shop schema, and set up for capture by sql/source-setup.sql (what a database team runs once).
  * A database holding a replication slot cannot be dropped: its slots are dropped first.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { dropSlot } from '../../capture/slot';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -55,5 +57,37 @@ export async function createSourceDatabase(spec: SourceDatabaseSpec): Promise<vo
     const drop = DROP_FOR[spec.tables];
     if (drop) await c.query(drop);
     if (spec.forCapture) await c.query(fs.readFileSync(path.join(ROOT, 'sql', 'source-setup.sql'), 'utf8'));
+  });
+}
+
+/** A source URL as the capture role of sql/source-setup.sql (trust authentication locally). */
+export function readerUrl(url: string): string {
+  const u = new URL(url);
+  u.username = 'fresh_badges_reader';
+  return u.toString();
+}
+
+/**
+ * Drops the slots on the server of `adminUrl` (a slot left behind keeps WAL forever). A capture
+ * session may still hold one for a moment after its run ended: its walsender is ended, then the
+ * slot dropped once the server shows it inactive (about 5 s at most per slot).
+ */
+export async function dropSlots(adminUrl: string, slots: string[]): Promise<void> {
+  await withClient(adminUrl, async (admin) => {
+    for (const slot of slots) {
+      await admin.query(
+        `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
+        [slot],
+      );
+      for (let i = 0; i < 50; i++) {
+        const r = await admin.query(`select active from pg_replication_slots where slot_name = $1`, [slot]);
+        if (!r.rowCount) break;
+        if (!r.rows[0].active) {
+          await dropSlot(admin, slot).catch(() => {});
+          break;
+        }
+        await sleep(100);
+      }
+    }
   });
 }

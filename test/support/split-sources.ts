@@ -8,21 +8,19 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
 import { captureWorkflow, stopCaptureSignal, type CaptureWorkflowInput } from '../../workflows';
-import { dropSlot } from '../../capture/slot';
 import { captureSources, type CaptureSource } from '../../capture/sources';
-import { createSourceDatabase, withClient, withDatabase } from '../../scripts/lib/source-databases';
+import {
+  createSourceDatabase,
+  dropSlots,
+  readerUrl,
+  withClient,
+  withDatabase,
+} from '../../scripts/lib/source-databases';
 import { eventually } from './env';
 import { TEST_DATABASE_URL } from './test-urls';
 
 export const TEST_INVENTORY_URL = withDatabase(TEST_DATABASE_URL, 'fresh_badges_test_inventory');
 export const TEST_ORDERS_URL = withDatabase(TEST_DATABASE_URL, 'fresh_badges_test_orders');
-
-/** A source URL as the capture role of sql/source-setup.sql (trust authentication locally). */
-export function readerUrl(url: string): string {
-  const u = new URL(url);
-  u.username = 'fresh_badges_reader';
-  return u.toString();
-}
 
 /** The configuration of the split layout, read as the capture role. */
 export const SPLIT_SOURCE_CONFIG = {
@@ -43,28 +41,12 @@ export async function createSplitSources(): Promise<void> {
   await createSourceDatabase({ url: TEST_ORDERS_URL, tables: 'orders', forCapture: true });
 }
 
-/**
- * Drops every slot of the split sources (end of a test file: a slot left behind keeps WAL forever).
- * A capture session may still hold one for a moment after its run ended: its walsender is ended.
- */
+/** Drops every slot of the split sources (end of a test file: a slot left behind keeps WAL forever). */
 export async function dropSplitSourceSlots(): Promise<void> {
-  await withClient(withDatabase(TEST_DATABASE_URL, 'postgres'), async (admin) => {
-    for (const s of splitSources()) {
-      await admin.query(
-        `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
-        [s.slot],
-      );
-      for (let i = 0; i < 50; i++) {
-        const r = await admin.query(`select active from pg_replication_slots where slot_name = $1`, [s.slot]);
-        if (!r.rowCount) break;
-        if (!r.rows[0].active) {
-          await dropSlot(admin, s.slot).catch(() => {});
-          break;
-        }
-        await new Promise((done) => setTimeout(done, 100));
-      }
-    }
-  });
+  await dropSlots(
+    withDatabase(TEST_DATABASE_URL, 'postgres'),
+    splitSources().map((s) => s.slot),
+  );
 }
 
 /** Forgets the pipeline's capture progress of the split sources. */
@@ -74,7 +56,7 @@ export async function resetCaptureProgress(pipeline: pg.Pool): Promise<void> {
   ]);
 }
 
-export { withClient };
+export { readerUrl, withClient };
 
 /** A capture workflow per source (the split sources by default) on the file's task queue; resolves once all stream. */
 export async function startCaptureWorkflows(
