@@ -9,11 +9,9 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../db/pool';
-import { compareSnapshots } from '../../reconcile/compare';
-import { sourceFeatures } from '../../reconcile/source-features';
-import { storeFeatures } from '../../reconcile/store-features';
 import { eventually, resetState, startDrain } from '../support/env';
 import { usePipeline } from '../support/pipeline-fixture';
+import { storeEqualsRule } from '../support/two-sources';
 import {
   createSplitSources,
   dropSplitSourceSlots,
@@ -84,18 +82,7 @@ describe('a 1,000,000-change slot backlog', () => {
     captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
     await eventually(async () => (await outboxRows()) - before >= backlog, 300_000, 'the backlog in the outbox');
     const captured = Date.now();
-    await eventually(
-      async () => {
-        const diff = compareSnapshots(
-          await sourceFeatures({ inventory, orders }),
-          await storeFeatures(f.c.redis, f.c.keys),
-        );
-        if (diff.length) throw new Error(`${diff.length} differences, e.g. ${JSON.stringify(diff.slice(0, 3))}`);
-        return true;
-      },
-      300_000,
-      'the store to equal the rule',
-    );
+    await storeEqualsRule(f.c, { inventory, orders }, 300_000, 'the store to equal the rule');
     const applied = Date.now();
     console.log(
       `1,000,000-change slot backlog: into the outbox in ${captured - started} ms (${Math.round((backlog * 1000) / (captured - started))} changes/s), ` +

@@ -11,12 +11,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareSnapshots } from '../../reconcile/compare';
-import { sourceFeatures } from '../../reconcile/source-features';
-import { storeFeatures } from '../../reconcile/store-features';
 import { eventually, resetState, startDrain } from '../support/env';
 import { get } from '../support/http';
 import { usePipeline } from '../support/pipeline-fixture';
+import { storeEqualsRule } from '../support/two-sources';
 import {
   createSplitSources,
   dropSlotUnderCapture,
@@ -130,18 +128,7 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
       })(),
     );
     await Promise.all(writers);
-    await eventually(
-      async () => {
-        const diff = compareSnapshots(
-          await sourceFeatures({ inventory, orders }),
-          await storeFeatures(f.c.redis, f.c.keys),
-        );
-        if (diff.length) throw new Error(`${diff.length} differences, e.g. ${JSON.stringify(diff.slice(0, 3))}`);
-        return true;
-      },
-      30_000,
-      'the store to equal the rule over both sources',
-    );
+    await storeEqualsRule(f.c, { inventory, orders }, 30_000, 'the store to equal the rule over both sources');
     const b = await badge(skus[0]!);
     expect(b.stale).toBe(false);
   }, 120_000);

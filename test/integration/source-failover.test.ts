@@ -14,17 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureStatus } from '../../capture/capture-status';
 import { captureSources } from '../../capture/sources';
 import { createPool } from '../../db/pool';
-import { compareSnapshots } from '../../reconcile/compare';
-import { sourceFeatures } from '../../reconcile/source-features';
-import { storeFeatures } from '../../reconcile/store-features';
 import { createSourceDatabase } from '../../scripts/lib/source-databases';
 import { eventually, resetState, startDrain } from '../support/env';
 import { startFaultProxy } from '../support/fault-proxy';
 import { get } from '../support/http';
 import { usePipeline } from '../support/pipeline-fixture';
 import { PrivatePostgres } from '../support/private-postgres';
-import { dropSlotUnderCapture, readerUrl, startCaptureWorkflows, TEST_ORDERS_URL } from '../support/split-sources';
+import { readerUrl, startCaptureWorkflows, TEST_ORDERS_URL } from '../support/split-sources';
 import { TEST_DATABASE_URL } from '../support/test-urls';
+import { forgetSources, seedTwoFcShop, storeEqualsRule as twoSourcesEqualRule } from '../support/two-sources';
 
 const STALE_AFTER_MS = 1_500;
 const SKUS = Array.from({ length: 30 }, (_, i) => `S-${i}`);
@@ -62,16 +60,8 @@ describe('a source failing over to its standby', () => {
       workflowId: `drain-source-failover-${Date.now()}`,
       args: [{ intervalMs: 60_000, idleWaitMs: 200 }],
     });
-    await inventory.query(
-      `insert into shop.fulfillment_centers values ('FC-1', 'R1', 80, now()), ('FC-2', 'R1', 1000, now())`,
-    );
-    await inventory.query(`insert into shop.region_fc values ('R1', 'FC-1', 1), ('R1', 'FC-2', 2)`);
-    await inventory.query(`insert into shop.skus select unnest($1::text[]), 't', 'active', now()`, [SKUS]);
-    await inventory.query(`insert into shop.skus values ('PROBE', 't', 'paused', now())`);
-    await inventory.query(
-      `insert into shop.inventory select s, fc, 20, 0, now() from unnest($1::text[] || '{PROBE}') s, (values ('FC-1'), ('FC-2')) f(fc)`,
-      [SKUS],
-    );
+    await seedTwoFcShop(inventory, [...SKUS, 'PROBE']);
+    await inventory.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'PROBE'`);
     await orders.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S-1', 'FC-1', 2, 'placed')`);
     await storeEqualsRule();
   }, 120_000);
@@ -83,24 +73,10 @@ describe('a source failing over to its standby', () => {
     await address.close();
     await standby.destroy();
     await primary.destroy();
-    const ordersSlot = sources().find((s) => s.name === 'orders')!.slot;
-    await dropSlotUnderCapture(TEST_ORDERS_URL, ordersSlot).catch(() => {});
-    await f.c.pool.query(`delete from pipeline.capture_progress`);
+    await forgetSources(f.c.pool, TEST_ORDERS_URL, sources().find((s) => s.name === 'orders')!.slot);
   });
 
-  const storeEqualsRule = () =>
-    eventually(
-      async () => {
-        const diff = compareSnapshots(
-          await sourceFeatures({ inventory, orders }),
-          await storeFeatures(f.c.redis, f.c.keys),
-        );
-        if (diff.length) throw new Error(`${diff.length} differences, e.g. ${JSON.stringify(diff.slice(0, 3))}`);
-        return true;
-      },
-      60_000,
-      'the store to equal the rule over both sources',
-    );
+  const storeEqualsRule = () => twoSourcesEqualRule(f.c, { inventory, orders }, 60_000);
   const badge = async (sku: string) => (await get(`${f.api.base}/v1/badges/${sku}?region=R1`)).body;
 
   it('the slot gone with the old primary is created again, reads stay honest, the refill brings the store back', async () => {
