@@ -19,18 +19,32 @@
 import { parseSnapshot, visibleIn } from '../db/pg-snapshot';
 import type { CapturedRow } from './row-image';
 
-/** How far back the history reaches: far beyond the moment between a commit record and its visibility. */
+/** How far back the xids of the history reach: far beyond the moment between a commit record and its visibility. */
 export const HISTORY_MS = 10_000;
+/**
+ * How far back the history keeps what each transaction changed. Older entries keep only their xid:
+ * a chunk whose snapshot did not see one of those is abandoned and read again (it cannot be told
+ * what that transaction changed), which needs a commit made visible seconds after its commit record.
+ * Keeping less than all of HISTORY_MS keeps the capture's memory, and its garbage collection, small
+ * at high change rates.
+ */
+export const CHANGES_MS = 3_000;
+
+/** What a transaction changed, worked out only when a chunk needs it (most never are). */
+export interface TransactionChanges {
+  /** "tbl\u0000key" of every row the transaction changed (a TRUNCATE: "tbl\u0000*"), load keys of order changes. */
+  keys(): string[];
+  /** Its order changes: what a chunk of load sums adds for a transaction its snapshot did not see. */
+  orders(): CapturedRow[];
+}
 
 interface Seen {
   seq: number;
   /** The 32-bit xid pgoutput's Begin carries. */
   xid: number;
-  /** "tbl\u0000key" of every row the transaction changed (a TRUNCATE: "tbl\u0000*"). */
-  keys: string[];
   atMs: number;
-  /** Its order changes: what a chunk of load sums adds for a transaction its snapshot did not see. */
-  orders?: CapturedRow[];
+  /** Dropped after CHANGES_MS. */
+  changes: TransactionChanges | null;
 }
 
 export const rowKey = (tbl: string, key: string) => `${tbl}\u0000${key}`;
@@ -46,18 +60,39 @@ export interface ClosedWindow {
   beforeSeq: number;
 }
 
+/** A transaction the snapshot did not see is older than the history keeps changes for: read the chunk again. */
+export class HistoryTooShortError extends Error {
+  override name = 'HistoryTooShortError';
+}
+
 export class WatermarkWindows {
   private readonly open = new Map<string, Set<string>>();
+  /** Entries from `head` on, oldest first (a queue: the front is dropped by moving `head`). */
   private history: Seen[] = [];
+  private head = 0;
+  /** The first entry that still has its changes. */
+  private changesHead = 0;
   private seq = 0;
 
-  /** A transaction of the stream, in commit order. */
-  see(xid: number, keys: string[], atMs: number, orders?: CapturedRow[]): void {
-    for (const touched of this.open.values()) for (const k of keys) touched.add(k);
-    if (keys.length) this.history.push({ seq: this.seq++, xid, keys, atMs, ...(orders?.length ? { orders } : {}) });
-    if (this.history.length > 1_000 && this.history[0]!.atMs < atMs - HISTORY_MS) {
-      const keep = this.history.findIndex((s) => s.atMs >= atMs - HISTORY_MS);
-      this.history = keep < 0 ? [] : this.history.slice(keep);
+  /** A transaction of the stream, in commit order (one that changed no row of ours is not kept). */
+  see(xid: number, changes: TransactionChanges, atMs: number, changedRows = true): void {
+    if (this.open.size) {
+      const keys = changes.keys();
+      for (const touched of this.open.values()) for (const k of keys) touched.add(k);
+    }
+    if (changedRows) this.history.push({ seq: this.seq++, xid, atMs, changes: memoized(changes) });
+    this.forget(atMs);
+  }
+
+  private forget(nowMs: number): void {
+    const h = this.history;
+    while (this.changesHead < h.length && h[this.changesHead]!.atMs < nowMs - CHANGES_MS)
+      h[this.changesHead++]!.changes = null;
+    while (this.head < h.length && h[this.head]!.atMs < nowMs - HISTORY_MS) this.head++;
+    if (this.head > 1_000 && this.head * 2 > h.length) {
+      this.history = h.slice(this.head);
+      this.changesHead -= this.head;
+      this.head = 0;
     }
   }
 
@@ -79,11 +114,12 @@ export class WatermarkWindows {
 
   /**
    * The keys that must not be written from a chunk read in `snapshot`: those changed in its window,
-   * and those changed before its HW by a transaction the snapshot did not see.
+   * and those changed before its HW by a transaction the snapshot did not see. Throws
+   * HistoryTooShortError when such a transaction is older than the history keeps changes for.
    */
   excluded(w: ClosedWindow, snapshot: string): Set<string> {
     const out = new Set(w.touched);
-    for (const seen of this.unseen(w, snapshot)) for (const k of seen.keys) out.add(k);
+    for (const seen of this.unseen(w, snapshot)) for (const k of seen.keys()) out.add(k);
     return out;
   }
 
@@ -93,15 +129,21 @@ export class WatermarkWindows {
    * transaction the snapshot saw committed before it was taken, so before the HW.
    */
   unseenOrders(w: ClosedWindow, snapshot: string): CapturedRow[] {
-    return this.unseen(w, snapshot).flatMap((seen) => seen.orders ?? []);
+    return this.unseen(w, snapshot).flatMap((seen) => seen.orders());
   }
 
-  private unseen(w: ClosedWindow, snapshot: string): Seen[] {
+  private unseen(w: ClosedWindow, snapshot: string): TransactionChanges[] {
     const s = parseSnapshot(snapshot);
-    const out: Seen[] = [];
-    for (const seen of this.history) {
+    const out: TransactionChanges[] = [];
+    for (let i = this.head; i < this.history.length; i++) {
+      const seen = this.history[i]!;
       if (seen.seq >= w.beforeSeq) break;
-      if (!visibleIn(s, widenXid(seen.xid, s.xmax))) out.push(seen);
+      if (visibleIn(s, widenXid(seen.xid, s.xmax))) continue;
+      if (!seen.changes)
+        throw new HistoryTooShortError(
+          `transaction ${seen.xid}, committed before the chunk's high watermark and not seen by its snapshot, is older than the ${CHANGES_MS} ms of changes capture keeps`,
+        );
+      out.push(seen.changes);
     }
     return out;
   }
@@ -123,4 +165,11 @@ export function widenXid(xid: number, ref: bigint): bigint {
   if (x > ref + HALF) x -= SPAN;
   else if (x < ref - HALF) x += SPAN;
   return x;
+}
+
+/** Changes worked out at most once. */
+function memoized(c: TransactionChanges): TransactionChanges {
+  let keys: string[] | null = null;
+  let orders: CapturedRow[] | null = null;
+  return { keys: () => (keys ??= c.keys()), orders: () => (orders ??= c.orders()) };
 }

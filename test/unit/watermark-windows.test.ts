@@ -4,20 +4,55 @@
  */
 import { describe, expect, it } from 'vitest';
 import { rowsOfChunk } from '../../capture/chunk-rows';
-import { rowKey, truncateKey, WatermarkWindows, widenXid } from '../../capture/watermark-windows';
+import {
+  CHANGES_MS,
+  HistoryTooShortError,
+  rowKey,
+  truncateKey,
+  WatermarkWindows,
+  widenXid,
+  type TransactionChanges,
+} from '../../capture/watermark-windows';
+
+/** A transaction's changes as the windows take them; counts how often its keys were worked out. */
+const tx = (...keys: string[]): TransactionChanges & { asked: number } => {
+  const c = {
+    asked: 0,
+    keys: () => {
+      c.asked++;
+      return keys;
+    },
+    orders: () => [],
+  };
+  return c;
+};
 import type { StoredChunk } from '../../outbox/capture-chunks';
 
 describe('watermark windows', () => {
   it('leaves out keys changed between the watermarks, and before them by a transaction the snapshot did not see', () => {
     const w = new WatermarkWindows();
-    w.see(100, [rowKey('inventory', 'A|F1')], 0); // visible in the snapshot below: kept
-    w.see(105, [rowKey('inventory', 'B|F1')], 1); // committed before LW, still in progress in the snapshot
+    const a = tx(rowKey('inventory', 'A|F1'));
+    w.see(100, a, 0); // visible in the snapshot below: kept
+    w.see(105, tx(rowKey('inventory', 'B|F1')), 1); // committed before LW, still in progress in the snapshot
     w.low('7');
-    w.see(110, [rowKey('inventory', 'C|F1')], 2); // in the window
+    w.see(110, tx(rowKey('inventory', 'C|F1')), 2); // in the window
     const closed = w.close('7')!;
-    w.see(120, [rowKey('inventory', 'D|F1')], 3); // after the high watermark: not this chunk's business
+    w.see(120, tx(rowKey('inventory', 'D|F1')), 3); // after the high watermark: not this chunk's business
     const out = w.excluded(closed, '101:121:105,110');
     expect([...out].sort()).toEqual([rowKey('inventory', 'B|F1'), rowKey('inventory', 'C|F1')]);
+    expect(a.asked).toBe(0); // keys are worked out only for what a chunk needs
+  });
+
+  it('abandons a chunk when a transaction its snapshot did not see is older than the changes kept', () => {
+    const w = new WatermarkWindows();
+    w.see(105, tx(rowKey('inventory', 'B|F1')), 0); // not visible in the snapshot below
+    w.see(106, tx(rowKey('inventory', 'C|F1')), 1); // visible
+    w.low('9');
+    w.see(107, tx(rowKey('inventory', 'D|F1')), CHANGES_MS + 10); // the first's changes are forgotten now
+    const closed = w.close('9')!;
+    expect(() => w.excluded(closed, '105:108:105,107')).toThrow(HistoryTooShortError);
+    // a snapshot that saw it needs nothing forgotten
+    expect([...w.excluded(closed, '108:108:')]).toEqual([rowKey('inventory', 'D|F1')]);
   });
 
   it('a high watermark whose low one this capture never saw closes nothing (the chunk is abandoned)', () => {
