@@ -98,6 +98,12 @@ export async function writeCapturedTransactions(
     chunks?: ChunkOutcome;
   } = {},
 ): Promise<WriteResult> {
+  const rowCount = transactions.reduce((n, t) => n + t.rows.length, 0);
+  const plain = !opts.switchDone && !opts.chunks?.written.length && !opts.chunks?.abandoned.length;
+  if (plain && transactions.length && rowCount <= ONE_STATEMENT_MAX_ROWS) {
+    const written = await writeInOneStatement(pipeline, source, transactions, rowCount);
+    if (written) return written;
+  }
   return withTransaction(pipeline, async (client) => {
     const at = await client.query<{ lsn: string }>(
       `select lsn::text as lsn from pipeline.capture_progress where source = $1 for update`,
@@ -127,6 +133,72 @@ export async function writeCapturedTransactions(
     );
     return { transactions: fresh.length, rows, lsn };
   });
+}
+
+/** Up to this many rows a write is one statement (one round trip); more go by COPY. */
+const ONE_STATEMENT_MAX_ROWS = 2_000;
+/** The partition count the last write of each pipeline database routed with (checked by the next). */
+const routedWith = new WeakMap<pg.Pool, number>();
+
+/**
+ * The common write of a steady stream (a few source transactions, none written before, no chunk or
+ * hand-over) as one statement, so one round trip and one implicit transaction: it locks the progress
+ * row and the layout as the transaction of writeCapturedTransactions does, and writes only if the
+ * recorded position is before the first transaction (nothing of it was written before) and the
+ * partition count is the one the routes were computed with. Otherwise it writes nothing and returns
+ * null: the caller takes the general path. Rows take outbox ids in array order (ORDER BY the
+ * ordinality), the order the server sent them.
+ */
+async function writeInOneStatement(
+  pipeline: pg.Pool,
+  source: string,
+  transactions: CapturedTransaction[],
+  rowCount: number,
+): Promise<WriteResult | null> {
+  const partitions = routedWith.get(pipeline) ?? 1;
+  // The rows as one JSON array of [tbl, op, key, image, old image, route]: the images are JSON text
+  // already and go in as they are (a text[] parameter would escape every one of them again).
+  const parts: string[] = [];
+  let covered: number | null = null;
+  for (const t of transactions) {
+    for (const tick of t.ticks) covered = Math.max(covered ?? tick.at, tick.at);
+    for (const r of t.rows)
+      parts.push(
+        `[${JSON.stringify(r.tbl)},${JSON.stringify(r.op)},${JSON.stringify(r.key)},${r.image ?? 'null'},${r.oldImage ?? 'null'},${routeOf(r, partitions)}]`,
+      );
+  }
+  const lsn = transactions[transactions.length - 1]!.endLsn;
+  const r = await pipeline.query<{ written: number; done: string | null; partitions: number }>(
+    `with prog as (
+       select lsn from pipeline.capture_progress where source = $1 for update
+     ), layout as (
+       select partitions from pipeline.drain_layout for share
+     ), go as (
+       select 1 from prog where prog.lsn < $2::pg_lsn and coalesce((select partitions from layout), 1) = $3
+     ), ins as (
+       insert into pipeline.outbox (tbl, op, key, image, old_image, route)
+       select r->>0, r->>1, r->>2,
+              case when json_typeof(r->3) = 'null' then null else r->3 end,
+              case when json_typeof(r->4) = 'null' then null else r->4 end, (r->>5)::int
+         from json_array_elements($4::json) with ordinality as u(r, n)
+        where exists (select 1 from go)
+        order by u.n
+     ), upd as (
+       update pipeline.capture_progress
+          set lsn = $5::pg_lsn, rows = rows + $6,
+              covered_at = greatest(covered_at, to_timestamp($7::float8 / 1000)), updated_at = now()
+        where source = $1 and exists (select 1 from go)
+       returning 1
+     )
+     select (select count(*) from upd)::int as written, (select lsn::text from prog) as done,
+            coalesce((select partitions from layout), 1) as partitions`,
+    [source, formatLsn(transactions[0]!.endLsn), partitions, `[${parts.join(',')}]`, formatLsn(lsn), rowCount, covered],
+  );
+  const row = r.rows[0]!;
+  if (row.done === null) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
+  routedWith.set(pipeline, row.partitions);
+  if (!row.written) return null;
+  return { transactions: transactions.length, rows: rowCount, lsn };
 }
 
 /**
