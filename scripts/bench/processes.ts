@@ -11,7 +11,9 @@ import { DATA_DIR, startDevServer } from '../lib/temporal-server';
 const ROOT = path.resolve(__dirname, '..', '..');
 
 export function spawnNode(script: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  // BENCH_NODE_ARGS: extra Node flags for the pipeline's processes (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', script], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -59,7 +61,8 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
         if (c.exitCode !== null || c.signalCode !== null) return;
         const exited = new Promise((resolve) => c.once('exit', resolve));
         c.kill('SIGTERM');
-        const late = setTimeout(() => c.kill('SIGKILL'), 10_000);
+        // (a profiled run gets longer: its profile is written on a graceful exit only)
+        const late = setTimeout(() => c.kill('SIGKILL'), process.env.BENCH_NODE_ARGS ? 60_000 : 10_000);
         await exited;
         clearTimeout(late);
       }),
