@@ -130,6 +130,12 @@ const EnvSchema = z.object({
   BACKFILL_ROWS_PER_S: intFrom(CONFIG_DEFAULTS.BACKFILL_ROWS_PER_S, 0, 10_000_000),
   /** When nothing is new, a batch waits at most this long for rows before returning. */
   DRAIN_IDLE_WAIT_MS: intFrom(CONFIG_DEFAULTS.DRAIN_IDLE_WAIT_MS, 0, 10_000),
+  /**
+   * Each drain activity applies batches back to back (and polls when idle) for this long, so a
+   * shard runs about 60 s / this many activities a minute whatever the change rate; 0: one batch
+   * per activity.
+   */
+  DRAIN_ACTIVITY_BUDGET_MS: intFrom(CONFIG_DEFAULTS.DRAIN_ACTIVITY_BUDGET_MS, 0, 60_000),
   /** While waiting, how often the outbox is polled (one indexed query). */
   DRAIN_POLL_MS: intFrom(50, 5, 5_000),
   /** Store operations per Lua call: small enough that a call never blocks readers for long. */

@@ -29,6 +29,10 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     interceptors: { activity: [activityInterceptors] },
     // Activities are short and I/O-bound; a handful in flight is plenty on two cores.
     maxConcurrentActivityTaskExecutions: 20,
+    // The drain's and capture's activities run for seconds and learn of `ops pause` (a
+    // cancellation) only from a heartbeat's reply: heartbeats reach the server at most this far
+    // apart, so a pause takes effect within about a second.
+    maxHeartbeatThrottleInterval: '500 milliseconds',
     shutdownGraceTime: '10 seconds',
   });
 }

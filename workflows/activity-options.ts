@@ -22,12 +22,15 @@ const drainRetry = backoff({ initialInterval: '200 milliseconds', maximumInterva
 export const drainLeaseActivity: ActivityOptions = { startToCloseTimeout: '30 seconds', retry: drainRetry };
 
 /**
- * One drain batch: a few hundred milliseconds at most. The heartbeat timeout catches a dead worker
- * quickly so the batch is retried elsewhere (it is idempotent).
+ * A drain activity: batches back to back for DRAIN_ACTIVITY_BUDGET_MS, heartbeating after each (a
+ * batch is a few hundred milliseconds). The heartbeat timeout catches a dead worker quickly so the
+ * work is retried elsewhere (it is idempotent).
  */
 export const drainBatchActivity: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '5 seconds',
+  // `ops pause` waits for the batch in flight to commit before the run releases the lease.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: drainRetry,
 };
 

@@ -12,7 +12,8 @@
  * code is picked up every minute; the schedule's fires are a watchdog that starts a drain only
  * when none is running (after `ops pause`/`resume`, a termination, a first start). A fire that
  * does start a second run while the chain lives is harmless: the lease sends it away.
- * `ops pause` signals `stop`: the run finishes its batch, releases the lease and ends.
+ * `ops pause` signals `stop`: the running activity is cancelled and commits what it applied; the run
+ * releases the lease and ends.
  *
  * Only one run drains at a time: the first activity takes a lease named after this workflow id;
  * a second run (a manual trigger defaults to overlap allow-all) finds it held and exits cleanly.
@@ -23,7 +24,9 @@
  * its next batch and ends.
  */
 import {
+  CancellationScope,
   continueAsNew,
+  isCancellation,
   defineQuery,
   defineSignal,
   log,
@@ -34,7 +37,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ShardRef } from '../activities/drain';
+import type { DrainBatchResult, ShardRef } from '../activities/drain';
 import { CONFIG_DEFAULTS, WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { drainBatchActivity, drainLeaseActivity } from './activity-options';
 import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
@@ -50,6 +53,8 @@ export interface DrainWorkflowInput {
   /** While batches come back full (a backlog), the batch size doubles up to this. */
   maxBatchSize?: number;
   idleWaitMs?: number;
+  /** Each drain activity keeps applying batches for this long (DRAIN_ACTIVITY_BUDGET_MS). */
+  activityBudgetMs?: number;
   /** The automatic backfill's chunk size and rate limit (BACKFILL_CHUNK_ROWS, BACKFILL_ROWS_PER_S). */
   backfillChunkRows?: number;
   backfillRowsPerSecond?: number;
@@ -97,7 +102,13 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   let caughtUp = false;
   let stop = false;
   let backfillRequested = false;
-  setHandler(stopDrainSignal, () => void (stop = true));
+  // `ops pause`: the running activity is cancelled (it learns it at its next heartbeat, within
+  // about a second), commits what it applied and returns; the loop below then ends.
+  const scope = new CancellationScope();
+  setHandler(stopDrainSignal, () => {
+    stop = true;
+    scope.cancel();
+  });
   setHandler(drainStatusQuery, () => ({ ...summary, batchSize, caughtUp }));
 
   const shard = input.shard;
@@ -108,8 +119,18 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   }
 
   while (Date.now() < stopAt && !stop) {
+    const budgetMs = Math.max(
+      0,
+      Math.min(input.activityBudgetMs ?? CONFIG_DEFAULTS.DRAIN_ACTIVITY_BUDGET_MS, stopAt - Date.now()),
+    );
     const waitMs = Math.max(0, Math.min(input.idleWaitMs ?? CONFIG_DEFAULTS.DRAIN_IDLE_WAIT_MS, stopAt - Date.now()));
-    const r = await drainBatch({ owner, maxRows: batchSize, waitMs, shard });
+    let r: DrainBatchResult;
+    try {
+      r = await scope.run(() => drainBatch({ owner, maxRows: batchSize, maxBatchRows: max, waitMs, budgetMs, shard }));
+    } catch (err) {
+      if (stop && isCancellation(err)) break;
+      throw err;
+    }
     if (r.outcome === 'lease-lost') {
       log.warn('drain lease taken over; exiting', { holder: r.holder });
       return { ...summary, outcome: 'lease-lost', holder: r.holder };
@@ -119,7 +140,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
       await releaseDrainLease({ owner, shard });
       return { ...summary, outcome: 'retired' };
     }
-    summary.batches += 1;
+    summary.batches += r.batches ?? 1;
     summary.rows += r.rows;
     summary.applied += r.applied;
     summary.deadLetters += r.deadLetters;
@@ -130,7 +151,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     }
     // Catch-up: a full batch means a backlog; bigger batches cost fewer round trips per change.
     caughtUp = r.caughtUp;
-    batchSize = r.rows >= batchSize ? Math.min(max, batchSize * 2) : base;
+    batchSize = r.batchSize ?? (r.rows >= batchSize ? Math.min(max, batchSize * 2) : base);
     // What the Web UI shows for this run without a query (Temporal user metadata).
     const lag = r.newestSourceMs
       ? `, newest change applied ${Math.max(0, Date.now() - r.newestSourceMs)} ms after it was written`

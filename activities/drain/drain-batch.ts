@@ -51,6 +51,7 @@ import {
   type DrainBatchResult,
   type DrainDeps,
   type ShardDeps,
+  type DrainProgress,
   type Target,
 } from './types';
 
@@ -66,20 +67,65 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
     keys: shardKeys(given.keys, shard),
     routes: shardRoutes(given.keys, shard),
   };
-  const maxRows = input.maxRows ?? deps.config.DRAIN_BATCH_SIZE;
-  const waitUntil = Date.now() + (input.waitMs ?? 0);
-  const rebuilds = new Set<string>(); // raised by any poll of this call, reported at its end
+  const base = input.maxRows ?? deps.config.DRAIN_BATCH_SIZE;
+  const largest = Math.max(base, input.maxBatchRows ?? base);
+  let maxRows = base;
+  // With a budget the activity keeps draining (batches and idle polls) until it is spent: a bounded
+  // number of activities per minute whatever the change rate. Without one (tests, the CLI): one
+  // applied batch, or idle polls for up to waitMs.
+  const deadline = Date.now() + (input.budgetMs || input.waitMs || 0);
+  let total: DrainBatchResult | null = null;
+  const rebuilds = new Set<string>(); // raised by any pass of this call, reported at its end
   for (;;) {
     const result = await tryOneBatch(deps, input.owner, maxRows);
+    total = addUp(total, result);
     for (const sku of result.rebuildSkus ?? []) rebuilds.add(sku);
+    // Catch-up: a full batch means a backlog; bigger batches cost fewer round trips per change.
+    maxRows = result.rows >= maxRows ? Math.min(largest, maxRows * 2) : base;
+    total.batchSize = maxRows;
     // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
     const waiting = result.outcome === 'idle' || result.outcome === 'busy';
-    // cancelled: the workflow was cancelled or terminated (learnt through a heartbeat): stop waiting
-    if (!waiting || Date.now() + deps.config.DRAIN_POLL_MS > waitUntil || cancellationSignal().aborted)
-      return rebuilds.size ? { ...result, rebuildSkus: [...rebuilds] } : result;
-    heartbeat(result.cursor);
-    await sleep(deps.config.DRAIN_POLL_MS);
+    const more =
+      (waiting || (!!input.budgetMs && result.outcome === 'applied')) &&
+      // what the workflow must act on ends the activity
+      !rebuilds.size &&
+      !result.storeIncomplete &&
+      !result.frozen &&
+      // `ops pause`, or the workflow was cancelled or terminated (learnt through a heartbeat)
+      !cancellationSignal().aborted &&
+      Date.now() + (waiting ? deps.config.DRAIN_POLL_MS : 0) < deadline;
+    if (!more) return rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total;
+    heartbeat(progressOf(total));
+    if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
   }
+}
+
+/** What the running activity's heartbeat tells the workflow and the Web UI. */
+export function progressOf(r: DrainBatchResult): DrainProgress {
+  return {
+    batches: r.batches ?? 0,
+    rows: r.rows,
+    caughtUp: r.caughtUp,
+    newestSourceMs: r.newestSourceMs,
+    cursor: r.cursor,
+  };
+}
+
+/** The passes of one activity as one result: counts summed, the latest position and state. */
+function addUp(total: DrainBatchResult | null, r: DrainBatchResult): DrainBatchResult {
+  const batches = (total?.batches ?? 0) + (r.outcome === 'applied' ? 1 : 0);
+  if (!total) return { ...r, batches };
+  const outcome =
+    r.outcome === 'idle' || r.outcome === 'busy' ? (total.outcome === 'applied' ? 'applied' : r.outcome) : r.outcome;
+  return {
+    ...r,
+    outcome,
+    batches,
+    rows: total.rows + r.rows,
+    applied: total.applied + r.applied,
+    deadLetters: total.deadLetters + r.deadLetters,
+    newestSourceMs: r.newestSourceMs ?? total.newestSourceMs,
+  };
 }
 
 /**

@@ -28,8 +28,24 @@ export interface DrainBatchInput {
   /** The workflow id of the drain run; the lease names it. */
   owner: string;
   maxRows?: number;
-  /** How long to wait for new rows when there are none. */
+  /** How long to wait for new rows when there are none (without a budget). */
   waitMs?: number;
+  /**
+   * Keep draining (batches back to back, idle polls) for this long, heartbeating after each pass
+   * (DRAIN_ACTIVITY_BUDGET_MS). Absent: return after one applied batch.
+   */
+  budgetMs?: number;
+  /** While batches come back full (a backlog), the batch size doubles up to this. */
+  maxBatchRows?: number;
+}
+
+/** The running activity's heartbeat details: what it has done so far. */
+export interface DrainProgress {
+  batches: number;
+  rows: number;
+  caughtUp: boolean;
+  newestSourceMs: number | null;
+  cursor: ConsumerCursor;
 }
 
 export interface DrainBatchResult {
@@ -54,6 +70,10 @@ export interface DrainBatchResult {
   storeIncomplete?: boolean;
   /** DRAIN_SHARDS is changing: this shard has drained up to the freeze snapshot and waits there. */
   frozen?: boolean;
+  /** Batches applied by this activity (with a budget, several). */
+  batches?: number;
+  /** The batch size the next activity should start with. */
+  batchSize?: number;
 }
 
 /** The drain's clients, as one shard sees them. */

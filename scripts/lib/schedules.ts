@@ -48,6 +48,7 @@ const drainSchedule = (shard: DrainShard): ScheduleDefinition => ({
       batchSize: config.DRAIN_BATCH_SIZE,
       maxBatchSize: config.DRAIN_MAX_BATCH_SIZE,
       idleWaitMs: config.DRAIN_IDLE_WAIT_MS,
+      activityBudgetMs: config.DRAIN_ACTIVITY_BUDGET_MS,
       // The backfill the drain starts by itself when the store lost its data.
       backfillChunkRows: config.BACKFILL_CHUNK_ROWS,
       backfillRowsPerSecond: config.BACKFILL_ROWS_PER_S,

@@ -88,6 +88,43 @@ describe('drain workflow', () => {
     }
   });
 
+  it('applies a stream of changes in a bounded number of activities, and a pause cancels the one running', async () => {
+    await seedMinimal(c.pool);
+    const shards = c.config.DRAIN_SHARDS;
+    const id = `drain-budget-${Date.now()}`;
+    // A budget far longer than the test: every batch below runs inside the first activity of each
+    // shard, and only the pause (a cancellation the activity learns from a heartbeat) can end it.
+    await startDrain(pipeline.temporal.client, c.config, {
+      taskQueue,
+      workflowId: id,
+      args: [{ intervalMs: 60_000, batchSize: 2, activityBudgetMs: 60_000 }],
+    });
+    for (let i = 0; i < 30; i++) {
+      await c.pool.query(`update shop.inventory set reserved = reserved + 1 where sku_id = 'S1' and fc_id = 'F1'`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await eventually(inSync, 10_000, 'store to match the source');
+
+    const handles = Array.from({ length: shards }, (_, index) =>
+      pipeline.temporal.client.workflow.getHandle(shards === 1 ? id : `${id}-${index}of${shards}`),
+    );
+    const pausedAt = Date.now();
+    await Promise.all(handles.map((h) => h.signal(stopDrainSignal)));
+    const summaries = await Promise.all(handles.map((h) => h.result()));
+    expect(Date.now() - pausedAt).toBeLessThan(15_000); // not the 60 s budget
+    expect(summaries.every((s) => s.outcome === 'stopped')).toBe(true);
+    let activities = 0;
+    for (const h of handles) {
+      const { events } = await h.fetchHistory();
+      activities += (events ?? []).filter(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'drainBatch',
+      ).length;
+    }
+    const batches = summaries.reduce((n, s) => n + s.batches, 0);
+    expect(activities).toBe(shards); // one activity per shard, however many batches
+    expect(batches).toBeGreaterThanOrEqual(5); // the changes came in many batches
+  });
+
   it('is fired by a Temporal Schedule (skip overlaps), created idempotently', async () => {
     const shards = c.config.DRAIN_SHARDS;
     expect(await ensureSchedules(pipeline.temporal.client, c.config, shards)).toBe('created');
