@@ -104,10 +104,12 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   let backfillRequested = false;
   // `ops pause`: the running activity is cancelled (it learns it at its next heartbeat, within
   // about a second), commits what it applied and returns; the loop below then ends.
+  // (Runs started by older code, replayed, keep their history: there the stop only ends the loop.)
+  const cancelOnStop = patched('drain-stop-cancels-activity');
   const scope = new CancellationScope();
   setHandler(stopDrainSignal, () => {
     stop = true;
-    scope.cancel();
+    if (cancelOnStop) scope.cancel();
   });
   setHandler(drainStatusQuery, () => ({ ...summary, batchSize, caughtUp }));
 

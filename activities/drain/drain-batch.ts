@@ -16,7 +16,7 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cancellationSignal, heartbeat } from '@temporalio/activity';
+import { asyncLocalStorage, cancellationSignal, heartbeat } from '@temporalio/activity';
 import type pg from 'pg';
 import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { withTransaction } from '../../db/transaction';
@@ -87,18 +87,21 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
     const waiting = result.outcome === 'idle' || result.outcome === 'busy';
     const more =
       (waiting || (!!input.budgetMs && result.outcome === 'applied')) &&
+      Date.now() + (waiting ? deps.config.DRAIN_POLL_MS : 0) < deadline &&
       // what the workflow must act on ends the activity
       !rebuilds.size &&
       !result.storeIncomplete &&
       !result.frozen &&
       // `ops pause`, or the workflow was cancelled or terminated (learnt through a heartbeat)
-      !cancellationSignal().aborted &&
-      Date.now() + (waiting ? deps.config.DRAIN_POLL_MS : 0) < deadline;
+      !(inActivity() && cancellationSignal().aborted);
     if (!more) return rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total;
-    heartbeat(progressOf(total));
+    if (inActivity()) heartbeat(progressOf(total));
     if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
   }
 }
+
+/** Whether this runs as a Temporal activity (the re-split and tests also call drainBatch directly). */
+const inActivity = () => asyncLocalStorage.getStore() !== undefined;
 
 /** What the running activity's heartbeat tells the workflow and the Web UI. */
 export function progressOf(r: DrainBatchResult): DrainProgress {
