@@ -88,13 +88,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   // boundary) runs to the next one; a manual run started mid-interval still drains a while.
   const nextFire = Math.ceil((Date.now() + input.intervalMs / 2) / input.intervalMs) * input.intervalMs;
   const stopAt = nextFire - margin;
-  const summary: DrainRunSummary = input.carried ?? {
-    outcome: 'drained',
-    batches: 0,
-    rows: 0,
-    applied: 0,
-    deadLetters: 0,
-  };
+  const summary: DrainRunSummary = input.carried ?? emptySummary();
 
   const base = input.batchSize ?? CONFIG_DEFAULTS.DRAIN_BATCH_SIZE;
   const max = Math.max(base, input.maxBatchSize ?? CONFIG_DEFAULTS.DRAIN_MAX_BATCH_SIZE);
@@ -121,14 +115,10 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   }
 
   while (Date.now() < stopAt && !stop) {
-    const budgetMs = Math.max(
-      0,
-      Math.min(input.activityBudgetMs ?? CONFIG_DEFAULTS.DRAIN_ACTIVITY_BUDGET_MS, stopAt - Date.now()),
-    );
-    const waitMs = Math.max(0, Math.min(input.idleWaitMs ?? CONFIG_DEFAULTS.DRAIN_IDLE_WAIT_MS, stopAt - Date.now()));
     let r: DrainBatchResult;
     try {
-      r = await scope.run(() => drainBatch({ owner, maxRows: batchSize, maxBatchRows: max, waitMs, budgetMs, shard }));
+      const timing = activityTiming(input, stopAt);
+      r = await scope.run(() => drainBatch({ owner, maxRows: batchSize, maxBatchRows: max, ...timing, shard }));
     } catch (err) {
       if (stop && isCancellation(err)) break;
       throw err;
@@ -142,10 +132,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
       await releaseDrainLease({ owner, shard });
       return { ...summary, outcome: 'retired' };
     }
-    summary.batches += r.batches ?? 1;
-    summary.rows += r.rows;
-    summary.applied += r.applied;
-    summary.deadLetters += r.deadLetters;
+    addToSummary(summary, r);
     if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
     if (r.storeIncomplete && !backfillRequested) {
       backfillRequested = true;
@@ -155,12 +142,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     caughtUp = r.caughtUp;
     batchSize = r.batchSize ?? (r.rows >= batchSize ? Math.min(max, batchSize * 2) : base);
     // What the Web UI shows for this run without a query (Temporal user metadata).
-    const lag = r.newestSourceMs
-      ? `, newest change applied ${Math.max(0, Date.now() - r.newestSourceMs)} ms after it was written`
-      : '';
-    setCurrentDetails(
-      `${shard ? `shard ${shard.index} of ${shard.count} · ` : ''}${r.frozen ? 'FROZEN for a change of DRAIN_SHARDS' : caughtUp ? 'caught up' : 'CATCHING UP'} · this interval: ${summary.rows} rows in ${summary.batches} batches, ${summary.deadLetters} dead letters · batch size ${batchSize}${lag} · cursor batch ${r.cursor.batch}`,
-    );
+    setCurrentDetails(detailsOf(shard, r, summary, batchSize));
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof drainWorkflow>({ ...input, carried: summary });
     }
@@ -177,6 +159,35 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   }
   await releaseDrainLease({ owner, shard });
   return summary;
+}
+
+/** The next activity's budget and idle wait, neither past the end of this run. */
+function activityTiming(input: DrainWorkflowInput, stopAt: number): { budgetMs: number; waitMs: number } {
+  const left = stopAt - Date.now();
+  return {
+    budgetMs: Math.max(0, Math.min(input.activityBudgetMs ?? CONFIG_DEFAULTS.DRAIN_ACTIVITY_BUDGET_MS, left)),
+    waitMs: Math.max(0, Math.min(input.idleWaitMs ?? CONFIG_DEFAULTS.DRAIN_IDLE_WAIT_MS, left)),
+  };
+}
+
+function emptySummary(): DrainRunSummary {
+  return { outcome: 'drained', batches: 0, rows: 0, applied: 0, deadLetters: 0 };
+}
+
+function addToSummary(summary: DrainRunSummary, r: DrainBatchResult): void {
+  summary.batches += r.batches ?? 1;
+  summary.rows += r.rows;
+  summary.applied += r.applied;
+  summary.deadLetters += r.deadLetters;
+}
+
+/** The run's current details after an activity: state, this interval's counts, batch size, lag. */
+function detailsOf(shard: ShardRef | undefined, r: DrainBatchResult, summary: DrainRunSummary, batchSize: number) {
+  const lag = r.newestSourceMs
+    ? `, newest change applied ${Math.max(0, Date.now() - r.newestSourceMs)} ms after it was written`
+    : '';
+  const state = r.frozen ? 'FROZEN for a change of DRAIN_SHARDS' : r.caughtUp ? 'caught up' : 'CATCHING UP';
+  return `${shard ? `shard ${shard.index} of ${shard.count} · ` : ''}${state} · this interval: ${summary.rows} rows in ${summary.batches} batches, ${summary.deadLetters} dead letters · batch size ${batchSize}${lag} · cursor batch ${r.cursor.batch}`;
 }
 
 /**
