@@ -3,6 +3,7 @@
  * the split simulator and from pgbench per source, with a write transaction held open on each
  * source for the whole section.
  */
+import { temporalActionsBetween } from './temporal-actions';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readSlot } from '../../capture/slot';
 import { names } from '../../config';
@@ -60,6 +61,7 @@ async function probeRun(
   const vouched: number[] = [];
   const redis = masterNodes(lb.redis);
   const count0 = await pipelineCounts(lb);
+  const from = new Date();
   const cpu0 = await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis);
   const r = await probeUnderLoad(
     { pool: lb.inventory },
@@ -74,11 +76,20 @@ async function probeRun(
   );
   const cpu1 = await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis);
   const count1 = await pipelineCounts(lb);
+  const temporal = await temporalActionsBetween(pipeline.temporal, from, new Date());
   const tEnd = performance.now();
   const caughtUpAfter = await secondsUntilCaughtUp(lb, tEnd, 300);
   const cpu = cpuBetween(cpu0, cpu1);
   const perS = (k: keyof typeof count0) => (count1[k] - count0[k]) / cpu.seconds;
-  return { ...r, vouched, caughtUpAfter, cpu, drainBatchesPerS: perS('batches'), commitsPerS: perS('commits') };
+  return {
+    ...r,
+    vouched,
+    caughtUpAfter,
+    cpu,
+    drainBatchesPerS: perS('batches'),
+    commitsPerS: perS('commits'),
+    temporal,
+  };
 }
 
 /** The drain's completed batches so far, and the pipeline database's commits (capture's outbox writes, the drain, leases …). */

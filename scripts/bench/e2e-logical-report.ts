@@ -61,6 +61,7 @@ function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
       changes > 0 ? int((r.cpu.machine / changes) * 1e6) : '-',
       cpuByPart(r.cpu),
       `${r.drainBatchesPerS.toFixed(1)} / ${int(r.commitsPerS)}`,
+      `${int(r.temporal.drainActivitiesPerMin)} / ${int(r.temporal.drainEventsPerMin)} · ${int(r.temporal.captureActivitiesPerMin)} / ${int(r.temporal.captureEventsPerMin)}`,
     ];
   });
   console.log(
@@ -76,6 +77,7 @@ function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
         'machine CPU µs per change',
         'CPU by part, % of one core',
         'drain batches / pipeline commits per s',
+        'Temporal per minute: drain activities / history events · capture activities / events',
       ],
       rows.map((row, i) => [...row, ...extra[i]!]),
     ),

@@ -1,4 +1,5 @@
 /** What the parts of `npm run bench:e2e-logical` (e2e-logical.ts) share: its options, the running pipeline, the results. */
+import type { TemporalActions } from './temporal-actions';
 import type { ScheduleHandle } from '@temporalio/client';
 import type { Config } from '../../config';
 import type { CatalogueSize } from '../../simulator/catalogue';
@@ -17,6 +18,7 @@ export interface Options {
   backlog: number;
   backlogTxRows: number;
   tickMs: number;
+  drainActivityBudgetMs: number;
 }
 
 /** The bench's databases and store, the catalogue as loaded, the running pipeline and its schedules. */
@@ -46,6 +48,8 @@ export interface LogicalFreshnessRun extends FreshnessRun {
   drainBatchesPerS: number;
   /** Commits per second in the pipeline's database: capture's outbox writes (ticks included), the drain, leases. */
   commitsPerS: number;
+  /** History events and activities per minute of the drain and capture runs during the section. */
+  temporal: TemporalActions;
 }
 
 export interface Freshness {

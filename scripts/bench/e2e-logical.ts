@@ -25,7 +25,7 @@ import { Command } from 'commander';
 import { Config, names } from '../../config';
 import { CatalogueSize, readCatalogueSize } from '../../simulator/catalogue';
 import { captureScheduleIds } from '../lib/schedules';
-import { positiveInt } from '../lib/cli-args';
+import { nonNegativeInt, positiveInt } from '../lib/cli-args';
 import { withDatabase } from '../lib/source-databases';
 import { DATA_DIR } from '../lib/temporal-server';
 import { BENCH_DATABASE_URL } from './bench-env';
@@ -73,6 +73,12 @@ function parseOptions(): Options {
       100,
     )
     .option('--tick-ms <n>', 'CAPTURE_TICK_MS of the pipeline', positiveInt('--tick-ms'), 100)
+    .option(
+      '--drain-activity-budget-ms <n>',
+      'DRAIN_ACTIVITY_BUDGET_MS of the pipeline (0: one drain batch per activity, as before ADR 0012)',
+      nonNegativeInt('--drain-activity-budget-ms'),
+      5000,
+    )
     .parse()
     .opts<Options>();
 }
@@ -136,7 +142,11 @@ async function runPhases(lb: LogicalBench, config: Config, o: Options, started: 
 
 async function main(): Promise<void> {
   const o = parseOptions();
-  const config = logicalBenchConfig({ DRAIN_BATCH_SIZE: '5000', CAPTURE_TICK_MS: String(o.tickMs) });
+  const config = logicalBenchConfig({
+    DRAIN_BATCH_SIZE: '5000',
+    CAPTURE_TICK_MS: String(o.tickMs),
+    DRAIN_ACTIVITY_BUDGET_MS: String(o.drainActivityBudgetMs),
+  });
   const lb = await openLogicalBench(config);
   // if this process is killed outright, the guard stops the pipeline and drops the slots
   startSlotGuard(

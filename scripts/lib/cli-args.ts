@@ -18,6 +18,14 @@ export const positiveInt =
     return n;
   };
 
+export const nonNegativeInt =
+  (name: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number of at least 0`);
+    return n;
+  };
+
 /**
  * Parses argv with a program built with `.exitOverride()`: 0 after --help, 2 after a usage error
  * (commander has printed it), else the code the chosen action left in `result()`.
