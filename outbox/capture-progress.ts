@@ -114,12 +114,8 @@ export async function writeCapturedTransactions(
     const fresh = transactions.filter((t) => t.endLsn > done);
     if (!fresh.length) return { transactions: 0, rows: 0, lsn: done };
 
-    let covered: number | null = null;
-    let rows = 0;
-    for (const t of fresh) {
-      rows += t.rows.length;
-      for (const tick of t.ticks) covered = Math.max(covered ?? tick.at, tick.at);
-    }
+    const covered = newestTick(fresh);
+    const rows = fresh.reduce((n, t) => n + t.rows.length, 0);
     if (rows) await copyIntoOutbox(client, fresh);
     if (opts.chunks) await finishChunks(client, opts.chunks);
     const lsn = fresh[fresh.length - 1]!.endLsn;
@@ -133,6 +129,13 @@ export async function writeCapturedTransactions(
     );
     return { transactions: fresh.length, rows, lsn };
   });
+}
+
+/** The newest tick the transactions carry (ms since the epoch): what the write records as covered. */
+function newestTick(transactions: CapturedTransaction[]): number | null {
+  let covered: number | null = null;
+  for (const t of transactions) for (const tick of t.ticks) covered = Math.max(covered ?? tick.at, tick.at);
+  return covered;
 }
 
 /** Up to this many rows a write is one statement (one round trip); more go by COPY. */
@@ -159,9 +162,8 @@ async function writeInOneStatement(
   // The rows as one JSON array of [tbl, op, key, image, old image, route]: the images are JSON text
   // already and go in as they are (a text[] parameter would escape every one of them again).
   const parts: string[] = [];
-  let covered: number | null = null;
+  const covered = newestTick(transactions);
   for (const t of transactions) {
-    for (const tick of t.ticks) covered = Math.max(covered ?? tick.at, tick.at);
     for (const r of t.rows)
       parts.push(
         `[${JSON.stringify(r.tbl)},${JSON.stringify(r.op)},${JSON.stringify(r.key)},${r.image ?? 'null'},${r.oldImage ?? 'null'},${routeOf(r, partitions)}]`,

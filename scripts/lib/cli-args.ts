@@ -10,21 +10,19 @@ export const dateArg = (v: string): string => {
   }
 };
 
-export const positiveInt =
+/** A parser of whole numbers of at least `min`, named `name` in its error. */
+const wholeNumber =
+  (min: number) =>
   (name: string) =>
   (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a whole number of at least 1`);
+    if (!Number.isInteger(n) || n < min)
+      throw new InvalidArgumentError(`${name} must be a whole number of at least ${min}`);
     return n;
   };
 
-export const nonNegativeInt =
-  (name: string) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number of at least 0`);
-    return n;
-  };
+export const positiveInt = wholeNumber(1);
+export const nonNegativeInt = wholeNumber(0);
 
 /**
  * Parses argv with a program built with `.exitOverride()`: 0 after --help, 2 after a usage error
