@@ -99,6 +99,14 @@ const EnvSchema = z.object({
     .enum(['true', 'false'])
     .default('false')
     .transform((v) => v === 'true'),
+  /**
+   * Runs carry FreshBadgesKind/Shard/Outcome search attributes (workflows/search-attributes.ts),
+   * registered at start where the server allows it; false where they cannot be created.
+   */
+  TEMPORAL_SEARCH_ATTRIBUTES: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
   TEMPORAL_TLS_CA: z.string().min(1).optional(),
   TEMPORAL_TLS_CERT: z.string().min(1).optional(),
   TEMPORAL_TLS_KEY: z.string().min(1).optional(),
@@ -136,6 +144,8 @@ const EnvSchema = z.object({
    * per activity.
    */
   DRAIN_ACTIVITY_BUDGET_MS: intFrom(CONFIG_DEFAULTS.DRAIN_ACTIVITY_BUDGET_MS, 0, 60_000),
+  /** How long one run of a drain chain lasts before it continues as new (one row in the run list). */
+  CHAIN_RUN_MS: intFrom(CONFIG_DEFAULTS.CHAIN_RUN_MS, 5_000, 86_400_000),
   /** While waiting, how often the outbox is polled (one indexed query). */
   DRAIN_POLL_MS: intFrom(50, 5, 5_000),
   /** Store operations per Lua call: small enough that a call never blocks readers for long. */

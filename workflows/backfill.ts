@@ -5,10 +5,19 @@
  * from the Web UI, or by the drain when it finds the store has lost its data (`backfill-auto`).
  * Progress: the `progress` query (the CLI shows it as a bar) and each chunk's result in history.
  */
-import { continueAsNew, defineQuery, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import {
+  continueAsNew,
+  defineQuery,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { CONFIG_DEFAULTS } from '../config/defaults';
 import { backfillActivity } from './activity-options';
+import { count, duration, progress } from './run-details';
 
 const { backfillPlan, backfillChunk, backfillLoads, finishBackfill } = proxyActivities<Activities>(backfillActivity);
 
@@ -45,6 +54,7 @@ export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ row
     state.estimatedRows = Object.values(plan).reduce((a, b) => a + b, 0);
   }
   let done = false;
+  const runStart: RunStart = { atMs: Date.now(), rows: state.rows };
   setHandler(backfillProgressQuery, () => ({
     table: TABLES[Math.min(state.tableIndex, TABLES.length - 1)],
     tableIndex: state.tableIndex,
@@ -63,17 +73,38 @@ export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ row
     } else {
       state.after = r.last;
     }
+    setCurrentDetails(backfillDetails(state, runStart));
     if (rate > 0) {
       const due = (r.rows / rate) * 1000 - (Date.now() - started);
       if (due > 0) await sleep(due);
     }
     if (workflowInfo().continueAsNewSuggested) await continueAsNew<typeof backfillWorkflow>({ ...input, state });
   }
+  setCurrentDetails(`recomputing today's FC loads · ${progress(state.rows, state.estimatedRows, 'source rows read')}`);
   const loads = await backfillLoads();
   await finishBackfill({
     epoch: `${workflowInfo().workflowId}@${new Date(Date.now()).toISOString()}`,
     marker: state.marker,
   });
   done = true;
+  setCurrentDetails(
+    `done · ${count(state.rows)} source rows, ${count(loads.counters)} FC load counters; the store is complete`,
+  );
   return { rows: state.rows, counters: loads.counters };
+}
+
+/** This run's rate, from where it started (a continued run starts its own count). */
+interface RunStart {
+  atMs: number;
+  rows: number;
+}
+
+/** The Web UI's current details of a backfill: table, rows against the estimate, rate, ETA. */
+function backfillDetails(state: NonNullable<BackfillInput['state']>, start: RunStart): string {
+  const table = TABLES[Math.min(state.tableIndex, TABLES.length - 1)];
+  const elapsed = Date.now() - start.atMs;
+  const perS = elapsed > 0 ? ((state.rows - start.rows) * 1000) / elapsed : 0;
+  const left = state.estimatedRows - state.rows;
+  const eta = perS > 0 && left > 0 ? ` · about ${duration((left / perS) * 1000)} left` : '';
+  return `table ${table} (${Math.min(state.tableIndex + 1, TABLES.length)} of ${TABLES.length}) · ${progress(state.rows, state.estimatedRows, 'source rows')} · ${count(perS)} rows/s${eta}`;
 }

@@ -27,11 +27,15 @@ import type { CaptureActivityResult } from '../activities/capture';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { captureActivity, drainLeaseActivity } from './activity-options';
 import { startBackfillUnlessRunning } from './children';
+import { count, duration } from './run-details';
+import { tagOutcome } from './search-attributes';
 
 export interface CaptureWorkflowInput {
   /** The source's name: 'inventory', 'orders', or 'shop'. */
   source: string;
   intervalMs: number;
+  /** How long one run lasts before it continues as new (CHAIN_RUN_MS; default intervalMs). */
+  runMs?: number;
   /** Each activity streams this long (the Web UI's view of a run refreshes at this pace). */
   activityBudgetMs?: number;
   marginMs?: number;
@@ -58,7 +62,8 @@ const { captureSource } = proxyActivities<Activities>(captureActivity);
 export async function captureWorkflow(input: CaptureWorkflowInput): Promise<CaptureRunSummary> {
   const owner = workflowInfo().workflowId;
   const margin = input.marginMs ?? WORKFLOW_INPUT_DEFAULTS.drainMarginMs;
-  const nextFire = Math.ceil((Date.now() + input.intervalMs / 2) / input.intervalMs) * input.intervalMs;
+  const runMs = input.runMs ?? input.intervalMs; // CHAIN_RUN_MS: see the drain chain
+  const nextFire = Math.ceil((Date.now() + runMs / 2) / runMs) * runMs;
   const stopAt = nextFire - margin;
   const summary: CaptureRunSummary = input.carried ?? { outcome: 'captured', transactions: 0, rows: 0 };
   setHandler(captureStatusQuery, () => summary);
@@ -72,7 +77,7 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
   const lease = await acquireCaptureLease({ source: input.source, owner });
   if (!lease.acquired) {
     log.info('another capture run holds the lease; exiting', { holder: lease.holder });
-    return { ...summary, outcome: 'lease-held', holder: lease.holder };
+    return ended({ ...summary, outcome: 'lease-held', holder: lease.holder });
   }
 
   while (!stop && Date.now() < stopAt) {
@@ -86,7 +91,7 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
     }
     if (r.outcome === 'lease-lost') {
       log.warn('capture lease taken over; exiting', { holder: r.holder });
-      return { ...summary, outcome: 'lease-lost', holder: r.holder };
+      return ended({ ...summary, outcome: 'lease-lost', holder: r.holder });
     }
     if (r.slotLost) {
       log.warn(`the replication slot of ${input.source} was lost: starting a backfill to refill the store`);
@@ -103,10 +108,16 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
 
   if (stop) {
     await releaseCaptureLease({ source: input.source, owner });
-    return { ...summary, outcome: 'stopped' };
+    return ended({ ...summary, outcome: 'stopped' });
   }
   await continueAsNew<typeof captureWorkflow>({ ...input, carried: undefined });
   return summary; // not reached
+}
+
+/** How the run ended, as its FreshBadgesOutcome search attribute (when the run carries them). */
+function ended(summary: CaptureRunSummary): CaptureRunSummary {
+  tagOutcome(summary.outcome);
+  return summary;
 }
 
 /** What the Web UI shows for the run: position, rate, how far behind the source it is. */
@@ -115,7 +126,7 @@ function details(
   s: CaptureRunSummary,
   r: Extract<CaptureActivityResult, { outcome: 'captured' }>,
 ): string {
-  const rate = r.elapsedMs > 0 ? Math.round((r.rows * 1000) / r.elapsedMs) : 0;
-  const behind = r.coveredAtMs ? `${Math.max(0, Date.now() - r.coveredAtMs)} ms` : 'no tick yet';
-  return `capture of ${source} · LSN ${r.lsn} · ${rate} changes/s · covered until ${behind} ago · this interval: ${s.rows} changes in ${s.transactions} source transactions`;
+  const rate = r.elapsedMs > 0 ? (r.rows * 1000) / r.elapsedMs : 0;
+  const behind = r.coveredAtMs ? duration(Date.now() - r.coveredAtMs) : 'no tick yet';
+  return `capture of ${source} · LSN ${r.lsn} · ${count(rate)} changes/s · covered until ${behind} ago · this run: ${count(s.rows)} changes in ${count(s.transactions)} source transactions`;
 }

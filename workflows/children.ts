@@ -14,6 +14,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { CONFIG_DEFAULTS } from '../config/defaults';
 import { backfillWorkflow } from './backfill';
+import { childTags } from './search-attributes';
 
 /** Id of the backfill the pipeline starts by itself. */
 export const AUTO_BACKFILL_ID = 'backfill-auto';
@@ -48,6 +49,7 @@ export async function startUnlessRunning<W extends Workflow>(
 ): Promise<void> {
   try {
     await startChild(workflow, {
+      ...childTags(workflow.name),
       ...options,
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,

@@ -32,6 +32,7 @@ import {
   log,
   patched,
   proxyActivities,
+  getCurrentDetails,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -42,12 +43,16 @@ import { CONFIG_DEFAULTS, WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { drainBatchActivity, drainLeaseActivity } from './activity-options';
 import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 import { startBackfillUnlessRunning, startUnlessRunning } from './children';
+import { count, duration } from './run-details';
+import { tagOutcome } from './search-attributes';
 
 export interface DrainWorkflowInput {
   intervalMs: number;
   /** The shard this chain drains (absent: the single drain of DRAIN_SHARDS=1). */
   shard?: ShardRef;
-  /** Stop starting batches this long before the next scheduled fire. */
+  /** How long one run of the chain lasts before it continues as new (CHAIN_RUN_MS; default intervalMs). */
+  runMs?: number;
+  /** Stop starting batches this long before the run's end. */
   marginMs?: number;
   batchSize?: number;
   /** While batches come back full (a backlog), the batch size doubles up to this. */
@@ -58,7 +63,7 @@ export interface DrainWorkflowInput {
   /** The automatic backfill's chunk size and rate limit (BACKFILL_CHUNK_ROWS, BACKFILL_ROWS_PER_S). */
   backfillChunkRows?: number;
   backfillRowsPerSecond?: number;
-  /** Carried across continue-as-new so the run summary covers the whole minute. */
+  /** Carried across continue-as-new so the run summary covers the whole run. */
   carried?: DrainRunSummary;
 }
 
@@ -86,7 +91,10 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   const margin = input.marginMs ?? WORKFLOW_INPUT_DEFAULTS.drainMarginMs;
   // The first boundary at least half an interval away: a scheduled run (started just after a
   // boundary) runs to the next one; a manual run started mid-interval still drains a while.
-  const nextFire = Math.ceil((Date.now() + input.intervalMs / 2) / input.intervalMs) * input.intervalMs;
+  // A chain's run lasts `runMs` (CHAIN_RUN_MS), so the run list gains a row per shard every few
+  // minutes instead of every minute; runs of older inputs last one schedule interval.
+  const runMs = input.runMs ?? input.intervalMs;
+  const nextFire = Math.ceil((Date.now() + runMs / 2) / runMs) * runMs;
   const stopAt = nextFire - margin;
   const summary: DrainRunSummary = input.carried ?? emptySummary();
 
@@ -111,7 +119,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   const lease = await acquireDrainLease({ owner, shard });
   if (!lease.acquired) {
     log.info('another drain run holds the lease; exiting', { holder: lease.holder });
-    return { ...summary, outcome: 'lease-held', holder: lease.holder };
+    return ended({ ...summary, outcome: 'lease-held', holder: lease.holder });
   }
 
   while (Date.now() < stopAt && !stop) {
@@ -125,12 +133,12 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     }
     if (r.outcome === 'lease-lost') {
       log.warn('drain lease taken over; exiting', { holder: r.holder });
-      return { ...summary, outcome: 'lease-lost', holder: r.holder };
+      return ended({ ...summary, outcome: 'lease-lost', holder: r.holder });
     }
     if (r.outcome === 'retired') {
       log.info('the number of drain shards changed and this shard no longer exists; exiting', { shard });
       await releaseDrainLease({ owner, shard });
-      return { ...summary, outcome: 'retired' };
+      return ended({ ...summary, outcome: 'retired' });
     }
     addToSummary(summary, r);
     if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
@@ -150,7 +158,8 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
 
   if (stop) {
     await releaseDrainLease({ owner, shard });
-    return { ...summary, outcome: 'stopped' };
+    setCurrentDetails(`${where(shard)}PAUSED (ops pause or a stop signal): ${getCurrentDetails()}`);
+    return ended({ ...summary, outcome: 'stopped' });
   }
 
   // Histories recorded before the chain (test/histories) released the lease and ended here.
@@ -158,8 +167,16 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     await continueAsNew<typeof drainWorkflow>({ ...input, carried: undefined });
   }
   await releaseDrainLease({ owner, shard });
+  return ended(summary);
+}
+
+/** How the run ended, as its FreshBadgesOutcome search attribute (when the run carries them). */
+function ended(summary: DrainRunSummary): DrainRunSummary {
+  tagOutcome(summary.outcome);
   return summary;
 }
+
+const where = (shard: ShardRef | undefined) => (shard ? `shard ${shard.index} of ${shard.count} · ` : '');
 
 /** The next activity's budget and idle wait, neither past the end of this run. */
 function activityTiming(input: DrainWorkflowInput, stopAt: number): { budgetMs: number; waitMs: number } {
@@ -181,13 +198,22 @@ function addToSummary(summary: DrainRunSummary, r: DrainBatchResult): void {
   summary.deadLetters += r.deadLetters;
 }
 
-/** The run's current details after an activity: state, this interval's counts, batch size, lag. */
+/**
+ * The run's current details after an activity (the Web UI shows them without a query): state,
+ * how far behind, this run's counts, batch size, figures rounded.
+ */
 function detailsOf(shard: ShardRef | undefined, r: DrainBatchResult, summary: DrainRunSummary, batchSize: number) {
   const lag = r.newestSourceMs
-    ? `, newest change applied ${Math.max(0, Date.now() - r.newestSourceMs)} ms after it was written`
+    ? ` · newest change applied ${duration(Date.now() - r.newestSourceMs)} after it was written`
     : '';
-  const state = r.frozen ? 'FROZEN for a change of DRAIN_SHARDS' : r.caughtUp ? 'caught up' : 'CATCHING UP';
-  return `${shard ? `shard ${shard.index} of ${shard.count} · ` : ''}${state} · this interval: ${summary.rows} rows in ${summary.batches} batches, ${summary.deadLetters} dead letters · batch size ${batchSize}${lag} · cursor batch ${r.cursor.batch}`;
+  const behind =
+    r.behindRows === undefined ? 'a backlog' : `about ${count(r.behindRows)}${r.behindCapped ? '+' : ''} rows`;
+  const state = r.frozen
+    ? 'FROZEN for a change of DRAIN_SHARDS'
+    : r.caughtUp
+      ? 'caught up'
+      : `BEHIND by ${behind}, catching up`;
+  return `${where(shard)}${state}${lag} · this run: ${count(summary.rows)} rows in ${count(summary.batches)} batches, ${count(summary.deadLetters)} dead letters · batch size ${count(batchSize)} · cursor batch ${r.cursor.batch}`;
 }
 
 /**

@@ -3,11 +3,19 @@
  * `from` up to where the drain was when the replay started, in chunks, with progress in the
  * `progress` query (the CLI draws it as a bar with rate and ETA) and in each chunk's result.
  */
-import { continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  continueAsNew,
+  defineQuery,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Position } from '../outbox';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { replayActivity } from './activity-options';
+import { count, progress as progressText } from './run-details';
 
 const acts = proxyActivities<Activities>(replayActivity);
 
@@ -59,8 +67,15 @@ export async function replayWorkflow(input: ReplayInput): Promise<ReplayProgress
     progress.applied += r.applied;
     progress.position = r.position;
     progress.done = r.done;
+    setCurrentDetails(replayDetails(progress));
     if (!progress.done && workflowInfo().continueAsNewSuggested)
       await continueAsNew<typeof replayWorkflow>({ ...input, state: progress });
   }
   return progress;
+}
+
+/** The Web UI's current details of a replay: rows against the total, changes written again, done. */
+function replayDetails(p: ReplayProgress): string {
+  const state = p.done ? 'done' : 'replaying';
+  return `${state} · ${progressText(p.rows, p.totalRows, 'retained changes')} · ${count(p.applied)} store writes · up to the drain's snapshot ${p.toSnapshot ?? '(none)'}`;
 }

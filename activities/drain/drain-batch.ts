@@ -34,6 +34,7 @@ import {
   SINGLE_DRAIN,
   type ConsumerCursor,
 } from '../../outbox';
+import { pendingRows } from '../../outbox/status';
 import { applyUpdates } from '../../store/apply';
 import { rememberTruncates } from '../../store/store-position';
 import { applyOptions } from '../apply-options';
@@ -94,10 +95,22 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
       !result.frozen &&
       // `ops pause`, or the workflow was cancelled or terminated (learnt through a heartbeat)
       !(inActivity() && cancellationSignal().aborted);
-    if (!more) return rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total;
+    if (!more) return finished(deps, input, rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total);
     if (inActivity()) heartbeat(progressOf(total));
     if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
   }
+}
+
+/** Rows counted at most for the Web UI's "behind by N rows" (a count under backlog costs a scan). */
+const BEHIND_COUNT_CAP = 100_000;
+
+/** The activity's result; when it ends behind, with how far behind (for the run's current details). */
+async function finished(deps: ShardDeps, input: DrainBatchInput, r: DrainBatchResult): Promise<DrainBatchResult> {
+  if (!input.budgetMs || r.caughtUp || r.frozen || r.outcome === 'lease-lost' || r.outcome === 'retired') return r;
+  const consumer = deps.consumer ?? deps.shard.consumer;
+  // Only a figure for people: a failed count must not fail an activity whose batches committed.
+  const behind = await pendingRows(deps.pool, consumer, BEHIND_COUNT_CAP, deps.routes).catch(() => null);
+  return behind ? { ...r, behindRows: behind.rows, behindCapped: behind.rows >= BEHIND_COUNT_CAP } : r;
 }
 
 /** Whether this runs as a Temporal activity (the re-split and tests also call drainBatch directly). */

@@ -74,6 +74,12 @@ export interface DrainBatchResult {
   batches?: number;
   /** The batch size the next activity should start with. */
   batchSize?: number;
+  /**
+   * Not caught up: outbox rows this shard has not applied yet, for the Web UI, counted up to a cap
+   * as `ops status` counts them (a snapshot delta in progress counts whole until it completes).
+   */
+  behindRows?: number;
+  behindCapped?: boolean;
 }
 
 /** The drain's clients, as one shard sees them. */

@@ -13,6 +13,8 @@ import {
 import { batchTaskQueue, Config, names } from '../../config';
 import type { CaptureWorkflowInput, DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
 import { captureSources } from '../../capture/sources';
+import { runTags, type RunKind } from '../../workflows/search-attributes';
+import { ensureSearchAttributes } from './search-attributes';
 import { drainScheduleIdOf, drainShard, drainShards, drainWorkflowIdOf, type DrainShard } from '../../outbox/shards';
 
 /**
@@ -31,6 +33,10 @@ interface ScheduleDefinition {
   args: (config: Config) => unknown[];
   catchupWindow?: string;
   note: string;
+  /** Its search attributes (workflows/search-attributes.ts) and the Web UI's one-line summary. */
+  kind: RunKind;
+  shard?: number;
+  summary: string;
 }
 
 const every = (ms: number): ScheduleOptions['spec'] => ({ intervals: [{ every: ms }] });
@@ -44,6 +50,7 @@ const drainSchedule = (shard: DrainShard): ScheduleDefinition => ({
   args: (config): [DrainWorkflowInput] => [
     {
       intervalMs: config.DRAIN_INTERVAL_MS,
+      runMs: Math.max(config.CHAIN_RUN_MS, config.DRAIN_INTERVAL_MS),
       ...(shard.count > 1 ? { shard: { index: shard.index, count: shard.count } } : {}),
       batchSize: config.DRAIN_BATCH_SIZE,
       maxBatchSize: config.DRAIN_MAX_BATCH_SIZE,
@@ -58,6 +65,12 @@ const drainSchedule = (shard: DrainShard): ScheduleDefinition => ({
     shard.count === 1
       ? 'drains the CDC outbox into the Redis online store'
       : `drains shard ${shard.index} of ${shard.count} of the CDC outbox into the Redis online store`,
+  kind: 'drain',
+  ...(shard.count > 1 ? { shard: shard.index } : {}),
+  summary:
+    shard.count === 1
+      ? 'Drain: outbox → Redis online store (state in the current details)'
+      : `Drain shard ${shard.index} of ${shard.count}: outbox → Redis online store (state in the current details)`,
 });
 
 /** One capture schedule per source database (CAPTURE_MODE=logical): docs/capture.md. */
@@ -66,8 +79,16 @@ const captureSchedule = (source: string): ScheduleDefinition => ({
   spec: (config) => every(config.CAPTURE_INTERVAL_MS),
   workflowType: 'captureWorkflow',
   workflowId: `${names.captureWorkflowIdPrefix}${source}`,
-  args: (config): [CaptureWorkflowInput] => [{ source, intervalMs: config.CAPTURE_INTERVAL_MS }],
+  args: (config): [CaptureWorkflowInput] => [
+    {
+      source,
+      intervalMs: config.CAPTURE_INTERVAL_MS,
+      runMs: Math.max(config.CHAIN_RUN_MS, config.CAPTURE_INTERVAL_MS),
+    },
+  ],
   note: `captures the ${source} database's changes from its replication slot into the outbox`,
+  kind: 'capture',
+  summary: `Capture of ${source}: replication slot → outbox (LSN and lag in the current details)`,
 });
 
 /** The capture schedules this configuration has (none with the trigger capture). */
@@ -84,6 +105,8 @@ const SCHEDULES: ScheduleDefinition[] = [
     workflowId: names.compactionWorkflowIdPrefix,
     args: () => [{}],
     note: 'prunes the outbox, retried dead letters and stale field tombstones',
+    kind: 'compaction',
+    summary: 'Compaction: prunes the outbox, retried dead letters and stale field tombstones',
   },
   {
     scheduleId: names.landingScheduleId,
@@ -93,6 +116,8 @@ const SCHEDULES: ScheduleDefinition[] = [
     batch: true,
     args: () => [{}],
     note: 'lands applied changes as Parquet for the nightly export',
+    kind: 'landing',
+    summary: 'Landing: applied changes → Parquet for the nightly export',
   },
   {
     scheduleId: names.exportScheduleId,
@@ -103,6 +128,8 @@ const SCHEDULES: ScheduleDefinition[] = [
     args: () => [{}],
     catchupWindow: '6 hours',
     note: 'exports the previous UTC day as Parquet (training data)',
+    kind: 'export',
+    summary: 'Nightly export of the previous UTC day as Parquet (training data)',
   },
   {
     scheduleId: names.verifyScheduleId,
@@ -111,6 +138,8 @@ const SCHEDULES: ScheduleDefinition[] = [
     workflowId: names.verifyWorkflowIdPrefix,
     args: (config): [SampledVerifyInput] => [{ sample: config.VERIFY_SAMPLE_SKUS }],
     note: 'verifies a sample of the store against the source and repairs differences through the outbox',
+    kind: 'verify',
+    summary: 'Sampled verify: store vs source, differences repaired through the outbox',
   },
 ];
 
@@ -124,6 +153,9 @@ function scheduleOptions(d: ScheduleDefinition, config: Config, paused = false):
       workflowId: d.workflowId,
       taskQueue: d.batch ? batchTaskQueue(config) : config.TEMPORAL_TASK_QUEUE,
       args: d.args(config),
+      staticSummary: d.summary,
+      staticDetails: `Started by the schedule \`${d.scheduleId}\`, which ${d.note}. Created by fresh-badges (scripts/lib/schedules.ts); docs/operations.md says how to operate it.`,
+      ...(config.TEMPORAL_SEARCH_ATTRIBUTES ? { typedSearchAttributes: runTags(d.kind, d.shard) } : {}),
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: d.catchupWindow ?? '1 minute' },
     state: { note: d.note, paused },
@@ -152,6 +184,7 @@ export async function ensureSchedules(
   /** Drain schedules created now start paused (a re-split keeps an operator's pause). */
   opts: { pausedDrains?: boolean } = {},
 ): Promise<'created' | 'updated'> {
+  if (config.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(client, config.TEMPORAL_NAMESPACE);
   const outcomes: ('created' | 'updated')[] = [];
   for (const shard of drainShards(shards))
     outcomes.push(await ensureSchedule(client, scheduleOptions(drainSchedule(shard), config, opts.pausedDrains)));

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { devServerSearchAttributeFlags } from './search-attributes';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const DATA_DIR = path.join(PROJECT_ROOT, '.data');
@@ -94,6 +95,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     opts.namespace,
     '--log-level',
     'warn',
+    ...devServerSearchAttributeFlags(),
   ];
   if (opts.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort));
