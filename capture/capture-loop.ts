@@ -36,6 +36,7 @@ import type { ChunkOutcome } from '../outbox/capture-progress';
 import { orderLoadKeys, rowsOfChunk } from './chunk-rows';
 import type { CapturedRow } from './row-image';
 import { HistoryTooShortError, rowKey, truncateKey, WatermarkWindows, type ClosedWindow } from './watermark-windows';
+import { recordCaptureWrite } from '../tracing/change-trace';
 
 export interface CaptureRunOptions {
   source: CaptureSource;
@@ -380,6 +381,7 @@ function chunkRowsAt(windows: WatermarkWindows, w: ClosedWindow, chunk: StoredCh
 }
 
 async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: CaptureState): Promise<void> {
+  const receivedAt = state.pendingSince || Date.now();
   const taken = state.pending;
   state.pending = [];
   state.pendingRows = 0;
@@ -389,6 +391,14 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
   faultPoint('capture-before-write');
   const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch, { switchDone, chunks });
   faultPoint('capture-after-write');
+  if (result.outboxTxid)
+    recordCaptureWrite(result.outboxTxid, receivedAt, {
+      'fresh_badges.source': state.source.name,
+      'fresh_badges.source_transactions': result.transactions,
+      'fresh_badges.rows': result.rows,
+      'fresh_badges.lsn': formatLsn(result.lsn),
+      'fresh_badges.outbox_txid': result.outboxTxid,
+    });
   for (const t of batch)
     for (const tick of t.ticks) state.coveredAtMs = Math.max(state.coveredAtMs ?? tick.at, tick.at);
   state.transactions += result.transactions;

@@ -78,6 +78,8 @@ export interface WriteResult {
   rows: number;
   /** The source's position after the write: confirm the slot up to here. */
   lsn: bigint;
+  /** The outbox transaction that holds the rows (its trace: tracing/change-trace.ts); none when nothing was written. */
+  outboxTxid?: string;
 }
 
 /**
@@ -119,15 +121,16 @@ export async function writeCapturedTransactions(
     if (rows) await copyIntoOutbox(client, fresh);
     if (opts.chunks) await finishChunks(client, opts.chunks);
     const lsn = fresh[fresh.length - 1]!.endLsn;
-    await client.query(
+    const moved = await client.query<{ txid: string }>(
       `update pipeline.capture_progress
           set lsn = $2::pg_lsn, rows = rows + $3,
               covered_at = greatest(covered_at, to_timestamp($4::float8 / 1000)), updated_at = now(),
               switch_id = case when $5 then null else switch_id end
-        where source = $1`,
+        where source = $1
+       returning pg_current_xact_id()::text as txid`,
       [source, formatLsn(lsn), rows, covered, !!opts.switchDone],
     );
-    return { transactions: fresh.length, rows, lsn };
+    return { transactions: fresh.length, rows, lsn, ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}) };
   });
 }
 
@@ -170,7 +173,7 @@ async function writeInOneStatement(
       );
   }
   const lsn = transactions[transactions.length - 1]!.endLsn;
-  const r = await pipeline.query<{ written: number; done: string | null; partitions: number }>(
+  const r = await pipeline.query<{ written: number; done: string | null; partitions: number; txid: string }>(
     `with prog as (
        select lsn from pipeline.capture_progress where source = $1 for update
      ), layout as (
@@ -193,14 +196,14 @@ async function writeInOneStatement(
        returning 1
      )
      select (select count(*) from upd)::int as written, (select lsn::text from prog) as done,
-            coalesce((select partitions from layout), 1) as partitions`,
+            coalesce((select partitions from layout), 1) as partitions, pg_current_xact_id()::text as txid`,
     [source, formatLsn(transactions[0]!.endLsn), partitions, `[${parts.join(',')}]`, formatLsn(lsn), rowCount, covered],
   );
   const row = r.rows[0]!;
   if (row.done === null) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
   routedWith.set(pipeline, row.partitions);
   if (!row.written) return null;
-  return { transactions: transactions.length, rows: rowCount, lsn };
+  return { transactions: transactions.length, rows: rowCount, lsn, ...(rowCount ? { outboxTxid: row.txid } : {}) };
 }
 
 /**

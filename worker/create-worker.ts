@@ -1,5 +1,5 @@
 /** Builds a Temporal worker with the pipeline's activities bound to real clients. */
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import { createActivities, ActivityClients } from '../activities';
 import { activityInterceptors } from '../activities/errors';
 import { workflowSource } from './workflow-bundle';
@@ -9,6 +9,8 @@ export interface WorkerOptions extends ActivityClients {
   namespace: string;
   taskQueue: string;
   bundlePath?: string;
+  /** Run outside the error classification (tracing/provider.ts: an activity span around it all). */
+  extraActivityInterceptors?: ActivityInterceptorsFactory[];
 }
 
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
@@ -26,7 +28,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     }),
     ...workflowSource(opts.bundlePath),
     // Classifies every activity's failures (retryable or not) in one place: activities/errors.ts.
-    interceptors: { activity: [activityInterceptors] },
+    interceptors: { activity: [...(opts.extraActivityInterceptors ?? []), activityInterceptors] },
     // Activities are short and I/O-bound; a handful in flight is plenty on two cores.
     maxConcurrentActivityTaskExecutions: 20,
     // The drain's and capture's activities run for seconds and learn of `ops pause` (a

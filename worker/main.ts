@@ -21,6 +21,7 @@ import { upgradeStoreLayout } from '../store/layout';
 import { readDrainLayout, setRoutePartitions } from '../outbox';
 import type pg from 'pg';
 import type { ActivityClients } from '../activities';
+import { startTracing } from '../tracing/provider';
 import { createWorker } from './create-worker';
 import { closeCaptureSessions } from '../capture/session-registry';
 import { readCaptureStatus, type SourcePools } from '../capture/capture-status';
@@ -77,9 +78,19 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     };
     // Capture sessions kept open between capture activities (capture/session-registry.ts) end with the worker.
     cleanup.unshift(() => closeCaptureSessions());
+    const tracing = startTracing();
+    cleanup.unshift(() => tracing.flush());
     const workers: Worker[] = [];
     for (const taskQueue of queues)
-      workers.push(await createWorker({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, ...clients }));
+      workers.push(
+        await createWorker({
+          connection,
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue,
+          ...clients,
+          extraActivityInterceptors: tracing.activityInterceptors,
+        }),
+      );
     console.log(
       `worker: polling task queue${queues.length > 1 ? 's' : ''} ${queues.map((q) => `'${q}'`).join(' and ')} on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`,
     );

@@ -2,6 +2,7 @@
  * After a chunk's commit: what the store (its watermark) and the workflow (the result) learn from
  * it, and the SKUs whose stock needs a rebuild.
  */
+import { changeTracingOn, recordDrainApply } from '../../tracing/change-trace';
 import { pendingRebuilds } from '../../store/rebuild-requests';
 import type { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
@@ -46,6 +47,7 @@ export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number)
   });
   if (c.dead.size)
     deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });
+  if (changeTracingOn()) traceApplied(deps, c, t0);
   return {
     outcome: 'applied',
     rows: c.rows.length,
@@ -72,4 +74,22 @@ async function rebuildRequests(deps: DrainDeps, raised: string[]): Promise<strin
   if (raised.length === 0 && now - (lastPendingLookup.get(deps.keys) ?? 0) < 5_000) return [];
   lastPendingLookup.set(deps.keys, now);
   return [...new Set([...raised, ...(await pendingRebuilds(deps.redis, deps.keys))])];
+}
+
+/** Outbox transactions whose trace one batch adds its apply to (a huge catch-up batch: the first ones). */
+const MAX_TRACED_TRANSACTIONS = 64;
+
+/** The batch's apply as a span in the trace of each outbox transaction it held rows of. */
+function traceApplied(deps: DrainDeps, c: AppliedChunk, t0: number): void {
+  const rowsOf = new Map<string, number>();
+  for (const r of c.rows) rowsOf.set(r.txid, (rowsOf.get(r.txid) ?? 0) + 1);
+  const startMs = performance.timeOrigin + t0;
+  for (const [txid, rows] of [...rowsOf].slice(0, MAX_TRACED_TRANSACTIONS))
+    recordDrainApply(txid, startMs, {
+      'fresh_badges.outbox_txid': txid,
+      'fresh_badges.rows': rows,
+      'fresh_badges.batch_rows': c.rows.length,
+      'fresh_badges.shard': deps.shard ? `${deps.shard.index} of ${deps.shard.count}` : '0 of 1',
+      'fresh_badges.cursor_batch': c.next.batch,
+    });
 }

@@ -2,7 +2,7 @@
  * Test wiring: a dedicated database, Redis db and key prefix, a config with short timings, and
  * helpers to reset state and to run a real worker against the shared dev server.
  */
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { inject, vi } from 'vitest';
@@ -152,6 +152,7 @@ export async function startWorker(
   address: string,
   bundlePath: string,
   taskQueue: string,
+  opts: { activityInterceptors?: ActivityInterceptorsFactory[] } = {},
 ): Promise<{ worker: Worker; stop(): Promise<void> }> {
   if (!runtimeInstalled) {
     // Worker state changes at INFO drown test output; warnings and errors still show.
@@ -169,6 +170,7 @@ export async function startWorker(
     config: c.config,
     bundlePath,
     temporal: temporal.get,
+    extraActivityInterceptors: opts.activityInterceptors,
   });
   const running = worker.run();
   return {

@@ -10,7 +10,13 @@ import { CONFIG_VARIABLES, loadConfig } from '../../config';
 const doc = fs.readFileSync(path.resolve(__dirname, '../../docs/configuration.md'), 'utf8');
 /** `| \`NAME\` | default | meaning |` rows. */
 /** Documented variables read outside config/index.ts (the tooling's, not the pipeline's), and where. */
-const TOOLING: Record<string, string> = { TEMPORAL_CLI: 'scripts/lib/temporal-server.ts' };
+const TOOLING: Record<string, string> = {
+  TEMPORAL_CLI: 'scripts/lib/temporal-server.ts',
+  // OpenTelemetry's standard variables: the exporter reads them itself
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'tracing/provider.ts',
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'tracing/provider.ts',
+  OTEL_SERVICE_NAME: 'tracing/provider.ts',
+};
 const rows = new Map(
   [...doc.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| ([^|]*) \|/gm)].map((m) => [m[1], m[2].trim()] as const),
 );
