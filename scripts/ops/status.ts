@@ -2,7 +2,7 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type pg from 'pg';
 import {
-  drainAppliedSnapshot,
+  earliestSnapshot,
   drainPendingRows,
   drainScheduleIdOf,
   leaseHolder,
@@ -93,7 +93,8 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
     },
     position:
       perShard.length === 1 ? perShard[0].position : perShard.map((s) => `shard ${s.shard}: ${s.position}`).join('; '),
-    replayFrom: (await drainAppliedSnapshot(pool)).snap,
+    // from the cursors the position lines were read from: the same snapshot in both
+    replayFrom: earliestSnapshot(shards.map((s) => s.cursor.from)),
     openTransactions: await openTransactions(pool),
     lag: lagOf(pending, lagMs, cap, ctx.config.STALE_AFTER_MS),
     store: {
