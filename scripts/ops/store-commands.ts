@@ -1,11 +1,13 @@
-/** `ops backfill`, `ops verify`, `ops inspect`, `ops export`: work on the store and the export (`ops replay`: replay-command.ts). */
+/** `ops backfill`, `ops verify`, `ops export`, `ops inspect`, `ops explain`: work on the store and the export (`ops replay`: replay-command.ts). */
 import type { Command } from 'commander';
 import { batchTaskQueue } from '../../config';
 import type { VerifyReport } from '../../reconcile/verify';
 import { backfillWorkflow, BackfillProgress, exportWorkflow, verifyWorkflow } from '../../workflows';
 import { dateArg, positiveInt } from '../lib/cli-args';
 import { OpsContext, stamp } from './context';
-import { inspectSku } from './inspect';
+import { explainSku } from './explain';
+import { printExplanation } from './explain-print';
+import { inspectSku, printInspection } from './inspect';
 import { runOperatorWorkflow } from './operator-workflow';
 import { printJsonOr } from './output';
 
@@ -14,6 +16,7 @@ export function storeCommands(program: Command, ctx: () => OpsContext): void {
   registerVerify(program, ctx);
   registerExport(program, ctx);
   registerInspect(program, ctx);
+  registerExplain(program, ctx);
 }
 
 function registerBackfill(program: Command, ctx: () => OpsContext): void {
@@ -99,10 +102,29 @@ function registerExport(program: Command, ctx: () => OpsContext): void {
 function registerInspect(program: Command, ctx: () => OpsContext): void {
   program
     .command('inspect')
-    .description('one SKU: what the store holds, what the source says, and its badge per region')
+    .description(
+      'one SKU: what the store holds (decoded, with versions and TTL), what the source says, its badge per region',
+    )
     .argument('<sku>', 'SKU id')
     .option('--region <region>', 'only this region')
+    .option('--json', 'machine-readable output')
     .action(async (sku, o) => {
-      console.log(JSON.stringify(await inspectSku(ctx(), sku, o.region), null, 2));
+      const r = await inspectSku(ctx(), sku, o.region);
+      printJsonOr(o.json, r, () => printInspection(r));
+    });
+}
+
+function registerExplain(program: Command, ctx: () => OpsContext): void {
+  program
+    .command('explain')
+    .description(
+      "one SKU's badge in one region and why: the rule that decided, each FC in rank order (available, capacity, today's load), store vs source side by side, freshness",
+    )
+    .argument('<sku>', 'SKU id')
+    .requiredOption('--region <region>', 'the region')
+    .option('--json', 'machine-readable output')
+    .action(async (sku, o) => {
+      const e = await explainSku(ctx(), sku, o.region);
+      printJsonOr(o.json, e, () => printExplanation(e));
     });
 }
