@@ -64,7 +64,8 @@ function ruleSentence(badge: Badge, fcs: ExplainedFc[], features: SkuFeatures): 
       const list = full
         .map((f) => `${f.fc} ${f.capacity === null ? 'capacity unknown' : `load ${f.load} of ${f.capacity}`}`)
         .join(', ');
-      return `fc_at_capacity: lifecycle active, but every FC with stock has reached its capacity today (${list}); an unknown capacity counts as full`;
+      const unknown = full.some((f) => f.capacity === null) ? '; an unknown capacity counts as full' : '';
+      return `fc_at_capacity: lifecycle active, but every FC with stock has reached its capacity today (${list})${unknown}`;
     }
     case 'out_of_stock':
       return `out_of_stock: lifecycle ${features.lifecycle}, but no FC of the region has units available${fcs.length ? '' : ' (the region has no FC)'}`;

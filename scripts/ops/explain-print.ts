@@ -1,7 +1,8 @@
 /** `ops explain` for a person: the answer, the rule that decided, the FCs side by side, freshness. */
 import type { ExplainedFc } from '../../features/badge-explain';
 import { RANK_NULL } from '../../features/definitions';
-import { describeBadge, type Explanation } from './explain';
+import type { Badge } from '../../features/badge-rule';
+import type { Explanation } from './explain';
 
 const COLUMNS = ['rank', 'fc', 'available', 'capacity', 'load today', 'verdict'];
 
@@ -50,15 +51,14 @@ function freshnessLine(e: Explanation): string {
   return a.stale ? `STALE, ${lag}: reads say stale: true` : `fresh, ${lag}`;
 }
 
+/** "ELIGIBLE from FC-001" or "NOT ELIGIBLE: out_of_stock". */
+const headline = (b: Badge) => (b.eligible ? `ELIGIBLE from ${b.fc}` : `NOT ELIGIBLE: ${b.reason}`);
+
 export function printExplanation(e: Explanation): void {
   const out: string[] = [];
-  out.push(
-    `${e.sku} in ${e.region}: ${describeBadge(e.answer).toUpperCase()} (online store${e.answer.stale ? ', stale' : ''})`,
-  );
+  out.push(`${e.sku} in ${e.region}: ${headline(e.answer)} (the online answer${e.answer.stale ? ', stale' : ''})`);
   out.push(`  why (store): ${e.online.rule}`);
-  out.push(
-    e.agree ? '  source (SQL): the same badge' : `  source (SQL): ${describeBadge(e.source.badge)}: ${e.source.rule}`,
-  );
+  out.push(e.agree ? '  source (SQL): the same badge' : `  source (SQL) DIFFERS: ${e.source.rule}`);
   out.push(
     `  lifecycle: ${e.online.lifecycle ?? 'none'} in the store, ${e.source.lifecycle ?? 'no row'} in the source`,
   );

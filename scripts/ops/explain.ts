@@ -70,7 +70,7 @@ export async function explainSku(ctx: OpsContext, sku: string, region: string): 
     sku,
     region,
     day,
-    answer,
+    answer: { ...answer, lagMs: answer.lagMs === null ? null : Math.round(answer.lagMs) },
     online: { ...online, lifecycle: store.lifecycle?.value ?? null, ttl: store.ttl },
     source: { ...source, lifecycle },
     agree: sameBadge(online.badge, source.badge),

@@ -69,7 +69,7 @@ async function startSince(c: OpsContext, since: Date): Promise<ReplayStart | nul
   }
   if (oldestRetained && oldestRetained > since)
     console.log(
-      `note: the oldest retained change was written at ${oldestRetained.toISOString()}; older ones were compacted and cannot be replayed`,
+      `note: the oldest retained change was written at ${oldestRetained.toISOString()}; any change before it was compacted away and is not replayed`,
     );
   return { position, described: `the first change written at or after ${at}` };
 }

@@ -230,7 +230,7 @@ describe('ops explain', () => {
     const human = await ops('explain', sku, '--region', 'R-X');
     expect(human.code).toBe(0);
     const out = human.stdout;
-    expect(out).toMatch(/SKU-EXPLAIN in R-X: FC_AT_CAPACITY/);
+    expect(out).toMatch(/SKU-EXPLAIN in R-X: NOT ELIGIBLE: fc_at_capacity \(the online answer\)/);
     expect(out).toMatch(/why \(store\): fc_at_capacity/);
     expect(out).toMatch(/source \(SQL\): the same badge/);
     expect(out).toMatch(/freshness: fresh, as of \d{4}-/);
@@ -256,7 +256,10 @@ describe('ops explain', () => {
     expect(d.answer.reason).toBe('fc_at_capacity');
     expect(d.source.badge).toMatchObject({ reason: 'eligible', fc: 'FC-X3' });
     expect(d.differences).toEqual(['FC-X3 available: store 0, source 4']);
-    expect((await ops('explain', sku, '--region', 'R-X')).stdout).toMatch(/FC-X3\s+0 \/ 4 .*no stock \/ chosen/);
+    const human = (await ops('explain', sku, '--region', 'R-X')).stdout;
+    expect(human).toMatch(/FC-X3\s+0 \/ 4 .*no stock \/ chosen/);
+    expect(human).toMatch(/source \(SQL\) DIFFERS: eligible: .*FC-X3/);
+    expect(human).toMatch(/store and source differ:\n\s+FC-X3 available: store 0, source 4/);
   });
 
   it('inspect prints decoded values and TTLs in words', async () => {
