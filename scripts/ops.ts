@@ -9,6 +9,7 @@ import { ConfigurationError } from '../config';
 import { createOpsContext, OpsContext, OpsError } from './ops/context';
 import { deadLetterCommands } from './ops/dead-letter-commands';
 import { drainCommands } from './ops/drain-commands';
+import { registerReplay } from './ops/replay-command';
 import { storeCommands } from './ops/store-commands';
 
 export function buildProgram(ctx: () => OpsContext): Command {
@@ -18,6 +19,7 @@ export function buildProgram(ctx: () => OpsContext): Command {
     .showHelpAfterError()
     .exitOverride();
   drainCommands(program, ctx);
+  registerReplay(program, ctx);
   storeCommands(program, ctx);
   deadLetterCommands(program, ctx);
   return program;

@@ -10,6 +10,7 @@ import type { StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
 import client from 'prom-client';
 import { drainPendingRows, openTransactions } from '../outbox';
+import { WAITING_DEAD_LETTER } from '../activities/dead-letters/waiting';
 import type { StoreKeys } from '../store/keys';
 import type { DependencyHealth } from './dependency-health';
 import { readWatermark } from '../store/watermark';
@@ -71,7 +72,10 @@ function defineMetrics(registry: client.Registry) {
   );
   const lagRows = gauge('fresh_badges_drain_lag_rows', 'outbox rows not yet applied (capped at 1,000,000)');
   const lagSeconds = gauge('fresh_badges_drain_lag_seconds', "now - the drain's last caught-up confirmation");
-  const waitingDead = gauge('fresh_badges_dead_letters_waiting', 'dead letters not yet retried');
+  const waitingDead = gauge(
+    'fresh_badges_dead_letters_waiting',
+    'dead letters neither applied by a retry nor discarded',
+  );
   return {
     batchRows,
     batchSeconds,
@@ -149,7 +153,9 @@ function watchLag(
   const tick = async () => {
     try {
       m.lagRows.set((await drainPendingRows(pool, keys, 1_000_000)).rows);
-      const r = await pool.query(`select count(*)::int as dead from pipeline.dead_letters where retried_at is null`);
+      const r = await pool.query(
+        `select count(*)::int as dead from pipeline.dead_letters where ${WAITING_DEAD_LETTER}`,
+      );
       m.waitingDead.set(r.rows[0].dead);
       const open = await openTransactions(pool);
       m.openXacts.set(open.count);

@@ -9,7 +9,7 @@ export { backfillWorkflow, backfillProgressQuery } from './backfill';
 export type { BackfillInput, BackfillProgress } from './backfill';
 export { replayWorkflow, replayProgressQuery } from './replay';
 export type { ReplayInput, ReplayProgress } from './replay';
-export { verifyWorkflow, retryDeadLettersWorkflow } from './operations';
+export { verifyWorkflow, retryDeadLettersWorkflow, discardDeadLettersWorkflow } from './operations';
 export { sampledVerifyWorkflow } from './sampled-verify';
 export type { SampledVerifyInput } from './sampled-verify';
 export { landingWorkflow, exportWorkflow } from './export';

@@ -28,6 +28,7 @@ import { formatSnapshot, parseSnapshot, PgSnapshot, snapshotCovers } from '../..
 import { withTransaction } from '../../db/transaction';
 import { ConsumerCursor, lockAllShards, shardKeys } from '../../outbox';
 import { registerSnapshot, Snapshot, withSnapshot } from './snapshot';
+import { estimateTableRows } from './row-estimate';
 
 /** A chunk read from a snapshot older than the deletion fence (store/fence.ts): retry it. */
 export class StaleSnapshotError extends Error {
@@ -200,16 +201,9 @@ export async function backfillLoads(
   });
 }
 
-/** Rough row counts per table, for progress (planner statistics: no scan). */
+/** Row counts per table, for progress (row-estimate.ts: statistics when they can say, else a count). */
 export async function backfillPlan(source: pg.Pool): Promise<Record<BackfillTable, number>> {
-  const r = await source.query(
-    `select c.relname, greatest(c.reltuples, 0)::bigint::text as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'shop' and c.relname = any($1)`,
-    [BACKFILL_TABLES],
-  );
-  const out = Object.fromEntries(BACKFILL_TABLES.map((t) => [t, 0])) as Record<BackfillTable, number>;
-  for (const row of r.rows) out[row.relname as BackfillTable] = Number(row.n);
-  return out;
+  return estimateTableRows(source, BACKFILL_TABLES);
 }
 
 /**

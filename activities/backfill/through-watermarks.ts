@@ -22,6 +22,7 @@ import { storeFeatures } from '../../reconcile/store-features';
 import type { StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
 import { BACKFILL_TABLES, type BackfillTable, type ChunkResult, finishBackfill, markBackfillStart } from './backfill';
+import { estimateTableRows } from './row-estimate';
 
 /** Waiting for the capture to write a chunk: a backlog in the slot comes first. */
 const CHUNK_TIMEOUT_MS = 10 * 60_000;
@@ -82,17 +83,12 @@ export function createWatermarkBackfill(deps: { pool: pg.Pool; redis: StoreRedis
   };
 }
 
-/** The planner's row estimate of a source table (0 for a table never analysed). */
-async function estimateRows(url: string, tbl: string): Promise<number> {
+/** A source table's row count for progress (row-estimate.ts), on the database the chunks read. */
+async function estimateRows(url: string, tbl: BackfillTable): Promise<number> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
-    const r = await c.query<{ n: string }>(
-      `select greatest(c.reltuples, 0)::bigint::text as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = 'shop' and c.relname = $1`,
-      [tbl],
-    );
-    return Number(r.rows[0]?.n ?? 0);
+    return (await estimateTableRows(c, [tbl]))[tbl];
   } finally {
     await c.end();
   }

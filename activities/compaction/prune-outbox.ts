@@ -68,10 +68,14 @@ export async function pruneOutbox(
   return { deleted, floor, more: true };
 }
 
-/** Dead letters that were retried successfully and are older than the retention. */
+/**
+ * Dead letters settled longer ago than the retention: retried successfully, or discarded by an
+ * operator (kept that long for audit: who, when, why).
+ */
 export async function pruneDeadLetters(pool: pg.Pool, retentionDays: number): Promise<number> {
   const r = await pool.query(
-    `delete from pipeline.dead_letters where retried_at is not null and retried_at < now() - $1 * interval '1 day'`,
+    `delete from pipeline.dead_letters
+      where coalesce(retried_at, discarded_at) is not null and coalesce(retried_at, discarded_at) < now() - $1 * interval '1 day'`,
     [retentionDays],
   );
   return r.rowCount ?? 0;

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import { retryDeadLetters } from './retry';
+import { discardDeadLetters, type DiscardInput } from './discard';
 import { applyOptions } from '../apply-options';
 import type { SourceRows } from '../../capture/source-rows';
 
@@ -17,6 +18,9 @@ export function createDeadLetterActivities(deps: {
   return {
     async retryDeadLetters(input: { ids?: string[] }) {
       return retryDeadLetters(deps.pool, deps.redis, deps.keys, opts, input, deps.sourceRows);
+    },
+    async discardDeadLetters(input: DiscardInput) {
+      return discardDeadLetters(deps.pool, input);
     },
   };
 }

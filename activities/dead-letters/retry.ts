@@ -6,7 +6,7 @@
  * when a backfill has recomputed the counter from a snapshot that saw the change. A change older
  * than the deletion fence whose field the store no longer holds is not written: its source row is
  * re-emitted through the outbox instead (store/fence.ts). Success stamps retried_at;
- * failure records the new error and leaves it for later.
+ * failure records the new error and leaves it for later. A discarded one is never retried.
  */
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
@@ -20,6 +20,7 @@ import { withTransaction } from '../../db/transaction';
 import { lockAllShards, shardKeys, shardOfConsumer } from '../../outbox';
 import { isReemitTable, REEMIT_TABLES } from '../repair/reemit-rows';
 import { triggerSourceRows, type SourceRows } from '../../capture/source-rows';
+import { WAITING_DEAD_LETTER } from './waiting';
 
 export interface DeadLetter {
   id: string;
@@ -32,17 +33,22 @@ export interface DeadLetter {
   error: string;
   created_at: Date;
   retried_at: Date | null;
+  discarded_at: Date | null;
+  discarded_by: string | null;
+  discard_reason: string | null;
 }
 
 export async function listDeadLetters(
   db: pg.Pool,
+  /** includeRetried: also those already applied or discarded (not waiting any more). */
   opts: { limit: number; includeRetried?: boolean },
 ): Promise<{ total: number; rows: DeadLetter[] }> {
-  const where = opts.includeRetried ? '' : 'where retried_at is null';
+  const where = opts.includeRetried ? '' : `where ${WAITING_DEAD_LETTER}`;
   const total = (await db.query(`select count(*)::int as n from pipeline.dead_letters ${where}`)).rows[0].n;
   const rows = (
     await db.query(
-      `select id::text, consumer, outbox_txid::text, outbox_id::text, tbl, op, key, error, created_at, retried_at
+      `select id::text, consumer, outbox_txid::text, outbox_id::text, tbl, op, key, error, created_at, retried_at,
+              discarded_at, discarded_by, discard_reason
          from pipeline.dead_letters ${where} order by id limit $1`,
       [opts.limit],
     )
@@ -61,7 +67,7 @@ export async function retryDeadLetters(
 ): Promise<{ retried: number; failed: number; reemitted: number; errors: { id: string; error: string }[] }> {
   const r = await db.query(
     `select id::text, consumer, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
-       from pipeline.dead_letters where retried_at is null ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by id`,
+       from pipeline.dead_letters where ${WAITING_DEAD_LETTER} ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by id`,
     input.ids?.length ? [input.ids] : [],
   );
   const result = { retried: 0, failed: 0, reemitted: 0, errors: [] as { id: string; error: string }[] };

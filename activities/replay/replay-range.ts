@@ -15,14 +15,6 @@ import { drainAppliedSnapshot, Position } from '../../outbox';
 import { isReemitTable, SourceRowRef } from '../repair/reemit-rows';
 import { triggerSourceRows, type SourceRows } from '../../capture/source-rows';
 
-export function parsePosition(text: string): Position {
-  if (text === 'start') return { txid: '0', id: '0' };
-  const m = /^(\d{1,20}):(\d{1,20})$/.exec(text);
-  if (!m)
-    throw new Error(`not a position: ${JSON.stringify(text)} (expected TXID:ID, as status prints it, or "start")`);
-  return { txid: m[1], id: m[2] };
-}
-
 export const formatPosition = (c: Position) => `${c.txid}:${c.id}`;
 
 /**

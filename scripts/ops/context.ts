@@ -6,6 +6,8 @@ import type pg from 'pg';
 import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
 import { storeKeysFor, StoreKeys } from '../../store/keys';
+import { captureSources } from '../../capture/sources';
+import type { SourceDatabases } from '../../reconcile/source-features';
 import { createStoreRedis, describeStoreRedis, StoreRedis } from '../../store/redis-client';
 
 export class OpsError extends Error {
@@ -22,6 +24,8 @@ export interface OpsContext {
   keys: StoreKeys;
   pool(): pg.Pool;
   source(): pg.Pool;
+  /** The shop tables' databases (inventory, orders), each its replica when one is set: for reads only. */
+  sourceDatabases(): SourceDatabases;
   redis(): Promise<StoreRedis>;
   temporal(): Promise<Client>;
   close(): Promise<void>;
@@ -34,14 +38,17 @@ export function createOpsContext(): OpsContext {
   let redis: StoreRedis | undefined;
   let connection: Connection | undefined;
   let client: Client | undefined;
+  const others = new Map<string, pg.Pool>();
+  const sourcePool = () =>
+    (source ??= config.REPLICA_DATABASE_URL
+      ? createPool(config.REPLICA_DATABASE_URL, 4)
+      : (pool ??= createPool(config.DATABASE_URL, 4)));
   return {
     config,
     keys: storeKeysFor(config),
     pool: () => (pool ??= createPool(config.DATABASE_URL, 4)),
-    source: () =>
-      (source ??= config.REPLICA_DATABASE_URL
-        ? createPool(config.REPLICA_DATABASE_URL, 4)
-        : (pool ??= createPool(config.DATABASE_URL, 4))),
+    source: sourcePool,
+    sourceDatabases: () => shopDatabases(config, sourcePool, others),
     async redis() {
       if (!redis) {
         redis = createStoreRedis(config, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
@@ -67,10 +74,28 @@ export function createOpsContext(): OpsContext {
     async close() {
       redis?.disconnect();
       await connection?.close().catch(() => undefined);
+      await Promise.all([...others.values()].map((p) => p.end()));
       if (source && source !== pool) await source.end();
       await pool?.end();
     },
   };
+}
+
+/**
+ * Where the shop tables are read: the pipeline's source pool when they live there (trigger
+ * capture), else each capture source's replica or database (CAPTURE_MODE=logical with
+ * INVENTORY_DATABASE_URL / ORDERS_DATABASE_URL), one pool per database, kept in `others`.
+ */
+function shopDatabases(config: Config, sourcePool: () => pg.Pool, others: Map<string, pg.Pool>): SourceDatabases {
+  const sources = captureSources(config);
+  const poolFor = (table: 'skus' | 'orders'): pg.Pool => {
+    const s = sources.find((c) => (c.tables as string[]).includes(table))!;
+    const url = s.replicaUrl ?? s.url;
+    if (url === config.DATABASE_URL || url === config.REPLICA_DATABASE_URL) return sourcePool();
+    if (!others.has(url)) others.set(url, createPool(url, 2));
+    return others.get(url)!;
+  };
+  return { inventory: poolFor('skus'), orders: poolFor('orders') };
 }
 
 /** Workflow ids with the time, readable in the Web UI: replay-…-20261125T160102Z. */

@@ -59,9 +59,14 @@ function searchAttributesOf(ctx: OpsContext, workflowType: string): { typedSearc
  * the environment only).
  */
 function operatorMetadata(summary: string): { staticSummary: string; staticDetails: string } {
-  const who = `${os.userInfo().username}@${os.hostname()}`;
+  const who = operatorName();
   return {
     staticSummary: summary,
     staticDetails: `Started by ${who} with \`npm run ops -- ${process.argv.slice(2).join(' ')}\` at ${new Date().toISOString()}.`,
   };
+}
+
+/** Who runs this command, as the Web UI and audit columns record it: user@host. */
+export function operatorName(): string {
+  return `${os.userInfo().username}@${os.hostname()}`;
 }

@@ -2,6 +2,7 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type pg from 'pg';
 import {
+  earliestSnapshot,
   drainPendingRows,
   drainScheduleIdOf,
   leaseHolder,
@@ -13,6 +14,7 @@ import {
 } from '../../outbox';
 import { readWatermark, storeComplete } from '../../store/watermark';
 import { OpsContext } from './context';
+import { WAITING_DEAD_LETTER } from '../../activities/dead-letters/waiting';
 import { readCaptureStatus, type CaptureSourceStatus, type SourcePools } from '../../capture/capture-status';
 
 export interface Status {
@@ -35,6 +37,11 @@ export interface Status {
     }[];
   };
   position: string;
+  /**
+   * The snapshot every shard has applied, in the form `ops replay --from` takes: noted before a
+   * fix is deployed, it replays every change applied since.
+   */
+  replayFrom: string;
   openTransactions: OpenTransactions;
   lag: {
     rows: number;
@@ -62,13 +69,13 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
   const pending = await drainPendingRows(pool, ctx.keys, cap);
   const w = await readWatermark(redis, ctx.keys);
   const lagMs = w.caughtUpAt === null ? null : Date.now() - w.caughtUpAt;
-  const dead = (await pool.query(`select count(*)::int as n from pipeline.dead_letters where retried_at is null`))
+  const dead = (await pool.query(`select count(*)::int as n from pipeline.dead_letters where ${WAITING_DEAD_LETTER}`))
     .rows[0].n;
   const { perShard, note, lastRun, lastRunAt } = await readShardSchedules(temporal, pool, shards);
   const running = await listRunning(temporal, RUNNING_DRAINS_QUERY, (wf) => wf.workflowId);
   const operations = await listRunning(
     temporal,
-    `WorkflowType IN ('backfillWorkflow', 'replayWorkflow', 'verifyWorkflow', 'retryDeadLettersWorkflow', 'compactionWorkflow', 'skuRebuildWorkflow') AND ExecutionStatus = 'Running'`,
+    `WorkflowType IN ('backfillWorkflow', 'replayWorkflow', 'verifyWorkflow', 'retryDeadLettersWorkflow', 'discardDeadLettersWorkflow', 'compactionWorkflow', 'skuRebuildWorkflow') AND ExecutionStatus = 'Running'`,
     (wf) => `${wf.type} ${wf.workflowId}`,
   );
 
@@ -86,6 +93,8 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
     },
     position:
       perShard.length === 1 ? perShard[0].position : perShard.map((s) => `shard ${s.shard}: ${s.position}`).join('; '),
+    // from the cursors the position lines were read from: the same snapshot in both
+    replayFrom: earliestSnapshot(shards.map((s) => s.cursor.from)),
     openTransactions: await openTransactions(pool),
     lag: lagOf(pending, lagMs, cap, ctx.config.STALE_AFTER_MS),
     store: {
@@ -203,6 +212,10 @@ export function printStatus(s: Status): void {
     for (const p of s.drain.perShard)
       line(`  shard ${p.shard}`, `schedule ${p.schedule}, lease ${p.leaseHolder ?? 'free'}, ${p.position}`);
   }
+  line(
+    'replay point',
+    `${s.replayFrom} (npm run ops -- replay --from ${s.replayFrom} re-applies every change after it)`,
+  );
   const ot = s.openTransactions;
   line(
     'open xacts',

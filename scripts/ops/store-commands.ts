@@ -1,59 +1,22 @@
-/** `ops replay`, `ops backfill`, `ops verify`, `ops inspect`, `ops export`: work on the store and the export. */
-import { type Command, InvalidArgumentError } from 'commander';
+/** `ops backfill`, `ops verify`, `ops export`, `ops inspect`, `ops explain`: work on the store and the export (`ops replay`: replay-command.ts). */
+import type { Command } from 'commander';
 import { batchTaskQueue } from '../../config';
-import { formatPosition, parsePosition } from '../../activities/replay/replay-range';
 import type { VerifyReport } from '../../reconcile/verify';
-import {
-  backfillWorkflow,
-  BackfillProgress,
-  exportWorkflow,
-  replayWorkflow,
-  ReplayProgress,
-  verifyWorkflow,
-} from '../../workflows';
+import { backfillWorkflow, BackfillProgress, exportWorkflow, verifyWorkflow } from '../../workflows';
 import { dateArg, positiveInt } from '../lib/cli-args';
 import { OpsContext, stamp } from './context';
-import { inspectSku } from './inspect';
+import { explainSku } from './explain';
+import { printExplanation } from './explain-print';
+import { inspectSku, printInspection } from './inspect';
 import { runOperatorWorkflow } from './operator-workflow';
 import { printJsonOr } from './output';
 
-const positionArg = (v: string) => {
-  try {
-    return parsePosition(v);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-};
-
 export function storeCommands(program: Command, ctx: () => OpsContext): void {
-  registerReplay(program, ctx);
   registerBackfill(program, ctx);
   registerVerify(program, ctx);
   registerExport(program, ctx);
   registerInspect(program, ctx);
-}
-
-function registerReplay(program: Command, ctx: () => OpsContext): void {
-  program
-    .command('replay')
-    .description('re-apply every retained change from a position up to the drain cursor (after a fix of feature logic)')
-    .requiredOption('--from <position>', 'TXID:ID as `status` prints it, or "start"', positionArg)
-    .option('--no-wait', 'start it and return')
-    .action(async (o) => {
-      const r = await runOperatorWorkflow<typeof replayWorkflow, ReplayProgress>(ctx(), {
-        what: 'replay',
-        workflow: replayWorkflow,
-        workflowId: `replay-${o.from.txid}-${o.from.id}-${stamp()}`,
-        args: [{ from: o.from }],
-        summary: `Replay of retained changes after ${formatPosition(o.from)}`,
-        wait: o.wait,
-        progress: (p) => ({ value: p.rows, total: p.totalRows, label: 'replay' }),
-      });
-      if (r)
-        console.log(
-          `replayed ${r.rows} changes up to ${formatPosition(r.position)}; ${r.applied} store values re-written`,
-        );
-    });
+  registerExplain(program, ctx);
 }
 
 function registerBackfill(program: Command, ctx: () => OpsContext): void {
@@ -139,10 +102,29 @@ function registerExport(program: Command, ctx: () => OpsContext): void {
 function registerInspect(program: Command, ctx: () => OpsContext): void {
   program
     .command('inspect')
-    .description('one SKU: what the store holds, what the source says, and its badge per region')
+    .description(
+      'one SKU: what the store holds (decoded, with versions and TTL), what the source says, its badge per region',
+    )
     .argument('<sku>', 'SKU id')
     .option('--region <region>', 'only this region')
+    .option('--json', 'machine-readable output')
     .action(async (sku, o) => {
-      console.log(JSON.stringify(await inspectSku(ctx(), sku, o.region), null, 2));
+      const r = await inspectSku(ctx(), sku, o.region);
+      printJsonOr(o.json, r, () => printInspection(r));
+    });
+}
+
+function registerExplain(program: Command, ctx: () => OpsContext): void {
+  program
+    .command('explain')
+    .description(
+      "one SKU's badge in one region and why: the rule that decided, each FC in rank order (available, capacity, today's load), store vs source side by side, freshness",
+    )
+    .argument('<sku>', 'SKU id')
+    .requiredOption('--region <region>', 'the region')
+    .option('--json', 'machine-readable output')
+    .action(async (sku, o) => {
+      const e = await explainSku(ctx(), sku, o.region);
+      printJsonOr(o.json, e, () => printExplanation(e));
     });
 }

@@ -256,7 +256,7 @@ describe('operator CLI', () => {
   });
 
   it('inspect shows store, source and badges agreeing', async () => {
-    const r = await ops('inspect', 'SKU-0000001');
+    const r = await ops('inspect', 'SKU-0000001', '--json');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.source.sku.sku_id).toBe('SKU-0000001');

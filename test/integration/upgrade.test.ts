@@ -147,6 +147,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '010_reshard_freeze_owner.sql',
         '011_capture_progress.sql',
         '012_capture_chunks.sql',
+        '013_dead_letter_discard.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
