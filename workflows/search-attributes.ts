@@ -33,6 +33,7 @@ export type RunKind =
   | 'verify'
   | 'rebuild'
   | 'dead-letter-retry'
+  | 'dead-letter-discard'
   | 'reshard'
   | 'compaction'
   | 'landing'
@@ -49,6 +50,7 @@ const KIND_OF_TYPE: Record<string, RunKind> = {
   verifyWorkflow: 'verify',
   sampledVerifyWorkflow: 'verify',
   retryDeadLettersWorkflow: 'dead-letter-retry',
+  discardDeadLettersWorkflow: 'dead-letter-discard',
   replayWorkflow: 'replay',
   reshardWorkflow: 'reshard',
   skuRebuildWorkflow: 'rebuild',

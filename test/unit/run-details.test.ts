@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { count, duration, progress } from '../../workflows/run-details';
+import { kindOfWorkflowType } from '../../workflows/search-attributes';
 
 describe('run details figures (what the Web UI shows)', () => {
   it('rounds durations and gives them a unit', () => {
@@ -18,5 +19,16 @@ describe('run details figures (what the Web UI shows)', () => {
     expect(progress(12_000, 50_000, 'rows')).toBe('12,000 of 50,000 rows (24 %)');
     expect(progress(5_030, 0, 'rows')).toBe('5,030 rows');
     expect(progress(6_000, 5_030, 'rows')).toBe('6,000 rows');
+  });
+});
+
+describe('search attributes', () => {
+  it('every workflow the worker runs has a kind (FreshBadgesKind)', async () => {
+    const workflows = await import('../../workflows');
+    const types = Object.entries(workflows)
+      .filter(([name, v]) => typeof v === 'function' && name.endsWith('Workflow'))
+      .map(([name]) => name);
+    expect(types.length).toBeGreaterThan(10);
+    expect(types.filter((t) => !kindOfWorkflowType(t))).toEqual([]);
   });
 });
