@@ -117,6 +117,7 @@ describe('docs/operations.md: Starting runs from the Temporal CLI', () => {
       [
         'backfill',
         'dead-letters-retry',
+        'dead-letters-discard',
         'export',
         'pause',
         'replay',
@@ -167,6 +168,11 @@ describe('docs/operations.md: Starting runs from the Temporal CLI', () => {
   it('dead-letter retry completes', async () => {
     const { stdout } = await runToCompletion('dead-letters-retry');
     expect(stdout).toMatch(/"retried":\s*0/);
+  });
+
+  it('dead-letter discard completes and says which asked-for letter was not waiting', async () => {
+    const { stdout } = await runToCompletion('dead-letters-discard');
+    expect(stdout).toMatch(/"notWaiting":\s*\[\s*"12"\s*\]/);
   });
 
   it('a re-split to the shard count in force completes as unchanged and is queryable', async () => {
