@@ -88,14 +88,7 @@ const { drainBatch } = proxyActivities<Activities>(drainBatchActivity);
 
 export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRunSummary> {
   const owner = workflowInfo().workflowId;
-  const margin = input.marginMs ?? WORKFLOW_INPUT_DEFAULTS.drainMarginMs;
-  // The first boundary at least half an interval away: a scheduled run (started just after a
-  // boundary) runs to the next one; a manual run started mid-interval still drains a while.
-  // A chain's run lasts `runMs` (CHAIN_RUN_MS), so the run list gains a row per shard every few
-  // minutes instead of every minute; runs of older inputs last one schedule interval.
-  const runMs = input.runMs ?? input.intervalMs;
-  const nextFire = Math.ceil((Date.now() + runMs / 2) / runMs) * runMs;
-  const stopAt = nextFire - margin;
+  const { nextFire, stopAt } = runEnd(input);
   const summary: DrainRunSummary = input.carried ?? emptySummary();
 
   const base = input.batchSize ?? CONFIG_DEFAULTS.DRAIN_BATCH_SIZE;
@@ -168,6 +161,18 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   }
   await releaseDrainLease({ owner, shard });
   return ended(summary);
+}
+
+/**
+ * When this run ends: the first run boundary at least half a run away (a scheduled run, started
+ * just after a boundary, runs to the next one; one started mid-run still drains a while), less
+ * the margin in which no batch starts. A chain's run lasts `runMs` (CHAIN_RUN_MS), so the run list
+ * gains a row per shard every few minutes, not every minute; older inputs last one interval.
+ */
+function runEnd(input: DrainWorkflowInput): { nextFire: number; stopAt: number } {
+  const runMs = input.runMs ?? input.intervalMs;
+  const nextFire = Math.ceil((Date.now() + runMs / 2) / runMs) * runMs;
+  return { nextFire, stopAt: nextFire - (input.marginMs ?? WORKFLOW_INPUT_DEFAULTS.drainMarginMs) };
 }
 
 /** How the run ended, as its FreshBadgesOutcome search attribute (when the run carries them). */
