@@ -107,6 +107,7 @@ export class CaptureSession {
         slot: source.slot,
         publication: source.publication,
       });
+      // again: registering may have created the row, and a lost slot reset what it records
       const recorded = await readCaptureProgress(pipeline, source.name);
       const state = new CaptureState(source, recorded?.lsn ?? 0n, slotCreated, recorded?.coveredAtMs ?? null);
       state.switchId = recorded?.switchId ?? null;

@@ -72,4 +72,3 @@ export async function publicationExists(source: pg.ClientBase | pg.Pool, publica
   return (r.rowCount ?? 0) > 0;
 }
 
-export { parseLsn };
