@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activitiesFor } from '../support/activities';
 import { landChanges, LANDING_COLUMNS } from '../../activities/export/landing';
 import { openDuck, sqlString } from '../../activities/export/duckdb';
-import { names } from '../../config';
+import { batchTaskQueue, names } from '../../config';
+import { runOps } from '../support/ops-cli';
 import { advanceCursor, drainAppliedSnapshot, readCursor, readDelta } from '../../outbox';
 import { partitionDir } from '../../activities/export/export-day';
 import { createBadgeReader } from '../../serving/badge-reader';
@@ -483,6 +484,7 @@ describe('a day with nothing landed', () => {
     const yesterday = new Date(Date.parse(today) - 86_400_000).toISOString().slice(0, 10);
     expect(fs.existsSync(path.join(dir, 'landing', `day=${yesterday}`))).toBe(false);
     const worker = await startWorker(c, address, bundlePath, taskQueue);
+    const batchWorker = await startWorker(c, address, bundlePath, batchTaskQueue(c.config)); // ops export's queue
     const temporal = await temporalClient(address);
     try {
       // no date: the nightly run, for yesterday, when nothing landed in this test's export folder
@@ -502,7 +504,12 @@ describe('a day with nothing landed', () => {
       });
       await expect(named).rejects.toMatchObject({ cause: { cause: { type: 'NothingLanded' } } });
       expect(fs.existsSync(partitionDir(dir, quiet))).toBe(false);
+      // and `ops export` says so in those words (not "workflow execution failed"), exit 1
+      const ops = await runOps(c.config, address, ['export', '--date', quiet]);
+      expect(ops.code).toBe(1);
+      expect(ops.stderr).toContain(`no changes landed for ${quiet}`);
     } finally {
+      await batchWorker.stop();
       await worker.stop();
       await temporal.close();
     }
