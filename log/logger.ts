@@ -14,10 +14,12 @@ export type { Logger };
 
 type LogSettings = ReturnType<typeof loadLogConfig>;
 
-/** A root logger writing to `stream` (stdout by default) as `settings` say. */
-export function createLogger(settings: LogSettings, stream: NodeJS.WritableStream = process.stdout): Logger {
-  const json =
-    settings.LOG_FORMAT === 'json' || (settings.LOG_FORMAT === 'auto' && !(stream as NodeJS.WriteStream).isTTY);
+/**
+ * A root logger as `settings` say: info and below on stdout, warnings and errors on stderr (where
+ * a supervisor, or a test running the process, looks for what went wrong), in the same format.
+ */
+export function createLogger(settings: LogSettings): Logger {
+  const json = settings.LOG_FORMAT === 'json' || (settings.LOG_FORMAT === 'auto' && !process.stdout.isTTY);
   const options: pino.LoggerOptions = {
     level: settings.LOG_LEVEL.toLowerCase(),
     // "level":"warn" rather than 40: readable in a collector without pino's table
@@ -27,20 +29,32 @@ export function createLogger(settings: LogSettings, stream: NodeJS.WritableStrea
     // an Error under either name becomes { type, message, stack } on the same line
     serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
   };
-  if (json) return pino(options, stream === process.stdout ? pino.destination({ fd: 1, sync: true }) : stream);
+  const to = (fd: 1 | 2) => (json ? pino.destination({ fd, sync: true }) : prettyTo(fd));
+  // dedupe: each line goes to the one stream of the highest level it reaches
   return pino(
     options,
-    pretty({
-      destination: stream,
-      sync: true,
-      colorize: (stream as NodeJS.WriteStream).isTTY === true,
-      translateTime: 'SYS:HH:MM:ss.l',
-      ignore: 'pid,hostname,component',
-      // "component: message", as the text logs read before
-      messageFormat: '{if component}{component}: {end}{msg}',
-      singleLine: true,
-    }),
+    pino.multistream(
+      [
+        { level: 'trace', stream: to(1) },
+        { level: 'warn', stream: to(2) },
+      ],
+      { dedupe: true },
+    ),
   );
+}
+
+/** One readable line per entry (its fields on the same line), coloured on a terminal. */
+function prettyTo(fd: 1 | 2): NodeJS.WritableStream {
+  return pretty({
+    destination: fd,
+    sync: true,
+    colorize: (fd === 1 ? process.stdout : process.stderr).isTTY === true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,component',
+    // "component: message", as the text logs read before
+    messageFormat: '{if component}{component}: {end}{msg}',
+    singleLine: true,
+  });
 }
 
 let root: Logger | undefined;
