@@ -14,6 +14,7 @@ import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { exportWorkflow } from '../../workflows';
 import { eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
 import { childEnv, exited } from '../support/worker-process';
+import { processLogLines } from '../support/log-lines';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const c = testClients({ TEMPORAL_TASK_QUEUE: `logs-${process.pid}` });
@@ -40,36 +41,8 @@ function run(script: string, args: string[], env: NodeJS.ProcessEnv): Run {
   return { child, stdout: () => out, stderr: () => err };
 }
 
-/**
- * Every line the process wrote, each parsed: a line that is not one JSON object with level, time
- * and msg fails, and so does one on stderr below warn.
- */
-function jsonLines(p: Run): Record<string, unknown>[] {
-  const errors = parseLines(p.stderr());
-  for (const e of errors) expect(['warn', 'error', 'fatal'], JSON.stringify(e)).toContain(e.level);
-  const lines = [...parseLines(p.stdout()), ...errors];
-  expect(lines.length).toBeGreaterThan(0);
-  return lines.sort((a, b) => Date.parse(String(a.time)) - Date.parse(String(b.time)));
-}
-
-function parseLines(out: string): Record<string, unknown>[] {
-  const lines = out.split('\n').filter((l) => l !== '');
-  return lines.map((line) => {
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      throw new Error(`not a JSON line: ${line}`);
-    }
-    expect(parsed, line).toMatchObject({
-      level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/),
-      time: expect.any(String),
-      msg: expect.any(String),
-    });
-    expect(Number.isNaN(Date.parse(String(parsed.time))), line).toBe(false);
-    return parsed;
-  });
-}
+/** Every line the process wrote, parsed (test/support/log-lines.ts). */
+const jsonLines = (p: Run) => processLogLines(p.stdout(), p.stderr());
 
 beforeAll(async () => {
   await resetState(c);
