@@ -37,6 +37,7 @@ import { orderLoadKeys, rowsOfChunk } from './chunk-rows';
 import type { CapturedRow } from './row-image';
 import { HistoryTooShortError, rowKey, truncateKey, WatermarkWindows, type ClosedWindow } from './watermark-windows';
 import { recordCaptureWrite } from '../tracing/change-trace';
+import { logger } from '../log/logger';
 
 export interface CaptureRunOptions {
   source: CaptureSource;
@@ -98,8 +99,8 @@ export class CaptureSession {
       const lost = !!(slotCreated && before && (before.lsn > 0n || before.coveredAtMs !== null));
       if (lost) {
         await markSourceLost(pipeline, source.name);
-        console.warn(
-          `capture: the replication slot of ${source.name} was lost and is created again; changes between are missing, so its reads stay stale until the store is refilled (docs/capture.md)`,
+        logger('capture').warn(
+          `the replication slot of ${source.name} was lost and is created again; changes between are missing, so its reads stay stale until the store is refilled (docs/capture.md)`,
         );
       }
       const stream = await ReplicationStream.start({

@@ -198,7 +198,14 @@ const EnvSchema = z.object({
     .string()
     .regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB)$/i, 'like 512MB or 2GB')
     .default('1GB'),
+  /** The least severe log line written, by the worker, the read API, `npm start` and the simulator (the Temporal SDK's too). */
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  /**
+   * How those logs are written: `json` (one object per line: level, time, msg and fields), `pretty`
+   * (one readable line each) or `auto` (pretty on a terminal, JSON otherwise). The `ops` CLI's
+   * output is for people and stays text.
+   */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   /** Warn when one write transaction has been open this long (it holds back compaction and vacuum, not freshness). */
   STALL_WARN_MS: intFrom(30_000, 1_000, 3_600_000),
 });
@@ -207,6 +214,17 @@ export type Config = z.infer<typeof EnvSchema>;
 
 /** Every environment variable the configuration reads (docs/configuration.md has a row for each). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);
+
+/** The two logging settings alone: every process logs, also before (or without) a valid full configuration. */
+export function loadLogConfig(env: NodeJS.ProcessEnv = process.env): Pick<Config, 'LOG_LEVEL' | 'LOG_FORMAT'> {
+  const schema = EnvSchema.pick({ LOG_LEVEL: true, LOG_FORMAT: true });
+  const parsed = schema.safeParse({ LOG_LEVEL: env.LOG_LEVEL || undefined, LOG_FORMAT: env.LOG_FORMAT || undefined });
+  if (!parsed.success)
+    throw new ConfigurationError(
+      `invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`).join('\n')}`,
+    );
+  return parsed.data;
+}
 
 export class ConfigurationError extends Error {
   override name = CONFIGURATION_ERROR_TYPE;

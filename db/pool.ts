@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { redactText } from '../config/redact';
+import { logger } from '../log/logger';
 
 // Postgres returns bigint and xid8 as strings; keep them strings (exact) and convert where a
 // number is known to be safe.
@@ -26,7 +27,7 @@ export function createPool(connectionString: string, max = 10): pg.Pool {
   const warn = (err: Error) => {
     if (Date.now() - lastWarn < 5_000) return;
     lastWarn = Date.now();
-    console.warn(`[pg] connection lost: ${redactText(err.message)} (queries fail and are retried until it is back)`);
+    logger('pg').warn(`connection lost: ${redactText(err.message)} (queries fail and are retried until it is back)`);
   };
   pool.on('error', warn);
   pool.on('connect', (client) => client.on('error', warn));

@@ -1,6 +1,7 @@
 /**
  * `npm run export-day -- --date YYYY-MM-DD`: the export of one day without Temporal (offline
  * tooling, and what the kill test interrupts). Normally the schedule or `ops export` runs it.
+ * A day with nothing landed exits 1 with what to check, writing nothing, unless --allow-empty.
  */
 import path from 'node:path';
 import { Command } from 'commander';
@@ -14,12 +15,17 @@ async function main(): Promise<void> {
     .name('npm run export-day --')
     .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', dateArg)
     .option('--dir <path>', 'export directory', config.EXPORT_DIR)
+    .option(
+      '--allow-empty',
+      'write a partition even when nothing landed for the day (the previous end state carried over)',
+    )
     .parse()
-    .opts<{ date: string; dir: string }>();
+    .opts<{ date: string; dir: string; allowEmpty?: boolean }>();
   const t0 = Date.now();
   const r = await exportDay(path.resolve(o.dir), o.date, {
     memoryLimit: config.EXPORT_MEMORY_LIMIT,
     onProgress: (s) => console.log(`export ${o.date}: ${s}`),
+    ifEmpty: o.allowEmpty ? 'write' : 'fail',
   });
   console.log(
     `exported ${r.date}: ${r.changes} changes, ${r.badges} badges in ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${r.dir}`,

@@ -8,6 +8,11 @@ import { loadConfig } from '../config';
 import { checkPostgres, createPool } from '../db/pool';
 import { catalogueExists, CatalogueSize, DEFAULT_SIZE, readCatalogueSize, seedCatalogue } from '../simulator/catalogue';
 import { runTraffic } from '../simulator/traffic';
+import { reportThrottle } from '../simulator/report-throttle';
+import { logger } from '../log/logger';
+
+/** Its reports are log lines (JSON off a terminal), at most every 10 s: `npm start --simulate` shares the output with the worker. */
+const log = logger('simulator');
 
 function intArg(min: number, max: number) {
   return (v: string) => {
@@ -34,6 +39,7 @@ export async function runSimulatorCli(argv: string[]): Promise<void> {
     .option('--duration <s>', 'stop after this many seconds', intArg(1, 86_400))
     .option('--connections <n>', 'concurrent connections', intArg(1, 64), 8)
     .option('--random-seed <n>', 'seed of the random workload', intArg(0, 2 ** 31), 1)
+    .option('--report-every <s>', 'seconds between progress reports', intArg(1, 3_600), 10)
     .exitOverride()
     .parse(argv, { from: 'user' });
   const o = program.opts();
@@ -50,10 +56,9 @@ export async function runSimulatorCli(argv: string[]): Promise<void> {
     };
     if (o.seed || (o.seedIfEmpty && !(await catalogueExists(pool)))) {
       const t0 = Date.now();
-      await seedCatalogue(pool, size, (done, total) =>
-        process.stdout.write(`\rseeding catalogue: ${done}/${total} SKUs`),
-      );
-      console.log(`\nseeded ${size.skus} SKUs x ${size.fcsPerSku} FCs in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const due = reportThrottle(o.reportEvery * 1000);
+      await seedCatalogue(pool, size, (done, total) => due() && log.info(`seeding catalogue: ${done}/${total} SKUs`));
+      log.info(`seeded ${size.skus} SKUs x ${size.fcsPerSku} FCs in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     }
     if (o.changes === undefined && o.duration === undefined && (o.seed || o.seedIfEmpty) && !o.rate) return;
     const actual = await readCatalogueSize(pool);
@@ -67,13 +72,16 @@ export async function runSimulatorCli(argv: string[]): Promise<void> {
       seed: o.randomSeed,
       size: actual,
       signal: abort.signal,
+      progressEveryMs: o.reportEvery * 1000,
       onProgress: (s) =>
-        console.log(
-          `simulator: ${s.changes} changes in ${(s.elapsedMs / 1000).toFixed(0)} s (${Math.round((s.changes * 1000) / s.elapsedMs)}/s)`,
+        log.info(
+          { changes: s.changes, elapsedMs: s.elapsedMs, failed: s.failed },
+          `${s.changes} changes in ${(s.elapsedMs / 1000).toFixed(0)} s (${Math.round((s.changes * 1000) / s.elapsedMs)}/s)`,
         ),
     });
-    console.log(
-      `simulator: done, ${stats.changes} changes, ${stats.operations} operations (${JSON.stringify(stats.byKind)}), ${stats.failed} failed, ${Math.round((stats.changes * 1000) / stats.elapsedMs)} changes/s`,
+    log.info(
+      { changes: stats.changes, operations: stats.operations, byKind: stats.byKind, failed: stats.failed },
+      `done, ${stats.changes} changes, ${stats.operations} operations (${JSON.stringify(stats.byKind)}), ${stats.failed} failed, ${Math.round((stats.changes * 1000) / stats.elapsedMs)} changes/s`,
     );
   } finally {
     await pool.end();
@@ -83,7 +91,7 @@ export async function runSimulatorCli(argv: string[]): Promise<void> {
 if (require.main === module) {
   runSimulatorCli(process.argv.slice(2)).catch((err) => {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
-    console.error(`simulate: ${err.message}`);
+    log.error(err.message);
     process.exit(err.exitCode === undefined || err.exitCode === 0 ? 1 : 2);
   });
 }

@@ -27,6 +27,11 @@ import { syncDrainLayout } from './lib/drain-layout';
 import { ensureTemporal } from './stack';
 import { superviseBatchWorker } from './lib/batch-worker';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { logger } from '../log/logger';
+
+/** `npm start`'s own lines; the worker, the API and the simulator log under their own component. */
+const log = logger('start');
+const info = (m: string) => log.info(m);
 
 interface StartOptions {
   simulate?: boolean;
@@ -77,16 +82,16 @@ async function migrateDatabase(config: Config): Promise<void> {
   await client.connect();
   const m = await migrate(client);
   await client.end();
-  console.log(`migrations: ${m.applied.length} applied, ${m.alreadyApplied.length} already in place`);
+  log.info(`migrations: ${m.applied.length} applied, ${m.alreadyApplied.length} already in place`);
 }
 
 /** Starts the Temporal dev server unless one answers already. */
 async function startTemporal(config: Config): Promise<void> {
   const temporal = await ensureTemporal();
-  console.log(
+  log.info(
     temporal.started ? `temporal dev server started at ${temporal.address}` : `temporal answers at ${temporal.address}`,
   );
-  console.log(`Temporal Web UI: http://localhost:${config.TEMPORAL_UI_PORT}`);
+  log.info(`Temporal Web UI: http://localhost:${config.TEMPORAL_UI_PORT}`);
 }
 
 /**
@@ -99,8 +104,9 @@ async function syncSchedules(config: Config): Promise<void> {
   let schedules: 'created' | 'updated' = 'updated';
   let triggered: string[] = [];
   // The capture mode's hand-over first: capture schedules must not start on triggers still in place.
-  await prepareCapture(config, temporalClient);
+  await prepareCapture(config, temporalClient, info);
   const { shards } = await syncDrainLayout(config, temporalClient, {
+    log: info,
     // the schedules of the shards in force, before a re-split (if one starts) replaces them
     beforeReshard: async (current) => {
       schedules = await ensureSchedules(temporalClient, config, current);
@@ -111,7 +117,7 @@ async function syncSchedules(config: Config): Promise<void> {
     },
   });
   await connection.close();
-  console.log(
+  log.info(
     `drain schedule${shards > 1 ? `s (${shards} shards)` : ''} ${schedules} (every ${config.DRAIN_INTERVAL_MS / 1000}s)${triggered.length === 0 ? ', PAUSED by an operator' : ', triggered once now'}`,
   );
 }
@@ -120,7 +126,7 @@ async function syncSchedules(config: Config): Promise<void> {
 async function startSimulator(opts: StartOptions): Promise<void> {
   const { runSimulatorCli } = await import('./simulate');
   void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) =>
-    console.error(`simulator: ${err.message}`),
+    logger('simulator').error(err.message),
   );
 }
 
@@ -145,7 +151,7 @@ async function startReadApi(
       },
     }),
   });
-  console.log(`read API: http://${config.API_HOST}:${config.API_PORT}/v1/badges?region=R-00&skus=SKU-0000001`);
+  log.info(`read API: http://${config.API_HOST}:${config.API_PORT}/v1/badges?region=R-00&skus=SKU-0000001`);
   return { api, healthPool };
 }
 
@@ -157,9 +163,9 @@ function onStopSignals(): () => boolean {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       stopping = true;
-      console.log(`start: ${signal}: finishing the current batch and in-flight requests`);
+      log.info(`${signal}: finishing the current batch and in-flight requests`);
       setTimeout(() => {
-        console.error('start: graceful stop took longer than 25 s; exiting');
+        log.error('graceful stop took longer than 25 s; exiting');
         process.exit(1);
       }, 25_000).unref();
     });
@@ -177,8 +183,8 @@ async function runWorkerUntilStopped(workerEnv: NodeJS.ProcessEnv, stopping: () 
       break; // stopped by a signal
     } catch (err) {
       if (stopping()) break;
-      console.error(
-        `start: worker stopped: ${redactText((err as Error).message)}; starting it again in 2 s (the read API keeps answering)`,
+      log.error(
+        `worker stopped: ${redactText((err as Error).message)}; starting it again in 2 s (the read API keeps answering)`,
       );
       await sleep(2_000);
       if (stopping()) break;
@@ -189,6 +195,6 @@ async function runWorkerUntilStopped(workerEnv: NodeJS.ProcessEnv, stopping: () 
 main()
   .then(() => process.exit(0))
   .catch((err) => {
-    console.error(`start: ${redactText(err.message)}`);
+    log.error(redactText(err.message));
     process.exit(1);
   });

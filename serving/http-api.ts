@@ -8,6 +8,7 @@ import http from 'node:http';
 import { BadgeReader, RedisUnavailable } from './badge-reader';
 import { ApiMetrics, createApiMetrics } from './metrics';
 import { BadRequest, MAX_URL_LENGTH, parseRegion, parseSku, parseSkuList } from './request-validation';
+import { logger } from '../log/logger';
 
 export interface ApiOptions {
   reader: BadgeReader;
@@ -152,7 +153,7 @@ export function createApiHandler(opts: ApiOptions) {
       [route, status] = await handle(req, res);
     } catch (err) {
       // A bug, never client input: answer 500 and keep serving.
-      console.error(`api: unexpected error on ${req.method} ${req.url?.slice(0, 200)}: ${(err as Error).stack}`);
+      logger('api').error({ err, method: req.method, url: req.url?.slice(0, 200) }, 'unexpected error');
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
       else res.destroy();
     }

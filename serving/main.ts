@@ -7,6 +7,9 @@ import { Config, loadConfig } from '../config';
 import { createStoreRedis, StoreRedis } from '../store/redis-client';
 import { createBadgeReader } from './badge-reader';
 import { ApiOptions, createApiServer } from './http-api';
+import { logger } from '../log/logger';
+
+const log = logger('api');
 
 /** A Redis client for the read path: fail fast while disconnected (503), reconnect by itself. */
 export function readPathRedis(config: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): StoreRedis {
@@ -19,7 +22,7 @@ export function readPathRedis(config: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_
   redis.on('error', (err) => {
     if (Date.now() - lastLog > 10_000) {
       lastLog = Date.now();
-      console.warn(`api: redis: ${err.message} (reads answer 503 until it is back)`);
+      log.warn(`redis: ${err.message} (reads answer 503 until it is back)`);
     }
   });
   return redis;
@@ -62,7 +65,7 @@ if (require.main === module) {
   startApi()
     .then(({ server, close }) => {
       const a = server.address();
-      console.log(`read API listening on http://${typeof a === 'object' && a ? `${a.address}:${a.port}` : a}`);
+      log.info(`read API listening on http://${typeof a === 'object' && a ? `${a.address}:${a.port}` : a}`);
       // In-flight requests finish (server.close waits for them); bounded at 10 s.
       const stop = () => {
         setTimeout(() => process.exit(1), 10_000).unref();
@@ -72,7 +75,7 @@ if (require.main === module) {
       process.once('SIGTERM', stop);
     })
     .catch((err) => {
-      console.error(`api: ${err.message}`);
+      log.error(err.message);
       process.exit(1);
     });
 }

@@ -13,6 +13,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { CatalogueSize, fcId, skuFcIndexes, skuId } from './catalogue';
+import { reportThrottle } from './report-throttle';
+import { logger } from '../log/logger';
 
 export interface TrafficOptions {
   /** Target source changes (outbox rows) per second; 0 = as fast as possible. */
@@ -24,8 +26,10 @@ export interface TrafficOptions {
   connections: number;
   seed: number;
   size: CatalogueSize;
-  /** Called about once a second. */
+  /** Called at most every `progressEveryMs`. */
   onProgress?: (s: TrafficStats) => void;
+  /** How often onProgress may be called (default 10 s: simulator/report-throttle.ts). */
+  progressEveryMs?: number;
   /** Stops early when aborted. */
   signal?: AbortSignal;
 }
@@ -226,17 +230,14 @@ function countRun(stats: TrafficStats, op: Op, ok: boolean): void {
 function countFailure(stats: TrafficStats, op: Op, err: unknown): void {
   stats.changes -= op.changes;
   stats.failed++;
-  if (stats.failed <= 3) console.warn(`simulator: ${op.kind} failed: ${(err as Error).message}`);
+  if (stats.failed <= 3) logger('simulator').warn(`${op.kind} failed: ${(err as Error).message}`);
 }
 
-/** Calls onProgress at most once a second, across all connections. */
+/** Calls onProgress at most every progressEveryMs, across all connections. */
 function progressReporter(opts: TrafficOptions, stats: TrafficStats, started: number): () => void {
-  let lastReport = Date.now();
+  const due = reportThrottle(opts.progressEveryMs);
   return () => {
-    if (opts.onProgress && Date.now() - lastReport >= 1000) {
-      lastReport = Date.now();
-      opts.onProgress({ ...stats, elapsedMs: Date.now() - started });
-    }
+    if (opts.onProgress && due()) opts.onProgress({ ...stats, elapsedMs: Date.now() - started });
   };
 }
 

@@ -11,6 +11,7 @@ import type { StoreKeys } from './keys';
 import { STORE_LAYOUT } from './keys';
 import { rebuildStore } from './rebuild';
 import { scanKeys, StoreRedis } from './redis-client';
+import { logger } from '../log/logger';
 
 async function storeHasKeys(redis: StoreRedis, keys: StoreKeys, pattern: string): Promise<boolean> {
   for await (const page of scanKeys(redis, pattern)) if (page.some((k) => k !== keys.partitionCount)) return true;
@@ -20,7 +21,7 @@ async function storeHasKeys(redis: StoreRedis, keys: StoreKeys, pattern: string)
 export async function upgradeStoreLayout(
   redis: StoreRedis,
   keys: StoreKeys,
-  log: (m: string) => void = console.warn,
+  log: (m: string) => void = (m) => logger('store').warn(m),
 ): Promise<boolean> {
   const want = keys.partitions.length;
   const recorded = await redis.get(keys.partitionCount);

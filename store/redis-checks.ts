@@ -11,6 +11,7 @@
 import type { Redis } from 'ioredis';
 import { ConfigurationError } from '../config';
 import { masterNodes, StoreRedis } from './redis-client';
+import { logger } from '../log/logger';
 
 export async function evictionPolicy(redis: Redis): Promise<string> {
   try {
@@ -32,7 +33,7 @@ export async function evictionPolicy(redis: Redis): Promise<string> {
 export async function checkEvictionPolicy(
   redis: StoreRedis,
   mode: 'refuse' | 'warn',
-  log: (m: string) => void = console.warn,
+  log: (m: string) => void = (m) => logger('store').warn(m),
 ): Promise<string> {
   const nodes = masterNodes(redis);
   const policies = await Promise.all(nodes.map((node) => evictionPolicy(node)));

@@ -9,7 +9,7 @@
  * it only takes CPU the drain does not need.
  */
 import os from 'node:os';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { batchTaskQueue, Config, loadConfig } from '../config';
 import { redactText } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
@@ -28,6 +28,10 @@ import { readCaptureStatus, type SourcePools } from '../capture/capture-status';
 import { lazyTemporalClient } from './temporal-client';
 import { dependencyHealth } from './dependency-health';
 import { createWorkerMetrics } from './metrics';
+import { logger } from '../log/logger';
+import { forwardedCoreLogging, PinoTemporalLogger } from '../log/temporal-logger';
+
+const log = logger('worker');
 
 let runtimeInstalled = false;
 
@@ -40,8 +44,8 @@ async function checkDrainLayout(pool: pg.Pool, config: Config): Promise<void> {
   const layout = await readDrainLayout(pool);
   await setRoutePartitions(pool, config.STORE_PARTITIONS);
   if (layout.shards !== config.DRAIN_SHARDS)
-    console.warn(
-      `worker: DRAIN_SHARDS=${config.DRAIN_SHARDS}, but the install drains with ${layout.shards} shard(s) (pipeline.drain_layout); this worker drains whichever shards are scheduled. To change it: npm run ops -- reshard --shards ${config.DRAIN_SHARDS}`,
+    log.warn(
+      `DRAIN_SHARDS=${config.DRAIN_SHARDS}, but the install drains with ${layout.shards} shard(s) (pipeline.drain_layout); this worker drains whichever shards are scheduled. To change it: npm run ops -- reshard --shards ${config.DRAIN_SHARDS}`,
     );
 }
 
@@ -91,8 +95,9 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
           extraActivityInterceptors: tracing.activityInterceptors,
         }),
       );
-    console.log(
-      `worker: polling task queue${queues.length > 1 ? 's' : ''} ${queues.map((q) => `'${q}'`).join(' and ')} on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`,
+    log.info(
+      { taskQueues: queues },
+      `polling task queue${queues.length > 1 ? 's' : ''} ${queues.map((q) => `'${q}'`).join(' and ')} on ${config.TEMPORAL_ADDRESS}/${config.TEMPORAL_NAMESPACE}`,
     );
     // Resolves after SIGINT/SIGTERM (the SDK installs the handlers) and a graceful drain of every
     // worker; if one fails, the others are shut down and the failure is reported.
@@ -112,7 +117,11 @@ type Cleanup = (() => unknown)[];
 function installRuntime(config: Config): void {
   if (!runtimeInstalled) {
     // The SDK's runtime installs the SIGINT/SIGTERM handlers that shut workers down gracefully.
-    Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL) });
+    // Its logs (the SDK's, the workflows' and activities' `log`, the core's) go through pino too.
+    Runtime.install({
+      logger: new PinoTemporalLogger(logger('temporal')),
+      telemetryOptions: { logging: forwardedCoreLogging(config.LOG_LEVEL) },
+    });
     runtimeInstalled = true;
   }
 }
@@ -144,7 +153,7 @@ async function connectRedis(config: Config, cleanup: Cleanup): Promise<StoreRedi
     // reconnects by itself (retryStrategy); commands meanwhile fail and the activity retries
     if (Date.now() - lastRedisWarn < 5_000) return;
     lastRedisWarn = Date.now();
-    console.warn(`worker: redis: ${redactText(err.message)} (reconnecting)`);
+    log.warn(`redis: ${redactText(err.message)} (reconnecting)`);
   });
   await redis.connect().catch((err) => {
     throw new Error(`Redis is not reachable at ${describeStoreRedis(config)}: ${redactText(err.message)}`);
@@ -187,7 +196,7 @@ async function startMetrics(
   const metricsServer = metricsPort ? await metrics.serve(metricsPort, '127.0.0.1', health) : null;
   if (metricsServer) {
     cleanup.unshift(() => metricsServer.close());
-    console.log(`worker: metrics on http://127.0.0.1:${metricsPort}/metrics, health on /healthz`);
+    log.info(`metrics on http://127.0.0.1:${metricsPort}/metrics, health on /healthz`);
   }
   return metrics;
 }
@@ -219,7 +228,7 @@ function lowerPriority(nice: number): void {
   try {
     os.setPriority(Math.max(os.getPriority(), nice));
   } catch (err) {
-    console.warn(`worker: could not lower the batch worker's priority to nice ${nice}: ${(err as Error).message}`);
+    log.warn(`could not lower the batch worker's priority to nice ${nice}: ${(err as Error).message}`);
   }
 }
 
@@ -233,7 +242,7 @@ if (require.main === module) {
   runWorker()
     .then(() => process.exit(0)) // a graceful stop (SIGTERM): nothing left to wait for
     .catch((err) => {
-      console.error(`worker: ${redactText(err.message)}`);
+      log.error(redactText(err.message));
       process.exit(1);
     });
 }

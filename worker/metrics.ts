@@ -15,6 +15,7 @@ import type { StoreKeys } from '../store/keys';
 import type { DependencyHealth } from './dependency-health';
 import { readWatermark } from '../store/watermark';
 import type { DrainMetrics } from '../activities/metrics';
+import { logger } from '../log/logger';
 
 export type { DrainMetrics };
 
@@ -169,8 +170,8 @@ function watchLag(
         warnedPid !== open.oldest.pid
       ) {
         warnedPid = open.oldest.pid;
-        console.warn(
-          `[worker] a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`,
+        logger('worker').warn(
+          `a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`,
         );
       }
       const w = await readWatermark(redis, keys);

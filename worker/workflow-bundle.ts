@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { logger } from '../log/logger';
 
 export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows');
 export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
@@ -31,7 +32,7 @@ const quietLogger = {
   trace: noop,
   debug: noop,
   info: noop,
-  warn: (m: string) => console.warn(m),
-  error: (m: string) => console.error(m),
+  warn: (m: string) => logger('bundler').warn(m),
+  error: (m: string) => logger('bundler').error(m),
   log: noop,
 };

@@ -5,7 +5,7 @@
  * after landing everything applied so far, replacing that date's partition atomically.
  * Runs `landing-<time>` and `export-<date>` in the Web UI; the CLI runs `ops export --date`.
  */
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { CONFIGURATION_ERROR_TYPE } from '../config/error-types';
@@ -30,11 +30,21 @@ export async function landingWorkflow(input: { maxCalls?: number } = {}): Promis
   return landUntilCaughtUp(input.maxCalls ?? WORKFLOW_INPUT_DEFAULTS.landingMaxCalls);
 }
 
-export async function exportWorkflow(input: { date?: string } = {}) {
+/**
+ * `date` absent: the nightly run, for the previous UTC day. A day with nothing landed fails when it
+ * was asked for by name (unless `allowEmpty`: a partition carrying the previous end state); the
+ * nightly run instead succeeds without writing a partition and says so (its result's `skipped`,
+ * and a warning in the worker's log), so a quiet day is not a failure that retries forever. The
+ * next day's export continues from the last partition before it (activities/export/day-inputs.ts).
+ */
+export async function exportWorkflow(input: { date?: string; allowEmpty?: boolean } = {}) {
   const date = input.date ?? new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date))
     throw ApplicationFailure.nonRetryable(`not a date: ${date} (YYYY-MM-DD)`, CONFIGURATION_ERROR_TYPE);
   // Everything the drain applied so far is landed first, so the day is complete.
   await landUntilCaughtUp(1000);
-  return acts.exportDay({ date });
+  const ifEmpty = input.allowEmpty ? 'write' : input.date === undefined ? 'skip' : 'fail';
+  const r = await acts.exportDay({ date, ifEmpty });
+  if (r.skipped) log.warn(`export ${date}: nothing to export`, { date, reason: r.skipped });
+  return r;
 }

@@ -14,7 +14,11 @@
  *   state.parquet                   every feature's value at the end of the day (the next day starts
  *                                   from it), the day's load per FC included
  * Intervals are clipped to the day, contiguous and non-overlapping per key; a NULL value means
- * the source row did not exist in that interval. All times are UTC.
+ * the source row did not exist in that interval. All times are UTC. For a day not over yet the
+ * last interval of each key ends 1 ms after the day's latest landed change, never in the future
+ * (the nightly run re-exports the whole day once it is over). A day with nothing landed writes no
+ * partition (day-inputs.ts): an error, a skip for the nightly run, or with --allow-empty the
+ * previous end state carried through the day.
  *
  * Atomic: everything is written into a staging folder first, then the partition folder is swapped
  * in by rename; a crash leaves the previous good partition (or none), never a partial one. Memory
@@ -28,32 +32,38 @@ import { decideBadge, rankRegionFcs, RegionFc } from '../../features/badge-rule'
 import { FeatureUpdate, Lifecycle } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
 import { landingDir, LANDING_COLUMNS } from './landing';
+import {
+  dayStart,
+  hasLandedChanges,
+  intervalsEnd,
+  nothingLandedMessage,
+  NothingLandedError,
+  partitionDir,
+  previousStateFile,
+  validateDate,
+} from './day-inputs';
 import { copyToParquet, openDuck, sqlString } from './duckdb';
 import { writeLoadHistory } from './load-history';
 
-export const partitionDir = (exportDir: string, date: string) => path.join(exportDir, `date=${date}`);
+export { partitionDir, validateDate };
+
+/**
+ * A day with nothing landed: `fail` (NothingLandedError, no partition), `skip` (no partition, a
+ * result saying so: the nightly run on a quiet day) or `write` (a partition anyway: --allow-empty).
+ */
+export type IfEmpty = 'fail' | 'skip' | 'write';
 
 export interface ExportResult {
   date: string;
   changes: number;
   skuRows: number;
   badges: number;
-  dir: string;
-}
-
-const dayStart = (date: string) => Date.parse(`${date}T00:00:00Z`);
-const shiftDay = (date: string, days: number) =>
-  new Date(dayStart(date) + days * 86_400_000).toISOString().slice(0, 10);
-
-export function validateDate(date: string): string {
-  if (
-    !/^\d{4}-\d{2}-\d{2}$/.test(date) ||
-    Number.isNaN(dayStart(date)) ||
-    new Date(dayStart(date)).toISOString().slice(0, 10) !== date
-  ) {
-    throw new Error(`not a date: ${JSON.stringify(date)} (expected YYYY-MM-DD)`);
-  }
-  return date;
+  /** The partition folder; null when nothing was written (a skipped quiet day). */
+  dir: string | null;
+  /** Where the open intervals end (ISO): midnight after the day, or for a day not over yet its latest change + 1 ms. */
+  intervalsEnd: string | null;
+  /** Why no partition was written. */
+  skipped?: string;
 }
 
 async function count(conn: DuckDBConnection, sql: string): Promise<number> {
@@ -64,9 +74,15 @@ async function count(conn: DuckDBConnection, sql: string): Promise<number> {
 export async function exportDay(
   exportDir: string,
   date: string,
-  opts: { memoryLimit?: string; onProgress?: (what: string) => void } = {},
+  opts: { memoryLimit?: string; onProgress?: (what: string) => void; ifEmpty?: IfEmpty; now?: number } = {},
 ): Promise<ExportResult> {
   validateDate(date);
+  if (!hasLandedChanges(exportDir, date) && (opts.ifEmpty ?? 'fail') !== 'write') {
+    const message = nothingLandedMessage(exportDir, date);
+    if (opts.ifEmpty === 'skip')
+      return { date, changes: 0, skuRows: 0, badges: 0, dir: null, intervalsEnd: null, skipped: message };
+    throw new NothingLandedError(message);
+  }
   const staging = path.join(exportDir, '.staging', `date=${date}.${process.pid}.${Date.now()}`);
   fs.mkdirSync(path.join(staging, 'tmp'), { recursive: true });
   // A database file in the staging folder: the day's tables can outgrow the memory limit.
@@ -78,22 +94,13 @@ export async function exportDay(
     date,
     staging,
     d0,
-    d1: d0 + 86_400_000,
+    end: d0 + 86_400_000, // until the day's changes are read (below)
     yyyymmdd: date.replace(/-/g, ''),
     progress: opts.onProgress ?? (() => undefined),
   };
   let result: Omit<ExportResult, 'dir'>;
   try {
-    await run.conn.run(
-      `set temp_directory = ${sqlString(path.join(staging, 'tmp'))}; set preserve_insertion_order = false`,
-    );
-    const changes = await loadChanges(run);
-    await deriveFeatureUpdates(run, changes);
-    await writeHistories(run);
-    await writeLoadHistory(run.conn, run.staging, run);
-    const skuRows = await writeEndState(run);
-    const badges = await writeBadges(run);
-    result = { date, changes, skuRows, badges };
+    result = await writeDay(run, opts.now ?? Date.now());
   } catch (err) {
     duck.close();
     fs.rmSync(staging, { recursive: true, force: true });
@@ -104,6 +111,22 @@ export async function exportDay(
   return { ...result, dir: publishPartition(exportDir, date, staging) };
 }
 
+/** Every file of the partition, into the staging folder. */
+async function writeDay(run: ExportRun, now: number): Promise<Omit<ExportResult, 'dir'>> {
+  await run.conn.run(
+    `set temp_directory = ${sqlString(path.join(run.staging, 'tmp'))}; set preserve_insertion_order = false`,
+  );
+  const changes = await loadChanges(run);
+  const latest = (await run.conn.runAndReadAll('select max(source_ms) from changes')).getRows()[0][0];
+  run.end = intervalsEnd(run.d0, now, latest === null ? null : Number(latest));
+  await deriveFeatureUpdates(run, changes);
+  await writeHistories(run);
+  await writeLoadHistory(run.conn, run.staging, { d0: run.d0, d1: run.end, yyyymmdd: run.yyyymmdd });
+  const skuRows = await writeEndState(run);
+  const badges = await writeBadges(run);
+  return { date: run.date, changes, skuRows, badges, intervalsEnd: new Date(run.end).toISOString() };
+}
+
 /** One export's DuckDB connections, folders and day bounds (ms since epoch, UTC). */
 interface ExportRun {
   conn: DuckDBConnection;
@@ -112,7 +135,8 @@ interface ExportRun {
   date: string;
   staging: string;
   d0: number;
-  d1: number;
+  /** Where the open intervals end: midnight after the day, or for a day not over yet its latest change + 1 ms (day-inputs.ts). */
+  end: number;
   yyyymmdd: string;
   progress: (what: string) => void;
 }
@@ -201,12 +225,11 @@ async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, chang
 
 /**
  * 3. Validity intervals: the previous day's end state opens the day, each change starts a new
- * interval, the end of the day closes the last.
+ * interval, the end of the day (or, for a day not over yet, its latest change) closes the last.
  */
-async function writeHistories({ conn, exportDir, date, staging, d0, d1 }: ExportRun): Promise<void> {
-  const prevState = path.join(partitionDir(exportDir, shiftDay(date, -1)), 'state.parquet');
-  if (fs.existsSync(prevState))
-    await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
+async function writeHistories({ conn, exportDir, date, staging, d0, end }: ExportRun): Promise<void> {
+  const prevState = previousStateFile(exportDir, date);
+  if (prevState) await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
   else
     await conn.run(
       `create table prev_state (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint)`,
@@ -218,7 +241,7 @@ async function writeHistories({ conn, exportDir, date, staging, d0, d1 }: Export
     select feature, k1, k2, num, code, version, greatest(ts_ms, ${d0}) from updates where feature not in ('fc.load', 'fc.loadSet')`);
   await conn.run(`create table iv as
     select feature, k1, k2, num, code, version, ts_ms as from_ms,
-           coalesce(lead(ts_ms) over (partition by feature, k1, k2 order by version), ${d1}) as to_ms
+           coalesce(lead(ts_ms) over (partition by feature, k1, k2 order by version), ${end}) as to_ms
       from ev`);
   const history = (feature: string, cols: string, order: string) =>
     `select ${cols}, epoch_ms(from_ms) as valid_from, epoch_ms(to_ms) as valid_to, version

@@ -1,8 +1,9 @@
-import { heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import path from 'node:path';
 import type pg from 'pg';
 import { Config } from '../../config';
-import { exportDay } from './export-day';
+import { exportDay, type IfEmpty } from './export-day';
+import { NothingLandedError } from './day-inputs';
 import { landChanges } from './landing';
 
 export function createExportActivities(deps: { pool: pg.Pool; config: Config }) {
@@ -14,12 +15,21 @@ export function createExportActivities(deps: { pool: pg.Pool; config: Config }) 
         rowsPerSecond: deps.config.LANDING_ROWS_PER_S,
       });
     },
-    /** Exports one UTC day from the landing area (see activities/export/export-day.ts). */
-    async exportDay(input: { date: string }) {
-      return exportDay(dir, input.date, {
-        memoryLimit: deps.config.EXPORT_MEMORY_LIMIT,
-        onProgress: (what) => heartbeat({ date: input.date, step: what }),
-      });
+    /**
+     * Exports one UTC day from the landing area (see activities/export/export-day.ts). Nothing
+     * landed is not retried: landing again would not change it, and the message says what to check.
+     */
+    async exportDay(input: { date: string; ifEmpty?: IfEmpty }) {
+      try {
+        return await exportDay(dir, input.date, {
+          memoryLimit: deps.config.EXPORT_MEMORY_LIMIT,
+          onProgress: (what) => heartbeat({ date: input.date, step: what }),
+          ifEmpty: input.ifEmpty,
+        });
+      } catch (err) {
+        if (err instanceof NothingLandedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
     },
   };
 }

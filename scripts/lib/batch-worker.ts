@@ -7,6 +7,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { logger } from '../../log/logger';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -35,8 +36,8 @@ export function superviseBatchWorker(metricsPort: number, env: NodeJS.ProcessEnv
       child = null;
       // Exit code 0 is a graceful stop (Ctrl-C reaches the whole process group): not a failure.
       if (stopping || code === 0) return;
-      console.error(
-        `start: batch worker (landing, export) exited (${signal ?? `code ${code}`}); starting it again in 2 s`,
+      logger('start').error(
+        `batch worker (landing, export) exited (${signal ?? `code ${code}`}); starting it again in 2 s`,
       );
       void sleep(2_000).then(() => stopping || start());
     });

@@ -84,16 +84,25 @@ function registerExport(program: Command, ctx: () => OpsContext): void {
     .command('export')
     .description('export one UTC day as Parquet (changes, feature history, end-of-day badges) from the landing area')
     .requiredOption('--date <YYYY-MM-DD>', 'the UTC day', dateArg)
+    .option(
+      '--allow-empty',
+      'write a partition even when nothing landed for the day (the previous end state carried over)',
+    )
     .action(async (o) => {
       const c = ctx();
       const r = (await runOperatorWorkflow(c, {
         what: 'export',
         workflow: exportWorkflow,
         workflowId: `export-${o.date}-${stamp()}`,
-        args: [{ date: o.date }],
+        args: [{ date: o.date, allowEmpty: o.allowEmpty === true }],
         summary: `Parquet export of UTC day ${o.date}`,
         taskQueue: batchTaskQueue(c.config),
         wait: true,
+      }).catch((err) => {
+        // the activity's own message (nothing landed: what to check), not "workflow execution failed"
+        let e = err as { message?: string; cause?: unknown };
+        while (e.cause) e = e.cause as typeof e;
+        throw new Error(e.message ?? String(err));
       }))!;
       console.log(`exported ${o.date}: ${r.changes} changes, ${r.badges} end-of-day badges -> ${r.dir}`);
     });

@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activitiesFor } from '../support/activities';
 import { landChanges, LANDING_COLUMNS } from '../../activities/export/landing';
 import { openDuck, sqlString } from '../../activities/export/duckdb';
-import { names } from '../../config';
+import { batchTaskQueue, names } from '../../config';
+import { runOps } from '../support/ops-cli';
 import { advanceCursor, drainAppliedSnapshot, readCursor, readDelta } from '../../outbox';
 import { partitionDir } from '../../activities/export/export-day';
 import { createBadgeReader } from '../../serving/badge-reader';
@@ -43,6 +44,8 @@ const size: CatalogueSize = { skus: 300, fcs: 6, regions: 3, fcsPerRegion: 2, fc
 const today = new Date().toISOString().slice(0, 10);
 const { address, bundlePath } = sharedTestServer();
 let duck: Awaited<ReturnType<typeof openDuck>>;
+/** The workflow's export of today (the first test). */
+let exportedToday: Awaited<ReturnType<typeof acts.exportDay>>;
 
 async function drainAll() {
   for (;;) if ((await acts.drainBatch({ owner: 'export-test' })).outcome !== 'applied') return;
@@ -163,6 +166,7 @@ describe('nightly export', () => {
         workflowId: `export-${today}-test`,
         args: [{ date: today }],
       });
+      exportedToday = r;
       const {
         rows: [{ n }],
       } = await c.pool.query(
@@ -192,6 +196,14 @@ describe('nightly export', () => {
   });
 
   it('feature history intervals are contiguous and non-overlapping per key, clipped to the day', async () => {
+    // Today is not over: the open intervals end 1 ms after the latest change landed, not at
+    // tomorrow's midnight nor at any other instant still to come.
+    const [{ latest }] = await rows(
+      `select epoch_ms(max(source_ts)) as latest from read_parquet(${file('changes.parquet')})`,
+    );
+    const end = Number(latest) + 1;
+    expect(exportedToday.intervalsEnd).toBe(new Date(end).toISOString());
+    expect(end).toBeLessThanOrEqual(Date.now());
     for (const [name, key] of [
       ['sku_fc_history.parquet', 'sku, fc'],
       ['sku_lifecycle_history.parquet', 'sku'],
@@ -203,9 +215,10 @@ describe('nightly export', () => {
         with h as (select ${key}, valid_from, valid_to, lead(valid_from) over (partition by ${key} order by valid_from) as next from read_parquet(${file(name)}))
         select count(*) filter (where next is not null and next <> valid_to) as gaps,
                count(*) filter (where valid_to <= valid_from) as empty,
-               count(*) filter (where next is null and valid_to <> (date '${today}' + interval 1 day)) as open_end,
+               count(*) filter (where next is null and valid_to <> epoch_ms(${end})) as open_end,
+               count(*) filter (where valid_to > epoch_ms(${Date.now()})) as future,
                count(*) as n from h`);
-      expect(gaps[0], name).toMatchObject({ gaps: 0n, empty: 0n, open_end: 0n });
+      expect(gaps[0], name).toMatchObject({ gaps: 0n, empty: 0n, open_end: 0n, future: 0n });
       expect(Number(gaps[0].n), name).toBeGreaterThan(0);
     }
     // The last interval of each (SKU, FC) holds the value the source has now.
@@ -286,6 +299,34 @@ describe('nightly export', () => {
       exported.map((b) => String(b.sku)),
     );
     expect(exported).toEqual(bySql);
+  });
+
+  it("the training query in docs/training-export.md, run as written, returns every order's features", async () => {
+    const doc = fs.readFileSync(path.resolve(__dirname, '../../docs/training-export.md'), 'utf8');
+    const query = /<!-- the query below is run as written[^>]*-->\n```sql\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(query, 'the marked sql block').toBeTruthy();
+    // Its paths are the default EXPORT_DIR, relative to the project folder: a folder where
+    // .data/export is this test's export stands in for it.
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), 'training-query-'));
+    fs.mkdirSync(path.join(project, '.data'));
+    fs.symlinkSync(dir, path.join(project, '.data', 'export'));
+    const cwd = process.cwd();
+    let result: Record<string, unknown>[];
+    try {
+      process.chdir(project);
+      result = await rows(query!.trim().replace(/;$/, ''));
+    } finally {
+      process.chdir(cwd);
+      fs.rmSync(project, { recursive: true, force: true });
+    }
+    const [{ orders }] = await rows(
+      `select count(*) as orders from read_parquet(${file('changes.parquet')}) where tbl = 'orders' and op = 'I'`,
+    );
+    expect(Number(orders)).toBeGreaterThan(100);
+    expect(result.length).toBe(Number(orders));
+    const missing = result.filter((r) => r.available === null || r.daily_capacity === null || r.load === null);
+    expect(missing).toEqual([]);
+    expect(result.some((r) => Number(r.available) > 0)).toBe(true);
   });
 
   it('a re-run replaces the partition with identical files', async () => {
@@ -399,6 +440,78 @@ describe('nightly export', () => {
       );
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
+
+/** `npm run export-day` as a child process: its exit code and what it printed. */
+async function exportDayCli(args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/export-day.ts', ...args], {
+    cwd: path.resolve(__dirname, '..', '..'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  return { code, out };
+}
+
+describe('a day with nothing landed', () => {
+  const quiet = '2001-02-03';
+
+  it('export-day fails, saying what to check, and writes no partition; --allow-empty writes one', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'export-empty-'));
+    try {
+      const failed = await exportDayCli(['--date', quiet, '--dir', out]);
+      expect(failed.code).toBe(1);
+      expect(failed.out).toContain(`no changes landed for ${quiet}`);
+      expect(failed.out).toContain('fresh-badges-landing');
+      expect(failed.out).toContain('--allow-empty');
+      expect(fs.existsSync(partitionDir(out, quiet))).toBe(false);
+      expect(fs.readdirSync(out).filter((d) => d.startsWith('date='))).toEqual([]);
+
+      const allowed = await exportDayCli(['--date', quiet, '--dir', out, '--allow-empty']);
+      expect(allowed.code, allowed.out).toBe(0);
+      expect(allowed.out).toContain(`exported ${quiet}: 0 changes`);
+      expect(fs.existsSync(path.join(partitionDir(out, quiet), 'changes.parquet'))).toBe(true);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('the nightly run succeeds on a quiet day without writing a partition; a day asked for by name fails', async () => {
+    const yesterday = new Date(Date.parse(today) - 86_400_000).toISOString().slice(0, 10);
+    expect(fs.existsSync(path.join(dir, 'landing', `day=${yesterday}`))).toBe(false);
+    const worker = await startWorker(c, address, bundlePath, taskQueue);
+    const batchWorker = await startWorker(c, address, bundlePath, batchTaskQueue(c.config)); // ops export's queue
+    const temporal = await temporalClient(address);
+    try {
+      // no date: the nightly run, for yesterday, when nothing landed in this test's export folder
+      const r = await temporal.client.workflow.execute(exportWorkflow, {
+        taskQueue,
+        workflowId: `export-nightly-test-${process.pid}`,
+        args: [{}],
+      });
+      expect(r).toMatchObject({ date: yesterday, changes: 0, dir: null });
+      expect(r.skipped).toContain(`no changes landed for ${yesterday}`);
+      expect(fs.existsSync(partitionDir(dir, yesterday))).toBe(false);
+      // by name: a failure that says why, at once (not retried)
+      const named = temporal.client.workflow.execute(exportWorkflow, {
+        taskQueue,
+        workflowId: `export-${quiet}-test-${process.pid}`,
+        args: [{ date: quiet }],
+      });
+      await expect(named).rejects.toMatchObject({ cause: { cause: { type: 'NothingLanded' } } });
+      expect(fs.existsSync(partitionDir(dir, quiet))).toBe(false);
+      // and `ops export` says so in those words (not "workflow execution failed"), exit 1
+      const ops = await runOps(c.config, address, ['export', '--date', quiet]);
+      expect(ops.code).toBe(1);
+      expect(ops.stderr).toContain(`no changes landed for ${quiet}`);
+    } finally {
+      await batchWorker.stop();
+      await worker.stop();
+      await temporal.close();
     }
   });
 });

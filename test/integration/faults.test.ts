@@ -29,6 +29,7 @@ import { eventually, resetState, sharedTestServer, temporalClient, testClients }
 import { FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { freePort } from '../support/redis-process';
 import { childEnv, exited, workerRoleUrl } from '../support/worker-process';
+import { processLogLines } from '../support/log-lines';
 
 const CHAOS = process.env.CHAOS === '1';
 const RECOVERY_BOUND_MS = 90_000;
@@ -45,6 +46,8 @@ let temporal: DevServer;
 let temporalPort: number;
 let temporalDb: string;
 let pipeline: ChildProcess;
+/** What the current pipeline process wrote (its batch worker's lines included: inherited stdio). */
+const pipelineOutput = { stdout: '', stderr: '' };
 let apiPort: number;
 let metricsPort: number;
 
@@ -80,12 +83,16 @@ function startPipeline(): ChildProcess {
       WORKFLOW_BUNDLE: bundlePath,
       DRAIN_INTERVAL_MS: '60000',
       VERIFY_INTERVAL_MS: '86400000',
-      LOG_LEVEL: 'ERROR',
+      LOG_LEVEL: 'INFO', // (stdout is only parsed; warnings and errors show, from stderr)
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout?.on('data', () => undefined);
-  child.stderr?.on('data', (d) => process.stderr.write(`[pipeline ${child.pid}] ${d}`));
+  pipelineOutput.stdout = pipelineOutput.stderr = '';
+  child.stdout?.on('data', (d) => (pipelineOutput.stdout += d));
+  child.stderr?.on('data', (d) => {
+    pipelineOutput.stderr += d;
+    process.stderr.write(`[pipeline ${child.pid}] ${d}`);
+  });
   return child;
 }
 
@@ -367,6 +374,11 @@ describe('dependency faults under traffic', () => {
     const stopMs = Date.now() - t0;
     console.log(`[faults] SIGTERM: exited with ${pipeline.exitCode} after ${stopMs} ms`);
     expect(pipeline.exitCode).toBe(0);
+    // npm start's logs, off a terminal: JSON lines, its own, the worker's and the SDK's
+    const lines = processLogLines(pipelineOutput.stdout, pipelineOutput.stderr);
+    const components = new Set(lines.map((l) => l.component));
+    for (const c of ['start', 'worker', 'temporal']) expect(components).toContain(c);
+    expect(lines.some((l) => l.component === 'start' && /SIGTERM: finishing/.test(String(l.msg)))).toBe(true);
     await traffic;
     pipeline = startPipeline();
     await eventually(apiAnswers, 30_000, 'the pipeline to come back');

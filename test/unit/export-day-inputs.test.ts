@@ -1,0 +1,57 @@
+/**
+ * What an export of one day starts from (activities/export/day-inputs.ts): where a day's open
+ * intervals end (never a future instant), and which end state it continues past quiet days.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { dayStart, intervalsEnd, partitionDir, previousStateFile } from '../../activities/export/day-inputs';
+import { landingDir } from '../../activities/export/landing';
+
+const d0 = dayStart('2026-11-24');
+const hour = 3_600_000;
+
+describe('intervalsEnd', () => {
+  it('is the next midnight for a day that is over', () => {
+    expect(intervalsEnd(d0, d0 + 30 * hour, d0 + 23 * hour)).toBe(d0 + 24 * hour);
+    expect(intervalsEnd(d0, d0 + 24 * hour, null)).toBe(d0 + 24 * hour);
+  });
+
+  it('is 1 ms after the latest change for a day still running, never later than now or midnight', () => {
+    expect(intervalsEnd(d0, d0 + 9 * hour, d0 + 8 * hour)).toBe(d0 + 8 * hour + 1);
+    expect(intervalsEnd(d0, d0 + 9 * hour, null)).toBe(d0 + 9 * hour);
+    // a source clock ahead of this one: still inside the day
+    expect(intervalsEnd(d0, d0 + 9 * hour, d0 + 25 * hour)).toBe(d0 + 24 * hour);
+  });
+});
+
+describe('previousStateFile', () => {
+  let dir = '';
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const partition = (date: string) => {
+    fs.mkdirSync(partitionDir(dir, date), { recursive: true });
+    fs.writeFileSync(path.join(partitionDir(dir, date), 'state.parquet'), '');
+  };
+  const landed = (date: string) => {
+    fs.mkdirSync(landingDir(dir, date), { recursive: true });
+    fs.writeFileSync(path.join(landingDir(dir, date), 'b1-1_1-1_1.parquet'), '');
+  };
+
+  it('is the day before, or the latest partition before quiet days (nothing landed)', () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'day-inputs-'));
+    expect(previousStateFile(dir, '2026-11-24')).toBeNull();
+    partition('2026-11-20');
+    partition('2026-11-21');
+    landed('2026-11-24');
+    expect(previousStateFile(dir, '2026-11-22')).toBe(path.join(partitionDir(dir, '2026-11-21'), 'state.parquet'));
+    expect(previousStateFile(dir, '2026-11-24')).toBe(path.join(partitionDir(dir, '2026-11-21'), 'state.parquet'));
+  });
+
+  it('refuses to skip a day that landed changes but was not exported', () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'day-inputs-'));
+    partition('2026-11-21');
+    landed('2026-11-23');
+    expect(() => previousStateFile(dir, '2026-11-24')).toThrow(/2026-11-23 has landed changes but no export partition/);
+  });
+});
