@@ -71,4 +71,3 @@ export async function publicationExists(source: pg.ClientBase | pg.Pool, publica
   const r = await source.query(`select 1 from pg_publication where pubname = $1`, [publication]);
   return (r.rowCount ?? 0) > 0;
 }
-
