@@ -65,68 +65,108 @@ export async function retryDeadLetters(
   /** How a fenced change's row is re-read from the source (capture/source-rows.ts). */
   sourceRows: SourceRows = triggerSourceRows(db),
 ): Promise<{ retried: number; failed: number; reemitted: number; errors: { id: string; error: string }[] }> {
-  const r = await db.query(
+  const r = await db.query<DeadLetterRow>(
     `select id::text, consumer, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
        from pipeline.dead_letters where ${WAITING_DEAD_LETTER} ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by id`,
     input.ids?.length ? [input.ids] : [],
   );
   const result = { retried: 0, failed: 0, reemitted: 0, errors: [] as { id: string; error: string }[] };
   for (const dl of r.rows) {
-    let error: string | null = null;
-    // A drain shard dead-lettered the change for its own partitions (a change every shard reads,
-    // an order's load, may be dead-lettered by each of them): the retry writes those alone.
-    const shard = shardOfConsumer(dl.consumer);
-    const keys = shard && shard.count <= allKeys.partitions.length ? shardKeys(allKeys, shard) : allKeys;
-    try {
-      if (dl.op === 'T') {
-        // Dead-lettered by a version of the pipeline that did not apply TRUNCATE yet: apply it now.
-        await rebuildForOldTruncate(db, redis, allKeys);
-        await db.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
-        result.retried++;
-        continue;
-      }
-      const updates = updatesOf(dl);
-      const ops: StoreOp[] = foldOps(
-        keys,
-        updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })),
+    const outcome = await withTransaction(db, async (client) => {
+      // Locked while it is retried: a discard that committed since the list above leaves it
+      // alone here, and one that comes now waits, then finds it retried (not waiting any more).
+      const still = await client.query(
+        `select 1 from pipeline.dead_letters where id = $1 and ${WAITING_DEAD_LETTER} for update`,
+        [dl.id],
       );
-      // Only the load deltas still owed: Redis may have taken some of the change's operations (in
-      // some partitions' copies of a counter and not in others).
-      const owed: string[] | null = dl.pending_loads;
-      (updates.filter((u) => u.feature === 'fc.load') as LoadUpdate[]).forEach((u, n) => {
-        for (const p of keys.partitions) {
-          const key = p.load(u.fc, u.day);
-          if (owed === null || owed.includes(key)) ops.push(deltaOnce(key, u, dl.id, n));
-        }
-      });
-      // Through the whole store: a SKU row whose key and image disagreed reached a shard that does
-      // not own its SKU (drain-batch.ts); its retry writes the SKU's own partition.
-      const applied = await applyOps(redis, allKeys, ops, { ...opts, mode: 'retry' });
-      if (applied.failures.length) error = applied.failures[0].error;
-      // Older than the deletion fence and aimed at a field the store no longer has: the row may
-      // have been deleted since (its tombstone swept, its key expired), so its old image must not
-      // be written. Its current state is re-emitted through the outbox instead (nothing, if gone).
-      else if (applied.fenced.length) {
-        if (!isReemitTable(dl.tbl))
-          throw new Error(
-            `a change of ${dl.tbl} was fenced, and only ${REEMIT_TABLES.join(', ')} rows can be re-emitted`,
-          );
-        await sourceRows.refresh([{ tbl: dl.tbl, key: dl.key }]);
-        result.reemitted++;
-      }
-    } catch (err) {
-      error = (err as Error).message;
-    }
-    if (error === null) {
-      await db.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
-      result.retried++;
-    } else {
-      await db.query('update pipeline.dead_letters set error = $2 where id = $1', [dl.id, error]);
+      if (!still.rowCount) return null;
+      const applied = await applyDeadLetter({ db, redis, allKeys, opts, sourceRows }, dl);
+      if (applied.error === null)
+        await client.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
+      else await client.query('update pipeline.dead_letters set error = $2 where id = $1', [dl.id, applied.error]);
+      return applied;
+    });
+    if (!outcome) continue;
+    if (outcome.reemitted) result.reemitted++;
+    if (outcome.error === null) result.retried++;
+    else {
       result.failed++;
-      result.errors.push({ id: dl.id, error });
+      result.errors.push({ id: dl.id, error: outcome.error });
     }
   }
   return result;
+}
+
+interface RetryDeps {
+  db: pg.Pool;
+  redis: StoreRedis;
+  allKeys: StoreKeys;
+  opts: ApplyOptions;
+  sourceRows: SourceRows;
+}
+
+/** Applies one dead letter's change again; the error that keeps it waiting, or null. */
+async function applyDeadLetter(
+  { db, redis, allKeys, opts, sourceRows }: RetryDeps,
+  dl: DeadLetterRow,
+): Promise<{ error: string | null; reemitted: boolean }> {
+  // A drain shard dead-lettered the change for its own partitions (a change every shard reads,
+  // an order's load, may be dead-lettered by each of them): the retry writes those alone.
+  const shard = shardOfConsumer(dl.consumer);
+  const keys = shard && shard.count <= allKeys.partitions.length ? shardKeys(allKeys, shard) : allKeys;
+  try {
+    if (dl.op === 'T') {
+      // Dead-lettered by a version of the pipeline that did not apply TRUNCATE yet: apply it now.
+      await rebuildForOldTruncate(db, redis, allKeys);
+      return { error: null, reemitted: false };
+    }
+    const updates = updatesOf(dl);
+    const ops: StoreOp[] = foldOps(
+      keys,
+      updates.filter((u) => u.feature !== 'fc.load').map((update) => ({ update, source: 0 })),
+    );
+    // Only the load deltas still owed: Redis may have taken some of the change's operations (in
+    // some partitions' copies of a counter and not in others).
+    const owed: string[] | null = dl.pending_loads;
+    (updates.filter((u) => u.feature === 'fc.load') as LoadUpdate[]).forEach((u, n) => {
+      for (const p of keys.partitions) {
+        const key = p.load(u.fc, u.day);
+        if (owed === null || owed.includes(key)) ops.push(deltaOnce(key, u, dl.id, n));
+      }
+    });
+    // Through the whole store: a SKU row whose key and image disagreed reached a shard that does
+    // not own its SKU (drain-batch.ts); its retry writes the SKU's own partition.
+    const applied = await applyOps(redis, allKeys, ops, { ...opts, mode: 'retry' });
+    if (applied.failures.length) return { error: applied.failures[0].error, reemitted: false };
+    // Older than the deletion fence and aimed at a field the store no longer has: the row may
+    // have been deleted since (its tombstone swept, its key expired), so its old image must not
+    // be written. Its current state is re-emitted through the outbox instead (nothing, if gone).
+    if (applied.fenced.length) {
+      if (!isReemitTable(dl.tbl))
+        throw new Error(
+          `a change of ${dl.tbl} was fenced, and only ${REEMIT_TABLES.join(', ')} rows can be re-emitted`,
+        );
+      await sourceRows.refresh([{ tbl: dl.tbl, key: dl.key }]);
+      return { error: null, reemitted: true };
+    }
+    return { error: null, reemitted: false };
+  } catch (err) {
+    return { error: (err as Error).message, reemitted: false };
+  }
+}
+
+/** A dead letter as the retry reads it. */
+interface DeadLetterRow {
+  id: string;
+  consumer: string;
+  txid: string;
+  oid: string;
+  tbl: string;
+  op: string;
+  key: string;
+  image: unknown;
+  old_image: unknown;
+  pending_loads: string[] | null;
 }
 
 type LoadUpdate = Extract<FeatureUpdate, { feature: 'fc.load' }>;
