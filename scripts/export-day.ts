@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     memoryLimit: config.EXPORT_MEMORY_LIMIT,
     onProgress: (s) => console.log(`export ${o.date}: ${s}`),
     ifEmpty: o.allowEmpty ? 'write' : 'fail',
+    landingRetentionDays: config.LANDING_RETENTION_D,
   });
   console.log(
     `exported ${r.date}: ${r.changes} changes, ${r.badges} badges in ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${r.dir}`,

@@ -54,7 +54,12 @@ export function nothingLandedMessage(exportDir: string, date: string): string {
  * between that landed changes but has no partition stops the export: starting from an older state
  * would carry wrong values into every interval of the day.
  */
-export function previousStateFile(exportDir: string, date: string): string | null {
+export function previousStateFile(
+  exportDir: string,
+  date: string,
+  /** The oldest day whose landing files compaction still keeps (LANDING_RETENTION_D): before it, a day with none may have been pruned, not quiet. */
+  oldestKeptDay: string | null = null,
+): string | null {
   const earlier = fs.existsSync(exportDir)
     ? fs
         .readdirSync(exportDir)
@@ -65,11 +70,16 @@ export function previousStateFile(exportDir: string, date: string): string | nul
     : [];
   const latest = earlier[earlier.length - 1];
   if (latest === undefined) return null;
-  for (let day = shiftDay(latest, 1); day < date; day = shiftDay(day, 1))
+  for (let day = shiftDay(latest, 1); day < date; day = shiftDay(day, 1)) {
+    if (oldestKeptDay !== null && day < oldestKeptDay)
+      throw new Error(
+        `${date} would continue from ${latest}'s end state, but whether ${day} was quiet cannot be told: its landing files are past LANDING_RETENTION_D and may have been pruned. Export the days in between first, or start the history again from ${date} by moving the older partitions away`,
+      );
     if (hasLandedChanges(exportDir, day))
       throw new Error(
         `${day} has landed changes but no export partition: export it first (npm run export-day -- --date ${day}); ${date} starts from its end state`,
       );
+  }
   return path.join(partitionDir(exportDir, latest), 'state.parquet');
 }
 

@@ -74,7 +74,14 @@ async function count(conn: DuckDBConnection, sql: string): Promise<number> {
 export async function exportDay(
   exportDir: string,
   date: string,
-  opts: { memoryLimit?: string; onProgress?: (what: string) => void; ifEmpty?: IfEmpty; now?: number } = {},
+  opts: {
+    memoryLimit?: string;
+    onProgress?: (what: string) => void;
+    ifEmpty?: IfEmpty;
+    now?: number;
+    /** LANDING_RETENTION_D: how far back a day without landing files can be told quiet. */
+    landingRetentionDays?: number;
+  } = {},
 ): Promise<ExportResult> {
   validateDate(date);
   if (!hasLandedChanges(exportDir, date) && (opts.ifEmpty ?? 'fail') !== 'write') {
@@ -97,6 +104,10 @@ export async function exportDay(
     end: d0 + 86_400_000, // until the day's changes are read (below)
     yyyymmdd: date.replace(/-/g, ''),
     progress: opts.onProgress ?? (() => undefined),
+    oldestKeptDay:
+      opts.landingRetentionDays === undefined
+        ? null
+        : new Date((opts.now ?? Date.now()) - opts.landingRetentionDays * 86_400_000).toISOString().slice(0, 10),
   };
   let result: Omit<ExportResult, 'dir'>;
   try {
@@ -139,6 +150,8 @@ interface ExportRun {
   end: number;
   yyyymmdd: string;
   progress: (what: string) => void;
+  /** Landing days before this one may have been pruned (day-inputs.ts, previousStateFile). */
+  oldestKeptDay: string | null;
 }
 
 /** 1. The day's changes, each once (a crash can land a range twice); written as changes.parquet. */
@@ -227,8 +240,8 @@ async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, chang
  * 3. Validity intervals: the previous day's end state opens the day, each change starts a new
  * interval, the end of the day (or, for a day not over yet, its latest change) closes the last.
  */
-async function writeHistories({ conn, exportDir, date, staging, d0, end }: ExportRun): Promise<void> {
-  const prevState = previousStateFile(exportDir, date);
+async function writeHistories({ conn, exportDir, date, staging, d0, end, oldestKeptDay }: ExportRun): Promise<void> {
+  const prevState = previousStateFile(exportDir, date, oldestKeptDay);
   if (prevState) await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
   else
     await conn.run(

@@ -25,6 +25,7 @@ export function createExportActivities(deps: { pool: pg.Pool; config: Config }) 
           memoryLimit: deps.config.EXPORT_MEMORY_LIMIT,
           onProgress: (what) => heartbeat({ date: input.date, step: what }),
           ifEmpty: input.ifEmpty,
+          landingRetentionDays: deps.config.LANDING_RETENTION_D,
         });
       } catch (err) {
         if (err instanceof NothingLandedError) throw ApplicationFailure.nonRetryable(err.message, err.name);

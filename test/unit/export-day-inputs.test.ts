@@ -54,4 +54,16 @@ describe('previousStateFile', () => {
     landed('2026-11-23');
     expect(() => previousStateFile(dir, '2026-11-24')).toThrow(/2026-11-23 has landed changes but no export partition/);
   });
+
+  it('refuses to skip a day whose landing files may have been pruned (past LANDING_RETENTION_D)', () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'day-inputs-'));
+    partition('2026-11-01');
+    // 11-02 … 11-23 landed nothing that is still there; days before 11-10 are past the retention
+    expect(() => previousStateFile(dir, '2026-11-24', '2026-11-10')).toThrow(
+      /whether 2026-11-02 was quiet cannot be told: its landing files are past LANDING_RETENTION_D/,
+    );
+    expect(previousStateFile(dir, '2026-11-24', '2026-11-01')).toBe(
+      path.join(partitionDir(dir, '2026-11-01'), 'state.parquet'),
+    );
+  });
 });
