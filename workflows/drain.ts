@@ -32,7 +32,6 @@ import {
   log,
   patched,
   proxyActivities,
-  getCurrentDetails,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -151,7 +150,9 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
 
   if (stop) {
     await releaseDrainLease({ owner, shard });
-    setCurrentDetails(`${where(shard)}PAUSED (ops pause or a stop signal): ${getCurrentDetails()}`);
+    setCurrentDetails(
+      `${where(shard)}PAUSED (ops pause or a stop signal) · this run: ${count(summary.rows)} rows in ${count(summary.batches)} batches, ${count(summary.deadLetters)} dead letters`,
+    );
     return ended({ ...summary, outcome: 'stopped' });
   }
 
@@ -211,13 +212,14 @@ function detailsOf(shard: ShardRef | undefined, r: DrainBatchResult, summary: Dr
   const lag = r.newestSourceMs
     ? ` · newest change applied ${duration(Date.now() - r.newestSourceMs)} after it was written`
     : '';
-  const behind =
-    r.behindRows === undefined ? 'a backlog' : `about ${count(r.behindRows)}${r.behindCapped ? '+' : ''} rows`;
+  // (0 rows not applied yet, not caught up: the delta in progress completes with the next batch)
   const state = r.frozen
     ? 'FROZEN for a change of DRAIN_SHARDS'
     : r.caughtUp
       ? 'caught up'
-      : `BEHIND by ${behind}, catching up`;
+      : r.behindRows
+        ? `BEHIND by about ${count(r.behindRows)}${r.behindCapped ? '+' : ''} rows, catching up`
+        : 'CATCHING UP';
   return `${where(shard)}${state}${lag} · this run: ${count(summary.rows)} rows in ${count(summary.batches)} batches, ${count(summary.deadLetters)} dead letters · batch size ${count(batchSize)} · cursor batch ${r.cursor.batch}`;
 }
 

@@ -83,7 +83,8 @@ const MAX_TRACED_TRANSACTIONS = 64;
 function traceApplied(deps: DrainDeps, c: AppliedChunk, t0: number): void {
   const rowsOf = new Map<string, number>();
   for (const r of c.rows) rowsOf.set(r.txid, (rowsOf.get(r.txid) ?? 0) + 1);
-  const startMs = performance.timeOrigin + t0;
+  // wall-clock start (performance.timeOrigin drifts from the wall clock in a long-lived process)
+  const startMs = Date.now() - (performance.now() - t0);
   for (const [txid, rows] of [...rowsOf].slice(0, MAX_TRACED_TRANSACTIONS))
     recordDrainApply(txid, startMs, {
       'fresh_badges.outbox_txid': txid,

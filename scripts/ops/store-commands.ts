@@ -1,5 +1,6 @@
 /** `ops backfill`, `ops verify`, `ops export`, `ops inspect`, `ops explain`: work on the store and the export (`ops replay`: replay-command.ts). */
 import type { Command } from 'commander';
+import { WorkflowFailedError } from '@temporalio/client';
 import { batchTaskQueue } from '../../config';
 import type { VerifyReport } from '../../reconcile/verify';
 import { backfillWorkflow, BackfillProgress, exportWorkflow, verifyWorkflow } from '../../workflows';
@@ -100,6 +101,7 @@ function registerExport(program: Command, ctx: () => OpsContext): void {
         wait: true,
       }).catch((err) => {
         // the activity's own message (nothing landed: what to check), not "workflow execution failed"
+        if (!(err instanceof WorkflowFailedError)) throw err;
         let e = err as { message?: string; cause?: unknown };
         while (e.cause) e = e.cause as typeof e;
         throw new Error(e.message ?? String(err));

@@ -251,7 +251,7 @@ describe('operator CLI', () => {
       'the drain to report its details',
     );
     expect(metadata.currentDetails).toMatch(
-      /^(shard \d+ of \d+ · )?(caught up|BEHIND by about [\d,]+\+? rows, catching up)( · newest change applied \d+(\.\d)? (ms|s) after it was written)? · this run: [\d,]+ rows in [\d,]+ batches, [\d,]+ dead letters · batch size [\d,]+/,
+      /^(shard \d+ of \d+ · )?(caught up|CATCHING UP|BEHIND by about [\d,]+\+? rows, catching up)( · newest change applied \d+(\.\d)? (ms|s) after it was written)? · this run: [\d,]+ rows in [\d,]+ batches, [\d,]+ dead letters · batch size [\d,]+/,
     );
   });
 

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { RUN_KIND, kindOfWorkflowType } from '../../workflows/search-attributes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
 import { findTemporalCli } from '../../scripts/lib/temporal-server';
@@ -67,6 +68,8 @@ async function runToCompletion(name: string): Promise<{ id: string; stdout: stri
   expect(id, `${name}: the started workflow's id in the output`).toBeTruthy();
   const described = await temporal.client.workflow.getHandle(id!).describe();
   expect(described.status.name).toBe('COMPLETED');
+  // found by its kind like the runs `ops` starts (docs/operations.md, "Finding runs")
+  expect(described.typedSearchAttributes.get(RUN_KIND)).toBe(kindOfWorkflowType(described.type));
   return { id: id!, stdout: r.stdout };
 }
 
