@@ -86,7 +86,8 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
       TEMPORAL_TASK_QUEUE: 'bench',
       API_PORT: String(apiPort),
       WORKER_METRICS_PORT: '0',
-      LOG_LEVEL: 'WARN',
+      // INFO: the start waits for the worker's "polling task queue" line (stdout is read, not shown)
+      LOG_LEVEL: 'INFO',
       EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
       WORKFLOW_BUNDLE: bundle,
     };

@@ -90,7 +90,8 @@ async function startWorkers(b: Bench, server: DevServer, bundle: string, started
     TEMPORAL_ADDRESS: server.address,
     TEMPORAL_TASK_QUEUE: 'soak',
     WORKER_METRICS_PORT: '0',
-    LOG_LEVEL: 'WARN',
+    // INFO: the start waits for the worker's "polling task queue" line (stdout is read, not shown)
+    LOG_LEVEL: 'INFO',
     VERIFY_INTERVAL_MS: '300000',
     EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
     WORKFLOW_BUNDLE: bundle,
