@@ -22,6 +22,7 @@ import { runTraffic } from '../../simulator/traffic';
 import { storeKeys } from '../../store/keys';
 import { activitiesFor } from '../support/activities';
 import {
+  deleteSchedules,
   eventually,
   pipelineClients,
   resetState,
@@ -267,11 +268,11 @@ describe('changing DRAIN_SHARDS', () => {
       });
     } finally {
       await worker.stop();
-      for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(start), ...drainScheduleIds(first)])
-        await temporal.client.schedule
-          .getHandle(id)
-          .delete()
-          .catch(() => undefined);
+      await deleteSchedules(temporal.client, [
+        ...ALL_SCHEDULE_IDS,
+        ...drainScheduleIds(start),
+        ...drainScheduleIds(first),
+      ]);
     }
   });
 

@@ -14,7 +14,7 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
 import { drainScheduleIdOf, drainShard } from '../../outbox';
 import { drainWorkflow, stopDrainSignal } from '../../workflows';
-import { eventually, startDrain } from '../support/env';
+import { deleteSchedules, eventually, startDrain } from '../support/env';
 import { seedMinimal } from '../support/source';
 import { usePipeline } from '../support/pipeline-fixture';
 
@@ -161,11 +161,7 @@ describe('drain workflow', () => {
       }
     } finally {
       await handle.delete();
-      for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(shards)])
-        await pipeline.temporal.client.schedule
-          .getHandle(id)
-          .delete()
-          .catch(() => undefined);
+      await deleteSchedules(pipeline.temporal.client, [...ALL_SCHEDULE_IDS, ...drainScheduleIds(shards)]);
     }
   });
 });

@@ -25,7 +25,7 @@ import { ALL_SCHEDULE_IDS } from '../../scripts/lib/schedules';
 import { DATA_DIR, DevServer, processAlive, startDevServer, temporalAnswers } from '../../scripts/lib/temporal-server';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
-import { eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
+import { deleteSchedules, eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
 import { FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { freePort } from '../support/redis-process';
 import { childEnv, exited, workerRoleUrl } from '../support/worker-process';
@@ -216,11 +216,7 @@ afterAll(async () => {
   }
   if (temporal && (await temporalAnswers(temporal.address).catch(() => false))) {
     const t = await temporalClient(temporal.address);
-    for (const id of ALL_SCHEDULE_IDS)
-      await t.client.schedule
-        .getHandle(id)
-        .delete()
-        .catch(() => undefined);
+    await deleteSchedules(t.client, ALL_SCHEDULE_IDS);
     await t.close();
   }
   await temporal?.stop().catch(() => undefined);

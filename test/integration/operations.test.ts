@@ -15,6 +15,7 @@ import { names } from '../../config';
 import { AUTO_BACKFILL_ID } from '../../workflows';
 import {
   deleteKeys,
+  deleteSchedules,
   eventually,
   resetState,
   sharedTestServer,
@@ -72,11 +73,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await ops('pause');
-  for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(c.config.DRAIN_SHARDS)])
-    await temporal?.client.schedule
-      .getHandle(id)
-      .delete()
-      .catch(() => undefined);
+  await deleteSchedules(temporal?.client, [...ALL_SCHEDULE_IDS, ...drainScheduleIds(c.config.DRAIN_SHARDS)]);
   await api?.close();
   await worker?.stop();
   await temporal?.close();

@@ -14,6 +14,7 @@ import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { activitiesFor } from '../support/activities';
 import { backlog as drainBacklog } from '../support/cursor';
 import {
+  deleteSchedules,
   eventually,
   pipelineClients,
   resetState,
@@ -51,11 +52,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await ops('pause');
-  for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(c.config.DRAIN_SHARDS)])
-    await temporal?.client.schedule
-      .getHandle(id)
-      .delete()
-      .catch(() => undefined);
+  await deleteSchedules(temporal?.client, [...ALL_SCHEDULE_IDS, ...drainScheduleIds(c.config.DRAIN_SHARDS)]);
   await worker?.stop();
   await temporal?.close();
   await c.close();

@@ -17,6 +17,7 @@ import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scrip
 import { RESHARD_WORKFLOW_ID, reshardProgressQuery } from '../../workflows';
 import { activitiesFor } from '../support/activities';
 import {
+  deleteSchedules,
   eventually,
   pipelineClients,
   resetState,
@@ -40,13 +41,9 @@ let temporal: Awaited<ReturnType<typeof temporalClient>>;
 let worker: Awaited<ReturnType<typeof startWorker>>;
 const acts = activitiesFor(pipelineClients(c));
 
-async function deleteSchedules(): Promise<void> {
+async function deleteEverySchedule(): Promise<void> {
   const ids = [...ALL_SCHEDULE_IDS, ...[1, 2, 4].flatMap(drainScheduleIds)];
-  for (const id of ids)
-    await temporal.client.schedule
-      .getHandle(id)
-      .delete()
-      .catch(() => undefined);
+  await deleteSchedules(temporal.client, ids);
 }
 
 /**
@@ -82,7 +79,7 @@ beforeAll(async () => {
   worker = await startWorker(c, address, bundlePath, c.config.TEMPORAL_TASK_QUEUE);
 });
 afterAll(async () => {
-  await deleteSchedules();
+  await deleteEverySchedule();
   await worker?.stop();
   await temporal?.close();
   await c.close();
@@ -90,7 +87,7 @@ afterAll(async () => {
 beforeEach(async () => {
   await resetState(c);
   await seedMinimal(c.pool);
-  await deleteSchedules();
+  await deleteEverySchedule();
   await pausedSchedules();
 });
 afterEach(async () => {

@@ -11,7 +11,15 @@ import { seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { backfillWorkflow, stopDrainSignal } from '../../workflows';
 import { RUN_KIND, RUN_OUTCOME, runTags } from '../../workflows/search-attributes';
-import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
+import {
+  deleteSchedules,
+  eventually,
+  resetState,
+  sharedTestServer,
+  startWorker,
+  temporalClient,
+  testClients,
+} from '../support/env';
 
 const taskQueue = `run-metadata-${process.pid}`;
 const c = testClients({
@@ -48,11 +56,7 @@ beforeAll(async () => {
   await triggerDrains(temporal.client, 1);
 });
 afterAll(async () => {
-  for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(1)])
-    await temporal?.client.schedule
-      .getHandle(id)
-      .delete()
-      .catch(() => undefined);
+  await deleteSchedules(temporal?.client, [...ALL_SCHEDULE_IDS, ...drainScheduleIds(1)]);
   for (const w of await listed(`ExecutionStatus = 'Running'`).catch(() => []))
     await temporal.client.workflow
       .getHandle(w.workflowId)

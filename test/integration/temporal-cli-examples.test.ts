@@ -14,7 +14,7 @@ import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scrip
 import { findTemporalCli } from '../../scripts/lib/temporal-server';
 import { seedCatalogue } from '../../simulator/catalogue';
 import { docExamples } from '../support/doc-examples';
-import { eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
+import { deleteSchedules, eventually, resetState, sharedTestServer, temporalClient, testClients } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -96,11 +96,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const id of [...ALL_SCHEDULE_IDS, ...drainScheduleIds(1)])
-    await temporal?.client.schedule
-      .getHandle(id)
-      .delete()
-      .catch(() => undefined);
+  await deleteSchedules(temporal?.client, [...ALL_SCHEDULE_IDS, ...drainScheduleIds(1)]);
   for await (const wf of temporal.client.workflow.list({
     query: `ExecutionStatus = 'Running' AND TaskQueue = 'fresh-badges'`,
   }))

@@ -298,3 +298,12 @@ export async function startDrain(
     result: async () => (await Promise.all(handles.map((h) => h.result())))[0],
   } as unknown as (typeof handles)[0];
 }
+
+/** Deletes the schedules a test created (one already gone is fine). */
+export async function deleteSchedules(client: Client | undefined, ids: string[]): Promise<void> {
+  for (const id of ids)
+    await client?.schedule
+      .getHandle(id)
+      .delete()
+      .catch(() => undefined);
+}
