@@ -28,7 +28,7 @@ import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { captureActivity, drainLeaseActivity } from './activity-options';
 import { startBackfillUnlessRunning } from './children';
 import { count, duration } from './run-details';
-import { tagOutcome } from './search-attributes';
+import { ended } from './search-attributes';
 
 export interface CaptureWorkflowInput {
   /** The source's name: 'inventory', 'orders', or 'shop'. */
@@ -112,12 +112,6 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
   }
   await continueAsNew<typeof captureWorkflow>({ ...input, carried: undefined });
   return summary; // not reached
-}
-
-/** How the run ended, as its FreshBadgesOutcome search attribute (when the run carries them). */
-function ended(summary: CaptureRunSummary): CaptureRunSummary {
-  tagOutcome(summary.outcome);
-  return summary;
 }
 
 /** What the Web UI shows for the run: position, rate, how far behind the source it is. */

@@ -43,7 +43,7 @@ import { drainBatchActivity, drainLeaseActivity } from './activity-options';
 import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 import { startBackfillUnlessRunning, startUnlessRunning } from './children';
 import { count, duration } from './run-details';
-import { tagOutcome } from './search-attributes';
+import { ended } from './search-attributes';
 
 export interface DrainWorkflowInput {
   intervalMs: number;
@@ -174,12 +174,6 @@ function runEnd(input: DrainWorkflowInput): { nextFire: number; stopAt: number }
   const runMs = input.runMs ?? input.intervalMs;
   const nextFire = Math.ceil((Date.now() + runMs / 2) / runMs) * runMs;
   return { nextFire, stopAt: nextFire - (input.marginMs ?? WORKFLOW_INPUT_DEFAULTS.drainMarginMs) };
-}
-
-/** How the run ended, as its FreshBadgesOutcome search attribute (when the run carries them). */
-function ended(summary: DrainRunSummary): DrainRunSummary {
-  tagOutcome(summary.outcome);
-  return summary;
 }
 
 const where = (shard: ShardRef | undefined) => (shard ? `shard ${shard.index} of ${shard.count} · ` : '');

@@ -71,16 +71,23 @@ export function runIsTagged(): boolean {
   return attrs?.get(RUN_KIND) !== undefined;
 }
 
-/** Records how the run ended (lease-lost, stopped, retired, …), when the run is tagged at all. */
-export function tagOutcome(outcome: string): void {
-  if (runIsTagged()) upsertSearchAttributes([{ key: RUN_OUTCOME, value: outcome }]);
+/**
+ * Returns the run's summary after recording how it ended (lease-lost, stopped, retired, …) as its
+ * FreshBadgesOutcome, when the run is tagged at all.
+ */
+export function ended<const S extends { outcome: string }>(summary: S): S {
+  if (runIsTagged()) upsertSearchAttributes([{ key: RUN_OUTCOME, value: summary.outcome }]);
+  return summary;
+}
+
+/** The start options' attributes of a run of this workflow type, when `enabled` (none for an unknown type). */
+export function startTags(workflowType: string, enabled: boolean): { typedSearchAttributes?: SearchAttributePair[] } {
+  const kind = kindOfWorkflowType(workflowType);
+  return kind && enabled ? { typedSearchAttributes: runTags(kind) } : {};
 }
 
 /**
  * What a child run started by a workflow carries: the kind, when this run carries attributes
  * (otherwise the namespace may not know them).
  */
-export function childTags(workflowType: string): { typedSearchAttributes?: SearchAttributePair[] } {
-  const kind = kindOfWorkflowType(workflowType);
-  return kind && runIsTagged() ? { typedSearchAttributes: runTags(kind) } : {};
-}
+export const childTags = (workflowType: string) => startTags(workflowType, runIsTagged());

@@ -5,8 +5,7 @@
  */
 import os from 'node:os';
 import type { Workflow, WorkflowStartOptions } from '@temporalio/client';
-import type { SearchAttributePair } from '@temporalio/common';
-import { kindOfWorkflowType, runTags } from '../../workflows/search-attributes';
+import { startTags } from '../../workflows/search-attributes';
 import { ensureSearchAttributes } from '../lib/search-attributes';
 import { followProgress } from './progress';
 import type { OpsContext } from './context';
@@ -37,7 +36,8 @@ export async function runOperatorWorkflow<W extends Workflow, P = never>(
     workflowId: o.workflowId,
     args: o.args,
     ...operatorMetadata(o.summary),
-    ...searchAttributesOf(ctx, o.workflow.name),
+    // its kind as a search attribute (workflows/search-attributes.ts), unless they are turned off
+    ...startTags(o.workflow.name, ctx.config.TEMPORAL_SEARCH_ATTRIBUTES),
   } as unknown as WorkflowStartOptions<W>);
   console.log(
     `${o.what} started: workflow ${handle.workflowId} (Web UI: http://localhost:${ctx.config.TEMPORAL_UI_PORT}/namespaces/${ctx.config.TEMPORAL_NAMESPACE}/workflows/${handle.workflowId})`,
@@ -45,12 +45,6 @@ export async function runOperatorWorkflow<W extends Workflow, P = never>(
   if (!o.wait) return undefined;
   const result = o.progress && process.stdout.isTTY ? followProgress<P>(handle, o.progress) : handle.result();
   return (await result) as Awaited<ReturnType<W>>;
-}
-
-/** Its kind as a search attribute (workflows/search-attributes.ts), unless they are turned off. */
-function searchAttributesOf(ctx: OpsContext, workflowType: string): { typedSearchAttributes?: SearchAttributePair[] } {
-  const kind = kindOfWorkflowType(workflowType);
-  return kind && ctx.config.TEMPORAL_SEARCH_ATTRIBUTES ? { typedSearchAttributes: runTags(kind) } : {};
 }
 
 /**
