@@ -9,6 +9,7 @@ import { readPathRedis } from '../../serving/main';
 import { sourceBadges } from '../../reconcile/source-badges';
 import { CatalogueSize, regionId, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
+import { stopDrainSignal } from '../../workflows';
 import { drainSettled, eventually, resetState, startDrain } from '../support/env';
 import { get, startTestApi } from '../support/http';
 import { usePipeline } from '../support/pipeline-fixture';
@@ -70,9 +71,10 @@ describe('through the drain', () => {
     await until('S1', { reason: 'eligible', stale: false }, 'active again, fresh');
 
     // Pause: the drain stops; reads keep answering last-known features, flagged stale.
-    await drain.terminate('pause for the test');
-    // Terminating does not interrupt the batch activity already running; wait until it is done
-    // before writing the change the paused drain must not see.
+    // The stop signal (ops pause): the run cancels its activity, which drains for seconds at a
+    // time, and ends only once that has returned; then no drain can see the next change.
+    await drain.signal(stopDrainSignal);
+    await drain.result();
     await drainSettled(c);
     await q(`update shop.inventory set on_hand = 0 where sku_id = 'S1'`);
     const paused = await eventually(
@@ -89,8 +91,9 @@ describe('through the drain', () => {
     // Resume: caught up, the change shows and stale clears by itself.
     drain = await startTheDrain();
     await until('S1', { reason: 'out_of_stock', stale: false }, 'caught up after resume');
-    await drain.terminate('test over');
-    await drainSettled(c);
+    // stopped, not terminated: a terminated run's activity drains on for seconds, past the next reset
+    await drain.signal(stopDrainSignal);
+    await drain.result();
   });
 
   it('after a simulator run the API equals the rule computed by SQL for sampled (SKU, region) pairs', async () => {
@@ -125,7 +128,8 @@ describe('through the drain', () => {
       'paused',
       'unknown',
     ]);
-    await drain.terminate('test over');
+    await drain.signal(stopDrainSignal);
+    await drain.result();
   });
 });
 
