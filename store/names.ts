@@ -39,6 +39,11 @@ export const FIELD = {
   loadTxid: 't',
   loadId: 'i',
   loadSnapshot: 'sk',
+  /**
+   * The outbox position ("txid:id") of the load set that set the counter, when it was re-read from
+   * a source captured from the WAL (its place in the stream says what it saw; it has no snapshot).
+   */
+  loadSetAt: 'st',
   /** Partition position ({pp}pos): the last row applied. */
   appliedBatch: 'lb',
   appliedTxid: 'lt',

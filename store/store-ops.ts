@@ -95,6 +95,11 @@ export interface LoadRetryOp extends OpBase {
   /** The once-marker: "<dead letter id>:<effect number>". */
   mark: string;
   txid: string;
+  /**
+   * The change's outbox id: a load set re-read from a source captured from the WAL at a later
+   * outbox position (txid, id) saw the change, and the delta is not applied on top of it.
+   */
+  id: string;
 }
 
 export type StoreOp =
@@ -134,7 +139,7 @@ export function pushOpArgs(args: (string | number)[], op: StoreOp): void {
       args.push(OP.loadSet, op.count, op.position, '', op.snapshot);
       return;
     case 'loadRetry':
-      args.push(OP.loadRetry, String(op.delta), op.mark, op.txid, '');
+      args.push(OP.loadRetry, String(op.delta), op.mark, op.txid, op.id);
       return;
     default: {
       const unknown: never = op;

@@ -131,7 +131,7 @@ async function applyDeadLetter(
     (updates.filter((u) => u.feature === 'fc.load') as LoadUpdate[]).forEach((u, n) => {
       for (const p of keys.partitions) {
         const key = p.load(u.fc, u.day);
-        if (owed === null || owed.includes(key)) ops.push(deltaOnce(key, u, dl.id, n));
+        if (owed === null || owed.includes(key)) ops.push(deltaOnce(key, u, dl, n));
       }
     });
     // Through the whole store: a SKU row whose key and image disagreed reached a shard that does
@@ -199,13 +199,14 @@ function updatesOf(dl: {
 }
 
 /** Each load effect of a dead letter has its own once-marker (an order moved to another FC or day has two). */
-function deltaOnce(key: string, u: LoadUpdate, deadLetterId: string, effect: number): StoreOp {
+function deltaOnce(key: string, u: LoadUpdate, dl: DeadLetterRow, effect: number): StoreOp {
   return {
     kind: 'loadRetry',
     key,
     delta: u.delta,
-    mark: `${deadLetterId}:${effect}`,
+    mark: `${dl.id}:${effect}`,
     txid: u.txid,
+    id: dl.oid,
     source: 0,
   };
 }

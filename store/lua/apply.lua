@@ -219,18 +219,31 @@ end
 OPS[OP.loadSet] = function(i, key, count, position, _, snapshot)
   local b, t, id = string.match(position, '^(%d+):(%d+):(%d+)$')
   redis.call('HSET', key, FIELD.loadCount, count, FIELD.loadBatch, b, FIELD.loadTxid, t, FIELD.loadId, id)
-  if snapshot == '' then redis.call('HDEL', key, FIELD.loadSnapshot)
-  else redis.call('HSET', key, FIELD.loadSnapshot, snapshot) end
+  -- what the set saw: a snapshot (backfill), or every change before its place in the outbox (drain)
+  if snapshot == '' then
+    redis.call('HDEL', key, FIELD.loadSnapshot)
+    redis.call('HSET', key, FIELD.loadSetAt, t .. ':' .. id)
+  else
+    redis.call('HSET', key, FIELD.loadSnapshot, snapshot)
+    redis.call('HDEL', key, FIELD.loadSetAt)
+  end
   expireLoad(key)
   return 1
 end
 
--- R delta mark txid -: a dead-letter retry of a load delta, applied once per marker (dead letter
--- id and effect number: an order that moved FC or day has two), and not at all when a backfill
--- recomputed the counter from a snapshot that saw the change's transaction.
-OPS[OP.loadRetry] = function(i, key, delta, mark, txid)
-  local sk = redis.call('HGET', key, FIELD.loadSnapshot)
-  if sk and visibleIn(sk, txid) then return 0 end
+-- R delta mark txid id: a dead-letter retry of a load delta, applied once per marker (dead letter
+-- id and effect number: an order that moved FC or day has two), and not at all when the counter
+-- was set since by a recomputation that saw the change: a backfill from a snapshot that saw its
+-- transaction, or a load set re-read from a source captured from the WAL that comes after the
+-- change in the outbox (one capture writes a source's transactions one after another, in commit
+-- order, so its outbox positions are that order).
+OPS[OP.loadRetry] = function(i, key, delta, mark, txid, id)
+  local set = redis.call('HMGET', key, FIELD.loadSnapshot, FIELD.loadSetAt)
+  if set[1] and visibleIn(set[1], txid) then return 0 end
+  if set[2] and id ~= '' then
+    local st, si = string.match(set[2], '^(%d+):(%d+)$')
+    if st and comparePositions(0, txid, id, 0, st, si) < 0 then return 0 end
+  end
   if not redis.call('SET', prefix .. KEY.deadLetterRetry .. mark, '1', 'NX', 'EX', 604800) then return 0 end
   redis.call('HINCRBY', key, FIELD.loadCount, delta)
   expireLoad(key)

@@ -279,9 +279,34 @@ describe('backfill values and snapshots', () => {
 
   it('a dead-letter retry of a load delta applies once per dead letter', async () => {
     const key = c.keys.partitions[0].load('F1', DAY0);
-    const op: StoreOp = { kind: 'loadRetry', key, delta: 3, mark: '42', txid: '', source: 0 };
+    const op: StoreOp = { kind: 'loadRetry', key, delta: 3, mark: '42', txid: '', id: '', source: 0 };
     await apply([op]);
     await apply([op]);
     expect(await c.redis.hget(key, 'n')).toBe('3');
+  });
+
+  it('a retried load delta is not added to a load set from the outbox that came after it, and is to one before it', async () => {
+    const key = c.keys.partitions[0].load('F1', DAY0);
+    const retry = (mark: string, txid: string, id: string, delta = 3): StoreOp => ({
+      kind: 'loadRetry',
+      key,
+      delta,
+      mark,
+      txid,
+      id,
+      source: 0,
+    });
+    // a load set re-read from a source captured from the WAL, at outbox position (150, 7)
+    await apply([{ kind: 'loadSet', key, count: '10', position: '3:150:7', snapshot: '', source: 0 }]);
+    await apply([retry('same-write-before', '150', '6'), retry('earlier-write', '149', '99')]);
+    expect(await c.redis.hget(key, 'n')).toBe('10'); // the set counted both already
+    await apply([retry('same-write-after', '150', '8', 2), retry('later-write', '151', '1', 1)]);
+    expect(await c.redis.hget(key, 'n')).toBe('13');
+    // a backfill's set (its snapshot says what it saw) replaces the position: a change it did not see is added
+    await c.redis.hset(c.keys.partitions[0].snaps, '1', '100:100:');
+    await apply([{ kind: 'loadSet', key, count: '20', position: '3:200:1', snapshot: '1', source: 0 }]);
+    expect(await c.redis.hget(key, 'st')).toBeNull();
+    await apply([retry('unseen-by-snapshot', '140', '1')]);
+    expect(await c.redis.hget(key, 'n')).toBe('23');
   });
 });

@@ -73,11 +73,11 @@ describe('pushOpArgs', () => {
     expect(
       encode([
         { kind: 'loadSet', key: 'p:l:F:1', count: '10', position: '3:150:7', snapshot: '4', source: 0 },
-        { kind: 'loadRetry', key: 'p:l:F:1', delta: -2, mark: '42:1', txid: '150', source: 0 },
+        { kind: 'loadRetry', key: 'p:l:F:1', delta: -2, mark: '42:1', txid: '150', id: '9', source: 0 },
       ]),
     ).toEqual([
       ['C', '10', '3:150:7', '', '4'],
-      ['R', '-2', '42:1', '150', ''],
+      ['R', '-2', '42:1', '150', '9'],
     ]);
   });
 });
