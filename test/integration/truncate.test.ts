@@ -34,7 +34,7 @@ async function seededAndDrained(): Promise<{ acts: Activities; divergences: stri
   await seedCatalogue(c.pool, size);
   return { acts, divergences };
 }
-const refill = (acts: Activities) => backfillEverything(acts, 'test-truncate');
+const refill = (acts: Activities) => backfillEverything(acts, 'test-truncate', { drainOwner: owner });
 /** How many partitions still have their epoch (are complete). */
 const epochs = async () => {
   let n = 0;
