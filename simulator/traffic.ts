@@ -101,9 +101,16 @@ function randomStock(w: Workload): { sku: string; fc: string } {
 const RESERVE = `update shop.inventory set reserved = reserved + $3, updated_at = now()
                   where sku_id = $1 and fc_id = $2 and on_hand - reserved >= $3`;
 
+/** The stock an order held: released, and on shipping taken from on hand. */
+const RELEASE = {
+  ship: `update shop.inventory set reserved = reserved - $3, on_hand = on_hand - $3, updated_at = now()
+          where sku_id = $1 and fc_id = $2`,
+  cancel: `update shop.inventory set reserved = reserved - $3, updated_at = now() where sku_id = $1 and fc_id = $2`,
+};
+
 /**
  * Places an order, only when the stock is there: insert + reserve in one statement, or with the
- * orders apart, the reservation and then the order in its own database.
+ * orders apart, the reservation and then the order in its own database (placeSplit).
  */
 function placeOp(w: Workload): Op {
   const { sku, fc } = randomStock(w);
@@ -113,11 +120,9 @@ function placeOp(w: Workload): Op {
     changes: 2,
     run: async (shop) => {
       const params = [sku, fc, qty];
-      if (shop.split && !(await shop.inventory.query(RESERVE, params)).rowCount) return false;
+      if (shop.split) return placeSplit(shop, w, params);
       const r = await shop.orders.query(
-        shop.split
-          ? `insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, $3, 'placed') returning order_id`
-          : `with inv as (${RESERVE} returning 1)
+        `with inv as (${RESERVE} returning 1)
          insert into shop.orders (sku_id, fc_id, qty, status) select $1, $2, $3, 'placed' from inv returning order_id`,
         params,
       );
@@ -127,12 +132,31 @@ function placeOp(w: Workload): Op {
   };
 }
 
-/** The stock an order held: released, and on shipping taken from on hand. */
-const RELEASE = {
-  ship: `update shop.inventory set reserved = reserved - $3, on_hand = on_hand - $3, updated_at = now()
-          where sku_id = $1 and fc_id = $2`,
-  cancel: `update shop.inventory set reserved = reserved - $3, updated_at = now() where sku_id = $1 and fc_id = $2`,
-};
+/**
+ * With the orders apart no transaction spans both databases, so the two services do what a saga
+ * does: reserve, insert the order, and when the insert fails give the reservation back (else the
+ * stock stays reserved for an order that does not exist, and the badge under-promises forever).
+ */
+async function placeSplit(shop: Shop, w: Workload, params: unknown[]): Promise<boolean> {
+  if (!(await shop.inventory.query(RESERVE, params)).rowCount) return false;
+  let orderId: string;
+  try {
+    const r = await shop.orders.query(
+      `insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, $3, 'placed') returning order_id`,
+      params,
+    );
+    orderId = r.rows[0].order_id;
+  } catch (err) {
+    const released = await shop.inventory.query(RELEASE.cancel, params).then(
+      () => 'its reservation was released',
+      (e: Error) =>
+        `releasing its reservation failed too (${e.message}): ${params[2]} of ${params[0]} at ${params[1]} stay reserved`,
+    );
+    throw new Error(`the order insert failed (${(err as Error).message}); ${released}`, { cause: err });
+  }
+  w.open.push({ orderId });
+  return true;
+}
 
 /** With the orders apart: the order's status in its database, then its stock in the inventory's. */
 async function settleSplit(shop: Shop, orderId: string, ship: boolean): Promise<boolean> {
