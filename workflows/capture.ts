@@ -26,6 +26,7 @@ import type { Activities } from '../activities';
 import type { CaptureActivityResult } from '../activities/capture';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { captureActivity, drainLeaseActivity } from './activity-options';
+import { continuedRunKeepsLease } from './chain-lease';
 import { startBackfillUnlessRunning } from './children';
 import { count, duration } from './run-details';
 import { ended } from './search-attributes';
@@ -74,10 +75,12 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
     scope.cancel();
   });
 
-  const lease = await acquireCaptureLease({ source: input.source, owner });
-  if (!lease.acquired) {
-    log.info('another capture run holds the lease; exiting', { holder: lease.holder });
-    return ended({ ...summary, outcome: 'lease-held', holder: lease.holder });
+  if (!continuedRunKeepsLease('continued-capture-run-keeps-lease')) {
+    const lease = await acquireCaptureLease({ source: input.source, owner });
+    if (!lease.acquired) {
+      log.info('another capture run holds the lease; exiting', { holder: lease.holder });
+      return ended({ ...summary, outcome: 'lease-held', holder: lease.holder });
+    }
   }
 
   while (!stop && Date.now() < stopAt) {

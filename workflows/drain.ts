@@ -43,6 +43,7 @@ import { drainBatchActivity, drainLeaseActivity } from './activity-options';
 import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 import { startBackfillUnlessRunning, startUnlessRunning } from './children';
 import { count, duration } from './run-details';
+import { continuedRunKeepsLease } from './chain-lease';
 import { ended } from './search-attributes';
 
 export interface DrainWorkflowInput {
@@ -108,10 +109,12 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   setHandler(drainStatusQuery, () => ({ ...summary, batchSize, caughtUp }));
 
   const shard = input.shard;
-  const lease = await acquireDrainLease({ owner, shard });
-  if (!lease.acquired) {
-    log.info('another drain run holds the lease; exiting', { holder: lease.holder });
-    return ended({ ...summary, outcome: 'lease-held', holder: lease.holder });
+  if (!continuedRunKeepsLease('continued-drain-run-keeps-lease')) {
+    const lease = await acquireDrainLease({ owner, shard });
+    if (!lease.acquired) {
+      log.info('another drain run holds the lease; exiting', { holder: lease.holder });
+      return ended({ ...summary, outcome: 'lease-held', holder: lease.holder });
+    }
   }
 
   while (Date.now() < stopAt && !stop) {

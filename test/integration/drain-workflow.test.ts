@@ -125,6 +125,55 @@ describe('drain workflow', () => {
     expect(batches).toBeGreaterThanOrEqual(5); // the changes came in many batches
   });
 
+  it('a run the chain continued into drains at once with the lease it holds, and ends if another owner took it', async () => {
+    await seedMinimal(c.pool);
+    const shards = c.config.DRAIN_SHARDS;
+    const id = `drain-chain-${Date.now()}`;
+    // runs of 5 s (CHAIN_RUN_MS' least): the chain continues as new while the test watches
+    await startDrain(pipeline.temporal.client, c.config, {
+      taskQueue,
+      workflowId: id,
+      args: [{ intervalMs: 5_000, runMs: 5_000, idleWaitMs: 200, activityBudgetMs: 1_000 }],
+    });
+    const handle = pipeline.temporal.client.workflow.getHandle(shards === 1 ? id : `${id}-0of${shards}`);
+    const firstRunId = (await handle.describe()).runId;
+    const continuedRunId = await eventually(
+      async () => {
+        const d = await handle.describe();
+        return d.runId !== firstRunId && d.status.name === 'RUNNING' ? d.runId : null;
+      },
+      20_000,
+      'a continued run of the chain',
+    );
+    await c.pool.query(`update shop.inventory set reserved = reserved + 1 where sku_id = 'S1' and fc_id = 'F1'`);
+    await eventually(inSync, 10_000, 'the continued run to apply a change');
+
+    const activityTypes = async (runId: string) => {
+      const { events } = await pipeline.temporal.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+      return (events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    };
+    expect((await activityTypes(firstRunId))[0]).toBe('acquireDrainLease');
+    const continued = await activityTypes(continuedRunId);
+    expect(continued).not.toContain('acquireDrainLease');
+    expect(continued[0]).toBe('drainBatch');
+
+    // Another owner holds the lease (a manual run after it expired, say): the chain's next pass sees
+    // it and the chain ends, whichever of its runs is current by then.
+    const shard = drainShard(0, shards);
+    await c.pool.query(
+      `update pipeline.leases set owner = 'someone-else', expires_at = clock_timestamp() + interval '1 minute' where name = $1`,
+      [shard.lease],
+    );
+    const summary = await handle.result();
+    expect(summary).toMatchObject({ outcome: 'lease-lost', holder: 'someone-else' });
+    await c.pool.query(`delete from pipeline.leases where name = $1`, [shard.lease]);
+    for (let i = 1; i < shards; i++) {
+      const other = pipeline.temporal.client.workflow.getHandle(`${id}-${i}of${shards}`);
+      await other.signal(stopDrainSignal);
+      await other.result();
+    }
+  });
+
   it('is fired by a Temporal Schedule (skip overlaps), created idempotently', async () => {
     const shards = c.config.DRAIN_SHARDS;
     expect(await ensureSchedules(pipeline.temporal.client, c.config, shards)).toBe('created');
