@@ -26,6 +26,7 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { CatalogueSize, readCatalogueSize, regionId, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
 import { stopDrainSignal } from '../../workflows';
+import { nonNegativeInt } from '../lib/cli-args';
 import { benchConfig, ensureCatalogue, openBench, Bench } from './bench-env';
 import { MachineLimits, machineLimitRows, measureMachineLimits, outboxScanRowsPerS } from './machine-limits';
 import { runPgbench } from './pgbench-load';
@@ -58,6 +59,7 @@ interface Options {
   seconds: number;
   backlog: number;
   oltpSeconds: number;
+  drainActivityBudgetMs: number;
 }
 
 /** What the phases share: the bench database and store, the catalogue as loaded, the running pipeline. */
@@ -80,7 +82,12 @@ function parseOptions(): Options {
   return new Command()
     .option('--skus <n>', 'catalogue size', (v) => Number(v), 1_000_000)
     .option('--rates <list>', 'simulator change rates to probe (changes/s)', '500,2000')
-    .option('--open-rate <n>', 'simulator rate of the row with a write transaction held open', (v) => Number(v), 2000)
+    .option(
+      '--open-rate <n>',
+      'simulator rate of the row with a write transaction held open (0: none)',
+      (v) => Number(v),
+      2000,
+    )
     .option(
       '--pgbench-rates <list>',
       'pgbench change rates to probe, each with a transaction held open (changes/s)',
@@ -89,6 +96,12 @@ function parseOptions(): Options {
     .option('--seconds <s>', 'seconds per rate', (v) => Number(v), 30)
     .option('--backlog <n>', 'changes in the catch-up backlog', (v) => Number(v), 1_000_000)
     .option('--oltp-seconds <s>', 'seconds per OLTP overhead run', (v) => Number(v), 30)
+    .option(
+      '--drain-activity-budget-ms <n>',
+      'DRAIN_ACTIVITY_BUDGET_MS of the pipeline (0: one drain batch per activity, as before ADR 0012)',
+      nonNegativeInt('--drain-activity-budget-ms'),
+      5000,
+    )
     .parse()
     .opts<Options>();
 }
@@ -128,8 +141,11 @@ async function measureFreshness(run: Run, o: Options): Promise<FreshnessRun[]> {
   const { b, config, actual } = run;
   const runs: FreshnessRun[] = [];
   const simulatorRuns = [
-    ...o.rates.split(',').map((r) => ({ rate: Number(r), open: false })),
-    { rate: o.openRate, open: true },
+    ...o.rates
+      .split(',')
+      .filter(Boolean)
+      .map((r) => ({ rate: Number(r), open: false })),
+    ...(o.openRate > 0 ? [{ rate: o.openRate, open: true }] : []),
   ];
   for (const { rate, open } of simulatorRuns) {
     const simulator = () =>
@@ -422,7 +438,10 @@ function printReport(report: Report): void {
 async function main() {
   const o = parseOptions();
   const size: CatalogueSize = { skus: o.skus, fcs: 30, regions: 10, fcsPerRegion: 3, fcsPerSku: 3 };
-  const config = benchConfig({ DRAIN_BATCH_SIZE: '5000' });
+  const config = benchConfig({
+    DRAIN_BATCH_SIZE: '5000',
+    DRAIN_ACTIVITY_BUDGET_MS: String(o.drainActivityBudgetMs),
+  });
   const b = await openBench(config);
   let pipeline: BenchPipeline | undefined;
   try {
