@@ -42,9 +42,10 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
   });
   let inventory: pg.Pool;
   let orders: pg.Pool;
-  let captures: { stop(): Promise<void> } | null = null;
+  let captures: Awaited<ReturnType<typeof startCaptureWorkflows>> | null = null;
+  // runs of 5 s (CHAIN_RUN_MS' least): every case here spans hand-overs between a chain's runs
   const startCaptures = async () => {
-    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
+    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool, undefined, 5_000);
   };
   const stopCaptures = async () => {
     await captures?.stop();
@@ -152,6 +153,34 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
       expect(answer.reason).toBe(lifecycle === 'active' ? 'eligible' : 'paused');
     }
   }, 120_000);
+
+  it('a capture chain continues as new with the lease it holds, and its continued runs capture', async () => {
+    for (const handle of captures!.handles) {
+      // the run current now, once the chain has continued as new (runs of 5 s)
+      const events = await eventually(
+        async () => {
+          const { events: e } = await handle.fetchHistory();
+          return e?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ? e : null;
+        },
+        15_000,
+        `a continued run of ${handle.workflowId}`,
+      );
+      const activities = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      expect(activities).not.toContain('acquireCaptureLease');
+      expect(activities[0]).toBe('captureSource');
+    }
+    // and a change made now arrives through them
+    await inventory.query(`update shop.skus set lifecycle = 'active' where sku_id = 'PROBE'`);
+    const committedAt = Date.now();
+    await eventually(
+      async () => {
+        const b = await badge('PROBE');
+        return !b.stale && Date.parse(b.asOf) >= committedAt && b.reason === 'eligible' ? b : undefined;
+      },
+      10_000,
+      'the change, through the continued runs',
+    );
+  });
 
   it('an idle source keeps reads fresh; a stopped capture makes them stale until it runs again', async () => {
     await sleep(STALE_AFTER_MS * 2); // no writes anywhere: the ticks carry asOf forward

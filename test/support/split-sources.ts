@@ -64,10 +64,12 @@ export async function startCaptureWorkflows(
   taskQueue: string,
   pipeline: pg.Pool,
   sources: CaptureSource[] = splitSources(),
-): Promise<{ stop(): Promise<void> }> {
+  /** How long each run of a chain lasts before it continues as new (CHAIN_RUN_MS; default a minute). */
+  runMs?: number,
+): Promise<{ handles: WorkflowHandle<typeof captureWorkflow>[]; stop(): Promise<void> }> {
   const handles: WorkflowHandle<typeof captureWorkflow>[] = [];
   for (const s of sources) {
-    const input: CaptureWorkflowInput = { source: s.name, intervalMs: 60_000, activityBudgetMs: 2_000 };
+    const input: CaptureWorkflowInput = { source: s.name, intervalMs: 60_000, runMs, activityBudgetMs: 2_000 };
     handles.push(
       await client.workflow.start(captureWorkflow, {
         taskQueue,
@@ -85,6 +87,7 @@ export async function startCaptureWorkflows(
     'every capture streaming',
   );
   return {
+    handles,
     async stop() {
       for (const h of handles) await h.signal(stopCaptureSignal);
       // ended: each activity was cancelled and wrote what it had read
