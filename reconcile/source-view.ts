@@ -42,11 +42,17 @@ export interface SourceView {
   changedRows(): Promise<ChangedRow[]>;
 }
 
-/** Outbox rows a pipeline snapshot does not see (a short, recent txid range of its index). */
+/**
+ * Outbox rows a pipeline snapshot does not see: those of transactions in progress when it was taken
+ * (its xip list) and those from its xmax on, two short ranges of the txid index. (Not "from its xmin
+ * on": a write transaction held open for an hour pins the xmin, and that range was the whole hour of
+ * the outbox, scanned at every verify.)
+ */
 async function outboxRowsAfter(db: pg.Pool | pg.ClientBase, snapshot: string): Promise<ChangedRow[]> {
   const r = await db.query<ChangedRow>(
     `select tbl, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc from pipeline.outbox
-      where txid >= pg_snapshot_xmin($1::pg_snapshot) and not pg_visible_in_snapshot(txid, $1::pg_snapshot)`,
+      where txid >= pg_snapshot_xmax($1::pg_snapshot)
+         or txid = any (array(select pg_snapshot_xip($1::pg_snapshot)))`,
     [snapshot],
   );
   return r.rows;
