@@ -35,8 +35,10 @@ export default defineConfig({
       'test/integration/truncate.test.ts',
       // retried load deltas against load sets re-read through the outbox
       'test/integration/dead-letter-loads.test.ts',
-      // Not yet here (docs/capture.md, "Not done yet"): drain-shards, operations and
-      // reshard-workflow spawn workers of their own with the test's configuration.
+      // routing, shared shards with a worker SIGKILLed, re-splits under traffic and with no drain
+      'test/integration/drain-shards.test.ts',
+      // Not yet here (docs/capture.md, "Not done yet"): operations and reshard-workflow run
+      // `npm start`-like set-ups whose capture schedules would compete with this file's capture.
     ],
     globalSetup: ['test/global-setup.ts'],
   },

@@ -39,6 +39,7 @@ import { RESHARD_WORKFLOW_ID } from '../../workflows';
 import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
 import { appliedRows } from '../support/cursor';
 import { exited, spawnWorker } from '../support/worker-process';
+import { captured } from '../support/logical-run';
 import { FIELD } from '../../store/names';
 
 const c = testClients({ TEMPORAL_TASK_QUEUE: `reshard-${process.pid}`, STORE_PARTITIONS: '16' });
@@ -188,6 +189,7 @@ describe('changing DRAIN_SHARDS', () => {
     // more changes no drain has applied
     await c.pool.query(`update shop.inventory set on_hand = on_hand + 7`);
     await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 4, 'placed')`);
+    await captured(); // (in the logical run: in the outbox, as the trigger capture has them by now)
 
     const r = await reshardDrain(reshardDeps(), first);
     expect(r.drivenBatches).toBeGreaterThan(0);
@@ -215,6 +217,7 @@ describe('changing DRAIN_SHARDS', () => {
 
   it('a partition that lost writes while the shards were frozen: the re-split refuses, lifts the freeze, and the drain repairs it', async () => {
     await seedMinimal(c.pool);
+    await captured();
     const r = reshardDrain(reshardDeps(), first, {
       // Redis "restored" one partition to an older position after its shard reached the freeze
       beforeSplit: async () => {
