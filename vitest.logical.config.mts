@@ -37,8 +37,10 @@ export default defineConfig({
       'test/integration/dead-letter-loads.test.ts',
       // routing, shared shards with a worker SIGKILLed, re-splits under traffic and with no drain
       'test/integration/drain-shards.test.ts',
-      // Not yet here (docs/capture.md, "Not done yet"): operations and reshard-workflow run
-      // `npm start`-like set-ups whose capture schedules would compete with this file's capture.
+      // the re-split as a workflow: an operator's pause kept, a second request, cancel, terminate
+      'test/integration/reshard-workflow.test.ts',
+      // Not yet here (docs/capture.md, "Not done yet"): operations (its sampled-verify and inspect
+      // cases fail here: not yet looked into) and faults (`npm start` killed and restarted).
     ],
     globalSetup: ['test/global-setup.ts'],
   },
