@@ -160,7 +160,9 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
       const events = await eventually(
         async () => {
           const { events: e } = await handle.fetchHistory();
-          return e?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ? e : null;
+          const continued = !!e?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+          // (a run that has just begun may not have scheduled its first activity yet)
+          return continued && e!.some((x) => x.activityTaskScheduledEventAttributes) ? e! : null;
         },
         15_000,
         `a continued run of ${handle.workflowId}`,
