@@ -104,7 +104,16 @@ describe('worker killed mid-run', () => {
       expect(atKill).toBeGreaterThanOrEqual(before);
 
       worker = spawnWorker(c.config, address, bundlePath);
-      await traffic;
+      // More changes after the kill, so the restarted worker has work whenever the kill fell (on a
+      // slow machine the first worker can start late and apply the whole first run at once).
+      const afterKill = runTraffic(trafficTarget(c.pool), {
+        rate: 1500,
+        durationMs: 2000,
+        connections: 4,
+        seed: 12,
+        size,
+      });
+      await Promise.all([traffic, afterKill]);
       await eventually(async () => (await cursorId(c)) > atKill, 60_000, 'the restarted worker to continue');
       const synced = await eventually(
         async () => ((await mismatches(c)).length === 0 ? 'synced' : null),

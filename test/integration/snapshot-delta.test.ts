@@ -75,6 +75,7 @@ describe('open transactions hold nothing back', () => {
 
     const worker = await startWorker(c, address, bundlePath, c.config.TEMPORAL_TASK_QUEUE);
     const temporal = await temporalClient(address);
+    const drainStartedAt = Date.now();
     const run = await startDrain(temporal.client, c.config, {
       taskQueue: c.config.TEMPORAL_TASK_QUEUE,
       workflowId: `drain-open-tx-${Date.now()}`,
@@ -90,6 +91,14 @@ describe('open transactions hold nothing back', () => {
       staleAfterMs: 1000,
     });
     try {
+      // Measure from the workflow's first pass on: until then the store's asOf is the direct drain's
+      // above, and it ages past the 1-s threshold while the workflow starts (about a second on a
+      // slow machine: the reads below then counted as stale what is only the start).
+      await eventually(
+        async () => Date.parse((await reader.getBadges('R1', ['S0'])).asOf ?? '') > drainStartedAt,
+        30_000,
+        "the drain workflow's first pass",
+      );
       // Each holds a transaction id, so each would have held the old horizon back.
       await sameTable.query('begin');
       await sameTable.query(`update shop.inventory set on_hand = 9 where sku_id = 'OPEN' and fc_id = 'F1'`);
