@@ -256,7 +256,8 @@ async function copyIntoOutbox(client: pg.PoolClient, transactions: CapturedTrans
   for (const t of transactions)
     for (const r of t.rows)
       lines.push(
-        `${copyField(r.tbl)}\t${copyField(r.op)}\t${copyField(r.key)}\t${copyField(r.image)}\t${copyField(r.oldImage)}\t${routeOf(r, partitions)}\n`,
+        // tbl and op are names of our own (capture/row-image.ts): nothing in them needs escaping
+        `${r.tbl}\t${r.op}\t${copyField(r.key)}\t${copyField(r.image)}\t${copyField(r.oldImage)}\t${routeOf(r, partitions)}\n`,
       );
   const CHUNK = 5_000; // lines per write: the stream's buffers stay small
   const parts = function* () {

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn } from '../../capture/pgoutput';
-import { timestampJson } from '../../capture/row-image';
+import { numberJson, timestampJson } from '../../capture/row-image';
 import { slotName } from '../../capture/sources';
 
 describe('capture encodings', () => {
@@ -21,6 +21,56 @@ describe('capture encodings', () => {
     expect(timestampJson('12345-01-01 00:00:00+00')).toBe('"12345-01-01T00:00:00+00:00"');
     expect(timestampJson('infinity')).toBe('"infinity"');
     expect(timestampJson('2026-12-03 19:35:17')).toBe('"2026-12-03T19:35:17"');
+  });
+
+  // The encoders run once per column of every captured row, so they avoid regular expressions;
+  // these are the readable definitions they must agree with.
+  const timestampReference = (text: string) => {
+    if (text === 'infinity' || text === '-infinity') return JSON.stringify(text);
+    const bc = text.endsWith(' BC');
+    let s = (bc ? text.slice(0, -3) : text).replace(' ', 'T');
+    if (/[+-]\d\d$/.test(s)) s += ':00';
+    return JSON.stringify(bc ? `${s} BC` : s);
+  };
+  const numberReference = (text: string) => (/^[-+]?(?:\d|\.\d)/.test(text) ? text : JSON.stringify(text));
+
+  it('the timestamp encoder agrees with its definition on every shape the server writes', () => {
+    const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'));
+    const timestamp = fc
+      .tuple(
+        fc.integer({ min: 1, max: 294276 }).map((y) => String(y).padStart(4, '0')),
+        two,
+        two,
+        two,
+        two,
+        two,
+        fc.option(
+          fc.integer({ min: 0, max: 999999 }).map((f) => `.${f}`),
+          { nil: '' },
+        ),
+        fc.constantFrom('', '+00', '-05', '+05:30', '-03:30:15'),
+        fc.constantFrom('', ' BC'),
+      )
+      .map(([y, mo, d, h, mi, se, frac, off, bc]) => `${y}-${mo}-${d} ${h}:${mi}:${se}${frac}${off}${bc}`);
+    fc.assert(
+      fc.property(fc.oneof(timestamp, fc.constantFrom('infinity', '-infinity')), (t) => {
+        expect(timestampJson(t)).toBe(timestampReference(t));
+      }),
+    );
+  });
+
+  it('the number encoder agrees with its definition: numbers as they are, NaN and the infinities quoted', () => {
+    const numeric = fc.oneof(
+      fc.double().map(String),
+      fc.integer().map(String),
+      fc.constantFrom('NaN', 'Infinity', '-Infinity', '.5', '-.5', '+1', '1e10', '', '-', '.'),
+      fc.string({ maxLength: 4 }),
+    );
+    fc.assert(
+      fc.property(numeric, (n) => {
+        expect(numberJson(n)).toBe(numberReference(n));
+      }),
+    );
   });
 
   it('slot names are valid, distinct per pipeline database and source, and at most 63 characters', () => {
