@@ -7,7 +7,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { landingDir } from './landing';
+
+/** Where the landing consumer writes a day's Parquet files (activities/export/landing.ts). */
+export const landingDir = (exportDir: string, day: string) => path.join(exportDir, 'landing', `day=${day}`);
 
 export const partitionDir = (exportDir: string, date: string) => path.join(exportDir, `date=${date}`);
 

@@ -31,9 +31,10 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { decideBadge, rankRegionFcs, RegionFc } from '../../features/badge-rule';
 import { FeatureUpdate, Lifecycle } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
-import { landingDir, LANDING_COLUMNS } from './landing';
+import { LANDING_COLUMNS } from './landing';
 import {
   dayStart,
+  landingDir,
   hasLandedChanges,
   intervalsEnd,
   nothingLandedMessage,

@@ -15,6 +15,7 @@ import type pg from 'pg';
 import { names } from '../../config';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { copyToParquet, openDuck, sqlString } from './duckdb';
+import { landingDir } from './day-inputs';
 import { parseSnapshot, snapshotCovers, visibleIn } from '../../db/pg-snapshot';
 import {
   advanceCursor,
@@ -29,8 +30,6 @@ import {
 } from '../../outbox';
 
 export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar, key varchar, image json, old_image json, source_ms bigint, applied_ms bigint`;
-
-export const landingDir = (exportDir: string, day: string) => path.join(exportDir, 'landing', `day=${day}`);
 
 /** Outbox rows read per query of a landing call: small reads, so PostgreSQL never serves one long query beside the drain. */
 export const LANDING_READ_CHUNK = 10_000;

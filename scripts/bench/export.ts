@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { landingDir } from '../../activities/export/landing';
+import { landingDir } from '../../activities/export/day-inputs';
 import { copyToParquet, openDuck } from '../../activities/export/duckdb';
 import { table, int } from './stats';
 

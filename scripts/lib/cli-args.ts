@@ -1,6 +1,6 @@
 /** Argument parsers shared by the command-line tools: a bad value is a clear usage error. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { validateDate } from '../../activities/export/export-day';
+import { validateDate } from '../../activities/export/day-inputs';
 
 export const dateArg = (v: string): string => {
   try {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activitiesFor } from '../support/activities';
-import { landingDir } from '../../activities/export/landing';
+import { landingDir } from '../../activities/export/day-inputs';
 import { openDuck } from '../../activities/export/duckdb';
 import { ensureDatabase, migrate, MIGRATIONS_DIR } from '../../db/migrate';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';

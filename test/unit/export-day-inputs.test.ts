@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dayStart, intervalsEnd, partitionDir, previousStateFile } from '../../activities/export/day-inputs';
-import { landingDir } from '../../activities/export/landing';
+import { landingDir } from '../../activities/export/day-inputs';
 
 const d0 = dayStart('2026-11-24');
 const hour = 3_600_000;
