@@ -83,6 +83,9 @@ export class PrivatePostgres {
       data,
       '-R',
       '--no-sync',
+      // an immediate checkpoint on the primary: the default spreads it over
+      // checkpoint_completion_target of checkpoint_timeout, and the base backup waited ~100 s for it
+      '--checkpoint=fast',
     ]);
     const replica = new PrivatePostgres(`${this.name}-standby`, dir, await freePort());
     await replica.start();
