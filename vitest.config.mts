@@ -10,7 +10,7 @@ export default defineConfig({
     // one at a time (two cores would not run them faster anyway).
     pool: 'forks',
     fileParallelism: false,
-    // One child process for every file, modules loaded once: about a second less per file (79 files;
+    // All files in one child process, modules loaded once: about a second less per file (79 files;
     // `.ci/run` has a time limit). Each file resets what it uses (resetState) and closes its
     // clients, workers and servers in afterAll, which this relies on.
     isolate: false,
