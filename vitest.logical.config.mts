@@ -39,6 +39,7 @@ export default defineConfig({
       'test/integration/drain-shards.test.ts',
       // the re-split as a workflow: an operator's pause kept, a second request, cancel, terminate
       'test/integration/reshard-workflow.test.ts',
+      'test/integration/operations.test.ts',
       // Not yet here (docs/capture.md, "Not done yet"): operations (its sampled-verify and inspect
       // cases fail here: not yet looked into) and faults (`npm start` killed and restarted).
     ],

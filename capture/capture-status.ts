@@ -15,7 +15,14 @@ export interface CaptureSourceStatus {
   source: string;
   slot: string;
   /** The slot on the source: null when the source could not be reached (error says why). */
-  slotState: { exists: boolean; active: boolean; retainedBytes: number; walStatus: string | null } | null;
+  slotState: {
+    exists: boolean;
+    active: boolean;
+    /** The slot's confirmed_flush_lsn, as PostgreSQL writes an LSN (null: never confirmed). */
+    confirmedLsn: string | null;
+    retainedBytes: number;
+    walStatus: string | null;
+  } | null;
   error?: string;
   /** The source position written into the outbox. */
   lsn: string | null;
@@ -52,7 +59,10 @@ export async function readCaptureStatus(
       };
       try {
         const slot = await readSlot(pool, s.slot);
-        return { ...base, slotState: slot };
+        // only plain values: `ops status --json` prints this (an LSN is a bigint in the code)
+        const { exists, active, retainedBytes, walStatus, confirmedFlushLsn } = slot;
+        const confirmedLsn = confirmedFlushLsn === null ? null : formatLsn(confirmedFlushLsn);
+        return { ...base, slotState: { exists, active, confirmedLsn, retainedBytes, walStatus } };
       } catch (err) {
         return { ...base, slotState: null, error: redactText((err as Error).message) };
       }

@@ -8,10 +8,11 @@ import { LIFECYCLE_FIELD } from '../../store/keys';
 import { masterNodes } from '../../store/redis-client';
 import { backlog as drainBacklog } from '../support/cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
+import { ALL_SCHEDULE_IDS, captureScheduleIds, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { names } from '../../config';
+import type { CaptureSourceStatus } from '../../capture/capture-status';
 import { AUTO_BACKFILL_ID } from '../../workflows';
 import {
   deleteKeys,
@@ -26,6 +27,7 @@ import {
 } from '../support/env';
 import { get, startTestApi } from '../support/http';
 import { runOps } from '../support/ops-cli';
+import { captured, LOGICAL_RUN, trafficTarget, useProductCapture } from '../support/logical-run';
 
 const taskQueue = `ops-${process.pid}`;
 const c = testClients({
@@ -42,8 +44,22 @@ let worker: Awaited<ReturnType<typeof startWorker>>;
 let temporal: Awaited<ReturnType<typeof temporalClient>>;
 let api: Awaited<ReturnType<typeof startTestApi>>;
 const ops = (...args: string[]) => runOps(c.config, address, args);
+/** `ops <args> --json`'s output, parsed (a failure shows what the CLI printed on stderr). */
+async function opsJson(...args: string[]) {
+  const r = await ops(...args, '--json');
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`ops ${args.join(' ')} --json (exit ${r.code}) printed no JSON; stderr: ${r.stderr}`);
+  }
+}
 
 const backlog = () => drainBacklog(c.pool);
+/** Every change committed on the source so far is applied (in the logical run: captured first). */
+const drained = async () => {
+  await captured();
+  return (await backlog()) === 0;
+};
 const stale = async () => (await get(`${api.base}/v1/badges?region=R-00&skus=SKU-0000001`)).body.stale as boolean;
 async function verifyClean(): Promise<void> {
   const v = await ops('verify', '--json');
@@ -63,17 +79,22 @@ async function drainRunning(): Promise<boolean> {
 
 beforeAll(async () => {
   await resetState(c);
+  await useProductCapture(c); // the logical run: the capture schedules `ops resume` starts capture
   worker = await startWorker(c, address, bundlePath, taskQueue);
   temporal = await temporalClient(address);
   api = await startTestApi(c.redis, c.keys.prefix, 1000, undefined, c.keys.partitions.length);
   await ensureSchedules(temporal.client, c.config, c.config.DRAIN_SHARDS);
   await seedCatalogue(c.pool, size);
   expect((await ops('resume')).code).toBe(0);
-  await eventually(async () => (await backlog()) === 0 && !(await stale()), 30_000, 'initial drain');
+  await eventually(async () => (await drained()) && !(await stale()), 30_000, 'initial drain');
 });
 afterAll(async () => {
   await ops('pause');
-  await deleteSchedules(temporal?.client, [...ALL_SCHEDULE_IDS, ...drainScheduleIds(c.config.DRAIN_SHARDS)]);
+  await deleteSchedules(temporal?.client, [
+    ...ALL_SCHEDULE_IDS,
+    ...drainScheduleIds(c.config.DRAIN_SHARDS),
+    ...captureScheduleIds(c.config),
+  ]);
   await api?.close();
   await worker?.stop();
   await temporal?.close();
@@ -82,23 +103,32 @@ afterAll(async () => {
 
 describe('operator CLI', () => {
   it('pause while changes flow: reads stay answering but stale; resume catches up with nothing lost', async () => {
-    const traffic = runTraffic(c.pool, { rate: 800, durationMs: 5000, connections: 4, seed: 21, size });
+    const traffic = runTraffic(trafficTarget(c.pool), { rate: 800, durationMs: 5000, connections: 4, seed: 21, size });
     const paused = await ops('pause');
     expect(paused.code).toBe(0);
     expect(paused.stdout).toMatch(/drain paused/);
     expect(await drainRunning()).toBe(false);
     await eventually(stale, 10_000, 'reads to say stale');
-    const st = JSON.parse((await ops('status', '--json')).stdout);
+    const st = await opsJson('status');
     expect(st.drain.schedule).toBe('paused');
     expect(st.lag.stale).toBe(true);
     await traffic;
+    const heldBefore: CaptureSourceStatus[] = (await opsJson('status')).capture;
     // More changes once the pause has surely taken effect: under load the CLI's start can take
     // most of the first burst, which the drain then still applied.
-    await runTraffic(c.pool, { rate: 800, durationMs: 2000, connections: 4, seed: 24, size });
-    expect(await backlog()).toBeGreaterThan(1000);
+    await runTraffic(trafficTarget(c.pool), { rate: 800, durationMs: 2000, connections: 4, seed: 24, size });
+    // the changes wait: in the outbox (trigger capture), or in the replication slots (logical),
+    // where nothing reads them: no session streams, the outbox position stays, the WAL kept grows
+    if (LOGICAL_RUN) {
+      const held: CaptureSourceStatus[] = (await opsJson('status')).capture;
+      expect(held.map((h) => h.slotState?.active)).toEqual([false, false]);
+      expect(held.map((h) => h.lsn)).toEqual(heldBefore.map((h) => h.lsn));
+      for (const [i, h] of held.entries())
+        expect(h.slotState!.retainedBytes).toBeGreaterThan(heldBefore[i].slotState!.retainedBytes);
+    } else expect(await backlog()).toBeGreaterThan(1000);
     expect((await get(`${api.base}/v1/badges?region=R-00&skus=SKU-0000001`)).status).toBe(200); // still answering
     expect((await ops('resume')).code).toBe(0);
-    await eventually(async () => (await backlog()) === 0, 30_000, 'catch-up');
+    await eventually(async () => await drained(), 30_000, 'catch-up');
     await eventually(async () => !(await stale()), 10_000, 'fresh again');
     await verifyClean();
     const human = await ops('status');
@@ -124,12 +154,12 @@ describe('operator CLI', () => {
   it('a backfill while the simulator writes loses nothing and overwrites nothing newer', async () => {
     // As for a new store: the SKU features are gone (the epoch stays: the drain goes on as usual).
     await deleteKeys(c.redis, await storeKeysOfKind(c, 's'));
-    const traffic = runTraffic(c.pool, { rate: 600, durationMs: 4000, connections: 4, seed: 22, size });
+    const traffic = runTraffic(trafficTarget(c.pool), { rate: 600, durationMs: 4000, connections: 4, seed: 22, size });
     const r = await ops('backfill', '--chunk', '100');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/backfill done: \d+ source rows/);
     await traffic;
-    await eventually(async () => (await backlog()) === 0, 30_000, 'drain to catch up');
+    await eventually(async () => await drained(), 30_000, 'drain to catch up');
     await verifyClean();
   });
 
@@ -137,7 +167,7 @@ describe('operator CLI', () => {
     // every master of a cluster (one Redis: the one)
     await Promise.all(masterNodes(c.redis).map((node) => node.flushall()));
     await eventually(stale, 5_000, 'stale after the flush');
-    const traffic = runTraffic(c.pool, { rate: 300, durationMs: 2000, connections: 2, seed: 23, size });
+    const traffic = runTraffic(trafficTarget(c.pool), { rate: 300, durationMs: 2000, connections: 2, seed: 23, size });
     const auto = await eventually(
       async () => {
         try {
@@ -152,7 +182,7 @@ describe('operator CLI', () => {
     expect(auto.type).toBe('backfillWorkflow');
     await temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).result();
     await traffic;
-    await eventually(async () => (await backlog()) === 0 && !(await stale()), 30_000, 'fresh again');
+    await eventually(async () => (await drained()) && !(await stale()), 30_000, 'fresh again');
     expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(1);
     await verifyClean();
   });
@@ -219,7 +249,7 @@ describe('operator CLI', () => {
     expect(result.reemitted.refreshed).toBeGreaterThanOrEqual(3);
     expect(result.loadCounters).toBeGreaterThan(0);
     // The repairs went through the outbox: the drain applies them, and the store equals the source.
-    await eventually(async () => (await backlog()) === 0, 30_000, 'the drain to apply the repairs');
+    await eventually(async () => await drained(), 30_000, 'the drain to apply the repairs');
     await verifyClean();
   });
 
@@ -280,16 +310,22 @@ describe('operator CLI', () => {
       [start, other],
       [other, start],
     ]) {
-      const traffic = runTraffic(c.pool, { rate: 500, durationMs: 3000, connections: 4, seed: 30 + to, size });
+      const traffic = runTraffic(trafficTarget(c.pool), {
+        rate: 500,
+        durationMs: 3000,
+        connections: 4,
+        seed: 30 + to,
+        size,
+      });
       await sleep(500);
       const r = await ops('reshard', '--shards', String(to), '--json');
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ from, to, triggered: drainScheduleIds(to) });
-      const st = JSON.parse((await ops('status', '--json')).stdout);
+      const st = await opsJson('status');
       expect(st.drain.shards).toBe(to);
       expect(st.drain.perShard).toHaveLength(to);
       await traffic;
-      await eventually(async () => (await backlog()) === 0, 30_000, 'catch-up after the re-split');
+      await eventually(async () => await drained(), 30_000, 'catch-up after the re-split');
     }
     expect((await ops('status')).stdout).toMatch(start === 1 ? /lease/ : /drain shards\s+\d/);
     await eventually(async () => !(await stale()), 10_000, 'fresh again');

@@ -37,9 +37,22 @@ class FileCapture {
   private abort: AbortController | null = null;
   private loops: Promise<void>[] = [];
   private pipeline: pg.Pool | null = null;
+  /** The product's capture workflows capture for this file (handOver): caughtUp watches theirs. */
+  private handedOver = false;
 
   get running(): boolean {
     return this.abort !== null;
+  }
+
+  /**
+   * Stops this file's capture and leaves the slots to the product's own capture workflows (a file
+   * that runs the pipeline as an operator would: schedules, `ops resume`, `npm start`). `caughtUp`
+   * then waits for their progress, read through `pipeline`.
+   */
+  async handOver(pipeline: pg.Pool): Promise<void> {
+    await this.stop();
+    this.pipeline = pipeline;
+    this.handedOver = true;
   }
 
   /** A capture per source into `pipeline` (the worker's role), until stop(); resolves once each streams. */
@@ -82,11 +95,12 @@ class FileCapture {
     this.abort = null;
     this.loops = [];
     this.pipeline = null;
+    this.handedOver = false;
   }
 
   /** Waits until every change committed on each source before the call is in the outbox. */
   async caughtUp(timeoutMs = 20_000): Promise<void> {
-    if (!this.abort || !this.pipeline) return;
+    if ((!this.abort && !this.handedOver) || !this.pipeline) return;
     const deadline = Date.now() + timeoutMs;
     for (const source of splitSources()) {
       const now = await withClient(OWNER_URL[source.name]!, async (c) =>
@@ -124,6 +138,16 @@ export const fileCapture = new FileCapture();
 
 /** Resolves once every change committed so far is in the outbox (at once with the trigger capture). */
 export const captured = (): Promise<void> => fileCapture.caughtUp();
+
+/**
+ * In the logical run, hands the slots to the product's capture workflows (started by the
+ * schedules the file creates, `ops resume` or `npm start`); no-op in the default run. Call after
+ * resetState: the file's capture stops, and `captured()` waits for the product's progress.
+ */
+export async function useProductCapture(c: { pool: pg.Pool; workerPool?: pg.Pool }): Promise<void> {
+  if (!(c.pool instanceof RoutedPool)) return;
+  await fileCapture.handOver(c.workerPool ?? c.pool.pipeline);
+}
 
 /**
  * Empties both sources and moves each slot past the emptying, with the capture stopped; forgets

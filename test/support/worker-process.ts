@@ -22,6 +22,15 @@ export function childEnv(config: Config, address: string): NodeJS.ProcessEnv {
     TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
     STALE_AFTER_MS: String(config.STALE_AFTER_MS),
     EXPORT_DIR: config.EXPORT_DIR,
+    // the logical run's sources (test/support/logical-run.ts): the child reads the shop where it is
+    ...(config.CAPTURE_MODE === 'logical'
+      ? {
+          CAPTURE_MODE: config.CAPTURE_MODE,
+          INVENTORY_DATABASE_URL: config.INVENTORY_DATABASE_URL,
+          ORDERS_DATABASE_URL: config.ORDERS_DATABASE_URL,
+          CAPTURE_TICK_MS: String(config.CAPTURE_TICK_MS),
+        }
+      : {}),
   };
 }
 
