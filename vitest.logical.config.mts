@@ -39,9 +39,10 @@ export default defineConfig({
       'test/integration/drain-shards.test.ts',
       // the re-split as a workflow: an operator's pause kept, a second request, cancel, terminate
       'test/integration/reshard-workflow.test.ts',
+      // the operator CLI and `npm start` under faults, on the product's own capture workflows
+      // (useProductCapture in test/support/logical-run.ts)
       'test/integration/operations.test.ts',
-      // Not yet here (docs/capture.md, "Not done yet"): operations (its sampled-verify and inspect
-      // cases fail here: not yet looked into) and faults (`npm start` killed and restarted).
+      'test/integration/faults.test.ts',
     ],
     globalSetup: ['test/global-setup.ts'],
     env: {

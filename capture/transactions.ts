@@ -24,6 +24,14 @@ export interface CapturedTransaction {
   switchMarker?: { id: string; to: 'logical' | 'trigger' };
 }
 
+/** The replication stream broke the order PostgreSQL sends it in: the session must start again. */
+export class StreamOrderError extends Error {
+  constructor(what: string) {
+    super(`pgoutput stream out of order: ${what}; reading again from the slot's confirmed position`);
+    this.name = 'StreamOrderError';
+  }
+}
+
 interface OpenTransaction {
   xid: number;
   watermarks?: { chunk: string; edge: 'low' | 'high' }[];
@@ -36,6 +44,8 @@ interface OpenTransaction {
 export class TransactionAssembler {
   private readonly relations = new Map<number, KnownRelation>();
   private open: OpenTransaction | null = null;
+  /** The last commit's end position: the stream sends transactions in commit order, so each is past it. */
+  private lastEndLsn = 0n;
   /** Messages of tables outside the contract (a publication wider than ours), skipped. */
   skippedRows = 0;
 
@@ -48,6 +58,12 @@ export class TransactionAssembler {
   push(msg: PgoutputMessage): CapturedTransaction | null {
     switch (msg.kind) {
       case 'begin':
+        // A stream out of order (never sent by PostgreSQL; a broken connection could) must not be
+        // read on: the capture skips transactions at or below what it wrote, so a later one read
+        // first would make it skip the earlier ones for good. The error ends the session, and a new
+        // one reads again from the slot's confirmed position.
+        if (this.open)
+          throw new StreamOrderError(`a Begin (xid ${msg.xid}) inside the open transaction xid ${this.open.xid}`);
         this.open = { xid: msg.xid, rows: [], ticks: [], commitMs: 0 };
         return null;
       case 'relation':
@@ -76,6 +92,11 @@ export class TransactionAssembler {
       }
       case 'commit': {
         const done = this.current('commit');
+        if (msg.endLsn <= this.lastEndLsn)
+          throw new StreamOrderError(
+            `the commit of xid ${done.xid} ends at ${msg.endLsn}, not after the previous commit's ${this.lastEndLsn}`,
+          );
+        this.lastEndLsn = msg.endLsn;
         this.open = null;
         return {
           endLsn: msg.endLsn,

@@ -21,7 +21,7 @@ import { batchTaskQueue, names } from '../../config';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { ALL_SCHEDULE_IDS } from '../../scripts/lib/schedules';
+import { ALL_SCHEDULE_IDS, captureScheduleIds } from '../../scripts/lib/schedules';
 import { DATA_DIR, DevServer, processAlive, startDevServer, temporalAnswers } from '../../scripts/lib/temporal-server';
 import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
@@ -30,6 +30,7 @@ import { FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { freePort } from '../support/redis-process';
 import { childEnv, exited, workerRoleUrl } from '../support/worker-process';
 import { processLogLines } from '../support/log-lines';
+import { trafficTarget, useProductCapture } from '../support/logical-run';
 
 const CHAOS = process.env.CHAOS === '1';
 const RECOVERY_BOUND_MS = 90_000;
@@ -76,6 +77,14 @@ function startPipeline(): ChildProcess {
       ...childEnv(c.config, temporal.address),
       DATABASE_URL: viaProxy(workerRoleUrl(c.config.DATABASE_URL), pgProxy.port), // the least-privilege role
       REDIS_URL: viaProxy(c.config.REDIS_URL, redisProxy.port),
+      // the logical run's source databases, on the same server: through the proxy too, so a cut
+      // or a slow PostgreSQL reaches the capture as a real server's would
+      ...(c.config.CAPTURE_MODE === 'logical'
+        ? {
+            INVENTORY_DATABASE_URL: viaProxy(c.config.INVENTORY_DATABASE_URL, pgProxy.port),
+            ORDERS_DATABASE_URL: viaProxy(c.config.ORDERS_DATABASE_URL, pgProxy.port),
+          }
+        : {}),
       API_HOST: '127.0.0.1',
       API_PORT: String(apiPort),
       WORKER_METRICS_PORT: String(metricsPort),
@@ -120,8 +129,13 @@ async function pollerPids(queue: string): Promise<number[]> {
   }
 }
 
-const storeEqualsRule = async () =>
-  compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys)).length === 0;
+/** True once the store equals the rule and reads are fresh; otherwise throws saying which is not so. */
+async function recovered(): Promise<true> {
+  const diff = compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
+  if (diff.length) throw new Error(`${diff.length} features differ from the rule, first ${JSON.stringify(diff[0])}`);
+  if (!(await fresh())) throw new Error('the store equals the rule but reads answer stale');
+  return true;
+}
 const fresh = async () => {
   const r = await fetch(`http://127.0.0.1:${apiPort}/v1/badges?region=R-00&skus=SKU-0000001`).catch(() => null);
   return r?.status === 200 && ((await r.json()) as { stale: boolean }).stale === false;
@@ -164,7 +178,7 @@ async function underTraffic(
   opts: { faultMs?: number; readsMustSucceed?: boolean } = {},
 ): Promise<void> {
   const watched = await watchReads(async () => {
-    const traffic = runTraffic(c.pool, { rate: 400, durationMs: 4500, connections: 4, seed, size });
+    const traffic = runTraffic(trafficTarget(c.pool), { rate: 400, durationMs: 4500, connections: 4, seed, size });
     await sleep(1500);
     await inject();
     await sleep(opts.faultMs ?? 2000);
@@ -174,11 +188,7 @@ async function underTraffic(
     return Date.now();
   });
   const lastCommit = watched.value;
-  await eventually(
-    async () => (await storeEqualsRule()) && (await fresh()),
-    RECOVERY_BOUND_MS,
-    `the store to equal the rule after: ${fault}`,
-  );
+  await eventually(recovered, RECOVERY_BOUND_MS, `the store to equal the rule after: ${fault}`);
   const recoveryMs = Date.now() - lastCommit;
   results.push({ fault, recoveryMs, apiFailures: watched.failures, apiRequests: watched.requests });
   console.log(
@@ -191,6 +201,7 @@ async function underTraffic(
 
 beforeAll(async () => {
   await resetState(c);
+  await useProductCapture(c); // the logical run: `npm start`'s capture workflows capture
   pgProxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(c.config.DATABASE_URL).port || 5432) });
   redisProxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(c.config.REDIS_URL).port || 6379) });
   temporalPort = await freePort();
@@ -202,7 +213,7 @@ beforeAll(async () => {
   await seedCatalogue(c.pool, size);
   pipeline = startPipeline();
   await eventually(apiAnswers, 60_000, 'the pipeline to start');
-  await eventually(async () => (await storeEqualsRule()) && (await fresh()), 60_000, 'the initial drain');
+  await eventually(recovered, 60_000, 'the initial drain');
 });
 
 afterAll(async () => {
@@ -216,7 +227,7 @@ afterAll(async () => {
   }
   if (temporal && (await temporalAnswers(temporal.address).catch(() => false))) {
     const t = await temporalClient(temporal.address);
-    await deleteSchedules(t.client, ALL_SCHEDULE_IDS);
+    await deleteSchedules(t.client, [...ALL_SCHEDULE_IDS, ...captureScheduleIds(c.config)]);
     await t.close();
   }
   await temporal?.stop().catch(() => undefined);
@@ -362,7 +373,7 @@ describe('dependency faults under traffic', () => {
   });
 
   it('SIGTERM: finishes the batch in flight and in-flight requests, exits 0', async () => {
-    const traffic = runTraffic(c.pool, { rate: 400, durationMs: 1500, connections: 2, seed: 36, size });
+    const traffic = runTraffic(trafficTarget(c.pool), { rate: 400, durationMs: 1500, connections: 2, seed: 36, size });
     await sleep(700);
     const t0 = Date.now();
     pipeline.kill('SIGTERM');
@@ -378,11 +389,7 @@ describe('dependency faults under traffic', () => {
     await traffic;
     pipeline = startPipeline();
     await eventually(apiAnswers, 30_000, 'the pipeline to come back');
-    await eventually(
-      async () => (await storeEqualsRule()) && (await fresh()),
-      RECOVERY_BOUND_MS,
-      'the store to equal the rule after SIGTERM',
-    );
+    await eventually(recovered, RECOVERY_BOUND_MS, 'the store to equal the rule after SIGTERM');
   });
 
   it.runIf(CHAOS)('Temporal dev server SIGKILLed and restarted (chaos)', async () => {

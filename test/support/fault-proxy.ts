@@ -4,7 +4,8 @@
  *   cut()      every open connection is destroyed and new ones are refused (closed at once), like a
  *              server restart or a network partition with resets;
  *   blackhole()  connections stay open but nothing is forwarded (a partition without resets);
- *   latency(ms)  every chunk is delayed by ms in both directions;
+ *   latency(ms)  every chunk is delayed by ms in both directions, in order (as a slow network's: a
+ *              chunk never overtakes one sent before it, also after heal());
  *   heal()     back to normal;
  *   retarget(t)  every open connection is destroyed and new ones go to t (a failover behind a
  *              stable address, as DNS or a virtual IP gives).
@@ -26,12 +27,26 @@ export async function startFaultProxy(initial: { host: string; port: number }): 
   let mode: 'ok' | 'cut' | 'blackhole' = 'ok';
   let delayMs = 0;
   const pairs = new Set<[net.Socket, net.Socket]>();
-  const pipe = (from: net.Socket, to: net.Socket) =>
-    from.on('data', (chunk) => {
+  const pipe = (from: net.Socket, to: net.Socket) => {
+    // chunks still held back by a latency: later ones queue behind them, whatever the latency now
+    const held: { chunk: Buffer; dueAt: number }[] = [];
+    const release = () => {
+      while (held.length && held[0].dueAt <= Date.now()) {
+        const { chunk } = held.shift()!;
+        if (to.writable) to.write(chunk);
+      }
+      if (held.length) setTimeout(release, Math.max(0, held[0].dueAt - Date.now()));
+    };
+    from.on('data', (chunk: Buffer) => {
       if (mode === 'blackhole') return;
-      if (delayMs > 0) setTimeout(() => to.writable && to.write(chunk), delayMs);
-      else if (to.writable) to.write(chunk);
+      if (delayMs === 0 && !held.length) {
+        if (to.writable) to.write(chunk);
+        return;
+      }
+      held.push({ chunk, dueAt: Date.now() + delayMs });
+      if (held.length === 1) setTimeout(release, delayMs);
     });
+  };
   const server = net.createServer((client) => {
     if (mode === 'cut') {
       client.destroy();
