@@ -14,6 +14,8 @@ export default defineConfig({
     // as vitest.config.mts: child processes, one file at a time
     pool: 'forks',
     fileParallelism: false,
+    // and, as there, all files in one child process with modules loaded once (`.ci/run`'s time limit)
+    isolate: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],

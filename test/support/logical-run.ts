@@ -133,7 +133,7 @@ export function trafficTarget(pool: pg.Pool): ShopDatabases {
   return pool instanceof RoutedPool ? { inventory: pool.inventory, orders: pool.orders } : pool;
 }
 
-/** This test file's capture (one per process: vitest runs each file in a process of its own). */
+/** This test file's capture (one at a time: each file starts it in resetState and stops it when it closes its clients). */
 export const fileCapture = new FileCapture();
 
 /** Resolves once every change committed so far is in the outbox (at once with the trigger capture). */
