@@ -1,11 +1,16 @@
 import { defineConfig } from 'vitest/config';
+import { childNodeOptions } from './vitest.child-node.mjs';
 
 /**
- * The integration suite's correctness cases again, on a real 3-master Redis Cluster started by the
- * global set-up (test/cluster-setup.ts), with the store in 16 partitions drained by 4 drain shards: every reason, ids,
- * lifecycle, out-of-order commits and open transactions, crashes, self-heal, verify, compaction,
- * TRUNCATE, the operator CLI, the export's badge snapshot and reads through the drain. Plus the failover test, on a cluster of its own. Files that test
- * one Redis on purpose (RDB restore, ACL users, layout upgrade, counts of script calls) are not here.
+ * The correctness cases that depend on where the store lives, again on a real 3-master Redis
+ * Cluster started by the global set-up (test/cluster-setup.ts), with the store in 16 partitions
+ * drained by 4 drain shards: every reason, ids, lifecycle, out-of-order commits and open
+ * transactions, crashes, self-heal, verify, TRUNCATE, rebuilds, load deltas, the export's badge
+ * snapshot, reads through the drain, partitions and shards. Plus the failover test, on a cluster of
+ * its own. Not here: files that test one Redis on purpose (RDB restore, ACL users, layout upgrade,
+ * counts of script calls), and files whose subject does not depend on the store's layout and that
+ * the other two runs cover (the drain batch and workflow, compaction, the operator CLI, capture):
+ * `.ci/run` has a time limit.
  */
 export default defineConfig({
   test: {
@@ -22,25 +27,19 @@ export default defineConfig({
       'test/integration/ids.test.ts',
       'test/integration/lifecycle.test.ts',
       'test/integration/snapshot-delta.test.ts',
-      'test/integration/drain-batch.test.ts',
-      'test/integration/drain-workflow.test.ts',
       'test/integration/crash-and-load.test.ts',
       'test/integration/verify-tombstones.test.ts',
       'test/integration/verify-under-traffic.test.ts',
-      'test/integration/compaction.test.ts',
       'test/integration/deletion-fence.test.ts',
       'test/integration/truncate.test.ts',
       'test/integration/rebuild-window.test.ts',
       'test/integration/rebuild-requests.test.ts',
       'test/integration/dead-letter-loads.test.ts',
-      'test/integration/operations.test.ts',
       'test/integration/export.test.ts',
       'test/integration/read-e2e.test.ts',
       'test/integration/store-partitions.test.ts',
       'test/integration/drain-shards.test.ts',
       'test/integration/reshard-workflow.test.ts',
-      'test/integration/logical-pipeline.test.ts',
-      'test/integration/logical-backfill.test.ts',
       'test/integration/redis-cluster-harness.test.ts',
       'test/integration/cluster-failover.test.ts',
     ],
@@ -48,6 +47,7 @@ export default defineConfig({
     // the minute-long open transactions are held in the single-Redis run; here a few seconds do
     // and the drain runs as 4 shards (DRAIN_SHARDS), each its own workflow chain over 4 of the 16 partitions
     env: {
+      NODE_OPTIONS: childNodeOptions,
       OPEN_TX_TEST_MS: process.env.OPEN_TX_TEST_MS ?? '5000',
       TEST_DRAIN_SHARDS: process.env.TEST_DRAIN_SHARDS ?? '4',
     },

@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { childNodeOptions } from './vitest.child-node.mjs';
 
 /**
  * The correctness cases again with capture from the WAL (CAPTURE_MODE=logical) of two source
@@ -48,6 +49,7 @@ export default defineConfig({
     ],
     globalSetup: ['test/global-setup.ts'],
     env: {
+      NODE_OPTIONS: childNodeOptions,
       // the default run holds the transactions for a minute; here, as in the cluster run, shorter
       OPEN_TX_TEST_MS: process.env.OPEN_TX_TEST_MS ?? '10000',
     },

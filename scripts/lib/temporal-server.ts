@@ -67,6 +67,11 @@ export interface DevServerOptions {
   dbFile: string | null;
   logFile: string;
   pidFile?: string;
+  /**
+   * Register the pipeline's search attributes at start (default). False: a server without them, as
+   * a self-hosted one is before the pipeline first starts (the fault test: the pipeline adds them).
+   */
+  searchAttributes?: boolean;
 }
 
 export interface DevServer {
@@ -95,7 +100,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     opts.namespace,
     '--log-level',
     'warn',
-    ...devServerSearchAttributeFlags(),
+    ...(opts.searchAttributes === false ? [] : devServerSearchAttributeFlags()),
   ];
   if (opts.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort));

@@ -1,9 +1,13 @@
 /**
  * Dead-letter retry of load deltas (issue 11): an order change with two deltas (it moved to another
  * FC) applies each owed delta exactly once, never one Redis already took, and never undoes a
- * backfill's recomputation of the counter.
+ * backfill's recomputation of the counter; and two operators retrying while a third discards
+ * leave each dead letter either applied once or discarded and never applied.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { resetState } from '../support/env';
 import { usePipeline } from '../support/pipeline-fixture';
 import { utcDay } from '../../features/definitions';
 import { compareSnapshots } from '../../reconcile/compare';
@@ -71,5 +75,46 @@ describe('dead-letter retry and loads', () => {
     expect((await acts.retryDeadLetters({})).retried).toBe(1);
     expect(await load('F2')).toBe('3');
     expect(await mismatches()).toEqual([]);
+  });
+
+  it('retries and a discard racing: each dead letter applied exactly once, or discarded and never applied', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        // start delays (ms) of two retries and a discard, and whether the discard names the letter
+        fc.tuple(fc.nat(30), fc.nat(30), fc.nat(30), fc.boolean()),
+        async ([retryA, retryB, discardAt, byId]) => {
+          await resetState(c);
+          await acts.acquireDrainLease({ owner });
+          await seedMinimal(c.pool);
+          await moveOrderWhileBroken(['F2']);
+          const [{ id }] = (await c.pool.query(`select id::text from pipeline.dead_letters`)).rows;
+          const [a, b, d] = await Promise.all([
+            sleep(retryA).then(() => acts.retryDeadLetters({})),
+            sleep(retryB).then(() => acts.retryDeadLetters({ ids: [id] })),
+            sleep(discardAt).then(() =>
+              acts.discardDeadLetters(byId ? { ids: [id], by: 'test@race' } : { all: true, by: 'test@race' }),
+            ),
+          ]);
+          const row = (
+            await c.pool.query(
+              `select retried_at is not null as retried, discarded_at is not null as discarded
+                                  from pipeline.dead_letters where id = $1`,
+              [id],
+            )
+          ).rows[0];
+          expect(row.retried && row.discarded).toBe(false); // never both
+          expect(row.retried || row.discarded).toBe(true); // one of them won
+          expect(a.retried + b.retried).toBe(row.retried ? 1 : 0); // applied by one retry at most
+          expect(d.discarded.length).toBe(row.discarded ? 1 : 0);
+          // the owed +3 at F2: counted once when retried, not at all when discarded
+          expect(await load('F2')).toBe(row.retried ? '3' : null);
+        },
+      ),
+      // and always both orders: the retries long before the discard, and the discard first
+      {
+        numRuns: 8,
+        examples: [[[0, 0, 30, true]], [[30, 30, 0, false]]],
+      },
+    );
   });
 });
