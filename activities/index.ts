@@ -33,6 +33,8 @@ export interface ActivityClients {
   sourceRows?: SourceRows;
   /** A Temporal client (opened on first use), for activities that manage schedules (a re-split). */
   temporal?: () => Promise<Client>;
+  /** Aborted once the worker is shutting down: a capture run ends now instead of at its budget. */
+  stopping?: AbortSignal;
 }
 
 /** The activity logger (the worker's, with the activity's context attached by the SDK). */

@@ -13,8 +13,15 @@ export interface WorkerOptions extends ActivityClients {
   extraActivityInterceptors?: ActivityInterceptorsFactory[];
 }
 
+/** Worker states from which it no longer takes work (a shutdown was asked for, or it ended). */
+const WINDING_DOWN = new Set(['STOPPING', 'DRAINING', 'DRAINED', 'STOPPED', 'FAILED']);
+
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
-  return Worker.create({
+  // The SDK lets in-flight activities run out their time at a shutdown (up to shutdownGraceTime)
+  // and tells them nothing; a capture run streams for its whole budget. So its state is watched,
+  // and the capture activity ends its run (writing what it read) as soon as a shutdown begins.
+  const stopping = new AbortController();
+  const worker = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
@@ -25,6 +32,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       config: opts.config,
       metrics: opts.metrics,
       temporal: opts.temporal,
+      stopping: stopping.signal,
     }),
     ...workflowSource(opts.bundlePath),
     // Classifies every activity's failures (retryable or not) in one place: activities/errors.ts.
@@ -37,4 +45,11 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     maxHeartbeatThrottleInterval: '500 milliseconds',
     shutdownGraceTime: '10 seconds',
   });
+  const watch = setInterval(() => {
+    if (!WINDING_DOWN.has(worker.getState())) return;
+    stopping.abort();
+    clearInterval(watch);
+  }, 100);
+  watch.unref();
+  return worker;
 }

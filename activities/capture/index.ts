@@ -31,7 +31,7 @@ export type CaptureActivityResult =
 
 export const captureLeaseName = (source: string) => `capture:${source}`;
 
-export function createCaptureActivities(deps: { pool: pg.Pool; config: Config }) {
+export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; stopping?: AbortSignal }) {
   const sourceNamed = (name: string): CaptureSource => {
     const source = captureSources(deps.config).find((s) => s.name === name);
     if (!source)
@@ -62,7 +62,8 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config })
           session.run({
             budgetMs: input.budgetMs,
             tickMs: deps.config.CAPTURE_TICK_MS,
-            signal: ctx.cancellationSignal,
+            // a pause (cancellation) or the worker's shutdown: what was read is written, then it returns
+            signal: deps.stopping ? AbortSignal.any([ctx.cancellationSignal, deps.stopping]) : ctx.cancellationSignal,
             onProgress: (p) => ctx.heartbeat(p),
             log: (m) => ctx.log.warn(m),
           }),

@@ -94,7 +94,9 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
       !result.storeIncomplete &&
       !result.frozen &&
       // `ops pause`, or the workflow was cancelled or terminated (learnt through a heartbeat)
-      !(inActivity() && cancellationSignal().aborted);
+      !(inActivity() && cancellationSignal().aborted) &&
+      // the worker is shutting down: the next run lands on another worker (or this one, restarted)
+      !deps.stopping?.aborted;
     if (!more) return finished(deps, input, rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total);
     if (inActivity()) heartbeat(progressOf(total));
     if (waiting) await sleep(deps.config.DRAIN_POLL_MS);

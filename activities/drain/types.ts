@@ -22,6 +22,8 @@ export interface DrainDeps {
   consumer?: string;
   log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
   metrics?: DrainMetrics;
+  /** Aborted once the worker is shutting down: a drain activity ends after its batch in flight. */
+  stopping?: AbortSignal;
 }
 
 export interface DrainBatchInput {
