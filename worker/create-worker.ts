@@ -18,8 +18,9 @@ const WINDING_DOWN = new Set(['STOPPING', 'DRAINING', 'DRAINED', 'STOPPED', 'FAI
 
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // The SDK lets in-flight activities run out their time at a shutdown (up to shutdownGraceTime)
-  // and tells them nothing; a capture run streams for its whole budget. So its state is watched,
-  // and the capture activity ends its run (writing what it read) as soon as a shutdown begins.
+  // and tells them nothing; drain and capture runs last a budget of seconds. So its state is
+  // watched, and as soon as a shutdown begins the drain activity ends after its batch in flight and
+  // the capture activity after writing what it read.
   const stopping = new AbortController();
   const worker = await Worker.create({
     connection: opts.connection,
