@@ -33,7 +33,7 @@ export interface ActivityClients {
   sourceRows?: SourceRows;
   /** A Temporal client (opened on first use), for activities that manage schedules (a re-split). */
   temporal?: () => Promise<Client>;
-  /** Aborted once the worker is shutting down: a capture run ends now instead of at its budget. */
+  /** Aborted once the worker is shutting down: drain and capture runs end now, not at their budget. */
   stopping?: AbortSignal;
 }
 

@@ -130,7 +130,7 @@ describe('operator CLI', () => {
     } else expect(await backlog()).toBeGreaterThan(1000);
     expect((await get(`${api.base}/v1/badges?region=R-00&skus=SKU-0000001`)).status).toBe(200); // still answering
     expect((await ops('resume')).code).toBe(0);
-    await eventually(async () => await drained(), 30_000, 'catch-up');
+    await eventually(drained, 30_000, 'catch-up');
     await eventually(async () => !(await stale()), 10_000, 'fresh again');
     await verifyClean();
     const human = await ops('status');
@@ -161,7 +161,7 @@ describe('operator CLI', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/backfill done: \d+ source rows/);
     await traffic;
-    await eventually(async () => await drained(), 30_000, 'drain to catch up');
+    await eventually(drained, 30_000, 'drain to catch up');
     await verifyClean();
   });
 
@@ -212,7 +212,7 @@ describe('operator CLI', () => {
       expect(retry.stdout).toMatch(/1 applied, 0 still failing/);
       expect(retry.code).toBe(0);
       expect(await c.redis.hget(c.keys.sku('SKU-0000009'), LIFECYCLE_FIELD)).toMatch(/^p\|/);
-      expect(JSON.parse((await ops('dead-letters', 'list', '--json')).stdout).total).toBe(0);
+      expect((await opsJson('dead-letters', 'list')).total).toBe(0);
       const metrics = await get(`${api.base}/metrics`);
       expect(metrics.status).toBe(200);
     },
@@ -254,7 +254,7 @@ describe('operator CLI', () => {
     expect(result.reemitted.refreshed).toBeGreaterThanOrEqual(3);
     expect(result.loadCounters).toBeGreaterThan(0);
     // The repairs went through the outbox: the drain applies them, and the store equals the source.
-    await eventually(async () => await drained(), 30_000, 'the drain to apply the repairs');
+    await eventually(drained, 30_000, 'the drain to apply the repairs');
     await verifyClean();
   });
 
@@ -335,7 +335,7 @@ describe('operator CLI', () => {
         expect(st.drain.shards).toBe(to);
         expect(st.drain.perShard).toHaveLength(to);
         await traffic;
-        await eventually(async () => await drained(), 30_000, 'catch-up after the re-split');
+        await eventually(drained, 30_000, 'catch-up after the re-split');
       }
       expect((await ops('status')).stdout).toMatch(start === 1 ? /lease/ : /drain shards\s+\d/);
       await eventually(async () => !(await stale()), 10_000, 'fresh again');

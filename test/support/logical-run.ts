@@ -36,9 +36,8 @@ const OWNER_URL: Record<string, string> = { inventory: TEST_INVENTORY_URL, order
 class FileCapture {
   private abort: AbortController | null = null;
   private loops: Promise<void>[] = [];
+  /** Where the outbox is: set while this capture runs, or after handOver (the product's captures). */
   private pipeline: pg.Pool | null = null;
-  /** The product's capture workflows capture for this file (handOver): caughtUp watches theirs. */
-  private handedOver = false;
 
   get running(): boolean {
     return this.abort !== null;
@@ -52,7 +51,6 @@ class FileCapture {
   async handOver(pipeline: pg.Pool): Promise<void> {
     await this.stop();
     this.pipeline = pipeline;
-    this.handedOver = true;
   }
 
   /** A capture per source into `pipeline` (the worker's role), until stop(); resolves once each streams. */
@@ -95,12 +93,11 @@ class FileCapture {
     this.abort = null;
     this.loops = [];
     this.pipeline = null;
-    this.handedOver = false;
   }
 
   /** Waits until every change committed on each source before the call is in the outbox. */
   async caughtUp(timeoutMs = 20_000): Promise<void> {
-    if ((!this.abort && !this.handedOver) || !this.pipeline) return;
+    if (!this.pipeline) return; // neither this capture nor a handed-over one: nothing to wait for
     const deadline = Date.now() + timeoutMs;
     for (const source of splitSources()) {
       const now = await withClient(OWNER_URL[source.name]!, async (c) =>
