@@ -219,6 +219,10 @@ async function captureUntilDone(
   let failed: Error | null = null;
   const startWrite = () => {
     writing = flush(opts, stream, state)
+      .then(() => {
+        opts.onProgress?.(state.progress());
+        lastReport = Date.now();
+      })
       .catch((err: Error) => void (failed = err))
       .finally(() => (writing = null));
   };
@@ -229,19 +233,19 @@ async function captureUntilDone(
     while (Date.now() < stopAt && !opts.signal?.aborted && !state.handedBack) {
       check();
       ticker.check();
+      // While a write is in flight, let its round trips (and the drain's, in the worker) run
+      // between batches of frames: a take of queued frames never waits, so without this the
+      // write would not move until the queue is empty.
+      if (writing) await new Promise((resolve) => setImmediate(resolve));
       const frames = await stream.take(5_000, waitFor(state, opts.tickMs, !!writing));
       readFrames(frames, state);
       const ready = readyToWrite(state, frames.length, maxRows);
       if (writing && (ready || frames.length === 0)) await writing; // the next batch waits its turn
       check();
+      // Not awaited: the next batch is read while this one is written (a backlog moves at the
+      // speed of the slower of the two, not their sum).
       if (ready) {
         startWrite();
-        if (Date.now() - lastReport >= 1_000 || frames.length < 5_000) {
-          await writing;
-          check();
-          opts.onProgress?.(state.progress());
-          lastReport = Date.now();
-        }
       } else if (
         !writing &&
         !state.pending.length &&

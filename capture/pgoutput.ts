@@ -105,6 +105,12 @@ class Reader {
   }
 }
 
+/** Whether a raw frame is a primary keepalive asking for a reply (without decoding the rest). */
+export function isReplyRequest(buf: Buffer): boolean {
+  // 'k', walEnd (8 bytes), sendTime (8 bytes), replyRequested (1 byte)
+  return buf.length >= 18 && buf[0] === 0x6b && buf[17] === 1;
+}
+
 /** Decodes one CopyData payload of a START_REPLICATION stream. */
 export function decodeFrame(buf: Buffer): ReplicationFrame {
   const r = new Reader(buf);

@@ -4,15 +4,16 @@
  * position confirmed only when the caller says so (after the outbox transaction that holds the
  * changes has committed: capture/capture-loop.ts).
  *
- * Backpressure: frames queue in memory up to HIGH_WATER; past it the socket is paused, so a backlog
- * in the slot is read as fast as the outbox takes it and never piles up in the process.
+ * Backpressure: frames queue in memory, raw (decoded as they are taken), up to HIGH_WATER; past it
+ * the socket is paused, so a backlog in the slot is read as fast as the outbox takes it and never
+ * piles up in the process.
  *
  * The connection uses node-postgres in replication mode; its CopyBoth frames arrive as `copyData`
  * events of the connection (node-postgres has no stream API for them).
  */
 import pg from 'pg';
 import { redactText } from '../config/redact';
-import { decodeFrame, standbyStatusUpdate, type ReplicationFrame } from './pgoutput';
+import { decodeFrame, isReplyRequest, standbyStatusUpdate, type ReplicationFrame } from './pgoutput';
 import { SourceSetupError } from './row-image';
 
 const HIGH_WATER = 20_000;
@@ -43,7 +44,8 @@ type PgConnection = {
 };
 
 export class ReplicationStream {
-  private readonly queue: ReplicationFrame[] = [];
+  /** Raw CopyData frames, decoded as they are taken: a queued frame is one small object, not a tree. */
+  private readonly queue: Buffer[] = [];
   private head = 0;
   private wake: (() => void) | null = null;
   private failure: Error | null = null;
@@ -103,8 +105,19 @@ export class ReplicationStream {
       if (this.ended) throw new Error('the replication stream ended');
       return [];
     }
-    const out = this.queue.slice(this.head, this.head + n);
-    this.head += n;
+    const out: ReplicationFrame[] = [];
+    for (let i = 0; i < n; i++) {
+      try {
+        out.push(decodeFrame(this.queue[this.head]!));
+      } catch (err) {
+        // the frames before it are handed out; the next take reports the failure
+        this.finish(err as Error);
+        this.queue.length = this.head = 0;
+        if (!out.length) throw this.failure;
+        return out;
+      }
+      this.head++;
+    }
     if (this.head > 10_000 && this.head * 2 > this.queue.length) {
       this.queue.splice(0, this.head);
       this.head = 0;
@@ -144,14 +157,10 @@ export class ReplicationStream {
   }
 
   private receive(chunk: Buffer): void {
-    try {
-      const frame = decodeFrame(chunk);
-      if (frame.kind === 'keepalive' && frame.replyRequested) this.sendStatus(false);
-      this.queue.push(frame);
-    } catch (err) {
-      this.finish(err as Error);
-      return;
-    }
+    // A keepalive asking for a reply gets it now, not when its turn to be decoded comes.
+    if (isReplyRequest(chunk)) this.sendStatus(false);
+    // A copy: the protocol parser reuses the buffer the chunk points into.
+    this.queue.push(Buffer.from(chunk));
     if (!this.paused && this.available() >= HIGH_WATER) {
       this.paused = true;
       this.connection.stream.pause();

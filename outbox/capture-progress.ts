@@ -9,8 +9,6 @@ import { formatLsn, parseLsn } from '../capture/pgoutput';
 import { withTransaction } from '../db/transaction';
 import { finishChunks } from './capture-chunks';
 import { skuHash } from '../store/keys';
-import { pipeline as streamPipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { from as copyFrom } from 'pg-copy-streams';
 
 export interface CaptureProgressRow {
@@ -259,14 +257,14 @@ async function copyIntoOutbox(client: pg.PoolClient, transactions: CapturedTrans
         // tbl and op are names of our own (capture/row-image.ts): nothing in them needs escaping
         `${r.tbl}\t${r.op}\t${copyField(r.key)}\t${copyField(r.image)}\t${copyField(r.oldImage)}\t${routeOf(r, partitions)}\n`,
       );
-  const CHUNK = 5_000; // lines per write: the stream's buffers stay small
-  const parts = function* () {
-    for (let i = 0; i < lines.length; i += CHUNK) yield lines.slice(i, i + CHUNK).join('');
-  };
-  await streamPipeline(
-    Readable.from(parts()),
-    client.query(copyFrom('copy pipeline.outbox (tbl, op, key, image, old_image, route) from stdin')),
-  );
+  // One write of the whole batch: the server reads it while capture decodes the next batch (a
+  // stream of small chunks would move only when capture's event loop is free).
+  const copy = client.query(copyFrom('copy pipeline.outbox (tbl, op, key, image, old_image, route) from stdin'));
+  await new Promise<void>((resolve, reject) => {
+    copy.on('finish', resolve);
+    copy.on('error', reject);
+    copy.end(Buffer.from(lines.join('')));
+  });
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatLsn, parseLsn } from '../../capture/pgoutput';
+import { decodeFrame, formatLsn, isReplyRequest, parseLsn } from '../../capture/pgoutput';
 import { numberJson, timestampJson } from '../../capture/row-image';
 import { slotName } from '../../capture/sources';
 
@@ -13,6 +13,31 @@ describe('capture encodings', () => {
     fc.assert(fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (lsn) => parseLsn(formatLsn(lsn)) === lsn));
     expect(parseLsn('16/B374D848')).toBe(0x16b374d848n);
     expect(() => parseLsn('16-B3')).toThrow(/not an LSN/);
+  });
+
+  // The stream answers a keepalive's reply request on arrival, from the raw frame (frames are
+  // decoded only when taken): the quick check must agree with the decoder on every frame.
+  it('a keepalive asking for a reply is told from its raw bytes as the decoder tells it', () => {
+    const keepalive = fc
+      .tuple(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }), fc.nat(3))
+      .map(([walEnd, sendTime, reply]) => {
+        const b = Buffer.alloc(18);
+        b.write('k', 0, 'latin1');
+        b.writeBigUInt64BE(walEnd, 1);
+        b.writeBigInt64BE(sendTime, 9);
+        b[17] = reply;
+        return b;
+      });
+    fc.assert(
+      fc.property(keepalive, (b) => {
+        const f = decodeFrame(b);
+        expect(isReplyRequest(b)).toBe(f.kind === 'keepalive' && f.replyRequested);
+      }),
+    );
+    // an XLogData frame is never a reply request, whatever its bytes
+    const xlog = Buffer.alloc(30, 1);
+    xlog.write('w', 0, 'latin1');
+    expect(isReplyRequest(xlog)).toBe(false);
   });
 
   it('timestamps are written as to_json writes them', () => {
