@@ -29,7 +29,7 @@ import { ReplicationStream } from './replication-stream';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
-import { ensureSlot } from './slot';
+import { ensureSlot, readSlot } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
 import { loadReadChunks, type StoredChunk } from '../outbox/capture-chunks';
 import type { ChunkOutcome } from '../outbox/capture-progress';
@@ -92,17 +92,20 @@ export class CaptureSession {
     await admin.connect();
     try {
       const before = await readCaptureProgress(pipeline, source.name);
-      const slotCreated = await ensureSlot(admin, source.slot);
-      await registerCaptureSource(pipeline, source.name, source.slot);
-      // A new slot for a source captured before: the old one was dropped, invalidated or lost in a
-      // failover, and the changes in between are not in the outbox.
-      const lost = !!(slotCreated && before && (before.lsn > 0n || before.coveredAtMs !== null));
+      // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
+      // lost in a failover, and the changes in between are not in the outbox. Recorded before the
+      // new slot exists, so a crash in between cannot hide it.
+      const slot = await readSlot(admin, source.slot);
+      const lost =
+        !(slot.exists && slot.walStatus !== 'lost') && !!before && (before.lsn > 0n || before.coveredAtMs !== null);
       if (lost) {
-        await markSourceLost(pipeline, source.name);
+        await markSourceLost(pipeline, source.name, source.tables);
         logger('capture').warn(
-          `the replication slot of ${source.name} was lost and is created again; changes between are missing, so its reads stay stale until the store is refilled (docs/capture.md)`,
+          `the replication slot of ${source.name} was lost and is created again; changes between are missing, so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,
         );
       }
+      const slotCreated = await ensureSlot(admin, source.slot);
+      await registerCaptureSource(pipeline, source.name, source.slot);
       const stream = await ReplicationStream.start({
         connectionString: source.url,
         slot: source.slot,

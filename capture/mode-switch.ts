@@ -27,6 +27,7 @@ import { encodeSwitch, TICK_PREFIX } from './ticks';
 
 async function withSource<T>(source: CaptureSource, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: source.url, application_name: 'fresh-badges-capture-switch' });
+  c.on('error', () => {}); // a lost connection fails the query in flight; unheard, it would end the worker
   await c.connect();
   try {
     return await fn(c);

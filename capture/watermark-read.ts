@@ -21,6 +21,8 @@ export interface WatermarkReadOptions {
   pipeline: pg.Pool;
   /** How long to wait for the capture to write a chunk (it must be running). */
   timeoutMs?: number;
+  /** Ends the wait for the capture (the activity was cancelled, or its worker is shutting down). */
+  signal?: AbortSignal;
 }
 
 export interface ChunkRead {
@@ -59,11 +61,15 @@ export async function readThroughWatermarks(opts: WatermarkReadOptions, req: Chu
   if (req.tbl === 'orders' && !req.loads)
     throw new Error('orders cannot be re-read row by row (the FC load is a sum of deltas): read their loads');
   const primary = new pg.Client({ connectionString: opts.source.url, application_name: 'fresh-badges-watermark' });
+  // A connection lost between queries (a source restart or failover) emits 'error' on the client:
+  // without a listener that ends the process. The query in flight, or the next, reports it.
+  primary.on('error', () => {});
   await primary.connect();
   const replicaUrl = opts.source.replicaUrl;
   const replica = replicaUrl
     ? new pg.Client({ connectionString: replicaUrl, application_name: 'fresh-badges-watermark' })
     : null;
+  replica?.on('error', () => {});
   await replica?.connect();
   try {
     for (let attempt = 1; ; attempt++) {
@@ -105,6 +111,7 @@ async function oneChunk(
     if (s.state === 'written')
       return { read: rows.length, written: s.written ?? 0, lastKey: rows.length ? rows[rows.length - 1]!.key : null };
     if (s.state === 'abandoned') return null;
+    opts.signal?.throwIfAborted();
     if (Date.now() > deadline)
       throw new CaptureNotRunningError(
         `the capture of ${opts.source.name} did not write chunk ${id} within ${(opts.timeoutMs ?? 60_000) / 1000} s: is it running? (npm run ops -- status)`,

@@ -217,15 +217,31 @@ export async function setCaptureSwitch(db: pg.Pool | pg.ClientBase, source: stri
 }
 
 /**
- * The source's slot was lost and a new one created (changes in between are missing): its reads
- * stay stale until a refill clears this. The recorded position belongs to the old slot (after a
- * failover, to another server's WAL): it starts again from the new slot's.
+ * The source's slot was lost (dropped, invalidated, or gone with a failover): the changes between
+ * its last confirmed position and the new slot are missing, and so, for rows deleted meanwhile,
+ * is any trace of them. In one transaction:
+ *  - lost_at: reads stay stale until a refill that began after it is done;
+ *  - a TRUNCATE row for each of the source's tables: the drain empties the store and refills it
+ *    from the sources (activities/drain/truncates.ts), as after a captured TRUNCATE, so a row
+ *    deleted while the slot was gone does not stay in the store (a refill of the rows the source
+ *    still has would leave it there, then answer fresh);
+ *  - the recorded position belongs to the old slot (after a failover, to another server's WAL):
+ *    it starts again from the new slot's.
+ * Called before the new slot is created, so a crash in between finds the slot still missing and
+ * marks it again (one more refill), never forgets it.
  */
-export async function markSourceLost(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
-  await db.query(
-    `update pipeline.capture_progress set lost_at = coalesce(lost_at, now()), lsn = '0/0' where source = $1`,
-    [source],
-  );
+export async function markSourceLost(db: pg.Pool, source: string, tables: readonly string[]): Promise<void> {
+  await withTransaction(db, async (c) => {
+    await c.query(
+      `update pipeline.capture_progress set lost_at = coalesce(lost_at, now()), lsn = '0/0' where source = $1`,
+      [source],
+    );
+    await c.query(
+      `insert into pipeline.outbox (tbl, op, key, image, old_image, route)
+       select t, 'T', '', null, null, -1 from unnest($1::text[]) with ordinality as u(t, n) order by n`,
+      [tables],
+    );
+  });
 }
 
 /** Forgets a source (its capture ended: the trigger capture took over, or the source left the configuration). */

@@ -16,6 +16,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   log,
   proxyActivities,
   setCurrentDetails,
@@ -97,8 +98,12 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
       return ended({ ...summary, outcome: 'lease-lost', holder: r.holder });
     }
     if (r.slotLost) {
-      log.warn(`the replication slot of ${input.source} was lost: starting a backfill to refill the store`);
-      await startBackfillUnlessRunning(`the replication slot of ${input.source} was lost`, {});
+      log.warn(`the replication slot of ${input.source} was lost: the drain empties the store and refills it`);
+      // The capture wrote a TRUNCATE of the source's tables with the loss (markSourceLost): the
+      // drain empties the store and starts the backfill. Starting one here too would, once that
+      // one is done, start a second.
+      if (!patched('lost-slot-refilled-by-drain'))
+        await startBackfillUnlessRunning(`the replication slot of ${input.source} was lost`, {});
     }
     summary.transactions += r.transactions;
     summary.rows += r.rows;

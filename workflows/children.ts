@@ -1,6 +1,7 @@
 /**
  * Children a workflow starts to outlive it (abandoned): the automatic backfill (by the drain when
- * the store lost its data, by a capture when its source's slot was lost) and a SKU's rebuild.
+ * the store lost its data, a captured TRUNCATE or a source's lost slot included; by a capture
+ * when its slot was lost, in runs from before the drain did that) and a SKU's rebuild.
  */
 import {
   ParentClosePolicy,

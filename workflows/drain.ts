@@ -137,6 +137,9 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     }
     addToSummary(summary, r);
     if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
+    // The store was complete again since the backfill was asked for: a later loss in this run (a
+    // TRUNCATE, a source's lost slot) needs a backfill of its own.
+    if (r.storeWasComplete && backfillRequested && patched('drain-backfill-each-loss')) backfillRequested = false;
     if (r.storeIncomplete && !backfillRequested) {
       backfillRequested = true;
       await startAutoBackfill(input);

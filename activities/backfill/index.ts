@@ -20,6 +20,8 @@ export function createBackfillActivities(deps: {
   redis: StoreRedis;
   keys: StoreKeys;
   config: Config;
+  /** Aborted when the worker shuts down (worker/create-worker.ts). */
+  stopping?: AbortSignal;
 }) {
   const opts = applyOptions(deps.config);
   // Under capture from the WAL the source is read between watermarks (through-watermarks.ts).

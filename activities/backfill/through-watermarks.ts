@@ -9,7 +9,7 @@
  * wrote. A source whose slot was lost is counted as covered again only by a backfill that began
  * after the loss.
  */
-import { heartbeat } from '@temporalio/activity';
+import { Context, heartbeat } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { captureSources, type CaptureSource } from '../../capture/sources';
@@ -27,10 +27,25 @@ import { estimateTableRows } from './row-estimate';
 /** Waiting for the capture to write a chunk: a backlog in the slot comes first. */
 const CHUNK_TIMEOUT_MS = 10 * 60_000;
 
-export function createWatermarkBackfill(deps: { pool: pg.Pool; redis: StoreRedis; keys: StoreKeys; config: Config }) {
+export function createWatermarkBackfill(deps: {
+  pool: pg.Pool;
+  redis: StoreRedis;
+  keys: StoreKeys;
+  config: Config;
+  stopping?: AbortSignal;
+}) {
   const sources = captureSources(deps.config);
   const sourceOf = (tbl: string): CaptureSource => sources.find((s) => (s.tables as string[]).includes(tbl))!;
-  const read = (tbl: string) => ({ source: sourceOf(tbl), pipeline: deps.pool, timeoutMs: CHUNK_TIMEOUT_MS });
+  // A chunk waits for the capture to write it (minutes behind a backlog): a cancellation or the
+  // worker's shutdown ends the wait, so a stopping worker is not held by it.
+  const read = (tbl: string) => ({
+    source: sourceOf(tbl),
+    pipeline: deps.pool,
+    timeoutMs: CHUNK_TIMEOUT_MS,
+    signal: deps.stopping
+      ? AbortSignal.any([Context.current().cancellationSignal, deps.stopping])
+      : Context.current().cancellationSignal,
+  });
 
   return {
     async plan(marker?: string): Promise<Record<BackfillTable, number>> {
@@ -86,6 +101,7 @@ export function createWatermarkBackfill(deps: { pool: pg.Pool; redis: StoreRedis
 /** A source table's row count for progress (row-estimate.ts), on the database the chunks read. */
 async function estimateRows(url: string, tbl: BackfillTable): Promise<number> {
   const c = new pg.Client({ connectionString: url });
+  c.on('error', () => {}); // a lost connection fails the query below; unheard, it would end the worker
   await c.connect();
   try {
     return (await estimateTableRows(c, [tbl]))[tbl];

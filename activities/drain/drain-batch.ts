@@ -132,7 +132,9 @@ export function progressOf(r: DrainBatchResult): DrainProgress {
 /** The passes of one activity as one result: counts summed, the latest position and state. */
 function addUp(total: DrainBatchResult | null, r: DrainBatchResult): DrainBatchResult {
   const batches = (total?.batches ?? 0) + (r.outcome === 'applied' ? 1 : 0);
-  if (!total) return { ...r, batches };
+  const complete = (r.outcome === 'applied' || r.outcome === 'idle') && !r.storeIncomplete;
+  const storeWasComplete = !!total?.storeWasComplete || complete;
+  if (!total) return { ...r, batches, ...(storeWasComplete ? { storeWasComplete } : {}) };
   const outcome =
     r.outcome === 'idle' || r.outcome === 'busy' ? (total.outcome === 'applied' ? 'applied' : r.outcome) : r.outcome;
   return {
@@ -143,6 +145,7 @@ function addUp(total: DrainBatchResult | null, r: DrainBatchResult): DrainBatchR
     applied: total.applied + r.applied,
     deadLetters: total.deadLetters + r.deadLetters,
     newestSourceMs: r.newestSourceMs ?? total.newestSourceMs,
+    ...(storeWasComplete ? { storeWasComplete } : {}),
   };
 }
 

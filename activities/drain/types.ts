@@ -70,6 +70,11 @@ export interface DrainBatchResult {
   rebuildSkus?: string[];
   /** The store has no epoch (lost its data, or never backfilled): a backfill must restore it. */
   storeIncomplete?: boolean;
+  /**
+   * Some pass of this activity found the store complete (an epoch): a backfill asked for earlier
+   * is done, so a loss after it (storeIncomplete in the same or a later result) needs a new one.
+   */
+  storeWasComplete?: boolean;
   /** DRAIN_SHARDS is changing: this shard has drained up to the freeze snapshot and waits there. */
   frozen?: boolean;
   /** Batches applied by this activity (with a budget, several). */

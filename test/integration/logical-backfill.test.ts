@@ -7,9 +7,10 @@
  *    epoch and starts the backfill; with order traffic running throughout, the store ends equal to
  *    the rule over both sources (a load set in the wrong place, or a delta counted twice, would
  *    show) and reads go fresh.
- *  - A slot lost under traffic: its source is marked lost, reads go stale, the capture starts a
- *    backfill by itself, and once it is done the store equals the rule, with the changes made
- *    while the slot was gone, and reads go fresh again.
+ *  - A slot lost under traffic: its source is marked lost, reads go stale, the drain empties the
+ *    store and starts a backfill by itself, and once it is done the store equals the rule, with
+ *    the changes made while the slot was gone (rows deleted meanwhile gone from the store too),
+ *    and reads go fresh again.
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,12 +156,13 @@ describe('backfill from sources captured from the WAL', () => {
     ); // lost with the slot
     const startedBackfills = await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`);
     captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
-    // the capture marks the source lost and starts a backfill, which clears it when done
+    // the capture marks the source lost (and writes a TRUNCATE of its tables): the drain empties the
+    // store and starts a backfill, which clears the mark when done
     await eventually(
       async () =>
         (await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`)).count > startedBackfills.count,
       20_000,
-      'a backfill started by the capture',
+      'a backfill started after the loss',
     );
     await f.temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).result();
     expect(await load.stop()).toBeGreaterThan(10);
@@ -169,5 +171,38 @@ describe('backfill from sources captured from the WAL', () => {
       (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = 'orders'`)).rows[0].lost_at,
     ).toBeNull();
     await eventually(fresh, 10_000, 'reads fresh again');
+  }, 120_000);
+
+  // Rows deleted while the slot was gone leave no change behind: a refill of the rows the source
+  // still has would keep them in the store, and serve them as fresh once it is done.
+  it('drops from the store the rows deleted while a slot was gone', async () => {
+    await captures!.stop();
+    const slot = splitSources().find((s) => s.name === 'inventory')!.slot;
+    await dropSlotUnderCapture(TEST_INVENTORY_URL, slot);
+    await inventory.query(`delete from shop.inventory where sku_id = 'S-5' and fc_id = 'FC-1'`);
+    await inventory.query(`delete from shop.region_fc where region = 'R1' and fc_id = 'FC-2'`);
+    const startedBackfills = await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`);
+    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
+    await eventually(
+      async () =>
+        (await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`)).count > startedBackfills.count,
+      20_000,
+      'a backfill started after the loss',
+    );
+    // fresh again only once the store equals the rule: no answer in between may be fresh and wrong
+    await eventually(
+      async () => {
+        const r = (await get(`${f.api.base}/v1/badges/S-5?region=R1`)).body;
+        if (r.stale) return false;
+        await storeEqualsRule();
+        return true;
+      },
+      60_000,
+      'reads fresh again, the deleted rows gone from the store',
+    );
+    expect(
+      (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = 'inventory'`)).rows[0]
+        .lost_at,
+    ).toBeNull();
   }, 120_000);
 });
