@@ -338,6 +338,8 @@ function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: strin
   );
   const highs: { chunk: string; window: ClosedWindow | null }[] = [];
   for (const w of t.watermarks ?? []) {
+    // another source's chunk (two source settings naming one database): its capture writes it
+    if (w.source !== undefined && w.source !== state.source.name) continue;
     if (w.edge === 'low') state.windows.low(w.chunk);
     else highs.push({ chunk: w.chunk, window: state.windows.close(w.chunk) });
   }

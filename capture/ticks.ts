@@ -32,14 +32,24 @@ export type PipelineMessage =
   | ({ kind: 'tick' } & Tick)
   | { kind: 'switch'; id: string; to: 'logical' | 'trigger' }
   /** The low or high watermark of a chunk read from the source (capture/watermark-read.ts). */
-  | { kind: 'watermark'; chunk: string; edge: 'low' | 'high' };
+  | {
+      kind: 'watermark';
+      chunk: string;
+      edge: 'low' | 'high';
+      /**
+       * The capture source the chunk belongs to. Two source settings can name one database (two
+       * slots, each stream holding both sources' watermarks): a capture writes only its own
+       * chunks. Absent in watermarks written before it was added: taken by whichever capture.
+       */
+      source?: string;
+    };
 
 export function encodeTick(tick: Tick): string {
   return JSON.stringify({ tick: tick.at });
 }
 
-export function encodeWatermark(edge: 'low' | 'high', chunk: string): string {
-  return JSON.stringify(edge === 'low' ? { lw: chunk } : { hw: chunk });
+export function encodeWatermark(edge: 'low' | 'high', chunk: string, source: string): string {
+  return JSON.stringify(edge === 'low' ? { lw: chunk, src: source } : { hw: chunk, src: source });
 }
 
 export function encodeSwitch(id: string, to: 'logical' | 'trigger'): string {
@@ -55,10 +65,12 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
       to?: unknown;
       lw?: unknown;
       hw?: unknown;
+      src?: unknown;
     };
+    const source = typeof v.src === 'string' ? { source: v.src } : {};
     if (typeof v.tick === 'number' && Number.isFinite(v.tick)) return { kind: 'tick', at: v.tick };
-    if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low' };
-    if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high' };
+    if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low', ...source };
+    if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high', ...source };
     if (typeof v.switch === 'string' && (v.to === 'logical' || v.to === 'trigger'))
       return { kind: 'switch', id: v.switch, to: v.to };
     return null;

@@ -16,7 +16,7 @@ export interface CapturedTransaction {
   /** The source transaction's id (32 bits, as pgoutput sends it). */
   xid: number;
   /** Watermarks of chunks read from the source (capture/watermark-read.ts), in message order. */
-  watermarks?: { chunk: string; edge: 'low' | 'high' }[];
+  watermarks?: { chunk: string; edge: 'low' | 'high'; source?: string }[];
   commitMs: number;
   rows: CapturedRow[];
   ticks: Tick[];
@@ -34,7 +34,7 @@ export class StreamOrderError extends Error {
 
 interface OpenTransaction {
   xid: number;
-  watermarks?: { chunk: string; edge: 'low' | 'high' }[];
+  watermarks?: { chunk: string; edge: 'low' | 'high'; source?: string }[];
   rows: CapturedRow[];
   ticks: Tick[];
   commitMs: number;
@@ -87,7 +87,12 @@ export class TransactionAssembler {
         const m = decodePipelineMessage(msg.content);
         if (m?.kind === 'tick') this.open.ticks.push({ at: m.at });
         if (m?.kind === 'switch') this.open.switchMarker = { id: m.id, to: m.to };
-        if (m?.kind === 'watermark') (this.open.watermarks ??= []).push({ chunk: m.chunk, edge: m.edge });
+        if (m?.kind === 'watermark')
+          (this.open.watermarks ??= []).push({
+            chunk: m.chunk,
+            edge: m.edge,
+            ...(m.source !== undefined ? { source: m.source } : {}),
+          });
         return null;
       }
       case 'commit': {

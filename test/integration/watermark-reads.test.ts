@@ -186,7 +186,10 @@ describe('reading source rows between watermarks', () => {
 
   it('abandons a chunk when the capture restarted between its watermarks (it knows nothing of the window)', async () => {
     const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
-    await source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeWatermark('low', id)]);
+    await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
+      TICK_PREFIX,
+      encodeWatermark('low', id, 'inventory'),
+    ]);
     await coveredAfter(Date.now()); // the low watermark is written and confirmed...
     await stopCapture!();
     await startCapture(); // ...and the new capture session never saw it
@@ -194,10 +197,32 @@ describe('reading source rows between watermarks', () => {
     await storeChunkRead(pipeline, id, snap, [
       { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
     ]);
-    await source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeWatermark('high', id)]);
+    await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
+      TICK_PREFIX,
+      encodeWatermark('high', id, 'inventory'),
+    ]);
     await coveredAfter(Date.now());
     expect((await chunkState(pipeline, id)).state).toBe('abandoned');
   }, 60_000);
+
+  // Two source settings can name one database: each slot's stream then holds both sources'
+  // watermarks, and only the chunk's own capture may write it (the other's stream is elsewhere).
+  it("leaves another source's chunk to that source's capture", async () => {
+    const id = await createChunk(pipeline, { source: 'orders', tbl: 'inventory', keys: ['B|F1'] });
+    const emit = (edge: 'low' | 'high') =>
+      source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeWatermark(edge, id, 'orders')]);
+    await emit('low');
+    const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
+    await storeChunkRead(pipeline, id, snap, [
+      { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
+    ]);
+    const from = await maxId();
+    await emit('high');
+    await coveredAfter(Date.now()); // the inventory capture has read past the high watermark
+    expect((await chunkState(pipeline, id)).state).toBe('read');
+    expect((await pipeline.query(`select 1 from pipeline.outbox where id > $1 and op = 'R'`, [from])).rowCount).toBe(0);
+    await pipeline.query(`delete from pipeline.capture_chunks where id = $1`, [id]);
+  }, 30_000);
 
   it('fails with a clear message when no capture is running', async () => {
     await stopCapture!();
