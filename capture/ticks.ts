@@ -19,7 +19,7 @@ import type pg from 'pg';
 export const TICK_PREFIX = 'fresh-badges';
 
 export interface Tick {
-  /** Milliseconds since the epoch, taken before the tick was written. */
+  /** Milliseconds since the epoch by the source's clock, taken as the tick was written. */
   at: number;
 }
 
@@ -43,10 +43,6 @@ export type PipelineMessage =
        */
       source?: string;
     };
-
-export function encodeTick(tick: Tick): string {
-  return JSON.stringify({ tick: tick.at });
-}
 
 export function encodeWatermark(edge: 'low' | 'high', chunk: string, source: string): string {
   return JSON.stringify(edge === 'low' ? { lw: chunk, src: source } : { hw: chunk, src: source });
@@ -79,9 +75,16 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
   }
 }
 
-/** Writes one tick into the source's WAL, stamped with the time just before the call. */
-export async function emitTick(source: pg.ClientBase | pg.Pool, now: () => number = Date.now): Promise<Tick> {
-  const tick = { at: now() };
-  await source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeTick(tick)]);
-  return tick;
+/**
+ * Writes one tick into the source's WAL, stamped with the source's own clock as the statement
+ * writes it: every transaction whose commit record comes before the tick committed before that
+ * time, by the clock its commit times are taken with (a worker's clock could run ahead of it).
+ */
+export async function emitTick(source: pg.ClientBase | pg.Pool): Promise<Tick> {
+  const r = await source.query<{ at: number }>(
+    `with t as (select (extract(epoch from clock_timestamp()) * 1000)::float8 as at)
+     select at, pg_logical_emit_message(true, $1, json_build_object('tick', at)::text) from t`,
+    [TICK_PREFIX],
+  );
+  return { at: r.rows[0]!.at };
 }

@@ -122,7 +122,7 @@ export async function writeCapturedTransactions(
     const moved = await client.query<{ txid: string }>(
       `update pipeline.capture_progress
           set lsn = $2::pg_lsn, rows = rows + $3,
-              covered_at = greatest(covered_at, to_timestamp($4::float8 / 1000)), updated_at = now(),
+              covered_at = ${COVERED_AT_SQL('$4')}, updated_at = now(),
               switch_id = case when $5 then null else switch_id end
         where source = $1
        returning pg_current_xact_id()::text as txid`,
@@ -131,6 +131,16 @@ export async function writeCapturedTransactions(
     return { transactions: fresh.length, rows, lsn, ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}) };
   });
 }
+
+/**
+ * SQL: covered_at moved to the newest tick of a write (ms since the epoch, or null: it stays), never
+ * back, and never past this database's clock. Ticks carry the source's clock (capture/ticks.ts);
+ * a source whose clock runs ahead would otherwise claim coverage of a time that has not come yet,
+ * and reads would stay fresh for that long after it stopped.
+ */
+const COVERED_AT_SQL = (param: string) =>
+  `case when ${param}::float8 is null then covered_at
+        else greatest(covered_at, least(to_timestamp(${param}::float8 / 1000), statement_timestamp())) end`;
 
 /** The newest tick the transactions carry (ms since the epoch): what the write records as covered. */
 function newestTick(transactions: CapturedTransaction[]): number | null {
@@ -189,7 +199,7 @@ async function writeInOneStatement(
      ), upd as (
        update pipeline.capture_progress
           set lsn = $5::pg_lsn, rows = rows + $6,
-              covered_at = greatest(covered_at, to_timestamp($7::float8 / 1000)), updated_at = now()
+              covered_at = ${COVERED_AT_SQL('$7')}, updated_at = now()
         where source = $1 and exists (select 1 from go)
        returning 1
      )

@@ -16,7 +16,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCapture, type CaptureProgress } from '../../capture/capture-loop';
 import type { CaptureSource } from '../../capture/sources';
-import { readCaptureProgress } from '../../outbox/capture-progress';
+import { readCaptureProgress, registerCaptureSource, writeCapturedTransactions } from '../../outbox/capture-progress';
+import { emitTick } from '../../capture/ticks';
 import { createPool } from '../../db/pool';
 import { TEST_DATABASE_URL } from '../support/env';
 import {
@@ -237,6 +238,37 @@ describe('capture from the WAL of two source databases', () => {
       await held.end();
     }
   }, 60_000);
+
+  // asOf is the oldest source's coverage: a tick from a clock that runs ahead must not make it
+  // claim a time that has not come yet, and a write without a tick must not move it.
+  it('coverage moves with ticks of the source clock, never past the pipeline database clock', async () => {
+    const name = 'clock-test';
+    await registerCaptureSource(pipeline, name, 'no_slot');
+    try {
+      const covered = async () =>
+        (await pipeline.query(`select covered_at from pipeline.capture_progress where source = $1`, [name])).rows[0]
+          .covered_at as Date | null;
+      const write = (endLsn: bigint, ticks: { at: number }[]) =>
+        writeCapturedTransactions(pipeline, name, [{ endLsn, xid: 1, commitMs: Date.now(), rows: [], ticks }]);
+      const tick = await withClient(TEST_INVENTORY_URL, (c) => emitTick(c));
+      const sourceNow = await withClient(TEST_INVENTORY_URL, async (c) =>
+        Number((await c.query(`select extract(epoch from clock_timestamp()) * 1000 as ms`)).rows[0].ms),
+      );
+      expect(tick.at).toBeGreaterThan(sourceNow - 5_000);
+      expect(tick.at).toBeLessThanOrEqual(sourceNow);
+      await write(10n, [tick]);
+      expect(Math.abs((await covered())!.getTime() - tick.at)).toBeLessThanOrEqual(1);
+      await write(20n, []);
+      expect(Math.abs((await covered())!.getTime() - tick.at)).toBeLessThanOrEqual(1); // no tick: unchanged
+      const before = Date.now();
+      await write(30n, [{ at: Date.now() + 3_600_000 }]); // an hour ahead
+      const at = (await covered())!.getTime();
+      expect(at).toBeGreaterThanOrEqual(before - 1_000);
+      expect(at).toBeLessThanOrEqual(Date.now() + 1_000);
+    } finally {
+      await pipeline.query(`delete from pipeline.capture_progress where source = $1`, [name]);
+    }
+  }, 30_000);
 
   it('writes nothing into a source: no table, function, trigger or sequence of its own', async () => {
     for (const url of [TEST_INVENTORY_URL, TEST_ORDERS_URL]) {
