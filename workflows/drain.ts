@@ -96,7 +96,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   let batchSize = base;
   let caughtUp = false;
   let stop = false;
-  let backfillRequested = false;
+  const backfill = { requested: false };
   // `ops pause`: the running activity is cancelled (it learns it at its next heartbeat, within
   // about a second), commits what it applied and returns; the loop below then ends.
   // (Runs started by older code, replayed, keep their history: there the stop only ends the loop.)
@@ -136,14 +136,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
       return ended({ ...summary, outcome: 'retired' });
     }
     addToSummary(summary, r);
-    if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
-    // The store was complete again since the backfill was asked for: a later loss in this run (a
-    // TRUNCATE, a source's lost slot) needs a backfill of its own.
-    if (r.storeWasComplete && backfillRequested && patched('drain-backfill-each-loss')) backfillRequested = false;
-    if (r.storeIncomplete && !backfillRequested) {
-      backfillRequested = true;
-      await startAutoBackfill(input);
-    }
+    await startWhatItAsks(r, input, backfill);
     // Catch-up: a full batch means a backlog; bigger batches cost fewer round trips per change.
     caughtUp = r.caughtUp;
     batchSize = r.batchSize ?? (r.rows >= batchSize ? Math.min(max, batchSize * 2) : base);
@@ -233,6 +226,22 @@ async function startRebuilds(skus: string[]): Promise<void> {
       startUnlessRunning(skuRebuildWorkflow, { workflowId: skuRebuildWorkflowId(sku), args: [{ sku }] }),
     ),
   );
+}
+
+/** What a drain result asks the workflow to start: SKU rebuilds, the automatic backfill. */
+async function startWhatItAsks(
+  r: DrainBatchResult,
+  input: DrainWorkflowInput,
+  backfill: { requested: boolean },
+): Promise<void> {
+  if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
+  // The store was complete again since the backfill was asked for: a later loss in this run (a
+  // TRUNCATE, a source's lost slot) needs a backfill of its own.
+  if (r.storeWasComplete && backfill.requested && patched('drain-backfill-each-loss')) backfill.requested = false;
+  if (r.storeIncomplete && !backfill.requested) {
+    backfill.requested = true;
+    await startAutoBackfill(input);
+  }
 }
 
 /**
