@@ -68,6 +68,12 @@ export interface CaptureProgress {
   handedBack: boolean;
   /** The slot was found lost and created again: the store needs a refill from this source. */
   slotLost: boolean;
+  /**
+   * The loss was recorded with a TRUNCATE of the source's tables (markSourceLost): the drain
+   * empties the store and starts the refill. (A capture of older code, in a rolling deploy, does
+   * not say so: the workflow then starts the refill itself.)
+   */
+  refillQueued: boolean;
 }
 
 /**
@@ -201,6 +207,7 @@ class CaptureState {
       slotCreated: this.slotCreated,
       handedBack: this.handedBack,
       slotLost: this.slotLost,
+      refillQueued: this.slotLost,
     };
   }
 }

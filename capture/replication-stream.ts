@@ -110,8 +110,11 @@ export class ReplicationStream {
       try {
         out.push(decodeFrame(this.queue[this.head]!));
       } catch (err) {
-        // the frames before it are handed out; the next take reports the failure
-        this.finish(err as Error);
+        // the frames before it are handed out; the next take reports the failure (also when the
+        // server had already ended the stream: the frame it sent before is what broke)
+        const failure = classify(err as Error);
+        this.finish(null);
+        this.failure ??= failure;
         this.queue.length = this.head = 0;
         if (!out.length) throw this.failure;
         return out;

@@ -58,6 +58,8 @@ export interface ClosedWindow {
   touched: Set<string>;
   /** History entries before this sequence number came before the high watermark. */
   beforeSeq: number;
+  /** The oldest history entry kept when it closed: the chunk is worked out later (after a write in flight). */
+  fromSeq: number;
 }
 
 /** A transaction the snapshot did not see is older than the history keeps changes for: read the chunk again. */
@@ -109,7 +111,7 @@ export class WatermarkWindows {
     const touched = this.open.get(id);
     if (!touched) return null;
     this.open.delete(id);
-    return { touched, beforeSeq: this.seq };
+    return { touched, beforeSeq: this.seq, fromSeq: this.history[this.head]?.seq ?? this.seq };
   }
 
   /**
@@ -133,6 +135,14 @@ export class WatermarkWindows {
   }
 
   private unseen(w: ClosedWindow, snapshot: string): TransactionChanges[] {
+    // The stream went on while the chunk waited (the write before it in flight, the chunk's
+    // load): history the window had when it closed may have been dropped since. Without it a
+    // transaction the snapshot did not see would be taken for seen; read the chunk again instead.
+    const first = this.history[this.head]?.seq ?? this.seq;
+    if (Math.min(first, w.beforeSeq) > w.fromSeq)
+      throw new HistoryTooShortError(
+        `the stream's history before the chunk's high watermark was dropped (older than ${HISTORY_MS} ms) before the chunk was written`,
+      );
     const s = parseSnapshot(snapshot);
     const out: TransactionChanges[] = [];
     for (let i = this.head; i < this.history.length; i++) {

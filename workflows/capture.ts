@@ -101,8 +101,9 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
       log.warn(`the replication slot of ${input.source} was lost: the drain empties the store and refills it`);
       // The capture wrote a TRUNCATE of the source's tables with the loss (markSourceLost): the
       // drain empties the store and starts the backfill. Starting one here too would, once that
-      // one is done, start a second.
-      if (!patched('lost-slot-refilled-by-drain'))
+      // one is done, start a second. A capture activity of older code (a rolling deploy) wrote no
+      // TRUNCATE: then this run starts the backfill, as before.
+      if (!patched('lost-slot-refilled-by-drain') || !r.refillQueued)
         await startBackfillUnlessRunning(`the replication slot of ${input.source} was lost`, {});
     }
     summary.transactions += r.transactions;

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { rowsOfChunk } from '../../capture/chunk-rows';
 import {
   CHANGES_MS,
+  HISTORY_MS,
   HistoryTooShortError,
   rowKey,
   truncateKey,
@@ -53,6 +54,27 @@ describe('watermark windows', () => {
     expect(() => w.excluded(closed, '105:108:105,107')).toThrow(HistoryTooShortError);
     // a snapshot that saw it needs nothing forgotten
     expect([...w.excluded(closed, '108:108:')]).toEqual([rowKey('inventory', 'D|F1')]);
+  });
+
+  // The chunk is worked out when its batch is written, which can be after a write in flight: the
+  // stream goes on meanwhile, and history the window had may be dropped. A transaction the
+  // snapshot did not see would then pass for seen.
+  it('abandons a chunk when history it had at its high watermark was dropped before it was worked out', () => {
+    const w = new WatermarkWindows();
+    w.see(105, tx(rowKey('inventory', 'B|F1')), 0); // committed before LW, not visible in the snapshot
+    w.low('11');
+    const closed = w.close('11')!;
+    // history kept, not long after: the chunk is worked out as usual
+    expect([...w.excluded(closed, '105:106:105')]).toEqual([rowKey('inventory', 'B|F1')]);
+    w.see(106, tx(rowKey('inventory', 'E|F1')), HISTORY_MS + 1); // the stream went on: 105 is dropped
+    expect(() => w.excluded(closed, '105:106:105')).toThrow(HistoryTooShortError);
+    // a window that closed with an empty history has nothing to lose
+    const v = new WatermarkWindows();
+    v.low('12');
+    const empty = v.close('12')!;
+    v.see(200, tx(rowKey('inventory', 'F|F1')), 0);
+    v.see(201, tx(rowKey('inventory', 'G|F1')), HISTORY_MS + 1);
+    expect([...v.excluded(empty, '200:202:')]).toEqual([]);
   });
 
   it('a high watermark whose low one this capture never saw closes nothing (the chunk is abandoned)', () => {
