@@ -22,8 +22,10 @@ import {
   markSourceLost,
   readCaptureProgress,
   registerCaptureSource,
+  setCaptureSwitch,
   writeCapturedTransactions,
 } from '../outbox/capture-progress';
+import { tablesWithCaptureTriggers } from './capture-triggers';
 import { formatLsn, pgTimeToMs, type ReplicationFrame } from './pgoutput';
 import { ReplicationStream } from './replication-stream';
 import { emitTick } from './ticks';
@@ -112,6 +114,11 @@ export class CaptureSession {
       }
       const slotCreated = await ensureSlot(admin, source.slot);
       await registerCaptureSource(pipeline, source.name, source.slot);
+      // A slot lost during a hand-over from the triggers: the new slot starts after the hand-over
+      // marker and would never see it (every row dropped as the triggers'). Creating the slot
+      // waited for transactions in progress, so triggers gone now were dropped before its start.
+      if (lost && before?.switchId && !(await tablesWithCaptureTriggers(admin, source.tables)).length)
+        await setCaptureSwitch(pipeline, source.name, null);
       const stream = await ReplicationStream.start({
         connectionString: source.url,
         slot: source.slot,

@@ -23,6 +23,9 @@ import { forgetCaptureSource, registerCaptureSource, setCaptureSwitch } from '..
 import { runCapture } from './capture-loop';
 import { dropSlot, ensureSlot } from './slot';
 import type { CaptureSource } from './sources';
+import { tablesWithCaptureTriggers } from './capture-triggers';
+
+export { tablesWithCaptureTriggers };
 import { encodeSwitch, TICK_PREFIX } from './ticks';
 
 async function withSource<T>(source: CaptureSource, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -34,18 +37,6 @@ async function withSource<T>(source: CaptureSource, fn: (c: pg.Client) => Promis
   } finally {
     await c.end();
   }
-}
-
-/** The source's shop tables that carry the trigger capture. */
-export async function tablesWithCaptureTriggers(db: pg.ClientBase | pg.Pool, tables: string[]): Promise<string[]> {
-  const r = await db.query<{ tbl: string }>(
-    `select distinct c.relname as tbl from pg_trigger t join pg_class c on c.oid = t.tgrelid
-       join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'shop' and t.tgname in ('capture_change', 'capture_truncate') and c.relname = any($1)
-      order by 1`,
-    [tables],
-  );
-  return r.rows.map((row) => row.tbl);
 }
 
 /** Locks the tables against writers for the rest of the transaction (at most 5 s of waiting). */
