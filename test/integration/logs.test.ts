@@ -76,7 +76,9 @@ describe('logs off a terminal', () => {
         30_000,
         'the API to listen',
       );
-      expect((await fetch(`${listening}/healthz`)).status).toBe(200);
+      // It listens before its Redis connection is up (and answers 503 until then, as while Redis
+      // is down): healthy once connected.
+      await eventually(async () => (await fetch(`${listening}/healthz`)).status === 200, 10_000, 'healthz 200');
     } finally {
       api.child.kill('SIGTERM');
       await exited(api.child);
