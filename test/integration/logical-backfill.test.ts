@@ -86,6 +86,22 @@ describe('backfill from sources captured from the WAL', () => {
     if (diff.length) throw new Error(`${diff.length} differences, e.g. ${JSON.stringify(diff.slice(0, 3))}`);
     return true;
   };
+  /**
+   * With capture stopped, drops the source's slot and makes the changes `meanwhile` (lost with
+   * it); then starts capture again and waits for the refill the loss starts: the capture marks the
+   * source lost (and writes a TRUNCATE of its tables), the drain empties the store and starts a
+   * backfill, which clears the mark when done.
+   */
+  const loseSlot = async (source: 'inventory' | 'orders', meanwhile: () => Promise<unknown>) => {
+    await captures!.stop();
+    const slot = splitSources().find((s) => s.name === source)!.slot;
+    await dropSlotUnderCapture(source === 'inventory' ? TEST_INVENTORY_URL : TEST_ORDERS_URL, slot);
+    await meanwhile();
+    const backfills = async () => (await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`)).count;
+    const before = await backfills();
+    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
+    await eventually(async () => (await backfills()) > before, 20_000, 'a backfill started after the loss');
+  };
   const fresh = async () => !(await get(`${f.api.base}/v1/badges/S-1?region=R1`)).body.stale;
 
   beforeAll(async () => {
@@ -148,21 +164,10 @@ describe('backfill from sources captured from the WAL', () => {
 
   it('refills by itself after a slot is lost, with the changes made while it was gone', async () => {
     const load = traffic();
-    await captures!.stop();
-    const slot = splitSources().find((s) => s.name === 'orders')!.slot;
-    await dropSlotUnderCapture(TEST_ORDERS_URL, slot);
-    await orders.query(
-      `update shop.orders set qty = qty + 5 where order_id = (select min(order_id) from shop.orders where status = 'placed')`,
-    ); // lost with the slot
-    const startedBackfills = await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`);
-    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
-    // the capture marks the source lost (and writes a TRUNCATE of its tables): the drain empties the
-    // store and starts a backfill, which clears the mark when done
-    await eventually(
-      async () =>
-        (await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`)).count > startedBackfills.count,
-      20_000,
-      'a backfill started after the loss',
+    await loseSlot('orders', () =>
+      orders.query(
+        `update shop.orders set qty = qty + 5 where order_id = (select min(order_id) from shop.orders where status = 'placed')`,
+      ),
     );
     await f.temporal.client.workflow.getHandle(AUTO_BACKFILL_ID).result();
     expect(await load.stop()).toBeGreaterThan(10);
@@ -176,19 +181,10 @@ describe('backfill from sources captured from the WAL', () => {
   // Rows deleted while the slot was gone leave no change behind: a refill of the rows the source
   // still has would keep them in the store, and serve them as fresh once it is done.
   it('drops from the store the rows deleted while a slot was gone', async () => {
-    await captures!.stop();
-    const slot = splitSources().find((s) => s.name === 'inventory')!.slot;
-    await dropSlotUnderCapture(TEST_INVENTORY_URL, slot);
-    await inventory.query(`delete from shop.inventory where sku_id = 'S-5' and fc_id = 'FC-1'`);
-    await inventory.query(`delete from shop.region_fc where region = 'R1' and fc_id = 'FC-2'`);
-    const startedBackfills = await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`);
-    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
-    await eventually(
-      async () =>
-        (await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`)).count > startedBackfills.count,
-      20_000,
-      'a backfill started after the loss',
-    );
+    await loseSlot('inventory', async () => {
+      await inventory.query(`delete from shop.inventory where sku_id = 'S-5' and fc_id = 'FC-1'`);
+      await inventory.query(`delete from shop.region_fc where region = 'R1' and fc_id = 'FC-2'`);
+    });
     // fresh again only once the store equals the rule: no answer in between may be fresh and wrong
     await eventually(
       async () => {
