@@ -31,7 +31,7 @@ import { ReplicationStream } from './replication-stream';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
-import { ensureSlot, readSlot } from './slot';
+import { ensureSlot, readSlot, slotUsable } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
 import { loadReadChunks, type StoredChunk } from '../outbox/capture-chunks';
 import type { ChunkOutcome } from '../outbox/capture-progress';
@@ -103,9 +103,8 @@ export class CaptureSession {
       // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
       // lost in a failover, and the changes in between are not in the outbox. Recorded before the
       // new slot exists, so a crash in between cannot hide it.
-      const slot = await readSlot(admin, source.slot);
       const lost =
-        !(slot.exists && slot.walStatus !== 'lost') && !!before && (before.lsn > 0n || before.coveredAtMs !== null);
+        !slotUsable(await readSlot(admin, source.slot)) && !!before && (before.lsn > 0n || before.coveredAtMs !== null);
       if (lost) {
         await markSourceLost(pipeline, source.name, source.tables);
         logger('capture').warn(

@@ -24,8 +24,6 @@ import { runCapture } from './capture-loop';
 import { dropSlot, ensureSlot } from './slot';
 import type { CaptureSource } from './sources';
 import { tablesWithCaptureTriggers } from './capture-triggers';
-
-export { tablesWithCaptureTriggers };
 import { encodeSwitch, TICK_PREFIX } from './ticks';
 
 async function withSource<T>(source: CaptureSource, fn: (c: pg.Client) => Promise<T>): Promise<T> {

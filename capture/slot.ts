@@ -44,9 +44,12 @@ export async function readSlot(source: pg.ClientBase | pg.Pool, slot: string): P
  * Creates the slot unless it exists. Returns true when it was created now: changes before this
  * moment are not in it, so the store needs a fill from a snapshot of that source.
  */
+/** A slot capture can stream from: it exists and was not invalidated. */
+export const slotUsable = (s: SlotState): boolean => s.exists && s.walStatus !== 'lost';
+
 export async function ensureSlot(source: pg.ClientBase | pg.Pool, slot: string): Promise<boolean> {
   const existing = await readSlot(source, slot);
-  if (existing.exists && existing.walStatus !== 'lost') return false;
+  if (slotUsable(existing)) return false;
   if (existing.exists) await dropSlot(source, slot);
   try {
     await source.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);

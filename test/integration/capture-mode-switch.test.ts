@@ -6,12 +6,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  switchToLogical,
-  switchToTrigger,
-  tablesWithCaptureTriggers,
-  captureTriggersSql,
-} from '../../capture/mode-switch';
+import { switchToLogical, switchToTrigger, captureTriggersSql } from '../../capture/mode-switch';
+import { tablesWithCaptureTriggers } from '../../capture/capture-triggers';
 import { dropSlot } from '../../capture/slot';
 import { captureSources } from '../../capture/sources';
 import { SOURCE_TABLES } from '../../capture/source-tables';
