@@ -19,6 +19,8 @@
  */
 import pg from 'pg';
 import {
+  claimCaptureSource,
+  type CaptureProgressRow,
   markSourceLost,
   readCaptureProgress,
   registerCaptureSource,
@@ -123,9 +125,20 @@ export class CaptureSession {
         slot: source.slot,
         publication: source.publication,
       });
-      // again: registering may have created the row, and a lost slot reset what it records
-      const recorded = await readCaptureProgress(pipeline, source.name);
+      let generation: number;
+      let recorded: CaptureProgressRow | null;
+      try {
+        // Taken once this session holds the slot's stream: from here on, the writes of any older
+        // session (one that outlived its activity, or streamed the old primary's slot) fail.
+        generation = await claimCaptureSource(pipeline, source.name);
+        // again: registering may have created the row, and a lost slot reset what it records
+        recorded = await readCaptureProgress(pipeline, source.name);
+      } catch (err) {
+        await stream.close().catch(() => {});
+        throw err;
+      }
       const state = new CaptureState(source, recorded?.lsn ?? 0n, slotCreated, recorded?.coveredAtMs ?? null);
+      state.generation = generation;
       state.switchId = recorded?.switchId ?? null;
       state.slotLost = lost;
       return new CaptureSession(source, pipeline, stream, admin, state);
@@ -193,6 +206,8 @@ class CaptureState {
   handedBack = false;
   /** This session found the slot lost (reported once: the run starts the refill). */
   slotLost = false;
+  /** The generation this session took (claimCaptureSource): its writes check it. */
+  generation: number | undefined = undefined;
   /** This run's counts. */
   transactions = 0;
   rows = 0;
@@ -413,7 +428,11 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
   state.switchInBatch = false;
   const { batch, chunks } = await withChunkRows(opts.pipeline, taken, state);
   faultPoint('capture-before-write');
-  const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch, { switchDone, chunks });
+  const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch, {
+    switchDone,
+    chunks,
+    generation: state.generation,
+  });
   faultPoint('capture-after-write');
   if (result.outboxTxid)
     recordCaptureWrite(result.outboxTxid, receivedAt, {

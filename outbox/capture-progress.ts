@@ -23,6 +23,34 @@ export interface CaptureProgressRow {
   lostAtMs: number | null;
 }
 
+/**
+ * A capture session that finds the source's progress row taken by a newer session (its generation
+ * moved on: migration 014). It must stop: what it read may belong to a slot recorded as lost.
+ */
+export class CaptureFencedError extends Error {
+  constructor(source: string, held: number, found: string) {
+    super(
+      `capture of ${source}: a newer capture session took the source over (generation ${found}, this session's ${held}); this one stops without writing`,
+    );
+    this.name = 'CaptureFencedError';
+  }
+}
+
+/**
+ * Takes the source for a session that has just started streaming it: the next generation, which
+ * every write of the session checks (writeCapturedTransactions). Any older session's writes fail
+ * from now on, so one that outlived its activity, or still holds a batch from a slot since lost,
+ * cannot move the recorded position.
+ */
+export async function claimCaptureSource(db: pg.Pool | pg.ClientBase, source: string): Promise<number> {
+  const r = await db.query<{ generation: string }>(
+    `update pipeline.capture_progress set generation = generation + 1 where source = $1 returning generation::text`,
+    [source],
+  );
+  if (!r.rowCount) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
+  return Number(r.rows[0]!.generation);
+}
+
 /** Registers a source (idempotent); its slot name is updated when it changed. */
 export async function registerCaptureSource(db: pg.Pool | pg.ClientBase, source: string, slot: string): Promise<void> {
   await db.query(
@@ -92,6 +120,8 @@ export async function writeCapturedTransactions(
   source: string,
   transactions: CapturedTransaction[],
   opts: {
+    /** The session's generation (claimCaptureSource): the write fails if a newer session took the source. */
+    generation?: number;
     /** The batch holds the hand-over marker: from now on the triggers write nothing. */
     switchDone?: boolean;
     /** Chunks read between watermarks whose rows the batch holds, or that were abandoned. */
@@ -101,15 +131,17 @@ export async function writeCapturedTransactions(
   const rowCount = transactions.reduce((n, t) => n + t.rows.length, 0);
   const plain = !opts.switchDone && !opts.chunks?.written.length && !opts.chunks?.abandoned.length;
   if (plain && transactions.length && rowCount <= ONE_STATEMENT_MAX_ROWS) {
-    const written = await writeInOneStatement(pipeline, source, transactions, rowCount);
+    const written = await writeInOneStatement(pipeline, source, transactions, rowCount, opts.generation);
     if (written) return written;
   }
   return withTransaction(pipeline, async (client) => {
-    const at = await client.query<{ lsn: string }>(
-      `select lsn::text as lsn from pipeline.capture_progress where source = $1 for update`,
+    const at = await client.query<{ lsn: string; generation: string }>(
+      `select lsn::text as lsn, generation::text from pipeline.capture_progress where source = $1 for update`,
       [source],
     );
     if (!at.rowCount) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
+    if (opts.generation !== undefined && at.rows[0]!.generation !== String(opts.generation))
+      throw new CaptureFencedError(source, opts.generation, at.rows[0]!.generation);
     const done = parseLsn(at.rows[0]!.lsn);
     const fresh = transactions.filter((t) => t.endLsn > done);
     if (!fresh.length) return { transactions: 0, rows: 0, lsn: done };
@@ -158,9 +190,10 @@ const routedWith = new WeakMap<pg.Pool, number>();
  * The common write of a steady stream (a few source transactions, none written before, no chunk or
  * hand-over) as one statement, so one round trip and one implicit transaction: it locks the progress
  * row and the layout as the transaction of writeCapturedTransactions does, and writes only if the
- * recorded position is before the first transaction (nothing of it was written before) and the
- * partition count is the one the routes were computed with. Otherwise it writes nothing and returns
- * null: the caller takes the general path. Rows take outbox ids in array order (ORDER BY the
+ * recorded position is before the first transaction (nothing of it was written before), the
+ * partition count is the one the routes were computed with and the session's generation is still
+ * the row's. Otherwise it writes nothing and returns null: the caller takes the general path (which
+ * reports a fenced session). Rows take outbox ids in array order (ORDER BY the
  * ordinality), the order the server sent them.
  */
 async function writeInOneStatement(
@@ -168,6 +201,7 @@ async function writeInOneStatement(
   source: string,
   transactions: CapturedTransaction[],
   rowCount: number,
+  generation: number | undefined,
 ): Promise<WriteResult | null> {
   const partitions = routedWith.get(pipeline) ?? 1;
   // The rows as one JSON array of [tbl, op, key, image, old image, route]: the images are JSON text
@@ -183,11 +217,13 @@ async function writeInOneStatement(
   const lsn = transactions[transactions.length - 1]!.endLsn;
   const r = await pipeline.query<{ written: number; done: string | null; partitions: number; txid: string }>(
     `with prog as (
-       select lsn from pipeline.capture_progress where source = $1 for update
+       select lsn, generation from pipeline.capture_progress where source = $1 for update
      ), layout as (
        select partitions from pipeline.drain_layout for share
      ), go as (
-       select 1 from prog where prog.lsn < $2::pg_lsn and coalesce((select partitions from layout), 1) = $3
+       select 1 from prog
+        where prog.lsn < $2::pg_lsn and coalesce((select partitions from layout), 1) = $3
+          and ($8::bigint is null or prog.generation = $8::bigint)
      ), ins as (
        insert into pipeline.outbox (tbl, op, key, image, old_image, route)
        select r->>0, r->>1, r->>2,
@@ -205,7 +241,16 @@ async function writeInOneStatement(
      )
      select (select count(*) from upd)::int as written, (select lsn::text from prog) as done,
             coalesce((select partitions from layout), 1) as partitions, pg_current_xact_id()::text as txid`,
-    [source, formatLsn(transactions[0]!.endLsn), partitions, `[${parts.join(',')}]`, formatLsn(lsn), rowCount, covered],
+    [
+      source,
+      formatLsn(transactions[0]!.endLsn),
+      partitions,
+      `[${parts.join(',')}]`,
+      formatLsn(lsn),
+      rowCount,
+      covered,
+      generation ?? null,
+    ],
   );
   const row = r.rows[0]!;
   if (row.done === null) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);

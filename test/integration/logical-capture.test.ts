@@ -14,9 +14,12 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCapture, type CaptureProgress } from '../../capture/capture-loop';
+import { CaptureSession, runCapture, type CaptureProgress } from '../../capture/capture-loop';
 import type { CaptureSource } from '../../capture/sources';
 import {
+  CaptureFencedError,
+  claimCaptureSource,
+  markSourceLost,
   readCaptureProgress,
   registerCaptureSource,
   setCaptureSwitch,
@@ -278,6 +281,48 @@ describe('capture from the WAL of two source databases', () => {
 
   // A slot lost in the middle of a hand-over from the triggers: the new slot never carries the
   // hand-over marker, and capture must not go on dropping every row as the triggers' own.
+  // A session left behind (its activity timed out, or it streamed the old primary's slot before a
+  // failover) must not write after a newer session recorded the slot as lost: it would set the
+  // position back to the old slot's, and the new slot's transactions below it would be skipped.
+  it('a capture session fenced by a newer one writes nothing, on either write path', async () => {
+    const name = 'fence-test';
+    await registerCaptureSource(pipeline, name, 'no_slot');
+    try {
+      const lsn = async () => (await readCaptureProgress(pipeline, name))!.lsn;
+      const write = (endLsn: bigint, generation: number, switchDone = false) =>
+        writeCapturedTransactions(
+          pipeline,
+          name,
+          [{ endLsn, xid: 1, commitMs: Date.now(), rows: [], ticks: [] }],
+          { generation, switchDone },
+        );
+      const old = await claimCaptureSource(pipeline, name);
+      await write(1000n, old);
+      expect(await lsn()).toBe(1000n);
+      await markSourceLost(pipeline, name, []);
+      const current = await claimCaptureSource(pipeline, name);
+      expect(current).toBeGreaterThan(old);
+      await expect(write(2000n, old)).rejects.toBeInstanceOf(CaptureFencedError); // the one-statement write
+      await expect(write(2000n, old, true)).rejects.toBeInstanceOf(CaptureFencedError); // the transaction
+      expect(await lsn()).toBe(0n);
+      await write(500n, current); // the new slot's positions, below the old one's
+      expect(await lsn()).toBe(500n);
+    } finally {
+      await pipeline.query(`delete from pipeline.capture_progress where source = $1`, [name]);
+    }
+    // A streaming session is fenced the same way once a newer one takes its source.
+    const source = sources[0]!;
+    const session = await CaptureSession.open(source, pipeline);
+    try {
+      const before = await readCaptureProgress(pipeline, source.name);
+      await claimCaptureSource(pipeline, source.name);
+      await expect(session.run({ tickMs: 20, budgetMs: 5_000 })).rejects.toBeInstanceOf(CaptureFencedError);
+      expect((await readCaptureProgress(pipeline, source.name))!.lsn).toBe(before!.lsn);
+    } finally {
+      await session.close();
+    }
+  }, 30_000);
+
   it('a slot lost during a hand-over from the triggers still captures what follows', async () => {
     const inventorySource = sources.find((s) => s.name === 'inventory')!;
     await setCaptureSwitch(pipeline, 'inventory', 'a-switch-whose-marker-the-new-slot-never-sees');
