@@ -28,6 +28,7 @@ import {
   writeCapturedTransactions,
 } from '../outbox/capture-progress';
 import { tablesWithCaptureTriggers } from './capture-triggers';
+import { readHistoryStart, type HistoryStart } from './history-start';
 import { formatLsn, pgTimeToMs, type ReplicationFrame } from './pgoutput';
 import { ReplicationStream } from './replication-stream';
 import { emitTick } from './ticks';
@@ -87,6 +88,9 @@ export interface CaptureProgress {
  * the source, that is everything since it began). Nothing durable lives here: a lost session is
  * re-opened from the slot and the recorded position.
  */
+/** Sources already warned about (once per process, not per session). */
+const warnedWaitsHidden = new Set<string>();
+
 export class CaptureSession {
   private constructor(
     readonly source: CaptureSource,
@@ -127,7 +131,10 @@ export class CaptureSession {
       });
       let generation: number;
       let recorded: CaptureProgressRow | null;
+      let historyStart: HistoryStart;
       try {
+        // What the stream will never send and a chunk read soon may still not see (history-start.ts).
+        historyStart = await readHistoryStart(admin);
         // Taken once this session holds the slot's stream: from here on, the writes of any older
         // session (one that outlived its activity, or streamed the old primary's slot) fail.
         generation = await claimCaptureSource(pipeline, source.name);
@@ -139,6 +146,13 @@ export class CaptureSession {
       }
       const state = new CaptureState(source, recorded?.lsn ?? 0n, slotCreated, recorded?.coveredAtMs ?? null);
       state.generation = generation;
+      state.windows.begin(historyStart.snapshot, historyStart.committedUnseen);
+      if (!historyStart.waitsVisible && !warnedWaitsHidden.has(source.name)) {
+        warnedWaitsHidden.add(source.name);
+        logger('capture').warn(
+          `capture of ${source.name}: its role cannot see other sessions' waits (grant pg_read_all_stats, sql/source-setup.sql); a commit held by a synchronous standby across a capture restart would go unseen by chunk reads`,
+        );
+      }
       state.switchId = recorded?.switchId ?? null;
       state.slotLost = lost;
       return new CaptureSession(source, pipeline, stream, admin, state);
@@ -241,7 +255,7 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  const ticker = startTicker(admin, opts.tickMs, opts.log);
+  const ticker = startTicker(admin, opts.tickMs, opts.log, (snapshot, atMs) => state.windows.observe(snapshot, atMs));
   let lastReport = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
   // starts when this one has committed and the slot was told).
@@ -476,7 +490,12 @@ function onlySourceTables(t: CapturedTransaction, source: CaptureSource): Captur
 }
 
 /** Writes a tick every `tickMs`, one at a time; a failed tick is logged (the stream will fail too if the source is gone). */
-function startTicker(admin: pg.Client, tickMs: number, log?: (m: string) => void) {
+function startTicker(
+  admin: pg.Client,
+  tickMs: number,
+  log: ((m: string) => void) | undefined,
+  onSnapshot: (snapshot: string, atMs: number) => void,
+) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
   let lastWarn = 0;
@@ -484,9 +503,10 @@ function startTicker(admin: pg.Client, tickMs: number, log?: (m: string) => void
     check() {
       if (inFlight || Date.now() < next) return;
       next = Date.now() + tickMs;
+      const askedAt = Date.now();
       inFlight = emitTick(admin)
         .then(
-          () => undefined,
+          (tick) => onSnapshot(tick.snapshot, askedAt),
           (err: Error) => {
             if (Date.now() - lastWarn > 5_000) log?.(`capture tick failed: ${err.message}`);
             lastWarn = Date.now();

@@ -23,6 +23,15 @@ export interface Tick {
   at: number;
 }
 
+/** A tick as its writer knows it. */
+export interface EmittedTick extends Tick {
+  /**
+   * The source's snapshot as the tick was written (pg_snapshot text): what had committed visibly by
+   * then (capture/watermark-windows.ts clears its suspects with it).
+   */
+  snapshot: string;
+}
+
 /**
  * The pipeline's messages in a source's WAL: ticks, and the marker of a hand-over between the
  * trigger capture and capture from the WAL (capture/mode-switch.ts), written in the transaction
@@ -80,11 +89,12 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
  * writes it: every transaction whose commit record comes before the tick committed before that
  * time, by the clock its commit times are taken with (a worker's clock could run ahead of it).
  */
-export async function emitTick(source: pg.ClientBase | pg.Pool): Promise<Tick> {
-  const r = await source.query<{ at: number }>(
+export async function emitTick(source: pg.ClientBase | pg.Pool): Promise<EmittedTick> {
+  const r = await source.query<{ at: number; snapshot: string }>(
     `with t as (select (extract(epoch from clock_timestamp()) * 1000)::float8 as at)
-     select at, pg_logical_emit_message(true, $1, json_build_object('tick', at)::text) from t`,
+     select at, pg_current_snapshot()::text as snapshot,
+            pg_logical_emit_message(true, $1, json_build_object('tick', at)::text) from t`,
     [TICK_PREFIX],
   );
-  return { at: r.rows[0]!.at };
+  return { at: r.rows[0]!.at, snapshot: r.rows[0]!.snapshot };
 }

@@ -15,8 +15,16 @@
  *    searched for them.
  * Keys changed by either are left out of the chunk (the stream's newer change stands); the rest are
  * written at HW's place in the stream, so changes after it apply on top, in order.
+ *
+ * The history cannot answer for a transaction it never held or no longer holds: one whose commit
+ * came before this session's stream began (a synchronous-replication stall can keep a commit
+ * invisible for as long as the standby is away, across a session restart), or one dropped after
+ * HISTORY_MS. Those are *suspects* while a snapshot of the source does not see them: at the
+ * session's start, the transactions its first snapshot did not see that had already committed;
+ * later, each history entry dropped while the newest source snapshot (taken with every tick) still
+ * does not see it. A chunk whose snapshot does not see a suspect is read again.
  */
-import { parseSnapshot, visibleIn } from '../db/pg-snapshot';
+import { parseSnapshot, visibleIn, type PgSnapshot } from '../db/pg-snapshot';
 import type { CapturedRow } from './row-image';
 
 /** How far back the xids of the history reach: far beyond the moment between a commit record and its visibility. */
@@ -29,6 +37,12 @@ export const HISTORY_MS = 10_000;
  * at high change rates.
  */
 export const CHANGES_MS = 3_000;
+/**
+ * How long a suspect (below) is kept after a source snapshot first saw it: longer than a chunk's
+ * snapshot is ever older than its processing (a chunk waiting longer loses its history and is
+ * read again anyway, HistoryTooShortError).
+ */
+export const SUSPECT_KEEP_MS = 3 * HISTORY_MS;
 
 /** What a transaction changed, worked out only when a chunk needs it (most never are). */
 export interface TransactionChanges {
@@ -75,6 +89,14 @@ export class WatermarkWindows {
   /** The first entry that still has its changes. */
   private changesHead = 0;
   private seq = 0;
+  /** The newest snapshot of the source (observe()): a dropped entry it does not see becomes a suspect. */
+  private latest: PgSnapshot | null = null;
+  /**
+   * Committed transactions (64-bit xids) the history cannot answer for, and when a source snapshot
+   * first saw them (null: none yet). One seen is kept SUSPECT_KEEP_MS more: a chunk whose snapshot
+   * was taken before that moment may still not see it.
+   */
+  private readonly suspects = new Map<bigint, number | null>();
 
   /** A transaction of the stream, in commit order (one that changed no row of ours is not kept). */
   see(xid: number, changes: TransactionChanges, atMs: number, changedRows = true): void {
@@ -90,12 +112,47 @@ export class WatermarkWindows {
     const h = this.history;
     while (this.changesHead < h.length && h[this.changesHead]!.atMs < nowMs - CHANGES_MS)
       h[this.changesHead++]!.changes = null;
-    while (this.head < h.length && h[this.head]!.atMs < nowMs - HISTORY_MS) this.head++;
+    while (this.head < h.length && h[this.head]!.atMs < nowMs - HISTORY_MS) {
+      const xid = h[this.head++]!.xid;
+      // almost always seen long since: a suspect only in a visibility stall of HISTORY_MS
+      if (!this.latest) continue; // before begin(): nothing of this session is dropped yet
+      const full = widenXid(xid, this.latest.xmax);
+      if (!visibleIn(this.latest, full)) this.suspects.set(full, null);
+    }
     if (this.head > 1_000 && this.head * 2 > h.length) {
       this.history = h.slice(this.head);
       this.changesHead -= this.head;
       this.head = 0;
     }
+  }
+
+  /**
+   * The session's start: `snapshot` was taken on the source once the stream began, and `committed`
+   * are the transactions it did not see that had committed when asked (pg_xact_status). Their
+   * commits may precede the stream's start, so the history will never hold them.
+   */
+  begin(snapshot: string, committed: bigint[]): void {
+    this.latest = parseSnapshot(snapshot);
+    for (const x of committed) this.suspects.set(x, null);
+  }
+
+  /** A snapshot of the source taken at `atMs` (with a tick): suspects it sees are cleared. */
+  observe(snapshot: string, atMs: number): void {
+    const s = parseSnapshot(snapshot);
+    if (this.latest && s.xmax < this.latest.xmax) return; // an older one, answered late
+    this.latest = s;
+    for (const [x, seenAt] of this.suspects) {
+      if (seenAt === null) {
+        if (visibleIn(s, x)) this.suspects.set(x, atMs);
+      } else if (seenAt < atMs - SUSPECT_KEEP_MS) this.suspects.delete(x);
+    }
+  }
+
+  /** How many transactions the history cannot answer for and no source snapshot has seen yet. */
+  get suspectCount(): number {
+    let n = 0;
+    for (const seenAt of this.suspects.values()) if (seenAt === null) n++;
+    return n;
   }
 
   /** LW of chunk `id`: from here on, every changed key is noted for it. */
@@ -144,6 +201,11 @@ export class WatermarkWindows {
         `the stream's history before the chunk's high watermark was dropped (older than ${HISTORY_MS} ms) before the chunk was written`,
       );
     const s = parseSnapshot(snapshot);
+    for (const x of this.suspects.keys())
+      if (!visibleIn(s, x))
+        throw new HistoryTooShortError(
+          `transaction ${x} committed before this capture's history reaches and the chunk's snapshot did not see it (a commit kept invisible, as by a synchronous standby that does not answer)`,
+        );
     const out: TransactionChanges[] = [];
     for (let i = this.head; i < this.history.length; i++) {
       const seen = this.history[i]!;

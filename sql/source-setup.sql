@@ -50,3 +50,16 @@ begin
 end $$;
 grant usage on schema shop to fresh_badges_reader;
 grant select on all tables in schema shop to fresh_badges_reader;
+
+-- And pg_read_all_stats: capture reads which sessions wait for a synchronous standby
+-- (pg_stat_activity's wait event). Their commits are in the WAL but not yet visible, and a chunk read
+-- while one waits must not win over its change (capture/history-start.ts). Without it capture works
+-- and logs a warning; such a stall across a capture restart then goes unseen. Granting it needs a
+-- superuser (or a role that administers pg_read_all_stats): a notice says so when this role cannot.
+do $$
+begin
+  grant pg_read_all_stats to fresh_badges_reader;
+exception when insufficient_privilege then
+  raise notice 'fresh_badges_reader was not granted pg_read_all_stats (%): ask a superuser to', sqlerrm;
+end $$;
+

@@ -11,6 +11,7 @@
  *  - with no capture running, a read fails with a message that says so.
  */
 import fc from 'fast-check';
+import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCapture } from '../../capture/capture-loop';
@@ -203,6 +204,80 @@ describe('reading source rows between watermarks', () => {
     ]);
     await coveredAfter(Date.now());
     expect((await chunkState(pipeline, id)).state).toBe('abandoned');
+  }, 60_000);
+
+  // A synchronous standby that does not answer keeps a commit invisible after its record is in the
+  // WAL (and in the stream). A capture session that starts after it never sees it in its history; a
+  // chunk read meanwhile does not see it either, and its older image would win over the change.
+  it('abandons a chunk whose snapshot misses a commit made before the capture session began (a standby away)', async () => {
+    await source.query(
+      `insert into shop.inventory values ('C', 'F1', 1, 0, now()) on conflict (sku_id, fc_id) do update set on_hand = 1`,
+    );
+    await coveredAfter(Date.now());
+    const setSync = async (on: boolean) => {
+      if (on) {
+        await source.query(`alter system set synchronous_commit = 'local'`); // everyone else does not wait
+        await source.query(`alter system set synchronous_standby_names = 'fresh_badges_nobody'`);
+      } else {
+        await source.query(`alter system reset synchronous_standby_names`);
+        await source.query(`alter system reset synchronous_commit`);
+      }
+      await source.query(`select pg_reload_conf()`);
+      await sleep(300);
+    };
+    const held = new pg.Client({ connectionString: TEST_INVENTORY_URL });
+    await held.connect();
+    let commit: Promise<unknown> | null = null;
+    await setSync(true);
+    try {
+      const from = await maxId();
+      await held.query(`begin`);
+      await held.query(`set local synchronous_commit = on`);
+      await held.query(`update shop.inventory set on_hand = 555 where sku_id = 'C' and fc_id = 'F1'`);
+      commit = held.query(`commit`).catch(() => {}); // waits for a standby that does not answer
+      for (let i = 0; ; i++) {
+        const r = await pipeline.query(`select 1 from pipeline.outbox where id > $1 and key = 'C|F1' and op = 'U'`, [
+          from,
+        ]);
+        if (r.rowCount) break; // captured: its commit record was in the stream
+        if (i > 250) throw new Error('the held commit was not captured');
+        await sleep(20);
+      }
+      await stopCapture!();
+      await startCapture(); // a new session: its history begins after that commit
+      const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['C|F1'] });
+      await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
+        TICK_PREFIX,
+        encodeWatermark('low', id, 'inventory'),
+      ]);
+      const reader = await source.connect();
+      let read: { snap: string; on_hand: number };
+      try {
+        await reader.query(`begin isolation level repeatable read`);
+        read = (
+          await reader.query(
+            `select pg_current_snapshot()::text as snap, on_hand from shop.inventory where sku_id = 'C' and fc_id = 'F1'`,
+          )
+        ).rows[0];
+        await reader.query(`commit`);
+      } finally {
+        reader.release();
+      }
+      expect(read.on_hand).toBe(1); // the commit is still invisible
+      await storeChunkRead(pipeline, id, read.snap, [
+        { key: 'C|F1', image: { sku_id: 'C', fc_id: 'F1', on_hand: read.on_hand, reserved: 0 } },
+      ]);
+      await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
+        TICK_PREFIX,
+        encodeWatermark('high', id, 'inventory'),
+      ]);
+      await coveredAfter(Date.now());
+      expect((await chunkState(pipeline, id)).state).toBe('abandoned');
+    } finally {
+      await setSync(false);
+      await commit;
+      await held.end();
+    }
   }, 60_000);
 
   // Two source settings can name one database: each slot's stream then holds both sources'

@@ -9,6 +9,7 @@ import {
   HISTORY_MS,
   HistoryTooShortError,
   rowKey,
+  SUSPECT_KEEP_MS,
   truncateKey,
   WatermarkWindows,
   widenXid,
@@ -75,6 +76,38 @@ describe('watermark windows', () => {
     v.see(200, tx(rowKey('inventory', 'F|F1')), 0);
     v.see(201, tx(rowKey('inventory', 'G|F1')), HISTORY_MS + 1);
     expect([...v.excluded(empty, '200:202:')]).toEqual([]);
+  });
+
+  // A commit kept invisible (a synchronous standby that does not answer) across a session restart:
+  // its commit came before the new stream's start, so the history never holds it.
+  it("abandons a chunk whose snapshot does not see a commit from before the session's history", () => {
+    const w = new WatermarkWindows();
+    w.begin('100:106:100,103', [103n]); // 103 had committed, not visibly; 100 was still in progress
+    w.low('1');
+    w.see(104, tx(rowKey('inventory', 'A|F1')), 1);
+    const closed = w.close('1')!;
+    expect(() => w.excluded(closed, '100:106:100,103')).toThrow(HistoryTooShortError);
+    expect([...w.excluded(closed, '100:106:100')]).toEqual([rowKey('inventory', 'A|F1')]); // saw it: fine
+    // A tick's snapshot sees it now; a chunk whose snapshot was taken before still did not.
+    w.observe('100:107:100', 5);
+    expect(w.suspectCount).toBe(0);
+    expect(() => w.excluded(closed, '100:106:100,103')).toThrow(HistoryTooShortError);
+    w.observe('100:107:100', 5 + SUSPECT_KEEP_MS + 1); // forgotten after that
+    expect(() => w.excluded(closed, '100:106:100,103')).not.toThrow();
+  });
+
+  it('a transaction dropped from the history while no source snapshot sees it stays a suspect', () => {
+    const w = new WatermarkWindows();
+    w.begin('100:100:', []);
+    w.see(100, tx(rowKey('inventory', 'A|F1')), 0); // committed, kept invisible
+    w.see(101, tx(rowKey('inventory', 'B|F1')), 1);
+    w.observe('100:102:100', 2); // 101 is visible, 100 not
+    w.see(102, tx(rowKey('inventory', 'C|F1')), HISTORY_MS + 5); // both dropped from the history
+    expect(w.suspectCount).toBe(1);
+    w.low('2');
+    const closed = w.close('2')!;
+    expect(() => w.excluded(closed, '100:103:100')).toThrow(HistoryTooShortError);
+    expect([...w.excluded(closed, '103:103:')]).toEqual([]);
   });
 
   it('a high watermark whose low one this capture never saw closes nothing (the chunk is abandoned)', () => {
