@@ -290,12 +290,10 @@ describe('capture from the WAL of two source databases', () => {
     try {
       const lsn = async () => (await readCaptureProgress(pipeline, name))!.lsn;
       const write = (endLsn: bigint, generation: number, switchDone = false) =>
-        writeCapturedTransactions(
-          pipeline,
-          name,
-          [{ endLsn, xid: 1, commitMs: Date.now(), rows: [], ticks: [] }],
-          { generation, switchDone },
-        );
+        writeCapturedTransactions(pipeline, name, [{ endLsn, xid: 1, commitMs: Date.now(), rows: [], ticks: [] }], {
+          generation,
+          switchDone,
+        });
       const old = await claimCaptureSource(pipeline, name);
       await write(1000n, old);
       expect(await lsn()).toBe(1000n);
