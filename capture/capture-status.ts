@@ -22,6 +22,8 @@ export interface CaptureSourceStatus {
     confirmedLsn: string | null;
     retainedBytes: number;
     walStatus: string | null;
+    /** Why the server invalidated it (PostgreSQL ≥ 16 says; capture/slot.ts), or null. */
+    invalidationReason: string | null;
   } | null;
   error?: string;
   /** The source position written into the outbox. */
@@ -60,9 +62,12 @@ export async function readCaptureStatus(
       try {
         const slot = await readSlot(pool, s.slot);
         // only plain values: `ops status --json` prints this (an LSN is a bigint in the code)
-        const { exists, active, retainedBytes, walStatus, confirmedFlushLsn } = slot;
+        const { exists, active, retainedBytes, walStatus, confirmedFlushLsn, invalidationReason } = slot;
         const confirmedLsn = confirmedFlushLsn === null ? null : formatLsn(confirmedFlushLsn);
-        return { ...base, slotState: { exists, active, confirmedLsn, retainedBytes, walStatus } };
+        return {
+          ...base,
+          slotState: { exists, active, confirmedLsn, retainedBytes, walStatus, invalidationReason },
+        };
       } catch (err) {
         return { ...base, slotState: null, error: redactText((err as Error).message) };
       }

@@ -15,38 +15,59 @@ export interface SlotState {
   retainedBytes: number;
   /** `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL ≥ 13). */
   walStatus: string | null;
+  /**
+   * Why the server invalidated the slot, when it says so: `invalidation_reason` (PostgreSQL ≥ 17:
+   * wal_removed, rows_removed, wal_level_insufficient, idle_timeout), or `rows_removed` when only
+   * PostgreSQL 16's `conflicting` is true. A slot invalidated for a reason other than removed WAL
+   * keeps a wal_status that is not `lost`, yet every stream from it fails.
+   */
+  invalidationReason: string | null;
 }
 
 export async function readSlot(source: pg.ClientBase | pg.Pool, slot: string): Promise<SlotState> {
+  // The columns of newer versions are read through to_jsonb (absent on older ones: null).
   const r = await source.query<{
     active: boolean;
     confirmed: string | null;
     retained: string | null;
     wal_status: string | null;
+    reason: string | null;
+    conflicting: string | null;
   }>(
     `select active, confirmed_flush_lsn::text as confirmed,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status
-       from pg_replication_slots where slot_name = $1`,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status,
+            to_jsonb(s) ->> 'invalidation_reason' as reason, to_jsonb(s) ->> 'conflicting' as conflicting
+       from pg_replication_slots s where slot_name = $1`,
     [slot],
   );
   const row = r.rows[0];
-  if (!row) return { exists: false, active: false, confirmedFlushLsn: null, retainedBytes: 0, walStatus: null };
+  if (!row)
+    return {
+      exists: false,
+      active: false,
+      confirmedFlushLsn: null,
+      retainedBytes: 0,
+      walStatus: null,
+      invalidationReason: null,
+    };
   return {
     exists: true,
     active: row.active,
     confirmedFlushLsn: row.confirmed ? parseLsn(row.confirmed) : null,
     retainedBytes: Number(row.retained ?? 0),
     walStatus: row.wal_status,
+    invalidationReason: row.reason ?? (row.conflicting === 'true' ? 'rows_removed' : null),
   };
 }
+
+/** A slot capture can stream from: it exists and was not invalidated. */
+export const slotUsable = (s: SlotState): boolean =>
+  s.exists && s.walStatus !== 'lost' && s.invalidationReason === null;
 
 /**
  * Creates the slot unless it exists. Returns true when it was created now: changes before this
  * moment are not in it, so the store needs a fill from a snapshot of that source.
  */
-/** A slot capture can stream from: it exists and was not invalidated. */
-export const slotUsable = (s: SlotState): boolean => s.exists && s.walStatus !== 'lost';
-
 export async function ensureSlot(source: pg.ClientBase | pg.Pool, slot: string): Promise<boolean> {
   const existing = await readSlot(source, slot);
   if (slotUsable(existing)) return false;

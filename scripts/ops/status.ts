@@ -243,7 +243,7 @@ export function printStatus(s: Status): void {
 function describeCapture(c: CaptureSourceStatus): string {
   const slot = c.slotState
     ? c.slotState.exists
-      ? `slot ${c.slot} ${c.slotState.active ? 'streaming' : 'idle'}, keeps ${(c.slotState.retainedBytes / 1048576).toFixed(1)} MiB of WAL${c.slotState.walStatus && c.slotState.walStatus !== 'reserved' ? ` (${c.slotState.walStatus})` : ''}`
+      ? `slot ${c.slot} ${c.slotState.active ? 'streaming' : 'idle'}, keeps ${(c.slotState.retainedBytes / 1048576).toFixed(1)} MiB of WAL${c.slotState.walStatus && c.slotState.walStatus !== 'reserved' ? ` (${c.slotState.walStatus})` : ''}${c.slotState.invalidationReason ? ` INVALIDATED (${c.slotState.invalidationReason}: capture drops and re-creates it)` : ''}`
       : `slot ${c.slot} MISSING (capture creates it; changes meanwhile are lost)`
     : `source unreachable: ${c.error}`;
   const covered =

@@ -208,7 +208,12 @@ describe('the pipeline on capture from the WAL of two source databases', () => {
     const status = await readCaptureStatus(f.c.config, f.c.pool);
     expect(status.map((s) => s.source).sort()).toEqual(['inventory', 'orders']);
     for (const s of status) {
-      expect(s.slotState).toMatchObject({ exists: true, active: true, walStatus: 'reserved' });
+      expect(s.slotState).toMatchObject({
+        exists: true,
+        active: true,
+        walStatus: 'reserved',
+        invalidationReason: null,
+      });
       expect(s.slotState!.retainedBytes).toBeGreaterThanOrEqual(0);
       expect(Date.now() - s.coveredAtMs!).toBeLessThan(STALE_AFTER_MS);
       expect(s.lostAtMs).toBeNull();
