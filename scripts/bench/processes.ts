@@ -7,13 +7,19 @@ import { buildWorkflowBundle } from '../../worker/workflow-bundle';
 import { ensureSchedules, triggerCaptures } from '../lib/schedules';
 import { drainScheduleIdOf, drainShard, drainShards } from '../../outbox';
 import { DATA_DIR, startDevServer } from '../lib/temporal-server';
+import { PIPELINE_WORKER_NODE_FLAGS } from '../../worker/node-flags';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-export function spawnNode(script: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
+export function spawnNode(
+  script: string,
+  env: Record<string, string>,
+  ready: RegExp,
+  flags: string[] = [],
+): Promise<ChildProcess> {
   // BENCH_NODE_ARGS: extra Node flags for the pipeline's processes (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...flags, ...extra, '--import', 'tsx', script], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -92,7 +98,14 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
       WORKFLOW_BUNDLE: bundle,
     };
     // Two worker processes, as `npm start` runs them: the drain's, and landing/export's.
-    children.push(await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'pipeline' }, /polling task queue/));
+    children.push(
+      await spawnNode(
+        'worker/main.ts',
+        { ...env, WORKER_TASK_QUEUES: 'pipeline' },
+        /polling task queue/,
+        PIPELINE_WORKER_NODE_FLAGS, // as npm start runs it
+      ),
+    );
     children.push(await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'batch' }, /polling task queue/));
     children.push(await spawnNode('serving/main.ts', env, /listening/));
     const connection = await Connection.connect({ address: server.address });

@@ -24,6 +24,7 @@ import { ensureSchedules } from '../lib/schedules';
 import { DATA_DIR, DevServer, startDevServer } from '../lib/temporal-server';
 import { Bench, benchConfig, ensureCatalogue, openBench } from './bench-env';
 import { spawnNode } from './processes';
+import { PIPELINE_WORKER_NODE_FLAGS } from '../../worker/node-flags';
 import { int, table } from './stats';
 
 const log = (s: string) => console.log(`[soak ${new Date().toISOString().slice(11, 19)}] ${s}`);
@@ -96,7 +97,12 @@ async function startWorkers(b: Bench, server: DevServer, bundle: string, started
     EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
     WORKFLOW_BUNDLE: bundle,
   };
-  const worker = await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'pipeline' }, /polling task queue/);
+  const worker = await spawnNode(
+    'worker/main.ts',
+    { ...env, WORKER_TASK_QUEUES: 'pipeline' },
+    /polling task queue/,
+    PIPELINE_WORKER_NODE_FLAGS,
+  );
   const batchWorker = await spawnNode('worker/main.ts', { ...env, WORKER_TASK_QUEUES: 'batch' }, /polling task queue/);
   started.children.push(worker, batchWorker);
   return { worker, batchWorker };
