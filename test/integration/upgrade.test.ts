@@ -148,6 +148,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '011_capture_progress.sql',
         '012_capture_chunks.sql',
         '013_dead_letter_discard.sql',
+        '014_capture_generation.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
