@@ -88,6 +88,21 @@ export interface CaptureProgress {
  * the source, that is everything since it began). Nothing durable lives here: a lost session is
  * re-opened from the slot and the recorded position.
  */
+/** The source's snapshot of each tick this session wrote, by the tick's time, until the tick arrives in the stream. */
+class TickSnapshots {
+  private readonly byAt = new Map<number, string>();
+  add(at: number, snapshot: string): void {
+    // ticks that never arrive (the stream failed) are not kept for ever
+    if (this.byAt.size >= 1_000) this.byAt.delete(this.byAt.keys().next().value!);
+    this.byAt.set(at, snapshot);
+  }
+  take(at: number): string | undefined {
+    const s = this.byAt.get(at);
+    if (s !== undefined) this.byAt.delete(at);
+    return s;
+  }
+}
+
 /** Sources already warned about (once per process, not per session). */
 const warnedWaitsHidden = new Set<string>();
 
@@ -98,11 +113,16 @@ export class CaptureSession {
     private readonly stream: ReplicationStream,
     private readonly admin: pg.Client,
     private readonly state: CaptureState,
+    private readonly adminLost: { lost: boolean },
   ) {}
 
   static async open(source: CaptureSource, pipeline: pg.Pool): Promise<CaptureSession> {
     const admin = new pg.Client({ connectionString: source.url, application_name: 'fresh-badges-capture-ticks' });
-    admin.on('error', () => {}); // a failed tick query reports it
+    // A failed tick query reports it. A lost tick connection ends the session's health: its ticks
+    // would fail from then on (coverage, and reads, stuck) while the stream itself goes on.
+    const adminLost = { lost: false };
+    admin.on('error', () => void (adminLost.lost = true));
+    admin.on('end', () => void (adminLost.lost = true));
     await admin.connect();
     try {
       const before = await readCaptureProgress(pipeline, source.name);
@@ -146,7 +166,7 @@ export class CaptureSession {
       }
       const state = new CaptureState(source, recorded?.lsn ?? 0n, slotCreated, recorded?.coveredAtMs ?? null);
       state.generation = generation;
-      state.windows.begin(historyStart.snapshot, historyStart.committedUnseen);
+      state.windows.begin(historyStart.snapshot, historyStart.waiting, Date.now());
       if (!historyStart.waitsVisible && !warnedWaitsHidden.has(source.name)) {
         warnedWaitsHidden.add(source.name);
         logger('capture').warn(
@@ -155,7 +175,7 @@ export class CaptureSession {
       }
       state.switchId = recorded?.switchId ?? null;
       state.slotLost = lost;
-      return new CaptureSession(source, pipeline, stream, admin, state);
+      return new CaptureSession(source, pipeline, stream, admin, state, adminLost);
     } catch (err) {
       await admin.end().catch(() => {});
       throw err;
@@ -177,9 +197,9 @@ export class CaptureSession {
     return progress;
   }
 
-  /** False once the stream failed: the session must be closed and a new one opened. */
+  /** False once the stream or the tick connection failed: the session must be closed and a new one opened. */
   get healthy(): boolean {
-    return this.stream.healthy;
+    return this.stream.healthy && !this.adminLost.lost;
   }
 
   async close(): Promise<void> {
@@ -220,6 +240,8 @@ class CaptureState {
   handedBack = false;
   /** This session found the slot lost (reported once: the run starts the refill). */
   slotLost = false;
+  /** The snapshots of this session's ticks written and not yet met in the stream. */
+  readonly tickSnapshots = new TickSnapshots();
   /** The generation this session took (claimCaptureSource): its writes check it. */
   generation: number | undefined = undefined;
   /** This run's counts. */
@@ -255,7 +277,7 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  const ticker = startTicker(admin, opts.tickMs, opts.log, (snapshot, atMs) => state.windows.observe(snapshot, atMs));
+  const ticker = startTicker(admin, opts.tickMs, opts.log, (at, snapshot) => state.tickSnapshots.add(at, snapshot));
   let lastReport = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
   // starts when this one has committed and the slot was told).
@@ -378,6 +400,11 @@ function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: strin
     Date.now(),
     rows.length > 0,
   );
+  // this capture's own ticks bring the source's snapshot as they were written (the horizon)
+  for (const tick of t.ticks) {
+    const snapshot = state.tickSnapshots.take(tick.at);
+    if (snapshot) state.windows.observe(snapshot, Date.now());
+  }
   const highs: { chunk: string; window: ClosedWindow | null }[] = [];
   for (const w of t.watermarks ?? []) {
     // another source's chunk (two source settings naming one database): its capture writes it
@@ -494,7 +521,7 @@ function startTicker(
   admin: pg.Client,
   tickMs: number,
   log: ((m: string) => void) | undefined,
-  onSnapshot: (snapshot: string, atMs: number) => void,
+  onSnapshot: (at: number, snapshot: string) => void,
 ) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
@@ -503,10 +530,9 @@ function startTicker(
     check() {
       if (inFlight || Date.now() < next) return;
       next = Date.now() + tickMs;
-      const askedAt = Date.now();
       inFlight = emitTick(admin)
         .then(
-          (tick) => onSnapshot(tick.snapshot, askedAt),
+          (tick) => onSnapshot(tick.at, tick.snapshot),
           (err: Error) => {
             if (Date.now() - lastWarn > 5_000) log?.(`capture tick failed: ${err.message}`);
             lastWarn = Date.now();

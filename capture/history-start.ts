@@ -14,10 +14,10 @@ import type pg from 'pg';
 import { widenXid } from './watermark-windows';
 
 export interface HistoryStart {
-  /** The source's snapshot, taken after the stream began. */
+  /** The source's snapshot, taken after the stream began and after the waits were read. */
   snapshot: string;
-  /** Transactions that snapshot did not see whose commit waits for a synchronous standby (64-bit xids). */
-  committedUnseen: bigint[];
+  /** Transactions whose commit waited for a synchronous standby (64-bit xids). */
+  waiting: bigint[];
   /**
    * False when the role cannot see other sessions' wait events (it needs pg_read_all_stats,
    * sql/source-setup.sql): such a stall across a session restart then goes unseen.
@@ -26,23 +26,23 @@ export interface HistoryStart {
 }
 
 /**
- * Asks the source, once its stream has begun: one statement, so the waits are read with the
- * snapshot they are compared to. A backend waiting for its standby has flushed its commit record;
- * the xid is widened to 64 bits by the snapshot's epoch (pg_snapshot_xmax), as the stream's are.
-
+ * Asks the source, once its stream has begun: the waits first, then the snapshot, so a commit that
+ * stops waiting in between is visible in the snapshot (which chunks must cover: watermark-windows.ts).
+ * A prepared transaction (two-phase commit) waiting after PREPARE has not committed: it is left out
+ * (one that waits after COMMIT PREPARED is not told apart: its backend has no xid of its own).
+ * The 32-bit xids are widened to 64 bits by the snapshot's epoch, as the stream's are.
  */
 export async function readHistoryStart(source: pg.ClientBase): Promise<HistoryStart> {
-  const r = await source.query<{ snapshot: string; waiting: string[]; visible: boolean }>(
-    `with s as materialized (select pg_current_snapshot() as snap)
-     select s.snap::text as snapshot,
-            array(select a.backend_xid::text from pg_stat_activity a
-                   where a.wait_event = 'SyncRep' and a.backend_xid is not null) as waiting,
+  const waits = await source.query<{ waiting: string[]; visible: boolean }>(
+    `select array(select a.backend_xid::text from pg_stat_activity a
+                   where a.wait_event = 'SyncRep' and a.backend_xid is not null
+                     and a.backend_xid not in (select transaction from pg_prepared_xacts)) as waiting,
             (select rolsuper from pg_roles where rolname = current_user)
-              or pg_has_role(current_user, 'pg_read_all_stats', 'member') as visible
-       from s`,
+              or pg_has_role(current_user, 'pg_read_all_stats', 'member') as visible`,
   );
-  const row = r.rows[0]!;
-  const xmax = BigInt(row.snapshot.split(':')[1]!);
-  const committedUnseen = row.waiting.map((x) => widenXid(Number(x), xmax));
-  return { snapshot: row.snapshot, committedUnseen, waitsVisible: row.visible };
+  const snap = await source.query<{ snapshot: string }>(`select pg_current_snapshot()::text as snapshot`);
+  const snapshot = snap.rows[0]!.snapshot;
+  const xmax = BigInt(snapshot.split(':')[1]!);
+  const { waiting, visible } = waits.rows[0]!;
+  return { snapshot, waiting: waiting.map((x) => widenXid(Number(x), xmax)), waitsVisible: visible };
 }

@@ -39,6 +39,7 @@ export class SlotBusyError extends Error {
 
 type PgConnection = {
   on(event: 'copyData', fn: (msg: { chunk: Buffer }) => void): void;
+  once(event: 'replicationStart', fn: () => void): void;
   sendCopyFromChunk(chunk: Buffer): void;
   stream: { pause(): void; resume(): void };
 };
@@ -76,10 +77,28 @@ export class ReplicationStream {
     const stream = new ReplicationStream(client, connection);
     connection.on('copyData', ({ chunk }) => stream.receive(chunk));
     const sql = `START_REPLICATION SLOT ${opts.slot} LOGICAL 0/0 (proto_version '1', publication_names '${opts.publication}', messages 'true')`;
-    client.query(sql).then(
-      () => stream.finish(null),
-      (err: Error) => stream.finish(err),
-    );
+    // Started once the server answers CopyBothResponse: it holds the slot from then on. A start the
+    // server refuses (slot busy, lost, no publication) fails here, so the caller has taken nothing
+    // on the strength of it (capture-loop.ts claims the source's generation after this).
+    const started = new Promise<void>((resolve, reject) => {
+      connection.once('replicationStart', () => resolve());
+      client.query(sql).then(
+        () => {
+          stream.finish(null);
+          resolve();
+        },
+        (err: Error) => {
+          stream.finish(err);
+          reject(stream.failure ?? err);
+        },
+      );
+    });
+    try {
+      await started;
+    } catch (err) {
+      await stream.close();
+      throw err;
+    }
     stream.statusTimer = setInterval(() => stream.sendStatus(false), STATUS_EVERY_MS);
     return stream;
   }

@@ -17,14 +17,22 @@
  * written at HW's place in the stream, so changes after it apply on top, in order.
  *
  * The history cannot answer for a transaction it never held or no longer holds: one whose commit
- * came before this session's stream began (a synchronous-replication stall can keep a commit
- * invisible for as long as the standby is away, across a session restart), or one dropped after
- * HISTORY_MS. Those are *suspects* while a snapshot of the source does not see them: at the
- * session's start, the transactions its first snapshot did not see that had already committed;
- * later, each history entry dropped while the newest source snapshot (taken with every tick) still
- * does not see it. A chunk whose snapshot does not see a suspect is read again.
+ * came before this session's stream began (a synchronous standby that does not answer keeps a
+ * commit invisible after its record is written, across a session restart), or one dropped after
+ * HISTORY_MS. What covers them is a recent snapshot of the source, the *horizon*: every tick
+ * carries the source's snapshot as it was written, and when the tick arrives in the stream that
+ * snapshot is kept; the horizon is the one that arrived about HORIZON_MS ago (the session's first
+ * snapshot until then).
+ *  - A chunk whose snapshot does not cover the horizon (sees less than it) was read too long ago
+ *    for what the history keeps: it is read again.
+ *  - A transaction the horizon does not see when it leaves the history, and at the session's start
+ *    every transaction waiting for a synchronous standby (capture/history-start.ts), is a
+ *    *suspect* until the horizon sees it: a chunk whose snapshot does not see a suspect is read
+ *    again. A suspect the horizon sees is seen by every chunk that gets this far.
+ * (Normally there are no suspects: a commit is visible microseconds after its record is written,
+ * and the horizon arrived seconds after the history's oldest transaction.)
  */
-import { parseSnapshot, visibleIn, type PgSnapshot } from '../db/pg-snapshot';
+import { parseSnapshot, snapshotCovers, visibleIn, type PgSnapshot } from '../db/pg-snapshot';
 import type { CapturedRow } from './row-image';
 
 /** How far back the xids of the history reach: far beyond the moment between a commit record and its visibility. */
@@ -38,11 +46,13 @@ export const HISTORY_MS = 10_000;
  */
 export const CHANGES_MS = 3_000;
 /**
- * How long a suspect (below) is kept after a source snapshot first saw it: longer than a chunk's
- * snapshot is ever older than its processing (a chunk waiting longer loses its history and is
- * read again anyway, HistoryTooShortError).
+ * How long ago (by the stream: when its tick arrived) the horizon snapshot is. Well under
+ * HISTORY_MS, so a transaction leaving the history is long visible in it; well over the time
+ * between a chunk's snapshot and its high watermark in the stream.
  */
-export const SUSPECT_KEEP_MS = 3 * HISTORY_MS;
+export const HORIZON_MS = 5_000;
+/** More suspects than this (ticks failing for long): every chunk is read again until the session restarts. */
+const MAX_SUSPECTS = 100_000;
 
 /** What a transaction changed, worked out only when a chunk needs it (most never are). */
 export interface TransactionChanges {
@@ -89,14 +99,11 @@ export class WatermarkWindows {
   /** The first entry that still has its changes. */
   private changesHead = 0;
   private seq = 0;
-  /** The newest snapshot of the source (observe()): a dropped entry it does not see becomes a suspect. */
-  private latest: PgSnapshot | null = null;
-  /**
-   * Committed transactions (64-bit xids) the history cannot answer for, and when a source snapshot
-   * first saw them (null: none yet). One seen is kept SUSPECT_KEEP_MS more: a chunk whose snapshot
-   * was taken before that moment may still not see it.
-   */
-  private readonly suspects = new Map<bigint, number | null>();
+  /** Source snapshots by the time their ticks arrived, oldest first; the first is the horizon. */
+  private readonly snapshots: { snapshot: PgSnapshot; atMs: number }[] = [];
+  /** Committed transactions (64-bit xids) the history cannot answer for and the horizon does not see. */
+  private readonly suspects = new Set<bigint>();
+  private overflowed = false;
 
   /** A transaction of the stream, in commit order (one that changed no row of ours is not kept). */
   see(xid: number, changes: TransactionChanges, atMs: number, changedRows = true): void {
@@ -115,9 +122,10 @@ export class WatermarkWindows {
     while (this.head < h.length && h[this.head]!.atMs < nowMs - HISTORY_MS) {
       const xid = h[this.head++]!.xid;
       // almost always seen long since: a suspect only in a visibility stall of HISTORY_MS
-      if (!this.latest) continue; // before begin(): nothing of this session is dropped yet
-      const full = widenXid(xid, this.latest.xmax);
-      if (!visibleIn(this.latest, full)) this.suspects.set(full, null);
+      const horizon = this.snapshots[0]?.snapshot;
+      if (!horizon) continue; // before begin() (unit tests of the history alone)
+      const full = widenXid(xid, horizon.xmax);
+      if (!visibleIn(horizon, full)) this.suspect(full);
     }
     if (this.head > 1_000 && this.head * 2 > h.length) {
       this.history = h.slice(this.head);
@@ -127,32 +135,40 @@ export class WatermarkWindows {
   }
 
   /**
-   * The session's start: `snapshot` was taken on the source once the stream began, and `committed`
-   * are the transactions it did not see that had committed when asked (pg_xact_status). Their
-   * commits may precede the stream's start, so the history will never hold them.
+   * The session's start: `snapshot` was taken on the source once the stream began, after reading
+   * `waiting`, the transactions whose commit waited for a synchronous standby (their commit records
+   * may come before the stream's start: the history will never hold them).
    */
-  begin(snapshot: string, committed: bigint[]): void {
-    this.latest = parseSnapshot(snapshot);
-    for (const x of committed) this.suspects.set(x, null);
+  begin(snapshot: string, waiting: bigint[], atMs: number): void {
+    this.snapshots.length = 0;
+    this.snapshots.push({ snapshot: parseSnapshot(snapshot), atMs });
+    for (const x of waiting) this.suspect(x);
   }
 
-  /** A snapshot of the source taken at `atMs` (with a tick): suspects it sees are cleared. */
+  /** A tick's snapshot of the source, as the tick arrives in the stream at `atMs`. */
   observe(snapshot: string, atMs: number): void {
     const s = parseSnapshot(snapshot);
-    if (this.latest && s.xmax < this.latest.xmax) return; // an older one, answered late
-    this.latest = s;
-    for (const [x, seenAt] of this.suspects) {
-      if (seenAt === null) {
-        if (visibleIn(s, x)) this.suspects.set(x, atMs);
-      } else if (seenAt < atMs - SUSPECT_KEEP_MS) this.suspects.delete(x);
+    const newest = this.snapshots[this.snapshots.length - 1];
+    if (newest && s.xmax < newest.snapshot.xmax) return; // not newer (a tick written by someone else)
+    this.snapshots.push({ snapshot: s, atMs });
+    let moved = false;
+    while (this.snapshots.length > 1 && this.snapshots[1]!.atMs <= atMs - HORIZON_MS) {
+      this.snapshots.shift();
+      moved = true;
     }
+    if (!moved || !this.suspects.size) return;
+    const horizon = this.snapshots[0]!.snapshot;
+    for (const x of this.suspects) if (visibleIn(horizon, x)) this.suspects.delete(x);
   }
 
-  /** How many transactions the history cannot answer for and no source snapshot has seen yet. */
+  private suspect(x: bigint): void {
+    if (this.suspects.size >= MAX_SUSPECTS) this.overflowed = true;
+    else this.suspects.add(x);
+  }
+
+  /** How many transactions the history cannot answer for and the horizon does not see. */
   get suspectCount(): number {
-    let n = 0;
-    for (const seenAt of this.suspects.values()) if (seenAt === null) n++;
-    return n;
+    return this.suspects.size;
   }
 
   /** LW of chunk `id`: from here on, every changed key is noted for it. */
@@ -201,11 +217,20 @@ export class WatermarkWindows {
         `the stream's history before the chunk's high watermark was dropped (older than ${HISTORY_MS} ms) before the chunk was written`,
       );
     const s = parseSnapshot(snapshot);
-    for (const x of this.suspects.keys())
-      if (!visibleIn(s, x))
+    const horizon = this.snapshots[0]?.snapshot;
+    if (horizon) {
+      if (this.overflowed)
+        throw new HistoryTooShortError(`more than ${MAX_SUSPECTS} transactions the history cannot answer for`);
+      if (!snapshotCovers(s, horizon))
         throw new HistoryTooShortError(
-          `transaction ${x} committed before this capture's history reaches and the chunk's snapshot did not see it (a commit kept invisible, as by a synchronous standby that does not answer)`,
+          `the chunk's snapshot is older than the capture's horizon (${HORIZON_MS} ms of stream, or the session's start)`,
         );
+      for (const x of this.suspects)
+        if (!visibleIn(s, x))
+          throw new HistoryTooShortError(
+            `transaction ${x} committed before this capture's history reaches and the chunk's snapshot did not see it (a commit kept invisible, as by a synchronous standby that does not answer)`,
+          );
+    }
     const out: TransactionChanges[] = [];
     for (let i = this.head; i < this.history.length; i++) {
       const seen = this.history[i]!;

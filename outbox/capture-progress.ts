@@ -281,14 +281,18 @@ export async function setCaptureSwitch(db: pg.Pool | pg.ClientBase, source: stri
  *    deleted while the slot was gone does not stay in the store (a refill of the rows the source
  *    still has would leave it there, then answer fresh);
  *  - the recorded position belongs to the old slot (after a failover, to another server's WAL):
- *    it starts again from the new slot's.
+ *    it starts again from the new slot's;
+ *  - the generation moves on (migration 014): a session still holding a batch of the old slot
+ *    cannot write it from now on, even before the new session takes the source.
  * Called before the new slot is created, so a crash in between finds the slot still missing and
  * marks it again (one more refill), never forgets it.
  */
 export async function markSourceLost(db: pg.Pool, source: string, tables: readonly string[]): Promise<void> {
   await withTransaction(db, async (c) => {
     await c.query(
-      `update pipeline.capture_progress set lost_at = coalesce(lost_at, now()), lsn = '0/0' where source = $1`,
+      `update pipeline.capture_progress
+          set lost_at = coalesce(lost_at, now()), lsn = '0/0', generation = generation + 1
+        where source = $1`,
       [source],
     );
     await c.query(

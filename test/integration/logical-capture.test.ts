@@ -26,6 +26,7 @@ import {
   writeCapturedTransactions,
 } from '../../outbox/capture-progress';
 import { dropSlot } from '../../capture/slot';
+import { SlotBusyError } from '../../capture/replication-stream';
 import { emitTick } from '../../capture/ticks';
 import { createPool } from '../../db/pool';
 import { TEST_DATABASE_URL } from '../support/env';
@@ -298,6 +299,8 @@ describe('capture from the WAL of two source databases', () => {
       await write(1000n, old);
       expect(await lsn()).toBe(1000n);
       await markSourceLost(pipeline, name, []);
+      // fenced from the loss on, before the new session takes the source
+      await expect(write(2000n, old)).rejects.toBeInstanceOf(CaptureFencedError);
       const current = await claimCaptureSource(pipeline, name);
       expect(current).toBeGreaterThan(old);
       await expect(write(2000n, old)).rejects.toBeInstanceOf(CaptureFencedError); // the one-statement write
@@ -312,6 +315,9 @@ describe('capture from the WAL of two source databases', () => {
     const source = sources[0]!;
     const session = await CaptureSession.open(source, pipeline);
     try {
+      // A second session refused the slot (it is streaming here) takes nothing from this one.
+      await expect(CaptureSession.open(source, pipeline)).rejects.toBeInstanceOf(SlotBusyError);
+      await session.run({ tickMs: 20, budgetMs: 300 });
       const before = await readCaptureProgress(pipeline, source.name);
       await claimCaptureSource(pipeline, source.name);
       await expect(session.run({ tickMs: 20, budgetMs: 5_000 })).rejects.toBeInstanceOf(CaptureFencedError);

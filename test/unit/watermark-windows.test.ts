@@ -9,7 +9,7 @@ import {
   HISTORY_MS,
   HistoryTooShortError,
   rowKey,
-  SUSPECT_KEEP_MS,
+  HORIZON_MS,
   truncateKey,
   WatermarkWindows,
   widenXid,
@@ -82,27 +82,42 @@ describe('watermark windows', () => {
   // its commit came before the new stream's start, so the history never holds it.
   it("abandons a chunk whose snapshot does not see a commit from before the session's history", () => {
     const w = new WatermarkWindows();
-    w.begin('100:106:100,103', [103n]); // 103 had committed, not visibly; 100 was still in progress
+    w.begin('100:106:100,103', [103n], 0); // 103 waited for its standby; 100 was still in progress
     w.low('1');
     w.see(104, tx(rowKey('inventory', 'A|F1')), 1);
     const closed = w.close('1')!;
     expect(() => w.excluded(closed, '100:106:100,103')).toThrow(HistoryTooShortError);
     expect([...w.excluded(closed, '100:106:100')]).toEqual([rowKey('inventory', 'A|F1')]); // saw it: fine
-    // A tick's snapshot sees it now; a chunk whose snapshot was taken before still did not.
-    w.observe('100:107:100', 5);
-    expect(w.suspectCount).toBe(0);
+    // A tick's snapshot sees it; until that snapshot is the horizon, a chunk read before still did not.
+    w.observe('100:107:100', 10);
+    expect(w.suspectCount).toBe(1);
     expect(() => w.excluded(closed, '100:106:100,103')).toThrow(HistoryTooShortError);
-    w.observe('100:107:100', 5 + SUSPECT_KEEP_MS + 1); // forgotten after that
-    expect(() => w.excluded(closed, '100:106:100,103')).not.toThrow();
+    w.observe('100:108:100', 10 + HORIZON_MS); // the first tick's snapshot is the horizon now
+    expect(w.suspectCount).toBe(0);
+    // ...and a chunk whose snapshot does not cover the horizon is read again anyway
+    expect(() => w.excluded(closed, '100:106:100,103')).toThrow(/older than the capture's horizon/);
+    expect(() => w.excluded(closed, '100:108:100')).not.toThrow();
   });
 
-  it('a transaction dropped from the history while no source snapshot sees it stays a suspect', () => {
+  // A chunk read before the session began, processed by it: its snapshot may miss a commit that
+  // stopped waiting for its standby before the session started (no suspect, not in the history).
+  it("abandons a chunk whose snapshot is older than the session's first snapshot", () => {
     const w = new WatermarkWindows();
-    w.begin('100:100:', []);
+    w.begin('100:106:100', [], 0); // 103 is visible by now
+    w.low('1');
+    const closed = w.close('1')!;
+    expect(() => w.excluded(closed, '100:106:100,103')).toThrow(HistoryTooShortError);
+    expect(() => w.excluded(closed, '100:106:100')).not.toThrow();
+  });
+
+  it('a transaction leaving the history unseen by the horizon stays a suspect', () => {
+    const w = new WatermarkWindows();
+    w.begin('100:100:', [], 0);
     w.see(100, tx(rowKey('inventory', 'A|F1')), 0); // committed, kept invisible
     w.see(101, tx(rowKey('inventory', 'B|F1')), 1);
     w.observe('100:102:100', 2); // 101 is visible, 100 not
-    w.see(102, tx(rowKey('inventory', 'C|F1')), HISTORY_MS + 5); // both dropped from the history
+    w.observe('100:102:100', 2 + HORIZON_MS); // the horizon now
+    w.see(102, tx(rowKey('inventory', 'C|F1')), HISTORY_MS + 5); // 100 and 101 leave the history
     expect(w.suspectCount).toBe(1);
     w.low('2');
     const closed = w.close('2')!;
