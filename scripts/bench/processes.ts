@@ -77,26 +77,7 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
   };
   try {
     const apiPort = 18_800 + Math.floor(Math.random() * 500);
-    const env = {
-      DATABASE_URL: config.DATABASE_URL,
-      REDIS_URL: config.REDIS_URL,
-      REDIS_CLUSTER_NODES: config.REDIS_CLUSTER_NODES,
-      STORE_PARTITIONS: String(config.STORE_PARTITIONS),
-      DRAIN_SHARDS: String(shards),
-      REDIS_PREFIX: config.REDIS_PREFIX,
-      CAPTURE_MODE: config.CAPTURE_MODE,
-      INVENTORY_DATABASE_URL: config.INVENTORY_DATABASE_URL,
-      ORDERS_DATABASE_URL: config.ORDERS_DATABASE_URL,
-      CAPTURE_TICK_MS: String(config.CAPTURE_TICK_MS),
-      TEMPORAL_ADDRESS: server.address,
-      TEMPORAL_TASK_QUEUE: 'bench',
-      API_PORT: String(apiPort),
-      WORKER_METRICS_PORT: '0',
-      // INFO: the start waits for the worker's "polling task queue" line (stdout is read, not shown)
-      LOG_LEVEL: 'INFO',
-      EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
-      WORKFLOW_BUNDLE: bundle,
-    };
+    const env = pipelineEnv(config, shards, { temporalAddress: server.address, apiPort, bundle });
     // Two worker processes, as `npm start` runs them: the drain's, and landing/export's.
     children.push(
       await spawnNode(
@@ -129,4 +110,32 @@ export async function startBenchPipeline(config: Config, shards = 1): Promise<Be
     await stop();
     throw err;
   }
+}
+
+/** The environment of the pipeline's processes in a benchmark, from the benchmark's configuration. */
+function pipelineEnv(
+  config: Config,
+  shards: number,
+  at: { temporalAddress: string; apiPort: number; bundle: string },
+): Record<string, string> {
+  return {
+    DATABASE_URL: config.DATABASE_URL,
+    REDIS_URL: config.REDIS_URL,
+    REDIS_CLUSTER_NODES: config.REDIS_CLUSTER_NODES,
+    STORE_PARTITIONS: String(config.STORE_PARTITIONS),
+    DRAIN_SHARDS: String(shards),
+    REDIS_PREFIX: config.REDIS_PREFIX,
+    CAPTURE_MODE: config.CAPTURE_MODE,
+    INVENTORY_DATABASE_URL: config.INVENTORY_DATABASE_URL,
+    ORDERS_DATABASE_URL: config.ORDERS_DATABASE_URL,
+    CAPTURE_TICK_MS: String(config.CAPTURE_TICK_MS),
+    TEMPORAL_ADDRESS: at.temporalAddress,
+    TEMPORAL_TASK_QUEUE: 'bench',
+    API_PORT: String(at.apiPort),
+    WORKER_METRICS_PORT: '0',
+    // INFO: the start waits for the worker's "polling task queue" line (stdout is read, not shown)
+    LOG_LEVEL: 'INFO',
+    EXPORT_DIR: path.join(DATA_DIR, 'bench', 'export'),
+    WORKFLOW_BUNDLE: at.bundle,
+  };
 }
