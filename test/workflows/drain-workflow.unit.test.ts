@@ -342,6 +342,45 @@ describe('drain workflow (mocked activities)', () => {
     expect(backfill.epochs).toHaveLength(1);
   });
 
+  // With drain shards, the first request may find a backfill already running that began before
+  // this shard's loss: it does not complete this shard's partitions. The drain asks again while its
+  // store stays incomplete (a new backfill once the running one has ended).
+  it('asks for the automatic backfill again while the store stays incomplete', async () => {
+    const drain = drainActivities({
+      async batch(n, input) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        if (n === 4) await stopDrain(input.owner);
+        return { storeIncomplete: true };
+      },
+    });
+    let plans = 0;
+    const backfillActivities: Pick<Activities, 'backfillPlan' | 'backfillChunk' | 'backfillLoads' | 'finishBackfill'> =
+      {
+        async backfillPlan() {
+          plans += 1;
+          return { fulfillment_centers: 0, region_fc: 0, skus: 0, inventory: 0 };
+        },
+        async backfillChunk() {
+          return { rows: 0, last: null, filled: 0 };
+        },
+        async backfillLoads() {
+          return { counters: 0, cursor: CURSOR };
+        },
+        async finishBackfill() {
+          return { incomplete: [] };
+        },
+      };
+    const history = await withWorker({ ...drain.activities, ...backfillActivities }, async (taskQueue) => {
+      const run = await startDrain(taskQueue, { backfillAskAgainMs: 200 });
+      expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 4 });
+      await env.client.workflow.getHandle<typeof backfillWorkflow>(AUTO_BACKFILL_ID).result();
+      return run.fetchHistory();
+    });
+    // Asked after the first batch and again after each later one (each 300 ms after the last ask).
+    expect(childStarts(history).initiated).toEqual(Array(4).fill(AUTO_BACKFILL_ID));
+    expect(plans).toBeGreaterThanOrEqual(2); // the backfill ended in between: a new one started
+  });
+
   it('starts one rebuild per SKU when two batches report the same SKUs, the second start finding it running', async () => {
     const drain = drainActivities({
       async batch(n, input) {
