@@ -88,21 +88,6 @@ export interface CaptureProgress {
  * the source, that is everything since it began). Nothing durable lives here: a lost session is
  * re-opened from the slot and the recorded position.
  */
-/** The source's snapshot of each tick this session wrote, by the tick's time, until the tick arrives in the stream. */
-class TickSnapshots {
-  private readonly byAt = new Map<number, string>();
-  add(at: number, snapshot: string): void {
-    // ticks that never arrive (the stream failed) are not kept for ever
-    if (this.byAt.size >= 1_000) this.byAt.delete(this.byAt.keys().next().value!);
-    this.byAt.set(at, snapshot);
-  }
-  take(at: number): string | undefined {
-    const s = this.byAt.get(at);
-    if (s !== undefined) this.byAt.delete(at);
-    return s;
-  }
-}
-
 /** Sources already warned about (once per process, not per session). */
 const warnedWaitsHidden = new Set<string>();
 
@@ -197,9 +182,12 @@ export class CaptureSession {
     return progress;
   }
 
-  /** False once the stream or the tick connection failed: the session must be closed and a new one opened. */
+  /**
+   * False once the stream or the tick connection failed, or the chunk windows lost track
+   * (watermark-windows.ts, suspects): the session must be closed and a new one opened.
+   */
   get healthy(): boolean {
-    return this.stream.healthy && !this.adminLost.lost;
+    return this.stream.healthy && !this.adminLost.lost && !this.state.windows.overflowed;
   }
 
   async close(): Promise<void> {
@@ -240,8 +228,6 @@ class CaptureState {
   handedBack = false;
   /** This session found the slot lost (reported once: the run starts the refill). */
   slotLost = false;
-  /** The snapshots of this session's ticks written and not yet met in the stream. */
-  readonly tickSnapshots = new TickSnapshots();
   /** The generation this session took (claimCaptureSource): its writes check it. */
   generation: number | undefined = undefined;
   /** This run's counts. */
@@ -277,7 +263,7 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  const ticker = startTicker(admin, opts.tickMs, opts.log, (at, snapshot) => state.tickSnapshots.add(at, snapshot));
+  const ticker = startTicker(admin, opts.tickMs, opts.log);
   let lastReport = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
   // starts when this one has committed and the slot was told).
@@ -400,11 +386,8 @@ function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: strin
     Date.now(),
     rows.length > 0,
   );
-  // this capture's own ticks bring the source's snapshot as they were written (the horizon)
-  for (const tick of t.ticks) {
-    const snapshot = state.tickSnapshots.take(tick.at);
-    if (snapshot) state.windows.observe(snapshot, Date.now());
-  }
+  // ticks bring the source's snapshot as they were written (the horizon), whoever wrote them
+  for (const tick of t.ticks) if (tick.snapshot) state.windows.observe(tick.snapshot, Date.now());
   const highs: { chunk: string; window: ClosedWindow | null }[] = [];
   for (const w of t.watermarks ?? []) {
     // another source's chunk (two source settings naming one database): its capture writes it
@@ -517,12 +500,7 @@ function onlySourceTables(t: CapturedTransaction, source: CaptureSource): Captur
 }
 
 /** Writes a tick every `tickMs`, one at a time; a failed tick is logged (the stream will fail too if the source is gone). */
-function startTicker(
-  admin: pg.Client,
-  tickMs: number,
-  log: ((m: string) => void) | undefined,
-  onSnapshot: (at: number, snapshot: string) => void,
-) {
+function startTicker(admin: pg.Client, tickMs: number, log: ((m: string) => void) | undefined) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
   let lastWarn = 0;
@@ -532,7 +510,7 @@ function startTicker(
       next = Date.now() + tickMs;
       inFlight = emitTick(admin)
         .then(
-          (tick) => onSnapshot(tick.at, tick.snapshot),
+          () => undefined,
           (err: Error) => {
             if (Date.now() - lastWarn > 5_000) log?.(`capture tick failed: ${err.message}`);
             lastWarn = Date.now();

@@ -44,6 +44,9 @@ type PgConnection = {
   stream: { pause(): void; resume(): void };
 };
 
+/** A server that accepted the connection but neither starts nor refuses the stream in this long: given up. */
+const START_TIMEOUT_MS = 30_000;
+
 export class ReplicationStream {
   /** Raw CopyData frames, decoded as they are taken: a queued frame is one small object, not a tree. */
   private readonly queue: Buffer[] = [];
@@ -93,11 +96,20 @@ export class ReplicationStream {
         },
       );
     });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the source did not start streaming slot ${opts.slot} within ${START_TIMEOUT_MS} ms`)),
+        START_TIMEOUT_MS,
+      );
+    });
     try {
-      await started;
+      await Promise.race([started, timeout]);
     } catch (err) {
       await stream.close();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
     stream.statusTimer = setInterval(() => stream.sendStatus(false), STATUS_EVERY_MS);
     return stream;

@@ -21,15 +21,12 @@ export const TICK_PREFIX = 'fresh-badges';
 export interface Tick {
   /** Milliseconds since the epoch by the source's clock, taken as the tick was written. */
   at: number;
-}
-
-/** A tick as its writer knows it. */
-export interface EmittedTick extends Tick {
   /**
    * The source's snapshot as the tick was written (pg_snapshot text): what had committed visibly by
-   * then (capture/watermark-windows.ts clears its suspects with it).
+   * then, carried in the message itself so it arrives with the tick (capture/watermark-windows.ts,
+   * the horizon). Absent in ticks written before it was added.
    */
-  snapshot: string;
+  snapshot?: string;
 }
 
 /**
@@ -71,9 +68,11 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
       lw?: unknown;
       hw?: unknown;
       src?: unknown;
+      snap?: unknown;
     };
     const source = typeof v.src === 'string' ? { source: v.src } : {};
-    if (typeof v.tick === 'number' && Number.isFinite(v.tick)) return { kind: 'tick', at: v.tick };
+    if (typeof v.tick === 'number' && Number.isFinite(v.tick))
+      return { kind: 'tick', at: v.tick, ...(typeof v.snap === 'string' ? { snapshot: v.snap } : {}) };
     if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low', ...source };
     if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high', ...source };
     if (typeof v.switch === 'string' && (v.to === 'logical' || v.to === 'trigger'))
@@ -89,12 +88,12 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
  * writes it: every transaction whose commit record comes before the tick committed before that
  * time, by the clock its commit times are taken with (a worker's clock could run ahead of it).
  */
-export async function emitTick(source: pg.ClientBase | pg.Pool): Promise<EmittedTick> {
-  const r = await source.query<{ at: number; snapshot: string }>(
+export async function emitTick(source: pg.ClientBase | pg.Pool): Promise<Tick> {
+  const r = await source.query<{ at: number }>(
     `with t as (select (extract(epoch from clock_timestamp()) * 1000)::float8 as at)
-     select at, pg_current_snapshot()::text as snapshot,
-            pg_logical_emit_message(true, $1, json_build_object('tick', at)::text) from t`,
+     select at, pg_logical_emit_message(true, $1,
+                  json_build_object('tick', at, 'snap', pg_current_snapshot()::text)::text) from t`,
     [TICK_PREFIX],
   );
-  return { at: r.rows[0]!.at, snapshot: r.rows[0]!.snapshot };
+  return { at: r.rows[0]!.at };
 }

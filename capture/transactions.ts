@@ -85,7 +85,7 @@ export class TransactionAssembler {
       case 'message': {
         if (msg.prefix !== TICK_PREFIX || !msg.transactional || !this.open) return null;
         const m = decodePipelineMessage(msg.content);
-        if (m?.kind === 'tick') this.open.ticks.push({ at: m.at });
+        if (m?.kind === 'tick') this.open.ticks.push(m.snapshot ? { at: m.at, snapshot: m.snapshot } : { at: m.at });
         if (m?.kind === 'switch') this.open.switchMarker = { id: m.id, to: m.to };
         if (m?.kind === 'watermark')
           (this.open.watermarks ??= []).push({

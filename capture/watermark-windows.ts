@@ -51,7 +51,7 @@ export const CHANGES_MS = 3_000;
  * between a chunk's snapshot and its high watermark in the stream.
  */
 export const HORIZON_MS = 5_000;
-/** More suspects than this (ticks failing for long): every chunk is read again until the session restarts. */
+/** More suspects than this (the horizon stalled): every chunk is read again until the session is opened anew. */
 const MAX_SUSPECTS = 100_000;
 
 /** What a transaction changed, worked out only when a chunk needs it (most never are). */
@@ -103,7 +103,7 @@ export class WatermarkWindows {
   private readonly snapshots: { snapshot: PgSnapshot; atMs: number }[] = [];
   /** Committed transactions (64-bit xids) the history cannot answer for and the horizon does not see. */
   private readonly suspects = new Set<bigint>();
-  private overflowed = false;
+  private overflowed_ = false;
 
   /** A transaction of the stream, in commit order (one that changed no row of ours is not kept). */
   see(xid: number, changes: TransactionChanges, atMs: number, changedRows = true): void {
@@ -149,7 +149,9 @@ export class WatermarkWindows {
   observe(snapshot: string, atMs: number): void {
     const s = parseSnapshot(snapshot);
     const newest = this.snapshots[this.snapshots.length - 1];
-    if (newest && s.xmax < newest.snapshot.xmax) return; // not newer (a tick written by someone else)
+    // Only a snapshot that sees at least what the newest kept one sees: the horizon never goes back
+    // (ticks of other writers, or written concurrently, can arrive after a newer one).
+    if (newest && !snapshotCovers(s, newest.snapshot)) return;
     this.snapshots.push({ snapshot: s, atMs });
     let moved = false;
     while (this.snapshots.length > 1 && this.snapshots[1]!.atMs <= atMs - HORIZON_MS) {
@@ -162,8 +164,13 @@ export class WatermarkWindows {
   }
 
   private suspect(x: bigint): void {
-    if (this.suspects.size >= MAX_SUSPECTS) this.overflowed = true;
+    if (this.suspects.size >= MAX_SUSPECTS) this.overflowed_ = true;
     else this.suspects.add(x);
+  }
+
+  /** Too many suspects to keep: every chunk is read again, and the session should be opened anew. */
+  get overflowed(): boolean {
+    return this.overflowed_;
   }
 
   /** How many transactions the history cannot answer for and the horizon does not see. */
@@ -219,7 +226,7 @@ export class WatermarkWindows {
     const s = parseSnapshot(snapshot);
     const horizon = this.snapshots[0]?.snapshot;
     if (horizon) {
-      if (this.overflowed)
+      if (this.overflowed_)
         throw new HistoryTooShortError(`more than ${MAX_SUSPECTS} transactions the history cannot answer for`);
       if (!snapshotCovers(s, horizon))
         throw new HistoryTooShortError(
