@@ -98,7 +98,6 @@ export class CaptureSession {
     private readonly stream: ReplicationStream,
     private readonly admin: pg.Client,
     private readonly state: CaptureState,
-    private readonly adminLost: { lost: boolean },
   ) {}
 
   static async open(source: CaptureSource, pipeline: pg.Pool): Promise<CaptureSession> {
@@ -160,7 +159,8 @@ export class CaptureSession {
       }
       state.switchId = recorded?.switchId ?? null;
       state.slotLost = lost;
-      return new CaptureSession(source, pipeline, stream, admin, state, adminLost);
+      state.tickConnection = adminLost;
+      return new CaptureSession(source, pipeline, stream, admin, state);
     } catch (err) {
       await admin.end().catch(() => {});
       throw err;
@@ -187,7 +187,7 @@ export class CaptureSession {
    * (watermark-windows.ts, suspects): the session must be closed and a new one opened.
    */
   get healthy(): boolean {
-    return this.stream.healthy && !this.adminLost.lost && !this.state.windows.overflowed;
+    return this.stream.healthy && !this.state.tickConnection.lost && !this.state.windows.overflowed;
   }
 
   async close(): Promise<void> {
@@ -228,6 +228,8 @@ class CaptureState {
   handedBack = false;
   /** This session found the slot lost (reported once: the run starts the refill). */
   slotLost = false;
+  /** The tick connection's state: lost, the session's ticks (so its coverage) would stall. */
+  tickConnection = { lost: false };
   /** The generation this session took (claimCaptureSource): its writes check it. */
   generation: number | undefined = undefined;
   /** This run's counts. */
@@ -283,7 +285,8 @@ async function captureUntilDone(
     if (failed) throw failed;
   };
   try {
-    while (Date.now() < stopAt && !opts.signal?.aborted && !state.handedBack) {
+    // (a lost tick connection ends the run early: the next one opens a new session)
+    while (Date.now() < stopAt && !opts.signal?.aborted && !state.handedBack && !state.tickConnection.lost) {
       check();
       ticker.check();
       // While a write is in flight, let its round trips (and the drain's, in the worker) run

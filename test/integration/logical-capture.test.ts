@@ -327,6 +327,29 @@ describe('capture from the WAL of two source databases', () => {
     }
   }, 30_000);
 
+  // The stream can outlive the tick connection: without ticks the coverage, so every read, would
+  // stall while the session was kept and reused. A lost tick connection ends the run and the session.
+  it('a lost tick connection ends the run and the session (the next run opens a new one)', async () => {
+    const source = sources[0]!;
+    const session = await CaptureSession.open(source, pipeline);
+    try {
+      const started = Date.now();
+      const run = session.run({ tickMs: 20, budgetMs: 30_000 });
+      await new Promise((r) => setTimeout(r, 300));
+      await withClient(TEST_INVENTORY_URL, (c) =>
+        c.query(
+          `select pg_terminate_backend(pid) from pg_stat_activity
+            where application_name = 'fresh-badges-capture-ticks' and datname = current_database()`,
+        ),
+      );
+      await run;
+      expect(Date.now() - started).toBeLessThan(30_000); // ended by the loss, not by its budget
+      expect(session.healthy).toBe(false);
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
+
   it('a slot lost during a hand-over from the triggers still captures what follows', async () => {
     const inventorySource = sources.find((s) => s.name === 'inventory')!;
     await setCaptureSwitch(pipeline, 'inventory', 'a-switch-whose-marker-the-new-slot-never-sees');
