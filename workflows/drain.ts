@@ -63,7 +63,7 @@ export interface DrainWorkflowInput {
   /** The automatic backfill's chunk size and rate limit (BACKFILL_CHUNK_ROWS, BACKFILL_ROWS_PER_S). */
   backfillChunkRows?: number;
   backfillRowsPerSecond?: number;
-  /** An incomplete store asks for the automatic backfill again after this long (default 60 s; tests shorten it). */
+  /** An incomplete store asks for the automatic backfill again after this long, then twice as long each time (default 60 s; tests shorten it). */
   backfillAskAgainMs?: number;
   /** Carried across continue-as-new so the run summary covers the whole run. */
   carried?: DrainRunSummary;
@@ -98,7 +98,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   let batchSize = base;
   let caughtUp = false;
   let stop = false;
-  const backfill = { requested: false, atMs: 0 };
+  const backfill = { requested: false, atMs: 0, againMs: 0 };
   // `ops pause`: the running activity is cancelled (it learns it at its next heartbeat, within
   // about a second), commits what it applied and returns; the loop below then ends.
   // (Runs started by older code, replayed, keep their history: there the stop only ends the loop.)
@@ -234,7 +234,7 @@ async function startRebuilds(skus: string[]): Promise<void> {
 async function startWhatItAsks(
   r: DrainBatchResult,
   input: DrainWorkflowInput,
-  backfill: { requested: boolean; atMs: number },
+  backfill: { requested: boolean; atMs: number; againMs: number },
 ): Promise<void> {
   if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
   // The store was complete again since the backfill was asked for: a later loss in this run (a
@@ -242,14 +242,17 @@ async function startWhatItAsks(
   if (r.storeWasComplete && backfill.requested && patched('drain-backfill-each-loss')) backfill.requested = false;
   // Still incomplete a while after asking: the request may have found a backfill already running
   // that began before this shard's loss (another shard's request) and so does not complete this
-  // shard's partitions. Ask again: a no-op while one runs, a new one once it has ended.
+  // shard's partitions. Ask again: a no-op while one runs, a new one once it has ended; each time
+  // twice as long after the last (up to 15 min), so a store no backfill completes does not get a
+  // full backfill every minute.
   if (
     r.storeIncomplete &&
     backfill.requested &&
-    Date.now() - backfill.atMs >= (input.backfillAskAgainMs ?? BACKFILL_ASK_AGAIN_MS) &&
+    Date.now() - backfill.atMs >= backfill.againMs &&
     patched('drain-backfill-ask-again')
   ) {
     backfill.atMs = Date.now();
+    backfill.againMs = Math.min(backfill.againMs * 2, BACKFILL_ASK_AGAIN_MAX_MS);
     await startBackfillUnlessRunning('online store still without an epoch', {
       chunkRows: input.backfillChunkRows,
       rowsPerSecond: input.backfillRowsPerSecond,
@@ -258,12 +261,14 @@ async function startWhatItAsks(
   if (r.storeIncomplete && !backfill.requested) {
     backfill.requested = true;
     backfill.atMs = Date.now();
+    backfill.againMs = input.backfillAskAgainMs ?? BACKFILL_ASK_AGAIN_MS;
     await startAutoBackfill(input);
   }
 }
 
-/** How long an incomplete store waits before the drain asks for the automatic backfill again. */
+/** How long an incomplete store waits before the drain asks for the automatic backfill again (then doubling). */
 const BACKFILL_ASK_AGAIN_MS = 60_000;
+const BACKFILL_ASK_AGAIN_MAX_MS = 15 * 60_000;
 
 /**
  * The store has no epoch: it lost its data (or was never filled). Reads already say stale; a
