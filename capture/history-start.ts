@@ -11,6 +11,7 @@
  * transaction ids are in pg_stat_activity (pg_xact_status would say "in progress").
  */
 import type pg from 'pg';
+import { parseSnapshot } from '../db/pg-snapshot';
 import { widenXid } from './watermark-windows';
 
 export interface HistoryStart {
@@ -42,7 +43,7 @@ export async function readHistoryStart(source: pg.ClientBase): Promise<HistorySt
   );
   const snap = await source.query<{ snapshot: string }>(`select pg_current_snapshot()::text as snapshot`);
   const snapshot = snap.rows[0]!.snapshot;
-  const xmax = BigInt(snapshot.split(':')[1]!);
+  const { xmax } = parseSnapshot(snapshot);
   const { waiting, visible } = waits.rows[0]!;
   return { snapshot, waiting: waiting.map((x) => widenXid(Number(x), xmax)), waitsVisible: visible };
 }

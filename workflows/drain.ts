@@ -253,10 +253,7 @@ async function startWhatItAsks(
   ) {
     backfill.atMs = Date.now();
     backfill.againMs = Math.min(backfill.againMs * 2, BACKFILL_ASK_AGAIN_MAX_MS);
-    await startBackfillUnlessRunning('online store still without an epoch', {
-      chunkRows: input.backfillChunkRows,
-      rowsPerSecond: input.backfillRowsPerSecond,
-    });
+    await startAutoBackfill(input, 'online store still without an epoch');
   }
   if (r.storeIncomplete && !backfill.requested) {
     backfill.requested = true;
@@ -274,9 +271,10 @@ const BACKFILL_ASK_AGAIN_MAX_MS = 15 * 60_000;
  * The store has no epoch: it lost its data (or was never filled). Reads already say stale; a
  * backfill restores it while this drain keeps applying changes (workflows/children.ts).
  */
-async function startAutoBackfill(input: DrainWorkflowInput): Promise<void> {
-  log.warn('online store has no epoch (data lost or never filled): starting a backfill');
-  await startBackfillUnlessRunning('online store lost its data', {
+async function startAutoBackfill(input: DrainWorkflowInput, again?: string): Promise<void> {
+  // (asked again: said once already, at the first ask)
+  if (!again) log.warn('online store has no epoch (data lost or never filled): starting a backfill');
+  await startBackfillUnlessRunning(again ?? 'online store lost its data', {
     chunkRows: input.backfillChunkRows,
     rowsPerSecond: input.backfillRowsPerSecond,
   });
