@@ -1,5 +1,6 @@
 /** Starting the pipeline's real processes for a benchmark: a Node entry point, ready when its log says so. */
 import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, ScheduleHandle, ScheduleOverlapPolicy } from '@temporalio/client';
 import { Config } from '../../config';
@@ -24,6 +25,9 @@ export function spawnNode(
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // BENCH_CHILD_LOG_DIR: each process's stdout also into <dir>/<script>.<pid>.log (e.g. with --trace-gc).
+  const logDir = process.env.BENCH_CHILD_LOG_DIR;
+  if (logDir) child.stdout!.pipe(fs.createWriteStream(path.join(logDir, `${path.basename(script)}.${child.pid}.log`)));
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer) => ready.test(String(d)) && resolve(child);
     child.stdout!.on('data', onData);
