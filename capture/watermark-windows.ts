@@ -271,9 +271,21 @@ export function widenXid(xid: number, ref: bigint): bigint {
   return x;
 }
 
-/** Changes worked out at most once. */
-function memoized(c: TransactionChanges): TransactionChanges {
-  let keys: string[] | null = null;
-  let orders: CapturedRow[] | null = null;
-  return { keys: () => (keys ??= c.keys()), orders: () => (orders ??= c.orders()) };
+/**
+ * Changes worked out at most once. A class, not closures: one is made per source transaction, and
+ * a closure made per call costs a naming call each under tsx (esbuild's keepNames).
+ */
+class MemoizedChanges implements TransactionChanges {
+  private keyList: string[] | null = null;
+  private orderRows: CapturedRow[] | null = null;
+  constructor(private readonly changes: TransactionChanges) {}
+  keys(): string[] {
+    return (this.keyList ??= this.changes.keys());
+  }
+  orders(): CapturedRow[] {
+    return (this.orderRows ??= this.changes.orders());
+  }
 }
+
+const memoized = (c: TransactionChanges): TransactionChanges =>
+  c instanceof MemoizedChanges ? c : new MemoizedChanges(c);
