@@ -25,8 +25,9 @@ import {
   setCaptureSwitch,
   writeCapturedTransactions,
 } from '../../outbox/capture-progress';
-import { dropSlot } from '../../capture/slot';
-import { SlotBusyError } from '../../capture/replication-stream';
+import { dropSlot, readSlot } from '../../capture/slot';
+import { ReplicationStream, SlotBusyError } from '../../capture/replication-stream';
+import { parseLsn } from '../../capture/pgoutput';
 import { emitTick } from '../../capture/ticks';
 import { createPool } from '../../db/pool';
 import { TEST_DATABASE_URL } from '../support/env';
@@ -366,6 +367,58 @@ describe('capture from the WAL of two source databases', () => {
     ]);
     await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
   }, 60_000);
+
+  // After the tests that capture: it moves the slot past what it reads without writing it (ticks only).
+  it('confirms the slot up to the newest position, however fast positions come, and the last one on close', async () => {
+    const source = sources[0]!;
+    // the commits of the ticks this test writes (the slot may hold older ones, not yet confirmed)
+    const commitsOf = async (stream: ReplicationStream, after: bigint, n: number): Promise<bigint[]> => {
+      const ends: bigint[] = [];
+      const until = Date.now() + 10_000;
+      while (ends.length < n && Date.now() < until)
+        for (const f of await stream.take(100, 200))
+          if (f.kind === 'xlogdata' && f.message.kind === 'commit' && f.message.commitLsn > after)
+            ends.push(f.message.endLsn);
+      expect(ends.length, 'commits streamed').toBeGreaterThanOrEqual(n);
+      return ends.slice(0, n);
+    };
+    const confirmedReaches = async (lsn: bigint) => {
+      const until = Date.now() + 5_000;
+      let at: bigint | null = null;
+      while (Date.now() < until) {
+        at = (await withClient(TEST_INVENTORY_URL, (c) => readSlot(c, source.slot))).confirmedFlushLsn;
+        if (at !== null && at >= lsn) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(at, 'the slot confirmed').toBe(lsn);
+    };
+    const stream = await ReplicationStream.start({
+      connectionString: source.url,
+      slot: source.slot,
+      publication: source.publication,
+    });
+    let closed = false;
+    try {
+      const before = await withClient(TEST_INVENTORY_URL, async (c) => {
+        const at = parseLsn((await c.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn);
+        for (let i = 0; i < 4; i++) await emitTick(c);
+        return at;
+      });
+      const [a, b, c, d] = await commitsOf(stream, before, 4);
+      // two in a row: the first goes at once, the second with the next status update (no call after it)
+      stream.confirm(a!);
+      stream.confirm(b!);
+      await confirmedReaches(b!);
+      // the second of two is still waiting for its update when the stream closes: close sends it
+      stream.confirm(c!);
+      stream.confirm(d!);
+      await stream.close();
+      closed = true;
+      await confirmedReaches(d!);
+    } finally {
+      if (!closed) await stream.close();
+    }
+  });
 
   it('writes nothing into a source: no table, function, trigger or sequence of its own', async () => {
     for (const url of [TEST_INVENTORY_URL, TEST_ORDERS_URL]) {
