@@ -53,6 +53,7 @@ async function probeRun(
   seconds: number,
   spec: { source: string; rate: number },
   startLoad: () => Promise<number>,
+  warmupSeconds = 0,
 ): Promise<LogicalFreshnessRun> {
   const { lb, pipeline } = run;
   log(
@@ -72,6 +73,7 @@ async function probeRun(
     {
       vouched,
       region: regionId(0),
+      warmupSeconds,
     },
   );
   const cpu1 = await sampleCpu({ ...pipeline.pids, bench: process.pid }, redis);
@@ -115,6 +117,8 @@ async function retainedWal(lb: LogicalBench): Promise<Record<string, number>> {
 export async function measureFreshness(run: LogicalRun, o: Options): Promise<Freshness> {
   const { lb, actual } = run;
   const runs: LogicalFreshnessRun[] = [];
+  // each load runs its warm-up, then the measured seconds
+  const loadSeconds = o.seconds + o.warmupSeconds;
   const held = await holdOpenOnEachSource(lb);
   let retained: Record<string, number>;
   try {
@@ -125,14 +129,18 @@ export async function measureFreshness(run: LogicalRun, o: Options): Promise<Fre
         runTraffic(
           { inventory: lb.inventory, orders: lb.orders },
           // (16 connections: an order is two transactions here, one per database)
-          { rate, durationMs: o.seconds * 1000, connections: 16, seed: rate, size: actual },
+          { rate, durationMs: loadSeconds * 1000, connections: 16, seed: rate, size: actual },
         ).then((stats) => stats.changes / (stats.elapsedMs / 1000));
-      runs.push(await probeRun(run, o.seconds, { source: 'simulator (split)', rate }, simulator));
+      runs.push(await probeRun(run, o.seconds, { source: 'simulator (split)', rate }, simulator, o.warmupSeconds));
     }
     for (const rate of o.pgbenchRates)
       runs.push(
-        await probeRun(run, o.seconds, { source: 'pgbench per source', rate }, () =>
-          pgbenchOnBoth(run, rate, o.seconds),
+        await probeRun(
+          run,
+          o.seconds,
+          { source: 'pgbench per source', rate },
+          () => pgbenchOnBoth(run, rate, loadSeconds),
+          o.warmupSeconds,
         ),
       );
     retained = await retainedWal(lb);

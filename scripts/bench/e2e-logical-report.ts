@@ -49,7 +49,7 @@ function cpuByPart(cpu: CpuUse): string {
   return parts.map(([name, s]) => `${name} ${((s / cpu.seconds) * 100).toFixed(0)}`).join(' · ');
 }
 
-function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
+function printFreshness({ freshness, limits: { bare }, tickMs, o }: Report): void {
   const { rows } = freshnessRows(freshness.runs, bare.p99);
   const extra = freshness.runs.map((r) => {
     const v = percentiles(r.vouched);
@@ -65,7 +65,7 @@ function printFreshness({ freshness, limits: { bare }, tickMs }: Report): void {
     ];
   });
   console.log(
-    `\n### 1. Freshness: source commit -> visible through the read API (HTTP probes), a write transaction held open on each source throughout; CAPTURE_TICK_MS=${tickMs}\n`,
+    `\n### 1. Freshness: source commit -> visible through the read API (HTTP probes), a write transaction held open on each source throughout; CAPTURE_TICK_MS=${tickMs}; each load runs ${o.warmupSeconds} s before its measured ${o.seconds} s, and the probes of those first seconds are counted apart\n`,
   );
   console.log(
     table(

@@ -15,6 +15,8 @@ export interface Options {
   rates: number[];
   pgbenchRates: number[];
   seconds: number;
+  /** Seconds each load runs before the measured `seconds` (its probes reported apart). */
+  warmupSeconds: number;
   backlog: number;
   backlogTxRows: number;
   tickMs: number;

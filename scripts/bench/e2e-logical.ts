@@ -65,6 +65,12 @@ function parseOptions(): Options {
       [2000, 5000, 10000, 15000],
     )
     .option('--seconds <s>', 'seconds per rate', positiveInt('--seconds'), 30)
+    .option(
+      '--warmup-seconds <s>',
+      'seconds each load runs before the measured seconds (their probes are reported apart)',
+      nonNegativeInt('--warmup-seconds'),
+      5,
+    )
     .option('--backlog <n>', 'changes in the catch-up backlog (both sources)', positiveInt('--backlog'), 1_000_000)
     .option(
       '--backlog-tx-rows <n>',

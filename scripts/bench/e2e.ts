@@ -57,6 +57,7 @@ interface Options {
   openRate: number;
   pgbenchRates: string;
   seconds: number;
+  warmupSeconds: number;
   backlog: number;
   oltpSeconds: number;
   drainActivityBudgetMs: number;
@@ -94,6 +95,12 @@ function parseOptions(): Options {
       '2000,5000,10000,15000',
     )
     .option('--seconds <s>', 'seconds per rate', (v) => Number(v), 30)
+    .option(
+      '--warmup-seconds <s>',
+      'seconds each load runs before the measured seconds (their probes are reported apart)',
+      nonNegativeInt('--warmup-seconds'),
+      5,
+    )
     .option('--backlog <n>', 'changes in the catch-up backlog', (v) => Number(v), 1_000_000)
     .option('--oltp-seconds <s>', 'seconds per OLTP overhead run', (v) => Number(v), 30)
     .option(
@@ -125,13 +132,18 @@ async function probeUnderLoad(
   seconds: number,
   spec: Pick<FreshnessRun, 'source' | 'rate' | 'open'>,
   startLoad: () => Promise<number>,
+  warmupSeconds: number,
 ): Promise<FreshnessRun> {
   const { b, pipeline } = run;
   log(
     `freshness at ${spec.rate} changes/s (${spec.source}${spec.open ? ', a write transaction held open' : ''}) for ${seconds} s ...`,
   );
   const hold = spec.open ? () => holdOpenTransaction(b, HELD_PROBE) : undefined;
-  const r = await probeLoad(b, pipeline.apiPort, seconds, spec, startLoad, { hold, region: regionId(0) });
+  const r = await probeLoad(b, pipeline.apiPort, seconds, spec, startLoad, {
+    hold,
+    region: regionId(0),
+    warmupSeconds,
+  });
   await waitForDrain(b, 200);
   return r;
 }
@@ -140,6 +152,8 @@ async function probeUnderLoad(
 async function measureFreshness(run: Run, o: Options): Promise<FreshnessRun[]> {
   const { b, config, actual } = run;
   const runs: FreshnessRun[] = [];
+  // each load runs its warm-up, then the measured seconds
+  const loadSeconds = o.seconds + o.warmupSeconds;
   const simulatorRuns = [
     ...o.rates
       .split(',')
@@ -149,21 +163,21 @@ async function measureFreshness(run: Run, o: Options): Promise<FreshnessRun[]> {
   ];
   for (const { rate, open } of simulatorRuns) {
     const simulator = () =>
-      runTraffic(b.pool, { rate, durationMs: o.seconds * 1000, connections: 8, seed: rate, size: actual }).then(
+      runTraffic(b.pool, { rate, durationMs: loadSeconds * 1000, connections: 8, seed: rate, size: actual }).then(
         (stats) => stats.changes / (stats.elapsedMs / 1000),
       );
-    runs.push(await probeUnderLoad(run, o.seconds, { source: 'simulator', rate, open }, simulator));
+    runs.push(await probeUnderLoad(run, o.seconds, { source: 'simulator', rate, open }, simulator, o.warmupSeconds));
   }
   for (const rate of o.pgbenchRates.split(',').filter(Boolean).map(Number)) {
     const pgbench = () =>
       runPgbench({
         databaseUrl: config.DATABASE_URL,
         changesPerS: rate,
-        seconds: o.seconds,
+        seconds: loadSeconds,
         skus: actual.skus,
         fcs: actual.fcs,
       }).then((stats) => stats.changesPerS);
-    runs.push(await probeUnderLoad(run, o.seconds, { source: 'pgbench', rate, open: true }, pgbench));
+    runs.push(await probeUnderLoad(run, o.seconds, { source: 'pgbench', rate, open: true }, pgbench, o.warmupSeconds));
   }
   return runs;
 }
@@ -356,6 +370,7 @@ interface Report {
   oltp: Oltp;
   memory: Memory;
   reads: Row[];
+  o: Options;
 }
 
 function printLimits({ actual, limits, catchUp }: Report): void {
@@ -374,9 +389,11 @@ function printLimits({ actual, limits, catchUp }: Report): void {
   );
 }
 
-function printFreshness({ freshness, limits: { bare } }: Report): void {
+function printFreshness({ freshness, limits: { bare }, o }: Report): void {
   const { rows, best } = freshnessRows(freshness, bare.p99);
-  console.log('\n### 1. Freshness: source commit -> visible through the read API (HTTP probes)\n');
+  console.log(
+    `\n### 1. Freshness: source commit -> visible through the read API (HTTP probes); each load runs ${o.warmupSeconds} s before its measured ${o.seconds} s, and the probes of those first seconds are counted apart\n`,
+  );
   console.log(table(FRESHNESS_HEADERS, rows));
   console.log(`\nHighest sustained rate with p99 under 250 ms: ${int(best)} changes/s (of the rates run).`);
 }
@@ -464,7 +481,7 @@ async function main() {
     const reads = await measureReads(b, actual, random, limits.rtt);
     await pipeline.temporal.connection.close();
     await deleteProbeSkus(b); // keep the catalogue as it was
-    printReport({ actual, limits, freshness, catchUp, oltp, memory, reads });
+    printReport({ actual, limits, freshness, catchUp, oltp, memory, reads, o });
   } finally {
     await pipeline?.stop();
     await b.close();
