@@ -135,25 +135,27 @@ export function advanceCursor(
   return { next, complete };
 }
 
-export async function saveCursor(db: pg.ClientBase | pg.Pool, consumer: string, c: ConsumerCursor): Promise<void> {
-  await db.query(
-    `update pipeline.consumer_offsets
+/** SQL that saves a cursor, with the parameters of saveCursorParams ($1 to $11). */
+export const SAVE_CURSOR_SQL = `update pipeline.consumer_offsets
         set batch = $2, snap_from = $3::pg_snapshot, snap_from_at = to_timestamp($4::float8 / 1000),
             snap_to = $5::pg_snapshot, snap_to_at = to_timestamp($6::float8 / 1000),
             txid = $7::xid8, id = $8, last_batch = $9, last_txid = $10::xid8, last_id = $11, updated_at = now()
-      where consumer = $1`,
-    [
-      consumer,
-      c.batch,
-      c.from,
-      c.fromAt,
-      c.to,
-      c.toAt,
-      c.position.txid,
-      c.position.id,
-      c.last.batch,
-      c.last.txid,
-      c.last.id,
-    ],
-  );
+      where consumer = $1`;
+
+export const saveCursorParams = (consumer: string, c: ConsumerCursor): unknown[] => [
+  consumer,
+  c.batch,
+  c.from,
+  c.fromAt,
+  c.to,
+  c.toAt,
+  c.position.txid,
+  c.position.id,
+  c.last.batch,
+  c.last.txid,
+  c.last.id,
+];
+
+export async function saveCursor(db: pg.ClientBase | pg.Pool, consumer: string, c: ConsumerCursor): Promise<void> {
+  await db.query(SAVE_CURSOR_SQL, saveCursorParams(consumer, c));
 }

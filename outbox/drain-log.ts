@@ -6,6 +6,29 @@
 import type pg from 'pg';
 import type { OutboxRow } from '../features/from-source';
 import type { DrainShard } from './shards';
+import { SAVE_CURSOR_SQL, saveCursorParams, type ConsumerCursor } from './cursor';
+import { TAKE_LEASE_SQL } from './lease';
+
+/** A snapshot the drain applied, for its log. */
+export interface AppliedSnapshot {
+  shard: DrainShard;
+  batch: string;
+  target: { snap: string; at: number | null };
+  appliedAt: number;
+}
+
+/** SQL that logs an applied snapshot if $`first + 5` is true, with the parameters of logParams from $`first`. */
+const LOG_SNAPSHOT_SQL = (first: number) => {
+  const [batch, snap, at, appliedAt, shard, wanted] = [0, 1, 2, 3, 4, 5].map((i) => `$${first + i}`);
+  return `insert into pipeline.drain_snapshots (shard, batch, snap, taken_at, applied_at)
+     select ${shard}::int, ${batch}::bigint, ${snap}::pg_snapshot, to_timestamp(coalesce(${at}::float8, ${appliedAt}::float8) / 1000),
+            to_timestamp(${appliedAt}::float8 / 1000)
+      where ${wanted}::boolean
+     on conflict (shard, batch) do nothing`;
+};
+
+const logParams = (a: AppliedSnapshot | null): unknown[] =>
+  a ? [a.batch, a.target.snap, a.target.at, a.appliedAt, a.shard.index, true] : [null, null, null, null, null, false];
 
 /** The drain's log of applied snapshots: the landing consumer learns from it when a change reached Redis. */
 export async function logAppliedSnapshot(
@@ -15,11 +38,32 @@ export async function logAppliedSnapshot(
   target: { snap: string; at: number | null },
   appliedAt: number,
 ): Promise<void> {
+  await client.query(LOG_SNAPSHOT_SQL(1), logParams({ shard, batch, target, appliedAt }));
+}
+
+/**
+ * The end of a drain pass, in its transaction and in one statement (one round trip: on a busy
+ * machine each costs milliseconds of waiting for a core, and a pass made three here): the cursor
+ * saved, the applied snapshot logged when the pass completed a batch, and the lease extended when
+ * given (taken only if free, expired or ours, as acquireLease).
+ */
+export async function endDrainPass(
+  client: pg.ClientBase,
+  consumer: string,
+  next: ConsumerCursor,
+  applied: AppliedSnapshot | null,
+  lease: { name: string; owner: string; ttlMs: number } | null,
+): Promise<void> {
   await client.query(
-    `insert into pipeline.drain_snapshots (shard, batch, snap, taken_at, applied_at)
-     values ($5, $1, $2::pg_snapshot, to_timestamp(coalesce($3::float8, $4::float8) / 1000), to_timestamp($4::float8 / 1000))
-     on conflict (shard, batch) do nothing`,
-    [batch, target.snap, target.at, appliedAt, shard.index],
+    `with saved as (${SAVE_CURSOR_SQL} returning 1),
+          logged as (${LOG_SNAPSHOT_SQL(12)} returning 1),
+          leased as (${TAKE_LEASE_SQL(18)})
+     select (select count(*) from saved) as saved`,
+    [
+      ...saveCursorParams(consumer, next),
+      ...logParams(applied),
+      ...(lease ? [lease.name, lease.owner, lease.ttlMs] : [null, null, null]),
+    ],
   );
 }
 

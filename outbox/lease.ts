@@ -26,6 +26,17 @@ export async function waitForDrainLock(client: pg.ClientBase, consumer: string, 
   await client.query('select pg_advisory_xact_lock(hashtext($1))', [drainLockName(consumer)]);
 }
 
+/**
+ * SQL that takes the lease if free, expired or already ours (extending it when ours), returning the
+ * owner when taken; its parameters name, owner and TTL (ms) start at $`first` (a null name: nothing).
+ */
+export const TAKE_LEASE_SQL = (first: number) => `insert into pipeline.leases as l (name, owner, expires_at)
+     select $${first}::text, $${first + 1}::text, clock_timestamp() + $${first + 2}::float8 * interval '1 millisecond'
+      where $${first}::text is not null
+     on conflict (name) do update set owner = excluded.owner, expires_at = excluded.expires_at
+       where l.owner = excluded.owner or l.expires_at < clock_timestamp()
+     returning owner`;
+
 /** Takes the lease if free, expired or already ours; extends it either way when ours. */
 export async function acquireLease(
   db: pg.Pool | pg.ClientBase,
@@ -33,14 +44,7 @@ export async function acquireLease(
   owner: string,
   ttlMs: number,
 ): Promise<LeaseState> {
-  const r = await db.query(
-    `insert into pipeline.leases as l (name, owner, expires_at)
-     values ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
-     on conflict (name) do update set owner = excluded.owner, expires_at = excluded.expires_at
-       where l.owner = excluded.owner or l.expires_at < clock_timestamp()
-     returning owner`,
-    [name, owner, ttlMs],
-  );
+  const r = await db.query(TAKE_LEASE_SQL(1), [name, owner, ttlMs]);
   if (r.rowCount) return { acquired: true, holder: owner, expiresInMs: ttlMs };
   const held = await db.query(
     `select owner, greatest(0, extract(epoch from expires_at - clock_timestamp()) * 1000) as ms from pipeline.leases where name = $1`,

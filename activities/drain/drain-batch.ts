@@ -22,13 +22,11 @@ import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { withTransaction } from '../../db/transaction';
 import type { OutboxRow } from '../../features/from-source';
 import {
-  acquireLease,
   advanceCursor,
   BATCH_START,
-  logAppliedSnapshot,
+  endDrainPass,
   readCursorAndSnapshot,
   readDelta,
-  saveCursor,
   shardKeys,
   shardRoutes,
   SINGLE_DRAIN,
@@ -206,8 +204,8 @@ async function applyNextChunk(
     // Nothing new: the snapshot still moves on (so the next delta starts from it), and every
     // change committed before it was taken is known to be in the store.
     if (startedBatch) await applyTruncates(deps, cursor, target.snap, next, []);
-    await saveCursor(client, consumer, next);
-    if (startedBatch) await logAppliedSnapshot(client, deps.shard, cursor.batch, target, Date.now());
+    const logged = startedBatch ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: Date.now() } : null;
+    await endDrainPass(client, consumer, next, logged, null);
     return { kind: 'idle', next, target };
   }
   if (!complete) prefetch(deps.pool, consumer, deltaInput(deps, cursor, target, next, maxRows));
@@ -215,9 +213,14 @@ async function applyNextChunk(
   const applied = await applyChunk(deps, cursor, next, chunk.rows);
   await deadLetterFailures(client, consumer, chunk.rows, applied.dead, applied.result);
   if (complete) await applyTruncates(deps, cursor, target.snap, next, truncatedHere, startedBatch);
-  await saveCursor(client, consumer, next);
-  if (complete) await logAppliedSnapshot(client, deps.shard, cursor.batch, target, applied.visibleAt);
-  await acquireLease(client, deps.shard.lease, owner, deps.config.DRAIN_LEASE_TTL_MS);
+  // the cursor, the applied snapshot when the batch is complete, and the lease: one round trip
+  await endDrainPass(
+    client,
+    consumer,
+    next,
+    complete ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: applied.visibleAt } : null,
+    { name: deps.shard.lease, owner, ttlMs: deps.config.DRAIN_LEASE_TTL_MS },
+  );
   return {
     kind: 'applied',
     chunk: {
