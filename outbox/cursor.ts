@@ -42,12 +42,13 @@ export const FRESH_CURSOR: ConsumerCursor = {
   last: NO_POSITION,
 };
 
-const CURSOR_COLUMNS = `batch::text as batch, snap_from::text as "from",
+/** The columns of pipeline.consumer_offsets a cursor is read from (toCursor). */
+export const CURSOR_COLUMNS = `batch::text as batch, snap_from::text as "from",
   (extract(epoch from snap_from_at) * 1000)::float8 as "fromAt", snap_to::text as "to",
   (extract(epoch from snap_to_at) * 1000)::float8 as "toAt", txid::text as txid, id::text as id,
   last_batch::text as last_batch, last_txid::text as last_txid, last_id::text as last_id`;
 
-interface CursorRow {
+export interface CursorRow {
   batch: string;
   from: string;
   fromAt: number | null;
@@ -60,7 +61,7 @@ interface CursorRow {
   last_id: string;
 }
 
-const toCursor = (r: CursorRow): ConsumerCursor => ({
+export const toCursor = (r: CursorRow): ConsumerCursor => ({
   batch: r.batch,
   from: r.from,
   fromAt: r.fromAt,
@@ -82,29 +83,13 @@ export async function readCursor(db: pg.Pool | pg.ClientBase, consumer: string):
 }
 
 /**
- * The cursor and, from the same statement, a new snapshot and the time up to which it holds every
- * committed source change: statement_timestamp (a commit acknowledged before it is visible in the
- * snapshot), or earlier when a source is captured from the WAL and its capture is behind: the
- * coverage time its capture recorded in the outbox transactions this snapshot sees
- * (CAPTURED_THROUGH_SQL, docs/capture.md). That time becomes the store's `asOf`.
+ * SQL: the time up to which a snapshot taken in the same statement holds every committed source
+ * change: statement_timestamp (a commit acknowledged before it is visible in the snapshot), or
+ * earlier when a source is captured from the WAL and its capture is behind: the coverage time its
+ * capture recorded in the outbox transactions this snapshot sees (CAPTURED_THROUGH_SQL,
+ * docs/capture.md). That time becomes the store's `asOf` (read with the cursor: outbox/pass-start.ts).
  */
-const SNAPSHOT_AT = `(extract(epoch from least(statement_timestamp(), ${CAPTURED_THROUGH_SQL})) * 1000)::float8`;
-
-export async function readCursorAndSnapshot(
-  db: pg.ClientBase,
-  consumer: string,
-): Promise<{ cursor: ConsumerCursor; now: { snap: string; at: number } }> {
-  const r = await db.query<CursorRow & { now_snap: string; now_at: number }>(
-    `select ${CURSOR_COLUMNS}, pg_current_snapshot()::text as now_snap, ${SNAPSHOT_AT} as now_at
-       from pipeline.consumer_offsets where consumer = $1`,
-    [consumer],
-  );
-  if (!r.rowCount) {
-    const s = await db.query(`select pg_current_snapshot()::text as snap, ${SNAPSHOT_AT} as at`);
-    return { cursor: FRESH_CURSOR, now: { snap: s.rows[0].snap, at: s.rows[0].at } };
-  }
-  return { cursor: toCursor(r.rows[0]), now: { snap: r.rows[0].now_snap, at: r.rows[0].now_at } };
-}
+export const SNAPSHOT_AT = `(extract(epoch from least(statement_timestamp(), ${CAPTURED_THROUGH_SQL})) * 1000)::float8`;
 
 /**
  * The cursor after delivering `rows` (in (txid, id) order) of the batch towards `target`, of at

@@ -10,4 +10,5 @@ export * from './lease';
 export * from './status';
 export * from './shards';
 export * from './drain-log';
+export * from './pass-start';
 export * from './freeze';

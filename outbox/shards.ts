@@ -129,21 +129,42 @@ export interface DrainLayout {
   frozen: DrainFreeze | null;
 }
 
-export async function readDrainLayout(db: pg.Pool | pg.ClientBase): Promise<DrainLayout> {
-  const r = await db.query(
-    `select shards, partitions, frozen::text as frozen, (extract(epoch from frozen_at) * 1000)::float8 as frozen_at,
-            frozen_by, coalesce(frozen_until < clock_timestamp(), true) as expired, splitting
-       from pipeline.drain_layout`,
-  );
-  const row = r.rows[0];
-  if (!row) return { shards: 1, partitions: 1, frozen: null };
+/** The columns of pipeline.drain_layout a layout is read from (layoutOf). */
+export const LAYOUT_COLUMNS = `shards, partitions, frozen::text as frozen, (extract(epoch from frozen_at) * 1000)::float8 as frozen_at,
+            frozen_by, coalesce(frozen_until < clock_timestamp(), true) as expired, splitting`;
+
+/** A row of LAYOUT_COLUMNS; all null when read through an outer join that found no layout. */
+export interface LayoutRow {
+  shards: number | null;
+  partitions: number | null;
+  frozen: string | null;
+  frozen_at: number | null;
+  frozen_by: string | null;
+  expired: boolean | null;
+  splitting: boolean | null;
+}
+
+/** The layout of a row of LAYOUT_COLUMNS (none, or all null: one shard, one partition). */
+export function layoutOf(row: LayoutRow | undefined): DrainLayout {
+  if (!row || row.shards === null) return { shards: 1, partitions: 1, frozen: null };
   return {
     shards: row.shards,
-    partitions: row.partitions,
+    partitions: row.partitions ?? 1,
     frozen: row.frozen
-      ? { snap: row.frozen, at: row.frozen_at, owner: row.frozen_by, expired: row.expired, splitting: row.splitting }
+      ? {
+          snap: row.frozen,
+          at: row.frozen_at ?? 0,
+          owner: row.frozen_by,
+          expired: !!row.expired,
+          splitting: !!row.splitting,
+        }
       : null,
   };
+}
+
+export async function readDrainLayout(db: pg.Pool | pg.ClientBase): Promise<DrainLayout> {
+  const r = await db.query<LayoutRow>(`select ${LAYOUT_COLUMNS} from pipeline.drain_layout`);
+  return layoutOf(r.rows[0]);
 }
 
 /**

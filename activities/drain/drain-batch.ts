@@ -25,7 +25,6 @@ import {
   advanceCursor,
   BATCH_START,
   endDrainPass,
-  readCursorAndSnapshot,
   readDelta,
   shardKeys,
   shardRoutes,
@@ -184,9 +183,10 @@ async function applyNextChunk(
   if (claimed.kind === 'refused') return { kind: 'done', result: claimed.result };
 
   // The batch: rows visible in the target snapshot and not in the cursor's. A batch already in
-  // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now,
-  // or, while DRAIN_SHARDS changes, the freeze snapshot every shard meets at (outbox/shards.ts).
-  const { cursor, now } = await readCursorAndSnapshot(client, consumer);
+  // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now
+  // (read with the claim, after the lock), or, while DRAIN_SHARDS changes, the freeze snapshot
+  // every shard meets at (outbox/shards.ts).
+  const { cursor, now } = claimed;
   if (atFreeze(cursor, claimed.frozen))
     return { kind: 'done', result: { outcome: 'idle', ...emptyResult(cursor), caughtUp: true, frozen: true } };
   const checked = await checkPosition(deps, cursor, claimed.frozen ?? now);
