@@ -4,25 +4,31 @@
  */
 import pg from 'pg';
 
+/**
+ * What the begin statement returned: `begin` may carry more statements after BEGIN (no parameters),
+ * so their results come in the same round trip (then one result per statement).
+ */
+export type BeginResult = pg.QueryResult | pg.QueryResult[];
+
 export async function withTransaction<T>(
   db: pg.Pool,
-  fn: (client: pg.PoolClient) => Promise<T>,
+  fn: (client: pg.PoolClient, begun: BeginResult) => Promise<T>,
   begin?: string,
 ): Promise<T>;
 export async function withTransaction<T, C extends pg.ClientBase>(
   db: C,
-  fn: (client: C) => Promise<T>,
+  fn: (client: C, begun: BeginResult) => Promise<T>,
   begin?: string,
 ): Promise<T>;
 export async function withTransaction<T>(
   db: pg.Pool | pg.ClientBase,
-  fn: (client: never) => Promise<T>,
+  fn: (client: never, begun: BeginResult) => Promise<T>,
   begin = 'begin',
 ): Promise<T> {
   const client = db instanceof pg.Pool ? await db.connect() : db;
   try {
-    await client.query(begin);
-    const out = await fn(client as never);
+    const begun = (await client.query(begin)) as BeginResult;
+    const out = await fn(client as never, begun);
     await client.query('commit');
     return out;
   } catch (err) {

@@ -1,15 +1,18 @@
 /**
- * What a drain pass reads once it holds the shard's lock, in one statement (one round trip: on a
- * busy machine each costs milliseconds of waiting for a core): the shard layout, who holds the
- * lease, the cursor, and a new snapshot with the time up to which it holds every committed change.
+ * What a drain pass reads once it holds the shard's lock, in one statement: the shard layout, who
+ * holds the lease, the cursor, and a new snapshot with the time up to which it holds every
+ * committed change. It goes with the BEGIN and the lock in one round trip (activities/drain/
+ * claim.ts): on a busy machine each round trip costs milliseconds of waiting for a core.
  *
- * One statement after the lock's, so it sees a freeze or a re-split that committed before the lock
+ * A statement after the lock's, so it sees a freeze or a re-split that committed before the lock
  * was free (a statement's snapshot is taken before it runs, and a commit is visible before its
  * locks are released); the cursor is written only under that lock.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { CURSOR_COLUMNS, FRESH_CURSOR, SNAPSHOT_AT, toCursor, type ConsumerCursor, type CursorRow } from './cursor';
 import { LAYOUT_COLUMNS, layoutOf, type DrainLayout, type LayoutRow } from './shards';
+
+const { escapeLiteral } = pg;
 
 export interface PassStart {
   layout: DrainLayout;
@@ -20,19 +23,25 @@ export interface PassStart {
   now: { snap: string; at: number };
 }
 
-export async function readPassStart(client: pg.ClientBase, consumer: string, lease: string): Promise<PassStart> {
-  const r = await client.query<
-    LayoutRow & CursorRow & { has_cursor: boolean; holder: string | null; now_snap: string; now_at: number }
-  >(
-    `select lay.*, cur.*, cur.batch is not null as has_cursor,
-            (select owner from pipeline.leases where name = $2 and expires_at >= clock_timestamp()) as holder,
+/**
+ * SQL, no parameters (it goes in one simple query with the BEGIN and the lock before it: each
+ * statement of a simple query takes its own snapshot): the pass start of `consumer`, its lease named
+ * `lease`.
+ */
+export const passStartSql = (consumer: string, lease: string) =>
+  `select lay.*, cur.*, cur.batch is not null as has_cursor,
+            (select owner from pipeline.leases where name = ${escapeLiteral(lease)} and expires_at >= clock_timestamp()) as holder,
             pg_current_snapshot()::text as now_snap, ${SNAPSHOT_AT} as now_at
        from (select 1) as one
        left join (select ${LAYOUT_COLUMNS} from pipeline.drain_layout) as lay on true
-       left join (select ${CURSOR_COLUMNS} from pipeline.consumer_offsets where consumer = $1) as cur on true`,
-    [consumer, lease],
-  );
-  const row = r.rows[0]!;
+       left join (select ${CURSOR_COLUMNS} from pipeline.consumer_offsets where consumer = ${escapeLiteral(consumer)}) as cur on true`;
+
+type PassStartRow = LayoutRow &
+  CursorRow & { has_cursor: boolean; holder: string | null; now_snap: string; now_at: number };
+
+/** The pass start in the result of passStartSql. */
+export function passStartOf(result: pg.QueryResult): PassStart {
+  const row = result.rows[0] as PassStartRow;
   return {
     layout: layoutOf(row),
     holder: row.holder,

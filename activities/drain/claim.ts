@@ -1,30 +1,35 @@
 /** The first step of a drain batch: may this run go on, and is the drain frozen? */
-import type pg from 'pg';
-import { drainLockName, liftExpiredFreeze, readCursor, readPassStart, type ConsumerCursor } from '../../outbox';
+import pg from 'pg';
+import type { BeginResult } from '../../db/transaction';
+import { drainLockName, liftExpiredFreeze, passStartOf, passStartSql, type ConsumerCursor } from '../../outbox';
 import { emptyResult, type DrainBatchResult, type ShardDeps, type Target } from './types';
 
 /**
+ * The BEGIN of a drain pass with the shard's lock and, in a statement after the lock's, the pass
+ * start (outbox/pass-start.ts): one simple query, one round trip.
+ */
+export const claimBeginSql = (consumer: string, lease: string): string =>
+  `begin; select pg_try_advisory_xact_lock(hashtext(${pg.escapeLiteral(drainLockName(consumer))})) as ok; ${passStartSql(consumer, lease)}`;
+
+/**
  * The shard's lock (hard mutual exclusion for the apply: held until commit or rollback, released
- * by the server if this process dies; it assigns no transaction id), then in one statement after
- * it (outbox/pass-start.ts) the shard layout, the lease, the cursor and a new snapshot. Says whether
- * this run may go on, and the freeze snapshot if DRAIN_SHARDS is changing.
+ * by the server if this process dies; it assigns no transaction id), taken by claimBeginSql with the
+ * transaction's BEGIN, and what the statement after it read: the shard layout, the lease, the cursor
+ * and a new snapshot. Says whether this run may go on, and the freeze snapshot if DRAIN_SHARDS is
+ * changing.
  */
 export async function claimDrain(
   deps: ShardDeps,
   client: pg.PoolClient,
-  consumer: string,
   owner: string,
+  begun: BeginResult,
 ): Promise<
   | { kind: 'refused'; result: DrainBatchResult }
   | { kind: 'claimed'; frozen: Target | null; cursor: ConsumerCursor; now: { snap: string; at: number } }
 > {
-  const lock = await client.query('select pg_try_advisory_xact_lock(hashtext($1)) as ok', [drainLockName(consumer)]);
-  if (!lock.rows[0].ok)
-    return { kind: 'refused', result: { outcome: 'busy', ...emptyResult(await readCursor(client, consumer)) } };
-  // The layout is read once the lock is held, by a statement of its own: its snapshot then sees a
-  // freeze or a re-split that committed before the lock was free (a statement's snapshot is taken
-  // before the statement runs, and a commit is visible before its locks are released).
-  const { layout, holder, cursor, now } = await readPassStart(client, consumer, deps.shard.lease);
+  const [, lock, start] = begun as pg.QueryResult[];
+  const { layout, holder, cursor, now } = passStartOf(start!);
+  if (!lock!.rows[0].ok) return { kind: 'refused', result: { outcome: 'busy', ...emptyResult(cursor) } };
   if (layout.shards !== deps.shard.count)
     return { kind: 'refused', result: { outcome: 'retired', ...emptyResult(cursor) } };
   if (deps.shard.count > 1 && layout.partitions !== deps.allKeys.partitions.length)

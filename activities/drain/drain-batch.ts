@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { asyncLocalStorage, cancellationSignal, heartbeat } from '@temporalio/activity';
 import type pg from 'pg';
 import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
-import { withTransaction } from '../../db/transaction';
+import { withTransaction, type BeginResult } from '../../db/transaction';
 import type { OutboxRow } from '../../features/from-source';
 import {
   advanceCursor,
@@ -36,7 +36,7 @@ import { applyUpdates } from '../../store/apply';
 import { rememberTruncates } from '../../store/store-position';
 import { applyOptions } from '../apply-options';
 import { afterApplied, afterIdle } from './after-commit';
-import { claimDrain } from './claim';
+import { claimBeginSql, claimDrain } from './claim';
 import { checkPosition, resolveDivergence } from './divergence';
 import { faultPoint } from './fault-injection';
 import { prefetch, takePrefetched } from './prefetch';
@@ -153,7 +153,12 @@ function addUp(total: DrainBatchResult | null, r: DrainBatchResult): DrainBatchR
  */
 async function tryOneBatch(deps: ShardDeps, owner: string, maxRows: number): Promise<DrainBatchResult> {
   const t0 = performance.now();
-  const step = await withTransaction(deps.pool, (client) => applyNextChunk(deps, client, owner, maxRows));
+  const consumer = deps.consumer ?? deps.shard.consumer;
+  const step = await withTransaction(
+    deps.pool,
+    (client, begun) => applyNextChunk(deps, client, owner, maxRows, begun),
+    claimBeginSql(consumer, deps.shard.lease),
+  );
   switch (step.kind) {
     case 'done':
       return step.result;
@@ -177,9 +182,10 @@ async function applyNextChunk(
   client: pg.PoolClient,
   owner: string,
   maxRows: number,
+  begun: BeginResult,
 ): Promise<ChunkStep> {
   const consumer = deps.consumer ?? deps.shard.consumer;
-  const claimed = await claimDrain(deps, client, consumer, owner);
+  const claimed = await claimDrain(deps, client, owner, begun);
   if (claimed.kind === 'refused') return { kind: 'done', result: claimed.result };
 
   // The batch: rows visible in the target snapshot and not in the cursor's. A batch already in
