@@ -57,11 +57,13 @@ export async function acquireLease(
   };
 }
 
+/** SQL: who holds the lease named by the SQL expression `name` right now (no row: free or expired). */
+export const LEASE_HOLDER_SQL = (name: string) =>
+  `select owner from pipeline.leases where name = ${name} and expires_at >= clock_timestamp()`;
+
 /** Who holds the lease right now (null when free or expired). */
 export async function leaseHolder(db: pg.Pool | pg.ClientBase, name: string): Promise<string | null> {
-  const r = await db.query(`select owner from pipeline.leases where name = $1 and expires_at >= clock_timestamp()`, [
-    name,
-  ]);
+  const r = await db.query(LEASE_HOLDER_SQL('$1'), [name]);
   return r.rows[0]?.owner ?? null;
 }
 

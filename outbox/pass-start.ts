@@ -10,6 +10,7 @@
  */
 import pg from 'pg';
 import { CURSOR_COLUMNS, FRESH_CURSOR, SNAPSHOT_AT, toCursor, type ConsumerCursor, type CursorRow } from './cursor';
+import { LEASE_HOLDER_SQL } from './lease';
 import { LAYOUT_COLUMNS, layoutOf, type DrainLayout, type LayoutRow } from './shards';
 
 const { escapeLiteral } = pg;
@@ -30,7 +31,7 @@ export interface PassStart {
  */
 export const passStartSql = (consumer: string, lease: string) =>
   `select lay.*, cur.*, cur.batch is not null as has_cursor,
-            (select owner from pipeline.leases where name = ${escapeLiteral(lease)} and expires_at >= clock_timestamp()) as holder,
+            (${LEASE_HOLDER_SQL(escapeLiteral(lease))}) as holder,
             pg_current_snapshot()::text as now_snap, ${SNAPSHOT_AT} as now_at
        from (select 1) as one
        left join (select ${LAYOUT_COLUMNS} from pipeline.drain_layout) as lay on true
