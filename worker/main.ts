@@ -8,7 +8,6 @@
  * written) held the drain's event loop for seconds; in a process of its own, at a lower priority,
  * it only takes CPU the drain does not need.
  */
-import os from 'node:os';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { batchTaskQueue, Config, loadConfig } from '../config';
 import { redactText } from '../config/redact';
@@ -23,6 +22,7 @@ import type pg from 'pg';
 import type { ActivityClients } from '../activities';
 import { startTracing } from '../tracing/provider';
 import { createWorker } from './create-worker';
+import { lowerProcessPriority } from './cpu-priority';
 import { closeCaptureSessions } from '../capture/session-registry';
 import { readCaptureStatus, type SourcePools } from '../capture/capture-status';
 import { lazyTemporalClient } from './temporal-client';
@@ -223,13 +223,10 @@ async function runAll(workers: Worker[]): Promise<void> {
   }
 }
 
-/** Landing and export yield to the drain: this process asks the OS for a lower priority. */
+/** Landing and export yield to the drain: every thread of this process asks the OS for a lower priority. */
 function lowerPriority(nice: number): void {
-  try {
-    os.setPriority(Math.max(os.getPriority(), nice));
-  } catch (err) {
-    log.warn(`could not lower the batch worker's priority to nice ${nice}: ${(err as Error).message}`);
-  }
+  const { failed, error } = lowerProcessPriority(nice);
+  if (failed) log.warn(`could not lower the batch worker's priority to nice ${nice} on ${failed} thread(s): ${error}`);
 }
 
 if (require.main === module) {
