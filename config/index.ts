@@ -52,6 +52,12 @@ const EnvSchema = z.object({
   CAPTURE_TICK_MS: intFrom(100, 10, 10_000),
   /** Logical capture: how often the schedule fires a capture run per source (a watchdog; each run streams until its interval is up). */
   CAPTURE_INTERVAL_MS: intFrom(60_000, 5_000, 3_600_000),
+  /**
+   * Logical capture: each capture activity streams this long. Between two activities the stream
+   * waits for a Temporal round trip (tens of ms on a busy machine, seen in freshness): longer
+   * activities make that wait rarer; heartbeats show the position meanwhile.
+   */
+  CAPTURE_ACTIVITY_BUDGET_MS: intFrom(60_000, 1_000, 300_000),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
   /**
    * A Redis Cluster as the online store: its seed nodes, comma-separated `host:port` or

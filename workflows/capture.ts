@@ -1,7 +1,8 @@
 /**
  * The capture of one source database (docs/capture.md), shaped like the drain: a Temporal Schedule
  * per source (`fresh-badges-capture-<source>`, every CAPTURE_INTERVAL_MS, overlap skip) is the
- * watchdog; the run streams the source's slot into the outbox in activities of about 10 s each
+ * watchdog; the run streams the source's slot into the outbox in activities of
+ * CAPTURE_ACTIVITY_BUDGET_MS each (10 s when the input does not say)
  * until just before the next fire, then continues-as-new into the next interval. Between
  * activities the stream stays open in the worker (capture/session-registry.ts).
  *
@@ -38,7 +39,7 @@ export interface CaptureWorkflowInput {
   intervalMs: number;
   /** How long one run lasts before it continues as new (CHAIN_RUN_MS; default intervalMs). */
   runMs?: number;
-  /** Each activity streams this long (the Web UI's view of a run refreshes at this pace). */
+  /** Each activity streams this long (the Web UI's view of a run refreshes at this pace); schedules pass CAPTURE_ACTIVITY_BUDGET_MS. */
   activityBudgetMs?: number;
   marginMs?: number;
   carried?: CaptureRunSummary;

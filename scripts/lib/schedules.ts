@@ -84,6 +84,7 @@ const captureSchedule = (source: string): ScheduleDefinition => ({
       source,
       intervalMs: config.CAPTURE_INTERVAL_MS,
       runMs: Math.max(config.CHAIN_RUN_MS, config.CAPTURE_INTERVAL_MS),
+      activityBudgetMs: config.CAPTURE_ACTIVITY_BUDGET_MS,
     },
   ],
   note: `captures the ${source} database's changes from its replication slot into the outbox`,
@@ -165,6 +166,10 @@ function scheduleOptions(d: ScheduleDefinition, config: Config, paused = false):
 /** A drain shard's schedule options (its workflow input is what a fire starts the drain with). */
 export const drainScheduleOptions = (config: Config, shard: DrainShard = drainShard(0, 1)): ScheduleOptions =>
   scheduleOptions(drainSchedule(shard), config);
+
+/** A source's capture schedule options (its workflow input is what a fire starts the capture with). */
+export const captureScheduleOptions = (config: Config, source: string): ScheduleOptions =>
+  scheduleOptions(captureSchedule(source), config);
 
 /** Every schedule but the drain shards' (drainScheduleIds lists those). */
 export const ALL_SCHEDULE_IDS = [names.drainScheduleId, ...SCHEDULES.map((d) => d.scheduleId)];
