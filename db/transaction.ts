@@ -38,3 +38,28 @@ export async function withTransaction<T>(
     if (db instanceof pg.Pool) (client as pg.PoolClient).release();
   }
 }
+
+/**
+ * A transaction on a client of the pool whose work ends in one more statement sent with the
+ * COMMIT, as one simple query (one round trip for two). `fn` returns its result and that statement
+ * (text without parameters: db/inline-params.ts), or none. If the statement fails, the COMMIT
+ * is not run and the transaction is rolled back.
+ */
+export async function withTransactionEndingIn<T>(
+  db: pg.Pool,
+  begin: string,
+  fn: (client: pg.PoolClient, begun: BeginResult) => Promise<{ result: T; end: string | null }>,
+): Promise<T> {
+  const client = await db.connect();
+  try {
+    const begun = (await client.query(begin)) as BeginResult;
+    const { result, end } = await fn(client, begun);
+    await client.query(end ? `${end}; commit` : 'commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

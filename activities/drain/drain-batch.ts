@@ -19,12 +19,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { asyncLocalStorage, cancellationSignal, heartbeat } from '@temporalio/activity';
 import type pg from 'pg';
 import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
-import { withTransaction, type BeginResult } from '../../db/transaction';
+import { withTransactionEndingIn, type BeginResult } from '../../db/transaction';
 import type { OutboxRow } from '../../features/from-source';
 import {
   advanceCursor,
   BATCH_START,
-  endDrainPass,
+  endDrainPassSql,
   readDelta,
   shardKeys,
   shardRoutes,
@@ -154,10 +154,8 @@ function addUp(total: DrainBatchResult | null, r: DrainBatchResult): DrainBatchR
 async function tryOneBatch(deps: ShardDeps, owner: string, maxRows: number): Promise<DrainBatchResult> {
   const t0 = performance.now();
   const consumer = deps.consumer ?? deps.shard.consumer;
-  const step = await withTransaction(
-    deps.pool,
-    (client, begun) => applyNextChunk(deps, client, owner, maxRows, begun),
-    claimBeginSql(consumer, deps.shard.lease),
+  const step = await withTransactionEndingIn(deps.pool, claimBeginSql(consumer, deps.shard.lease), (client, begun) =>
+    applyNextChunk(deps, client, owner, maxRows, begun),
   );
   switch (step.kind) {
     case 'done':
@@ -176,17 +174,20 @@ type ChunkStep =
   | { kind: 'idle'; next: ConsumerCursor; target: Target }
   | { kind: 'applied'; chunk: AppliedChunk };
 
-/** The steps of one pass, in its transaction; each is a function below or a module of its own. */
+/**
+ * The steps of one pass, in its transaction; each is a function below or a module of its own. The
+ * pass's last statement (the cursor saved, endDrainPassSql) goes with the COMMIT.
+ */
 async function applyNextChunk(
   deps: ShardDeps,
   client: pg.PoolClient,
   owner: string,
   maxRows: number,
   begun: BeginResult,
-): Promise<ChunkStep> {
+): Promise<{ result: ChunkStep; end: string | null }> {
   const consumer = deps.consumer ?? deps.shard.consumer;
   const claimed = await claimDrain(deps, client, owner, begun);
-  if (claimed.kind === 'refused') return { kind: 'done', result: claimed.result };
+  if (claimed.kind === 'refused') return { result: { kind: 'done', result: claimed.result }, end: null };
 
   // The batch: rows visible in the target snapshot and not in the cursor's. A batch already in
   // progress (delivered in chunks) keeps its target; otherwise the target is a snapshot taken now
@@ -194,12 +195,18 @@ async function applyNextChunk(
   // every shard meets at (outbox/shards.ts).
   const { cursor, now } = claimed;
   if (atFreeze(cursor, claimed.frozen))
-    return { kind: 'done', result: { outcome: 'idle', ...emptyResult(cursor), caughtUp: true, frozen: true } };
+    return {
+      result: { kind: 'done', result: { outcome: 'idle', ...emptyResult(cursor), caughtUp: true, frozen: true } },
+      end: null,
+    };
   const checked = await checkPosition(deps, cursor, claimed.frozen ?? now);
   if (checked.kind === 'diverged') {
     const resolved = await resolveDivergence(deps, client, consumer, cursor, checked.divergence);
     const result: DrainBatchResult = { outcome: 'repaired', ...emptyResult(resolved.cursor) };
-    return { kind: 'done', result: resolved.rebuilt ? { ...result, storeIncomplete: true } : result };
+    return {
+      result: { kind: 'done', result: resolved.rebuilt ? { ...result, storeIncomplete: true } : result },
+      end: null,
+    };
   }
   const target = checked.target;
   const chunk = await readChunk(deps, client, consumer, cursor, target, maxRows);
@@ -211,23 +218,21 @@ async function applyNextChunk(
     // change committed before it was taken is known to be in the store.
     if (startedBatch) await applyTruncates(deps, cursor, target.snap, next, []);
     const logged = startedBatch ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: Date.now() } : null;
-    await endDrainPass(client, consumer, next, logged, null);
-    return { kind: 'idle', next, target };
+    return { result: { kind: 'idle', next, target }, end: endDrainPassSql(consumer, next, logged, null) };
   }
   if (!complete) prefetch(deps.pool, consumer, deltaInput(deps, cursor, target, next, maxRows));
   const truncatedHere = await rememberTruncatesOf(deps, cursor, chunk.rows, complete);
   const applied = await applyChunk(deps, cursor, next, chunk.rows);
   await deadLetterFailures(client, consumer, chunk.rows, applied.dead, applied.result);
   if (complete) await applyTruncates(deps, cursor, target.snap, next, truncatedHere, startedBatch);
-  // the cursor, the applied snapshot when the batch is complete, and the lease: one round trip
-  await endDrainPass(
-    client,
+  // the cursor, the applied snapshot when the batch is complete, and the lease: sent with the COMMIT
+  const end = endDrainPassSql(
     consumer,
     next,
     complete ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: applied.visibleAt } : null,
     { name: deps.shard.lease, owner, ttlMs: deps.config.DRAIN_LEASE_TTL_MS },
   );
-  return {
+  const chunkStep: ChunkStep = {
     kind: 'applied',
     chunk: {
       rows: chunk.rows,
@@ -241,6 +246,7 @@ async function applyNextChunk(
       newestSourceMs: applied.newestSourceMs,
     },
   };
+  return { result: chunkStep, end };
 }
 
 /**
