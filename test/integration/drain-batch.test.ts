@@ -207,6 +207,21 @@ describe('drain batch', () => {
     expect((await acts.acquireDrainLease({ owner: 'someone-else' })).acquired).toBe(true);
   });
 
+  it('every applied pass extends the lease, so an activity that drains longer than its TTL keeps it', async () => {
+    await seedMinimal(c.pool);
+    // The lease about to run out, as in an activity that has drained for almost the whole TTL.
+    await c.pool.query(
+      `update pipeline.leases set expires_at = clock_timestamp() + interval '2 seconds' where owner = $1`,
+      [owner],
+    );
+    expect((await acts.drainBatch({ owner })).outcome).toBe('applied');
+    const left = await c.pool.query(
+      `select extract(epoch from max(expires_at) - clock_timestamp()) * 1000 as ms from pipeline.leases where owner = $1`,
+      [owner],
+    );
+    expect(Number(left.rows[0].ms)).toBeGreaterThan(c.config.DRAIN_LEASE_TTL_MS - 5_000);
+  });
+
   it('fails fast, not retryably, when the schema is missing', async () => {
     const wrongDb = testClients({ DATABASE_URL: TEST_DATABASE_URL.replace(/\/[^/]+$/, '/postgres') });
     try {
