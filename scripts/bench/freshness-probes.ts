@@ -24,6 +24,9 @@ export function httpGetJson(port: number, p: string, agent: http.Agent): Promise
   });
 }
 
+/** Probes slower than this are logged with their commit time (BENCH_SLOW_PROBE_MS; default 500). */
+const SLOW_PROBE_MS = Number(process.env.BENCH_SLOW_PROBE_MS) > 0 ? Number(process.env.BENCH_SLOW_PROBE_MS) : 500;
+
 /** Four freshness probe SKUs, and one SKU row a held-open transaction holds (nobody else writes it). */
 export const PROBES = ['PROBE-1', 'PROBE-2', 'PROBE-3', 'PROBE-4'];
 export const HELD_PROBE = 'PROBE-HOLD';
@@ -113,7 +116,7 @@ export async function probeFreshness(
         if (vouched)
           vouched.push(await untilAsOf(apiPort, `/v1/badges/${sku}?region=${region}`, agent, committedAt, committed));
         // Outliers with their time, so a stall can be matched with what ran then (logs, metrics).
-        if (took > 500)
+        if (took > SLOW_PROBE_MS)
           process.stderr.write(
             `  slow probe: ${sku} ${took.toFixed(0)} ms, committed at ${new Date(Date.now() - took).toISOString()}\n`,
           );
