@@ -113,6 +113,14 @@ async function retainedWal(lb: LogicalBench): Promise<Record<string, number>> {
   return out;
 }
 
+/** Checkpoints the server has run since it started (timed and requested), and its max_wal_size. */
+async function checkpointCount(lb: LogicalBench): Promise<{ count: number; maxWalSize: string }> {
+  const r = await lb.pool.query(
+    `select (checkpoints_timed + checkpoints_req)::int as count, current_setting('max_wal_size') as max from pg_stat_bgwriter`,
+  );
+  return { count: r.rows[0].count, maxWalSize: r.rows[0].max };
+}
+
 /** 1. Freshness at each simulator rate, then each pgbench rate, with a transaction held open on each source throughout. */
 export async function measureFreshness(run: LogicalRun, o: Options): Promise<Freshness> {
   const { lb, actual } = run;
@@ -120,6 +128,7 @@ export async function measureFreshness(run: LogicalRun, o: Options): Promise<Fre
   // each load runs its warm-up, then the measured seconds
   const loadSeconds = o.seconds + o.warmupSeconds;
   const held = await holdOpenOnEachSource(lb);
+  const checkpointsBefore = await checkpointCount(lb);
   let retained: Record<string, number>;
   try {
     if (o.idleSeconds > 0)
@@ -147,5 +156,10 @@ export async function measureFreshness(run: LogicalRun, o: Options): Promise<Fre
   } finally {
     await held.release();
   }
-  return { runs, retained };
+  const checkpointsAfter = await checkpointCount(lb);
+  return {
+    runs,
+    retained,
+    checkpoints: { count: checkpointsAfter.count - checkpointsBefore.count, maxWalSize: checkpointsAfter.maxWalSize },
+  };
 }

@@ -115,6 +115,9 @@ function printFreshnessVerdicts({ freshness }: Pick<Report, 'freshness'>): void 
       .map(([s, b]) => `${s} ${mib(b)}`)
       .join(', ')}.`,
   );
+  console.log(
+    `Checkpoints during the section: ${freshness.checkpoints.count} (max_wal_size ${freshness.checkpoints.maxWalSize}; the full-page images after each one burst the WAL that capture decodes, seen as slower probes).`,
+  );
 }
 
 function printCatchUpBySource(c: CatchUp): void {

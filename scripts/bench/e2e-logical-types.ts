@@ -58,6 +58,8 @@ export interface Freshness {
   runs: LogicalFreshnessRun[];
   /** WAL each source's slot kept at the end of the section, with a transaction held open on it all along (bytes). */
   retained: Record<string, number>;
+  /** Checkpoints the server ran during the section (each one's full-page images burst the WAL capture decodes), and its max_wal_size. */
+  checkpoints: { count: number; maxWalSize: string };
 }
 
 export interface CatchUp {
