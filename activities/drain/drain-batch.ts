@@ -75,11 +75,15 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
   let total: DrainBatchResult | null = null;
   const rebuilds = new Set<string>(); // raised by any pass of this call, reported at its end
   for (;;) {
-    const result = await tryOneBatch(deps, input.owner, maxRows);
+    // Catch-up: a full chunk (its batch goes on) means a backlog, and the next chunk is twice as
+    // big (up to maxBatchRows): each pass waits on a few round trips whatever its size, and under
+    // load (capture writing beside it) those take tens of milliseconds each. The next chunk is
+    // read ahead at that size, so the prefetch does not hold the growth back.
+    const nextRows = Math.min(largest, maxRows * 2);
+    const result = await tryOneBatch(deps, input.owner, { now: maxRows, next: nextRows });
     total = addUp(total, result);
     for (const sku of result.rebuildSkus ?? []) rebuilds.add(sku);
-    // Catch-up: a full batch means a backlog; bigger batches cost fewer round trips per change.
-    maxRows = result.rows >= maxRows ? Math.min(largest, maxRows * 2) : base;
+    maxRows = result.outcome === 'applied' && !result.caughtUp ? nextRows : base;
     total.batchSize = maxRows;
     // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
     const waiting = result.outcome === 'idle' || result.outcome === 'busy';
@@ -146,16 +150,22 @@ function addUp(total: DrainBatchResult | null, r: DrainBatchResult): DrainBatchR
   };
 }
 
+/** Chunk sizes of a pass: this one's, and the next one's (read ahead when this one is full). */
+interface ChunkRows {
+  now: number;
+  next: number;
+}
+
 /**
  * One pass: inside one transaction (which holds the drain's lock, and whose commit moves the
  * cursor) the next chunk is read and applied; after the commit, what the store and the workflow
  * learn from it.
  */
-async function tryOneBatch(deps: ShardDeps, owner: string, maxRows: number): Promise<DrainBatchResult> {
+async function tryOneBatch(deps: ShardDeps, owner: string, rows: ChunkRows): Promise<DrainBatchResult> {
   const t0 = performance.now();
   const consumer = deps.consumer ?? deps.shard.consumer;
   const step = await withTransactionEndingIn(deps.pool, claimBeginSql(consumer, deps.shard.lease), (client, begun) =>
-    applyNextChunk(deps, client, owner, maxRows, begun),
+    applyNextChunk(deps, client, owner, rows, begun),
   );
   switch (step.kind) {
     case 'done':
@@ -182,7 +192,7 @@ async function applyNextChunk(
   deps: ShardDeps,
   client: pg.PoolClient,
   owner: string,
-  maxRows: number,
+  rows: ChunkRows,
   begun: BeginResult,
 ): Promise<{ result: ChunkStep; end: string | null }> {
   const consumer = deps.consumer ?? deps.shard.consumer;
@@ -209,7 +219,7 @@ async function applyNextChunk(
     };
   }
   const target = checked.target;
-  const chunk = await readChunk(deps, client, consumer, cursor, target, maxRows);
+  const chunk = await readChunk(deps, client, consumer, cursor, target, rows.now);
   const { next, complete } = advanceCursor(cursor, target, chunk.rows, chunk.limit);
   const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
 
@@ -220,7 +230,7 @@ async function applyNextChunk(
     const logged = startedBatch ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: Date.now() } : null;
     return { result: { kind: 'idle', next, target }, end: endDrainPassSql(consumer, next, logged, null) };
   }
-  if (!complete) prefetch(deps.pool, consumer, deltaInput(deps, cursor, target, next, maxRows));
+  if (!complete) prefetch(deps.pool, consumer, deltaInput(deps, cursor, target, next, rows.next));
   const truncatedHere = await rememberTruncatesOf(deps, cursor, chunk.rows, complete);
   const applied = await applyChunk(deps, cursor, next, chunk.rows);
   await deadLetterFailures(client, consumer, chunk.rows, applied.dead, applied.result);

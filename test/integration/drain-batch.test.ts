@@ -179,6 +179,19 @@ describe('drain batch', () => {
     expect(done.behindRows).toBeUndefined();
   });
 
+  it('a backlog is drained in chunks that double up to maxBatchRows, read ahead at the doubled size', async () => {
+    await c.pool.query(
+      `insert into pipeline.outbox (tbl, op, key, image)
+       select 'skus', 'I', 'G' || g, json_build_object('sku_id', 'G' || g, 'title', 't', 'lifecycle', 'active')
+       from generate_series(1, 100) g`,
+    );
+    const r = await acts.drainBatch({ owner, maxRows: 10, maxBatchRows: 40, budgetMs: 500 });
+    expect(r.rows).toBe(100);
+    // chunks of 10, 20, 40 and 30 (a prefetch read at the old size once held every chunk at 10)
+    if (c.config.DRAIN_SHARDS === 1) expect(r.batches).toBe(4);
+    expect(await c.redis.hget(c.keys.sku('G100'), LIFECYCLE_FIELD)).not.toBeNull();
+  });
+
   it('never applies concurrently: a batch finds the advisory lock held and steps back', async () => {
     await seedMinimal(c.pool);
     const holder = new pg.Client({ connectionString: TEST_DATABASE_URL }); // the pipeline's database
