@@ -27,13 +27,7 @@ export async function withTransaction<T>(
 ): Promise<T> {
   const client = db instanceof pg.Pool ? await db.connect() : db;
   try {
-    const begun = (await client.query(begin)) as BeginResult;
-    const out = await fn(client as never, begun);
-    await client.query('commit');
-    return out;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
+    return await inTransaction(client, begin, async (c, begun) => ({ result: await fn(c as never, begun), end: null }));
   } finally {
     if (db instanceof pg.Pool) (client as pg.PoolClient).release();
   }
@@ -52,6 +46,19 @@ export async function withTransactionEndingIn<T>(
 ): Promise<T> {
   const client = await db.connect();
   try {
+    return await inTransaction(client, begin, fn);
+  } finally {
+    client.release();
+  }
+}
+
+/** Begin, the work, then its last statement (if any) with the COMMIT; rolled back on error. */
+async function inTransaction<T, C extends pg.ClientBase>(
+  client: C,
+  begin: string,
+  fn: (client: C, begun: BeginResult) => Promise<{ result: T; end: string | null }>,
+): Promise<T> {
+  try {
     const begun = (await client.query(begin)) as BeginResult;
     const { result, end } = await fn(client, begun);
     await client.query(end ? `${end}; commit` : 'commit');
@@ -59,7 +66,5 @@ export async function withTransactionEndingIn<T>(
   } catch (err) {
     await client.query('rollback').catch(() => undefined);
     throw err;
-  } finally {
-    client.release();
   }
 }
