@@ -18,7 +18,10 @@ export interface AppliedSnapshot {
   appliedAt: number;
 }
 
-/** SQL that logs an applied snapshot if $`first + 5` is true, with the parameters of logParams from $`first`. */
+/**
+ * SQL that logs an applied snapshot (the landing consumer learns from the log when a change reached
+ * Redis) if $`first + 5` is true, with the parameters of logParams from $`first`.
+ */
 const LOG_SNAPSHOT_SQL = (first: number) => {
   const [batch, snap, at, appliedAt, shard, wanted] = [0, 1, 2, 3, 4, 5].map((i) => `$${first + i}`);
   return `insert into pipeline.drain_snapshots (shard, batch, snap, taken_at, applied_at)
@@ -30,17 +33,6 @@ const LOG_SNAPSHOT_SQL = (first: number) => {
 
 const logParams = (a: AppliedSnapshot | null): unknown[] =>
   a ? [a.batch, a.target.snap, a.target.at, a.appliedAt, a.shard.index, true] : [null, null, null, null, null, false];
-
-/** The drain's log of applied snapshots: the landing consumer learns from it when a change reached Redis. */
-export async function logAppliedSnapshot(
-  client: pg.ClientBase,
-  shard: DrainShard,
-  batch: string,
-  target: { snap: string; at: number | null },
-  appliedAt: number,
-): Promise<void> {
-  await client.query(LOG_SNAPSHOT_SQL(1), logParams({ shard, batch, target, appliedAt }));
-}
 
 /**
  * The end of a drain pass, in its transaction and in one statement: the cursor saved, the applied
