@@ -165,7 +165,7 @@ async function tryOneBatch(deps: ShardDeps, owner: string, rows: ChunkRows): Pro
   const t0 = performance.now();
   const consumer = deps.consumer ?? deps.shard.consumer;
   const step = await withTransactionEndingIn(deps.pool, claimBeginSql(consumer, deps.shard.lease), (client, begun) =>
-    applyNextChunk(deps, client, owner, rows, begun),
+    applyNextChunk(deps, client, consumer, owner, rows, begun),
   );
   switch (step.kind) {
     case 'done':
@@ -191,11 +191,11 @@ type ChunkStep =
 async function applyNextChunk(
   deps: ShardDeps,
   client: pg.PoolClient,
+  consumer: string,
   owner: string,
   rows: ChunkRows,
   begun: BeginResult,
 ): Promise<{ result: ChunkStep; end: string | null }> {
-  const consumer = deps.consumer ?? deps.shard.consumer;
   const claimed = await claimDrain(deps, client, owner, begun);
   if (claimed.kind === 'refused') return { result: { kind: 'done', result: claimed.result }, end: null };
 
