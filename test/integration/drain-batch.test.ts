@@ -25,6 +25,15 @@ async function drainAll() {
   }
 }
 
+/** `count` SKU inserts (`<prefix>1` …) written straight into the outbox, in one transaction. */
+const insertSkuChanges = (prefix: string, count: number) =>
+  c.pool.query(
+    `insert into pipeline.outbox (tbl, op, key, image)
+     select 'skus', 'I', $1 || g, json_build_object('sku_id', $1 || g, 'title', 't', 'lifecycle', 'active')
+     from generate_series(1, $2::int) g`,
+    [prefix, count],
+  );
+
 /** A session of its own on the shop (in the logical run, routed to the source databases). */
 const session = () => shopSession(c.pool);
 
@@ -158,11 +167,7 @@ describe('drain batch', () => {
   });
 
   it('an activity that ends behind says by how many rows (the Web UI shows it); a caught-up one does not count', async () => {
-    await c.pool.query(
-      `insert into pipeline.outbox (tbl, op, key, image)
-       select 'skus', 'I', 'B' || g, json_build_object('sku_id', 'B' || g, 'title', 't', 'lifecycle', 'active')
-       from generate_series(1, 50) g`,
-    );
+    await insertSkuChanges('B', 50);
     // A budget spent after the first batch of 10: the activity ends behind.
     const r = await acts.drainBatch({ owner, maxRows: 10, maxBatchRows: 10, budgetMs: 1 });
     expect(r.caughtUp).toBe(false);
@@ -180,11 +185,7 @@ describe('drain batch', () => {
   });
 
   it('a backlog is drained in chunks that double up to maxBatchRows, read ahead at the doubled size', async () => {
-    await c.pool.query(
-      `insert into pipeline.outbox (tbl, op, key, image)
-       select 'skus', 'I', 'G' || g, json_build_object('sku_id', 'G' || g, 'title', 't', 'lifecycle', 'active')
-       from generate_series(1, 100) g`,
-    );
+    await insertSkuChanges('G', 100);
     const r = await acts.drainBatch({ owner, maxRows: 10, maxBatchRows: 40, budgetMs: 500 });
     expect(r.rows).toBe(100);
     // chunks of 10, 20, 40 and 30 (a prefetch read at the old size once held every chunk at 10)
