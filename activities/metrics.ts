@@ -9,5 +9,5 @@ export interface DrainMetrics {
   /** The store was found behind (re-delivered or rebuilt) or ahead (rebuilt) of the cursor. */
   divergence(kind: 'behind' | 'behind-rebuild' | 'ahead' | 'truncate'): void;
   /** A sampled verify run: what it found (by feature) and how many repairs it made. */
-  verified?(mismatchesByFeature: Record<string, number>, repairs: number): void;
+  verified?(mismatchesByFeature: Record<string, number>, repairs: number, unjudged?: number): void;
 }

@@ -52,6 +52,12 @@ export interface VerifyReport {
   mismatches: VerifyMismatch[];
   /** Mismatches of the first pass that disappeared once the drain caught up (in flight). */
   settled: number;
+  /**
+   * Differences still there at the second pass although the drain had not applied everything the
+   * view saw within settleMs (a backlog, a paused or failing pipeline): lag and real mismatches
+   * look alike then, so these are neither counted as mismatches nor repaired.
+   */
+  unjudged: VerifyMismatch[];
 }
 
 type Db = pg.Pool | pg.ClientBase;
@@ -256,8 +262,9 @@ export async function verifyView(
   first.push(...(await smallMismatches(view.db, redis, keys, loadsFrom)));
   const badges = await badgeMismatches(view.db, redis, keys, badgeSample, at);
   first.push(...badges.mismatches);
-  if (first.length === 0) return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: [], settled: 0 };
-  const mismatches = await secondPass(view, redis, keys, {
+  if (first.length === 0)
+    return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: [], settled: 0, unjudged: [] };
+  const { mismatches, unjudged } = await secondPass(view, redis, keys, {
     first,
     badges: badges.mismatches,
     at,
@@ -265,12 +272,20 @@ export async function verifyView(
     chunk,
     opts,
   });
-  return { mode, checkedSkus, checkedBadges: badges.checked, mismatches, settled: first.length - mismatches.length };
+  return {
+    mode,
+    checkedSkus,
+    checkedBadges: badges.checked,
+    mismatches,
+    settled: first.length - mismatches.length - unjudged.length,
+    unjudged,
+  };
 }
 
 /**
  * Once the store has applied everything the view saw, what differed is compared again against the
- * same view; what still differs and no later change explains is a mismatch.
+ * same view; what still differs and no later change explains is a mismatch. When the store has not
+ * applied that much by the deadline, what still differs may be nothing but lag: it is unjudged.
  */
 async function secondPass(
   view: SourceView,
@@ -284,8 +299,8 @@ async function secondPass(
     chunk: number;
     opts: VerifyOptions;
   },
-): Promise<VerifyMismatch[]> {
-  await view.waitApplied(Date.now() + (p.opts.settleMs ?? 30_000));
+): Promise<{ mismatches: VerifyMismatch[]; unjudged: VerifyMismatch[] }> {
+  const applied = await view.waitApplied(Date.now() + (p.opts.settleMs ?? 30_000));
   const skus = [...new Set(p.first.map((m) => m.sku).filter((s): s is string => !!s))];
   const again: VerifyMismatch[] = [];
   for (let i = 0; i < skus.length; i += p.chunk)
@@ -295,7 +310,8 @@ async function secondPass(
   const badgeSkus = [...new Set(p.badges.map((m) => m.sku!))];
   again.push(...(await badgeMismatches(view.db, redis, keys, badgeSkus, p.at)).mismatches);
   const changed = explainedBy(await view.changedRows());
-  return again.filter((m) => !changed(m));
+  const differ = again.filter((m) => !changed(m));
+  return applied ? { mismatches: differ, unjudged: [] } : { mismatches: [], unjudged: differ };
 }
 
 /** Which mismatches the source rows changed after the view can explain. */

@@ -59,6 +59,10 @@ function defineMetrics(registry: client.Registry) {
     'differences between the store and the source that a scheduled sampled verify found after the drain caught up (feature: lifecycle, available, capacity, rank, load, badge)',
     ['feature'],
   );
+  const verifyUnjudged = counter(
+    'fresh_badges_verify_unjudged_total',
+    'differences a scheduled sampled verify left unjudged (neither counted as mismatches nor repaired) because the drain had not caught up within its settle time',
+  );
   const verifyRepairs = counter(
     'fresh_badges_verify_repairs_total',
     'source rows re-emitted through the outbox (and load recomputations) by the scheduled verify to repair what it found',
@@ -87,6 +91,7 @@ function defineMetrics(registry: client.Registry) {
     verifyRuns,
     verifyMismatches,
     verifyRepairs,
+    verifyUnjudged,
     openXacts,
     oldestXact,
     lagRows,
@@ -131,12 +136,13 @@ function drainMetricsOf(m: WorkerMetricSet): DrainMetrics {
     },
     deadLetters: (n) => m.deadLetters.inc(n),
     divergence: (kind) => m.divergences.inc({ kind }),
-    verified(byFeature, repairs) {
+    verified(byFeature, repairs, unjudged = 0) {
       m.verifyRuns.inc();
       // every label appears (at 0) from the first run on, so a rate() over it is defined
       for (const feature of ['lifecycle', 'available', 'capacity', 'rank', 'load', 'badge'])
         m.verifyMismatches.inc({ feature }, byFeature[feature] ?? 0);
       m.verifyRepairs.inc(repairs);
+      m.verifyUnjudged.inc(unjudged);
     },
   };
 }

@@ -69,12 +69,21 @@ export function createVerifyActivities(deps: VerifyDeps) {
      * the outbox (reconcile/repair.ts). Cheap enough to leave on: a few hundred keyed reads.
      */
     async verifyAndRepair(input: { sample: number; badgeSkus?: number; settleMs?: number }) {
+      const settleMs = input.settleMs ?? 30_000;
       const report = await verifyAgainstSources(deps, {
         sample: input.sample,
         badgeSkus: input.badgeSkus ?? 50,
-        settleMs: input.settleMs ?? 30_000,
+        settleMs,
         loadTtlS: deps.config.LOAD_TTL_S,
       });
+      // Lag is not a mismatch: a store that had not caught up is neither counted nor "repaired"
+      // (a repair would only add re-read rows to the backlog).
+      if (report.unjudged.length)
+        deps.log?.(
+          'warn',
+          `verify: the drain had not applied the sources' changes within ${settleMs / 1000} s; ${report.unjudged.length} difference(s) left unjudged and unrepaired (the pipeline is behind: see fresh_badges_drain_lag_seconds)`,
+          { unjudged: report.unjudged.length },
+        );
       const byFeature: Record<string, number> = {};
       for (const m of report.mismatches) {
         byFeature[m.feature] = (byFeature[m.feature] ?? 0) + 1;
@@ -93,13 +102,14 @@ export function createVerifyActivities(deps: VerifyDeps) {
           'warn',
           `verify: repaired through the outbox: ${reemitted.refreshed} row(s) re-emitted, ${reemitted.deleted} delete(s)${plan.loads ? `, ${counters} load counter(s) recomputed` : ''}`,
         );
-      deps.metrics?.verified?.(byFeature, repairs);
+      deps.metrics?.verified?.(byFeature, repairs, report.unjudged.length);
       return {
         checkedSkus: report.checkedSkus,
         checkedBadges: report.checkedBadges,
         settled: report.settled,
         mismatches: report.mismatches.slice(0, 50),
         mismatchCount: report.mismatches.length,
+        unjudgedCount: report.unjudged.length,
         reemitted,
         loadCounters: counters,
       };

@@ -1,0 +1,66 @@
+/**
+ * A verify while the drain is behind (a backlog, a paused pipeline): what differs then may be lag
+ * and nothing else, so it is left unjudged, neither counted as a mismatch nor repaired; once the
+ * drain has caught up, the same verify finds nothing. (A verify whose settle time ran out used to
+ * count the lag as mismatches and re-emit the rows: a false alarm in every long catch-up.)
+ */
+import { describe, expect, it } from 'vitest';
+import { usePipeline } from '../support/pipeline-fixture';
+import { resetState } from '../support/env';
+import { captured } from '../support/logical-run';
+
+const owner = 'verify-behind';
+const { c, acts } = usePipeline('verify-behind');
+
+/** Everything committed so far in the store (captured first, in the logical run). */
+async function drainAll(): Promise<void> {
+  await captured();
+  for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') return;
+}
+
+const named = (ms: { feature: string; key: string }[]) => ms.map((m) => `${m.feature}:${m.key}`);
+
+describe('verify while the drain is behind', () => {
+  it('leaves what differs unjudged and unrepaired until the drain has caught up', async () => {
+    await resetState(c);
+    await acts.acquireDrainLease({ owner });
+    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
+    await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('A', 't', 'active')`);
+    await c.pool.query(`insert into shop.inventory values ('A', 'F1', 5, 0, now())`);
+    await drainAll();
+
+    // sold out at the source; the change waits in the outbox, not applied (no drain runs)
+    await c.pool.query(`update shop.inventory set on_hand = 0, updated_at = now() where sku_id = 'A'`);
+    await captured();
+    const full = await acts.verifyStore({ badgeSkus: 10, settleMs: 300 });
+    expect(full.mismatches).toEqual([]);
+    expect(named(full.unjudged)).toContain('available:A|F1');
+
+    const outboxRows = async () => Number((await c.pool.query(`select count(*) from pipeline.outbox`)).rows[0].count);
+    const before = await outboxRows();
+    const sampled = await acts.verifyAndRepair({ sample: 10, badgeSkus: 10, settleMs: 300 });
+    expect(sampled.mismatchCount).toBe(0);
+    expect(sampled.unjudgedCount).toBeGreaterThan(0);
+    expect(sampled.reemitted).toEqual({ refreshed: 0, deleted: 0 });
+    expect(await outboxRows()).toBe(before); // nothing re-read into the backlog
+
+    await drainAll();
+    const after = await acts.verifyStore({ badgeSkus: 10, settleMs: 5_000 });
+    expect(after.mismatches).toEqual([]);
+    expect(after.unjudged).toEqual([]);
+  });
+
+  it('judges a store whose drain is stopped with nothing left to apply', async () => {
+    await resetState(c);
+    await acts.acquireDrainLease({ owner });
+    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('B', 't', 'active')`);
+    await drainAll();
+    // damage no change explains, while no drain runs (paused): still found, as a mismatch
+    await c.redis.hset(c.keys.sku('B'), '#', 'p|999999');
+    const r = await acts.verifyStore({ badgeSkus: 10, settleMs: 1_000 });
+    expect(named(r.mismatches)).toContain('lifecycle:B');
+    expect(r.unjudged).toEqual([]);
+  });
+});
