@@ -22,6 +22,16 @@ const wholeNumber =
   };
 
 export const positiveInt = wholeNumber(1);
+
+/** A parser of whole numbers from `min` to `max`, named `name` in its error. */
+export const intBetween =
+  (min: number, max: number) =>
+  (name: string) =>
+  (v: string): number => {
+    const n = wholeNumber(min)(name)(v);
+    if (n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
 export const nonNegativeInt = wholeNumber(0);
 
 /**

@@ -4,7 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { batchTaskQueue } from '../../config';
 import type { VerifyReport } from '../../reconcile/verify';
 import { backfillWorkflow, BackfillProgress, exportWorkflow, verifyWorkflow } from '../../workflows';
-import { dateArg, positiveInt } from '../lib/cli-args';
+import { dateArg, intBetween, positiveInt } from '../lib/cli-args';
 import { OpsContext, stamp } from './context';
 import { explainSku } from './explain';
 import { printExplanation } from './explain-print';
@@ -49,15 +49,23 @@ function registerBackfill(program: Command, ctx: () => OpsContext): void {
 function registerVerify(program: Command, ctx: () => OpsContext): void {
   program
     .command('verify')
-    .description('reconcile the online store against the source; exit code 1 when anything differs')
+    .description(
+      'reconcile the online store against the source; exit code 1 when anything differs, 3 when differences were left unjudged because the drain had not caught up',
+    )
     .option('--sample <n>', 'check n random SKUs instead of all', positiveInt('--sample'))
+    .option(
+      '--settle-seconds <s>',
+      'seconds verify waits for the drain to apply what it saw in the sources before judging what differs (1-90)',
+      intBetween(1, 90)('--settle-seconds'),
+      30,
+    )
     .option('--json', 'machine-readable output')
     .action(async (o) => {
       const r = (await runOperatorWorkflow(ctx(), {
         what: 'verify',
         workflow: verifyWorkflow,
         workflowId: `verify-${stamp()}`,
-        args: [{ sample: o.sample }],
+        args: [{ sample: o.sample, settleMs: o.settleSeconds * 1000 }],
         summary: o.sample
           ? `Verify of ${o.sample} random SKUs, every FC, region and load`
           : 'Verify of every SKU, FC, region and load',
@@ -65,6 +73,7 @@ function registerVerify(program: Command, ctx: () => OpsContext): void {
       })) as VerifyReport;
       printJsonOr(o.json, r, () => printVerifyReport(r));
       if (r.mismatches.length) process.exitCode = 1;
+      else if (r.unjudged?.length) process.exitCode = 3; // 2 is a usage error
     });
 }
 
@@ -78,6 +87,11 @@ function printVerifyReport(r: VerifyReport): void {
       `  ${m.sku ?? '-'}  ${m.feature} ${m.key}: source=${m.source ?? '(none)'} store=${m.store ?? '(none)'}`,
     );
   if (r.mismatches.length > 50) console.log(`  … and ${r.mismatches.length - 50} more (--json for all)`);
+  // (`?.`: a report from a worker older than this field has none)
+  if (r.unjudged?.length)
+    console.log(
+      `${r.unjudged.length} difference(s) left unjudged: the drain had not applied the sources' changes within the settle time, so lag and mismatch cannot be told apart. Run verify again once the pipeline has caught up (npm run ops -- status).`,
+    );
 }
 
 function registerExport(program: Command, ctx: () => OpsContext): void {

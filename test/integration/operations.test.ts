@@ -128,6 +128,11 @@ describe('operator CLI', () => {
       for (const [i, h] of held.entries())
         expect(h.slotState!.retainedBytes).toBeGreaterThan(heldBefore[i].slotState!.retainedBytes);
     } else expect(await backlog()).toBeGreaterThan(1000);
+    // a verify now cannot tell the waiting changes from wrong values: it judges nothing (exit 3)
+    const behind = await ops('verify', '--settle-seconds', '1');
+    expect(behind.code).toBe(3);
+    expect(behind.stdout).toMatch(/0 mismatch\(es\)/);
+    expect(behind.stdout).toMatch(/\d+ difference\(s\) left unjudged/);
     expect((await get(`${api.base}/v1/badges?region=R-00&skus=SKU-0000001`)).status).toBe(200); // still answering
     expect((await ops('resume')).code).toBe(0);
     await eventually(drained, 30_000, 'catch-up');
@@ -348,6 +353,9 @@ describe('operator CLI', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/not a position/);
     expect((await ops('verify', '--sample', '-3')).code).toBe(2);
+    const settle = await ops('verify', '--settle-seconds', '91');
+    expect(settle.code).toBe(2);
+    expect(settle.stderr).toMatch(/--settle-seconds must be a whole number from 1 to 90/);
     expect((await ops('frobnicate')).code).toBe(2);
     expect((await ops('dead-letters', 'retry', '--id', 'x1')).code).toBe(2);
     const down = await runOps(c.config, '127.0.0.1:1', ['pause']);
