@@ -80,8 +80,11 @@ export async function positionSince(
   db: pg.Pool,
   since: Date,
 ): Promise<{ position: Position | null; oldestRetained: Date | null }> {
+  // `o.txid`, not `txid`: ORDER BY takes a bare name as the output column, here the text of the
+  // txid, and "1000" sorts before "999" (the replay would skip every txid of fewer digits).
   const first = await db.query<{ txid: string; id: string }>(
-    `select txid::text, id::text from pipeline.outbox where created_at >= $1 order by txid, id limit 1`,
+    `select o.txid::text as txid, o.id::text as id from pipeline.outbox o
+      where o.created_at >= $1 order by o.txid, o.id limit 1`,
     [since.toISOString()],
   );
   // the first row in (txid, id) order: an index read, and as old as any retained row but for seconds

@@ -117,7 +117,9 @@ describe('upgrade from the (txid, id) cursor', () => {
       await oldDrainBatch(c.pool, c.redis, c.keys, cursor, 300);
       // The landing consumer had landed a little less.
       const landed = (
-        await c.pool.query(`select txid::text, id::text from pipeline.outbox order by txid, id offset 500 limit 1`)
+        await c.pool.query(
+          `select o.txid::text as txid, o.id::text as id from pipeline.outbox o order by o.txid, o.id offset 500 limit 1`,
+        )
       ).rows[0];
       await c.pool.query(`update pipeline.consumer_offsets set txid = $1::xid8, id = $2 where consumer = 'landing'`, [
         landed.txid,

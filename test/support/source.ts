@@ -18,7 +18,7 @@ export async function outboxRows(
 ): Promise<{ id: string; txid: string; tbl: string; op: string; key: string; image: any; old_image: any }[]> {
   return (
     await pool.query(
-      'select id::text, txid::text, tbl, op, key, image, old_image from pipeline.outbox order by txid, id',
+      'select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image from pipeline.outbox o order by o.txid, o.id',
     )
   ).rows;
 }
