@@ -49,7 +49,7 @@ export async function listDeadLetters(
     await db.query(
       `select id::text, consumer, outbox_txid::text, outbox_id::text, tbl, op, key, error, created_at, retried_at,
               discarded_at, discarded_by, discard_reason
-         from pipeline.dead_letters ${where} order by id limit $1`,
+         from pipeline.dead_letters d ${where} order by d.id limit $1`,
       [opts.limit],
     )
   ).rows;
@@ -67,7 +67,7 @@ export async function retryDeadLetters(
 ): Promise<{ retried: number; failed: number; reemitted: number; errors: { id: string; error: string }[] }> {
   const r = await db.query<DeadLetterRow>(
     `select id::text, consumer, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
-       from pipeline.dead_letters where ${WAITING_DEAD_LETTER} ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by id`,
+       from pipeline.dead_letters d where ${WAITING_DEAD_LETTER} ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by d.id`,
     input.ids?.length ? [input.ids] : [],
   );
   const result = { retried: 0, failed: 0, reemitted: 0, errors: [] as { id: string; error: string }[] };

@@ -283,9 +283,9 @@ function appliedClock(
       const older = (
         await pool.query(
           `select shard, batch::text as batch, snap::text as snap, (extract(epoch from applied_at) * 1000)::bigint::text as ms
-             from pipeline.drain_snapshots
+             from pipeline.drain_snapshots s
             where taken_at >= to_timestamp($1::float8 / 1000) and ($2::float8 is null or taken_at < to_timestamp($2::float8 / 1000))
-            order by batch`,
+            order by s.batch`,
           [oldest, loadedFrom],
         )
       ).rows.map((r) => ({

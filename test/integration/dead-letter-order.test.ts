@@ -1,0 +1,26 @@
+/**
+ * Dead letters are listed and retried in id order, by number: `order by id` on a query whose output
+ * column id is id::text sorted them as text ("10" before "9"), so `dead-letters list --limit N`
+ * showed the wrong N once ids passed a power of ten.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { listDeadLetters } from '../../activities/dead-letters/retry';
+import { resetState, testClients } from '../support/env';
+
+const c = testClients();
+afterAll(() => c.close());
+
+describe('dead letters in id order', () => {
+  it('lists the lowest ids first, by number', async () => {
+    await resetState(c);
+    for (const id of [100, 9, 10])
+      await c.pool.query(
+        `insert into pipeline.dead_letters (id, consumer, outbox_txid, outbox_id, tbl, op, key, error)
+         values ($1::bigint, 'redis-online-store', '1'::xid8, $1::bigint, 'skus', 'U', 'S-' || $1::text, 'malformed')`,
+        [id],
+      );
+    const { total, rows } = await listDeadLetters(c.pool, { limit: 2 });
+    expect(total).toBe(3);
+    expect(rows.map((r) => r.id)).toEqual(['9', '10']);
+  });
+});
