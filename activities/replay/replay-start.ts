@@ -72,20 +72,38 @@ export function parseSince(text: string, now = Date.now()): Date {
 }
 
 /**
+ * How much earlier than `since` the drain snapshot bounding the search must have been applied: its
+ * applied_at is the worker's clock, created_at the database's; this covers any skew between them.
+ */
+export const SINCE_BOUND_MARGIN_MS = 5 * 60_000;
+
+/**
  * The position just before the first retained change written at or after `since`, and the time
  * of the oldest retained change (the replay cannot reach further back: compaction removed the
  * rest). Null position: no retained change was written since then.
+ *
+ * The search reads the (txid, id) index from a lower bound, not from the outbox's start (with 48 h
+ * retained, that was every change of the 47 h before a `--since 1h`): the xmin of a drain snapshot
+ * applied before `since`. Every transaction below that xmin had ended when the snapshot was taken,
+ * so it wrote all its changes before `since`; a long transaction still open then is at or above
+ * it, and is found. Without such a snapshot (the log is pruned with the outbox) the read starts at
+ * the beginning, as does a bound pinned by a transaction held open for hours: slower, still exact.
  */
 export async function positionSince(
   db: pg.Pool,
   since: Date,
 ): Promise<{ position: Position | null; oldestRetained: Date | null }> {
+  const bound = await db.query<{ xmin: string }>(
+    `select pg_snapshot_xmin(snap)::text as xmin from pipeline.drain_snapshots
+      where applied_at <= $1 order by applied_at desc limit 1`,
+    [new Date(since.getTime() - SINCE_BOUND_MARGIN_MS).toISOString()],
+  );
   // `o.txid`, not `txid`: ORDER BY takes a bare name as the output column, here the text of the
   // txid, and "1000" sorts before "999" (the replay would skip every txid of fewer digits).
   const first = await db.query<{ txid: string; id: string }>(
     `select o.txid::text as txid, o.id::text as id from pipeline.outbox o
-      where o.created_at >= $1 order by o.txid, o.id limit 1`,
-    [since.toISOString()],
+      where o.txid >= $2::xid8 and o.created_at >= $1 order by o.txid, o.id limit 1`,
+    [since.toISOString(), bound.rows[0]?.xmin ?? '0'],
   );
   // the first row in (txid, id) order: an index read, and as old as any retained row but for seconds
   const oldest = await db.query<{ at: Date }>(`select created_at as at from pipeline.outbox order by txid, id limit 1`);
