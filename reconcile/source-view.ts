@@ -38,6 +38,11 @@ export interface SourceView {
   db: SourceDatabases;
   /** Waits until the store has applied every change the view saw; false when the deadline came first. */
   waitApplied(deadlineMs: number): Promise<boolean>;
+  /**
+   * After waitApplied gave up: the changes the view saw that the drain has not applied yet, or null
+   * when they are not known (not all captured yet, a TRUNCATE among them) or more than `limit`.
+   */
+  unappliedRows(limit: number): Promise<ChangedRow[] | null>;
   /** The source rows changed after the view. */
   changedRows(): Promise<ChangedRow[]>;
 }
@@ -59,22 +64,40 @@ async function outboxRowsAfter(db: pg.Pool | pg.ClientBase, snapshot: string): P
 }
 
 /**
- * Has the drain applied everything the pipeline snapshot saw? Yes when every shard's cursor snapshot
- * covers it, and also when no outbox row it saw lies beyond them: a drain that is not running (paused,
- * or none in a test) but has nothing left to apply has applied everything. Rows beyond a cursor are
- * those of its in-progress list and from its xmax on, two short index ranges (outboxRowsAfter).
+ * Outbox rows the pipeline snapshot saw that the drain has not applied (at most `limit` + 1): beyond
+ * every shard's cursor snapshot, that is in its in-progress list or from its xmax on (two short
+ * index ranges, as in outboxRowsAfter), and visible in `snapshot`.
+ */
+async function rowsBeyondDrain(
+  pipeline: pg.Pool,
+  snapshot: string,
+  limit: number,
+): Promise<(ChangedRow & { op: string })[]> {
+  const applied = (await drainAppliedSnapshot(pipeline)).snap;
+  if (snapshotCovers(parseSnapshot(applied), parseSnapshot(snapshot))) return [];
+  const r = await pipeline.query<ChangedRow & { op: string }>(
+    `select tbl, op, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc from pipeline.outbox
+      where (txid >= pg_snapshot_xmax($1::pg_snapshot) or txid = any (array(select pg_snapshot_xip($1::pg_snapshot))))
+        and pg_visible_in_snapshot(txid, $2::pg_snapshot)
+      limit $3`,
+    [applied, snapshot, limit + 1],
+  );
+  return r.rows;
+}
+
+/**
+ * Has the drain applied everything the pipeline snapshot saw? Nothing it saw lies beyond the
+ * drain's cursors: also true of a drain that is not running (paused, or none in a test) but has
+ * nothing left to apply.
  */
 async function drainCovers(pipeline: pg.Pool, snapshot: string): Promise<boolean> {
-  const applied = (await drainAppliedSnapshot(pipeline)).snap;
-  if (snapshotCovers(parseSnapshot(applied), parseSnapshot(snapshot))) return true;
-  const r = await pipeline.query<{ pending: boolean }>(
-    `select exists (select 1 from pipeline.outbox
-                     where (txid >= pg_snapshot_xmax($1::pg_snapshot)
-                            or txid = any (array(select pg_snapshot_xip($1::pg_snapshot))))
-                       and pg_visible_in_snapshot(txid, $2::pg_snapshot)) as pending`,
-    [applied, snapshot],
-  );
-  return !r.rows[0]!.pending;
+  return (await rowsBeyondDrain(pipeline, snapshot, 0)).length === 0;
+}
+
+/** The unapplied rows, or null when a TRUNCATE is among them (every key of its table) or there are more than `limit`. */
+async function unappliedOf(pipeline: pg.Pool, snapshot: string, limit: number): Promise<ChangedRow[] | null> {
+  const rows = await rowsBeyondDrain(pipeline, snapshot, limit);
+  return rows.length > limit || rows.some((r) => r.op === 'T') ? null : rows;
 }
 
 async function pipelineSnapshot(pipeline: pg.Pool): Promise<string> {
@@ -100,6 +123,7 @@ export function withTriggerView<T>(
           await sleep(200);
         }
       },
+      unappliedRows: (limit) => unappliedOf(cursorDb, snapshot.text, limit),
       changedRows: () => outboxRowsAfter(source, snapshot.text),
     }),
   );
@@ -165,11 +189,11 @@ export async function withLogicalView<T>(
   try {
     for (const s of sources) open.push(await openSourceSnapshot(s));
     const of = (tbl: string) => open.find((o) => (o.source.tables as string[]).includes(tbl))!.client;
+    // p1: taken once everything the view saw is in the outbox; the drain must apply that much
+    let p1: string | null = null;
     return await fn({
       db: { inventory: of('inventory'), orders: of('orders') },
       async waitApplied(deadlineMs) {
-        // p1: taken once everything the view saw is in the outbox; the drain must apply that much
-        let p1: string | null = null;
         for (;;) {
           if (p1 === null && (await Promise.all(open.map((o) => capturedThrough(pipeline, o)))).every(Boolean))
             p1 = await pipelineSnapshot(pipeline);
@@ -178,6 +202,8 @@ export async function withLogicalView<T>(
           await sleep(200);
         }
       },
+      // not all captured yet: what the drain still owes is not known
+      unappliedRows: async (limit) => (p1 === null ? null : unappliedOf(pipeline, p1, limit)),
       changedRows: () => outboxRowsAfter(pipeline, p0),
     });
   } finally {

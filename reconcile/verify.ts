@@ -53,9 +53,9 @@ export interface VerifyReport {
   /** Mismatches of the first pass that disappeared once the drain caught up (in flight). */
   settled: number;
   /**
-   * Differences still there at the second pass although the drain had not applied everything the
-   * view saw within settleMs (a backlog, a paused or failing pipeline): lag and real mismatches
-   * look alike then, so these are neither counted as mismatches nor repaired.
+   * Differences still there at the second pass on what the drain had not applied within settleMs
+   * (a backlog, a paused or failing pipeline; every difference when what it still owes is not
+   * known): lag and real mismatches look alike then, so these are neither counted nor repaired.
    */
   unjudged: VerifyMismatch[];
 }
@@ -282,10 +282,14 @@ export async function verifyView(
   };
 }
 
+/** Past this many changes the drain still owes, verify does not read them: every difference is unjudged. */
+const MAX_UNAPPLIED_ROWS = 10_000;
+
 /**
  * Once the store has applied everything the view saw, what differed is compared again against the
  * same view; what still differs and no later change explains is a mismatch. When the store has not
- * applied that much by the deadline, what still differs may be nothing but lag: it is unjudged.
+ * applied that much by the deadline, a difference on what the drain still owes may be nothing but
+ * lag: it is unjudged (every difference, when what it owes is not known).
  */
 async function secondPass(
   view: SourceView,
@@ -311,7 +315,12 @@ async function secondPass(
   again.push(...(await badgeMismatches(view.db, redis, keys, badgeSkus, p.at)).mismatches);
   const changed = explainedBy(await view.changedRows());
   const differ = again.filter((m) => !changed(m));
-  return applied ? { mismatches: differ, unjudged: [] } : { mismatches: [], unjudged: differ };
+  if (applied) return { mismatches: differ, unjudged: [] };
+  // Not caught up: what a change the drain has not applied yet touches may be lag; the rest is not.
+  const unapplied = await view.unappliedRows(MAX_UNAPPLIED_ROWS);
+  if (!unapplied) return { mismatches: [], unjudged: differ };
+  const lagging = explainedBy(unapplied);
+  return { mismatches: differ.filter((m) => !lagging(m)), unjudged: differ.filter(lagging) };
 }
 
 /** Which mismatches the source rows changed after the view can explain. */
