@@ -34,5 +34,6 @@ export async function discardDeadLetters(db: pg.Pool, input: DiscardInput): Prom
   );
   const discarded = r.rows.map((row) => row.id).sort((a, b) => Number(a) - Number(b));
   const done = new Set(discarded);
-  return { discarded, notWaiting: input.all ? [] : input.ids!.filter((id) => !done.has(id)) };
+  // compared as numbers, as the update matched them: "007" is dead letter 7
+  return { discarded, notWaiting: input.all ? [] : input.ids!.filter((id) => !done.has(BigInt(id).toString())) };
 }

@@ -1,9 +1,11 @@
 /**
  * Dead letters are listed and retried in id order, by number: `order by id` on a query whose output
  * column id is id::text sorted them as text ("10" before "9"), so `dead-letters list --limit N`
- * showed the wrong N once ids passed a power of ten.
+ * showed the wrong N once ids passed a power of ten. And an id typed with leading zeros is the
+ * same dead letter.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { discardDeadLetters } from '../../activities/dead-letters/discard';
 import { listDeadLetters } from '../../activities/dead-letters/retry';
 import { resetState, testClients } from '../support/env';
 
@@ -22,5 +24,8 @@ describe('dead letters in id order', () => {
     const { total, rows } = await listDeadLetters(c.pool, { limit: 2 });
     expect(total).toBe(3);
     expect(rows.map((r) => r.id)).toEqual(['9', '10']);
+    // ids as an operator may type them: 009 is dead letter 9, discarded, not "not waiting"
+    const d = await discardDeadLetters(c.pool, { ids: ['009', '11'], by: 'test' });
+    expect(d).toEqual({ discarded: ['9'], notWaiting: ['11'] });
   });
 });
