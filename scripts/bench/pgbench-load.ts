@@ -57,8 +57,9 @@ export const CHANGES_PER_TRANSACTION = WORKLOADS.order.changesPerTransaction;
 function pgbenchBinary(): string {
   for (const dir of (process.env.PATH ?? '').split(':'))
     if (fs.existsSync(path.join(dir, 'pgbench'))) return path.join(dir, 'pgbench');
-  const versions = fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').sort() : [];
-  for (const v of versions.reverse())
+  const versions = fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql') : [];
+  // the newest major version first, by number ("16" after "9.6")
+  for (const v of versions.sort((a, b) => parseFloat(b) - parseFloat(a)))
     if (fs.existsSync(`/usr/lib/postgresql/${v}/bin/pgbench`)) return `/usr/lib/postgresql/${v}/bin/pgbench`;
   throw new Error('pgbench not found (it ships with the PostgreSQL server package: apt-get install postgresql)');
 }
