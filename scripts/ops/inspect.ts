@@ -35,7 +35,8 @@ export async function inspectSku(ctx: OpsContext, sku: string, region?: string) 
   return { sku, store, source, badges };
 }
 
-const version = (v: number | null) => (v === null ? '' : ` (version ${v})`);
+const version = (v: number | string | null) =>
+  v === null ? '' : typeof v === 'string' ? ` (filled by backfill snapshot ${v})` : ` (version ${v})`;
 
 export function printInspection(i: Inspection): void {
   const out = [i.sku, `  store (SKU key: ${i.store.ttl.text}):`];

@@ -32,16 +32,24 @@ function duration(s: number): string {
   return parts.join(' ');
 }
 
-/** One stored field: its value (null for a tombstone: the source row is gone) and version. */
+/**
+ * One stored field: its value (null for a tombstone: the source row is gone) and version: the
+ * change's position (a number), or the tag of the backfill snapshot that filled it ("s3").
+ */
 export interface StoredField<T> {
   value: T | null;
-  version: number | null;
+  version: number | string | null;
   tombstone: boolean;
 }
 
+const versionOf = (raw: string): number | string | null => {
+  const tag = raw.slice(raw.indexOf('|') + 1);
+  return raw.includes('|') && tag.startsWith('s') ? tag : storedVersion(raw);
+};
+
 const field = <T>(raw: string, decode: (raw: string) => T | null): StoredField<T> => ({
   value: decode(raw),
-  version: storedVersion(raw),
+  version: versionOf(raw),
   tombstone: raw.split('|')[0] === TOMBSTONE,
 });
 

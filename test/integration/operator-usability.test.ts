@@ -269,6 +269,14 @@ describe('ops explain', () => {
     const j = JSON.parse((await ops('inspect', sku, '--json')).stdout);
     expect(j.store.lifecycle).toMatchObject({ value: 'active', tombstone: false });
     expect((await ops('inspect', 'SKU-NOWHERE')).stdout).toMatch(/SKU key: key absent/);
+    // a value a backfill filled carries its snapshot's tag, not a number
+    const stockField = c.keys.sku(sku);
+    const before = await c.redis.hget(stockField, 'FC-X2');
+    await c.redis.hset(stockField, 'FC-X2', '5|s7');
+    const filled = await ops('inspect', sku);
+    await c.redis.hset(stockField, 'FC-X2', before!);
+    expect(filled.stdout).toMatch(/FC-X2\s+5 available \(filled by backfill snapshot s7\)/);
+    expect(filled.stdout).not.toMatch(/NaN/);
     expect((await ops('explain', sku)).code).toBe(2); // --region is required
   });
 });
