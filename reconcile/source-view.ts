@@ -28,6 +28,8 @@ import type { SourceDatabases } from './source-features';
 /** A source row changed after the view (an outbox row): table, key, and an order's FCs. */
 export interface ChangedRow {
   tbl: string;
+  /** I, U, D, T (a TRUNCATE of the table), R, S. */
+  op: string;
   key: string;
   fc: string | null;
   old_fc: string | null;
@@ -36,8 +38,11 @@ export interface ChangedRow {
 export interface SourceView {
   /** Where the shop tables are read, each at the view's moment. */
   db: SourceDatabases;
-  /** Waits until the store has applied every change the view saw; false when the deadline came first. */
-  waitApplied(deadlineMs: number): Promise<boolean>;
+  /**
+   * Waits until the store has applied every change the view saw; false when the deadline came
+   * first. `onWait` is called at every look (the activity heartbeats with it).
+   */
+  waitApplied(deadlineMs: number, onWait?: () => void): Promise<boolean>;
   /**
    * After waitApplied gave up: the changes the view saw that the drain has not applied yet, or null
    * when they are not known (not all captured yet, a TRUNCATE among them) or more than `limit`.
@@ -47,20 +52,31 @@ export interface SourceView {
   changedRows(): Promise<ChangedRow[]>;
 }
 
+const CHANGED_ROW_COLUMNS = `tbl, op, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc`;
+
 /**
- * Outbox rows a pipeline snapshot does not see: those of transactions in progress when it was taken
- * (its xip list) and those from its xmax on, two short ranges of the txid index. (Not "from its xmin
- * on": a write transaction held open for an hour pins the xmin, and that range was the whole hour of
- * the outbox, scanned at every verify.)
+ * SQL: outbox rows a snapshot ($`n`) does not see, as index reads only: from its xmax on (up to
+ * `below` when given), and, for each transaction of its in-progress list, that transaction's rows.
+ * (Not "from its xmin on": a write transaction held open for an hour pins the xmin, and that range
+ * was the whole hour of the outbox. Not one OR'd condition either: that was planned as a scan of
+ * the whole outbox.) `filter` narrows the rows; `limit` ($-parameter text) caps each part.
  */
+function rowsNotSeenBySql(n: number, opts: { below?: string; filter?: string; limit?: string } = {}): string {
+  const snap = `$${n}::pg_snapshot`;
+  const and = (cond?: string) => (cond ? ` and ${cond}` : '');
+  const limit = opts.limit ? ` limit ${opts.limit}` : '';
+  return `(select ${CHANGED_ROW_COLUMNS} from pipeline.outbox o
+            where o.txid >= pg_snapshot_xmax(${snap})${and(opts.below && `o.txid < ${opts.below}`)}${and(opts.filter)}
+            order by o.txid, o.id${limit})
+          union all
+          (select r.* from pg_snapshot_xip(${snap}) as x(txid)
+            cross join lateral (select ${CHANGED_ROW_COLUMNS} from pipeline.outbox o
+                                 where o.txid = x.txid${and(opts.filter)}${limit}) r${limit})`;
+}
+
+/** Outbox rows a pipeline snapshot does not see (see rowsNotSeenBySql). */
 async function outboxRowsAfter(db: pg.Pool | pg.ClientBase, snapshot: string): Promise<ChangedRow[]> {
-  const r = await db.query<ChangedRow>(
-    `select tbl, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc from pipeline.outbox
-      where txid >= pg_snapshot_xmax($1::pg_snapshot)
-         or txid = any (array(select pg_snapshot_xip($1::pg_snapshot)))`,
-    [snapshot],
-  );
-  return r.rows;
+  return (await db.query<ChangedRow>(rowsNotSeenBySql(1), [snapshot])).rows;
 }
 
 /**
@@ -68,20 +84,16 @@ async function outboxRowsAfter(db: pg.Pool | pg.ClientBase, snapshot: string): P
  * every shard's cursor snapshot, that is in its in-progress list or from its xmax on (two short
  * index ranges, as in outboxRowsAfter), and visible in `snapshot`.
  */
-async function rowsBeyondDrain(
-  pipeline: pg.Pool,
-  snapshot: string,
-  limit: number,
-): Promise<(ChangedRow & { op: string })[]> {
+async function rowsBeyondDrain(pipeline: pg.Pool, snapshot: string, limit: number): Promise<ChangedRow[]> {
   const applied = (await drainAppliedSnapshot(pipeline)).snap;
   if (snapshotCovers(parseSnapshot(applied), parseSnapshot(snapshot))) return [];
-  const r = await pipeline.query<ChangedRow & { op: string }>(
-    `select tbl, op, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc from pipeline.outbox
-      where (txid >= pg_snapshot_xmax($1::pg_snapshot) or txid = any (array(select pg_snapshot_xip($1::pg_snapshot))))
-        and pg_visible_in_snapshot(txid, $2::pg_snapshot)
-      limit $3`,
-    [applied, snapshot, limit + 1],
-  );
+  // Each part stops at the limit: under a backlog the drain's cursor is far behind.
+  const sql = rowsNotSeenBySql(1, {
+    below: 'pg_snapshot_xmax($2::pg_snapshot)',
+    filter: 'pg_visible_in_snapshot(o.txid, $2::pg_snapshot)',
+    limit: '$3',
+  });
+  const r = await pipeline.query<ChangedRow>(`${sql} limit $3`, [applied, snapshot, limit + 1]);
   return r.rows;
 }
 
@@ -116,8 +128,9 @@ export function withTriggerView<T>(
   return withSnapshot(source, (client, snapshot) =>
     fn({
       db: { inventory: client, orders: client },
-      async waitApplied(deadlineMs) {
+      async waitApplied(deadlineMs, onWait) {
         for (;;) {
+          onWait?.();
           if (await drainCovers(cursorDb, snapshot.text)) return true;
           if (Date.now() >= deadlineMs) return false;
           await sleep(200);
@@ -193,8 +206,9 @@ export async function withLogicalView<T>(
     let p1: string | null = null;
     return await fn({
       db: { inventory: of('inventory'), orders: of('orders') },
-      async waitApplied(deadlineMs) {
+      async waitApplied(deadlineMs, onWait) {
         for (;;) {
+          onWait?.();
           if (p1 === null && (await Promise.all(open.map((o) => capturedThrough(pipeline, o)))).every(Boolean))
             p1 = await pipelineSnapshot(pipeline);
           if (p1 !== null && (await drainCovers(pipeline, p1))) return true;

@@ -271,6 +271,7 @@ export async function verifyView(
     loadsFrom,
     chunk,
     opts,
+    onWait: () => onProgress?.(checkedSkus),
   });
   return {
     mode,
@@ -302,9 +303,15 @@ async function secondPass(
     loadsFrom: string | undefined;
     chunk: number;
     opts: VerifyOptions;
+    /** Called while waiting for the drain (the activity's heartbeat). */
+    onWait?: () => void;
   },
 ): Promise<{ mismatches: VerifyMismatch[]; unjudged: VerifyMismatch[] }> {
-  const applied = await view.waitApplied(Date.now() + (p.opts.settleMs ?? 30_000));
+  const applied = await view.waitApplied(Date.now() + (p.opts.settleMs ?? 30_000), p.onWait);
+  // What the drain still owes, read before the store is read again: the drain only moves on, so
+  // whatever is still unapplied at the re-read is among these (read after it, a change applied in
+  // between would be missing, and its lag counted as a mismatch).
+  const unapplied = applied ? [] : await view.unappliedRows(MAX_UNAPPLIED_ROWS);
   const skus = [...new Set(p.first.map((m) => m.sku).filter((s): s is string => !!s))];
   const again: VerifyMismatch[] = [];
   for (let i = 0; i < skus.length; i += p.chunk)
@@ -317,7 +324,6 @@ async function secondPass(
   const differ = again.filter((m) => !changed(m));
   if (applied) return { mismatches: differ, unjudged: [] };
   // Not caught up: what a change the drain has not applied yet touches may be lag; the rest is not.
-  const unapplied = await view.unappliedRows(MAX_UNAPPLIED_ROWS);
   if (!unapplied) return { mismatches: [], unjudged: differ };
   const lagging = explainedBy(unapplied);
   return { mismatches: differ.filter((m) => !lagging(m)), unjudged: differ.filter(lagging) };
