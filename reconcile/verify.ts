@@ -24,6 +24,7 @@ import { sourceBadges } from './source-badges';
 import { sourceFeatures, type SourceDatabases } from './source-features';
 import { type ChangedRow, type SourceView, withTriggerView } from './source-view';
 import { storeFeatures } from './store-features';
+import { storeComplete } from '../store/watermark';
 import { compareSnapshots, Mismatch } from './compare';
 
 export interface VerifyOptions {
@@ -312,6 +313,9 @@ async function secondPass(
   // whatever is still unapplied at the re-read is among these (read after it, a change applied in
   // between would be missing, and its lag counted as a mismatch).
   const unapplied = applied ? [] : await view.unappliedRows(MAX_UNAPPLIED_ROWS);
+  // A store being refilled (after a TRUNCATE, a lost slot, FLUSHALL) lacks what the refill has not
+  // written yet, whatever the drain applied: nothing can be judged until it is complete again.
+  const completeBefore = await storeComplete(redis, keys);
   const skus = [...new Set(p.first.map((m) => m.sku).filter((s): s is string => !!s))];
   const again: VerifyMismatch[] = [];
   for (let i = 0; i < skus.length; i += p.chunk)
@@ -322,6 +326,7 @@ async function secondPass(
   again.push(...(await badgeMismatches(view.db, redis, keys, badgeSkus, p.at)).mismatches);
   const changed = explainedBy(await view.changedRows());
   const differ = again.filter((m) => !changed(m));
+  if (!completeBefore || !(await storeComplete(redis, keys))) return { mismatches: [], unjudged: differ };
   if (applied) return { mismatches: differ, unjudged: [] };
   // Not caught up: what a change the drain has not applied yet touches may be lag; the rest is not.
   if (!unapplied) return { mismatches: [], unjudged: differ };

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { usePipeline } from '../support/pipeline-fixture';
 import { resetState } from '../support/env';
+import { setEpoch } from '../../store/watermark';
 import { captured } from '../support/logical-run';
 
 const owner = 'verify-behind';
@@ -55,6 +56,21 @@ describe('verify while the drain is behind', () => {
     const after = await acts.verifyStore({ badgeSkus: 10, settleMs: 5_000 });
     expect(after.mismatches).toEqual([]);
     expect(after.unjudged).toEqual([]);
+  });
+
+  it("judges nothing while the store is being refilled (what is missing is the refill's to write)", async () => {
+    await resetState(c);
+    await acts.acquireDrainLease({ owner });
+    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('C', 't', 'active')`);
+    await drainAll();
+    // a refill under way: the store is not complete (no epoch) and C is not written back yet
+    await c.redis.del(...c.keys.partitions.map((p) => p.epoch));
+    await c.redis.del(c.keys.sku('C'));
+    const r = await acts.verifyStore({ badgeSkus: 10, settleMs: 1_000 });
+    expect(r.mismatches).toEqual([]);
+    expect(named(r.unjudged)).toContain('lifecycle:C');
+    await setEpoch(c.redis, c.keys, 'test-refilled');
   });
 
   it('judges a store whose drain is stopped with nothing left to apply', async () => {
