@@ -13,6 +13,7 @@ import { batchTaskQueue, Config, loadConfig } from '../config';
 import { redactText } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { checkPostgres, createPool } from '../db/pool';
+import { snapshotSource } from '../activities/backfill/snapshot';
 import { storeKeysFor } from '../store/keys';
 import { createStoreRedis, describeStoreRedis, type StoreRedis } from '../store/redis-client';
 import { checkEvictionPolicy } from '../store/redis-checks';
@@ -131,12 +132,17 @@ async function openPostgres(config: Config, cleanup: Cleanup): Promise<{ pool: p
   const pool = createPool(config.DATABASE_URL);
   cleanup.unshift(() => pool.end());
   await checkPostgres(pool);
-  // Backfill and verify read from the replica when one is configured.
-  const sourcePool = config.REPLICA_DATABASE_URL ? createPool(config.REPLICA_DATABASE_URL) : pool;
-  if (sourcePool !== pool) {
-    cleanup.unshift(() => sourcePool.end());
-    await checkPostgres(sourcePool, 'the read replica (REPLICA_DATABASE_URL)');
-  }
+  // Backfill and verify read from the replica when one is configured (not a hot standby under the
+  // trigger capture: activities/backfill/snapshot.ts, snapshotSource).
+  const replica = config.REPLICA_DATABASE_URL ? createPool(config.REPLICA_DATABASE_URL) : pool;
+  if (replica === pool) return { pool, sourcePool: pool };
+  cleanup.unshift(() => replica.end());
+  await checkPostgres(replica, 'the read replica (REPLICA_DATABASE_URL)');
+  const { pool: sourcePool, standby } = await snapshotSource(config.CAPTURE_MODE, pool, replica);
+  if (standby)
+    log.warn(
+      "REPLICA_DATABASE_URL is a hot standby: its snapshots list no running transactions, which the trigger capture's backfill and verify rely on, so they read the primary (docs/configuration.md)",
+    );
   return { pool, sourcePool };
 }
 

@@ -14,6 +14,25 @@ export interface Snapshot {
   xmin: bigint;
 }
 
+/**
+ * Where the trigger capture's backfill and verify take their snapshots: the replica, unless it is a
+ * hot standby. A standby's pg_current_snapshot() lists no running transactions (in recovery
+ * PostgreSQL keeps them apart, and the function copies only the list it leaves empty), so a
+ * transaction still open on the primary reads as seen: a backfill would tag its values as
+ * including that transaction's change, and the drain would skip the change when it commits.
+ * Those two compare outbox txids against their snapshot; capture from the WAL reads a source's
+ * replica between watermarks instead (capture/watermark-read.ts), and does not come here.
+ */
+export async function snapshotSource(
+  captureMode: 'trigger' | 'logical',
+  primary: pg.Pool,
+  replica: pg.Pool,
+): Promise<{ pool: pg.Pool; standby: boolean }> {
+  if (replica === primary || captureMode !== 'trigger') return { pool: replica, standby: false };
+  const r = await replica.query<{ standby: boolean }>('select pg_is_in_recovery() as standby');
+  return r.rows[0]!.standby ? { pool: primary, standby: true } : { pool: replica, standby: false };
+}
+
 /** Runs `fn` inside a REPEATABLE READ, READ ONLY transaction (one snapshot for all its reads). */
 export async function withSnapshot<T>(
   pool: pg.Pool,
