@@ -26,7 +26,7 @@ export interface ActivityClients {
   pool: pg.Pool;
   redis: StoreRedis;
   config: Config;
-  /** Reads for backfill and verify: the replica when REPLICA_DATABASE_URL is set, else the primary. */
+  /** Reads for backfill and verify: the primary under the trigger capture (worker/main.ts), else the replica when REPLICA_DATABASE_URL is set. */
   sourcePool?: pg.Pool;
   metrics?: DrainMetrics;
   /** How source rows are re-read into the outbox (capture/source-rows.ts); from the configuration when absent. */

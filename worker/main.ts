@@ -132,16 +132,16 @@ async function openPostgres(config: Config, cleanup: Cleanup): Promise<{ pool: p
   const pool = createPool(config.DATABASE_URL);
   cleanup.unshift(() => pool.end());
   await checkPostgres(pool);
-  // Backfill and verify read from the replica when one is configured (not a hot standby under the
-  // trigger capture: activities/backfill/snapshot.ts, snapshotSource).
+  // Backfill and verify read from the replica when one is configured, under capture from the WAL
+  // (never under the trigger capture: activities/backfill/snapshot.ts, snapshotSource).
   const replica = config.REPLICA_DATABASE_URL ? createPool(config.REPLICA_DATABASE_URL) : pool;
   if (replica === pool) return { pool, sourcePool: pool };
   cleanup.unshift(() => replica.end());
   await checkPostgres(replica, 'the read replica (REPLICA_DATABASE_URL)');
-  const { pool: sourcePool, standby } = await snapshotSource(config.CAPTURE_MODE, pool, replica);
-  if (standby)
+  const { pool: sourcePool, replicaSet } = snapshotSource(config.CAPTURE_MODE, pool, replica);
+  if (replicaSet)
     log.warn(
-      "REPLICA_DATABASE_URL is a hot standby: its snapshots list no running transactions, which the trigger capture's backfill and verify rely on, so they read the primary (docs/configuration.md)",
+      'REPLICA_DATABASE_URL is not used under the trigger capture: backfill and verify compare the outbox against their snapshots, which only the primary takes right (a standby lists no running transactions); they read the primary (docs/configuration.md)',
     );
   return { pool, sourcePool };
 }

@@ -1,7 +1,7 @@
 /**
  * Full backfill: rebuilds the online store from the source (a new store, a new feature, disaster
- * recovery), chunked by key range, reading from REPLICA_DATABASE_URL when set so the primary sees
- * no load.
+ * recovery), chunked by key range, under the trigger capture on the primary (snapshot.ts,
+ * snapshotSource: a standby's snapshots cannot be compared with the outbox).
  *
  * Why changes committed meanwhile are neither lost nor overwritten: each chunk is read in one
  * snapshot, registered in the store, and its values are written only into fields that are

@@ -15,22 +15,25 @@ export interface Snapshot {
 }
 
 /**
- * Where the trigger capture's backfill and verify take their snapshots: the replica, unless it is a
- * hot standby. A standby's pg_current_snapshot() lists no running transactions (in recovery
- * PostgreSQL keeps them apart, and the function copies only the list it leaves empty), so a
- * transaction still open on the primary reads as seen: a backfill would tag its values as
- * including that transaction's change, and the drain would skip the change when it commits.
- * Those two compare outbox txids against their snapshot; capture from the WAL reads a source's
- * replica between watermarks instead (capture/watermark-read.ts), and does not come here.
+ * Where the trigger capture's backfill and verify take their snapshots: the primary, always. They
+ * compare the outbox's txids against their snapshot, so it must be of the primary's transactions
+ * and list the ones running:
+ *  - a hot standby's pg_current_snapshot() lists none (in recovery PostgreSQL keeps them apart,
+ *    and the function copies only the list it leaves empty): a transaction still open on the
+ *    primary reads as seen, a backfill tags its values as including that change, and the drain
+ *    skips the change when it commits;
+ *  - any other server (a logical subscriber, a restored copy) counts transactions of its own.
+ * `replicaSet`: REPLICA_DATABASE_URL was given, and is not used for these reads (the worker warns).
+ * Capture from the WAL reads a source's replica between watermarks (capture/watermark-read.ts)
+ * and the replica pool stays as configured there.
  */
-export async function snapshotSource(
+export function snapshotSource(
   captureMode: 'trigger' | 'logical',
   primary: pg.Pool,
   replica: pg.Pool,
-): Promise<{ pool: pg.Pool; standby: boolean }> {
-  if (replica === primary || captureMode !== 'trigger') return { pool: replica, standby: false };
-  const r = await replica.query<{ standby: boolean }>('select pg_is_in_recovery() as standby');
-  return r.rows[0]!.standby ? { pool: primary, standby: true } : { pool: replica, standby: false };
+): { pool: pg.Pool; replicaSet: boolean } {
+  if (captureMode !== 'trigger') return { pool: replica, replicaSet: false };
+  return { pool: primary, replicaSet: replica !== primary };
 }
 
 /** Runs `fn` inside a REPEATABLE READ, READ ONLY transaction (one snapshot for all its reads). */

@@ -23,9 +23,7 @@ export function storeCommands(program: Command, ctx: () => OpsContext): void {
 function registerBackfill(program: Command, ctx: () => OpsContext): void {
   program
     .command('backfill')
-    .description(
-      'rebuild the online store from a snapshot of the source (the replica when REPLICA_DATABASE_URL is set)',
-    )
+    .description('rebuild the online store from snapshots of the source')
     .option('--rate <rows/s>', 'rate limit on source rows read per second', positiveInt('--rate'))
     .option('--chunk <rows>', 'rows per chunk', positiveInt('--chunk'))
     .option('--no-wait', 'start it and return')
