@@ -142,4 +142,18 @@ describe('SKU lifecycle', () => {
     expect(await rebuild.result()).toEqual({ rows: 3 }); // the skus row and two inventory rows
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1);
   });
+
+  it('edited while discontinued after the tombstone expired, then reactivated: rebuilt too', async () => {
+    await q(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
+    await until({ reason: 'discontinued' }, 'discontinued');
+    await until({ reason: 'unknown' }, 'tombstone expiry', (TTL_S + 5) * 1000);
+    // a title edit: the still discontinued lifecycle lands in a new key, without any stock
+    await q(`update shop.skus set title = 'renamed' where sku_id = 'S1'`);
+    await until({ reason: 'discontinued' }, 'the edit applied');
+    expect(await c.redis.hkeys(c.keys.sku('S1'))).toEqual(['#']);
+    await q(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
+    // (without the rebuild the store would answer out_of_stock, fresh, for good)
+    await until({ reason: 'eligible' }, 'rebuilt and eligible');
+    expect(await eventually(skuInSync, 10_000, 'S1 to match the source')).toBe(true);
+  });
 });
