@@ -151,19 +151,19 @@ OPS[OP.stock] = function(i, key, fc, value, id, txid)
 end
 
 -- Y # code id txid: a SKU's lifecycle. U is the same for an update of an existing SKU: becoming
--- active or paused on a key with no lifecycle (its tombstone expired), or on one that was
--- discontinued (its key may have expired and been written again by a later update of the still
+-- active or paused on a key with no lifecycle (its tombstone expired), or on a discontinued one
+-- that holds nothing else (its key expired and was written again by a later update of the still
 -- discontinued SKU, a title edit, without its stock), means that SKU's stock must be rebuilt,
 -- which is recorded in {pp}rebuilds in this same call (a crash after it cannot lose the request)
--- and returned. (A reactivation whose stock is all there costs one re-read of the SKU's rows.)
+-- and returned.
 local function lifecycle(i, key, field, code, id, txid, isUpdate)
   local isNewer, cur = newer(key, field, id, txid)
   if not isNewer then return 0 end
   if olderThanFence(cur, txid) then fenced[#fenced + 1] = i return 0 end
   redis.call('HSET', key, field, code .. '|' .. id)
   lifecycleTtl(key, code)
-  local was = cur and string.sub(cur, 1, 1)
-  if isUpdate and (not cur or was == 'd' or was == 'x') and code ~= 'd' and code ~= 'x' then
+  local stockLost = not cur or (string.sub(cur, 1, 1) == 'd' and redis.call('HLEN', key) == 1)
+  if isUpdate and stockLost and code ~= 'd' and code ~= 'x' then
     redis.call('SADD', prefix .. KEY.rebuilds, string.sub(key, #prefix + #KEY.sku + 1))
     rebuild[#rebuild + 1] = i
   end
