@@ -19,19 +19,27 @@ async function drainAll(): Promise<void> {
   for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') return;
 }
 
+/**
+ * A fresh shop in the store: FC F1 (serving region R1 when `region`), the SKUs active, 5 units at
+ * F1 of those `stocked`, all drained.
+ */
+async function shopInStore(skus: string[], opts: { region?: boolean; stocked?: string[] } = {}): Promise<void> {
+  await resetState(c);
+  await acts.acquireDrainLease({ owner });
+  await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
+  if (opts.region) await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
+  for (const sku of skus)
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ($1, 't', 'active')`, [sku]);
+  for (const sku of opts.stocked ?? [])
+    await c.pool.query(`insert into shop.inventory values ($1, 'F1', 5, 0, now())`, [sku]);
+  await drainAll();
+}
+
 const named = (ms: { feature: string; key: string }[]) => ms.map((m) => `${m.feature}:${m.key}`);
 
 describe('verify while the drain is behind', () => {
   it('leaves what the drain still owes unjudged and unrepaired, and judges the rest', async () => {
-    await resetState(c);
-    await acts.acquireDrainLease({ owner });
-    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
-    await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
-    await c.pool.query(
-      `insert into shop.skus (sku_id, title, lifecycle) values ('A', 't', 'active'), ('B', 't', 'active')`,
-    );
-    await c.pool.query(`insert into shop.inventory values ('A', 'F1', 5, 0, now())`);
-    await drainAll();
+    await shopInStore(['A', 'B'], { region: true, stocked: ['A'] });
 
     // A sold out at the source: the change waits in the outbox, not applied (no drain runs) ...
     await c.pool.query(`update shop.inventory set on_hand = 0, updated_at = now() where sku_id = 'A'`);
@@ -59,11 +67,7 @@ describe('verify while the drain is behind', () => {
   });
 
   it("judges nothing while the store is being refilled (what is missing is the refill's to write)", async () => {
-    await resetState(c);
-    await acts.acquireDrainLease({ owner });
-    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
-    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('C', 't', 'active')`);
-    await drainAll();
+    await shopInStore(['C']);
     // a refill under way: the store is not complete (no epoch) and C is not written back yet
     await c.redis.del(...c.keys.partitions.map((p) => p.epoch));
     await c.redis.del(c.keys.sku('C'));
@@ -74,11 +78,7 @@ describe('verify while the drain is behind', () => {
   });
 
   it('judges a store whose drain is stopped with nothing left to apply', async () => {
-    await resetState(c);
-    await acts.acquireDrainLease({ owner });
-    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
-    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('B', 't', 'active')`);
-    await drainAll();
+    await shopInStore(['B']);
     // damage no change explains, while no drain runs (paused): still found, as a mismatch
     await c.redis.hset(c.keys.sku('B'), '#', 'p|999999');
     const r = await acts.verifyStore({ badgeSkus: 10, settleMs: 1_000 });
