@@ -170,6 +170,12 @@ export function toBackfillOps(keys: StoreKeys, u: FeatureUpdate, snapshot: strin
 /**
  * Folds a batch: for a versioned field only the highest version survives; load deltas are kept
  * in stream order (each is applied at most once by its position, so none may be merged away).
+ *
+ * A lifecycle update that survives a folded-away insert (or refresh) of its SKU is no longer an
+ * update: the apply script asks for a stock rebuild when an update finds no lifecycle (the key
+ * expired), and here the missing lifecycle is only the insert this fold dropped, whose stock
+ * follows it in this batch. Left an update, a SKU created and edited between two drain passes got
+ * a needless rebuild, and its reads were answered unknown until the rebuild ended.
  */
 export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[], batch = '0'): StoreOp[] {
   const latest = new Map<string, VersionedOp | StockOp | LifecycleOp>();
@@ -182,10 +188,18 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
       }
       const id = `${op.key}\u0000${fieldOf(op)}`;
       const prev = latest.get(id);
-      if (!prev || prev.version < op.version) latest.set(id, op);
+      if (!prev) latest.set(id, op);
+      else latest.set(id, prev.version < op.version ? foldedOver(op, prev) : foldedOver(prev, op));
     }
   }
   return [...latest.values(), ...deltas];
+}
+
+/** `kept`, the newer of two changes of one field, folded over `dropped` (see foldOps). */
+function foldedOver<T extends VersionedOp | StockOp | LifecycleOp>(kept: T, dropped: T): T {
+  if (kept.kind === 'lifecycle' && dropped.kind === 'lifecycle' && kept.update && !dropped.update)
+    return { ...kept, update: false };
+  return kept;
 }
 
 /**

@@ -21,6 +21,22 @@ describe('foldOps', () => {
     ]);
   });
 
+  it("a lifecycle update folded over its SKU's insert is applied as an insert: no stock rebuild", () => {
+    const lifecycle = (value: string, version: number, update: boolean, source: number) =>
+      at({ feature: 'sku.lifecycle', sku: 'S', value, version, txid: '1', ...(update ? { update } : {}) }, source);
+    // inserted paused, then made active, in one batch (in either order in the batch)
+    const inserted = foldOps(keys, [lifecycle('paused', 10, false, 0), lifecycle('active', 12, true, 1)]);
+    const reversed = foldOps(keys, [lifecycle('active', 12, true, 1), lifecycle('paused', 10, false, 0)]);
+    for (const ops of [inserted, reversed])
+      expect(ops).toEqual([
+        { kind: 'lifecycle', key: 'p:s:S', code: 'a', version: 12, txid: '1', update: false, source: 1 },
+      ]);
+    // two updates stay an update: the apply script still checks the key for a lost lifecycle
+    expect(foldOps(keys, [lifecycle('paused', 10, true, 0), lifecycle('active', 12, true, 1)])).toEqual([
+      { kind: 'lifecycle', key: 'p:s:S', code: 'a', version: 12, txid: '1', update: true, source: 1 },
+    ]);
+  });
+
   it('keeps every load delta, in stream order', () => {
     const ops = foldOps(keys, [
       at({ feature: 'fc.load', fc: 'F', day: '20260101', delta: 2, txid: '5', id: 9 }, 0),
