@@ -32,6 +32,8 @@ export default defineConfig({
       'test/integration/verify-under-traffic.test.ts',
       'test/integration/verify-tombstones.test.ts',
       'test/integration/verify-while-behind.test.ts',
+      // a rebuilt SKU's request is cleared once its rows, re-read between watermarks, are applied
+      'test/integration/rebuild-pending-read.test.ts',
       // the capture's write as the root of each change trace
       'test/integration/tracing.test.ts',
       // TRUNCATE of each source's table, and one dead-lettered by an older version (kept out of the

@@ -102,7 +102,7 @@ async function rowsBeyondDrain(pipeline: pg.Pool, snapshot: string, limit: numbe
  * drain's cursors: also true of a drain that is not running (paused, or none in a test) but has
  * nothing left to apply.
  */
-async function drainCovers(pipeline: pg.Pool, snapshot: string): Promise<boolean> {
+export async function drainCovers(pipeline: pg.Pool, snapshot: string): Promise<boolean> {
   return (await rowsBeyondDrain(pipeline, snapshot, 0)).length === 0;
 }
 

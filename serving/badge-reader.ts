@@ -96,14 +96,28 @@ function regionFcs(flatRegion: string[], fcinfo: string[]): { ranked: RegionFc[]
   return { ranked: rankRegionFcs(out), order };
 }
 
-/** The rule over each SKU's fields: field 0 is the lifecycle, field i + 1 the stock at order[i]. */
-function badgesFrom(skus: string[], order: string[], ranked: RegionFc[], skuFields: (string | null)[][]): Badge[] {
+/**
+ * The rule over each SKU's fields: field 0 is the lifecycle, field i + 1 the stock at order[i], the
+ * last 1 while the SKU's stock is being rebuilt. Such a SKU is answered as unknown: the stock the
+ * store has for it (none, after its key expired) is not the source's, and the rest of the answer
+ * is as fresh as ever.
+ */
+function badgesFrom(
+  skus: string[],
+  order: string[],
+  ranked: RegionFc[],
+  skuFields: (string | number | null)[][],
+): Badge[] {
   const position = new Map(order.map((fc, i) => [fc, i + 1]));
   return skus.map((sku, n) => {
-    const fields = skuFields[n];
+    const fields = skuFields[n] as (string | null)[];
+    const rebuilding = Number(skuFields[n][order.length + 1]) === 1;
     return decideBadge(
       sku,
-      { lifecycle: storedLifecycle(fields[0]), available: (fc) => storedInt(fields[position.get(fc)!]) },
+      {
+        lifecycle: rebuilding ? null : storedLifecycle(fields[0]),
+        available: (fc) => storedInt(fields[position.get(fc)!]),
+      },
       ranked,
     );
   });

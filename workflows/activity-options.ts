@@ -40,6 +40,13 @@ export const skuRebuildActivity: ActivityOptions = {
   retry: backoff({ initialInterval: '500 milliseconds', maximumInterval: '30 seconds' }),
 };
 
+/** Waiting for the drain to apply a rebuilt SKU's rows: 20-s attempts, retried while the drain is paused or behind. */
+export const skuRebuildAppliedActivity: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  heartbeatTimeout: '10 seconds',
+  retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds' }),
+};
+
 /** A backfill step (plan, chunk, loads, finish): bounded by the chunk size, retried until it succeeds. */
 export const backfillActivity: ActivityOptions = {
   startToCloseTimeout: '5 minutes',

@@ -16,7 +16,8 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { asyncLocalStorage, cancellationSignal, heartbeat } from '@temporalio/activity';
+import { cancellationSignal, heartbeat } from '@temporalio/activity';
+import { inActivity } from '../in-activity';
 import type pg from 'pg';
 import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { withTransactionEndingIn, type BeginResult } from '../../db/transaction';
@@ -117,8 +118,6 @@ async function finished(deps: ShardDeps, input: DrainBatchInput, r: DrainBatchRe
 }
 
 /** Whether this runs as a Temporal activity (the re-split and tests also call drainBatch directly). */
-const inActivity = () => asyncLocalStorage.getStore() !== undefined;
-
 /** What the running activity's heartbeat tells the workflow and the Web UI. */
 export function progressOf(r: DrainBatchResult): DrainProgress {
   return {

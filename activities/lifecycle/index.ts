@@ -1,8 +1,19 @@
+import { heartbeat } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import type { StoreKeys } from '../../store/keys';
 import { rebuildDone } from '../../store/rebuild-requests';
 import type { SourceRows } from '../../capture/source-rows';
+import { drainCovers } from '../../reconcile/source-view';
+import { inActivity } from '../in-activity';
+
+/** How long one attempt of finishSkuRebuild waits for the drain before it fails and is retried. */
+const APPLIED_WAIT_MS = 20_000;
+
+export class RebuildNotAppliedYet extends Error {
+  override name = 'RebuildNotAppliedYet';
+}
 
 export function createLifecycleActivities(deps: {
   pool: pg.Pool;
@@ -12,13 +23,33 @@ export function createLifecycleActivities(deps: {
 }) {
   return {
     /**
-     * Re-emits one SKU's current source rows through the outbox (idempotent; safe to repeat), then
-     * clears its rebuild request: the drain applies the re-emitted rows in order from here.
+     * Re-emits one SKU's current source rows through the outbox (idempotent; safe to repeat).
+     * Returns the pipeline database's snapshot once they are committed there: it sees them all.
      */
-    async refreshSku(input: { sku: string }): Promise<{ rows: number }> {
+    async refreshSku(input: { sku: string }): Promise<{ rows: number; snapshot: string }> {
       const r = await deps.sourceRows.refreshSku(input.sku);
+      const s = await deps.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
+      return { ...r, snapshot: s.rows[0]!.s };
+    },
+
+    /**
+     * Clears the SKU's rebuild request once the drain has applied everything `snapshot` saw (the
+     * re-emitted rows among it). Not sooner: reads answer the SKU `unknown` while the request is
+     * pending, and between the re-emission and its apply the store still lacks the SKU's stock, so
+     * a read would answer out_of_stock as fresh. Waits up to 20 s, heartbeating, then fails and is
+     * retried (a paused or backlogged drain).
+     */
+    async finishSkuRebuild(input: { sku: string; snapshot: string }): Promise<void> {
+      const deadline = Date.now() + APPLIED_WAIT_MS;
+      while (!(await drainCovers(deps.pool, input.snapshot))) {
+        if (Date.now() >= deadline)
+          throw new RebuildNotAppliedYet(
+            `the drain has not yet applied SKU ${input.sku}'s re-emitted rows (paused or behind): waiting`,
+          );
+        if (inActivity()) heartbeat();
+        await sleep(200);
+      }
       await rebuildDone(deps.redis, deps.keys, input.sku);
-      return r;
     },
   };
 }

@@ -7,7 +7,9 @@
 --   [capacity, load, …] of each of those FCs ('' : none),
 --   { caughtUpAt or false, partition count } (false also while the partition has no epoch: it is
 --   being emptied or refilled, and its watermark, if any is left, says nothing),
---   then per SKU [lifecycle, stock at each FC in the region's order] }
+--   then per SKU [lifecycle, stock at each FC in the region's order, 1 when its stock is being
+--   rebuilt ({p}rebuilds: reactivated after its key expired; the stock it has is not the source's)
+--   else 0] }
 local p, day = ARGV[1], ARGV[2]
 local region = redis.call('HGETALL', p .. KEY.region .. ARGV[3])
 local fcs = {}
@@ -21,6 +23,8 @@ local meta = redis.call('HMGET', p .. KEY.meta, FIELD.caughtUpAt, FIELD.partitio
 if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false end
 local out = { region, fcinfo, meta }
 for i = 4, #ARGV do
-  out[#out + 1] = redis.call('HMGET', p .. KEY.sku .. ARGV[i], FIELD.lifecycle, unpack(fcs))
+  local row = redis.call('HMGET', p .. KEY.sku .. ARGV[i], FIELD.lifecycle, unpack(fcs))
+  row[#row + 1] = redis.call('SISMEMBER', p .. KEY.rebuilds, ARGV[i])
+  out[#out + 1] = row
 end
 return out

@@ -52,6 +52,7 @@ const ACL_READER = [
   '+hmget',
   '+hgetall',
   '+exists',
+  '+sismember',
   '+ping',
 ];
 

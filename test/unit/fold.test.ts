@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FeatureUpdate } from '../../features/definitions';
+import type { FeatureUpdate, Lifecycle } from '../../features/definitions';
 import { foldOps } from '../../store/apply';
 import { storeKeys } from '../../store/keys';
 
@@ -22,7 +22,7 @@ describe('foldOps', () => {
   });
 
   it("a lifecycle update folded over its SKU's insert is applied as an insert: no stock rebuild", () => {
-    const lifecycle = (value: string, version: number, update: boolean, source: number) =>
+    const lifecycle = (value: Lifecycle, version: number, update: boolean, source: number) =>
       at({ feature: 'sku.lifecycle', sku: 'S', value, version, txid: '1', ...(update ? { update } : {}) }, source);
     // inserted paused, then made active, in one batch (in either order in the batch)
     const inserted = foldOps(keys, [lifecycle('paused', 10, false, 0), lifecycle('active', 12, true, 1)]);

@@ -396,11 +396,15 @@ describe('drain workflow (mocked activities)', () => {
     let releaseRebuilds!: () => void;
     const rebuildsMayFinish = new Promise<void>((resolve) => (releaseRebuilds = resolve));
     const refreshed: string[] = [];
-    const rebuildActivities: Pick<Activities, 'refreshSku'> = {
+    const finished: string[] = [];
+    const rebuildActivities: Pick<Activities, 'refreshSku' | 'finishSkuRebuild'> = {
       async refreshSku({ sku }) {
         refreshed.push(sku);
         await rebuildsMayFinish;
-        return { rows: 1 };
+        return { rows: 1, snapshot: `snapshot-of-${sku}` };
+      },
+      async finishSkuRebuild({ sku, snapshot }) {
+        finished.push(`${sku}@${snapshot}`);
       },
     };
 
@@ -423,5 +427,7 @@ describe('drain workflow (mocked activities)', () => {
     expect(children.started.sort()).toEqual(ids);
     expect(children.alreadyRunning.sort()).toEqual(ids);
     expect(refreshed.sort()).toEqual(['S1', 'S2']);
+    // each request is cleared after its re-emission, with the snapshot that saw the re-emitted rows
+    expect(finished.sort()).toEqual(['S1@snapshot-of-S1', 'S2@snapshot-of-S2']);
   });
 });
