@@ -272,7 +272,7 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  const ticker = startTicker(admin, opts.tickMs, opts.log);
+  const ticker = startTicker(admin, opts.pipeline, opts.tickMs, opts.log);
   let lastReport = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
   // starts when this one has committed and the slot was told).
@@ -519,7 +519,7 @@ function onlySourceTables(t: CapturedTransaction, source: CaptureSource): Captur
 }
 
 /** Writes a tick every `tickMs`, one at a time; a failed tick is logged (the stream will fail too if the source is gone). */
-function startTicker(admin: pg.Client, tickMs: number, log: ((m: string) => void) | undefined) {
+function startTicker(admin: pg.Client, pipeline: pg.Pool, tickMs: number, log: ((m: string) => void) | undefined) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
   let lastWarn = 0;
@@ -527,7 +527,7 @@ function startTicker(admin: pg.Client, tickMs: number, log: ((m: string) => void
     check() {
       if (inFlight || Date.now() < next) return;
       next = Date.now() + tickMs;
-      inFlight = emitTick(admin)
+      inFlight = emitTick(admin, pipeline)
         .then(
           () => undefined,
           (err: Error) => {

@@ -103,12 +103,10 @@ export async function switchToTrigger(source: CaptureSource, pipeline: pg.Pool):
  * (capture/session-registry.ts): a busy slot is tried again.
  */
 async function captureUntilMarker(source: CaptureSource, pipeline: pg.Pool, id: string | null): Promise<void> {
-  // "Now" by the source's clock, the one its ticks carry (a worker's clock may be off from it).
+  // "Now" by the pipeline database's clock, the one ticks carry (a worker's clock may be off from it).
   const since =
     id === null
-      ? await withSource(source, async (c) =>
-          Number((await c.query(`select extract(epoch from clock_timestamp()) * 1000 as ms`)).rows[0].ms),
-        )
+      ? Number((await pipeline.query(`select extract(epoch from clock_timestamp()) * 1000 as ms`)).rows[0].ms)
       : 0;
   for (let attempt = 0; attempt < 60; attempt++) {
     const abort = new AbortController();

@@ -3,7 +3,7 @@
  *
  * Every CAPTURE_TICK_MS the capture writes a transactional logical message into the source's WAL
  * (`pg_logical_emit_message`: no table, no row; a few dozen bytes of WAL) holding the time t just
- * before it asked. The message commits in a transaction of its own, so it reaches the stream in
+ * before it asked, by the pipeline database's clock (the one `asOf` is measured in). The message commits in a transaction of its own, so it reaches the stream in
  * commit order. A source transaction whose commit was visible before t committed before the tick's
  * transaction began, so its commit record precedes the tick's: by the time the tick's transaction
  * is written into the outbox, every source change committed before t is there too. The outbox
@@ -19,7 +19,7 @@ import type pg from 'pg';
 export const TICK_PREFIX = 'fresh-badges';
 
 export interface Tick {
-  /** Milliseconds since the epoch by the source's clock, taken as the tick was written. */
+  /** Milliseconds since the epoch by the pipeline database's clock, taken just before the tick was written (older ticks: the source's clock). */
   at: number;
   /**
    * The source's snapshot as the tick was written (pg_snapshot text): what had committed visibly by
@@ -84,16 +84,19 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
 }
 
 /**
- * Writes one tick into the source's WAL, stamped with the source's own clock as the statement
- * writes it: every transaction whose commit record comes before the tick committed before that
- * time, by the clock its commit times are taken with (a worker's clock could run ahead of it).
+ * Writes one tick into the source's WAL, stamped with `clock`'s time (the pipeline's database) read
+ * just before: a source transaction whose commit had been acknowledged by then is visible to the
+ * tick's statement, which starts after, so its commit record comes before the tick's. The stamp is
+ * taken on the pipeline database, not the source, because `asOf` is compared with that database's
+ * clock (outbox/cursor.ts, SNAPSHOT_AT): a source clock running ahead would otherwise make a tick
+ * that reaches the outbox late (capture behind a backlog) claim changes it does not cover.
  */
-export async function emitTick(source: pg.ClientBase | pg.Pool): Promise<Tick> {
-  const r = await source.query<{ at: number }>(
-    `with t as (select (extract(epoch from clock_timestamp()) * 1000)::float8 as at)
-     select at, pg_logical_emit_message(true, $1,
-                  json_build_object('tick', at, 'snap', pg_current_snapshot()::text)::text) from t`,
-    [TICK_PREFIX],
+export async function emitTick(source: pg.ClientBase | pg.Pool, clock: pg.ClientBase | pg.Pool): Promise<Tick> {
+  const now = await clock.query<{ at: number }>(`select (extract(epoch from clock_timestamp()) * 1000)::float8 as at`);
+  const at = now.rows[0]!.at;
+  await source.query(
+    `select pg_logical_emit_message(true, $1, json_build_object('tick', $2::float8, 'snap', pg_current_snapshot()::text)::text)`,
+    [TICK_PREFIX, at],
   );
-  return { at: r.rows[0]!.at };
+  return { at };
 }

@@ -28,7 +28,7 @@ import {
 import { dropSlot, readSlot } from '../../capture/slot';
 import { ReplicationStream, SlotBusyError } from '../../capture/replication-stream';
 import { parseLsn } from '../../capture/pgoutput';
-import { emitTick } from '../../capture/ticks';
+import { decodePipelineMessage, emitTick, TICK_PREFIX } from '../../capture/ticks';
 import { createPool } from '../../db/pool';
 import { TEST_DATABASE_URL } from '../support/env';
 import {
@@ -250,9 +250,11 @@ describe('capture from the WAL of two source databases', () => {
     }
   }, 60_000);
 
-  // asOf is the oldest source's coverage: a tick from a clock that runs ahead must not make it
-  // claim a time that has not come yet, and a write without a tick must not move it.
-  it('coverage moves with ticks of the source clock, never past the pipeline database clock', async () => {
+  // asOf is the oldest source's coverage: ticks carry the pipeline database's clock (a source's
+  // may be off from it); a tick from a clock that runs ahead (one written before that, or by
+  // hand) must not make it claim a time that has not come yet, and a write without a tick must
+  // not move it.
+  it('coverage moves with ticks stamped by the pipeline database clock, never past it', async () => {
     const name = 'clock-test';
     await registerCaptureSource(pipeline, name, 'no_slot');
     try {
@@ -261,12 +263,12 @@ describe('capture from the WAL of two source databases', () => {
           .covered_at as Date | null;
       const write = (endLsn: bigint, ticks: { at: number }[]) =>
         writeCapturedTransactions(pipeline, name, [{ endLsn, xid: 1, commitMs: Date.now(), rows: [], ticks }]);
-      const tick = await withClient(TEST_INVENTORY_URL, (c) => emitTick(c));
-      const sourceNow = await withClient(TEST_INVENTORY_URL, async (c) =>
-        Number((await c.query(`select extract(epoch from clock_timestamp()) * 1000 as ms`)).rows[0].ms),
+      const tick = await withClient(TEST_INVENTORY_URL, (c) => emitTick(c, pipeline));
+      const pipelineNow = Number(
+        (await pipeline.query(`select extract(epoch from clock_timestamp()) * 1000 as ms`)).rows[0].ms,
       );
-      expect(tick.at).toBeGreaterThan(sourceNow - 5_000);
-      expect(tick.at).toBeLessThanOrEqual(sourceNow);
+      expect(tick.at).toBeGreaterThan(pipelineNow - 5_000);
+      expect(tick.at).toBeLessThanOrEqual(pipelineNow);
       await write(10n, [tick]);
       expect(Math.abs((await covered())!.getTime() - tick.at)).toBeLessThanOrEqual(1);
       await write(20n, []);
@@ -401,7 +403,7 @@ describe('capture from the WAL of two source databases', () => {
     try {
       const before = await withClient(TEST_INVENTORY_URL, async (c) => {
         const at = parseLsn((await c.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn);
-        for (let i = 0; i < 4; i++) await emitTick(c);
+        for (let i = 0; i < 4; i++) await emitTick(c, c);
         return at;
       });
       const [a, b, c, d] = await commitsOf(stream, before, 4);
@@ -417,6 +419,42 @@ describe('capture from the WAL of two source databases', () => {
       await confirmedReaches(d!);
     } finally {
       if (!closed) await stream.close();
+    }
+  });
+
+  // The stamp is the clock it is given (the capture passes the pipeline database), not the
+  // source's: a clock that cannot be the source's, an hour back, is what the tick carries.
+  it('a tick in the WAL carries the time of the clock it was stamped with', async () => {
+    const anHourAgo = Date.now() - 3_600_000;
+    const clock = { query: async () => ({ rows: [{ at: anHourAgo }] }) } as unknown as pg.Pool;
+    const source = sources[0]!;
+    const stream = await ReplicationStream.start({
+      connectionString: source.url,
+      slot: source.slot,
+      publication: source.publication,
+    });
+    try {
+      const before = await withClient(TEST_INVENTORY_URL, async (c) => {
+        const at = parseLsn((await c.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn);
+        expect((await emitTick(c, clock)).at).toBe(anHourAgo);
+        return at;
+      });
+      let carried: number | null = null;
+      let end: bigint | null = null;
+      for (const until = Date.now() + 10_000; end === null && Date.now() < until;)
+        for (const f of await stream.take(100, 200)) {
+          if (f.kind !== 'xlogdata') continue;
+          const m = f.message;
+          if (m.kind === 'message' && m.lsn > before && m.prefix === TICK_PREFIX) {
+            const decoded = decodePipelineMessage(m.content);
+            if (decoded?.kind === 'tick') carried = decoded.at;
+          }
+          if (m.kind === 'commit' && carried !== null && end === null) end = m.endLsn;
+        }
+      expect(carried).toBe(anHourAgo);
+      stream.confirm(end!);
+    } finally {
+      await stream.close();
     }
   });
 
