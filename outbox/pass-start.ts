@@ -20,8 +20,11 @@ export interface PassStart {
   /** The lease's holder (null when free or expired). */
   holder: string | null;
   cursor: ConsumerCursor;
-  /** A snapshot taken now, and the time up to which it holds every committed source change (ms). */
-  now: { snap: string; at: number };
+  /**
+   * A snapshot taken now, the time up to which it holds every committed source change (ms), and
+   * the database's clock as it was taken (ms; what a caught-up time's age is measured from).
+   */
+  now: { snap: string; at: number; dbNowMs: number };
 }
 
 /**
@@ -32,13 +35,14 @@ export interface PassStart {
 export const passStartSql = (consumer: string, lease: string) =>
   `select lay.*, cur.*, cur.batch is not null as has_cursor,
             (${LEASE_HOLDER_SQL(escapeLiteral(lease))}) as holder,
-            pg_current_snapshot()::text as now_snap, ${SNAPSHOT_AT} as now_at
+            pg_current_snapshot()::text as now_snap, ${SNAPSHOT_AT} as now_at,
+            (extract(epoch from statement_timestamp()) * 1000)::float8 as db_now
        from (select 1) as one
        left join (select ${LAYOUT_COLUMNS} from pipeline.drain_layout) as lay on true
        left join (select ${CURSOR_COLUMNS} from pipeline.consumer_offsets where consumer = ${escapeLiteral(consumer)}) as cur on true`;
 
 type PassStartRow = LayoutRow &
-  CursorRow & { has_cursor: boolean; holder: string | null; now_snap: string; now_at: number };
+  CursorRow & { has_cursor: boolean; holder: string | null; now_snap: string; now_at: number; db_now: number };
 
 /** The pass start in the result of passStartSql. */
 export function passStartOf(result: pg.QueryResult): PassStart {
@@ -47,6 +51,6 @@ export function passStartOf(result: pg.QueryResult): PassStart {
     layout: layoutOf(row),
     holder: row.holder,
     cursor: row.has_cursor ? toCursor(row) : FRESH_CURSOR,
-    now: { snap: row.now_snap, at: row.now_at },
+    now: { snap: row.now_snap, at: row.now_at, dbNowMs: row.db_now },
   };
 }

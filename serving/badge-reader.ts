@@ -22,14 +22,17 @@ import { utcDay } from '../features/definitions';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { PartitionKeys, storeKeys, StoreKeys } from '../store/keys';
 import type { StoreRedis } from '../store/redis-client';
-import { ReadScript } from './read-script';
+import { ReadScript, type ReadReply } from './read-script';
 
 export const MAX_SKUS_PER_CALL = 200;
 
 export interface Freshness {
   /** The time up to which the store is known to hold every committed change (ISO), or null. */
   asOf: string | null;
-  /** now - asOf in ms; null when the pipeline never confirmed. */
+  /**
+   * How long ago asOf was, in ms, measured on the Redis server's clock (store/watermark.ts): now -
+   * asOf when the clocks agree. Null when the pipeline never confirmed.
+   */
   lagMs: number | null;
   /** True when the pipeline has not confirmed being caught up within the stale bound. */
   stale: boolean;
@@ -51,10 +54,37 @@ export interface BadgeReaderOptions {
   now?: () => number;
 }
 
-/** The oldest caught-up time of the partitions read; unknown when any partition never confirmed. */
-function leastFresh(confirmed: (string | null)[]): string | null {
+/** What one partition's watermark says: the time it vouches for (asOf), and how long ago that was. */
+interface Confirmation {
+  at: number;
+  lagMs: number;
+}
+
+/**
+ * A partition's confirmation from the read script's [caughtUpAt, partitions, caughtUpClock, TIME].
+ * The lag is TIME minus caughtUpClock, both the Redis server's clock (store/watermark.ts): a
+ * pipeline database or API host whose clock is off cannot make it shorter. A watermark written
+ * before caughtUpClock existed is measured against this host's clock, as it was then.
+ */
+function confirmationOf(
+  [caughtUpRaw, , clockRaw, timeMs]: ReadReply[2],
+  hostNow: number,
+  sameLayoutAsReader: boolean,
+): Confirmation | null {
+  const at = caughtUpRaw ? Number(caughtUpRaw) : NaN;
+  if (!sameLayoutAsReader || !Number.isFinite(at)) return null;
+  const onRedisClock = clockRaw ? Number(clockRaw) : NaN;
+  const lagMs = Number.isFinite(onRedisClock) ? Number(timeMs) - onRedisClock : hostNow - at;
+  return { at, lagMs: Math.max(0, lagMs) };
+}
+
+/** The least fresh of the partitions read; unknown when any partition never confirmed. */
+function leastFresh(confirmed: (Confirmation | null)[]): Confirmation | null {
   if (confirmed.length === 0 || confirmed.some((v) => !v)) return null;
-  return confirmed.reduce((a, b) => (Number(b) < Number(a!) ? b : a));
+  return {
+    at: Math.min(...confirmed.map((c) => c!.at)),
+    lagMs: Math.max(...confirmed.map((c) => c!.lagMs)),
+  };
 }
 
 export class RedisUnavailable extends Error {
@@ -69,11 +99,9 @@ export class RedisUnavailable extends Error {
 const sameLayout = (keys: StoreKeys, parts: string | null | undefined) =>
   (parts ?? '1') === String(keys.partitions.length);
 
-function freshnessAt(caughtUpRaw: string | null | undefined, at: number, staleAfterMs: number): Freshness {
-  const caughtUpAt = caughtUpRaw ? Number(caughtUpRaw) : null;
-  if (caughtUpAt === null || !Number.isFinite(caughtUpAt)) return { asOf: null, lagMs: null, stale: true };
-  const lagMs = Math.max(0, at - caughtUpAt);
-  return { asOf: new Date(caughtUpAt).toISOString(), lagMs, stale: lagMs > staleAfterMs };
+function freshnessOf(c: Confirmation | null, staleAfterMs: number): Freshness {
+  if (c === null) return { asOf: null, lagMs: null, stale: true };
+  return { asOf: new Date(c.at).toISOString(), lagMs: c.lagMs, stale: c.lagMs > staleAfterMs };
 }
 
 /**
@@ -147,8 +175,8 @@ async function readBadges(script: ReadScript, keys: StoreKeys, region: string, s
     })),
   );
   const badges: Badge[] = new Array(skus.length);
-  const confirmed: (string | null)[] = [];
-  replies.forEach(([flatRegion, fcinfo, [partitionCaughtUp, parts], ...skuFields], g) => {
+  const confirmed: (Confirmation | null)[] = [];
+  replies.forEach(([flatRegion, fcinfo, meta, ...skuFields], g) => {
     const { ranked, order } = regionFcs(flatRegion, fcinfo);
     const idx = groups[g][1];
     const answered = badgesFrom(
@@ -158,7 +186,7 @@ async function readBadges(script: ReadScript, keys: StoreKeys, region: string, s
       skuFields,
     );
     answered.forEach((b, n) => (badges[idx[n]] = b));
-    confirmed.push(sameLayout(keys, parts) ? (partitionCaughtUp ?? null) : null);
+    confirmed.push(confirmationOf(meta, at, sameLayout(keys, meta[1])));
   });
   return { badges, caughtUp: leastFresh(confirmed) };
 }
@@ -182,7 +210,7 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
         throw new RangeError(`at most ${MAX_SKUS_PER_CALL} SKUs per call, got ${skus.length}`);
       const at = now();
       const r = await orUnavailable(() => readBadges(script, keys, region, skus, at));
-      return { region, ...freshnessAt(r.caughtUp, at, opts.staleAfterMs), badges: r.badges };
+      return { region, ...freshnessOf(r.caughtUp, opts.staleAfterMs), badges: r.badges };
     },
     async getBadge(region: string, sku: string): Promise<Badge & Freshness> {
       const a = await this.getBadges(region, [sku]);
@@ -193,8 +221,9 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
       const replies = await orUnavailable(() =>
         script.run(keys.partitions.map((partition) => ({ partition, args: [partition.prefix, '', ''] }))),
       );
-      const values = replies.map(([, , [caughtUpAt, parts]]) => (sameLayout(keys, parts) ? caughtUpAt : null));
-      return freshnessAt(leastFresh(values), now(), opts.staleAfterMs);
+      const at = now();
+      const values = replies.map(([, , meta]) => confirmationOf(meta, at, sameLayout(keys, meta[1])));
+      return freshnessOf(leastFresh(values), opts.staleAfterMs);
     },
   };
 }

@@ -8,8 +8,16 @@ import type { PartitionKeys } from '../store/keys';
 import { pipelineByNode, StoreRedis } from '../store/redis-client';
 import { defineScripts, runScript, SCRIPTS } from '../store/scripts';
 
-/** The script's reply: region hash, [capacity, load] per FC, [caughtUpAt, partitions], then per SKU its fields. */
-export type ReadReply = [string[], string[], (string | null)[], ...(string | null)[][]];
+/**
+ * The script's reply: region hash, [capacity, load] per FC, [caughtUpAt, partitions, caughtUpClock,
+ * the server's TIME in ms], then per SKU its fields.
+ */
+export type ReadReply = [
+  string[],
+  string[],
+  [string | null, string | null, string | null, number],
+  ...(string | null)[][],
+];
 
 export interface ReadCall {
   partition: PartitionKeys;

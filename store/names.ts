@@ -60,6 +60,8 @@ export const FIELD = {
   sourceMs: 'sourceMs',
   appliedAt: 'appliedAt',
   caughtUpAt: 'caughtUpAt',
+  /** caughtUpAt on this Redis server's clock (TIME), the one reads measure the lag with. */
+  caughtUpClock: 'caughtUpClock',
   partitions: 'parts',
   /** Meta hash: where the tombstone sweep goes on. */
   sweepCursor: 'sweepCursor',

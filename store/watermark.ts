@@ -3,7 +3,11 @@
  * is without asking the pipeline:
  *   sourceMs    newest source change time applied (ms since epoch)
  *   appliedAt   when the drain last applied a batch
- *   caughtUpAt  when the drain last confirmed that nothing committed was left unapplied
+ *   caughtUpAt  when the drain last confirmed that nothing committed was left unapplied (the
+ *               time its snapshot vouches for, by the pipeline database's clock: `asOf`)
+ *   caughtUpClock  the same moment on the Redis server's own clock: written as TIME minus how long
+ *               ago caughtUpAt was, read with TIME by the read script, so a read's lag is measured
+ *               with one clock and no host's clock being off can make a stale answer look fresh
  *
  * Every partition (store/keys.ts) has its own watermark, written in its own slot after the
  * partition's changes, so it is lost or kept with them; a read of SKUs of several partitions is
@@ -36,6 +40,8 @@ async function gatedHset(
   keys: StoreKeys,
   atLeast: DeliveryPosition | null,
   fields: (string | number)[],
+  /** How long ago the caughtUpAt among `fields` was (ms), or null when there is none. */
+  caughtUpAgeMs: number | null = null,
 ): Promise<boolean> {
   defineScripts(redis);
   // every partition also records how many partitions the store has: a reader configured with
@@ -56,6 +62,7 @@ async function gatedHset(
         atLeast?.batch ?? '',
         atLeast?.txid ?? '',
         atLeast?.id ?? '',
+        caughtUpAgeMs === null ? '' : Math.max(0, Math.ceil(caughtUpAgeMs)),
         ...withCount,
       ),
   );
@@ -77,11 +84,17 @@ async function gatedHset(
 export async function recordApplied(
   redis: StoreRedis,
   keys: StoreKeys,
-  w: { newestSourceMs: number; appliedAt: number; caughtUpAt: number | null; applied: DeliveryPosition },
+  w: {
+    newestSourceMs: number;
+    appliedAt: number;
+    /** With how long ago it was (ms, measured by the caller: see markCaughtUp), or null. */
+    caughtUp: { at: number; ageMs: number } | null;
+    applied: DeliveryPosition;
+  },
 ): Promise<boolean> {
   const fields: (string | number)[] = [FIELD.sourceMs, w.newestSourceMs, FIELD.appliedAt, w.appliedAt];
-  if (w.caughtUpAt !== null) fields.push(FIELD.caughtUpAt, w.caughtUpAt);
-  return gatedHset(redis, keys, w.applied, fields);
+  if (w.caughtUp !== null) fields.push(FIELD.caughtUpAt, w.caughtUp.at);
+  return gatedHset(redis, keys, w.applied, fields, w.caughtUp?.ageMs ?? null);
 }
 
 /** Returns false when the store is not complete (a partition has no epoch): that one did not move. */
@@ -89,10 +102,16 @@ export async function markCaughtUp(
   redis: StoreRedis,
   keys: StoreKeys,
   at: number,
+  /**
+   * How long ago `at` was, now (ms), measured without comparing clocks: the pipeline database's
+   * now minus `at` (one clock), plus the worker's monotonic time since it read that now. Never
+   * less than the truth, so the Redis-clock time written is never later than the real one.
+   */
+  ageMs: number,
   /** The delivery position it speaks for (null: none to check, for tests that write the store directly). */
   applied: DeliveryPosition | null,
 ): Promise<boolean> {
-  return gatedHset(redis, keys, applied, [FIELD.caughtUpAt, at]);
+  return gatedHset(redis, keys, applied, [FIELD.caughtUpAt, at], ageMs);
 }
 
 /** Marks the store complete (end of a backfill). */

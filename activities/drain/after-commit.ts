@@ -9,12 +9,22 @@ import { markCaughtUp, recordApplied } from '../../store/watermark';
 import type { ConsumerCursor } from '../../outbox';
 import { emptyResult, type AppliedChunk, type DrainBatchResult, type DrainDeps, type Target } from './types';
 
+/**
+ * How long ago the target's time was, now (ms): by the pipeline database's clock up to the pass's
+ * start (`dbNowMs`, read in the statement after the BEGIN), then by this process's monotonic clock
+ * since `t0`, taken before that BEGIN was sent. Two clocks' differences, never their offset, so a
+ * database or worker clock that is off cannot shorten it.
+ */
+const ageOf = (at: number, dbNowMs: number, t0: number) => Math.max(0, dbNowMs - at) + (performance.now() - t0);
+
 export async function afterIdle(
   deps: DrainDeps,
-  idle: { next: ConsumerCursor; target: Target },
+  idle: { next: ConsumerCursor; target: Target; dbNowMs: number },
+  t0: number,
 ): Promise<DrainBatchResult> {
+  const at = idle.target.at;
   const storeComplete =
-    idle.target.at === null ? true : await markCaughtUp(deps.redis, deps.keys, idle.target.at, idle.next.last);
+    at === null ? true : await markCaughtUp(deps.redis, deps.keys, at, ageOf(at, idle.dbNowMs, t0), idle.next.last);
   const rebuildSkus = await rebuildRequests(deps, []);
   return {
     outcome: 'idle',
@@ -42,7 +52,7 @@ export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number)
   const storeComplete = await recordApplied(deps.redis, deps.keys, {
     newestSourceMs: c.newestSourceMs,
     appliedAt: Date.now(),
-    caughtUpAt: c.complete ? c.target.at : null,
+    caughtUp: c.complete && c.target.at !== null ? { at: c.target.at, ageMs: ageOf(c.target.at, c.dbNowMs, t0) } : null,
     applied: c.next.last,
   });
   if (c.dead.size)

@@ -25,7 +25,12 @@ export async function claimDrain(
   begun: BeginResult,
 ): Promise<
   | { kind: 'refused'; result: DrainBatchResult }
-  | { kind: 'claimed'; frozen: Target | null; cursor: ConsumerCursor; now: { snap: string; at: number } }
+  | {
+      kind: 'claimed';
+      frozen: Target | null;
+      cursor: ConsumerCursor;
+      now: { snap: string; at: number; dbNowMs: number };
+    }
 > {
   const [, lock, start] = begun as pg.QueryResult[];
   const { layout, holder, cursor, now } = passStartOf(start!);

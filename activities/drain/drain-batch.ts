@@ -170,7 +170,7 @@ async function tryOneBatch(deps: ShardDeps, owner: string, rows: ChunkRows): Pro
     case 'done':
       return step.result;
     case 'idle':
-      return afterIdle(deps, step);
+      return afterIdle(deps, step, t0);
     case 'applied':
       faultPoint('after-commit');
       return afterApplied(deps, step.chunk, t0);
@@ -180,7 +180,7 @@ async function tryOneBatch(deps: ShardDeps, owner: string, rows: ChunkRows): Pro
 /** Where a pass ended, inside its transaction. */
 type ChunkStep =
   | { kind: 'done'; result: DrainBatchResult }
-  | { kind: 'idle'; next: ConsumerCursor; target: Target }
+  | { kind: 'idle'; next: ConsumerCursor; target: Target; dbNowMs: number }
   | { kind: 'applied'; chunk: AppliedChunk };
 
 /**
@@ -227,7 +227,10 @@ async function applyNextChunk(
     // change committed before it was taken is known to be in the store.
     if (startedBatch) await applyTruncates(deps, cursor, target.snap, next, []);
     const logged = startedBatch ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: Date.now() } : null;
-    return { result: { kind: 'idle', next, target }, end: endDrainPassSql(consumer, next, logged, null) };
+    return {
+      result: { kind: 'idle', next, target, dbNowMs: now.dbNowMs },
+      end: endDrainPassSql(consumer, next, logged, null),
+    };
   }
   if (!complete) prefetch(deps.pool, consumer, deltaInput(deps, cursor, target, next, rows.next));
   const truncatedHere = await rememberTruncatesOf(deps, cursor, chunk.rows, complete);
@@ -253,6 +256,7 @@ async function applyNextChunk(
       applySeconds: applied.seconds,
       visibleAt: applied.visibleAt,
       newestSourceMs: applied.newestSourceMs,
+      dbNowMs: now.dbNowMs,
     },
   };
   return { result: chunkStep, end };

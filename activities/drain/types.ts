@@ -111,6 +111,8 @@ export interface AppliedChunk {
   applySeconds: number;
   visibleAt: number;
   newestSourceMs: number;
+  /** The pipeline database's clock when the pass began (ms): the target's age is measured from it. */
+  dbNowMs: number;
 }
 
 export function emptyResult(cursor: ConsumerCursor) {

@@ -5,8 +5,9 @@
 --         region, ARGV[4..] the SKUs
 -- Returns { the region's hash as a flat list [fc, rank, …] in Redis's order,
 --   [capacity, load, …] of each of those FCs ('' : none),
---   { caughtUpAt or false, partition count } (false also while the partition has no epoch: it is
---   being emptied or refilled, and its watermark, if any is left, says nothing),
+--   { caughtUpAt or false, partition count, caughtUpClock or false, this server's TIME in ms }
+--   (false also while the partition has no epoch: it is being emptied or refilled, and its
+--   watermark, if any is left, says nothing; caughtUpClock and TIME measure the lag on one clock),
 --   then per SKU [lifecycle, stock at each FC in the region's order, 1 when its stock is being
 --   rebuilt ({p}rebuilds: reactivated after its key expired; the stock it has is not the source's)
 --   else 0] }
@@ -19,8 +20,10 @@ for _, fc in ipairs(fcs) do
   fcinfo[#fcinfo + 1] = redis.call('HGET', p .. KEY.fc .. fc, FIELD.capacity) or ''
   fcinfo[#fcinfo + 1] = redis.call('HGET', p .. KEY.load .. fc .. ':' .. day, FIELD.loadCount) or ''
 end
-local meta = redis.call('HMGET', p .. KEY.meta, FIELD.caughtUpAt, FIELD.partitions)
-if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false end
+local meta = redis.call('HMGET', p .. KEY.meta, FIELD.caughtUpAt, FIELD.partitions, FIELD.caughtUpClock)
+if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false meta[3] = false end
+local t = redis.call('TIME')
+meta[4] = t[1] * 1000 + math.floor(t[2] / 1000)
 local out = { region, fcinfo, meta }
 for i = 4, #ARGV do
   local row = redis.call('HMGET', p .. KEY.sku .. ARGV[i], FIELD.lifecycle, unpack(fcs))

@@ -3,6 +3,7 @@
  * transactions, crash windows, dead letters, mutual exclusion.
  */
 import { LIFECYCLE_FIELD } from '../../store/keys';
+import { FIELD } from '../../store/names';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { activitiesFor } from '../support/activities';
@@ -182,6 +183,23 @@ describe('drain batch', () => {
     const done = await acts.drainBatch({ owner, budgetMs: 1 });
     expect(done.caughtUp).toBe(true);
     expect(done.behindRows).toBeUndefined();
+  });
+
+  // The watermark's caught-up time is also written on Redis's clock, as Redis's TIME minus the
+  // time's age measured by the drain (store/watermark.ts); reads measure their lag against it. It
+  // must never be later than the time it stands for (here every server shares one clock), or a
+  // read would take a stale store for fresher than it is.
+  it("writes the caught-up time on Redis's clock no later than the time it stands for", async () => {
+    await insertSkuChanges('K', 20);
+    await drainAll();
+    await acts.drainBatch({ owner, budgetMs: 1 }); // an idle pass too
+    for (const p of c.keys.partitions) {
+      const [at, onRedisClock] = (await c.redis.hmget(p.meta, FIELD.caughtUpAt, FIELD.caughtUpClock)).map(Number);
+      const [s, us] = await c.redis.time();
+      const redisNow = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+      expect(onRedisClock).toBeLessThanOrEqual(at! + 1); // ms rounding
+      expect(redisNow - onRedisClock!).toBeLessThan(10_000);
+    }
   });
 
   it('a backlog is drained in chunks that double up to maxBatchRows, read ahead at the doubled size', async () => {

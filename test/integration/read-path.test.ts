@@ -2,6 +2,7 @@
  * The read library and the HTTP API against real Redis, with features written by the same apply
  * the drain uses.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { utcDay, type FeatureUpdate } from '../../features/definitions';
 import { createBadgeReader } from '../../serving/badge-reader';
@@ -16,6 +17,12 @@ afterAll(() => c.close());
 // 23:59:30 UTC of today (the store keeps a load counter until its day's end plus LOAD_TTL_S: a day long past would not be kept)
 const NOW = Date.parse(`${new Date().toISOString().slice(0, 10)}T23:59:30Z`);
 const DAY_MS = 86_400_000;
+/**
+ * A lag written as `ms` old, read a moment later: the reader measures it on Redis's clock from the
+ * write (store/watermark.ts), so it has grown by the time between the two (well under a second).
+ */
+const lagOf = (ms: number) =>
+  expect.toSatisfy((lag: number) => lag >= ms && lag < ms + 1_000, `a lag of ${ms} ms, read within a second`);
 const TODAY = utcDay(new Date(NOW));
 const YESTERDAY = utcDay(new Date(NOW - DAY_MS));
 let version = 0;
@@ -93,7 +100,7 @@ async function world() {
     avail('PAUS', 'F3', 9),
     lifecycle('GONE', null),
   );
-  await markCaughtUp(c.redis, c.keys, NOW - 2000, null);
+  await markCaughtUp(c.redis, c.keys, NOW - 2000, 2000, null);
 }
 
 describe('badge reader (library)', () => {
@@ -112,7 +119,7 @@ describe('badge reader (library)', () => {
       expect(a).toEqual({
         region: 'R1',
         asOf: new Date(NOW - 2000).toISOString(),
-        lagMs: 2000,
+        lagMs: lagOf(2000),
         stale: false,
         badges: [
           { sku: 'PAUS', eligible: false, fc: null, reason: 'paused' },
@@ -163,8 +170,22 @@ describe('badge reader (library)', () => {
     expect((await reader.getBadges('R1', ['ELIG'])).stale).toBe(true); // 2 s old > 1 s bound
     await c.redis.del(c.keys.partitions[0].meta);
     expect(await reader.freshness()).toEqual({ asOf: null, lagMs: null, stale: true });
-    await markCaughtUp(c.redis, c.keys, NOW - 10, null);
-    expect(await reader.freshness()).toMatchObject({ stale: false, lagMs: 10 });
+    await markCaughtUp(c.redis, c.keys, NOW - 10, 10, null);
+    expect(await reader.freshness()).toMatchObject({ stale: false, lagMs: lagOf(10) });
+  });
+
+  // The lag is measured on the Redis server's clock (store/watermark.ts): the pipeline database's
+  // clock 30 s ahead of this host's gives an asOf 30 s in the future, and reads must still go
+  // stale once the drain has not confirmed for staleAfterMs (they stayed fresh 30 s longer).
+  it("goes stale on time when the pipeline database's clock runs ahead of the reader's", async () => {
+    const reader = createBadgeReader({ ...store, staleAfterMs: 300 });
+    const dbAhead = Date.now() + 30_000;
+    await markCaughtUp(c.redis, c.keys, dbAhead, 0, null); // confirmed just now, by a clock 30 s ahead
+    expect(await reader.freshness()).toMatchObject({ stale: false, asOf: new Date(dbAhead).toISOString() });
+    await sleep(500); // the drain stopped
+    const later = await reader.getBadges('R1', ['ELIG']);
+    expect(later.stale).toBe(true);
+    expect(later.lagMs).toBeGreaterThanOrEqual(500);
   });
 
   it('answers 200 SKUs in one call and refuses 201', async () => {
@@ -196,7 +217,7 @@ describe('HTTP API', () => {
       region: 'R1',
       asOf: new Date(NOW - 2000).toISOString(),
       stale: false,
-      lagMs: 2000,
+      lagMs: lagOf(2000),
       badges: [
         { sku: 'FULL', eligible: false, fc: null, reason: 'fc_at_capacity' },
         { sku: 'ELIG', eligible: true, fc: 'F2', reason: 'eligible' },
@@ -213,7 +234,7 @@ describe('HTTP API', () => {
       fc: 'F2',
       reason: 'eligible',
       stale: false,
-      lagMs: 2000,
+      lagMs: lagOf(2000),
       asOf: new Date(NOW - 2000).toISOString(),
     });
   });

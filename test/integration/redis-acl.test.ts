@@ -53,6 +53,7 @@ const ACL_READER = [
   '+hgetall',
   '+exists',
   '+sismember',
+  '+time',
   '+ping',
 ];
 

@@ -68,10 +68,10 @@ describe('store partitions', () => {
   it('the watermark is not moved where a partition is below the position it speaks for', async () => {
     await resetStorePosition(c.redis, c.keys.partitions, at(5, 100, 10));
     await resetStorePosition(c.redis, [c.keys.partitions[2]], at(3, 80, 1));
-    await expect(markCaughtUp(c.redis, c.keys, Date.now(), at(5, 100, 10))).rejects.toThrow(PartitionBehindError);
+    await expect(markCaughtUp(c.redis, c.keys, Date.now(), 0, at(5, 100, 10))).rejects.toThrow(PartitionBehindError);
     expect(await c.redis.hget(c.keys.partitions[2].meta, FIELD.caughtUpAt)).toBeNull();
     await resetStorePosition(c.redis, [c.keys.partitions[2]], at(5, 100, 10));
-    expect(await markCaughtUp(c.redis, c.keys, Date.now(), at(5, 100, 10))).toBe(true);
+    expect(await markCaughtUp(c.redis, c.keys, Date.now(), 0, at(5, 100, 10))).toBe(true);
   });
 
   it('never reuses a snapshot number another snapshot still has, even if the counter went back', async () => {
@@ -105,7 +105,7 @@ describe('store partitions', () => {
 
   it('a reader configured with another partition count never answers fresh', async () => {
     await resetStorePosition(c.redis, c.keys.partitions, at(1, 1, 1));
-    await markCaughtUp(c.redis, c.keys, Date.now(), at(1, 1, 1));
+    await markCaughtUp(c.redis, c.keys, Date.now(), 0, at(1, 1, 1));
     const reader = (partitions: number) =>
       createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, partitions, staleAfterMs: 60_000 });
     expect((await reader(c.keys.partitions.length).getBadge('R1', 'S1')).stale).toBe(false);
