@@ -115,6 +115,8 @@ export type FeatureUpdate =
       txid: string;
       /** An update of an existing SKU: if the store no longer knows the SKU, its stock must be rebuilt. */
       update?: boolean;
+      /** The SKU's insert: its stock arrives after it, as changes of their own (store/apply.ts, foldOps). */
+      insert?: boolean;
     }
   | { feature: 'sku.available'; sku: string; fc: string; value: number | null; version: number; txid: string }
   | { feature: 'fc.capacity'; fc: string; value: number | null; version: number; txid: string }

@@ -62,9 +62,13 @@ interface Confirmation {
 
 /**
  * A partition's confirmation from the read script's [caughtUpAt, partitions, caughtUpClock, TIME].
- * The lag is TIME minus caughtUpClock, both the Redis server's clock (store/watermark.ts): a
- * pipeline database or API host whose clock is off cannot make it shorter. A watermark written
- * before caughtUpClock existed is measured against this host's clock, as it was then.
+ * The lag is TIME minus caughtUpClock, both the Redis server's clock (store/watermark.ts), so a
+ * pipeline database or API host whose clock runs ahead cannot make it shorter; and at least this
+ * host's now minus asOf, the lag as measured before, which covers what the Redis clock alone
+ * cannot: a write that waited long to run (TIME is read as it runs, the age when it was sent),
+ * and a replica promoted with a clock behind its old primary's. Either alone errs only with a
+ * clock that is off; their maximum needs both to err. A watermark without caughtUpClock (written
+ * by a drain from before it) is not a confirmation: one pass of the current drain writes it.
  */
 function confirmationOf(
   [caughtUpRaw, , clockRaw, timeMs]: ReadReply[2],
@@ -74,8 +78,8 @@ function confirmationOf(
   const at = caughtUpRaw ? Number(caughtUpRaw) : NaN;
   if (!sameLayoutAsReader || !Number.isFinite(at)) return null;
   const onRedisClock = clockRaw ? Number(clockRaw) : NaN;
-  const lagMs = Number.isFinite(onRedisClock) ? Number(timeMs) - onRedisClock : hostNow - at;
-  return { at, lagMs: Math.max(0, lagMs) };
+  if (!Number.isFinite(onRedisClock)) return null;
+  return { at, lagMs: Math.max(0, Number(timeMs) - onRedisClock, hostNow - at) };
 }
 
 /** The least fresh of the partitions read; unknown when any partition never confirmed. */

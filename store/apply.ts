@@ -171,17 +171,22 @@ export function toBackfillOps(keys: StoreKeys, u: FeatureUpdate, snapshot: strin
  * Folds a batch: for a versioned field only the highest version survives; load deltas are kept
  * in stream order (each is applied at most once by its position, so none may be merged away).
  *
- * A lifecycle update that survives a folded-away insert (or refresh) of its SKU is no longer an
- * update: the apply script asks for a stock rebuild when an update finds no lifecycle (the key
- * expired), and here the missing lifecycle is only the insert this fold dropped, whose stock
- * follows it in this batch. Left an update, a SKU created and edited between two drain passes got
- * a needless rebuild, and its reads were answered unknown until the rebuild ended.
+ * A lifecycle update that survives a folded-away insert of its SKU is no longer an update: the
+ * apply script asks for a stock rebuild when an update finds no lifecycle (the key expired), and
+ * here the missing lifecycle is only the insert this fold dropped, whose stock follows it as
+ * changes of their own. Left an update, a SKU created and edited between two drain passes got a
+ * needless rebuild, and its reads were answered unknown until the rebuild ended. Only a true
+ * insert (op I): a refresh (R) of the skus row alone (a dead-letter retry, a verify repair) says
+ * nothing about the SKU's stock, and the update over it must still check the key.
  */
 export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[], batch = '0'): StoreOp[] {
   const latest = new Map<string, VersionedOp | StockOp | LifecycleOp>();
   const deltas: (LoadDeltaOp | LoadSetOp)[] = [];
+  // lifecycle ops of SKU inserts, and the updates folded over one (which stand for it from then on)
+  const inserts = new WeakSet<object>();
   for (const { update, source } of updates) {
     for (const op of toOps(keys, update, source, batch)) {
+      if (op.kind === 'lifecycle' && update.feature === 'sku.lifecycle' && update.insert) inserts.add(op);
       if (op.kind === 'loadDelta' || op.kind === 'loadSet') {
         deltas.push(op);
         continue;
@@ -189,17 +194,18 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
       const id = `${op.key}\u0000${fieldOf(op)}`;
       const prev = latest.get(id);
       if (!prev) latest.set(id, op);
-      else latest.set(id, prev.version < op.version ? foldedOver(op, prev) : foldedOver(prev, op));
+      else latest.set(id, prev.version < op.version ? foldedOver(op, prev, inserts) : foldedOver(prev, op, inserts));
     }
   }
   return [...latest.values(), ...deltas];
 }
 
 /** `kept`, the newer of two changes of one field, folded over `dropped` (see foldOps). */
-function foldedOver<T extends VersionedOp | StockOp | LifecycleOp>(kept: T, dropped: T): T {
-  if (kept.kind === 'lifecycle' && dropped.kind === 'lifecycle' && kept.update && !dropped.update)
-    return { ...kept, update: false };
-  return kept;
+function foldedOver<T extends VersionedOp | StockOp | LifecycleOp>(kept: T, dropped: T, inserts: WeakSet<object>): T {
+  if (kept.kind !== 'lifecycle' || !kept.update || !inserts.has(dropped)) return kept;
+  const asInsert = { ...kept, update: false };
+  inserts.add(asInsert);
+  return asInsert;
 }
 
 /**

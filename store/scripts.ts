@@ -56,6 +56,7 @@ export const SCRIPTS = {
   readBadges: load('read-badges', 'fbReadBadges'),
   checkPosition: load('check-position', 'fbCheckPosition'),
   gatedHset: load('gated-hset', 'fbGatedHset'),
+  readWatermark: load('read-watermark', 'fbReadWatermark'),
   advanceFence: load('advance-fence', 'fbAdvanceFence'),
   finishBackfill: load('finish-backfill', 'fbFinishBackfill'),
   deleteTombstone: load('delete-tombstone', 'fbDeleteTombstone'),

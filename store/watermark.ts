@@ -135,23 +135,36 @@ export async function storeComplete(redis: StoreRedis, keys: StoreKeys): Promise
   return replies.every((n) => n === 1);
 }
 
-/** The store's watermark: the least fresh partition's (a field missing in any partition is missing). */
-export async function readWatermark(redis: StoreRedis, keys: StoreKeys): Promise<Watermark> {
+/**
+ * The store's watermark: the least fresh partition's (a field missing in any partition is
+ * missing), and its lag as the read API measures it (serving/badge-reader.ts): on each Redis
+ * server's clock, and at least this host's now minus caughtUpAt.
+ */
+export async function readWatermark(redis: StoreRedis, keys: StoreKeys): Promise<Watermark & { lagMs: number | null }> {
+  defineScripts(redis);
   const replies = await onEachNode(
     redis,
     keys.partitions,
     (p) => p.meta,
-    (pipeline, p) => void pipeline.hmget(p.meta, FIELD.sourceMs, FIELD.appliedAt, FIELD.caughtUpAt),
+    (pipeline, p) => void runScript(pipeline, SCRIPTS.readWatermark, 1, p.meta),
   );
-  const n = (v: string | null) => (v === null ? null : Number(v));
+  const n = (v: string | false | null) => (v === null || v === false ? null : Number(v));
   const min = (a: number | null | undefined, b: number | null) =>
     a === undefined ? b : a === null || b === null ? null : Math.min(a, b);
   let sourceMs: number | null | undefined, appliedAt: number | null | undefined, caughtUpAt: number | null | undefined;
+  let lagMs: number | null | undefined;
   for (const f of replies) {
-    const [s, a, c] = f as (string | null)[];
+    const [s, a, c, clock, time] = f as [string | null, string | null, string | null, string | null, number];
     sourceMs = min(sourceMs, n(s));
     appliedAt = min(appliedAt, n(a));
     caughtUpAt = min(caughtUpAt, n(c));
+    const lag = n(clock) === null || n(c) === null ? null : Math.max(0, time - n(clock)!, Date.now() - n(c)!);
+    lagMs = lagMs === undefined ? lag : lagMs === null || lag === null ? null : Math.max(lagMs, lag);
   }
-  return { sourceMs: sourceMs ?? null, appliedAt: appliedAt ?? null, caughtUpAt: caughtUpAt ?? null };
+  return {
+    sourceMs: sourceMs ?? null,
+    appliedAt: appliedAt ?? null,
+    caughtUpAt: caughtUpAt ?? null,
+    lagMs: lagMs ?? null,
+  };
 }

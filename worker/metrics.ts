@@ -76,7 +76,10 @@ function defineMetrics(registry: client.Registry) {
     'age of the oldest open write transaction (0: none)',
   );
   const lagRows = gauge('fresh_badges_drain_lag_rows', 'outbox rows not yet applied (capped at 1,000,000)');
-  const lagSeconds = gauge('fresh_badges_drain_lag_seconds', "now - the drain's last caught-up confirmation");
+  const lagSeconds = gauge(
+    'fresh_badges_drain_lag_seconds',
+    "how long ago the drain's last caught-up confirmation stood for, as the read API measures it",
+  );
   const waitingDead = gauge(
     'fresh_badges_dead_letters_waiting',
     'dead letters neither applied by a retry nor discarded',
@@ -181,7 +184,7 @@ function watchLag(
         );
       }
       const w = await readWatermark(redis, keys);
-      if (w.caughtUpAt !== null) m.lagSeconds.set((Date.now() - w.caughtUpAt) / 1000);
+      if (w.lagMs !== null) m.lagSeconds.set(w.lagMs / 1000);
       for (const c of (await opts.capture?.()) ?? []) {
         if (c.slotState) m.slotRetained.set({ source: c.source }, c.slotState.retainedBytes);
         if (c.coveredAtMs !== null) m.captureLag.set({ source: c.source }, (Date.now() - c.coveredAtMs) / 1000);

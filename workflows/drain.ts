@@ -220,7 +220,8 @@ function detailsOf(shard: ShardRef | undefined, r: DrainBatchResult, summary: Dr
 
 /**
  * One rebuild workflow per reactivated SKU, abandoned so it outlives this run. One already running
- * for the SKU is fine: it re-reads the current rows anyway.
+ * for the SKU is fine: it re-reads the SKU's current rows and clears the request once the drain
+ * has applied them.
  */
 async function startRebuilds(skus: string[]): Promise<void> {
   await Promise.all(

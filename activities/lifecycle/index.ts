@@ -11,6 +11,10 @@ import { inActivity } from '../in-activity';
 /** How long one attempt of finishSkuRebuild waits for the drain before it fails and is retried. */
 const APPLIED_WAIT_MS = 20_000;
 
+async function pipelineSnapshot(pool: pg.Pool): Promise<string> {
+  return (await pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`)).rows[0]!.s;
+}
+
 export class RebuildNotAppliedYet extends Error {
   override name = 'RebuildNotAppliedYet';
 }
@@ -28,8 +32,7 @@ export function createLifecycleActivities(deps: {
      */
     async refreshSku(input: { sku: string }): Promise<{ rows: number; snapshot: string }> {
       const r = await deps.sourceRows.refreshSku(input.sku);
-      const s = await deps.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
-      return { ...r, snapshot: s.rows[0]!.s };
+      return { ...r, snapshot: await pipelineSnapshot(deps.pool) };
     },
 
     /**
@@ -37,11 +40,14 @@ export function createLifecycleActivities(deps: {
      * re-emitted rows among it). Not sooner: reads answer the SKU `unknown` while the request is
      * pending, and between the re-emission and its apply the store still lacks the SKU's stock, so
      * a read would answer out_of_stock as fresh. Waits up to 20 s, heartbeating, then fails and is
-     * retried (a paused or backlogged drain).
+     * retried (a paused or backlogged drain). Without a snapshot (a rebuild whose refreshSku ran on a
+     * worker from before this step, which cleared the request itself), one taken now: it sees the
+     * rows that run re-emitted.
      */
-    async finishSkuRebuild(input: { sku: string; snapshot: string }): Promise<void> {
+    async finishSkuRebuild(input: { sku: string; snapshot?: string }): Promise<void> {
+      const snapshot = input.snapshot ?? (await pipelineSnapshot(deps.pool));
       const deadline = Date.now() + APPLIED_WAIT_MS;
-      while (!(await drainCovers(deps.pool, input.snapshot))) {
+      while (!(await drainCovers(deps.pool, snapshot))) {
         if (Date.now() >= deadline)
           throw new RebuildNotAppliedYet(
             `the drain has not yet applied SKU ${input.sku}'s re-emitted rows (paused or behind): waiting`,

@@ -68,7 +68,7 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
   const cap = 10_000_000;
   const pending = await drainPendingRows(pool, ctx.keys, cap);
   const w = await readWatermark(redis, ctx.keys);
-  const lagMs = w.caughtUpAt === null ? null : Date.now() - w.caughtUpAt;
+  const lagMs = w.lagMs;
   const dead = (await pool.query(`select count(*)::int as n from pipeline.dead_letters where ${WAITING_DEAD_LETTER}`))
     .rows[0].n;
   const { perShard, note, lastRun, lastRunAt } = await readShardSchedules(temporal, pool, shards);

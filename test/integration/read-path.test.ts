@@ -8,6 +8,7 @@ import { utcDay, type FeatureUpdate } from '../../features/definitions';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { applyUpdates } from '../../store/apply';
 import { markCaughtUp } from '../../store/watermark';
+import { FIELD } from '../../store/names';
 import { resetState, testClients } from '../support/env';
 import { get, rawRequest, startTestApi } from '../support/http';
 
@@ -186,6 +187,20 @@ describe('badge reader (library)', () => {
     const later = await reader.getBadges('R1', ['ELIG']);
     expect(later.stale).toBe(true);
     expect(later.lagMs).toBeGreaterThanOrEqual(500);
+  });
+
+  it("takes the larger of the Redis-clock lag and the reader's own, and no watermark without its Redis-clock time", async () => {
+    const reader = createBadgeReader({ ...store, staleAfterMs: 1_000 });
+    // written just now on Redis's clock, but of an asOf 5 s old by this host's: 5 s it is
+    await markCaughtUp(c.redis, c.keys, Date.now() - 5_000, 0, null);
+    const a = await reader.freshness();
+    expect(a.stale).toBe(true);
+    expect(a.lagMs).toBeGreaterThanOrEqual(5_000);
+    // a watermark from a drain before the Redis-clock time was written confirms nothing
+    await markCaughtUp(c.redis, c.keys, Date.now(), 0, null);
+    expect((await reader.freshness()).stale).toBe(false);
+    for (const p of c.keys.partitions) await c.redis.hdel(p.meta, FIELD.caughtUpClock);
+    expect(await reader.freshness()).toEqual({ asOf: null, lagMs: null, stale: true });
   });
 
   it('answers 200 SKUs in one call and refuses 201', async () => {

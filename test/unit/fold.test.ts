@@ -22,19 +22,40 @@ describe('foldOps', () => {
   });
 
   it("a lifecycle update folded over its SKU's insert is applied as an insert: no stock rebuild", () => {
-    const lifecycle = (value: Lifecycle, version: number, update: boolean, source: number) =>
-      at({ feature: 'sku.lifecycle', sku: 'S', value, version, txid: '1', ...(update ? { update } : {}) }, source);
+    const lifecycle = (value: Lifecycle, version: number, op: 'I' | 'U' | 'R', source: number) =>
+      at(
+        {
+          feature: 'sku.lifecycle',
+          sku: 'S',
+          value,
+          version,
+          txid: '1',
+          ...(op === 'U' ? { update: true } : op === 'I' ? { insert: true } : {}),
+        },
+        source,
+      );
     // inserted paused, then made active, in one batch (in either order in the batch)
-    const inserted = foldOps(keys, [lifecycle('paused', 10, false, 0), lifecycle('active', 12, true, 1)]);
-    const reversed = foldOps(keys, [lifecycle('active', 12, true, 1), lifecycle('paused', 10, false, 0)]);
+    const inserted = foldOps(keys, [lifecycle('paused', 10, 'I', 0), lifecycle('active', 12, 'U', 1)]);
+    const reversed = foldOps(keys, [lifecycle('active', 12, 'U', 1), lifecycle('paused', 10, 'I', 0)]);
     for (const ops of [inserted, reversed])
       expect(ops).toEqual([
         { kind: 'lifecycle', key: 'p:s:S', code: 'a', version: 12, txid: '1', update: false, source: 1 },
       ]);
     // two updates stay an update: the apply script still checks the key for a lost lifecycle
-    expect(foldOps(keys, [lifecycle('paused', 10, true, 0), lifecycle('active', 12, true, 1)])).toEqual([
-      { kind: 'lifecycle', key: 'p:s:S', code: 'a', version: 12, txid: '1', update: true, source: 1 },
-    ]);
+    // and so does an update over a refresh of the skus row alone (a retried dead letter, a repair),
+    // which says nothing of the SKU's stock
+    for (const first of ['U', 'R'] as const)
+      expect(foldOps(keys, [lifecycle('paused', 10, first, 0), lifecycle('active', 12, 'U', 1)])).toEqual([
+        { kind: 'lifecycle', key: 'p:s:S', code: 'a', version: 12, txid: '1', update: true, source: 1 },
+      ]);
+    // an insert, then two updates: the last stands for the insert through both folds
+    expect(
+      foldOps(keys, [
+        lifecycle('paused', 10, 'I', 0),
+        lifecycle('active', 11, 'U', 1),
+        lifecycle('paused', 12, 'U', 2),
+      ]),
+    ).toEqual([{ kind: 'lifecycle', key: 'p:s:S', code: 'p', version: 12, txid: '1', update: false, source: 2 }]);
   });
 
   it('keeps every load delta, in stream order', () => {

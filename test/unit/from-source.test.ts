@@ -26,7 +26,7 @@ const order = (o: Record<string, unknown>) => ({
 describe('featureUpdatesFrom', () => {
   it('maps each table to its feature, versioned by the outbox id', () => {
     expect(featureUpdatesFrom(row({ tbl: 'skus', image: { sku_id: 'S1', title: 't', lifecycle: 'paused' } }))).toEqual([
-      { feature: 'sku.lifecycle', sku: 'S1', value: 'paused', version: 10, txid: '700' },
+      { feature: 'sku.lifecycle', sku: 'S1', value: 'paused', version: 10, txid: '700', insert: true },
     ]);
     expect(
       featureUpdatesFrom(
