@@ -78,6 +78,25 @@ describe('watermark windows', () => {
     expect([...v.excluded(empty, '200:202:')]).toEqual([]);
   });
 
+  // A session has a horizon: an entry leaves the history seen by it or as a suspect, so a busy
+  // stream dropping its oldest entries while a chunk waits loses nothing, and the chunk is kept.
+  it('with a horizon, history dropped while a chunk waits abandons it only for a suspect it did not see', () => {
+    const w = new WatermarkWindows();
+    w.begin('100:100:', [], 0);
+    w.see(100, tx(rowKey('inventory', 'A|F1')), 0); // visible at once
+    w.see(101, tx(rowKey('inventory', 'B|F1')), 1); // kept invisible (a stalled commit)
+    w.observe('101:102:101', 2);
+    w.observe('101:102:101', 2 + HORIZON_MS); // the horizon: sees 100, not 101
+    w.low('5');
+    const closed = w.close('5')!;
+    w.see(102, tx(rowKey('inventory', 'C|F1')), HISTORY_MS + 10); // 100 and 101 leave the history
+    expect(w.suspectCount).toBe(1); // 101
+    // a chunk whose snapshot saw both: worked out, nothing lost
+    expect([...w.excluded(closed, '102:102:')]).toEqual([]);
+    // one that did not see 101: read again
+    expect(() => w.excluded(closed, '101:102:101')).toThrow(HistoryTooShortError);
+  });
+
   // A commit kept invisible (a synchronous standby that does not answer) across a session restart:
   // its commit came before the new stream's start, so the history never holds it.
   it("abandons a chunk whose snapshot does not see a commit from before the session's history", () => {
