@@ -1,14 +1,15 @@
 /**
  * How one versioned feature value is written in a hash field: "value|version".
- * value is an integer, a lifecycle code (a/p/d), or "x" for a tombstone (the source row is
- * gone; the version fences off older changes that arrive late).
+ * value is an integer, a lifecycle code (a/p/d, or D: discontinued in a key that expired and was
+ * written again, so its stock is gone: store/lua/apply.lua), or "x" for a tombstone (the source
+ * row is gone; the version fences off older changes that arrive late).
  */
 import type { Lifecycle } from '../features/definitions';
 
 export const TOMBSTONE = 'x';
 
 const LIFECYCLE_CODE: Record<Lifecycle, string> = { active: 'a', paused: 'p', discontinued: 'd' };
-const CODE_LIFECYCLE: Record<string, Lifecycle> = { a: 'active', p: 'paused', d: 'discontinued' };
+const CODE_LIFECYCLE: Record<string, Lifecycle> = { a: 'active', p: 'paused', d: 'discontinued', D: 'discontinued' };
 
 export function lifecycleCode(value: Lifecycle | null): string {
   return value === null ? TOMBSTONE : LIFECYCLE_CODE[value];

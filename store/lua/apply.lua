@@ -110,9 +110,9 @@ local function expireLoad(key)
   redis.call('EXPIREAT', key, string.format('%d', (era * 146097 + doe - 719468 + 1) * 86400 + loadTtl))
 end
 
--- d (discontinued) and x (deleted) start the key's TTL, an expiring tombstone; a and p persist.
+-- d and D (discontinued) and x (deleted) start the key's TTL, an expiring tombstone; a and p persist.
 local function lifecycleTtl(key, code)
-  if code == 'd' or code == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
+  if code == 'd' or code == 'D' or code == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
 end
 
 -- Has the counter (its position fields pos) already taken the delta at (b, t, id)? Positions
@@ -150,20 +150,22 @@ OPS[OP.stock] = function(i, key, fc, value, id, txid)
   return 1
 end
 
--- Y # code id txid: a SKU's lifecycle. U is the same for an update of an existing SKU: becoming
--- active or paused on a key with no lifecycle (its tombstone expired), or on a discontinued one
--- that holds nothing else (its key expired and was written again by a later update of the still
--- discontinued SKU, a title edit, without its stock), means that SKU's stock must be rebuilt,
--- which is recorded in {pp}rebuilds in this same call (a crash after it cannot lose the request)
--- and returned.
+-- Y # code id txid: a SKU's lifecycle. U is the same for an update of an existing SKU. An update
+-- finding no lifecycle means the key expired (its tombstone ran out) and the SKU's stock is gone
+-- from the store. Becoming active or paused then means that stock must be rebuilt, which is
+-- recorded in {pp}rebuilds in this same call (a crash after it cannot lose the request) and
+-- returned. Still discontinued (a title edit), the lifecycle is written as D, "discontinued, stock
+-- lost", so the reactivation that may come later, finding D, raises the rebuild then. (A SKU that
+-- simply has no stock, flipped between discontinued and paused, raises none.)
 local function lifecycle(i, key, field, code, id, txid, isUpdate)
   local isNewer, cur = newer(key, field, id, txid)
   if not isNewer then return 0 end
   if olderThanFence(cur, txid) then fenced[#fenced + 1] = i return 0 end
+  local stockLost = isUpdate and (not cur or string.sub(cur, 1, 1) == 'D')
+  if stockLost and code == 'd' then code = 'D' end
   redis.call('HSET', key, field, code .. '|' .. id)
   lifecycleTtl(key, code)
-  local stockLost = not cur or (string.sub(cur, 1, 1) == 'd' and redis.call('HLEN', key) == 1)
-  if isUpdate and stockLost and code ~= 'd' and code ~= 'x' then
+  if stockLost and code ~= 'D' and code ~= 'x' then
     redis.call('SADD', prefix .. KEY.rebuilds, string.sub(key, #prefix + #KEY.sku + 1))
     rebuild[#rebuild + 1] = i
   end

@@ -143,6 +143,26 @@ describe('SKU lifecycle', () => {
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1);
   });
 
+  // Only a lost key asks for a rebuild: a SKU that simply has no stock (the freshness probes of
+  // the benchmarks) flips between discontinued and paused with none, answered at once each time.
+  it('a SKU without stock flipped between discontinued and paused asks for no rebuild', async () => {
+    await q(`insert into shop.skus (sku_id, title, lifecycle) values ('NS', 't', 'paused')`);
+    for (const lifecycle of ['discontinued', 'paused', 'discontinued', 'paused']) {
+      await q(`update shop.skus set lifecycle = $1 where sku_id = 'NS'`, [lifecycle]);
+      await eventually(
+        async () => (await get(`${pipeline.api.base}/v1/badges/NS?region=R1`)).body.reason === lifecycle,
+        10_000,
+        `NS ${lifecycle}`,
+      );
+    }
+    expect(await c.redis.smembers(c.keys.ofSku('NS').rebuilds)).toEqual([]);
+    const described = await pipeline.temporal.client.workflow
+      .getHandle(skuRebuildWorkflowId('NS'))
+      .describe()
+      .catch(() => null);
+    expect(described).toBeNull();
+  });
+
   it('edited while discontinued after the tombstone expired, then reactivated: rebuilt too', async () => {
     await q(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
     await until({ reason: 'discontinued' }, 'discontinued');
@@ -151,6 +171,8 @@ describe('SKU lifecycle', () => {
     await q(`update shop.skus set title = 'renamed' where sku_id = 'S1'`);
     await until({ reason: 'discontinued' }, 'the edit applied');
     expect(await c.redis.hkeys(c.keys.sku('S1'))).toEqual(['#']);
+    // written as D: discontinued, its stock lost with the key (store/lua/apply.lua)
+    expect(await c.redis.hget(c.keys.sku('S1'), '#')).toMatch(/^D\|/);
     await q(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
     // (without the rebuild the store would answer out_of_stock, fresh, for good)
     await until({ reason: 'eligible' }, 'rebuilt and eligible');
