@@ -5,7 +5,8 @@
  *    chunk reads with deleteAbsent, all at once): every refresh (R) the capture writes equals the
  *    row as the stream had it at that point, and every delete it writes from a chunk is of a row
  *    the stream had deleted; so a chunk never lets an older image win;
- *  - a SKU's rebuild (refreshSku) re-reads its skus row and all its inventory rows;
+ *  - a SKU's rebuild (refreshSku) re-reads its skus row and all its inventory rows, also while a
+ *    writer keeps the stream busy for longer than the capture keeps history;
  *  - a chunk whose low watermark the capture did not see (it started in between) is abandoned and
  *    read again;
  *  - with no capture running, a read fails with a message that says so.
@@ -18,6 +19,7 @@ import { runCapture } from '../../capture/capture-loop';
 import { sourceRowsFor } from '../../capture/source-rows';
 import { readThroughWatermarks } from '../../capture/watermark-read';
 import { encodeWatermark, TICK_PREFIX } from '../../capture/ticks';
+import { HISTORY_MS } from '../../capture/watermark-windows';
 import { chunkState, createChunk, storeChunkRead } from '../../outbox/capture-chunks';
 import { createPool } from '../../db/pool';
 import { testConfig, TEST_DATABASE_URL } from '../support/env';
@@ -184,6 +186,26 @@ describe('reading source rows between watermarks', () => {
       { tbl: 'inventory', op: 'R', key: 'A|F2' },
     ]);
   }, 30_000);
+
+  // Under steady traffic the capture's history drops its oldest transaction with each one that
+  // arrives (HISTORY_MS of stream): a chunk must not be abandoned for that (every one was, and
+  // rebuilds, repairs and backfills under load failed with "abandoned the chunk 3 times").
+  it('reads chunks while a writer commits without pause for longer than the capture keeps history', async () => {
+    let writing = true;
+    let n = 0;
+    const writer = (async () => {
+      while (writing) await write({ key: 'D|F2', kind: 'set', value: n++ % 1000, pauseMs: 0 });
+    })();
+    try {
+      await sleep(HISTORY_MS + 2_000); // the history is full: from now on it drops as it takes
+      const rows = sourceRowsFor(testConfig(SPLIT_SOURCE_CONFIG), pipeline);
+      for (let i = 0; i < 3; i++) expect((await rows.refreshSku('A')).rows).toBeGreaterThanOrEqual(1);
+      expect(n).toBeGreaterThan(1_000); // the writer kept the stream busy throughout
+    } finally {
+      writing = false;
+      await writer;
+    }
+  }, 60_000);
 
   it('abandons a chunk when the capture restarted between its watermarks (it knows nothing of the window)', async () => {
     const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
