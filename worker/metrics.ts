@@ -76,10 +76,7 @@ function defineMetrics(registry: client.Registry) {
     'age of the oldest open write transaction (0: none)',
   );
   const lagRows = gauge('fresh_badges_drain_lag_rows', 'outbox rows not yet applied (capped at 1,000,000)');
-  const lagSeconds = gauge(
-    'fresh_badges_drain_lag_seconds',
-    "how long ago the drain's last caught-up confirmation stood for, as the read API measures it",
-  );
+  const lagSeconds = gauge('fresh_badges_drain_lag_seconds', "age of the drain's caught-up time, as reads measure it");
   const waitingDead = gauge(
     'fresh_badges_dead_letters_waiting',
     'dead letters neither applied by a retry nor discarded',
