@@ -117,6 +117,8 @@ export type FeatureUpdate =
       update?: boolean;
       /** The SKU's insert: its stock arrives after it, as changes of their own (store/apply.ts, foldOps). */
       insert?: boolean;
+      /** A refresh (R: the row re-read from the source), not the source's own change. */
+      refresh?: boolean;
     }
   | { feature: 'sku.available'; sku: string; fc: string; value: number | null; version: number; txid: string }
   | { feature: 'fc.capacity'; fc: string; value: number | null; version: number; txid: string }

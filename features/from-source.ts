@@ -124,7 +124,8 @@ const FROM_TABLE: Record<SourceTable, (c: Change) => FeatureUpdate[]> = {
       return [{ feature: 'sku.lifecycle', sku: k.sku_id, value: null, version, txid: row.txid }];
     }
     const r = parse(SkuRow, row.image, where);
-    const update = row.op === 'U' ? { update: true } : row.op === 'I' ? { insert: true } : {};
+    const update =
+      row.op === 'U' ? { update: true } : row.op === 'I' ? { insert: true } : row.op === 'R' ? { refresh: true } : {};
     return [{ feature: 'sku.lifecycle', sku: r.sku_id, value: r.lifecycle, version, txid: row.txid, ...update }];
   },
   inventory({ row, version, where, deleted }) {

@@ -85,6 +85,7 @@ function toOps(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): 
           version: u.version,
           txid: u.txid,
           update: u.update === true,
+          ...(u.refresh ? { refresh: true } : {}),
           source,
         },
       ];
@@ -200,12 +201,21 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
   return [...latest.values(), ...deltas];
 }
 
-/** `kept`, the newer of two changes of one field, folded over `dropped` (see foldOps). */
+/**
+ * `kept`, the newer of two changes of one field, folded over `dropped` (see foldOps). An update
+ * over an insert stands for the insert; a refresh or delete over an update checks the key as the
+ * update would have (the update's lost-key check must not be folded away: a reactivation re-read
+ * by a repair in the same batch would otherwise land on an expired key without its rebuild).
+ */
 function foldedOver<T extends VersionedOp | StockOp | LifecycleOp>(kept: T, dropped: T, inserts: WeakSet<object>): T {
-  if (kept.kind !== 'lifecycle' || !kept.update || !inserts.has(dropped)) return kept;
-  const asInsert = { ...kept, update: false };
-  inserts.add(asInsert);
-  return asInsert;
+  if (kept.kind !== 'lifecycle' || dropped.kind !== 'lifecycle') return kept;
+  if (kept.update && inserts.has(dropped)) {
+    const asInsert = { ...kept, update: false };
+    inserts.add(asInsert);
+    return asInsert;
+  }
+  if (!kept.update && !inserts.has(kept) && dropped.update) return { ...kept, update: true };
+  return kept;
 }
 
 /**

@@ -75,6 +75,7 @@ export const OP = {
   stock: 'A',
   lifecycle: 'Y',
   lifecycleUpdate: 'U',
+  lifecycleRefresh: 'V',
   loadDelta: 'L',
   loadDeltas: 'M',
   fill: 'B',

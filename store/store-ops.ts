@@ -43,6 +43,8 @@ export interface LifecycleOp extends OpBase {
   txid: string;
   /** An update of an existing SKU: if the store no longer knows it, a rebuild is requested. */
   update: boolean;
+  /** A refresh (R) of the skus row: a discontinued SKU the store no longer knows is written as D. */
+  refresh?: boolean;
 }
 
 /** L: add `delta` to a load counter if its delivery position (batch, txid, id) is past the counter's. */
@@ -118,7 +120,13 @@ export function pushOpArgs(args: (string | number)[], op: StoreOp): void {
       args.push(OP.stock, op.fc, op.value, String(op.version), op.txid);
       return;
     case 'lifecycle':
-      args.push(op.update ? OP.lifecycleUpdate : OP.lifecycle, LIFECYCLE_FIELD, op.code, String(op.version), op.txid);
+      args.push(
+        op.update ? OP.lifecycleUpdate : op.refresh ? OP.lifecycleRefresh : OP.lifecycle,
+        LIFECYCLE_FIELD,
+        op.code,
+        String(op.version),
+        op.txid,
+      );
       return;
     case 'loadDelta':
       args.push(OP.loadDelta, String(op.delta), op.txid, String(op.id), op.batch);

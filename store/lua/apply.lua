@@ -156,23 +156,30 @@ end
 -- recorded in {pp}rebuilds in this same call (a crash after it cannot lose the request) and
 -- returned. Still discontinued (a title edit), the lifecycle is written as D, "discontinued, stock
 -- lost", so the reactivation that may come later, finding D, raises the rebuild then. (A SKU that
--- simply has no stock, flipped between discontinued and paused, raises none.)
-local function lifecycle(i, key, field, code, id, txid, isUpdate)
+-- simply has no stock, flipped between discontinued and paused, raises none.) V, a refresh of the
+-- skus row (re-read from the source by a repair, a retry, a backfill), marks a discontinued SKU on
+-- a lost key as D the same way but raises no rebuild (the reactivation's own update does, or a
+-- backfill re-reads the stock); and D stays D under any later discontinued write until the key
+-- is reactivated or expires.
+local function lifecycle(i, key, field, code, id, txid, isUpdate, isRefresh)
   local isNewer, cur = newer(key, field, id, txid)
   if not isNewer then return 0 end
   if olderThanFence(cur, txid) then fenced[#fenced + 1] = i return 0 end
-  local stockLost = isUpdate and (not cur or string.sub(cur, 1, 1) == 'D')
-  if stockLost and code == 'd' then code = 'D' end
+  local lost = not cur or string.sub(cur, 1, 1) == 'D'
+  if code == 'd' and ((cur and string.sub(cur, 1, 1) == 'D') or (lost and (isUpdate or isRefresh))) then
+    code = 'D'
+  end
   redis.call('HSET', key, field, code .. '|' .. id)
   lifecycleTtl(key, code)
-  if stockLost and code ~= 'D' and code ~= 'x' then
+  if isUpdate and lost and code ~= 'D' and code ~= 'x' then
     redis.call('SADD', prefix .. KEY.rebuilds, string.sub(key, #prefix + #KEY.sku + 1))
     rebuild[#rebuild + 1] = i
   end
   return 1
 end
-OPS[OP.lifecycle] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, false) end
-OPS[OP.lifecycleUpdate] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, true) end
+OPS[OP.lifecycle] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, false, false) end
+OPS[OP.lifecycleUpdate] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, true, false) end
+OPS[OP.lifecycleRefresh] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, false, true) end
 
 -- L delta txid id batch: add delta to a load counter if its delivery position is past the
 -- counter's and the counter's snapshot (if a backfill set it) did not see txid.

@@ -10,6 +10,7 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { applyUpdates } from '../../store/apply';
 import { skuRebuildWorkflowId } from '../../workflows';
 import { usePipeline } from '../support/pipeline-fixture';
+import { sourceRowsFor } from '../../capture/source-rows';
 import { drainSettled, eventually, resetState, startDrain } from '../support/env';
 import { get } from '../support/http';
 
@@ -161,6 +162,20 @@ describe('SKU lifecycle', () => {
       .describe()
       .catch(() => null);
     expect(described).toBeNull();
+  });
+
+  // A repair, a dead-letter retry or a replay re-emits the skus row alone (a refresh, R): on the
+  // expired key it writes the discontinued lifecycle as D, so the reactivation still rebuilds.
+  it('re-read alone while discontinued after the tombstone expired, then reactivated: rebuilt too', async () => {
+    await q(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
+    await until({ reason: 'discontinued' }, 'discontinued');
+    await until({ reason: 'unknown' }, 'tombstone expiry', (TTL_S + 5) * 1000);
+    await sourceRowsFor(c.config, c.pool).refresh([{ tbl: 'skus', key: 'S1' }]);
+    await until({ reason: 'discontinued' }, 'the refresh applied');
+    expect(await c.redis.hget(c.keys.sku('S1'), '#')).toMatch(/^D\|/);
+    await q(`update shop.skus set lifecycle = 'active' where sku_id = 'S1'`);
+    await until({ reason: 'eligible' }, 'rebuilt and eligible');
+    expect(await eventually(skuInSync, 10_000, 'S1 to match the source')).toBe(true);
   });
 
   it('edited while discontinued after the tombstone expired, then reactivated: rebuilt too', async () => {

@@ -30,7 +30,7 @@ describe('foldOps', () => {
           value,
           version,
           txid: '1',
-          ...(op === 'U' ? { update: true } : op === 'I' ? { insert: true } : {}),
+          ...(op === 'U' ? { update: true } : op === 'I' ? { insert: true } : { refresh: true }),
         },
         source,
       );
@@ -48,6 +48,11 @@ describe('foldOps', () => {
       expect(foldOps(keys, [lifecycle('paused', 10, first, 0), lifecycle('active', 12, 'U', 1)])).toEqual([
         { kind: 'lifecycle', key: 'p:s:S', code: 'a', version: 12, txid: '1', update: true, source: 1 },
       ]);
+    // a refresh or delete over an update keeps the update's lost-key check (a reactivation re-read
+    // by a repair in the same batch must still ask for the rebuild)
+    expect(foldOps(keys, [lifecycle('active', 10, 'U', 0), lifecycle('active', 12, 'R', 1)])).toEqual([
+      { kind: 'lifecycle', key: 'p:s:S', code: 'a', version: 12, txid: '1', update: true, refresh: true, source: 1 },
+    ]);
     // an insert, then two updates: the last stands for the insert through both folds
     expect(
       foldOps(keys, [
