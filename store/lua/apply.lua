@@ -157,21 +157,27 @@ end
 -- returned. Still discontinued (a title edit), the lifecycle is written as D, "discontinued, stock
 -- lost", so the reactivation that may come later, finding D, raises the rebuild then. (A SKU that
 -- simply has no stock, flipped between discontinued and paused, raises none.) V, a refresh of the
--- skus row (re-read from the source by a repair, a retry, a backfill), marks a discontinued SKU on
--- a lost key as D the same way but raises no rebuild (the reactivation's own update does, or a
--- backfill re-reads the stock); and D stays D under any later discontinued write until the key
--- is reactivated or expires.
+-- skus row (re-read from the source by a repair, or re-emitted for a retried or replayed change
+-- the deletion fence refused, whose update never ran), counts as such an update too. D stays D
+-- under any later discontinued write until the key is reactivated or expires. None of this while
+-- the partition is being refilled (no epoch): the refill re-reads every SKU's stock, and a
+-- backfill's own refreshes would otherwise mark every discontinued SKU.
+local epochRead, hasEpoch = false, false
+local function partitionComplete()
+  if not epochRead then hasEpoch = redis.call('EXISTS', prefix .. KEY.epoch) == 1; epochRead = true end
+  return hasEpoch
+end
+
 local function lifecycle(i, key, field, code, id, txid, isUpdate, isRefresh)
   local isNewer, cur = newer(key, field, id, txid)
   if not isNewer then return 0 end
   if olderThanFence(cur, txid) then fenced[#fenced + 1] = i return 0 end
-  local lost = not cur or string.sub(cur, 1, 1) == 'D'
-  if code == 'd' and ((cur and string.sub(cur, 1, 1) == 'D') or (lost and (isUpdate or isRefresh))) then
-    code = 'D'
-  end
+  local marked = cur and string.sub(cur, 1, 1) == 'D'
+  local lost = (isUpdate or isRefresh) and (not cur or marked) and partitionComplete()
+  if code == 'd' and (marked or lost) then code = 'D' end
   redis.call('HSET', key, field, code .. '|' .. id)
   lifecycleTtl(key, code)
-  if isUpdate and lost and code ~= 'D' and code ~= 'x' then
+  if lost and code ~= 'D' and code ~= 'x' then
     redis.call('SADD', prefix .. KEY.rebuilds, string.sub(key, #prefix + #KEY.sku + 1))
     rebuild[#rebuild + 1] = i
   end

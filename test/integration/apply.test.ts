@@ -107,6 +107,47 @@ describe('applyUpdates', () => {
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBe(-1);
   });
 
+  // A key that lost its lifecycle (expired after its tombstone) lost its stock with it. An update
+  // or a refresh (R: a repair, or the re-emission of a fenced retry or replay, whose update never
+  // ran) making the SKU active or paused asks for a rebuild; a discontinued one is marked D so its
+  // reactivation will. Not while the partition is being refilled: the refill re-reads the stock.
+  it('an update or refresh on a lost key asks for a rebuild or marks it D, except while the partition is refilled', async () => {
+    const sku = (id: string, value: 'active' | 'discontinued', version: number, flag: 'update' | 'refresh') =>
+      ({ feature: 'sku.lifecycle', sku: id, value, version, txid: '1', [flag]: true }) as FeatureUpdate;
+    const r = await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([
+        sku('U1', 'active', 10, 'update'),
+        sku('R1', 'active', 11, 'refresh'),
+        sku('R2', 'discontinued', 12, 'refresh'),
+      ]),
+      opts,
+    );
+    expect(r.rebuild.sort()).toEqual([0, 1]);
+    expect(await c.redis.hget(c.keys.sku('R2'), LIFECYCLE_FIELD)).toBe('D|12');
+    // D stays D under another discontinued write, and its reactivation asks for the rebuild
+    await applyUpdates(c.redis, c.keys, batch([sku('R2', 'discontinued', 13, 'update')]), opts);
+    expect(await c.redis.hget(c.keys.sku('R2'), LIFECYCLE_FIELD)).toBe('D|13');
+    expect((await applyUpdates(c.redis, c.keys, batch([sku('R2', 'active', 14, 'update')]), opts)).rebuild).toEqual([
+      0,
+    ]);
+    // a partition being refilled (no epoch): neither
+    for (const p of c.keys.partitions) await c.redis.del(p.epoch);
+    const refill = await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([
+        sku('U3', 'active', 20, 'update'),
+        sku('R3', 'active', 21, 'refresh'),
+        sku('R4', 'discontinued', 22, 'refresh'),
+      ]),
+      opts,
+    );
+    expect(refill.rebuild).toEqual([]);
+    expect(await c.redis.hget(c.keys.sku('R4'), LIFECYCLE_FIELD)).toBe('d|22');
+  });
+
   it('reports a key Redis rejects without failing the rest of the batch', async () => {
     await c.redis.set(c.keys.sku('BAD'), 'not a hash');
     const r = await applyUpdates(
