@@ -3,9 +3,23 @@ import { withTransaction } from './transaction';
 
 /**
  * Empties the source and the pipeline's tables (tests and benchmarks only). The capture triggers
- * are bypassed (session_replication_role = replica) so the emptying itself is not captured.
+ * are bypassed (session_replication_role = replica) so the emptying itself is not captured. A
+ * deadlock (the TRUNCATE takes its tables' locks one by one, and a rebuild or repair still running
+ * from the last case may hold one and want the next) is tried again: PostgreSQL aborted one side.
  */
 export async function truncateEverything(pool: pg.Pool): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await truncateOnce(pool);
+    } catch (err) {
+      if ((err as { code?: string }).code !== DEADLOCK_DETECTED || attempt >= 3) throw err;
+    }
+  }
+}
+
+const DEADLOCK_DETECTED = '40P01';
+
+async function truncateOnce(pool: pg.Pool): Promise<void> {
   await withTransaction(pool, async (client) => {
     await client.query('set local session_replication_role = replica');
     // Say who is in the way instead of waiting forever behind an open transaction.
