@@ -157,11 +157,12 @@ end
 -- returned. Still discontinued (a title edit), the lifecycle is written as D, "discontinued, stock
 -- lost", so the reactivation that may come later, finding D, raises the rebuild then. (A SKU that
 -- simply has no stock, flipped between discontinued and paused, raises none.) V, a refresh of the
--- skus row (re-read from the source by a repair, or re-emitted for a retried or replayed change
--- the deletion fence refused, whose update never ran), counts as such an update too. D stays D
--- under any later discontinued write until the key is reactivated or expires. None of this while
--- the partition is being refilled (no epoch): the refill re-reads every SKU's stock, and a
--- backfill's own refreshes would otherwise mark every discontinued SKU.
+-- skus row (a repair, a backfill under capture from the WAL, the re-emission of a retried or
+-- replayed change the deletion fence refused), marks a discontinued SKU on a lost key D the same
+-- way but raises no rebuild: a backfill's refreshes of a store whose SKU keys are gone would
+-- otherwise raise one per SKU, while the backfill re-reads every SKU's stock anyway. D stays D
+-- under any later discontinued write until the key is reactivated or expires. No marking while
+-- the partition is being refilled (no epoch): the refill re-reads every SKU's stock.
 local epochRead, hasEpoch = false, false
 local function partitionComplete()
   if not epochRead then hasEpoch = redis.call('EXISTS', prefix .. KEY.epoch) == 1; epochRead = true end
@@ -177,7 +178,7 @@ local function lifecycle(i, key, field, code, id, txid, isUpdate, isRefresh)
   if code == 'd' and (marked or lost) then code = 'D' end
   redis.call('HSET', key, field, code .. '|' .. id)
   lifecycleTtl(key, code)
-  if lost and code ~= 'D' and code ~= 'x' then
+  if lost and isUpdate and code ~= 'D' and code ~= 'x' then
     redis.call('SADD', prefix .. KEY.rebuilds, string.sub(key, #prefix + #KEY.sku + 1))
     rebuild[#rebuild + 1] = i
   end
