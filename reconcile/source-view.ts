@@ -112,7 +112,8 @@ async function unappliedOf(pipeline: pg.Pool, snapshot: string, limit: number): 
   return rows.length > limit || rows.some((r) => r.op === 'T') ? null : rows;
 }
 
-async function pipelineSnapshot(pipeline: pg.Pool): Promise<string> {
+/** A snapshot of the pipeline database taken now (pg_snapshot text). */
+export async function pipelineSnapshot(pipeline: pg.Pool): Promise<string> {
   return (await pipeline.query<{ s: string }>(`select pg_current_snapshot()::text as s`)).rows[0]!.s;
 }
 

@@ -5,15 +5,11 @@ import type pg from 'pg';
 import type { StoreKeys } from '../../store/keys';
 import { rebuildDone } from '../../store/rebuild-requests';
 import type { SourceRows } from '../../capture/source-rows';
-import { drainCovers } from '../../reconcile/source-view';
+import { drainCovers, pipelineSnapshot } from '../../reconcile/source-view';
 import { inActivity } from '../in-activity';
 
 /** How long one attempt of finishSkuRebuild waits for the drain before it fails and is retried. */
 const APPLIED_WAIT_MS = 20_000;
-
-async function pipelineSnapshot(pool: pg.Pool): Promise<string> {
-  return (await pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`)).rows[0]!.s;
-}
 
 export class RebuildNotAppliedYet extends Error {
   override name = 'RebuildNotAppliedYet';

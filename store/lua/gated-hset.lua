@@ -9,11 +9,11 @@
 -- Returns 1 written, 0 no epoch (the partition is incomplete), -1 the partition is below the
 -- position (it lost writes: the watermark must not claim them).
 --- @include "includes/position"
+--- @include "includes/clock"
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 if ARGV[1] ~= '' and partitionBelow(KEYS[3], ARGV[1], ARGV[2], ARGV[3]) then return -1 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 if ARGV[4] ~= '' then
-  local t = redis.call('TIME')
-  redis.call('HSET', KEYS[1], FIELD.caughtUpClock, string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[4])))
+  redis.call('HSET', KEYS[1], FIELD.caughtUpClock, string.format('%d', serverNowMs() - tonumber(ARGV[4])))
 end
 return 1

@@ -11,6 +11,7 @@
 --   then per SKU [lifecycle, stock at each FC in the region's order, 1 when its stock is being
 --   rebuilt ({p}rebuilds: reactivated after its key expired; the stock it has is not the source's)
 --   else 0] }
+--- @include "includes/clock"
 local p, day = ARGV[1], ARGV[2]
 local region = redis.call('HGETALL', p .. KEY.region .. ARGV[3])
 local fcs = {}
@@ -22,8 +23,7 @@ for _, fc in ipairs(fcs) do
 end
 local meta = redis.call('HMGET', p .. KEY.meta, FIELD.caughtUpAt, FIELD.partitions, FIELD.caughtUpClock)
 if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false meta[3] = false end
-local t = redis.call('TIME')
-meta[4] = t[1] * 1000 + math.floor(t[2] / 1000)
+meta[4] = serverNowMs()
 local out = { region, fcinfo, meta }
 for i = 4, #ARGV do
   local row = redis.call('HMGET', p .. KEY.sku .. ARGV[i], FIELD.lifecycle, unpack(fcs))
