@@ -20,6 +20,7 @@
 import { Badge, decideBadge, rankRegionFcs, RegionFc } from '../features/badge-rule';
 import { utcDay } from '../features/definitions';
 import { storedInt, storedLifecycle } from '../store/field-codec';
+import { partitionLagMs } from '../store/watermark';
 import { PartitionKeys, storeKeys, StoreKeys } from '../store/keys';
 import type { StoreRedis } from '../store/redis-client';
 import { ReadScript, type ReadReply } from './read-script';
@@ -75,11 +76,10 @@ function confirmationOf(
   hostNow: number,
   sameLayoutAsReader: boolean,
 ): Confirmation | null {
-  const at = caughtUpRaw ? Number(caughtUpRaw) : NaN;
-  if (!sameLayoutAsReader || !Number.isFinite(at)) return null;
-  const onRedisClock = clockRaw ? Number(clockRaw) : NaN;
-  if (!Number.isFinite(onRedisClock)) return null;
-  return { at, lagMs: Math.max(0, Number(timeMs) - onRedisClock, hostNow - at) };
+  if (!sameLayoutAsReader || !caughtUpRaw) return null;
+  const at = Number(caughtUpRaw);
+  const lagMs = partitionLagMs(at, clockRaw ? Number(clockRaw) : null, Number(timeMs), hostNow);
+  return lagMs === null ? null : { at, lagMs };
 }
 
 /** The least fresh of the partitions read; unknown when any partition never confirmed. */

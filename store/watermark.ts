@@ -97,6 +97,22 @@ export async function recordApplied(
   return gatedHset(redis, keys, w.applied, fields, w.caughtUp?.ageMs ?? null);
 }
 
+/**
+ * How long ago a partition's caught-up time was, as reads measure it: on the Redis server's clock
+ * (its TIME against caughtUpClock), and at least by this host's clock against caughtUpAt (either
+ * alone errs with a clock that is off: serving/badge-reader.ts). Null when either is missing.
+ */
+export function partitionLagMs(
+  caughtUpAt: number | null,
+  caughtUpClock: number | null,
+  serverNowMs: number,
+  hostNowMs: number,
+): number | null {
+  if (caughtUpAt === null || caughtUpClock === null || !Number.isFinite(caughtUpAt) || !Number.isFinite(caughtUpClock))
+    return null;
+  return Math.max(0, serverNowMs - caughtUpClock, hostNowMs - caughtUpAt);
+}
+
 /** Returns false when the store is not complete (a partition has no epoch): that one did not move. */
 export async function markCaughtUp(
   redis: StoreRedis,
@@ -158,7 +174,7 @@ export async function readWatermark(redis: StoreRedis, keys: StoreKeys): Promise
     sourceMs = min(sourceMs, n(s));
     appliedAt = min(appliedAt, n(a));
     caughtUpAt = min(caughtUpAt, n(c));
-    const lag = n(clock) === null || n(c) === null ? null : Math.max(0, time - n(clock)!, Date.now() - n(c)!);
+    const lag = partitionLagMs(n(c), n(clock), Number(time), Date.now());
     lagMs = lagMs === undefined ? lag : lagMs === null || lag === null ? null : Math.max(lagMs, lag);
   }
   return {

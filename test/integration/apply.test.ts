@@ -114,38 +114,28 @@ describe('applyUpdates', () => {
   it('an update on a lost key asks for a rebuild, an update or refresh marks it D, except while the partition is refilled', async () => {
     const sku = (id: string, value: 'active' | 'discontinued', version: number, flag: 'update' | 'refresh') =>
       ({ feature: 'sku.lifecycle', sku: id, value, version, txid: '1', [flag]: true }) as FeatureUpdate;
-    const r = await applyUpdates(
-      c.redis,
-      c.keys,
-      batch([
-        sku('U1', 'active', 10, 'update'),
-        sku('R1', 'active', 11, 'refresh'),
-        sku('R2', 'discontinued', 12, 'refresh'),
-      ]),
-      opts,
+    const apply = (...updates: FeatureUpdate[]) => applyUpdates(c.redis, c.keys, batch(updates), opts);
+    const lifecycleOf = (id: string) => c.redis.hget(c.keys.sku(id), LIFECYCLE_FIELD);
+    const r = await apply(
+      sku('U1', 'active', 10, 'update'),
+      sku('R1', 'active', 11, 'refresh'),
+      sku('R2', 'discontinued', 12, 'refresh'),
     );
     expect(r.rebuild).toEqual([0]);
-    expect(await c.redis.hget(c.keys.sku('R2'), LIFECYCLE_FIELD)).toBe('D|12');
+    expect(await lifecycleOf('R2')).toBe('D|12');
     // D stays D under another discontinued write, and its reactivation asks for the rebuild
-    await applyUpdates(c.redis, c.keys, batch([sku('R2', 'discontinued', 13, 'update')]), opts);
-    expect(await c.redis.hget(c.keys.sku('R2'), LIFECYCLE_FIELD)).toBe('D|13');
-    expect((await applyUpdates(c.redis, c.keys, batch([sku('R2', 'active', 14, 'update')]), opts)).rebuild).toEqual([
-      0,
-    ]);
+    await apply(sku('R2', 'discontinued', 13, 'update'));
+    expect(await lifecycleOf('R2')).toBe('D|13');
+    expect((await apply(sku('R2', 'active', 14, 'update'))).rebuild).toEqual([0]);
     // a partition being refilled (no epoch): neither
     for (const p of c.keys.partitions) await c.redis.del(p.epoch);
-    const refill = await applyUpdates(
-      c.redis,
-      c.keys,
-      batch([
-        sku('U3', 'active', 20, 'update'),
-        sku('R3', 'active', 21, 'refresh'),
-        sku('R4', 'discontinued', 22, 'refresh'),
-      ]),
-      opts,
+    const refill = await apply(
+      sku('U3', 'active', 20, 'update'),
+      sku('R3', 'active', 21, 'refresh'),
+      sku('R4', 'discontinued', 22, 'refresh'),
     );
     expect(refill.rebuild).toEqual([]);
-    expect(await c.redis.hget(c.keys.sku('R4'), LIFECYCLE_FIELD)).toBe('d|22');
+    expect(await lifecycleOf('R4')).toBe('d|22');
   });
 
   it('reports a key Redis rejects without failing the rest of the batch', async () => {
