@@ -169,19 +169,28 @@ local function partitionComplete()
   return hasEpoch
 end
 
+local function raiseRebuild(i, key)
+  redis.call('SADD', prefix .. KEY.rebuilds, string.sub(key, #prefix + #KEY.sku + 1))
+  rebuild[#rebuild + 1] = i
+end
+
 local function lifecycle(i, key, field, code, id, txid, isUpdate, isRefresh)
   local isNewer, cur = newer(key, field, id, txid)
   if not isNewer then return 0 end
-  if olderThanFence(cur, txid) then fenced[#fenced + 1] = i return 0 end
+  if olderThanFence(cur, txid) then
+    -- A retried or replayed update on a lost key, refused: the caller re-emits the skus row as a
+    -- refresh, which raises no rebuild, so a reactivation asks for the stock rebuild here. (The
+    -- rebuild reads the source as it is now: a SKU discontinued or deleted since costs one re-read.)
+    if isUpdate and code ~= 'd' and code ~= 'x' and partitionComplete() then raiseRebuild(i, key) end
+    fenced[#fenced + 1] = i
+    return 0
+  end
   local marked = cur and string.sub(cur, 1, 1) == 'D'
   local lost = (isUpdate or isRefresh) and (not cur or marked) and partitionComplete()
   if code == 'd' and (marked or lost) then code = 'D' end
   redis.call('HSET', key, field, code .. '|' .. id)
   lifecycleTtl(key, code)
-  if lost and isUpdate and code ~= 'D' and code ~= 'x' then
-    redis.call('SADD', prefix .. KEY.rebuilds, string.sub(key, #prefix + #KEY.sku + 1))
-    rebuild[#rebuild + 1] = i
-  end
+  if lost and isUpdate and code ~= 'D' and code ~= 'x' then raiseRebuild(i, key) end
   return 1
 end
 OPS[OP.lifecycle] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, false, false) end

@@ -13,6 +13,7 @@ import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { seedMinimal } from '../support/source';
+import { createBadgeReader } from '../../serving/badge-reader';
 
 const owner = 'deletion-fence-test';
 const { c, acts } = usePipeline('deletion-fence', { lease: owner });
@@ -112,6 +113,40 @@ describe('the deletion fence', () => {
     expect(await c.redis.hexists(c.keys.sku('S2'), 'F2')).toBe(0); // not 7 again
     await drainAll();
     expect(await mismatches()).toEqual([]);
+  });
+
+  // The fence refuses the retried reactivation (the key is gone), and the skus row is re-emitted
+  // as a refresh, which brings the lifecycle back but not the stock the expired key held: the
+  // retry itself must ask for the SKU's rebuild, and reads answer unknown until it is done.
+  it('a dead-lettered reactivation retried after its key expired asks for the stock rebuild', async () => {
+    await c.pool.query(`update shop.inventory set on_hand = 6 where sku_id = 'S2' and fc_id = 'F2'`);
+    await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S2'`);
+    await drainAll();
+    await c.redis.del(c.keys.sku('S2'));
+    await c.redis.rpush(c.keys.sku('S2'), 'not a hash'); // Redis rejects the reactivation: dead-lettered
+    await c.pool.query(`update shop.skus set lifecycle = 'active' where sku_id = 'S2'`);
+    await drainAll();
+    expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(1);
+    await c.redis.del(c.keys.sku('S2')); // the operator's fix: the key, with the stock it held, is gone
+    await acts.sweepTombstones({}); // moves the fence past the dead letter
+
+    expect(await acts.retryDeadLetters({})).toMatchObject({ retried: 1, reemitted: 1 });
+    expect(await c.redis.sismember(c.keys.ofSku('S2').rebuilds, 'S2')).toBe(1);
+    await drainAll(); // the refresh: active, and still no stock
+    const reader = createBadgeReader({
+      redis: c.redis,
+      prefix: c.keys.prefix,
+      partitions: c.keys.partitions.length,
+      staleAfterMs: 3_600_000,
+    });
+    expect((await reader.getBadges('R1', ['S2'])).badges[0].reason).toBe('unknown');
+
+    const { snapshot } = await acts.refreshSku({ sku: 'S2' });
+    await drainAll();
+    await acts.finishSkuRebuild({ sku: 'S2', snapshot });
+    expect(await mismatches()).toEqual([]);
+    expect(await c.redis.hget(c.keys.sku('S2'), 'F2')).toMatch(/^6\|/);
+    expect((await reader.getBadges('R1', ['S2'])).badges[0].reason).toBe('eligible');
   });
 
   it('an old dead letter whose row still exists is repaired by re-emitting the current row', async () => {
