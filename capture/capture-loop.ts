@@ -219,7 +219,7 @@ interface PendingTransaction extends CapturedTransaction {
 }
 
 class CaptureState {
-  readonly assembler = new TransactionAssembler();
+  readonly assembler: TransactionAssembler;
   readonly windows = new WatermarkWindows();
   pending: PendingTransaction[] = [];
   pendingRows = 0;
@@ -247,7 +247,10 @@ class CaptureState {
     public writtenLsn: bigint,
     readonly slotCreated: boolean,
     public coveredAtMs: number | null,
-  ) {}
+  ) {
+    // coverage counts this capture's own ticks only (capture/ticks.ts)
+    this.assembler = new TransactionAssembler(source.slot);
+  }
 
   progress(): CaptureProgress {
     return {
@@ -272,7 +275,7 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  const ticker = startTicker(admin, opts.pipeline, opts.tickMs, opts.log);
+  const ticker = startTicker(admin, opts.pipeline, state.source.slot, opts.tickMs, opts.log);
   let lastReport = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
   // starts when this one has committed and the slot was told).
@@ -407,6 +410,7 @@ function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: strin
   state.windows.see(t.xid, new RowChanges(t.rows), Date.now(), t.rows.length > 0);
   // ticks bring the source's snapshot as they were written (the horizon), whoever wrote them
   for (const tick of t.ticks) if (tick.snapshot) state.windows.observe(tick.snapshot, Date.now());
+  for (const snapshot of t.otherTickSnapshots ?? []) state.windows.observe(snapshot, Date.now());
   const highs: { chunk: string; window: ClosedWindow | null }[] = [];
   for (const w of t.watermarks ?? []) {
     // another source's chunk (two source settings naming one database): its capture writes it
@@ -519,7 +523,13 @@ function onlySourceTables(t: CapturedTransaction, source: CaptureSource): Captur
 }
 
 /** Writes a tick every `tickMs`, one at a time; a failed tick is logged (the stream will fail too if the source is gone). */
-function startTicker(admin: pg.Client, pipeline: pg.Pool, tickMs: number, log: ((m: string) => void) | undefined) {
+function startTicker(
+  admin: pg.Client,
+  pipeline: pg.Pool,
+  writer: string,
+  tickMs: number,
+  log: ((m: string) => void) | undefined,
+) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
   let lastWarn = 0;
@@ -527,7 +537,7 @@ function startTicker(admin: pg.Client, pipeline: pg.Pool, tickMs: number, log: (
     check() {
       if (inFlight || Date.now() < next) return;
       next = Date.now() + tickMs;
-      inFlight = emitTick(admin, pipeline)
+      inFlight = emitTick(admin, pipeline, writer)
         .then(
           () => undefined,
           (err: Error) => {

@@ -12,7 +12,11 @@
  * stops producing ticks that arrive, so reads go stale by themselves; an open transaction on the
  * source delays nothing, because it is not in the stream until it commits.
  *
- * (The same works for ticks written by anyone: any tick proves coverage up to its own time.)
+ * Each tick names its writer (the capture's slot), and a capture counts only its own for coverage:
+ * another pipeline reading the same source server writes ticks into the same WAL, stamped by its
+ * own database's clock, which may run ahead of ours. (Their snapshots still move the horizon of
+ * chunk reads, capture/watermark-windows.ts: that argument uses the source's order alone.) Ticks
+ * written before the writer was added (an older worker, during an upgrade) are not counted.
  */
 import type pg from 'pg';
 
@@ -21,6 +25,8 @@ export const TICK_PREFIX = 'fresh-badges';
 export interface Tick {
   /** Milliseconds since the epoch by the pipeline database's clock, taken just before the tick was written (older ticks: the source's clock). */
   at: number;
+  /** The capture that wrote it (its slot name); absent in ticks written before it was added. */
+  by?: string;
   /**
    * The source's snapshot as the tick was written (pg_snapshot text): what had committed visibly by
    * then, carried in the message itself so it arrives with the tick (capture/watermark-windows.ts,
@@ -69,10 +75,16 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
       hw?: unknown;
       src?: unknown;
       snap?: unknown;
+      by?: unknown;
     };
     const source = typeof v.src === 'string' ? { source: v.src } : {};
     if (typeof v.tick === 'number' && Number.isFinite(v.tick))
-      return { kind: 'tick', at: v.tick, ...(typeof v.snap === 'string' ? { snapshot: v.snap } : {}) };
+      return {
+        kind: 'tick',
+        at: v.tick,
+        ...(typeof v.snap === 'string' ? { snapshot: v.snap } : {}),
+        ...(typeof v.by === 'string' ? { by: v.by } : {}),
+      };
     if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low', ...source };
     if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high', ...source };
     if (typeof v.switch === 'string' && (v.to === 'logical' || v.to === 'trigger'))
@@ -89,14 +101,19 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
  * tick's statement, which starts after, so its commit record comes before the tick's. The stamp is
  * taken on the pipeline database, not the source, because `asOf` is compared with that database's
  * clock (outbox/cursor.ts, SNAPSHOT_AT): a source clock running ahead would otherwise make a tick
- * that reaches the outbox late (capture behind a backlog) claim changes it does not cover.
+ * that reaches the outbox late (capture behind a backlog) claim changes it does not cover. `by` names
+ * the writer: the capture reading it back counts only its own (see above).
  */
-export async function emitTick(source: pg.ClientBase | pg.Pool, clock: pg.ClientBase | pg.Pool): Promise<Tick> {
+export async function emitTick(
+  source: pg.ClientBase | pg.Pool,
+  clock: pg.ClientBase | pg.Pool,
+  by: string,
+): Promise<Tick> {
   const now = await clock.query<{ at: number }>(`select (extract(epoch from clock_timestamp()) * 1000)::float8 as at`);
   const at = now.rows[0]!.at;
   await source.query(
-    `select pg_logical_emit_message(true, $1, json_build_object('tick', $2::float8, 'snap', pg_current_snapshot()::text)::text)`,
-    [TICK_PREFIX, at],
+    `select pg_logical_emit_message(true, $1, json_build_object('tick', $2::float8, 'snap', pg_current_snapshot()::text, 'by', $3::text)::text)`,
+    [TICK_PREFIX, at, by],
   );
-  return { at };
+  return { at, by };
 }

@@ -19,7 +19,10 @@ export interface CapturedTransaction {
   watermarks?: { chunk: string; edge: 'low' | 'high'; source?: string }[];
   commitMs: number;
   rows: CapturedRow[];
+  /** This capture's own ticks (coverage and the horizon). */
   ticks: Tick[];
+  /** Snapshots of ticks other writers put in the stream (another pipeline, an older worker): the horizon only. */
+  otherTickSnapshots?: string[];
   /** A hand-over marker this transaction carried (capture/mode-switch.ts). */
   switchMarker?: { id: string; to: 'logical' | 'trigger' };
 }
@@ -37,6 +40,7 @@ interface OpenTransaction {
   watermarks?: { chunk: string; edge: 'low' | 'high'; source?: string }[];
   rows: CapturedRow[];
   ticks: Tick[];
+  otherTickSnapshots?: string[];
   commitMs: number;
   switchMarker?: { id: string; to: 'logical' | 'trigger' };
 }
@@ -48,6 +52,9 @@ export class TransactionAssembler {
   private lastEndLsn = 0n;
   /** Messages of tables outside the contract (a publication wider than ours), skipped. */
   skippedRows = 0;
+
+  /** `tickWriter`: whose ticks count for coverage (the capture's slot, capture/ticks.ts); none: every tick. */
+  constructor(private readonly tickWriter?: string) {}
 
   /** True between a transaction's Begin and its Commit: a position inside it is not yet safe to confirm. */
   get inTransaction(): boolean {
@@ -85,7 +92,11 @@ export class TransactionAssembler {
       case 'message': {
         if (msg.prefix !== TICK_PREFIX || !msg.transactional || !this.open) return null;
         const m = decodePipelineMessage(msg.content);
-        if (m?.kind === 'tick') this.open.ticks.push(m.snapshot ? { at: m.at, snapshot: m.snapshot } : { at: m.at });
+        if (m?.kind === 'tick') {
+          if (this.tickWriter === undefined || m.by === this.tickWriter)
+            this.open.ticks.push(m.snapshot ? { at: m.at, snapshot: m.snapshot } : { at: m.at });
+          else if (m.snapshot) (this.open.otherTickSnapshots ??= []).push(m.snapshot);
+        }
         if (m?.kind === 'switch') this.open.switchMarker = { id: m.id, to: m.to };
         if (m?.kind === 'watermark')
           (this.open.watermarks ??= []).push({
@@ -110,6 +121,7 @@ export class TransactionAssembler {
           commitMs: done.commitMs,
           rows: done.rows,
           ticks: done.ticks,
+          ...(done.otherTickSnapshots ? { otherTickSnapshots: done.otherTickSnapshots } : {}),
           ...(done.switchMarker ? { switchMarker: done.switchMarker } : {}),
         };
       }

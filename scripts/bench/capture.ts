@@ -95,7 +95,7 @@ async function orderTransaction(c: pg.Client, sku: number, orderId: number): Pro
 /** The WAL of one tick (capture/ticks.ts), averaged over `n`. */
 async function tickWal(c: pg.Client, n = 200): Promise<number> {
   const before = await walLsn(c);
-  for (let i = 0; i < n; i++) await emitTick(c, c);
+  for (let i = 0; i < n; i++) await emitTick(c, c, 'bench');
   return Number((await walLsn(c)) - before) / n;
 }
 

@@ -263,7 +263,7 @@ describe('capture from the WAL of two source databases', () => {
           .covered_at as Date | null;
       const write = (endLsn: bigint, ticks: { at: number }[]) =>
         writeCapturedTransactions(pipeline, name, [{ endLsn, xid: 1, commitMs: Date.now(), rows: [], ticks }]);
-      const tick = await withClient(TEST_INVENTORY_URL, (c) => emitTick(c, pipeline));
+      const tick = await withClient(TEST_INVENTORY_URL, (c) => emitTick(c, pipeline, 'clock-test'));
       const pipelineNow = Number(
         (await pipeline.query(`select extract(epoch from clock_timestamp()) * 1000 as ms`)).rows[0].ms,
       );
@@ -403,7 +403,7 @@ describe('capture from the WAL of two source databases', () => {
     try {
       const before = await withClient(TEST_INVENTORY_URL, async (c) => {
         const at = parseLsn((await c.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn);
-        for (let i = 0; i < 4; i++) await emitTick(c, c);
+        for (let i = 0; i < 4; i++) await emitTick(c, c, source.slot);
         return at;
       });
       const [a, b, c, d] = await commitsOf(stream, before, 4);
@@ -436,7 +436,7 @@ describe('capture from the WAL of two source databases', () => {
     try {
       const before = await withClient(TEST_INVENTORY_URL, async (c) => {
         const at = parseLsn((await c.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn);
-        expect((await emitTick(c, clock)).at).toBe(anHourAgo);
+        expect((await emitTick(c, clock, source.slot)).at).toBe(anHourAgo);
         return at;
       });
       let carried: number | null = null;

@@ -2,18 +2,23 @@
  * A tick's message (capture/ticks.ts) carries the source's snapshot as the tick was written, so the
  * capture's horizon (capture/watermark-windows.ts) moves as the tick arrives in the stream, whoever
  * wrote it and however late its writer heard back (with a synchronous standby, after the stream).
+ * Its time counts for coverage only in the capture that wrote it: another pipeline reading the
+ * same source server writes ticks into the same WAL, stamped by another database's clock.
  */
 import { describe, expect, it } from 'vitest';
-import { decodePipelineMessage } from '../../capture/ticks';
+import { decodePipelineMessage, TICK_PREFIX } from '../../capture/ticks';
+import { TransactionAssembler } from '../../capture/transactions';
+import type { PgoutputMessage } from '../../capture/pgoutput';
 
 const decode = (v: unknown) => decodePipelineMessage(Buffer.from(JSON.stringify(v)));
 
 describe('tick messages', () => {
-  it('carry the snapshot they were written with', () => {
-    expect(decode({ tick: 1764900000123.5, snap: '100:105:101,103' })).toEqual({
+  it('carry the snapshot they were written with and their writer', () => {
+    expect(decode({ tick: 1764900000123.5, snap: '100:105:101,103', by: 'fb_pipe_shop' })).toEqual({
       kind: 'tick',
       at: 1764900000123.5,
       snapshot: '100:105:101,103',
+      by: 'fb_pipe_shop',
     });
   });
 
@@ -21,5 +26,23 @@ describe('tick messages', () => {
     expect(decode({ tick: 5 })).toEqual({ kind: 'tick', at: 5 });
     expect(decode({ tick: 'soon' })).toBeNull();
     expect(decodePipelineMessage(Buffer.from('not json'))).toBeNull();
+  });
+
+  it("count for a capture's coverage only when it wrote them; other writers' snapshots still move the horizon", () => {
+    const tick = (v: object): PgoutputMessage => ({
+      kind: 'message',
+      transactional: true,
+      lsn: 1n,
+      prefix: TICK_PREFIX,
+      content: Buffer.from(JSON.stringify(v)),
+    });
+    const a = new TransactionAssembler('fb_mine_shop');
+    a.push({ kind: 'begin', finalLsn: 8n, commitTimeUs: 0n, xid: 7 });
+    a.push(tick({ tick: 1, snap: '10:10:', by: 'fb_mine_shop' }));
+    a.push(tick({ tick: 2, snap: '11:11:', by: 'fb_other_shop' })); // another pipeline, its clock ahead
+    a.push(tick({ tick: 3, snap: '12:12:' })); // an older worker's: no writer
+    const t = a.push({ kind: 'commit', commitLsn: 8n, endLsn: 16n, commitTimeUs: 0n })!;
+    expect(t.ticks).toEqual([{ at: 1, snapshot: '10:10:' }]);
+    expect(t.otherTickSnapshots).toEqual(['11:11:', '12:12:']);
   });
 });
