@@ -15,11 +15,13 @@ export async function pendingRebuilds(redis: StoreRedis, keys: StoreKeys, max = 
     (p) => p.rebuilds,
     (pipeline, p) => void pipeline.srandmember(p.rebuilds, max),
   );
+  // Taken in turn from each partition (random members of each: SRANDMEMBER), so a partition with
+  // many requests pending does not hold the others' back.
+  const lists = replies.map((found) => (found as string[] | null) ?? []);
   const skus: string[] = [];
-  for (const found of replies) {
-    skus.push(...((found as string[] | null) ?? []));
-  }
-  return skus.slice(0, max);
+  for (let i = 0; skus.length < max && lists.some((l) => i < l.length); i++)
+    for (const l of lists) if (i < l.length && skus.length < max) skus.push(l[i]!);
+  return skus;
 }
 
 export async function rebuildDone(redis: StoreRedis, keys: StoreKeys, sku: string): Promise<void> {

@@ -65,6 +65,8 @@ export interface DrainWorkflowInput {
   backfillRowsPerSecond?: number;
   /** An incomplete store asks for the automatic backfill again after this long, then twice as long each time (default 60 s; tests shorten it). */
   backfillAskAgainMs?: number;
+  /** SKU rebuilds one run starts at most (default MAX_REBUILDS_PER_RUN; tests lower it). */
+  maxRebuildsPerRun?: number;
   /** Carried across continue-as-new so the run summary covers the whole run. */
   carried?: DrainRunSummary;
 }
@@ -99,6 +101,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
   let caughtUp = false;
   let stop = false;
   const backfill = { requested: false, atMs: 0, againMs: 0 };
+  const rebuilds = { left: input.maxRebuildsPerRun ?? MAX_REBUILDS_PER_RUN };
   // `ops pause`: the running activity is cancelled (it learns it at its next heartbeat, within
   // about a second), commits what it applied and returns; the loop below then ends.
   // (Runs started by older code, replayed, keep their history: there the stop only ends the loop.)
@@ -138,7 +141,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
       return ended({ ...summary, outcome: 'retired' });
     }
     addToSummary(summary, r);
-    await startWhatItAsks(r, input, backfill);
+    await startWhatItAsks(r, input, backfill, rebuilds);
     // Catch-up: a full batch means a backlog; bigger batches cost fewer round trips per change.
     caughtUp = r.caughtUp;
     batchSize = r.batchSize ?? (r.rows >= batchSize ? Math.min(max, batchSize * 2) : base);
@@ -219,6 +222,15 @@ function detailsOf(shard: ShardRef | undefined, r: DrainBatchResult, summary: Dr
 }
 
 /**
+ * SKU rebuilds one run starts at most. Temporal fails a workflow task that would take a run past
+ * 2,000 pending children (its default limit), and fails it again on every retry: a mass
+ * reactivation (one UPDATE over thousands of SKUs discontinued long ago) would stall the drain.
+ * The requests past it stay in the store ({p}rebuilds: those SKUs read `unknown`) and the next run
+ * starts them.
+ */
+const MAX_REBUILDS_PER_RUN = 1_000;
+
+/**
  * One rebuild workflow per reactivated SKU, abandoned so it outlives this run. One already running
  * for the SKU is fine: it re-reads the SKU's current rows and clears the request once the drain
  * has applied them.
@@ -236,8 +248,13 @@ async function startWhatItAsks(
   r: DrainBatchResult,
   input: DrainWorkflowInput,
   backfill: { requested: boolean; atMs: number; againMs: number },
+  rebuilds: { left: number },
 ): Promise<void> {
-  if (r.rebuildSkus?.length) await startRebuilds(r.rebuildSkus);
+  if (r.rebuildSkus?.length) {
+    const skus = patched('drain-rebuilds-capped-per-run') ? r.rebuildSkus.slice(0, rebuilds.left) : r.rebuildSkus;
+    rebuilds.left -= skus.length;
+    await startRebuilds(skus);
+  }
   // The store was complete again since the backfill was asked for: a later loss in this run (a
   // TRUNCATE, a source's lost slot) needs a backfill of its own.
   if (r.storeWasComplete && backfill.requested && patched('drain-backfill-each-loss')) backfill.requested = false;

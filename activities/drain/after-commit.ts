@@ -83,8 +83,14 @@ async function rebuildRequests(deps: DrainDeps, raised: string[]): Promise<strin
   const now = Date.now();
   if (raised.length === 0 && now - (lastPendingLookup.get(deps.keys) ?? 0) < 5_000) return [];
   lastPendingLookup.set(deps.keys, now);
-  return [...new Set([...raised, ...(await pendingRebuilds(deps.redis, deps.keys))])];
+  // At most MAX_REBUILDS_REPORTED: a batch of thousands of reactivations reports a part, and the
+  // rest, durable in {p}rebuilds, come with the next lookups.
+  if (raised.length >= MAX_REBUILDS_REPORTED) return [...new Set(raised)].slice(0, MAX_REBUILDS_REPORTED);
+  return [...new Set([...raised, ...(await pendingRebuilds(deps.redis, deps.keys))])].slice(0, MAX_REBUILDS_REPORTED);
 }
+
+/** SKU rebuilds one drain activity reports for the workflow to start (also the pending lookup's size). */
+const MAX_REBUILDS_REPORTED = 50;
 
 /** Outbox transactions whose trace one batch adds its apply to (a huge catch-up batch: the first ones). */
 const MAX_TRACED_TRANSACTIONS = 64;

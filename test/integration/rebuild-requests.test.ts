@@ -10,6 +10,8 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { eventually, resetState, sharedTestServer, startDrain, temporalClient } from '../support/env';
 import { exited, spawnWorker } from '../support/worker-process';
+import { storeKeys } from '../../store/keys';
+import { pendingRebuilds } from '../../store/rebuild-requests';
 
 const { c, acts } = usePipeline('rebuild-req', {
   config: { TEMPORAL_TASK_QUEUE: `rebuild-req-${process.pid}`, TOMBSTONE_TTL_S: '1' },
@@ -72,5 +74,53 @@ describe('rebuild requests', () => {
       await exited(worker);
       await temporal.close();
     }
+  });
+
+  // The drain starts at most 50 pending requests at a time: a partition with hundreds pending (a
+  // mass reactivation) must not keep another partition's waiting, those SKUs reading unknown.
+  it('pending requests are taken from every partition in turn', async () => {
+    const keys = storeKeys(`${c.keys.prefix}rr:`, 4);
+    const skusIn = (p: number, n: number) => {
+      const out: string[] = [];
+      for (let i = 0; out.length < n; i++) if (keys.ofSku(`P${i}`) === keys.partitions[p]) out.push(`P${i}`);
+      return out;
+    };
+    const crowded = skusIn(0, 200);
+    const lone = skusIn(3, 1);
+    await c.redis.sadd(keys.partitions[0]!.rebuilds, ...crowded);
+    await c.redis.sadd(keys.partitions[3]!.rebuilds, ...lone);
+    try {
+      const pending = await pendingRebuilds(c.redis, keys, 50);
+      expect(pending).toHaveLength(50);
+      expect(pending).toContain(lone[0]);
+    } finally {
+      for (const p of keys.partitions) await c.redis.del(p.rebuilds);
+    }
+  });
+
+  // One UPDATE reactivating many SKUs discontinued long ago: the drain reports a bounded number of
+  // them for the workflow to start, and every request stays recorded for the next lookups.
+  it('a mass reactivation reports at most 50 rebuilds per drain call and records them all', async () => {
+    await resetState(c);
+    await acts.acquireDrainLease({ owner: 'rebuild-test' });
+    await c.pool.query(
+      `insert into shop.skus (sku_id, title, lifecycle) select 'M' || g, 't', 'discontinued' from generate_series(1, 120) g`,
+    );
+    await drainAll();
+    for (let g = 1; g <= 120; g++) await c.redis.del(c.keys.sku(`M${g}`)); // their tombstones ran out
+    await c.pool.query(`update shop.skus set lifecycle = 'active' where sku_id like 'M%'`);
+    const reported = new Set<string>();
+    for (;;) {
+      const r = await acts.drainBatch({ owner: 'rebuild-test' });
+      expect((r.rebuildSkus ?? []).length).toBeLessThanOrEqual(50);
+      for (const sku of r.rebuildSkus ?? []) reported.add(sku);
+      if (r.outcome === 'idle') break;
+    }
+    expect(reported.size).toBeGreaterThan(0);
+    let recorded = 0;
+    for (const p of c.keys.partitions) recorded += await c.redis.scard(p.rebuilds);
+    expect(recorded).toBe(120);
+    for (const p of c.keys.partitions) await c.redis.del(p.rebuilds);
+    await acts.releaseDrainLease({ owner: 'rebuild-test' });
   });
 });

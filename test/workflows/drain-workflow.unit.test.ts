@@ -430,4 +430,26 @@ describe('drain workflow (mocked activities)', () => {
     // each request is cleared after its re-emission, with the snapshot that saw the re-emitted rows
     expect(finished.sort()).toEqual(['S1@snapshot-of-S1', 'S2@snapshot-of-S2']);
   });
+
+  // A mass reactivation must not take a run past Temporal's limit of pending children: the
+  // requests past the cap stay in the store, and the next run starts them.
+  it('starts at most maxRebuildsPerRun rebuilds in one run', async () => {
+    const drain = drainActivities({
+      async batch(n, input) {
+        if (n === 3) await stopDrain(input.owner);
+        return { rebuildSkus: [`C${2 * n - 1}`, `C${2 * n}`] };
+      },
+    });
+    const rebuildActivities: Pick<Activities, 'refreshSku' | 'finishSkuRebuild'> = {
+      refreshSku: async () => ({ rows: 1, snapshot: 'snapshot' }),
+      finishSkuRebuild: async () => undefined,
+    };
+    const history = await withWorker({ ...drain.activities, ...rebuildActivities }, async (taskQueue) => {
+      const run = await startDrain(taskQueue, { maxRebuildsPerRun: 3 });
+      expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 3 });
+      for (const sku of ['C1', 'C2', 'C3']) await env.client.workflow.getHandle(skuRebuildWorkflowId(sku)).result();
+      return run.fetchHistory();
+    });
+    expect(childStarts(history).initiated.sort()).toEqual(['sku-rebuild-C1', 'sku-rebuild-C2', 'sku-rebuild-C3']);
+  });
 });
