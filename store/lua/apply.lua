@@ -178,10 +178,12 @@ local function lifecycle(i, key, field, code, id, txid, isUpdate, isRefresh)
   local isNewer, cur = newer(key, field, id, txid)
   if not isNewer then return 0 end
   if olderThanFence(cur, txid) then
-    -- A retried or replayed update on a lost key, refused: the caller re-emits the skus row as a
-    -- refresh, which raises no rebuild, so a reactivation asks for the stock rebuild here. (The
-    -- rebuild reads the source as it is now: a SKU discontinued or deleted since costs one re-read.)
-    if isUpdate and code ~= 'd' and code ~= 'x' and partitionComplete() then raiseRebuild(i, key) end
+    -- A retried or replayed insert or update on a lost key, refused: the caller re-emits the skus
+    -- row as a refresh, which raises no rebuild, and the stock the key held expired with it (an
+    -- insert's own stock changes, drained long ago, too), so an active or paused SKU asks for the
+    -- stock rebuild here. (The rebuild reads the source as it is now: a SKU discontinued or
+    -- deleted since costs one re-read.)
+    if not isRefresh and code ~= 'd' and code ~= 'x' and partitionComplete() then raiseRebuild(i, key) end
     fenced[#fenced + 1] = i
     return 0
   end
@@ -231,10 +233,14 @@ OPS[OP.loadDeltas] = function(i, key, deltas, _, _, batch)
 end
 
 -- B field value s<k> rule: a backfill fill of the field from snapshot k, only if it is absent
--- (rule y lifecycle, a SKU stock, s plain), with the same TTL rules as Y and A.
+-- (rule y lifecycle, a SKU stock, s plain), with the same TTL rules as Y and A. A discontinued
+-- lifecycle filled into a complete partition (a manual backfill) is written D like an update's:
+-- its absence means the key expired with its stock, so a reactivation drained later (which finds
+-- a lifecycle, and would not look further) rebuilds it. A refill (no epoch) re-reads all stock.
 OPS[OP.fill] = function(i, key, field, value, snapshot, rule)
   if redis.call('HEXISTS', key, field) == 1 then return 0 end
   if not coversFence(string.sub(snapshot, 2)) then fenced[#fenced + 1] = i return 0 end
+  if rule == 'y' and value == 'd' and partitionComplete() then value = 'D' end
   local existed = redis.call('EXISTS', key) == 1
   redis.call('HSET', key, field, value .. '|' .. snapshot)
   if rule == 'y' then lifecycleTtl(key, value) elseif rule == 'a' and not existed then redis.call('EXPIRE', key, tombTtl) end

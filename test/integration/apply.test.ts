@@ -194,6 +194,34 @@ describe('backfill values and snapshots', () => {
     expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toBe('8|61');
   });
 
+  // A manual backfill keeps the epoch: a discontinued SKU whose lifecycle it fills had lost its key
+  // (and stock), so it is marked D for its reactivation to rebuild; a refill (no epoch) is not.
+  it('a discontinued lifecycle filled into a complete partition is marked D, into a refilled one not', async () => {
+    const k = await snap('100:100:');
+    const fill = (sku: string): StoreOp => ({
+      kind: 'fill',
+      key: c.keys.sku(sku),
+      field: LIFECYCLE_FIELD,
+      value: 'd',
+      snapshot: `s${k}`,
+      rule: 'lifecycle',
+      source: 0,
+    });
+    await apply([fill('K1')]);
+    expect(await c.redis.hget(c.keys.sku('K1'), LIFECYCLE_FIELD)).toBe(`D|s${k}`);
+    expect(await c.redis.ttl(c.keys.sku('K1'))).toBeGreaterThan(0);
+    const reactivated = await applyUpdates(
+      c.redis,
+      c.keys,
+      batch([{ feature: 'sku.lifecycle', sku: 'K1', value: 'active', version: 5, txid: '120', update: true }]),
+      opts,
+    );
+    expect(reactivated.rebuild).toEqual([0]);
+    for (const p of c.keys.partitions) await c.redis.del(p.epoch);
+    await apply([fill('K2')]);
+    expect(await c.redis.hget(c.keys.sku('K2'), LIFECYCLE_FIELD)).toBe(`d|s${k}`);
+  });
+
   it('a counter set from a snapshot skips deltas it already counted and takes the rest', async () => {
     const k = await snap('200:210:204');
     const key = c.keys.partitions[0].load('F1', DAY0);

@@ -149,6 +149,28 @@ describe('the deletion fence', () => {
     expect((await reader.getBadges('R1', ['S2'])).badges[0].reason).toBe('eligible');
   });
 
+  // The same for a dead-lettered insert: its stock, drained normally, expired with the key.
+  it('a dead-lettered insert retried after its key expired asks for the stock rebuild', async () => {
+    await c.redis.rpush(c.keys.sku('S3'), 'not a hash'); // Redis rejects the insert: dead-lettered
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('S3', 'three', 'active')`);
+    await drainAll();
+    expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(1);
+    await c.redis.del(c.keys.sku('S3')); // the operator's fix
+    await c.pool.query(`insert into shop.inventory values ('S3', 'F1', 3, 0, now())`);
+    await drainAll(); // the stock, into a key with the tombstone TTL (no lifecycle yet)
+    await c.redis.del(c.keys.sku('S3')); // which ran out
+    await acts.sweepTombstones({}); // moves the fence past the dead letter
+
+    expect(await acts.retryDeadLetters({})).toMatchObject({ retried: 1, reemitted: 1 });
+    expect(await c.redis.sismember(c.keys.ofSku('S3').rebuilds, 'S3')).toBe(1);
+    await drainAll();
+    const { snapshot } = await acts.refreshSku({ sku: 'S3' });
+    await drainAll();
+    await acts.finishSkuRebuild({ sku: 'S3', snapshot });
+    expect(await mismatches()).toEqual([]);
+    expect(await c.redis.hget(c.keys.sku('S3'), 'F1')).toMatch(/^3\|/);
+  });
+
   it('an old dead letter whose row still exists is repaired by re-emitting the current row', async () => {
     await c.redis.del(c.keys.sku('S2'));
     await c.redis.rpush(c.keys.sku('S2'), 'not a hash');
