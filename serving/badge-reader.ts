@@ -70,13 +70,20 @@ interface Confirmation {
  * and a replica promoted with a clock behind its old primary's. Either alone errs only with a
  * clock that is off; their maximum needs both to err. A watermark without caughtUpClock (written
  * by a drain from before it) is not a confirmation: one pass of the current drain writes it.
+ *
+ * `loadDay`, the UTC day whose FC loads the read counted (this host's): when the Redis server's
+ * clock is already, or still, in another day, the two clocks disagree across a midnight, and the
+ * day's counter read may not be today's (a full FC read from the next day's empty counter looks
+ * free). The lag alone would not show it with this host's clock behind, so the read is stale.
  */
 function confirmationOf(
   [caughtUpRaw, , clockRaw, timeMs]: ReadReply[2],
   hostNow: number,
   sameLayoutAsReader: boolean,
+  loadDay?: string,
 ): Confirmation | null {
   if (!sameLayoutAsReader || !caughtUpRaw) return null;
+  if (loadDay !== undefined && utcDay(new Date(Number(timeMs))) !== loadDay) return null;
   const at = Number(caughtUpRaw);
   const lagMs = partitionLagMs(at, clockRaw ? Number(clockRaw) : null, Number(timeMs), hostNow);
   return lagMs === null ? null : { at, lagMs };
@@ -190,7 +197,7 @@ async function readBadges(script: ReadScript, keys: StoreKeys, region: string, s
       skuFields,
     );
     answered.forEach((b, n) => (badges[idx[n]] = b));
-    confirmed.push(confirmationOf(meta, at, sameLayout(keys, meta[1])));
+    confirmed.push(confirmationOf(meta, at, sameLayout(keys, meta[1]), day));
   });
   return { badges, caughtUp: leastFresh(confirmed) };
 }

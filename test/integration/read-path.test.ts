@@ -189,6 +189,18 @@ describe('badge reader (library)', () => {
     expect(later.lagMs).toBeGreaterThanOrEqual(500);
   });
 
+  // The day whose loads count is this host's; a host clock behind Redis's across a midnight would
+  // count yesterday's loads (a full FC of yesterday, a free one today: or the other way round),
+  // and its own lag, shorter, would not show it.
+  it("says stale when this host's clock and the Redis server's are in different days", async () => {
+    const reader = createBadgeReader({ ...store, staleAfterMs: 10_000, now: () => Date.now() - DAY_MS });
+    await markCaughtUp(c.redis, c.keys, Date.now(), 0, null);
+    const a = await reader.getBadges('R1', ['ELIG']);
+    expect(a.stale).toBe(true);
+    const sameDay = createBadgeReader({ ...store, staleAfterMs: 10_000 });
+    expect((await sameDay.getBadges('R1', ['ELIG'])).stale).toBe(false);
+  });
+
   it("takes the larger of the Redis-clock lag and the reader's own, and no watermark without its Redis-clock time", async () => {
     const reader = createBadgeReader({ ...store, staleAfterMs: 1_000 });
     // written just now on Redis's clock, but of an asOf 5 s old by this host's: 5 s it is
