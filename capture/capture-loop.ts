@@ -23,6 +23,7 @@ import {
   type CaptureProgressRow,
   markSourceLost,
   readCaptureProgress,
+  recordIdlePosition,
   registerCaptureSource,
   setCaptureSwitch,
   writeCapturedTransactions,
@@ -117,15 +118,28 @@ export class CaptureSession {
     await admin.connect();
     try {
       const before = await readCaptureProgress(pipeline, source.name);
+      const slot = await readSlot(admin, source.slot);
       // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
       // lost in a failover, and the changes in between are not in the outbox. Recorded before the
       // new slot exists, so a crash in between cannot hide it.
-      const lost =
-        !slotUsable(await readSlot(admin, source.slot)) && !!before && (before.lsn > 0n || before.coveredAtMs !== null);
+      const slotGone = !slotUsable(slot) && !!before && (before.lsn > 0n || before.coveredAtMs !== null);
+      // The slot confirmed past what the pipeline database recorded: every position is recorded
+      // before it is confirmed (migration 015), so the database lost capture writes it had
+      // committed (a failover to a standby behind it, a restore). The stream resumes at the slot's
+      // position and will never send those changes again.
+      const writesLost =
+        !slotGone &&
+        !!before?.confirmsRecorded &&
+        before.lsn > 0n &&
+        slot.confirmedFlushLsn !== null &&
+        slot.confirmedFlushLsn > before.lsn;
+      const lost = slotGone || writesLost;
       if (lost) {
         await markSourceLost(pipeline, source.name, source.tables);
         logger('capture').warn(
-          `the replication slot of ${source.name} was lost and is created again; changes between are missing, so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,
+          slotGone
+            ? `the replication slot of ${source.name} was lost and is created again; changes between are missing, so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`
+            : `the replication slot of ${source.name} confirmed ${formatLsn(slot.confirmedFlushLsn!)}, past the ${formatLsn(before!.lsn)} the pipeline database recorded: it lost capture writes (a failover to a standby behind it, or a restore), so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,
         );
       }
       const slotCreated = await ensureSlot(admin, source.slot);
@@ -148,7 +162,7 @@ export class CaptureSession {
         historyStart = await readHistoryStart(admin);
         // Taken once this session holds the slot's stream: from here on, the writes of any older
         // session (one that outlived its activity, or streamed the old primary's slot) fail.
-        generation = await claimCaptureSource(pipeline, source.name);
+        generation = await claimCaptureSource(pipeline, source.name, slotCreated ? null : slot.confirmedFlushLsn);
         // again: registering may have created the row, and a lost slot reset what it records
         recorded = await readCaptureProgress(pipeline, source.name);
       } catch (err) {
@@ -277,6 +291,7 @@ async function captureUntilDone(
   const maxRows = opts.maxBatchRows ?? 20_000;
   const ticker = startTicker(admin, opts.pipeline, state.source.slot, opts.tickMs, opts.log);
   let lastReport = 0;
+  let lastIdleConfirm = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
   // starts when this one has committed and the slot was told).
   let writing: Promise<void> | null = null;
@@ -316,11 +331,19 @@ async function captureUntilDone(
         !writing &&
         !state.pending.length &&
         !state.assembler.inTransaction &&
-        state.keepaliveLsn > stream.confirmedLsn
+        state.keepaliveLsn > stream.confirmedLsn &&
+        Date.now() - lastIdleConfirm >= IDLE_CONFIRM_MS
       ) {
         // Idle: every transaction the server sent before its keepalive is written; the slot may
-        // move up to it (so it does not keep WAL of other databases' or unpublished tables' work).
-        stream.confirm(state.keepaliveLsn);
+        // move up to it (so it does not keep WAL of other databases' or unpublished tables' work),
+        // once the pipeline database has recorded it (the slot is never past the recorded
+        // position: CaptureSession.open tells a lost capture write by it).
+        lastIdleConfirm = Date.now();
+        const lsn = state.keepaliveLsn;
+        writing = recordIdlePosition(opts.pipeline, state.source.name, lsn, state.generation)
+          .then(() => stream.confirm(lsn))
+          .catch((err: Error) => void (failed = err))
+          .finally(() => (writing = null));
       }
       if (Date.now() - lastReport >= 1_000) {
         opts.onProgress?.(state.progress());
@@ -335,6 +358,9 @@ async function captureUntilDone(
     await ticker.stop();
   }
 }
+
+/** An idle position is recorded and confirmed at most this often (the ticks move the slot too). */
+const IDLE_CONFIRM_MS = 1_000;
 
 /**
  * A small write waits this long for more source transactions (one outbox transaction for several

@@ -21,6 +21,8 @@ export interface CaptureProgressRow {
   switchId: string | null;
   /** When its slot was lost: reads stay stale until the store is refilled from it. */
   lostAtMs: number | null;
+  /** Every position confirmed to the slot was recorded first (migration 015): the slot is never past `lsn`. */
+  confirmsRecorded: boolean;
 }
 
 /**
@@ -41,11 +43,22 @@ export class CaptureFencedError extends Error {
  * every write of the session checks (writeCapturedTransactions). Any older session's writes fail
  * from now on, so one that outlived its activity, or still holds a batch from a slot since lost,
  * cannot move the recorded position.
+ *
+ * From here on every position this session confirms to the slot is recorded first (migration
+ * 015). `slotConfirmed`, the slot's position as the session found it, is recorded when the rule
+ * did not hold before (an older version confirmed idle positions without recording them).
  */
-export async function claimCaptureSource(db: pg.Pool | pg.ClientBase, source: string): Promise<number> {
+export async function claimCaptureSource(
+  db: pg.Pool | pg.ClientBase,
+  source: string,
+  slotConfirmed: bigint | null = null,
+): Promise<number> {
   const r = await db.query<{ generation: string }>(
-    `update pipeline.capture_progress set generation = generation + 1 where source = $1 returning generation::text`,
-    [source],
+    `update pipeline.capture_progress
+        set generation = generation + 1, confirms_recorded = true,
+            lsn = case when confirms_recorded or $2::pg_lsn is null then lsn else greatest(lsn, $2::pg_lsn) end
+      where source = $1 returning generation::text`,
+    [source, slotConfirmed === null ? null : formatLsn(slotConfirmed)],
   );
   if (!r.rowCount) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
   return Number(r.rows[0]!.generation);
@@ -72,9 +85,10 @@ export async function readCaptureProgress(
     rows: string;
     switch_id: string | null;
     lost_ms: number | null;
+    confirms_recorded: boolean;
   }>(
     `select source, slot, lsn::text as lsn, (extract(epoch from covered_at) * 1000)::float8 as covered_ms, rows, switch_id,
-            (extract(epoch from lost_at) * 1000)::float8 as lost_ms
+            (extract(epoch from lost_at) * 1000)::float8 as lost_ms, confirms_recorded
        from pipeline.capture_progress where source = $1`,
     [source],
   );
@@ -88,8 +102,32 @@ export async function readCaptureProgress(
         rows: Number(row.rows),
         switchId: row.switch_id,
         lostAtMs: row.lost_ms,
+        confirmsRecorded: row.confirms_recorded,
       }
     : null;
+}
+
+/**
+ * Records an idle position (a keepalive's: every transaction before it is written) before the
+ * session confirms it to the slot, so the slot is never past what the pipeline database recorded
+ * (claimCaptureSource). Fails if a newer session took the source.
+ */
+export async function recordIdlePosition(
+  db: pg.Pool,
+  source: string,
+  lsn: bigint,
+  generation: number | undefined,
+): Promise<void> {
+  const r = await db.query<{ generation: string | null; moved: number }>(
+    `with prog as (select generation from pipeline.capture_progress where source = $1),
+          moved as (
+            update pipeline.capture_progress set lsn = greatest(lsn, $2::pg_lsn)
+             where source = $1 and ($3::bigint is null or generation = $3::bigint) returning 1)
+     select (select generation::text from prog) as generation, (select count(*) from moved)::int as moved`,
+    [source, formatLsn(lsn), generation ?? null],
+  );
+  const row = r.rows[0]!;
+  if (!row.moved) throw new CaptureFencedError(source, generation ?? -1, row.generation ?? 'none');
 }
 
 /** What became of the chunks whose high watermarks a batch met (capture/watermark-read.ts). */

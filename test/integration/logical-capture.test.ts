@@ -27,7 +27,7 @@ import {
 } from '../../outbox/capture-progress';
 import { dropSlot, readSlot } from '../../capture/slot';
 import { ReplicationStream, SlotBusyError } from '../../capture/replication-stream';
-import { parseLsn } from '../../capture/pgoutput';
+import { formatLsn, parseLsn } from '../../capture/pgoutput';
 import { decodePipelineMessage, emitTick, TICK_PREFIX } from '../../capture/ticks';
 import { createPool } from '../../db/pool';
 import { TEST_DATABASE_URL } from '../support/env';
@@ -366,6 +366,68 @@ describe('capture from the WAL of two source databases', () => {
     await captureUntilCovered(pipeline, sources);
     expect((await outboxAfter(pipeline, before)).map((r) => `${r.tbl} ${r.op} ${r.key}`)).toEqual([
       'skus I AFTER-LOSS',
+    ]);
+    await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
+  }, 60_000);
+
+  // What makes a slot past the recorded position tell a lost write: an idle session (other
+  // databases' WAL going by, no tick of its own) moves the slot only after recording the position.
+  it('an idle session records a position before it confirms it to the slot', async () => {
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const confirmed = async () =>
+      (await withClient(TEST_INVENTORY_URL, (c) => readSlot(c, inventory.slot))).confirmedFlushLsn!;
+    const session = await CaptureSession.open(inventory, pipeline);
+    let start: bigint;
+    try {
+      const run = session.run({ tickMs: 600_000, budgetMs: 3_500 }); // one tick, at the start
+      await new Promise((r) => setTimeout(r, 300));
+      start = await confirmed();
+      // commits in another database of the server: decoded, not published, past by keepalives
+      for (let i = 0; i < 25; i++) {
+        await pipeline.query(`select pg_current_xact_id()`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await run;
+    } finally {
+      await session.close();
+    }
+    const at = await confirmed();
+    expect(at).toBeGreaterThan(start);
+    expect(at).toBeLessThanOrEqual((await readCaptureProgress(pipeline, 'inventory'))!.lsn);
+  }, 30_000);
+
+  // The pipeline database fails over to a standby that lacks the last capture write, which the slot
+  // had been told about: the source never sends those changes again. Every position is recorded
+  // before the slot is told (idle ones too), so a slot past the recorded one tells the loss.
+  it('a slot confirmed past the position the pipeline database recorded makes the source lost', async () => {
+    await captureUntilCovered(pipeline, sources);
+    const before = (await readCaptureProgress(pipeline, 'inventory'))!;
+    expect(before.confirmsRecorded).toBe(true);
+    await withClient(TEST_INVENTORY_URL, (c) =>
+      c.query(`insert into shop.skus values ('LOST-WRITE', 't', 'active', now())`),
+    );
+    await captureUntilCovered(pipeline, sources); // written, and confirmed to the slot
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    for (const until = Date.now() + 5_000; Date.now() < until; ) {
+      const at = (await withClient(TEST_INVENTORY_URL, (c) => readSlot(c, inventory.slot))).confirmedFlushLsn;
+      if (at !== null && at > before.lsn) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // the failover: the pipeline database is back where it was before that write
+    await pipeline.query(`update pipeline.capture_progress set lsn = $2::pg_lsn where source = $1`, [
+      'inventory',
+      formatLsn(before.lsn),
+    ]);
+    await pipeline.query(`delete from pipeline.outbox where key = 'LOST-WRITE'`);
+    const lastId = await maxOutboxId(pipeline);
+    await captureUntilCovered(pipeline, sources);
+    expect((await readCaptureProgress(pipeline, 'inventory'))!.lostAtMs).not.toBeNull();
+    // the inventory tables emptied in the store, to be refilled (markSourceLost)
+    expect((await outboxAfter(pipeline, lastId)).filter((r) => r.op === 'T').map((r) => r.tbl)).toEqual([
+      'skus',
+      'fulfillment_centers',
+      'region_fc',
+      'inventory',
     ]);
     await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
   }, 60_000);

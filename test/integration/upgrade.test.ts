@@ -151,6 +151,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '012_capture_chunks.sql',
         '013_dead_letter_discard.sql',
         '014_capture_generation.sql',
+        '015_capture_confirms_recorded.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
