@@ -21,6 +21,8 @@
  *                             and the last row applied (see store/store-position.ts)
  *   {pp}fence            string  "xmin:xmax:xip" of the deletion fence (see store/fence.ts)
  *   {pp}rebuilds         set   SKUs whose stock must be rebuilt (store/rebuild-requests.ts)
+ *   {pp}backfill         string  the id of the backfill filling the partition
+ *   {pp}backfill-step    string  the last step of it whose writes the partition holds
  *
  * Why FC capacity, region ranks and loads are copied into every partition: a badge read needs
  * them beside the SKU's stock, and a copy in the SKU's own slot is read in the same Lua call (one
@@ -54,6 +56,8 @@ export interface PartitionKeys {
   rebuilds: string;
   /** The id of the backfill filling this partition: gone with the partition if it is rebuilt meanwhile. */
   backfill: string;
+  /** The last step (chunk, loads) of that backfill whose writes the partition holds. */
+  backfillStep: string;
 }
 
 /** The whole store: its partitions and how a SKU finds its own. */
@@ -159,6 +163,7 @@ function partitionKeys(index: number, prefix: string): PartitionKeys {
     fence: `${prefix}${KEY.fence}`,
     rebuilds: `${prefix}${KEY.rebuilds}`,
     backfill: `${prefix}${KEY.backfill}`,
+    backfillStep: `${prefix}${KEY.backfillStep}`,
   };
 }
 

@@ -23,6 +23,8 @@ export const KEY = {
   fence: 'fence',
   rebuilds: 'rebuilds',
   backfill: 'backfill',
+  /** The last step of that backfill the partition holds the writes of (store/lua/backfill-step.lua). */
+  backfillStep: 'backfill-step',
   /** A dead-letter retry's marker: each load delta of a dead letter is retried once. */
   deadLetterRetry: 'dlr:',
 } as const;

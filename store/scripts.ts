@@ -59,6 +59,7 @@ export const SCRIPTS = {
   readWatermark: load('read-watermark', 'fbReadWatermark'),
   advanceFence: load('advance-fence', 'fbAdvanceFence'),
   finishBackfill: load('finish-backfill', 'fbFinishBackfill'),
+  backfillStep: load('backfill-step', 'fbBackfillStep'),
   deleteTombstone: load('delete-tombstone', 'fbDeleteTombstone'),
   raiseCounter: load('raise-counter', 'fbRaiseCounter'),
 } as const;

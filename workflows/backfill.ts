@@ -6,8 +6,11 @@
  * Progress: the `progress` query (the CLI shows it as a bar) and each chunk's result in history.
  */
 import {
+  ActivityFailure,
+  ApplicationFailure,
   continueAsNew,
   defineQuery,
+  log,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -37,7 +40,15 @@ export interface BackfillInput {
   /** Rate limit on source rows read per second (0: unlimited). */
   rowsPerSecond?: number;
   /** Carried across continue-as-new. */
-  state?: { tableIndex: number; after: string[] | null; rows: number; estimatedRows: number; marker?: string };
+  state?: {
+    tableIndex: number;
+    after: string[] | null;
+    rows: number;
+    estimatedRows: number;
+    marker?: string;
+    /** Steps (chunks, then the loads) whose writes the store has confirmed (BackfillWritesLost). */
+    steps?: number;
+  };
 }
 
 export const backfillProgressQuery = defineQuery<BackfillProgress>('progress');
@@ -48,7 +59,7 @@ export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ row
   // This backfill's id in every store partition: a partition rebuilt meanwhile loses it, and is
   // not marked complete at the end (activities/backfill/backfill.ts, finishBackfill).
   const marker = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
-  const state = input.state ?? { tableIndex: 0, after: null, rows: 0, estimatedRows: 0, marker };
+  const state = input.state ?? { tableIndex: 0, after: null, rows: 0, estimatedRows: 0, marker, steps: 0 };
   if (!input.state) {
     const plan = await backfillPlan({ marker });
     state.estimatedRows = Object.values(plan).reduce((a, b) => a + b, 0);
@@ -65,7 +76,10 @@ export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ row
 
   while (state.tableIndex < TABLES.length) {
     const started = Date.now();
-    const r = await backfillChunk({ table: TABLES[state.tableIndex], after: state.after, limit: chunkRows });
+    const r = await unlessWritesLost(input, () =>
+      backfillChunk({ table: TABLES[state.tableIndex], after: state.after, limit: chunkRows, ...nextStep(state) }),
+    );
+    if (state.steps !== undefined) state.steps += 1;
     state.rows += r.rows;
     if (r.last === null) {
       state.tableIndex += 1;
@@ -81,16 +95,44 @@ export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ row
     if (workflowInfo().continueAsNewSuggested) await continueAsNew<typeof backfillWorkflow>({ ...input, state });
   }
   setCurrentDetails(`recomputing today's FC loads · ${progress(state.rows, state.estimatedRows, 'source rows read')}`);
-  const loads = await backfillLoads();
+  const loads = await unlessWritesLost(input, () => backfillLoads(nextStep(state)));
+  if (state.steps !== undefined) state.steps += 1;
   await finishBackfill({
     epoch: `${workflowInfo().workflowId}@${new Date(Date.now()).toISOString()}`,
     marker: state.marker,
+    ...(state.steps !== undefined ? { steps: state.steps } : {}),
   });
   done = true;
   setCurrentDetails(
     `done · ${count(state.rows)} source rows, ${count(loads.counters)} FC load counters; the store is complete`,
   );
   return { rows: state.rows, counters: loads.counters };
+}
+
+/** The next step's number, for the store to record after its writes (runs of older code count none). */
+function nextStep(state: NonNullable<BackfillInput['state']>): { marker?: string; step?: number } {
+  return state.steps !== undefined && state.marker ? { marker: state.marker, step: state.steps + 1 } : {};
+}
+
+/**
+ * Runs a step; when the store lost the writes of earlier ones (Redis came back from an older
+ * state: activities/backfill/backfill.ts, BackfillWritesLost), the backfill starts again from the
+ * first table, with a new marker (this run's id), instead of marking an incomplete store complete.
+ */
+async function unlessWritesLost<T>(input: BackfillInput, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (
+      err instanceof ActivityFailure &&
+      err.cause instanceof ApplicationFailure &&
+      err.cause.type === 'BackfillWritesLost'
+    ) {
+      log.warn('the store lost writes of this backfill; starting it again', { error: err.cause.message });
+      await continueAsNew<typeof backfillWorkflow>({ ...input, state: undefined });
+    }
+    throw err;
+  }
 }
 
 /** This run's rate, from where it started (a continued run starts its own count). */

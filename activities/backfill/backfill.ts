@@ -207,16 +207,54 @@ export async function backfillPlan(source: pg.Pool): Promise<Record<BackfillTabl
 }
 
 /**
- * At the start of a backfill: its id goes into every partition. A partition rebuilt while the
- * backfill runs (emptied after a failover, say) loses it, and with it the rows already filled.
+ * At the start of a backfill: its id goes into every partition, with no step done yet. A
+ * partition rebuilt while the backfill runs (emptied after a failover, say) loses it, and with it
+ * the rows already filled.
  */
 export async function markBackfillStart(redis: StoreRedis, keys: StoreKeys, marker: string): Promise<void> {
   await onEachNode(
     redis,
     keys.partitions,
     (p) => p.backfill,
-    (pipeline, p) => void pipeline.set(p.backfill, marker),
+    (pipeline, p) => {
+      pipeline.set(p.backfill, marker);
+      pipeline.set(p.backfillStep, '0');
+    },
   );
+}
+
+/**
+ * A Redis that came back holding fewer of this backfill's writes than it acknowledged (restarted
+ * from an older file, a replica promoted behind its primary): the steps after its last one are
+ * missing, so the backfill starts again.
+ */
+export class BackfillWritesLost extends Error {
+  override name = 'BackfillWritesLost';
+}
+
+/**
+ * After a step's writes (steps numbered 1, 2, … in order: chunks, then the loads), records it in
+ * every partition still carrying this backfill (store/lua/backfill-step.lua). Throws
+ * BackfillWritesLost when a partition is more than one step behind.
+ */
+export async function recordBackfillStep(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  marker: string,
+  step: number,
+): Promise<void> {
+  defineScripts(redis);
+  const replies = await onEachNode(
+    redis,
+    keys.partitions,
+    (p) => p.backfill,
+    (pipeline, p) => void runScript(pipeline, SCRIPTS.backfillStep, 2, p.backfill, p.backfillStep, marker, step),
+  );
+  const behind = replies.flatMap((r, i) => (r === 0 ? [i] : []));
+  if (behind.length)
+    throw new BackfillWritesLost(
+      `backfill step ${step}: store partitions ${behind.join(', ')} lost the writes of earlier steps (Redis came back from an older state); the backfill starts again`,
+    );
 }
 
 /**
@@ -229,6 +267,8 @@ export async function finishBackfill(
   keys: StoreKeys,
   epoch: string,
   marker = '',
+  /** The steps the backfill recorded (recordBackfillStep): a partition holding fewer stays incomplete. */
+  steps?: number,
 ): Promise<{ incomplete: number[] }> {
   if (!marker) {
     await setEpoch(redis, keys, epoch);
@@ -239,7 +279,18 @@ export async function finishBackfill(
     redis,
     keys.partitions,
     (p) => p.epoch,
-    (pipeline, p) => void runScript(pipeline, SCRIPTS.finishBackfill, 2, p.epoch, p.backfill, epoch, marker),
+    (pipeline, p) =>
+      void runScript(
+        pipeline,
+        SCRIPTS.finishBackfill,
+        3,
+        p.epoch,
+        p.backfill,
+        p.backfillStep,
+        epoch,
+        marker,
+        steps === undefined ? '' : steps,
+      ),
   );
   const incomplete: number[] = [];
   replies.forEach((set, i) => set !== 1 && incomplete.push(i));

@@ -1,15 +1,17 @@
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
-import { log } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import {
   backfillChunk,
   BackfillTable,
   backfillLoads,
+  BackfillWritesLost,
   backfillPlan,
   finishBackfill,
   markBackfillStart,
+  recordBackfillStep,
 } from './backfill';
 import { applyOptions } from '../apply-options';
 import { createWatermarkBackfill } from './through-watermarks';
@@ -26,6 +28,16 @@ export function createBackfillActivities(deps: {
   const opts = applyOptions(deps.config);
   // Under capture from the WAL the source is read between watermarks (through-watermarks.ts).
   const logical = deps.config.CAPTURE_MODE === 'logical' ? createWatermarkBackfill(deps) : null;
+  const recordStep = async (input: { marker?: string; step?: number }) => {
+    if (!input.marker || input.step === undefined) return; // a backfill started by older code
+    try {
+      await recordBackfillStep(deps.redis, deps.keys, input.marker, input.step);
+    } catch (err) {
+      // not retried: the workflow starts the backfill again
+      if (err instanceof BackfillWritesLost) throw ApplicationFailure.nonRetryable(err.message, err.name);
+      throw err;
+    }
+  };
   return {
     /** The plan (row estimates), and the backfill's marker in every store partition. */
     async backfillPlan(input: { marker?: string } = {}) {
@@ -33,18 +45,33 @@ export function createBackfillActivities(deps: {
       if (input.marker) await markBackfillStart(deps.redis, deps.keys, input.marker);
       return backfillPlan(deps.sourcePool);
     },
-    async backfillChunk(input: { table: BackfillTable; after: string[] | null; limit: number }) {
+    /**
+     * `step` (with the backfill's `marker`): this chunk's number in the backfill, recorded in the
+     * store after its writes (recordBackfillStep); BackfillWritesLost when Redis lost earlier ones.
+     */
+    async backfillChunk(input: {
+      table: BackfillTable;
+      after: string[] | null;
+      limit: number;
+      marker?: string;
+      step?: number;
+    }) {
       if (logical) return logical.chunk(input);
-      return backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input);
+      const r = await backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input);
+      await recordStep(input);
+      return r;
     },
-    async backfillLoads() {
+    async backfillLoads(input: { marker?: string; step?: number } = {}) {
       if (logical) return logical.loads();
-      return backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts);
+      const r = await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts);
+      await recordStep(input);
+      return r;
     },
-    async finishBackfill(input: { epoch: string; marker?: string }) {
+    /** `steps`: how many the backfill recorded; a partition holding fewer stays incomplete. */
+    async finishBackfill(input: { epoch: string; marker?: string; steps?: number }) {
       const r = logical
         ? await logical.finish(input)
-        : await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker);
+        : await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker, input.steps);
       if (r.incomplete.length)
         log.warn(
           `backfill done, but store partitions ${r.incomplete.join(', ')} were rebuilt while it ran: they stay incomplete (reads of their SKUs stale) until the next backfill, which the drain starts`,

@@ -25,6 +25,8 @@ import { pipelineClients, resetState, testClients } from '../support/env';
 import { freePort, stopProcess } from '../support/redis-process';
 import { exited } from '../support/worker-process';
 import { FIELD } from '../../store/names';
+import { rebuildStore } from '../../store/rebuild';
+import type { BackfillTable } from '../../activities/backfill/backfill';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fb-redis-'));
@@ -65,6 +67,20 @@ async function startPersistentRedis(): Promise<ChildProcess> {
   }
   probe.disconnect();
   return child;
+}
+
+/**
+ * Redis dies without saving and comes back from its older file. (A client of its own that never
+ * reconnects: ioredis would resend SHUTDOWN to the new server.)
+ */
+async function restartFromFile(): Promise<void> {
+  const gone = exited(server);
+  const killer = new Redis({ port, retryStrategy: () => null, autoResendUnfulfilledCommands: false });
+  await killer.call('SHUTDOWN', 'NOSAVE').catch(() => undefined);
+  killer.disconnect();
+  await gone;
+  server = await startPersistentRedis();
+  await c.redis.ping();
 }
 
 let c: ReturnType<typeof testClients>;
@@ -120,14 +136,7 @@ describe('store position', () => {
 
     // Redis dies without saving and comes back from the older file: the epoch and the watermark
     // are there (from the file), the last 1,500 changes are not.
-    // (A client of its own that never reconnects: ioredis would resend SHUTDOWN to the new server.)
-    const gone = exited(server);
-    const killer = new Redis({ port, retryStrategy: () => null, autoResendUnfulfilledCommands: false });
-    await killer.call('SHUTDOWN', 'NOSAVE').catch(() => undefined);
-    killer.disconnect();
-    await gone;
-    server = await startPersistentRedis();
-    await c.redis.ping();
+    await restartFromFile();
     expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(1);
     expect((await mismatches()).length).toBeGreaterThan(0);
     const reader = createBadgeReader({
@@ -156,6 +165,31 @@ describe('store position', () => {
     expect(outcomes.filter((o) => o === 'repaired')).toHaveLength(1);
     expect(await mismatches()).toEqual([]);
     expect((await reader.freshness()).stale).toBe(false);
+  });
+
+  // A backfill refilling the store (no epoch) while Redis dies and comes back from an older file:
+  // the writes of its later chunks are gone, and the backfill must not mark the store complete
+  // over those holes (the workflow starts it again: test/workflows).
+  it('Redis restarted from an older file during a backfill: the next step fails, the finish leaves the store incomplete', async () => {
+    const { acts } = await seededStoreCountingDivergences();
+    await rebuildStore(c.redis, c.keys, null); // a refill: every partition emptied, no epoch
+    const marker = 'bf-restart-test';
+    await acts.backfillPlan({ marker });
+    const chunk = (table: BackfillTable, step: number) =>
+      acts.backfillChunk({ table, after: null, limit: 100_000, marker, step });
+    await chunk('fulfillment_centers', 1);
+    await c.redis.save(); // the file Redis will come back from: step 1 done
+    await chunk('region_fc', 2);
+    await chunk('skus', 3);
+    await restartFromFile();
+    await expect(chunk('inventory', 4)).rejects.toMatchObject({ type: 'BackfillWritesLost' });
+    const finished = await acts.finishBackfill({ epoch: 'bf-restart-epoch', marker, steps: 4 });
+    expect(finished.incomplete).toEqual(c.keys.partitions.map((_, i) => i));
+    expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(0);
+    // started again, it completes the store
+    await backfillEverything(acts, 'bf-restart-again');
+    await drainAll(acts);
+    expect(await mismatches()).toEqual([]);
   });
 
   it('a store ahead of the source (PostgreSQL restored from a backup) is rebuilt, loudly, and reads are stale until it is whole', async () => {

@@ -5,7 +5,7 @@
  * (nothing is downloaded), with a low continue-as-new suggestion threshold so that a run is told
  * to continue-as-new after a few batches instead of thousands of events.
  */
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { History } from '@temporalio/common/lib/proto-utils';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -451,5 +451,49 @@ describe('drain workflow (mocked activities)', () => {
       return run.fetchHistory();
     });
     expect(childStarts(history).initiated.sort()).toEqual(['sku-rebuild-C1', 'sku-rebuild-C2', 'sku-rebuild-C3']);
+  });
+});
+
+describe('backfill workflow (mocked activities)', () => {
+  // Redis came back from an older state mid-backfill (activities/backfill/backfill.ts): the step
+  // that notices fails for good, and the backfill starts again, under a new marker, from the first
+  // table, instead of marking a store with holes complete.
+  it('starts again from the first table when the store lost the writes of earlier steps', async () => {
+    const chunks: { table: string; marker?: string; step?: number }[] = [];
+    const finished: { marker?: string; steps?: number }[] = [];
+    let failed = false;
+    const activities: Pick<Activities, 'backfillPlan' | 'backfillChunk' | 'backfillLoads' | 'finishBackfill'> = {
+      backfillPlan: async () => ({ fulfillment_centers: 1, region_fc: 1, skus: 1, inventory: 1 }),
+      async backfillChunk(input) {
+        chunks.push({ table: input.table, marker: input.marker, step: input.step });
+        if (input.step === 3 && !failed) {
+          failed = true;
+          throw ApplicationFailure.nonRetryable('steps lost', 'BackfillWritesLost');
+        }
+        return { rows: 1, last: null, filled: 1 };
+      },
+      backfillLoads: async () => ({ counters: 0, cursor: CURSOR }),
+      async finishBackfill(input) {
+        finished.push({ marker: input.marker, steps: input.steps });
+        return { incomplete: [] };
+      },
+    };
+    await withWorker(activities, async (taskQueue) => {
+      const run = await env.client.workflow.start(backfillWorkflow, {
+        taskQueue,
+        workflowId: `backfill-unit-${Date.now()}`,
+        args: [{ chunkRows: 10, rowsPerSecond: 0 }],
+      });
+      expect(await run.result()).toEqual({ rows: 4, counters: 0 });
+    });
+    const tables = ['fulfillment_centers', 'region_fc', 'skus', 'inventory'];
+    expect(chunks.map((c) => `${c.table}#${c.step}`)).toEqual([
+      'fulfillment_centers#1',
+      'region_fc#2',
+      'skus#3', // lost writes found: again from the start
+      ...tables.map((t, i) => `${t}#${i + 1}`),
+    ]);
+    expect(chunks[3]!.marker).not.toBe(chunks[0]!.marker);
+    expect(finished).toEqual([{ marker: chunks[3]!.marker, steps: 5 }]);
   });
 });
