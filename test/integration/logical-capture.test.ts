@@ -408,7 +408,7 @@ describe('capture from the WAL of two source databases', () => {
     );
     await captureUntilCovered(pipeline, sources); // written, and confirmed to the slot
     const inventory = sources.find((s) => s.name === 'inventory')!;
-    for (const until = Date.now() + 5_000; Date.now() < until; ) {
+    for (const until = Date.now() + 5_000; Date.now() < until;) {
       const at = (await withClient(TEST_INVENTORY_URL, (c) => readSlot(c, inventory.slot))).confirmedFlushLsn;
       if (at !== null && at > before.lsn) break;
       await new Promise((r) => setTimeout(r, 50));
