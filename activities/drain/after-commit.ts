@@ -90,7 +90,7 @@ async function rebuildRequests(deps: DrainDeps, raised: string[]): Promise<strin
 }
 
 /** SKU rebuilds one drain activity reports for the workflow to start (also the pending lookup's size). */
-const MAX_REBUILDS_REPORTED = 50;
+export const MAX_REBUILDS_REPORTED = 50;
 
 /** Outbox transactions whose trace one batch adds its apply to (a huge catch-up batch: the first ones). */
 const MAX_TRACED_TRANSACTIONS = 64;

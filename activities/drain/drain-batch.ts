@@ -36,7 +36,7 @@ import { pendingRows } from '../../outbox/status';
 import { applyUpdates } from '../../store/apply';
 import { rememberTruncates } from '../../store/store-position';
 import { applyOptions } from '../apply-options';
-import { afterApplied, afterIdle } from './after-commit';
+import { afterApplied, afterIdle, MAX_REBUILDS_REPORTED } from './after-commit';
 import { claimBeginSql, claimDrain } from './claim';
 import { checkPosition, resolveDivergence } from './divergence';
 import { faultPoint } from './fault-injection';
@@ -83,7 +83,8 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
     const nextRows = Math.min(largest, maxRows * 2);
     const result = await tryOneBatch(deps, input.owner, { now: maxRows, next: nextRows });
     total = addUp(total, result);
-    for (const sku of result.rebuildSkus ?? []) rebuilds.add(sku);
+    // (every shard of the call reports its own: the rest wait in the store for the next lookups)
+    for (const sku of result.rebuildSkus ?? []) if (rebuilds.size < MAX_REBUILDS_REPORTED) rebuilds.add(sku);
     maxRows = result.outcome === 'applied' && !result.caughtUp ? nextRows : base;
     total.batchSize = maxRows;
     // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
