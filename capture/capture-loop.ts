@@ -117,8 +117,10 @@ export class CaptureSession {
     admin.on('end', () => void (adminLost.lost = true));
     await admin.connect();
     try {
-      const before = await readCaptureProgress(pipeline, source.name);
+      // The slot first: a session still streaming records each position before it confirms it, so
+      // the progress row read after the slot is at or past the slot unless writes were lost.
       const slot = await readSlot(admin, source.slot);
+      const before = await readCaptureProgress(pipeline, source.name);
       // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
       // lost in a failover, and the changes in between are not in the outbox. Recorded before the
       // new slot exists, so a crash in between cannot hide it.
@@ -129,6 +131,7 @@ export class CaptureSession {
       // position and will never send those changes again.
       const writesLost =
         !slotGone &&
+        !slot.active && // another session streams it (this one will be refused): it is its to tell
         !!before?.confirmsRecorded &&
         before.lsn > 0n &&
         slot.confirmedFlushLsn !== null &&

@@ -21,7 +21,11 @@ export interface CaptureProgressRow {
   switchId: string | null;
   /** When its slot was lost: reads stay stale until the store is refilled from it. */
   lostAtMs: number | null;
-  /** Every position confirmed to the slot was recorded first (migration 015): the slot is never past `lsn`. */
+  /**
+   * Every position confirmed to the slot since the last session took the source was recorded first
+   * (migration 015: that session kept the rule, and no other took the source since): the slot is
+   * never past `lsn`.
+   */
   confirmsRecorded: boolean;
 }
 
@@ -46,7 +50,8 @@ export class CaptureFencedError extends Error {
  *
  * From here on every position this session confirms to the slot is recorded first (migration
  * 015). `slotConfirmed`, the slot's position as the session found it, is recorded when the rule
- * did not hold before (an older version confirmed idle positions without recording them).
+ * did not hold up to now (an older version's session, which confirms idle positions without
+ * recording them, took the source last).
  */
 export async function claimCaptureSource(
   db: pg.Pool | pg.ClientBase,
@@ -55,8 +60,9 @@ export async function claimCaptureSource(
 ): Promise<number> {
   const r = await db.query<{ generation: string }>(
     `update pipeline.capture_progress
-        set generation = generation + 1, confirms_recorded = true,
-            lsn = case when confirms_recorded or $2::pg_lsn is null then lsn else greatest(lsn, $2::pg_lsn) end
+        set generation = generation + 1, confirms_recorded_by = generation + 1,
+            lsn = case when confirms_recorded_by is not distinct from generation or $2::pg_lsn is null then lsn
+                       else greatest(lsn, $2::pg_lsn) end
       where source = $1 returning generation::text`,
     [source, slotConfirmed === null ? null : formatLsn(slotConfirmed)],
   );
@@ -88,7 +94,8 @@ export async function readCaptureProgress(
     confirms_recorded: boolean;
   }>(
     `select source, slot, lsn::text as lsn, (extract(epoch from covered_at) * 1000)::float8 as covered_ms, rows, switch_id,
-            (extract(epoch from lost_at) * 1000)::float8 as lost_ms, confirms_recorded
+            (extract(epoch from lost_at) * 1000)::float8 as lost_ms,
+            confirms_recorded_by is not distinct from generation as confirms_recorded
        from pipeline.capture_progress where source = $1`,
     [source],
   );

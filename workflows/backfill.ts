@@ -11,6 +11,7 @@ import {
   continueAsNew,
   defineQuery,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -59,7 +60,15 @@ export async function backfillWorkflow(input: BackfillInput = {}): Promise<{ row
   // This backfill's id in every store partition: a partition rebuilt meanwhile loses it, and is
   // not marked complete at the end (activities/backfill/backfill.ts, finishBackfill).
   const marker = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
-  const state = input.state ?? { tableIndex: 0, after: null, rows: 0, estimatedRows: 0, marker, steps: 0 };
+  // Steps are counted by runs started by this code (a run of older code, replayed, counts none).
+  const state = input.state ?? {
+    tableIndex: 0,
+    after: null,
+    rows: 0,
+    estimatedRows: 0,
+    marker,
+    ...(patched('backfill-step-count') ? { steps: 0 } : {}),
+  };
   if (!input.state) {
     const plan = await backfillPlan({ marker });
     state.estimatedRows = Object.values(plan).reduce((a, b) => a + b, 0);

@@ -42,12 +42,13 @@ type ChildOptions = Omit<ChildWorkflowOptions, 'typeInfo'> & { typeInfo?: never 
 
 /**
  * Starts a child that outlives this run (abandoned). A run of it already going under the same id
- * is not an error: that run does the work; a finished one may be started again.
+ * is not an error: that run does the work; a finished one may be started again. Returns whether
+ * this call started one.
  */
 export async function startUnlessRunning<W extends Workflow>(
   workflow: W,
   options: WithWorkflowArgs<W, ChildOptions>,
-): Promise<void> {
+): Promise<boolean> {
   try {
     await startChild(workflow, {
       ...childTags(workflow.name),
@@ -55,7 +56,9 @@ export async function startUnlessRunning<W extends Workflow>(
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     });
+    return true;
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    return false;
   }
 }

@@ -235,12 +235,13 @@ const MAX_REBUILDS_PER_RUN = 1_000;
  * for the SKU is fine: it re-reads the SKU's current rows and clears the request once the drain
  * has applied them.
  */
-async function startRebuilds(skus: string[]): Promise<void> {
-  await Promise.all(
+async function startRebuilds(skus: string[]): Promise<number> {
+  const started = await Promise.all(
     skus.map((sku) =>
       startUnlessRunning(skuRebuildWorkflow, { workflowId: skuRebuildWorkflowId(sku), args: [{ sku }] }),
     ),
   );
+  return started.filter(Boolean).length;
 }
 
 /** What a drain result asks the workflow to start: SKU rebuilds, the automatic backfill. */
@@ -251,9 +252,17 @@ async function startWhatItAsks(
   rebuilds: { left: number },
 ): Promise<void> {
   if (r.rebuildSkus?.length) {
-    const skus = patched('drain-rebuilds-capped-per-run') ? r.rebuildSkus.slice(0, rebuilds.left) : r.rebuildSkus;
-    rebuilds.left -= skus.length;
-    await startRebuilds(skus);
+    // Only the children this run starts count (a start finding the SKU's rebuild running, as the
+    // pending requests of a drain that is behind keep doing, adds no pending child).
+    if (!patched('drain-rebuilds-capped-per-run')) {
+      await startRebuilds(r.rebuildSkus);
+    } else {
+      for (let next = 0; next < r.rebuildSkus.length && rebuilds.left > 0; ) {
+        const skus = r.rebuildSkus.slice(next, next + rebuilds.left);
+        next += skus.length;
+        rebuilds.left -= await startRebuilds(skus);
+      }
+    }
   }
   // The store was complete again since the backfill was asked for: a later loss in this run (a
   // TRUNCATE, a source's lost slot) needs a backfill of its own.

@@ -217,8 +217,9 @@ export async function markBackfillStart(redis: StoreRedis, keys: StoreKeys, mark
     keys.partitions,
     (p) => p.backfill,
     (pipeline, p) => {
-      pipeline.set(p.backfill, marker);
+      // the step first: a Redis restored to any point holding the marker holds it too
       pipeline.set(p.backfillStep, '0');
+      pipeline.set(p.backfill, marker);
     },
   );
 }

@@ -11,7 +11,11 @@
 -- no longer carries this backfill (rebuilt meanwhile: the finish leaves it incomplete).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local step = tonumber(ARGV[2])
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local recorded = redis.call('GET', KEYS[2])
+-- No step beside the marker: an older version's worker marked the start (it counts no steps; the
+-- marker's start writes the step first otherwise). Counting starts here.
+if not recorded then redis.call('SET', KEYS[2], ARGV[2]) return 1 end
+local last = tonumber(recorded)
 if last == step then return 1 end
 if last ~= step - 1 then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])

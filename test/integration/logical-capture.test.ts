@@ -432,6 +432,28 @@ describe('capture from the WAL of two source databases', () => {
     await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
   }, 60_000);
 
+  // During a rolling upgrade (or after a rollback) a session of an older version takes the source
+  // and confirms idle positions without recording them: the slot past the recorded position then
+  // says nothing, and the next session of this version records where the slot is instead.
+  it('a slot past the recorded position after an older session took the source is no loss', async () => {
+    await captureUntilCovered(pipeline, sources);
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const recorded = (await readCaptureProgress(pipeline, 'inventory'))!.lsn;
+    // the older session: takes the source (the next generation), moves the slot, records nothing
+    await pipeline.query(`update pipeline.capture_progress set generation = generation + 1 where source = 'inventory'`);
+    await pipeline.query(`update pipeline.capture_progress set lsn = $2::pg_lsn where source = $1`, [
+      'inventory',
+      formatLsn(recorded - 1n),
+    ]);
+    expect((await readCaptureProgress(pipeline, 'inventory'))!.confirmsRecorded).toBe(false);
+    await captureUntilCovered(pipeline, sources);
+    const after = (await readCaptureProgress(pipeline, 'inventory'))!;
+    expect(after.lostAtMs).toBeNull();
+    expect(after.confirmsRecorded).toBe(true);
+    const slotAt = (await withClient(TEST_INVENTORY_URL, (c) => readSlot(c, inventory.slot))).confirmedFlushLsn!;
+    expect(after.lsn).toBeGreaterThanOrEqual(slotAt);
+  }, 60_000);
+
   // After the tests that capture: it moves the slot past what it reads without writing it (ticks only).
   it('confirms the slot up to the newest position, however fast positions come, and the last one on close', async () => {
     const source = sources[0]!;

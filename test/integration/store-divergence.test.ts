@@ -26,7 +26,7 @@ import { freePort, stopProcess } from '../support/redis-process';
 import { exited } from '../support/worker-process';
 import { FIELD } from '../../store/names';
 import { rebuildStore } from '../../store/rebuild';
-import type { BackfillTable } from '../../activities/backfill/backfill';
+import { BackfillWritesLost, recordBackfillStep, type BackfillTable } from '../../activities/backfill/backfill';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fb-redis-'));
@@ -190,6 +190,21 @@ describe('store position', () => {
     await backfillEverything(acts, 'bf-restart-again');
     await drainAll(acts);
     expect(await mismatches()).toEqual([]);
+  });
+
+  // A backfill started by an older worker marked the start without a step: counting starts at the
+  // first step recorded, and a step far behind is still told.
+  it('backfill steps: counting starts where an older worker left no step; a gap is lost writes', async () => {
+    await seededStoreCountingDivergences();
+    const p = c.keys.partitions[0]!;
+    await c.redis.set(p.backfill, 'older-worker');
+    await c.redis.del(p.backfillStep);
+    await recordBackfillStep(c.redis, { ...c.keys, partitions: [p] }, 'older-worker', 7);
+    expect(await c.redis.get(p.backfillStep)).toBe('7');
+    await recordBackfillStep(c.redis, { ...c.keys, partitions: [p] }, 'older-worker', 7); // a retried step
+    await expect(recordBackfillStep(c.redis, { ...c.keys, partitions: [p] }, 'older-worker', 9)).rejects.toBeInstanceOf(
+      BackfillWritesLost,
+    );
   });
 
   it('a store ahead of the source (PostgreSQL restored from a backup) is rebuilt, loudly, and reads are stale until it is whole', async () => {

@@ -432,25 +432,40 @@ describe('drain workflow (mocked activities)', () => {
   });
 
   // A mass reactivation must not take a run past Temporal's limit of pending children: the
-  // requests past the cap stay in the store, and the next run starts them.
-  it('starts at most maxRebuildsPerRun rebuilds in one run', async () => {
+  // requests past the cap stay in the store, and the next run starts them. A start that finds the
+  // SKU's rebuild running adds no child, and does not count.
+  it('starts at most maxRebuildsPerRun rebuilds in one run, counting only those it started', async () => {
+    const reported: Record<number, string[]> = { 1: ['C1', 'C2'], 2: ['C1', 'C3', 'C4'], 3: ['C5'] };
     const drain = drainActivities({
       async batch(n, input) {
         if (n === 3) await stopDrain(input.owner);
-        return { rebuildSkus: [`C${2 * n - 1}`, `C${2 * n}`] };
+        return { rebuildSkus: reported[n] };
       },
     });
+    let releaseRebuilds!: () => void;
+    const rebuildsMayFinish = new Promise<void>((resolve) => (releaseRebuilds = resolve));
     const rebuildActivities: Pick<Activities, 'refreshSku' | 'finishSkuRebuild'> = {
-      refreshSku: async () => ({ rows: 1, snapshot: 'snapshot' }),
+      async refreshSku() {
+        await rebuildsMayFinish; // running while the drain goes on
+        return { rows: 1, snapshot: 'snapshot' };
+      },
       finishSkuRebuild: async () => undefined,
     };
     const history = await withWorker({ ...drain.activities, ...rebuildActivities }, async (taskQueue) => {
-      const run = await startDrain(taskQueue, { maxRebuildsPerRun: 3 });
-      expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 3 });
-      for (const sku of ['C1', 'C2', 'C3']) await env.client.workflow.getHandle(skuRebuildWorkflowId(sku)).result();
-      return run.fetchHistory();
+      try {
+        const run = await startDrain(taskQueue, { maxRebuildsPerRun: 3 });
+        expect(await run.result()).toMatchObject({ outcome: 'stopped', batches: 3 });
+        releaseRebuilds();
+        for (const sku of ['C1', 'C2', 'C3']) await env.client.workflow.getHandle(skuRebuildWorkflowId(sku)).result();
+        return run.fetchHistory();
+      } finally {
+        releaseRebuilds();
+      }
     });
-    expect(childStarts(history).initiated.sort()).toEqual(['sku-rebuild-C1', 'sku-rebuild-C2', 'sku-rebuild-C3']);
+    const children = childStarts(history);
+    // batch 2: one left, C1 running (not counted), C3 started; batch 3: none left
+    expect(children.started.sort()).toEqual(['sku-rebuild-C1', 'sku-rebuild-C2', 'sku-rebuild-C3']);
+    expect(children.alreadyRunning).toEqual(['sku-rebuild-C1']);
   });
 });
 
