@@ -257,7 +257,7 @@ async function startWhatItAsks(
     if (!patched('drain-rebuilds-capped-per-run')) {
       await startRebuilds(r.rebuildSkus);
     } else {
-      for (let next = 0; next < r.rebuildSkus.length && rebuilds.left > 0; ) {
+      for (let next = 0; next < r.rebuildSkus.length && rebuilds.left > 0;) {
         const skus = r.rebuildSkus.slice(next, next + rebuilds.left);
         next += skus.length;
         rebuilds.left -= await startRebuilds(skus);
