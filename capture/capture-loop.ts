@@ -343,7 +343,7 @@ async function captureUntilDone(
         // position: CaptureSession.open tells a lost capture write by it).
         lastIdleConfirm = Date.now();
         const lsn = state.keepaliveLsn;
-        writing = recordIdlePosition(opts.pipeline, state.source.name, lsn, state.generation)
+        writing = recordIdlePosition(opts.pipeline, state.source.name, lsn, state.generation, state.writtenLsn)
           .then(() => stream.confirm(lsn))
           .catch((err: Error) => void (failed = err))
           .finally(() => (writing = null));
@@ -505,6 +505,7 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
   const { batch, chunks } = await withChunkRows(opts.pipeline, taken, state);
   faultPoint('capture-before-write');
   const result = await writeCapturedTransactions(opts.pipeline, state.source.name, batch, {
+    written: state.writtenLsn,
     switchDone,
     chunks,
     generation: state.generation,

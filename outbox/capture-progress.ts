@@ -43,6 +43,21 @@ export class CaptureFencedError extends Error {
 }
 
 /**
+ * The recorded position went back behind what this session had written and confirmed: the
+ * pipeline database lost capture writes (a failover to a standby behind it) while the session
+ * lived. It must stop: the next session finds the slot past the recorded position and marks the
+ * source lost (capture/capture-loop.ts), where writing on would cover the gap over.
+ */
+export class CaptureWritesLostError extends Error {
+  constructor(source: string, recorded: bigint, written: bigint) {
+    super(
+      `capture of ${source}: the pipeline database records ${formatLsn(recorded)}, behind the ${formatLsn(written)} this session wrote: it lost capture writes (a failover?); the session stops`,
+    );
+    this.name = 'CaptureWritesLostError';
+  }
+}
+
+/**
  * Takes the source for a session that has just started streaming it: the next generation, which
  * every write of the session checks (writeCapturedTransactions). Any older session's writes fail
  * from now on, so one that outlived its activity, or still holds a batch from a slot since lost,
@@ -124,17 +139,26 @@ export async function recordIdlePosition(
   source: string,
   lsn: bigint,
   generation: number | undefined,
+  /** What the session wrote: a recorded position behind it is CaptureWritesLostError. */
+  written = 0n,
 ): Promise<void> {
-  const r = await db.query<{ generation: string | null; moved: number }>(
-    `with prog as (select generation from pipeline.capture_progress where source = $1),
+  const r = await db.query<{ generation: string | null; recorded: string | null; moved: number }>(
+    `with prog as (select generation, lsn from pipeline.capture_progress where source = $1),
           moved as (
             update pipeline.capture_progress set lsn = greatest(lsn, $2::pg_lsn)
-             where source = $1 and ($3::bigint is null or generation = $3::bigint) returning 1)
-     select (select generation::text from prog) as generation, (select count(*) from moved)::int as moved`,
-    [source, formatLsn(lsn), generation ?? null],
+             where source = $1 and ($3::bigint is null or generation = $3::bigint) and lsn >= $4::pg_lsn
+            returning 1)
+     select (select generation::text from prog) as generation, (select lsn::text from prog) as recorded,
+            (select count(*) from moved)::int as moved`,
+    [source, formatLsn(lsn), generation ?? null, formatLsn(written)],
   );
   const row = r.rows[0]!;
-  if (!row.moved) throw new CaptureFencedError(source, generation ?? -1, row.generation ?? 'none');
+  if (row.moved) return;
+  if (generation !== undefined && row.generation !== null && row.generation !== String(generation))
+    throw new CaptureFencedError(source, generation, row.generation);
+  if (row.recorded !== null && parseLsn(row.recorded) < written)
+    throw new CaptureWritesLostError(source, parseLsn(row.recorded), written);
+  throw new CaptureFencedError(source, generation ?? -1, row.generation ?? 'none');
 }
 
 /** What became of the chunks whose high watermarks a batch met (capture/watermark-read.ts). */
@@ -169,6 +193,8 @@ export async function writeCapturedTransactions(
     generation?: number;
     /** The batch holds the hand-over marker: from now on the triggers write nothing. */
     switchDone?: boolean;
+    /** What the session wrote before: a recorded position behind it is CaptureWritesLostError. */
+    written?: bigint;
     /** Chunks read between watermarks whose rows the batch holds, or that were abandoned. */
     chunks?: ChunkOutcome;
   } = {},
@@ -176,7 +202,14 @@ export async function writeCapturedTransactions(
   const rowCount = transactions.reduce((n, t) => n + t.rows.length, 0);
   const plain = !opts.switchDone && !opts.chunks?.written.length && !opts.chunks?.abandoned.length;
   if (plain && transactions.length && rowCount <= ONE_STATEMENT_MAX_ROWS) {
-    const written = await writeInOneStatement(pipeline, source, transactions, rowCount, opts.generation);
+    const written = await writeInOneStatement(
+      pipeline,
+      source,
+      transactions,
+      rowCount,
+      opts.generation,
+      opts.written ?? 0n,
+    );
     if (written) return written;
   }
   return withTransaction(pipeline, async (client) => {
@@ -188,6 +221,7 @@ export async function writeCapturedTransactions(
     if (opts.generation !== undefined && at.rows[0]!.generation !== String(opts.generation))
       throw new CaptureFencedError(source, opts.generation, at.rows[0]!.generation);
     const done = parseLsn(at.rows[0]!.lsn);
+    if (opts.written !== undefined && done < opts.written) throw new CaptureWritesLostError(source, done, opts.written);
     const fresh = transactions.filter((t) => t.endLsn > done);
     if (!fresh.length) return { transactions: 0, rows: 0, lsn: done };
 
@@ -247,6 +281,7 @@ async function writeInOneStatement(
   transactions: CapturedTransaction[],
   rowCount: number,
   generation: number | undefined,
+  written: bigint,
 ): Promise<WriteResult | null> {
   const partitions = routedWith.get(pipeline) ?? 1;
   // The rows as one JSON array of [tbl, op, key, image, old image, route]: the images are JSON text
@@ -267,7 +302,7 @@ async function writeInOneStatement(
        select partitions from pipeline.drain_layout for share
      ), go as (
        select 1 from prog
-        where prog.lsn < $2::pg_lsn and coalesce((select partitions from layout), 1) = $3
+        where prog.lsn < $2::pg_lsn and prog.lsn >= $9::pg_lsn and coalesce((select partitions from layout), 1) = $3
           and ($8::bigint is null or prog.generation = $8::bigint)
      ), ins as (
        insert into pipeline.outbox (tbl, op, key, image, old_image, route)
@@ -295,6 +330,7 @@ async function writeInOneStatement(
       rowCount,
       covered,
       generation ?? null,
+      formatLsn(written),
     ],
   );
   const row = r.rows[0]!;

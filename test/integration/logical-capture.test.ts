@@ -18,6 +18,7 @@ import { CaptureSession, runCapture, type CaptureProgress } from '../../capture/
 import type { CaptureSource } from '../../capture/sources';
 import {
   CaptureFencedError,
+  CaptureWritesLostError,
   claimCaptureSource,
   markSourceLost,
   readCaptureProgress,
@@ -429,6 +430,35 @@ describe('capture from the WAL of two source databases', () => {
       'region_fc',
       'inventory',
     ]);
+    await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
+  }, 60_000);
+
+  // The same failover while a session lives on (its pool reconnected to the promoted standby): its
+  // next write finds the recorded position behind what it wrote, and stops instead of covering the
+  // gap over; the next session marks the source lost.
+  it('a session whose written position the pipeline database lost stops at its next write', async () => {
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const session = await CaptureSession.open(inventory, pipeline);
+    try {
+      await withClient(TEST_INVENTORY_URL, (c) =>
+        c.query(`insert into shop.skus values ('LOST-LIVE-1', 't', 'active', now())`),
+      );
+      await session.run({ tickMs: 20, budgetMs: 1_000 });
+      const written = (await readCaptureProgress(pipeline, 'inventory'))!.lsn;
+      await pipeline.query(`update pipeline.capture_progress set lsn = $2::pg_lsn where source = $1`, [
+        'inventory',
+        formatLsn(written - 1n),
+      ]);
+      await withClient(TEST_INVENTORY_URL, (c) =>
+        c.query(`insert into shop.skus values ('LOST-LIVE-2', 't', 'active', now())`),
+      );
+      await expect(session.run({ tickMs: 20, budgetMs: 1_000 })).rejects.toBeInstanceOf(CaptureWritesLostError);
+      expect((await readCaptureProgress(pipeline, 'inventory'))!.lsn).toBe(written - 1n);
+    } finally {
+      await session.close();
+    }
+    await captureUntilCovered(pipeline, sources);
+    expect((await readCaptureProgress(pipeline, 'inventory'))!.lostAtMs).not.toBeNull();
     await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
   }, 60_000);
 
