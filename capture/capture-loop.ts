@@ -117,32 +117,16 @@ export class CaptureSession {
     admin.on('end', () => void (adminLost.lost = true));
     await admin.connect();
     try {
-      // The slot first: a session still streaming records each position before it confirms it, so
-      // the progress row read after the slot is at or past the slot unless writes were lost.
-      const slot = await readSlot(admin, source.slot);
       const before = await readCaptureProgress(pipeline, source.name);
       // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
       // lost in a failover, and the changes in between are not in the outbox. Recorded before the
       // new slot exists, so a crash in between cannot hide it.
-      const slotGone = !slotUsable(slot) && !!before && (before.lsn > 0n || before.coveredAtMs !== null);
-      // The slot confirmed past what the pipeline database recorded: every position is recorded
-      // before it is confirmed (migration 015), so the database lost capture writes it had
-      // committed (a failover to a standby behind it, a restore). The stream resumes at the slot's
-      // position and will never send those changes again.
-      const writesLost =
-        !slotGone &&
-        !slot.active && // another session streams it (this one will be refused): it is its to tell
-        !!before?.confirmsRecorded &&
-        before.lsn > 0n &&
-        slot.confirmedFlushLsn !== null &&
-        slot.confirmedFlushLsn > before.lsn;
-      const lost = slotGone || writesLost;
+      const lost =
+        !slotUsable(await readSlot(admin, source.slot)) && !!before && (before.lsn > 0n || before.coveredAtMs !== null);
       if (lost) {
         await markSourceLost(pipeline, source.name, source.tables);
         logger('capture').warn(
-          slotGone
-            ? `the replication slot of ${source.name} was lost and is created again; changes between are missing, so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`
-            : `the replication slot of ${source.name} confirmed ${formatLsn(slot.confirmedFlushLsn!)}, past the ${formatLsn(before!.lsn)} the pipeline database recorded: it lost capture writes (a failover to a standby behind it, or a restore), so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,
+          `the replication slot of ${source.name} was lost and is created again; changes between are missing, so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,
         );
       }
       const slotCreated = await ensureSlot(admin, source.slot);
@@ -160,12 +144,16 @@ export class CaptureSession {
       let generation: number;
       let recorded: CaptureProgressRow | null;
       let historyStart: HistoryStart;
+      let writesLost = false;
       try {
         // What the stream will never send and a chunk read soon may still not see (history-start.ts).
         historyStart = await readHistoryStart(admin);
+        // This session holds the slot's stream: nobody else moves its confirmed position now.
+        const slotAt = slotCreated ? null : (await readSlot(admin, source.slot)).confirmedFlushLsn;
+        writesLost = !lost && (await writesLostBefore(pipeline, source, slotAt));
         // Taken once this session holds the slot's stream: from here on, the writes of any older
         // session (one that outlived its activity, or streamed the old primary's slot) fail.
-        generation = await claimCaptureSource(pipeline, source.name, slotCreated ? null : slot.confirmedFlushLsn);
+        generation = await claimCaptureSource(pipeline, source.name, slotAt);
         // again: registering may have created the row, and a lost slot reset what it records
         recorded = await readCaptureProgress(pipeline, source.name);
       } catch (err) {
@@ -182,7 +170,7 @@ export class CaptureSession {
         );
       }
       state.switchId = recorded?.switchId ?? null;
-      state.slotLost = lost;
+      state.slotLost = lost || writesLost;
       state.tickConnection = adminLost;
       return new CaptureSession(source, pipeline, stream, admin, state);
     } catch (err) {
@@ -228,6 +216,24 @@ export async function runCapture(opts: CaptureRunOptions): Promise<CaptureProgre
   } finally {
     await session.close();
   }
+}
+
+/**
+ * The slot confirmed past what the pipeline database recorded: every position is recorded before
+ * it is confirmed (migration 015), so the database lost capture writes it had committed (a
+ * failover to a standby behind it, a restore). The stream resumes at the slot's position and will
+ * never send those changes again: the source is marked lost (its slot is kept). Judged while this
+ * session holds the stream, so no other session moves the slot meanwhile.
+ */
+async function writesLostBefore(pipeline: pg.Pool, source: CaptureSource, slotAt: bigint | null): Promise<boolean> {
+  if (slotAt === null) return false;
+  const row = await readCaptureProgress(pipeline, source.name);
+  if (!row?.confirmsRecorded || row.lsn === 0n || slotAt <= row.lsn) return false;
+  await markSourceLost(pipeline, source.name, source.tables);
+  logger('capture').warn(
+    `the replication slot of ${source.name} confirmed ${formatLsn(slotAt)}, past the ${formatLsn(row.lsn)} the pipeline database recorded: it lost capture writes (a failover to a standby behind it, or a restore), so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,
+  );
+  return true;
 }
 
 /** A transaction read and not yet written, with the chunk windows it closed (high watermarks). */
@@ -344,7 +350,13 @@ async function captureUntilDone(
         lastIdleConfirm = Date.now();
         const lsn = state.keepaliveLsn;
         writing = recordIdlePosition(opts.pipeline, state.source.name, lsn, state.generation, state.writtenLsn)
-          .then(() => stream.confirm(lsn))
+          .then(() => {
+            // recorded: the position this session stands for from now on (a later write finding the
+            // recorded position behind it tells lost writes; transactions the stream sends later
+            // end past it)
+            if (lsn > state.writtenLsn) state.writtenLsn = lsn;
+            stream.confirm(lsn);
+          })
           .catch((err: Error) => void (failed = err))
           .finally(() => (writing = null));
       }

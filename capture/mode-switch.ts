@@ -19,7 +19,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { SlotBusyError } from './replication-stream';
 import { withTransaction } from '../db/transaction';
-import { forgetCaptureSource, registerCaptureSource, setCaptureSwitch } from '../outbox/capture-progress';
+import {
+  forgetCaptureSource,
+  registerCaptureSource,
+  releaseCaptureSource,
+  setCaptureSwitch,
+} from '../outbox/capture-progress';
 import { runCapture } from './capture-loop';
 import { dropSlot, ensureSlot } from './slot';
 import type { CaptureSource } from './sources';
@@ -93,6 +98,7 @@ export async function switchToTrigger(source: CaptureSource, pipeline: pg.Pool):
       await tx.query(captureTriggersSql(source.tables));
     }),
   );
+  await releaseCaptureSource(pipeline, source.name);
   await withSource(source, (c) => dropSlot(c, source.slot));
   await forgetCaptureSource(pipeline, source.name);
 }

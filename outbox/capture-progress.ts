@@ -384,6 +384,18 @@ export async function markSourceLost(db: pg.Pool, source: string, tables: readon
   });
 }
 
+/**
+ * Before a source's slot is dropped on purpose (the triggers took over): its row no longer claims a
+ * position or a coverage, so a row left behind by a crash before forgetCaptureSource is not taken
+ * for a lost slot, or for lost writes, by a later capture from the WAL (its new slot starts past it).
+ */
+export async function releaseCaptureSource(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
+  await db.query(
+    `update pipeline.capture_progress set lsn = '0/0', covered_at = null, confirms_recorded_by = null where source = $1`,
+    [source],
+  );
+}
+
 /** Forgets a source (its capture ended: the trigger capture took over, or the source left the configuration). */
 export async function forgetCaptureSource(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
   await db.query(`delete from pipeline.capture_progress where source = $1`, [source]);

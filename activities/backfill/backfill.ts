@@ -216,11 +216,10 @@ export async function markBackfillStart(redis: StoreRedis, keys: StoreKeys, mark
     redis,
     keys.partitions,
     (p) => p.backfill,
-    (pipeline, p) => {
-      // the step first: a Redis restored to any point holding the marker holds it too
-      pipeline.set(p.backfillStep, '0');
-      pipeline.set(p.backfill, marker);
-    },
+    // one command per partition (the helper maps one reply to each), and atomic: a Redis restored
+    // to any point holding the marker holds the step too, and no step of another backfill runs
+    // between the two
+    (pipeline, p) => void pipeline.mset(p.backfillStep, '0', p.backfill, marker),
   );
 }
 

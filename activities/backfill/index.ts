@@ -56,14 +56,17 @@ export function createBackfillActivities(deps: {
       marker?: string;
       step?: number;
     }) {
-      if (logical) return logical.chunk(input);
-      const r = await backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input);
+      // (steps are counted in both modes: a backfill can run across a change of CAPTURE_MODE)
+      const r = logical
+        ? await logical.chunk(input)
+        : await backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input);
       await recordStep(input);
       return r;
     },
     async backfillLoads(input: { marker?: string; step?: number } = {}) {
-      if (logical) return logical.loads();
-      const r = await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts);
+      const r = logical
+        ? await logical.loads()
+        : await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts);
       await recordStep(input);
       return r;
     },
