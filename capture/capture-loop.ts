@@ -343,20 +343,8 @@ async function captureUntilDone(
         state.keepaliveLsn > stream.confirmedLsn &&
         Date.now() - lastIdleConfirm >= IDLE_CONFIRM_MS
       ) {
-        // Idle: every transaction the server sent before its keepalive is written; the slot may
-        // move up to it (so it does not keep WAL of other databases' or unpublished tables' work),
-        // once the pipeline database has recorded it (the slot is never past the recorded
-        // position: CaptureSession.open tells a lost capture write by it).
         lastIdleConfirm = Date.now();
-        const lsn = state.keepaliveLsn;
-        writing = recordIdlePosition(opts.pipeline, state.source.name, lsn, state.generation, state.writtenLsn)
-          .then(() => {
-            // recorded: the position this session stands for from now on (a later write finding the
-            // recorded position behind it tells lost writes; transactions the stream sends later
-            // end past it)
-            if (lsn > state.writtenLsn) state.writtenLsn = lsn;
-            stream.confirm(lsn);
-          })
+        writing = confirmIdle(opts, stream, state)
           .catch((err: Error) => void (failed = err))
           .finally(() => (writing = null));
       }
@@ -372,6 +360,21 @@ async function captureUntilDone(
     await (writing as Promise<void> | null);
     await ticker.stop();
   }
+}
+
+/**
+ * Idle: every transaction the server sent before its keepalive is written; the slot may move up to
+ * it (so it does not keep WAL of other databases' or unpublished tables' work), once the pipeline
+ * database has recorded it (the slot is never past the recorded position: CaptureSession.open
+ * tells a lost capture write by it). Recorded, it is the position this session stands for: a
+ * later write finding the recorded position behind it tells lost writes, and the transactions the
+ * stream sends later end past it.
+ */
+async function confirmIdle(opts: CaptureRunOptions, stream: ReplicationStream, state: CaptureState): Promise<void> {
+  const lsn = state.keepaliveLsn;
+  await recordIdlePosition(opts.pipeline, state.source.name, lsn, state.generation, state.writtenLsn);
+  if (lsn > state.writtenLsn) state.writtenLsn = lsn;
+  stream.confirm(lsn);
 }
 
 /** An idle position is recorded and confirmed at most this often (the ticks move the slot too). */
