@@ -29,6 +29,7 @@ import {
   writeCapturedTransactions,
 } from '../outbox/capture-progress';
 import { tablesWithCaptureTriggers } from './capture-triggers';
+import { HistoryDivergedError, ResendCheck, sourceWalEnd, walWentBack } from './history-check';
 import { readHistoryStart, type HistoryStart } from './history-start';
 import { formatLsn, pgTimeToMs, type ReplicationFrame } from './pgoutput';
 import { ReplicationStream } from './replication-stream';
@@ -145,12 +146,15 @@ export class CaptureSession {
       let recorded: CaptureProgressRow | null;
       let historyStart: HistoryStart;
       let writesLost = false;
+      let wentBack = false;
+      let slotAt: bigint | null = null;
       try {
         // What the stream will never send and a chunk read soon may still not see (history-start.ts).
         historyStart = await readHistoryStart(admin);
         // This session holds the slot's stream: nobody else moves its confirmed position now.
-        const slotAt = slotCreated ? null : (await readSlot(admin, source.slot)).confirmedFlushLsn;
+        slotAt = slotCreated ? null : (await readSlot(admin, source.slot)).confirmedFlushLsn;
         writesLost = !lost && (await writesLostBefore(pipeline, source, slotAt));
+        wentBack = !lost && !writesLost && (await historyWentBack(pipeline, admin, source, slotAt));
         // Taken once this session holds the slot's stream: from here on, the writes of any older
         // session (one that outlived its activity, or streamed the old primary's slot) fail.
         generation = await claimCaptureSource(pipeline, source.name, slotAt);
@@ -170,7 +174,11 @@ export class CaptureSession {
         );
       }
       state.switchId = recorded?.switchId ?? null;
-      state.slotLost = lost || writesLost;
+      state.slotLost = lost || writesLost || wentBack;
+      // The slot confirmed behind the recorded position: what the stream sends again up to it must
+      // be what was captured (capture/history-check.ts).
+      if (slotAt !== null && recorded?.lastTransaction && recorded.lsn > slotAt)
+        state.resend = new ResendCheck(recorded.lsn, recorded.lastTransaction, slotAt);
       state.tickConnection = adminLost;
       return new CaptureSession(source, pipeline, stream, admin, state);
     } catch (err) {
@@ -236,6 +244,28 @@ async function writesLostBefore(pipeline: pg.Pool, source: CaptureSource, slotAt
   return true;
 }
 
+/**
+ * The source's WAL ends before the position the pipeline database recorded: the source went back
+ * (restored from a backup or a disk snapshot, its slot with it). The store holds changes the source
+ * no longer has, and the stream would skip its new ones up to there as written: the source is
+ * marked lost. (Once the source has written past the recorded position, the stream tells it:
+ * ResendCheck.)
+ */
+async function historyWentBack(
+  pipeline: pg.Pool,
+  admin: pg.Client,
+  source: CaptureSource,
+  slotAt: bigint | null,
+): Promise<boolean> {
+  if (slotAt === null) return false;
+  const row = await readCaptureProgress(pipeline, source.name);
+  const why = row && row.lsn > 0n ? walWentBack(await sourceWalEnd(admin), row.lsn) : null;
+  if (!why) return false;
+  await markSourceLost(pipeline, source.name, source.tables);
+  logger('capture').warn(new HistoryDivergedError(source.name, why).message);
+  return true;
+}
+
 /** A transaction read and not yet written, with the chunk windows it closed (high watermarks). */
 interface PendingTransaction extends CapturedTransaction {
   highs?: { chunk: string; window: ClosedWindow | null }[];
@@ -262,6 +292,10 @@ class CaptureState {
   tickConnection = { lost: false };
   /** The generation this session took (claimCaptureSource): its writes check it. */
   generation: number | undefined = undefined;
+  /** Checks what the stream sends again below the recorded position (capture/history-check.ts). */
+  resend: ResendCheck | null = null;
+  /** Why the source's history is not the one captured (ResendCheck): the session stops. */
+  diverged: string | null = null;
   /** This run's counts. */
   transactions = 0;
   rows = 0;
@@ -329,6 +363,7 @@ async function captureUntilDone(
       if (writing) await new Promise((resolve) => setImmediate(resolve));
       const frames = await stream.take(5_000, waitFor(state, opts.tickMs, !!writing));
       readFrames(frames, state);
+      if (state.diverged) await stopDiverged(opts, state, writing);
       const ready = readyToWrite(state, frames.length, maxRows);
       if (writing && (ready || frames.length === 0)) await writing; // the next batch waits its turn
       check();
@@ -360,6 +395,24 @@ async function captureUntilDone(
     await (writing as Promise<void> | null);
     await ticker.stop();
   }
+}
+
+/**
+ * The stream showed the source's history is not the one captured: once the write in flight is done
+ * (nothing past the recorded position was read, so nothing of the new history), the source is
+ * marked lost and the session stops. The next one resumes from the slot and skips nothing (the
+ * recorded position is cleared), and the drain empties the store and refills it.
+ */
+async function stopDiverged(
+  opts: CaptureRunOptions,
+  state: CaptureState,
+  writing: Promise<void> | null,
+): Promise<never> {
+  await writing;
+  await markSourceLost(opts.pipeline, state.source.name, state.source.tables);
+  const err = new HistoryDivergedError(state.source.name, state.diverged!);
+  logger('capture').warn(err.message);
+  throw err;
 }
 
 /**
@@ -407,6 +460,7 @@ function waitFor(state: CaptureState, tickMs: number, writing: boolean): number 
 function readFrames(frames: ReplicationFrame[], state: CaptureState): void {
   for (const frame of frames) {
     if (frame.kind === 'keepalive') {
+      if ((state.diverged = state.resend?.keepalive(frame.walEnd) ?? null)) return;
       state.keepaliveLsn = frame.walEnd;
       continue;
     }
@@ -414,6 +468,7 @@ function readFrames(frames: ReplicationFrame[], state: CaptureState): void {
     const done = state.assembler.push(msg);
     if (msg.kind === 'begin') state.assembler.noteCommitTime(pgTimeToMs(msg.commitTimeUs));
     if (!done) continue;
+    if ((state.diverged = state.resend?.transaction(done) ?? null)) return; // nothing of it is kept
     const highs = watermarks(done, state);
     if (done.endLsn <= state.writtenLsn || state.handedBack) continue;
     const kept: PendingTransaction = onlySourceTables(handOver(done, state), state.source);

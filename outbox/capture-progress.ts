@@ -10,6 +10,7 @@ import { withTransaction } from '../db/transaction';
 import { finishChunks } from './capture-chunks';
 import { skuHash } from '../store/keys';
 import { from as copyFrom } from 'pg-copy-streams';
+import type { LastCapturedTransaction } from '../capture/history-check';
 
 export interface CaptureProgressRow {
   source: string;
@@ -27,6 +28,11 @@ export interface CaptureProgressRow {
    * never past `lsn`.
    */
   confirmsRecorded: boolean;
+  /**
+   * The last source transaction written, when it is the last one at or below `lsn` (migration 016;
+   * null when unknown: none written yet, or a write of an older version moved `lsn` since).
+   */
+  lastTransaction: LastCapturedTransaction | null;
 }
 
 /**
@@ -107,10 +113,15 @@ export async function readCaptureProgress(
     switch_id: string | null;
     lost_ms: number | null;
     confirms_recorded: boolean;
+    last_lsn: string | null;
+    last_xid: string | null;
+    last_commit_ms: number | null;
   }>(
     `select source, slot, lsn::text as lsn, (extract(epoch from covered_at) * 1000)::float8 as covered_ms, rows, switch_id,
             (extract(epoch from lost_at) * 1000)::float8 as lost_ms,
-            confirms_recorded_by is not distinct from generation as confirms_recorded
+            confirms_recorded_by is not distinct from generation as confirms_recorded,
+            case when last_txn_for = lsn then last_txn_lsn::text end as last_lsn,
+            last_txn_xid::text as last_xid, last_txn_commit_ms as last_commit_ms
        from pipeline.capture_progress where source = $1`,
     [source],
   );
@@ -125,6 +136,10 @@ export async function readCaptureProgress(
         switchId: row.switch_id,
         lostAtMs: row.lost_ms,
         confirmsRecorded: row.confirms_recorded,
+        lastTransaction:
+          row.last_lsn !== null && row.last_xid !== null && row.last_commit_ms !== null
+            ? { endLsn: parseLsn(row.last_lsn), xid: Number(row.last_xid), commitMs: row.last_commit_ms }
+            : null,
       }
     : null;
 }
@@ -145,7 +160,9 @@ export async function recordIdlePosition(
   const r = await db.query<{ generation: string | null; recorded: string | null; moved: number }>(
     `with prog as (select generation, lsn from pipeline.capture_progress where source = $1),
           moved as (
-            update pipeline.capture_progress set lsn = greatest(lsn, $2::pg_lsn)
+            update pipeline.capture_progress
+               set lsn = greatest(lsn, $2::pg_lsn),
+                   last_txn_for = case when last_txn_for = lsn then greatest(lsn, $2::pg_lsn) end
              where source = $1 and ($3::bigint is null or generation = $3::bigint) and lsn >= $4::pg_lsn
             returning 1)
      select (select generation::text from prog) as generation, (select lsn::text from prog) as recorded,
@@ -229,15 +246,17 @@ export async function writeCapturedTransactions(
     const rows = fresh.reduce((n, t) => n + t.rows.length, 0);
     if (rows) await copyIntoOutbox(client, fresh);
     if (opts.chunks) await finishChunks(client, opts.chunks);
-    const lsn = fresh[fresh.length - 1]!.endLsn;
+    const last = fresh[fresh.length - 1]!;
+    const lsn = last.endLsn;
     const moved = await client.query<{ txid: string }>(
       `update pipeline.capture_progress
           set lsn = $2::pg_lsn, rows = rows + $3,
               covered_at = ${COVERED_AT_SQL('$4')}, updated_at = now(),
-              switch_id = case when $5 then null else switch_id end
+              switch_id = case when $5 then null else switch_id end,
+              ${LAST_TRANSACTION_SQL('$2', '$6', '$7')}
         where source = $1
        returning pg_current_xact_id()::text as txid`,
-      [source, formatLsn(lsn), rows, covered, !!opts.switchDone],
+      [source, formatLsn(lsn), rows, covered, !!opts.switchDone, last.xid, last.commitMs],
     );
     return { transactions: fresh.length, rows, lsn, ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}) };
   });
@@ -259,6 +278,13 @@ function newestTick(transactions: CapturedTransaction[]): number | null {
   for (const t of transactions) for (const tick of t.ticks) covered = Math.max(covered ?? tick.at, tick.at);
   return covered;
 }
+
+/**
+ * SQL: the last transaction of a write, recorded with the position it moves to (migration 016:
+ * the capture checks it is sent again when it resumes behind that position, capture/history-check.ts).
+ */
+const LAST_TRANSACTION_SQL = (lsn: string, xid: string, commitMs: string) =>
+  `last_txn_lsn = ${lsn}::pg_lsn, last_txn_xid = ${xid}::bigint, last_txn_commit_ms = ${commitMs}::float8, last_txn_for = ${lsn}::pg_lsn`;
 
 /** Up to this many rows a write is one statement (one round trip); more go by COPY. */
 const ONE_STATEMENT_MAX_ROWS = 2_000;
@@ -294,7 +320,8 @@ async function writeInOneStatement(
         `[${JSON.stringify(r.tbl)},${JSON.stringify(r.op)},${JSON.stringify(r.key)},${r.image ?? 'null'},${r.oldImage ?? 'null'},${routeOf(r, partitions)}]`,
       );
   }
-  const lsn = transactions[transactions.length - 1]!.endLsn;
+  const last = transactions[transactions.length - 1]!;
+  const lsn = last.endLsn;
   const r = await pipeline.query<{ written: number; done: string | null; partitions: number; txid: string }>(
     `with prog as (
        select lsn, generation from pipeline.capture_progress where source = $1 for update
@@ -315,7 +342,8 @@ async function writeInOneStatement(
      ), upd as (
        update pipeline.capture_progress
           set lsn = $5::pg_lsn, rows = rows + $6,
-              covered_at = ${COVERED_AT_SQL('$7')}, updated_at = now()
+              covered_at = ${COVERED_AT_SQL('$7')}, updated_at = now(),
+              ${LAST_TRANSACTION_SQL('$5', '$10', '$11')}
         where source = $1 and exists (select 1 from go)
        returning 1
      )
@@ -331,6 +359,8 @@ async function writeInOneStatement(
       covered,
       generation ?? null,
       formatLsn(written),
+      last.xid,
+      last.commitMs,
     ],
   );
   const row = r.rows[0]!;
@@ -372,7 +402,8 @@ export async function markSourceLost(db: pg.Pool, source: string, tables: readon
   await withTransaction(db, async (c) => {
     await c.query(
       `update pipeline.capture_progress
-          set lost_at = coalesce(lost_at, now()), lsn = '0/0', generation = generation + 1
+          set lost_at = coalesce(lost_at, now()), lsn = '0/0', generation = generation + 1,
+              last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
         where source = $1`,
       [source],
     );
@@ -391,7 +422,10 @@ export async function markSourceLost(db: pg.Pool, source: string, tables: readon
  */
 export async function releaseCaptureSource(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
   await db.query(
-    `update pipeline.capture_progress set lsn = '0/0', covered_at = null, confirms_recorded_by = null where source = $1`,
+    `update pipeline.capture_progress
+        set lsn = '0/0', covered_at = null, confirms_recorded_by = null,
+            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
+      where source = $1`,
     [source],
   );
 }

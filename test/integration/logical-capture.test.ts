@@ -433,6 +433,32 @@ describe('capture from the WAL of two source databases', () => {
     await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
   }, 60_000);
 
+  // The source restored from a disk snapshot with its slot, before it wrote as far again: its WAL
+  // ends before the position the pipeline recorded. The store holds changes the source lost, and
+  // the source's new ones up to there would be skipped as written (capture/history-check.ts).
+  it('a source whose WAL ends before the recorded position (restored) makes the source lost, and skips nothing', async () => {
+    await captureUntilCovered(pipeline, sources);
+    // as if the source went back: the pipeline recorded a position 1 GiB past its WAL's end
+    await pipeline.query(
+      `update pipeline.capture_progress set lsn = pg_lsn('0/0') + (lsn - '0/0' + 1073741824) where source = 'inventory'`,
+    );
+    const lastId = await maxOutboxId(pipeline);
+    await withClient(TEST_INVENTORY_URL, (c) =>
+      c.query(`insert into shop.skus values ('AFTER-RESTORE', 't', 'active', now())`),
+    );
+    await captureUntilCovered(pipeline, sources);
+    expect((await readCaptureProgress(pipeline, 'inventory'))!.lostAtMs).not.toBeNull();
+    const after = await outboxAfter(pipeline, lastId);
+    expect(after.filter((r) => r.op === 'T').map((r) => r.tbl)).toEqual([
+      'skus',
+      'fulfillment_centers',
+      'region_fc',
+      'inventory',
+    ]);
+    expect(after.filter((r) => r.key === 'AFTER-RESTORE').map((r) => r.op)).toEqual(['I']); // not skipped
+    await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
+  }, 60_000);
+
   // The same failover while a session lives on (its pool reconnected to the promoted standby): its
   // next write finds the recorded position behind what it wrote, and stops instead of covering the
   // gap over; the next session marks the source lost.

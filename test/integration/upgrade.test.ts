@@ -152,6 +152,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '013_dead_letter_discard.sql',
         '014_capture_generation.sql',
         '015_capture_confirms_recorded.sql',
+        '016_capture_last_transaction.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });

@@ -134,6 +134,27 @@ export class PrivatePostgres {
     await run('pg_ctl', ['-D', path.join(this.dir, 'data'), '-w', '-t', '60', 'promote']);
   }
 
+  /**
+   * A copy of the data folder as it is now (a disk snapshot or a file-level backup, its slots
+   * included). Taken with the server stopped cleanly; it is started again after.
+   */
+  async copyData(): Promise<string> {
+    await this.stop('fast');
+    const copy = path.join(this.dir, `data-copy-${Date.now()}`);
+    await execFile('cp', ['-a', path.join(this.dir, 'data'), copy]); // -a: ownership too (as root)
+    await this.start();
+    return copy;
+  }
+
+  /** The server restored from a copy (copyData): whatever it did since is gone, as after a restore. */
+  async restoreData(copy: string): Promise<void> {
+    await this.stop('immediate');
+    const data = path.join(this.dir, 'data');
+    fs.rmSync(data, { recursive: true, force: true });
+    await execFile('cp', ['-a', copy, data]);
+    await this.start();
+  }
+
   /** Stops the server (if running) and removes its folder. */
   async destroy(): Promise<void> {
     await this.stop('immediate').catch(() => {});
