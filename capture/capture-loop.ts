@@ -409,7 +409,8 @@ async function stopDiverged(
   writing: Promise<void> | null,
 ): Promise<never> {
   await writing;
-  await markSourceLost(opts.pipeline, state.source.name, state.source.tables);
+  // only while this session still holds the source (a session left behind finds nothing to mark)
+  await markSourceLost(opts.pipeline, state.source.name, state.source.tables, state.generation);
   const err = new HistoryDivergedError(state.source.name, state.diverged!);
   logger('capture').warn(err.message);
   throw err;

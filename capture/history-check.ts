@@ -35,17 +35,21 @@ export class HistoryDivergedError extends Error {
   }
 }
 
-/** Where the source's WAL ends now (its replay position on a standby). */
-export async function sourceWalEnd(admin: pg.ClientBase): Promise<bigint> {
-  const r = await admin.query<{ lsn: string }>(
-    `select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text as lsn`,
+/**
+ * Where the source's WAL ends now; null on a standby (decoding there, PostgreSQL 16 and later): its
+ * replay position starts behind what it had replayed after a restart, which is no restore.
+ */
+export async function sourceWalEnd(admin: pg.ClientBase): Promise<bigint | null> {
+  const r = await admin.query<{ lsn: string | null }>(
+    `select case when pg_is_in_recovery() then null else pg_current_wal_lsn()::text end as lsn`,
   );
-  return parseLsn(r.rows[0]!.lsn);
+  const lsn = r.rows[0]!.lsn;
+  return lsn === null ? null : parseLsn(lsn);
 }
 
 /** Why the source's WAL ending before the recorded position is a different history, or null. */
-export function walWentBack(walEnd: bigint, recorded: bigint): string | null {
-  return walEnd < recorded
+export function walWentBack(walEnd: bigint | null, recorded: bigint): string | null {
+  return walEnd !== null && walEnd < recorded
     ? `its WAL ends at ${formatLsn(walEnd)}, before the ${formatLsn(recorded)} the pipeline recorded`
     : null;
 }

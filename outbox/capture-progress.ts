@@ -83,7 +83,10 @@ export async function claimCaptureSource(
     `update pipeline.capture_progress
         set generation = generation + 1, confirms_recorded_by = generation + 1,
             lsn = case when confirms_recorded_by is not distinct from generation or $2::pg_lsn is null then lsn
-                       else greatest(lsn, $2::pg_lsn) end
+                       else greatest(lsn, $2::pg_lsn) end,
+            -- the last transaction stands for the recorded position only while the rule held
+            last_txn_for = case when confirms_recorded_by is not distinct from generation or $2::pg_lsn is null
+                                then last_txn_for end
       where source = $1 returning generation::text`,
     [source, slotConfirmed === null ? null : formatLsn(slotConfirmed)],
   );
@@ -398,20 +401,28 @@ export async function setCaptureSwitch(db: pg.Pool | pg.ClientBase, source: stri
  * Called before the new slot is created, so a crash in between finds the slot still missing and
  * marks it again (one more refill), never forgets it.
  */
-export async function markSourceLost(db: pg.Pool, source: string, tables: readonly string[]): Promise<void> {
-  await withTransaction(db, async (c) => {
-    await c.query(
+export async function markSourceLost(
+  db: pg.Pool,
+  source: string,
+  tables: readonly string[],
+  /** Only if the source is still at this generation (a session's own finding): else nothing is done. */
+  generation?: number,
+): Promise<boolean> {
+  return withTransaction(db, async (c) => {
+    const marked = await c.query(
       `update pipeline.capture_progress
           set lost_at = coalesce(lost_at, now()), lsn = '0/0', generation = generation + 1,
               last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
-        where source = $1`,
-      [source],
+        where source = $1 and ($2::bigint is null or generation = $2::bigint)`,
+      [source, generation ?? null],
     );
+    if (generation !== undefined && !marked.rowCount) return false;
     await c.query(
       `insert into pipeline.outbox (tbl, op, key, image, old_image, route)
        select t, 'T', '', null, null, -1 from unnest($1::text[]) with ordinality as u(t, n) order by n`,
       [tables],
     );
+    return true;
   });
 }
 

@@ -312,6 +312,11 @@ describe('capture from the WAL of two source databases', () => {
       expect(await lsn()).toBe(0n);
       await write(500n, current); // the new slot's positions, below the old one's
       expect(await lsn()).toBe(500n);
+      // A loss found by a session left behind (a diverged history it read) marks nothing.
+      expect(await markSourceLost(pipeline, name, [], old)).toBe(false);
+      expect(await lsn()).toBe(500n);
+      expect(await markSourceLost(pipeline, name, [], current)).toBe(true);
+      expect(await lsn()).toBe(0n);
     } finally {
       await pipeline.query(`delete from pipeline.capture_progress where source = $1`, [name]);
     }

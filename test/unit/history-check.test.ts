@@ -50,5 +50,6 @@ describe('the re-sent history check', () => {
   it('tells a source whose WAL ends before the recorded position', () => {
     expect(walWentBack(0x100n, 0x200n)).toMatch(/ends at 0\/100, before the 0\/200/);
     expect(walWentBack(0x200n, 0x200n)).toBeNull();
+    expect(walWentBack(null, 0x200n)).toBeNull(); // a standby: its replay position is no measure
   });
 });
