@@ -130,8 +130,11 @@ function keyOf(rel: KnownRelation, tuple: TupleValue[]): string {
  */
 function imageOf(rel: KnownRelation, tuple: TupleValue[], only?: number[], fill?: TupleValue[] | null): string {
   const members: string[] = [];
-  const positions = only ?? rel.columns.keys();
-  for (const i of positions) {
+  // index loops, not an iterator over the positions: an iterator result per column showed in the
+  // capture's allocations
+  const n = only ? only.length : rel.columns.length;
+  for (let j = 0; j < n; j++) {
+    const i = only ? only[j]! : j;
     let v = tuple[i];
     if (v === UNCHANGED_TOAST && fill) v = fill[i];
     if (v === UNCHANGED_TOAST || v === undefined) continue;
