@@ -389,7 +389,8 @@ export async function setCaptureSwitch(db: pg.Pool | pg.ClientBase, source: stri
  * The source's slot was lost (dropped, invalidated, or gone with a failover): the changes between
  * its last confirmed position and the new slot are missing, and so, for rows deleted meanwhile,
  * is any trace of them. In one transaction:
- *  - lost_at: reads stay stale until a refill that began after it is done;
+ *  - lost_at: reads stay stale until a refill that began after it is done (a second loss moves
+ *    it on, and forgets a refill already under way: that one began before it);
  *  - a TRUNCATE row for each of the source's tables: the drain empties the store and refills it
  *    from the sources (activities/drain/truncates.ts), as after a captured TRUNCATE, so a row
  *    deleted while the slot was gone does not stay in the store (a refill of the rows the source
@@ -411,7 +412,7 @@ export async function markSourceLost(
   return withTransaction(db, async (c) => {
     const marked = await c.query(
       `update pipeline.capture_progress
-          set lost_at = coalesce(lost_at, now()), lsn = '0/0', generation = generation + 1,
+          set lost_at = now(), refill_from = null, lsn = '0/0', generation = generation + 1,
               last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
         where source = $1 and ($2::bigint is null or generation = $2::bigint)`,
       [source, generation ?? null],

@@ -1,7 +1,8 @@
 /**
- * Empties the online store, or some of its partitions, so a backfill can rebuild it: the epochs
- * go first (reads say stale from that moment, and the drain starts `backfill-auto` on its next
- * batch), then every key of those partitions, then their position starts again from the cursor's.
+ * Empties the online store, or some of its partitions, so a backfill can rebuild it: the marks of
+ * any backfill under way and the epochs go first (reads say stale from that moment, and the drain
+ * starts `backfill-auto` on its next batch), then every key of those partitions, then the marks
+ * again (a backfill begun meanwhile), then their position starts again from the cursor's.
  * A backfill refills every partition; it writes only fields that are absent, so the partitions
  * that kept their data are not changed by it.
  */
@@ -26,10 +27,14 @@ export async function rebuildStore(
   // a drain shard's view of the store rebuilds its own partitions, never the others'
   only ??= keys.partial ? keys.partitions : undefined;
   const partitions = only ?? keys.partitions;
-  // The first writes: the epochs. A read checks its partition's epoch in the same script call that
-  // reads the data (serving/badge-reader.ts), so from here on no read of these partitions says
-  // fresh, whatever order the other keys disappear in.
-  for (const p of partitions) await redis.del(p.epoch);
+  // The first writes: the marks of any backfill filling these partitions, then the epochs. A read
+  // checks its partition's epoch in the same script call that reads the data
+  // (serving/badge-reader.ts), so from here on no read of these partitions says fresh, whatever
+  // order the other keys disappear in. The marks go first: a backfill finishing while the keys
+  // are unlinked then finds none and leaves the partition incomplete. Finding its mark, it would
+  // set the epoch again over a partition being emptied (store/lua/finish-backfill.lua), and the
+  // scan below, which need not return a key created after it began, could leave it there.
+  await unmark(redis, partitions);
   if (!only) {
     await redis.del(keys.legacyEpoch);
     // ...and the epochs of any other partition count (a STORE_PARTITIONS change): a reader still
@@ -38,11 +43,23 @@ export async function rebuildStore(
   }
   // (A store of one partition has no hash tag: its partition's prefix is the store's.)
   const removed = await unlinkAll(redis, keys, only ? partitions.map((p) => `${p.prefix}*`) : [`${keys.prefix}*`]);
+  // Again: a backfill that began while the keys were unlinked marked the partitions, and some of
+  // its writes may have been unlinked after; it must not mark them complete.
+  await unmark(redis, partitions);
   if (cursor) {
     await advanceFence(redis, keys, cursor.from, partitions);
     await resetStorePosition(redis, partitions, cursor.last, claim);
   }
   return removed;
+}
+
+/** Removes the backfill marks (the backfill's id, its last step), then the epochs: incomplete, and no backfill begun before may mark them complete. */
+async function unmark(redis: StoreRedis, partitions: readonly PartitionKeys[]): Promise<void> {
+  for (const p of partitions) {
+    await redis.del(p.backfill);
+    await redis.del(p.backfillStep);
+    await redis.del(p.epoch);
+  }
 }
 
 /** Unlinks every key matching the patterns but the partition count (it describes the layout, not the data). */

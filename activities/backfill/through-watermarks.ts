@@ -77,7 +77,7 @@ export function createWatermarkBackfill(deps: {
       return { counters: w.written };
     },
 
-    async finish(input: { epoch: string; marker?: string }) {
+    async finish(input: { epoch: string; marker?: string; steps?: number }) {
       // Every chunk was written (committed) before this snapshot: once the drain has applied a
       // snapshot that covers it, the store holds them all.
       const now = (await deps.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`)).rows[0]!.s;
@@ -88,11 +88,14 @@ export function createWatermarkBackfill(deps: {
         heartbeat({ waitingForDrain: waited });
         await sleep(200);
       }
-      const r = await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker);
-      await deps.pool.query(
-        `update pipeline.capture_progress set lost_at = null, refill_from = null
-          where lost_at is not null and refill_from is not null and lost_at <= refill_from`,
-      );
+      const r = await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker, input.steps);
+      // A source lost before this backfill began is refilled, once every partition is complete (one
+      // rebuilt meanwhile, by a later loss's TRUNCATE say, waits for the next backfill).
+      if (!r.incomplete.length)
+        await deps.pool.query(
+          `update pipeline.capture_progress set lost_at = null, refill_from = null
+            where lost_at is not null and refill_from is not null and lost_at <= refill_from`,
+        );
       return r;
     },
   };

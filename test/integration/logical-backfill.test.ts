@@ -201,4 +201,32 @@ describe('backfill from sources captured from the WAL', () => {
         .lost_at,
     ).toBeNull();
   }, 120_000);
+
+  // Steps are counted under capture from the WAL too: a partition short of the backfill's last step
+  // (a Redis restored from an older file) is not marked complete, and a source lost before the
+  // backfill stays lost until a backfill completes every partition.
+  it('a finish whose last step the store lacks leaves it incomplete and the lost source lost', async () => {
+    const epochs = await Promise.all(f.c.keys.partitions.map((p) => f.c.redis.get(p.epoch)));
+    const lostSource = `steps-test-${process.pid}`;
+    await f.c.pool.query(`insert into pipeline.capture_progress (source, slot, lost_at) values ($1, 'none', now())`, [
+      lostSource,
+    ]);
+    const lostAt = async () =>
+      (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = $1`, [lostSource])).rows[0]
+        .lost_at;
+    try {
+      const marker = 'logical-steps-test';
+      await f.acts.backfillPlan({ marker }); // every partition marked, at step 0
+      const short = await f.acts.finishBackfill({ epoch: 'steps-test-epoch', marker, steps: 3 });
+      expect(short.incomplete).toEqual(f.c.keys.partitions.map((_, i) => i));
+      expect(await lostAt()).not.toBeNull();
+      const done = await f.acts.finishBackfill({ epoch: 'steps-test-epoch', marker, steps: 0 });
+      expect(done.incomplete).toEqual([]);
+      expect(await lostAt()).toBeNull();
+    } finally {
+      await f.c.pool.query(`delete from pipeline.capture_progress where source = $1`, [lostSource]);
+      for (const [i, p] of f.c.keys.partitions.entries())
+        if (epochs[i] !== null) await f.c.redis.set(p.epoch, epochs[i]!);
+    }
+  }, 60_000);
 });

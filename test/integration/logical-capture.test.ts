@@ -317,6 +317,17 @@ describe('capture from the WAL of two source databases', () => {
       expect(await lsn()).toBe(500n);
       expect(await markSourceLost(pipeline, name, [], current)).toBe(true);
       expect(await lsn()).toBe(0n);
+      // A second loss after a refill began: that refill began before it, and must not clear it.
+      const lostRow = async () =>
+        (await pipeline.query(`select lost_at, refill_from from pipeline.capture_progress where source = $1`, [name]))
+          .rows[0];
+      await pipeline.query(`update pipeline.capture_progress set refill_from = now() where source = $1`, [name]);
+      const first = await lostRow();
+      await new Promise((r) => setTimeout(r, 5));
+      expect(await markSourceLost(pipeline, name, [])).toBe(true);
+      const second = await lostRow();
+      expect(second.refill_from).toBeNull();
+      expect(second.lost_at.getTime()).toBeGreaterThan(first.refill_from.getTime());
     } finally {
       await pipeline.query(`delete from pipeline.capture_progress where source = $1`, [name]);
     }

@@ -26,7 +26,13 @@ import { freePort, stopProcess } from '../support/redis-process';
 import { exited } from '../support/worker-process';
 import { FIELD } from '../../store/names';
 import { rebuildStore } from '../../store/rebuild';
-import { BackfillWritesLost, recordBackfillStep, type BackfillTable } from '../../activities/backfill/backfill';
+import {
+  BackfillWritesLost,
+  finishBackfill,
+  markBackfillStart,
+  recordBackfillStep,
+  type BackfillTable,
+} from '../../activities/backfill/backfill';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fb-redis-'));
@@ -190,6 +196,31 @@ describe('store position', () => {
     await backfillEverything(acts, 'bf-restart-again');
     await drainAll(acts);
     expect(await mismatches()).toEqual([]);
+  });
+
+  // A backfill finishing while the store is emptied (a captured TRUNCATE, a lost source, a store
+  // found ahead) must not mark the emptied partitions complete. The rebuild removes the backfill's
+  // marks before the epochs, and again once the keys are gone (a backfill begun in between).
+  it('a backfill finishing while the store is being emptied leaves it incomplete', async () => {
+    await seededStoreCountingDivergences();
+    // enough keys that unlinking them takes a while
+    const filler = c.redis.pipeline();
+    for (let n = 0; n < 60_000; n++)
+      filler.set(`${c.keys.partitions[n % c.keys.partitions.length]!.prefix}zz:${n}`, '1');
+    await filler.exec();
+    const marker = 'bf-during-rebuild';
+    await markBackfillStart(c.redis, c.keys, marker);
+    const rebuilding = rebuildStore(c.redis, c.keys, null);
+    const last = c.keys.partitions[c.keys.partitions.length - 1]!;
+    while (await c.redis.exists(last.epoch)) await sleep(1); // the keys are being unlinked now
+    const finished = await finishBackfill(c.redis, c.keys, 'epoch-during-rebuild', marker);
+    await markBackfillStart(c.redis, c.keys, 'bf-begun-during-rebuild');
+    await rebuilding;
+    expect(finished.incomplete).toEqual(c.keys.partitions.map((_, i) => i));
+    for (const p of c.keys.partitions) {
+      expect(await c.redis.exists(p.epoch)).toBe(0);
+      expect(await c.redis.exists(p.backfill)).toBe(0); // the one begun meanwhile cannot finish either
+    }
   });
 
   // A backfill started by an older worker marked the start without a step: counting starts at the
