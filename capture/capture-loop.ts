@@ -121,9 +121,13 @@ export class CaptureSession {
       const before = await readCaptureProgress(pipeline, source.name);
       // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
       // lost in a failover, and the changes in between are not in the outbox. Recorded before the
-      // new slot exists, so a crash in between cannot hide it.
+      // new slot exists, so a crash in between cannot hide it. A hand-over from the triggers under
+      // way counts too, though nothing was written yet: its slot was created before it began (and
+      // the triggers dropped since), and a new one would never see its marker.
       const lost =
-        !slotUsable(await readSlot(admin, source.slot)) && !!before && (before.lsn > 0n || before.coveredAtMs !== null);
+        !slotUsable(await readSlot(admin, source.slot)) &&
+        !!before &&
+        (before.lsn > 0n || before.coveredAtMs !== null || before.switchId !== null);
       if (lost) {
         await markSourceLost(pipeline, source.name, source.tables);
         logger('capture').warn(

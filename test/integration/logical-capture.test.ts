@@ -387,6 +387,30 @@ describe('capture from the WAL of two source databases', () => {
     await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
   }, 60_000);
 
+  // The same before any capture wrote (no position, no coverage yet): the hand-over's slot existed,
+  // the triggers are gone, and what was committed since is missing.
+  it('a slot lost during a hand-over before any capture wrote is a lost source too', async () => {
+    const inventorySource = sources.find((s) => s.name === 'inventory')!;
+    await pipeline.query(
+      `update pipeline.capture_progress set lsn = '0/0', covered_at = null, confirms_recorded_by = null,
+              switch_id = 'a-switch-nothing-was-captured-after' where source = 'inventory'`,
+    );
+    await withClient(TEST_INVENTORY_URL, (c) => dropSlot(c, inventorySource.slot));
+    const before = await maxOutboxId(pipeline);
+    await captureUntilCovered(pipeline, sources);
+    const progress = (await readCaptureProgress(pipeline, 'inventory'))!;
+    expect(progress.lostAtMs).not.toBeNull();
+    expect(progress.switchId).toBeNull();
+    await withClient(TEST_INVENTORY_URL, (c) =>
+      c.query(`insert into shop.skus values ('AFTER-HANDOVER-LOSS', 't', 'active', now())`),
+    );
+    await captureUntilCovered(pipeline, sources);
+    const after = (await outboxAfter(pipeline, before)).map((r) => `${r.tbl} ${r.op} ${r.key}`);
+    expect(after.filter((r) => r.endsWith(' T '))).toHaveLength(4); // the store emptied, to be refilled
+    expect(after).toContain('skus I AFTER-HANDOVER-LOSS');
+    await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
+  }, 60_000);
+
   // What makes a slot past the recorded position tell a lost write: an idle session (other
   // databases' WAL going by, no tick of its own) moves the slot only after recording the position.
   it('an idle session records a position before it confirms it to the slot', async () => {
