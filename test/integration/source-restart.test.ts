@@ -12,73 +12,31 @@
  *    load delta written twice into the outbox would show).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { captureSources } from '../../capture/sources';
-import { createPool } from '../../db/pool';
-import { createSourceDatabase } from '../../scripts/lib/source-databases';
-import { eventually, resetState, startDrain } from '../support/env';
-import { get } from '../support/http';
-import { usePipeline } from '../support/pipeline-fixture';
+import { eventually } from '../support/env';
 import { PrivatePostgres } from '../support/private-postgres';
-import { readerUrl, startCaptureWorkflows, TEST_ORDERS_URL } from '../support/split-sources';
-import { TEST_DATABASE_URL } from '../support/test-urls';
-import { forgetSources, seedTwoFcShop, storeEqualsRule as twoSourcesEqualRule } from '../support/two-sources';
+import { usePrivateInventory } from '../support/private-inventory';
+import { storeEqualsRule as twoSourcesEqualRule } from '../support/two-sources';
 
-const STALE_AFTER_MS = 1_500;
 const SKUS = Array.from({ length: 30 }, (_, i) => `S-${i}`);
 
 // Created before the worker starts: its configuration names the server's port.
 const server = await PrivatePostgres.create('source-restart');
-const inventoryUrl = server.url('fresh_badges_inventory');
-const config = {
-  CAPTURE_MODE: 'logical',
-  CAPTURE_TICK_MS: '20',
-  INVENTORY_DATABASE_URL: readerUrl(inventoryUrl),
-  ORDERS_DATABASE_URL: readerUrl(TEST_ORDERS_URL),
-};
 
 describe('a source server crashing and restarting under traffic', () => {
-  const f = usePipeline('source-restart', { worker: true, api: { staleAfterMs: STALE_AFTER_MS }, config });
-  let inventory: pg.Pool;
-  let orders: pg.Pool;
-  let captures: { stop(): Promise<void> } | null = null;
-  const sources = () => captureSources({ DATABASE_URL: TEST_DATABASE_URL, ...config });
+  const { f, pools, badge, writeInventory } = usePrivateInventory('source-restart', server, SKUS);
 
   beforeAll(async () => {
-    await createSourceDatabase({ url: inventoryUrl, tables: 'inventory', forCapture: true });
-    await createSourceDatabase({ url: TEST_ORDERS_URL, tables: 'orders', forCapture: true });
-    await f.c.pool.query(`delete from pipeline.capture_progress`);
-    await resetState(f.c);
-    inventory = createPool(inventoryUrl, 4);
-    orders = createPool(TEST_ORDERS_URL, 4);
-    // capture first: a change before the slot exists is not in it (the store would need a backfill)
-    captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool, sources());
-    await startDrain(f.temporal.client, f.c.config, {
-      taskQueue: f.taskQueue,
-      workflowId: `drain-source-restart-${Date.now()}`,
-      args: [{ intervalMs: 60_000, idleWaitMs: 200 }],
-    });
-    await seedTwoFcShop(inventory, [...SKUS, 'PROBE']);
-    await inventory.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'PROBE'`);
-  }, 120_000);
-
-  afterAll(async () => {
-    await captures?.stop().catch(() => {});
-    await inventory?.end();
-    await orders?.end();
-    await server.destroy(); // its slot goes with it
-    await forgetSources(f.c.pool, TEST_ORDERS_URL, sources().find((s) => s.name === 'orders')!.slot);
+    await pools.inventory.query(`update shop.skus set lifecycle = 'paused' where sku_id = 'PROBE'`);
   });
-
-  const badge = async (sku: string) => (await get(`${f.api.base}/v1/badges/${sku}?region=R1`)).body;
 
   it('never answers fresh without a change the crash held back, heals by itself, loses and doubles nothing', async () => {
     let writing = true;
-    const writers = [writeOrders(orders, () => writing), writeInventory(inventory, () => writing)];
+    const writers = [writeOrders(pools.orders, () => writing), writeInventory(() => writing)];
     await sleep(1_500);
 
-    await inventory.query(`update shop.skus set lifecycle = 'active' where sku_id = 'PROBE'`);
+    await pools.inventory.query(`update shop.skus set lifecycle = 'active' where sku_id = 'PROBE'`);
     const probeAt = Date.now();
     await server.stop('immediate');
 
@@ -113,7 +71,7 @@ describe('a source server crashing and restarting under traffic', () => {
     expect(falseFresh).toEqual([]);
     expect((await badge('PROBE')).reason).not.toBe('paused');
 
-    await twoSourcesEqualRule(f.c, { inventory, orders }, 30_000, 'the store to equal the rule over both sources');
+    await twoSourcesEqualRule(f.c, pools, 30_000, 'the store to equal the rule over both sources');
   }, 120_000);
 });
 
@@ -130,22 +88,6 @@ async function writeOrders(orders: pg.Pool, going: () => boolean): Promise<void>
       await orders.query(
         `update shop.orders set status = 'cancelled' where order_id = (select min(order_id) from shop.orders where status = 'placed')`,
       );
-    await sleep(5);
-  }
-}
-
-/** Stock moving until told to stop; writes that meet the server down fail and are not counted (the rule reads what committed). */
-async function writeInventory(inventory: pg.Pool, going: () => boolean): Promise<void> {
-  for (let i = 0; going(); i++) {
-    const sku = SKUS[(i * 7) % SKUS.length]!;
-    try {
-      await inventory.query(
-        `update shop.inventory set on_hand = 10 + ($3::int % 30) where sku_id = $1 and fc_id = $2`,
-        [sku, i % 2 ? 'FC-1' : 'FC-2', i],
-      );
-    } catch {
-      await sleep(100); // down, or the pool's connection was cut by the crash
-    }
     await sleep(5);
   }
 }
