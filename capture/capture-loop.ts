@@ -51,6 +51,7 @@ import {
   type TransactionChanges,
 } from './watermark-windows';
 import { recordCaptureWrite } from '../tracing/change-trace';
+import { announceOutboxWrite } from '../outbox/written-signal';
 import { logger } from '../log/logger';
 
 export interface CaptureRunOptions {
@@ -586,6 +587,7 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
     generation: state.generation,
   });
   faultPoint('capture-after-write');
+  if (result.rows) announceOutboxWrite(); // a drain of this process waiting for rows goes now
   if (result.outboxTxid)
     recordCaptureWrite(result.outboxTxid, receivedAt, {
       'fresh_badges.source': state.source.name,

@@ -12,7 +12,8 @@
  *
  * When nothing is new the activity polls (every DRAIN_POLL_MS, one indexed query) for up to
  * `waitMs` before returning, so a fresh change is picked up within tens of milliseconds without
- * a Temporal round trip per poll.
+ * a Temporal round trip per poll; a capture write in this process wakes it sooner
+ * (outbox/written-signal.ts).
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +34,7 @@ import {
   type ConsumerCursor,
 } from '../../outbox';
 import { pendingRows } from '../../outbox/status';
+import { outboxWrites, waitForOutboxWrite } from '../../outbox/written-signal';
 import { applyUpdates } from '../../store/apply';
 import { rememberTruncates } from '../../store/store-position';
 import { applyOptions } from '../apply-options';
@@ -81,6 +83,7 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
     // load (capture writing beside it) those take tens of milliseconds each. The next chunk is
     // read ahead at that size, so the prefetch does not hold the growth back.
     const nextRows = Math.min(largest, maxRows * 2);
+    const writesBefore = outboxWrites();
     const result = await tryOneBatch(deps, input.owner, { now: maxRows, next: nextRows });
     total = addUp(total, result);
     // (every shard of the call reports its own: the rest wait in the store for the next lookups)
@@ -102,7 +105,9 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
       !deps.stopping?.aborted;
     if (!more) return finished(deps, input, rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total);
     if (inActivity()) heartbeat(progressOf(total));
-    if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
+    // idle: the next poll, or sooner when capture in this process writes (outbox/written-signal.ts)
+    if (result.outcome === 'idle') await waitForOutboxWrite(deps.config.DRAIN_POLL_MS, writesBefore);
+    else if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
   }
 }
 

@@ -8,7 +8,8 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { activitiesFor } from '../support/activities';
 import { usePipeline } from '../support/pipeline-fixture';
-import { TEST_DATABASE_URL, testClients } from '../support/env';
+import { pipelineClients, TEST_DATABASE_URL, testClients } from '../support/env';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { captured, LOGICAL_RUN, shopSession } from '../support/logical-run';
 import { seedMinimal } from '../support/source';
 import { backlog, restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor';
@@ -209,6 +210,22 @@ describe('drain batch', () => {
     // chunks of 10, 20, 40 and 30 (a prefetch read at the old size once held every chunk at 10)
     if (c.config.DRAIN_SHARDS === 1) expect(r.batches).toBe(4);
     expect(await c.redis.hget(c.keys.sku('G100'), LIFECYCLE_FIELD)).not.toBeNull();
+  });
+
+  // Capture from the WAL runs in this process in the logical run (test/support/logical-run.ts), as
+  // it does beside the drain in the worker; the trigger capture writes inside source transactions
+  // and has nobody to tell.
+  it.runIf(LOGICAL_RUN)('an idle drain wakes on a capture write in its process, not at its next poll', async () => {
+    const slowPoll = activitiesFor({ ...pipelineClients(c), config: { ...c.config, DRAIN_POLL_MS: 5_000 } });
+    const started = Date.now();
+    const draining = slowPoll.drainBatch({ owner, waitMs: 8_000 });
+    await sleep(500); // its first pass found nothing: it waits
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('W', 'w', 'active')`);
+    const r = await draining;
+    expect(r.outcome).toBe('applied');
+    expect(await lifecycleOf('W')).not.toBeNull();
+    // the poll would have come 5 s after the first pass; the write brought it far sooner
+    expect(Date.now() - started).toBeLessThan(4_000);
   });
 
   it('never applies concurrently: a batch finds the advisory lock held and steps back', async () => {
