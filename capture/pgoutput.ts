@@ -13,6 +13,47 @@
 export type TupleValue = string | null | typeof UNCHANGED_TOAST;
 export const UNCHANGED_TOAST = Symbol('unchanged-toast');
 
+/** Tuple.start of a NULL column, and of an unchanged TOASTed one. */
+export const NULL_COLUMN = -1;
+export const UNCHANGED_COLUMN = -2;
+
+/**
+ * A tuple's columns left where the server sent them: for each, where its text starts in the frame
+ * and where it ends. Capture writes the images from these bytes (capture/json-bytes.ts) without a
+ * string per column; value() makes one where a column is needed as text (keys).
+ */
+export class Tuple {
+  /** `spans`: start and end of each column's text, start NULL_COLUMN or UNCHANGED_COLUMN without one. */
+  constructor(
+    readonly frame: Buffer,
+    private readonly spans: Int32Array,
+  ) {}
+
+  get length(): number {
+    return this.spans.length >> 1;
+  }
+
+  /** Where column i's text starts in `frame`, or NULL_COLUMN, UNCHANGED_COLUMN. */
+  start(i: number): number {
+    return this.spans[2 * i]!;
+  }
+
+  end(i: number): number {
+    return this.spans[2 * i + 1]!;
+  }
+
+  value(i: number): TupleValue {
+    const start = this.spans[2 * i]!;
+    if (start === NULL_COLUMN) return null;
+    if (start === UNCHANGED_COLUMN) return UNCHANGED_TOAST;
+    return this.frame.toString('utf8', start, this.spans[2 * i + 1]!);
+  }
+
+  values(): TupleValue[] {
+    return Array.from({ length: this.length }, (_, i) => this.value(i));
+  }
+}
+
 export interface RelationColumn {
   name: string;
   typeOid: number;
@@ -31,16 +72,16 @@ export type PgoutputMessage =
       replicaIdentity: string;
       columns: RelationColumn[];
     }
-  | { kind: 'insert'; relationId: number; newTuple: TupleValue[] }
+  | { kind: 'insert'; relationId: number; newTuple: Tuple }
   | {
       kind: 'update';
       relationId: number;
       /** 'K': the old key (the key changed); 'O': the whole old row (REPLICA IDENTITY FULL); absent otherwise. */
       oldKind: 'K' | 'O' | null;
-      oldTuple: TupleValue[] | null;
-      newTuple: TupleValue[];
+      oldTuple: Tuple | null;
+      newTuple: Tuple;
     }
-  | { kind: 'delete'; relationId: number; oldKind: 'K' | 'O'; oldTuple: TupleValue[] }
+  | { kind: 'delete'; relationId: number; oldKind: 'K' | 'O'; oldTuple: Tuple }
   | { kind: 'truncate'; relationIds: number[]; cascade: boolean; restartIdentity: boolean }
   | { kind: 'message'; transactional: boolean; lsn: bigint; prefix: string; content: Buffer }
   | { kind: 'origin'; lsn: bigint; name: string }
@@ -57,8 +98,8 @@ export class ProtocolError extends Error {
 
 /** Reads big-endian fields off a buffer, front to back. */
 class Reader {
-  private at = 0;
-  constructor(private readonly buf: Buffer) {}
+  at = 0;
+  constructor(readonly buf: Buffer) {}
   byte(): number {
     return this.buf[this.at++]!;
   }
@@ -100,11 +141,6 @@ class Reader {
     const b = this.buf.subarray(this.at, this.at + n);
     this.at += n;
     return b;
-  }
-  text(n: number): string {
-    const s = this.buf.toString('utf8', this.at, this.at + n);
-    this.at += n;
-    return s;
   }
 }
 
@@ -195,7 +231,7 @@ function decodeUpdate(r: Reader): PgoutputMessage {
   const relationId = r.uint32();
   let tag = r.char();
   let oldKind: 'K' | 'O' | null = null;
-  let oldTuple: TupleValue[] | null = null;
+  let oldTuple: Tuple | null = null;
   if (tag === 'K' || tag === 'O') {
     oldKind = tag;
     oldTuple = decodeTuple(r);
@@ -210,17 +246,28 @@ function expectTag(r: Reader, want: string, what: string): void {
   if (got !== want) throw new ProtocolError(`${what}: expected ${want}, got ${JSON.stringify(got)}`);
 }
 
-function decodeTuple(r: Reader): TupleValue[] {
+function decodeTuple(r: Reader): Tuple {
   const n = r.int16();
-  const values: TupleValue[] = new Array(n);
+  const spans = new Int32Array(2 * n);
   for (let i = 0; i < n; i++) {
-    const kind = r.char();
-    if (kind === 't') values[i] = r.text(r.int32());
-    else if (kind === 'n') values[i] = null;
-    else if (kind === 'u') values[i] = UNCHANGED_TOAST;
-    else throw new ProtocolError(`tuple column of kind ${JSON.stringify(kind)} (binary mode is not used)`);
+    const kind = r.byte();
+    if (kind === 0x74) {
+      // 't': text, left in the frame
+      const length = r.int32();
+      spans[2 * i] = r.at;
+      spans[2 * i + 1] = r.at + length;
+      r.skip(length);
+    } else if (kind === 0x6e)
+      spans[2 * i] = NULL_COLUMN; // 'n'
+    else if (kind === 0x75)
+      spans[2 * i] = UNCHANGED_COLUMN; // 'u'
+    else
+      throw new ProtocolError(
+        `tuple column of kind ${JSON.stringify(String.fromCharCode(kind))} (binary mode is not used)`,
+      );
   }
-  return values;
+  if (r.at > r.buf.length) throw new ProtocolError('a tuple runs past the end of its message');
+  return new Tuple(r.buf, spans);
 }
 
 /** Microseconds since 2000-01-01 UTC (PostgreSQL's epoch) ↔ JavaScript milliseconds. */

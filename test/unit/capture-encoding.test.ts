@@ -1,11 +1,12 @@
 /**
- * The pure parts of capture: LSN text, timestamp text → to_json form, slot names. (The decoder
- * and the images as a whole are checked against the real server in logical-capture.test.ts.)
+ * The pure parts of capture: LSN text, column text → its to_json form (the byte encoders of
+ * capture/json-bytes.ts), slot names. (The decoder and the images as a whole are checked against
+ * the real server in logical-capture.test.ts.)
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, formatLsn, isReplyRequest, parseLsn } from '../../capture/pgoutput';
-import { numberJson, timestampJson } from '../../capture/row-image';
+import { JsonKind, jsonOfText } from '../../capture/json-bytes';
 import { slotName } from '../../capture/sources';
 
 describe('capture encodings', () => {
@@ -40,6 +41,9 @@ describe('capture encodings', () => {
     expect(isReplyRequest(xlog)).toBe(false);
   });
 
+  const timestampJson = (text: string) => jsonOfText(JsonKind.Timestamp, text);
+  const numberJson = (text: string) => jsonOfText(JsonKind.Number, text);
+
   it('timestamps are written as to_json writes them', () => {
     expect(timestampJson('2026-12-03 19:35:17.123456+00')).toBe('"2026-12-03T19:35:17.123456+00:00"');
     expect(timestampJson('0044-03-15 12:00:00.5+00 BC')).toBe('"0044-03-15T12:00:00.5+00:00 BC"');
@@ -48,8 +52,8 @@ describe('capture encodings', () => {
     expect(timestampJson('2026-12-03 19:35:17')).toBe('"2026-12-03T19:35:17"');
   });
 
-  // The encoders run once per column of every captured row, so they avoid regular expressions;
-  // these are the readable definitions they must agree with.
+  // The encoders run once per column of every captured row, on the frame's bytes; these are the
+  // readable definitions, on strings, they must agree with.
   const timestampReference = (text: string) => {
     if (text === 'infinity' || text === '-infinity') return JSON.stringify(text);
     const bc = text.endsWith(' BC');
@@ -96,6 +100,25 @@ describe('capture encodings', () => {
         expect(numberJson(n)).toBe(numberReference(n));
       }),
     );
+  });
+
+  it('text is written as JSON.stringify writes it, whatever its characters', () => {
+    const text = fc.oneof(
+      fc.string({ unit: 'grapheme', maxLength: 40 }),
+      fc.string({ unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)), maxLength: 40 }),
+      fc.constantFrom('', '"', '\\', 'tab\there', 'line\nbreak\r\n', '\u0000\u001f\u007f', 'é日本語🚀', '\b\f'),
+    );
+    fc.assert(
+      fc.property(text, (t) => {
+        expect(jsonOfText(JsonKind.Text, t)).toBe(JSON.stringify(t));
+      }),
+    );
+  });
+
+  it('booleans and json values are written as to_json writes them', () => {
+    expect(jsonOfText(JsonKind.Bool, 't')).toBe('true');
+    expect(jsonOfText(JsonKind.Bool, 'f')).toBe('false');
+    expect(jsonOfText(JsonKind.Raw, '{"a": [1, "x\\"y"]}')).toBe('{"a": [1, "x\\"y"]}');
   });
 
   it('slot names are valid, distinct per pipeline database and source, and at most 63 characters', () => {
