@@ -12,7 +12,14 @@
 let writes = 0;
 const waiting = new Set<() => void>();
 
-/** How many writes were announced so far: taken before a pass, so a write during it is not missed. */
+/**
+ * A woken drain still waits this long after its idle pass: under a steady trickle of capture writes
+ * (one every few milliseconds) a drain woken by each would run a pass for each, many small
+ * batches instead of a few larger ones, each pass a pipeline transaction and Redis round trips.
+ */
+export const WAKE_AFTER_IDLE_MS = 10;
+
+/** How many writes were announced so far. */
 export function outboxWrites(): number {
   return writes;
 }
@@ -24,22 +31,54 @@ export function announceOutboxWrite(): void {
 }
 
 /**
- * Waits up to `ms`, or until a write is announced after `seen` (outboxWrites() before the pass
- * that found nothing: a write that landed while it ran ends the wait at once). Resolves true when
- * woken by a write.
+ * Waits up to `ms`, or until a write is announced after `seen` (outboxWrites() when the drain's
+ * batch took its target snapshot: a write since may not be in it), but at least `atLeastMs`.
+ * Resolves true when woken by a write.
  */
-export function waitForOutboxWrite(ms: number, seen: number): Promise<boolean> {
-  if (writes !== seen) return Promise.resolve(true);
+export function waitForOutboxWrite(ms: number, seen: number, atLeastMs = 0): Promise<boolean> {
+  const started = Date.now();
   return new Promise((resolve) => {
+    let timer: NodeJS.Timeout;
     const wake = () => {
-      clearTimeout(timer);
       waiting.delete(wake);
-      resolve(true);
+      clearTimeout(timer);
+      const left = Math.min(atLeastMs, ms) - (Date.now() - started);
+      if (left > 0) timer = setTimeout(() => resolve(true), left);
+      else resolve(true);
     };
-    const timer = setTimeout(() => {
+    if (writes !== seen) return wake();
+    timer = setTimeout(() => {
       waiting.delete(wake);
       resolve(false);
     }, ms);
     waiting.add(wake);
   });
+}
+
+/**
+ * A drain's view of the writes: which ones its next pass may not see. A pass reads the delta up to
+ * its batch's target snapshot, taken by the batch's first pass (outbox/cursor.ts); a batch left
+ * open (a full chunk) keeps that target, so a write after it is unseen until a new batch begins.
+ */
+export class OutboxWriteWatch {
+  /** Writes counted when the batch in progress took its target; -1: not known. */
+  private targetSeen = -1;
+  /** Whether the last pass left a batch open (null: not known, as at the start of an activity). */
+  private batchOpen: boolean | null = null;
+
+  beforePass(): void {
+    if (this.batchOpen === false)
+      this.targetSeen = writes; // this pass takes a new target
+    else if (this.batchOpen === null) this.targetSeen = -1; // an older target: any write may be unseen
+  }
+
+  /** `batchOpen`: the pass left its batch open (true), finished it (false), or cannot say (null). */
+  afterPass(batchOpen: boolean | null): void {
+    this.batchOpen = batchOpen;
+  }
+
+  /** After an idle pass: until a write the pass may not have seen, or the poll (`pollMs`). */
+  wait(pollMs: number): Promise<boolean> {
+    return waitForOutboxWrite(pollMs, this.targetSeen, WAKE_AFTER_IDLE_MS);
+  }
 }

@@ -34,7 +34,7 @@ import {
   type ConsumerCursor,
 } from '../../outbox';
 import { pendingRows } from '../../outbox/status';
-import { outboxWrites, waitForOutboxWrite } from '../../outbox/written-signal';
+import { OutboxWriteWatch } from '../../outbox/written-signal';
 import { applyUpdates } from '../../store/apply';
 import { rememberTruncates } from '../../store/store-position';
 import { applyOptions } from '../apply-options';
@@ -77,14 +77,16 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
   const deadline = Date.now() + (input.budgetMs || input.waitMs || 0);
   let total: DrainBatchResult | null = null;
   const rebuilds = new Set<string>(); // raised by any pass of this call, reported at its end
+  const writes = new OutboxWriteWatch();
   for (;;) {
     // Catch-up: a full chunk (its batch goes on) means a backlog, and the next chunk is twice as
     // big (up to maxBatchRows): each pass waits on a few round trips whatever its size, and under
     // load (capture writing beside it) those take tens of milliseconds each. The next chunk is
     // read ahead at that size, so the prefetch does not hold the growth back.
     const nextRows = Math.min(largest, maxRows * 2);
-    const writesBefore = outboxWrites();
+    writes.beforePass();
     const result = await tryOneBatch(deps, input.owner, { now: maxRows, next: nextRows });
+    writes.afterPass(result.outcome === 'applied' ? !result.caughtUp : result.outcome === 'idle' ? false : null);
     total = addUp(total, result);
     // (every shard of the call reports its own: the rest wait in the store for the next lookups)
     for (const sku of result.rebuildSkus ?? []) if (rebuilds.size < MAX_REBUILDS_REPORTED) rebuilds.add(sku);
@@ -106,7 +108,7 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
     if (!more) return finished(deps, input, rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total);
     if (inActivity()) heartbeat(progressOf(total));
     // idle: the next poll, or sooner when capture in this process writes (outbox/written-signal.ts)
-    if (result.outcome === 'idle') await waitForOutboxWrite(deps.config.DRAIN_POLL_MS, writesBefore);
+    if (result.outcome === 'idle') await writes.wait(deps.config.DRAIN_POLL_MS);
     else if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
   }
 }
