@@ -26,8 +26,10 @@ export class JsonWriter {
   private buf = Buffer.allocUnsafe(4096);
   private len = 0;
 
+  /** Empty again; a buffer grown past 1 MiB by one huge value is let go rather than kept for good. */
   reset(): void {
     this.len = 0;
+    if (this.buf.length > 1 << 20) this.buf = Buffer.allocUnsafe(4096);
   }
 
   get length(): number {

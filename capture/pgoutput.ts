@@ -43,6 +43,7 @@ export class Tuple {
   }
 
   value(i: number): TupleValue {
+    if (!(i >= 0 && i < this.length)) throw new ProtocolError(`a tuple of ${this.length} columns has no column ${i}`);
     const start = this.spans[2 * i]!;
     if (start === NULL_COLUMN) return null;
     if (start === UNCHANGED_COLUMN) return UNCHANGED_TOAST;
@@ -254,6 +255,7 @@ function decodeTuple(r: Reader): Tuple {
     if (kind === 0x74) {
       // 't': text, left in the frame
       const length = r.int32();
+      if (length < 0) throw new ProtocolError(`a tuple column of length ${length}`);
       spans[2 * i] = r.at;
       spans[2 * i + 1] = r.at + length;
       r.skip(length);

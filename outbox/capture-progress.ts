@@ -454,6 +454,8 @@ export async function forgetCaptureSource(db: pg.Pool | pg.ClientBase, source: s
  * arrays): the identity column hands out ids in the order the rows arrive, so for one source row
  * the outbox ids follow the order of its changes.
  */
+const COPY_PIECE_BYTES = 8 << 20;
+
 async function copyIntoOutbox(client: pg.PoolClient, transactions: CapturedTransaction[]): Promise<void> {
   // The partition count routes are computed with, held (FOR SHARE) until this transaction ends, as
   // the routing trigger would read it (outbox/shards.ts).
@@ -461,7 +463,7 @@ async function copyIntoOutbox(client: pg.PoolClient, transactions: CapturedTrans
   const partitions = layout.rows[0]?.partitions ?? 1;
   let rows = 0;
   for (const t of transactions) rows += t.rows.length;
-  const text = new CopyText(rows * 320);
+  const text = new CopyText(Math.min(rows * 320, 64 << 20)); // a first guess; it grows
   for (const t of transactions)
     for (const r of t.rows) {
       // tbl and op are names of our own (capture/row-image.ts): nothing in them needs escaping
@@ -484,7 +486,10 @@ async function copyIntoOutbox(client: pg.PoolClient, transactions: CapturedTrans
   await new Promise<void>((resolve, reject) => {
     copy.on('finish', resolve);
     copy.on('error', reject);
-    copy.end(text.bytes());
+    // in pieces: one CopyData message per piece, each well under the server's limit on a message
+    const bytes = text.bytes();
+    for (let at = 0; at < bytes.length; at += COPY_PIECE_BYTES) copy.write(bytes.subarray(at, at + COPY_PIECE_BYTES));
+    copy.end();
   });
 }
 
