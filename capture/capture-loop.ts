@@ -125,16 +125,8 @@ export class CaptureSession {
       // new slot exists, so a crash in between cannot hide it. A hand-over from the triggers under
       // way counts too, though nothing was written yet: its slot was created before it began (and
       // the triggers dropped since), and a new one would never see its marker.
-      const lost =
-        !slotUsable(await readSlot(admin, source.slot)) &&
-        !!before &&
-        (before.lsn > 0n || before.coveredAtMs !== null || before.switchId !== null);
-      if (lost) {
-        await markSourceLost(pipeline, source.name, source.tables);
-        logger('capture').warn(
-          `the replication slot of ${source.name} was lost and is created again; changes between are missing, so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,
-        );
-      }
+      const lost = !slotUsable(await readSlot(admin, source.slot)) && capturedBefore(before);
+      if (lost) await markSlotLost(pipeline, source);
       const slotCreated = await ensureSlot(admin, source.slot);
       await registerCaptureSource(pipeline, source.name, source.slot);
       // A slot lost during a hand-over from the triggers: the new slot starts after the hand-over
@@ -229,6 +221,18 @@ export async function runCapture(opts: CaptureRunOptions): Promise<CaptureProgre
   } finally {
     await session.close();
   }
+}
+
+/** The source was captured before (or a hand-over to this capture was under way). */
+function capturedBefore(before: CaptureProgressRow | null): boolean {
+  return !!before && (before.lsn > 0n || before.coveredAtMs !== null || before.switchId !== null);
+}
+
+async function markSlotLost(pipeline: pg.Pool, source: CaptureSource): Promise<void> {
+  await markSourceLost(pipeline, source.name, source.tables);
+  logger('capture').warn(
+    `the replication slot of ${source.name} was lost and is created again; changes between are missing, so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,
+  );
 }
 
 /**
