@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, formatLsn, isReplyRequest, parseLsn } from '../../capture/pgoutput';
-import { JsonKind, jsonOfText } from '../../capture/json-bytes';
+import { JsonKind, jsonOfText, JsonWriter } from '../../capture/json-bytes';
 import { slotName } from '../../capture/sources';
 
 describe('capture encodings', () => {
@@ -111,6 +111,22 @@ describe('capture encodings', () => {
     fc.assert(
       fc.property(text, (t) => {
         expect(jsonOfText(JsonKind.Text, t)).toBe(JSON.stringify(t));
+      }),
+    );
+  });
+
+  // The old encoders decoded each column's bytes (UTF-8, U+FFFD for a bad sequence) before
+  // quoting it; the image is now decoded once, whole. Every byte around a value is ASCII, which
+  // never continues a sequence, so any bytes come out the same.
+  it('text of any bytes, valid UTF-8 or not, comes out as quoting its decoded text would', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), (bytes) => {
+        const frame = Buffer.from([0x7b, ...bytes, 0x7d]); // framed by ASCII, as in an image
+        const w = new JsonWriter();
+        w.byte(0x5b);
+        w.value(JsonKind.Text, frame, 1, frame.length - 1);
+        w.byte(0x5d);
+        expect(w.text()).toBe(`[${JSON.stringify(Buffer.from(bytes).toString('utf8'))}]`);
       }),
     );
   });
