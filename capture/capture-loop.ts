@@ -204,7 +204,9 @@ export class CaptureSession {
    * (watermark-windows.ts, suspects): the session must be closed and a new one opened.
    */
   get healthy(): boolean {
-    return this.stream.healthy && !this.state.tickConnection.lost && !this.state.windows.overflowed;
+    return (
+      this.stream.healthy && !this.state.tickConnection.lost && !this.state.windows.overflowed && !this.state.spent
+    );
   }
 
   async close(): Promise<void> {
@@ -305,6 +307,8 @@ class CaptureState {
   resend: ResendCheck | null = null;
   /** Why the source's history is not the one captured (ResendCheck): the session stops. */
   diverged: string | null = null;
+  /** The history diverged: this session's stream is of no more use (the next run opens a new one). */
+  spent = false;
   /** This run's counts. */
   transactions = 0;
   rows = 0;
@@ -372,7 +376,10 @@ async function captureUntilDone(
       if (writing) await new Promise((resolve) => setImmediate(resolve));
       const frames = await stream.take(5_000, waitFor(state, opts.tickMs, !!writing));
       readFrames(frames, state);
-      if (state.diverged) await stopDiverged(opts, state, writing);
+      if (state.diverged) {
+        await stopDiverged(opts, state, writing);
+        break;
+      }
       const ready = readyToWrite(state, frames.length, maxRows);
       if (writing && (ready || frames.length === 0)) await writing; // the next batch waits its turn
       check();
@@ -409,20 +416,24 @@ async function captureUntilDone(
 /**
  * The stream showed the source's history is not the one captured: once the write in flight is done
  * (nothing past the recorded position was read, so nothing of the new history), the source is
- * marked lost and the session stops. The next one resumes from the slot and skips nothing (the
- * recorded position is cleared), and the drain empties the store and refills it.
+ * marked lost and the run ends, reporting the loss (slotLost, refillQueued: the workflow says so,
+ * the drain empties the store and refills it). The session is spent: the next run opens a new one,
+ * which resumes from the slot and skips nothing (the recorded position is cleared). A session left
+ * behind (a newer one took the source) marks nothing and fails with the finding.
  */
 async function stopDiverged(
   opts: CaptureRunOptions,
   state: CaptureState,
   writing: Promise<void> | null,
-): Promise<never> {
+): Promise<void> {
   await writing;
-  // only while this session still holds the source (a session left behind finds nothing to mark)
-  await markSourceLost(opts.pipeline, state.source.name, state.source.tables, state.generation);
   const err = new HistoryDivergedError(state.source.name, state.diverged!);
+  if (!(await markSourceLost(opts.pipeline, state.source.name, state.source.tables, state.generation))) throw err;
   logger('capture').warn(err.message);
-  throw err;
+  state.slotLost = true;
+  state.spent = true;
+  state.pending = [];
+  state.pendingRows = 0;
 }
 
 /**

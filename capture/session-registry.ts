@@ -29,7 +29,7 @@ export async function withCaptureSession<T>(
   let entry = sessions.get(key);
   if (entry?.busy) throw new SlotBusyError(`a capture of ${source.name} is already running in this process`);
   if (entry && !entry.session.healthy) {
-    forget(key, entry);
+    void forget(key, entry);
     entry = undefined;
   }
   if (!entry) {
@@ -41,20 +41,26 @@ export async function withCaptureSession<T>(
   try {
     const result = await fn(entry.session);
     entry.busy = false;
+    // spent (its stream broke, or the source's history diverged): closed now, so the next run's
+    // new session finds the slot free
+    if (!entry.session.healthy) {
+      await forget(key, entry);
+      return result;
+    }
     const kept = entry;
-    kept.idleTimer = setTimeout(() => forget(key, kept), IDLE_CLOSE_MS);
+    kept.idleTimer = setTimeout(() => void forget(key, kept), IDLE_CLOSE_MS);
     kept.idleTimer.unref();
     return result;
   } catch (err) {
-    forget(key, entry);
+    void forget(key, entry);
     throw err;
   }
 }
 
-function forget(key: string, entry: Entry): void {
+function forget(key: string, entry: Entry): Promise<void> {
   if (entry.idleTimer) clearTimeout(entry.idleTimer);
   if (sessions.get(key) === entry) sessions.delete(key);
-  void entry.session.close();
+  return entry.session.close().catch(() => {});
 }
 
 /** Closes every session (worker shutdown). */

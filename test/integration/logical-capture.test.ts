@@ -499,6 +499,49 @@ describe('capture from the WAL of two source databases', () => {
     await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
   }, 60_000);
 
+  // A source restored with its slot and written past its old end before capture returns: its WAL
+  // reaches the recorded position again, so only the stream can tell (capture/history-check.ts). The
+  // run ends with the loss in its result (the workflow reports it), writes none of that history,
+  // and the next session captures it.
+  it('a history that diverges mid-stream ends the run with the source lost, writing none of it', async () => {
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    await captureUntilCovered(pipeline, [inventory]);
+    const lastId = await maxOutboxId(pipeline);
+    // as if restored and written past: a transaction the captured history never had, below the
+    // position the pipeline recorded (the source's WAL end now, past the slot)
+    await withClient(TEST_INVENTORY_URL, (c) =>
+      c.query(`insert into shop.skus values ('DIVERGED', 't', 'active', now())`),
+    );
+    const walEnd = await withClient(TEST_INVENTORY_URL, async (c) =>
+      String((await c.query(`select pg_current_wal_lsn()::text as lsn`)).rows[0].lsn),
+    );
+    await pipeline.query(
+      `update pipeline.capture_progress set lsn = $1::pg_lsn, last_txn_for = $1::pg_lsn where source = 'inventory'`,
+      [walEnd],
+    );
+    const abort = new AbortController();
+    const timeout = setTimeout(() => abort.abort(), 20_000);
+    let progress: CaptureProgress;
+    try {
+      progress = await runCapture({ source: inventory, pipeline, tickMs: 20, signal: abort.signal });
+    } finally {
+      clearTimeout(timeout);
+    }
+    expect(abort.signal.aborted).toBe(false); // it ended by itself
+    expect(progress).toMatchObject({ slotLost: true, refillQueued: true, rows: 0 });
+    const lost = (await readCaptureProgress(pipeline, 'inventory'))!;
+    expect(lost.lostAtMs).not.toBeNull();
+    expect(lost.lsn).toBe(0n);
+    const truncates = ['skus', 'fulfillment_centers', 'region_fc', 'inventory'];
+    expect((await outboxAfter(pipeline, lastId)).map((r) => `${r.op} ${r.tbl || r.key}`)).toEqual(
+      truncates.map((t) => `T ${t}`),
+    );
+    await captureUntilCovered(pipeline, [inventory]);
+    const after = await outboxAfter(pipeline, lastId);
+    expect(after.filter((r) => r.key === 'DIVERGED').map((r) => r.op)).toEqual(['I']); // not skipped
+    await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
+  }, 60_000);
+
   // The same failover while a session lives on (its pool reconnected to the promoted standby): its
   // next write finds the recorded position behind what it wrote, and stops instead of covering the
   // gap over; the next session marks the source lost.
