@@ -22,8 +22,8 @@ const drainRetry = backoff({ initialInterval: '200 milliseconds', maximumInterva
 export const drainLeaseActivity: ActivityOptions = { startToCloseTimeout: '30 seconds', retry: drainRetry };
 
 /**
- * A drain activity: batches back to back for DRAIN_ACTIVITY_BUDGET_MS, heartbeating after each (a
- * batch is a few hundred milliseconds). The heartbeat timeout catches a dead worker quickly so the
+ * A drain activity: batches back to back for DRAIN_ACTIVITY_BUDGET_MS, heartbeating after them (at
+ * most every 250 ms: activities/heartbeat-throttle.ts). The heartbeat timeout catches a dead worker quickly so the
  * work is retried elsewhere (it is idempotent).
  */
 export const drainBatchActivity: ActivityOptions = {
@@ -107,7 +107,7 @@ export const reshardCatchUpActivity: ActivityOptions = {
 
 /**
  * A capture run's activity: streams for its budget (about 10 s), heartbeating at least every
- * second. The SDK sends heartbeats at most every 80 % of the timeout, and a cancellation (`ops
+ * second (at most every 250 ms). The SDK sends heartbeats at most every 80 % of the timeout, and a cancellation (`ops
  * pause`) reaches the activity with the next one: 3 s keeps that, and noticing a dead worker,
  * within a few seconds. The run waits for a cancelled activity to finish, so a stopped run has
  * stopped writing.

@@ -16,6 +16,7 @@ import { withCaptureSession } from '../../capture/session-registry';
 import { captureSources, type CaptureSource } from '../../capture/sources';
 import { ConfigurationError, type Config } from '../../config';
 import { acquireLease, releaseLease, type LeaseState } from '../../outbox/lease';
+import { throttledHeartbeat } from '../heartbeat-throttle';
 
 export interface CaptureActivityInput {
   /** The source's name ('inventory', 'orders', or 'shop'). */
@@ -57,6 +58,7 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
       const held = await lease(input.source, input.owner);
       if (!held.acquired) return { outcome: 'lease-lost', holder: held.holder };
       const started = Date.now();
+      const beat = throttledHeartbeat((p: CaptureProgress) => ctx.heartbeat(p));
       try {
         const progress = await withCaptureSession(source, deps.pool, (session) =>
           session.run({
@@ -64,7 +66,7 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
             tickMs: deps.config.CAPTURE_TICK_MS,
             // a pause (cancellation) or the worker's shutdown: what was read is written, then it returns
             signal: deps.stopping ? AbortSignal.any([ctx.cancellationSignal, deps.stopping]) : ctx.cancellationSignal,
-            onProgress: (p) => ctx.heartbeat(p),
+            onProgress: (p) => beat(() => p),
             log: (m) => ctx.log.warn(m),
           }),
         );

@@ -19,6 +19,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellationSignal, heartbeat } from '@temporalio/activity';
 import { inActivity } from '../in-activity';
+import { throttledHeartbeat } from '../heartbeat-throttle';
 import type pg from 'pg';
 import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { withTransactionEndingIn, type BeginResult } from '../../db/transaction';
@@ -78,6 +79,7 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
   let total: DrainBatchResult | null = null;
   const rebuilds = new Set<string>(); // raised by any pass of this call, reported at its end
   const writes = new OutboxWriteWatch();
+  const beat = throttledHeartbeat(heartbeat);
   for (;;) {
     // Catch-up: a full chunk (its batch goes on) means a backlog, and the next chunk is twice as
     // big (up to maxBatchRows): each pass waits on a few round trips whatever its size, and under
@@ -106,7 +108,7 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
       // the worker is shutting down: the next run lands on another worker (or this one, restarted)
       !deps.stopping?.aborted;
     if (!more) return finished(deps, input, rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total);
-    if (inActivity()) heartbeat(progressOf(total));
+    if (inActivity()) beat(() => progressOf(total!));
     // idle: the next poll, or sooner when capture in this process writes (outbox/written-signal.ts)
     if (result.outcome === 'idle') await writes.wait(deps.config.DRAIN_POLL_MS);
     else if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
