@@ -321,7 +321,8 @@ async function writeInOneStatement(
   for (const t of transactions) {
     for (const r of t.rows)
       parts.push(
-        `[${JSON.stringify(r.tbl)},${JSON.stringify(r.op)},${JSON.stringify(r.key)},${r.image ?? 'null'},${r.oldImage ?? 'null'},${routeOf(r, partitions)}]`,
+        // tbl and op are names of our own (capture/row-image.ts): quoted as they are
+        `["${r.tbl}","${r.op}",${JSON.stringify(r.key)},${r.image ?? 'null'},${r.oldImage ?? 'null'},${routeOf(r, partitions)}]`,
       );
   }
   const last = transactions[transactions.length - 1]!;
