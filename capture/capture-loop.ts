@@ -392,6 +392,7 @@ async function captureUntilDone(
         !state.pending.length &&
         !state.assembler.inTransaction &&
         state.keepaliveLsn > stream.confirmedLsn &&
+        (state.resend?.mayConfirm(state.keepaliveLsn) ?? true) &&
         Date.now() - lastIdleConfirm >= IDLE_CONFIRM_MS
       ) {
         lastIdleConfirm = Date.now();
@@ -405,7 +406,9 @@ async function captureUntilDone(
       }
     }
     if (writing) await writing;
-    check();
+    // (after a divergence a failed write in flight no longer matters: the source is marked lost and
+    // the session spent; the run reports the loss)
+    if (!state.spent) check();
     if (state.pending.length) await flush(opts, stream, state);
   } finally {
     await (writing as Promise<void> | null);
@@ -432,6 +435,7 @@ async function stopDiverged(
   logger('capture').warn(err.message);
   state.slotLost = true;
   state.spent = true;
+  state.writtenLsn = 0n; // what the pipeline database records now (the next session starts at the slot)
   state.pending = [];
   state.pendingRows = 0;
 }

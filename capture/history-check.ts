@@ -72,6 +72,15 @@ export class ResendCheck {
     this.awaitingLast = last.endLsn > slotConfirmed;
   }
 
+  /**
+   * Whether the slot may be confirmed up to `lsn` (an idle position) now. Not at or past the last
+   * captured transaction while it has yet to come again: that the stream got there without it is
+   * what tells another history, and a slot confirmed there would hide it from the next session.
+   */
+  mayConfirm(lsn: bigint): boolean {
+    return this.done || !this.awaitingLast || lsn < this.last.endLsn;
+  }
+
   /** A transaction the stream sent: why it shows another history, or null. */
   transaction(t: LastCapturedTransaction): string | null {
     if (this.done) return null;

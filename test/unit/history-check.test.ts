@@ -47,6 +47,18 @@ describe('the re-sent history check', () => {
     expect(new ResendCheck(600n, last, 100n).keepalive(601n)).toMatch(/without the last transaction captured/);
   });
 
+  // A keepalive at or past the last captured transaction before it came again is the evidence of
+  // another history; a slot confirmed there would leave the next session nothing to tell it by.
+  it('lets the slot be confirmed at an idle position only where no evidence is lost', () => {
+    const check = new ResendCheck(600n, last, 100n);
+    expect(check.mayConfirm(450n)).toBe(true); // before the last transaction: the next session still awaits it
+    expect(check.keepalive(550n)).toBeNull(); // not past the recorded position yet: not told here
+    expect(check.mayConfirm(550n)).toBe(false); // past the last transaction, which has not come again
+    expect(check.transaction({ ...last })).toBeNull();
+    expect(check.mayConfirm(550n)).toBe(true); // it came: everything up to here was checked
+    expect(new ResendCheck(600n, last, 550n).mayConfirm(580n)).toBe(true); // the slot was past it already
+  });
+
   it('tells a source whose WAL ends before the recorded position', () => {
     expect(walWentBack(0x100n, 0x200n)).toMatch(/ends at 0\/100, before the 0\/200/);
     expect(walWentBack(0x200n, 0x200n)).toBeNull();
