@@ -236,16 +236,23 @@ describe('reading source rows between watermarks', () => {
       `insert into shop.inventory values ('C', 'F1', 1, 0, now()) on conflict (sku_id, fc_id) do update set on_hand = 1`,
     );
     await coveredAfter(Date.now());
-    const setSync = async (on: boolean) => {
-      if (on) {
-        await source.query(`alter system set synchronous_commit = 'local'`); // everyone else does not wait
-        await source.query(`alter system set synchronous_standby_names = 'fresh_badges_nobody'`);
-      } else {
-        await source.query(`alter system reset synchronous_standby_names`);
-        await source.query(`alter system reset synchronous_commit`);
-      }
+    // In two steps, each reloaded: a backend running a statement when the configuration is reloaded
+    // commits it under the old settings, so with both changed at once a tick or a capture write
+    // could commit under synchronous_commit = on just as the standby became required, and wait for
+    // it (with the capture stuck behind it) until the end of the test.
+    const reload = async (sql: string) => {
+      await source.query(sql);
       await source.query(`select pg_reload_conf()`);
       await sleep(300);
+    };
+    const setSync = async (on: boolean) => {
+      if (on) {
+        await reload(`alter system set synchronous_commit = 'local'`); // everyone else does not wait
+        await reload(`alter system set synchronous_standby_names = 'fresh_badges_nobody'`);
+      } else {
+        await reload(`alter system reset synchronous_standby_names`);
+        await reload(`alter system reset synchronous_commit`);
+      }
     };
     const held = new pg.Client({ connectionString: TEST_INVENTORY_URL });
     await held.connect();
