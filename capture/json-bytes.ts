@@ -16,41 +16,24 @@
 export const JsonKind = { Text: 0, Number: 1, Bool: 2, Raw: 3, Timestamp: 4 } as const;
 export type JsonKind = (typeof JsonKind)[keyof typeof JsonKind];
 
+import { GrowingBuffer } from './growing-buffer';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const SPACE = 0x20;
 const HEX = '0123456789abcdef';
 
-/** A growing byte buffer, reused for image after image (one image at a time: single-threaded). */
-export class JsonWriter {
-  private buf = Buffer.allocUnsafe(4096);
-  private len = 0;
-
+/** The image being built, reused for image after image (one image at a time: single-threaded). */
+export class JsonWriter extends GrowingBuffer {
   /** Empty again; a buffer grown past 1 MiB by one huge value is let go rather than kept for good. */
   reset(): void {
     this.len = 0;
     if (this.buf.length > 1 << 20) this.buf = Buffer.allocUnsafe(4096);
   }
 
-  get length(): number {
-    return this.len;
-  }
-
   /** The bytes written so far, as a string. */
   text(): string {
     return this.buf.toString('utf8', 0, this.len);
-  }
-
-  private room(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
-    this.buf.copy(bigger, 0, 0, this.len);
-    this.buf = bigger;
-  }
-
-  byte(b: number): void {
-    this.room(1);
-    this.buf[this.len++] = b;
   }
 
   /** src[start, end) as they are (a loop: values are short, shorter than a native copy's set-up). */

@@ -488,7 +488,7 @@ async function copyIntoOutbox(client: pg.PoolClient, transactions: CapturedTrans
     copy.on('finish', resolve);
     copy.on('error', reject);
     // in pieces: one CopyData message per piece, each well under the server's limit on a message
-    const bytes = text.bytes();
+    const bytes = text.view();
     for (let at = 0; at < bytes.length; at += COPY_PIECE_BYTES) copy.write(bytes.subarray(at, at + COPY_PIECE_BYTES));
     copy.end();
   });

@@ -3,26 +3,13 @@
  * into one buffer: capture's outbox write sends a batch of tens of thousands of rows this way
  * without a string per line, a joined string of the batch, and its copy into bytes.
  */
+import { GrowingBuffer } from '../capture/growing-buffer';
+
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 const NEEDS_ESCAPE = /[\\\t\n\r]/;
 const TO_ESCAPE = /[\\\t\n\r]/g;
 
-export class CopyText {
-  private buf: Buffer;
-  private len = 0;
-
-  /** `bytes`: a first guess of the size (it grows as needed). */
-  constructor(bytes: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(1024, bytes));
-  }
-
-  private room(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
-    this.buf.copy(bigger, 0, 0, this.len);
-    this.buf = bigger;
-  }
-
+export class CopyText extends GrowingBuffer {
   /** A field as it is: text that holds nothing COPY escapes (names of our own, integers). */
   plain(s: string): void {
     this.room(s.length * 3);
@@ -37,18 +24,11 @@ export class CopyText {
 
   /** Between fields. */
   tab(): void {
-    this.room(1);
-    this.buf[this.len++] = 0x09;
+    this.byte(0x09);
   }
 
   /** After a row's last field. */
   endRow(): void {
-    this.room(1);
-    this.buf[this.len++] = 0x0a;
-  }
-
-  /** What was written (a view: the writer is done with it). */
-  bytes(): Buffer {
-    return this.buf.subarray(0, this.len);
+    this.byte(0x0a);
   }
 }

@@ -39,7 +39,7 @@ describe('COPY text', () => {
           text.plain(String(route));
           text.endRow();
         }
-        const lines = text.bytes().toString('utf8').split('\n');
+        const lines = text.view().toString('utf8').split('\n');
         expect(lines.pop()).toBe('');
         expect(lines.map(parseLine)).toEqual(rows.map(([a, b, route]) => ['inventory', a, b, String(route)]));
       }),
