@@ -49,10 +49,6 @@ export class Tuple {
     if (start === UNCHANGED_COLUMN) return UNCHANGED_TOAST;
     return this.frame.toString('utf8', start, this.spans[2 * i + 1]!);
   }
-
-  values(): TupleValue[] {
-    return Array.from({ length: this.length }, (_, i) => this.value(i));
-  }
 }
 
 export interface RelationColumn {
