@@ -66,9 +66,13 @@ export class OutboxWriteWatch {
   /** Whether the last pass left a batch open (null: not known, as at the start of an activity). */
   private batchOpen: boolean | null = null;
 
-  beforePass(): void {
+  /**
+   * `seen`: the writes counted no later than this pass's BEGIN was sent (its snapshot is taken
+   * after); a pass whose BEGIN went out with the last COMMIT gives the count from before that.
+   */
+  beforePass(seen: number = writes): void {
     if (this.batchOpen === false)
-      this.targetSeen = writes; // this pass takes a new target
+      this.targetSeen = seen; // this pass takes a new target
     else if (this.batchOpen === null) this.targetSeen = -1; // an older target: any write may be unseen
   }
 

@@ -35,7 +35,25 @@ export async function afterIdle(
   };
 }
 
-export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number): Promise<DrainBatchResult> {
+/**
+ * A pass's result, and its watermark write: sent, not yet answered. The drain's next pass goes on
+ * meanwhile (its first round trip is PostgreSQL's; its Redis calls queue behind the watermark on
+ * the same connection, so they run after it) and the caller learns `storeComplete` then.
+ */
+export interface AppliedPass {
+  result: DrainBatchResult;
+  /** Whether every partition was complete (false: the result should have said storeIncomplete). */
+  watermark: Promise<boolean>;
+}
+
+export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number): Promise<AppliedPass> {
+  const watermark = recordApplied(deps.redis, deps.keys, {
+    newestSourceMs: c.newestSourceMs,
+    appliedAt: Date.now(),
+    caughtUp: c.complete && c.target.at !== null ? { at: c.target.at, ageMs: ageOf(c.target.at, c.dbNowMs, t0) } : null,
+    applied: c.next.last,
+  });
+  watermark.catch(() => undefined); // the caller awaits it; a failure is thrown there
   // A SKU updated back to active/paused whose key had no lifecycle any more (the tombstone
   // expired, or the store lost it): its stock is not in the store. A brand-new SKU (insert)
   // needs nothing: its inventory rows arrive as changes of their own.
@@ -49,16 +67,10 @@ export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number)
     c.visibleAt,
   );
   if (c.dead.size) deps.metrics?.deadLetters(c.dead.size);
-  const storeComplete = await recordApplied(deps.redis, deps.keys, {
-    newestSourceMs: c.newestSourceMs,
-    appliedAt: Date.now(),
-    caughtUp: c.complete && c.target.at !== null ? { at: c.target.at, ageMs: ageOf(c.target.at, c.dbNowMs, t0) } : null,
-    applied: c.next.last,
-  });
   if (c.dead.size)
     deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });
   if (changeTracingOn()) traceApplied(deps, c, t0);
-  return {
+  const result: DrainBatchResult = {
     outcome: 'applied',
     rows: c.rows.length,
     applied: c.applied.applied,
@@ -67,8 +79,8 @@ export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number)
     caughtUp: c.complete,
     newestSourceMs: c.newestSourceMs,
     ...(rebuildSkus.length ? { rebuildSkus } : {}),
-    ...(storeComplete ? {} : { storeIncomplete: true }),
   };
+  return { result, watermark };
 }
 
 /**

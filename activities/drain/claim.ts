@@ -11,6 +11,9 @@ import { emptyResult, type DrainBatchResult, type ShardDeps, type Target } from 
 export const claimBeginSql = (consumer: string, lease: string): string =>
   `begin; select pg_try_advisory_xact_lock(hashtext(${pg.escapeLiteral(drainLockName(consumer))})) as ok; ${passStartSql(consumer, lease)}`;
 
+/** The statements claimBeginSql holds: its results are the last this many of a reply. */
+export const CLAIM_BEGIN_STATEMENTS = 3;
+
 /**
  * The shard's lock (hard mutual exclusion for the apply: held until commit or rollback, released
  * by the server if this process dies; it assigns no transaction id), taken by claimBeginSql with the

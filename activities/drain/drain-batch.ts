@@ -22,7 +22,7 @@ import { inActivity } from '../in-activity';
 import { throttledHeartbeat } from '../heartbeat-throttle';
 import type pg from 'pg';
 import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
-import { withTransactionEndingIn, type BeginResult } from '../../db/transaction';
+import type { BeginResult } from '../../db/transaction';
 import type { OutboxRow } from '../../features/from-source';
 import {
   advanceCursor,
@@ -35,12 +35,13 @@ import {
   type ConsumerCursor,
 } from '../../outbox';
 import { pendingRows } from '../../outbox/status';
-import { OutboxWriteWatch } from '../../outbox/written-signal';
+import { OutboxWriteWatch, outboxWrites } from '../../outbox/written-signal';
 import { applyUpdates } from '../../store/apply';
 import { rememberTruncates } from '../../store/store-position';
 import { applyOptions } from '../apply-options';
 import { afterApplied, afterIdle, MAX_REBUILDS_REPORTED } from './after-commit';
-import { claimBeginSql, claimDrain } from './claim';
+import { CLAIM_BEGIN_STATEMENTS, claimBeginSql, claimDrain } from './claim';
+import { PassConnection } from './pass-connection';
 import { checkPosition, resolveDivergence } from './divergence';
 import { faultPoint } from './fault-injection';
 import { prefetch, takePrefetched } from './prefetch';
@@ -80,39 +81,68 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
   const rebuilds = new Set<string>(); // raised by any pass of this call, reported at its end
   const writes = new OutboxWriteWatch();
   const beat = throttledHeartbeat(heartbeat);
-  for (;;) {
-    // Catch-up: a full chunk (its batch goes on) means a backlog, and the next chunk is twice as
-    // big (up to maxBatchRows): each pass waits on a few round trips whatever its size, and under
-    // load (capture writing beside it) those take tens of milliseconds each. The next chunk is
-    // read ahead at that size, so the prefetch does not hold the growth back.
-    const nextRows = Math.min(largest, maxRows * 2);
-    writes.beforePass();
-    const result = await tryOneBatch(deps, input.owner, { now: maxRows, next: nextRows });
-    writes.afterPass(result.outcome === 'applied' ? !result.caughtUp : result.outcome === 'idle' ? false : null);
-    total = addUp(total, result);
-    // (every shard of the call reports its own: the rest wait in the store for the next lookups)
-    for (const sku of result.rebuildSkus ?? []) if (rebuilds.size < MAX_REBUILDS_REPORTED) rebuilds.add(sku);
-    maxRows = result.outcome === 'applied' && !result.caughtUp ? nextRows : base;
-    total.batchSize = maxRows;
-    // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
-    const waiting = result.outcome === 'idle' || result.outcome === 'busy';
-    const more =
-      (waiting || (!!input.budgetMs && result.outcome === 'applied')) &&
-      Date.now() + (waiting ? deps.config.DRAIN_POLL_MS : 0) < deadline &&
-      // what the workflow must act on ends the activity
-      !rebuilds.size &&
-      !result.storeIncomplete &&
-      !result.frozen &&
-      // `ops pause`, or the workflow was cancelled or terminated (learnt through a heartbeat)
-      !(inActivity() && cancellationSignal().aborted) &&
-      // the worker is shutting down: the next run lands on another worker (or this one, restarted)
-      !deps.stopping?.aborted;
-    if (!more) return finished(deps, input, rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total);
-    if (inActivity()) beat(() => progressOf(total!));
-    // idle: the next poll, or sooner when capture in this process writes (outbox/written-signal.ts)
-    if (result.outcome === 'idle') await writes.wait(deps.config.DRAIN_POLL_MS);
-    else if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
+  // Back-to-back passes share a connection, the next BEGIN sent with the last COMMIT (pass-connection.ts)
+  const consumer = deps.consumer ?? deps.shard.consumer;
+  const conn = new PassConnection(deps.pool, claimBeginSql(consumer, deps.shard.lease), CLAIM_BEGIN_STATEMENTS);
+  // The last applied pass's watermark write, answered while the next pass runs (after-commit.ts)
+  let unsettled: Promise<boolean> | null = null;
+  // when the next pass was begun with the last commit: the writes counted before that pass began
+  let chainedAfter: number | null = null;
+  try {
+    for (;;) {
+      // Catch-up: a full chunk (its batch goes on) means a backlog, and the next chunk is twice as
+      // big (up to maxBatchRows): each pass waits on a few round trips whatever its size, and under
+      // load (capture writing beside it) those take tens of milliseconds each. The next chunk is
+      // read ahead at that size, so the prefetch does not hold the growth back.
+      const nextRows = Math.min(largest, maxRows * 2);
+      const seen = outboxWrites();
+      writes.beforePass(chainedAfter ?? seen);
+      // an applied pass is followed at once by the next when the activity has budget left
+      const chain = !!input.budgetMs && running(deps, deadline);
+      const pass = await nextPass(
+        unsettled,
+        tryOneBatch(deps, conn, input.owner, { now: maxRows, next: nextRows }, chain),
+      );
+      const result = pass.result;
+      unsettled = pass.watermark;
+      chainedAfter = chain && result.outcome === 'applied' ? seen : null;
+      writes.afterPass(result.outcome === 'applied' ? !result.caughtUp : result.outcome === 'idle' ? false : null);
+      total = addUp(total, result);
+      // (every shard of the call reports its own: the rest wait in the store for the next lookups)
+      for (const sku of result.rebuildSkus ?? []) if (rebuilds.size < MAX_REBUILDS_REPORTED) rebuilds.add(sku);
+      maxRows = result.outcome === 'applied' && !result.caughtUp ? nextRows : base;
+      total.batchSize = maxRows;
+      // busy: a backfill holds the drain lock for a moment; wait like an idle poll.
+      const waiting = result.outcome === 'idle' || result.outcome === 'busy';
+      const more =
+        (waiting || (!!input.budgetMs && result.outcome === 'applied')) &&
+        running(deps, deadline - (waiting ? deps.config.DRAIN_POLL_MS : 0)) &&
+        // what the workflow must act on ends the activity
+        !rebuilds.size &&
+        !result.storeIncomplete &&
+        !result.frozen;
+      if (!more) {
+        await conn.close(); // a next pass begun with the last commit
+        if (unsettled && !(await unsettled)) total = { ...total, storeIncomplete: true };
+        return finished(deps, input, rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total);
+      }
+      if (inActivity()) beat(() => progressOf(total!));
+      // idle: the next poll, or sooner when capture in this process writes (outbox/written-signal.ts)
+      if (result.outcome === 'idle') await writes.wait(deps.config.DRAIN_POLL_MS);
+      else if (waiting) await sleep(deps.config.DRAIN_POLL_MS);
+    }
+  } finally {
+    await conn.close();
   }
+}
+
+/**
+ * Whether the activity may run another pass: before `until`, not cancelled (`ops pause`, or the
+ * workflow was cancelled or terminated: learnt through a heartbeat), and the worker is not shutting
+ * down (the next run lands on another worker, or this one restarted).
+ */
+function running(deps: ShardDeps, until: number): boolean {
+  return Date.now() < until && !(inActivity() && cancellationSignal().aborted) && !deps.stopping?.aborted;
 }
 
 /** Rows counted at most for the Web UI's "behind by N rows" (a count under backlog costs a scan). */
@@ -170,21 +200,44 @@ interface ChunkRows {
  * cursor) the next chunk is read and applied; after the commit, what the store and the workflow
  * learn from it.
  */
-async function tryOneBatch(deps: ShardDeps, owner: string, rows: ChunkRows): Promise<DrainBatchResult> {
-  const t0 = performance.now();
+async function tryOneBatch(
+  deps: ShardDeps,
+  conn: PassConnection,
+  owner: string,
+  rows: ChunkRows,
+  chain: boolean,
+): Promise<Pass> {
   const consumer = deps.consumer ?? deps.shard.consumer;
-  const step = await withTransactionEndingIn(deps.pool, claimBeginSql(consumer, deps.shard.lease), (client, begun) =>
-    applyNextChunk(deps, client, consumer, owner, rows, begun),
-  );
+  let started = 0;
+  const step = await conn.run(async (client, begun, t0) => {
+    started = t0;
+    const { result, end } = await applyNextChunk(deps, client, consumer, owner, rows, begun);
+    return { result, end, chain: chain && result.kind === 'applied' };
+  });
   switch (step.kind) {
     case 'done':
-      return step.result;
+      return { result: step.result, watermark: null };
     case 'idle':
-      return afterIdle(deps, step, t0);
+      return { result: await afterIdle(deps, step, started), watermark: null };
     case 'applied':
       faultPoint('after-commit');
-      return afterApplied(deps, step.chunk, t0);
+      return afterApplied(deps, step.chunk, started);
   }
+}
+
+/** A pass's result, and the watermark write of an applied one, still in flight (AppliedPass). */
+type Pass = { result: DrainBatchResult; watermark: Promise<boolean> | null };
+
+/**
+ * The next pass, run while the previous pass's watermark write is answered; the result says
+ * storeIncomplete when that write found a partition without its epoch. A failed watermark write
+ * fails the call once the pass is done (its transaction ended).
+ */
+async function nextPass(previous: Promise<boolean> | null, pass: Promise<Pass>): Promise<Pass> {
+  const [stored, next] = await Promise.allSettled([previous ?? true, pass]);
+  if (stored.status === 'rejected') throw stored.reason;
+  if (next.status === 'rejected') throw next.reason;
+  return stored.value ? next.value : { ...next.value, result: { ...next.value.result, storeIncomplete: true } };
 }
 
 /** Where a pass ended, inside its transaction. */
@@ -218,8 +271,16 @@ async function applyNextChunk(
       result: { kind: 'done', result: { outcome: 'idle', ...emptyResult(cursor), caughtUp: true, frozen: true } },
       end: null,
     };
-  const checked = await checkPosition(deps, cursor, claimed.frozen ?? now);
+  // The store's check (Redis) and the chunk's read (PostgreSQL) go out together: the read
+  // assumes the target the check almost always confirms (the batch's, or the snapshot proposed
+  // now), and is read again in the rare pass whose store holds another (a retry after a crash).
+  const proposed = claimed.frozen ?? now;
+  const assumed: Target = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : { ...proposed };
+  const reading = readChunk(deps, client, consumer, cursor, assumed, rows.now);
+  reading.catch(() => undefined); // awaited below, or dropped when the store diverged
+  const checked = await checkPosition(deps, cursor, proposed);
   if (checked.kind === 'diverged') {
+    await reading.catch(() => undefined); // the connection is the transaction's: let its read end first
     const resolved = await resolveDivergence(deps, client, consumer, cursor, checked.divergence);
     const result: DrainBatchResult = { outcome: 'repaired', ...emptyResult(resolved.cursor) };
     return {
@@ -228,7 +289,9 @@ async function applyNextChunk(
     };
   }
   const target = checked.target;
-  const chunk = await readChunk(deps, client, consumer, cursor, target, rows.now);
+  if (target.snap !== assumed.snap) await reading.catch(() => undefined);
+  const chunk =
+    target.snap === assumed.snap ? await reading : await readChunk(deps, client, consumer, cursor, target, rows.now);
   const { next, complete } = advanceCursor(cursor, target, chunk.rows, chunk.limit);
   const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
 

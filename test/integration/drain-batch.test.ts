@@ -190,6 +190,30 @@ describe('drain batch', () => {
   // time's age measured by the drain (store/watermark.ts); reads measure their lag against it. It
   // must never be later than the time it stands for (here every server shares one clock), or a
   // read would take a stale store for fresher than it is.
+  it('a retry after that crash reads its chunk at the target the store claimed, not at a newer snapshot', async () => {
+    await insertSkuChanges('R', 5);
+    const start = await saveCursorRow(c.pool);
+    expect(await acts.drainBatch({ owner })).toMatchObject({ rows: 5, caughtUp: true });
+    await restoreCursorRow(c.pool, start); // the cursor commit lost; the store holds the batch's claim
+    await insertSkuChanges('Q', 5); // committed after that claim's snapshot
+    // The pass reads its chunk while the store's check runs, at the snapshot it would propose now;
+    // the check answers with the earlier claim, and the chunk is read again there.
+    expect(await acts.drainBatch({ owner })).toMatchObject({ rows: 5, caughtUp: true });
+    expect(await acts.drainBatch({ owner })).toMatchObject({ rows: 5, caughtUp: true });
+    expect(await lifecycleOf('Q5')).not.toBeNull();
+  });
+
+  it('says the store is incomplete when the last pass watermark found no epoch (that write is answered late)', async () => {
+    await insertSkuChanges('E', 5);
+    await drainAll();
+    await c.redis.del(...c.keys.partitions.map((p) => p.epoch)); // the store lost data: a rebuild is due
+    await insertSkuChanges('F', 5);
+    // One applied pass and the budget is spent: its watermark write, sent after the commit and
+    // answered while a next pass would run, is what tells.
+    const r = await acts.drainBatch({ owner, budgetMs: 1 });
+    expect(r).toMatchObject({ outcome: 'applied', rows: 5, storeIncomplete: true });
+  });
+
   it("writes the caught-up time on Redis's clock no later than the time it stands for", async () => {
     await insertSkuChanges('K', 20);
     await drainAll();
