@@ -32,6 +32,12 @@ export type CaptureActivityResult =
 
 export const captureLeaseName = (source: string) => `capture:${source}`;
 
+/** What the activity heartbeats: the run's progress, or that its session is still opening. */
+type CaptureHeartbeat = CaptureProgress | { source: string; state: 'opening' };
+
+/** How often the activity heartbeats whatever its run reports (well inside the 3-s timeout). */
+const KEEP_ALIVE_MS = 1_000;
+
 export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; stopping?: AbortSignal }) {
   const sourceNamed = (name: string): CaptureSource => {
     const source = captureSources(deps.config).find((s) => s.name === name);
@@ -58,7 +64,13 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
       const held = await lease(input.source, input.owner);
       if (!held.acquired) return { outcome: 'lease-lost', holder: held.holder };
       const started = Date.now();
-      const beat = throttledHeartbeat((p: CaptureProgress) => ctx.heartbeat(p));
+      const beat = throttledHeartbeat((p: CaptureHeartbeat) => ctx.heartbeat(p));
+      // The run reports after every write and at least every second. Before it, a session opens:
+      // creating a slot waits for every transaction running on the source, however long one is
+      // held open; after it, the session may close. Without a heartbeat meanwhile the activity
+      // would time out (3 s) and be retried into the same wait.
+      let last: CaptureHeartbeat = { source: source.name, state: 'opening' };
+      const keepAlive = setInterval(() => beat(() => last), KEEP_ALIVE_MS);
       try {
         const progress = await withCaptureSession(source, deps.pool, (session) =>
           session.run({
@@ -66,7 +78,10 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
             tickMs: deps.config.CAPTURE_TICK_MS,
             // a pause (cancellation) or the worker's shutdown: what was read is written, then it returns
             signal: deps.stopping ? AbortSignal.any([ctx.cancellationSignal, deps.stopping]) : ctx.cancellationSignal,
-            onProgress: (p) => beat(() => p),
+            onProgress: (p) => {
+              last = p;
+              beat(() => p);
+            },
             log: (m) => ctx.log.warn(m),
           }),
         );
@@ -75,6 +90,8 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
         if (err instanceof SlotBusyError)
           throw ApplicationFailure.retryable(`the slot of ${source.name} is busy: ${err.message}`, 'SlotBusy');
         throw err;
+      } finally {
+        clearInterval(keepAlive);
       }
     },
   };

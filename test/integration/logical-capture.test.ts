@@ -27,6 +27,11 @@ import {
   writeCapturedTransactions,
 } from '../../outbox/capture-progress';
 import { dropSlot, readSlot } from '../../capture/slot';
+import { closeCaptureSessions } from '../../capture/session-registry';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createCaptureActivities } from '../../activities/capture';
+import { loadConfig } from '../../config';
 import { ReplicationStream, SlotBusyError } from '../../capture/replication-stream';
 import { formatLsn, parseLsn } from '../../capture/pgoutput';
 import { decodePipelineMessage, emitTick, TICK_PREFIX } from '../../capture/ticks';
@@ -37,6 +42,7 @@ import {
   dropSplitSourceSlots,
   resetCaptureProgress,
   splitSources,
+  SPLIT_SOURCE_CONFIG,
   TEST_INVENTORY_URL,
   TEST_ORDERS_URL,
   withClient,
@@ -699,6 +705,39 @@ describe('capture from the WAL of two source databases', () => {
       expect(objects, url).toEqual([]);
     }
   });
+
+  // Creating a slot waits for every transaction running on the source (PostgreSQL builds the
+  // slot's starting snapshot); the activity heartbeats meanwhile, or its 3-s heartbeat timeout
+  // would fail it into a retry that waits the same way.
+  it('the capture activity heartbeats while its session waits to create a slot behind an open transaction', async () => {
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const held = new pg.Client({ connectionString: TEST_INVENTORY_URL });
+    await held.connect();
+    const env = new MockActivityEnvironment();
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    try {
+      await held.query('begin');
+      await held.query(`insert into shop.skus values ('SLOT-WAIT', 't', 'active', now())`); // holds a transaction id
+      await withClient(TEST_INVENTORY_URL, (c) => dropSlot(c, inventory.slot));
+      const acts = createCaptureActivities({
+        pool: pipeline,
+        config: loadConfig({ ...process.env, DATABASE_URL: TEST_DATABASE_URL, ...SPLIT_SOURCE_CONFIG }),
+      });
+      let done = false;
+      const run = env.run(acts.captureSource, { source: 'inventory', owner: 'heartbeat-test', budgetMs: 300 });
+      void run.finally(() => (done = true));
+      await sleep(3_500);
+      expect(done).toBe(false); // still waiting for the open transaction
+      expect(beats.length).toBeGreaterThanOrEqual(3);
+      expect(beats[0]).toEqual({ source: 'inventory', state: 'opening' });
+      await held.query('commit');
+      expect(await run).toMatchObject({ outcome: 'captured', slotCreated: true });
+    } finally {
+      await held.end();
+      await closeCaptureSessions(); // the activity's session stays open for the next run: not here
+    }
+  }, 60_000);
 });
 
 /** Runs one capture of `source` in a child process with a fault point armed; resolves when it exits. */
