@@ -107,7 +107,9 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
       unsettled = pass.watermark;
       chainedAfter = chain && result.outcome === 'applied' ? seen : null;
       writes.afterPass(result.outcome === 'applied' ? !result.caughtUp : result.outcome === 'idle' ? false : null);
-      total = addUp(total, result);
+      // an applied pass counts as finding the store complete once its watermark write says so
+      total = addUp(total, result, pass.watermark !== null);
+      if (pass.previousComplete) total.storeWasComplete = true;
       // (every shard of the call reports its own: the rest wait in the store for the next lookups)
       for (const sku of result.rebuildSkus ?? []) if (rebuilds.size < MAX_REBUILDS_REPORTED) rebuilds.add(sku);
       maxRows = result.outcome === 'applied' && !result.caughtUp ? nextRows : base;
@@ -123,7 +125,8 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
         !result.frozen;
       if (!more) {
         await conn.close(); // a next pass begun with the last commit
-        if (unsettled && !(await unsettled)) total = { ...total, storeIncomplete: true };
+        if (unsettled)
+          total = (await unsettled) ? { ...total, storeWasComplete: true } : { ...total, storeIncomplete: true };
         return finished(deps, input, rebuilds.size ? { ...total, rebuildSkus: [...rebuilds] } : total);
       }
       if (inActivity()) beat(() => progressOf(total!));
@@ -170,9 +173,9 @@ export function progressOf(r: DrainBatchResult): DrainProgress {
 }
 
 /** The passes of one activity as one result: counts summed, the latest position and state. */
-function addUp(total: DrainBatchResult | null, r: DrainBatchResult): DrainBatchResult {
+function addUp(total: DrainBatchResult | null, r: DrainBatchResult, watermarkPending: boolean): DrainBatchResult {
   const batches = (total?.batches ?? 0) + (r.outcome === 'applied' ? 1 : 0);
-  const complete = (r.outcome === 'applied' || r.outcome === 'idle') && !r.storeIncomplete;
+  const complete = (r.outcome === 'applied' || r.outcome === 'idle') && !r.storeIncomplete && !watermarkPending;
   const storeWasComplete = !!total?.storeWasComplete || complete;
   if (!total) return { ...r, batches, ...(storeWasComplete ? { storeWasComplete } : {}) };
   const outcome =
@@ -233,11 +236,16 @@ type Pass = { result: DrainBatchResult; watermark: Promise<boolean> | null };
  * storeIncomplete when that write found a partition without its epoch. A failed watermark write
  * fails the call once the pass is done (its transaction ended).
  */
-async function nextPass(previous: Promise<boolean> | null, pass: Promise<Pass>): Promise<Pass> {
-  const [stored, next] = await Promise.allSettled([previous ?? true, pass]);
+async function nextPass(
+  previous: Promise<boolean> | null,
+  pass: Promise<Pass>,
+): Promise<Pass & { previousComplete: boolean | null }> {
+  const [stored, next] = await Promise.allSettled([previous, pass]);
   if (stored.status === 'rejected') throw stored.reason;
   if (next.status === 'rejected') throw next.reason;
-  return stored.value ? next.value : { ...next.value, result: { ...next.value.result, storeIncomplete: true } };
+  const previousComplete = stored.value;
+  if (previousComplete !== false) return { ...next.value, previousComplete };
+  return { ...next.value, result: { ...next.value.result, storeIncomplete: true }, previousComplete };
 }
 
 /** Where a pass ended, inside its transaction. */
@@ -278,9 +286,13 @@ async function applyNextChunk(
   const assumed: Target = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : { ...proposed };
   const reading = readChunk(deps, client, consumer, cursor, assumed, rows.now);
   reading.catch(() => undefined); // awaited below, or dropped when the store diverged
-  const checked = await checkPosition(deps, cursor, proposed);
+  // (the connection is the transaction's: its read ends before anything else is done with it)
+  const checked = await checkPosition(deps, cursor, proposed).catch(async (err: unknown) => {
+    await reading.catch(() => undefined);
+    throw err;
+  });
   if (checked.kind === 'diverged') {
-    await reading.catch(() => undefined); // the connection is the transaction's: let its read end first
+    await reading; // a failed read aborted the transaction: its error, not the repair's, is the one to see
     const resolved = await resolveDivergence(deps, client, consumer, cursor, checked.divergence);
     const result: DrainBatchResult = { outcome: 'repaired', ...emptyResult(resolved.cursor) };
     return {

@@ -186,10 +186,6 @@ describe('drain batch', () => {
     expect(done.behindRows).toBeUndefined();
   });
 
-  // The watermark's caught-up time is also written on Redis's clock, as Redis's TIME minus the
-  // time's age measured by the drain (store/watermark.ts); reads measure their lag against it. It
-  // must never be later than the time it stands for (here every server shares one clock), or a
-  // read would take a stale store for fresher than it is.
   it('a retry after that crash reads its chunk at the target the store claimed, not at a newer snapshot', async () => {
     await insertSkuChanges('R', 5);
     const start = await saveCursorRow(c.pool);
@@ -212,8 +208,24 @@ describe('drain batch', () => {
     // answered while a next pass would run, is what tells.
     const r = await acts.drainBatch({ owner, budgetMs: 1 });
     expect(r).toMatchObject({ outcome: 'applied', rows: 5, storeIncomplete: true });
+    expect(r.storeWasComplete).toBeUndefined(); // (the workflow would take the backfill for done)
   });
 
+  it('a pass whose watermark found no epoch ends the activity after the next pass', async () => {
+    await insertSkuChanges('H', 5);
+    await drainAll();
+    await c.redis.del(...c.keys.partitions.map((p) => p.epoch));
+    await insertSkuChanges('J', 15);
+    // chunks of 5: the first pass's watermark is answered during the second, which then ends it
+    const r = await acts.drainBatch({ owner, maxRows: 5, maxBatchRows: 5, budgetMs: 10_000 });
+    expect(r).toMatchObject({ outcome: 'applied', rows: 10, storeIncomplete: true });
+    expect(r.storeWasComplete).toBeUndefined();
+  });
+
+  // The watermark's caught-up time is also written on Redis's clock, as Redis's TIME minus the
+  // time's age measured by the drain (store/watermark.ts); reads measure their lag against it. It
+  // must never be later than the time it stands for (here every server shares one clock), or a
+  // read would take a stale store for fresher than it is.
   it("writes the caught-up time on Redis's clock no later than the time it stands for", async () => {
     await insertSkuChanges('K', 20);
     await drainAll();
