@@ -430,9 +430,9 @@ async function stopDiverged(
   writing: Promise<void> | null,
 ): Promise<void> {
   await writing;
-  const err = new HistoryDivergedError(state.source.name, state.diverged!);
-  if (!(await markSourceLost(opts.pipeline, state.source.name, state.source.tables, state.generation))) throw err;
-  logger('capture').warn(err.message);
+  if (!(await markSourceLost(opts.pipeline, state.source.name, state.source.tables, state.generation)))
+    throw new HistoryDivergedError(state.source.name, state.diverged!, true);
+  logger('capture').warn(new HistoryDivergedError(state.source.name, state.diverged!).message);
   state.slotLost = true;
   state.spent = true;
   state.writtenLsn = 0n; // what the pipeline database records now (the next session starts at the slot)

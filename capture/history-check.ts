@@ -27,9 +27,14 @@ export interface LastCapturedTransaction {
 
 /** The source's history is not the one captured: the session stops and the source is marked lost. */
 export class HistoryDivergedError extends Error {
-  constructor(source: string, why: string) {
+  /** `superseded`: found by a session a newer one replaced, which marks nothing (the newer one decides). */
+  constructor(source: string, why: string, superseded = false) {
     super(
-      `capture of ${source}: the source's change history is not the one captured (${why}): restored from a backup or a disk snapshot, or failed over to a standby behind it? The store is emptied and refilled from the sources (docs/capture.md)`,
+      `capture of ${source}: the source's change history is not the one captured (${why}): restored from a backup or a disk snapshot, or failed over to a standby behind it? ${
+        superseded
+          ? 'This capture session was replaced by a newer one, which holds the source: it marked nothing and stops; the newer session finds the same and has the store refilled'
+          : 'The store is emptied and refilled from the sources'
+      } (docs/capture.md)`,
     );
     this.name = 'HistoryDivergedError';
   }

@@ -525,6 +525,17 @@ describe('capture from the WAL of two source databases', () => {
       `update pipeline.capture_progress set lsn = $1::pg_lsn, last_txn_for = $1::pg_lsn where source = 'inventory'`,
       [walEnd],
     );
+    // A session a newer one replaced finds the same, marks nothing and says so: the newer one decides.
+    const leftBehind = await CaptureSession.open(inventory, pipeline);
+    try {
+      await claimCaptureSource(pipeline, 'inventory');
+      await expect(leftBehind.run({ tickMs: 20, budgetMs: 20_000 })).rejects.toThrow(
+        /replaced by a newer one, which holds the source: it marked nothing/,
+      );
+    } finally {
+      await leftBehind.close();
+    }
+    expect((await readCaptureProgress(pipeline, 'inventory'))!.lostAtMs).toBeNull();
     const abort = new AbortController();
     const timeout = setTimeout(() => abort.abort(), 20_000);
     let progress: CaptureProgress;
