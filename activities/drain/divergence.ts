@@ -9,7 +9,7 @@ import { rebuildStore } from '../../store/rebuild';
 import { checkStorePosition, readStorePosition, type PositionCheck } from '../../store/store-position';
 import type { DrainDeps, Target } from './types';
 
-type Divergence = Exclude<PositionCheck, { status: 'ok' }>;
+export type Divergence = Exclude<PositionCheck, { status: 'ok' }>;
 
 /**
  * The store proves what it holds: its own applied position is compared with the cursor's, and a

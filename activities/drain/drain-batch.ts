@@ -42,7 +42,7 @@ import { applyOptions } from '../apply-options';
 import { afterApplied, afterIdle, MAX_REBUILDS_REPORTED } from './after-commit';
 import { CLAIM_BEGIN_STATEMENTS, claimBeginSql, claimDrain } from './claim';
 import { PassConnection } from './pass-connection';
-import { checkPosition, resolveDivergence } from './divergence';
+import { checkPosition, resolveDivergence, type Divergence } from './divergence';
 import { faultPoint } from './fault-injection';
 import { prefetch, takePrefetched } from './prefetch';
 import { deadLetterFailures, featureUpdatesOf } from './row-updates';
@@ -279,20 +279,8 @@ async function applyNextChunk(
       result: { kind: 'done', result: { outcome: 'idle', ...emptyResult(cursor), caughtUp: true, frozen: true } },
       end: null,
     };
-  // The store's check (Redis) and the chunk's read (PostgreSQL) go out together: the read
-  // assumes the target the check almost always confirms (the batch's, or the snapshot proposed
-  // now), and is read again in the rare pass whose store holds another (a retry after a crash).
-  const proposed = claimed.frozen ?? now;
-  const assumed: Target = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : { ...proposed };
-  const reading = readChunk(deps, client, consumer, cursor, assumed, rows.now);
-  reading.catch(() => undefined); // awaited below, or dropped when the store diverged
-  // (the connection is the transaction's: its read ends before anything else is done with it)
-  const checked = await checkPosition(deps, cursor, proposed).catch(async (err: unknown) => {
-    await reading.catch(() => undefined);
-    throw err;
-  });
+  const checked = await checkedChunk(deps, client, consumer, cursor, claimed.frozen ?? now, rows.now);
   if (checked.kind === 'diverged') {
-    await reading; // a failed read aborted the transaction: its error, not the repair's, is the one to see
     const resolved = await resolveDivergence(deps, client, consumer, cursor, checked.divergence);
     const result: DrainBatchResult = { outcome: 'repaired', ...emptyResult(resolved.cursor) };
     return {
@@ -300,10 +288,7 @@ async function applyNextChunk(
       end: null,
     };
   }
-  const target = checked.target;
-  if (target.snap !== assumed.snap) await reading.catch(() => undefined);
-  const chunk =
-    target.snap === assumed.snap ? await reading : await readChunk(deps, client, consumer, cursor, target, rows.now);
+  const { target, chunk } = checked;
   const { next, complete } = advanceCursor(cursor, target, chunk.rows, chunk.limit);
   const startedBatch = cursor.position.txid !== BATCH_START.txid || cursor.position.id !== BATCH_START.id;
 
@@ -345,6 +330,43 @@ async function applyNextChunk(
     },
   };
   return { result: chunkStep, end };
+}
+
+/**
+ * The store's check of its position (Redis) and the chunk's read (PostgreSQL), sent together: the
+ * read assumes the target the check almost always confirms (the batch's, or the snapshot proposed
+ * now), and is read again in the rare pass whose store holds another (a retry after a crash). The
+ * connection is the transaction's: its read ends before anything else is done with it.
+ */
+async function checkedChunk(
+  deps: ShardDeps,
+  client: pg.PoolClient,
+  consumer: string,
+  cursor: ConsumerCursor,
+  proposed: Target,
+  maxRows: number,
+): Promise<
+  | { kind: 'diverged'; divergence: Divergence }
+  | { kind: 'ok'; target: Target; chunk: { rows: OutboxRow[]; limit: number } }
+> {
+  const assumed: Target = cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : { ...proposed };
+  const reading = readChunk(deps, client, consumer, cursor, assumed, maxRows);
+  reading.catch(() => undefined); // awaited below on every path
+  const checked = await checkPosition(deps, cursor, proposed).catch(async (err: unknown) => {
+    await reading.catch(() => undefined);
+    throw err;
+  });
+  if (checked.kind === 'diverged') {
+    await reading; // a failed read aborted the transaction: its error, not the repair's, is the one to see
+    return checked;
+  }
+  if (checked.target.snap === assumed.snap) return { kind: 'ok', target: checked.target, chunk: await reading };
+  await reading.catch(() => undefined);
+  return {
+    kind: 'ok',
+    target: checked.target,
+    chunk: await readChunk(deps, client, consumer, cursor, checked.target, maxRows),
+  };
 }
 
 /**
