@@ -36,7 +36,7 @@ import { ReplicationStream } from './replication-stream';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
-import { ensureSlot, readSlot, slotUsable } from './slot';
+import { ensureSlot, readSlot } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
 import { loadReadChunks, type StoredChunk } from '../outbox/capture-chunks';
 import type { ChunkOutcome } from '../outbox/capture-progress';
@@ -122,12 +122,18 @@ export class CaptureSession {
       const before = await readCaptureProgress(pipeline, source.name);
       // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
       // lost in a failover, and the changes in between are not in the outbox. Recorded before the
-      // new slot exists, so a crash in between cannot hide it. A hand-over from the triggers under
-      // way counts too, though nothing was written yet: its slot was created before it began (and
-      // the triggers dropped since), and a new one would never see its marker.
-      const lost = !slotUsable(await readSlot(admin, source.slot)) && capturedBefore(before);
-      if (lost) await markSlotLost(pipeline, source);
-      const slotCreated = await ensureSlot(admin, source.slot);
+      // new slot exists, so a crash in between cannot hide it, and judged on the reading that
+      // decides to create it (a slot invalidated just after an earlier reading is lost too). A
+      // hand-over from the triggers under way counts too, though nothing was written yet: its slot
+      // was created before it began (and the triggers dropped since), and a new one would never see
+      // its marker.
+      const found = { lost: false };
+      const slotCreated = await ensureSlot(admin, source.slot, async () => {
+        if (!capturedBefore(before)) return;
+        found.lost = true;
+        await markSlotLost(pipeline, source);
+      });
+      const lost = found.lost;
       await registerCaptureSource(pipeline, source.name, source.slot);
       // A slot lost during a hand-over from the triggers: the new slot starts after the hand-over
       // marker and would never see it (every row dropped as the triggers'). Creating the slot
@@ -149,12 +155,15 @@ export class CaptureSession {
         // What the stream will never send and a chunk read soon may still not see (history-start.ts).
         historyStart = await readHistoryStart(admin);
         // This session holds the slot's stream: nobody else moves its confirmed position now.
-        slotAt = slotCreated ? null : (await readSlot(admin, source.slot)).confirmedFlushLsn;
+        const slotNow = (await readSlot(admin, source.slot)).confirmedFlushLsn;
+        slotAt = slotCreated ? null : slotNow;
         writesLost = !lost && (await writesLostBefore(pipeline, source, slotAt));
         wentBack = !lost && !writesLost && (await historyWentBack(pipeline, admin, source, slotAt));
         // Taken once this session holds the slot's stream: from here on, the writes of any older
-        // session (one that outlived its activity, or streamed the old primary's slot) fail.
-        generation = await claimCaptureSource(pipeline, source.name, slotAt);
+        // session (one that outlived its activity, or streamed the old primary's slot) fail. A slot
+        // created now starts the recorded position at its own start, so a later slot past the
+        // recorded position tells lost writes from this session's first one on.
+        generation = await claimCaptureSource(pipeline, source.name, slotAt, slotCreated ? slotNow : null);
         // again: registering may have created the row, and a lost slot reset what it records
         recorded = await readCaptureProgress(pipeline, source.name);
       } catch (err) {
@@ -247,7 +256,7 @@ async function markSlotLost(pipeline: pg.Pool, source: CaptureSource): Promise<v
 async function writesLostBefore(pipeline: pg.Pool, source: CaptureSource, slotAt: bigint | null): Promise<boolean> {
   if (slotAt === null) return false;
   const row = await readCaptureProgress(pipeline, source.name);
-  if (!row?.confirmsRecorded || row.lsn === 0n || slotAt <= row.lsn) return false;
+  if (!row?.confirmsRecorded || slotAt <= row.lsn) return false;
   await markSourceLost(pipeline, source.name, source.tables);
   logger('capture').warn(
     `the replication slot of ${source.name} confirmed ${formatLsn(slotAt)}, past the ${formatLsn(row.lsn)} the pipeline database recorded: it lost capture writes (a failover to a standby behind it, or a restore), so the store is emptied and refilled from the sources and its reads stay stale until then (docs/capture.md)`,

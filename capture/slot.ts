@@ -67,10 +67,18 @@ export const slotUsable = (s: SlotState): boolean =>
 /**
  * Creates the slot unless it exists. Returns true when it was created now: changes before this
  * moment are not in it, so the store needs a fill from a snapshot of that source.
+ * `beforeCreate` runs when the slot was found missing or unusable, before it is dropped and created
+ * again: the one reading that decides to create it is the one a caller learns of (a second reading
+ * of its own could find the slot still usable and miss that it was lost a moment later).
  */
-export async function ensureSlot(source: pg.ClientBase | pg.Pool, slot: string): Promise<boolean> {
+export async function ensureSlot(
+  source: pg.ClientBase | pg.Pool,
+  slot: string,
+  beforeCreate?: (found: SlotState) => Promise<void>,
+): Promise<boolean> {
   const existing = await readSlot(source, slot);
   if (slotUsable(existing)) return false;
+  await beforeCreate?.(existing);
   if (existing.exists) await dropSlot(source, slot);
   try {
     await source.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);

@@ -73,23 +73,31 @@ export class CaptureWritesLostError extends Error {
  * From here on every position this session confirms to the slot is recorded first (migration
  * 015). `slotConfirmed`, the slot's position as the session found it, is recorded when the rule
  * did not hold up to now (an older version's session, which confirms idle positions without
- * recording them, took the source last).
+ * recording them, took the source last). `slotCreatedAt`, the start of a slot the session has just
+ * created, is recorded at least: nothing before it will ever be streamed, and a slot found past the
+ * recorded position must always mean lost writes (capture-loop.ts, writesLostBefore).
  */
 export async function claimCaptureSource(
   db: pg.Pool | pg.ClientBase,
   source: string,
   slotConfirmed: bigint | null = null,
+  slotCreatedAt: bigint | null = null,
 ): Promise<number> {
   const r = await db.query<{ generation: string }>(
     `update pipeline.capture_progress
         set generation = generation + 1, confirms_recorded_by = generation + 1,
-            lsn = case when confirms_recorded_by is not distinct from generation or $2::pg_lsn is null then lsn
-                       else greatest(lsn, $2::pg_lsn) end,
+            lsn = greatest(case when confirms_recorded_by is not distinct from generation or $2::pg_lsn is null then lsn
+                                else greatest(lsn, $2::pg_lsn) end,
+                           coalesce($3::pg_lsn, '0/0'::pg_lsn)),
             -- the last transaction stands for the recorded position only while the rule held
             last_txn_for = case when confirms_recorded_by is not distinct from generation or $2::pg_lsn is null
                                 then last_txn_for end
       where source = $1 returning generation::text`,
-    [source, slotConfirmed === null ? null : formatLsn(slotConfirmed)],
+    [
+      source,
+      slotConfirmed === null ? null : formatLsn(slotConfirmed),
+      slotCreatedAt === null ? null : formatLsn(slotCreatedAt),
+    ],
   );
   if (!r.rowCount) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
   return Number(r.rows[0]!.generation);

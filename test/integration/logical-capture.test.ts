@@ -26,7 +26,7 @@ import {
   setCaptureSwitch,
   writeCapturedTransactions,
 } from '../../outbox/capture-progress';
-import { dropSlot, readSlot } from '../../capture/slot';
+import { dropSlot, ensureSlot, readSlot } from '../../capture/slot';
 import { closeCaptureSessions } from '../../capture/session-registry';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -478,6 +478,66 @@ describe('capture from the WAL of two source databases', () => {
     ]);
     await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
   }, 60_000);
+
+  // The same failover in the first session of a new slot: the claim records the slot's start, so
+  // the slot past it tells the loss of that session's first writes too (a recorded position of 0
+  // used to be taken for "nothing to compare with").
+  it('a session that creates the slot records its start, so its first writes lost are found', async () => {
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const slotOf = () => withClient(TEST_INVENTORY_URL, (c) => readSlot(c, inventory.slot));
+    await withClient(TEST_INVENTORY_URL, (c) => dropSlot(c, inventory.slot));
+    await pipeline.query(`delete from pipeline.capture_progress where source = 'inventory'`);
+    const session = await CaptureSession.open(inventory, pipeline);
+    let claimed: bigint;
+    try {
+      claimed = (await readCaptureProgress(pipeline, 'inventory'))!.lsn;
+      expect(claimed).toBeGreaterThan(0n);
+      expect(claimed).toBe((await slotOf()).confirmedFlushLsn);
+      await withClient(TEST_INVENTORY_URL, (c) =>
+        c.query(`insert into shop.skus values ('FIRST-WRITE', 't', 'active', now())`),
+      );
+      await session.run({ tickMs: 20, budgetMs: 1_500 });
+    } finally {
+      await session.close();
+    }
+    expect((await pipeline.query(`select 1 from pipeline.outbox where key = 'FIRST-WRITE'`)).rowCount).toBe(1);
+    for (const until = Date.now() + 5_000; Date.now() < until;) {
+      if (((await slotOf()).confirmedFlushLsn ?? 0n) > claimed) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await slotOf()).confirmedFlushLsn).toBeGreaterThan(claimed);
+    // the failover: the pipeline database is back at the session's claim, before its first write
+    await pipeline.query(`update pipeline.capture_progress set lsn = $2::pg_lsn where source = $1`, [
+      'inventory',
+      formatLsn(claimed),
+    ]);
+    await pipeline.query(`delete from pipeline.outbox where key = 'FIRST-WRITE'`);
+    await captureUntilCovered(pipeline, sources);
+    expect((await readCaptureProgress(pipeline, 'inventory'))!.lostAtMs).not.toBeNull();
+    await pipeline.query(`update pipeline.capture_progress set lost_at = null where source = 'inventory'`);
+  }, 60_000);
+
+  // A slot lost just after a first look would be created again unnoticed: the caller learns of a
+  // missing or unusable slot from the reading that decides to create it, before it is created.
+  it('ensureSlot tells the caller of a missing slot before creating it, and of a usable one nothing', async () => {
+    const name = 'fb_test_ensure_slot';
+    await withClient(TEST_INVENTORY_URL, async (c) => {
+      await dropSlot(c, name);
+      const told: { exists: boolean; slotThen: number }[] = [];
+      const tell = async (found: { exists: boolean }) => {
+        const then = await c.query(`select 1 from pg_replication_slots where slot_name = $1`, [name]);
+        told.push({ exists: found.exists, slotThen: then.rowCount ?? 0 });
+      };
+      try {
+        expect(await ensureSlot(c, name, tell)).toBe(true);
+        expect(told).toEqual([{ exists: false, slotThen: 0 }]);
+        expect(await ensureSlot(c, name, tell)).toBe(false);
+        expect(told).toHaveLength(1);
+      } finally {
+        await dropSlot(c, name);
+      }
+    });
+  }, 30_000);
 
   // The source restored from a disk snapshot with its slot, before it wrote as far again: its WAL
   // ends before the position the pipeline recorded. The store holds changes the source lost, and
