@@ -45,6 +45,24 @@ export async function readDelta(
 }
 
 /**
+ * The tables emptied by a TRUNCATE in the delta (visible in `to`, not in `from`), each once, in
+ * delivery order: what a batch delivered in chunks held, asked when it completes
+ * (activities/drain/truncates.ts). Read through the partial index of TRUNCATE rows (migration
+ * 017), so a batch of a million rows costs a probe, not a scan. Every drain shard reads them
+ * (route -1).
+ */
+export async function truncatesInDelta(db: pg.ClientBase | pg.Pool, from: string, to: string): Promise<string[]> {
+  const r = await db.query<{ tbl: string }>(
+    `select tbl from pipeline.outbox
+      where op = 'T' and txid >= pg_snapshot_xmin($1::pg_snapshot) and txid < pg_snapshot_xmax($2::pg_snapshot)
+        and pg_visible_in_snapshot(txid, $2::pg_snapshot) and not pg_visible_in_snapshot(txid, $1::pg_snapshot)
+      order by txid, id`,
+    [from, to],
+  );
+  return [...new Set(r.rows.map((row) => row.tbl))];
+}
+
+/**
  * Parameters of DELTA_SQL: from, to, after.txid, after.id, limit, and where the range scan of part
  * two starts: after the position, but never below from's xmax. (One lower bound, as a row
  * comparison: given both a txid bound and a row comparison, the btree scan may start at the

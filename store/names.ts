@@ -55,9 +55,8 @@ export const FIELD = {
   claimedFrom: 'cf',
   claimedTarget: 'ct',
   claimedAt: 'cat',
-  /** Partition position: TRUNCATEs met in earlier chunks of the batch in progress. */
-  truncateBatch: 'tb',
-  truncateTables: 'tt',
+  // ('tb', 'tt': TRUNCATEs met in earlier chunks, which older versions remembered here; a store
+  // may still hold them, unread: the drain now asks PostgreSQL, activities/drain/truncates.ts.)
   /** Meta hash: the freshness watermark (store/watermark.ts) and the partition count it speaks for. */
   sourceMs: 'sourceMs',
   appliedAt: 'appliedAt',

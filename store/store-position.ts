@@ -234,38 +234,3 @@ export async function resetStorePosition(
 
 /** ARGV the apply script takes to record the applied position in the same call as the changes. */
 export const positionArgs = (p: DeliveryPosition | null): string[] => (p ? [p.batch, p.txid, p.id] : ['', '', '']);
-
-/**
- * A TRUNCATE met in a chunk of a batch not yet complete, remembered beside every partition's
- * position (fields tb, tt) until the batch completes: a store that loses it loses the position
- * too, and is re-delivered the row.
- */
-export async function rememberTruncates(
-  redis: StoreRedis,
-  keys: StoreKeys,
-  batch: string,
-  tables: string[],
-): Promise<void> {
-  await onEachNode(
-    redis,
-    keys.partitions,
-    (p) => p.pos,
-    (pipeline, p) => void pipeline.hset(p.pos, FIELD.truncateBatch, batch, FIELD.truncateTables, tables.join(',')),
-  );
-}
-
-/** The tables whose TRUNCATE an earlier chunk of `batch` met (any partition that remembers it). */
-export async function truncatesRemembered(redis: StoreRedis, keys: StoreKeys, batch: string): Promise<string[]> {
-  const replies = await onEachNode(
-    redis,
-    keys.partitions,
-    (p) => p.pos,
-    (pipeline, p) => void pipeline.hmget(p.pos, FIELD.truncateBatch, FIELD.truncateTables),
-  );
-  const tables = new Set<string>();
-  for (const reply of replies) {
-    const [tb, tt] = reply as (string | null)[];
-    if (tb === batch && tt) for (const t of tt.split(',')) tables.add(t);
-  }
-  return [...tables];
-}

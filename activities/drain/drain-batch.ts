@@ -37,7 +37,6 @@ import {
 import { pendingRows } from '../../outbox/status';
 import { OutboxWriteWatch, outboxWrites } from '../../outbox/written-signal';
 import { applyUpdates } from '../../store/apply';
-import { rememberTruncates } from '../../store/store-position';
 import { applyOptions } from '../apply-options';
 import { afterApplied, afterIdle, MAX_REBUILDS_REPORTED } from './after-commit';
 import { CLAIM_BEGIN_STATEMENTS, claimBeginSql, claimDrain } from './claim';
@@ -46,7 +45,7 @@ import { checkPosition, resolveDivergence, type Divergence } from './divergence'
 import { faultPoint } from './fault-injection';
 import { prefetch, takePrefetched } from './prefetch';
 import { deadLetterFailures, featureUpdatesOf } from './row-updates';
-import { applyTruncates } from './truncates';
+import { applyTruncates, truncatesOfBatch } from './truncates';
 import {
   emptyResult,
   type AppliedChunk,
@@ -295,7 +294,8 @@ async function applyNextChunk(
   if (chunk.rows.length === 0) {
     // Nothing new: the snapshot still moves on (so the next delta starts from it), and every
     // change committed before it was taken is known to be in the store.
-    if (startedBatch) await applyTruncates(deps, cursor, target.snap, next, []);
+    if (startedBatch)
+      await applyTruncates(deps, cursor, target.snap, next, await truncatesOfBatch(client, cursor, target, [], true));
     const logged = startedBatch ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: Date.now() } : null;
     return {
       result: { kind: 'idle', next, target, dbNowMs: now.dbNowMs },
@@ -303,10 +303,11 @@ async function applyNextChunk(
     };
   }
   if (!complete) prefetch(deps.pool, consumer, deltaInput(deps, cursor, target, next, rows.next));
-  const truncatedHere = await rememberTruncatesOf(deps, cursor, chunk.rows, complete);
-  const applied = await applyChunk(deps, cursor, next, chunk.rows);
+  // the batch's TRUNCATEs, known before its last chunk is applied (truncates.ts)
+  const truncated = complete ? await truncatesOfBatch(client, cursor, target, chunk.rows, startedBatch) : [];
+  const applied = await applyChunk(deps, cursor, next, chunk.rows, truncated.length > 0);
   await deadLetterFailures(client, consumer, chunk.rows, applied.dead, applied.result);
-  if (complete) await applyTruncates(deps, cursor, target.snap, next, truncatedHere, startedBatch);
+  if (truncated.length) await applyTruncates(deps, cursor, target.snap, next, truncated);
   // the cursor, the applied snapshot when the batch is complete, and the lease: sent with the COMMIT
   const end = endDrainPassSql(
     consumer,
@@ -403,29 +404,24 @@ async function readChunk(
 }
 
 /**
- * A TRUNCATE in this chunk is applied when the batch is complete (applyTruncates); until then the
- * store remembers it beside its position, so a crash between chunks cannot forget it (and a store
- * that loses it loses the position too, and is re-delivered the row).
+ * The chunk's rows as feature updates, applied to Redis with the store's position in the same calls.
+ * `truncating`: the batch's TRUNCATEs empty the store next, which then takes the chunk's end as its
+ * position; until then the position stays where the check found it, so a store that loses that
+ * rebuild (a restart from a file written before it) is found behind, never in step.
  */
-async function rememberTruncatesOf(
+async function applyChunk(
   deps: ShardDeps,
   cursor: ConsumerCursor,
+  next: ConsumerCursor,
   rows: OutboxRow[],
-  complete: boolean,
-): Promise<string[]> {
-  const truncatedHere = [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
-  if (truncatedHere.length && !complete) await rememberTruncates(deps.redis, deps.keys, cursor.batch, truncatedHere);
-  return truncatedHere;
-}
-
-/** The chunk's rows as feature updates, applied to Redis with the store's position in the same calls. */
-async function applyChunk(deps: ShardDeps, cursor: ConsumerCursor, next: ConsumerCursor, rows: OutboxRow[]) {
+  truncating: boolean,
+) {
   const { updates, dead, newestSourceMs } = featureUpdatesOf(deps.keys, rows);
   const t0 = performance.now();
   const result = await applyUpdates(deps.redis, deps.keys, updates, {
     ...applyOptions(deps.config),
     batch: cursor.batch,
-    position: next.last, // the store's applied position moves in the same call as the changes
+    position: truncating ? cursor.last : next.last, // the store's applied position moves in the same call as the changes
     checked: cursor.last, // and only in a partition that still holds what the check saw
   });
   const seconds = (performance.now() - t0) / 1000;

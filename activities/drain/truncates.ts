@@ -1,8 +1,10 @@
 /** A captured TRUNCATE, applied by emptying and refilling the store. */
-import type { ConsumerCursor } from '../../outbox';
+import type pg from 'pg';
+import type { OutboxRow } from '../../features/from-source';
+import { truncatesInDelta, type ConsumerCursor } from '../../outbox';
 import { rebuildStore } from '../../store/rebuild';
-import { readStorePosition, truncatesRemembered } from '../../store/store-position';
-import type { DrainDeps } from './types';
+import { readStorePosition } from '../../store/store-position';
+import type { DrainDeps, Target } from './types';
 
 /**
  * A TRUNCATE removed rows without a change event each, so the store cannot tell which of its
@@ -21,23 +23,17 @@ import type { DrainDeps } from './types';
  *    over the backfill's values exactly when newer (store/apply.ts).
  * The whole store, not only the table's features: an FC's load counts orders, a SKU hash holds
  * lifecycle and stock, and a refill of everything is the path the store already takes after any
- * data loss. A TRUNCATE met in an earlier chunk of the batch is remembered in the store's
- * position hash (fields tb, tt) until the batch completes; the rebuild clears it.
+ * data loss.
  */
 export async function applyTruncates(
   deps: DrainDeps,
   cursor: ConsumerCursor,
   target: string,
   next: ConsumerCursor,
-  truncatedHere: string[],
-  earlierChunks = true,
+  truncated: string[],
 ): Promise<void> {
-  const truncated = new Set(truncatedHere);
-  if (earlierChunks) {
-    for (const t of await truncatesRemembered(deps.redis, deps.keys, cursor.batch)) truncated.add(t);
-  }
-  if (truncated.size === 0) return;
-  const tables = [...truncated].map((t) => `shop.${t}`).join(', ');
+  if (truncated.length === 0) return;
+  const tables = truncated.map((t) => `shop.${t}`).join(', ');
   deps.log?.(
     'warn',
     `TRUNCATE of ${tables} captured: emptying the online store and refilling it from the source (reads are stale until the backfill is done)`,
@@ -46,4 +42,24 @@ export async function applyTruncates(
   deps.metrics?.divergence('truncate');
   const claim = (await readStorePosition(deps.redis, deps.keys)).claimed;
   await rebuildStore(deps.redis, deps.keys, { last: next.last, from: target }, claim);
+}
+
+/**
+ * The tables the batch's TRUNCATEs emptied, asked as its last chunk is about to be applied. A
+ * batch of one chunk holds them in its rows. A batch delivered in chunks asks PostgreSQL for every
+ * TRUNCATE of its delta (outbox/delta.ts): the store cannot remember one met in an earlier chunk
+ * for sure, since the rebuild empties it, and a retry after a crash between that rebuild and the
+ * cursor commit (or a Redis restarted from a file written meanwhile) re-applies only the last
+ * chunk, whose rows may come from transactions that wrote before the TRUNCATE (a higher txid,
+ * committed first): found again, the TRUNCATE empties the store again.
+ */
+export async function truncatesOfBatch(
+  client: pg.ClientBase,
+  cursor: ConsumerCursor,
+  target: Target,
+  rows: OutboxRow[],
+  earlierChunks: boolean,
+): Promise<string[]> {
+  if (earlierChunks) return truncatesInDelta(client, cursor.from, target.snap);
+  return [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
 }

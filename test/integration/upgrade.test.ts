@@ -153,6 +153,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '014_capture_generation.sql',
         '015_capture_confirms_recorded.sql',
         '016_capture_last_transaction.sql',
+        '017_outbox_truncates_index.notx.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
