@@ -55,6 +55,12 @@ export const FIELD = {
   claimedFrom: 'cf',
   claimedTarget: 'ct',
   claimedAt: 'cat',
+  /**
+   * Partition position: a rebuild of the partition began and has not ended (store/rebuild.ts). Its
+   * first write and removed by its last, so a Redis back from a file written in between shows it,
+   * and the drain rebuilds the partition again instead of taking what the rebuild left for data.
+   */
+  rebuilding: 'rb',
   // ('tb', 'tt': TRUNCATEs met in earlier chunks, which older versions remembered here; a store
   // may still hold them, unread: the drain now asks PostgreSQL, activities/drain/truncates.ts.)
   /** Meta hash: the freshness watermark (store/watermark.ts) and the partition count it speaks for. */

@@ -1,14 +1,18 @@
 /**
- * Empties the online store, or some of its partitions, so a backfill can rebuild it: the marks of
- * any backfill under way and the epochs go first (reads say stale from that moment, and the drain
- * starts `backfill-auto` on its next batch), then every key of those partitions, then the marks
- * again (a backfill begun meanwhile), then their position starts again from the cursor's.
+ * Empties the online store, or some of its partitions, so a backfill can rebuild it: each
+ * partition's position is marked "rebuilding" first (a Redis back from a file written while the
+ * rebuild ran shows it, and the drain rebuilds again: store/lua/check-position.lua), then the marks
+ * of any backfill under way and the epochs go (reads say stale from that moment, and the drain
+ * starts `backfill-auto` on its next batch), then every key of those partitions but their
+ * positions, then the marks again (a backfill begun meanwhile), then their position starts again
+ * from the cursor's, which removes the "rebuilding" mark in the same step.
  * A backfill refills every partition; it writes only fields that are absent, so the partitions
  * that kept their data are not changed by it.
  */
 import type { PartitionKeys, StoreKeys } from './keys';
 import { advanceFence } from './fence';
 import { pipelineByNode, scanKeys, StoreRedis } from './redis-client';
+import { FIELD } from './names';
 import { DeliveryPosition, resetStorePosition, StorePosition } from './store-position';
 
 /**
@@ -27,7 +31,11 @@ export async function rebuildStore(
   // a drain shard's view of the store rebuilds its own partitions, never the others'
   only ??= keys.partial ? keys.partitions : undefined;
   const partitions = only ?? keys.partitions;
-  // The first writes: the marks of any backfill filling these partitions, then the epochs. A read
+  // The first write to each partition: on every Redis file written from here until the position is
+  // reset, the partition shows a rebuild that has not ended (each position hash lives on its
+  // partition's node, so this holds on a cluster too, node by node).
+  for (const p of partitions) await redis.hset(p.pos, FIELD.rebuilding, '1');
+  // Then the marks of any backfill filling these partitions, then the epochs. A read
   // checks its partition's epoch in the same script call that reads the data
   // (serving/badge-reader.ts), so from here on no read of these partitions says fresh, whatever
   // order the other keys disappear in. The marks go first: a backfill finishing while the keys
@@ -35,20 +43,24 @@ export async function rebuildStore(
   // set the epoch again over a partition being emptied (store/lua/finish-backfill.lua), and the
   // scan below, which need not return a key created after it began, could leave it there.
   await unmark(redis, partitions);
+  const kept = new Set([keys.partitionCount, ...partitions.map((p) => p.pos)]);
   if (!only) {
     await redis.del(keys.legacyEpoch);
     // ...and the epochs of any other partition count (a STORE_PARTITIONS change): a reader still
     // configured with the old count reads those
-    await unlinkAll(redis, keys, [`${keys.prefix}epoch*`, `${keys.prefix}{*}epoch*`]);
+    await unlinkAll(redis, kept, [`${keys.prefix}epoch*`, `${keys.prefix}{*}epoch*`]);
   }
   // (A store of one partition has no hash tag: its partition's prefix is the store's.)
-  const removed = await unlinkAll(redis, keys, only ? partitions.map((p) => `${p.prefix}*`) : [`${keys.prefix}*`]);
+  const removed = await unlinkAll(redis, kept, only ? partitions.map((p) => `${p.prefix}*`) : [`${keys.prefix}*`]);
   // Again: a backfill that began while the keys were unlinked marked the partitions, and some of
   // its writes may have been unlinked after; it must not mark them complete.
   await unmark(redis, partitions);
   if (cursor) {
     await advanceFence(redis, keys, cursor.from, partitions);
     await resetStorePosition(redis, partitions, cursor.last, claim);
+  } else {
+    // no position: the next batch starts the partitions from PostgreSQL's
+    for (const p of partitions) await redis.del(p.pos);
   }
   return removed;
 }
@@ -62,12 +74,16 @@ async function unmark(redis: StoreRedis, partitions: readonly PartitionKeys[]): 
   }
 }
 
-/** Unlinks every key matching the patterns but the partition count (it describes the layout, not the data). */
-async function unlinkAll(redis: StoreRedis, keys: StoreKeys, patterns: string[]): Promise<number> {
+/**
+ * Unlinks every key matching the patterns but `kept`: the partition count (it describes the layout,
+ * not the data) and the positions of the partitions rebuilt (their "rebuilding" mark must outlive
+ * every other key: the position is reset at the end instead).
+ */
+async function unlinkAll(redis: StoreRedis, kept: Set<string>, patterns: string[]): Promise<number> {
   let removed = 0;
   for (const pattern of patterns) {
     for await (const page of scanKeys(redis, pattern)) {
-      const doomed = page.filter((k) => k !== keys.partitionCount);
+      const doomed = page.filter((k) => !kept.has(k));
       const replies = await pipelineByNode(
         redis,
         doomed,

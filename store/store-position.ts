@@ -120,6 +120,16 @@ async function runChecks(
   return replies.map((reply) => ({ status: (reply as string[])[0], store: parseState(reply as string[]) }));
 }
 
+/**
+ * Partitions whose rebuild began and never ended (store/rebuild.ts: a Redis back from a file
+ * written while it ran): rebuilt again like partitions that lost writes, whatever the others hold.
+ */
+function rebuildsUnfinished(checked: { status: string; store: StorePosition }[]): PositionCheck | null {
+  const partitions = checked.flatMap((c, i) => (c.status === 'rebuilding' ? [i] : []));
+  if (!partitions.length) return null;
+  return { status: 'partitions-behind', partitions, store: { claimed: null, applied: null } };
+}
+
 /** The lowest applied position of some partitions' states (with the claim of that partition). */
 function lowest(states: StorePosition[]): StorePosition {
   return states.reduce((min, s) =>
@@ -139,6 +149,8 @@ export async function checkStorePosition(
 ): Promise<PositionCheck> {
   if (keys.partitions.length === 1 && input.proposed) return checkAndClaimOne(redis, keys.partitions[0], input);
   const checked = await runChecks(redis, keys.partitions, input, null);
+  const unfinished = rebuildsUnfinished(checked);
+  if (unfinished) return unfinished;
   const ahead = checked.find((c) => c.status === 'ahead');
   if (ahead) return { status: 'ahead', store: ahead.store };
   const behind = checked.flatMap((c, i) => (c.status === 'behind' ? [i] : []));
@@ -174,6 +186,8 @@ async function checkAndClaimOne(
 ): Promise<PositionCheck> {
   const proposed = input.proposed!;
   const [c] = await runChecks(redis, [partition], input, proposed);
+  const unfinished = rebuildsUnfinished([c]);
+  if (unfinished) return unfinished;
   if (c.status === 'ahead' || c.status === 'behind') return { status: c.status, store: c.store };
   const earlier = c.store.claimed?.batch === input.batch ? c.store.claimed : null;
   return { status: 'ok', target: earlier ? { snap: earlier.target, at: earlier.at } : proposed };

@@ -4,9 +4,15 @@
 -- ARGV[1] the cursor's batch, ARGV[2] its from snapshot, ARGV[3] the target snapshot to claim
 --         ('' : check only), ARGV[4] the target's time, ARGV[5..7] PostgreSQL's last delivered
 --         position (batch, txid, id)
--- Returns { status ('ok', 'behind' or 'ahead'), then the partition's claim and position as they
---   were before this call: claimed batch, from, target, at, applied batch, txid, id ('' : none) }
+-- Returns { status ('ok', 'behind', 'ahead' or 'rebuilding'), then the partition's claim and
+--   position as they were before this call: claimed batch, from, target, at, applied batch, txid,
+--   id ('' : none) }
 --- @include "includes/position"
+-- A rebuild of the partition that never ended (a Redis back from a file written while it ran):
+-- what it holds is part old data, part emptied; it must be rebuilt again, never taken as is.
+if redis.call('HEXISTS', KEYS[1], FIELD.rebuilding) == 1 then
+  return { 'rebuilding', '', '', '', '', '', '', '' }
+end
 local f = redis.call('HMGET', KEYS[1], FIELD.claimedBatch, FIELD.claimedFrom, FIELD.claimedTarget, FIELD.claimedAt,
   FIELD.appliedBatch, FIELD.appliedTxid, FIELD.appliedId)
 local function state(s)

@@ -223,6 +223,51 @@ describe('store position', () => {
     }
   });
 
+  // A Redis back from a file written while a rebuild ran holds part of the old data, no epoch, and
+  // a position that may look in step (one reset before, or one no check ever moved). The rebuild's
+  // first write marks every position it empties, and its last removes the mark.
+  it('a rebuild marks each position first and keeps it until its end', async () => {
+    await seededStoreCountingDivergences();
+    const filler = c.redis.pipeline();
+    for (let n = 0; n < 60_000; n++)
+      filler.set(`${c.keys.partitions[n % c.keys.partitions.length]!.prefix}zz:${n}`, '1');
+    await filler.exec();
+    const rebuilding = rebuildStore(c.redis, c.keys, null);
+    const last = c.keys.partitions[c.keys.partitions.length - 1]!;
+    while (await c.redis.exists(last.epoch)) await sleep(1); // the keys are being unlinked now
+    for (const p of c.keys.partitions) expect(await c.redis.hget(p.pos, FIELD.rebuilding)).toBe('1');
+    await rebuilding;
+    for (const p of c.keys.partitions) expect(await c.redis.exists(p.pos)).toBe(0); // no cursor: none
+    const position = { batch: '7', txid: '100', id: '5' };
+    await rebuildStore(c.redis, c.keys, { last: position, from: '100:100:' });
+    for (const p of c.keys.partitions)
+      expect(await c.redis.hgetall(p.pos)).toEqual({
+        [FIELD.appliedBatch]: '7',
+        [FIELD.appliedTxid]: '100',
+        [FIELD.appliedId]: '5',
+      });
+  });
+
+  it('a store left by a rebuild that never ended is rebuilt again, though its position is in step', async () => {
+    const { acts, divergences } = await seededStoreCountingDivergences();
+    // as a file written half way through a rebuild: marked, no epoch, old data left in it
+    const sku = 'SKU-0000001';
+    const key = c.keys.sku(sku);
+    const [fc, held] = Object.entries(await c.redis.hgetall(key)).find(([f]) => f.startsWith('FC-'))!;
+    for (const p of c.keys.partitions) {
+      await c.redis.hset(p.pos, FIELD.rebuilding, '1');
+      await c.redis.del(p.epoch);
+    }
+    await c.redis.hset(key, fc, `999${held.slice(held.indexOf('|'))}`);
+    expect(await mismatches()).not.toEqual([]);
+    await drainAll(acts);
+    expect(divergences).toContain('behind-rebuild');
+    await backfillEverything(acts, 'test-unfinished-rebuild', { drainOwner: owner });
+    await drainAll(acts);
+    expect(await mismatches()).toEqual([]);
+    for (const p of c.keys.partitions) expect(await c.redis.hexists(p.pos, FIELD.rebuilding)).toBe(0);
+  });
+
   // A backfill started by an older worker marked the start without a step: counting starts at the
   // first step recorded, and a step far behind is still told.
   it('backfill steps: counting starts where an older worker left no step; a gap is lost writes', async () => {
