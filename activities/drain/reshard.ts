@@ -294,7 +294,9 @@ export async function catchUpToFreeze(
 
 /**
  * The shard's partitions whose applied position is neither the cursor's last delivered row nor the
- * position an interrupted earlier split wrote (the same one this split writes).
+ * position an interrupted earlier split wrote (the same one this split writes), and those marked
+ * by a rebuild that never ended (store/rebuild.ts): the split's position reset would remove the
+ * mark and leave what the rebuild had not emptied yet.
  */
 async function partitionsOffCursor(
   deps: ReshardDeps,
@@ -307,7 +309,7 @@ async function partitionsOffCursor(
   return partitions.filter((_, i) => !at[i](last) && !at[i](planned)).map((p) => p.index);
 }
 
-/** For each partition, whether its applied position is exactly a given one. */
+/** For each partition, whether its applied position is exactly a given one (never, while a rebuild marks it). */
 async function appliedPositions(
   deps: ReshardDeps,
   partitions: readonly PartitionKeys[],
@@ -316,11 +318,12 @@ async function appliedPositions(
     deps.redis,
     partitions,
     (p) => p.pos,
-    (pipeline, p) => void pipeline.hmget(p.pos, FIELD.appliedBatch, FIELD.appliedTxid, FIELD.appliedId),
+    (pipeline, p) =>
+      void pipeline.hmget(p.pos, FIELD.appliedBatch, FIELD.appliedTxid, FIELD.appliedId, FIELD.rebuilding),
   );
   return replies.map((r) => {
-    const [lb, lt, li] = r as (string | null)[];
-    return (p: DeliveryPosition) => lb === p.batch && lt === p.txid && li === p.id;
+    const [lb, lt, li, rebuilding] = r as (string | null)[];
+    return (p: DeliveryPosition) => rebuilding === null && lb === p.batch && lt === p.txid && li === p.id;
   });
 }
 

@@ -243,6 +243,23 @@ describe('changing DRAIN_SHARDS', () => {
     await expect(reshardDrain(reshardDeps(), first)).resolves.toMatchObject({ to: first });
   });
 
+  // A Redis back from a file written while a rebuild ran: its position can equal the shard's
+  // cursor, and the split's position reset would remove the mark over what the rebuild left.
+  it('a partition marked by a rebuild that never ended: the re-split refuses, and the drain rebuilds it', async () => {
+    await seedMinimal(c.pool);
+    await captured();
+    const r = reshardDrain(reshardDeps(), first, {
+      beforeSplit: async () => void (await c.redis.hset(c.keys.partitions[1].pos, FIELD.rebuilding, '1')),
+    });
+    await expect(r).rejects.toThrow(/store partition\(s\) 1 do not hold what drain shard \d+ applied/);
+    expect(await readDrainLayout(c.pool)).toMatchObject({ shards: start, frozen: null });
+    const old = activitiesFor(pipelineClients(c));
+    await old.acquireDrainLease({ owner: 'old' });
+    expect((await old.drainBatch({ owner: 'old' })).outcome).toBe('repaired');
+    expect(await c.redis.hexists(c.keys.partitions[1].pos, FIELD.rebuilding)).toBe(0);
+    await old.releaseDrainLease({ owner: 'old' });
+  });
+
   it('npm start brings the shards in line with DRAIN_SHARDS through the re-split workflow, without waiting for it', async () => {
     await seedMinimal(c.pool);
     // paused, as an operator may have left them: the re-split's new schedules start nothing here
