@@ -9,9 +9,15 @@ import type pg from 'pg';
 /** How long a reader waits for the replica before it fails (and its activity is retried). */
 const REPLAY_WAIT_MS = 30_000;
 
-/** The primary's WAL position now: everything committed so far is at or before it. */
+/**
+ * The primary's WAL position now: everything committed so far is at or before it. The insert
+ * position, not the write position (pg_current_wal_lsn): a transaction committed with
+ * synchronous_commit = off (an OLTP may run so) returns before its WAL is written, and a replica
+ * that replayed only up to the write position would not show it, while a read there would take
+ * the chunk's snapshot for one that saw it.
+ */
 export async function primaryWalLsn(primary: pg.ClientBase): Promise<string> {
-  return (await primary.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn;
+  return (await primary.query<{ lsn: string }>(`select pg_current_wal_insert_lsn()::text as lsn`)).rows[0]!.lsn;
 }
 
 /** Waits until the replica has replayed up to `lsn`. */
