@@ -6,7 +6,7 @@
  */
 import type { StoredChunk } from '../outbox/capture-chunks';
 import type { CapturedRow } from './row-image';
-import { isSourceTable, SOURCE_TABLES } from './source-tables';
+import { isSourceTable, keyColumnsOf, SOURCE_TABLES } from './source-tables';
 import { loadKey, rowKey, truncateKey } from './watermark-windows';
 import { placedDay } from '../features/definitions';
 import { featureUpdatesFrom } from '../features/from-source';
@@ -35,8 +35,9 @@ export function rowsOfChunk(
     const cols = SOURCE_TABLES[tbl].keyColumns;
     for (const key of new Set(chunk.keys)) {
       if (present.has(key) || excluded.has(rowKey(tbl, key))) continue;
-      const parts = key.split('|');
-      const image = Object.fromEntries(cols.map((c, i) => [c, parts[i] ?? '']));
+      const parts = keyColumnsOf(tbl, key);
+      if (!parts) continue; // refused before the chunk was read (watermark-read.ts)
+      const image = Object.fromEntries(cols.map((c, i) => [c, parts[i]]));
       out.push({ tbl, op: 'D', key, image: JSON.stringify(image), oldImage: null });
     }
   }

@@ -38,3 +38,15 @@ export function isSourceTable(name: string): name is SourceTable {
 export function tablesOf(source: SourceName): SourceTable[] {
   return (Object.keys(SOURCE_TABLES) as SourceTable[]).filter((t) => SOURCE_TABLES[t].source === source);
 }
+
+/**
+ * The key columns of an outbox key of `tbl`: the key itself for a table of one key column (an id
+ * may hold '|'); null when a key of several columns does not split into exactly them (an id
+ * holding '|' makes it ambiguous, and a wrong split would re-read, or delete, another row).
+ */
+export function keyColumnsOf(tbl: SourceTable, key: string): string[] | null {
+  const n = SOURCE_TABLES[tbl].keyColumns.length;
+  if (n === 1) return [key];
+  const parts = key.split('|');
+  return parts.length === n ? parts : null;
+}

@@ -11,7 +11,7 @@ import pg from 'pg';
 import { chunkState, createChunk, storeChunkRead, type ReadRow } from '../outbox/capture-chunks';
 import { primaryWalLsn, waitForReplay } from './replica';
 import type { CaptureSource } from './sources';
-import { SOURCE_TABLES, type SourceTable } from './source-tables';
+import { keyColumnsOf, SOURCE_TABLES, type SourceTable } from './source-tables';
 import { encodeWatermark, TICK_PREFIX } from './ticks';
 import { dayStartIso, PLACED_ON_A_DAY_SQL } from '../features/definitions';
 
@@ -29,7 +29,11 @@ export interface ChunkRead {
   tbl: SourceTable;
   /** Outbox keys ('sku', 'sku|fc', 'fc', 'region|fc'); or a range of the table in key order. */
   keys?: string[];
-  range?: { afterKey: string | null; limit: number };
+  /**
+   * A range: the rows after the key whose columns are `after` (null: from the start), at most
+   * `limit`. Columns, not an outbox key: an id may itself hold '|'.
+   */
+  range?: { after: string[] | null; limit: number };
   /** Inventory only: every row of this SKU. */
   ofSku?: string;
   /**
@@ -46,8 +50,10 @@ export interface ChunkWritten {
   read: number;
   /** Outbox rows written for them (refreshes and deletes; fewer when the stream changed some meanwhile). */
   written: number;
-  /** The last key read (a range's next `afterKey`), null when none. */
+  /** The last key read, null when none. */
   lastKey: string | null;
+  /** The last row's key columns (a range's next `after`), null when none. */
+  lastColumns: string[] | null;
 }
 
 export class CaptureNotRunningError extends Error {
@@ -60,6 +66,11 @@ const ATTEMPTS = 3;
 export async function readThroughWatermarks(opts: WatermarkReadOptions, req: ChunkRead): Promise<ChunkWritten> {
   if (req.tbl === 'orders' && !req.loads)
     throw new Error('orders cannot be re-read row by row (the FC load is a sum of deltas): read their loads');
+  const unsplittable = req.keys?.find((k) => keyColumnsOf(req.tbl, k) === null);
+  if (unsplittable !== undefined)
+    throw new Error(
+      `a re-read of shop.${req.tbl}: key ${JSON.stringify(unsplittable)} does not split into its key columns (an id holding '|'); nothing was read`,
+    );
   const primary = new pg.Client({ connectionString: opts.source.url, application_name: 'fresh-badges-watermark' });
   // A connection lost between queries (a source restart or failover) emits 'error' on the client:
   // without a listener that ends the process. The query in flight, or the next, reports it.
@@ -95,7 +106,7 @@ async function oneChunk(
     source: opts.source.name,
     tbl: req.tbl,
     keys: req.keys,
-    range: req.range,
+    range: req.range && { afterKey: req.range.after?.join('|') ?? null, limit: req.range.limit },
     fromDay: req.loads?.fromDay,
     deleteAbsent: req.deleteAbsent,
   });
@@ -113,8 +124,7 @@ async function oneChunk(
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     const s = await chunkState(opts.pipeline, id);
-    if (s.state === 'written')
-      return { read: rows.length, written: s.written ?? 0, lastKey: rows.length ? rows[rows.length - 1]!.key : null };
+    if (s.state === 'written') return { read: rows.length, written: s.written ?? 0, ...lastOf(req.tbl, rows) };
     if (s.state === 'abandoned') return null;
     opts.signal?.throwIfAborted();
     if (Date.now() > deadline)
@@ -123,6 +133,14 @@ async function oneChunk(
       );
     await sleep(20);
   }
+}
+
+/** The last row read: its outbox key and its key columns (from its image). */
+function lastOf(tbl: SourceTable, rows: ReadRow[]): { lastKey: string | null; lastColumns: string[] | null } {
+  const last = rows[rows.length - 1];
+  if (!last) return { lastKey: null, lastColumns: null };
+  const image = last.image as Record<string, unknown>;
+  return { lastKey: last.key, lastColumns: SOURCE_TABLES[tbl].keyColumns.map((c) => String(image[c])) };
 }
 
 async function emit(primary: pg.Client, content: string): Promise<void> {
@@ -135,7 +153,9 @@ async function readRows(db: pg.Client, req: ChunkRead): Promise<{ snapshot: stri
   const cols = SOURCE_TABLES[req.tbl].keyColumns;
   const keyExpr = cols.map((c) => `t.${pg.escapeIdentifier(c)}`).join(` || '|' || `);
   const colList = cols.map((c) => `t.${pg.escapeIdentifier(c)}`).join(', ');
-  const parts = (param: string) => cols.map((_, i) => `split_part(${param}, '|', ${i + 1})`).join(', ');
+  // an outbox key: the id itself for one key column (it may hold '|'), else the columns joined by '|'
+  const parts = (param: string) =>
+    cols.length === 1 ? param : cols.map((_, i) => `split_part(${param}, '|', ${i + 1})`).join(', ');
   let where: string;
   let params: unknown[];
   if (req.keys) {
@@ -146,9 +166,13 @@ async function readRows(db: pg.Client, req: ChunkRead): Promise<{ snapshot: stri
     where = `where t.sku_id = $1`;
     params = [req.ofSku];
   } else {
-    const range = req.range ?? { afterKey: null, limit: 1_000 };
-    where = range.afterKey === null ? '' : `where (${colList}) > (${parts('$2::text')})`;
-    params = range.afterKey === null ? [range.limit] : [range.limit, range.afterKey];
+    const range = req.range ?? { after: null, limit: 1_000 };
+    if (range.after !== null && range.after.length !== cols.length)
+      throw new Error(
+        `a range of shop.${req.tbl} starts after ${cols.length} key column(s), not ${range.after.length}`,
+      );
+    where = range.after === null ? '' : `where (${colList}) > (${cols.map((_, i) => `$${i + 2}::text`).join(', ')})`;
+    params = range.after === null ? [range.limit] : [range.limit, ...range.after];
   }
   const limit = req.keys || req.ofSku !== undefined ? `order by ${colList}` : `order by ${colList} limit $1`;
   await db.query(`begin isolation level repeatable read read only`);

@@ -61,9 +61,9 @@ export function createWatermarkBackfill(deps: {
     async chunk(input: { table: BackfillTable; after: string[] | null; limit: number }): Promise<ChunkResult> {
       const w = await readThroughWatermarks(read(input.table), {
         tbl: input.table,
-        range: { afterKey: input.after ? input.after.join('|') : null, limit: input.limit },
+        range: { after: input.after, limit: input.limit },
       });
-      const last = w.read < input.limit || w.lastKey === null ? null : w.lastKey.split('|');
+      const last = w.read < input.limit ? null : w.lastColumns;
       return { rows: w.read, last, filled: w.written };
     },
 

@@ -328,6 +328,41 @@ describe('reading source rows between watermarks', () => {
     await pipeline.query(`delete from pipeline.capture_chunks where id = $1`, [id]);
   }, 30_000);
 
+  // Ids may hold '|', the outbox's key separator: a range goes on after the last row's columns
+  // (not its key split again), a SKU is re-read by its whole id, and a key of several columns that
+  // does not split into them is refused before anything is read (never another row in its place).
+  it('ids holding "|": ranges go on row by row, one-column keys are whole, ambiguous keys are refused', async () => {
+    const ids = ['P|', 'P|1', 'P|1|2', 'P|2'];
+    await source.query(`insert into shop.skus select unnest($1::text[]), 'pipes', 'active', now()`, [ids]);
+    try {
+      const read = (req: Parameters<typeof readThroughWatermarks>[1]) =>
+        readThroughWatermarks({ source: inventory, pipeline, timeoutMs: 20_000 }, req);
+      // every skus row once, in order, one row per chunk
+      const seen: string[] = [];
+      let after: string[] | null = null;
+      for (let i = 0; i < 20; i++) {
+        const w = await read({ tbl: 'skus', range: { after, limit: 1 } });
+        if (!w.read) break;
+        seen.push(w.lastColumns![0]!);
+        after = w.lastColumns;
+      }
+      const all = (await source.query(`select sku_id from shop.skus order by sku_id`)).rows.map((r) => r.sku_id);
+      expect(seen).toEqual(all);
+      // a SKU re-read by its id: that row, not the one named by the id's first part
+      const from = await maxId();
+      expect((await read({ tbl: 'skus', keys: ['P|1'] })).read).toBe(1);
+      const written = await pipeline.query(`select key, image from pipeline.outbox where id > $1 and tbl = 'skus'`, [
+        from,
+      ]);
+      expect(written.rows.map((r) => [r.key, r.image.sku_id])).toEqual([['P|1', 'P|1']]);
+      await expect(read({ tbl: 'inventory', keys: ['P|1|F1'], deleteAbsent: true })).rejects.toThrow(
+        /does not split into its key columns/,
+      );
+    } finally {
+      await source.query(`delete from shop.skus where sku_id = any($1)`, [ids]);
+    }
+  }, 60_000);
+
   it('fails with a clear message when no capture is running', async () => {
     await stopCapture!();
     await expect(
