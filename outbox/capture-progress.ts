@@ -506,9 +506,22 @@ async function copyIntoOutbox(client: pg.PoolClient, transactions: CapturedTrans
  * A row's drain route (migration 008): the store partition of the SKU a skus or inventory row
  * writes, -1 (every shard) for the rest and for TRUNCATEs; the same as pipeline.sku_route.
  */
-export function routeOf(r: { tbl: string; op: string; key: string }, partitions: number): number {
+export function routeOf(
+  r: { tbl: string; op: string; key: string; image?: string | null },
+  partitions: number,
+): number {
   if (r.op === 'T' || (r.tbl !== 'skus' && r.tbl !== 'inventory')) return -1;
   if (partitions <= 1) return 0;
-  const sku = r.tbl === 'skus' ? r.key : r.key.split('|')[0]!;
-  return skuHash(sku) % partitions;
+  return skuHash(r.tbl === 'skus' ? r.key : inventorySku(r)) % partitions;
+}
+
+/**
+ * The SKU of an inventory row: its key's part before the '|' ("sku|fc"), or, when the key holds
+ * more than one '|' (an id holding it), its image's sku_id, as the routing trigger takes it.
+ */
+function inventorySku(r: { key: string; image?: string | null }): string {
+  const bar = r.key.indexOf('|');
+  if (bar >= 0 && r.key.indexOf('|', bar + 1) < 0) return r.key.slice(0, bar);
+  const sku = r.image ? (JSON.parse(r.image) as { sku_id?: unknown }).sku_id : undefined;
+  return typeof sku === 'string' ? sku : r.key.split('|')[0]!;
 }

@@ -57,8 +57,8 @@ const SCRIPT: Tx[] = [
     sql: [
       `insert into shop.fulfillment_centers values ('FC-1', 'R1', 100, '2026-01-01 00:00+00'), ('FC-2', 'R1', 5, null)`,
       `insert into shop.region_fc values ('R1', 'FC-1', 1), ('R1', 'FC-2', 2)`,
-      `insert into shop.skus values ('A', 'a title', 'active', '2026-01-01 10:00:00.123456+05:30'), ('10', 'digits', 'paused', '2026-01-02 00:00+00')`,
-      `insert into shop.inventory values ('A', 'FC-1', 10, 2, '2026-01-01 00:00+00'), ('10', 'FC-2', 3, 0, null)`,
+      `insert into shop.skus values ('A', 'a title', 'active', '2026-01-01 10:00:00.123456+05:30'), ('10', 'digits', 'paused', '2026-01-02 00:00+00'), ('P|Q', 'a bar in its id', 'active', '2026-01-03 00:00+00')`,
+      `insert into shop.inventory values ('A', 'FC-1', 10, 2, '2026-01-01 00:00+00'), ('10', 'FC-2', 3, 0, null), ('P|Q', 'FC-1', 1, 0, null)`,
     ],
   },
   { on: 'orders', sql: [`insert into shop.orders values (1, 'A', 'FC-1', 2, 'placed', '2026-12-03 10:00+00')`] },
