@@ -127,13 +127,7 @@ export class CaptureSession {
       // hand-over from the triggers under way counts too, though nothing was written yet: its slot
       // was created before it began (and the triggers dropped since), and a new one would never see
       // its marker.
-      const found = { lost: false };
-      const slotCreated = await ensureSlot(admin, source.slot, async () => {
-        if (!capturedBefore(before)) return;
-        found.lost = true;
-        await markSlotLost(pipeline, source);
-      });
-      const lost = found.lost;
+      const { created: slotCreated, lost } = await slotMarkingLoss(admin, pipeline, source, before);
       await registerCaptureSource(pipeline, source.name, source.slot);
       // A slot lost during a hand-over from the triggers: the new slot starts after the hand-over
       // marker and would never see it (every row dropped as the triggers'). Creating the slot
@@ -235,6 +229,22 @@ export async function runCapture(opts: CaptureRunOptions): Promise<CaptureProgre
 }
 
 /** The source was captured before (or a hand-over to this capture was under way). */
+/** The source's slot, created when missing or unusable; a source captured before is marked lost first. */
+async function slotMarkingLoss(
+  admin: pg.Client,
+  pipeline: pg.Pool,
+  source: CaptureSource,
+  before: CaptureProgressRow | null,
+): Promise<{ created: boolean; lost: boolean }> {
+  const found = { lost: false };
+  const created = await ensureSlot(admin, source.slot, async () => {
+    if (!capturedBefore(before)) return;
+    found.lost = true;
+    await markSlotLost(pipeline, source);
+  });
+  return { created, lost: found.lost };
+}
+
 function capturedBefore(before: CaptureProgressRow | null): boolean {
   return !!before && (before.lsn > 0n || before.coveredAtMs !== null || before.switchId !== null);
 }
