@@ -228,7 +228,6 @@ export async function runCapture(opts: CaptureRunOptions): Promise<CaptureProgre
   }
 }
 
-/** The source was captured before (or a hand-over to this capture was under way). */
 /** The source's slot, created when missing or unusable; a source captured before is marked lost first. */
 async function slotMarkingLoss(
   admin: pg.Client,
@@ -245,6 +244,7 @@ async function slotMarkingLoss(
   return { created, lost: found.lost };
 }
 
+/** The source was captured before (or a hand-over to this capture was under way). */
 function capturedBefore(before: CaptureProgressRow | null): boolean {
   return !!before && (before.lsn > 0n || before.coveredAtMs !== null || before.switchId !== null);
 }
