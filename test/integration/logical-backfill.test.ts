@@ -93,6 +93,15 @@ describe('backfill from sources captured from the WAL', () => {
    * backfill, which clears the mark when done.
    */
   const loseSlot = async (source: 'inventory' | 'orders', meanwhile: () => Promise<unknown>) => {
+    // A backfill still under way (an earlier case's, asked again) would take the loss's place: the
+    // drain asks for the next one only after its back-off, later than this waits.
+    await eventually(
+      async () =>
+        (await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}' AND ExecutionStatus = 'Running'`))
+          .count === 0,
+      60_000,
+      'no backfill under way before the loss',
+    );
     await captures!.stop();
     const slot = splitSources().find((s) => s.name === source)!.slot;
     await dropSlotUnderCapture(source === 'inventory' ? TEST_INVENTORY_URL : TEST_ORDERS_URL, slot);
@@ -128,6 +137,12 @@ describe('backfill from sources captured from the WAL', () => {
   }, 60_000);
 
   afterAll(async () => {
+    // a backfill left running (its worker goes with this file) would keep the next file's drain
+    // from starting its own: one id for every run
+    await f.temporal.client.workflow
+      .getHandle(AUTO_BACKFILL_ID)
+      .terminate('test file over')
+      .catch(() => undefined);
     await captures?.stop();
     await inventory?.end();
     await orders?.end();
