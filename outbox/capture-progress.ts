@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { CapturedTransaction } from '../capture/transactions';
 import { formatLsn, parseLsn } from '../capture/pgoutput';
+import { keyColumnsOf } from '../capture/source-tables';
 import { withTransaction } from '../db/transaction';
 import { finishChunks } from './capture-chunks';
 import { skuHash } from '../store/keys';
@@ -520,8 +521,8 @@ export function routeOf(
  * more than one '|' (an id holding it), its image's sku_id, as the routing trigger takes it.
  */
 function inventorySku(r: { key: string; image?: string | null }): string {
-  const bar = r.key.indexOf('|');
-  if (bar >= 0 && r.key.indexOf('|', bar + 1) < 0) return r.key.slice(0, bar);
+  const columns = keyColumnsOf('inventory', r.key);
+  if (columns) return columns[0]!;
   const sku = r.image ? (JSON.parse(r.image) as { sku_id?: unknown }).sku_id : undefined;
   return typeof sku === 'string' ? sku : r.key.split('|')[0]!;
 }
