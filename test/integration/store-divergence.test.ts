@@ -125,6 +125,13 @@ async function seededStoreCountingDivergences() {
   return { acts, divergences };
 }
 
+/** Enough keys in every partition that a rebuild takes a while to unlink them. */
+async function fillSlowToUnlink(): Promise<void> {
+  const filler = c.redis.pipeline();
+  for (let n = 0; n < 60_000; n++) filler.set(`${c.keys.partitions[n % c.keys.partitions.length]!.prefix}zz:${n}`, '1');
+  await filler.exec();
+}
+
 describe('store position', () => {
   it('Redis restarted from an RDB dump older than the cursor, under traffic: stale until whole, then equal to the source', async () => {
     const acts = activitiesFor(pipelineClients(c));
@@ -203,11 +210,7 @@ describe('store position', () => {
   // marks before the epochs, and again once the keys are gone (a backfill begun in between).
   it('a backfill finishing while the store is being emptied leaves it incomplete', async () => {
     await seededStoreCountingDivergences();
-    // enough keys that unlinking them takes a while
-    const filler = c.redis.pipeline();
-    for (let n = 0; n < 60_000; n++)
-      filler.set(`${c.keys.partitions[n % c.keys.partitions.length]!.prefix}zz:${n}`, '1');
-    await filler.exec();
+    await fillSlowToUnlink();
     const marker = 'bf-during-rebuild';
     await markBackfillStart(c.redis, c.keys, marker);
     const rebuilding = rebuildStore(c.redis, c.keys, null);
@@ -228,10 +231,7 @@ describe('store position', () => {
   // first write marks every position it empties, and its last removes the mark.
   it('a rebuild marks each position first and keeps it until its end', async () => {
     await seededStoreCountingDivergences();
-    const filler = c.redis.pipeline();
-    for (let n = 0; n < 60_000; n++)
-      filler.set(`${c.keys.partitions[n % c.keys.partitions.length]!.prefix}zz:${n}`, '1');
-    await filler.exec();
+    await fillSlowToUnlink();
     const rebuilding = rebuildStore(c.redis, c.keys, null);
     const last = c.keys.partitions[c.keys.partitions.length - 1]!;
     while (await c.redis.exists(last.epoch)) await sleep(1); // the keys are being unlinked now
