@@ -28,6 +28,7 @@ import {
   setCaptureSwitch,
   writeCapturedTransactions,
 } from '../outbox/capture-progress';
+import { joinCaptureLayout } from '../outbox/capture-layout';
 import { tablesWithCaptureTriggers } from './capture-triggers';
 import { HistoryDivergedError, ResendCheck, sourceWalEnd, walWentBack } from './history-check';
 import { readHistoryStart, type HistoryStart } from './history-start';
@@ -119,6 +120,9 @@ export class CaptureSession {
     admin.on('end', () => void (adminLost.lost = true));
     await admin.connect();
     try {
+      // A source joining a pipeline that captured another layout before is marked lost here,
+      // before its slot exists (outbox/capture-layout.ts).
+      await joinLayout(pipeline, source);
       const before = await readCaptureProgress(pipeline, source.name);
       // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
       // lost in a failover, and the changes in between are not in the outbox. Recorded before the
@@ -242,6 +246,19 @@ async function slotMarkingLoss(
     await markSlotLost(pipeline, source);
   });
   return { created, lost: found.lost };
+}
+
+/** Records the configuration's sources in the pipeline database, saying what changed. */
+async function joinLayout(pipeline: pg.Pool, source: CaptureSource): Promise<void> {
+  const change = await joinCaptureLayout(pipeline, source.layout);
+  for (const name of change.markedLost)
+    logger('capture').warn(
+      `source ${name} joins a pipeline that captured other sources before: the changes of its tables made before its slot existed are in no outbox, so the store is emptied and refilled from the sources and its reads stay stale until then (docs/operations.md)`,
+    );
+  for (const { source: name, slot } of change.retired)
+    logger('capture').warn(
+      `source ${name} is no longer configured and is forgotten; its slot ${slot} stays on its database and keeps WAL until dropped there: select pg_drop_replication_slot('${slot}')`,
+    );
 }
 
 /** The source was captured before (or a hand-over to this capture was under way). */

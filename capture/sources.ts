@@ -14,6 +14,18 @@ export interface CaptureSource {
   /** The logical replication slot on that database (slot names are server-wide: see slotName). */
   slot: string;
   publication: string;
+  /**
+   * Every source of this configuration, this one included: a source joining a pipeline that
+   * captured another layout before is refilled (outbox/capture-layout.ts).
+   */
+  layout: CaptureSourceRef[];
+}
+
+/** A source's name, slot and tables: what the pipeline database records of the layout. */
+export interface CaptureSourceRef {
+  name: string;
+  slot: string;
+  tables: SourceTable[];
 }
 
 /** Created by sql/source-setup.sql on every source database. */
@@ -36,14 +48,12 @@ export function captureSources(config: SourceConfig): CaptureSource[] {
   const replicaOf = (url: string, own: string | undefined) =>
     own || (url === config.DATABASE_URL ? config.REPLICA_DATABASE_URL : '') || undefined;
   const pipelineDb = databaseName(config.DATABASE_URL);
-  const make = (name: string, url: string, replicaUrl: string | undefined, tables: SourceTable[]): CaptureSource => ({
-    name,
-    url,
-    ...(replicaUrl ? { replicaUrl } : {}),
-    tables,
-    slot: slotName(pipelineDb, name),
-    publication: PUBLICATION,
-  });
+  const layout: CaptureSourceRef[] = [];
+  const make = (name: string, url: string, replicaUrl: string | undefined, tables: SourceTable[]): CaptureSource => {
+    const ref = { name, slot: slotName(pipelineDb, name), tables };
+    layout.push(ref);
+    return { ...ref, url, ...(replicaUrl ? { replicaUrl } : {}), publication: PUBLICATION, layout };
+  };
   const all = Object.keys(SOURCE_TABLES) as SourceTable[];
   const inventoryReplica = replicaOf(inventoryUrl, config.INVENTORY_REPLICA_DATABASE_URL);
   const ordersReplica = replicaOf(ordersUrl, config.ORDERS_REPLICA_DATABASE_URL);

@@ -420,22 +420,30 @@ export async function markSourceLost(
   /** Only if the source is still at this generation (a session's own finding): else nothing is done. */
   generation?: number,
 ): Promise<boolean> {
-  return withTransaction(db, async (c) => {
-    const marked = await c.query(
-      `update pipeline.capture_progress
-          set lost_at = now(), refill_from = null, lsn = '0/0', generation = generation + 1,
-              last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
-        where source = $1 and ($2::bigint is null or generation = $2::bigint)`,
-      [source, generation ?? null],
-    );
-    if (generation !== undefined && !marked.rowCount) return false;
-    await c.query(
-      `insert into pipeline.outbox (tbl, op, key, image, old_image, route)
-       select t, 'T', '', null, null, -1 from unnest($1::text[]) with ordinality as u(t, n) order by n`,
-      [tables],
-    );
-    return true;
-  });
+  return withTransaction(db, (c) => markSourceLostIn(c, source, tables, generation));
+}
+
+/** markSourceLost's writes, in the caller's transaction. */
+export async function markSourceLostIn(
+  c: pg.ClientBase,
+  source: string,
+  tables: readonly string[],
+  generation?: number,
+): Promise<boolean> {
+  const marked = await c.query(
+    `update pipeline.capture_progress
+        set lost_at = now(), refill_from = null, lsn = '0/0', generation = generation + 1,
+            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
+      where source = $1 and ($2::bigint is null or generation = $2::bigint)`,
+    [source, generation ?? null],
+  );
+  if (generation !== undefined && !marked.rowCount) return false;
+  await c.query(
+    `insert into pipeline.outbox (tbl, op, key, image, old_image, route)
+     select t, 'T', '', null, null, -1 from unnest($1::text[]) with ordinality as u(t, n) order by n`,
+    [tables],
+  );
+  return true;
 }
 
 /**

@@ -34,6 +34,8 @@ import {
   TEST_ORDERS_URL,
 } from '../support/split-sources';
 
+/** A source of an earlier layout, recorded and no longer configured (the layout-change case). */
+const RETIRED_SOURCE = 'shop';
 const SKUS = Array.from({ length: 60 }, (_, i) => `S-${i}`);
 
 describe('backfill from sources captured from the WAL', () => {
@@ -92,7 +94,12 @@ describe('backfill from sources captured from the WAL', () => {
    * source lost (and writes a TRUNCATE of its tables), the drain empties the store and starts a
    * backfill, which clears the mark when done.
    */
-  const loseSlot = async (source: 'inventory' | 'orders', meanwhile: () => Promise<unknown>) => {
+  const loseSlot = async (
+    source: 'inventory' | 'orders',
+    meanwhile: () => Promise<unknown>,
+    /** The source joins as new instead: its record replaced by one of a layout no longer configured. */
+    asLayoutChange = false,
+  ) => {
     // A backfill still under way (an earlier case's, asked again) would take the loss's place: the
     // drain asks for the next one only after its back-off, later than this waits.
     await eventually(
@@ -105,6 +112,13 @@ describe('backfill from sources captured from the WAL', () => {
     await captures!.stop();
     const slot = splitSources().find((s) => s.name === source)!.slot;
     await dropSlotUnderCapture(source === 'inventory' ? TEST_INVENTORY_URL : TEST_ORDERS_URL, slot);
+    if (asLayoutChange) {
+      await f.c.pool.query(`delete from pipeline.capture_progress where source = $1`, [source]);
+      await f.c.pool.query(
+        `insert into pipeline.capture_progress (source, slot, lsn, covered_at) values ($1, 'fb_old_layout', '0/1', now())`,
+        [RETIRED_SOURCE],
+      );
+    }
     await meanwhile();
     const backfills = async () => (await f.temporal.client.workflow.count(`WorkflowId = '${AUTO_BACKFILL_ID}'`)).count;
     const before = await backfills();
@@ -215,6 +229,35 @@ describe('backfill from sources captured from the WAL', () => {
       (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = 'inventory'`)).rows[0]
         .lost_at,
     ).toBeNull();
+  }, 120_000);
+
+  // The orders table moved to a database of its own (the layout changed): the new source's slot
+  // never sends the changes made before it existed, and the store was complete. Without the
+  // joining source marked lost, reads would go fresh without them.
+  it('refills a store when a source joins a pipeline that captured another layout', async () => {
+    await loseSlot(
+      'orders',
+      () =>
+        orders.query(
+          `update shop.orders set qty = qty + 7 where order_id = (select min(order_id) from shop.orders where status = 'placed')`,
+        ),
+      true,
+    );
+    await eventually(
+      async () => {
+        const r = (await get(`${f.api.base}/v1/badges/S-1?region=R1`)).body;
+        if (r.stale) return false;
+        await storeEqualsRule();
+        return true;
+      },
+      60_000,
+      'reads fresh again, with the changes made before the new slot existed',
+    );
+    const rows = (await f.c.pool.query(`select source, lost_at from pipeline.capture_progress order by source`)).rows;
+    expect(rows).toEqual([
+      { source: 'inventory', lost_at: null },
+      { source: 'orders', lost_at: null },
+    ]);
   }, 120_000);
 
   // Steps are counted under capture from the WAL too: a partition short of the backfill's last step
