@@ -590,8 +590,23 @@ async function withChunkRows(
   const outcome: ChunkOutcome = { written: [], abandoned: [] };
   const ids = batch.flatMap((t) => (t.highs ?? []).map((h) => h.chunk));
   if (!ids.length) return { batch, chunks: outcome };
+  try {
+    return { batch: await placeChunkRows(pipeline, batch, ids, state, outcome), chunks: outcome };
+  } finally {
+    // worked out or abandoned: the history the windows held may go (a failed write ends the session)
+    for (const t of batch) for (const h of t.highs ?? []) if (h.window) state.windows.release(h.window);
+  }
+}
+
+async function placeChunkRows(
+  pipeline: pg.Pool,
+  batch: PendingTransaction[],
+  ids: string[],
+  state: CaptureState,
+  outcome: ChunkOutcome,
+): Promise<CapturedTransaction[]> {
   const stored = await loadReadChunks(pipeline, ids);
-  const out = batch.map((t) => {
+  return batch.map((t) => {
     if (!t.highs) return t;
     const extra: CapturedRow[] = [];
     for (const h of t.highs) {
@@ -610,7 +625,6 @@ async function withChunkRows(
     }
     return { ...t, rows: [...t.rows, ...extra] };
   });
-  return { batch: out, chunks: outcome };
 }
 
 /** A chunk's rows at its high watermark, or null when it must be read again. */

@@ -51,6 +51,12 @@ export const CHANGES_MS = 3_000;
  * between a chunk's snapshot and its high watermark in the stream.
  */
 export const HORIZON_MS = 5_000;
+/**
+ * How long a chunk's window may hold the history (from its low watermark until its chunk is worked
+ * out): a longer read is abandoned, so a reader that died between its watermarks does not keep
+ * the stream's history in memory for good.
+ */
+export const PIN_MAX_MS = 60_000;
 /** More suspects than this (the horizon stalled): every chunk is read again until the session is opened anew. */
 const MAX_SUSPECTS = 100_000;
 
@@ -76,6 +82,27 @@ export const truncateKey = (tbl: string) => `${tbl}\u0000*`;
 /** An FC's load of a day ("fc|yyyymmdd"): what an order change touches, for a chunk of load sums. */
 export const loadKey = (fcDay: string) => `load\u0000${fcDay}`;
 
+/**
+ * What a chunk's window holds from its low watermark until its chunk is worked out: no history
+ * entry from `seq` on (and no entry's changes from `changesSeq` on) is dropped meanwhile, so a
+ * chunk read for longer than the horizon's HORIZON_MS (the load sums of a big orders table) is
+ * judged against the horizon and the suspects of its low watermark, not abandoned at every try.
+ */
+interface Pin {
+  seq: number;
+  changesSeq: number;
+  /** The horizon when the window opened (undefined before begin(): unit tests of the history alone). */
+  horizon: PgSnapshot | undefined;
+  /** The suspects when the window opened. */
+  suspects: ReadonlySet<bigint>;
+  atMs: number;
+  /**
+   * Held longer than PIN_MAX_MS, or released: the history may have been dropped since, and a chunk
+   * worked out now is read again.
+   */
+  expired: boolean;
+}
+
 /** A chunk's window, closed at its high watermark. */
 export interface ClosedWindow {
   /** Keys changed between the watermarks. */
@@ -84,6 +111,8 @@ export interface ClosedWindow {
   beforeSeq: number;
   /** The oldest history entry kept when it closed: the chunk is worked out later (after a write in flight). */
   fromSeq: number;
+  /** Held until release(). */
+  pin?: Pin;
 }
 
 /** A transaction the snapshot did not see is older than the history keeps changes for: read the chunk again. */
@@ -92,7 +121,9 @@ export class HistoryTooShortError extends Error {
 }
 
 export class WatermarkWindows {
-  private readonly open = new Map<string, Set<string>>();
+  private readonly open = new Map<string, { touched: Set<string>; pin: Pin }>();
+  /** The pins of windows open, or closed and not yet released. */
+  private readonly pins = new Set<Pin>();
   /** Entries from `head` on, oldest first (a queue: the front is dropped by moving `head`). */
   private history: Seen[] = [];
   private head = 0;
@@ -109,7 +140,7 @@ export class WatermarkWindows {
   see(xid: number, changes: TransactionChanges, atMs: number, changedRows = true): void {
     if (this.open.size) {
       const keys = changes.keys();
-      for (const touched of this.open.values()) for (const k of keys) touched.add(k);
+      for (const { touched } of this.open.values()) for (const k of keys) touched.add(k);
     }
     if (changedRows) this.history.push({ seq: this.seq++, xid, atMs, changes: memoized(changes) });
     this.forget(atMs);
@@ -117,9 +148,14 @@ export class WatermarkWindows {
 
   private forget(nowMs: number): void {
     const h = this.history;
-    while (this.changesHead < h.length && h[this.changesHead]!.atMs < nowMs - CHANGES_MS)
+    const pinned = this.pinned(nowMs);
+    while (
+      this.changesHead < h.length &&
+      h[this.changesHead]!.atMs < nowMs - CHANGES_MS &&
+      h[this.changesHead]!.seq < pinned.changesSeq
+    )
       h[this.changesHead++]!.changes = null;
-    while (this.head < h.length && h[this.head]!.atMs < nowMs - HISTORY_MS) {
+    while (this.head < h.length && h[this.head]!.atMs < nowMs - HISTORY_MS && h[this.head]!.seq < pinned.seq) {
       const xid = h[this.head++]!.xid;
       // almost always seen long since: a suspect only in a visibility stall of HISTORY_MS
       const horizon = this.snapshots[0]?.snapshot;
@@ -132,6 +168,22 @@ export class WatermarkWindows {
       this.changesHead -= this.head;
       this.head = 0;
     }
+  }
+
+  /** The oldest entry (and entry's changes) a pin holds; pins held too long expire here. */
+  private pinned(nowMs: number): { seq: number; changesSeq: number } {
+    const out = { seq: Infinity, changesSeq: Infinity };
+    if (!this.pins.size) return out;
+    for (const pin of this.pins) {
+      if (pin.atMs < nowMs - PIN_MAX_MS) {
+        pin.expired = true;
+        this.pins.delete(pin);
+        continue;
+      }
+      out.seq = Math.min(out.seq, pin.seq);
+      out.changesSeq = Math.min(out.changesSeq, pin.changesSeq);
+    }
+    return out;
   }
 
   /**
@@ -179,8 +231,26 @@ export class WatermarkWindows {
   }
 
   /** LW of chunk `id`: from here on, every changed key is noted for it. */
-  low(id: string): void {
-    this.open.set(id, new Set());
+  low(id: string, atMs = Date.now()): void {
+    const pin: Pin = {
+      seq: this.history[this.head]?.seq ?? this.seq,
+      changesSeq: this.history[this.changesHead]?.seq ?? this.seq,
+      horizon: this.snapshots[0]?.snapshot,
+      suspects: new Set(this.suspects),
+      atMs,
+      expired: false,
+    };
+    const was = this.open.get(id);
+    if (was) this.pins.delete(was.pin); // a low watermark sent again (a read retried under the same id)
+    this.pins.add(pin);
+    this.open.set(id, { touched: new Set(), pin });
+  }
+
+  /** The chunk of this window was worked out (or abandoned): the history it held may go. */
+  release(w: ClosedWindow): void {
+    if (!w.pin) return;
+    w.pin.expired = true;
+    this.pins.delete(w.pin);
   }
 
   /**
@@ -188,10 +258,15 @@ export class WatermarkWindows {
    * restart between the two): the chunk is abandoned and read again.
    */
   close(id: string): ClosedWindow | null {
-    const touched = this.open.get(id);
-    if (!touched) return null;
+    const open = this.open.get(id);
+    if (!open) return null;
     this.open.delete(id);
-    return { touched, beforeSeq: this.seq, fromSeq: this.history[this.head]?.seq ?? this.seq };
+    return {
+      touched: open.touched,
+      beforeSeq: this.seq,
+      fromSeq: this.history[this.head]?.seq ?? this.seq,
+      pin: open.pin,
+    };
   }
 
   /**
@@ -216,7 +291,15 @@ export class WatermarkWindows {
 
   private unseen(w: ClosedWindow, snapshot: string): TransactionChanges[] {
     const s = parseSnapshot(snapshot);
-    const horizon = this.snapshots[0]?.snapshot;
+    if (w.pin?.expired)
+      throw new HistoryTooShortError(
+        `the chunk's window was released, or its watermarks were more than ${PIN_MAX_MS} ms apart: the history it needed may be gone`,
+      );
+    // The horizon and suspects of the low watermark: nothing the history held then has been
+    // dropped since (the pin), so a later horizon is not needed, and one the chunk's snapshot,
+    // taken after the low watermark, does not cover would abandon every long read.
+    const horizon = w.pin ? w.pin.horizon : this.snapshots[0]?.snapshot;
+    const suspects = w.pin ? w.pin.suspects : this.suspects;
     // The stream went on while the chunk waited (the write before it in flight, the chunk's
     // load): history the window had when it closed may have been dropped since. With a horizon
     // that loses nothing: an entry leaves the history seen by the horizon of then (which the
@@ -237,7 +320,7 @@ export class WatermarkWindows {
         throw new HistoryTooShortError(
           `the chunk's snapshot is older than the capture's horizon (${HORIZON_MS} ms of stream, or the session's start)`,
         );
-      for (const x of this.suspects)
+      for (const x of suspects)
         if (!visibleIn(s, x))
           throw new HistoryTooShortError(
             `transaction ${x} committed before this capture's history reaches and the chunk's snapshot did not see it (a commit kept invisible, as by a synchronous standby that does not answer)`,
@@ -260,6 +343,7 @@ export class WatermarkWindows {
   /** Forgets the windows (the session restarts from the slot). */
   reset(): void {
     this.open.clear();
+    this.pins.clear();
   }
 }
 

@@ -43,9 +43,14 @@ const LAYOUT_LOCK = 'fresh-badges:capture-layout';
 export async function joinCaptureLayout(pipeline: pg.Pool, layout: readonly CaptureSourceRef[]): Promise<LayoutChange> {
   const change: LayoutChange = { joined: [], markedLost: [], retired: [] };
   const recorded = async (db: pg.Pool | pg.ClientBase) =>
-    (await db.query<{ source: string; slot: string }>(`select source, slot from pipeline.capture_progress order by source`)).rows;
+    (
+      await db.query<{ source: string; slot: string }>(
+        `select source, slot from pipeline.capture_progress order by source`,
+      )
+    ).rows;
   const differs = (rows: { source: string }[]) =>
-    layout.some((s) => !rows.some((r) => r.source === s.name)) || rows.some((r) => !layout.some((s) => s.name === r.source));
+    layout.some((s) => !rows.some((r) => r.source === s.name)) ||
+    rows.some((r) => !layout.some((s) => s.name === r.source));
   // the common case (nothing changed) without a lock
   if (!differs(await recorded(pipeline))) return change;
   return withTransaction(pipeline, async (c) => {

@@ -278,9 +278,9 @@ describe('capture from the WAL of two source databases', () => {
         )
       ).rows;
     const truncates = async () =>
-      (await pipeline.query(`select tbl from pipeline.outbox where id > $1 and op = 'T' order by id`, [outboxEnd])).rows.map(
-        (r) => r.tbl,
-      );
+      (
+        await pipeline.query(`select tbl from pipeline.outbox where id > $1 and op = 'T' order by id`, [outboxEnd])
+      ).rows.map((r) => r.tbl);
     await pipeline.query(`delete from pipeline.capture_progress`);
     try {
       // a first start: the two sources' captures open together; both recorded once, neither lost

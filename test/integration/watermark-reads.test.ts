@@ -19,7 +19,7 @@ import { runCapture } from '../../capture/capture-loop';
 import { sourceRowsFor } from '../../capture/source-rows';
 import { readThroughWatermarks } from '../../capture/watermark-read';
 import { encodeWatermark, TICK_PREFIX } from '../../capture/ticks';
-import { HISTORY_MS } from '../../capture/watermark-windows';
+import { HISTORY_MS, HORIZON_MS } from '../../capture/watermark-windows';
 import { chunkState, createChunk, storeChunkRead } from '../../outbox/capture-chunks';
 import { createPool } from '../../db/pool';
 import { testConfig, TEST_DATABASE_URL } from '../support/env';
@@ -205,6 +205,40 @@ describe('reading source rows between watermarks', () => {
       writing = false;
       await writer;
     }
+  }, 60_000);
+
+  // A read longer than the capture's horizon (the load sums of a big orders table, seconds of
+  // scanning): its snapshot is older than the horizon by its high watermark. Judged against the
+  // horizon of its low watermark it is kept; against the current one it was abandoned at every
+  // try, and a refill never finished.
+  it('keeps a chunk whose read took longer than the capture horizon, with the stream going on', async () => {
+    await write({ key: 'A|F1', kind: 'set', value: 5, pauseMs: 0 });
+    const lastChunk = Number(
+      (await pipeline.query(`select coalesce(max(id), 0) as m from pipeline.capture_chunks`)).rows[0].m,
+    );
+    // the read blocks behind this lock after taking its snapshot; ticks go on committing meanwhile
+    const locker = new pg.Client({ connectionString: TEST_INVENTORY_URL });
+    await locker.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('lock table shop.inventory in access exclusive mode');
+      const read = readThroughWatermarks(
+        { source: inventory, pipeline, timeoutMs: 60_000 },
+        {
+          tbl: 'inventory',
+          keys: ['A|F1'],
+        },
+      );
+      await sleep(HORIZON_MS + 3_000);
+      await locker.query('commit');
+      expect((await read).written).toBe(1);
+    } finally {
+      await locker.end();
+    }
+    const chunks = await pipeline.query(`select state from pipeline.capture_chunks where id > $1 order by id`, [
+      lastChunk,
+    ]);
+    expect(chunks.rows.map((r) => r.state)).toEqual(['written']); // at the first try
   }, 60_000);
 
   it('abandons a chunk when the capture restarted between its watermarks (it knows nothing of the window)', async () => {

@@ -10,6 +10,7 @@ import {
   HistoryTooShortError,
   rowKey,
   HORIZON_MS,
+  PIN_MAX_MS,
   truncateKey,
   WatermarkWindows,
   widenXid,
@@ -49,52 +50,98 @@ describe('watermark windows', () => {
     const w = new WatermarkWindows();
     w.see(105, tx(rowKey('inventory', 'B|F1')), 0); // not visible in the snapshot below
     w.see(106, tx(rowKey('inventory', 'C|F1')), 1); // visible
-    w.low('9');
-    w.see(107, tx(rowKey('inventory', 'D|F1')), CHANGES_MS + 10); // the first's changes are forgotten now
+    w.see(107, tx(rowKey('inventory', 'E|F1')), CHANGES_MS + 10); // the first's changes are forgotten now
+    w.low('9', CHANGES_MS + 10);
+    w.see(108, tx(rowKey('inventory', 'D|F1')), CHANGES_MS + 11);
     const closed = w.close('9')!;
-    expect(() => w.excluded(closed, '105:108:105,107')).toThrow(HistoryTooShortError);
+    expect(() => w.excluded(closed, '105:109:105,107')).toThrow(HistoryTooShortError);
     // a snapshot that saw it needs nothing forgotten
-    expect([...w.excluded(closed, '108:108:')]).toEqual([rowKey('inventory', 'D|F1')]);
+    expect([...w.excluded(closed, '109:109:')]).toEqual([rowKey('inventory', 'D|F1')]);
   });
 
-  // The chunk is worked out when its batch is written, which can be after a write in flight: the
-  // stream goes on meanwhile, and history the window had may be dropped. A transaction the
-  // snapshot did not see would then pass for seen.
-  it('abandons a chunk when history it had at its high watermark was dropped before it was worked out', () => {
+  // The chunk is worked out when its batch is written, which can be after a write in flight, and
+  // a read can take long (the load sums of a big orders table): the stream goes on meanwhile. The
+  // window holds the history it had at its low watermark until its chunk is released, and no longer
+  // than PIN_MAX_MS; a chunk worked out after that is read again (a transaction the snapshot did
+  // not see could pass for seen).
+  it('holds the history a window had until its chunk is worked out, and no longer than PIN_MAX_MS', () => {
     const w = new WatermarkWindows();
     w.see(105, tx(rowKey('inventory', 'B|F1')), 0); // committed before LW, not visible in the snapshot
-    w.low('11');
+    w.low('11', 0);
     const closed = w.close('11')!;
-    // history kept, not long after: the chunk is worked out as usual
+    w.see(106, tx(rowKey('inventory', 'E|F1')), HISTORY_MS + 1); // the stream went on: 105 is held
     expect([...w.excluded(closed, '105:106:105')]).toEqual([rowKey('inventory', 'B|F1')]);
-    w.see(106, tx(rowKey('inventory', 'E|F1')), HISTORY_MS + 1); // the stream went on: 105 is dropped
+    w.release(closed);
+    w.see(107, tx(rowKey('inventory', 'G|F1')), HISTORY_MS + 2); // released: 105 is dropped now
     expect(() => w.excluded(closed, '105:106:105')).toThrow(HistoryTooShortError);
-    // a window that closed with an empty history has nothing to lose
+    // held too long: the window expires, its history goes and its chunk is read again
     const v = new WatermarkWindows();
-    v.low('12');
-    const empty = v.close('12')!;
-    v.see(200, tx(rowKey('inventory', 'F|F1')), 0);
-    v.see(201, tx(rowKey('inventory', 'G|F1')), HISTORY_MS + 1);
-    expect([...v.excluded(empty, '200:202:')]).toEqual([]);
+    v.see(200, tx(rowKey('inventory', 'B|F1')), 0);
+    v.low('12', 0);
+    v.see(201, tx(rowKey('inventory', 'F|F1')), PIN_MAX_MS - 1);
+    const late = v.close('12')!;
+    expect([...v.excluded(late, '200:202:200,201')].sort()).toEqual([
+      rowKey('inventory', 'B|F1'),
+      rowKey('inventory', 'F|F1'),
+    ]);
+    v.see(202, tx(rowKey('inventory', 'H|F1')), PIN_MAX_MS + 1);
+    expect(() => v.excluded(late, '200:202:200,201')).toThrow(/released, or its watermarks were more than/);
   });
 
   // A session has a horizon: an entry leaves the history seen by it or as a suspect, so a busy
-  // stream dropping its oldest entries while a chunk waits loses nothing, and the chunk is kept.
-  it('with a horizon, history dropped while a chunk waits abandons it only for a suspect it did not see', () => {
+  // stream dropping its oldest entries loses nothing.
+  it('with a horizon, a window released lets history go, and a transaction unseen by it becomes a suspect', () => {
     const w = new WatermarkWindows();
     w.begin('100:100:', [], 0);
     w.see(100, tx(rowKey('inventory', 'A|F1')), 0); // visible at once
     w.see(101, tx(rowKey('inventory', 'B|F1')), 1); // kept invisible (a stalled commit)
     w.observe('101:102:101', 2);
     w.observe('101:102:101', 2 + HORIZON_MS); // the horizon: sees 100, not 101
-    w.low('5');
+    w.low('5', 2 + HORIZON_MS);
     const closed = w.close('5')!;
-    w.see(102, tx(rowKey('inventory', 'C|F1')), HISTORY_MS + 10); // 100 and 101 leave the history
-    expect(w.suspectCount).toBe(1); // 101
-    // a chunk whose snapshot saw both: worked out, nothing lost
+    w.see(102, tx(rowKey('inventory', 'C|F1')), HISTORY_MS + 10); // held by the window
+    expect(w.suspectCount).toBe(0);
+    // a chunk whose snapshot saw both: nothing left out; one that did not see 101: B left out
     expect([...w.excluded(closed, '102:102:')]).toEqual([]);
-    // one that did not see 101: read again
-    expect(() => w.excluded(closed, '101:102:101')).toThrow(HistoryTooShortError);
+    expect([...w.excluded(closed, '101:102:101')]).toEqual([rowKey('inventory', 'B|F1')]);
+    w.release(closed);
+    w.see(103, tx(rowKey('inventory', 'D|F1')), HISTORY_MS + 11); // 100 and 101 leave the history
+    expect(w.suspectCount).toBe(1); // 101
+    w.low('6', HISTORY_MS + 11);
+    const next = w.close('6')!;
+    expect([...w.excluded(next, '104:104:')]).toEqual([]);
+    expect(() => w.excluded(next, '101:104:101')).toThrow(HistoryTooShortError);
+  });
+
+  // A load sum of a big orders table takes longer than the horizon's HORIZON_MS: judged against the
+  // horizon of its low watermark (nothing the history held then was dropped since), it is kept,
+  // with every order change its snapshot did not see added, instead of being read again forever.
+  it('a chunk read for longer than the horizon is worked out against the horizon of its low watermark', () => {
+    const w = new WatermarkWindows();
+    w.begin('100:100:', [], 0);
+    const order = (xid: number, fc: string) => ({
+      keys: () => [`load\u0000${fc}|20261203`],
+      orders: () => [
+        { tbl: 'orders' as const, op: 'I' as const, key: String(xid), image: `{"x":${xid}}`, oldImage: null },
+      ],
+    });
+    w.see(100, order(100, 'F1'), 0); // before LW, seen by the snapshot
+    w.low('7', 10);
+    w.see(101, order(101, 'F1'), 20); // after LW; the snapshot (taken at once) did not see it
+    // the read takes 40 s: the stream goes on, ticks move the horizon far past the snapshot
+    for (let t = 1; t <= 40; t++) {
+      w.see(101 + t, order(101 + t, 'F2'), t * 1_000);
+      w.observe(`${102 + t}:${102 + t}:`, t * 1_000);
+    }
+    const closed = w.close('7')!;
+    const s = '101:101:';
+    expect(() => w.excluded(closed, s)).not.toThrow();
+    expect(w.unseenOrders(closed, s).map((r) => r.key)).toEqual(Array.from({ length: 41 }, (_, i) => String(101 + i)));
+    // without the window's hold, the snapshot is older than the horizon: read again
+    w.release(closed);
+    w.low('8', 40_000);
+    const other = w.close('8')!;
+    expect(() => w.excluded(other, s)).toThrow(/older than the capture's horizon/);
   });
 
   // A commit kept invisible (a synchronous standby that does not answer) across a session restart:
@@ -113,8 +160,8 @@ describe('watermark windows', () => {
     expect(() => w.excluded(closed, '100:106:100,103')).toThrow(HistoryTooShortError);
     w.observe('100:108:100', 10 + HORIZON_MS); // the first tick's snapshot is the horizon now
     expect(w.suspectCount).toBe(0);
-    // ...and a chunk whose snapshot does not cover the horizon is read again anyway
-    expect(() => w.excluded(closed, '100:106:100,103')).toThrow(/older than the capture's horizon/);
+    // ...and a chunk whose window opened while 103 was a suspect is read again anyway
+    expect(() => w.excluded(closed, '100:106:100,103')).toThrow(/committed before this capture's history reaches/);
     expect(() => w.excluded(closed, '100:108:100')).not.toThrow();
   });
 
