@@ -8,7 +8,7 @@ import type { StoredChunk } from '../outbox/capture-chunks';
 import type { CapturedRow } from './row-image';
 import { isSourceTable, keyColumnsOf, SOURCE_TABLES } from './source-tables';
 import { loadKey, rowKey, truncateKey } from './watermark-windows';
-import { placedDay } from '../features/definitions';
+import { dayBefore, placedDay } from '../features/definitions';
 import { featureUpdatesFrom } from '../features/from-source';
 
 /**
@@ -58,7 +58,7 @@ function loadSetsOfChunk(chunk: StoredChunk, unseenOrders: CapturedRow[]): Captu
   for (const r of unseenOrders) {
     if (r.op === 'T') return null;
     for (const u of deltasOf(r)) {
-      if (u.day < fromDay) continue;
+      if (dayBefore(u.day, fromDay)) continue;
       const key = `${u.fc}|${u.day}`;
       sums.set(key, (sums.get(key) ?? 0) + u.delta);
     }

@@ -32,6 +32,14 @@ export function utcDay(at: Date): string {
 }
 
 /**
+ * Whether yyyymmdd day `a` comes before day `b`. Not a string comparison: a year of five digits
+ * ("100000101") sorts before "99991231" as text.
+ */
+export function dayBefore(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length < b.length : a < b;
+}
+
+/**
  * The days of FC load the online store keeps: a counter lives until the end of its UTC day plus
  * LOAD_TTL_S (store/apply.ts sets that expiry), so at `nowMs` it holds every day from this one on.
  * The backfill recomputes exactly these days and verify compares exactly these.

@@ -16,7 +16,7 @@ import { captureSources, type CaptureSource } from '../../capture/sources';
 import { readThroughWatermarks } from '../../capture/watermark-read';
 import type { Config } from '../../config';
 import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
-import { loadWindowStart } from '../../features/definitions';
+import { dayBefore, loadWindowStart } from '../../features/definitions';
 import { drainAppliedSnapshot } from '../../outbox';
 import { storeFeatures } from '../../reconcile/store-features';
 import type { StoreKeys } from '../../store/keys';
@@ -71,7 +71,7 @@ export function createWatermarkBackfill(deps: {
       const fromDay = loadWindowStart(Date.now(), deps.config.LOAD_TTL_S);
       // counters the store holds and the source has no orders for any more are set to 0
       const held = [...(await storeFeatures(deps.redis, deps.keys, { skus: false })).load.keys()].filter(
-        (k) => k.slice(k.lastIndexOf('|') + 1) >= fromDay,
+        (k) => !dayBefore(k.slice(k.lastIndexOf('|') + 1), fromDay),
       );
       const w = await readThroughWatermarks(read('orders'), { tbl: 'orders', loads: { fromDay, alsoZero: held } });
       return { counters: w.written };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RANK_NULL, utcDay } from '../../features/definitions';
+import { dayBefore, RANK_NULL, utcDay } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange, OutboxRow } from '../../features/from-source';
 
 const row = (over: Partial<OutboxRow>): OutboxRow => ({
@@ -145,5 +145,12 @@ describe('featureUpdatesFrom', () => {
     expect(utcDay(new Date('0044-03-15T00:00:00Z'))).toBe('00440315');
     expect(utcDay(new Date('2026-01-05T00:00:00Z'))).toBe('20260105');
     expect(utcDay(new Date('2026-12-31T23:59:59.999Z'))).toBe('20261231');
+  });
+
+  it('orders days by date, not as text (years of five digits and more)', () => {
+    expect(dayBefore('20261230', '20261231')).toBe(true);
+    expect(dayBefore('20261231', '20261231')).toBe(false);
+    expect(dayBefore('99991231', '100000101')).toBe(true);
+    expect(dayBefore('100000101', '99991231')).toBe(false);
   });
 });

@@ -275,6 +275,12 @@ describe('a chunk as outbox rows', () => {
       ['S', 'F2|20261203', 2],
       ['S', 'F3|20261203', 2],
     ]);
+    // a chunk from the last day of year 9999: an order on the first of year 10000 is after it
+    const late = { ...loads, afterKey: '99991231', rows: [] };
+    const tenThousand = [{ ...unseenOrders[0]!, image: order(4, 'F1', '10000-01-01T10:00:00+00:00') }];
+    expect(rowsOfChunk(late, { excluded: new Set(), unseenOrders: tenThousand })!.map((r) => r.key)).toEqual([
+      'F1|100000101',
+    ]);
     // a TRUNCATE it did not see: no sum can be corrected, the chunk is read again
     expect(
       rowsOfChunk(loads, {
