@@ -61,6 +61,13 @@ export const FIELD = {
    * and the drain rebuilds the partition again instead of taking what the rebuild left for data.
    */
   rebuilding: 'rb',
+  /**
+   * Partition position: the batch (its number) whose TRUNCATE empties the store once its last chunk
+   * is applied (activities/drain/truncates.ts). Written before any chunk of it moves the position and
+   * removed by the emptying's reset, so a Redis back from a file written in between shows it once
+   * the cursor has gone past that batch, and the drain rebuilds the partition.
+   */
+  truncatePending: 'tp',
   // ('tb', 'tt': TRUNCATEs met in earlier chunks, which older versions remembered here; a store
   // may still hold them, unread: the drain now asks PostgreSQL, activities/drain/truncates.ts.)
   /** Meta hash: the freshness watermark (store/watermark.ts) and the partition count it speaks for. */

@@ -122,7 +122,9 @@ async function runChecks(
 
 /**
  * Partitions whose rebuild began and never ended (store/rebuild.ts: a Redis back from a file
- * written while it ran): rebuilt again like partitions that lost writes, whatever the others hold.
+ * written while it ran), or that a TRUNCATE's emptying of a batch the cursor has passed never
+ * reached (a file written before it: FIELD.truncatePending): rebuilt again like partitions that
+ * lost writes, whatever the others hold.
  */
 function rebuildsUnfinished(checked: { status: string; store: StorePosition }[]): PositionCheck | null {
   const partitions = checked.flatMap((c, i) => (c.status === 'rebuilding' ? [i] : []));
@@ -244,6 +246,19 @@ export async function resetStorePosition(
       .hset(p.pos, ...fields)
       .exec();
   }
+}
+
+/**
+ * Marks the partitions' positions with the batch whose TRUNCATE empties them after its last chunk
+ * (FIELD.truncatePending), before a chunk of it moves their positions. The emptying's reset
+ * removes it.
+ */
+export async function markTruncatePending(
+  redis: StoreRedis,
+  partitions: readonly PartitionKeys[],
+  batch: string,
+): Promise<void> {
+  for (const p of partitions) await redis.hset(p.pos, FIELD.truncatePending, batch);
 }
 
 /** ARGV the apply script takes to record the applied position in the same call as the changes. */

@@ -45,7 +45,7 @@ import { checkPosition, resolveDivergence, type Divergence } from './divergence'
 import { faultPoint } from './fault-injection';
 import { prefetch, takePrefetched } from './prefetch';
 import { deadLetterFailures, featureUpdatesOf } from './row-updates';
-import { applyTruncates, truncatesOfBatch } from './truncates';
+import { applyTruncates, markIfTruncating, truncatesOfBatch } from './truncates';
 import {
   emptyResult,
   type AppliedChunk,
@@ -305,6 +305,7 @@ async function applyNextChunk(
   if (!complete) prefetch(deps.pool, consumer, deltaInput(deps, cursor, target, next, rows.next));
   // the batch's TRUNCATEs, known before its last chunk is applied (truncates.ts)
   const truncated = complete ? await truncatesOfBatch(client, cursor, target, chunk.rows, startedBatch) : [];
+  if (!complete) await markIfTruncating(deps, client, cursor, target);
   const applied = await applyChunk(deps, cursor, next, chunk.rows, truncated.length > 0);
   await deadLetterFailures(client, consumer, chunk.rows, applied.dead, applied.result);
   if (truncated.length) await applyTruncates(deps, cursor, target.snap, next, truncated);

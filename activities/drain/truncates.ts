@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { OutboxRow } from '../../features/from-source';
 import { truncatesInDelta, type ConsumerCursor } from '../../outbox';
 import { rebuildStore } from '../../store/rebuild';
-import { readStorePosition } from '../../store/store-position';
+import { markTruncatePending, readStorePosition } from '../../store/store-position';
 import type { DrainDeps, Target } from './types';
 
 /**
@@ -42,6 +42,24 @@ export async function applyTruncates(
   deps.metrics?.divergence('truncate');
   const claim = (await readStorePosition(deps.redis, deps.keys)).claimed;
   await rebuildStore(deps.redis, deps.keys, { last: next.last, from: target }, claim);
+}
+
+/**
+ * Before a chunk that does not complete its batch: when the batch holds a TRUNCATE, the partitions'
+ * positions are marked with the batch first (markTruncatePending). The chunk's apply moves the
+ * position, maybe to the batch's end already (its last row fills the chunk, and the pass that
+ * completes the batch reads nothing): a Redis back from a file written before the emptying would
+ * then be in step with the cursor, and serve the rows the TRUNCATE removed. With the mark, the
+ * check finds it once the cursor has gone past the batch (store/lua/check-position.lua).
+ */
+export async function markIfTruncating(
+  deps: DrainDeps,
+  client: pg.ClientBase,
+  cursor: ConsumerCursor,
+  target: Target,
+): Promise<void> {
+  if (!(await truncatesInDelta(client, cursor.from, target.snap)).length) return;
+  await markTruncatePending(deps.redis, deps.keys.partitions, cursor.batch);
 }
 
 /**

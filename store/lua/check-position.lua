@@ -4,13 +4,21 @@
 -- ARGV[1] the cursor's batch, ARGV[2] its from snapshot, ARGV[3] the target snapshot to claim
 --         ('' : check only), ARGV[4] the target's time, ARGV[5..7] PostgreSQL's last delivered
 --         position (batch, txid, id)
--- Returns { status ('ok', 'behind', 'ahead' or 'rebuilding'), then the partition's claim and
+-- Returns { status ('ok', 'behind', 'ahead' or 'rebuilding': a rebuild or a TRUNCATE's emptying
+--   began and never ended), then the partition's claim and
 --   position as they were before this call: claimed batch, from, target, at, applied batch, txid,
 --   id ('' : none) }
 --- @include "includes/position"
 -- A rebuild of the partition that never ended (a Redis back from a file written while it ran):
 -- what it holds is part old data, part emptied; it must be rebuilt again, never taken as is.
 if redis.call('HEXISTS', KEYS[1], FIELD.rebuilding) == 1 then
+  return { 'rebuilding', '', '', '', '', '', '', '' }
+end
+-- A batch's TRUNCATE that was to empty the partition after its last chunk, and the cursor has gone
+-- past that batch: the emptying happened, and this Redis came back from a file written before it
+-- (what it holds is the data the TRUNCATE removed).
+local pending = redis.call('HGET', KEYS[1], FIELD.truncatePending)
+if pending and tonumber(pending) < tonumber(ARGV[1]) then
   return { 'rebuilding', '', '', '', '', '', '', '' }
 end
 local f = redis.call('HMGET', KEYS[1], FIELD.claimedBatch, FIELD.claimedFrom, FIELD.claimedTarget, FIELD.claimedAt,
