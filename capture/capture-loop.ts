@@ -24,7 +24,6 @@ import {
   markSourceLost,
   readCaptureProgress,
   recordIdlePosition,
-  registerCaptureSource,
   setCaptureSwitch,
   writeCapturedTransactions,
 } from '../outbox/capture-progress';
@@ -132,7 +131,6 @@ export class CaptureSession {
       // was created before it began (and the triggers dropped since), and a new one would never see
       // its marker.
       const { created: slotCreated, lost } = await slotMarkingLoss(admin, pipeline, source, before);
-      await registerCaptureSource(pipeline, source.name, source.slot);
       // A slot lost during a hand-over from the triggers: the new slot starts after the hand-over
       // marker and would never see it (every row dropped as the triggers'). Creating the slot
       // waited for transactions in progress, so triggers gone now were dropped before its start.
@@ -162,7 +160,7 @@ export class CaptureSession {
         // created now starts the recorded position at its own start, so a later slot past the
         // recorded position tells lost writes from this session's first one on.
         generation = await claimCaptureSource(pipeline, source.name, slotAt, slotCreated ? slotNow : null);
-        // again: registering may have created the row, and a lost slot reset what it records
+        // again: a lost slot reset what it records
         recorded = await readCaptureProgress(pipeline, source.name);
       } catch (err) {
         await stream.close().catch(() => {});
@@ -531,7 +529,12 @@ function readFrames(frames: ReplicationFrame[], state: CaptureState): void {
     if (!done) continue;
     if ((state.diverged = state.resend?.transaction(done) ?? null)) return; // nothing of it is kept
     const highs = watermarks(done, state);
-    if (done.endLsn <= state.writtenLsn || state.handedBack) continue;
+    if (done.endLsn <= state.writtenLsn || state.handedBack) {
+      // written before (its chunks with it), or after the hand-back: nothing of it is written
+      // now, and the history its chunks' windows hold may go
+      for (const h of highs) if (h.window) state.windows.release(h.window);
+      continue;
+    }
     const kept: PendingTransaction = onlySourceTables(handOver(done, state), state.source);
     if (highs.length) kept.highs = highs;
     if (!state.pending.length) state.pendingSince = Date.now();

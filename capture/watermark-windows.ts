@@ -343,6 +343,7 @@ export class WatermarkWindows {
   /** Forgets the windows (the session restarts from the slot). */
   reset(): void {
     this.open.clear();
+    for (const pin of this.pins) pin.expired = true; // a window still pending is read again
     this.pins.clear();
   }
 }

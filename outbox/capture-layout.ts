@@ -8,12 +8,14 @@
  * the old capture's end and the new slot's start are in no outbox. The store was complete and
  * would answer fresh without them. So a joining source is marked lost (markSourceLostIn: reads
  * stale, the store emptied and refilled from the sources), before its slot is created, exactly as
- * a source whose slot was lost. On a first start (no source recorded at all) nothing is marked:
- * the store is not complete yet, and the first backfill fills it.
+ * a source whose slot was lost. On a first start (no change ever seen: pipelineUsedBefore) nothing
+ * is marked: the store is not complete yet, and the first backfill fills it.
  *
  * Every configured source is recorded at once, by whichever capture opens first: a source whose
  * capture has not started yet then holds reads stale (CAPTURED_THROUGH_SQL) instead of being
- * ignored until it registers, and the second source of a first start is not taken for a joiner.
+ * ignored until it registers. Only here: a capture that finds its row gone after this (another
+ * layout's capture removed it) fails to claim the source and joins again when it is retried, so a
+ * row is never re-created unmarked.
  *
  * A recorded source the configuration no longer names is forgotten: it will never capture again,
  * and its row would hold reads stale for good. Its slot stays on its database, keeping WAL, until
@@ -48,17 +50,22 @@ export async function joinCaptureLayout(pipeline: pg.Pool, layout: readonly Capt
         `select source, slot from pipeline.capture_progress order by source`,
       )
     ).rows;
-  const differs = (rows: { source: string }[]) =>
-    layout.some((s) => !rows.some((r) => r.source === s.name)) ||
+  const differs = (rows: { source: string; slot: string }[]) =>
+    layout.some((s) => !rows.some((r) => r.source === s.name && r.slot === s.slot)) ||
     rows.some((r) => !layout.some((s) => s.name === r.source));
   // the common case (nothing changed) without a lock
   if (!differs(await recorded(pipeline))) return change;
   return withTransaction(pipeline, async (c) => {
     await c.query(`select pg_advisory_xact_lock(hashtext($1))`, [LAYOUT_LOCK]);
     const rows = await recorded(c);
-    const capturedBefore = rows.length > 0;
+    const capturedBefore = await pipelineUsedBefore(c);
     for (const source of layout) {
-      if (rows.some((r) => r.source === source.name)) continue;
+      const row = rows.find((r) => r.source === source.name);
+      if (row) {
+        if (row.slot !== source.slot)
+          await c.query(`update pipeline.capture_progress set slot = $2 where source = $1`, [source.name, source.slot]);
+        continue;
+      }
       await c.query(`insert into pipeline.capture_progress (source, slot) values ($1, $2)`, [source.name, source.slot]);
       change.joined.push(source.name);
       if (!capturedBefore) continue;
@@ -72,4 +79,21 @@ export async function joinCaptureLayout(pipeline: pg.Pool, layout: readonly Capt
     }
     return change;
   });
+}
+
+/**
+ * Whether the store may hold data already, so a source joining now may lack changes it needs: a
+ * source captured (or lost) before, or any change in the outbox or ever delivered to the store
+ * (the trigger capture records no source, but its changes pass through the outbox: moving from it
+ * straight to sources of their own is a layout change too). Only a pipeline that has seen no change
+ * at all starts without marking anything.
+ */
+async function pipelineUsedBefore(c: pg.ClientBase): Promise<boolean> {
+  const r = await c.query<{ used: boolean }>(
+    `select exists (select 1 from pipeline.capture_progress
+                     where lsn > '0/0' or covered_at is not null or lost_at is not null)
+         or exists (select 1 from pipeline.outbox)
+         or exists (select 1 from pipeline.consumer_offsets where last_id > 0) as used`,
+  );
+  return r.rows[0]!.used;
 }

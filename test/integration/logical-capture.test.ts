@@ -16,11 +16,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureSession, runCapture, type CaptureProgress } from '../../capture/capture-loop';
 import type { CaptureSource } from '../../capture/sources';
-import type { SourceTable } from '../../capture/source-tables';
-import { joinCaptureLayout } from '../../outbox/capture-layout';
 import {
   CaptureFencedError,
-  CAPTURED_THROUGH_SQL,
   CaptureWritesLostError,
   claimCaptureSource,
   markSourceLost,
@@ -259,68 +256,6 @@ describe('capture from the WAL of two source databases', () => {
       await held.end();
     }
   }, 60_000);
-
-  // The sources change (the orders table moves to a database of its own, or back): a source that
-  // joins a pipeline which captured another layout has a new slot that never sends what came
-  // before it, so it is marked lost (a refill); a first start records every source at once and
-  // marks none (its first backfill fills the store); a source no longer configured is forgotten.
-  it('records a layout at once, and marks a source that joins another layout lost', async () => {
-    const saved = (await pipeline.query(`select coalesce(json_agg(p), '[]') as rows from pipeline.capture_progress p`))
-      .rows[0].rows;
-    const outboxEnd = (await pipeline.query(`select coalesce(max(id), 0)::text as id from pipeline.outbox`)).rows[0].id;
-    const ref = (name: string, tables: SourceTable[]) => ({ name, slot: `slot_${name}`, tables });
-    const two = [ref('lay-inventory', ['skus', 'inventory']), ref('lay-orders', ['orders'])];
-    const one = [ref('lay-shop', ['skus', 'inventory', 'orders'])];
-    const recorded = async () =>
-      (
-        await pipeline.query(
-          `select source, lost_at is not null as lost, covered_at from pipeline.capture_progress order by source`,
-        )
-      ).rows;
-    const truncates = async () =>
-      (
-        await pipeline.query(`select tbl from pipeline.outbox where id > $1 and op = 'T' order by id`, [outboxEnd])
-      ).rows.map((r) => r.tbl);
-    await pipeline.query(`delete from pipeline.capture_progress`);
-    try {
-      // a first start: the two sources' captures open together; both recorded once, neither lost
-      const first = await Promise.all([joinCaptureLayout(pipeline, two), joinCaptureLayout(pipeline, two)]);
-      expect(first.flatMap((c) => c.joined).sort()).toEqual(['lay-inventory', 'lay-orders']);
-      expect(first.flatMap((c) => c.markedLost)).toEqual([]);
-      expect(await recorded()).toEqual([
-        { source: 'lay-inventory', lost: false, covered_at: null },
-        { source: 'lay-orders', lost: false, covered_at: null },
-      ]);
-      expect(await joinCaptureLayout(pipeline, two)).toEqual({ joined: [], markedLost: [], retired: [] });
-      expect(await truncates()).toEqual([]);
-      // reads wait for every configured source, the one not yet started too
-      await pipeline.query(`update pipeline.capture_progress set covered_at = now() where source = 'lay-inventory'`);
-      const through = async () =>
-        (await pipeline.query(`select ${CAPTURED_THROUGH_SQL} = 'epoch'::timestamptz as stale`)).rows[0].stale;
-      expect(await through()).toBe(true);
-      // the layout changes: one database again
-      await pipeline.query(`update pipeline.capture_progress set covered_at = now()`);
-      expect(await through()).toBe(false);
-      expect(await joinCaptureLayout(pipeline, one)).toEqual({
-        joined: ['lay-shop'],
-        markedLost: ['lay-shop'],
-        retired: [
-          { source: 'lay-inventory', slot: 'slot_lay-inventory' },
-          { source: 'lay-orders', slot: 'slot_lay-orders' },
-        ],
-      });
-      expect(await recorded()).toEqual([{ source: 'lay-shop', lost: true, covered_at: null }]);
-      expect(await truncates()).toEqual(['skus', 'inventory', 'orders']);
-      expect(await through()).toBe(true);
-    } finally {
-      await pipeline.query(`delete from pipeline.outbox where id > $1`, [outboxEnd]);
-      await pipeline.query(`delete from pipeline.capture_progress`);
-      await pipeline.query(
-        `insert into pipeline.capture_progress select * from json_populate_recordset(null::pipeline.capture_progress, $1)`,
-        [JSON.stringify(saved)],
-      );
-    }
-  }, 30_000);
 
   // asOf is the oldest source's coverage: ticks carry the pipeline database's clock (a source's
   // may be off from it); a tick from a clock that runs ahead (one written before that, or by
