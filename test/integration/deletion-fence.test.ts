@@ -14,6 +14,7 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { seedMinimal } from '../support/source';
 import { createBadgeReader } from '../../serving/badge-reader';
+import { advanceFence } from '../../store/fence';
 
 const owner = 'deletion-fence-test';
 const { c, acts } = usePipeline('deletion-fence', { lease: owner });
@@ -55,6 +56,27 @@ async function laggingReplica(): Promise<{
 }
 
 describe('the deletion fence', () => {
+  // Two snapshots with the same xmax: the later one saw 101 end. Written in either order, the
+  // fence ends at the later one; an older one written late would stop it seeing 101's deletes.
+  it('moves only to a snapshot that sees all it saw, the same xmax included', async () => {
+    const fence = async () => Promise.all(c.keys.partitions.map((p) => c.redis.get(p.fence)));
+    const all = (s: string) => c.keys.partitions.map(() => s);
+    const saved = await fence();
+    for (const p of c.keys.partitions) await c.redis.del(p.fence);
+    await advanceFence(c.redis, c.keys, '101:105:101,103');
+    expect(await advanceFence(c.redis, c.keys, '103:105:103')).toBe(true);
+    expect(await advanceFence(c.redis, c.keys, '101:105:101,103')).toBe(false); // older, same xmax
+    expect(await advanceFence(c.redis, c.keys, '101:105:101')).toBe(false); // neither within the other
+    expect(await advanceFence(c.redis, c.keys, '100:104:')).toBe(false); // lower xmax
+    expect(await fence()).toEqual(all('103:105:103'));
+    expect(await advanceFence(c.redis, c.keys, '105:105:')).toBe(true);
+    expect(await advanceFence(c.redis, c.keys, '105:106:')).toBe(true);
+    expect(await fence()).toEqual(all('105:106:'));
+    for (const [i, p] of c.keys.partitions.entries())
+      if (saved[i] !== null) await c.redis.set(p.fence, saved[i]!);
+      else await c.redis.del(p.fence);
+  });
+
   it('a backfill chunk from a replica behind a swept delete is refused, and a current one is not', async () => {
     const replica = await laggingReplica();
     const old = await replica.read('inventory');
