@@ -88,7 +88,7 @@ export function createApiHandler(opts: ApiOptions) {
   function observe(badges: { reason: string }[], stale: boolean, lagMs: number | null): void {
     for (const b of badges) metrics.badgesServed.inc({ reason: b.reason });
     if (stale) metrics.staleAnswers.inc();
-    if (lagMs !== null) metrics.lag.set(lagMs / 1000);
+    metrics.lag.set(lagMs === null ? Infinity : lagMs / 1000); // unknown (no confirmation): +Inf
   }
 
   /** One function per route; each answers and returns its status. */

@@ -162,7 +162,7 @@ export async function readWatermark(redis: StoreRedis, keys: StoreKeys): Promise
     redis,
     keys.partitions,
     (p) => p.meta,
-    (pipeline, p) => void runScript(pipeline, SCRIPTS.readWatermark, 1, p.meta),
+    (pipeline, p) => void runScript(pipeline, SCRIPTS.readWatermark, 2, p.meta, p.epoch),
   );
   const n = (v: string | false | null) => (v === null || v === false ? null : Number(v));
   const min = (a: number | null | undefined, b: number | null) =>

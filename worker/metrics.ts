@@ -181,10 +181,15 @@ function watchLag(
         );
       }
       const w = await readWatermark(redis, keys);
-      if (w.lagMs !== null) m.lagSeconds.set(w.lagMs / 1000);
+      // unknown (a partition emptied, or never confirmed): +Inf, so the staleness alert fires
+      // rather than the gauge keeping its last fresh value
+      m.lagSeconds.set(w.lagMs === null ? Infinity : w.lagMs / 1000);
       for (const c of (await opts.capture?.()) ?? []) {
         if (c.slotState) m.slotRetained.set({ source: c.source }, c.slotState.retainedBytes);
-        if (c.coveredAtMs !== null) m.captureLag.set({ source: c.source }, (Date.now() - c.coveredAtMs) / 1000);
+        m.captureLag.set(
+          { source: c.source },
+          c.coveredAtMs === null ? Infinity : (Date.now() - c.coveredAtMs) / 1000, // never covered: +Inf
+        );
         m.slotLost.set({ source: c.source }, c.lostAtMs === null ? 0 : 1);
       }
     } catch {

@@ -187,4 +187,19 @@ describe('docs/monitoring/alerts.yml', () => {
         expect(anchors, `no section for ${String(r.alert)}`).toContain(String(r.alert).toLowerCase());
       }
   });
+
+  // A store emptied for a rebuild has no caught-up time until its refill is done: the lag gauge
+  // must not keep its last fresh value, or the staleness alert never fires while reads are stale.
+  it('the lag gauge reads +Inf while a partition has no epoch, as reads see it', async () => {
+    const epochs = await Promise.all(c.keys.partitions.map((p) => c.redis.get(p.epoch)));
+    const gauge = async () =>
+      /^fresh_badges_drain_lag_seconds (\S+)$/m.exec(await (await fetch(workerMetrics)).text())?.[1];
+    try {
+      await c.redis.del(c.keys.partitions[0]!.epoch);
+      await eventually(async () => (await gauge()) === '+Inf', 20_000, 'the lag gauge to read +Inf');
+    } finally {
+      for (const [i, p] of c.keys.partitions.entries()) if (epochs[i] !== null) await c.redis.set(p.epoch, epochs[i]!);
+    }
+    await eventually(async () => Number(await gauge()) < 60, 20_000, 'the lag gauge back to a number');
+  });
 });
