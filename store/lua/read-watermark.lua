@@ -1,6 +1,6 @@
 -- A partition's freshness watermark (store/watermark.ts, readWatermark), read-only, with this
 -- server's clock: the lag is measured as the read script measures it, on one clock.
--- KEYS[1] the partition's meta, KEYS[2] its epoch; ARGV none
+-- KEYS[1] the partition's meta, KEYS[2] its epoch; ARGV[1] none (no argument)
 -- Returns { sourceMs, appliedAt, caughtUpAt, caughtUpClock (each false when missing), TIME in ms }.
 -- A partition without its epoch (emptied, being refilled) has no caught-up time, as reads see it
 -- (read-badges.lua): its lag is unknown, and every read of it says stale.
