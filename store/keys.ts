@@ -21,6 +21,8 @@
  *                             and the last row applied (see store/store-position.ts)
  *   {pp}fence            string  "xmin:xmax:xip" of the deletion fence (see store/fence.ts)
  *   {pp}rebuilds         set   SKUs whose stock must be rebuilt (store/rebuild-requests.ts)
+ *   {pp}held             hash  subjects waiting dead letters hold back from fresh answers
+ *                             (store/held.ts): s:<sku>, f:<fc>, r:<region>, all -> ms held
  *   {pp}backfill         string  the id of the backfill filling the partition
  *   {pp}backfill-step    string  the last step of it whose writes the partition holds
  *
@@ -54,6 +56,8 @@ export interface PartitionKeys {
   pos: string;
   fence: string;
   rebuilds: string;
+  /** What waiting dead letters hold back from fresh answers (store/held.ts). */
+  held: string;
   /** The id of the backfill filling this partition: gone with the partition if it is rebuilt meanwhile. */
   backfill: string;
   /** The last step (chunk, loads) of that backfill whose writes the partition holds. */
@@ -162,6 +166,7 @@ function partitionKeys(index: number, prefix: string): PartitionKeys {
     pos: `${prefix}${KEY.pos}`,
     fence: `${prefix}${KEY.fence}`,
     rebuilds: `${prefix}${KEY.rebuilds}`,
+    held: `${prefix}${KEY.held}`,
     backfill: `${prefix}${KEY.backfill}`,
     backfillStep: `${prefix}${KEY.backfillStep}`,
   };

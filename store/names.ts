@@ -22,6 +22,8 @@ export const KEY = {
   pos: 'pos',
   fence: 'fence',
   rebuilds: 'rebuilds',
+  /** What waiting dead letters hold back from fresh answers (store/held.ts). */
+  held: 'held',
   backfill: 'backfill',
   /** The last step of that backfill the partition holds the writes of (store/lua/backfill-step.lua). */
   backfillStep: 'backfill-step',

@@ -62,6 +62,7 @@ export const SCRIPTS = {
   backfillStep: load('backfill-step', 'fbBackfillStep'),
   deleteTombstone: load('delete-tombstone', 'fbDeleteTombstone'),
   raiseCounter: load('raise-counter', 'fbRaiseCounter'),
+  releaseHeld: load('release-held', 'fbReleaseHeld'),
 } as const;
 
 type Callable = Record<string, (...args: (string | number)[]) => unknown>;

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult, vacuumOutbox } from './prune-outbox';
 import { sweepFieldTombstones } from './sweep-tombstones';
+import { releaseHeldBy } from '../dead-letters';
 
 export function createCompactionActivities(deps: {
   pool: pg.Pool;
@@ -36,7 +37,14 @@ export function createCompactionActivities(deps: {
       };
     },
     async sweepTombstones(input: { maxKeys?: number } = {}) {
-      return sweepFieldTombstones(deps.pool, deps.redis, deps.keys, input.maxKeys ?? config.COMPACTION_SWEEP_KEYS);
+      const swept = await sweepFieldTombstones(
+        deps.pool,
+        deps.redis,
+        deps.keys,
+        input.maxKeys ?? config.COMPACTION_SWEEP_KEYS,
+      );
+      // holds no waiting dead letter names, left by a drain that died before its commit (store/held.ts)
+      return { ...swept, heldReleased: await releaseHeldBy(deps, []) };
     },
   };
 }

@@ -5,6 +5,8 @@ import { StoreKeys } from '../../store/keys';
 import { retryDeadLetters } from './retry';
 import { discardDeadLetters, type DiscardInput } from './discard';
 import { applyOptions } from '../apply-options';
+import { heldSubjects, release, type HeldRow } from '../../store/held';
+import { WAITING_DEAD_LETTER } from './waiting';
 import type { SourceRows } from '../../capture/source-rows';
 
 export function createDeadLetterActivities(deps: {
@@ -17,10 +19,32 @@ export function createDeadLetterActivities(deps: {
   const opts = applyOptions(deps.config);
   return {
     async retryDeadLetters(input: { ids?: string[] }) {
-      return retryDeadLetters(deps.pool, deps.redis, deps.keys, opts, input, deps.sourceRows);
+      const { settled, ...r } = await retryDeadLetters(deps.pool, deps.redis, deps.keys, opts, input, deps.sourceRows);
+      return { ...r, released: await releaseHeldBy(deps, settled) };
     },
     async discardDeadLetters(input: DiscardInput) {
-      return discardDeadLetters(deps.pool, input);
+      const { settled, ...r } = await discardDeadLetters(deps.pool, input);
+      return { ...r, released: await releaseHeldBy(deps, settled) };
     },
   };
+}
+
+/**
+ * What the settled letters held (store/held.ts) goes, unless a letter still waiting names it too:
+ * reads of their SKUs, FCs and regions answer from the store again. Returns how many subjects went.
+ */
+export function releaseHeldBy(
+  deps: { pool: pg.Pool; redis: StoreRedis; keys: StoreKeys },
+  settled: readonly HeldRow[],
+): Promise<number> {
+  return release(deps.redis, deps.keys, () => waitingLetters(deps.pool), settled.flatMap(heldSubjects));
+}
+
+/** Every letter still waiting, as what it holds is told from (store/held.ts). */
+export async function waitingLetters(pool: pg.Pool): Promise<HeldRow[]> {
+  return (
+    await pool.query<HeldRow>(
+      `select tbl, op, key, image, old_image from pipeline.dead_letters where ${WAITING_DEAD_LETTER}`,
+    )
+  ).rows;
 }

@@ -13,6 +13,7 @@ import type pg from 'pg';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyOps, ApplyOptions, foldOps, StoreOp } from '../../store/apply';
+import type { HeldRow } from '../../store/held';
 import { StoreKeys } from '../../store/keys';
 import { rebuildStore } from '../../store/rebuild';
 import { readStorePosition } from '../../store/store-position';
@@ -64,13 +65,26 @@ export async function retryDeadLetters(
   input: { ids?: string[] },
   /** How a fenced change's row is re-read from the source (capture/source-rows.ts). */
   sourceRows: SourceRows = triggerSourceRows(db),
-): Promise<{ retried: number; failed: number; reemitted: number; errors: { id: string; error: string }[] }> {
+): Promise<{
+  retried: number;
+  failed: number;
+  reemitted: number;
+  errors: { id: string; error: string }[];
+  /** The letters applied now: what they held is released (store/held.ts). */
+  settled: HeldRow[];
+}> {
   const r = await db.query<DeadLetterRow>(
     `select id::text, consumer, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
        from pipeline.dead_letters d where ${WAITING_DEAD_LETTER} ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by d.id`,
     input.ids?.length ? [input.ids] : [],
   );
-  const result = { retried: 0, failed: 0, reemitted: 0, errors: [] as { id: string; error: string }[] };
+  const result = {
+    retried: 0,
+    failed: 0,
+    reemitted: 0,
+    errors: [] as { id: string; error: string }[],
+    settled: [] as HeldRow[],
+  };
   for (const dl of r.rows) {
     const outcome = await withTransaction(db, async (client) => {
       // Locked while it is retried: a discard that committed since the list above leaves it
@@ -88,8 +102,10 @@ export async function retryDeadLetters(
     });
     if (!outcome) continue;
     if (outcome.reemitted) result.reemitted++;
-    if (outcome.error === null) result.retried++;
-    else {
+    if (outcome.error === null) {
+      result.retried++;
+      result.settled.push(dl);
+    } else {
       result.failed++;
       result.errors.push({ id: dl.id, error: outcome.error });
     }

@@ -3,6 +3,7 @@
  * it, and the SKUs whose stock needs a rebuild.
  */
 import { changeTracingOn, recordDrainApply } from '../../tracing/change-trace';
+import { hold } from '../../store/held';
 import { pendingRebuilds } from '../../store/rebuild-requests';
 import type { StoreKeys } from '../../store/keys';
 import { markCaughtUp, recordApplied } from '../../store/watermark';
@@ -67,6 +68,14 @@ export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number)
     c.visibleAt,
   );
   if (c.dead.size) deps.metrics?.deadLetters(c.dead.size);
+  // again, now that the letters are committed: a retry of an older letter of the same subject may
+  // have released the hold between (store/held.ts)
+  if (c.dead.size)
+    await hold(
+      deps.redis,
+      deps.keys,
+      [...c.dead.keys()].map((i) => c.rows[i]!),
+    );
   if (c.dead.size)
     deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });
   if (changeTracingOn()) traceApplied(deps, c, t0);

@@ -307,7 +307,7 @@ async function applyNextChunk(
   const truncated = complete ? await truncatesOfBatch(client, cursor, target, chunk.rows, startedBatch) : [];
   if (!complete) await markIfTruncating(deps, client, cursor, target);
   const applied = await applyChunk(deps, cursor, next, chunk.rows, truncated.length > 0);
-  await deadLetterFailures(client, consumer, chunk.rows, applied.dead, applied.result);
+  await deadLetterFailures(deps, client, consumer, chunk.rows, applied.dead, applied.result);
   if (truncated.length) await applyTruncates(deps, cursor, target.snap, next, truncated);
   // the cursor, the applied snapshot when the batch is complete, and the lease: sent with the COMMIT
   const end = endDrainPassSql(

@@ -4,6 +4,8 @@ import type { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, type OutboxRow } from '../../features/from-source';
 import { insertDeadLetters } from '../../outbox';
 import type { ApplyResult } from '../../store/apply';
+import { hold } from '../../store/held';
+import type { DrainDeps } from './types';
 import type { StoreKeys } from '../../store/keys';
 
 /** The feature updates of a chunk's rows; a row that cannot be turned into updates is a dead letter. */
@@ -46,6 +48,7 @@ export function featureUpdatesOf(
  * applied: the dead letter lists the load counters still owed, so a retry adds exactly those.
  */
 export async function deadLetterFailures(
+  deps: Pick<DrainDeps, 'redis' | 'keys'>,
   client: pg.PoolClient,
   consumer: string,
   rows: OutboxRow[],
@@ -54,6 +57,13 @@ export async function deadLetterFailures(
 ): Promise<void> {
   for (const f of applied.failures) if (!dead.has(f.source)) dead.set(f.source, f.error);
   if (dead.size === 0) return;
+  // held before the commit (and again after it: after-commit.ts), so no waiting letter's change is
+  // read as fresh from the store's older value (store/held.ts)
+  await hold(
+    deps.redis,
+    deps.keys,
+    [...dead.keys()].map((i) => rows[i]!),
+  );
   const pendingLoads = new Map<number, string[]>();
   for (const f of applied.failures)
     if (f.kind === 'loadDelta') pendingLoads.set(f.source, [...(pendingLoads.get(f.source) ?? []), f.key]);

@@ -10,7 +10,7 @@
 --   watermark, if any is left, says nothing; caughtUpClock and TIME measure the lag on one clock),
 --   then per SKU [lifecycle, stock at each FC in the region's order, 1 when its stock is being
 --   rebuilt ({p}rebuilds: reactivated after its key expired; the stock it has is not the source's)
---   else 0] }
+--   or a change of it waits in the dead letters ({p}held), else 0] }
 --- @include "includes/clock"
 local p, day = ARGV[1], ARGV[2]
 local region = redis.call('HGETALL', p .. KEY.region .. ARGV[3])
@@ -23,11 +23,24 @@ for _, fc in ipairs(fcs) do
 end
 local meta = redis.call('HMGET', p .. KEY.meta, FIELD.caughtUpAt, FIELD.partitions, FIELD.caughtUpClock)
 if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false meta[3] = false end
+-- Waiting dead letters (store/held.ts): one of the whole partition, of this region or of one of its
+-- FCs makes the answer stale; one of a SKU makes that SKU unknown. (No held key: nothing waits.)
+local held = p .. KEY.held
+local anyHeld = redis.call('EXISTS', held) == 1
+if anyHeld then
+  local stale = redis.call('HEXISTS', held, 'all') == 1 or redis.call('HEXISTS', held, 'r:' .. ARGV[3]) == 1
+  for _, fc in ipairs(fcs) do
+    if redis.call('HEXISTS', held, 'f:' .. fc) == 1 then stale = true end
+  end
+  if stale then meta[1] = false meta[3] = false end
+end
 meta[4] = serverNowMs()
 local out = { region, fcinfo, meta }
 for i = 4, #ARGV do
   local row = redis.call('HMGET', p .. KEY.sku .. ARGV[i], FIELD.lifecycle, unpack(fcs))
-  row[#row + 1] = redis.call('SISMEMBER', p .. KEY.rebuilds, ARGV[i])
+  local unknown = redis.call('SISMEMBER', p .. KEY.rebuilds, ARGV[i])
+  if unknown == 0 and anyHeld then unknown = redis.call('HEXISTS', held, 's:' .. ARGV[i]) end
+  row[#row + 1] = unknown
   out[#out + 1] = row
 end
 return out

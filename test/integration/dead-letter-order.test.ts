@@ -26,6 +26,7 @@ describe('dead letters in id order', () => {
     expect(rows.map((r) => r.id)).toEqual(['9', '10']);
     // ids as an operator may type them: 009 is dead letter 9, discarded, not "not waiting"
     const d = await discardDeadLetters(c.pool, { ids: ['009', '11'], by: 'test' });
-    expect(d).toEqual({ discarded: ['9'], notWaiting: ['11'] });
+    expect(d).toMatchObject({ discarded: ['9'], notWaiting: ['11'] });
+    expect(d.settled.map((l) => l.key)).toEqual(['S-9']); // what it held is released (store/held.ts)
   });
 });

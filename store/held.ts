@@ -1,0 +1,134 @@
+/**
+ * What a waiting dead letter holds back from fresh answers ({pp}held). A change the drain sent to
+ * the dead letters is missing from the store while it waits: reads that depend on it must not
+ * answer fresh from the store's older value. Each dead-lettered change names what it touched, a
+ * field of its partitions' held hash (the value: when it was held, ms):
+ *   s:<sku>     a skus or inventory row: reads answer that SKU `unknown`
+ *   f:<fc>      an FC or an order (its load): reads of a region served by that FC are stale
+ *   r:<region>  a region's FC list: reads of that region are stale
+ *   all         a TRUNCATE, or a row whose subject cannot be told: every read of the partition is stale
+ * (store/lua/read-badges.lua checks them in the same call that reads the data.) Rows of tables the
+ * badge does not read hold nothing.
+ *
+ * Written before the dead letter's commit and again after it, so no commit leaves its change
+ * unheld (a retry of an older letter of the same subject may release it in between). Released by
+ * a retry or a discard once no letter still waiting names the subject; a hold older than
+ * HELD_SETTLE_MS that no waiting letter names (a drain that died before its commit) goes with any
+ * release, and with every compaction run. A
+ * rebuild of the store removes them with everything else: its refill reads the sources as they are.
+ */
+import { keyColumnsOf } from '../capture/source-tables';
+import type { PartitionKeys, StoreKeys } from './keys';
+import type { StoreRedis } from './redis-client';
+import { defineScripts, runScript, SCRIPTS } from './scripts';
+
+/** A dead-lettered change as the dead letters keep it (images as parsed JSON or JSON text). */
+export interface HeldRow {
+  tbl: string | null;
+  op: string | null;
+  key: string | null;
+  image: unknown;
+  old_image: unknown;
+}
+
+export const HELD_ALL = 'all';
+
+/** How old a hold must be before compaction may release it for want of a waiting letter. */
+export const HELD_SETTLE_MS = 10 * 60_000;
+
+/** The held fields a dead-lettered change names (none: a table the badge does not read). */
+export function heldSubjects(row: HeldRow): string[] {
+  if (row.op === 'T') return [HELD_ALL];
+  const key = row.key ?? '';
+  const field = (name: string) => {
+    const v = (parsed(row.image) as Record<string, unknown> | null)?.[name];
+    return typeof v === 'string' && v !== '' ? v : null;
+  };
+  switch (row.tbl) {
+    case 'skus':
+      return key ? [`s:${key}`] : [HELD_ALL];
+    case 'inventory': {
+      const sku = keyColumnsOf('inventory', key)?.[0] ?? field('sku_id');
+      return sku ? [`s:${sku}`] : [HELD_ALL];
+    }
+    case 'fulfillment_centers':
+      return key ? [`f:${key}`] : [HELD_ALL];
+    case 'region_fc': {
+      const region = keyColumnsOf('region_fc', key)?.[0] ?? field('region');
+      return region ? [`r:${region}`] : [HELD_ALL];
+    }
+    case 'orders': {
+      const fcs = new Set<string>();
+      for (const image of [row.image, row.old_image]) {
+        const fc = (parsed(image) as Record<string, unknown> | null)?.fc_id;
+        if (typeof fc === 'string' && fc !== '') fcs.add(fc);
+      }
+      // an order with no FC counts nowhere (ADR 0009), unless its images cannot be read at all
+      if (fcs.size) return [...fcs].map((fc) => `f:${fc}`);
+      return parsed(row.image) === undefined && parsed(row.old_image) === undefined ? [HELD_ALL] : [];
+    }
+    default:
+      return [];
+  }
+}
+
+/** JSON text parsed, an object as is, null as null; undefined when it is not JSON. */
+function parsed(v: unknown): unknown {
+  if (typeof v !== 'string') return v ?? null;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The partitions a held field lives in: a SKU's own, everything else in every partition given. */
+function partitionsOf(keys: StoreKeys, partitions: readonly PartitionKeys[], subject: string): PartitionKeys[] {
+  return subject.startsWith('s:') ? [keys.ofSku(subject.slice(2))] : [...partitions];
+}
+
+/** Holds the subjects of these dead-lettered changes, in `partitions` (a drain shard's own). */
+export async function hold(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  rows: readonly HeldRow[],
+  partitions: readonly PartitionKeys[] = keys.partitions,
+): Promise<void> {
+  const now = String(Date.now());
+  const byKey = new Map<string, string[]>();
+  for (const row of rows)
+    for (const subject of heldSubjects(row))
+      for (const p of partitionsOf(keys, partitions, subject))
+        byKey.set(p.held, [...(byKey.get(p.held) ?? []), subject]);
+  for (const [key, subjects] of byKey) await redis.hset(key, ...subjects.flatMap((s) => [s, now]));
+}
+
+/**
+ * Releases held subjects that no letter still waiting names: those of `subjects` (the letters a
+ * retry or a discard just settled) and every hold older than HELD_SETTLE_MS (one whose drain died
+ * before committing its letter; a younger one may belong to a letter not committed yet). The holds
+ * are read first and the waiting letters asked after (`stillWaiting`), and a field goes only if
+ * its hold is unchanged since (store/lua/release-held.lua): a letter committed after the question
+ * was held again by its drain, with a new value. Returns how many fields went.
+ */
+export async function release(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  stillWaiting: () => Promise<readonly HeldRow[]>,
+  subjects: readonly string[] = [],
+): Promise<number> {
+  defineScripts(redis);
+  const oldest = Date.now() - HELD_SETTLE_MS;
+  const read = await Promise.all(keys.partitions.map((p) => redis.hgetall(p.held)));
+  const candidates = read.map((held) =>
+    Object.entries(held).filter(([s, at]) => subjects.includes(s) || Number(at) < oldest),
+  );
+  if (!candidates.some((c) => c.length)) return 0;
+  const keep = new Set((await stillWaiting()).flatMap(heldSubjects));
+  let released = 0;
+  for (const [i, p] of keys.partitions.entries()) {
+    const gone = candidates[i]!.filter(([s]) => !keep.has(s));
+    if (gone.length) released += Number(await runScript(redis, SCRIPTS.releaseHeld, 1, p.held, ...gone.flat()));
+  }
+  return released;
+}

@@ -1,0 +1,105 @@
+/**
+ * A change waiting in the dead letters is missing from the store, so reads that depend on it must
+ * not answer fresh from the store's older value (store/held.ts): a SKU's change makes that SKU
+ * `unknown`, an order's or an FC's makes the reads of the regions that FC serves stale. A retry
+ * that applies, or a discard, gives the reads back; a retry that fails again keeps them held.
+ */
+import { describe, expect, it } from 'vitest';
+import { createBadgeReader } from '../../serving/badge-reader';
+import { usePipeline } from '../support/pipeline-fixture';
+import { seedMinimal } from '../support/source';
+import { utcDay } from '../../features/definitions';
+
+const owner = 'dead-letter-holds-test';
+const { c, acts } = usePipeline('dead-letter-holds', { lease: owner });
+
+async function drainAll() {
+  for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') return;
+}
+const reader = () =>
+  createBadgeReader({
+    redis: c.redis,
+    prefix: c.keys.prefix,
+    partitions: c.keys.partitions.length,
+    staleAfterMs: 60_000,
+  });
+/** The dead letters of a change (one per drain shard for a change every shard reads). */
+const lettersOf = async (key: string): Promise<string[]> =>
+  (await c.pool.query(`select id::text from pipeline.dead_letters where key = $1 order by id`, [key])).rows.map(
+    (r) => r.id,
+  );
+
+describe('waiting dead letters hold reads back', () => {
+  it("a SKU's change makes the SKU unknown, an order's makes its FC's region stale, until settled", async () => {
+    await seedMinimal(c.pool);
+    await drainAll();
+    const read = async () => reader().getBadges('R1', ['S1', 'S2']);
+    const before = await read();
+    expect(before.stale).toBe(false);
+    expect(before.badges.map((b) => b.reason)).not.toContain('unknown');
+
+    // a skus change the drain cannot apply (a lifecycle the contract does not have)
+    await c.pool.query(
+      `insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'S1', '{"sku_id": "S1", "lifecycle": "sideways"}')`,
+    );
+    await drainAll();
+    let r = await read();
+    expect(r.stale).toBe(false);
+    expect(r.badges.map((b) => [b.sku, b.reason === 'unknown'])).toEqual([
+      ['S1', true],
+      ['S2', false],
+    ]);
+
+    // an order of F2 the drain cannot apply: F2's load is not the source's, R1's reads are stale
+    await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('orders', 'I', '99', $1)`, [
+      JSON.stringify({
+        order_id: 99,
+        sku_id: 'S2',
+        fc_id: 'F2',
+        qty: 0, // not an order the contract allows (qty > 0)
+        status: 'placed',
+        placed_at: new Date().toISOString(),
+      }),
+    ]);
+    await drainAll();
+    expect((await read()).stale).toBe(true);
+
+    // discarded: the operator gave it up; R1 answers from the store again
+    const discarded = await acts.discardDeadLetters({ ids: await lettersOf('99'), by: 'test@holds' });
+    expect(discarded.released).toBeGreaterThan(0);
+    expect((await read()).stale).toBe(false);
+
+    // a retry that fails again keeps S1 held; a discard lets it go
+    const ids = await lettersOf('S1');
+    expect(await acts.retryDeadLetters({ ids })).toMatchObject({ retried: 0, failed: ids.length });
+    r = await read();
+    expect(r.badges.find((b) => b.sku === 'S1')!.reason).toBe('unknown');
+    await acts.discardDeadLetters({ ids, by: 'test@holds' });
+    r = await read();
+    expect(r.stale).toBe(false);
+    expect(r.badges.map((b) => b.reason)).not.toContain('unknown');
+  });
+
+  it('a retry that applies gives the reads back, and a hold no letter names is released by compaction', async () => {
+    await seedMinimal(c.pool);
+    await drainAll();
+    // an order Redis rejects: F2's load counters of today made strings (a wrong key type)
+    const loads = c.keys.partitions.map((p) => p.load('F2', utcDay(new Date())));
+    for (const key of loads) await c.redis.set(key, 'not a hash');
+    await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F2', 1, 'placed')`);
+    await drainAll();
+    // the keys mended: F2's load reads 0 without the order; a fresh answer would count it nowhere
+    for (const key of loads) await c.redis.del(key);
+    expect((await reader().getBadges('R1', ['S1'])).stale).toBe(true);
+    const retried = await acts.retryDeadLetters({});
+    expect(retried.retried).toBeGreaterThan(0);
+    expect(retried.failed).toBe(0);
+    expect((await reader().getBadges('R1', ['S1'])).stale).toBe(false);
+
+    // a hold whose drain died before committing its letter: none names it; old enough, it goes
+    const p = c.keys.ofSku('S1');
+    await c.redis.hset(p.held, 's:S1', String(Date.now() - 11 * 60_000), 's:S2', String(Date.now()));
+    expect(await acts.sweepTombstones({})).toMatchObject({ heldReleased: 1 });
+    expect(await c.redis.hkeys(p.held)).toEqual(['s:S2']); // too young: its letter may not be committed yet
+  });
+});
