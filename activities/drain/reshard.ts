@@ -309,7 +309,11 @@ async function partitionsOffCursor(
   return partitions.filter((_, i) => !at[i](last) && !at[i](planned)).map((p) => p.index);
 }
 
-/** For each partition, whether its applied position is exactly a given one (never, while a rebuild marks it). */
+/**
+ * For each partition, whether its applied position is exactly a given one: never while a rebuild
+ * marks it, nor while a TRUNCATE's emptying does (at the freeze every batch is complete, so a
+ * mark left is a Redis back from a file written before that emptying: FIELD.truncatePending).
+ */
 async function appliedPositions(
   deps: ReshardDeps,
   partitions: readonly PartitionKeys[],
@@ -319,11 +323,19 @@ async function appliedPositions(
     partitions,
     (p) => p.pos,
     (pipeline, p) =>
-      void pipeline.hmget(p.pos, FIELD.appliedBatch, FIELD.appliedTxid, FIELD.appliedId, FIELD.rebuilding),
+      void pipeline.hmget(
+        p.pos,
+        FIELD.appliedBatch,
+        FIELD.appliedTxid,
+        FIELD.appliedId,
+        FIELD.rebuilding,
+        FIELD.truncatePending,
+      ),
   );
   return replies.map((r) => {
-    const [lb, lt, li, rebuilding] = r as (string | null)[];
-    return (p: DeliveryPosition) => rebuilding === null && lb === p.batch && lt === p.txid && li === p.id;
+    const [lb, lt, li, rebuilding, truncating] = r as (string | null)[];
+    return (p: DeliveryPosition) =>
+      rebuilding === null && truncating === null && lb === p.batch && lt === p.txid && li === p.id;
   });
 }
 

@@ -243,20 +243,24 @@ describe('changing DRAIN_SHARDS', () => {
     await expect(reshardDrain(reshardDeps(), first)).resolves.toMatchObject({ to: first });
   });
 
-  // A Redis back from a file written while a rebuild ran: its position can equal the shard's
-  // cursor, and the split's position reset would remove the mark over what the rebuild left.
-  it('a partition marked by a rebuild that never ended: the re-split refuses, and the drain rebuilds it', async () => {
+  // A Redis back from a file written while a rebuild ran, or before a TRUNCATE's emptying: its
+  // position can equal the shard's cursor, and the split's position reset would remove the mark
+  // over what the rebuild left (or what the TRUNCATE removed).
+  it.each([
+    ['a rebuild that never ended', FIELD.rebuilding],
+    ["a TRUNCATE's emptying that never happened", FIELD.truncatePending],
+  ])('a partition marked by %s: the re-split refuses, and the drain rebuilds it', async (_what, mark) => {
     await seedMinimal(c.pool);
     await captured();
     const r = reshardDrain(reshardDeps(), first, {
-      beforeSplit: async () => void (await c.redis.hset(c.keys.partitions[1].pos, FIELD.rebuilding, '1')),
+      beforeSplit: async () => void (await c.redis.hset(c.keys.partitions[1].pos, mark, '1')),
     });
     await expect(r).rejects.toThrow(/store partition\(s\) 1 do not hold what drain shard \d+ applied/);
     expect(await readDrainLayout(c.pool)).toMatchObject({ shards: start, frozen: null });
     const old = activitiesFor(pipelineClients(c));
     await old.acquireDrainLease({ owner: 'old' });
     expect((await old.drainBatch({ owner: 'old' })).outcome).toBe('repaired');
-    expect(await c.redis.hexists(c.keys.partitions[1].pos, FIELD.rebuilding)).toBe(0);
+    expect(await c.redis.hexists(c.keys.partitions[1].pos, mark)).toBe(0);
     await old.releaseDrainLease({ owner: 'old' });
   });
 
