@@ -45,8 +45,11 @@ export function heldSubjects(row: HeldRow): string[] {
     return typeof v === 'string' && v !== '' ? v : null;
   };
   switch (row.tbl) {
-    case 'skus':
-      return key ? [`s:${key}`] : [HELD_ALL];
+    case 'skus': {
+      // the key, and the image's id when they disagree (the update is the image's)
+      const skus = new Set([key, field('sku_id')].filter((s): s is string => !!s));
+      return skus.size ? [...skus].map((sku) => `s:${sku}`) : [HELD_ALL];
+    }
     case 'inventory': {
       const sku = keyColumnsOf('inventory', key)?.[0] ?? field('sku_id');
       return sku ? [`s:${sku}`] : [HELD_ALL];
@@ -63,14 +66,19 @@ export function heldSubjects(row: HeldRow): string[] {
         const fc = (parsed(image) as Record<string, unknown> | null)?.fc_id;
         if (typeof fc === 'string' && fc !== '') fcs.add(fc);
       }
-      // an order with no FC counts nowhere (ADR 0009), unless its images cannot be read at all
-      if (fcs.size) return [...fcs].map((fc) => `f:${fc}`);
-      return parsed(row.image) === undefined && parsed(row.old_image) === undefined ? [HELD_ALL] : [];
+      // an update without its before-image, a delete without its image: the FC it counted on
+      // cannot be told
+      const needed = row.op === 'U' ? [row.image, row.old_image] : [row.image];
+      if (needed.some((image) => !isObject(parsed(image)))) return [HELD_ALL, ...[...fcs].map((fc) => `f:${fc}`)];
+      // an order with no FC counts nowhere (ADR 0009)
+      return [...fcs].map((fc) => `f:${fc}`);
     }
     default:
       return [];
   }
 }
+
+const isObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** JSON text parsed, an object as is, null as null; undefined when it is not JSON. */
 function parsed(v: unknown): unknown {
@@ -93,14 +101,22 @@ export async function hold(
   keys: StoreKeys,
   rows: readonly HeldRow[],
   partitions: readonly PartitionKeys[] = keys.partitions,
+  /** Only where the subject is not held yet (holding waiting letters again: holdWaiting). */
+  ifAbsent = false,
 ): Promise<void> {
   const now = String(Date.now());
-  const byKey = new Map<string, string[]>();
+  const byKey = new Map<string, Set<string>>();
   for (const row of rows)
     for (const subject of heldSubjects(row))
-      for (const p of partitionsOf(keys, partitions, subject))
-        byKey.set(p.held, [...(byKey.get(p.held) ?? []), subject]);
-  for (const [key, subjects] of byKey) await redis.hset(key, ...subjects.flatMap((s) => [s, now]));
+      for (const p of partitionsOf(keys, partitions, subject)) {
+        let subjects = byKey.get(p.held);
+        if (!subjects) byKey.set(p.held, (subjects = new Set()));
+        subjects.add(subject);
+      }
+  for (const [key, subjects] of byKey) {
+    if (!ifAbsent) await redis.hset(key, ...[...subjects].flatMap((s) => [s, now]));
+    else for (const s of subjects) await redis.hsetnx(key, s, now);
+  }
 }
 
 /**
@@ -119,9 +135,10 @@ export async function release(
 ): Promise<number> {
   defineScripts(redis);
   const oldest = Date.now() - HELD_SETTLE_MS;
+  const settled = new Set(subjects);
   const read = await Promise.all(keys.partitions.map((p) => redis.hgetall(p.held)));
   const candidates = read.map((held) =>
-    Object.entries(held).filter(([s, at]) => subjects.includes(s) || Number(at) < oldest),
+    Object.entries(held).filter(([s, at]) => settled.has(s) || Number(at) < oldest),
   );
   if (!candidates.some((c) => c.length)) return 0;
   const keep = new Set((await stillWaiting()).flatMap(heldSubjects));

@@ -8,6 +8,7 @@
  * written) held the drain's event loop for seconds; in a process of its own, at a lower priority,
  * it only takes CPU the drain does not need.
  */
+import { holdWaiting } from '../activities/dead-letters';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { batchTaskQueue, Config, loadConfig } from '../config';
 import { redactText } from '../config/redact';
@@ -69,6 +70,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     await checkEvictionPolicy(redis, config.REDIS_EVICTION_CHECK);
     await checkDrainLayout(pool, config);
     await upgradeStoreLayout(redis, storeKeysFor(config));
+    // dead letters waiting from before holds existed, or whose hold a crash lost (store/held.ts)
+    await holdWaiting({ pool, redis, keys: storeKeysFor(config) });
     const connection = await connectTemporal(config, cleanup);
     const temporalClient = lazyTemporalClient(temporalConnectionOptions(config), config.TEMPORAL_NAMESPACE);
     cleanup.unshift(() => temporalClient.close());

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult, vacuumOutbox } from './prune-outbox';
 import { sweepFieldTombstones } from './sweep-tombstones';
-import { releaseHeldBy } from '../dead-letters';
+import { holdWaiting, releaseHeldBy } from '../dead-letters';
 
 export function createCompactionActivities(deps: {
   pool: pg.Pool;
@@ -43,7 +43,9 @@ export function createCompactionActivities(deps: {
         deps.keys,
         input.maxKeys ?? config.COMPACTION_SWEEP_KEYS,
       );
-      // holds no waiting dead letter names, left by a drain that died before its commit (store/held.ts)
+      // what waiting dead letters name held (again), and holds none names, left by a drain that
+      // died before its commit, released (store/held.ts)
+      await holdWaiting(deps);
       return { ...swept, heldReleased: await releaseHeldBy(deps, []) };
     },
   };

@@ -5,7 +5,7 @@ import { StoreKeys } from '../../store/keys';
 import { retryDeadLetters } from './retry';
 import { discardDeadLetters, type DiscardInput } from './discard';
 import { applyOptions } from '../apply-options';
-import { heldSubjects, release, type HeldRow } from '../../store/held';
+import { heldSubjects, hold, release, type HeldRow } from '../../store/held';
 import { WAITING_DEAD_LETTER } from './waiting';
 import type { SourceRows } from '../../capture/source-rows';
 
@@ -38,6 +38,19 @@ export function releaseHeldBy(
   settled: readonly HeldRow[],
 ): Promise<number> {
   return release(deps.redis, deps.keys, () => waitingLetters(deps.pool), settled.flatMap(heldSubjects));
+}
+
+/**
+ * Holds what every waiting letter names, where it is not held yet: letters written by a version
+ * before holds, or whose hold a crash lost (the drain died after its commit and before the second
+ * hold, with a release between). At worker start and with every compaction run. (A shard's letter
+ * of an FC is held in every partition here, not its shard's alone: stale a little wider, never
+ * fresh and wrong.)
+ */
+export async function holdWaiting(deps: { pool: pg.Pool; redis: StoreRedis; keys: StoreKeys }): Promise<number> {
+  const waiting = await waitingLetters(deps.pool);
+  if (waiting.length) await hold(deps.redis, deps.keys, waiting, deps.keys.partitions, true);
+  return waiting.length;
 }
 
 /** Every letter still waiting, as what it holds is told from (store/held.ts). */

@@ -48,6 +48,14 @@ export interface AppliedPass {
 }
 
 export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number): Promise<AppliedPass> {
+  // Held again now that the letters are committed, before the watermark moves: a retry of an
+  // older letter of the same subject may have released the hold since the first (store/held.ts).
+  if (c.dead.size)
+    await hold(
+      deps.redis,
+      deps.keys,
+      [...c.dead.keys()].map((i) => c.rows[i]!),
+    );
   const watermark = recordApplied(deps.redis, deps.keys, {
     newestSourceMs: c.newestSourceMs,
     appliedAt: Date.now(),
@@ -68,14 +76,6 @@ export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number)
     c.visibleAt,
   );
   if (c.dead.size) deps.metrics?.deadLetters(c.dead.size);
-  // again, now that the letters are committed: a retry of an older letter of the same subject may
-  // have released the hold between (store/held.ts)
-  if (c.dead.size)
-    await hold(
-      deps.redis,
-      deps.keys,
-      [...c.dead.keys()].map((i) => c.rows[i]!),
-    );
   if (c.dead.size)
     deps.log?.('warn', `drain sent ${c.dead.size} change(s) to dead letters`, { first: [...c.dead.values()][0] });
   if (changeTracingOn()) traceApplied(deps, c, t0);

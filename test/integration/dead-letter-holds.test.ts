@@ -96,6 +96,18 @@ describe('waiting dead letters hold reads back', () => {
     expect(retried.failed).toBe(0);
     expect((await reader().getBadges('R1', ['S1'])).stale).toBe(false);
 
+    // a letter waiting from before holds existed (or whose hold a crash lost): held again by
+    // compaction (and at worker start)
+    await c.pool.query(
+      `insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'S2', '{"sku_id": "S2", "lifecycle": "x"}')`,
+    );
+    await drainAll();
+    for (const q of c.keys.partitions) await c.redis.del(q.held);
+    expect((await reader().getBadges('R1', ['S2'])).badges[0]!.reason).not.toBe('unknown');
+    await acts.sweepTombstones({});
+    expect((await reader().getBadges('R1', ['S2'])).badges[0]!.reason).toBe('unknown');
+    await acts.discardDeadLetters({ ids: await lettersOf('S2'), by: 'test@holds' });
+
     // a hold whose drain died before committing its letter: none names it; old enough, it goes
     const p = c.keys.ofSku('S1');
     await c.redis.hset(p.held, 's:S1', String(Date.now() - 11 * 60_000), 's:S2', String(Date.now()));
