@@ -25,21 +25,22 @@ local meta = redis.call('HMGET', p .. KEY.meta, FIELD.caughtUpAt, FIELD.partitio
 if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false meta[3] = false end
 -- Waiting dead letters (store/held.ts): one of the whole partition, of this region or of one of its
 -- FCs makes the answer stale; one of a SKU makes that SKU unknown. (No held key: nothing waits.)
+-- (HMGET, not HEXISTS: the reader's ACL user may run only what reads already ran, docs/operations.md.)
 local held = p .. KEY.held
 local anyHeld = redis.call('EXISTS', held) == 1
 if anyHeld then
-  local stale = redis.call('HEXISTS', held, 'all') == 1 or redis.call('HEXISTS', held, 'r:' .. ARGV[3]) == 1
-  for _, fc in ipairs(fcs) do
-    if redis.call('HEXISTS', held, 'f:' .. fc) == 1 then stale = true end
+  local fields = { 'all', 'r:' .. ARGV[3] }
+  for _, fc in ipairs(fcs) do fields[#fields + 1] = 'f:' .. fc end
+  for _, at in ipairs(redis.call('HMGET', held, unpack(fields))) do
+    if at then meta[1] = false meta[3] = false end
   end
-  if stale then meta[1] = false meta[3] = false end
 end
 meta[4] = serverNowMs()
 local out = { region, fcinfo, meta }
 for i = 4, #ARGV do
   local row = redis.call('HMGET', p .. KEY.sku .. ARGV[i], FIELD.lifecycle, unpack(fcs))
   local unknown = redis.call('SISMEMBER', p .. KEY.rebuilds, ARGV[i])
-  if unknown == 0 and anyHeld then unknown = redis.call('HEXISTS', held, 's:' .. ARGV[i]) end
+  if unknown == 0 and anyHeld and redis.call('HMGET', held, 's:' .. ARGV[i])[1] then unknown = 1 end
   row[#row + 1] = unknown
   out[#out + 1] = row
 end

@@ -96,6 +96,13 @@ describe('Redis ACL users', () => {
     const answer = await badges.getBadges('R1', ['S1', 'S2']);
     expect(answer.badges).toEqual(await sourceBadges(c.pool, 'R1', ['S1', 'S2']));
     expect(answer.stale).toBe(false);
+    // a dead letter waiting (store/held.ts): the reader's user still reads, now unknown and stale
+    await worker.hset(c.keys.ofSku('S1').held, 's:S1', String(Date.now()));
+    for (const p of c.keys.partitions) await worker.hset(p.held, 'f:F1', String(Date.now()));
+    const held = await badges.getBadges('R1', ['S1', 'S2']);
+    expect(held.badges[0]!.reason).toBe('unknown');
+    expect(held.stale).toBe(true);
+    for (const p of c.keys.partitions) await worker.del(p.held);
 
     await noperm(reader.hset(c.keys.sku('S1'), 'F1', '999|1'));
     await noperm(reader.eval(`return redis.call('HSET', KEYS[1], 'F1', '999|1')`, 1, c.keys.sku('S1')));
