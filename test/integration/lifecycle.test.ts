@@ -3,7 +3,7 @@
  * before and after the tombstone expired (the rebuild workflow), and resurrection attempts.
  */
 import { LIFECYCLE_FIELD } from '../../store/keys';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
@@ -28,6 +28,16 @@ const startTheDrain = () =>
     workflowId: `drain-lifecycle-${Date.now()}`,
     args: [{ intervalMs: 600_000, idleWaitMs: 200 }],
   });
+/** Rebuilds a case's drain started: one left running (its worker gone with this file) would keep a
+ * later start of the same id, in the next case or the next file, from starting at all. */
+const endRebuilds = async () => {
+  for (const sku of ['S1', 'NS'])
+    await pipeline.temporal.client.workflow
+      .getHandle(skuRebuildWorkflowId(sku))
+      .terminate('next test')
+      .catch(() => undefined);
+};
+afterAll(endRebuilds);
 beforeEach(async () => {
   if (drain) {
     await drain.terminate('next test').catch(() => undefined);
@@ -35,11 +45,7 @@ beforeEach(async () => {
   }
   // a rebuild the last case's drain started (once more, after the last one cleared its request)
   // must not re-emit rows into the next case's shop
-  for (const sku of ['S1', 'NS'])
-    await pipeline.temporal.client.workflow
-      .getHandle(skuRebuildWorkflowId(sku))
-      .terminate('next test')
-      .catch(() => undefined);
+  await endRebuilds();
   await resetState(c);
   await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now()), ('F2', 'R1', 100, now())`);
   await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1), ('R1', 'F2', 2)`);

@@ -31,6 +31,12 @@ describe('SKU lifecycle on capture from the WAL', () => {
   let captures: { stop(): Promise<void> };
 
   beforeAll(async () => {
+    // a rebuild of S1 left running by an earlier file (its worker gone) would keep this file's
+    // drain from starting its own: one id for every run
+    await f.temporal.client.workflow
+      .getHandle(skuRebuildWorkflowId('S1'))
+      .terminate('an earlier file left it')
+      .catch(() => undefined);
     await createSplitSources();
     await resetCaptureProgress(f.c.pool);
     await resetState(f.c);
