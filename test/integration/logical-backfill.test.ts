@@ -125,6 +125,18 @@ describe('backfill from sources captured from the WAL', () => {
     captures = await startCaptureWorkflows(f.temporal.client, f.taskQueue, f.c.pool);
     await eventually(async () => (await backfills()) > before, 20_000, 'a backfill started after the loss');
   };
+  /** Waits until a read of `sku` is fresh, and then the store must equal the rule. */
+  const freshOnceEqual = (sku: string, what: string) =>
+    eventually(
+      async () => {
+        const r = (await get(`${f.api.base}/v1/badges/${sku}?region=R1`)).body;
+        if (r.stale) return false;
+        await storeEqualsRule();
+        return true;
+      },
+      60_000,
+      what,
+    );
   const fresh = async () => !(await get(`${f.api.base}/v1/badges/S-1?region=R1`)).body.stale;
 
   beforeAll(async () => {
@@ -214,17 +226,7 @@ describe('backfill from sources captured from the WAL', () => {
       await inventory.query(`delete from shop.inventory where sku_id = 'S-5' and fc_id = 'FC-1'`);
       await inventory.query(`delete from shop.region_fc where region = 'R1' and fc_id = 'FC-2'`);
     });
-    // fresh again only once the store equals the rule: no answer in between may be fresh and wrong
-    await eventually(
-      async () => {
-        const r = (await get(`${f.api.base}/v1/badges/S-5?region=R1`)).body;
-        if (r.stale) return false;
-        await storeEqualsRule();
-        return true;
-      },
-      60_000,
-      'reads fresh again, the deleted rows gone from the store',
-    );
+    await freshOnceEqual('S-5', 'reads fresh again, the deleted rows gone from the store');
     expect(
       (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = 'inventory'`)).rows[0]
         .lost_at,
@@ -243,16 +245,7 @@ describe('backfill from sources captured from the WAL', () => {
         ),
       true,
     );
-    await eventually(
-      async () => {
-        const r = (await get(`${f.api.base}/v1/badges/S-1?region=R1`)).body;
-        if (r.stale) return false;
-        await storeEqualsRule();
-        return true;
-      },
-      60_000,
-      'reads fresh again, with the changes made before the new slot existed',
-    );
+    await freshOnceEqual('S-1', 'reads fresh again, with the changes made before the new slot existed');
     const rows = (await f.c.pool.query(`select source, lost_at from pipeline.capture_progress order by source`)).rows;
     expect(rows).toEqual([
       { source: 'inventory', lost_at: null },
