@@ -13,6 +13,9 @@
  *     ordered after every change of that row: activities/lifecycle/reemit-rows.ts).
  * The checks run inside the apply script (store/apply.ts), atomically with the write.
  *
+ * A store emptied with no drain position (a STORE_PARTITIONS change) has a pending fence, which
+ * refuses all of those writes until the drain's next batch sets it from the cursor's snapshot.
+ *
  * Who moves it: the tombstone sweep before it deletes anything (the drain cursor's snapshot, which
  * sees every change the sweep may forget), so also every compaction run, which keeps it recent
  * enough for expiring keys (TOMBSTONE_TTL_S is much longer than the compaction interval); and a
@@ -41,6 +44,18 @@ export async function advanceFence(
     (pipeline, p) => void runScript(pipeline, SCRIPTS.advanceFence, 1, p.fence, snapshot),
   );
   return replies.some((moved) => moved === 1);
+}
+
+/**
+ * The fence of a store emptied with no drain position to take one from (store/rebuild.ts): every
+ * write a fence judges is refused (store/lua/includes/fence.lua) until the drain's next position
+ * check sets the fence from its cursor's snapshot.
+ */
+export const FENCE_PENDING = 'pending';
+
+/** Sets the fence of `partitions` pending, whatever it was. */
+export async function pendFence(redis: StoreRedis, partitions: readonly PartitionKeys[]): Promise<void> {
+  for (const p of partitions) await redis.set(p.fence, FENCE_PENDING);
 }
 
 /** The fence of one partition (every partition's moves together; a rebuilt one may be further). */

@@ -4,13 +4,13 @@
  * rebuild ran shows it, and the drain rebuilds again: store/lua/check-position.lua), then the marks
  * of any backfill under way and the epochs go (reads say stale from that moment, and the drain
  * starts `backfill-auto` on its next batch), then every key of those partitions but their
- * positions, then the marks again (a backfill begun meanwhile), then their position starts again
+ * positions and deletion fences (set first: store/fence.ts), then the marks again (a backfill begun meanwhile), then their position starts again
  * from the cursor's, which removes the "rebuilding" mark in the same step.
  * A backfill refills every partition; it writes only fields that are absent, so the partitions
  * that kept their data are not changed by it.
  */
 import type { PartitionKeys, StoreKeys } from './keys';
-import { advanceFence } from './fence';
+import { advanceFence, pendFence } from './fence';
 import { pipelineByNode, scanKeys, StoreRedis } from './redis-client';
 import { FIELD } from './names';
 import { DeliveryPosition, resetStorePosition, StorePosition } from './store-position';
@@ -35,6 +35,12 @@ export async function rebuildStore(
   // reset, the partition shows a rebuild that has not ended (each position hash lives on its
   // partition's node, so this holds on a cluster too, node by node).
   for (const p of partitions) await redis.hset(p.pos, FIELD.rebuilding, '1');
+  // The fence before anything is forgotten: the tombstones about to go no longer guard against an
+  // older image of their rows, the fence does (kept through the unlinks below). With no cursor,
+  // no snapshot is known to see every deletion: pending, which refuses those writes until the
+  // drain's next batch sets it (store/lua/check-position.lua).
+  if (cursor) await advanceFence(redis, keys, cursor.from, partitions);
+  else await pendFence(redis, partitions);
   // Then the marks of any backfill filling these partitions, then the epochs. A read
   // checks its partition's epoch in the same script call that reads the data
   // (serving/badge-reader.ts), so from here on no read of these partitions says fresh, whatever
@@ -43,7 +49,7 @@ export async function rebuildStore(
   // set the epoch again over a partition being emptied (store/lua/finish-backfill.lua), and the
   // scan below, which need not return a key created after it began, could leave it there.
   await unmark(redis, partitions);
-  const kept = new Set([keys.partitionCount, ...partitions.map((p) => p.pos)]);
+  const kept = new Set([keys.partitionCount, ...partitions.flatMap((p) => [p.pos, p.fence])]);
   if (!only) {
     await redis.del(keys.legacyEpoch);
     // ...and the epochs of any other partition count (a STORE_PARTITIONS change): a reader still
@@ -56,7 +62,6 @@ export async function rebuildStore(
   // its writes may have been unlinked after; it must not mark them complete.
   await unmark(redis, partitions);
   if (cursor) {
-    await advanceFence(redis, keys, cursor.from, partitions);
     await resetStorePosition(redis, partitions, cursor.last, claim);
   } else {
     // no position: the next batch starts the partitions from PostgreSQL's
@@ -76,8 +81,9 @@ async function unmark(redis: StoreRedis, partitions: readonly PartitionKeys[]): 
 
 /**
  * Unlinks every key matching the patterns but `kept`: the partition count (it describes the layout,
- * not the data) and the positions of the partitions rebuilt (their "rebuilding" mark must outlive
- * every other key: the position is reset at the end instead).
+ * not the data), the positions of the partitions rebuilt (their "rebuilding" mark must outlive
+ * every other key: the position is reset at the end instead) and their fences (a write racing
+ * the unlinks is judged by it).
  */
 async function unlinkAll(redis: StoreRedis, kept: Set<string>, patterns: string[]): Promise<number> {
   let removed = 0;

@@ -106,8 +106,9 @@ async function runChecks(
       void runScript(
         pipeline,
         SCRIPTS.checkPosition,
-        1,
+        2,
         p.pos,
+        p.fence,
         input.batch,
         input.from,
         claim?.snap ?? '',

@@ -24,11 +24,13 @@
 -- is refused ("fenced", nothing written) when it could be an older value of a row deleted since:
 -- a fill from a snapshot that does not cover the fence, or, in replay and retry modes, a change
 -- whose transaction the fence saw. The drain's own deliveries are never older than the fence.
+-- A pending fence (a store emptied with no snapshot known to see its deletions) refuses them all.
 --
 -- Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
 -- cannot wedge the whole stream: the caller dead-letters that change.
 --- @include "includes/position"
 --- @include "includes/snapshot"
+--- @include "includes/fence"
 
 local tombTtl, loadTtl, prefix = ARGV[1], ARGV[2], ARGV[4]
 local replay, fencedMode = ARGV[3] == 'replay', ARGV[3] == 'replay' or ARGV[3] == 'retry'
@@ -56,6 +58,7 @@ end
 local function coversFence(k)
   local f = getFence()
   if not f then return true end
+  if f == FENCE_PENDING then return false end
   if covering[k] ~= nil then return covering[k] end
   local d = redis.call('HGET', snapsKey, k)
   local ok = false
@@ -79,6 +82,7 @@ end
 local function olderThanFence(cur, t)
   if cur or not fencedMode then return false end
   local f = getFence()
+  if f == FENCE_PENDING then return true end
   return f ~= nil and f ~= false and visibleInDesc(f, t)
 end
 

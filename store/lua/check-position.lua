@@ -1,6 +1,6 @@
 -- Checks a partition's position against the drain cursor's and claims the batch about to be
 -- applied (store/store-position.ts).
--- KEYS[1] the partition's pos
+-- KEYS[1] the partition's pos, KEYS[2] its deletion fence
 -- ARGV[1] the cursor's batch, ARGV[2] its from snapshot, ARGV[3] the target snapshot to claim
 --         ('' : check only), ARGV[4] the target's time, ARGV[5..7] PostgreSQL's last delivered
 --         position (batch, txid, id)
@@ -9,6 +9,7 @@
 --   position as they were before this call: claimed batch, from, target, at, applied batch, txid,
 --   id ('' : none) }
 --- @include "includes/position"
+--- @include "includes/fence"
 -- A rebuild of the partition that never ended (a Redis back from a file written while it ran):
 -- what it holds is part old data, part emptied; it must be rebuilt again, never taken as is.
 if redis.call('HEXISTS', KEYS[1], FIELD.rebuilding) == 1 then
@@ -26,11 +27,15 @@ local f = redis.call('HMGET', KEYS[1], FIELD.claimedBatch, FIELD.claimedFrom, FI
 local function state(s)
   return { s, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '' }
 end
-if not f[5] then
+local unpositioned = not f[5]
+if unpositioned then
   -- a store with no position (new, or emptied): it starts from PostgreSQL's
   redis.call('HSET', KEYS[1], FIELD.appliedBatch, ARGV[5], FIELD.appliedTxid, ARGV[6], FIELD.appliedId, ARGV[7])
   f[5], f[6], f[7] = ARGV[5], ARGV[6], ARGV[7]
 end
+-- A store emptied with no position to take a fence from (store/rebuild.ts) fences from the
+-- cursor's snapshot: it sees every change delivered before, and every later one is delivered again.
+if unpositioned or redis.call('GET', KEYS[2]) == FENCE_PENDING then advanceFenceTo(KEYS[2], ARGV[2]) end
 local c = comparePositions(f[5], f[6], f[7], ARGV[5], ARGV[6], ARGV[7])
 if c < 0 then return state('behind') end
 -- The store may be ahead only inside the batch in progress, which it must have claimed (a crash

@@ -15,6 +15,7 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { seedMinimal } from '../support/source';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { advanceFence } from '../../store/fence';
+import { rebuildStore } from '../../store/rebuild';
 
 const owner = 'deletion-fence-test';
 const { c, acts } = usePipeline('deletion-fence', { lease: owner });
@@ -100,6 +101,36 @@ describe('the deletion fence', () => {
     await fresh.close();
     await expect(fillFromSnapshot(c.redis, c.keys, opts, 'inventory', now.rows, now.snapshot)).resolves.toBe(0);
     expect(await mismatches()).toEqual([]);
+  });
+
+  // A STORE_PARTITIONS change empties the store at worker start with no drain position to fence
+  // from: the tombstones go, so until the drain's next batch no snapshot is known to see them.
+  it('a store emptied with no drain position refuses a stale chunk before and after its next batch', async () => {
+    const replica = await laggingReplica();
+    const old = await replica.read('inventory');
+    await replica.close();
+    await c.pool.query(`delete from shop.inventory where sku_id = 'S1' and fc_id = 'F1'`);
+    await drainAll();
+    expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toMatch(/^x\|/); // the tombstone
+    await rebuildStore(c.redis, c.keys, null);
+    expect(await c.redis.exists(c.keys.sku('S1'))).toBe(0);
+
+    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'inventory', old.rows, old.snapshot)).rejects.toBeInstanceOf(
+      StaleSnapshotError,
+    );
+    expect(await c.redis.hexists(c.keys.sku('S1'), 'F1')).toBe(0);
+    await drainAll(); // the position check sets the fence from the cursor's snapshot
+    for (const p of c.keys.partitions) expect(await c.redis.get(p.fence)).toMatch(/^\d+:\d+:/);
+    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'inventory', old.rows, old.snapshot)).rejects.toBeInstanceOf(
+      StaleSnapshotError,
+    );
+    const fresh = await laggingReplica();
+    const now = await fresh.read('inventory');
+    await fresh.close();
+    await expect(fillFromSnapshot(c.redis, c.keys, opts, 'inventory', now.rows, now.snapshot)).resolves.toBeGreaterThan(
+      0,
+    );
+    expect(await c.redis.hexists(c.keys.sku('S1'), 'F1')).toBe(0);
   });
 
   it('a discontinued SKU whose key expired is not brought back by a chunk read before the discontinuation', async () => {

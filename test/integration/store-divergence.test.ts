@@ -186,6 +186,7 @@ describe('store position', () => {
   it('Redis restarted from an older file during a backfill: the next step fails, the finish leaves the store incomplete', async () => {
     const { acts } = await seededStoreCountingDivergences();
     await rebuildStore(c.redis, c.keys, null); // a refill: every partition emptied, no epoch
+    await drainAll(acts); // the batch that finds the store emptied sets its fence (and starts the backfill)
     const marker = 'bf-restart-test';
     await acts.backfillPlan({ marker });
     const chunk = (table: BackfillTable, step: number) =>
