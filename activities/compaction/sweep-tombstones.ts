@@ -1,6 +1,7 @@
 /**
  * Sweeps field tombstones ("x|version": a deleted inventory or region row) out of live store
- * keys once they can no longer fence anything.
+ * keys once they can no longer fence anything, in partitions that hold every change the drain
+ * cursor counts as applied.
  *
  * A tombstone with version v guards against an older change of the same row arriving after it.
  * Such a change committed before the delete was made (it held the row lock first), so by now it
@@ -18,10 +19,10 @@ import { masterNodes, StoreRedis } from '../../store/redis-client';
 const nodeName = (node: Redis) => `${node.options.host}:${node.options.port}`;
 import type pg from 'pg';
 import { parseSnapshot } from '../../db/pg-snapshot';
-import { drainAppliedSnapshot } from '../../outbox';
+import { earliestSnapshot, shardCursors, shardOfPartition } from '../../outbox';
 import { advanceFence } from '../../store/fence';
 import { storedVersion, TOMBSTONE } from '../../store/field-codec';
-import { LIFECYCLE_FIELD, StoreKeys } from '../../store/keys';
+import { LIFECYCLE_FIELD, PartitionKeys, StoreKeys } from '../../store/keys';
 
 export async function sweepFieldTombstones(
   pool: pg.Pool,
@@ -29,8 +30,15 @@ export async function sweepFieldTombstones(
   keys: StoreKeys,
   maxKeys: number,
 ): Promise<{ visited: number; removed: number; wrapped: boolean }> {
-  // What every drain shard has applied: the earliest of their cursors' snapshots.
-  const applied = (await drainAppliedSnapshot(pool)).snap;
+  // What every drain shard has applied, by PostgreSQL: the earliest of their cursors' snapshots;
+  // and each shard's last delivered position, which a partition's own must have reached before
+  // a tombstone of it goes (store/lua/delete-tombstone.lua: a Redis back from an older file).
+  const { layout, shards } = await shardCursors(pool);
+  const applied = earliestSnapshot(shards.map((s) => s.cursor.from));
+  const lastOf = (p: PartitionKeys) => {
+    const { last } = shards[shardOfPartition(p.index, layout.shards)].cursor;
+    return [last.batch, last.txid, last.id];
+  };
   const from = parseSnapshot(applied);
   // Before anything is forgotten: every deletion this sweep may remove is visible in the drain
   // cursor's snapshot, which becomes the deletion fence (store/fence.ts). Also keeps the fence
@@ -72,6 +80,8 @@ export async function sweepFieldTombstones(
     const hashes = ((await p.exec()) ?? []).map(([, v]) => v as Record<string, string>);
     const del = redis.pipeline();
     batch.forEach((key, i) => {
+      const partition = partitionOf(keys, key);
+      if (!partition) return;
       for (const [field, raw] of Object.entries(hashes[i] ?? {})) {
         if (field === LIFECYCLE_FIELD || !raw.startsWith(`${TOMBSTONE}|`)) continue;
         const v = storedVersion(raw);
@@ -79,10 +89,12 @@ export async function sweepFieldTombstones(
         if (v !== null && v < bound)
           del.eval(
             SCRIPTS.deleteTombstone.lua, // EVAL on this node's own client (scripts are defined on the cluster client)
-            1,
+            2,
             key,
+            partition.pos,
             field,
             raw,
+            ...lastOf(partition),
           );
       }
     });
@@ -100,4 +112,13 @@ export async function sweepFieldTombstones(
   }
   await redis.hset(meta, FIELD.sweepCursor, cursor, FIELD.sweepPattern, which, FIELD.sweepNode, node);
   return { visited, removed, wrapped };
+}
+
+/** The partition of a scanned key, or none: a key of another partition count (a rebuild empties those). */
+function partitionOf(keys: StoreKeys, key: string): PartitionKeys | undefined {
+  try {
+    return keys.ofKey(key);
+  } catch {
+    return undefined;
+  }
 }
