@@ -65,12 +65,18 @@ export async function insertDeadLetters(
   consumer: string,
   items: { row: OutboxRow; error: string; pendingLoads: string[] | null }[],
 ): Promise<void> {
-  // One statement for all of them; re-processing the same rows after a crash adds nothing.
+  // One statement for all of them. A letter of the same change already there means the change was
+  // delivered again (a rewind: the store lost writes, activities/dead-letters/redelivered.ts), and
+  // failed again: the letter waits again, owing what this failure left owed, whatever happened to
+  // it before (retried, discarded) was lost with the store's writes. (A pass that crashed before
+  // its commit left no letter.)
   await client.query(
     `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, image, old_image, error, pending_loads)
      select $1, x.txid::xid8, x.id::bigint, x.tbl, x.op, x.key, x.image, x.old_image, x.error, x.pending_loads
        from jsonb_to_recordset($2::jsonb) as x(txid text, id text, tbl text, op text, key text, image jsonb, old_image jsonb, error text, pending_loads jsonb)
-     on conflict (consumer, outbox_txid, outbox_id) do nothing`,
+     on conflict (consumer, outbox_txid, outbox_id) do update
+       set error = excluded.error, pending_loads = excluded.pending_loads, retried_at = null,
+           discarded_at = null, discarded_by = null, discard_reason = null`,
     [
       consumer,
       JSON.stringify(

@@ -36,8 +36,10 @@ export function createDeadLetterActivities(deps: {
 export function releaseHeldBy(
   deps: { pool: pg.Pool; redis: StoreRedis; keys: StoreKeys },
   settled: readonly HeldRow[],
+  /** Where the letters still waiting are read: a transaction that settled them, not yet committed. */
+  db: pg.Pool | pg.ClientBase = deps.pool,
 ): Promise<number> {
-  return release(deps.redis, deps.keys, () => waitingLetters(deps.pool), settled.flatMap(heldSubjects));
+  return release(deps.redis, deps.keys, () => waitingLetters(db), settled.flatMap(heldSubjects));
 }
 
 /**
@@ -54,9 +56,9 @@ export async function holdWaiting(deps: { pool: pg.Pool; redis: StoreRedis; keys
 }
 
 /** Every letter still waiting, as what it holds is told from (store/held.ts). */
-export async function waitingLetters(pool: pg.Pool): Promise<HeldRow[]> {
+export async function waitingLetters(db: pg.Pool | pg.ClientBase): Promise<HeldRow[]> {
   return (
-    await pool.query<HeldRow>(
+    await db.query<HeldRow>(
       `select tbl, op, key, image, old_image from pipeline.dead_letters where ${WAITING_DEAD_LETTER}`,
     )
   ).rows;

@@ -8,6 +8,8 @@ import { BATCH_START, readOutboxFloor, saveCursor, type ConsumerCursor } from '.
 import { rebuildStore } from '../../store/rebuild';
 import { checkStorePosition, readStorePosition, type PositionCheck } from '../../store/store-position';
 import type { DrainDeps, Target } from './types';
+import { settleRedelivered } from '../dead-letters/redelivered';
+import { releaseHeldBy } from '../dead-letters';
 
 export type Divergence = Exclude<PositionCheck, { status: 'ok' }>;
 
@@ -68,6 +70,9 @@ export async function resolveDivergence(
         last: store.applied,
       };
       await saveCursor(client, consumer, rewound);
+      // the letters of the changes delivered again no longer say what is owed (redelivered.ts)
+      const settled = await settleRedelivered(client, consumer, rewound);
+      if (settled.length) await releaseHeldBy(deps, settled, client);
       deps.log?.(
         'warn',
         `online store is BEHIND the drain cursor (Redis lost writes: restarted from an older file, or failed over); re-delivering from the store's own position`,

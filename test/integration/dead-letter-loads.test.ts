@@ -14,6 +14,7 @@ import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { seedMinimal } from '../support/source';
+import { dumpStore, restoreStore, type StoreFile } from '../support/redis-file';
 
 const owner = 'dead-letter-loads-test';
 const { c, acts } = usePipeline('dead-letter-loads', { lease: owner });
@@ -26,15 +27,23 @@ const load = (fc: string) => c.redis.hget(c.keys.partitions[0].load(fc, today())
 async function drainAll() {
   for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') return;
 }
+/** Drains until two passes in a row find nothing (a rewind's re-delivered batch may be an idle one). */
+async function drainUntilSettled() {
+  for (let idle = 0; idle < 2;) idle = (await acts.drainBatch({ owner })).outcome === 'idle' ? idle + 1 : 0;
+}
 const mismatches = async () => compareSnapshots(await sourceFeatures(c.pool), await storeFeatures(c.redis, c.keys));
 
-/** An order placed at F1 (load 3), then moved to F2 while Redis rejects the counters in `broken`. */
-async function moveOrderWhileBroken(broken: string[]): Promise<void> {
+/**
+ * An order placed at F1 (load 3), then moved to F2 while Redis rejects the counters in `broken`.
+ * `placed`: called once the placed order is in the store, before the move.
+ */
+async function moveOrderWhileBroken(broken: string[], placed?: () => Promise<void>): Promise<void> {
   await c.pool.query(
     `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (1, 'S1', 'F1', 3, 'placed')`,
   );
   await drainAll();
   expect(await load('F1')).toBe('3');
+  await placed?.();
   for (const fc of broken) {
     await c.redis.del(c.keys.partitions[0].load(fc, today()));
     await c.redis.rpush(c.keys.partitions[0].load(fc, today()), 'not a hash'); // a key of the wrong type
@@ -72,6 +81,41 @@ describe('dead-letter retry and loads', () => {
     await acts.backfillLoads(); // recomputes F2 from the source: 3, from a snapshot that saw the move
     await drainAll(); // (in the logical run the recomputed counters reach the store through the outbox)
     expect(await load('F2')).toBe('3');
+    expect((await acts.retryDeadLetters({})).retried).toBe(1);
+    expect(await load('F2')).toBe('3');
+    expect(await mismatches()).toEqual([]);
+  });
+
+  // Redis back from a file written before the order moved: the drain rewinds and delivers the
+  // move again, which applies now. Retried after, the letter would add its +3 at F2 a second time.
+  it('a change delivered again by a rewind settles its letter: a retry after adds nothing', async () => {
+    let file: StoreFile | undefined;
+    await moveOrderWhileBroken(['F2'], async () => void (file = await dumpStore(c.redis, c.keys)));
+    await restoreStore(c.redis, c.keys, file!);
+    await drainUntilSettled(); // finds the store behind, rewinds, delivers the move again
+    expect(await load('F2')).toBe('3');
+    expect((await c.pool.query(`select discarded_by, retried_at from pipeline.dead_letters`)).rows).toEqual([
+      { discarded_by: 'drain', retried_at: null },
+    ]);
+    expect((await acts.retryDeadLetters({})).retried).toBe(0);
+    expect(await load('F2')).toBe('3');
+    expect(await mismatches()).toEqual([]);
+  });
+
+  // The same rewind, but the letter had been retried, and the change fails again on its second
+  // delivery: the store lost the retry's +3, so the letter must wait again, owing it.
+  it('a retried letter whose change fails again when delivered again waits again', async () => {
+    let file: StoreFile | undefined;
+    await moveOrderWhileBroken(['F2'], async () => void (file = await dumpStore(c.redis, c.keys)));
+    expect((await acts.retryDeadLetters({})).retried).toBe(1);
+    expect(await load('F2')).toBe('3');
+    await restoreStore(c.redis, c.keys, file!);
+    await c.redis.rpush(c.keys.partitions[0].load('F2', today()), 'not a hash'); // broken again
+    await drainUntilSettled();
+    expect(
+      (await c.pool.query(`select pending_loads, retried_at, discarded_at from pipeline.dead_letters`)).rows,
+    ).toEqual([{ pending_loads: [c.keys.partitions[0].load('F2', today())], retried_at: null, discarded_at: null }]);
+    await c.redis.del(c.keys.partitions[0].load('F2', today()));
     expect((await acts.retryDeadLetters({})).retried).toBe(1);
     expect(await load('F2')).toBe('3');
     expect(await mismatches()).toEqual([]);
