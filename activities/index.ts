@@ -50,7 +50,7 @@ export function createActivities(clients: ActivityClients) {
     ...createDrainActivities({ ...clients, keys, log: activityLog, metrics: clients.metrics }),
     ...createReshardActivities({ ...clients, keys }),
     ...createLifecycleActivities({ ...clients, keys, sourceRows }),
-    ...createCompactionActivities({ ...clients, keys }),
+    ...createCompactionActivities({ ...clients, keys, sourceRows }),
     ...createReplayActivities({ ...clients, keys, sourceRows }),
     ...createVerifyActivities({ ...clients, sourcePool: clients.sourcePool ?? clients.pool, keys, log: activityLog }),
     ...createDeadLetterActivities({ ...clients, keys, sourceRows }),

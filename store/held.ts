@@ -119,6 +119,12 @@ export async function hold(
   }
 }
 
+/** Every subject held now, in any partition. */
+export async function heldNow(redis: StoreRedis, keys: StoreKeys): Promise<Set<string>> {
+  const read = await Promise.all(keys.partitions.map((p) => redis.hkeys(p.held)));
+  return new Set(read.flat());
+}
+
 /**
  * Releases held subjects that no letter still waiting names: those of `subjects` (the letters a
  * retry or a discard just settled) and every hold older than HELD_SETTLE_MS (one whose drain died

@@ -8,14 +8,19 @@ import path from 'node:path';
 import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult, vacuumOutbox } from './prune-outbox';
 import { sweepFieldTombstones } from './sweep-tombstones';
 import { holdWaiting, releaseHeldBy } from '../dead-letters';
+import { reapplyRetriedHeld } from '../dead-letters/reapply';
+import { applyOptions } from '../apply-options';
+import type { SourceRows } from '../../capture/source-rows';
 
 export function createCompactionActivities(deps: {
   pool: pg.Pool;
   redis: StoreRedis;
   keys: StoreKeys;
   config: Config;
+  sourceRows: SourceRows;
 }) {
   const { config } = deps;
+  const opts = applyOptions(config);
   return {
     async compactOutbox(
       input: { retentionMs?: number; maxRows?: number } = {},
@@ -43,10 +48,18 @@ export function createCompactionActivities(deps: {
         deps.keys,
         input.maxKeys ?? config.COMPACTION_SWEEP_KEYS,
       );
-      // what waiting dead letters name held (again), and holds none names, left by a drain that
-      // died before its commit, released (store/held.ts)
+      // what waiting dead letters name held (again); retried letters whose subjects are held
+      // applied again (a Redis back from a file written before their retry); then holds no
+      // waiting letter names, left by a drain that died before its commit, released (store/held.ts)
       await holdWaiting(deps);
-      return { ...swept, heldReleased: await releaseHeldBy(deps, []) };
+      const { settled, ...retried } = await reapplyRetriedHeld({
+        db: deps.pool,
+        redis: deps.redis,
+        allKeys: deps.keys,
+        opts,
+        sourceRows: deps.sourceRows,
+      });
+      return { ...swept, retried, heldReleased: await releaseHeldBy(deps, settled) };
     },
   };
 }

@@ -74,8 +74,7 @@ export async function retryDeadLetters(
   settled: HeldRow[];
 }> {
   const r = await db.query<DeadLetterRow>(
-    `select id::text, consumer, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image, old_image, pending_loads
-       from pipeline.dead_letters d where ${WAITING_DEAD_LETTER} ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by d.id`,
+    `select ${DEAD_LETTER_COLUMNS} from pipeline.dead_letters d where ${WAITING_DEAD_LETTER} ${input.ids?.length ? 'and id = any($1::bigint[])' : ''} order by d.id`,
     input.ids?.length ? [input.ids] : [],
   );
   const result = {
@@ -113,7 +112,7 @@ export async function retryDeadLetters(
   return result;
 }
 
-interface RetryDeps {
+export interface RetryDeps {
   db: pg.Pool;
   redis: StoreRedis;
   allKeys: StoreKeys;
@@ -122,7 +121,7 @@ interface RetryDeps {
 }
 
 /** Applies one dead letter's change again; the error that keeps it waiting, or null. */
-async function applyDeadLetter(
+export async function applyDeadLetter(
   { db, redis, allKeys, opts, sourceRows }: RetryDeps,
   dl: DeadLetterRow,
 ): Promise<{ error: string | null; reemitted: boolean }> {
@@ -171,8 +170,12 @@ async function applyDeadLetter(
   }
 }
 
+/** The columns of pipeline.dead_letters a DeadLetterRow is read from. */
+export const DEAD_LETTER_COLUMNS = `id::text, consumer, outbox_txid::text as txid, outbox_id::text as oid, tbl, op, key, image,
+  old_image, pending_loads`;
+
 /** A dead letter as the retry reads it. */
-interface DeadLetterRow {
+export interface DeadLetterRow {
   id: string;
   consumer: string;
   txid: string;
