@@ -4,7 +4,7 @@
  * theirs, and field tombstones that can no longer fence anything. Each step is bounded per run;
  * what is left is taken by the next run. Progress shows in the activities' heartbeat details.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { compactionActivity } from './activity-options';
 
@@ -18,7 +18,16 @@ export interface CompactionInput {
 }
 
 export async function compactionWorkflow(input: CompactionInput = {}) {
-  const outbox = await compactOutbox({ retentionMs: input.retentionMs, maxRows: input.maxRows });
-  const tombstones = await sweepTombstones({ maxKeys: input.maxKeys });
+  const pruning = () => compactOutbox({ retentionMs: input.retentionMs, maxRows: input.maxRows });
+  const sweeping = () => sweepTombstones({ maxKeys: input.maxKeys });
+  if (patched('compaction-steps-apart')) {
+    // Side by side, each retried on its own: an outbox prune that keeps failing (a landing folder
+    // it may not remove, say) must not stop the sweep, which keeps the deletion fence recent
+    // (store/fence.ts), holds waiting dead letters and re-applies lost retries.
+    const [outbox, tombstones] = await Promise.all([pruning(), sweeping()]);
+    return { outbox, tombstones };
+  }
+  const outbox = await pruning();
+  const tombstones = await sweeping();
   return { outbox, tombstones };
 }

@@ -47,6 +47,7 @@ export function createCompactionActivities(deps: {
         deps.redis,
         deps.keys,
         input.maxKeys ?? config.COMPACTION_SWEEP_KEYS,
+        (visited, removed) => heartbeat({ visited, removed }),
       );
       // what waiting dead letters name held (again); retried letters whose subjects are held
       // applied again (a Redis back from a file written before their retry); then holds no

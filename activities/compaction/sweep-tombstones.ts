@@ -29,6 +29,8 @@ export async function sweepFieldTombstones(
   redis: StoreRedis,
   keys: StoreKeys,
   maxKeys: number,
+  /** Called after each SCAN page: the activity heartbeats (a long sweep is not taken for dead). */
+  onProgress: (visited: number, removed: number) => void = () => {},
 ): Promise<{ visited: number; removed: number; wrapped: boolean }> {
   // What every drain shard has applied, by PostgreSQL: the earliest of their cursors' snapshots;
   // and each shard's last delivered position, which a partition's own must have reached before
@@ -100,6 +102,7 @@ export async function sweepFieldTombstones(
     });
     for (const [err, n] of (await del.exec()) ?? []) if (!err) removed += Number(n);
     visited += batch.length;
+    onProgress(visited, removed);
     cursor = next;
     if (cursor === '0') {
       which = (which + 1) % patterns.length;

@@ -7,6 +7,11 @@ import { restoreCursorRow, rewindCursor, saveCursorRow } from '../support/cursor
 import { LOGICAL_RUN, shopSession, trafficTarget } from '../support/logical-run';
 import { describe, expect, it } from 'vitest';
 import { usePipeline } from '../support/pipeline-fixture';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import fs from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { createActivities } from '../../activities';
 import { dumpStore, restoreStore } from '../support/redis-file';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
@@ -17,6 +22,7 @@ import { compactionWorkflow } from '../../workflows';
 import {
   drainSettled,
   eventually,
+  pipelineClients,
   sharedTestServer,
   startDrain,
   startWorker,
@@ -107,6 +113,20 @@ describe('outbox compaction', () => {
     });
   });
 
+  // A sweep of a big store takes longer than the activity's heartbeat timeout (1 minute): without
+  // a heartbeat per page it would be failed and started again, for ever.
+  it('the sweep heartbeats as it goes', async () => {
+    await addSkus(0, 3);
+    await drainAll();
+    const env = new MockActivityEnvironment();
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const { sweepTombstones } = createActivities(pipelineClients(c));
+    await env.run(sweepTombstones, {});
+    expect(beats.length).toBeGreaterThan(0);
+    expect(beats[0]).toEqual({ visited: expect.any(Number), removed: 0 });
+  });
+
   // Redis back from a file written before its last writes, and the drain has not run since: the
   // cursor in PostgreSQL says the changes older than the tombstone are applied, the store does not
   // hold them. The drain re-delivers them, an older image of the deleted row among them: the
@@ -161,12 +181,19 @@ describe('compaction while the drain runs', () => {
       let runs = 0;
       let deleted = 0;
       while (runs < 8) {
-        const r = await temporal.client.workflow.execute(compactionWorkflow, {
+        const run = await temporal.client.workflow.start(compactionWorkflow, {
           taskQueue,
           workflowId: `compaction-test-${Date.now()}-${runs++}`,
           args: [{ retentionMs: 0 }],
         });
-        deleted += r.outbox.deleted;
+        deleted += (await run.result()).outbox.deleted;
+        // RECORD_HISTORIES=<name>: test/histories/compaction-<name>.json, replayed by replay.test.ts
+        // (keep the old ones: they prove that runs started by older code still replay)
+        if (process.env.RECORD_HISTORIES && runs === 8)
+          fs.writeFileSync(
+            path.join(__dirname, '..', 'histories', `compaction-${process.env.RECORD_HISTORIES}.json`),
+            historyToJSON(await run.fetchHistory()),
+          );
       }
       await traffic;
       await eventually(
