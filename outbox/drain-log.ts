@@ -96,8 +96,13 @@ export async function insertDeadLetters(
   );
 }
 
-/** Outbox rows below this txid may have been pruned (activities/compaction/prune-outbox.ts). */
+/**
+ * Outbox rows below this txid may have been pruned (activities/compaction/prune-outbox.ts). Read
+ * FOR SHARE, inside the transaction that acts on it (a drain pass that rewinds its cursor): a
+ * prune computes its floor from the cursors only once it holds the row FOR UPDATE, so it waits
+ * for that commit and sees the rewound cursor, and one that set the floor first is seen here.
+ */
 export async function readOutboxFloor(client: pg.ClientBase): Promise<bigint> {
-  const r = await client.query(`select below::text as below from pipeline.outbox_floor`);
+  const r = await client.query(`select below::text as below from pipeline.outbox_floor for share`);
   return BigInt(r.rows[0]?.below ?? '0');
 }

@@ -12,6 +12,7 @@
 import { names } from '../../config';
 import { drainShards, readDrainLayout } from '../../outbox';
 import type pg from 'pg';
+import { withTransaction } from '../../db/transaction';
 
 export interface PruneResult {
   deleted: number;
@@ -45,11 +46,17 @@ export async function pruneOutbox(
   pool: pg.Pool,
   opts: { retentionMs: number; chunk: number; maxRows: number; onProgress?: (deleted: number) => void },
 ): Promise<PruneResult> {
-  const floor = await lowestCursor(pool);
-  if (!floor) return { deleted: 0, floor: null, more: false };
   // Recorded before anything is deleted: a store found behind the cursor can be re-delivered
-  // from its own position only while the outbox still holds it (store/store-position.ts).
-  await pool.query(`update pipeline.outbox_floor set below = greatest(below, $1::xid8)`, [floor]);
+  // from its own position only while the outbox still holds it (store/store-position.ts). The
+  // floor row is locked first and the cursors read after: a drain pass deciding to rewind holds it
+  // FOR SHARE until its commit (readOutboxFloor), so its rewound cursor is the one read here.
+  const floor = await withTransaction(pool, async (client) => {
+    await client.query(`select 1 from pipeline.outbox_floor for update`);
+    const lowest = await lowestCursor(client);
+    if (lowest) await client.query(`update pipeline.outbox_floor set below = greatest(below, $1::xid8)`, [lowest]);
+    return lowest;
+  });
+  if (!floor) return { deleted: 0, floor: null, more: false };
   let deleted = 0;
   while (deleted < opts.maxRows) {
     const limit = Math.min(opts.chunk, opts.maxRows - deleted);

@@ -9,6 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { usePipeline } from '../support/pipeline-fixture';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readOutboxFloor } from '../../outbox';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { createActivities } from '../../activities';
@@ -58,6 +60,32 @@ describe('outbox compaction', () => {
     await drainAll();
     const bounded = await acts.compactOutbox({ retentionMs: 1000, maxRows: 30 });
     expect(bounded).toMatchObject({ deleted: 30, more: true });
+  });
+
+  // A drain pass that finds the store behind decides to rewind its cursor only while the outbox
+  // still holds what it re-delivers (outbox_floor); a prune running meanwhile must not delete it.
+  it('a prune waits for a drain pass deciding to rewind, then keeps what the rewound cursor needs', async () => {
+    await addSkus(0, 20);
+    await drainAll();
+    await c.pool.query(`update pipeline.outbox set created_at = now() - interval '30 days'`);
+    const pass = await c.pool.connect();
+    try {
+      await pass.query('begin');
+      await readOutboxFloor(pass); // as the pass reads it before it rewinds (activities/drain/divergence.ts)
+      await pass.query(
+        `update pipeline.consumer_offsets set snap_from = '1:1:', snap_from_at = null, snap_to = null, snap_to_at = null, txid = '0', id = 0`,
+      );
+      let settled = false;
+      const pruning = acts.compactOutbox({ retentionMs: 1000 }).finally(() => (settled = true));
+      await sleep(500);
+      expect(settled).toBe(false); // waits for the pass
+      await pass.query('commit');
+      expect((await pruning).deleted).toBe(0); // the rewound cursor needs every row
+      expect(await count()).toBe(20);
+    } finally {
+      await pass.query('rollback').catch(() => undefined);
+      pass.release();
+    }
   });
 
   // By outbox transaction ids: capture from the WAL writes several source transactions in one
