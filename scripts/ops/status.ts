@@ -240,7 +240,7 @@ export function printStatus(s: Status): void {
 }
 
 /** One source's capture for a person: the slot, the WAL it keeps, how far behind the outbox is. */
-function describeCapture(c: CaptureSourceStatus): string {
+export function describeCapture(c: CaptureSourceStatus): string {
   const slot = c.slotState
     ? c.slotState.exists
       ? `slot ${c.slot} ${c.slotState.active ? 'streaming' : 'idle'}, keeps ${(c.slotState.retainedBytes / 1048576).toFixed(1)} MiB of WAL${c.slotState.walStatus && c.slotState.walStatus !== 'reserved' ? ` (${c.slotState.walStatus})` : ''}${c.slotState.invalidationReason ? ` INVALIDATED (${c.slotState.invalidationReason}: capture drops and re-creates it)` : ''}`
@@ -253,6 +253,6 @@ function describeCapture(c: CaptureSourceStatus): string {
   const lost =
     c.lostAtMs === null
       ? ''
-      : `; SLOT LOST at ${new Date(c.lostAtMs).toISOString()}: reads stay stale until the store is refilled`;
+      : `; REFILL PENDING since ${new Date(c.lostAtMs).toISOString()} (its slot was lost, or it joined a pipeline that had captured other sources): reads stay stale until the store is refilled`;
   return `${slot}; at LSN ${c.lsn ?? '-'}, ${covered}${lost}`;
 }
