@@ -1,7 +1,8 @@
 /**
  * The badge rule computed by SQL straight from the shop tables: the design this product
  * replaces (a query per page view) and the reference the tests and `verify` compare against.
- * Same tie-breaks as features/badge-rule.ts: rank (nulls last), then fc id.
+ * Same tie-breaks as features/badge-rule.ts: rank (nulls last), then fc id in code-unit order
+ * (COLLATE "C": byte order, the same for the contract's ASCII ids, whatever the database's collation).
  *
  * With the orders in a database of their own (INVENTORY_DATABASE_URL / ORDERS_DATABASE_URL), the
  * day's load per FC is summed in the orders database first and handed to the same query, run in
@@ -30,7 +31,7 @@ with fcs as (
 select q.sku, s.lifecycle,
        (select fcs.fc_id from fcs join shop.inventory i on i.fc_id = fcs.fc_id and i.sku_id = q.sku
          where i.on_hand - i.reserved > 0 and fcs.load < fcs.daily_capacity
-         order by fcs.rank nulls last, fcs.fc_id limit 1) as fc,
+         order by fcs.rank nulls last, fcs.fc_id collate "C" limit 1) as fc,
        exists (select 1 from fcs join shop.inventory i on i.fc_id = fcs.fc_id and i.sku_id = q.sku
                 where i.on_hand - i.reserved > 0) as stock_in_region
   from unnest($2::text[]) with ordinality as q(sku, n)
