@@ -53,6 +53,20 @@ export async function advanceFence(
  */
 export const FENCE_PENDING = 'pending';
 
+/**
+ * Sets the fence of `partitions` to `snapshot`, whatever it was: PostgreSQL lost history (restored
+ * from a backup, failed over to a standby that was behind) and hands out transaction ids again
+ * below the fence, which would refuse every fill until they caught up with it. The store is
+ * being emptied, so the lost history's deletions no longer matter.
+ */
+export async function resetFence(
+  redis: StoreRedis,
+  partitions: readonly PartitionKeys[],
+  snapshot: string,
+): Promise<void> {
+  for (const p of partitions) await redis.set(p.fence, snapshot);
+}
+
 /** Sets the fence of `partitions` pending, whatever it was. */
 export async function pendFence(redis: StoreRedis, partitions: readonly PartitionKeys[]): Promise<void> {
   for (const p of partitions) await redis.set(p.fence, FENCE_PENDING);

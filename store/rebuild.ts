@@ -10,23 +10,27 @@
  * that kept their data are not changed by it.
  */
 import type { PartitionKeys, StoreKeys } from './keys';
-import { advanceFence, pendFence } from './fence';
+import { advanceFence, pendFence, resetFence } from './fence';
 import { pipelineByNode, scanKeys, StoreRedis } from './redis-client';
 import { FIELD } from './names';
 import { DeliveryPosition, resetStorePosition, StorePosition } from './store-position';
 
 /**
- * `cursor`: the drain cursor's last delivered position and its snapshot (null: the next batch
- * supplies the position). The snapshot becomes the deletion fence: a backfill chunk read from a
- * replica still behind it could otherwise fill in rows deleted before the rebuild.
+ * `cursor`: the drain cursor's last delivered position and its snapshots (null: the next batch
+ * supplies the position). Its batch's target when one is in progress (`to`: it sees the rows its
+ * earlier chunks delivered), else its start (`from`), becomes the deletion fence: a backfill chunk
+ * read from a replica still behind it could otherwise fill in rows deleted before the rebuild.
  * `only`: the partitions to rebuild (default: the whole store, every key under the prefix).
+ * `historyLost`: PostgreSQL lost commits the store had seen (the store is ahead): the fence is set
+ * to the cursor's snapshot even where it was further (store/fence.ts, resetFence).
  */
 export async function rebuildStore(
   redis: StoreRedis,
   keys: StoreKeys,
-  cursor: { last: DeliveryPosition; from: string } | null,
+  cursor: { last: DeliveryPosition; from: string; to?: string | null } | null,
   claim: StorePosition['claimed'] = null,
   only?: readonly PartitionKeys[],
+  historyLost = false,
 ): Promise<number> {
   // a drain shard's view of the store rebuilds its own partitions, never the others'
   only ??= keys.partial ? keys.partitions : undefined;
@@ -39,8 +43,10 @@ export async function rebuildStore(
   // older image of their rows, the fence does (kept through the unlinks below). With no cursor,
   // no snapshot is known to see every deletion: pending, which refuses those writes until the
   // drain's next batch sets it (store/lua/check-position.lua).
-  if (cursor) await advanceFence(redis, keys, cursor.from, partitions);
-  else await pendFence(redis, partitions);
+  const fence = cursor && (cursor.to ?? cursor.from);
+  if (!fence) await pendFence(redis, partitions);
+  else if (historyLost) await resetFence(redis, partitions, fence);
+  else await advanceFence(redis, keys, fence, partitions);
   // Then the marks of any backfill filling these partitions, then the epochs. A read
   // checks its partition's epoch in the same script call that reads the data
   // (serving/badge-reader.ts), so from here on no read of these partitions says fresh, whatever

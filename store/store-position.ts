@@ -87,6 +87,8 @@ const sameClaim = (a: StorePosition['claimed'], b: StorePosition['claimed']) =>
 interface CheckInput {
   batch: string;
   from: string;
+  /** The target of the cursor's batch in progress (null: none): a fence set by the check sees its rows. */
+  to: string | null;
   proposed: { snap: string; at: number } | null;
   last: DeliveryPosition;
 }
@@ -116,6 +118,7 @@ async function runChecks(
         input.last.batch,
         input.last.txid,
         input.last.id,
+        input.to ?? '',
       ),
   );
   return replies.map((reply) => ({ status: (reply as string[])[0], store: parseState(reply as string[]) }));

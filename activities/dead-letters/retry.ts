@@ -246,7 +246,7 @@ async function rebuildForOldTruncate(db: pg.Pool, redis: StoreRedis, keys: Store
       await rebuildStore(
         redis,
         view,
-        { last: cursor.last, from: cursor.from },
+        { last: cursor.last, from: cursor.from, to: cursor.to },
         claim && claim.batch === cursor.batch ? claim : null,
       );
     }

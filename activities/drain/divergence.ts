@@ -27,6 +27,7 @@ export async function checkPosition(
   const check = await checkStorePosition(deps.redis, deps.keys, {
     batch: cursor.batch,
     from: cursor.from,
+    to: cursor.to,
     proposed: cursor.to === null ? { snap: now.snap, at: now.at ?? Date.now() } : null,
     last: cursor.last,
   });
@@ -88,7 +89,7 @@ export async function resolveDivergence(
     { detail: describe },
   );
   deps.metrics?.divergence(kind === 'ahead' ? 'ahead' : 'behind-rebuild');
-  await rebuildStore(deps.redis, deps.keys, cursor);
+  await rebuildStore(deps.redis, deps.keys, cursor, null, undefined, kind === 'ahead');
   return { cursor, rebuilt: true };
 }
 

@@ -3,7 +3,7 @@
 -- KEYS[1] the partition's pos, KEYS[2] its deletion fence
 -- ARGV[1] the cursor's batch, ARGV[2] its from snapshot, ARGV[3] the target snapshot to claim
 --         ('' : check only), ARGV[4] the target's time, ARGV[5..7] PostgreSQL's last delivered
---         position (batch, txid, id)
+--         position (batch, txid, id), ARGV[8] the target of the cursor's batch in progress ('' : none)
 -- Returns { status ('ok', 'behind', 'ahead' or 'rebuilding': a rebuild or a TRUNCATE's emptying
 --   began and never ended), then the partition's claim and
 --   position as they were before this call: claimed batch, from, target, at, applied batch, txid,
@@ -34,8 +34,11 @@ if unpositioned then
   f[5], f[6], f[7] = ARGV[5], ARGV[6], ARGV[7]
 end
 -- A store emptied with no position to take a fence from (store/rebuild.ts) fences from the
--- cursor's snapshot: it sees every change delivered before, and every later one is delivered again.
-if unpositioned or redis.call('GET', KEYS[2]) == FENCE_PENDING then advanceFenceTo(KEYS[2], ARGV[2]) end
+-- cursor's snapshot: its batch's target when one is in progress (it sees the rows the batch's
+-- earlier chunks delivered), else its start; every later change is delivered again.
+if unpositioned or redis.call('GET', KEYS[2]) == FENCE_PENDING then
+  advanceFenceTo(KEYS[2], ARGV[8] ~= '' and ARGV[8] or ARGV[2])
+end
 local c = comparePositions(f[5], f[6], f[7], ARGV[5], ARGV[6], ARGV[7])
 if c < 0 then return state('behind') end
 -- The store may be ahead only inside the batch in progress, which it must have claimed (a crash

@@ -331,8 +331,17 @@ describe('store position', () => {
       FIELD.claimedAt,
       String(Date.now()),
     );
+    // and the deletion fence moved there by a sweep before the restore
+    for (const p of c.keys.partitions) await c.redis.set(p.fence, '4000000000:4000000000:');
     const r = await acts.drainBatch({ owner });
     expect(r).toMatchObject({ outcome: 'repaired', storeIncomplete: true });
     expect(divergences).toEqual(['ahead']);
+    // The lost history's fence would refuse every chunk until the xids caught up with it: the
+    // rebuild starts the fence again from the restored cursor, and the refill completes.
+    for (const p of c.keys.partitions) expect(await c.redis.get(p.fence)).not.toBe('4000000000:4000000000:');
+    await drainAll(acts);
+    await backfillEverything(acts, 'test-rebuild-restored');
+    await drainAll(acts);
+    expect(await mismatches()).toEqual([]);
   });
 });
