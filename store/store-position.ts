@@ -73,7 +73,7 @@ function parseState(r: string[]): StorePosition {
   };
 }
 
-function comparePositions(a: DeliveryPosition, b: DeliveryPosition): number {
+export function comparePositions(a: DeliveryPosition, b: DeliveryPosition): number {
   for (const k of ['batch', 'txid', 'id'] as const) {
     const d = BigInt(a[k]) - BigInt(b[k]);
     if (d !== 0n) return d < 0n ? -1 : 1;
@@ -201,6 +201,11 @@ async function checkAndClaimOne(
 
 /** The store's position: the lowest applied position over its partitions, and that partition's claim. */
 export async function readStorePosition(redis: StoreRedis, keys: StoreKeys): Promise<StorePosition> {
+  return lowest(await readPartitionPositions(redis, keys));
+}
+
+/** Each partition's own position, in the order of keys.partitions. */
+export async function readPartitionPositions(redis: StoreRedis, keys: StoreKeys): Promise<StorePosition[]> {
   const replies = await onEachNode(
     redis,
     keys.partitions,
@@ -217,8 +222,7 @@ export async function readStorePosition(redis: StoreRedis, keys: StoreKeys): Pro
         FIELD.appliedId,
       ),
   );
-  const states = replies.map((f) => parseState(['', ...(f as (string | null)[]).map((v) => v ?? '')]));
-  return lowest(states);
+  return replies.map((f) => parseState(['', ...(f as (string | null)[]).map((v) => v ?? '')]));
 }
 
 /**

@@ -64,7 +64,8 @@ export const replayActivity: ActivityOptions = {
 export const compactionActivity: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '1 minute',
-  retry: backoff({ initialInterval: '1 second', maximumInterval: '1 minute' }),
+  // bounded: a step that keeps failing fails its run (visible) and the next hourly run tries again
+  retry: backoff({ initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 10 }),
 };
 
 /** Landing and the nightly export: long DuckDB work; a bounded number of attempts, then the run fails visibly. */

@@ -53,13 +53,10 @@ export function createCompactionActivities(deps: {
       // applied again (a Redis back from a file written before their retry); then holds no
       // waiting letter names, left by a drain that died before its commit, released (store/held.ts)
       await holdWaiting(deps);
-      const { settled, ...retried } = await reapplyRetriedHeld({
-        db: deps.pool,
-        redis: deps.redis,
-        allKeys: deps.keys,
-        opts,
-        sourceRows: deps.sourceRows,
-      });
+      const { settled, ...retried } = await reapplyRetriedHeld(
+        { db: deps.pool, redis: deps.redis, allKeys: deps.keys, opts, sourceRows: deps.sourceRows },
+        () => heartbeat({ step: 'retried dead letters applied again' }),
+      );
       return { ...swept, retried, heldReleased: await releaseHeldBy(deps, settled) };
     },
   };

@@ -8,32 +8,48 @@
  * kept or lost together with the delta), and what it holds is released as a retry releases it.
  * One that fails now waits again, with its new error, and keeps its hold.
  *
- * Only letters retried in the last RETRIED_WINDOW_MS: a load delta's once-marker lives 7 days
- * (store/lua/apply.lua), and a letter applied again after its marker expired would count twice.
+ * Not while any partition is behind its drain cursor: the drain is about to rewind and deliver
+ * those changes again, and settles their letters as it does (redelivered.ts); applied before, a
+ * letter's load deltas would be counted by it and by the re-delivery. Not a TRUNCATE letter (its
+ * retry empties the store: a store that lost it is found by its position checks). And only letters
+ * retried in the last RETRIED_WINDOW_MS: a load delta's once-marker lives 7 days from the retry
+ * attempt that set it (store/lua/apply.lua), which may be earlier than the one that committed.
  */
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
+import { shardCursors, shardOfPartition } from '../../outbox';
 import { heldNow, heldSubjects, type HeldRow } from '../../store/held';
+import { comparePositions, readPartitionPositions } from '../../store/store-position';
 import { applyDeadLetter, DEAD_LETTER_COLUMNS, type DeadLetterRow, type RetryDeps } from './retry';
 
-export const RETRIED_WINDOW_MS = 6 * 86_400_000;
+export const RETRIED_WINDOW_MS = 86_400_000;
 
-export async function reapplyRetriedHeld(
-  deps: RetryDeps,
-): Promise<{ reapplied: number; reopened: number; settled: HeldRow[] }> {
+export interface ReapplyResult {
+  reapplied: number;
+  reopened: number;
+  /** Nothing applied: a partition is behind its drain cursor (the drain re-delivers first). */
+  storeBehind: boolean;
+  settled: HeldRow[];
+}
+
+export async function reapplyRetriedHeld(deps: RetryDeps, onProgress: () => void = () => {}): Promise<ReapplyResult> {
+  const result: ReapplyResult = { reapplied: 0, reopened: 0, storeBehind: false, settled: [] };
   const held = await heldNow(deps.redis, deps.allKeys);
-  const result = { reapplied: 0, reopened: 0, settled: [] as HeldRow[] };
   if (!held.size) return result;
   const retried = (
     await deps.db.query<DeadLetterRow>(
       `select ${DEAD_LETTER_COLUMNS} from pipeline.dead_letters d
-        where retried_at > now() - $1 * interval '1 millisecond' and discarded_at is null order by d.id`,
+        where retried_at > now() - $1 * interval '1 millisecond' and discarded_at is null and op is distinct from 'T'
+        order by d.id`,
       [RETRIED_WINDOW_MS],
     )
   ).rows.filter((dl) => heldSubjects(dl).some((s) => held.has(s)));
+  if (!retried.length) return result;
+  if (await behindDrainCursor(deps)) return { ...result, storeBehind: true };
   for (const dl of retried) {
+    onProgress();
     await withTransaction(deps.db, async (client: pg.PoolClient) => {
-      // locked, and still retried: a drain that re-opened it meanwhile (a rewind) owns it now
+      // locked, and still retried: a drain that settled or re-opened it meanwhile (a rewind) owns it
       const still = await client.query(
         `select 1 from pipeline.dead_letters where id = $1 and retried_at is not null and discarded_at is null for update`,
         [dl.id],
@@ -53,4 +69,14 @@ export async function reapplyRetriedHeld(
     });
   }
   return result;
+}
+
+/** Is any partition's own position below its drain shard's last delivered one (Redis lost writes)? */
+async function behindDrainCursor(deps: RetryDeps): Promise<boolean> {
+  const { layout, shards } = await shardCursors(deps.db);
+  const positions = await readPartitionPositions(deps.redis, deps.allKeys);
+  return deps.allKeys.partitions.some((p, i) => {
+    const own = positions[i]!.applied;
+    return !own || comparePositions(own, shards[shardOfPartition(p.index, layout.shards)].cursor.last) < 0;
+  });
 }

@@ -9,18 +9,18 @@
  *     what is owed now).
  * So the letters of every re-delivered change are settled here, in the rewind's transaction, as
  * discarded by the drain, and what they held released: the re-delivery holds again what fails
- * again. (Reads stay stale until the re-delivery has passed them: the store's watermark came back
+ * again. Retried ones too: compaction applies a retried letter again when Redis lost its retry
+ * (reapply.ts), which after this re-delivery would count its load deltas a second time. (Reads stay stale until the re-delivery has passed them: the store's watermark came back
  * old with its data.)
  */
 import type pg from 'pg';
 import type { HeldRow } from '../../store/held';
-import { WAITING_DEAD_LETTER } from './waiting';
 
 export const REDELIVERED_REASON =
   'delivered again: the store lost writes and the drain re-delivered this change from its own position (applied then, or dead-lettered again)';
 
 /**
- * Settles the waiting letters of `consumer` whose change the rewound cursor delivers again: not
+ * Settles the letters of `consumer` (waiting or retried) whose change the rewound cursor delivers again: not
  * seen by the claimed batch's start snapshot, and either after the target snapshot or, inside the
  * batch, after the position the store reached in it (delivery order within a batch: txid, id).
  */
@@ -32,7 +32,7 @@ export async function settleRedelivered(
   const r = await client.query<HeldRow>(
     `update pipeline.dead_letters
         set discarded_at = now(), discarded_by = 'drain', discard_reason = $6
-      where consumer = $1 and ${WAITING_DEAD_LETTER}
+      where consumer = $1 and discarded_at is null
         and not pg_visible_in_snapshot(outbox_txid, $2::pg_snapshot)
         and ($3::pg_snapshot is null or not pg_visible_in_snapshot(outbox_txid, $3::pg_snapshot)
              or (outbox_txid, outbox_id) > ($4::xid8, $5::bigint))

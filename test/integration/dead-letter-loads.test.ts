@@ -132,11 +132,31 @@ describe('dead-letter retry and loads', () => {
     expect(await load('F2')).toBe('3');
     await restoreStore(c.redis, c.keys, file);
     expect(await load('F2')).toBe(null);
-    expect((await acts.sweepTombstones({})).retried).toEqual({ reapplied: 1, reopened: 0 });
+    expect((await acts.sweepTombstones({})).retried).toEqual({ reapplied: 1, reopened: 0, storeBehind: false });
     expect(await load('F2')).toBe('3');
     expect(await c.redis.hkeys(c.keys.partitions[0].held)).toEqual([]);
     await c.redis.hset(c.keys.partitions[0].held, 'f:F2', String(Date.now())); // as another letter's hold
-    expect((await acts.sweepTombstones({})).retried).toEqual({ reapplied: 1, reopened: 0 });
+    expect((await acts.sweepTombstones({})).retried).toEqual({ reapplied: 1, reopened: 0, storeBehind: false });
+    expect(await load('F2')).toBe('3');
+    expect(await mismatches()).toEqual([]);
+  });
+
+  // The same lost retry, but Redis went back to before the change itself: the drain delivers the
+  // change again, and that counts its +3. Compaction must not apply the letter too, neither
+  // before the drain notices (the store is behind) nor after (the rewind settled the letter).
+  it('a retry lost with the change itself is counted once, by the re-delivery', async () => {
+    let file: StoreFile | undefined;
+    await moveOrderWhileBroken(['F2'], async () => void (file = await dumpStore(c.redis, c.keys)));
+    expect((await acts.retryDeadLetters({})).retried).toBe(1);
+    await restoreStore(c.redis, c.keys, file!);
+    await c.redis.hset(c.keys.partitions[0].held, 'f:F2', String(Date.now())); // as another waiting letter's hold
+    expect((await acts.sweepTombstones({})).retried).toMatchObject({ reapplied: 0, storeBehind: true });
+    await drainUntilSettled(); // rewinds: the letter is settled, the move delivered again
+    expect(await load('F2')).toBe('3');
+    expect((await c.pool.query(`select discarded_by from pipeline.dead_letters`)).rows).toEqual([
+      { discarded_by: 'drain' },
+    ]);
+    expect((await acts.sweepTombstones({})).retried).toMatchObject({ reapplied: 0, storeBehind: false });
     expect(await load('F2')).toBe('3');
     expect(await mismatches()).toEqual([]);
   });
