@@ -4,7 +4,26 @@ import type pg from 'pg';
 import { Config } from '../../config';
 import { exportDay, type IfEmpty } from './export-day';
 import { NothingLandedError } from './day-inputs';
-import { landChanges } from './landing';
+import { landChanges, landedThrough } from './landing';
+
+/**
+ * A day that is over is exported only once the landing holds everything committed before its end:
+ * with the drain paused or behind at export time, the day's later changes would land after the
+ * export, be in no partition, and the next day would start from an incomplete end state. A plain
+ * error: retried (the landing schedule goes on meanwhile), then the run fails, visibly. (Under the
+ * trigger capture a change's time is its write, before its commit: a transaction open across
+ * midnight for longer than the export's delay, 2 hours by default, is not waited for.)
+ */
+async function requireDayLanded(pool: pg.Pool, date: string): Promise<void> {
+  const end = Date.parse(`${date}T00:00:00Z`) + 86_400_000;
+  if (Number.isNaN(end) || Date.now() < end) return; // a day still running exports what it has so far
+  const through = await landedThrough(pool);
+  if (through !== null && through >= end) return;
+  throw ApplicationFailure.retryable(
+    `${date} is not fully landed yet: the landing holds everything committed before ${through === null ? 'an unknown time' : new Date(through).toISOString()}, not yet the day's end; the drain or capture may be paused or behind (npm run ops -- status). Export it again once caught up: npm run ops -- export --date ${date}`,
+    'LandingBehind',
+  );
+}
 
 export function createExportActivities(deps: { pool: pg.Pool; config: Config }) {
   const dir = path.resolve(deps.config.EXPORT_DIR);
@@ -20,6 +39,7 @@ export function createExportActivities(deps: { pool: pg.Pool; config: Config }) 
      * landed is not retried: landing again would not change it, and the message says what to check.
      */
     async exportDay(input: { date: string; ifEmpty?: IfEmpty }) {
+      await requireDayLanded(deps.pool, input.date);
       try {
         return await exportDay(dir, input.date, {
           memoryLimit: deps.config.EXPORT_MEMORY_LIMIT,

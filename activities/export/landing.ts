@@ -49,8 +49,12 @@ export async function landChanges(
   await ensureConsumer(pool, names.landingConsumer);
   const cursor = await readCursor(pool, names.landingConsumer);
   // Land only what the drain has applied: the drain's last complete snapshot is the target.
-  const drainFrom = (await drainAppliedSnapshot(pool)).snap;
+  const drain = await drainAppliedSnapshot(pool);
+  const drainFrom = drain.snap;
   const target = cursor.to ?? drainFrom;
+  // When the target was taken: everything committed before it is landed once the batch is done
+  // (the nightly export checks that its day is over in the landing: landedThrough).
+  const targetAt = cursor.to !== null ? cursor.toAt : drain.at;
   // Nothing new, or the drain went back (it re-delivers to a store that lost writes): wait.
   if (
     cursor.to === null &&
@@ -68,7 +72,7 @@ export async function landChanges(
   } finally {
     land.duck?.close();
   }
-  const { next, complete } = landingCursorAfter(cursor, target, read.last, read.exhausted);
+  const { next, complete } = landingCursorAfter(cursor, { snap: target, at: targetAt }, read.last, read.exhausted);
   // More to land: this batch is not done, or it was an older target than the drain's now.
   const more = !complete || next.from !== drainFrom;
   await saveCursor(pool, names.landingConsumer, next);
@@ -209,7 +213,7 @@ async function writeDayFiles(
 /** The landing cursor after this call's rows (see the comment inside on why it is the one-read cursor). */
 function landingCursorAfter(
   cursor: ConsumerCursor,
-  target: string,
+  target: { snap: string; at: number | null },
   last: Position | null,
   exhausted: boolean,
 ): { next: ConsumerCursor; complete: boolean } {
@@ -220,7 +224,7 @@ function landingCursorAfter(
   // have come back full: not complete). The last row with an effective limit of one more than the
   // rows passed (exhausted) or equal to them (maxRows reached) is the same decision and position.
   const tail = last ? [last] : [];
-  return advanceCursor(cursor, { snap: target, at: null }, tail, exhausted ? tail.length + 1 : tail.length);
+  return advanceCursor(cursor, target, tail, exhausted ? tail.length + 1 : tail.length);
 }
 
 /** Appends one chunk of delta rows (with their applied times) to the `land` table. */
@@ -320,4 +324,13 @@ function appliedClock(
       return latest;
     });
   };
+}
+
+/**
+ * Until when every committed change is landed (ms since the epoch, the database's clock): the time
+ * of the drain snapshot the landing's last complete batch ended at; null when not known (a
+ * landing cursor written before this was recorded, until its next batch).
+ */
+export async function landedThrough(pool: pg.Pool): Promise<number | null> {
+  return (await readCursor(pool, names.landingConsumer)).fromAt;
 }
