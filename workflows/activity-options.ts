@@ -68,6 +68,16 @@ export const compactionActivity: ActivityOptions = {
   retry: backoff({ initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 10 }),
 };
 
+/**
+ * The export of one day: a big day (millions of changes) takes longer than landing's 30 minutes;
+ * it heartbeats inside its long loops, so a dead worker is still found within 5 minutes.
+ */
+export const exportDayActivity: ActivityOptions = {
+  startToCloseTimeout: '4 hours',
+  heartbeatTimeout: '5 minutes',
+  retry: backoff({ initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 }),
+};
+
 /** Landing and the nightly export: long DuckDB work; a bounded number of attempts, then the run fails visibly. */
 export const landingAndExportActivity: ActivityOptions = {
   startToCloseTimeout: '30 minutes',

@@ -9,9 +9,10 @@ import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { CONFIGURATION_ERROR_TYPE } from '../config/error-types';
-import { landingAndExportActivity } from './activity-options';
+import { exportDayActivity, landingAndExportActivity } from './activity-options';
 
 const acts = proxyActivities<Activities>(landingAndExportActivity);
+const { exportDay } = proxyActivities<Activities>(exportDayActivity);
 
 /** Lands in calls of LANDING_MAX_ROWS until caught up (or maxCalls). */
 async function landUntilCaughtUp(maxCalls: number): Promise<{ rows: number; files: number }> {
@@ -44,7 +45,7 @@ export async function exportWorkflow(input: { date?: string; allowEmpty?: boolea
   // Everything the drain applied so far is landed first, so the day is complete.
   await landUntilCaughtUp(1000);
   const ifEmpty = input.allowEmpty ? 'write' : input.date === undefined ? 'skip' : 'fail';
-  const r = await acts.exportDay({ date, ifEmpty });
+  const r = await exportDay({ date, ifEmpty });
   if (r.skipped) log.warn(`export ${date}: nothing to export`, { date, reason: r.skipped });
   return r;
 }

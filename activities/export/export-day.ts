@@ -194,6 +194,8 @@ async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, chang
     const chunk = await stream.fetchChunk();
     if (!chunk || chunk.rowCount === 0) break;
     streamed += chunk.rowCount;
+    // a heartbeat per chunk: a big day takes longer than the activity's heartbeat timeout
+    progress(`feature updates: ${streamed} of ${changes} changes`);
     for (const [id, txid, tbl, op, key, image, oldImage, sourceMs] of chunk.getRows()) {
       let updates;
       try {
@@ -325,6 +327,7 @@ async function writeBadges({ conn, writer, staging, progress }: ExportRun): Prom
   for (;;) {
     const chunk = await skus.fetchChunk();
     if (!chunk || chunk.rowCount === 0) break;
+    progress(`end-of-day badges: ${badges} so far`);
     for (const [sku, lifecycle, fcs, avail] of chunk.getRows()) {
       const stock = new Map<string, number>();
       const fcList = (fcs as { items?: unknown[] } | null)?.items ?? [];

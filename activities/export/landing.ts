@@ -60,6 +60,9 @@ export async function landChanges(
     cursor.to === null &&
     (target === cursor.from || !snapshotCovers(parseSnapshot(target), parseSnapshot(cursor.from)))
   ) {
+    // (a cursor from before the landed-through time was recorded learns it here: same snapshot)
+    if (target === cursor.from && drain.at !== null && cursor.fromAt === null)
+      await saveCursor(pool, names.landingConsumer, { ...cursor, fromAt: drain.at });
     return { rows: 0, files: [], position: cursor.position, more: false };
   }
   const chunkSize = Math.max(1, Math.floor(readChunk));

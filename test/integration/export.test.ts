@@ -17,7 +17,7 @@ import { openDuck, sqlString } from '../../activities/export/duckdb';
 import { batchTaskQueue, names } from '../../config';
 import { runOps } from '../support/ops-cli';
 import { advanceCursor, drainAppliedSnapshot, readCursor, readDelta } from '../../outbox';
-import { partitionDir } from '../../activities/export/export-day';
+import { exportDay, partitionDir } from '../../activities/export/export-day';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { rowsOfChunk } from '../../capture/chunk-rows';
 import { withTransaction } from '../../db/transaction';
@@ -363,6 +363,21 @@ describe('nightly export', () => {
     expect(digest(partitionDir(dir, today))).toEqual(before);
     const visible = fs.readdirSync(dir).filter((d) => d.startsWith('date='));
     expect(visible).toEqual([`date=${today}`]); // leftovers sit in .staging, outside the date=* glob
+  });
+
+  // A big day takes longer than the activity's heartbeat timeout (5 minutes): the long loops
+  // report progress (the activity's heartbeat) as they go, not only between steps.
+  it('reports progress inside its long loops', async () => {
+    const steps: string[] = [];
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'export-progress-'));
+    try {
+      fs.cpSync(path.join(dir, 'landing'), path.join(out, 'landing'), { recursive: true });
+      await exportDay(out, today, { memoryLimit: '256MB', onProgress: (what) => steps.push(what) });
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+    expect(steps.some((s) => /^feature updates: \d+ of \d+ changes$/.test(s))).toBe(true);
+    expect(steps.some((s) => /^end-of-day badges: \d+ so far$/.test(s))).toBe(true);
   });
 
   // The drain paused or behind at export time: the day's last changes are not landed yet. They
