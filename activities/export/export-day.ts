@@ -197,6 +197,7 @@ async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, chang
     // a heartbeat per chunk: a big day takes longer than the activity's heartbeat timeout
     progress(`feature updates: ${streamed} of ${changes} changes`);
     for (const [id, txid, tbl, op, key, image, oldImage, sourceMs] of chunk.getRows()) {
+      if (op === 'T') continue; // no rows of its own: it closes what its table held (truncateUpdates)
       let updates;
       try {
         updates = featureUpdatesFrom({
@@ -243,13 +244,15 @@ async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, chang
  * 3. Validity intervals: the previous day's end state opens the day, each change starts a new
  * interval, the end of the day (or, for a day not over yet, its latest change) closes the last.
  */
-async function writeHistories({ conn, exportDir, date, staging, d0, end, oldestKeptDay }: ExportRun): Promise<void> {
+async function writeHistories(run: ExportRun): Promise<void> {
+  const { conn, exportDir, date, staging, d0, end, oldestKeptDay } = run;
   const prevState = previousStateFile(exportDir, date, oldestKeptDay);
   if (prevState) await conn.run(`create table prev_state as select * from read_parquet(${sqlString(prevState)})`);
   else
     await conn.run(
       `create table prev_state (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint)`,
     );
+  await truncateUpdates(run);
   // The load is not carried over: a day's load counts that day's orders only (load-history.ts).
   await conn.run(`create table ev as
     select feature, k1, k2, num, code, version, ${d0}::bigint as ts_ms from prev_state where feature <> 'fc.load'
@@ -271,6 +274,40 @@ async function writeHistories({ conn, exportDir, date, staging, d0, end, oldestK
   for (const [feature, columns, order, file] of histories) {
     await copyToParquet(conn, history(feature, columns, order), path.join(staging, file));
   }
+}
+
+/** The feature a TRUNCATE of each table (but orders) empties. */
+const TRUNCATED_FEATURE: Record<string, string> = {
+  skus: 'sku.lifecycle',
+  inventory: 'sku.available',
+  fulfillment_centers: 'fc.capacity',
+  region_fc: 'region.rank',
+};
+
+/**
+ * A captured TRUNCATE, as the store takes it (it is emptied and refilled from the source): at the
+ * TRUNCATE's place in the stream, every key its table held so far (the previous day's end state,
+ * the day's changes before it) has no value; for orders, every FC's load of the day is 0 (a load
+ * set). Feature updates of their own, so the intervals, the end state and the badges follow.
+ */
+async function truncateUpdates({ conn, yyyymmdd }: ExportRun): Promise<void> {
+  const features = Object.entries(TRUNCATED_FEATURE)
+    .map(([tbl, feature]) => `(${sqlString(tbl)}, ${sqlString(feature)})`)
+    .join(', ');
+  await conn.run(`create table truncates as select tbl, id, txid, source_ms from changes where op = 'T'`);
+  await conn.run(`insert into updates
+    select distinct f.feature, k.k1, k.k2, null, null, t.id, t.txid, t.source_ms
+      from truncates t join (values ${features}) f(tbl, feature) on f.tbl = t.tbl
+      join (select feature, k1, k2, -1::bigint as version from prev_state
+            union all select feature, k1, k2, version from updates) k
+        on k.feature = f.feature and k.version < t.id`);
+  await conn.run(`insert into updates
+    select distinct 'fc.loadSet', k.fc, ${sqlString(yyyymmdd)}, 0, null, t.id, t.txid, t.source_ms
+      from truncates t,
+           (select k1 as fc from prev_state where feature = 'fc.capacity'
+            union select k1 from updates where feature = 'fc.capacity'
+            union select k1 from updates where feature in ('fc.load', 'fc.loadSet') and k2 = ${sqlString(yyyymmdd)}) k
+     where t.tbl = 'orders'`);
 }
 
 /** 4. End-of-day state (what the next day starts from); returns the SKU·FC rows in it. */
