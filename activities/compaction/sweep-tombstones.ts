@@ -77,30 +77,7 @@ export async function sweepFieldTombstones(
   while (visited < maxKeys) {
     const redis = nodes[node];
     const [next, batch] = await redis.scan(cursor, 'MATCH', patterns[which], 'COUNT', 1000);
-    const p = redis.pipeline();
-    for (const k of batch) p.hgetall(k);
-    const hashes = ((await p.exec()) ?? []).map(([, v]) => v as Record<string, string>);
-    const del = redis.pipeline();
-    batch.forEach((key, i) => {
-      const partition = partitionOf(keys, key);
-      if (!partition) return;
-      for (const [field, raw] of Object.entries(hashes[i] ?? {})) {
-        if (field === LIFECYCLE_FIELD || !raw.startsWith(`${TOMBSTONE}|`)) continue;
-        const v = storedVersion(raw);
-        // HDEL only if the field still holds exactly this tombstone (a script: check and delete).
-        if (v !== null && v < bound)
-          del.eval(
-            SCRIPTS.deleteTombstone.lua, // EVAL on this node's own client (scripts are defined on the cluster client)
-            2,
-            key,
-            partition.pos,
-            field,
-            raw,
-            ...lastOf(partition),
-          );
-      }
-    });
-    for (const [err, n] of (await del.exec()) ?? []) if (!err) removed += Number(n);
+    removed += await sweepPage(redis, keys, batch, bound, lastOf);
     visited += batch.length;
     onProgress(visited, removed);
     cursor = next;
@@ -115,6 +92,38 @@ export async function sweepFieldTombstones(
   }
   await redis.hset(meta, FIELD.sweepCursor, cursor, FIELD.sweepPattern, which, FIELD.sweepNode, node);
   return { visited, removed, wrapped };
+}
+
+/**
+ * Deletes the tombstones below `bound` of one SCAN page of one node's keys; returns how many. HDEL
+ * only if the field still holds exactly that tombstone and the partition is not behind its drain
+ * cursor (a script: check and delete, store/lua/delete-tombstone.lua).
+ */
+async function sweepPage(
+  node: Redis,
+  keys: StoreKeys,
+  page: string[],
+  bound: number,
+  lastOf: (p: PartitionKeys) => string[],
+): Promise<number> {
+  const read = node.pipeline();
+  for (const k of page) read.hgetall(k);
+  const hashes = ((await read.exec()) ?? []).map(([, v]) => v as Record<string, string>);
+  const del = node.pipeline();
+  page.forEach((key, i) => {
+    const partition = partitionOf(keys, key);
+    if (!partition) return;
+    for (const [field, raw] of Object.entries(hashes[i] ?? {})) {
+      if (field === LIFECYCLE_FIELD || !raw.startsWith(`${TOMBSTONE}|`)) continue;
+      const v = storedVersion(raw);
+      if (v !== null && v < bound)
+        // EVAL on this node's own client (scripts are defined on the cluster client)
+        del.eval(SCRIPTS.deleteTombstone.lua, 2, key, partition.pos, field, raw, ...lastOf(partition));
+    }
+  });
+  let removed = 0;
+  for (const [err, n] of (await del.exec()) ?? []) if (!err) removed += Number(n);
+  return removed;
 }
 
 /** The partition of a scanned key, or none: a key of another partition count (a rebuild empties those). */
