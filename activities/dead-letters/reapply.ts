@@ -12,8 +12,8 @@
  * those changes again, and settles their letters as it does (redelivered.ts); applied before, a
  * letter's load deltas would be counted by it and by the re-delivery. Not a TRUNCATE letter (its
  * retry empties the store: a store that lost it is found by its position checks). And only letters
- * retried in the last RETRIED_WINDOW_MS: a load delta's once-marker lives 7 days from the retry
- * attempt that set it (store/lua/apply.lua), which may be earlier than the one that committed.
+ * retried in the last RETRIED_WINDOW_MS: a load delta's once-marker lives 7 days from the last
+ * retry attempt that found or set it (store/lua/apply.lua).
  */
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
@@ -55,6 +55,11 @@ export async function reapplyRetriedHeld(deps: RetryDeps, onProgress: () => void
         [dl.id],
       );
       if (!still.rowCount) return;
+      // again under the letter's lock: a Redis that went back since the first check
+      if (await behindDrainCursor(deps)) {
+        result.storeBehind = true;
+        return;
+      }
       const applied = await applyDeadLetter(deps, dl);
       if (applied.error === null) {
         result.reapplied++;

@@ -25,6 +25,9 @@ async function requireDayLanded(pool: pg.Pool, date: string): Promise<void> {
   );
 }
 
+/** How often a running export heartbeats between its own progress reports (timeout: 5 minutes). */
+const EXPORT_KEEP_ALIVE_MS = 30_000;
+
 export function createExportActivities(deps: { pool: pg.Pool; config: Config }) {
   const dir = path.resolve(deps.config.EXPORT_DIR);
   return {
@@ -40,16 +43,25 @@ export function createExportActivities(deps: { pool: pg.Pool; config: Config }) 
      */
     async exportDay(input: { date: string; ifEmpty?: IfEmpty }) {
       await requireDayLanded(deps.pool, input.date);
+      // One DuckDB statement of a big day (the landing's dedupe, a window over every change) can
+      // run for minutes; DuckDB works off the event loop, so a timer keeps the heartbeat going.
+      let step = 'starting';
+      const keepAlive = setInterval(() => heartbeat({ date: input.date, step }), EXPORT_KEEP_ALIVE_MS);
       try {
         return await exportDay(dir, input.date, {
           memoryLimit: deps.config.EXPORT_MEMORY_LIMIT,
-          onProgress: (what) => heartbeat({ date: input.date, step: what }),
+          onProgress: (what) => {
+            step = what;
+            heartbeat({ date: input.date, step: what });
+          },
           ifEmpty: input.ifEmpty,
           landingRetentionDays: deps.config.LANDING_RETENTION_D,
         });
       } catch (err) {
         if (err instanceof NothingLandedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
         throw err;
+      } finally {
+        clearInterval(keepAlive);
       }
     },
   };

@@ -14,6 +14,7 @@ import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { seedMinimal } from '../support/source';
+import { KEY } from '../../store/names';
 import { dumpStore, restoreStore, type StoreFile } from '../support/redis-file';
 
 const owner = 'dead-letter-loads-test';
@@ -136,8 +137,12 @@ describe('dead-letter retry and loads', () => {
     expect(await load('F2')).toBe('3');
     expect(await c.redis.hkeys(c.keys.partitions[0].held)).toEqual([]);
     await c.redis.hset(c.keys.partitions[0].held, 'f:F2', String(Date.now())); // as another letter's hold
+    // the once-marker found is kept another 7 days (it would expire within the re-apply window)
+    const [marker] = (await c.redis.keys(`${c.keys.prefix}*`)).filter((k) => k.includes(KEY.deadLetterRetry));
+    await c.redis.pexpire(marker!, 5_000);
     expect((await acts.sweepTombstones({})).retried).toEqual({ reapplied: 1, reopened: 0, storeBehind: false });
     expect(await load('F2')).toBe('3');
+    expect(await c.redis.ttl(marker!)).toBeGreaterThan(6 * 86_400);
     expect(await mismatches()).toEqual([]);
   });
 
