@@ -286,28 +286,38 @@ const TRUNCATED_FEATURE: Record<string, string> = {
 
 /**
  * A captured TRUNCATE, as the store takes it (it is emptied and refilled from the source): at the
- * TRUNCATE's place in the stream, every key its table held so far (the previous day's end state,
- * the day's changes before it) has no value; for orders, every FC's load of the day is 0 (a load
- * set). Feature updates of their own, so the intervals, the end state and the badges follow.
+ * TRUNCATE's place in the stream, every key its table held a value for so far (the previous day's
+ * end state, the day's changes before it) has none; for orders, every FC's load of the day is 0
+ * (a load set). Feature updates of their own, so the intervals, the end state and the badges
+ * follow. (Placed by outbox id, as the intervals are ordered; the load fold goes by (txid, id), so
+ * under the trigger capture an order whose transaction began before the TRUNCATE and wrote after
+ * it may fall on the wrong side of the 0: the store refills from the source there instead.)
  */
 async function truncateUpdates({ conn, yyyymmdd }: ExportRun): Promise<void> {
-  const features = Object.entries(TRUNCATED_FEATURE)
-    .map(([tbl, feature]) => `(${sqlString(tbl)}, ${sqlString(feature)})`)
-    .join(', ');
-  await conn.run(`create table truncates as select tbl, id, txid, source_ms from changes where op = 'T'`);
-  await conn.run(`insert into updates
-    select distinct f.feature, k.k1, k.k2, null, null, t.id, t.txid, t.source_ms
-      from truncates t join (values ${features}) f(tbl, feature) on f.tbl = t.tbl
-      join (select feature, k1, k2, -1::bigint as version from prev_state
-            union all select feature, k1, k2, version from updates) k
-        on k.feature = f.feature and k.version < t.id`);
-  await conn.run(`insert into updates
-    select distinct 'fc.loadSet', k.fc, ${sqlString(yyyymmdd)}, 0, null, t.id, t.txid, t.source_ms
-      from truncates t,
-           (select k1 as fc from prev_state where feature = 'fc.capacity'
-            union select k1 from updates where feature = 'fc.capacity'
-            union select k1 from updates where feature in ('fc.load', 'fc.loadSet') and k2 = ${sqlString(yyyymmdd)}) k
-     where t.tbl = 'orders'`);
+  const truncates = (
+    await conn.runAndReadAll(`select tbl, id, txid, source_ms from changes where op = 'T' order by id`)
+  ).getRows();
+  // one at a time, in order: a key a TRUNCATE ended is not ended again by the next one
+  for (const [tbl, id, txid, sourceMs] of truncates) {
+    const at = `${Number(id)}, ${String(txid)}::ubigint, ${Number(sourceMs)}`;
+    const feature = TRUNCATED_FEATURE[String(tbl)];
+    if (feature)
+      await conn.run(`insert into updates
+        select feature, k1, k2, null, null, ${at} from (
+          select feature, k1, k2, arg_max(num is not null or code is not null, version) as live
+            from (select feature, k1, k2, num, code, -1::bigint as version from prev_state where feature = ${sqlString(feature)}
+                  union all
+                  select feature, k1, k2, num, code, version from updates
+                   where feature = ${sqlString(feature)} and version < ${Number(id)})
+           group by feature, k1, k2)
+         where live`);
+    else if (tbl === 'orders')
+      await conn.run(`insert into updates
+        select 'fc.loadSet', fc, ${sqlString(yyyymmdd)}, 0, null, ${at}
+          from (select k1 as fc from prev_state where feature = 'fc.capacity'
+                union select k1 from updates where feature = 'fc.capacity'
+                union select k1 from updates where feature in ('fc.load', 'fc.loadSet') and k2 = ${sqlString(yyyymmdd)})`);
+  }
 }
 
 /** 4. End-of-day state (what the next day starts from); returns the SKU·FC rows in it. */

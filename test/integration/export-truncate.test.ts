@@ -38,6 +38,8 @@ const changes: Change[] = [
   [7, 'inventory', 'T', '', null, null, at('11:00')],
   [8, 'inventory', 'I', 'S2|F1', { sku_id: 'S2', fc_id: 'F1', on_hand: 3, reserved: 0 }, null, at('12:00')],
   [9, 'orders', 'T', '', null, null, at('13:00')],
+  [10, 'inventory', 'T', '', null, null, at('14:00')],
+  [11, 'inventory', 'I', 'S2|F1', { sku_id: 'S2', fc_id: 'F1', on_hand: 4, reserved: 0 }, null, at('15:00')],
 ];
 
 beforeAll(async () => {
@@ -82,15 +84,18 @@ describe('a TRUNCATE in the training export', () => {
       ),
     ).toEqual([
       { sku: 'S1', fc: 'F1', available: '5', f: String(at('09:00')), t: String(at('11:00')) },
+      // (not ended again by the second TRUNCATE: it had no value then)
       { sku: 'S1', fc: 'F1', available: null, f: String(at('11:00')), t: String(at('00:00') + 86_400_000) },
-      { sku: 'S2', fc: 'F1', available: '3', f: String(at('12:00')), t: String(at('00:00') + 86_400_000) },
+      { sku: 'S2', fc: 'F1', available: '3', f: String(at('12:00')), t: String(at('14:00')) },
+      { sku: 'S2', fc: 'F1', available: null, f: String(at('14:00')), t: String(at('15:00')) },
+      { sku: 'S2', fc: 'F1', available: '4', f: String(at('15:00')), t: String(at('00:00') + 86_400_000) },
     ]);
   });
 
   it('leaves the truncated rows out of the end state and the badges', async () => {
     expect(
       await read('state.parquet', `select k1, k2, num from $file where feature = 'sku.available' order by k1`),
-    ).toEqual([{ k1: 'S2', k2: 'F1', num: '3' }]);
+    ).toEqual([{ k1: 'S2', k2: 'F1', num: '4' }]);
     expect(await read('badges.parquet', `select sku, eligible, fc from $file order by sku`)).toEqual([
       { sku: 'S1', eligible: false, fc: null },
       { sku: 'S2', eligible: true, fc: 'F1' },
