@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult, vacuumOutbox } from './prune-outbox';
 import { sweepFieldTombstones } from './sweep-tombstones';
+import { pruneStaging } from '../export/export-day';
 import { holdWaiting, releaseHeldBy } from '../dead-letters';
 import { reapplyRetriedHeld } from '../dead-letters/reapply';
 import { applyOptions } from '../apply-options';
@@ -24,7 +25,7 @@ export function createCompactionActivities(deps: {
   return {
     async compactOutbox(
       input: { retentionMs?: number; maxRows?: number } = {},
-    ): Promise<PruneResult & { deadLetters: number; batchLog: number; landingDays: string[] }> {
+    ): Promise<PruneResult & { deadLetters: number; batchLog: number; landingDays: string[]; staging: string[] }> {
       const r = await pruneOutbox(deps.pool, {
         retentionMs: input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000,
         chunk: config.COMPACTION_CHUNK,
@@ -39,6 +40,7 @@ export function createCompactionActivities(deps: {
         deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),
         batchLog: await pruneBatchLog(deps.pool, input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000),
         landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
+        staging: pruneStaging(path.resolve(config.EXPORT_DIR)),
       };
     },
     async sweepTombstones(input: { maxKeys?: number } = {}) {

@@ -415,6 +415,27 @@ async function writeBadges({ conn, writer, staging, progress }: ExportRun): Prom
 }
 
 /** 6. Swap the partition in: at every instant there is the old complete partition, or none, or the new one. */
+/** How long an export may run (its activity's 4-hour limit, with room): older staging folders are a dead attempt's. */
+export const STAGING_ABANDONED_MS = 5 * 3_600_000;
+
+/**
+ * Removes what exports that died left in the staging folder (`date=…` of an unfinished attempt,
+ * with its DuckDB file and spill; `old-date=…` of a swap cut short), once older than any export
+ * may run: the time is in each name. Returns the names removed. (Compaction runs it.)
+ */
+export function pruneStaging(exportDir: string, now = Date.now()): string[] {
+  const dir = path.join(exportDir, '.staging');
+  if (!fs.existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const m = /^(?:old-)?date=\d{4}-\d{2}-\d{2}\.\d+\.(\d+)$/.exec(name);
+    if (!m || now - Number(m[1]) < STAGING_ABANDONED_MS) continue;
+    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 function publishPartition(exportDir: string, date: string, staging: string): string {
   const target = partitionDir(exportDir, date);
   const trash = path.join(exportDir, '.staging', `old-date=${date}.${process.pid}.${Date.now()}`);
