@@ -159,6 +159,22 @@ async function extraSkus(source: Db, redis: StoreRedis, keys: StoreKeys): Promis
   return out;
 }
 
+/** How many regions a verify run checks badges in. */
+export const BADGE_REGIONS = 50;
+
+/**
+ * The regions a verify run checks badges in: every region, or BADGE_REGIONS of them chosen at
+ * random each run, so runs after runs cover every region (the first 50 by name would leave the
+ * others never checked).
+ */
+export async function badgeRegions(inventory: pg.Pool | pg.ClientBase): Promise<string[]> {
+  const r = await inventory.query(
+    `select region from (select distinct region from shop.region_fc) r order by random() limit $1`,
+    [BADGE_REGIONS],
+  );
+  return r.rows.map((row) => row.region as string).sort();
+}
+
 async function badgeMismatches(
   source: SourceDatabases,
   redis: StoreRedis,
@@ -167,9 +183,7 @@ async function badgeMismatches(
   at: Date,
 ): Promise<{ checked: number; mismatches: VerifyMismatch[] }> {
   if (!skus.length) return { checked: 0, mismatches: [] };
-  const regions = (
-    await source.inventory.query('select distinct region from shop.region_fc order by 1 limit 50')
-  ).rows.map((r) => r.region as string);
+  const regions = await badgeRegions(source.inventory);
   const reader = createBadgeReader({
     redis,
     prefix: keys.prefix,
