@@ -237,6 +237,14 @@ export async function shardCursors(
   return { layout, shards: await cursorsOf(db, layout) };
 }
 
+/** The cursor of the shard that owns store partition `partition`, of shardCursors' answer. */
+export function cursorOfPartition(
+  cursors: Awaited<ReturnType<typeof shardCursors>>,
+  partition: number,
+): ConsumerCursor {
+  return cursors.shards[shardOfPartition(partition, cursors.layout.shards)].cursor;
+}
+
 /**
  * The drain's last complete snapshot over all shards: every change visible in it is in the store
  * (and the time it was taken, null if unknown). One shard: its cursor's snapshot, as before shards.

@@ -19,7 +19,7 @@ import { masterNodes, StoreRedis } from '../../store/redis-client';
 const nodeName = (node: Redis) => `${node.options.host}:${node.options.port}`;
 import type pg from 'pg';
 import { parseSnapshot } from '../../db/pg-snapshot';
-import { earliestSnapshot, shardCursors, shardOfPartition } from '../../outbox';
+import { cursorOfPartition, earliestSnapshot, shardCursors } from '../../outbox';
 import { advanceFence } from '../../store/fence';
 import { storedVersion, TOMBSTONE } from '../../store/field-codec';
 import { LIFECYCLE_FIELD, PartitionKeys, StoreKeys } from '../../store/keys';
@@ -35,10 +35,10 @@ export async function sweepFieldTombstones(
   // What every drain shard has applied, by PostgreSQL: the earliest of their cursors' snapshots;
   // and each shard's last delivered position, which a partition's own must have reached before
   // a tombstone of it goes (store/lua/delete-tombstone.lua: a Redis back from an older file).
-  const { layout, shards } = await shardCursors(pool);
-  const applied = earliestSnapshot(shards.map((s) => s.cursor.from));
+  const cursors = await shardCursors(pool);
+  const applied = earliestSnapshot(cursors.shards.map((s) => s.cursor.from));
   const lastOf = (p: PartitionKeys) => {
-    const { last } = shards[shardOfPartition(p.index, layout.shards)].cursor;
+    const { last } = cursorOfPartition(cursors, p.index);
     return [last.batch, last.txid, last.id];
   };
   const from = parseSnapshot(applied);

@@ -17,7 +17,7 @@
  */
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
-import { shardCursors, shardOfPartition } from '../../outbox';
+import { cursorOfPartition, shardCursors } from '../../outbox';
 import { heldNow, heldSubjects, type HeldRow } from '../../store/held';
 import { comparePositions, readPartitionPositions } from '../../store/store-position';
 import { applyDeadLetter, DEAD_LETTER_COLUMNS, type DeadLetterRow, type RetryDeps } from './retry';
@@ -78,10 +78,10 @@ export async function reapplyRetriedHeld(deps: RetryDeps, onProgress: () => void
 
 /** Is any partition's own position below its drain shard's last delivered one (Redis lost writes)? */
 async function behindDrainCursor(deps: RetryDeps): Promise<boolean> {
-  const { layout, shards } = await shardCursors(deps.db);
+  const cursors = await shardCursors(deps.db);
   const positions = await readPartitionPositions(deps.redis, deps.allKeys);
   return deps.allKeys.partitions.some((p, i) => {
     const own = positions[i]!.applied;
-    return !own || comparePositions(own, shards[shardOfPartition(p.index, layout.shards)].cursor.last) < 0;
+    return !own || comparePositions(own, cursorOfPartition(cursors, p.index).last) < 0;
   });
 }
