@@ -58,6 +58,13 @@ async function moveOrderWhileBroken(broken: string[], placed?: () => Promise<voi
   for (const fc of broken) await c.redis.del(c.keys.partitions[0].load(fc, today())); // the operator's fix
 }
 
+/** moveOrderWhileBroken, and the Redis file of the moment the placed order was in the store. */
+async function moveOrderWhileBrokenAfterFile(broken: string[]): Promise<StoreFile> {
+  let file: StoreFile | undefined;
+  await moveOrderWhileBroken(broken, async () => void (file = await dumpStore(c.redis, c.keys)));
+  return file!;
+}
+
 describe('dead-letter retry and loads', () => {
   it('both deltas owed (both counters rejected): each applied once, a second retry adds nothing', async () => {
     await moveOrderWhileBroken(['F1', 'F2']);
@@ -91,9 +98,8 @@ describe('dead-letter retry and loads', () => {
   // Redis back from a file written before the order moved: the drain rewinds and delivers the
   // move again, which applies now. Retried after, the letter would add its +3 at F2 a second time.
   it('a change delivered again by a rewind settles its letter: a retry after adds nothing', async () => {
-    let file: StoreFile | undefined;
-    await moveOrderWhileBroken(['F2'], async () => void (file = await dumpStore(c.redis, c.keys)));
-    await restoreStore(c.redis, c.keys, file!);
+    const file = await moveOrderWhileBrokenAfterFile(['F2']);
+    await restoreStore(c.redis, c.keys, file);
     await drainUntilSettled(); // finds the store behind, rewinds, delivers the move again
     expect(await load('F2')).toBe('3');
     expect((await c.pool.query(`select discarded_by, retried_at from pipeline.dead_letters`)).rows).toEqual([
@@ -107,11 +113,10 @@ describe('dead-letter retry and loads', () => {
   // The same rewind, but the letter had been retried, and the change fails again on its second
   // delivery: the store lost the retry's +3, so the letter must wait again, owing it.
   it('a retried letter whose change fails again when delivered again waits again', async () => {
-    let file: StoreFile | undefined;
-    await moveOrderWhileBroken(['F2'], async () => void (file = await dumpStore(c.redis, c.keys)));
+    const file = await moveOrderWhileBrokenAfterFile(['F2']);
     expect((await acts.retryDeadLetters({})).retried).toBe(1);
     expect(await load('F2')).toBe('3');
-    await restoreStore(c.redis, c.keys, file!);
+    await restoreStore(c.redis, c.keys, file);
     await c.redis.rpush(c.keys.partitions[0].load('F2', today()), 'not a hash'); // broken again
     await drainUntilSettled();
     expect(
@@ -156,10 +161,9 @@ describe('dead-letter retry and loads', () => {
   // change again, and that counts its +3. Compaction must not apply the letter too, neither
   // before the drain notices (the store is behind) nor after (the rewind settled the letter).
   it('a retry lost with the change itself is counted once, by the re-delivery', async () => {
-    let file: StoreFile | undefined;
-    await moveOrderWhileBroken(['F2'], async () => void (file = await dumpStore(c.redis, c.keys)));
+    const file = await moveOrderWhileBrokenAfterFile(['F2']);
     expect((await acts.retryDeadLetters({})).retried).toBe(1);
-    await restoreStore(c.redis, c.keys, file!);
+    await restoreStore(c.redis, c.keys, file);
     await c.redis.hset(c.keys.partitions[0].held, 'f:F2', String(Date.now())); // as another waiting letter's hold
     expect((await acts.sweepTombstones({})).retried).toMatchObject({ reapplied: 0, storeBehind: true });
     await drainUntilSettled(); // rewinds: the letter is settled, the move delivered again

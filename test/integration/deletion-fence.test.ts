@@ -57,6 +57,17 @@ async function laggingReplica(): Promise<{
   };
 }
 
+/** The inventory as a replica read it just before S1·F1 was deleted; the delete is drained (a tombstone). */
+async function readThenDeleteS1F1() {
+  const replica = await laggingReplica();
+  const old = await replica.read('inventory');
+  await replica.close();
+  await c.pool.query(`delete from shop.inventory where sku_id = 'S1' and fc_id = 'F1'`);
+  await drainAll();
+  expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toMatch(/^x\|/); // the tombstone
+  return old;
+}
+
 describe('the deletion fence', () => {
   // Two snapshots with the same xmax: the later one saw 101 end. Written in either order, the
   // fence ends at the later one; an older one written late would stop it seeing 101's deletes.
@@ -80,12 +91,7 @@ describe('the deletion fence', () => {
   });
 
   it('a backfill chunk from a replica behind a swept delete is refused, and a current one is not', async () => {
-    const replica = await laggingReplica();
-    const old = await replica.read('inventory');
-    await replica.close();
-    await c.pool.query(`delete from shop.inventory where sku_id = 'S1' and fc_id = 'F1'`);
-    await drainAll();
-    expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toMatch(/^x\|/); // the tombstone
+    const old = await readThenDeleteS1F1();
     expect((await acts.sweepTombstones({})).removed).toBe(1);
     expect(await c.redis.hexists(c.keys.sku('S1'), 'F1')).toBe(0);
 
@@ -107,12 +113,7 @@ describe('the deletion fence', () => {
   // A STORE_PARTITIONS change empties the store at worker start with no drain position to fence
   // from: the tombstones go, so until the drain's next batch no snapshot is known to see them.
   it('a store emptied with no drain position refuses a stale chunk before and after its next batch', async () => {
-    const replica = await laggingReplica();
-    const old = await replica.read('inventory');
-    await replica.close();
-    await c.pool.query(`delete from shop.inventory where sku_id = 'S1' and fc_id = 'F1'`);
-    await drainAll();
-    expect(await c.redis.hget(c.keys.sku('S1'), 'F1')).toMatch(/^x\|/); // the tombstone
+    const old = await readThenDeleteS1F1();
     await rebuildStore(c.redis, c.keys, null);
     expect(await c.redis.exists(c.keys.sku('S1'))).toBe(0);
 
