@@ -18,6 +18,7 @@ import { recordingDivergences } from '../support/metrics';
 import { leaveTruncateDeadLetter } from '../support/source';
 import { pipelineClients, resetState, testClients } from '../support/env';
 import { masterNodes } from '../../store/redis-client';
+import { drainShard, shardOfPartition } from '../../outbox/shards';
 import { trafficTarget } from '../support/logical-run';
 import { dumpStore, restoreStore, type StoreFile } from '../support/redis-file';
 
@@ -46,10 +47,16 @@ const epochs = async () => {
 
 /**
  * The delivery positions the drain's apply calls record (store/lua/apply.lua, ARGV[5..7]), seen by
- * MONITOR on every Redis master while it runs.
+ * MONITOR on every Redis master while it runs, each as "consumer=batch:txid:id": the cursor row of
+ * the drain shard that owns the call's partition (KEYS[1], its pos key), so that with several
+ * shards each apply is compared with its own shard's cursor.
  */
 async function watchApplyPositions(): Promise<{ stop: () => Promise<string[]> }> {
   const seen: string[] = [];
+  const shards = c.config.DRAIN_SHARDS;
+  const consumerOfPos = new Map(
+    c.keys.partitions.map((p, k) => [p.pos, drainShard(shardOfPartition(k, shards), shards).consumer]),
+  );
   const monitors = await Promise.all(masterNodes(c.redis).map((node) => node.monitor()));
   for (const m of monitors)
     m.on('monitor', (_time: string, args: string[]) => {
@@ -57,7 +64,8 @@ async function watchApplyPositions(): Promise<{ stop: () => Promise<string[]> }>
       // by EVAL the first time
       if (!['evalsha', 'eval'].includes(String(args[0]).toLowerCase())) return;
       const argv = args.slice(3 + Number(args[2]));
-      if (argv[2] === 'drain' && argv[4] !== '') seen.push(`${argv[4]}:${argv[5]}:${argv[6]}`);
+      if (argv[2] === 'drain' && argv[4] !== '')
+        seen.push(`${consumerOfPos.get(args[3]) ?? `unknown partition ${args[3]}`}=${argv[4]}:${argv[5]}:${argv[6]}`);
     });
   return {
     stop: async () => {
@@ -171,9 +179,15 @@ describe('TRUNCATE', () => {
       expect(divergences).toContain('truncate');
       // Its apply left the store's position where the check found it; the emptying then set the
       // batch's end. A Redis back from a file written between the two is found behind, not in step.
-      const [at] = before as { last_batch: number; last_txid: string; last_id: number }[];
+      // (with drain shards, each shard's applies against its own cursor)
+      const cursors = new Map(
+        (before as { consumer: string; last_batch: number; last_txid: string; last_id: number }[]).map((at) => [
+          at.consumer,
+          `${at.consumer}=${at.last_batch}:${at.last_txid}:${at.last_id}`,
+        ]),
+      );
       expect(positions.length).toBeGreaterThan(0);
-      expect(new Set(positions)).toEqual(new Set([`${at.last_batch}:${at.last_txid}:${at.last_id}`]));
+      for (const seen of positions) expect(seen).toBe(cursors.get(seen.split('=')[0]));
       await c.pool.query(
         `update pipeline.consumer_offsets o
             set batch = s.batch, snap_from = s.snap_from, snap_from_at = s.snap_from_at, snap_to = s.snap_to,
