@@ -10,7 +10,9 @@
  * (store/lua/read-badges.lua checks them in the same call that reads the data.) Rows of tables the
  * badge does not read hold nothing.
  *
- * Written before the dead letter's commit and again after it, so no commit leaves its change
+ * Written before the call that moves the store's position past the change (for a change Redis
+ * rejected: in that same call, store/lua/apply.lua), so no Redis file holds that position without
+ * the hold; again before the dead letter's commit, and after it, so no commit leaves its change
  * unheld (a retry of an older letter of the same subject may release it in between). Released by
  * a retry or a discard once no letter still waiting names the subject; a hold older than
  * HELD_SETTLE_MS that no waiting letter names (a drain that died before its commit) goes with any
@@ -20,6 +22,7 @@
 import { keyColumnsOf } from '../capture/source-tables';
 import type { PartitionKeys, StoreKeys } from './keys';
 import type { StoreRedis } from './redis-client';
+import { HELD } from './names';
 import { defineScripts, runScript, SCRIPTS } from './scripts';
 
 /** A dead-lettered change as the dead letters keep it (images as parsed JSON or JSON text). */
@@ -31,7 +34,7 @@ export interface HeldRow {
   old_image: unknown;
 }
 
-export const HELD_ALL = 'all';
+export const HELD_ALL = HELD.all;
 
 /** How old a hold must be before compaction may release it for want of a waiting letter. */
 export const HELD_SETTLE_MS = 10 * 60_000;
@@ -48,17 +51,17 @@ export function heldSubjects(row: HeldRow): string[] {
     case 'skus': {
       // the key, and the image's id when they disagree (the update is the image's)
       const skus = new Set([key, field('sku_id')].filter((s): s is string => !!s));
-      return skus.size ? [...skus].map((sku) => `s:${sku}`) : [HELD_ALL];
+      return skus.size ? [...skus].map((sku) => `${HELD.sku}${sku}`) : [HELD_ALL];
     }
     case 'inventory': {
       const sku = keyColumnsOf('inventory', key)?.[0] ?? field('sku_id');
-      return sku ? [`s:${sku}`] : [HELD_ALL];
+      return sku ? [`${HELD.sku}${sku}`] : [HELD_ALL];
     }
     case 'fulfillment_centers':
-      return key ? [`f:${key}`] : [HELD_ALL];
+      return key ? [`${HELD.fc}${key}`] : [HELD_ALL];
     case 'region_fc': {
       const region = keyColumnsOf('region_fc', key)?.[0] ?? field('region');
-      return region ? [`r:${region}`] : [HELD_ALL];
+      return region ? [`${HELD.region}${region}`] : [HELD_ALL];
     }
     case 'orders': {
       const fcs = new Set<string>();
@@ -69,9 +72,10 @@ export function heldSubjects(row: HeldRow): string[] {
       // an update without its before-image, a delete without its image: the FC it counted on
       // cannot be told
       const needed = row.op === 'U' ? [row.image, row.old_image] : [row.image];
-      if (needed.some((image) => !isObject(parsed(image)))) return [HELD_ALL, ...[...fcs].map((fc) => `f:${fc}`)];
+      if (needed.some((image) => !isObject(parsed(image))))
+        return [HELD_ALL, ...[...fcs].map((fc) => `${HELD.fc}${fc}`)];
       // an order with no FC counts nowhere (ADR 0009)
-      return [...fcs].map((fc) => `f:${fc}`);
+      return [...fcs].map((fc) => `${HELD.fc}${fc}`);
     }
     default:
       return [];
@@ -92,7 +96,7 @@ function parsed(v: unknown): unknown {
 
 /** The partitions a held field lives in: a SKU's own, everything else in every partition given. */
 function partitionsOf(keys: StoreKeys, partitions: readonly PartitionKeys[], subject: string): PartitionKeys[] {
-  return subject.startsWith('s:') ? [keys.ofSku(subject.slice(2))] : [...partitions];
+  return subject.startsWith(HELD.sku) ? [keys.ofSku(subject.slice(HELD.sku.length))] : [...partitions];
 }
 
 /** Holds the subjects of these dead-lettered changes, in `partitions` (a drain shard's own). */

@@ -31,6 +31,18 @@ export const KEY = {
   deadLetterRetry: 'dlr:',
 } as const;
 
+/**
+ * Fields of a partition's held hash (store/held.ts): what a waiting dead letter holds back from
+ * fresh answers. The same prefixes as the keys of what they hold (a load holds its FC).
+ */
+export const HELD = {
+  sku: 's:',
+  fc: 'f:',
+  region: 'r:',
+  /** A TRUNCATE, or a change whose subject cannot be told: the whole partition. */
+  all: 'all',
+} as const;
+
 /** Hash fields. */
 export const FIELD = {
   /** SKU hash: the lifecycle (a name no id can take; FC ids are the stock fields). */

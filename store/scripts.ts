@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FIELD, KEY, OP } from './names';
+import { FIELD, HELD, KEY, OP } from './names';
 import type { StoreRedis } from './redis-client';
 
 export interface StoreScript {
@@ -32,7 +32,12 @@ function luaTable(name: string, values: Record<string, string>): string {
   return `local ${name} = { ${fields.join(', ')} }`;
 }
 
-const NAMES_PREAMBLE = [luaTable('KEY', KEY), luaTable('FIELD', FIELD), luaTable('OP', OP)].join('\n');
+const NAMES_PREAMBLE = [
+  luaTable('KEY', KEY),
+  luaTable('FIELD', FIELD),
+  luaTable('HELD', HELD),
+  luaTable('OP', OP),
+].join('\n');
 
 /** A script's source: the names, then the file with its includes in place. */
 export function scriptSource(file: string): string {

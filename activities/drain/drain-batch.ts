@@ -37,6 +37,7 @@ import {
 import { pendingRows } from '../../outbox/status';
 import { OutboxWriteWatch, outboxWrites } from '../../outbox/written-signal';
 import { applyUpdates } from '../../store/apply';
+import { hold } from '../../store/held';
 import { applyOptions } from '../apply-options';
 import { afterApplied, afterIdle, MAX_REBUILDS_REPORTED } from './after-commit';
 import { CLAIM_BEGIN_STATEMENTS, claimBeginSql, claimDrain } from './claim';
@@ -418,6 +419,15 @@ async function applyChunk(
   truncating: boolean,
 ) {
   const { updates, dead, newestSourceMs } = featureUpdatesOf(deps.keys, rows);
+  // Rows that cannot be applied are held before the call that moves the store's position past
+  // them (and again with their letters: row-updates.ts); a Redis file written in between would
+  // hold that position without the hold. (What Redis rejects, apply.lua holds in the same call.)
+  if (dead.size)
+    await hold(
+      deps.redis,
+      deps.keys,
+      [...dead.keys()].map((i) => rows[i]!),
+    );
   const t0 = performance.now();
   const result = await applyUpdates(deps.redis, deps.keys, updates, {
     ...applyOptions(deps.config),

@@ -31,6 +31,7 @@
 --- @include "includes/position"
 --- @include "includes/snapshot"
 --- @include "includes/fence"
+--- @include "includes/clock"
 
 local tombTtl, loadTtl, prefix = ARGV[1], ARGV[2], ARGV[4]
 local replay, fencedMode = ARGV[3] == 'replay', ARGV[3] == 'replay' or ARGV[3] == 'retry'
@@ -299,6 +300,20 @@ local function run(code, i, key, x, y, z, w)
   return op(i, key, x, y, z, w)
 end
 
+-- The held field (store/held.ts) of what a rejected operation's key holds: its SKU, its FC (an
+-- FC's capacity or load), its region; the whole partition when the key tells none.
+local function heldSubjectOf(key)
+  local k = string.sub(key, #prefix + 1)
+  for _, kind in ipairs({ 'sku', 'fc', 'region' }) do
+    if string.sub(k, 1, #KEY[kind]) == KEY[kind] then return HELD[kind] .. string.sub(k, #KEY[kind] + 1) end
+  end
+  if string.sub(k, 1, #KEY.load) == KEY.load then
+    local fc = string.match(string.sub(k, #KEY.load + 1), '^(.*):%d+$')
+    if fc then return HELD.fc .. fc end
+  end
+  return HELD.all
+end
+
 local applied, failed = 0, {}
 for i = 1, #KEYS - 1 do
   local a = 10 + (i - 1) * 5
@@ -308,6 +323,14 @@ for i = 1, #KEYS - 1 do
   else
     failed[#failed + 1] = i
     failed[#failed + 1] = type(res) == 'table' and (res.err or 'error') or tostring(res)
+    -- The drain dead-letters the change and holds its subjects after this call returns. Held here
+    -- too, in the same call as the position below: a Redis file written between the two would
+    -- hold that position without the hold, and, restored after the letter's retry, answer the
+    -- subject fresh without the change (nothing then shows the retry lost, activities/dead-letters/
+    -- reapply.ts). Worker's clock or this server's: a hold's value only ages it (HELD_SETTLE_MS).
+    -- (A backfill's calls run in this mode too: its rejected fill, which fails the backfill, is
+    -- held until compaction finds no letter naming it; the key cannot be read meanwhile anyway.)
+    if ARGV[3] == 'drain' then redis.call('HSET', prefix .. KEY.held, heldSubjectOf(KEYS[i + 1]), serverNowMs()) end
   end
 end
 if ARGV[5] ~= '' then

@@ -29,8 +29,8 @@ if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false meta[3] = fals
 local held = p .. KEY.held
 local anyHeld = redis.call('EXISTS', held) == 1
 if anyHeld then
-  local fields = { 'all', 'r:' .. ARGV[3] }
-  for _, fc in ipairs(fcs) do fields[#fields + 1] = 'f:' .. fc end
+  local fields = { HELD.all, HELD.region .. ARGV[3] }
+  for _, fc in ipairs(fcs) do fields[#fields + 1] = HELD.fc .. fc end
   for _, at in ipairs(redis.call('HMGET', held, unpack(fields))) do
     if at then meta[1] = false meta[3] = false end
   end
@@ -40,7 +40,7 @@ local out = { region, fcinfo, meta }
 for i = 4, #ARGV do
   local row = redis.call('HMGET', p .. KEY.sku .. ARGV[i], FIELD.lifecycle, unpack(fcs))
   local unknown = redis.call('SISMEMBER', p .. KEY.rebuilds, ARGV[i])
-  if unknown == 0 and anyHeld and redis.call('HMGET', held, 's:' .. ARGV[i])[1] then unknown = 1 end
+  if unknown == 0 and anyHeld and redis.call('HMGET', held, HELD.sku .. ARGV[i])[1] then unknown = 1 end
   row[#row + 1] = unknown
   out[#out + 1] = row
 end

@@ -154,6 +154,31 @@ describe('applyUpdates', () => {
     ]);
     expect(await c.redis.hget(c.keys.sku('OK'), LIFECYCLE_FIELD)).toBe('a|2');
   });
+
+  // The drain holds a rejected change's subjects after the call; the call holds them itself too,
+  // with the position it writes, so no Redis file has that position without the hold.
+  it("holds what a rejected drain operation's key holds in the same call: its SKU, its FC", async () => {
+    await c.redis.set(c.keys.sku('BAD'), 'not a hash');
+    const load = c.keys.partitions[0].load('F:9', DAY0); // (an FC id with a colon in it)
+    await c.redis.rpush(load, 'x');
+    const held = async () => Object.keys(await c.redis.hgetall(c.keys.partitions[0].held)).sort();
+    const rejected = batch([
+      { feature: 'sku.lifecycle', sku: 'BAD', value: 'active', version: 1, txid: '1' },
+      { feature: 'fc.load', fc: 'F:9', day: DAY0, delta: 1, txid: '2', id: 3 },
+    ]);
+    // a replay's or a retry's failure leaves no new letter: nothing to hold
+    await applyUpdates(c.redis, c.keys, rejected, { ...opts, mode: 'replay' });
+    expect(await held()).toEqual([]);
+    const r = await applyUpdates(c.redis, c.keys, rejected, {
+      ...opts,
+      batch: '1',
+      position: { batch: '1', txid: '2', id: '3' },
+    });
+    expect(r.failures.map((f) => f.source)).toEqual([0, 1]);
+    expect(await held()).toEqual(['f:F:9', 's:BAD']);
+    const at = Number(await c.redis.hget(c.keys.partitions[0].held, 's:BAD'));
+    expect(Math.abs(at - Date.now())).toBeLessThan(60_000); // when, in ms: how compaction ages it
+  });
 });
 
 describe('backfill values and snapshots', () => {

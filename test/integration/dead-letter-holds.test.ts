@@ -9,6 +9,7 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { usePipeline } from '../support/pipeline-fixture';
 import { seedMinimal } from '../support/source';
 import { utcDay } from '../../features/definitions';
+import { masterNodes } from '../../store/redis-client';
 
 const owner = 'dead-letter-holds-test';
 const { c, acts } = usePipeline('dead-letter-holds', { lease: owner });
@@ -78,6 +79,34 @@ describe('waiting dead letters hold reads back', () => {
     r = await read();
     expect(r.stale).toBe(false);
     expect(r.badges.map((b) => b.reason)).not.toContain('unknown');
+  });
+
+  // A Redis file written after the call that moves the store's position past a dead-lettered change
+  // and before its hold would, restored after the letter's retry, answer fresh without the change.
+  it("a change the drain cannot read is held before the apply call that moves the store's position past it", async () => {
+    await seedMinimal(c.pool);
+    await drainAll();
+    await c.pool.query(
+      `insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'S1', '{"sku_id": "S1", "lifecycle": "sideways"}')`,
+    );
+    const seen: string[] = [];
+    const heldKeys = new Set(c.keys.partitions.map((p) => p.held));
+    const monitors = await Promise.all(masterNodes(c.redis).map((node) => node.monitor()));
+    for (const m of monitors)
+      m.on('monitor', (_time: string, args: string[], source: string) => {
+        const cmd = String(args[0]).toLowerCase();
+        if (cmd === 'hset' && heldKeys.has(args[1]!) && !String(source).includes('lua')) seen.push('hold');
+        if (['evalsha', 'eval'].includes(cmd)) {
+          const argv = args.slice(3 + Number(args[2]));
+          if (argv[2] === 'drain' && argv[4] !== '') seen.push('apply with a position');
+        }
+      });
+    await drainAll();
+    await new Promise((r) => setTimeout(r, 100)); // the last commands' echoes
+    for (const m of monitors) m.disconnect();
+    expect(await lettersOf('S1')).not.toEqual([]);
+    expect(seen).toContain('apply with a position');
+    expect(seen[0]).toBe('hold');
   });
 
   it('a retry that applies gives the reads back, and a hold no letter names is released by compaction', async () => {
