@@ -25,14 +25,22 @@ import { drainAppliedSnapshot } from '../outbox/shards';
 import { readCaptureProgress } from '../outbox/capture-progress';
 import type { SourceDatabases } from './source-features';
 
-/** A source row changed after the view (an outbox row): table, key, and an order's FCs. */
+/**
+ * A source row changed after the view (an outbox row): table, key, and an order's FCs; of an
+ * order, its images too (what it did to the loads: reconcile/load-ranges.ts).
+ */
 export interface ChangedRow {
+  id: string;
+  txid: string;
   tbl: string;
   /** I, U, D, T (a TRUNCATE of the table), R, S. */
   op: string;
   key: string;
   fc: string | null;
   old_fc: string | null;
+  /** Of orders only (null for other tables). */
+  image: unknown;
+  old_image: unknown;
 }
 
 export interface SourceView {
@@ -52,7 +60,9 @@ export interface SourceView {
   changedRows(): Promise<ChangedRow[]>;
 }
 
-const CHANGED_ROW_COLUMNS = `tbl, op, key, image->>'fc_id' as fc, old_image->>'fc_id' as old_fc`;
+const CHANGED_ROW_COLUMNS = `o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image->>'fc_id' as fc,
+  o.old_image->>'fc_id' as old_fc, case when o.tbl = 'orders' then o.image end as image,
+  case when o.tbl = 'orders' then o.old_image end as old_image`;
 
 /**
  * SQL: outbox rows a snapshot ($`n`) does not see, as index reads only: from its xmax on (up to

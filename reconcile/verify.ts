@@ -19,7 +19,8 @@ import type pg from 'pg';
 import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
-import { loadWindowStart } from '../features/definitions';
+import { loadWindowStart, utcDay } from '../features/definitions';
+import { loadDifferenceExplainer } from './load-ranges';
 import { sourceBadges } from './source-badges';
 import { sourceFeatures, type SourceDatabases } from './source-features';
 import { type ChangedRow, type SourceView, withTriggerView } from './source-view';
@@ -44,6 +45,8 @@ export interface VerifyOptions {
 
 export interface VerifyMismatch extends Mismatch {
   sku?: string;
+  /** Of an FC's, a region's or a load's difference: the store partition whose copy differs. */
+  partition?: number;
 }
 
 export interface VerifyReport {
@@ -112,8 +115,9 @@ async function skuMismatches(
 
 /**
  * FCs, regions and loads are small: compared whole (the SKU features are left empty), in every
- * partition's copy (store/keys.ts). A key wrong in several copies is reported once. Loads: the
- * days from `loadsFrom` on (the window the store keeps), on both sides.
+ * partition's copy (store/keys.ts), each copy's difference on its own (drain shards apply them at
+ * their own pace; the report lists a key once: onePerKey). Loads: the days from `loadsFrom` on
+ * (the window the store keeps), on both sides.
  */
 async function smallMismatches(
   source: SourceDatabases,
@@ -122,15 +126,21 @@ async function smallMismatches(
   loadsFrom: string | undefined,
 ): Promise<VerifyMismatch[]> {
   const src = await sourceFeatures(source, { skus: false, loadsFrom });
-  const found = new Map<string, VerifyMismatch>();
+  const found: VerifyMismatch[] = [];
   for (const part of keys.partitions) {
     const store = await storeFeatures(redis, keys, { skus: false, partition: part.index });
     if (loadsFrom)
       for (const k of [...store.load.keys()])
         if (Number(k.slice(k.lastIndexOf('|') + 1)) < Number(loadsFrom)) store.load.delete(k);
-    for (const m of compareSnapshots(src, store))
-      if (!found.has(`${m.feature} ${m.key}`)) found.set(`${m.feature} ${m.key}`, m);
+    for (const m of compareSnapshots(src, store)) found.push({ ...m, partition: part.index });
   }
+  return found;
+}
+
+/** The first difference of each feature and key (a key may differ in several partitions' copies). */
+function onePerKey(mismatches: VerifyMismatch[]): VerifyMismatch[] {
+  const found = new Map<string, VerifyMismatch>();
+  for (const m of mismatches) if (!found.has(`${m.feature} ${m.key}`)) found.set(`${m.feature} ${m.key}`, m);
   return [...found.values()];
 }
 
@@ -292,9 +302,9 @@ export async function verifyView(
     mode,
     checkedSkus,
     checkedBadges: badges.checked,
-    mismatches,
-    settled: first.length - mismatches.length - unjudged.length,
-    unjudged,
+    mismatches: onePerKey(mismatches),
+    settled: Math.max(0, onePerKey(first).length - onePerKey(mismatches).length - onePerKey(unjudged).length),
+    unjudged: onePerKey(unjudged),
   };
 }
 
@@ -335,21 +345,70 @@ async function secondPass(
   for (let i = 0; i < skus.length; i += p.chunk)
     again.push(...(await skuMismatches(view.db.inventory, redis, keys, skus.slice(i, i + p.chunk))));
   // (SKUs only the store has are among `skus`: re-checking them tells whether they still are.)
-  again.push(...(await smallMismatches(view.db, redis, keys, p.loadsFrom)));
+  const smalls = await smallMismatches(view.db, redis, keys, p.loadsFrom);
+  again.push(...smalls);
   const badgeSkus = [...new Set(p.badges.map((m) => m.sku!))];
-  again.push(...(await badgeMismatches(view.db, redis, keys, badgeSkus, p.at)).mismatches);
-  const changed = explainedBy(await view.changedRows());
+  const badges = (await badgeMismatches(view.db, redis, keys, badgeSkus, p.at)).mismatches;
+  again.push(...badges);
+  // The loads the badges were read with: today's, as each partition's copy held them before the
+  // badge read and after it (read again only when a badge differs)
+  if (badges.length) smalls.push(...(await smallMismatches(view.db, redis, keys, p.loadsFrom)));
+  const loadsMoved = await badgeLoadsMoved(view.db.inventory, keys, smalls, badges, p.at);
+  const changed = explainedBy(await view.changedRows(), { exactLoads: true, loadsMoved });
   const differ = again.filter((m) => !changed(m));
   if (!completeBefore || !(await storeComplete(redis, keys))) return { mismatches: [], unjudged: differ };
   if (applied) return { mismatches: differ, unjudged: [] };
   // Not caught up: what a change the drain has not applied yet touches may be lag; the rest is not.
   if (!unapplied) return { mismatches: [], unjudged: differ };
-  const lagging = explainedBy(unapplied);
+  const lagging = explainedBy(unapplied, { exactLoads: false, loadsMoved: () => true });
   return { mismatches: differ.filter((m) => !lagging(m)), unjudged: differ.filter(lagging) };
 }
 
-/** Which mismatches the source rows changed after the view can explain. */
-function explainedBy(changed: ChangedRow[]): (m: VerifyMismatch) => boolean {
+/**
+ * Did a load its badge reads move in the store away from the view's value? For each badge that
+ * differs: whether any FC of its region has, in the SKU's partition's copy, a load of today that
+ * differs from the view's (read before the badges and after them). If none did, the store read
+ * the badge with the view's loads, and orders changed since cannot explain the difference.
+ */
+async function badgeLoadsMoved(
+  inventory: Db,
+  keys: StoreKeys,
+  smalls: VerifyMismatch[],
+  badges: VerifyMismatch[],
+  at: Date,
+): Promise<(sku: string, region: string) => boolean> {
+  if (!badges.length) return () => false;
+  const today = utcDay(at);
+  const moved = new Set(
+    smalls
+      .filter((m) => m.feature === 'load' && m.key.slice(m.key.lastIndexOf('|') + 1) === today)
+      .map((m) => `${m.partition}|${m.key.slice(0, m.key.lastIndexOf('|'))}`),
+  );
+  const regions = [...new Set(badges.map((m) => m.key.slice(m.key.lastIndexOf('@') + 1)))];
+  const fcsOf = new Map<string, string[]>();
+  for (const r of (
+    await inventory.query<{ region: string; fc_id: string }>(
+      'select region, fc_id from shop.region_fc where region = any($1)',
+      [regions],
+    )
+  ).rows)
+    fcsOf.set(r.region, [...(fcsOf.get(r.region) ?? []), r.fc_id]);
+  return (sku, region) => {
+    const partition = keys.ofSku(sku).index;
+    return (fcsOf.get(region) ?? []).some((fc) => moved.has(`${partition}|${fc}`));
+  };
+}
+
+/**
+ * Which mismatches the source rows changed after the view can explain. `exactLoads`: a load
+ * difference only within what the changes' deltas can add up to (reconcile/load-ranges.ts); else
+ * any change of its FC explains it. `loadsMoved`: whether a badge's loads moved in the store
+ * (badgeLoadsMoved); orders explain a badge difference only then.
+ */
+function explainedBy(
+  changed: ChangedRow[],
+  opts: { exactLoads: boolean; loadsMoved: (sku: string, region: string) => boolean },
+): (m: VerifyMismatch) => boolean {
   const rows = new Set<string>();
   const loadFcs = new Set<string>();
   const tables = new Set<string>();
@@ -360,6 +419,9 @@ function explainedBy(changed: ChangedRow[]): (m: VerifyMismatch) => boolean {
     if (x.tbl === 'orders') for (const fc of [x.fc, x.old_fc]) if (fc) loadFcs.add(fc);
     if (x.tbl === 'inventory') inventoryOf.add(String(x.key).split('|')[0]);
   }
+  const loadExplained = opts.exactLoads
+    ? loadDifferenceExplainer(changed)
+    : (key: string) => loadFcs.has(key.slice(0, key.lastIndexOf('|')));
   return (m) => {
     switch (m.feature) {
       case 'lifecycle':
@@ -371,16 +433,17 @@ function explainedBy(changed: ChangedRow[]): (m: VerifyMismatch) => boolean {
       case 'rank':
         return rows.has(`region_fc ${m.key}`);
       case 'load':
-        return loadFcs.has(m.key.split('|')[0]);
+        return loadExplained(m.key, Number(m.store ?? 0) - Number(m.source ?? 0));
       case 'badge': {
-        // derived from the SKU's rows and every FC of the region: any of them moving explains it
+        // derived from the SKU's rows, every FC of the region and their loads of today: any of
+        // them moving explains it
         const sku = m.sku ?? '';
         return (
           rows.has(`skus ${sku}`) ||
           inventoryOf.has(sku) ||
           tables.has('fulfillment_centers') ||
           tables.has('region_fc') ||
-          tables.has('orders')
+          (tables.has('orders') && opts.loadsMoved(sku, m.key.slice(m.key.lastIndexOf('@') + 1)))
         );
       }
       default:
