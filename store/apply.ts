@@ -51,6 +51,8 @@ export interface ApplyOptions {
    * below it (it lost writes in between) refuses the call, atomically, before writing anything.
    */
   checked?: DeliveryPosition;
+  /** As `checked`, per partition (each against its own drain shard's cursor: a dead letter re-applied). */
+  checkedOf?: (partition: PartitionKeys) => DeliveryPosition;
 }
 
 export interface ApplyResult {
@@ -310,7 +312,10 @@ export async function applyOps(
       const args: (string | number)[] = [call.partition.pos];
       for (const op of call.ops) args.push(op.key);
       args.push(opts.tombstoneTtlS, opts.loadTtlS, opts.mode ?? 'drain', call.partition.prefix);
-      args.push(...positionArgs(call.position), ...positionArgs(opts.checked ?? null));
+      args.push(
+        ...positionArgs(call.position),
+        ...positionArgs(opts.checkedOf?.(call.partition) ?? opts.checked ?? null),
+      );
       for (const op of call.ops) pushOpArgs(args, op);
       void runScript(pipeline, SCRIPTS.apply, call.ops.length + 1, ...args);
     },

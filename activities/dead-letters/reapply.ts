@@ -10,7 +10,8 @@
  *
  * Not while any partition is behind its drain cursor: the drain is about to rewind and deliver
  * those changes again, and settles their letters as it does (redelivered.ts); applied before, a
- * letter's load deltas would be counted by it and by the re-delivery. Not a TRUNCATE letter (its
+ * letter's load deltas would be counted by it and by the re-delivery. Checked before, under each
+ * letter's lock, and by each apply call itself (a Redis that goes back in between refuses it). Not a TRUNCATE letter (its
  * retry empties the store: a store that lost it is found by its position checks). And only letters
  * retried in the last RETRIED_WINDOW_MS: a load delta's once-marker lives 7 days from the last
  * retry attempt that found or set it (store/lua/apply.lua).
@@ -19,6 +20,7 @@ import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
 import { cursorOfPartition, shardCursors } from '../../outbox';
 import { heldNow, heldSubjects, type HeldRow } from '../../store/held';
+import type { PartitionKeys } from '../../store/keys';
 import { comparePositions, readPartitionPositions } from '../../store/store-position';
 import { applyDeadLetter, DEAD_LETTER_COLUMNS, type DeadLetterRow, type RetryDeps } from './retry';
 
@@ -56,11 +58,19 @@ export async function reapplyRetriedHeld(deps: RetryDeps, onProgress: () => void
       );
       if (!still.rowCount) return;
       // again under the letter's lock: a Redis that went back since the first check
-      if (await behindDrainCursor(deps)) {
+      const cursors = await shardCursors(deps.db);
+      if (await behindDrainCursor(deps, cursors)) {
         result.storeBehind = true;
         return;
       }
-      const applied = await applyDeadLetter(deps, dl);
+      // and in each apply call: a partition that went back since this check refuses, atomically
+      // (store/lua/apply.lua, FBBEHIND), so the drain's re-delivery counts the change alone
+      const checkedOf = (p: PartitionKeys) => cursorOfPartition(cursors, p.index).last;
+      const applied = await applyDeadLetter({ ...deps, opts: { ...deps.opts, checkedOf } }, dl);
+      if (applied.error !== null && BEHIND_REPLY.test(applied.error)) {
+        result.storeBehind = true;
+        return;
+      }
       if (applied.error === null) {
         result.reapplied++;
         result.settled.push(dl);
@@ -76,9 +86,15 @@ export async function reapplyRetriedHeld(deps: RetryDeps, onProgress: () => void
   return result;
 }
 
+/** The refusal of an apply call whose partition went below the position it was checked at. */
+const BEHIND_REPLY = /\bFBBEHIND\b/;
+
 /** Is any partition's own position below its drain shard's last delivered one (Redis lost writes)? */
-async function behindDrainCursor(deps: RetryDeps): Promise<boolean> {
-  const cursors = await shardCursors(deps.db);
+async function behindDrainCursor(
+  deps: RetryDeps,
+  cursors: Awaited<ReturnType<typeof shardCursors>> | null = null,
+): Promise<boolean> {
+  cursors ??= await shardCursors(deps.db);
   const positions = await readPartitionPositions(deps.redis, deps.allKeys);
   return deps.allKeys.partitions.some((p, i) => {
     const own = positions[i]!.applied;
