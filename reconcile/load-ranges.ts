@@ -1,11 +1,16 @@
 /**
- * How far changes of orders made after a verify's snapshot can have moved each load counter.
+ * What changes of orders made after a verify's view did to the load counters.
  *
- * A load is a sum: the store may rightly hold the snapshot's load plus any part of the deltas of
- * orders changed after it (those it has applied so far). So a load difference is explained only
- * when it lies between the sum of those deltas that lower the counter and the sum of those that
- * raise it, for that FC and day. Before, any later order of the FC explained any difference, and a
- * drifted counter of a busy FC was never reported.
+ * A load is a sum: the store holds the view's load plus the deltas of the later orders it has
+ * applied. Of those later changes, the ones every drain shard had applied before the store was read
+ * again (visible in the drain's applied snapshot, read just before) are in it for certain: their
+ * deltas are counted exactly. The ones committed by the end of that read and not certainly applied
+ * may or may not be in it: they give a range, the sum of their deltas that lower the counter to the
+ * sum of those that raise it. Later ones cannot be in it. So a load difference is explained only
+ * when, less the certain deltas, it lies in that range, for that FC and day. (Before, any later
+ * order of the FC explained any difference, and a drifted counter of a busy FC was never reported;
+ * a range over every change since the view would still hide any drift smaller than a long run's
+ * orders.)
  *
  * The deltas come from the drain's own feature definitions (features/from-source.ts), so they are
  * what the drain applies. A change whose deltas cannot be told (a malformed image, a load set
@@ -13,17 +18,41 @@
  * its FC, or of every FC when its FC cannot be told either.
  */
 import { featureUpdatesFrom } from '../features/from-source';
+import { type PgSnapshot, visibleIn } from '../db/pg-snapshot';
 import type { ChangedRow } from './source-view';
 
 /** The key of a load in a verify report: "fc|yyyymmdd". */
 const fcOfLoadKey = (key: string) => key.slice(0, key.lastIndexOf('|'));
 
 /**
- * Whether the changes can explain a load differing by `diff` (store minus source) at `key`.
- * Changes of other tables are ignored.
+ * Where the store may be in the later changes, as snapshots of the outbox's database: `applied`,
+ * seen by every drain shard's applied snapshot before the store was read again (in it for certain);
+ * `present`, taken after that read (a change it does not see cannot be in it). Unknown: every
+ * change may or may not be in it.
  */
-export function loadDifferenceExplainer(changed: readonly ChangedRow[]): (key: string, diff: number) => boolean {
+export interface StoreReach {
+  applied: PgSnapshot;
+  present: PgSnapshot;
+  /**
+   * Changes this snapshot sees may or may not be in the view already (capture from the WAL: the
+   * outbox rows written between the pipeline snapshot taken before the sources' and the one taken
+   * once they were captured up to the view, reconcile/source-view.ts): in the range, whatever the
+   * drain applied. Null: none.
+   */
+  viewMaybe: PgSnapshot | null;
+}
+
+export interface LaterOrderLoads {
+  /** Can the changes explain the store's load at `key` differing by `diff` (store minus source)? */
+  explains(key: string, diff: number): boolean;
+  /** Did any change touch this FC's load of this day (or bound nothing about it)? */
+  touches(fc: string, day: string): boolean;
+}
+
+export function laterOrderLoads(changed: readonly ChangedRow[], reach: StoreReach | null = null): LaterOrderLoads {
+  const certain = new Map<string, number>();
   const ranges = new Map<string, { down: number; up: number }>();
+  const touched = new Set<string>();
   const unbounded = new Set<string>();
   let everyFc = false;
   for (const x of changed) {
@@ -32,6 +61,7 @@ export function loadDifferenceExplainer(changed: readonly ChangedRow[]): (key: s
       everyFc = true;
       continue;
     }
+    const where = reach === null ? 'maybe' : placeOf(BigInt(x.txid), reach);
     try {
       const updates = featureUpdatesFrom({
         id: x.id,
@@ -47,10 +77,14 @@ export function loadDifferenceExplainer(changed: readonly ChangedRow[]): (key: s
         if (u.feature === 'fc.loadSet') unbounded.add(u.fc);
         if (u.feature !== 'fc.load') continue;
         const key = `${u.fc}|${u.day}`;
-        const range = ranges.get(key) ?? { down: 0, up: 0 };
-        if (u.delta > 0) range.up += u.delta;
-        else range.down += u.delta;
-        ranges.set(key, range);
+        touched.add(key);
+        if (where === 'applied') certain.set(key, (certain.get(key) ?? 0) + u.delta);
+        else if (where === 'maybe') {
+          const range = ranges.get(key) ?? { down: 0, up: 0 };
+          if (u.delta > 0) range.up += u.delta;
+          else range.down += u.delta;
+          ranges.set(key, range);
+        }
       }
     } catch {
       const fcs = [x.fc, x.old_fc].filter((fc): fc is string => !!fc);
@@ -58,9 +92,19 @@ export function loadDifferenceExplainer(changed: readonly ChangedRow[]): (key: s
       for (const fc of fcs) unbounded.add(fc);
     }
   }
-  return (key, diff) => {
-    if (everyFc || unbounded.has(fcOfLoadKey(key))) return true;
-    const range = ranges.get(key);
-    return !!range && diff >= range.down && diff <= range.up;
+  return {
+    explains(key, diff) {
+      if (everyFc || unbounded.has(fcOfLoadKey(key))) return true;
+      const rest = diff - (certain.get(key) ?? 0);
+      const range = ranges.get(key) ?? { down: 0, up: 0 };
+      return rest >= range.down && rest <= range.up;
+    },
+    touches: (fc, day) => everyFc || unbounded.has(fc) || touched.has(`${fc}|${day}`),
   };
+}
+
+function placeOf(txid: bigint, reach: StoreReach): 'applied' | 'maybe' | 'absent' {
+  if (reach.viewMaybe && visibleIn(reach.viewMaybe, txid)) return 'maybe';
+  if (visibleIn(reach.applied, txid)) return 'applied';
+  return visibleIn(reach.present, txid) ? 'maybe' : 'absent';
 }

@@ -58,6 +58,17 @@ export interface SourceView {
   unappliedRows(limit: number): Promise<ChangedRow[] | null>;
   /** The source rows changed after the view. */
   changedRows(): Promise<ChangedRow[]>;
+  /**
+   * Snapshots of the outbox's database (the primary's): the drain's applied snapshot, which every
+   * shard has applied, and one taken now (reconcile/load-ranges.ts, StoreReach).
+   */
+  drainApplied(): Promise<string>;
+  outboxNow(): Promise<string>;
+  /**
+   * changedRows may hold changes the view saw (StoreReach.viewMaybe): those this snapshot sees;
+   * undefined: every row may be one (not all captured yet); null: none.
+   */
+  viewMaybe(): string | null | undefined;
 }
 
 const CHANGED_ROW_COLUMNS = `o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image->>'fc_id' as fc,
@@ -148,7 +159,12 @@ export function withTriggerView<T>(
         }
       },
       unappliedRows: (limit) => unappliedOf(cursorDb, snapshot.text, limit),
-      changedRows: () => outboxRowsAfter(source, snapshot.text),
+      // from the primary: the drain applies its outbox, which a replica may not have replayed yet
+      // (the same transaction ids: a replica's snapshot judges the primary's rows rightly)
+      changedRows: () => outboxRowsAfter(cursorDb, snapshot.text),
+      drainApplied: async () => (await drainAppliedSnapshot(cursorDb)).snap,
+      outboxNow: () => pipelineSnapshot(cursorDb),
+      viewMaybe: () => null, // the outbox rows the view's own snapshot does not see: exactly the later changes
     }),
   );
 }
@@ -230,6 +246,11 @@ export async function withLogicalView<T>(
       // not all captured yet: what the drain still owes is not known
       unappliedRows: async (limit) => (p1 === null ? null : unappliedOf(pipeline, p1, limit)),
       changedRows: () => outboxRowsAfter(pipeline, p0),
+      drainApplied: async () => (await drainAppliedSnapshot(pipeline)).snap,
+      outboxNow: () => pipelineSnapshot(pipeline),
+      // rows after p0 (taken before the sources' snapshots) and seen by p1 (taken once they were
+      // captured up to the view) may be changes the view saw: the outbox rows carry no source LSN
+      viewMaybe: () => p1 ?? undefined,
     });
   } finally {
     for (const o of open) {

@@ -20,7 +20,9 @@ import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
 import { loadWindowStart, utcDay } from '../features/definitions';
-import { loadDifferenceExplainer } from './load-ranges';
+import { laterOrderLoads, type LaterOrderLoads } from './load-ranges';
+import { parseSnapshot } from '../db/pg-snapshot';
+import { Reservoir } from './reservoir';
 import { sourceBadges } from './source-badges';
 import { sourceFeatures, type SourceDatabases } from './source-features';
 import { type ChangedRow, type SourceView, withTriggerView } from './source-view';
@@ -137,6 +139,12 @@ async function smallMismatches(
   return found;
 }
 
+/** How many keys of the first pass no longer differ (the second pass may find new ones too). */
+function settledOf(first: VerifyMismatch[], still: VerifyMismatch[]): number {
+  const left = new Set(still.map((m) => `${m.feature} ${m.key}`));
+  return new Set(first.map((m) => `${m.feature} ${m.key}`).filter((k) => !left.has(k))).size;
+}
+
 /** The first difference of each feature and key (a key may differ in several partitions' copies). */
 function onePerKey(mismatches: VerifyMismatch[]): VerifyMismatch[] {
   const found = new Map<string, VerifyMismatch>();
@@ -199,6 +207,7 @@ async function badgeMismatches(
     prefix: keys.prefix,
     partitions: keys.partitions.length,
     staleAfterMs: Number.MAX_SAFE_INTEGER,
+    now: () => at.getTime(), // the loads of `at`'s day, as the SQL rule counts them (a run may cross midnight)
   });
   const out: VerifyMismatch[] = [];
   let checked = 0;
@@ -258,9 +267,11 @@ export async function verifyView(
   const loadsFrom = opts.loadTtlS === undefined ? undefined : loadWindowStart(at.getTime() + 60_000, opts.loadTtlS);
   let checkedSkus = 0;
   const first: VerifyMismatch[] = [];
-  const badgeSample: string[] = [];
+  // The SKUs whose badges are compared: a uniform sample of every SKU checked (a reservoir), so a
+  // complete run, which checks them in key order, does not compare the lowest ids only.
+  const badgeSample = new Reservoir<string>(opts.badgeSkus ?? 200);
   const takeForBadges = (skus: string[]) => {
-    for (const s of skus) if (badgeSample.length < (opts.badgeSkus ?? 200) && Math.random() < 0.5) badgeSample.push(s);
+    for (const s of skus) badgeSample.offer(s);
   };
   const checkSkus = async (part: string[]) => {
     first.push(...(await skuMismatches(db, redis, keys, part)));
@@ -285,7 +296,7 @@ export async function verifyView(
     first.push(...(await extraSkus(db, redis, keys)));
   }
   first.push(...(await smallMismatches(view.db, redis, keys, loadsFrom)));
-  const badges = await badgeMismatches(view.db, redis, keys, badgeSample, at);
+  const badges = await badgeMismatches(view.db, redis, keys, badgeSample.items, at);
   first.push(...badges.mismatches);
   if (first.length === 0)
     return { mode, checkedSkus, checkedBadges: badges.checked, mismatches: [], settled: 0, unjudged: [] };
@@ -303,7 +314,7 @@ export async function verifyView(
     checkedSkus,
     checkedBadges: badges.checked,
     mismatches: onePerKey(mismatches),
-    settled: Math.max(0, onePerKey(first).length - onePerKey(mismatches).length - onePerKey(unjudged).length),
+    settled: settledOf(first, [...mismatches, ...unjudged]),
     unjudged: onePerKey(unjudged),
   };
 }
@@ -345,69 +356,62 @@ async function secondPass(
   for (let i = 0; i < skus.length; i += p.chunk)
     again.push(...(await skuMismatches(view.db.inventory, redis, keys, skus.slice(i, i + p.chunk))));
   // (SKUs only the store has are among `skus`: re-checking them tells whether they still are.)
-  const smalls = await smallMismatches(view.db, redis, keys, p.loadsFrom);
-  again.push(...smalls);
+  // Where the store may be in the later changes: what the drain had applied before the loads are
+  // read again, and what had committed by the end of that read (reconcile/load-ranges.ts).
+  const drainApplied = await view.drainApplied();
+  again.push(...(await smallMismatches(view.db, redis, keys, p.loadsFrom)));
+  const present = await view.outboxNow();
+  const viewMaybe = view.viewMaybe();
+  const reach =
+    viewMaybe === undefined
+      ? null // what the view saw is not all captured: every later change may or may not be in it
+      : {
+          applied: parseSnapshot(drainApplied),
+          present: parseSnapshot(present),
+          viewMaybe: viewMaybe === null ? null : parseSnapshot(viewMaybe),
+        };
   const badgeSkus = [...new Set(p.badges.map((m) => m.sku!))];
   const badges = (await badgeMismatches(view.db, redis, keys, badgeSkus, p.at)).mismatches;
   again.push(...badges);
-  // The loads the badges were read with: today's, as each partition's copy held them before the
-  // badge read and after it (read again only when a badge differs)
-  if (badges.length) smalls.push(...(await smallMismatches(view.db, redis, keys, p.loadsFrom)));
-  const loadsMoved = await badgeLoadsMoved(view.db.inventory, keys, smalls, badges, p.at);
-  const changed = explainedBy(await view.changedRows(), { exactLoads: true, loadsMoved });
+  const changedRows = await view.changedRows();
+  const changed = explainedBy(changedRows, {
+    loads: laterOrderLoads(changedRows, reach),
+    regionFcs: await regionFcsOf(view.db.inventory, badges),
+    today: utcDay(p.at),
+  });
   const differ = again.filter((m) => !changed(m));
   if (!completeBefore || !(await storeComplete(redis, keys))) return { mismatches: [], unjudged: differ };
   if (applied) return { mismatches: differ, unjudged: [] };
   // Not caught up: what a change the drain has not applied yet touches may be lag; the rest is not.
   if (!unapplied) return { mismatches: [], unjudged: differ };
-  const lagging = explainedBy(unapplied, { exactLoads: false, loadsMoved: () => true });
+  // (the store lacks some of them: their FCs' differences, whatever their size, may be lag)
+  const lagging = explainedBy(unapplied, { loads: null, regionFcs: null, today: utcDay(p.at) });
   return { mismatches: differ.filter((m) => !lagging(m)), unjudged: differ.filter(lagging) };
 }
 
-/**
- * Did a load its badge reads move in the store away from the view's value? For each badge that
- * differs: whether any FC of its region has, in the SKU's partition's copy, a load of today that
- * differs from the view's (read before the badges and after them). If none did, the store read
- * the badge with the view's loads, and orders changed since cannot explain the difference.
- */
-async function badgeLoadsMoved(
-  inventory: Db,
-  keys: StoreKeys,
-  smalls: VerifyMismatch[],
-  badges: VerifyMismatch[],
-  at: Date,
-): Promise<(sku: string, region: string) => boolean> {
-  if (!badges.length) return () => false;
-  const today = utcDay(at);
-  const moved = new Set(
-    smalls
-      .filter((m) => m.feature === 'load' && m.key.slice(m.key.lastIndexOf('|') + 1) === today)
-      .map((m) => `${m.partition}|${m.key.slice(0, m.key.lastIndexOf('|'))}`),
-  );
-  const regions = [...new Set(badges.map((m) => m.key.slice(m.key.lastIndexOf('@') + 1)))];
+/** The FCs of the regions of these badge differences ("sku@region"). */
+async function regionFcsOf(inventory: Db, badges: VerifyMismatch[]): Promise<Map<string, string[]>> {
   const fcsOf = new Map<string, string[]>();
-  for (const r of (
-    await inventory.query<{ region: string; fc_id: string }>(
-      'select region, fc_id from shop.region_fc where region = any($1)',
-      [regions],
-    )
-  ).rows)
-    fcsOf.set(r.region, [...(fcsOf.get(r.region) ?? []), r.fc_id]);
-  return (sku, region) => {
-    const partition = keys.ofSku(sku).index;
-    return (fcsOf.get(region) ?? []).some((fc) => moved.has(`${partition}|${fc}`));
-  };
+  if (!badges.length) return fcsOf;
+  const regions = [...new Set(badges.map((m) => m.key.slice(m.key.lastIndexOf('@') + 1)))];
+  const r = await inventory.query<{ region: string; fc_id: string }>(
+    'select region, fc_id from shop.region_fc where region = any($1)',
+    [regions],
+  );
+  for (const row of r.rows) fcsOf.set(row.region, [...(fcsOf.get(row.region) ?? []), row.fc_id]);
+  return fcsOf;
 }
 
 /**
- * Which mismatches the source rows changed after the view can explain. `exactLoads`: a load
- * difference only within what the changes' deltas can add up to (reconcile/load-ranges.ts); else
- * any change of its FC explains it. `loadsMoved`: whether a badge's loads moved in the store
- * (badgeLoadsMoved); orders explain a badge difference only then.
+ * Which mismatches the source rows changed after the view can explain. `loads`: a load difference
+ * only as far as the changes' deltas reach (reconcile/load-ranges.ts), and a badge difference
+ * through orders only if one changed today's load of an FC of its region (`regionFcs`); null (the
+ * changes the drain has not applied yet): any change of a load's FC explains it, and any order a
+ * badge's.
  */
 function explainedBy(
   changed: ChangedRow[],
-  opts: { exactLoads: boolean; loadsMoved: (sku: string, region: string) => boolean },
+  opts: { loads: LaterOrderLoads | null; regionFcs: Map<string, string[]> | null; today: string },
 ): (m: VerifyMismatch) => boolean {
   const rows = new Set<string>();
   const loadFcs = new Set<string>();
@@ -419,9 +423,11 @@ function explainedBy(
     if (x.tbl === 'orders') for (const fc of [x.fc, x.old_fc]) if (fc) loadFcs.add(fc);
     if (x.tbl === 'inventory') inventoryOf.add(String(x.key).split('|')[0]);
   }
-  const loadExplained = opts.exactLoads
-    ? loadDifferenceExplainer(changed)
-    : (key: string) => loadFcs.has(key.slice(0, key.lastIndexOf('|')));
+  const loads = opts.loads;
+  const ordersMoved = (region: string) =>
+    loads === null || opts.regionFcs === null
+      ? tables.has('orders')
+      : (opts.regionFcs.get(region) ?? []).some((fc) => loads.touches(fc, opts.today));
   return (m) => {
     switch (m.feature) {
       case 'lifecycle':
@@ -433,17 +439,19 @@ function explainedBy(
       case 'rank':
         return rows.has(`region_fc ${m.key}`);
       case 'load':
-        return loadExplained(m.key, Number(m.store ?? 0) - Number(m.source ?? 0));
+        return loads === null
+          ? loadFcs.has(m.key.slice(0, m.key.lastIndexOf('|')))
+          : loads.explains(m.key, Number(m.store ?? 0) - Number(m.source ?? 0));
       case 'badge': {
         // derived from the SKU's rows, every FC of the region and their loads of today: any of
-        // them moving explains it
+        // them changing explains it
         const sku = m.sku ?? '';
         return (
           rows.has(`skus ${sku}`) ||
           inventoryOf.has(sku) ||
           tables.has('fulfillment_centers') ||
           tables.has('region_fc') ||
-          (tables.has('orders') && opts.loadsMoved(sku, m.key.slice(m.key.lastIndexOf('@') + 1)))
+          ordersMoved(m.key.slice(m.key.lastIndexOf('@') + 1))
         );
       }
       default:
