@@ -27,10 +27,27 @@ export async function openDuck(
 
 export const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
-/** Write-then-rename COPY of a query to a Parquet file. */
+/**
+ * Write-then-rename COPY of a query to a Parquet file, durable when it returns: the file is
+ * flushed to disk before the rename and its folder after it. A landing file is the only copy of
+ * its changes once the outbox is pruned past them, and its cursor moves right after this: without
+ * the flushes a power loss could leave the cursor past a file that is empty or gone.
+ */
 export async function copyToParquet(conn: DuckDBConnection, query: string, file: string): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   await conn.run(`copy (${query}) to ${sqlString(tmp)} (format parquet, compression zstd)`);
+  fsyncPath(tmp);
   fs.renameSync(tmp, file);
+  fsyncPath(path.dirname(file));
+}
+
+/** Flushes a file, or a folder's entries, to disk. */
+export function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

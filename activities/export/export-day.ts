@@ -43,7 +43,7 @@ import {
   previousStateFile,
   validateDate,
 } from './day-inputs';
-import { copyToParquet, openDuck, sqlString } from './duckdb';
+import { copyToParquet, fsyncPath, openDuck, sqlString } from './duckdb';
 import { writeLoadHistory } from './load-history';
 
 export { partitionDir, validateDate };
@@ -441,6 +441,7 @@ function publishPartition(exportDir: string, date: string, staging: string): str
   const trash = path.join(exportDir, '.staging', `old-date=${date}.${process.pid}.${Date.now()}`);
   if (fs.existsSync(target)) fs.renameSync(target, trash);
   fs.renameSync(staging, target);
+  fsyncPath(path.dirname(target)); // the swap on disk before the trash goes (its files were flushed when written)
   fs.rmSync(trash, { recursive: true, force: true });
   return target;
 }
