@@ -129,6 +129,9 @@ export async function heldNow(redis: StoreRedis, keys: StoreKeys): Promise<Set<s
   return new Set(read.flat());
 }
 
+/** A letter retried (applied) before, as a hold older than its retry is judged by (release). */
+export type RetriedLetter = HeldRow & { retriedAtMs: number };
+
 /**
  * Releases held subjects that no letter still waiting names: those of `subjects` (the letters a
  * retry or a discard just settled) and every hold older than HELD_SETTLE_MS (one whose drain died
@@ -136,12 +139,19 @@ export async function heldNow(redis: StoreRedis, keys: StoreKeys): Promise<Set<s
  * are read first and the waiting letters asked after (`stillWaiting`), and a field goes only if
  * its hold is unchanged since (store/lua/release-held.lua): a letter committed after the question
  * was held again by its drain, with a new value. Returns how many fields went.
+ *
+ * Nor a hold no newer than the retry of a letter that names it (`retried`: the letters retried
+ * lately, but those just settled): a retry releases its letter's hold, so such a hold is back from
+ * a Redis file written before that retry finished, and the store may have lost what the retry
+ * wrote. Compaction applies those letters again first (activities/dead-letters/reapply.ts);
+ * released before, the reads would answer fresh without the change for good.
  */
 export async function release(
   redis: StoreRedis,
   keys: StoreKeys,
   stillWaiting: () => Promise<readonly HeldRow[]>,
   subjects: readonly string[] = [],
+  retried: () => Promise<readonly RetriedLetter[]> = async () => [],
 ): Promise<number> {
   defineScripts(redis);
   const oldest = Date.now() - HELD_SETTLE_MS;
@@ -152,9 +162,12 @@ export async function release(
   );
   if (!candidates.some((c) => c.length)) return 0;
   const keep = new Set((await stillWaiting()).flatMap(heldSubjects));
+  const lastRetry = new Map<string, number>();
+  for (const letter of await retried())
+    for (const s of heldSubjects(letter)) lastRetry.set(s, Math.max(lastRetry.get(s) ?? 0, letter.retriedAtMs));
   let released = 0;
   for (const [i, p] of keys.partitions.entries()) {
-    const gone = candidates[i]!.filter(([s]) => !keep.has(s));
+    const gone = candidates[i]!.filter(([s, at]) => !keep.has(s) && !(Number(at) <= (lastRetry.get(s) ?? -1)));
     if (gone.length) released += Number(await runScript(redis, SCRIPTS.releaseHeld, 1, p.held, ...gone.flat()));
   }
   return released;

@@ -5,7 +5,8 @@ import { StoreKeys } from '../../store/keys';
 import { retryDeadLetters } from './retry';
 import { discardDeadLetters, type DiscardInput } from './discard';
 import { applyOptions } from '../apply-options';
-import { heldSubjects, hold, release, type HeldRow } from '../../store/held';
+import { heldSubjects, hold, release, type HeldRow, type RetriedLetter } from '../../store/held';
+import { RETRIED_WINDOW_MS } from './reapply';
 import { WAITING_DEAD_LETTER } from './waiting';
 import type { SourceRows } from '../../capture/source-rows';
 
@@ -35,11 +36,38 @@ export function createDeadLetterActivities(deps: {
  */
 export function releaseHeldBy(
   deps: { pool: pg.Pool; redis: StoreRedis; keys: StoreKeys },
-  settled: readonly HeldRow[],
+  settled: readonly (HeldRow & { id?: string })[],
   /** Where the letters still waiting are read: a transaction that settled them, not yet committed. */
   db: pg.Pool | pg.ClientBase = deps.pool,
 ): Promise<number> {
-  return release(deps.redis, deps.keys, () => waitingLetters(db), settled.flatMap(heldSubjects));
+  const ids = settled.map((l) => l.id).filter((id): id is string => id !== undefined);
+  return release(
+    deps.redis,
+    deps.keys,
+    () => waitingLetters(db),
+    settled.flatMap(heldSubjects),
+    () => retriedLetters(db, ids),
+  );
+}
+
+/**
+ * The letters retried within RETRIED_WINDOW_MS but `settledNow` (ids), still standing (not
+ * discarded, not re-delivered by a rewind): a hold older than a retry of its subject is kept
+ * (store/held.ts, release).
+ */
+export async function retriedLetters(
+  db: pg.Pool | pg.ClientBase,
+  settledNow: readonly string[],
+): Promise<RetriedLetter[]> {
+  return (
+    await db.query<RetriedLetter>(
+      `select tbl, op, key, image, old_image, (extract(epoch from retried_at) * 1000)::float8 as "retriedAtMs"
+         from pipeline.dead_letters
+        where retried_at > now() - $1 * interval '1 millisecond' and discarded_at is null
+          and not (id = any($2::bigint[]))`,
+      [RETRIED_WINDOW_MS, settledNow],
+    )
+  ).rows;
 }
 
 /**

@@ -22,9 +22,15 @@ import { cursorOfPartition, shardCursors } from '../../outbox';
 import { heldNow, heldSubjects, type HeldRow } from '../../store/held';
 import type { PartitionKeys } from '../../store/keys';
 import { comparePositions, readPartitionPositions } from '../../store/store-position';
-import { applyDeadLetter, DEAD_LETTER_COLUMNS, type DeadLetterRow, type RetryDeps } from './retry';
+import { applyDeadLetter, DEAD_LETTER_COLUMNS, type DeadLetterRow, type RetryDeps, STORE_BEHIND_REPLY } from './retry';
 
-export const RETRIED_WINDOW_MS = 86_400_000;
+/**
+ * How long after its retry a letter is applied again when its subject is held again, and keeps a
+ * hold older than that retry (store/held.ts, release): the outbox's retention (OUTBOX_RETENTION_H,
+ * 48 h by default), within which a Redis back from an older file is re-delivered to rather than
+ * rebuilt, with room to spare; and less than the 7 days a load delta's once-marker lives.
+ */
+export const RETRIED_WINDOW_MS = 6 * 86_400_000;
 
 export interface ReapplyResult {
   reapplied: number;
@@ -67,7 +73,7 @@ export async function reapplyRetriedHeld(deps: RetryDeps, onProgress: () => void
       // (store/lua/apply.lua, FBBEHIND), so the drain's re-delivery counts the change alone
       const checkedOf = (p: PartitionKeys) => cursorOfPartition(cursors, p.index).last;
       const applied = await applyDeadLetter({ ...deps, opts: { ...deps.opts, checkedOf } }, dl);
-      if (applied.error !== null && BEHIND_REPLY.test(applied.error)) {
+      if (applied.error !== null && STORE_BEHIND_REPLY.test(applied.error)) {
         result.storeBehind = true;
         return;
       }
@@ -85,9 +91,6 @@ export async function reapplyRetriedHeld(deps: RetryDeps, onProgress: () => void
   }
   return result;
 }
-
-/** The refusal of an apply call whose partition went below the position it was checked at. */
-const BEHIND_REPLY = /\bFBBEHIND\b/;
 
 /** Is any partition's own position below its drain shard's last delivered one (Redis lost writes)? */
 async function behindDrainCursor(

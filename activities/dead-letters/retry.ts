@@ -14,11 +14,11 @@ import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { applyOps, ApplyOptions, foldOps, StoreOp } from '../../store/apply';
 import type { HeldRow } from '../../store/held';
-import { StoreKeys } from '../../store/keys';
+import { PartitionKeys, StoreKeys } from '../../store/keys';
 import { rebuildStore } from '../../store/rebuild';
 import { readStorePosition } from '../../store/store-position';
 import { withTransaction } from '../../db/transaction';
-import { lockAllShards, shardKeys, shardOfConsumer } from '../../outbox';
+import { cursorOfPartition, lockAllShards, shardCursors, shardKeys, shardOfConsumer } from '../../outbox';
 import { isReemitTable, REEMIT_TABLES } from '../repair/reemit-rows';
 import { triggerSourceRows, type SourceRows } from '../../capture/source-rows';
 import { WAITING_DEAD_LETTER } from './waiting';
@@ -93,7 +93,14 @@ export async function retryDeadLetters(
         [dl.id],
       );
       if (!still.rowCount) return null;
-      const applied = await applyDeadLetter({ db, redis, allKeys, opts, sourceRows }, dl);
+      // Each apply call checked against its partition's drain cursor: a Redis gone back to an older
+      // file refuses it (the drain delivers the change again, and settles this letter as it does:
+      // applied here too, a load delta would count twice).
+      const cursors = await shardCursors(db);
+      const checkedOf = (p: PartitionKeys) => cursorOfPartition(cursors, p.index).last;
+      const applied = await applyDeadLetter({ db, redis, allKeys, opts: { ...opts, checkedOf }, sourceRows }, dl);
+      if (applied.error !== null && STORE_BEHIND_REPLY.test(applied.error))
+        applied.error = `not applied: the store lost writes (Redis back from an older file?), and the drain delivers this change again once it notices; retry later if the letter still waits (${applied.error})`;
       if (applied.error === null)
         await client.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
       else await client.query('update pipeline.dead_letters set error = $2 where id = $1', [dl.id, applied.error]);
@@ -119,6 +126,9 @@ export interface RetryDeps {
   opts: ApplyOptions;
   sourceRows: SourceRows;
 }
+
+/** The refusal of an apply call whose partition went below the position it was checked at (store/lua/apply.lua). */
+export const STORE_BEHIND_REPLY = /\bFBBEHIND\b/;
 
 /** Applies one dead letter's change again; the error that keeps it waiting, or null. */
 export async function applyDeadLetter(

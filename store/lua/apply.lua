@@ -283,8 +283,8 @@ OPS[OP.loadRetry] = function(i, key, delta, mark, txid, id)
     local st, si = string.match(set[2], '^(%d+):(%d+)$')
     if st and comparePositions(0, txid, id, 0, st, si) < 0 then return 0 end
   end
-  -- (a marker found is kept another 7 days: compaction may apply a retried letter again within a
-  -- day of its last retry, activities/dead-letters/reapply.ts)
+  -- (a marker found is kept another 7 days: compaction may apply a retried letter again within 6
+  -- days of its retry, activities/dead-letters/reapply.ts RETRIED_WINDOW_MS)
   if not redis.call('SET', prefix .. KEY.deadLetterRetry .. mark, '1', 'NX', 'EX', 604800) then
     redis.call('EXPIRE', prefix .. KEY.deadLetterRetry .. mark, 604800)
     return 0

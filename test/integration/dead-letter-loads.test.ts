@@ -219,6 +219,51 @@ describe('dead-letter retry and loads', () => {
     expect(await mismatches()).toEqual([]);
   });
 
+  // A Redis file written after a letter's hold and before its retry, restored once the hold was
+  // older than HELD_SETTLE_MS and behind the drain cursor: compaction cannot apply the letter again
+  // yet (the store is behind), and must not release the hold as one a dead drain left either. The
+  // rewind does not deliver the change again (it lies before the store's own position): released,
+  // the FC's reads answered fresh without the retried +3, for good.
+  it("a hold back from a file older than its letter's retry is kept until compaction applies the letter again", async () => {
+    await moveOrderWhileBroken(['F2']);
+    const file = await dumpStore(c.redis, c.keys);
+    expect((await acts.retryDeadLetters({})).retried).toBe(1);
+    expect(await c.redis.hkeys(c.keys.partitions[0].held)).toEqual([]);
+    await c.pool.query(
+      `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (2, 'S2', 'F1', 1, 'placed')`,
+    );
+    await drainAll(); // the cursor moves past the file's position
+    await restoreStore(c.redis, c.keys, file);
+    // (restored 11 minutes after the hold was written)
+    const heldAt = String(Date.now() - 11 * 60_000);
+    for (const s of ['f:F1', 'f:F2']) await c.redis.hset(c.keys.partitions[0].held, s, heldAt);
+    expect((await acts.sweepTombstones({})).retried).toMatchObject({ reapplied: 0, storeBehind: true });
+    expect((await c.redis.hkeys(c.keys.partitions[0].held)).sort()).toEqual(['f:F1', 'f:F2']);
+    await drainUntilSettled(); // rewinds to the store's own position, past the letter's change
+    expect((await c.redis.hkeys(c.keys.partitions[0].held)).sort()).toEqual(['f:F1', 'f:F2']);
+    expect((await acts.sweepTombstones({})).retried).toMatchObject({ reapplied: 1, storeBehind: false });
+    expect(await c.redis.hkeys(c.keys.partitions[0].held)).toEqual([]);
+    expect(await load('F2')).toBe('3');
+    expect(await mismatches()).toEqual([]);
+  });
+
+  // An operator's retry between Redis going back and the drain noticing: the retry's apply calls
+  // are checked against the drain cursors, so it is refused, and the re-delivery counts the change
+  // alone. (Applied, its +3 and the re-delivery's made 6.)
+  it("an operator's retry into a store that went back is refused: the re-delivery alone counts the change", async () => {
+    const file = await moveOrderWhileBrokenAfterFile(['F2']);
+    await restoreStore(c.redis, c.keys, file);
+    const retry = await acts.retryDeadLetters({});
+    expect(retry).toMatchObject({ retried: 0, failed: 1 });
+    expect(retry.errors[0]!.error).toMatch(/the store lost writes .*FBBEHIND/);
+    await drainUntilSettled(); // rewinds: the letter is settled, the move delivered again
+    expect(await load('F2')).toBe('3');
+    expect((await c.pool.query(`select discarded_by from pipeline.dead_letters`)).rows).toEqual([
+      { discarded_by: 'drain' },
+    ]);
+    expect(await mismatches()).toEqual([]);
+  });
+
   it('retries and a discard racing: each dead letter applied exactly once, or discarded and never applied', async () => {
     await fc.assert(
       fc.asyncProperty(
