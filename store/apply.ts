@@ -40,8 +40,10 @@ export interface ApplyOptions {
   /**
    * replay: re-write values whose version equals the stored one (fixed feature logic); replay and
    * retry: changes older than the deletion fence are not written into absent fields (fenced).
+   * drain: a rejected operation's subject is held in the same call (store/held.ts); backfill: as
+   * drain, without the hold (a backfill that fails is retried, with no dead letter to release it).
    */
-  mode?: 'drain' | 'replay' | 'retry';
+  mode?: 'drain' | 'backfill' | 'replay' | 'retry';
   /** The drain batch the changes belong to: load deltas are ordered by (batch, txid, id). */
   batch?: string;
   /** Recorded as the store's applied position by the last call, atomically with the changes. */

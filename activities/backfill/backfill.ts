@@ -107,7 +107,7 @@ export async function fillFromSnapshot(
       if (!(err instanceof MalformedChange)) throw err; // a source row the contract forbids: skip it
     }
   });
-  const applied = await applyOps(redis, keys, ops, opts);
+  const applied = await applyOps(redis, keys, ops, { ...opts, mode: 'backfill' });
   if (applied.failures.length)
     throw new Error(
       `backfill: StoreRedis rejected ${applied.failures.length} value(s), first: ${applied.failures[0].error}`,
@@ -194,7 +194,7 @@ export async function backfillLoads(
             snapshot: tag,
             source: -1,
           });
-    const written = await applyOps(redis, keys, ops, opts);
+    const written = await applyOps(redis, keys, ops, { ...opts, mode: 'backfill' });
     if (written.failures.length)
       throw new Error(`backfill: StoreRedis rejected a load counter: ${written.failures[0].error}`);
     return { counters: ops.length, cursor: shards[0].cursor };

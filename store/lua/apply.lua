@@ -3,7 +3,8 @@
 -- KEYS[1] the partition's pos (routes the call on a cluster; declared even with no operation),
 -- KEYS[i + 1] the key of operation i
 -- ARGV[1] tombstone TTL (s), ARGV[2] load-counter TTL past the end of its day (s),
--- ARGV[3] mode: "drain", "replay" or "retry" (see the deletion fence below),
+-- ARGV[3] mode: "drain", "backfill", "replay" or "retry" (see the deletion fence below; a
+--   backfill's calls are the drain's but for the holds of rejected operations),
 -- ARGV[4] the partition's key prefix,
 -- ARGV[5..7] the delivery position to record as applied once the operations are done ('' : none),
 -- ARGV[8..10] the position the drain checked before this chunk ('' : none): a partition now below
@@ -328,8 +329,7 @@ for i = 1, #KEYS - 1 do
     -- hold that position without the hold, and, restored after the letter's retry, answer the
     -- subject fresh without the change (nothing then shows the retry lost, activities/dead-letters/
     -- reapply.ts). Worker's clock or this server's: a hold's value only ages it (HELD_SETTLE_MS).
-    -- (A backfill's calls run in this mode too: its rejected fill, which fails the backfill, is
-    -- held until compaction finds no letter naming it; the key cannot be read meanwhile anyway.)
+    -- (Not a backfill's: it fails, and retries, with no letter to name the hold.)
     if ARGV[3] == 'drain' then redis.call('HSET', prefix .. KEY.held, heldSubjectOf(KEYS[i + 1]), serverNowMs()) end
   end
 end

@@ -166,9 +166,11 @@ describe('applyUpdates', () => {
       { feature: 'sku.lifecycle', sku: 'BAD', value: 'active', version: 1, txid: '1' },
       { feature: 'fc.load', fc: 'F:9', day: DAY0, delta: 1, txid: '2', id: 3 },
     ]);
-    // a replay's or a retry's failure leaves no new letter: nothing to hold
-    await applyUpdates(c.redis, c.keys, rejected, { ...opts, mode: 'replay' });
-    expect(await held()).toEqual([]);
+    // a replay's or a retry's failure leaves no new letter, a backfill's fails the backfill: nothing to hold
+    for (const mode of ['replay', 'retry', 'backfill'] as const) {
+      await applyUpdates(c.redis, c.keys, rejected, { ...opts, mode });
+      expect(await held()).toEqual([]);
+    }
     const r = await applyUpdates(c.redis, c.keys, rejected, {
       ...opts,
       batch: '1',

@@ -109,6 +109,17 @@ describe('waiting dead letters hold reads back', () => {
     expect(seen[0]).toBe('hold');
   });
 
+  // A backfill that Redis rejects fails (and is retried): no letter would ever name a hold of its.
+  it('a backfill chunk Redis rejects fails, and holds nothing', async () => {
+    await seedMinimal(c.pool);
+    await drainAll();
+    await c.redis.del(c.keys.sku('S1'));
+    await c.redis.rpush(c.keys.sku('S1'), 'not a hash'); // a key of the wrong type
+    await expect(acts.backfillChunk({ table: 'skus', after: null, limit: 100 })).rejects.toThrow(/rejected/);
+    for (const p of c.keys.partitions) expect(await c.redis.hkeys(p.held)).toEqual([]);
+    await c.redis.del(c.keys.sku('S1'));
+  });
+
   it('a retry that applies gives the reads back, and a hold no letter names is released by compaction', async () => {
     await seedMinimal(c.pool);
     await drainAll();
