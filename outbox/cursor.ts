@@ -144,3 +144,21 @@ export const saveCursorParams = (consumer: string, c: ConsumerCursor): unknown[]
 export async function saveCursor(db: pg.ClientBase | pg.Pool, consumer: string, c: ConsumerCursor): Promise<void> {
   await db.query(SAVE_CURSOR_SQL, saveCursorParams(consumer, c));
 }
+
+/**
+ * saveCursor, only if the cursor is still `read` (its batch and position): a consumer that works
+ * without a lock (the landing) never moves its cursor back over a call that saved in between.
+ * Returns whether it saved.
+ */
+export async function saveCursorIfUnchanged(
+  db: pg.ClientBase | pg.Pool,
+  consumer: string,
+  read: ConsumerCursor,
+  c: ConsumerCursor,
+): Promise<boolean> {
+  const r = await db.query(
+    `${SAVE_CURSOR_SQL} and batch = $12 and txid = $13::xid8 and id = $14 and snap_from::text = $15`,
+    [...saveCursorParams(consumer, c), read.batch, read.position.txid, read.position.id, read.from],
+  );
+  return r.rowCount === 1;
+}

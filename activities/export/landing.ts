@@ -7,7 +7,8 @@
  *   {EXPORT_DIR}/landing/day=YYYY-MM-DD/b<landing batch>-<first txid>_<id>-<last txid>_<id>.parquet
  * Files are written under a temporary name and renamed, so none is ever seen half-written. The
  * cursor moves after the files exist; a crash in between lands the range again, and the export
- * keeps each change once (by its position).
+ * keeps each change once (by its position). Calls take no lock: each moves the cursor only from
+ * where it read it, so two run side by side land some changes twice, never move it back.
  */
 import path from 'node:path';
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +27,7 @@ import {
   ensureConsumer,
   Position,
   readCursor,
-  saveCursor,
+  saveCursorIfUnchanged,
 } from '../../outbox';
 
 export const LANDING_COLUMNS = `txid ubigint, id bigint, tbl varchar, op varchar, key varchar, image json, old_image json, source_ms bigint, applied_ms bigint`;
@@ -62,7 +63,7 @@ export async function landChanges(
   ) {
     // (a cursor from before the landed-through time was recorded learns it here: same snapshot)
     if (target === cursor.from && drain.at !== null && cursor.fromAt === null)
-      await saveCursor(pool, names.landingConsumer, { ...cursor, fromAt: drain.at });
+      await saveCursorIfUnchanged(pool, names.landingConsumer, cursor, { ...cursor, fromAt: drain.at });
     return { rows: 0, files: [], position: cursor.position, more: false };
   }
   const chunkSize = Math.max(1, Math.floor(readChunk));
@@ -78,7 +79,11 @@ export async function landChanges(
   const { next, complete } = landingCursorAfter(cursor, { snap: target, at: targetAt }, read.last, read.exhausted);
   // More to land: this batch is not done, or it was an older target than the drain's now.
   const more = !complete || next.from !== drainFrom;
-  await saveCursor(pool, names.landingConsumer, next);
+  // Only over the cursor this call read: a landing call run beside it (by hand, or a schedule's
+  // run overlapping a slow one) that saved first may be further on, and is never moved back. This
+  // call's files then hold changes that one landed too; the export keeps each change once.
+  if (!(await saveCursorIfUnchanged(pool, names.landingConsumer, cursor, next)))
+    return { rows: read.total, files, position: read.last ?? next.position, more: true };
   return { rows: read.total, files, position: read.last ?? next.position, more };
 }
 

@@ -486,6 +486,32 @@ describe('nightly export', () => {
       fs.rmSync(out, { recursive: true, force: true });
     }
   });
+
+  // Two landing calls side by side from the same cursor: the one that saves last must not move the
+  // cursor back over the other's (only duplicates follow, which the export keeps once).
+  it('a landing call run beside another never moves the cursor back', async () => {
+    await drainAll();
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'landing-side-by-side-'));
+    try {
+      await rewindCursor(c.pool, names.landingConsumer);
+      const cursor = await readCursor(c.pool, names.landingConsumer);
+      const drain = await drainAppliedSnapshot(c.pool);
+      const target = { snap: drain.snap, at: drain.at };
+      const far = await readDelta(c.pool, { from: cursor.from, to: drain.snap, after: cursor.position, limit: 2000 });
+      expect(far.length).toBeGreaterThan(300);
+      const expected = advanceCursor(cursor, target, far, 2000).next;
+      // the short call is held to 600 rows/s: it saves last, half a second after the long one
+      const [long, short] = await Promise.all([
+        landChanges(c.pool, out, 2000),
+        landChanges(c.pool, out, 300, { readChunk: 100, rowsPerSecond: 600 }),
+      ]);
+      expect(long.rows).toBe(far.length);
+      expect(short).toMatchObject({ rows: 300, more: true });
+      expect(await readCursor(c.pool, names.landingConsumer)).toEqual(expected);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
 });
 
 /** `npm run export-day` as a child process: its exit code and what it printed. */
