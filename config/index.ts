@@ -169,7 +169,7 @@ const EnvSchema = z.object({
   RESHARD_FREEZE_LEASE_MS: intFrom(30_000, 1_000, 600_000),
   /** Outbox rows every consumer has committed are kept this long (replays, the nightly export). */
   OUTBOX_RETENTION_H: intFrom(48, 1, 24 * 365),
-  /** Retried dead letters are kept this long. */
+  /** Retried and discarded dead letters are kept this long (a retried one at least RETRIED_WINDOW_MS, 6 days). */
   DEAD_LETTER_RETENTION_D: intFrom(30, 1, 3650),
   /** How often the compaction schedule fires. */
   COMPACTION_INTERVAL_MS: intFrom(3_600_000, 60_000, 7 * 24 * 3_600_000),

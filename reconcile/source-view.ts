@@ -218,6 +218,9 @@ async function capturedThrough(pipeline: pg.Pool, s: OpenSource): Promise<boolea
   return !!p && p.lostAtMs === null && p.lsn >= s.lsn;
 }
 
+/** How long a logical view waits, before its run, for the capture to reach the view's positions. */
+const EARLY_CAPTURE_WAIT_MS = 5_000;
+
 /** The logical capture's view over the sources captureSources() names (capture/sources.ts). */
 export async function withLogicalView<T>(
   sources: CaptureSource[],
@@ -229,8 +232,15 @@ export async function withLogicalView<T>(
   try {
     for (const s of sources) open.push(await openSourceSnapshot(s));
     const of = (tbl: string) => open.find((o) => (o.source.tables as string[]).includes(tbl))!.client;
-    // p1: taken once everything the view saw is in the outbox; the drain must apply that much
+    // p1: taken once everything the view saw is in the outbox; the drain must apply that much.
+    // Looked for a few seconds now, before the run compares anything: the outbox rows between p0
+    // and p1 may be changes the view saw, so a later p1 (taken only after a long first pass)
+    // would put every order of the run in the range that explains a load difference
+    // (reconcile/load-ranges.ts, viewMaybe).
     let p1: string | null = null;
+    for (const until = Date.now() + EARLY_CAPTURE_WAIT_MS; p1 === null && Date.now() < until; await sleep(50))
+      if ((await Promise.all(open.map((o) => capturedThrough(pipeline, o)))).every(Boolean))
+        p1 = await pipelineSnapshot(pipeline);
     return await fn({
       db: { inventory: of('inventory'), orders: of('orders') },
       async waitApplied(deadlineMs, onWait) {

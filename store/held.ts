@@ -39,6 +39,12 @@ export const HELD_ALL = HELD.all;
 /** How old a hold must be before compaction may release it for want of a waiting letter. */
 export const HELD_SETTLE_MS = 10 * 60_000;
 
+/**
+ * How much newer than a retry a hold must be to be known written after it: holds carry the
+ * worker's or Redis's clock, retries PostgreSQL's (release).
+ */
+export const HELD_CLOCK_MARGIN_MS = 5 * 60_000;
+
 /** The held fields a dead-lettered change names (none: a table the badge does not read). */
 export function heldSubjects(row: HeldRow): string[] {
   if (row.op === 'T') return [HELD_ALL];
@@ -141,10 +147,12 @@ export type RetriedLetter = HeldRow & { retriedAtMs: number };
  * was held again by its drain, with a new value. Returns how many fields went.
  *
  * Nor a hold no newer than the retry of a letter that names it (`retried`: the letters retried
- * lately, but those just settled): a retry releases its letter's hold, so such a hold is back from
- * a Redis file written before that retry finished, and the store may have lost what the retry
- * wrote. Compaction applies those letters again first (activities/dead-letters/reapply.ts);
- * released before, the reads would answer fresh without the change for good.
+ * lately, but those just settled; newer by HELD_CLOCK_MARGIN_MS at least): a retry releases its
+ * letter's hold, so such a hold is back from a Redis file written before that retry finished, and
+ * the store may have lost what the retry wrote. Compaction applies those letters again first
+ * (activities/dead-letters/reapply.ts); released before, the reads would answer fresh without the
+ * change for good. (Two letters of one subject retried in separate calls keep it so too, until
+ * that compaction run: stale for up to an hour, never wrong.)
  */
 export async function release(
   redis: StoreRedis,
@@ -167,7 +175,9 @@ export async function release(
     for (const s of heldSubjects(letter)) lastRetry.set(s, Math.max(lastRetry.get(s) ?? 0, letter.retriedAtMs));
   let released = 0;
   for (const [i, p] of keys.partitions.entries()) {
-    const gone = candidates[i]!.filter(([s, at]) => !keep.has(s) && !(Number(at) <= (lastRetry.get(s) ?? -1)));
+    const gone = candidates[i]!.filter(
+      ([s, at]) => !keep.has(s) && !(Number(at) <= (lastRetry.get(s) ?? -Infinity) + HELD_CLOCK_MARGIN_MS),
+    );
     if (gone.length) released += Number(await runScript(redis, SCRIPTS.releaseHeld, 1, p.held, ...gone.flat()));
   }
   return released;

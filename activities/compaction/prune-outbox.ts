@@ -13,6 +13,7 @@ import { names } from '../../config';
 import { drainShards, readDrainLayout } from '../../outbox';
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
+import { RETRIED_WINDOW_MS } from '../dead-letters/reapply';
 
 export interface PruneResult {
   deleted: number;
@@ -80,10 +81,13 @@ export async function pruneOutbox(
  * operator (kept that long for audit: who, when, why).
  */
 export async function pruneDeadLetters(pool: pg.Pool, retentionDays: number): Promise<number> {
+  // A retried letter is kept at least RETRIED_WINDOW_MS whatever the retention: within it, a Redis
+  // back from an older file is healed by applying it again (activities/dead-letters/reapply.ts).
   const r = await pool.query(
     `delete from pipeline.dead_letters
-      where coalesce(retried_at, discarded_at) is not null and coalesce(retried_at, discarded_at) < now() - $1 * interval '1 day'`,
-    [retentionDays],
+      where coalesce(retried_at, discarded_at) is not null and coalesce(retried_at, discarded_at) < now() - $1 * interval '1 day'
+        and (retried_at is null or discarded_at is not null or retried_at < now() - $2 * interval '1 millisecond')`,
+    [retentionDays, RETRIED_WINDOW_MS],
   );
   return r.rowCount ?? 0;
 }

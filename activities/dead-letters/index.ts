@@ -52,7 +52,8 @@ export function releaseHeldBy(
 
 /**
  * The letters retried within RETRIED_WINDOW_MS but `settledNow` (ids), still standing (not
- * discarded, not re-delivered by a rewind): a hold older than a retry of its subject is kept
+ * discarded, not re-delivered by a rewind), but TRUNCATE letters (never applied again: a store that
+ * lost one is found by its position checks): a hold older than a retry of its subject is kept
  * (store/held.ts, release).
  */
 export async function retriedLetters(
@@ -64,7 +65,7 @@ export async function retriedLetters(
       `select tbl, op, key, image, old_image, (extract(epoch from retried_at) * 1000)::float8 as "retriedAtMs"
          from pipeline.dead_letters
         where retried_at > now() - $1 * interval '1 millisecond' and discarded_at is null
-          and not (id = any($2::bigint[]))`,
+          and op is distinct from 'T' and not (id = any($2::bigint[]))`,
       [RETRIED_WINDOW_MS, settledNow],
     )
   ).rows;

@@ -100,7 +100,7 @@ export async function retryDeadLetters(
       const checkedOf = (p: PartitionKeys) => cursorOfPartition(cursors, p.index).last;
       const applied = await applyDeadLetter({ db, redis, allKeys, opts: { ...opts, checkedOf }, sourceRows }, dl);
       if (applied.error !== null && STORE_BEHIND_REPLY.test(applied.error))
-        applied.error = `not applied: the store lost writes (Redis back from an older file?), and the drain delivers this change again once it notices; retry later if the letter still waits (${applied.error})`;
+        applied.error = `not applied: a store partition is behind its drain cursor (Redis back from an older file: the drain delivers this change again once it notices), or has no position yet (rebuilt: the drain's next batch sets it); retry later if the letter still waits (${applied.error})`;
       if (applied.error === null)
         await client.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
       else await client.query('update pipeline.dead_letters set error = $2 where id = $1', [dl.id, applied.error]);

@@ -34,12 +34,22 @@ export const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
  * the flushes a power loss could leave the cursor past a file that is empty or gone.
  */
 export async function copyToParquet(conn: DuckDBConnection, query: string, file: string): Promise<void> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  mkdirDurable(path.dirname(file));
   const tmp = `${file}.tmp-${process.pid}`;
   await conn.run(`copy (${query}) to ${sqlString(tmp)} (format parquet, compression zstd)`);
   fsyncPath(tmp);
   fs.renameSync(tmp, file);
   fsyncPath(path.dirname(file));
+}
+
+/** mkdir -p, each folder it creates flushed into its parent (a day's first landing file needs its folder). */
+export function mkdirDurable(dir: string): void {
+  const first = fs.mkdirSync(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    fsyncPath(path.dirname(d));
+    if (d === path.resolve(first)) break;
+  }
 }
 
 /** Flushes a file, or a folder's entries, to disk. */

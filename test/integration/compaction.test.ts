@@ -11,6 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readOutboxFloor } from '../../outbox';
+import { pruneDeadLetters } from '../../activities/compaction/prune-outbox';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { createActivities } from '../../activities';
@@ -64,6 +65,26 @@ describe('outbox compaction', () => {
 
   // A drain pass that finds the store behind decides to rewind its cursor only while the outbox
   // still holds what it re-delivers (outbox_floor); a prune running meanwhile must not delete it.
+  // A retried letter is what compaction applies again when a Redis back from an older file lost
+  // its retry (activities/dead-letters/reapply.ts): kept that long whatever DEAD_LETTER_RETENTION_D.
+  it('prunes settled dead letters past the retention, but a retried one not within the re-apply window', async () => {
+    await c.pool.query('delete from pipeline.dead_letters');
+    const letter = (n: number, settled: string) =>
+      c.pool.query(
+        `insert into pipeline.dead_letters (consumer, outbox_txid, outbox_id, tbl, op, key, error, retried_at, discarded_at)
+         values ('test', '1'::xid8, $1, 'skus', 'U', $2, 'x', ${settled})`,
+        [n, `S${n}`],
+      );
+    await letter(1, `now() - interval '2 days', null`); // retried 2 days ago: kept (window 6 days)
+    await letter(2, `now() - interval '7 days', null`); // retried 7 days ago: pruned
+    await letter(3, `null, now() - interval '2 days'`); // discarded 2 days ago: pruned
+    await letter(4, `null, null`); // waiting: kept
+    expect(await pruneDeadLetters(c.pool, 1)).toBe(2);
+    const left = await c.pool.query(`select key from pipeline.dead_letters order by key`);
+    expect(left.rows.map((r) => r.key)).toEqual(['S1', 'S4']);
+    await c.pool.query('delete from pipeline.dead_letters');
+  });
+
   it('a prune waits for a drain pass deciding to rewind, then keeps what the rewound cursor needs', async () => {
     await addSkus(0, 20);
     await drainAll();

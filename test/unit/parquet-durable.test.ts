@@ -1,7 +1,8 @@
 /**
  * activities/export/duckdb.ts copyToParquet: a Parquet file is flushed to disk before its rename,
- * and its folder after it, so the landing cursor that moves next never points past a file a power
- * loss could empty. (Watched with a spy on the real fs calls; the file is a real DuckDB COPY.)
+ * its folder after it, and a folder it creates into its parent, so the landing cursor that moves
+ * next never points past a file a power loss could empty or lose. (Watched with a spy on the real
+ * fs calls; the file is a real DuckDB COPY.)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -43,6 +44,11 @@ describe('copyToParquet', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     const tmp = `day=2026-12-06/changes.parquet.tmp-${process.pid}`;
-    expect(events).toEqual([`fsync ${tmp}`, `rename ${tmp} day=2026-12-06/changes.parquet`, 'fsync day=2026-12-06']);
+    expect(events).toEqual([
+      'fsync ', // the day's folder, new, flushed into its parent (the test's folder)
+      `fsync ${tmp}`,
+      `rename ${tmp} day=2026-12-06/changes.parquet`,
+      'fsync day=2026-12-06',
+    ]);
   });
 });
