@@ -535,8 +535,12 @@ function readFrames(frames: ReplicationFrame[], state: CaptureState): void {
       for (const h of highs) if (h.window) state.windows.release(h.window);
       continue;
     }
+    // Before the hand-over's marker the triggers write every change, with outbox ids of their own,
+    // some lower than this transaction's: a chunk's rows placed here could come after a newer
+    // change of theirs. Abandoned: its reader reads it again, once this capture writes alone.
+    const triggersWrite = state.switchId !== null;
     const kept: PendingTransaction = onlySourceTables(handOver(done, state), state.source);
-    if (highs.length) kept.highs = highs;
+    if (highs.length) kept.highs = triggersWrite ? abandonedWhileTriggersWrite(highs, state) : highs;
     if (!state.pending.length) state.pendingSince = Date.now();
     state.pending.push(kept);
     state.pendingRows += kept.rows.length;
@@ -582,6 +586,15 @@ function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: strin
     else highs.push({ chunk: w.chunk, window: state.windows.close(w.chunk) });
   }
   return highs;
+}
+
+/** Closed windows let go, each chunk abandoned (placeChunkRows: a high watermark with no window). */
+function abandonedWhileTriggersWrite(
+  highs: { chunk: string; window: ClosedWindow | null }[],
+  state: CaptureState,
+): { chunk: string; window: null }[] {
+  for (const h of highs) if (h.window) state.windows.release(h.window);
+  return highs.map((h) => ({ chunk: h.chunk, window: null }));
 }
 
 /** The rows of the chunks whose high watermarks the batch holds, placed at those watermarks. */

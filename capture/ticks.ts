@@ -54,10 +54,16 @@ export type PipelineMessage =
        * chunks. Absent in watermarks written before it was added: taken by whichever capture.
        */
       source?: string;
+      /**
+       * The capture whose chunk it is (its slot name, as a tick's `by`). Another pipeline reading
+       * the same source database writes watermarks into the same WAL, numbered by its own chunk
+       * table: a capture takes only its own. Absent in watermarks written before it was added.
+       */
+      by?: string;
     };
 
-export function encodeWatermark(edge: 'low' | 'high', chunk: string, source: string): string {
-  return JSON.stringify(edge === 'low' ? { lw: chunk, src: source } : { hw: chunk, src: source });
+export function encodeWatermark(edge: 'low' | 'high', chunk: string, source: string, by: string): string {
+  return JSON.stringify(edge === 'low' ? { lw: chunk, src: source, by } : { hw: chunk, src: source, by });
 }
 
 export function encodeSwitch(id: string, to: 'logical' | 'trigger'): string {
@@ -77,7 +83,10 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
       snap?: unknown;
       by?: unknown;
     };
-    const source = typeof v.src === 'string' ? { source: v.src } : {};
+    const source = {
+      ...(typeof v.src === 'string' ? { source: v.src } : {}),
+      ...(typeof v.by === 'string' ? { by: v.by } : {}),
+    };
     if (typeof v.tick === 'number' && Number.isFinite(v.tick))
       return {
         kind: 'tick',

@@ -98,7 +98,11 @@ export class TransactionAssembler {
           else if (m.snapshot) (this.open.otherTickSnapshots ??= []).push(m.snapshot);
         }
         if (m?.kind === 'switch') this.open.switchMarker = { id: m.id, to: m.to };
-        if (m?.kind === 'watermark')
+        // another pipeline's chunk (its own chunk ids, in the same WAL): not ours to write
+        if (
+          m?.kind === 'watermark' &&
+          (m.by === undefined || this.tickWriter === undefined || m.by === this.tickWriter)
+        )
           (this.open.watermarks ??= []).push({
             chunk: m.chunk,
             edge: m.edge,

@@ -110,7 +110,7 @@ async function oneChunk(
     fromDay: req.loads?.fromDay,
     deleteAbsent: req.deleteAbsent,
   });
-  await emit(primary, encodeWatermark('low', id, opts.source.name));
+  await emit(primary, encodeWatermark('low', id, opts.source.name, opts.source.slot));
   // Load sums are read on the primary: they need the snapshot's list of running transactions (a
   // transaction it did not see adds its deltas at the high watermark), and a standby's
   // pg_current_snapshot() leaves that list empty. Rows need no such list (every key changed
@@ -120,7 +120,7 @@ async function oneChunk(
   if (reader === replica && replica) await waitForReplay(replica, await primaryWalLsn(primary), opts.source.name);
   const { snapshot, rows } = await readRows(reader ?? primary, req);
   await storeChunkRead(opts.pipeline, id, snapshot, rows);
-  await emit(primary, encodeWatermark('high', id, opts.source.name));
+  await emit(primary, encodeWatermark('high', id, opts.source.name, opts.source.slot));
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     const s = await chunkState(opts.pipeline, id);

@@ -21,6 +21,7 @@ import { readThroughWatermarks } from '../../capture/watermark-read';
 import { encodeWatermark, TICK_PREFIX } from '../../capture/ticks';
 import { HISTORY_MS, HORIZON_MS } from '../../capture/watermark-windows';
 import { chunkState, createChunk, storeChunkRead } from '../../outbox/capture-chunks';
+import { setCaptureSwitch } from '../../outbox/capture-progress';
 import { createPool } from '../../db/pool';
 import { testConfig, TEST_DATABASE_URL } from '../support/env';
 import {
@@ -241,11 +242,41 @@ describe('reading source rows between watermarks', () => {
     expect(chunks.rows.map((r) => r.state)).toEqual(['written']); // at the first try
   }, 60_000);
 
+  // While a hand-over from the trigger capture is under way (its marker not reached yet), the
+  // triggers write the source's changes into the outbox themselves, some with lower ids than the
+  // capture's: a chunk's rows placed then could come after a newer change. The chunk is abandoned
+  // (its reader reads it again once the capture writes alone).
+  it('abandons a chunk whose high watermark comes before the hand-over from the triggers is done', async () => {
+    await stopCapture!();
+    await setCaptureSwitch(pipeline, 'inventory', 'test-switch-not-reached');
+    try {
+      await startCapture();
+      const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
+      const emit = (edge: 'low' | 'high') =>
+        source.query(`select pg_logical_emit_message(true, $1, $2)`, [
+          TICK_PREFIX,
+          encodeWatermark(edge, id, 'inventory', inventory.slot),
+        ]);
+      await emit('low');
+      const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
+      await storeChunkRead(pipeline, id, snap, [
+        { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
+      ]);
+      await emit('high');
+      await coveredAfter(Date.now());
+      expect((await chunkState(pipeline, id)).state).toBe('abandoned');
+    } finally {
+      await stopCapture?.();
+      await setCaptureSwitch(pipeline, 'inventory', null);
+      await startCapture();
+    }
+  }, 30_000);
+
   it('abandons a chunk when the capture restarted between its watermarks (it knows nothing of the window)', async () => {
     const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
     await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
       TICK_PREFIX,
-      encodeWatermark('low', id, 'inventory'),
+      encodeWatermark('low', id, 'inventory', inventory.slot),
     ]);
     await coveredAfter(Date.now()); // the low watermark is written and confirmed...
     await stopCapture!();
@@ -256,7 +287,7 @@ describe('reading source rows between watermarks', () => {
     ]);
     await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
       TICK_PREFIX,
-      encodeWatermark('high', id, 'inventory'),
+      encodeWatermark('high', id, 'inventory', inventory.slot),
     ]);
     await coveredAfter(Date.now());
     expect((await chunkState(pipeline, id)).state).toBe('abandoned');
@@ -311,7 +342,7 @@ describe('reading source rows between watermarks', () => {
       const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['C|F1'] });
       await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
         TICK_PREFIX,
-        encodeWatermark('low', id, 'inventory'),
+        encodeWatermark('low', id, 'inventory', inventory.slot),
       ]);
       const reader = await source.connect();
       let read: { snap: string; on_hand: number };
@@ -332,7 +363,7 @@ describe('reading source rows between watermarks', () => {
       ]);
       await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
         TICK_PREFIX,
-        encodeWatermark('high', id, 'inventory'),
+        encodeWatermark('high', id, 'inventory', inventory.slot),
       ]);
       await coveredAfter(Date.now());
       expect((await chunkState(pipeline, id)).state).toBe('abandoned');
@@ -348,7 +379,10 @@ describe('reading source rows between watermarks', () => {
   it("leaves another source's chunk to that source's capture", async () => {
     const id = await createChunk(pipeline, { source: 'orders', tbl: 'inventory', keys: ['B|F1'] });
     const emit = (edge: 'low' | 'high') =>
-      source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeWatermark(edge, id, 'orders')]);
+      source.query(`select pg_logical_emit_message(true, $1, $2)`, [
+        TICK_PREFIX,
+        encodeWatermark(edge, id, 'orders', inventory.slot),
+      ]);
     await emit('low');
     const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
     await storeChunkRead(pipeline, id, snap, [
@@ -357,6 +391,28 @@ describe('reading source rows between watermarks', () => {
     const from = await maxId();
     await emit('high');
     await coveredAfter(Date.now()); // the inventory capture has read past the high watermark
+    expect((await chunkState(pipeline, id)).state).toBe('read');
+    expect((await pipeline.query(`select 1 from pipeline.outbox where id > $1 and op = 'R'`, [from])).rowCount).toBe(0);
+    await pipeline.query(`delete from pipeline.capture_chunks where id = $1`, [id]);
+  }, 30_000);
+
+  // Another pipeline reading the same source database writes its watermarks into the same WAL, with
+  // chunk ids of its own table: one that collides with ours must not close (or open) our window.
+  it("leaves another pipeline's chunk to that pipeline's capture, whatever its id", async () => {
+    const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
+    const emit = (edge: 'low' | 'high') =>
+      source.query(`select pg_logical_emit_message(true, $1, $2)`, [
+        TICK_PREFIX,
+        encodeWatermark(edge, id, 'inventory', `${inventory.slot}_other_pipeline`),
+      ]);
+    await emit('low');
+    const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
+    await storeChunkRead(pipeline, id, snap, [
+      { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
+    ]);
+    const from = await maxId();
+    await emit('high');
+    await coveredAfter(Date.now()); // the capture has read past the high watermark
     expect((await chunkState(pipeline, id)).state).toBe('read');
     expect((await pipeline.query(`select 1 from pipeline.outbox where id > $1 and op = 'R'`, [from])).rowCount).toBe(0);
     await pipeline.query(`delete from pipeline.capture_chunks where id = $1`, [id]);

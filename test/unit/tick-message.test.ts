@@ -3,7 +3,8 @@
  * capture's horizon (capture/watermark-windows.ts) moves as the tick arrives in the stream, whoever
  * wrote it and however late its writer heard back (with a synchronous standby, after the stream).
  * Its time counts for coverage only in the capture that wrote it: another pipeline reading the
- * same source server writes ticks into the same WAL, stamped by another database's clock.
+ * same source server writes ticks into the same WAL, stamped by another database's clock. Chunk
+ * watermarks too are taken only from their own capture.
  */
 import { describe, expect, it } from 'vitest';
 import { decodePipelineMessage, TICK_PREFIX } from '../../capture/ticks';
@@ -44,5 +45,32 @@ describe('tick messages', () => {
     const t = a.push({ kind: 'commit', commitLsn: 8n, endLsn: 16n, commitTimeUs: 0n })!;
     expect(t.ticks).toEqual([{ at: 1, snapshot: '10:10:' }]);
     expect(t.otherTickSnapshots).toEqual(['11:11:', '12:12:']);
+  });
+
+  it("take a chunk's watermarks only from the capture that wrote them (another pipeline numbers its chunks alike)", () => {
+    const message = (v: object): PgoutputMessage => ({
+      kind: 'message',
+      transactional: true,
+      lsn: 1n,
+      prefix: TICK_PREFIX,
+      content: Buffer.from(JSON.stringify(v)),
+    });
+    expect(decode({ hw: '42', src: 'inventory', by: 'fb_mine_shop' })).toEqual({
+      kind: 'watermark',
+      chunk: '42',
+      edge: 'high',
+      source: 'inventory',
+      by: 'fb_mine_shop',
+    });
+    const a = new TransactionAssembler('fb_mine_shop');
+    a.push({ kind: 'begin', finalLsn: 8n, commitTimeUs: 0n, xid: 7 });
+    a.push(message({ lw: '42', src: 'inventory', by: 'fb_mine_shop' }));
+    a.push(message({ hw: '42', src: 'inventory', by: 'fb_other_shop' })); // another pipeline's chunk 42
+    a.push(message({ hw: '43', src: 'inventory' })); // an older worker's: no writer
+    const t = a.push({ kind: 'commit', commitLsn: 8n, endLsn: 16n, commitTimeUs: 0n })!;
+    expect(t.watermarks).toEqual([
+      { chunk: '42', edge: 'low', source: 'inventory' },
+      { chunk: '43', edge: 'high', source: 'inventory' },
+    ]);
   });
 });
