@@ -69,7 +69,10 @@ export async function switchToLogical(source: CaptureSource, pipeline: pg.Pool):
           `drop trigger if exists capture_change on shop.${pg.escapeIdentifier(t)};
            drop trigger if exists capture_truncate on shop.${pg.escapeIdentifier(t)}`,
         );
-      await tx.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeSwitch(id, 'logical')]);
+      await tx.query(`select pg_logical_emit_message(true, $1, $2)`, [
+        TICK_PREFIX,
+        encodeSwitch(id, 'logical', source.slot),
+      ]);
     });
     return true;
   });
@@ -92,7 +95,10 @@ export async function switchToTrigger(source: CaptureSource, pipeline: pg.Pool):
     withTransaction(c, async (tx) => {
       await lockTables(tx, source.tables);
       await withSource(source, (m) =>
-        m.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeSwitch(id, 'trigger')]),
+        m.query(`select pg_logical_emit_message(true, $1, $2)`, [
+          TICK_PREFIX,
+          encodeSwitch(id, 'trigger', source.slot),
+        ]),
       );
       await captureUntilMarker(source, pipeline, id);
       await tx.query(captureTriggersSql(source.tables));

@@ -42,7 +42,8 @@ export interface Tick {
  */
 export type PipelineMessage =
   | ({ kind: 'tick' } & Tick)
-  | { kind: 'switch'; id: string; to: 'logical' | 'trigger' }
+  /** `by`: the capture handing over (its slot); absent in markers written before it was added. */
+  | { kind: 'switch'; id: string; to: 'logical' | 'trigger'; by?: string }
   /** The low or high watermark of a chunk read from the source (capture/watermark-read.ts). */
   | {
       kind: 'watermark';
@@ -66,8 +67,9 @@ export function encodeWatermark(edge: 'low' | 'high', chunk: string, source: str
   return JSON.stringify(edge === 'low' ? { lw: chunk, src: source, by } : { hw: chunk, src: source, by });
 }
 
-export function encodeSwitch(id: string, to: 'logical' | 'trigger'): string {
-  return JSON.stringify({ switch: id, to });
+/** `by`: the capture handing over (its slot); another pipeline's marker in the same WAL is not ours. */
+export function encodeSwitch(id: string, to: 'logical' | 'trigger', by: string): string {
+  return JSON.stringify({ switch: id, to, by });
 }
 
 /** The pipeline message in a message of our prefix, or null for anything else (ignored). */
@@ -97,7 +99,7 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
     if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low', ...source };
     if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high', ...source };
     if (typeof v.switch === 'string' && (v.to === 'logical' || v.to === 'trigger'))
-      return { kind: 'switch', id: v.switch, to: v.to };
+      return { kind: 'switch', id: v.switch, to: v.to, ...(typeof v.by === 'string' ? { by: v.by } : {}) };
     return null;
   } catch {
     return null;

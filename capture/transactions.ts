@@ -97,7 +97,9 @@ export class TransactionAssembler {
             this.open.ticks.push(m.snapshot ? { at: m.at, snapshot: m.snapshot } : { at: m.at });
           else if (m.snapshot) (this.open.otherTickSnapshots ??= []).push(m.snapshot);
         }
-        if (m?.kind === 'switch') this.open.switchMarker = { id: m.id, to: m.to };
+        // (another pipeline's hand-over marker in the same WAL is not ours)
+        if (m?.kind === 'switch' && (m.by === undefined || this.tickWriter === undefined || m.by === this.tickWriter))
+          this.open.switchMarker = { id: m.id, to: m.to };
         // another pipeline's chunk (its own chunk ids, in the same WAL): not ours to write
         if (
           m?.kind === 'watermark' &&

@@ -73,4 +73,23 @@ describe('tick messages', () => {
       { chunk: '43', edge: 'high', source: 'inventory' },
     ]);
   });
+
+  it("take a hand-over marker only from their own pipeline's switch", () => {
+    const message = (v: object): PgoutputMessage => ({
+      kind: 'message',
+      transactional: true,
+      lsn: 1n,
+      prefix: TICK_PREFIX,
+      content: Buffer.from(JSON.stringify(v)),
+    });
+    const markerOf = (v: object) => {
+      const a = new TransactionAssembler('fb_mine_shop');
+      a.push({ kind: 'begin', finalLsn: 8n, commitTimeUs: 0n, xid: 7 });
+      a.push(message(v));
+      return a.push({ kind: 'commit', commitLsn: 8n, endLsn: 16n, commitTimeUs: 0n })!.switchMarker;
+    };
+    expect(markerOf({ switch: 's1', to: 'trigger', by: 'fb_mine_shop' })).toEqual({ id: 's1', to: 'trigger' });
+    expect(markerOf({ switch: 's2', to: 'trigger', by: 'fb_other_shop' })).toBeUndefined(); // another pipeline's
+    expect(markerOf({ switch: 's3', to: 'logical' })).toEqual({ id: 's3', to: 'logical' }); // an older worker's
+  });
 });
