@@ -68,6 +68,7 @@ export const SCRIPTS = {
   deleteTombstone: load('delete-tombstone', 'fbDeleteTombstone'),
   raiseCounter: load('raise-counter', 'fbRaiseCounter'),
   releaseHeld: load('release-held', 'fbReleaseHeld'),
+  splitPosition: load('split-position', 'fbSplitPosition'),
 } as const;
 
 type Callable = Record<string, (...args: (string | number)[]) => unknown>;

@@ -257,6 +257,22 @@ export async function resetStorePosition(
 }
 
 /**
+ * A drain re-split's new position for a partition, written only if the partition still holds `old`
+ * (what its shard applied) or `planned` (an earlier attempt's write), unmarked (store/lua/
+ * split-position.lua). False: it lost writes since; the caller rebuilds it.
+ */
+export async function splitStorePosition(
+  redis: StoreRedis,
+  partition: PartitionKeys,
+  old: DeliveryPosition,
+  planned: DeliveryPosition,
+): Promise<boolean> {
+  defineScripts(redis);
+  const args = [old.batch, old.txid, old.id, planned.batch, planned.txid, planned.id];
+  return Number(await runScript(redis, SCRIPTS.splitPosition, 1, partition.pos, ...args)) === 1;
+}
+
+/**
  * Marks the partitions' positions with the batch whose TRUNCATE empties them after its last chunk
  * (FIELD.truncatePending), before a chunk of it moves their positions. The emptying's reset
  * removes it.

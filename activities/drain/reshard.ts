@@ -34,9 +34,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Config } from '../../config';
 import { withTransaction } from '../../db/transaction';
+import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import type { PartitionKeys, StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
-import { resetStorePosition, type DeliveryPosition } from '../../store/store-position';
+import { splitStorePosition, type DeliveryPosition } from '../../store/store-position';
+import { rebuildStore } from '../../store/rebuild';
 import { onEachNode } from '../../store/redis-client';
 import { FIELD } from '../../store/names';
 import {
@@ -58,6 +60,7 @@ import {
   readDrainLayout,
   setRoutePartitions,
   shardKeys,
+  shardOfPartition,
   type DrainLayout,
   type DrainShard,
 } from '../../outbox';
@@ -346,8 +349,12 @@ async function appliedPositions(
  */
 export async function splitAtFreeze(deps: ReshardDeps, snap: string, shards: number, owner: string): Promise<string> {
   checkShardCount(shards, deps.keys.partitions.length);
-  const layout = await withTransaction(deps.pool, async (client) => {
+  const step = await withTransaction(deps.pool, async (client) => {
     const held = await lockAllShards(client);
+    // A retry of a switch that committed (its attempt's completion was lost: the worker died, or the
+    // attempt timed out while committing): done. Refused, the workflow failed before putting the
+    // new layout's schedules in place, and nothing drained.
+    if (switchedAt(held, snap, shards)) return { done: lowestBatch(held), layout: null };
     if (held.layout.frozen?.snap !== snap || held.layout.frozen.owner !== owner)
       throw new ReshardError(
         `the drain is no longer frozen at ${snap} by this re-split (${owner}): its lease ran out, or another re-split took over; run the command again`,
@@ -358,8 +365,10 @@ export async function splitAtFreeze(deps: ReshardDeps, snap: string, shards: num
     }
     await keepFreeze(deps, owner, snap, client);
     await markSplitting(client, true);
-    return held.layout;
+    return { done: null, layout: held.layout };
   });
+  if (step.done !== null) return step.done;
+  const layout = step.layout!;
   let positionsWritten = false;
   try {
     return await switchLayout(deps, layout, shards, () => (positionsWritten = true));
@@ -376,6 +385,21 @@ export async function splitAtFreeze(deps: ReshardDeps, snap: string, shards: num
   }
 }
 
+/** Is the layout the split's, unfrozen, with every shard's cursor at or past the freeze snapshot? */
+function switchedAt(held: Awaited<ReturnType<typeof lockAllShards>>, snap: string, shards: number): boolean {
+  if (held.layout.frozen || held.layout.shards !== shards) return false;
+  const freeze = parseSnapshot(snap);
+  return held.shards.every(({ cursor }) => cursor.from === snap || snapshotCovers(parseSnapshot(cursor.from), freeze));
+}
+
+const lowestBatch = (held: Awaited<ReturnType<typeof lockAllShards>>): string =>
+  String(
+    held.shards.reduce(
+      (min, { cursor }) => (BigInt(cursor.batch) < min ? BigInt(cursor.batch) : min),
+      BigInt(held.shards[0]!.cursor.batch),
+    ),
+  );
+
 /**
  * The split's plan from the held cursors: the new shards' first batch number (above every number an
  * old shard used, so every load counter's position guard lets the new shards' deltas through and
@@ -389,6 +413,8 @@ async function splitPlan(
   deps: ReshardDeps,
   held: Awaited<ReturnType<typeof lockAllShards>>,
   snap: string,
+  /** false: partitions are not checked (the switch checks each as it rewrites it, and rebuilds a lost one). */
+  checkPartitions = true,
 ): Promise<{ batch: string; last: DeliveryPosition; refused: ReshardError | null }> {
   let next = 1n;
   for (const { shard, cursor } of held.shards) {
@@ -401,6 +427,7 @@ async function splitPlan(
     if (BigInt(cursor.batch) + 1n > next) next = BigInt(cursor.batch) + 1n;
   }
   const last = { batch: String(next - 1n), txid: '0', id: '0' };
+  if (!checkPartitions) return { batch: String(next), last, refused: null };
   for (const { shard, cursor } of held.shards) {
     const lost = await partitionsOffCursor(deps, shard, cursor.last, last);
     if (lost.length)
@@ -413,6 +440,33 @@ async function splitPlan(
       };
   }
   return { batch: String(next), last, refused: null };
+}
+
+/**
+ * Each partition's new position, written only over what its old shard applied or this split's own
+ * position (one Lua call per partition: store/lua/split-position.lua). A partition that lost writes
+ * since (its node failed over to a replica behind it, or restarted from an older file, between the
+ * plan and the write; or during the freeze, when frozen shards check nothing) is rebuilt instead:
+ * emptied and incomplete, at the split's position, so its new shard asks for a backfill and reads
+ * of it stay stale until then. Given the new position over data it lacks, it would have been
+ * taken for complete, and lost those changes for good; refused, the split could never finish.
+ */
+async function rewritePositions(
+  deps: ReshardDeps,
+  held: Awaited<ReturnType<typeof lockAllShards>>,
+  snap: string,
+  planned: DeliveryPosition,
+): Promise<void> {
+  const lost: PartitionKeys[] = [];
+  for (const p of deps.keys.partitions) {
+    const old = held.shards[shardOfPartition(p.index, held.layout.shards)]!.cursor.last;
+    if (!(await splitStorePosition(deps.redis, p, old, planned))) lost.push(p);
+  }
+  if (!lost.length) return;
+  deps.progress?.(
+    `WARNING: store partition(s) ${lost.map((p) => p.index).join(', ')} do not hold what their drain shard applied (Redis lost writes during the split); REBUILDING them at the split's position (emptied, then backfilled; their reads are stale until done)`,
+  );
+  await rebuildStore(deps.redis, deps.keys, { last: planned, from: snap, to: null }, null, lost);
 }
 
 /**
@@ -448,13 +502,13 @@ async function switchLayout(
     for (const shard of fresh) await waitForDrainLock(client, shard.consumer);
     const target = layout.frozen!;
     if (shards > 1) checkRoutesMatchStore(held.layout.partitions, deps.keys.partitions.length);
-    const { batch, last, refused } = await splitPlan(deps, held, target.snap);
+    const { batch, last, refused } = await splitPlan(deps, held, target.snap, false);
     if (refused) throw refused;
     // Every partition: the new shard's position, no claim. A crash (or a failed commit) after this
     // leaves the old layout frozen at S, whose shards never check positions while frozen; the
     // next run of the command accepts these positions and writes the same again.
     writingPositions();
-    await resetStorePosition(deps.redis, deps.keys.partitions, last, null);
+    await rewritePositions(deps, held, target.snap, last);
     const old = held.shards.map((h) => h.shard);
     await switchDrainLayout(client, { fresh, old, batch, lastBatch: last.batch, snap: target.snap, at: target.at });
     return batch;

@@ -11,9 +11,17 @@
 import fc from 'fast-check';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { reshardDrain, ReshardError } from '../../activities/drain/reshard';
+import {
+  catchUpToFreeze,
+  freezeForReshard,
+  reshardDrain,
+  ReshardError,
+  splitAtFreeze,
+} from '../../activities/drain/reshard';
+import { withTransaction } from '../../db/transaction';
+import { backfillEverything } from '../support/backfill';
 import { loadConfig } from '../../config';
-import { drainShards, readDrainLayout, setRoutePartitions } from '../../outbox';
+import { drainShards, markSplitting, readDrainLayout, setRoutePartitions } from '../../outbox';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
@@ -241,6 +249,40 @@ describe('changing DRAIN_SHARDS', () => {
     for (;;) if ((await old.drainBatch({ owner: 'old' })).outcome === 'idle') break;
     await old.releaseDrainLease({ owner: 'old' });
     await expect(reshardDrain(reshardDeps(), first)).resolves.toMatchObject({ to: first });
+  });
+
+  // Once the split has begun (positions may be rewritten: `splitting`), it can only go forward. A
+  // partition that lost writes then (its node failed over to a replica behind it, or restarted
+  // from an older file, between the plan's read and the rewrite) must neither get the split's
+  // position over data it lacks (taken for complete, its changes lost for good) nor stop the split
+  // (every shard frozen, every read stale): it is rebuilt at the split's position. And a retry of
+  // the committed switch (its completion lost) is done, not refused.
+  it('a partition that lost writes once the split began is rebuilt at the split, and a retry of the done switch succeeds', async () => {
+    await seedMinimal(c.pool);
+    await captured();
+    const deps = reshardDeps();
+    const owner = `test-split-${Date.now()}`;
+    const frozen = await freezeForReshard(deps, first, owner);
+    if (frozen.kind !== 'frozen') throw new Error('expected a freeze');
+    await catchUpToFreeze(deps, frozen.snap, owner, 60_000);
+    await withTransaction(c.pool, (client) => markSplitting(client, true)); // an earlier attempt began
+    await c.redis.hset(c.keys.partitions[1].pos, FIELD.appliedBatch, '0', FIELD.appliedTxid, '0', FIELD.appliedId, '0');
+    const firstBatch = await splitAtFreeze(deps, frozen.snap, first, owner);
+    expect(await readDrainLayout(c.pool)).toMatchObject({ shards: first, frozen: null });
+    // the lost partition: emptied and incomplete, at the split's position; the others kept
+    expect(await c.redis.exists(c.keys.partitions[1].epoch)).toBe(0);
+    expect(await c.redis.hget(c.keys.partitions[1].pos, FIELD.appliedBatch)).toBe(String(BigInt(firstBatch) - 1n));
+    expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(1);
+    // the same step again, as a retry whose first attempt committed
+    await expect(splitAtFreeze(deps, frozen.snap, first, owner)).resolves.toBe(firstBatch);
+    // the new layout's drain asks for the refill; once done the store is the rule's
+    const now = activitiesFor(pipelineClients({ ...c, config: withShards(first) }));
+    await now.acquireDrainLease({ owner: 'new' });
+    for (;;) if ((await now.drainBatch({ owner: 'new' })).outcome === 'idle') break;
+    await backfillEverything(now, 'test-split-refill', { drainOwner: 'new' });
+    for (;;) if ((await now.drainBatch({ owner: 'new' })).outcome === 'idle') break;
+    expect(await c.redis.exists(c.keys.partitions[1].epoch)).toBe(1);
+    expect(await mismatches()).toEqual([]);
   });
 
   // A Redis back from a file written while a rebuild ran, or before a TRUNCATE's emptying: its
