@@ -257,9 +257,10 @@ export async function resetStorePosition(
 }
 
 /**
- * A drain re-split's new position for a partition, written only if the partition still holds `old`
- * (what its shard applied) or `planned` (an earlier attempt's write), unmarked (store/lua/
- * split-position.lua). False: it lost writes since; the caller rebuilds it.
+ * A drain re-split's new position for a partition, as it is if the partition still holds `old`
+ * (what its shard applied) or `planned` (an earlier attempt's write), unmarked; else marked for a
+ * rebuild, its epoch gone (store/lua/split-position.lua). False: it lost writes, and its new shard
+ * rebuilds it.
  */
 export async function splitStorePosition(
   redis: StoreRedis,
@@ -269,7 +270,7 @@ export async function splitStorePosition(
 ): Promise<boolean> {
   defineScripts(redis);
   const args = [old.batch, old.txid, old.id, planned.batch, planned.txid, planned.id];
-  return Number(await runScript(redis, SCRIPTS.splitPosition, 1, partition.pos, ...args)) === 1;
+  return Number(await runScript(redis, SCRIPTS.splitPosition, 2, partition.pos, partition.epoch, ...args)) === 1;
 }
 
 /**

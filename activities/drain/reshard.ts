@@ -38,7 +38,6 @@ import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import type { PartitionKeys, StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
 import { splitStorePosition, type DeliveryPosition } from '../../store/store-position';
-import { rebuildStore } from '../../store/rebuild';
 import { onEachNode } from '../../store/redis-client';
 import { FIELD } from '../../store/names';
 import {
@@ -443,30 +442,28 @@ async function splitPlan(
 }
 
 /**
- * Each partition's new position, written only over what its old shard applied or this split's own
- * position (one Lua call per partition: store/lua/split-position.lua). A partition that lost writes
- * since (its node failed over to a replica behind it, or restarted from an older file, between the
- * plan and the write; or during the freeze, when frozen shards check nothing) is rebuilt instead:
- * emptied and incomplete, at the split's position, so its new shard asks for a backfill and reads
- * of it stay stale until then. Given the new position over data it lacks, it would have been
- * taken for complete, and lost those changes for good; refused, the split could never finish.
+ * Each partition's new position, written as it is only over what its old shard applied or this
+ * split's own position (one Lua call per partition: store/lua/split-position.lua). A partition that
+ * lost writes (its node failed over to a replica behind it, or restarted from an older file,
+ * between the plan and the write; or during the freeze, when frozen shards check nothing) gets it
+ * marked for a rebuild, its epoch gone: its reads are stale from then on, and its new shard's
+ * first position check rebuilds it. Given the new position over data it lacks, it would have been
+ * taken for complete and lost those changes for good; refused, the split could never finish.
  */
 async function rewritePositions(
   deps: ReshardDeps,
   held: Awaited<ReturnType<typeof lockAllShards>>,
-  snap: string,
   planned: DeliveryPosition,
 ): Promise<void> {
-  const lost: PartitionKeys[] = [];
+  const lost: number[] = [];
   for (const p of deps.keys.partitions) {
     const old = held.shards[shardOfPartition(p.index, held.layout.shards)]!.cursor.last;
-    if (!(await splitStorePosition(deps.redis, p, old, planned))) lost.push(p);
+    if (!(await splitStorePosition(deps.redis, p, old, planned))) lost.push(p.index);
   }
-  if (!lost.length) return;
-  deps.progress?.(
-    `WARNING: store partition(s) ${lost.map((p) => p.index).join(', ')} do not hold what their drain shard applied (Redis lost writes during the split); REBUILDING them at the split's position (emptied, then backfilled; their reads are stale until done)`,
-  );
-  await rebuildStore(deps.redis, deps.keys, { last: planned, from: snap, to: null }, null, lost);
+  if (lost.length)
+    deps.progress?.(
+      `WARNING: store partition(s) ${lost.join(', ')} do not hold what their drain shard applied (Redis lost writes during the split): marked for a REBUILD, which their new shard runs (emptied, then backfilled; their reads are stale until done)`,
+    );
 }
 
 /**
@@ -508,7 +505,7 @@ async function switchLayout(
     // leaves the old layout frozen at S, whose shards never check positions while frozen; the
     // next run of the command accepts these positions and writes the same again.
     writingPositions();
-    await rewritePositions(deps, held, target.snap, last);
+    await rewritePositions(deps, held, last);
     const old = held.shards.map((h) => h.shard);
     await switchDrainLayout(client, { fresh, old, batch, lastBatch: last.batch, snap: target.snap, at: target.at });
     return batch;

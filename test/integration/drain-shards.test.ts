@@ -257,7 +257,7 @@ describe('changing DRAIN_SHARDS', () => {
   // position over data it lacks (taken for complete, its changes lost for good) nor stop the split
   // (every shard frozen, every read stale): it is rebuilt at the split's position. And a retry of
   // the committed switch (its completion lost) is done, not refused.
-  it('a partition that lost writes once the split began is rebuilt at the split, and a retry of the done switch succeeds', async () => {
+  it('a partition that lost writes once the split began is rebuilt after it, and a retry of the done switch succeeds', async () => {
     await seedMinimal(c.pool);
     await captured();
     const deps = reshardDeps();
@@ -269,13 +269,15 @@ describe('changing DRAIN_SHARDS', () => {
     await c.redis.hset(c.keys.partitions[1].pos, FIELD.appliedBatch, '0', FIELD.appliedTxid, '0', FIELD.appliedId, '0');
     const firstBatch = await splitAtFreeze(deps, frozen.snap, first, owner);
     expect(await readDrainLayout(c.pool)).toMatchObject({ shards: first, frozen: null });
-    // the lost partition: emptied and incomplete, at the split's position; the others kept
+    // the lost partition: at the split's position, marked for a rebuild, its epoch gone (reads
+    // stale); the others kept
     expect(await c.redis.exists(c.keys.partitions[1].epoch)).toBe(0);
     expect(await c.redis.hget(c.keys.partitions[1].pos, FIELD.appliedBatch)).toBe(String(BigInt(firstBatch) - 1n));
+    expect(await c.redis.hexists(c.keys.partitions[1].pos, FIELD.rebuilding)).toBe(1);
     expect(await c.redis.exists(c.keys.partitions[0].epoch)).toBe(1);
     // the same step again, as a retry whose first attempt committed
     await expect(splitAtFreeze(deps, frozen.snap, first, owner)).resolves.toBe(firstBatch);
-    // the new layout's drain asks for the refill; once done the store is the rule's
+    // the new layout's drain rebuilds it and asks for the refill; once done the store is the rule's
     const now = activitiesFor(pipelineClients({ ...c, config: withShards(first) }));
     await now.acquireDrainLease({ owner: 'new' });
     for (;;) if ((await now.drainBatch({ owner: 'new' })).outcome === 'idle') break;
