@@ -56,6 +56,11 @@ export class TransactionAssembler {
   /** `tickWriter`: whose ticks count for coverage (the capture's slot, capture/ticks.ts); none: every tick. */
   constructor(private readonly tickWriter?: string) {}
 
+  /** A watermark or hand-over marker of this capture's, or written before they named their writer. */
+  private ours(by: string | undefined): boolean {
+    return by === undefined || this.tickWriter === undefined || by === this.tickWriter;
+  }
+
   /** True between a transaction's Begin and its Commit: a position inside it is not yet safe to confirm. */
   get inTransaction(): boolean {
     return this.open !== null;
@@ -97,14 +102,9 @@ export class TransactionAssembler {
             this.open.ticks.push(m.snapshot ? { at: m.at, snapshot: m.snapshot } : { at: m.at });
           else if (m.snapshot) (this.open.otherTickSnapshots ??= []).push(m.snapshot);
         }
-        // (another pipeline's hand-over marker in the same WAL is not ours)
-        if (m?.kind === 'switch' && (m.by === undefined || this.tickWriter === undefined || m.by === this.tickWriter))
-          this.open.switchMarker = { id: m.id, to: m.to };
-        // another pipeline's chunk (its own chunk ids, in the same WAL): not ours to write
-        if (
-          m?.kind === 'watermark' &&
-          (m.by === undefined || this.tickWriter === undefined || m.by === this.tickWriter)
-        )
+        // another pipeline's hand-over marker, or chunk (its own chunk ids), in the same WAL: not ours
+        if (m?.kind === 'switch' && this.ours(m.by)) this.open.switchMarker = { id: m.id, to: m.to };
+        if (m?.kind === 'watermark' && this.ours(m.by))
           (this.open.watermarks ??= []).push({
             chunk: m.chunk,
             edge: m.edge,

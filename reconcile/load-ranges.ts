@@ -22,7 +22,7 @@ import { type PgSnapshot, visibleIn } from '../db/pg-snapshot';
 import type { ChangedRow } from './source-view';
 
 /** The key of a load in a verify report: "fc|yyyymmdd". */
-const fcOfLoadKey = (key: string) => key.slice(0, key.lastIndexOf('|'));
+export const fcOfLoadKey = (key: string) => key.slice(0, key.lastIndexOf('|'));
 
 /**
  * Where the store may be in the later changes, as snapshots of the outbox's database: `applied`,

@@ -20,7 +20,7 @@ import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
 import { loadWindowStart, utcDay } from '../features/definitions';
-import { laterOrderLoads, type LaterOrderLoads } from './load-ranges';
+import { fcOfLoadKey, laterOrderLoads, type LaterOrderLoads } from './load-ranges';
 import { parseSnapshot } from '../db/pg-snapshot';
 import { Reservoir } from './reservoir';
 import { sourceBadges } from './source-badges';
@@ -139,16 +139,22 @@ async function smallMismatches(
   return found;
 }
 
+/** A difference's feature and key (a key may differ in several partitions' copies). */
+const featureKey = (m: VerifyMismatch) => `${m.feature} ${m.key}`;
+
+/** The region of a badge difference's key ("sku@region"). */
+const regionOfBadgeKey = (key: string) => key.slice(key.lastIndexOf('@') + 1);
+
 /** How many keys of the first pass no longer differ (the second pass may find new ones too). */
 function settledOf(first: VerifyMismatch[], still: VerifyMismatch[]): number {
-  const left = new Set(still.map((m) => `${m.feature} ${m.key}`));
-  return new Set(first.map((m) => `${m.feature} ${m.key}`).filter((k) => !left.has(k))).size;
+  const left = new Set(still.map(featureKey));
+  return new Set(first.map(featureKey).filter((k) => !left.has(k))).size;
 }
 
 /** The first difference of each feature and key (a key may differ in several partitions' copies). */
 function onePerKey(mismatches: VerifyMismatch[]): VerifyMismatch[] {
   const found = new Map<string, VerifyMismatch>();
-  for (const m of mismatches) if (!found.has(`${m.feature} ${m.key}`)) found.set(`${m.feature} ${m.key}`, m);
+  for (const m of mismatches) if (!found.has(featureKey(m))) found.set(featureKey(m), m);
   return [...found.values()];
 }
 
@@ -393,7 +399,7 @@ async function secondPass(
 async function regionFcsOf(inventory: Db, badges: VerifyMismatch[]): Promise<Map<string, string[]>> {
   const fcsOf = new Map<string, string[]>();
   if (!badges.length) return fcsOf;
-  const regions = [...new Set(badges.map((m) => m.key.slice(m.key.lastIndexOf('@') + 1)))];
+  const regions = [...new Set(badges.map((m) => regionOfBadgeKey(m.key)))];
   const r = await inventory.query<{ region: string; fc_id: string }>(
     'select region, fc_id from shop.region_fc where region = any($1)',
     [regions],
@@ -440,7 +446,7 @@ function explainedBy(
         return rows.has(`region_fc ${m.key}`);
       case 'load':
         return loads === null
-          ? loadFcs.has(m.key.slice(0, m.key.lastIndexOf('|')))
+          ? loadFcs.has(fcOfLoadKey(m.key))
           : loads.explains(m.key, Number(m.store ?? 0) - Number(m.source ?? 0));
       case 'badge': {
         // derived from the SKU's rows, every FC of the region and their loads of today: any of
@@ -451,7 +457,7 @@ function explainedBy(
           inventoryOf.has(sku) ||
           tables.has('fulfillment_centers') ||
           tables.has('region_fc') ||
-          ordersMoved(m.key.slice(m.key.lastIndexOf('@') + 1))
+          ordersMoved(regionOfBadgeKey(m.key))
         );
       }
       default:

@@ -20,9 +20,8 @@ import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
 import { cursorOfPartition, shardCursors } from '../../outbox';
 import { heldNow, heldSubjects, type HeldRow } from '../../store/held';
-import type { PartitionKeys } from '../../store/keys';
 import { comparePositions, readPartitionPositions } from '../../store/store-position';
-import { applyDeadLetter, DEAD_LETTER_COLUMNS, type DeadLetterRow, type RetryDeps, STORE_BEHIND_REPLY } from './retry';
+import { applyDeadLetterChecked, DEAD_LETTER_COLUMNS, type DeadLetterRow, type RetryDeps } from './retry';
 
 /**
  * How long after its retry a letter is applied again when its subject is held again, and keeps a
@@ -69,11 +68,10 @@ export async function reapplyRetriedHeld(deps: RetryDeps, onProgress: () => void
         result.storeBehind = true;
         return;
       }
-      // and in each apply call: a partition that went back since this check refuses, atomically
-      // (store/lua/apply.lua, FBBEHIND), so the drain's re-delivery counts the change alone
-      const checkedOf = (p: PartitionKeys) => cursorOfPartition(cursors, p.index).last;
-      const applied = await applyDeadLetter({ ...deps, opts: { ...deps.opts, checkedOf } }, dl);
-      if (applied.error !== null && STORE_BEHIND_REPLY.test(applied.error)) {
+      // and in each apply call: a partition that went back since this check refuses, atomically,
+      // so the drain's re-delivery counts the change alone
+      const applied = await applyDeadLetterChecked(deps, dl, cursors);
+      if (applied.behind) {
         result.storeBehind = true;
         return;
       }

@@ -93,13 +93,9 @@ export async function retryDeadLetters(
         [dl.id],
       );
       if (!still.rowCount) return null;
-      // Each apply call checked against its partition's drain cursor: a Redis gone back to an older
-      // file refuses it (the drain delivers the change again, and settles this letter as it does:
-      // applied here too, a load delta would count twice).
-      const cursors = await shardCursors(db);
-      const checkedOf = (p: PartitionKeys) => cursorOfPartition(cursors, p.index).last;
-      const applied = await applyDeadLetter({ db, redis, allKeys, opts: { ...opts, checkedOf }, sourceRows }, dl);
-      if (applied.error !== null && STORE_BEHIND_REPLY.test(applied.error))
+      const deps = { db, redis, allKeys, opts, sourceRows };
+      const applied = await applyDeadLetterChecked(deps, dl, await shardCursors(db));
+      if (applied.behind)
         applied.error = `not applied: a store partition is behind its drain cursor (Redis back from an older file: the drain delivers this change again once it notices), or has no position yet (rebuilt: the drain's next batch sets it); retry later if the letter still waits (${applied.error})`;
       if (applied.error === null)
         await client.query('update pipeline.dead_letters set retried_at = now() where id = $1', [dl.id]);
@@ -128,7 +124,23 @@ export interface RetryDeps {
 }
 
 /** The refusal of an apply call whose partition went below the position it was checked at (store/lua/apply.lua). */
-export const STORE_BEHIND_REPLY = /\bFBBEHIND\b/;
+const STORE_BEHIND_REPLY = /\bFBBEHIND\b/;
+
+/**
+ * applyDeadLetter with each apply call checked against its partition's drain cursor (`cursors`,
+ * read under the letter's lock): a partition gone back since (a Redis back from an older file)
+ * refuses the call atomically, and `behind` says so. The drain delivers the change again, and
+ * settles the letter as it does: applied here too, a load delta would count twice.
+ */
+export async function applyDeadLetterChecked(
+  deps: RetryDeps,
+  dl: DeadLetterRow,
+  cursors: Awaited<ReturnType<typeof shardCursors>>,
+): Promise<{ error: string | null; reemitted: boolean; behind: boolean }> {
+  const checkedOf = (p: PartitionKeys) => cursorOfPartition(cursors, p.index).last;
+  const applied = await applyDeadLetter({ ...deps, opts: { ...deps.opts, checkedOf } }, dl);
+  return { ...applied, behind: applied.error !== null && STORE_BEHIND_REPLY.test(applied.error) };
+}
 
 /** Applies one dead letter's change again; the error that keeps it waiting, or null. */
 export async function applyDeadLetter(

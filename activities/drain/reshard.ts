@@ -59,7 +59,7 @@ import {
   readDrainLayout,
   setRoutePartitions,
   shardKeys,
-  shardOfPartition,
+  cursorOfPartition,
   type DrainLayout,
   type DrainShard,
 } from '../../outbox';
@@ -457,7 +457,7 @@ async function rewritePositions(
 ): Promise<void> {
   const lost: number[] = [];
   for (const p of deps.keys.partitions) {
-    const old = held.shards[shardOfPartition(p.index, held.layout.shards)]!.cursor.last;
+    const old = cursorOfPartition(held, p.index).last;
     if (!(await splitStorePosition(deps.redis, p, old, planned))) lost.push(p.index);
   }
   if (lost.length)

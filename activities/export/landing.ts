@@ -82,9 +82,8 @@ export async function landChanges(
   // Only over the cursor this call read: a landing call run beside it (by hand, or a schedule's
   // run overlapping a slow one) that saved first may be further on, and is never moved back. This
   // call's files then hold changes that one landed too; the export keeps each change once.
-  if (!(await saveCursorIfUnchanged(pool, names.landingConsumer, cursor, next)))
-    return { rows: read.total, files, position: read.last ?? next.position, more: true };
-  return { rows: read.total, files, position: read.last ?? next.position, more };
+  const saved = await saveCursorIfUnchanged(pool, names.landingConsumer, cursor, next);
+  return { rows: read.total, files, position: read.last ?? next.position, more: more || !saved };
 }
 
 /** The in-memory DuckDB table `land` of one landing call, opened at its first row. */
