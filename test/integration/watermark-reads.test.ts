@@ -75,6 +75,31 @@ describe('reading source rows between watermarks', () => {
   };
   const maxId = async () =>
     Number((await pipeline.query(`select coalesce(max(id), 0) as m from pipeline.outbox`)).rows[0].m);
+  /** Writes a chunk watermark into the source's WAL, as the reader of source `src` in capture `by` does. */
+  const emitWatermark = (edge: 'low' | 'high', id: string, src = 'inventory', by = inventory.slot) =>
+    source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeWatermark(edge, id, src, by)]);
+  /**
+   * A chunk of B|F1 between its watermarks, as source `src`'s reader in capture `by` writes it: its
+   * outbox position before the high watermark with it. The capture has read past it on return.
+   */
+  const chunkOfB = async (src = 'inventory', by = inventory.slot) => {
+    const id = await createChunk(pipeline, { source: src, tbl: 'inventory', keys: ['B|F1'] });
+    await emitWatermark('low', id, src, by);
+    const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
+    await storeChunkRead(pipeline, id, snap, [
+      { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
+    ]);
+    const from = await maxId();
+    await emitWatermark('high', id, src, by);
+    await coveredAfter(Date.now());
+    return { id, from };
+  };
+  /** The chunk was left as read, and nothing of it written (it is another capture's). */
+  const leftAlone = async ({ id, from }: { id: string; from: number }) => {
+    expect((await chunkState(pipeline, id)).state).toBe('read');
+    expect((await pipeline.query(`select 1 from pipeline.outbox where id > $1 and op = 'R'`, [from])).rowCount).toBe(0);
+    await pipeline.query(`delete from pipeline.capture_chunks where id = $1`, [id]);
+  };
 
   beforeAll(async () => {
     await createSplitSources();
@@ -251,19 +276,7 @@ describe('reading source rows between watermarks', () => {
     await setCaptureSwitch(pipeline, 'inventory', 'test-switch-not-reached');
     try {
       await startCapture();
-      const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
-      const emit = (edge: 'low' | 'high') =>
-        source.query(`select pg_logical_emit_message(true, $1, $2)`, [
-          TICK_PREFIX,
-          encodeWatermark(edge, id, 'inventory', inventory.slot),
-        ]);
-      await emit('low');
-      const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
-      await storeChunkRead(pipeline, id, snap, [
-        { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
-      ]);
-      await emit('high');
-      await coveredAfter(Date.now());
+      const { id } = await chunkOfB();
       expect((await chunkState(pipeline, id)).state).toBe('abandoned');
     } finally {
       await stopCapture?.();
@@ -274,10 +287,7 @@ describe('reading source rows between watermarks', () => {
 
   it('abandons a chunk when the capture restarted between its watermarks (it knows nothing of the window)', async () => {
     const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
-    await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
-      TICK_PREFIX,
-      encodeWatermark('low', id, 'inventory', inventory.slot),
-    ]);
+    await emitWatermark('low', id);
     await coveredAfter(Date.now()); // the low watermark is written and confirmed...
     await stopCapture!();
     await startCapture(); // ...and the new capture session never saw it
@@ -285,10 +295,7 @@ describe('reading source rows between watermarks', () => {
     await storeChunkRead(pipeline, id, snap, [
       { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
     ]);
-    await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
-      TICK_PREFIX,
-      encodeWatermark('high', id, 'inventory', inventory.slot),
-    ]);
+    await emitWatermark('high', id);
     await coveredAfter(Date.now());
     expect((await chunkState(pipeline, id)).state).toBe('abandoned');
   }, 60_000);
@@ -340,10 +347,7 @@ describe('reading source rows between watermarks', () => {
       await stopCapture!();
       await startCapture(); // a new session: its history begins after that commit
       const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['C|F1'] });
-      await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
-        TICK_PREFIX,
-        encodeWatermark('low', id, 'inventory', inventory.slot),
-      ]);
+      await emitWatermark('low', id);
       const reader = await source.connect();
       let read: { snap: string; on_hand: number };
       try {
@@ -361,10 +365,7 @@ describe('reading source rows between watermarks', () => {
       await storeChunkRead(pipeline, id, read.snap, [
         { key: 'C|F1', image: { sku_id: 'C', fc_id: 'F1', on_hand: read.on_hand, reserved: 0 } },
       ]);
-      await source.query(`select pg_logical_emit_message(true, $1, $2)`, [
-        TICK_PREFIX,
-        encodeWatermark('high', id, 'inventory', inventory.slot),
-      ]);
+      await emitWatermark('high', id);
       await coveredAfter(Date.now());
       expect((await chunkState(pipeline, id)).state).toBe('abandoned');
     } finally {
@@ -377,45 +378,13 @@ describe('reading source rows between watermarks', () => {
   // Two source settings can name one database: each slot's stream then holds both sources'
   // watermarks, and only the chunk's own capture may write it (the other's stream is elsewhere).
   it("leaves another source's chunk to that source's capture", async () => {
-    const id = await createChunk(pipeline, { source: 'orders', tbl: 'inventory', keys: ['B|F1'] });
-    const emit = (edge: 'low' | 'high') =>
-      source.query(`select pg_logical_emit_message(true, $1, $2)`, [
-        TICK_PREFIX,
-        encodeWatermark(edge, id, 'orders', inventory.slot),
-      ]);
-    await emit('low');
-    const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
-    await storeChunkRead(pipeline, id, snap, [
-      { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
-    ]);
-    const from = await maxId();
-    await emit('high');
-    await coveredAfter(Date.now()); // the inventory capture has read past the high watermark
-    expect((await chunkState(pipeline, id)).state).toBe('read');
-    expect((await pipeline.query(`select 1 from pipeline.outbox where id > $1 and op = 'R'`, [from])).rowCount).toBe(0);
-    await pipeline.query(`delete from pipeline.capture_chunks where id = $1`, [id]);
+    await leftAlone(await chunkOfB('orders')); // (the inventory capture has read past it)
   }, 30_000);
 
   // Another pipeline reading the same source database writes its watermarks into the same WAL, with
   // chunk ids of its own table: one that collides with ours must not close (or open) our window.
   it("leaves another pipeline's chunk to that pipeline's capture, whatever its id", async () => {
-    const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
-    const emit = (edge: 'low' | 'high') =>
-      source.query(`select pg_logical_emit_message(true, $1, $2)`, [
-        TICK_PREFIX,
-        encodeWatermark(edge, id, 'inventory', `${inventory.slot}_other_pipeline`),
-      ]);
-    await emit('low');
-    const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
-    await storeChunkRead(pipeline, id, snap, [
-      { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
-    ]);
-    const from = await maxId();
-    await emit('high');
-    await coveredAfter(Date.now()); // the capture has read past the high watermark
-    expect((await chunkState(pipeline, id)).state).toBe('read');
-    expect((await pipeline.query(`select 1 from pipeline.outbox where id > $1 and op = 'R'`, [from])).rowCount).toBe(0);
-    await pipeline.query(`delete from pipeline.capture_chunks where id = $1`, [id]);
+    await leftAlone(await chunkOfB('inventory', `${inventory.slot}_other_pipeline`));
   }, 30_000);
 
   // Ids may hold '|', the outbox's key separator: a range goes on after the last row's columns

@@ -13,6 +13,23 @@ import type { PgoutputMessage } from '../../capture/pgoutput';
 
 const decode = (v: unknown) => decodePipelineMessage(Buffer.from(JSON.stringify(v)));
 
+/** One source transaction of pipeline messages, as the capture `fb_mine_shop` assembles it. */
+function transactionOf(...messages: object[]) {
+  const a = new TransactionAssembler('fb_mine_shop');
+  a.push({ kind: 'begin', finalLsn: 8n, commitTimeUs: 0n, xid: 7 });
+  for (const v of messages) {
+    const m: PgoutputMessage = {
+      kind: 'message',
+      transactional: true,
+      lsn: 1n,
+      prefix: TICK_PREFIX,
+      content: Buffer.from(JSON.stringify(v)),
+    };
+    a.push(m);
+  }
+  return a.push({ kind: 'commit', commitLsn: 8n, endLsn: 16n, commitTimeUs: 0n })!;
+}
+
 describe('tick messages', () => {
   it('carry the snapshot they were written with and their writer', () => {
     expect(decode({ tick: 1764900000123.5, snap: '100:105:101,103', by: 'fb_pipe_shop' })).toEqual({
@@ -30,31 +47,16 @@ describe('tick messages', () => {
   });
 
   it("count for a capture's coverage only when it wrote them; other writers' snapshots still move the horizon", () => {
-    const tick = (v: object): PgoutputMessage => ({
-      kind: 'message',
-      transactional: true,
-      lsn: 1n,
-      prefix: TICK_PREFIX,
-      content: Buffer.from(JSON.stringify(v)),
-    });
-    const a = new TransactionAssembler('fb_mine_shop');
-    a.push({ kind: 'begin', finalLsn: 8n, commitTimeUs: 0n, xid: 7 });
-    a.push(tick({ tick: 1, snap: '10:10:', by: 'fb_mine_shop' }));
-    a.push(tick({ tick: 2, snap: '11:11:', by: 'fb_other_shop' })); // another pipeline, its clock ahead
-    a.push(tick({ tick: 3, snap: '12:12:' })); // an older worker's: no writer
-    const t = a.push({ kind: 'commit', commitLsn: 8n, endLsn: 16n, commitTimeUs: 0n })!;
+    const t = transactionOf(
+      { tick: 1, snap: '10:10:', by: 'fb_mine_shop' },
+      { tick: 2, snap: '11:11:', by: 'fb_other_shop' }, // another pipeline, its clock ahead
+      { tick: 3, snap: '12:12:' }, // an older worker's: no writer
+    );
     expect(t.ticks).toEqual([{ at: 1, snapshot: '10:10:' }]);
     expect(t.otherTickSnapshots).toEqual(['11:11:', '12:12:']);
   });
 
   it("take a chunk's watermarks only from the capture that wrote them (another pipeline numbers its chunks alike)", () => {
-    const message = (v: object): PgoutputMessage => ({
-      kind: 'message',
-      transactional: true,
-      lsn: 1n,
-      prefix: TICK_PREFIX,
-      content: Buffer.from(JSON.stringify(v)),
-    });
     expect(decode({ hw: '42', src: 'inventory', by: 'fb_mine_shop' })).toEqual({
       kind: 'watermark',
       chunk: '42',
@@ -62,12 +64,11 @@ describe('tick messages', () => {
       source: 'inventory',
       by: 'fb_mine_shop',
     });
-    const a = new TransactionAssembler('fb_mine_shop');
-    a.push({ kind: 'begin', finalLsn: 8n, commitTimeUs: 0n, xid: 7 });
-    a.push(message({ lw: '42', src: 'inventory', by: 'fb_mine_shop' }));
-    a.push(message({ hw: '42', src: 'inventory', by: 'fb_other_shop' })); // another pipeline's chunk 42
-    a.push(message({ hw: '43', src: 'inventory' })); // an older worker's: no writer
-    const t = a.push({ kind: 'commit', commitLsn: 8n, endLsn: 16n, commitTimeUs: 0n })!;
+    const t = transactionOf(
+      { lw: '42', src: 'inventory', by: 'fb_mine_shop' },
+      { hw: '42', src: 'inventory', by: 'fb_other_shop' }, // another pipeline's chunk 42
+      { hw: '43', src: 'inventory' }, // an older worker's: no writer
+    );
     expect(t.watermarks).toEqual([
       { chunk: '42', edge: 'low', source: 'inventory' },
       { chunk: '43', edge: 'high', source: 'inventory' },
@@ -75,19 +76,7 @@ describe('tick messages', () => {
   });
 
   it("take a hand-over marker only from their own pipeline's switch", () => {
-    const message = (v: object): PgoutputMessage => ({
-      kind: 'message',
-      transactional: true,
-      lsn: 1n,
-      prefix: TICK_PREFIX,
-      content: Buffer.from(JSON.stringify(v)),
-    });
-    const markerOf = (v: object) => {
-      const a = new TransactionAssembler('fb_mine_shop');
-      a.push({ kind: 'begin', finalLsn: 8n, commitTimeUs: 0n, xid: 7 });
-      a.push(message(v));
-      return a.push({ kind: 'commit', commitLsn: 8n, endLsn: 16n, commitTimeUs: 0n })!.switchMarker;
-    };
+    const markerOf = (v: object) => transactionOf(v).switchMarker;
     expect(markerOf({ switch: 's1', to: 'trigger', by: 'fb_mine_shop' })).toEqual({ id: 's1', to: 'trigger' });
     expect(markerOf({ switch: 's2', to: 'trigger', by: 'fb_other_shop' })).toBeUndefined(); // another pipeline's
     expect(markerOf({ switch: 's3', to: 'logical' })).toEqual({ id: 's3', to: 'logical' }); // an older worker's
