@@ -73,7 +73,10 @@ export type PgoutputMessage =
   | {
       kind: 'update';
       relationId: number;
-      /** 'K': the old key (the key changed); 'O': the whole old row (REPLICA IDENTITY FULL); absent otherwise. */
+      /**
+       * 'K': the old key (the key changed, or holds a value stored out of line); 'O': the whole old
+       * row (REPLICA IDENTITY FULL); absent otherwise.
+       */
       oldKind: 'K' | 'O' | null;
       oldTuple: Tuple | null;
       newTuple: Tuple;

@@ -8,7 +8,14 @@
  * one, as before: consumers never need to know that keys can move.
  */
 import { JsonKind, JsonWriter } from './json-bytes';
-import { NULL_COLUMN, UNCHANGED_COLUMN, type PgoutputMessage, type RelationColumn, type Tuple } from './pgoutput';
+import {
+  NULL_COLUMN,
+  UNCHANGED_COLUMN,
+  UNCHANGED_TOAST,
+  type PgoutputMessage,
+  type RelationColumn,
+  type Tuple,
+} from './pgoutput';
 import { isSourceTable, SOURCE_SCHEMA, SOURCE_TABLES, type SourceTable } from './source-tables';
 
 /** One outbox row to write; image and oldImage are JSON text. */
@@ -83,10 +90,26 @@ export function knowRelation(msg: Extract<PgoutputMessage, { kind: 'relation' }>
   };
 }
 
-function keyOf(rel: KnownRelation, tuple: Tuple): string {
+/**
+ * The key of a tuple. A key column stored out of line (a text key over about 2 KB) that an update
+ * left unchanged is not resent in the new tuple; the server then sends the old key (it logs the
+ * replica identity whenever it has external values), and `old` supplies it. Without it the key
+ * cannot be told, and guessing would write the change under a wrong key.
+ */
+function keyOf(rel: KnownRelation, tuple: Tuple, old: Tuple | null = null): string {
   const at = rel.keyPositions;
-  if (at.length === 1) return String(tuple.value(at[0]!));
-  return at.map((k) => String(tuple.value(k))).join('|'); // join: one flat string (see imageOf)
+  if (at.length === 1) return keyColumn(rel, tuple, at[0]!, old);
+  return at.map((k) => keyColumn(rel, tuple, k, old)).join('|'); // join: one flat string (see imageOf)
+}
+
+function keyColumn(rel: KnownRelation, tuple: Tuple, i: number, old: Tuple | null): string {
+  let v = tuple.value(i);
+  if (v === UNCHANGED_TOAST && old && i < old.length) v = old.value(i);
+  if (v === UNCHANGED_TOAST)
+    throw new SourceSetupError(
+      `${rel.qualifiedName}: an update left key column ${rel.columns[i]?.name} unchanged and out of line, and the server sent no old key to tell it (PostgreSQL 15 sends it; an older minor release may not): upgrade the source`,
+    );
+  return String(v);
 }
 
 /** Images are built here, one at a time. */
@@ -95,13 +118,14 @@ const writer = new JsonWriter();
 /**
  * The JSON image of a tuple. `only` limits it to the key columns (an old key tuple, whose other
  * columns the server does not send); `fill` supplies columns the server left out as unchanged
- * TOAST (from the old row, under REPLICA IDENTITY FULL). A column still unknown is left out.
+ * TOAST from the old row: every column under REPLICA IDENTITY FULL, the key columns (`fillOnly`) from
+ * an old key tuple. A column still unknown is left out.
  *
  * Written from the frame's bytes into one buffer and made a string once (capture/json-bytes.ts):
  * an image stays in memory for seconds (the pending batch, the watermark history), and is one flat
  * string, with nothing of the columns' texts kept alive beside it.
  */
-function imageOf(rel: KnownRelation, tuple: Tuple, only?: number[], fill?: Tuple | null): string {
+function imageOf(rel: KnownRelation, tuple: Tuple, only?: number[], fill?: Tuple | null, fillOnly?: number[]): string {
   const w = writer;
   w.reset();
   w.byte(0x7b); // '{'
@@ -112,7 +136,8 @@ function imageOf(rel: KnownRelation, tuple: Tuple, only?: number[], fill?: Tuple
     const i = only ? only[j]! : j;
     let from = tuple;
     if (i >= from.length) continue;
-    if (from.start(i) === UNCHANGED_COLUMN && fill && i < fill.length) from = fill;
+    if (from.start(i) === UNCHANGED_COLUMN && fill && i < fill.length && (!fillOnly || fillOnly.includes(i)))
+      from = fill;
     const start = from.start(i);
     if (start === UNCHANGED_COLUMN) continue;
     if (w.length > 1) w.byte(0x2c); // ','
@@ -138,9 +163,10 @@ export function rowsOfChange(
     const only = msg.oldKind === 'K' ? rel.keyPositions : undefined;
     return [{ tbl, op: 'D', key: keyOf(rel, msg.oldTuple), image: imageOf(rel, msg.oldTuple, only), oldImage: null }];
   }
-  const newKey = keyOf(rel, msg.newTuple);
   const old = msg.oldTuple;
-  const newImage = imageOf(rel, msg.newTuple, undefined, msg.oldKind === 'O' ? old : null);
+  const newKey = keyOf(rel, msg.newTuple, old);
+  // the old row fills unchanged out-of-line columns: all of them (REPLICA IDENTITY FULL), or the key's
+  const newImage = imageOf(rel, msg.newTuple, undefined, old, msg.oldKind === 'O' ? undefined : rel.keyPositions);
   if (old) {
     const oldKey = keyOf(rel, old);
     if (oldKey !== newKey) {

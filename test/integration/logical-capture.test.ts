@@ -50,6 +50,12 @@ import {
 
 type Tx = { on: 'inventory' | 'orders'; sql: string[] };
 
+/**
+ * A text key of about 2,400 characters that does not compress: stored out of line, so an update
+ * that leaves it unchanged does not resend it in the new tuple (the old key tuple tells it).
+ */
+const LONG_ID = `'L' || (select string_agg(translate(encode(sha512(i::text::bytea), 'base64'), E'\\n', ''), '') from generate_series(1, 28) i)`;
+
 /** Every kind of change the contract's tables see, with timestamps given (the images hold them). */
 const SCRIPT: Tx[] = [
   {
@@ -77,6 +83,20 @@ const SCRIPT: Tx[] = [
     ],
   },
   { on: 'inventory', sql: [`update shop.region_fc set rank = 3 where region = 'R1' and fc_id = 'FC-2'`] },
+  {
+    on: 'inventory',
+    sql: [
+      `insert into shop.skus values (${LONG_ID}, 'a long id', 'active', '2026-01-04 00:00+00')`,
+      `insert into shop.inventory values (${LONG_ID}, 'FC-1', 4, 0, null)`,
+    ],
+  },
+  {
+    on: 'inventory',
+    sql: [
+      `update shop.inventory set on_hand = 5 where sku_id like 'L%'`,
+      `update shop.skus set lifecycle = 'paused' where sku_id like 'L%'`,
+    ],
+  },
   { on: 'inventory', sql: [`update shop.region_fc set region = 'R2' where region = 'R1' and fc_id = 'FC-1'`] },
   {
     on: 'orders',

@@ -1,0 +1,84 @@
+/**
+ * The key of an update whose key column was stored out of line and left unchanged: the new tuple
+ * does not carry it ('u'). The server's old key tuple tells it (checked against the real server in
+ * logical-capture.test.ts); without one the change must not be written under a guessed key.
+ */
+import { describe, expect, it } from 'vitest';
+import { NULL_COLUMN, Tuple, UNCHANGED_COLUMN } from '../../capture/pgoutput';
+import { knowRelation, rowsOfChange, SourceSetupError } from '../../capture/row-image';
+
+const skus = knowRelation({
+  kind: 'relation',
+  relationId: 1,
+  schema: 'shop',
+  table: 'skus',
+  replicaIdentity: 'd',
+  columns: [
+    { name: 'sku_id', typeOid: 25, isKey: true },
+    { name: 'title', typeOid: 25, isKey: false },
+    { name: 'lifecycle', typeOid: 25, isKey: false },
+    { name: 'updated_at', typeOid: 1184, isKey: false },
+  ],
+});
+
+/** A tuple of text columns; undefined: unchanged out of line, null: SQL NULL. */
+function tuple(values: (string | null | undefined)[]): Tuple {
+  const texts = values.map((v) => v ?? '');
+  const frame = Buffer.from(texts.join(''), 'utf8');
+  const spans = new Int32Array(values.length * 2);
+  let at = 0;
+  values.forEach((v, i) => {
+    const len = Buffer.byteLength(texts[i]!, 'utf8');
+    spans[2 * i] = v === undefined ? UNCHANGED_COLUMN : v === null ? NULL_COLUMN : at;
+    spans[2 * i + 1] = at + len;
+    at += len;
+  });
+  return new Tuple(frame, spans);
+}
+
+const longId = 'L'.repeat(3000);
+
+describe('the key of an update that left an out-of-line key unchanged', () => {
+  it('comes from the old key tuple, and the image gets the key column from it too', () => {
+    const rows = rowsOfChange(skus, {
+      kind: 'update',
+      relationId: 1,
+      oldKind: 'K',
+      oldTuple: tuple([longId, null, null, null]),
+      newTuple: tuple([undefined, 'a title', 'paused', '2026-12-06 10:00:00+00']),
+    });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.op).toBe('U');
+    expect(rows[0]!.key).toBe(longId);
+    // the key column from the old key; the old key's NULLs fill nothing else
+    expect(JSON.parse(rows[0]!.image!)).toEqual({
+      sku_id: longId,
+      title: 'a title',
+      lifecycle: 'paused',
+      updated_at: '2026-12-06T10:00:00+00:00',
+    });
+  });
+
+  it('an unchanged non-key column is left out of the image, not taken from the old key tuple', () => {
+    const rows = rowsOfChange(skus, {
+      kind: 'update',
+      relationId: 1,
+      oldKind: 'K',
+      oldTuple: tuple([longId, null, null, null]),
+      newTuple: tuple([undefined, undefined, 'paused', '2026-12-06 10:00:00+00']),
+    });
+    expect(JSON.parse(rows[0]!.image!)).not.toHaveProperty('title');
+  });
+
+  it('is refused with a clear error when no old key came with it', () => {
+    expect(() =>
+      rowsOfChange(skus, {
+        kind: 'update',
+        relationId: 1,
+        oldKind: null,
+        oldTuple: null,
+        newTuple: tuple([undefined, 'a title', 'paused', '2026-12-06 10:00:00+00']),
+      }),
+    ).toThrow(SourceSetupError);
+  });
+});
