@@ -45,8 +45,9 @@ export function rankRegionFcs(fcs: RegionFc[]): RegionFc[] {
   return [...fcs].sort((a, b) => a.rank - b.rank || (a.fc < b.fc ? -1 : a.fc > b.fc ? 1 : 0));
 }
 
+/** At capacity unless the load is known to be under it (a value that is not a number promises nothing). */
 export function atCapacity(fc: RegionFc): boolean {
-  return fc.capacity === null || fc.load >= fc.capacity;
+  return fc.capacity === null || !(fc.load < fc.capacity);
 }
 
 /** `rankedFcs` must already be in rule order (rankRegionFcs). */
@@ -56,7 +57,8 @@ export function decideBadge(sku: string, features: SkuFeatures, rankedFcs: Regio
   if (features.lifecycle === 'paused') return { sku, eligible: false, fc: null, reason: 'paused' };
   let stockAtFullFc = false;
   for (const fc of rankedFcs) {
-    if ((features.available(fc.fc) ?? 0) <= 0) continue;
+    // written so that a value that is not a number counts as no stock
+    if (!((features.available(fc.fc) ?? 0) > 0)) continue;
     if (!atCapacity(fc)) return { sku, eligible: true, fc: fc.fc, reason: 'eligible' };
     stockAtFullFc = true;
   }

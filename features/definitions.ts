@@ -14,6 +14,13 @@
 export type Lifecycle = 'active' | 'paused' | 'discontinued';
 export const LIFECYCLES: readonly Lifecycle[] = ['active', 'paused', 'discontinued'];
 
+/**
+ * Ids (SKU, FC, region) as the contract gives them: letters, digits and . _ : -, 1 to 128
+ * characters. The store relies on it: FC ids are the fields of SKU and region hashes beside names
+ * no id can take (store/names.ts FIELD); a source row with another id is a malformed change.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /** Order statuses that count towards an FC's load for the day the order was placed. */
 export const LOAD_STATUSES: ReadonlySet<string> = new Set(['placed', 'shipped']);
 

@@ -7,7 +7,7 @@
  * dead-letter table with the message and carries on.
  */
 import { z } from 'zod';
-import { FeatureUpdate, LOAD_STATUSES, NotATimestamp, placedDay, RANK_NULL } from './definitions';
+import { FeatureUpdate, ID_PATTERN, LOAD_STATUSES, NotATimestamp, placedDay, RANK_NULL } from './definitions';
 
 export class MalformedChange extends Error {
   override name = 'MalformedChange';
@@ -26,7 +26,7 @@ export interface OutboxRow {
   created_ms: number;
 }
 
-const id = z.string().min(1);
+const id = z.string().regex(ID_PATTERN, 'an id of letters, digits and . _ : -, 1 to 128 characters');
 const int = z.number().int();
 const SkuRow = z.object({ sku_id: id, lifecycle: z.enum(['active', 'paused', 'discontinued']) });
 const FcRow = z.object({ fc_id: id, daily_capacity: int.min(0) });

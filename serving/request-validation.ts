@@ -2,10 +2,11 @@
  * What the read API accepts. Everything a client sends is checked here and rejected with a 4xx
  * and a message that says what was wrong; nothing a client sends reaches Redis unchecked.
  */
+import { ID_PATTERN } from '../features/definitions';
 import { MAX_SKUS_PER_CALL } from './badge-reader';
 
 /** Ids as the shop writes them: letters, digits and . _ : -, at most 128 characters. */
-const ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const ID = ID_PATTERN;
 /**
  * Well over the longest request the contract allows (200 ids of 128 characters, their 199 commas,
  * a region and the path: about 26,000 characters), under the server's header limit (http-api.ts).

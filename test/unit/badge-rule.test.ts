@@ -47,6 +47,10 @@ const cases: [string, Lifecycle | null, Record<string, number>, RegionFc[], Reas
   ['rank order, not listing order', 'active', { A: 1, B: 1 }, [fc('B', 2, 10), fc('A', 1, 10)], 'eligible', 'A'],
   ['equal ranks tie-break on fc id', 'active', { B: 1, C: 1 }, [fc('C', 1, 10), fc('B', 1, 10)], 'eligible', 'B'],
   ['equal ranks, lower id full', 'active', { B: 1, C: 1 }, [fc('C', 1, 10), fc('B', 1, 10, 10)], 'eligible', 'C'],
+  // a stored value that is not a number (a field some other write took) never promises
+  ['stock that is not a number is no stock', 'active', { A: NaN }, [fc('A', 1, 10)], 'out_of_stock', null],
+  ['capacity that is not a number is full', 'active', { A: 5 }, [fc('A', 1, NaN)], 'fc_at_capacity', null],
+  ['load that is not a number is full', 'active', { A: 5 }, [fc('A', 1, 10, NaN)], 'fc_at_capacity', null],
 ];
 
 describe('decideBadge', () => {

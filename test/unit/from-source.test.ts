@@ -44,6 +44,13 @@ describe('featureUpdatesFrom', () => {
     ).toMatchObject({ value: RANK_NULL });
   });
 
+  it('takes every id of the contract: 1 to 128 of letters, digits and . _ : -, numbers-like ones too', () => {
+    for (const id of ['S'.repeat(128), '007', '1e3', '-0', '.', '_', '__proto__', 'a:b.c_d-e'])
+      expect(featureUpdatesFrom(row({ image: { sku_id: id, lifecycle: 'active' } }))).toEqual([
+        expect.objectContaining({ feature: 'sku.lifecycle', sku: id }),
+      ]);
+  });
+
   it('applies a refresh (R) like an update', () => {
     expect(
       featureUpdatesFrom(
@@ -113,6 +120,14 @@ describe('featureUpdatesFrom', () => {
       [{ op: 'T' }, /TRUNCATE.*not a row change/],
       [{ tbl: 'orders', op: 'R', image: order({}) }, /cannot be refreshed/],
       [{ id: 'abc', image: { sku_id: 'S1', lifecycle: 'active' } }, /outbox id/],
+      // ids outside the contract's characters: '#' is the SKU hash's lifecycle field, so an FC of
+      // that id would have its stock read as the lifecycle
+      [{ tbl: 'fulfillment_centers', image: { fc_id: '#', daily_capacity: 100 } }, /fc_id.*letters, digits/],
+      [{ tbl: 'region_fc', image: { region: 'R1', fc_id: '#', rank: 1 } }, /fc_id/],
+      [{ tbl: 'inventory', image: { sku_id: 'S1', fc_id: '#', on_hand: 5, reserved: 0 } }, /fc_id/],
+      [{ tbl: 'skus', image: { sku_id: 'a b', lifecycle: 'active' } }, /sku_id/],
+      [{ tbl: 'skus', image: { sku_id: 'S'.repeat(129), lifecycle: 'active' } }, /sku_id/],
+      [{ tbl: 'region_fc', op: 'D', image: { region: 'R|1', fc_id: 'F1' } }, /region/],
     ];
     for (const [over, message] of bad) {
       expect(() => featureUpdatesFrom(row(over))).toThrow(MalformedChange);
