@@ -52,6 +52,14 @@ type PgConnection = {
   stream: { pause(): void; resume(): void };
 };
 
+/**
+ * The session settings the walsender's text output must be written with (capture/json-bytes.ts
+ * reads ISO timestamps with UTC offsets), as startup options and as one statement run before
+ * streaming, which a connection string's own `options` cannot replace.
+ */
+const OUTPUT_SETTINGS_OPTIONS = '-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3';
+const OUTPUT_SETTINGS_SQL = `select set_config('DateStyle', 'ISO', false), set_config('TimeZone', 'UTC', false), set_config('extra_float_digits', '3', false)`;
+
 /** A server that accepted the connection but neither starts nor refuses the stream in this long: given up. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -81,13 +89,20 @@ export class ReplicationStream {
       connectionString: opts.connectionString,
       replication: 'database',
       application_name: 'fresh-badges-capture',
-      // Text output as capture/row-image.ts converts it: ISO dates, UTC offsets.
-      options: '-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3',
+      // Text output as capture/row-image.ts converts it: ISO dates, UTC offsets. (Set again below:
+      // an `options` parameter in the connection string replaces this one.)
+      options: OUTPUT_SETTINGS_OPTIONS,
       keepAlive: true,
       connectionTimeoutMillis: 5_000,
     } as pg.ClientConfig);
     client.on('error', () => {}); // the failed query below reports it
     await client.connect();
+    try {
+      await client.query(OUTPUT_SETTINGS_SQL);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
     const connection = (client as unknown as { connection: PgConnection }).connection;
     const stream = new ReplicationStream(client, connection);
     connection.on('copyData', ({ chunk }) => stream.receive(chunk));

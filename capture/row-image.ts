@@ -72,6 +72,12 @@ export function knowRelation(msg: Extract<PgoutputMessage, { kind: 'relation' }>
     for (const k of spec.keyColumns) {
       const at = msg.columns.findIndex((c) => c.name === k);
       if (at < 0) throw new SourceSetupError(`${qualifiedName} has no column ${k} (the source contract's key)`);
+      // A replica identity without the key (USING INDEX on other columns, NOTHING) sends deletes
+      // and key moves under other columns: the change would reach the store under a wrong key.
+      if (!msg.columns[at]!.isKey)
+        throw new SourceSetupError(
+          `${qualifiedName}'s replica identity does not hold its key column ${k}: set REPLICA IDENTITY ${spec.needsOldImage ? 'FULL' : 'DEFAULT (the primary key) or FULL'}, as sql/source-setup.sql expects`,
+        );
       keyPositions.push(at);
     }
     if (spec.needsOldImage && msg.replicaIdentity !== 'f')

@@ -256,6 +256,20 @@ describe('capture from the WAL of two source databases', () => {
     60_000,
   );
 
+  it("writes timestamps in UTC whatever the source URL's own options set", async () => {
+    const before = await maxOutboxId(pipeline);
+    await withClient(TEST_INVENTORY_URL, (c) =>
+      c.query(`insert into shop.skus values ('TZ-1', 't', 'active', '2026-01-01 10:00:00.5+00')`),
+    );
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const url = new URL(inventory.url);
+    // a connection string's options replace the ones the stream starts with (node-pg)
+    url.searchParams.set('options', '-c TimeZone=Asia/Kolkata');
+    await captureUntilCovered(pipeline, [{ ...inventory, url: url.toString() }]);
+    const rows = await outboxAfter(pipeline, before);
+    expect(rows.map((r) => r.image?.updated_at)).toEqual(['2026-01-01T10:00:00.5+00:00']);
+  }, 60_000);
+
   it('an open transaction on a source holds back neither later commits nor the coverage time', async () => {
     const held = new pg.Client({ connectionString: TEST_INVENTORY_URL });
     await held.connect();

@@ -7,19 +7,21 @@ import { describe, expect, it } from 'vitest';
 import { NULL_COLUMN, Tuple, UNCHANGED_COLUMN } from '../../capture/pgoutput';
 import { knowRelation, rowsOfChange, SourceSetupError } from '../../capture/row-image';
 
-const skus = knowRelation({
-  kind: 'relation',
+/** The Relation message of shop.skus, under a replica identity whose columns are `identity`. */
+const skusRelation = (replicaIdentity: string, identity: string[]) => ({
+  kind: 'relation' as const,
   relationId: 1,
   schema: 'shop',
   table: 'skus',
-  replicaIdentity: 'd',
-  columns: [
-    { name: 'sku_id', typeOid: 25, isKey: true },
-    { name: 'title', typeOid: 25, isKey: false },
-    { name: 'lifecycle', typeOid: 25, isKey: false },
-    { name: 'updated_at', typeOid: 1184, isKey: false },
-  ],
+  replicaIdentity,
+  columns: ['sku_id', 'title', 'lifecycle', 'updated_at'].map((name) => ({
+    name,
+    typeOid: name === 'updated_at' ? 1184 : 25,
+    isKey: identity.includes(name),
+  })),
 });
+
+const skus = knowRelation(skusRelation('d', ['sku_id']));
 
 /** A tuple of text columns; undefined: unchanged out of line, null: SQL NULL. */
 function tuple(values: (string | null | undefined)[]): Tuple {
@@ -80,5 +82,17 @@ describe('the key of an update that left an out-of-line key unchanged', () => {
         newTuple: tuple([undefined, 'a title', 'paused', '2026-12-06 10:00:00+00']),
       }),
     ).toThrow(SourceSetupError);
+  });
+});
+
+describe('the replica identity a contract table is captured under', () => {
+  it('must hold the key columns: the primary key (DEFAULT) or every column (FULL)', () => {
+    expect(knowRelation(skusRelation('d', ['sku_id'])).keyPositions).toEqual([0]);
+    expect(knowRelation(skusRelation('f', ['sku_id', 'title', 'lifecycle', 'updated_at'])).keyPositions).toEqual([0]);
+    // USING INDEX on another column: deletes would name the row by its title
+    expect(() => knowRelation(skusRelation('i', ['title']))).toThrow(
+      /replica identity does not hold its key column sku_id/,
+    );
+    expect(() => knowRelation(skusRelation('n', []))).toThrow(SourceSetupError);
   });
 });
