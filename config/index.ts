@@ -8,7 +8,18 @@ import { SECRET_KEYS } from './redact';
 import { CONFIGURATION_ERROR_TYPE } from './error-types';
 import { z } from 'zod';
 
-const intFrom = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+/**
+ * A whole number in decimal digits (spaces around it allowed). Not Number(): it reads " " as 0,
+ * "0x10" as 16 and "1e3" as 1000, so a typo would run with a value nobody asked for.
+ */
+const intFrom = (def: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'must be a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .default(def);
 
 const url = (protocols: string[]) =>
   z.string().refine(

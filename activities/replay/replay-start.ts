@@ -24,6 +24,8 @@ import type { Position } from '../../outbox';
 
 /** The largest outbox id (bigint): (txid, MAX_ID) is after every row of txid. */
 export const MAX_ID = '9223372036854775807';
+/** The largest txid (xid8, unsigned 64 bits). */
+const MAX_TXID = 2n ** 64n - 1n;
 
 export interface ReplayStart {
   position: Position;
@@ -35,9 +37,15 @@ export interface ReplayStart {
 export function parseReplayFrom(text: string): ReplayStart {
   if (text === 'start') return { position: { txid: '0', id: '0' }, described: 'the start of the outbox' };
   const pair = /^(\d{1,20}):(\d{1,19})$/.exec(text);
-  if (pair) return { position: { txid: pair[1], id: pair[2] }, described: `outbox position ${text}` };
+  if (pair) {
+    // the columns' ranges (xid8, bigint): beyond them PostgreSQL fails the replay's query on every retry
+    if (BigInt(pair[1]) > MAX_TXID || BigInt(pair[2]) > BigInt(MAX_ID))
+      throw new Error(`not a position: ${text} (a txid is at most ${MAX_TXID}, an outbox id at most ${MAX_ID})`);
+    return { position: { txid: pair[1], id: pair[2] }, described: `outbox position ${text}` };
+  }
   if (/^\d{1,20}:\d{1,20}:[\d,]*$/.test(text)) {
     const s = parseSnapshot(text); // throws on an inconsistent one (xmin > xmax, xip outside)
+    if (s.xmax > MAX_TXID) throw new Error(`not a snapshot: ${text} (a txid is at most ${MAX_TXID})`);
     const before = s.xmin > 0n ? s.xmin - 1n : 0n;
     return { position: { txid: before.toString(), id: MAX_ID }, described: `snapshot ${text}` };
   }

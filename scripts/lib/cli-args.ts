@@ -15,8 +15,9 @@ const wholeNumber =
   (min: number) =>
   (name: string) =>
   (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min)
+    // decimal digits only: Number() reads ' ' as 0, '0x10' as 16 and '1e3' as 1000
+    const n = /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min)
       throw new InvalidArgumentError(`${name} must be a whole number of at least ${min}`);
     return n;
   };

@@ -25,7 +25,11 @@ function registerBackfill(program: Command, ctx: () => OpsContext): void {
     .command('backfill')
     .description('rebuild the online store from snapshots of the source')
     .option('--rate <rows/s>', 'rate limit on source rows read per second', positiveInt('--rate'))
-    .option('--chunk <rows>', 'rows per chunk', positiveInt('--chunk'))
+    .option(
+      '--chunk <rows>',
+      'rows per chunk (100 to 100,000, as BACKFILL_CHUNK_ROWS)',
+      intBetween(100, 100_000)('--chunk'),
+    )
     .option('--no-wait', 'start it and return')
     .action(async (o) => {
       const c = ctx();

@@ -27,6 +27,15 @@ describe('loadConfig', () => {
       expect(message).toContain(name);
   });
 
+  it('takes whole numbers in decimal digits only: a blank, hex, binary, exponent or fraction is an error', () => {
+    expect(loadConfig({ API_PORT: ' 8081 ', DRAIN_ACTIVITY_BUDGET_MS: '0' })).toMatchObject({
+      API_PORT: 8081,
+      DRAIN_ACTIVITY_BUDGET_MS: 0,
+    });
+    for (const value of [' ', '0x1F90', '0b1', '1e3', '5000.0', '100ms', '+-1'])
+      expect(() => loadConfig({ API_PORT: value }), JSON.stringify(value)).toThrow(/API_PORT=.*decimal digits/);
+  });
+
   it('a Redis Cluster: seed nodes checked without echoing them, 16 partitions by default', () => {
     expect(loadConfig({}).STORE_PARTITIONS).toBe(1);
     const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis://u:secret@10.0.0.2:7001' });

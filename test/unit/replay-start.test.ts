@@ -18,6 +18,11 @@ describe('parseReplayFrom', () => {
       expect(() => parseReplayFrom(bad), bad).toThrow(/not a position|inconsistent pg_snapshot/);
     expect(() => parseReplayFrom('x')).toThrow(/snapshot XMIN:XMAX:XIP as `ops status` prints it/);
   });
+  it('refuses positions beyond the columns (xid8, bigint), which the replay query would fail on forever', () => {
+    expect(parseReplayFrom(`18446744073709551615:${MAX_ID}`).position.id).toBe(MAX_ID);
+    for (const bad of ['1:9223372036854775808', '18446744073709551616:1', '99999999999999999999:99999999999999999999:'])
+      expect(() => parseReplayFrom(bad), bad).toThrow(/at most/);
+  });
 });
 
 describe('parseSince', () => {
