@@ -10,6 +10,7 @@
 import type pg from 'pg';
 import { reemitSourceRows, type ReemitTable, type SourceRowRef } from '../activities/repair/reemit-rows';
 import type { Config } from '../config';
+import { withTransaction } from '../db/transaction';
 import { captureSources, type CaptureSource } from './sources';
 import { readThroughWatermarks } from './watermark-read';
 
@@ -19,6 +20,9 @@ export interface SourceRows {
   /** Re-reads one SKU's skus row and all its inventory rows. */
   refreshSku(sku: string): Promise<{ rows: number }>;
 }
+
+/** How long the trigger capture's SKU rebuild waits for a row lock before it fails (and is retried). */
+export const REFRESH_LOCK_TIMEOUT_MS = 2_000;
 
 export function sourceRowsFor(config: Config, pipeline: pg.Pool): SourceRows {
   return config.CAPTURE_MODE === 'logical' ? logicalSourceRows(config, pipeline) : triggerSourceRows(pipeline);
@@ -32,8 +36,14 @@ export function triggerSourceRows(pipeline: pg.Pool): SourceRows {
       // FOR SHARE in the statements that insert their outbox rows. A writer that changed a row
       // before has committed, so its value is read and its outbox id is lower; one after waits for
       // this commit, so its id is higher: per row the versions stay in true change order.
-      const r = await pipeline.query('select pipeline.refresh_sku($1)::int as n', [sku]);
-      return { rows: r.rows[0].n };
+      // A lock wait is bounded, as the re-emit's is: a source transaction left open on one of the
+      // rows would otherwise keep the statement, and its pooled connection, past the activity's
+      // timeout, and each retry would park another, until the drain found no connection.
+      return withTransaction(pipeline, async (client) => {
+        await client.query(`select set_config('lock_timeout', $1, true)`, [`${REFRESH_LOCK_TIMEOUT_MS}ms`]);
+        const r = await client.query('select pipeline.refresh_sku($1)::int as n', [sku]);
+        return { rows: r.rows[0].n };
+      });
     },
   };
 }

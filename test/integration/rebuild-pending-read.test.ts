@@ -58,4 +58,27 @@ describe('reads while a SKU is being rebuilt', () => {
     expect(await c.redis.sismember(c.keys.ofSku('A').rebuilds, 'A')).toBe(0);
     expect(await reasons()).toEqual(['eligible', 'eligible']);
   });
+
+  // trigger capture: pipeline.refresh_sku reads the rows FOR SHARE in the source
+  it.skipIf(c.config.CAPTURE_MODE === 'logical')(
+    'a rebuild behind a source transaction that holds one of its rows gives up within seconds, holding no connection',
+    async () => {
+      await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('L1', 't', 'active')`);
+      await c.pool.query(`insert into shop.inventory values ('L1', 'F1', 5, 0, now())`);
+      const open = await c.pool.connect();
+      try {
+        await open.query('begin');
+        await open.query(`update shop.inventory set reserved = 1 where sku_id = 'L1'`);
+        const started = Date.now();
+        await expect(acts.refreshSku({ sku: 'L1' })).rejects.toThrow(/lock timeout/);
+        expect(Date.now() - started).toBeLessThan(20_000);
+        // the failed statement's connection is back in the pool, not waiting on the lock
+        expect(c.pool.totalCount - c.pool.idleCount).toBe(1); // only the open transaction's
+      } finally {
+        await open.query('rollback');
+        open.release();
+      }
+      expect((await acts.refreshSku({ sku: 'L1' })).rows).toBe(2);
+    },
+  );
 });
