@@ -26,6 +26,7 @@ import { prepareCapture } from './lib/capture-mode';
 import { syncDrainLayout } from './lib/drain-layout';
 import { ensureTemporal } from './stack';
 import { superviseBatchWorker } from './lib/batch-worker';
+import { positiveInt } from './lib/cli-args';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logger } from '../log/logger';
 
@@ -35,8 +36,8 @@ const info = (m: string) => log.info(m);
 
 interface StartOptions {
   simulate?: boolean;
-  rate: string;
-  skus: string;
+  rate: number;
+  skus: number;
   singleProcess?: boolean;
 }
 
@@ -68,11 +69,16 @@ function parseOptions(): StartOptions {
     .name('npm start --')
     .description('run the fresh-badges pipeline locally')
     .option('--simulate', 'also run the workload simulator (a demo catalogue and order traffic)')
-    .option('--rate <changes/s>', 'simulator target rate', '200')
-    .option('--skus <n>', 'simulator catalogue size', '10000')
+    .option('--rate <changes/s>', 'simulator target rate', positiveInt('--rate'), 200)
+    .option('--skus <n>', 'simulator catalogue size', positiveInt('--skus'), 10_000)
     .option('--single-process', 'run landing and the export in the same worker process as the drain')
     .parse();
-  return program.opts<StartOptions>();
+  const opts = program.opts<StartOptions>();
+  // a simulator setting without the simulator would be silently ignored
+  for (const name of ['rate', 'skus'])
+    if (!opts.simulate && program.getOptionValueSource(name) === 'cli')
+      program.error(`error: --${name} sets the simulator: add --simulate`);
+  return opts;
 }
 
 /** Creates the database if needed and applies the pending migrations. */
@@ -125,7 +131,7 @@ async function syncSchedules(config: Config): Promise<void> {
 /** The workload simulator, in the background: its failure is reported, not fatal. */
 async function startSimulator(opts: StartOptions): Promise<void> {
   const { runSimulatorCli } = await import('./simulate');
-  void runSimulatorCli(['--seed-if-empty', '--skus', opts.skus, '--rate', opts.rate]).catch((err) =>
+  void runSimulatorCli(['--seed-if-empty', '--skus', String(opts.skus), '--rate', String(opts.rate)]).catch((err) =>
     logger('simulator').error(err.message),
   );
 }

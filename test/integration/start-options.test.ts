@@ -1,0 +1,37 @@
+/**
+ * `npm start`'s own flags: a bad simulator setting is a usage error before anything starts, and a
+ * simulator setting without --simulate is refused rather than ignored.
+ */
+import { execFile } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+function start(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/start.ts', ...args],
+      { timeout: 60_000 },
+      (err, _out, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
+    );
+  });
+}
+
+describe('npm start options', () => {
+  it('refuses a simulator rate or size that is not a whole number, naming the flag', async () => {
+    for (const [flag, value] of [
+      ['--rate', 'abc'],
+      ['--rate', '1e3'],
+      ['--skus', '0'],
+    ]) {
+      const r = await start(['--simulate', flag, value]);
+      expect(r.code, `${flag} ${value}`).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`${flag} must be a whole number`));
+    }
+  });
+
+  it('refuses a simulator setting without --simulate instead of ignoring it', async () => {
+    const r = await start(['--rate', '500']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--rate sets the simulator: add --simulate/);
+  });
+});
