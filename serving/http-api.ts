@@ -164,7 +164,7 @@ export function createApiHandler(opts: ApiOptions) {
 
 export function createApiServer(opts: ApiOptions): http.Server {
   const handler = createApiHandler(opts);
-  const server = http.createServer({ maxHeaderSize: 32 * 1024 }, (req, res) => void handler(req, res));
+  const server = http.createServer({ maxHeaderSize: 96 * 1024 }, (req, res) => void handler(req, res));
   server.keepAliveTimeout = 65_000;
   // A malformed request line or headers: answer 400 instead of letting the socket error out.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
