@@ -40,11 +40,15 @@ export const skuRebuildActivity: ActivityOptions = {
   retry: backoff({ initialInterval: '500 milliseconds', maximumInterval: '30 seconds' }),
 };
 
-/** Waiting for the drain to apply a rebuilt SKU's rows: 20-s attempts, retried while the drain is paused or behind. */
+/**
+ * Waiting for the drain to apply a rebuilt SKU's rows: short attempts (a check), retried every few
+ * seconds while the drain is paused or behind, so a waiting rebuild holds no worker slot
+ * (activities/lifecycle: APPLIED_WAIT_MS).
+ */
 export const skuRebuildAppliedActivity: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   heartbeatTimeout: '10 seconds',
-  retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds' }),
+  retry: backoff({ initialInterval: '1 second', maximumInterval: '5 seconds' }),
 };
 
 /** A backfill step (plan, chunk, loads, finish): bounded by the chunk size, retried until it succeeds. */

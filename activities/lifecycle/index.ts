@@ -1,4 +1,4 @@
-import { heartbeat } from '@temporalio/activity';
+import { activityInfo, heartbeat } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
@@ -8,8 +8,16 @@ import type { SourceRows } from '../../capture/source-rows';
 import { drainCovers, pipelineSnapshot } from '../../reconcile/source-view';
 import { inActivity } from '../in-activity';
 
-/** How long one attempt of finishSkuRebuild waits for the drain before it fails and is retried. */
+/**
+ * How long finishSkuRebuild waits for the drain: called directly (tests, the CLI), 20 s; as an
+ * activity, its first attempt a second (the drain applies the rows within a pass or two) and its
+ * retries not at all. A waiting attempt holds one of the worker's activity slots, which the drain
+ * needs too: a mass reactivation starts hundreds of rebuilds, and waiting in the slots they held
+ * the drain out of the worker, so every read went stale. Temporal's retry back-off does the
+ * waiting instead, holding nothing (workflows/activity-options.ts).
+ */
 const APPLIED_WAIT_MS = 20_000;
+const FIRST_ATTEMPT_WAIT_MS = 1_000;
 
 export class RebuildNotAppliedYet extends Error {
   override name = 'RebuildNotAppliedYet';
@@ -35,14 +43,15 @@ export function createLifecycleActivities(deps: {
      * Clears the SKU's rebuild request once the drain has applied everything `snapshot` saw (the
      * re-emitted rows among it). Not sooner: reads answer the SKU `unknown` while the request is
      * pending, and between the re-emission and its apply the store still lacks the SKU's stock, so
-     * a read would answer out_of_stock as fresh. Waits up to 20 s, heartbeating, then fails and is
+     * a read would answer out_of_stock as fresh. Waits briefly (APPLIED_WAIT_MS), then fails and is
      * retried (a paused or backlogged drain). Without a snapshot (a rebuild whose refreshSku ran on a
      * worker from before this step, which cleared the request itself), one taken now: it sees the
      * rows that run re-emitted.
      */
     async finishSkuRebuild(input: { sku: string; snapshot?: string }): Promise<void> {
       const snapshot = input.snapshot ?? (await pipelineSnapshot(deps.pool));
-      const deadline = Date.now() + APPLIED_WAIT_MS;
+      const waitMs = !inActivity() ? APPLIED_WAIT_MS : activityInfo().attempt === 1 ? FIRST_ATTEMPT_WAIT_MS : 0;
+      const deadline = Date.now() + waitMs;
       while (!(await drainCovers(deps.pool, snapshot))) {
         if (Date.now() >= deadline)
           throw new RebuildNotAppliedYet(

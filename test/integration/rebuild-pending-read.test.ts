@@ -7,14 +7,26 @@
  * drain has applied the rows it re-emitted, never between the re-emission and the apply.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { createBadgeReader } from '../../serving/badge-reader';
 import { usePipeline } from '../support/pipeline-fixture';
-import { resetState } from '../support/env';
+import { createActivities } from '../../activities';
+import { pipelineClients, resetState } from '../support/env';
 import { captured } from '../support/logical-run';
 
 const owner = 'rebuild-pending-read';
 const { c, acts } = usePipeline('rebuild-pending-read');
+
+/** finishSkuRebuild as its workflow runs it: attempts retried while the drain has not applied the rows. */
+async function finishRebuild(sku: string, snapshot: string): Promise<void> {
+  for (;;)
+    try {
+      return await acts.finishSkuRebuild({ sku, snapshot });
+    } catch (err) {
+      if (!(err instanceof Error && /has not yet applied/.test(err.message))) throw err;
+    }
+}
 
 describe('reads while a SKU is being rebuilt', () => {
   it('answer that SKU unknown and the others as usual, until the request is done', async () => {
@@ -49,7 +61,7 @@ describe('reads while a SKU is being rebuilt', () => {
     // the rebuild re-emits A's rows; until the drain has applied them the request stays
     const { snapshot } = await acts.refreshSku({ sku: 'A' });
     let finished = false;
-    const finishing = acts.finishSkuRebuild({ sku: 'A', snapshot }).then(() => (finished = true));
+    const finishing = finishRebuild('A', snapshot).then(() => (finished = true));
     await sleep(1_000);
     expect(finished).toBe(false);
     expect(await reasons()).toEqual(['unknown', 'eligible']);
@@ -57,6 +69,28 @@ describe('reads while a SKU is being rebuilt', () => {
     await finishing; // applied: the request is done
     expect(await c.redis.sismember(c.keys.ofSku('A').rebuilds, 'A')).toBe(0);
     expect(await reasons()).toEqual(['eligible', 'eligible']);
+  });
+
+  it("a rebuild's retry checks once and fails at once, holding no worker slot while the drain has not applied its rows", async () => {
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('W1', 't', 'active')`);
+    await captured();
+    for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+    await c.redis.sadd(c.keys.ofSku('W1').rebuilds, 'W1');
+    const { snapshot } = await acts.refreshSku({ sku: 'W1' });
+    // a retry of the activity while the drain has not applied the rows: it does not wait for it
+    // (the drain applies them half a second later: a waiting attempt would see that and succeed)
+    const retry = new MockActivityEnvironment({ attempt: 2 });
+    const { finishSkuRebuild } = createActivities(pipelineClients(c));
+    const checking = retry.run(finishSkuRebuild, { sku: 'W1', snapshot });
+    const draining = (async () => {
+      await sleep(500);
+      for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+    })();
+    await expect(checking).rejects.toThrow(/has not yet applied SKU W1/);
+    await draining;
+    expect(await c.redis.sismember(c.keys.ofSku('W1').rebuilds, 'W1')).toBe(1); // still pending: reads say unknown
+    await retry.run(finishSkuRebuild, { sku: 'W1', snapshot }); // the next retry finds it applied
+    expect(await c.redis.sismember(c.keys.ofSku('W1').rebuilds, 'W1')).toBe(0);
   });
 
   // trigger capture: pipeline.refresh_sku reads the rows FOR SHARE in the source
