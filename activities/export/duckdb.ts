@@ -1,4 +1,5 @@
 /** The export's DuckDB helpers: an embedded instance, SQL string quoting, atomic Parquet writes. */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
@@ -35,7 +36,8 @@ export const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
  */
 export async function copyToParquet(conn: DuckDBConnection, query: string, file: string): Promise<void> {
   mkdirDurable(path.dirname(file));
-  const tmp = `${file}.tmp-${process.pid}`;
+  // its own temporary name: two writers of one file in one process must not write into one file
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   await conn.run(`copy (${query}) to ${sqlString(tmp)} (format parquet, compression zstd)`);
   fsyncPath(tmp);
   fs.renameSync(tmp, file);

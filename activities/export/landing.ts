@@ -4,12 +4,16 @@
  * ("landing") follows the drain (it lands only what the drain applied: its deltas end at the
  * drain's last complete snapshot), reads each snapshot delta in order, and writes one file per UTC
  * day of the changes in it:
- *   {EXPORT_DIR}/landing/day=YYYY-MM-DD/b<landing batch>-<first txid>_<id>-<last txid>_<id>.parquet
+ *   {EXPORT_DIR}/landing/day=YYYY-MM-DD/b<landing batch>-<first txid>_<id>-<last txid>_<id>-<call>.parquet
  * Files are written under a temporary name and renamed, so none is ever seen half-written. The
  * cursor moves after the files exist; a crash in between lands the range again, and the export
  * keeps each change once (by its position). Calls take no lock: each moves the cursor only from
- * where it read it, so two run side by side land some changes twice, never move it back.
+ * where it read it, so two run side by side land some changes twice, never move it back. Each
+ * call's files are its own (<call>, random): two calls from one cursor can read different
+ * snapshots, so one range's files can differ, and one renamed over the other could drop a change
+ * the cursor has passed.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
@@ -200,12 +204,13 @@ async function writeDayFiles(
   days: LandingRead['days'],
 ): Promise<string[]> {
   const files: string[] = [];
+  const call = randomBytes(4).toString('hex');
   for (const [day, range] of days) {
     const { first, last: end } = range;
-    // Named by landing batch and range: a range landed again after a crash overwrites its file.
+    // Named by landing batch, range and call: no call's file replaces another's (see the header).
     const file = path.join(
       landingDir(exportDir, day),
-      `b${batch}-${first.txid}_${first.id}-${end.txid}_${end.id}.parquet`,
+      `b${batch}-${first.txid}_${first.id}-${end.txid}_${end.id}-${call}.parquet`,
     );
     await copyToParquet(
       conn!,

@@ -473,7 +473,9 @@ describe('nightly export', () => {
                arg_min(txid::varchar || '_' || id::varchar, (txid, id)) as first, arg_max(txid::varchar || '_' || id::varchar, (txid, id)) as last
           from read_parquet(${glob}, filename = true) group by filename`);
       for (const f of perFile) {
-        expect(path.basename(String(f.filename))).toMatch(new RegExp(`^b\\d+-${f.first}-${f.last}\\.parquet$`));
+        expect(path.basename(String(f.filename))).toMatch(
+          new RegExp(`^b\\d+-${f.first}-${f.last}-[0-9a-f]{8}\\.parquet$`),
+        );
         expect(f.applied).toBe(f.n);
       }
       const schema = await rows(
@@ -489,6 +491,23 @@ describe('nightly export', () => {
 
   // Two landing calls side by side from the same cursor: the one that saves last must not move the
   // cursor back over the other's (only duplicates follow, which the export keeps once).
+  it("landing calls from one cursor keep each its own files: neither replaces the other's", async () => {
+    await drainAll();
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'landing-own-files-'));
+    try {
+      await rewindCursor(c.pool, names.landingConsumer);
+      // the same cursor and limit: the same range, so the same name but for the call
+      const [a, b] = await Promise.all([landChanges(c.pool, out, 2000), landChanges(c.pool, out, 2000)]);
+      expect(a.rows).toBe(b.rows);
+      const dayDir = path.join(out, 'landing', `day=${today}`);
+      const files = fs.readdirSync(dayDir);
+      expect(files.filter((f) => f.endsWith('.parquet'))).toHaveLength(2);
+      expect(files.filter((f) => f.includes('.tmp-'))).toEqual([]);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   it('a landing call run beside another never moves the cursor back', async () => {
     await drainAll();
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'landing-side-by-side-'));
