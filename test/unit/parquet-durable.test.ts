@@ -43,7 +43,9 @@ describe('copyToParquet', () => {
       duck.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    const tmp = `day=2026-12-06/changes.parquet.tmp-${process.pid}`;
+    // a temporary name of this write's own: the process and a random part
+    const tmp = events[1]!.slice('fsync '.length);
+    expect(tmp).toMatch(new RegExp(`^day=2026-12-06/changes\\.parquet\\.tmp-${process.pid}-[0-9a-f]{8}$`));
     expect(events).toEqual([
       'fsync ', // the day's folder, new, flushed into its parent (the test's folder)
       `fsync ${tmp}`,
