@@ -8,7 +8,8 @@
  *   sku_fc_history.parquet          … of available units per (SKU, FC)
  *   fc_capacity_history.parquet     … of daily capacity per FC
  *   fc_load_history.parquet         … of the day's load per FC (the day's order deltas in stream
- *                                   order, restarted by a load set: activities/export/load-history.ts)
+ *                                   order, restarted by a load set: activities/export/load-history.ts;
+ *                                   those that landed on earlier days from midnight: earlier-loads.ts)
  *   region_fc_history.parquet       … of rank per (region, FC)
  *   badges.parquet                  the end-of-day badge per (SKU, region), by the one badge rule
  *   state.parquet                   every feature's value at the end of the day (the next day starts
@@ -45,6 +46,7 @@ import {
 } from './day-inputs';
 import { copyToParquet, fsyncPath, openDuck, sqlString } from './duckdb';
 import { writeLoadHistory } from './load-history';
+import { loadEarlierLoadChanges } from './earlier-loads';
 
 export { partitionDir, validateDate };
 
@@ -132,6 +134,13 @@ async function writeDay(run: ExportRun, now: number): Promise<Omit<ExportResult,
   const latest = (await run.conn.runAndReadAll('select max(source_ms) from changes')).getRows()[0][0];
   run.end = intervalsEnd(run.d0, now, latest === null ? null : Number(latest));
   await deriveFeatureUpdates(run, changes);
+  const carried = await loadEarlierLoadChanges(run.conn, run.exportDir, run.date);
+  if (carried) {
+    run.progress(`${carried} changes of earlier days that may count on this day's load`);
+    const ofThisDay = (u: FeatureUpdate) =>
+      (u.feature === 'fc.load' || u.feature === 'fc.loadSet') && u.day === run.yyyymmdd;
+    await deriveFeatureUpdates(run, carried, 'carried', ofThisDay);
+  }
   await writeHistories(run);
   await writeLoadHistory(run.conn, run.staging, { d0: run.d0, d1: run.end, yyyymmdd: run.yyyymmdd });
   const skuRows = await writeEndState(run);
@@ -179,14 +188,23 @@ async function loadChanges({ conn, exportDir, date, staging, progress }: ExportR
   return changes;
 }
 
-/** 2. Feature updates, by the same definitions as the online path, streamed chunk by chunk. */
-async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, changes: number): Promise<void> {
+/**
+ * 2. Feature updates, by the same definitions as the online path, streamed chunk by chunk: of the
+ * day's changes, and then of its load changes that landed on earlier days (earlier-loads.ts),
+ * whose updates other than this day's load are left out (`keep`).
+ */
+async function deriveFeatureUpdates(
+  { conn, writer, progress }: ExportRun,
+  changes: number,
+  from: 'changes' | 'carried' = 'changes',
+  keep: (u: FeatureUpdate) => boolean = () => true,
+): Promise<void> {
   await conn.run(
-    `create table updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`,
+    `create table if not exists updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`,
   );
   const ap = await writer.createAppender('updates');
   const stream = await conn.stream(
-    `select id, txid, tbl, op, key, image::varchar, old_image::varchar, source_ms from changes order by txid, id`,
+    `select id, txid, tbl, op, key, image::varchar, old_image::varchar, source_ms from ${from} order by txid, id`,
   );
   let malformed = 0;
   let streamed = 0;
@@ -218,6 +236,7 @@ async function deriveFeatureUpdates({ conn, writer, progress }: ExportRun, chang
         throw err;
       }
       for (const u of updates) {
+        if (!keep(u)) continue;
         const row = updateRow(u, BigInt(Number(sourceMs)));
         ap.appendVarchar(row[0]);
         ap.appendVarchar(row[1]);

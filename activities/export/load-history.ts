@@ -2,7 +2,8 @@
  * The day's load per FC in the export: fc_load_history.parquet, and the end-of-day value the
  * badges and state.parquet take. Folded the way the online store applies it (store/lua/apply.lua),
  * so that after a refill the export and the store agree: the day starts at 0 at midnight, each
- * order delta of the day adds to the running load, and a load set of the day (the whole load of
+ * order delta of the day adds to the running load (those that landed on earlier days first, at
+ * midnight: earlier-loads.ts), and a load set of the day (the whole load of
  * (FC, day) re-read from a source captured from the WAL: `fc.loadSet` in features/definitions.ts)
  * replaces the running load at its place in the stream; the deltas after it add to it. A load set
  * of another day leaves this day's load alone.

@@ -9,18 +9,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyToParquet, openDuck, sqlString } from '../../activities/export/duckdb';
-import { exportDay, partitionDir } from '../../activities/export/export-day';
-import { LANDING_COLUMNS } from '../../activities/export/landing';
+import { openDuck } from '../../activities/export/duckdb';
+import { exportDay } from '../../activities/export/export-day';
+import { landByHand, partitionReader, type LandedChange } from '../support/hand-landing';
 
 const date = '2020-01-05';
 const at = (hhmm: string) => Date.parse(`${date}T${hhmm}:00Z`);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'export-truncate-'));
 let duck: Awaited<ReturnType<typeof openDuck>>;
+let read: ReturnType<typeof partitionReader>;
 
-/** One landed change: [id, tbl, op, key, image, old image, time]. */
-type Change = [number, string, string, string, unknown, unknown, number];
-const changes: Change[] = [
+const changes: LandedChange[] = [
   [1, 'skus', 'I', 'S1', { sku_id: 'S1', title: 't', lifecycle: 'active' }, null, at('08:00')],
   [2, 'skus', 'I', 'S2', { sku_id: 'S2', title: 't', lifecycle: 'active' }, null, at('08:00')],
   [3, 'fulfillment_centers', 'I', 'F1', { fc_id: 'F1', region: 'R1', daily_capacity: 10 }, null, at('08:00')],
@@ -43,37 +42,15 @@ const changes: Change[] = [
 ];
 
 beforeAll(async () => {
-  const landing = await openDuck('256MB');
-  try {
-    await landing.conn.run(`create table land (${LANDING_COLUMNS})`);
-    for (const [id, tbl, op, key, image, old, ms] of changes)
-      await landing.conn.run(
-        `insert into land values (${1000 + id}, ${id}, ${sqlString(tbl)}, ${sqlString(op)}, ${sqlString(key)},
-           ${image === null ? 'null' : sqlString(JSON.stringify(image))}, ${old === null ? 'null' : sqlString(JSON.stringify(old))},
-           ${ms}, ${ms + 50})`,
-      );
-    await copyToParquet(
-      landing.conn,
-      'select * from land',
-      path.join(dir, 'landing', `day=${date}`, 'b1-1001_1-1009_9.parquet'),
-    );
-  } finally {
-    landing.close();
-  }
+  await landByHand(dir, date, changes);
   await exportDay(dir, date, { memoryLimit: '256MB' });
   duck = await openDuck('256MB');
+  read = partitionReader(duck, dir, date);
 });
 afterAll(() => {
   duck?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-const read = async (file: string, query: string) =>
-  (
-    await duck.conn.runAndReadAll(
-      query.replace('$file', `read_parquet(${sqlString(path.join(partitionDir(dir, date), file))})`),
-    )
-  ).getRowObjectsJson();
 
 describe('a TRUNCATE in the training export', () => {
   it('ends every value of its table at its place, and the rows written after it start again', async () => {
