@@ -27,7 +27,7 @@ const rankText = (rank: number) => (rank === RANK_NULL ? 'no rank' : `rank ${ran
 
 function verdictOf(fc: RegionFc, available: number, decided: boolean): FcVerdict {
   if (decided) return 'not tried';
-  if (available <= 0) return 'no stock';
+  if (!(available > 0)) return 'no stock'; // as the rule: a value that is not a number is no stock
   if (atCapacity(fc)) return fc.capacity === null ? 'capacity unknown' : 'at capacity';
   return 'chosen';
 }

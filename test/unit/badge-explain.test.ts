@@ -50,14 +50,15 @@ describe('explainBadge', () => {
     const regionFc = fc.record({
       fc: fc.constantFrom('A', 'B', 'C', 'D'),
       rank: fc.integer({ min: 0, max: 3 }),
-      capacity: fc.option(fc.integer({ min: 0, max: 3 })),
-      load: fc.integer({ min: 0, max: 4 }),
+      // NaN: a stored value that is not a number, which neither may promise on
+      capacity: fc.option(fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constant(NaN))),
+      load: fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constant(NaN)),
     });
     fc.assert(
       fc.property(
         lifecycle,
         fc.uniqueArray(regionFc, { selector: (f) => f.fc }),
-        fc.dictionary(fc.constantFrom('A', 'B', 'C', 'D'), fc.integer({ min: -1, max: 2 })),
+        fc.dictionary(fc.constantFrom('A', 'B', 'C', 'D'), fc.oneof(fc.integer({ min: -1, max: 2 }), fc.constant(NaN))),
         (l, region, units) => {
           const features = { lifecycle: l, available: (f: string) => units[f] };
           const e = explainBadge('S', features, region);
