@@ -16,7 +16,8 @@ const log = logger('simulator');
 
 function intArg(min: number, max: number) {
   return (v: string) => {
-    const n = Number(v);
+    // decimal digits only: Number() reads ' ' as 0 (for --rate: as fast as possible) and 1e3 as 1000
+    const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
     if (!Number.isInteger(n) || n < min || n > max)
       throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
     return n;

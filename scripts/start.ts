@@ -26,7 +26,7 @@ import { prepareCapture } from './lib/capture-mode';
 import { syncDrainLayout } from './lib/drain-layout';
 import { ensureTemporal } from './stack';
 import { superviseBatchWorker } from './lib/batch-worker';
-import { positiveInt } from './lib/cli-args';
+import { intBetween } from './lib/cli-args';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logger } from '../log/logger';
 
@@ -69,8 +69,13 @@ function parseOptions(): StartOptions {
     .name('npm start --')
     .description('run the fresh-badges pipeline locally')
     .option('--simulate', 'also run the workload simulator (a demo catalogue and order traffic)')
-    .option('--rate <changes/s>', 'simulator target rate', positiveInt('--rate'), 200)
-    .option('--skus <n>', 'simulator catalogue size', positiveInt('--skus'), 10_000)
+    .option(
+      '--rate <changes/s>',
+      'simulator target rate (0: as fast as it can)',
+      intBetween(0, 1_000_000)('--rate'),
+      200,
+    )
+    .option('--skus <n>', 'simulator catalogue size', intBetween(1, 9_999_999)('--skus'), 10_000)
     .option('--single-process', 'run landing and the export in the same worker process as the drain')
     .parse();
   const opts = program.opts<StartOptions>();

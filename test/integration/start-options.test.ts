@@ -6,11 +6,13 @@ import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 function start(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  // nothing to start against: were a flag taken, the start fails at once instead of running
+  const env = { ...process.env, DATABASE_URL: 'postgres://127.0.0.1:1/none', TEMPORAL_ADDRESS: '127.0.0.1:1' };
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ['--import', 'tsx', 'scripts/start.ts', ...args],
-      { timeout: 60_000 },
+      { timeout: 60_000, env },
       (err, _out, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
     );
   });
@@ -22,6 +24,7 @@ describe('npm start options', () => {
       ['--rate', 'abc'],
       ['--rate', '1e3'],
       ['--skus', '0'],
+      ['--skus', '10000000'], // beyond what the simulator takes
     ]) {
       const r = await start(['--simulate', flag, value]);
       expect(r.code, `${flag} ${value}`).not.toBe(0);
