@@ -9,9 +9,10 @@ import { drainCovers, pipelineSnapshot } from '../../reconcile/source-view';
 import { inActivity } from '../in-activity';
 
 /**
- * How long finishSkuRebuild waits for the drain: called directly (tests, the CLI), 20 s; as an
- * activity, its first attempt a second (the drain applies the rows within a pass or two) and its
- * retries not at all. A waiting attempt holds one of the worker's activity slots, which the drain
+ * How long finishSkuRebuild waits for the drain: its first attempt a second (the drain applies the
+ * rows within a pass or two), its retries not at all; 20 s outside an activity, and for a rebuild
+ * with no snapshot (begun on an older worker: each attempt takes a snapshot of its own, which a
+ * busy drain has never applied at once). A waiting attempt holds one of the worker's activity slots, which the drain
  * needs too: a mass reactivation starts hundreds of rebuilds, and waiting in the slots they held
  * the drain out of the worker, so every read went stale. Temporal's retry back-off does the
  * waiting instead, holding nothing (workflows/activity-options.ts).
@@ -50,7 +51,8 @@ export function createLifecycleActivities(deps: {
      */
     async finishSkuRebuild(input: { sku: string; snapshot?: string }): Promise<void> {
       const snapshot = input.snapshot ?? (await pipelineSnapshot(deps.pool));
-      const waitMs = !inActivity() ? APPLIED_WAIT_MS : activityInfo().attempt === 1 ? FIRST_ATTEMPT_WAIT_MS : 0;
+      const waitMs =
+        !inActivity() || !input.snapshot ? APPLIED_WAIT_MS : activityInfo().attempt === 1 ? FIRST_ATTEMPT_WAIT_MS : 0;
       const deadline = Date.now() + waitMs;
       while (!(await drainCovers(deps.pool, snapshot))) {
         if (Date.now() >= deadline)
