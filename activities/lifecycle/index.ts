@@ -12,10 +12,10 @@ import { inActivity } from '../in-activity';
  * How long finishSkuRebuild waits for the drain: its first attempt a second (the drain applies the
  * rows within a pass or two), its retries not at all; 20 s outside an activity, and for a rebuild
  * with no snapshot (begun on an older worker: each attempt takes a snapshot of its own, which a
- * busy drain has never applied at once). A waiting attempt holds one of the worker's activity slots, which the drain
- * needs too: a mass reactivation starts hundreds of rebuilds, and waiting in the slots they held
- * the drain out of the worker, so every read went stale. Temporal's retry back-off does the
- * waiting instead, holding nothing (workflows/activity-options.ts).
+ * busy drain has never applied at once). A waiting attempt holds one of the worker's activity
+ * slots, which the drain needs too: a mass reactivation starts hundreds of rebuilds, and waiting in
+ * the slots they held the drain out of the worker, so every read went stale. Temporal's retry
+ * back-off does the waiting instead, holding nothing (workflows/activity-options.ts).
  */
 const APPLIED_WAIT_MS = 20_000;
 const FIRST_ATTEMPT_WAIT_MS = 1_000;
