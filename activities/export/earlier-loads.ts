@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { LANDING_COLUMNS } from './landing';
-import { landingDir } from './day-inputs';
+import { hasLandedChanges, landingDir, shiftDay } from './day-inputs';
 import { sqlString } from './duckdb';
 
 /** The landing days before `date` that hold files, oldest first. */
@@ -26,7 +26,7 @@ export function earlierLandingDays(exportDir: string, date: string): string[] {
     .readdirSync(root)
     .map((name) => /^day=(\d{4}-\d\d-\d\d)$/.exec(name)?.[1])
     .filter((day): day is string => !!day && day < date)
-    .filter((day) => fs.readdirSync(landingDir(exportDir, day)).some((f) => f.endsWith('.parquet')))
+    .filter((day) => hasLandedChanges(exportDir, day))
     .sort();
 }
 
@@ -40,7 +40,7 @@ export async function loadEarlierLoadChanges(conn: DuckDBConnection, exportDir: 
   if (!days.length) return 0;
   const files = days.map((day) => sqlString(path.join(landingDir(exportDir, day), '*.parquet')));
   const yyyymmdd = date.replace(/-/g, '');
-  const since = sqlString(new Date(Date.parse(`${date}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10));
+  const since = sqlString(shiftDay(date, -1));
   await conn.run(
     `insert into carried select * from read_parquet([${files.join(', ')}], hive_partitioning = false)
       where tbl = 'orders'

@@ -167,7 +167,7 @@ interface ExportRun {
 /** 1. The day's changes, each once (a crash can land a range twice); written as changes.parquet. */
 async function loadChanges({ conn, exportDir, date, staging, progress }: ExportRun): Promise<number> {
   const landing = landingDir(exportDir, date);
-  const hasLanding = fs.existsSync(landing) && fs.readdirSync(landing).some((f) => f.endsWith('.parquet'));
+  const hasLanding = hasLandedChanges(exportDir, date);
   await conn.run(`create table changes (${LANDING_COLUMNS})`);
   if (hasLanding) {
     await conn.run(

@@ -50,6 +50,17 @@ let exportedToday: Awaited<ReturnType<typeof acts.exportDay>>;
 async function drainAll() {
   for (;;) if ((await acts.drainBatch({ owner: 'export-test' })).outcome !== 'applied') return;
 }
+/** Everything drained, the landing cursor back at the start, and a landing folder of its own for `fn`. */
+async function landingFromTheStart(prefix: string, fn: (out: string) => Promise<void>): Promise<void> {
+  await drainAll();
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  try {
+    await rewindCursor(c.pool, names.landingConsumer);
+    await fn(out);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
 async function rows(sql: string): Promise<Record<string, unknown>[]> {
   return (await duck.conn.runAndReadAll(sql)).getRowObjects() as Record<string, unknown>[];
 }
@@ -489,13 +500,8 @@ describe('nightly export', () => {
     }
   });
 
-  // Two landing calls side by side from the same cursor: the one that saves last must not move the
-  // cursor back over the other's (only duplicates follow, which the export keeps once).
   it("landing calls from one cursor keep each its own files: neither replaces the other's", async () => {
-    await drainAll();
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'landing-own-files-'));
-    try {
-      await rewindCursor(c.pool, names.landingConsumer);
+    await landingFromTheStart('landing-own-files-', async (out) => {
       // the same cursor and limit: the same range, so the same name but for the call
       const [a, b] = await Promise.all([landChanges(c.pool, out, 2000), landChanges(c.pool, out, 2000)]);
       expect(a.rows).toBe(b.rows);
@@ -503,16 +509,13 @@ describe('nightly export', () => {
       const files = fs.readdirSync(dayDir);
       expect(files.filter((f) => f.endsWith('.parquet'))).toHaveLength(2);
       expect(files.filter((f) => f.includes('.tmp-'))).toEqual([]);
-    } finally {
-      fs.rmSync(out, { recursive: true, force: true });
-    }
+    });
   });
 
+  // Two landing calls side by side from the same cursor: the one that saves last must not move the
+  // cursor back over the other's (only duplicates follow, which the export keeps once).
   it('a landing call run beside another never moves the cursor back', async () => {
-    await drainAll();
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'landing-side-by-side-'));
-    try {
-      await rewindCursor(c.pool, names.landingConsumer);
+    await landingFromTheStart('landing-side-by-side-', async (out) => {
       const cursor = await readCursor(c.pool, names.landingConsumer);
       const drain = await drainAppliedSnapshot(c.pool);
       const target = { snap: drain.snap, at: drain.at };
@@ -527,9 +530,7 @@ describe('nightly export', () => {
       expect(long.rows).toBe(far.length);
       expect(short).toMatchObject({ rows: 300, more: true });
       expect(await readCursor(c.pool, names.landingConsumer)).toEqual(expected);
-    } finally {
-      fs.rmSync(out, { recursive: true, force: true });
-    }
+    });
   });
 });
 
