@@ -12,17 +12,45 @@ import { reemitSourceRows, type ReemitTable, type SourceRowRef } from '../activi
 import type { Config } from '../config';
 import { withTransaction } from '../db/transaction';
 import { captureSources, type CaptureSource } from './sources';
-import { readThroughWatermarks } from './watermark-read';
+import {
+  awaitChunk,
+  handChunkRead,
+  readThroughWatermarks,
+  type ChunkRead,
+  type ChunkWait,
+  type HandedChunk,
+} from './watermark-read';
 
 export interface SourceRows {
-  /** Re-reads the rows (a key the source lacks becomes a delete with `deleteAbsent`). */
-  refresh(refs: SourceRowRef[], opts?: { deleteAbsent?: boolean }): Promise<{ refreshed: number; deleted: number }>;
+  /**
+   * Re-reads the rows (a key the source lacks becomes a delete with `deleteAbsent`). The wait
+   * options matter under capture from the WAL only, where the capture writes what was read.
+   */
+  refresh(
+    refs: SourceRowRef[],
+    opts?: { deleteAbsent?: boolean } & ChunkWait,
+  ): Promise<{ refreshed: number; deleted: number }>;
   /** Re-reads one SKU's skus row and all its inventory rows. */
-  refreshSku(sku: string): Promise<{ rows: number }>;
+  refreshSku(sku: string, opts?: SkuReread): Promise<{ rows: number }>;
+}
+
+/**
+ * How a SKU's re-read waits for the capture (logical only): as long as `waitMs`, then
+ * ChunkNotWrittenYetError; a retry passes the chunks the failed call handed over (`handed`), and
+ * waits on them again instead of reading the rows again, so a rebuild behind a lagging capture
+ * finishes once the capture reaches them.
+ */
+export interface SkuReread extends ChunkWait {
+  handed?: HandedChunk[];
+  /** Told the chunks once they are handed to the capture, before the wait. */
+  onHanded?: (chunks: HandedChunk[]) => void;
 }
 
 /** How long the trigger capture's SKU rebuild waits for a row lock before it fails (and is retried). */
 export const REFRESH_LOCK_TIMEOUT_MS = 2_000;
+
+/** A SKU's re-read, read again when the capture abandoned it, at most this often per call. */
+const REREAD_ATTEMPTS = 3;
 
 export function sourceRowsFor(config: Config, pipeline: pg.Pool): SourceRows {
   return config.CAPTURE_MODE === 'logical' ? logicalSourceRows(config, pipeline) : triggerSourceRows(pipeline);
@@ -63,16 +91,33 @@ function logicalSourceRows(config: Config, pipeline: pg.Pool): SourceRows {
       let refreshed = 0;
       let deleted = 0;
       for (const [tbl, keys] of byTable) {
-        const w = await readThroughWatermarks(opts(tbl), { tbl, keys, deleteAbsent: o.deleteAbsent });
+        const w = await readThroughWatermarks({ ...o, ...opts(tbl) }, { tbl, keys, deleteAbsent: o.deleteAbsent });
         refreshed += w.read;
         if (o.deleteAbsent) deleted += new Set(keys).size - w.read;
       }
       return { refreshed, deleted };
     },
-    async refreshSku(sku) {
-      const a = await readThroughWatermarks(opts('skus'), { tbl: 'skus', keys: [sku] });
-      const b = await readThroughWatermarks(opts('inventory'), { tbl: 'inventory', ofSku: sku });
-      return { rows: a.written + b.written };
+    async refreshSku(sku, o = {}) {
+      // both read and handed over before the wait: the capture writes them in one go
+      const reads: ChunkRead[] = [
+        { tbl: 'skus', keys: [sku] },
+        { tbl: 'inventory', ofSku: sku },
+      ];
+      let handed = o.handed?.length === reads.length ? o.handed : null;
+      for (let attempt = 1; ; attempt++) {
+        if (!handed) {
+          handed = [];
+          for (const r of reads) handed.push(await handChunkRead(opts(r.tbl), r));
+          o.onHanded?.(handed);
+        }
+        const chunks = handed;
+        const written = await Promise.all(chunks.map((h, i) => awaitChunk(opts(reads[i]!.tbl), h, o)));
+        if (written.every((n) => n !== null)) return { rows: written.reduce((a, n) => a + n, 0) };
+        // abandoned or skipped (the capture restarted, or its slot was lost): read again
+        if (attempt >= REREAD_ATTEMPTS)
+          throw new Error(`the capture abandoned SKU ${sku}'s re-read ${REREAD_ATTEMPTS} times (it keeps restarting)`);
+        handed = null;
+      }
     },
   };
 }

@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { chunkState, createChunk, storeChunkRead, type ReadRow } from '../outbox/capture-chunks';
+import { createChunk, storeChunkRead, type ReadRow } from '../outbox/capture-chunks';
 import { primaryWalLsn, waitForReplay } from './replica';
 import type { CaptureSource } from './sources';
 import { keyColumnsOf, SOURCE_TABLES, type SourceTable } from './source-tables';
@@ -19,10 +19,8 @@ export interface WatermarkReadOptions {
   /** Rows are read from its replica when it has one (after the replica has replayed the low watermark), else from it. */
   source: CaptureSource;
   pipeline: pg.Pool;
-  /** How long to wait for the capture to write a chunk (it must be running). */
+  /** How long the capture may stay where it is while a chunk waits for it (then CaptureNotRunningError; default 60 s). */
   timeoutMs?: number;
-  /** Ends the wait for the capture (the activity was cancelled, or its worker is shutting down). */
-  signal?: AbortSignal;
 }
 
 export interface ChunkRead {
@@ -60,10 +58,60 @@ export class CaptureNotRunningError extends Error {
   override name = 'CaptureNotRunningError';
 }
 
+/**
+ * A chunk the capture has not written within the wait its caller can afford (`waitMs`): the capture
+ * is behind. The chunk stays handed over; a later call waits on it again (awaitChunk), reading nothing again.
+ */
+export class ChunkNotWrittenYetError extends Error {
+  override name = 'ChunkNotWrittenYetError';
+}
+
+/**
+ * A chunk read and handed to its source's capture: its high watermark is in the source's WAL, in a
+ * transaction committed before `highLsn` (the WAL insert position after it).
+ */
+export interface HandedChunk {
+  id: string;
+  highLsn: string;
+}
+
+/** How a wait for the capture ends without a result (readThroughWatermarks, awaitChunk). */
+export interface ChunkWait {
+  /** Ends the wait (the activity was cancelled, or its worker is shutting down). */
+  signal?: AbortSignal;
+  /** Called while waiting (an activity's heartbeat, so a long wait behind a lagging capture is not taken for a dead worker). */
+  heartbeat?: () => void;
+  /** The longest wait the caller can afford; then ChunkNotWrittenYetError. Unset: as long as the capture moves on. */
+  waitMs?: number;
+}
+
 const ATTEMPTS = 3;
 
 /** Reads the rows and has the capture write them; retried when the capture restarted in between. */
-export async function readThroughWatermarks(opts: WatermarkReadOptions, req: ChunkRead): Promise<ChunkWritten> {
+export async function readThroughWatermarks(
+  opts: WatermarkReadOptions & ChunkWait,
+  req: ChunkRead,
+): Promise<ChunkWritten> {
+  checkRequest(req);
+  return withSourceClients(opts, async (primary, replica) => {
+    for (let attempt = 1; ; attempt++) {
+      const { chunk, rows } = await handChunk(opts, req, primary, replica);
+      const written = await awaitChunk(opts, chunk, opts);
+      if (written !== null) return { read: rows.length, written, ...lastOf(req.tbl, rows) };
+      if (attempt >= ATTEMPTS)
+        throw new Error(`capture of ${opts.source.name} abandoned the chunk ${ATTEMPTS} times (it keeps restarting)`);
+    }
+  });
+}
+
+/** Reads the rows and hands them to the capture without waiting for it (awaitChunk waits). */
+export async function handChunkRead(opts: WatermarkReadOptions, req: ChunkRead): Promise<HandedChunk> {
+  checkRequest(req);
+  return withSourceClients(opts, async (primary, replica) => (await handChunk(opts, req, primary, replica)).chunk);
+}
+
+/** A request no read can answer, refused before anything is read or written. */
+function checkRequest(req: ChunkRead): void {
   if (req.tbl === 'orders' && !req.loads)
     throw new Error('orders cannot be re-read row by row (the FC load is a sum of deltas): read their loads');
   const unsplittable = req.keys?.find((k) => keyColumnsOf(req.tbl, k) === null);
@@ -71,37 +119,39 @@ export async function readThroughWatermarks(opts: WatermarkReadOptions, req: Chu
     throw new Error(
       `a re-read of shop.${req.tbl}: key ${JSON.stringify(unsplittable)} does not split into its key columns (an id holding '|'); nothing was read`,
     );
+}
+
+/** Connections to the source (and its replica), closed after `work`. */
+async function withSourceClients<T>(
+  opts: WatermarkReadOptions,
+  work: (primary: pg.Client, replica: pg.Client | null) => Promise<T>,
+): Promise<T> {
   const primary = new pg.Client({ connectionString: opts.source.url, application_name: 'fresh-badges-watermark' });
   // A connection lost between queries (a source restart or failover) emits 'error' on the client:
   // without a listener that ends the process. The query in flight, or the next, reports it.
   primary.on('error', () => {});
-  await primary.connect();
   const replicaUrl = opts.source.replicaUrl;
   const replica = replicaUrl
     ? new pg.Client({ connectionString: replicaUrl, application_name: 'fresh-badges-watermark' })
     : null;
   replica?.on('error', () => {});
-  await replica?.connect();
   try {
-    for (let attempt = 1; ; attempt++) {
-      const outcome = await oneChunk(opts, req, primary, replica);
-      if (outcome) return outcome;
-      if (attempt >= ATTEMPTS)
-        throw new Error(`capture of ${opts.source.name} abandoned the chunk ${ATTEMPTS} times (it keeps restarting)`);
-    }
+    await primary.connect();
+    await replica?.connect();
+    return await work(primary, replica);
   } finally {
     await primary.end().catch(() => {});
     await replica?.end().catch(() => {});
   }
 }
 
-/** One try: null when the capture abandoned the chunk. */
-async function oneChunk(
+/** Reads the rows between the watermarks, and stores them for the capture. */
+async function handChunk(
   opts: WatermarkReadOptions,
   req: ChunkRead,
   primary: pg.Client,
   replica: pg.Client | null,
-): Promise<ChunkWritten | null> {
+): Promise<{ chunk: HandedChunk; rows: ReadRow[] }> {
   const id = await createChunk(opts.pipeline, {
     source: opts.source.name,
     tbl: req.tbl,
@@ -121,18 +171,64 @@ async function oneChunk(
   const { snapshot, rows } = await readRows(reader ?? primary, req);
   await storeChunkRead(opts.pipeline, id, snapshot, rows);
   await emit(primary, encodeWatermark('high', id, opts.source.name, opts.source.slot));
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  // (a statement of its own: the high watermark's transaction has committed before it)
+  return { chunk: { id, highLsn: await primaryWalLsn(primary) }, rows };
+}
+
+/**
+ * Waits for the capture to write the chunk: the rows it wrote, or null when it will never write it
+ * (it abandoned the chunk, or passed its high watermark without it: a slot lost and created
+ * again skips that WAL; or the chunk is gone), and the chunk must be read again. While the capture's recorded position
+ * moves on, the wait goes on; `timeoutMs` without a move is CaptureNotRunningError.
+ */
+export async function awaitChunk(
+  opts: Pick<WatermarkReadOptions, 'pipeline' | 'source' | 'timeoutMs'>,
+  chunk: HandedChunk,
+  wait: ChunkWait = {},
+): Promise<number | null> {
+  const stillMs = opts.timeoutMs ?? 60_000;
+  const started = Date.now();
+  let stillSince = started;
+  let position: string | null = null;
   for (;;) {
-    const s = await chunkState(opts.pipeline, id);
-    if (s.state === 'written') return { read: rows.length, written: s.written ?? 0, ...lastOf(req.tbl, rows) };
-    if (s.state === 'abandoned') return null;
-    opts.signal?.throwIfAborted();
-    if (Date.now() > deadline)
+    const s = await chunkProgress(opts.pipeline, chunk);
+    if (s.state === 'written') return s.written ?? 0;
+    if (s.state === 'abandoned' || s.passed) return null;
+    if (s.position !== position) {
+      position = s.position;
+      stillSince = Date.now();
+    }
+    wait.signal?.throwIfAborted();
+    if (Date.now() - stillSince > stillMs)
       throw new CaptureNotRunningError(
-        `the capture of ${opts.source.name} did not write chunk ${id} within ${(opts.timeoutMs ?? 60_000) / 1000} s: is it running? (npm run ops -- status)`,
+        `the capture of ${opts.source.name} did not write chunk ${chunk.id} and did not move on within ${stillMs / 1000} s: is it running? (npm run ops -- status)`,
       );
+    if (wait.waitMs !== undefined && Date.now() - started >= wait.waitMs)
+      throw new ChunkNotWrittenYetError(
+        `the capture of ${opts.source.name} has not yet written chunk ${chunk.id} (it is at ${s.position ?? 'no recorded position'}, the chunk's watermark before ${chunk.highLsn}): behind`,
+      );
+    wait.heartbeat?.();
     await sleep(20);
   }
+}
+
+/**
+ * The chunk's state and the capture's recorded position, in one snapshot (the capture marks a chunk
+ * written in the transaction that moves its position): `passed` when the position is at or past
+ * the chunk's high watermark with the chunk neither written nor abandoned.
+ */
+async function chunkProgress(
+  pipeline: pg.Pool,
+  chunk: HandedChunk,
+): Promise<{ state: string; written: number | null; position: string | null; passed: boolean }> {
+  const r = await pipeline.query<{ state: string; written: number | null; position: string | null; passed: boolean }>(
+    `select c.state, c.written, p.lsn::text as position, coalesce(p.lsn >= $2::pg_lsn, false) as passed
+       from pipeline.capture_chunks c left join pipeline.capture_progress p on p.source = c.source
+      where c.id = $1`,
+    [chunk.id, chunk.highLsn],
+  );
+  // gone (pruned by compaction, or another pipeline database): never to be written, read again
+  return r.rows[0] ?? { state: 'missing', written: null, position: null, passed: true };
 }
 
 /** The last row read: its outbox key and its key columns (from its image). */

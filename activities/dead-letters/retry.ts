@@ -22,6 +22,7 @@ import { cursorOfPartition, lockAllShards, shardCursors, shardKeys, shardOfConsu
 import { isReemitTable, REEMIT_TABLES } from '../repair/reemit-rows';
 import { triggerSourceRows, type SourceRows } from '../../capture/source-rows';
 import { WAITING_DEAD_LETTER } from './waiting';
+import { activityChunkWait } from '../chunk-wait';
 
 export interface DeadLetter {
   id: string;
@@ -183,7 +184,7 @@ export async function applyDeadLetter(
         throw new Error(
           `a change of ${dl.tbl} was fenced, and only ${REEMIT_TABLES.join(', ')} rows can be re-emitted`,
         );
-      await sourceRows.refresh([{ tbl: dl.tbl, key: dl.key }]);
+      await sourceRows.refresh([{ tbl: dl.tbl, key: dl.key }], activityChunkWait());
       return { error: null, reemitted: true };
     }
     return { error: null, reemitted: false };

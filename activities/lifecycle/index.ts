@@ -4,7 +4,9 @@ import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import type { StoreKeys } from '../../store/keys';
 import { rebuildDone } from '../../store/rebuild-requests';
-import type { SourceRows } from '../../capture/source-rows';
+import type { SkuReread, SourceRows } from '../../capture/source-rows';
+import type { HandedChunk } from '../../capture/watermark-read';
+import { activityChunkWait } from '../chunk-wait';
 import { drainCovers, pipelineSnapshot } from '../../reconcile/source-view';
 import { inActivity } from '../in-activity';
 
@@ -20,6 +22,42 @@ import { inActivity } from '../in-activity';
 const APPLIED_WAIT_MS = 20_000;
 const FIRST_ATTEMPT_WAIT_MS = 1_000;
 
+/**
+ * How long a SKU's re-read waits for the capture to write it: its first attempt 2 s (a running
+ * capture writes it within a tick or two), a retry 1 s. A waiting attempt holds a worker slot, as
+ * finishSkuRebuild's does; behind a lagging capture the retry back-off does the waiting.
+ */
+const FIRST_REREAD_WAIT_MS = 2_000;
+const REREAD_WAIT_MS = 1_000;
+
+/** The re-read's wait in this attempt, resuming the chunks an earlier attempt handed over. */
+function rereadInActivity(): SkuReread {
+  let handed = handedChunksOf(activityInfo().heartbeatDetails);
+  return {
+    ...activityChunkWait(() => ({ handed })),
+    handed,
+    onHanded: (chunks) => {
+      handed = chunks;
+      heartbeat({ handed }); // at once: a failure after it still leaves the chunks to the retry
+    },
+    waitMs: activityInfo().attempt === 1 ? FIRST_REREAD_WAIT_MS : REREAD_WAIT_MS,
+  };
+}
+
+/** The chunks in an earlier attempt's heartbeat details; undefined when there are none (or not of this shape). */
+export function handedChunksOf(details: unknown): HandedChunk[] | undefined {
+  const handed = (details as { handed?: unknown } | null | undefined)?.handed;
+  if (!Array.isArray(handed)) return undefined;
+  const ok = handed.every(
+    (c: { id?: unknown; highLsn?: unknown } | null) =>
+      typeof c?.id === 'string' &&
+      /^[0-9]{1,19}$/.test(c.id) &&
+      typeof c.highLsn === 'string' &&
+      /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/.test(c.highLsn),
+  );
+  return ok ? handed.map((c: HandedChunk) => ({ id: c.id, highLsn: c.highLsn })) : undefined;
+}
+
 export class RebuildNotAppliedYet extends Error {
   override name = 'RebuildNotAppliedYet';
 }
@@ -34,9 +72,12 @@ export function createLifecycleActivities(deps: {
     /**
      * Re-emits one SKU's current source rows through the outbox (idempotent; safe to repeat).
      * Returns the pipeline database's snapshot once they are committed there: it sees them all.
+     * Under capture from the WAL the capture writes them; an attempt waits for it briefly
+     * (REREAD_WAIT_MS) and fails when it is behind, and the retry waits on the chunks the failed
+     * attempt handed over (its heartbeat's details) instead of reading the rows again.
      */
     async refreshSku(input: { sku: string }): Promise<{ rows: number; snapshot: string }> {
-      const r = await deps.sourceRows.refreshSku(input.sku);
+      const r = await deps.sourceRows.refreshSku(input.sku, inActivity() ? rereadInActivity() : {});
       return { ...r, snapshot: await pipelineSnapshot(deps.pool) };
     },
 

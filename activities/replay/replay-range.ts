@@ -14,6 +14,7 @@ import { StoreKeys } from '../../store/keys';
 import { drainAppliedSnapshot, Position } from '../../outbox';
 import { isReemitTable, SourceRowRef } from '../repair/reemit-rows';
 import { triggerSourceRows, type SourceRows } from '../../capture/source-rows';
+import { activityChunkWait } from '../chunk-wait';
 
 export const formatPosition = (c: Position) => `${c.txid}:${c.id}`;
 
@@ -74,7 +75,7 @@ export async function replayRange(
     const row = r.rows[f.source];
     if (isReemitTable(row.tbl)) fencedRows.set(`${row.tbl} ${row.key}`, { tbl: row.tbl, key: row.key });
   }
-  if (fencedRows.size) await sourceRows.refresh([...fencedRows.values()]);
+  if (fencedRows.size) await sourceRows.refresh([...fencedRows.values()], activityChunkWait());
   const last = r.rows[r.rows.length - 1];
   return {
     rows: r.rows.length,

@@ -11,6 +11,7 @@ import { applyOptions } from '../apply-options';
 import { withLogicalView, withTriggerView } from '../../reconcile/source-view';
 import { captureSources } from '../../capture/sources';
 import { sourceRowsFor } from '../../capture/source-rows';
+import { activityChunkWait } from '../chunk-wait';
 import { createWatermarkBackfill } from '../backfill/through-watermarks';
 
 type Log = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
@@ -44,7 +45,7 @@ function verifyAgainstSources(deps: VerifyDeps, opts: VerifyOptions): Promise<Ve
  */
 async function repairThroughOutbox(deps: VerifyDeps, plan: ReturnType<typeof planRepairs>) {
   const reemitted = plan.rows.length
-    ? await sourceRowsFor(deps.config, deps.pool).refresh(plan.rows, { deleteAbsent: true })
+    ? await sourceRowsFor(deps.config, deps.pool).refresh(plan.rows, { deleteAbsent: true, ...activityChunkWait() })
     : { refreshed: 0, deleted: 0 };
   let counters = 0;
   if (plan.loads)

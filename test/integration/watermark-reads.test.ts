@@ -9,6 +9,9 @@
  *    writer keeps the stream busy for longer than the capture keeps history;
  *  - a chunk whose low watermark the capture did not see (it started in between) is abandoned and
  *    read again;
+ *  - a SKU's re-read behind a stalled capture fails after its wait, and its retry waits on the
+ *    chunks handed over instead of reading again; a chunk whose watermark the capture passed
+ *    without writing it (its WAL skipped) is read again;
  *  - with no capture running, a read fails with a message that says so.
  */
 import fc from 'fast-check';
@@ -17,7 +20,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCapture } from '../../capture/capture-loop';
 import { sourceRowsFor } from '../../capture/source-rows';
-import { readThroughWatermarks } from '../../capture/watermark-read';
+import { awaitChunk, ChunkNotWrittenYetError, readThroughWatermarks } from '../../capture/watermark-read';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createLifecycleActivities, handedChunksOf } from '../../activities/lifecycle';
 import { encodeWatermark, TICK_PREFIX } from '../../capture/ticks';
 import { HISTORY_MS, HORIZON_MS } from '../../capture/watermark-windows';
 import { chunkState, createChunk, storeChunkRead } from '../../outbox/capture-chunks';
@@ -421,6 +426,59 @@ describe('reading source rows between watermarks', () => {
       await source.query(`delete from shop.skus where sku_id = any($1)`, [ids]);
     }
   }, 60_000);
+
+  it("a SKU's re-read behind a stalled capture fails after its wait; the retry waits on the chunks handed over, reading nothing again", async () => {
+    const chunks = async () =>
+      Number((await pipeline.query(`select count(*) as n from pipeline.capture_chunks`)).rows[0].n);
+    const rows = sourceRowsFor(testConfig(SPLIT_SOURCE_CONFIG), pipeline);
+    // (refreshSku touches no store)
+    const { refreshSku } = createLifecycleActivities({
+      pool: pipeline,
+      redis: undefined as never,
+      keys: undefined as never,
+      sourceRows: rows,
+    });
+    // The capture stalls (its next write waits for the progress row) without restarting: a session
+    // that began after a chunk was read abandons it (its horizon), so only a lag is waited out.
+    const stall = await pipeline.connect();
+    const before = await chunks();
+    const beats: unknown[] = [];
+    try {
+      await stall.query('begin');
+      await stall.query(`select 1 from pipeline.capture_progress where source = 'inventory' for update`);
+      const first = new MockActivityEnvironment({ attempt: 1 });
+      first.on('heartbeat', (d: unknown) => beats.push(d));
+      await expect(first.run(refreshSku, { sku: 'A' })).rejects.toThrow(ChunkNotWrittenYetError);
+    } finally {
+      await stall.query('rollback');
+      stall.release();
+    }
+    const details = beats[beats.length - 1];
+    expect(handedChunksOf(details)).toHaveLength(2); // the skus row's chunk and the inventory rows'
+    expect(beats.length).toBeGreaterThan(1); // and it heartbeat while it waited
+    expect(await chunks()).toBe(before + 2);
+    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: details });
+    const r = (await retry.run(refreshSku, { sku: 'A' })) as { rows: number };
+    const inSource = Number(
+      (await source.query(`select count(*) as n from shop.inventory where sku_id = 'A'`)).rows[0].n,
+    );
+    expect(r.rows).toBe(1 + inSource);
+    expect(await chunks()).toBe(before + 2); // nothing read again
+  }, 30_000);
+
+  it('reads a chunk again whose high watermark the capture passed without writing it (a slot created anew skips that WAL)', async () => {
+    const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
+    const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
+    await storeChunkRead(pipeline, id, snap, [
+      { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
+    ]);
+    // its watermarks never reach the stream, as when the WAL that held them is skipped
+    const highLsn = (await source.query(`select pg_current_wal_insert_lsn()::text as l`)).rows[0].l;
+    await source.query(`update shop.skus set title = 'moved on' where sku_id = 'D'`);
+    await coveredAfter(Date.now());
+    expect(await awaitChunk({ source: inventory, pipeline }, { id, highLsn }, { waitMs: 10_000 })).toBeNull();
+    await pipeline.query(`delete from pipeline.capture_chunks where id = $1`, [id]);
+  }, 30_000);
 
   it('fails with a clear message when no capture is running', async () => {
     await stopCapture!();
