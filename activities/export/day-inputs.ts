@@ -94,7 +94,16 @@ export function previousStateFile(
  */
 export function intervalsEnd(d0: number, now: number, latestChangeMs: number | null): number {
   const d1 = d0 + 86_400_000;
-  if (now >= d1) return d1;
+  if (dayIsOver(d0, now)) return d1;
   // (no change at all, only with --allow-empty: the day so far)
   return Math.min(d1, Math.max(d0, latestChangeMs === null ? now : latestChangeMs + 1));
+}
+
+/**
+ * Whether the day starting at `d0` is over at `now`: its partition is then complete (its end
+ * state the one at midnight), else partial. Not told from the intervals' end: a source clock
+ * ahead of this one can put a running day's cut-off at midnight.
+ */
+export function dayIsOver(d0: number, now: number): boolean {
+  return now >= d0 + 86_400_000;
 }

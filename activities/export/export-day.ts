@@ -14,15 +14,17 @@
  *   badges.parquet                  the end-of-day badge per (SKU, region), by the one badge rule
  *   state.parquet                   every feature's value at the end of the day (the next day starts
  *                                   from it), the day's load per FC included
+ *   _partition.json                 whether the day was over when written (complete) or not (partial:
+ *                                   the next day refuses to start from it): partition-marker.ts
  * Intervals are clipped to the day, contiguous and non-overlapping per key; a NULL value means
  * the source row did not exist in that interval. All times are UTC. For a day not over yet the
  * last interval of each key ends 1 ms after the day's latest landed change, never in the future
- * (the nightly run re-exports the whole day once it is over). A day with nothing landed writes no
- * partition (day-inputs.ts): an error, a skip for the nightly run, or with --allow-empty the
- * previous end state carried through the day.
+ * (the nightly run re-exports the whole day once it is over, replacing the partial partition with
+ * a complete one). A day with nothing landed writes no partition (day-inputs.ts): an error, a skip
+ * for the nightly run, or with --allow-empty the previous end state carried through the day.
  *
  * Atomic: everything is written into a staging folder first, then the partition folder is swapped
- * in by rename; a crash leaves the previous good partition (or none), never a partial one. Memory
+ * in by rename; a crash leaves the previous good partition (or none), never a half-written one. Memory
  * is bounded: DuckDB works under EXPORT_MEMORY_LIMIT (spilling to disk) and TypeScript only ever
  * holds one chunk of changes or one SKU at a time.
  */
@@ -34,6 +36,7 @@ import { FeatureUpdate, Lifecycle } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
 import { LANDING_COLUMNS } from './landing';
 import {
+  dayIsOver,
   dayStart,
   landingDir,
   hasLandedChanges,
@@ -47,6 +50,7 @@ import {
 import { copyToParquet, fsyncPath, openDuck, sqlString } from './duckdb';
 import { writeLoadHistory } from './load-history';
 import { loadEarlierLoadChanges } from './earlier-loads';
+import { writePartitionMarker } from './partition-marker';
 
 export { partitionDir, validateDate };
 
@@ -145,7 +149,9 @@ async function writeDay(run: ExportRun, now: number): Promise<Omit<ExportResult,
   await writeLoadHistory(run.conn, run.staging, { d0: run.d0, d1: run.end, yyyymmdd: run.yyyymmdd });
   const skuRows = await writeEndState(run);
   const badges = await writeBadges(run);
-  return { date: run.date, changes, skuRows, badges, intervalsEnd: new Date(run.end).toISOString() };
+  const end = new Date(run.end).toISOString();
+  writePartitionMarker(run.staging, { date: run.date, complete: dayIsOver(run.d0, now), intervalsEnd: end });
+  return { date: run.date, changes, skuRows, badges, intervalsEnd: end };
 }
 
 /** One export's DuckDB connections, folders and day bounds (ms since epoch, UTC). */
