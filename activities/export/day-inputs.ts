@@ -2,11 +2,13 @@
  * What the export of one UTC day starts from, before any DuckDB work: the day's bounds, whether
  * anything landed for it (without landed changes the export stops with a message saying what to
  * check, rather than publish an empty partition that looks like a quiet day), the end state of the
- * day it continues (past quiet days the nightly run skipped), and where the day's open intervals
- * end (midnight, or for a day not over yet the latest change landed, never a future instant).
+ * day it continues (past quiet days the nightly run skipped, never a partial day's), and where the
+ * day's open intervals end (midnight, or for a day not over yet the latest change landed, never a
+ * future instant).
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { readPartitionMarker } from './partition-marker';
 
 /** Where the landing consumer writes a day's Parquet files (activities/export/landing.ts). */
 export const landingDir = (exportDir: string, day: string) => path.join(exportDir, 'landing', `day=${day}`);
@@ -54,7 +56,11 @@ export function nothingLandedMessage(exportDir: string, date: string): string {
  * between had nothing landed (quiet days the nightly run skipped, with nothing to carry over);
  * null when there is no earlier partition (history starts at the first exported day). A day in
  * between that landed changes but has no partition stops the export: starting from an older state
- * would carry wrong values into every interval of the day.
+ * would carry wrong values into every interval of the day. So does a latest partition written
+ * while its day was running (partition-marker.ts): its state is the one at its cut-off, and the
+ * rest of that day's changes would be missing from every interval of this one. A partition
+ * without a marker (written before partitions had one) is taken as complete: the code that wrote
+ * it could not tell, and its nightly run normally replaced a partial one.
  */
 export function previousStateFile(
   exportDir: string,
@@ -72,6 +78,11 @@ export function previousStateFile(
     : [];
   const latest = earlier[earlier.length - 1];
   if (latest === undefined) return null;
+  const marker = readPartitionMarker(partitionDir(exportDir, latest));
+  if (marker?.complete === false)
+    throw new Error(
+      `${latest}'s partition was written before the day was over (partial: its end state is the state at ${marker.intervalsEnd}, not at midnight): export it again now that it is over (npm run export-day -- --date ${latest}); ${date} starts from its end state`,
+    );
   for (let day = shiftDay(latest, 1); day < date; day = shiftDay(day, 1)) {
     if (oldestKeptDay !== null && day < oldestKeptDay)
       throw new Error(

@@ -1,13 +1,15 @@
 /**
  * What an export of one day starts from (activities/export/day-inputs.ts): where a day's open
- * intervals end (never a future instant), and which end state it continues past quiet days.
+ * intervals end (never a future instant), and which end state it continues past quiet days
+ * (never a partial day's).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dayStart, intervalsEnd, partitionDir, previousStateFile } from '../../activities/export/day-inputs';
+import { dayIsOver, dayStart, intervalsEnd, partitionDir, previousStateFile } from '../../activities/export/day-inputs';
 import { landingDir } from '../../activities/export/day-inputs';
+import { writePartitionMarker } from '../../activities/export/partition-marker';
 
 const d0 = dayStart('2026-11-24');
 const hour = 3_600_000;
@@ -26,6 +28,13 @@ describe('intervalsEnd', () => {
   });
 });
 
+describe('dayIsOver', () => {
+  it('from the next midnight on: a partition written then is complete', () => {
+    expect(dayIsOver(d0, d0 + 24 * hour - 1)).toBe(false);
+    expect(dayIsOver(d0, d0 + 24 * hour)).toBe(true);
+  });
+});
+
 describe('previousStateFile', () => {
   let dir = '';
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -33,6 +42,9 @@ describe('previousStateFile', () => {
     fs.mkdirSync(partitionDir(dir, date), { recursive: true });
     fs.writeFileSync(path.join(partitionDir(dir, date), 'state.parquet'), '');
   };
+  /** The partition's marker: written after its day was over (complete) or while it ran. */
+  const marked = (date: string, complete: boolean) =>
+    writePartitionMarker(partitionDir(dir, date), { date, complete, intervalsEnd: `${date}T09:00:00.001Z` });
   const landed = (date: string) => {
     fs.mkdirSync(landingDir(dir, date), { recursive: true });
     fs.writeFileSync(path.join(landingDir(dir, date), 'b1-1_1-1_1.parquet'), '');
@@ -65,5 +77,27 @@ describe('previousStateFile', () => {
     expect(previousStateFile(dir, '2026-11-24', '2026-11-01')).toBe(
       path.join(partitionDir(dir, '2026-11-01'), 'state.parquet'),
     );
+  });
+
+  it('refuses to continue a partition written while its day was running, saying how to replace it', () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'day-inputs-'));
+    partition('2026-11-22');
+    marked('2026-11-22', true);
+    partition('2026-11-23');
+    marked('2026-11-23', false);
+    expect(() => previousStateFile(dir, '2026-11-24')).toThrow(
+      "2026-11-23's partition was written before the day was over (partial: its end state is the state at 2026-11-23T09:00:00.001Z, not at midnight): export it again now that it is over (npm run export-day -- --date 2026-11-23)",
+    );
+    // (an earlier day's export does not look at it)
+    expect(previousStateFile(dir, '2026-11-23')).toBe(path.join(partitionDir(dir, '2026-11-22'), 'state.parquet'));
+    // exported again once over: complete
+    marked('2026-11-23', true);
+    expect(previousStateFile(dir, '2026-11-24')).toBe(path.join(partitionDir(dir, '2026-11-23'), 'state.parquet'));
+  });
+
+  it('takes a partition without a marker (written before partitions had one) as complete', () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'day-inputs-'));
+    partition('2026-11-23');
+    expect(previousStateFile(dir, '2026-11-24')).toBe(path.join(partitionDir(dir, '2026-11-23'), 'state.parquet'));
   });
 });
