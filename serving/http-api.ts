@@ -5,6 +5,7 @@
  * Bad input -> 4xx with {"error": "..."}; Redis down -> 503; nothing a client sends crashes it.
  */
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { BadgeReader, RedisUnavailable } from './badge-reader';
 import { ApiMetrics, createApiMetrics } from './metrics';
 import { BadRequest, MAX_URL_LENGTH, parseRegion, parseSku, parseSkuList } from './request-validation';
@@ -49,7 +50,7 @@ function routeOf(req: http.IncomingMessage): { route: Route; request: Request } 
   }
   // The path as sent: URL parsing would resolve "." and ".." segments (even percent-encoded),
   // and "." and ".." are valid SKU ids, addressable as /v1/badges/%2E.
-  const path = rawUrl.split('?')[0].split('#')[0];
+  const path = originForm(rawUrl).split('?')[0].split('#')[0];
   const route: Route =
     path === '/v1/badges'
       ? 'badges'
@@ -67,6 +68,17 @@ function routeOf(req: http.IncomingMessage): { route: Route; request: Request } 
       refusal: { status: 405, error: `method ${req.method} not allowed; use GET`, headers: { allow: 'GET, HEAD' } },
     };
   return { route, request: { url, path } };
+}
+
+/**
+ * The request target in origin form: a target in absolute form ("http://host/v1/badges/A", which
+ * HTTP/1.1 servers must accept, and proxies send) without its scheme and authority; any other as is.
+ */
+export function originForm(target: string): string {
+  const authority = /^https?:\/\/[^/?#]*/i.exec(target);
+  if (!authority) return target;
+  const rest = target.slice(authority[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /** The SKU of /v1/badges/{sku}, percent-decoded and validated. */
@@ -173,6 +185,14 @@ export function createApiServer(opts: ApiOptions): http.Server {
     const body = JSON.stringify({ error: status === 431 ? 'request headers too large' : 'malformed HTTP request' });
     socket.end(
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+  // CONNECT (a tunnel request) goes to this event, not the handler: unheard, Node closes the
+  // socket without an answer.
+  server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
+    const body = JSON.stringify({ error: `method ${req.method} not allowed; use GET` });
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
   return server;

@@ -332,6 +332,25 @@ describe('HTTP API', () => {
     }
   });
 
+  it('a request target in absolute form is served like its path; CONNECT gets a 405, not a closed socket', async () => {
+    const port = Number(new URL(api.base).port);
+    const byPath = await get(`${api.base}/v1/badges/ELIG?region=R1`);
+    expect(byPath.status).toBe(200);
+    const absolute = await rawRequest(
+      port,
+      `GET http://localhost:${port}/v1/badges/ELIG?region=R1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`,
+    );
+    expect(absolute).toMatch(/^HTTP\/1.1 200/);
+    expect(absolute).toContain('"sku":"ELIG"');
+    expect(
+      await rawRequest(port, `GET HTTP://localhost:${port}?x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+    ).toMatch(/^HTTP\/1.1 404/); // the path "/": no such route
+    const connect = await rawRequest(port, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`);
+    expect(connect).toMatch(/^HTTP\/1.1 405/);
+    expect(connect).toMatch(/allow: GET, HEAD/i);
+    expect((await get(`${api.base}/healthz`)).status).toBe(200);
+  });
+
   it('a malformed HTTP request gets a 400, and the server keeps serving', async () => {
     const port = Number(new URL(api.base).port);
     expect(await rawRequest(port, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1.1 400/);
