@@ -45,14 +45,11 @@ export interface StoreReach {
 export interface LaterOrderLoads {
   /** Can the changes explain the store's load at `key` differing by `diff` (store minus source)? */
   explains(key: string, diff: number): boolean;
-  /** Did any change touch this FC's load of this day (or bound nothing about it)? */
-  touches(fc: string, day: string): boolean;
 }
 
 export function laterOrderLoads(changed: readonly ChangedRow[], reach: StoreReach | null = null): LaterOrderLoads {
   const certain = new Map<string, number>();
   const ranges = new Map<string, { down: number; up: number }>();
-  const touched = new Set<string>();
   const unbounded = new Set<string>();
   let everyFc = false;
   for (const x of changed) {
@@ -77,7 +74,6 @@ export function laterOrderLoads(changed: readonly ChangedRow[], reach: StoreReac
         if (u.feature === 'fc.loadSet') unbounded.add(u.fc);
         if (u.feature !== 'fc.load') continue;
         const key = `${u.fc}|${u.day}`;
-        touched.add(key);
         if (where === 'applied') certain.set(key, (certain.get(key) ?? 0) + u.delta);
         else if (where === 'maybe') {
           const range = ranges.get(key) ?? { down: 0, up: 0 };
@@ -99,7 +95,6 @@ export function laterOrderLoads(changed: readonly ChangedRow[], reach: StoreReac
       const range = ranges.get(key) ?? { down: 0, up: 0 };
       return rest >= range.down && rest <= range.up;
     },
-    touches: (fc, day) => everyFc || unbounded.has(fc) || touched.has(`${fc}|${day}`),
   };
 }
 

@@ -55,7 +55,7 @@ export async function sourceBadges(
   at: Date = new Date(),
 ): Promise<Badge[]> {
   const { inventory, orders } = 'inventory' in source ? source : { inventory: source, orders: source };
-  let rows: { sku: string; lifecycle: string | null; fc: string | null; stock_in_region: boolean }[];
+  let rows: BadgeRow[];
   if (inventory === orders) {
     rows = (await inventory.query(BADGES_SQL, [region, skus, at.toISOString()])).rows;
   } else {
@@ -64,13 +64,31 @@ export async function sourceBadges(
       await inventory.query(BADGES_WITH_LOADS_SQL, [region, skus, loads.map((l) => l.fc_id), loads.map((l) => l.load)])
     ).rows;
   }
-  return rows.map((row): Badge => {
-    let reason: Reason;
-    if (row.lifecycle === null) reason = 'unknown';
-    else if (row.lifecycle === 'discontinued') reason = 'discontinued';
-    else if (row.lifecycle === 'paused') reason = 'paused';
-    else if (row.fc !== null) reason = 'eligible';
-    else reason = row.stock_in_region ? 'fc_at_capacity' : 'out_of_stock';
-    return { sku: row.sku, eligible: reason === 'eligible', fc: reason === 'eligible' ? row.fc : null, reason };
-  });
+  return rows.map(badgeOfRow);
+}
+
+/**
+ * The rule over the source's rows with the day's loads given (FC → load; absent: 0) instead of
+ * summed from the orders: what the source's badge would be with the store's loads (verify).
+ */
+export async function sourceBadgesWithLoads(
+  inventory: Db,
+  region: string,
+  skus: string[],
+  loads: ReadonlyMap<string, number>,
+): Promise<Badge[]> {
+  const params = [region, skus, [...loads.keys()], [...loads.values()]];
+  return (await inventory.query<BadgeRow>(BADGES_WITH_LOADS_SQL, params)).rows.map(badgeOfRow);
+}
+
+type BadgeRow = { sku: string; lifecycle: string | null; fc: string | null; stock_in_region: boolean };
+
+function badgeOfRow(row: BadgeRow): Badge {
+  let reason: Reason;
+  if (row.lifecycle === null) reason = 'unknown';
+  else if (row.lifecycle === 'discontinued') reason = 'discontinued';
+  else if (row.lifecycle === 'paused') reason = 'paused';
+  else if (row.fc !== null) reason = 'eligible';
+  else reason = row.stock_in_region ? 'fc_at_capacity' : 'out_of_stock';
+  return { sku: row.sku, eligible: reason === 'eligible', fc: reason === 'eligible' ? row.fc : null, reason };
 }

@@ -16,14 +16,14 @@
  */
 import { pipelineByNode, scanKeys, StoreRedis } from '../store/redis-client';
 import type pg from 'pg';
-import { createBadgeReader } from '../serving/badge-reader';
 import { storedInt, storedLifecycle } from '../store/field-codec';
 import { LIFECYCLE_FIELD, StoreKeys, skuOfKey } from '../store/keys';
-import { loadWindowStart, utcDay } from '../features/definitions';
+import { loadWindowStart } from '../features/definitions';
 import { fcOfLoadKey, laterOrderLoads, type LaterOrderLoads } from './load-ranges';
 import { parseSnapshot } from '../db/pg-snapshot';
 import { Reservoir } from './reservoir';
 import { sourceBadges } from './source-badges';
+import { badgesTheRegionAccountsFor, badgeText, verifyBadgeReader } from './badge-region';
 import { sourceFeatures, type SourceDatabases } from './source-features';
 import { type ChangedRow, type SourceView, withTriggerView } from './source-view';
 import { storeFeatures } from './store-features';
@@ -142,9 +142,6 @@ async function smallMismatches(
 /** A difference's feature and key (a key may differ in several partitions' copies). */
 const featureKey = (m: VerifyMismatch) => `${m.feature} ${m.key}`;
 
-/** The region of a badge difference's key ("sku@region"). */
-const regionOfBadgeKey = (key: string) => key.slice(key.lastIndexOf('@') + 1);
-
 /** How many keys of the first pass no longer differ (the second pass may find new ones too). */
 function settledOf(first: VerifyMismatch[], still: VerifyMismatch[]): number {
   const left = new Set(still.map(featureKey));
@@ -208,13 +205,7 @@ async function badgeMismatches(
 ): Promise<{ checked: number; mismatches: VerifyMismatch[] }> {
   if (!skus.length) return { checked: 0, mismatches: [] };
   const regions = await badgeRegions(source.inventory);
-  const reader = createBadgeReader({
-    redis,
-    prefix: keys.prefix,
-    partitions: keys.partitions.length,
-    staleAfterMs: Number.MAX_SAFE_INTEGER,
-    now: () => at.getTime(), // the loads of `at`'s day, as the SQL rule counts them (a run may cross midnight)
-  });
+  const reader = verifyBadgeReader(redis, keys, at);
   const out: VerifyMismatch[] = [];
   let checked = 0;
   for (const region of regions) {
@@ -228,13 +219,7 @@ async function badgeMismatches(
         // An expired tombstone answers unknown for a discontinued SKU: no promise either way.
         const expiredTombstone = a.reason === 'discontinued' && b.reason === 'unknown';
         if (!expiredTombstone && (a.reason !== b.reason || a.fc !== b.fc))
-          out.push({
-            sku,
-            feature: 'badge',
-            key: `${sku}@${region}`,
-            source: `${a.reason}${a.fc ? `@${a.fc}` : ''}`,
-            store: `${b.reason}${b.fc ? `@${b.fc}` : ''}`,
-          });
+          out.push({ sku, feature: 'badge', key: `${sku}@${region}`, source: badgeText(a), store: badgeText(b) });
       });
     }
   }
@@ -382,8 +367,7 @@ async function secondPass(
   const changedRows = await view.changedRows();
   const changed = explainedBy(changedRows, {
     loads: laterOrderLoads(changedRows, reach),
-    regionFcs: await regionFcsOf(view.db.inventory, badges),
-    today: utcDay(p.at),
+    badgeRegion: await badgesTheRegionAccountsFor(view.db, redis, keys, badges, p.at),
   });
   const differ = again.filter((m) => !changed(m));
   if (!completeBefore || !(await storeComplete(redis, keys))) return { mismatches: [], unjudged: differ };
@@ -391,33 +375,20 @@ async function secondPass(
   // Not caught up: what a change the drain has not applied yet touches may be lag; the rest is not.
   if (!unapplied) return { mismatches: [], unjudged: differ };
   // (the store lacks some of them: their FCs' differences, whatever their size, may be lag)
-  const lagging = explainedBy(unapplied, { loads: null, regionFcs: null, today: utcDay(p.at) });
+  const lagging = explainedBy(unapplied, { loads: null, badgeRegion: null });
   return { mismatches: differ.filter((m) => !lagging(m)), unjudged: differ.filter(lagging) };
-}
-
-/** The FCs of the regions of these badge differences ("sku@region"). */
-async function regionFcsOf(inventory: Db, badges: VerifyMismatch[]): Promise<Map<string, string[]>> {
-  const fcsOf = new Map<string, string[]>();
-  if (!badges.length) return fcsOf;
-  const regions = [...new Set(badges.map((m) => regionOfBadgeKey(m.key)))];
-  const r = await inventory.query<{ region: string; fc_id: string }>(
-    'select region, fc_id from shop.region_fc where region = any($1)',
-    [regions],
-  );
-  for (const row of r.rows) fcsOf.set(row.region, [...(fcsOf.get(row.region) ?? []), row.fc_id]);
-  return fcsOf;
 }
 
 /**
  * Which mismatches the source rows changed after the view can explain. `loads`: a load difference
- * only as far as the changes' deltas reach (reconcile/load-ranges.ts), and a badge difference
- * through orders only if one changed today's load of an FC of its region (`regionFcs`); null (the
- * changes the drain has not applied yet): any change of a load's FC explains it, and any order a
- * badge's.
+ * only as far as the changes' deltas reach (reconcile/load-ranges.ts); `badgeRegion`: the badge
+ * differences the store's own region-level values account for (reconcile/badge-region.ts). Null
+ * (the changes the drain has not applied yet): any change of a load's FC explains it, and any
+ * change of an FC, a region or an order a badge's.
  */
 function explainedBy(
   changed: ChangedRow[],
-  opts: { loads: LaterOrderLoads | null; regionFcs: Map<string, string[]> | null; today: string },
+  opts: { loads: LaterOrderLoads | null; badgeRegion: ReadonlySet<string> | null },
 ): (m: VerifyMismatch) => boolean {
   const rows = new Set<string>();
   const loadFcs = new Set<string>();
@@ -430,10 +401,6 @@ function explainedBy(
     if (x.tbl === 'inventory') inventoryOf.add(String(x.key).split('|')[0]);
   }
   const loads = opts.loads;
-  const ordersMoved = (region: string) =>
-    loads === null || opts.regionFcs === null
-      ? tables.has('orders')
-      : (opts.regionFcs.get(region) ?? []).some((fc) => loads.touches(fc, opts.today));
   return (m) => {
     switch (m.feature) {
       case 'lifecycle':
@@ -449,16 +416,15 @@ function explainedBy(
           ? loadFcs.has(fcOfLoadKey(m.key))
           : loads.explains(m.key, Number(m.store ?? 0) - Number(m.source ?? 0));
       case 'badge': {
-        // derived from the SKU's rows, every FC of the region and their loads of today: any of
-        // them changing explains it
+        // derived from the SKU's rows, and its region's FCs, their capacity and loads of today:
+        // a change of the SKU's rows explains it; the region's values when the store's own account
+        // for it (each is checked on its own); not known (changes the drain has not applied yet):
+        // any change of them
         const sku = m.sku ?? '';
-        return (
-          rows.has(`skus ${sku}`) ||
-          inventoryOf.has(sku) ||
-          tables.has('fulfillment_centers') ||
-          tables.has('region_fc') ||
-          ordersMoved(regionOfBadgeKey(m.key))
-        );
+        if (rows.has(`skus ${sku}`) || inventoryOf.has(sku)) return true;
+        return opts.badgeRegion === null
+          ? tables.has('fulfillment_centers') || tables.has('region_fc') || tables.has('orders')
+          : opts.badgeRegion.has(m.key);
       }
       default:
         return false;

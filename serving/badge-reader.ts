@@ -187,8 +187,10 @@ async function readBadges(script: ReadScript, keys: StoreKeys, region: string, s
   );
   const badges: Badge[] = new Array(skus.length);
   const confirmed: (Confirmation | null)[] = [];
+  const regions: RegionFc[][] = [];
   replies.forEach(([flatRegion, fcinfo, meta, ...skuFields], g) => {
     const { ranked, order } = regionFcs(flatRegion, fcinfo);
+    regions.push(ranked);
     const idx = groups[g][1];
     const answered = badgesFrom(
       idx.map((i) => skus[i]),
@@ -199,7 +201,7 @@ async function readBadges(script: ReadScript, keys: StoreKeys, region: string, s
     answered.forEach((b, n) => (badges[idx[n]] = b));
     confirmed.push(confirmationOf(meta, at, sameLayout(keys, meta[1]), day));
   });
-  return { badges, caughtUp: leastFresh(confirmed) };
+  return { badges, caughtUp: leastFresh(confirmed), regions };
 }
 
 async function orUnavailable<T>(read: () => Promise<T>): Promise<T> {
@@ -226,6 +228,14 @@ export function createBadgeReader(opts: BadgeReaderOptions) {
     async getBadge(region: string, sku: string): Promise<Badge & Freshness> {
       const a = await this.getBadges(region, [sku]);
       return { ...a.badges[0], stale: a.stale, lagMs: a.lagMs, asOf: a.asOf };
+    },
+    /**
+     * One SKU's badge with the region's FCs (rank, capacity, load of the day) as the same read
+     * found them in the SKU's partition, in rule order: what the rule decided over (verify).
+     */
+    async badgeWithRegion(region: string, sku: string): Promise<{ badge: Badge; fcs: RegionFc[] }> {
+      const r = await orUnavailable(() => readBadges(script, keys, region, [sku], now()));
+      return { badge: r.badges[0]!, fcs: r.regions[0]! };
     },
     /** The whole store's freshness: the read script's watermark and epoch check in every partition. */
     async freshness(): Promise<Freshness> {

@@ -81,12 +81,4 @@ describe('load differences later orders explain', () => {
     const unsure = laterOrderLoads(rows, { ...reach, viewMaybe: parseSnapshot('101:101:') });
     expect([0, 1, 2, 3, 4, 5, 6].filter((d) => unsure.explains(`F1|${DAY}`, d))).toEqual([0, 1, 2, 3, 4, 5]);
   });
-
-  it("says which FCs' loads of a day later orders touched (a badge difference may come of them)", () => {
-    const loads = laterOrderLoads([change('I', order('F1', 2)), change('U', order('F3', 1), null)]);
-    expect(loads.touches('F1', DAY)).toBe(true);
-    expect(loads.touches('F1', '20261207')).toBe(false);
-    expect(loads.touches('F2', DAY)).toBe(false);
-    expect(loads.touches('F3', '20990101')).toBe(true); // no before-image: bounds nothing of F3
-  });
 });
