@@ -147,7 +147,12 @@ function drainMetricsOf(m: WorkerMetricSet): DrainMetrics {
   };
 }
 
-/** Refreshes the lag gauges every few seconds (two cheap queries). */
+/**
+ * Refreshes the lag gauges every few seconds (a few cheap queries). Each source is read on its
+ * own: when the pipeline database is down, the store's staleness (read from Redis) still moves,
+ * and the capture gauges read +Inf, so the alerts fire during the outage they exist for instead
+ * of every gauge keeping its last healthy value.
+ */
 function watchLag(
   m: WorkerMetricSet,
   pool: pg.Pool,
@@ -156,50 +161,80 @@ function watchLag(
   opts: { everyMs?: number; warnOpenAfterMs?: number; capture?: () => Promise<CaptureSourceStatus[]> } = {},
 ): () => void {
   const everyMs = opts.everyMs ?? 5_000;
-  let warnedPid: number | null = null;
+  const warnOpen = openTransactionWarning(opts.warnOpenAfterMs);
+  const sources = new Set<string>(); // every capture source seen: +Inf for each when they cannot be read
   const tick = async () => {
-    try {
-      m.lagRows.set((await drainPendingRows(pool, keys, 1_000_000)).rows);
-      const r = await pool.query(
-        `select count(*)::int as dead from pipeline.dead_letters where ${WAITING_DEAD_LETTER}`,
-      );
-      m.waitingDead.set(r.rows[0].dead);
-      const open = await openTransactions(pool);
-      m.openXacts.set(open.count);
-      m.oldestXact.set(open.oldest ? open.oldest.ageMs / 1000 : 0);
-      // Once per offending backend: it no longer delays freshness, but outbox compaction and
-      // vacuum cannot pass it.
-      if (
-        open.oldest &&
-        opts.warnOpenAfterMs !== undefined &&
-        open.oldest.ageMs >= opts.warnOpenAfterMs &&
-        warnedPid !== open.oldest.pid
-      ) {
-        warnedPid = open.oldest.pid;
-        logger('worker').warn(
-          `a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`,
-        );
-      }
-      const w = await readWatermark(redis, keys);
-      // unknown (a partition emptied, or never confirmed): +Inf, so the staleness alert fires
-      // rather than the gauge keeping its last fresh value
-      m.lagSeconds.set(w.lagMs === null ? Infinity : w.lagMs / 1000);
-      for (const c of (await opts.capture?.()) ?? []) {
-        if (c.slotState) m.slotRetained.set({ source: c.source }, c.slotState.retainedBytes);
-        m.captureLag.set(
-          { source: c.source },
-          c.coveredAtMs === null ? Infinity : (Date.now() - c.coveredAtMs) / 1000, // never covered: +Inf
-        );
-        m.slotLost.set({ source: c.source }, c.lostAtMs === null ? 0 : 1);
-      }
-    } catch {
-      // a database hiccup: the next tick tries again
-    }
+    await Promise.all([
+      readWatermark(redis, keys).then(
+        // unknown (a partition emptied, or never confirmed), or Redis unreadable: +Inf, so the
+        // staleness alert fires rather than the gauge keeping its last fresh value
+        (w) => m.lagSeconds.set(w.lagMs === null ? Infinity : w.lagMs / 1000),
+        () => m.lagSeconds.set(Infinity),
+      ),
+      pipelineGauges(m, pool, keys, warnOpen).catch(() => undefined), // a database hiccup: the next tick tries again
+      captureGauges(m, sources, opts.capture),
+    ]);
   };
   const timer = setInterval(() => void tick(), everyMs);
   timer.unref();
   void tick();
   return () => clearInterval(timer);
+}
+
+/** What the drain owes, the waiting dead letters, and the open write transactions. */
+async function pipelineGauges(
+  m: WorkerMetricSet,
+  pool: pg.Pool,
+  keys: StoreKeys,
+  warnOpen: (open: Awaited<ReturnType<typeof openTransactions>>) => void,
+): Promise<void> {
+  m.lagRows.set((await drainPendingRows(pool, keys, 1_000_000)).rows);
+  const r = await pool.query(`select count(*)::int as dead from pipeline.dead_letters where ${WAITING_DEAD_LETTER}`);
+  m.waitingDead.set(r.rows[0].dead);
+  const open = await openTransactions(pool);
+  m.openXacts.set(open.count);
+  m.oldestXact.set(open.oldest ? open.oldest.ageMs / 1000 : 0);
+  warnOpen(open);
+}
+
+/**
+ * Once per offending backend: a write transaction open that long no longer delays freshness, but
+ * outbox compaction and vacuum cannot pass it.
+ */
+function openTransactionWarning(afterMs: number | undefined) {
+  let warnedPid: number | null = null;
+  return (open: Awaited<ReturnType<typeof openTransactions>>) => {
+    if (!open.oldest || afterMs === undefined || open.oldest.ageMs < afterMs || warnedPid === open.oldest.pid) return;
+    warnedPid = open.oldest.pid;
+    logger('worker').warn(
+      `a write transaction has been open for ${Math.round(open.oldest.ageMs / 1000)} s (pid ${open.oldest.pid}, application ${JSON.stringify(open.oldest.application)}, ${open.oldest.state}): it holds back outbox compaction and vacuum (not freshness)`,
+    );
+  };
+}
+
+/** Each capture source's slot retention, lag and loss; when they cannot be read, every known source's lag +Inf. */
+async function captureGauges(
+  m: WorkerMetricSet,
+  sources: Set<string>,
+  capture: (() => Promise<CaptureSourceStatus[]>) | undefined,
+): Promise<void> {
+  if (!capture) return;
+  let status: CaptureSourceStatus[];
+  try {
+    status = await capture();
+  } catch {
+    for (const source of sources) m.captureLag.set({ source }, Infinity);
+    return;
+  }
+  for (const c of status) {
+    sources.add(c.source);
+    if (c.slotState) m.slotRetained.set({ source: c.source }, c.slotState.retainedBytes);
+    m.captureLag.set(
+      { source: c.source },
+      c.coveredAtMs === null ? Infinity : (Date.now() - c.coveredAtMs) / 1000, // never covered: +Inf
+    );
+    m.slotLost.set({ source: c.source }, c.lostAtMs === null ? 0 : 1);
+  }
 }
 
 /** `/metrics`, and `/healthz` with each dependency's state (200 all up, 503 otherwise). */
