@@ -24,7 +24,11 @@ function registerBackfill(program: Command, ctx: () => OpsContext): void {
   program
     .command('backfill')
     .description('rebuild the online store from snapshots of the source')
-    .option('--rate <rows/s>', 'rate limit on source rows read per second', positiveInt('--rate'))
+    .option(
+      '--rate <rows/s>',
+      'rate limit on source rows read per second (0: none; as BACKFILL_ROWS_PER_S, at most 10,000,000)',
+      intBetween(0, 10_000_000)('--rate'),
+    )
     .option(
       '--chunk <rows>',
       'rows per chunk (100 to 100,000, as BACKFILL_CHUNK_ROWS)',
@@ -40,7 +44,7 @@ function registerBackfill(program: Command, ctx: () => OpsContext): void {
         workflow: backfillWorkflow,
         workflowId: `backfill-${stamp()}`,
         args: [{ reason: 'ops backfill', rowsPerSecond, chunkRows }],
-        summary: `Backfill of the whole store from a source snapshot, ${rowsPerSecond} rows/s, chunks of ${chunkRows}`,
+        summary: `Backfill of the whole store from a source snapshot, ${rowsPerSecond ? `${rowsPerSecond} rows/s` : 'no rate limit'}, chunks of ${chunkRows}`,
         wait: o.wait,
         progress: (p) => ({ value: p.rows, total: p.estimatedRows, label: `backfill ${p.table}` }),
       });

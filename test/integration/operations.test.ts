@@ -162,7 +162,8 @@ describe('operator CLI', () => {
     // As for a new store: the SKU features are gone (the epoch stays: the drain goes on as usual).
     await deleteKeys(c.redis, await storeKeysOfKind(c, 's'));
     const traffic = runTraffic(trafficTarget(c.pool), { rate: 600, durationMs: 4000, connections: 4, seed: 22, size });
-    const r = await ops('backfill', '--chunk', '100');
+    // (--rate 0: no limit, as BACKFILL_ROWS_PER_S=0 says)
+    const r = await ops('backfill', '--chunk', '100', '--rate', '0');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/backfill done: \d+ source rows/);
     await traffic;
