@@ -68,9 +68,15 @@ export function dayStartIso(day: string): string {
  */
 export const PLACED_ON_A_DAY_SQL = `isfinite(placed_at) and placed_at >= '0001-01-01 00:00+00' and placed_at < '275760-09-13 00:00+00'`;
 
-/** A timestamptz as PostgreSQL writes it in JSON: 2026-12-03T16:00:00.123456+00:00, offsets to the second, BC, 5+ digit years. */
+/**
+ * A timestamptz as PostgreSQL writes it: to_jsonb's 2026-12-03T16:00:00.123456+00:00 (the text
+ * output has a space for the T and +00), a year of four digits or more, at most six digits of
+ * fraction, an offset to the second (its hours up to 167: a POSIX TimeZone setting such as
+ * '<+25>-25' writes +25:00), ' BC'. Also Z and ISO 8601's +hhmm (toISOString, rows written by
+ * hand). Not a time without an offset: that is no instant (JavaScript would take the host's zone).
+ */
 const PG_TIMESTAMPTZ =
-  /^(\d{4,})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d(?::?\d\d(?::?\d\d)?)?)?( BC)?$/;
+  /^(\d{4,})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-](?:\d\d|1\d\d)(?::\d\d(?::\d\d)?)?|[+-]\d{4}(?:\d\d)?)( BC)?$/;
 
 /** Thrown for a value that is not a timestamp at all (a malformed change). */
 export class NotATimestamp extends Error {
@@ -82,32 +88,92 @@ export class NotATimestamp extends Error {
  * day: `infinity`, `-infinity`, an instant before AD 1 in UTC, or one past JavaScript's range
  * (year 275760). All of those are valid timestamptz values; the badge rule counts an order on the UTC
  * day of placed_at, and these are on no day the rule can ever ask about, so they add to no load.
+ * A value PostgreSQL cannot write, 30 February or 25:00 say, is NotATimestamp: a Date would roll it
+ * over into another day and count the order there.
  */
 export function placedDay(placedAt: string): string | null {
   if (placedAt === 'infinity' || placedAt === '-infinity') return null;
-  // The common case (a four-digit year AD) in one call: V8 parses ISO 8601 with any fraction.
-  if (placedAt.length >= 20 && placedAt.charCodeAt(4) === 45 /* - */ && !placedAt.endsWith(' BC')) {
+  // The common case, to_jsonb's with a four-digit year AD, without captures (this runs for every
+  // order change): its fields read from their characters, its instant by V8's ISO parser.
+  if (COMMON_TIMESTAMPTZ.test(placedAt)) {
+    const y = digits(placedAt, 0, 4);
+    const why = impossibleField(y, y, digits(placedAt, 5, 7), digits(placedAt, 8, 10), digits(placedAt, 11, 13), 0, 0);
+    if (why) throw impossible(placedAt, why);
     const ms = Date.parse(placedAt);
-    if (!Number.isNaN(ms)) return utcDay(new Date(ms));
+    // (a year 0001 with an offset east of UTC can still be before AD 1 there)
+    if (!Number.isNaN(ms)) return ms < AD_1_MS ? null : utcDay(new Date(ms));
   }
   const m = PG_TIMESTAMPTZ.exec(placedAt);
-  if (!m) throw new NotATimestamp(`not a timestamp: ${JSON.stringify(placedAt.slice(0, 60))}`);
+  if (!m) throw impossible(placedAt, 'not yyyy-mm-ddThh:mm:ss[.ffffff]+hh:mm[:ss][ BC]');
   const [, y, mo, d, h, mi, s, frac, zone, bc] = m;
+  // 1 BC is year 0 (a local time late on 31 December 1 BC can be 1 January AD 1 in UTC)
+  const year = bc ? 1 - Number(y) : Number(y);
+  const offset = offsetMs(zone!);
+  const why =
+    impossibleField(Number(y), year, Number(mo), Number(d), Number(h), Number(mi), Number(s)) ??
+    (offset === null ? `offset ${zone}` : null);
+  if (why) throw impossible(placedAt, why);
   const at = new Date(0);
-  // 1 BC is year 0 (a local time late on 31 December 1 BC can be 1 January AD 1 in UTC); Date.UTC
-  // would take years 0–99 as 1900–1999
-  at.setUTCFullYear(bc ? 1 - Number(y) : Number(y), Number(mo) - 1, Number(d));
+  // not Date.UTC, which would take years 0–99 as 1900–1999
+  at.setUTCFullYear(year, Number(mo) - 1, Number(d));
   at.setUTCHours(Number(h), Number(mi), Number(s), frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0);
-  let ms = at.getTime();
-  if (Number.isNaN(ms)) return null; // past JavaScript's range: on no day the rule can be asked about
-  if (zone && zone !== 'Z') {
-    const [oh, om = '0', os = '0'] = zone.slice(1).match(/\d\d/g)!;
-    const offset = ((Number(oh) * 60 + Number(om)) * 60 + Number(os)) * 1000;
-    ms += zone[0] === '+' ? -offset : offset;
-  }
-  const utc = new Date(ms);
+  const utc = new Date(at.getTime() - offset!);
   // before AD 1 in UTC (the rule's days are AD), or past JavaScript's range: on no day
   return Number.isNaN(utc.getTime()) || utc.getUTCFullYear() < 1 ? null : utcDay(utc);
+}
+
+/** The first instant of AD 1 in UTC: the rule's days are AD. */
+const AD_1_MS = Date.parse('0001-01-01T00:00:00Z');
+
+/** PG_TIMESTAMPTZ's most frequent shape: a four-digit year, an offset within a day in hours and minutes, or Z. */
+const COMMON_TIMESTAMPTZ = /^\d{4}-\d\d-\d\dT\d\d:[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
+
+/** The number the decimal digits s[from, to) write. */
+function digits(s: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) n = n * 10 + s.charCodeAt(i) - 48;
+  return n;
+}
+
+function impossible(placedAt: string, why: string): NotATimestamp {
+  return new NotATimestamp(`not a timestamp PostgreSQL writes: ${JSON.stringify(placedAt.slice(0, 60))} (${why})`);
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * Which field of a written date and time no timestamp has, or null. PostgreSQL's calendar is the
+ * proleptic Gregorian one with 1 BC as year 0 (`year`; `written` is the year as written), a leap
+ * year; given 24:00:00 or a leap second 23:59:60 it writes the next day or minute, never either.
+ */
+function impossibleField(
+  written: number,
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+): string | null {
+  if (written === 0) return 'year 0: 1 BC is followed by AD 1';
+  if (month < 1 || month > 12) return `month ${month}`;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!;
+  if (day < 1 || day > days) return `day ${day} of a month of ${days} days`;
+  if (hour > 23) return `hour ${hour}`;
+  if (minute > 59) return `minute ${minute}`;
+  if (second > 59) return `second ${second}`;
+  return null;
+}
+
+/** The offset `zone` (Z, ±hh[:mm[:ss]], ±hhmm[ss]) adds to UTC, in ms; null when a field is out of range. */
+function offsetMs(zone: string): number | null {
+  if (zone === 'Z') return 0;
+  const body = zone.slice(1);
+  const [h, m = '0', s = '0'] = body.includes(':') || body.length <= 3 ? body.split(':') : body.match(/\d\d/g)!;
+  if (Number(h) > 167 || Number(m) > 59 || Number(s) > 59) return null;
+  const ms = ((Number(h) * 60 + Number(m)) * 60 + Number(s)) * 1000;
+  return zone[0] === '+' ? ms : -ms;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dayBefore, RANK_NULL, utcDay } from '../../features/definitions';
+import { dayBefore, placedDay, RANK_NULL, utcDay } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange, OutboxRow } from '../../features/from-source';
 
 const row = (over: Partial<OutboxRow>): OutboxRow => ({
@@ -154,6 +154,69 @@ describe('featureUpdatesFrom', () => {
     expect(day('1890-01-01T00:10:00+00:53:28')).toBe('18891231');
     expect(day('275760-09-13T00:00:00+00:00')).toBe('2757600913');
     expect(day('275760-09-14T00:00:00+00:00')).toBe(null);
+  });
+
+  it('an impossible placed_at is a malformed change, never a load on the day a Date rolls it over to', () => {
+    // JavaScript's Date takes 30 February as 2 March and 25:00 as the next day's 01:00; PostgreSQL
+    // writes neither, so such an image was written by hand or by a buggy writer
+    const impossible: [string, RegExp][] = [
+      ['2026-02-30T10:00:00Z', /day 30 of a month of 28 days/],
+      ['2026-02-30T10:00:00+00:00', /day 30/],
+      ['2026-02-29T10:00:00+00:00', /day 29 of a month of 28 days/], // not a leap year
+      ['2100-02-29T10:00:00+00:00', /day 29/], // nor is a century not divisible by 400
+      ['2026-04-31T10:00:00+00:00', /day 31 of a month of 30 days/],
+      ['2026-01-00T10:00:00+00:00', /day 0/],
+      ['2026-13-01T10:00:00+00:00', /month 13/],
+      ['2026-00-10T10:00:00+00:00', /month 0/],
+      ['2026-01-01T25:00:00+00:00', /hour 25/],
+      ['2026-01-01T24:00:00+00:00', /hour 24/], // PostgreSQL takes 24:00:00 in, and writes the next day's 00:00:00
+      ['2026-01-01 24:00:00+00', /hour 24/],
+      ['2026-01-01T23:60:00+00:00', /minute 60/],
+      ['2026-01-01T23:59:60+00:00', /second 60/], // a leap second: written as the next minute
+      ['2026-01-01T10:00:00+05:60', /offset/],
+      ['2026-01-01T10:00:00+168:00', /offset/], // PostgreSQL's zones end at 167 hours
+      ['1890-01-01T00:10:00+00:53:60', /offset/],
+      ['0000-12-31T23:00:00-02:00', /year 0/], // no year 0: 1 BC is followed by AD 1
+      ['0000-06-01T00:00:00+00:00 BC', /year 0/],
+      ['0002-02-29T00:00:00+00:00 BC', /day 29/], // 2 BC is not a leap year (1 BC and 5 BC are)
+      ['12345-02-30T00:00:00+00:00', /day 30/],
+      ['2026-01-01T10:00:00', /not yyyy-mm-dd/], // no offset: no instant
+      ['2026-01-01T10:00:00.1234567+00:00', /not yyyy-mm-dd/], // past microseconds
+    ];
+    for (const [placed_at, why] of impossible) {
+      for (const over of [
+        { image: order({ placed_at }) },
+        { op: 'U', image: order({}), old_image: order({ placed_at }) },
+        { op: 'D', image: order({ placed_at }) },
+      ]) {
+        const change = row({ tbl: 'orders', ...over });
+        expect(() => featureUpdatesFrom(change), placed_at).toThrow(MalformedChange);
+        expect(() => featureUpdatesFrom(change), placed_at).toThrow(/placed_at: not a timestamp PostgreSQL writes/);
+        expect(() => featureUpdatesFrom(change), placed_at).toThrow(why);
+      }
+    }
+  });
+
+  it('takes every shape of timestamp PostgreSQL writes, on its UTC day', () => {
+    const valid: [string, string | null][] = [
+      ['2024-02-29T10:00:00+00:00', '20240229'],
+      ['2000-02-29T23:30:00-01:00', '20000301'],
+      ['2026-12-31T23:59:59.999999+00:00', '20261231'],
+      ['2026-01-01T10:00:00.5Z', '20260101'],
+      ['2026-01-01 00:30:00+01', '20251231'], // the text output
+      ['2026-03-01T00:00:00+0530', '20260228'],
+      ['2026-01-31T23:59:59+23:59', '20260131'],
+      // a POSIX TimeZone ('<+167>-167', '<-25:30>+25:30'): offsets past a day, up to 167 hours
+      ['2026-01-08T09:00:00+167:00', '20260101'],
+      ['2025-12-31T08:30:00-25:30', '20260101'],
+      ['1890-01-01T00:10:00+00:53:28', '18891231'],
+      ['12344-02-29T23:30:00-01:00', '123440301'],
+      ['0001-01-01T00:30:00+01:00', null], // 31 December 1 BC in UTC
+      ['0001-02-29T12:00:00+00:00 BC', null], // 1 BC is a leap year: a valid date, on no day the rule counts
+      ['0005-02-29T12:00:00+00:00 BC', null],
+      ['294277-01-07T22:00:00+167:00', null], // PostgreSQL writes it under '<+167>-167'
+    ];
+    for (const [placed_at, day] of valid) expect(placedDay(placed_at), placed_at).toBe(day);
   });
 
   it('formats the UTC day as yyyymmdd', () => {
