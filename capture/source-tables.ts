@@ -34,6 +34,16 @@ export function isSourceTable(name: string): name is SourceTable {
   return Object.hasOwn(SOURCE_TABLES, name);
 }
 
+/**
+ * Whether an outbox row is a TRUNCATE the drain applies by emptying and refilling the store
+ * (activities/drain/truncates.ts): a 'T' row of a contract table. A 'T' row of another table
+ * (written by hand or by a buggy writer) is a malformed change like any other, dead-lettered with
+ * its reason: the store holds nothing of such a table, so nothing is emptied for it.
+ */
+export function isTruncate(row: { op: string | null; tbl: string | null }): boolean {
+  return row.op === 'T' && row.tbl !== null && isSourceTable(row.tbl);
+}
+
 /** The tables of one source. */
 export function tablesOf(source: SourceName): SourceTable[] {
   return (Object.keys(SOURCE_TABLES) as SourceTable[]).filter((t) => SOURCE_TABLES[t].source === source);

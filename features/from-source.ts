@@ -7,6 +7,7 @@
  * dead-letter table with the message and carries on.
  */
 import { z } from 'zod';
+import { isTruncate } from '../capture/source-tables';
 import { FeatureUpdate, ID_PATTERN, LOAD_STATUSES, NotATimestamp, placedDay, RANK_NULL } from './definitions';
 
 export class MalformedChange extends Error {
@@ -91,7 +92,9 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
   // TRUNCATE has no rows to turn into feature updates.
   if (row.op === 'T')
     throw new MalformedChange(
-      `TRUNCATE of shop.${row.tbl}: not a row change (the drain empties and refills the store for it)`,
+      isTruncate(row)
+        ? `TRUNCATE of shop.${row.tbl}: not a row change (the drain empties and refills the store for it)`
+        : `TRUNCATE of unknown source table '${row.tbl}': not a table of the contract, nothing is emptied for it`,
     );
   // R (refresh): the current row re-emitted by the pipeline itself (rebuild on reactivation,
   // backfill); it carries the row as it is and is applied like an update.

@@ -8,7 +8,7 @@
  *   r:<region>  a region's FC list: reads of that region are stale
  *   all         a TRUNCATE, or a row whose subject cannot be told: every read of the partition is stale
  * (store/lua/read-badges.lua checks them in the same call that reads the data.) Rows of tables the
- * badge does not read hold nothing.
+ * badge does not read hold nothing, a TRUNCATE of one (outside the contract: isTruncate) included.
  *
  * Written before the call that moves the store's position past the change (for a change Redis
  * rejected: in that same call, store/lua/apply.lua), so no Redis file holds that position without
@@ -19,7 +19,7 @@
  * release, and with every compaction run. A
  * rebuild of the store removes them with everything else: its refill reads the sources as they are.
  */
-import { keyColumnsOf } from '../capture/source-tables';
+import { isTruncate, keyColumnsOf } from '../capture/source-tables';
 import type { PartitionKeys, StoreKeys } from './keys';
 import type { StoreRedis } from './redis-client';
 import { HELD } from './names';
@@ -47,7 +47,7 @@ export const HELD_CLOCK_MARGIN_MS = 5 * 60_000;
 
 /** The held fields a dead-lettered change names (none: a table the badge does not read). */
 export function heldSubjects(row: HeldRow): string[] {
-  if (row.op === 'T') return [HELD_ALL];
+  if (isTruncate(row)) return [HELD_ALL];
   const key = row.key ?? '';
   const field = (name: string) => {
     const v = (parsed(row.image) as Record<string, unknown> | null)?.[name];

@@ -1,6 +1,7 @@
 /** A chunk's rows as feature updates, and what could not be applied, as dead letters. */
 import type pg from 'pg';
 import type { FeatureUpdate } from '../../features/definitions';
+import { isTruncate } from '../../capture/source-tables';
 import { featureUpdatesFrom, type OutboxRow } from '../../features/from-source';
 import { insertDeadLetters } from '../../outbox';
 import type { ApplyResult } from '../../store/apply';
@@ -22,7 +23,7 @@ export function featureUpdatesOf(
   let newestSourceMs = 0;
   rows.forEach((row, source) => {
     newestSourceMs = Math.max(newestSourceMs, row.created_ms);
-    if (row.op === 'T') return;
+    if (isTruncate(row)) return; // applied at the batch's end (truncates.ts); of another table: malformed
     try {
       const mine = featureUpdatesFrom(row);
       // A drain shard applies only its own partitions' SKUs. The outbox routes rows by the same

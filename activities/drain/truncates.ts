@@ -1,5 +1,6 @@
 /** A captured TRUNCATE, applied by emptying and refilling the store. */
 import type pg from 'pg';
+import { isSourceTable, isTruncate } from '../../capture/source-tables';
 import type { OutboxRow } from '../../features/from-source';
 import { truncatesInDelta, type ConsumerCursor } from '../../outbox';
 import { rebuildStore } from '../../store/rebuild';
@@ -58,7 +59,7 @@ export async function markIfTruncating(
   cursor: ConsumerCursor,
   target: Target,
 ): Promise<void> {
-  if (!(await truncatesInDelta(client, cursor.from, target.snap)).length) return;
+  if (!(await contractTruncatesInDelta(client, cursor.from, target.snap)).length) return;
   await markTruncatePending(deps.redis, deps.keys.partitions, cursor.batch);
 }
 
@@ -78,6 +79,14 @@ export async function truncatesOfBatch(
   rows: OutboxRow[],
   earlierChunks: boolean,
 ): Promise<string[]> {
-  if (earlierChunks) return truncatesInDelta(client, cursor.from, target.snap);
-  return [...new Set(rows.filter((r) => r.op === 'T').map((r) => r.tbl))];
+  if (earlierChunks) return contractTruncatesInDelta(client, cursor.from, target.snap);
+  return [...new Set(rows.filter(isTruncate).map((r) => r.tbl))];
+}
+
+/**
+ * The contract tables a TRUNCATE of the delta emptied. A 'T' row of another table is a malformed
+ * change (isTruncate): dead-lettered like any other (row-updates.ts), it neither empties nor marks.
+ */
+async function contractTruncatesInDelta(client: pg.ClientBase, from: string, to: string): Promise<string[]> {
+  return (await truncatesInDelta(client, from, to)).filter(isSourceTable);
 }

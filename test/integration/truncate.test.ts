@@ -134,6 +134,65 @@ describe('TRUNCATE', () => {
     },
   );
 
+  // A 'T' row of a table outside the contract, written by hand or by a buggy writer, is malformed
+  // like any other row: the store holds nothing of that table, so nothing is emptied or marked.
+  // Delivered in one chunk (the batch's rows tell its TRUNCATEs) and in chunks of one row (asked of
+  // PostgreSQL, before every chunk and as the last one is applied).
+  it.each([
+    ['in one chunk', 1000],
+    ['in a batch delivered in chunks', 1],
+  ])(
+    'a TRUNCATE row of a table outside the contract, %s, is a dead letter: nothing emptied, reads fresh',
+    async (_, maxRows) => {
+      const { acts, divergences } = await seededAndDrained();
+      const drainAll = async () => {
+        for (;;) if ((await acts.drainBatch({ owner, maxRows })).outcome === 'idle') return;
+      };
+      await drainAll();
+      const reader = createBadgeReader({
+        redis: c.redis,
+        prefix: c.keys.prefix,
+        partitions: c.keys.partitions.length,
+        staleAfterMs: 60_000,
+      });
+      const badge = async () => (await reader.getBadges('R-00', [skuId(0)])).badges[0];
+      const before = await badge();
+
+      // the TRUNCATE row first (lowest txid), then changes of the contract's tables after it
+      await c.pool.query(`insert into pipeline.outbox (tbl, op, key) values ('warehouses', 'T', '')`);
+      for (let i = 1; i <= 3; i++)
+        await c.pool.query(`update shop.inventory set on_hand = on_hand + 1 where sku_id = $1`, [skuId(i)]);
+      await drainAll();
+
+      expect(divergences).toEqual([]); // not emptied
+      expect(await epochs()).toBe(c.keys.partitions.length);
+      expect(await mismatches()).toEqual([]); // the store kept everything, the changes after it applied
+      const letters = (await c.pool.query(`select tbl, op, error from pipeline.dead_letters`)).rows;
+      expect(letters.length).toBe(c.config.DRAIN_SHARDS); // (a row every drain shard reads: one each)
+      for (const letter of letters)
+        expect(letter).toEqual({
+          tbl: 'warehouses',
+          op: 'T',
+          error: expect.stringMatching(/TRUNCATE of unknown source table 'warehouses'/),
+        });
+      // it holds nothing back: the badge does not read that table
+      expect((await reader.freshness()).stale).toBe(false);
+      expect(await badge()).toEqual(before);
+
+      // no mark of a TRUNCATE left behind either: the next batches apply in step, nothing rebuilt
+      await c.pool.query(`update shop.inventory set on_hand = on_hand + 1 where sku_id = $1`, [skuId(0)]);
+      await drainAll();
+      expect(divergences).toEqual([]);
+      expect(await mismatches()).toEqual([]);
+
+      // and a retry does not apply it as a TRUNCATE: it fails again with its reason, the store whole
+      expect(await acts.retryDeadLetters({})).toMatchObject({ retried: 0, failed: letters.length });
+      expect(await epochs()).toBe(c.keys.partitions.length);
+      expect((await reader.freshness()).stale).toBe(false);
+      expect(await mismatches()).toEqual([]);
+    },
+  );
+
   it('a TRUNCATE dead-lettered by an older version is applied by dead-letters retry', async () => {
     const { acts } = await seededAndDrained();
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;

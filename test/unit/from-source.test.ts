@@ -118,6 +118,9 @@ describe('featureUpdatesFrom', () => {
       [{ tbl: 'nope', image: {} }, /unknown source table/],
       [{ op: 'X', image: {} }, /unknown operation/],
       [{ op: 'T' }, /TRUNCATE.*not a row change/],
+      // a TRUNCATE of a table outside the contract: malformed, not a TRUNCATE the drain applies
+      [{ tbl: 'warehouses', op: 'T' }, /TRUNCATE of unknown source table 'warehouses'/],
+      [{ tbl: 'constructor', op: 'T' }, /TRUNCATE of unknown source table 'constructor'/],
       [{ tbl: 'orders', op: 'R', image: order({}) }, /cannot be refreshed/],
       [{ id: 'abc', image: { sku_id: 'S1', lifecycle: 'active' } }, /outbox id/],
       // ids outside the contract's characters: '#' is the SKU hash's lifecycle field, so an FC of

@@ -40,5 +40,6 @@ describe('heldSubjects', () => {
     expect(heldSubjects(row('orders', 'U', '1', { fc_id: 'F2' }, null))).toEqual([HELD_ALL, 'f:F2']);
     expect(heldSubjects(row('orders', 'D', '1', 'not json'))).toEqual([HELD_ALL]);
     expect(heldSubjects(row('warehouses', 'I', 'W', {}))).toEqual([]);
+    expect(heldSubjects(row('warehouses', 'T', ''))).toEqual([]); // not a TRUNCATE of the contract's
   });
 });
