@@ -33,6 +33,7 @@ import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { decideBadge, rankRegionFcs, RegionFc } from '../../features/badge-rule';
 import { FeatureUpdate, Lifecycle } from '../../features/definitions';
+import { isTruncate } from '../../capture/source-tables';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
 import { LANDING_COLUMNS } from './landing';
 import {
@@ -221,7 +222,9 @@ async function deriveFeatureUpdates(
     // a heartbeat per chunk: a big day takes longer than the activity's heartbeat timeout
     progress(`feature updates: ${streamed} of ${changes} changes`);
     for (const [id, txid, tbl, op, key, image, oldImage, sourceMs] of chunk.getRows()) {
-      if (op === 'T') continue; // no rows of its own: it closes what its table held (truncateUpdates)
+      // no rows of its own: it closes what its table held (truncateUpdates); one of a table outside
+      // the contract is malformed, as in the drain, and skipped below
+      if (isTruncate({ op: String(op), tbl: String(tbl) })) continue;
       let updates;
       try {
         updates = featureUpdatesFrom({
@@ -324,6 +327,9 @@ async function truncateUpdates({ conn, yyyymmdd }: ExportRun): Promise<void> {
   ).getRows();
   // one at a time, in order: a key a TRUNCATE ended is not ended again by the next one
   for (const [tbl, id, txid, sourceMs] of truncates) {
+    // one of a table outside the contract is malformed (isTruncate), skipped with the day's other
+    // malformed changes; 'constructor' or 'toString' would even find a feature below
+    if (!isTruncate({ op: 'T', tbl: String(tbl) })) continue;
     const at = `${Number(id)}, ${String(txid)}::ubigint, ${Number(sourceMs)}`;
     const feature = TRUNCATED_FEATURE[String(tbl)];
     if (feature)
