@@ -154,6 +154,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '015_capture_confirms_recorded.sql',
         '016_capture_last_transaction.sql',
         '017_outbox_truncates_index.notx.sql',
+        '018_drain_snapshots_xmax_index.notx.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
