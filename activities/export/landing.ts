@@ -21,7 +21,8 @@ import { names } from '../../config';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { copyToParquet, openDuck, sqlString } from './duckdb';
 import { landingDir } from './day-inputs';
-import { parseSnapshot, snapshotCovers, visibleIn } from '../../db/pg-snapshot';
+import { parseSnapshot, snapshotCovers } from '../../db/pg-snapshot';
+import { appliedClock } from './applied-clock';
 import {
   advanceCursor,
   type ConsumerCursor,
@@ -271,71 +272,6 @@ async function appendChunk(
   } finally {
     ap.closeSync();
   }
-}
-
-/**
- * When each change reached Redis: the applied time of the first drain snapshot that saw its
- * transaction (the drain's snapshots only grow, so a binary search over them in batch order).
- * null for changes applied before the snapshot log existed. With several drain shards, each logs
- * its own snapshots: the latest of their answers (a change every shard applies is visible
- * everywhere only then; for one a single shard applies, the others' snapshots saw it at about the
- * same time, so the answer errs late by the shards' skew, never early).
- *
- * One per landing call: the log is read once, from the oldest change's time, and read further back
- * only when a later chunk holds an older change (a snapshot taken before a change was written
- * cannot see it, so each change gets the answer a single read for the whole call would give).
- */
-function appliedClock(
-  pool: pg.Pool,
-): (rows: { txid: string | null; source_ms: string | null }[]) => Promise<(string | null)[]> {
-  type Logged = { shard: number; batch: bigint; snap: ReturnType<typeof parseSnapshot>; ms: string };
-  let snaps: Logged[] = [];
-  let byShard: Logged[][] = [];
-  let loadedFrom: number | null = null;
-  return async (rows) => {
-    const oldest = rows.reduce((m, r) => Math.min(m, Number(r.source_ms)), Infinity);
-    if (loadedFrom === null || oldest < loadedFrom) {
-      // A snapshot that saw a change was taken after the change was written.
-      const older = (
-        await pool.query(
-          `select shard, batch::text as batch, snap::text as snap, (extract(epoch from applied_at) * 1000)::bigint::text as ms
-             from pipeline.drain_snapshots s
-            where taken_at >= to_timestamp($1::float8 / 1000) and ($2::float8 is null or taken_at < to_timestamp($2::float8 / 1000))
-            order by s.batch`,
-          [oldest, loadedFrom],
-        )
-      ).rows.map((r) => ({
-        shard: r.shard as number,
-        batch: BigInt(r.batch),
-        snap: parseSnapshot(r.snap),
-        ms: r.ms as string,
-      }));
-      snaps = [...older, ...snaps].sort((a, b) => (a.batch < b.batch ? -1 : a.batch > b.batch ? 1 : 0));
-      const groups = new Map<number, Logged[]>();
-      for (const s of snaps) {
-        const group = groups.get(s.shard);
-        if (group) group.push(s);
-        else groups.set(s.shard, [s]);
-      }
-      byShard = [...groups.values()];
-      loadedFrom = oldest;
-    }
-    return rows.map((r) => {
-      const txid = BigInt(r.txid!);
-      let latest: string | null = null;
-      for (const log of byShard) {
-        let lo = 0;
-        let hi = log.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (visibleIn(log[mid].snap, txid)) hi = mid;
-          else lo = mid + 1;
-        }
-        if (lo < log.length && (latest === null || Number(log[lo].ms) > Number(latest))) latest = log[lo].ms;
-      }
-      return latest;
-    });
-  };
 }
 
 /**
