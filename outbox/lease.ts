@@ -61,6 +61,10 @@ export async function acquireLease(
 export const LEASE_HOLDER_SQL = (name: string) =>
   `select owner from pipeline.leases where name = ${name} and expires_at >= clock_timestamp()`;
 
+/** SQL: how long the lease named by the SQL expression `name` has left (ms; no row: free or expired). */
+export const LEASE_LEFT_MS_SQL = (name: string) =>
+  `select (extract(epoch from expires_at - clock_timestamp()) * 1000)::float8 from pipeline.leases where name = ${name} and expires_at >= clock_timestamp()`;
+
 /** Who holds the lease right now (null when free or expired). */
 export async function leaseHolder(db: pg.Pool | pg.ClientBase, name: string): Promise<string | null> {
   const r = await db.query(LEASE_HOLDER_SQL('$1'), [name]);

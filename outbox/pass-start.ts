@@ -10,7 +10,7 @@
  */
 import pg from 'pg';
 import { CURSOR_COLUMNS, FRESH_CURSOR, SNAPSHOT_AT, toCursor, type ConsumerCursor, type CursorRow } from './cursor';
-import { LEASE_HOLDER_SQL } from './lease';
+import { LEASE_HOLDER_SQL, LEASE_LEFT_MS_SQL } from './lease';
 import { LAYOUT_COLUMNS, layoutOf, type DrainLayout, type LayoutRow } from './shards';
 
 const { escapeLiteral } = pg;
@@ -19,6 +19,8 @@ export interface PassStart {
   layout: DrainLayout;
   /** The lease's holder (null when free or expired). */
   holder: string | null;
+  /** How long the lease has left (ms; null when free or expired). */
+  leaseLeftMs: number | null;
   cursor: ConsumerCursor;
   /**
    * A snapshot taken now, the time up to which it holds every committed source change (ms), and
@@ -35,6 +37,7 @@ export interface PassStart {
 export const passStartSql = (consumer: string, lease: string) =>
   `select lay.*, cur.*, cur.batch is not null as has_cursor,
             (${LEASE_HOLDER_SQL(escapeLiteral(lease))}) as holder,
+            (${LEASE_LEFT_MS_SQL(escapeLiteral(lease))}) as lease_left_ms,
             pg_current_snapshot()::text as now_snap, ${SNAPSHOT_AT} as now_at,
             (extract(epoch from statement_timestamp()) * 1000)::float8 as db_now
        from (select 1) as one
@@ -42,7 +45,14 @@ export const passStartSql = (consumer: string, lease: string) =>
        left join (select ${CURSOR_COLUMNS} from pipeline.consumer_offsets where consumer = ${escapeLiteral(consumer)}) as cur on true`;
 
 type PassStartRow = LayoutRow &
-  CursorRow & { has_cursor: boolean; holder: string | null; now_snap: string; now_at: number; db_now: number };
+  CursorRow & {
+    has_cursor: boolean;
+    holder: string | null;
+    lease_left_ms: number | null;
+    now_snap: string;
+    now_at: number;
+    db_now: number;
+  };
 
 /** The pass start in the result of passStartSql. */
 export function passStartOf(result: pg.QueryResult): PassStart {
@@ -50,6 +60,7 @@ export function passStartOf(result: pg.QueryResult): PassStart {
   return {
     layout: layoutOf(row),
     holder: row.holder,
+    leaseLeftMs: row.lease_left_ms,
     cursor: row.has_cursor ? toCursor(row) : FRESH_CURSOR,
     now: { snap: row.now_snap, at: row.now_at, dbNowMs: row.db_now },
   };

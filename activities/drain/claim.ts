@@ -32,11 +32,14 @@ export async function claimDrain(
       kind: 'claimed';
       frozen: Target | null;
       cursor: ConsumerCursor;
+      /** The lease has less than half its TTL left (or lapsed): a pass that writes nothing else renews it. */
+      leaseDue: boolean;
       now: { snap: string; at: number; dbNowMs: number };
     }
 > {
   const [, lock, start] = begun as pg.QueryResult[];
-  const { layout, holder, cursor, now } = passStartOf(start!);
+  const { layout, holder, leaseLeftMs, cursor, now } = passStartOf(start!);
+  const leaseDue = leaseLeftMs === null || leaseLeftMs < deps.config.DRAIN_LEASE_TTL_MS / 2;
   if (!lock!.rows[0].ok) return { kind: 'refused', result: { outcome: 'busy', ...emptyResult(cursor) } };
   if (layout.shards !== deps.shard.count)
     return { kind: 'refused', result: { outcome: 'retired', ...emptyResult(cursor) } };
@@ -52,7 +55,7 @@ export async function claimDrain(
       'warn',
       `lifted the drain freeze of a re-split that is gone (${layout.frozen.owner ?? 'no owner recorded'}; its lease ran out): the drain goes on with ${layout.shards} shard(s)`,
     );
-    return { kind: 'claimed', frozen: null, cursor, now };
+    return { kind: 'claimed', frozen: null, cursor, now, leaseDue };
   }
-  return { kind: 'claimed', frozen: layout.frozen, cursor, now };
+  return { kind: 'claimed', frozen: layout.frozen, cursor, now, leaseDue };
 }

@@ -298,9 +298,13 @@ async function applyNextChunk(
     if (startedBatch)
       await applyTruncates(deps, cursor, target.snap, next, await truncatesOfBatch(client, cursor, target, [], true));
     const logged = startedBatch ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: Date.now() } : null;
+    // The lease renewed once half its TTL is gone, not every poll: an idle drain keeps it (a
+    // manual start of another run would otherwise take it and end this one, and `ops status`
+    // would show it free), without a write to the leases row every DRAIN_POLL_MS.
+    const lease = claimed.leaseDue ? leaseOf(deps, owner) : null;
     return {
       result: { kind: 'idle', next, target, dbNowMs: now.dbNowMs },
-      end: endDrainPassSql(consumer, next, logged, null),
+      end: endDrainPassSql(consumer, next, logged, lease),
     };
   }
   if (!complete) prefetch(deps.pool, consumer, deltaInput(deps, cursor, target, next, rows.next));
@@ -315,7 +319,7 @@ async function applyNextChunk(
     consumer,
     next,
     complete ? { shard: deps.shard, batch: cursor.batch, target, appliedAt: applied.visibleAt } : null,
-    { name: deps.shard.lease, owner, ttlMs: deps.config.DRAIN_LEASE_TTL_MS },
+    leaseOf(deps, owner),
   );
   const chunkStep: ChunkStep = {
     kind: 'applied',
@@ -334,6 +338,13 @@ async function applyNextChunk(
   };
   return { result: chunkStep, end };
 }
+
+/** The shard's lease, renewed by a pass's end (taken only if free, expired or this owner's). */
+const leaseOf = (deps: ShardDeps, owner: string) => ({
+  name: deps.shard.lease,
+  owner,
+  ttlMs: deps.config.DRAIN_LEASE_TTL_MS,
+});
 
 /**
  * The store's check of its position (Redis) and the chunk's read (PostgreSQL), sent together: the

@@ -307,6 +307,36 @@ describe('drain batch', () => {
     expect(Number(left.rows[0].ms)).toBeGreaterThan(c.config.DRAIN_LEASE_TTL_MS - 5_000);
   });
 
+  it('an idle pass renews the lease once half its TTL is gone, so an idle drain keeps it; not every poll', async () => {
+    // drained: nothing new, every pass of the call below is idle
+    for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
+    const leftMs = async () =>
+      Number(
+        (
+          await c.pool.query(
+            `select extract(epoch from max(expires_at) - clock_timestamp()) * 1000 as ms from pipeline.leases where owner = $1`,
+            [owner],
+          )
+        ).rows[0].ms,
+      );
+    const ttl = c.config.DRAIN_LEASE_TTL_MS;
+    // with more than half its TTL left: an idle pass leaves the row alone
+    await c.pool.query(
+      `update pipeline.leases set expires_at = clock_timestamp() + $2 * interval '1 millisecond' where owner = $1`,
+      [owner, ttl * 0.75],
+    );
+    expect((await acts.drainBatch({ owner })).outcome).toBe('idle');
+    expect(await leftMs()).toBeLessThan(ttl * 0.75);
+    // lapsed (an idle drain longer than the TTL): the next idle pass takes it again
+    await c.pool.query(
+      `update pipeline.leases set expires_at = clock_timestamp() - interval '1 second' where owner = $1`,
+      [owner],
+    );
+    expect((await acts.drainBatch({ owner })).outcome).toBe('idle');
+    expect(await leftMs()).toBeGreaterThan(ttl - 5_000);
+    expect((await acts.acquireDrainLease({ owner: 'someone-else' })).acquired).toBe(false);
+  });
+
   it('fails fast, not retryably, when the schema is missing', async () => {
     const wrongDb = testClients({ DATABASE_URL: TEST_DATABASE_URL.replace(/\/[^/]+$/, '/postgres') });
     try {
