@@ -188,11 +188,15 @@ export function createApiServer(opts: ApiOptions): http.Server {
     );
   });
   // CONNECT (a tunnel request) goes to this event, not the handler: unheard, Node closes the
-  // socket without an answer.
+  // socket without an answer. Node has taken its own listeners off the socket by then: without
+  // an error listener a client's reset would end the process, and a socket that is only ended
+  // (the server allows half-open sockets) would wait for the client's end for good.
   server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
     const body = JSON.stringify({ error: `method ${req.method} not allowed; use GET` });
     socket.end(
       `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      () => socket.destroy(),
     );
   });
   return server;

@@ -9,7 +9,8 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { applyUpdates } from '../../store/apply';
 import { markCaughtUp } from '../../store/watermark';
 import { FIELD } from '../../store/names';
-import { resetState, testClients } from '../support/env';
+import { eventually, resetState, testClients } from '../support/env';
+import net from 'node:net';
 import { get, rawRequest, startTestApi } from '../support/http';
 
 const c = testClients();
@@ -345,9 +346,23 @@ describe('HTTP API', () => {
     expect(
       await rawRequest(port, `GET HTTP://localhost:${port}?x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
     ).toMatch(/^HTTP\/1.1 404/); // the path "/": no such route
+    const sockets = () => new Promise<number>((r) => api.server.getConnections((_, n) => r(n)));
+    const before = await sockets();
     const connect = await rawRequest(port, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`);
     expect(connect).toMatch(/^HTTP\/1.1 405/);
     expect(connect).toMatch(/allow: GET, HEAD/i);
+    // clients that reset the connection at once: the process lives on, and no socket is left open
+    for (let i = 0; i < 10; i++)
+      await new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', () => {
+            s.resetAndDestroy();
+            resolve();
+          });
+        });
+        s.on('error', () => resolve());
+      });
+    await eventually(async () => (await sockets()) <= before, 5_000, 'the CONNECT sockets closed by the server');
     expect((await get(`${api.base}/healthz`)).status).toBe(200);
   });
 

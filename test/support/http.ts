@@ -20,6 +20,7 @@ export async function startTestApi(
   return {
     base,
     reader,
+    server,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
