@@ -13,12 +13,16 @@
  * rows of the SKU and the region's FCs exactly as the store's read found them (one read gives
  * both). When that gives the store's badge, the difference is the region-level values'. When it
  * does not, the SKU's own features in the store differ from the view (or the read does): the
- * badge is a mismatch unless a later change of the SKU's rows explains it.
+ * badge is a mismatch unless a later change of the SKU's rows explains it. (Read before the
+ * outbox's later changes are: a change the drain applied before this read is then among them.)
+ * A SKU the store answers `unknown` on purpose (its stock being rebuilt, or held by a dead letter)
+ * promises nothing; those have their own work and are not reported here.
  */
 import { createBadgeReader, type BadgeReader } from '../serving/badge-reader';
 import { type Badge, decideBadge } from '../features/badge-rule';
 import type { Lifecycle } from '../features/definitions';
 import type { StoreKeys } from '../store/keys';
+import { HELD } from '../store/names';
 import type { StoreRedis } from '../store/redis-client';
 import type { Mismatch } from './compare';
 import type { SourceDatabases } from './source-features';
@@ -61,11 +65,29 @@ export async function badgesTheRegionAccountsFor(
   for (const m of badges) {
     const { sku, region } = partsOf(m.key);
     const { badge, fcs } = await reader.badgeWithRegion(region, sku);
+    // no promise while the SKU's stock is rebuilt or a dead letter holds it: their own work
+    if (badge.reason === 'unknown' && (await rebuildingOrHeld(redis, keys, sku))) {
+      out.add(m.key);
+      continue;
+    }
     const own = rows.get(sku) ?? { lifecycle: null, available: new Map<string, number>() };
     const decided = decideBadge(sku, { lifecycle: own.lifecycle, available: (fc) => own.available.get(fc) }, fcs);
     if (badgeText(decided) === badgeText(badge)) out.add(m.key);
   }
   return out;
+}
+
+/**
+ * The store answers the SKU `unknown` on purpose: its stock is being rebuilt (store/rebuild-requests.ts)
+ * or a waiting dead letter holds it, or everything of its partition (store/held.ts).
+ */
+async function rebuildingOrHeld(redis: StoreRedis, keys: StoreKeys, sku: string): Promise<boolean> {
+  const p = keys.ofSku(sku);
+  const [rebuilding, held] = await Promise.all([
+    redis.sismember(p.rebuilds, sku),
+    redis.hmget(p.held, `${HELD.sku}${sku}`, HELD.all),
+  ]);
+  return rebuilding === 1 || held.some((v) => v !== null);
 }
 
 /** Each SKU's lifecycle and stock per FC, as the view has them (a SKU without a row: none). */

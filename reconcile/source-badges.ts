@@ -67,20 +67,6 @@ export async function sourceBadges(
   return rows.map(badgeOfRow);
 }
 
-/**
- * The rule over the source's rows with the day's loads given (FC → load; absent: 0) instead of
- * summed from the orders: what the source's badge would be with the store's loads (verify).
- */
-export async function sourceBadgesWithLoads(
-  inventory: Db,
-  region: string,
-  skus: string[],
-  loads: ReadonlyMap<string, number>,
-): Promise<Badge[]> {
-  const params = [region, skus, [...loads.keys()], [...loads.values()]];
-  return (await inventory.query<BadgeRow>(BADGES_WITH_LOADS_SQL, params)).rows.map(badgeOfRow);
-}
-
 type BadgeRow = { sku: string; lifecycle: string | null; fc: string | null; stock_in_region: boolean };
 
 function badgeOfRow(row: BadgeRow): Badge {

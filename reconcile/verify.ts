@@ -364,11 +364,10 @@ async function secondPass(
   const badgeSkus = [...new Set(p.badges.map((m) => m.sku!))];
   const badges = (await badgeMismatches(view.db, redis, keys, badgeSkus, p.at)).mismatches;
   again.push(...badges);
+  // the store read again before the later changes are: one the drain applied before it is among them
+  const badgeRegion = await badgesTheRegionAccountsFor(view.db, redis, keys, badges, p.at);
   const changedRows = await view.changedRows();
-  const changed = explainedBy(changedRows, {
-    loads: laterOrderLoads(changedRows, reach),
-    badgeRegion: await badgesTheRegionAccountsFor(view.db, redis, keys, badges, p.at),
-  });
+  const changed = explainedBy(changedRows, { loads: laterOrderLoads(changedRows, reach), badgeRegion });
   const differ = again.filter((m) => !changed(m));
   if (!completeBefore || !(await storeComplete(redis, keys))) return { mismatches: [], unjudged: differ };
   if (applied) return { mismatches: differ, unjudged: [] };
