@@ -81,7 +81,7 @@ export function previousStateFile(
   const marker = readPartitionMarker(partitionDir(exportDir, latest));
   if (marker?.complete === false)
     throw new Error(
-      `${latest}'s partition was written before the day was over (partial: its end state is the state at ${marker.intervalsEnd}, not at midnight): export it again now that it is over (npm run export-day -- --date ${latest}); ${date} starts from its end state`,
+      `${latest}'s partition was written before the day was over or landed through its end (partial: its end state may not be the one at midnight; its intervals end at ${marker.intervalsEnd}): export it again once the landing has caught up past its end (npm run ops -- export --date ${latest}); ${date} starts from its end state`,
     );
   for (let day = shiftDay(latest, 1); day < date; day = shiftDay(day, 1)) {
     if (oldestKeptDay !== null && day < oldestKeptDay)

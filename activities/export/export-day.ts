@@ -89,6 +89,13 @@ export async function exportDay(
     now?: number;
     /** LANDING_RETENTION_D: how far back a day without landing files can be told quiet. */
     landingRetentionDays?: number;
+    /**
+     * Until when the landing holds every committed change (landing.ts, landedThrough; null: not
+     * known). The partition is complete only when the day is over and landed through its end: a
+     * day exported while the drain or landing was behind misses its late changes. Unset: the day
+     * being over is taken as enough (tests that land by hand).
+     */
+    landedThroughMs?: number | null;
   } = {},
 ): Promise<ExportResult> {
   validateDate(date);
@@ -119,7 +126,7 @@ export async function exportDay(
   };
   let result: Omit<ExportResult, 'dir'>;
   try {
-    result = await writeDay(run, opts.now ?? Date.now());
+    result = await writeDay(run, opts.now ?? Date.now(), opts.landedThroughMs);
   } catch (err) {
     duck.close();
     fs.rmSync(staging, { recursive: true, force: true });
@@ -131,7 +138,11 @@ export async function exportDay(
 }
 
 /** Every file of the partition, into the staging folder. */
-async function writeDay(run: ExportRun, now: number): Promise<Omit<ExportResult, 'dir'>> {
+async function writeDay(
+  run: ExportRun,
+  now: number,
+  landedThroughMs: number | null | undefined,
+): Promise<Omit<ExportResult, 'dir'>> {
   await run.conn.run(
     `set temp_directory = ${sqlString(path.join(run.staging, 'tmp'))}; set preserve_insertion_order = false`,
   );
@@ -151,7 +162,8 @@ async function writeDay(run: ExportRun, now: number): Promise<Omit<ExportResult,
   const skuRows = await writeEndState(run);
   const badges = await writeBadges(run);
   const end = new Date(run.end).toISOString();
-  writePartitionMarker(run.staging, { date: run.date, complete: dayIsOver(run.d0, now), intervalsEnd: end });
+  const landed = landedThroughMs === undefined || (landedThroughMs !== null && landedThroughMs >= run.d0 + 86_400_000);
+  writePartitionMarker(run.staging, { date: run.date, complete: dayIsOver(run.d0, now) && landed, intervalsEnd: end });
   return { date: run.date, changes, skuRows, badges, intervalsEnd: end };
 }
 

@@ -56,6 +56,7 @@ export function createExportActivities(deps: { pool: pg.Pool; config: Config }) 
           },
           ifEmpty: input.ifEmpty,
           landingRetentionDays: deps.config.LANDING_RETENTION_D,
+          landedThroughMs: await landedThrough(deps.pool),
         });
       } catch (err) {
         if (err instanceof NothingLandedError) throw ApplicationFailure.nonRetryable(err.message, err.name);

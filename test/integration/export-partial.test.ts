@@ -2,7 +2,8 @@
  * A partition written while its day was running (an export of today) holds the state at its
  * cut-off, not at midnight: its _partition.json says so (activities/export/partition-marker.ts),
  * and the next day's export refuses to continue from it until the day is exported again once over
- * (activities/export/day-inputs.ts, previousStateFile). Without that, the rest of the day's changes
+ * (activities/export/day-inputs.ts, previousStateFile); so does one of a day over but not yet
+ * landed through its end (the drain or landing behind). Without that, the rest of the day's changes
  * would be missing from every interval of the next day. The landing here is written by hand.
  */
 import fs from 'node:fs';
@@ -55,14 +56,23 @@ describe('a partition written while its day was running', () => {
 
   it("is not the next day's start: that export fails, naming the day and how to replace it, and writes nothing", async () => {
     await expect(exportDay(dir, next, { memoryLimit: '256MB' })).rejects.toThrow(
-      `${first}'s partition was written before the day was over (partial: its end state is the state at ${new Date(at(first, '08:00') + 1).toISOString()}, not at midnight): export it again now that it is over (npm run export-day -- --date ${first})`,
+      `${first}'s partition was written before the day was over or landed through its end (partial: its end state may not be the one at midnight; its intervals end at ${new Date(at(first, '08:00') + 1).toISOString()}): export it again once the landing has caught up past its end (npm run ops -- export --date ${first})`,
     );
     expect(fs.existsSync(partitionDir(dir, next))).toBe(false);
     expect(fs.readdirSync(path.join(dir, '.staging'))).toEqual([]);
   });
 
-  it('exported again once the day is over, it is complete, and the next day continues from its end at midnight', async () => {
-    await exportDay(dir, first, { memoryLimit: '256MB' });
+  it('exported again once the day is over but not yet landed through its end, it is still partial', async () => {
+    const midnight = at(next, '00:00');
+    await exportDay(dir, first, { memoryLimit: '256MB', landedThroughMs: midnight - 60_000 });
+    expect(readPartitionMarker(partitionDir(dir, first))).toMatchObject({ complete: false });
+    await exportDay(dir, first, { memoryLimit: '256MB', landedThroughMs: null }); // not known
+    expect(readPartitionMarker(partitionDir(dir, first))).toMatchObject({ complete: false });
+    await expect(exportDay(dir, next, { memoryLimit: '256MB' })).rejects.toThrow(/partition was written before/);
+  });
+
+  it('exported again once the day is over and landed, it is complete, and the next day continues from its end at midnight', async () => {
+    await exportDay(dir, first, { memoryLimit: '256MB', landedThroughMs: at(next, '00:00') });
     expect(readPartitionMarker(partitionDir(dir, first))).toMatchObject({
       complete: true,
       intervalsEnd: new Date(at(next, '00:00')).toISOString(),

@@ -86,7 +86,7 @@ describe('previousStateFile', () => {
     partition('2026-11-23');
     marked('2026-11-23', false);
     expect(() => previousStateFile(dir, '2026-11-24')).toThrow(
-      "2026-11-23's partition was written before the day was over (partial: its end state is the state at 2026-11-23T09:00:00.001Z, not at midnight): export it again now that it is over (npm run export-day -- --date 2026-11-23)",
+      "2026-11-23's partition was written before the day was over or landed through its end (partial: its end state may not be the one at midnight; its intervals end at 2026-11-23T09:00:00.001Z): export it again once the landing has caught up past its end (npm run ops -- export --date 2026-11-23)",
     );
     // (an earlier day's export does not look at it)
     expect(previousStateFile(dir, '2026-11-23')).toBe(path.join(partitionDir(dir, '2026-11-22'), 'state.parquet'));
