@@ -26,6 +26,7 @@ import { startTracing } from '../tracing/provider';
 import { createWorker } from './create-worker';
 import { lowerProcessPriority } from './cpu-priority';
 import { closeCaptureSessions } from '../capture/session-registry';
+import { captureSources } from '../capture/sources';
 import { readCaptureStatus, type SourcePools } from '../capture/capture-status';
 import { lazyTemporalClient } from './temporal-client';
 import { dependencyHealth } from './dependency-health';
@@ -197,6 +198,8 @@ async function startMetrics(
       metrics.watchLag(pool, redis, storeKeysFor(config), {
         warnOpenAfterMs: config.STALL_WARN_MS,
         capture: () => readCaptureStatus(config, pool, sourcePools),
+        // known from the start: a worker started while the pipeline database is down reports them +Inf
+        captureSources: config.CAPTURE_MODE === 'logical' ? captureSources(config).map((s) => s.name) : [],
       }),
     );
   }

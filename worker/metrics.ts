@@ -158,11 +158,18 @@ function watchLag(
   pool: pg.Pool,
   redis: StoreRedis,
   keys: StoreKeys,
-  opts: { everyMs?: number; warnOpenAfterMs?: number; capture?: () => Promise<CaptureSourceStatus[]> } = {},
+  opts: {
+    everyMs?: number;
+    warnOpenAfterMs?: number;
+    capture?: () => Promise<CaptureSourceStatus[]>;
+    /** The capture sources configured, known before their status is first read. */
+    captureSources?: string[];
+  } = {},
 ): () => void {
   const everyMs = opts.everyMs ?? 5_000;
   const warnOpen = openTransactionWarning(opts.warnOpenAfterMs);
-  const sources = new Set<string>(); // every capture source seen: +Inf for each when they cannot be read
+  // every capture source configured or seen: +Inf for each when their status cannot be read
+  const sources = new Set<string>(opts.captureSources ?? []);
   const tick = async () => {
     await Promise.all([
       readWatermark(redis, keys).then(

@@ -23,9 +23,17 @@ import type { StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
 import { BACKFILL_TABLES, type BackfillTable, type ChunkResult, finishBackfill, markBackfillStart } from './backfill';
 import { estimateTableRows } from './row-estimate';
+import { throttledHeartbeat } from '../heartbeat-throttle';
 
 /** Waiting for the capture to write a chunk: a backlog in the slot comes first. */
 const CHUNK_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * The longest a chunk activity waits for the capture to write its chunk, whether the capture moves
+ * or not: inside the activity's 5 minutes (workflows/activity-options.ts, backfillActivity), so an
+ * attempt ends by itself instead of waiting on in its slot after Temporal has timed it out.
+ */
+const CHUNK_WAIT_MS = 4 * 60_000;
 
 export function createWatermarkBackfill(deps: {
   pool: pg.Pool;
@@ -42,6 +50,11 @@ export function createWatermarkBackfill(deps: {
     source: sourceOf(tbl),
     pipeline: deps.pool,
     timeoutMs: CHUNK_TIMEOUT_MS,
+    waitMs: CHUNK_WAIT_MS,
+    heartbeat: (
+      (beat) => () =>
+        beat(() => ({ waitingForCapture: tbl }))
+    )(throttledHeartbeat(heartbeat)),
     signal: deps.stopping
       ? AbortSignal.any([Context.current().cancellationSignal, deps.stopping])
       : Context.current().cancellationSignal,

@@ -186,7 +186,8 @@ export async function applyDeadLetter(
         throw new Error(
           `a change of ${dl.tbl} was fenced, and only ${REEMIT_TABLES.join(', ')} rows can be re-emitted`,
         );
-      await sourceRows.refresh([{ tbl: dl.tbl, key: dl.key }], activityChunkWait());
+      // (a minute at most: the letter's row stays locked, and its transaction open, meanwhile)
+      await sourceRows.refresh([{ tbl: dl.tbl, key: dl.key }], { ...activityChunkWait(), waitMs: 60_000 });
       return { error: null, reemitted: true };
     }
     return { error: null, reemitted: false };

@@ -52,4 +52,22 @@ describe("the worker's lag gauges with the pipeline database down", () => {
     );
     await down.end();
   });
+
+  it('a worker started during the outage reports its configured capture sources +Inf', async () => {
+    const down = createPool(`postgres://postgres@127.0.0.1:${await freePort()}/nothing`, 2);
+    const metrics = createWorkerMetrics();
+    stops.push(
+      metrics.watchLag(down, c.redis, c.keys, {
+        everyMs: 50,
+        capture: () => Promise.reject(new Error('connect ECONNREFUSED')),
+        captureSources: ['orders'],
+      }),
+    );
+    await eventually(
+      async () => /^fresh_badges_capture_lag_seconds\{source="orders"\} \+Inf$/m.test(await metrics.registry.metrics()),
+      5_000,
+      'capture lag +Inf for the configured source',
+    );
+    await down.end();
+  });
 });
