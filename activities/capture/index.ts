@@ -32,6 +32,31 @@ export type CaptureActivityResult =
 
 export const captureLeaseName = (source: string) => `capture:${source}`;
 
+/**
+ * The lease renewed while the activity streams, once half its TTL (DRAIN_LEASE_TTL_MS) is gone:
+ * it was taken only when an activity began, so it lapsed in the middle of every activity longer
+ * than the TTL; `ops status` then showed the source's lease free, and a second run started by hand
+ * took it and ended this chain. (Mutual exclusion of the stream rests on the slot, which admits
+ * one, and on the source's generation: capture/capture-loop.ts.) A renewal found taken is only
+ * logged: this run finds the lease lost when its next activity begins.
+ */
+function leaseRenewal(take: () => Promise<LeaseState>, ttlMs: number, warn: (m: string) => void): () => void {
+  let renewedAt = Date.now();
+  let renewing = false;
+  return () => {
+    if (renewing || Date.now() - renewedAt < ttlMs / 2) return;
+    renewing = true;
+    take()
+      .then((held) => {
+        renewedAt = Date.now();
+        if (!held.acquired)
+          warn(`the capture lease is held by ${held.holder}: this run steps aside after this activity`);
+      })
+      .catch(() => undefined) // the pipeline database unreachable: the stream's own writes fail and say so
+      .finally(() => (renewing = false));
+  };
+}
+
 /** What the activity heartbeats: the run's progress, or that its session is still opening. */
 type CaptureHeartbeat = CaptureProgress | { source: string; state: 'opening' };
 
@@ -70,7 +95,15 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
       // held open; after it, the session may close. Without a heartbeat meanwhile the activity
       // would time out (3 s) and be retried into the same wait.
       let last: CaptureHeartbeat = { source: source.name, state: 'opening' };
-      const keepAlive = setInterval(() => beat(() => last), KEEP_ALIVE_MS);
+      const renew = leaseRenewal(
+        () => lease(input.source, input.owner),
+        deps.config.DRAIN_LEASE_TTL_MS,
+        (m) => ctx.log.warn(m),
+      );
+      const keepAlive = setInterval(() => {
+        beat(() => last);
+        renew();
+      }, KEEP_ALIVE_MS);
       try {
         const progress = await withCaptureSession(source, deps.pool, (session) =>
           session.run({

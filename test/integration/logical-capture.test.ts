@@ -30,7 +30,8 @@ import { dropSlot, ensureSlot, readSlot } from '../../capture/slot';
 import { closeCaptureSessions } from '../../capture/session-registry';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createCaptureActivities } from '../../activities/capture';
+import { captureLeaseName, createCaptureActivities } from '../../activities/capture';
+import { leaseHolder } from '../../outbox/lease';
 import { loadConfig } from '../../config';
 import { ReplicationStream, SlotBusyError } from '../../capture/replication-stream';
 import { formatLsn, parseLsn } from '../../capture/pgoutput';
@@ -841,6 +842,34 @@ describe('capture from the WAL of two source databases', () => {
     } finally {
       await held.end();
       await closeCaptureSessions(); // the activity's session stays open for the next run: not here
+    }
+  }, 60_000);
+
+  // The lease was taken only when an activity began: one streaming longer than the TTL showed it
+  // free in `ops status`, and a run started by hand took it.
+  it('the capture activity renews its lease while it streams', async () => {
+    const acts = createCaptureActivities({
+      pool: pipeline,
+      config: loadConfig({
+        ...process.env,
+        DATABASE_URL: TEST_DATABASE_URL,
+        ...SPLIT_SOURCE_CONFIG,
+        DRAIN_LEASE_TTL_MS: '1000',
+      }),
+    });
+    await pipeline.query(`delete from pipeline.leases where name = $1`, [captureLeaseName('inventory')]); // a test before's
+    try {
+      const run = new MockActivityEnvironment().run(acts.captureSource, {
+        source: 'inventory',
+        owner: 'lease-renewal-test',
+        budgetMs: 4_000,
+      });
+      await sleep(2_500); // more than twice the TTL into the activity
+      expect(await leaseHolder(pipeline, captureLeaseName('inventory'))).toBe('lease-renewal-test');
+      expect(await run).toMatchObject({ outcome: 'captured' });
+    } finally {
+      await closeCaptureSessions();
+      await pipeline.query(`delete from pipeline.leases where owner = 'lease-renewal-test'`);
     }
   }, 60_000);
 });
