@@ -10,16 +10,21 @@ import { eventually, resetState } from '../support/env';
 
 const { c, acts } = usePipeline('verify-tombstones', { config: { TOMBSTONE_TTL_S: '1' } });
 
+/** A fresh store and source: one FC in region R1, these active SKUs with 5 in stock there. */
+async function seedActive(skus: string[]): Promise<void> {
+  await resetState(c);
+  await acts.acquireDrainLease({ owner: 'verify-test' });
+  await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
+  await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
+  await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) select unnest($1::text[]), 't', 'active'`, [
+    skus,
+  ]);
+  await c.pool.query(`insert into shop.inventory select unnest($1::text[]), 'F1', 5, 0, now()`, [skus]);
+}
+
 describe('verify and expired tombstones', () => {
   it('a discontinued SKU gone from the store is not a mismatch; one whose lifecycle is wrong still is', async () => {
-    await resetState(c);
-    await acts.acquireDrainLease({ owner: 'verify-test' });
-    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
-    await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
-    await c.pool.query(
-      `insert into shop.skus (sku_id, title, lifecycle) values ('GONE', 't', 'active'), ('LIVE', 't', 'active')`,
-    );
-    await c.pool.query(`insert into shop.inventory values ('GONE', 'F1', 5, 0, now()), ('LIVE', 'F1', 5, 0, now())`);
+    await seedActive(['GONE', 'LIVE']);
     await c.pool.query(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'GONE'`);
     for (;;) if ((await acts.drainBatch({ owner: 'verify-test' })).outcome === 'idle') break;
     await eventually(async () => (await c.redis.exists(c.keys.sku('GONE'))) === 0, 10_000, 'the tombstone to expire');
@@ -31,16 +36,7 @@ describe('verify and expired tombstones', () => {
   });
 
   it('a SKU answered unknown while its stock is rebuilt or a dead letter holds it is not a badge mismatch; a wrong stock is', async () => {
-    await resetState(c);
-    await acts.acquireDrainLease({ owner: 'verify-test' });
-    await c.pool.query(`insert into shop.fulfillment_centers values ('F1', 'R1', 100, now())`);
-    await c.pool.query(`insert into shop.region_fc values ('R1', 'F1', 1)`);
-    await c.pool.query(
-      `insert into shop.skus (sku_id, title, lifecycle) values ('RB', 't', 'active'), ('HD', 't', 'active'), ('OK', 't', 'active')`,
-    );
-    await c.pool.query(
-      `insert into shop.inventory values ('RB', 'F1', 5, 0, now()), ('HD', 'F1', 5, 0, now()), ('OK', 'F1', 5, 0, now())`,
-    );
+    await seedActive(['RB', 'HD', 'OK']);
     for (;;) if ((await acts.drainBatch({ owner: 'verify-test' })).outcome === 'idle') break;
     await c.redis.sadd(c.keys.ofSku('RB').rebuilds, 'RB');
     await c.redis.hset(c.keys.ofSku('HD').held, 's:HD', String(Date.now()));
