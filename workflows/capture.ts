@@ -29,6 +29,7 @@ import type { CaptureActivityResult } from '../activities/capture';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { captureActivity, drainLeaseActivity } from './activity-options';
 import { continuedRunKeepsLease } from './chain-lease';
+import { continueAsNewNow } from './chain-stop';
 import { startBackfillUnlessRunning } from './children';
 import { count, duration } from './run-details';
 import { ended } from './search-attributes';
@@ -112,7 +113,7 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
     summary.lsn = r.lsn;
     summary.coveredAtMs = r.coveredAtMs;
     setCurrentDetails(details(input.source, summary, r));
-    if (workflowInfo().continueAsNewSuggested)
+    if (continueAsNewNow(stop, 'capture-stop-ends-chain'))
       await continueAsNew<typeof captureWorkflow>({ ...input, carried: summary });
   }
 

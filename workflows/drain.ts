@@ -44,6 +44,7 @@ import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 import { startBackfillUnlessRunning, startUnlessRunning } from './children';
 import { count, duration } from './run-details';
 import { continuedRunKeepsLease } from './chain-lease';
+import { continueAsNewNow } from './chain-stop';
 import { ended } from './search-attributes';
 
 export interface DrainWorkflowInput {
@@ -147,7 +148,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
     batchSize = r.batchSize ?? (r.rows >= batchSize ? Math.min(max, batchSize * 2) : base);
     // What the Web UI shows for this run without a query (Temporal user metadata).
     setCurrentDetails(detailsOf(shard, r, summary, batchSize));
-    if (workflowInfo().continueAsNewSuggested) {
+    if (continueAsNewNow(stop, 'drain-stop-ends-chain')) {
       await continueAsNew<typeof drainWorkflow>({ ...input, carried: summary });
     }
   }

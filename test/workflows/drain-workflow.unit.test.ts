@@ -1,36 +1,39 @@
 /**
- * The drain workflow on its own: the real workflow code on a real Temporal server with its
- * activities mocked, so every branch of the loop is driven by what the mocked batches return.
- * The server is TestWorkflowEnvironment's local dev server run from the installed Temporal CLI
- * (nothing is downloaded), with a low continue-as-new suggestion threshold so that a run is told
- * to continue-as-new after a few batches instead of thousands of events.
+ * The drain workflow on its own (and the backfill's and the capture's, where a scenario needs it):
+ * the real workflow code on a real Temporal server with its activities mocked, so every branch of
+ * the loop is driven by what the mocked batches return.
+ * The server (test/support/workflow-test-server.ts) suggests continue-as-new after a few batches.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { History } from '@temporalio/common/lib/proto-utils';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities';
 import { loadConfig } from '../../config';
-import { findTemporalCli } from '../../scripts/lib/temporal-server';
 import { drainScheduleOptions } from '../../scripts/lib/schedules';
 import {
   AUTO_BACKFILL_ID,
   backfillWorkflow,
+  captureWorkflow,
   drainWorkflow,
   skuRebuildWorkflowId,
+  stopCaptureSignal,
   stopDrainSignal,
   type DrainWorkflowInput,
 } from '../../workflows';
 import { sharedTestServer } from '../support/env';
+import {
+  resultWillSuggestContinueAsNew,
+  startChainTestServer,
+  suggestedAfterSignal,
+} from '../support/workflow-test-server';
 
 type DrainBatchInput = Parameters<Activities['drainBatch']>[0];
 type DrainBatchResult = Awaited<ReturnType<Activities['drainBatch']>>;
 type LeaseState = Awaited<ReturnType<Activities['acquireDrainLease']>>;
 
-/** Events after which the server suggests continue-as-new (default 4096): a run of ~15 batches. */
-const SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 100;
 /** No interval ends during a test that is not about it. */
 const HOUR_MS = 3_600_000;
 
@@ -48,18 +51,7 @@ let env: TestWorkflowEnvironment;
 let taskQueues = 0;
 
 beforeAll(async () => {
-  // The scenarios provoke the drain's warnings on purpose (lease lost, store without an epoch).
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: findTemporalCli() },
-      log: { format: 'pretty', level: 'error' },
-      extraArgs: [
-        '--dynamic-config-value',
-        `limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}`,
-      ],
-    },
-  });
+  env = await startChainTestServer();
 });
 afterAll(async () => {
   await env?.teardown();
@@ -133,6 +125,12 @@ async function withWorker<T>(activities: object, fn: (taskQueue: string) => Prom
     activities,
   });
   return worker.runUntil(fn(taskQueue));
+}
+
+/** The run's history replays against the current workflow bundle (determinism). */
+async function replaysAsRecorded(workflowId: string): Promise<void> {
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  await Worker.runReplayHistory({ workflowBundle: { codePath: sharedTestServer().bundlePath } }, history, workflowId);
 }
 
 /** `ops pause`: sent from inside a mocked activity, so it arrives while that activity runs. */
@@ -253,6 +251,36 @@ describe('drain workflow (mocked activities)', () => {
       applied: calls.batches.length,
       deadLetters: 0,
     });
+  });
+
+  // The stop cancels the batch, which returns normally (WAIT_CANCELLATION_COMPLETED): when the
+  // server suggests continue-as-new on that very result, the chain must end, not go on in a run
+  // that never got the signal while `ops pause` reports it stopped.
+  it('a stop in the batch the server suggests continue-as-new after ends the chain there', async () => {
+    let stoppedRun: string | undefined;
+    const { activities, calls } = drainActivities({
+      async batch(_n, input) {
+        const runId = Context.current().info.workflowExecution?.runId ?? '';
+        if (stoppedRun && runId !== stoppedRun) {
+          await stopDrain(input.owner); // the stop was lost: end the chain so that the test ends
+        } else if (!stoppedRun && (await resultWillSuggestContinueAsNew(env.client, input.owner))) {
+          stoppedRun = runId;
+          await stopDrain(input.owner);
+        }
+        return { rows: 1, applied: 1 };
+      },
+    });
+    const { workflowId, summary } = await withWorker(activities, async (taskQueue) => {
+      const run = await startDrain(taskQueue);
+      return { workflowId: run.workflowId, summary: await run.result() };
+    });
+
+    // the scenario happened: the result of the stopped batch came with the suggestion
+    expect(await suggestedAfterSignal(env.client, workflowId, stoppedRun)).toBe(true);
+    expect(calls.runs).toEqual([stoppedRun]); // no run after the stop
+    expect(summary).toMatchObject({ outcome: 'stopped', batches: calls.batches.length });
+    expect(calls.released).toEqual([workflowId]);
+    await replaysAsRecorded(workflowId); // the patch marker it recorded replays
   });
 
   it('continues-as-new at the end of its interval with a fresh summary for the next interval', async () => {
@@ -510,5 +538,60 @@ describe('backfill workflow (mocked activities)', () => {
     ]);
     expect(chunks[3]!.marker).not.toBe(chunks[0]!.marker);
     expect(finished).toEqual([{ marker: chunks[3]!.marker, steps: 5 }]);
+  });
+});
+
+describe('capture workflow (mocked activities)', () => {
+  // As the drain's: the stopped activity returns normally, and the suggestion on its result must
+  // not continue the chain into a run that never got the signal.
+  it('a stop in the activity the server suggests continue-as-new after ends the chain there', async () => {
+    const runs: string[] = [];
+    const released: string[] = [];
+    let stoppedRun: string | undefined;
+    const stopCapture = (workflowId: string) => env.client.workflow.getHandle(workflowId).signal(stopCaptureSignal);
+    const activities: Pick<Activities, 'acquireCaptureLease' | 'releaseCaptureLease' | 'captureSource'> = {
+      acquireCaptureLease: async ({ owner }) => ({ acquired: true, holder: owner, expiresInMs: 30_000 }),
+      async releaseCaptureLease({ owner }) {
+        released.push(owner);
+        return true;
+      },
+      async captureSource({ source, owner }) {
+        const runId = Context.current().info.workflowExecution?.runId ?? '';
+        if (!runs.includes(runId)) runs.push(runId);
+        if (stoppedRun && runId !== stoppedRun) {
+          await stopCapture(owner); // the stop was lost: end the chain so that the test ends
+        } else if (!stoppedRun && (await resultWillSuggestContinueAsNew(env.client, owner))) {
+          stoppedRun = runId;
+          await stopCapture(owner);
+        }
+        return {
+          outcome: 'captured',
+          elapsedMs: 1,
+          source,
+          lsn: '0/1',
+          transactions: 1,
+          rows: 1,
+          coveredAtMs: null,
+          slotCreated: false,
+          handedBack: false,
+          slotLost: false,
+          refillQueued: false,
+        };
+      },
+    };
+    const workflowId = `capture-unit-${Date.now()}`;
+    const summary = await withWorker(activities, async (taskQueue) =>
+      env.client.workflow.execute(captureWorkflow, {
+        taskQueue,
+        workflowId,
+        args: [{ source: 'shop', intervalMs: HOUR_MS, activityBudgetMs: 1_000 }],
+      }),
+    );
+
+    expect(await suggestedAfterSignal(env.client, workflowId, stoppedRun)).toBe(true);
+    expect(runs).toEqual([stoppedRun]); // no run after the stop
+    expect(summary.outcome).toBe('stopped');
+    expect(released).toEqual([workflowId]);
+    await replaysAsRecorded(workflowId);
   });
 });
