@@ -3,6 +3,9 @@
  * that would make a running drain fail with a non-determinism error on deploy fails here first.
  * Histories are recorded from real runs: `RECORD_HISTORIES=1 npx vitest run test/integration/drain-workflow.test.ts`
  * (re-record only on purpose, when a change is meant to be incompatible and is versioned with patched()).
+ * `*-stop-then-continue-as-new.json`: runs of the older code that got `stop` and continued as new
+ * anyway (the stop scenarios of test/workflows/drain-workflow.unit.test.ts, before
+ * workflows/chain-stop.ts); they replay because of its patch.
  */
 import fs from 'node:fs';
 import path from 'node:path';
