@@ -9,7 +9,7 @@ import { redactText } from '../config/redact';
 import { readCaptureProgress } from '../outbox/capture-progress';
 import { formatLsn } from './pgoutput';
 import { readSlot } from './slot';
-import { captureSources } from './sources';
+import { captureSources, databaseName, slotName } from './sources';
 
 export interface CaptureSourceStatus {
   source: string;
@@ -26,6 +26,8 @@ export interface CaptureSourceStatus {
     invalidationReason: string | null;
   } | null;
   error?: string;
+  /** Why the slot was not read at all: this configuration has no database for the source. */
+  unread?: string;
   /** The source position written into the outbox. */
   lsn: string | null;
   /** Every change committed on the source before this is in the outbox (ms since the epoch). */
@@ -37,40 +39,59 @@ export interface CaptureSourceStatus {
 /** One small pool per source database, kept by the caller between calls. */
 export type SourcePools = Map<string, pg.Pool>;
 
+/**
+ * Each source's capture: this configuration's sources under CAPTURE_MODE=logical, or the sources
+ * named (`ops status` adds those whose capture schedules exist, whatever its own CAPTURE_MODE). A
+ * source this configuration has no database for is reported from the pipeline's side only.
+ */
 export async function readCaptureStatus(
   config: Config,
   pipeline: pg.Pool,
   pools: SourcePools = new Map(),
+  names: string[] = config.CAPTURE_MODE === 'logical' ? captureSources(config).map((s) => s.name) : [],
 ): Promise<CaptureSourceStatus[]> {
-  if (config.CAPTURE_MODE !== 'logical') return [];
+  const known = captureSources(config);
   return Promise.all(
-    captureSources(config).map(async (s) => {
-      const progress = await readCaptureProgress(pipeline, s.name);
-      let pool = pools.get(s.url);
-      if (!pool) {
-        pool = new pg.Pool({ connectionString: s.url, max: 1, connectionTimeoutMillis: 3_000 });
-        pool.on('error', () => {});
-        pools.set(s.url, pool);
-      }
+    names.map(async (name) => {
+      const s = known.find((k) => k.name === name);
+      const progress = await readCaptureProgress(pipeline, name);
       const base = {
-        source: s.name,
-        slot: s.slot,
+        source: name,
+        slot: s?.slot ?? slotName(databaseName(config.DATABASE_URL), name),
         lsn: progress ? formatLsn(progress.lsn) : null,
         coveredAtMs: progress?.coveredAtMs ?? null,
         lostAtMs: progress?.lostAtMs ?? null,
       };
-      try {
-        const slot = await readSlot(pool, s.slot);
-        // only plain values: `ops status --json` prints this (an LSN is a bigint in the code)
-        const { exists, active, retainedBytes, walStatus, confirmedFlushLsn, invalidationReason } = slot;
-        const confirmedLsn = confirmedFlushLsn === null ? null : formatLsn(confirmedFlushLsn);
+      if (!s)
         return {
           ...base,
-          slotState: { exists, active, confirmedLsn, retainedBytes, walStatus, invalidationReason },
+          slotState: null,
+          unread: `this configuration has no database for the source ${name} (CAPTURE_MODE=logical, INVENTORY_DATABASE_URL, ORDERS_DATABASE_URL)`,
         };
-      } catch (err) {
-        return { ...base, slotState: null, error: redactText((err as Error).message) };
-      }
+      return { ...base, ...(await slotStatus(s.url, s.slot, pools)) };
     }),
   );
+}
+
+/** The slot as its source database shows it (through a small pool kept in `pools`), or why it could not be read. */
+async function slotStatus(
+  url: string,
+  slotName: string,
+  pools: SourcePools,
+): Promise<Pick<CaptureSourceStatus, 'slotState' | 'error'>> {
+  let pool = pools.get(url);
+  if (!pool) {
+    pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 3_000 });
+    pool.on('error', () => {});
+    pools.set(url, pool);
+  }
+  try {
+    const slot = await readSlot(pool, slotName);
+    // only plain values: `ops status --json` prints this (an LSN is a bigint in the code)
+    const { exists, active, retainedBytes, walStatus, confirmedFlushLsn, invalidationReason } = slot;
+    const confirmedLsn = confirmedFlushLsn === null ? null : formatLsn(confirmedFlushLsn);
+    return { slotState: { exists, active, confirmedLsn, retainedBytes, walStatus, invalidationReason } };
+  } catch (err) {
+    return { slotState: null, error: redactText((err as Error).message) };
+  }
 }

@@ -205,10 +205,44 @@ export async function ensureSchedules(
 /** Capture schedules of sources this configuration does not have (another layout, or the trigger capture). */
 async function deleteOtherCaptureSchedules(client: Client, config: Config): Promise<void> {
   const wanted = new Set(captureScheduleIds(config));
-  const doomed: string[] = [];
-  for await (const s of client.schedule.list())
-    if (s.scheduleId.startsWith(names.captureScheduleIdPrefix) && !wanted.has(s.scheduleId)) doomed.push(s.scheduleId);
+  const doomed = (await listedCaptureScheduleIds(client)).filter((id) => !wanted.has(id));
   for (const id of doomed) await client.schedule.getHandle(id).delete().catch(unlessNotFound);
+}
+
+/** The capture schedules the (eventually consistent) schedule list shows, by their id prefix. */
+async function listedCaptureScheduleIds(client: Client): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const s of client.schedule.list())
+    if (s.scheduleId.startsWith(names.captureScheduleIdPrefix)) ids.push(s.scheduleId);
+  return ids;
+}
+
+/** A capture schedule, and whether it is paused or absent. */
+export interface CaptureSchedule {
+  scheduleId: string;
+  /** The source it captures (`fresh-badges-capture-<source>`). */
+  source: string;
+  /** `missing`: named by this configuration (CAPTURE_MODE=logical) but absent; `npm start` creates it. */
+  state: 'active' | 'paused' | 'missing';
+}
+
+/**
+ * The capture schedules there are, whatever the caller's own CAPTURE_MODE says (an operator's
+ * shell may lack it while the workers capture from the WAL): every one listed by its id prefix,
+ * and those this configuration names (the list may not show one created a moment ago), in that
+ * order. Each is described, so one listed a moment after its deletion is left out.
+ */
+export async function captureSchedulesNow(client: Client, config: Config): Promise<CaptureSchedule[]> {
+  const configured = captureScheduleIds(config);
+  const ids = [...new Set([...configured, ...(await listedCaptureScheduleIds(client))])];
+  const found: CaptureSchedule[] = [];
+  for (const scheduleId of ids) {
+    const source = scheduleId.slice(names.captureScheduleIdPrefix.length);
+    const d = await client.schedule.getHandle(scheduleId).describe().catch(unlessNotFound);
+    if (d) found.push({ scheduleId, source, state: d.state.paused ? 'paused' : 'active' });
+    else if (configured.includes(scheduleId)) found.push({ scheduleId, source, state: 'missing' });
+  }
+  return found;
 }
 
 /** Triggers each capture schedule unless an operator paused it. */

@@ -6,7 +6,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { checkShardCount } from '../../activities/drain/reshard';
 import { MAX_DRAIN_SHARDS, readDrainLayout } from '../../outbox';
 import { positiveInt } from '../lib/cli-args';
-import { captureScheduleIds, drainScheduleIds } from '../lib/schedules';
+import { captureSchedulesNow, drainScheduleIds, type CaptureSchedule } from '../lib/schedules';
 import { stopCaptureRuns } from '../lib/capture-mode';
 import { ReshardBusy, startOrAttachReshard } from '../lib/reshard';
 import { reshardProgressQuery, stopDrainSignal, type ReshardProgress } from '../../workflows';
@@ -36,17 +36,19 @@ function registerPause(program: Command, ctx: () => OpsContext): void {
   program
     .command('pause')
     .description(
-      'pause the drain schedule (and, with CAPTURE_MODE=logical, the capture schedules) and stop the running runs after their current batch',
+      'pause the drain schedule(s) and every capture schedule, and stop the running runs after their current batch',
     )
     .action(async () => {
       const temporal = await ctx().temporal();
-      const captures = captureScheduleIds(ctx().config);
-      for (const id of [...captures, ...(await drainScheduleIdsNow(ctx()))])
+      const captures = await captureSchedulesNow(temporal, ctx().config);
+      for (const id of [...present(captures), ...(await drainScheduleIdsNow(ctx()))])
         await temporal.schedule.getHandle(id).pause('paused by an operator (ops pause)');
       const stopped = [...(await stopCaptureRuns(temporal)), ...(await stopRunningDrains(temporal))];
+      const capturing = present(captures).length > 0;
       console.log(
-        `${captures.length ? 'capture and ' : ''}drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. ${captures.length ? 'Changes wait in the replication slots' : 'Changes accumulate in the outbox'}; reads answer stale: true. Resume with: npm run ops -- resume`,
+        `${capturing ? 'capture and ' : ''}drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. ${capturing ? 'Changes wait in the replication slots' : 'Changes accumulate in the outbox'}; reads answer stale: true. Resume with: npm run ops -- resume`,
       );
+      sayMissing(captures);
     });
 }
 
@@ -66,17 +68,28 @@ function registerResume(program: Command, ctx: () => OpsContext): void {
   program
     .command('resume')
     .description(
-      'resume the drain schedule and start a drain now (it works off the backlog, then returns to micro-batches)',
+      'resume the drain schedule(s) and every capture schedule and start them now (the drain works off the backlog, then returns to micro-batches)',
     )
     .action(async () => {
       const temporal = await ctx().temporal();
-      const captures = captureScheduleIds(ctx().config);
+      const captures = await captureSchedulesNow(temporal, ctx().config);
       const ids = await drainScheduleIdsNow(ctx());
-      for (const id of [...captures, ...ids]) await unpauseAndTrigger(temporal, id);
+      for (const id of [...present(captures), ...ids]) await unpauseAndTrigger(temporal, id);
       console.log(
-        `${captures.length ? 'capture (from the last confirmed position of each slot) and ' : ''}drain resumed and triggered${ids.length > 1 ? ` (${ids.length} shards)` : ''}`,
+        `${present(captures).length ? 'capture (from the last confirmed position of each slot) and ' : ''}drain resumed and triggered${ids.length > 1 ? ` (${ids.length} shards)` : ''}`,
       );
+      sayMissing(captures);
     });
+}
+
+/** The capture schedules that exist. */
+const present = (captures: CaptureSchedule[]) => captures.filter((s) => s.state !== 'missing').map((s) => s.scheduleId);
+
+/** Capture schedules this configuration names that do not exist: nothing to pause or resume there. */
+function sayMissing(captures: CaptureSchedule[]): void {
+  const missing = captures.filter((s) => s.state === 'missing').map((s) => s.scheduleId);
+  if (missing.length)
+    console.log(`no capture schedule ${missing.join(', ')} (CAPTURE_MODE=logical names it; npm start creates it)`);
 }
 
 /** Unpauses one schedule, waits until the scheduler shows it unpaused, then triggers it. */

@@ -16,6 +16,7 @@ import { readWatermark, storeComplete } from '../../store/watermark';
 import { OpsContext } from './context';
 import { WAITING_DEAD_LETTER } from '../../activities/dead-letters/waiting';
 import { readCaptureStatus, type CaptureSourceStatus, type SourcePools } from '../../capture/capture-status';
+import { captureSchedulesNow } from '../lib/schedules';
 
 export interface Status {
   drain: {
@@ -53,8 +54,11 @@ export interface Status {
   store: { complete: boolean; caughtUpAt: string | null };
   deadLetters: number;
   operations: string[];
-  /** CAPTURE_MODE=logical: each source's slot and coverage (empty with the trigger capture). */
-  capture: CaptureSourceStatus[];
+  /**
+   * Each source captured from the WAL (its capture schedule exists, or this shell's configuration
+   * says CAPTURE_MODE=logical): its schedule, slot and coverage. Empty with the trigger capture.
+   */
+  capture: (CaptureSourceStatus & { schedule: ScheduleState })[];
 }
 
 /** The visibility query for the drain runs going now (any shard). */
@@ -103,15 +107,26 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
     },
     deadLetters: dead,
     operations,
-    capture: await captureStatus(ctx),
+    capture: await captureStatus(ctx, temporal),
   };
 }
 
-/** Each source's capture (CAPTURE_MODE=logical), through pools closed again right after. */
-async function captureStatus(ctx: OpsContext): Promise<CaptureSourceStatus[]> {
+/**
+ * Each source's capture, for every capture schedule there is and every source this configuration
+ * captures from the WAL (an operator's shell may lack CAPTURE_MODE=logical while the workers have
+ * it), through pools closed again right after.
+ */
+async function captureStatus(ctx: OpsContext, temporal: Client): Promise<Status['capture']> {
+  const schedules = await captureSchedulesNow(temporal, ctx.config);
   const pools: SourcePools = new Map();
   try {
-    return await readCaptureStatus(ctx.config, ctx.pool(), pools);
+    const sources = await readCaptureStatus(
+      ctx.config,
+      ctx.pool(),
+      pools,
+      schedules.map((s) => s.source),
+    );
+    return sources.map((c, i) => ({ ...c, schedule: schedules[i].state }));
   } finally {
     await Promise.all([...pools.values()].map((p) => p.end()));
   }
@@ -234,7 +249,7 @@ export function printStatus(s: Status): void {
       ? 'complete (epoch present)'
       : 'INCOMPLETE: no epoch (data lost or never backfilled); a backfill restores it',
   );
-  for (const c of s.capture) line(`capture ${c.source}`, describeCapture(c));
+  for (const c of s.capture) line(`capture ${c.source}`, `schedule ${c.schedule}; ${describeCapture(c)}`);
   line('dead letters', String(s.deadLetters));
   line('operations', s.operations.length ? s.operations.join('; ') : 'none running');
 }
@@ -245,7 +260,9 @@ export function describeCapture(c: CaptureSourceStatus): string {
     ? c.slotState.exists
       ? `slot ${c.slot} ${c.slotState.active ? 'streaming' : 'idle'}, keeps ${(c.slotState.retainedBytes / 1048576).toFixed(1)} MiB of WAL${c.slotState.walStatus && c.slotState.walStatus !== 'reserved' ? ` (${c.slotState.walStatus})` : ''}${c.slotState.invalidationReason ? ` INVALIDATED (${c.slotState.invalidationReason}: capture drops and re-creates it)` : ''}`
       : `slot ${c.slot} MISSING (capture creates it; changes meanwhile are lost)`
-    : `source unreachable: ${c.error}`;
+    : c.unread
+      ? `slot ${c.slot} not read: ${c.unread}`
+      : `source unreachable: ${c.error}`;
   const covered =
     c.coveredAtMs === null
       ? 'nothing covered yet'

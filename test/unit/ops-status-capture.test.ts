@@ -40,4 +40,15 @@ describe('ops status: a capture line', () => {
       /^source unreachable: ECONNREFUSED/,
     );
   });
+
+  // `ops status` from a shell without the sources' databases still lists the capture schedules there are
+  it('says a slot was not read because this configuration has no database for the source', () => {
+    expect(
+      describeCapture({
+        ...streaming,
+        slotState: null,
+        unread: 'this configuration has no database for the source orders',
+      }),
+    ).toMatch(/^slot fb_orders not read: this configuration has no database for the source orders; at LSN 0\/16B3748/);
+  });
 });
