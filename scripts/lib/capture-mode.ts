@@ -14,10 +14,9 @@ import { captureSources, type CaptureSource } from '../../capture/sources';
 import type { Config } from '../../config';
 import { redactText } from '../../config/redact';
 import { createPool } from '../../db/pool';
-import { stopCaptureSignal } from '../../workflows';
+import { stopChains, type StopReport } from './stop-chains';
 
 const SOURCE_SETUP_SQL = path.resolve(__dirname, '..', '..', 'sql', 'source-setup.sql');
-export const RUNNING_CAPTURES_QUERY = `WorkflowType = 'captureWorkflow' AND ExecutionStatus = 'Running'`;
 
 export async function prepareCapture(config: Config, temporal: Client, log = console.log): Promise<void> {
   const pipeline = createPool(config.DATABASE_URL, 2);
@@ -34,7 +33,10 @@ export async function prepareCapture(config: Config, temporal: Client, log = con
       await pipeline.query<{ source: string; slot: string }>(`select source, slot from pipeline.capture_progress`)
     ).rows;
     if (!captured.length) return;
-    await stopCaptureRuns(temporal);
+    // As before, the hand-back goes on; a run not ended (no worker running it, say) is said.
+    const { stillRunning } = await stopCaptureRuns(temporal, pipeline);
+    if (stillRunning.length)
+      log(`capture: ${stillRunning.join(', ')} still running 30 s after the stop signal; handing back anyway`);
     for (const row of captured) {
       const source = captureSources(config).find((s) => s.name === row.source);
       if (!source)
@@ -69,14 +71,10 @@ export async function ensurePublication(source: CaptureSource, log: (m: string) 
   }
 }
 
-/** Signals every running capture to stop and waits (up to 30 s each) until it has. */
-export async function stopCaptureRuns(temporal: Client): Promise<string[]> {
-  const stopped: string[] = [];
-  for await (const wf of temporal.workflow.list({ query: RUNNING_CAPTURES_QUERY })) {
-    const h = temporal.workflow.getHandle(wf.workflowId);
-    await h.signal(stopCaptureSignal);
-    await Promise.race([h.result().catch(() => undefined), new Promise((r) => setTimeout(r, 30_000))]);
-    stopped.push(wf.workflowId);
-  }
-  return stopped;
+/**
+ * Signals every running capture to stop and waits (up to 30 s in all) until each has ended
+ * (scripts/lib/stop-chains.ts; with the pipeline's pool, the lease holders are found too).
+ */
+export function stopCaptureRuns(temporal: Client, pool?: pg.Pool): Promise<StopReport> {
+  return stopChains(temporal, { types: ['captureWorkflow'], pool });
 }

@@ -1,18 +1,16 @@
-/** `ops status`, `ops pause`, `ops resume`, `ops reshard`: the drain's state, its schedule and its shards. */
+/** `ops status`, `ops pause`, `ops resume` (pause-resume.ts), `ops reshard`: the drain's state, its schedule and its shards. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Client, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { checkShardCount } from '../../activities/drain/reshard';
-import { MAX_DRAIN_SHARDS, readDrainLayout } from '../../outbox';
+import { MAX_DRAIN_SHARDS } from '../../outbox';
 import { positiveInt } from '../lib/cli-args';
-import { captureSchedulesNow, drainScheduleIds, type CaptureSchedule } from '../lib/schedules';
-import { stopCaptureRuns } from '../lib/capture-mode';
 import { ReshardBusy, startOrAttachReshard } from '../lib/reshard';
-import { reshardProgressQuery, stopDrainSignal, type ReshardProgress } from '../../workflows';
+import { reshardProgressQuery, type ReshardProgress } from '../../workflows';
 import { OpsContext, OpsError } from './context';
 import { printJsonOr } from './output';
-import { printStatus, readStatus, RUNNING_DRAINS_QUERY } from './status';
+import { registerPause, registerResume } from './pause-resume';
+import { printStatus, readStatus } from './status';
 
 export function drainCommands(program: Command, ctx: () => OpsContext): void {
   registerStatus(program, ctx);
@@ -30,81 +28,6 @@ function registerStatus(program: Command, ctx: () => OpsContext): void {
       const s = await readStatus(ctx());
       printJsonOr(o.json, s, () => printStatus(s));
     });
-}
-
-function registerPause(program: Command, ctx: () => OpsContext): void {
-  program
-    .command('pause')
-    .description(
-      'pause the drain schedule(s) and every capture schedule, and stop the running runs after their current batch',
-    )
-    .action(async () => {
-      const temporal = await ctx().temporal();
-      const captures = await captureSchedulesNow(temporal, ctx().config);
-      for (const id of [...present(captures), ...(await drainScheduleIdsNow(ctx()))])
-        await temporal.schedule.getHandle(id).pause('paused by an operator (ops pause)');
-      const stopped = [...(await stopCaptureRuns(temporal)), ...(await stopRunningDrains(temporal))];
-      const capturing = present(captures).length > 0;
-      console.log(
-        `${capturing ? 'capture and ' : ''}drain paused${stopped.length ? `; stopped ${stopped.join(', ')}` : ''}. ${capturing ? 'Changes wait in the replication slots' : 'Changes accumulate in the outbox'}; reads answer stale: true. Resume with: npm run ops -- resume`,
-      );
-      sayMissing(captures);
-    });
-}
-
-/** Signals every running drain to stop after its batch, waiting up to 30 s for each; returns their ids. */
-async function stopRunningDrains(temporal: Client): Promise<string[]> {
-  const stopped: string[] = [];
-  for await (const wf of temporal.workflow.list({ query: RUNNING_DRAINS_QUERY })) {
-    const h = temporal.workflow.getHandle(wf.workflowId);
-    await h.signal(stopDrainSignal);
-    await Promise.race([h.result().catch(() => undefined), sleep(30_000)]);
-    stopped.push(wf.workflowId);
-  }
-  return stopped;
-}
-
-function registerResume(program: Command, ctx: () => OpsContext): void {
-  program
-    .command('resume')
-    .description(
-      'resume the drain schedule(s) and every capture schedule and start them now (the drain works off the backlog, then returns to micro-batches)',
-    )
-    .action(async () => {
-      const temporal = await ctx().temporal();
-      const captures = await captureSchedulesNow(temporal, ctx().config);
-      const ids = await drainScheduleIdsNow(ctx());
-      for (const id of [...present(captures), ...ids]) await unpauseAndTrigger(temporal, id);
-      console.log(
-        `${present(captures).length ? 'capture (from the last confirmed position of each slot) and ' : ''}drain resumed and triggered${ids.length > 1 ? ` (${ids.length} shards)` : ''}`,
-      );
-      sayMissing(captures);
-    });
-}
-
-/** The capture schedules that exist. */
-const present = (captures: CaptureSchedule[]) => captures.filter((s) => s.state !== 'missing').map((s) => s.scheduleId);
-
-/** Capture schedules this configuration names that do not exist: nothing to pause or resume there. */
-function sayMissing(captures: CaptureSchedule[]): void {
-  const missing = captures.filter((s) => s.state === 'missing').map((s) => s.scheduleId);
-  if (missing.length)
-    console.log(`no capture schedule ${missing.join(', ')} (CAPTURE_MODE=logical names it; npm start creates it)`);
-}
-
-/** Unpauses one schedule, waits until the scheduler shows it unpaused, then triggers it. */
-async function unpauseAndTrigger(temporal: Client, id: string): Promise<void> {
-  const h = temporal.schedule.getHandle(id);
-  await h.unpause('resumed by an operator (ops resume)');
-  // Let the scheduler apply the unpause before the trigger: two patches sent back to back
-  // were seen to lose the unpause (the schedule stayed paused).
-  const deadline = Date.now() + 10_000;
-  while ((await h.describe()).state.paused) {
-    if (Date.now() > deadline)
-      throw new OpsError(`the schedule ${id} did not unpause within 10 s; check it in the Web UI`);
-    await sleep(100);
-  }
-  await h.trigger(ScheduleOverlapPolicy.SKIP);
 }
 
 function registerReshard(program: Command, ctx: () => OpsContext): void {
@@ -196,9 +119,4 @@ function failureMessage(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;
   while (e?.cause) e = e.cause as typeof e;
   return e?.message ?? String(err);
-}
-
-/** The drain schedules of the shard count in force. */
-async function drainScheduleIdsNow(c: OpsContext): Promise<string[]> {
-  return drainScheduleIds((await readDrainLayout(c.pool())).shards);
 }
