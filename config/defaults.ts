@@ -22,4 +22,9 @@ export const WORKFLOW_INPUT_DEFAULTS = {
   replayChunkRows: 20_000,
   /** Landing calls per scheduled run; what is left is taken by the next run. */
   landingMaxCalls: 20,
+  /**
+   * Outbox prune calls per compaction run, each of at most COMPACTION_MAX_ROWS rows: the run's
+   * bound (100,000,000 rows at the defaults). A run stopped by it says so (`more`, and a warning).
+   */
+  compactionMaxCalls: 50,
 } as const;

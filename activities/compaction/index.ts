@@ -13,6 +13,14 @@ import { reapplyRetriedHeld } from '../dead-letters/reapply';
 import { applyOptions } from '../apply-options';
 import type { SourceRows } from '../../capture/source-rows';
 
+/** What compaction prunes besides the outbox rows, once per run after them. */
+export interface CompactionFinish {
+  deadLetters: number;
+  batchLog: number;
+  landingDays: string[];
+  staging: string[];
+}
+
 export function createCompactionActivities(deps: {
   pool: pg.Pool;
   redis: StoreRedis;
@@ -22,26 +30,43 @@ export function createCompactionActivities(deps: {
 }) {
   const { config } = deps;
   const opts = applyOptions(config);
+  const retentionOf = (input: { retentionMs?: number }) => input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000;
+  const pruneOnce = (input: { retentionMs?: number; maxRows?: number }) =>
+    pruneOutbox(deps.pool, {
+      retentionMs: retentionOf(input),
+      chunk: config.COMPACTION_CHUNK,
+      maxRows: input.maxRows ?? config.COMPACTION_MAX_ROWS,
+      onProgress: (deleted) => heartbeat({ deleted }),
+    });
+  const finish = async (input: { retentionMs?: number; outboxPruned: boolean }): Promise<CompactionFinish> => {
+    // Without autovacuum (as here, and on some production clusters) nothing else would reclaim
+    // the pruned rows or refresh the statistics the drain's plans rest on.
+    if (input.outboxPruned) await vacuumOutbox(deps.pool);
+    return {
+      deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),
+      batchLog: await pruneBatchLog(deps.pool, retentionOf(input)),
+      landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
+      staging: pruneStaging(path.resolve(config.EXPORT_DIR)),
+    };
+  };
   return {
+    /**
+     * One bounded outbox prune, then the rest of compaction: what runs begun by earlier workflow
+     * code call (and the benchmarks, which pass a maxRows large enough for everything).
+     */
     async compactOutbox(
       input: { retentionMs?: number; maxRows?: number } = {},
-    ): Promise<PruneResult & { deadLetters: number; batchLog: number; landingDays: string[]; staging: string[] }> {
-      const r = await pruneOutbox(deps.pool, {
-        retentionMs: input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000,
-        chunk: config.COMPACTION_CHUNK,
-        maxRows: input.maxRows ?? config.COMPACTION_MAX_ROWS,
-        onProgress: (deleted) => heartbeat({ deleted }),
-      });
-      // Without autovacuum (as here, and on some production clusters) nothing else would reclaim
-      // the pruned rows or refresh the statistics the drain's plans rest on.
-      if (r.deleted > 0) await vacuumOutbox(deps.pool);
-      return {
-        ...r,
-        deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),
-        batchLog: await pruneBatchLog(deps.pool, input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000),
-        landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
-        staging: pruneStaging(path.resolve(config.EXPORT_DIR)),
-      };
+    ): Promise<PruneResult & CompactionFinish> {
+      const r = await pruneOnce(input);
+      return { ...r, ...(await finish({ retentionMs: input.retentionMs, outboxPruned: r.deleted > 0 })) };
+    },
+    /** At most COMPACTION_MAX_ROWS (or `maxRows`) outbox rows; compactionWorkflow calls it again while `more`. */
+    async pruneOutboxRows(input: { retentionMs?: number; maxRows?: number } = {}): Promise<PruneResult> {
+      return pruneOnce(input);
+    },
+    /** After the outbox rows: the outbox vacuumed (when rows went), dead letters, the batch log, landing days, staging. */
+    async finishCompaction(input: { retentionMs?: number; outboxPruned: boolean }): Promise<CompactionFinish> {
+      return finish(input);
     },
     async sweepTombstones(input: { maxKeys?: number } = {}) {
       const swept = await sweepFieldTombstones(
