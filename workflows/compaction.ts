@@ -9,6 +9,7 @@
 import { log, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
+import type { Position } from '../outbox';
 import type { PruneResult } from '../activities/compaction/prune-outbox';
 import { compactionActivity } from './activity-options';
 
@@ -61,12 +62,13 @@ async function pruneWhileMore(input: CompactionInput) {
   let deleted = 0;
   let calls = 0;
   let floor: string | null = null;
+  let after: Position | null = null;
   let more = true;
   while (more && calls < maxCalls) {
-    const r: PruneResult = await pruneOutboxRows({ retentionMs: input.retentionMs, maxRows: input.maxRows });
+    const r: PruneResult = await pruneOutboxRows({ retentionMs: input.retentionMs, maxRows: input.maxRows, after });
     calls++;
     deleted += r.deleted;
-    ({ floor, more } = r);
+    ({ floor, after, more } = r);
   }
   if (more)
     log.warn(

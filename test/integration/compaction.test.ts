@@ -82,6 +82,26 @@ describe('outbox compaction', () => {
     expect(await count()).toBe(0);
   });
 
+  // The index entries of the rows a run deletes stay until its VACUUM: a chunk starting at the
+  // outbox's beginning walked all of them again, and later calls of a run slowed down.
+  it('a prune call goes on after the row the call before it ended at', async () => {
+    await addSkus(0, 30);
+    await drainAll();
+    await c.pool.query(`update pipeline.outbox set created_at = now() - interval '3 days'`);
+    const positions = async () =>
+      (await c.pool.query(`select txid::text, id::text from pipeline.outbox o order by o.txid, o.id`)).rows;
+    const rows = await positions();
+    expect(rows).toHaveLength(30);
+    expect(await acts.pruneOutboxRows({ maxRows: 10 })).toMatchObject({ deleted: 10, more: true, after: rows[9] });
+    // from a position given: what lies before it is not looked at
+    expect(await acts.pruneOutboxRows({ after: rows[19] })).toMatchObject({
+      deleted: 10,
+      more: false,
+      after: rows[29],
+    });
+    expect(await positions()).toEqual(rows.slice(10, 20));
+  });
+
   // A drain pass that finds the store behind decides to rewind its cursor only while the outbox
   // still holds what it re-delivers (outbox_floor); a prune running meanwhile must not delete it.
   // A retried letter is what compaction applies again when a Redis back from an older file lost
