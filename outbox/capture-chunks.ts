@@ -112,10 +112,22 @@ export async function finishChunks(
     );
 }
 
-/** Chunks done long ago (compaction). */
+/**
+ * How long compaction keeps a chunk: far longer than any reader waits on one (a minute without the
+ * capture moving on, 10 minutes for a backfill; a retry waits again on the chunks its attempt
+ * handed over, retried within minutes).
+ */
+export const CHUNK_RETENTION_H = 24;
+
+/**
+ * Chunks written or abandoned longer ago than `olderThanHours` (compaction), and those still open
+ * or read that long after they were made: their reader died. A reader still waiting on one finds it
+ * gone and reads again (capture/watermark-read.ts, chunkProgress); a capture that meets its high
+ * watermark afterwards does not find it read, and writes nothing for it.
+ */
 export async function pruneChunks(db: Db, olderThanHours: number): Promise<number> {
   const r = await db.query(
-    `delete from pipeline.capture_chunks where created_at < now() - make_interval(hours => $1)`,
+    `delete from pipeline.capture_chunks where coalesce(done_at, created_at) < now() - make_interval(hours => $1)`,
     [olderThanHours],
   );
   return r.rowCount ?? 0;

@@ -13,11 +13,14 @@ import { reapplyRetriedHeld } from '../dead-letters/reapply';
 import { applyOptions } from '../apply-options';
 import type { SourceRows } from '../../capture/source-rows';
 import type { Position } from '../../outbox';
+import { CHUNK_RETENTION_H, pruneChunks } from '../../outbox/capture-chunks';
 
 /** What compaction prunes besides the outbox rows, once per run after them. */
 export interface CompactionFinish {
   deadLetters: number;
   batchLog: number;
+  /** Chunks of re-reads through the capture (pipeline.capture_chunks) past CHUNK_RETENTION_H. */
+  captureChunks: number;
   landingDays: string[];
   staging: string[];
 }
@@ -47,6 +50,7 @@ export function createCompactionActivities(deps: {
     return {
       deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),
       batchLog: await pruneBatchLog(deps.pool, retentionOf(input)),
+      captureChunks: await pruneChunks(deps.pool, CHUNK_RETENTION_H),
       landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
       staging: pruneStaging(path.resolve(config.EXPORT_DIR)),
     };
@@ -71,7 +75,10 @@ export function createCompactionActivities(deps: {
     ): Promise<PruneResult> {
       return pruneOnce(input);
     },
-    /** After the outbox rows: the outbox vacuumed (when rows went), dead letters, the batch log, landing days, staging. */
+    /**
+     * After the outbox rows: the outbox vacuumed (when rows went), dead letters, the batch log,
+     * capture chunks, landing days, staging.
+     */
     async finishCompaction(input: { retentionMs?: number; outboxPruned: boolean }): Promise<CompactionFinish> {
       return finish(input);
     },

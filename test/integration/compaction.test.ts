@@ -23,6 +23,8 @@ import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { compactionWorkflow, type CompactionInput } from '../../workflows';
 import { drainSettled, eventually, pipelineClients, startDrain } from '../support/env';
+import { captureSources } from '../../capture/sources';
+import { awaitChunk } from '../../capture/watermark-read';
 
 const owner = 'compaction-test';
 const f = usePipeline('compaction', {
@@ -122,6 +124,33 @@ describe('outbox compaction', () => {
     const left = await c.pool.query(`select key from pipeline.dead_letters order by key`);
     expect(left.rows.map((r) => r.key)).toEqual(['S1', 'S4']);
     await c.pool.query('delete from pipeline.dead_letters');
+  });
+
+  // pruneChunks had no caller: every re-read through the capture (repairs, rebuilds and replays under
+  // capture from the WAL) left its row in pipeline.capture_chunks for good.
+  it('prunes capture chunks done a day ago, and open ones a reader left a day ago; a waiting reader reads again', async () => {
+    await c.pool.query('delete from pipeline.capture_chunks');
+    const chunk = async (label: string, state: string, made: string, done: string | null) =>
+      (
+        await c.pool.query(
+          `insert into pipeline.capture_chunks (source, tbl, keys, state, created_at, done_at)
+           values ('inventory', 'inventory', array[$1], $2, now() - $3::interval, now() - $4::interval) returning id::text`,
+          [label, state, made, done],
+        )
+      ).rows[0].id as string;
+    await chunk('written', 'written', '30 hours', '25 hours');
+    await chunk('abandoned', 'abandoned', '30 hours', '25 hours');
+    const left = await chunk('open', 'open', '25 hours', null); // its reader died
+    await chunk('read', 'read', '25 hours', null);
+    await chunk('written lately', 'written', '30 hours', '1 hour');
+    await chunk('open lately', 'open', '1 hour', null);
+    await chunk('read lately', 'read', '1 hour', null);
+    expect((await acts.finishCompaction({ outboxPruned: false })).captureChunks).toBe(4);
+    const kept = await c.pool.query(`select keys[1] as label from pipeline.capture_chunks order by label`);
+    expect(kept.rows.map((r) => r.label)).toEqual(['open lately', 'read lately', 'written lately']);
+    // a reader still waiting on a pruned chunk: never to be written, read again (null), not waited on
+    const source = captureSources(c.config)[0]!;
+    expect(await awaitChunk({ source, pipeline: c.workerPool }, { id: left, highLsn: '0/0' })).toBeNull();
   });
 
   it('a prune waits for a drain pass deciding to rewind, then keeps what the rewound cursor needs', async () => {
