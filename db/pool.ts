@@ -43,3 +43,17 @@ export async function checkPostgres(pool: pg.Pool, what = 'PostgreSQL'): Promise
     throw new Error(`${what} is not reachable: ${redactText((err as Error).message)}`);
   }
 }
+
+/**
+ * A connection of its own to the pool's database, as the pool's role and with its settings, for a
+ * statement that may run for minutes (a VACUUM): taken from the pool, it would keep one of the
+ * connections the drain needs (10 per worker) for that long. The caller ends it.
+ */
+export async function connectBeside(pool: pg.Pool, applicationName: string): Promise<pg.Client> {
+  // (a password given apart from the URL is not enumerable on the pool's options: named here)
+  const client = new pg.Client({ ...pool.options, password: pool.options.password, application_name: applicationName });
+  // a connection lost while idle would end the process without a listener; the statement in flight reports it
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}

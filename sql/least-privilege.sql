@@ -13,9 +13,10 @@
 --   fresh_badges_worker   the pipeline's worker (LOGIN; set a password in production). Reads the
 --                         outbox and prunes it, writes its own cursor, leases, dead letters, batch
 --                         log and floor; reads the shop tables (backfill, verify) and re-emits rows
---                         only through the SECURITY DEFINER functions. It owns the outbox, because
---                         VACUUM (which compaction runs; this pipeline never relies on autovacuum)
---                         needs the owner. Reads pg_stat_activity rows of other sessions
+--                         only through the SECURITY DEFINER functions. It owns the outbox and the
+--                         pipeline's other tables with churn, because VACUUM and ANALYZE (which
+--                         compaction runs; this pipeline never relies on autovacuum) need the
+--                         owner before PostgreSQL 17. Reads pg_stat_activity rows of other sessions
 --                         (pg_read_all_stats) to report open transactions: pid, state and age.
 do $$
 begin
@@ -75,3 +76,15 @@ grant select, update on pipeline.drain_layout to fresh_badges_worker;
 -- Capture from the WAL (migration 011): the worker writes outbox rows and its capture progress.
 grant select, insert, update, delete on pipeline.capture_progress to fresh_badges_worker;
 grant select, insert, update, delete on pipeline.capture_chunks to fresh_badges_worker;
+
+-- Compaction VACUUMs and ANALYZEs every table the pipeline churns each run
+-- (activities/compaction/vacuum-tables.ts), which needs the owner (PostgreSQL 17's MAINTAIN
+-- privilege would do, but not before): the worker owns them, as it owns the outbox. A role that
+-- does not own a table gets a warning and the table is skipped, not an error.
+alter table pipeline.consumer_offsets owner to fresh_badges_worker;
+alter table pipeline.drain_snapshots owner to fresh_badges_worker;
+alter table pipeline.leases owner to fresh_badges_worker;
+alter table pipeline.dead_letters owner to fresh_badges_worker;
+alter table pipeline.outbox_floor owner to fresh_badges_worker;
+alter table pipeline.capture_progress owner to fresh_badges_worker;
+alter table pipeline.capture_chunks owner to fresh_badges_worker;

@@ -64,7 +64,10 @@ export const replayActivity: ActivityOptions = {
   retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds' }),
 };
 
-/** A compaction step: long (bounded per run), heartbeating per deleted chunk. */
+/**
+ * A compaction step: long (bounded per call), heartbeating per deleted chunk, or on a timer while a
+ * VACUUM runs (each VACUUM statement has 20 minutes: activities/compaction/vacuum-tables.ts).
+ */
 export const compactionActivity: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '1 minute',

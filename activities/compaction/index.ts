@@ -1,11 +1,12 @@
-import { heartbeat } from '@temporalio/activity';
+import { cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult, vacuumOutbox } from './prune-outbox';
+import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult } from './prune-outbox';
+import { maintainPipelineTables, type TableMaintenance } from './vacuum-tables';
 import { sweepFieldTombstones } from './sweep-tombstones';
 import { pruneStaging } from '../export/export-day';
 import { holdWaiting, releaseHeldBy } from '../dead-letters';
@@ -23,6 +24,8 @@ export interface CompactionFinish {
   captureChunks: number;
   landingDays: string[];
   staging: string[];
+  /** The VACUUM and ANALYZE statements run, and those that could not do their work. */
+  tables: TableMaintenance;
 }
 
 export function createCompactionActivities(deps: {
@@ -43,18 +46,8 @@ export function createCompactionActivities(deps: {
       after: input.after,
       onProgress: (deleted) => heartbeat({ deleted }),
     });
-  const finish = async (input: { retentionMs?: number; outboxPruned: boolean }): Promise<CompactionFinish> => {
-    // Without autovacuum (as here, and on some production clusters) nothing else would reclaim
-    // the pruned rows or refresh the statistics the drain's plans rest on.
-    if (input.outboxPruned) await vacuumOutbox(deps.pool);
-    return {
-      deadLetters: await pruneDeadLetters(deps.pool, config.DEAD_LETTER_RETENTION_D),
-      batchLog: await pruneBatchLog(deps.pool, retentionOf(input)),
-      captureChunks: await pruneChunks(deps.pool, CHUNK_RETENTION_H),
-      landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
-      staging: pruneStaging(path.resolve(config.EXPORT_DIR)),
-    };
-  };
+  const finish = (input: { retentionMs?: number; outboxPruned: boolean }) =>
+    compactTheRest(deps.pool, config, { retentionMs: retentionOf(input), outboxPruned: input.outboxPruned });
   return {
     /**
      * One bounded outbox prune, then the rest of compaction: what runs begun by earlier workflow
@@ -76,8 +69,8 @@ export function createCompactionActivities(deps: {
       return pruneOnce(input);
     },
     /**
-     * After the outbox rows: the outbox vacuumed (when rows went), dead letters, the batch log,
-     * capture chunks, landing days, staging.
+     * After the outbox rows: dead letters, the batch log, capture chunks, landing days, staging;
+     * then VACUUM and ANALYZE of the outbox and the pipeline's tables with churn (vacuum-tables.ts).
      */
     async finishCompaction(input: { retentionMs?: number; outboxPruned: boolean }): Promise<CompactionFinish> {
       return finish(input);
@@ -101,6 +94,32 @@ export function createCompactionActivities(deps: {
       return { ...swept, retried, heldReleased: await releaseHeldBy(deps, settled) };
     },
   };
+}
+
+/** The rest of compaction, once per run after the outbox rows: the other tables and files, then VACUUM. */
+async function compactTheRest(
+  pool: pg.Pool,
+  config: Config,
+  input: { retentionMs: number; outboxPruned: boolean },
+): Promise<CompactionFinish> {
+  const pruned = {
+    deadLetters: await pruneDeadLetters(pool, config.DEAD_LETTER_RETENTION_D),
+    batchLog: await pruneBatchLog(pool, input.retentionMs),
+    captureChunks: await pruneChunks(pool, CHUNK_RETENTION_H),
+    landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
+    staging: pruneStaging(path.resolve(config.EXPORT_DIR)),
+  };
+  // Last, so what was just pruned is reclaimed. Without autovacuum (as here, and on some
+  // production clusters) nothing else would reclaim dead rows or refresh the statistics the
+  // drain's plans rest on.
+  const tables = await maintainPipelineTables(pool, {
+    outboxPruned: input.outboxPruned,
+    heartbeat: (statement) => heartbeat({ step: statement }),
+    signal: cancellationSignal(),
+  });
+  const skipped = `compaction: ${tables.warnings.length} VACUUM/ANALYZE statement(s) did not do their work (a table the worker's role does not own is skipped: npm run migrate -- --roles makes it the owner)`;
+  if (tables.warnings.length) log.warn(skipped, { warnings: tables.warnings });
+  return { ...pruned, tables };
 }
 
 /** Landing folders (day=YYYY-MM-DD) older than the retention: their day has been exported. */

@@ -7,7 +7,8 @@
  * touched, so compaction is safe while the drain runs. (A transaction left open holds that xmin
  * back: it delays compaction, as it delays vacuum, but no longer freshness.) Bounded: `chunk` rows
  * per short transaction, at most `maxRows` per call, progress in heartbeats. The outbox is then
- * vacuumed and analysed by compaction itself: the pipeline never relies on autovacuum.
+ * vacuumed and analysed by compaction itself (vacuum-tables.ts): the pipeline never relies on
+ * autovacuum.
  */
 import { names } from '../../config';
 import { drainShards, readDrainLayout, type Position } from '../../outbox';
@@ -38,11 +39,6 @@ export async function lowestCursor(db: pg.Pool | pg.ClientBase): Promise<string 
     [current, names.drainConsumer],
   );
   return r.rows[0]?.floor ?? null;
-}
-
-/** VACUUM (ANALYZE) of the outbox after pruning: dead rows reclaimed, planner statistics fresh. */
-export async function vacuumOutbox(pool: pg.Pool): Promise<void> {
-  await pool.query('vacuum (analyze) pipeline.outbox');
 }
 
 export async function pruneOutbox(

@@ -25,6 +25,11 @@ import { compactionWorkflow, type CompactionInput } from '../../workflows';
 import { drainSettled, eventually, pipelineClients, startDrain } from '../support/env';
 import { captureSources } from '../../capture/sources';
 import { awaitChunk } from '../../capture/watermark-read';
+import {
+  CHURNING_TABLES,
+  maintainPipelineTables,
+  maintenanceStatements,
+} from '../../activities/compaction/vacuum-tables';
 
 const owner = 'compaction-test';
 const f = usePipeline('compaction', {
@@ -151,6 +156,90 @@ describe('outbox compaction', () => {
     // a reader still waiting on a pruned chunk: never to be written, read again (null), not waited on
     const source = captureSources(c.config)[0]!;
     expect(await awaitChunk({ source, pipeline: c.workerPool }, { id: left, highLsn: '0/0' })).toBeNull();
+  });
+
+  // Only the outbox was vacuumed, and only once rows were pruned: on a fresh install (nothing past
+  // OUTBOX_RETENTION_H) it was never ANALYZEd, and the tables every batch, lease renewal and capture
+  // write updates were never vacuumed (no autovacuum here). As the worker's role: it owns them.
+  it('every run ANALYZEs the outbox and VACUUMs the tables with churn, even with nothing to prune', async () => {
+    await addSkus(0, 20);
+    await drainAll();
+    const stats = async () =>
+      (
+        await c.pool.query(
+          `select schemaname || '.' || relname as t, vacuum_count::int as v, analyze_count::int as a
+             from pg_stat_user_tables where schemaname = 'pipeline'`,
+        )
+      ).rows.reduce((m, r) => m.set(r.t, { v: r.v, a: r.a }), new Map<string, { v: number; a: number }>());
+    const before = await stats();
+    const run = await compaction({}); // nothing is 48 hours old
+    expect(run.outbox).toMatchObject({ deleted: 0, tables: { done: maintenanceStatements(false), warnings: [] } });
+    await eventually(
+      async () => {
+        const after = await stats();
+        const counted = (t: string) => ({
+          v: after.get(t)!.v - before.get(t)!.v,
+          a: after.get(t)!.a - before.get(t)!.a,
+        });
+        expect(counted('pipeline.outbox')).toEqual({ v: 0, a: 1 });
+        for (const t of CHURNING_TABLES) expect([t, counted(t)]).toEqual([t, { v: 1, a: 1 }]);
+        return true;
+      },
+      5_000,
+      'statistics to count the VACUUMs',
+    );
+  });
+
+  // A big outbox's VACUUM runs for minutes without a word: the activity heartbeats meanwhile
+  // (timeout: a minute), on a connection of its own (not one the drain needs), and a statement past
+  // its timeout is reported, not failed and retried for as long again.
+  it('heartbeats while a VACUUM runs, on its own connection, and reports one that ran out of time', async () => {
+    const vacuumSessions = async (waitingForALock = false) =>
+      (
+        await c.pool.query(
+          `select 1 from pg_stat_activity where application_name = 'fresh-badges-vacuum'
+              and (not $1 or wait_event_type = 'Lock')`,
+          [waitingForALock],
+        )
+      ).rowCount;
+    const vacuumWaiting = () => eventually(async () => (await vacuumSessions(true)) === 1, 5_000, 'a VACUUM waiting');
+    const holder = await c.pool.connect();
+    const lockLeases = async () => {
+      await holder.query('begin');
+      await holder.query('lock table pipeline.leases in share update exclusive mode'); // as a VACUUM of it would
+    };
+    try {
+      await lockLeases();
+      const beats: string[] = [];
+      const heartbeat = (statement: string) => beats.push(statement);
+      const vacuuming = maintainPipelineTables(c.workerPool, { outboxPruned: false, heartbeat, keepAliveMs: 50 });
+      await vacuumWaiting();
+      await sleep(500);
+      await holder.query('commit');
+      expect(await vacuuming).toEqual({ done: maintenanceStatements(false), warnings: [] });
+      expect(beats.filter((s) => s === 'vacuum (analyze) pipeline.leases').length).toBeGreaterThanOrEqual(8);
+      await lockLeases();
+      const timedOut = await maintainPipelineTables(c.workerPool, {
+        outboxPruned: true,
+        heartbeat,
+        statementTimeoutMs: 300,
+      });
+      expect(timedOut.warnings).toEqual([
+        expect.stringMatching(/^vacuum \(analyze\) pipeline\.leases: .*statement_timeout/),
+      ]);
+      expect(timedOut.done).toEqual(maintenanceStatements(true).filter((s) => !s.endsWith('pipeline.leases')));
+      // a cancelled activity (its worker shutting down) stops the statement, not only its wait for it
+      await lockLeases();
+      const stop = new AbortController();
+      const cancelled = maintainPipelineTables(c.workerPool, { outboxPruned: false, heartbeat, signal: stop.signal });
+      await vacuumWaiting();
+      stop.abort(new Error('cancelled'));
+      await expect(cancelled).rejects.toThrow('cancelled');
+      await eventually(async () => !(await vacuumSessions()), 5_000, 'the VACUUM session to end');
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      holder.release();
+    }
   });
 
   it('a prune waits for a drain pass deciding to rewind, then keeps what the rewound cursor needs', async () => {
