@@ -41,6 +41,26 @@ export async function lowestCursor(db: pg.Pool | pg.ClientBase): Promise<string 
   return r.rows[0]?.floor ?? null;
 }
 
+/**
+ * The txid below which a prune may delete, and the floor it records: the lowest cursor's, but no
+ * higher than the xmax of the last drain snapshot applied before the retention's start (every
+ * transaction id below it was handed out before then). The floor was the lowest cursor's alone,
+ * while rows younger than the retention stay whatever their txid: a Redis restored from a file
+ * written before the run (its position below that floor, its rows all still there) was rebuilt
+ * from the sources instead of re-delivered from the outbox (activities/drain/divergence.ts). With
+ * no such snapshot logged (none that old yet, or a drain that applied nothing for that long): the
+ * lowest cursor's.
+ */
+async function retentionCut(client: pg.ClientBase, lowest: string, retentionMs: number): Promise<string> {
+  const r = await client.query<{ cut: string }>(
+    `select least($1::xid8, (select pg_snapshot_xmax(snap) from pipeline.drain_snapshots
+                               where applied_at < clock_timestamp() - $2 * interval '1 millisecond'
+                               order by applied_at desc limit 1))::text as cut`,
+    [lowest, retentionMs],
+  );
+  return r.rows[0]!.cut;
+}
+
 export async function pruneOutbox(
   pool: pg.Pool,
   opts: {
@@ -59,8 +79,10 @@ export async function pruneOutbox(
   const floor = await withTransaction(pool, async (client) => {
     await client.query(`select 1 from pipeline.outbox_floor for update`);
     const lowest = await lowestCursor(client);
-    if (lowest) await client.query(`update pipeline.outbox_floor set below = greatest(below, $1::xid8)`, [lowest]);
-    return lowest;
+    if (!lowest) return null;
+    const cut = await retentionCut(client, lowest, opts.retentionMs);
+    await client.query(`update pipeline.outbox_floor set below = greatest(below, $1::xid8)`, [cut]);
+    return cut;
   });
   const given = opts.after ?? null;
   if (!floor) return { deleted: 0, floor: null, more: false, after: given };

@@ -109,6 +109,28 @@ describe('outbox compaction', () => {
     expect(await positions()).toEqual(rows.slice(10, 20));
   });
 
+  // The floor a prune records was the lowest cursor's, while rows younger than the retention stay:
+  // a Redis restored from a file written before the run, its position below that floor and its
+  // rows all still in the outbox, was rebuilt from the sources instead of re-delivered.
+  it('records a floor no higher than the transactions older than the retention', async () => {
+    await drainAll();
+    await c.pool.query('delete from pipeline.outbox'); // (applied: what tests before left)
+    await addSkus(0, 10);
+    await drainAll();
+    // these changes, and the drain snapshots that applied them, are 3 days old
+    await c.pool.query(`update pipeline.outbox set created_at = now() - interval '3 days'`);
+    await c.pool.query(`update pipeline.drain_snapshots set applied_at = now() - interval '3 days'`);
+    await addSkus(10, 10); // young: they stay
+    await drainAll();
+    const young = await c.pool.query<{ txid: string }>(
+      `select min(txid)::text as txid from pipeline.outbox where created_at > now() - interval '1 hour'`,
+    );
+    expect(await acts.pruneOutboxRows({})).toMatchObject({ deleted: 10, more: false });
+    expect(await count()).toBe(10);
+    const floor = await c.pool.query<{ below: string }>(`select below::text from pipeline.outbox_floor`);
+    expect(BigInt(floor.rows[0]!.below)).toBeLessThanOrEqual(BigInt(young.rows[0]!.txid));
+  });
+
   // A drain pass that finds the store behind decides to rewind its cursor only while the outbox
   // still holds what it re-delivers (outbox_floor); a prune running meanwhile must not delete it.
   // A retried letter is what compaction applies again when a Redis back from an older file lost
