@@ -144,10 +144,19 @@ export async function pruneDeadLetters(pool: pg.Pool, retentionDays: number): Pr
   return r.rowCount ?? 0;
 }
 
-/** The drain's log of applied snapshots, past the outbox retention (nothing needs it once its rows are gone). */
+/**
+ * The drain's log of applied snapshots, past the outbox retention (nothing needs it once its rows
+ * are gone), but the newest of those: the next prune bounds its floor by it (retentionCut), and
+ * after a quiet hour (no batch logged) there would be none left, and the floor would go up to
+ * the lowest cursor's again.
+ */
 export async function pruneBatchLog(pool: pg.Pool, retentionMs: number): Promise<number> {
   const r = await pool.query(
-    `delete from pipeline.drain_snapshots where applied_at < now() - $1 * interval '1 millisecond'`,
+    `with cutoff as (select now() - $1 * interval '1 millisecond' as at),
+          newest as (select shard, batch from pipeline.drain_snapshots, cutoff
+                      where applied_at < cutoff.at order by applied_at desc limit 1)
+     delete from pipeline.drain_snapshots s using cutoff
+      where s.applied_at < cutoff.at and (s.shard, s.batch) not in (select shard, batch from newest)`,
     [retentionMs],
   );
   return r.rowCount ?? 0;
