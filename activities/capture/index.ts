@@ -40,20 +40,31 @@ export const captureLeaseName = (source: string) => `capture:${source}`;
  * one, and on the source's generation: capture/capture-loop.ts.) A renewal found taken is only
  * logged: this run finds the lease lost when its next activity begins.
  */
-function leaseRenewal(take: () => Promise<LeaseState>, ttlMs: number, warn: (m: string) => void): () => void {
+function leaseRenewal(
+  take: () => Promise<LeaseState>,
+  ttlMs: number,
+  warn: (m: string) => void,
+): { tick: () => void; stop: () => Promise<void> } {
   let renewedAt = Date.now();
-  let renewing = false;
-  return () => {
-    if (renewing || Date.now() - renewedAt < ttlMs / 2) return;
-    renewing = true;
-    take()
-      .then((held) => {
-        renewedAt = Date.now();
-        if (!held.acquired)
-          warn(`the capture lease is held by ${held.holder}: this run steps aside after this activity`);
-      })
-      .catch(() => undefined) // the pipeline database unreachable: the stream's own writes fail and say so
-      .finally(() => (renewing = false));
+  let pending: Promise<void> | null = null;
+  let stopped = false;
+  return {
+    tick() {
+      if (stopped || pending || Date.now() - renewedAt < ttlMs / 2) return;
+      pending = take()
+        .then((held) => {
+          renewedAt = Date.now();
+          if (!held.acquired)
+            warn(`the capture lease is held by ${held.holder}: this run steps aside after this activity`);
+        })
+        .catch(() => undefined) // the pipeline database unreachable: the stream's own writes fail and say so
+        .finally(() => (pending = null));
+    },
+    /** No renewal after this: one still in flight is waited for, so it cannot take the lease back after the run released it. */
+    async stop() {
+      stopped = true;
+      await pending;
+    },
   };
 }
 
@@ -102,7 +113,7 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
       );
       const keepAlive = setInterval(() => {
         beat(() => last);
-        renew();
+        renew.tick();
       }, KEEP_ALIVE_MS);
       try {
         const progress = await withCaptureSession(source, deps.pool, (session) =>
@@ -125,6 +136,7 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
         throw err;
       } finally {
         clearInterval(keepAlive);
+        await renew.stop();
       }
     },
   };
