@@ -63,10 +63,14 @@ export async function maintainPipelineTables(pool: pg.Pool, opts: MaintenanceOpt
   client.on('notice', (n) => {
     if (n.severity === 'WARNING') warned.push(n.message ?? 'warning');
   });
-  const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
-  const cancel = () => void pool.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
+  let pid: number | null = null;
+  // a cancel through a connection of its own: the pool's may all be busy (each waits up to 5 s for one)
+  const cancel = () => {
+    if (pid !== null) void cancelBackend(pool, pid);
+  };
   opts.signal?.addEventListener('abort', cancel);
   try {
+    pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     await client.query(`set statement_timeout = ${opts.statementTimeoutMs ?? VACUUM_STATEMENT_TIMEOUT_MS}`);
     for (const statement of maintenanceStatements(opts.outboxPruned)) {
       opts.signal?.throwIfAborted();
@@ -87,6 +91,14 @@ export async function maintainPipelineTables(pool: pg.Pool, opts: MaintenanceOpt
     opts.signal?.removeEventListener('abort', cancel);
     await client.end().catch(() => undefined);
   }
+}
+
+/** Cancels the statement of backend `pid` (best effort: the statement_timeout ends it otherwise). */
+async function cancelBackend(pool: pg.Pool, pid: number): Promise<void> {
+  const c = await connectBeside(pool, 'fresh-badges-vacuum-cancel').catch(() => null);
+  if (!c) return;
+  await c.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
+  await c.end().catch(() => undefined);
 }
 
 /** The statement; true when it was stopped (statement_timeout, or a cancel), any other error thrown. */
