@@ -88,3 +88,7 @@ alter table pipeline.dead_letters owner to fresh_badges_worker;
 alter table pipeline.outbox_floor owner to fresh_badges_worker;
 alter table pipeline.capture_progress owner to fresh_badges_worker;
 alter table pipeline.capture_chunks owner to fresh_badges_worker;
+-- Whoever applies this script (the database owner) becomes a member of the worker's role: a member
+-- of a table's owning role may alter it, so later migrations of the tables the worker owns (the
+-- outbox among them) still run as a database owner that is not a superuser (managed PostgreSQL).
+grant fresh_badges_worker to current_user;
