@@ -23,7 +23,7 @@ import type { StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
 import { BACKFILL_TABLES, type BackfillTable, type ChunkResult, finishBackfill, markBackfillStart } from './backfill';
 import { estimateTableRows } from './row-estimate';
-import { throttledHeartbeat } from '../heartbeat-throttle';
+import { activityChunkWait } from '../chunk-wait';
 
 /** Waiting for the capture to write a chunk: a backlog in the slot comes first. */
 const CHUNK_TIMEOUT_MS = 10 * 60_000;
@@ -51,10 +51,7 @@ export function createWatermarkBackfill(deps: {
     pipeline: deps.pool,
     timeoutMs: CHUNK_TIMEOUT_MS,
     waitMs: CHUNK_WAIT_MS,
-    heartbeat: (
-      (beat) => () =>
-        beat(() => ({ waitingForCapture: tbl }))
-    )(throttledHeartbeat(heartbeat)),
+    heartbeat: activityChunkWait(() => ({ waitingForCapture: tbl })).heartbeat,
     signal: deps.stopping
       ? AbortSignal.any([Context.current().cancellationSignal, deps.stopping])
       : Context.current().cancellationSignal,
