@@ -25,7 +25,8 @@ async function truncateOnce(pool: pg.Pool): Promise<void> {
     // Say who is in the way instead of waiting forever behind an open transaction.
     await client.query(`set local lock_timeout = '10s'`);
     await client.query(`truncate shop.orders, shop.inventory, shop.region_fc, shop.skus, shop.fulfillment_centers,
-      pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters, pipeline.drain_snapshots restart identity`);
+      pipeline.outbox, pipeline.consumer_offsets, pipeline.leases, pipeline.dead_letters, pipeline.drain_snapshots,
+      pipeline.outbox_holds restart identity`);
     // one drain shard again, not frozen (outbox/shards.ts)
     await client.query(`update pipeline.drain_layout set shards = 1, frozen = null, frozen_at = null`);
   });

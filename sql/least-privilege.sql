@@ -77,6 +77,9 @@ grant select, update on pipeline.drain_layout to fresh_badges_worker;
 grant select, insert, update, delete on pipeline.capture_progress to fresh_badges_worker;
 grant select, insert, update, delete on pipeline.capture_chunks to fresh_badges_worker;
 
+-- Replays hold compaction back while they read (migration 019, outbox/holds.ts).
+grant select, insert, update, delete on pipeline.outbox_holds to fresh_badges_worker;
+
 -- Compaction VACUUMs and ANALYZEs every table the pipeline churns each run
 -- (activities/compaction/vacuum-tables.ts), which needs the owner (PostgreSQL 17's MAINTAIN
 -- privilege would do, but not before): the worker owns them, as it owns the outbox. A role that

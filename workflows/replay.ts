@@ -52,6 +52,8 @@ export async function replayWorkflow(input: ReplayInput): Promise<ReplayProgress
   setHandler(replayProgressQuery, () => progress);
   if (!progress.to) {
     const bounds = await acts.replayBounds({ from: input.from });
+    // where compaction had not cut yet (absent from workers before outbox holds)
+    if (bounds.from) progress.from = progress.position = bounds.from;
     progress.to = bounds.to;
     progress.toSnapshot = bounds.toSnapshot;
     progress.totalRows = bounds.rows;

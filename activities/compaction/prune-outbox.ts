@@ -27,15 +27,20 @@ export interface PruneResult {
 }
 
 /**
- * The lowest xmin over every consumer's applied snapshot. Of the drain's cursor rows, those of the
- * shards in force (outbox/shards.ts): a cursor row a retired shard left behind never moves again
- * and would hold every row back for good.
+ * The lowest xmin over every consumer's applied snapshot, lowered to the lowest hold in force (a
+ * replay's: outbox/holds.ts). Of the drain's cursor rows, those of the shards in force
+ * (outbox/shards.ts): a cursor row a retired shard left behind never moves again and would hold
+ * every row back for good. Null with no consumer at all: nothing is pruned.
  */
 export async function lowestCursor(db: pg.Pool | pg.ClientBase): Promise<string | null> {
   const current = drainShards((await readDrainLayout(db)).shards).map((s) => s.consumer);
   const r = await db.query(
-    `select min(pg_snapshot_xmin(snap_from))::text as floor from pipeline.consumer_offsets
-      where consumer = any($1) or not (consumer = $2 or consumer like $2 || '/%')`,
+    `with cursors as (
+       select min(pg_snapshot_xmin(snap_from)) as xmin from pipeline.consumer_offsets
+        where consumer = any($1) or not (consumer = $2 or consumer like $2 || '/%')),
+     holds as (select min(txid) as txid from pipeline.outbox_holds where expires_at > clock_timestamp())
+     select (case when cursors.xmin is null then null else least(cursors.xmin, holds.txid) end)::text as floor
+       from cursors, holds`,
     [current, names.drainConsumer],
   );
   return r.rows[0]?.floor ?? null;
@@ -75,9 +80,12 @@ export async function pruneOutbox(
   // Recorded before anything is deleted: a store found behind the cursor can be re-delivered
   // from its own position only while the outbox still holds it (store/store-position.ts). The
   // floor row is locked first and the cursors read after: a drain pass deciding to rewind holds it
-  // FOR SHARE until its commit (readOutboxFloor), so its rewound cursor is the one read here.
+  // FOR SHARE until its commit (readOutboxFloor), so its rewound cursor is the one read here; a
+  // replay starting or renewing its hold does the same (outbox/holds.ts).
   const floor = await withTransaction(pool, async (client) => {
     await client.query(`select 1 from pipeline.outbox_floor for update`);
+    // holds whose holder is gone (outbox/holds.ts): lapsed, they hold nothing back any more
+    await client.query(`delete from pipeline.outbox_holds where expires_at <= clock_timestamp()`);
     const lowest = await lowestCursor(client);
     if (!lowest) return null;
     const cut = await retentionCut(client, lowest, opts.retentionMs);

@@ -11,21 +11,33 @@ import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
 import { FeatureUpdate } from '../../features/definitions';
 import { applyUpdates, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
-import { drainAppliedSnapshot, Position } from '../../outbox';
+import { beginHold, drainAppliedSnapshot, Position, releaseHold, renewHold } from '../../outbox';
+import { MAX_ID } from './replay-start';
 import { isReemitTable, SourceRowRef } from '../repair/reemit-rows';
 import { triggerSourceRows, type SourceRows } from '../../capture/source-rows';
 import { activityChunkWait } from '../chunk-wait';
 
 export const formatPosition = (c: Position) => `${c.txid}:${c.id}`;
 
+/** The txid of the first row after `position` in (txid, id) order could have: where a hold keeps rows from. */
+function nextTxid(position: Position): string {
+  return position.id === MAX_ID ? (BigInt(position.txid) + 1n).toString() : position.txid;
+}
+
 /**
  * The replay covers what the drain had applied when it started: rows after `from` that are
- * visible in the drain's last complete snapshot.
+ * visible in the drain's last complete snapshot. It holds compaction back from `from` on
+ * (outbox/holds.ts) under `holder`, its workflow id, and starts where compaction had not cut yet:
+ * rows below that cut were released before the replay began and may be going (`from` comes back
+ * moved there, for the progress and the operator).
  */
 export async function replayBounds(
   pool: pg.Pool,
   from: Position,
-): Promise<{ to: Position; toSnapshot: string; rows: number }> {
+  holder: string,
+): Promise<{ from: Position; to: Position; toSnapshot: string; rows: number }> {
+  const kept = await beginHold(pool, holder, nextTxid(from));
+  if (kept !== nextTxid(from)) from = { txid: (BigInt(kept) - 1n).toString(), id: MAX_ID };
   const toSnapshot = (await drainAppliedSnapshot(pool)).snap;
   const r = await pool.query(
     `select count(*)::int as n from pipeline.outbox
@@ -33,7 +45,8 @@ export async function replayBounds(
     [from.txid, from.id, toSnapshot],
   );
   return {
-    to: { txid: (BigInt(toSnapshot.split(':')[1]) - 1n).toString(), id: '9223372036854775807' },
+    from,
+    to: { txid: (BigInt(toSnapshot.split(':')[1]) - 1n).toString(), id: MAX_ID },
     toSnapshot,
     rows: r.rows[0].n,
   };
@@ -47,7 +60,12 @@ export async function replayRange(
   input: { from: Position; to: Position; toSnapshot?: string; limit: number },
   /** How fenced rows are re-read from the source (capture/source-rows.ts). */
   sourceRows: SourceRows = triggerSourceRows(pool),
+  /** Its hold on the outbox (replayBounds): renewed before each chunk, released after the last. */
+  holder?: string,
 ): Promise<{ rows: number; applied: number; skipped: number; reemitted: number; position: Position; done: boolean }> {
+  // Throws OutboxReleasedError when the hold lapsed (the replay stopped for over an hour) and
+  // compaction cut past `from`: the rest would be replayed with a gap nobody would see.
+  if (holder) await renewHold(pool, holder, nextTxid(input.from));
   const r = await pool.query<OutboxRow>(
     `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, (extract(epoch from o.created_at) * 1000)::float8 as created_ms
        from pipeline.outbox o
@@ -77,12 +95,14 @@ export async function replayRange(
   }
   if (fencedRows.size) await sourceRows.refresh([...fencedRows.values()], activityChunkWait());
   const last = r.rows[r.rows.length - 1];
+  const done = r.rows.length < input.limit;
+  if (done && holder) await releaseHold(pool, holder);
   return {
     rows: r.rows.length,
     applied: applied.applied,
     skipped: skipped + applied.failures.length,
     reemitted: fencedRows.size,
     position: last ? { txid: last.txid, id: last.id } : input.to,
-    done: r.rows.length < input.limit,
+    done,
   };
 }

@@ -7,6 +7,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { formatPosition } from '../../activities/replay/replay-range';
 import { parseReplayFrom, parseSince, positionSince, type ReplayStart } from '../../activities/replay/replay-start';
 import { replayWorkflow, type ReplayProgress } from '../../workflows';
+import type { Position } from '../../outbox';
 import { OpsContext, OpsError, stamp } from './context';
 import { runOperatorWorkflow } from './operator-workflow';
 
@@ -54,10 +55,16 @@ export function registerReplay(program: Command, ctx: () => OpsContext): void {
       });
       if (r)
         console.log(
-          `replayed ${r.rows} changes up to ${formatPosition(r.position)}; ${r.applied} store values re-written`,
+          `replayed ${r.rows} changes${movedStart(position, r.from)} up to ${formatPosition(r.position)}; ${r.applied} store values re-written`,
         );
     });
 }
+
+/** The replay starts where compaction had not cut yet (outbox/holds.ts): said when that is later than asked. */
+const movedStart = (asked: Position, from: Position) =>
+  formatPosition(asked) === formatPosition(from)
+    ? ''
+    : ` from ${formatPosition(from)} (compaction had released the changes before it when the replay started)`;
 
 /** --since: the outbox position to start from, or null (said why) when nothing was written since. */
 async function startSince(c: OpsContext, since: Date): Promise<ReplayStart | null> {

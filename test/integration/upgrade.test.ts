@@ -155,6 +155,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '016_capture_last_transaction.sql',
         '017_outbox_truncates_index.notx.sql',
         '018_drain_snapshots_xmax_index.notx.sql',
+        '019_outbox_holds.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
