@@ -290,6 +290,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
+/**
+ * Settings that must agree for the pipeline to run (not only to load): checked by the worker and
+ * `npm start` before they start anything. Kept out of loadConfig because tests run pieces of the
+ * pipeline with a tombstone TTL of seconds and no compaction schedule at all.
+ *
+ * A discontinued SKU's key expires TOMBSTONE_TTL_S after its discontinuation; only then may a
+ * writer the drain does not order (a backfill chunk read before the discontinuation) fill it
+ * again, and what stops it is the deletion fence (store/fence.ts), which every compaction run
+ * moves. The fence must have passed the discontinuation before the key expires: compaction has to
+ * run at least twice within the TTL.
+ */
+export function checkRunSettings(config: Config): void {
+  if (config.TOMBSTONE_TTL_S * 1000 < 2 * config.COMPACTION_INTERVAL_MS)
+    throw new ConfigurationError(
+      `invalid configuration:\n  TOMBSTONE_TTL_S=${config.TOMBSTONE_TTL_S}: a discontinued SKU's key would expire before compaction has moved the deletion fence past its discontinuation (COMPACTION_INTERVAL_MS=${config.COMPACTION_INTERVAL_MS}, every ${config.COMPACTION_INTERVAL_MS / 1000} s), and a backfill read before it could bring the SKU back; set TOMBSTONE_TTL_S to at least ${Math.ceil((2 * config.COMPACTION_INTERVAL_MS) / 1000)} or run compaction more often`,
+    );
+}
+
 function validSeed(seed: string): boolean {
   try {
     const u = new URL(seed.includes('://') ? seed : `redis://${seed}`);

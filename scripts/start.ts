@@ -12,7 +12,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
 import pg from 'pg';
-import { Config, loadConfig } from '../config';
+import { checkRunSettings, Config, loadConfig } from '../config';
 import { redactText } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { ensureDatabase, migrate } from '../db/migrate';
@@ -44,6 +44,7 @@ interface StartOptions {
 async function main(): Promise<void> {
   const opts = parseOptions();
   const config = loadConfig();
+  checkRunSettings(config);
   await migrateDatabase(config);
   await startTemporal(config);
   await syncSchedules(config);

@@ -10,7 +10,7 @@
  */
 import { holdWaiting } from '../activities/dead-letters';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { batchTaskQueue, Config, loadConfig } from '../config';
+import { batchTaskQueue, checkRunSettings, Config, loadConfig } from '../config';
 import { redactText } from '../config/redact';
 import { temporalConnectionOptions } from '../config/temporal-connection';
 import { checkPostgres, createPool } from '../db/pool';
@@ -59,6 +59,7 @@ async function checkDrainLayout(pool: pg.Pool, config: Config): Promise<void> {
  */
 export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfig(env);
+  checkRunSettings(config);
   const queues = taskQueues(config);
   if (config.WORKER_TASK_QUEUES === 'batch' && config.BATCH_WORKER_NICE > 0) lowerPriority(config.BATCH_WORKER_NICE);
   installRuntime(config);

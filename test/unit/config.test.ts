@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigurationError, loadConfig } from '../../config';
+import { checkRunSettings, ConfigurationError, loadConfig } from '../../config';
 
 describe('loadConfig', () => {
   it('has working local defaults', () => {
@@ -55,5 +55,21 @@ describe('loadConfig', () => {
     expect(err).toBeInstanceOf(ConfigurationError);
     expect(err!.message).toMatch(/REDIS_CLUSTER_NODES.*2 seed\(s\)/);
     expect(err!.message).not.toContain('secret');
+  });
+});
+
+describe('checkRunSettings', () => {
+  // a discontinued SKU's key must not expire before compaction has moved the deletion fence past
+  // its discontinuation: compaction runs at least twice within the tombstone TTL
+  it('refuses a tombstone TTL shorter than two compaction intervals, saying what to set', () => {
+    expect(() => checkRunSettings(loadConfig({}))).not.toThrow(); // 7 days against 1 hour
+    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '7200' }))).not.toThrow();
+    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '7199' }))).toThrow(ConfigurationError);
+    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '3600' }))).toThrow(
+      /TOMBSTONE_TTL_S=3600: .*COMPACTION_INTERVAL_MS=3600000.*at least 7200 or run compaction more often/,
+    );
+    expect(() =>
+      checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '120', COMPACTION_INTERVAL_MS: '60000' })),
+    ).not.toThrow();
   });
 });
