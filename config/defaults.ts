@@ -15,7 +15,11 @@ export const CONFIG_DEFAULTS = {
   BACKFILL_ROWS_PER_S: 50_000,
 } as const;
 
-/** Defaults of workflow inputs that no environment variable sets (operators and tests pass them). */
+/**
+ * Defaults of workflow inputs that no environment variable sets (operators and tests pass them).
+ * Where a workflow loops up to one of them, its schedule passes the value in each run's input
+ * (scripts/lib/schedules.ts), so a deploy that changes it leaves runs in flight as they started.
+ */
 export const WORKFLOW_INPUT_DEFAULTS = {
   /** The drain stops starting batches this long before the next scheduled fire. */
   drainMarginMs: 300,

@@ -11,7 +11,8 @@ import {
   ScheduleOptions,
 } from '@temporalio/client';
 import { batchTaskQueue, Config, names } from '../../config';
-import type { CaptureWorkflowInput, DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
+import type { CaptureWorkflowInput, CompactionInput, DrainWorkflowInput, SampledVerifyInput } from '../../workflows';
+import { WORKFLOW_INPUT_DEFAULTS } from '../../config/defaults';
 import { captureSources } from '../../capture/sources';
 import { runTags, type RunKind } from '../../workflows/search-attributes';
 import { ensureSearchAttributes } from './search-attributes';
@@ -104,7 +105,9 @@ const SCHEDULES: ScheduleDefinition[] = [
     spec: (config) => every(config.COMPACTION_INTERVAL_MS),
     workflowType: 'compactionWorkflow',
     workflowId: names.compactionWorkflowIdPrefix,
-    args: () => [{}],
+    // the run's bound in its input, not read from the workflow bundle: a deploy that changes the
+    // default must not change the loop of a run already in flight (its replay would fail)
+    args: (): [CompactionInput] => [{ maxCalls: WORKFLOW_INPUT_DEFAULTS.compactionMaxCalls }],
     note: 'prunes the outbox, retried dead letters and stale field tombstones',
     kind: 'compaction',
     summary: 'Compaction: prunes the outbox, retried dead letters and stale field tombstones',
@@ -115,7 +118,7 @@ const SCHEDULES: ScheduleDefinition[] = [
     workflowType: 'landingWorkflow',
     workflowId: 'landing',
     batch: true,
-    args: () => [{}],
+    args: () => [{ maxCalls: WORKFLOW_INPUT_DEFAULTS.landingMaxCalls }],
     note: 'lands applied changes as Parquet for the nightly export',
     kind: 'landing',
     summary: 'Landing: applied changes → Parquet for the nightly export',

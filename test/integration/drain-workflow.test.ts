@@ -6,6 +6,7 @@ import path from 'node:path';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
+import { WORKFLOW_INPUT_DEFAULTS } from '../../config/defaults';
 import { describe, expect, it } from 'vitest';
 import { batchTaskQueue, names } from '../../config';
 import { compareSnapshots } from '../../reconcile/compare';
@@ -198,6 +199,10 @@ describe('drain workflow', () => {
       // The compaction schedule comes with it.
       const compaction = await pipeline.temporal.client.schedule.getHandle(names.compactionScheduleId).describe();
       expect(compaction.action).toMatchObject({ workflowType: 'compactionWorkflow', taskQueue });
+      // loop bounds travel in the runs' input: a deploy that changes a default leaves runs in flight alone
+      expect((compaction.action as { args?: unknown[] }).args).toEqual([
+        { maxCalls: WORKFLOW_INPUT_DEFAULTS.compactionMaxCalls },
+      ]);
       // Landing and the export run on the batch task queue (a worker process of their own).
       for (const [id, workflowType] of [
         [names.landingScheduleId, 'landingWorkflow'],
@@ -206,6 +211,7 @@ describe('drain workflow', () => {
         expect((await pipeline.temporal.client.schedule.getHandle(id).describe()).action).toMatchObject({
           workflowType,
           taskQueue: batchTaskQueue(c.config),
+          args: workflowType === 'landingWorkflow' ? [{ maxCalls: WORKFLOW_INPUT_DEFAULTS.landingMaxCalls }] : [{}],
         });
       }
     } finally {
