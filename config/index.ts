@@ -12,13 +12,20 @@ import { z } from 'zod';
  * A whole number in decimal digits (spaces around it allowed). Not Number(): it reads " " as 0,
  * "0x10" as 16 and "1e3" as 1000, so a typo would run with a value nobody asked for.
  */
-const intFrom = (def: number, min: number, max: number) =>
+/** A whole number in [min, max]; `maxWhy` says why the bound is there when a value goes past it. */
+const intFrom = (def: number, min: number, max: number, maxWhy?: string) =>
   z
     .string()
     .trim()
     .regex(/^-?\d+$/, 'must be a whole number in decimal digits')
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min)
+        .max(max, maxWhy ? `must be at most ${max}: ${maxWhy}` : undefined),
+    )
     .default(def);
 
 const url = (protocols: string[]) =>
@@ -179,7 +186,13 @@ const EnvSchema = z.object({
    */
   RESHARD_FREEZE_LEASE_MS: intFrom(30_000, 1_000, 600_000),
   /** Outbox rows every consumer has committed are kept this long (replays, the nightly export). */
-  OUTBOX_RETENTION_H: intFrom(48, 1, 24 * 365),
+  OUTBOX_RETENTION_H: intFrom(
+    48,
+    1,
+    144,
+    // activities/dead-letters/reapply.ts: RETRIED_WINDOW_MS, bounded by a load delta's 7-day once-marker
+    'a Redis back from a file older than 6 days would be re-delivered to without the dead-letter retries it lost, whose subjects would then answer fresh',
+  ),
   /** Retried and discarded dead letters are kept this long (a retried one at least RETRIED_WINDOW_MS, 6 days). */
   DEAD_LETTER_RETENTION_D: intFrom(30, 1, 3650),
   /** How often the compaction schedule fires. */

@@ -58,6 +58,16 @@ describe('loadConfig', () => {
   });
 });
 
+describe('OUTBOX_RETENTION_H', () => {
+  // a retried dead letter is applied again to a Redis back from an older file only within 6 days
+  it('is at most 144 hours, and says why', () => {
+    expect(loadConfig({ OUTBOX_RETENTION_H: '144' }).OUTBOX_RETENTION_H).toBe(144);
+    expect(() => loadConfig({ OUTBOX_RETENTION_H: '145' })).toThrow(
+      /OUTBOX_RETENTION_H="145": must be at most 144: a Redis back from a file older than 6 days/,
+    );
+  });
+});
+
 describe('checkRunSettings', () => {
   // a discontinued SKU's key must not expire before compaction has moved the deletion fence past
   // its discontinuation: compaction runs at least twice within the tombstone TTL
