@@ -303,6 +303,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
+/** How many compaction intervals TOMBSTONE_TTL_S must cover (checkRunSettings). */
+export const TTL_COMPACTION_INTERVALS = 3;
+
 /**
  * Settings that must agree for the pipeline to run (not only to load): checked by the worker and
  * `npm start` before they start anything. Kept out of loadConfig because tests run pieces of the
@@ -310,14 +313,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
  *
  * A discontinued SKU's key expires TOMBSTONE_TTL_S after its discontinuation; only then may a
  * writer the drain does not order (a backfill chunk read before the discontinuation) fill it
- * again, and what stops it is the deletion fence (store/fence.ts), which every compaction run
- * moves. The fence must have passed the discontinuation before the key expires: compaction has to
- * run at least twice within the TTL.
+ * again, and what stops it is the deletion fence (store/fence.ts), which the tombstone sweep of
+ * each compaction run moves when it starts. The fence must have passed the discontinuation before
+ * the key expires. A discontinuation just after a sweep started waits for the next run; a run
+ * that outlasts its interval makes the schedule skip a fire (overlap SKIP); so the TTL covers
+ * three intervals: two fires, one of them possibly skipped, and the run that moves the fence.
  */
 export function checkRunSettings(config: Config): void {
-  if (config.TOMBSTONE_TTL_S * 1000 < 2 * config.COMPACTION_INTERVAL_MS)
+  const needS = Math.ceil((TTL_COMPACTION_INTERVALS * config.COMPACTION_INTERVAL_MS) / 1000);
+  if (config.TOMBSTONE_TTL_S < needS)
     throw new ConfigurationError(
-      `invalid configuration:\n  TOMBSTONE_TTL_S=${config.TOMBSTONE_TTL_S}: a discontinued SKU's key would expire before compaction has moved the deletion fence past its discontinuation (COMPACTION_INTERVAL_MS=${config.COMPACTION_INTERVAL_MS}, every ${config.COMPACTION_INTERVAL_MS / 1000} s), and a backfill read before it could bring the SKU back; set TOMBSTONE_TTL_S to at least ${Math.ceil((2 * config.COMPACTION_INTERVAL_MS) / 1000)} or run compaction more often`,
+      `invalid configuration:\n  TOMBSTONE_TTL_S=${config.TOMBSTONE_TTL_S}: a discontinued SKU's key could expire before compaction has moved the deletion fence past its discontinuation (COMPACTION_INTERVAL_MS=${config.COMPACTION_INTERVAL_MS}, every ${config.COMPACTION_INTERVAL_MS / 1000} s), and a backfill read before it could bring the SKU back; set TOMBSTONE_TTL_S to at least ${needS} (${TTL_COMPACTION_INTERVALS} compaction intervals) or run compaction more often`,
     );
 }
 

@@ -16,6 +16,13 @@ import { withTransaction } from '../db/transaction';
 /** How long a hold stays in force after its last renewal. */
 export const OUTBOX_HOLD_TTL_MS = 60 * 60_000;
 
+/**
+ * How long a lapsed hold's row is kept (it holds nothing back): a holder coming back within it is
+ * told whether compaction passed it. Without its row a holder is taken as beginning again
+ * (renewHold), as is one whose replay began on a worker from before holds.
+ */
+export const LAPSED_HOLD_KEPT_MS = 30 * 86_400_000;
+
 /** The rows a holder still needs were (or may have been) deleted by compaction. */
 export class OutboxReleasedError extends Error {
   override name = 'OutboxReleasedError';
@@ -61,18 +68,27 @@ export async function beginHold(
 
 /**
  * Renews a hold at `txid` (the holder's next row), or throws OutboxReleasedError when compaction
- * has cut past it (the hold lapsed while its holder was stopped).
+ * has cut past it while the hold had lapsed (its holder stopped for longer than the hold). A
+ * holder with no hold row begins one as beginHold does and gets the first txid sure to be kept:
+ * its replay began on a worker from before holds (a rolling deploy), or it finished and released
+ * its hold and this is a retry of its last step.
  */
 export async function renewHold(
   pool: pg.Pool,
   holder: string,
   txid: string,
   ttlMs = OUTBOX_HOLD_TTL_MS,
-): Promise<void> {
-  await withTransaction(pool, async (client) => {
+): Promise<string> {
+  return withTransaction(pool, async (client) => {
     const below = await lockedFloor(client);
-    if (BigInt(txid) < below) throw new OutboxReleasedError(holder, txid, below.toString());
+    const held = await client.query(`select 1 from pipeline.outbox_holds where holder = $1`, [holder]);
+    if (BigInt(txid) < below) {
+      if (held.rowCount) throw new OutboxReleasedError(holder, txid, below.toString());
+      await upsertHold(client, holder, below.toString(), ttlMs);
+      return below.toString();
+    }
     await upsertHold(client, holder, txid, ttlMs);
+    return txid;
   });
 }
 

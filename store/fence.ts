@@ -18,7 +18,7 @@
  *
  * Who moves it: the tombstone sweep before it deletes anything (the drain cursor's snapshot, which
  * sees every change the sweep may forget), so also every compaction run, which keeps it recent
- * enough for expiring keys (TOMBSTONE_TTL_S is at least two compaction intervals: checkRunSettings
+ * enough for expiring keys (TOMBSTONE_TTL_S is at least three compaction intervals: checkRunSettings
  * in config/index.ts); and a rebuild. It only moves forward (store/lua/advance-fence.lua): a late
  * writer with an older snapshot changes nothing, the same xmax included.
  */

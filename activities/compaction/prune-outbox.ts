@@ -11,7 +11,7 @@
  * autovacuum.
  */
 import { names } from '../../config';
-import { drainShards, readDrainLayout, type Position } from '../../outbox';
+import { drainShards, LAPSED_HOLD_KEPT_MS, readDrainLayout, type Position } from '../../outbox';
 import type pg from 'pg';
 import { withTransaction } from '../../db/transaction';
 import { RETRIED_WINDOW_MS } from '../dead-letters/reapply';
@@ -84,8 +84,11 @@ export async function pruneOutbox(
   // replay starting or renewing its hold does the same (outbox/holds.ts).
   const floor = await withTransaction(pool, async (client) => {
     await client.query(`select 1 from pipeline.outbox_floor for update`);
-    // holds whose holder is gone (outbox/holds.ts): lapsed, they hold nothing back any more
-    await client.query(`delete from pipeline.outbox_holds where expires_at <= clock_timestamp()`);
+    // holds lapsed long ago (outbox/holds.ts); a lapsed hold holds nothing back (lowestCursor)
+    await client.query(
+      `delete from pipeline.outbox_holds where expires_at < clock_timestamp() - $1 * interval '1 millisecond'`,
+      [LAPSED_HOLD_KEPT_MS],
+    );
     const lowest = await lowestCursor(client);
     if (!lowest) return null;
     const cut = await retentionCut(client, lowest, opts.retentionMs);

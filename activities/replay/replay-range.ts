@@ -64,8 +64,12 @@ export async function replayRange(
   holder?: string,
 ): Promise<{ rows: number; applied: number; skipped: number; reemitted: number; position: Position; done: boolean }> {
   // Throws OutboxReleasedError when the hold lapsed (the replay stopped for over an hour) and
-  // compaction cut past `from`: the rest would be replayed with a gap nobody would see.
-  if (holder) await renewHold(pool, holder, nextTxid(input.from));
+  // compaction cut past `from`: the rest would be replayed with a gap nobody would see. With no
+  // hold yet (begun on an older worker) it starts one where compaction had not cut, as replayBounds.
+  if (holder) {
+    const kept = await renewHold(pool, holder, nextTxid(input.from));
+    if (kept !== nextTxid(input.from)) input = { ...input, from: { txid: (BigInt(kept) - 1n).toString(), id: MAX_ID } };
+  }
   const r = await pool.query<OutboxRow>(
     `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, (extract(epoch from o.created_at) * 1000)::float8 as created_ms
        from pipeline.outbox o

@@ -2,6 +2,7 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type pg from 'pg';
 import {
+  holdsInForce,
   earliestSnapshot,
   drainPendingRows,
   drainScheduleIdOf,
@@ -54,6 +55,8 @@ export interface Status {
   store: { complete: boolean; caughtUpAt: string | null };
   deadLetters: number;
   operations: string[];
+  /** Replays' holds on the outbox in force (outbox/holds.ts): compaction keeps rows from each txid on. */
+  outboxHolds: { holder: string; txid: string; expiresAt: string }[];
   /**
    * Each source captured from the WAL (its capture schedule exists, or this shell's configuration
    * says CAPTURE_MODE=logical): its schedule, slot and coverage. Empty with the trigger capture.
@@ -107,6 +110,7 @@ export async function readStatus(ctx: OpsContext): Promise<Status> {
     },
     deadLetters: dead,
     operations,
+    outboxHolds: (await holdsInForce(pool)).map((h) => ({ ...h, expiresAt: h.expiresAt.toISOString() })),
     capture: await captureStatus(ctx, temporal),
   };
 }
@@ -252,6 +256,14 @@ export function printStatus(s: Status): void {
   for (const c of s.capture) line(`capture ${c.source}`, `schedule ${c.schedule}; ${describeCapture(c)}`);
   line('dead letters', String(s.deadLetters));
   line('operations', s.operations.length ? s.operations.join('; ') : 'none running');
+  line(
+    'outbox holds',
+    s.outboxHolds.length
+      ? s.outboxHolds
+          .map((h) => `${h.holder} keeps rows from txid ${h.txid} (lapses at ${h.expiresAt} unless it moves on)`)
+          .join('; ')
+      : 'none',
+  );
 }
 
 /** One source's capture for a person: the slot, the WAL it keeps, how far behind the outbox is. */

@@ -1,5 +1,5 @@
 /**
- * Every id the contract allows works end to end (issue 11): all-digit ids ("2", "10"), ids equal to
+ * Every id the contract allows works end to end (issue 11): all-digit ids ("2", "10", "007" beside "7"), ids equal to
  * internal or JavaScript names ("_", "__proto__", "constructor", "hasOwnProperty"), 128 characters.
  * A property-based test builds catalogues from generated ids, drains them through the real
  * pipeline, and compares the read library and the HTTP API with the badge rule computed by SQL,
@@ -20,6 +20,19 @@ const TRICKY = [
   '2',
   '10',
   '0',
+  // ids a number parser would fold together or change: '007' and '7', '1e3' and '1000', '9007199254740993' (2^53 + 1)
+  '007',
+  '7',
+  '1e3',
+  '1000',
+  '0x10',
+  '16',
+  '1.0',
+  '-0',
+  'NaN',
+  'Infinity',
+  '9007199254740993',
+  '9007199254740992',
   '.',
   '..',
   '_',

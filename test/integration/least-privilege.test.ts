@@ -4,6 +4,8 @@
  * pipeline (drain, compaction with VACUUM, backfill, verify and its repairs, SKU rebuild) and
  * cannot write a shop table.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +18,7 @@ import { storeFeatures } from '../../reconcile/store-features';
 import { resetState, testClients, TEST_DATABASE_URL } from '../support/env';
 import { seedMinimal } from '../support/source';
 import { workerRoleUrl } from '../support/worker-process';
+import { beginHold, releaseHold } from '../../outbox';
 
 const c = testClients();
 const asRole = (role: string) => {
@@ -94,6 +97,17 @@ describe('least privilege', () => {
         ).rows[0].n,
       ),
     ).toBeGreaterThan(Number(before));
+  });
+
+  // Compaction reads the replays' holds on every run: an install whose roles were set up before
+  // migration 019 must not need `migrate --roles` again before compaction works.
+  it("migration 019 grants the worker the replays' holds where its role exists", async () => {
+    await c.pool.query(`revoke all on pipeline.outbox_holds from fresh_badges_worker`);
+    await denied(beginHold(worker, 'replay-least-privilege', '1'));
+    await c.pool.query(fs.readFileSync(path.join(__dirname, '../../migrations/019_outbox_holds.sql'), 'utf8'));
+    expect(await beginHold(worker, 'replay-least-privilege', '1')).toMatch(/^\d+$/);
+    await releaseHold(worker, 'replay-least-privilege');
+    await acts.compactOutbox({ retentionMs: 1000 });
   });
 
   it('the worker cannot write, lock or lock-read a shop table', async () => {

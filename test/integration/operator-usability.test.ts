@@ -24,6 +24,7 @@ import {
   testClients,
 } from '../support/env';
 import { runOps } from '../support/ops-cli';
+import { beginHold, releaseHold } from '../../outbox';
 
 const taskQueue = `ops-usability-${process.pid}`;
 const c = testClients({
@@ -117,6 +118,19 @@ describe('ops replay from what ops status prints', () => {
     expect(since.code).toBe(0);
     expect(Number(/replayed (\d+) changes/.exec(since.stdout)![1])).toBe(all);
     expect(await c.redis.hget(key, fc)).toBe(raw);
+    // a finished replay holds nothing back; one under way is named with what it keeps
+    expect((await ops('status')).stdout).toMatch(/outbox holds\s+none/);
+    await beginHold(c.pool, 'replay-under-way', '1');
+    try {
+      expect((await ops('status')).stdout).toMatch(
+        /outbox holds\s+replay-under-way keeps rows from txid \d+ \(lapses at /,
+      );
+      expect(JSON.parse((await ops('status', '--json')).stdout).outboxHolds).toEqual([
+        expect.objectContaining({ holder: 'replay-under-way' }),
+      ]);
+    } finally {
+      await releaseHold(c.pool, 'replay-under-way');
+    }
   });
 
   it('bad input: a usage error (exit 2) that says what is accepted', async () => {

@@ -94,6 +94,22 @@ describe('a replay and compaction', () => {
     );
   });
 
+  // A replay begun by a worker from before holds (a rolling deploy) has no hold row; neither has a
+  // finished one whose last step is retried. Either goes on from where compaction had not cut.
+  it('a replay step with no hold row begins one where compaction had not cut, instead of failing', async () => {
+    await oldDrainedChanges();
+    const rows = await outboxRows();
+    await acts.compactOutbox({ retentionMs: 1000 });
+    expect(await outboxRows()).toEqual([]);
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('H-late', 't', 'active')`);
+    for (;;) if ((await acts.drainBatch({ owner })).outcome !== 'applied') break;
+    const replay = replayActivities('replay-hold-d');
+    const to = { txid: '9223372036854775807', id: '9223372036854775807' };
+    const r = await replay.chunk({ from: { txid: rows[0]!.txid, id: '0' }, to, limit: 20 });
+    expect(r).toMatchObject({ rows: 1, done: true });
+    expect(await holdsInForce(c.pool)).toEqual([]);
+  });
+
   it('starts where compaction had cut, and says so in its progress', async () => {
     await oldDrainedChanges();
     // compaction released the first changes (no hold then) before the replay starts

@@ -70,16 +70,16 @@ describe('OUTBOX_RETENTION_H', () => {
 
 describe('checkRunSettings', () => {
   // a discontinued SKU's key must not expire before compaction has moved the deletion fence past
-  // its discontinuation: compaction runs at least twice within the tombstone TTL
-  it('refuses a tombstone TTL shorter than two compaction intervals, saying what to set', () => {
+  // its discontinuation: the TTL covers three compaction intervals (a fire may be skipped)
+  it('refuses a tombstone TTL shorter than three compaction intervals, saying what to set', () => {
     expect(() => checkRunSettings(loadConfig({}))).not.toThrow(); // 7 days against 1 hour
-    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '7200' }))).not.toThrow();
-    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '7199' }))).toThrow(ConfigurationError);
-    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '3600' }))).toThrow(
-      /TOMBSTONE_TTL_S=3600: .*COMPACTION_INTERVAL_MS=3600000.*at least 7200 or run compaction more often/,
+    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '10800' }))).not.toThrow();
+    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '10799' }))).toThrow(ConfigurationError);
+    expect(() => checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '7200' }))).toThrow(
+      /TOMBSTONE_TTL_S=7200: .*COMPACTION_INTERVAL_MS=3600000.*at least 10800 \(3 compaction intervals\) or run compaction more often/,
     );
     expect(() =>
-      checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '120', COMPACTION_INTERVAL_MS: '60000' })),
+      checkRunSettings(loadConfig({ TOMBSTONE_TTL_S: '180', COMPACTION_INTERVAL_MS: '60000' })),
     ).not.toThrow();
   });
 });
