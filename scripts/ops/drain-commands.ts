@@ -49,13 +49,14 @@ function registerReshard(program: Command, ctx: () => OpsContext): void {
     )
     .option('--no-wait', 'start it (or find it running) and return')
     .option('--json', 'machine-readable output')
-    .action((o) => reshard(ctx(), o));
+    // whether --timeout was given: it cannot change a re-split already running, which is said
+    .action((o, cmd: Command) => reshard(ctx(), { ...o, timeoutGiven: cmd.getOptionValueSource('timeout') === 'cli' }));
 }
 
 /** `ops reshard`: starts the re-split (or attaches to the one running) and, unless --no-wait, follows it to its end. */
 async function reshard(
   c: OpsContext,
-  o: { shards: number; timeout: number; wait: boolean; json?: boolean },
+  o: { shards: number; timeout: number; timeoutGiven?: boolean; wait: boolean; json?: boolean },
 ): Promise<void> {
   const shards: number = o.shards;
   try {
@@ -75,6 +76,10 @@ async function reshard(
   if (!o.json)
     console.log(
       `${attached ? 'following the re-split already running' : 're-split started'}: workflow ${handle.workflowId} (Web UI: ${link}); Ctrl-C stops following, not the re-split`,
+    );
+  if (attached && o.timeoutGiven)
+    console.error(
+      `note: --timeout ${o.timeout} is not applied: the re-split already running keeps the timeout it was started with`,
     );
   if (!o.wait) {
     if (o.json) console.log(JSON.stringify({ workflowId: handle.workflowId, attached }));

@@ -13,6 +13,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { acquireLease, drainShard, readDrainLayout } from '../../outbox';
 import { ReshardBusy, startOrAttachReshard } from '../../scripts/lib/reshard';
+import { runOps } from '../support/ops-cli';
 import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
 import { RESHARD_WORKFLOW_ID, reshardProgressQuery } from '../../workflows';
 import { activitiesFor } from '../support/activities';
@@ -122,6 +123,13 @@ describe('the re-split workflow', () => {
     const same = await startReshard(other);
     expect(same).toMatchObject({ attached: true });
     expect(same.handle.workflowId).toBe(RESHARD_WORKFLOW_ID);
+    // the operator's --timeout cannot change the run it attaches to: said, not silently dropped
+    const cli = await runOps(c.config, address, ['reshard', '--shards', String(other), '--timeout', '30', '--no-wait']);
+    expect(cli.stdout).toMatch(/following the re-split already running/);
+    expect(cli.stderr).toMatch(
+      /--timeout 30 is not applied: the re-split already running keeps the timeout it was started with/,
+    );
+    expect(cli.code).toBe(0);
     const t0 = Date.now();
     await expect(startReshard(third)).rejects.toThrow(ReshardBusy);
     await expect(startReshard(third)).rejects.toThrow(
