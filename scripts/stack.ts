@@ -33,7 +33,11 @@ export async function ensureTemporal(): Promise<{ address: string; started: bool
 async function status(): Promise<number> {
   const config = loadConfig();
   let bad = 0;
-  const temporal = await temporalAnswers(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const temporal = await temporalAnswers(
+    config.TEMPORAL_ADDRESS,
+    config.TEMPORAL_NAMESPACE,
+    temporalConnectionOptions(config),
+  );
   const pid = readPid(localServerFiles().pidFile);
   console.log(
     `temporal   ${temporal ? 'up' : 'DOWN'}  ${config.TEMPORAL_ADDRESS} namespace ${config.TEMPORAL_NAMESPACE}${pid ? ` (dev server pid ${pid}, UI http://localhost:${config.TEMPORAL_UI_PORT})` : ''}`,
