@@ -65,7 +65,7 @@ export function nothingLandedMessage(exportDir: string, date: string): string {
 export function previousStateFile(
   exportDir: string,
   date: string,
-  /** The oldest day whose landing files compaction still keeps (LANDING_RETENTION_D): before it, a day with none may have been pruned, not quiet. */
+  /** The oldest day whose landing files are kept whatever its export (LANDING_RETENTION_D): before it, a day with none may have been pruned, not quiet. */
   oldestKeptDay: string | null = null,
 ): string | null {
   const earlier = fs.existsSync(exportDir)

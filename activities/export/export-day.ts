@@ -464,7 +464,8 @@ export const STAGING_ABANDONED_MS = 5 * 3_600_000;
 /**
  * Removes what exports that died left in the staging folder (`date=…` of an unfinished attempt,
  * with its DuckDB file and spill; `old-date=…` of a swap cut short), once older than any export
- * may run: the time is in each name. Returns the names removed. (Compaction runs it.)
+ * may run: the time is in each name. Returns the names removed. (The landing run calls it, on the
+ * batch task queue: activities/export/index.ts, pruneLanding.)
  */
 export function pruneStaging(exportDir: string, now = Date.now()): string[] {
   const dir = path.join(exportDir, '.staging');

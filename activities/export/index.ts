@@ -1,10 +1,11 @@
-import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, heartbeat, log } from '@temporalio/activity';
 import path from 'node:path';
 import type pg from 'pg';
 import { Config } from '../../config';
-import { exportDay, type IfEmpty } from './export-day';
+import { exportDay, pruneStaging, type IfEmpty } from './export-day';
 import { NothingLandedError } from './day-inputs';
 import { landChanges, landedThrough } from './landing';
+import { keptDaysMessage, pruneLandingDays, type LandingRetention } from './landing-retention';
 
 /**
  * A day that is over is exported only once the landing holds everything committed before its end:
@@ -28,14 +29,36 @@ async function requireDayLanded(pool: pg.Pool, date: string): Promise<void> {
 /** How often a running export heartbeats between its own progress reports (timeout: 5 minutes). */
 const EXPORT_KEEP_ALIVE_MS = 30_000;
 
+/** The landing runs every minute: the warning about the same kept days is repeated at most this often. */
+const KEPT_DAYS_WARN_EVERY_MS = 3_600_000;
+
 export function createExportActivities(deps: { pool: pg.Pool; config: Config }) {
   const dir = path.resolve(deps.config.EXPORT_DIR);
+  let warned: { days: string; at: number } | null = null;
+  const warnKept = (kept: LandingRetention['kept']) => {
+    const days = kept.map((k) => `${k.day}:${k.partition}`).join(',');
+    if (warned && warned.days === days && Date.now() - warned.at < KEPT_DAYS_WARN_EVERY_MS) return;
+    log.warn(keptDaysMessage(kept, deps.config.LANDING_RETENTION_D), { kept });
+    warned = { days, at: Date.now() };
+  };
   return {
     /** Lands applied changes as Parquet (see activities/export/landing.ts). */
     async landChanges() {
       return landChanges(deps.pool, dir, deps.config.LANDING_MAX_ROWS, {
         rowsPerSecond: deps.config.LANDING_ROWS_PER_S,
       });
+    },
+    /**
+     * The landing days past LANDING_RETENTION_D whose partitions are complete, and what dead
+     * exports left in EXPORT_DIR/.staging (export-day.ts, pruneStaging): on the batch task queue,
+     * the worker whose EXPORT_DIR holds them. Days past the retention without a complete partition
+     * are kept, in the result and in a warning (landing-retention.ts).
+     */
+    async pruneLanding(): Promise<LandingRetention & { staging: string[] }> {
+      const landing = pruneLandingDays(dir, deps.config.LANDING_RETENTION_D);
+      const staging = pruneStaging(dir);
+      if (landing.kept.length) warnKept(landing.kept);
+      return { ...landing, staging };
     },
     /**
      * Exports one UTC day from the landing area (see activities/export/export-day.ts). Nothing
