@@ -92,6 +92,16 @@ export const landingAndExportActivity: ActivityOptions = {
   retry: backoff({ initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 }),
 };
 
+/**
+ * The landing run's prune of its EXPORT_DIR (folders removed, markers read): short. Few attempts:
+ * the next minute's run tries again, and one that keeps failing fails its runs visibly without
+ * holding the landing back for long (the schedule skips a fire while a run is still going).
+ */
+export const landingPruneActivity: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  retry: backoff({ initialInterval: '2 seconds', maximumInterval: '10 seconds', maximumAttempts: 3 }),
+};
+
 /** What an operator starts (full verify, dead-letter retry): up to an hour, a few attempts. */
 export const operatorActivity: ActivityOptions = {
   startToCloseTimeout: '1 hour',

@@ -40,7 +40,7 @@ export async function compactionWorkflow(input: CompactionInput = {}) {
 
 /**
  * Side by side, each retried on its own (a bounded number of times): an outbox prune that keeps
- * failing (a landing folder it may not remove, say) must not stop the sweep, which keeps the
+ * failing (a delete the database keeps refusing, say) must not stop the sweep, which keeps the
  * deletion fence recent (store/fence.ts), holds waiting dead letters and re-applies lost
  * retries. Both end before the run does; then it fails, visibly, if either failed, and the
  * next scheduled run starts (one left running would make the schedule skip every later one).

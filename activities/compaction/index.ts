@@ -3,12 +3,9 @@ import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
-import fs from 'node:fs';
-import path from 'node:path';
 import { pruneBatchLog, pruneDeadLetters, pruneOutbox, PruneResult } from './prune-outbox';
 import { maintainPipelineTables, type TableMaintenance } from './vacuum-tables';
 import { sweepFieldTombstones } from './sweep-tombstones';
-import { pruneStaging } from '../export/export-day';
 import { holdWaiting, releaseHeldBy } from '../dead-letters';
 import { reapplyRetriedHeld } from '../dead-letters/reapply';
 import { applyOptions } from '../apply-options';
@@ -22,8 +19,6 @@ export interface CompactionFinish {
   batchLog: number;
   /** Chunks of re-reads through the capture (pipeline.capture_chunks) past CHUNK_RETENTION_H. */
   captureChunks: number;
-  landingDays: string[];
-  staging: string[];
   /** The VACUUM and ANALYZE statements run, and those that could not do their work. */
   tables: TableMaintenance;
 }
@@ -69,8 +64,7 @@ export function createCompactionActivities(deps: {
       return pruneOnce(input);
     },
     /**
-     * After the outbox rows: dead letters, the batch log, capture chunks, landing days, staging;
-     * then VACUUM and ANALYZE of the outbox and the pipeline's tables with churn (vacuum-tables.ts).
+     * After the outbox rows: dead letters, the batch log, capture chunks; then VACUUM and ANALYZE of the outbox and the pipeline's tables with churn (vacuum-tables.ts).
      */
     async finishCompaction(input: { retentionMs?: number; outboxPruned: boolean }): Promise<CompactionFinish> {
       return finish(input);
@@ -96,7 +90,11 @@ export function createCompactionActivities(deps: {
   };
 }
 
-/** The rest of compaction, once per run after the outbox rows: the other tables and files, then VACUUM. */
+/**
+ * The rest of compaction, once per run after the outbox rows: the other tables, then VACUUM.
+ * (Landing days and export staging are the batch worker's files, pruned by the landing run on the
+ * batch task queue where they are: activities/export/landing-retention.ts.)
+ */
 async function compactTheRest(
   pool: pg.Pool,
   config: Config,
@@ -106,8 +104,6 @@ async function compactTheRest(
     deadLetters: await pruneDeadLetters(pool, config.DEAD_LETTER_RETENTION_D),
     batchLog: await pruneBatchLog(pool, input.retentionMs),
     captureChunks: await pruneChunks(pool, CHUNK_RETENTION_H),
-    landingDays: pruneLanding(path.resolve(config.EXPORT_DIR), config.LANDING_RETENTION_D),
-    staging: pruneStaging(path.resolve(config.EXPORT_DIR)),
   };
   // Last, so what was just pruned is reclaimed. Without autovacuum (as here, and on some
   // production clusters) nothing else would reclaim dead rows or refresh the statistics the
@@ -120,20 +116,4 @@ async function compactTheRest(
   const skipped = `compaction: ${tables.warnings.length} VACUUM/ANALYZE statement(s) did not do their work (a table the worker's role does not own is skipped: npm run migrate -- --roles makes it the owner)`;
   if (tables.warnings.length) log.warn(skipped, { warnings: tables.warnings });
   return { ...pruned, tables };
-}
-
-/** Landing folders (day=YYYY-MM-DD) older than the retention: their day has been exported. */
-function pruneLanding(exportDir: string, retentionDays: number): string[] {
-  const dir = path.join(exportDir, 'landing');
-  if (!fs.existsSync(dir)) return [];
-  const cutoff = new Date(Date.now() - retentionDays * 86_400_000).toISOString().slice(0, 10);
-  const removed: string[] = [];
-  for (const d of fs.readdirSync(dir)) {
-    const m = /^day=(\d{4}-\d{2}-\d{2})$/.exec(d);
-    if (m && m[1] < cutoff) {
-      fs.rmSync(path.join(dir, d), { recursive: true, force: true });
-      removed.push(m[1]);
-    }
-  }
-  return removed;
 }

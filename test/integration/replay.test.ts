@@ -5,7 +5,9 @@
  * (re-record only on purpose, when a change is meant to be incompatible and is versioned with patched()).
  * `*-stop-then-continue-as-new.json`: runs of the older code that got `stop` and continued as new
  * anyway (the stop scenarios of test/workflows/drain-workflow.unit.test.ts, before
- * workflows/chain-stop.ts); they replay because of its patch.
+ * workflows/chain-stop.ts); they replay because of its patch. `landing-*.json`: landing runs
+ * (`RECORD_HISTORIES=<name>` with test/integration/landing-retention.test.ts); `landing-before-prune`
+ * ends after landing, as runs did before the landing pruned, and replays because of its patch.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,6 +1,6 @@
 /**
  * What dead exports leave in EXPORT_DIR/.staging (activities/export/export-day.ts) is removed by
- * compaction once older than any export may run, and nothing else: not a running export's folder,
+ * the landing run (on the batch task queue) once older than any export may run, and nothing else: not a running export's folder,
  * not a name the export does not write.
  */
 import fs from 'node:fs';
