@@ -219,7 +219,10 @@ const EnvSchema = z.object({
    * change rate (the default is 2.5 times 10,000 changes/s).
    */
   LANDING_ROWS_PER_S: intFrom(25_000, 0, 10_000_000),
-  /** Landing files are kept this many days (the export of a day needs that day's files). */
+  /**
+   * Landing days are kept at least this many days (the export of a day needs that day's files);
+   * an older one goes once its partition is complete (activities/export/landing-retention.ts).
+   */
   LANDING_RETENTION_D: intFrom(14, 2, 3650),
   /** The nightly export runs at this UTC hour for the previous UTC day. */
   EXPORT_HOUR_UTC: intFrom(2, 0, 23),
