@@ -3,7 +3,11 @@
  * its changes once the outbox is pruned past them, so it is removed only when both hold:
  *   - it is past LANDING_RETENTION_D (before the same cut-off the export's oldestKeptDay uses), and
  *   - its partition is complete (`_partition.json`, partition-marker.ts): exported after the day
- *     was over and landed through its end, so its training data is in the partition.
+ *     was over and landed through its end, so its training data is in the partition; and nothing
+ *     landed in it after that export (a transaction that committed late: in no partition yet);
+ *   - the next day's export no longer needs it: that day's partition is complete, or nothing
+ *     landed for it. An export reads the earlier days' files for its own load changes written
+ *     before its midnight (earlier-loads.ts: orders placed ahead of the pipeline's clock).
  * A day past the retention without a complete partition (never exported, exported while running or
  * while the landing was behind, or by a version that wrote no marker) is kept and reported, with
  * the export that makes it removable. A folder holding no landed changes (no Parquet file: only a
@@ -14,14 +18,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { hasLandedChanges, landingDir, partitionDir } from './day-inputs';
-import { readPartitionMarker } from './partition-marker';
+import { hasLandedChanges, landingDir, partitionDir, shiftDay } from './day-inputs';
+import { PARTITION_MARKER, readPartitionMarker } from './partition-marker';
 
 /** A day past the retention kept because its partition is not complete, and why. */
 export interface KeptLandingDay {
   day: string;
-  partition: 'none' | 'partial' | 'no marker' | 'unreadable marker';
+  partition:
+    'none' | 'partial' | 'no marker' | 'unreadable marker' | 'landed after its export' | 'next day not complete';
 }
+
+/** The day an operator exports to make a kept day removable: the day itself, or the next one. */
+export const dayToExport = (k: KeptLandingDay) =>
+  k.partition === 'next day not complete' ? shiftDay(k.day, 1) : k.day;
 
 export interface LandingRetention {
   /** Days removed: past the retention, their partition complete (or nothing landed in them). */
@@ -46,7 +55,10 @@ export function pruneLandingDays(exportDir: string, retentionDays: number, now =
     .filter((day): day is string => day !== undefined && day < cutoff)
     .sort();
   for (const day of past) {
-    const partition = hasLandedChanges(exportDir, day) ? partitionState(exportDir, day) : 'complete';
+    const next = shiftDay(day, 1);
+    let partition = hasLandedChanges(exportDir, day) ? partitionState(exportDir, day) : 'complete';
+    if (partition === 'complete' && hasLandedChanges(exportDir, next) && partitionState(exportDir, next) !== 'complete')
+      partition = 'next day not complete';
     if (partition !== 'complete') {
       result.kept.push({ day, partition });
       continue;
@@ -63,10 +75,19 @@ function partitionState(exportDir: string, day: string): KeptLandingDay['partiti
   try {
     const marker = readPartitionMarker(folder);
     if (marker === null) return 'no marker';
-    return marker.complete === true ? 'complete' : 'partial';
+    if (marker.complete !== true) return 'partial';
+    return landedSince(exportDir, day, fs.statSync(path.join(folder, PARTITION_MARKER)).mtimeMs)
+      ? 'landed after its export'
+      : 'complete';
   } catch {
     return 'unreadable marker';
   }
+}
+
+/** Whether a landing file of `day` was written after `ms` (its partition's marker). */
+function landedSince(exportDir: string, day: string, ms: number): boolean {
+  const dir = landingDir(exportDir, day);
+  return fs.readdirSync(dir).some((f) => f.endsWith('.parquet') && fs.statSync(path.join(dir, f)).mtimeMs > ms);
 }
 
 /** Days the warning names (after a long export outage the list is in the run's result). */
@@ -80,13 +101,14 @@ export function keptDaysMessage(kept: KeptLandingDay[], retentionDays: number): 
   const named = kept
     .slice(0, NAMED_DAYS)
     .map((k) => `${k.day} (${k.partition === 'none' ? 'not exported' : k.partition})`);
+  const toExport = [...new Set(kept.map(dayToExport))].sort();
   const days =
     named.join(', ') +
     (kept.length > NAMED_DAYS ? ` and ${kept.length - NAMED_DAYS} more (all in the run's result)` : '');
   return (
-    `landing: ${kept.length} day(s) past LANDING_RETENTION_D (${retentionDays} days) kept because their export partition is not complete: ${days}. ` +
-    `Their landing files are the only copy of their changes. Export each, oldest first: npm run ops -- export --date ${kept[0]!.day}` +
-    (kept.length > 1 ? `, then the next ones in turn (… --date ${kept[kept.length - 1]!.day})` : '') +
+    `landing: ${kept.length} day(s) past LANDING_RETENTION_D (${retentionDays} days) kept because their export is not complete, or the next day's export still reads them: ${days}. ` +
+    `Their landing files are the only copy of their changes. Export, oldest first: npm run ops -- export --date ${toExport[0]!}` +
+    (toExport.length > 1 ? `, then the next ones in turn (… --date ${toExport[toExport.length - 1]!})` : '') +
     '; once complete they are pruned'
   );
 }

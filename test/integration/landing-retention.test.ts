@@ -33,7 +33,10 @@ const pipelineDir = fs.mkdtempSync(path.join(os.tmpdir(), 'landing-pipeline-'));
 
 const daysAgo = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10);
 // past LANDING_RETENTION_D (14):
-const exported = '2020-01-05'; // complete partition: goes
+const lateLanded = '2020-01-02'; // complete, but a file landed after its export: kept
+// 2020-01-03: quiet (nothing landed)
+const exported = '2020-01-04'; // complete partition, the next day's too: goes
+const beforePartial = '2020-01-05'; // complete, but the next day's export (partial) still reads it: kept
 const partial = '2020-01-06'; // exported while behind: kept
 const unexported = '2020-01-07'; // never exported: kept
 const unmarked = '2020-01-08'; // a partition without _partition.json (an older version's): kept
@@ -63,10 +66,25 @@ let result: Awaited<ReturnType<typeof landingWorkflow>>;
 beforeAll(async () => {
   await resetState(c);
   // In this order, each export finds the earlier partitions it may continue from.
-  for (const day of [young, exported, unmarked]) {
+  for (const day of [young, lateLanded, exported, beforePartial, unmarked]) {
     await landByHand(batchDir, day, changesOf(day));
     await exportOf(day);
   }
+  // a transaction that committed after the day's export landed late (in no partition yet)
+  const late = Date.parse(`${lateLanded}T23:00:00Z`);
+  await landByHand(
+    batchDir,
+    lateLanded,
+    [[5, 'skus', 'U', 'S1', { sku_id: 'S1', title: 'u', lifecycle: 'active' }, null, late]],
+    ['b2-2001_2-2001_1.parquet'],
+  );
+  const marker = path.join(partitionDir(batchDir, lateLanded), PARTITION_MARKER);
+  const markedAt = fs.statSync(marker).mtime;
+  fs.utimesSync(
+    path.join(landingDir(batchDir, lateLanded), 'b2-2001_2-2001_1.parquet'),
+    markedAt,
+    new Date(markedAt.getTime() + 1000),
+  );
   fs.rmSync(path.join(partitionDir(batchDir, unmarked), PARTITION_MARKER));
   await landByHand(batchDir, partial, changesOf(partial));
   await exportOf(partial, Date.parse(`${partial}T12:00:00Z`)); // the landing was behind
@@ -132,10 +150,14 @@ describe('landing retention', () => {
   });
 
   it('keeps a day past the retention that was never exported, or only partially, and reports it in the result and the log', async () => {
-    expect(landed(batchDir)).toEqual([partial, unexported, unmarked, youngUnexported, young].sort());
+    expect(landed(batchDir)).toEqual(
+      [lateLanded, beforePartial, partial, unexported, unmarked, youngUnexported, young].sort(),
+    );
     expect(result).toMatchObject({
       retention: {
         kept: [
+          { day: lateLanded, partition: 'landed after its export' },
+          { day: beforePartial, partition: 'next day not complete' },
           { day: partial, partition: 'partial' },
           { day: unexported, partition: 'none' },
           { day: unmarked, partition: 'no marker' },
@@ -151,7 +173,7 @@ describe('landing retention', () => {
     );
     expect(warning).toMatchObject({ level: 'warn' });
     expect(warning.msg).toContain(
-      `${partial} (partial), ${unexported} (not exported), ${unmarked} (no marker). Their landing files are the only copy of their changes. Export each, oldest first: npm run ops -- export --date ${partial}`,
+      `${lateLanded} (landed after its export), ${beforePartial} (next day not complete), ${partial} (partial), ${unexported} (not exported), ${unmarked} (no marker). Their landing files are the only copy of their changes. Export, oldest first: npm run ops -- export --date ${lateLanded}, then the next ones in turn (… --date ${unmarked})`,
     );
   });
 
@@ -160,7 +182,7 @@ describe('landing retention', () => {
     const r = await acts.finishCompaction({ outboxPruned: false });
     expect(r).not.toHaveProperty('landingDays');
     expect(landed(pipelineDir)).toEqual(
-      [exported, partial, unexported, unmarked, empty, youngUnexported, young].sort(),
+      [lateLanded, exported, beforePartial, partial, unexported, unmarked, empty, youngUnexported, young].sort(),
     );
     expect(fs.readdirSync(path.join(pipelineDir, '.staging'))).toEqual([staleStaging]);
   });
