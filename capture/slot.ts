@@ -3,7 +3,8 @@
  * REPLICATION), inspected for `ops status` and the retained-WAL metric, and dropped by `ops`.
  * A slot keeps the WAL its consumer has not confirmed: docs/operations.md says how to cap it.
  */
-import type pg from 'pg';
+import pg from 'pg';
+import { queryCancellable, type StatementCancel } from '../db/cancellable';
 import { parseLsn } from './pgoutput';
 
 export interface SlotState {
@@ -70,18 +71,28 @@ export const slotUsable = (s: SlotState): boolean =>
  * `beforeCreate` runs when the slot was found missing or unusable, before it is dropped and created
  * again: the one reading that decides to create it is the one a caller learns of (a second reading
  * of its own could find the slot still usable and miss that it was lost a moment later).
+ *
+ * `cancel` (on a client, not a pool: the cancel names its backend) ends the wait for the
+ * transactions running on the source (`ops pause`, a worker's shutdown): the signal's reason is
+ * thrown. Aborted before `beforeCreate`, nothing was done; during the creation, the statement is
+ * cancelled and PostgreSQL drops the slot it had begun (db/cancellable.ts), so the next call finds
+ * it missing as this one did. A creation that completed as the cancel went out stands (true).
  */
 export async function ensureSlot(
   source: pg.ClientBase | pg.Pool,
   slot: string,
   beforeCreate?: (found: SlotState) => Promise<void>,
+  cancel?: StatementCancel,
 ): Promise<boolean> {
   const existing = await readSlot(source, slot);
   if (slotUsable(existing)) return false;
+  cancel?.signal.throwIfAborted();
   await beforeCreate?.(existing);
   if (existing.exists) await dropSlot(source, slot);
+  const sql = `select pg_create_logical_replication_slot($1, 'pgoutput')`;
   try {
-    await source.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    if (cancel && source instanceof pg.Client) await queryCancellable(source, sql, [slot], cancel);
+    else await source.query(sql, [slot]);
     return true;
   } catch (err) {
     // 42710: created meanwhile by another capture run of the same source
