@@ -33,6 +33,11 @@ export interface ReplicationStreamOptions {
   connectionString: string;
   slot: string;
   publication: string;
+  /**
+   * Ends the start (`ops pause`, a worker's shutdown): the connection is ended, whether it is still
+   * being made or waiting for the stream to start, and the signal's reason thrown.
+   */
+  signal?: AbortSignal;
 }
 
 /** The slot is gone, or can no longer serve changes (invalidated): capture must re-create it and refill. */
@@ -85,6 +90,8 @@ export class ReplicationStream {
 
   /** Connects and starts streaming from the slot's confirmed position. */
   static async start(opts: ReplicationStreamOptions): Promise<ReplicationStream> {
+    const { signal } = opts;
+    signal?.throwIfAborted();
     const client = new pg.Client({
       connectionString: opts.connectionString,
       replication: 'database',
@@ -96,6 +103,26 @@ export class ReplicationStream {
       connectionTimeoutMillis: 5_000,
     } as pg.ClientConfig);
     client.on('error', () => {}); // the failed query below reports it
+    // Nothing is made on the server before the stream starts: ending the connection is enough (a
+    // walsender that has not noticed yet holds the slot a moment longer: the next start is told
+    // the slot is busy, and retried).
+    const stop = () => void client.end().catch(() => {});
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      const stream = await ReplicationStream.begin(client, opts);
+      if (signal?.aborted) {
+        await stream.close();
+        throw signal.reason;
+      }
+      return stream;
+    } catch (err) {
+      throw signal?.aborted ? signal.reason : err;
+    } finally {
+      signal?.removeEventListener('abort', stop);
+    }
+  }
+
+  private static async begin(client: pg.Client, opts: ReplicationStreamOptions): Promise<ReplicationStream> {
     await client.connect();
     try {
       await client.query(OUTPUT_SETTINGS_SQL);
