@@ -33,6 +33,7 @@ import { HistoryDivergedError, ResendCheck, sourceWalEnd, walWentBack } from './
 import { readHistoryStart, type HistoryStart } from './history-start';
 import { formatLsn, pgTimeToMs, type ReplicationFrame } from './pgoutput';
 import { ReplicationStream } from './replication-stream';
+import { connectCancellable } from '../db/cancellable';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
@@ -110,82 +111,45 @@ export class CaptureSession {
     private readonly state: CaptureState,
   ) {}
 
-  static async open(source: CaptureSource, pipeline: pg.Pool): Promise<CaptureSession> {
+  /**
+   * Opens a session: the slot (created when missing or unusable), the stream, the source taken.
+   * `signal` ends the open where it waits (`ops pause`, the worker's shutdown; creating a slot waits
+   * for every transaction running on the source, however long one is held open): every connection
+   * it opened is closed and the signal's reason thrown, a cancellation rather than a failure.
+   * Nothing is left that the next open would not find as this one did: aborted before the slot's
+   * creation, nothing was recorded; during it, the creation is cancelled and no slot is left (a
+   * loss recorded just before stays recorded, as after a crash there: capture/slot.ts); once the
+   * stream has started, the open finishes its few short queries and the run returns at once.
+   */
+  static async open(source: CaptureSource, pipeline: pg.Pool, signal?: AbortSignal): Promise<CaptureSession> {
+    signal?.throwIfAborted();
     const admin = new pg.Client({ connectionString: source.url, application_name: 'fresh-badges-capture-ticks' });
     // A failed tick query reports it. A lost tick connection ends the session's health: its ticks
     // would fail from then on (coverage, and reads, stuck) while the stream itself goes on.
     const adminLost = { lost: false };
     admin.on('error', () => void (adminLost.lost = true));
     admin.on('end', () => void (adminLost.lost = true));
-    await admin.connect();
     try {
-      // A source joining a pipeline that captured another layout before is marked lost here,
-      // before its slot exists (outbox/capture-layout.ts).
-      await joinLayout(pipeline, source);
-      const before = await readCaptureProgress(pipeline, source.name);
-      // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
-      // lost in a failover, and the changes in between are not in the outbox. Recorded before the
-      // new slot exists, so a crash in between cannot hide it, and judged on the reading that
-      // decides to create it (a slot invalidated just after an earlier reading is lost too). A
-      // hand-over from the triggers under way counts too, though nothing was written yet: its slot
-      // was created before it began (and the triggers dropped since), and a new one would never see
-      // its marker.
-      const { created: slotCreated, lost } = await slotMarkingLoss(admin, pipeline, source, before);
-      // A slot lost during a hand-over from the triggers: the new slot starts after the hand-over
-      // marker and would never see it (every row dropped as the triggers'). Creating the slot
-      // waited for transactions in progress, so triggers gone now were dropped before its start.
-      if (lost && before?.switchId && !(await tablesWithCaptureTriggers(admin, source.tables)).length)
-        await setCaptureSwitch(pipeline, source.name, null);
+      await connectCancellable(admin, signal);
+      const { created, lost } = await readySlot(admin, pipeline, source, signal);
       const stream = await ReplicationStream.start({
         connectionString: source.url,
         slot: source.slot,
         publication: source.publication,
+        signal,
       });
-      let generation: number;
-      let recorded: CaptureProgressRow | null;
-      let historyStart: HistoryStart;
-      let writesLost = false;
-      let wentBack = false;
-      let slotAt: bigint | null = null;
+      let taken: TakenSource;
       try {
-        // What the stream will never send and a chunk read soon may still not see (history-start.ts).
-        historyStart = await readHistoryStart(admin);
-        // This session holds the slot's stream: nobody else moves its confirmed position now.
-        const slotNow = (await readSlot(admin, source.slot)).confirmedFlushLsn;
-        slotAt = slotCreated ? null : slotNow;
-        writesLost = !lost && (await writesLostBefore(pipeline, source, slotAt));
-        wentBack = !lost && !writesLost && (await historyWentBack(pipeline, admin, source, slotAt));
-        // Taken once this session holds the slot's stream: from here on, the writes of any older
-        // session (one that outlived its activity, or streamed the old primary's slot) fail. A slot
-        // created now starts the recorded position at its own start, so a later slot past the
-        // recorded position tells lost writes from this session's first one on.
-        generation = await claimCaptureSource(pipeline, source.name, slotAt, slotCreated ? slotNow : null);
-        // again: a lost slot reset what it records
-        recorded = await readCaptureProgress(pipeline, source.name);
+        taken = await takeSource(admin, pipeline, source, created, lost);
       } catch (err) {
         await stream.close().catch(() => {});
         throw err;
       }
-      const state = new CaptureState(source, recorded?.lsn ?? 0n, slotCreated, recorded?.coveredAtMs ?? null);
-      state.generation = generation;
-      state.windows.begin(historyStart.snapshot, historyStart.waiting, Date.now());
-      if (!historyStart.waitsVisible && !warnedWaitsHidden.has(source.name)) {
-        warnedWaitsHidden.add(source.name);
-        logger('capture').warn(
-          `capture of ${source.name}: its role cannot see other sessions' waits (grant pg_read_all_stats, sql/source-setup.sql); a commit held by a synchronous standby across a capture restart would go unseen by chunk reads`,
-        );
-      }
-      state.switchId = recorded?.switchId ?? null;
-      state.slotLost = lost || writesLost || wentBack;
-      // The slot confirmed behind the recorded position: what the stream sends again up to it must
-      // be what was captured (capture/history-check.ts).
-      if (slotAt !== null && recorded?.lastTransaction && recorded.lsn > slotAt)
-        state.resend = new ResendCheck(recorded.lsn, recorded.lastTransaction, slotAt);
-      state.tickConnection = adminLost;
-      return new CaptureSession(source, pipeline, stream, admin, state);
+      return new CaptureSession(source, pipeline, stream, admin, sessionState(source, taken, adminLost));
     } catch (err) {
       await admin.end().catch(() => {});
-      throw err;
+      // aborted: a cancellation, whatever the wait it ended raised (a statement cancelled, a connection ended)
+      throw signal?.aborted ? signal.reason : err;
     }
   }
 
@@ -222,7 +186,7 @@ export class CaptureSession {
 
 /** One capture run with a session of its own (tests, benchmarks, a process of its own). */
 export async function runCapture(opts: CaptureRunOptions): Promise<CaptureProgress> {
-  const session = await CaptureSession.open(opts.source, opts.pipeline);
+  const session = await CaptureSession.open(opts.source, opts.pipeline, opts.signal);
   try {
     return await session.run(opts);
   } finally {
@@ -230,19 +194,119 @@ export async function runCapture(opts: CaptureRunOptions): Promise<CaptureProgre
   }
 }
 
-/** The source's slot, created when missing or unusable; a source captured before is marked lost first. */
+/**
+ * The source's slot, ready to stream: created when missing or unusable (a source captured before is
+ * marked lost first), and a hand-over from the triggers its new slot can never see the end of given
+ * up. `signal` cancels the slot's creation (capture/slot.ts).
+ */
+async function readySlot(
+  admin: pg.Client,
+  pipeline: pg.Pool,
+  source: CaptureSource,
+  signal: AbortSignal | undefined,
+): Promise<{ created: boolean; lost: boolean }> {
+  // A source joining a pipeline that captured another layout before is marked lost here,
+  // before its slot exists (outbox/capture-layout.ts).
+  await joinLayout(pipeline, source);
+  const before = await readCaptureProgress(pipeline, source.name);
+  // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
+  // lost in a failover, and the changes in between are not in the outbox. Recorded before the
+  // new slot exists, so a crash in between cannot hide it, and judged on the reading that
+  // decides to create it (a slot invalidated just after an earlier reading is lost too). A
+  // hand-over from the triggers under way counts too, though nothing was written yet: its slot
+  // was created before it began (and the triggers dropped since), and a new one would never see
+  // its marker.
+  const { created, lost } = await slotMarkingLoss(admin, pipeline, source, before, signal);
+  // A slot lost during a hand-over from the triggers: the new slot starts after the hand-over
+  // marker and would never see it (every row dropped as the triggers'). Creating the slot
+  // waited for transactions in progress, so triggers gone now were dropped before its start.
+  if (lost && before?.switchId && !(await tablesWithCaptureTriggers(admin, source.tables)).length)
+    await setCaptureSwitch(pipeline, source.name, null);
+  return { created, lost };
+}
+
+/** What a session that has just started the stream resumes from, and the generation it took. */
+interface TakenSource {
+  historyStart: HistoryStart;
+  generation: number;
+  recorded: CaptureProgressRow | null;
+  slotCreated: boolean;
+  /** The slot's confirmed position, when the session did not create it. */
+  slotAt: bigint | null;
+  /** The slot was lost, or the writes or the history the pipeline database recorded. */
+  lost: boolean;
+}
+
+/** Once this session holds the slot's stream: the source checked against what was recorded, and taken. */
+async function takeSource(
+  admin: pg.Client,
+  pipeline: pg.Pool,
+  source: CaptureSource,
+  slotCreated: boolean,
+  lost: boolean,
+): Promise<TakenSource> {
+  // What the stream will never send and a chunk read soon may still not see (history-start.ts).
+  const historyStart = await readHistoryStart(admin);
+  // This session holds the slot's stream: nobody else moves its confirmed position now.
+  const slotNow = (await readSlot(admin, source.slot)).confirmedFlushLsn;
+  const slotAt = slotCreated ? null : slotNow;
+  const writesLost = !lost && (await writesLostBefore(pipeline, source, slotAt));
+  const wentBack = !lost && !writesLost && (await historyWentBack(pipeline, admin, source, slotAt));
+  // Taken once this session holds the slot's stream: from here on, the writes of any older
+  // session (one that outlived its activity, or streamed the old primary's slot) fail. A slot
+  // created now starts the recorded position at its own start, so a later slot past the
+  // recorded position tells lost writes from this session's first one on.
+  const generation = await claimCaptureSource(pipeline, source.name, slotAt, slotCreated ? slotNow : null);
+  // again: a lost slot reset what it records
+  const recorded = await readCaptureProgress(pipeline, source.name);
+  return { historyStart, generation, recorded, slotCreated, slotAt, lost: lost || writesLost || wentBack };
+}
+
+/** A new session's state, from what it took. */
+function sessionState(source: CaptureSource, taken: TakenSource, tickConnection: { lost: boolean }): CaptureState {
+  const { recorded, historyStart, slotAt } = taken;
+  const state = new CaptureState(source, recorded?.lsn ?? 0n, taken.slotCreated, recorded?.coveredAtMs ?? null);
+  state.generation = taken.generation;
+  state.windows.begin(historyStart.snapshot, historyStart.waiting, Date.now());
+  if (!historyStart.waitsVisible && !warnedWaitsHidden.has(source.name)) {
+    warnedWaitsHidden.add(source.name);
+    logger('capture').warn(
+      `capture of ${source.name}: its role cannot see other sessions' waits (grant pg_read_all_stats, sql/source-setup.sql); a commit held by a synchronous standby across a capture restart would go unseen by chunk reads`,
+    );
+  }
+  state.switchId = recorded?.switchId ?? null;
+  state.slotLost = taken.lost;
+  // The slot confirmed behind the recorded position: what the stream sends again up to it must
+  // be what was captured (capture/history-check.ts).
+  if (slotAt !== null && recorded?.lastTransaction && recorded.lsn > slotAt)
+    state.resend = new ResendCheck(recorded.lsn, recorded.lastTransaction, slotAt);
+  state.tickConnection = tickConnection;
+  return state;
+}
+
+/**
+ * The source's slot, created when missing or unusable; a source captured before is marked lost
+ * first (not once `signal` has aborted: then nothing is marked and no slot created).
+ */
 async function slotMarkingLoss(
   admin: pg.Client,
   pipeline: pg.Pool,
   source: CaptureSource,
   before: CaptureProgressRow | null,
+  signal: AbortSignal | undefined,
 ): Promise<{ created: boolean; lost: boolean }> {
   const found = { lost: false };
-  const created = await ensureSlot(admin, source.slot, async () => {
-    if (!capturedBefore(before)) return;
-    found.lost = true;
-    await markSlotLost(pipeline, source);
-  });
+  const cancel = signal && { signal, connectionString: source.url };
+  const created = await ensureSlot(
+    admin,
+    source.slot,
+    async () => {
+      if (!capturedBefore(before)) return;
+      found.lost = true;
+      await markSlotLost(pipeline, source);
+    },
+    cancel,
+  );
   return { created, lost: found.lost };
 }
 

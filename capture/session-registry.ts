@@ -19,11 +19,16 @@ interface Entry {
 const sessions = new Map<string, Entry>();
 const keyOf = (s: CaptureSource) => `${s.slot}@${s.url}`;
 
-/** Runs `fn` with this process's session of the source, opening one when there is none. */
+/**
+ * Runs `fn` with this process's session of the source, opening one when there is none. `signal`
+ * ends an open that waits (a slot's creation behind a transaction held open on the source): its
+ * reason is thrown and nothing is kept (CaptureSession.open).
+ */
 export async function withCaptureSession<T>(
   source: CaptureSource,
   pipeline: pg.Pool,
   fn: (session: CaptureSession) => Promise<T>,
+  signal?: AbortSignal,
 ): Promise<T> {
   const key = keyOf(source);
   let entry = sessions.get(key);
@@ -33,7 +38,7 @@ export async function withCaptureSession<T>(
     entry = undefined;
   }
   if (!entry) {
-    entry = { session: await CaptureSession.open(source, pipeline), busy: false, idleTimer: null };
+    entry = { session: await CaptureSession.open(source, pipeline, signal), busy: false, idleTimer: null };
     sessions.set(key, entry);
   }
   if (entry.idleTimer) clearTimeout(entry.idleTimer);

@@ -74,6 +74,27 @@ type CaptureHeartbeat = CaptureProgress | { source: string; state: 'opening' };
 /** How often the activity heartbeats whatever its run reports (well inside the 3-s timeout). */
 const KEEP_ALIVE_MS = 1_000;
 
+/**
+ * What a failed capture throws out of the activity: a busy slot and the worker's shutdown (which
+ * ended a session still opening) are retried, by another worker for the latter; anything else, a
+ * cancellation (`ops pause`) included, as it is.
+ */
+function leavingActivity(
+  err: unknown,
+  source: string,
+  cancelled: AbortSignal,
+  stopping: AbortSignal | undefined,
+): unknown {
+  if (err instanceof SlotBusyError)
+    return ApplicationFailure.retryable(`the slot of ${source} is busy: ${err.message}`, 'SlotBusy');
+  if (stopping?.aborted && !cancelled.aborted && err === stopping.reason)
+    return ApplicationFailure.retryable(
+      `the worker is shutting down: the capture session of ${source} stopped opening`,
+      'WorkerShutdown',
+    );
+  return err;
+}
+
 export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; stopping?: AbortSignal }) {
   const sourceNamed = (name: string): CaptureSource => {
     const source = captureSources(deps.config).find((s) => s.name === name);
@@ -115,25 +136,31 @@ export function createCaptureActivities(deps: { pool: pg.Pool; config: Config; s
         beat(() => last);
         renew.tick();
       }, KEEP_ALIVE_MS);
+      // A pause (cancellation) or the worker's shutdown: a run writes what it read, then returns; a
+      // session still opening (a slot's creation waiting behind a transaction held open on the
+      // source) stops waiting, closes what it opened and throws the signal's reason, so a pause
+      // ends the activity as cancelled.
+      const signal = deps.stopping ? AbortSignal.any([ctx.cancellationSignal, deps.stopping]) : ctx.cancellationSignal;
       try {
-        const progress = await withCaptureSession(source, deps.pool, (session) =>
-          session.run({
-            budgetMs: input.budgetMs,
-            tickMs: deps.config.CAPTURE_TICK_MS,
-            // a pause (cancellation) or the worker's shutdown: what was read is written, then it returns
-            signal: deps.stopping ? AbortSignal.any([ctx.cancellationSignal, deps.stopping]) : ctx.cancellationSignal,
-            onProgress: (p) => {
-              last = p;
-              beat(() => p);
-            },
-            log: (m) => ctx.log.warn(m),
-          }),
+        const progress = await withCaptureSession(
+          source,
+          deps.pool,
+          (session) =>
+            session.run({
+              budgetMs: input.budgetMs,
+              tickMs: deps.config.CAPTURE_TICK_MS,
+              signal,
+              onProgress: (p) => {
+                last = p;
+                beat(() => p);
+              },
+              log: (m) => ctx.log.warn(m),
+            }),
+          signal,
         );
         return { outcome: 'captured', elapsedMs: Date.now() - started, ...progress };
       } catch (err) {
-        if (err instanceof SlotBusyError)
-          throw ApplicationFailure.retryable(`the slot of ${source.name} is busy: ${err.message}`, 'SlotBusy');
-        throw err;
+        throw leavingActivity(err, source.name, ctx.cancellationSignal, deps.stopping);
       } finally {
         clearInterval(keepAlive);
         await renew.stop();
