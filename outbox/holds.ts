@@ -52,18 +52,8 @@ async function lockedFloor(client: pg.ClientBase): Promise<bigint> {
  * that is sure to be kept. Rows below it were released before the hold began (compaction may be
  * deleting them right now), so the holder starts there.
  */
-export async function beginHold(
-  pool: pg.Pool,
-  holder: string,
-  txid: string,
-  ttlMs = OUTBOX_HOLD_TTL_MS,
-): Promise<string> {
-  return withTransaction(pool, async (client) => {
-    const below = await lockedFloor(client);
-    const kept = BigInt(txid) < below ? below.toString() : txid;
-    await upsertHold(client, holder, kept, ttlMs);
-    return kept;
-  });
+export function beginHold(pool: pg.Pool, holder: string, txid: string, ttlMs = OUTBOX_HOLD_TTL_MS): Promise<string> {
+  return holdFrom(pool, holder, txid, ttlMs, 'begin');
 }
 
 /**
@@ -73,22 +63,29 @@ export async function beginHold(
  * its replay began on a worker from before holds (a rolling deploy), or it finished and released
  * its hold and this is a retry of its last step.
  */
-export async function renewHold(
+export function renewHold(pool: pg.Pool, holder: string, txid: string, ttlMs = OUTBOX_HOLD_TTL_MS): Promise<string> {
+  return holdFrom(pool, holder, txid, ttlMs, 'renew');
+}
+
+async function holdFrom(
   pool: pg.Pool,
   holder: string,
   txid: string,
-  ttlMs = OUTBOX_HOLD_TTL_MS,
+  ttlMs: number,
+  kind: 'begin' | 'renew',
 ): Promise<string> {
   return withTransaction(pool, async (client) => {
     const below = await lockedFloor(client);
-    const held = await client.query(`select 1 from pipeline.outbox_holds where holder = $1`, [holder]);
+    let kept = txid;
     if (BigInt(txid) < below) {
-      if (held.rowCount) throw new OutboxReleasedError(holder, txid, below.toString());
-      await upsertHold(client, holder, below.toString(), ttlMs);
-      return below.toString();
+      if (kind === 'renew') {
+        const held = await client.query(`select 1 from pipeline.outbox_holds where holder = $1`, [holder]);
+        if (held.rowCount) throw new OutboxReleasedError(holder, txid, below.toString());
+      }
+      kept = below.toString();
     }
-    await upsertHold(client, holder, txid, ttlMs);
-    return txid;
+    await upsertHold(client, holder, kept, ttlMs);
+    return kept;
   });
 }
 
