@@ -15,6 +15,7 @@ import pg from 'pg';
 import { redactText } from '../config/redact';
 import { decodeFrame, isReplyRequest, standbyStatusUpdate, type ReplicationFrame } from './pgoutput';
 import { SourceSetupError } from './row-image';
+import { dropConnection } from '../db/cancellable';
 
 const HIGH_WATER = 20_000;
 const LOW_WATER = 5_000;
@@ -106,7 +107,7 @@ export class ReplicationStream {
     // Nothing is made on the server before the stream starts: ending the connection is enough (a
     // walsender that has not noticed yet holds the slot a moment longer: the next start is told
     // the slot is busy, and retried).
-    const stop = () => void client.end().catch(() => {});
+    const stop = () => dropConnection(client); // in any phase: db/cancellable.ts says why not end()
     signal?.addEventListener('abort', stop, { once: true });
     try {
       const stream = await ReplicationStream.begin(client, opts);

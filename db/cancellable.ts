@@ -59,15 +59,31 @@ export async function connectCancellable(client: pg.Client, signal: AbortSignal 
     return;
   }
   signal.throwIfAborted();
-  const stop = () => void client.end().catch(() => undefined);
+  const stop = () => dropConnection(client);
   signal.addEventListener('abort', stop, { once: true });
   try {
     await client.connect();
+    // connected as the abort came: the caller must not go on with it
+    signal.throwIfAborted();
   } catch (err) {
+    if (signal.aborted) dropConnection(client);
     throw signal.aborted ? signal.reason : err;
   } finally {
     signal.removeEventListener('abort', stop);
   }
+}
+
+/**
+ * Ends a client's connection in whatever phase it is, its pending connect and queries rejected
+ * ("Connection terminated unexpectedly"). Not `client.end()`: while the connection is being made
+ * (TCP, TLS, authentication) pg only queues a Terminate message, a server that is slow to answer or
+ * never answers keeps the socket open, and pg, which then counts the end as asked for, never
+ * settles the connect (its own connection timeout included).
+ */
+export function dropConnection(client: pg.Client): void {
+  const socket = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+  if (socket) socket.destroy();
+  else void client.end().catch(() => undefined);
 }
 
 /** Cancels the statement; ends the client's connection when that does not end it within CANCEL_GRACE_MS. */
