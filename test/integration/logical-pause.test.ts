@@ -60,7 +60,28 @@ describe('ops pause while a capture session opens behind a transaction held open
     await resetState(f.c);
     await ensureSchedules(f.temporal.client, f.c.config, f.c.config.DRAIN_SHARDS);
     expect((await ops('pause')).code).toBe(0); // nothing runs until the test resumes
+    await dropSplitSourceSlots(); // a slot an earlier file left would leave nothing to create
   }, 60_000);
+
+  /** What the capture was doing, for a failure's message. */
+  const captureState = async () =>
+    JSON.stringify({
+      slots: (await f.c.pool.query(`select slot_name, database, active from pg_replication_slots`)).rows,
+      leases: (await f.c.pool.query(`select name, owner, expires_at from pipeline.leases`)).rows,
+      inventory: await progress('inventory'),
+      running: await (async () => {
+        const runs: string[] = [];
+        for await (const wf of f.temporal.client.workflow.list({
+          query: `WorkflowType = 'captureWorkflow' AND ExecutionStatus = 'Running'`,
+        })) {
+          const d = await f.temporal.client.workflow.getHandle(wf.workflowId).describe();
+          runs.push(
+            `${wf.workflowId} on ${wf.taskQueue}: ${JSON.stringify(d.raw.pendingActivities?.map((a) => a.lastFailure?.message))}`,
+          );
+        }
+        return runs;
+      })(),
+    });
 
   afterAll(async () => {
     await held?.end().catch(() => undefined);
@@ -83,9 +104,12 @@ describe('ops pause while a capture session opens behind a transaction held open
     await held.query('begin');
     await held.query(`insert into shop.fulfillment_centers values ('HELD', 'R1', 1, now())`); // takes a transaction id
 
+    expect((await readSlot(held, inventory.slot)).exists).toBe(false);
     expect((await ops('resume')).code).toBe(0);
     await eventually(async () => (await progress('orders'))?.covered_at, 30_000, 'the orders capture streaming');
-    await eventually(creatingSlot, 30_000, 'the inventory capture waiting to create its slot');
+    await eventually(creatingSlot, 30_000, 'the inventory capture waiting to create its slot').catch(async (err) => {
+      throw new Error(`${(err as Error).message}; capture state: ${await captureState()}`);
+    });
 
     const pausedAt = Date.now();
     const paused = await ops('pause', '--wait', '20');
