@@ -52,15 +52,22 @@ export async function lowestCursor(db: pg.Pool | pg.ClientBase): Promise<string 
  * transaction id below it was handed out before then). The floor was the lowest cursor's alone,
  * while rows younger than the retention stay whatever their txid: a Redis restored from a file
  * written before the run (its position below that floor, its rows all still there) was rebuilt
- * from the sources instead of re-delivered from the outbox (activities/drain/divergence.ts). With
- * no such snapshot logged (none that old yet, or a drain that applied nothing for that long): the
- * lowest cursor's.
+ * from the sources instead of re-delivered from the outbox (activities/drain/divergence.ts).
+ *
+ * With no snapshot that old (an install younger than the retention: the log keeps the newest
+ * snapshot past it, so a quiet drain still has one), the oldest snapshot logged bounds it: a row
+ * older than the retention was written before that snapshot was applied, almost always before it
+ * was taken too, so its txid is below the snapshot's xmax (one written in between waits for a
+ * later run). Without that bound each run's last prune chunk read every applied row of a young
+ * install to find none old enough. With no snapshot at all: the lowest cursor's.
  */
 async function retentionCut(client: pg.ClientBase, lowest: string, retentionMs: number): Promise<string> {
   const r = await client.query<{ cut: string }>(
-    `select least($1::xid8, (select pg_snapshot_xmax(snap) from pipeline.drain_snapshots
-                               where applied_at < clock_timestamp() - $2 * interval '1 millisecond'
-                               order by applied_at desc limit 1))::text as cut`,
+    `select least($1::xid8, coalesce(
+              (select pg_snapshot_xmax(snap) from pipeline.drain_snapshots
+                where applied_at < clock_timestamp() - $2 * interval '1 millisecond'
+                order by applied_at desc limit 1),
+              (select pg_snapshot_xmax(snap) from pipeline.drain_snapshots order by applied_at limit 1)))::text as cut`,
     [lowest, retentionMs],
   );
   return r.rows[0]!.cut;

@@ -137,6 +137,22 @@ describe('outbox compaction', () => {
     expect(await floor()).toBeLessThanOrEqual(BigInt(young.rows[0]!.txid));
   });
 
+  // With no drain snapshot older than the retention (a young install), each run's last prune
+  // chunk read every applied row to find none old enough: the oldest snapshot now bounds it.
+  it('on an install younger than the retention, the oldest drain snapshot bounds what a prune reads', async () => {
+    await drainAll();
+    await c.pool.query('delete from pipeline.outbox'); // (applied: what tests before left)
+    await c.pool.query('delete from pipeline.drain_snapshots'); // the install's log starts now
+    await addSkus(0, 10); // written before the drain's first snapshot
+    await drainAll();
+    await addSkus(10, 10); // after it
+    await drainAll();
+    // as if all were past the retention (only the first ten can be: written before any snapshot)
+    await c.pool.query(`update pipeline.outbox set created_at = now() - interval '3 days'`);
+    expect(await acts.pruneOutboxRows({})).toMatchObject({ deleted: 10, more: false });
+    expect(await count()).toBe(10);
+  });
+
   // A drain pass that finds the store behind decides to rewind its cursor only while the outbox
   // still holds what it re-delivers (outbox_floor); a prune running meanwhile must not delete it.
   // A retried letter is what compaction applies again when a Redis back from an older file lost
