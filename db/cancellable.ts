@@ -93,26 +93,37 @@ async function stopStatement(
   connectionString: string,
   running: Promise<unknown>,
 ): Promise<void> {
-  const cancelled = await cancelBackend(connectionString, pid);
+  const cancelled = await cancelBackend(() => connectForCancel(connectionString), pid);
   if (cancelled && (await settlesWithin(running, CANCEL_GRACE_MS))) return;
   await client.end().catch(() => undefined);
 }
 
-async function cancelBackend(connectionString: string, pid: number): Promise<boolean> {
-  const c = new pg.Client({
-    connectionString,
-    application_name: 'fresh-badges-cancel',
-    connectionTimeoutMillis: CANCEL_GRACE_MS,
-  });
-  c.on('error', () => undefined); // the failed call reports it
+/**
+ * Cancels the statement running on backend `pid` through a connection `open` makes for it (not one
+ * the statement's own pool may have to wait for); whether the cancel was sent. Best effort: a
+ * cancel that cannot get through returns false.
+ */
+export async function cancelBackend(open: () => Promise<pg.Client>, pid: number): Promise<boolean> {
+  const c = await open().catch(() => null);
+  if (!c) return false;
   try {
-    await c.connect();
     return (await c.query<{ sent: boolean }>('select pg_cancel_backend($1) as sent', [pid])).rows[0]?.sent === true;
   } catch {
     return false;
   } finally {
     await c.end().catch(() => undefined);
   }
+}
+
+async function connectForCancel(connectionString: string): Promise<pg.Client> {
+  const c = new pg.Client({
+    connectionString,
+    application_name: 'fresh-badges-cancel',
+    connectionTimeoutMillis: CANCEL_GRACE_MS,
+  });
+  c.on('error', () => undefined); // the failed call reports it
+  await c.connect();
+  return c;
 }
 
 /** Whether `p` settles (either way) within `ms`. */

@@ -14,6 +14,7 @@
  */
 import type pg from 'pg';
 import { connectBeside } from '../../db/pool';
+import { cancelBackend } from '../../db/cancellable';
 
 /** The pipeline's tables with churn, besides the outbox (sql/least-privilege.sql makes the worker their owner). */
 export const CHURNING_TABLES = [
@@ -66,7 +67,7 @@ export async function maintainPipelineTables(pool: pg.Pool, opts: MaintenanceOpt
   let pid: number | null = null;
   // a cancel through a connection of its own: the pool's may all be busy (each waits up to 5 s for one)
   const cancel = () => {
-    if (pid !== null) void cancelBackend(pool, pid);
+    if (pid !== null) void cancelBackend(() => connectBeside(pool, 'fresh-badges-vacuum-cancel'), pid);
   };
   opts.signal?.addEventListener('abort', cancel);
   try {
@@ -91,14 +92,6 @@ export async function maintainPipelineTables(pool: pg.Pool, opts: MaintenanceOpt
     opts.signal?.removeEventListener('abort', cancel);
     await client.end().catch(() => undefined);
   }
-}
-
-/** Cancels the statement of backend `pid` (best effort: the statement_timeout ends it otherwise). */
-async function cancelBackend(pool: pg.Pool, pid: number): Promise<void> {
-  const c = await connectBeside(pool, 'fresh-badges-vacuum-cancel').catch(() => null);
-  if (!c) return;
-  await c.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
-  await c.end().catch(() => undefined);
 }
 
 /** The statement; true when it was stopped (statement_timeout, or a cancel), any other error thrown. */

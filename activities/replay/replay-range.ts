@@ -19,6 +19,9 @@ import { activityChunkWait } from '../chunk-wait';
 
 export const formatPosition = (c: Position) => `${c.txid}:${c.id}`;
 
+/** The position just before every row of `txid`. */
+const beforeTxid = (txid: string): Position => ({ txid: (BigInt(txid) - 1n).toString(), id: MAX_ID });
+
 /** The txid of the first row after `position` in (txid, id) order could have: where a hold keeps rows from. */
 function nextTxid(position: Position): string {
   return position.id === MAX_ID ? (BigInt(position.txid) + 1n).toString() : position.txid;
@@ -37,7 +40,7 @@ export async function replayBounds(
   holder: string,
 ): Promise<{ from: Position; to: Position; toSnapshot: string; rows: number }> {
   const kept = await beginHold(pool, holder, nextTxid(from));
-  if (kept !== nextTxid(from)) from = { txid: (BigInt(kept) - 1n).toString(), id: MAX_ID };
+  if (kept !== nextTxid(from)) from = beforeTxid(kept);
   const toSnapshot = (await drainAppliedSnapshot(pool)).snap;
   const r = await pool.query(
     `select count(*)::int as n from pipeline.outbox
@@ -68,7 +71,7 @@ export async function replayRange(
   // hold yet (begun on an older worker) it starts one where compaction had not cut, as replayBounds.
   if (holder) {
     const kept = await renewHold(pool, holder, nextTxid(input.from));
-    if (kept !== nextTxid(input.from)) input = { ...input, from: { txid: (BigInt(kept) - 1n).toString(), id: MAX_ID } };
+    if (kept !== nextTxid(input.from)) input = { ...input, from: beforeTxid(kept) };
   }
   const r = await pool.query<OutboxRow>(
     `select o.id::text as id, o.txid::text as txid, o.tbl, o.op, o.key, o.image, o.old_image, (extract(epoch from o.created_at) * 1000)::float8 as created_ms
