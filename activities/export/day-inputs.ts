@@ -86,7 +86,7 @@ export function previousStateFile(
   for (let day = shiftDay(latest, 1); day < date; day = shiftDay(day, 1)) {
     if (oldestKeptDay !== null && day < oldestKeptDay)
       throw new Error(
-        `${date} would continue from ${latest}'s end state, but whether ${day} was quiet cannot be told: its landing files are past LANDING_RETENTION_D and may have been pruned. Export the days in between first, or start the history again from ${date} by moving the older partitions away`,
+        `${date} would continue from ${latest}'s end state, but whether ${day} was quiet cannot be told: its landing files are past LANDING_RETENTION_D and may have been pruned. Export the days in between first, oldest first (npm run ops -- export --date ${day}; a day that was quiet has nothing landed and is exported with --allow-empty, which carries ${latest}'s end state over it), or start the history again from ${date} by moving the older partitions away`,
       );
     if (hasLandedChanges(exportDir, day))
       throw new Error(

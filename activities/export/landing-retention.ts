@@ -109,6 +109,6 @@ export function keptDaysMessage(kept: KeptLandingDay[], retentionDays: number): 
     `landing: ${kept.length} day(s) past LANDING_RETENTION_D (${retentionDays} days) kept because their export is not complete, or the next day's export still reads them: ${days}. ` +
     `Their landing files are the only copy of their changes. Export, oldest first: npm run ops -- export --date ${toExport[0]!}` +
     (toExport.length > 1 ? `, then the next ones in turn (… --date ${toExport[toExport.length - 1]!})` : '') +
-    '; once complete they are pruned'
+    ' (a quiet day in between, with nothing landed, is exported with --allow-empty); once complete they are pruned'
   );
 }

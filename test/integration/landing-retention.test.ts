@@ -173,7 +173,7 @@ describe('landing retention', () => {
     );
     expect(warning).toMatchObject({ level: 'warn' });
     expect(warning.msg).toContain(
-      `${lateLanded} (landed after its export), ${beforePartial} (next day not complete), ${partial} (partial), ${unexported} (not exported), ${unmarked} (no marker). Their landing files are the only copy of their changes. Export, oldest first: npm run ops -- export --date ${lateLanded}, then the next ones in turn (… --date ${unmarked})`,
+      `${lateLanded} (landed after its export), ${beforePartial} (next day not complete), ${partial} (partial), ${unexported} (not exported), ${unmarked} (no marker). Their landing files are the only copy of their changes. Export, oldest first: npm run ops -- export --date ${lateLanded}, then the next ones in turn (… --date ${unmarked}) (a quiet day in between, with nothing landed, is exported with --allow-empty); once complete they are pruned`,
     );
   });
 

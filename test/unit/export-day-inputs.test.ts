@@ -74,6 +74,10 @@ describe('previousStateFile', () => {
     expect(() => previousStateFile(dir, '2026-11-24', '2026-11-10')).toThrow(
       /whether 2026-11-02 was quiet cannot be told: its landing files are past LANDING_RETENTION_D/,
     );
+    // …and says how to get past it: each day in between exported, a quiet one with --allow-empty
+    expect(() => previousStateFile(dir, '2026-11-24', '2026-11-10')).toThrow(
+      /npm run ops -- export --date 2026-11-02; a day that was quiet has nothing landed and is exported with --allow-empty/,
+    );
     expect(previousStateFile(dir, '2026-11-24', '2026-11-01')).toBe(
       path.join(partitionDir(dir, '2026-11-01'), 'state.parquet'),
     );
