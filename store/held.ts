@@ -16,7 +16,7 @@
  * unheld (a retry of an older letter of the same subject may release it in between). Released by
  * a retry or a discard once no letter still waiting names the subject; a hold older than
  * HELD_SETTLE_MS that no waiting letter names (a drain that died before its commit) goes with any
- * release, and with every compaction run. A
+ * release: the drain asks once a minute (activities/drain/settle-holds.ts), compaction every run. A
  * rebuild of the store removes them with everything else: its refill reads the sources as they are.
  */
 import { isTruncate, keyColumnsOf } from '../capture/source-tables';

@@ -9,6 +9,7 @@ import {
   type DrainShard,
 } from '../../outbox';
 import { ensureConsumer } from '../../outbox';
+import { holdSettler } from './settle-holds';
 
 /** Which drain shard a workflow run drains (outbox/shards.ts); absent: the single drain. */
 export interface ShardRef {
@@ -22,6 +23,7 @@ const shardOf = (ref: ShardRef | undefined, fallback: DrainShard): DrainShard =>
 /** The drain's activities, bound to their clients. */
 export function createDrainActivities(deps: DrainDeps) {
   const fallback = deps.shard ?? SINGLE_DRAIN;
+  const settleHolds = holdSettler(deps);
   return {
     /** Takes the shard's lease for this run (the workflow id) and makes sure its cursor row exists. */
     async acquireDrainLease(input: { owner: string; shard?: ShardRef }): Promise<LeaseState> {
@@ -38,7 +40,9 @@ export function createDrainActivities(deps: DrainDeps) {
       return releaseLease(deps.pool, shardOf(input.shard, fallback).lease, input.owner);
     },
     async drainBatch(input: DrainBatchInput & { shard?: ShardRef }) {
-      return drainBatch({ ...deps, shard: shardOf(input.shard, fallback) }, input);
+      const result = await drainBatch({ ...deps, shard: shardOf(input.shard, fallback) }, input);
+      await settleHolds();
+      return result;
     },
   };
 }

@@ -10,6 +10,8 @@ import { usePipeline } from '../support/pipeline-fixture';
 import { seedMinimal } from '../support/source';
 import { utcDay } from '../../features/definitions';
 import { masterNodes } from '../../store/redis-client';
+import { activitiesFor } from '../support/activities';
+import { pipelineClients } from '../support/env';
 
 const owner = 'dead-letter-holds-test';
 const { c, acts } = usePipeline('dead-letter-holds', { lease: owner });
@@ -153,5 +155,30 @@ describe('waiting dead letters hold reads back', () => {
     await c.redis.hset(p.held, 's:S1', String(Date.now() - 11 * 60_000), 's:S2', String(Date.now()));
     expect(await acts.sweepTombstones({})).toMatchObject({ heldReleased: 1 });
     expect(await c.redis.hkeys(p.held)).toEqual(['s:S2']); // too young: its letter may not be committed yet
+  });
+
+  it('a hold no waiting letter names is released by the drain as well, once old enough, without waiting for compaction', async () => {
+    await seedMinimal(c.pool);
+    await drainAll();
+    // S2's change waits in the dead letters (an image the drain cannot read): S2 held by its letter
+    await c.pool.query(
+      `insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'S2', '{"sku_id": "S2", "lifecycle": "x"}')`,
+    );
+    await drainAll();
+    expect(await lettersOf('S2')).not.toEqual([]);
+    // S1's hold: a drain pass that died after holding a change and before committing its letter,
+    // the change since delivered again and applied. Both holds made older than HELD_SETTLE_MS.
+    const old = String(Date.now() - 11 * 60_000);
+    await c.redis.hset(c.keys.ofSku('S1').held, 's:S1', old);
+    await c.redis.hset(c.keys.ofSku('S2').held, 's:S2', old);
+    const unknown = async () =>
+      (await reader().getBadges('R1', ['S1', 'S2'])).badges.filter((b) => b.reason === 'unknown').map((b) => b.sku);
+    expect(await unknown()).toEqual(['S1', 'S2']);
+    // a worker's drain (its first activity asks; later ones at most once a minute)
+    const drain = activitiesFor(pipelineClients(c));
+    await drain.acquireDrainLease({ owner });
+    await drain.drainBatch({ owner });
+    expect(await unknown()).toEqual(['S2']); // S2's letter still waits: its hold stays
+    expect(await c.redis.hget(c.keys.ofSku('S2').held, 's:S2')).toBe(old);
   });
 });
