@@ -169,12 +169,18 @@ export class CaptureSession {
   }
 
   /**
-   * False once the stream or the tick connection failed, or the chunk windows lost track
-   * (watermark-windows.ts, suspects): the session must be closed and a new one opened.
+   * False once the stream or the tick connection failed, the chunk windows lost track
+   * (watermark-windows.ts, suspects), or the stream reached a hand-back to the triggers (nothing
+   * after it is this capture's: each run would return at once): the session must be closed and a
+   * new one opened (which refuses a source the triggers capture: readySlot).
    */
   get healthy(): boolean {
     return (
-      this.stream.healthy && !this.state.tickConnection.lost && !this.state.windows.overflowed && !this.state.spent
+      this.stream.healthy &&
+      !this.state.tickConnection.lost &&
+      !this.state.windows.overflowed &&
+      !this.state.spent &&
+      !this.state.handedBack
     );
   }
 
@@ -205,6 +211,7 @@ async function readySlot(
   source: CaptureSource,
   signal: AbortSignal | undefined,
 ): Promise<{ created: boolean; lost: boolean }> {
+  await refuseTriggerCaptured(admin, pipeline, source);
   // A source joining a pipeline that captured another layout before is marked lost here,
   // before its slot exists (outbox/capture-layout.ts).
   await joinLayout(pipeline, source);
@@ -223,6 +230,22 @@ async function readySlot(
   if (lost && before?.switchId && !(await tablesWithCaptureTriggers(admin, source.tables)).length)
     await setCaptureSwitch(pipeline, source.name, null);
   return { created, lost };
+}
+
+/**
+ * A source whose tables carry the capture triggers is captured by them (CAPTURE_MODE=trigger):
+ * a session from the WAL would write every change a second time. Only a hand-over to the WAL
+ * under way (its switch recorded: mode-switch.ts) captures such a source, dropping the rows the
+ * triggers wrote. Refused before anything is recorded or created: a capture chain left running
+ * on a worker of the other mode, or retried after a hand-back, changes nothing.
+ */
+async function refuseTriggerCaptured(admin: pg.Client, pipeline: pg.Pool, source: CaptureSource): Promise<void> {
+  if ((await readCaptureProgress(pipeline, source.name))?.switchId) return;
+  const tables = await tablesWithCaptureTriggers(admin, source.tables);
+  if (tables.length)
+    throw new Error(
+      `capture: ${source.name}: its tables (${tables.join(', ')}) carry the capture triggers, which write its changes (CAPTURE_MODE=trigger); a capture from the WAL beside them would write each change twice, so none starts. To capture from the WAL, run npm start with CAPTURE_MODE=logical (it hands the source over); otherwise stop the workers that run CAPTURE_MODE=logical`,
+    );
 }
 
 /** What a session that has just started the stream resumes from, and the generation it took. */

@@ -12,7 +12,9 @@
  *
  * Back to the triggers: the same transaction creates the triggers and writes a marker; capture
  * writes everything up to the marker and stops there; then the slot is dropped and the source
- * forgotten.
+ * forgotten. A hand-back cut short after the triggers' commit is finished without capturing, and
+ * no capture session starts on a source whose tables carry the triggers unless a hand-over to the
+ * WAL is under way (capture-loop.ts, readySlot): either would write the triggers' changes twice.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -84,6 +86,23 @@ export async function switchToLogical(source: CaptureSource, pipeline: pg.Pool):
  * up to the marker, then drops the slot.
  */
 export async function switchToTrigger(source: CaptureSource, pipeline: pg.Pool): Promise<void> {
+  const withTriggers = await withSource(source, (c) => tablesWithCaptureTriggers(c, source.tables));
+  // The triggers are created in the transaction that waited for the capture to write everything
+  // up to its marker, so tables that carry them are a hand-back that got that far and stopped
+  // (a crash, the slot's drop failing) before the source was forgotten. The triggers have written
+  // every change since: a capture now would write them again (each order's load counted twice).
+  if (withTriggers.length < source.tables.length) await handBack(source, pipeline, withTriggers);
+  await releaseCaptureSource(pipeline, source.name);
+  await withSource(source, (c) => dropSlot(c, source.slot));
+  await forgetCaptureSource(pipeline, source.name);
+}
+
+/** The capture up to a marker, then the triggers, the tables locked in between (switchToTrigger). */
+async function handBack(source: CaptureSource, pipeline: pg.Pool, withTriggers: string[]): Promise<void> {
+  if (withTriggers.length)
+    throw new Error(
+      `capture: ${source.name}: only ${withTriggers.join(', ')} of its tables carry the capture triggers (the hand-back creates them on every table at once, so someone changed them by hand): drop them (drop trigger capture_change / capture_truncate), then run npm start again`,
+    );
   // Caught up first, so the tables stay locked below only for the last moment's changes.
   await captureUntilMarker(source, pipeline, null);
   const id = randomUUID();
@@ -104,9 +123,6 @@ export async function switchToTrigger(source: CaptureSource, pipeline: pg.Pool):
       await tx.query(captureTriggersSql(source.tables));
     }),
   );
-  await releaseCaptureSource(pipeline, source.name);
-  await withSource(source, (c) => dropSlot(c, source.slot));
-  await forgetCaptureSource(pipeline, source.name);
 }
 
 /**

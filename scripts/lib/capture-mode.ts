@@ -14,6 +14,7 @@ import { captureSources, type CaptureSource } from '../../capture/sources';
 import type { Config } from '../../config';
 import { redactText } from '../../config/redact';
 import { createPool } from '../../db/pool';
+import { deleteCaptureSchedules } from './schedules';
 import { stopChains, type StopReport } from './stop-chains';
 
 const SOURCE_SETUP_SQL = path.resolve(__dirname, '..', '..', 'sql', 'source-setup.sql');
@@ -33,6 +34,13 @@ export async function prepareCapture(config: Config, temporal: Client, log = con
       await pipeline.query<{ source: string; slot: string }>(`select source, slot from pipeline.capture_progress`)
     ).rows;
     if (!captured.length) return;
+    // No schedule may start a capture during the hand-back or after it (a worker still running
+    // CAPTURE_MODE=logical would fire it): the trigger capture has none, so they go now, not with
+    // the other schedules after this. Then the running captures are stopped.
+    await deleteCaptureSchedules(
+      temporal,
+      captured.map((row) => row.source),
+    );
     // As before, the hand-back goes on; a run not ended (no worker running it, say) is said.
     const { stillRunning } = await stopCaptureRuns(temporal, pipeline);
     if (stillRunning.length)

@@ -212,6 +212,28 @@ async function deleteOtherCaptureSchedules(client: Client, config: Config): Prom
   for (const id of doomed) await client.schedule.getHandle(id).delete().catch(unlessNotFound);
 }
 
+/**
+ * Deletes every capture schedule there is, listed or of the `sources` named (the list may not show
+ * one created a moment ago): a hand-back to the trigger capture, so that no schedule fire starts a
+ * capture while it runs or after (scripts/lib/capture-mode.ts). Returns the ids deleted.
+ */
+export async function deleteCaptureSchedules(client: Client, sources: readonly string[]): Promise<string[]> {
+  const ids = new Set([
+    ...sources.map((s) => `${names.captureScheduleIdPrefix}${s}`),
+    ...(await listedCaptureScheduleIds(client)),
+  ]);
+  const deleted: string[] = [];
+  for (const id of ids)
+    if (
+      (await client.schedule
+        .getHandle(id)
+        .delete()
+        .then(() => true, unlessNotFound)) === true
+    )
+      deleted.push(id);
+  return deleted;
+}
+
 /** The capture schedules the (eventually consistent) schedule list shows, by their id prefix. */
 async function listedCaptureScheduleIds(client: Client): Promise<string[]> {
   const ids: string[] = [];

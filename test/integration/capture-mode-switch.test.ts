@@ -20,6 +20,9 @@ import { captureWorkflow, stopCaptureSignal } from '../../workflows';
 import { eventually, resetState, startDrain } from '../support/env';
 import { usePipeline } from '../support/pipeline-fixture';
 import { ensurePublication } from '../../scripts/lib/capture-mode';
+import { CaptureSession, runCapture } from '../../capture/capture-loop';
+import { encodeSwitch, TICK_PREFIX } from '../../capture/ticks';
+import { readCaptureProgress, releaseCaptureSource } from '../../outbox/capture-progress';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
 const TABLES = Object.keys(SOURCE_TABLES);
@@ -72,6 +75,66 @@ describe('capture mode hand-over on a live source', () => {
       'the store to equal the rule',
     );
     // the slot is gone and the source forgotten
+    expect(
+      (await f.c.pool.query(`select 1 from pg_replication_slots where slot_name = $1`, [shop!.slot])).rowCount,
+    ).toBe(0);
+  }, 90_000);
+
+  it('a hand-back cut short after its triggers were created is finished without a capture, and no capture starts beside the triggers: nothing written twice', async () => {
+    await resetState(f.c);
+    await ensurePublication(shop!);
+    await seedCatalogue(f.c.pool, size);
+    expect(await switchToLogical(shop!, f.c.pool)).toBe(true);
+    // captured from the WAL up to the hand-over's marker and past it
+    await eventually(
+      async () => {
+        await runCapture({ source: shop!, pipeline: f.c.pool, tickMs: 20, budgetMs: 500 });
+        return (await readCaptureProgress(f.c.pool, shop!.name))?.switchId === null;
+      },
+      30_000,
+      'the capture to pass the hand-over marker',
+    );
+    // A session whose stream reaches a hand-back marker is done: a chain's next run opens another
+    const session = await CaptureSession.open(shop!, f.c.pool);
+    try {
+      await f.c.pool.query(`select pg_logical_emit_message(true, $1, $2)`, [
+        TICK_PREFIX,
+        encodeSwitch('a-hand-back', 'trigger', shop!.slot),
+      ]);
+      expect((await session.run({ tickMs: 20, budgetMs: 5_000 })).handedBack).toBe(true);
+      expect(session.healthy).toBe(false);
+    } finally {
+      await session.close();
+    }
+    // A hand-back that committed its triggers (with the capture written up to its marker) and
+    // stopped there: a crash, or the slot's drop failing. The triggers write what follows.
+    await f.c.pool.query(captureTriggersSql(TABLES));
+    await releaseCaptureSource(f.c.pool, shop!.name);
+    const [{ sku_id: sku, fc_id: fc }] = (await f.c.pool.query(`select sku_id, fc_id from shop.inventory limit 1`))
+      .rows;
+    const orders = (
+      await f.c.pool.query<{ order_id: string }>(
+        `insert into shop.orders (sku_id, fc_id, qty, status) select $1, $2, 1, 'placed' from generate_series(1, 10) returning order_id::text`,
+        [sku, fc],
+      )
+    ).rows.map((r) => r.order_id);
+    const written = async () =>
+      (
+        await f.c.pool.query<{ key: string; n: number }>(
+          `select key, count(*)::int as n from pipeline.outbox where tbl = 'orders' and key = any($1) group by key`,
+          [orders],
+        )
+      ).rows;
+    expect((await written()).map((r) => r.n)).toEqual(orders.map(() => 1)); // the triggers' rows
+
+    // a capture chain still running on a worker of CAPTURE_MODE=logical: refused, writes nothing
+    await expect(runCapture({ source: shop!, pipeline: f.c.pool, tickMs: 20, budgetMs: 500 })).rejects.toThrow(
+      /carry the capture triggers, which write its changes \(CAPTURE_MODE=trigger\)/,
+    );
+    // npm start again (CAPTURE_MODE=trigger): the hand-back finishes without capturing
+    await switchToTrigger(shop!, f.c.pool);
+    expect((await written()).map((r) => r.n)).toEqual(orders.map(() => 1));
+    expect(await readCaptureProgress(f.c.pool, shop!.name)).toBeNull();
     expect(
       (await f.c.pool.query(`select 1 from pg_replication_slots where slot_name = $1`, [shop!.slot])).rowCount,
     ).toBe(0);
