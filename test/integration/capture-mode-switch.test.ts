@@ -19,7 +19,8 @@ import { runTraffic } from '../../simulator/traffic';
 import { captureWorkflow, stopCaptureSignal } from '../../workflows';
 import { eventually, resetState, startDrain } from '../support/env';
 import { usePipeline } from '../support/pipeline-fixture';
-import { ensurePublication } from '../../scripts/lib/capture-mode';
+import { ensurePublication, prepareCapture } from '../../scripts/lib/capture-mode';
+import { captureScheduleOptions } from '../../scripts/lib/schedules';
 import { CaptureSession, runCapture } from '../../capture/capture-loop';
 import { encodeSwitch, TICK_PREFIX } from '../../capture/ticks';
 import { readCaptureProgress, releaseCaptureSource } from '../../outbox/capture-progress';
@@ -138,5 +139,30 @@ describe('capture mode hand-over on a live source', () => {
     expect(
       (await f.c.pool.query(`select 1 from pg_replication_slots where slot_name = $1`, [shop!.slot])).rowCount,
     ).toBe(0);
+  }, 90_000);
+
+  it('npm start with CAPTURE_MODE=trigger deletes the capture schedule before it stops the capture and hands back', async () => {
+    await resetState(f.c);
+    await ensurePublication(shop!);
+    await seedCatalogue(f.c.pool, size);
+    expect(await switchToLogical(shop!, f.c.pool)).toBe(true);
+    // the schedule a CAPTURE_MODE=logical npm start created, its chain running
+    const schedule = await f.temporal.client.schedule.create(
+      captureScheduleOptions({ ...f.c.config, CAPTURE_MODE: 'logical' }, shop!.name),
+    );
+    try {
+      await schedule.trigger();
+      await eventually(
+        async () => (await readCaptureProgress(f.c.pool, shop!.name))?.switchId === null,
+        30_000,
+        "the schedule's capture to pass the hand-over marker",
+      );
+      await prepareCapture({ ...f.c.config, CAPTURE_MODE: 'trigger' }, f.temporal.client, () => {});
+      await expect(schedule.describe()).rejects.toThrow(/not found/i);
+      expect(await tablesWithCaptureTriggers(f.c.pool, TABLES)).toEqual([...TABLES].sort());
+      expect(await readCaptureProgress(f.c.pool, shop!.name)).toBeNull();
+    } finally {
+      await schedule.delete().catch(() => {});
+    }
   }, 90_000);
 });
