@@ -141,6 +141,10 @@ export class CaptureSession {
       let taken: TakenSource;
       try {
         taken = await takeSource(admin, pipeline, source, created, lost);
+        // Again now that this session holds the source: a hand-back to the triggers that committed
+        // them since the first check released the source (moving its generation past any session
+        // that took it before), and this session took it after.
+        await refuseTriggerCaptured(admin, pipeline, source);
       } catch (err) {
         await stream.close().catch(() => {});
         throw err;
@@ -241,11 +245,27 @@ async function readySlot(
  */
 async function refuseTriggerCaptured(admin: pg.Client, pipeline: pg.Pool, source: CaptureSource): Promise<void> {
   if ((await readCaptureProgress(pipeline, source.name))?.switchId) return;
-  const tables = await tablesWithCaptureTriggers(admin, source.tables);
-  if (tables.length)
-    throw new Error(
-      `capture: ${source.name}: its tables (${tables.join(', ')}) carry the capture triggers, which write its changes (CAPTURE_MODE=trigger); a capture from the WAL beside them would write each change twice, so none starts. To capture from the WAL, run npm start with CAPTURE_MODE=logical (it hands the source over); otherwise stop the workers that run CAPTURE_MODE=logical`,
-    );
+  const tables = await tablesWithCaptureTriggers(admin, source.tables, { enabledOnly: true });
+  // Triggers in another database write that database's outbox, not this pipeline's (a source
+  // cloned from an all-in-one database, say): nothing is written twice here.
+  if (!tables.length || (await databaseIdentity(admin)) !== (await databaseIdentity(pipeline))) return;
+  throw new TriggerCapturedError(
+    `capture: ${source.name}: its tables (${tables.join(', ')}) carry the capture triggers, which write its changes into this outbox (CAPTURE_MODE=trigger); a capture from the WAL beside them would write each change twice, so none starts. To capture from the WAL, run npm start with CAPTURE_MODE=logical (it hands the source over); to finish a hand-back to the triggers, run npm start with CAPTURE_MODE=trigger; and stop workers running the other mode`,
+  );
+}
+
+/** A capture refused because the source's own triggers capture it (readySlot); retried slowly. */
+export class TriggerCapturedError extends Error {
+  override name = 'TriggerCaptured';
+}
+
+/** Which database a connection is in: its server's system identifier and the database's name. */
+async function databaseIdentity(db: pg.ClientBase | pg.Pool): Promise<string> {
+  return (
+    await db.query<{ id: string }>(
+      `select (select system_identifier from pg_control_system())::text || '/' || current_database() as id`,
+    )
+  ).rows[0]!.id;
 }
 
 /** What a session that has just started the stream resumes from, and the generation it took. */

@@ -23,10 +23,12 @@ import { SlotBusyError } from './replication-stream';
 import { withTransaction } from '../db/transaction';
 import {
   forgetCaptureSource,
+  readCaptureProgress,
   registerCaptureSource,
   releaseCaptureSource,
   setCaptureSwitch,
 } from '../outbox/capture-progress';
+import { parseLsn } from './pgoutput';
 import { runCapture } from './capture-loop';
 import { dropSlot, ensureSlot } from './slot';
 import type { CaptureSource } from './sources';
@@ -113,36 +115,55 @@ async function handBack(source: CaptureSource, pipeline: pg.Pool, withTriggers: 
   await withSource(source, (c) =>
     withTransaction(c, async (tx) => {
       await lockTables(tx, source.tables);
-      await withSource(source, (m) =>
-        m.query(`select pg_logical_emit_message(true, $1, $2)`, [
-          TICK_PREFIX,
-          encodeSwitch(id, 'trigger', source.slot),
-        ]),
+      const marker = await withSource(source, async (m) =>
+        parseLsn(
+          (
+            await m.query<{ lsn: string }>(`select pg_logical_emit_message(true, $1, $2)::text as lsn`, [
+              TICK_PREFIX,
+              encodeSwitch(id, 'trigger', source.slot),
+            ])
+          ).rows[0]!.lsn,
+        ),
       );
-      await captureUntilMarker(source, pipeline, id);
+      await captureUntilMarker(source, pipeline, { id, lsn: marker });
       await tx.query(captureTriggersSql(source.tables));
     }),
   );
 }
 
+/** How long the hand-back keeps the source's tables locked waiting for the capture to reach its marker. */
+const MARKER_WAIT_MS = 60_000;
+
 /**
- * Runs a capture of the source until it has written the hand-back marker `id` (null: until it has
+ * Runs a capture of the source until it has written the hand-back marker (null: until it has
  * caught up with now). The last capture run's session may hold the slot a moment longer
- * (capture/session-registry.ts): a busy slot is tried again.
+ * (capture/session-registry.ts): a busy slot is tried again. A marker written by another session
+ * (a capture chain not stopped, which reached it first and stopped there) counts once the
+ * recorded position is past it; the wait for a marker ends after MARKER_WAIT_MS, which rolls the
+ * hand-back back (its transaction locks the source's writers out meanwhile).
  */
-async function captureUntilMarker(source: CaptureSource, pipeline: pg.Pool, id: string | null): Promise<void> {
+async function captureUntilMarker(
+  source: CaptureSource,
+  pipeline: pg.Pool,
+  marker: { id: string; lsn: bigint } | null,
+): Promise<void> {
+  const id = marker?.id ?? null;
   // "Now" by the pipeline database's clock, the one ticks carry (a worker's clock may be off from it).
   const since =
     id === null
       ? Number((await pipeline.query(`select extract(epoch from clock_timestamp()) * 1000 as ms`)).rows[0].ms)
       : 0;
-  for (let attempt = 0; attempt < 60; attempt++) {
+  const deadline = marker ? Date.now() + MARKER_WAIT_MS : Infinity;
+  const written = async () =>
+    marker !== null && ((await readCaptureProgress(pipeline, source.name))?.lsn ?? 0n) >= marker.lsn;
+  for (let attempt = 0; attempt < 60 && Date.now() < deadline; attempt++) {
+    if (await written()) return;
     const abort = new AbortController();
     const p = await runCapture({
       source,
       pipeline,
       tickMs: 20,
-      budgetMs: 30_000,
+      budgetMs: marker ? Math.max(1_000, Math.min(30_000, deadline - Date.now())) : 30_000,
       signal: abort.signal,
       onProgress: (x) => {
         if (id === null && x.coveredAtMs !== null && x.coveredAtMs > since) abort.abort();
@@ -154,7 +175,12 @@ async function captureUntilMarker(source: CaptureSource, pipeline: pg.Pool, id: 
     if (p && (id === null ? (p.coveredAtMs ?? 0) > since : p.handedBack)) return;
     if (!p) await sleep(500);
   }
-  throw new Error(`capture of ${source.name} did not reach its hand-back marker`);
+  if (await written()) return;
+  throw new Error(
+    marker
+      ? `capture of ${source.name} did not reach its hand-back marker within ${MARKER_WAIT_MS / 1000} s: the hand-back is rolled back (no trigger created; nothing captures the source until npm start runs again, and reads stay stale); is a capture of it still running elsewhere (npm run ops -- status)? Run npm start again`
+      : `capture of ${source.name} did not catch up before its hand-back`,
+  );
 }
 
 /** (Re)creates the trigger capture on the tables (the functions are migration 004's). */

@@ -450,11 +450,13 @@ export async function markSourceLostIn(
  * Before a source's slot is dropped on purpose (the triggers took over): its row no longer claims a
  * position or a coverage, so a row left behind by a crash before forgetCaptureSource is not taken
  * for a lost slot, or for lost writes, by a later capture from the WAL (its new slot starts past it).
+ * The generation moves on: a capture session that took the source before (one a hand-back could
+ * not stop) writes nothing from here on.
  */
 export async function releaseCaptureSource(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
   await db.query(
     `update pipeline.capture_progress
-        set lsn = '0/0', covered_at = null, confirms_recorded_by = null,
+        set lsn = '0/0', covered_at = null, confirms_recorded_by = null, generation = generation + 1,
             last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
       where source = $1`,
     [source],

@@ -130,7 +130,7 @@ describe('capture mode hand-over on a live source', () => {
 
     // a capture chain still running on a worker of CAPTURE_MODE=logical: refused, writes nothing
     await expect(runCapture({ source: shop!, pipeline: f.c.pool, tickMs: 20, budgetMs: 500 })).rejects.toThrow(
-      /carry the capture triggers, which write its changes \(CAPTURE_MODE=trigger\)/,
+      /carry the capture triggers, which write its changes into this outbox \(CAPTURE_MODE=trigger\)/,
     );
     // npm start again (CAPTURE_MODE=trigger): the hand-back finishes without capturing
     await switchToTrigger(shop!, f.c.pool);
@@ -141,7 +141,7 @@ describe('capture mode hand-over on a live source', () => {
     ).toBe(0);
   }, 90_000);
 
-  it('npm start with CAPTURE_MODE=trigger deletes the capture schedule before it stops the capture and hands back', async () => {
+  it('npm start with CAPTURE_MODE=trigger deletes the capture schedule as it stops the capture and hands back', async () => {
     await resetState(f.c);
     await ensurePublication(shop!);
     await seedCatalogue(f.c.pool, size);

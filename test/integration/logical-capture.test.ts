@@ -229,6 +229,26 @@ describe('capture from the WAL of two source databases', () => {
     expect(part(byLogical, true)).toEqual(part(byTrigger, true));
   }, 60_000);
 
+  it("captures a source whose tables carry triggers named like the trigger capture's in a database other than the pipeline's (they write no outbox of this pipeline)", async () => {
+    await withClient(TEST_INVENTORY_URL, (c) =>
+      c.query(`create or replace function public.fb_test_noop() returns trigger language plpgsql as $$ begin return null; end $$;
+               create trigger capture_change after insert or update or delete on shop.skus
+                 for each row execute function public.fb_test_noop()`),
+    );
+    try {
+      const before = await maxOutboxId(pipeline);
+      await withClient(TEST_INVENTORY_URL, (c) =>
+        c.query(`insert into shop.skus values ('K-triggered', 't', 'active', now())`),
+      );
+      await captureUntilCovered(pipeline, sources);
+      expect((await outboxAfter(pipeline, before)).map((r) => r.key)).toContain('K-triggered');
+    } finally {
+      await withClient(TEST_INVENTORY_URL, (c) =>
+        c.query(`drop trigger if exists capture_change on shop.skus; drop function if exists public.fb_test_noop()`),
+      );
+    }
+  });
+
   it.each(['capture-before-write', 'capture-after-write'])(
     'a capture SIGKILLed at %s loses nothing and writes nothing twice',
     async (point) => {
