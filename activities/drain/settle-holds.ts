@@ -11,6 +11,7 @@
 import type pg from 'pg';
 import type { StoreKeys } from '../../store/keys';
 import type { StoreRedis } from '../../store/redis-client';
+import { HELD_SETTLE_MS } from '../../store/held';
 import { releaseHeldBy } from '../dead-letters';
 
 /** How often a worker's drain asks (the question reads the holds, and the waiting letters when one is old). */
@@ -29,11 +30,17 @@ export function holdSettler(deps: {
   log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }): () => Promise<number> {
   let nextAt = 0;
+  // The old holds found still named by a waiting letter last time: asked about again only when
+  // another one is old (a letter waiting for days keeps its hold, and the question reads every
+  // waiting letter: without this, once a minute for as long as it waits).
+  let kept = new Set<string>();
   return async () => {
     if (Date.now() < nextAt) return 0;
     nextAt = Date.now() + SETTLE_HOLDS_EVERY_MS;
     try {
+      if ((await oldHolds(deps)).every((h) => kept.has(h))) return 0;
       const released = await releaseHeldBy(deps, []);
+      kept = new Set(await oldHolds(deps));
       if (released)
         deps.log?.(
           'info',
@@ -51,4 +58,15 @@ export function holdSettler(deps: {
       return 0;
     }
   };
+}
+
+/** Every hold older than HELD_SETTLE_MS, as partition, field and value (a hold written again is another). */
+async function oldHolds(deps: { redis: StoreRedis; keys: StoreKeys }): Promise<string[]> {
+  const oldest = Date.now() - HELD_SETTLE_MS;
+  const read = await Promise.all(deps.keys.partitions.map((p) => deps.redis.hgetall(p.held)));
+  return read.flatMap((held, i) =>
+    Object.entries(held)
+      .filter(([, at]) => Number(at) < oldest)
+      .map(([field, at]) => `${i}\u0000${field}\u0000${at}`),
+  );
 }
