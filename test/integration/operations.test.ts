@@ -486,19 +486,25 @@ describe('operator CLI', () => {
   );
 
   it.skipIf(LOGICAL_RUN)('bad flags and unreachable services: clear errors and exit codes', async () => {
-    const bad = await ops('replay', '--from', 'yesterday');
+    // (independent runs, none changes anything: run together, as each costs a process start)
+    const [bad, sample, settle, unknown, retry, down, badEnv] = await Promise.all([
+      ops('replay', '--from', 'yesterday'),
+      ops('verify', '--sample', '-3'),
+      ops('verify', '--settle-seconds', '91'),
+      ops('frobnicate'),
+      ops('dead-letters', 'retry', '--id', 'x1'),
+      runOps(c.config, '127.0.0.1:1', ['pause']),
+      runOps(c.config, address, ['status'], { DRAIN_BATCH_SIZE: 'many' }),
+    ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/not a position/);
-    expect((await ops('verify', '--sample', '-3')).code).toBe(2);
-    const settle = await ops('verify', '--settle-seconds', '91');
+    expect(sample.code).toBe(2);
     expect(settle.code).toBe(2);
     expect(settle.stderr).toMatch(/--settle-seconds must be a whole number from 1 to 90/);
-    expect((await ops('frobnicate')).code).toBe(2);
-    expect((await ops('dead-letters', 'retry', '--id', 'x1')).code).toBe(2);
-    const down = await runOps(c.config, '127.0.0.1:1', ['pause']);
+    expect(unknown.code).toBe(2);
+    expect(retry.code).toBe(2);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/Temporal is not reachable at 127\.0\.0\.1:1/);
-    const badEnv = await runOps(c.config, address, ['status'], { DRAIN_BATCH_SIZE: 'many' });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toMatch(/DRAIN_BATCH_SIZE/);
   });

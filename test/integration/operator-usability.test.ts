@@ -134,16 +134,23 @@ describe('ops replay from what ops status prints', () => {
   });
 
   it('bad input: a usage error (exit 2) that says what is accepted', async () => {
-    const bad = await ops('replay', '--from', '3531875-3531875');
+    // (independent runs refused before any work: run together, as each costs a process start)
+    const [bad, inverted, future, words, none, both] = await Promise.all([
+      ops('replay', '--from', '3531875-3531875'),
+      ops('replay', '--from', '9:5:'), // xmin > xmax
+      ops('replay', '--since', '2999-01-01T00:00:00Z'),
+      ops('replay', '--since', 'yesterday'),
+      ops('replay'),
+      ops('replay', '--from', 'start', '--since', '1h'),
+    ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/snapshot XMIN:XMAX:XIP as `ops status` prints it, TXID:ID, or "start"/);
-    expect((await ops('replay', '--from', '9:5:')).code).toBe(2); // xmin > xmax
-    const future = await ops('replay', '--since', '2999-01-01T00:00:00Z');
+    expect(inverted.code).toBe(2);
     expect(future.code).toBe(2);
     expect(future.stderr).toMatch(/in the future/);
-    expect((await ops('replay', '--since', 'yesterday')).stderr).toMatch(/duration back from now like 30m/);
-    expect((await ops('replay')).code).toBe(2);
-    expect((await ops('replay', '--from', 'start', '--since', '1h')).code).toBe(2);
+    expect(words.stderr).toMatch(/duration back from now like 30m/);
+    expect(none.code).toBe(2);
+    expect(both.code).toBe(2);
   });
 });
 
@@ -171,29 +178,39 @@ describe('dead letters that will never apply', () => {
       expect(JSON.parse((await ops('dead-letters', 'list', '--json')).stdout).total).toBe(0);
       expect(JSON.parse((await ops('status', '--json')).stdout).deadLetters).toBe(0);
       await eventually(async () => (await waiting()) === 0, 5_000, 'the gauge to drop to 0');
-      const all = JSON.parse((await ops('dead-letters', 'list', '--all', '--json')).stdout);
+      const [listed, listedText] = await Promise.all([
+        ops('dead-letters', 'list', '--all', '--json'),
+        ops('dead-letters', 'list', '--all'),
+      ]);
+      const all = JSON.parse(listed.stdout);
       expect(all.rows[0]).toMatchObject({
         id: dl.id,
         retried_at: null,
         discarded_by: expect.stringMatching(/.+@.+/),
         discard_reason: 'upstream sent a bad lifecycle',
       });
-      expect((await ops('dead-letters', 'list', '--all')).stdout).toMatch(
-        /\(discarded by .+@.+ at \d{4}-.+: upstream sent a bad lifecycle\)/,
-      );
+      expect(listedText.stdout).toMatch(/\(discarded by .+@.+ at \d{4}-.+: upstream sent a bad lifecycle\)/);
 
-      // never retried: a retry of everything finds nothing, and one by id neither
-      expect((await ops('dead-letters', 'retry')).stdout).toMatch(/0 applied, 0 still failing/);
-      expect((await ops('dead-letters', 'retry', '--id', dl.id)).stdout).toMatch(/0 applied, 0 still failing/);
+      // never retried: a retry of everything finds nothing, and one by id neither; a second discard
+      // is refused, and so is bad usage (each run changes nothing: run together)
+      const [retryAll, retryOne, again, noTarget, allAndId, badId] = await Promise.all([
+        ops('dead-letters', 'retry'),
+        ops('dead-letters', 'retry', '--id', dl.id),
+        ops('dead-letters', 'discard', '--id', dl.id),
+        ops('dead-letters', 'discard'),
+        ops('dead-letters', 'discard', '--all', '--id', dl.id),
+        ops('dead-letters', 'discard', '--id', 'x1'),
+      ]);
+      expect(retryAll.stdout).toMatch(/0 applied, 0 still failing/);
+      expect(retryOne.stdout).toMatch(/0 applied, 0 still failing/);
       const row = (await c.pool.query(`select retried_at, error from pipeline.dead_letters where id = $1`, [dl.id]))
         .rows[0];
       expect(row.retried_at).toBeNull();
-      const again = await ops('dead-letters', 'discard', '--id', dl.id);
       expect(again.code).toBe(1);
       expect(again.stdout).toMatch(new RegExp(`not waiting .*: ${dl.id}`));
-      expect((await ops('dead-letters', 'discard')).code).toBe(2);
-      expect((await ops('dead-letters', 'discard', '--all', '--id', dl.id)).code).toBe(2);
-      expect((await ops('dead-letters', 'discard', '--id', 'x1')).code).toBe(2);
+      expect(noTarget.code).toBe(2);
+      expect(allAndId.code).toBe(2);
+      expect(badId.code).toBe(2);
     } finally {
       stop();
     }
