@@ -446,6 +446,11 @@ export async function markSourceLostIn(
   return true;
 }
 
+/** Moves the source's generation on: every capture session that took it before writes nothing more. */
+export async function fenceCaptureSessions(db: pg.Pool | pg.ClientBase, source: string): Promise<void> {
+  await db.query(`update pipeline.capture_progress set generation = generation + 1 where source = $1`, [source]);
+}
+
 /**
  * Before a source's slot is dropped on purpose (the triggers took over): its row no longer claims a
  * position or a coverage, so a row left behind by a crash before forgetCaptureSource is not taken
