@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import pg from 'pg';
 import { switchToLogical, switchToTrigger } from '../../capture/mode-switch';
-import { publicationExists } from '../../capture/slot';
+import { dropSlot, publicationExists } from '../../capture/slot';
 import { captureSources, type CaptureSource } from '../../capture/sources';
 import type { Config } from '../../config';
 import { redactText } from '../../config/redact';
@@ -33,6 +33,7 @@ export async function prepareCapture(config: Config, temporal: Client, log = con
     const captured = (
       await pipeline.query<{ source: string; slot: string }>(`select source, slot from pipeline.capture_progress`)
     ).rows;
+    await dropUnnamedSlots(config, captured, log);
     if (!captured.length) return;
     // No schedule may start a capture during the hand-back or after it (a worker still running
     // CAPTURE_MODE=logical would fire it): the trigger capture has none, so they go now, not with
@@ -56,6 +57,33 @@ export async function prepareCapture(config: Config, temporal: Client, log = con
     }
   } finally {
     await pipeline.end();
+  }
+}
+
+/**
+ * The slots of this configuration's sources that no captured source names: a hand-over to the WAL
+ * stopped after creating its slot (an older version created it before registering the source),
+ * left holding the source's WAL for good. Under the trigger capture nothing reads them. One still
+ * streaming (a worker of the other mode) is left and said.
+ */
+async function dropUnnamedSlots(
+  config: Config,
+  captured: { source: string }[],
+  log: (m: string) => void,
+): Promise<void> {
+  for (const source of captureSources(config)) {
+    if (captured.some((row) => row.source === source.name)) continue;
+    const c = new pg.Client({ connectionString: source.url });
+    await c.connect();
+    try {
+      if (await dropSlot(c, source.slot)) log(`capture: dropped slot ${source.slot}, left by a hand-over that stopped`);
+    } catch (err) {
+      log(
+        `capture: slot ${source.slot} is left by a hand-over that stopped but could not be dropped (${redactText((err as Error).message)}); drop it when nothing streams it`,
+      );
+    } finally {
+      await c.end();
+    }
   }
 }
 

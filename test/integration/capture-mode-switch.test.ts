@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { switchToLogical, switchToTrigger, captureTriggersSql } from '../../capture/mode-switch';
 import { tablesWithCaptureTriggers } from '../../capture/capture-triggers';
-import { dropSlot } from '../../capture/slot';
+import { dropSlot, ensureSlot } from '../../capture/slot';
 import { captureSources } from '../../capture/sources';
 import { SOURCE_TABLES } from '../../capture/source-tables';
 import { compareSnapshots } from '../../reconcile/compare';
@@ -140,6 +140,16 @@ describe('capture mode hand-over on a live source', () => {
       (await f.c.pool.query(`select 1 from pg_replication_slots where slot_name = $1`, [shop!.slot])).rowCount,
     ).toBe(0);
   }, 90_000);
+
+  it('npm start with CAPTURE_MODE=trigger drops a slot a hand-over to the WAL left without registering its source', async () => {
+    await resetState(f.c);
+    await f.c.pool.query(`delete from pipeline.capture_progress`);
+    await ensureSlot(f.c.pool, shop!.slot);
+    await prepareCapture({ ...f.c.config, CAPTURE_MODE: 'trigger' }, f.temporal.client, () => {});
+    expect(
+      (await f.c.pool.query(`select 1 from pg_replication_slots where slot_name = $1`, [shop!.slot])).rowCount,
+    ).toBe(0);
+  });
 
   it('npm start with CAPTURE_MODE=trigger deletes the capture schedule as it stops the capture and hands back', async () => {
     await resetState(f.c);
