@@ -15,6 +15,7 @@ import type { Config } from '../../config';
 import { redactText } from '../../config/redact';
 import { createPool } from '../../db/pool';
 import { deleteCaptureSchedules } from './schedules';
+import { withClient } from './source-databases';
 import { stopChains, type StopReport } from './stop-chains';
 
 const SOURCE_SETUP_SQL = path.resolve(__dirname, '..', '..', 'sql', 'source-setup.sql');
@@ -73,17 +74,16 @@ async function dropUnnamedSlots(
 ): Promise<void> {
   for (const source of captureSources(config)) {
     if (captured.some((row) => row.source === source.name)) continue;
-    const c = new pg.Client({ connectionString: source.url });
-    await c.connect();
-    try {
-      if (await dropSlot(c, source.slot)) log(`capture: dropped slot ${source.slot}, left by a hand-over that stopped`);
-    } catch (err) {
-      log(
-        `capture: slot ${source.slot} is left by a hand-over that stopped but could not be dropped (${redactText((err as Error).message)}); drop it when nothing streams it`,
-      );
-    } finally {
-      await c.end();
-    }
+    await withClient(source.url, async (c) => {
+      try {
+        if (await dropSlot(c, source.slot))
+          log(`capture: dropped slot ${source.slot}, left by a hand-over that stopped`);
+      } catch (err) {
+        log(
+          `capture: slot ${source.slot} is left by a hand-over that stopped but could not be dropped (${redactText((err as Error).message)}); drop it when nothing streams it`,
+        );
+      }
+    });
   }
 }
 
