@@ -90,20 +90,35 @@ export async function switchToLogical(source: CaptureSource, pipeline: pg.Pool):
  * capture of it may be running (stop the capture workflows first): this one writes what is left
  * up to the marker, then drops the slot.
  */
-export async function switchToTrigger(source: CaptureSource, pipeline: pg.Pool): Promise<void> {
+export async function switchToTrigger(
+  source: CaptureSource,
+  pipeline: pg.Pool,
+  hooks: HandBackHooks = {},
+): Promise<void> {
   const withTriggers = await withSource(source, (c) => tablesWithCaptureTriggers(c, source.tables));
   // The triggers are created in the transaction that waited for the capture to write everything
   // up to its marker, so tables that carry them are a hand-back that got that far and stopped
   // (a crash, the slot's drop failing) before the source was forgotten. The triggers have written
   // every change since: a capture now would write them again (each order's load counted twice).
-  if (withTriggers.length < source.tables.length) await handBack(source, pipeline, withTriggers);
+  if (withTriggers.length < source.tables.length) await handBack(source, pipeline, withTriggers, hooks);
   await releaseCaptureSource(pipeline, source.name);
   await withSource(source, (c) => dropSlot(c, source.slot));
   await forgetCaptureSource(pipeline, source.name);
 }
 
+/** For tests: a moment of the hand-back to race against. */
+export interface HandBackHooks {
+  /** The triggers are created and capture sessions fenced; the source transaction is about to commit. */
+  beforeTriggersCommit?: () => Promise<void>;
+}
+
 /** The capture up to a marker, then the triggers, the tables locked in between (switchToTrigger). */
-async function handBack(source: CaptureSource, pipeline: pg.Pool, withTriggers: string[]): Promise<void> {
+async function handBack(
+  source: CaptureSource,
+  pipeline: pg.Pool,
+  withTriggers: string[],
+  hooks: HandBackHooks,
+): Promise<void> {
   if (withTriggers.length)
     throw new Error(
       `capture: ${source.name}: only ${withTriggers.join(', ')} of its tables carry the capture triggers (the hand-back creates them on every table at once, so someone changed them by hand): drop them (drop trigger capture_change / capture_truncate), then run npm start again`,
@@ -115,26 +130,40 @@ async function handBack(source: CaptureSource, pipeline: pg.Pool, withTriggers: 
   // the capture has written everything up to the marker: a trigger's outbox id is handed out at
   // its source transaction's time, so no trigger may write before the capture has written every
   // earlier change (an earlier change with a later id would win over the newer one).
-  await withSource(source, (c) =>
-    withTransaction(c, async (tx) => {
-      await lockTables(tx, source.tables);
-      const marker = await withSource(source, async (m) =>
-        parseLsn(
-          (
-            await m.query<{ lsn: string }>(`select pg_logical_emit_message(true, $1, $2)::text as lsn`, [
-              TICK_PREFIX,
-              encodeSwitch(id, 'trigger', source.slot),
-            ])
-          ).rows[0]!.lsn,
-        ),
-      );
-      await captureUntilMarker(source, pipeline, { id, lsn: marker });
-      await tx.query(captureTriggersSql(source.tables));
-      // The moment before the triggers commit: a capture session that took the source meanwhile
-      // (one the hand-back could not stop) writes nothing the triggers write from now on.
-      await fenceCaptureSessions(pipeline, source.name);
-    }),
-  );
+  let claims: pg.PoolClient | undefined;
+  try {
+    await withSource(source, (c) =>
+      withTransaction(c, async (tx) => {
+        await lockTables(tx, source.tables);
+        const marker = await withSource(source, async (m) =>
+          parseLsn(
+            (
+              await m.query<{ lsn: string }>(`select pg_logical_emit_message(true, $1, $2)::text as lsn`, [
+                TICK_PREFIX,
+                encodeSwitch(id, 'trigger', source.slot),
+              ])
+            ).rows[0]!.lsn,
+          ),
+        );
+        await captureUntilMarker(source, pipeline, { id, lsn: marker });
+        await tx.query(captureTriggersSql(source.tables));
+        // The moment before the triggers commit: a capture session that took the source meanwhile
+        // (one the hand-back could not stop) writes nothing the triggers write from now on.
+        await fenceCaptureSessions(pipeline, source.name);
+        // And one that takes it from now on waits for the source's row until the triggers have
+        // committed (a claim updates that row), then finds them (capture-loop.ts,
+        // refuseTriggerCaptured after takeSource) and stops. Let go by the rollback below, once the
+        // source's transaction has ended.
+        claims = await pipeline.connect();
+        await claims.query('begin');
+        await claims.query(`select 1 from pipeline.capture_progress where source = $1 for update`, [source.name]);
+        await hooks.beforeTriggersCommit?.();
+      }),
+    );
+  } finally {
+    await claims?.query('rollback').catch(() => {}); // nothing written: it only held the row
+    claims?.release();
+  }
 }
 
 /** How long the hand-back keeps the source's tables locked waiting for the capture to reach its marker. */

@@ -23,6 +23,7 @@ import { ensurePublication, prepareCapture } from '../../scripts/lib/capture-mod
 import { captureScheduleOptions } from '../../scripts/lib/schedules';
 import { CaptureSession, runCapture } from '../../capture/capture-loop';
 import { encodeSwitch, TICK_PREFIX } from '../../capture/ticks';
+import { SlotBusyError } from '../../capture/replication-stream';
 import { readCaptureProgress, releaseCaptureSource } from '../../outbox/capture-progress';
 
 const size: CatalogueSize = { skus: 200, fcs: 4, regions: 2, fcsPerRegion: 2, fcsPerSku: 2 };
@@ -139,6 +140,74 @@ describe('capture mode hand-over on a live source', () => {
     expect(
       (await f.c.pool.query(`select 1 from pg_replication_slots where slot_name = $1`, [shop!.slot])).rowCount,
     ).toBe(0);
+  }, 90_000);
+
+  it('a capture session that takes the source while the hand-back commits its triggers waits for them, finds them and stops', async () => {
+    await resetState(f.c);
+    await ensurePublication(shop!);
+    await seedCatalogue(f.c.pool, size);
+    expect(await switchToLogical(shop!, f.c.pool)).toBe(true);
+    await eventually(
+      async () => {
+        await runCapture({ source: shop!, pipeline: f.c.pool, tickMs: 20, budgetMs: 500 });
+        return (await readCaptureProgress(f.c.pool, shop!.name))?.switchId === null;
+      },
+      30_000,
+      'the capture to pass the hand-over marker',
+    );
+    // A capture chain the hand-back could not stop (a worker of CAPTURE_MODE=logical) opens a
+    // session between the fence and the triggers' commit: it passed its first trigger check (none
+    // committed yet) and takes the source (its stream waits for the hand-back's own to let go).
+    const racer = async (): Promise<unknown> => {
+      for (;;) {
+        try {
+          return await runCapture({ source: shop!, pipeline: f.c.pool, tickMs: 20, budgetMs: 3_000 });
+        } catch (err) {
+          if (!(err instanceof SlotBusyError)) throw err;
+          await sleep(50);
+        }
+      }
+    };
+    let raced: Promise<unknown> | undefined;
+    const claimWaits = async () =>
+      (
+        await f.c.pool.query(
+          `select 1 from pg_stat_activity
+            where wait_event_type = 'Lock' and query like 'update pipeline.capture_progress%generation = generation + 1, confirms_recorded_by%'`,
+        )
+      ).rowCount! > 0;
+    const handBack = () =>
+      switchToTrigger(shop!, f.c.pool, {
+        beforeTriggersCommit: async () => {
+          raced = racer();
+          raced.catch(() => {}); // awaited below
+          // its claim waits for the triggers' commit (without the hand-back's hold on the source's
+          // row it would not wait, and would stream beside the triggers: the assertion below fails)
+          for (let i = 0; i < 100 && !(await claimWaits()); i++) await sleep(50);
+        },
+      });
+    await handBack().catch(async (err: Error) => {
+      // the racer's stream still held the slot when the hand-back dropped it: npm start again
+      if (!/is active/.test(err.message)) throw err;
+      await raced?.catch(() => {});
+      await handBack();
+    });
+    await expect(raced).rejects.toThrow(/carry the capture triggers, which write its changes into this outbox/);
+    expect(await tablesWithCaptureTriggers(f.c.pool, TABLES)).toEqual(TABLES.slice().sort());
+    // the triggers write each change once, and nothing captures beside them
+    const [{ sku_id: sku, fc_id: fc }] = (await f.c.pool.query(`select sku_id, fc_id from shop.inventory limit 1`))
+      .rows;
+    const order = (
+      await f.c.pool.query<{ order_id: string }>(
+        `insert into shop.orders (sku_id, fc_id, qty, status) values ($1, $2, 1, 'placed') returning order_id::text`,
+        [sku, fc],
+      )
+    ).rows[0]!.order_id;
+    await sleep(500);
+    expect(
+      (await f.c.pool.query(`select 1 from pipeline.outbox where tbl = 'orders' and key = $1`, [order])).rowCount,
+    ).toBe(1);
+    expect(await readCaptureProgress(f.c.pool, shop!.name)).toBeNull();
   }, 90_000);
 
   it('npm start with CAPTURE_MODE=trigger drops a slot a hand-over to the WAL left without registering its source', async () => {
