@@ -12,6 +12,14 @@ import { childNodeOptions } from './vitest.child-node.mjs';
  * the other two runs cover (the drain batch and workflow, compaction, the operator CLI, capture):
  * `.ci/run` has a time limit.
  */
+// A PostgreSQL database and Redis db of its own (fresh_badges_test_cluster, db 14): `npm test` runs
+// this run beside the default run, which uses the test database and db 15. Read by the global
+// set-up and every test file's process, as the logical run's TEST_CAPTURE_MODE.
+const testDatabase = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test');
+if (!testDatabase.pathname.endsWith('_cluster')) testDatabase.pathname += '_cluster';
+process.env.TEST_DATABASE_URL = testDatabase.toString();
+process.env.TEST_REDIS_URL ??= 'redis://127.0.0.1:6379/14';
+
 export default defineConfig({
   test: {
     // as vitest.config.mts: child processes, one file at a time

@@ -11,9 +11,14 @@ import { DATA_DIR, startDevServer, DevServer } from '../scripts/lib/temporal-ser
 import { buildWorkflowBundle } from '../worker/workflow-bundle';
 import { TEST_DATABASE_URL } from './support/env';
 import { freePort } from './support/redis-process';
+import { withDatabase } from '../scripts/lib/source-databases';
 import { createSplitSources } from './support/split-sources';
 
 let server: DevServer | undefined;
+
+// A folder per test database: `npm test` runs the cluster run beside the default run, each with a
+// database of its own (vitest.cluster.config.mts), and each writes its own bundle and server log.
+const RUN_DIR = path.join(DATA_DIR, 'test', new URL(TEST_DATABASE_URL).pathname.slice(1));
 
 // The dev server also binds a few internal ports of its own choosing; on a busy machine one of
 // them is occasionally taken at that instant and it exits at start. Try again on a new port.
@@ -26,7 +31,7 @@ async function startServerWithRetries(): Promise<DevServer> {
         uiPort: null,
         namespace: 'default',
         dbFile: null,
-        logFile: path.join(DATA_DIR, 'test', 'temporal.log'),
+        logFile: path.join(RUN_DIR, 'temporal.log'),
       });
     } catch (err) {
       if (attempt >= 3) throw err;
@@ -36,6 +41,27 @@ async function startServerWithRetries(): Promise<DevServer> {
 }
 
 export async function setup(project: TestProject): Promise<void> {
+  // Two runs side by side (`npm test`) set up one at a time: the roles and their grants are the
+  // server's, and PostgreSQL refuses two concurrent GRANTs of one role ("tuple concurrently updated").
+  const setupLock = new pg.Client({ connectionString: withDatabase(TEST_DATABASE_URL, 'postgres') });
+  await setupLock.connect();
+  try {
+    await setupLock.query(`select pg_advisory_lock(hashtext('fresh-badges test set-up'))`);
+    await setupDatabases();
+  } finally {
+    await setupLock.end(); // the session's end lets go of the lock
+  }
+
+  const bundlePath = path.join(RUN_DIR, 'workflow-bundle.js');
+  const [, started] = await Promise.all([buildWorkflowBundle(bundlePath), startServerWithRetries()]);
+  server = started;
+  // Read by test/support/env.ts (sharedTestServer).
+  const provide = project.provide as (key: string, value: string) => void;
+  provide('temporalAddress', server.address);
+  provide('workflowBundlePath', bundlePath);
+}
+
+async function setupDatabases(): Promise<void> {
   await ensureDatabase(TEST_DATABASE_URL);
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
@@ -52,14 +78,6 @@ export async function setup(project: TestProject): Promise<void> {
     await client.query(`alter table shop.${t} ${logical ? 'disable' : 'enable'} trigger user`);
   await client.end();
   if (logical) await createSplitSources();
-
-  const bundlePath = path.join(DATA_DIR, 'test', 'workflow-bundle.js');
-  const [, started] = await Promise.all([buildWorkflowBundle(bundlePath), startServerWithRetries()]);
-  server = started;
-  // Read by test/support/env.ts (sharedTestServer).
-  const provide = project.provide as (key: string, value: string) => void;
-  provide('temporalAddress', server.address);
-  provide('workflowBundlePath', bundlePath);
 }
 
 export async function teardown(): Promise<void> {
