@@ -102,8 +102,25 @@ export async function switchToTrigger(
   // every change since: a capture now would write them again (each order's load counted twice).
   if (withTriggers.length < source.tables.length) await handBack(source, pipeline, withTriggers, hooks);
   await releaseCaptureSource(pipeline, source.name);
-  await withSource(source, (c) => dropSlot(c, source.slot));
+  await withSource(source, (c) => dropSlotOnceLetGo(c, source.slot));
   await forgetCaptureSource(pipeline, source.name);
+}
+
+/**
+ * Drops the slot, waiting up to 10 s for a session still streaming it to let go: one that took
+ * the source as the triggers committed stops as soon as it finds them (capture-loop.ts), and its
+ * walsender ends a moment after.
+ */
+async function dropSlotOnceLetGo(c: pg.Client, slot: string): Promise<void> {
+  for (const deadline = Date.now() + 10_000; ;) {
+    try {
+      await dropSlot(c, slot);
+      return;
+    } catch (err) {
+      if (!/is active for PID/.test((err as Error).message) || Date.now() > deadline) throw err;
+      await sleep(200);
+    }
+  }
 }
 
 /** For tests: a moment of the hand-back to race against. */
@@ -150,19 +167,23 @@ async function handBack(
         // The moment before the triggers commit: a capture session that took the source meanwhile
         // (one the hand-back could not stop) writes nothing the triggers write from now on.
         await fenceCaptureSessions(pipeline, source.name);
-        // And one that takes it from now on waits for the source's row until the triggers have
-        // committed (a claim updates that row), then finds them (capture-loop.ts,
-        // refuseTriggerCaptured after takeSource) and stops. Let go by the rollback below, once the
-        // source's transaction has ended.
+        // Fenced again, in a transaction that holds the source's row until the triggers have
+        // committed: a session that took the source since the line above is fenced by it (its
+        // writes lock the row and check the generation), and one that takes it from now on waits
+        // (a claim updates the row), then finds the triggers (capture-loop.ts, refuseTriggerCaptured
+        // after takeSource) and stops.
         claims = await pipeline.connect();
         await claims.query('begin');
-        await claims.query(`select 1 from pipeline.capture_progress where source = $1 for update`, [source.name]);
+        await fenceCaptureSessions(claims, source.name);
         await hooks.beforeTriggersCommit?.();
       }),
     );
+    await claims!.query('commit');
   } finally {
-    await claims?.query('rollback').catch(() => {}); // nothing written: it only held the row
-    claims?.release();
+    if (claims) {
+      await claims.query('rollback').catch(() => {}); // after the commit above, a no-op
+      claims.release();
+    }
   }
 }
 

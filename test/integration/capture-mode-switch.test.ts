@@ -40,6 +40,22 @@ describe('capture mode hand-over on a live source', () => {
     await f.c.pool.query(`delete from pipeline.capture_progress where source = $1`, [shop!.name]);
   });
 
+  /** A seeded catalogue handed over to the WAL, captured up to the hand-over's marker and past it. */
+  async function capturedFromTheWal(): Promise<void> {
+    await resetState(f.c);
+    await ensurePublication(shop!);
+    await seedCatalogue(f.c.pool, size);
+    expect(await switchToLogical(shop!, f.c.pool)).toBe(true);
+    await eventually(
+      async () => {
+        await runCapture({ source: shop!, pipeline: f.c.pool, tickMs: 20, budgetMs: 500 });
+        return (await readCaptureProgress(f.c.pool, shop!.name))?.switchId === null;
+      },
+      30_000,
+      'the capture to pass the hand-over marker',
+    );
+  }
+
   it('trigger → logical → trigger under traffic: nothing lost, nothing twice', async () => {
     await resetState(f.c);
     await ensurePublication(shop!); // as npm start does (sql/source-setup.sql)
@@ -83,19 +99,7 @@ describe('capture mode hand-over on a live source', () => {
   }, 90_000);
 
   it('a hand-back cut short after its triggers were created is finished without a capture, and no capture starts beside the triggers: nothing written twice', async () => {
-    await resetState(f.c);
-    await ensurePublication(shop!);
-    await seedCatalogue(f.c.pool, size);
-    expect(await switchToLogical(shop!, f.c.pool)).toBe(true);
-    // captured from the WAL up to the hand-over's marker and past it
-    await eventually(
-      async () => {
-        await runCapture({ source: shop!, pipeline: f.c.pool, tickMs: 20, budgetMs: 500 });
-        return (await readCaptureProgress(f.c.pool, shop!.name))?.switchId === null;
-      },
-      30_000,
-      'the capture to pass the hand-over marker',
-    );
+    await capturedFromTheWal();
     // A session whose stream reaches a hand-back marker is done: a chain's next run opens another
     const session = await CaptureSession.open(shop!, f.c.pool);
     try {
@@ -143,18 +147,7 @@ describe('capture mode hand-over on a live source', () => {
   }, 90_000);
 
   it('a capture session that takes the source while the hand-back commits its triggers waits for them, finds them and stops', async () => {
-    await resetState(f.c);
-    await ensurePublication(shop!);
-    await seedCatalogue(f.c.pool, size);
-    expect(await switchToLogical(shop!, f.c.pool)).toBe(true);
-    await eventually(
-      async () => {
-        await runCapture({ source: shop!, pipeline: f.c.pool, tickMs: 20, budgetMs: 500 });
-        return (await readCaptureProgress(f.c.pool, shop!.name))?.switchId === null;
-      },
-      30_000,
-      'the capture to pass the hand-over marker',
-    );
+    await capturedFromTheWal();
     // A capture chain the hand-back could not stop (a worker of CAPTURE_MODE=logical) opens a
     // session between the fence and the triggers' commit: it passed its first trigger check (none
     // committed yet) and takes the source (its stream waits for the hand-back's own to let go).
@@ -173,24 +166,17 @@ describe('capture mode hand-over on a live source', () => {
       (
         await f.c.pool.query(
           `select 1 from pg_stat_activity
-            where wait_event_type = 'Lock' and query like 'update pipeline.capture_progress%generation = generation + 1, confirms_recorded_by%'`,
+            where datname = current_database() and wait_event_type = 'Lock' and query like 'update pipeline.capture_progress%generation = generation + 1, confirms_recorded_by%'`,
         )
       ).rowCount! > 0;
-    const handBack = () =>
-      switchToTrigger(shop!, f.c.pool, {
-        beforeTriggersCommit: async () => {
-          raced = racer();
-          raced.catch(() => {}); // awaited below
-          // its claim waits for the triggers' commit (without the hand-back's hold on the source's
-          // row it would not wait, and would stream beside the triggers: the assertion below fails)
-          for (let i = 0; i < 100 && !(await claimWaits()); i++) await sleep(50);
-        },
-      });
-    await handBack().catch(async (err: Error) => {
-      // the racer's stream still held the slot when the hand-back dropped it: npm start again
-      if (!/is active/.test(err.message)) throw err;
-      await raced?.catch(() => {});
-      await handBack();
+    await switchToTrigger(shop!, f.c.pool, {
+      beforeTriggersCommit: async () => {
+        raced = racer();
+        raced.catch(() => {}); // awaited below
+        // its claim waits for the triggers' commit (without the hand-back's hold on the source's
+        // row it would not wait, and would stream beside the triggers: the assertion below fails)
+        for (let i = 0; i < 100 && !(await claimWaits()); i++) await sleep(50);
+      },
     });
     await expect(raced).rejects.toThrow(/carry the capture triggers, which write its changes into this outbox/);
     expect(await tablesWithCaptureTriggers(f.c.pool, TABLES)).toEqual(TABLES.slice().sort());
