@@ -12,12 +12,8 @@ import { childNodeOptions } from './vitest.child-node.mjs';
  * the other two runs cover (the drain batch and workflow, compaction, the operator CLI, capture):
  * `.ci/run` has a time limit.
  */
-// A PostgreSQL database and Redis db of its own (fresh_badges_test_cluster, db 14): `npm test` runs
-// this run beside the default run, which uses the test database and db 15. Read by the global
-// set-up and every test file's process, as the logical run's TEST_CAPTURE_MODE.
-const testDatabase = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/fresh_badges_test');
-if (!testDatabase.pathname.endsWith('_cluster')) testDatabase.pathname += '_cluster';
-process.env.TEST_DATABASE_URL = testDatabase.toString();
+// Redis db 14 for anything on the shared Redis (the store is the cluster): `npm test` runs this run
+// beside the default run, which uses db 15. Its PostgreSQL server is its own (test/cluster-setup.ts).
 process.env.TEST_REDIS_URL ??= 'redis://127.0.0.1:6379/14';
 
 export default defineConfig({
@@ -51,7 +47,8 @@ export default defineConfig({
       'test/integration/redis-cluster-harness.test.ts',
       'test/integration/cluster-failover.test.ts',
     ],
-    globalSetup: ['test/global-setup.ts', 'test/cluster-setup.ts'],
+    // the cluster set-up first: it starts the run's PostgreSQL server, which the global set-up migrates
+    globalSetup: ['test/cluster-setup.ts', 'test/global-setup.ts'],
     // the minute-long open transactions are held in the single-Redis run; here a few seconds do
     // and the drain runs as 4 shards (DRAIN_SHARDS), each its own workflow chain over 4 of the 16 partitions
     env: {

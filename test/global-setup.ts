@@ -11,14 +11,19 @@ import { DATA_DIR, startDevServer, DevServer } from '../scripts/lib/temporal-ser
 import { buildWorkflowBundle } from '../worker/workflow-bundle';
 import { TEST_DATABASE_URL } from './support/env';
 import { freePort } from './support/redis-process';
-import { withDatabase } from '../scripts/lib/source-databases';
 import { createSplitSources } from './support/split-sources';
 
 let server: DevServer | undefined;
 
-// A folder per test database: `npm test` runs the cluster run beside the default run, each with a
-// database of its own (vitest.cluster.config.mts), and each writes its own bundle and server log.
-const RUN_DIR = path.join(DATA_DIR, 'test', new URL(TEST_DATABASE_URL).pathname.slice(1));
+/**
+ * The test database, read when the set-up runs: the cluster run's own set-up (test/cluster-setup.ts,
+ * which runs first) starts a PostgreSQL server of its own and points TEST_DATABASE_URL at it after
+ * this module (and test/support/test-urls.ts) was loaded.
+ */
+const testDatabaseUrl = () => process.env.TEST_DATABASE_URL ?? TEST_DATABASE_URL;
+
+/** A folder per test database: the cluster run, beside the default run, writes its own bundle and log. */
+const runDir = () => path.join(DATA_DIR, 'test', new URL(testDatabaseUrl()).pathname.slice(1));
 
 // The dev server also binds a few internal ports of its own choosing; on a busy machine one of
 // them is occasionally taken at that instant and it exits at start. Try again on a new port.
@@ -31,7 +36,7 @@ async function startServerWithRetries(): Promise<DevServer> {
         uiPort: null,
         namespace: 'default',
         dbFile: null,
-        logFile: path.join(RUN_DIR, 'temporal.log'),
+        logFile: path.join(runDir(), 'temporal.log'),
       });
     } catch (err) {
       if (attempt >= 3) throw err;
@@ -41,18 +46,9 @@ async function startServerWithRetries(): Promise<DevServer> {
 }
 
 export async function setup(project: TestProject): Promise<void> {
-  // Two runs side by side (`npm test`) set up one at a time: the roles and their grants are the
-  // server's, and PostgreSQL refuses two concurrent GRANTs of one role ("tuple concurrently updated").
-  const setupLock = new pg.Client({ connectionString: withDatabase(TEST_DATABASE_URL, 'postgres') });
-  await setupLock.connect();
-  try {
-    await setupLock.query(`select pg_advisory_lock(hashtext('fresh-badges test set-up'))`);
-    await setupDatabases();
-  } finally {
-    await setupLock.end(); // the session's end lets go of the lock
-  }
+  await setupDatabase();
 
-  const bundlePath = path.join(RUN_DIR, 'workflow-bundle.js');
+  const bundlePath = path.join(runDir(), 'workflow-bundle.js');
   const [, started] = await Promise.all([buildWorkflowBundle(bundlePath), startServerWithRetries()]);
   server = started;
   // Read by test/support/env.ts (sharedTestServer).
@@ -61,9 +57,10 @@ export async function setup(project: TestProject): Promise<void> {
   provide('workflowBundlePath', bundlePath);
 }
 
-async function setupDatabases(): Promise<void> {
-  await ensureDatabase(TEST_DATABASE_URL);
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+async function setupDatabase(): Promise<void> {
+  const url = testDatabaseUrl();
+  await ensureDatabase(url);
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   await migrate(client);
   await applyLeastPrivilege(client); // the pipeline's child processes run as fresh_badges_worker
