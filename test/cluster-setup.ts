@@ -1,7 +1,8 @@
 /**
  * For the cluster run (vitest.cluster.config.mts): a PostgreSQL server of its own, and a real local
- * Redis Cluster, 3 masters with a replica each, from the machine's redis-server, on free ports. Every test file of the run gets
- * its seed nodes (test/support/env.ts, testClusterNodes) and uses it as the online store.
+ * Redis Cluster, 3 masters with a replica each, from the machine's redis-server, on free ports.
+ * Every test file of the run gets its seed nodes (test/support/env.ts, testClusterNodes) and uses
+ * it as the online store.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';

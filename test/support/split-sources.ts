@@ -19,8 +19,8 @@ import {
 import { eventually } from './env';
 import { TEST_DATABASE_URL } from './test-urls';
 
-// named after the test database (fresh_badges_test_inventory, ...): a run with a database of its own
-// (the cluster run's) has source databases of its own too
+// named after the test database (fresh_badges_test_inventory, ...): a run given another test
+// database (TEST_DATABASE_URL) has source databases of its own too
 const TEST_DATABASE_NAME = new URL(TEST_DATABASE_URL).pathname.slice(1);
 export const TEST_INVENTORY_URL = withDatabase(TEST_DATABASE_URL, `${TEST_DATABASE_NAME}_inventory`);
 export const TEST_ORDERS_URL = withDatabase(TEST_DATABASE_URL, `${TEST_DATABASE_NAME}_orders`);
