@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { runMain, runProgram } from './lib/cli-args';
 import { temporalConnectionOptions } from '../config/temporal-connection';
-import { createStoreRedis, describeStoreRedis, masterNodes } from '../store/redis-client';
+import { createStoreRedis, describeStoreRedis, readyMasterNodes } from '../store/redis-client';
 import { loadConfig } from '../config';
 import { createPool } from '../db/pool';
 import { localServerFiles, readPid, startDevServer, stopPid, temporalAnswers } from './lib/temporal-server';
@@ -57,7 +57,7 @@ async function status(): Promise<number> {
   const redis = createStoreRedis(config, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   try {
     await redis.connect();
-    await Promise.all(masterNodes(redis).map((node) => node.ping()));
+    await Promise.all((await readyMasterNodes(redis)).map((node) => node.ping()));
     console.log(`redis      up    ${describeStoreRedis(config)}`);
   } catch (err) {
     console.log(`redis      DOWN  ${(err as Error).message}`);

@@ -10,7 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import { ConfigurationError } from '../config';
-import { masterNodes, StoreRedis } from './redis-client';
+import { readyMasterNodes, StoreRedis } from './redis-client';
 import { logger } from '../log/logger';
 
 export async function evictionPolicy(redis: Redis): Promise<string> {
@@ -35,7 +35,7 @@ export async function checkEvictionPolicy(
   mode: 'refuse' | 'warn',
   log: (m: string) => void = (m) => logger('store').warn(m),
 ): Promise<string> {
-  const nodes = masterNodes(redis);
+  const nodes = await readyMasterNodes(redis); // at a worker's start: its client just created
   const policies = await Promise.all(nodes.map((node) => evictionPolicy(node)));
   const bad = policies.findIndex((p) => p !== 'noeviction');
   if (bad < 0) return 'noeviction';

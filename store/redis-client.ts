@@ -73,6 +73,17 @@ export function masterNodes(redis: StoreRedis): Redis[] {
   return isCluster(redis) ? redis.nodes('master') : [redis];
 }
 
+/**
+ * The masters, once a cluster client has its slot map. Until then its nodes are the seeds, every
+ * one listed as a master; the map then disconnects those it shows to be replicas, and a command
+ * sent to one meanwhile fails with "Connection is closed". For a client just created.
+ */
+export async function readyMasterNodes(redis: StoreRedis): Promise<Redis[]> {
+  // a cluster command waits in the offline queue until the slot map is in (and connects a lazy client)
+  if (isCluster(redis) && redis.status !== 'ready') await redis.ping();
+  return masterNodes(redis);
+}
+
 /** SCAN for `match` over every master, in pages. */
 export async function* scanKeys(redis: StoreRedis, match: string, count = 1000): AsyncGenerator<string[]> {
   for (const node of masterNodes(redis)) {

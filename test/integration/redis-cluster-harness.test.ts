@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalRedisCluster, startLocalRedisCluster } from '../../scripts/lib/redis-cluster';
+import { createStoreRedis, readyMasterNodes } from '../../store/redis-client';
 
 const KEYS = Array.from({ length: 200 }, (_, i) => `harness:{k${i}}`);
 
@@ -58,6 +59,21 @@ describe('local Redis Cluster harness', () => {
 
     await writeAndReadAll('before');
     for (const m of masters) expect(await keysOn(m)).toBeGreaterThan(0); // spread over slots of every master
+  });
+
+  // Before its slot map is in, a cluster client lists its seeds as masters; then it disconnects the
+  // replicas among them, and a command sent to one meanwhile failed ("Connection is closed": a
+  // test file's first reset, and a worker's eviction check at its start).
+  it('a client just created, seeded with a replica, lists the masters once it has the slot map (readyMasterNodes)', async () => {
+    const [replica] = await cluster.replicas();
+    const fresh = createStoreRedis({ REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER_NODES: `127.0.0.1:${replica}` });
+    try {
+      const nodes = await readyMasterNodes(fresh);
+      expect(nodes.map((n) => n.options.port).sort()).toEqual((await cluster.masters()).slice().sort());
+      expect(await Promise.all(nodes.map((n) => n.ping()))).toEqual(nodes.map(() => 'PONG'));
+    } finally {
+      fresh.disconnect();
+    }
   });
 
   it('fails a master over to its replica; the same client writes and reads again', async () => {

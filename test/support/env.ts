@@ -10,7 +10,7 @@ import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
 import { truncateEverything } from '../../db/truncate';
 import { storeKeysFor } from '../../store/keys';
-import { createStoreRedis, masterNodes, onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
+import { createStoreRedis, onEachNode, readyMasterNodes, scanKeys, StoreRedis } from '../../store/redis-client';
 import { setEpoch } from '../../store/watermark';
 import { createWorker } from '../../worker/create-worker';
 import { lazyTemporalClient } from '../../worker/temporal-client';
@@ -131,7 +131,8 @@ export async function resetState(
     c.config.DRAIN_SHARDS,
     c.config.STORE_PARTITIONS,
   ]);
-  await Promise.all(masterNodes(c.redis).map((node) => node.flushdb()));
+  // a file's first reset uses a client just created (the cluster run's first file once failed here)
+  await Promise.all((await readyMasterNodes(c.redis)).map((node) => node.flushdb()));
   // An empty store of an empty source is complete: mark it so, as a finished backfill would.
   const keys = storeKeysFor(c.config);
   await setEpoch(c.redis, keys, 'test-reset');
