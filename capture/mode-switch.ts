@@ -165,7 +165,9 @@ async function handBack(
         await captureUntilMarker(source, pipeline, { id, lsn: marker });
         await tx.query(captureTriggersSql(source.tables));
         // The moment before the triggers commit: a capture session that took the source meanwhile
-        // (one the hand-back could not stop) writes nothing the triggers write from now on.
+        // (one the hand-back could not stop) writes nothing the triggers write from now on. On
+        // its own, not only in the transaction below: that one's commit could fail after the
+        // triggers' (the pipeline database lost), and this fence still stands then.
         await fenceCaptureSessions(pipeline, source.name);
         // Fenced again, in a transaction that holds the source's row until the triggers have
         // committed: a session that took the source since the line above is fenced by it (its
