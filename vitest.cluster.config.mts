@@ -25,7 +25,8 @@ export default defineConfig({
     isolate: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
-    reporters: ['default'],
+    // and each failure in one line, for `npm test`'s list at its end (scripts/test.sh)
+    reporters: ['default', ['./test/support/failure-summary-reporter.ts', { run: 'cluster' }]],
     include: [
       'test/integration/read-path.test.ts',
       'test/integration/ids.test.ts',

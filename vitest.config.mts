@@ -18,7 +18,8 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
-    reporters: ['default'],
+    // and each failure in one line, for `npm test`'s list at its end (scripts/test.sh)
+    reporters: ['default', ['./test/support/failure-summary-reporter.ts', { run: 'default' }]],
     env: { NODE_OPTIONS: childNodeOptions },
   },
 });

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `npm test`: the three test runs, then one short list of every failure.
+#   1. the default run (vitest.config.mts) and, beside it, the cluster run (vitest.cluster.config.mts):
+#      alone, the default run leaves the two cores about 60 % idle; the cluster run's output is
+#      printed once the default run's has ended (concurrently --group);
+#   2. the logical run (vitest.logical.config.mts), CPU-heavy, on its own. It runs even when an
+#      earlier run failed, so one `npm test` reports every failure.
+# Each run's failures are written by test/support/failure-summary-reporter.ts and printed last:
+# a CI log is often read from its tail, and vitest's own list is then thousands of lines up.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export TEST_FAILURE_SUMMARY_DIR
+TEST_FAILURE_SUMMARY_DIR=$(mktemp -d)
+trap 'rm -rf "$TEST_FAILURE_SUMMARY_DIR"' EXIT
+
+status=0
+npx concurrently --group --names default,cluster "npm:test:single" "npm:test:cluster" || status=1
+npx vitest run --config vitest.logical.config.mts || status=1
+
+echo
+echo "==> npm test: $([ "$status" = 0 ] && echo passed || echo FAILED)"
+for run in default cluster logical; do
+  f="$TEST_FAILURE_SUMMARY_DIR/$run.txt"
+  if [ -f "$f" ]; then cat "$f"; else echo "$run run: ended without a summary (it crashed or was stopped; see its output)"; fi
+done
+exit "$status"
