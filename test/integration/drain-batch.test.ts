@@ -241,7 +241,8 @@ describe('drain batch', () => {
 
   it('a backlog is drained in chunks that double up to maxBatchRows, read ahead at the doubled size', async () => {
     await insertSkuChanges('G', 100);
-    const r = await acts.drainBatch({ owner, maxRows: 10, maxBatchRows: 40, budgetMs: 500 });
+    // a budget the four passes fit in on a loaded machine (the call then idles to its end)
+    const r = await acts.drainBatch({ owner, maxRows: 10, maxBatchRows: 40, budgetMs: 3_000 });
     expect(r.rows).toBe(100);
     // chunks of 10, 20, 40 and 30 (a prefetch read at the old size once held every chunk at 10)
     if (c.config.DRAIN_SHARDS === 1) expect(r.batches).toBe(4);

@@ -285,8 +285,12 @@ describe('dependency faults under traffic', () => {
       status: 503,
       body: { dependencies: { redis: { status: 'up' }, postgres: { status: 'down' }, temporal: { status: 'up' } } },
     });
-    const healthy = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
-    expect(healthy.status).toBe(200);
+    // healthy again once its pool reaches PostgreSQL through the healed proxy
+    await eventually(
+      async () => (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status === 200,
+      15_000,
+      'the worker healthy again',
+    );
   });
 
   it('PostgreSQL 200 ms slower for 2 s', async () => {

@@ -14,7 +14,8 @@ import { sourceRowsFor } from '../../capture/source-rows';
 import { drainSettled, eventually, resetState, startDrain } from '../support/env';
 import { get } from '../support/http';
 
-const TTL_S = 3;
+// the first test checks the tombstone after a drained stock update: room for a loaded machine
+const TTL_S = 5;
 const pipeline = usePipeline('lifecycle', {
   config: { TOMBSTONE_TTL_S: String(TTL_S), DRAIN_LEASE_TTL_MS: '1000' },
   worker: true,

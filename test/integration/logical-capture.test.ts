@@ -874,7 +874,8 @@ describe('capture from the WAL of two source databases', () => {
         ...process.env,
         DATABASE_URL: TEST_DATABASE_URL,
         ...SPLIT_SOURCE_CONFIG,
-        DRAIN_LEASE_TTL_MS: '1000',
+        // renewed on the session's 1-s tick once half the TTL is gone: 2 s leaves a late tick room
+        DRAIN_LEASE_TTL_MS: '2000',
       }),
     });
     await pipeline.query(`delete from pipeline.leases where name = $1`, [captureLeaseName('inventory')]); // a test before's
@@ -882,9 +883,9 @@ describe('capture from the WAL of two source databases', () => {
       const run = new MockActivityEnvironment().run(acts.captureSource, {
         source: 'inventory',
         owner: 'lease-renewal-test',
-        budgetMs: 4_000,
+        budgetMs: 6_500,
       });
-      await sleep(2_500); // more than twice the TTL into the activity
+      await sleep(4_500); // more than twice the TTL into the activity
       expect(await leaseHolder(pipeline, captureLeaseName('inventory'))).toBe('lease-renewal-test');
       expect(await run).toMatchObject({ outcome: 'captured' });
     } finally {

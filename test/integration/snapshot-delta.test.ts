@@ -65,7 +65,10 @@ async function seed(skus: number): Promise<void> {
 }
 
 describe('open transactions hold nothing back', () => {
-  it('three transactions held open for a minute (same table, idle, another database): 1,000+ changes each readable within 1 s, never stale', async () => {
+  // Held back, a change would wait for the minute's end. The 2-s bounds leave room for a stall of the
+  // loaded test machine (the cluster run beside this one, lint at the start of `.ci/run`); the
+  // benchmarks measure the latency itself (docs/benchmarks.md).
+  it('three transactions held open for a minute (same table, idle, another database): 1,000+ changes each readable within 2 s, never stale', async () => {
     const holdMs = Number(process.env.OPEN_TX_TEST_MS ?? 60_000);
     await seed(50);
     await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('OPEN', 't', 'active')`);
@@ -88,11 +91,11 @@ describe('open transactions hold nothing back', () => {
       redis: c.redis,
       prefix: c.keys.prefix,
       partitions: c.keys.partitions.length,
-      staleAfterMs: 1000,
+      staleAfterMs: 2000,
     });
     try {
       // Measure from the workflow's first pass on: until then the store's asOf is the direct drain's
-      // above, and it ages past the 1-s threshold while the workflow starts (about a second on a
+      // above, and it ages past the stale threshold while the workflow starts (about a second on a
       // slow machine: the reads below then counted as stale what is only the start).
       await eventually(
         async () => Date.parse((await reader.getBadges('R1', ['S0'])).asOf ?? '') > drainStartedAt,
@@ -148,9 +151,14 @@ describe('open transactions hold nothing back', () => {
       for (const s of [sameTable, idle, otherDb])
         expect((await s.query('select pg_current_xact_id_if_assigned() is not null as held')).rows[0].held).toBe(true);
       expect(latencies.length).toBeGreaterThanOrEqual(Math.min(1000, Math.floor(holdMs / 60)));
+      const sorted = [...latencies].sort((a, b) => a - b);
+      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+      console.log(
+        `held open ${holdMs} ms: ${latencies.length} changes, commit-to-read p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${sorted.at(-1)} ms; ${reads} reads, ${staleReads} stale`,
+      );
       expect(staleReads).toBe(0);
       expect(reads).toBeGreaterThan(0);
-      expect(Math.max(...latencies)).toBeLessThan(1000);
+      expect(Math.max(...latencies)).toBeLessThan(2000);
 
       // The held change arrives once its transaction commits.
       await sameTable.query('commit');

@@ -224,9 +224,10 @@ export function sharedTestServer(): { address: string; bundlePath: string } {
 /**
  * Waits until no drain batch is running any more: terminating a workflow does not interrupt the
  * activity already in flight, which keeps polling until its wait is over. The watermark moves
- * with every poll, so "it stopped moving" means the batch is done.
+ * with every poll (every 20 ms in tests), so "it stopped moving" for a second and a half means
+ * the batch is done: a loaded machine can pause a running one for more than the 400 ms once used.
  */
-export async function drainSettled(c: Pick<TestClients, 'redis' | 'keys'>, quietMs = 400): Promise<void> {
+export async function drainSettled(c: Pick<TestClients, 'redis' | 'keys'>, quietMs = 1_500): Promise<void> {
   let last = await c.redis.hget(c.keys.partitions[0].meta, FIELD.caughtUpAt);
   let since = Date.now();
   await eventually(

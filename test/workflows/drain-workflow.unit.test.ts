@@ -299,7 +299,10 @@ describe('drain workflow (mocked activities)', () => {
       },
     });
     const summary = await withWorker(activities, async (taskQueue) =>
-      (await startDrain(taskQueue, { intervalMs: 1_000, marginMs: 0, idleWaitMs: 250 })).result(),
+      // runs of 1.5-2.5 s (a run ends at the next whole interval at least half an interval away):
+      // with 1-s intervals a first run of 0.5 s, its lease activity included, held one batch on a
+      // loaded machine
+      (await startDrain(taskQueue, { intervalMs: 2_000, marginMs: 0, idleWaitMs: 250 })).result(),
     );
 
     const batchesPerRun = calls.order
