@@ -55,6 +55,8 @@ export interface ApplyOptions {
   checked?: DeliveryPosition;
   /** As `checked`, per partition (each against its own drain shard's cursor: a dead letter re-applied). */
   checkedOf?: (partition: PartitionKeys) => DeliveryPosition;
+  /** What the drain chunk delivered (activities/drain/adopted-chunk.ts), recorded with `position`. */
+  chunkPrint?: string;
 }
 
 export interface ApplyResult {
@@ -317,6 +319,7 @@ export async function applyOps(
       args.push(
         ...positionArgs(call.position),
         ...positionArgs(opts.checkedOf?.(call.partition) ?? opts.checked ?? null),
+        call.position ? (opts.chunkPrint ?? '') : '',
       );
       for (const op of call.ops) pushOpArgs(args, op);
       void runScript(pipeline, SCRIPTS.apply, call.ops.length + 1, ...args);

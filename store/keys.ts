@@ -17,8 +17,8 @@
  *                              loss is noticed)
  *   {pp}snaps            hash  k -> "xmin:xmax:xip" of the snapshots backfills read from (k from
  *                             {p}snapseq, which numbers them for the whole store)
- *   {pp}pos              hash  the partition's own position: the batch claimed last (its snapshots)
- *                             and the last row applied (see store/store-position.ts)
+ *   {pp}pos              hash  the partition's own position: the batch claimed last (its snapshots),
+ *                             the last row applied and what its chunk delivered (store/store-position.ts)
  *   {pp}fence            string  "xmin:xmax:xip" of the deletion fence (see store/fence.ts)
  *   {pp}rebuilds         set   SKUs whose stock must be rebuilt (store/rebuild-requests.ts)
  *   {pp}held             hash  subjects waiting dead letters hold back from fresh answers

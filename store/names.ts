@@ -64,6 +64,12 @@ export const FIELD = {
   appliedBatch: 'lb',
   appliedTxid: 'lt',
   appliedId: 'li',
+  /**
+   * Partition position: what the drain chunk that wrote it delivered ("<batch>:<txid>:<id> of the
+   * position before it/<rows>/<sum of their outbox ids>"), checked against the outbox when the store
+   * is found one chunk ahead of the cursor (activities/drain/adopted-chunk.ts).
+   */
+  appliedChunk: 'lk',
   /** Partition position: the batch claimed last (its start and target snapshots, the target's time). */
   claimedBatch: 'cb',
   claimedFrom: 'cf',

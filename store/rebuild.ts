@@ -17,7 +17,8 @@ import { DeliveryPosition, resetStorePosition, StorePosition } from './store-pos
 
 /**
  * `cursor`: the drain cursor's last delivered position and its snapshots (null: the next batch
- * supplies the position). Its batch's target when one is in progress (`to`: it sees the rows its
+ * supplies the position), and what the chunk that reached it delivered (`chunk`: a TRUNCATE's
+ * emptying after its batch's last chunk, FIELD.appliedChunk). Its batch's target when one is in progress (`to`: it sees the rows its
  * earlier chunks delivered), else its start (`from`), becomes the deletion fence: a backfill chunk
  * read from a replica still behind it could otherwise fill in rows deleted before the rebuild.
  * `only`: the partitions to rebuild (default: the whole store, every key under the prefix).
@@ -27,7 +28,7 @@ import { DeliveryPosition, resetStorePosition, StorePosition } from './store-pos
 export async function rebuildStore(
   redis: StoreRedis,
   keys: StoreKeys,
-  cursor: { last: DeliveryPosition; from: string; to?: string | null } | null,
+  cursor: { last: DeliveryPosition; from: string; to?: string | null; chunk?: string } | null,
   claim: StorePosition['claimed'] = null,
   only?: readonly PartitionKeys[],
   historyLost = false,
@@ -68,7 +69,7 @@ export async function rebuildStore(
   // its writes may have been unlinked after; it must not mark them complete.
   await unmark(redis, partitions);
   if (cursor) {
-    await resetStorePosition(redis, partitions, cursor.last, claim);
+    await resetStorePosition(redis, partitions, cursor.last, claim, cursor.chunk ?? null);
   } else {
     // no position: the next batch starts the partitions from PostgreSQL's
     for (const p of partitions) await redis.del(p.pos);

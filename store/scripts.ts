@@ -69,6 +69,7 @@ export const SCRIPTS = {
   raiseCounter: load('raise-counter', 'fbRaiseCounter'),
   releaseHeld: load('release-held', 'fbReleaseHeld'),
   splitPosition: load('split-position', 'fbSplitPosition'),
+  lowerPosition: load('lower-position', 'fbLowerPosition'),
 } as const;
 
 type Callable = Record<string, (...args: (string | number)[]) => unknown>;

@@ -10,11 +10,13 @@
  *               open at the first attempt, with a lower txid, ahead of load deltas already counted,
  *               and the counters' position guard would skip it).
  *   applied: lb lt li  the delivery position (batch, txid, id) of the last row applied, written by
- *               the last apply call of each chunk.
+ *               the last apply call of each chunk; lk what that chunk delivered (store/chunk-print.ts).
  *
  * Every drain call compares the applied position with PostgreSQL's (the cursor's `last`):
  *   equal, or ahead only inside the batch in progress, which the store claimed (a crash before the
- *           cursor commit): in sync;
+ *           cursor commit): in sync, once the chunk's record (FIELD.appliedChunk) is found again in
+ *           the outbox; else PostgreSQL lost that commit with rows the chunk applied: ahead
+ *           (activities/drain/adopted-chunk.ts);
  *   behind: Redis lost writes the cursor had counted (restored from an older file, failed over to a
  *           lagging replica): the drain rewinds its cursor to the store's own position and
  *           re-delivers from there (reads stay stale: the watermark came back old with the data);
@@ -31,7 +33,8 @@
  * partition and combines them:
  *   any ahead: ahead (PostgreSQL lost commits);
  *   behind, and every partition holds the same claim: the whole store went back together (one
- *           Redis restored from a file): rewind to the lowest applied position, which re-delivers
+ *           Redis restored from a file), or nodes lost writes inside one batch: rewind to the
+ *           lowest applied position, every partition past it lowered to it, which re-delivers
  *           the claimed batch with the same batch number and target, so every counter's position
  *           guard and every field's version skip exactly what each partition already holds;
  *   behind in some partitions only (a cluster node failed over to a lagging replica): those
@@ -45,6 +48,7 @@ import type { PartitionKeys, StoreKeys } from './keys';
 import { onEachNode, StoreRedis } from './redis-client';
 import { FIELD } from './names';
 import { defineScripts, runScript, SCRIPTS } from './scripts';
+import { appliedInPlace } from './chunk-print';
 
 export interface DeliveryPosition {
   batch: string;
@@ -57,20 +61,50 @@ export const NO_POSITION: DeliveryPosition = { batch: '0', txid: '0', id: '0' };
 export interface StorePosition {
   claimed: { batch: string; from: string; target: string; at: number } | null;
   applied: DeliveryPosition | null;
+  /** What the chunk that wrote `applied` delivered (FIELD.appliedChunk; absent: not known). */
+  chunk?: string | null;
+}
+
+/**
+ * The store is ahead of the cursor inside the batch it claimed: a chunk reached Redis and its
+ * cursor commit did not (a crash), or PostgreSQL lost that commit and the rows with it (a failover
+ * to an asynchronous standby). The drain tells the two apart (activities/drain/adopted-chunk.ts).
+ */
+export interface AheadInClaim {
+  applied: DeliveryPosition;
+  /** Each ahead partition's FIELD.appliedChunk ('' : none). */
+  chunks: string[];
 }
 
 export type PositionCheck =
-  | { status: 'ok'; target: { snap: string; at: number } }
+  | { status: 'ok'; target: { snap: string; at: number }; aheadInClaim?: AheadInClaim }
   | { status: 'behind' | 'ahead'; store: StorePosition }
   /** Some partitions lost writes the others kept: rebuild those partitions. */
   | { status: 'partitions-behind'; partitions: number[]; store: StorePosition };
 
 function parseState(r: string[]): StorePosition {
-  const [, cb, cf, ct, cat, lb, lt, li] = r;
+  const [, cb, cf, ct, cat, lb, lt, li, lk] = r;
   return {
     claimed: cb && ct ? { batch: cb, from: cf, target: ct, at: Number(cat) } : null,
     applied: lb ? { batch: lb, txid: lt, id: li } : null,
+    chunk: lk || null,
   };
+}
+
+/**
+ * The partitions whose applied position is past the cursor's `last` (each checked ok: inside the
+ * claim), or at it with a chunk applied in place (a TRUNCATE batch's last, before its emptying).
+ */
+function aheadInClaim(states: StorePosition[], last: DeliveryPosition): AheadInClaim | undefined {
+  const ahead = states.filter(
+    (s) =>
+      s.applied &&
+      (comparePositions(s.applied, last) > 0 ||
+        (comparePositions(s.applied, last) === 0 && appliedInPlace(s.chunk, s.applied))),
+  );
+  if (!ahead.length) return undefined;
+  const highest = ahead.reduce((max, s) => (comparePositions(s.applied!, max.applied!) > 0 ? s : max));
+  return { applied: highest.applied!, chunks: ahead.map((s) => s.chunk ?? '') };
 }
 
 export function comparePositions(a: DeliveryPosition, b: DeliveryPosition): number {
@@ -166,7 +200,12 @@ export async function checkStorePosition(
     if (together) return { status: 'behind', store };
     return { status: 'partitions-behind', partitions: behind, store };
   }
-  if (!input.proposed) return { status: 'ok', target: { snap: '', at: 0 } };
+  if (!input.proposed)
+    return withAhead(
+      { status: 'ok', target: { snap: '', at: 0 } },
+      checked.map((c) => c.store),
+      input.last,
+    );
   // One target for the batch in every partition: an earlier attempt's, if any partition claimed it.
   const earlier = checked.map((c) => c.store.claimed).filter((c) => c?.batch === input.batch && c.target);
   if (earlier.some((c) => !sameClaim(c, earlier[0])))
@@ -178,8 +217,21 @@ export async function checkStorePosition(
     // only another drain could move a partition between the two calls: the lease forbids it
     if (moved) throw new Error(`store position moved while batch ${input.batch} was being claimed (${moved.status})`);
   }
-  return { status: 'ok', target };
+  return withAhead(
+    { status: 'ok', target },
+    checked.map((c) => c.store),
+    input.last,
+  );
 }
+
+const withAhead = (
+  ok: Extract<PositionCheck, { status: 'ok' }>,
+  states: StorePosition[],
+  last: DeliveryPosition,
+): PositionCheck => {
+  const ahead = aheadInClaim(states, last);
+  return ahead ? { ...ok, aheadInClaim: ahead } : ok;
+};
 
 /**
  * One partition (a single Redis): check and claim in one call, as nothing else needs to agree;
@@ -196,7 +248,11 @@ async function checkAndClaimOne(
   if (unfinished) return unfinished;
   if (c.status === 'ahead' || c.status === 'behind') return { status: c.status, store: c.store };
   const earlier = c.store.claimed?.batch === input.batch ? c.store.claimed : null;
-  return { status: 'ok', target: earlier ? { snap: earlier.target, at: earlier.at } : proposed };
+  return withAhead(
+    { status: 'ok', target: earlier ? { snap: earlier.target, at: earlier.at } : proposed },
+    [c.store],
+    input.last,
+  );
 }
 
 /** The store's position: the lowest applied position over its partitions, and that partition's claim. */
@@ -220,6 +276,7 @@ export async function readPartitionPositions(redis: StoreRedis, keys: StoreKeys)
         FIELD.appliedBatch,
         FIELD.appliedTxid,
         FIELD.appliedId,
+        FIELD.appliedChunk,
       ),
   );
   return replies.map((f) => parseState(['', ...(f as (string | null)[]).map((v) => v ?? '')]));
@@ -234,8 +291,10 @@ export async function resetStorePosition(
   partitions: readonly PartitionKeys[],
   last: DeliveryPosition,
   claim: StorePosition['claimed'] = null,
+  chunk: string | null = null,
 ): Promise<void> {
   const fields = [FIELD.appliedBatch, last.batch, FIELD.appliedTxid, last.txid, FIELD.appliedId, last.id];
+  if (chunk) fields.push(FIELD.appliedChunk, chunk);
   if (claim)
     fields.push(
       FIELD.claimedBatch,
@@ -271,6 +330,22 @@ export async function splitStorePosition(
   defineScripts(redis);
   const args = [old.batch, old.txid, old.id, planned.batch, planned.txid, planned.id];
   return Number(await runScript(redis, SCRIPTS.splitPosition, 2, partition.pos, partition.epoch, ...args)) === 1;
+}
+
+/**
+ * After a rewind to `to` (the lowest partition's position): every partition past it takes it
+ * (store/lua/lower-position.lua). Returns how many were lowered.
+ */
+export async function lowerStorePosition(
+  redis: StoreRedis,
+  partitions: readonly PartitionKeys[],
+  to: DeliveryPosition,
+): Promise<number> {
+  defineScripts(redis);
+  let lowered = 0;
+  for (const p of partitions)
+    lowered += Number(await runScript(redis, SCRIPTS.lowerPosition, 1, p.pos, to.batch, to.txid, to.id));
+  return lowered;
 }
 
 /**

@@ -6,7 +6,13 @@ import type pg from 'pg';
 import { parseSnapshot } from '../../db/pg-snapshot';
 import { BATCH_START, readOutboxFloor, saveCursor, type ConsumerCursor } from '../../outbox';
 import { rebuildStore } from '../../store/rebuild';
-import { checkStorePosition, readStorePosition, type PositionCheck } from '../../store/store-position';
+import {
+  checkStorePosition,
+  lowerStorePosition,
+  readStorePosition,
+  type AheadInClaim,
+  type PositionCheck,
+} from '../../store/store-position';
 import type { DrainDeps, Target } from './types';
 import { settleRedelivered } from '../dead-letters/redelivered';
 import { releaseHeldBy } from '../dead-letters';
@@ -23,7 +29,7 @@ export async function checkPosition(
   deps: DrainDeps,
   cursor: ConsumerCursor,
   now: { snap: string; at: number | null },
-): Promise<{ kind: 'ok'; target: Target } | { kind: 'diverged'; divergence: Divergence }> {
+): Promise<{ kind: 'ok'; target: Target; aheadInClaim?: AheadInClaim } | { kind: 'diverged'; divergence: Divergence }> {
   const check = await checkStorePosition(deps.redis, deps.keys, {
     batch: cursor.batch,
     from: cursor.from,
@@ -36,7 +42,11 @@ export async function checkPosition(
   if (cursor.to === null && parseSnapshot(check.target.snap).xmax > parseSnapshot(now.snap).xmax) {
     return { kind: 'diverged', divergence: { status: 'ahead', store: await readStorePosition(deps.redis, deps.keys) } };
   }
-  return { kind: 'ok', target: cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : check.target };
+  return {
+    kind: 'ok',
+    target: cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : check.target,
+    ...(check.aheadInClaim ? { aheadInClaim: check.aheadInClaim } : {}),
+  };
 }
 
 /**
@@ -71,6 +81,10 @@ export async function resolveDivergence(
         last: store.applied,
       };
       await saveCursor(client, consumer, rewound);
+      // Partitions that kept writes past it (some nodes of a cluster behind) take it too: more than
+      // a chunk ahead, they could not be checked against the outbox and would be rebuilt
+      // (adopted-chunk.ts). Harmless: the versions and counters' positions skip what they hold.
+      await lowerStorePosition(deps.redis, deps.keys.partitions, store.applied);
       // the letters of the changes delivered again no longer say what is owed (redelivered.ts)
       const settled = await settleRedelivered(client, consumer, rewound);
       if (settled.length) await releaseHeldBy(deps, settled, client);

@@ -38,6 +38,9 @@ import { pendingRows } from '../../outbox/status';
 import { OutboxWriteWatch, outboxWrites } from '../../outbox/written-signal';
 import { applyUpdates } from '../../store/apply';
 import { hold } from '../../store/held';
+import { readStorePosition } from '../../store/store-position';
+import { adoptedChunkMismatch } from './adopted-chunk';
+import { chunkPrint } from '../../store/chunk-print';
 import { applyOptions } from '../apply-options';
 import { afterApplied, afterIdle, MAX_REBUILDS_REPORTED } from './after-commit';
 import { CLAIM_BEGIN_STATEMENTS, claimBeginSql, claimDrain } from './claim';
@@ -313,7 +316,7 @@ async function applyNextChunk(
   if (!complete) await markIfTruncating(deps, client, cursor, target);
   const applied = await applyChunk(deps, cursor, next, chunk.rows, truncated.length > 0);
   await deadLetterFailures(deps, client, consumer, chunk.rows, applied.dead, applied.result);
-  if (truncated.length) await applyTruncates(deps, cursor, target.snap, next, truncated);
+  if (truncated.length) await applyTruncates(deps, cursor, target.snap, next, truncated, applied.chunk);
   // the cursor, the applied snapshot when the batch is complete, and the lease: sent with the COMMIT
   const end = endDrainPassSql(
     consumer,
@@ -374,6 +377,18 @@ async function checkedChunk(
     await reading; // a failed read aborted the transaction: its error, not the repair's, is the one to see
     return checked;
   }
+  if (checked.aheadInClaim) {
+    // a crash between a chunk's apply and its commit, or a commit PostgreSQL lost (adopted-chunk.ts)
+    await reading;
+    const lost = await adoptedChunkMismatch(client, cursor, checked.target.snap, deps.routes, checked.aheadInClaim);
+    if (lost) {
+      deps.log?.('warn', `the store's last chunk is not in the outbox: ${lost}`, { batch: cursor.batch });
+      return {
+        kind: 'diverged',
+        divergence: { status: 'ahead', store: await readStorePosition(deps.redis, deps.keys) },
+      };
+    }
+  }
   if (checked.target.snap === assumed.snap) return { kind: 'ok', target: checked.target, chunk: await reading };
   await reading.catch(() => undefined);
   return {
@@ -430,6 +445,7 @@ async function applyChunk(
   truncating: boolean,
 ) {
   const { updates, dead, newestSourceMs } = featureUpdatesOf(deps.keys, rows);
+  const chunk = chunkPrint(cursor.last, rows);
   // Rows that cannot be applied are held before the call that moves the store's position past
   // them (and again with their letters: row-updates.ts); a Redis file written in between would
   // hold that position without the hold. (What Redis rejects, apply.lua holds in the same call.)
@@ -445,8 +461,9 @@ async function applyChunk(
     batch: cursor.batch,
     position: truncating ? cursor.last : next.last, // the store's applied position moves in the same call as the changes
     checked: cursor.last, // and only in a partition that still holds what the check saw
+    chunkPrint: chunk, // what this chunk delivered: a lost commit is told from a crash by it (adopted-chunk.ts)
   });
   const seconds = (performance.now() - t0) / 1000;
   faultPoint('after-apply');
-  return { result, dead, newestSourceMs, seconds, visibleAt: Date.now() };
+  return { result, dead, newestSourceMs, seconds, visibleAt: Date.now(), chunk };
 }

@@ -32,6 +32,8 @@ export async function applyTruncates(
   target: string,
   next: ConsumerCursor,
   truncated: string[],
+  /** What the batch's last chunk delivered (adopted-chunk.ts), kept with the position it sets. */
+  chunk?: string,
 ): Promise<void> {
   if (truncated.length === 0) return;
   const tables = truncated.map((t) => `shop.${t}`).join(', ');
@@ -42,7 +44,7 @@ export async function applyTruncates(
   );
   deps.metrics?.divergence('truncate');
   const claim = (await readStorePosition(deps.redis, deps.keys)).claimed;
-  await rebuildStore(deps.redis, deps.keys, { last: next.last, from: target }, claim);
+  await rebuildStore(deps.redis, deps.keys, { last: next.last, from: target, chunk }, claim);
 }
 
 /**

@@ -10,6 +10,7 @@
 -- ARGV[8..10] the position the drain checked before this chunk ('' : none): a partition now below
 --   it lost writes since the check (its node failed over, or restarted from an old file), so the
 --   call refuses with FBBEHIND and writes nothing; the retry's check then finds it behind,
+-- ARGV[11] what the chunk delivered (FIELD.appliedChunk), recorded with the position ('' : none),
 -- then five ARGV per operation: its code (OP) and four values, encoded by store/store-ops.ts.
 -- Returns { applied, failed = { op index, message, … }, rebuild = { op index, … },
 --   fenced = { op index, … } }
@@ -317,7 +318,7 @@ end
 
 local applied, failed = 0, {}
 for i = 1, #KEYS - 1 do
-  local a = 10 + (i - 1) * 5
+  local a = 11 + (i - 1) * 5
   local ok, res = pcall(run, ARGV[a + 1], i, KEYS[i + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
   if ok then
     applied = applied + res
@@ -335,5 +336,12 @@ for i = 1, #KEYS - 1 do
 end
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], FIELD.appliedBatch, ARGV[5], FIELD.appliedTxid, ARGV[6], FIELD.appliedId, ARGV[7])
+  -- what this chunk delivered, or nothing known: never an earlier chunk's beside this position
+  -- (an older version's apply, which knows no record, leaves one: a store found ahead then is rebuilt)
+  if ARGV[11] ~= '' then
+    redis.call('HSET', KEYS[1], FIELD.appliedChunk, ARGV[11])
+  else
+    redis.call('HDEL', KEYS[1], FIELD.appliedChunk)
+  end
 end
 return { applied, failed, rebuild, fenced }

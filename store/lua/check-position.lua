@@ -7,25 +7,25 @@
 -- Returns { status ('ok', 'behind', 'ahead' or 'rebuilding': a rebuild or a TRUNCATE's emptying
 --   began and never ended), then the partition's claim and
 --   position as they were before this call: claimed batch, from, target, at, applied batch, txid,
---   id ('' : none) }
+--   id, what the chunk that wrote the position delivered ('' : none) }
 --- @include "includes/position"
 --- @include "includes/fence"
 -- A rebuild of the partition that never ended (a Redis back from a file written while it ran):
 -- what it holds is part old data, part emptied; it must be rebuilt again, never taken as is.
 if redis.call('HEXISTS', KEYS[1], FIELD.rebuilding) == 1 then
-  return { 'rebuilding', '', '', '', '', '', '', '' }
+  return { 'rebuilding', '', '', '', '', '', '', '', '' }
 end
 -- A batch's TRUNCATE that was to empty the partition after its last chunk, and the cursor has gone
 -- past that batch: the emptying happened, and this Redis came back from a file written before it
 -- (what it holds is the data the TRUNCATE removed).
 local pending = redis.call('HGET', KEYS[1], FIELD.truncatePending)
 if pending and tonumber(pending) < tonumber(ARGV[1]) then
-  return { 'rebuilding', '', '', '', '', '', '', '' }
+  return { 'rebuilding', '', '', '', '', '', '', '', '' }
 end
 local f = redis.call('HMGET', KEYS[1], FIELD.claimedBatch, FIELD.claimedFrom, FIELD.claimedTarget, FIELD.claimedAt,
-  FIELD.appliedBatch, FIELD.appliedTxid, FIELD.appliedId)
+  FIELD.appliedBatch, FIELD.appliedTxid, FIELD.appliedId, FIELD.appliedChunk)
 local function state(s)
-  return { s, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '' }
+  return { s, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '', f[8] or '' }
 end
 local unpositioned = not f[5]
 if unpositioned then
@@ -42,7 +42,8 @@ end
 local c = comparePositions(f[5], f[6], f[7], ARGV[5], ARGV[6], ARGV[7])
 if c < 0 then return state('behind') end
 -- The store may be ahead only inside the batch in progress, which it must have claimed (a crash
--- between its Redis apply and its cursor commit). A claim of a batch the cursor has not reached
+-- between its Redis apply and its cursor commit; the drain then checks the chunk against the
+-- outbox: activities/drain/adopted-chunk.ts). A claim of a batch the cursor has not reached
 -- means PostgreSQL lost commits the store had seen.
 if c > 0 and (f[5] ~= ARGV[1] or f[1] ~= ARGV[1]) then return state('ahead') end
 if tonumber(f[1] or '0') > tonumber(ARGV[1]) then return state('ahead') end

@@ -1,0 +1,65 @@
+/**
+ * A store found ahead of the cursor inside the batch it claimed holds a chunk whose cursor commit
+ * PostgreSQL does not have. Two histories end that way:
+ *  - the drain crashed between the chunk's Redis apply and its cursor commit: the outbox still
+ *    holds the chunk's rows, the retry re-reads exactly them under the claimed target, and the
+ *    version checks make the second apply harmless (store/store-position.ts);
+ *  - PostgreSQL lost the commit, and with it rows the chunk applied: a failover to an asynchronous
+ *    standby or a restore that ended between the outbox writes and the drain's commit. The store
+ *    holds changes this history never had. Once the new primary's transaction ids have passed the
+ *    claimed target, nothing else tells this from the crash; adopted, those changes would stay in
+ *    the store, read as fresh, until their rows change again.
+ * Each chunk records, with the position it writes, what it delivered (chunkPrint): the position
+ * before it, its row count, the sum of its outbox ids and the sum of their write times (a row a
+ * new history wrote under an id the sequence handed out again has another). A store ahead is
+ * adopted only when that record starts at the cursor's `last` and the outbox holds those rows
+ * again, up to the store's position. Anything else is a store ahead of PostgreSQL, rebuilt like one.
+ * The last chunk of a batch that holds a TRUNCATE is applied without moving the position (the
+ * emptying that follows sets it: truncates.ts); a record that starts at the store's own position,
+ * which is the cursor's, is that chunk, applied and not yet emptied, and is checked the same way.
+ */
+import type pg from 'pg';
+import { readDelta, type ConsumerCursor } from '../../outbox';
+import { parseChunkPrint, positionText, sumsOfChunk } from '../../store/chunk-print';
+import type { AheadInClaim } from '../../store/store-position';
+
+/**
+ * Why the chunk the store holds beyond the cursor cannot be adopted (null: it can, the outbox holds
+ * its rows). `target`: the batch's claimed target; `routes`: the drain shard's (null: every row).
+ */
+export async function adoptedChunkMismatch(
+  client: pg.ClientBase,
+  cursor: ConsumerCursor,
+  target: string,
+  routes: number[] | null,
+  ahead: AheadInClaim,
+): Promise<string | null> {
+  const [first] = ahead.chunks;
+  if (!first || ahead.chunks.some((c) => c !== first))
+    return 'the store holds no record of the chunk that moved its position (or its partitions disagree)';
+  const print = parseChunkPrint(first);
+  if (!print) return `the store's record of its last chunk is unreadable (${first})`;
+  if (print.before !== positionText(cursor.last))
+    return `the store's last chunk began at ${print.before}, the cursor is at ${positionText(cursor.last)}: more than one chunk ahead`;
+  const rows = await readDelta(client, {
+    from: cursor.from,
+    to: target,
+    after: cursor.position,
+    limit: print.rows + 1,
+    routes,
+  });
+  const upTo = ahead.applied;
+  // applied in place (a TRUNCATE batch's last chunk): the batch's rows after the cursor, all of them
+  const inPlace = positionText(upTo) === positionText(cursor.last);
+  const within = inPlace
+    ? rows
+    : rows.filter(
+        (r) => BigInt(r.txid) < BigInt(upTo.txid) || (r.txid === upTo.txid && BigInt(r.id) <= BigInt(upTo.id)),
+      );
+  const found = sumsOfChunk(within);
+  const last = within.at(-1);
+  const endsThere = inPlace || (last?.txid === upTo.txid && last.id === upTo.id);
+  if (within.length !== print.rows || found !== print.sums || !endsThere)
+    return `the outbox holds ${within.length} row(s) of the store's last chunk (sums ${found}), the store applied ${print.rows} (sums ${print.sums})`;
+  return null;
+}
