@@ -25,6 +25,7 @@ export function chunkPrint(before: DeliveryPosition, rows: readonly ChunkRow[]):
   return `${positionText(before)}/${rows.length}/${sumsOfChunk(rows)}`;
 }
 
+/** The parts of a record (null: not one this version writes). */
 export function parseChunkPrint(print: string): { before: string; rows: number; sums: string } | null {
   const m = /^(\d+:\d+:\d+)\/(\d+)\/(\d+\/\d+)$/.exec(print);
   return m ? { before: m[1]!, rows: Number(m[2]), sums: m[3]! } : null;

@@ -17,10 +17,9 @@ import { ensureDatabase, migrate } from '../../db/migrate';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
-import { createBadgeReader } from '../../serving/badge-reader';
 import { activitiesFor } from '../support/activities';
 import { backfillEverything } from '../support/backfill';
-import { pipelineClients, resetState, testClients, type TestClients } from '../support/env';
+import { pipelineClients, resetState, storeReader, testClients, type TestClients } from '../support/env';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
 import { recordingDivergences } from '../support/metrics';
 import { PrivatePostgres } from '../support/private-postgres';
@@ -87,12 +86,7 @@ describe('the pipeline database failing over to an asynchronous standby', () => 
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
     await backfillEverything(acts, 'pipeline-failover-fill');
     for (;;) if ((await acts.drainBatch({ owner })).outcome === 'idle') break;
-    const reader = createBadgeReader({
-      redis: c.redis,
-      prefix: c.keys.prefix,
-      partitions: c.keys.partitions.length,
-      staleAfterMs: 60_000,
-    });
+    const reader = storeReader(c, 60_000);
     expect(await reader.getBadge('R1', 'RESTOCK')).toMatchObject({ reason: 'out_of_stock', stale: false });
 
     // The standby has all of that, then stops receiving (as an asynchronous one lagging behind).

@@ -21,7 +21,7 @@ import { runTraffic } from '../../simulator/traffic';
 import { backfillEverything } from '../support/backfill';
 import { recordingDivergences } from '../support/metrics';
 import { restoreCursorRow, saveCursorRow } from '../support/cursor';
-import { pipelineClients, resetState, testClients } from '../support/env';
+import { pipelineClients, resetState, storeReader, testClients } from '../support/env';
 import { freePort, stopProcess } from '../support/redis-process';
 import { exited } from '../support/worker-process';
 import { FIELD } from '../../store/names';
@@ -378,13 +378,7 @@ describe('a store one chunk ahead of the cursor', () => {
       row.fc_id,
       onHand,
     ]);
-  const reader = () =>
-    createBadgeReader({
-      redis: c.redis,
-      prefix: c.keys.prefix,
-      partitions: c.keys.partitions.length,
-      staleAfterMs: 60_000,
-    });
+  const reader = () => storeReader(c, 60_000);
 
   it('a crash between its apply and its commit: the outbox holds its rows, and it is adopted', async () => {
     const { acts, divergences } = await seededStoreCountingDivergences();

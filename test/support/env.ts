@@ -16,6 +16,7 @@ import { createWorker } from '../../worker/create-worker';
 import { lazyTemporalClient } from '../../worker/temporal-client';
 import { drainWorkflow, type DrainWorkflowInput } from '../../workflows';
 import { FIELD } from '../../store/names';
+import { createBadgeReader } from '../../serving/badge-reader';
 
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './test-urls';
 import { fileCapture, LOGICAL_RUN, LOGICAL_RUN_CONFIG, resetSources } from './logical-run';
@@ -243,6 +244,10 @@ export async function drainSettled(c: Pick<TestClients, 'redis' | 'keys'>, quiet
     'running drain batches to finish',
   );
 }
+
+/** A badge reader of the test store (reads stale after `staleAfterMs` without a confirmation). */
+export const storeReader = (c: Pick<TestClients, 'redis' | 'keys'>, staleAfterMs: number) =>
+  createBadgeReader({ redis: c.redis, prefix: c.keys.prefix, partitions: c.keys.partitions.length, staleAfterMs });
 
 /** Every key of one kind in the test store (on a cluster: from every master). */
 export async function storeKeysOfKind(
