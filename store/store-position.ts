@@ -71,9 +71,8 @@ export interface StorePosition {
  * to an asynchronous standby). The drain tells the two apart (activities/drain/adopted-chunk.ts).
  */
 export interface AheadInClaim {
-  applied: DeliveryPosition;
-  /** Each ahead partition's FIELD.appliedChunk ('' : none). */
-  chunks: string[];
+  /** Each such partition's position and FIELD.appliedChunk ('' : none). */
+  partitions: { applied: DeliveryPosition; chunk: string }[];
 }
 
 export type PositionCheck =
@@ -103,8 +102,7 @@ function aheadInClaim(states: StorePosition[], last: DeliveryPosition): AheadInC
         (comparePositions(s.applied, last) === 0 && appliedInPlace(s.chunk, s.applied))),
   );
   if (!ahead.length) return undefined;
-  const highest = ahead.reduce((max, s) => (comparePositions(s.applied!, max.applied!) > 0 ? s : max));
-  return { applied: highest.applied!, chunks: ahead.map((s) => s.chunk ?? '') };
+  return { partitions: ahead.map((s) => ({ applied: s.applied!, chunk: s.chunk ?? '' })) };
 }
 
 export function comparePositions(a: DeliveryPosition, b: DeliveryPosition): number {

@@ -21,7 +21,8 @@
 import type pg from 'pg';
 import { readDelta, type ConsumerCursor } from '../../outbox';
 import { parseChunkPrint, positionText, sumsOfChunk } from '../../store/chunk-print';
-import type { AheadInClaim } from '../../store/store-position';
+import type { OutboxRow } from '../../features/from-source';
+import type { AheadInClaim, DeliveryPosition } from '../../store/store-position';
 
 /**
  * Why the chunk the store holds beyond the cursor cannot be adopted (null: it can, the outbox holds
@@ -34,21 +35,41 @@ export async function adoptedChunkMismatch(
   routes: number[] | null,
   ahead: AheadInClaim,
 ): Promise<string | null> {
-  const [first] = ahead.chunks;
-  if (!first || ahead.chunks.some((c) => c !== first))
-    return 'the store holds no record of the chunk that moved its position (or its partitions disagree)';
-  const print = parseChunkPrint(first);
-  if (!print) return `the store's record of its last chunk is unreadable (${first})`;
-  if (print.before !== positionText(cursor.last))
-    return `the store's last chunk began at ${print.before}, the cursor is at ${positionText(cursor.last)}: more than one chunk ahead`;
+  // Partitions of one store can hold records of different chunks from the same position (two
+  // attempts that both crashed midway, with different chunk sizes): each is checked.
+  const chunks = new Map<string, { applied: DeliveryPosition; print: ReturnType<typeof parseChunkPrint> }>();
+  for (const p of ahead.partitions) {
+    if (!p.chunk) return 'the store holds no record of the chunk that moved its position';
+    chunks.set(`${p.chunk}@${positionText(p.applied)}`, { applied: p.applied, print: parseChunkPrint(p.chunk) });
+  }
+  let most = 0;
+  for (const { print } of chunks.values()) {
+    if (!print) return "the store's record of its last chunk is unreadable";
+    if (print.before !== positionText(cursor.last))
+      return `the store's last chunk began at ${print.before}, the cursor is at ${positionText(cursor.last)}: more than one chunk ahead`;
+    most = Math.max(most, print.rows);
+  }
   const rows = await readDelta(client, {
     from: cursor.from,
     to: target,
     after: cursor.position,
-    limit: print.rows + 1,
+    limit: most + 1,
     routes,
   });
-  const upTo = ahead.applied;
+  for (const { applied, print } of chunks.values()) {
+    const lost = chunkMismatch(rows, cursor, applied, print!);
+    if (lost) return lost;
+  }
+  return null;
+}
+
+/** Whether `rows` (the delta after the cursor) hold what the record says its chunk applied up to `upTo`. */
+function chunkMismatch(
+  rows: OutboxRow[],
+  cursor: ConsumerCursor,
+  upTo: DeliveryPosition,
+  print: NonNullable<ReturnType<typeof parseChunkPrint>>,
+): string | null {
   // applied in place (a TRUNCATE batch's last chunk): the batch's rows after the cursor, all of them
   const inPlace = positionText(upTo) === positionText(cursor.last);
   const within = inPlace

@@ -522,6 +522,68 @@ describe('a store one chunk ahead of the cursor', () => {
     }
   });
 
+  // Two attempts at the same chunk both died midway, the second with a smaller chunk (a retry
+  // starts again from the base size): partitions hold records of either, each checked on its own.
+  it('partitions holding records of two attempts at the chunk: each found in the outbox, adopted', async () => {
+    const c4 = testClients({ REDIS_URL: `redis://127.0.0.1:${port}/0`, STORE_PARTITIONS: '4' });
+    try {
+      const { metrics, divergences } = recordingDivergences();
+      const acts4 = activitiesFor({ ...pipelineClients(c4), metrics });
+      await resetState(c4);
+      await acts4.acquireDrainLease({ owner });
+      await seedCatalogue(c4.pool, size);
+      await drainAll(acts4);
+      const cursor = await saveCursorRow(c4.pool);
+      const { rows: before } = await c4.pool.query<{ id: string }>(
+        `select coalesce(max(id), 0)::text as id from pipeline.outbox`,
+      );
+      const { rows: skus } = await c4.pool.query<{ sku_id: string }>(
+        `select distinct sku_id from shop.inventory order by sku_id limit 2`,
+      );
+      for (const s of skus)
+        await c4.pool.query(`update shop.inventory set on_hand = on_hand + 1 where sku_id = $1`, [s.sku_id]);
+      const { rows } = await c4.pool.query<{ id: string; txid: string; created_ms: number }>(
+        `select id::text, txid::text, (extract(epoch from created_at) * 1000)::float8 as created_ms
+           from pipeline.outbox where id > $1 order by txid, id`,
+        [before[0]!.id],
+      );
+      const { rows: snap } = await c4.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
+      const last = { batch: String(cursor.last_batch), txid: String(cursor.last_txid), id: String(cursor.last_id) };
+      const attempt = (p: number, upTo: number) =>
+        c4.redis.hset(
+          c4.keys.partitions[p]!.pos,
+          FIELD.appliedBatch,
+          String(cursor.batch),
+          FIELD.appliedTxid,
+          rows[upTo - 1]!.txid,
+          FIELD.appliedId,
+          rows[upTo - 1]!.id,
+          FIELD.appliedChunk,
+          chunkPrint(last, rows.slice(0, upTo)),
+        );
+      for (const p of c4.keys.partitions)
+        await c4.redis.hset(
+          p.pos,
+          FIELD.claimedBatch,
+          String(cursor.batch),
+          FIELD.claimedFrom,
+          String(cursor.snap_from),
+          FIELD.claimedTarget,
+          snap[0]!.s,
+          FIELD.claimedAt,
+          String(Date.now()),
+        );
+      await attempt(0, rows.length); // the first attempt's whole chunk reached partition 0
+      await attempt(1, 1); // the retry's chunk of one row reached partition 1
+      expect(await acts4.drainBatch({ owner })).toMatchObject({ outcome: 'applied' });
+      await drainAll(acts4);
+      expect(divergences).toEqual([]);
+      expect(compareSnapshots(await sourceFeatures(c4.pool), await storeFeatures(c4.redis, c4.keys))).toEqual([]);
+    } finally {
+      await c4.close();
+    }
+  });
+
   it('more than one chunk ahead cannot be checked against the outbox: rebuilt', async () => {
     const { acts, divergences } = await seededStoreCountingDivergences();
     const { row, cursor } = await soldOutRow(acts);
