@@ -20,7 +20,7 @@ import { CatalogueSize, seedCatalogue } from '../../simulator/catalogue';
 import { runTraffic } from '../../simulator/traffic';
 import { backfillEverything } from '../support/backfill';
 import { recordingDivergences } from '../support/metrics';
-import { restoreCursorRow, saveCursorRow } from '../support/cursor';
+import { restoreCursorRow, saveCursorRow, type SavedCursor } from '../support/cursor';
 import { pipelineClients, resetState, storeReader, testClients } from '../support/env';
 import { freePort, stopProcess } from '../support/redis-process';
 import { exited } from '../support/worker-process';
@@ -379,6 +379,48 @@ describe('a store one chunk ahead of the cursor', () => {
       onHand,
     ]);
   const reader = () => storeReader(c, 60_000);
+  /** The outbox rows after `id`, in delivery order, with what a chunk's record sums. */
+  const rowsAfter = async (pool: typeof c.pool, id: string) =>
+    (
+      await pool.query<{ id: string; txid: string; created_ms: number }>(
+        `select id::text, txid::text, (extract(epoch from created_at) * 1000)::float8 as created_ms
+           from pipeline.outbox where id > $1 order by txid, id`,
+        [id],
+      )
+    ).rows;
+  const lastOf = (cursor: SavedCursor) => ({
+    batch: String(cursor.last_batch),
+    txid: String(cursor.last_txid),
+    id: String(cursor.last_id),
+  });
+  /** The store claims the cursor's batch at a snapshot taken now, in every partition (with `more` fields). */
+  async function claimNow(on: typeof c, cursor: SavedCursor, ...more: string[]): Promise<void> {
+    const { rows: snap } = await on.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
+    for (const p of on.keys.partitions)
+      await on.redis.hset(
+        p.pos,
+        FIELD.claimedBatch,
+        String(cursor.batch),
+        FIELD.claimedFrom,
+        String(cursor.snap_from),
+        FIELD.claimedTarget,
+        snap[0]!.s,
+        FIELD.claimedAt,
+        String(Date.now()),
+        ...more,
+      );
+  }
+  /** A store of 4 partitions on this file's Redis, seeded and drained, counting divergences. */
+  async function fourPartitions() {
+    const c4 = testClients({ REDIS_URL: `redis://127.0.0.1:${port}/0`, STORE_PARTITIONS: '4' });
+    const { metrics, divergences } = recordingDivergences();
+    const acts4 = activitiesFor({ ...pipelineClients(c4), metrics });
+    await resetState(c4);
+    await acts4.acquireDrainLease({ owner });
+    await seedCatalogue(c4.pool, size);
+    await drainAll(acts4);
+    return { c4, acts4, divergences };
+  }
 
   it('a crash between its apply and its commit: the outbox holds its rows, and it is adopted', async () => {
     const { acts, divergences } = await seededStoreCountingDivergences();
@@ -435,32 +477,10 @@ describe('a store one chunk ahead of the cursor', () => {
       const { acts, divergences } = await seededStoreCountingDivergences();
       const { row, cursor, lastId } = await soldOutRow(acts);
       await restock(row, 50);
-      const { rows } = await c.pool.query<{ id: string; created_ms: number }>(
-        `select id::text, (extract(epoch from created_at) * 1000)::float8 as created_ms from pipeline.outbox where id > $1`,
-        [lastId],
-      );
-      const { rows: snap } = await c.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
-      const last = {
-        batch: String(cursor.last_batch),
-        txid: String(cursor.last_txid),
-        id: String(cursor.last_id),
-      };
+      const rows = await rowsAfter(c.pool, lastId);
       // what that apply left: the claim, the position where it was, the chunk's record
-      const record = chunkPrint(last, lost ? [{ ...rows[0]!, created_ms: rows[0]!.created_ms - 1 }] : rows);
-      for (const p of c.keys.partitions)
-        await c.redis.hset(
-          p.pos,
-          FIELD.claimedBatch,
-          String(cursor.batch),
-          FIELD.claimedFrom,
-          String(cursor.snap_from),
-          FIELD.claimedTarget,
-          snap[0]!.s,
-          FIELD.claimedAt,
-          String(Date.now()),
-          FIELD.appliedChunk,
-          record,
-        );
+      const record = chunkPrint(lastOf(cursor), lost ? [{ ...rows[0]!, created_ms: rows[0]!.created_ms - 1 }] : rows);
+      await claimNow(c, cursor, FIELD.appliedChunk, record);
       const r = await acts.drainBatch({ owner });
       if (lost) {
         // (a row of another history under the same id: its write time differs)
@@ -477,14 +497,8 @@ describe('a store one chunk ahead of the cursor', () => {
   // position, and the partitions that kept their writes take it too (store/lua/lower-position.lua),
   // rather than being found more than a chunk ahead and the store rebuilt.
   it('a rewind lowers the partitions that kept writes: re-delivered, not rebuilt', async () => {
-    const c4 = testClients({ REDIS_URL: `redis://127.0.0.1:${port}/0`, STORE_PARTITIONS: '4' });
+    const { c4, acts4, divergences } = await fourPartitions();
     try {
-      const { metrics, divergences } = recordingDivergences();
-      const acts4 = activitiesFor({ ...pipelineClients(c4), metrics });
-      await resetState(c4);
-      await acts4.acquireDrainLease({ owner });
-      await seedCatalogue(c4.pool, size);
-      await drainAll(acts4);
       const { rows: skus } = await c4.pool.query<{ sku_id: string }>(
         `select distinct sku_id from shop.inventory order by sku_id limit 6`,
       );
@@ -525,14 +539,8 @@ describe('a store one chunk ahead of the cursor', () => {
   // Two attempts at the same chunk both died midway, the second with a smaller chunk (a retry
   // starts again from the base size): partitions hold records of either, each checked on its own.
   it('partitions holding records of two attempts at the chunk: each found in the outbox, adopted', async () => {
-    const c4 = testClients({ REDIS_URL: `redis://127.0.0.1:${port}/0`, STORE_PARTITIONS: '4' });
+    const { c4, acts4, divergences } = await fourPartitions();
     try {
-      const { metrics, divergences } = recordingDivergences();
-      const acts4 = activitiesFor({ ...pipelineClients(c4), metrics });
-      await resetState(c4);
-      await acts4.acquireDrainLease({ owner });
-      await seedCatalogue(c4.pool, size);
-      await drainAll(acts4);
       const cursor = await saveCursorRow(c4.pool);
       const { rows: before } = await c4.pool.query<{ id: string }>(
         `select coalesce(max(id), 0)::text as id from pipeline.outbox`,
@@ -542,13 +550,7 @@ describe('a store one chunk ahead of the cursor', () => {
       );
       for (const s of skus)
         await c4.pool.query(`update shop.inventory set on_hand = on_hand + 1 where sku_id = $1`, [s.sku_id]);
-      const { rows } = await c4.pool.query<{ id: string; txid: string; created_ms: number }>(
-        `select id::text, txid::text, (extract(epoch from created_at) * 1000)::float8 as created_ms
-           from pipeline.outbox where id > $1 order by txid, id`,
-        [before[0]!.id],
-      );
-      const { rows: snap } = await c4.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
-      const last = { batch: String(cursor.last_batch), txid: String(cursor.last_txid), id: String(cursor.last_id) };
+      const rows = await rowsAfter(c4.pool, before[0]!.id);
       const attempt = (p: number, upTo: number) =>
         c4.redis.hset(
           c4.keys.partitions[p]!.pos,
@@ -559,20 +561,9 @@ describe('a store one chunk ahead of the cursor', () => {
           FIELD.appliedId,
           rows[upTo - 1]!.id,
           FIELD.appliedChunk,
-          chunkPrint(last, rows.slice(0, upTo)),
+          chunkPrint(lastOf(cursor), rows.slice(0, upTo)),
         );
-      for (const p of c4.keys.partitions)
-        await c4.redis.hset(
-          p.pos,
-          FIELD.claimedBatch,
-          String(cursor.batch),
-          FIELD.claimedFrom,
-          String(cursor.snap_from),
-          FIELD.claimedTarget,
-          snap[0]!.s,
-          FIELD.claimedAt,
-          String(Date.now()),
-        );
+      await claimNow(c4, cursor);
       await attempt(0, rows.length); // the first attempt's whole chunk reached partition 0
       await attempt(1, 1); // the retry's chunk of one row reached partition 1
       expect(await acts4.drainBatch({ owner })).toMatchObject({ outcome: 'applied' });
