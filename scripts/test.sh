@@ -9,6 +9,11 @@
 # a CI log is often read from its tail, and vitest's own list is then thousands of lines up.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [ "$#" -gt 0 ]; then
+  echo "npm test takes no arguments (it runs all three runs); for some files of one run:" >&2
+  echo "  npm run test:single -- <files>   (or test:cluster, test:logical)" >&2
+  exit 2
+fi
 export TEST_FAILURE_SUMMARY_DIR
 TEST_FAILURE_SUMMARY_DIR=$(mktemp -d)
 trap 'rm -rf "$TEST_FAILURE_SUMMARY_DIR"' EXIT

@@ -65,9 +65,9 @@ export const FIELD = {
   appliedTxid: 'lt',
   appliedId: 'li',
   /**
-   * Partition position: what the drain chunk that wrote it delivered ("<batch>:<txid>:<id> of the
-   * position before it/<rows>/<sum of their outbox ids>"), checked against the outbox when the store
-   * is found one chunk ahead of the cursor (activities/drain/adopted-chunk.ts).
+   * Partition position: what the drain chunk that wrote it delivered (store/chunk-print.ts: the
+   * position before it, its rows, the sums of their outbox ids and write times), checked against
+   * the outbox when the store is found one chunk ahead of the cursor (activities/drain/adopted-chunk.ts).
    */
   appliedChunk: 'lk',
   /** Partition position: the batch claimed last (its start and target snapshots, the target's time). */

@@ -23,6 +23,8 @@ import { pipelineClients, resetState, storeReader, testClients, type TestClients
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
 import { recordingDivergences } from '../support/metrics';
 import { PrivatePostgres } from '../support/private-postgres';
+import { DRAIN } from '../support/cursor';
+import { FIELD } from '../../store/names';
 
 const DB = 'fresh_badges';
 const owner = 'pipeline-failover-test';
@@ -110,6 +112,20 @@ describe('the pipeline database failing over to an asynchronous standby', () => 
       `select on_hand from shop.inventory where sku_id = 'RESTOCK'`,
     );
     expect(source.rows[0]!.on_hand).toBe(0); // this history never had the restock
+
+    // The case the chunk record is for: the store claims the cursor's own batch, and the claimed
+    // snapshot is no longer newer than what the database hands out.
+    const [claimedBatch, claimedTarget] = await c.redis.hmget(
+      c.keys.partitions[0]!.pos,
+      FIELD.claimedBatch,
+      FIELD.claimedTarget,
+    );
+    const cursor = await c.pool.query<{ batch: string; now: string }>(
+      `select batch::text, pg_current_xact_id()::text as now from pipeline.consumer_offsets where consumer = $1`,
+      [DRAIN],
+    );
+    expect(cursor.rows[0]!.batch).toBe(claimedBatch);
+    expect(BigInt(cursor.rows[0]!.now)).toBeGreaterThan(BigInt(claimedTarget!.split(':')[1]!));
 
     const r = await acts.drainBatch({ owner });
     expect(r).toMatchObject({ outcome: 'repaired', storeIncomplete: true });
