@@ -74,7 +74,8 @@ function runExport(dir: string, memoryLimit: string): Promise<{ seconds: number;
         // exited
       }
     }, 100);
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
+      // (after stdout is read to its end: at 'exit' output may still be unread)
       clearInterval(timer);
       if (code !== 0) reject(new Error(`export exited with ${code}: ${out}`));
       else resolve({ seconds: (Date.now() - t0) / 1000, peakRssMb: peak, out });

@@ -543,7 +543,8 @@ async function exportDayCli(args: string[]): Promise<{ code: number | null; out:
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  // 'close': every byte it printed read (at 'exit' the pipes may still hold some)
+  const code = await new Promise<number | null>((r) => child.once('close', r));
   return { code, out };
 }
 

@@ -52,7 +52,8 @@ function runExample(name: string): Promise<{ code: number | null; stdout: string
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 100_000);
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
+      // (after the pipes are read to their end: at 'exit' output may still be unread)
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

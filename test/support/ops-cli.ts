@@ -22,6 +22,8 @@ export function runOps(
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    // 'close', not 'exit': at 'exit' the pipes may still hold output not yet read (a loaded machine
+    // lost a CLI's whole stdout so)
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }
