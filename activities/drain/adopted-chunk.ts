@@ -22,7 +22,7 @@ import type pg from 'pg';
 import { readDelta, type ConsumerCursor } from '../../outbox';
 import { parseChunkPrint, positionText, sumsOfChunk } from '../../store/chunk-print';
 import type { OutboxRow } from '../../features/from-source';
-import type { AheadInClaim, DeliveryPosition } from '../../store/store-position';
+import { comparePositions, type AheadInClaim, type DeliveryPosition } from '../../store/store-position';
 
 /**
  * Why the chunk the store holds beyond the cursor cannot be adopted (null: it can, the outbox holds
@@ -71,15 +71,13 @@ function chunkMismatch(
   print: NonNullable<ReturnType<typeof parseChunkPrint>>,
 ): string | null {
   // applied in place (a TRUNCATE batch's last chunk): the batch's rows after the cursor, all of them
-  const inPlace = positionText(upTo) === positionText(cursor.last);
-  const within = inPlace
-    ? rows
-    : rows.filter(
-        (r) => BigInt(r.txid) < BigInt(upTo.txid) || (r.txid === upTo.txid && BigInt(r.id) <= BigInt(upTo.id)),
-      );
+  const inPlace = comparePositions(upTo, cursor.last) === 0;
+  // a row's delivery position in the claimed batch (the one the store's position is in)
+  const at = (r: OutboxRow): DeliveryPosition => ({ batch: upTo.batch, txid: r.txid, id: r.id });
+  const within = inPlace ? rows : rows.filter((r) => comparePositions(at(r), upTo) <= 0);
   const found = sumsOfChunk(within);
   const last = within.at(-1);
-  const endsThere = inPlace || (last?.txid === upTo.txid && last.id === upTo.id);
+  const endsThere = inPlace || (!!last && comparePositions(at(last), upTo) === 0);
   if (within.length !== print.rows || found !== print.sums || !endsThere)
     return `the outbox holds ${within.length} row(s) of the store's last chunk (sums ${found}), the store applied ${print.rows} (sums ${print.sums})`;
   return null;

@@ -115,13 +115,13 @@ async function drainAll(acts: Activities): Promise<string[]> {
   }
 }
 
-/** A seeded, drained store, with activities whose metrics record every divergence found. */
-async function seededStoreCountingDivergences() {
+/** A seeded, drained store (this file's, or `on`), with activities whose metrics record every divergence found. */
+async function seededStoreCountingDivergences(on: ReturnType<typeof testClients> = c) {
   const { metrics, divergences } = recordingDivergences();
-  const acts = activitiesFor({ ...pipelineClients(c), metrics });
-  await resetState(c);
+  const acts = activitiesFor({ ...pipelineClients(on), metrics });
+  await resetState(on);
   await acts.acquireDrainLease({ owner });
-  await seedCatalogue(c.pool, size);
+  await seedCatalogue(on.pool, size);
   await drainAll(acts);
   return { acts, divergences };
 }
@@ -413,13 +413,8 @@ describe('a store one chunk ahead of the cursor', () => {
   /** A store of 4 partitions on this file's Redis, seeded and drained, counting divergences. */
   async function fourPartitions() {
     const c4 = testClients({ REDIS_URL: `redis://127.0.0.1:${port}/0`, STORE_PARTITIONS: '4' });
-    const { metrics, divergences } = recordingDivergences();
-    const acts4 = activitiesFor({ ...pipelineClients(c4), metrics });
-    await resetState(c4);
-    await acts4.acquireDrainLease({ owner });
-    await seedCatalogue(c4.pool, size);
-    await drainAll(acts4);
-    return { c4, acts4, divergences };
+    const { acts, divergences } = await seededStoreCountingDivergences(c4);
+    return { c4, acts4: acts, divergences };
   }
 
   it('a crash between its apply and its commit: the outbox holds its rows, and it is adopted', async () => {
