@@ -2,6 +2,7 @@
 import { redactText } from '../../config/redact';
 import { temporalConnectionOptions } from '../../config/temporal-connection';
 import { Client, Connection } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
@@ -98,10 +99,15 @@ function shopDatabases(config: Config, sourcePool: () => pg.Pool, others: Map<st
   return { inventory: poolFor('skus'), orders: poolFor('orders') };
 }
 
-/** Workflow ids with the time, readable in the Web UI: replay-…-20261125T160102Z. */
+/**
+ * Workflow ids with the time, readable in the Web UI, and a random tail: replay-…-20261125T160102Z-3f9a1c.
+ * The tail: two commands started in the same second (two operators, or a script running them
+ * together) would otherwise get one id, and the second failed to start its workflow.
+ */
 export function stamp(now = new Date()): string {
-  return now
+  const time = now
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
+  return `${time}-${randomBytes(3).toString('hex')}`;
 }

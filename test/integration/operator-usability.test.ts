@@ -201,8 +201,8 @@ describe('dead letters that will never apply', () => {
         ops('dead-letters', 'discard', '--all', '--id', dl.id),
         ops('dead-letters', 'discard', '--id', 'x1'),
       ]);
-      expect(retryAll.stdout).toMatch(/0 applied, 0 still failing/);
-      expect(retryOne.stdout).toMatch(/0 applied, 0 still failing/);
+      expect(retryAll.stdout, retryAll.stderr).toMatch(/0 applied, 0 still failing/);
+      expect(retryOne.stdout, retryOne.stderr).toMatch(/0 applied, 0 still failing/);
       const row = (await c.pool.query(`select retried_at, error from pipeline.dead_letters where id = $1`, [dl.id]))
         .rows[0];
       expect(row.retried_at).toBeNull();
