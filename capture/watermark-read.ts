@@ -309,8 +309,8 @@ async function readLoads(
     const have = new Set(rows.map((x) => x.key));
     for (const key of new Set(loads.alsoZero ?? []))
       if (!have.has(key)) {
-        const [fc_id, day] = key.split('|');
-        rows.push({ key, image: { fc_id, day, load: 0 } });
+        const cut = key.lastIndexOf('|'); // the day has none; an FC id might
+        rows.push({ key, image: { fc_id: key.slice(0, cut), day: key.slice(cut + 1), load: 0 } });
       }
     return { snapshot: snap.rows[0]!.s, rows };
   } catch (err) {
