@@ -111,7 +111,7 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
  * just before: a source transaction whose commit had been acknowledged by then is visible to the
  * tick's statement, which starts after, so its commit record comes before the tick's. The stamp is
  * taken on the pipeline database, not the source, because `asOf` is compared with that database's
- * clock (outbox/cursor.ts, SNAPSHOT_AT): a source clock running ahead would otherwise make a tick
+ * clock (outbox/cursor.ts, snapshotAtSql): a source clock running ahead would otherwise make a tick
  * that reaches the outbox late (capture behind a backlog) claim changes it does not cover. `by` names
  * the writer: the capture reading it back counts only its own (see above).
  */

@@ -12,7 +12,7 @@
  * is marked: the store is not complete yet, and the first backfill fills it.
  *
  * Every configured source is recorded at once, by whichever capture opens first: a source whose
- * capture has not started yet then holds reads stale (CAPTURED_THROUGH_SQL) instead of being
+ * capture has not started yet then holds reads stale (capturedThroughSql) instead of being
  * ignored until it registers. Only here: a capture that finds its row gone after this (another
  * layout's capture removed it) fails to claim the source and joins again when it is retried, so a
  * row is never re-created unmarked.

@@ -277,13 +277,16 @@ export async function writeCapturedTransactions(
 
 /**
  * SQL: covered_at moved to the newest tick of a write (ms since the epoch, or null: it stays), never
- * back, and never past this database's clock. Ticks carry the source's clock (capture/ticks.ts);
- * a source whose clock runs ahead would otherwise claim coverage of a time that has not come yet,
- * and reads would stay fresh for that long after it stopped.
+ * back. Ticks carry this database's clock (capture/ticks.ts), so neither a tick nor a recorded
+ * covered_at can be later than this statement's start while that clock only goes forward. One that
+ * is was stamped before the clock went back (NTP stepped it, or the database failed over to a
+ * server whose clock is behind): it is dropped, not kept, since kept it would claim coverage of a
+ * time that has not come yet, and reads would stay fresh for that long after capture stopped. With
+ * nothing left, covered_at is null: reads stale (capturedThroughSql) until the next tick.
  */
 const COVERED_AT_SQL = (param: string) =>
-  `case when ${param}::float8 is null then covered_at
-        else greatest(covered_at, least(to_timestamp(${param}::float8 / 1000), statement_timestamp())) end`;
+  `greatest(case when covered_at <= statement_timestamp() then covered_at end,
+            case when to_timestamp(${param}::float8 / 1000) <= statement_timestamp() then to_timestamp(${param}::float8 / 1000) end)`;
 
 /** The newest tick the transactions carry (ms since the epoch): what the write records as covered. */
 function newestTick(transactions: CapturedTransaction[]): number | null {
@@ -387,9 +390,22 @@ async function writeInOneStatement(
 /**
  * SQL: the time up to which every source's committed changes are in the outbox, or null when no
  * source captures from the WAL (the trigger capture writes the outbox in the source's own
- * transaction). A source with no tick yet counts as the epoch: reads stay stale until it has one.
+ * transaction). Each source counts as the epoch (reads stale) while it:
+ *  - has no tick yet, or its slot was lost (lost_at);
+ *  - records a coverage later than this database's clock now: impossible while the clock only goes
+ *    forward (a tick is recorded before the commit this statement's snapshot sees), so the clock
+ *    went back (stepped by NTP, or a failover to a server whose clock is behind). Taken as it
+ *    stands, `least(now, covered_at)` would be now, whatever capture has covered since, until
+ *    the clock caught up; the capture's next tick replaces it (COVERED_AT_SQL).
+ * `logical` (CAPTURE_MODE=logical): a pipeline database that records no source yet is the epoch,
+ * not "no source captures from the WAL": the sources are recorded by the first capture that
+ * connects (outbox/capture-layout.ts), and until then nothing of theirs is in the outbox.
  */
-export const CAPTURED_THROUGH_SQL = `(select min(case when lost_at is null then coalesce(covered_at, 'epoch'::timestamptz) else 'epoch'::timestamptz end) from pipeline.capture_progress)`;
+export const capturedThroughSql = (logical: boolean): string => {
+  const each = `case when lost_at is null and covered_at <= clock_timestamp() then covered_at else 'epoch'::timestamptz end`;
+  const all = logical ? `coalesce(min(${each}), 'epoch'::timestamptz)` : `min(${each})`;
+  return `(select ${all} from pipeline.capture_progress)`;
+};
 
 /** Marks the source as handing over from the trigger capture at the marker `id` (capture/mode-switch.ts). */
 export async function setCaptureSwitch(db: pg.Pool | pg.ClientBase, source: string, id: string | null): Promise<void> {

@@ -3,7 +3,7 @@
  * visible row it has applied, and inside a batch delivered in chunks the (txid, id) reached.
  * How the rows between two snapshots are read: outbox/delta.ts.
  */
-import { CAPTURED_THROUGH_SQL } from './capture-progress';
+import { capturedThroughSql } from './capture-progress';
 import type pg from 'pg';
 import { DeliveryPosition, NO_POSITION } from '../store/store-position';
 
@@ -86,10 +86,11 @@ export async function readCursor(db: pg.Pool | pg.ClientBase, consumer: string):
  * SQL: the time up to which a snapshot taken in the same statement holds every committed source
  * change: statement_timestamp (a commit acknowledged before it is visible in the snapshot), or
  * earlier when a source is captured from the WAL and its capture is behind: the coverage time its
- * capture recorded in the outbox transactions this snapshot sees (CAPTURED_THROUGH_SQL,
+ * capture recorded in the outbox transactions this snapshot sees (capturedThroughSql,
  * docs/capture.md). That time becomes the store's `asOf` (read with the cursor: outbox/pass-start.ts).
  */
-export const SNAPSHOT_AT = `(extract(epoch from least(statement_timestamp(), ${CAPTURED_THROUGH_SQL})) * 1000)::float8`;
+export const snapshotAtSql = (logical: boolean): string =>
+  `(extract(epoch from least(statement_timestamp(), ${capturedThroughSql(logical)})) * 1000)::float8`;
 
 /**
  * The cursor after delivering `rows` (in (txid, id) order) of the batch towards `target`, of at

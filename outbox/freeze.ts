@@ -5,7 +5,7 @@
  * run) and has a lease the owner renews; `splitting` marks a split that has begun rewriting the
  * store's positions, after which nothing may lift it.
  */
-import { CAPTURED_THROUGH_SQL } from './capture-progress';
+import { capturedThroughSql } from './capture-progress';
 import type pg from 'pg';
 import { names } from '../config';
 import type { DrainShard } from './shards';
@@ -17,10 +17,15 @@ const UNFROZEN = 'frozen = null, frozen_at = null, frozen_by = null, frozen_unti
 
 const leaseUntil = (param: string) => `clock_timestamp() + make_interval(secs => ${param}::float8 / 1000)`;
 
-/** Freezes the drain at a snapshot taken now, held by `owner` for `leaseMs`. */
-export async function takeFreeze(client: pg.ClientBase, owner: string, leaseMs: number): Promise<void> {
+/** Freezes the drain at a snapshot taken now, held by `owner` for `leaseMs`; `logical`: CAPTURE_MODE=logical. */
+export async function takeFreeze(
+  client: pg.ClientBase,
+  owner: string,
+  leaseMs: number,
+  logical: boolean,
+): Promise<void> {
   await client.query(
-    `update pipeline.drain_layout set frozen = pg_current_snapshot(), frozen_at = least(statement_timestamp(), ${CAPTURED_THROUGH_SQL}),
+    `update pipeline.drain_layout set frozen = pg_current_snapshot(), frozen_at = least(statement_timestamp(), ${capturedThroughSql(logical)}),
             frozen_by = $1, frozen_until = ${leaseUntil('$2')}, splitting = false`,
     [owner, leaseMs],
   );

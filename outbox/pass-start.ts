@@ -9,7 +9,7 @@
  * locks are released); the cursor is written only under that lock.
  */
 import pg from 'pg';
-import { CURSOR_COLUMNS, FRESH_CURSOR, SNAPSHOT_AT, toCursor, type ConsumerCursor, type CursorRow } from './cursor';
+import { CURSOR_COLUMNS, FRESH_CURSOR, snapshotAtSql, toCursor, type ConsumerCursor, type CursorRow } from './cursor';
 import { LEASE_HOLDER_SQL, LEASE_LEFT_MS_SQL } from './lease';
 import { LAYOUT_COLUMNS, layoutOf, type DrainLayout, type LayoutRow } from './shards';
 
@@ -32,13 +32,13 @@ export interface PassStart {
 /**
  * SQL, no parameters (it goes in one simple query with the BEGIN and the lock before it: each
  * statement of a simple query takes its own snapshot): the pass start of `consumer`, its lease named
- * `lease`.
+ * `lease`; `logical`: CAPTURE_MODE=logical (capturedThroughSql).
  */
-export const passStartSql = (consumer: string, lease: string) =>
+export const passStartSql = (consumer: string, lease: string, logical: boolean) =>
   `select lay.*, cur.*, cur.batch is not null as has_cursor,
             (${LEASE_HOLDER_SQL(escapeLiteral(lease))}) as holder,
             (${LEASE_LEFT_MS_SQL(escapeLiteral(lease))}) as lease_left_ms,
-            pg_current_snapshot()::text as now_snap, ${SNAPSHOT_AT} as now_at,
+            pg_current_snapshot()::text as now_snap, ${snapshotAtSql(logical)} as now_at,
             (extract(epoch from statement_timestamp()) * 1000)::float8 as db_now
        from (select 1) as one
        left join (select ${LAYOUT_COLUMNS} from pipeline.drain_layout) as lay on true

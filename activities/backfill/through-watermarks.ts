@@ -85,7 +85,9 @@ export function createWatermarkBackfill(deps: {
       // which no order row can carry)
       const held = new Set<string>();
       for (const part of deps.keys.partitions)
-        for (const k of (await storeFeatures(deps.redis, deps.keys, { skus: false, partition: part.index })).load.keys())
+        for (const k of (
+          await storeFeatures(deps.redis, deps.keys, { skus: false, partition: part.index })
+        ).load.keys())
           if (!dayBefore(k.slice(k.lastIndexOf('|') + 1), fromDay)) held.add(k);
       const w = await readThroughWatermarks(read('orders'), { tbl: 'orders', loads: { fromDay, alsoZero: [...held] } });
       return { counters: w.written };

@@ -14,18 +14,28 @@ import { emptyResult, type AppliedChunk, type DrainBatchResult, type DrainDeps, 
  * How long ago the target's time was, now (ms): by the pipeline database's clock up to the pass's
  * start (`dbNowMs`, read in the statement after the BEGIN), then by this process's monotonic clock
  * since `t0`, taken before that BEGIN was sent. Two clocks' differences, never their offset, so a
- * database or worker clock that is off cannot shorten it.
+ * database or worker clock that is off cannot shorten it. Null (unknown: nothing is confirmed) for
+ * a time later than that start: every target time is read in a statement before it, so the
+ * database's clock went back since (NTP, a failover to a server whose clock is behind); an age of
+ * 0 would confirm it as now, however old it is in truth. The next targets carry the clock as it is.
  */
-const ageOf = (at: number, dbNowMs: number, t0: number) => Math.max(0, dbNowMs - at) + (performance.now() - t0);
+export const ageOf = (at: number, dbNowMs: number, t0: number): number | null =>
+  at > dbNowMs ? null : dbNowMs - at + (performance.now() - t0);
+
+function caughtUpOf(at: number | null, dbNowMs: number, t0: number): { at: number; ageMs: number } | null {
+  const ageMs = at === null ? null : ageOf(at, dbNowMs, t0);
+  return at === null || ageMs === null ? null : { at, ageMs };
+}
 
 export async function afterIdle(
   deps: DrainDeps,
   idle: { next: ConsumerCursor; target: Target; dbNowMs: number },
   t0: number,
 ): Promise<DrainBatchResult> {
-  const at = idle.target.at;
-  const storeComplete =
-    at === null ? true : await markCaughtUp(deps.redis, deps.keys, at, ageOf(at, idle.dbNowMs, t0), idle.next.last);
+  const caught = caughtUpOf(idle.target.at, idle.dbNowMs, t0);
+  const storeComplete = caught
+    ? await markCaughtUp(deps.redis, deps.keys, caught.at, caught.ageMs, idle.next.last)
+    : true;
   const rebuildSkus = await rebuildRequests(deps, []);
   return {
     outcome: 'idle',
@@ -59,7 +69,7 @@ export async function afterApplied(deps: DrainDeps, c: AppliedChunk, t0: number)
   const watermark = recordApplied(deps.redis, deps.keys, {
     newestSourceMs: c.newestSourceMs,
     appliedAt: Date.now(),
-    caughtUp: c.complete && c.target.at !== null ? { at: c.target.at, ageMs: ageOf(c.target.at, c.dbNowMs, t0) } : null,
+    caughtUp: c.complete ? caughtUpOf(c.target.at, c.dbNowMs, t0) : null,
     applied: c.next.last,
   });
   watermark.catch(() => undefined); // the caller awaits it; a failure is thrown there

@@ -8,8 +8,8 @@ import { emptyResult, type DrainBatchResult, type ShardDeps, type Target } from 
  * The BEGIN of a drain pass with the shard's lock and, in a statement after the lock's, the pass
  * start (outbox/pass-start.ts): one simple query, one round trip.
  */
-export const claimBeginSql = (consumer: string, lease: string): string =>
-  `begin; select pg_try_advisory_xact_lock(hashtext(${pg.escapeLiteral(drainLockName(consumer))})) as ok; ${passStartSql(consumer, lease)}`;
+export const claimBeginSql = (consumer: string, lease: string, logical: boolean): string =>
+  `begin; select pg_try_advisory_xact_lock(hashtext(${pg.escapeLiteral(drainLockName(consumer))})) as ok; ${passStartSql(consumer, lease, logical)}`;
 
 /** The statements claimBeginSql holds: its results are the last this many of a reply. */
 export const CLAIM_BEGIN_STATEMENTS = 3;

@@ -86,7 +86,11 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
   const beat = throttledHeartbeat(heartbeat);
   // Back-to-back passes share a connection, the next BEGIN sent with the last COMMIT (pass-connection.ts)
   const consumer = deps.consumer ?? deps.shard.consumer;
-  const conn = new PassConnection(deps.pool, claimBeginSql(consumer, deps.shard.lease), CLAIM_BEGIN_STATEMENTS);
+  const conn = new PassConnection(
+    deps.pool,
+    claimBeginSql(consumer, deps.shard.lease, deps.config.CAPTURE_MODE === 'logical'),
+    CLAIM_BEGIN_STATEMENTS,
+  );
   // The last applied pass's watermark write, answered while the next pass runs (after-commit.ts)
   let unsettled: Promise<boolean> | null = null;
   // when the next pass was begun with the last commit: the writes counted before that pass began

@@ -217,7 +217,7 @@ async function freeze(deps: ReshardDeps, shards: number, owner: string): Promise
       return readDrainLayout(client);
     }
     if (shards > 1) await routeNewRowsFor(client, partitions, layout);
-    await takeFreeze(client, owner, deps.config.RESHARD_FREEZE_LEASE_MS);
+    await takeFreeze(client, owner, deps.config.RESHARD_FREEZE_LEASE_MS, deps.config.CAPTURE_MODE === 'logical');
     return readDrainLayout(client);
   });
 }

@@ -11,7 +11,7 @@ import type { SourceTable } from '../../capture/source-tables';
 import { createPool } from '../../db/pool';
 import { truncateEverything } from '../../db/truncate';
 import { joinCaptureLayout } from '../../outbox/capture-layout';
-import { CAPTURED_THROUGH_SQL } from '../../outbox/capture-progress';
+import { capturedThroughSql } from '../../outbox/capture-progress';
 import { TEST_DATABASE_URL } from '../support/env';
 
 const ref = (name: string, tables: SourceTable[]) => ({ name, slot: `slot_${name}`, tables });
@@ -40,7 +40,28 @@ describe('the capture layout', () => {
   const truncates = async () =>
     (await pipeline.query(`select tbl from pipeline.outbox where op = 'T' order by id`)).rows.map((r) => r.tbl);
   const stale = async () =>
-    (await pipeline.query(`select ${CAPTURED_THROUGH_SQL} = 'epoch'::timestamptz as stale`)).rows[0].stale;
+    (await pipeline.query(`select ${capturedThroughSql(true)} = 'epoch'::timestamptz as stale`)).rows[0].stale;
+
+  it('reads are stale while no source is recorded under the logical capture, or a coverage is from the future', async () => {
+    const throughMs = async (logical: boolean) => {
+      const at = (await pipeline.query(`select ${capturedThroughSql(logical)} as at`)).rows[0].at as Date | null;
+      return at === null ? null : at.getTime();
+    };
+    // nothing recorded: under the trigger capture no source is captured from the WAL (no bound);
+    // under the logical capture no capture has joined yet (the epoch)
+    expect(await throughMs(false)).toBeNull();
+    expect(await throughMs(true)).toBe(0);
+    await joinCaptureLayout(pipeline, TWO);
+    await pipeline.query(`update pipeline.capture_progress set covered_at = now() - interval '1 second'`);
+    expect(await throughMs(true)).toBeGreaterThan(Date.now() - 60_000);
+    // the database's clock went back an hour after one coverage was recorded: that source's
+    // coverage is no bound on anything (least(now, it) would be now), so the epoch
+    await pipeline.query(
+      `update pipeline.capture_progress set covered_at = now() + interval '1 hour' where source = 'lay-orders'`,
+    );
+    expect(await throughMs(true)).toBe(0);
+    expect(await throughMs(false)).toBe(0);
+  });
 
   it('records a layout at once, and marks a source that joins another layout lost', async () => {
     // a first start: the two sources' captures open together; both recorded once, neither lost
