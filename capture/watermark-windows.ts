@@ -170,20 +170,34 @@ export class WatermarkWindows {
     }
   }
 
-  /** The oldest entry (and entry's changes) a pin holds; pins held too long expire here. */
+  /**
+   * The oldest entry (and entry's changes) a pin holds; pins held too long expire here, and so do
+   * windows still open with them: a reader that died between its watermarks (a replica that never
+   * caught up, a read error, a cancelled activity) never sends the high one, and its window would
+   * otherwise collect every later transaction's keys for the session's life. Its high watermark,
+   * if it comes after all, finds no window: the chunk is read again, as for any window held longer.
+   */
   private pinned(nowMs: number): { seq: number; changesSeq: number } {
     const out = { seq: Infinity, changesSeq: Infinity };
     if (!this.pins.size) return out;
+    let expired = false;
     for (const pin of this.pins) {
       if (pin.atMs < nowMs - PIN_MAX_MS) {
         pin.expired = true;
         this.pins.delete(pin);
+        expired = true;
         continue;
       }
       out.seq = Math.min(out.seq, pin.seq);
       out.changesSeq = Math.min(out.changesSeq, pin.changesSeq);
     }
+    if (expired) for (const [id, w] of this.open) if (w.pin.expired) this.open.delete(id);
     return out;
+  }
+
+  /** How many windows are open (low watermark seen, high not yet). */
+  get openCount(): number {
+    return this.open.size;
   }
 
   /**

@@ -88,6 +88,23 @@ describe('watermark windows', () => {
     expect(() => v.excluded(late, '200:202:200,201')).toThrow(/released, or its watermarks were more than/);
   });
 
+  // A reader that died between its watermarks never sends the high one: its window must not
+  // collect every later transaction's keys (and have them worked out) for the session's life.
+  it('a window whose high watermark never comes expires after PIN_MAX_MS; a late one finds none', () => {
+    const w = new WatermarkWindows();
+    w.low('13', 0);
+    const before = tx(rowKey('inventory', 'A|F1'));
+    w.see(300, before, PIN_MAX_MS - 1);
+    expect(w.openCount).toBe(1);
+    expect(before.asked).toBe(1); // noted for the open window
+    const after = tx(rowKey('inventory', 'B|F1'));
+    w.see(301, after, PIN_MAX_MS + 1); // the window expires here
+    w.see(302, after, PIN_MAX_MS + 2);
+    expect(w.openCount).toBe(0);
+    expect(after.asked).toBe(1); // the first see still had it open; none since
+    expect(w.close('13')).toBeNull(); // read again
+  });
+
   // A session has a horizon: an entry leaves the history seen by it or as a suspect, so a busy
   // stream dropping its oldest entries loses nothing.
   it('with a horizon, a window released lets history go, and a transaction unseen by it becomes a suspect', () => {
