@@ -37,7 +37,7 @@ import { connectCancellable } from '../db/cancellable';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
-import { ensureSlot, readSlot } from './slot';
+import { ensureSlot, readSlot, unpublishedTables } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
 import { loadReadChunks, type StoredChunk } from '../outbox/capture-chunks';
 import type { ChunkOutcome } from '../outbox/capture-progress';
@@ -216,6 +216,7 @@ async function readySlot(
   signal: AbortSignal | undefined,
 ): Promise<{ created: boolean; lost: boolean }> {
   await refuseTriggerCaptured(admin, pipeline, source);
+  await refuseUnpublishedTables(admin, source);
   // A source joining a pipeline that captured another layout before is marked lost here,
   // before its slot exists (outbox/capture-layout.ts).
   await joinLayout(pipeline, source);
@@ -257,6 +258,24 @@ async function refuseTriggerCaptured(admin: pg.Client, pipeline: pg.Pool, source
 /** A capture refused because the source's own triggers capture it (readySlot); retried slowly. */
 export class TriggerCapturedError extends Error {
   override name = 'TriggerCaptured';
+}
+
+/**
+ * A source table the publication does not carry in full (a table dropped from it by hand, one
+ * created after the publication, a publication limited to some operations): its changes would
+ * never reach the outbox while ticks go on vouching for the source, so reads would say fresh
+ * without them. Refused until the publication is mended; the source's reads go stale meanwhile.
+ */
+async function refuseUnpublishedTables(admin: pg.Client, source: CaptureSource): Promise<void> {
+  const missing = await unpublishedTables(admin, source.publication, source.tables);
+  if (!missing.length) return;
+  throw new PublicationIncompleteError(
+    `capture of ${source.name}: publication ${source.publication} does not publish every insert, update, delete and truncate of ${missing.map((t) => `shop.${t}`).join(', ')}; their changes would never reach the store. Run sql/source-setup.sql on that database as its owner (docs/capture.md); reads stay stale until then`,
+  );
+}
+
+export class PublicationIncompleteError extends Error {
+  override name = 'PublicationIncomplete';
 }
 
 /** Which database a connection is in: its server's system identifier and the database's name. */

@@ -109,6 +109,28 @@ export async function dropSlot(source: pg.ClientBase | pg.Pool, slot: string): P
   return (r.rowCount ?? 0) > 0;
 }
 
+/**
+ * The tables of `tables` (in schema `shop`) the publication does not carry, or carries without one
+ * of inserts, updates, deletes and truncates: changes capture would never see while its ticks, which
+ * need no table, go on vouching for the source. All of them when the publication does not exist.
+ */
+export async function unpublishedTables(
+  source: pg.ClientBase | pg.Pool,
+  publication: string,
+  tables: readonly string[],
+): Promise<string[]> {
+  const r = await source.query<{ t: string }>(
+    `select t from unnest($2::text[]) as t
+      where not exists (
+        select 1 from pg_publication p join pg_publication_tables pt on pt.pubname = p.pubname
+         where p.pubname = $1 and pt.schemaname = 'shop' and pt.tablename = t
+           and p.pubinsert and p.pubupdate and p.pubdelete and p.pubtruncate)
+      order by t`,
+    [publication, tables],
+  );
+  return r.rows.map((row) => row.t);
+}
+
 /** Whether the publication exists on the source (sql/source-setup.sql creates it). */
 export async function publicationExists(source: pg.ClientBase | pg.Pool, publication: string): Promise<boolean> {
   const r = await source.query(`select 1 from pg_publication where pubname = $1`, [publication]);

@@ -10,7 +10,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
-import { TriggerCapturedError, type CaptureProgress } from '../../capture/capture-loop';
+import { PublicationIncompleteError, TriggerCapturedError, type CaptureProgress } from '../../capture/capture-loop';
 import { SlotBusyError } from '../../capture/replication-stream';
 import { withCaptureSession } from '../../capture/session-registry';
 import { captureSources, type CaptureSource } from '../../capture/sources';
@@ -88,8 +88,8 @@ function leavingActivity(
   if (err instanceof SlotBusyError)
     return ApplicationFailure.retryable(`the slot of ${source} is busy: ${err.message}`, 'SlotBusy');
   // refused until an operator acts (npm start in either mode): asked again every 30 s, not at once
-  if (err instanceof TriggerCapturedError)
-    return ApplicationFailure.create({ message: err.message, type: 'TriggerCaptured', nextRetryDelay: '30s' });
+  if (err instanceof TriggerCapturedError || err instanceof PublicationIncompleteError)
+    return ApplicationFailure.create({ message: err.message, type: err.name, nextRetryDelay: '30s' });
   if (stopping?.aborted && !cancelled.aborted && err === stopping.reason)
     return ApplicationFailure.retryable(
       `the worker is shutting down: the capture session of ${source} stopped opening`,

@@ -14,7 +14,12 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CaptureSession, runCapture, type CaptureProgress } from '../../capture/capture-loop';
+import {
+  CaptureSession,
+  PublicationIncompleteError,
+  runCapture,
+  type CaptureProgress,
+} from '../../capture/capture-loop';
 import type { CaptureSource } from '../../capture/sources';
 import {
   CaptureFencedError,
@@ -418,6 +423,30 @@ describe('capture from the WAL of two source databases', () => {
     } finally {
       await session.close();
     }
+  }, 30_000);
+
+  // A table the publication does not carry (dropped from it by hand), or a publication limited to
+  // some operations: those changes would never reach the outbox while ticks, which need no table,
+  // go on covering the source, and reads would say fresh without them.
+  it('refuses a session while the publication does not carry every change of a source table', async () => {
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const onSource = (sql: string) => withClient(TEST_INVENTORY_URL, (c) => c.query(sql));
+    try {
+      await onSource(`alter publication fresh_badges drop table shop.region_fc`);
+      const refused = CaptureSession.open(inventory, pipeline);
+      await expect(refused).rejects.toBeInstanceOf(PublicationIncompleteError);
+      await expect(refused).rejects.toThrow(/of shop\.region_fc; .* sql\/source-setup\.sql/);
+      await onSource(`alter publication fresh_badges add table shop.region_fc`);
+      await onSource(`alter publication fresh_badges set (publish = 'insert, update, delete')`);
+      await expect(CaptureSession.open(inventory, pipeline)).rejects.toThrow(
+        /of shop\.fulfillment_centers, shop\.inventory, shop\.region_fc, shop\.skus;/,
+      );
+    } finally {
+      await onSource(`alter publication fresh_badges set (publish = 'insert, update, delete, truncate')`);
+      await onSource(`alter publication fresh_badges add table shop.region_fc`).catch(() => undefined); // (there)
+    }
+    const session = await CaptureSession.open(inventory, pipeline); // mended: streams
+    await session.close();
   }, 30_000);
 
   // The stream can outlive the tick connection: without ticks the coverage, so every read, would
