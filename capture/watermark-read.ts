@@ -296,12 +296,22 @@ async function readLoads(
   try {
     await db.query(`set local timezone = 'UTC'`);
     const snap = await db.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
+    // Every FC and day that orders of the window name, whatever their status, with the rule's
+    // sum or 0: a 0 sets a counter the store lacks as well. After the store was emptied (a
+    // TRUNCATE, a lost slot), the delta of an order cancelled or deleted since, before this
+    // snapshot, may still wait in the outbox; with no row here its key had no position to hold
+    // it back, and it would create the counter at minus that order's quantity.
     const r = await db.query<{ fc_id: string; day: string; load: number }>(
-      `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::int as load
-         from shop.orders
-        where status in ('placed', 'shipped') and fc_id is not null and qty is not null
-          and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz
-        group by 1, 2`,
+      `with w as (
+         select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, status, qty
+           from shop.orders
+          where fc_id is not null and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz)
+       select f.fc_id, d.day, coalesce(s.load, 0) as load
+         from (select distinct fc_id from w) f
+        cross join (select distinct day from w) d
+         left join (select fc_id, day, sum(qty)::int as load from w
+                     where status in ('placed', 'shipped') and qty is not null group by 1, 2) s
+           on s.fc_id = f.fc_id and s.day = d.day`,
       [dayStartIso(loads.fromDay)],
     );
     await db.query('commit');

@@ -12,7 +12,7 @@
  *    the changes made while the slot was gone (rows deleted meanwhile gone from the store too),
  *    and reads go fresh again.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../db/pool';
 import { compareSnapshots } from '../../reconcile/compare';
@@ -20,7 +20,8 @@ import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { FIELD } from '../../store/names';
 import { AUTO_BACKFILL_ID } from '../../workflows';
-import { eventually, resetState, startDrain } from '../support/env';
+import { drainLockName, drainShards } from '../../outbox';
+import { eventually, resetState, startDrain, TEST_DATABASE_URL } from '../support/env';
 import { get } from '../support/http';
 import { usePipeline } from '../support/pipeline-fixture';
 import {
@@ -269,6 +270,49 @@ describe('backfill from sources captured from the WAL', () => {
     await f.acts.backfillLoads({});
     await eventually(storeEqualsRule, 30_000, 'the copy set to the source again');
     expect((await f.c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(0);
+  }, 60_000);
+
+  // After the store was emptied (a TRUNCATE, a lost slot), the delta of an order cancelled since
+  // may still wait in the outbox when the refill reads the loads. With the FC's day left out of the
+  // refill (no order of it counted any more), nothing held that delta back: it created the counter
+  // at minus the order's quantity, and reads said fresh with the FC's load too low.
+  it('a refill of the loads sets an FC day whose orders were all cancelled, so a waiting delta cannot make it negative', async () => {
+    await eventually(storeEqualsRule, 30_000, 'the store to equal the rule first');
+    const day = new Date().toISOString().slice(0, 10).replaceAll('-', '');
+    const counters = () =>
+      Promise.all(f.c.keys.partitions.map((p) => f.c.redis.hget(p.load('FC-7', day), FIELD.loadCount)));
+    const placed = await orders.query<{ order_id: string }>(
+      `insert into shop.orders (sku_id, fc_id, qty, status) values ('S-1', 'FC-7', 4, 'placed') returning order_id::text`,
+    );
+    const orderId = placed.rows[0]!.order_id;
+    await eventually(async () => (await counters()).every((n) => n === '4'), 20_000, 'the order counted');
+    const holder = new pg.Client({ connectionString: TEST_DATABASE_URL }); // holds the drain back
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      for (const shard of drainShards(f.c.config.DRAIN_SHARDS))
+        await holder.query(`select pg_advisory_xact_lock(hashtext($1))`, [drainLockName(shard.consumer)]);
+      for (const p of f.c.keys.partitions) await f.c.redis.del(p.load('FC-7', day)); // as emptied
+      await orders.query(`update shop.orders set status = 'cancelled' where order_id = $1`, [orderId]);
+      await eventually(
+        async () =>
+          (
+            await f.c.pool.query(
+              `select 1 from pipeline.outbox where tbl = 'orders' and key = $1 and image->>'status' = 'cancelled'`,
+              [orderId],
+            )
+          ).rowCount === 1,
+        20_000,
+        'the cancellation captured, not applied',
+      );
+      await f.acts.backfillLoads({});
+      expect(await counters()).toEqual(f.c.keys.partitions.map(() => null)); // nothing applied yet
+    } finally {
+      await holder.query('commit');
+      await holder.end();
+    }
+    await eventually(storeEqualsRule, 30_000, 'the store to equal the rule, no counter below zero');
+    expect((await counters()).map(Number)).toEqual(f.c.keys.partitions.map(() => 0));
   }, 60_000);
 
   // Steps are counted under capture from the WAL too: a partition short of the backfill's last step
