@@ -13,7 +13,7 @@ import { primaryWalLsn, waitForReplay } from './replica';
 import type { CaptureSource } from './sources';
 import { keyColumnsOf, SOURCE_TABLES, type SourceTable } from './source-tables';
 import { encodeWatermark, TICK_PREFIX } from './ticks';
-import { dayStartIso, PLACED_ON_A_DAY_SQL } from '../features/definitions';
+import { dayStartIso, WINDOW_LOADS_SQL } from '../features/definitions';
 
 export interface WatermarkReadOptions {
   /** Rows are read from its replica when it has one (after the replica has replayed the low watermark), else from it. */
@@ -296,26 +296,12 @@ async function readLoads(
   try {
     await db.query(`set local timezone = 'UTC'`);
     const snap = await db.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
-    // Every FC and day that orders of the window name, whatever their status, with the rule's
-    // sum or 0: a 0 sets a counter the store lacks as well. After the store was emptied (a
-    // TRUNCATE, a lost slot), the delta of an order cancelled or deleted since, before this
-    // snapshot, may still wait in the outbox; with no row here its key had no position to hold
-    // it back, and it would create the counter at minus that order's quantity.
-    const r = await db.query<{ fc_id: string; day: string; load: number }>(
-      `with w as (
-         select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, status, qty
-           from shop.orders
-          where fc_id is not null and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz)
-       select f.fc_id, d.day, coalesce(s.load, 0) as load
-         from (select distinct fc_id from w) f
-        cross join (select distinct day from w) d
-         left join (select fc_id, day, sum(qty)::int as load from w
-                     where status in ('placed', 'shipped') and qty is not null group by 1, 2) s
-           on s.fc_id = f.fc_id and s.day = d.day`,
-      [dayStartIso(loads.fromDay)],
-    );
+    // (every FC and day the window's orders name, 0 where none counts: see WINDOW_LOADS_SQL)
+    const r = await db.query<{ fc_id: string; day: string; load: string }>(WINDOW_LOADS_SQL, [
+      dayStartIso(loads.fromDay),
+    ]);
     await db.query('commit');
-    const rows: ReadRow[] = r.rows.map((x) => ({ key: `${x.fc_id}|${x.day}`, image: x }));
+    const rows: ReadRow[] = r.rows.map((x) => ({ key: `${x.fc_id}|${x.day}`, image: { ...x, load: Number(x.load) } }));
     const have = new Set(rows.map((x) => x.key));
     for (const key of new Set(loads.alsoZero ?? []))
       if (!have.has(key)) {

@@ -69,6 +69,25 @@ export function dayStartIso(day: string): string {
 export const PLACED_ON_A_DAY_SQL = `isfinite(placed_at) and placed_at >= '0001-01-01 00:00+00' and placed_at < '275760-09-13 00:00+00'`;
 
 /**
+ * SQL, $1 the first instant of the load window: each FC's load of each UTC day from then on (the
+ * rule's sum over placed and shipped orders, as text), for every FC and every day the window's
+ * orders name whatever their status: 0 where no order of it counts. A refill of the loads sets
+ * those too (activities/backfill): after the store was emptied, the delta of an order cancelled or
+ * deleted since may still wait to be applied, and a counter left unset would have no position to
+ * hold it back, so it would start at minus that order's quantity.
+ */
+export const WINDOW_LOADS_SQL = `with w as (
+    select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, status, qty
+      from shop.orders
+     where fc_id is not null and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz)
+  select f.fc_id, d.day, coalesce(s.load, 0)::text as load
+    from (select distinct fc_id from w) f
+   cross join (select distinct day from w) d
+    left join (select fc_id, day, sum(qty) as load from w
+                where status in ('placed', 'shipped') and qty is not null group by 1, 2) s
+      on s.fc_id = f.fc_id and s.day = d.day`;
+
+/**
  * A timestamptz as PostgreSQL writes it: to_jsonb's 2026-12-03T16:00:00.123456+00:00 (the text
  * output has a space for the T and +00), a year of four digits or more, at most six digits of
  * fraction, an offset to the second (its hours up to 167: a POSIX TimeZone setting such as

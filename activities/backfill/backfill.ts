@@ -17,7 +17,7 @@
  */
 import { onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
-import { dayStartIso, loadWindowStart, PLACED_ON_A_DAY_SQL } from '../../features/definitions';
+import { dayStartIso, loadWindowStart, WINDOW_LOADS_SQL } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
 import { applyOps, StoreOp, toBackfillOps, ApplyOptions } from '../../store/apply';
 import { PartitionKeys, StoreKeys } from '../../store/keys';
@@ -158,15 +158,9 @@ export async function backfillLoads(
       }
       // the days the store keeps (whole UTC days, so no counter in the window is a partial sum)
       const from = dayStartIso(loadWindowStart(Date.now(), opts.loadTtlS));
-      const r = await client.query(
-        `select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, sum(qty)::bigint::text as n
-           from shop.orders
-          where status in ('placed', 'shipped') and fc_id is not null and qty is not null
-            and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz
-          group by 1, 2`,
-        [from],
-      );
-      return { rows: r.rows as { fc_id: string; day: string; n: string }[], snap };
+      // (every FC and day the window's orders name, 0 where none counts: see WINDOW_LOADS_SQL)
+      const r = await client.query<{ fc_id: string; day: string; load: string }>(WINDOW_LOADS_SQL, [from]);
+      return { rows: r.rows, snap };
     });
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
     const positionOf = (p: PartitionKeys) => positions.get(p)!;
@@ -175,7 +169,7 @@ export async function backfillLoads(
       keys.partitions.map((p): StoreOp => ({
         kind: 'loadSet',
         key: p.load(r.fc_id, r.day),
-        count: r.n,
+        count: r.load,
         position: positionOf(p),
         snapshot: tag,
         source: i,

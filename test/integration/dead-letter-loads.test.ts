@@ -98,6 +98,24 @@ describe('dead-letter retry and loads', () => {
 
   // Redis back from a file written before the order moved: the drain rewinds and delivers the
   // move again, which applies now. Retried after, the letter would add its +3 at F2 a second time.
+  // After the store was emptied, the delta of an order cancelled since may still wait in the
+  // outbox when a backfill sets the loads. The backfill sets that FC's day too (0, as of its
+  // snapshot, which saw the cancellation); left unset, nothing held the delta back and it made the
+  // counter minus the order's quantity, read as fresh.
+  it('a backfill of the loads sets an FC day whose orders were all cancelled: a waiting delta cannot make it negative', async () => {
+    await c.pool.query(
+      `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (7, 'S1', 'F1', 4, 'placed')`,
+    );
+    await drainAll();
+    expect(await load('F1')).toBe('4');
+    for (const p of c.keys.partitions) await c.redis.del(p.load('F1', today())); // as emptied
+    await c.pool.query(`update shop.orders set status = 'cancelled' where order_id = 7`); // -4, not drained yet
+    await acts.backfillLoads({});
+    await drainAll();
+    expect(await mismatches()).toEqual([]);
+    for (const p of c.keys.partitions) expect(await c.redis.hget(p.load('F1', today()), 'n')).toBe('0');
+  });
+
   it('a change delivered again by a rewind settles its letter: a retry after adds nothing', async () => {
     const file = await moveOrderWhileBrokenAfterFile(['F2']);
     await restoreStore(c.redis, c.keys, file);
