@@ -35,6 +35,19 @@ const CHUNK_TIMEOUT_MS = 10 * 60_000;
  */
 const CHUNK_WAIT_MS = 4 * 60_000;
 
+/**
+ * The load counters ("fc|yyyymmdd", from `fromDay` on) the store holds: those of every partition's
+ * copy (one copy may hold a counter the others do not, or a wrong one), each read as itself
+ * (without `partition`, copies that differ come back as "<key>@p<n>", which no order row carries).
+ */
+async function heldLoadKeys(redis: StoreRedis, keys: StoreKeys, fromDay: string): Promise<string[]> {
+  const held = new Set<string>();
+  for (const part of keys.partitions)
+    for (const k of (await storeFeatures(redis, keys, { skus: false, partition: part.index })).load.keys())
+      if (!dayBefore(k.slice(k.lastIndexOf('|') + 1), fromDay)) held.add(k);
+  return [...held];
+}
+
 export function createWatermarkBackfill(deps: {
   pool: pg.Pool;
   redis: StoreRedis;
@@ -79,17 +92,9 @@ export function createWatermarkBackfill(deps: {
 
     async loads(): Promise<{ counters: number }> {
       const fromDay = loadWindowStart(Date.now(), deps.config.LOAD_TTL_S);
-      // counters the store holds and the source has no orders for any more are set to 0: those of
-      // every partition's copy (one copy may hold a counter the others do not, or a wrong one),
-      // each read as itself (without `partition`, copies that differ come back as "<key>@p<n>",
-      // which no order row can carry)
-      const held = new Set<string>();
-      for (const part of deps.keys.partitions)
-        for (const k of (
-          await storeFeatures(deps.redis, deps.keys, { skus: false, partition: part.index })
-        ).load.keys())
-          if (!dayBefore(k.slice(k.lastIndexOf('|') + 1), fromDay)) held.add(k);
-      const w = await readThroughWatermarks(read('orders'), { tbl: 'orders', loads: { fromDay, alsoZero: [...held] } });
+      // counters the store holds and the source has no orders for any more are set to 0
+      const held = await heldLoadKeys(deps.redis, deps.keys, fromDay);
+      const w = await readThroughWatermarks(read('orders'), { tbl: 'orders', loads: { fromDay, alsoZero: held } });
       return { counters: w.written };
     },
 

@@ -85,12 +85,7 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
   const writes = new OutboxWriteWatch();
   const beat = throttledHeartbeat(heartbeat);
   // Back-to-back passes share a connection, the next BEGIN sent with the last COMMIT (pass-connection.ts)
-  const consumer = deps.consumer ?? deps.shard.consumer;
-  const conn = new PassConnection(
-    deps.pool,
-    claimBeginSql(consumer, deps.shard.lease, deps.config.CAPTURE_MODE === 'logical'),
-    CLAIM_BEGIN_STATEMENTS,
-  );
+  const conn = passConnectionOf(deps);
   // The last applied pass's watermark write, answered while the next pass runs (after-commit.ts)
   let unsettled: Promise<boolean> | null = null;
   // when the next pass was begun with the last commit: the writes counted before that pass began
@@ -145,6 +140,14 @@ export async function drainBatch(given: DrainDeps, input: DrainBatchInput): Prom
     await conn.close();
   }
 }
+
+/** The connection a call's passes share, its BEGIN naming the shard's consumer and lease (claim.ts). */
+const passConnectionOf = (deps: ShardDeps): PassConnection =>
+  new PassConnection(
+    deps.pool,
+    claimBeginSql(deps.consumer ?? deps.shard.consumer, deps.shard.lease, deps.config.CAPTURE_MODE === 'logical'),
+    CLAIM_BEGIN_STATEMENTS,
+  );
 
 /**
  * Whether the activity may run another pass: before `until`, not cancelled (`ops pause`, or the
