@@ -21,6 +21,7 @@ import pg from 'pg';
 import {
   claimCaptureSource,
   type CaptureProgressRow,
+  markPublicationGap,
   markSourceLost,
   readCaptureProgress,
   recordIdlePosition,
@@ -216,10 +217,10 @@ async function readySlot(
   signal: AbortSignal | undefined,
 ): Promise<{ created: boolean; lost: boolean }> {
   await refuseTriggerCaptured(admin, pipeline, source);
-  await refuseUnpublishedTables(admin, source);
   // A source joining a pipeline that captured another layout before is marked lost here,
   // before its slot exists (outbox/capture-layout.ts).
   await joinLayout(pipeline, source);
+  await refuseUnpublishedTables(admin, pipeline, source);
   const before = await readCaptureProgress(pipeline, source.name);
   // A source captured before whose slot is missing or unusable: it was dropped, invalidated or
   // lost in a failover, and the changes in between are not in the outbox. Recorded before the
@@ -262,15 +263,30 @@ export class TriggerCapturedError extends Error {
 
 /**
  * A source table the publication does not carry in full (a table dropped from it by hand, one
- * created after the publication, a publication limited to some operations): its changes would
- * never reach the outbox while ticks go on vouching for the source, so reads would say fresh
- * without them. Refused until the publication is mended; the source's reads go stale meanwhile.
+ * created after the publication, a publication limited to some operations, a row filter or a
+ * column list): its changes never reach the outbox, even once the publication is mended (pgoutput
+ * judges each change by the catalog of its time), while ticks would go on vouching for the source.
+ * Checked as a session opens and with every tick (emitTick writes none then): the source is
+ * marked as having a gap (markPublicationGap: the store emptied and refilled, reads stale until
+ * then) and the session refused or ended, asked again every 30 s until the publication is mended.
  */
-async function refuseUnpublishedTables(admin: pg.Client, source: CaptureSource): Promise<void> {
+async function refuseUnpublishedTables(admin: pg.Client, pipeline: pg.Pool, source: CaptureSource): Promise<void> {
   const missing = await unpublishedTables(admin, source.publication, source.tables);
-  if (!missing.length) return;
-  throw new PublicationIncompleteError(
-    `capture of ${source.name}: publication ${source.publication} does not publish every insert, update, delete and truncate of ${missing.map((t) => `shop.${t}`).join(', ')}; their changes would never reach the store. Run sql/source-setup.sql on that database as its owner (docs/capture.md); reads stay stale until then`,
+  if (missing.length) throw await publicationGap(pipeline, source, missing);
+}
+
+/** Marks the source's gap (once: markPublicationGap) and says what to do. */
+async function publicationGap(
+  pipeline: pg.Pool,
+  source: CaptureSource,
+  missing: string[],
+): Promise<PublicationIncompleteError> {
+  if (await markPublicationGap(pipeline, source.name, source.tables))
+    logger('capture').warn(
+      `publication ${source.publication} of ${source.name} leaves out changes of ${missing.join(', ')}: the store is emptied and refilled once capture runs again (docs/capture.md)`,
+    );
+  return new PublicationIncompleteError(
+    `capture of ${source.name}: publication ${source.publication} does not publish every insert, update, delete and truncate of ${missing.map((t) => `shop.${t}`).join(', ')} (or filters their rows or columns); their changes never reach the store. Run sql/source-setup.sql on that database as its owner (docs/capture.md); reads stay stale until then, and the store is refilled after`,
   );
 }
 
@@ -505,7 +521,7 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  const ticker = startTicker(admin, opts.pipeline, state.source.slot, opts.tickMs, opts.log);
+  const ticker = startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log);
   let lastReport = 0;
   let lastIdleConfirm = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
@@ -840,28 +856,48 @@ function onlySourceTables(t: CapturedTransaction, source: CaptureSource): Captur
   return { ...t, rows: t.rows.filter((r) => source.tables.includes(r.tbl)) };
 }
 
-/** Writes a tick every `tickMs`, one at a time; a failed tick is logged (the stream will fail too if the source is gone). */
+/**
+ * Writes a tick every `tickMs`, one at a time; a failed tick is logged (the stream will fail too if
+ * the source is gone). A tick the publication's state kept from being written (emitTick) stops
+ * the ticks: the source's gap is marked (retried with each check until it is), then check()
+ * throws PublicationIncompleteError.
+ */
 function startTicker(
   admin: pg.Client,
   pipeline: pg.Pool,
-  writer: string,
+  source: CaptureSource,
   tickMs: number,
   log: ((m: string) => void) | undefined,
 ) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
   let lastWarn = 0;
+  let unpublished: string[] | null = null;
+  let gap: PublicationIncompleteError | null = null;
+  const warn = (what: string, err: Error) => {
+    if (Date.now() - lastWarn > 5_000) log?.(`${what}: ${err.message}`);
+    lastWarn = Date.now();
+  };
   return {
     check() {
-      if (inFlight || Date.now() < next) return;
+      if (gap) throw gap;
+      if (inFlight) return;
+      if (unpublished) {
+        const missing = unpublished;
+        inFlight = publicationGap(pipeline, source, missing)
+          .then(
+            (err) => void (gap = err),
+            (err: Error) => warn('capture could not record the publication gap', err),
+          )
+          .finally(() => (inFlight = null));
+        return;
+      }
+      if (Date.now() < next) return;
       next = Date.now() + tickMs;
-      inFlight = emitTick(admin, pipeline, writer)
+      inFlight = emitTick(admin, pipeline, source.slot, { name: source.publication, tables: source.tables })
         .then(
-          () => undefined,
-          (err: Error) => {
-            if (Date.now() - lastWarn > 5_000) log?.(`capture tick failed: ${err.message}`);
-            lastWarn = Date.now();
-          },
+          (tick) => void (unpublished = tick.unpublished ?? null),
+          (err: Error) => warn('capture tick failed', err),
         )
         .finally(() => (inFlight = null));
     },

@@ -110,25 +110,38 @@ export async function dropSlot(source: pg.ClientBase | pg.Pool, slot: string): P
 }
 
 /**
- * The tables of `tables` (in schema `shop`) the publication does not carry, or carries without one
- * of inserts, updates, deletes and truncates: changes capture would never see while its ticks, which
- * need no table, go on vouching for the source. All of them when the publication does not exist.
+ * SQL: the tables of `tables` ($tables, text[], in schema `shop`) the publication ($publication)
+ * does not carry in full, as text[] in name order: not in it, or in it without one of inserts,
+ * updates, deletes and truncates, with a row filter, or with a column list that leaves a column
+ * out (PostgreSQL 15; read through to_jsonb, as older servers have neither). Every table when the
+ * publication does not exist. Such changes never reach the outbox, while ticks, which need no
+ * table, go on vouching for the source.
  */
+export const UNPUBLISHED_TABLES_SQL = (publication: string, tables: string) => `array(
+  select t from unnest(${tables}::text[]) as t
+   where not exists (
+     select 1 from pg_publication p join pg_publication_tables pt on pt.pubname = p.pubname
+      where p.pubname = ${publication} and pt.schemaname = 'shop' and pt.tablename = t
+        and p.pubinsert and p.pubupdate and p.pubdelete and p.pubtruncate
+        and to_jsonb(pt)->>'rowfilter' is null
+        and (to_jsonb(pt)->'attnames' is null
+             or jsonb_array_length(to_jsonb(pt)->'attnames') =
+                (select count(*) from pg_attribute a
+                  where a.attrelid = to_regclass(format('shop.%I', t)) and a.attnum > 0
+                    and not a.attisdropped and a.attgenerated = '')))
+   order by t)`;
+
+/** The source's tables its publication does not carry in full (UNPUBLISHED_TABLES_SQL). */
 export async function unpublishedTables(
   source: pg.ClientBase | pg.Pool,
   publication: string,
   tables: readonly string[],
 ): Promise<string[]> {
-  const r = await source.query<{ t: string }>(
-    `select t from unnest($2::text[]) as t
-      where not exists (
-        select 1 from pg_publication p join pg_publication_tables pt on pt.pubname = p.pubname
-         where p.pubname = $1 and pt.schemaname = 'shop' and pt.tablename = t
-           and p.pubinsert and p.pubupdate and p.pubdelete and p.pubtruncate)
-      order by t`,
-    [publication, tables],
-  );
-  return r.rows.map((row) => row.t);
+  const r = await source.query<{ missing: string[] }>(`select ${UNPUBLISHED_TABLES_SQL('$1', '$2')} as missing`, [
+    publication,
+    tables,
+  ]);
+  return r.rows[0]!.missing;
 }
 
 /** Whether the publication exists on the source (sql/source-setup.sql creates it). */

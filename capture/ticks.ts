@@ -19,6 +19,7 @@
  * written before the writer was added (an older worker, during an upgrade) are not counted.
  */
 import type pg from 'pg';
+import { UNPUBLISHED_TABLES_SQL } from './slot';
 
 export const TICK_PREFIX = 'fresh-badges';
 
@@ -119,12 +120,26 @@ export async function emitTick(
   source: pg.ClientBase | pg.Pool,
   clock: pg.ClientBase | pg.Pool,
   by: string,
-): Promise<Tick> {
+  /**
+   * The capture's publication and its source's tables: the tick is written only while the
+   * publication carries every change of each (UNPUBLISHED_TABLES_SQL), checked in its statement.
+   * A tick vouches for every change before it; one written while a table was left out would vouch
+   * for changes the stream never sends.
+   */
+  publication?: { name: string; tables: readonly string[] },
+): Promise<Tick & { unpublished?: string[] }> {
   const now = await clock.query<{ at: number }>(`select (extract(epoch from clock_timestamp()) * 1000)::float8 as at`);
   const at = now.rows[0]!.at;
-  await source.query(
-    `select pg_logical_emit_message(true, $1, json_build_object('tick', $2::float8, 'snap', pg_current_snapshot()::text, 'by', $3::text)::text)`,
-    [TICK_PREFIX, at, by],
+  const message = `pg_logical_emit_message(true, $1, json_build_object('tick', $2::float8, 'snap', pg_current_snapshot()::text, 'by', $3::text)::text)`;
+  if (!publication) {
+    await source.query(`select ${message}`, [TICK_PREFIX, at, by]);
+    return { at, by };
+  }
+  const r = await source.query<{ missing: string[] }>(
+    `with m as (select ${UNPUBLISHED_TABLES_SQL('$4', '$5')} as missing)
+     select missing, case when cardinality(missing) = 0 then ${message} end from m`,
+    [TICK_PREFIX, at, by, publication.name, publication.tables],
   );
-  return { at, by };
+  const missing = r.rows[0]!.missing;
+  return missing.length ? { at, by, unpublished: missing } : { at, by };
 }

@@ -454,12 +454,40 @@ export async function markSourceLostIn(
     [source, generation ?? null],
   );
   if (generation !== undefined && !marked.rowCount) return false;
+  await insertTruncates(c, tables);
+  return true;
+}
+
+/** A TRUNCATE row for each table, in order: the drain empties the store and refills it (activities/drain/truncates.ts). */
+async function insertTruncates(c: pg.ClientBase, tables: readonly string[]): Promise<void> {
   await c.query(
     `insert into pipeline.outbox (tbl, op, key, image, old_image, route)
      select t, 'T', '', null, null, -1 from unnest($1::text[]) with ordinality as u(t, n) order by n`,
     [tables],
   );
-  return true;
+}
+
+/**
+ * The source's publication left out some of its tables' changes (capture/slot.ts,
+ * UNPUBLISHED_TABLES_SQL): the stream never sends those made meanwhile, even once it is mended
+ * (pgoutput judges each change by the catalog of its time). As for a lost slot, in one
+ * transaction: lost_at, and a TRUNCATE row for each of the source's tables (the store emptied and
+ * refilled, reads stale until then); the slot and the recorded position stay, as the stream
+ * itself lost nothing. Not again while the source is marked and no refill has begun since (capture
+ * is refused every 30 s until the publication is mended, and no refill can end meanwhile). True
+ * when it marked.
+ */
+export async function markPublicationGap(db: pg.Pool, source: string, tables: readonly string[]): Promise<boolean> {
+  return withTransaction(db, async (c) => {
+    const marked = await c.query(
+      `update pipeline.capture_progress set lost_at = now(), refill_from = null
+        where source = $1 and (lost_at is null or refill_from is not null)`,
+      [source],
+    );
+    if (!marked.rowCount) return false;
+    await insertTruncates(c, tables);
+    return true;
+  });
 }
 
 /** Moves the source's generation on: every capture session that took it before writes nothing more. */

@@ -32,10 +32,19 @@ export async function outboxRows(
  */
 export async function leaveTruncateDeadLetter(pool: pg.Pool): Promise<void> {
   if (pool instanceof RoutedPool) {
-    const publish = (what: string) => pool.inventory.query(`alter publication fresh_badges set (publish = '${what}')`);
-    await publish('insert, update, delete');
-    await pool.inventory.query(`truncate shop.inventory`);
-    await publish('insert, update, delete, truncate');
+    // In one transaction: the stream judges the TRUNCATE by the catalog of its time (not
+    // published), and no capture session's check or tick ever sees the publication without it
+    // (it would take that for a gap and refill the store).
+    const c = await pool.inventory.connect();
+    try {
+      await c.query('begin');
+      await c.query(`alter publication fresh_badges set (publish = 'insert, update, delete')`);
+      await c.query(`truncate shop.inventory`);
+      await c.query(`alter publication fresh_badges set (publish = 'insert, update, delete, truncate')`);
+      await c.query('commit');
+    } finally {
+      c.release();
+    }
   } else {
     await pool.query(`alter table shop.inventory disable trigger capture_truncate`);
     await pool.query(`truncate shop.inventory`);
