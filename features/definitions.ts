@@ -70,22 +70,27 @@ export const PLACED_ON_A_DAY_SQL = `isfinite(placed_at) and placed_at >= '0001-0
 
 /**
  * SQL, $1 the first instant of the load window: each FC's load of each UTC day from then on (the
- * rule's sum over placed and shipped orders, as text), for every FC and every day the window's
- * orders name whatever their status: 0 where no order of it counts. A refill of the loads sets
- * those too (activities/backfill): after the store was emptied, the delta of an order cancelled or
- * deleted since may still wait to be applied, and a counter left unset would have no position to
- * hold it back, so it would start at minus that order's quantity.
+ * rule's sum over placed and shipped orders, as text), for every FC and day the window's orders
+ * name whatever their status, and, up to today, for every FC any of them names on every day any
+ * of them names: 0 where no order counts. A refill of the loads sets those too (activities/
+ * backfill): after the store was emptied, the delta of an order cancelled, deleted or moved since
+ * may still wait to be applied, and a counter left unset would have nothing to hold it back (the
+ * store floors a counter at zero, store/lua/apply.lua; a set puts the deltas before it behind it).
+ * One scan of the orders; the cross product is of the FCs and days the groups name.
  */
-export const WINDOW_LOADS_SQL = `with w as (
-    select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day, status, qty
+export const WINDOW_LOADS_SQL = `with g as (
+    select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day,
+           coalesce(sum(qty) filter (where status in ('placed', 'shipped') and qty is not null), 0) as load
       from shop.orders
-     where fc_id is not null and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz)
-  select f.fc_id, d.day, coalesce(s.load, 0)::text as load
-    from (select distinct fc_id from w) f
-   cross join (select distinct day from w) d
-    left join (select fc_id, day, sum(qty) as load from w
-                where status in ('placed', 'shipped') and qty is not null group by 1, 2) s
-      on s.fc_id = f.fc_id and s.day = d.day`;
+     where fc_id is not null and ${PLACED_ON_A_DAY_SQL} and placed_at >= $1::timestamptz
+     group by 1, 2)
+  select fc_id, day, load::text as load from g
+  union all
+  select f.fc_id, d.day, '0'
+    from (select distinct fc_id from g) f
+   cross join (select distinct day from g
+                where day <= to_char(statement_timestamp() at time zone 'UTC', 'YYYYMMDD')) d
+   where not exists (select 1 from g where g.fc_id = f.fc_id and g.day = d.day)`;
 
 /**
  * A timestamptz as PostgreSQL writes it: to_jsonb's 2026-12-03T16:00:00.123456+00:00 (the text

@@ -70,7 +70,7 @@ async function gatedHset(
   replies.forEach((wrote, i) => {
     if (wrote === -1)
       throw new PartitionBehindError(
-        `store partition ${i} is below the drain's position ${atLeast?.batch}/${atLeast?.txid}/${atLeast?.id}: it lost writes (failover or restart); the next check rebuilds it`,
+        `store partition ${keys.partitions[i]!.index} is below the drain's position ${atLeast?.batch}/${atLeast?.txid}/${atLeast?.id}: it lost writes (failover or restart); the next check rebuilds it`,
       );
     if (wrote !== 1) complete = false;
   });
