@@ -5,7 +5,8 @@ import { childNodeOptions } from './vitest.child-node.mjs';
  * The correctness cases again with capture from the WAL (CAPTURE_MODE=logical) of two source
  * databases, inventory and orders, beside the pipeline's own (test/support/logical-run.ts): the
  * test files write "the shop" as always and a routed pool sends each statement to the database
- * holding its tables; each file's process captures both sources into the outbox.
+ * holding its tables; each file's process captures both sources into the outbox. The store is in
+ * two partitions here.
  */
 // read by the global set-up (which creates the source databases) and every test file's process
 process.env.TEST_CAPTURE_MODE = 'logical';
@@ -56,6 +57,11 @@ export default defineConfig({
       NODE_OPTIONS: childNodeOptions,
       // the default run holds the transactions for a minute; here, as in the cluster run, shorter
       OPEN_TX_TEST_MS: process.env.OPEN_TX_TEST_MS ?? '10000',
+      // The store in two partitions (on the one Redis): the paths only capture from the WAL takes
+      // (refills, repairs and re-reads between watermarks) meet partitions here, and the cluster
+      // run (16 partitions, 4 drain shards) covers the trigger capture. A refill that read the
+      // partitions' copies of the loads wrong went unseen with one.
+      TEST_STORE_PARTITIONS: process.env.TEST_STORE_PARTITIONS ?? '2',
     },
   },
 });
