@@ -74,9 +74,10 @@ export const PLACED_ON_A_DAY_SQL = `isfinite(placed_at) and placed_at >= '0001-0
  * name whatever their status, and, up to today, for every FC any of them names on every day any
  * of them names: 0 where no order counts. A refill of the loads sets those too (activities/
  * backfill): after the store was emptied, the delta of an order cancelled, deleted or moved since
- * may still wait to be applied, and a counter left unset would have nothing to hold it back (the
- * store floors a counter at zero, store/lua/apply.lua; a set puts the deltas before it behind it).
- * One scan of the orders; the cross product is of the FCs and days the groups name.
+ * may still wait to be applied, and a set puts it behind it; a counter left unset would take it
+ * and go below zero (the known gap: a deleted order whose FC or day no other order names,
+ * docs/correctness.md). One scan of the orders; the cross product is of the FCs and days the
+ * groups name.
  */
 export const WINDOW_LOADS_SQL = `with g as (
     select fc_id, to_char(placed_at at time zone 'UTC', 'YYYYMMDD') as day,

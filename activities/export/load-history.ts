@@ -35,12 +35,9 @@ export async function foldDayLoads(conn: DuckDBConnection, { d0, d1, yyyymmdd }:
   const ofDay = `feature in ('fc.load', 'fc.loadSet') and k2 = ${sqlString(yyyymmdd)}`;
   // Midnight is a set to 0 ahead of the day's stream, for every FC known today or named by a
   // change. `run` numbers the sets (midnight included) up to each step: the load is the sum of
-  // the step's run, so a set restarts the sum at its value, floored at zero as the store floors
-  // it (a delta never takes a load below zero, store/lua/apply.lua): load = sum - min(0, the
-  // lowest sum so far), the running sum with each step's v = max(0, v + delta). A step starts at
-  // its change's time, or at the latest time of the changes before it in the stream if that is
-  // later (source clocks and the stream can disagree a little): the intervals follow the stream,
-  // without gaps.
+  // the step's run, so a set restarts the sum at its value. A step starts at its change's time,
+  // or at the latest time of the changes before it in the stream if that is later (source
+  // clocks and the stream can disagree a little): the intervals follow the stream, without gaps.
   await conn.run(`create table load_iv as
     with ld as (
       select k1 as fc, 0::ubigint as ptxid, 0::bigint as id, ${d0}::bigint as ts_ms, 0::bigint as num, true as restart
@@ -49,14 +46,10 @@ export async function foldDayLoads(conn: DuckDBConnection, { d0, d1, yyyymmdd }:
       select k1, ptxid, version, greatest(ts_ms, ${d0}), num, feature = 'fc.loadSet' from updates where ${ofDay}),
     steps as (
       select fc, ptxid, id, num, max(ts_ms) over s as from_ms, sum(restart::int) over s as run
-        from ld window s as (partition by fc order by ptxid, id rows unbounded preceding)),
-    summed as (
-      select *, sum(num) over (partition by fc, run order by ptxid, id rows unbounded preceding) as raw
-        from steps)
-    select fc, ptxid, id,
-           (raw - least(0, min(raw) over (partition by fc, run order by ptxid, id rows unbounded preceding)))::bigint as load,
+        from ld window s as (partition by fc order by ptxid, id rows unbounded preceding))
+    select fc, ptxid, id, (sum(num) over (partition by fc, run order by ptxid, id rows unbounded preceding))::bigint as load,
            from_ms, coalesce(lead(from_ms) over (partition by fc order by ptxid, id), ${d1}) as to_ms
-      from summed`);
+      from steps`);
   // The last step in stream order, not the latest interval: steps at the same instant make
   // empty intervals, and only the stream says which of them came last.
   await conn.run(`create table load_end as

@@ -206,23 +206,13 @@ OPS[OP.lifecycle] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c,
 OPS[OP.lifecycleUpdate] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, true, false) end
 OPS[OP.lifecycleRefresh] = function(i, key, f, c, id, t) return lifecycle(i, key, f, c, id, t, false, true) end
 
--- A load counter never goes below zero. Every order's quantity is positive (the source contract),
--- so a delta that would take it there subtracts an order whose count this counter never took:
--- the store was emptied (a TRUNCATE, a lost slot) and refilled from a snapshot that saw the order
--- gone (cancelled, deleted, moved) while its delta still waited in the outbox, and named no load
--- for its FC's day. Zero is the load as of that snapshot; left below it, the FC would look
--- emptier than it is, fresh. The export's fold floors the same way (activities/export/load-history.ts).
-local function addToLoad(key, delta)
-  if redis.call('HINCRBY', key, FIELD.loadCount, delta) < 0 then redis.call('HSET', key, FIELD.loadCount, 0) end
-end
-
 -- L delta txid id batch: add delta to a load counter if its delivery position is past the
 -- counter's and the counter's snapshot (if a backfill set it) did not see txid.
 OPS[OP.loadDelta] = function(i, key, delta, txid, id, batch)
   local pos = redis.call('HMGET', key, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot)
   if alreadyCounted(pos, batch, txid, id) then return 0 end
   if pos[4] and visibleIn(pos[4], txid) then return 0 end
-  addToLoad(key, delta)
+  redis.call('HINCRBY', key, FIELD.loadCount, delta)
   redis.call('HSET', key, FIELD.loadBatch, batch, FIELD.loadTxid, txid, FIELD.loadId, id)
   expireLoad(key)
   return 1
@@ -230,20 +220,20 @@ end
 
 -- M deltas - - batch: the L deltas of one counter in this call, "delta:txid:id,…" in stream
 -- order, each checked exactly as an L op would be (against the counter's running position and
--- snapshot) and added as it would (never below zero), then one write of the count and one of the
--- position: a backlog's orders hit a few FC-day counters thousands of times.
+-- snapshot), then one HINCRBY of the sum and one position write: a backlog's orders hit a few
+-- FC-day counters thousands of times.
 OPS[OP.loadDeltas] = function(i, key, deltas, _, _, batch)
-  local pos = redis.call('HMGET', key, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot, FIELD.loadCount)
+  local pos = redis.call('HMGET', key, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot)
   local sk = pos[4] and redis.call('HGET', snapsKey, pos[4])
-  local load, taken, lastT, lastI = tonumber(pos[5] or 0), 0, nil, nil
+  local sum, taken, lastT, lastI = 0, 0, nil, nil
   for dl, ts, is in string.gmatch(deltas, '(-?%d+):(%d+):(%d+)') do
     if not alreadyCounted(pos, batch, ts, is) and not (sk and visibleInDesc(sk, ts)) then
-      load, taken, lastT, lastI = math.max(0, load + tonumber(dl)), taken + 1, ts, is
+      sum, taken, lastT, lastI = sum + tonumber(dl), taken + 1, ts, is
       pos[1], pos[2], pos[3] = batch, ts, is
     end
   end
   if taken == 0 then return 0 end
-  redis.call('HSET', key, FIELD.loadCount, string.format('%d', load))
+  redis.call('HINCRBY', key, FIELD.loadCount, sum)
   redis.call('HSET', key, FIELD.loadBatch, batch, FIELD.loadTxid, lastT, FIELD.loadId, lastI)
   expireLoad(key)
   return taken
@@ -301,7 +291,7 @@ OPS[OP.loadRetry] = function(i, key, delta, mark, txid, id)
     redis.call('EXPIRE', prefix .. KEY.deadLetterRetry .. mark, 604800)
     return 0
   end
-  addToLoad(key, delta)
+  redis.call('HINCRBY', key, FIELD.loadCount, delta)
   expireLoad(key)
   return 1
 end

@@ -100,28 +100,6 @@ describe('the export folds a day load', () => {
     expect(end).toEqual([['F', 24, 5]]);
   });
 
-  // As the store floors it (store/lua/apply.lua): a delta that would take the load below zero
-  // subtracts an order the count never took (a refill's set that saw it gone), and leaves zero;
-  // the deltas after it add to that zero, not to the negative sum.
-  it('never takes the load below zero: each step is max(0, load + delta)', async () => {
-    const { history, end } = await fold([
-      { fc: 'F', txid: 10, id: 1, ms: at(1), delta: -4 },
-      { fc: 'F', txid: 11, id: 2, ms: at(2), delta: 3 },
-      { fc: 'F', txid: 12, id: 3, ms: at(3), set: 2 },
-      { fc: 'F', txid: 13, id: 4, ms: at(4), delta: -5 },
-      { fc: 'F', txid: 14, id: 5, ms: at(5), delta: 1 },
-    ]);
-    expect(history).toEqual([
-      ['F', 0, d0, at(1)],
-      ['F', 0, at(1), at(2)], // -4 leaves 0
-      ['F', 3, at(2), at(3)],
-      ['F', 2, at(3), at(4)],
-      ['F', 0, at(4), at(5)],
-      ['F', 1, at(5), day.d1],
-    ]);
-    expect(end).toEqual([['F', 1, 5]]);
-  });
-
   it('a later load set replaces an earlier one, deltas between them included', async () => {
     const { end } = await fold([
       { fc: 'F', txid: 10, id: 1, ms: at(1), set: 50 },
