@@ -473,15 +473,17 @@ async function insertTruncates(c: pg.ClientBase, tables: readonly string[]): Pro
  * (pgoutput judges each change by the catalog of its time). As for a lost slot, in one
  * transaction: lost_at, and a TRUNCATE row for each of the source's tables (the store emptied and
  * refilled, reads stale until then); the slot and the recorded position stay, as the stream
- * itself lost nothing. Not again while the source is marked and no refill has begun since (capture
- * is refused every 30 s until the publication is mended, and no refill can end meanwhile). True
- * when it marked.
+ * itself lost nothing. Not again while the source's loss is still this mark (gap_at, migration
+ * 020): capture is refused every 30 s until the publication is mended, and the refill the mark
+ * asked for, begun after it, covers the gap (its reads of this source wait for capture); marking
+ * again would empty the store again each time. A loss of another kind since, or one a refill has
+ * cleared, is marked again: a refill begun before the gap could end without it. True when it marked.
  */
 export async function markPublicationGap(db: pg.Pool, source: string, tables: readonly string[]): Promise<boolean> {
   return withTransaction(db, async (c) => {
     const marked = await c.query(
-      `update pipeline.capture_progress set lost_at = now(), refill_from = null
-        where source = $1 and (lost_at is null or refill_from is not null)`,
+      `update pipeline.capture_progress set lost_at = now(), refill_from = null, gap_at = now()
+        where source = $1 and (lost_at is null or gap_at is null or lost_at <> gap_at)`,
       [source],
     );
     if (!marked.rowCount) return false;

@@ -465,6 +465,17 @@ describe('capture from the WAL of two source databases', () => {
       await expect(refused).rejects.toBeInstanceOf(PublicationIncompleteError);
       await expect(refused).rejects.toThrow(/of shop\.region_fc \(or filters .* sql\/source-setup\.sql/);
       expect(await marked()).toEqual({ lost: true, truncates: inventory.tables.length });
+      // nor once the refill the mark asked for has begun (its plan sets refill_from): it covers the
+      // gap, and marking again would empty the store again every 30 s
+      await pipeline.query(`update pipeline.capture_progress set refill_from = now() where source = 'inventory'`);
+      await expect(CaptureSession.open(inventory, pipeline)).rejects.toBeInstanceOf(PublicationIncompleteError);
+      expect(await marked()).toEqual({ lost: true, truncates: inventory.tables.length });
+      // a loss of another kind since: a refill begun before the gap could end without it
+      await pipeline.query(
+        `update pipeline.capture_progress set lost_at = now() + interval '1 second' where source = 'inventory'`,
+      );
+      await expect(CaptureSession.open(inventory, pipeline)).rejects.toBeInstanceOf(PublicationIncompleteError);
+      expect(await marked()).toEqual({ lost: true, truncates: 2 * inventory.tables.length });
       await onSource(`alter publication fresh_badges add table shop.region_fc`);
       await unmark();
       // a publication limited to some operations, or a row filter: the same

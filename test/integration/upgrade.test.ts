@@ -156,6 +156,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '017_outbox_truncates_index.notx.sql',
         '018_drain_snapshots_xmax_index.notx.sql',
         '019_outbox_holds.sql',
+        '020_capture_publication_gap.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
