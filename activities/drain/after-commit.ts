@@ -22,9 +22,11 @@ import { emptyResult, type AppliedChunk, type DrainBatchResult, type DrainDeps, 
 export const ageOf = (at: number, dbNowMs: number, t0: number): number | null =>
   at > dbNowMs ? null : dbNowMs - at + (performance.now() - t0);
 
+/** What a pass confirms as caught up: its target's time and that time's age, or nothing (ageOf). */
 function caughtUpOf(at: number | null, dbNowMs: number, t0: number): { at: number; ageMs: number } | null {
-  const ageMs = at === null ? null : ageOf(at, dbNowMs, t0);
-  return at === null || ageMs === null ? null : { at, ageMs };
+  if (at === null) return null;
+  const ageMs = ageOf(at, dbNowMs, t0);
+  return ageMs === null ? null : { at, ageMs };
 }
 
 export async function afterIdle(
