@@ -74,9 +74,9 @@ export const PLACED_ON_A_DAY_SQL = `isfinite(placed_at) and placed_at >= '0001-0
  * name whatever their status, and, up to today, for every FC any of them names on every day any
  * of them names: 0 where no order counts. A refill of the loads sets those too (activities/
  * backfill): after the store was emptied, the delta of an order cancelled, deleted or moved since
- * may still wait to be applied, and a set puts it behind it; a counter left unset would take it
- * and go below zero (the known gap: a deleted order whose FC or day no other order names,
- * docs/correctness.md). One scan of the orders; the cross product is of the FCs and days the
+ * may still wait to be applied, and a set puts it behind it. A counter no row names (a deleted
+ * order whose FC or day no other order names) is 0 by the refill's completeness (op Z in
+ * store/lua/apply.lua; docs/correctness.md, "The days of load"). One scan of the orders; the cross product is of the FCs and days the
  * groups name.
  */
 export const WINDOW_LOADS_SQL = `with g as (
@@ -232,6 +232,17 @@ export type FeatureUpdate =
   | { feature: 'fc.load'; fc: string; day: string; delta: number; txid: string; id: number }
   /**
    * The whole load of an FC's day as of this change's place in the stream: a sum re-read from the
-   * source between watermarks (capture/watermark-read.ts). Deltas after it add to it.
+   * source between watermarks (capture/watermark-read.ts). Deltas after it add to it. The first
+   * set of a refill carries `completeFrom` (yyyymmdd): the refill names every FC and day from then
+   * on that is not 0, so every counter the store holds from that day on and the refill does not
+   * name is 0 as of here (capture/chunk-rows.ts, op Z in store/lua/apply.lua).
    */
-  | { feature: 'fc.loadSet'; fc: string; day: string; value: number; txid: string; id: number };
+  | {
+      feature: 'fc.loadSet';
+      fc: string;
+      day: string;
+      value: number;
+      txid: string;
+      id: number;
+      completeFrom?: string;
+    };

@@ -111,12 +111,14 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
 
 type SourceTable = 'skus' | 'inventory' | 'fulfillment_centers' | 'region_fc' | 'orders';
 
-const LoadSetRow = z.object({ fc_id: id, day: z.string().regex(/^\d{8,}$/), load: int.min(0) });
+const yyyymmdd = z.string().regex(/^\d{8,}$/);
+const LoadSetRow = z.object({ fc_id: id, day: yyyymmdd, load: int.min(0), complete_from: yyyymmdd.optional() });
 
 function loadSet(row: OutboxRow, version: number, where: string): FeatureUpdate[] {
   if (row.tbl !== 'orders') throw new MalformedChange(`${where}: a load set is a change of orders`);
   const r = parse(LoadSetRow, row.image, where);
-  return [{ feature: 'fc.loadSet', fc: r.fc_id, day: r.day, value: r.load, txid: row.txid, id: version }];
+  const set = { feature: 'fc.loadSet' as const, fc: r.fc_id, day: r.day, value: r.load, txid: row.txid, id: version };
+  return [r.complete_from === undefined ? set : { ...set, completeFrom: r.complete_from }];
 }
 
 /** One mapping per source table. */

@@ -20,6 +20,7 @@ import {
   LoadDeltaOp,
   LoadDeltasOp,
   LoadSetOp,
+  LoadsCompleteOp,
   pushOpArgs,
   ReportedKind,
   StockOp,
@@ -74,7 +75,7 @@ export interface ApplyResult {
 
 type ApplyReply = [number, (number | string)[], number[], number[]];
 
-type ChangeOp = VersionedOp | StockOp | LifecycleOp | LoadDeltaOp | LoadSetOp;
+type ChangeOp = VersionedOp | StockOp | LifecycleOp | LoadDeltaOp | LoadSetOp | LoadsCompleteOp;
 
 /**
  * The operations of one change: one in the SKU's partition for a SKU feature; one per partition
@@ -127,16 +128,23 @@ function toOps(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): 
         txid: u.txid,
         source,
       }));
-    case 'fc.loadSet':
+    case 'fc.loadSet': {
       // at this change's delivery position: deltas before it are in the sum, deltas after add to it
-      return keys.partitions.map((p) => ({
-        kind: 'loadSet',
-        key: p.load(u.fc, u.day),
-        count: String(u.value),
-        position: `${batch}:${u.txid}:${u.id}`,
-        snapshot: '',
-        source,
-      }));
+      const position = `${batch}:${u.txid}:${u.id}`;
+      return keys.partitions.flatMap((p): ChangeOp[] => {
+        const set: ChangeOp = {
+          kind: 'loadSet',
+          key: p.load(u.fc, u.day),
+          count: String(u.value),
+          position,
+          snapshot: '',
+          source,
+        };
+        if (u.completeFrom === undefined) return [set];
+        // the refill's first set: what it does not name is 0 from here (op Z), then its own value
+        return [{ kind: 'loadsComplete', key: p.loadIndex, from: u.completeFrom, position, snapshot: '', source }, set];
+      });
+    }
     case 'fc.load':
       return keys.partitions.map((p) => ({
         kind: 'loadDelta',
@@ -161,6 +169,7 @@ export function toBackfillOps(keys: StoreKeys, u: FeatureUpdate, snapshot: strin
     switch (op.kind) {
       case 'loadDelta':
       case 'loadSet':
+      case 'loadsComplete':
         return []; // counters are set whole, under the drain lock
       case 'lifecycle':
         return [
@@ -188,13 +197,13 @@ export function toBackfillOps(keys: StoreKeys, u: FeatureUpdate, snapshot: strin
  */
 export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[], batch = '0'): StoreOp[] {
   const latest = new Map<string, VersionedOp | StockOp | LifecycleOp>();
-  const deltas: (LoadDeltaOp | LoadSetOp)[] = [];
+  const deltas: (LoadDeltaOp | LoadSetOp | LoadsCompleteOp)[] = [];
   // lifecycle ops of SKU inserts, and the updates folded over one (which stand for it from then on)
   const inserts = new WeakSet<object>();
   for (const { update, source } of updates) {
     for (const op of toOps(keys, update, source, batch)) {
       if (op.kind === 'lifecycle' && update.feature === 'sku.lifecycle' && update.insert) inserts.add(op);
-      if (op.kind === 'loadDelta' || op.kind === 'loadSet') {
+      if (op.kind === 'loadDelta' || op.kind === 'loadSet' || op.kind === 'loadsComplete') {
         deltas.push(op);
         continue;
       }
@@ -234,7 +243,9 @@ export function mergeLoadDeltas(ops: StoreOp[]): StoreOp[] {
   for (const op of ops) {
     if (op.kind !== 'loadDelta') {
       // a load set ends its counter's run of deltas: the deltas after it are merged after it
+      // (and a refill's completeness, which may zero any counter, ends every run)
       if (op.kind === 'loadSet') merged.delete(op.key);
+      if (op.kind === 'loadsComplete') merged.clear();
       out.push(op);
       continue;
     }

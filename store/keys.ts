@@ -11,6 +11,9 @@
  *   {pp}f:{fc}           hash  c -> daily capacity                              (every FC: a copy)
  *   {pp}l:{fc}:{yyyymmdd} hash n -> load that UTC day, t/i -> stream position   (every FC: a copy)
  *   {pp}r:{region}       hash  {fc} -> rank                                    (every region: a copy)
+ *   {pp}loads            zset  the partition's load counter keys, scored by their expiry
+ *   {pp}loadbase         hash  as of which position the last refill of the loads found every counter
+ *                             it did not name at 0 (store/lua/apply.lua, op Z)
  *   {pp}meta             hash  freshness watermark and pipeline bookkeeping
  *   {pp}epoch:2          string  present while the partition is complete (set by a backfill; gone
  *                              after FLUSHALL or a restart of an empty Redis: that is how data
@@ -62,6 +65,8 @@ export interface PartitionKeys {
   backfill: string;
   /** The last step (chunk, loads) of that backfill whose writes the partition holds. */
   backfillStep: string;
+  /** Every load counter key of the partition, scored by its expiry: what a refill of the loads zeroes. */
+  loadIndex: string;
 }
 
 /** The whole store: its partitions and how a SKU finds its own. */
@@ -169,6 +174,7 @@ function partitionKeys(index: number, prefix: string): PartitionKeys {
     held: `${prefix}${KEY.held}`,
     backfill: `${prefix}${KEY.backfill}`,
     backfillStep: `${prefix}${KEY.backfillStep}`,
+    loadIndex: `${prefix}${KEY.loadIndex}`,
   };
 }
 

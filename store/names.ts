@@ -29,6 +29,13 @@ export const KEY = {
   backfillStep: 'backfill-step',
   /** A dead-letter retry's marker: each load delta of a dead letter is retried once. */
   deadLetterRetry: 'dlr:',
+  /** Sorted set of the partition's load counter keys, scored by their expiry (unix seconds). */
+  loadIndex: 'loads',
+  /**
+   * Hash: the position (and snapshot, or place in the stream) as of which the last refill of the
+   * loads found every counter it did not name to be 0, and its first day (FIELD.loadFrom).
+   */
+  loadBase: 'loadbase',
 } as const;
 
 /**
@@ -60,6 +67,8 @@ export const FIELD = {
    * a source captured from the WAL (its place in the stream says what it saw; it has no snapshot).
    */
   loadSetAt: 'st',
+  /** Load base ({pp}loadbase): the first day (yyyymmdd) the refill's loads are complete from. */
+  loadFrom: 'd',
   /** Partition position ({pp}pos): the last row applied. */
   appliedBatch: 'lb',
   appliedTxid: 'lt',
@@ -115,4 +124,5 @@ export const OP = {
   fill: 'B',
   loadSet: 'C',
   loadRetry: 'R',
+  loadsComplete: 'Z',
 } as const;

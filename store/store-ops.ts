@@ -90,6 +90,22 @@ export interface LoadSetOp extends OpBase {
   snapshot: string;
 }
 
+/**
+ * Z: the loads of a refill are complete from day `from` on, as of a delivery position: every
+ * counter of the partition from that day on written before it is set to 0 (the refill's own sets,
+ * at or after it, say the rest), and a counter absent now that a delta reaches later starts from 0
+ * as of it. `key` is the partition's load index.
+ */
+export interface LoadsCompleteOp extends OpBase {
+  kind: 'loadsComplete';
+  /** The first day (yyyymmdd) the refill read. */
+  from: string;
+  /** "batch:txid:id", as a load set's. */
+  position: string;
+  /** The backfill snapshot's tag, or '' for a load set re-read from a source captured from the WAL. */
+  snapshot: string;
+}
+
 /** R: a dead-letter retry of a load delta, applied once per `mark`, and not if a backfill's snapshot saw txid. */
 export interface LoadRetryOp extends OpBase {
   kind: 'loadRetry';
@@ -105,7 +121,7 @@ export interface LoadRetryOp extends OpBase {
 }
 
 export type StoreOp =
-  VersionedOp | StockOp | LifecycleOp | LoadDeltaOp | LoadDeltasOp | FillOp | LoadSetOp | LoadRetryOp;
+  VersionedOp | StockOp | LifecycleOp | LoadDeltaOp | LoadDeltasOp | FillOp | LoadSetOp | LoadsCompleteOp | LoadRetryOp;
 
 /** What failures and fenced operations report: a merged M op is reported as the L ops it holds. */
 export type ReportedKind = Exclude<StoreOp['kind'], 'loadDeltas'>;
@@ -145,6 +161,9 @@ export function pushOpArgs(args: (string | number)[], op: StoreOp): void {
       return;
     case 'loadSet':
       args.push(OP.loadSet, op.count, op.position, '', op.snapshot);
+      return;
+    case 'loadsComplete':
+      args.push(OP.loadsComplete, op.from, op.position, '', op.snapshot);
       return;
     case 'loadRetry':
       args.push(OP.loadRetry, String(op.delta), op.mark, op.txid, op.id);

@@ -157,25 +157,41 @@ export async function backfillLoads(
         );
       }
       // the days the store keeps (whole UTC days, so no counter in the window is a partial sum)
-      const from = dayStartIso(loadWindowStart(Date.now(), opts.loadTtlS));
+      const fromDay = loadWindowStart(Date.now(), opts.loadTtlS);
       // (every FC and day the window's orders name, 0 where none counts: see WINDOW_LOADS_SQL)
-      const r = await client.query<{ fc_id: string; day: string; load: string }>(WINDOW_LOADS_SQL, [from]);
-      return { rows: r.rows, snap };
+      const r = await client.query<{ fc_id: string; day: string; load: string }>(WINDOW_LOADS_SQL, [
+        dayStartIso(fromDay),
+      ]);
+      return { rows: r.rows, snap, fromDay };
     });
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
     const positionOf = (p: PartitionKeys) => positions.get(p)!;
+    // First, in each partition: the counters not named below are 0 as of the snapshot, those the
+    // store holds now and those a waiting delta of a change the snapshot saw would make (op Z).
+    const ops: StoreOp[] = keys.partitions.map((p) => ({
+      kind: 'loadsComplete',
+      key: p.loadIndex,
+      from: result.fromDay,
+      position: positionOf(p),
+      snapshot: tag,
+      source: -1,
+    }));
     // every partition's copy of the counter (store/keys.ts)
-    const ops: StoreOp[] = result.rows.flatMap((r, i) =>
-      keys.partitions.map((p): StoreOp => ({
-        kind: 'loadSet',
-        key: p.load(r.fc_id, r.day),
-        count: r.load,
-        position: positionOf(p),
-        snapshot: tag,
-        source: i,
-      })),
+    ops.push(
+      ...result.rows.flatMap((r, i) =>
+        keys.partitions.map((p): StoreOp => ({
+          kind: 'loadSet',
+          key: p.load(r.fc_id, r.day),
+          count: r.load,
+          position: positionOf(p),
+          snapshot: tag,
+          source: i,
+        })),
+      ),
     );
     // Counters the store has but the source sums to nothing (every order cancelled): zero them.
+    // (Op Z does it for the counters in the partition's load index; a store written before the
+    // index existed holds counters outside it.)
     const wanted = new Set(ops.map((o) => o.key));
     for await (const found of scanKeys(redis, keys.pattern('l')))
       for (const k of found)
@@ -191,7 +207,7 @@ export async function backfillLoads(
     const written = await applyOps(redis, keys, ops, { ...opts, mode: 'backfill' });
     if (written.failures.length)
       throw new Error(`backfill: StoreRedis rejected a load counter: ${written.failures[0].error}`);
-    return { counters: ops.length, cursor: shards[0].cursor };
+    return { counters: ops.length - keys.partitions.length, cursor: shards[0].cursor };
   });
 }
 

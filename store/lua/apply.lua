@@ -105,6 +105,10 @@ end
 -- loadWindowStart): an absolute time, so which days the store holds does not depend on when a
 -- counter was last written. A delta to a day already past that is gone at once (EXPIREAT in the
 -- past deletes the key): the store keeps exactly the days of the window.
+-- Each counter is also in the partition's load index ({pp}loads, scored by that time), which a
+-- refill's completeness (op Z) goes through; an index entry past its time is dropped whenever a
+-- new counter enters, so the index holds about the counters the store holds.
+local loadIndex = prefix .. KEY.loadIndex
 local function expireLoad(key)
   local y, m, d = string.match(key, ':(%d+)(%d%d)(%d%d)$')
   y, m, d = tonumber(y), tonumber(m), tonumber(d)
@@ -114,7 +118,43 @@ local function expireLoad(key)
   local yoe = y - era * 400
   local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
   local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  redis.call('EXPIREAT', key, string.format('%d', (era * 146097 + doe - 719468 + 1) * 86400 + loadTtl))
+  local at = string.format('%d', (era * 146097 + doe - 719468 + 1) * 86400 + loadTtl)
+  redis.call('EXPIREAT', key, at)
+  if redis.call('ZADD', loadIndex, at, key) == 1 then
+    redis.call('ZREMRANGEBYSCORE', loadIndex, '-inf', '(' .. math.floor(serverNowMs() / 1000))
+  end
+end
+
+-- A load counter's day (yyyymmdd, as a number), from its key.
+local function loadDay(key)
+  return tonumber(string.match(key, ':(%d+)$'))
+end
+
+-- Sets a load counter to n as of position (b, t, id) and what that position saw: snapshot k
+-- (a backfill), or, with k empty, every change before it in the outbox (a set the drain applies).
+local function setCounter(key, n, b, t, id, k)
+  redis.call('HSET', key, FIELD.loadCount, n, FIELD.loadBatch, b, FIELD.loadTxid, t, FIELD.loadId, id)
+  if k == '' then
+    redis.call('HDEL', key, FIELD.loadSnapshot)
+    redis.call('HSET', key, FIELD.loadSetAt, t .. ':' .. id)
+  else
+    redis.call('HSET', key, FIELD.loadSnapshot, k)
+    redis.call('HDEL', key, FIELD.loadSetAt)
+  end
+  expireLoad(key)
+end
+
+-- A counter absent when a delta or a retry reaches it, of a day the partition's last complete
+-- refill of the loads read ({pp}loadbase, op Z): that refill found it 0, so it starts at 0 as of
+-- the refill, and the change is judged against what the refill saw like any counter's. (Without
+-- this, the delta of an order deleted before the refill's snapshot, waiting to be applied, made a
+-- counter at minus its quantity.) Returns whether it was made.
+local loadBase = prefix .. KEY.loadBase
+local function madeFromBase(key)
+  local base = redis.call('HMGET', loadBase, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot, FIELD.loadFrom)
+  if not base[1] or (loadDay(key) or 0) < tonumber(base[5]) or redis.call('EXISTS', key) == 1 then return false end
+  setCounter(key, 0, base[1], base[2], base[3], base[4] or '')
+  return true
 end
 
 -- d and D (discontinued) and x (deleted) start the key's TTL, an expiring tombstone; a and p persist.
@@ -208,8 +248,13 @@ OPS[OP.lifecycleRefresh] = function(i, key, f, c, id, t) return lifecycle(i, key
 
 -- L delta txid id batch: add delta to a load counter if its delivery position is past the
 -- counter's and the counter's snapshot (if a backfill set it) did not see txid.
+local function loadPosition(key)
+  return redis.call('HMGET', key, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot)
+end
+
 OPS[OP.loadDelta] = function(i, key, delta, txid, id, batch)
-  local pos = redis.call('HMGET', key, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot)
+  local pos = loadPosition(key)
+  if not pos[2] and madeFromBase(key) then pos = loadPosition(key) end
   if alreadyCounted(pos, batch, txid, id) then return 0 end
   if pos[4] and visibleIn(pos[4], txid) then return 0 end
   redis.call('HINCRBY', key, FIELD.loadCount, delta)
@@ -223,7 +268,8 @@ end
 -- snapshot), then one HINCRBY of the sum and one position write: a backlog's orders hit a few
 -- FC-day counters thousands of times.
 OPS[OP.loadDeltas] = function(i, key, deltas, _, _, batch)
-  local pos = redis.call('HMGET', key, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadSnapshot)
+  local pos = loadPosition(key)
+  if not pos[2] and madeFromBase(key) then pos = loadPosition(key) end
   local sk = pos[4] and redis.call('HGET', snapsKey, pos[4])
   local sum, taken, lastT, lastI = 0, 0, nil, nil
   for dl, ts, is in string.gmatch(deltas, '(-?%d+):(%d+):(%d+)') do
@@ -259,16 +305,33 @@ end
 -- load set re-read from a source captured from the WAL, with no snapshot (k empty).
 OPS[OP.loadSet] = function(i, key, count, position, _, snapshot)
   local b, t, id = string.match(position, '^(%d+):(%d+):(%d+)$')
-  redis.call('HSET', key, FIELD.loadCount, count, FIELD.loadBatch, b, FIELD.loadTxid, t, FIELD.loadId, id)
-  -- what the set saw: a snapshot (backfill), or every change before its place in the outbox (drain)
-  if snapshot == '' then
-    redis.call('HDEL', key, FIELD.loadSnapshot)
-    redis.call('HSET', key, FIELD.loadSetAt, t .. ':' .. id)
-  else
-    redis.call('HSET', key, FIELD.loadSnapshot, snapshot)
-    redis.call('HDEL', key, FIELD.loadSetAt)
+  setCounter(key, count, b, t, id, snapshot)
+  return 1
+end
+
+-- Z from b:txid:id - k: a refill of the loads (a backfill with snapshot k under the drain lock, or
+-- the first load set of a chunk re-read between watermarks, k empty) names every FC and day from
+-- day `from` on whose load is not 0. So every counter of the partition from that day on written
+-- before this position is 0 as of it (the refill's own sets, at or after it, then say the rest),
+-- and a counter absent now starts at 0 as of it when a change reaches it later (madeFromBase).
+-- Either way a delta the refill saw is not added again: after the store was emptied, the delta of
+-- an order deleted or moved away before the refill's snapshot may be applied before the refill's
+-- sets (capture from the WAL) or after them (the trigger capture's waiting rows).
+OPS[OP.loadsComplete] = function(i, key, from, position, _, snapshot)
+  local b, t, id = string.match(position, '^(%d+):(%d+):(%d+)$')
+  local fromDay = tonumber(from)
+  redis.call('ZREMRANGEBYSCORE', loadIndex, '-inf', '(' .. math.floor(serverNowMs() / 1000))
+  for _, k in ipairs(redis.call('ZRANGE', loadIndex, 0, -1)) do
+    local p = redis.call('HMGET', k, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadCount)
+    if not p[4] then
+      redis.call('ZREM', loadIndex, k)
+    elseif (loadDay(k) or 0) >= fromDay and (not p[2] or comparePositions(p[1] or 0, p[2], p[3], b, t, id) < 0) then
+      setCounter(k, 0, b, t, id, snapshot)
+    end
   end
-  expireLoad(key)
+  redis.call('DEL', loadBase)
+  redis.call('HSET', loadBase, FIELD.loadBatch, b, FIELD.loadTxid, t, FIELD.loadId, id, FIELD.loadFrom, from)
+  if snapshot ~= '' then redis.call('HSET', loadBase, FIELD.loadSnapshot, snapshot) end
   return 1
 end
 
@@ -280,6 +343,7 @@ end
 -- order, so its outbox positions are that order).
 OPS[OP.loadRetry] = function(i, key, delta, mark, txid, id)
   local set = redis.call('HMGET', key, FIELD.loadSnapshot, FIELD.loadSetAt)
+  if not set[1] and not set[2] and madeFromBase(key) then set = redis.call('HMGET', key, FIELD.loadSnapshot, FIELD.loadSetAt) end
   if set[1] and visibleIn(set[1], txid) then return 0 end
   if set[2] and id ~= '' then
     local st, si = string.match(set[2], '^(%d+):(%d+)$')

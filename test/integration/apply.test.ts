@@ -395,4 +395,71 @@ describe('backfill values and snapshots', () => {
     await apply([retry('unseen-by-snapshot', '140', '1')]);
     expect(await c.redis.hget(key, 'n')).toBe('23');
   });
+
+  // Op Z, a refill of the loads that names every FC and day from its first day on that is not 0.
+  const p0 = () => c.keys.partitions[0];
+  const loadOp = (fc: string, day: string, delta: number, at: string): StoreOp => {
+    const [b, txid, id] = at.split(':');
+    return { kind: 'loadDelta', key: p0().load(fc, day), delta, txid, id: Number(id), batch: b, source: 0 };
+  };
+  const complete = (from: string, position: string, snapshot: string): StoreOp => ({
+    kind: 'loadsComplete',
+    key: p0().loadIndex,
+    from,
+    position,
+    snapshot,
+    source: 0,
+  });
+  const count = (fc: string, day: string) => c.redis.hget(p0().load(fc, day), 'n');
+
+  it('a complete refill of the loads zeroes the counters from its first day written before it, and no others', async () => {
+    const k = await snap('200:200:');
+    await apply([
+      loadOp('F1', DAY0, 5, '1:100:1'),
+      loadOp('F1', DAY1, -4, '1:101:2'),
+      loadOp('F2', DAY2, 3, '3:300:1'),
+    ]);
+    await apply([complete(DAY1, '2:200:1', k)]);
+    expect(await count('F1', DAY0)).toBe('5'); // before the refill's first day: it did not read it
+    expect(await count('F1', DAY1)).toBe('0'); // the refill named it nowhere: 0 as of it
+    expect(await count('F2', DAY2)).toBe('3'); // written after the refill's position
+  });
+
+  it('a counter absent after a complete refill starts at 0 as of it: a change the refill saw is not added again', async () => {
+    const k = await snap('150:160:155');
+    await apply([complete(DAY1, '2:150:1', k)]);
+    await apply([loadOp('F3', DAY1, -4, '2:140:9')]); // an order deleted before the refill's snapshot
+    expect(await count('F3', DAY1)).toBe('0');
+    await apply([loadOp('F3', DAY2, -4, '2:140:9'), loadOp('F3', DAY2, 1, '2:155:10')]); // (one M op)
+    expect(await count('F3', DAY2)).toBe('1'); // txid 155 was in progress in the snapshot
+    await apply([loadOp('F4', DAY0, -2, '2:140:11')]); // a day the refill did not read: as before
+    expect(await count('F4', DAY0)).toBe('-2');
+    // re-read from a source captured from the WAL (no snapshot: its place in the stream): a late
+    // retry of a change before it is not added, one after it is
+    await apply([complete(DAY0, '3:500:7', '')]);
+    const retry = (fc: string, mark: string, txid: string, id: string): StoreOp => ({
+      kind: 'loadRetry',
+      key: p0().load(fc, DAY0),
+      delta: 3,
+      mark,
+      txid,
+      id,
+      source: 0,
+    });
+    await apply([retry('F5', 'before', '500', '6'), retry('F6', 'after', '500', '8')]);
+    expect([await count('F5', DAY0), await count('F6', DAY0)]).toEqual(['0', '3']);
+  });
+
+  it('deltas of one counter on both sides of a complete refill are not merged across it', async () => {
+    await apply([loadOp('F1', DAY0, 5, '1:100:1'), complete(DAY0, '1:100:2', ''), loadOp('F1', DAY0, 2, '1:100:3')]);
+    expect(await count('F1', DAY0)).toBe('2');
+  });
+
+  it("the partition's load index holds its live counters: a counter past its time leaves it", async () => {
+    const past = utcDay(new Date(Date.now() - 30 * 86_400_000));
+    await apply([loadOp('F1', past, 1, '1:100:1')]); // gone at once: past its day and the load TTL
+    expect(await c.redis.exists(p0().load('F1', past))).toBe(0);
+    await apply([loadOp('F1', DAY0, 1, '1:100:2')]); // a new counter prunes the index
+    expect(await c.redis.zrange(p0().loadIndex, '0', '-1')).toEqual([p0().load('F1', DAY0)]);
+  });
 });

@@ -116,6 +116,24 @@ describe('dead-letter retry and loads', () => {
     for (const p of c.keys.partitions) expect(await c.redis.hget(p.load('F1', today()), 'n')).toBe('0');
   });
 
+  // The same for an order deleted (or moved away) whose FC and day no order names any more: the
+  // refill has no set for it, but says its loads are complete (op Z), so the counter the waiting
+  // delta reaches starts at 0 as of the refill, which saw the delete. Before, the delta made it -4.
+  it('a backfill of the loads after an order was deleted whose FC no other order names: a waiting delta cannot make it negative', async () => {
+    await c.pool.query(
+      `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (7, 'S1', 'F1', 4, 'placed'), (8, 'S1', 'F2', 2, 'placed')`,
+    );
+    await drainAll();
+    expect(await load('F1')).toBe('4');
+    for (const p of c.keys.partitions) await c.redis.del(p.load('F1', today())); // as emptied
+    await c.pool.query(`delete from shop.orders where order_id = 7`); // -4, not drained yet
+    await acts.backfillLoads({});
+    await drainAll();
+    expect(await mismatches()).toEqual([]);
+    for (const p of c.keys.partitions) expect(Number(await c.redis.hget(p.load('F1', today()), 'n'))).toBe(0);
+    expect(await load('F2')).toBe('2');
+  });
+
   it('a change delivered again by a rewind settles its letter: a retry after adds nothing', async () => {
     const file = await moveOrderWhileBrokenAfterFile(['F2']);
     await restoreStore(c.redis, c.keys, file);

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { rowsOfChunk } from '../../capture/chunk-rows';
+import { featureUpdatesFrom } from '../../features/from-source';
 import {
   CHANGES_MS,
   HISTORY_MS,
@@ -291,6 +292,13 @@ describe('a chunk as outbox rows', () => {
       ['S', 'F1|20261203', 13],
       ['S', 'F2|20261203', 2],
       ['S', 'F3|20261203', 2],
+    ]);
+    // the first set says the sets are complete from the chunk's first day (op Z drops what they do not name)
+    expect(rows.map((r) => JSON.parse(r.image!).complete_from)).toEqual([loads.afterKey, undefined, undefined]);
+    const first = rows[0]!;
+    const outboxRow = { id: '5', txid: '9', tbl: first.tbl, op: first.op, key: first.key, created_ms: 0 };
+    expect(featureUpdatesFrom({ ...outboxRow, image: JSON.parse(first.image!), old_image: null })).toEqual([
+      { feature: 'fc.loadSet', fc: 'F1', day: '20261203', value: 13, txid: '9', id: 5, completeFrom: loads.afterKey },
     ]);
     // a chunk from the last day of year 9999: an order on the first of year 10000 is after it
     const late = { ...loads, afterKey: '99991231', rows: [] };
