@@ -63,13 +63,13 @@ function loadSetsOfChunk(chunk: StoredChunk, unseenOrders: CapturedRow[]): Captu
       sums.set(key, (sums.get(key) ?? 0) + u.delta);
     }
   }
-  // The first set also says the sets are complete from fromDay on (every FC and day they do not
-  // name is 0 at the high watermark): the drain zeroes the counters it holds that they do not name
-  // (features/definitions.ts, fc.loadSet).
+  // The last set also says the sets are complete from fromDay on (every FC and day they do not
+  // name is 0 at the high watermark): once it is applied, after all the others, the drain zeroes
+  // the counters it holds that they did not set (features/definitions.ts, fc.loadSet).
   return [...sums].map(([key, load], n) => {
     const cut = key.lastIndexOf('|');
     const set = { fc_id: key.slice(0, cut), day: key.slice(cut + 1), load: Math.max(0, load) };
-    const image = JSON.stringify(n === 0 && fromDay !== '' ? { ...set, complete_from: fromDay } : set);
+    const image = JSON.stringify(n === sums.size - 1 && fromDay !== '' ? { ...set, complete_from: fromDay } : set);
     return { tbl: 'orders' as const, op: 'S' as const, key, image, oldImage: null };
   });
 }

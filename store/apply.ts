@@ -141,8 +141,8 @@ function toOps(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): 
           source,
         };
         if (u.completeFrom === undefined) return [set];
-        // the refill's first set: what it does not name is 0 from here (op Z), then its own value
-        return [{ kind: 'loadsComplete', key: p.loadIndex, from: u.completeFrom, position, snapshot: '', source }, set];
+        // the refill's last set: its own value, then what the refill did not set is 0 (op Z)
+        return [set, { kind: 'loadsComplete', key: p.loadIndex, from: u.completeFrom, position, snapshot: '', source }];
       });
     }
     case 'fc.load':

@@ -70,6 +70,10 @@ export function heldSubjects(row: HeldRow): string[] {
       return region ? [`${HELD.region}${region}`] : [HELD_ALL];
     }
     case 'orders': {
+      // the set that says a refill's loads are complete (capture/chunk-rows.ts): not applied, any
+      // FC's counter may be off (ADR 0014's whole partition)
+      if (row.op === 'S' && (parsed(row.image) as Record<string, unknown> | null)?.complete_from !== undefined)
+        return [HELD_ALL];
       const fcs = new Set<string>();
       for (const image of [row.image, row.old_image]) {
         const fc = (parsed(image) as Record<string, unknown> | null)?.fc_id;

@@ -166,28 +166,16 @@ export async function backfillLoads(
     });
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
     const positionOf = (p: PartitionKeys) => positions.get(p)!;
-    // First, in each partition: the counters not named below are 0 as of the snapshot, those the
-    // store holds now and those a waiting delta of a change the snapshot saw would make (op Z).
-    const ops: StoreOp[] = keys.partitions.map((p) => ({
-      kind: 'loadsComplete',
-      key: p.loadIndex,
-      from: result.fromDay,
-      position: positionOf(p),
-      snapshot: tag,
-      source: -1,
-    }));
     // every partition's copy of the counter (store/keys.ts)
-    ops.push(
-      ...result.rows.flatMap((r, i) =>
-        keys.partitions.map((p): StoreOp => ({
-          kind: 'loadSet',
-          key: p.load(r.fc_id, r.day),
-          count: r.load,
-          position: positionOf(p),
-          snapshot: tag,
-          source: i,
-        })),
-      ),
+    const ops: StoreOp[] = result.rows.flatMap((r, i) =>
+      keys.partitions.map((p): StoreOp => ({
+        kind: 'loadSet',
+        key: p.load(r.fc_id, r.day),
+        count: r.load,
+        position: positionOf(p),
+        snapshot: tag,
+        source: i,
+      })),
     );
     // Counters the store has but the source sums to nothing (every order cancelled): zero them.
     // (Op Z does it for the counters in the partition's load index; a store written before the
@@ -204,10 +192,24 @@ export async function backfillLoads(
             snapshot: tag,
             source: -1,
           });
+    // Last, in each partition (after the sets, which it leaves alone: they are at its position, it
+    // zeroes what is before): the counters not set above are 0 as of the snapshot, those the store
+    // holds now and those a waiting delta of a change the snapshot saw would make (op Z). Before
+    // the sets, it would read a named FC 0 until its set came, maybe a call later.
+    const counters = ops.length;
+    for (const p of keys.partitions)
+      ops.push({
+        kind: 'loadsComplete',
+        key: p.loadIndex,
+        from: result.fromDay,
+        position: positionOf(p),
+        snapshot: tag,
+        source: -1,
+      });
     const written = await applyOps(redis, keys, ops, { ...opts, mode: 'backfill' });
     if (written.failures.length)
       throw new Error(`backfill: StoreRedis rejected a load counter: ${written.failures[0].error}`);
-    return { counters: ops.length - keys.partitions.length, cursor: shards[0].cursor };
+    return { counters, cursor: shards[0].cursor };
   });
 }
 

@@ -6,7 +6,8 @@
  * midnight: earlier-loads.ts), and a load set of the day (the whole load of
  * (FC, day) re-read from a source captured from the WAL: `fc.loadSet` in features/definitions.ts)
  * replaces the running load at its place in the stream; the deltas after it add to it. A load set
- * of another day leaves this day's load alone.
+ * of another day leaves this day's load alone. (The store also zeroes, at a refill's last set, the
+ * counters the refill did not set: its `completeFrom`. The fold does not: docs/training-export.md.)
  *
  * The stream order is the export's change order, (txid, id) of the outbox (under capture from the
  * WAL, the order the capture wrote the source's transactions and the sets in). A load set makes

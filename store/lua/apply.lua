@@ -309,23 +309,26 @@ OPS[OP.loadSet] = function(i, key, count, position, _, snapshot)
   return 1
 end
 
--- Z from b:txid:id - k: a refill of the loads (a backfill with snapshot k under the drain lock, or
--- the first load set of a chunk re-read between watermarks, k empty) names every FC and day from
--- day `from` on whose load is not 0. So every counter of the partition from that day on written
--- before this position is 0 as of it (the refill's own sets, at or after it, then say the rest),
--- and a counter absent now starts at 0 as of it when a change reaches it later (madeFromBase).
--- Either way a delta the refill saw is not added again: after the store was emptied, the delta of
--- an order deleted or moved away before the refill's snapshot may be applied before the refill's
--- sets (capture from the WAL) or after them (the trigger capture's waiting rows).
+-- Z from b:txid:id - k: a refill of the loads names every FC and day from day `from` on whose load
+-- is not 0, and has set them: a backfill with snapshot k under the drain lock, its sets at this
+-- same position; or a chunk re-read between watermarks (k empty), whose last load set carries
+-- this, its sets being those of this outbox transaction (txid). So every other counter of the
+-- partition from that day on, written before this position, is 0 as of it, and a counter absent
+-- now starts at 0 as of it when a change reaches it later (madeFromBase). Either way a delta the
+-- refill saw is not added again: after the store was emptied, the delta of an order deleted or
+-- moved away before the refill's snapshot may be applied before the refill (capture from the
+-- WAL) or after it (the trigger capture's waiting rows). It comes after the sets: before them, a
+-- named FC would read 0 until its set came, maybe in another call.
 OPS[OP.loadsComplete] = function(i, key, from, position, _, snapshot)
   local b, t, id = string.match(position, '^(%d+):(%d+):(%d+)$')
   local fromDay = tonumber(from)
   redis.call('ZREMRANGEBYSCORE', loadIndex, '-inf', '(' .. math.floor(serverNowMs() / 1000))
   for _, k in ipairs(redis.call('ZRANGE', loadIndex, 0, -1)) do
-    local p = redis.call('HMGET', k, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadCount)
+    local p = redis.call('HMGET', k, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadCount, FIELD.loadSetAt)
     if not p[4] then
       redis.call('ZREM', loadIndex, k)
-    elseif (loadDay(k) or 0) >= fromDay and (not p[2] or comparePositions(p[1] or 0, p[2], p[3], b, t, id) < 0) then
+    elseif (loadDay(k) or 0) >= fromDay and (not p[2] or comparePositions(p[1] or 0, p[2], p[3], b, t, id) < 0)
+      and not (snapshot == '' and p[5] and string.match(p[5], '^(%d+):') == t) then
       setCounter(k, 0, b, t, id, snapshot)
     end
   end

@@ -419,7 +419,12 @@ describe('backfill values and snapshots', () => {
       loadOp('F1', DAY1, -4, '1:101:2'),
       loadOp('F2', DAY2, 3, '3:300:1'),
     ]);
+    // the backfill's own set, at its position: left as it is
+    await apply([
+      { kind: 'loadSet', key: p0().load('F5', DAY1), count: '9', position: '2:200:1', snapshot: k, source: 0 },
+    ]);
     await apply([complete(DAY1, '2:200:1', k)]);
+    expect(await count('F5', DAY1)).toBe('9');
     expect(await count('F1', DAY0)).toBe('5'); // before the refill's first day: it did not read it
     expect(await count('F1', DAY1)).toBe('0'); // the refill named it nowhere: 0 as of it
     expect(await count('F2', DAY2)).toBe('3'); // written after the refill's position
@@ -448,6 +453,24 @@ describe('backfill values and snapshots', () => {
     });
     await apply([retry('F5', 'before', '500', '6'), retry('F6', 'after', '500', '8')]);
     expect([await count('F5', DAY0), await count('F6', DAY0)]).toEqual(['0', '3']);
+  });
+
+  // Under capture from the WAL the last set of a chunk says the loads are complete: the sets before
+  // it, of the same outbox transaction, maybe applied in another call, keep their values (zeroed,
+  // a named FC would read 0 until set again); a counter of another transaction is zeroed.
+  it('a complete refill read between watermarks keeps its own sets, applied in calls before it', async () => {
+    const set = (fc: string, at: string, n: string): StoreOp => ({
+      kind: 'loadSet',
+      key: p0().load(fc, DAY0),
+      count: n,
+      position: at,
+      snapshot: '',
+      source: 0,
+    });
+    await apply([loadOp('F9', DAY0, -4, '3:400:2')]); // a deleted order's delta, applied before the refill
+    await apply([set('F1', '3:500:5', '40')]);
+    await apply([set('F2', '3:500:6', '7'), complete(DAY0, '3:500:6', '')]);
+    expect([await count('F1', DAY0), await count('F2', DAY0), await count('F9', DAY0)]).toEqual(['40', '7', '0']);
   });
 
   it('deltas of one counter on both sides of a complete refill are not merged across it', async () => {

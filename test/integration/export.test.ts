@@ -117,11 +117,14 @@ async function refillOneFcDay(): Promise<void> {
       { ...chunk, rows: [{ key: `${fc}|${day}`, image: { fc_id: fc, day, load } }] },
       { excluded: new Set(), unseenOrders: [] },
     )!;
+    // one FC's set of a refill, not the whole refill: not the last set, which says the loads are
+    // complete (the store would zero every other FC's day; the export folds sets alone)
+    const { complete_from: _, ...set } = JSON.parse(row.image!) as Record<string, unknown>;
     await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ($1, $2, $3, $4::jsonb)`, [
       row.tbl,
       row.op,
       row.key,
-      row.image,
+      JSON.stringify(set),
     ]);
   };
   const { rows } = await c.pool.query(`select daily_capacity from shop.fulfillment_centers where fc_id = $1`, [fc]);

@@ -63,6 +63,17 @@ describe('foldOps', () => {
     ).toEqual([{ kind: 'lifecycle', key: 'p:s:S', code: 'p', version: 12, txid: '1', update: false, source: 2 }]);
   });
 
+  // A refill read between watermarks: its last set says the loads are complete (op Z), applied
+  // after that set, never before it: a named FC zeroed by it would read 0 until its set came.
+  it("puts a refill's completeness after its last set", () => {
+    const set = { feature: 'fc.loadSet', fc: 'F', day: '20260101', value: 7, txid: '5', id: 9 } as const;
+    expect(foldOps(keys, [at({ ...set, id: 8 }, 0), at({ ...set, completeFrom: '20251230' }, 1)], '3')).toEqual([
+      { kind: 'loadSet', key: 'p:l:F:20260101', count: '7', position: '3:5:8', snapshot: '', source: 0 },
+      { kind: 'loadSet', key: 'p:l:F:20260101', count: '7', position: '3:5:9', snapshot: '', source: 1 },
+      { kind: 'loadsComplete', key: 'p:loads', from: '20251230', position: '3:5:9', snapshot: '', source: 1 },
+    ]);
+  });
+
   it('keeps every load delta, in stream order', () => {
     const ops = foldOps(keys, [
       at({ feature: 'fc.load', fc: 'F', day: '20260101', delta: 2, txid: '5', id: 9 }, 0),

@@ -39,6 +39,10 @@ describe('heldSubjects', () => {
     // an update of an order without its before-image: the FC it counted on is unknown
     expect(heldSubjects(row('orders', 'U', '1', { fc_id: 'F2' }, null))).toEqual([HELD_ALL, 'f:F2']);
     expect(heldSubjects(row('orders', 'D', '1', 'not json'))).toEqual([HELD_ALL]);
+    // a refill's last load set (its loads complete: capture/chunk-rows.ts) holds the whole partition
+    const set = { fc_id: 'F1', day: '20261203', load: 3 };
+    expect(heldSubjects(row('orders', 'S', 'F1|20261203', set))).toEqual(['f:F1']);
+    expect(heldSubjects(row('orders', 'S', 'F1|20261203', { ...set, complete_from: '20261201' }))).toEqual([HELD_ALL]);
     expect(heldSubjects(row('warehouses', 'I', 'W', {}))).toEqual([]);
     expect(heldSubjects(row('warehouses', 'T', ''))).toEqual([]); // not a TRUNCATE of the contract's
   });

@@ -293,12 +293,12 @@ describe('a chunk as outbox rows', () => {
       ['S', 'F2|20261203', 2],
       ['S', 'F3|20261203', 2],
     ]);
-    // the first set says the sets are complete from the chunk's first day (op Z drops what they do not name)
-    expect(rows.map((r) => JSON.parse(r.image!).complete_from)).toEqual([loads.afterKey, undefined, undefined]);
-    const first = rows[0]!;
-    const outboxRow = { id: '5', txid: '9', tbl: first.tbl, op: first.op, key: first.key, created_ms: 0 };
-    expect(featureUpdatesFrom({ ...outboxRow, image: JSON.parse(first.image!), old_image: null })).toEqual([
-      { feature: 'fc.loadSet', fc: 'F1', day: '20261203', value: 13, txid: '9', id: 5, completeFrom: loads.afterKey },
+    // the last set says the sets are complete from the chunk's first day (op Z zeroes what they did not set)
+    expect(rows.map((r) => JSON.parse(r.image!).complete_from)).toEqual([undefined, undefined, loads.afterKey]);
+    const last = rows[2]!;
+    const outboxRow = { id: '5', txid: '9', tbl: last.tbl, op: last.op, key: last.key, created_ms: 0 };
+    expect(featureUpdatesFrom({ ...outboxRow, image: JSON.parse(last.image!), old_image: null })).toEqual([
+      { feature: 'fc.loadSet', fc: 'F3', day: '20261203', value: 2, txid: '9', id: 5, completeFrom: loads.afterKey },
     ]);
     // a chunk from the last day of year 9999: an order on the first of year 10000 is after it
     const late = { ...loads, afterKey: '99991231', rows: [] };
