@@ -131,6 +131,26 @@ export const UNPUBLISHED_TABLES_SQL = (publication: string, tables: string) => `
                     and not a.attisdropped and a.attgenerated = '')))
    order by t)`;
 
+/**
+ * SQL: a fingerprint (text) of the publication ($publication) as it concerns `tables` ($tables,
+ * text[], in schema `shop`): the identity and row version (xmin) of its pg_publication row, which
+ * an ALTER PUBLICATION … SET (publish = …) rewrites, and of its pg_publication_rel row for each of
+ * the tables, which dropping a table from it and adding it back, or changing its row filter or
+ * column list, replaces. So it differs after any such change, even one undone since, while a
+ * change for other tables or a vacuum of the catalog leaves it as it was. Checked UNPUBLISHED_TABLES_SQL
+ * says whether the publication is complete now; this says whether it stayed so between two ticks
+ * (docs/capture.md). Not seen: a schema added to a publication FOR TABLES IN SCHEMA, dropped and
+ * added again (pg_publication_namespace, PostgreSQL 15; sql/source-setup.sql lists the tables).
+ */
+export const PUBLICATION_FINGERPRINT_SQL = (publication: string, tables: string) => `(
+  select md5(coalesce(string_agg(x, ',' order by x), ''))
+    from (select 'p' || p.oid::text || ':' || p.xmin::text as x from pg_publication p where p.pubname = ${publication}
+          union all
+          select 'r' || r.oid::text || ':' || r.xmin::text
+            from pg_publication p join pg_publication_rel r on r.prpubid = p.oid
+           where p.pubname = ${publication}
+             and r.prrelid in (select to_regclass(format('shop.%I', t)) from unnest(${tables}::text[]) as t)) f)`;
+
 /** The source's tables its publication does not carry in full (UNPUBLISHED_TABLES_SQL). */
 export async function unpublishedTables(
   source: pg.ClientBase | pg.Pool,

@@ -19,7 +19,7 @@
  * written before the writer was added (an older worker, during an upgrade) are not counted.
  */
 import type pg from 'pg';
-import { UNPUBLISHED_TABLES_SQL } from './slot';
+import { PUBLICATION_FINGERPRINT_SQL, UNPUBLISHED_TABLES_SQL } from './slot';
 
 export const TICK_PREFIX = 'fresh-badges';
 
@@ -34,6 +34,13 @@ export interface Tick {
    * the horizon). Absent in ticks written before it was added.
    */
   snapshot?: string;
+  /**
+   * The fingerprint of the capture's publication as the tick was written (capture/slot.ts,
+   * PUBLICATION_FINGERPRINT_SQL): a tick whose fingerprint is not the one before it says the
+   * publication changed between the two. Absent in ticks written before it was added, and in ticks
+   * written with no publication to check (benchmarks, tests).
+   */
+  publication?: string;
 }
 
 /**
@@ -85,6 +92,7 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
       src?: unknown;
       snap?: unknown;
       by?: unknown;
+      pub?: unknown;
     };
     const source = {
       ...(typeof v.src === 'string' ? { source: v.src } : {}),
@@ -96,6 +104,7 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
         at: v.tick,
         ...(typeof v.snap === 'string' ? { snapshot: v.snap } : {}),
         ...(typeof v.by === 'string' ? { by: v.by } : {}),
+        ...(typeof v.pub === 'string' ? { publication: v.pub } : {}),
       };
     if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low', ...source };
     if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high', ...source };
@@ -130,16 +139,18 @@ export async function emitTick(
 ): Promise<Tick & { unpublished?: string[] }> {
   const now = await clock.query<{ at: number }>(`select (extract(epoch from clock_timestamp()) * 1000)::float8 as at`);
   const at = now.rows[0]!.at;
-  const message = `pg_logical_emit_message(true, $1, json_build_object('tick', $2::float8, 'snap', pg_current_snapshot()::text, 'by', $3::text)::text)`;
+  const fields = `'tick', $2::float8, 'snap', pg_current_snapshot()::text, 'by', $3::text`;
+  const message = (more = '') => `pg_logical_emit_message(true, $1, json_build_object(${fields}${more})::text)`;
   if (!publication) {
-    await source.query(`select ${message}`, [TICK_PREFIX, at, by]);
+    await source.query(`select ${message()}`, [TICK_PREFIX, at, by]);
     return { at, by };
   }
-  const r = await source.query<{ missing: string[] }>(
-    `with m as (select ${UNPUBLISHED_TABLES_SQL('$4', '$5')} as missing)
-     select missing, case when cardinality(missing) = 0 then ${message} end from m`,
+  // (the fingerprint read in the statement that finds the publication complete)
+  const r = await source.query<{ missing: string[]; fp: string }>(
+    `with m as (select ${UNPUBLISHED_TABLES_SQL('$4', '$5')} as missing, ${PUBLICATION_FINGERPRINT_SQL('$4', '$5')} as fp)
+     select missing, fp, case when cardinality(missing) = 0 then ${message(", 'pub', fp")} end from m`,
     [TICK_PREFIX, at, by, publication.name, publication.tables],
   );
-  const missing = r.rows[0]!.missing;
-  return missing.length ? { at, by, unpublished: missing } : { at, by };
+  const { missing, fp } = r.rows[0]!;
+  return missing.length ? { at, by, unpublished: missing } : { at, by, publication: fp };
 }

@@ -99,7 +99,11 @@ export class TransactionAssembler {
         const m = decodePipelineMessage(msg.content);
         if (m?.kind === 'tick') {
           if (this.tickWriter === undefined || m.by === this.tickWriter)
-            this.open.ticks.push(m.snapshot ? { at: m.at, snapshot: m.snapshot } : { at: m.at });
+            this.open.ticks.push({
+              at: m.at,
+              ...(m.snapshot ? { snapshot: m.snapshot } : {}),
+              ...(m.publication ? { publication: m.publication } : {}),
+            });
           else if (m.snapshot) (this.open.otherTickSnapshots ??= []).push(m.snapshot);
         }
         // another pipeline's hand-over marker, or chunk (its own chunk ids), in the same WAL: not ours

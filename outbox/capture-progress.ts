@@ -205,6 +205,8 @@ export interface WriteResult {
   lsn: bigint;
   /** The outbox transaction that holds the rows (its trace: tracing/change-trace.ts); none when nothing was written. */
   outboxTxid?: string;
+  /** The publication changed since the tick before (its fingerprint): the write marked the source lost. */
+  publicationChanged?: boolean;
 }
 
 /**
@@ -227,10 +229,18 @@ export async function writeCapturedTransactions(
     written?: bigint;
     /** Chunks read between watermarks whose rows the batch holds, or that were abandoned. */
     chunks?: ChunkOutcome;
+    /**
+     * The source's tables: a tick whose publication fingerprint is not the one recorded before it
+     * marks the source lost (a TRUNCATE row for each) in the write. Without them, fingerprints are
+     * only recorded.
+     */
+    tables?: readonly string[];
   } = {},
 ): Promise<WriteResult> {
   const rowCount = transactions.reduce((n, t) => n + t.rows.length, 0);
-  const plain = !opts.switchDone && !opts.chunks?.written.length && !opts.chunks?.abandoned.length;
+  const fps = publicationFingerprints(transactions);
+  const plain =
+    !opts.switchDone && !opts.chunks?.written.length && !opts.chunks?.abandoned.length && new Set(fps).size <= 1;
   if (plain && transactions.length && rowCount <= ONE_STATEMENT_MAX_ROWS) {
     const written = await writeInOneStatement(
       pipeline,
@@ -239,12 +249,14 @@ export async function writeCapturedTransactions(
       rowCount,
       opts.generation,
       opts.written ?? 0n,
+      fps[0] ?? null,
     );
     if (written) return written;
   }
   return withTransaction(pipeline, async (client) => {
-    const at = await client.query<{ lsn: string; generation: string }>(
-      `select lsn::text as lsn, generation::text from pipeline.capture_progress where source = $1 for update`,
+    const at = await client.query<{ lsn: string; generation: string; fp: string | null }>(
+      `select lsn::text as lsn, generation::text, publication_fp as fp
+         from pipeline.capture_progress where source = $1 for update`,
       [source],
     );
     if (!at.rowCount) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
@@ -259,6 +271,10 @@ export async function writeCapturedTransactions(
     const rows = fresh.reduce((n, t) => n + t.rows.length, 0);
     if (rows) await copyIntoOutbox(client, fresh);
     if (opts.chunks) await finishChunks(client, opts.chunks);
+    const publication = publicationSince(at.rows[0]!.fp, publicationFingerprints(fresh));
+    const changed = publication.changed && opts.tables !== undefined;
+    // After the rows: the store is emptied once they are applied, and refilled from a read of now.
+    if (changed) await insertTruncates(client, opts.tables!);
     const last = fresh[fresh.length - 1]!;
     const lsn = last.endLsn;
     const moved = await client.query<{ txid: string }>(
@@ -266,12 +282,22 @@ export async function writeCapturedTransactions(
           set lsn = $2::pg_lsn, rows = rows + $3,
               covered_at = ${COVERED_AT_SQL('$4')}, updated_at = now(),
               switch_id = case when $5 then null else switch_id end,
-              ${LAST_TRANSACTION_SQL('$2', '$6', '$7')}
+              ${LAST_TRANSACTION_SQL('$2', '$6', '$7')},
+              publication_fp = $8,
+              lost_at = case when $9 then now() else lost_at end,
+              refill_from = case when $9 then null else refill_from end,
+              gap_at = case when $9 then null else gap_at end
         where source = $1
        returning pg_current_xact_id()::text as txid`,
-      [source, formatLsn(lsn), rows, covered, !!opts.switchDone, last.xid, last.commitMs],
+      [source, formatLsn(lsn), rows, covered, !!opts.switchDone, last.xid, last.commitMs, publication.fp, changed],
     );
-    return { transactions: fresh.length, rows, lsn, ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}) };
+    return {
+      transactions: fresh.length,
+      rows,
+      lsn,
+      ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}),
+      ...(changed ? { publicationChanged: true } : {}),
+    };
   });
 }
 
@@ -287,6 +313,29 @@ export async function writeCapturedTransactions(
 const COVERED_AT_SQL = (param: string) =>
   `greatest(case when covered_at <= statement_timestamp() then covered_at end,
             case when to_timestamp(${param}::float8 / 1000) <= statement_timestamp() then to_timestamp(${param}::float8 / 1000) end)`;
+
+/** The publication fingerprints the transactions' ticks carry, in stream order (capture/ticks.ts). */
+function publicationFingerprints(transactions: CapturedTransaction[]): string[] {
+  const fps: string[] = [];
+  for (const t of transactions) for (const tick of t.ticks) if (tick.publication) fps.push(tick.publication);
+  return fps;
+}
+
+/**
+ * The fingerprint to record after ticks carrying `fps` (in stream order), the one recorded being
+ * `recorded`, and whether the publication changed between two ticks: one fingerprint not the one
+ * before it. Nothing recorded yet (a new source, an older version's writes, a slot lost since)
+ * compares with nothing.
+ */
+export function publicationSince(recorded: string | null, fps: string[]): { fp: string | null; changed: boolean } {
+  let fp = recorded;
+  let changed = false;
+  for (const f of fps) {
+    if (fp !== null && f !== fp) changed = true;
+    fp = f;
+  }
+  return { fp, changed };
+}
 
 /** The newest tick the transactions carry (ms since the epoch): what the write records as covered. */
 function newestTick(transactions: CapturedTransaction[]): number | null {
@@ -324,6 +373,8 @@ async function writeInOneStatement(
   rowCount: number,
   generation: number | undefined,
   written: bigint,
+  /** The one publication fingerprint the ticks carry, if any: the write goes on only if it is the one recorded. */
+  fp: string | null,
 ): Promise<WriteResult | null> {
   const partitions = routedWith.get(pipeline) ?? 1;
   // The rows as one JSON array of [tbl, op, key, image, old image, route]: the images are JSON text
@@ -341,13 +392,14 @@ async function writeInOneStatement(
   const lsn = last.endLsn;
   const r = await pipeline.query<{ written: number; done: string | null; partitions: number; txid: string }>(
     `with prog as (
-       select lsn, generation from pipeline.capture_progress where source = $1 for update
+       select lsn, generation, publication_fp from pipeline.capture_progress where source = $1 for update
      ), layout as (
        select partitions from pipeline.drain_layout for share
      ), go as (
        select 1 from prog
         where prog.lsn < $2::pg_lsn and prog.lsn >= $9::pg_lsn and coalesce((select partitions from layout), 1) = $3
           and ($8::bigint is null or prog.generation = $8::bigint)
+          and ($12::text is null or prog.publication_fp = $12::text)
      ), ins as (
        insert into pipeline.outbox (tbl, op, key, image, old_image, route)
        select r->>0, r->>1, r->>2,
@@ -378,6 +430,7 @@ async function writeInOneStatement(
       formatLsn(written),
       last.xid,
       last.commitMs,
+      fp,
     ],
   );
   const row = r.rows[0]!;
@@ -449,7 +502,8 @@ export async function markSourceLostIn(
   const marked = await c.query(
     `update pipeline.capture_progress
         set lost_at = now(), refill_from = null, lsn = '0/0', generation = generation + 1,
-            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
+            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null,
+            publication_fp = null
       where source = $1 and ($2::bigint is null or generation = $2::bigint)`,
     [source, generation ?? null],
   );
@@ -508,7 +562,8 @@ export async function releaseCaptureSource(db: pg.Pool | pg.ClientBase, source: 
   await db.query(
     `update pipeline.capture_progress
         set lsn = '0/0', covered_at = null, confirms_recorded_by = null, generation = generation + 1,
-            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
+            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null,
+            publication_fp = null
       where source = $1`,
     [source],
   );

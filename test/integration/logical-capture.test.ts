@@ -499,6 +499,53 @@ describe('capture from the WAL of two source databases', () => {
     await session.close();
   }, 60_000);
 
+  // A publication changed and changed back while no session streams (workers down, capture
+  // paused), or between two ticks: every check finds it complete, yet pgoutput never sends the
+  // changes made meanwhile. Each tick carries the publication's fingerprint, and the write of the
+  // first one after the change marks the source (emptied, refilled), in the same transaction.
+  it('a publication changed and changed back while no session streams: the first tick after marks the source for a refill', async () => {
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const marked = async () => {
+      const r = await pipeline.query(
+        `select (select lost_at from pipeline.capture_progress where source = 'inventory') as lost_at,
+                (select count(*)::int from pipeline.outbox where op = 'T') as truncates`,
+      );
+      return { lost: r.rows[0].lost_at !== null, truncates: r.rows[0].truncates as number };
+    };
+    const unmark = () =>
+      Promise.all([
+        pipeline.query(`update pipeline.capture_progress set lost_at = null, refill_from = null`),
+        pipeline.query(`delete from pipeline.outbox where op = 'T'`),
+      ]);
+    // the fingerprint recorded (the test before changed the publication: that is marked here too)
+    await captureUntilCovered(pipeline, sources);
+    await unmark();
+    await captureUntilCovered(pipeline, sources);
+    expect(await marked()).toEqual({ lost: false, truncates: 0 }); // unchanged: nothing marked
+    const before = await maxOutboxId(pipeline);
+    await withClient(TEST_INVENTORY_URL, async (c) => {
+      await c.query(`alter publication fresh_badges drop table shop.skus`);
+      await c.query(`insert into shop.skus values ('UNPUBLISHED', 't', 'active', now())`);
+      await c.query(`alter publication fresh_badges add table shop.skus`);
+    });
+    try {
+      expect(
+        await withClient(TEST_INVENTORY_URL, (c) => unpublishedTables(c, inventory.publication, inventory.tables)),
+      ).toEqual([]);
+      await captureUntilCovered(pipeline, sources);
+      expect(await marked()).toEqual({ lost: true, truncates: inventory.tables.length });
+      // the insert never reached the outbox: only the refill the mark asks for reads it
+      expect((await outboxAfter(pipeline, before)).filter((r) => r.key === 'UNPUBLISHED')).toEqual([]);
+      // marked once: the next ticks carry the fingerprint now recorded
+      await captureUntilCovered(pipeline, sources);
+      expect(await marked()).toEqual({ lost: true, truncates: inventory.tables.length });
+    } finally {
+      await withClient(TEST_INVENTORY_URL, (c) => c.query(`delete from shop.skus where sku_id = 'UNPUBLISHED'`));
+      await captureUntilCovered(pipeline, sources);
+      await unmark();
+    }
+  }, 60_000);
+
   // The stream can outlive the tick connection: without ticks the coverage, so every read, would
   // stall while the session was kept and reused. A lost tick connection ends the run and the session.
   it('a lost tick connection ends the run and the session (the next run opens a new one)', async () => {

@@ -33,8 +33,9 @@ export async function outboxRows(
 export async function leaveTruncateDeadLetter(pool: pg.Pool): Promise<void> {
   if (pool instanceof RoutedPool) {
     // In one transaction: the stream judges the TRUNCATE by the catalog of its time (not
-    // published), and no capture session's check or tick ever sees the publication without it
-    // (it would take that for a gap and refill the store).
+    // published), and no capture session's check sees the publication without it. The next tick's
+    // publication fingerprint differs (capture/slot.ts), so the write that carries it marks the
+    // source for a refill too, as it would any change of the publication.
     const c = await pool.inventory.connect();
     try {
       await c.query('begin');

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { decodePipelineMessage, TICK_PREFIX } from '../../capture/ticks';
 import { TransactionAssembler } from '../../capture/transactions';
 import type { PgoutputMessage } from '../../capture/pgoutput';
+import { publicationSince } from '../../outbox/capture-progress';
 
 const decode = (v: unknown) => decodePipelineMessage(Buffer.from(JSON.stringify(v)));
 
@@ -38,6 +39,29 @@ describe('tick messages', () => {
       snapshot: '100:105:101,103',
       by: 'fb_pipe_shop',
     });
+  });
+
+  // (capture/slot.ts, PUBLICATION_FINGERPRINT_SQL; the write compares them: outbox/capture-progress.ts)
+  it("carry the publication's fingerprint, kept with the capture's own ticks", () => {
+    expect(decode({ tick: 4, by: 'fb_mine_shop', pub: 'abc' })).toEqual({
+      kind: 'tick',
+      at: 4,
+      by: 'fb_mine_shop',
+      publication: 'abc',
+    });
+    expect(transactionOf({ tick: 4, snap: '10:10:', by: 'fb_mine_shop', pub: 'abc' }).ticks).toEqual([
+      { at: 4, snapshot: '10:10:', publication: 'abc' },
+    ]);
+  });
+
+  it('tell a publication changed between two ticks, and nothing when none was recorded before', () => {
+    expect(publicationSince(null, [])).toEqual({ fp: null, changed: false });
+    expect(publicationSince(null, ['a', 'a'])).toEqual({ fp: 'a', changed: false }); // first: recorded
+    expect(publicationSince('a', ['a'])).toEqual({ fp: 'a', changed: false });
+    expect(publicationSince('a', ['b'])).toEqual({ fp: 'b', changed: true });
+    expect(publicationSince('a', ['a', 'b', 'b'])).toEqual({ fp: 'b', changed: true });
+    expect(publicationSince(null, ['a', 'b'])).toEqual({ fp: 'b', changed: true }); // within one write
+    expect(publicationSince('a', [])).toEqual({ fp: 'a', changed: false }); // ticks of an older worker
   });
 
   it('read ticks written before the snapshot was added, and ignore what is not a tick', () => {
