@@ -165,52 +165,66 @@ export async function backfillLoads(
       return { rows: r.rows, snap, fromDay };
     });
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
-    const positionOf = (p: PartitionKeys) => positions.get(p)!;
-    // every partition's copy of the counter (store/keys.ts)
-    const ops: StoreOp[] = result.rows.flatMap((r, i) =>
-      keys.partitions.map((p): StoreOp => ({
-        kind: 'loadSet',
-        key: p.load(r.fc_id, r.day),
-        count: r.load,
-        position: positionOf(p),
-        snapshot: tag,
-        source: i,
-      })),
-    );
-    // Counters the store has but the source sums to nothing (every order cancelled): zero them.
-    // (Op Z does it for the counters in the partition's load index; a store written before the
-    // index existed holds counters outside it.)
-    const wanted = new Set(ops.map((o) => o.key));
-    for await (const found of scanKeys(redis, keys.pattern('l')))
-      for (const k of found)
-        if (!wanted.has(k))
-          ops.push({
-            kind: 'loadSet',
-            key: k,
-            count: '0',
-            position: positionOf(keys.ofKey(k)),
-            snapshot: tag,
-            source: -1,
-          });
-    // Last, in each partition (after the sets, which it leaves alone: they are at its position, it
-    // zeroes what is before): the counters not set above are 0 as of the snapshot, those the store
-    // holds now and those a waiting delta of a change the snapshot saw would make (op Z). Before
-    // the sets, it would read a named FC 0 until its set came, maybe a call later.
-    const counters = ops.length;
-    for (const p of keys.partitions)
-      ops.push({
-        kind: 'loadsComplete',
-        key: p.loadIndex,
-        from: result.fromDay,
-        position: positionOf(p),
-        snapshot: tag,
-        source: -1,
-      });
+    const ops = await loadRefillOps(redis, keys, result, tag, (p) => positions.get(p)!);
+    const counters = ops.length - keys.partitions.length;
     const written = await applyOps(redis, keys, ops, { ...opts, mode: 'backfill' });
     if (written.failures.length)
       throw new Error(`backfill: StoreRedis rejected a load counter: ${written.failures[0].error}`);
     return { counters, cursor: shards[0].cursor };
   });
+}
+
+/**
+ * The ops of a refill of the loads read from snapshot `tag`: every partition's copy of each counter
+ * the window's orders name, 0 for each counter the store holds that they do not, then op Z.
+ */
+async function loadRefillOps(
+  redis: StoreRedis,
+  keys: StoreKeys,
+  refill: { rows: { fc_id: string; day: string; load: string }[]; fromDay: string },
+  tag: string,
+  positionOf: (p: PartitionKeys) => string,
+): Promise<StoreOp[]> {
+  // every partition's copy of the counter (store/keys.ts)
+  const ops: StoreOp[] = refill.rows.flatMap((r, i) =>
+    keys.partitions.map((p): StoreOp => ({
+      kind: 'loadSet',
+      key: p.load(r.fc_id, r.day),
+      count: r.load,
+      position: positionOf(p),
+      snapshot: tag,
+      source: i,
+    })),
+  );
+  // Counters the store has but the source sums to nothing (every order cancelled): zero them.
+  // (Op Z does it for the counters in the partition's load index; a store written before the
+  // index existed holds counters outside it.)
+  const wanted = new Set(ops.map((o) => o.key));
+  for await (const found of scanKeys(redis, keys.pattern('l')))
+    for (const k of found)
+      if (!wanted.has(k))
+        ops.push({
+          kind: 'loadSet',
+          key: k,
+          count: '0',
+          position: positionOf(keys.ofKey(k)),
+          snapshot: tag,
+          source: -1,
+        });
+  // Last, in each partition (after the sets, which it leaves alone: at its position, with its
+  // snapshot): the counters not set above are 0 as of the snapshot, those the store
+  // holds now and those a waiting delta of a change the snapshot saw would make (op Z). Before
+  // the sets, it would read a named FC 0 until its set came, maybe a call later.
+  for (const p of keys.partitions)
+    ops.push({
+      kind: 'loadsComplete',
+      key: p.loadIndex,
+      from: refill.fromDay,
+      position: positionOf(p),
+      snapshot: tag,
+      source: -1,
+    });
+  return ops;
 }
 
 /** Row counts per table, for progress (row-estimate.ts: statistics when they can say, else a count). */

@@ -324,12 +324,22 @@ OPS[OP.loadsComplete] = function(i, key, from, position, _, snapshot)
   local fromDay = tonumber(from)
   redis.call('ZREMRANGEBYSCORE', loadIndex, '-inf', '(' .. math.floor(serverNowMs() / 1000))
   for _, k in ipairs(redis.call('ZRANGE', loadIndex, 0, -1)) do
-    local p = redis.call('HMGET', k, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadCount, FIELD.loadSetAt)
+    local p = redis.call('HMGET', k, FIELD.loadBatch, FIELD.loadTxid, FIELD.loadId, FIELD.loadCount, FIELD.loadSetAt,
+      FIELD.loadSnapshot)
     if not p[4] then
       redis.call('ZREM', loadIndex, k)
-    elseif (loadDay(k) or 0) >= fromDay and (not p[2] or comparePositions(p[1] or 0, p[2], p[3], b, t, id) < 0)
-      and not (snapshot == '' and p[5] and string.match(p[5], '^(%d+):') == t) then
-      setCounter(k, 0, b, t, id, snapshot)
+    elseif (loadDay(k) or 0) >= fromDay then
+      local at = p[2] and comparePositions(p[1] or 0, p[2], p[3], b, t, id) or -1
+      local zero
+      if snapshot == '' then
+        -- before it in the stream, and not one of the refill's own sets (its outbox transaction)
+        zero = at < 0 and not (p[5] and string.match(p[5], '^(%d+):') == t)
+      else
+        -- at or before its position (everything the drain delivered, which the snapshot saw), and
+        -- not one of the backfill's own sets (its position and snapshot)
+        zero = at < 0 or (at == 0 and p[6] ~= snapshot)
+      end
+      if zero then setCounter(k, 0, b, t, id, snapshot) end
     end
   end
   redis.call('DEL', loadBase)

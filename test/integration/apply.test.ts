@@ -419,12 +419,14 @@ describe('backfill values and snapshots', () => {
       loadOp('F1', DAY1, -4, '1:101:2'),
       loadOp('F2', DAY2, 3, '3:300:1'),
     ]);
+    await apply([loadOp('F6', DAY1, -2, '2:200:1')]); // the drain's last delivery, at the backfill's position
     // the backfill's own set, at its position: left as it is
     await apply([
       { kind: 'loadSet', key: p0().load('F5', DAY1), count: '9', position: '2:200:1', snapshot: k, source: 0 },
     ]);
     await apply([complete(DAY1, '2:200:1', k)]);
     expect(await count('F5', DAY1)).toBe('9');
+    expect(await count('F6', DAY1)).toBe('0'); // the snapshot saw it (the backfill checks), and names it nowhere
     expect(await count('F1', DAY0)).toBe('5'); // before the refill's first day: it did not read it
     expect(await count('F1', DAY1)).toBe('0'); // the refill named it nowhere: 0 as of it
     expect(await count('F2', DAY2)).toBe('3'); // written after the refill's position
@@ -468,9 +470,15 @@ describe('backfill values and snapshots', () => {
       source: 0,
     });
     await apply([loadOp('F9', DAY0, -4, '3:400:2')]); // a deleted order's delta, applied before the refill
+    await apply([set('F8', '3:450:1', '5')]); // an earlier refill's set (another outbox transaction)
     await apply([set('F1', '3:500:5', '40')]);
     await apply([set('F2', '3:500:6', '7'), complete(DAY0, '3:500:6', '')]);
-    expect([await count('F1', DAY0), await count('F2', DAY0), await count('F9', DAY0)]).toEqual(['40', '7', '0']);
+    expect([
+      await count('F1', DAY0),
+      await count('F2', DAY0),
+      await count('F9', DAY0),
+      await count('F8', DAY0),
+    ]).toEqual(['40', '7', '0', '0']);
   });
 
   it('deltas of one counter on both sides of a complete refill are not merged across it', async () => {
