@@ -151,6 +151,18 @@ export const PUBLICATION_FINGERPRINT_SQL = (publication: string, tables: string)
            where p.pubname = ${publication}
              and r.prrelid in (select to_regclass(format('shop.%I', t)) from unnest(${tables}::text[]) as t)) f)`;
 
+/**
+ * Whether a transaction that was in progress in a snapshot whose xmax is `xmax` (an xid8, as
+ * text) may still run on the database: one below it is not yet visible to every snapshot.
+ */
+export async function transactionsBeforeRunning(db: pg.ClientBase | pg.Pool, xmax: string): Promise<boolean> {
+  const r = await db.query<{ running: boolean }>(
+    `select pg_snapshot_xmin(pg_current_snapshot()) < $1::xid8 as running`,
+    [xmax],
+  );
+  return r.rows[0]!.running;
+}
+
 /** The source's tables its publication does not carry in full (UNPUBLISHED_TABLES_SQL). */
 export async function unpublishedTables(
   source: pg.ClientBase | pg.Pool,

@@ -209,6 +209,23 @@ export interface WriteResult {
   publicationChanged?: boolean;
 }
 
+export interface WriteOptions {
+  /** The session's generation (claimCaptureSource): the write fails if a newer session took the source. */
+  generation?: number;
+  /** The batch holds the hand-over marker: from now on the triggers write nothing. */
+  switchDone?: boolean;
+  /** What the session wrote before: a recorded position behind it is CaptureWritesLostError. */
+  written?: bigint;
+  /** Chunks read between watermarks whose rows the batch holds, or that were abandoned. */
+  chunks?: ChunkOutcome;
+  /**
+   * The source's tables: a tick whose publication fingerprint is not the one recorded before it
+   * marks the source lost (a TRUNCATE row for each) in the write. Without them, fingerprints are
+   * only recorded.
+   */
+  tables?: readonly string[];
+}
+
 /**
  * Writes the transactions (in commit order) into the outbox and moves the source's progress to the
  * last one, in one transaction. The progress row is locked first: a second capture of the same
@@ -220,22 +237,7 @@ export async function writeCapturedTransactions(
   pipeline: pg.Pool,
   source: string,
   transactions: CapturedTransaction[],
-  opts: {
-    /** The session's generation (claimCaptureSource): the write fails if a newer session took the source. */
-    generation?: number;
-    /** The batch holds the hand-over marker: from now on the triggers write nothing. */
-    switchDone?: boolean;
-    /** What the session wrote before: a recorded position behind it is CaptureWritesLostError. */
-    written?: bigint;
-    /** Chunks read between watermarks whose rows the batch holds, or that were abandoned. */
-    chunks?: ChunkOutcome;
-    /**
-     * The source's tables: a tick whose publication fingerprint is not the one recorded before it
-     * marks the source lost (a TRUNCATE row for each) in the write. Without them, fingerprints are
-     * only recorded.
-     */
-    tables?: readonly string[];
-  } = {},
+  opts: WriteOptions = {},
 ): Promise<WriteResult> {
   const rowCount = transactions.reduce((n, t) => n + t.rows.length, 0);
   const fps = publicationFingerprints(transactions);
@@ -253,52 +255,7 @@ export async function writeCapturedTransactions(
     );
     if (written) return written;
   }
-  return withTransaction(pipeline, async (client) => {
-    const at = await client.query<{ lsn: string; generation: string; fp: string | null }>(
-      `select lsn::text as lsn, generation::text, publication_fp as fp
-         from pipeline.capture_progress where source = $1 for update`,
-      [source],
-    );
-    if (!at.rowCount) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
-    if (opts.generation !== undefined && at.rows[0]!.generation !== String(opts.generation))
-      throw new CaptureFencedError(source, opts.generation, at.rows[0]!.generation);
-    const done = parseLsn(at.rows[0]!.lsn);
-    if (opts.written !== undefined && done < opts.written) throw new CaptureWritesLostError(source, done, opts.written);
-    const fresh = transactions.filter((t) => t.endLsn > done);
-    if (!fresh.length) return { transactions: 0, rows: 0, lsn: done };
-
-    const covered = newestTick(fresh);
-    const rows = fresh.reduce((n, t) => n + t.rows.length, 0);
-    if (rows) await copyIntoOutbox(client, fresh);
-    if (opts.chunks) await finishChunks(client, opts.chunks);
-    const publication = publicationSince(at.rows[0]!.fp, publicationFingerprints(fresh));
-    const changed = publication.changed && opts.tables !== undefined;
-    // After the rows: the store is emptied once they are applied, and refilled from a read of now.
-    if (changed) await insertTruncates(client, opts.tables!);
-    const last = fresh[fresh.length - 1]!;
-    const lsn = last.endLsn;
-    const moved = await client.query<{ txid: string }>(
-      `update pipeline.capture_progress
-          set lsn = $2::pg_lsn, rows = rows + $3,
-              covered_at = ${COVERED_AT_SQL('$4')}, updated_at = now(),
-              switch_id = case when $5 then null else switch_id end,
-              ${LAST_TRANSACTION_SQL('$2', '$6', '$7')},
-              publication_fp = $8,
-              lost_at = case when $9 then now() else lost_at end,
-              refill_from = case when $9 then null else refill_from end,
-              gap_at = case when $9 then null else gap_at end
-        where source = $1
-       returning pg_current_xact_id()::text as txid`,
-      [source, formatLsn(lsn), rows, covered, !!opts.switchDone, last.xid, last.commitMs, publication.fp, changed],
-    );
-    return {
-      transactions: fresh.length,
-      rows,
-      lsn,
-      ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}),
-      ...(changed ? { publicationChanged: true } : {}),
-    };
-  });
+  return withTransaction(pipeline, (client) => writeInTransaction(client, source, transactions, opts));
 }
 
 /**
@@ -313,6 +270,73 @@ export async function writeCapturedTransactions(
 const COVERED_AT_SQL = (param: string) =>
   `greatest(case when covered_at <= statement_timestamp() then covered_at end,
             case when to_timestamp(${param}::float8 / 1000) <= statement_timestamp() then to_timestamp(${param}::float8 / 1000) end)`;
+
+/** writeCapturedTransactions' general path, in the caller's transaction. */
+async function writeInTransaction(
+  client: pg.PoolClient,
+  source: string,
+  transactions: CapturedTransaction[],
+  opts: WriteOptions,
+): Promise<WriteResult> {
+  const at = await client.query<{ lsn: string; generation: string; fp: string | null }>(
+    `select lsn::text as lsn, generation::text, publication_fp as fp
+       from pipeline.capture_progress where source = $1 for update`,
+    [source],
+  );
+  if (!at.rowCount) throw new Error(`capture source ${source} is not registered (pipeline.capture_progress)`);
+  if (opts.generation !== undefined && at.rows[0]!.generation !== String(opts.generation))
+    throw new CaptureFencedError(source, opts.generation, at.rows[0]!.generation);
+  const done = parseLsn(at.rows[0]!.lsn);
+  if (opts.written !== undefined && done < opts.written) throw new CaptureWritesLostError(source, done, opts.written);
+  const fresh = transactions.filter((t) => t.endLsn > done);
+  if (!fresh.length) return { transactions: 0, rows: 0, lsn: done };
+
+  const covered = newestTick(fresh);
+  const rows = fresh.reduce((n, t) => n + t.rows.length, 0);
+  if (rows) await copyIntoOutbox(client, fresh);
+  if (opts.chunks) await finishChunks(client, opts.chunks);
+  const publication = publicationSince(at.rows[0]!.fp, publicationFingerprints(fresh));
+  const changed = publication.changed && opts.tables !== undefined;
+  // the refill waits for the transactions in progress as the change was found (gap_xmax)
+  const foundIn = changed ? newestTickSnapshot(fresh) : undefined;
+  // After the rows: the store is emptied once they are applied, and refilled from a read of now.
+  if (changed) await insertTruncates(client, opts.tables!);
+  const last = fresh[fresh.length - 1]!;
+  const lsn = last.endLsn;
+  const moved = await client.query<{ txid: string }>(
+    `update pipeline.capture_progress
+        set lsn = $2::pg_lsn, rows = rows + $3,
+            covered_at = ${COVERED_AT_SQL('$4')}, updated_at = now(),
+            switch_id = case when $5 then null else switch_id end,
+            ${LAST_TRANSACTION_SQL('$2', '$6', '$7')},
+            publication_fp = $8,
+            lost_at = case when $9 then now() else lost_at end,
+            refill_from = case when $9 then null else refill_from end,
+            gap_at = case when $9 then null else gap_at end,
+            gap_xmax = case when $9 then $10 else gap_xmax end
+      where source = $1
+     returning pg_current_xact_id()::text as txid`,
+    [
+      source,
+      formatLsn(lsn),
+      rows,
+      covered,
+      !!opts.switchDone,
+      last.xid,
+      last.commitMs,
+      publication.fp,
+      changed,
+      foundIn ? foundIn.split(':')[1] : null,
+    ],
+  );
+  return {
+    transactions: fresh.length,
+    rows,
+    lsn,
+    ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}),
+    ...(changed ? { publicationChanged: true } : {}),
+  };
+}
 
 /** The publication fingerprints the transactions' ticks carry, in stream order (capture/ticks.ts). */
 function publicationFingerprints(transactions: CapturedTransaction[]): string[] {
@@ -335,6 +359,13 @@ export function publicationSince(recorded: string | null, fps: string[]): { fp: 
     fp = f;
   }
   return { fp, changed };
+}
+
+/** The source snapshot of the last tick the transactions carry that has one. */
+function newestTickSnapshot(transactions: CapturedTransaction[]): string | undefined {
+  let snapshot: string | undefined;
+  for (const t of transactions) for (const tick of t.ticks) if (tick.snapshot) snapshot = tick.snapshot;
+  return snapshot;
 }
 
 /** The newest tick the transactions carry (ms since the epoch): what the write records as covered. */
@@ -502,8 +533,7 @@ export async function markSourceLostIn(
   const marked = await c.query(
     `update pipeline.capture_progress
         set lost_at = now(), refill_from = null, lsn = '0/0', generation = generation + 1,
-            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null,
-            publication_fp = null
+            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
       where source = $1 and ($2::bigint is null or generation = $2::bigint)`,
     [source, generation ?? null],
   );
@@ -562,8 +592,7 @@ export async function releaseCaptureSource(db: pg.Pool | pg.ClientBase, source: 
   await db.query(
     `update pipeline.capture_progress
         set lsn = '0/0', covered_at = null, confirms_recorded_by = null, generation = generation + 1,
-            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null,
-            publication_fp = null
+            last_txn_lsn = null, last_txn_xid = null, last_txn_commit_ms = null, last_txn_for = null
       where source = $1`,
     [source],
   );

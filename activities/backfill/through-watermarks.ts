@@ -12,6 +12,7 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { transactionsBeforeRunning } from '../../capture/slot';
 import { captureSources, type CaptureSource } from '../../capture/sources';
 import { readThroughWatermarks } from '../../capture/watermark-read';
 import type { Config } from '../../config';
@@ -72,6 +73,7 @@ export function createWatermarkBackfill(deps: {
 
   return {
     async plan(marker?: string): Promise<Record<BackfillTable, number>> {
+      await refuseWhileGapTransactionsRun(deps.pool, sources);
       if (marker) await markBackfillStart(deps.redis, deps.keys, marker);
       // a source lost before now is refilled by this backfill
       await deps.pool.query(`update pipeline.capture_progress set refill_from = now() where lost_at is not null`);
@@ -114,12 +116,40 @@ export function createWatermarkBackfill(deps: {
       // rebuilt meanwhile, by a later loss's TRUNCATE say, waits for the next backfill).
       if (!r.incomplete.length)
         await deps.pool.query(
-          `update pipeline.capture_progress set lost_at = null, refill_from = null
+          `update pipeline.capture_progress set lost_at = null, refill_from = null, gap_xmax = null
             where lost_at is not null and refill_from is not null and lost_at <= refill_from`,
         );
       return r;
     },
   };
+}
+
+/**
+ * A source marked lost for a change of its publication (its fingerprint: outbox/capture-progress.ts)
+ * is refilled once every transaction in progress when the change was found has ended, on the
+ * database the chunks read: one open across the change may hold changes the stream never sent,
+ * and a chunk read before it commits would not see them either. Until then the plan fails (the
+ * workflow retries it) and reads stay stale.
+ */
+async function refuseWhileGapTransactionsRun(pipeline: pg.Pool, sources: CaptureSource[]): Promise<void> {
+  const gaps = await pipeline.query<{ source: string; xmax: string }>(
+    `select source, gap_xmax as xmax from pipeline.capture_progress where lost_at is not null and gap_xmax is not null`,
+  );
+  for (const gap of gaps.rows) {
+    const source = sources.find((s) => s.name === gap.source);
+    if (!source) continue;
+    const c = new pg.Client({ connectionString: source.replicaUrl ?? source.url });
+    c.on('error', () => {}); // a lost connection fails the query below
+    await c.connect();
+    try {
+      if (await transactionsBeforeRunning(c, gap.xmax))
+        throw new Error(
+          `the refill of ${source.name} waits for the transactions that were open when its publication changed (xids below ${gap.xmax}) to end: they may hold changes the stream never sent; reads stay stale meanwhile`,
+        );
+    } finally {
+      await c.end();
+    }
+  }
 }
 
 /** A source table's row count for progress (row-estimate.ts), on the database the chunks read. */

@@ -31,7 +31,7 @@ import {
   setCaptureSwitch,
   writeCapturedTransactions,
 } from '../../outbox/capture-progress';
-import { dropSlot, ensureSlot, readSlot, unpublishedTables } from '../../capture/slot';
+import { dropSlot, ensureSlot, readSlot, transactionsBeforeRunning, unpublishedTables } from '../../capture/slot';
 import { closeCaptureSessions } from '../../capture/session-registry';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -523,9 +523,14 @@ describe('capture from the WAL of two source databases', () => {
     await captureUntilCovered(pipeline, sources);
     expect(await marked()).toEqual({ lost: false, truncates: 0 }); // unchanged: nothing marked
     const before = await maxOutboxId(pipeline);
+    // one transaction open across the change, writing while the table was left out
+    const open = new pg.Client({ connectionString: TEST_INVENTORY_URL });
+    await open.connect();
     await withClient(TEST_INVENTORY_URL, async (c) => {
       await c.query(`alter publication fresh_badges drop table shop.skus`);
       await c.query(`insert into shop.skus values ('UNPUBLISHED', 't', 'active', now())`);
+      await open.query('begin');
+      await open.query(`insert into shop.skus values ('OPEN-ACROSS', 't', 'active', now())`);
       await c.query(`alter publication fresh_badges add table shop.skus`);
     });
     try {
@@ -536,11 +541,25 @@ describe('capture from the WAL of two source databases', () => {
       expect(await marked()).toEqual({ lost: true, truncates: inventory.tables.length });
       // the insert never reached the outbox: only the refill the mark asks for reads it
       expect((await outboxAfter(pipeline, before)).filter((r) => r.key === 'UNPUBLISHED')).toEqual([]);
+      // nor will the open transaction's, and a read before it commits would miss it: the refill
+      // waits (activities/backfill/through-watermarks.ts) for every transaction open at the tick
+      const gap = (await pipeline.query(`select gap_xmax from pipeline.capture_progress where source = 'inventory'`))
+        .rows[0].gap_xmax as string;
+      const running = () => withClient(TEST_INVENTORY_URL, (c) => transactionsBeforeRunning(c, gap));
+      expect(await running()).toBe(true);
+      await open.query('commit');
+      expect(await running()).toBe(false);
+      await captureUntilCovered(pipeline, sources);
+      expect((await outboxAfter(pipeline, before)).filter((r) => r.key === 'OPEN-ACROSS')).toEqual([]);
       // marked once: the next ticks carry the fingerprint now recorded
       await captureUntilCovered(pipeline, sources);
       expect(await marked()).toEqual({ lost: true, truncates: inventory.tables.length });
     } finally {
-      await withClient(TEST_INVENTORY_URL, (c) => c.query(`delete from shop.skus where sku_id = 'UNPUBLISHED'`));
+      await open.query('rollback').catch(() => {}); // (committed above unless the test failed before)
+      await open.end();
+      await withClient(TEST_INVENTORY_URL, (c) =>
+        c.query(`delete from shop.skus where sku_id in ('UNPUBLISHED', 'OPEN-ACROSS')`),
+      );
       await captureUntilCovered(pipeline, sources);
       await unmark();
     }

@@ -157,6 +157,8 @@ describe('upgrade from the (txid, id) cursor', () => {
         '018_drain_snapshots_xmax_index.notx.sql',
         '019_outbox_holds.sql',
         '020_capture_publication_gap.sql',
+        '021_capture_publication_fingerprint.sql',
+        '022_capture_gap_xmax.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
