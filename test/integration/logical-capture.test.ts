@@ -189,6 +189,24 @@ async function captureUntilCovered(
   );
 }
 
+/** Whether the inventory source is marked lost (and the TRUNCATE rows a mark writes), and clearing both. */
+function inventoryMarks(pipeline: pg.Pool) {
+  return {
+    marked: async () => {
+      const r = await pipeline.query(
+        `select (select lost_at from pipeline.capture_progress where source = 'inventory') as lost_at,
+                (select count(*)::int from pipeline.outbox where op = 'T') as truncates`,
+      );
+      return { lost: r.rows[0].lost_at !== null, truncates: r.rows[0].truncates as number };
+    },
+    unmark: () =>
+      Promise.all([
+        pipeline.query(`update pipeline.capture_progress set lost_at = null, refill_from = null`),
+        pipeline.query(`delete from pipeline.outbox where op = 'T'`),
+      ]),
+  };
+}
+
 describe('capture from the WAL of two source databases', () => {
   let pipeline: pg.Pool;
   const sources = splitSources();
@@ -433,18 +451,7 @@ describe('capture from the WAL of two source databases', () => {
   it('a publication that leaves out changes of a source table: no tick, the source marked for a refill, capture refused', async () => {
     const inventory = sources.find((s) => s.name === 'inventory')!;
     const onSource = (sql: string) => withClient(TEST_INVENTORY_URL, (c) => c.query(sql));
-    const marked = async () => {
-      const r = await pipeline.query(
-        `select (select lost_at from pipeline.capture_progress where source = 'inventory') as lost_at,
-                (select count(*)::int from pipeline.outbox where op = 'T') as truncates`,
-      );
-      return { lost: r.rows[0].lost_at !== null, truncates: r.rows[0].truncates as number };
-    };
-    const unmark = () =>
-      Promise.all([
-        pipeline.query(`update pipeline.capture_progress set lost_at = null, refill_from = null`),
-        pipeline.query(`delete from pipeline.outbox where op = 'T'`),
-      ]);
+    const { marked, unmark } = inventoryMarks(pipeline);
     const publication = { name: inventory.publication, tables: inventory.tables };
     await unmark();
     try {
@@ -505,18 +512,7 @@ describe('capture from the WAL of two source databases', () => {
   // first one after the change marks the source (emptied, refilled), in the same transaction.
   it('a publication changed and changed back while no session streams: the first tick after marks the source for a refill', async () => {
     const inventory = sources.find((s) => s.name === 'inventory')!;
-    const marked = async () => {
-      const r = await pipeline.query(
-        `select (select lost_at from pipeline.capture_progress where source = 'inventory') as lost_at,
-                (select count(*)::int from pipeline.outbox where op = 'T') as truncates`,
-      );
-      return { lost: r.rows[0].lost_at !== null, truncates: r.rows[0].truncates as number };
-    };
-    const unmark = () =>
-      Promise.all([
-        pipeline.query(`update pipeline.capture_progress set lost_at = null, refill_from = null`),
-        pipeline.query(`delete from pipeline.outbox where op = 'T'`),
-      ]);
+    const { marked, unmark } = inventoryMarks(pipeline);
     // the fingerprint recorded (the test before changed the publication: that is marked here too)
     await captureUntilCovered(pipeline, sources);
     await unmark();
