@@ -10,6 +10,9 @@ import { childNodeOptions } from './vitest.child-node.mjs';
  */
 // read by the global set-up (which creates the source databases) and every test file's process
 process.env.TEST_CAPTURE_MODE = 'logical';
+// Redis db 13 for the store: `npm test` runs this run beside the default run (db 15) and after the
+// cluster run (db 14 for what is not on its cluster). Its PostgreSQL server is its own (test/logical-setup.ts).
+process.env.TEST_REDIS_URL ??= 'redis://127.0.0.1:6379/13';
 
 export default defineConfig({
   test: {
@@ -52,7 +55,8 @@ export default defineConfig({
       'test/integration/operations.test.ts',
       'test/integration/faults.test.ts',
     ],
-    globalSetup: ['test/global-setup.ts'],
+    // the logical set-up first: it starts the run's PostgreSQL server, which the global set-up migrates
+    globalSetup: ['test/logical-setup.ts', 'test/global-setup.ts'],
     env: {
       NODE_OPTIONS: childNodeOptions,
       // the default run holds the transactions for a minute; here, as in the cluster run, shorter

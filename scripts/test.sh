@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # `npm test`: the three test runs, then one short list of every failure.
-#   1. the default run (vitest.config.mts) and, beside it, the cluster run (vitest.cluster.config.mts):
-#      alone, the default run leaves the two cores about 60 % idle; the cluster run's output is
-#      printed once the default run's has ended (concurrently --group);
-#   2. the logical run (vitest.logical.config.mts), CPU-heavy, on its own. It runs even when an
-#      earlier run failed, so one `npm test` reports every failure.
+#   the default run (vitest.config.mts) and, beside it, the cluster run (vitest.cluster.config.mts)
+#   followed by the logical run (vitest.logical.config.mts). Alone, the default run leaves the two
+#   cores about 60 % idle and is the longest (about as long as the other two together): one after
+#   the other the three took over 30 min on a slow day, `.ci/run`'s limit. The cluster and logical
+#   runs each have a PostgreSQL server and a Redis db of their own (test/cluster-setup.ts,
+#   test/logical-setup.ts), so nothing of one run meets another. The logical run runs even when the
+#   cluster run failed, so one `npm test` reports every failure; the second group's output is
+#   printed once the default run's has ended (concurrently --group).
 # Each run's failures are written by test/support/failure-summary-reporter.ts and printed last:
 # a CI log is often read from its tail, and vitest's own list is then thousands of lines up.
 set -uo pipefail
@@ -19,8 +22,8 @@ TEST_FAILURE_SUMMARY_DIR=$(mktemp -d)
 trap 'rm -rf "$TEST_FAILURE_SUMMARY_DIR"' EXIT
 
 status=0
-npx concurrently --group --names default,cluster "npm:test:single" "npm:test:cluster" || status=1
-npx vitest run --config vitest.logical.config.mts || status=1
+npx concurrently --group --names default,cluster+logical "npm:test:single" \
+  'npm run -s test:cluster; c=$?; npm run -s test:logical && exit "$c"' || status=1
 
 echo
 echo "==> npm test: $([ "$status" = 0 ] && echo passed || echo FAILED)"

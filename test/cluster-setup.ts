@@ -21,8 +21,7 @@ export async function setup(project: TestProject): Promise<void> {
   // oldest open transaction), connections, roles and settings (watermark-reads.test.ts changes
   // synchronous_commit server-wide). Set before test/global-setup.ts runs (listed after this file),
   // and inherited by every test file's process.
-  postgres = await PrivatePostgres.create('test-cluster-pg');
-  process.env.TEST_DATABASE_URL = postgres.url('fresh_badges_test_cluster');
+  postgres = await PrivatePostgres.forTestRun('test-cluster-pg', 'fresh_badges_test_cluster');
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fb-test-cluster-'));
   cluster = await startLocalRedisCluster({ dir, masters: 3, replicasPerMaster: 1 });
   const provide = project.provide as (key: string, value: string) => void;

@@ -16,9 +16,10 @@ import { createSplitSources } from './support/split-sources';
 let server: DevServer | undefined;
 
 /**
- * The test database, read when the set-up runs: the cluster run's own set-up (test/cluster-setup.ts,
- * which runs first) starts a PostgreSQL server of its own and points TEST_DATABASE_URL at it after
- * this module (and test/support/test-urls.ts) was loaded.
+ * The test database, read when the set-up runs: the cluster and logical runs' own set-ups
+ * (test/cluster-setup.ts, test/logical-setup.ts, which run first) start a PostgreSQL server of
+ * their own and point TEST_DATABASE_URL at it after this module (and test/support/test-urls.ts)
+ * was loaded.
  */
 const testDatabaseUrl = () => process.env.TEST_DATABASE_URL ?? TEST_DATABASE_URL;
 
@@ -74,7 +75,7 @@ async function setupDatabase(): Promise<void> {
   for (const t of ['skus', 'fulfillment_centers', 'region_fc', 'inventory', 'orders'])
     await client.query(`alter table shop.${t} ${logical ? 'disable' : 'enable'} trigger user`);
   await client.end();
-  if (logical) await createSplitSources();
+  if (logical) await createSplitSources(url);
 }
 
 export async function teardown(): Promise<void> {

@@ -68,6 +68,17 @@ export class PrivatePostgres {
     return server;
   }
 
+  /**
+   * A test run's own server (the cluster and logical runs, beside the default run on the shared
+   * one): TEST_DATABASE_URL names `database` on it, for the global set-up, which creates and
+   * migrates it, and for every test file's process, which inherits it.
+   */
+  static async forTestRun(name: string, database: string): Promise<PrivatePostgres> {
+    const server = await PrivatePostgres.create(name);
+    process.env.TEST_DATABASE_URL = server.url(database);
+    return server;
+  }
+
   /** A streaming standby of this server (a read replica), running on a port of its own. */
   async standby(): Promise<PrivatePostgres> {
     const dir = ownedDir(`${this.name}-standby`);

@@ -8,7 +8,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
 import { captureWorkflow, stopCaptureSignal, type CaptureWorkflowInput } from '../../workflows';
-import { captureSources, type CaptureSource } from '../../capture/sources';
+import { captureSources, databaseName, slotName, type CaptureSource } from '../../capture/sources';
 import {
   createSourceDatabase,
   dropSlots,
@@ -37,11 +37,20 @@ export function splitSources(): CaptureSource[] {
   return captureSources({ DATABASE_URL: TEST_DATABASE_URL, ...SPLIT_SOURCE_CONFIG });
 }
 
-/** Drops and re-creates both source databases with the shop schema and sql/source-setup.sql. */
-export async function createSplitSources(): Promise<void> {
-  await dropSplitSourceSlots();
-  await createSourceDatabase({ url: TEST_INVENTORY_URL, tables: 'inventory', forCapture: true });
-  await createSourceDatabase({ url: TEST_ORDERS_URL, tables: 'orders', forCapture: true });
+/**
+ * Drops and re-creates both source databases with the shop schema and sql/source-setup.sql.
+ * `testDatabaseUrl`: the global set-up passes the one it was given at run time (the logical run's
+ * own server, test/logical-setup.ts, is started after this module was loaded).
+ */
+export async function createSplitSources(testDatabaseUrl = TEST_DATABASE_URL): Promise<void> {
+  const name = databaseName(testDatabaseUrl);
+  await dropSlots(
+    withDatabase(testDatabaseUrl, 'postgres'),
+    ['inventory', 'orders'].map((source) => slotName(name, source)),
+  );
+  const url = (tables: string) => withDatabase(testDatabaseUrl, `${name}_${tables}`);
+  await createSourceDatabase({ url: url('inventory'), tables: 'inventory', forCapture: true });
+  await createSourceDatabase({ url: url('orders'), tables: 'orders', forCapture: true });
 }
 
 /** Drops every slot of the split sources (end of a test file: a slot left behind keeps WAL forever). */
