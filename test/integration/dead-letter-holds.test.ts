@@ -9,7 +9,7 @@ import { createBadgeReader } from '../../serving/badge-reader';
 import { usePipeline } from '../support/pipeline-fixture';
 import { seedMinimal } from '../support/source';
 import { utcDay } from '../../features/definitions';
-import { masterNodes } from '../../store/redis-client';
+import { monitorStore } from '../support/store-monitor';
 import { activitiesFor } from '../support/activities';
 import { pipelineClients } from '../support/env';
 
@@ -93,19 +93,16 @@ describe('waiting dead letters hold reads back', () => {
     );
     const seen: string[] = [];
     const heldKeys = new Set(c.keys.partitions.map((p) => p.held));
-    const monitors = await Promise.all(masterNodes(c.redis).map((node) => node.monitor()));
-    for (const m of monitors)
-      m.on('monitor', (_time: string, args: string[], source: string) => {
-        const cmd = String(args[0]).toLowerCase();
-        if (cmd === 'hset' && heldKeys.has(args[1]!) && !String(source).includes('lua')) seen.push('hold');
-        if (['evalsha', 'eval'].includes(cmd)) {
-          const argv = args.slice(3 + Number(args[2]));
-          if (argv[2] === 'drain' && argv[4] !== '') seen.push('apply with a position');
-        }
-      });
+    const monitor = await monitorStore(c.redis, (args, source) => {
+      const cmd = String(args[0]).toLowerCase();
+      if (cmd === 'hset' && heldKeys.has(args[1]!) && !source.includes('lua')) seen.push('hold');
+      if (['evalsha', 'eval'].includes(cmd)) {
+        const argv = args.slice(3 + Number(args[2]));
+        if (argv[2] === 'drain' && argv[4] !== '') seen.push('apply with a position');
+      }
+    });
     await drainAll();
-    await new Promise((r) => setTimeout(r, 100)); // the last commands' echoes
-    for (const m of monitors) m.disconnect();
+    await monitor.stop();
     expect(await lettersOf('S1')).not.toEqual([]);
     expect(seen).toContain('apply with a position');
     expect(seen[0]).toBe('hold');

@@ -66,7 +66,8 @@ async function startTemporal(): Promise<DevServer> {
     uiPort: null,
     namespace: 'default',
     dbFile: temporalDb,
-    logFile: path.join(DATA_DIR, 'test', 'temporal-faults.log'),
+    // one per test database: the default and logical runs run side by side
+    logFile: path.join(DATA_DIR, 'test', `temporal-faults-${new URL(c.config.DATABASE_URL).pathname.slice(1)}.log`),
     // none registered at start, as on a self-hosted server: the pipeline adds them (its first
     // start; a restarted server keeps them in its database file)
     searchAttributes: false,

@@ -17,7 +17,7 @@ import { backfillEverything } from '../support/backfill';
 import { recordingDivergences } from '../support/metrics';
 import { leaveTruncateDeadLetter } from '../support/source';
 import { pipelineClients, resetState, testClients } from '../support/env';
-import { masterNodes } from '../../store/redis-client';
+import { monitorStore } from '../support/store-monitor';
 import { drainShard, shardOfPartition } from '../../outbox/shards';
 import { trafficTarget } from '../support/logical-run';
 import { dumpStore, restoreStore, type StoreFile } from '../support/redis-file';
@@ -57,20 +57,17 @@ async function watchApplyPositions(): Promise<{ stop: () => Promise<string[]> }>
   const consumerOfPos = new Map(
     c.keys.partitions.map((p, k) => [p.pos, drainShard(shardOfPartition(k, shards), shards).consumer]),
   );
-  const monitors = await Promise.all(masterNodes(c.redis).map((node) => node.monitor()));
-  for (const m of monitors)
-    m.on('monitor', (_time: string, args: string[]) => {
-      // EVAL too: a node that lacks the script (a script changed since the cluster started) gets it
-      // by EVAL the first time
-      if (!['evalsha', 'eval'].includes(String(args[0]).toLowerCase())) return;
-      const argv = args.slice(3 + Number(args[2]));
-      if (argv[2] === 'drain' && argv[4] !== '')
-        seen.push(`${consumerOfPos.get(args[3]) ?? `unknown partition ${args[3]}`}=${argv[4]}:${argv[5]}:${argv[6]}`);
-    });
+  const monitor = await monitorStore(c.redis, (args) => {
+    // EVAL too: a node that lacks the script (a script changed since the cluster started) gets it
+    // by EVAL the first time
+    if (!['evalsha', 'eval'].includes(String(args[0]).toLowerCase())) return;
+    const argv = args.slice(3 + Number(args[2]));
+    if (argv[2] === 'drain' && argv[4] !== '')
+      seen.push(`${consumerOfPos.get(args[3]) ?? `unknown partition ${args[3]}`}=${argv[4]}:${argv[5]}:${argv[6]}`);
+  });
   return {
     stop: async () => {
-      await new Promise((r) => setTimeout(r, 100)); // the last commands' echoes
-      for (const m of monitors) m.disconnect();
+      await monitor.stop();
       return seen;
     },
   };
