@@ -139,8 +139,10 @@ export const UNPUBLISHED_TABLES_SQL = (publication: string, tables: string) => `
  * column list, replaces. So it differs after any such change, even one undone since, while a
  * change for other tables or a vacuum of the catalog leaves it as it was. Checked UNPUBLISHED_TABLES_SQL
  * says whether the publication is complete now; this says whether it stayed so between two ticks
- * (docs/capture.md). Not seen: a schema added to a publication FOR TABLES IN SCHEMA, dropped and
- * added again (pg_publication_namespace, PostgreSQL 15; sql/source-setup.sql lists the tables).
+ * (docs/capture.md). From PostgreSQL 15 on, a publication FOR TABLES IN SCHEMA shop carries the
+ * tables through its row in pg_publication_namespace, which dropping the schema from it and adding
+ * it back replaces: that row's version is in it too (none for a publication that lists the tables,
+ * as sql/source-setup.sql writes it, so its fingerprint is the same as without the catalog).
  */
 export const PUBLICATION_FINGERPRINT_SQL = (publication: string, tables: string) => `(
   select md5(coalesce(string_agg(x, ',' order by x), ''))
@@ -149,7 +151,26 @@ export const PUBLICATION_FINGERPRINT_SQL = (publication: string, tables: string)
           select 'r' || r.oid::text || ':' || r.xmin::text
             from pg_publication p join pg_publication_rel r on r.prpubid = p.oid
            where p.pubname = ${publication}
-             and r.prrelid in (select to_regclass(format('shop.%I', t)) from unnest(${tables}::text[]) as t)) f)`;
+             and r.prrelid in (select to_regclass(format('shop.%I', t)) from unnest(${tables}::text[]) as t)
+          union all
+          ${SCHEMA_ROW_SQL(publication)}) f)`;
+
+/**
+ * SQL rows: the version of the publication's pg_publication_namespace row for schema shop ('n' and
+ * its XML), none when it has none or the server (before PostgreSQL 15) has no such catalog. Through
+ * query_to_xml, which runs the query only when the catalog exists: a statement naming a missing
+ * catalog fails as a whole, and nothing may be created in a source to tell the versions apart.
+ */
+const SCHEMA_ROW_SQL = (publication: string) => `
+          select 'n' || x from (
+            select case when to_regclass('pg_catalog.pg_publication_namespace') is not null then
+              query_to_xml(format('select n.oid::text || '':'' || n.xmin::text as s
+                                     from pg_catalog.pg_publication_namespace n join pg_catalog.pg_publication p on p.oid = n.pnpubid
+                                    where p.pubname = %L and n.pnnspid = %L::regnamespace order by 1',
+                                  (select p.pubname from pg_publication p where p.pubname = ${publication}), 'shop'),
+                           false, true, '')::text
+            end as x) q
+           where x <> ''`;
 
 /**
  * Whether a transaction that was in progress in a snapshot whose xmax is `xmax` (an xid8, as
