@@ -65,7 +65,12 @@ function loadSetsOfChunk(chunk: StoredChunk, unseenOrders: CapturedRow[]): Captu
   }
   // The last set also says the sets are complete from fromDay on (every FC and day they do not
   // name is 0 at the high watermark): once it is applied, after all the others, the drain zeroes
-  // the counters it holds that they did not set (features/definitions.ts, fc.loadSet).
+  // the counters it holds that they did not set (features/definitions.ts, fc.loadSet). No order
+  // at all: a row with the completeness alone (fc.loadsComplete), which zeroes every counter.
+  if (sums.size === 0 && fromDay !== '') {
+    const image = JSON.stringify({ complete_from: fromDay });
+    return [{ tbl: 'orders' as const, op: 'S' as const, key: `|${fromDay}`, image, oldImage: null }];
+  }
   return [...sums].map(([key, load], n) => {
     const cut = key.lastIndexOf('|');
     const set = { fc_id: key.slice(0, cut), day: key.slice(cut + 1), load: Math.max(0, load) };

@@ -232,7 +232,7 @@ export type FeatureUpdate =
   | { feature: 'fc.load'; fc: string; day: string; delta: number; txid: string; id: number }
   /**
    * The whole load of an FC's day as of this change's place in the stream: a sum re-read from the
-   * source between watermarks (capture/watermark-read.ts). Deltas after it add to it. The first
+   * source between watermarks (capture/watermark-read.ts). Deltas after it add to it. The last
    * set of a refill carries `completeFrom` (yyyymmdd): the refill names every FC and day from then
    * on that is not 0, so every counter the store holds from that day on and the refill does not
    * name is 0 as of here (capture/chunk-rows.ts, op Z in store/lua/apply.lua).
@@ -245,4 +245,17 @@ export type FeatureUpdate =
       txid: string;
       id: number;
       completeFrom?: string;
-    };
+    }
+  /**
+   * A refill of the loads that found no order from `from` (yyyymmdd) on: every counter the store
+   * holds from that day on is 0 as of here (the completeness a last set carries, with no set to
+   * carry it).
+   */
+  | { feature: 'fc.loadsComplete'; from: string; txid: string; id: number };
+
+/** The features of the load counters: sums, not versioned values (a replay leaves them alone: activities/replay). */
+export const LOAD_FEATURES: ReadonlySet<FeatureUpdate['feature']> = new Set([
+  'fc.load',
+  'fc.loadSet',
+  'fc.loadsComplete',
+]);

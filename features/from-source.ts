@@ -113,9 +113,16 @@ type SourceTable = 'skus' | 'inventory' | 'fulfillment_centers' | 'region_fc' | 
 
 const yyyymmdd = z.string().regex(/^\d{8,}$/);
 const LoadSetRow = z.object({ fc_id: id, day: yyyymmdd, load: int.min(0), complete_from: yyyymmdd.optional() });
+// a refill that found no order: its completeness alone (capture/chunk-rows.ts)
+const LoadsCompleteRow = z.object({ complete_from: yyyymmdd }).strict();
 
 function loadSet(row: OutboxRow, version: number, where: string): FeatureUpdate[] {
   if (row.tbl !== 'orders') throw new MalformedChange(`${where}: a load set is a change of orders`);
+  const image = row.image as Record<string, unknown> | null;
+  if (image !== null && typeof image === 'object' && !('fc_id' in image)) {
+    const c = parse(LoadsCompleteRow, row.image, where);
+    return [{ feature: 'fc.loadsComplete', from: c.complete_from, txid: row.txid, id: version }];
+  }
   const r = parse(LoadSetRow, row.image, where);
   const set = { feature: 'fc.loadSet' as const, fc: r.fc_id, day: r.day, value: r.load, txid: row.txid, id: version };
   return [r.complete_from === undefined ? set : { ...set, completeFrom: r.complete_from }];

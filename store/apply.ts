@@ -145,6 +145,18 @@ function toOps(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): 
         return [set, { kind: 'loadsComplete', key: p.loadIndex, from: u.completeFrom, position, snapshot: '', source }];
       });
     }
+    case 'fc.loadsComplete': {
+      // a refill that found no order: every counter from its first day on is 0 as of here
+      const position = `${batch}:${u.txid}:${u.id}`;
+      return keys.partitions.map((p) => ({
+        kind: 'loadsComplete',
+        key: p.loadIndex,
+        from: u.from,
+        position,
+        snapshot: '',
+        source,
+      }));
+    }
     case 'fc.load':
       return keys.partitions.map((p) => ({
         kind: 'loadDelta',

@@ -237,7 +237,7 @@ function updatesOf(dl: {
     created_ms: Date.now(),
   };
   const updates = featureUpdatesFrom(row);
-  if (updates.some((u) => u.feature === 'fc.loadSet'))
+  if (updates.some((u) => u.feature === 'fc.loadSet' || u.feature === 'fc.loadsComplete'))
     // set late, it would overwrite every delta applied since: run the backfill again instead
     throw new Error(
       'a load set cannot be retried late: run `npm run ops -- backfill` to refill the loads, then discard this letter (`npm run ops -- dead-letters discard --id …`): until then the reads it holds (its FC; the whole partition for the last set of a refill) stay stale',

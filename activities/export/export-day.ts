@@ -258,19 +258,20 @@ async function deriveFeatureUpdates(
       }
       for (const u of updates) {
         if (!keep(u)) continue;
-        const row = updateRow(u, BigInt(Number(sourceMs)));
-        ap.appendVarchar(row[0]);
-        ap.appendVarchar(row[1]);
-        if (row[2] === null) ap.appendNull();
-        else ap.appendVarchar(row[2]);
-        if (row[3] === null) ap.appendNull();
-        else ap.appendBigInt(BigInt(row[3]));
-        if (row[4] === null) ap.appendNull();
-        else ap.appendVarchar(row[4]);
-        ap.appendBigInt(row[5]);
-        ap.appendUBigInt(row[6]);
-        ap.appendBigInt(row[7]);
-        ap.endRow();
+        for (const row of updateRows(u, BigInt(Number(sourceMs)))) {
+          ap.appendVarchar(row[0]);
+          ap.appendVarchar(row[1]);
+          if (row[2] === null) ap.appendNull();
+          else ap.appendVarchar(row[2]);
+          if (row[3] === null) ap.appendNull();
+          else ap.appendBigInt(BigInt(row[3]));
+          if (row[4] === null) ap.appendNull();
+          else ap.appendVarchar(row[4]);
+          ap.appendBigInt(row[5]);
+          ap.appendUBigInt(row[6]);
+          ap.appendBigInt(row[7]);
+          ap.endRow();
+        }
       }
     }
   }
@@ -297,7 +298,7 @@ async function writeHistories(run: ExportRun): Promise<void> {
   await conn.run(`create table ev as
     select feature, k1, k2, num, code, version, ${d0}::bigint as ts_ms from prev_state where feature <> 'fc.load'
     union all
-    select feature, k1, k2, num, code, version, greatest(ts_ms, ${d0}) from updates where feature not in ('fc.load', 'fc.loadSet')`);
+    select feature, k1, k2, num, code, version, greatest(ts_ms, ${d0}) from updates where feature not in ('fc.load', 'fc.loadSet', 'fc.loadsComplete')`);
   await conn.run(`create table iv as
     select feature, k1, k2, num, code, version, ts_ms as from_ms,
            coalesce(lead(ts_ms) over (partition by feature, k1, k2 order by version), ${end}) as to_ms
@@ -501,20 +502,28 @@ type UpdateRow = [
   tsMs: bigint,
 ];
 
-/** A feature update as a row of the `updates` table: keys, numeric or coded value, version. */
-function updateRow(u: FeatureUpdate, tsMs: bigint): UpdateRow {
+/**
+ * A feature update as rows of the `updates` table: keys, numeric or coded value, version. A
+ * refill's completeness is a row `fc.loadsComplete` (k1 '', k2 its first day), after its last set.
+ */
+function updateRows(u: FeatureUpdate, tsMs: bigint): UpdateRow[] {
   switch (u.feature) {
     case 'sku.lifecycle':
-      return [u.feature, u.sku, null, null, u.value, BigInt(u.version), BigInt(u.txid), tsMs];
+      return [[u.feature, u.sku, null, null, u.value, BigInt(u.version), BigInt(u.txid), tsMs]];
     case 'sku.available':
-      return [u.feature, u.sku, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs];
+      return [[u.feature, u.sku, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs]];
     case 'fc.capacity':
-      return [u.feature, u.fc, null, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs];
+      return [[u.feature, u.fc, null, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs]];
     case 'region.rank':
-      return [u.feature, u.region, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs];
+      return [[u.feature, u.region, u.fc, u.value, null, BigInt(u.version), BigInt(u.txid), tsMs]];
     case 'fc.load':
-      return [u.feature, u.fc, u.day, u.delta, null, BigInt(u.id), BigInt(u.txid), tsMs];
-    case 'fc.loadSet':
-      return [u.feature, u.fc, u.day, u.value, null, BigInt(u.id), BigInt(u.txid), tsMs];
+      return [[u.feature, u.fc, u.day, u.delta, null, BigInt(u.id), BigInt(u.txid), tsMs]];
+    case 'fc.loadSet': {
+      const set: UpdateRow = [u.feature, u.fc, u.day, u.value, null, BigInt(u.id), BigInt(u.txid), tsMs];
+      if (u.completeFrom === undefined) return [set];
+      return [set, ['fc.loadsComplete', '', u.completeFrom, null, null, BigInt(u.id), BigInt(u.txid), tsMs]];
+    }
+    case 'fc.loadsComplete':
+      return [[u.feature, '', u.from, null, null, BigInt(u.id), BigInt(u.txid), tsMs]];
   }
 }

@@ -6,8 +6,9 @@
  * midnight: earlier-loads.ts), and a load set of the day (the whole load of
  * (FC, day) re-read from a source captured from the WAL: `fc.loadSet` in features/definitions.ts)
  * replaces the running load at its place in the stream; the deltas after it add to it. A load set
- * of another day leaves this day's load alone. (The store also zeroes, at a refill's last set, the
- * counters the refill did not set: its `completeFrom`. The fold does not: docs/training-export.md.)
+ * of another day leaves this day's load alone. A refill's completeness (`fc.loadsComplete`, after
+ * its last set, from a day on or before this one) sets to 0 every FC's load that no set of its own
+ * outbox transaction set, as op Z does in the store.
  *
  * The stream order is the export's change order, (txid, id) of the outbox (under capture from the
  * WAL, the order the capture wrote the source's transactions and the sets in). A load set makes
@@ -33,18 +34,27 @@ export interface LoadDay {
  * change's outbox id; 0 for an FC with none).
  */
 export async function foldDayLoads(conn: DuckDBConnection, { d0, d1, yyyymmdd }: LoadDay): Promise<void> {
-  const ofDay = `feature in ('fc.load', 'fc.loadSet') and k2 = ${sqlString(yyyymmdd)}`;
+  const day = sqlString(yyyymmdd);
+  const ofDay = `feature in ('fc.load', 'fc.loadSet') and k2 = ${day}`;
+  // days as yyyymmdd, 9 digits from year 10000 on: a shorter one is earlier
+  const fromThisDayOrBefore = `(length(k2) < length(${day}) or (length(k2) = length(${day}) and k2 <= ${day}))`;
   // Midnight is a set to 0 ahead of the day's stream, for every FC known today or named by a
   // change. `run` numbers the sets (midnight included) up to each step: the load is the sum of
   // the step's run, so a set restarts the sum at its value. A step starts at its change's time,
   // or at the latest time of the changes before it in the stream if that is later (source
   // clocks and the stream can disagree a little): the intervals follow the stream, without gaps.
+  // A completeness is a set to 0 of every FC at its place, but for the FCs its own transaction set.
   await conn.run(`create table load_iv as
-    with ld as (
-      select k1 as fc, 0::ubigint as ptxid, 0::bigint as id, ${d0}::bigint as ts_ms, 0::bigint as num, true as restart
-        from (select k1 from ev where feature = 'fc.capacity' union select k1 from updates where ${ofDay})
+    with fcs as (select k1 as fc from ev where feature = 'fc.capacity' union select k1 from updates where ${ofDay}),
+    complete as (select ptxid, version as id, ts_ms from updates where feature = 'fc.loadsComplete' and ${fromThisDayOrBefore}),
+    ld as (
+      select fc, 0::ubigint as ptxid, 0::bigint as id, ${d0}::bigint as ts_ms, 0::bigint as num, true as restart from fcs
       union all
-      select k1, ptxid, version, greatest(ts_ms, ${d0}), num, feature = 'fc.loadSet' from updates where ${ofDay}),
+      select k1, ptxid, version, greatest(ts_ms, ${d0}), num, feature = 'fc.loadSet' from updates where ${ofDay}
+      union all
+      select f.fc, c.ptxid, c.id, greatest(c.ts_ms, ${d0}), 0, true from fcs f, complete c
+       where not exists (select 1 from updates s
+                          where s.feature = 'fc.loadSet' and s.k2 = ${day} and s.k1 = f.fc and s.ptxid = c.ptxid)),
     steps as (
       select fc, ptxid, id, num, max(ts_ms) over s as from_ms, sum(restart::int) over s as run
         from ld window s as (partition by fc order by ptxid, id rows unbounded preceding))

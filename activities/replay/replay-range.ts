@@ -8,7 +8,7 @@
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
-import { FeatureUpdate } from '../../features/definitions';
+import { FeatureUpdate, LOAD_FEATURES } from '../../features/definitions';
 import { applyUpdates, ApplyOptions } from '../../store/apply';
 import { StoreKeys } from '../../store/keys';
 import { beginHold, drainAppliedSnapshot, Position, releaseHold, renewHold } from '../../outbox';
@@ -86,7 +86,7 @@ export async function replayRange(
   r.rows.forEach((row, source) => {
     try {
       for (const update of featureUpdatesFrom(row))
-        if (update.feature !== 'fc.load' && update.feature !== 'fc.loadSet') updates.push({ update, source });
+        if (!LOAD_FEATURES.has(update.feature)) updates.push({ update, source });
     } catch {
       skipped++; // malformed: the drain has dead-lettered it already
     }

@@ -134,6 +134,22 @@ describe('dead-letter retry and loads', () => {
     expect(await load('F2')).toBe('2');
   });
 
+  // And when no order is left at all: the refill has no set to carry its completeness (capture
+  // from the WAL: a row with the completeness alone, fc.loadsComplete). Before, the delta made it -4.
+  it('a backfill of the loads after the only order was deleted: a waiting delta cannot make it negative', async () => {
+    await c.pool.query(
+      `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (7, 'S1', 'F1', 4, 'placed')`,
+    );
+    await drainAll();
+    expect(await load('F1')).toBe('4');
+    for (const p of c.keys.partitions) await c.redis.del(p.load('F1', today())); // as emptied
+    await c.pool.query(`delete from shop.orders where order_id = 7`); // -4, not drained yet
+    await acts.backfillLoads({});
+    await drainAll();
+    expect(await mismatches()).toEqual([]);
+    for (const p of c.keys.partitions) expect(await c.redis.hget(p.load('F1', today()), 'n')).toBe('0');
+  });
+
   it('a change delivered again by a rewind settles its letter: a retry after adds nothing', async () => {
     const file = await moveOrderWhileBrokenAfterFile(['F2']);
     await restoreStore(c.redis, c.keys, file);

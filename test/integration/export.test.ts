@@ -118,7 +118,7 @@ async function refillOneFcDay(): Promise<void> {
       { excluded: new Set(), unseenOrders: [] },
     )!;
     // one FC's set of a refill, not the whole refill: not the last set, which says the loads are
-    // complete (the store would zero every other FC's day; the export folds sets alone)
+    // complete (the store and the export would zero every other FC's day: export-load-fold.test.ts)
     const { complete_from: _, ...set } = JSON.parse(row.image!) as Record<string, unknown>;
     await c.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ($1, $2, $3, $4::jsonb)`, [
       row.tbl,

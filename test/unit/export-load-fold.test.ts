@@ -17,7 +17,7 @@ const at = (h: number) => d0 + h * 3_600_000;
 
 /** One of the day's feature updates, as export-day.ts appends it to `updates`. */
 type Change = { fc: string; day?: string; txid: number; id: number; ms: number } & (
-  { delta: number } | { set: number }
+  { delta: number } | { set: number } | { completeFrom: string }
 );
 
 let duck: Awaited<ReturnType<typeof openDuck>>;
@@ -44,9 +44,14 @@ async function fold(changes: Change[], capacityOf: string[] = []) {
   for (const fc of capacityOf)
     await duck.conn.run(`insert into ev values ('fc.capacity', ${sqlString(fc)}, null, 100, null, 1, ${d0})`);
   for (const c of changes) {
-    const [feature, num] = 'set' in c ? ['fc.loadSet', c.set] : ['fc.load', c.delta];
+    const [feature, num, k2] =
+      'completeFrom' in c
+        ? ['fc.loadsComplete', 'null', c.completeFrom] // k1 '' (export-day.ts, updateRows)
+        : 'set' in c
+          ? ['fc.loadSet', c.set, c.day ?? day.yyyymmdd]
+          : ['fc.load', c.delta, c.day ?? day.yyyymmdd];
     await duck.conn.run(
-      `insert into updates values ('${feature}', ${sqlString(c.fc)}, '${c.day ?? day.yyyymmdd}', ${num}, null, ${c.id}, ${c.txid}, ${c.ms})`,
+      `insert into updates values ('${feature}', ${sqlString(c.fc)}, '${k2}', ${num}, null, ${c.id}, ${c.txid}, ${c.ms})`,
     );
   }
   await writeLoadHistory(duck.conn, staging, day);
@@ -163,6 +168,50 @@ describe('the export folds a day load', () => {
     expect(end).toEqual([
       ['G', 0, 0],
       ['H', 6, 1],
+    ]);
+  });
+
+  // A refill's completeness (op Z in the store): at its place, every FC's load its own outbox
+  // transaction did not set is 0; the deltas after it add to 0.
+  it("a refill's completeness zeroes at its place every FC its own transaction did not set", async () => {
+    const { history, end } = await fold(
+      [
+        { fc: 'F', txid: 10, id: 1, ms: at(1), delta: -4 }, // an order deleted before the refill read (store emptied)
+        { fc: 'G', txid: 11, id: 2, ms: at(1), delta: 3 },
+        { fc: 'H', txid: 12, id: 3, ms: at(2), set: 7 }, // the refill's sets, in its outbox transaction 12
+        { fc: 'G', txid: 12, id: 4, ms: at(2), set: 3 },
+        { fc: '', txid: 12, id: 4, ms: at(2), completeFrom: '20260308' }, // after its last set
+        { fc: 'F', txid: 13, id: 5, ms: at(3), delta: 2 },
+      ],
+      ['K'],
+    );
+    expect(end).toEqual([
+      ['F', 2, 5],
+      ['G', 3, 4],
+      ['H', 7, 3],
+      ['K', 0, 4],
+    ]);
+    expect(history.filter((h) => h[0] === 'F')).toEqual([
+      ['F', 0, d0, at(1)],
+      ['F', -4, at(1), at(2)],
+      ['F', 0, at(2), at(3)],
+      ['F', 2, at(3), day.d1],
+    ]);
+  });
+
+  it('a completeness alone zeroes every FC; one from a later day, none', async () => {
+    const { end } = await fold([
+      { fc: 'F', txid: 10, id: 1, ms: at(1), delta: -4 },
+      { fc: 'G', txid: 11, id: 2, ms: at(1), delta: 5 },
+      { fc: '', txid: 12, id: 3, ms: at(2), completeFrom: '20260311' }, // not this day's
+      { fc: '', txid: 13, id: 4, ms: at(3), completeFrom: '20260310' },
+      { fc: 'G', txid: 14, id: 5, ms: at(4), delta: 1 },
+      // a day of year 10000 (nine digits) is after this one
+      { fc: '', txid: 15, id: 6, ms: at(5), completeFrom: '100000101' },
+    ]);
+    expect(end).toEqual([
+      ['F', 0, 4],
+      ['G', 1, 5],
     ]);
   });
 });

@@ -43,6 +43,8 @@ describe('heldSubjects', () => {
     const set = { fc_id: 'F1', day: '20261203', load: 3 };
     expect(heldSubjects(row('orders', 'S', 'F1|20261203', set))).toEqual(['f:F1']);
     expect(heldSubjects(row('orders', 'S', 'F1|20261203', { ...set, complete_from: '20261201' }))).toEqual([HELD_ALL]);
+    // and so does the completeness alone of a refill that found no order
+    expect(heldSubjects(row('orders', 'S', '|20261201', { complete_from: '20261201' }))).toEqual([HELD_ALL]);
     expect(heldSubjects(row('warehouses', 'I', 'W', {}))).toEqual([]);
     expect(heldSubjects(row('warehouses', 'T', ''))).toEqual([]); // not a TRUNCATE of the contract's
   });

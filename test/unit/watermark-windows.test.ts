@@ -306,6 +306,24 @@ describe('a chunk as outbox rows', () => {
     expect(rowsOfChunk(late, { excluded: new Set(), unseenOrders: tenThousand })!.map((r) => r.key)).toEqual([
       'F1|100000101',
     ]);
+    // no order at all from its first day on: the completeness alone, in a row of its own
+    const none = rowsOfChunk({ ...loads, rows: [] }, { excluded: new Set(), unseenOrders: [] })!;
+    expect(none).toEqual([
+      {
+        tbl: 'orders',
+        op: 'S',
+        key: `|${loads.afterKey}`,
+        image: `{"complete_from":"${loads.afterKey}"}`,
+        oldImage: null,
+      },
+    ]);
+    expect(
+      featureUpdatesFrom({ ...outboxRow, key: none[0]!.key, image: JSON.parse(none[0]!.image!), old_image: null }),
+    ).toEqual([{ feature: 'fc.loadsComplete', from: loads.afterKey, txid: '9', id: 5 }]);
+    // with anything else in it, it is not a row the pipeline wrote: malformed
+    expect(() =>
+      featureUpdatesFrom({ ...outboxRow, image: { complete_from: loads.afterKey, load: 1 }, old_image: null }),
+    ).toThrow(/complete_from|load|unrecognized/i);
     // a TRUNCATE it did not see: no sum can be corrected, the chunk is read again
     expect(
       rowsOfChunk(loads, {
