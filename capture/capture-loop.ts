@@ -817,7 +817,7 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
   faultPoint('capture-after-write');
   if (result.publicationChanged)
     logger('capture').warn(
-      `publication ${state.source.publication} of ${state.source.name} changed since the tick before (a table dropped from it and added back, its operations, row filter or column list changed): changes made meanwhile may never have been published, so the store is emptied and refilled (docs/capture.md)`,
+      `publication ${state.source.publication} of ${state.source.name} changed since the tick before (a table or schema shop dropped from it and added back, its operations, row filter or column list changed): changes made meanwhile may never have been published, so the store is emptied and refilled (docs/capture.md)`,
     );
   if (result.rows) announceOutboxWrite(); // a drain of this process waiting for rows goes now
   if (result.outboxTxid)

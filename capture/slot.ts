@@ -160,13 +160,15 @@ export const PUBLICATION_FINGERPRINT_SQL = (publication: string, tables: string)
  * its XML), none when it has none or the server (before PostgreSQL 15) has no such catalog. Through
  * query_to_xml, which runs the query only when the catalog exists: a statement naming a missing
  * catalog fails as a whole, and nothing may be created in a source to tell the versions apart.
+ * to_regnamespace, not a cast: a schema shop renamed or dropped must leave the tick statement
+ * running, so UNPUBLISHED_TABLES_SQL can say every table is missing.
  */
 const SCHEMA_ROW_SQL = (publication: string) => `
           select 'n' || x from (
             select case when to_regclass('pg_catalog.pg_publication_namespace') is not null then
               query_to_xml(format('select n.oid::text || '':'' || n.xmin::text as s
                                      from pg_catalog.pg_publication_namespace n join pg_catalog.pg_publication p on p.oid = n.pnpubid
-                                    where p.pubname = %L and n.pnnspid = %L::regnamespace order by 1',
+                                    where p.pubname = %L and n.pnnspid = to_regnamespace(%L) order by 1',
                                   (select p.pubname from pg_publication p where p.pubname = ${publication}), 'shop'),
                            false, true, '')::text
             end as x) q

@@ -71,9 +71,10 @@ export function laterOrderLoads(changed: readonly ChangedRow[], reach: StoreReac
         created_ms: 0,
       });
       for (const u of updates) {
-        // a refill's completeness zeroes counters of any FC
-        if (u.feature === 'fc.loadsComplete' || (u.feature === 'fc.loadSet' && u.completeFrom !== undefined))
-          everyFc = true;
+        // a refill's completeness zeroes counters of any FC (unless it cannot be in the store yet)
+        const completes =
+          u.feature === 'fc.loadsComplete' || (u.feature === 'fc.loadSet' && u.completeFrom !== undefined);
+        if (completes && where !== 'absent') everyFc = true;
         if (u.feature === 'fc.loadSet') unbounded.add(u.fc);
         if (u.feature !== 'fc.load') continue;
         const key = `${u.fc}|${u.day}`;

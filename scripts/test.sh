@@ -5,7 +5,8 @@
 #   cores about 60 % idle and is the longest (about as long as the other two together): one after
 #   the other the three took over 30 min on a slow day, `.ci/run`'s limit. The cluster and logical
 #   runs each have a PostgreSQL server and a Redis db of their own (test/cluster-setup.ts,
-#   test/logical-setup.ts), so nothing of one run meets another. The logical run runs even when the
+#   test/logical-setup.ts); they share the Redis server with the default run (tests that watch it
+#   through MONITOR keep to their own db: test/support/store-monitor.ts). The logical run runs even when the
 #   cluster run failed, so one `npm test` reports every failure; the second group's output is
 #   printed once the default run's has ended (concurrently --group).
 # Each run's failures are written by test/support/failure-summary-reporter.ts and printed last:
@@ -15,6 +16,12 @@ cd "$(dirname "$0")/.."
 if [ "$#" -gt 0 ]; then
   echo "npm test takes no arguments (it runs all three runs); for some files of one run:" >&2
   echo "  npm run test:single -- <files>   (or test:cluster, test:logical)" >&2
+  exit 2
+fi
+if [ -n "${TEST_REDIS_URL:-}" ]; then
+  echo "npm test runs its runs side by side, each on a Redis db of its own (15, 14, 13 of 127.0.0.1:6379);" >&2
+  echo "TEST_REDIS_URL would put them all on one, where each empties the others' store. Unset it, or" >&2
+  echo "run one run with it: npm run test:single (or test:cluster, test:logical)" >&2
   exit 2
 fi
 export TEST_FAILURE_SUMMARY_DIR

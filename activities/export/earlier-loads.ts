@@ -7,8 +7,9 @@
  * fold of this day's load (load-history.ts) takes them too, at midnight, in stream order.
  *
  * Candidates are filtered in DuckDB (orders rows whose placed_at, new or old, is not before the
- * day before this one, as text: offsets are at most a day; load sets of this day; orders
- * TRUNCATEs); the exact day comes from the drain's own definitions (export-day.ts). A TRUNCATE of
+ * day before this one, as text: offsets are at most a day; load sets of this day; every refill's
+ * completeness, which zeroes the day's counters the store then held; orders TRUNCATEs); the exact
+ * day comes from the drain's own definitions (export-day.ts). A TRUNCATE of
  * orders before midnight emptied every load: what was written before the last one counts nowhere.
  */
 import fs from 'node:fs';
@@ -46,6 +47,7 @@ export async function loadEarlierLoadChanges(conn: DuckDBConnection, exportDir: 
       where tbl = 'orders'
         and (op = 'T'
              or (op = 'S' and json_extract_string(image, '$.day') = ${sqlString(yyyymmdd)})
+             or (op = 'S' and json_extract_string(image, '$.complete_from') is not null)
              or json_extract_string(image, '$.placed_at') >= ${since}
              or json_extract_string(old_image, '$.placed_at') >= ${since})`,
   );

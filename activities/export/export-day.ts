@@ -153,9 +153,7 @@ async function writeDay(
   const carried = await loadEarlierLoadChanges(run.conn, run.exportDir, run.date);
   if (carried) {
     run.progress(`${carried} changes of earlier days that may count on this day's load`);
-    const ofThisDay = (u: FeatureUpdate) =>
-      (u.feature === 'fc.load' || u.feature === 'fc.loadSet') && u.day === run.yyyymmdd;
-    await deriveFeatureUpdates(run, carried, 'carried', ofThisDay);
+    await deriveFeatureUpdates(run, carried, 'carried', (u) => ofLoadOf(run.yyyymmdd, u));
   }
   await writeHistories(run);
   await writeLoadHistory(run.conn, run.staging, { d0: run.d0, d1: run.end, yyyymmdd: run.yyyymmdd });
@@ -208,15 +206,29 @@ async function loadChanges({ conn, exportDir, date, staging, progress }: ExportR
 }
 
 /**
+ * What of an update that landed on an earlier day counts on day `yyyymmdd`'s load: its deltas and
+ * sets of the day, and every refill's completeness, also the one a set of another day carries (the
+ * store applied it to the day's counters it then held; load-history.ts folds it from its first day).
+ */
+function ofLoadOf(yyyymmdd: string, u: FeatureUpdate): FeatureUpdate[] {
+  if (u.feature === 'fc.loadsComplete') return [u];
+  if (u.feature !== 'fc.load' && u.feature !== 'fc.loadSet') return [];
+  if (u.day === yyyymmdd) return [u];
+  if (u.feature === 'fc.loadSet' && u.completeFrom !== undefined)
+    return [{ feature: 'fc.loadsComplete', from: u.completeFrom, txid: u.txid, id: u.id }];
+  return [];
+}
+
+/**
  * 2. Feature updates, by the same definitions as the online path, streamed chunk by chunk: of the
  * day's changes, and then of its load changes that landed on earlier days (earlier-loads.ts),
- * whose updates other than this day's load are left out (`keep`).
+ * whose updates other than this day's load are left out (`select`: ofLoadOf).
  */
 async function deriveFeatureUpdates(
   { conn, writer, progress }: ExportRun,
   changes: number,
   from: 'changes' | 'carried' = 'changes',
-  keep: (u: FeatureUpdate) => boolean = () => true,
+  select: (u: FeatureUpdate) => FeatureUpdate[] = (u) => [u],
 ): Promise<void> {
   await conn.run(
     `create table if not exists updates (feature varchar, k1 varchar, k2 varchar, num bigint, code varchar, version bigint, ptxid ubigint, ts_ms bigint)`,
@@ -256,8 +268,7 @@ async function deriveFeatureUpdates(
         }
         throw err;
       }
-      for (const u of updates) {
-        if (!keep(u)) continue;
+      for (const u of updates.flatMap(select)) {
         for (const row of updateRows(u, BigInt(Number(sourceMs)))) {
           ap.appendVarchar(row[0]);
           ap.appendVarchar(row[1]);
@@ -356,8 +367,9 @@ async function truncateUpdates({ conn, yyyymmdd }: ExportRun): Promise<void> {
            group by feature, k1, k2)
          where live`);
     else if (tbl === 'orders')
+      // (code 'truncate': not a refill's set, which a completeness of the same transaction spares: load-history.ts)
       await conn.run(`insert into updates
-        select 'fc.loadSet', fc, ${sqlString(yyyymmdd)}, 0, null, ${at}
+        select 'fc.loadSet', fc, ${sqlString(yyyymmdd)}, 0, 'truncate', ${at}
           from (select k1 as fc from prev_state where feature = 'fc.capacity'
                 union select k1 from updates where feature = 'fc.capacity'
                 union select k1 from updates where feature in ('fc.load', 'fc.loadSet') and k2 = ${sqlString(yyyymmdd)})`);

@@ -31,7 +31,7 @@ export interface LoadDay {
 /**
  * The fold, into `load_iv` (fc, ptxid, id, load, from_ms, to_ms: one row per step) and `load_end`
  * (fc, load, version: the load after the FC's last change of the day in stream order, and that
- * change's outbox id; 0 for an FC with none).
+ * change's outbox id, a refill's completeness being a change of every FC; 0 for an FC with none).
  */
 export async function foldDayLoads(conn: DuckDBConnection, { d0, d1, yyyymmdd }: LoadDay): Promise<void> {
   const day = sqlString(yyyymmdd);
@@ -54,7 +54,8 @@ export async function foldDayLoads(conn: DuckDBConnection, { d0, d1, yyyymmdd }:
       union all
       select f.fc, c.ptxid, c.id, greatest(c.ts_ms, ${d0}), 0, true from fcs f, complete c
        where not exists (select 1 from updates s
-                          where s.feature = 'fc.loadSet' and s.k2 = ${day} and s.k1 = f.fc and s.ptxid = c.ptxid)),
+                          where s.feature = 'fc.loadSet' and s.code is null and s.k2 = ${day} and s.k1 = f.fc
+                            and s.ptxid = c.ptxid)),
     steps as (
       select fc, ptxid, id, num, max(ts_ms) over s as from_ms, sum(restart::int) over s as run
         from ld window s as (partition by fc order by ptxid, id rows unbounded preceding))

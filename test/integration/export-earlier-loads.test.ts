@@ -91,3 +91,47 @@ describe("a day's load changes that landed on an earlier day", () => {
     expect(await read('badges.parquet', `select sku, eligible from $file`)).toEqual([{ sku: 'S1', eligible: true }]);
   });
 });
+
+// A refill's completeness that landed before midnight (capture from the WAL: the store zeroed the
+// day's counters it then held that the refill did not set) counts at midnight in stream order too,
+// also when another day's set carries it, or no set (a refill that found no order).
+describe("a refill's completeness that landed on an earlier day", () => {
+  const completenessDir = fs.mkdtempSync(path.join(os.tmpdir(), 'export-earlier-complete-'));
+  const exported = async (earlierChanges: LandedChange[]) => {
+    fs.rmSync(completenessDir, { recursive: true, force: true });
+    await landByHand(completenessDir, before, earlierChanges);
+    await landByHand(completenessDir, day, ofTheDay);
+    await exportDay(completenessDir, day, { memoryLimit: '256MB' });
+    return partitionReader(
+      duck,
+      completenessDir,
+      day,
+    )('fc_load_history.parquet', `select fc, load, epoch_ms(valid_from) as f from $file order by f`);
+  };
+  afterAll(() => fs.rmSync(completenessDir, { recursive: true, force: true }));
+
+  it("zeroes what came before it, carried by another day's set or alone", async () => {
+    const placed = [4, 'orders', 'I', '4', order(4, 2, `${day}T00:00:00.2+00:00`), null, at(before, '23:59:59.9')];
+    for (const completeness of [
+      [7, 'orders', 'S', 'F1|20200105', { fc_id: 'F1', day: '20200105', load: 3, complete_from: '20200101' }],
+      [7, 'orders', 'S', '|20200101', { complete_from: '20200101' }],
+    ])
+      expect(
+        await exported([placed as LandedChange, [...completeness, null, at(before, '23:59:59.95')] as LandedChange]),
+      ).toEqual([
+        // the order's 2, then 0 at the completeness, both before midnight; then the day's order
+        { fc: 'F1', load: '0', f: String(at(day, '00:00:00')) },
+        { fc: 'F1', load: '1', f: String(at(day, '09:00:00')) },
+      ]);
+    // a completeness from a later day leaves it alone
+    expect(
+      await exported([
+        placed as LandedChange,
+        [7, 'orders', 'S', '|20200107', { complete_from: '20200107' }, null, at(before, '23:59:59.95')],
+      ]),
+    ).toEqual([
+      { fc: 'F1', load: '2', f: String(at(day, '00:00:00')) },
+      { fc: 'F1', load: '3', f: String(at(day, '09:00:00')) },
+    ]);
+  });
+});

@@ -36,6 +36,10 @@ afterAll(async () => {
   await temporal?.close();
   await c.close();
   await collector?.close();
+  // not for the files after this one (one process), nor their child processes: the collector's
+  // port may next be another run's collector (npm test runs the logical run beside the default run)
+  delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  delete process.env.OTEL_BSP_SCHEDULE_DELAY;
 });
 
 const named = (name: string) => collector.spans.filter((s) => s.name === name);

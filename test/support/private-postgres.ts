@@ -63,9 +63,16 @@ export class PrivatePostgres {
     const dir = ownedDir(name);
     const data = path.join(dir, 'data');
     await run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
-    const server = new PrivatePostgres(name, dir, await freePort());
-    await server.start();
-    return server;
+    // a free port may be taken before the server binds it (tests run side by side): another one
+    for (let attempt = 1; ; attempt++) {
+      const server = new PrivatePostgres(name, dir, await freePort());
+      try {
+        await server.start();
+        return server;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+      }
+    }
   }
 
   /**

@@ -3,10 +3,11 @@
  * db: MONITOR shows every db of the server, and `npm test` runs the logical run (db 13) beside the
  * default run (db 15) on the one local Redis, with the same key names.
  */
+import { randomUUID } from 'node:crypto';
 import { masterNodes, type StoreRedis } from '../../store/redis-client';
 
 export interface StoreMonitor {
-  /** Waits for the last commands' echoes, then stops. */
+  /** Stops once every command sent before the call has been reported. */
   stop(): Promise<void>;
 }
 
@@ -17,16 +18,35 @@ export async function monitorStore(
 ): Promise<StoreMonitor> {
   const nodes = masterNodes(redis);
   const monitors = await Promise.all(nodes.map((node) => node.monitor()));
+  const marker = `store-monitor-${randomUUID()}`;
+  const markerSeen = monitors.map(() => {
+    let seen = () => {};
+    return { promise: new Promise<void>((resolve) => (seen = resolve)), seen: () => seen() };
+  });
+  let stopping = false;
+  const errors: Error[] = [];
   monitors.forEach((m, i) => {
+    // Once disconnected, echoes still in the socket (the other run's go on) are replies to no
+    // command: ioredis emits an error for each, which would be thrown with no listener.
+    m.on('error', (err: Error) => void (stopping || errors.push(err)));
     const db = String(nodes[i]!.options.db ?? 0);
     m.on('monitor', (_time: string, args: string[], source: string, database: string) => {
-      if (database === db) onCommand(args, String(source));
+      if (database !== db) return;
+      if (String(args[0]).toLowerCase() === 'echo' && args[1] === marker) markerSeen[i]!.seen();
+      else onCommand(args, String(source));
     });
   });
   return {
+    // A command's echo comes in order on each node: once a marker sent after the watched commands
+    // is in, so are they (a fixed wait lost them to an event loop busy with the other run's echoes).
     stop: async () => {
-      await new Promise((r) => setTimeout(r, 100));
+      await Promise.all(nodes.map((node) => node.echo(marker)));
+      const late = setTimeout(() => markerSeen.forEach((m) => m.seen()), 10_000);
+      await Promise.all(markerSeen.map((m) => m.promise));
+      clearTimeout(late);
+      stopping = true;
       for (const m of monitors) m.disconnect();
+      if (errors.length) throw errors[0];
     },
   };
 }
