@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drainWorkflow, stopDrainSignal } from '../../workflows';
+import { drainShards } from '../../outbox/shards';
 import { changeTraceOf } from '../../tracing/change-trace';
 import { startTracing, type Tracing } from '../../tracing/provider';
 import { eventually, resetState, sharedTestServer, startWorker, temporalClient, testClients } from '../support/env';
@@ -46,11 +47,23 @@ const named = (name: string) => collector.spans.filter((s) => s.name === name);
 
 describe('tracing', () => {
   it('one trace per outbox transaction: its capture (logical) and the drain batch that applied it, linked to the activity', async () => {
-    const handle = await temporal.client.workflow.start(drainWorkflow, {
-      taskQueue,
-      workflowId: `drain-tracing-${Date.now()}`,
-      args: [{ intervalMs: 60_000, idleWaitMs: 200 }],
-    });
+    // a chain per drain shard (TEST_DRAIN_SHARDS), as the schedules start them
+    const shards = c.config.DRAIN_SHARDS;
+    const handles = await Promise.all(
+      drainShards(shards).map((s) =>
+        temporal.client.workflow.start(drainWorkflow, {
+          taskQueue,
+          workflowId: `drain-tracing-${s.index}of${shards}-${Date.now()}`,
+          args: [
+            {
+              intervalMs: 60_000,
+              idleWaitMs: 200,
+              ...(shards > 1 ? { shard: { index: s.index, count: shards } } : {}),
+            },
+          ],
+        }),
+      ),
+    );
     await seedMinimal(c.pool);
     await c.pool.query(`update shop.inventory set reserved = reserved + 1 where sku_id = 'S1' and fc_id = 'F1'`);
     // the outbox transaction that holds the inventory change
@@ -97,7 +110,9 @@ describe('tracing', () => {
       expect(write!.parentSpanId).toBeUndefined();
       expect(write!.attributes).toMatchObject({ 'fresh_badges.outbox_txid': txid });
     }
-    await handle.signal(stopDrainSignal);
-    await handle.result();
+    for (const handle of handles) {
+      await handle.signal(stopDrainSignal);
+      await handle.result();
+    }
   });
 });
