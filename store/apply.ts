@@ -128,35 +128,9 @@ function toOps(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): 
         txid: u.txid,
         source,
       }));
-    case 'fc.loadSet': {
-      // at this change's delivery position: deltas before it are in the sum, deltas after add to it
-      const position = `${batch}:${u.txid}:${u.id}`;
-      return keys.partitions.flatMap((p): ChangeOp[] => {
-        const set: ChangeOp = {
-          kind: 'loadSet',
-          key: p.load(u.fc, u.day),
-          count: String(u.value),
-          position,
-          snapshot: '',
-          source,
-        };
-        if (u.completeFrom === undefined) return [set];
-        // the refill's last set: its own value, then what the refill did not set is 0 (op Z)
-        return [set, { kind: 'loadsComplete', key: p.loadIndex, from: u.completeFrom, position, snapshot: '', source }];
-      });
-    }
-    case 'fc.loadsComplete': {
-      // a refill that found no order: every counter from its first day on is 0 as of here
-      const position = `${batch}:${u.txid}:${u.id}`;
-      return keys.partitions.map((p) => ({
-        kind: 'loadsComplete',
-        key: p.loadIndex,
-        from: u.from,
-        position,
-        snapshot: '',
-        source,
-      }));
-    }
+    case 'fc.loadSet':
+    case 'fc.loadsComplete':
+      return refillOps(keys, u, source, batch);
     case 'fc.load':
       return keys.partitions.map((p) => ({
         kind: 'loadDelta',
@@ -168,6 +142,36 @@ function toOps(keys: StoreKeys, u: FeatureUpdate, source: number, batch = '0'): 
         source,
       }));
   }
+}
+
+/**
+ * A refill's load set, and its completeness (op Z), at the change's delivery position: deltas
+ * before it are in the sum, deltas after add to it.
+ */
+function refillOps(
+  keys: StoreKeys,
+  u: Extract<FeatureUpdate, { feature: 'fc.loadSet' | 'fc.loadsComplete' }>,
+  source: number,
+  batch: string,
+): ChangeOp[] {
+  const position = `${batch}:${u.txid}:${u.id}`;
+  return keys.partitions.flatMap((p): ChangeOp[] => {
+    const complete = (from: string): LoadsCompleteOp => {
+      return { kind: 'loadsComplete', key: p.loadIndex, from, position, snapshot: '', source };
+    };
+    // a refill that found no order: every counter from its first day on is 0 as of here
+    if (u.feature === 'fc.loadsComplete') return [complete(u.from)];
+    const set: ChangeOp = {
+      kind: 'loadSet',
+      key: p.load(u.fc, u.day),
+      count: String(u.value),
+      position,
+      snapshot: '',
+      source,
+    };
+    // the refill's last set: its own value, then what the refill did not set is 0
+    return u.completeFrom === undefined ? [set] : [set, complete(u.completeFrom)];
+  });
 }
 
 /** The hash field a versioned change writes. */

@@ -66,6 +66,25 @@ async function moveOrderWhileBrokenAfterFile(broken: string[]): Promise<StoreFil
   return file!;
 }
 
+/**
+ * Order 7 (F1, 4) placed and drained (with `others`, more rows of the insert), the store's F1
+ * counter then emptied, the order deleted and, before its delta is drained, the loads refilled:
+ * the counter ends at 0, not -4, and the store equals the rule.
+ */
+async function refillAfterDeletedOrder(others: string): Promise<void> {
+  await c.pool.query(
+    `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (7, 'S1', 'F1', 4, 'placed')${others}`,
+  );
+  await drainAll();
+  expect(await load('F1')).toBe('4');
+  for (const p of c.keys.partitions) await c.redis.del(p.load('F1', today())); // as emptied
+  await c.pool.query(`delete from shop.orders where order_id = 7`); // -4, not drained yet
+  await acts.backfillLoads({});
+  await drainAll();
+  expect(await mismatches()).toEqual([]);
+  for (const p of c.keys.partitions) expect(await c.redis.hget(p.load('F1', today()), 'n')).toBe('0');
+}
+
 describe('dead-letter retry and loads', () => {
   it('both deltas owed (both counters rejected): each applied once, a second retry adds nothing', async () => {
     await moveOrderWhileBroken(['F1', 'F2']);
@@ -120,34 +139,14 @@ describe('dead-letter retry and loads', () => {
   // refill has no set for it, but says its loads are complete (op Z), so the counter the waiting
   // delta reaches starts at 0 as of the refill, which saw the delete. Before, the delta made it -4.
   it('a backfill of the loads after an order was deleted whose FC no other order names: a waiting delta cannot make it negative', async () => {
-    await c.pool.query(
-      `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (7, 'S1', 'F1', 4, 'placed'), (8, 'S1', 'F2', 2, 'placed')`,
-    );
-    await drainAll();
-    expect(await load('F1')).toBe('4');
-    for (const p of c.keys.partitions) await c.redis.del(p.load('F1', today())); // as emptied
-    await c.pool.query(`delete from shop.orders where order_id = 7`); // -4, not drained yet
-    await acts.backfillLoads({});
-    await drainAll();
-    expect(await mismatches()).toEqual([]);
-    for (const p of c.keys.partitions) expect(await c.redis.hget(p.load('F1', today()), 'n')).toBe('0');
+    await refillAfterDeletedOrder(`, (8, 'S1', 'F2', 2, 'placed')`);
     expect(await load('F2')).toBe('2');
   });
 
   // And when no order is left at all: the refill has no set to carry its completeness (capture
   // from the WAL: a row with the completeness alone, fc.loadsComplete). Before, the delta made it -4.
   it('a backfill of the loads after the only order was deleted: a waiting delta cannot make it negative', async () => {
-    await c.pool.query(
-      `insert into shop.orders (order_id, sku_id, fc_id, qty, status) values (7, 'S1', 'F1', 4, 'placed')`,
-    );
-    await drainAll();
-    expect(await load('F1')).toBe('4');
-    for (const p of c.keys.partitions) await c.redis.del(p.load('F1', today())); // as emptied
-    await c.pool.query(`delete from shop.orders where order_id = 7`); // -4, not drained yet
-    await acts.backfillLoads({});
-    await drainAll();
-    expect(await mismatches()).toEqual([]);
-    for (const p of c.keys.partitions) expect(await c.redis.hget(p.load('F1', today()), 'n')).toBe('0');
+    await refillAfterDeletedOrder('');
   });
 
   it('a change delivered again by a rewind settles its letter: a retry after adds nothing', async () => {
