@@ -220,10 +220,19 @@ beforeAll(async () => {
   await useProductCapture(c); // the logical run: `npm start`'s capture workflows capture
   pgProxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(c.config.DATABASE_URL).port || 5432) });
   redisProxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(c.config.REDIS_URL).port || 6379) });
-  temporalPort = await freePort();
   temporalDb = path.join(DATA_DIR, 'test', `temporal-faults-${process.pid}.db`);
-  fs.rmSync(temporalDb, { force: true });
-  temporal = await startTemporal();
+  // a free port may be taken before the server binds it (the logical run runs beside this one):
+  // another port (restarts below keep the one it started on: the pipeline is pointed at it)
+  for (let attempt = 1; ; attempt++) {
+    temporalPort = await freePort();
+    fs.rmSync(temporalDb, { force: true });
+    try {
+      temporal = await startTemporal();
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
   // none of the pipeline's yet: its start adds them (a case below)
   const ours = SEARCH_ATTRIBUTE_KEYS.map((k) => k.name);
   expect((await customSearchAttributes()).filter((n) => ours.includes(n))).toEqual([]);
