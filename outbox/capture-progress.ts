@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { CapturedTransaction } from '../capture/transactions';
 import { formatLsn, parseLsn } from '../capture/pgoutput';
 import { keyColumnsOf } from '../capture/source-tables';
+import { parseSnapshot } from '../db/pg-snapshot';
 import { withTransaction } from '../db/transaction';
 import { finishChunks } from './capture-chunks';
 import { skuHash } from '../store/keys';
@@ -326,7 +327,7 @@ async function writeInTransaction(
       last.commitMs,
       publication.fp,
       changed,
-      foundIn ? foundIn.split(':')[1] : null,
+      foundIn ? parseSnapshot(foundIn).xmax.toString() : null,
     ],
   );
   return {
