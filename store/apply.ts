@@ -55,7 +55,7 @@ export interface ApplyOptions {
    */
   checked?: DeliveryPosition;
   /** As `checked`, per partition (each against its own drain shard's cursor: a dead letter re-applied). */
-  checkedOf?: (partition: PartitionKeys) => DeliveryPosition;
+  checkedOf?: (partition: PartitionKeys) => DeliveryPosition | null;
   /** What the drain chunk delivered (activities/drain/adopted-chunk.ts), recorded with `position`. */
   chunkPrint?: string;
 }

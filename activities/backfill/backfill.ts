@@ -23,14 +23,17 @@ import { applyOps, StoreOp, toBackfillOps, ApplyOptions } from '../../store/appl
 import { PartitionKeys, StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
 import { defineScripts, runScript, SCRIPTS } from '../../store/scripts';
-import { readStorePosition } from '../../store/store-position';
+import { DeliveryPosition, readPartitionPositions, readStorePosition } from '../../store/store-position';
 import { formatSnapshot, parseSnapshot, PgSnapshot, snapshotCovers } from '../../db/pg-snapshot';
 import { withTransaction } from '../../db/transaction';
 import { ConsumerCursor, lockAllShards, shardKeys } from '../../outbox';
 import { registerSnapshot, Snapshot, withSnapshot } from './snapshot';
 import { estimateTableRows } from './row-estimate';
 
-/** A chunk read from a snapshot older than the deletion fence (store/fence.ts): retry it. */
+/** The refusal of an apply call whose partition went below the position it was checked at (store/lua/apply.lua). */
+const STORE_BEHIND_REPLY = /\bFBBEHIND\b/;
+
+/** A chunk read from a snapshot older than the deletion fence (store/fence.ts), or before its partition was emptied: retry it. */
 export class StaleSnapshotError extends Error {
   override name = 'StaleSnapshotError';
 }
@@ -62,6 +65,7 @@ export async function backfillChunk(
   const cols = KEY_COLUMNS[input.table];
   const keyList = cols.join(', ');
   const where = input.after ? `where (${keyList}) > (${cols.map((_, i) => `$${i + 2}`).join(', ')})` : '';
+  const checkedOf = await positionsBeforeRead(redis, keys);
   const { rows, snapshot } = await withSnapshot(source, async (client, snap) => {
     const r = await client.query(
       `select to_jsonb(t) as image from shop.${input.table} t ${where} order by ${keyList} limit $1`,
@@ -70,9 +74,25 @@ export async function backfillChunk(
     return { rows: r.rows.map((x) => x.image as Record<string, unknown>), snapshot: snap };
   });
   if (rows.length === 0) return { rows: 0, last: null, filled: 0 };
-  const filled = await fillFromSnapshot(redis, keys, opts, input.table, rows, snapshot);
+  const filled = await fillFromSnapshot(redis, keys, { ...opts, checkedOf }, input.table, rows, snapshot);
   const lastRow = rows[rows.length - 1];
   return { rows: rows.length, last: rows.length < input.limit ? null : cols.map((c) => String(lastRow[c])), filled };
+}
+
+/**
+ * Each partition's position, read before a chunk's source read, for its fill to be checked against
+ * (ApplyOptions.checkedOf). A partition emptied from outside in between (FLUSHDB, a Redis back with
+ * no file) lost the tombstones of deletions the read may predate, and with them the fence that
+ * would refuse their rows: the fill is refused (FBBEHIND, StaleSnapshotError) and the chunk read
+ * again. One with no position then (a new store) is not checked.
+ */
+export async function positionsBeforeRead(
+  redis: StoreRedis,
+  keys: StoreKeys,
+): Promise<(p: PartitionKeys) => DeliveryPosition | null> {
+  const positions = await readPartitionPositions(redis, keys);
+  const before = new Map(keys.partitions.map((p, i) => [p.index, positions[i]!.applied]));
+  return (p) => before.get(p.index) ?? null;
 }
 
 /**
@@ -107,7 +127,13 @@ export async function fillFromSnapshot(
       if (!(err instanceof MalformedChange)) throw err; // a source row the contract forbids: skip it
     }
   });
-  const applied = await applyOps(redis, keys, ops, { ...opts, mode: 'backfill' });
+  const applied = await applyOps(redis, keys, ops, { ...opts, mode: 'backfill' }).catch((err: Error) => {
+    throw STORE_BEHIND_REPLY.test(err.message)
+      ? new StaleSnapshotError(
+          `backfill: a store partition lost its data after chunk of ${table} was read at snapshot ${snapshot.text} (Redis emptied or restarted from an older file); nothing written, the chunk will be read again`,
+        )
+      : err;
+  });
   if (applied.failures.length)
     throw new Error(
       `backfill: StoreRedis rejected ${applied.failures.length} value(s), first: ${applied.failures[0].error}`,

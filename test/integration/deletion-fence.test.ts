@@ -8,7 +8,8 @@
 import type pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { usePipeline } from '../support/pipeline-fixture';
-import { fillFromSnapshot, StaleSnapshotError } from '../../activities/backfill/backfill';
+import { fillFromSnapshot, positionsBeforeRead, StaleSnapshotError } from '../../activities/backfill/backfill';
+import { applyUpdates } from '../../store/apply';
 import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
@@ -133,6 +134,33 @@ describe('the deletion fence', () => {
       0,
     );
     expect(await c.redis.hexists(c.keys.sku('S1'), 'F1')).toBe(0);
+  });
+
+  // FLUSHDB, or a Redis back with no file, takes the fence and the partitions' positions along with
+  // the tombstones. Until the drain's next position check sets the fence again, a write read before
+  // it must not fill an absent field: backfill-auto fills only absent fields, and would keep it.
+  it('a store emptied from outside refuses a backfill chunk read before it', async () => {
+    const checkedOf = await positionsBeforeRead(c.redis, c.keys);
+    const old = await readThenDeleteS1F1();
+    await c.redis.flushdb();
+    await expect(
+      fillFromSnapshot(c.redis, c.keys, { ...opts, checkedOf }, 'inventory', old.rows, old.snapshot),
+    ).rejects.toBeInstanceOf(StaleSnapshotError);
+    expect(await c.redis.exists(c.keys.sku('S1'))).toBe(0);
+  });
+
+  it('a store emptied from outside refuses a replayed change into an absent field until the drain fences it', async () => {
+    const { txid } = (await c.pool.query(`select max(txid)::text as txid from pipeline.outbox`)).rows[0];
+    const old = { feature: 'sku.available' as const, sku: 'S1', fc: 'F1', value: 10, version: 1, txid };
+    await readThenDeleteS1F1();
+    await c.redis.flushdb();
+    const replayed = await applyUpdates(c.redis, c.keys, [{ update: old, source: 0 }], { ...opts, mode: 'replay' });
+    expect(replayed.fenced).toHaveLength(1);
+    expect(await c.redis.exists(c.keys.sku('S1'))).toBe(0);
+    await drainAll(); // the position check sets the fence from the cursor's snapshot, which saw the change
+    const again = await applyUpdates(c.redis, c.keys, [{ update: old, source: 0 }], { ...opts, mode: 'replay' });
+    expect(again.fenced).toHaveLength(1);
+    expect(await c.redis.exists(c.keys.sku('S1'))).toBe(0);
   });
 
   // Mid-batch, the batch's earlier chunks delivered rows its start snapshot does not see (a delete
