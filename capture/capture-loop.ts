@@ -38,6 +38,7 @@ import { connectCancellable } from '../db/cancellable';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
+import { contractTableOids, type SourceTable } from './source-tables';
 import { ensureSlot, readSlot, unpublishedTables } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
 import { loadReadChunks, type StoredChunk } from '../outbox/capture-chunks';
@@ -140,8 +141,10 @@ export class CaptureSession {
         signal,
       });
       let taken: TakenSource;
+      let tableOids: Map<number, SourceTable>;
       try {
         taken = await takeSource(admin, pipeline, source, created, lost);
+        tableOids = await contractTableOids(admin, source.tables);
         // Again now that this session holds the source: a hand-back to the triggers that committed
         // them since the first check released the source (moving its generation past any session
         // that took it before), and this session took it after.
@@ -150,7 +153,9 @@ export class CaptureSession {
         await stream.close().catch(() => {});
         throw err;
       }
-      return new CaptureSession(source, pipeline, stream, admin, sessionState(source, taken, adminLost));
+      const state = sessionState(source, taken, adminLost);
+      state.assembler.knowContractTables(tableOids);
+      return new CaptureSession(source, pipeline, stream, admin, state);
     } catch (err) {
       await admin.end().catch(() => {});
       // aborted: a cancellation, whatever the wait it ended raised (a statement cancelled, a connection ended)
@@ -818,6 +823,10 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
   if (result.publicationChanged)
     logger('capture').warn(
       `publication ${state.source.publication} of ${state.source.name} changed since the tick before (a table or schema shop dropped from it and added back, its operations, row filter or column list changed): changes made meanwhile may never have been published, so the store is emptied and refilled (docs/capture.md)`,
+    );
+  if (result.uncaptured)
+    logger('capture').warn(
+      `${state.source.name}: ${result.uncaptured}: the stream names its changes after the table's name of the time, and a name outside the contract's is not captured, so the store is emptied and refilled (docs/capture.md)`,
     );
   if (result.rows) announceOutboxWrite(); // a drain of this process waiting for rows goes now
   if (result.outboxTxid)

@@ -40,6 +40,13 @@ export interface KnownRelation {
   /** Positions of the primary-key columns in the tuple. */
   keyPositions: number[];
   replicaIdentity: string;
+  /**
+   * The contract table this relation is, though the stream names it otherwise: renamed (or moved
+   * to another schema) when the change was made. Its changes cannot be told apart from another
+   * table's by name, and the publication's fingerprint does not change with a name: the capture
+   * marks the source for a refill (capture/transactions.ts).
+   */
+  renamedFrom?: SourceTable;
 }
 
 export class SourceSetupError extends Error {

@@ -3,6 +3,8 @@
  * holds each, its primary key, and whether the drain needs the row before an update.
  */
 
+import type pg from 'pg';
+
 /** The two source databases of the contract. */
 export type SourceName = 'inventory' | 'orders';
 export const SOURCE_NAMES: readonly SourceName[] = ['inventory', 'orders'];
@@ -59,4 +61,18 @@ export function keyColumnsOf(tbl: SourceTable, key: string): string[] | null {
   if (n === 1) return [key];
   const parts = key.split('|');
   return parts.length === n ? parts : null;
+}
+
+/** The OIDs of `tables` (in schema shop) in the source's catalog now, and which table each is. */
+export async function contractTableOids(
+  source: pg.ClientBase,
+  tables: readonly SourceTable[],
+): Promise<Map<number, SourceTable>> {
+  const r = await source.query<{ oid: string; relname: SourceTable }>(
+    `select c.oid::text as oid, c.relname from pg_catalog.pg_class c
+       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relname = any($2::text[])`,
+    [SOURCE_SCHEMA, tables],
+  );
+  return new Map(r.rows.map((row) => [Number(row.oid), row.relname]));
 }

@@ -9,6 +9,7 @@
 import { decodePipelineMessage, TICK_PREFIX, type Tick } from './ticks';
 import type { PgoutputMessage } from './pgoutput';
 import { knowRelation, rowsOfChange, rowsOfTruncate, type CapturedRow, type KnownRelation } from './row-image';
+import type { SourceTable } from './source-tables';
 
 export interface CapturedTransaction {
   /** End of the commit record: the slot position that confirms this transaction. */
@@ -25,6 +26,11 @@ export interface CapturedTransaction {
   otherTickSnapshots?: string[];
   /** A hand-over marker this transaction carried (capture/mode-switch.ts). */
   switchMarker?: { id: string; to: 'logical' | 'trigger' };
+  /**
+   * Why changes of this transaction could not be captured (a contract table written under another
+   * name): the write marks the source for a refill, as for a publication changed and put back.
+   */
+  uncaptured?: string;
 }
 
 /** The replication stream broke the order PostgreSQL sends it in: the session must start again. */
@@ -43,18 +49,33 @@ interface OpenTransaction {
   otherTickSnapshots?: string[];
   commitMs: number;
   switchMarker?: { id: string; to: 'logical' | 'trigger' };
+  uncaptured?: string;
 }
 
 export class TransactionAssembler {
   private readonly relations = new Map<number, KnownRelation>();
+  /**
+   * Which relation (by OID, what pgoutput's relation id is) is which contract table: from the
+   * source's catalog as the session opened, and from every Relation message naming one.
+   */
   private open: OpenTransaction | null = null;
   /** The last commit's end position: the stream sends transactions in commit order, so each is past it. */
   private lastEndLsn = 0n;
   /** Messages of tables outside the contract (a publication wider than ours), skipped. */
   skippedRows = 0;
 
+  private readonly contractOids = new Map<number, SourceTable>();
+
   /** `tickWriter`: whose ticks count for coverage (the capture's slot, capture/ticks.ts); none: every tick. */
   constructor(private readonly tickWriter?: string) {}
+
+  /**
+   * The contract tables' OIDs in the source's catalog as the session opens (contractTableOids): a
+   * Relation message the session sends first for one of them may name it otherwise.
+   */
+  knowContractTables(oids: ReadonlyMap<number, SourceTable>): void {
+    for (const [oid, table] of oids) this.contractOids.set(oid, table);
+  }
 
   /** A watermark or hand-over marker of this capture's, or written before they named their writer. */
   private ours(by: string | undefined): boolean {
@@ -78,22 +99,39 @@ export class TransactionAssembler {
           throw new StreamOrderError(`a Begin (xid ${msg.xid}) inside the open transaction xid ${this.open.xid}`);
         this.open = { xid: msg.xid, rows: [], ticks: [], commitMs: 0 };
         return null;
-      case 'relation':
-        this.relations.set(msg.relationId, knowRelation(msg));
+      case 'relation': {
+        const rel = knowRelation(msg);
+        if (rel.table) {
+          // the name now belongs to this relation: another that had it was dropped or renamed away
+          for (const [oid, t] of this.contractOids) if (t === rel.table) this.contractOids.delete(oid);
+          this.contractOids.set(msg.relationId, rel.table);
+        } else {
+          const was = this.contractOids.get(msg.relationId);
+          if (was) rel.renamedFrom = was;
+        }
+        this.relations.set(msg.relationId, rel);
         return null;
+      }
       case 'insert':
       case 'update':
       case 'delete': {
         const rel = this.relations.get(msg.relationId);
         if (!rel) throw new Error(`pgoutput: a row of relation ${msg.relationId} before its Relation message`);
+        if (rel.renamedFrom) {
+          this.markUncaptured(msg.kind, rel);
+          return null;
+        }
         const rows = rowsOfChange(rel, msg);
         if (!rel.table) this.skippedRows++;
         this.current(msg.kind).rows.push(...rows);
         return null;
       }
-      case 'truncate':
-        this.current('truncate').rows.push(...rowsOfTruncate(msg.relationIds.map((id) => this.relations.get(id))));
+      case 'truncate': {
+        const rels = msg.relationIds.map((id) => this.relations.get(id));
+        for (const rel of rels) if (rel?.renamedFrom) this.markUncaptured('truncate', rel);
+        this.current('truncate').rows.push(...rowsOfTruncate(rels));
         return null;
+      }
       case 'message': {
         if (msg.prefix !== TICK_PREFIX || !msg.transactional || !this.open) return null;
         const m = decodePipelineMessage(msg.content);
@@ -133,6 +171,7 @@ export class TransactionAssembler {
           ticks: done.ticks,
           ...(done.otherTickSnapshots ? { otherTickSnapshots: done.otherTickSnapshots } : {}),
           ...(done.switchMarker ? { switchMarker: done.switchMarker } : {}),
+          ...(done.uncaptured ? { uncaptured: done.uncaptured } : {}),
         };
       }
       default:
@@ -143,6 +182,11 @@ export class TransactionAssembler {
   /** Begin carries the commit time; kept for the transaction's rows. */
   noteCommitTime(ms: number): void {
     if (this.open) this.open.commitMs = ms;
+  }
+
+  private markUncaptured(what: string, rel: KnownRelation): void {
+    this.current(what).uncaptured ??=
+      `a ${what} of shop.${rel.renamedFrom} made while it was named ${rel.qualifiedName}`;
   }
 
   private current(what: string): OpenTransaction {

@@ -208,6 +208,8 @@ export interface WriteResult {
   outboxTxid?: string;
   /** The publication changed since the tick before (its fingerprint): the write marked the source lost. */
   publicationChanged?: boolean;
+  /** Changes the stream sent that could not be captured (CapturedTransaction.uncaptured): the write marked the source lost. */
+  uncaptured?: string;
 }
 
 export interface WriteOptions {
@@ -243,7 +245,11 @@ export async function writeCapturedTransactions(
   const rowCount = transactions.reduce((n, t) => n + t.rows.length, 0);
   const fps = publicationFingerprints(transactions);
   const plain =
-    !opts.switchDone && !opts.chunks?.written.length && !opts.chunks?.abandoned.length && new Set(fps).size <= 1;
+    !opts.switchDone &&
+    !opts.chunks?.written.length &&
+    !opts.chunks?.abandoned.length &&
+    new Set(fps).size <= 1 &&
+    !transactions.some((t) => t.uncaptured);
   if (plain && transactions.length && rowCount <= ONE_STATEMENT_MAX_ROWS) {
     const written = await writeInOneStatement(
       pipeline,
@@ -297,7 +303,9 @@ async function writeInTransaction(
   if (rows) await copyIntoOutbox(client, fresh);
   if (opts.chunks) await finishChunks(client, opts.chunks);
   const publication = publicationSince(at.rows[0]!.fp, publicationFingerprints(fresh));
-  const changed = publication.changed && opts.tables !== undefined;
+  // Changes the stream sent that could not be captured are a gap too: the source is refilled.
+  const uncaptured = fresh.find((t) => t.uncaptured)?.uncaptured;
+  const changed = (publication.changed || uncaptured !== undefined) && opts.tables !== undefined;
   // the refill waits for the transactions in progress as the change was found (gap_xmax)
   const foundIn = changed ? newestTickSnapshot(fresh) : undefined;
   // After the rows: the store is emptied once they are applied, and refilled from a read of now.
@@ -335,7 +343,8 @@ async function writeInTransaction(
     rows,
     lsn,
     ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}),
-    ...(changed ? { publicationChanged: true } : {}),
+    ...(changed && publication.changed ? { publicationChanged: true } : {}),
+    ...(changed && uncaptured ? { uncaptured } : {}),
   };
 }
 

@@ -1,0 +1,62 @@
+/**
+ * pgoutput names a change after its table's name at the time. A contract table renamed (or moved
+ * out of schema shop) and back between two ticks sends its changes under a name capture does not
+ * capture, and nothing else would show it: the assembler knows each contract table by its OID
+ * (relation id) and marks such a transaction `uncaptured` (the write then marks the source for a
+ * refill, outbox/capture-progress.ts). Another table's changes stay skipped without a mark.
+ */
+import { describe, expect, it } from 'vitest';
+import type { PgoutputMessage } from '../../capture/pgoutput';
+import { TransactionAssembler } from '../../capture/transactions';
+
+const relation = (relationId: number, schema: string, table: string): PgoutputMessage => ({
+  kind: 'relation',
+  relationId,
+  schema,
+  table,
+  replicaIdentity: 'd',
+  columns: ['sku_id', 'title', 'lifecycle', 'updated_at'].map((name) => ({
+    name,
+    typeOid: name === 'updated_at' ? 1184 : 25,
+    isKey: name === 'sku_id',
+  })),
+});
+
+let lsn = 0n;
+/** One transaction truncating `relationIds` after the messages `before`; what the assembler made of it. */
+function truncateIn(a: TransactionAssembler, before: PgoutputMessage[], relationIds: number[]) {
+  lsn += 160n;
+  a.push({ kind: 'begin', finalLsn: lsn - 8n, commitTimeUs: 0n, xid: Number(lsn) });
+  for (const m of before) a.push(m);
+  a.push({ kind: 'truncate', relationIds, cascade: false, restartIdentity: false });
+  return a.push({ kind: 'commit', commitLsn: lsn - 8n, endLsn: lsn, commitTimeUs: 0n })!;
+}
+
+describe('a contract table under another name', () => {
+  it('learned from an earlier Relation message: its changes are uncaptured, marked', () => {
+    const a = new TransactionAssembler();
+    expect(truncateIn(a, [relation(7, 'shop', 'skus')], [7]).rows.map((r) => r.op)).toEqual(['T']);
+    const renamed = truncateIn(a, [relation(7, 'shop', 'skus_tmp')], [7]);
+    expect(renamed.rows).toEqual([]);
+    expect(renamed.uncaptured).toMatch(/shop\.skus .*named shop\.skus_tmp/);
+    expect(truncateIn(a, [relation(7, 'elsewhere', 'skus')], [7]).uncaptured).toBeDefined();
+    // back under its own name: captured again, unmarked
+    const back = truncateIn(a, [relation(7, 'shop', 'skus')], [7]);
+    expect([back.rows.length, back.uncaptured]).toEqual([1, undefined]);
+  });
+
+  it("known from the catalog as the session opens: the session's first Relation message may name it otherwise", () => {
+    const a = new TransactionAssembler();
+    a.knowContractTables(new Map([[7, 'skus']]));
+    expect(truncateIn(a, [relation(7, 'shop', 'skus_tmp')], [7]).uncaptured).toBeDefined();
+  });
+
+  it('a table outside the contract, and one the name moved away from, are skipped unmarked', () => {
+    const a = new TransactionAssembler();
+    expect(truncateIn(a, [relation(9, 'shop', 'audit_log')], [9]).uncaptured).toBeUndefined();
+    truncateIn(a, [relation(7, 'shop', 'skus')], [7]);
+    truncateIn(a, [relation(8, 'shop', 'skus')], [8]); // another table now holds the name
+    const old = truncateIn(a, [relation(7, 'shop', 'skus_old')], [7]);
+    expect([old.rows, old.uncaptured]).toEqual([[], undefined]);
+  });
+});
