@@ -9,7 +9,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { createChunk, storeChunkRead, type ReadRow } from '../outbox/capture-chunks';
-import { primaryWalLsn, waitForReplay } from './replica';
+import { primaryWalLsn, ReplicaNotFollowingError, waitForReplay } from './replica';
+import { logger } from '../log/logger';
 import type { CaptureSource } from './sources';
 import { keyColumnsOf, SOURCE_TABLES, type SourceTable } from './source-tables';
 import { encodeWatermark, TICK_PREFIX } from './ticks';
@@ -121,6 +122,21 @@ function checkRequest(req: ChunkRead): void {
     );
 }
 
+/**
+ * The replica once it has replayed everything the primary holds now; the primary when the replica
+ * does not follow it (ReplicaNotFollowingError: it could serve changes the source no longer has).
+ */
+async function followingReplica(replica: pg.Client, primary: pg.Client, what: string): Promise<pg.Client> {
+  try {
+    await waitForReplay(replica, await primaryWalLsn(primary), what, () => primaryWalLsn(primary));
+    return replica;
+  } catch (err) {
+    if (!(err instanceof ReplicaNotFollowingError)) throw err;
+    logger('capture').warn(err.message);
+    return primary;
+  }
+}
+
 /** Connections to the source (and its replica), closed after `work`. */
 async function withSourceClients<T>(
   opts: WatermarkReadOptions,
@@ -165,10 +181,9 @@ async function handChunk(
   // transaction it did not see adds its deltas at the high watermark), and a standby's
   // pg_current_snapshot() leaves that list empty. Rows need no such list (every key changed
   // between the watermarks is left out), so they are read on the replica when there is one.
-  const reader = req.loads ? primary : replica;
-  // the replica must have replayed the low watermark (and every change before it)
-  if (reader === replica && replica) await waitForReplay(replica, await primaryWalLsn(primary), opts.source.name);
-  const { snapshot, rows } = await readRows(reader ?? primary, req);
+  // the replica must have replayed the low watermark (and every change before it), and follow the primary
+  const reader = req.loads || !replica ? primary : await followingReplica(replica, primary, opts.source.name);
+  const { snapshot, rows } = await readRows(reader, req);
   await storeChunkRead(opts.pipeline, id, snapshot, rows);
   await emit(primary, encodeWatermark('high', id, opts.source.name, opts.source.slot));
   // (a statement of its own: the high watermark's transaction has committed before it)

@@ -17,7 +17,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { withSnapshot } from '../activities/backfill/snapshot';
-import { primaryWalLsn, waitForReplay } from '../capture/replica';
+import { primaryWalLsn, ReplicaNotFollowingError, waitForReplay } from '../capture/replica';
+import { logger } from '../log/logger';
 import type { CaptureSource } from '../capture/sources';
 import { parseLsn } from '../capture/pgoutput';
 import { parseSnapshot, snapshotCovers } from '../db/pg-snapshot';
@@ -181,15 +182,25 @@ interface OpenSource {
  * written when this was called (so the snapshot sees every change the pipeline's snapshot taken
  * before holds), and the position is the replica's replay position.
  */
-async function openSourceSnapshot(source: CaptureSource): Promise<OpenSource> {
-  const replayedFrom = source.replicaUrl ? await currentWalLsn(source.url) : null;
+async function openSourceSnapshot(source: CaptureSource, useReplica = true): Promise<OpenSource> {
+  const replayedFrom = source.replicaUrl && useReplica ? await currentWalLsn(source.url) : null;
   const client = new pg.Client({
-    connectionString: source.replicaUrl ?? source.url,
+    connectionString: (useReplica && source.replicaUrl) || source.url,
     application_name: 'fresh-badges-verify',
   });
   await client.connect();
   try {
-    if (replayedFrom !== null) await waitForReplay(client, replayedFrom, source.name);
+    if (replayedFrom !== null) {
+      try {
+        await waitForReplay(client, replayedFrom, source.name, () => currentWalLsn(source.url));
+      } catch (err) {
+        if (!(err instanceof ReplicaNotFollowingError)) throw err;
+        // a replica on another history would judge the store against changes the source lost
+        logger('verify').warn(err.message);
+        await client.end().catch(() => {});
+        return await openSourceSnapshot(source, false);
+      }
+    }
     await client.query(`begin isolation level repeatable read read only`);
     // The snapshot is taken as this statement starts; the position is read after it (a commit
     // the snapshot sees is at or before it).

@@ -121,4 +121,33 @@ describe('reads on a source replica', () => {
     expect(report.checkedSkus).toBeGreaterThanOrEqual(SKUS.length);
     await storeEqualsRule();
   }, 60_000);
+
+  // Last: it leaves the standby on a history the primary no longer has. The primary is restored
+  // from an older copy; the standby, never rebuilt, has received more WAL than the restored
+  // primary holds and cannot follow it, yet it answers queries with the changes the restore took
+  // away. Capture finds the restore and the store is refilled: from the primary, since a replica
+  // holding WAL past the primary's position is not read (capture/replica.ts).
+  it('a standby left on a history the restored primary no longer has is not read: the refill reads the primary', async () => {
+    const copy = await primary.copyData();
+    await inventory.query(`update shop.inventory set on_hand = 77 where sku_id = 'S-5' and fc_id = 'FC-1'`);
+    await storeEqualsRule(); // the restock, promised
+    // WAL the standby receives and the copy never had: the standby ends well past the restored primary
+    await inventory.query(
+      `create table public.wal_filler as select repeat('x', 1000) as x from generate_series(1, 20000)`,
+    );
+    const end = (await inventory.query<{ l: string }>(`select pg_current_wal_insert_lsn()::text as l`)).rows[0]!.l;
+    await eventually(
+      async () =>
+        (await standbyAdmin.query<{ ok: boolean }>(`select pg_last_wal_replay_lsn() >= $1::pg_lsn as ok`, [end]))
+          .rows[0]!.ok,
+      20_000,
+      'the standby replayed the filler',
+    );
+    await primary.restoreData(copy);
+    const onStandby = await standbyAdmin.query(
+      `select on_hand from shop.inventory where sku_id = 'S-5' and fc_id = 'FC-1'`,
+    );
+    expect(onStandby.rows[0].on_hand).toBe(77); // what a read of the standby would bring back
+    await twoSourcesEqualRule(f.c, { inventory, orders }, 90_000); // the restored primary's stock, not 77
+  }, 150_000);
 });
