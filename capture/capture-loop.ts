@@ -826,7 +826,7 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
     );
   if (result.uncaptured)
     logger('capture').warn(
-      `${state.source.name}: ${result.uncaptured}: the stream names its changes after the table's name of the time, and a name outside the contract's is not captured, so the store is emptied and refilled (docs/capture.md)`,
+      `${state.source.name}: ${result.uncaptured}: the change cannot be captured as it was made, so the store is emptied and refilled (docs/capture.md)`,
     );
   if (result.rows) announceOutboxWrite(); // a drain of this process waiting for rows goes now
   if (result.outboxTxid)

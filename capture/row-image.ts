@@ -47,6 +47,12 @@ export interface KnownRelation {
    * marks the source for a refill (capture/transactions.ts).
    */
   renamedFrom?: SourceTable;
+  /**
+   * What the table's replica identity lacks for an update or a delete to be captured (the old key,
+   * or the whole old row of a table whose drain subtracts it): such a change cannot be told right,
+   * so it marks the source for a refill (capture/transactions.ts). Inserts need nothing old.
+   */
+  identityLacks?: string;
 }
 
 export class SourceSetupError extends Error {
@@ -69,11 +75,17 @@ export function jsonKindOf(typeOid: number): JsonKind {
   return JsonKind.Text;
 }
 
-/** Learns a Relation message. Throws SourceSetupError when a contract table lacks what the drain needs. */
+/**
+ * Learns a Relation message. Throws SourceSetupError when a contract table lacks its key columns. A
+ * replica identity that lacks what an update or a delete needs is noted (identityLacks), not
+ * thrown: the change that carried it is decoded with the catalog of its time, so every session
+ * would fail on it again, however the table is mended.
+ */
 export function knowRelation(msg: Extract<PgoutputMessage, { kind: 'relation' }>): KnownRelation {
   const qualifiedName = `${msg.schema}.${msg.table}`;
   const table = msg.schema === SOURCE_SCHEMA && isSourceTable(msg.table) ? msg.table : null;
   const keyPositions: number[] = [];
+  let identityLacks: string | undefined;
   if (table) {
     const spec = SOURCE_TABLES[table];
     for (const k of spec.keyColumns) {
@@ -82,17 +94,14 @@ export function knowRelation(msg: Extract<PgoutputMessage, { kind: 'relation' }>
       // A replica identity without the key (USING INDEX on other columns, NOTHING) sends deletes
       // and key moves under other columns: the change would reach the store under a wrong key.
       if (!msg.columns[at]!.isKey)
-        throw new SourceSetupError(
-          `${qualifiedName}'s replica identity does not hold its key column ${k}: set REPLICA IDENTITY ${spec.needsOldImage ? 'FULL' : 'DEFAULT (the primary key) or FULL'}, as sql/source-setup.sql expects`,
-        );
+        identityLacks ??= `replica identity does not hold its key column ${k}: set REPLICA IDENTITY ${spec.needsOldImage ? 'FULL' : 'DEFAULT (the primary key) or FULL'}, as sql/source-setup.sql expects`;
       keyPositions.push(at);
     }
     if (spec.needsOldImage && msg.replicaIdentity !== 'f')
-      throw new SourceSetupError(
-        `${qualifiedName} must have REPLICA IDENTITY FULL (the drain subtracts an order's old contribution to the FC load): run sql/source-setup.sql on that database`,
-      );
+      identityLacks ??= `replica identity is not FULL (the drain subtracts an order's old contribution to the FC load): run sql/source-setup.sql on that database`;
   }
   return {
+    ...(identityLacks ? { identityLacks } : {}),
     table,
     qualifiedName,
     columns: msg.columns,

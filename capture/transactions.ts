@@ -118,7 +118,11 @@ export class TransactionAssembler {
         const rel = this.relations.get(msg.relationId);
         if (!rel) throw new Error(`pgoutput: a row of relation ${msg.relationId} before its Relation message`);
         if (rel.renamedFrom) {
-          this.markUncaptured(msg.kind, rel);
+          this.markUncaptured(msg.kind, `while it was named ${rel.qualifiedName}`, rel.renamedFrom);
+          return null;
+        }
+        if (rel.identityLacks && msg.kind !== 'insert') {
+          this.markUncaptured(msg.kind, `whose ${rel.identityLacks}`, rel.table!);
           return null;
         }
         const rows = rowsOfChange(rel, msg);
@@ -128,7 +132,9 @@ export class TransactionAssembler {
       }
       case 'truncate': {
         const rels = msg.relationIds.map((id) => this.relations.get(id));
-        for (const rel of rels) if (rel?.renamedFrom) this.markUncaptured('truncate', rel);
+        for (const rel of rels)
+          if (rel?.renamedFrom)
+            this.markUncaptured('truncate', `while it was named ${rel.qualifiedName}`, rel.renamedFrom);
         this.current('truncate').rows.push(...rowsOfTruncate(rels));
         return null;
       }
@@ -184,9 +190,9 @@ export class TransactionAssembler {
     if (this.open) this.open.commitMs = ms;
   }
 
-  private markUncaptured(what: string, rel: KnownRelation): void {
-    this.current(what).uncaptured ??=
-      `a ${what} of shop.${rel.renamedFrom} made while it was named ${rel.qualifiedName}`;
+  /** The open transaction holds a change that cannot be captured: its write marks the source for a refill. */
+  private markUncaptured(what: string, why: string, table: SourceTable): void {
+    this.current(what).uncaptured ??= `${/^[aeiou]/.test(what) ? 'an' : 'a'} ${what} of shop.${table} ${why}`;
   }
 
   private current(what: string): OpenTransaction {

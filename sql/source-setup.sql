@@ -12,6 +12,16 @@
 -- then give the role below a password (alter role fresh_badges_reader password '…') and put it in
 -- INVENTORY_DATABASE_URL / ORDERS_DATABASE_URL.
 
+-- Replica identity, set before the publication: an order update or delete published under another
+-- identity cannot be captured (it marks the source for a refill). The primary key (the default) is
+-- enough for skus, fulfillment_centers, region_fc and inventory: a delete needs only the key.
+-- Orders need the whole old row: the FC load is a sum over orders, so an update or delete
+-- subtracts what the order added before.
+do $$
+begin
+  if to_regclass('shop.orders') is not null then alter table shop.orders replica identity full; end if;
+end $$;
+
 -- The publication: the shop tables this database holds (the missing ones are skipped, so the same
 -- script serves the inventory database, the orders database, or one database with all five).
 do $$
@@ -28,14 +38,6 @@ begin
   else
     execute 'create publication fresh_badges for table ' || array_to_string(tables, ', ');
   end if;
-end $$;
-
--- Replica identity. The primary key (the default) is enough for skus, fulfillment_centers,
--- region_fc and inventory: a delete needs only the key. Orders need the whole old row: the FC
--- load is a sum over orders, so an update or delete subtracts what the order added before.
-do $$
-begin
-  if to_regclass('shop.orders') is not null then alter table shop.orders replica identity full; end if;
 end $$;
 
 -- The login role capture connects as: REPLICATION (a slot and a walsender) and SELECT on the shop

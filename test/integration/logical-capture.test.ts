@@ -644,6 +644,46 @@ describe('capture from the WAL of two source databases', () => {
     }
   }, 60_000);
 
+  // An orders table set back to REPLICA IDENTITY DEFAULT (the order service recreated it, say): an
+  // update's old row is not in the WAL, so its load change cannot be told. It marks the source for a
+  // refill; an insert needs nothing old and is captured. Refusing the Relation message instead
+  // stopped capture for good: the change is decoded with the catalog of its time, so mending the
+  // table did not help.
+  it('orders without REPLICA IDENTITY FULL: an insert is captured, an update marks the source for a refill, and capture goes on', async () => {
+    const ordersLost = async () =>
+      (await pipeline.query(`select lost_at from pipeline.capture_progress where source = 'orders'`)).rows[0]
+        .lost_at !== null;
+    const unmark = () => inventoryMarks(pipeline).unmark();
+    await captureUntilCovered(pipeline, sources);
+    await unmark();
+    const before = await maxOutboxId(pipeline);
+    try {
+      await withClient(TEST_ORDERS_URL, async (c) => {
+        await c.query(`alter table shop.orders replica identity default`);
+        await c.query(`insert into shop.orders values (9101, 'IDENT', 'FC-1', 1, 'placed', now())`);
+        await c.query(`update shop.orders set qty = 2 where order_id = 9101`);
+        await c.query(`alter table shop.orders replica identity full`);
+      });
+      await captureUntilCovered(pipeline, sources);
+      expect(await ordersLost()).toBe(true);
+      const rows = (await outboxAfter(pipeline, before)).filter((r) => r.tbl === 'orders' || r.op === 'T');
+      expect(rows.map((r) => `${r.op} ${r.tbl} ${r.key}`)).toEqual(['I orders 9101', 'T orders ']);
+      // mended: the next update is captured as it was
+      await unmark();
+      await withClient(TEST_ORDERS_URL, (c) => c.query(`update shop.orders set qty = 3 where order_id = 9101`));
+      await captureUntilCovered(pipeline, sources);
+      expect(await ordersLost()).toBe(false);
+      expect((await outboxAfter(pipeline, before)).filter((r) => r.op === 'U' && r.key === '9101')).toHaveLength(1);
+    } finally {
+      await withClient(TEST_ORDERS_URL, async (c) => {
+        await c.query(`alter table shop.orders replica identity full`);
+        await c.query(`delete from shop.orders where order_id = 9101`);
+      });
+      await captureUntilCovered(pipeline, sources);
+      await unmark();
+    }
+  }, 60_000);
+
   // The stream can outlive the tick connection: without ticks the coverage, so every read, would
   // stall while the session was kept and reused. A lost tick connection ends the run and the session.
   it('a lost tick connection ends the run and the session (the next run opens a new one)', async () => {
