@@ -15,6 +15,7 @@ import {
 } from './backfill';
 import { applyOptions } from '../apply-options';
 import { createWatermarkBackfill } from './through-watermarks';
+import { holdWaiting } from '../dead-letters';
 
 export function createBackfillActivities(deps: {
   pool: pg.Pool;
@@ -72,6 +73,10 @@ export function createBackfillActivities(deps: {
     },
     /** `steps`: how many the backfill recorded; a partition holding fewer stays incomplete. */
     async finishBackfill(input: { epoch: string; marker?: string; steps?: number }) {
+      // A rebuild emptied the holds with everything else, and the refill does not bring back a
+      // change that was dead-lettered (the trigger capture's fill skips a malformed row): what
+      // every waiting letter names is held again before the store is complete.
+      await holdWaiting(deps);
       const r = logical
         ? await logical.finish(input)
         : await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker, input.steps);
