@@ -34,7 +34,7 @@ import { HistoryDivergedError, ResendCheck, sourceWalEnd, walWentBack } from './
 import { readHistoryStart, type HistoryStart } from './history-start';
 import { formatLsn, pgTimeToMs, type ReplicationFrame } from './pgoutput';
 import { ReplicationStream } from './replication-stream';
-import { connectCancellable } from '../db/cancellable';
+import { connectCancellable, endWithin, settlesWithin } from '../db/cancellable';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
@@ -196,7 +196,7 @@ export class CaptureSession {
 
   async close(): Promise<void> {
     await this.stream.close();
-    await this.admin.end().catch(() => {});
+    await endWithin(this.admin, 2_000);
   }
 }
 
@@ -526,7 +526,10 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  const ticker = startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log);
+  // a tick stuck on a connection nothing answers on ends the session like a lost one
+  const ticker = startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log, () => {
+    state.tickConnection.lost = true;
+  });
   let lastReport = 0;
   let lastIdleConfirm = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
@@ -870,6 +873,9 @@ function onlySourceTables(t: CapturedTransaction, source: CaptureSource): Captur
   return { ...t, rows: t.rows.filter((r) => source.tables.includes(r.tbl)) };
 }
 
+/** A tick with no answer after this long is stuck on a connection nothing answers on (startTicker). */
+const TICK_STUCK_MS = 15_000;
+
 /**
  * Writes a tick every `tickMs`, one at a time; a failed tick is logged (the stream will fail too if
  * the source is gone). A tick the publication's state kept from being written (emitTick) stops
@@ -882,6 +888,7 @@ function startTicker(
   source: CaptureSource,
   tickMs: number,
   log: ((m: string) => void) | undefined,
+  onStuck: () => void,
 ) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
@@ -908,11 +915,21 @@ function startTicker(
       }
       if (Date.now() < next) return;
       next = Date.now() + tickMs;
-      inFlight = emitTick(admin, pipeline, source.slot, { name: source.publication, tables: source.tables })
-        .then(
-          (tick) => void (unpublished = tick.unpublished ?? null),
-          (err: Error) => warn('capture tick failed', err),
-        )
+      const tick = emitTick(admin, pipeline, source.slot, { name: source.publication, tables: source.tables }).then(
+        (t) => void (unpublished = t.unpublished ?? null),
+        (err: Error) => warn('capture tick failed', err),
+      );
+      // A source host gone without a reset (a failover behind a moved address, a partition) leaves
+      // the tick waiting on a connection nothing answers on: the kernel gives up after about 15
+      // minutes, and until then the run and its session would wait for it.
+      inFlight = settlesWithin(tick, TICK_STUCK_MS)
+        .then((settled) => {
+          if (settled) return;
+          logger('capture').warn(
+            `capture tick of ${source.name} got no answer in ${TICK_STUCK_MS / 1000} s: the session ends and a new one connects`,
+          );
+          onStuck();
+        })
         .finally(() => (inFlight = null));
     },
     async stop() {

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { redactText } from '../config/redact';
 import { decodeFrame, isReplyRequest, standbyStatusUpdate, type ReplicationFrame } from './pgoutput';
 import { SourceSetupError } from './row-image';
-import { dropConnection } from '../db/cancellable';
+import { dropConnection, endWithin } from '../db/cancellable';
 
 const HIGH_WATER = 20_000;
 const LOW_WATER = 5_000;
@@ -68,6 +68,8 @@ const OUTPUT_SETTINGS_SQL = `select set_config('DateStyle', 'ISO', false), set_c
 
 /** A server that accepted the connection but neither starts nor refuses the stream in this long: given up. */
 const START_TIMEOUT_MS = 30_000;
+/** How long a close waits for the server's side of it before it drops the connection (a host gone silent). */
+const CLOSE_WAIT_MS = 2_000;
 
 export class ReplicationStream {
   /** Raw CopyData frames, decoded as they are taken: a queued frame is one small object, not a tree. */
@@ -248,7 +250,7 @@ export class ReplicationStream {
     if (this.confirmed > this.sent) this.sendStatus(false);
     this.ended = true;
     this.wake?.();
-    await this.client.end().catch(() => {});
+    await endWithin(this.client, CLOSE_WAIT_MS);
   }
 
   private available(): number {

@@ -86,6 +86,14 @@ export function dropConnection(client: pg.Client): void {
   else void client.end().catch(() => undefined);
 }
 
+/**
+ * Ends the client's connection, and drops it when the server does not answer within `ms` (a host
+ * gone without a reset: end() waits for the server's side of the close, which never comes).
+ */
+export async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  if (!(await settlesWithin(client.end(), ms))) dropConnection(client);
+}
+
 /** Cancels the statement; ends the client's connection when that does not end it within CANCEL_GRACE_MS. */
 async function stopStatement(
   client: pg.Client,
@@ -127,7 +135,7 @@ async function connectForCancel(connectionString: string): Promise<pg.Client> {
 }
 
 /** Whether `p` settles (either way) within `ms`. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
   try {

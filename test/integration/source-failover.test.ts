@@ -33,6 +33,8 @@ const primary = await PrivatePostgres.create('failover-primary');
 await createSourceDatabase({ url: primary.url(DB), tables: 'inventory', forCapture: true });
 const standby = await primary.standby();
 const address = await startFaultProxy({ host: '127.0.0.1', port: primary.port });
+/** The server the address leads to (the standby once the first case promoted it). */
+let current = primary;
 const inventoryUrl = `postgres://postgres@127.0.0.1:${address.port}/${DB}`;
 const config = {
   CAPTURE_MODE: 'logical',
@@ -68,9 +70,9 @@ describe('a source failing over to its standby', () => {
 
   afterAll(async () => {
     await captures?.stop().catch(() => {});
+    await address.close(); // first: it ends the connections it stranded, which an end() would wait on
     await inventory?.end();
     await orders?.end();
-    await address.close();
     await standby.destroy();
     await primary.destroy();
     await forgetSources(f.c.pool, TEST_ORDERS_URL, sources().find((s) => s.name === 'orders')!.slot);
@@ -85,6 +87,7 @@ describe('a source failing over to its standby', () => {
     await primary.stop('fast');
     await standby.promote();
     address.retarget({ host: '127.0.0.1', port: standby.port });
+    current = standby;
     // Before the capture can reach the new primary (and create its slot there), a probe commits
     // on it: the probe is in no slot's stream.
     const direct = createPool(standby.url(DB), 1);
@@ -110,4 +113,40 @@ describe('a source failing over to its standby', () => {
     expect(status.lostAtMs).toBeNull(); // cleared by the refill
     expect(status.slotState).toMatchObject({ exists: true, active: true });
   }, 120_000);
+
+  // The source's address moves on while the connections to the old host stay open and silent (a
+  // host lost without a reset, a path that dropped its state): nothing errors, the stream just
+  // stops, and a capture waiting on its tick waited for the kernel to give up (about 15 minutes;
+  // forever behind this proxy). A tick with no answer ends the session; the next connects anew.
+  it('connections to the source gone silent without a reset: capture connects again by itself, reads stale meanwhile', async () => {
+    const direct = createPool(current.url(DB), 2); // (the test's own pool through the address is stranded too)
+    const server = createPool(current.url('postgres'), 1);
+    // the old walsender gives the slot up once its client has been silent this long (default 60 s)
+    await server.query(`alter system set wal_sender_timeout = '5s'`);
+    await server.query(`select pg_reload_conf()`);
+    try {
+      await twoSourcesEqualRule(f.c, { inventory: direct, orders }, 60_000);
+      address.strand();
+      await direct.query(`update shop.inventory set on_hand = 0 where sku_id = 'S-7'`);
+      const changedAt = Date.now();
+      const falseFresh: unknown[] = [];
+      await eventually(
+        async () => {
+          const b = await badge('S-7');
+          if (b.stale || Date.parse(b.asOf) < changedAt) return false;
+          if (b.reason === 'eligible') falseFresh.push(b); // fresh as of after the sell-out, without it
+          return true;
+        },
+        90_000,
+        'a fresh answer as of after the change',
+      );
+      expect(falseFresh).toEqual([]);
+      await twoSourcesEqualRule(f.c, { inventory: direct, orders }, 30_000);
+    } finally {
+      await server.query(`alter system reset wal_sender_timeout`);
+      await server.query(`select pg_reload_conf()`);
+      await server.end();
+      await direct.end();
+    }
+  }, 150_000);
 });

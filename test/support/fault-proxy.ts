@@ -9,6 +9,8 @@
  *   heal()     back to normal;
  *   retarget(t)  every open connection is destroyed and new ones go to t (a failover behind a
  *              stable address, as DNS or a virtual IP gives).
+ *   strand()   every open connection stays open but silent, and new ones work (a host lost without
+ *              a reset while the address moves on, or a path that dropped its connections' state).
  */
 import net from 'node:net';
 
@@ -19,6 +21,7 @@ export interface FaultProxy {
   latency(ms: number): void;
   heal(): void;
   retarget(target: { host: string; port: number }): void;
+  strand(): void;
   close(): Promise<void>;
 }
 
@@ -27,6 +30,7 @@ export async function startFaultProxy(initial: { host: string; port: number }): 
   let mode: 'ok' | 'cut' | 'blackhole' = 'ok';
   let delayMs = 0;
   const pairs = new Set<[net.Socket, net.Socket]>();
+  const stranded = new WeakSet<net.Socket>();
   const pipe = (from: net.Socket, to: net.Socket) => {
     // chunks still held back by a latency: later ones queue behind them, whatever the latency now
     const held: { chunk: Buffer; dueAt: number }[] = [];
@@ -38,7 +42,7 @@ export async function startFaultProxy(initial: { host: string; port: number }): 
       if (held.length) setTimeout(release, Math.max(0, held[0].dueAt - Date.now()));
     };
     from.on('data', (chunk: Buffer) => {
-      if (mode === 'blackhole') return;
+      if (mode === 'blackhole' || stranded.has(from)) return;
       if (delayMs === 0 && !held.length) {
         if (to.writable) to.write(chunk);
         return;
@@ -93,6 +97,12 @@ export async function startFaultProxy(initial: { host: string; port: number }): 
     retarget(to) {
       target = to;
       destroyAll();
+    },
+    strand() {
+      for (const [a, b] of pairs) {
+        stranded.add(a);
+        stranded.add(b);
+      }
     },
     async close() {
       destroyAll();
