@@ -39,6 +39,7 @@ import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
 import { contractTableOids, type SourceTable } from './source-tables';
+import { SourceSetupError } from './row-image';
 import { ensureSlot, readSlot, unpublishedTables } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
 import { loadReadChunks, type StoredChunk } from '../outbox/capture-chunks';
@@ -144,7 +145,13 @@ export class CaptureSession {
       let tableOids: Map<number, SourceTable>;
       try {
         taken = await takeSource(admin, pipeline, source, created, lost);
-        tableOids = await contractTableOids(admin, source.tables);
+        const tables = await contractTableOids(admin, source.tables);
+        const lacking = [...tables.values()].filter((t) => t.identityLacks);
+        if (lacking.length)
+          throw new SourceSetupError(
+            `capture of ${source.name}: ${lacking.map((t) => `shop.${t.table}'s ${t.identityLacks}`).join('; ')}. Its updates and deletes cannot be captured (each would mark the source for a refill), so capture waits, asked again every 30 s; reads stay stale until then`,
+          );
+        tableOids = new Map([...tables].map(([oid, t]) => [oid, t.table]));
         // Again now that this session holds the source: a hand-back to the triggers that committed
         // them since the first check released the source (moving its generation past any session
         // that took it before), and this session took it after.
@@ -190,6 +197,7 @@ export class CaptureSession {
       !this.state.tickConnection.lost &&
       !this.state.windows.overflowed &&
       !this.state.spent &&
+      !this.state.reopen &&
       !this.state.handedBack
     );
   }
@@ -490,6 +498,12 @@ class CaptureState {
   diverged: string | null = null;
   /** The history diverged: this session's stream is of no more use (the next run opens a new one). */
   spent = false;
+  /**
+   * A write marked the source for a refill over a change it could not capture (a table renamed, a
+   * replica identity lacking): the session ends, and the next one checks the source's tables as it
+   * opens (a replica identity still lacking is refused there, instead of a refill per change).
+   */
+  reopen = false;
   /** This run's counts. */
   transactions = 0;
   rows = 0;
@@ -526,9 +540,14 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  // a tick stuck on a connection nothing answers on ends the session like a lost one
-  const ticker = startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log, () => {
+  // A tick stuck while the stream is silent too: the host is gone without a reset, and the session
+  // ends like one whose tick connection was lost. A stream that still sends is a live server whose
+  // commit waits (for a synchronous standby, say): a new session would only wait the same way, and
+  // leave the waiting backend behind on the source.
+  const ticker = startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log, (stuckMs) => {
+    if (Date.now() - stream.lastReceivedAt < stuckMs) return false;
     state.tickConnection.lost = true;
+    return true;
   });
   let lastReport = 0;
   let lastIdleConfirm = 0;
@@ -551,7 +570,13 @@ async function captureUntilDone(
   };
   try {
     // (a lost tick connection ends the run early: the next one opens a new session)
-    while (Date.now() < stopAt && !opts.signal?.aborted && !state.handedBack && !state.tickConnection.lost) {
+    while (
+      Date.now() < stopAt &&
+      !opts.signal?.aborted &&
+      !state.handedBack &&
+      !state.reopen &&
+      !state.tickConnection.lost
+    ) {
       check();
       ticker.check();
       // While a write is in flight, let its round trips (and the drain's, in the worker) run
@@ -827,6 +852,7 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
     logger('capture').warn(
       `publication ${state.source.publication} of ${state.source.name} changed since the tick before (a table or schema shop dropped from it and added back, its operations, row filter or column list changed): changes made meanwhile may never have been published, so the store is emptied and refilled (docs/capture.md)`,
     );
+  if (result.uncaptured) state.reopen = true;
   if (result.uncaptured)
     logger('capture').warn(
       `${state.source.name}: ${result.uncaptured}: the change cannot be captured as it was made, so the store is emptied and refilled (docs/capture.md)`,
@@ -888,7 +914,8 @@ function startTicker(
   source: CaptureSource,
   tickMs: number,
   log: ((m: string) => void) | undefined,
-  onStuck: () => void,
+  /** A tick had no answer for `stuckMs`: true when that ends the session. */
+  onStuck: (stuckMs: number) => boolean,
 ) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
@@ -925,10 +952,12 @@ function startTicker(
       inFlight = settlesWithin(tick, TICK_STUCK_MS)
         .then((settled) => {
           if (settled) return;
+          const ends = onStuck(TICK_STUCK_MS);
           logger('capture').warn(
-            `capture tick of ${source.name} got no answer in ${TICK_STUCK_MS / 1000} s: the session ends and a new one connects`,
+            ends
+              ? `capture tick of ${source.name} got no answer in ${TICK_STUCK_MS / 1000} s and the stream is silent too: the session ends and a new one connects`
+              : `capture tick of ${source.name} got no answer in ${TICK_STUCK_MS / 1000} s while the stream still sends (its commit waits: a synchronous standby?): waiting on`,
           );
-          onStuck();
         })
         .finally(() => (inFlight = null));
     },

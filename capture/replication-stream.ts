@@ -75,6 +75,7 @@ export class ReplicationStream {
   /** Raw CopyData frames, decoded as they are taken: a queued frame is one small object, not a tree. */
   private readonly queue: Buffer[] = [];
   private head = 0;
+  private receivedAt = Date.now();
   private wake: (() => void) | null = null;
   private failure: Error | null = null;
   private ended = false;
@@ -257,7 +258,13 @@ export class ReplicationStream {
     return this.queue.length - this.head;
   }
 
+  /** When the server last sent anything (ms since the epoch): a silent stream is one symptom of a host gone. */
+  get lastReceivedAt(): number {
+    return this.receivedAt;
+  }
+
   private receive(chunk: Buffer): void {
+    this.receivedAt = Date.now();
     // A keepalive asking for a reply gets it now, not when its turn to be decoded comes.
     if (isReplyRequest(chunk)) this.sendStatus(false);
     // A copy: the protocol parser reuses the buffer the chunk points into.

@@ -63,16 +63,33 @@ export function keyColumnsOf(tbl: SourceTable, key: string): string[] | null {
   return parts.length === n ? parts : null;
 }
 
-/** The OIDs of `tables` (in schema shop) in the source's catalog now, and which table each is. */
+/**
+ * The OIDs of `tables` (in schema shop) in the source's catalog now: which table each is, and what
+ * its replica identity lacks for an update or a delete to be captured, if anything (a table that
+ * needs its old rows, orders, needs FULL; the others their primary key, DEFAULT or FULL, or an
+ * identity index that is the primary key's).
+ */
 export async function contractTableOids(
   source: pg.ClientBase,
   tables: readonly SourceTable[],
-): Promise<Map<number, SourceTable>> {
-  const r = await source.query<{ oid: string; relname: SourceTable }>(
-    `select c.oid::text as oid, c.relname from pg_catalog.pg_class c
+): Promise<Map<number, { table: SourceTable; identityLacks?: string }>> {
+  const r = await source.query<{ oid: string; relname: SourceTable; identity: string; pk_index: boolean }>(
+    `select c.oid::text as oid, c.relname, c.relreplident as identity,
+            coalesce((select i.indisprimary from pg_catalog.pg_index i
+                       where i.indrelid = c.oid and i.indisreplident), false) as pk_index
+       from pg_catalog.pg_class c
        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1 and c.relname = any($2::text[])`,
     [SOURCE_SCHEMA, tables],
   );
-  return new Map(r.rows.map((row) => [Number(row.oid), row.relname]));
+  return new Map(
+    r.rows.map((row) => {
+      const full = row.identity === 'f';
+      const lacks = SOURCE_TABLES[row.relname].needsOldImage
+        ? !full && 'replica identity is not FULL: run sql/source-setup.sql on that database'
+        : !(full || row.identity === 'd' || (row.identity === 'i' && row.pk_index)) &&
+          'replica identity does not hold its primary key: set REPLICA IDENTITY DEFAULT (the primary key) or FULL';
+      return [Number(row.oid), { table: row.relname, ...(lacks ? { identityLacks: lacks } : {}) }];
+    }),
+  );
 }

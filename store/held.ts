@@ -17,7 +17,8 @@
  * a retry or a discard once no letter still waiting names the subject; a hold older than
  * HELD_SETTLE_MS that no waiting letter names (a drain that died before its commit) goes with any
  * release: the drain asks once a minute (activities/drain/settle-holds.ts), compaction every run. A
- * rebuild of the store removes them with everything else: its refill reads the sources as they are.
+ * rebuild of the store removes them with everything else; its refill holds what every waiting
+ * letter names again before it marks the store complete (finishBackfill, activities/backfill).
  */
 import { isTruncate, keyColumnsOf } from '../capture/source-tables';
 import type { PartitionKeys, StoreKeys } from './keys';

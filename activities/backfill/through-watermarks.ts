@@ -138,7 +138,9 @@ async function refuseWhileGapTransactionsRun(pipeline: pg.Pool, sources: Capture
   for (const gap of gaps.rows) {
     const source = sources.find((s) => s.name === gap.source);
     if (!source) continue;
-    const c = new pg.Client({ connectionString: source.replicaUrl ?? source.url });
+    // on the primary: transactions end there first (a chunk read on the replica then waits for its
+    // replay), and a replica on another history (capture/replica.ts) would answer for that history
+    const c = new pg.Client({ connectionString: source.url });
     c.on('error', () => {}); // a lost connection fails the query below
     await c.connect();
     try {

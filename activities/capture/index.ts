@@ -12,6 +12,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { PublicationIncompleteError, TriggerCapturedError, type CaptureProgress } from '../../capture/capture-loop';
 import { SlotBusyError } from '../../capture/replication-stream';
+import { SourceSetupError } from '../../capture/row-image';
 import { withCaptureSession } from '../../capture/session-registry';
 import { captureSources, type CaptureSource } from '../../capture/sources';
 import { ConfigurationError, type Config } from '../../config';
@@ -88,7 +89,11 @@ function leavingActivity(
   if (err instanceof SlotBusyError)
     return ApplicationFailure.retryable(`the slot of ${source} is busy: ${err.message}`, 'SlotBusy');
   // refused until an operator acts (npm start in either mode): asked again every 30 s, not at once
-  if (err instanceof TriggerCapturedError || err instanceof PublicationIncompleteError)
+  if (
+    err instanceof TriggerCapturedError ||
+    err instanceof PublicationIncompleteError ||
+    err instanceof SourceSetupError
+  )
     return ApplicationFailure.create({ message: err.message, type: err.name, nextRetryDelay: '30s' });
   if (stopping?.aborted && !cancelled.aborted && err === stopping.reason)
     return ApplicationFailure.retryable(

@@ -160,7 +160,11 @@ async function runScript(urls: { inventory: string; orders: string }, script: Tx
     });
 }
 
-/** Captures every source until each has written a tick taken after `since` (all committed before it is in). */
+/**
+ * Captures every source until each has written a tick taken after `since` (all committed before it
+ * is in). A run that ends before (a session that marked the source for a refill ends: the next one
+ * checks the source as it opens) is followed by another, as the capture activity's next run would.
+ */
 async function captureUntilCovered(
   pipeline: pg.Pool,
   sources: CaptureSource[],
@@ -171,17 +175,21 @@ async function captureUntilCovered(
       const abort = new AbortController();
       const timeout = setTimeout(() => abort.abort(), 20_000);
       try {
-        const p = await runCapture({
-          source,
-          pipeline,
-          tickMs: 20,
-          signal: abort.signal,
-          onProgress: (p) => {
-            if (p.coveredAtMs !== null && p.coveredAtMs > since) abort.abort();
-          },
-        });
-        expect(p.coveredAtMs, `${source.name} covered`).toBeGreaterThan(since);
-        return p;
+        for (;;) {
+          const p = await runCapture({
+            source,
+            pipeline,
+            tickMs: 20,
+            signal: abort.signal,
+            onProgress: (p) => {
+              if (p.coveredAtMs !== null && p.coveredAtMs > since) abort.abort();
+            },
+          });
+          if (abort.signal.aborted || (p.coveredAtMs !== null && p.coveredAtMs > since)) {
+            expect(p.coveredAtMs, `${source.name} covered`).toBeGreaterThan(since);
+            return p;
+          }
+        }
       } finally {
         clearTimeout(timeout);
       }
@@ -649,6 +657,8 @@ describe('capture from the WAL of two source databases', () => {
   // refill; an insert needs nothing old and is captured. Refusing the Relation message instead
   // stopped capture for good: the change is decoded with the catalog of its time, so mending the
   // table did not help.
+  // Still lacking as a session opens: refused there, naming the fix (asked again every 30 s), rather
+  // than a refill for each update until someone looks.
   it('orders without REPLICA IDENTITY FULL: an insert is captured, an update marks the source for a refill, and capture goes on', async () => {
     const ordersLost = async () =>
       (await pipeline.query(`select lost_at from pipeline.capture_progress where source = 'orders'`)).rows[0]
@@ -662,8 +672,13 @@ describe('capture from the WAL of two source databases', () => {
         await c.query(`alter table shop.orders replica identity default`);
         await c.query(`insert into shop.orders values (9101, 'IDENT', 'FC-1', 1, 'placed', now())`);
         await c.query(`update shop.orders set qty = 2 where order_id = 9101`);
-        await c.query(`alter table shop.orders replica identity full`);
       });
+      const orders = sources.find((s) => s.name === 'orders')!;
+      await expect(runCapture({ source: orders, pipeline, tickMs: 20, budgetMs: 1_000 })).rejects.toThrow(
+        /shop\.orders's replica identity is not FULL: run sql\/source-setup\.sql/,
+      );
+      expect(await ordersLost()).toBe(false);
+      await withClient(TEST_ORDERS_URL, (c) => c.query(`alter table shop.orders replica identity full`));
       await captureUntilCovered(pipeline, sources);
       expect(await ordersLost()).toBe(true);
       const rows = (await outboxAfter(pipeline, before)).filter((r) => r.tbl === 'orders' || r.op === 'T');
