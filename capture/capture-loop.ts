@@ -38,7 +38,7 @@ import { connectCancellable, endWithin, settlesWithin } from '../db/cancellable'
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
-import { contractTableOids, type SourceTable } from './source-tables';
+import { contractTableOids, sourceTypes, type SourceTable } from './source-tables';
 import { SourceSetupError } from './row-image';
 import { ensureSlot, readSlot, unpublishedTables } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
@@ -143,6 +143,7 @@ export class CaptureSession {
       });
       let taken: TakenSource;
       let tableOids: Map<number, SourceTable>;
+      let types: Map<number, number | null>;
       try {
         taken = await takeSource(admin, pipeline, source, created, lost);
         const tables = await contractTableOids(admin, source.tables);
@@ -152,6 +153,7 @@ export class CaptureSession {
             `capture of ${source.name}: ${lacking.map((t) => `shop.${t.table}'s ${t.identityLacks}`).join('; ')}. Its updates and deletes cannot be captured (each would mark the source for a refill), so capture waits, asked again every 30 s; reads stay stale until then`,
           );
         tableOids = new Map([...tables].map(([oid, t]) => [oid, t.table]));
+        types = await sourceTypes(admin);
         // Again now that this session holds the source: a hand-back to the triggers that committed
         // them since the first check released the source (moving its generation past any session
         // that took it before), and this session took it after.
@@ -162,6 +164,7 @@ export class CaptureSession {
       }
       const state = sessionState(source, taken, adminLost);
       state.assembler.knowContractTables(tableOids);
+      state.assembler.knowTypes(types);
       return new CaptureSession(source, pipeline, stream, admin, state);
     } catch (err) {
       await admin.end().catch(() => {});

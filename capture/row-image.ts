@@ -53,6 +53,12 @@ export interface KnownRelation {
    * so it marks the source for a refill (capture/transactions.ts). Inserts need nothing old.
    */
   identityLacks?: string;
+  /**
+   * Why its values cannot be turned into JSON as to_json would (a column of a type created after
+   * the session opened, so not known to be a domain over a number, say): its changes mark the
+   * source for a refill (capture/transactions.ts).
+   */
+  typesUnknown?: string;
 }
 
 export class SourceSetupError extends Error {
@@ -81,7 +87,11 @@ export function jsonKindOf(typeOid: number): JsonKind {
  * thrown: the change that carried it is decoded with the catalog of its time, so every session
  * would fail on it again, however the table is mended.
  */
-export function knowRelation(msg: Extract<PgoutputMessage, { kind: 'relation' }>): KnownRelation {
+export function knowRelation(
+  msg: Extract<PgoutputMessage, { kind: 'relation' }>,
+  /** A column type's base type (a domain's, as to_json looks through it; the type itself otherwise). */
+  baseTypeOf: (typeOid: number) => number = (typeOid) => typeOid,
+): KnownRelation {
   const qualifiedName = `${msg.schema}.${msg.table}`;
   const table = msg.schema === SOURCE_SCHEMA && isSourceTable(msg.table) ? msg.table : null;
   const keyPositions: number[] = [];
@@ -105,7 +115,7 @@ export function knowRelation(msg: Extract<PgoutputMessage, { kind: 'relation' }>
     table,
     qualifiedName,
     columns: msg.columns,
-    kinds: msg.columns.map((c) => jsonKindOf(c.typeOid)),
+    kinds: msg.columns.map((c) => jsonKindOf(baseTypeOf(c.typeOid))),
     members: msg.columns.map((c) => Buffer.from(`${JSON.stringify(c.name)}:`, 'utf8')),
     keyPositions,
     replicaIdentity: msg.replicaIdentity,

@@ -93,3 +93,26 @@ export async function contractTableOids(
     }),
   );
 }
+
+/**
+ * The source database's own types (OIDs from FirstGenbkiObjectId, 10000, on: those pgoutput
+ * announces with a Type message): a domain's base type, resolved through domains over domains;
+ * null for any other type. to_json writes a domain's value as its base type's.
+ */
+export async function sourceTypes(source: pg.ClientBase): Promise<Map<number, number | null>> {
+  const r = await source.query<{ oid: string; typtype: string; base: string }>(
+    `select oid::text, typtype, typbasetype::text as base from pg_catalog.pg_type where oid >= 10000`,
+  );
+  const rows = new Map(r.rows.map((t) => [Number(t.oid), t]));
+  const types = new Map<number, number | null>();
+  for (const [oid, t] of rows) {
+    if (t.typtype !== 'd') {
+      types.set(oid, null);
+      continue;
+    }
+    let base = Number(t.base);
+    for (let hops = 0; rows.get(base)?.typtype === 'd' && hops < 100; hops++) base = Number(rows.get(base)!.base);
+    types.set(oid, base);
+  }
+  return types;
+}

@@ -65,6 +65,13 @@ export class TransactionAssembler {
   skippedRows = 0;
 
   private readonly contractOids = new Map<number, SourceTable>();
+  /**
+   * The source's own types as the session opened (sourceTypes): a domain's base type, null for
+   * any other. Unset: every type is taken as it is (tests of the stream alone).
+   */
+  private types: ReadonlyMap<number, number | null> | null = null;
+  /** Types the stream announced (Type messages) that the session did not know as it opened. */
+  private readonly typesUnknown = new Map<number, string>();
 
   /** `tickWriter`: whose ticks count for coverage (the capture's slot, capture/ticks.ts); none: every tick. */
   constructor(private readonly tickWriter?: string) {}
@@ -75,6 +82,11 @@ export class TransactionAssembler {
    */
   knowContractTables(oids: ReadonlyMap<number, SourceTable>): void {
     for (const [oid, table] of oids) this.contractOids.set(oid, table);
+  }
+
+  /** The source's own types as the session opens (sourceTypes): domains are written as their base type. */
+  knowTypes(types: ReadonlyMap<number, number | null>): void {
+    this.types = types;
   }
 
   /** A watermark or hand-over marker of this capture's, or written before they named their writer. */
@@ -99,8 +111,17 @@ export class TransactionAssembler {
           throw new StreamOrderError(`a Begin (xid ${msg.xid}) inside the open transaction xid ${this.open.xid}`);
         this.open = { xid: msg.xid, rows: [], ticks: [], commitMs: 0 };
         return null;
+      case 'type':
+        // a type made after the session opened: maybe a domain over a number, which to_json writes
+        // as a number and this session would write as text
+        if (this.types && !this.types.has(msg.typeOid)) this.typesUnknown.set(msg.typeOid, `${msg.schema}.${msg.name}`);
+        return null;
       case 'relation': {
-        const rel = knowRelation(msg);
+        const types = this.types;
+        const rel = knowRelation(msg, types ? (oid) => types.get(oid) ?? oid : undefined);
+        const unknown = msg.columns.find((c) => this.typesUnknown.has(c.typeOid));
+        if (unknown)
+          rel.typesUnknown = `whose column ${unknown.name} is of type ${this.typesUnknown.get(unknown.typeOid)}, made after the capture session opened`;
         if (rel.table) {
           // the name now belongs to this relation: another that had it was dropped or renamed away
           for (const [oid, t] of this.contractOids) if (t === rel.table) this.contractOids.delete(oid);
@@ -119,6 +140,10 @@ export class TransactionAssembler {
         if (!rel) throw new Error(`pgoutput: a row of relation ${msg.relationId} before its Relation message`);
         if (rel.renamedFrom) {
           this.markUncaptured(msg.kind, `while it was named ${rel.qualifiedName}`, rel.renamedFrom);
+          return null;
+        }
+        if (rel.typesUnknown && rel.table) {
+          this.markUncaptured(msg.kind, rel.typesUnknown, rel.table);
           return null;
         }
         if (rel.identityLacks && msg.kind !== 'insert') {
@@ -181,7 +206,7 @@ export class TransactionAssembler {
         };
       }
       default:
-        return null; // origin, type: nothing to capture
+        return null; // origin: nothing to capture
     }
   }
 

@@ -657,6 +657,26 @@ describe('capture from the WAL of two source databases', () => {
   // refill; an insert needs nothing old and is captured. Refusing the Relation message instead
   // stopped capture for good: the change is decoded with the catalog of its time, so mending the
   // table did not help.
+  // to_json writes a domain's value as its base type's: a quantity of a domain over integer is a
+  // number in the trigger capture's image, and must be one here (a string would be dead-lettered).
+  it('a column of a domain over integer is written as a number, as to_json writes it', async () => {
+    await captureUntilCovered(pipeline, sources);
+    const before = await maxOutboxId(pipeline);
+    const alter = (sql: string) => withClient(TEST_INVENTORY_URL, (c) => c.query(sql));
+    await alter(`create domain shop.stock_qty as integer check (value >= 0)`);
+    try {
+      await alter(`alter table shop.inventory alter column on_hand type shop.stock_qty`);
+      await alter(`update shop.inventory set on_hand = 41 where sku_id = (select min(sku_id) from shop.inventory)`);
+      await captureUntilCovered(pipeline, sources);
+      const updates = (await outboxAfter(pipeline, before)).filter((r) => r.tbl === 'inventory' && r.op === 'U');
+      expect(updates.map((r) => (r.image as { on_hand: unknown }).on_hand)).toEqual([41]);
+    } finally {
+      await alter(`alter table shop.inventory alter column on_hand type integer`);
+      await alter(`drop domain shop.stock_qty`);
+      await captureUntilCovered(pipeline, sources);
+    }
+  }, 60_000);
+
   // Still lacking as a session opens: refused there, naming the fix (asked again every 30 s), rather
   // than a refill for each update until someone looks.
   it('orders without REPLICA IDENTITY FULL: an insert is captured, an update marks the source for a refill, and capture goes on', async () => {
