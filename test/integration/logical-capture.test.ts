@@ -666,11 +666,18 @@ describe('capture from the WAL of two source databases', () => {
     await alter(`create domain shop.stock_qty as integer check (value >= 0)`);
     try {
       await alter(`alter table shop.inventory alter column on_hand type shop.stock_qty`);
-      await alter(`update shop.inventory set on_hand = 41 where sku_id = (select min(sku_id) from shop.inventory)`);
+      await withClient(TEST_INVENTORY_URL, async (c) => {
+        await c.query(`insert into shop.fulfillment_centers values ('FC-D', 'R1', 100, null) on conflict do nothing`);
+        await c.query(`insert into shop.skus values ('DOMAIN', 't', 'active', now())`);
+        await c.query(`insert into shop.inventory values ('DOMAIN', 'FC-D', 41, 0, null)`);
+      });
       await captureUntilCovered(pipeline, sources);
-      const updates = (await outboxAfter(pipeline, before)).filter((r) => r.tbl === 'inventory' && r.op === 'U');
-      expect(updates.map((r) => (r.image as { on_hand: unknown }).on_hand)).toEqual([41]);
+      const inserts = (await outboxAfter(pipeline, before)).filter((r) => r.key === 'DOMAIN|FC-D');
+      expect(inserts.map((r) => (r.image as { on_hand: unknown }).on_hand)).toEqual([41]);
     } finally {
+      await alter(`delete from shop.inventory where sku_id = 'DOMAIN'`);
+      await alter(`delete from shop.skus where sku_id = 'DOMAIN'`);
+      await alter(`delete from shop.fulfillment_centers where fc_id = 'FC-D'`);
       await alter(`alter table shop.inventory alter column on_hand type integer`);
       await alter(`drop domain shop.stock_qty`);
       await captureUntilCovered(pipeline, sources);
