@@ -543,15 +543,7 @@ async function captureUntilDone(
 ): Promise<void> {
   const stopAt = opts.budgetMs ? Date.now() + opts.budgetMs : Infinity;
   const maxRows = opts.maxBatchRows ?? 20_000;
-  // A tick stuck while the stream is silent too: the host is gone without a reset, and the session
-  // ends like one whose tick connection was lost. A stream that still sends is a live server whose
-  // commit waits (for a synchronous standby, say): a new session would only wait the same way, and
-  // leave the waiting backend behind on the source.
-  const ticker = startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log, (stuckMs) => {
-    if (Date.now() - stream.lastReceivedAt < stuckMs) return false;
-    state.tickConnection.lost = true;
-    return true;
-  });
+  const ticker = sessionTicker(opts, stream, admin, state);
   let lastReport = 0;
   let lastIdleConfirm = 0;
   // One outbox write in flight while the next batch is read (writes stay in order: the next
@@ -572,14 +564,7 @@ async function captureUntilDone(
     if (failed) throw failed;
   };
   try {
-    // (a lost tick connection ends the run early: the next one opens a new session)
-    while (
-      Date.now() < stopAt &&
-      !opts.signal?.aborted &&
-      !state.handedBack &&
-      !state.reopen &&
-      !state.tickConnection.lost
-    ) {
+    while (runGoesOn(opts, state, stopAt)) {
       check();
       ticker.check();
       // While a write is in flight, let its round trips (and the drain's, in the worker) run
@@ -599,14 +584,7 @@ async function captureUntilDone(
       // speed of the slower of the two, not their sum).
       if (ready) {
         startWrite();
-      } else if (
-        !writing &&
-        !state.pending.length &&
-        !state.assembler.inTransaction &&
-        state.keepaliveLsn > stream.confirmedLsn &&
-        (state.resend?.mayConfirm(state.keepaliveLsn) ?? true) &&
-        Date.now() - lastIdleConfirm >= IDLE_CONFIRM_MS
-      ) {
+      } else if (!writing && idlePositionToConfirm(state, stream) && Date.now() - lastIdleConfirm >= IDLE_CONFIRM_MS) {
         lastIdleConfirm = Date.now();
         writing = confirmIdle(opts, stream, state)
           .catch((err: Error) => void (failed = err))
@@ -900,6 +878,41 @@ function handOver(t: CapturedTransaction, state: CaptureState): CapturedTransact
 function onlySourceTables(t: CapturedTransaction, source: CaptureSource): CapturedTransaction {
   if (t.rows.every((r) => source.tables.includes(r.tbl))) return t;
   return { ...t, rows: t.rows.filter((r) => source.tables.includes(r.tbl)) };
+}
+
+/**
+ * Whether the run reads on: within its budget, not cancelled, and its session still of use (a
+ * hand-back met, a source marked over a change it could not capture, or a lost tick connection
+ * end the run early: the next one opens a new session).
+ */
+function runGoesOn(opts: CaptureRunOptions, state: CaptureState, stopAt: number): boolean {
+  return (
+    Date.now() < stopAt && !opts.signal?.aborted && !state.handedBack && !state.reopen && !state.tickConnection.lost
+  );
+}
+
+/** Idle between transactions with a keepalive position past the slot's confirmed one (and allowed to confirm it). */
+function idlePositionToConfirm(state: CaptureState, stream: ReplicationStream): boolean {
+  return (
+    !state.pending.length &&
+    !state.assembler.inTransaction &&
+    state.keepaliveLsn > stream.confirmedLsn &&
+    (state.resend?.mayConfirm(state.keepaliveLsn) ?? true)
+  );
+}
+
+/**
+ * The session's ticks. A tick stuck while the stream is silent too: the host is gone without a
+ * reset, and the session ends like one whose tick connection was lost. A stream that still sends
+ * is a live server whose commit waits (for a synchronous standby, say): a new session would only
+ * wait the same way, and leave the waiting backend behind on the source.
+ */
+function sessionTicker(opts: CaptureRunOptions, stream: ReplicationStream, admin: pg.Client, state: CaptureState) {
+  return startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log, (stuckMs) => {
+    if (Date.now() - stream.lastReceivedAt < stuckMs) return false;
+    state.tickConnection.lost = true;
+    return true;
+  });
 }
 
 /** A tick with no answer after this long is stuck on a connection nothing answers on (startTicker). */

@@ -116,45 +116,14 @@ export class TransactionAssembler {
         // as a number and this session would write as text
         if (this.types && !this.types.has(msg.typeOid)) this.typesUnknown.set(msg.typeOid, `${msg.schema}.${msg.name}`);
         return null;
-      case 'relation': {
-        const types = this.types;
-        const rel = knowRelation(msg, types ? (oid) => types.get(oid) ?? oid : undefined);
-        const unknown = msg.columns.find((c) => this.typesUnknown.has(c.typeOid));
-        if (unknown)
-          rel.typesUnknown = `whose column ${unknown.name} is of type ${this.typesUnknown.get(unknown.typeOid)}, made after the capture session opened`;
-        if (rel.table) {
-          // the name now belongs to this relation: another that had it was dropped or renamed away
-          for (const [oid, t] of this.contractOids) if (t === rel.table) this.contractOids.delete(oid);
-          this.contractOids.set(msg.relationId, rel.table);
-        } else {
-          const was = this.contractOids.get(msg.relationId);
-          if (was) rel.renamedFrom = was;
-        }
-        this.relations.set(msg.relationId, rel);
+      case 'relation':
+        this.learnRelation(msg);
         return null;
-      }
       case 'insert':
       case 'update':
-      case 'delete': {
-        const rel = this.relations.get(msg.relationId);
-        if (!rel) throw new Error(`pgoutput: a row of relation ${msg.relationId} before its Relation message`);
-        if (rel.renamedFrom) {
-          this.markUncaptured(msg.kind, `while it was named ${rel.qualifiedName}`, rel.renamedFrom);
-          return null;
-        }
-        if (rel.typesUnknown && rel.table) {
-          this.markUncaptured(msg.kind, rel.typesUnknown, rel.table);
-          return null;
-        }
-        if (rel.identityLacks && msg.kind !== 'insert') {
-          this.markUncaptured(msg.kind, `whose ${rel.identityLacks}`, rel.table!);
-          return null;
-        }
-        const rows = rowsOfChange(rel, msg);
-        if (!rel.table) this.skippedRows++;
-        this.current(msg.kind).rows.push(...rows);
+      case 'delete':
+        this.pushChange(msg);
         return null;
-      }
       case 'truncate': {
         const rels = msg.relationIds.map((id) => this.relations.get(id));
         for (const rel of rels)
@@ -163,51 +132,87 @@ export class TransactionAssembler {
         this.current('truncate').rows.push(...rowsOfTruncate(rels));
         return null;
       }
-      case 'message': {
-        if (msg.prefix !== TICK_PREFIX || !msg.transactional || !this.open) return null;
-        const m = decodePipelineMessage(msg.content);
-        if (m?.kind === 'tick') {
-          if (this.tickWriter === undefined || m.by === this.tickWriter)
-            this.open.ticks.push({
-              at: m.at,
-              ...(m.snapshot ? { snapshot: m.snapshot } : {}),
-              ...(m.publication ? { publication: m.publication } : {}),
-            });
-          else if (m.snapshot) (this.open.otherTickSnapshots ??= []).push(m.snapshot);
-        }
-        // another pipeline's hand-over marker, or chunk (its own chunk ids), in the same WAL: not ours
-        if (m?.kind === 'switch' && this.ours(m.by)) this.open.switchMarker = { id: m.id, to: m.to };
-        if (m?.kind === 'watermark' && this.ours(m.by))
-          (this.open.watermarks ??= []).push({
-            chunk: m.chunk,
-            edge: m.edge,
-            ...(m.source !== undefined ? { source: m.source } : {}),
-          });
+      case 'message':
+        this.pushMessage(msg);
         return null;
-      }
-      case 'commit': {
-        const done = this.current('commit');
-        if (msg.endLsn <= this.lastEndLsn)
-          throw new StreamOrderError(
-            `the commit of xid ${done.xid} ends at ${msg.endLsn}, not after the previous commit's ${this.lastEndLsn}`,
-          );
-        this.lastEndLsn = msg.endLsn;
-        this.open = null;
-        return {
-          endLsn: msg.endLsn,
-          xid: done.xid,
-          ...(done.watermarks ? { watermarks: done.watermarks } : {}),
-          commitMs: done.commitMs,
-          rows: done.rows,
-          ticks: done.ticks,
-          ...(done.otherTickSnapshots ? { otherTickSnapshots: done.otherTickSnapshots } : {}),
-          ...(done.switchMarker ? { switchMarker: done.switchMarker } : {}),
-          ...(done.uncaptured ? { uncaptured: done.uncaptured } : {}),
-        };
-      }
+      case 'commit':
+        return this.commit(msg);
       default:
         return null; // origin: nothing to capture
     }
+  }
+
+  private learnRelation(msg: Extract<PgoutputMessage, { kind: 'relation' }>): void {
+    const types = this.types;
+    const rel = knowRelation(msg, types ? (oid) => types.get(oid) ?? oid : undefined);
+    const unknown = msg.columns.find((c) => this.typesUnknown.has(c.typeOid));
+    if (unknown)
+      rel.typesUnknown = `whose column ${unknown.name} is of type ${this.typesUnknown.get(unknown.typeOid)}, made after the capture session opened`;
+    if (rel.table) {
+      // the name now belongs to this relation: another that had it was dropped or renamed away
+      for (const [oid, t] of this.contractOids) if (t === rel.table) this.contractOids.delete(oid);
+      this.contractOids.set(msg.relationId, rel.table);
+    } else {
+      const was = this.contractOids.get(msg.relationId);
+      if (was) rel.renamedFrom = was;
+    }
+    this.relations.set(msg.relationId, rel);
+  }
+
+  private pushChange(msg: Extract<PgoutputMessage, { kind: 'insert' | 'update' | 'delete' }>): void {
+    const rel = this.relations.get(msg.relationId);
+    if (!rel) throw new Error(`pgoutput: a row of relation ${msg.relationId} before its Relation message`);
+    if (rel.renamedFrom)
+      return this.markUncaptured(msg.kind, `while it was named ${rel.qualifiedName}`, rel.renamedFrom);
+    if (rel.typesUnknown && rel.table) return this.markUncaptured(msg.kind, rel.typesUnknown, rel.table);
+    if (rel.identityLacks && msg.kind !== 'insert')
+      return this.markUncaptured(msg.kind, `whose ${rel.identityLacks}`, rel.table!);
+    const rows = rowsOfChange(rel, msg);
+    if (!rel.table) this.skippedRows++;
+    this.current(msg.kind).rows.push(...rows);
+  }
+
+  private pushMessage(msg: Extract<PgoutputMessage, { kind: 'message' }>): void {
+    if (msg.prefix !== TICK_PREFIX || !msg.transactional || !this.open) return;
+    const m = decodePipelineMessage(msg.content);
+    if (m?.kind === 'tick') {
+      if (this.tickWriter === undefined || m.by === this.tickWriter)
+        this.open.ticks.push({
+          at: m.at,
+          ...(m.snapshot ? { snapshot: m.snapshot } : {}),
+          ...(m.publication ? { publication: m.publication } : {}),
+        });
+      else if (m.snapshot) (this.open.otherTickSnapshots ??= []).push(m.snapshot);
+    }
+    // another pipeline's hand-over marker, or chunk (its own chunk ids), in the same WAL: not ours
+    if (m?.kind === 'switch' && this.ours(m.by)) this.open.switchMarker = { id: m.id, to: m.to };
+    if (m?.kind === 'watermark' && this.ours(m.by))
+      (this.open.watermarks ??= []).push({
+        chunk: m.chunk,
+        edge: m.edge,
+        ...(m.source !== undefined ? { source: m.source } : {}),
+      });
+  }
+
+  private commit(msg: Extract<PgoutputMessage, { kind: 'commit' }>): CapturedTransaction {
+    const done = this.current('commit');
+    if (msg.endLsn <= this.lastEndLsn)
+      throw new StreamOrderError(
+        `the commit of xid ${done.xid} ends at ${msg.endLsn}, not after the previous commit's ${this.lastEndLsn}`,
+      );
+    this.lastEndLsn = msg.endLsn;
+    this.open = null;
+    return {
+      endLsn: msg.endLsn,
+      xid: done.xid,
+      ...(done.watermarks ? { watermarks: done.watermarks } : {}),
+      commitMs: done.commitMs,
+      rows: done.rows,
+      ticks: done.ticks,
+      ...(done.otherTickSnapshots ? { otherTickSnapshots: done.otherTickSnapshots } : {}),
+      ...(done.switchMarker ? { switchMarker: done.switchMarker } : {}),
+      ...(done.uncaptured ? { uncaptured: done.uncaptured } : {}),
+    };
   }
 
   /** Begin carries the commit time; kept for the transaction's rows. */
