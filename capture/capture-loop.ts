@@ -165,6 +165,17 @@ export class CaptureSession {
       const state = sessionState(source, taken, adminLost);
       state.assembler.knowContractTables(tableOids);
       state.assembler.knowTypes(types);
+      // The changes a write could not capture came from a catalog of their time: if the tables are
+      // as capture needs them now, the session goes on, knowing the source's types anew.
+      state.recheckTables = async () => {
+        try {
+          const now = await contractTableOids(admin, source.tables);
+          if ([...now.values()].some((t) => t.identityLacks)) state.reopen = true;
+          else state.assembler.knowTypes(await sourceTypes(admin));
+        } catch {
+          state.reopen = true; // (the next session's open checks them)
+        }
+      };
       return new CaptureSession(source, pipeline, stream, admin, state);
     } catch (err) {
       await admin.end().catch(() => {});
@@ -502,11 +513,13 @@ class CaptureState {
   /** The history diverged: this session's stream is of no more use (the next run opens a new one). */
   spent = false;
   /**
-   * A write marked the source for a refill over a change it could not capture (a table renamed, a
-   * replica identity lacking): the session ends, and the next one checks the source's tables as it
-   * opens (a replica identity still lacking is refused there, instead of a refill per change).
+   * A write marked the source for a refill over a change it could not capture, and the source's
+   * tables still lack a replica identity it needs (recheckTables): the session ends, and the next
+   * one is refused as it opens, naming the fix, instead of a refill per change.
    */
   reopen = false;
+  /** After such a write: checks the source's tables and types now (CaptureSession.open sets it). */
+  recheckTables: (() => Promise<void>) | null = null;
   /** This run's counts. */
   transactions = 0;
   rows = 0;
@@ -833,7 +846,7 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
     logger('capture').warn(
       `publication ${state.source.publication} of ${state.source.name} changed since the tick before (a table or schema shop dropped from it and added back, its operations, row filter or column list changed): changes made meanwhile may never have been published, so the store is emptied and refilled (docs/capture.md)`,
     );
-  if (result.uncaptured) state.reopen = true;
+  if (result.uncaptured) await state.recheckTables?.();
   if (result.uncaptured)
     logger('capture').warn(
       `${state.source.name}: ${result.uncaptured}: the change cannot be captured as it was made, so the store is emptied and refilled (docs/capture.md)`,
@@ -902,18 +915,21 @@ function idlePositionToConfirm(state: CaptureState, stream: ReplicationStream): 
 }
 
 /**
- * The session's ticks. A tick stuck while the stream is silent too: the host is gone without a
- * reset, and the session ends like one whose tick connection was lost. A stream that still sends
- * is a live server whose commit waits (for a synchronous standby, say): a new session would only
- * wait the same way, and leave the waiting backend behind on the source.
+ * The session's ticks. A tick stuck, and the stream's server silent too when asked for a reply: the
+ * host is gone without a reset, and the session ends like one whose tick connection was lost. A
+ * server that answers is alive and its commit waits (for a synchronous standby, say): a new
+ * session would only wait the same way, and leave the waiting backend behind on the source.
  */
 function sessionTicker(opts: CaptureRunOptions, stream: ReplicationStream, admin: pg.Client, state: CaptureState) {
-  return startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log, (stuckMs) => {
-    if (Date.now() - stream.lastReceivedAt < stuckMs) return false;
+  return startTicker(admin, opts.pipeline, state.source, opts.tickMs, opts.log, async () => {
+    if (await stream.answers(STREAM_ANSWER_MS)) return false;
     state.tickConnection.lost = true;
     return true;
   });
 }
+
+/** How long a stream asked for a reply may take to answer before its server counts as gone. */
+const STREAM_ANSWER_MS = 5_000;
 
 /** A tick with no answer after this long is stuck on a connection nothing answers on (startTicker). */
 const TICK_STUCK_MS = 15_000;
@@ -930,8 +946,8 @@ function startTicker(
   source: CaptureSource,
   tickMs: number,
   log: ((m: string) => void) | undefined,
-  /** A tick had no answer for `stuckMs`: true when that ends the session. */
-  onStuck: (stuckMs: number) => boolean,
+  /** A tick had no answer for TICK_STUCK_MS: true when that ends the session. */
+  onStuck: () => Promise<boolean>,
 ) {
   let inFlight: Promise<void> | null = null;
   let next = 0;
@@ -966,9 +982,9 @@ function startTicker(
       // the tick waiting on a connection nothing answers on: the kernel gives up after about 15
       // minutes, and until then the run and its session would wait for it.
       inFlight = settlesWithin(tick, TICK_STUCK_MS)
-        .then((settled) => {
+        .then(async (settled) => {
           if (settled) return;
-          const ends = onStuck(TICK_STUCK_MS);
+          const ends = await onStuck();
           logger('capture').warn(
             ends
               ? `capture tick of ${source.name} got no answer in ${TICK_STUCK_MS / 1000} s and the stream is silent too: the session ends and a new one connects`

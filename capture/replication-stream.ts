@@ -258,9 +258,19 @@ export class ReplicationStream {
     return this.queue.length - this.head;
   }
 
-  /** When the server last sent anything (ms since the epoch): a silent stream is one symptom of a host gone. */
-  get lastReceivedAt(): number {
-    return this.receivedAt;
+  /**
+   * Whether the server answers: asks it for a reply now, and waits up to `ms` for anything from it.
+   * A stream this process stopped reading (the queue full: backpressure) counts as answering.
+   */
+  async answers(ms: number): Promise<boolean> {
+    if (this.paused) return true;
+    const asked = Date.now();
+    this.sendStatus(true);
+    while (Date.now() - asked < ms) {
+      if (this.receivedAt >= asked || this.paused) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return this.receivedAt >= asked;
   }
 
   private receive(chunk: Buffer): void {

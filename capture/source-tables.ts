@@ -65,18 +65,21 @@ export function keyColumnsOf(tbl: SourceTable, key: string): string[] | null {
 
 /**
  * The OIDs of `tables` (in schema shop) in the source's catalog now: which table each is, and what
- * its replica identity lacks for an update or a delete to be captured, if anything (a table that
- * needs its old rows, orders, needs FULL; the others their primary key, DEFAULT or FULL, or an
- * identity index that is the primary key's).
+ * its replica identity lacks for an update or a delete to be captured, if anything, by the rule the
+ * stream's Relation messages are judged by (capture/row-image.ts, knowRelation): a table that needs
+ * its old rows (orders) needs FULL; the others an identity that holds the contract's key columns
+ * (FULL, or the columns of the primary key under DEFAULT, of the identity index under USING INDEX).
  */
 export async function contractTableOids(
   source: pg.ClientBase,
   tables: readonly SourceTable[],
 ): Promise<Map<number, { table: SourceTable; identityLacks?: string }>> {
-  const r = await source.query<{ oid: string; relname: SourceTable; identity: string; pk_index: boolean }>(
+  const r = await source.query<{ oid: string; relname: SourceTable; identity: string; columns: string[] | null }>(
     `select c.oid::text as oid, c.relname, c.relreplident as identity,
-            coalesce((select i.indisprimary from pg_catalog.pg_index i
-                       where i.indrelid = c.oid and i.indisreplident), false) as pk_index
+            (select array_agg(a.attname::text) from pg_catalog.pg_index i
+               join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+              where i.indrelid = c.oid
+                and ((c.relreplident = 'd' and i.indisprimary) or (c.relreplident = 'i' and i.indisreplident))) as columns
        from pg_catalog.pg_class c
        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1 and c.relname = any($2::text[])`,
@@ -84,11 +87,14 @@ export async function contractTableOids(
   );
   return new Map(
     r.rows.map((row) => {
+      const spec = SOURCE_TABLES[row.relname];
       const full = row.identity === 'f';
-      const lacks = SOURCE_TABLES[row.relname].needsOldImage
+      const missing = spec.keyColumns.find((k) => !(row.columns ?? []).includes(k));
+      const lacks = spec.needsOldImage
         ? !full && 'replica identity is not FULL: run sql/source-setup.sql on that database'
-        : !(full || row.identity === 'd' || (row.identity === 'i' && row.pk_index)) &&
-          'replica identity does not hold its primary key: set REPLICA IDENTITY DEFAULT (the primary key) or FULL';
+        : !full &&
+          missing !== undefined &&
+          `replica identity does not hold its key column ${missing}: set REPLICA IDENTITY DEFAULT (the primary key) or FULL, as sql/source-setup.sql expects`;
       return [Number(row.oid), { table: row.relname, ...(lacks ? { identityLacks: lacks } : {}) }];
     }),
   );
@@ -100,8 +106,11 @@ export async function contractTableOids(
  * null for any other type. to_json writes a domain's value as its base type's.
  */
 export async function sourceTypes(source: pg.ClientBase): Promise<Map<number, number | null>> {
+  // (not the row types of tables, views and sequences, nor arrays of them: one each per relation)
   const r = await source.query<{ oid: string; typtype: string; base: string }>(
-    `select oid::text, typtype, typbasetype::text as base from pg_catalog.pg_type where oid >= 10000`,
+    `select t.oid::text, t.typtype, t.typbasetype::text as base from pg_catalog.pg_type t
+      where t.oid >= 10000 and t.typrelid = 0
+        and not exists (select 1 from pg_catalog.pg_type e where e.oid = t.typelem and e.typrelid <> 0)`,
   );
   const rows = new Map(r.rows.map((t) => [Number(t.oid), t]));
   const types = new Map<number, number | null>();

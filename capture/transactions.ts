@@ -8,7 +8,14 @@
  */
 import { decodePipelineMessage, TICK_PREFIX, type Tick } from './ticks';
 import type { PgoutputMessage } from './pgoutput';
-import { knowRelation, rowsOfChange, rowsOfTruncate, type CapturedRow, type KnownRelation } from './row-image';
+import {
+  jsonKindOf,
+  knowRelation,
+  rowsOfChange,
+  rowsOfTruncate,
+  type CapturedRow,
+  type KnownRelation,
+} from './row-image';
 import type { SourceTable } from './source-tables';
 
 export interface CapturedTransaction {
@@ -84,9 +91,19 @@ export class TransactionAssembler {
     for (const [oid, table] of oids) this.contractOids.set(oid, table);
   }
 
-  /** The source's own types as the session opens (sourceTypes): domains are written as their base type. */
+  /**
+   * The source's own types (sourceTypes), as the session opens and again after a change of a type
+   * it did not know: domains are written as their base type. Relations waiting on a type now known
+   * are captured again from their next change.
+   */
   knowTypes(types: ReadonlyMap<number, number | null>): void {
     this.types = types;
+    for (const oid of this.typesUnknown.keys()) if (types.has(oid)) this.typesUnknown.delete(oid);
+    for (const rel of this.relations.values()) {
+      if (!rel.typesUnknown || rel.columns.some((c) => this.typesUnknown.has(c.typeOid))) continue;
+      rel.kinds = rel.columns.map((c) => jsonKindOf(types.get(c.typeOid) ?? c.typeOid));
+      delete rel.typesUnknown;
+    }
   }
 
   /** A watermark or hand-over marker of this capture's, or written before they named their writer. */
