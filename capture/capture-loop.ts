@@ -482,7 +482,8 @@ async function historyWentBack(
 
 /** A transaction read and not yet written, with the chunk windows it closed (high watermarks). */
 interface PendingTransaction extends CapturedTransaction {
-  highs?: { chunk: string; window: ClosedWindow | null }[];
+  /** The high watermarks it holds: each chunk's id, its token (migration 023) and its window. */
+  highs?: { chunk: string; token?: string; window: ClosedWindow | null }[];
 }
 
 class CaptureState {
@@ -742,7 +743,7 @@ class RowChanges implements TransactionChanges {
   }
 }
 
-function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: string; window: ClosedWindow | null }[] {
+function watermarks(t: CapturedTransaction, state: CaptureState): NonNullable<PendingTransaction['highs']> {
   state.windows.see(t.xid, new RowChanges(t.rows), Date.now(), t.rows.length > 0);
   // ticks bring the source's snapshot as they were written (the horizon), whoever wrote them
   for (const tick of t.ticks) if (tick.snapshot) state.windows.observe(tick.snapshot, Date.now());
@@ -752,7 +753,12 @@ function watermarks(t: CapturedTransaction, state: CaptureState): { chunk: strin
     // another source's chunk (two source settings naming one database): its capture writes it
     if (w.source !== undefined && w.source !== state.source.name) continue;
     if (w.edge === 'low') state.windows.low(w.chunk);
-    else highs.push({ chunk: w.chunk, window: state.windows.close(w.chunk) });
+    else
+      highs.push({
+        chunk: w.chunk,
+        ...(w.token !== undefined ? { token: w.token } : {}),
+        window: state.windows.close(w.chunk),
+      });
   }
   return highs;
 }
@@ -796,6 +802,10 @@ async function placeChunkRows(
     const extra: CapturedRow[] = [];
     for (const h of t.highs) {
       const chunk = stored.get(h.chunk);
+      // Another chunk's watermark: its id was handed out again (the pipeline database failed over
+      // to a standby that lacked the chunk and its sequence's last value). Neither placed nor
+      // abandoned here: the chunk with that id now is placed at its own watermarks.
+      if (chunk && h.token !== undefined && chunk.token !== null && chunk.token !== h.token) continue;
       if (!h.window || !chunk) {
         outcome.abandoned.push(h.chunk);
         continue;

@@ -4,7 +4,10 @@
  * meanwhile (capture/watermark-windows.ts); with `deleteAbsent`, a key asked for that the source
  * does not have as a delete (D) of that key. A TRUNCATE of the table meanwhile leaves the chunk out.
  */
-import type { StoredChunk } from '../outbox/capture-chunks';
+import type { StoredChunk as StoredChunkWithToken } from '../outbox/capture-chunks';
+
+/** A stored chunk as its rows are worked out (its token matched its watermark already). */
+type StoredChunk = Omit<StoredChunkWithToken, 'token'>;
 import type { CapturedRow } from './row-image';
 import { isSourceTable, keyColumnsOf, SOURCE_TABLES } from './source-tables';
 import { loadKey, rowKey, truncateKey } from './watermark-windows';

@@ -69,10 +69,21 @@ export type PipelineMessage =
        * table: a capture takes only its own. Absent in watermarks written before it was added.
        */
       by?: string;
+      /** The chunk's token (migration 023): absent in watermarks written before it, which match by id alone. */
+      token?: string;
     };
 
-export function encodeWatermark(edge: 'low' | 'high', chunk: string, source: string, by: string): string {
-  return JSON.stringify(edge === 'low' ? { lw: chunk, src: source, by } : { hw: chunk, src: source, by });
+export function encodeWatermark(
+  edge: 'low' | 'high',
+  chunk: string,
+  source: string,
+  by: string,
+  token?: string,
+): string {
+  const tok = token === undefined ? {} : { tok: token };
+  return JSON.stringify(
+    edge === 'low' ? { lw: chunk, src: source, by, ...tok } : { hw: chunk, src: source, by, ...tok },
+  );
 }
 
 /** `by`: the capture handing over (its slot); another pipeline's marker in the same WAL is not ours. */
@@ -93,6 +104,7 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
       snap?: unknown;
       by?: unknown;
       pub?: unknown;
+      tok?: unknown;
     };
     const source = {
       ...(typeof v.src === 'string' ? { source: v.src } : {}),
@@ -106,8 +118,9 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
         ...(typeof v.by === 'string' ? { by: v.by } : {}),
         ...(typeof v.pub === 'string' ? { publication: v.pub } : {}),
       };
-    if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low', ...source };
-    if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high', ...source };
+    const token = typeof v.tok === 'string' ? { token: v.tok } : {};
+    if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low', ...source, ...token };
+    if (typeof v.hw === 'string') return { kind: 'watermark', chunk: v.hw, edge: 'high', ...source, ...token };
     if (typeof v.switch === 'string' && (v.to === 'logical' || v.to === 'trigger'))
       return { kind: 'switch', id: v.switch, to: v.to, ...(typeof v.by === 'string' ? { by: v.by } : {}) };
     return null;

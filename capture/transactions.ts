@@ -24,7 +24,7 @@ export interface CapturedTransaction {
   /** The source transaction's id (32 bits, as pgoutput sends it). */
   xid: number;
   /** Watermarks of chunks read from the source (capture/watermark-read.ts), in message order. */
-  watermarks?: { chunk: string; edge: 'low' | 'high'; source?: string }[];
+  watermarks?: { chunk: string; edge: 'low' | 'high'; source?: string; token?: string }[];
   commitMs: number;
   rows: CapturedRow[];
   /** This capture's own ticks (coverage and the horizon). */
@@ -50,7 +50,7 @@ export class StreamOrderError extends Error {
 
 interface OpenTransaction {
   xid: number;
-  watermarks?: { chunk: string; edge: 'low' | 'high'; source?: string }[];
+  watermarks?: { chunk: string; edge: 'low' | 'high'; source?: string; token?: string }[];
   rows: CapturedRow[];
   ticks: Tick[];
   otherTickSnapshots?: string[];
@@ -208,6 +208,7 @@ export class TransactionAssembler {
         chunk: m.chunk,
         edge: m.edge,
         ...(m.source !== undefined ? { source: m.source } : {}),
+        ...(m.token !== undefined ? { token: m.token } : {}),
       });
   }
 

@@ -168,7 +168,7 @@ async function handChunk(
   primary: pg.Client,
   replica: pg.Client | null,
 ): Promise<{ chunk: HandedChunk; rows: ReadRow[] }> {
-  const id = await createChunk(opts.pipeline, {
+  const { id, token } = await createChunk(opts.pipeline, {
     source: opts.source.name,
     tbl: req.tbl,
     keys: req.keys,
@@ -176,7 +176,7 @@ async function handChunk(
     fromDay: req.loads?.fromDay,
     deleteAbsent: req.deleteAbsent,
   });
-  await emit(primary, encodeWatermark('low', id, opts.source.name, opts.source.slot));
+  await emit(primary, encodeWatermark('low', id, opts.source.name, opts.source.slot, token));
   // Load sums are read on the primary: they need the snapshot's list of running transactions (a
   // transaction it did not see adds its deltas at the high watermark), and a standby's
   // pg_current_snapshot() leaves that list empty. Rows need no such list (every key changed
@@ -185,7 +185,7 @@ async function handChunk(
   const reader = req.loads || !replica ? primary : await followingReplica(replica, primary, opts.source.name);
   const { snapshot, rows } = await readRows(reader, req);
   await storeChunkRead(opts.pipeline, id, snapshot, rows);
-  await emit(primary, encodeWatermark('high', id, opts.source.name, opts.source.slot));
+  await emit(primary, encodeWatermark('high', id, opts.source.name, opts.source.slot, token));
   // (a statement of its own: the high watermark's transaction has committed before it)
   return { chunk: { id, highLsn: await primaryWalLsn(primary) }, rows };
 }

@@ -3,6 +3,7 @@
  * reader creates one, stores what it read, and waits; the capture of that source writes it into
  * the outbox at its high watermark and marks it written (or abandoned) in the same transaction.
  */
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 
 type Db = pg.Pool | pg.ClientBase;
@@ -27,6 +28,8 @@ export interface ReadRow {
 
 export interface StoredChunk {
   id: string;
+  /** Its watermarks carry it (migration 023): one of an id handed out again is another chunk's. Null before 023. */
+  token: string | null;
   tbl: string;
   keys: string[] | null;
   deleteAbsent: boolean;
@@ -36,13 +39,22 @@ export interface StoredChunk {
   rows: ReadRow[];
 }
 
-export async function createChunk(db: Db, r: ChunkRequest): Promise<string> {
+export async function createChunk(db: Db, r: ChunkRequest): Promise<{ id: string; token: string }> {
+  const token = randomUUID();
   const res = await db.query<{ id: string }>(
-    `insert into pipeline.capture_chunks (source, tbl, keys, after_key, row_limit, delete_absent)
-     values ($1, $2, $3, $4, $5, $6) returning id::text as id`,
-    [r.source, r.tbl, r.keys ?? null, r.range?.afterKey ?? r.fromDay ?? null, r.range?.limit ?? null, !!r.deleteAbsent],
+    `insert into pipeline.capture_chunks (source, tbl, keys, after_key, row_limit, delete_absent, token)
+     values ($1, $2, $3, $4, $5, $6, $7) returning id::text as id`,
+    [
+      r.source,
+      r.tbl,
+      r.keys ?? null,
+      r.range?.afterKey ?? r.fromDay ?? null,
+      r.range?.limit ?? null,
+      !!r.deleteAbsent,
+      token,
+    ],
   );
-  return res.rows[0]!.id;
+  return { id: res.rows[0]!.id, token };
 }
 
 /** The rows read in `snapshot`; the chunk is ready for its high watermark. */
@@ -72,8 +84,9 @@ export async function loadReadChunks(db: Db, ids: string[]): Promise<Map<string,
     after_key: string | null;
     snapshot: string;
     rows: ReadRow[];
+    token: string | null;
   }>(
-    `select id::text as id, tbl, keys, delete_absent, after_key, snapshot::text as snapshot, rows
+    `select id::text as id, tbl, keys, delete_absent, after_key, snapshot::text as snapshot, rows, token
        from pipeline.capture_chunks where id = any($1::bigint[]) and state = 'read'`,
     [ids],
   );
@@ -82,6 +95,7 @@ export async function loadReadChunks(db: Db, ids: string[]): Promise<Map<string,
       row.id,
       {
         id: row.id,
+        token: row.token,
         tbl: row.tbl,
         keys: row.keys,
         deleteAbsent: row.delete_absent,

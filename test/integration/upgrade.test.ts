@@ -159,6 +159,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '020_capture_publication_gap.sql',
         '021_capture_publication_fingerprint.sql',
         '022_capture_gap_xmax.sql',
+        '023_capture_chunk_token.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });

@@ -81,14 +81,17 @@ describe('reading source rows between watermarks', () => {
   const maxId = async () =>
     Number((await pipeline.query(`select coalesce(max(id), 0) as m from pipeline.outbox`)).rows[0].m);
   /** Writes a chunk watermark into the source's WAL, as the reader of source `src` in capture `by` does. */
-  const emitWatermark = (edge: 'low' | 'high', id: string, src = 'inventory', by = inventory.slot) =>
-    source.query(`select pg_logical_emit_message(true, $1, $2)`, [TICK_PREFIX, encodeWatermark(edge, id, src, by)]);
+  const emitWatermark = (edge: 'low' | 'high', id: string, src = 'inventory', by = inventory.slot, token?: string) =>
+    source.query(`select pg_logical_emit_message(true, $1, $2)`, [
+      TICK_PREFIX,
+      encodeWatermark(edge, id, src, by, token),
+    ]);
   /**
    * A chunk of B|F1 between its watermarks, as source `src`'s reader in capture `by` writes it: its
    * outbox position before the high watermark with it. The capture has read past it on return.
    */
   const chunkOfB = async (src = 'inventory', by = inventory.slot) => {
-    const id = await createChunk(pipeline, { source: src, tbl: 'inventory', keys: ['B|F1'] });
+    const { id } = await createChunk(pipeline, { source: src, tbl: 'inventory', keys: ['B|F1'] });
     await emitWatermark('low', id, src, by);
     const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
     await storeChunkRead(pipeline, id, snap, [
@@ -291,7 +294,7 @@ describe('reading source rows between watermarks', () => {
   }, 30_000);
 
   it('abandons a chunk when the capture restarted between its watermarks (it knows nothing of the window)', async () => {
-    const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
+    const { id } = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
     await emitWatermark('low', id);
     await coveredAfter(Date.now()); // the low watermark is written and confirmed...
     await stopCapture!();
@@ -351,7 +354,7 @@ describe('reading source rows between watermarks', () => {
       }
       await stopCapture!();
       await startCapture(); // a new session: its history begins after that commit
-      const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['C|F1'] });
+      const { id } = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['C|F1'] });
       await emitWatermark('low', id);
       const reader = await source.connect();
       let read: { snap: string; on_hand: number };
@@ -395,6 +398,27 @@ describe('reading source rows between watermarks', () => {
   // Ids may hold '|', the outbox's key separator: a range goes on after the last row's columns
   // (not its key split again), a SKU is re-read by its whole id, and a key of several columns that
   // does not split into them is refused before anything is read (never another row in its place).
+  // A chunk's id can be handed out again after the pipeline database failed over to a standby that
+  // lacked the chunk and its sequence's last value, while the stream still holds the old chunk's
+  // watermarks. They carry the old chunk's token: the chunk with that id now is not placed there.
+  it('places a chunk only at watermarks carrying its token (an id handed out again is another chunk)', async () => {
+    const tokenOf = async (token?: string) => {
+      const { id, token: own } = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
+      await emitWatermark('low', id, 'inventory', inventory.slot, token ?? own);
+      const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
+      await storeChunkRead(pipeline, id, snap, [
+        { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },
+      ]);
+      const from = await maxId();
+      await emitWatermark('high', id, 'inventory', inventory.slot, token ?? own);
+      await coveredAfter(Date.now());
+      return { id, from };
+    };
+    await leftAlone(await tokenOf('the-old-chunks-token'));
+    const own = await tokenOf();
+    expect((await chunkState(pipeline, own.id)).state).toBe('written');
+  }, 60_000);
+
   it('ids holding "|": ranges go on row by row, one-column keys are whole, ambiguous keys are refused', async () => {
     const ids = ['P|', 'P|1', 'P|1|2', 'P|2'];
     await source.query(`insert into shop.skus select unnest($1::text[]), 'pipes', 'active', now()`, [ids]);
@@ -467,7 +491,7 @@ describe('reading source rows between watermarks', () => {
   }, 30_000);
 
   it('reads a chunk again whose high watermark the capture passed without writing it (a slot created anew skips that WAL)', async () => {
-    const id = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
+    const { id } = await createChunk(pipeline, { source: 'inventory', tbl: 'inventory', keys: ['B|F1'] });
     const snap = (await source.query(`select pg_current_snapshot()::text as s`)).rows[0].s;
     await storeChunkRead(pipeline, id, snap, [
       { key: 'B|F1', image: { sku_id: 'B', fc_id: 'F1', on_hand: 1, reserved: 0 } },

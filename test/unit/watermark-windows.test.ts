@@ -224,6 +224,7 @@ describe('watermark windows', () => {
 describe('a chunk as outbox rows', () => {
   const chunk: StoredChunk = {
     id: '1',
+    token: null,
     tbl: 'inventory',
     keys: ['A|F1', 'B|F1', 'C|F1', 'C|F1'],
     deleteAbsent: true,
@@ -250,6 +251,7 @@ describe('a chunk as outbox rows', () => {
   it('a chunk of load sums adds the order changes its snapshot did not see, as of the high watermark', () => {
     const loads: StoredChunk = {
       id: '2',
+      token: null,
       tbl: 'orders',
       keys: null,
       deleteAbsent: false,
