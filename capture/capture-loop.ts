@@ -856,11 +856,12 @@ async function flush(opts: CaptureRunOptions, stream: ReplicationStream, state: 
     logger('capture').warn(
       `publication ${state.source.publication} of ${state.source.name} changed since the tick before (a table or schema shop dropped from it and added back, its operations, row filter or column list changed): changes made meanwhile may never have been published, so the store is emptied and refilled (docs/capture.md)`,
     );
-  if (result.uncaptured) await state.recheckTables?.();
-  if (result.uncaptured)
+  if (result.uncaptured) {
     logger('capture').warn(
       `${state.source.name}: ${result.uncaptured}: the change cannot be captured as it was made, so the store is emptied and refilled (docs/capture.md)`,
     );
+    await state.recheckTables?.();
+  }
   if (result.rows) announceOutboxWrite(); // a drain of this process waiting for rows goes now
   if (result.outboxTxid)
     recordCaptureWrite(result.outboxTxid, receivedAt, {

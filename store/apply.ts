@@ -377,6 +377,12 @@ export async function applyOps(
   return result;
 }
 
+/**
+ * The refusal of an apply call whose partition went below the position it was checked at
+ * (ApplyOptions.checked / checkedOf; store/lua/apply.lua): the call wrote nothing.
+ */
+export const STORE_BEHIND_REPLY = /\bFBBEHIND\b/;
+
 export async function applyUpdates(
   redis: StoreRedis,
   keys: StoreKeys,

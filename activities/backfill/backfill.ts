@@ -19,7 +19,7 @@ import { onEachNode, scanKeys, StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { dayStartIso, loadWindowStart, WINDOW_LOADS_SQL } from '../../features/definitions';
 import { featureUpdatesFrom, MalformedChange } from '../../features/from-source';
-import { applyOps, StoreOp, toBackfillOps, ApplyOptions } from '../../store/apply';
+import { applyOps, StoreOp, toBackfillOps, ApplyOptions, STORE_BEHIND_REPLY } from '../../store/apply';
 import { PartitionKeys, StoreKeys } from '../../store/keys';
 import { setEpoch } from '../../store/watermark';
 import { defineScripts, runScript, SCRIPTS } from '../../store/scripts';
@@ -29,9 +29,6 @@ import { withTransaction } from '../../db/transaction';
 import { ConsumerCursor, lockAllShards, shardKeys } from '../../outbox';
 import { registerSnapshot, Snapshot, withSnapshot } from './snapshot';
 import { estimateTableRows } from './row-estimate';
-
-/** The refusal of an apply call whose partition went below the position it was checked at (store/lua/apply.lua). */
-const STORE_BEHIND_REPLY = /\bFBBEHIND\b/;
 
 /** A chunk read from a snapshot older than the deletion fence (store/fence.ts), or before its partition was emptied: retry it. */
 export class StaleSnapshotError extends Error {

@@ -12,7 +12,7 @@ import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
 import { FeatureUpdate } from '../../features/definitions';
 import { featureUpdatesFrom, OutboxRow } from '../../features/from-source';
-import { applyOps, ApplyOptions, foldOps, StoreOp } from '../../store/apply';
+import { applyOps, ApplyOptions, foldOps, STORE_BEHIND_REPLY, StoreOp } from '../../store/apply';
 import type { HeldRow } from '../../store/held';
 import { PartitionKeys, StoreKeys } from '../../store/keys';
 import { rebuildStore } from '../../store/rebuild';
@@ -124,9 +124,6 @@ export interface RetryDeps {
   opts: ApplyOptions;
   sourceRows: SourceRows;
 }
-
-/** The refusal of an apply call whose partition went below the position it was checked at (store/lua/apply.lua). */
-const STORE_BEHIND_REPLY = /\bFBBEHIND\b/;
 
 /**
  * applyDeadLetter with each apply call checked against its partition's drain cursor (`cursors`,
