@@ -121,7 +121,9 @@ export async function markCaughtUp(
   /**
    * How long ago `at` was, now (ms), measured without comparing clocks: the pipeline database's
    * now minus `at` (one clock), plus the worker's monotonic time since it read that now. Never
-   * less than the truth, so the Redis-clock time written is never later than the real one.
+   * less than the truth as it is sent, so the Redis-clock time written is never later than the
+   * real one by more than the write waited to run (the read's host-clock term covers that wait:
+   * serving/badge-reader.ts).
    */
   ageMs: number,
   /** The delivery position it speaks for (null: none to check, for tests that write the store directly). */
