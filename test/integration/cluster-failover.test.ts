@@ -23,7 +23,7 @@ import { runTraffic } from '../../simulator/traffic';
 import type { Cluster } from 'ioredis';
 import { activitiesFor } from '../support/activities';
 import { backfillEverything } from '../support/backfill';
-import { pipelineClients, resetState, testClients } from '../support/env';
+import { eventually, pipelineClients, resetState, testClients } from '../support/env';
 import { recordingDivergences } from '../support/metrics';
 import { withSmallScanPages } from '../support/small-scan-pages';
 import { FIELD } from '../../store/names';
@@ -112,7 +112,14 @@ describe('Redis Cluster failover to a lagging replica', () => {
     // file and is promoted without them (asynchronous replication at its worst).
     // (after the seed's caught-up watermark has reached it: the lost partitions then answer fresh
     // from what the replica kept, until their rebuild)
-    await new Promise((r) => setTimeout(r, 300));
+    const offsetOf = async (port: number, field: string) =>
+      Number(new RegExp(`${field}:(\\d+)`).exec(await nodeInfo(port, 'replication'))?.[1] ?? -1);
+    const seeded = await offsetOf(victim, 'master_repl_offset');
+    await eventually(
+      async () => (await offsetOf(replica, 'slave_repl_offset')) >= seeded,
+      15_000,
+      'the replica to have received the seed',
+    );
     await withNode(replica, (r) => r.call('SAVE'));
     await cluster.kill(replica);
     await runTraffic(c.pool, { rate: 0, changes: 1500, connections: 4, seed: 7, size });

@@ -14,8 +14,9 @@ import { sourceRowsFor } from '../../capture/source-rows';
 import { drainSettled, eventually, resetState, startDrain } from '../support/env';
 import { get } from '../support/http';
 
-// the first test checks the tombstone after a drained stock update: room for a loaded machine
-const TTL_S = 5;
+// the first test checks the tombstone after a drained stock update, and the last two a key written
+// again as D after the expiry: room for a loaded machine (5 s was little where capture is slow)
+const TTL_S = 8;
 const pipeline = usePipeline('lifecycle', {
   config: { TOMBSTONE_TTL_S: String(TTL_S), DRAIN_LEASE_TTL_MS: '1000' },
   worker: true,

@@ -36,13 +36,12 @@ import { closeCaptureSessions } from '../../capture/session-registry';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { captureLeaseName, createCaptureActivities } from '../../activities/capture';
-import { leaseHolder } from '../../outbox/lease';
 import { loadConfig } from '../../config';
 import { ReplicationStream, SlotBusyError } from '../../capture/replication-stream';
 import { formatLsn, parseLsn } from '../../capture/pgoutput';
 import { decodePipelineMessage, emitTick, TICK_PREFIX } from '../../capture/ticks';
 import { createPool } from '../../db/pool';
-import { TEST_DATABASE_URL } from '../support/env';
+import { eventually, TEST_DATABASE_URL } from '../support/env';
 import {
   createSplitSources,
   dropSplitSourceSlots,
@@ -1171,9 +1170,11 @@ describe('capture from the WAL of two source databases', () => {
       let done = false;
       const run = env.run(acts.captureSource, { source: 'inventory', owner: 'heartbeat-test', budgetMs: 300 });
       void run.finally(() => (done = true));
+      // beats come once a second from when the session starts opening: three of them within 6.5 s
+      // (a loaded machine may take the lease query and timers past 3.5 s)
       await sleep(3_500);
+      await eventually(async () => beats.length >= 3, 3_000, 'three heartbeats');
       expect(done).toBe(false); // still waiting for the open transaction
-      expect(beats.length).toBeGreaterThanOrEqual(3);
       expect(beats[0]).toEqual({ source: 'inventory', state: 'opening' });
       await held.query('commit');
       expect(await run).toMatchObject({ outcome: 'captured', slotCreated: true });
@@ -1198,14 +1199,27 @@ describe('capture from the WAL of two source databases', () => {
     });
     await pipeline.query(`delete from pipeline.leases where name = $1`, [captureLeaseName('inventory')]); // a test before's
     try {
-      const run = new MockActivityEnvironment().run(acts.captureSource, {
-        source: 'inventory',
-        owner: 'lease-renewal-test',
-        budgetMs: 6_500,
-      });
-      await sleep(4_500); // more than twice the TTL into the activity
-      expect(await leaseHolder(pipeline, captureLeaseName('inventory'))).toBe('lease-renewal-test');
+      let done = false;
+      const run = new MockActivityEnvironment()
+        .run(acts.captureSource, { source: 'inventory', owner: 'lease-renewal-test', budgetMs: 6_500 })
+        .finally(() => (done = true));
+      // The lease's row, read every 100 ms while the activity streams: never anyone else's, and its
+      // expiry pushed on past the first TTL several times (a tick made late by a loaded machine
+      // may let it lapse for a moment, which is why it is not sampled at one instant).
+      const owners = new Set<string>();
+      const expiries: number[] = [];
+      while (!done) {
+        const r = await pipeline.query<{ owner: string; expires_at: Date }>(
+          `select owner, expires_at from pipeline.leases where name = $1`,
+          [captureLeaseName('inventory')],
+        );
+        for (const row of r.rows) (owners.add(row.owner), expiries.push(row.expires_at.getTime()));
+        await sleep(100);
+      }
       expect(await run).toMatchObject({ outcome: 'captured' });
+      expect([...owners]).toEqual(['lease-renewal-test']);
+      // without renewal one expiry, taken as the activity began; renewed, more than twice the TTL later
+      expect(Math.max(...expiries) - Math.min(...expiries)).toBeGreaterThan(4_000);
     } finally {
       await closeCaptureSessions();
       await pipeline.query(`delete from pipeline.leases where owner = 'lease-renewal-test'`);

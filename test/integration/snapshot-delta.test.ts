@@ -164,7 +164,7 @@ describe('open transactions hold nothing back', () => {
       await sameTable.query('commit');
       await eventually(
         async () => (await reader.getBadge('R1', 'OPEN')).reason === 'eligible',
-        5000,
+        30_000,
         'the held change to arrive',
       );
     } finally {
@@ -176,7 +176,7 @@ describe('open transactions hold nothing back', () => {
       await worker.stop();
       await temporal.close();
     }
-  });
+  }, Number(process.env.OPEN_TX_TEST_MS ?? 60_000) + 90_000); // the hold, then up to 30 s for each wait around it
 });
 
 describe('commit order', () => {
