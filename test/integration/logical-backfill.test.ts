@@ -19,6 +19,7 @@ import { compareSnapshots } from '../../reconcile/compare';
 import { sourceFeatures } from '../../reconcile/source-features';
 import { storeFeatures } from '../../reconcile/store-features';
 import { FIELD } from '../../store/names';
+import { finishBackfill } from '../../activities/backfill/backfill';
 import { AUTO_BACKFILL_ID } from '../../workflows';
 import { drainLockName, drainShards } from '../../outbox';
 import { eventually, resetState, startDrain, TEST_DATABASE_URL } from '../support/env';
@@ -336,6 +337,40 @@ describe('backfill from sources captured from the WAL', () => {
       const done = await f.acts.finishBackfill({ epoch: 'steps-test-epoch', marker, steps: 0 });
       expect(done.incomplete).toEqual([]);
       expect(await lostAt()).toBeNull();
+    } finally {
+      await f.c.pool.query(`delete from pipeline.capture_progress where source = $1`, [lostSource]);
+      for (const [i, p] of f.c.keys.partitions.entries())
+        if (epochs[i] !== null) await f.c.redis.set(p.epoch, epochs[i]!);
+    }
+  }, 60_000);
+
+  // The finish marks the store complete in Redis, then clears the lost source in the pipeline
+  // database: a worker killed between the two (or that update failing) has the activity retried,
+  // and the retry, finding its own epoch set and the marker gone, must not take the store for
+  // rebuilt meanwhile. Otherwise the source stayed lost, reads stale for good, with nothing to
+  // start another backfill (the store has its epoch).
+  it('a finish retried after its Redis step completed still clears the lost source', async () => {
+    const epochs = await Promise.all(f.c.keys.partitions.map((p) => f.c.redis.get(p.epoch)));
+    const lostSource = `retried-finish-${process.pid}`;
+    await f.c.pool.query(`insert into pipeline.capture_progress (source, slot, lost_at) values ($1, 'none', now())`, [
+      lostSource,
+    ]);
+    const lostAt = async () =>
+      (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = $1`, [lostSource])).rows[0]
+        .lost_at;
+    try {
+      const marker = 'logical-retried-finish';
+      await f.acts.backfillPlan({ marker });
+      // the first attempt's Redis step, and no more: the worker died before the update
+      expect(await finishBackfill(f.c.redis, f.c.keys, 'retried-finish-epoch', marker, 0)).toEqual({ incomplete: [] });
+      expect(await lostAt()).not.toBeNull();
+      const retried = await f.acts.finishBackfill({ epoch: 'retried-finish-epoch', marker, steps: 0 });
+      expect(retried.incomplete).toEqual([]);
+      expect(await lostAt()).toBeNull();
+      // a partition rebuilt after the finish (its epoch gone) is still found incomplete by a retry
+      await f.c.redis.del(f.c.keys.partitions[0]!.epoch);
+      const afterRebuild = await f.acts.finishBackfill({ epoch: 'retried-finish-epoch', marker, steps: 0 });
+      expect(afterRebuild.incomplete).toEqual([0]);
     } finally {
       await f.c.pool.query(`delete from pipeline.capture_progress where source = $1`, [lostSource]);
       for (const [i, p] of f.c.keys.partitions.entries())
