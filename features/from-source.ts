@@ -112,7 +112,13 @@ export function featureUpdatesFrom(row: OutboxRow): FeatureUpdate[] {
 type SourceTable = 'skus' | 'inventory' | 'fulfillment_centers' | 'region_fc' | 'orders';
 
 const yyyymmdd = z.string().regex(/^\d{8,}$/);
-const LoadSetRow = z.object({ fc_id: id, day: yyyymmdd, load: int.min(0), complete_from: yyyymmdd.optional() });
+// fc_id as an order's (OrderRow): unchecked, since an order's load counts under whatever FC it names
+const LoadSetRow = z.object({
+  fc_id: z.string(),
+  day: yyyymmdd,
+  load: int.min(0),
+  complete_from: yyyymmdd.optional(),
+});
 // a refill that found no order: its completeness alone (capture/chunk-rows.ts)
 const LoadsCompleteRow = z.object({ complete_from: yyyymmdd }).strict();
 

@@ -24,6 +24,20 @@ const order = (o: Record<string, unknown>) => ({
 });
 
 describe('featureUpdatesFrom', () => {
+  // An order's fc_id is not checked (the contract): its load counts under whatever it names, so a
+  // refill's load set of that FC must be taken too. Refused, it was dead-lettered, and when it was
+  // the refill's last set it carried the completeness, holding every partition stale.
+  it('takes a load set of any FC an order can name, as the order itself is counted', () => {
+    for (const fc of ['FC 1', 'Köln', 'a{b}', '', 'x'.repeat(200)]) {
+      const counted = featureUpdatesFrom(row({ tbl: 'orders', image: order({ fc_id: fc }) }));
+      expect(counted).toMatchObject([{ fc }]);
+      const image = { fc_id: fc, day: '20261203', load: 5, complete_from: '20261201' };
+      expect(featureUpdatesFrom(row({ tbl: 'orders', op: 'S', key: `${fc}|20261203`, image }))).toEqual([
+        { feature: 'fc.loadSet', fc, day: '20261203', value: 5, txid: '700', id: 10, completeFrom: '20261201' },
+      ]);
+    }
+  });
+
   it('maps each table to its feature, versioned by the outbox id', () => {
     expect(featureUpdatesFrom(row({ tbl: 'skus', image: { sku_id: 'S1', title: 't', lifecycle: 'paused' } }))).toEqual([
       { feature: 'sku.lifecycle', sku: 'S1', value: 'paused', version: 10, txid: '700', insert: true },
