@@ -5,7 +5,8 @@
  * (activities/drain/reshard.ts): freeze every shard at one snapshot, wait for all of them to reach
  * it, re-split there, then put the new layout's drain schedules in place, keeping an operator's
  * pause. The freeze belongs to this run: a failure or a cancellation lifts it; a run that is
- * terminated leaves it to its lease, after which the drains lift it themselves.
+ * terminated leaves it to its lease, after which the drains lift it themselves. Once the split has
+ * begun, a cancellation is not taken: the split and the schedules run to their end.
  * Progress: the `progress` query and the Web UI's current details.
  */
 import {
@@ -13,6 +14,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   defineQuery,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -72,6 +74,15 @@ export async function reshardWorkflow(input: ReshardInput): Promise<ReshardProgr
       await reshardCatchUp({ owner, snap: frozen.snap, timeoutMs: input.timeoutMs ?? 600_000 });
       progress.phase = 'splitting';
       show(`every shard at ${frozen.snap}; re-splitting`);
+      if (patched('reshard-split-runs-to-the-end'))
+        // Once the split has begun only finishing it is safe (activities/drain/reshard.ts). Cancelled
+        // here (an operator in the Web UI), the run closed while its split went on: the new layout in
+        // force with no schedules of its own (nothing drained), or a split stopped half-way that
+        // nothing retried (frozen for good). So the split and the schedules run to their end.
+        return await CancellationScope.nonCancellable(async () => {
+          progress.firstBatch = await acts.reshardSplit({ owner, snap: frozen.snap, shards: input.shards });
+          return putSchedules(input, progress, true, show);
+        });
       progress.firstBatch = await acts.reshardSplit({ owner, snap: frozen.snap, shards: input.shards });
     } catch (err) {
       progress.phase = 'failed';
@@ -83,14 +94,24 @@ export async function reshardWorkflow(input: ReshardInput): Promise<ReshardProgr
       throw err;
     }
   } else progress.from = frozen.shards;
+  return putSchedules(input, progress, frozen.kind === 'frozen', show);
+}
+
+/** The last step: the drain schedules of the layout now in force. */
+async function putSchedules(
+  input: ReshardInput,
+  progress: ReshardProgress,
+  split: boolean,
+  show: (what: string) => void,
+): Promise<ReshardProgress> {
   progress.phase = 'schedules';
   show('putting the drain schedules of the new layout in place');
   const schedules = await acts.reshardSchedules({ shards: input.shards });
   progress.paused = schedules.paused;
   progress.triggered = schedules.triggered;
-  progress.phase = frozen.kind === 'frozen' ? 'done' : 'unchanged';
+  progress.phase = split ? 'done' : 'unchanged';
   show(
-    `${frozen.kind === 'frozen' ? `done: ${progress.from} -> ${input.shards} shard(s), first batch ${progress.firstBatch}` : `already ${input.shards} shard(s)`}${progress.paused ? '; schedules PAUSED by an operator, as before' : ''}`,
+    `${split ? `done: ${progress.from} -> ${input.shards} shard(s), first batch ${progress.firstBatch}` : `already ${input.shards} shard(s)`}${progress.paused ? '; schedules PAUSED by an operator, as before' : ''}`,
   );
   return progress;
 }

@@ -11,7 +11,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { acquireLease, drainShard, readDrainLayout } from '../../outbox';
+import pg from 'pg';
+import { acquireLease, drainLockName, drainShard, drainShards, readDrainLayout } from '../../outbox';
 import { ReshardBusy, startOrAttachReshard } from '../../scripts/lib/reshard';
 import { runOps } from '../support/ops-cli';
 import { ALL_SCHEDULE_IDS, drainScheduleIds, ensureSchedules } from '../../scripts/lib/schedules';
@@ -148,6 +149,29 @@ describe('the re-split workflow', () => {
     await handle.cancel();
     await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
     expect(await readDrainLayout(c.pool)).toMatchObject({ shards: start, frozen: null });
+  });
+
+  // Cancelled once its split had begun, the run used to close at once while the split went on:
+  // the new layout came into force with no schedules of its own, and nothing drained.
+  it('cancelled while it splits: the split and the new layout’s schedules still run to their end', async () => {
+    await holdShardZero();
+    const { handle } = await startReshard(other);
+    await inCatchUp();
+    // A new shard's drain lock, held elsewhere: the switch (after the split is marked begun) waits for it.
+    const blocker = new pg.Client({ connectionString: c.config.DATABASE_URL });
+    await blocker.connect();
+    try {
+      await blocker.query('select pg_advisory_lock(hashtext($1))', [drainLockName(drainShards(other)[0]!.consumer)]);
+      await releaseShardZero();
+      await eventually(async () => (await readDrainLayout(c.pool)).frozen?.splitting, 20_000, 'the split to begin');
+      await handle.cancel();
+      await sleep(1_000); // the run has the cancellation while its split waits
+    } finally {
+      await blocker.end();
+    }
+    expect(await handle.result()).toMatchObject({ phase: 'done', from: start, to: other });
+    expect(await readDrainLayout(c.pool)).toMatchObject({ shards: other, frozen: null });
+    for (const id of drainScheduleIds(other)) await temporal.client.schedule.getHandle(id).describe(); // (throws if absent)
   });
 
   it('terminated while it waits: the freeze outlives it only by its lease, then a drain batch lifts it', async () => {
