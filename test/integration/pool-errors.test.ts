@@ -13,6 +13,17 @@ const pool = createPool(TEST_DATABASE_URL, 2);
 afterAll(() => pool.end());
 
 describe('pg pool error paths', () => {
+  // A worker's host gone without closing its sockets left its backend, and the drain lock its open
+  // transaction holds, for the server's OS default (about two hours): the server probes instead.
+  it('its connections have the server probe a silent client within seconds', async () => {
+    const r = await pool.query<{ idle: string; interval: string; count: string }>(
+      `select current_setting('tcp_keepalives_idle') as idle, current_setting('tcp_keepalives_interval') as interval,
+              current_setting('tcp_keepalives_count') as count`,
+    );
+    // (over TCP, as here; a Unix socket has no keepalives and shows 0)
+    expect(r.rows[0]).toEqual({ idle: '10', interval: '5', count: '3' });
+  });
+
   it('a checked-out client whose backend is terminated emits an error that is handled', async () => {
     const uncaught: unknown[] = [];
     const onUncaught = (err: unknown) => uncaught.push(err);
