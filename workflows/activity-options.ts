@@ -51,9 +51,14 @@ export const skuRebuildAppliedActivity: ActivityOptions = {
   retry: backoff({ initialInterval: '1 second', maximumInterval: '5 seconds' }),
 };
 
-/** A backfill step (plan, chunk, loads, finish): bounded by the chunk size, retried until it succeeds. */
+/**
+ * A backfill step (plan, chunk, loads, finish): bounded by the chunk size, retried until it
+ * succeeds. Each heartbeats every 5 s while it runs (activities/backfill): one whose worker died is
+ * retried within 20 s, not after 5 minutes, while reads of the emptied store wait stale.
+ */
 export const backfillActivity: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '20 seconds',
   retry: backoff({ initialInterval: '1 second', maximumInterval: '30 seconds' }),
 };
 

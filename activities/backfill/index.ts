@@ -1,6 +1,6 @@
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure, heartbeat, log } from '@temporalio/activity';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import {
@@ -16,6 +16,19 @@ import {
 import { applyOptions } from '../apply-options';
 import { createWatermarkBackfill } from './through-watermarks';
 import { holdWaiting } from '../dead-letters';
+import { inActivity } from '../in-activity';
+import { keptAlive } from '../kept-alive';
+
+/**
+ * Every step heartbeats this often while it runs, well inside its heartbeat timeout
+ * (workflows/activity-options.ts, backfillActivity): a step on a worker that died is retried
+ * elsewhere then, not after its 5-minute start-to-close, while the reads it leaves stale wait.
+ */
+export const BACKFILL_KEEP_ALIVE_MS = 5_000;
+
+/** A step, heartbeating while it runs (when it runs as an activity: tests and the CLI call them directly). */
+const beating = <T>(work: Promise<T>): Promise<T> =>
+  inActivity() ? keptAlive(work, () => heartbeat(), BACKFILL_KEEP_ALIVE_MS) : work;
 
 export function createBackfillActivities(deps: {
   pool: pg.Pool;
@@ -42,9 +55,13 @@ export function createBackfillActivities(deps: {
   return {
     /** The plan (row estimates), and the backfill's marker in every store partition. */
     async backfillPlan(input: { marker?: string } = {}) {
-      if (logical) return logical.plan(input.marker);
-      if (input.marker) await markBackfillStart(deps.redis, deps.keys, input.marker);
-      return backfillPlan(deps.sourcePool);
+      return beating(
+        (async () => {
+          if (logical) return logical.plan(input.marker);
+          if (input.marker) await markBackfillStart(deps.redis, deps.keys, input.marker);
+          return backfillPlan(deps.sourcePool);
+        })(),
+      );
     },
     /**
      * `step` (with the backfill's `marker`): this chunk's number in the backfill, recorded in the
@@ -58,16 +75,16 @@ export function createBackfillActivities(deps: {
       step?: number;
     }) {
       // (steps are counted in both modes: a backfill can run across a change of CAPTURE_MODE)
-      const r = logical
-        ? await logical.chunk(input)
-        : await backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input);
+      const r = await beating(
+        logical ? logical.chunk(input) : backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input),
+      );
       await recordStep(input);
       return r;
     },
     async backfillLoads(input: { marker?: string; step?: number } = {}) {
-      const r = logical
-        ? await logical.loads()
-        : await backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts);
+      const r = await beating(
+        logical ? logical.loads() : backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts),
+      );
       await recordStep(input);
       return r;
     },
@@ -76,10 +93,14 @@ export function createBackfillActivities(deps: {
       // A rebuild emptied the holds with everything else, and the refill does not bring back a
       // change that was dead-lettered (the trigger capture's fill skips a malformed row): what
       // every waiting letter names is held again before the store is complete.
-      await holdWaiting(deps);
-      const r = logical
-        ? await logical.finish(input)
-        : await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker, input.steps);
+      const r = await beating(
+        (async () => {
+          await holdWaiting(deps);
+          return logical
+            ? logical.finish(input)
+            : finishBackfill(deps.redis, deps.keys, input.epoch, input.marker, input.steps);
+        })(),
+      );
       if (r.incomplete.length)
         log.warn(
           `backfill done, but store partitions ${r.incomplete.join(', ')} were rebuilt while it ran: they stay incomplete (reads of their SKUs stale) until the next backfill, which the drain starts`,

@@ -15,6 +15,7 @@
 import type pg from 'pg';
 import { connectBeside } from '../../db/pool';
 import { cancelBackend } from '../../db/cancellable';
+import { keptAlive } from '../kept-alive';
 
 /** The pipeline's tables with churn, besides the outbox (sql/least-privilege.sql makes the worker their owner). */
 export const CHURNING_TABLES = [
@@ -102,15 +103,5 @@ async function runUntilTimeout(client: pg.Client, statement: string): Promise<bo
   } catch (err) {
     if ((err as { code?: string }).code === '57014') return true; // query_canceled
     throw err;
-  }
-}
-
-/** `work`, with `beat` called every `everyMs` until it settles. */
-async function keptAlive<T>(work: Promise<T>, beat: () => void, everyMs: number): Promise<T> {
-  const timer = setInterval(beat, everyMs);
-  try {
-    return await work;
-  } finally {
-    clearInterval(timer);
   }
 }

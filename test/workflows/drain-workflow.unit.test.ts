@@ -542,6 +542,40 @@ describe('backfill workflow (mocked activities)', () => {
     expect(chunks[3]!.marker).not.toBe(chunks[0]!.marker);
     expect(finished).toEqual([{ marker: chunks[3]!.marker, steps: 5 }]);
   });
+
+  // A step whose worker died says nothing more: its heartbeat timeout has it retried (on another
+  // worker, or this one started again) within seconds, not after its 5-minute start-to-close, while
+  // reads of the emptied store wait stale. (Here the first attempt hangs without a heartbeat, as a
+  // dead worker's would.)
+  it('retries a step that stopped heartbeating within its heartbeat timeout', async () => {
+    let release: () => void = () => undefined;
+    const hung = new Promise<void>((r) => (release = r));
+    let attempts = 0;
+    const activities: Pick<Activities, 'backfillPlan' | 'backfillChunk' | 'backfillLoads' | 'finishBackfill'> = {
+      backfillPlan: async () => ({ fulfillment_centers: 1, region_fc: 1, skus: 1, inventory: 1 }),
+      async backfillChunk() {
+        if (++attempts === 1) await hung;
+        return { rows: 1, last: null, filled: 1 };
+      },
+      backfillLoads: async () => ({ counters: 0, cursor: CURSOR }),
+      finishBackfill: async () => ({ incomplete: [] }),
+    };
+    try {
+      await withWorker(activities, async (taskQueue) => {
+        const run = await env.client.workflow.start(backfillWorkflow, {
+          taskQueue,
+          workflowId: `backfill-unit-silent-${Date.now()}`,
+          args: [{ chunkRows: 10, rowsPerSecond: 0 }],
+        });
+        const result = await run.result();
+        release(); // (the worker waits for its activities as it stops)
+        expect(result).toEqual({ rows: 4, counters: 0 });
+      });
+    } finally {
+      release();
+    }
+    expect(attempts).toBe(5); // the first chunk twice, then the three others
+  }, 120_000); // (without the heartbeat timeout the retry comes after 5 minutes: this times out)
 });
 
 describe('capture workflow (mocked activities)', () => {
