@@ -19,25 +19,29 @@ afterAll(() => c.close());
 
 describe('backfill steps', () => {
   // (under capture from the WAL the plan reads each source by its URL, not through this pool)
-  it.skipIf(LOGICAL_RUN)('heartbeat while a step waits on a slow source', async () => {
-    await resetState(c);
-    const clients = pipelineClients(c);
-    // the source answers the plan's first query only after more than one keep-alive period
-    const slow = new Proxy(clients.sourcePool, {
-      get(target, prop, receiver) {
-        if (prop !== 'query') return Reflect.get(target, prop, receiver);
-        return async (...args: unknown[]) => {
-          await sleep(BACKFILL_KEEP_ALIVE_MS + 1_500);
-          return (target.query as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    }) as pg.Pool;
-    const { backfillPlan } = createActivities({ ...clients, sourcePool: slow });
-    const env = new MockActivityEnvironment();
-    let beats = 0;
-    env.on('heartbeat', () => beats++);
-    const plan = await env.run(backfillPlan, {});
-    expect(plan).toMatchObject({ skus: expect.any(Number) });
-    expect(beats).toBeGreaterThan(0);
-  }, 60_000);
+  it.skipIf(LOGICAL_RUN)(
+    'heartbeat while a step waits on a slow source',
+    async () => {
+      await resetState(c);
+      const clients = pipelineClients(c);
+      // the source answers the plan's first query only after more than one keep-alive period
+      const slow = new Proxy(clients.sourcePool, {
+        get(target, prop, receiver) {
+          if (prop !== 'query') return Reflect.get(target, prop, receiver);
+          return async (...args: unknown[]) => {
+            await sleep(BACKFILL_KEEP_ALIVE_MS + 1_500);
+            return (target.query as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      }) as pg.Pool;
+      const { backfillPlan } = createActivities({ ...clients, sourcePool: slow });
+      const env = new MockActivityEnvironment();
+      let beats = 0;
+      env.on('heartbeat', () => beats++);
+      const plan = await env.run(backfillPlan, {});
+      expect(plan).toMatchObject({ skus: expect.any(Number) });
+      expect(beats).toBeGreaterThan(0);
+    },
+    60_000,
+  );
 });

@@ -1213,7 +1213,10 @@ describe('capture from the WAL of two source databases', () => {
           `select owner, expires_at from pipeline.leases where name = $1`,
           [captureLeaseName('inventory')],
         );
-        for (const row of r.rows) (owners.add(row.owner), expiries.push(row.expires_at.getTime()));
+        for (const row of r.rows) {
+          owners.add(row.owner);
+          expiries.push(row.expires_at.getTime());
+        }
         await sleep(100);
       }
       expect(await run).toMatchObject({ outcome: 'captured' });

@@ -68,115 +68,121 @@ describe('open transactions hold nothing back', () => {
   // Held back, a change would wait for the minute's end. The 2-s bounds leave room for a stall of the
   // loaded test machine (the cluster run beside this one, lint at the start of `.ci/run`); the
   // benchmarks measure the latency itself (docs/benchmarks.md).
-  it('three transactions held open for a minute (same table, idle, another database): 1,000+ changes each readable within 2 s, never stale', async () => {
-    const holdMs = Number(process.env.OPEN_TX_TEST_MS ?? 60_000);
-    await seed(50);
-    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('OPEN', 't', 'active')`);
-    await c.pool.query(`insert into shop.inventory values ('OPEN', 'F1', 0, 0, now())`);
-    await drainAll();
-    await acts.releaseDrainLease({ owner });
+  it(
+    'three transactions held open for a minute (same table, idle, another database): 1,000+ changes each readable within 2 s, never stale',
+    async () => {
+      const holdMs = Number(process.env.OPEN_TX_TEST_MS ?? 60_000);
+      await seed(50);
+      await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('OPEN', 't', 'active')`);
+      await c.pool.query(`insert into shop.inventory values ('OPEN', 'F1', 0, 0, now())`);
+      await drainAll();
+      await acts.releaseDrainLease({ owner });
 
-    const worker = await startWorker(c, address, bundlePath, c.config.TEMPORAL_TASK_QUEUE);
-    const temporal = await temporalClient(address);
-    const drainStartedAt = Date.now();
-    const run = await startDrain(temporal.client, c.config, {
-      taskQueue: c.config.TEMPORAL_TASK_QUEUE,
-      workflowId: `drain-open-tx-${Date.now()}`,
-      args: [{ intervalMs: 3_600_000, idleWaitMs: 1000 }],
-    });
-    const sameTable = await session();
-    const idle = await session();
-    const otherDb = await session(TEST_DATABASE_URL.replace(/\/[^/]+$/, '/postgres'));
-    const reader = createBadgeReader({
-      redis: c.redis,
-      prefix: c.keys.prefix,
-      partitions: c.keys.partitions.length,
-      staleAfterMs: 2000,
-    });
-    try {
-      // Measure from the workflow's first pass on: until then the store's asOf is the direct drain's
-      // above, and it ages past the stale threshold while the workflow starts (about a second on a
-      // slow machine: the reads below then counted as stale what is only the start).
-      await eventually(
-        async () => Date.parse((await reader.getBadges('R1', ['S0'])).asOf ?? '') > drainStartedAt,
-        30_000,
-        "the drain workflow's first pass",
-      );
-      // Each holds a transaction id, so each would have held the old horizon back.
-      await sameTable.query('begin');
-      await sameTable.query(`update shop.inventory set on_hand = 9 where sku_id = 'OPEN' and fc_id = 'F1'`);
-      await idle.query('begin');
-      await idle.query('select pg_current_xact_id()');
-      await otherDb.query('begin');
-      await otherDb.query('select pg_current_xact_id()');
-
-      const until = Date.now() + holdMs;
-      const latencies: number[] = [];
-      let staleReads = 0;
-      let reads = 0;
-      let round = 0;
-      while (Date.now() < until) {
-        const started = Date.now();
-        const skus = Array.from({ length: 5 }, (_, i) => `S${(round * 5 + i) % 50}`);
-        const stock = round % 2 === 0 ? 0 : 5; // flips the badge every round
-        const committed = await Promise.all(
-          skus.map(async (sku) => {
-            await c.pool.query(`update shop.inventory set on_hand = $2 where sku_id = $1 and fc_id = 'F1'`, [
-              sku,
-              stock,
-            ]);
-            return Date.now();
-          }),
+      const worker = await startWorker(c, address, bundlePath, c.config.TEMPORAL_TASK_QUEUE);
+      const temporal = await temporalClient(address);
+      const drainStartedAt = Date.now();
+      const run = await startDrain(temporal.client, c.config, {
+        taskQueue: c.config.TEMPORAL_TASK_QUEUE,
+        workflowId: `drain-open-tx-${Date.now()}`,
+        args: [{ intervalMs: 3_600_000, idleWaitMs: 1000 }],
+      });
+      const sameTable = await session();
+      const idle = await session();
+      const otherDb = await session(TEST_DATABASE_URL.replace(/\/[^/]+$/, '/postgres'));
+      const reader = createBadgeReader({
+        redis: c.redis,
+        prefix: c.keys.prefix,
+        partitions: c.keys.partitions.length,
+        staleAfterMs: 2000,
+      });
+      try {
+        // Measure from the workflow's first pass on: until then the store's asOf is the direct drain's
+        // above, and it ages past the stale threshold while the workflow starts (about a second on a
+        // slow machine: the reads below then counted as stale what is only the start).
+        await eventually(
+          async () => Date.parse((await reader.getBadges('R1', ['S0'])).asOf ?? '') > drainStartedAt,
+          30_000,
+          "the drain workflow's first pass",
         );
-        const want = stock > 0 ? 'eligible' : 'out_of_stock';
-        const seen = new Map<string, number>();
-        while (seen.size < skus.length) {
-          const a = await reader.getBadges('R1', skus);
-          reads++;
-          if (a.stale) staleReads++;
-          const at = Date.now();
-          a.badges.forEach((b, i) => {
-            if (b.reason === want && !seen.has(b.sku)) seen.set(b.sku, at - committed[i]);
-          });
-          if (at - started > 5000)
-            throw new Error(`round ${round}: changes not visible after 5 s (${[...seen.keys()].join(',')} seen)`);
-          if (seen.size < skus.length) await sleep(5);
-        }
-        latencies.push(...seen.values());
-        round++;
-        const pace = 200 - (Date.now() - started); // about 25 changes/s
-        if (pace > 0) await sleep(pace);
-      }
-      // The three transactions were open the whole time.
-      for (const s of [sameTable, idle, otherDb])
-        expect((await s.query('select pg_current_xact_id_if_assigned() is not null as held')).rows[0].held).toBe(true);
-      expect(latencies.length).toBeGreaterThanOrEqual(Math.min(1000, Math.floor(holdMs / 60)));
-      const sorted = [...latencies].sort((a, b) => a - b);
-      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-      console.log(
-        `held open ${holdMs} ms: ${latencies.length} changes, commit-to-read p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${sorted.at(-1)} ms; ${reads} reads, ${staleReads} stale`,
-      );
-      expect(staleReads).toBe(0);
-      expect(reads).toBeGreaterThan(0);
-      expect(Math.max(...latencies)).toBeLessThan(2000);
+        // Each holds a transaction id, so each would have held the old horizon back.
+        await sameTable.query('begin');
+        await sameTable.query(`update shop.inventory set on_hand = 9 where sku_id = 'OPEN' and fc_id = 'F1'`);
+        await idle.query('begin');
+        await idle.query('select pg_current_xact_id()');
+        await otherDb.query('begin');
+        await otherDb.query('select pg_current_xact_id()');
 
-      // The held change arrives once its transaction commits.
-      await sameTable.query('commit');
-      await eventually(
-        async () => (await reader.getBadge('R1', 'OPEN')).reason === 'eligible',
-        30_000,
-        'the held change to arrive',
-      );
-    } finally {
-      await sameTable.end().catch(() => undefined);
-      await idle.end().catch(() => undefined);
-      await otherDb.end().catch(() => undefined);
-      await run.terminate('test over').catch(() => undefined);
-      await drainSettled(c);
-      await worker.stop();
-      await temporal.close();
-    }
-  }, Number(process.env.OPEN_TX_TEST_MS ?? 60_000) + 90_000); // the hold, then up to 30 s for each wait around it
+        const until = Date.now() + holdMs;
+        const latencies: number[] = [];
+        let staleReads = 0;
+        let reads = 0;
+        let round = 0;
+        while (Date.now() < until) {
+          const started = Date.now();
+          const skus = Array.from({ length: 5 }, (_, i) => `S${(round * 5 + i) % 50}`);
+          const stock = round % 2 === 0 ? 0 : 5; // flips the badge every round
+          const committed = await Promise.all(
+            skus.map(async (sku) => {
+              await c.pool.query(`update shop.inventory set on_hand = $2 where sku_id = $1 and fc_id = 'F1'`, [
+                sku,
+                stock,
+              ]);
+              return Date.now();
+            }),
+          );
+          const want = stock > 0 ? 'eligible' : 'out_of_stock';
+          const seen = new Map<string, number>();
+          while (seen.size < skus.length) {
+            const a = await reader.getBadges('R1', skus);
+            reads++;
+            if (a.stale) staleReads++;
+            const at = Date.now();
+            a.badges.forEach((b, i) => {
+              if (b.reason === want && !seen.has(b.sku)) seen.set(b.sku, at - committed[i]);
+            });
+            if (at - started > 5000)
+              throw new Error(`round ${round}: changes not visible after 5 s (${[...seen.keys()].join(',')} seen)`);
+            if (seen.size < skus.length) await sleep(5);
+          }
+          latencies.push(...seen.values());
+          round++;
+          const pace = 200 - (Date.now() - started); // about 25 changes/s
+          if (pace > 0) await sleep(pace);
+        }
+        // The three transactions were open the whole time.
+        for (const s of [sameTable, idle, otherDb])
+          expect((await s.query('select pg_current_xact_id_if_assigned() is not null as held')).rows[0].held).toBe(
+            true,
+          );
+        expect(latencies.length).toBeGreaterThanOrEqual(Math.min(1000, Math.floor(holdMs / 60)));
+        const sorted = [...latencies].sort((a, b) => a - b);
+        const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+        console.log(
+          `held open ${holdMs} ms: ${latencies.length} changes, commit-to-read p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${sorted.at(-1)} ms; ${reads} reads, ${staleReads} stale`,
+        );
+        expect(staleReads).toBe(0);
+        expect(reads).toBeGreaterThan(0);
+        expect(Math.max(...latencies)).toBeLessThan(2000);
+
+        // The held change arrives once its transaction commits.
+        await sameTable.query('commit');
+        await eventually(
+          async () => (await reader.getBadge('R1', 'OPEN')).reason === 'eligible',
+          30_000,
+          'the held change to arrive',
+        );
+      } finally {
+        await sameTable.end().catch(() => undefined);
+        await idle.end().catch(() => undefined);
+        await otherDb.end().catch(() => undefined);
+        await run.terminate('test over').catch(() => undefined);
+        await drainSettled(c);
+        await worker.stop();
+        await temporal.close();
+      }
+    },
+    Number(process.env.OPEN_TX_TEST_MS ?? 60_000) + 90_000,
+  ); // the hold, then up to 30 s for each wait around it
 });
 
 describe('commit order', () => {
