@@ -347,6 +347,8 @@ export async function applyOps(
         ...positionArgs(call.position),
         ...positionArgs(opts.checkedOf?.(call.partition) ?? opts.checked ?? null),
         call.position ? (opts.chunkPrint ?? '') : '',
+        // the batch delivered in (every call of it, not only the one that records the position)
+        opts.position?.batch ?? '',
       );
       for (const op of call.ops) pushOpArgs(args, op);
       void runScript(pipeline, SCRIPTS.apply, call.ops.length + 1, ...args);

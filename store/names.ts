@@ -97,6 +97,15 @@ export const FIELD = {
    * the cursor has gone past that batch, and the drain rebuilds the partition.
    */
   truncatePending: 'tp',
+  /**
+   * Partition position: the batch (its number) in progress when the partition was emptied (a
+   * rebuild, or an emptied store's first position check). That batch's later chunks may hold an
+   * older image of a row whose delete an earlier chunk delivered (the drain reads in transaction-id
+   * order), and the delete's tombstone went with the emptying: the apply refuses that batch's
+   * writes into absent fields the deletion fence saw (store/lua/apply.lua). The refill, whose
+   * snapshot covers the fence, brings those rows as they are.
+   */
+  fencedBatch: 'fb',
   // ('tb', 'tt': TRUNCATEs met in earlier chunks, which older versions remembered here; a store
   // may still hold them, unread: the drain now asks PostgreSQL, activities/drain/truncates.ts.)
   /** Meta hash: the freshness watermark (store/watermark.ts) and the partition count it speaks for. */

@@ -20,7 +20,9 @@ import { DeliveryPosition, resetStorePosition, StorePosition } from './store-pos
  * supplies the position), and what the chunk that reached it delivered (`chunk`: a TRUNCATE's
  * emptying after its batch's last chunk, FIELD.appliedChunk). Its batch's target when one is in progress (`to`: it sees the rows its
  * earlier chunks delivered), else its start (`from`), becomes the deletion fence: a backfill chunk
- * read from a replica still behind it could otherwise fill in rows deleted before the rebuild.
+ * read from a replica still behind it could otherwise fill in rows deleted before the rebuild. The
+ * batch in progress (`batch`, with `to`) is recorded (FIELD.fencedBatch): its later chunks may hold
+ * older images of rows its earlier chunks deleted, and the fence judges their writes too.
  * `only`: the partitions to rebuild (default: the whole store, every key under the prefix).
  * `historyLost`: PostgreSQL lost commits the store had seen (the store is ahead): the fence is set
  * to the cursor's snapshot even where it was further (store/fence.ts, resetFence).
@@ -28,7 +30,7 @@ import { DeliveryPosition, resetStorePosition, StorePosition } from './store-pos
 export async function rebuildStore(
   redis: StoreRedis,
   keys: StoreKeys,
-  cursor: { last: DeliveryPosition; from: string; to?: string | null; chunk?: string } | null,
+  cursor: { last: DeliveryPosition; from: string; to?: string | null; chunk?: string; batch?: string } | null,
   claim: StorePosition['claimed'] = null,
   only?: readonly PartitionKeys[],
   historyLost = false,
@@ -69,7 +71,9 @@ export async function rebuildStore(
   // its writes may have been unlinked after; it must not mark them complete.
   await unmark(redis, partitions);
   if (cursor) {
-    await resetStorePosition(redis, partitions, cursor.last, claim, cursor.chunk ?? null);
+    // a batch in progress: its later chunks' writes into absent fields are judged by the fence
+    const inProgress = cursor.to && cursor.batch ? cursor.batch : null;
+    await resetStorePosition(redis, partitions, cursor.last, claim, cursor.chunk ?? null, inProgress);
   } else {
     // no position: the next batch starts the partitions from PostgreSQL's
     for (const p of partitions) await redis.del(p.pos);

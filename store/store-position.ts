@@ -290,9 +290,12 @@ export async function resetStorePosition(
   last: DeliveryPosition,
   claim: StorePosition['claimed'] = null,
   chunk: string | null = null,
+  /** The batch in progress as the partitions were emptied (FIELD.fencedBatch), if any. */
+  fencedBatch: string | null = null,
 ): Promise<void> {
   const fields = [FIELD.appliedBatch, last.batch, FIELD.appliedTxid, last.txid, FIELD.appliedId, last.id];
   if (chunk) fields.push(FIELD.appliedChunk, chunk);
+  if (fencedBatch) fields.push(FIELD.fencedBatch, fencedBatch);
   if (claim)
     fields.push(
       FIELD.claimedBatch,

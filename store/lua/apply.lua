@@ -11,6 +11,7 @@
 --   it lost writes since the check (its node failed over, or restarted from an old file), so the
 --   call refuses with FBBEHIND and writes nothing; the retry's check then finds it behind,
 -- ARGV[11] what the chunk delivered (FIELD.appliedChunk), recorded with the position ('' : none),
+-- ARGV[12] the drain batch (its number) these operations are delivered in ('' : none),
 -- then five ARGV per operation: its code (OP) and four values, encoded by store/store-ops.ts.
 -- Returns { applied, failed = { op index, message, … }, rebuild = { op index, … },
 --   fenced = { op index, … } }
@@ -25,7 +26,10 @@
 -- have forgotten (swept tombstone, expired key, rebuild) is visible. A write into an ABSENT field
 -- is refused ("fenced", nothing written) when it could be an older value of a row deleted since:
 -- a fill from a snapshot that does not cover the fence, or, in replay and retry modes, a change
--- whose transaction the fence saw. The drain's own deliveries are never older than the fence.
+-- whose transaction the fence saw. The drain's own deliveries are newer than the fence but in the
+-- batch the partition was emptied in (FIELD.fencedBatch): it reads in transaction-id order, so a
+-- later chunk may hold an older image of a row an earlier chunk deleted, whose tombstone went with
+-- the emptying; those writes are refused too (the refill brings the rows as they are).
 -- A pending fence (a store emptied with no snapshot known to see its deletions) refuses them all.
 --
 -- Per-operation failures (a key of the wrong type, say) are returned, not raised, so one bad key
@@ -85,9 +89,20 @@ end
 -- with neither a fence nor a position was emptied from outside (FLUSHDB, a Redis back with no
 -- file) since the change was read: its tombstones went with them, and the drain's next position
 -- check sets the fence (check-position.lua). Until then it refuses them all, as a pending fence
--- does (the change is re-emitted from the source instead).
+-- does (the change is re-emitted from the source instead). A drain delivery into an absent field
+-- is judged by the fence only in the batch the partition was emptied in (FIELD.fencedBatch, above).
+local inFencedBatch = nil
 local function olderThanFence(cur, t)
-  if cur or not fencedMode then return false end
+  if cur then return false end
+  if not fencedMode then
+    if inFencedBatch == nil then
+      inFencedBatch = ARGV[12] ~= '' and redis.call('HGET', KEYS[1], FIELD.fencedBatch) == ARGV[12]
+    end
+    if not inFencedBatch then return false end
+    local f = getFence()
+    if f == FENCE_PENDING then return true end
+    return f ~= nil and visibleInDesc(f, t)
+  end
   local f = getFence()
   if f == FENCE_PENDING then return true end
   if not f then return redis.call('HEXISTS', KEYS[1], FIELD.appliedBatch) == 0 end
@@ -400,7 +415,7 @@ end
 
 local applied, failed = 0, {}
 for i = 1, #KEYS - 1 do
-  local a = 11 + (i - 1) * 5
+  local a = 12 + (i - 1) * 5
   local ok, res = pcall(run, ARGV[a + 1], i, KEYS[i + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
   if ok then
     applied = applied + res

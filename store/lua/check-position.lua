@@ -38,6 +38,8 @@ end
 -- earlier chunks delivered), else its start; every later change is delivered again.
 if unpositioned or redis.call('GET', KEYS[2]) == FENCE_PENDING then
   advanceFenceTo(KEYS[2], ARGV[8] ~= '' and ARGV[8] or ARGV[2])
+  -- and that batch's later chunks are judged by it (FIELD.fencedBatch, store/lua/apply.lua)
+  if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], FIELD.fencedBatch, ARGV[1]) end
 end
 local c = comparePositions(f[5], f[6], f[7], ARGV[5], ARGV[6], ARGV[7])
 if c < 0 then return state('behind') end
