@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { CapturedTransaction } from '../capture/transactions';
 import { formatLsn, parseLsn } from '../capture/pgoutput';
+import { PUBLICATION_FP_VERSION } from '../capture/slot';
 import { keyColumnsOf } from '../capture/source-tables';
 import { parseSnapshot } from '../db/pg-snapshot';
 import { withTransaction } from '../db/transaction';
@@ -359,13 +360,15 @@ function publicationFingerprints(transactions: CapturedTransaction[]): string[] 
  * The fingerprint to record after ticks carrying `fps` (in stream order), the one recorded being
  * `recorded`, and whether the publication changed between two ticks: one fingerprint not the one
  * before it. Nothing recorded yet (a new source, an older version's writes, a slot lost since)
- * compares with nothing.
+ * compares with nothing; nor does a fingerprint of another form (capture/slot.ts,
+ * PUBLICATION_FP_VERSION: one recorded before an upgrade, or ticks of older and newer workers).
  */
 export function publicationSince(recorded: string | null, fps: string[]): { fp: string | null; changed: boolean } {
   let fp = recorded;
   let changed = false;
+  const form = (f: string) => f.startsWith(PUBLICATION_FP_VERSION);
   for (const f of fps) {
-    if (fp !== null && f !== fp) changed = true;
+    if (fp !== null && form(fp) === form(f) && f !== fp) changed = true;
     fp = f;
   }
   return { fp, changed };

@@ -62,6 +62,10 @@ describe('tick messages', () => {
     expect(publicationSince('a', ['a', 'b', 'b'])).toEqual({ fp: 'b', changed: true });
     expect(publicationSince(null, ['a', 'b'])).toEqual({ fp: 'b', changed: true }); // within one write
     expect(publicationSince('a', [])).toEqual({ fp: 'a', changed: false }); // ticks of an older worker
+    // a fingerprint of another form (recorded before an upgrade, or an older worker's) compares with nothing
+    expect(publicationSince('a', ['v2:b'])).toEqual({ fp: 'v2:b', changed: false });
+    expect(publicationSince('v2:b', ['a', 'v2:b'])).toEqual({ fp: 'v2:b', changed: false });
+    expect(publicationSince('v2:b', ['v2:c'])).toEqual({ fp: 'v2:c', changed: true });
   });
 
   it('read ticks written before the snapshot was added, and ignore what is not a tick', () => {
