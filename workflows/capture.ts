@@ -16,7 +16,6 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
-  isCancellation,
   patched,
   log,
   proxyActivities,
@@ -29,7 +28,7 @@ import type { CaptureActivityResult } from '../activities/capture';
 import { WORKFLOW_INPUT_DEFAULTS } from '../config/defaults';
 import { captureActivity, drainLeaseActivity } from './activity-options';
 import { continuedRunKeepsLease } from './chain-lease';
-import { continueAsNewNow } from './chain-stop';
+import { continueAsNewNow, stoppedBy } from './chain-stop';
 import { startBackfillUnlessRunning } from './children';
 import { count, duration } from './run-details';
 import { ended } from './search-attributes';
@@ -92,7 +91,7 @@ export async function captureWorkflow(input: CaptureWorkflowInput): Promise<Capt
     try {
       r = await scope.run(() => captureSource({ source: input.source, owner, budgetMs }));
     } catch (err) {
-      if (stop && isCancellation(err)) break;
+      if (stoppedBy(err, stop, 'capture-stop-ends-on-activity-failure')) break;
       throw err;
     }
     if (r.outcome === 'lease-lost') {

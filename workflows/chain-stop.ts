@@ -10,9 +10,24 @@
  * recorded only when a stopped run declines the suggestion, so runs that never got the signal
  * keep their command sequence.
  */
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 
 /** Whether the run continues as new here: the server suggests it and the chain was not told to stop. */
 export function continueAsNewNow(stop: boolean, patchId: string): boolean {
   return workflowInfo().continueAsNewSuggested && !(stop && patched(patchId));
+}
+
+/**
+ * Whether an error of the chain's activity ends a stopped chain (the loop breaks, the lease is
+ * released, the run ends stopped) instead of failing the run. A cancellation does; so does any
+ * activity failure once the stop was asked for: Temporal does not retry an activity whose
+ * cancellation was requested, so a worker killed or a last commit failing then reached the run as
+ * a timeout or a failure, the run failed with its lease kept, and an `ops resume` within the
+ * lease's TTL started a run that found it held (nothing ran until the next schedule fire).
+ * `patchId` keeps runs recorded before this failing as they did.
+ */
+export function stoppedBy(err: unknown, stop: boolean, patchId: string): boolean {
+  if (!stop) return false;
+  if (isCancellation(err)) return true;
+  return err instanceof ActivityFailure && patched(patchId);
 }

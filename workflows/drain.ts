@@ -26,7 +26,6 @@
 import {
   CancellationScope,
   continueAsNew,
-  isCancellation,
   defineQuery,
   defineSignal,
   log,
@@ -44,7 +43,7 @@ import { skuRebuildWorkflow, skuRebuildWorkflowId } from './sku-rebuild';
 import { startBackfillUnlessRunning, startUnlessRunning } from './children';
 import { count, duration } from './run-details';
 import { continuedRunKeepsLease } from './chain-lease';
-import { continueAsNewNow } from './chain-stop';
+import { continueAsNewNow, stoppedBy } from './chain-stop';
 import { ended } from './search-attributes';
 
 export interface DrainWorkflowInput {
@@ -129,7 +128,7 @@ export async function drainWorkflow(input: DrainWorkflowInput): Promise<DrainRun
       const timing = activityTiming(input, stopAt);
       r = await scope.run(() => drainBatch({ owner, maxRows: batchSize, maxBatchRows: max, ...timing, shard }));
     } catch (err) {
-      if (stop && isCancellation(err)) break;
+      if (stoppedBy(err, stop, 'drain-stop-ends-on-activity-failure')) break;
       throw err;
     }
     if (r.outcome === 'lease-lost') {

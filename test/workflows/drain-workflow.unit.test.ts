@@ -190,6 +190,34 @@ describe('drain workflow (mocked activities)', () => {
     expect(calls.released).toEqual([workflowId]);
   });
 
+  // Temporal does not retry an activity once its cancellation was asked for: the batch in flight
+  // failing then (its worker killed, its last commit failing) reached the run as a failure, which
+  // failed it with the lease kept (an `ops resume` within the TTL found it held).
+  it('on `stop`, a batch that then fails ends the run stopped too, its lease released', async () => {
+    const { activities, calls } = drainActivities({
+      async batch(n, input) {
+        if (n === 2) {
+          await stopDrain(input.owner);
+          // the cancellation reaches the activity with a heartbeat's answer
+          for (let i = 0; i < 100 && !Context.current().cancellationSignal.aborted; i++) {
+            Context.current().heartbeat();
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          throw ApplicationFailure.retryable('the last commit failed', 'CommitFailed');
+        }
+        return { rows: 3, applied: 3 };
+      },
+    });
+    const { workflowId, summary } = await withWorker(activities, async (taskQueue) => {
+      const run = await startDrain(taskQueue);
+      return { workflowId: run.workflowId, summary: await run.result() };
+    });
+
+    expect(summary).toMatchObject({ outcome: 'stopped', batches: 1 });
+    expect(calls.batches).toHaveLength(2); // not retried
+    expect(calls.released).toEqual([workflowId]);
+  });
+
   it('exits without a batch when another run holds the lease', async () => {
     const { activities, calls } = drainActivities({
       lease: () => ({ acquired: false, holder: 'drain-other', expiresInMs: 20_000 }),
