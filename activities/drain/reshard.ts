@@ -73,14 +73,16 @@ export interface ReshardDeps {
   config: Config;
   /** Progress lines (one per step, and the catch-up's state every few seconds). */
   progress?: (line: string) => void;
-  /** Called after every round of the catch-up (the activity heartbeats with it; a cancellation throws from it). */
+  /** Called after each shard's batch and every round of the catch-up (the activity heartbeats with it; a cancellation throws from it). */
   heartbeat?: (details: CatchUpProgress) => void;
 }
 
 export interface CatchUpProgress {
-  /** Old shards not yet at the freeze snapshot. */
+  /** Old shards not yet at the freeze snapshot (within a round: those found so far). */
   waiting: number[];
   drivenBatches: number;
+  /** The shard whose batch was just driven (a heartbeat within a round). */
+  shard?: number;
 }
 
 export interface ReshardResult {
@@ -276,6 +278,10 @@ export async function catchUpToFreeze(
         const r = await drainBatch({ ...deps, shard }, { owner, maxRows: deps.config.DRAIN_MAX_BATCH_SIZE, waitMs: 0 });
         if (r.outcome === 'applied' || r.outcome === 'repaired') driven++;
         if (!(r.frozen || (r.cursor.to === null && r.cursor.from === target))) waiting.push(shard);
+        // after each shard's batch, not once a round: a round of full batches, one per shard, can
+        // outlast the 5-s heartbeat timeout, and each timed-out attempt started over as a new
+        // owner that found the shards' leases still held by the last
+        deps.heartbeat?.({ waiting: waiting.map((w) => w.index), drivenBatches: driven, shard: shard.index });
       }
       deps.heartbeat?.({ waiting: waiting.map((w) => w.index), drivenBatches: driven });
       if (waiting.length === 0) return driven;

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   catchUpToFreeze,
+  type CatchUpProgress,
   freezeForReshard,
   reshardDrain,
   ReshardError,
@@ -199,8 +200,11 @@ describe('changing DRAIN_SHARDS', () => {
     await c.pool.query(`insert into shop.orders (sku_id, fc_id, qty, status) values ('S1', 'F1', 4, 'placed')`);
     await captured(); // (in the logical run: in the outbox, as the trigger capture has them by now)
 
-    const r = await reshardDrain(reshardDeps(), first);
+    const beats: CatchUpProgress[] = [];
+    const r = await reshardDrain({ ...reshardDeps(), heartbeat: (d: CatchUpProgress) => void beats.push(d) }, first);
     expect(r.drivenBatches).toBeGreaterThan(0);
+    // a heartbeat after each shard's batch (a round of them can outlast the heartbeat timeout)
+    expect(beats.filter((b) => b.shard !== undefined).length).toBeGreaterThanOrEqual(r.drivenBatches);
     expect(await mismatches()).toEqual([]); // the old shards applied everything up to the freeze
     expect((await old.drainBatch({ owner: 'old' })).outcome).toBe('retired');
     // a run of the old layout starting now steps aside without leaving a cursor row behind, and a
