@@ -164,13 +164,16 @@ export async function backfillLoads(
     // store but not committed (a crash) may have applied more: its target.
     const applied: PgSnapshot[] = [];
     const positions = new Map<PartitionKeys, string>();
+    const delivered = new Map<PartitionKeys, DeliveryPosition>();
     for (const { shard, cursor } of shards) {
       const view = shardKeys(keys, shard);
       const claim = (await readStorePosition(redis, view)).claimed;
       applied.push(parseSnapshot(claim && claim.batch === cursor.batch ? claim.target : (cursor.to ?? cursor.from)));
       // The counter's position: the shard's next delivery (batch in progress, position inside it).
-      for (const p of view.partitions)
+      for (const p of view.partitions) {
         positions.set(p, `${cursor.batch}:${cursor.position.txid}:${cursor.position.id}`);
+        delivered.set(p, cursor.last);
+      }
     }
     const result = await withSnapshot(source, async (client, snap) => {
       const behind = applied.find((a) => !snapshotCovers(parseSnapshot(snap.text), a));
@@ -190,7 +193,20 @@ export async function backfillLoads(
     const tag = (await registerSnapshot(redis, keys, result.snap)).slice(1);
     const ops = await loadRefillOps(redis, keys, result, tag, (p) => positions.get(p)!);
     const counters = ops.length - keys.partitions.length;
-    const written = await applyOps(redis, keys, ops, { ...opts, mode: 'backfill' });
+    // A partition below its shard's cursor (Redis back from an older file, the drain not yet
+    // rewound) refuses, atomically: stamped with the cursor's position, its counters would skip the
+    // deltas the rewound drain delivers again, under lower positions (an FC full read as free).
+    const written = await applyOps(redis, keys, ops, {
+      ...opts,
+      mode: 'backfill',
+      checkedOf: (p) => delivered.get(p) ?? null,
+    }).catch((err: Error) => {
+      throw STORE_BEHIND_REPLY.test(err.message)
+        ? new Error(
+            `backfill: a store partition is behind the drain cursor (Redis lost writes); the loads are refilled once the drain has caught it up — retrying`,
+          )
+        : err;
+    });
     if (written.failures.length)
       throw new Error(`backfill: StoreRedis rejected a load counter: ${written.failures[0].error}`);
     return { counters, cursor: shards[0].cursor };
