@@ -59,6 +59,13 @@ export interface KnownRelation {
    * source for a refill (capture/transactions.ts).
    */
   typesUnknown?: string;
+  /**
+   * The contract key column the relation had not when the change was made (renamed, or dropped,
+   * and maybe back since): its changes cannot be put under their key, so they mark the source for
+   * a refill (capture/transactions.ts). Thrown, the change failed every session that decoded it
+   * again, however the table was mended: capture stopped for good.
+   */
+  keyMissing?: string;
 }
 
 export class SourceSetupError extends Error {
@@ -82,8 +89,8 @@ export function jsonKindOf(typeOid: number): JsonKind {
 }
 
 /**
- * Learns a Relation message. Throws SourceSetupError when a contract table lacks its key columns. A
- * replica identity that lacks what an update or a delete needs is noted (identityLacks), not
+ * Learns a Relation message. A contract table without one of its key columns (keyMissing), or with
+ * a replica identity that lacks what an update or a delete needs (identityLacks), is noted, not
  * thrown: the change that carried it is decoded with the catalog of its time, so every session
  * would fail on it again, however the table is mended.
  */
@@ -96,11 +103,15 @@ export function knowRelation(
   const table = msg.schema === SOURCE_SCHEMA && isSourceTable(msg.table) ? msg.table : null;
   const keyPositions: number[] = [];
   let identityLacks: string | undefined;
+  let keyMissing: string | undefined;
   if (table) {
     const spec = SOURCE_TABLES[table];
     for (const k of spec.keyColumns) {
       const at = msg.columns.findIndex((c) => c.name === k);
-      if (at < 0) throw new SourceSetupError(`${qualifiedName} has no column ${k} (the source contract's key)`);
+      if (at < 0) {
+        keyMissing ??= `while it had no column ${k} (the source contract's key)`;
+        continue;
+      }
       // A replica identity without the key (USING INDEX on other columns, NOTHING) sends deletes
       // and key moves under other columns: the change would reach the store under a wrong key.
       if (!msg.columns[at]!.isKey)
@@ -112,6 +123,7 @@ export function knowRelation(
   }
   return {
     ...(identityLacks ? { identityLacks } : {}),
+    ...(keyMissing ? { keyMissing } : {}),
     table,
     qualifiedName,
     columns: msg.columns,

@@ -181,6 +181,7 @@ export class TransactionAssembler {
     if (!rel) throw new Error(`pgoutput: a row of relation ${msg.relationId} before its Relation message`);
     if (rel.renamedFrom)
       return this.markUncaptured(msg.kind, `while it was named ${rel.qualifiedName}`, rel.renamedFrom);
+    if (rel.keyMissing && rel.table) return this.markUncaptured(msg.kind, rel.keyMissing, rel.table);
     if (rel.typesUnknown && rel.table) return this.markUncaptured(msg.kind, rel.typesUnknown, rel.table);
     if (rel.identityLacks && msg.kind !== 'insert')
       return this.markUncaptured(msg.kind, `whose ${rel.identityLacks}`, rel.table!);

@@ -87,6 +87,14 @@ describe('the key of an update that left an out-of-line key unchanged', () => {
 });
 
 describe('the replica identity a contract table is captured under', () => {
+  // (a key column renamed when the change was made: its changes mark the source for a refill)
+  it('a contract table without a key column is noted, not thrown', () => {
+    const full = skusRelation('f', ['sku_id', 'title', 'lifecycle', 'updated_at']);
+    const renamed = { ...full, columns: full.columns.map((c) => (c.name === 'sku_id' ? { ...c, name: 'id' } : c)) };
+    expect(knowRelation(renamed).keyMissing).toMatch(/had no column sku_id/);
+    expect(knowRelation(full).keyMissing).toBeUndefined();
+  });
+
   it('must hold the key columns: the primary key (DEFAULT) or every column (FULL)', () => {
     expect(knowRelation(skusRelation('d', ['sku_id'])).identityLacks).toBeUndefined();
     expect(knowRelation(skusRelation('f', ['sku_id', 'title', 'lifecycle', 'updated_at'])).keyPositions).toEqual([0]);
