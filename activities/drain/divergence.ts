@@ -38,8 +38,13 @@ export async function checkPosition(
     last: cursor.last,
   });
   if (check.status !== 'ok') return { kind: 'diverged', divergence: check };
-  // Transaction ids went back below the claimed target: PostgreSQL was restored.
-  if (cursor.to === null && parseSnapshot(check.target.snap).xmax > parseSnapshot(now.snap).xmax) {
+  // Transaction ids went back below the claimed target: PostgreSQL was restored; or a claim the
+  // store kept (not this pass's proposal) names transactions as ended that run now: ids handed out
+  // again after a failover that lost the claiming pass's commit. Read at that target, such a
+  // transaction's rows are invisible, and the next batch, starting from it, takes them for
+  // delivered: lost for good. No transaction below a snapshot's xmax that had ended by then can
+  // run later in the same history, so this holds only after PostgreSQL lost history.
+  if (cursor.to === null && historyWentBack(check.target.snap, now.snap)) {
     return { kind: 'diverged', divergence: { status: 'ahead', store: await readStorePosition(deps.redis, deps.keys) } };
   }
   return {
@@ -47,6 +52,16 @@ export async function checkPosition(
     target: cursor.to !== null ? { snap: cursor.to, at: cursor.toAt } : check.target,
     ...(check.aheadInClaim ? { aheadInClaim: check.aheadInClaim } : {}),
   };
+}
+
+/** Whether a claimed target cannot be of PostgreSQL's history as it is `now` (both snapshots as text). */
+export function historyWentBack(claimed: string, now: string): boolean {
+  const target = parseSnapshot(claimed);
+  const current = parseSnapshot(now);
+  if (target.xmax > current.xmax) return true;
+  if (claimed === now) return false; // this pass's own proposal
+  const runningThen = new Set(target.xip);
+  return current.xip.some((x) => x < target.xmax && !runningThen.has(x));
 }
 
 /**

@@ -348,6 +348,45 @@ describe('store position', () => {
     await drainAll(acts);
     expect(await mismatches()).toEqual([]);
   });
+
+  // After a failover that lost the claiming pass's commit, the new primary hands the same
+  // transaction ids out again: once they pass the claim's xmax the claim looks current, but a
+  // transaction running now under an id the claim took for ended would be read as invisible, and
+  // the next batch, starting from the claim, would take its rows for delivered: lost for good.
+  it('a claimed target that takes a transaction running now for ended (ids handed out again) means ahead', async () => {
+    const { acts, divergences } = await seededStoreCountingDivergences();
+    const running = await c.pool.connect();
+    try {
+      await running.query('begin');
+      const x = BigInt((await running.query(`select pg_current_xact_id()::text as x`)).rows[0].x);
+      // an idle pass: the next one's snapshot (begun with this one's commit) sees x running
+      expect((await acts.drainBatch({ owner })).outcome).toBe('idle');
+      const cursor = await saveCursorRow(c.pool);
+      // every id below x + 1 ended, x among them; its xmax no later than any snapshot now
+      for (const p of c.keys.partitions)
+        await c.redis.hset(
+          p.pos,
+          FIELD.claimedBatch,
+          String(cursor.batch),
+          FIELD.claimedFrom,
+          String(cursor.snap_from),
+          FIELD.claimedTarget,
+          `${x + 1n}:${x + 1n}:`,
+          FIELD.claimedAt,
+          String(Date.now()),
+        );
+      const r = await acts.drainBatch({ owner });
+      expect(r).toMatchObject({ outcome: 'repaired', storeIncomplete: true });
+      expect(divergences).toEqual(['ahead']);
+    } finally {
+      await running.query('rollback');
+      running.release();
+    }
+    await drainAll(acts);
+    await backfillEverything(acts, 'test-rebuild-reused-ids');
+    await drainAll(acts);
+    expect(await mismatches()).toEqual([]);
+  });
 });
 
 // The pipeline database failed over to an asynchronous standby (or was restored) that lacks the
