@@ -131,9 +131,6 @@ export const UNPUBLISHED_TABLES_SQL = (publication: string, tables: string) => `
                     and not a.attisdropped and a.attgenerated = '')))
    order by t)`;
 
-/** The prefix of the fingerprint's current form (PUBLICATION_FINGERPRINT_SQL): with the tables' OIDs. */
-export const PUBLICATION_FP_VERSION = 'v2:';
-
 /**
  * SQL: a fingerprint (text) of the publication ($publication) as it concerns `tables` ($tables,
  * text[], in schema `shop`): the identity and row version (xmin) of its pg_publication row, which
@@ -146,19 +143,11 @@ export const PUBLICATION_FP_VERSION = 'v2:';
  * tables through its row in pg_publication_namespace, which dropping the schema from it and adding
  * it back replaces: that row's version is in it too (none for a publication that lists the tables,
  * as sql/source-setup.sql writes it, so its fingerprint is the same as without the catalog).
- * And each table's identity (its OID): under a publication of the schema or of all tables, a
- * table dropped and made again, or another renamed into its name, is carried with no catalog row
- * of the publication changing, while the store still holds the old table's rows and the new one's
- * changes before the swap went by under another name.
- * The form is versioned (PUBLICATION_FP_VERSION): a fingerprint of an older form, recorded before
- * an upgrade, is not compared with one of this form (outbox/capture-progress.ts, publicationSince).
+ * (The tables' own identities are TABLES_FINGERPRINT_SQL's.)
  */
 export const PUBLICATION_FINGERPRINT_SQL = (publication: string, tables: string) => `(
-  select '${PUBLICATION_FP_VERSION}' || md5(coalesce(string_agg(x, ',' order by x), ''))
-    from (select 't' || t || ':' || coalesce(to_regclass(format('shop.%I', t))::oid::text, '') as x
-            from unnest(${tables}::text[]) as t
-          union all
-          select 'p' || p.oid::text || ':' || p.xmin::text as x from pg_publication p where p.pubname = ${publication}
+  select md5(coalesce(string_agg(x, ',' order by x), ''))
+    from (select 'p' || p.oid::text || ':' || p.xmin::text as x from pg_publication p where p.pubname = ${publication}
           union all
           select 'r' || r.oid::text || ':' || r.xmin::text
             from pg_publication p join pg_publication_rel r on r.prpubid = p.oid
@@ -166,6 +155,17 @@ export const PUBLICATION_FINGERPRINT_SQL = (publication: string, tables: string)
              and r.prrelid in (select to_regclass(format('shop.%I', t)) from unnest(${tables}::text[]) as t)
           union all
           ${SCHEMA_ROW_SQL(publication)}) f)`;
+
+/**
+ * SQL: a fingerprint (text) of the identities (OIDs) of `tables` ($tables, text[], in schema
+ * `shop`): under a publication of the schema or of all tables, a table dropped and made again, or
+ * another renamed into its name, is carried with no catalog row of the publication changing, while
+ * the store still holds the old table's rows and the new one's changes before the swap went by
+ * under another name. Compared between ticks as the publication's is (outbox/capture-progress.ts).
+ */
+export const TABLES_FINGERPRINT_SQL = (tables: string) => `(
+  select md5(string_agg(t || ':' || coalesce(to_regclass(format('shop.%I', t))::oid::text, ''), ',' order by t))
+    from unnest(${tables}::text[]) as t)`;
 
 /**
  * SQL rows: the version of the publication's pg_publication_namespace row for schema shop ('n' and

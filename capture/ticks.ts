@@ -19,7 +19,7 @@
  * written before the writer was added (an older worker, during an upgrade) are not counted.
  */
 import type pg from 'pg';
-import { PUBLICATION_FINGERPRINT_SQL, UNPUBLISHED_TABLES_SQL } from './slot';
+import { PUBLICATION_FINGERPRINT_SQL, TABLES_FINGERPRINT_SQL, UNPUBLISHED_TABLES_SQL } from './slot';
 
 export const TICK_PREFIX = 'fresh-badges';
 
@@ -41,6 +41,8 @@ export interface Tick {
    * written with no publication to check (benchmarks, tests).
    */
   publication?: string;
+  /** The fingerprint of the source's tables' identities as the tick was written (TABLES_FINGERPRINT_SQL), compared the same way. */
+  tables?: string;
 }
 
 /**
@@ -104,6 +106,7 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
       snap?: unknown;
       by?: unknown;
       pub?: unknown;
+      tbl?: unknown;
       tok?: unknown;
     };
     const source = {
@@ -117,6 +120,7 @@ export function decodePipelineMessage(content: Buffer): PipelineMessage | null {
         ...(typeof v.snap === 'string' ? { snapshot: v.snap } : {}),
         ...(typeof v.by === 'string' ? { by: v.by } : {}),
         ...(typeof v.pub === 'string' ? { publication: v.pub } : {}),
+        ...(typeof v.tbl === 'string' ? { tables: v.tbl } : {}),
       };
     const token = typeof v.tok === 'string' ? { token: v.tok } : {};
     if (typeof v.lw === 'string') return { kind: 'watermark', chunk: v.lw, edge: 'low', ...source, ...token };
@@ -159,11 +163,12 @@ export async function emitTick(
     return { at, by };
   }
   // (the fingerprint read in the statement that finds the publication complete)
-  const r = await source.query<{ missing: string[]; fp: string }>(
-    `with m as (select ${UNPUBLISHED_TABLES_SQL('$4', '$5')} as missing, ${PUBLICATION_FINGERPRINT_SQL('$4', '$5')} as fp)
-     select missing, fp, case when cardinality(missing) = 0 then ${message(", 'pub', fp")} end from m`,
+  const r = await source.query<{ missing: string[]; fp: string; tfp: string }>(
+    `with m as (select ${UNPUBLISHED_TABLES_SQL('$4', '$5')} as missing, ${PUBLICATION_FINGERPRINT_SQL('$4', '$5')} as fp,
+                       ${TABLES_FINGERPRINT_SQL('$5')} as tfp)
+     select missing, fp, tfp, case when cardinality(missing) = 0 then ${message(", 'pub', fp, 'tbl', tfp")} end from m`,
     [TICK_PREFIX, at, by, publication.name, publication.tables],
   );
-  const { missing, fp } = r.rows[0]!;
-  return missing.length ? { at, by, unpublished: missing } : { at, by, publication: fp };
+  const { missing, fp, tfp } = r.rows[0]!;
+  return missing.length ? { at, by, unpublished: missing } : { at, by, publication: fp, tables: tfp };
 }

@@ -199,6 +199,7 @@ export class TransactionAssembler {
           at: m.at,
           ...(m.snapshot ? { snapshot: m.snapshot } : {}),
           ...(m.publication ? { publication: m.publication } : {}),
+          ...(m.tables ? { tables: m.tables } : {}),
         });
       else if (m.snapshot) (this.open.otherTickSnapshots ??= []).push(m.snapshot);
     }

@@ -6,7 +6,6 @@
 import type pg from 'pg';
 import type { CapturedTransaction } from '../capture/transactions';
 import { formatLsn, parseLsn } from '../capture/pgoutput';
-import { PUBLICATION_FP_VERSION } from '../capture/slot';
 import { keyColumnsOf } from '../capture/source-tables';
 import { parseSnapshot } from '../db/pg-snapshot';
 import { withTransaction } from '../db/transaction';
@@ -245,11 +244,13 @@ export async function writeCapturedTransactions(
 ): Promise<WriteResult> {
   const rowCount = transactions.reduce((n, t) => n + t.rows.length, 0);
   const fps = publicationFingerprints(transactions);
+  const tableFps = tablesFingerprints(transactions);
   const plain =
     !opts.switchDone &&
     !opts.chunks?.written.length &&
     !opts.chunks?.abandoned.length &&
     new Set(fps).size <= 1 &&
+    new Set(tableFps).size <= 1 &&
     !transactions.some((t) => t.uncaptured);
   if (plain && transactions.length && rowCount <= ONE_STATEMENT_MAX_ROWS) {
     const written = await writeInOneStatement(
@@ -260,6 +261,7 @@ export async function writeCapturedTransactions(
       opts.generation,
       opts.written ?? 0n,
       fps[0] ?? null,
+      tableFps[0] ?? null,
     );
     if (written) return written;
   }
@@ -286,8 +288,8 @@ async function writeInTransaction(
   transactions: CapturedTransaction[],
   opts: WriteOptions,
 ): Promise<WriteResult> {
-  const at = await client.query<{ lsn: string; generation: string; fp: string | null }>(
-    `select lsn::text as lsn, generation::text, publication_fp as fp
+  const at = await client.query<{ lsn: string; generation: string; fp: string | null; tablesFp: string | null }>(
+    `select lsn::text as lsn, generation::text, publication_fp as fp, tables_fp as "tablesFp"
        from pipeline.capture_progress where source = $1 for update`,
     [source],
   );
@@ -304,9 +306,10 @@ async function writeInTransaction(
   if (rows) await copyIntoOutbox(client, fresh);
   if (opts.chunks) await finishChunks(client, opts.chunks);
   const publication = publicationSince(at.rows[0]!.fp, publicationFingerprints(fresh));
+  const identities = publicationSince(at.rows[0]!.tablesFp, tablesFingerprints(fresh));
   // Changes the stream sent that could not be captured are a gap too: the source is refilled.
   const uncaptured = fresh.find((t) => t.uncaptured)?.uncaptured;
-  const changed = (publication.changed || uncaptured !== undefined) && opts.tables !== undefined;
+  const changed = (publication.changed || identities.changed || uncaptured !== undefined) && opts.tables !== undefined;
   // the refill waits for the transactions in progress as the change was found (gap_xmax)
   const foundIn = changed ? newestTickSnapshot(fresh) : undefined;
   // After the rows: the store is emptied once they are applied, and refilled from a read of now.
@@ -319,7 +322,7 @@ async function writeInTransaction(
             covered_at = ${COVERED_AT_SQL('$4')}, updated_at = now(),
             switch_id = case when $5 then null else switch_id end,
             ${LAST_TRANSACTION_SQL('$2', '$6', '$7')},
-            publication_fp = $8,
+            publication_fp = $8, tables_fp = $11,
             lost_at = case when $9 then now() else lost_at end,
             refill_from = case when $9 then null else refill_from end,
             gap_at = case when $9 then null else gap_at end,
@@ -337,6 +340,7 @@ async function writeInTransaction(
       publication.fp,
       changed,
       foundIn ? parseSnapshot(foundIn).xmax.toString() : null,
+      identities.fp,
     ],
   );
   return {
@@ -344,7 +348,7 @@ async function writeInTransaction(
     rows,
     lsn,
     ...(rows ? { outboxTxid: moved.rows[0]!.txid } : {}),
-    ...(changed && publication.changed ? { publicationChanged: true } : {}),
+    ...(changed && (publication.changed || identities.changed) ? { publicationChanged: true } : {}),
     ...(changed && uncaptured ? { uncaptured } : {}),
   };
 }
@@ -358,20 +362,25 @@ function publicationFingerprints(transactions: CapturedTransaction[]): string[] 
 
 /**
  * The fingerprint to record after ticks carrying `fps` (in stream order), the one recorded being
- * `recorded`, and whether the publication changed between two ticks: one fingerprint not the one
- * before it. Nothing recorded yet (a new source, an older version's writes, a slot lost since)
- * compares with nothing; nor does a fingerprint of another form (capture/slot.ts,
- * PUBLICATION_FP_VERSION: one recorded before an upgrade, or ticks of older and newer workers).
+ * `recorded`, and whether the publication (or the tables' identities) changed between two ticks:
+ * one fingerprint not the one before it. Nothing recorded yet (a new source, an older version's
+ * writes, a slot lost since) compares with nothing.
  */
 export function publicationSince(recorded: string | null, fps: string[]): { fp: string | null; changed: boolean } {
   let fp = recorded;
   let changed = false;
-  const form = (f: string) => f.startsWith(PUBLICATION_FP_VERSION);
   for (const f of fps) {
-    if (fp !== null && form(fp) === form(f) && f !== fp) changed = true;
+    if (fp !== null && f !== fp) changed = true;
     fp = f;
   }
   return { fp, changed };
+}
+
+/** The tables' fingerprints the transactions' ticks carry, in stream order (capture/ticks.ts). */
+function tablesFingerprints(transactions: CapturedTransaction[]): string[] {
+  const fps: string[] = [];
+  for (const t of transactions) for (const tick of t.ticks) if (tick.tables) fps.push(tick.tables);
+  return fps;
 }
 
 /** The source snapshot of the last tick the transactions carry that has one. */
@@ -419,6 +428,8 @@ async function writeInOneStatement(
   written: bigint,
   /** The one publication fingerprint the ticks carry, if any: the write goes on only if it is the one recorded. */
   fp: string | null,
+  /** The same of the tables' identities (TABLES_FINGERPRINT_SQL). */
+  tablesFp: string | null,
 ): Promise<WriteResult | null> {
   const partitions = routedWith.get(pipeline) ?? 1;
   // The rows as one JSON array of [tbl, op, key, image, old image, route]: the images are JSON text
@@ -436,7 +447,7 @@ async function writeInOneStatement(
   const lsn = last.endLsn;
   const r = await pipeline.query<{ written: number; done: string | null; partitions: number; txid: string }>(
     `with prog as (
-       select lsn, generation, publication_fp from pipeline.capture_progress where source = $1 for update
+       select lsn, generation, publication_fp, tables_fp from pipeline.capture_progress where source = $1 for update
      ), layout as (
        select partitions from pipeline.drain_layout for share
      ), go as (
@@ -444,6 +455,7 @@ async function writeInOneStatement(
         where prog.lsn < $2::pg_lsn and prog.lsn >= $9::pg_lsn and coalesce((select partitions from layout), 1) = $3
           and ($8::bigint is null or prog.generation = $8::bigint)
           and ($12::text is null or prog.publication_fp = $12::text)
+          and ($13::text is null or prog.tables_fp = $13::text)
      ), ins as (
        insert into pipeline.outbox (tbl, op, key, image, old_image, route)
        select r->>0, r->>1, r->>2,
@@ -475,6 +487,7 @@ async function writeInOneStatement(
       last.xid,
       last.commitMs,
       fp,
+      tablesFp,
     ],
   );
   const row = r.rows[0]!;

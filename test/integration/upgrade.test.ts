@@ -160,6 +160,7 @@ describe('upgrade from the (txid, id) cursor', () => {
         '021_capture_publication_fingerprint.sql',
         '022_capture_gap_xmax.sql',
         '023_capture_chunk_token.sql',
+        '024_capture_tables_fingerprint.sql',
       ]);
       const acts = activitiesFor(pipelineClients(c));
       await acts.acquireDrainLease({ owner: 'upgrade-test' });
