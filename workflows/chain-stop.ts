@@ -10,7 +10,7 @@
  * recorded only when a stopped run declines the suggestion, so runs that never got the signal
  * keep their command sequence.
  */
-import { ActivityFailure, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
 
 /** Whether the run continues as new here: the server suggests it and the chain was not told to stop. */
 export function continueAsNewNow(stop: boolean, patchId: string): boolean {
@@ -29,5 +29,7 @@ export function continueAsNewNow(stop: boolean, patchId: string): boolean {
 export function stoppedBy(err: unknown, stop: boolean, patchId: string): boolean {
   if (!stop) return false;
   if (isCancellation(err)) return true;
-  return err instanceof ActivityFailure && patched(patchId);
+  if (!(err instanceof ActivityFailure && patched(patchId))) return false;
+  log.warn('the activity in flight failed after the stop; the run ends stopped', { error: err.message });
+  return true;
 }

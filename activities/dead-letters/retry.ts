@@ -269,7 +269,7 @@ async function rebuildForOldTruncate(db: pg.Pool, redis: StoreRedis, keys: Store
       await rebuildStore(
         redis,
         view,
-        { last: cursor.last, from: cursor.from, to: cursor.to },
+        { last: cursor.last, from: cursor.from, to: cursor.to, batch: cursor.batch },
         claim && claim.batch === cursor.batch ? claim : null,
       );
     }

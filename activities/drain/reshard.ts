@@ -31,6 +31,7 @@
  * run that is gone), and the split writes the same positions from the same cursors.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { keptAlive } from '../kept-alive';
 import type pg from 'pg';
 import type { Config } from '../../config';
 import { withTransaction } from '../../db/transaction';
@@ -275,7 +276,20 @@ export async function catchUpToFreeze(
         if (c.to === null && c.from === target) continue;
         // A running drain of this shard holds its lease and does the work itself (lease-lost,
         // busy); otherwise this process takes the lease and applies the shard's next chunk.
-        const r = await drainBatch({ ...deps, shard }, { owner, maxRows: deps.config.DRAIN_MAX_BATCH_SIZE, waitMs: 0 });
+        // (kept alive while it runs: one batch of DRAIN_MAX_BATCH_SIZE rows on a loaded machine can
+        // outlast the heartbeat timeout too; a cancellation is taken at the heartbeat after it)
+        const beat = () => {
+          try {
+            deps.heartbeat?.({ waiting: waiting.map((w) => w.index), drivenBatches: driven, shard: shard.index });
+          } catch {
+            // cancelled: thrown by the heartbeat after the batch
+          }
+        };
+        const r = await keptAlive(
+          drainBatch({ ...deps, shard }, { owner, maxRows: deps.config.DRAIN_MAX_BATCH_SIZE, waitMs: 0 }),
+          beat,
+          1_000,
+        );
         if (r.outcome === 'applied' || r.outcome === 'repaired') driven++;
         if (!(r.frozen || (r.cursor.to === null && r.cursor.from === target))) waiting.push(shard);
         // after each shard's batch, not once a round: a round of full batches, one per shard, can

@@ -7,7 +7,8 @@
 -- Returns 1 marked complete, 0 left incomplete.
 -- A retry of a finish that got this far (its worker killed before it cleared the lost sources,
 -- say) finds its own epoch, and the marker gone: complete, as the first attempt left it. A rebuild
--- since deletes the epoch first, so it cannot pass for this.
+-- since has deleted the epoch with the marker (store/rebuild.ts), or is about to: then the
+-- partition ends without an epoch whatever this answers, and the drain starts another backfill.
 if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
 if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then return 0 end

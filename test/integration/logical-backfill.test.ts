@@ -316,19 +316,34 @@ describe('backfill from sources captured from the WAL', () => {
     expect((await counters()).map(Number)).toEqual(f.c.keys.partitions.map(() => 0));
   }, 60_000);
 
+  /**
+   * `fn` with a source marked lost (its lost_at read by the function passed), then the source row
+   * deleted and every partition's epoch put back as it was.
+   */
+  async function withLostSource(name: string, fn: (lostAt: () => Promise<Date | null>) => Promise<void>) {
+    const epochs = await Promise.all(f.c.keys.partitions.map((p) => f.c.redis.get(p.epoch)));
+    const lostSource = `${name}-${process.pid}`;
+    await f.c.pool.query(`insert into pipeline.capture_progress (source, slot, lost_at) values ($1, 'none', now())`, [
+      lostSource,
+    ]);
+    try {
+      await fn(
+        async () =>
+          (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = $1`, [lostSource]))
+            .rows[0].lost_at,
+      );
+    } finally {
+      await f.c.pool.query(`delete from pipeline.capture_progress where source = $1`, [lostSource]);
+      for (const [i, p] of f.c.keys.partitions.entries())
+        if (epochs[i] !== null) await f.c.redis.set(p.epoch, epochs[i]!);
+    }
+  }
+
   // Steps are counted under capture from the WAL too: a partition short of the backfill's last step
   // (a Redis restored from an older file) is not marked complete, and a source lost before the
   // backfill stays lost until a backfill completes every partition.
   it('a finish whose last step the store lacks leaves it incomplete and the lost source lost', async () => {
-    const epochs = await Promise.all(f.c.keys.partitions.map((p) => f.c.redis.get(p.epoch)));
-    const lostSource = `steps-test-${process.pid}`;
-    await f.c.pool.query(`insert into pipeline.capture_progress (source, slot, lost_at) values ($1, 'none', now())`, [
-      lostSource,
-    ]);
-    const lostAt = async () =>
-      (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = $1`, [lostSource])).rows[0]
-        .lost_at;
-    try {
+    await withLostSource('steps-test', async (lostAt) => {
       const marker = 'logical-steps-test';
       await f.acts.backfillPlan({ marker }); // every partition marked, at step 0
       const short = await f.acts.finishBackfill({ epoch: 'steps-test-epoch', marker, steps: 3 });
@@ -337,11 +352,7 @@ describe('backfill from sources captured from the WAL', () => {
       const done = await f.acts.finishBackfill({ epoch: 'steps-test-epoch', marker, steps: 0 });
       expect(done.incomplete).toEqual([]);
       expect(await lostAt()).toBeNull();
-    } finally {
-      await f.c.pool.query(`delete from pipeline.capture_progress where source = $1`, [lostSource]);
-      for (const [i, p] of f.c.keys.partitions.entries())
-        if (epochs[i] !== null) await f.c.redis.set(p.epoch, epochs[i]!);
-    }
+    });
   }, 60_000);
 
   // The finish marks the store complete in Redis, then clears the lost source in the pipeline
@@ -350,15 +361,7 @@ describe('backfill from sources captured from the WAL', () => {
   // rebuilt meanwhile. Otherwise the source stayed lost, reads stale for good, with nothing to
   // start another backfill (the store has its epoch).
   it('a finish retried after its Redis step completed still clears the lost source', async () => {
-    const epochs = await Promise.all(f.c.keys.partitions.map((p) => f.c.redis.get(p.epoch)));
-    const lostSource = `retried-finish-${process.pid}`;
-    await f.c.pool.query(`insert into pipeline.capture_progress (source, slot, lost_at) values ($1, 'none', now())`, [
-      lostSource,
-    ]);
-    const lostAt = async () =>
-      (await f.c.pool.query(`select lost_at from pipeline.capture_progress where source = $1`, [lostSource])).rows[0]
-        .lost_at;
-    try {
+    await withLostSource('retried-finish', async (lostAt) => {
       const marker = 'logical-retried-finish';
       await f.acts.backfillPlan({ marker });
       // the first attempt's Redis step, and no more: the worker died before the update
@@ -371,10 +374,6 @@ describe('backfill from sources captured from the WAL', () => {
       await f.c.redis.del(f.c.keys.partitions[0]!.epoch);
       const afterRebuild = await f.acts.finishBackfill({ epoch: 'retried-finish-epoch', marker, steps: 0 });
       expect(afterRebuild.incomplete).toEqual([0]);
-    } finally {
-      await f.c.pool.query(`delete from pipeline.capture_progress where source = $1`, [lostSource]);
-      for (const [i, p] of f.c.keys.partitions.entries())
-        if (epochs[i] !== null) await f.c.redis.set(p.epoch, epochs[i]!);
-    }
+    });
   }, 60_000);
 });

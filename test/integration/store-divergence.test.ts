@@ -116,6 +116,23 @@ async function drainAll(acts: Activities): Promise<string[]> {
 }
 
 /** A seeded, drained store (this file's, or `on`), with activities whose metrics record every divergence found. */
+/** The store claims the cursor's batch at `target`, in every partition (with `more` fields). */
+async function claimAt(on: typeof c, cursor: SavedCursor, target: string, ...more: string[]): Promise<void> {
+  for (const p of on.keys.partitions)
+    await on.redis.hset(
+      p.pos,
+      FIELD.claimedBatch,
+      String(cursor.batch),
+      FIELD.claimedFrom,
+      String(cursor.snap_from),
+      FIELD.claimedTarget,
+      target,
+      FIELD.claimedAt,
+      String(Date.now()),
+      ...more,
+    );
+}
+
 async function seededStoreCountingDivergences(on: ReturnType<typeof testClients> = c) {
   const { metrics, divergences } = recordingDivergences();
   const acts = activitiesFor({ ...pipelineClients(on), metrics });
@@ -363,18 +380,7 @@ describe('store position', () => {
       expect((await acts.drainBatch({ owner })).outcome).toBe('idle');
       const cursor = await saveCursorRow(c.pool);
       // every id below x + 1 ended, x among them; its xmax no later than any snapshot now
-      for (const p of c.keys.partitions)
-        await c.redis.hset(
-          p.pos,
-          FIELD.claimedBatch,
-          String(cursor.batch),
-          FIELD.claimedFrom,
-          String(cursor.snap_from),
-          FIELD.claimedTarget,
-          `${x + 1n}:${x + 1n}:`,
-          FIELD.claimedAt,
-          String(Date.now()),
-        );
+      await claimAt(c, cursor, `${x + 1n}:${x + 1n}:`);
       const r = await acts.drainBatch({ owner });
       expect(r).toMatchObject({ outcome: 'repaired', storeIncomplete: true });
       expect(divergences).toEqual(['ahead']);
@@ -435,19 +441,7 @@ describe('a store one chunk ahead of the cursor', () => {
   /** The store claims the cursor's batch at a snapshot taken now, in every partition (with `more` fields). */
   async function claimNow(on: typeof c, cursor: SavedCursor, ...more: string[]): Promise<void> {
     const { rows: snap } = await on.pool.query<{ s: string }>(`select pg_current_snapshot()::text as s`);
-    for (const p of on.keys.partitions)
-      await on.redis.hset(
-        p.pos,
-        FIELD.claimedBatch,
-        String(cursor.batch),
-        FIELD.claimedFrom,
-        String(cursor.snap_from),
-        FIELD.claimedTarget,
-        snap[0]!.s,
-        FIELD.claimedAt,
-        String(Date.now()),
-        ...more,
-      );
+    await claimAt(on, cursor, snap[0]!.s, ...more);
   }
   /** A store of 4 partitions on this file's Redis, seeded and drained, counting divergences. */
   async function fourPartitions() {
