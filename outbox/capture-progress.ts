@@ -243,8 +243,8 @@ export async function writeCapturedTransactions(
   opts: WriteOptions = {},
 ): Promise<WriteResult> {
   const rowCount = transactions.reduce((n, t) => n + t.rows.length, 0);
-  const fps = publicationFingerprints(transactions);
-  const tableFps = tablesFingerprints(transactions);
+  const fps = tickFingerprints(transactions, 'publication');
+  const tableFps = tickFingerprints(transactions, 'tables');
   const plain =
     !opts.switchDone &&
     !opts.chunks?.written.length &&
@@ -305,8 +305,8 @@ async function writeInTransaction(
   const rows = fresh.reduce((n, t) => n + t.rows.length, 0);
   if (rows) await copyIntoOutbox(client, fresh);
   if (opts.chunks) await finishChunks(client, opts.chunks);
-  const publication = publicationSince(at.rows[0]!.fp, publicationFingerprints(fresh));
-  const identities = publicationSince(at.rows[0]!.tablesFp, tablesFingerprints(fresh));
+  const publication = publicationSince(at.rows[0]!.fp, tickFingerprints(fresh, 'publication'));
+  const identities = publicationSince(at.rows[0]!.tablesFp, tickFingerprints(fresh, 'tables'));
   // Changes the stream sent that could not be captured are a gap too: the source is refilled.
   const uncaptured = fresh.find((t) => t.uncaptured)?.uncaptured;
   const changed = (publication.changed || identities.changed || uncaptured !== undefined) && opts.tables !== undefined;
@@ -353,10 +353,13 @@ async function writeInTransaction(
   };
 }
 
-/** The publication fingerprints the transactions' ticks carry, in stream order (capture/ticks.ts). */
-function publicationFingerprints(transactions: CapturedTransaction[]): string[] {
+/**
+ * The fingerprints of one kind the transactions' ticks carry, in stream order (capture/ticks.ts):
+ * the publication's, or the contract tables' identities.
+ */
+function tickFingerprints(transactions: CapturedTransaction[], kind: 'publication' | 'tables'): string[] {
   const fps: string[] = [];
-  for (const t of transactions) for (const tick of t.ticks) if (tick.publication) fps.push(tick.publication);
+  for (const t of transactions) for (const tick of t.ticks) if (tick[kind]) fps.push(tick[kind]);
   return fps;
 }
 
@@ -374,13 +377,6 @@ export function publicationSince(recorded: string | null, fps: string[]): { fp: 
     fp = f;
   }
   return { fp, changed };
-}
-
-/** The tables' fingerprints the transactions' ticks carry, in stream order (capture/ticks.ts). */
-function tablesFingerprints(transactions: CapturedTransaction[]): string[] {
-  const fps: string[] = [];
-  for (const t of transactions) for (const tick of t.ticks) if (tick.tables) fps.push(tick.tables);
-  return fps;
 }
 
 /** The source snapshot of the last tick the transactions carry that has one. */

@@ -27,8 +27,8 @@ import { keptAlive } from '../kept-alive';
 export const BACKFILL_KEEP_ALIVE_MS = 5_000;
 
 /** A step, heartbeating while it runs (when it runs as an activity: tests and the CLI call them directly). */
-const beating = <T>(work: Promise<T>): Promise<T> =>
-  inActivity() ? keptAlive(work, () => heartbeat(), BACKFILL_KEEP_ALIVE_MS) : work;
+const beating = <T>(step: () => Promise<T>): Promise<T> =>
+  inActivity() ? keptAlive(step(), () => heartbeat(), BACKFILL_KEEP_ALIVE_MS) : step();
 
 export function createBackfillActivities(deps: {
   pool: pg.Pool;
@@ -55,13 +55,11 @@ export function createBackfillActivities(deps: {
   return {
     /** The plan (row estimates), and the backfill's marker in every store partition. */
     async backfillPlan(input: { marker?: string } = {}) {
-      return beating(
-        (async () => {
-          if (logical) return logical.plan(input.marker);
-          if (input.marker) await markBackfillStart(deps.redis, deps.keys, input.marker);
-          return backfillPlan(deps.sourcePool);
-        })(),
-      );
+      return beating(async () => {
+        if (logical) return logical.plan(input.marker);
+        if (input.marker) await markBackfillStart(deps.redis, deps.keys, input.marker);
+        return backfillPlan(deps.sourcePool);
+      });
     },
     /**
      * `step` (with the backfill's `marker`): this chunk's number in the backfill, recorded in the
@@ -75,14 +73,14 @@ export function createBackfillActivities(deps: {
       step?: number;
     }) {
       // (steps are counted in both modes: a backfill can run across a change of CAPTURE_MODE)
-      const r = await beating(
+      const r = await beating(() =>
         logical ? logical.chunk(input) : backfillChunk(deps.sourcePool, deps.redis, deps.keys, opts, input),
       );
       await recordStep(input);
       return r;
     },
     async backfillLoads(input: { marker?: string; step?: number } = {}) {
-      const r = await beating(
+      const r = await beating(() =>
         logical ? logical.loads() : backfillLoads(deps.pool, deps.sourcePool, deps.redis, deps.keys, opts),
       );
       await recordStep(input);
@@ -93,14 +91,12 @@ export function createBackfillActivities(deps: {
       // A rebuild emptied the holds with everything else, and the refill does not bring back a
       // change that was dead-lettered (the trigger capture's fill skips a malformed row): what
       // every waiting letter names is held again before the store is complete.
-      const r = await beating(
-        (async () => {
-          await holdWaiting(deps);
-          return logical
-            ? logical.finish(input)
-            : finishBackfill(deps.redis, deps.keys, input.epoch, input.marker, input.steps);
-        })(),
-      );
+      const r = await beating(async () => {
+        await holdWaiting(deps);
+        return logical
+          ? logical.finish(input)
+          : finishBackfill(deps.redis, deps.keys, input.epoch, input.marker, input.steps);
+      });
       if (r.incomplete.length)
         log.warn(
           `backfill done, but store partitions ${r.incomplete.join(', ')} were rebuilt while it ran: they stay incomplete (reads of their SKUs stale) until the next backfill, which the drain starts`,

@@ -271,6 +271,12 @@ export async function catchUpToFreeze(
     for (;;) {
       await keepFreeze(deps, freezeOwner, target);
       const waiting: DrainShard[] = [];
+      /** The heartbeat's details: the shards found waiting so far, and the one just driven (if any). */
+      const progress = (shard?: DrainShard): CatchUpProgress => ({
+        waiting: waiting.map((w) => w.index),
+        drivenBatches: driven,
+        ...(shard ? { shard: shard.index } : {}),
+      });
       for (const shard of drainShards(layout.shards)) {
         const c = await readCursor(deps.pool, shard.consumer);
         if (c.to === null && c.from === target) continue;
@@ -280,7 +286,7 @@ export async function catchUpToFreeze(
         // outlast the heartbeat timeout too; a cancellation is taken at the heartbeat after it)
         const beat = () => {
           try {
-            deps.heartbeat?.({ waiting: waiting.map((w) => w.index), drivenBatches: driven, shard: shard.index });
+            deps.heartbeat?.(progress(shard));
           } catch {
             // cancelled: thrown by the heartbeat after the batch
           }
@@ -295,9 +301,9 @@ export async function catchUpToFreeze(
         // after each shard's batch, not once a round: a round of full batches, one per shard, can
         // outlast the 5-s heartbeat timeout, and each timed-out attempt started over as a new
         // owner that found the shards' leases still held by the last
-        deps.heartbeat?.({ waiting: waiting.map((w) => w.index), drivenBatches: driven, shard: shard.index });
+        deps.heartbeat?.(progress(shard));
       }
-      deps.heartbeat?.({ waiting: waiting.map((w) => w.index), drivenBatches: driven });
+      deps.heartbeat?.(progress());
       if (waiting.length === 0) return driven;
       if (Date.now() > deadline)
         throw new ReshardError(

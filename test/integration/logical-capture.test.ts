@@ -573,6 +573,12 @@ describe('capture from the WAL of two source databases', () => {
     withClient(TEST_INVENTORY_URL, async (c) => {
       for (const sql of statements) await c.query(sql);
     });
+  /** Undoes a test's source changes: each statement on its own (the test may have stopped anywhere, and a step already done fails alone), then capture caught up and the source unmarked. */
+  async function undoEach(statements: string[], unmark: () => Promise<unknown>): Promise<void> {
+    for (const sql of statements) await onInventory(sql).catch(() => {});
+    await captureUntilCovered(pipeline, sources);
+    await unmark();
+  }
   /**
    * The publication made to carry `table` through schema shop alone (PostgreSQL 15 on; false
    * before), and the source marked by that change unmarked: capture is steady, nothing marked.
@@ -596,12 +602,11 @@ describe('capture from the WAL of two source databases', () => {
   it('a schema dropped from the publication and added back while no session streams: the first tick after marks the source', async () => {
     const inventory = sources.find((s) => s.name === 'inventory')!;
     const { marked, unmark } = inventoryMarks(pipeline);
-    const alter = onInventory;
     try {
       if (!(await carriedBySchemaAlone('skus', unmark))) return;
       expect(await marked()).toEqual({ lost: false, truncates: 0 });
       const before = await maxOutboxId(pipeline);
-      await alter(
+      await onInventory(
         `alter publication fresh_badges drop tables in schema shop`,
         `insert into shop.skus values ('UNPUBLISHED-SCHEMA', 't', 'active', now())`,
         `alter publication fresh_badges add tables in schema shop`,
@@ -610,15 +615,14 @@ describe('capture from the WAL of two source databases', () => {
       expect(await marked()).toEqual({ lost: true, truncates: inventory.tables.length });
       expect((await outboxAfter(pipeline, before)).filter((r) => r.key === 'UNPUBLISHED-SCHEMA')).toEqual([]);
     } finally {
-      // each step on its own: the test may have stopped anywhere (a step already done fails alone)
-      for (const sql of [
-        `alter publication fresh_badges add table shop.skus`,
-        `alter publication fresh_badges drop tables in schema shop`,
-        `delete from shop.skus where sku_id = 'UNPUBLISHED-SCHEMA'`,
-      ])
-        await alter(sql).catch(() => {});
-      await captureUntilCovered(pipeline, sources);
-      await unmark();
+      await undoEach(
+        [
+          `alter publication fresh_badges add table shop.skus`,
+          `alter publication fresh_badges drop tables in schema shop`,
+          `delete from shop.skus where sku_id = 'UNPUBLISHED-SCHEMA'`,
+        ],
+        unmark,
+      );
     }
   }, 60_000);
 
@@ -629,19 +633,18 @@ describe('capture from the WAL of two source databases', () => {
   it('a contract table swapped for another under a schema publication: the first tick after marks the source', async () => {
     const inventory = sources.find((s) => s.name === 'inventory')!;
     const { marked, unmark } = inventoryMarks(pipeline);
-    const alter = onInventory;
     try {
       // region_fc carried by the schema alone (nothing references it: it can be swapped)
       if (!(await carriedBySchemaAlone('region_fc', unmark))) return;
       expect(await marked()).toEqual({ lost: false, truncates: 0 });
       // the new table filled under its own name, captured (and skipped) before the swap
-      await alter(
+      await onInventory(
         `create table shop.region_fc_swap (like shop.region_fc including all)`,
         `insert into shop.region_fc_swap values ('R-SWAPPED', 'F1', 1)`,
       );
       await captureUntilCovered(pipeline, sources);
       expect(await marked()).toEqual({ lost: false, truncates: 0 });
-      await alter(
+      await onInventory(
         `begin`,
         `alter table shop.region_fc rename to region_fc_orig`,
         `alter table shop.region_fc_swap rename to region_fc`,
@@ -650,16 +653,15 @@ describe('capture from the WAL of two source databases', () => {
       await captureUntilCovered(pipeline, sources);
       expect(await marked()).toEqual({ lost: true, truncates: inventory.tables.length });
     } finally {
-      // each step on its own: the test may have stopped anywhere (a step already done fails alone)
-      for (const sql of [
-        `begin; alter table shop.region_fc rename to region_fc_swap; alter table shop.region_fc_orig rename to region_fc; commit`,
-        `drop table if exists shop.region_fc_swap`,
-        `alter publication fresh_badges add table shop.region_fc`,
-        `alter publication fresh_badges drop tables in schema shop`,
-      ])
-        await alter(sql).catch(() => {});
-      await captureUntilCovered(pipeline, sources);
-      await unmark();
+      await undoEach(
+        [
+          `begin; alter table shop.region_fc rename to region_fc_swap; alter table shop.region_fc_orig rename to region_fc; commit`,
+          `drop table if exists shop.region_fc_swap`,
+          `alter publication fresh_badges add table shop.region_fc`,
+          `alter publication fresh_badges drop tables in schema shop`,
+        ],
+        unmark,
+      );
     }
   }, 60_000);
 
