@@ -49,26 +49,30 @@ export const HELD_CLOCK_MARGIN_MS = 5 * 60_000;
 /** The held fields a dead-lettered change names (none: a table the badge does not read). */
 export function heldSubjects(row: HeldRow): string[] {
   if (isTruncate(row)) return [HELD_ALL];
-  const key = row.key ?? '';
+  // An empty id is an id: the contract's id pattern refuses it, so a row naming one is a dead
+  // letter, but it names that id, which no read can ask for (serving/request-validation.ts). Held
+  // as what it is, it makes nothing stale; taken for "cannot be told" it held the whole partition.
+  const key = row.key;
   const field = (name: string) => {
     const v = (parsed(row.image) as Record<string, unknown> | null)?.[name];
-    return typeof v === 'string' && v !== '' ? v : null;
+    return typeof v === 'string' ? v : null;
   };
+  const told = (s: string | null | undefined): s is string => typeof s === 'string';
   switch (row.tbl) {
     case 'skus': {
       // the key, and the image's id when they disagree (the update is the image's)
-      const skus = new Set([key, field('sku_id')].filter((s): s is string => !!s));
+      const skus = new Set([key, field('sku_id')].filter(told));
       return skus.size ? [...skus].map((sku) => `${HELD.sku}${sku}`) : [HELD_ALL];
     }
     case 'inventory': {
-      const sku = keyColumnsOf('inventory', key)?.[0] ?? field('sku_id');
-      return sku ? [`${HELD.sku}${sku}`] : [HELD_ALL];
+      const sku = (told(key) ? keyColumnsOf('inventory', key)?.[0] : null) ?? field('sku_id');
+      return told(sku) ? [`${HELD.sku}${sku}`] : [HELD_ALL];
     }
     case 'fulfillment_centers':
-      return key ? [`${HELD.fc}${key}`] : [HELD_ALL];
+      return told(key) ? [`${HELD.fc}${key}`] : [HELD_ALL];
     case 'region_fc': {
-      const region = keyColumnsOf('region_fc', key)?.[0] ?? field('region');
-      return region ? [`${HELD.region}${region}`] : [HELD_ALL];
+      const region = (told(key) ? keyColumnsOf('region_fc', key)?.[0] : null) ?? field('region');
+      return told(region) ? [`${HELD.region}${region}`] : [HELD_ALL];
     }
     case 'orders': {
       // the set that says a refill's loads are complete (capture/chunk-rows.ts): not applied, any

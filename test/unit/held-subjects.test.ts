@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { HELD_ALL, heldSubjects } from '../../store/held';
 
-const row = (tbl: string, op: string, key: string, image: unknown = null, old_image: unknown = null) => ({
+const row = (tbl: string, op: string, key: string | null, image: unknown = null, old_image: unknown = null) => ({
   tbl,
   op,
   key,
@@ -33,9 +33,23 @@ describe('heldSubjects', () => {
     expect(heldSubjects(row('orders', 'I', '1', order(null)))).toEqual([]); // counts nowhere (ADR 0009)
   });
 
+  it('an empty id as the id it is, not as "cannot be told": no read can ask for it, so it makes nothing stale', () => {
+    expect(heldSubjects(row('skus', 'I', '', { sku_id: '', lifecycle: 'active' }))).toEqual(['s:']);
+    expect(heldSubjects(row('skus', 'D', '', null))).toEqual(['s:']);
+    expect(heldSubjects(row('inventory', 'U', '|F1', { sku_id: '', fc_id: 'F1' }))).toEqual(['s:']);
+    expect(heldSubjects(row('inventory', 'D', '|F1', null))).toEqual(['s:']);
+    expect(heldSubjects(row('fulfillment_centers', 'U', '', { fc_id: '' }))).toEqual(['f:']);
+    expect(heldSubjects(row('region_fc', 'I', '|F1', { region: '', fc_id: 'F1' }))).toEqual(['r:']);
+    // an order on the empty FC counts on an FC no region can name (region_fc refuses the id)
+    const order = { order_id: 1, fc_id: '', qty: 1, status: 'placed', placed_at: 'x' };
+    expect(heldSubjects(row('orders', 'I', '1', order))).toEqual([]);
+  });
+
   it('everything when what it touched cannot be told; nothing for a table the badge does not read', () => {
     expect(heldSubjects(row('inventory', 'T', ''))).toEqual([HELD_ALL]);
-    expect(heldSubjects(row('skus', 'I', '', null))).toEqual([HELD_ALL]);
+    expect(heldSubjects(row('skus', 'I', null, null))).toEqual([HELD_ALL]);
+    expect(heldSubjects(row('inventory', 'U', null, 'not json'))).toEqual([HELD_ALL]);
+    expect(heldSubjects(row('fulfillment_centers', 'U', null))).toEqual([HELD_ALL]);
     // an update of an order without its before-image: the FC it counted on is unknown
     expect(heldSubjects(row('orders', 'U', '1', { fc_id: 'F2' }, null))).toEqual([HELD_ALL, 'f:F2']);
     expect(heldSubjects(row('orders', 'D', '1', 'not json'))).toEqual([HELD_ALL]);
