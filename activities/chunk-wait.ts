@@ -1,7 +1,8 @@
-import { cancellationSignal, heartbeat } from '@temporalio/activity';
+import { cancellationSignal } from '@temporalio/activity';
 import type { ChunkWait } from '../capture/watermark-read';
 import { throttledHeartbeat } from './heartbeat-throttle';
 import { inActivity } from './in-activity';
+import { heartbeatWith } from './heartbeat-details';
 
 /**
  * How a re-read through a source's capture (capture/watermark-read.ts) waits inside an activity:
@@ -12,6 +13,6 @@ import { inActivity } from './in-activity';
  */
 export function activityChunkWait(details: () => unknown = () => undefined): ChunkWait {
   if (!inActivity()) return {};
-  const beat = throttledHeartbeat(heartbeat);
+  const beat = throttledHeartbeat(heartbeatWith);
   return { signal: cancellationSignal(), heartbeat: () => beat(details) };
 }

@@ -1,6 +1,6 @@
 import type { StoreRedis } from '../../store/redis-client';
 import type pg from 'pg';
-import { ApplicationFailure, heartbeat, log } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import { Config } from '../../config';
 import { StoreKeys } from '../../store/keys';
 import {
@@ -18,6 +18,7 @@ import { createWatermarkBackfill } from './through-watermarks';
 import { holdWaiting } from '../dead-letters';
 import { inActivity } from '../in-activity';
 import { keptAlive } from '../kept-alive';
+import { heartbeatAgain } from '../heartbeat-details';
 
 /**
  * Every step heartbeats this often while it runs, well inside its heartbeat timeout
@@ -26,9 +27,13 @@ import { keptAlive } from '../kept-alive';
  */
 export const BACKFILL_KEEP_ALIVE_MS = 5_000;
 
-/** A step, heartbeating while it runs (when it runs as an activity: tests and the CLI call them directly). */
+/**
+ * A step, heartbeating while it runs (when it runs as an activity: tests and the CLI call them
+ * directly), with what the step last reported (a wait for capture or the drain), so the keep-alive
+ * does not wipe it from the Web UI.
+ */
 const beating = <T>(step: () => Promise<T>): Promise<T> =>
-  inActivity() ? keptAlive(step(), () => heartbeat(), BACKFILL_KEEP_ALIVE_MS) : step();
+  inActivity() ? keptAlive(step(), heartbeatAgain, BACKFILL_KEEP_ALIVE_MS) : step();
 
 export function createBackfillActivities(deps: {
   pool: pg.Pool;

@@ -9,7 +9,7 @@
  * wrote. A source whose slot was lost is counted as covered again only by a backfill that began
  * after the loss.
  */
-import { Context, heartbeat } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { transactionsBeforeRunning } from '../../capture/slot';
@@ -25,6 +25,7 @@ import type { StoreRedis } from '../../store/redis-client';
 import { BACKFILL_TABLES, type BackfillTable, type ChunkResult, finishBackfill, markBackfillStart } from './backfill';
 import { estimateTableRows } from './row-estimate';
 import { activityChunkWait } from '../chunk-wait';
+import { heartbeatWith } from '../heartbeat-details';
 
 /** Waiting for the capture to write a chunk: a backlog in the slot comes first. */
 const CHUNK_TIMEOUT_MS = 10 * 60_000;
@@ -108,7 +109,7 @@ export function createWatermarkBackfill(deps: {
         const applied = await drainAppliedSnapshot(deps.pool);
         if (snapshotCovers(parseSnapshot(applied.snap), parseSnapshot(now))) break;
         if (waited > CHUNK_TIMEOUT_MS) throw new Error('the drain did not apply the backfill within 10 minutes');
-        heartbeat({ waitingForDrain: waited });
+        heartbeatWith({ waitingForDrain: waited });
         await sleep(200);
       }
       const r = await finishBackfill(deps.redis, deps.keys, input.epoch, input.marker, input.steps);

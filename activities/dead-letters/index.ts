@@ -9,6 +9,21 @@ import { heldSubjects, hold, release, type HeldRow, type RetriedLetter } from '.
 import { RETRIED_WINDOW_MS } from './reapply';
 import { WAITING_DEAD_LETTER } from './waiting';
 import type { SourceRows } from '../../capture/source-rows';
+import { inActivity } from '../in-activity';
+import { keptAlive } from '../kept-alive';
+import { heartbeatAgain, heartbeatWith } from '../heartbeat-details';
+import { throttledHeartbeat } from '../heartbeat-throttle';
+
+/**
+ * How often an operator's retry or discard heartbeats while it runs, whatever it is doing: well
+ * inside operatorActivity's 2-minute heartbeat timeout (workflows/activity-options.ts), so a
+ * retry of many letters is not failed and started again while it works, and one on a worker that
+ * died is retried within two minutes.
+ */
+export const OPERATOR_KEEP_ALIVE_MS = 10_000;
+
+const keptAliveInActivity = <T>(work: () => Promise<T>): Promise<T> =>
+  inActivity() ? keptAlive(work(), heartbeatAgain, OPERATOR_KEEP_ALIVE_MS) : work();
 
 export function createDeadLetterActivities(deps: {
   pool: pg.Pool;
@@ -19,14 +34,25 @@ export function createDeadLetterActivities(deps: {
 }) {
   const opts = applyOptions(deps.config);
   return {
-    async retryDeadLetters(input: { ids?: string[] }) {
-      const { settled, ...r } = await retryDeadLetters(deps.pool, deps.redis, deps.keys, opts, input, deps.sourceRows);
-      return { ...r, released: await releaseHeldBy(deps, settled) };
-    },
-    async discardDeadLetters(input: DiscardInput) {
-      const { settled, ...r } = await discardDeadLetters(deps.pool, input);
-      return { ...r, released: await releaseHeldBy(deps, settled) };
-    },
+    retryDeadLetters: (input: { ids?: string[] }) =>
+      keptAliveInActivity(async () => {
+        const progress = inActivity() ? throttledHeartbeat(heartbeatWith) : () => undefined;
+        const { settled, ...r } = await retryDeadLetters(
+          deps.pool,
+          deps.redis,
+          deps.keys,
+          opts,
+          input,
+          deps.sourceRows,
+          (p) => progress(() => p),
+        );
+        return { ...r, released: await releaseHeldBy(deps, settled) };
+      }),
+    discardDeadLetters: (input: DiscardInput) =>
+      keptAliveInActivity(async () => {
+        const { settled, ...r } = await discardDeadLetters(deps.pool, input);
+        return { ...r, released: await releaseHeldBy(deps, settled) };
+      }),
   };
 }
 

@@ -67,6 +67,8 @@ export async function retryDeadLetters(
   input: { ids?: string[] },
   /** How a fenced change's row is re-read from the source (capture/source-rows.ts). */
   sourceRows: SourceRows = triggerSourceRows(db),
+  /** Called after each letter (the activity heartbeats with it: a long retry is shown, and kept alive). */
+  onProgress: (p: RetryProgress) => void = () => undefined,
 ): Promise<{
   retried: number;
   failed: number;
@@ -86,7 +88,8 @@ export async function retryDeadLetters(
     errors: [] as { id: string; error: string }[],
     settled: [] as HeldRow[],
   };
-  for (const dl of r.rows) {
+  for (const [done, dl] of r.rows.entries()) {
+    onProgress({ letters: r.rows.length, done, retried: result.retried, failed: result.failed });
     const outcome = await withTransaction(db, async (client) => {
       // Locked while it is retried: a discard that committed since the list above leaves it
       // alone here, and one that comes now waits, then finds it retried (not waiting any more).
@@ -115,6 +118,14 @@ export async function retryDeadLetters(
     }
   }
   return result;
+}
+
+/** How far a retry is: letters asked for, done so far, and how those went. */
+export interface RetryProgress {
+  letters: number;
+  done: number;
+  retried: number;
+  failed: number;
 }
 
 export interface RetryDeps {
