@@ -110,8 +110,8 @@ export class NotATimestamp extends Error {
 
 /**
  * The UTC day (yyyymmdd) an order placed at `placedAt` counts on, or null when it counts on no
- * day: `infinity`, `-infinity`, an instant before AD 1 in UTC, or one past JavaScript's range
- * (year 275760). All of those are valid timestamptz values; the badge rule counts an order on the UTC
+ * day: `infinity`, `-infinity`, an instant before AD 1 in UTC, or one on or after the last day a
+ * JavaScript Date reaches (275760-09-13 UTC). All of those are valid timestamptz values; the badge rule counts an order on the UTC
  * day of placed_at, and these are on no day the rule can ever ask about, so they add to no load.
  * A value PostgreSQL cannot write, 30 February or 25:00 say, is NotATimestamp: a Date would roll it
  * over into another day and count the order there.
@@ -138,14 +138,34 @@ export function placedDay(placedAt: string): string | null {
     impossibleField(Number(y), year, Number(mo), Number(d), Number(h), Number(mi), Number(s)) ??
     (offset === null ? `offset ${zone}` : null);
   if (why) throw impossible(placedAt, why);
-  const at = new Date(0);
-  // not Date.UTC, which would take years 0–99 as 1900–1999
-  at.setUTCFullYear(year, Number(mo) - 1, Number(d));
-  at.setUTCHours(Number(h), Number(mi), Number(s), frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0);
-  const utc = new Date(at.getTime() - offset!);
-  // before AD 1 in UTC (the rule's days are AD), or past JavaScript's range: on no day
-  return Number.isNaN(utc.getTime()) || utc.getUTCFullYear() < 1 ? null : utcDay(utc);
+  // In plain arithmetic, not a Date: a local time past JavaScript's last day can still be within
+  // it in UTC (an offset of +167:00), and a Date holding the local time would be NaN.
+  const localMs =
+    daysFromCivil(year, Number(mo), Number(d)) * 86_400_000 +
+    ((Number(h) * 60 + Number(mi)) * 60 + Number(s)) * 1000 +
+    (frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0);
+  const ms = localMs - offset!;
+  // before AD 1 in UTC (the rule's days are AD), or on or past JavaScript's last day: on no day.
+  // That day, 13 September 275760, is on none either: a Date holds only its first millisecond, and
+  // SQL (PLACED_ON_A_DAY_SQL) ends the days before it, so the verify, the refill and the export agree.
+  return ms < AD_1_MS || ms >= LAST_DAY_MS ? null : utcDay(new Date(ms));
 }
+
+/**
+ * Days from 1970-01-01 to year-month-day of the proleptic Gregorian calendar (year 0 is 1 BC), in
+ * integer arithmetic (H. Hinnant's days_from_civil), for any year a timestamptz can hold.
+ */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
+/** The first instant of 275760-09-13 UTC, the last day a JavaScript Date reaches (its last millisecond, 8.64e15). */
+const LAST_DAY_MS = 8.64e15;
 
 /** The first instant of AD 1 in UTC: the rule's days are AD. */
 const AD_1_MS = Date.parse('0001-01-01T00:00:00Z');

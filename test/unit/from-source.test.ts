@@ -169,7 +169,10 @@ describe('featureUpdatesFrom', () => {
     expect(day('0001-01-01T00:00:00+00:00')).toBe('00010101');
     expect(day('12345-06-07T23:30:00-01:00')).toBe('123450608');
     expect(day('1890-01-01T00:10:00+00:53:28')).toBe('18891231');
-    expect(day('275760-09-13T00:00:00+00:00')).toBe('2757600913');
+    // the last day a Date reaches holds one millisecond of it: on no day, as in SQL (PLACED_ON_A_DAY_SQL)
+    expect(day('275760-09-12T23:59:59.999999+00:00')).toBe('2757600912');
+    expect(day('275760-09-13T00:00:00+00:00')).toBe(null);
+    expect(day('275760-09-13T01:00:00+01:00')).toBe(null);
     expect(day('275760-09-14T00:00:00+00:00')).toBe(null);
   });
 
