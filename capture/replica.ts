@@ -17,7 +17,7 @@ const REPLAY_WAIT_MS = 30_000;
  * that replayed only up to the write position would not show it, while a read there would take
  * the chunk's snapshot for one that saw it.
  */
-export async function primaryWalLsn(primary: pg.ClientBase): Promise<string> {
+export async function primaryWalLsn(primary: pg.ClientBase | pg.Pool): Promise<string> {
   return (await primary.query<{ lsn: string }>(`select pg_current_wal_insert_lsn()::text as lsn`)).rows[0]!.lsn;
 }
 
@@ -38,12 +38,13 @@ export class ReplicaNotFollowingError extends Error {
  * reads of the primary's position; once past it, such a replica never reaches `lsn` and times out.)
  */
 export async function waitForReplay(
-  replica: pg.ClientBase,
+  replica: pg.ClientBase | pg.Pool,
   lsn: string,
   what: string,
   primaryLsnNow: () => Promise<string>,
+  waitMs = REPLAY_WAIT_MS,
 ): Promise<void> {
-  const deadline = Date.now() + REPLAY_WAIT_MS;
+  const deadline = Date.now() + waitMs;
   for (;;) {
     const r = await replica.query<{ ok: boolean; had: string }>(
       `select pg_last_wal_replay_lsn() >= $1::pg_lsn as ok,
@@ -60,8 +61,30 @@ export async function waitForReplay(
     }
     if (Date.now() > deadline)
       throw new Error(
-        `the replica of ${what} did not replay the source's WAL up to ${lsn} within ${REPLAY_WAIT_MS / 1000} s`,
+        `the replica of ${what} did not replay the source's WAL up to ${lsn} within ${waitMs / 1000} s`,
       );
     await sleep(10);
+  }
+}
+
+/**
+ * Where an operator's one-off read of a source's rows goes (`ops inspect`, `ops explain`): its
+ * replica once it has replayed what the primary had written when asked, within `waitMs`; else the
+ * primary, and `why` says so. A one-row read there costs the source little, and a replica that
+ * lags or no longer follows the primary would show rows the source no longer has, or not yet.
+ */
+export async function caughtUpReplicaOr(
+  primary: pg.Pool,
+  replica: pg.Pool,
+  what: string,
+  waitMs = 5_000,
+): Promise<{ db: pg.Pool; why?: string }> {
+  const lsn = await primaryWalLsn(primary);
+  try {
+    await waitForReplay(replica, lsn, what, () => primaryWalLsn(primary), waitMs);
+    return { db: replica };
+  } catch (err) {
+    if (err instanceof ReplicaNotFollowingError) return { db: primary, why: err.message };
+    return { db: primary, why: `${(err as Error).message}: reading the primary instead` };
   }
 }

@@ -8,6 +8,7 @@ import { Config, loadConfig } from '../../config';
 import { createPool } from '../../db/pool';
 import { storeKeysFor, StoreKeys } from '../../store/keys';
 import { captureSources } from '../../capture/sources';
+import { caughtUpReplicaOr } from '../../capture/replica';
 import type { SourceDatabases } from '../../reconcile/source-features';
 import { createStoreRedis, describeStoreRedis, StoreRedis } from '../../store/redis-client';
 
@@ -25,8 +26,11 @@ export interface OpsContext {
   keys: StoreKeys;
   pool(): pg.Pool;
   source(): pg.Pool;
-  /** The shop tables' databases (inventory, orders), each its replica when one is set: for reads only. */
-  sourceDatabases(): SourceDatabases;
+  /**
+   * The shop tables' databases (inventory, orders), for reads only: each its replica when one is
+   * set and has caught up with its primary (else the primary, with a warning on stderr).
+   */
+  sourceDatabases(): Promise<SourceDatabases>;
   redis(): Promise<StoreRedis>;
   temporal(): Promise<Client>;
   close(): Promise<void>;
@@ -49,7 +53,8 @@ export function createOpsContext(): OpsContext {
     keys: storeKeysFor(config),
     pool: () => (pool ??= createPool(config.DATABASE_URL, 4)),
     source: sourcePool,
-    sourceDatabases: () => shopDatabases(config, sourcePool, others),
+    sourceDatabases: () =>
+      shopDatabases(config, { pipeline: () => (pool ??= createPool(config.DATABASE_URL, 4)), replica: sourcePool }, others),
     async redis() {
       if (!redis) {
         redis = createStoreRedis(config, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
@@ -84,19 +89,35 @@ export function createOpsContext(): OpsContext {
 
 /**
  * Where the shop tables are read: the pipeline's source pool when they live there (trigger
- * capture), else each capture source's replica or database (CAPTURE_MODE=logical with
- * INVENTORY_DATABASE_URL / ORDERS_DATABASE_URL), one pool per database, kept in `others`.
+ * capture), else each capture source's database (CAPTURE_MODE=logical with INVENTORY_DATABASE_URL
+ * / ORDERS_DATABASE_URL), one pool per database, kept in `others`. A source's replica is read once
+ * it has replayed what its primary had written (capture/replica.ts, caughtUpReplicaOr); one that
+ * lags or follows another history is passed over for the primary, with a warning.
  */
-function shopDatabases(config: Config, sourcePool: () => pg.Pool, others: Map<string, pg.Pool>): SourceDatabases {
+async function shopDatabases(
+  config: Config,
+  /** The pipeline database's pool, and its replica's (the pipeline's when it has none). */
+  own: { pipeline: () => pg.Pool; replica: () => pg.Pool },
+  others: Map<string, pg.Pool>,
+): Promise<SourceDatabases> {
   const sources = captureSources(config);
-  const poolFor = (table: 'skus' | 'orders'): pg.Pool => {
-    const s = sources.find((c) => (c.tables as string[]).includes(table))!;
-    const url = s.replicaUrl ?? s.url;
-    if (url === config.DATABASE_URL || url === config.REPLICA_DATABASE_URL) return sourcePool();
+  const poolOf = (url: string): pg.Pool => {
+    if (url === config.DATABASE_URL) return own.pipeline();
+    if (url === config.REPLICA_DATABASE_URL) return own.replica();
     if (!others.has(url)) others.set(url, createPool(url, 2));
     return others.get(url)!;
   };
-  return { inventory: poolFor('skus'), orders: poolFor('orders') };
+  const poolFor = async (table: 'skus' | 'orders'): Promise<pg.Pool> => {
+    const s = sources.find((c) => (c.tables as string[]).includes(table))!;
+    if (!s.replicaUrl) return poolOf(s.url);
+    const read = await caughtUpReplicaOr(poolOf(s.url), poolOf(s.replicaUrl), `source ${s.name}`);
+    if (read.why) process.stderr.write(`warning: ${redactText(read.why)}\n`);
+    return read.db;
+  };
+  const inventory = await poolFor('skus');
+  // (one source holding every table: checked once)
+  const orders = sources.length === 1 ? inventory : await poolFor('orders');
+  return { inventory, orders };
 }
 
 /**

@@ -33,7 +33,7 @@ export async function explainSku(ctx: OpsContext, sku: string, region: string): 
   const at = new Date();
   const day = utcDay(at);
   const redis = await ctx.redis();
-  const dbs = ctx.sourceDatabases();
+  const dbs = await ctx.sourceDatabases();
   const reader = createBadgeReader({
     redis,
     prefix: ctx.keys.prefix,

@@ -13,7 +13,7 @@ export type Inspection = Awaited<ReturnType<typeof inspectSku>>;
 
 export async function inspectSku(ctx: OpsContext, sku: string, region?: string) {
   const redis = await ctx.redis();
-  const dbs = ctx.sourceDatabases();
+  const dbs = await ctx.sourceDatabases();
   const [store, source] = await Promise.all([readStoreSku(redis, ctx.keys, sku), readSourceSku(dbs.inventory, sku)]);
   const regions = region
     ? [region]

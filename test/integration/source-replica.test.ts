@@ -5,11 +5,13 @@
  * read rows on the standby, never on the primary, and only once it has replayed far enough: with its
  * replay paused they wait (a read of the lagging standby would bring back an image older than one
  * the store already has, or report a difference that is not there), and once it resumes they
- * finish with the store equal to the rule.
+ * finish with the store equal to the rule. An operator's look at a source's rows takes the standby
+ * only once it has caught up, else the primary.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { caughtUpReplicaOr } from '../../capture/replica';
 import { sourceRowsFor } from '../../capture/source-rows';
 import { captureSources } from '../../capture/sources';
 import { createPool } from '../../db/pool';
@@ -127,6 +129,20 @@ describe('reads on a source replica', () => {
   // primary holds and cannot follow it, yet it answers queries with the changes the restore took
   // away. Capture finds the restore and the store is refilled: from the primary, since a replica
   // holding WAL past the primary's position is not read (capture/replica.ts).
+  it("an operator's read of the rows (ops inspect, explain) takes the standby once caught up, else the primary, and says why", async () => {
+    expect((await caughtUpReplicaOr(inventory, standbyAdmin, 'source inventory', 10_000)).db).toBe(standbyAdmin);
+    await standbyAdmin.query(`select pg_wal_replay_pause()`);
+    try {
+      await inventory.query(`update shop.inventory set on_hand = on_hand + 1 where sku_id = 'S-3' and fc_id = 'FC-1'`);
+      const read = await caughtUpReplicaOr(inventory, standbyAdmin, 'source inventory', 1_000);
+      expect(read.db).toBe(inventory);
+      expect(read.why).toMatch(/did not replay the source's WAL up to .* within 1 s: reading the primary instead/);
+    } finally {
+      await standbyAdmin.query(`select pg_wal_replay_resume()`);
+    }
+    await storeEqualsRule();
+  });
+
   it('a standby left on a history the restored primary no longer has is not read: the refill reads the primary', async () => {
     const copy = await primary.copyData();
     await inventory.query(`update shop.inventory set on_hand = 77 where sku_id = 'S-5' and fc_id = 'FC-1'`);
