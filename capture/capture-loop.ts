@@ -33,14 +33,14 @@ import { tablesWithCaptureTriggers } from './capture-triggers';
 import { HistoryDivergedError, ResendCheck, sourceWalEnd, walWentBack } from './history-check';
 import { readHistoryStart, type HistoryStart } from './history-start';
 import { formatLsn, pgTimeToMs, type ReplicationFrame } from './pgoutput';
-import { ReplicationStream } from './replication-stream';
+import { PublicationMissingError, ReplicationStream, SlotLostError } from './replication-stream';
 import { connectCancellable, endWithin, settlesWithin } from '../db/cancellable';
 import { emitTick } from './ticks';
 import { TransactionAssembler, type CapturedTransaction } from './transactions';
 import type { CaptureSource } from './sources';
 import { contractTableOids, sourceTypes, type SourceTable } from './source-tables';
 import { SourceSetupError } from './row-image';
-import { ensureSlot, readSlot, unpublishedTables } from './slot';
+import { dropSlotOnceFree, ensureSlot, readSlot, unpublishedTables } from './slot';
 import { faultPoint } from '../activities/drain/fault-injection';
 import { loadReadChunks, type StoredChunk } from '../outbox/capture-chunks';
 import type { ChunkOutcome } from '../outbox/capture-progress';
@@ -188,15 +188,44 @@ export class CaptureSession {
   async run(opts: Omit<CaptureRunOptions, 'source' | 'pipeline'>): Promise<CaptureProgress> {
     this.state.transactions = 0;
     this.state.rows = 0;
-    await captureUntilDone(
-      { ...opts, source: this.source, pipeline: this.pipeline },
-      this.stream,
-      this.admin,
-      this.state,
-    );
+    try {
+      await captureUntilDone(
+        { ...opts, source: this.source, pipeline: this.pipeline },
+        this.stream,
+        this.admin,
+        this.state,
+      );
+    } catch (err) {
+      if (err instanceof PublicationMissingError) throw await this.undecodableSlot(err);
+      throw err;
+    }
     const progress = this.state.progress();
     this.state.slotLost = false; // reported once
     return progress;
+  }
+
+  /**
+   * The stream found the publication missing at a change. If the source has it now, it was dropped
+   * and created again after the slot's position: the changes made between can never be decoded
+   * from this slot, and every session would fail on the first of them for good. The slot is
+   * dropped: the next session creates it and marks the source lost (readySlot), and the store is
+   * refilled from a snapshot, reads stale meanwhile. (A publication still missing is the source's
+   * set-up to do: the error as it is, asked again every 30 s.)
+   */
+  private async undecodableSlot(err: PublicationMissingError): Promise<Error> {
+    this.state.spent = true;
+    const exists = await this.admin
+      .query<{ ok: boolean }>(`select exists (select 1 from pg_catalog.pg_publication where pubname = $1) as ok`, [
+        this.source.publication,
+      ])
+      .then((r) => r.rows[0]!.ok)
+      .catch(() => false);
+    if (!exists) return err;
+    await this.stream.close().catch(() => {});
+    await dropSlotOnceFree(this.admin, this.source.slot);
+    const message = `the slot of ${this.source.name} cannot decode its changes: ${err.message.replace(/: run sql\/source-setup\.sql.*$/, '')}, though the source has it now (dropped and created again since the slot's position). The slot was dropped; the next session creates it and the source is refilled from a snapshot`;
+    logger('capture').warn(message);
+    return new SlotLostError(message);
   }
 
   /**

@@ -46,6 +46,17 @@ export class SlotLostError extends Error {
   override name = 'SlotLostError';
 }
 
+/**
+ * The walsender found no publication of that name at a change it decoded. Either the publication
+ * does not exist (the source's set-up is not done), or it was dropped and created again since the
+ * slot's position: pgoutput looks publications up as of each change (PostgreSQL before 18), so the
+ * changes made while it was missing can never be decoded from this slot (CaptureSession.run tells
+ * the two apart).
+ */
+export class PublicationMissingError extends SourceSetupError {
+  override name = 'PublicationMissingError';
+}
+
 /** The slot is streaming to another capture (another run of the same source): this one leaves it. */
 export class SlotBusyError extends Error {
   override name = 'SlotBusyError';
@@ -316,7 +327,9 @@ function classify(err: Error): Error {
   const code = (err as { code?: string }).code;
   const message = redactText(err.message);
   if (/publication .* does not exist/.test(message))
-    return new SourceSetupError(`${message}: run sql/source-setup.sql on the source database (docs/capture.md)`);
+    return new PublicationMissingError(
+      `${message}: run sql/source-setup.sql on the source database (docs/capture.md)`,
+    );
   // 42704: the slot does not exist; 55000: it was invalidated (max_slot_wal_keep_size) or cannot
   // be used ("can no longer get changes from replication slot").
   if (

@@ -3,6 +3,7 @@
  * REPLICATION), inspected for `ops status` and the retained-WAL metric, and dropped by `ops`.
  * A slot keeps the WAL its consumer has not confirmed: docs/operations.md says how to cap it.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { queryCancellable, type StatementCancel } from '../db/cancellable';
 import { parseLsn } from './pgoutput';
@@ -99,6 +100,17 @@ export async function ensureSlot(
     if ((err as { code?: string }).code === '42710') return false;
     throw err;
   }
+}
+
+/**
+ * Drops the slot once no session streams from it (the walsender of a session that just failed may
+ * hold it a moment longer), waiting up to `waitMs`; then as dropSlot, which fails on a slot still
+ * active.
+ */
+export async function dropSlotOnceFree(source: pg.ClientBase | pg.Pool, slot: string, waitMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + waitMs;
+  while ((await readSlot(source, slot)).active && Date.now() < deadline) await sleep(100);
+  return dropSlot(source, slot);
 }
 
 export async function dropSlot(source: pg.ClientBase | pg.Pool, slot: string): Promise<boolean> {

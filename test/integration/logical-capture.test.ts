@@ -37,7 +37,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { captureLeaseName, createCaptureActivities } from '../../activities/capture';
 import { loadConfig } from '../../config';
-import { ReplicationStream, SlotBusyError } from '../../capture/replication-stream';
+import { ReplicationStream, SlotBusyError, SlotLostError } from '../../capture/replication-stream';
 import { formatLsn, parseLsn } from '../../capture/pgoutput';
 import { decodePipelineMessage, emitTick, TICK_PREFIX } from '../../capture/ticks';
 import { createPool } from '../../db/pool';
@@ -511,6 +511,35 @@ describe('capture from the WAL of two source databases', () => {
     }
     const session = await CaptureSession.open(inventory, pipeline); // mended: streams
     await session.close();
+  }, 60_000);
+
+  // pgoutput looks the publication up as of each change it decodes (PostgreSQL before 18): a change
+  // made while the publication was missing fails every session at that change, for good.
+  it('a publication dropped and created again: the slot that cannot decode the changes between is dropped, made again, and the source refilled', async () => {
+    const inventory = sources.find((s) => s.name === 'inventory')!;
+    const onSource = (sql: string) => withClient(TEST_INVENTORY_URL, (c) => c.query(sql));
+    const { marked, unmark } = inventoryMarks(pipeline);
+    await unmark();
+    await captureUntilCovered(pipeline, [inventory]);
+    await onSource(`drop publication fresh_badges`);
+    try {
+      await onSource(`insert into shop.skus values ('GAP', 'made while unpublished', 'active', now())`);
+    } finally {
+      await onSource(
+        `create publication fresh_badges for table shop.skus, shop.fulfillment_centers, shop.region_fc, shop.inventory`,
+      );
+    }
+    const failed = runCapture({ source: inventory, pipeline, tickMs: 20, budgetMs: 10_000 });
+    await expect(failed).rejects.toBeInstanceOf(SlotLostError);
+    await expect(failed).rejects.toThrow(/publication "fresh_badges" does not exist, though the source has it now/);
+    expect((await withClient(TEST_INVENTORY_URL, (c) => readSlot(c, inventory.slot))).exists).toBe(false);
+    // the next session makes the slot again and marks the source for a refill; capture goes on
+    await captureUntilCovered(pipeline, [inventory]);
+    expect(await marked()).toMatchObject({ lost: true });
+    expect((await withClient(TEST_INVENTORY_URL, (c) => readSlot(c, inventory.slot))).exists).toBe(true);
+    await onSource(`delete from shop.skus where sku_id = 'GAP'`);
+    await captureUntilCovered(pipeline, [inventory]);
+    await unmark();
   }, 60_000);
 
   // A publication changed and changed back while no session streams (workers down, capture
