@@ -108,7 +108,9 @@ async function skuMismatches(
     ]);
     for (const fc of fcs) {
       const a = src.get(fc);
-      const b = storedInt(h[fc]) ?? undefined;
+      // (own fields only: an FC id such as "constructor" or "toString" the hash lacks would read
+      // the object's inherited function)
+      const b = storedInt(Object.hasOwn(h, fc) ? h[fc] : undefined) ?? undefined;
       if (a !== b) out.push({ sku, feature: 'available', key: `${sku}|${fc}`, source: a, store: b });
     }
   });

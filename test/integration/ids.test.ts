@@ -112,6 +112,24 @@ describe('ids', () => {
     expect((await pipeline.api.reader.getBadge('R', 'S')).reason).toBe('out_of_stock');
   });
 
+  it('verify reports an FC named like a JavaScript built-in that the store lacks, as any other', async () => {
+    // (the state the test above left: SKU S, the drain holding its lease)
+    await c.pool.query(
+      `insert into shop.fulfillment_centers values ('toString', 'R', 100, now()), ('constructor', 'R', 100, now())`,
+    );
+    await drainAll();
+    // not drained yet: the store's hash of S lacks both fields
+    await c.pool.query(`insert into shop.inventory values ('S', 'toString', 4, 0, now()), ('S', 'constructor', 2, 0, now())`);
+    const report = await acts.verifyStore({ badgeSkus: 0, settleMs: 200 });
+    const missing = [...report.mismatches, ...report.unjudged].filter((m) => m.feature === 'available');
+    expect(missing.map((m) => [m.key, m.source, m.store]).sort()).toEqual([
+      ['S|constructor', 2, undefined],
+      ['S|toString', 4, undefined],
+    ]);
+    await drainAll();
+    expect((await acts.verifyStore({ badgeSkus: 0, settleMs: 200 })).mismatches).toEqual([]);
+  });
+
   it('generated ids: library and API equal the SQL rule', async () => {
     await fc.assert(
       fc.asyncProperty(
