@@ -11,6 +11,7 @@ import pg from 'pg';
 import { createChunk, storeChunkRead, type ReadRow } from '../outbox/capture-chunks';
 import { primaryWalLsn, ReplicaNotFollowingError, waitForReplay } from './replica';
 import { logger } from '../log/logger';
+import { redactText } from '../config/redact';
 import type { CaptureSource } from './sources';
 import { keyColumnsOf, SOURCE_TABLES, type SourceTable } from './source-tables';
 import { encodeWatermark, TICK_PREFIX } from './ticks';
@@ -137,27 +138,46 @@ async function followingReplica(replica: pg.Client, primary: pg.Client, what: st
   }
 }
 
-/** Connections to the source (and its replica), closed after `work`. */
+/**
+ * A connection to the source, and one to its replica made when first asked for (`replica()`: load
+ * sums never read there), all closed after `work`. A replica that cannot be reached gives null:
+ * the rows are read on the primary then, with a warning, rather than a refill or a repair stuck
+ * for as long as the replica is down.
+ */
 async function withSourceClients<T>(
   opts: WatermarkReadOptions,
-  work: (primary: pg.Client, replica: pg.Client | null) => Promise<T>,
+  work: (primary: pg.Client, replica: () => Promise<pg.Client | null>) => Promise<T>,
 ): Promise<T> {
   const primary = new pg.Client({ connectionString: opts.source.url, application_name: 'fresh-badges-watermark' });
   // A connection lost between queries (a source restart or failover) emits 'error' on the client:
   // without a listener that ends the process. The query in flight, or the next, reports it.
   primary.on('error', () => {});
-  const replicaUrl = opts.source.replicaUrl;
-  const replica = replicaUrl
-    ? new pg.Client({ connectionString: replicaUrl, application_name: 'fresh-badges-watermark' })
-    : null;
-  replica?.on('error', () => {});
+  let replica = null as Promise<pg.Client | null> | null;
+  const connectReplica = async (url: string): Promise<pg.Client | null> => {
+    const client = new pg.Client({
+      connectionString: url,
+      application_name: 'fresh-badges-watermark',
+      connectionTimeoutMillis: 5_000,
+    });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => {});
+      logger('capture').warn(
+        `the replica of ${opts.source.name} cannot be reached (${redactText((err as Error).message)}): reading its rows on the primary`,
+      );
+      return null;
+    }
+  };
   try {
     await primary.connect();
-    await replica?.connect();
-    return await work(primary, replica);
+    const replicaUrl = opts.source.replicaUrl;
+    return await work(primary, () => (replica ??= replicaUrl ? connectReplica(replicaUrl) : Promise.resolve(null)));
   } finally {
     await primary.end().catch(() => {});
-    await replica?.end().catch(() => {});
+    await (await replica)?.end().catch(() => {});
   }
 }
 
@@ -166,7 +186,7 @@ async function handChunk(
   opts: WatermarkReadOptions,
   req: ChunkRead,
   primary: pg.Client,
-  replica: pg.Client | null,
+  replica: () => Promise<pg.Client | null>,
 ): Promise<{ chunk: HandedChunk; rows: ReadRow[] }> {
   const { id, token } = await createChunk(opts.pipeline, {
     source: opts.source.name,
@@ -182,7 +202,8 @@ async function handChunk(
   // pg_current_snapshot() leaves that list empty. Rows need no such list (every key changed
   // between the watermarks is left out), so they are read on the replica when there is one.
   // the replica must have replayed the low watermark (and every change before it), and follow the primary
-  const reader = req.loads || !replica ? primary : await followingReplica(replica, primary, opts.source.name);
+  const onReplica = req.loads ? null : await replica();
+  const reader = onReplica ? await followingReplica(onReplica, primary, opts.source.name) : primary;
   const { snapshot, rows } = await readRows(reader, req);
   await storeChunkRead(opts.pipeline, id, snapshot, rows);
   await emit(primary, encodeWatermark('high', id, opts.source.name, opts.source.slot, token));

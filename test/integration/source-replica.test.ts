@@ -124,11 +124,6 @@ describe('reads on a source replica', () => {
     await storeEqualsRule();
   }, 60_000);
 
-  // Last: it leaves the standby on a history the primary no longer has. The primary is restored
-  // from an older copy; the standby, never rebuilt, has received more WAL than the restored
-  // primary holds and cannot follow it, yet it answers queries with the changes the restore took
-  // away. Capture finds the restore and the store is refilled: from the primary, since a replica
-  // holding WAL past the primary's position is not read (capture/replica.ts).
   it("an operator's read of the rows (ops inspect, explain) takes the standby once caught up, else the primary, and says why", async () => {
     expect((await caughtUpReplicaOr(inventory, standbyAdmin, 'source inventory', 10_000)).db).toBe(standbyAdmin);
     await standbyAdmin.query(`select pg_wal_replay_pause()`);
@@ -143,6 +138,19 @@ describe('reads on a source replica', () => {
     await storeEqualsRule();
   });
 
+  it('a replica that cannot be reached: a repair reads its rows on the primary instead of failing while it is down', async () => {
+    await inventory.query(`update shop.inventory set on_hand = 42 where sku_id = 'S-6' and fc_id = 'FC-1'`);
+    const unreachable = { ...f.c.config, INVENTORY_REPLICA_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' };
+    const result = await sourceRowsFor(unreachable, f.c.pool).refresh([{ tbl: 'inventory', key: 'S-6|FC-1' }]);
+    expect(result.refreshed).toBe(1);
+    await storeEqualsRule();
+  }, 60_000);
+
+  // Last: it leaves the standby on a history the primary no longer has. The primary is restored
+  // from an older copy; the standby, never rebuilt, has received more WAL than the restored
+  // primary holds and cannot follow it, yet it answers queries with the changes the restore took
+  // away. Capture finds the restore and the store is refilled: from the primary, since a replica
+  // holding WAL past the primary's position is not read (capture/replica.ts).
   it('a standby left on a history the restored primary no longer has is not read: the refill reads the primary', async () => {
     const copy = await primary.copyData();
     await inventory.query(`update shop.inventory set on_hand = 77 where sku_id = 'S-5' and fc_id = 'FC-1'`);
