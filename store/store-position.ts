@@ -335,18 +335,21 @@ export async function splitStorePosition(
 
 /**
  * After a rewind to `to` (the lowest partition's position): every partition past it takes it
- * (store/lua/lower-position.lua). Returns how many were lowered.
+ * (store/lua/lower-position.lua). Returns the partitions it lowered (they kept writes past the
+ * rewind's position) and the others (at or below it: those that went back).
  */
 export async function lowerStorePosition(
   redis: StoreRedis,
   partitions: readonly PartitionKeys[],
   to: DeliveryPosition,
-): Promise<number> {
+): Promise<{ lowered: PartitionKeys[]; wentBack: PartitionKeys[] }> {
   defineScripts(redis);
-  let lowered = 0;
-  for (const p of partitions)
-    lowered += Number(await runScript(redis, SCRIPTS.lowerPosition, 1, p.pos, to.batch, to.txid, to.id));
-  return lowered;
+  const out = { lowered: [] as PartitionKeys[], wentBack: [] as PartitionKeys[] };
+  for (const p of partitions) {
+    const lowered = Number(await runScript(redis, SCRIPTS.lowerPosition, 1, p.pos, to.batch, to.txid, to.id));
+    (lowered ? out.lowered : out.wentBack).push(p);
+  }
+  return out;
 }
 
 /**

@@ -564,6 +564,68 @@ describe('a store one chunk ahead of the cursor', () => {
     }
   });
 
+  // A cluster node failed over to a replica that lost a chunk (partition 0); the others kept their
+  // writes, and their watermarks past a dead-lettered change. The rewind settles that change's
+  // letter (it is delivered again): its hold goes where the partition went back (reads there are
+  // stale: their watermark is from before the change), and stays where it did not (released there,
+  // a read would answer fresh without the change until the re-delivery failed again).
+  it('a rewind releases what the re-delivered letters held only in the partitions that went back', async () => {
+    const { c4, acts4 } = await fourPartitions();
+    try {
+      const { rows: skus } = await c4.pool.query<{ sku_id: string }>(
+        `select distinct sku_id from shop.inventory order by sku_id limit 3`,
+      );
+      for (const s of skus)
+        await c4.pool.query(`update shop.inventory set on_hand = on_hand + 1 where sku_id = $1`, [s.sku_id]);
+      const { rows: fcs } = await c4.pool.query<{ fc_id: string }>(
+        `select fc_id from shop.fulfillment_centers limit 1`,
+      );
+      const fc = fcs[0]!.fc_id;
+      // an order the drain cannot apply (qty 0): dead-lettered, its FC held in every partition
+      await c4.pool.query(`insert into pipeline.outbox (tbl, op, key, image) values ('orders', 'I', '99', $1)`, [
+        JSON.stringify({
+          order_id: 99,
+          sku_id: skus[0]!.sku_id,
+          fc_id: fc,
+          qty: 0,
+          status: 'placed',
+          placed_at: new Date().toISOString(),
+        }),
+      ]);
+      const positions: Record<string, string>[] = [];
+      for (;;) {
+        const r = await acts4.drainBatch({ owner, maxRows: 1 });
+        if (r.outcome === 'idle') break;
+        positions.push(await c4.redis.hgetall(c4.keys.partitions[0]!.pos));
+      }
+      for (const p of c4.keys.partitions) expect(await c4.redis.hexists(p.held, `f:${fc}`)).toBe(1);
+      // partition 0 back at the first chunk's end, before the order, without its hold
+      const at = positions[0]!;
+      await c4.redis.hset(
+        c4.keys.partitions[0]!.pos,
+        FIELD.appliedBatch,
+        at[FIELD.appliedBatch]!,
+        FIELD.appliedTxid,
+        at[FIELD.appliedTxid]!,
+        FIELD.appliedId,
+        at[FIELD.appliedId]!,
+        FIELD.appliedChunk,
+        at[FIELD.appliedChunk]!,
+      );
+      await c4.redis.hdel(c4.keys.partitions[0]!.held, `f:${fc}`);
+      expect(await acts4.drainBatch({ owner })).toMatchObject({ outcome: 'repaired' });
+      expect((await c4.pool.query(`select discarded_by from pipeline.dead_letters where key = '99'`)).rows).toEqual([
+        { discarded_by: 'drain' },
+      ]);
+      for (const p of c4.keys.partitions.slice(1)) expect(await c4.redis.hexists(p.held, `f:${fc}`)).toBe(1);
+      // delivered again, it fails again: held again everywhere, its letter waiting again
+      await drainAll(acts4);
+      for (const p of c4.keys.partitions) expect(await c4.redis.hexists(p.held, `f:${fc}`)).toBe(1);
+    } finally {
+      await c4.close();
+    }
+  });
+
   // Two attempts at the same chunk both died midway, the second with a smaller chunk (a retry
   // starts again from the base size): partitions hold records of either, each checked on its own.
   it('partitions holding records of two attempts at the chunk: each found in the outbox, adopted', async () => {
