@@ -28,11 +28,16 @@ import { ReadScript, type ReadReply } from './read-script';
 export const MAX_SKUS_PER_CALL = 200;
 
 export interface Freshness {
-  /** The time up to which the store is known to hold every committed change (ISO), or null. */
+  /**
+   * The time up to which the store is known to hold every committed change (ISO), or null: this
+   * host's now less lagMs, so never in its future (a pipeline database clock running ahead stamps
+   * the watermark late).
+   */
   asOf: string | null;
   /**
-   * How long ago asOf was, in ms, measured on the Redis server's clock (store/watermark.ts): now -
-   * asOf when the clocks agree. Null when the pipeline never confirmed.
+   * How long ago asOf was, in ms: the larger of the lag measured on the Redis server's clock
+   * (store/watermark.ts) and this host's now less the watermark's time. Null when the pipeline
+   * never confirmed.
    */
   lagMs: number | null;
   /** True when the pipeline has not confirmed being caught up within the stale bound. */
@@ -84,9 +89,12 @@ function confirmationOf(
 ): Confirmation | null {
   if (!sameLayoutAsReader || !caughtUpRaw) return null;
   if (loadDay !== undefined && utcDay(new Date(Number(timeMs))) !== loadDay) return null;
-  const at = Number(caughtUpRaw);
-  const lagMs = partitionLagMs(at, clockRaw ? Number(clockRaw) : null, Number(timeMs), hostNow);
-  return lagMs === null ? null : { at, lagMs };
+  const lagMs = partitionLagMs(Number(caughtUpRaw), clockRaw ? Number(clockRaw) : null, Number(timeMs), hostNow);
+  // asOf is this host's now less that lag: never later than caughtUpAt (the lag is at least
+  // hostNow - caughtUpAt), and earlier when the pipeline database's clock, which stamps
+  // caughtUpAt, runs ahead. A caughtUpAt in this host's future would claim changes committed up
+  // to a time no snapshot covered; and lagMs is now - asOf, as the contract says.
+  return lagMs === null ? null : { at: hostNow - lagMs, lagMs };
 }
 
 /** The least fresh of the partitions read; unknown when any partition never confirmed. */

@@ -36,6 +36,12 @@ const lagOf = (ms: number) =>
     (lag: number) => lag >= ms && lag <= ms + (performance.now() - confirmedAt) + 1,
     `a lag of ${ms} ms, grown by no more than the time since it was confirmed`,
   );
+/** asOf with that lag: the reader's now less the lag it measured, so within lagOf's bounds below `at`. */
+const asOfLagging = (at: number, ms: number) =>
+  expect.toSatisfy((asOf: string) => {
+    const lag = at - Date.parse(asOf);
+    return lag >= ms && lag <= ms + (performance.now() - confirmedAt) + 1;
+  }, `an asOf ${ms} ms before ${new Date(at).toISOString()}, less the lag's growth`);
 const TODAY = utcDay(new Date(NOW));
 const YESTERDAY = utcDay(new Date(NOW - DAY_MS));
 let version = 0;
@@ -131,7 +137,7 @@ describe('badge reader (library)', () => {
       const a = await reader.getBadges('R1', ['PAUS', 'ELIG', 'NOPE', 'FULL', 'NONE', 'DISC', 'GONE']);
       expect(a).toEqual({
         region: 'R1',
-        asOf: new Date(NOW - 2000).toISOString(),
+        asOf: asOfLagging(NOW, 2000),
         lagMs: lagOf(2000),
         stale: false,
         badges: [
@@ -188,15 +194,21 @@ describe('badge reader (library)', () => {
   });
 
   // The lag is measured on the Redis server's clock (store/watermark.ts): the pipeline database's
-  // clock 30 s ahead of this host's gives an asOf 30 s in the future, and reads must still go
-  // stale once the drain has not confirmed for staleAfterMs (they stayed fresh 30 s longer).
+  // clock 30 s ahead of this host's stamps the watermark 30 s in the future, and reads must still
+  // go stale once the drain has not confirmed for staleAfterMs (they stayed fresh 30 s longer),
+  // and answer an asOf that is not in the future (it claimed changes no snapshot had covered).
   it("goes stale on time when the pipeline database's clock runs ahead of the reader's", async () => {
     // 5 s: the read right after the confirmation must come within it on a loaded test machine
     // (the bug this guards kept reads fresh for 35 s)
     const reader = createBadgeReader({ ...store, staleAfterMs: 5_000 });
     const dbAhead = Date.now() + 30_000;
     await markCaughtUp(c.redis, c.keys, dbAhead, 0, null); // confirmed just now, by a clock 30 s ahead
-    expect(await reader.freshness()).toMatchObject({ stale: false, asOf: new Date(dbAhead).toISOString() });
+    const readAt = Date.now();
+    const fresh = await reader.freshness();
+    expect(fresh.stale).toBe(false);
+    // the asOf is not the database clock's: never in this host's future, and now - lagMs
+    expect(Date.parse(fresh.asOf!)).toBeLessThanOrEqual(Date.now());
+    expect(Date.parse(fresh.asOf!)).toBeGreaterThanOrEqual(readAt - fresh.lagMs!);
     await sleep(5_200); // the drain stopped
     const later = await reader.getBadges('R1', ['ELIG']);
     expect(later.stale).toBe(true);
@@ -257,7 +269,7 @@ describe('HTTP API', () => {
     expect(r.headers.get('content-type')).toBe('application/json');
     expect(r.body).toEqual({
       region: 'R1',
-      asOf: new Date(NOW - 2000).toISOString(),
+      asOf: asOfLagging(NOW, 2000),
       stale: false,
       lagMs: lagOf(2000),
       badges: [
@@ -277,7 +289,7 @@ describe('HTTP API', () => {
       reason: 'eligible',
       stale: false,
       lagMs: lagOf(2000),
-      asOf: new Date(NOW - 2000).toISOString(),
+      asOf: asOfLagging(NOW, 2000),
     });
   });
 
