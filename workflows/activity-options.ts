@@ -146,7 +146,12 @@ export const reshardCatchUpActivity: ActivityOptions = {
  * stopped writing.
  */
 export const captureActivity: ActivityOptions = {
-  startToCloseTimeout: '10 minutes',
+  // Long: a session that must create its slot waits, before it streams, for every transaction
+  // running on the source to end, then for those running when they did (capture/slot.ts). Timed
+  // out, the creation was cancelled and the next attempt started that wait over: with overlapping
+  // write transactions of several minutes (batch jobs) no attempt ever finished. The heartbeat
+  // timeout notices a dead worker; the budget ends a streaming run.
+  startToCloseTimeout: '24 hours',
   heartbeatTimeout: '3 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: drainRetry,
