@@ -15,6 +15,7 @@ import { redactText } from '../config/redact';
 import type { CaptureSource } from './sources';
 import { keyColumnsOf, SOURCE_TABLES, type SourceTable } from './source-tables';
 import { encodeWatermark, TICK_PREFIX } from './ticks';
+import { PIN_MAX_MS } from './watermark-windows';
 import { dayStartIso, WINDOW_LOADS_SQL } from '../features/definitions';
 
 export interface WatermarkReadOptions {
@@ -97,11 +98,10 @@ export async function readThroughWatermarks(
   checkRequest(req);
   return withSourceClients(opts, async (primary, replica) => {
     for (let attempt = 1; ; attempt++) {
-      const { chunk, rows } = await handChunk(opts, req, primary, replica);
+      const { chunk, rows, heldMs } = await handChunk(opts, req, primary, replica);
       const written = await awaitChunk(opts, chunk, opts);
       if (written !== null) return { read: rows.length, written, ...lastOf(req.tbl, rows) };
-      if (attempt >= ATTEMPTS)
-        throw new Error(`capture of ${opts.source.name} abandoned the chunk ${ATTEMPTS} times (it keeps restarting)`);
+      if (attempt >= ATTEMPTS) throw new Error(abandonedWhy(opts.source.name, req, heldMs));
     }
   });
 }
@@ -110,6 +110,17 @@ export async function readThroughWatermarks(
 export async function handChunkRead(opts: WatermarkReadOptions, req: ChunkRead): Promise<HandedChunk> {
   checkRequest(req);
   return withSourceClients(opts, async (primary, replica) => (await handChunk(opts, req, primary, replica)).chunk);
+}
+
+/** Why the capture kept abandoning a chunk, as far as the reader can tell. */
+function abandonedWhy(source: string, req: ChunkRead, heldMs: number): string {
+  const base = `capture of ${source} abandoned the chunk ${ATTEMPTS} times`;
+  if (heldMs < PIN_MAX_MS) return `${base} (it keeps restarting)`;
+  return `${base}: its read took ${Math.round(heldMs / 1000)} s between its watermarks, longer than the ${PIN_MAX_MS / 1000} s a capture keeps a chunk's window open (capture/watermark-windows.ts). ${
+    req.loads
+      ? 'The load sums scan shop.orders for the days of the load window: an index on shop.orders (placed_at), made by the source database team, bounds that scan'
+      : 'A smaller chunk (--chunk) reads faster'
+  }`;
 }
 
 /** A request no read can answer, refused before anything is read or written. */
@@ -187,7 +198,7 @@ async function handChunk(
   req: ChunkRead,
   primary: pg.Client,
   replica: () => Promise<pg.Client | null>,
-): Promise<{ chunk: HandedChunk; rows: ReadRow[] }> {
+): Promise<{ chunk: HandedChunk; rows: ReadRow[]; heldMs: number }> {
   const { id, token } = await createChunk(opts.pipeline, {
     source: opts.source.name,
     tbl: req.tbl,
@@ -197,6 +208,7 @@ async function handChunk(
     deleteAbsent: req.deleteAbsent,
   });
   await emit(primary, encodeWatermark('low', id, opts.source.name, opts.source.slot, token));
+  const lowAt = Date.now();
   // Load sums are read on the primary: they need the snapshot's list of running transactions (a
   // transaction it did not see adds its deltas at the high watermark), and a standby's
   // pg_current_snapshot() leaves that list empty. Rows need no such list (every key changed
@@ -207,8 +219,9 @@ async function handChunk(
   const { snapshot, rows } = await readRows(reader, req);
   await storeChunkRead(opts.pipeline, id, snapshot, rows);
   await emit(primary, encodeWatermark('high', id, opts.source.name, opts.source.slot, token));
+  const heldMs = Date.now() - lowAt;
   // (a statement of its own: the high watermark's transaction has committed before it)
-  return { chunk: { id, highLsn: await primaryWalLsn(primary) }, rows };
+  return { chunk: { id, highLsn: await primaryWalLsn(primary) }, rows, heldMs };
 }
 
 /**
