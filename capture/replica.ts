@@ -60,9 +60,7 @@ export async function waitForReplay(
       return;
     }
     if (Date.now() > deadline)
-      throw new Error(
-        `the replica of ${what} did not replay the source's WAL up to ${lsn} within ${waitMs / 1000} s`,
-      );
+      throw new Error(`the replica of ${what} did not replay the source's WAL up to ${lsn} within ${waitMs / 1000} s`);
     await sleep(10);
   }
 }

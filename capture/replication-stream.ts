@@ -327,9 +327,7 @@ function classify(err: Error): Error {
   const code = (err as { code?: string }).code;
   const message = redactText(err.message);
   if (/publication .* does not exist/.test(message))
-    return new PublicationMissingError(
-      `${message}: run sql/source-setup.sql on the source database (docs/capture.md)`,
-    );
+    return new PublicationMissingError(`${message}: run sql/source-setup.sql on the source database (docs/capture.md)`);
   // 42704: the slot does not exist; 55000: it was invalidated (max_slot_wal_keep_size) or cannot
   // be used ("can no longer get changes from replication slot").
   if (

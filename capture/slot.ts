@@ -107,7 +107,11 @@ export async function ensureSlot(
  * hold it a moment longer), waiting up to `waitMs`; then as dropSlot, which fails on a slot still
  * active.
  */
-export async function dropSlotOnceFree(source: pg.ClientBase | pg.Pool, slot: string, waitMs = 10_000): Promise<boolean> {
+export async function dropSlotOnceFree(
+  source: pg.ClientBase | pg.Pool,
+  slot: string,
+  waitMs = 10_000,
+): Promise<boolean> {
   const deadline = Date.now() + waitMs;
   while ((await readSlot(source, slot)).active && Date.now() < deadline) await sleep(100);
   return dropSlot(source, slot);

@@ -54,7 +54,11 @@ export function createOpsContext(): OpsContext {
     pool: () => (pool ??= createPool(config.DATABASE_URL, 4)),
     source: sourcePool,
     sourceDatabases: () =>
-      shopDatabases(config, { pipeline: () => (pool ??= createPool(config.DATABASE_URL, 4)), replica: sourcePool }, others),
+      shopDatabases(
+        config,
+        { pipeline: () => (pool ??= createPool(config.DATABASE_URL, 4)), replica: sourcePool },
+        others,
+      ),
     async redis() {
       if (!redis) {
         redis = createStoreRedis(config, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });

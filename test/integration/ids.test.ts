@@ -119,7 +119,9 @@ describe('ids', () => {
     );
     await drainAll();
     // not drained yet: the store's hash of S lacks both fields
-    await c.pool.query(`insert into shop.inventory values ('S', 'toString', 4, 0, now()), ('S', 'constructor', 2, 0, now())`);
+    await c.pool.query(
+      `insert into shop.inventory values ('S', 'toString', 4, 0, now()), ('S', 'constructor', 2, 0, now())`,
+    );
     const report = await acts.verifyStore({ badgeSkus: 0, settleMs: 200 });
     const missing = [...report.mismatches, ...report.unjudged].filter((m) => m.feature === 'available');
     expect(missing.map((m) => [m.key, m.source, m.store]).sort()).toEqual([

@@ -38,10 +38,13 @@ const lagOf = (ms: number) =>
   );
 /** asOf with that lag: the reader's now less the lag it measured, so within lagOf's bounds below `at`. */
 const asOfLagging = (at: number, ms: number) =>
-  expect.toSatisfy((asOf: string) => {
-    const lag = at - Date.parse(asOf);
-    return lag >= ms && lag <= ms + (performance.now() - confirmedAt) + 1;
-  }, `an asOf ${ms} ms before ${new Date(at).toISOString()}, less the lag's growth`);
+  expect.toSatisfy(
+    (asOf: string) => {
+      const lag = at - Date.parse(asOf);
+      return lag >= ms && lag <= ms + (performance.now() - confirmedAt) + 1;
+    },
+    `an asOf ${ms} ms before ${new Date(at).toISOString()}, less the lag's growth`,
+  );
 const TODAY = utcDay(new Date(NOW));
 const YESTERDAY = utcDay(new Date(NOW - DAY_MS));
 let version = 0;
