@@ -524,6 +524,20 @@ describe('a store one chunk ahead of the cursor', () => {
   // A cluster node failed over to a replica two chunks behind: the rewind goes to that partition's
   // position, and the partitions that kept their writes take it too (store/lua/lower-position.lua),
   // rather than being found more than a chunk ahead and the store rebuilt.
+  /** Partition `p`'s position set back to `at` (a position read before), as a node that lost writes has it. */
+  const positionBack = (on: typeof c, p: number, at: Record<string, string>) =>
+    on.redis.hset(
+      on.keys.partitions[p]!.pos,
+      FIELD.appliedBatch,
+      at[FIELD.appliedBatch]!,
+      FIELD.appliedTxid,
+      at[FIELD.appliedTxid]!,
+      FIELD.appliedId,
+      at[FIELD.appliedId]!,
+      FIELD.appliedChunk,
+      at[FIELD.appliedChunk]!,
+    );
+
   it('a rewind lowers the partitions that kept writes: re-delivered, not rebuilt', async () => {
     const { c4, acts4, divergences } = await fourPartitions();
     try {
@@ -539,20 +553,8 @@ describe('a store one chunk ahead of the cursor', () => {
         positions.push(await c4.redis.hgetall(c4.keys.partitions[0]!.pos));
       }
       // partition 0 back at the first chunk's end, partition 1 at the third's (their nodes lost writes)
-      const back = (p: number, at: Record<string, string>) =>
-        c4.redis.hset(
-          c4.keys.partitions[p]!.pos,
-          FIELD.appliedBatch,
-          at[FIELD.appliedBatch]!,
-          FIELD.appliedTxid,
-          at[FIELD.appliedTxid]!,
-          FIELD.appliedId,
-          at[FIELD.appliedId]!,
-          FIELD.appliedChunk,
-          at[FIELD.appliedChunk]!,
-        );
-      await back(0, positions[0]!);
-      await back(1, positions[2]!);
+      await positionBack(c4, 0, positions[0]!);
+      await positionBack(c4, 1, positions[2]!);
       expect(await acts4.drainBatch({ owner })).toMatchObject({ outcome: 'repaired' });
       expect(divergences).toEqual(['behind']);
       await drainAll(acts4);
@@ -600,18 +602,7 @@ describe('a store one chunk ahead of the cursor', () => {
       }
       for (const p of c4.keys.partitions) expect(await c4.redis.hexists(p.held, `f:${fc}`)).toBe(1);
       // partition 0 back at the first chunk's end, before the order, without its hold
-      const at = positions[0]!;
-      await c4.redis.hset(
-        c4.keys.partitions[0]!.pos,
-        FIELD.appliedBatch,
-        at[FIELD.appliedBatch]!,
-        FIELD.appliedTxid,
-        at[FIELD.appliedTxid]!,
-        FIELD.appliedId,
-        at[FIELD.appliedId]!,
-        FIELD.appliedChunk,
-        at[FIELD.appliedChunk]!,
-      );
+      await positionBack(c4, 0, positions[0]!);
       await c4.redis.hdel(c4.keys.partitions[0]!.held, `f:${fc}`);
       expect(await acts4.drainBatch({ owner })).toMatchObject({ outcome: 'repaired' });
       expect((await c4.pool.query(`select discarded_by from pipeline.dead_letters where key = '99'`)).rows).toEqual([
