@@ -336,5 +336,12 @@ function classify(err: Error): Error {
   )
     return new SlotLostError(`replication slot lost: ${message}`);
   if (code === '55006') return new SlotBusyError(message);
+  // Slot names are the server's, not a database's: one of this name made from another database of
+  // the server (the source moved databases, the pipeline's name kept) cannot stream this one. Not
+  // dropped by capture (it may be another's): the operator's to drop, asked again every 30 s.
+  if (code === '55000' && /not created in this database/.test(message))
+    return new SourceSetupError(
+      `${message}: a slot of this name belongs to another database of the source's server. Drop it there if nothing reads it (select pg_drop_replication_slot('<slot>') in that database), and capture creates its own`,
+    );
   return new Error(`replication stream failed: ${message}`);
 }

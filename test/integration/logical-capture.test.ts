@@ -21,6 +21,7 @@ import {
   type CaptureProgress,
 } from '../../capture/capture-loop';
 import type { CaptureSource } from '../../capture/sources';
+import { SourceSetupError } from '../../capture/row-image';
 import {
   CaptureFencedError,
   CaptureWritesLostError,
@@ -512,6 +513,26 @@ describe('capture from the WAL of two source databases', () => {
     const session = await CaptureSession.open(inventory, pipeline); // mended: streams
     await session.close();
   }, 60_000);
+
+  it('a slot of its name made from another database of the server: a set-up error naming the fix', async () => {
+    const other = new URL(TEST_INVENTORY_URL);
+    other.pathname = '/postgres';
+    const slot = 'fb_test_other_database';
+    await withClient(other.toString(), (c) =>
+      c.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]),
+    );
+    try {
+      const start = ReplicationStream.start({
+        connectionString: TEST_INVENTORY_URL,
+        slot,
+        publication: 'fresh_badges',
+      });
+      await expect(start).rejects.toBeInstanceOf(SourceSetupError);
+      await expect(start).rejects.toThrow(/belongs to another database of the source's server\. Drop it there/);
+    } finally {
+      await withClient(other.toString(), (c) => c.query(`select pg_drop_replication_slot($1)`, [slot]));
+    }
+  });
 
   // pgoutput looks the publication up as of each change it decodes (PostgreSQL before 18): a change
   // made while the publication was missing fails every session at that change, for good.
