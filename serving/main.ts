@@ -11,11 +11,22 @@ import { logger } from '../log/logger';
 
 const log = logger('api');
 
-/** A Redis client for the read path: fail fast while disconnected (503), reconnect by itself. */
+/**
+ * How long a read's Redis command may take before it fails (503). A read is one script call of well
+ * under a millisecond: a Redis that holds it longer is paused, stalled or cut off without a reset,
+ * and a caller is better served by a 503 it can act on than by a request hanging until TCP gives up.
+ */
+export const READ_COMMAND_TIMEOUT_MS = 1_000;
+
+/**
+ * A Redis client for the read path: fail fast while disconnected or unanswering (503), reconnect
+ * by itself.
+ */
 export function readPathRedis(config: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): StoreRedis {
   const redis = createStoreRedis(config, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
+    commandTimeout: READ_COMMAND_TIMEOUT_MS,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
   });
   let lastLog = 0;

@@ -5,7 +5,8 @@
  */
 import { backlog } from '../support/cursor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readPathRedis } from '../../serving/main';
+import { Redis } from 'ioredis';
+import { READ_COMMAND_TIMEOUT_MS, readPathRedis } from '../../serving/main';
 import { sourceBadges } from '../../reconcile/source-badges';
 import { CatalogueSize, regionId, seedCatalogue, skuId } from '../../simulator/catalogue';
 import { rng, runTraffic } from '../../simulator/traffic';
@@ -134,6 +135,33 @@ describe('through the drain', () => {
 });
 
 describe('Redis outage', () => {
+  it('answers 503 while Redis holds its commands (paused, stalled) instead of waiting for it', async () => {
+    const port = await freePort();
+    const server = await startRedisServer(port);
+    const url = `redis://127.0.0.1:${port}/0`;
+    const redis = readPathRedis({ REDIS_URL: url, REDIS_CLUSTER_NODES: '' });
+    const admin = new Redis(url);
+    const api = await startTestApi(redis, 'fbt:');
+    try {
+      await eventually(async () => (await get(`${api.base}/healthz`)).status === 200, 5_000, 'redis up');
+      // every client's commands held for 4 s, the read API's included (the connection stays up)
+      await admin.call('CLIENT', 'PAUSE', String(READ_COMMAND_TIMEOUT_MS + 3_000), 'ALL');
+      const r = await get(`${api.base}/v1/badges?region=R1&skus=A`);
+      expect(r.status).toBe(503);
+      expect(r.body.error).toMatch(/online store unavailable: Command timed out/);
+      await eventually(
+        async () => (await get(`${api.base}/v1/badges?region=R1&skus=A`)).status === 200,
+        10_000,
+        'answers again once Redis does',
+      );
+    } finally {
+      await api.close();
+      redis.disconnect();
+      admin.disconnect();
+      await stopProcess(server);
+    }
+  });
+
   it('answers 503 with a JSON error while Redis is down and recovers by itself', async () => {
     const port = await freePort();
     let server = await startRedisServer(port);
