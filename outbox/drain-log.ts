@@ -80,20 +80,51 @@ export async function insertDeadLetters(
     [
       consumer,
       JSON.stringify(
-        items.map(({ row, error, pendingLoads }) => ({
-          txid: row.txid,
-          id: row.id,
-          tbl: row.tbl,
-          op: row.op,
-          key: row.key,
-          image: row.image,
-          old_image: row.old_image,
-          error,
-          pending_loads: pendingLoads,
-        })),
+        items.map(({ row, error, pendingLoads }) => {
+          const images = storableImages(row);
+          return {
+            txid: row.txid,
+            id: row.id,
+            tbl: row.tbl,
+            op: row.op,
+            key: row.key,
+            image: images.image,
+            old_image: images.old_image,
+            error: images.changed ? `${error} (${NUL_NOTE})` : error,
+            pending_loads: pendingLoads,
+          };
+        }),
       ),
     ],
   );
+}
+
+const NUL_NOTE = 'the image held NUL characters (\\u0000), which jsonb cannot store: kept here as U+FFFD';
+
+/**
+ * A row's images as the dead letters' jsonb can hold them. The outbox's json takes any JSON text,
+ * `\u0000` included (no source row has one: PostgreSQL's text cannot hold NUL, so only a row
+ * written by hand does), which jsonb refuses: the letter's insert failed, the pass was retried for
+ * good, and the drain shard never moved past the row. Such characters are kept as U+FFFD.
+ */
+function storableImages(row: OutboxRow): { image: unknown; old_image: unknown; changed: boolean } {
+  let changed = false;
+  const clean = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      if (!v.includes('\u0000')) return v;
+      changed = true;
+      return v.replaceAll('\u0000', '\uFFFD');
+    }
+    if (Array.isArray(v)) return v.map(clean);
+    if (v && typeof v === 'object')
+      return Object.fromEntries(
+        Object.entries(v as Record<string, unknown>).map(([k, x]) => [clean(k) as string, clean(x)]),
+      );
+    return v;
+  };
+  const image = clean(row.image);
+  const old_image = clean(row.old_image);
+  return { image, old_image, changed };
 }
 
 /**

@@ -169,6 +169,22 @@ describe('drain batch', () => {
     expect((await c.pool.query(`select count(*)::int as n from pipeline.dead_letters`)).rows[0].n).toBe(1 + shards);
   });
 
+  it('a malformed row whose image holds \\u0000 (json takes it, jsonb does not) is dead-lettered too, not retried for good', async () => {
+    await c.pool.query(
+      `insert into pipeline.outbox (tbl, op, key, image) values ('skus', 'U', 'N1', '{"sku_id": "N1", "lifecycle": "x\\u0000y"}')`,
+    );
+    await c.pool.query(`insert into shop.skus (sku_id, title, lifecycle) values ('N2', 'ok', 'active')`);
+    expect(await acts.drainBatch({ owner })).toMatchObject({ outcome: 'applied', deadLetters: 1 });
+    expect(await lifecycleOf('N2')).toMatch(/^a\|/);
+    const dead = (await c.pool.query(`select image, error from pipeline.dead_letters where key = 'N1'`)).rows;
+    expect(dead).toEqual([
+      {
+        image: { sku_id: 'N1', lifecycle: 'x\uFFFDy' },
+        error: expect.stringMatching(/lifecycle.*NUL characters .* kept here as U\+FFFD/),
+      },
+    ]);
+  });
+
   it('an activity that ends behind says by how many rows (the Web UI shows it); a caught-up one does not count', async () => {
     await insertSkuChanges('B', 50);
     // A budget spent after the first batch of 10: the activity ends behind.
