@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { checkShardCount } from '../../activities/drain/reshard';
 import { MAX_DRAIN_SHARDS } from '../../outbox';
-import { positiveInt } from '../lib/cli-args';
+import { intBetween, positiveInt } from '../lib/cli-args';
 import { ReshardBusy, startOrAttachReshard } from '../lib/reshard';
 import { reshardProgressQuery, type ReshardProgress } from '../../workflows';
 import { OpsContext, OpsError } from './context';
@@ -43,8 +43,11 @@ function registerReshard(program: Command, ctx: () => OpsContext): void {
     )
     .option(
       '--timeout <seconds>',
-      'the workflow gives up (and lifts the freeze) if the shards have not met by then',
-      positiveInt('--timeout'),
+      // below the catch-up activity's 1-hour start-to-close (workflows/activity-options.ts): each
+      // attempt counts the timeout from its own start, so a longer one was cut at the hour and
+      // started again, and the run never gave up (the shards frozen, reads stale, until cancelled)
+      'the workflow gives up (and lifts the freeze) if the shards have not met by then (1-3000)',
+      intBetween(1, 3000)('--timeout'),
       600,
     )
     .option('--no-wait', 'start it (or find it running) and return')

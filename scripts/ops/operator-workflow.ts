@@ -22,6 +22,8 @@ export interface OperatorWorkflow<W extends Workflow, P> {
   taskQueue?: string;
   wait: boolean;
   progress?: (p: P) => { value: number; total: number; label: string };
+  /** `--json`: stdout holds the result alone (the "started" line is not printed). */
+  json?: boolean;
 }
 
 /** Starts it; returns its result when waiting (undefined otherwise). */
@@ -39,9 +41,10 @@ export async function runOperatorWorkflow<W extends Workflow, P = never>(
     // its kind as a search attribute (workflows/search-attributes.ts), unless they are turned off
     ...startTags(o.workflow.name, ctx.config.TEMPORAL_SEARCH_ATTRIBUTES),
   } as unknown as WorkflowStartOptions<W>);
-  console.log(
-    `${o.what} started: workflow ${handle.workflowId} (Web UI: http://localhost:${ctx.config.TEMPORAL_UI_PORT}/namespaces/${ctx.config.TEMPORAL_NAMESPACE}/workflows/${handle.workflowId})`,
-  );
+  if (!o.json)
+    console.log(
+      `${o.what} started: workflow ${handle.workflowId} (Web UI: http://localhost:${ctx.config.TEMPORAL_UI_PORT}/namespaces/${ctx.config.TEMPORAL_NAMESPACE}/workflows/${handle.workflowId})`,
+    );
   if (!o.wait) return undefined;
   const result = o.progress && process.stdout.isTTY ? followProgress<P>(handle, o.progress) : handle.result();
   return (await result) as Awaited<ReturnType<W>>;

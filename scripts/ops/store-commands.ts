@@ -76,6 +76,7 @@ function registerVerify(program: Command, ctx: () => OpsContext): void {
           ? `Verify of ${o.sample} random SKUs, every FC, region and load`
           : 'Verify of every SKU, FC, region and load',
         wait: true,
+        json: !!o.json,
       })) as VerifyReport;
       printJsonOr(o.json, r, () => printVerifyReport(r));
       if (r.mismatches.length) process.exitCode = 1;
