@@ -109,9 +109,19 @@ function parsed(v: unknown): unknown {
   }
 }
 
-/** The partitions a held field lives in: a SKU's own, everything else in every partition given. */
-function partitionsOf(keys: StoreKeys, partitions: readonly PartitionKeys[], subject: string): PartitionKeys[] {
-  return subject.startsWith(HELD.sku) ? [keys.ofSku(subject.slice(HELD.sku.length))] : [...partitions];
+/**
+ * The partitions a held field lives in: a SKU's own, everything else in every partition given.
+ * `within`: a SKU's own only if it is one of those given.
+ */
+function partitionsOf(
+  keys: StoreKeys,
+  partitions: readonly PartitionKeys[],
+  subject: string,
+  within = false,
+): PartitionKeys[] {
+  if (!subject.startsWith(HELD.sku)) return [...partitions];
+  const own = keys.ofSku(subject.slice(HELD.sku.length));
+  return !within || partitions.some((p) => p.index === own.index) ? [own] : [];
 }
 
 /** Holds the subjects of these dead-lettered changes, in `partitions` (a drain shard's own). */
@@ -122,12 +132,14 @@ export async function hold(
   partitions: readonly PartitionKeys[] = keys.partitions,
   /** Only where the subject is not held yet (holding waiting letters again: holdWaiting). */
   ifAbsent = false,
+  /** In `partitions` alone, a SKU's subject too (a rewind's partitions that kept their writes). */
+  within = false,
 ): Promise<void> {
   const now = String(Date.now());
   const byKey = new Map<string, Set<string>>();
   for (const row of rows)
     for (const subject of heldSubjects(row))
-      for (const p of partitionsOf(keys, partitions, subject)) {
+      for (const p of partitionsOf(keys, partitions, subject, within)) {
         let subjects = byKey.get(p.held);
         if (!subjects) byKey.set(p.held, (subjects = new Set()));
         subjects.add(subject);

@@ -16,6 +16,7 @@ import {
 import type { DrainDeps, Target } from './types';
 import { settleRedelivered } from '../dead-letters/redelivered';
 import { releaseHeldBy } from '../dead-letters';
+import { hold } from '../../store/held';
 
 export type Divergence = Exclude<PositionCheck, { status: 'ok' }>;
 
@@ -99,18 +100,20 @@ export async function resolveDivergence(
       // Partitions that kept writes past it (some nodes of a cluster behind) take it too: more than
       // a chunk ahead, they could not be checked against the outbox and would be rebuilt
       // (adopted-chunk.ts). Harmless: the versions and counters' positions skip what they hold.
-      const { wentBack } = await lowerStorePosition(deps.redis, deps.keys.partitions, store.applied);
+      const { lowered, wentBack } = await lowerStorePosition(deps.redis, deps.keys.partitions, store.applied);
       // the letters of the changes delivered again no longer say what is owed (redelivered.ts).
       // What they held goes only in the partitions at or below the rewound position (those that
       // went back): a watermark speaks only for a partition holding its batch's end (gated-hset.lua),
       // so theirs is from before the claimed batch, whose changes all committed after it; the
       // re-delivery holds again what fails again. A partition that kept its writes (a cluster node
       // that did not fail over) may have a watermark past the change: released there, its reads
-      // would answer fresh without a change still owed. Its hold goes once the drain settles old
-      // holds (settle-holds.ts), if no letter names it by then.
+      // would answer fresh without a change still owed. There it is held anew, stamped now: the
+      // settled letter no longer names it, and an old stamp would let the drain's settling of old
+      // holds (settle-holds.ts) release it before the re-delivery has passed the change.
       const settled = await settleRedelivered(client, consumer, rewound);
       if (settled.length && wentBack.length)
         await releaseHeldBy({ ...deps, keys: { ...deps.keys, partitions: wentBack } }, settled, client);
+      if (settled.length && lowered.length) await hold(deps.redis, deps.keys, settled, lowered, false, true);
       deps.log?.(
         'warn',
         `online store is BEHIND the drain cursor (Redis lost writes: restarted from an older file, or failed over); re-delivering from the store's own position`,
