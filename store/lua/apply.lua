@@ -178,8 +178,17 @@ local function madeFromBase(key)
 end
 
 -- d and D (discontinued) and x (deleted) start the key's TTL, an expiring tombstone; a and p persist.
-local function lifecycleTtl(key, code)
-  if code == 'd' or code == 'D' or code == 'x' then redis.call('EXPIRE', key, tombTtl) else redis.call('PERSIST', key) end
+-- The TTL runs from when the key became that tombstone (prev: the lifecycle code it had): a later
+-- write of the same state (a title edited, every row touched by a nightly job, a refresh, a replay)
+-- does not start it again, or a discontinued SKU whose row is written daily would never expire.
+local function tombstoneKind(c) if c == 'D' then return 'd' end return c end
+local function lifecycleTtl(key, code, prev)
+  if code == 'd' or code == 'D' or code == 'x' then
+    if prev and tombstoneKind(prev) == tombstoneKind(code) and redis.call('TTL', key) > 0 then return end
+    redis.call('EXPIRE', key, tombTtl)
+  else
+    redis.call('PERSIST', key)
+  end
 end
 
 -- Has the counter (its position fields pos) already taken the delta at (b, t, id)? Positions
@@ -258,7 +267,7 @@ local function lifecycle(i, key, field, code, id, txid, isUpdate, isRefresh)
   local lost = (isUpdate or isRefresh) and (not cur or marked) and partitionComplete()
   if code == 'd' and (marked or lost) then code = 'D' end
   redis.call('HSET', key, field, code .. '|' .. id)
-  lifecycleTtl(key, code)
+  lifecycleTtl(key, code, cur and string.sub(cur, 1, 1))
   if lost and isUpdate and code ~= 'D' and code ~= 'x' then raiseRebuild(i, key) end
   return 1
 end

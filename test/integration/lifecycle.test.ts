@@ -2,6 +2,7 @@
  * SKU lifecycle through the real drain: discontinued tombstones with TTL, pausing, reactivation
  * before and after the tombstone expired (the rebuild workflow), and resurrection attempts.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LIFECYCLE_FIELD } from '../../store/keys';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { compareSnapshots } from '../../reconcile/compare';
@@ -120,6 +121,24 @@ describe('SKU lifecycle', () => {
     );
     expect(await c.redis.ttl(c.keys.sku('S1'))).toBeGreaterThan(0);
     expect((await badge()).reason).toBe('unknown');
+  });
+
+  it("discontinued: the key's TTL runs from the discontinuation, not from each later write of its row", async () => {
+    await q(`update shop.skus set lifecycle = 'discontinued' where sku_id = 'S1'`);
+    await until({ reason: 'discontinued' }, 'discontinued');
+    const first = await c.redis.hget(c.keys.sku('S1'), LIFECYCLE_FIELD);
+    await sleep(3_000);
+    // a title edited (every row touched by a nightly job, say): a newer write of the same state
+    await q(`update shop.skus set title = 'edited' where sku_id = 'S1'`);
+    await eventually(
+      async () => (await c.redis.hget(c.keys.sku('S1'), LIFECYCLE_FIELD)) !== first,
+      10_000,
+      'the edit applied',
+    );
+    expect(await c.redis.hget(c.keys.sku('S1'), LIFECYCLE_FIELD)).toMatch(/^d\|/);
+    const left = await c.redis.pttl(c.keys.sku('S1'));
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(TTL_S * 1000 - 3_000);
   });
 
   it('paused answers paused; back to active answers from current stock', async () => {
