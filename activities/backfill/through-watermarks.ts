@@ -26,6 +26,8 @@ import { BACKFILL_TABLES, type BackfillTable, type ChunkResult, finishBackfill, 
 import { estimateTableRows } from './row-estimate';
 import { activityChunkWait } from '../chunk-wait';
 import { heartbeatWith } from '../heartbeat-details';
+import { logger } from '../../log/logger';
+import { redactText } from '../../config/redact';
 
 /** Waiting for the capture to write a chunk: a backlog in the slot comes first. */
 const CHUNK_TIMEOUT_MS = 10 * 60_000;
@@ -80,7 +82,7 @@ export function createWatermarkBackfill(deps: {
       await deps.pool.query(`update pipeline.capture_progress set refill_from = now() where lost_at is not null`);
       const plan = {} as Record<BackfillTable, number>;
       for (const tbl of BACKFILL_TABLES)
-        plan[tbl] = await estimateRows(sourceOf(tbl).replicaUrl ?? sourceOf(tbl).url, tbl);
+        plan[tbl] = await estimateRows(sourceOf(tbl), tbl);
       return plan;
     },
 
@@ -155,14 +157,30 @@ async function refuseWhileGapTransactionsRun(pipeline: pg.Pool, sources: Capture
   }
 }
 
-/** A source table's row count for progress (row-estimate.ts), on the database the chunks read. */
-async function estimateRows(url: string, tbl: BackfillTable): Promise<number> {
-  const c = new pg.Client({ connectionString: url });
+/**
+ * A source table's row count for progress (row-estimate.ts), on the database the chunks read: its
+ * replica, or the primary while the replica cannot be reached (as the chunks do: a replica down
+ * must not stop the refill at its first step).
+ */
+async function estimateRows(source: CaptureSource, tbl: BackfillTable): Promise<number> {
+  if (source.replicaUrl)
+    try {
+      return await estimateRowsAt(source.replicaUrl, tbl);
+    } catch (err) {
+      logger('backfill').warn(
+        `the replica of ${source.name} cannot be reached (${redactText((err as Error).message)}): estimating shop.${tbl} on the primary`,
+      );
+    }
+  return estimateRowsAt(source.url, tbl);
+}
+
+async function estimateRowsAt(url: string, tbl: BackfillTable): Promise<number> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   c.on('error', () => {}); // a lost connection fails the query below; unheard, it would end the worker
-  await c.connect();
   try {
+    await c.connect();
     return (await estimateTableRows(c, [tbl]))[tbl];
   } finally {
-    await c.end();
+    await c.end().catch(() => {});
   }
 }

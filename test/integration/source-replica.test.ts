@@ -12,6 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caughtUpReplicaOr } from '../../capture/replica';
+import { createWatermarkBackfill } from '../../activities/backfill/through-watermarks';
+import { BACKFILL_TABLES } from '../../activities/backfill/backfill';
 import { sourceRowsFor } from '../../capture/source-rows';
 import { captureSources } from '../../capture/sources';
 import { createPool } from '../../db/pool';
@@ -138,12 +140,15 @@ describe('reads on a source replica', () => {
     await storeEqualsRule();
   });
 
-  it('a replica that cannot be reached: a repair reads its rows on the primary instead of failing while it is down', async () => {
+  it('a replica that cannot be reached: a repair, and the row estimates of a refill, read the primary instead of failing while it is down', async () => {
     await inventory.query(`update shop.inventory set on_hand = 42 where sku_id = 'S-6' and fc_id = 'FC-1'`);
     const unreachable = { ...f.c.config, INVENTORY_REPLICA_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' };
     const result = await sourceRowsFor(unreachable, f.c.pool).refresh([{ tbl: 'inventory', key: 'S-6|FC-1' }]);
     expect(result.refreshed).toBe(1);
     await storeEqualsRule();
+    // and a refill's first step (its row estimates for progress)
+    const plan = await createWatermarkBackfill({ ...f.c, config: unreachable }).plan();
+    expect(Object.keys(plan).sort()).toEqual([...BACKFILL_TABLES].sort());
   }, 60_000);
 
   // Last: it leaves the standby on a history the primary no longer has. The primary is restored
