@@ -68,7 +68,7 @@ export async function waitForReplay(
 /**
  * Where an operator's one-off read of a source's rows goes (`ops inspect`, `ops explain`): its
  * replica once it has replayed what the primary had written when asked, within `waitMs`; else the
- * primary, and `why` says so. A one-row read there costs the source little, and a replica that
+ * primary, and `why` says so (and the replica, saying so, while the primary cannot be reached). A one-row read there costs the source little, and a replica that
  * lags or no longer follows the primary would show rows the source no longer has, or not yet.
  */
 export async function caughtUpReplicaOr(
@@ -77,7 +77,16 @@ export async function caughtUpReplicaOr(
   what: string,
   waitMs = 5_000,
 ): Promise<{ db: pg.Pool; why?: string }> {
-  const lsn = await primaryWalLsn(primary);
+  let lsn: string;
+  try {
+    lsn = await primaryWalLsn(primary);
+  } catch (err) {
+    // the primary down is when an operator looks most: the replica's rows, said to maybe lag
+    return {
+      db: replica,
+      why: `the primary of ${what} cannot be reached (${(err as Error).message}): reading its replica, which may lag`,
+    };
+  }
   try {
     await waitForReplay(replica, lsn, what, () => primaryWalLsn(primary), waitMs);
     return { db: replica };

@@ -29,7 +29,9 @@ if redis.call('EXISTS', p .. KEY.epoch) == 0 then meta[1] = false meta[3] = fals
 local held = p .. KEY.held
 local anyHeld = redis.call('EXISTS', held) == 1
 if anyHeld then
-  local fields = { HELD.all, HELD.region .. ARGV[3] }
+  -- (no region: the freshness alone, which a letter of the empty region, r:, does not concern)
+  local fields = { HELD.all }
+  if ARGV[3] ~= '' then fields[#fields + 1] = HELD.region .. ARGV[3] end
   for _, fc in ipairs(fcs) do fields[#fields + 1] = HELD.fc .. fc end
   for _, at in ipairs(redis.call('HMGET', held, unpack(fields))) do
     if at then meta[1] = false meta[3] = false end

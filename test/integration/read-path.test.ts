@@ -244,6 +244,17 @@ describe('badge reader (library)', () => {
     expect(await reader.freshness()).toEqual({ asOf: null, lagMs: null, stale: true });
   });
 
+  it("the store's freshness alone is not held back by a waiting letter of the empty region (r:), a region's read is", async () => {
+    const reader = createBadgeReader({ ...store, staleAfterMs: 10_000, now: () => NOW });
+    for (const p of c.keys.partitions) await c.redis.hset(p.held, 'r:', String(Date.now()), 'r:R1', String(Date.now()));
+    try {
+      expect((await reader.freshness()).stale).toBe(false);
+      expect((await reader.getBadges('R1', ['ELIG'])).stale).toBe(true);
+    } finally {
+      for (const p of c.keys.partitions) await c.redis.hdel(p.held, 'r:', 'r:R1');
+    }
+  });
+
   it('answers 200 SKUs in one call and refuses 201', async () => {
     const reader = createBadgeReader({
       ...store,

@@ -137,6 +137,15 @@ describe('reads on a source replica', () => {
     } finally {
       await standbyAdmin.query(`select pg_wal_replay_resume()`);
     }
+    // the primary down (when an operator looks most): the replica, said to maybe lag
+    const down = createPool('postgres://postgres@127.0.0.1:1/nowhere', 1);
+    try {
+      const read = await caughtUpReplicaOr(down, standbyAdmin, 'source inventory', 1_000);
+      expect(read.db).toBe(standbyAdmin);
+      expect(read.why).toMatch(/primary of source inventory cannot be reached .*: reading its replica, which may lag/);
+    } finally {
+      await down.end();
+    }
     await storeEqualsRule();
   });
 
