@@ -222,8 +222,15 @@ export class CaptureSession {
       .catch(() => false);
     if (!exists) return err;
     await this.stream.close().catch(() => {});
-    await dropSlotOnceFree(this.admin, this.source.slot);
-    const message = `the slot of ${this.source.name} cannot decode its changes: ${err.message.replace(/: run sql\/source-setup\.sql.*$/, '')}, though the source has it now (dropped and created again since the slot's position). The slot was dropped; the next session creates it and the source is refilled from a snapshot`;
+    const why = `the slot of ${this.source.name} cannot decode its changes: ${err.message.replace(/: run sql\/source-setup\.sql.*$/, '')}, though the source has it now (dropped and created again since the slot's position)`;
+    let dropped: boolean;
+    try {
+      dropped = await dropSlotOnceFree(this.admin, this.source.slot);
+    } catch (dropErr) {
+      // (asked again at the next session, which fails the same way first)
+      return new Error(`${why}; dropping the slot failed: ${(dropErr as Error).message}`);
+    }
+    const message = `${why}. ${dropped ? 'The slot was dropped' : 'The slot is gone'}; the next session creates it and the source is refilled from a snapshot`;
     logger('capture').warn(message);
     return new SlotLostError(message);
   }

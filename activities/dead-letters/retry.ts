@@ -117,6 +117,7 @@ export async function retryDeadLetters(
       result.errors.push({ id: dl.id, error: outcome.error });
     }
   }
+  onProgress({ letters: r.rows.length, done: r.rows.length, retried: result.retried, failed: result.failed });
   return result;
 }
 

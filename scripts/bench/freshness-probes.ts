@@ -140,7 +140,9 @@ async function untilAsOf(
     const r = await httpGetJson(apiPort, path, agent);
     if (r.asOf && Date.parse(r.asOf) >= committedAt) return performance.now() - committed;
     if (performance.now() - committed > 30_000) throw new Error(`probe: asOf not past the commit after 30 s`);
-    await sleep(10); // (asOf moves in steps of CAPTURE_TICK_MS or a drain batch: no need to ask more often)
+    // (the time asOf speaks for moves in steps of CAPTURE_TICK_MS or a drain batch: no need to ask
+    // more often; asOf itself is the API host's now less the lag, ADR 0016)
+    await sleep(10);
   }
 }
 
