@@ -26,6 +26,7 @@ import { prepareCapture } from './lib/capture-mode';
 import { syncDrainLayout } from './lib/drain-layout';
 import { ensureTemporal } from './stack';
 import { superviseBatchWorker } from './lib/batch-worker';
+import { checkLocalPorts } from './lib/local-ports';
 import { intBetween } from './lib/cli-args';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logger } from '../log/logger';
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
   const opts = parseOptions();
   const config = loadConfig();
   checkRunSettings(config);
+  checkLocalPorts(config, config.WORKER_TASK_QUEUES === 'all' && !opts.singleProcess);
   await migrateDatabase(config);
   await startTemporal(config);
   await syncSchedules(config);
