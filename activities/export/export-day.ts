@@ -146,7 +146,7 @@ async function writeDay(
   await run.conn.run(
     `set temp_directory = ${sqlString(path.join(run.staging, 'tmp'))}; set preserve_insertion_order = false`,
   );
-  const changes = await loadChanges(run);
+  const { changes, landingFiles } = await loadChanges(run);
   const latest = (await run.conn.runAndReadAll('select max(source_ms) from changes')).getRows()[0][0];
   run.end = intervalsEnd(run.d0, now, latest === null ? null : Number(latest));
   await deriveFeatureUpdates(run, changes);
@@ -161,7 +161,12 @@ async function writeDay(
   const badges = await writeBadges(run);
   const end = new Date(run.end).toISOString();
   const landed = landedThroughMs === undefined || (landedThroughMs !== null && landedThroughMs >= run.d0 + 86_400_000);
-  writePartitionMarker(run.staging, { date: run.date, complete: dayIsOver(run.d0, now) && landed, intervalsEnd: end });
+  writePartitionMarker(run.staging, {
+    date: run.date,
+    complete: dayIsOver(run.d0, now) && landed,
+    intervalsEnd: end,
+    landingFiles,
+  });
   return { date: run.date, changes, skuRows, badges, intervalsEnd: end };
 }
 
@@ -181,15 +186,30 @@ interface ExportRun {
   oldestKeptDay: string | null;
 }
 
-/** 1. The day's changes, each once (a crash can land a range twice); written as changes.parquet. */
-async function loadChanges({ conn, exportDir, date, staging, progress }: ExportRun): Promise<number> {
+/**
+ * 1. The day's changes, each once (a crash can land a range twice); written as changes.parquet.
+ * Read from the landing files listed first, by name, and those names returned: the partition's
+ * marker records them, so a file landed while the export ran (after this read, before the marker)
+ * is told apart from the ones it holds (landing-retention.ts).
+ */
+async function loadChanges({
+  conn,
+  exportDir,
+  date,
+  staging,
+  progress,
+}: ExportRun): Promise<{ changes: number; landingFiles: string[] }> {
   const landing = landingDir(exportDir, date);
-  const hasLanding = hasLandedChanges(exportDir, date);
+  const landingFiles = hasLandedChanges(exportDir, date)
+    ? fs
+        .readdirSync(landing)
+        .filter((f) => f.endsWith('.parquet'))
+        .sort()
+    : [];
   await conn.run(`create table changes (${LANDING_COLUMNS})`);
-  if (hasLanding) {
-    await conn.run(
-      `insert into changes select * from read_parquet(${sqlString(path.join(landing, '*.parquet'))}, hive_partitioning = false)`,
-    );
+  if (landingFiles.length) {
+    const files = landingFiles.map((f) => sqlString(path.join(landing, f))).join(', ');
+    await conn.run(`insert into changes select * from read_parquet([${files}], hive_partitioning = false)`);
     // Keep each change once; the window runs over narrow columns only (not the images).
     await conn.run(`delete from changes where rowid in (
       select rowid from (select rowid, row_number() over (partition by txid, id order by applied_ms nulls last, rowid) as n from changes) where n > 1)`);
@@ -202,7 +222,7 @@ async function loadChanges({ conn, exportDir, date, staging, progress }: ExportR
             applied_ms - source_ms as freshness_ms from changes order by txid, id`,
     path.join(staging, 'changes.parquet'),
   );
-  return changes;
+  return { changes, landingFiles };
 }
 
 /**

@@ -76,15 +76,24 @@ function partitionState(exportDir: string, day: string): KeptLandingDay['partiti
     const marker = readPartitionMarker(folder);
     if (marker === null) return 'no marker';
     if (marker.complete !== true) return 'partial';
-    return landedSince(exportDir, day, fs.statSync(path.join(folder, PARTITION_MARKER)).mtimeMs)
-      ? 'landed after its export'
-      : 'complete';
+    const late = Array.isArray(marker.landingFiles)
+      ? landedBesides(exportDir, day, new Set(marker.landingFiles))
+      : landedSince(exportDir, day, fs.statSync(path.join(folder, PARTITION_MARKER)).mtimeMs);
+    return late ? 'landed after its export' : 'complete';
   } catch {
     return 'unreadable marker';
   }
 }
 
-/** Whether a landing file of `day` was written after `ms` (its partition's marker). */
+/**
+ * Whether `day` holds a landing file its export did not read (the marker's list): one landed while
+ * the export ran, after it had read the day, is written before the marker yet in no partition.
+ */
+function landedBesides(exportDir: string, day: string, read: Set<string>): boolean {
+  return fs.readdirSync(landingDir(exportDir, day)).some((f) => f.endsWith('.parquet') && !read.has(f));
+}
+
+/** Whether a landing file of `day` was written after `ms` (the marker of a version that listed no files). */
 function landedSince(exportDir: string, day: string, ms: number): boolean {
   const dir = landingDir(exportDir, day);
   return fs.readdirSync(dir).some((f) => f.endsWith('.parquet') && fs.statSync(path.join(dir, f)).mtimeMs > ms);

@@ -21,6 +21,11 @@ export interface PartitionMarker {
   complete: boolean;
   /** Where the open intervals end (ISO): the next midnight, or for a partial day its cut-off. */
   intervalsEnd: string;
+  /**
+   * The day's landing files the export read, by name (absent in a marker of a version before it):
+   * a file not among them landed after the export read the day (landing-retention.ts).
+   */
+  landingFiles?: string[];
 }
 
 /** Writes the marker into `folder` (a staging folder), flushed like the Parquet files beside it. */

@@ -51,6 +51,7 @@ describe('a partition written while its day was running', () => {
       date: first,
       complete: false,
       intervalsEnd: new Date(at(first, '08:00') + 1).toISOString(),
+      landingFiles: ['b1-a.parquet'], // what it read: the afternoon's file landed after it
     });
   });
 

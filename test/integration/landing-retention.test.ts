@@ -33,7 +33,7 @@ const pipelineDir = fs.mkdtempSync(path.join(os.tmpdir(), 'landing-pipeline-'));
 
 const daysAgo = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10);
 // past LANDING_RETENTION_D (14):
-const lateLanded = '2020-01-02'; // complete, but a file landed after its export: kept
+const lateLanded = '2020-01-02'; // complete, but a file landed after its export read the day: kept
 // 2020-01-03: quiet (nothing landed)
 const exported = '2020-01-04'; // complete partition, the next day's too: goes
 const beforePartial = '2020-01-05'; // complete, but the next day's export (partial) still reads it: kept
@@ -70,7 +70,9 @@ beforeAll(async () => {
     await landByHand(batchDir, day, changesOf(day));
     await exportOf(day);
   }
-  // a transaction that committed after the day's export landed late (in no partition yet)
+  // a transaction that committed before midnight landed while the day's export ran, after it had
+  // read the day (in no partition yet): written before the partition's marker, so its write time
+  // alone does not tell it (the marker lists the files the export read)
   const late = Date.parse(`${lateLanded}T23:00:00Z`);
   await landByHand(
     batchDir,
@@ -83,7 +85,7 @@ beforeAll(async () => {
   fs.utimesSync(
     path.join(landingDir(batchDir, lateLanded), 'b2-2001_2-2001_1.parquet'),
     markedAt,
-    new Date(markedAt.getTime() + 1000),
+    new Date(markedAt.getTime() - 1000),
   );
   fs.rmSync(path.join(partitionDir(batchDir, unmarked), PARTITION_MARKER));
   await landByHand(batchDir, partial, changesOf(partial));
