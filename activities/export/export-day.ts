@@ -51,7 +51,7 @@ import {
 import { copyToParquet, fsyncPath, openDuck, sqlString } from './duckdb';
 import { writeLoadHistory } from './load-history';
 import { loadEarlierLoadChanges } from './earlier-loads';
-import { writePartitionMarker } from './partition-marker';
+import { readPartitionMarker, writePartitionMarker } from './partition-marker';
 
 export { partitionDir, validateDate };
 
@@ -99,6 +99,7 @@ export async function exportDay(
   } = {},
 ): Promise<ExportResult> {
   validateDate(date);
+  if (!hasLandedChanges(exportDir, date) && opts.ifEmpty === 'write') refuseEmptyOverComplete(exportDir, date);
   if (!hasLandedChanges(exportDir, date) && (opts.ifEmpty ?? 'fail') !== 'write') {
     const message = nothingLandedMessage(exportDir, date);
     if (opts.ifEmpty === 'skip')
@@ -135,6 +136,21 @@ export async function exportDay(
   duck.close();
   fs.rmSync(path.join(staging, 'tmp'), { recursive: true, force: true });
   return { ...result, dir: publishPartition(exportDir, date, staging) };
+}
+
+/**
+ * `--allow-empty` over a complete partition of a day whose landing files are gone (retention
+ * removes them only from complete days): the day was not quiet, it was exported and pruned, and
+ * an empty export would replace its partition with the day before's state. Refused.
+ */
+function refuseEmptyOverComplete(exportDir: string, date: string): void {
+  const marker = fs.existsSync(partitionDir(exportDir, date))
+    ? readPartitionMarker(partitionDir(exportDir, date))
+    : null;
+  if (marker?.complete === true && (marker.landingFiles === undefined || marker.landingFiles.length > 0))
+    throw new NothingLandedError(
+      `${date} has a complete partition and no landing files (removed by the landing retention after its export): exported again with --allow-empty it would be replaced by an empty day. Nothing was written; the partition stays`,
+    );
 }
 
 /** Every file of the partition, into the staging folder. */

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDuck } from '../../activities/export/duckdb';
 import { exportDay, partitionDir } from '../../activities/export/export-day';
 import { readPartitionMarker } from '../../activities/export/partition-marker';
+import { landingDir } from '../../activities/export/day-inputs';
 import { landByHand, partitionReader, type LandedChange } from '../support/hand-landing';
 
 const first = '2020-01-05';
@@ -91,5 +92,19 @@ describe('a partition written while its day was running', () => {
       { available: '2', f: String(at(next, '00:00')), t: String(at(next, '10:00')) },
       { available: '3', f: String(at(next, '10:00')), t: String(at(next, '00:00') + 86_400_000) },
     ]);
+  });
+
+  // Retention removes the landing files of complete days only: such a day was not quiet.
+  it('once its landing files are removed, --allow-empty does not replace the complete partition with an empty day', async () => {
+    const before = fs.readdirSync(partitionDir(dir, first)).sort();
+    fs.rmSync(landingDir(dir, first), { recursive: true, force: true });
+    await expect(exportDay(dir, first, { memoryLimit: '256MB', ifEmpty: 'write' })).rejects.toThrow(
+      `${first} has a complete partition and no landing files (removed by the landing retention after its export): exported again with --allow-empty it would be replaced by an empty day. Nothing was written; the partition stays`,
+    );
+    expect(fs.readdirSync(partitionDir(dir, first)).sort()).toEqual(before);
+    expect(readPartitionMarker(partitionDir(dir, first))).toMatchObject({
+      complete: true,
+      landingFiles: ['b1-a.parquet', 'b2-a.parquet'],
+    });
   });
 });
