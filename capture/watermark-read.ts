@@ -165,6 +165,8 @@ async function withSourceClients<T>(
   primary.on('error', () => {});
   let replica = null as Promise<pg.Client | null> | null;
   const connectReplica = async (url: string): Promise<pg.Client | null> => {
+    // (one that just failed is not asked again for a while: each chunk would wait its timeout)
+    if ((unreachableUntil.get(url) ?? 0) > Date.now()) return null;
     const client = new pg.Client({
       connectionString: url,
       application_name: 'fresh-badges-watermark',
@@ -176,8 +178,9 @@ async function withSourceClients<T>(
       return client;
     } catch (err) {
       await client.end().catch(() => {});
+      unreachableUntil.set(url, Date.now() + REPLICA_RETRY_MS);
       logger('capture').warn(
-        `the replica of ${opts.source.name} cannot be reached (${redactText((err as Error).message)}): reading its rows on the primary`,
+        `the replica of ${opts.source.name} cannot be reached (${redactText((err as Error).message)}): reading its rows on the primary for the next ${REPLICA_RETRY_MS / 1000} s`,
       );
       return null;
     }
@@ -191,6 +194,10 @@ async function withSourceClients<T>(
     await (await replica)?.end().catch(() => {});
   }
 }
+
+/** A replica that could not be reached is asked again after this long (until then: the primary). */
+const REPLICA_RETRY_MS = 60_000;
+const unreachableUntil = new Map<string, number>();
 
 /** Reads the rows between the watermarks, and stores them for the capture. */
 async function handChunk(
@@ -207,14 +214,15 @@ async function handChunk(
     fromDay: req.loads?.fromDay,
     deleteAbsent: req.deleteAbsent,
   });
-  await emit(primary, encodeWatermark('low', id, opts.source.name, opts.source.slot, token));
-  const lowAt = Date.now();
   // Load sums are read on the primary: they need the snapshot's list of running transactions (a
   // transaction it did not see adds its deltas at the high watermark), and a standby's
   // pg_current_snapshot() leaves that list empty. Rows need no such list (every key changed
-  // between the watermarks is left out), so they are read on the replica when there is one.
-  // the replica must have replayed the low watermark (and every change before it), and follow the primary
+  // between the watermarks is left out), so they are read on the replica when there is one,
+  // connected before the low watermark (a connect timeout inside the window would shorten it).
   const onReplica = req.loads ? null : await replica();
+  await emit(primary, encodeWatermark('low', id, opts.source.name, opts.source.slot, token));
+  const lowAt = Date.now();
+  // the replica must have replayed the low watermark (and every change before it), and follow the primary
   const reader = onReplica ? await followingReplica(onReplica, primary, opts.source.name) : primary;
   const { snapshot, rows } = await readRows(reader, req);
   await storeChunkRead(opts.pipeline, id, snapshot, rows);
