@@ -81,8 +81,7 @@ export function createWatermarkBackfill(deps: {
       // a source lost before now is refilled by this backfill
       await deps.pool.query(`update pipeline.capture_progress set refill_from = now() where lost_at is not null`);
       const plan = {} as Record<BackfillTable, number>;
-      for (const tbl of BACKFILL_TABLES)
-        plan[tbl] = await estimateRows(sourceOf(tbl), tbl);
+      for (const tbl of BACKFILL_TABLES) plan[tbl] = await estimateRows(sourceOf(tbl), tbl);
       return plan;
     },
 
