@@ -212,7 +212,7 @@ export function toBackfillOps(keys: StoreKeys, u: FeatureUpdate, snapshot: strin
  * nothing about the SKU's stock, and the update over it must still check the key.
  */
 export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; source: number }[], batch = '0'): StoreOp[] {
-  const latest = new Map<string, VersionedOp | StockOp | LifecycleOp>();
+  const latest = new Map<string, VersionedOp | StockOp | LifecycleOp[]>();
   const deltas: (LoadDeltaOp | LoadSetOp | LoadsCompleteOp)[] = [];
   // lifecycle ops of SKU inserts, and the updates folded over one (which stand for it from then on)
   const inserts = new WeakSet<object>();
@@ -225,11 +225,35 @@ export function foldOps(keys: StoreKeys, updates: { update: FeatureUpdate; sourc
       }
       const id = `${op.key}\u0000${fieldOf(op)}`;
       const prev = latest.get(id);
-      if (!prev) latest.set(id, op);
+      if (op.kind === 'lifecycle') {
+        if (Array.isArray(prev)) prev.push(op);
+        else latest.set(id, [op]);
+      } else if (!prev || Array.isArray(prev)) latest.set(id, op);
       else latest.set(id, prev.version < op.version ? foldedOver(op, prev, inserts) : foldedOver(prev, op, inserts));
     }
   }
-  return [...latest.values(), ...deltas];
+  const kept: StoreOp[] = [];
+  for (const v of latest.values()) kept.push(...(Array.isArray(v) ? foldLifecycle(v, inserts) : [v]));
+  return [...kept, ...deltas];
+}
+
+/**
+ * A SKU's lifecycle changes of one batch, in version order, each run of one kind folded to its
+ * newest (see foldedOver). Not folded across a change of kind: the apply script starts a
+ * tombstone's TTL when the key becomes one and keeps it through later writes of the same state
+ * (apply.lua, lifecycleTtl), so discontinued, active, discontinued again folded to the last would
+ * keep the first discontinuation's TTL, and the key could expire moments after the SKU was last
+ * active, before the deletion fence covers that change (store/fence.ts).
+ */
+function foldLifecycle(ops: LifecycleOp[], inserts: WeakSet<object>): LifecycleOp[] {
+  const kindOf = (op: LifecycleOp) => (op.code === 'd' || op.code === 'D' ? 'd' : op.code === 'x' ? 'x' : 'live');
+  const out: LifecycleOp[] = [];
+  for (const op of [...ops].sort((a, b) => a.version - b.version)) {
+    const last = out[out.length - 1];
+    if (last && kindOf(last) === kindOf(op)) out[out.length - 1] = foldedOver(op, last, inserts);
+    else out.push(op);
+  }
+  return out;
 }
 
 /**

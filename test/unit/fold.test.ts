@@ -63,6 +63,39 @@ describe('foldOps', () => {
     ).toEqual([{ kind: 'lifecycle', key: 'p:s:S', code: 'p', version: 12, txid: '1', update: false, source: 2 }]);
   });
 
+  // The apply script keeps a tombstone's TTL through later writes of the same state (apply.lua,
+  // lifecycleTtl): discontinued, active, discontinued again folded to the last would keep the
+  // first discontinuation's TTL, and the key could expire right after the SKU was last active.
+  it('folds a lifecycle within a run of one kind, never across a change of kind, in version order', () => {
+    const lc = (value: Lifecycle | null, version: number, source: number) =>
+      at({ feature: 'sku.lifecycle', sku: 'S', value, version, txid: '1', update: true }, source);
+    const op = (code: string, version: number, source: number) => ({
+      kind: 'lifecycle',
+      key: 'p:s:S',
+      code,
+      version,
+      txid: '1',
+      update: true,
+      source,
+    });
+    // active, then discontinued again (given in either order): both, oldest first
+    for (const batch of [
+      [lc('active', 12, 0), lc('discontinued', 13, 1)],
+      [lc('discontinued', 13, 1), lc('active', 12, 0)],
+    ])
+      expect(foldOps(keys, batch)).toEqual([op('a', 12, 0), op('d', 13, 1)]);
+    // runs of one kind fold to their newest: active and paused persist alike; two discontinuations
+    expect(
+      foldOps(keys, [
+        lc('active', 10, 0),
+        lc('paused', 11, 1),
+        lc('discontinued', 12, 2),
+        lc('discontinued', 14, 3),
+        lc(null, 15, 4),
+      ]),
+    ).toEqual([op('p', 11, 1), op('d', 14, 3), op('x', 15, 4)]);
+  });
+
   // A refill read between watermarks: its last set says the loads are complete (op Z), applied
   // after that set, never before it: a named FC zeroed by it would read 0 until its set came.
   it("puts a refill's completeness after its last set", () => {
