@@ -91,7 +91,8 @@ export async function insertDeadLetters(
             image: images.image,
             old_image: images.old_image,
             error: images.changed ? `${error} (${NUL_NOTE})` : error,
-            pending_loads: pendingLoads,
+            // (a counter key holds an order's fc_id, which nothing checks: NULs there too)
+            pending_loads: pendingLoads?.map((k) => k.replaceAll('\u0000', '\uFFFD')) ?? null,
           };
         }),
       ),

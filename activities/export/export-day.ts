@@ -147,7 +147,12 @@ function refuseEmptyOverComplete(exportDir: string, date: string): void {
   const marker = fs.existsSync(partitionDir(exportDir, date))
     ? readPartitionMarker(partitionDir(exportDir, date))
     : null;
-  if (marker?.complete === true && (marker.landingFiles === undefined || marker.landingFiles.length > 0))
+  if (marker?.complete !== true) return;
+  if (marker.landingFiles === undefined)
+    throw new NothingLandedError(
+      `${date} has a complete partition, written by a version that did not record its landing files, and no landing files (removed by the landing retention after its export, unless the day was quiet): exported again with --allow-empty it would be replaced by an empty day. Nothing was written; the partition stays. If the day was quiet, remove its folder (${partitionDir(exportDir, date)}) and export it again with --allow-empty`,
+    );
+  if (marker.landingFiles.length > 0)
     throw new NothingLandedError(
       `${date} has a complete partition and no landing files (removed by the landing retention after its export): exported again with --allow-empty it would be replaced by an empty day. Nothing was written; the partition stays`,
     );

@@ -6,14 +6,15 @@
  */
 import { ConfigurationError, type Config } from '../../config';
 
-type PortSettings = Pick<Config, 'API_PORT' | 'WORKER_METRICS_PORT' | 'BATCH_WORKER_METRICS_PORT' | 'TEMPORAL_UI_PORT'>;
+// (not TEMPORAL_UI_PORT: npm start opens it only when it starts the dev server itself, not with a
+// Temporal of its own elsewhere; the dev server says so if the port is taken)
+type PortSettings = Pick<Config, 'API_PORT' | 'WORKER_METRICS_PORT' | 'BATCH_WORKER_METRICS_PORT'>;
 
 /** Throws ConfigurationError naming the settings that give one port to two listeners (0: any free port, never a clash). */
 export function checkLocalPorts(config: PortSettings, batchWorker: boolean): void {
   const ports: [keyof PortSettings, number][] = [
     ['API_PORT', config.API_PORT],
     ['WORKER_METRICS_PORT', config.WORKER_METRICS_PORT],
-    ['TEMPORAL_UI_PORT', config.TEMPORAL_UI_PORT],
   ];
   if (batchWorker) ports.push(['BATCH_WORKER_METRICS_PORT', config.BATCH_WORKER_METRICS_PORT]);
   const byPort = new Map<number, string[]>();

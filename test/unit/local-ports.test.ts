@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../../config';
 import { checkLocalPorts } from '../../scripts/lib/local-ports';
 
-const ports = { API_PORT: 8080, WORKER_METRICS_PORT: 9464, BATCH_WORKER_METRICS_PORT: 9465, TEMPORAL_UI_PORT: 8233 };
+const ports = { API_PORT: 8080, WORKER_METRICS_PORT: 9464, BATCH_WORKER_METRICS_PORT: 9465 };
 
 describe('checkLocalPorts', () => {
   it('names both settings of a port given twice', () => {
