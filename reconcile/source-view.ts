@@ -187,8 +187,19 @@ async function openSourceSnapshot(source: CaptureSource, useReplica = true): Pro
   const client = new pg.Client({
     connectionString: (useReplica && source.replicaUrl) || source.url,
     application_name: 'fresh-badges-verify',
+    connectionTimeoutMillis: 5_000,
   });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => {});
+    if (replayedFrom === null) throw err;
+    // a replica that cannot be reached: verify reads the primary rather than fail every run while it is down
+    logger('verify').warn(
+      `the replica of ${source.name} cannot be reached (${(err as Error).message}): taking the snapshot on the primary`,
+    );
+    return openSourceSnapshot(source, false);
+  }
   try {
     if (replayedFrom !== null) {
       try {

@@ -12,6 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caughtUpReplicaOr } from '../../capture/replica';
+import { withLogicalView } from '../../reconcile/source-view';
+import { verifyView } from '../../reconcile/verify';
 import { createWatermarkBackfill } from '../../activities/backfill/through-watermarks';
 import { BACKFILL_TABLES } from '../../activities/backfill/backfill';
 import { sourceRowsFor } from '../../capture/source-rows';
@@ -149,12 +151,17 @@ describe('reads on a source replica', () => {
     await storeEqualsRule();
   });
 
-  it('a replica that cannot be reached: a repair, and the row estimates of a refill, read the primary instead of failing while it is down', async () => {
+  it('a replica that cannot be reached: a repair, verify and the row estimates of a refill read the primary instead of failing while it is down', async () => {
     await inventory.query(`update shop.inventory set on_hand = 42 where sku_id = 'S-6' and fc_id = 'FC-1'`);
     const unreachable = { ...f.c.config, INVENTORY_REPLICA_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' };
     const result = await sourceRowsFor(unreachable, f.c.pool).refresh([{ tbl: 'inventory', key: 'S-6|FC-1' }]);
     expect(result.refreshed).toBe(1);
     await storeEqualsRule();
+    // and verify's snapshot
+    const report = await withLogicalView(captureSources(unreachable), f.c.pool, (view) =>
+      verifyView(view, f.c.redis, f.c.keys, { badgeSkus: 0, settleMs: 5_000 }),
+    );
+    expect(report.mismatches).toEqual([]);
     // and a refill's first step (its row estimates for progress)
     const plan = await createWatermarkBackfill({ ...f.c, config: unreachable }).plan();
     expect(Object.keys(plan).sort()).toEqual([...BACKFILL_TABLES].sort());
