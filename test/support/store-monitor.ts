@@ -28,8 +28,8 @@ export async function monitorStore(
   monitors.forEach((m, i) => {
     // Once disconnected, echoes still in the socket (the other run's go on) are replies to no
     // command: ioredis emits an error for each, which would be thrown with no listener.
-    m.on('error', (err: Error) => void (stopping || errors.push(err)));
     const db = String(nodes[i]!.options.db ?? 0);
+    m.on('error', (err: Error) => void (stopping || otherDatabasesEcho(err, db) || errors.push(err)));
     m.on('monitor', (_time: string, args: string[], source: string, database: string) => {
       if (database !== db) return;
       if (String(args[0]).toLowerCase() === 'echo' && args[1] === marker) markerSeen[i]!.seen();
@@ -49,4 +49,16 @@ export async function monitorStore(
       if (errors.length) throw errors[0];
     },
   };
+}
+
+/**
+ * ioredis's "Command queue state error" for an echo line of another database: the first echoes can
+ * reach a monitor connection in the chunk that holds its MONITOR's OK, before ioredis has put it
+ * in monitor mode, and each is taken for the reply to no command. Under `npm test` the runs beside
+ * this one (other databases of the same Redis) echo all the time. One of this store's database is
+ * not ignored: a command the test watches for may be lost with it.
+ */
+function otherDatabasesEcho(err: Error, db: string): boolean {
+  const m = /Command queue state error.*Last reply: [\d.]+ \[(\d+) /.exec(err.message);
+  return m !== null && m[1] !== db;
 }
